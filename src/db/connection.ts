@@ -1,0 +1,177 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir, userInfo, homedir } from 'node:os';
+import { join } from 'node:path';
+import type { ClientConfig } from 'pg';
+import { usageError } from '../errors.js';
+import { findPgpassPassword } from './pgpass.js';
+
+/** Where to connect. `password` never leaves this process except through a 0600 passfile. */
+export interface ConnectionParams {
+  /** Host name, IP address, or a Unix-socket directory (starts with `/`). */
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  password?: string;
+  sslmode?: string;
+  /** How the target was chosen, for status output: "--database-url", "DATABASE_URL", "libpq", "embedded". */
+  source: string;
+}
+
+const DEFAULT_SOCKET_DIRS = ['/var/run/postgresql', '/tmp'];
+
+export function parseDatabaseUrl(url: string, source: string): ConnectionParams {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw usageError(`${source} is not a valid URL: ${redactUrl(url)}`, {
+      hint: 'Use the form postgresql://user:password@host:5432/database',
+    });
+  }
+  if (parsed.protocol !== 'postgresql:' && parsed.protocol !== 'postgres:') {
+    throw usageError(`${source} must start with postgresql:// (got ${parsed.protocol}//)`);
+  }
+  const query = parsed.searchParams;
+  const host = query.get('host') ?? (parsed.hostname ? decodeURIComponent(parsed.hostname).replace(/^\[|\]$/g, '') : DEFAULT_SOCKET_DIRS[0]!);
+  const port = Number(query.get('port') ?? (parsed.port || 5432));
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) throw usageError(`${source} has an invalid port`);
+  const user = decodeURIComponent(parsed.username) || query.get('user') || userInfo().username;
+  const database = decodeURIComponent(parsed.pathname.replace(/^\//, '')) || query.get('dbname') || user;
+  const params: ConnectionParams = { host, port, user, database, source };
+  const password = parsed.password ? decodeURIComponent(parsed.password) : query.get('password');
+  if (password) params.password = password;
+  const sslmode = query.get('sslmode');
+  if (sslmode) params.sslmode = sslmode;
+  return params;
+}
+
+const LIBPQ_TARGET_VARS = ['PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGPASSWORD'] as const;
+
+/** The libpq variables, when any of them names a target; otherwise undefined. */
+export function fromLibpqEnv(env: NodeJS.ProcessEnv): ConnectionParams | undefined {
+  if (!LIBPQ_TARGET_VARS.some((name) => env[name])) return undefined;
+  const user = env.PGUSER || userInfo().username;
+  const port = Number(env.PGPORT || 5432);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) throw usageError(`PGPORT is not a valid port: ${env.PGPORT}`);
+  const params: ConnectionParams = {
+    host: env.PGHOST || DEFAULT_SOCKET_DIRS[0]!,
+    port,
+    user,
+    database: env.PGDATABASE || user,
+    source: 'libpq environment',
+  };
+  if (env.PGPASSWORD) params.password = env.PGPASSWORD;
+  if (env.PGSSLMODE) params.sslmode = env.PGSSLMODE;
+  return params;
+}
+
+/** Fill a missing password from the passfile, as libpq does. */
+export async function withPassfilePassword(params: ConnectionParams, env: NodeJS.ProcessEnv): Promise<ConnectionParams> {
+  if (params.password !== undefined) return params;
+  const passfile = env.PGPASSFILE || join(homedir(), '.pgpass');
+  const password = await findPgpassPassword(passfile, params);
+  return password === undefined ? params : { ...params, password };
+}
+
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@').replace(/([?&]password=)[^&]*/i, '$1***');
+}
+
+/** user@host:port/database, never with a password. */
+export function describeTarget(params: ConnectionParams): string {
+  const host = params.host.startsWith('/') ? `[${params.host}]` : params.host;
+  return `${params.user}@${host}:${params.port}/${params.database}`;
+}
+
+/** A URL for display and `cluster url`; includes no password. */
+export function toDisplayUrl(params: ConnectionParams): string {
+  const user = encodeURIComponent(params.user);
+  const db = encodeURIComponent(params.database);
+  if (params.host.startsWith('/')) {
+    return `postgresql://${user}@/${db}?host=${encodeURIComponent(params.host)}&port=${params.port}`;
+  }
+  const host = params.host.includes(':') ? `[${params.host}]` : params.host;
+  const ssl = params.sslmode ? `?sslmode=${encodeURIComponent(params.sslmode)}` : '';
+  return `postgresql://${user}@${host}:${params.port}/${db}${ssl}`;
+}
+
+export function withDatabase(params: ConnectionParams, database: string): ConnectionParams {
+  return { ...params, database };
+}
+
+function sslOption(mode: string | undefined): ClientConfig['ssl'] {
+  switch (mode) {
+    case undefined:
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      return false;
+    case 'require':
+      return { rejectUnauthorized: false };
+    case 'verify-ca':
+    case 'verify-full':
+      return true;
+    default:
+      throw usageError(`unknown sslmode "${mode}"`, { hint: 'Use disable, require, verify-ca or verify-full.' });
+  }
+}
+
+export interface SessionOptions {
+  applicationName: string;
+  connectTimeoutMs: number;
+  statementTimeoutMs: number;
+  lockTimeoutMs: number;
+}
+
+export function toPgConfig(params: ConnectionParams, options: SessionOptions): ClientConfig {
+  const config: ClientConfig = {
+    host: params.host,
+    port: params.port,
+    user: params.user,
+    database: params.database,
+    ssl: sslOption(params.sslmode),
+    application_name: options.applicationName.slice(0, 63),
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    statement_timeout: options.statementTimeoutMs,
+    lock_timeout: options.lockTimeoutMs,
+  };
+  if (params.password !== undefined) config.password = params.password;
+  return config;
+}
+
+function escapePassfileField(value: string): string {
+  return value.replaceAll('\\', '\\\\').replaceAll(':', '\\:');
+}
+
+/**
+ * Environment for a libpq child (pg_dump, pg_restore, psql). The password goes
+ * into a private passfile, never into argv or a PGPASSWORD variable; the
+ * caller must call `cleanup()` when the child has exited.
+ */
+export async function libpqChildEnv(
+  params: ConnectionParams,
+  base: NodeJS.ProcessEnv,
+  applicationName: string,
+): Promise<{ env: NodeJS.ProcessEnv; cleanup: () => Promise<void> }> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(base)) {
+    if (!key.startsWith('PG') && key !== 'DATABASE_URL') env[key] = value;
+  }
+  env.PGHOST = params.host;
+  env.PGPORT = String(params.port);
+  env.PGUSER = params.user;
+  env.PGDATABASE = params.database;
+  env.PGAPPNAME = applicationName.slice(0, 63);
+  env.PGCONNECT_TIMEOUT = '10';
+  if (params.sslmode) env.PGSSLMODE = params.sslmode;
+  if (params.password === undefined) {
+    env.PGPASSFILE = '/dev/null';
+    return { env, cleanup: async () => {} };
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'belay-pass-'));
+  const file = join(dir, 'pgpass');
+  await writeFile(file, `*:*:*:*:${escapePassfileField(params.password)}\n`, { mode: 0o600 });
+  env.PGPASSFILE = file;
+  return { env, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}

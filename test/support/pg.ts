@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { quoteIdent } from '../../src/db/ident.js';
+import { TEMPLATE_DB, TEST_APP_PASSWORD, TEST_APP_ROLE, type TestCluster } from './constants.js';
+
+export function cluster(): TestCluster {
+  return inject('pgCluster');
+}
+
+export interface TestDatabase {
+  name: string;
+  /** The application role over TCP with a password: what an operator would pass. */
+  url: string;
+  /** The superuser over the Unix socket, for independent checks. */
+  adminUrl: string;
+  /** Run SQL as the superuser in this database; returns rows. */
+  query<T extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<T[]>;
+}
+
+function adminConfig(c: TestCluster, database: string): pg.ClientConfig {
+  return { host: c.socketDir, port: c.port, user: c.superuser, database };
+}
+
+export async function adminQuery<T extends pg.QueryResultRow = pg.QueryResultRow>(
+  database: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
+  const client = new pg.Client(adminConfig(cluster(), database));
+  await client.connect();
+  try {
+    return (await client.query<T>(sql, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+export function appUrl(database: string): string {
+  const c = cluster();
+  return `postgresql://${TEST_APP_ROLE}:${encodeURIComponent(TEST_APP_PASSWORD)}@127.0.0.1:${c.port}/${encodeURIComponent(database)}`;
+}
+
+/** A new, empty database for one test, cloned from the template. */
+export async function freshDatabase(prefix = 't'): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  await adminQuery('postgres', `CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(TEMPLATE_DB)} OWNER ${quoteIdent(TEST_APP_ROLE)}`);
+  const c = cluster();
+  return {
+    name,
+    url: appUrl(name),
+    adminUrl: `postgresql://${c.superuser}@/${name}?host=${encodeURIComponent(c.socketDir)}&port=${c.port}`,
+    query: (sql, params) => adminQuery(name, sql, params),
+  };
+}
+
+export { TEST_APP_PASSWORD, TEST_APP_ROLE };
