@@ -1,0 +1,41 @@
+import { hostname, userInfo } from 'node:os';
+import { resolve } from 'node:path';
+import { loadConfig } from '../config/load.js';
+import { resolveTarget } from '../config/target.js';
+import { RunEvents } from '../runner/events.js';
+import type { RunSetup } from '../runner/setup.js';
+import type { BelayOptions } from './options.js';
+
+function runBy(): string {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry (some containers)
+  }
+  return `${user}@${hostname()} pid ${process.pid}`;
+}
+
+/** Read the config and resolve the connection: the one place that looks at the environment. */
+export async function prepare(options: BelayOptions): Promise<RunSetup> {
+  const cwd = resolve(options.cwd ?? process.cwd());
+  const env = options.env ?? process.env;
+  const overrides: { databaseUrl?: string; migrationsDir?: string; backupsDir?: string } = {};
+  if (options.databaseUrl !== undefined) overrides.databaseUrl = options.databaseUrl;
+  if (options.migrations !== undefined) overrides.migrationsDir = resolve(cwd, options.migrations);
+  if (options.backups !== undefined) overrides.backupsDir = resolve(cwd, options.backups);
+  const config = await loadConfig({ cwd, ...(options.config === undefined ? {} : { file: options.config }), overrides });
+  const target = await resolveTarget({ flag: options.databaseUrl, configured: config.databaseUrl, env, projectDir: cwd });
+  const events = new RunEvents();
+  if (options.onEvent) events.on(options.onEvent);
+  return {
+    config,
+    target,
+    env,
+    pgSearch: { pgBin: env.PG_BIN, path: env.PATH },
+    events,
+    signal: options.signal,
+    runBy: runBy(),
+    secrets: target.password ? [target.password] : [],
+  };
+}

@@ -1,0 +1,22 @@
+import { createHash } from 'node:crypto';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sha256File } from '../migrations/checksum.js';
+
+/**
+ * sha256 and size of a snapshot, streamed. A directory-format snapshot is
+ * hashed as the sorted list of "name sha256" lines of its files.
+ */
+export async function digestSnapshot(path: string): Promise<{ sha256: string; sizeBytes: number }> {
+  const info = await stat(path);
+  if (!info.isDirectory()) return { sha256: await sha256File(path), sizeBytes: info.size };
+  const names = (await readdir(path)).sort();
+  const lines: string[] = [];
+  let sizeBytes = 0;
+  for (const name of names) {
+    const file = join(path, name);
+    sizeBytes += (await stat(file)).size;
+    lines.push(`${name} ${await sha256File(file)}\n`);
+  }
+  return { sha256: createHash('sha256').update(lines.join('')).digest('hex'), sizeBytes };
+}

@@ -1,0 +1,87 @@
+import { spawn } from 'node:child_process';
+import { findPgBinaries, type PgBinary, type PgBinSearch } from '../cluster/pg-bin.js';
+import { libpqChildEnv, type ConnectionParams } from '../db/connection.js';
+import { preflightError } from '../errors.js';
+
+export interface BackupTools {
+  pgDump: PgBinary;
+  pgRestore: PgBinary;
+}
+
+/** pg_dump and pg_restore at least as new as the server: an older pg_dump cannot dump a newer server. */
+export async function resolveBackupTools(options: { search: PgBinSearch; serverMajor: number }): Promise<BackupTools> {
+  const [dumps, restores] = await Promise.all([findPgBinaries('pg_dump', options.search), findPgBinaries('pg_restore', options.search)]);
+  const pgDump = dumps.find((bin) => bin.major >= options.serverMajor);
+  const pgRestore = restores.find((bin) => bin.major >= options.serverMajor);
+  if (pgDump && pgRestore) return { pgDump, pgRestore };
+  const found = [...dumps, ...restores].map((bin) => `${bin.path} (${bin.version})`).join(', ') || 'none';
+  throw preflightError(`no pg_dump/pg_restore of version ${options.serverMajor} or newer for this PostgreSQL ${options.serverMajor} server (found: ${found})`, {
+    hint: `Install the client of that version (Debian/Ubuntu: apt-get install postgresql-client-${options.serverMajor}) or set PG_BIN to its bin folder.`,
+  });
+}
+
+export interface LibpqChildOptions {
+  params: ConnectionParams;
+  env: NodeJS.ProcessEnv;
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+  onStderrLine?: (line: string) => void;
+}
+
+export interface ChildOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderrTail: string;
+  timedOut: boolean;
+}
+
+const TAIL_LINES = 20;
+
+/**
+ * Run a libpq program with an argv array. The connection goes through PG*
+ * variables and the password through a private passfile, so no secret is
+ * ever on a command line.
+ */
+export async function runLibpqChild(bin: PgBinary, args: string[], options: LibpqChildOptions): Promise<ChildOutcome> {
+  const { env, cleanup } = await libpqChildEnv(options.params, options.env, 'belay');
+  try {
+    return await new Promise<ChildOutcome>((resolve, reject) => {
+      const child = spawn(bin.path, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      const tail: string[] = [];
+      let partial = '';
+      let timedOut = false;
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        const lines = (partial + chunk).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) {
+          tail.push(line);
+          if (tail.length > TAIL_LINES) tail.shift();
+          options.onStderrLine?.(line);
+        }
+      });
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGTERM');
+      }, options.timeoutMs);
+      const abort = (): void => {
+        child.kill('SIGTERM');
+      };
+      options.signal?.addEventListener('abort', abort, { once: true });
+      child.on('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', abort);
+        if (partial) tail.push(partial);
+        resolve({ code, signal, stdout, stderrTail: tail.slice(-TAIL_LINES).join('\n'), timedOut });
+      });
+    });
+  } finally {
+    await cleanup();
+  }
+}

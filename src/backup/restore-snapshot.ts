@@ -1,0 +1,49 @@
+import type { ConnectionParams } from '../db/connection.js';
+import { describeTarget } from '../db/connection.js';
+import { BelayError } from '../errors.js';
+import { digestSnapshot } from './digest.js';
+import type { Manifest } from './manifest.js';
+import { runLibpqChild, type BackupTools } from './pg-tools.js';
+
+export interface RestoreOptions {
+  tools: BackupTools;
+  env: NodeJS.ProcessEnv;
+  jobs: number;
+  /** Drop objects first, in one transaction (in-place restore). */
+  clean: boolean;
+  signal: AbortSignal | undefined;
+  onProgress?: (line: string) => void;
+  timeoutMs?: number;
+}
+
+/**
+ * pg_restore a snapshot into an existing database, after checking its sha256:
+ * a tampered or damaged snapshot is refused before anything is touched.
+ */
+export async function restoreSnapshotInto(manifest: Manifest, target: ConnectionParams, options: RestoreOptions): Promise<void> {
+  let digest: { sha256: string };
+  try {
+    digest = await digestSnapshot(manifest.path);
+  } catch {
+    throw new BelayError('preflight', `snapshot ${manifest.id} is missing: ${manifest.path}`, { hint: 'Nothing was restored. Pick another: `belay backups list`.' });
+  }
+  if (digest.sha256 !== manifest.sha256) {
+    throw new BelayError('preflight', `snapshot ${manifest.id} does not match its manifest (sha256 ${digest.sha256}, expected ${manifest.sha256}): it was changed or damaged`, {
+      hint: 'Nothing was restored. Pick another snapshot: `belay backups list`.',
+    });
+  }
+  const args = ['--no-owner', '--no-privileges', '--exit-on-error', '--verbose', `--dbname=${target.database}`];
+  if (options.clean) args.push('--clean', '--if-exists', '--single-transaction');
+  else if (options.jobs > 1) args.push(`--jobs=${options.jobs}`);
+  args.push(manifest.path);
+  const outcome = await runLibpqChild(options.tools.pgRestore, args, {
+    params: target,
+    env: options.env,
+    timeoutMs: options.timeoutMs ?? 6 * 3600_000,
+    signal: options.signal,
+    ...(options.onProgress ? { onStderrLine: options.onProgress } : {}),
+  });
+  if (outcome.code !== 0) {
+    throw new BelayError('manual', `pg_restore of ${manifest.id} into ${describeTarget(target)} failed${outcome.timedOut ? ' (timed out)' : ''}: ${outcome.stderrTail.split('\n').filter((l) => /error/i.test(l)).slice(-3).join(' | ')}`);
+  }
+}

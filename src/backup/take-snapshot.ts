@@ -1,0 +1,152 @@
+import { chmod, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import type { ConnectionParams } from '../db/connection.js';
+import { describeTarget, toPgConfig } from '../db/connection.js';
+import { BelayError } from '../errors.js';
+import { digestSnapshot } from './digest.js';
+import { newSnapshotId, syncDir, writeManifest, type Manifest, type SnapshotFormat } from './manifest.js';
+import { runLibpqChild, type BackupTools } from './pg-tools.js';
+import { listArchive } from './list-archive.js';
+
+export interface DumpProgress {
+  tablesDone: number;
+  tablesTotal: number;
+  bytesWritten: number;
+  table: string | undefined;
+}
+
+export interface SnapshotOptions {
+  params: ConnectionParams;
+  backupsDir: string;
+  format: SnapshotFormat;
+  jobs: number;
+  compress: number | undefined;
+  revision: string | null;
+  runId: string | null;
+  fingerprint: unknown;
+  tools: BackupTools;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal | undefined;
+  onProgress?: (progress: DumpProgress) => void;
+  /** pg_dump may take this long; default 6 hours. */
+  timeoutMs?: number;
+}
+
+const TABLE_LINE = /dumping contents of table "([^"]+)"/;
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    const info = await stat(path);
+    if (!info.isDirectory()) return info.size;
+    let total = 0;
+    for (const name of await readdir(path)) total += (await stat(join(path, name))).size;
+    return total;
+  } catch {
+    return 0;
+  }
+}
+
+/** Tables pg_dump will dump the contents of, and the server's version. */
+async function describeSource(params: ConnectionParams): Promise<{ tables: number; serverVersion: string }> {
+  const client = new pg.Client(toPgConfig(params, { applicationName: 'belay backup', connectTimeoutMs: 10_000, statementTimeoutMs: 60_000, lockTimeoutMs: 10_000 }));
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ tables: number; version: string }>(
+      `SELECT count(*)::int AS tables, current_setting('server_version') AS version
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'`,
+    );
+    return { tables: rows[0]?.tables ?? 0, serverVersion: rows[0]?.version ?? 'unknown' };
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * pg_dump to a temp name, sha256, readability check with `pg_restore --list`,
+ * then rename into place and write the manifest. Files are 0600. A failure
+ * removes what was written and says why.
+ */
+export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> {
+  const { params, backupsDir, format, tools } = options;
+  const id = newSnapshotId(params.database);
+  const file = format === 'custom' ? `${id}.dump` : `${id}.dir`;
+  const finalPath = join(backupsDir, file);
+  const tempPath = join(backupsDir, `.${file}.partial`);
+  const source = await describeSource(params);
+  const args = [`--format=${format}`, `--file=${tempPath}`, '--verbose', '--no-password'];
+  if (format === 'directory' && options.jobs > 1) args.push(`--jobs=${options.jobs}`);
+  if (options.compress !== undefined) args.push(`--compress=${options.compress}`);
+  let tablesDone = 0;
+  let table: string | undefined;
+  const report = async (): Promise<void> => {
+    options.onProgress?.({ tablesDone, tablesTotal: source.tables, bytesWritten: await sizeOf(tempPath), table });
+  };
+  const ticker = setInterval(() => void report(), 500);
+  ticker.unref();
+  try {
+    const outcome = await runLibpqChild(tools.pgDump, args, {
+      params,
+      env: options.env,
+      timeoutMs: options.timeoutMs ?? 6 * 3600_000,
+      signal: options.signal,
+      onStderrLine: (line) => {
+        const match = TABLE_LINE.exec(line);
+        if (!match) return;
+        tablesDone++;
+        table = match[1];
+        void report();
+      },
+    });
+    if (outcome.code !== 0) {
+      throw new BelayError('preflight', `pg_dump of ${describeTarget(params)} failed${outcome.timedOut ? ' (timed out)' : ''}: ${lastError(outcome.stderrTail)}`, {
+        hint: 'Nothing was changed. Check that the role may read every table (pg_dump needs SELECT on all of them) and that the disk has room.',
+      });
+    }
+    if (format === 'directory') {
+      await chmod(tempPath, 0o700);
+      for (const name of await readdir(tempPath)) await chmod(join(tempPath, name), 0o600);
+    } else {
+      await chmod(tempPath, 0o600);
+    }
+    const digest = await digestSnapshot(tempPath);
+    const listing = await listArchive(tools, tempPath, options.env);
+    if (!listing.ok) {
+      throw new BelayError('preflight', `the new snapshot is not readable by pg_restore: ${listing.error}`, { hint: 'Nothing was changed. Check the disk and the pg_restore version.' });
+    }
+    await rename(tempPath, finalPath);
+    await syncDir(backupsDir);
+    const manifest: Manifest = {
+      id,
+      format,
+      file,
+      path: finalPath,
+      sha256: digest.sha256,
+      sizeBytes: digest.sizeBytes,
+      database: params.database,
+      server: describeTarget({ ...params, database: '' }).replace(/\/$/, ''),
+      serverVersion: source.serverVersion,
+      pgDumpVersion: tools.pgDump.version,
+      revision: options.revision,
+      runId: options.runId,
+      createdAt: new Date().toISOString(),
+      tableCount: listing.tableData,
+      fingerprint: options.fingerprint ?? null,
+    };
+    await writeManifest(backupsDir, manifest);
+    await report();
+    return manifest;
+  } catch (error) {
+    await rm(tempPath, { recursive: true, force: true });
+    throw error;
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+function lastError(stderr: string): string {
+  const lines = stderr.split('\n').filter((line) => /error|fatal/i.test(line));
+  return (lines.length > 0 ? lines.slice(-3) : stderr.split('\n').slice(-3)).join(' | ').trim();
+}

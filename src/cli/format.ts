@@ -1,0 +1,73 @@
+import type { Plan } from '../runner/plan.js';
+import type { RunResult } from '../runner/results.js';
+import type { RunHistory } from '../runner/history.js';
+import type { RunSummary, StatusReport } from '../runner/status.js';
+import { formatHolder } from '../runner/run-lock.js';
+
+export function formatRunResult(result: RunResult): string {
+  const lines = [`${result.command}: ${result.message}`];
+  for (const revision of result.revisions) {
+    lines.push(`  ${revision.status.padEnd(8)} ${revision.name}${revision.durationMs === undefined ? '' : ` (${revision.durationMs} ms)`}`);
+  }
+  if (result.snapshot) lines.push(`  snapshot ${result.snapshot.id}  ${result.snapshot.path}  sha256 ${result.snapshot.sha256.slice(0, 16)}…`);
+  if (result.journalFile) lines.push(`  journal  ${result.journalFile}`);
+  if (result.hint) lines.push(`  next: ${result.hint}`);
+  return lines.join('\n');
+}
+
+export function formatStatus(report: StatusReport): string {
+  const lines = [
+    `database  ${report.target} (${report.source}, PostgreSQL ${report.serverVersion})`,
+    `revision  ${report.current ?? '(none applied)'}`,
+    `applied   ${report.applied.length}`,
+    `pending   ${report.pending.length === 0 ? 'none' : report.pending.join(', ')}`,
+  ];
+  if (report.drift.length > 0) lines.push(`DRIFT     ${report.drift.map((d) => `${d.name} (${d.files.join(', ')})`).join('; ')}`);
+  if (report.missing.length > 0) lines.push(`MISSING   ${report.missing.join(', ')} (applied, not on disk)`);
+  if (report.outOfOrder.length > 0) lines.push(`ORDER     ${report.outOfOrder.join(', ')} pending below the current revision`);
+  lines.push(`lock      ${report.lock ? `held by ${formatHolder(report.lock)}` : 'free'}`);
+  const run = report.lastRun;
+  lines.push(
+    `last run  ${run ? `${run.runId} ${run.command} → ${run.status}${run.exitCode === null ? '' : ` (exit ${run.exitCode})`} at ${run.finishedAt ?? run.startedAt}` : 'none'}`,
+  );
+  return lines.join('\n');
+}
+
+export function formatPlan(plan: Plan): string {
+  const lines: string[] = [];
+  if (plan.direction === 'none') lines.push(`nothing to do: at ${plan.from ?? '(none applied)'}`);
+  else lines.push(`${plan.direction === 'up' ? 'migrate up' : 'rollback'} from ${plan.from ?? '(none applied)'} to ${plan.to ?? '(none)'}:`);
+  for (const r of plan.revisions) {
+    const notes = [!r.reversible ? 'NO DOWN' : '', !r.transactional ? 'no transaction' : ''].filter(Boolean).join(', ');
+    lines.push(`  ${r.direction === 'up' ? 'apply ' : 'revert'} ${r.name}${notes ? `  [${notes}]` : ''}`);
+  }
+  for (const problem of plan.problems) lines.push(`  problem: ${problem.message}`);
+  return lines.join('\n');
+}
+
+export function formatRuns(runs: RunSummary[]): string {
+  if (runs.length === 0) return 'no runs yet';
+  return runs
+    .map((run) => {
+      const range = `${run.fromRevision ?? '∅'} → ${run.toRevision ?? '∅'}`;
+      return `${run.runId}  ${run.startedAt}  ${run.command.padEnd(12)} ${run.status.padEnd(11)} exit ${run.exitCode ?? '-'}  ${range}  ${run.runBy}`;
+    })
+    .join('\n');
+}
+
+export function formatRunHistory(history: RunHistory): string {
+  const run = history.run;
+  const lines = [
+    `run ${run.runId}: ${run.command} by ${run.runBy}`,
+    `  started ${run.startedAt}, ${run.finishedAt ? `finished ${run.finishedAt}` : 'not finished'}; ${run.status}${run.exitCode === null ? '' : ` (exit ${run.exitCode})`}`,
+    `  ${run.fromRevision ?? '∅'} → ${run.toRevision ?? '∅'}${run.snapshotId ? `; snapshot ${run.snapshotId}` : ''}`,
+    `  steps from the ${history.source}; journal file ${history.journalFile}`,
+  ];
+  for (const step of history.steps) {
+    const name = [step.step, step.revision ?? step.subject].filter(Boolean).join(' ');
+    const tail = step.event === 'end' ? ` ${step.outcome}${step.durationMs === undefined ? '' : ` ${step.durationMs} ms`}` : '';
+    const message = step.detail && typeof step.detail.error === 'string' ? ` — ${step.detail.error}` : step.detail && typeof step.detail.message === 'string' ? ` — ${step.detail.message}` : '';
+    lines.push(`  ${step.at}  ${step.event.padEnd(5)} ${name}${tail}${message}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,54 @@
+import type { ClientBase } from 'pg';
+
+export const BELAY_SCHEMA = 'belay';
+
+/** belay's own bookkeeping. Idempotent; run under the advisory lock before a changing command. */
+const DDL = `
+CREATE SCHEMA IF NOT EXISTS belay;
+CREATE TABLE IF NOT EXISTS belay.migrations (
+  name        text PRIMARY KEY,
+  checksum    text NOT NULL,
+  files       jsonb NOT NULL,
+  applied_at  timestamptz NOT NULL DEFAULT now(),
+  duration_ms integer NOT NULL,
+  run_id      uuid
+);
+CREATE TABLE IF NOT EXISTS belay.runs (
+  id            uuid PRIMARY KEY,
+  command       text NOT NULL,
+  status        text NOT NULL,
+  started_at    timestamptz NOT NULL,
+  finished_at   timestamptz,
+  from_revision text,
+  to_revision   text,
+  exit_code     integer,
+  snapshot_id   text,
+  last_step     text,
+  run_by        text NOT NULL,
+  summary       jsonb
+);
+CREATE TABLE IF NOT EXISTS belay.steps (
+  run_id      uuid NOT NULL,
+  seq         integer NOT NULL,
+  at          timestamptz NOT NULL,
+  step        text NOT NULL,
+  event       text NOT NULL,
+  revision    text,
+  subject     text,
+  outcome     text,
+  duration_ms integer,
+  detail      jsonb,
+  PRIMARY KEY (run_id, seq)
+);
+`;
+
+export async function ensureBelaySchema(client: ClientBase): Promise<void> {
+  await client.query(DDL);
+}
+
+export async function belaySchemaExists(client: ClientBase): Promise<boolean> {
+  const { rows } = await client.query<{ ok: boolean }>(
+    "SELECT to_regclass('belay.migrations') IS NOT NULL AND to_regclass('belay.runs') IS NOT NULL AS ok",
+  );
+  return rows[0]?.ok === true;
+}

@@ -1,0 +1,52 @@
+import pg from 'pg';
+import { BelayError } from '../errors.js';
+import { describeTarget, toPgConfig, type ConnectionParams, type SessionOptions } from './connection.js';
+
+export interface Session {
+  client: pg.Client;
+  serverVersionNum: number;
+  close(): Promise<void>;
+}
+
+/** How often the server checks that a belay client is still there (PostgreSQL ≥ 14). */
+const CONNECTION_CHECK_INTERVAL_MS = 2000;
+
+/**
+ * Open one connection with belay's session settings: bounded statement and
+ * lock waits, and a server-side check that cancels our statement soon after
+ * this process dies instead of letting it run on holding locks.
+ */
+export async function openSession(params: ConnectionParams, options: SessionOptions): Promise<Session> {
+  const client = new pg.Client(toPgConfig(params, options));
+  // an error on an idle connection (server restart, network loss) must not crash the process
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    throw connectError(params, error);
+  }
+  const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+  const serverVersionNum = Number(rows[0]?.v);
+  if (serverVersionNum >= 140000) {
+    await client.query(`SET client_connection_check_interval = ${CONNECTION_CHECK_INTERVAL_MS}`);
+  }
+  return {
+    client,
+    serverVersionNum,
+    close: async () => {
+      await client.end().catch(() => {});
+    },
+  };
+}
+
+function connectError(params: ConnectionParams, error: unknown): BelayError {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: string }).code;
+  const hint =
+    code === '28P01' || /password/i.test(message)
+      ? 'Check the password (URL, PGPASSWORD or PGPASSFILE) for this role.'
+      : code === '3D000'
+        ? 'Create the database first, or point --database-url at an existing one.'
+        : 'Check that the server is running and the connection settings (--database-url, DATABASE_URL, PG* variables) are right.';
+  return new BelayError('usage', `cannot connect to ${describeTarget(params)}: ${message}`, { hint, cause: error });
+}

@@ -1,0 +1,21 @@
+import type { ClientBase } from 'pg';
+
+export interface CheckContext {
+  client: ClientBase;
+  /** Base environment for command checks. */
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal | undefined;
+}
+
+export interface CheckOutcome {
+  ok: boolean;
+  /** What was seen: status and body head, first rows, exit code and output tail. */
+  evidence: string;
+}
+
+/** One health check; one implementation per file. */
+export interface HealthCheck {
+  kind: 'sql' | 'http' | 'command' | 'structural';
+  name: string;
+  run(ctx: CheckContext): Promise<CheckOutcome>;
+}

@@ -1,0 +1,57 @@
+import type { CheckContext, HealthCheck } from './check.js';
+
+export interface CheckResult {
+  kind: HealthCheck['kind'];
+  name: string;
+  ok: boolean;
+  evidence: string;
+  durationMs: number;
+}
+
+export interface HealthReport {
+  healthy: boolean;
+  attempts: number;
+  /** The last attempt's results. */
+  results: CheckResult[];
+}
+
+export interface HealthRetry {
+  /** Keep retrying failing checks until this many seconds have passed; 0 means one attempt. */
+  timeoutSeconds: number;
+  intervalSeconds: number;
+  onAttempt?: (attempt: number, results: CheckResult[]) => void | Promise<void>;
+}
+
+async function attempt(checks: HealthCheck[], ctx: CheckContext): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  for (const check of checks) {
+    const started = performance.now();
+    const outcome = await check.run(ctx);
+    results.push({ kind: check.kind, name: check.name, ...outcome, durationMs: Math.round(performance.now() - started) });
+  }
+  return results;
+}
+
+const sleep = (ms: number, signal: AbortSignal | undefined): Promise<void> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+
+/** Run every check; while any fails, retry every interval until the timeout is used up. */
+export async function runHealthChecks(checks: HealthCheck[], ctx: CheckContext, retry: HealthRetry): Promise<HealthReport> {
+  const deadline = performance.now() + retry.timeoutSeconds * 1000;
+  let attempts = 0;
+  for (;;) {
+    attempts++;
+    const results = await attempt(checks, ctx);
+    await retry.onAttempt?.(attempts, results);
+    const healthy = results.every((r) => r.ok);
+    const remaining = deadline - performance.now();
+    if (healthy || remaining <= 0 || ctx.signal?.aborted) return { healthy, attempts, results };
+    await sleep(Math.min(retry.intervalSeconds * 1000, remaining), ctx.signal);
+  }
+}

@@ -1,0 +1,58 @@
+import { spawn } from 'node:child_process';
+
+export interface CommandOutcome {
+  exitCode: number | null;
+  timedOut: boolean;
+  outputTail: string;
+  durationMs: number;
+}
+
+const TAIL_LINES = 20;
+
+/**
+ * Run the user's own shell command (a hook or a command check) as
+ * `/bin/sh -c RUN`, in its own process group so a timeout ends all of it.
+ */
+export function runShellCommand(run: string, env: NodeJS.ProcessEnv, timeoutSeconds: number, signal?: AbortSignal): Promise<CommandOutcome> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn('/bin/sh', ['-c', run], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let output = '';
+    const collect = (chunk: Buffer): void => {
+      output = (output + chunk.toString()).split('\n').slice(-TAIL_LINES - 1).join('\n');
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    let timedOut = false;
+    const killGroup = (): void => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
+    }, timeoutSeconds * 1000);
+    signal?.addEventListener('abort', killGroup, { once: true });
+    const finish = (exitCode: number | null): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', killGroup);
+      resolve({ exitCode, timedOut, outputTail: output.trim(), durationMs: Math.round(performance.now() - started) });
+    };
+    child.on('error', () => finish(null));
+    child.on('close', (code) => finish(code));
+  });
+}
+
+/** The environment a user's command sees: ours, without anything that could carry the database password. */
+export function commandEnv(base: NodeJS.ProcessEnv, vars: Record<string, string>, secrets: readonly string[]): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(base)) {
+    if (key === 'PGPASSWORD' || key === 'DATABASE_URL' || value === undefined) continue;
+    if (secrets.some((secret) => secret.length > 0 && value.includes(secret))) continue;
+    env[key] = value;
+  }
+  return { ...env, ...vars };
+}

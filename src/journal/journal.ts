@@ -1,0 +1,71 @@
+import type { ClientBase } from 'pg';
+import type { RunEvent } from '../runner/events.js';
+import { DatabaseJournal } from './db-journal.js';
+import { FileJournal } from './file-journal.js';
+import type { JournalRecord, RunHeader } from './record.js';
+
+/** Listens to a run's events and records each step, in the file first, then the database. */
+export class Journal {
+  private seq = 0;
+  readonly database = new DatabaseJournal();
+
+  private constructor(
+    private readonly file: FileJournal,
+    readonly header: RunHeader,
+    private readonly secrets: string[],
+  ) {
+    this.database.setHeader(header);
+  }
+
+  static async open(backupsDir: string, header: RunHeader, secrets: string[]): Promise<Journal> {
+    const file = await FileJournal.open(backupsDir, header.runId);
+    await file.append({ type: 'run', ...header });
+    return new Journal(file, header, secrets.filter((secret) => secret.length > 0));
+  }
+
+  /** Detail comes from errors and command output: make sure no secret rides along. */
+  private scrub(detail: Record<string, unknown>): Record<string, unknown> {
+    if (this.secrets.length === 0) return detail;
+    let text = JSON.stringify(detail);
+    for (const secret of this.secrets) text = text.replaceAll(JSON.stringify(secret).slice(1, -1), '***');
+    return JSON.parse(text) as Record<string, unknown>;
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  attachDatabase(client: ClientBase): Promise<void> {
+    return this.database.attach(client);
+  }
+
+  readonly listener = async (event: RunEvent): Promise<void> => {
+    if (event.type === 'progress' || event.type === 'run-start') return;
+    if (event.type === 'run-end') {
+      await this.file.append({ type: 'outcome', runId: this.header.runId, ...event.outcome });
+      await this.database.finish(event.outcome);
+      return;
+    }
+    const record: JournalRecord = {
+      runId: this.header.runId,
+      seq: ++this.seq,
+      at: new Date().toISOString(),
+      step: event.step,
+      event: event.type === 'step-start' ? 'start' : event.type === 'step-end' ? 'end' : 'note',
+    };
+    if (event.revision) record.revision = event.revision;
+    if (event.subject) record.subject = event.subject;
+    if (event.type === 'step-end') {
+      record.outcome = event.outcome;
+      record.durationMs = event.durationMs;
+    }
+    const detail = event.type === 'note' ? { message: event.message, ...event.detail } : event.detail;
+    if (detail) record.detail = this.scrub(detail);
+    await this.file.append({ type: 'step', ...record });
+    await this.database.record(record);
+  };
+
+  async close(): Promise<void> {
+    await this.file.close();
+  }
+}

@@ -1,0 +1,82 @@
+import { readdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { usageError } from '../errors.js';
+import { checksumFiles } from './checksum.js';
+import { REVISION_NAME, type Revision, type RevisionFiles } from './revision.js';
+
+const SQL_FILE = /^(.+)\.(up|down|verify)\.sql$/;
+const MODULE_FILE = /^(.+)\.(ts|mts|js|mjs)$/;
+
+interface Parts {
+  up?: string;
+  down?: string;
+  verify?: string;
+  module?: string;
+}
+
+/** Every revision in `dir`, in order. Files that are not revisions are ignored. */
+export async function discoverRevisions(dir: string): Promise<Revision[]> {
+  const root = resolve(dir);
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch (error) {
+    throw usageError(`cannot read the migrations folder ${root}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {
+      hint: 'Create it with `belay new NAME`, or point --migrations at your folder.',
+    });
+  }
+  const byName = new Map<string, Parts>();
+  for (const file of names) {
+    if (file.endsWith('.d.ts')) continue;
+    const sql = SQL_FILE.exec(file);
+    const mod = sql ? null : MODULE_FILE.exec(file);
+    const name = sql?.[1] ?? mod?.[1];
+    if (!name || !REVISION_NAME.test(name)) continue;
+    const parts = byName.get(name) ?? {};
+    if (sql) parts[sql[2] as 'up' | 'down' | 'verify'] = join(root, file);
+    else if (parts.module) throw usageError(`revision ${name} has two modules: ${parts.module} and ${join(root, file)}`);
+    else parts.module = join(root, file);
+    byName.set(name, parts);
+  }
+  const revisions: Revision[] = [];
+  for (const [name, parts] of byName) revisions.push(await toRevision(name, parts));
+  revisions.sort(compareRevisions);
+  assertUniqueNumbers(revisions);
+  return revisions;
+}
+
+async function toRevision(name: string, parts: Parts): Promise<Revision> {
+  const number = REVISION_NAME.exec(name)![1]!;
+  let kind: Revision['kind'];
+  let files: RevisionFiles;
+  if (parts.module) {
+    if (parts.up || parts.down || parts.verify) {
+      throw usageError(`revision ${name} has both a module and .sql files; keep one form`);
+    }
+    kind = 'module';
+    files = { up: parts.module, down: undefined, verify: undefined };
+  } else {
+    if (!parts.up) throw usageError(`revision ${name} has no ${name}.up.sql`, { hint: 'Every SQL revision needs an .up.sql file.' });
+    kind = 'sql';
+    files = { up: parts.up, down: parts.down, verify: parts.verify };
+  }
+  const paths = [files.up, files.down, files.verify].filter((file): file is string => file !== undefined);
+  return { name, number, kind, files, ...(await checksumFiles(paths)) };
+}
+
+function compareRevisions(a: Revision, b: Revision): number {
+  const byNumber = Number(a.number) - Number(b.number);
+  return byNumber !== 0 ? byNumber : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+function assertUniqueNumbers(revisions: Revision[]): void {
+  for (let i = 1; i < revisions.length; i++) {
+    const previous = revisions[i - 1]!;
+    const current = revisions[i]!;
+    if (Number(previous.number) === Number(current.number)) {
+      throw usageError(`two revisions share the number ${current.number}: ${previous.name} and ${current.name}`, {
+        hint: 'Renumber one of them; revisions are applied in number order.',
+      });
+    }
+  }
+}

@@ -1,0 +1,140 @@
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { DatabaseError, type ClientBase } from 'pg';
+import { loadRevisionModule } from './load-module.js';
+import type { Revision } from './revision.js';
+import type { RevisionContext, RevisionModule } from './revision-context.js';
+import { failureFromError, RevisionFailedError } from './revision-error.js';
+import { NO_TRANSACTION_MARKER, splitSql } from './split-sql.js';
+
+export type Direction = 'up' | 'down';
+
+/** A step of a revision, loaded and ready: whether it wants a transaction, and how to run it. */
+export interface PreparedStep {
+  file: string;
+  transactional: boolean;
+  run(client: ClientBase, log: (message: string) => void): Promise<void>;
+}
+
+export class IrreversibleRevisionError extends Error {
+  override readonly name = 'IrreversibleRevisionError';
+  constructor(readonly revision: string) {
+    super(`revision ${revision} has no down; it cannot be reverted`);
+  }
+}
+
+const modules = new Map<string, Promise<RevisionModule>>();
+
+function moduleOf(revision: Revision): Promise<RevisionModule> {
+  let loaded = modules.get(revision.files.up);
+  if (!loaded) {
+    loaded = loadRevisionModule(revision.files.up, revision.name);
+    modules.set(revision.files.up, loaded);
+  }
+  return loaded;
+}
+
+async function prepareSql(revision: Revision, file: string, direction: 'up' | 'down' | 'verify'): Promise<PreparedStep> {
+  const script = await readFile(file, 'utf8');
+  const statements = splitSql(script);
+  return {
+    file,
+    transactional: !NO_TRANSACTION_MARKER.test(script),
+    async run(client) {
+      let lastResult: unknown;
+      for (const statement of statements) {
+        try {
+          lastResult = await client.query(statement.text);
+        } catch (error) {
+          throw new RevisionFailedError(
+            failureFromError(error, {
+              revision: revision.name,
+              direction,
+              file: basename(file),
+              line: statement.line + lineWithin(statement.text, error),
+              statement: statement.text,
+              transactional: !NO_TRANSACTION_MARKER.test(script),
+            }),
+            { cause: error },
+          );
+        }
+      }
+      if (direction === 'verify') assertVerifyResult(revision, file, lastResult);
+    },
+  };
+}
+
+/** A verify fails when it raises, or when its last statement answers a single false. */
+function assertVerifyResult(revision: Revision, file: string, result: unknown): void {
+  const rows = (result as { rows?: Record<string, unknown>[] } | undefined)?.rows;
+  const first = rows?.[0];
+  if (rows?.length === 1 && first && Object.keys(first).length === 1 && Object.values(first)[0] === false) {
+    throw new RevisionFailedError({
+      revision: revision.name,
+      direction: 'verify',
+      file: basename(file),
+      message: 'the verify query returned false',
+      transactional: true,
+    });
+  }
+}
+
+/** The line of an error's character position inside the statement (0 when unknown). */
+function lineWithin(text: string, error: unknown): number {
+  if (!(error instanceof DatabaseError) || !error.position) return 0;
+  const position = Number(error.position);
+  return text.slice(0, Math.max(0, position - 1)).split('\n').length - 1;
+}
+
+async function prepareModule(revision: Revision, direction: 'up' | 'down' | 'verify'): Promise<PreparedStep | undefined> {
+  const mod = await moduleOf(revision);
+  const fn = mod[direction];
+  if (!fn) return undefined;
+  const firstLine = (await readFile(revision.files.up, 'utf8')).split('\n', 1)[0] ?? '';
+  const transactional = !NO_TRANSACTION_MARKER.test(firstLine);
+  return {
+    file: revision.files.up,
+    transactional,
+    async run(client, log) {
+      const ctx: RevisionContext = {
+        sql: (text, params) => client.query(text, params),
+        client,
+        revision: revision.name,
+        direction,
+        log,
+      };
+      try {
+        const result = await fn.call(mod, ctx);
+        if (direction === 'verify' && result === false) throw new Error('verify(ctx) returned false');
+      } catch (error) {
+        throw new RevisionFailedError(
+          failureFromError(error, { revision: revision.name, direction, file: basename(revision.files.up), transactional }),
+          { cause: error },
+        );
+      }
+    },
+  };
+}
+
+/** The step that applies (`up`) or reverts (`down`) a revision. */
+export async function prepareStep(revision: Revision, direction: Direction): Promise<PreparedStep> {
+  if (revision.kind === 'module') {
+    const step = await prepareModule(revision, direction);
+    if (!step) throw new IrreversibleRevisionError(revision.name);
+    return step;
+  }
+  const file = direction === 'up' ? revision.files.up : revision.files.down;
+  if (!file) throw new IrreversibleRevisionError(revision.name);
+  return prepareSql(revision, file, direction);
+}
+
+export async function prepareVerify(revision: Revision): Promise<PreparedStep | undefined> {
+  if (revision.kind === 'module') return prepareModule(revision, 'verify');
+  return revision.files.verify ? prepareSql(revision, revision.files.verify, 'verify') : undefined;
+}
+
+/** Whether the module exports a down; SQL revisions answer from their files. */
+export async function isReversible(revision: Revision): Promise<boolean> {
+  if (revision.kind === 'sql') return revision.files.down !== undefined;
+  return typeof (await moduleOf(revision)).down === 'function';
+}

@@ -1,0 +1,55 @@
+import type { ClientBase } from 'pg';
+import { belaySchemaExists } from '../db/belay-schema.js';
+import type { Revision } from '../migrations/revision.js';
+import { readApplied, type AppliedRevision } from '../migrations/storage.js';
+
+export interface DriftedRevision {
+  name: string;
+  /** Files whose sha256 differs from the applied one, or that appeared / disappeared. */
+  files: string[];
+}
+
+/** Where the database stands relative to the revisions on disk. */
+export interface DatabaseState {
+  initialised: boolean;
+  applied: AppliedRevision[];
+  /** The newest applied revision, or null at the start. */
+  current: string | null;
+  pending: Revision[];
+  drift: DriftedRevision[];
+  /** Applied in the database, but no longer on disk. */
+  missing: string[];
+  /** Pending revisions numbered below the newest applied one. */
+  outOfOrder: string[];
+}
+
+export async function readDatabaseState(client: ClientBase, revisions: readonly Revision[]): Promise<DatabaseState> {
+  const initialised = await belaySchemaExists(client);
+  const applied = initialised ? await readApplied(client) : [];
+  return compareWithDisk(initialised, applied, revisions);
+}
+
+export function compareWithDisk(initialised: boolean, applied: AppliedRevision[], revisions: readonly Revision[]): DatabaseState {
+  const onDisk = new Map(revisions.map((revision) => [revision.name, revision]));
+  const appliedNames = new Set(applied.map((row) => row.name));
+  const drift: DriftedRevision[] = [];
+  const missing: string[] = [];
+  for (const row of applied) {
+    const revision = onDisk.get(row.name);
+    if (!revision) {
+      missing.push(row.name);
+      continue;
+    }
+    if (revision.checksum === row.checksum) continue;
+    const names = new Set([...Object.keys(row.files), ...Object.keys(revision.fileChecksums)]);
+    const files = [...names].filter((name) => row.files[name] !== revision.fileChecksums[name]).sort();
+    drift.push({ name: row.name, files });
+  }
+  const appliedInOrder = revisions.filter((revision) => appliedNames.has(revision.name));
+  const newest = appliedInOrder[appliedInOrder.length - 1];
+  const pending = revisions.filter((revision) => !appliedNames.has(revision.name));
+  const newestNumber = newest ? Number(newest.number) : -1;
+  const outOfOrder = pending.filter((revision) => Number(revision.number) < newestNumber).map((revision) => revision.name);
+  const current = newest?.name ?? (applied.length > 0 ? applied[applied.length - 1]!.name : null);
+  return { initialised, applied, current, pending, drift, missing, outOfOrder };
+}

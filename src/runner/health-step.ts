@@ -1,0 +1,38 @@
+import { healthChecksFromConfig } from '../health/build-checks.js';
+import { runHealthChecks, type HealthReport } from '../health/run-health.js';
+import type { RunSession } from './run-session.js';
+
+export type HealthPhase = 'baseline' | 'after-apply' | 'after-rollback' | 'after-restore';
+
+/** Health checks as a journaled step, every attempt noted; answers the report, never throws for unhealthy. */
+export async function runHealthStep(session: RunSession, phase: HealthPhase, timeoutSeconds: number): Promise<HealthReport> {
+  const { setup } = session;
+  const checks = healthChecksFromConfig(setup.config.health, setup.secrets);
+  const started = performance.now();
+  await setup.events.emit({ type: 'step-start', step: 'health', subject: phase, detail: { checks: checks.map((c) => `${c.kind}:${c.name}`) } });
+  const report = await runHealthChecks(
+    checks,
+    { client: session.work.client, env: setup.env, signal: undefined },
+    {
+      timeoutSeconds,
+      intervalSeconds: setup.config.health.intervalSeconds,
+      onAttempt: (attempt, results) =>
+        setup.events.emit({
+          type: 'note',
+          step: 'health',
+          subject: phase,
+          message: `attempt ${attempt}: ${results.filter((r) => !r.ok).length === 0 ? 'healthy' : `failing ${results.filter((r) => !r.ok).map((r) => r.name).join(', ')}`}`,
+          detail: { attempt, results },
+        }),
+    },
+  );
+  await setup.events.emit({
+    type: 'step-end',
+    step: 'health',
+    subject: phase,
+    outcome: report.healthy ? 'ok' : 'failed',
+    durationMs: Math.round(performance.now() - started),
+    detail: { attempts: report.attempts, failing: report.results.filter((r) => !r.ok) },
+  });
+  return report;
+}

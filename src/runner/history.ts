@@ -1,0 +1,110 @@
+import { belaySchemaExists } from '../db/belay-schema.js';
+import { usageError } from '../errors.js';
+import { journalFile, listJournalFiles, readJournalFile, type JournalLine } from '../journal/file-journal.js';
+import type { JournalRecord } from '../journal/record.js';
+import { RUN_COLUMNS, readRuns, toRunSummary, type RunRow, type RunSummary } from './status.js';
+import { openTargetSession, type RunSetup } from './setup.js';
+
+export interface RunHistory {
+  run: RunSummary;
+  steps: JournalRecord[];
+  /** Where the steps were read from. */
+  source: 'database' | 'journal file';
+  journalFile: string;
+}
+
+/** A run as its journal file tells it, for runs the database does not hold (refused, or lost with a damaged copy). */
+function summaryFromFile(lines: JournalLine[]): RunSummary | undefined {
+  const head = lines.find((line) => line.type === 'run') as Record<string, unknown> | undefined;
+  if (!head) return undefined;
+  const end = lines.find((line) => line.type === 'outcome') as Record<string, unknown> | undefined;
+  const steps = lines.filter((line): line is { type: 'step' } & JournalRecord => line.type === 'step');
+  const last = [...steps].reverse().find((step) => step.event === 'start');
+  const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+  return {
+    runId: String(head.runId),
+    command: String(head.command),
+    status: text(end?.status) ?? 'unfinished',
+    startedAt: String(head.startedAt),
+    finishedAt: text(end?.finishedAt),
+    fromRevision: text(head.fromRevision),
+    toRevision: text(end?.toRevision) ?? text(head.toRevision),
+    exitCode: typeof end?.exitCode === 'number' ? end.exitCode : null,
+    snapshotId: text(end?.snapshotId),
+    lastStep: last ? (last.revision ? `${last.step} ${last.revision}` : last.step) : null,
+    runBy: String(head.runBy),
+  };
+}
+
+/** Past runs, newest first: the database's record merged with the journal files beside the backups. */
+export async function runHistoryList(setup: RunSetup, limit = 50): Promise<RunSummary[]> {
+  const byId = new Map<string, RunSummary>();
+  for (const file of await listJournalFiles(setup.config.backupsDir)) {
+    const summary = summaryFromFile(await readJournalFile(file));
+    if (summary) byId.set(summary.runId, summary);
+  }
+  const session = await openTargetSession(setup, 'belay history');
+  try {
+    for (const run of await readRuns(session.client, limit)) byId.set(run.runId, run);
+  } finally {
+    await session.close();
+  }
+  return [...byId.values()].sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1)).slice(0, limit);
+}
+
+/** Every step of one run (id or unique prefix), from the database when it has them, else from the journal file. */
+export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunHistory> {
+  const runs = await runHistoryList(setup, 10_000);
+  const matches = runs.filter((run) => run.runId === query || run.runId.startsWith(query));
+  if (matches.length !== 1) {
+    throw usageError(matches.length === 0 ? `no run ${query}` : `run ${query} is ambiguous: ${matches.map((m) => m.runId).join(', ')}`, {
+      hint: 'List runs with `belay history`.',
+    });
+  }
+  const run = matches[0]!;
+  const file = journalFile(setup.config.backupsDir, run.runId);
+  const session = await openTargetSession(setup, 'belay history');
+  try {
+    if (await belaySchemaExists(session.client)) {
+      const { rows } = await session.client.query<{
+        run_id: string;
+        seq: number;
+        at: Date;
+        step: string;
+        event: JournalRecord['event'];
+        revision: string | null;
+        subject: string | null;
+        outcome: string | null;
+        duration_ms: number | null;
+        detail: Record<string, unknown> | null;
+      }>('SELECT * FROM belay.steps WHERE run_id = $1 ORDER BY seq', [run.runId]);
+      const header = await session.client.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM belay.runs WHERE id = $1`, [run.runId]);
+      if (rows.length > 0) {
+        return {
+          run: header.rows[0] ? toRunSummary(header.rows[0]) : run,
+          source: 'database',
+          journalFile: file,
+          steps: rows.map((row) => {
+            const record: JournalRecord = { runId: row.run_id, seq: row.seq, at: row.at.toISOString(), step: row.step, event: row.event };
+            if (row.revision) record.revision = row.revision;
+            if (row.subject) record.subject = row.subject;
+            if (row.outcome) record.outcome = row.outcome;
+            if (row.duration_ms !== null) record.durationMs = row.duration_ms;
+            if (row.detail) record.detail = row.detail;
+            return record;
+          }),
+        };
+      }
+    }
+  } finally {
+    await session.close();
+  }
+  let lines: JournalLine[] = [];
+  try {
+    lines = await readJournalFile(file);
+  } catch {
+    // neither copy has the steps
+  }
+  const steps = lines.filter((line) => line.type === 'step').map(({ type: _type, ...record }) => record as JournalRecord);
+  return { run, steps, source: 'journal file', journalFile: file };
+}

@@ -1,0 +1,45 @@
+import type { ClientBase } from 'pg';
+import { checkIntegrity, type IntegrityReport } from '../integrity/check-integrity.js';
+import { fingerprintTables, type Fingerprint } from '../integrity/fingerprint.js';
+import { selectProtectedTables } from '../integrity/table-selection.js';
+import type { RunSession } from './run-session.js';
+
+/**
+ * The pre-change fingerprint of every protected table; null when integrity.mode
+ * is not strict. Per-column hashes only when the comparison will need them
+ * (after `rollback --to`, whose downs may drop columns).
+ */
+export async function takeFingerprint(session: RunSession, perColumn: boolean, client: ClientBase = session.work.client): Promise<Fingerprint | null> {
+  const { integrity } = session.setup.config;
+  if (integrity.mode !== 'strict') return null;
+  return session.setup.events.step(
+    { step: 'fingerprint' },
+    async () => fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { perColumn }),
+    (fingerprint) => ({ tables: Object.keys(fingerprint.tables).length }),
+  );
+}
+
+/**
+ * Compare the database with the pre-change fingerprint. `same-schema` after
+ * a forward run was undone; `common-columns` after `rollback --to`, where the
+ * downs may drop what the ups added.
+ */
+export async function runIntegrityStep(
+  session: RunSession,
+  baseline: Fingerprint | null,
+  compare: 'same-schema' | 'common-columns',
+  client: ClientBase = session.work.client,
+): Promise<IntegrityReport> {
+  const { events, config } = session.setup;
+  const started = performance.now();
+  await events.emit({ type: 'step-start', step: 'integrity', detail: { mode: config.integrity.mode, compare } });
+  const report = await checkIntegrity(client, config.integrity, baseline, compare);
+  await events.emit({
+    type: 'step-end',
+    step: 'integrity',
+    outcome: report.intact ? 'ok' : 'failed',
+    durationMs: Math.round(performance.now() - started),
+    detail: { ...report },
+  });
+  return report;
+}

@@ -1,0 +1,46 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { usageError } from '../errors.js';
+import { discoverRevisions } from '../migrations/discover.js';
+
+export interface NewRevisionResult {
+  name: string;
+  files: string[];
+}
+
+const SQL_UP = (name: string): string => `-- ${name}: up\n-- Add -- belay:no-transaction as the FIRST line for CREATE INDEX CONCURRENTLY and the like.\n\n`;
+const SQL_DOWN = (name: string): string => `-- ${name}: down — undo exactly what the up did.\n\n`;
+const MODULE = (name: string): string => `// ${name}
+interface Ctx {
+  sql(text: string, params?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+}
+
+export async function up(ctx: Ctx): Promise<void> {
+  await ctx.sql('SELECT 1');
+}
+
+export async function down(ctx: Ctx): Promise<void> {
+  await ctx.sql('SELECT 1');
+}
+`;
+
+/** Scaffold the next numbered revision, keeping the folder's number width (4 by default). */
+export async function newRevision(migrationsDir: string, slug: string, kind: 'sql' | 'ts'): Promise<NewRevisionResult> {
+  const clean = slug.trim().toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  if (!clean) throw usageError(`"${slug}" makes no revision name`, { hint: 'Use letters and digits, e.g. `belay new add_user_email`.' });
+  await mkdir(migrationsDir, { recursive: true });
+  const revisions = await discoverRevisions(migrationsDir);
+  const last = revisions[revisions.length - 1];
+  const width = last ? last.number.length : 4;
+  const next = String((last ? Number(last.number) : 0) + 1).padStart(width, '0');
+  const name = `${next}_${clean}`;
+  const files =
+    kind === 'ts'
+      ? [[join(migrationsDir, `${name}.ts`), MODULE(name)]]
+      : [
+          [join(migrationsDir, `${name}.up.sql`), SQL_UP(name)],
+          [join(migrationsDir, `${name}.down.sql`), SQL_DOWN(name)],
+        ];
+  for (const [file, text] of files) await writeFile(file!, text!, { flag: 'wx' });
+  return { name, files: files.map(([file]) => file!) };
+}

@@ -1,0 +1,64 @@
+import { discoverRevisions } from '../migrations/discover.js';
+import { resolveRevisionName } from '../migrations/resolve-name.js';
+import type { Revision } from '../migrations/revision.js';
+import { isReversible, prepareStep } from '../migrations/run-revision.js';
+import { readDatabaseState } from './database-state.js';
+import { revisionsToApply } from './migrate-up.js';
+import { checkDrift, checkMissing, checkOrder, type PreflightCheck } from './preflight.js';
+import { openTargetSession, type RunSetup } from './setup.js';
+
+export interface PlannedRevision {
+  name: string;
+  direction: 'up' | 'down';
+  reversible: boolean;
+  transactional: boolean;
+}
+
+export interface Plan {
+  direction: 'up' | 'down' | 'none';
+  from: string | null;
+  to: string | null;
+  revisions: PlannedRevision[];
+  problems: PreflightCheck[];
+}
+
+async function planned(revision: Revision, direction: 'up' | 'down'): Promise<PlannedRevision> {
+  const reversible = await isReversible(revision);
+  const transactional = direction === 'up' || reversible ? (await prepareStep(revision, direction)).transactional : true;
+  return { name: revision.name, direction, reversible, transactional };
+}
+
+/** The revisions above `to`, newest first: what `rollback --to` would revert. */
+export function revisionsToRevert(revisions: readonly Revision[], appliedNames: ReadonlySet<string>, to: string): Revision[] {
+  const index = revisions.findIndex((revision) => revision.name === to);
+  return revisions
+    .slice(index + 1)
+    .filter((revision) => appliedNames.has(revision.name))
+    .reverse();
+}
+
+/** What `migrate up` (or `rollback --to`, when REV is below the current revision) would do. Changes nothing. */
+export async function runPlan(setup: RunSetup, to: string | undefined): Promise<Plan> {
+  const revisions = await discoverRevisions(setup.config.migrationsDir);
+  const target = to === undefined ? undefined : resolveRevisionName(to, revisions.map((r) => r.name));
+  const session = await openTargetSession(setup, 'belay plan');
+  try {
+    const state = await readDatabaseState(session.client, revisions);
+    const problems = [checkDrift(state), checkMissing(state), checkOrder(state)].filter((check) => !check.ok);
+    const applied = new Set(state.applied.map((row) => row.name));
+    if (target !== undefined && applied.has(target) && target !== state.current) {
+      const toRevert = revisionsToRevert(revisions, applied, target);
+      return { direction: 'down', from: state.current, to: target, revisions: await Promise.all(toRevert.map((r) => planned(r, 'down'))), problems };
+    }
+    const toApply = revisionsToApply(revisions, state, target);
+    return {
+      direction: toApply.length > 0 ? 'up' : 'none',
+      from: state.current,
+      to: toApply[toApply.length - 1]?.name ?? state.current,
+      revisions: await Promise.all(toApply.map((r) => planned(r, 'up'))),
+      problems,
+    };
+  } finally {
+    await session.close();
+  }
+}

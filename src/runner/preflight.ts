@@ -1,0 +1,64 @@
+import { preflightError } from '../errors.js';
+import type { Revision } from '../migrations/revision.js';
+import { isReversible } from '../migrations/run-revision.js';
+import type { DatabaseState } from './database-state.js';
+
+export interface PreflightCheck {
+  name: string;
+  ok: boolean;
+  message: string;
+  /** What to do about it, when it failed. */
+  hint?: string;
+}
+
+export function checkDrift(state: DatabaseState): PreflightCheck {
+  if (state.drift.length === 0) return { name: 'drift', ok: true, message: 'applied revisions match their files' };
+  const list = state.drift.map((d) => `${d.name} (${d.files.join(', ')})`).join('; ');
+  return { name: 'drift', ok: false, message: `files of applied revisions changed since they were applied: ${list}` };
+}
+
+export function checkMissing(state: DatabaseState): PreflightCheck {
+  if (state.missing.length === 0) return { name: 'missing', ok: true, message: 'every applied revision is on disk' };
+  return {
+    name: 'missing',
+    ok: false,
+    message: `applied revisions are missing from the migrations folder: ${state.missing.join(', ')}`,
+  };
+}
+
+export function checkOrder(state: DatabaseState): PreflightCheck {
+  if (state.outOfOrder.length === 0) return { name: 'order', ok: true, message: 'pending revisions come after the applied ones' };
+  return {
+    name: 'order',
+    ok: false,
+    message: `pending revisions are numbered below the current revision ${state.current}: ${state.outOfOrder.join(', ')}`,
+  };
+}
+
+export async function checkDowns(revisions: readonly Revision[], allowIrreversible: boolean): Promise<PreflightCheck> {
+  const irreversible: string[] = [];
+  for (const revision of revisions) if (!(await isReversible(revision))) irreversible.push(revision.name);
+  if (irreversible.length === 0) return { name: 'downs', ok: true, message: 'every revision to apply has a down' };
+  if (allowIrreversible) {
+    return { name: 'downs', ok: true, message: `irreversible revisions allowed (--allow-irreversible): ${irreversible.join(', ')}` };
+  }
+  return { name: 'downs', ok: false, message: `revisions without a down: ${irreversible.join(', ')}` };
+}
+
+const HINTS: Record<string, string> = {
+  drift: 'An applied revision must not be edited: restore its file from version control and put the change in a new revision (`belay new NAME`).',
+  missing: 'Restore the missing revision files, or point --migrations at the right folder.',
+  order: 'Renumber the pending revisions after the current one (`belay new` picks the next number).',
+  downs: 'Add the missing down files, or pass --allow-irreversible to accept that they cannot be rolled back automatically.',
+};
+
+/** Refuse (exit 4) with every failed check listed, and the next step for the first. */
+export function assertPreflight(checks: PreflightCheck[]): void {
+  const failed = checks.filter((check) => !check.ok);
+  if (failed.length === 0) return;
+  const hints = [...new Set(failed.map((check) => check.hint ?? HINTS[check.name]).filter((hint): hint is string => hint !== undefined))];
+  throw preflightError(`preflight refused the run: ${failed.map((check) => check.message).join('; ')}`, {
+    hint: `${hints.join(' ')} Nothing was changed.`.trim(),
+    details: { checks },
+  });
+}

@@ -1,0 +1,162 @@
+import type { Manifest } from '../backup/manifest.js';
+import { resolveBackupTools } from '../backup/pg-tools.js';
+import { restoreSnapshotInto } from '../backup/restore-snapshot.js';
+import { withDatabase, type ConnectionParams } from '../db/connection.js';
+import {
+  canCreateDatabases,
+  createDatabase,
+  databaseOwner,
+  derivedName,
+  dropDatabase,
+  renameDatabase,
+  setAllowConnections,
+  setDatabaseOwner,
+  terminateSessions,
+} from '../db/databases.js';
+import { quoteIdent } from '../db/ident.js';
+import { openSession, type Session } from '../db/session.js';
+import { errorMessage } from '../errors.js';
+import type { Fingerprint } from '../integrity/fingerprint.js';
+import { checkIntegrity } from '../integrity/check-integrity.js';
+import { sessionOptions, type RunSetup } from './setup.js';
+
+export type RestoreStrategy = 'swap' | 'in-place';
+
+export interface RestoreOutcome {
+  ok: boolean;
+  strategy: RestoreStrategy;
+  /** The damaged database, renamed aside by a swap; never dropped by belay. */
+  quarantine: string | null;
+  message: string;
+  /** Where things stand when it did not work, and what to run. */
+  manualSteps: string[];
+}
+
+export interface RestoreRequest {
+  setup: RunSetup;
+  manifest: Manifest;
+  baseline: Fingerprint | null;
+  strategy: RestoreStrategy;
+  /** Sessions on the target to close before the swap (they would block the rename). */
+  closeTargetSessions: () => Promise<void>;
+  progress: (message: string) => void;
+}
+
+const stamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'z').toLowerCase();
+
+async function openMaintenance(setup: RunSetup): Promise<Session> {
+  let lastError: unknown;
+  for (const database of ['postgres', 'template1']) {
+    try {
+      return await openSession(withDatabase(setup.target, database), sessionOptions(setup, 'belay restore admin'));
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+/** Whether the restored copy holds what the snapshot promised: the fingerprint taken before the run. */
+async function verifyRestored(setup: RunSetup, params: ConnectionParams, baseline: Fingerprint | null): Promise<string[]> {
+  const session = await openSession(params, sessionOptions(setup, 'belay restore verify'));
+  try {
+    const report = await checkIntegrity(session.client, setup.config.integrity, baseline, 'same-schema');
+    return report.intact ? [] : [...report.differences.map((d) => d.message), ...report.violations.map((v) => `invariant ${v.name} violated`), ...report.structural];
+  } finally {
+    await session.close();
+  }
+}
+
+/**
+ * Put the snapshot back. `swap`: restore into a new database, verify it,
+ * rename the damaged one aside as a quarantine and the restored one into its
+ * place. `in-place`: pg_restore --clean in one transaction into the same
+ * database, for roles without CREATEDB. The damaged database is never dropped.
+ */
+export async function restoreDatabase(request: RestoreRequest): Promise<RestoreOutcome> {
+  const { setup, manifest, baseline } = request;
+  const target = setup.target.database;
+  const admin = await openMaintenance(setup);
+  try {
+    const serverMajor = Math.floor(admin.serverVersionNum / 10000);
+    const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor });
+    let strategy = request.strategy;
+    if (strategy === 'swap' && !(await canCreateDatabases(admin.client))) {
+      request.progress('the role cannot create databases: restoring in place instead of swapping');
+      strategy = 'in-place';
+    }
+    if (strategy === 'in-place') {
+      await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, signal: setup.signal });
+      const problems = await verifyRestored(setup, setup.target, baseline);
+      return problems.length === 0
+        ? { ok: true, strategy, quarantine: null, message: `restored ${manifest.id} in place and verified it`, manualSteps: [] }
+        : {
+            ok: false,
+            strategy,
+            quarantine: null,
+            message: `restored ${manifest.id} in place, but it does not match the pre-run fingerprint: ${problems.join('; ')}`,
+            manualSteps: [`inspect database ${target}`, `belay restore ${manifest.id} --strategy in-place`],
+          };
+    }
+    const restoring = derivedName(target, `belay_restore_${stamp()}`);
+    await createDatabase(admin.client, restoring);
+    try {
+      await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, signal: setup.signal });
+      const problems = await verifyRestored(setup, withDatabase(setup.target, restoring), baseline);
+      if (problems.length > 0) throw new Error(`the restored copy does not match the pre-run fingerprint: ${problems.join('; ')}`);
+    } catch (error) {
+      await dropDatabase(admin.client, restoring).catch(() => {});
+      return {
+        ok: false,
+        strategy,
+        quarantine: null,
+        message: `restoring ${manifest.id} failed; ${target} was not touched: ${errorMessage(error)}`,
+        manualSteps: [`belay backups verify ${manifest.id}`, `belay restore <another snapshot id>   (list them: belay backups list)`],
+      };
+    }
+    const owner = await databaseOwner(admin.client, target);
+    const quarantine = derivedName(target, `quarantine_${stamp()}`);
+    await request.closeTargetSessions();
+    try {
+      await setAllowConnections(admin.client, target, false);
+      await terminateSessions(admin.client, target);
+      await renameDatabase(admin.client, target, quarantine);
+    } catch (error) {
+      await setAllowConnections(admin.client, target, true).catch(() => {});
+      await dropDatabase(admin.client, restoring).catch(() => {});
+      return {
+        ok: false,
+        strategy,
+        quarantine: null,
+        message: `could not move ${target} aside (${errorMessage(error)}); it is unchanged and the restored copy was dropped`,
+        manualSteps: [`belay restore ${manifest.id} --strategy in-place`],
+      };
+    }
+    try {
+      await renameDatabase(admin.client, restoring, target);
+    } catch (error) {
+      return {
+        ok: false,
+        strategy,
+        quarantine,
+        message: `${target} was moved aside to ${quarantine}, but the restored copy ${restoring} could not take its name: ${errorMessage(error)}`,
+        manualSteps: [
+          `ALTER DATABASE ${quoteIdent(restoring)} RENAME TO ${quoteIdent(target)};`,
+          `-- or put the damaged one back: ALTER DATABASE ${quoteIdent(quarantine)} RENAME TO ${quoteIdent(target)};`,
+        ],
+      };
+    }
+    await setAllowConnections(admin.client, quarantine, true).catch(() => {});
+    // the restored copy belongs to whoever created it; give it back to the original owner when allowed
+    if (owner) await setDatabaseOwner(admin.client, target, owner).catch(() => {});
+    return {
+      ok: true,
+      strategy,
+      quarantine,
+      message: `restored ${manifest.id} into ${target} and verified it; the damaged copy is kept as database ${quarantine}`,
+      manualSteps: [],
+    };
+  } finally {
+    await admin.close();
+  }
+}

@@ -1,0 +1,120 @@
+import { ensureBelaySchema } from '../db/belay-schema.js';
+import type { Session } from '../db/session.js';
+import { Journal } from '../journal/journal.js';
+import type { RunHeader } from '../journal/record.js';
+import { newRunId } from '../journal/run-id.js';
+import { acquireRunLock } from './run-lock.js';
+import { openTargetSession, type RunSetup } from './setup.js';
+
+
+/**
+ * A changing run: its id, the control connection that holds the advisory
+ * lock and writes the journal, and the journal itself. Revisions run on a
+ * separate work connection, so journal rows never share their transactions.
+ */
+export class RunSession {
+  journal: Journal | undefined;
+  private lockStarted = 0;
+
+  private constructor(
+    readonly runId: string,
+    readonly setup: RunSetup,
+    readonly command: string,
+    private controlSession: Session | undefined,
+    private workSession: Session | undefined,
+  ) {}
+
+  /** Holds the advisory lock and writes the journal. */
+  get control(): Session {
+    if (!this.controlSession) throw new Error('the run has no connection to the database right now');
+    return this.controlSession;
+  }
+
+  /** Runs the revisions, checks and fingerprints. */
+  get work(): Session {
+    if (!this.workSession) throw new Error('the run has no connection to the database right now');
+    return this.workSession;
+  }
+
+  get applicationName(): string {
+    return `belay ${this.command} ${this.runId.slice(-12)}`;
+  }
+
+  static async open(setup: RunSetup, command: string): Promise<RunSession> {
+    const session = new RunSession(newRunId(), setup, command, undefined, undefined);
+    await session.connect();
+    return session;
+  }
+
+  private async connect(): Promise<void> {
+    this.controlSession = await openTargetSession(this.setup, this.applicationName);
+    try {
+      this.workSession = await openTargetSession(this.setup, `${this.applicationName} work`);
+    } catch (error) {
+      await this.disconnect();
+      throw error;
+    }
+  }
+
+  /** Close both connections (releasing the lock), e.g. so a restore can rename the database. */
+  async disconnect(): Promise<void> {
+    this.journal?.database.detach();
+    await this.workSession?.close();
+    await this.controlSession?.close();
+    this.workSession = undefined;
+    this.controlSession = undefined;
+  }
+
+  /** Connect again (to the database now under the target's name), retake the lock and rewrite the journal into it. */
+  async reconnect(): Promise<void> {
+    await this.disconnect();
+    await this.connect();
+    await acquireRunLock(this.control.client);
+    await this.attachDatabaseJournal();
+  }
+
+  /** Exit 3 at once when another run holds the lock. */
+  async lock(): Promise<void> {
+    this.lockStarted = performance.now();
+    await acquireRunLock(this.control.client);
+  }
+
+  /** Open the journal file and record the run and its lock step. */
+  async startJournal(fromRevision: string | null, toRevision: string | null): Promise<Journal> {
+    const header: RunHeader = {
+      runId: this.runId,
+      command: this.command,
+      startedAt: new Date().toISOString(),
+      runBy: this.setup.runBy,
+      database: this.setup.target.database,
+      fromRevision,
+      toRevision,
+    };
+    const journal = await Journal.open(this.setup.config.backupsDir, header, this.setup.secrets);
+    this.journal = journal;
+    const { events } = this.setup;
+    events.on(journal.listener);
+    await events.emit({ type: 'run-start', header });
+    await events.emit({ type: 'step-start', step: 'lock' });
+    await events.emit({
+      type: 'step-end',
+      step: 'lock',
+      outcome: 'ok',
+      durationMs: Math.round(performance.now() - this.lockStarted),
+      detail: { applicationName: this.applicationName },
+    });
+    return journal;
+  }
+
+  /** From here the run changes the database: create belay's schema and journal into it too. */
+  async attachDatabaseJournal(): Promise<void> {
+    await ensureBelaySchema(this.control.client);
+    await this.journal?.attachDatabase(this.control.client);
+  }
+
+  async close(): Promise<void> {
+    await this.journal?.close().catch(() => {});
+    // ending the control session releases the advisory lock
+    await this.disconnect();
+  }
+}

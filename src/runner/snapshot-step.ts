@@ -1,0 +1,90 @@
+import { statfs } from 'node:fs/promises';
+import { resolveBackupTools, type BackupTools } from '../backup/pg-tools.js';
+import { ensureBackupsDir } from '../backup/snapshot-store.js';
+import { takeSnapshot } from '../backup/take-snapshot.js';
+import type { Session } from '../db/session.js';
+import { BelayError, errorMessage } from '../errors.js';
+import type { PreflightCheck } from './preflight.js';
+import type { Manifest } from '../backup/manifest.js';
+import type { RunSession } from './run-session.js';
+import type { RunSetup } from './setup.js';
+
+const toolsBySetup = new WeakMap<RunSetup, BackupTools>();
+
+function serverMajor(session: Session): number {
+  return Math.floor(session.serverVersionNum / 10000);
+}
+
+/** pg_dump new enough for the server, a writable backups folder, and room for the dump. */
+export async function backupPreflight(setup: RunSetup, control: Session): Promise<PreflightCheck[]> {
+  const checks: PreflightCheck[] = [];
+  try {
+    const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: serverMajor(control) });
+    toolsBySetup.set(setup, tools);
+    checks.push({ name: 'pg_dump', ok: true, message: `pg_dump ${tools.pgDump.version} can dump server ${serverMajor(control)}` });
+  } catch (error) {
+    checks.push({ name: 'pg_dump', ok: false, message: errorMessage(error), ...(error instanceof BelayError && error.hint ? { hint: error.hint } : {}) });
+  }
+  const dir = setup.config.backupsDir;
+  try {
+    await ensureBackupsDir(dir);
+    checks.push({ name: 'backups-dir', ok: true, message: `${dir} is writable` });
+  } catch (error) {
+    checks.push({ name: 'backups-dir', ok: false, message: errorMessage(error), hint: `Make ${dir} writable, or choose another folder with --backups DIR.` });
+    return checks;
+  }
+  const { rows } = await control.client.query<{ size: string }>('SELECT pg_database_size(current_database())::text AS size');
+  const needed = Number(rows[0]?.size ?? 0);
+  const fs = await statfs(dir);
+  const free = fs.bavail * fs.bsize;
+  // A dump is rarely larger than the database it comes from (indexes are not dumped).
+  checks.push(
+    free >= needed
+      ? { name: 'disk', ok: true, message: `${formatBytes(free)} free in ${dir}, database is ${formatBytes(needed)}` }
+      : {
+          name: 'disk',
+          ok: false,
+          message: `only ${formatBytes(free)} free in ${dir}, the database is ${formatBytes(needed)}`,
+          hint: 'Free space, or put snapshots on a larger disk with --backups DIR.',
+        },
+  );
+  return checks;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+/** The run's snapshot, verified readable before the run goes on. */
+export async function takeRunSnapshot(session: RunSession, revision: string | null, fingerprint: unknown = null): Promise<Manifest> {
+  const { setup } = session;
+  const tools = toolsBySetup.get(setup) ?? (await resolveBackupTools({ search: setup.pgSearch, serverMajor: serverMajor(session.control) }));
+  const manifest = await takeSnapshot({
+    params: setup.target,
+    backupsDir: setup.config.backupsDir,
+    format: setup.config.backup.format,
+    jobs: setup.config.backup.jobs,
+    compress: setup.config.backup.compress,
+    revision,
+    runId: session.runId,
+    fingerprint,
+    tools,
+    env: setup.env,
+    signal: setup.signal,
+    onProgress: (progress) =>
+      void setup.events.emit({
+        type: 'progress',
+        step: 'backup',
+        message: `${progress.tablesDone}/${progress.tablesTotal} tables, ${formatBytes(progress.bytesWritten)}${progress.table ? ` (${progress.table})` : ''}`,
+        detail: { ...progress },
+      }),
+  });
+  return manifest;
+}
