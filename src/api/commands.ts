@@ -1,4 +1,9 @@
-import { prepare } from './prepare.js';
+import type { Manifest } from '../backup/manifest.js';
+import { runBackup, runBackupsList, runBackupsPrune, runBackupsVerify, runRestore } from '../runner/backup-commands.js';
+import type { RestoreStrategy } from '../runner/restore-step.js';
+import { runRollback, type RollbackOptions } from '../runner/rollback.js';
+import { runVerify, type VerifyReport } from '../runner/verify-now.js';
+import { prepare, prepareOffline } from './prepare.js';
 import type { BelayOptions } from './options.js';
 import { runMigrateUp, type MigrateUpOptions } from '../runner/migrate-up.js';
 import { runStatus, type StatusReport } from '../runner/status.js';
@@ -44,4 +49,39 @@ export async function newRevision(name: string, options: BelayOptions & { kind?:
     overrides: options.migrations === undefined ? {} : { migrationsDir: resolve(cwd, options.migrations) },
   });
   return scaffold(config.migrationsDir, name, options.kind ?? 'sql');
+}
+
+/** `belay rollback --to REV`: the orchestrated run pointed down. */
+export async function rollback(options: BelayOptions & RollbackOptions): Promise<RunResult> {
+  return runRollback(await prepare(options), options);
+}
+
+/** `belay backup`: a verified snapshot now. */
+export async function backup(options: BelayOptions = {}): Promise<RunResult> {
+  return runBackup(await prepare(options));
+}
+
+/** `belay backups list` */
+export async function listBackups(options: BelayOptions = {}): Promise<{ snapshots: Manifest[]; unreadable: string[] }> {
+  return runBackupsList(await prepareOffline(options));
+}
+
+/** `belay backups verify ID`: sha256, size and pg_restore --list. */
+export async function verifyBackup(id: string, options: BelayOptions = {}): Promise<{ snapshot: Manifest; ok: boolean; problems: string[] }> {
+  return runBackupsVerify(await prepareOffline(options), id);
+}
+
+/** `belay backups prune --keep N` */
+export async function pruneBackups(keep: number, options: BelayOptions = {}): Promise<{ removed: string[] }> {
+  return runBackupsPrune(await prepareOffline(options), keep);
+}
+
+/** `belay restore ID [--strategy swap|in-place]` */
+export async function restore(id: string, options: BelayOptions & { strategy?: RestoreStrategy } = {}): Promise<RunResult> {
+  return runRestore(await prepare(options), id, options.strategy ?? 'swap');
+}
+
+/** `belay verify`: health and integrity checks now. */
+export async function verify(options: BelayOptions = {}): Promise<VerifyReport> {
+  return runVerify(await prepare(options));
 }

@@ -18,6 +18,15 @@ function runBy(): string {
 
 /** Read the config and resolve the connection: the one place that looks at the environment. */
 export async function prepare(options: BelayOptions): Promise<RunSetup> {
+  return prepareWith(options, true);
+}
+
+/** The same, for commands that work on files only (backups list/verify/prune): no connection is opened or started. */
+export async function prepareOffline(options: BelayOptions): Promise<RunSetup> {
+  return prepareWith(options, false);
+}
+
+async function prepareWith(options: BelayOptions, connect: boolean): Promise<RunSetup> {
   const cwd = resolve(options.cwd ?? process.cwd());
   const env = options.env ?? process.env;
   const overrides: { databaseUrl?: string; migrationsDir?: string; backupsDir?: string } = {};
@@ -25,7 +34,9 @@ export async function prepare(options: BelayOptions): Promise<RunSetup> {
   if (options.migrations !== undefined) overrides.migrationsDir = resolve(cwd, options.migrations);
   if (options.backups !== undefined) overrides.backupsDir = resolve(cwd, options.backups);
   const config = await loadConfig({ cwd, ...(options.config === undefined ? {} : { file: options.config }), overrides });
-  const target = await resolveTarget({ flag: options.databaseUrl, configured: config.databaseUrl, env, projectDir: cwd });
+  const target = connect
+    ? await resolveTarget({ flag: options.databaseUrl, configured: config.databaseUrl, env, projectDir: cwd })
+    : { host: '', port: 0, user: '', database: '', source: 'none (offline)' };
   const events = new RunEvents();
   if (options.onEvent) events.on(options.onEvent);
   return {

@@ -4,6 +4,8 @@ import { EXIT } from '../errors.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerCluster } from './commands/cluster.js';
+import { registerRollback } from './commands/rollback.js';
+import { registerBackups } from './commands/backups.js';
 
 const program = new Command('belay')
   .description('PostgreSQL migrations that catch their own falls: backup → migrate → verify → roll back → restore')
@@ -20,6 +22,8 @@ const program = new Command('belay')
 
 registerInspect(program);
 registerMigrate(program);
+registerRollback(program);
+registerBackups(program);
 registerCluster(program);
 
 program.commands.forEach(function exitOverrideAll(command: Command) {

@@ -119,7 +119,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
       journalFile: session.journal?.path ?? null,
       checks,
     };
-    const fingerprint = await takeFingerprint(session, true);
+    const fingerprint = restoreFrom ? ((restoreFrom.fingerprint as RunProgress['fingerprint']) ?? null) : await takeFingerprint(session, true);
     const progress: RunProgress = {
       session,
       priorRevision: state.current,
@@ -131,9 +131,8 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
       restoreStrategy: options.strategy ?? 'swap',
     };
     if (restoreFrom) {
-      progress.fingerprint = (restoreFrom.fingerprint as RunProgress['fingerprint']) ?? null;
-      const restored = await restoreRun(progress, `restoring ${restoreFrom.id} as asked (--restore-from)`);
-      return restored.exitCode === EXIT.restored ? { ...restored, outcome: 'ok', exitCode: EXIT.ok } : restored;
+      progress.restoreIsGoal = true;
+      return await restoreRun(progress, `restoring ${restoreFrom.id} as asked (--restore-from)`);
     }
     if (!options.noBackup) {
       const snapshot = await events.step({ step: 'backup' }, () => takeRunSnapshot(session, state.current, fingerprint), (m) => ({ id: m.id, file: m.file, sha256: m.sha256 }));

@@ -24,6 +24,8 @@ export interface RunProgress {
   result: RunResult;
   healthTimeoutSeconds: number;
   restoreStrategy: RestoreStrategy;
+  /** The restore is what was asked for (`belay restore`, `rollback --restore-from`): success ends 0, not 11. */
+  restoreIsGoal?: boolean;
 }
 
 export interface FailureReason {
@@ -145,8 +147,7 @@ export async function restoreRun(progress: RunProgress, why: string): Promise<Ru
   await runHookStep(session, 'afterRestore', { from: progress.priorRevision, to: snapshot.revision, outcome: 'restored' });
   return finishRun(session, {
     ...result,
-    outcome: 'restored',
-    exitCode: EXIT.restored,
+    ...(progress.restoreIsGoal ? { outcome: 'ok', exitCode: EXIT.ok } : { outcome: 'restored', exitCode: EXIT.restored }),
     message: `${why}; ${outcome.message}`,
     ...(outcome.quarantine ? { hint: `The damaged database is kept as ${outcome.quarantine} (connect to it by that name); drop it yourself when done.` } : {}),
   });

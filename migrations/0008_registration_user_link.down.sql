@@ -1,0 +1,1 @@
+ALTER TABLE account.onboarding_registrations DROP COLUMN user_id;

@@ -1,0 +1,1 @@
+ALTER TABLE account.profiles DROP COLUMN locale;

@@ -1,0 +1,1 @@
+ALTER TABLE account.profiles ADD COLUMN locale text NOT NULL DEFAULT 'en';

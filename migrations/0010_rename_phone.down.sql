@@ -1,0 +1,1 @@
+ALTER TABLE account.profiles RENAME COLUMN phone_number TO phone;

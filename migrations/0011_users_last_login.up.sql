@@ -1,0 +1,1 @@
+ALTER TABLE account.users ADD COLUMN last_login timestamptz;

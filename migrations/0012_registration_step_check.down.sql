@@ -1,0 +1,1 @@
+ALTER TABLE account.onboarding_registrations DROP CONSTRAINT onboarding_registrations_step_check;

@@ -1,0 +1,1 @@
+ALTER TABLE account.users DROP COLUMN email_verified;

@@ -1,0 +1,1 @@
+ALTER TABLE account.sessions DROP COLUMN ip, DROP COLUMN user_agent;

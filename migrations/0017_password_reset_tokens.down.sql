@@ -1,0 +1,1 @@
+DROP TABLE account.password_reset_tokens;

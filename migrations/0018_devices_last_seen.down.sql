@@ -1,0 +1,1 @@
+ALTER TABLE account.devices DROP COLUMN last_seen_at;

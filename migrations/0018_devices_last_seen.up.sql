@@ -1,0 +1,1 @@
+ALTER TABLE account.devices ADD COLUMN last_seen_at timestamptz;

@@ -1,0 +1,2 @@
+ALTER TABLE account.users DROP COLUMN status;
+DROP TYPE account.user_status;

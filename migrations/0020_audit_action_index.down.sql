@@ -1,0 +1,1 @@
+DROP INDEX account.audit_log_action_idx;

@@ -1,0 +1,1 @@
+CREATE INDEX audit_log_action_idx ON account.audit_log (action, at);

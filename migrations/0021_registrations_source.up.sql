@@ -1,0 +1,1 @@
+ALTER TABLE account.onboarding_registrations ADD COLUMN source text NOT NULL DEFAULT 'web';

@@ -1,0 +1,41 @@
+import { Option, type Command } from 'commander';
+import { runAction } from '../run-action.js';
+import { integerFlag } from '../parse.js';
+import { formatRunResult } from '../format.js';
+import { confirmer } from '../confirm.js';
+
+interface RollbackFlags {
+  to: string;
+  backup: boolean;
+  restoreFrom?: string;
+  strategy?: 'swap' | 'in-place';
+  healthTimeout?: number;
+}
+
+export function registerRollback(program: Command): void {
+  program
+    .command('rollback')
+    .description('down-migrate to REV, orchestrated: snapshot, downs, health, integrity, restore on corruption')
+    .requiredOption('--to <rev>', 'the revision to return to (number, name or unique prefix)')
+    .option('--no-backup', 'skip the snapshot before the downs')
+    .option('--restore-from <backup>', 'skip the downs and restore this snapshot (id or manifest path)')
+    .addOption(new Option('--strategy <strategy>', 'how a restore replaces the database').choices(['swap', 'in-place']))
+    .option('--health-timeout <seconds>', 'how long health checks may retry after the downs', integerFlag('--health-timeout', 0, 86_400))
+    .action(async (flags: RollbackFlags, command: Command) =>
+      runAction(command, async (ctx) => {
+        const { rollback } = await import('../../api/commands.js');
+        const confirm = confirmer(ctx.flags.yes === true);
+        const result = await rollback({
+          ...ctx.options,
+          to: flags.to,
+          noBackup: !flags.backup,
+          ...(flags.restoreFrom === undefined ? {} : { restoreFrom: flags.restoreFrom }),
+          ...(flags.strategy === undefined ? {} : { strategy: flags.strategy }),
+          ...(flags.healthTimeout === undefined ? {} : { healthTimeout: flags.healthTimeout }),
+          ...(confirm ? { confirm } : {}),
+        });
+        ctx.print(result, () => formatRunResult(result));
+        return result.exitCode;
+      }),
+    );
+}
