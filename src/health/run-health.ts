@@ -19,6 +19,8 @@ export interface HealthRetry {
   /** Keep retrying failing checks until this many seconds have passed; 0 means one attempt. */
   timeoutSeconds: number;
   intervalSeconds: number;
+  /** Checks already failing before the change (allowed by --allow-unhealthy): reported, not held against it. */
+  tolerate?: ReadonlySet<string>;
   onAttempt?: (attempt: number, results: CheckResult[]) => void | Promise<void>;
 }
 
@@ -49,7 +51,7 @@ export async function runHealthChecks(checks: HealthCheck[], ctx: CheckContext, 
     attempts++;
     const results = await attempt(checks, ctx);
     await retry.onAttempt?.(attempts, results);
-    const healthy = results.every((r) => r.ok);
+    const healthy = results.every((r) => r.ok || retry.tolerate?.has(r.name) === true);
     const remaining = deadline - performance.now();
     if (healthy || remaining <= 0 || ctx.signal?.aborted) return { healthy, attempts, results };
     await sleep(Math.min(retry.intervalSeconds * 1000, remaining), ctx.signal);

@@ -95,6 +95,7 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
       applied: [],
       result,
       healthTimeoutSeconds: setup.config.health.timeoutSeconds,
+      tolerated: new Set(),
       restoreStrategy: strategy,
       restoreIsGoal: true,
     };

@@ -5,7 +5,12 @@ import type { RunSession } from './run-session.js';
 export type HealthPhase = 'baseline' | 'after-apply' | 'after-rollback' | 'after-restore';
 
 /** Health checks as a journaled step, every attempt noted; answers the report, never throws for unhealthy. */
-export async function runHealthStep(session: RunSession, phase: HealthPhase, timeoutSeconds: number): Promise<HealthReport> {
+export async function runHealthStep(
+  session: RunSession,
+  phase: HealthPhase,
+  timeoutSeconds: number,
+  tolerate: ReadonlySet<string> = new Set(),
+): Promise<HealthReport> {
   const { setup } = session;
   const checks = healthChecksFromConfig(setup.config.health, setup.secrets);
   const started = performance.now();
@@ -16,6 +21,7 @@ export async function runHealthStep(session: RunSession, phase: HealthPhase, tim
     {
       timeoutSeconds,
       intervalSeconds: setup.config.health.intervalSeconds,
+      tolerate,
       onAttempt: (attempt, results) =>
         setup.events.emit({
           type: 'note',
@@ -32,7 +38,7 @@ export async function runHealthStep(session: RunSession, phase: HealthPhase, tim
     subject: phase,
     outcome: report.healthy ? 'ok' : 'failed',
     durationMs: Math.round(performance.now() - started),
-    detail: { attempts: report.attempts, failing: report.results.filter((r) => !r.ok) },
+    detail: { attempts: report.attempts, failing: report.results.filter((r) => !r.ok), ...(tolerate.size > 0 ? { tolerated: [...tolerate] } : {}) },
   });
   return report;
 }

@@ -41,12 +41,19 @@ async function preflightChecks(session: RunSession, state: DatabaseState, toAppl
   return checks;
 }
 
-/** The seed's "fix the 500 first": the checks must pass before anything changes. */
-async function healthBaseline(session: RunSession, options: MigrateUpOptions): Promise<PreflightCheck> {
+/**
+ * The seed's "fix the 500 first": the checks must pass before anything
+ * changes. With --allow-unhealthy the run goes on, and the checks failing
+ * now are the ones not held against the change.
+ */
+async function healthBaseline(session: RunSession, options: MigrateUpOptions, tolerated: Set<string>): Promise<PreflightCheck> {
   const report = await runHealthStep(session, 'baseline', 0);
   if (report.healthy) return { name: 'health-baseline', ok: true, message: 'health checks pass before the change' };
   const failing = report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.evidence}`).join('; ');
-  if (options.allowUnhealthy) return { name: 'health-baseline', ok: true, message: `unhealthy before the change, allowed by --allow-unhealthy (${failing})` };
+  if (options.allowUnhealthy) {
+    for (const result of report.results) if (!result.ok) tolerated.add(result.name);
+    return { name: 'health-baseline', ok: true, message: `unhealthy before the change, allowed by --allow-unhealthy (${failing})` };
+  }
   return {
     name: 'health-baseline',
     ok: false,
@@ -73,12 +80,13 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
     await session.startJournal(state.current, toApply[toApply.length - 1]?.name ?? state.current);
     const { events } = setup;
     await events.step({ step: 'plan' }, async () => toApply, (list) => ({ from: state.current, apply: list.map((r) => r.name) }));
+    const tolerated = new Set<string>();
     const checks = await events.step(
       { step: 'preflight' },
       async () => {
         const found = await preflightChecks(session, state, toApply, options);
         assertPreflight(found);
-        if (toApply.length > 0) found.push(await healthBaseline(session, options));
+        if (toApply.length > 0) found.push(await healthBaseline(session, options, tolerated));
         assertPreflight(found);
         return found;
       },
@@ -103,6 +111,7 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
       applied: [],
       result,
       healthTimeoutSeconds: options.healthTimeout ?? setup.config.health.timeoutSeconds,
+      tolerated,
       restoreStrategy: 'swap',
     };
     return await applyAndVerify(progress, toApply);
@@ -163,9 +172,9 @@ async function applyAndVerify(progress: RunProgress, toApply: Revision[]): Promi
   if (!(await runHookStep(session, 'afterApply', hookVars('applied')))) {
     return rollBackRun(progress, { message: 'the afterApply hook failed', untrustworthy: false });
   }
-  const health = await runHealthStep(session, 'after-apply', progress.healthTimeoutSeconds);
+  const health = await runHealthStep(session, 'after-apply', progress.healthTimeoutSeconds, progress.tolerated);
   if (!health.healthy) {
-    const failing = health.results.filter((r) => !r.ok);
+    const failing = health.results.filter((r) => !r.ok && !progress.tolerated.has(r.name));
     return rollBackRun(progress, {
       message: `health failed after the change: ${failing.map((r) => `${r.name}: ${r.evidence}`).join('; ')}`,
       failure: { health: failing },

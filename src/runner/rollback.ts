@@ -128,6 +128,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
       applied: [],
       result,
       healthTimeoutSeconds: options.healthTimeout ?? setup.config.health.timeoutSeconds,
+      tolerated: new Set(),
       restoreStrategy: options.strategy ?? 'swap',
     };
     if (restoreFrom) {

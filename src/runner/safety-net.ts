@@ -23,6 +23,8 @@ export interface RunProgress {
   applied: Revision[];
   result: RunResult;
   healthTimeoutSeconds: number;
+  /** Checks that already failed at the baseline (--allow-unhealthy): not held against the change or the rollback. */
+  tolerated: ReadonlySet<string>;
   restoreStrategy: RestoreStrategy;
   /** The restore is what was asked for (`belay restore`, `rollback --restore-from`): success ends 0, not 11. */
   restoreIsGoal?: boolean;
@@ -79,7 +81,7 @@ export async function rollBackRun(progress: RunProgress, reason: FailureReason):
   }
   result.toRevision = progress.priorRevision;
   const hookOk = await runHookStep(session, 'afterRollback', { from: current, to: progress.priorRevision, outcome: 'rolled-back' });
-  const health = await runHealthStep(session, 'after-rollback', progress.healthTimeoutSeconds);
+  const health = await runHealthStep(session, 'after-rollback', progress.healthTimeoutSeconds, progress.tolerated);
   const integrity = await runIntegrityStep(session, progress.fingerprint, 'same-schema');
   if (!integrity.intact) {
     return restoreRun(progress, `data changed after the rollback: ${integrity.differences.map((d) => d.message).concat(integrity.violations.map((v) => `invariant ${v.name} violated`), integrity.structural).join('; ')}`);
