@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseDatabaseUrl } from '../db/connection.js';
 import { BelayError, EXIT, errorMessage } from '../errors.js';
 import type { BelayOptions } from '../api/options.js';
 import { globalFlags, type CliContext } from './context.js';
@@ -10,8 +11,8 @@ function secretsFrom(flags: { databaseUrl?: string }): string[] {
   for (const url of [flags.databaseUrl, process.env.DATABASE_URL]) {
     if (!url) continue;
     try {
-      const password = new URL(url).password;
-      if (password) secrets.push(decodeURIComponent(password));
+      const { password } = parseDatabaseUrl(url, 'url');
+      if (password) secrets.push(password);
     } catch {
       // not a URL; reported when it is used
     }

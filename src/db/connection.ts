@@ -20,26 +20,42 @@ export interface ConnectionParams {
 
 const DEFAULT_SOCKET_DIRS = ['/var/run/postgresql', '/tmp'];
 
+const LIBPQ_URI = /^(postgres(?:ql)?):\/\/(?:([^@/?#]*)@)?([^/?#]*)(?:\/([^?#]*))?(?:\?([^#]*))?$/;
+
+/**
+ * Parse a libpq connection URI. WHATWG URL cannot: libpq allows an empty
+ * host (`postgresql://user@/db?host=/socket/dir`) and bracketed IPv6 hosts.
+ */
 export function parseDatabaseUrl(url: string, source: string): ConnectionParams {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw usageError(`${source} is not a valid URL: ${redactUrl(url)}`, {
-      hint: 'Use the form postgresql://user:password@host:5432/database',
+  const match = LIBPQ_URI.exec(url.trim());
+  const invalid = (why: string): never => {
+    throw usageError(`${source} is not a valid PostgreSQL URL (${why}): ${redactUrl(url)}`, {
+      hint: 'Use the form postgresql://user:password@host:5432/database, or postgresql://user@/database?host=/socket/dir',
     });
-  }
-  if (parsed.protocol !== 'postgresql:' && parsed.protocol !== 'postgres:') {
-    throw usageError(`${source} must start with postgresql:// (got ${parsed.protocol}//)`);
-  }
-  const query = parsed.searchParams;
-  const host = query.get('host') ?? (parsed.hostname ? decodeURIComponent(parsed.hostname).replace(/^\[|\]$/g, '') : DEFAULT_SOCKET_DIRS[0]!);
-  const port = Number(query.get('port') ?? (parsed.port || 5432));
-  if (!Number.isInteger(port) || port <= 0 || port > 65535) throw usageError(`${source} has an invalid port`);
-  const user = decodeURIComponent(parsed.username) || query.get('user') || userInfo().username;
-  const database = decodeURIComponent(parsed.pathname.replace(/^\//, '')) || query.get('dbname') || user;
+  };
+  if (!match) return invalid('expected postgresql://…');
+  const [, , userinfo = '', hostport = '', path = '', queryString = ''] = match;
+  const decode = (text: string, what: string): string => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      return invalid(`bad percent-encoding in the ${what}`);
+    }
+  };
+  const query = new URLSearchParams(queryString);
+  if (hostport.includes(',')) invalid('several hosts are not supported');
+  const hostMatch = /^(\[[^\]]*\]|[^:]*)(?::(\d*))?$/.exec(hostport);
+  if (!hostMatch) return invalid('bad host:port');
+  const hostText = decode(hostMatch[1]!.replace(/^\[|\]$/g, ''), 'host');
+  const host = query.get('host') ?? (hostText || DEFAULT_SOCKET_DIRS[0]!);
+  const port = Number(query.get('port') ?? (hostMatch[2] || 5432));
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) invalid('bad port');
+  const colon = userinfo.indexOf(':');
+  const userText = decode(colon === -1 ? userinfo : userinfo.slice(0, colon), 'user');
+  const user = userText || query.get('user') || userInfo().username;
+  const database = decode(path, 'database') || query.get('dbname') || user;
   const params: ConnectionParams = { host, port, user, database, source };
-  const password = parsed.password ? decodeURIComponent(parsed.password) : query.get('password');
+  const password = colon === -1 ? query.get('password') : decode(userinfo.slice(colon + 1), 'password');
   if (password) params.password = password;
   const sslmode = query.get('sslmode');
   if (sslmode) params.sslmode = sslmode;
