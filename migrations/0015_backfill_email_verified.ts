@@ -23,10 +23,11 @@ export async function down(ctx: Ctx): Promise<void> {
   await ctx.sql(`DROP TABLE account.email_verified_backfill`);
 }
 
-export async function verify(ctx: Ctx): Promise<boolean> {
+export async function verify(ctx: Ctx): Promise<void> {
   const { rows } = await ctx.sql(
     `SELECT count(*)::int AS n FROM account.users u JOIN account.onboarding_registrations r ON r.user_id = u.id
       WHERE r.completed_at IS NOT NULL AND NOT u.email_verified`,
   );
-  return rows[0]?.n === 0;
+  const left = Number(rows[0]?.n ?? 0);
+  if (left !== 0) throw new Error(`${left} users completed onboarding but are not email_verified`);
 }

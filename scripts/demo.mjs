@@ -15,7 +15,7 @@ const work = path.join(root, '.belay', 'demo');
 const bold = (s) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 
 async function belay(args, { expect } = {}) {
-  const result = await $({ nothrow: true, cwd: root })`node ${cli} --log-level silent ${args}`;
+  const result = await $({ nothrow: true, quiet: true, cwd: root })`node ${cli} --log-level silent ${args}`;
   if (expect !== undefined && result.exitCode !== expect) {
     console.error(result.stdout, result.stderr);
     throw new Error(`belay ${args.join(' ')} exited ${result.exitCode}, expected ${expect}`);

@@ -30,6 +30,9 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   const json = flags.json === true;
   const secrets = secretsFrom(flags);
   const logger = createLogger(flags.logLevel, secrets);
+  if (flags.databaseUrl && secrets.some((secret) => flags.databaseUrl?.includes(encodeURIComponent(secret)) || flags.databaseUrl?.includes(secret))) {
+    logger.warn('--database-url carries a password, which every user of this machine can read in the process list: prefer DATABASE_URL, PGPASSWORD or a PGPASSFILE');
+  }
   const controller = new AbortController();
   const options: BelayOptions = {
     env: process.env,

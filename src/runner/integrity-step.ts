@@ -1,4 +1,5 @@
 import type { ClientBase } from 'pg';
+import { errorMessage, preflightError } from '../errors.js';
 import { checkIntegrity, type IntegrityReport } from '../integrity/check-integrity.js';
 import { fingerprintTables, type Fingerprint } from '../integrity/fingerprint.js';
 import { selectProtectedTables } from '../integrity/table-selection.js';
@@ -14,7 +15,15 @@ export async function takeFingerprint(session: RunSession, perColumn: boolean, c
   if (integrity.mode !== 'strict') return null;
   return session.setup.events.step(
     { step: 'fingerprint' },
-    async () => fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { perColumn }),
+    async () => {
+      try {
+        return await fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { perColumn });
+      } catch (error) {
+        throw preflightError(`cannot fingerprint the protected tables: ${errorMessage(error)}`, {
+          hint: 'Grant the role SELECT on every protected table, or narrow integrity.tables (include/exclude) in the config. Nothing was changed.',
+        });
+      }
+    },
     (fingerprint) => ({ tables: Object.keys(fingerprint.tables).length }),
   );
 }

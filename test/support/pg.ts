@@ -16,6 +16,8 @@ export interface TestDatabase {
   adminUrl: string;
   /** Run SQL as the superuser in this database; returns rows. */
   query<T extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Run SQL as the application role (objects it creates are its own). */
+  appQuery<T extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<T[]>;
 }
 
 function adminConfig(c: TestCluster, database: string): pg.ClientConfig {
@@ -51,6 +53,15 @@ export async function freshDatabase(prefix = 't'): Promise<TestDatabase> {
     url: appUrl(name),
     adminUrl: `postgresql://${c.superuser}@/${name}?host=${encodeURIComponent(c.socketDir)}&port=${c.port}`,
     query: (sql, params) => adminQuery(name, sql, params),
+    appQuery: async (sql, params) => {
+      const client = new pg.Client({ connectionString: appUrl(name) });
+      await client.connect();
+      try {
+        return (await client.query(sql, params)).rows;
+      } finally {
+        await client.end();
+      }
+    },
   };
 }
 

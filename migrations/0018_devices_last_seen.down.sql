@@ -1,1 +1,0 @@
-ALTER TABLE account.devices DROP COLUMN last_seen_at;

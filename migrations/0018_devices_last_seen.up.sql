@@ -1,1 +1,0 @@
-ALTER TABLE account.devices ADD COLUMN last_seen_at timestamptz;

@@ -1,0 +1,121 @@
+import { readdir, readFile, stat, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { belay, cleanEnv, startBelay } from './support/cli.js';
+import { adminQuery, cluster, freshDatabase, TEST_APP_PASSWORD } from './support/pg.js';
+import { baseArgs, makeProject } from './support/project.js';
+
+/** Every process's command line, as the kernel shows it to anyone on the machine. */
+async function allCmdlines(): Promise<Array<{ pid: string; cmdline: string }>> {
+  const out: Array<{ pid: string; cmdline: string }> = [];
+  for (const pid of (await readdir('/proc')).filter((name) => /^\d+$/.test(name))) {
+    try {
+      out.push({ pid, cmdline: (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replaceAll('\0', ' ') });
+    } catch {
+      // the process ended
+    }
+  }
+  return out;
+}
+
+describe('snapshots', () => {
+  it('no process shows the password on its command line while pg_dump runs, nor does any output or file', async () => {
+    const db = await freshDatabase();
+    await db.appQuery("CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS payload FROM generate_series(1, 400000) g");
+    const project = await makeProject({});
+    // the URL comes through the environment: belay's own command line must not carry it either
+    const run = startBelay(['--migrations', project.migrations, '--backups', project.backups, '--json', 'backup'], { env: cleanEnv({ DATABASE_URL: db.url }) });
+    let sawPgDump = 0;
+    const leaks: string[] = [];
+    let finished = false;
+    void run.done.then(() => (finished = true));
+    while (!finished) {
+      for (const { pid, cmdline } of await allCmdlines()) {
+        if (cmdline.includes('pg_dump')) sawPgDump++;
+        if (cmdline.includes(TEST_APP_PASSWORD)) leaks.push(`${pid}: ${cmdline}`);
+      }
+    }
+    const result = await run.done;
+    expect(result.code, result.stderr).toBe(0);
+    expect(sawPgDump).toBeGreaterThan(0);
+    expect(leaks).toEqual([]);
+    expect(result.stdout + result.stderr).not.toContain(TEST_APP_PASSWORD);
+    const files = await readdir(project.backups, { recursive: true });
+    for (const file of files) {
+      const path = join(project.backups, file);
+      if (!(await stat(path)).isFile()) continue;
+      expect((await stat(path)).mode & 0o077, `${file} is private`).toBe(0);
+      if (file.endsWith('.json') || file.endsWith('.jsonl')) expect(await readFile(path, 'utf8')).not.toContain(TEST_APP_PASSWORD);
+    }
+  });
+
+  it('lists, verifies, refuses a tampered snapshot (exit 4) and prunes to the newest N', async () => {
+    const db = await freshDatabase();
+    await db.appQuery('CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000)');
+    const project = await makeProject({});
+    const args = baseArgs(project, db.url);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const run = await belay([...args, '--json', 'backup']);
+      expect(run.code, run.stderr).toBe(0);
+      ids.push((JSON.parse(run.stdout) as { snapshot: { id: string } }).snapshot.id);
+    }
+    const list = JSON.parse((await belay([...args, '--json', 'backups', 'list'])).stdout) as { snapshots: Array<{ id: string }> };
+    expect(list.snapshots.map((s) => s.id)).toEqual([...ids].reverse());
+    expect((await belay([...args, 'backups', 'verify', ids[0]!])).code).toBe(0);
+    const handle = await open(join(project.backups, `${ids[0]}.dump`), 'r+');
+    await handle.write(Buffer.from('tampered'), 0, 8, 100);
+    await handle.close();
+    const verify = await belay([...args, 'backups', 'verify', ids[0]!]);
+    expect(verify.code).toBe(4);
+    expect(verify.stdout).toMatch(/sha256 is [0-9a-f]+, the manifest says/);
+    const restore = await belay([...args, '--yes', 'restore', ids[0]!]);
+    expect(restore.code).toBe(12);
+    expect(restore.stdout).toMatch(/does not match its manifest/);
+    expect((await db.query('SELECT count(*)::int AS n FROM t'))[0]?.n).toBe(1000);
+    const unknown = await belay([...args, 'backups', 'verify', 'nope']);
+    expect(unknown.code).toBe(2);
+    const prune = JSON.parse((await belay([...args, '--json', 'backups', 'prune', '--keep', '1'])).stdout) as { removed: string[] };
+    expect(prune.removed.sort()).toEqual([ids[0], ids[1]].sort());
+    expect((await readdir(project.backups)).filter((f) => f.endsWith('.dump'))).toEqual([`${ids[2]}.dump`]);
+    expect((await belay([...args, 'backups', 'prune', '--keep', 'all'])).code).toBe(2);
+  });
+
+  it('swap restore puts the snapshot back and keeps the damaged database as a quarantine', async () => {
+    const db = await freshDatabase();
+    await db.appQuery("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 300) g");
+    const project = await makeProject({});
+    const args = baseArgs(project, db.url);
+    const id = (JSON.parse((await belay([...args, '--json', 'backup'])).stdout) as { snapshot: { id: string } }).snapshot.id;
+    await db.query("DELETE FROM t WHERE id > 100; UPDATE t SET v = 'damaged'");
+    const run = await belay([...args, '--json', 'restore', id]);
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as { restore: { strategy: string; quarantine: string } };
+    expect(result.restore.strategy).toBe('swap');
+    expect(await db.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE v = 'damaged')::int AS d FROM t")).toEqual([{ n: 300, d: 0 }]);
+    expect(await adminQuery(result.restore.quarantine, "SELECT count(*)::int AS n, count(*) FILTER (WHERE v = 'damaged')::int AS d FROM t")).toEqual([{ n: 100, d: 100 }]);
+  });
+
+  it('in-place restore works for a role without CREATEDB', async () => {
+    const c = cluster();
+    const role = `nocreatedb_${Date.now()}`;
+    await adminQuery('postgres', `CREATE ROLE ${role} LOGIN PASSWORD 'pw-${role}'`);
+    const db = await freshDatabase();
+    await db.query(`ALTER DATABASE ${db.name} OWNER TO ${role}; GRANT CREATE ON DATABASE ${db.name} TO ${role}`);
+    const url = `postgresql://${role}:pw-${role}@127.0.0.1:${c.port}/${db.name}`;
+    const project = await makeProject({
+      '0001_t.up.sql': "CREATE TABLE t (id int PRIMARY KEY, v text);\nINSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 200) g;",
+      '0001_t.down.sql': 'DROP TABLE t;',
+      '0002_lossy.up.sql': "UPDATE t SET v = upper(v);\nALTER TABLE t ADD COLUMN w int;",
+      '0002_lossy.down.sql': 'ALTER TABLE t DROP COLUMN w;',
+      '0003_fails.up.sql': 'SELECT 1 / 0;',
+      '0003_fails.down.sql': 'SELECT 1;',
+    });
+    expect((await belay([...baseArgs(project, url), 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const run = await belay([...baseArgs(project, url), '--json', 'migrate', 'up', '--with-backup']);
+    expect(run.code, run.stderr).toBe(11);
+    expect((JSON.parse(run.stdout) as { restore: { strategy: string } }).restore.strategy).toBe('in-place');
+    expect(await db.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE v = lower(v))::int AS ok FROM t")).toEqual([{ n: 200, ok: 200 }]);
+    expect((await db.query('SELECT max(name) AS m FROM belay.migrations'))[0]?.m).toBe('0001_t');
+  });
+});

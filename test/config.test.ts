@@ -1,0 +1,70 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/load.js';
+import { BelayError } from '../src/errors.js';
+import { belay } from './support/cli.js';
+import { freshDatabase } from './support/pg.js';
+import { baseArgs, GOOD_REVISIONS, makeProject } from './support/project.js';
+
+async function dirWith(name: string, text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'belay-config-'));
+  await writeFile(join(dir, name), text);
+  return dir;
+}
+
+async function configError(config: unknown): Promise<BelayError> {
+  const dir = await dirWith('belay.config.json', JSON.stringify(config));
+  try {
+    await loadConfig({ cwd: dir, overrides: {} });
+  } catch (error) {
+    if (error instanceof BelayError) return error;
+    throw error;
+  }
+  throw new Error('the config was accepted');
+}
+
+describe('config', () => {
+  it.each([
+    [{ helth: {} }, /unknown key helth/],
+    [{ health: { sql: [{ name: 'x', query: 'select 1', expect: 'many-rows' }] } }, /health\.sql\[0\]\.expect must be "no-rows", "some-rows" or \{ equals: VALUE \}/],
+    [{ health: { http: [{ url: 'http://x' }] } }, /health\.http\[0\]\.name must be a non-empty string/],
+    [{ health: { timeoutSeconds: 'soon' } }, /health\.timeoutSeconds must be a number/],
+    [{ integrity: { mode: 'paranoid' } }, /integrity\.mode must be one of "strict", "invariants", "off"/],
+    [{ backup: { format: 'tar' } }, /backup\.format must be one of "custom", "directory"/],
+    [{ backup: { jobs: 0 } }, /backup\.jobs must be a number from 1 to 64/],
+    [{ hooks: { afterDeploy: { run: 'true' } } }, /unknown key hooks\.afterDeploy/],
+    [{ hooks: { afterApply: { run: '' } } }, /hooks\.afterApply\.run must be a non-empty string/],
+    [{ integrity: { invariants: [{ name: 'x' }] } }, /integrity\.invariants\[0\]\.query must be a non-empty string/],
+  ])('refuses %j naming the key', async (config, message) => {
+    const error = await configError(config);
+    expect(error.exitCode).toBe(2);
+    expect(error.message).toMatch(message);
+  });
+
+  it('fills defaults and reads .json, .mjs and .ts files', async () => {
+    const json = await loadConfig({ cwd: await dirWith('belay.config.json', '{}'), overrides: {} });
+    expect(json.integrity.mode).toBe('strict');
+    expect(json.health.timeoutSeconds).toBe(30);
+    const mjs = await loadConfig({ cwd: await dirWith('belay.config.mjs', "export default { backup: { format: 'directory', jobs: 2 } };"), overrides: {} });
+    expect(mjs.backup).toMatchObject({ format: 'directory', jobs: 2 });
+    const ts = await loadConfig({
+      cwd: await dirWith('belay.config.ts', "const mode: 'invariants' = 'invariants';\nexport default async () => ({ integrity: { mode } });"),
+      overrides: {},
+    });
+    expect(ts.integrity.mode).toBe('invariants');
+  });
+
+  it('a bad config exits 2 from the command line, naming the key, before touching the database', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS, { health: { sql: [{ name: 'users', query: 'select 1', expect: { equal: 1 } }] } });
+    const run = await belay([...baseArgs(project, db.url), 'migrate', 'up'], { cwd: project.dir });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('health.sql[0].expect');
+    expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
+    const missing = await belay([...baseArgs(project, db.url), '--config', 'nope.json', 'status'], { cwd: project.dir });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--config nope.json: no such file');
+  });
+});
