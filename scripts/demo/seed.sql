@@ -3,7 +3,7 @@ INSERT INTO account.users (email, password_hash, is_active, date_joined, last_lo
 SELECT format('user%s@example.com', g), md5('pw' || g), g % 17 <> 0,
        timestamptz '2024-01-01' + g * interval '37 minutes',
        CASE WHEN g % 5 = 0 THEN NULL ELSE timestamptz '2025-06-01' + g * interval '11 minutes' END,
-       g % 3 <> 0
+       g % 10 <> 0  -- 0015's invariant: whoever completed onboarding has a verified email
   FROM generate_series(1, 2000) g;
 UPDATE account.users SET status = 'suspended' WHERE NOT is_active;
 INSERT INTO account.profiles (user_id, first_name, last_name, phone_number, locale)
@@ -25,3 +25,6 @@ INSERT INTO account.audit_log (user_id, action, detail, at)
 SELECT 1 + g % 2000, (ARRAY['login', 'logout', 'password_change', 'profile_update'])[1 + g % 4],
        jsonb_build_object('n', g, 'ok', g % 9 <> 0), timestamptz '2025-01-01' + g * interval '3 minutes'
   FROM generate_series(1, 6000) g;
+INSERT INTO account.password_reset_tokens (token_hash, user_id, expires_at, used_at)
+SELECT md5('reset' || id), id, last_login + interval '1 hour', CASE WHEN id % 2 = 0 THEN last_login + interval '10 minutes' END
+  FROM account.users WHERE id % 25 = 1 AND last_login IS NOT NULL;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../db/ident.js';
 import { tableKey, type TableRef } from './table-selection.js';
@@ -49,14 +50,19 @@ async function columnsOf(client: ClientBase, table: TableRef): Promise<ColumnInf
   return rows.map((r) => ({ name: r.name, type: r.type, position: r.position, hashSchema: r.hash_schema, hashName: r.hash_name }));
 }
 
+/** A seed per column name: stable when other columns come and go, different per column. */
+function seedOf(name: string): number {
+  return createHash('sha256').update(name).digest().readUIntBE(0, 6);
+}
+
 /**
- * One column's hash, salted by its position so that values swapping columns
+ * One column's hash, salted by its name so that values swapping columns
  * change the fingerprint. Types with a hash opclass use their own typed hash
  * (much cheaper than text); the rest (json, point, …) hash their text form.
  * A NULL gets a per-column constant no hash is likely to equal.
  */
-function columnHashExpr(column: ColumnInfo, index: number): string {
-  const seed = 0x2545f491 + index * 0x9e37;
+function columnHashExpr(column: ColumnInfo): string {
+  const seed = seedOf(column.name);
   const value = quoteIdent(column.name);
   const hashed =
     column.hashSchema && column.hashName
@@ -73,7 +79,7 @@ function columnHashExpr(column: ColumnInfo, index: number): string {
  */
 async function fingerprintTable(client: ClientBase, table: TableRef, perColumn: boolean): Promise<TableFingerprint> {
   const columns = await columnsOf(client, table);
-  const hashes = columns.map(columnHashExpr);
+  const hashes = columns.map((column) => columnHashExpr(column));
   const rowHash = hashes.length === 0 ? '0' : `hashint8extended(${hashes.join(' # ')}, 0)`;
   const perColumnSums = perColumn ? hashes.map((h, i) => `, sum(${h})::text AS c${i}`).join('') : '';
   const { rows } = await client.query<Record<string, string | null>>(
