@@ -5,17 +5,28 @@ import { belay, cleanEnv, startBelay } from './support/cli.js';
 import { adminQuery, cluster, freshDatabase, TEST_APP_PASSWORD } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 
-/** Every process's command line, as the kernel shows it to anyone on the machine. */
-async function allCmdlines(): Promise<Array<{ pid: string; cmdline: string }>> {
-  const out: Array<{ pid: string; cmdline: string }> = [];
+/**
+ * The command lines of `root` and all its descendants, as the kernel shows
+ * them to anyone on the machine. (Other tests running at the same time pass
+ * passwords on their own command lines; they are not this run's children.)
+ */
+async function treeCmdlines(root: number): Promise<Array<{ pid: string; cmdline: string }>> {
+  const parents = new Map<string, string>();
+  const cmdlines = new Map<string, string>();
   for (const pid of (await readdir('/proc')).filter((name) => /^\d+$/.test(name))) {
     try {
-      out.push({ pid, cmdline: (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replaceAll('\0', ' ') });
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      parents.set(pid, stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]!);
+      cmdlines.set(pid, (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replaceAll('\0', ' '));
     } catch {
       // the process ended
     }
   }
-  return out;
+  const inTree = (pid: string): boolean => {
+    for (let p: string | undefined = pid, depth = 0; p && depth < 20; p = parents.get(p), depth++) if (p === String(root)) return true;
+    return false;
+  };
+  return [...cmdlines].filter(([pid]) => inTree(pid)).map(([pid, cmdline]) => ({ pid, cmdline }));
 }
 
 describe('snapshots', () => {
@@ -30,7 +41,7 @@ describe('snapshots', () => {
     let finished = false;
     void run.done.then(() => (finished = true));
     while (!finished) {
-      for (const { pid, cmdline } of await allCmdlines()) {
+      for (const { pid, cmdline } of await treeCmdlines(run.child.pid!)) {
         if (cmdline.includes('pg_dump')) sawPgDump++;
         if (cmdline.includes(TEST_APP_PASSWORD)) leaks.push(`${pid}: ${cmdline}`);
       }
