@@ -168,7 +168,9 @@ describe('migrate up, the forward path', () => {
     const first = startBelay([...baseArgs(project, db.url), 'migrate', 'up']);
     // wait until the first one holds the lock, then start the second
     for (let i = 0; i < 200; i++) {
-      const holders = await db.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted");
+      const holders = await db.query(
+        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+      );
       if (holders.length > 0) break;
       await new Promise((r) => setTimeout(r, 25));
     }
