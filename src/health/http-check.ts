@@ -17,9 +17,17 @@ export function httpCheck(spec: HttpHealthCheck): HealthCheck {
         const body = (await response.text()).slice(0, 200);
         return { ok: response.status === spec.expectStatus, evidence: `${spec.method} ${spec.url} → ${response.status} (expected ${spec.expectStatus}) ${body}`.trim() };
       } catch (error) {
-        const cause = (error as { cause?: { code?: string } }).cause?.code;
+        const cause = describeCause((error as { cause?: unknown }).cause);
         return { ok: false, evidence: `${spec.method} ${spec.url} failed: ${cause ?? (error as Error).message}` };
       }
     },
   };
+}
+
+/** fetch says only "fetch failed"; the reason (ECONNREFUSED, a timeout, a DNS error) is in its cause. */
+function describeCause(cause: unknown): string | undefined {
+  if (!(cause instanceof Error)) return undefined;
+  const code = (cause as { code?: string }).code;
+  const inner = (cause as { errors?: unknown[] }).errors?.map((e) => (e as { code?: string }).code).filter(Boolean);
+  return [code, ...(inner ?? [])].filter(Boolean).join(', ') || cause.message;
 }

@@ -40,7 +40,11 @@ export interface RestoreRequest {
   /** Sessions on the target to close before the swap (they would block the rename). */
   closeTargetSessions: () => Promise<void>;
   progress: (message: string) => void;
+  /** Each table pg_restore starts loading, for progress output. */
+  onTable?: (table: string) => void;
 }
+
+const TABLE_LINE = /processing data for table "([^"]+)"/;
 
 const stamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'z').toLowerCase();
 
@@ -80,13 +84,17 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
   try {
     const serverMajor = Math.floor(admin.serverVersionNum / 10000);
     const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor });
+    const onProgress = (line: string): void => {
+      const table = TABLE_LINE.exec(line)?.[1];
+      if (table) request.onTable?.(table);
+    };
     let strategy = request.strategy;
     if (strategy === 'swap' && !(await canCreateDatabases(admin.client))) {
       request.progress('the role cannot create databases: restoring in place instead of swapping');
       strategy = 'in-place';
     }
     if (strategy === 'in-place') {
-      await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, signal: setup.signal });
+      await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, signal: setup.signal, onProgress });
       const problems = await verifyRestored(setup, setup.target, baseline);
       return problems.length === 0
         ? { ok: true, strategy, quarantine: null, message: `restored ${manifest.id} in place and verified it`, manualSteps: [] }
@@ -101,7 +109,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     const restoring = derivedName(target, `belay_restore_${stamp()}`);
     await createDatabase(admin.client, restoring);
     try {
-      await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, signal: setup.signal });
+      await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, signal: setup.signal, onProgress });
       const problems = await verifyRestored(setup, withDatabase(setup.target, restoring), baseline);
       if (problems.length > 0) throw new Error(`the restored copy does not match the pre-run fingerprint: ${problems.join('; ')}`);
     } catch (error) {

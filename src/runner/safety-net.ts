@@ -117,6 +117,7 @@ export async function restoreRun(progress: RunProgress, why: string): Promise<Ru
     });
   }
   await events.emit({ type: 'note', step: 'restore', message: why });
+  let tablesDone = 0;
   const outcome = await events.step(
     { step: 'restore', subject: snapshot.id },
     () =>
@@ -127,6 +128,15 @@ export async function restoreRun(progress: RunProgress, why: string): Promise<Ru
         strategy: progress.restoreStrategy,
         closeTargetSessions: () => session.disconnect(),
         progress: (message) => void events.emit({ type: 'note', step: 'restore', message }),
+        onTable: (table) => {
+          tablesDone++;
+          void events.emit({
+            type: 'progress',
+            step: 'restore',
+            message: `${tablesDone}/${snapshot.tableCount} tables (${table})`,
+            detail: { table, tablesDone, tablesTotal: snapshot.tableCount },
+          });
+        },
       }),
     (o) => ({ ...o }),
   );
