@@ -1,6 +1,7 @@
 import type { Manifest } from '../backup/manifest.js';
 import { runBackup, runBackupsList, runBackupsPrune, runBackupsVerify, runRestore } from '../runner/backup-commands.js';
 import type { RestoreStrategy } from '../runner/restore-step.js';
+import { runRecover } from '../runner/recover.js';
 import { runRollback, type RollbackOptions } from '../runner/rollback.js';
 import { runVerify, type VerifyReport } from '../runner/verify-now.js';
 import { prepare, prepareOffline } from './prepare.js';
@@ -84,4 +85,9 @@ export async function restore(id: string, options: BelayOptions & { strategy?: R
 /** `belay verify`: health and integrity checks now. */
 export async function verify(options: BelayOptions = {}): Promise<VerifyReport> {
   return runVerify(await prepare(options));
+}
+
+/** `belay recover`: settle a run that was interrupted (crash, kill, lost connection). */
+export async function recover(options: BelayOptions = {}): Promise<RunResult> {
+  return runRecover(await prepare(options));
 }

@@ -30,6 +30,13 @@ export function formatStatus(report: StatusReport): string {
   lines.push(
     `last run  ${run ? `${run.runId} ${run.command} → ${run.status}${run.exitCode === null ? '' : ` (exit ${run.exitCode})`} at ${run.finishedAt ?? run.startedAt}` : 'none'}`,
   );
+  const stuck = report.interrupted;
+  if (stuck) {
+    lines.push(
+      `INTERRUPTED run ${stuck.run.runId} (${stuck.run.command} by ${stuck.run.runBy}, started ${stuck.run.startedAt}), stopped at "${stuck.interruptedAt ?? 'start'}"`,
+      `          belay recover will ${stuck.action === 'restore' ? `restore snapshot ${stuck.snapshotId ?? '(none: manual action needed)'}` : stuck.action === 'nothing' ? 'settle its record' : `revert ${stuck.revert.join(', ') || 'nothing'} to ${stuck.target ?? 'the start'} and verify`}: ${stuck.why}`,
+    );
+  }
   return lines.join('\n');
 }
 

@@ -4,7 +4,7 @@ import { EXIT } from '../errors.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerCluster } from './commands/cluster.js';
-import { registerRollback } from './commands/rollback.js';
+import { registerRecover, registerRollback } from './commands/rollback.js';
 import { registerBackups } from './commands/backups.js';
 
 const program = new Command('belay')
@@ -23,6 +23,7 @@ const program = new Command('belay')
 registerInspect(program);
 registerMigrate(program);
 registerRollback(program);
+registerRecover(program);
 registerBackups(program);
 registerCluster(program);
 

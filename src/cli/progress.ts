@@ -26,6 +26,7 @@ export function progressListener(logger: Logger, tty: boolean): (event: RunEvent
         clearProgress();
         const line = `${label(event)}: ${event.outcome} (${event.durationMs} ms)`;
         if (event.outcome === 'failed') logger.error(event.detail ?? {}, line);
+        else if (event.step === 'fingerprint') logger.info(`${line}: ${String(event.detail?.tables ?? 0)} table(s)`);
         else logger.info(line);
         break;
       }

@@ -51,10 +51,25 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       process.stdout.write(json ? `${JSON.stringify(scrub(result, secrets), null, 2)}\n` : `${scrub(human(), secrets)}\n`);
     },
   };
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      logger.error(`${signal} again: aborting at once; run \`belay recover\` to settle the database`);
+      process.exit(130);
+    }
+    logger.warn(`${signal}: stopping at the next safe point and rolling back what this run did; send it again to abort at once`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     process.exitCode = (await work(ctx)) ?? EXIT.ok;
   } catch (error) {
     process.exitCode = reportError(error, json, secrets);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 

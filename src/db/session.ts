@@ -5,6 +5,8 @@ import { describeTarget, toPgConfig, type ConnectionParams, type SessionOptions 
 export interface Session {
   client: pg.Client;
   serverVersionNum: number;
+  /** The server process serving this session (pg_backend_pid()). */
+  backendPid: number;
   close(): Promise<void>;
 }
 
@@ -25,14 +27,16 @@ export async function openSession(params: ConnectionParams, options: SessionOpti
   } catch (error) {
     throw connectError(params, error);
   }
-  const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+  const { rows } = await client.query<{ v: string; pid: number }>("SELECT current_setting('server_version_num') AS v, pg_backend_pid() AS pid");
   const serverVersionNum = Number(rows[0]?.v);
+  const backendPid = rows[0]!.pid;
   if (serverVersionNum >= 140000) {
     await client.query(`SET client_connection_check_interval = ${CONNECTION_CHECK_INTERVAL_MS}`);
   }
   return {
     client,
     serverVersionNum,
+    backendPid,
     close: async () => {
       await client.end().catch(() => {});
     },

@@ -24,7 +24,8 @@ export async function takeFingerprint(session: RunSession, perColumn: boolean, c
         });
       }
     },
-    (fingerprint) => ({ tables: Object.keys(fingerprint.tables).length }),
+    // journaled whole, so that `belay recover` can judge an interrupted run by it
+    (fingerprint) => ({ tables: Object.keys(fingerprint.tables).length, fingerprint }),
   );
 }
 

@@ -98,22 +98,28 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
     }
     await session.attachDatabaseJournal();
     const fingerprint = await takeFingerprint(session, false);
-    let snapshot: Manifest | null = null;
-    if (options.withBackup) {
-      snapshot = await events.step({ step: 'backup' }, () => takeRunSnapshot(session, state.current, fingerprint), (m) => ({ id: m.id, file: m.file, sha256: m.sha256, sizeBytes: m.sizeBytes }));
-      result.snapshot = { id: snapshot.id, path: snapshot.path, sha256: snapshot.sha256, sizeBytes: snapshot.sizeBytes };
-    }
     const progress: RunProgress = {
       session,
       priorRevision: state.current,
       fingerprint,
-      snapshot,
+      snapshot: null,
       applied: [],
       result,
       healthTimeoutSeconds: options.healthTimeout ?? setup.config.health.timeoutSeconds,
       tolerated,
       restoreStrategy: 'swap',
     };
+    if (options.withBackup) {
+      let snapshot: Manifest;
+      try {
+        snapshot = await events.step({ step: 'backup' }, () => takeRunSnapshot(session, state.current, fingerprint), (m) => ({ id: m.id, file: m.file, sha256: m.sha256, sizeBytes: m.sizeBytes }));
+      } catch (error) {
+        if (interrupted(session)) return await rollBackRun(progress, INTERRUPTED);
+        throw error;
+      }
+      progress.snapshot = snapshot;
+      result.snapshot = { id: snapshot.id, path: snapshot.path, sha256: snapshot.sha256, sizeBytes: snapshot.sizeBytes };
+    }
     return await applyAndVerify(progress, toApply);
   } catch (error) {
     if (session.journal && error instanceof BelayError) {
@@ -127,6 +133,10 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
     await session.close();
   }
 }
+
+/** SIGINT/SIGTERM: the CLI aborts the signal; the run stops at its next safe point and rolls back. */
+const interrupted = (session: RunSession): boolean => session.setup.signal?.aborted === true;
+const INTERRUPTED = { message: 'interrupted by a signal', untrustworthy: false };
 
 function baseResult(session: RunSession, state: DatabaseState, checks: PreflightCheck[]): RunResult {
   return {
@@ -156,19 +166,21 @@ async function applyAndVerify(progress: RunProgress, toApply: Revision[]): Promi
     log: (revision, message) => void events.emit({ type: 'note', step: 'apply', revision: revision.name, message }),
   });
   for (const [index, revision] of toApply.entries()) {
+    if (interrupted(session)) return rollBackRun(progress, INTERRUPTED);
     const entry = result.revisions[index]!;
     const started = performance.now();
     try {
       await events.step({ step: 'apply', revision: revision.name }, () => engine.up(revision.name));
     } catch (error) {
-      entry.status = 'failed';
-      return rollBackRun(progress, reasonFrom(error));
+      entry.status = interrupted(session) ? 'not-run' : 'failed';
+      return rollBackRun(progress, interrupted(session) ? INTERRUPTED : reasonFrom(error));
     }
     entry.status = 'applied';
     entry.durationMs = Math.round(performance.now() - started);
     progress.applied.push(revision);
     result.toRevision = revision.name;
   }
+  if (interrupted(session)) return rollBackRun(progress, INTERRUPTED);
   if (!(await runHookStep(session, 'afterApply', hookVars('applied')))) {
     return rollBackRun(progress, { message: 'the afterApply hook failed', untrustworthy: false });
   }

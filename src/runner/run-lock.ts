@@ -40,9 +40,16 @@ export function formatHolder(holder: LockHolderInfo): string {
   return `pid ${holder.pid} "${holder.applicationName}" as ${holder.user}${holder.clientAddress ? ` from ${holder.clientAddress}` : ''}, ${run}`;
 }
 
+/** A killed runner's session ends as soon as the server reads the closed socket: give that a moment. */
+const DEAD_HOLDER_GRACE_MS = [50, 100, 200];
+
 /** Take belay's advisory lock or fail at once (exit 3) naming who holds it. */
 export async function acquireRunLock(client: ClientBase): Promise<void> {
   if (await tryAdvisoryLock(client)) return;
+  for (const wait of DEAD_HOLDER_GRACE_MS) {
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    if (!(await findLockHolder(client)) && (await tryAdvisoryLock(client))) return;
+  }
   const holder = await describeLockHolder(client);
   const who = holder ? formatHolder(holder) : 'a session that has since ended';
   throw new BelayError('locked', `another belay run holds the lock on this database: ${who}`, {

@@ -4,6 +4,7 @@ import { Journal } from '../journal/journal.js';
 import type { RunHeader } from '../journal/record.js';
 import { newRunId } from '../journal/run-id.js';
 import { acquireRunLock } from './run-lock.js';
+import { refuseWhileUnfinished } from './unfinished-runs.js';
 import { openTargetSession, type RunSetup } from './setup.js';
 
 
@@ -73,10 +74,28 @@ export class RunSession {
     await this.attachDatabaseJournal();
   }
 
-  /** Exit 3 at once when another run holds the lock. */
+  /**
+   * Exit 3 at once when another run holds the lock; exit 4 when an earlier
+   * run was interrupted and not yet settled (unless this is `recover`).
+   */
   async lock(): Promise<void> {
     this.lockStarted = performance.now();
     await acquireRunLock(this.control.client);
+    if (this.command !== 'recover') await refuseWhileUnfinished(this.control.client, this.runId);
+    // only a forward run turns a signal into a rollback; downs and restores run to the end
+    if (this.command === 'migrate-up') this.cancelWorkOnAbort();
+  }
+
+  /** On the first signal, cancel the statement the work connection is running, so the run reaches its safe point. */
+  private cancelWorkOnAbort(): void {
+    this.setup.signal?.addEventListener(
+      'abort',
+      () => {
+        const pid = this.workSession?.backendPid;
+        if (pid !== undefined && this.controlSession) void this.controlSession.client.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => {});
+      },
+      { once: true },
+    );
   }
 
   /** Open the journal file and record the run and its lock step. */

@@ -35,6 +35,8 @@ export interface FailureReason {
   failure?: Record<string, unknown>;
   /** A non-transactional revision failed halfway: its downs cannot be trusted; restore instead. */
   untrustworthy: boolean;
+  /** How integrity compares after the downs: whole rows (default), or the columns that survive (finishing a rollback). */
+  compare?: 'same-schema' | 'common-columns';
 }
 
 export function reasonFrom(error: unknown): FailureReason {
@@ -82,7 +84,7 @@ export async function rollBackRun(progress: RunProgress, reason: FailureReason):
   result.toRevision = progress.priorRevision;
   const hookOk = await runHookStep(session, 'afterRollback', { from: current, to: progress.priorRevision, outcome: 'rolled-back' });
   const health = await runHealthStep(session, 'after-rollback', progress.healthTimeoutSeconds, progress.tolerated);
-  const integrity = await runIntegrityStep(session, progress.fingerprint, 'same-schema');
+  const integrity = await runIntegrityStep(session, progress.fingerprint, reason.compare ?? 'same-schema');
   if (!integrity.intact) {
     return restoreRun(progress, `data changed after the rollback: ${integrity.differences.map((d) => d.message).concat(integrity.violations.map((v) => `invariant ${v.name} violated`), integrity.structural).join('; ')}`);
   }

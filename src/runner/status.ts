@@ -4,7 +4,9 @@ import { describeTarget } from '../db/connection.js';
 import { discoverRevisions } from '../migrations/discover.js';
 import { readDatabaseState, type DriftedRevision } from './database-state.js';
 import { describeLockHolder, type LockHolderInfo } from './run-lock.js';
+import { planRecovery, type RecoveryPlan } from './recovery-plan.js';
 import { openTargetSession, type RunSetup } from './setup.js';
+import { findUnfinishedRuns } from './unfinished-runs.js';
 
 export interface RunSummary {
   runId: string;
@@ -33,6 +35,8 @@ export interface StatusReport {
   outOfOrder: string[];
   lock: LockHolderInfo | null;
   lastRun: RunSummary | null;
+  /** A run that was killed or lost its connection, and what `belay recover` will do about it. */
+  interrupted: Omit<RecoveryPlan, 'fingerprint'> | null;
 }
 
 export interface RunRow {
@@ -84,6 +88,14 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
     const drifted = new Set(state.drift.map((d) => d.name));
     const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version') AS v");
     const [lastRun] = await readRuns(client, 1);
+    const lock = (await describeLockHolder(client)) ?? null;
+    // a run marked running is interrupted unless it is the one holding the lock right now
+    const interruptedRun = (await findUnfinishedRuns(client)).find((run) => run.runId !== lock?.run?.runId);
+    let interrupted: StatusReport['interrupted'] = null;
+    if (interruptedRun) {
+      const { fingerprint: _fingerprint, ...plan } = await planRecovery(client, setup.config.backupsDir, interruptedRun, revisions);
+      interrupted = plan;
+    }
     return {
       target: describeTarget(setup.target),
       source: setup.target.source,
@@ -95,8 +107,9 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
       drift: state.drift,
       missing: state.missing,
       outOfOrder: state.outOfOrder,
-      lock: (await describeLockHolder(client)) ?? null,
+      lock,
       lastRun: lastRun ?? null,
+      interrupted,
     };
   } finally {
     await session.close();

@@ -39,3 +39,17 @@ export function registerRollback(program: Command): void {
       }),
     );
 }
+
+export function registerRecover(program: Command): void {
+  program
+    .command('recover')
+    .description('settle a run that was interrupted (crash, kill, lost connection): down to its prior revision or restore its snapshot, then verify')
+    .action(async (_flags: object, command: Command) =>
+      runAction(command, async (ctx) => {
+        const { recover } = await import('../../api/commands.js');
+        const result = await recover(ctx.options);
+        ctx.print(result, () => formatRunResult(result));
+        return result.exitCode;
+      }),
+    );
+}

@@ -1,0 +1,186 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { belay, startBelay } from './support/cli.js';
+import { freshDatabase, type TestDatabase } from './support/pg.js';
+import { baseArgs, makeProject, type TestProject } from './support/project.js';
+
+const REVISIONS: Record<string, string> = {
+  '0001_base.up.sql': "CREATE TABLE base (id int PRIMARY KEY, v text);\nINSERT INTO base SELECT g, md5(g::text) FROM generate_series(1, 2000) g;",
+  '0001_base.down.sql': 'DROP TABLE base;',
+  '0002_a.up.sql': 'CREATE TABLE a (id int);',
+  '0002_a.down.sql': 'DROP TABLE a;',
+  '0003_slow.up.sql': 'ALTER TABLE base ADD COLUMN c int;\nSELECT pg_sleep(1.5);',
+  '0003_slow.down.sql': 'ALTER TABLE base DROP COLUMN c;\nSELECT pg_sleep(1.5);',
+  '0004_b.up.sql': 'CREATE TABLE b (id int);',
+  '0004_b.down.sql': 'DROP TABLE b;',
+};
+
+// Healthy before the change, unhealthy after 0004: every forward run also walks the rollback path.
+const FAILING_AFTER_APPLY = {
+  health: { sql: [{ name: 'no table b', query: "SELECT 1 FROM pg_tables WHERE tablename = 'b'", expect: 'no-rows' }], timeoutSeconds: 0.5, intervalSeconds: 0.2 },
+};
+
+const label = (line: Record<string, unknown>): string => [line.step, line.revision ?? line.subject].filter(Boolean).join(' ');
+
+/** Start belay, SIGKILL it when its journal says `point` started (plus `delayMs`), and wait for it to die. */
+async function killAt(project: TestProject, args: string[], point: string, delayMs = 0): Promise<boolean> {
+  const dir = join(project.backups, 'journal');
+  const before = new Set(await readdir(dir).catch(() => []));
+  const run = startBelay(args, { cwd: project.dir });
+  let exited = false;
+  void run.done.then(() => (exited = true));
+  for (let i = 0; i < 3000 && !exited; i++) {
+    const fresh = (await readdir(dir).catch(() => [] as string[])).filter((f) => !before.has(f));
+    if (fresh[0]) {
+      const text = await readFile(join(dir, fresh[0]), 'utf8').catch(() => '');
+      const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      if (lines.some((l) => l.type === 'step' && l.event === 'start' && label(l) === point)) {
+        if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+        run.child.kill('SIGKILL');
+        await run.done;
+        return true;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 3));
+  }
+  await run.done;
+  return false;
+}
+
+async function digest(db: TestDatabase): Promise<unknown> {
+  return db.query("SELECT count(*)::int AS n, md5(string_agg(id || ':' || v, ',' ORDER BY id)) AS h FROM base");
+}
+
+async function appliedNames(db: TestDatabase): Promise<string[]> {
+  return (await db.query('SELECT name FROM belay.migrations ORDER BY name')).map((r) => String(r.name));
+}
+
+async function recoverAndCheck(project: TestProject, db: TestDatabase): Promise<number> {
+  const args = baseArgs(project, db.url);
+  const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+  expect([0, 10, 11], `${recover.stdout}\n${recover.stderr}`).toContain(recover.code);
+  const status = JSON.parse((await belay([...args, '--json', 'status'], { cwd: project.dir })).stdout) as { interrupted: unknown; lock: unknown };
+  expect(status.interrupted).toBeNull();
+  expect(status.lock).toBeNull();
+  return recover.code!;
+}
+
+const FORWARD_POINTS: Array<[string, number]> = [
+  ['plan', 0],
+  ['preflight', 0],
+  ['health baseline', 0],
+  ['fingerprint', 0],
+  ['backup', 0],
+  ['apply 0002_a', 0],
+  ['apply 0003_slow', 0],
+  ['apply 0003_slow', 600],
+  ['apply 0004_b', 0],
+  ['health after-apply', 0],
+  ['down 0004_b', 0],
+  ['down 0003_slow', 600],
+  ['down 0002_a', 0],
+  ['health after-rollback', 0],
+  ['integrity', 0],
+];
+
+const ROLLBACK_POINTS: Array<[string, number]> = [
+  ['plan', 0],
+  ['preflight', 0],
+  ['fingerprint', 0],
+  ['backup', 0],
+  ['down 0004_b', 0],
+  ['down 0003_slow', 600],
+  ['down 0002_a', 0],
+  ['health after-rollback', 0],
+  ['integrity', 0],
+];
+
+describe('interrupted runs and `belay recover`', () => {
+  it('SIGKILL at every step boundary of `migrate up --with-backup`: recover brings the database back to 0001 with every row', async () => {
+    let covered = 0;
+    for (const [point, delay] of FORWARD_POINTS) {
+      const db = await freshDatabase();
+      const project = await makeProject(REVISIONS, FAILING_AFTER_APPLY);
+      const args = baseArgs(project, db.url);
+      expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+      const before = await digest(db);
+      const killed = await killAt(project, [...args, 'migrate', 'up', '--with-backup'], point, delay);
+      expect(killed, `reached ${point}`).toBe(true);
+      // a fresh command is not blocked by the dead run's lock, and refuses new work until it is settled
+      const blocked = await belay([...args, 'migrate', 'up'], { cwd: project.dir });
+      expect(blocked.code === 4 || blocked.code === 10, `${point}: ${blocked.stderr}`).toBe(true);
+      if (blocked.code === 4) {
+        expect(blocked.stderr).toMatch(/was interrupted at step .* has not been settled/);
+        await recoverAndCheck(project, db);
+      }
+      expect(await appliedNames(db), point).toEqual(['0001_base']);
+      expect(await digest(db), point).toEqual(before);
+      expect(await db.query("SELECT to_regclass('a') AS a, to_regclass('b') AS b"), point).toEqual([{ a: null, b: null }]);
+      covered++;
+    }
+    console.log(`migrate up: covered ${covered} kill points`);
+    expect(covered).toBe(FORWARD_POINTS.length);
+  });
+
+  it('SIGKILL at every step boundary of `rollback --to 0001`: recover finishes the rollback with every row', async () => {
+    let covered = 0;
+    for (const [point, delay] of ROLLBACK_POINTS) {
+      const db = await freshDatabase();
+      const project = await makeProject(REVISIONS);
+      const args = baseArgs(project, db.url);
+      expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
+      const before = await db.query("SELECT count(*)::int AS n, md5(string_agg(id || ':' || v, ',' ORDER BY id)) AS h FROM base");
+      const killed = await killAt(project, [...args, '--yes', 'rollback', '--to', '0001'], point, delay);
+      expect(killed, `reached ${point}`).toBe(true);
+      await recoverAndCheck(project, db);
+      // finished to its target; or, killed before it changed anything (or restored), where it started
+      expect([['0001_base'], ['0001_base', '0002_a', '0003_slow', '0004_b']], point).toContainEqual(await appliedNames(db));
+      expect(await digest(db), point).toEqual(before);
+      covered++;
+    }
+    console.log(`rollback: covered ${covered} kill points`);
+    expect(covered).toBe(ROLLBACK_POINTS.length);
+  });
+
+  it('SIGINT mid-run rolls back what the run did (exit 10)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(REVISIONS);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    const run = startBelay([...args, '--json', 'migrate', 'up'], { cwd: project.dir });
+    const journalDir = join(project.backups, 'journal');
+    for (let i = 0; i < 2000; i++) {
+      const files = await readdir(journalDir).catch(() => [] as string[]);
+      const text = files.length > 1 ? await readFile(join(journalDir, files.sort()[1]!), 'utf8') : '';
+      if (text.includes('"start","revision":"0003_slow"') || /"event":"start","revision":"0003_slow"/.test(text)) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    run.child.kill('SIGINT');
+    const result = await run.done;
+    expect(result.code, result.stderr).toBe(10);
+    expect(JSON.parse(result.stdout).message).toMatch(/interrupted by a signal/);
+    expect(await appliedNames(db)).toEqual(['0001_base']);
+    const status = JSON.parse((await belay([...args, '--json', 'status'], { cwd: project.dir })).stdout) as { interrupted: unknown };
+    expect(status.interrupted).toBeNull();
+  });
+
+  it('a live runner still holds the lock (exit 3); recover with nothing to do says so', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(REVISIONS);
+    const args = baseArgs(project, db.url);
+    const live = startBelay([...args, 'migrate', 'up'], { cwd: project.dir });
+    for (let i = 0; i < 400; i++) {
+      const held = await db.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())");
+      if (held.length > 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const second = await belay([...args, 'recover'], { cwd: project.dir });
+    expect(second.code).toBe(3);
+    expect((await live.done).code).toBe(0);
+    const nothing = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(nothing.code).toBe(0);
+    expect(JSON.parse(nothing.stdout).message).toBe('no interrupted run: nothing to recover');
+  });
+});
