@@ -4,7 +4,9 @@ import type { RestoreStrategy } from '../runner/restore-step.js';
 import { runRecover } from '../runner/recover.js';
 import { runRollback, type RollbackOptions } from '../runner/rollback.js';
 import { runVerify, type VerifyReport } from '../runner/verify-now.js';
-import { prepare, prepareOffline } from './prepare.js';
+import { prepare, prepareOffline, prepareRehearsal } from './prepare.js';
+import { runRehearse, type RehearseOptions } from '../runner/rehearse.js';
+import type { RehearsalReport } from '../rehearse/report.js';
 import type { BelayOptions } from './options.js';
 import { runMigrateUp, type MigrateUpOptions } from '../runner/migrate-up.js';
 import { runStatus, type StatusReport } from '../runner/status.js';
@@ -90,4 +92,10 @@ export async function verify(options: BelayOptions = {}): Promise<VerifyReport> 
 /** `belay recover`: settle a run that was interrupted (crash, kill, lost connection). */
 export async function recover(options: BelayOptions = {}): Promise<RunResult> {
   return runRecover(await prepare(options));
+}
+
+/** `belay rehearse`: up, down and up again on a throwaway database, with every check. */
+export async function rehearse(options: BelayOptions & Omit<RehearseOptions, 'server'> = {}): Promise<RehearsalReport> {
+  const { setup, server } = await prepareRehearsal(options);
+  return runRehearse(setup, { ...options, server });
 }

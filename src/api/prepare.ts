@@ -1,7 +1,8 @@
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
-import { resolveTarget } from '../config/target.js';
+import { resolveTarget, usesEmbedded } from '../config/target.js';
+import type { ConnectionParams } from '../db/connection.js';
 import { RunEvents } from '../runner/events.js';
 import type { RunSetup } from '../runner/setup.js';
 import type { BelayOptions } from './options.js';
@@ -19,6 +20,19 @@ function runBy(): string {
 /** Read the config and resolve the connection: the one place that looks at the environment. */
 export async function prepare(options: BelayOptions): Promise<RunSetup> {
   return prepareWith(options, true);
+}
+
+/**
+ * For `rehearse`: the connected server when one is configured, else none
+ * (the rehearsal makes an ephemeral cluster; the embedded one is not started).
+ */
+export async function prepareRehearsal(options: BelayOptions): Promise<{ setup: RunSetup; server: ConnectionParams | undefined }> {
+  const setup = await prepareWith(options, false);
+  const env = options.env ?? process.env;
+  const sources = { flag: options.databaseUrl, configured: setup.config.databaseUrl, env };
+  if (usesEmbedded(sources)) return { setup, server: undefined };
+  const server = await resolveTarget({ ...sources, projectDir: resolve(options.cwd ?? process.cwd()) });
+  return { setup: { ...setup, target: server, secrets: server.password ? [server.password] : [] }, server };
 }
 
 /** The same, for commands that work on files only (backups list/verify/prune): no connection is opened or started. */

@@ -6,6 +6,7 @@ import { registerMigrate } from './commands/migrate.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerRecover, registerRollback } from './commands/rollback.js';
 import { registerBackups } from './commands/backups.js';
+import { registerRehearse } from './commands/rehearse.js';
 
 const program = new Command('belay')
   .description('PostgreSQL migrations that catch their own falls: backup → migrate → verify → roll back → restore')
@@ -25,6 +26,7 @@ registerMigrate(program);
 registerRollback(program);
 registerRecover(program);
 registerBackups(program);
+registerRehearse(program);
 registerCluster(program);
 
 program.commands.forEach(function exitOverrideAll(command: Command) {

@@ -20,9 +20,15 @@ export class MigrationEngine {
   private readonly context: EngineContext;
   private readonly byName: Map<string, Revision>;
 
-  constructor(revisions: readonly Revision[], client: ClientBase, runId: string, listener: EngineListener) {
+  constructor(
+    revisions: readonly Revision[],
+    client: ClientBase,
+    runId: string,
+    listener: EngineListener,
+    beforeCommit?: (client: ClientBase) => Promise<void>,
+  ) {
     this.byName = new Map(revisions.map((revision) => [revision.name, revision]));
-    this.context = { client, runId, inTransaction: false, startedAt: 0 };
+    this.context = { client, runId, inTransaction: false, startedAt: 0, beforeCommit };
     this.umzug = new Umzug<EngineContext>({
       context: this.context,
       storage: new TableStorage(this.byName),

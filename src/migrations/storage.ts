@@ -9,6 +9,8 @@ export interface EngineContext {
   /** True while a revision's transaction is open: logging/unlogging commits it. */
   inTransaction: boolean;
   startedAt: number;
+  /** Runs inside the revision's transaction right before it commits (rehearse looks at its locks there). */
+  beforeCommit: ((client: ClientBase) => Promise<void>) | undefined;
 }
 
 export interface AppliedRevision {
@@ -48,6 +50,7 @@ export class TableStorage implements UmzugStorage<EngineContext> {
   }
 
   private async commit(context: EngineContext): Promise<void> {
+    await context.beforeCommit?.(context.client);
     if (!context.inTransaction) return;
     await context.client.query('COMMIT');
     context.inTransaction = false;
