@@ -121,7 +121,7 @@ describe('interrupted runs and `belay recover`', () => {
     }
     console.log(`migrate up: covered ${covered} kill points`);
     expect(covered).toBe(FORWARD_POINTS.length);
-  });
+  }, 400_000);
 
   it('SIGKILL at every step boundary of `rollback --to 0001`: recover finishes the rollback with every row', async () => {
     let covered = 0;
@@ -141,7 +141,7 @@ describe('interrupted runs and `belay recover`', () => {
     }
     console.log(`rollback: covered ${covered} kill points`);
     expect(covered).toBe(ROLLBACK_POINTS.length);
-  });
+  }, 400_000);
 
   it('SIGINT mid-run rolls back what the run did (exit 10)', async () => {
     const db = await freshDatabase();

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
+import { scrub } from './scrub.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
@@ -22,19 +23,4 @@ export function createLogger(level: LogLevel, secrets: readonly string[]): Logge
     return pino(options, pretty({ destination: 2, sync: true, ignore: 'runId', translateTime: 'HH:MM:ss' }));
   }
   return pino(options, pino.destination({ dest: 2, sync: true }));
-}
-
-/** Replace every secret inside a log argument, however deep. */
-export function scrub<T>(value: T, secrets: readonly string[]): T {
-  if (secrets.length === 0) return value;
-  if (typeof value === 'string') {
-    let text: string = value;
-    for (const secret of secrets) if (secret) text = text.replaceAll(secret, '***');
-    return text as T;
-  }
-  if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((item) => scrub(item, secrets)) as T;
-  const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = scrub(item, secrets);
-  return out as T;
 }

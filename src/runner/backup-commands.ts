@@ -2,13 +2,11 @@ import type { Manifest } from '../backup/manifest.js';
 import { resolveBackupTools } from '../backup/pg-tools.js';
 import { findSnapshot, listSnapshots, pruneSnapshots, verifySnapshot, type SnapshotVerdict } from '../backup/snapshot-store.js';
 import { discoverRevisions } from '../migrations/discover.js';
-import { EXIT } from '../errors.js';
 import { readDatabaseState } from './database-state.js';
 import { takeFingerprint } from './integrity-step.js';
-import { finishRun } from './outcome.js';
+import { baseResult, finishRun, withRunSession } from './outcome.js';
 import { assertPreflight } from './preflight.js';
 import type { RunResult } from './results.js';
-import { RunSession } from './run-session.js';
 import { restoreRun, type RunProgress } from './safety-net.js';
 import type { RestoreStrategy } from './restore-step.js';
 import type { RunSetup } from './setup.js';
@@ -17,8 +15,7 @@ import { backupPreflight, takeRunSnapshot } from './snapshot-step.js';
 /** `belay backup`: a verified snapshot now, journaled like any run. */
 export async function runBackup(setup: RunSetup): Promise<RunResult> {
   const revisions = await discoverRevisions(setup.config.migrationsDir).catch(() => []);
-  const session = await RunSession.open(setup, 'backup');
-  try {
+  return withRunSession(setup, 'backup', async (session) => {
     await session.lock();
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, state.current);
@@ -32,21 +29,11 @@ export async function runBackup(setup: RunSetup): Promise<RunResult> {
     const manifest = await setup.events.step({ step: 'backup' }, () => takeRunSnapshot(session, state.current, fingerprint), (m) => ({ id: m.id, file: m.file, sha256: m.sha256 }));
     if (setup.config.backup.keep !== undefined) await pruneSnapshots(setup.config.backupsDir, setup.config.backup.keep);
     return await finishRun(session, {
-      runId: session.runId,
-      command: 'backup',
-      outcome: 'ok',
-      exitCode: EXIT.ok,
+      ...baseResult(session, state.current, checks),
       message: `snapshot ${manifest.id} taken and verified readable (${manifest.tableCount} tables, at ${state.current ?? 'no revision'})`,
-      fromRevision: state.current,
-      toRevision: state.current,
-      revisions: [],
       snapshot: { id: manifest.id, path: manifest.path, sha256: manifest.sha256, sizeBytes: manifest.sizeBytes },
-      journalFile: session.journal?.path ?? null,
-      checks,
     });
-  } finally {
-    await session.close();
-  }
+  });
 }
 
 export async function runBackupsList(setup: RunSetup): Promise<{ snapshots: Manifest[]; unreadable: string[] }> {
@@ -68,24 +55,14 @@ export async function runBackupsPrune(setup: RunSetup, keep: number): Promise<{ 
 export async function runRestore(setup: RunSetup, id: string, strategy: RestoreStrategy): Promise<RunResult> {
   const manifest = await findSnapshot(setup.config.backupsDir, id);
   const revisions = await discoverRevisions(setup.config.migrationsDir).catch(() => []);
-  const session = await RunSession.open(setup, 'restore');
-  try {
+  return withRunSession(setup, 'restore', async (session) => {
     await session.lock();
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, manifest.revision);
     await session.attachDatabaseJournal();
     const result: RunResult = {
-      runId: session.runId,
-      command: 'restore',
-      outcome: 'ok',
-      exitCode: EXIT.ok,
-      message: '',
-      fromRevision: state.current,
-      toRevision: state.current,
-      revisions: [],
+      ...baseResult(session, state.current),
       snapshot: { id: manifest.id, path: manifest.path, sha256: manifest.sha256, sizeBytes: manifest.sizeBytes },
-      journalFile: session.journal?.path ?? null,
-      checks: [],
     };
     const progress: RunProgress = {
       session,
@@ -100,8 +77,6 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
       restoreIsGoal: true,
     };
     return await restoreRun(progress, `restore of ${manifest.id} asked for`);
-  } finally {
-    await session.close();
-  }
+  });
 }
 

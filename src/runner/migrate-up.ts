@@ -3,16 +3,15 @@ import { discoverRevisions } from '../migrations/discover.js';
 import { MigrationEngine } from '../migrations/engine.js';
 import type { Revision } from '../migrations/revision.js';
 import { resolveRevisionName } from '../migrations/resolve-name.js';
-import { BelayError, EXIT } from '../errors.js';
-import { errorDetail } from './events.js';
+import { EXIT } from '../errors.js';
 import { readDatabaseState, type DatabaseState } from './database-state.js';
 import { runHealthStep } from './health-step.js';
 import { runHookStep } from './hook-step.js';
 import { takeFingerprint } from './integrity-step.js';
-import { finishRun } from './outcome.js';
+import { baseResult, finishRun, withRunSession } from './outcome.js';
 import { assertPreflight, checkDowns, checkDrift, checkMissing, checkOrder, type PreflightCheck } from './preflight.js';
 import type { RunResult } from './results.js';
-import { RunSession } from './run-session.js';
+import type { RunSession } from './run-session.js';
 import { reasonFrom, rollBackRun, type RunProgress } from './safety-net.js';
 import type { RunSetup } from './setup.js';
 import { backupPreflight, takeRunSnapshot } from './snapshot-step.js';
@@ -71,8 +70,7 @@ async function healthBaseline(session: RunSession, options: MigrateUpOptions, to
 export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): Promise<RunResult> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
   const target = options.to === undefined ? undefined : resolveRevisionName(options.to, revisions.map((r) => r.name));
-  const session = await RunSession.open(setup, options.dryRun ? 'migrate-up-dry-run' : 'migrate-up');
-  try {
+  return withRunSession(setup, options.dryRun ? 'migrate-up-dry-run' : 'migrate-up', async (session) => {
     if (options.dryRun) return await dryRun(session, revisions, target, options);
     await session.lock();
     const state = await readDatabaseState(session.work.client, revisions);
@@ -92,7 +90,7 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
       },
       (found) => ({ checks: found }),
     );
-    const result = baseResult(session, state, checks);
+    const result = baseResult(session, state.current, checks);
     if (toApply.length === 0) {
       return await finishRun(session, { ...result, outcome: 'up-to-date', message: `already at ${state.current ?? 'the start'}; nothing to apply` });
     }
@@ -121,38 +119,12 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
       result.snapshot = { id: snapshot.id, path: snapshot.path, sha256: snapshot.sha256, sizeBytes: snapshot.sizeBytes };
     }
     return await applyAndVerify(progress, toApply);
-  } catch (error) {
-    if (session.journal && error instanceof BelayError) {
-      await setup.events.emit({
-        type: 'run-end',
-        outcome: { status: 'refused', exitCode: error.exitCode, finishedAt: new Date().toISOString(), snapshotId: null, toRevision: null, summary: errorDetail(error) },
-      });
-    }
-    throw error;
-  } finally {
-    await session.close();
-  }
+  });
 }
 
 /** SIGINT/SIGTERM: the CLI aborts the signal; the run stops at its next safe point and rolls back. */
 const interrupted = (session: RunSession): boolean => session.setup.signal?.aborted === true;
 const INTERRUPTED = { message: 'interrupted by a signal', untrustworthy: false };
-
-function baseResult(session: RunSession, state: DatabaseState, checks: PreflightCheck[]): RunResult {
-  return {
-    runId: session.runId,
-    command: session.command,
-    outcome: 'ok',
-    exitCode: EXIT.ok,
-    message: '',
-    fromRevision: state.current,
-    toRevision: state.current,
-    revisions: [],
-    snapshot: null,
-    journalFile: session.journal?.path ?? null,
-    checks,
-  };
-}
 
 async function applyAndVerify(progress: RunProgress, toApply: Revision[]): Promise<RunResult> {
   const { session, result } = progress;
@@ -202,7 +174,7 @@ async function dryRun(session: RunSession, revisions: Revision[], target: string
   const checks = await preflightChecks(session, state, toApply, options);
   const failed = checks.filter((check) => !check.ok);
   return {
-    ...baseResult(session, state, checks),
+    ...baseResult(session, state.current, checks),
     outcome: 'dry-run',
     exitCode: failed.length > 0 ? EXIT.preflight : EXIT.ok,
     message:

@@ -1,6 +1,47 @@
-import { EXIT } from '../errors.js';
+import { BelayError, EXIT } from '../errors.js';
+import { errorDetail } from './events.js';
+import type { PreflightCheck } from './preflight.js';
 import type { RunResult } from './results.js';
-import type { RunSession } from './run-session.js';
+import { RunSession } from './run-session.js';
+import type { RunSetup } from './setup.js';
+
+/**
+ * Open a run's session, do the work, close it (releasing the lock). A usage,
+ * lock or preflight refusal after the journal started is journaled as refused.
+ */
+export async function withRunSession<T>(setup: RunSetup, command: string, work: (session: RunSession) => Promise<T>): Promise<T> {
+  const session = await RunSession.open(setup, command);
+  try {
+    return await work(session);
+  } catch (error) {
+    if (session.journal && error instanceof BelayError) {
+      await setup.events.emit({
+        type: 'run-end',
+        outcome: { status: 'refused', exitCode: error.exitCode, finishedAt: new Date().toISOString(), snapshotId: null, toRevision: null, summary: errorDetail(error) },
+      });
+    }
+    throw error;
+  } finally {
+    await session.close();
+  }
+}
+
+/** A run's result before it has done anything: at `revision`, exit 0. */
+export function baseResult(session: RunSession, revision: string | null, checks: PreflightCheck[] = []): RunResult {
+  return {
+    runId: session.runId,
+    command: session.command,
+    outcome: 'ok',
+    exitCode: EXIT.ok,
+    message: '',
+    fromRevision: revision,
+    toRevision: revision,
+    revisions: [],
+    snapshot: null,
+    journalFile: session.journal?.path ?? null,
+    checks,
+  };
+}
 
 /** Record how the run ended (journal file and database) and hand the result back. */
 export async function finishRun(session: RunSession, result: RunResult): Promise<RunResult> {

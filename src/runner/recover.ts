@@ -1,13 +1,12 @@
 import type { Manifest } from '../backup/manifest.js';
 import { findSnapshot } from '../backup/snapshot-store.js';
-import { EXIT } from '../errors.js';
 import { discoverRevisions } from '../migrations/discover.js';
 import type { Revision } from '../migrations/revision.js';
 import { readDatabaseState } from './database-state.js';
-import { finishRun } from './outcome.js';
+import { baseResult, finishRun, withRunSession } from './outcome.js';
 import { planRecovery, type RecoveryPlan } from './recovery-plan.js';
 import type { RunResult } from './results.js';
-import { RunSession } from './run-session.js';
+import type { RunSession } from './run-session.js';
 import { restoreRun, rollBackRun, type RunProgress } from './safety-net.js';
 import type { RunSetup } from './setup.js';
 import { findUnfinishedRuns } from './unfinished-runs.js';
@@ -29,25 +28,12 @@ async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest
  */
 export async function runRecover(setup: RunSetup): Promise<RunResult> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
-  const session = await RunSession.open(setup, 'recover');
-  try {
+  return withRunSession(setup, 'recover', async (session) => {
     await session.lock();
     const [run, ...older] = await findUnfinishedRuns(session.control.client, session.runId);
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, run?.fromRevision ?? state.current);
-    const result: RunResult = {
-      runId: session.runId,
-      command: 'recover',
-      outcome: 'ok',
-      exitCode: EXIT.ok,
-      message: '',
-      fromRevision: state.current,
-      toRevision: state.current,
-      revisions: [],
-      snapshot: null,
-      journalFile: session.journal?.path ?? null,
-      checks: [],
-    };
+    const result = baseResult(session, state.current);
     if (!run) return await finishRun(session, { ...result, message: 'no interrupted run: nothing to recover' });
     await session.attachDatabaseJournal();
     const plan = await setup.events.step({ step: 'plan' }, () => planRecovery(session.control.client, setup.config.backupsDir, run, revisions), (p) => ({ ...p, fingerprint: undefined }));
@@ -71,9 +57,7 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     else outcome = await rollBackRun(progress, { message: `settling run ${run.runId}: ${plan.why}`, untrustworthy: false, compare: plan.action === 'finish-rollback' ? 'common-columns' : 'same-schema' });
     await markSettled(session, [run.runId, ...older.map((r) => r.runId)], outcome);
     return outcome;
-  } finally {
-    await session.close();
-  }
+  });
 }
 
 async function markSettled(session: RunSession, runIds: string[], outcome: RunResult): Promise<void> {

@@ -9,16 +9,15 @@ import { resolveRevisionName } from '../migrations/resolve-name.js';
 import type { Revision } from '../migrations/revision.js';
 import { isReversible } from '../migrations/run-revision.js';
 import { readDatabaseState } from './database-state.js';
-import { errorDetail } from './events.js';
 import { runHealthStep } from './health-step.js';
 import { runHookStep } from './hook-step.js';
 import { runIntegrityStep, takeFingerprint } from './integrity-step.js';
-import { finishRun } from './outcome.js';
+import { baseResult, finishRun, withRunSession } from './outcome.js';
 import { revisionsToRevert } from './plan.js';
 import { assertPreflight, checkDrift, checkMissing, type PreflightCheck } from './preflight.js';
 import type { RunResult } from './results.js';
 import type { RestoreStrategy } from './restore-step.js';
-import { RunSession } from './run-session.js';
+import type { RunSession } from './run-session.js';
 import { restoreRun, type RunProgress } from './safety-net.js';
 import type { RunSetup } from './setup.js';
 import { backupPreflight, takeRunSnapshot } from './snapshot-step.js';
@@ -50,8 +49,7 @@ async function snapshotAtOrBelow(setup: RunSetup, revisions: Revision[], revisio
 export async function runRollback(setup: RunSetup, options: RollbackOptions): Promise<RunResult> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
   const target = resolveRevisionName(options.to, revisions.map((r) => r.name));
-  const session = await RunSession.open(setup, 'rollback');
-  try {
+  return withRunSession(setup, 'rollback', async (session) => {
     await session.lock();
     const state = await readDatabaseState(session.work.client, revisions);
     const applied = new Set(state.applied.map((row) => row.name));
@@ -106,19 +104,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
       }
     }
     await session.attachDatabaseJournal();
-    const result: RunResult = {
-      runId: session.runId,
-      command: 'rollback',
-      outcome: 'ok',
-      exitCode: EXIT.ok,
-      message: '',
-      fromRevision: state.current,
-      toRevision: state.current,
-      revisions: toRevert.map((r) => ({ name: r.name, status: 'pending' })),
-      snapshot: null,
-      journalFile: session.journal?.path ?? null,
-      checks,
-    };
+    const result: RunResult = { ...baseResult(session, state.current, checks), revisions: toRevert.map((r) => ({ name: r.name, status: 'pending' })) };
     const fingerprint = restoreFrom ? ((restoreFrom.fingerprint as RunProgress['fingerprint']) ?? null) : await takeFingerprint(session, true);
     const progress: RunProgress = {
       session,
@@ -141,17 +127,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
       result.snapshot = { id: snapshot.id, path: snapshot.path, sha256: snapshot.sha256, sizeBytes: snapshot.sizeBytes };
     }
     return await revertAll(progress, toRevert, target);
-  } catch (error) {
-    if (session.journal && error instanceof BelayError) {
-      await setup.events.emit({
-        type: 'run-end',
-        outcome: { status: 'refused', exitCode: error.exitCode, finishedAt: new Date().toISOString(), snapshotId: null, toRevision: null, summary: errorDetail(error) },
-      });
-    }
-    throw error;
-  } finally {
-    await session.close();
-  }
+  });
 }
 
 async function checkRestoreSource(setup: RunSetup, session: RunSession, manifest: Manifest): Promise<PreflightCheck> {
