@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { belay } from './support/cli.js';
 import { freshDatabase } from './support/pg.js';
 import { schemaDump } from './support/schema.js';
+import { sampleAt0022 } from './support/sample.js';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,5 +28,22 @@ describe('the sample app (migrations/)', () => {
     expect(schemaDump(db.name)).toBe(atFirst);
     const applied = await db.query('SELECT name FROM belay.migrations');
     expect(applied.map((r) => r.name)).toEqual(['0001_create_account_schema']);
+  });
+});
+
+describe('plan --to, pointed down', () => {
+  it('says how much data the downs would drop before anything runs', async () => {
+    const db = await freshDatabase();
+    const project = await sampleAt0022(db);
+    expect((await belay([...project.args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
+    await db.query("UPDATE account.users SET pin_hash = 'x' WHERE id <= 10");
+    const plan = await belay([...project.args, '--json', 'plan', '--to', '0022'], { cwd: project.dir });
+    expect(plan.code, plan.stderr).toBe(0);
+    const result = JSON.parse(plan.stdout) as { direction: string; dataAtRisk: Array<{ table: string; column?: string; rows: number; values: number }> };
+    expect(result.direction).toBe('down');
+    expect(result.dataAtRisk).toContainEqual({ revision: '0023_v2_mobile_schema_updates', table: 'account.users', column: 'pin_hash', rows: 2000, values: 10 });
+    expect(result.dataAtRisk).toContainEqual({ revision: '0023_v2_mobile_schema_updates', table: 'account.users', column: 'auth_version', rows: 2000, values: 2000 });
+    const human = await belay([...project.args, 'plan', '--to', '0022'], { cwd: project.dir });
+    expect(human.stdout).toContain('account.users.pin_hash: 10 non-null value(s) in 2000 row(s)');
   });
 });

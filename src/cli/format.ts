@@ -1,4 +1,4 @@
-import type { Plan } from '../runner/plan.js';
+import { describeDataAtRisk, type Plan } from '../runner/plan.js';
 import type { RunResult } from '../runner/results.js';
 import type { RunHistory } from '../runner/history.js';
 import type { RunSummary, StatusReport } from '../runner/status.js';
@@ -48,6 +48,7 @@ export function formatPlan(plan: Plan): string {
     const notes = [!r.reversible ? 'NO DOWN' : '', !r.transactional ? 'no transaction' : ''].filter(Boolean).join(', ');
     lines.push(`  ${r.direction === 'up' ? 'apply ' : 'revert'} ${r.name}${notes ? `  [${notes}]` : ''}`);
   }
+  if (plan.direction === 'down') lines.push(`  data the downs drop (kept in the snapshot): ${describeDataAtRisk(plan.dataAtRisk)}`);
   for (const problem of plan.problems) lines.push(`  problem: ${problem.message}`);
   return lines.join('\n');
 }

@@ -1,3 +1,6 @@
+import { readFile } from 'node:fs/promises';
+import type { ClientBase } from 'pg';
+import { droppedBy, measureDataAtRisk, type DataAtRisk } from '../integrity/data-at-risk.js';
 import { discoverRevisions } from '../migrations/discover.js';
 import { resolveRevisionName } from '../migrations/resolve-name.js';
 import type { Revision } from '../migrations/revision.js';
@@ -20,6 +23,23 @@ export interface Plan {
   to: string | null;
   revisions: PlannedRevision[];
   problems: PreflightCheck[];
+  /** For a rollback: data in the tables and columns the downs drop (it stays in the snapshot). */
+  dataAtRisk: DataAtRisk[];
+}
+
+/** What the downs of `revisions` would drop, measured now. SQL downs are read; modules are not. */
+export async function dataAtRiskOf(client: ClientBase, revisions: Revision[]): Promise<DataAtRisk[]> {
+  const all: DataAtRisk[] = [];
+  for (const revision of revisions) {
+    if (revision.kind !== 'sql' || !revision.files.down) continue;
+    all.push(...(await measureDataAtRisk(client, revision.name, droppedBy(await readFile(revision.files.down, 'utf8')))));
+  }
+  return all;
+}
+
+export function describeDataAtRisk(items: DataAtRisk[]): string {
+  if (items.length === 0) return 'no data in dropped tables or columns';
+  return items.map((i) => (i.column ? `${i.table}.${i.column}: ${i.values} non-null value(s) in ${i.rows} row(s)` : `${i.table}: ${i.rows} row(s)`)).join('; ');
 }
 
 async function planned(revision: Revision, direction: 'up' | 'down'): Promise<PlannedRevision> {
@@ -48,7 +68,14 @@ export async function runPlan(setup: RunSetup, to: string | undefined): Promise<
     const applied = new Set(state.applied.map((row) => row.name));
     if (target !== undefined && applied.has(target) && target !== state.current) {
       const toRevert = revisionsToRevert(revisions, applied, target);
-      return { direction: 'down', from: state.current, to: target, revisions: await Promise.all(toRevert.map((r) => planned(r, 'down'))), problems };
+      return {
+        direction: 'down',
+        from: state.current,
+        to: target,
+        revisions: await Promise.all(toRevert.map((r) => planned(r, 'down'))),
+        problems,
+        dataAtRisk: await dataAtRiskOf(session.client, toRevert),
+      };
     }
     const toApply = revisionsToApply(revisions, state, target);
     return {
@@ -57,6 +84,7 @@ export async function runPlan(setup: RunSetup, to: string | undefined): Promise<
       to: toApply[toApply.length - 1]?.name ?? state.current,
       revisions: await Promise.all(toApply.map((r) => planned(r, 'up'))),
       problems,
+      dataAtRisk: [],
     };
   } finally {
     await session.close();

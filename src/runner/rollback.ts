@@ -13,7 +13,7 @@ import { runHealthStep } from './health-step.js';
 import { runHookStep } from './hook-step.js';
 import { runIntegrityStep, takeFingerprint } from './integrity-step.js';
 import { baseResult, finishRun, withRunSession } from './outcome.js';
-import { revisionsToRevert } from './plan.js';
+import { dataAtRiskOf, describeDataAtRisk, revisionsToRevert } from './plan.js';
 import { assertPreflight, checkDrift, checkMissing, type PreflightCheck } from './preflight.js';
 import type { RunResult } from './results.js';
 import type { RestoreStrategy } from './restore-step.js';
@@ -64,7 +64,11 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     const toRevert = revisionsToRevert(revisions, applied, target);
     await session.startJournal(state.current, target);
     const { events } = setup;
-    await events.step({ step: 'plan' }, async () => toRevert, (list) => ({ from: state.current, to: target, revert: list.map((r) => r.name) }));
+    const atRisk = await events.step(
+      { step: 'plan' },
+      () => dataAtRiskOf(session.work.client, toRevert),
+      (risk) => ({ from: state.current, to: target, revert: toRevert.map((r) => r.name), dataAtRisk: risk }),
+    );
 
     let restoreFrom: Manifest | undefined;
     const checks = await events.step(
@@ -98,7 +102,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     if (options.confirm) {
       const what = restoreFrom
         ? `restore snapshot ${restoreFrom.id} over ${setup.target.database} (now at ${state.current})`
-        : `revert ${toRevert.map((r) => r.name).join(', ')} on ${setup.target.database}`;
+        : `revert ${toRevert.map((r) => r.name).join(', ')} on ${setup.target.database}, dropping ${describeDataAtRisk(atRisk)}`;
       if (!(await options.confirm(what))) {
         throw new BelayError('usage', 'rollback not confirmed; nothing was changed', { hint: 'Pass --yes to skip the question.' });
       }
