@@ -34,7 +34,14 @@ async function killAt(project: TestProject, args: string[], point: string, delay
     const fresh = (await readdir(dir).catch(() => [] as string[])).filter((f) => !before.has(f));
     if (fresh[0]) {
       const text = await readFile(join(dir, fresh[0]), 'utf8').catch(() => '');
-      const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      // the last line may be caught half written
+      const lines = text.split('\n').filter(Boolean).flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
       if (lines.some((l) => l.type === 'step' && l.event === 'start' && label(l) === point)) {
         if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
         run.child.kill('SIGKILL');
