@@ -1,0 +1,81 @@
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { belay } from './support/cli.js';
+import { freshDatabase } from './support/pg.js';
+import { baseArgs, makeProject } from './support/project.js';
+import { schemaDump } from './support/schema.js';
+
+const REVISIONS = {
+  '0001_orders.up.sql': "CREATE TABLE orders (id int PRIMARY KEY, total numeric NOT NULL);\nINSERT INTO orders SELECT g, g * 1.25 FROM generate_series(1, 1000) g;",
+  '0001_orders.down.sql': 'DROP TABLE orders;',
+  '0002_customers.up.sql': 'CREATE TABLE customers (id int PRIMARY KEY, name text);\nALTER TABLE orders ADD COLUMN customer_id int;',
+  '0002_customers.down.sql': 'ALTER TABLE orders DROP COLUMN customer_id;\nDROP TABLE customers;',
+  '0003_orders_index.up.sql': 'CREATE INDEX orders_total ON orders (total);\nALTER TABLE orders ADD CONSTRAINT total_positive CHECK (total > 0);',
+  '0003_orders_index.down.sql': 'ALTER TABLE orders DROP CONSTRAINT total_positive;\nDROP INDEX orders_total;',
+  '0004_notes.up.sql': 'CREATE TABLE notes (id int);',
+  '0004_notes.down.sql': 'DROP TABLE notes;',
+};
+
+describe('rollback --to', () => {
+  it('after migrate up of three revisions, rolling back to the first gives its schema back and leaves untouched data identical', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(REVISIONS);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const schemaAtFirst = schemaDump(db.name);
+    await db.appQuery('CREATE TABLE untouched (id int PRIMARY KEY, v text); INSERT INTO untouched SELECT g, md5(g::text) FROM generate_series(1, 300) g');
+    const schemaWithUntouched = schemaDump(db.name);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0004'])).code).toBe(0);
+    const digest = "SELECT count(*)::int AS n, md5(string_agg(t::text, ',' ORDER BY id)) AS h FROM %s t";
+    const untouchedBefore = await db.query(digest.replace('%s', 'untouched'));
+    const ordersBefore = await db.query("SELECT count(*)::int AS n, md5(string_agg(id || ':' || total, ',' ORDER BY id)) AS h FROM orders");
+    const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as { revisions: Array<{ name: string; status: string }>; snapshot: { id: string } };
+    expect(result.revisions.map((r) => `${r.name}:${r.status}`)).toEqual(['0004_notes:reverted', '0003_orders_index:reverted', '0002_customers:reverted']);
+    expect(result.snapshot.id).toBeTruthy();
+    expect(schemaDump(db.name)).toBe(schemaWithUntouched);
+    expect(schemaWithUntouched).not.toBe(schemaAtFirst);
+    expect(await db.query(digest.replace('%s', 'untouched'))).toEqual(untouchedBefore);
+    expect(await db.query("SELECT count(*)::int AS n, md5(string_agg(id || ':' || total, ',' ORDER BY id)) AS h FROM orders")).toEqual(ordersBefore);
+  });
+
+  it('--restore-from a tampered snapshot is refused (exit 4) and changes nothing; an untampered one is restored', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(REVISIONS);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0002'])).code).toBe(0);
+    const snapshot = (JSON.parse((await belay([...args, '--json', 'backup'])).stdout) as { snapshot: { id: string } }).snapshot.id;
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const file = join(project.backups, `${snapshot}.dump`);
+    const original = Buffer.alloc(6);
+    const handle = await open(file, 'r+');
+    await handle.read(original, 0, 6, 300);
+    await handle.write(Buffer.from('XXXXXX'), 0, 6, 300);
+    const refused = await belay([...args, '--yes', 'rollback', '--to', '0002', '--restore-from', snapshot]);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/failed verification: .*sha256/);
+    expect((await db.query('SELECT max(name) AS m FROM belay.migrations'))[0]?.m).toBe('0004_notes');
+    await handle.write(original, 0, 6, 300);
+    await handle.close();
+    const restored = await belay([...args, '--json', '--yes', 'rollback', '--to', '0002', '--restore-from', snapshot]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect((await db.query('SELECT max(name) AS m FROM belay.migrations'))[0]?.m).toBe('0002_customers');
+    expect(await db.query("SELECT to_regclass('notes') AS t")).toEqual([{ t: null }]);
+  });
+
+  it('irreversible revisions stop the rollback before anything changes and name the snapshot to restore instead', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...REVISIONS, '0005_irreversible.up.sql': 'DELETE FROM orders WHERE id > 990;' });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0002'])).code).toBe(0);
+    const snapshot = (JSON.parse((await belay([...args, '--json', 'backup'])).stdout) as { snapshot: { id: string } }).snapshot.id;
+    expect((await belay([...args, 'migrate', 'up', '--allow-irreversible'])).code).toBe(0);
+    const run = await belay([...args, '--yes', 'rollback', '--to', '0002']);
+    expect(run.code).toBe(4);
+    expect(run.stderr).toContain('revisions without a down stand between 0005_irreversible and 0002_customers: 0005_irreversible');
+    expect(run.stderr).toContain(`--restore-from ${snapshot}`);
+    expect((await db.query('SELECT count(*)::int AS n FROM orders'))[0]?.n).toBe(990);
+  });
+});
