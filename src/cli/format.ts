@@ -1,4 +1,5 @@
-import { describeDataAtRisk, type Plan } from '../runner/plan.js';
+import { describeDataAtRisk } from '../integrity/data-at-risk.js';
+import type { Plan } from '../runner/plan.js';
 import type { RunResult } from '../runner/results.js';
 import type { RunHistory } from '../runner/history.js';
 import type { RunSummary, StatusReport } from '../runner/status.js';

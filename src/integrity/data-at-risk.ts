@@ -54,3 +54,8 @@ export async function measureDataAtRisk(client: ClientBase, revision: string, dr
   }
   return out;
 }
+
+export function describeDataAtRisk(items: DataAtRisk[]): string {
+  if (items.length === 0) return 'no data in dropped tables or columns';
+  return items.map((i) => (i.column ? `${i.table}.${i.column}: ${i.values} non-null value(s) in ${i.rows} row(s)` : `${i.table}: ${i.rows} row(s)`)).join('; ');
+}

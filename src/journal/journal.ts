@@ -42,8 +42,9 @@ export class Journal {
   readonly listener = async (event: RunEvent): Promise<void> => {
     if (event.type === 'progress' || event.type === 'run-start') return;
     if (event.type === 'run-end') {
-      await this.file.append({ type: 'outcome', runId: this.header.runId, ...event.outcome });
-      await this.database.finish(event.outcome);
+      const outcome = { ...event.outcome, summary: this.scrub(event.outcome.summary) };
+      await this.file.append({ type: 'outcome', runId: this.header.runId, ...outcome });
+      await this.database.finish(outcome);
       return;
     }
     const record: JournalRecord = {

@@ -53,3 +53,11 @@ export function compareWithDisk(initialised: boolean, applied: AppliedRevision[]
   const current = newest?.name ?? (applied.length > 0 ? applied[applied.length - 1]!.name : null);
   return { initialised, applied, current, pending, drift, missing, outOfOrder };
 }
+
+/** The revisions `migrate up` would apply, in order, given the database state. */
+export function revisionsToApply(revisions: readonly Revision[], state: DatabaseState, to: string | undefined): Revision[] {
+  if (!to) return state.pending;
+  const limit = revisions.findIndex((revision) => revision.name === to);
+  const allowed = new Set(revisions.slice(0, limit + 1).map((revision) => revision.name));
+  return state.pending.filter((revision) => allowed.has(revision.name));
+}

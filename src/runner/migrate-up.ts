@@ -4,7 +4,7 @@ import { MigrationEngine } from '../migrations/engine.js';
 import type { Revision } from '../migrations/revision.js';
 import { resolveRevisionName } from '../migrations/resolve-name.js';
 import { EXIT } from '../errors.js';
-import { readDatabaseState, type DatabaseState } from './database-state.js';
+import { readDatabaseState, revisionsToApply, type DatabaseState } from './database-state.js';
 import { runHealthStep } from './health-step.js';
 import { runHookStep } from './hook-step.js';
 import { takeFingerprint } from './integrity-step.js';
@@ -26,13 +26,6 @@ export interface MigrateUpOptions {
   healthTimeout?: number;
 }
 
-/** The revisions `migrate up` would apply, in order, given the database state. */
-export function revisionsToApply(revisions: readonly Revision[], state: DatabaseState, to: string | undefined): Revision[] {
-  if (!to) return state.pending;
-  const limit = revisions.findIndex((revision) => revision.name === to);
-  const allowed = new Set(revisions.slice(0, limit + 1).map((revision) => revision.name));
-  return state.pending.filter((revision) => allowed.has(revision.name));
-}
 
 async function preflightChecks(session: RunSession, state: DatabaseState, toApply: Revision[], options: MigrateUpOptions): Promise<PreflightCheck[]> {
   const checks = [checkDrift(state), checkMissing(state), checkOrder(state), await checkDowns(toApply, options.allowIrreversible === true)];

@@ -6,7 +6,7 @@ import { resolveRevisionName } from '../migrations/resolve-name.js';
 import type { Revision } from '../migrations/revision.js';
 import { isReversible, prepareStep } from '../migrations/run-revision.js';
 import { readDatabaseState } from './database-state.js';
-import { revisionsToApply } from './migrate-up.js';
+import { revisionsToApply } from './database-state.js';
 import { checkDrift, checkMissing, checkOrder, type PreflightCheck } from './preflight.js';
 import { openTargetSession, type RunSetup } from './setup.js';
 
@@ -37,10 +37,6 @@ export async function dataAtRiskOf(client: ClientBase, revisions: Revision[]): P
   return all;
 }
 
-export function describeDataAtRisk(items: DataAtRisk[]): string {
-  if (items.length === 0) return 'no data in dropped tables or columns';
-  return items.map((i) => (i.column ? `${i.table}.${i.column}: ${i.values} non-null value(s) in ${i.rows} row(s)` : `${i.table}: ${i.rows} row(s)`)).join('; ');
-}
 
 async function planned(revision: Revision, direction: 'up' | 'down'): Promise<PlannedRevision> {
   const reversible = await isReversible(revision);
