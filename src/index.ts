@@ -1,0 +1,35 @@
+/**
+ * belay as a library: every CLI command is one of these functions. Runs
+ * return a result (exit code, outcome, every revision's status, snapshot,
+ * journal file); usage, lock and preflight refusals throw a BelayError.
+ */
+export {
+  backup,
+  history,
+  listBackups,
+  migrateUp,
+  newRevision,
+  plan,
+  pruneBackups,
+  recover,
+  rehearse,
+  restore,
+  rollback,
+  runHistory,
+  status,
+  verify,
+  verifyBackup,
+} from './api/commands.js';
+export { clusterStart, clusterStatus, clusterStop, clusterUrl } from './api/cluster.js';
+export type { BelayOptions } from './api/options.js';
+export { BelayError, EXIT, type ErrorCode } from './errors.js';
+export type { BelayConfig } from './config/types.js';
+export type { RunEvent, RunListener, StepName } from './runner/events.js';
+export type { RunResult, RevisionResult, SnapshotRef } from './runner/results.js';
+export type { StatusReport, RunSummary } from './runner/status.js';
+export type { Plan } from './runner/plan.js';
+export type { RunHistory } from './runner/history.js';
+export type { VerifyReport } from './runner/verify-now.js';
+export type { RehearsalReport } from './rehearse/report.js';
+export type { Manifest } from './backup/manifest.js';
+export type { RevisionContext } from './migrations/revision-context.js';
