@@ -50,7 +50,7 @@ function connectError(params: ConnectionParams, error: unknown): BelayError {
     code === '28P01' || /password/i.test(message)
       ? 'Check the password (URL, PGPASSWORD or PGPASSFILE) for this role.'
       : code === '3D000'
-        ? 'Create the database first, or point --database-url at an existing one.'
+        ? `Create the database first, or point --database-url at an existing one. If a belay swap restore was interrupted between its two renames, the restored copy is named ${params.database}_belay_restore_<time> (and the damaged one ${params.database}_quarantine_<time>): rename the restored one to ${params.database} with ALTER DATABASE … RENAME TO ….`
         : 'Check that the server is running and the connection settings (--database-url, DATABASE_URL, PG* variables) are right.';
   return new BelayError('usage', `cannot connect to ${describeTarget(params)}: ${message}`, { hint, cause: error });
 }
