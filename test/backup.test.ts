@@ -95,6 +95,9 @@ describe('snapshots', () => {
   it('swap restore puts the snapshot back and keeps the damaged database as a quarantine', async () => {
     const db = await freshDatabase();
     await db.appQuery("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 300) g");
+    const reader = `reader_${db.name}`;
+    await adminQuery('postgres', `CREATE ROLE ${reader}`);
+    await db.appQuery(`GRANT SELECT ON t TO ${reader}`);
     const project = await makeProject({});
     const args = baseArgs(project, db.url);
     const id = (JSON.parse((await belay([...args, '--json', 'backup'])).stdout) as { snapshot: { id: string } }).snapshot.id;
@@ -105,6 +108,8 @@ describe('snapshots', () => {
     expect(result.restore.strategy).toBe('swap');
     expect(await db.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE v = 'damaged')::int AS d FROM t")).toEqual([{ n: 300, d: 0 }]);
     expect(await adminQuery(result.restore.quarantine, "SELECT count(*)::int AS n, count(*) FILTER (WHERE v = 'damaged')::int AS d FROM t")).toEqual([{ n: 100, d: 100 }]);
+    // the application's grants come back with the data
+    expect(await db.query(`SELECT has_table_privilege('${reader}', 't', 'SELECT') AS ok`)).toEqual([{ ok: true }]);
   });
 
   it('in-place restore works for a role without CREATEDB', async () => {

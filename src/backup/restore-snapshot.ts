@@ -11,6 +11,11 @@ export interface RestoreOptions {
   jobs: number;
   /** Drop objects first, in one transaction (in-place restore). */
   clean: boolean;
+  /**
+   * Restore GRANTs. Right for the server the snapshot came from (the roles
+   * exist there); wrong for another cluster (a rehearsal), where they may not.
+   */
+  privileges: boolean;
   signal: AbortSignal | undefined;
   onProgress?: (line: string) => void;
   timeoutMs?: number;
@@ -32,7 +37,9 @@ export async function restoreSnapshotInto(manifest: Manifest, target: Connection
       hint: 'Nothing was restored. Pick another snapshot: `belay backups list`.',
     });
   }
-  const args = ['--no-owner', '--no-privileges', '--exit-on-error', '--verbose', `--dbname=${target.database}`];
+  // objects belong to the restoring role; GRANTs made by the owners are then re-made by it
+  const args = ['--no-owner', '--exit-on-error', '--verbose', `--dbname=${target.database}`];
+  if (!options.privileges) args.push('--no-privileges');
   if (options.clean) args.push('--clean', '--if-exists', '--single-transaction');
   else if (options.jobs > 1) args.push(`--jobs=${options.jobs}`);
   args.push(manifest.path);

@@ -181,7 +181,7 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
     const setupMs = Math.round(performance.now() - setupStarted);
     const seedStarted = performance.now();
     if (backup) {
-      await restoreSnapshotInto(backup, throwaway.params, { tools, env: setup.env, jobs: 1, clean: false, signal: setup.signal });
+      await restoreSnapshotInto(backup, throwaway.params, { tools, env: setup.env, jobs: 1, clean: false, privileges: false, signal: setup.signal });
     }
     await ensureBelaySchema(work.client);
     const fromIndex = from === null ? -1 : names.indexOf(from);

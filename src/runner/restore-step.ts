@@ -94,7 +94,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       strategy = 'in-place';
     }
     if (strategy === 'in-place') {
-      await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, signal: setup.signal, onProgress });
+      await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, privileges: true, signal: setup.signal, onProgress });
       const problems = await verifyRestored(setup, setup.target, baseline);
       return problems.length === 0
         ? { ok: true, strategy, quarantine: null, message: `restored ${manifest.id} in place and verified it`, manualSteps: [] }
@@ -109,7 +109,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     const restoring = derivedName(target, `belay_restore_${stamp()}`);
     await createDatabase(admin.client, restoring);
     try {
-      await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, signal: setup.signal, onProgress });
+      await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, signal: setup.signal, onProgress });
       const problems = await verifyRestored(setup, withDatabase(setup.target, restoring), baseline);
       if (problems.length > 0) throw new Error(`the restored copy does not match the pre-run fingerprint: ${problems.join('; ')}`);
     } catch (error) {
