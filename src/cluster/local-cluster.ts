@@ -58,7 +58,8 @@ async function runAs(file: string, args: string[], options: RunOptions): Promise
     gid: options.user?.gid,
     // the server account may not be able to enter our working directory
     cwd: '/',
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' },
+    // binaries are named by absolute path; initdb finds postgres beside itself
+    env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' },
   });
 }
 
