@@ -145,6 +145,16 @@ describe('the safety net, on the seed story', () => {
   });
 });
 
+/** 0003 fails; rolling back, the down of 0002 fails too. */
+const DOWN_FAILS = {
+      '0001_base.up.sql': 'CREATE TABLE base (id int PRIMARY KEY);\nINSERT INTO base SELECT generate_series(1, 50);',
+      '0001_base.down.sql': 'DROP TABLE base;',
+      '0002_a.up.sql': 'CREATE TABLE a (id int);',
+      '0002_a.down.sql': 'DROP TABLE no_such_table;',
+      '0003_bad.up.sql': 'SELECT 1 / 0;',
+      '0003_bad.down.sql': 'SELECT 1;',
+};
+
 describe('the safety net, on failing revisions', () => {
   it('a revision failing after two earlier ones of the same run: both are downed (exit 10), schema as before', async () => {
     const db = await freshDatabase();
@@ -173,14 +183,7 @@ describe('the safety net, on failing revisions', () => {
 
   it('a down that fails sends the run to its snapshot (exit 11)', async () => {
     const db = await freshDatabase();
-    const project = await makeProject({
-      '0001_base.up.sql': 'CREATE TABLE base (id int PRIMARY KEY);\nINSERT INTO base SELECT generate_series(1, 50);',
-      '0001_base.down.sql': 'DROP TABLE base;',
-      '0002_a.up.sql': 'CREATE TABLE a (id int);',
-      '0002_a.down.sql': 'DROP TABLE no_such_table;',
-      '0003_bad.up.sql': 'SELECT 1 / 0;',
-      '0003_bad.down.sql': 'SELECT 1;',
-    });
+    const project = await makeProject(DOWN_FAILS);
     expect((await belay([...baseArgs(project, db.url), 'migrate', 'up', '--to', '0001'])).code).toBe(0);
     const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up', '--with-backup']);
     expect(run.code, run.stderr).toBe(11);
@@ -191,14 +194,7 @@ describe('the safety net, on failing revisions', () => {
 
   it('a tampered snapshot cannot be restored: exit 12, the database left as it is, the journal says what to do', async () => {
     const db = await freshDatabase();
-    const project = await makeProject({
-      '0001_base.up.sql': 'CREATE TABLE base (id int PRIMARY KEY);\nINSERT INTO base SELECT generate_series(1, 50);',
-      '0001_base.down.sql': 'DROP TABLE base;',
-      '0002_a.up.sql': 'CREATE TABLE a (id int);',
-      '0002_a.down.sql': 'DROP TABLE no_such_table;',
-      '0003_bad.up.sql': 'SELECT 1 / 0;',
-      '0003_bad.down.sql': 'SELECT 1;',
-    });
+    const project = await makeProject(DOWN_FAILS);
     // the beforeApply hook damages the snapshot the run has just taken
     await writeFile(
       join(project.dir, 'belay.config.json'),

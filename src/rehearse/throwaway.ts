@@ -1,10 +1,6 @@
-import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { findServerBinDir, initCluster, prepareLogFile, startCluster, stopCluster, type LocalClusterSpec } from '../cluster/local-cluster.js';
-import { serverUser } from '../cluster/os-user.js';
+import { startTempCluster } from '../cluster/temp-cluster.js';
 import { withDatabase, toPgConfig, type ConnectionParams } from '../db/connection.js';
 import { createDatabase, dropDatabase } from '../db/databases.js';
 
@@ -20,44 +16,21 @@ const sessionOptions = { applicationName: 'belay rehearse', connectTimeoutMs: 10
 
 /** A fresh cluster in a temp dir (initdb, socket only), removed afterwards. */
 export async function ephemeralCluster(pgBin: string | undefined, path: string | undefined): Promise<Throwaway> {
-  const root = await mkdtemp(join(tmpdir(), 'belay-rehearse-'));
-  await chmod(root, 0o755);
-  const user = serverUser();
-  if (user) await chown(root, user.uid, user.gid);
-  const spec: LocalClusterSpec = {
-    dataDir: join(root, 'data'),
-    socketDir: join(root, 'run'),
-    port: 5432,
-    listenAddresses: '',
-    superuser: 'belay',
-    binDir: await findServerBinDir(pgBin, path),
-    // a throwaway: durability buys nothing here
-    settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
-  };
-  let disposed = false;
-  const dispose = async (): Promise<void> => {
-    if (disposed) return;
-    disposed = true;
-    await stopCluster(spec, 'immediate').catch(() => {});
-    await rm(root, { recursive: true, force: true });
-  };
+  const cluster = await startTempCluster({ prefix: 'belay-rehearse-', superuser: 'belay', tcp: false, pgBin, path });
+  const { spec } = cluster;
   try {
-    await initCluster(spec);
-    const logFile = join(root, 'server.log');
-    await prepareLogFile(logFile);
-    await startCluster(spec, logFile);
-    const admin = new pg.Client({ host: spec.socketDir, port: spec.port, user: 'belay', database: 'postgres' });
+    const admin = new pg.Client({ host: spec.socketDir, port: spec.port, user: spec.superuser, database: 'postgres' });
     await admin.connect();
     await admin.query('CREATE DATABASE rehearsal');
     await admin.end();
   } catch (error) {
-    await dispose();
+    await cluster.remove();
     throw error;
   }
   return {
-    params: { host: spec.socketDir, port: spec.port, user: 'belay', database: 'rehearsal', source: 'ephemeral cluster' },
-    where: `an ephemeral cluster in ${root}`,
-    dispose,
+    params: { host: spec.socketDir, port: spec.port, user: spec.superuser, database: 'rehearsal', source: 'ephemeral cluster' },
+    where: `an ephemeral cluster in ${cluster.root}`,
+    dispose: cluster.remove,
   };
 }
 

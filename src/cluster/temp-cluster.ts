@@ -1,0 +1,60 @@
+import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findServerBinDir, freePort, initCluster, prepareLogFile, startCluster, stopCluster, type LocalClusterSpec } from './local-cluster.js';
+import { serverUser } from './os-user.js';
+
+export interface TempClusterOptions {
+  /** Name prefix of the temp folder. */
+  prefix: string;
+  superuser: string;
+  /** Listen on 127.0.0.1 (a free port, scram passwords) as well as the socket. */
+  tcp: boolean;
+  pgBin: string | undefined;
+  path: string | undefined;
+}
+
+export interface TempCluster {
+  spec: LocalClusterSpec;
+  root: string;
+  /** Stop it (immediate) and delete it. Idempotent. */
+  remove(): Promise<void>;
+}
+
+/**
+ * A throwaway cluster in a temp folder (tests, rehearsals, benchmarks):
+ * durability off, owned by the unprivileged server account when run as root.
+ */
+export async function startTempCluster(options: TempClusterOptions): Promise<TempCluster> {
+  const root = await mkdtemp(join(tmpdir(), options.prefix));
+  await chmod(root, 0o755);
+  const user = serverUser();
+  if (user) await chown(root, user.uid, user.gid);
+  const spec: LocalClusterSpec = {
+    dataDir: join(root, 'data'),
+    socketDir: join(root, 'run'),
+    port: options.tcp ? await freePort() : 5432,
+    listenAddresses: options.tcp ? '127.0.0.1' : '',
+    superuser: options.superuser,
+    binDir: await findServerBinDir(options.pgBin, options.path),
+    passwordAuthOnTcp: options.tcp,
+    settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: 300 },
+  };
+  let removed = false;
+  const remove = async (): Promise<void> => {
+    if (removed) return;
+    removed = true;
+    await stopCluster(spec, 'immediate').catch(() => {});
+    await rm(root, { recursive: true, force: true });
+  };
+  try {
+    await initCluster(spec);
+    const logFile = join(root, 'server.log');
+    await prepareLogFile(logFile);
+    await startCluster(spec, logFile);
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+  return { spec, root, remove };
+}
