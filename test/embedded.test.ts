@@ -27,7 +27,7 @@ async function migrateOnEmbedded(options: CliOptions & { cwd: string }): Promise
     expect(status.code, status.stderr).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ current: '0005_sessions', source: 'embedded cluster' });
     const url = await belay(['cluster', 'url'], options);
-    expect(url.stdout.trim()).toMatch(/^postgresql:\/\/belay@\/belay\?host=.*\.belay/);
+    expect(url.stdout.trim()).toMatch(/^postgresql:\/\/postgres@\/belay\?host=.*\.belay/);
     const clusterStatus = await belay(['--json', 'cluster', 'status'], options);
     expect(JSON.parse(clusterStatus.stdout)).toMatchObject({ running: true, initialised: true });
   } finally {

@@ -136,7 +136,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
       fingerprint: options.fingerprint ?? null,
     };
     await writeManifest(backupsDir, manifest);
-    await report();
+    options.onProgress?.({ tablesDone, tablesTotal: source.tables, bytesWritten: manifest.sizeBytes, table: undefined });
     return manifest;
   } catch (error) {
     await rm(tempPath, { recursive: true, force: true });

@@ -18,7 +18,8 @@ import {
 } from './local-cluster.js';
 import { serverUser } from './os-user.js';
 
-const SUPERUSER = 'belay';
+// not "belay": with search_path "$user", public, a role named like belay's own schema would create its tables there
+const SUPERUSER = 'postgres';
 const DATABASE = 'belay';
 const PORT = 5432;
 /** sun_path holds 108 bytes; leave room for "/.s.PGSQL.5432". */

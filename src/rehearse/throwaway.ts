@@ -16,7 +16,7 @@ const sessionOptions = { applicationName: 'belay rehearse', connectTimeoutMs: 10
 
 /** A fresh cluster in a temp dir (initdb, socket only), removed afterwards. */
 export async function ephemeralCluster(pgBin: string | undefined, path: string | undefined): Promise<Throwaway> {
-  const cluster = await startTempCluster({ prefix: 'belay-rehearse-', superuser: 'belay', tcp: false, pgBin, path });
+  const cluster = await startTempCluster({ prefix: 'belay-rehearse-', superuser: 'postgres', tcp: false, pgBin, path });
   const { spec } = cluster;
   try {
     const admin = new pg.Client({ host: spec.socketDir, port: spec.port, user: spec.superuser, database: 'postgres' });
