@@ -1,5 +1,5 @@
 import { startEmbeddedCluster } from '../cluster/embedded.js';
-import { fromLibpqEnv, parseDatabaseUrl, withPassfilePassword, type ConnectionParams } from '../db/connection.js';
+import { fromLibpqEnv, parseDatabaseUrl, withLibpqFallbacks, type ConnectionParams } from '../db/connection.js';
 
 export interface TargetSources {
   /** --database-url */
@@ -22,7 +22,7 @@ export async function resolveTarget(sources: TargetSources): Promise<ConnectionP
   else if (configured) params = parseDatabaseUrl(configured, 'databaseUrl in the config');
   else params = fromLibpqEnv(env);
   if (!params) return startEmbeddedCluster({ projectDir: sources.projectDir, pgBin: env.PG_BIN, path: env.PATH });
-  return withPassfilePassword(params, env);
+  return withLibpqFallbacks(params, env);
 }
 
 /** Whether no connection is configured, so the embedded cluster would be used. */

@@ -82,12 +82,17 @@ export function fromLibpqEnv(env: NodeJS.ProcessEnv): ConnectionParams | undefin
   return params;
 }
 
-/** Fill a missing password from the passfile, as libpq does. */
-export async function withPassfilePassword(params: ConnectionParams, env: NodeJS.ProcessEnv): Promise<ConnectionParams> {
-  if (params.password !== undefined) return params;
-  const passfile = env.PGPASSFILE || join(homedir(), '.pgpass');
-  const password = await findPgpassPassword(passfile, params);
-  return password === undefined ? params : { ...params, password };
+/**
+ * What a URL leaves out, libpq takes from the environment: the password from
+ * PGPASSWORD, else the passfile; the sslmode from PGSSLMODE.
+ */
+export async function withLibpqFallbacks(params: ConnectionParams, env: NodeJS.ProcessEnv): Promise<ConnectionParams> {
+  const filled = { ...params };
+  if (filled.sslmode === undefined && env.PGSSLMODE) filled.sslmode = env.PGSSLMODE;
+  if (filled.password !== undefined) return filled;
+  if (env.PGPASSWORD) return { ...filled, password: env.PGPASSWORD };
+  const password = await findPgpassPassword(env.PGPASSFILE || join(homedir(), '.pgpass'), filled);
+  return password === undefined ? filled : { ...filled, password };
 }
 
 export function redactUrl(url: string): string {

@@ -25,6 +25,8 @@ export async function openSession(params: ConnectionParams, options: SessionOpti
   try {
     await client.connect();
   } catch (error) {
+    // a failed handshake (e.g. SCRAM without a password) can leave the socket open and the process alive
+    await client.end().catch(() => {});
     throw connectError(params, error);
   }
   const { rows } = await client.query<{ v: string; pid: number }>("SELECT current_setting('server_version_num') AS v, pg_backend_pid() AS pid");
@@ -44,7 +46,9 @@ export async function openSession(params: ConnectionParams, options: SessionOpti
 }
 
 function connectError(params: ConnectionParams, error: unknown): BelayError {
-  const message = error instanceof Error ? error.message : String(error);
+  const raw = error instanceof Error ? error.message : String(error);
+  // node-postgres words a missing password as "client password must be a string"
+  const message = params.password === undefined && /password/i.test(raw) ? 'the server asks for a password and none was given (URL, PGPASSWORD or the passfile)' : raw;
   const code = (error as { code?: string }).code;
   const hint =
     code === '28P01' || /password/i.test(message)
