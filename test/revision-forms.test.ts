@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay } from './support/cli.js';
 import { freshDatabase } from './support/pg.js';
+import { baseArgs, makeProject } from './support/project.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
@@ -78,5 +79,35 @@ describe('revision forms and their failure paths', () => {
     expect(result.failure.file).toBe('0003_broken.up.sql');
     expect(result.failure.statement).toContain('weight');
     expect(await db.query("SELECT count(*)::int AS n FROM belay.migrations")).toEqual([{ n: 0 }]);
+  });
+
+  it('BEGIN … COMMIT-wrapped files (Sqitch, golang-migrate) stay atomic: a failing one rolls the run back whole', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_t1.up.sql': 'BEGIN;\nCREATE TABLE t1 (id int);\nCOMMIT;\n',
+      '0001_t1.down.sql': 'BEGIN;\nDROP TABLE t1;\nCOMMIT;\n',
+      '0002_t2.up.sql': 'BEGIN;\nCREATE TABLE t2 (id int);\nSELECT 1/0;\nCOMMIT;\n',
+      '0002_t2.down.sql': 'BEGIN;\nDROP TABLE t2;\nCOMMIT;\n',
+    });
+    const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up']);
+    expect(run.code, run.stderr).toBe(10);
+    expect(JSON.parse(run.stdout)).toMatchObject({ failure: { revision: '0002_t2', line: 3, sqlstate: '22012' } });
+    expect(await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).toEqual([]);
+    expect(await db.query('SELECT name FROM belay.migrations')).toEqual([]);
+  });
+
+  it('a COMMIT or a psql command inside a revision is refused before anything changes (exit 4)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_t1.up.sql': 'CREATE TABLE t1 (id int);\nCOMMIT;\nCREATE TABLE t1b (id int);\n',
+      '0001_t1.down.sql': 'DROP TABLE t1b;\nDROP TABLE t1;\n',
+      '0002_copy.up.sql': 'CREATE TABLE t2 (id int);\nCOPY t2 FROM stdin;\n1\n\\.\n',
+      '0002_copy.down.sql': 'DROP TABLE t2;\n',
+    });
+    const run = await belay([...baseArgs(project, db.url), 'migrate', 'up']);
+    expect(run.code).toBe(4);
+    expect(run.stderr).toContain('0001_t1.up.sql line 2: `COMMIT` inside a revision');
+    expect(run.stderr).toContain('0002_copy.up.sql line 4: psql command `\\.`');
+    expect(await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).toEqual([]);
   });
 });

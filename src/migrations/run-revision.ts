@@ -5,7 +5,8 @@ import { loadRevisionModule } from './load-module.js';
 import type { Revision } from './revision.js';
 import type { RevisionContext, RevisionModule } from './revision-context.js';
 import { failureFromError, RevisionFailedError } from './revision-error.js';
-import { NO_TRANSACTION_MARKER, splitSql } from './split-sql.js';
+import { parseSqlScript } from './sql-script.js';
+import { NO_TRANSACTION_MARKER } from './split-sql.js';
 
 export type Direction = 'up' | 'down';
 
@@ -35,33 +36,37 @@ function moduleOf(revision: Revision): Promise<RevisionModule> {
 }
 
 async function prepareSql(revision: Revision, file: string, direction: 'up' | 'down' | 'verify'): Promise<PreparedStep> {
-  const script = await readFile(file, 'utf8');
-  const statements = splitSql(script);
+  const { statements, transactional, problems } = parseSqlScript(await readFile(file, 'utf8'));
+  const where = { revision: revision.name, direction, file: basename(file), transactional };
   return {
     file,
-    transactional: !NO_TRANSACTION_MARKER.test(script),
+    transactional,
     async run(client) {
+      if (problems.length > 0) throw new RevisionFailedError({ ...where, message: `cannot run as written: ${problems.join('; ')}` });
       let lastResult: unknown;
       for (const statement of statements) {
         try {
           lastResult = await client.query(statement.text);
         } catch (error) {
-          throw new RevisionFailedError(
-            failureFromError(error, {
-              revision: revision.name,
-              direction,
-              file: basename(file),
-              line: statement.line + lineWithin(statement.text, error),
-              statement: statement.text,
-              transactional: !NO_TRANSACTION_MARKER.test(script),
-            }),
-            { cause: error },
-          );
+          const line = statement.line + lineWithin(statement.text, error);
+          throw new RevisionFailedError(failureFromError(error, { ...where, line, statement: statement.text }), { cause: error });
         }
       }
       if (direction === 'verify') assertVerifyResult(revision, file, lastResult);
     },
   };
+}
+
+/** What keeps a revision's SQL files for `direction` from running as belay runs them (see parseSqlScript). */
+export async function scriptProblems(revision: Revision, direction: Direction): Promise<string[]> {
+  if (revision.kind === 'module') return [];
+  const files = direction === 'up' ? [revision.files.up, revision.files.verify] : [revision.files.down];
+  const problems: string[] = [];
+  for (const file of files) {
+    if (file === undefined) continue;
+    for (const problem of parseSqlScript(await readFile(file, 'utf8')).problems) problems.push(`${basename(file)} ${problem}`);
+  }
+  return problems;
 }
 
 /** A verify fails when it raises, or when its last statement answers a single false. */

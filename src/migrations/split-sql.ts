@@ -4,6 +4,12 @@ export interface SqlStatement {
   line: number;
 }
 
+export interface SplitSql {
+  statements: SqlStatement[];
+  /** psql backslash commands (`\set`, `\i`, the `\.` ending COPY data): not SQL, the server cannot run them. */
+  metaCommands: SqlStatement[];
+}
+
 const WORD = /[A-Za-z_]/;
 
 /**
@@ -12,8 +18,9 @@ const WORD = /[A-Za-z_]/;
  * function bodies. Statements are executed one by one so that a failure can be
  * reported with the statement and line it came from.
  */
-export function splitSql(script: string): SqlStatement[] {
+export function splitSql(script: string): SplitSql {
   const statements: SqlStatement[] = [];
+  const metaCommands: SqlStatement[] = [];
   let start = 0;
   let line = 1;
   let startLine = 1;
@@ -80,6 +87,11 @@ export function splitSql(script: string): SqlStatement[] {
       const end = close === -1 ? script.length : close + tag[0].length;
       line += countNewlines(script.slice(i, end));
       i = end;
+    } else if (ch === '\\') {
+      // outside quotes a backslash is never SQL: psql reads the rest of the line as a command
+      const end = script.indexOf('\n', i);
+      metaCommands.push({ text: script.slice(i, end === -1 ? script.length : end).trim(), line });
+      i = end === -1 ? script.length : end;
     } else if (ch === '(') {
       depth++;
       i++;
@@ -106,7 +118,7 @@ export function splitSql(script: string): SqlStatement[] {
     }
   }
   push(script.length);
-  return statements;
+  return { statements, metaCommands };
 }
 
 function countNewlines(text: string): number {

@@ -9,7 +9,7 @@ import { runHealthStep } from './health-step.js';
 import { runHookStep } from './hook-step.js';
 import { takeFingerprint } from './integrity-step.js';
 import { baseResult, finishRun, withRunSession } from './outcome.js';
-import { assertPreflight, checkDowns, checkDrift, checkMissing, checkOrder, type PreflightCheck } from './preflight.js';
+import { assertPreflight, checkDowns, checkDrift, checkMissing, checkOrder, checkScripts, type PreflightCheck } from './preflight.js';
 import type { RunResult } from './results.js';
 import type { RunSession } from './run-session.js';
 import { reasonFrom, rollBackRun, type RunProgress } from './safety-net.js';
@@ -28,7 +28,14 @@ export interface MigrateUpOptions {
 
 
 async function preflightChecks(session: RunSession, state: DatabaseState, toApply: Revision[], options: MigrateUpOptions): Promise<PreflightCheck[]> {
-  const checks = [checkDrift(state), checkMissing(state), checkOrder(state), await checkDowns(toApply, options.allowIrreversible === true)];
+  const checks = [
+    checkDrift(state),
+    checkMissing(state),
+    checkOrder(state),
+    await checkDowns(toApply, options.allowIrreversible === true),
+    await checkScripts(toApply, 'up'),
+    await checkScripts(toApply, 'down'),
+  ];
   if (options.withBackup && toApply.length > 0) checks.push(...(await backupPreflight(session.setup, session.control)));
   return checks;
 }

@@ -1,6 +1,6 @@
 import { preflightError } from '../errors.js';
 import type { Revision } from '../migrations/revision.js';
-import { isReversible } from '../migrations/run-revision.js';
+import { isReversible, scriptProblems, type Direction } from '../migrations/run-revision.js';
 import type { DatabaseState } from './database-state.js';
 
 export interface PreflightCheck {
@@ -45,10 +45,18 @@ export async function checkDowns(revisions: readonly Revision[], allowIrreversib
   return { name: 'downs', ok: false, message: `revisions without a down: ${irreversible.join(', ')}` };
 }
 
+export async function checkScripts(revisions: readonly Revision[], direction: Direction): Promise<PreflightCheck> {
+  const problems: string[] = [];
+  for (const revision of revisions) problems.push(...(await scriptProblems(revision, direction)));
+  if (problems.length === 0) return { name: 'scripts', ok: true, message: `every ${direction} script can run as written` };
+  return { name: 'scripts', ok: false, message: `scripts belay cannot run as written: ${problems.join('; ')}` };
+}
+
 const HINTS: Record<string, string> = {
   drift: 'An applied revision must not be edited: restore its file from version control and put the change in a new revision (`belay new NAME`).',
   missing: 'Restore the missing revision files, or point --migrations at the right folder.',
   order: 'Renumber the pending revisions after the current one (`belay new` picks the next number).',
+  scripts: 'Fix the named lines; `belay rehearse` tries the fixed revisions on a throwaway database.',
   downs: 'Add the missing down files, or pass --allow-irreversible to accept that they cannot be rolled back automatically.',
 };
 

@@ -64,7 +64,14 @@ async function connectedRevision(setup: RunSetup, server: ConnectionParams, revi
 
 async function loadSeed(ctx: Context, file: string): Promise<void> {
   if (file.endsWith('.sql')) {
-    for (const statement of splitSql(await readFile(file, 'utf8'))) await ctx.work.client.query(statement.text);
+    const { statements, metaCommands } = splitSql(await readFile(file, 'utf8'));
+    const meta = metaCommands[0];
+    if (meta) {
+      throw usageError(`seed ${file} line ${meta.line}: psql command \`${meta.text.slice(0, 40)}\` is not SQL`, {
+        hint: 'Make the seed a script that runs psql (it gets the throwaway database in PG* variables), or use --from-backup with a pg_dump snapshot.',
+      });
+    }
+    for (const statement of statements) await ctx.work.client.query(statement.text);
     return;
   }
   // a script: it reaches the throwaway database through PG* variables and a private passfile

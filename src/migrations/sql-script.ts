@@ -1,0 +1,51 @@
+import { NO_TRANSACTION_MARKER, splitSql, type SqlStatement } from './split-sql.js';
+
+/** An SQL revision file as belay will run it. */
+export interface SqlScript {
+  statements: SqlStatement[];
+  /** False when the first line is `-- belay:no-transaction`. */
+  transactional: boolean;
+  /** Why belay cannot run it as written, each naming its line; empty when it can. */
+  problems: string[];
+}
+
+const PLAIN_BEGIN = /^(BEGIN|START\s+TRANSACTION)(\s+(WORK|TRANSACTION))?$/i;
+const PLAIN_COMMIT = /^(COMMIT|END)(\s+(WORK|TRANSACTION))?$/i;
+const TRANSACTION_CONTROL = /^(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b/i;
+const ROLLBACK_TO_SAVEPOINT = /^ROLLBACK(\s+(WORK|TRANSACTION))?\s+TO\b/i;
+
+const leadingComments = (text: string): string => text.replace(/^(\s*\/\*[\s\S]*?\*\/)+\s*/, '');
+
+function controlsTransaction(statement: SqlStatement): boolean {
+  const text = leadingComments(statement.text);
+  return TRANSACTION_CONTROL.test(text) && !ROLLBACK_TO_SAVEPOINT.test(text);
+}
+
+/**
+ * Split a revision file and check it can run the way belay runs it. A
+ * transactional file runs inside belay's own transaction together with its
+ * record, so a whole-file `BEGIN; … COMMIT;` wrapper (Sqitch and many
+ * golang-migrate sets write one) is redundant and dropped; any other
+ * transaction control would commit part of the revision behind belay's back.
+ */
+export function parseSqlScript(text: string): SqlScript {
+  const { statements, metaCommands } = splitSql(text);
+  const transactional = !NO_TRANSACTION_MARKER.test(text);
+  const problems = metaCommands.map(
+    (meta) => `line ${meta.line}: psql command \`${meta.text.slice(0, 40)}\` is not SQL (belay sends each statement to the server; load COPY data from a file or with INSERT)`,
+  );
+  let body = statements;
+  if (transactional) {
+    const first = body[0];
+    const last = body[body.length - 1];
+    if (body.length >= 2 && first && last && PLAIN_BEGIN.test(leadingComments(first.text)) && PLAIN_COMMIT.test(leadingComments(last.text))) {
+      body = body.slice(1, -1);
+    }
+    for (const statement of body.filter(controlsTransaction)) {
+      problems.push(
+        `line ${statement.line}: \`${leadingComments(statement.text).split(/\s+/, 2).join(' ')}\` inside a revision that belay runs in one transaction (remove it, or make the first line \`-- belay:no-transaction\`)`,
+      );
+    }
+  }
+  return { statements: body, transactional, problems };
+}

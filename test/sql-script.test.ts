@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { parseSqlScript } from '../src/migrations/sql-script.js';
+import { splitSql } from '../src/migrations/split-sql.js';
+
+const texts = (script: string): string[] => splitSql(script).statements.map((s) => s.text);
+
+describe('splitting SQL the way psql does', () => {
+  it('keeps semicolons inside quotes, dollar quotes, comments, parentheses and BEGIN ATOMIC bodies', () => {
+    const script = [
+      "INSERT INTO t VALUES ('a;b', E'it\\'s;', \"odd;name\");",
+      'CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 1; END $body$;',
+      "DO $$ BEGIN PERFORM 1; END $$;",
+      '/* a ; /* nested ; */ comment */ SELECT 1;',
+      'CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END; SELECT 2; END;',
+      '-- trailing ; comment',
+    ].join('\n');
+    expect(texts(script)).toHaveLength(5);
+    expect(splitSql(script).statements.map((s) => s.line)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('reports psql backslash commands with their lines instead of sending them', () => {
+    const { statements, metaCommands } = splitSql("\\set ON_ERROR_STOP on\nSELECT '\\not a command';\nCOPY t FROM stdin;\n1\n\\.\n");
+    expect(metaCommands).toEqual([
+      { text: '\\set ON_ERROR_STOP on', line: 1 },
+      { text: '\\.', line: 5 },
+    ]);
+    expect(statements[0]?.text).toContain("'\\not a command'");
+  });
+});
+
+describe('revision scripts as belay runs them', () => {
+  it('drops a whole-file BEGIN … COMMIT wrapper: belay runs the revision in its own transaction', () => {
+    const script = parseSqlScript('-- deploy users\nBEGIN;\nCREATE TABLE users (id int);\nCOMMIT;\n');
+    expect(script.problems).toEqual([]);
+    expect(script.statements.map((s) => s.text)).toEqual(['CREATE TABLE users (id int)']);
+    expect(parseSqlScript('START TRANSACTION;\nSELECT 1;\nEND;').statements.map((s) => s.text)).toEqual(['SELECT 1']);
+  });
+
+  it('refuses transaction control that would commit part of a revision behind belay, naming the line', () => {
+    expect(parseSqlScript('CREATE TABLE a (id int);\nCOMMIT;\nSELECT 1/0;').problems).toEqual([
+      expect.stringMatching(/^line 2: `COMMIT` inside a revision that belay runs in one transaction/),
+    ]);
+    expect(parseSqlScript('BEGIN ISOLATION LEVEL SERIALIZABLE;\nSELECT 1;\nCOMMIT;').problems).toHaveLength(2);
+    expect(parseSqlScript('SAVEPOINT s;\nSELECT 1;\nROLLBACK TO SAVEPOINT s;\nRELEASE s;').problems).toEqual([]);
+  });
+
+  it('leaves transaction control to a no-transaction file', () => {
+    const script = parseSqlScript('-- belay:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;\nCREATE INDEX CONCURRENTLY i ON t (id);');
+    expect(script.transactional).toBe(false);
+    expect(script.problems).toEqual([]);
+    expect(script.statements).toHaveLength(4);
+  });
+});
