@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, readdir, stat, writeFile, appendFile } from 'node:fs/promises';
+import { readFile, readdir, rm, stat, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, startBelay } from './support/cli.js';
@@ -112,7 +112,7 @@ describe('migrate up, the forward path', () => {
     expect(columns).toHaveLength(0);
   });
 
-  it('exits 2 for an unknown --to, a bad flag value and a bad config, touching nothing', async () => {
+  it('exits 2 for an unknown --to, a bad flag value, a misnamed revision file and a bad config, touching nothing', async () => {
     const db = await freshDatabase();
     const project = await makeProject(GOOD_REVISIONS);
     const unknown = await belay([...baseArgs(project, db.url), 'migrate', 'up', '--to', '0099']);
@@ -122,6 +122,11 @@ describe('migrate up, the forward path', () => {
     expect(badFlag.code).toBe(2);
     const unknownFlag = await belay([...baseArgs(project, db.url), 'migrate', 'up', '--with-bakup']);
     expect(unknownFlag.code).toBe(2);
+    await writeFile(join(project.migrations, '0004_add_column.sql'), 'ALTER TABLE accounts ADD COLUMN age int;');
+    const misnamed = await belay([...baseArgs(project, db.url), 'migrate', 'up']);
+    expect(misnamed.code).toBe(2);
+    expect(misnamed.stderr).toMatch(/look like revisions but are not named like one: 0004_add_column\.sql/);
+    await rm(join(project.migrations, '0004_add_column.sql'));
     await writeFile(join(project.dir, 'belay.config.json'), JSON.stringify({ integrity: { mode: 'paranoid' } }));
     const badConfig = await belay([...baseArgs(project, db.url), 'migrate', 'up'], { cwd: project.dir });
     expect(badConfig.code).toBe(2);

@@ -6,6 +6,8 @@ import { REVISION_NAME, type Revision, type RevisionFiles } from './revision.js'
 
 const SQL_FILE = /^(.+)\.(up|down|verify)\.sql$/;
 const MODULE_FILE = /^(.+)\.(ts|mts|js|mjs)$/;
+/** A numbered SQL or script file that is not a revision is a naming mistake, not something to skip silently. */
+const LOOKS_LIKE_A_REVISION = /^\d+.*\.(sql|ts|mts|js|mjs)$/;
 
 interface Parts {
   up?: string;
@@ -26,17 +28,26 @@ export async function discoverRevisions(dir: string): Promise<Revision[]> {
     });
   }
   const byName = new Map<string, Parts>();
+  const misnamed: string[] = [];
   for (const file of names) {
     if (file.endsWith('.d.ts')) continue;
     const sql = SQL_FILE.exec(file);
     const mod = sql ? null : MODULE_FILE.exec(file);
     const name = sql?.[1] ?? mod?.[1];
-    if (!name || !REVISION_NAME.test(name)) continue;
+    if (!name || !REVISION_NAME.test(name)) {
+      if (LOOKS_LIKE_A_REVISION.test(file)) misnamed.push(file);
+      continue;
+    }
     const parts = byName.get(name) ?? {};
     if (sql) parts[sql[2] as 'up' | 'down' | 'verify'] = join(root, file);
     else if (parts.module) throw usageError(`revision ${name} has two modules: ${parts.module} and ${join(root, file)}`);
     else parts.module = join(root, file);
     byName.set(name, parts);
+  }
+  if (misnamed.length > 0) {
+    throw usageError(`files in ${root} look like revisions but are not named like one: ${misnamed.sort().join(', ')}`, {
+      hint: 'Name them NNNN_slug.up.sql with NNNN_slug.down.sql (optional NNNN_slug.verify.sql), or NNNN_slug.ts/.js/.mjs; move other files out of the folder.',
+    });
   }
   const revisions: Revision[] = [];
   for (const [name, parts] of byName) revisions.push(await toRevision(name, parts));
