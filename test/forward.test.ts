@@ -219,5 +219,18 @@ describe('migrate up, the forward path', () => {
     expect(run.stdout).toMatch(/would apply 3 revision/);
     expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
   });
-});
 
+  it("refuses (exit 4) a search_path that would put the revisions' tables in belay's own schema", async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS);
+    await db.query(`ALTER DATABASE "${db.name}" SET search_path = "$user", belay, public`);
+    const refused = await belay([...baseArgs(project, db.url), 'migrate', 'up']);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/would put the revisions' unqualified objects in belay's own schema/);
+    expect(refused.stderr).toMatch(/next: Give the role another search_path first, e\.g\. ALTER ROLE "belay_app" SET search_path = public/);
+    expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
+    await db.query(`ALTER DATABASE "${db.name}" RESET search_path`);
+    expect((await belay([...baseArgs(project, db.url), 'migrate', 'up'])).code).toBe(0);
+    expect(await db.query("SELECT table_schema FROM information_schema.tables WHERE table_name = 'accounts'")).toEqual([{ table_schema: 'public' }]);
+  });
+});

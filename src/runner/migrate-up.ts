@@ -9,7 +9,7 @@ import { runHealthStep } from './health-step.js';
 import { runHookStep } from './hook-step.js';
 import { takeFingerprint } from './integrity-step.js';
 import { baseResult, finishRun, withRunSession } from './outcome.js';
-import { assertPreflight, checkDowns, checkDrift, checkMissing, checkOrder, checkScripts, type PreflightCheck } from './preflight.js';
+import { assertPreflight, checkDowns, checkDrift, checkMissing, checkOrder, checkScripts, checkSearchPath, type PreflightCheck } from './preflight.js';
 import type { RunResult } from './results.js';
 import type { RunSession } from './run-session.js';
 import { reasonFrom, rollBackRun, type RunProgress } from './safety-net.js';
@@ -35,6 +35,7 @@ async function preflightChecks(session: RunSession, state: DatabaseState, toAppl
     await checkDowns(toApply, options.allowIrreversible === true),
     await checkScripts(toApply, 'up'),
     await checkScripts(toApply, 'down'),
+    await checkSearchPath(session.work.client),
   ];
   if (options.withBackup && toApply.length > 0) checks.push(...(await backupPreflight(session.setup, session.control)));
   return checks;

@@ -1,3 +1,7 @@
+import type { ClientBase } from 'pg';
+import { BELAY_SCHEMA } from '../db/belay-schema.js';
+import { quoteIdent } from '../db/ident.js';
+import { creationSchema } from '../db/search-path.js';
 import { preflightError } from '../errors.js';
 import type { Revision } from '../migrations/revision.js';
 import { isReversible, scriptProblems, type Direction } from '../migrations/run-revision.js';
@@ -50,6 +54,21 @@ export async function checkScripts(revisions: readonly Revision[], direction: Di
   for (const revision of revisions) problems.push(...(await scriptProblems(revision, direction)));
   if (problems.length === 0) return { name: 'scripts', ok: true, message: `every ${direction} script can run as written` };
   return { name: 'scripts', ok: false, message: `scripts belay cannot run as written: ${problems.join('; ')}` };
+}
+
+/**
+ * A role named like belay's schema ("$user" first in the default search_path)
+ * would create the revisions' unqualified tables inside belay's bookkeeping.
+ */
+export async function checkSearchPath(client: ClientBase): Promise<PreflightCheck> {
+  const { role, schema } = await creationSchema(client);
+  if (schema !== BELAY_SCHEMA) return { name: 'search-path', ok: true, message: `unqualified objects go to schema ${schema ?? '(none)'}` };
+  return {
+    name: 'search-path',
+    ok: false,
+    message: `the search_path of role ${role} would put the revisions' unqualified objects in belay's own schema "${BELAY_SCHEMA}"`,
+    hint: `Give the role another search_path first, e.g. ALTER ROLE ${quoteIdent(role)} SET search_path = public; then reconnect.`,
+  };
 }
 
 const HINTS: Record<string, string> = {

@@ -15,7 +15,7 @@ import { runIntegrityStep, takeFingerprint } from './integrity-step.js';
 import { baseResult, finishRun, withRunSession } from './outcome.js';
 import { describeDataAtRisk } from '../integrity/data-at-risk.js';
 import { dataAtRiskOf, revisionsToRevert } from './plan.js';
-import { assertPreflight, checkDrift, checkMissing, checkScripts, type PreflightCheck } from './preflight.js';
+import { assertPreflight, checkDrift, checkMissing, checkScripts, checkSearchPath, type PreflightCheck } from './preflight.js';
 import type { RunResult } from './results.js';
 import type { RestoreStrategy } from './restore-step.js';
 import type { RunSession } from './run-session.js';
@@ -93,7 +93,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
                 : 'No snapshot at or below that revision exists; restore one of your own backups.',
             });
           }
-          found.push(await checkScripts(toRevert, 'down'));
+          found.push(await checkScripts(toRevert, 'down'), await checkSearchPath(session.work.client));
           if (!options.noBackup) found.push(...(await backupPreflight(setup, session.control)));
         }
         assertPreflight(found);
