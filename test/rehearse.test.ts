@@ -66,6 +66,27 @@ describe('belay rehearse', () => {
     expect(xml).toMatch(/<testcase classname="belay.rehearse" name="down 0002_index"[^>]*>\s*<failure message="the down does not give back the schema/);
   });
 
+  it('what a bad down leaves behind is blamed on that revision only, not on the earlier downs that run after it', async () => {
+    const { run, report } = await rehearse({
+      ...BASE,
+      '0002_audit.up.sql': 'CREATE TABLE audit (id int);',
+      '0002_audit.down.sql': 'DROP TABLE audit;',
+      '0003_index.up.sql': "CREATE INDEX people_name ON people (name);\nUPDATE people SET nickname = 'x';",
+      '0003_index.down.sql': 'SELECT 1;',
+    });
+    expect(run.code).toBe(10);
+    const downs = report!.cases.filter((c) => c.direction === 'down');
+    expect(downs.map((c) => [c.revision, c.ok])).toEqual([
+      ['0003_index', false],
+      ['0002_audit', true],
+    ]);
+    expect(downs[0]!.message).toMatch(/schema .*; the round trip changed data: the content of public\.people changed/);
+    expect(downs[1]!.warnings).toEqual([
+      'the schema still carries what the down of a later revision left behind (reported there)',
+      'the data still carries what the round trip of a later revision changed (reported there)',
+    ]);
+  });
+
   it('a down that loses data fails and names the table; a column that only moved is a warning', async () => {
     const { run, report } = await rehearse({
       // nickname is not the last column: re-added, it moves to the end

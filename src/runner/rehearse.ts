@@ -113,6 +113,55 @@ async function healthAfter(ctx: Context): Promise<string | undefined> {
   return undefined;
 }
 
+/** The state around one down: the schema and data from before its up, and after its down. */
+interface AfterDown {
+  revision: string;
+  schemaBefore: string;
+  schema: string;
+  dataBefore: Fingerprint;
+  data: Fingerprint;
+}
+
+const lineSet = (text: string): Set<string> => new Set(text.split('\n'));
+const linesOnlyIn = (a: string, b: string): string[] => {
+  const other = lineSet(b);
+  return a.split('\n').filter((line) => !other.has(line));
+};
+const within = (lines: string[], allowed: string[]): boolean => {
+  const set = new Set(allowed);
+  return lines.every((line) => set.has(line));
+};
+
+/**
+ * Whether a down gave back the schema and data from before its up. What the
+ * down of a later revision left behind (`later`) is still there when this
+ * down runs: it is reported once, on the revision that caused it, and here
+ * only as a warning when this revision neither made nor touched it.
+ */
+function judgeDown(verdict: RehearsalCase, now: AfterDown, later: AfterDown | undefined): void {
+  const failures: string[] = [];
+  if (now.schema !== now.schemaBefore) {
+    const inherited =
+      later !== undefined &&
+      within(linesOnlyIn(now.schema, now.schemaBefore), linesOnlyIn(later.schema, later.schemaBefore)) &&
+      within(linesOnlyIn(now.schemaBefore, now.schema), linesOnlyIn(later.schemaBefore, later.schema));
+    if (sameButColumnOrder(now.schema, now.schemaBefore)) verdict.warnings.push('the schema differs only in column order (a re-added column goes last)');
+    else if (inherited) verdict.warnings.push('the schema still carries what the down of a later revision left behind (reported there)');
+    else {
+      failures.push('the down does not give back the schema from before the up');
+      verdict.diff = diffLines(now.schemaBefore, now.schema);
+    }
+  }
+  const sameTable = (a: Fingerprint, b: Fingerprint, table: string): boolean => JSON.stringify(a.tables[table]) === JSON.stringify(b.tables[table]);
+  const changed = compareFingerprints(now.dataBefore, now.data, 'same-schema');
+  const own = changed.filter(
+    (d) => !(later && sameTable(now.dataBefore, later.dataBefore, d.table) && sameTable(now.data, later.data, d.table)),
+  );
+  if (own.length > 0) failures.push(`the round trip changed data: ${own.map((d) => d.message).join('; ')}`);
+  if (own.length < changed.length && later) verdict.warnings.push('the data still carries what the round trip of a later revision changed (reported there)');
+  if (failures.length > 0) Object.assign(verdict, { ok: false, message: failures.join('; ') });
+}
+
 /**
  * The cycle on the throwaway: every pending revision up (with its verify and
  * the SQL health checks), then each down checked against the schema and the
@@ -134,6 +183,7 @@ async function cycle(ctx: Context, pending: Revision[]): Promise<RehearsalCase[]
     if (message !== undefined) return cases;
     applied++;
   }
+  let later: AfterDown | undefined;
   for (let index = applied - 1; index >= 0; index--) {
     const revision = pending[index]!;
     if (!(await isReversible(revision))) {
@@ -147,16 +197,15 @@ async function cycle(ctx: Context, pending: Revision[]): Promise<RehearsalCase[]
       Object.assign(verdict, { ok: false, message: run.error });
       return cases;
     }
-    const schema = await normalisedSchema(ctx.tools.pgDump, ctx.params, ctx.setup.env);
-    if (schema !== schemaBefore[index]) {
-      if (sameButColumnOrder(schema, schemaBefore[index]!)) verdict.warnings.push('the schema differs only in column order (a re-added column goes last)');
-      else Object.assign(verdict, { ok: false, message: 'the down does not give back the schema from before the up', diff: diffLines(schemaBefore[index]!, schema) });
-    }
-    const lost = compareFingerprints(dataBefore[index]!, await allTables(ctx.work.client), 'same-schema');
-    if (lost.length > 0) {
-      verdict.ok = false;
-      verdict.message = [verdict.message, `the round trip changed data: ${lost.map((d) => d.message).join('; ')}`].filter(Boolean).join('; ');
-    }
+    const now: AfterDown = {
+      revision: revision.name,
+      schemaBefore: schemaBefore[index]!,
+      schema: await normalisedSchema(ctx.tools.pgDump, ctx.params, ctx.setup.env),
+      dataBefore: dataBefore[index]!,
+      data: await allTables(ctx.work.client),
+    };
+    judgeDown(verdict, now, later);
+    later = now;
   }
   for (const revision of pending.slice(0, applied)) {
     const run = await step(ctx, engine, sampler, revision, 'up');
