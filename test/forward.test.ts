@@ -204,7 +204,7 @@ describe('migrate up, the forward path', () => {
     expect(report.pending).toEqual(['0002_profiles', '0003_accounts_name']);
     expect(report.lastRun.status).toBe('ok');
     const history = await belay([...baseArgs(project, db.url), 'history']);
-    expect(history.stdout).toMatch(/migrate-up\s+ok/);
+    expect(history.stdout).toMatch(/\d+\.\d s  migrate-up\s+ok\s+exit 0  ∅ → 0001_accounts/);
     const runId = /^([0-9a-f-]{36})/m.exec(history.stdout)![1]!;
     const one = await belay([...baseArgs(project, db.url), 'history', runId.slice(0, 13)]);
     expect(one.code, one.stderr).toBe(0);

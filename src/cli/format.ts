@@ -59,7 +59,9 @@ export function formatRuns(runs: RunSummary[]): string {
   return runs
     .map((run) => {
       const range = `${run.fromRevision ?? '∅'} → ${run.toRevision ?? '∅'}`;
-      return `${run.runId}  ${run.startedAt}  ${run.command.padEnd(12)} ${run.status.padEnd(11)} exit ${run.exitCode ?? '-'}  ${range}  ${run.runBy}`;
+      const took = run.finishedAt ? `${((Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000).toFixed(1)} s` : 'unfinished';
+      const snapshot = run.snapshotId ? `  snapshot ${run.snapshotId}` : '';
+      return `${run.runId}  ${run.startedAt}  ${took.padStart(10)}  ${run.command.padEnd(12)} ${run.status.padEnd(11)} exit ${run.exitCode ?? '-'}  ${range}  ${run.runBy}${snapshot}`;
     })
     .join('\n');
 }
