@@ -52,6 +52,8 @@ describe('revision forms and their failure paths', () => {
     const db = await freshDatabase();
     const args = await argsFor('lossy', db.url);
     expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const plan = await belay([...args, 'plan', '--to', '0001']);
+    expect(plan.stdout).toContain('rows deleted from tables that stay (public.fx_people: 10 row(s) now, by 0003_archive_flag): integrity counts lost rows as corruption');
     const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
     expect(run.code, run.stderr).toBe(11);
     expect(JSON.parse(run.stdout).message).toMatch(/fx_people had 10 rows, now 5/);

@@ -23,7 +23,7 @@ export interface Plan {
   to: string | null;
   revisions: PlannedRevision[];
   problems: PreflightCheck[];
-  /** For a rollback: data in the tables and columns the downs drop (it stays in the snapshot). */
+  /** For a rollback: data in the tables and columns the downs drop (it stays in the snapshot), and rows they delete. */
   dataAtRisk: DataAtRisk[];
 }
 
@@ -34,7 +34,16 @@ export async function dataAtRiskOf(client: ClientBase, revisions: Revision[]): P
     if (revision.kind !== 'sql' || !revision.files.down) continue;
     all.push(...(await measureDataAtRisk(client, revision.name, droppedBy(await readFile(revision.files.down, 'utf8')))));
   }
-  return all;
+  // rows deleted from a table that a down then drops are not compared: the drop already says so
+  const droppedTables = new Set(all.filter((i) => !i.rowsDeleted && i.column === undefined).map((i) => i.table));
+  const seen = new Set<string>();
+  return all.filter((i) => {
+    if (!i.rowsDeleted) return true;
+    const key = `${i.revision} ${i.table}`;
+    if (droppedTables.has(i.table) || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 
