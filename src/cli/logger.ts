@@ -1,12 +1,25 @@
 import { createRequire } from 'node:module';
-import pino, { type Logger } from 'pino';
+import type { DestinationStream, Logger, LoggerOptions } from 'pino';
 import { scrub } from './scrub.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
+type LogMethod = (detailOrMessage: object | string, message?: string) => void;
+
+/** The logging belay's CLI does. */
+export interface Log {
+  debug: LogMethod;
+  info: LogMethod;
+  warn: LogMethod;
+  error: LogMethod;
+}
+
+const require = createRequire(import.meta.url);
+
 /** Logs go to stderr: JSON lines when stderr is not a terminal, readable lines when it is. */
-export function createLogger(level: LogLevel, secrets: readonly string[]): Logger {
-  const options: pino.LoggerOptions = {
+function pinoLogger(level: LogLevel, secrets: readonly string[]): Logger {
+  const pino = require('pino') as typeof import('pino').pino;
+  const options: LoggerOptions = {
     level,
     base: undefined,
     redact: { paths: ['password', '*.password', 'databaseUrl', '*.databaseUrl'], censor: '***' },
@@ -18,9 +31,24 @@ export function createLogger(level: LogLevel, secrets: readonly string[]): Logge
     },
   };
   if (process.stderr.isTTY) {
-    const require = createRequire(import.meta.url);
-    const pretty = require('pino-pretty') as (opts: Record<string, unknown>) => pino.DestinationStream;
+    const pretty = require('pino-pretty') as (opts: Record<string, unknown>) => DestinationStream;
     return pino(options, pretty({ destination: 2, sync: true, ignore: 'runId', translateTime: 'HH:MM:ss' }));
   }
   return pino(options, pino.destination({ dest: 2, sync: true }));
+}
+
+/**
+ * pino is loaded with the first line logged, so that commands which only
+ * print a result (status, plan, history) start without it.
+ */
+export function createLogger(level: LogLevel, secrets: readonly string[]): Log {
+  let logger: Logger | undefined;
+  const method =
+    (name: keyof Log): LogMethod =>
+    (detailOrMessage, message) => {
+      logger ??= pinoLogger(level, secrets);
+      if (typeof detailOrMessage === 'string') logger[name](detailOrMessage);
+      else logger[name](detailOrMessage, message);
+    };
+  return { debug: method('debug'), info: method('info'), warn: method('warn'), error: method('error') };
 }

@@ -1,11 +1,11 @@
-import type { Logger } from 'pino';
+import type { Log } from './logger.js';
 import { stepLabel as label, type RunEvent } from '../runner/events.js';
 
 /**
  * Turns step events into log lines. Dump progress redraws one line on a
  * terminal after a few seconds; without a terminal each table gets a line.
  */
-export function progressListener(logger: Logger, tty: boolean): (event: RunEvent) => void {
+export function progressListener(logger: Log, tty: boolean): (event: RunEvent) => void {
   let progressShown = false;
   let stepStarted = 0;
   let lastTable: unknown;

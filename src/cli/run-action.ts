@@ -3,6 +3,7 @@ import { parseDatabaseUrl } from '../db/connection.js';
 import { BelayError, EXIT, errorMessage } from '../errors.js';
 import type { BelayOptions } from '../api/options.js';
 import { globalFlags, type CliContext } from './context.js';
+import { createLogger } from './logger.js';
 import { scrub } from './scrub.js';
 import { progressListener } from './progress.js';
 
@@ -29,7 +30,6 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   const flags = globalFlags(command);
   const json = flags.json === true;
   const secrets = secretsFrom(flags);
-  const { createLogger } = await import('./logger.js');
   const logger = createLogger(flags.logLevel, secrets);
   if (flags.databaseUrl && secrets.some((secret) => flags.databaseUrl?.includes(encodeURIComponent(secret)) || flags.databaseUrl?.includes(secret))) {
     logger.warn('--database-url carries a password, which every user of this machine can read in the process list: prefer DATABASE_URL, PGPASSWORD or a PGPASSFILE');
