@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readdir, readFile, stat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -112,7 +113,7 @@ describe('snapshots', () => {
     expect(await db.query(`SELECT has_table_privilege('${reader}', 't', 'SELECT') AS ok`)).toEqual([{ ok: true }]);
   });
 
-  it('in-place restore works for a role without CREATEDB', async () => {
+  it('in-place restore works for a role without CREATEDB, and keeps the damaged state as a snapshot first', async () => {
     const c = cluster();
     const role = `nocreatedb_${Date.now()}`;
     await adminQuery('postgres', `CREATE ROLE ${role} LOGIN PASSWORD 'pw-${role}'`);
@@ -130,8 +131,16 @@ describe('snapshots', () => {
     expect((await belay([...baseArgs(project, url), 'migrate', 'up', '--to', '0001'])).code).toBe(0);
     const run = await belay([...baseArgs(project, url), '--json', 'migrate', 'up', '--with-backup']);
     expect(run.code, run.stderr).toBe(11);
-    expect((JSON.parse(run.stdout) as { restore: { strategy: string } }).restore.strategy).toBe('in-place');
+    const { restore } = JSON.parse(run.stdout) as { restore: { strategy: string; quarantineSnapshot: string } };
+    expect(restore.strategy).toBe('in-place');
     expect(await db.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE v = lower(v))::int AS ok FROM t")).toEqual([{ n: 200, ok: 200 }]);
     expect((await db.query('SELECT max(name) AS m FROM belay.migrations'))[0]?.m).toBe('0001_t');
+
+    // nothing lost: the damaged state (upper-cased values) was dumped before the restore overwrote it
+    const listed = await belay([...baseArgs(project, url), 'backups', 'list']);
+    expect(listed.stdout).toMatch(new RegExp(`${restore.quarantineSnapshot}.*\\(quarantine`));
+    const kept = await freshDatabase('kept');
+    execFileSync(join(c.binDir, 'pg_restore'), ['-h', c.socketDir, '-p', String(c.port), '-U', c.superuser, '-d', kept.name, '--no-owner', join(project.backups, `${restore.quarantineSnapshot}.dump`)]);
+    expect(await kept.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE v = upper(v))::int AS damaged FROM t")).toEqual([{ n: 200, damaged: 200 }]);
   });
 });

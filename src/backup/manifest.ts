@@ -25,6 +25,8 @@ export interface Manifest {
   tableCount: number;
   /** The integrity fingerprint taken before the run, when there is one. */
   fingerprint: unknown;
+  /** A damaged database's state, kept before an in-place restore overwrote it: never offered as a rollback target. */
+  quarantine?: true;
 }
 
 export const manifestPath = (backupsDir: string, id: string): string => join(backupsDir, `${id}.manifest.json`);

@@ -31,6 +31,8 @@ export interface SnapshotOptions {
   onProgress?: (progress: DumpProgress) => void;
   /** pg_dump may take this long; default 6 hours. */
   timeoutMs?: number;
+  /** The damaged state kept before an in-place restore. */
+  quarantine?: boolean;
 }
 
 const TABLE_LINE = /dumping contents of table "([^"]+)"/;
@@ -134,6 +136,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
       createdAt: new Date().toISOString(),
       tableCount: listing.tableData,
       fingerprint: options.fingerprint ?? null,
+      ...(options.quarantine ? { quarantine: true as const } : {}),
     };
     await writeManifest(backupsDir, manifest);
     options.onProgress?.({ tablesDone, tablesTotal: source.tables, bytesWritten: manifest.sizeBytes, table: undefined });

@@ -1,5 +1,6 @@
 import type { Manifest } from '../backup/manifest.js';
-import { resolveBackupTools } from '../backup/pg-tools.js';
+import { resolveBackupTools, type BackupTools } from '../backup/pg-tools.js';
+import { takeSnapshot } from '../backup/take-snapshot.js';
 import { restoreSnapshotInto } from '../backup/restore-snapshot.js';
 import { withDatabase, type ConnectionParams } from '../db/connection.js';
 import {
@@ -27,6 +28,8 @@ export interface RestoreOutcome {
   strategy: RestoreStrategy;
   /** The damaged database, renamed aside by a swap; never dropped by belay. */
   quarantine: string | null;
+  /** The damaged state dumped before an in-place restore overwrote it. */
+  quarantineSnapshot: string | null;
   message: string;
   /** Where things stand when it did not work, and what to run. */
   manualSteps: string[];
@@ -72,6 +75,55 @@ async function verifyRestored(setup: RunSetup, params: ConnectionParams, baselin
 }
 
 /**
+ * pg_restore --clean into the damaged database itself. What it holds now is
+ * dumped first, so that nothing is lost silently; when that dump cannot be
+ * taken, the database is left as it is.
+ */
+async function restoreInPlace(request: RestoreRequest, tools: BackupTools, onProgress: (line: string) => void): Promise<RestoreOutcome> {
+  const { setup, manifest, baseline } = request;
+  const target = setup.target.database;
+  const base = { strategy: 'in-place' as const, quarantine: null };
+  let kept: Manifest;
+  try {
+    kept = await takeSnapshot({
+      params: setup.target,
+      backupsDir: setup.config.backupsDir,
+      format: 'custom',
+      jobs: 1,
+      compress: setup.config.backup.compress,
+      revision: null,
+      runId: null,
+      fingerprint: null,
+      tools,
+      env: setup.env,
+      signal: setup.signal,
+      quarantine: true,
+    });
+  } catch (error) {
+    return {
+      ...base,
+      ok: false,
+      quarantineSnapshot: null,
+      message: `could not keep a copy of ${target} before restoring over it, so ${target} was not touched: ${errorMessage(error)}`,
+      manualSteps: [`free space in ${setup.config.backupsDir} (or pass --backups DIR), then: belay restore ${manifest.id} --strategy in-place`],
+    };
+  }
+  request.progress(`kept the damaged state of ${target} as snapshot ${kept.id}`);
+  await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, privileges: true, signal: setup.signal, onProgress });
+  const problems = await verifyRestored(setup, setup.target, baseline);
+  const keptNote = `the damaged state is kept as snapshot ${kept.id} (belay restore ${kept.id} --strategy in-place brings it back)`;
+  return problems.length === 0
+    ? { ...base, ok: true, quarantineSnapshot: kept.id, message: `restored ${manifest.id} in place and verified it; ${keptNote}`, manualSteps: [] }
+    : {
+        ...base,
+        ok: false,
+        quarantineSnapshot: kept.id,
+        message: `restored ${manifest.id} in place, but it does not match the pre-run fingerprint: ${problems.join('; ')}; ${keptNote}`,
+        manualSteps: [`inspect database ${target}`, `belay restore ${manifest.id} --strategy in-place`],
+      };
+}
+
+/**
  * Put the snapshot back. `swap`: restore into a new database, verify it,
  * rename the damaged one aside as a quarantine and the restored one into its
  * place. `in-place`: pg_restore --clean in one transaction into the same
@@ -93,19 +145,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       request.progress('the role cannot create databases: restoring in place instead of swapping');
       strategy = 'in-place';
     }
-    if (strategy === 'in-place') {
-      await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, privileges: true, signal: setup.signal, onProgress });
-      const problems = await verifyRestored(setup, setup.target, baseline);
-      return problems.length === 0
-        ? { ok: true, strategy, quarantine: null, message: `restored ${manifest.id} in place and verified it`, manualSteps: [] }
-        : {
-            ok: false,
-            strategy,
-            quarantine: null,
-            message: `restored ${manifest.id} in place, but it does not match the pre-run fingerprint: ${problems.join('; ')}`,
-            manualSteps: [`inspect database ${target}`, `belay restore ${manifest.id} --strategy in-place`],
-          };
-    }
+    if (strategy === 'in-place') return await restoreInPlace(request, tools, onProgress);
     const restoring = derivedName(target, `belay_restore_${stamp()}`);
     await createDatabase(admin.client, restoring);
     try {
@@ -118,6 +158,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
         ok: false,
         strategy,
         quarantine: null,
+        quarantineSnapshot: null,
         message: `restoring ${manifest.id} failed; ${target} was not touched: ${errorMessage(error)}`,
         manualSteps: [`belay backups verify ${manifest.id}`, `belay restore <another snapshot id>   (list them: belay backups list)`],
       };
@@ -136,6 +177,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
         ok: false,
         strategy,
         quarantine: null,
+        quarantineSnapshot: null,
         message: `could not move ${target} aside (${errorMessage(error)}); it is unchanged and the restored copy was dropped`,
         manualSteps: [`belay restore ${manifest.id} --strategy in-place`],
       };
@@ -147,6 +189,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
         ok: false,
         strategy,
         quarantine,
+        quarantineSnapshot: null,
         message: `${target} was moved aside to ${quarantine}, but the restored copy ${restoring} could not take its name: ${errorMessage(error)}`,
         manualSteps: [
           `ALTER DATABASE ${quoteIdent(restoring)} RENAME TO ${quoteIdent(target)};`,
@@ -161,6 +204,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       ok: true,
       strategy,
       quarantine,
+      quarantineSnapshot: null,
       message: `restored ${manifest.id} into ${target} and verified it; the damaged copy is kept as database ${quarantine}`,
       manualSteps: [],
     };

@@ -32,5 +32,5 @@ export interface RunResult {
   checks: PreflightCheck[];
   failure?: Record<string, unknown>;
   /** When the run restored its snapshot (or tried to). */
-  restore?: { ok: boolean; strategy: string; quarantine: string | null; message: string; manualSteps: string[] };
+  restore?: { ok: boolean; strategy: string; quarantine: string | null; quarantineSnapshot: string | null; message: string; manualSteps: string[] };
 }

@@ -39,7 +39,7 @@ async function snapshotAtOrBelow(setup: RunSetup, revisions: Revision[], revisio
   const order = new Map(revisions.map((r, index) => [r.name, index]));
   const limit = order.get(revision) ?? -1;
   const { snapshots } = await listSnapshots(setup.config.backupsDir);
-  return snapshots.find((m) => m.database === setup.target.database && (m.revision === null || (order.get(m.revision) ?? Infinity) <= limit));
+  return snapshots.find((m) => !m.quarantine && m.database === setup.target.database && (m.revision === null || (order.get(m.revision) ?? Infinity) <= limit));
 }
 
 /**

@@ -164,5 +164,8 @@ export async function restoreRun(progress: RunProgress, why: string): Promise<Ru
     ...(progress.restoreIsGoal ? { outcome: 'ok', exitCode: EXIT.ok } : { outcome: 'restored', exitCode: EXIT.restored }),
     message: `${why}; ${outcome.message}`,
     ...(outcome.quarantine ? { hint: `The damaged database is kept as ${outcome.quarantine} (connect to it by that name); drop it yourself when done.` } : {}),
+    ...(outcome.quarantineSnapshot
+      ? { hint: `The damaged state is kept as snapshot ${outcome.quarantineSnapshot}; \`belay backups prune\` removes it with the other old snapshots.` }
+      : {}),
   });
 }

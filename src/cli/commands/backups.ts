@@ -28,7 +28,7 @@ export function registerBackups(program: Command): void {
         ctx.print({ snapshots, unreadable }, () =>
           [
             ...(snapshots.length === 0 ? ['no snapshots'] : []),
-            ...snapshots.map((m) => `${m.id}  ${m.createdAt}  ${m.database}@${m.revision ?? '∅'}  ${m.format}  ${m.sizeBytes} B  sha256 ${m.sha256.slice(0, 12)}…`),
+            ...snapshots.map((m) => `${m.id}  ${m.createdAt}  ${m.database}@${m.revision ?? '∅'}  ${m.format}  ${m.sizeBytes} B  sha256 ${m.sha256.slice(0, 12)}…${m.quarantine ? '  (quarantine: a damaged state kept before an in-place restore)' : ''}`),
             ...unreadable.map((name) => `unreadable manifest: ${name}`),
           ].join('\n'),
         );
