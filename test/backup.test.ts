@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { execFileSync } from 'node:child_process';
 import { readdir, readFile, stat, open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -111,6 +112,54 @@ describe('snapshots', () => {
     expect(await adminQuery(result.restore.quarantine, "SELECT count(*)::int AS n, count(*) FILTER (WHERE v = 'damaged')::int AS d FROM t")).toEqual([{ n: 100, d: 100 }]);
     // the application's grants come back with the data
     expect(await db.query(`SELECT has_table_privilege('${reader}', 't', 'SELECT') AS ok`)).toEqual([{ ok: true }]);
+  });
+
+  it('a session the role cannot end makes the restore go in place; a lock held there times out, leaving the database as it was', async () => {
+    const db = await freshDatabase();
+    await db.appQuery("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 300) g");
+    const project = await makeProject({}, { database: { lockTimeoutSeconds: 1 } });
+    const args = baseArgs(project, db.url);
+    const backup = await belay([...args, '--json', 'backup'], { cwd: project.dir });
+    const id = (JSON.parse(backup.stdout) as { snapshot: { id: string } }).snapshot.id;
+    await db.query("UPDATE t SET v = 'damaged'");
+    // a superuser's session on the database, holding a lock: the application role can end neither
+    const superuser = new pg.Client({ host: cluster().socketDir, port: cluster().port, user: cluster().superuser, database: db.name });
+    await superuser.connect();
+    try {
+      await superuser.query('BEGIN; LOCK TABLE t IN ACCESS SHARE MODE');
+      const blocked = await belay([...args, '--json', 'restore', id], { cwd: project.dir });
+      expect(blocked.code, blocked.stderr).toBe(12);
+      const outcome = JSON.parse(blocked.stdout) as { restore: { strategy: string; message: string } };
+      expect(outcome.restore.strategy).toBe('in-place');
+      expect(blocked.stderr).toMatch(/restoring in place instead of swapping: sessions of postgres are connected and this role cannot end them/);
+      expect(outcome.restore.message).toMatch(/pg_restore waited longer than database\.lockTimeoutSeconds \(1 s\) for a lock another session holds/);
+      expect(await db.query("SELECT count(*) FILTER (WHERE v = 'damaged')::int AS d FROM t")).toEqual([{ d: 300 }]);
+      await superuser.query('COMMIT');
+      const restored = await belay([...args, '--json', 'restore', id], { cwd: project.dir });
+      expect(restored.code, restored.stderr).toBe(0);
+      expect((JSON.parse(restored.stdout) as { restore: { strategy: string } }).restore.strategy).toBe('in-place');
+      expect(await db.query("SELECT count(*) FILTER (WHERE v = 'damaged')::int AS d FROM t")).toEqual([{ d: 0 }]);
+    } finally {
+      await superuser.end();
+    }
+  });
+
+  it('pg_dump waits for a table lock no longer than database.lockTimeoutSeconds', async () => {
+    const db = await freshDatabase();
+    await db.appQuery('CREATE TABLE t (id int)');
+    // no fingerprint (integrity off): pg_dump is the one that meets the lock
+    const project = await makeProject({}, { database: { lockTimeoutSeconds: 1 }, integrity: { mode: 'off' } });
+    const holder = new pg.Client({ host: cluster().socketDir, port: cluster().port, user: cluster().superuser, database: db.name });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE');
+      const run = await belay([...baseArgs(project, db.url), 'backup'], { cwd: project.dir, timeoutMs: 30_000 });
+      expect(run.code).toBe(4);
+      expect(run.stderr).toMatch(/next: Nothing was changed\. A table lock was held longer than database\.lockTimeoutSeconds \(1 s\)/);
+      expect((await readdir(project.backups)).filter((f) => f.endsWith('.dump') || f.endsWith('.partial'))).toEqual([]);
+    } finally {
+      await holder.end();
+    }
   });
 
   it('in-place restore works for a role without CREATEDB, and keeps the damaged state as a snapshot first', async () => {

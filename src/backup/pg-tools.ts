@@ -26,6 +26,8 @@ export interface LibpqChildOptions {
   timeoutMs: number;
   signal: AbortSignal | undefined;
   onStderrLine?: (line: string) => void;
+  /** The child's application_name (default "belay"), to find its session in pg_stat_activity. */
+  applicationName?: string;
 }
 
 export interface ChildOutcome {
@@ -44,7 +46,7 @@ const TAIL_LINES = 20;
  * ever on a command line.
  */
 export async function runLibpqChild(bin: PgBinary, args: string[], options: LibpqChildOptions): Promise<ChildOutcome> {
-  const { env, cleanup } = await libpqChildEnv(options.params, options.env, 'belay');
+  const { env, cleanup } = await libpqChildEnv(options.params, options.env, options.applicationName ?? 'belay');
   try {
     return await new Promise<ChildOutcome>((resolve, reject) => {
       const child = spawn(bin.path, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });

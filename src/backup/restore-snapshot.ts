@@ -19,6 +19,8 @@ export interface RestoreOptions {
   signal: AbortSignal | undefined;
   onProgress?: (line: string) => void;
   timeoutMs?: number;
+  /** pg_restore's application_name, for a watchdog to find its session. */
+  applicationName?: string;
 }
 
 /**
@@ -49,6 +51,7 @@ export async function restoreSnapshotInto(manifest: Manifest, target: Connection
     timeoutMs: options.timeoutMs ?? 6 * 3600_000,
     signal: options.signal,
     ...(options.onProgress ? { onStderrLine: options.onProgress } : {}),
+    ...(options.applicationName ? { applicationName: options.applicationName } : {}),
   });
   if (outcome.code !== 0) {
     throw new BelayError('manual', `pg_restore of ${manifest.id} into ${describeTarget(target)} failed${outcome.timedOut ? ' (timed out)' : ''}: ${outcome.stderrTail.split('\n').filter((l) => /error/i.test(l)).slice(-3).join(' | ')}`);

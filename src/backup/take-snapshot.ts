@@ -33,6 +33,8 @@ export interface SnapshotOptions {
   timeoutMs?: number;
   /** The damaged state kept before an in-place restore. */
   quarantine?: boolean;
+  /** How long pg_dump may wait for its table locks (a pending ALTER TABLE would otherwise hold it up forever). */
+  lockTimeoutMs: number;
 }
 
 const TABLE_LINE = /dumping contents of table "([^"]+)"/;
@@ -78,7 +80,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
   const finalPath = join(backupsDir, file);
   const tempPath = join(backupsDir, `.${file}.partial`);
   const source = await describeSource(params);
-  const args = [`--format=${format}`, `--file=${tempPath}`, '--verbose', '--no-password'];
+  const args = [`--format=${format}`, `--file=${tempPath}`, '--verbose', '--no-password', `--lock-wait-timeout=${options.lockTimeoutMs}ms`];
   if (format === 'directory' && options.jobs > 1) args.push(`--jobs=${options.jobs}`);
   if (options.compress !== undefined) args.push(`--compress=${options.compress}`);
   let tablesDone = 0;
@@ -103,8 +105,12 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
       },
     });
     if (outcome.code !== 0) {
+      // pg_dump bounds its lock waits with statement_timeout while it takes its table locks
+      const lockWait = /statement timeout/.test(outcome.stderrTail);
       throw new BelayError('preflight', `pg_dump of ${describeTarget(params)} failed${outcome.timedOut ? ' (timed out)' : ''}: ${lastError(outcome.stderrTail)}`, {
-        hint: 'Nothing was changed. Check that the role may read every table (pg_dump needs SELECT on all of them) and that the disk has room.',
+        hint: lockWait
+          ? `Nothing was changed. A table lock was held longer than database.lockTimeoutSeconds (${options.lockTimeoutMs / 1000} s): find its holder in pg_locks and pg_stat_activity, then run again.`
+          : 'Nothing was changed. Check that the role may read every table (pg_dump needs SELECT on all of them) and that the disk has room.',
       });
     }
     if (format === 'directory') {

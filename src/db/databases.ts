@@ -32,13 +32,44 @@ export async function setAllowConnections(client: ClientBase, name: string, allo
   await client.query(`ALTER DATABASE ${quoteIdent(name)} WITH ALLOW_CONNECTIONS ${allow ? 'true' : 'false'}`);
 }
 
-/** End every other session on `name`; returns how many there were. */
+/**
+ * End every other session on `name`; returns how many there were.
+ * Autovacuum workers (no role) are left to ALTER DATABASE, which cancels
+ * them itself. (backend_type is hidden from a non-superuser for other roles'
+ * sessions, so the role is what tells them apart.)
+ */
 export async function terminateSessions(client: ClientBase, name: string): Promise<number> {
   const { rows } = await client.query<{ ended: boolean }>(
-    'SELECT pg_terminate_backend(pid, 5000) AS ended FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    `SELECT pg_terminate_backend(pid, 5000) AS ended FROM pg_stat_activity
+      WHERE datname = $1 AND pid <> pg_backend_pid() AND usesysid IS NOT NULL`,
     [name],
   );
   return rows.length;
+}
+
+/**
+ * Why this role could not swap `name` for a restored copy, or [] when it
+ * can: a swap creates a database, renames this one (its owner's right) and
+ * must end every session on it (a superuser's sessions only a superuser can).
+ */
+export async function swapObstacles(client: ClientBase, name: string): Promise<string[]> {
+  const { rows } = await client.query<{ creates: boolean; owns: boolean; unkillable: string[] }>(
+    `WITH me AS (SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user)
+     SELECT (SELECT rolsuper OR rolcreatedb FROM me) AS creates,
+            (SELECT (SELECT rolsuper FROM me) OR pg_has_role(current_user, datdba, 'MEMBER') FROM pg_database WHERE datname = $1) AS owns,
+            array(SELECT DISTINCT r.rolname::text
+                    FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid
+                   WHERE a.datname = $1 AND a.pid <> pg_backend_pid()
+                     AND NOT (SELECT rolsuper FROM me)
+                     AND (r.rolsuper OR NOT (pg_has_role(current_user, r.oid, 'MEMBER') OR pg_has_role(current_user, 'pg_signal_backend', 'MEMBER')))) AS unkillable`,
+    [name],
+  );
+  const row = rows[0];
+  const obstacles: string[] = [];
+  if (!row?.creates) obstacles.push('the role cannot create databases');
+  if (!row?.owns) obstacles.push(`the role does not own ${name}, so it cannot rename it`);
+  if (row && row.unkillable.length > 0) obstacles.push(`sessions of ${row.unkillable.join(', ')} are connected and this role cannot end them (superuser, or pg_signal_backend, needed)`);
+  return obstacles;
 }
 
 export async function databaseOwner(client: ClientBase, name: string): Promise<string | undefined> {
@@ -47,14 +78,6 @@ export async function databaseOwner(client: ClientBase, name: string): Promise<s
     [name],
   );
   return rows[0]?.owner;
-}
-
-/** Whether the connected role may create databases (needed by the swap restore). */
-export async function canCreateDatabases(client: ClientBase): Promise<boolean> {
-  const { rows } = await client.query<{ ok: boolean }>(
-    'SELECT rolcreatedb OR rolsuper AS ok FROM pg_roles WHERE rolname = current_user',
-  );
-  return rows[0]?.ok === true;
 }
 
 export async function setDatabaseOwner(client: ClientBase, name: string, owner: string): Promise<void> {

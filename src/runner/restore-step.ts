@@ -4,7 +4,6 @@ import { takeSnapshot } from '../backup/take-snapshot.js';
 import { restoreSnapshotInto } from '../backup/restore-snapshot.js';
 import { withDatabase, type ConnectionParams } from '../db/connection.js';
 import {
-  canCreateDatabases,
   createDatabase,
   databaseOwner,
   derivedName,
@@ -12,9 +11,12 @@ import {
   renameDatabase,
   setAllowConnections,
   setDatabaseOwner,
+  swapObstacles,
   terminateSessions,
 } from '../db/databases.js';
 import { quoteIdent } from '../db/ident.js';
+import { watchLockWaits } from '../db/lock-watchdog.js';
+import type { ClientBase } from 'pg';
 import { openSession, type Session } from '../db/session.js';
 import { errorMessage } from '../errors.js';
 import type { Fingerprint } from '../integrity/fingerprint.js';
@@ -79,7 +81,7 @@ async function verifyRestored(setup: RunSetup, params: ConnectionParams, baselin
  * dumped first, so that nothing is lost silently; when that dump cannot be
  * taken, the database is left as it is.
  */
-async function restoreInPlace(request: RestoreRequest, tools: BackupTools, onProgress: (line: string) => void): Promise<RestoreOutcome> {
+async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools: BackupTools, onProgress: (line: string) => void): Promise<RestoreOutcome> {
   const { setup, manifest, baseline } = request;
   const target = setup.target.database;
   const base = { strategy: 'in-place' as const, quarantine: null };
@@ -98,6 +100,7 @@ async function restoreInPlace(request: RestoreRequest, tools: BackupTools, onPro
       env: setup.env,
       signal: setup.signal,
       quarantine: true,
+      lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
     });
   } catch (error) {
     return {
@@ -109,7 +112,23 @@ async function restoreInPlace(request: RestoreRequest, tools: BackupTools, onPro
     };
   }
   request.progress(`kept the damaged state of ${target} as snapshot ${kept.id}`);
-  await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, privileges: true, signal: setup.signal, onProgress });
+  // the application's sessions may hold locks here: wait for them no longer than for any other lock
+  const applicationName = `belay restore ${kept.id}`.slice(0, 63);
+  const lockTimeoutSeconds = setup.config.database.lockTimeoutSeconds;
+  const watchdog = lockTimeoutSeconds > 0 ? watchLockWaits(admin, target, applicationName, lockTimeoutSeconds * 1000) : undefined;
+  try {
+    await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, privileges: true, signal: setup.signal, onProgress, applicationName });
+  } catch (error) {
+    if (!(await watchdog?.stop())) throw error;
+    return {
+      ...base,
+      ok: false,
+      quarantineSnapshot: kept.id,
+      message: `pg_restore waited longer than database.lockTimeoutSeconds (${lockTimeoutSeconds} s) for a lock another session holds in ${target}; nothing was restored (it runs as one transaction)`,
+      manualSteps: [`end the sessions that hold locks in ${target} (pg_locks, pg_stat_activity), then: belay restore ${manifest.id} --strategy in-place`],
+    };
+  }
+  await watchdog?.stop();
   const problems = await verifyRestored(setup, setup.target, baseline);
   const keptNote = `the damaged state is kept as snapshot ${kept.id} (belay restore ${kept.id} --strategy in-place brings it back)`;
   return problems.length === 0
@@ -141,11 +160,13 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       if (table) request.onTable?.(table);
     };
     let strategy = request.strategy;
-    if (strategy === 'swap' && !(await canCreateDatabases(admin.client))) {
-      request.progress('the role cannot create databases: restoring in place instead of swapping');
+    // the run's own sessions on the target close before the swap; only others can stand in its way
+    const obstacles = strategy === 'swap' ? await swapObstacles(admin.client, target) : [];
+    if (obstacles.length > 0) {
+      request.progress(`restoring in place instead of swapping: ${obstacles.join('; ')}`);
       strategy = 'in-place';
     }
-    if (strategy === 'in-place') return await restoreInPlace(request, tools, onProgress);
+    if (strategy === 'in-place') return await restoreInPlace(request, admin.client, tools, onProgress);
     const restoring = derivedName(target, `belay_restore_${stamp()}`);
     await createDatabase(admin.client, restoring);
     try {

@@ -78,6 +78,7 @@ export async function takeRunSnapshot(session: RunSession, revision: string | nu
     tools,
     env: setup.env,
     signal: setup.signal,
+    lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
     onProgress: (progress) =>
       void setup.events.emit({
         type: 'progress',
