@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { findPgBinaries, type PgBinary, type PgBinSearch } from '../cluster/pg-bin.js';
+import { findPgBinaries, findPgBinary, type PgBinary, type PgBinSearch } from '../cluster/pg-bin.js';
 import { libpqChildEnv, type ConnectionParams } from '../db/connection.js';
 import { preflightError } from '../errors.js';
 
@@ -10,10 +10,12 @@ export interface BackupTools {
 
 /** pg_dump and pg_restore at least as new as the server: an older pg_dump cannot dump a newer server. */
 export async function resolveBackupTools(options: { search: PgBinSearch; serverMajor: number }): Promise<BackupTools> {
-  const [dumps, restores] = await Promise.all([findPgBinaries('pg_dump', options.search), findPgBinaries('pg_restore', options.search)]);
-  const pgDump = dumps.find((bin) => bin.major >= options.serverMajor);
-  const pgRestore = restores.find((bin) => bin.major >= options.serverMajor);
+  const [pgDump, pgRestore] = await Promise.all([
+    findPgBinary('pg_dump', options.search, options.serverMajor),
+    findPgBinary('pg_restore', options.search, options.serverMajor),
+  ]);
   if (pgDump && pgRestore) return { pgDump, pgRestore };
+  const [dumps, restores] = await Promise.all([findPgBinaries('pg_dump', options.search), findPgBinaries('pg_restore', options.search)]);
   const found = [...dumps, ...restores].map((bin) => `${bin.path} (${bin.version})`).join(', ') || 'none';
   throw preflightError(`no pg_dump/pg_restore of version ${options.serverMajor} or newer for this PostgreSQL ${options.serverMajor} server (found: ${found})`, {
     hint: `Install the client of that version (Debian/Ubuntu: apt-get install postgresql-client-${options.serverMajor}) or set PG_BIN to its bin folder.`,

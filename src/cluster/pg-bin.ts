@@ -78,20 +78,25 @@ export async function binaryVersion(file: string): Promise<PgBinary> {
   return { path: file, major: Number(match[1]), version: match[2] === undefined ? match[1]! : `${match[1]}.${match[2]}` };
 }
 
-/** Every copy of `name` found, in search order, with its version. */
-export async function findPgBinaries(name: string, search: PgBinSearch): Promise<PgBinary[]> {
-  const found: PgBinary[] = [];
+/** Every copy of `name`, in search order, with its version; asked one at a time (a wrapper script costs a process each). */
+async function* pgBinaries(name: string, search: PgBinSearch): AsyncGenerator<PgBinary> {
   const seen = new Set<string>();
   for (const dir of await candidateBinDirs(search)) {
     const file = join(dir, name);
     if (seen.has(file) || !(await isExecutable(file))) continue;
     seen.add(file);
     try {
-      found.push(await binaryVersion(file));
+      yield await binaryVersion(file);
     } catch {
       // a broken wrapper script; keep looking
     }
   }
+}
+
+/** Every copy of `name` found, in search order, with its version. */
+export async function findPgBinaries(name: string, search: PgBinSearch): Promise<PgBinary[]> {
+  const found: PgBinary[] = [];
+  for await (const bin of pgBinaries(name, search)) found.push(bin);
   return found;
 }
 
@@ -100,6 +105,6 @@ export async function findPgBinaries(name: string, search: PgBinSearch): Promise
  * (pg_dump must be as new as the server it dumps), else undefined.
  */
 export async function findPgBinary(name: string, search: PgBinSearch, minMajor = 0): Promise<PgBinary | undefined> {
-  const all = await findPgBinaries(name, search);
-  return all.find((bin) => bin.major >= minMajor);
+  for await (const bin of pgBinaries(name, search)) if (bin.major >= minMajor) return bin;
+  return undefined;
 }
