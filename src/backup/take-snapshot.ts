@@ -119,8 +119,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
     } else {
       await chmod(tempPath, 0o600);
     }
-    const digest = await digestSnapshot(tempPath);
-    const listing = await listArchive(tools, tempPath, options.env);
+    const [digest, listing] = await Promise.all([digestSnapshot(tempPath), listArchive(tools, tempPath, options.env)]);
     if (!listing.ok) {
       throw new BelayError('preflight', `the new snapshot is not readable by pg_restore: ${listing.error}`, { hint: 'Nothing was changed. Check the disk and the pg_restore version.' });
     }
