@@ -1,6 +1,9 @@
 import type { ClientBase } from 'pg';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
 
+const INSERT_STEP = `INSERT INTO belay.steps (run_id, seq, at, step, event, revision, subject, outcome, duration_ms, detail)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (run_id, seq) DO NOTHING`;
+
 /**
  * The journal's copy in belay.runs / belay.steps. Written on the control
  * connection (never inside a revision's transaction). When the database is
@@ -15,6 +18,7 @@ export class DatabaseJournal {
   private readonly records: JournalRecord[] = [];
   private written = 0;
   private lastStep: string | undefined;
+  private lastStepWritten: string | undefined;
   private outcome: RunOutcome | undefined;
 
   setHeader(header: RunHeader): void {
@@ -26,6 +30,11 @@ export class DatabaseJournal {
     this.client = client;
     this.headerWritten = false;
     this.written = 0;
+    this.lastStepWritten = undefined;
+    // Journal rows need not wait for their own WAL flush: the file journal is
+    // fsynced already, and the next revision's (synchronous) commit flushes the
+    // WAL they precede. The outcome, written last, is committed synchronously.
+    await client.query('SET synchronous_commit = off').catch(() => {});
     await this.flush();
   }
 
@@ -60,16 +69,19 @@ export class DatabaseJournal {
       }
       while (this.written < this.records.length) {
         const r = this.records[this.written]!;
-        await client.query(
-          `INSERT INTO belay.steps (run_id, seq, at, step, event, revision, subject, outcome, duration_ms, detail)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (run_id, seq) DO NOTHING`,
-          [r.runId, r.seq, r.at, r.step, r.event, r.revision ?? null, r.subject ?? null, r.outcome ?? null, r.durationMs ?? null, r.detail ?? null],
-        );
+        const values = [r.runId, r.seq, r.at, r.step, r.event, r.revision ?? null, r.subject ?? null, r.outcome ?? null, r.durationMs ?? null, r.detail ?? null];
+        // with the newest record, the run's last step too, in the same statement
+        const newLastStep = this.written === this.records.length - 1 && this.lastStep !== this.lastStepWritten ? this.lastStep : undefined;
+        await client.query(newLastStep === undefined ? INSERT_STEP : `WITH step AS (${INSERT_STEP}) UPDATE belay.runs SET last_step = $11 WHERE id = $1`, [
+          ...values,
+          ...(newLastStep === undefined ? [] : [newLastStep]),
+        ]);
+        if (newLastStep !== undefined) this.lastStepWritten = newLastStep;
         this.written++;
       }
-      if (this.lastStep) await client.query('UPDATE belay.runs SET last_step = $2 WHERE id = $1', [header.runId, this.lastStep]);
       if (this.outcome) {
         const o = this.outcome;
+        await client.query('SET synchronous_commit = on');
         await client.query(
           `UPDATE belay.runs SET status = $2, exit_code = $3, finished_at = $4, snapshot_id = $5,
                   to_revision = coalesce($6, to_revision), summary = $7 WHERE id = $1`,

@@ -28,6 +28,13 @@ export interface AppliedRevision {
  * so the change and the record of it commit together or not at all.
  */
 export class TableStorage implements UmzugStorage<EngineContext> {
+  /**
+   * The applied names, read once and then kept by log/unlog: umzug asks
+   * before every revision, and the run holds the advisory lock, so nobody
+   * else changes them.
+   */
+  private applied: Set<string> | undefined;
+
   constructor(private readonly revisions: ReadonlyMap<string, Revision>) {}
 
   async logMigration({ name, context }: { name: string; context: EngineContext }): Promise<void> {
@@ -38,15 +45,21 @@ export class TableStorage implements UmzugStorage<EngineContext> {
       [name, revision.checksum, JSON.stringify(revision.fileChecksums), Date.now() - context.startedAt, context.runId],
     );
     await this.commit(context);
+    this.applied?.add(name);
   }
 
   async unlogMigration({ name, context }: { name: string; context: EngineContext }): Promise<void> {
     await context.client.query('DELETE FROM belay.migrations WHERE name = $1', [name]);
     await this.commit(context);
+    this.applied?.delete(name);
   }
 
   async executed({ context }: { context: EngineContext }): Promise<string[]> {
-    return (await readApplied(context.client)).map((row) => row.name);
+    if (!this.applied) {
+      const { rows } = await context.client.query<{ name: string }>('SELECT name FROM belay.migrations ORDER BY name');
+      this.applied = new Set(rows.map((row) => row.name));
+    }
+    return [...this.applied].sort();
   }
 
   private async commit(context: EngineContext): Promise<void> {
