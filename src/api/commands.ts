@@ -15,7 +15,7 @@ import type { VerifyReport } from '../runner/verify-now.js';
 import type { BelayOptions } from './options.js';
 import { prepare, prepareOffline, prepareRehearsal } from './prepare.js';
 
-// Each command loads its runner when it runs: `belay status` need not load umzug, pg_dump code or tsx.
+// Each command loads its runner when it runs: `belay status` need not load the engine, pg_dump code or tsx.
 
 /** `belay migrate up`: the orchestrated forward run. */
 export async function migrateUp(options: BelayOptions & MigrateUpOptions = {}): Promise<RunResult> {

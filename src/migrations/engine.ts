@@ -1,7 +1,6 @@
 import type { ClientBase } from 'pg';
-import { MigrationError, Umzug } from 'umzug';
-import type { Revision } from './revision.js';
 import { failureFromError, RevisionFailedError } from './revision-error.js';
+import type { Revision } from './revision.js';
 import { prepareStep, prepareVerify, type Direction } from './run-revision.js';
 import { TableStorage, type EngineContext } from './storage.js';
 
@@ -11,43 +10,52 @@ export interface EngineListener {
 }
 
 /**
- * umzug drives the order and the bookkeeping; each revision runs in its own
- * transaction (unless its file says no-transaction) that also holds its
- * belay.migrations record, with its verify inside that transaction.
+ * Applies and reverts revisions one at a time: each in its own transaction
+ * (unless its file says no-transaction) that also holds its belay.migrations
+ * record, with its verify inside that transaction. The order is the caller's:
+ * discovery sorts the revisions, the runner picks which to apply or revert.
  */
 export class MigrationEngine {
-  private readonly umzug: Umzug<EngineContext>;
   private readonly context: EngineContext;
+  private readonly storage: TableStorage;
   private readonly byName: Map<string, Revision>;
 
   constructor(
     revisions: readonly Revision[],
     client: ClientBase,
     runId: string,
-    listener: EngineListener,
+    private readonly listener: EngineListener,
     beforeCommit?: (client: ClientBase) => Promise<void>,
   ) {
     this.byName = new Map(revisions.map((revision) => [revision.name, revision]));
     this.context = { client, runId, inTransaction: false, startedAt: 0, beforeCommit };
-    this.umzug = new Umzug<EngineContext>({
-      context: this.context,
-      storage: new TableStorage(this.byName),
-      logger: undefined,
-      migrations: revisions.map((revision) => ({
-        name: revision.name,
-        path: revision.files.up,
-        up: () => this.runRevision(revision, 'up', listener),
-        down: () => this.runRevision(revision, 'down', listener),
-      })),
+    this.storage = new TableStorage(this.byName);
+  }
+
+  /** Apply one pending revision; throws RevisionFailedError with its transaction rolled back. */
+  async up(name: string): Promise<void> {
+    await this.guard(name, 'up', async (revision) => {
+      if (await this.storage.isApplied(this.context, name)) throw new Error(`${name} is already applied`);
+      await this.runRevision(revision, 'up');
+      await this.storage.log(this.context, name);
     });
   }
 
-  private async runRevision(revision: Revision, direction: Direction, listener: EngineListener): Promise<void> {
+  /** Revert one applied revision. */
+  async down(name: string): Promise<void> {
+    await this.guard(name, 'down', async (revision) => {
+      if (!(await this.storage.isApplied(this.context, name))) throw new Error(`${name} is not applied`);
+      await this.runRevision(revision, 'down');
+      await this.storage.unlog(this.context, name);
+    });
+  }
+
+  private async runRevision(revision: Revision, direction: Direction): Promise<void> {
     const { client } = this.context;
     const step = await prepareStep(revision, direction);
     const verify = direction === 'up' ? await prepareVerify(revision) : undefined;
     this.context.startedAt = Date.now();
-    const log = (message: string): void => listener.log(revision, message);
+    const log = (message: string): void => this.listener.log(revision, message);
     if (step.transactional) {
       await client.query('BEGIN');
       this.context.inTransaction = true;
@@ -56,40 +64,26 @@ export class MigrationEngine {
     if (verify) await verify.run(client, log);
   }
 
-  /** Apply one pending revision; throws RevisionFailedError with its transaction rolled back. */
-  async up(name: string): Promise<void> {
-    await this.guard(name, 'up', () => this.umzug.up({ migrations: [name] }));
-  }
-
-  /** Revert one applied revision. */
-  async down(name: string): Promise<void> {
-    await this.guard(name, 'down', () => this.umzug.down({ migrations: [name] }));
-  }
-
-  async executed(): Promise<string[]> {
-    return (await this.umzug.executed()).map((m) => m.name);
-  }
-
-  private async guard(name: string, direction: Direction, work: () => Promise<unknown>): Promise<void> {
+  private async guard(name: string, direction: Direction, work: (revision: Revision) => Promise<void>): Promise<void> {
+    const revision = this.byName.get(name);
     try {
-      await work();
+      if (!revision) throw new Error(`no revision named ${name}`);
+      await work(revision);
     } catch (error) {
       const transactional = this.context.inTransaction;
       if (this.context.inTransaction) {
         this.context.inTransaction = false;
         await this.context.client.query('ROLLBACK').catch(() => {});
       }
-      const cause = error instanceof MigrationError ? error.cause : error;
-      if (cause instanceof RevisionFailedError) throw cause;
-      const revision = this.byName.get(name);
+      if (error instanceof RevisionFailedError) throw error;
       throw new RevisionFailedError(
-        failureFromError(cause, {
+        failureFromError(error, {
           revision: name,
           direction,
           file: revision ? revision.files.up.split('/').pop()! : name,
           transactional,
         }),
-        { cause },
+        { cause: error },
       );
     }
   }

@@ -1,5 +1,4 @@
 import type { ClientBase } from 'pg';
-import type { UmzugStorage } from 'umzug';
 import type { Revision } from './revision.js';
 
 /** Per-run state the storage shares with the revision steps. */
@@ -23,13 +22,14 @@ export interface AppliedRevision {
 }
 
 /**
- * umzug's storage, in table belay.migrations. A revision's transaction is
- * opened by its step and committed here, right after its record is written,
- * so the change and the record of it commit together or not at all.
+ * The record of applied revisions, in table belay.migrations. A revision's
+ * transaction is opened by the engine and committed here, right after its
+ * record is written, so the change and the record of it commit together or
+ * not at all.
  */
-export class TableStorage implements UmzugStorage<EngineContext> {
+export class TableStorage {
   /**
-   * The applied names, read once and then kept by log/unlog: umzug asks
+   * The applied names, read once and then kept by log/unlog: the engine asks
    * before every revision, and the run holds the advisory lock, so nobody
    * else changes them.
    */
@@ -37,7 +37,7 @@ export class TableStorage implements UmzugStorage<EngineContext> {
 
   constructor(private readonly revisions: ReadonlyMap<string, Revision>) {}
 
-  async logMigration({ name, context }: { name: string; context: EngineContext }): Promise<void> {
+  async log(context: EngineContext, name: string): Promise<void> {
     const revision = this.revisions.get(name);
     if (!revision) throw new Error(`no revision named ${name}`);
     await context.client.query(
@@ -48,18 +48,18 @@ export class TableStorage implements UmzugStorage<EngineContext> {
     this.applied?.add(name);
   }
 
-  async unlogMigration({ name, context }: { name: string; context: EngineContext }): Promise<void> {
+  async unlog(context: EngineContext, name: string): Promise<void> {
     await context.client.query('DELETE FROM belay.migrations WHERE name = $1', [name]);
     await this.commit(context);
     this.applied?.delete(name);
   }
 
-  async executed({ context }: { context: EngineContext }): Promise<string[]> {
+  async isApplied(context: EngineContext, name: string): Promise<boolean> {
     if (!this.applied) {
-      const { rows } = await context.client.query<{ name: string }>('SELECT name FROM belay.migrations ORDER BY name');
+      const { rows } = await context.client.query<{ name: string }>('SELECT name FROM belay.migrations');
       this.applied = new Set(rows.map((row) => row.name));
     }
-    return [...this.applied].sort();
+    return this.applied.has(name);
   }
 
   private async commit(context: EngineContext): Promise<void> {
