@@ -112,6 +112,12 @@ describe('snapshots', () => {
     expect(await adminQuery(result.restore.quarantine, "SELECT count(*)::int AS n, count(*) FILTER (WHERE v = 'damaged')::int AS d FROM t")).toEqual([{ n: 100, d: 100 }]);
     // the application's grants come back with the data
     expect(await db.query(`SELECT has_table_privilege('${reader}', 't', 'SELECT') AS ok`)).toEqual([{ ok: true }]);
+    // the snapshot caught its own `belay backup` run mid-way: the copy holds that run's journal, not an interrupted run
+    expect(await db.query("SELECT command, status FROM belay.runs ORDER BY started_at")).toEqual([
+      { command: 'backup', status: 'ok' },
+      { command: 'restore', status: 'ok' },
+    ]);
+    expect((await belay([...args, 'backup'])).code).toBe(0);
   });
 
   it('a session the role cannot end makes the restore go in place; a lock held there times out, leaving the database as it was', async () => {

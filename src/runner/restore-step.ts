@@ -16,6 +16,7 @@ import {
 } from '../db/databases.js';
 import { quoteIdent } from '../db/ident.js';
 import { watchLockWaits } from '../db/lock-watchdog.js';
+import { settleRunsCaughtBySnapshot } from '../journal/settle-snapshot-runs.js';
 import type { ClientBase } from 'pg';
 import { openSession, type Session } from '../db/session.js';
 import { errorMessage } from '../errors.js';
@@ -39,6 +40,8 @@ export interface RestoreOutcome {
 
 export interface RestoreRequest {
   setup: RunSetup;
+  /** The run doing the restore: it writes its own journal into the restored copy. */
+  runId: string;
   manifest: Manifest;
   baseline: Fingerprint | null;
   strategy: RestoreStrategy;
@@ -65,10 +68,16 @@ async function openMaintenance(setup: RunSetup): Promise<Session> {
   throw lastError;
 }
 
-/** Whether the restored copy holds what the snapshot promised: the fingerprint taken before the run. */
-async function verifyRestored(setup: RunSetup, params: ConnectionParams, baseline: Fingerprint | null): Promise<string[]> {
+/**
+ * Whether the restored copy holds what the snapshot promised: the fingerprint
+ * taken before the run. Then the runs the snapshot caught mid-way get their
+ * journal, so that the copy does not take them for interrupted runs.
+ */
+async function verifyRestored(request: RestoreRequest, params: ConnectionParams): Promise<string[]> {
+  const { setup, baseline, manifest } = request;
   const session = await openSession(params, sessionOptions(setup, 'belay restore verify'));
   try {
+    await settleRunsCaughtBySnapshot(session.client, setup.config.backupsDir, request.runId, manifest.id);
     const report = await checkIntegrity(session.client, setup.config.integrity, baseline, 'same-schema');
     return report.intact ? [] : [...report.differences.map((d) => d.message), ...report.violations.map((v) => `invariant ${v.name} violated`), ...report.structural];
   } finally {
@@ -82,7 +91,7 @@ async function verifyRestored(setup: RunSetup, params: ConnectionParams, baselin
  * taken, the database is left as it is.
  */
 async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools: BackupTools, onProgress: (line: string) => void): Promise<RestoreOutcome> {
-  const { setup, manifest, baseline } = request;
+  const { setup, manifest } = request;
   const target = setup.target.database;
   const base = { strategy: 'in-place' as const, quarantine: null };
   let kept: Manifest;
@@ -129,7 +138,7 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
     };
   }
   await watchdog?.stop();
-  const problems = await verifyRestored(setup, setup.target, baseline);
+  const problems = await verifyRestored(request, setup.target);
   const keptNote = `the damaged state is kept as snapshot ${kept.id} (belay restore ${kept.id} --strategy in-place brings it back)`;
   return problems.length === 0
     ? { ...base, ok: true, quarantineSnapshot: kept.id, message: `restored ${manifest.id} in place and verified it; ${keptNote}`, manualSteps: [] }
@@ -149,7 +158,7 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
  * database, for roles without CREATEDB. The damaged database is never dropped.
  */
 export async function restoreDatabase(request: RestoreRequest): Promise<RestoreOutcome> {
-  const { setup, manifest, baseline } = request;
+  const { setup, manifest } = request;
   const target = setup.target.database;
   const admin = await openMaintenance(setup);
   try {
@@ -171,7 +180,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     await createDatabase(admin.client, restoring);
     try {
       await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, signal: setup.signal, onProgress });
-      const problems = await verifyRestored(setup, withDatabase(setup.target, restoring), baseline);
+      const problems = await verifyRestored(request, withDatabase(setup.target, restoring));
       if (problems.length > 0) throw new Error(`the restored copy does not match the pre-run fingerprint: ${problems.join('; ')}`);
     } catch (error) {
       await dropDatabase(admin.client, restoring).catch(() => {});

@@ -125,6 +125,7 @@ export async function restoreRun(progress: RunProgress, why: string): Promise<Ru
     () =>
       restoreDatabase({
         setup: session.setup,
+        runId: session.runId,
         manifest: snapshot,
         baseline: progress.fingerprint,
         strategy: progress.restoreStrategy,

@@ -1,0 +1,35 @@
+import type { ClientBase } from 'pg';
+import { belaySchemaExists } from '../db/belay-schema.js';
+import { DatabaseJournal } from './db-journal.js';
+import { journalFile, readJournalFile } from './file-journal.js';
+import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
+
+/**
+ * A snapshot is dumped while the run that takes it is going on, so a copy
+ * restored from it holds that run as "running", and belay would take it for
+ * an interrupted run. Write such runs' whole journal into the copy from their
+ * journal files; a run whose file holds no outcome is marked "in-snapshot".
+ * The run doing the restore (`currentRunId`) writes its own journal itself.
+ */
+export async function settleRunsCaughtBySnapshot(client: ClientBase, backupsDir: string, currentRunId: string, snapshotId: string): Promise<string[]> {
+  if (!(await belaySchemaExists(client))) return [];
+  const { rows } = await client.query<{ id: string }>("SELECT id::text AS id FROM belay.runs WHERE status = 'running' AND id::text <> $1", [currentRunId]);
+  for (const { id } of rows) {
+    const lines = await readJournalFile(journalFile(backupsDir, id)).catch(() => []);
+    const header = lines.find((line) => line.type === 'run') as ({ type: 'run' } & RunHeader) | undefined;
+    const outcome = lines.find((line) => line.type === 'outcome') as ({ type: 'outcome' } & RunOutcome) | undefined;
+    if (header && outcome) {
+      const journal = new DatabaseJournal();
+      journal.setHeader(header);
+      for (const line of lines) if (line.type === 'step') await journal.record(line as JournalRecord);
+      await journal.finish(outcome);
+      await journal.attach(client);
+    } else {
+      await client.query(
+        `UPDATE belay.runs SET status = 'in-snapshot', summary = coalesce(summary, '{}'::jsonb) || jsonb_build_object('note', $2::text) WHERE id = $1`,
+        [id, `running when snapshot ${snapshotId} was taken; its outcome is not in this copy (no journal file for it here)`],
+      );
+    }
+  }
+  return rows.map((row) => row.id);
+}
