@@ -120,6 +120,39 @@ describe('snapshots', () => {
     expect((await belay([...args, 'backup'])).code).toBe(0);
   });
 
+  it('the snapshot is of the very moment fingerprinted: with the application writing throughout, the restore still verifies', async () => {
+    const db = await freshDatabase();
+    await db.appQuery('CREATE TABLE events (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
+    const project = await makeProject({});
+    const args = baseArgs(project, db.url);
+    const writer = new pg.Client({ connectionString: db.url });
+    await writer.connect();
+    let writing = true;
+    let written = 0;
+    const writes = (async () => {
+      while (writing) {
+        await writer.query('INSERT INTO events DEFAULT VALUES');
+        written++;
+      }
+    })();
+    let backup;
+    try {
+      backup = await belay([...args, '--json', 'backup']);
+    } finally {
+      writing = false;
+      await writes;
+      await writer.end();
+    }
+    expect(backup.code, backup.stderr).toBe(0);
+    expect(written).toBeGreaterThan(50);
+    const id = (JSON.parse(backup.stdout) as { snapshot: { id: string } }).snapshot.id;
+    const restore = await belay([...args, '--json', 'restore', id]);
+    expect(restore.code, restore.stdout).toBe(0);
+    const n = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM events'))[0]?.n ?? 0;
+    expect(n).toBeGreaterThan(0);
+    expect(n).toBeLessThan(written);
+  });
+
   it('a session the role cannot end makes the restore go in place; a lock held there times out, leaving the database as it was', async () => {
     const db = await freshDatabase();
     await db.appQuery("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 300) g");

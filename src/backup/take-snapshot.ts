@@ -35,6 +35,8 @@ export interface SnapshotOptions {
   quarantine?: boolean;
   /** How long pg_dump may wait for its table locks (a pending ALTER TABLE would otherwise hold it up forever). */
   lockTimeoutMs: number;
+  /** An exported snapshot (pg_export_snapshot) to dump instead of a fresh one. */
+  snapshotId?: string;
 }
 
 const TABLE_LINE = /dumping contents of table "([^"]+)"/;
@@ -83,6 +85,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
   const args = [`--format=${format}`, `--file=${tempPath}`, '--verbose', '--no-password', `--lock-wait-timeout=${options.lockTimeoutMs}ms`];
   if (format === 'directory' && options.jobs > 1) args.push(`--jobs=${options.jobs}`);
   if (options.compress !== undefined) args.push(`--compress=${options.compress}`);
+  if (options.snapshotId !== undefined) args.push(`--snapshot=${options.snapshotId}`);
   let tablesDone = 0;
   let table: string | undefined;
   const report = async (): Promise<void> => {

@@ -93,9 +93,19 @@ async function fingerprintTable(client: ClientBase, table: TableRef, perColumn: 
   return fingerprint;
 }
 
+export interface FingerprintOptions {
+  perColumn: boolean;
+  /** The caller holds a REPEATABLE READ transaction open (its snapshot is shared with pg_dump). */
+  inTransaction?: boolean;
+}
+
 /** Fingerprint every table in one REPEATABLE READ snapshot, so they agree with each other. */
-export async function fingerprintTables(client: ClientBase, tables: TableRef[], options: { perColumn: boolean } = { perColumn: true }): Promise<Fingerprint> {
+export async function fingerprintTables(client: ClientBase, tables: TableRef[], options: FingerprintOptions = { perColumn: true }): Promise<Fingerprint> {
   const result: Fingerprint = { takenAt: new Date().toISOString(), perColumn: options.perColumn, tables: {} };
+  if (options.inTransaction) {
+    for (const table of tables) result.tables[tableKey(table)] = await fingerprintTable(client, table, options.perColumn);
+    return result;
+  }
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     for (const table of tables) result.tables[tableKey(table)] = await fingerprintTable(client, table, options.perColumn);

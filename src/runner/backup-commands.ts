@@ -3,14 +3,13 @@ import { resolveBackupTools } from '../backup/pg-tools.js';
 import { findSnapshot, listSnapshots, pruneSnapshots, verifySnapshot, type SnapshotVerdict } from '../backup/snapshot-store.js';
 import { discoverRevisions } from '../migrations/discover.js';
 import { readDatabaseState } from './database-state.js';
-import { takeFingerprint } from './integrity-step.js';
 import { baseResult, finishRun, withRunSession } from './outcome.js';
 import { assertPreflight } from './preflight.js';
 import type { RunResult } from './results.js';
 import { restoreRun, type RunProgress } from './safety-net.js';
 import type { RestoreStrategy } from './restore-step.js';
 import type { RunSetup } from './setup.js';
-import { backupPreflight, takeRunSnapshot } from './snapshot-step.js';
+import { backupPreflight, fingerprintAndSnapshot } from './snapshot-step.js';
 
 /** `belay backup`: a verified snapshot now, journaled like any run. */
 export async function runBackup(setup: RunSetup): Promise<RunResult> {
@@ -25,8 +24,8 @@ export async function runBackup(setup: RunSetup): Promise<RunResult> {
       return found;
     });
     await session.attachDatabaseJournal();
-    const fingerprint = await takeFingerprint(session, true);
-    const manifest = await setup.events.step({ step: 'backup' }, () => takeRunSnapshot(session, state.current, fingerprint), (m) => ({ id: m.id, file: m.file, sha256: m.sha256 }));
+    const { snapshot: manifest, dumpError } = await fingerprintAndSnapshot(session, state.current, { perColumn: true, dump: true });
+    if (!manifest) throw dumpError;
     if (setup.config.backup.keep !== undefined) await pruneSnapshots(setup.config.backupsDir, setup.config.backup.keep);
     return await finishRun(session, {
       ...baseResult(session, state.current, checks),

@@ -10,14 +10,19 @@ import type { RunSession } from './run-session.js';
  * is not strict. Per-column hashes only when the comparison will need them
  * (after `rollback --to`, whose downs may drop columns).
  */
-export async function takeFingerprint(session: RunSession, perColumn: boolean, client: ClientBase = session.work.client): Promise<Fingerprint | null> {
+export async function takeFingerprint(
+  session: RunSession,
+  perColumn: boolean,
+  client: ClientBase = session.work.client,
+  inTransaction = false,
+): Promise<Fingerprint | null> {
   const { integrity } = session.setup.config;
   if (integrity.mode !== 'strict') return null;
   return session.setup.events.step(
     { step: 'fingerprint' },
     async () => {
       try {
-        return await fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { perColumn });
+        return await fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { perColumn, inTransaction });
       } catch (error) {
         throw preflightError(`cannot fingerprint the protected tables: ${errorMessage(error)}`, {
           hint: 'Grant the role SELECT on every protected table, or narrow integrity.tables (include/exclude) in the config. Nothing was changed.',

@@ -1,4 +1,3 @@
-import type { Manifest } from '../backup/manifest.js';
 import { discoverRevisions } from '../migrations/discover.js';
 import { MigrationEngine } from '../migrations/engine.js';
 import type { Revision } from '../migrations/revision.js';
@@ -7,14 +6,13 @@ import { EXIT } from '../errors.js';
 import { readDatabaseState, revisionsToApply, type DatabaseState } from './database-state.js';
 import { runHealthStep } from './health-step.js';
 import { runHookStep } from './hook-step.js';
-import { takeFingerprint } from './integrity-step.js';
 import { baseResult, finishRun, withRunSession } from './outcome.js';
 import { assertPreflight, checkDowns, checkDrift, checkMissing, checkOrder, checkScripts, checkSearchPath, type PreflightCheck } from './preflight.js';
 import type { RunResult } from './results.js';
 import type { RunSession } from './run-session.js';
 import { reasonFrom, rollBackRun, type RunProgress } from './safety-net.js';
 import type { RunSetup } from './setup.js';
-import { backupPreflight, takeRunSnapshot } from './snapshot-step.js';
+import { backupPreflight, fingerprintAndSnapshot } from './snapshot-step.js';
 
 export interface MigrateUpOptions {
   to?: string;
@@ -96,29 +94,23 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
       return await finishRun(session, { ...result, outcome: 'up-to-date', message: `already at ${state.current ?? 'the start'}; nothing to apply` });
     }
     await session.attachDatabaseJournal();
-    const fingerprint = await takeFingerprint(session, false);
+    const { fingerprint, snapshot, dumpError } = await fingerprintAndSnapshot(session, state.current, { perColumn: false, dump: options.withBackup === true });
     const progress: RunProgress = {
       session,
       priorRevision: state.current,
       fingerprint,
-      snapshot: null,
+      snapshot,
       applied: [],
       result,
       healthTimeoutSeconds: options.healthTimeout ?? setup.config.health.timeoutSeconds,
       tolerated,
       restoreStrategy: 'swap',
     };
-    if (options.withBackup) {
-      let snapshot: Manifest;
-      try {
-        snapshot = await events.step({ step: 'backup' }, () => takeRunSnapshot(session, state.current, fingerprint), (m) => ({ id: m.id, file: m.file, sha256: m.sha256, sizeBytes: m.sizeBytes }));
-      } catch (error) {
-        if (interrupted(session)) return await rollBackRun(progress, INTERRUPTED);
-        throw error;
-      }
-      progress.snapshot = snapshot;
-      result.snapshot = { id: snapshot.id, path: snapshot.path, sha256: snapshot.sha256, sizeBytes: snapshot.sizeBytes };
+    if (dumpError !== undefined) {
+      if (interrupted(session)) return await rollBackRun(progress, INTERRUPTED);
+      throw dumpError;
     }
+    if (snapshot) result.snapshot = { id: snapshot.id, path: snapshot.path, sha256: snapshot.sha256, sizeBytes: snapshot.sizeBytes };
     return await applyAndVerify(progress, toApply);
   });
 }

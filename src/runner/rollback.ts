@@ -11,7 +11,7 @@ import { isReversible } from '../migrations/run-revision.js';
 import { readDatabaseState } from './database-state.js';
 import { runHealthStep } from './health-step.js';
 import { runHookStep } from './hook-step.js';
-import { runIntegrityStep, takeFingerprint } from './integrity-step.js';
+import { runIntegrityStep } from './integrity-step.js';
 import { baseResult, finishRun, withRunSession } from './outcome.js';
 import { describeDataAtRisk } from '../integrity/data-at-risk.js';
 import { dataAtRiskOf, revisionsToRevert } from './plan.js';
@@ -21,7 +21,7 @@ import type { RestoreStrategy } from './restore-step.js';
 import type { RunSession } from './run-session.js';
 import { restoreRun, type RunProgress } from './safety-net.js';
 import type { RunSetup } from './setup.js';
-import { backupPreflight, takeRunSnapshot } from './snapshot-step.js';
+import { backupPreflight, fingerprintAndSnapshot } from './snapshot-step.js';
 
 export interface RollbackOptions {
   to: string;
@@ -111,7 +111,9 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     }
     await session.attachDatabaseJournal();
     const result: RunResult = { ...baseResult(session, state.current, checks), revisions: toRevert.map((r) => ({ name: r.name, status: 'pending' })) };
-    const fingerprint = restoreFrom ? ((restoreFrom.fingerprint as RunProgress['fingerprint']) ?? null) : await takeFingerprint(session, true);
+    const taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { perColumn: true, dump: !options.noBackup });
+    if (taken?.dumpError !== undefined) throw taken.dumpError;
+    const fingerprint = restoreFrom ? ((restoreFrom.fingerprint as RunProgress['fingerprint']) ?? null) : (taken?.fingerprint ?? null);
     const progress: RunProgress = {
       session,
       priorRevision: state.current,
@@ -127,8 +129,8 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
       progress.restoreIsGoal = true;
       return await restoreRun(progress, `restoring ${restoreFrom.id} as asked (--restore-from)`);
     }
-    if (!options.noBackup) {
-      const snapshot = await events.step({ step: 'backup' }, () => takeRunSnapshot(session, state.current, fingerprint), (m) => ({ id: m.id, file: m.file, sha256: m.sha256 }));
+    const snapshot = taken?.snapshot;
+    if (snapshot) {
       progress.snapshot = snapshot;
       result.snapshot = { id: snapshot.id, path: snapshot.path, sha256: snapshot.sha256, sizeBytes: snapshot.sizeBytes };
     }

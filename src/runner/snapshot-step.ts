@@ -8,6 +8,8 @@ import type { PreflightCheck } from './preflight.js';
 import type { Manifest } from '../backup/manifest.js';
 import type { RunSession } from './run-session.js';
 import type { RunSetup } from './setup.js';
+import type { Fingerprint } from '../integrity/fingerprint.js';
+import { takeFingerprint } from './integrity-step.js';
 
 const toolsBySetup = new WeakMap<RunSetup, BackupTools>();
 
@@ -63,7 +65,7 @@ export function formatBytes(bytes: number): string {
 }
 
 /** The run's snapshot, verified readable before the run goes on. */
-export async function takeRunSnapshot(session: RunSession, revision: string | null, fingerprint: unknown = null): Promise<Manifest> {
+async function takeRunSnapshot(session: RunSession, revision: string | null, fingerprint: unknown, snapshotId: string): Promise<Manifest> {
   const { setup } = session;
   const tools = toolsBySetup.get(setup) ?? (await resolveBackupTools({ search: setup.pgSearch, serverMajor: serverMajor(session.control) }));
   const manifest = await takeSnapshot({
@@ -79,6 +81,7 @@ export async function takeRunSnapshot(session: RunSession, revision: string | nu
     env: setup.env,
     signal: setup.signal,
     lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
+    snapshotId,
     onProgress: (progress) =>
       void setup.events.emit({
         type: 'progress',
@@ -88,4 +91,40 @@ export async function takeRunSnapshot(session: RunSession, revision: string | nu
       }),
   });
   return manifest;
+}
+
+export interface FingerprintAndSnapshot {
+  fingerprint: Fingerprint | null;
+  snapshot: Manifest | null;
+  /** The dump failed (or was interrupted) after the fingerprint was taken. */
+  dumpError?: unknown;
+}
+
+/**
+ * The fingerprint step, then (when asked) the backup step, of one and the same
+ * moment: the fingerprint's REPEATABLE READ transaction exports its snapshot
+ * and pg_dump dumps that one (--snapshot). So a restore verifies against the
+ * fingerprint even when the application wrote in between.
+ */
+export async function fingerprintAndSnapshot(session: RunSession, revision: string | null, options: { perColumn: boolean; dump: boolean }): Promise<FingerprintAndSnapshot> {
+  if (!options.dump) return { fingerprint: await takeFingerprint(session, options.perColumn), snapshot: null };
+  const client = session.work.client;
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    const { rows } = await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
+    const fingerprint = await takeFingerprint(session, options.perColumn, client, true);
+    try {
+      const snapshot = await session.setup.events.step(
+        { step: 'backup' },
+        () => takeRunSnapshot(session, revision, fingerprint, rows[0]!.id),
+        (m) => ({ id: m.id, file: m.file, sha256: m.sha256, sizeBytes: m.sizeBytes }),
+      );
+      return { fingerprint, snapshot };
+    } catch (error) {
+      return { fingerprint, snapshot: null, dumpError: error };
+    }
+  } finally {
+    // read only: nothing to commit; ending it releases the exported snapshot
+    await client.query('ROLLBACK').catch(() => {});
+  }
 }
