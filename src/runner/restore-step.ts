@@ -1,3 +1,4 @@
+import type { ClientBase } from 'pg';
 import type { Manifest } from '../backup/manifest.js';
 import { resolveBackupTools, type BackupTools } from '../backup/pg-tools.js';
 import { takeSnapshot } from '../backup/take-snapshot.js';
@@ -17,7 +18,6 @@ import {
 import { quoteIdent } from '../db/ident.js';
 import { watchLockWaits } from '../db/lock-watchdog.js';
 import { settleRunsCaughtBySnapshot } from '../journal/settle-snapshot-runs.js';
-import type { ClientBase } from 'pg';
 import { openSession, type Session } from '../db/session.js';
 import { errorMessage } from '../errors.js';
 import type { Fingerprint } from '../integrity/fingerprint.js';
