@@ -44,6 +44,17 @@ describe('revision scripts as belay runs them', () => {
     expect(parseSqlScript('SAVEPOINT s;\nSELECT 1;\nROLLBACK TO SAVEPOINT s;\nRELEASE s;').problems).toEqual([]);
   });
 
+  it('names statements PostgreSQL refuses inside a transaction, before anything runs', () => {
+    const problems = parseSqlScript('CREATE TABLE t (id int);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\nVACUUM ANALYZE t;\nREINDEX INDEX CONCURRENTLY t_id;').problems;
+    expect(problems).toEqual([
+      'line 2: `CREATE INDEX CONCURRENTLY t_id` cannot run inside a transaction block (make the first line `-- belay:no-transaction`)',
+      'line 3: `VACUUM ANALYZE t` cannot run inside a transaction block (make the first line `-- belay:no-transaction`)',
+      'line 4: `REINDEX INDEX CONCURRENTLY t_id` cannot run inside a transaction block (make the first line `-- belay:no-transaction`)',
+    ]);
+    expect(parseSqlScript('-- belay:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);').problems).toEqual([]);
+    expect(parseSqlScript('CREATE INDEX t_id ON t (id);\nALTER TABLE p DETACH PARTITION c;').problems).toEqual([]);
+  });
+
   it('leaves transaction control to a no-transaction file', () => {
     const script = parseSqlScript('-- belay:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;\nCREATE INDEX CONCURRENTLY i ON t (id);');
     expect(script.transactional).toBe(false);

@@ -13,6 +13,9 @@ const PLAIN_BEGIN = /^(BEGIN|START\s+TRANSACTION)(\s+(WORK|TRANSACTION))?$/i;
 const PLAIN_COMMIT = /^(COMMIT|END)(\s+(WORK|TRANSACTION))?$/i;
 const TRANSACTION_CONTROL = /^(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b/i;
 const ROLLBACK_TO_SAVEPOINT = /^ROLLBACK(\s+(WORK|TRANSACTION))?\s+TO\b/i;
+/** Statements PostgreSQL refuses inside a transaction block. */
+const OUTSIDE_TRANSACTION_ONLY =
+  /^(VACUUM\b|(CREATE|DROP)\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY\b|REINDEX\b[^;]*\bCONCURRENTLY\b|ALTER\s+TABLE\b[^;]*\bDETACH\s+PARTITION\b[^;]*\bCONCURRENTLY\b|(CREATE|DROP)\s+(DATABASE|TABLESPACE)\b|ALTER\s+SYSTEM\b)/i;
 
 const leadingComments = (text: string): string => text.replace(/^(\s*\/\*[\s\S]*?\*\/)+\s*/, '');
 
@@ -44,6 +47,11 @@ export function parseSqlScript(text: string): SqlScript {
     for (const statement of body.filter(controlsTransaction)) {
       problems.push(
         `line ${statement.line}: \`${leadingComments(statement.text).split(/\s+/, 2).join(' ')}\` inside a revision that belay runs in one transaction (remove it, or make the first line \`-- belay:no-transaction\`)`,
+      );
+    }
+    for (const statement of body.filter((s) => OUTSIDE_TRANSACTION_ONLY.test(leadingComments(s.text)))) {
+      problems.push(
+        `line ${statement.line}: \`${leadingComments(statement.text).split(/\s+/, 4).join(' ')}\` cannot run inside a transaction block (make the first line \`-- belay:no-transaction\`)`,
       );
     }
   }
