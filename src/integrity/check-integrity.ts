@@ -48,7 +48,9 @@ export async function checkIntegrity(
   let differences: IntegrityDifference[] = [];
   let checked = `${config.invariants.length} invariant(s) and structure`;
   if (config.mode === 'strict' && baseline) {
-    const now = await fingerprintTables(client, await existingTables(client, tablesOf(baseline)), { perColumn: baseline.perColumn });
+    // whole rows (same-schema) are compared by the row hash alone; per-column sums only serve common-columns
+    const perColumn = baseline.perColumn && compare === 'common-columns';
+    const now = await fingerprintTables(client, await existingTables(client, tablesOf(baseline)), { perColumn });
     differences = compareFingerprints(baseline, now, compare);
     checked = `${Object.keys(baseline.tables).length} table fingerprint(s) (${compare}), ${checked}`;
   }

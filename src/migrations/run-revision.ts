@@ -5,7 +5,7 @@ import { loadRevisionModule } from './load-module.js';
 import type { Revision } from './revision.js';
 import type { RevisionContext, RevisionModule } from './revision-context.js';
 import { failureFromError, RevisionFailedError } from './revision-error.js';
-import { parseSqlScript } from './sql-script.js';
+import { parseSqlScript, type SqlScript } from './sql-script.js';
 import { NO_TRANSACTION_MARKER } from './split-sql.js';
 
 export type Direction = 'up' | 'down';
@@ -35,8 +35,25 @@ function moduleOf(revision: Revision): Promise<RevisionModule> {
   return loaded;
 }
 
+/**
+ * Each SQL file read and parsed once: preflight checks it, then the engine
+ * runs it. Keyed by content too (the sha256 discovery took), so a library
+ * caller that edits a file between runs gets the new text.
+ */
+const scripts = new Map<string, Promise<SqlScript>>();
+
+function scriptOf(revision: Revision, file: string): Promise<SqlScript> {
+  const key = `${file}\0${revision.fileChecksums[basename(file)] ?? ''}`;
+  let script = scripts.get(key);
+  if (!script) {
+    script = readFile(file, 'utf8').then(parseSqlScript);
+    scripts.set(key, script);
+  }
+  return script;
+}
+
 async function prepareSql(revision: Revision, file: string, direction: 'up' | 'down' | 'verify'): Promise<PreparedStep> {
-  const { statements, transactional, problems } = parseSqlScript(await readFile(file, 'utf8'));
+  const { statements, transactional, problems } = await scriptOf(revision, file);
   const where = { revision: revision.name, direction, file: basename(file), transactional };
   return {
     file,
@@ -64,7 +81,7 @@ export async function scriptProblems(revision: Revision, direction: Direction): 
   const problems: string[] = [];
   for (const file of files) {
     if (file === undefined) continue;
-    for (const problem of parseSqlScript(await readFile(file, 'utf8')).problems) problems.push(`${basename(file)} ${problem}`);
+    for (const problem of (await scriptOf(revision, file)).problems) problems.push(`${basename(file)} ${problem}`);
   }
   return problems;
 }
