@@ -54,7 +54,8 @@ export interface RestoreRequest {
 
 const TABLE_LINE = /processing data for table "([^"]+)"/;
 
-const stamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'z').toLowerCase();
+// to the millisecond: two restores in one second must not pick the same names
+const stamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '$1z').toLowerCase();
 
 async function openMaintenance(setup: RunSetup): Promise<Session> {
   let lastError: unknown;
