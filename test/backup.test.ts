@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { execFileSync } from 'node:child_process';
-import { readdir, readFile, stat, open } from 'node:fs/promises';
+import { readdir, readFile, stat, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, cleanEnv, startBelay } from './support/cli.js';
@@ -195,6 +195,12 @@ describe('snapshots', () => {
       const run = await belay([...baseArgs(project, db.url), 'backup'], { cwd: project.dir, timeoutMs: 30_000 });
       expect(run.code).toBe(4);
       expect(run.stderr).toMatch(/next: Nothing was changed\. A table lock was held longer than database\.lockTimeoutSeconds \(1 s\)/);
+      expect((await readdir(project.backups)).filter((f) => f.endsWith('.dump') || f.endsWith('.partial'))).toEqual([]);
+      // with the fingerprint (strict) running beside the dump, its failure stops the dump too
+      await writeFile(join(project.dir, 'belay.config.json'), JSON.stringify({ database: { lockTimeoutSeconds: 1 } }));
+      const strict = await belay([...baseArgs(project, db.url), 'backup'], { cwd: project.dir, timeoutMs: 30_000 });
+      expect(strict.code).toBe(4);
+      expect(strict.stderr).toMatch(/cannot fingerprint the protected tables: canceling statement due to lock timeout/);
       expect((await readdir(project.backups)).filter((f) => f.endsWith('.dump') || f.endsWith('.partial'))).toEqual([]);
     } finally {
       await holder.end();

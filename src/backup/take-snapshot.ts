@@ -24,6 +24,7 @@ export interface SnapshotOptions {
   compress: number | undefined;
   revision: string | null;
   runId: string | null;
+  /** Written into the manifest; may still be computing while pg_dump runs (it is awaited before the manifest). */
   fingerprint: unknown;
   tools: BackupTools;
   env: NodeJS.ProcessEnv;
@@ -143,7 +144,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
       runId: options.runId,
       createdAt: new Date().toISOString(),
       tableCount: listing.tableData,
-      fingerprint: options.fingerprint ?? null,
+      fingerprint: (await options.fingerprint) ?? null,
       ...(options.quarantine ? { quarantine: true as const } : {}),
     };
     await writeManifest(backupsDir, manifest);

@@ -42,9 +42,19 @@ export class RunEvents {
     this.listeners.push(listener);
   }
 
-  /** Waits for every listener, so a journaled step is durable before the run goes on. */
-  async emit(event: RunEvent): Promise<void> {
-    for (const listener of this.listeners) await listener(event);
+  private delivered: Promise<void> = Promise.resolve();
+
+  /**
+   * Waits for every listener, so a journaled step is durable before the run
+   * goes on. Events are delivered one at a time, in order, even from steps
+   * that run side by side (the fingerprint and the dump).
+   */
+  emit(event: RunEvent): Promise<void> {
+    const delivery = this.delivered.then(async () => {
+      for (const listener of this.listeners) await listener(event);
+    });
+    this.delivered = delivery.catch(() => {});
+    return delivery;
   }
 
   /** Run `work` as a step: start and end events around it, with its outcome and duration. */

@@ -65,7 +65,7 @@ export function formatBytes(bytes: number): string {
 }
 
 /** The run's snapshot, verified readable before the run goes on. */
-async function takeRunSnapshot(session: RunSession, revision: string | null, fingerprint: unknown, snapshotId: string): Promise<Manifest> {
+async function takeRunSnapshot(session: RunSession, revision: string | null, fingerprint: Promise<unknown>, snapshotId: string, signal: AbortSignal): Promise<Manifest> {
   const { setup } = session;
   const tools = toolsBySetup.get(setup) ?? (await resolveBackupTools({ search: setup.pgSearch, serverMajor: serverMajor(session.control) }));
   const manifest = await takeSnapshot({
@@ -79,7 +79,7 @@ async function takeRunSnapshot(session: RunSession, revision: string | null, fin
     fingerprint,
     tools,
     env: setup.env,
-    signal: setup.signal,
+    signal,
     lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
     snapshotId,
     onProgress: (progress) =>
@@ -101,10 +101,11 @@ export interface FingerprintAndSnapshot {
 }
 
 /**
- * The fingerprint step, then (when asked) the backup step, of one and the same
+ * The fingerprint step and (when asked) the backup step, of one and the same
  * moment: the fingerprint's REPEATABLE READ transaction exports its snapshot
- * and pg_dump dumps that one (--snapshot). So a restore verifies against the
- * fingerprint even when the application wrote in between.
+ * and pg_dump dumps that one (--snapshot), while the fingerprint is computed.
+ * So a restore verifies against the fingerprint even when the application
+ * wrote in between, and the fingerprint costs the backup next to nothing.
  */
 export async function fingerprintAndSnapshot(session: RunSession, revision: string | null, options: { perColumn: boolean; dump: boolean }): Promise<FingerprintAndSnapshot> {
   if (!options.dump) return { fingerprint: await takeFingerprint(session, options.perColumn), snapshot: null };
@@ -112,17 +113,20 @@ export async function fingerprintAndSnapshot(session: RunSession, revision: stri
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     const { rows } = await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
-    const fingerprint = await takeFingerprint(session, options.perColumn, client, true);
-    try {
-      const snapshot = await session.setup.events.step(
-        { step: 'backup' },
-        () => takeRunSnapshot(session, revision, fingerprint, rows[0]!.id),
-        (m) => ({ id: m.id, file: m.file, sha256: m.sha256, sizeBytes: m.sizeBytes }),
-      );
-      return { fingerprint, snapshot };
-    } catch (error) {
-      return { fingerprint, snapshot: null, dumpError: error };
-    }
+    const fingerprinting = takeFingerprint(session, options.perColumn, client, true);
+    // a failed fingerprint stops the dump it would have gone into
+    const stopDump = new AbortController();
+    fingerprinting.catch(() => stopDump.abort());
+    const signal = session.setup.signal ? AbortSignal.any([session.setup.signal, stopDump.signal]) : stopDump.signal;
+    const dumping = session.setup.events.step(
+      { step: 'backup' },
+      () => takeRunSnapshot(session, revision, fingerprinting, rows[0]!.id, signal),
+      (m) => ({ id: m.id, file: m.file, sha256: m.sha256, sizeBytes: m.sizeBytes }),
+    );
+    const [fingerprint, snapshot] = await Promise.allSettled([fingerprinting, dumping]);
+    if (fingerprint.status === 'rejected') throw fingerprint.reason;
+    if (snapshot.status === 'rejected') return { fingerprint: fingerprint.value, snapshot: null, dumpError: snapshot.reason };
+    return { fingerprint: fingerprint.value, snapshot: snapshot.value };
   } finally {
     // read only: nothing to commit; ending it releases the exported snapshot
     await client.query('ROLLBACK').catch(() => {});
