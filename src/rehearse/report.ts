@@ -20,7 +20,19 @@ export interface RehearsalReport {
   data: string;
   revisions: string[];
   cases: RehearsalCase[];
-  timings: { setupMs: number; seedMs: number; cycleMs: number };
+  timings: {
+    /** Start the throwaway (cluster or database) and open the sessions. */
+    setupMs: number;
+    /** Bring the throwaway to the starting revision and load the data: buildMs + dataMs. */
+    seedMs: number;
+    /** Applying the revisions up to --from (0 when restoring a snapshot, which brings its own). */
+    buildMs: number;
+    /** Loading --seed, or restoring --from-backup. */
+    dataMs: number;
+    cycleMs: number;
+    /** Dropping the throwaway database or removing the ephemeral cluster. */
+    teardownMs: number;
+  };
 }
 
 const escapeXml = (text: string): string =>
@@ -48,7 +60,7 @@ export function toMarkdown(report: RehearsalReport): string {
   const lines = [
     `## belay rehearse: ${report.ok ? 'passed' : 'FAILED'}`,
     '',
-    `On ${report.where}, from ${report.from ?? 'scratch'}, with ${report.data}. Setup ${report.timings.setupMs} ms, data ${report.timings.seedMs} ms, cycle ${report.timings.cycleMs} ms.`,
+    `On ${report.where}, from ${report.from ?? 'scratch'}, with ${report.data}. Setup ${report.timings.setupMs} ms, data ${report.timings.seedMs} ms, cycle ${report.timings.cycleMs} ms, teardown ${report.timings.teardownMs} ms.`,
     '',
     '| revision | direction | result | time | strongest locks |',
     '| --- | --- | --- | --- | --- |',
@@ -69,6 +81,6 @@ export function toText(report: RehearsalReport): string {
     for (const w of c.warnings) lines.push(`       warning: ${w}`);
     if (c.diff) lines.push(c.diff.split('\n').map((l) => `       ${l}`).join('\n'));
   }
-  lines.push(`  setup ${report.timings.setupMs} ms, data ${report.timings.seedMs} ms, cycle ${report.timings.cycleMs} ms`);
+  lines.push(`  setup ${report.timings.setupMs} ms, data ${report.timings.seedMs} ms, cycle ${report.timings.cycleMs} ms, teardown ${report.timings.teardownMs} ms`);
   return lines.join('\n');
 }

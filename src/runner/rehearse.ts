@@ -229,6 +229,8 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
   const throwaway: Throwaway = options.server ? await throwawayDatabase(options.server, options.template) : await ephemeralCluster(setup.pgSearch.pgBin, setup.pgSearch.path);
   let work: Session | undefined;
   let observer: Session | undefined;
+  let report: RehearsalReport;
+  let teardownMs = 0;
   try {
     work = await openSession(throwaway.params, sessionOptions(setup, 'belay rehearse'));
     observer = await openSession(throwaway.params, sessionOptions(setup, 'belay rehearse locks'));
@@ -241,16 +243,18 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
     }
     await ensureBelaySchema(work.client);
     const fromIndex = from === null ? -1 : names.indexOf(from);
+    const buildStarted = performance.now();
     if (!backup && fromIndex >= 0) {
       const build = new MigrationEngine(revisions.slice(0, fromIndex + 1), work.client, newRunId(), { log: () => {} });
       for (const revision of revisions.slice(0, fromIndex + 1)) await build.up(revision.name);
     }
+    const buildMs = backup ? 0 : Math.round(performance.now() - buildStarted);
     if (options.seed) await loadSeed(ctx, options.seed);
     const seedMs = Math.round(performance.now() - seedStarted);
     const cycleStarted = performance.now();
     const cases = await cycle(ctx, revisions.slice(fromIndex + 1));
     const ok = cases.every((c) => c.ok);
-    const report: RehearsalReport = {
+    report = {
       ok,
       exitCode: ok ? EXIT.ok : EXIT.rolledBack,
       where: throwaway.where,
@@ -258,14 +262,17 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
       data: backup ? `snapshot ${backup.id}` : options.seed ? `seed ${options.seed}` : 'no data',
       revisions: revisions.slice(fromIndex + 1).map((r) => r.name),
       cases,
-      timings: { setupMs, seedMs, cycleMs: Math.round(performance.now() - cycleStarted) },
+      timings: { setupMs, seedMs, buildMs, dataMs: seedMs - buildMs, cycleMs: Math.round(performance.now() - cycleStarted), teardownMs: 0 },
     };
-    if (options.junit) await writeFile(options.junit, toJunit(report));
-    if (options.markdown) await writeFile(options.markdown, toMarkdown(report));
-    return report;
   } finally {
     await work?.close();
     await observer?.close();
+    const teardownStarted = performance.now();
     await throwaway.dispose();
+    teardownMs = Math.round(performance.now() - teardownStarted);
   }
+  report.timings.teardownMs = teardownMs;
+  if (options.junit) await writeFile(options.junit, toJunit(report));
+  if (options.markdown) await writeFile(options.markdown, toMarkdown(report));
+  return report;
 }
