@@ -42,6 +42,10 @@ function pinoLogger(level: LogLevel, secrets: readonly string[]): Logger {
  * print a result (status, plan, history) start without it.
  */
 export function createLogger(level: LogLevel, secrets: readonly string[]): Log {
+  if (level === 'silent') {
+    const quiet: LogMethod = () => {};
+    return { debug: quiet, info: quiet, warn: quiet, error: quiet };
+  }
   let logger: Logger | undefined;
   const method =
     (name: keyof Log): LogMethod =>
