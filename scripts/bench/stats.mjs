@@ -97,6 +97,11 @@ export function detailMedians(samples, command, field) {
   return Object.fromEntries(keys.map((key) => [key, median(timed.map((s) => s.detail[field][key] ?? 0))]));
 }
 
+/** The median of a numeric detail.<field> of one command's timed samples. */
+export function detailMedian(samples, command, field) {
+  return median(samples.filter((s) => !s.warmup && s.command === command && typeof s.detail?.[field] === 'number').map((s) => s.detail[field]));
+}
+
 /** A table of the parts of one command's time (e.g. a report's own timings), from the detail of its timed samples. */
 export function partsTable({ name, measured, command, parts, note }) {
   const timed = measured.samples.filter((s) => !s.warmup && s.command === command);

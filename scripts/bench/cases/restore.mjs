@@ -12,7 +12,7 @@ import { execTimed } from '../exec.mjs';
 import { journalSteps, stepTotals } from '../journal.mjs';
 import { pgbenchDatabase } from '../pgbench.mjs';
 import { formatMs } from '../report.mjs';
-import { detailMedians, interleaved, tableOf } from '../stats.mjs';
+import { detailMedian, detailMedians, interleaved, tableOf } from '../stats.mjs';
 
 export default {
   id: 'restore',
@@ -49,8 +49,8 @@ export default {
         run: async () => {
           const result = await ctx.belay([...belayArgs, 'restore', snapshot.id, '--strategy', 'swap'], { timeoutMs: 3600_000 });
           const outcome = JSON.parse(result.stdout);
-          const { steps } = await journalSteps(outcome.journalFile);
-          return { ms: result.ms, steps: stepTotals(steps), quarantine: outcome.restore?.quarantine ?? null };
+          const { steps, coveredMs } = await journalSteps(outcome.journalFile);
+          return { ms: result.ms, steps: stepTotals(steps), outsideMs: result.ms - coveredMs, quarantine: outcome.restore?.quarantine ?? null };
         },
         cleanup: async () => {
           // the swap leaves the replaced database as <db>_quarantine_<time>: belay never drops it, the bench does
@@ -78,7 +78,7 @@ export default {
     const belay = measured.summary[commands[1].name].median;
     const raw = measured.summary[commands[0].name].median;
     const summaryLines = [
-      `belay restore, median ${formatMs(belay)}: ${Object.entries(steps).map(([k, v]) => `${k} ${formatMs(v)}`).join(', ')}; outside any step ${formatMs(belay - Object.values(steps).reduce((a, b) => a + b, 0))}.`,
+      `belay restore, median ${formatMs(belay)}: ${Object.entries(steps).map(([k, v]) => `${k} ${formatMs(v)}`).join(', ')}; outside any step ${formatMs(detailMedian(measured.samples, commands[1].name, 'outsideMs'))}.`,
       `Measured apart: the snapshot's sha256 ${formatMs(sha256Ms)}; the fingerprint of the restored database (every table, row hash, what the verify recomputes) ${formatMs(verifyMs)}; createdb + pg_restore -j2 median ${formatMs(raw)}. belay − raw = ${formatMs(belay - raw)}.`,
     ];
     const ratio = table.rows[1].ratio;
