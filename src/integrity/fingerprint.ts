@@ -102,16 +102,13 @@ export interface FingerprintOptions {
 /** Fingerprint every table in one REPEATABLE READ snapshot, so they agree with each other. */
 export async function fingerprintTables(client: ClientBase, tables: TableRef[], options: FingerprintOptions = { perColumn: true }): Promise<Fingerprint> {
   const result: Fingerprint = { takenAt: new Date().toISOString(), perColumn: options.perColumn, tables: {} };
-  if (options.inTransaction) {
-    for (const table of tables) result.tables[tableKey(table)] = await fingerprintTable(client, table, options.perColumn);
-    return result;
-  }
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  const own = options.inTransaction !== true;
+  if (own) await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     for (const table of tables) result.tables[tableKey(table)] = await fingerprintTable(client, table, options.perColumn);
-    await client.query('COMMIT');
+    if (own) await client.query('COMMIT');
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
+    if (own) await client.query('ROLLBACK').catch(() => {});
     throw error;
   }
   return result;

@@ -11,8 +11,8 @@ import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
  * journal files; a run whose file holds no outcome is marked "in-snapshot".
  * The run doing the restore (`currentRunId`) writes its own journal itself.
  */
-export async function settleRunsCaughtBySnapshot(client: ClientBase, backupsDir: string, currentRunId: string, snapshotId: string): Promise<string[]> {
-  if (!(await belaySchemaExists(client))) return [];
+export async function settleRunsCaughtBySnapshot(client: ClientBase, backupsDir: string, currentRunId: string, snapshotId: string): Promise<void> {
+  if (!(await belaySchemaExists(client))) return;
   const { rows } = await client.query<{ id: string }>("SELECT id::text AS id FROM belay.runs WHERE status = 'running' AND id::text <> $1", [currentRunId]);
   for (const { id } of rows) {
     const lines = await readJournalFile(journalFile(backupsDir, id)).catch(() => []);
@@ -31,5 +31,4 @@ export async function settleRunsCaughtBySnapshot(client: ClientBase, backupsDir:
       );
     }
   }
-  return rows.map((row) => row.id);
 }

@@ -105,7 +105,7 @@ export interface FingerprintAndSnapshot {
  * moment: the fingerprint's REPEATABLE READ transaction exports its snapshot
  * and pg_dump dumps that one (--snapshot), while the fingerprint is computed.
  * So a restore verifies against the fingerprint even when the application
- * wrote in between, and the fingerprint costs the backup next to nothing.
+ * wrote in between, and the two overlap where there are cores to spare.
  */
 export async function fingerprintAndSnapshot(session: RunSession, revision: string | null, options: { perColumn: boolean; dump: boolean }): Promise<FingerprintAndSnapshot> {
   if (!options.dump) return { fingerprint: await takeFingerprint(session, options.perColumn), snapshot: null };
