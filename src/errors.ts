@@ -47,10 +47,6 @@ export const usageError = (message: string, options?: BelayErrorOptions): BelayE
 export const preflightError = (message: string, options?: BelayErrorOptions): BelayError =>
   new BelayError('preflight', message, options);
 
-export function exitCodeOf(error: unknown): number {
-  return error instanceof BelayError ? error.exitCode : EXIT.internal;
-}
-
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);

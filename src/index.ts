@@ -24,12 +24,12 @@ export { clusterStart, clusterStatus, clusterStop, clusterUrl } from './api/clus
 export type { BelayOptions } from './api/options.js';
 export { BelayError, EXIT, type ErrorCode } from './errors.js';
 export type { BelayConfig } from './config/types.js';
-export type { RunEvent, RunListener, StepName } from './runner/events.js';
-export type { RunResult, RevisionResult, SnapshotRef } from './runner/results.js';
-export type { StatusReport, RunSummary } from './runner/status.js';
-export type { Plan } from './runner/plan.js';
-export type { RunHistory } from './runner/history.js';
-export type { VerifyReport } from './runner/verify-now.js';
+export type { RunEvent, RunListener, StepName } from './events/run-events.js';
+export type { RunResult, RevisionResult, SnapshotRef } from './runner/result/results.js';
+export type { StatusReport, RunSummary } from './runner/commands/status.js';
+export type { Plan } from './runner/commands/plan.js';
+export type { RunHistory } from './runner/commands/history.js';
+export type { VerifyReport } from './runner/commands/verify-now.js';
 export type { RehearsalReport } from './rehearse/report.js';
 export type { Manifest } from './backup/manifest.js';
 export type { RevisionContext } from './migrations/revision-context.js';

@@ -60,7 +60,7 @@ try {
 
   console.log(`== import cost, median of ${REPS} fresh processes (measured inside the process) ==`);
   console.log(`  node -e 0, whole process: ${formatMs(await medianOf(REPS, async () => (await execTimed(process.execPath, ['-e', '0'], { timeoutMs: 30_000 })).ms))}`);
-  for (const specifier of ['commander', 'pino', 'pg', './dist/cli/logger.js', './dist/cli/format.js', './dist/runner/status.js', './dist/api/commands.js']) {
+  for (const specifier of ['commander', 'pino', 'pg', './dist/cli/logger.js', './dist/cli/format.js', './dist/runner/commands/status.js', './dist/api/commands.js']) {
     console.log(`  import ${specifier.padEnd(26)} ${formatMs(await importMs(specifier))}`);
   }
 

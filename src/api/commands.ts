@@ -2,16 +2,16 @@ import { resolve } from 'node:path';
 import type { Manifest } from '../backup/manifest.js';
 import { loadConfig } from '../config/load.js';
 import type { RehearsalReport } from '../rehearse/report.js';
-import type { MigrateUpOptions } from '../runner/migrate-up.js';
-import type { NewRevisionResult } from '../runner/new-revision.js';
-import type { Plan } from '../runner/plan.js';
+import type { MigrateUpOptions } from '../runner/commands/migrate-up.js';
+import type { NewRevisionResult } from '../runner/commands/new-revision.js';
+import type { Plan } from '../runner/commands/plan.js';
 import type { RehearseOptions } from '../runner/rehearse.js';
-import type { RestoreStrategy } from '../runner/restore-step.js';
-import type { RunResult } from '../runner/results.js';
-import type { RollbackOptions } from '../runner/rollback.js';
-import type { RunHistory } from '../runner/history.js';
-import type { RunSummary, StatusReport } from '../runner/status.js';
-import type { VerifyReport } from '../runner/verify-now.js';
+import type { RestoreStrategy } from '../runner/steps/restore-step.js';
+import type { RunResult } from '../runner/result/results.js';
+import type { RollbackOptions } from '../runner/commands/rollback.js';
+import type { RunHistory } from '../runner/commands/history.js';
+import type { RunSummary, StatusReport } from '../runner/commands/status.js';
+import type { VerifyReport } from '../runner/commands/verify-now.js';
 import type { BelayOptions } from './options.js';
 import { prepare, prepareOffline, prepareRehearsal } from './prepare.js';
 
@@ -19,31 +19,31 @@ import { prepare, prepareOffline, prepareRehearsal } from './prepare.js';
 
 /** `belay migrate up`: the orchestrated forward run. */
 export async function migrateUp(options: BelayOptions & MigrateUpOptions = {}): Promise<RunResult> {
-  const { runMigrateUp } = await import('../runner/migrate-up.js');
+  const { runMigrateUp } = await import('../runner/commands/migrate-up.js');
   return runMigrateUp(await prepare(options), options);
 }
 
 /** `belay status` */
 export async function status(options: BelayOptions = {}): Promise<StatusReport> {
-  const { runStatus } = await import('../runner/status.js');
+  const { runStatus } = await import('../runner/commands/status.js');
   return runStatus(await prepare(options));
 }
 
 /** `belay plan [--to REV]` */
 export async function plan(options: BelayOptions & { to?: string } = {}): Promise<Plan> {
-  const { runPlan } = await import('../runner/plan.js');
+  const { runPlan } = await import('../runner/commands/plan.js');
   return runPlan(await prepare(options), options.to);
 }
 
 /** `belay history`: past runs, newest first. */
 export async function history(options: BelayOptions & { limit?: number } = {}): Promise<RunSummary[]> {
-  const { runHistoryList } = await import('../runner/history.js');
+  const { runHistoryList } = await import('../runner/commands/history.js');
   return runHistoryList(await prepare(options), options.limit);
 }
 
 /** `belay history RUN`: every step of one run. */
 export async function runHistory(run: string, options: BelayOptions = {}): Promise<RunHistory> {
-  const { runHistoryOf } = await import('../runner/history.js');
+  const { runHistoryOf } = await import('../runner/commands/history.js');
   return runHistoryOf(await prepare(options), run);
 }
 
@@ -55,55 +55,55 @@ export async function newRevision(name: string, options: BelayOptions & { kind?:
     ...(options.config === undefined ? {} : { file: options.config }),
     overrides: options.migrations === undefined ? {} : { migrationsDir: resolve(cwd, options.migrations) },
   });
-  const { newRevision: scaffold } = await import('../runner/new-revision.js');
+  const { newRevision: scaffold } = await import('../runner/commands/new-revision.js');
   return scaffold(config.migrationsDir, name, options.kind ?? 'sql');
 }
 
 /** `belay rollback --to REV`: the orchestrated run pointed down. */
 export async function rollback(options: BelayOptions & RollbackOptions): Promise<RunResult> {
-  const { runRollback } = await import('../runner/rollback.js');
+  const { runRollback } = await import('../runner/commands/rollback.js');
   return runRollback(await prepare(options), options);
 }
 
 /** `belay backup`: a verified snapshot now. */
 export async function backup(options: BelayOptions = {}): Promise<RunResult> {
-  const { runBackup } = await import('../runner/backup-commands.js');
+  const { runBackup } = await import('../runner/commands/backup-commands.js');
   return runBackup(await prepare(options));
 }
 
 /** `belay backups list` */
 export async function listBackups(options: BelayOptions = {}): Promise<{ snapshots: Manifest[]; unreadable: string[] }> {
-  const { runBackupsList } = await import('../runner/backup-commands.js');
+  const { runBackupsList } = await import('../runner/commands/backup-commands.js');
   return runBackupsList(await prepareOffline(options));
 }
 
 /** `belay backups verify ID`: sha256, size and pg_restore --list. */
 export async function verifyBackup(id: string, options: BelayOptions = {}): Promise<{ snapshot: Manifest; ok: boolean; problems: string[] }> {
-  const { runBackupsVerify } = await import('../runner/backup-commands.js');
+  const { runBackupsVerify } = await import('../runner/commands/backup-commands.js');
   return runBackupsVerify(await prepareOffline(options), id);
 }
 
 /** `belay backups prune --keep N` */
 export async function pruneBackups(keep: number, options: BelayOptions = {}): Promise<{ removed: string[] }> {
-  const { runBackupsPrune } = await import('../runner/backup-commands.js');
+  const { runBackupsPrune } = await import('../runner/commands/backup-commands.js');
   return runBackupsPrune(await prepareOffline(options), keep);
 }
 
 /** `belay restore ID [--strategy swap|in-place]` */
 export async function restore(id: string, options: BelayOptions & { strategy?: RestoreStrategy } = {}): Promise<RunResult> {
-  const { runRestore } = await import('../runner/backup-commands.js');
+  const { runRestore } = await import('../runner/commands/backup-commands.js');
   return runRestore(await prepare(options), id, options.strategy ?? 'swap');
 }
 
 /** `belay verify`: health and integrity checks now. */
 export async function verify(options: BelayOptions = {}): Promise<VerifyReport> {
-  const { runVerify } = await import('../runner/verify-now.js');
+  const { runVerify } = await import('../runner/commands/verify-now.js');
   return runVerify(await prepare(options));
 }
 
 /** `belay recover`: settle a run that was interrupted (crash, kill, lost connection). */
 export async function recover(options: BelayOptions = {}): Promise<RunResult> {
-  const { runRecover } = await import('../runner/recover.js');
+  const { runRecover } = await import('../runner/commands/recover.js');
   return runRecover(await prepare(options));
 }
 

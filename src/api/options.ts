@@ -1,4 +1,4 @@
-import type { RunListener } from '../runner/events.js';
+import type { RunListener } from '../events/run-events.js';
 
 /** Options every library call takes; the CLI fills them from its global flags. */
 export interface BelayOptions {

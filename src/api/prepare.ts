@@ -3,8 +3,8 @@ import { resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { resolveTarget, usesEmbedded } from '../config/target.js';
 import type { ConnectionParams } from '../db/connection.js';
-import { RunEvents } from '../runner/events.js';
-import type { RunSetup } from '../runner/setup.js';
+import { RunEvents } from '../events/run-events.js';
+import type { RunSetup } from '../runner/session/setup.js';
 import type { BelayOptions } from './options.js';
 
 function runBy(): string {

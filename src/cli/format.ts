@@ -1,9 +1,9 @@
 import { describeDataAtRisk } from '../integrity/data-at-risk.js';
-import type { Plan } from '../runner/plan.js';
-import type { RunResult } from '../runner/results.js';
-import type { RunHistory } from '../runner/history.js';
-import type { RunSummary, StatusReport } from '../runner/status.js';
-import { formatHolder } from '../runner/run-lock.js';
+import type { Plan } from '../runner/commands/plan.js';
+import type { RunResult } from '../runner/result/results.js';
+import type { RunHistory } from '../runner/commands/history.js';
+import type { RunSummary, StatusReport } from '../runner/commands/status.js';
+import { formatHolder } from '../runner/session/run-lock.js';
 
 export function formatRunResult(result: RunResult): string {
   const lines = [`${result.command}: ${result.message}`];

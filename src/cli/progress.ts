@@ -1,5 +1,5 @@
 import type { Log } from './logger.js';
-import { stepLabel as label, type RunEvent } from '../runner/events.js';
+import { stepLabel as label, type RunEvent } from '../events/run-events.js';
 
 /**
  * Turns step events into log lines. Dump progress redraws one line on a

@@ -18,10 +18,6 @@ export async function tryAdvisoryLock(client: ClientBase): Promise<boolean> {
   return rows[0]?.ok === true;
 }
 
-export async function releaseAdvisoryLock(client: ClientBase): Promise<void> {
-  await client.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_CLASS, LOCK_MIGRATIONS]);
-}
-
 /** Who holds belay's lock on this database, if anyone. */
 export async function findLockHolder(client: ClientBase): Promise<LockHolder | undefined> {
   const { rows } = await client.query<{

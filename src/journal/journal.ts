@@ -1,5 +1,5 @@
 import type { ClientBase } from 'pg';
-import type { RunEvent } from '../runner/events.js';
+import type { RunEvent } from '../events/run-events.js';
 import { DatabaseJournal } from './db-journal.js';
 import { FileJournal } from './file-journal.js';
 import type { JournalRecord, RunHeader } from './record.js';

@@ -24,8 +24,8 @@ import type { RehearsalCase, RehearsalReport } from '../rehearse/report.js';
 import { toJunit, toMarkdown } from '../rehearse/report.js';
 import { diffLines, normalisedSchema, sameButColumnOrder } from '../rehearse/schema-dump.js';
 import { ephemeralCluster, throwawayDatabase, type Throwaway } from '../rehearse/throwaway.js';
-import { readDatabaseState } from './database-state.js';
-import { sessionOptions, type RunSetup } from './setup.js';
+import { readDatabaseState } from './session/database-state.js';
+import { sessionOptions, type RunSetup } from './session/setup.js';
 
 export interface RehearseOptions {
   from?: string;

@@ -1,9 +1,9 @@
-import type { IntegrityReport } from '../integrity/check-integrity.js';
-import { checkIntegrity } from '../integrity/check-integrity.js';
-import { healthChecksFromConfig } from '../health/build-checks.js';
-import { runHealthChecks, type HealthReport } from '../health/run-health.js';
-import { EXIT } from '../errors.js';
-import { openTargetSession, type RunSetup } from './setup.js';
+import type { IntegrityReport } from '../../integrity/check-integrity.js';
+import { checkIntegrity } from '../../integrity/check-integrity.js';
+import { healthChecksFromConfig } from '../../health/build-checks.js';
+import { runHealthChecks, type HealthReport } from '../../health/run-health.js';
+import { EXIT } from '../../errors.js';
+import { openTargetSession, type RunSetup } from '../session/setup.js';
 
 export interface VerifyReport {
   healthy: boolean;

@@ -1,4 +1,4 @@
-import type { JournalRecord, RunHeader, RunOutcome } from '../journal/record.js';
+import type { RunHeader, RunOutcome } from '../journal/record.js';
 
 export type StepName =
   | 'plan'
@@ -88,5 +88,3 @@ export function errorDetail(error: unknown): Record<string, unknown> {
   if (typeof code === 'string') detail.code = code;
   return detail;
 }
-
-export type { JournalRecord };

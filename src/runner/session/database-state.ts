@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
-import { belaySchemaExists } from '../db/belay-schema.js';
-import type { Revision } from '../migrations/revision.js';
-import { readApplied, type AppliedRevision } from '../migrations/storage.js';
+import { belaySchemaExists } from '../../db/belay-schema.js';
+import type { Revision } from '../../migrations/revision.js';
+import { readApplied, type AppliedRevision } from '../../migrations/storage.js';
 
 export interface DriftedRevision {
   name: string;

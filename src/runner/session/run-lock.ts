@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
-import { findLockHolder, tryAdvisoryLock, type LockHolder } from '../db/advisory-lock.js';
-import { belaySchemaExists } from '../db/belay-schema.js';
-import { BelayError } from '../errors.js';
+import { findLockHolder, tryAdvisoryLock, type LockHolder } from '../../db/advisory-lock.js';
+import { belaySchemaExists } from '../../db/belay-schema.js';
+import { BelayError } from '../../errors.js';
 
 export interface HolderRun {
   runId: string;

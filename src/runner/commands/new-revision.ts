@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { usageError } from '../errors.js';
-import { discoverRevisions } from '../migrations/discover.js';
+import { usageError } from '../../errors.js';
+import { discoverRevisions } from '../../migrations/discover.js';
 
 export interface NewRevisionResult {
   name: string;

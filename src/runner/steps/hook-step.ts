@@ -1,6 +1,6 @@
-import type { HookName } from '../config/types.js';
-import { runHook } from '../health/run-hook.js';
-import type { RunSession } from './run-session.js';
+import type { HookName } from '../../config/types.js';
+import { runHook } from '../../health/run-hook.js';
+import type { RunSession } from '../session/run-session.js';
 
 export interface HookVars {
   from: string | null;

@@ -1,16 +1,16 @@
-import type { Manifest } from '../backup/manifest.js';
-import { EXIT, errorMessage } from '../errors.js';
-import type { Fingerprint } from '../integrity/fingerprint.js';
-import { MigrationEngine } from '../migrations/engine.js';
-import { RevisionFailedError } from '../migrations/revision-error.js';
-import type { Revision } from '../migrations/revision.js';
-import { runHealthStep } from './health-step.js';
-import { runHookStep } from './hook-step.js';
-import { runIntegrityStep } from './integrity-step.js';
-import { finishRun } from './outcome.js';
-import { restoreDatabase, type RestoreStrategy } from './restore-step.js';
-import type { RunResult } from './results.js';
-import type { RunSession } from './run-session.js';
+import type { Manifest } from '../../backup/manifest.js';
+import { EXIT, errorMessage } from '../../errors.js';
+import type { Fingerprint } from '../../integrity/fingerprint.js';
+import { MigrationEngine } from '../../migrations/engine.js';
+import { RevisionFailedError } from '../../migrations/revision-error.js';
+import type { Revision } from '../../migrations/revision.js';
+import { runHealthStep } from '../steps/health-step.js';
+import { runHookStep } from '../steps/hook-step.js';
+import { runIntegrityStep } from '../steps/integrity-step.js';
+import { finishRun } from '../session/outcome.js';
+import { restoreDatabase, type RestoreStrategy } from '../steps/restore-step.js';
+import type { RunResult } from '../result/results.js';
+import type { RunSession } from '../session/run-session.js';
 
 /** What a changing run knows when something goes wrong. */
 export interface RunProgress {

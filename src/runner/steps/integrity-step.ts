@@ -1,9 +1,9 @@
 import type { ClientBase } from 'pg';
-import { errorMessage, preflightError } from '../errors.js';
-import { checkIntegrity, type IntegrityReport } from '../integrity/check-integrity.js';
-import { fingerprintTables, type Fingerprint } from '../integrity/fingerprint.js';
-import { selectProtectedTables } from '../integrity/table-selection.js';
-import type { RunSession } from './run-session.js';
+import { errorMessage, preflightError } from '../../errors.js';
+import { checkIntegrity, type IntegrityReport } from '../../integrity/check-integrity.js';
+import { fingerprintTables, type Fingerprint } from '../../integrity/fingerprint.js';
+import { selectProtectedTables } from '../../integrity/table-selection.js';
+import type { RunSession } from '../session/run-session.js';
 
 /**
  * The pre-change fingerprint of every protected table; null when integrity.mode

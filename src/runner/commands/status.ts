@@ -1,12 +1,12 @@
 import type { ClientBase } from 'pg';
-import { belaySchemaExists } from '../db/belay-schema.js';
-import { describeTarget } from '../db/connection.js';
-import { discoverRevisions } from '../migrations/discover.js';
-import { readDatabaseState, type DriftedRevision } from './database-state.js';
-import { describeLockHolder, type LockHolderInfo } from './run-lock.js';
-import { planRecovery, type RecoveryPlan } from './recovery-plan.js';
-import { openTargetSession, type RunSetup } from './setup.js';
-import { findUnfinishedRuns } from './unfinished-runs.js';
+import { belaySchemaExists } from '../../db/belay-schema.js';
+import { describeTarget } from '../../db/connection.js';
+import { discoverRevisions } from '../../migrations/discover.js';
+import { readDatabaseState, type DriftedRevision } from '../session/database-state.js';
+import { describeLockHolder, type LockHolderInfo } from '../session/run-lock.js';
+import { planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
+import { openTargetSession, type RunSetup } from '../session/setup.js';
+import { findUnfinishedRuns } from '../session/unfinished-runs.js';
 
 export interface RunSummary {
   runId: string;

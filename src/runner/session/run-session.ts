@@ -1,8 +1,8 @@
-import { ensureBelaySchema } from '../db/belay-schema.js';
-import type { Session } from '../db/session.js';
-import { Journal } from '../journal/journal.js';
-import type { RunHeader } from '../journal/record.js';
-import { newRunId } from '../journal/run-id.js';
+import { ensureBelaySchema } from '../../db/belay-schema.js';
+import type { Session } from '../../db/session.js';
+import { Journal } from '../../journal/journal.js';
+import type { RunHeader } from '../../journal/record.js';
+import { newRunId } from '../../journal/run-id.js';
 import { acquireRunLock } from './run-lock.js';
 import { refuseWhileUnfinished } from './unfinished-runs.js';
 import { openTargetSession, type RunSetup } from './setup.js';

@@ -1,15 +1,15 @@
-import type { Manifest } from '../backup/manifest.js';
-import { resolveBackupTools } from '../backup/pg-tools.js';
-import { findSnapshot, listSnapshots, pruneSnapshots, verifySnapshot, type SnapshotVerdict } from '../backup/snapshot-store.js';
-import { discoverRevisions } from '../migrations/discover.js';
-import { readDatabaseState } from './database-state.js';
-import { baseResult, finishRun, withRunSession } from './outcome.js';
-import { assertPreflight } from './preflight.js';
-import type { RunResult } from './results.js';
-import { restoreRun, type RunProgress } from './safety-net.js';
-import type { RestoreStrategy } from './restore-step.js';
-import type { RunSetup } from './setup.js';
-import { backupPreflight, fingerprintAndSnapshot } from './snapshot-step.js';
+import type { Manifest } from '../../backup/manifest.js';
+import { resolveBackupTools } from '../../backup/pg-tools.js';
+import { findSnapshot, listSnapshots, pruneSnapshots, verifySnapshot, type SnapshotVerdict } from '../../backup/snapshot-store.js';
+import { discoverRevisions } from '../../migrations/discover.js';
+import { readDatabaseState } from '../session/database-state.js';
+import { baseResult, finishRun, withRunSession } from '../session/outcome.js';
+import { assertPreflight } from '../steps/preflight.js';
+import type { RunResult } from '../result/results.js';
+import { restoreRun, type RunProgress } from '../recovery/safety-net.js';
+import type { RestoreStrategy } from '../steps/restore-step.js';
+import type { RunSetup } from '../session/setup.js';
+import { backupPreflight, fingerprintAndSnapshot } from '../steps/snapshot-step.js';
 
 /** `belay backup`: a verified snapshot now, journaled like any run. */
 export async function runBackup(setup: RunSetup): Promise<RunResult> {

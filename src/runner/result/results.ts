@@ -1,4 +1,4 @@
-import type { PreflightCheck } from './preflight.js';
+import type { PreflightCheck } from '../steps/preflight.js';
 
 export type RevisionStatus = 'applied' | 'failed' | 'pending' | 'reverted' | 'not-run';
 

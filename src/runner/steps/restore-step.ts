@@ -1,9 +1,9 @@
 import type { ClientBase } from 'pg';
-import type { Manifest } from '../backup/manifest.js';
-import { resolveBackupTools, type BackupTools } from '../backup/pg-tools.js';
-import { takeSnapshot } from '../backup/take-snapshot.js';
-import { restoreSnapshotInto } from '../backup/restore-snapshot.js';
-import { withDatabase, type ConnectionParams } from '../db/connection.js';
+import type { Manifest } from '../../backup/manifest.js';
+import { resolveBackupTools, type BackupTools } from '../../backup/pg-tools.js';
+import { takeSnapshot } from '../../backup/take-snapshot.js';
+import { restoreSnapshotInto } from '../../backup/restore-snapshot.js';
+import { withDatabase, type ConnectionParams } from '../../db/connection.js';
 import {
   createDatabase,
   databaseOwner,
@@ -14,15 +14,15 @@ import {
   setDatabaseOwner,
   swapObstacles,
   terminateSessions,
-} from '../db/databases.js';
-import { quoteIdent } from '../db/ident.js';
-import { watchLockWaits } from '../db/lock-watchdog.js';
-import { settleRunsCaughtBySnapshot } from '../journal/settle-snapshot-runs.js';
-import { openSession, type Session } from '../db/session.js';
-import { errorMessage } from '../errors.js';
-import type { Fingerprint } from '../integrity/fingerprint.js';
-import { checkIntegrity } from '../integrity/check-integrity.js';
-import { sessionOptions, type RunSetup } from './setup.js';
+} from '../../db/databases.js';
+import { quoteIdent } from '../../db/ident.js';
+import { watchLockWaits } from '../../db/lock-watchdog.js';
+import { settleRunsCaughtBySnapshot } from '../../journal/settle-snapshot-runs.js';
+import { openSession, type Session } from '../../db/session.js';
+import { errorMessage } from '../../errors.js';
+import type { Fingerprint } from '../../integrity/fingerprint.js';
+import { checkIntegrity } from '../../integrity/check-integrity.js';
+import { sessionOptions, type RunSetup } from '../session/setup.js';
 
 export type RestoreStrategy = 'swap' | 'in-place';
 

@@ -1,15 +1,15 @@
-import type { Manifest } from '../backup/manifest.js';
-import { findSnapshot } from '../backup/snapshot-store.js';
-import { discoverRevisions } from '../migrations/discover.js';
-import type { Revision } from '../migrations/revision.js';
-import { readDatabaseState } from './database-state.js';
-import { baseResult, finishRun, withRunSession } from './outcome.js';
-import { planRecovery, type RecoveryPlan } from './recovery-plan.js';
-import type { RunResult } from './results.js';
-import type { RunSession } from './run-session.js';
-import { restoreRun, rollBackRun, type RunProgress } from './safety-net.js';
-import type { RunSetup } from './setup.js';
-import { findUnfinishedRuns } from './unfinished-runs.js';
+import type { Manifest } from '../../backup/manifest.js';
+import { findSnapshot } from '../../backup/snapshot-store.js';
+import { discoverRevisions } from '../../migrations/discover.js';
+import type { Revision } from '../../migrations/revision.js';
+import { readDatabaseState } from '../session/database-state.js';
+import { baseResult, finishRun, withRunSession } from '../session/outcome.js';
+import { planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
+import type { RunResult } from '../result/results.js';
+import type { RunSession } from '../session/run-session.js';
+import { restoreRun, rollBackRun, type RunProgress } from '../recovery/safety-net.js';
+import type { RunSetup } from '../session/setup.js';
+import { findUnfinishedRuns } from '../session/unfinished-runs.js';
 
 async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest | null> {
   if (!plan.snapshotId) return null;

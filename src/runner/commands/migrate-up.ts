@@ -1,18 +1,18 @@
-import { discoverRevisions } from '../migrations/discover.js';
-import { MigrationEngine } from '../migrations/engine.js';
-import type { Revision } from '../migrations/revision.js';
-import { resolveRevisionName } from '../migrations/resolve-name.js';
-import { EXIT } from '../errors.js';
-import { readDatabaseState, revisionsToApply, type DatabaseState } from './database-state.js';
-import { runHealthStep } from './health-step.js';
-import { runHookStep } from './hook-step.js';
-import { baseResult, finishRun, withRunSession } from './outcome.js';
-import { assertPreflight, checkDowns, checkDrift, checkMissing, checkOrder, checkScripts, checkSearchPath, type PreflightCheck } from './preflight.js';
-import type { RunResult } from './results.js';
-import type { RunSession } from './run-session.js';
-import { reasonFrom, rollBackRun, type RunProgress } from './safety-net.js';
-import type { RunSetup } from './setup.js';
-import { backupPreflight, fingerprintAndSnapshot } from './snapshot-step.js';
+import { discoverRevisions } from '../../migrations/discover.js';
+import { MigrationEngine } from '../../migrations/engine.js';
+import type { Revision } from '../../migrations/revision.js';
+import { resolveRevisionName } from '../../migrations/resolve-name.js';
+import { EXIT } from '../../errors.js';
+import { readDatabaseState, revisionsToApply, type DatabaseState } from '../session/database-state.js';
+import { runHealthStep } from '../steps/health-step.js';
+import { runHookStep } from '../steps/hook-step.js';
+import { baseResult, finishRun, withRunSession } from '../session/outcome.js';
+import { assertPreflight, checkDowns, checkDrift, checkMissing, checkOrder, checkScripts, checkSearchPath, type PreflightCheck } from '../steps/preflight.js';
+import type { RunResult } from '../result/results.js';
+import type { RunSession } from '../session/run-session.js';
+import { reasonFrom, rollBackRun, type RunProgress } from '../recovery/safety-net.js';
+import type { RunSetup } from '../session/setup.js';
+import { backupPreflight, fingerprintAndSnapshot } from '../steps/snapshot-step.js';
 
 export interface MigrateUpOptions {
   to?: string;

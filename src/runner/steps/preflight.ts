@@ -1,11 +1,11 @@
 import type { ClientBase } from 'pg';
-import { BELAY_SCHEMA } from '../db/belay-schema.js';
-import { quoteIdent } from '../db/ident.js';
-import { creationSchema } from '../db/search-path.js';
-import { preflightError } from '../errors.js';
-import type { Revision } from '../migrations/revision.js';
-import { isReversible, scriptProblems, type Direction } from '../migrations/run-revision.js';
-import type { DatabaseState } from './database-state.js';
+import { BELAY_SCHEMA } from '../../db/belay-schema.js';
+import { quoteIdent } from '../../db/ident.js';
+import { creationSchema } from '../../db/search-path.js';
+import { preflightError } from '../../errors.js';
+import type { Revision } from '../../migrations/revision.js';
+import { isReversible, scriptProblems, type Direction } from '../../migrations/run-revision.js';
+import type { DatabaseState } from '../session/database-state.js';
 
 export interface PreflightCheck {
   name: string;

@@ -1,14 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import type { ClientBase } from 'pg';
-import { droppedBy, measureDataAtRisk, type DataAtRisk } from '../integrity/data-at-risk.js';
-import { discoverRevisions } from '../migrations/discover.js';
-import { resolveRevisionName } from '../migrations/resolve-name.js';
-import type { Revision } from '../migrations/revision.js';
-import { isReversible, prepareStep } from '../migrations/run-revision.js';
-import { readDatabaseState } from './database-state.js';
-import { revisionsToApply } from './database-state.js';
-import { checkDrift, checkMissing, checkOrder, type PreflightCheck } from './preflight.js';
-import { openTargetSession, type RunSetup } from './setup.js';
+import { droppedBy, measureDataAtRisk, type DataAtRisk } from '../../integrity/data-at-risk.js';
+import { discoverRevisions } from '../../migrations/discover.js';
+import { resolveRevisionName } from '../../migrations/resolve-name.js';
+import type { Revision } from '../../migrations/revision.js';
+import { isReversible, prepareStep } from '../../migrations/run-revision.js';
+import { readDatabaseState } from '../session/database-state.js';
+import { revisionsToApply } from '../session/database-state.js';
+import { checkDrift, checkMissing, checkOrder, type PreflightCheck } from '../steps/preflight.js';
+import { openTargetSession, type RunSetup } from '../session/setup.js';
 
 export interface PlannedRevision {
   name: string;

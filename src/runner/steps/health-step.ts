@@ -1,6 +1,6 @@
-import { healthChecksFromConfig } from '../health/build-checks.js';
-import { runHealthChecks, type HealthReport } from '../health/run-health.js';
-import type { RunSession } from './run-session.js';
+import { healthChecksFromConfig } from '../../health/build-checks.js';
+import { runHealthChecks, type HealthReport } from '../../health/run-health.js';
+import type { RunSession } from '../session/run-session.js';
 
 export type HealthPhase = 'baseline' | 'after-apply' | 'after-rollback' | 'after-restore';
 

@@ -1,8 +1,8 @@
-import type { PgBinSearch } from '../cluster/pg-bin.js';
-import type { BelayConfig } from '../config/types.js';
-import type { ConnectionParams, SessionOptions } from '../db/connection.js';
-import { openSession, type Session } from '../db/session.js';
-import { RunEvents } from './events.js';
+import type { PgBinSearch } from '../../cluster/pg-bin.js';
+import type { BelayConfig } from '../../config/types.js';
+import type { ConnectionParams, SessionOptions } from '../../db/connection.js';
+import { openSession, type Session } from '../../db/session.js';
+import type { RunEvents } from '../../events/run-events.js';
 
 /** Everything a runner needs, resolved by the API layer: no environment reads below this point. */
 export interface RunSetup {
@@ -31,8 +31,4 @@ export function sessionOptions(setup: RunSetup, applicationName: string): Sessio
 
 export function openTargetSession(setup: RunSetup, applicationName: string): Promise<Session> {
   return openSession(setup.target, sessionOptions(setup, applicationName));
-}
-
-export function newEvents(): RunEvents {
-  return new RunEvents();
 }

@@ -1,9 +1,9 @@
-import { belaySchemaExists } from '../db/belay-schema.js';
-import { usageError } from '../errors.js';
-import { journalFile, listJournalFiles, readJournalFile, type JournalLine } from '../journal/file-journal.js';
-import type { JournalRecord } from '../journal/record.js';
+import { belaySchemaExists } from '../../db/belay-schema.js';
+import { usageError } from '../../errors.js';
+import { journalFile, listJournalFiles, readJournalFile, type JournalLine } from '../../journal/file-journal.js';
+import type { JournalRecord } from '../../journal/record.js';
 import { RUN_COLUMNS, readRuns, toRunSummary, type RunRow, type RunSummary } from './status.js';
-import { openTargetSession, type RunSetup } from './setup.js';
+import { openTargetSession, type RunSetup } from '../session/setup.js';
 
 export interface RunHistory {
   run: RunSummary;

@@ -1,7 +1,7 @@
-import { BelayError, EXIT } from '../errors.js';
-import { errorDetail } from './events.js';
-import type { PreflightCheck } from './preflight.js';
-import type { RunResult } from './results.js';
+import { BelayError, EXIT } from '../../errors.js';
+import { errorDetail } from '../../events/run-events.js';
+import type { PreflightCheck } from '../steps/preflight.js';
+import type { RunResult } from '../result/results.js';
 import { RunSession } from './run-session.js';
 import type { RunSetup } from './setup.js';
 

@@ -1,14 +1,14 @@
 import { statfs } from 'node:fs/promises';
-import { resolveBackupTools, type BackupTools } from '../backup/pg-tools.js';
-import { ensureBackupsDir } from '../backup/snapshot-store.js';
-import { takeSnapshot } from '../backup/take-snapshot.js';
-import type { Session } from '../db/session.js';
-import { BelayError, errorMessage } from '../errors.js';
+import { resolveBackupTools, type BackupTools } from '../../backup/pg-tools.js';
+import { ensureBackupsDir } from '../../backup/snapshot-store.js';
+import { takeSnapshot } from '../../backup/take-snapshot.js';
+import type { Session } from '../../db/session.js';
+import { BelayError, errorMessage } from '../../errors.js';
 import type { PreflightCheck } from './preflight.js';
-import type { Manifest } from '../backup/manifest.js';
-import type { RunSession } from './run-session.js';
-import type { RunSetup } from './setup.js';
-import type { Fingerprint } from '../integrity/fingerprint.js';
+import type { Manifest } from '../../backup/manifest.js';
+import type { RunSession } from '../session/run-session.js';
+import type { RunSetup } from '../session/setup.js';
+import type { Fingerprint } from '../../integrity/fingerprint.js';
 import { takeFingerprint } from './integrity-step.js';
 
 const toolsBySetup = new WeakMap<RunSetup, BackupTools>();

@@ -1,10 +1,10 @@
 import type { ClientBase } from 'pg';
-import { readJournalFile, journalFile } from '../journal/file-journal.js';
-import type { JournalRecord } from '../journal/record.js';
-import type { Fingerprint } from '../integrity/fingerprint.js';
-import type { Revision } from '../migrations/revision.js';
-import { prepareStep } from '../migrations/run-revision.js';
-import type { RunSummary } from './status.js';
+import { readJournalFile, journalFile } from '../../journal/file-journal.js';
+import type { JournalRecord } from '../../journal/record.js';
+import type { Fingerprint } from '../../integrity/fingerprint.js';
+import type { Revision } from '../../migrations/revision.js';
+import { prepareStep } from '../../migrations/run-revision.js';
+import type { RunSummary } from '../commands/status.js';
 
 export type RecoveryAction = 'down' | 'finish-rollback' | 'restore' | 'nothing';
 

@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
-import { belaySchemaExists } from '../db/belay-schema.js';
-import { preflightError } from '../errors.js';
-import { RUN_COLUMNS, toRunSummary, type RunRow, type RunSummary } from './status.js';
+import { belaySchemaExists } from '../../db/belay-schema.js';
+import { preflightError } from '../../errors.js';
+import { RUN_COLUMNS, toRunSummary, type RunRow, type RunSummary } from '../commands/status.js';
 
 /** Runs marked running whose process is gone (the lock is ours, so none of them is alive). */
 export async function findUnfinishedRuns(client: ClientBase, except?: string): Promise<RunSummary[]> {
