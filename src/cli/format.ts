@@ -2,7 +2,8 @@ import { describeDataAtRisk } from '../integrity/data-at-risk.js';
 import type { Plan } from '../runner/commands/plan.js';
 import type { RunResult } from '../runner/result/results.js';
 import type { RunHistory } from '../runner/commands/history.js';
-import type { RunSummary, StatusReport } from '../runner/commands/status.js';
+import type { RunSummary } from '../journal/run-store.js';
+import type { StatusReport } from '../runner/commands/status.js';
 import { formatHolder } from '../runner/session/run-lock.js';
 
 export function formatRunResult(result: RunResult): string {

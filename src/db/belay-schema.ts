@@ -42,8 +42,12 @@ CREATE TABLE IF NOT EXISTS belay.steps (
 );
 `;
 
+/** Creates what is missing; when it all exists, needs no CREATE privilege (CREATE SCHEMA IF NOT EXISTS checks it even then). */
 export async function ensureBelaySchema(client: ClientBase): Promise<void> {
-  await client.query(DDL);
+  const { rows } = await client.query<{ ok: boolean }>(
+    "SELECT to_regclass('belay.migrations') IS NOT NULL AND to_regclass('belay.runs') IS NOT NULL AND to_regclass('belay.steps') IS NOT NULL AS ok",
+  );
+  if (rows[0]?.ok !== true) await client.query(DDL);
 }
 
 export async function belaySchemaExists(client: ClientBase): Promise<boolean> {

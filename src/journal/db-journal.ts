@@ -1,8 +1,6 @@
 import type { ClientBase } from 'pg';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
-
-const INSERT_STEP = `INSERT INTO belay.steps (run_id, seq, at, step, event, revision, subject, outcome, duration_ms, detail)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (run_id, seq) DO NOTHING`;
+import { insertRunHeader, insertStep, writeRunOutcome } from './run-store.js';
 
 /**
  * The journal's copy in belay.runs / belay.steps. Written on the control
@@ -20,6 +18,8 @@ export class DatabaseJournal {
   private lastStep: string | undefined;
   private lastStepWritten: string | undefined;
   private outcome: RunOutcome | undefined;
+  /** Attached once: from then on the database must hold the run's journal. */
+  private wanted = false;
 
   setHeader(header: RunHeader): void {
     this.header = header;
@@ -28,6 +28,7 @@ export class DatabaseJournal {
   /** Start writing to this connection (again, e.g. into a restored copy): writes the whole run so far. */
   async attach(client: ClientBase): Promise<void> {
     this.client = client;
+    this.wanted = true;
     this.headerWritten = false;
     this.written = 0;
     this.lastStepWritten = undefined;
@@ -53,6 +54,18 @@ export class DatabaseJournal {
     await this.flush();
   }
 
+  /** True when never attached, else whether all is written and the server answers. */
+  async reachable(): Promise<boolean> {
+    const client = this.client;
+    if (!this.wanted) return true;
+    if (!client) return false;
+    if (!(await this.flush())) return false;
+    return client.query('SELECT 1').then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** Write everything not yet written; a failure leaves it pending and is not an error of the run. */
   async flush(): Promise<boolean> {
     const client = this.client;
@@ -60,33 +73,20 @@ export class DatabaseJournal {
     if (!client || !header) return false;
     try {
       if (!this.headerWritten) {
-        await client.query(
-          `INSERT INTO belay.runs (id, command, status, started_at, from_revision, to_revision, run_by)
-           VALUES ($1, $2, 'running', $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-          [header.runId, header.command, header.startedAt, header.fromRevision, header.toRevision, header.runBy],
-        );
+        await insertRunHeader(client, header);
         this.headerWritten = true;
       }
       while (this.written < this.records.length) {
         const r = this.records[this.written]!;
-        const values = [r.runId, r.seq, r.at, r.step, r.event, r.revision ?? null, r.subject ?? null, r.outcome ?? null, r.durationMs ?? null, r.detail ?? null];
-        // with the newest record, the run's last step too, in the same statement
+        // with the newest record, the run's last step too
         const newLastStep = this.written === this.records.length - 1 && this.lastStep !== this.lastStepWritten ? this.lastStep : undefined;
-        await client.query(newLastStep === undefined ? INSERT_STEP : `WITH step AS (${INSERT_STEP}) UPDATE belay.runs SET last_step = $11 WHERE id = $1`, [
-          ...values,
-          ...(newLastStep === undefined ? [] : [newLastStep]),
-        ]);
+        await insertStep(client, r, newLastStep);
         if (newLastStep !== undefined) this.lastStepWritten = newLastStep;
         this.written++;
       }
       if (this.outcome) {
-        const o = this.outcome;
         await client.query('SET synchronous_commit = on');
-        await client.query(
-          `UPDATE belay.runs SET status = $2, exit_code = $3, finished_at = $4, snapshot_id = $5,
-                  to_revision = coalesce($6, to_revision), summary = $7 WHERE id = $1`,
-          [header.runId, o.status, o.exitCode, o.finishedAt, o.snapshotId, o.toRevision, o.summary],
-        );
+        await writeRunOutcome(client, header.runId, this.outcome);
       }
       return true;
     } catch {

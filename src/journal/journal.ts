@@ -60,11 +60,20 @@ export class Journal {
       record.outcome = event.outcome;
       record.durationMs = event.durationMs;
     }
-    const detail = event.type === 'note' ? { message: event.message, ...event.detail } : event.detail;
-    if (detail) record.detail = this.scrub(detail);
+    const detail: object | undefined = event.type === 'note' ? { message: event.message, ...event.detail } : event.detail;
+    if (detail) record.detail = this.scrub({ ...detail });
     await this.file.append({ type: 'step', ...record });
     await this.database.record(record);
   };
+
+  /**
+   * Whether the database copy has every record so far and still answers.
+   * False when it is attached and the server is gone: the run's row stays
+   * "running" there, and only `belay recover` can settle it.
+   */
+  async databaseUpToDate(): Promise<boolean> {
+    return this.database.reachable();
+  }
 
   async close(): Promise<void> {
     await this.file.close();

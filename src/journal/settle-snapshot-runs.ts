@@ -1,8 +1,8 @@
 import type { ClientBase } from 'pg';
-import { belaySchemaExists } from '../db/belay-schema.js';
 import { DatabaseJournal } from './db-journal.js';
 import { journalFile, readJournalFile } from './file-journal.js';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
+import { findUnfinishedRuns, markInSnapshot } from './run-store.js';
 
 /**
  * A snapshot is dumped while the run that takes it is going on, so a copy
@@ -12,9 +12,7 @@ import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
  * The run doing the restore (`currentRunId`) writes its own journal itself.
  */
 export async function settleRunsCaughtBySnapshot(client: ClientBase, backupsDir: string, currentRunId: string, snapshotId: string): Promise<void> {
-  if (!(await belaySchemaExists(client))) return;
-  const { rows } = await client.query<{ id: string }>("SELECT id::text AS id FROM belay.runs WHERE status = 'running' AND id::text <> $1", [currentRunId]);
-  for (const { id } of rows) {
+  for (const { runId: id } of await findUnfinishedRuns(client, currentRunId)) {
     const lines = await readJournalFile(journalFile(backupsDir, id)).catch(() => []);
     const header = lines.find((line) => line.type === 'run') as ({ type: 'run' } & RunHeader) | undefined;
     const outcome = lines.find((line) => line.type === 'outcome') as ({ type: 'outcome' } & RunOutcome) | undefined;
@@ -25,10 +23,7 @@ export async function settleRunsCaughtBySnapshot(client: ClientBase, backupsDir:
       await journal.finish(outcome);
       await journal.attach(client);
     } else {
-      await client.query(
-        `UPDATE belay.runs SET status = 'in-snapshot', summary = coalesce(summary, '{}'::jsonb) || jsonb_build_object('note', $2::text) WHERE id = $1`,
-        [id, `running when snapshot ${snapshotId} was taken; its outcome is not in this copy (no journal file for it here)`],
-      );
+      await markInSnapshot(client, id, `running when snapshot ${snapshotId} was taken; its outcome is not in this copy (no journal file for it here)`);
     }
   }
 }

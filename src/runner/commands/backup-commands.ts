@@ -3,13 +3,13 @@ import { resolveBackupTools } from '../../backup/pg-tools.js';
 import { findSnapshot, listSnapshots, pruneSnapshots, verifySnapshot, type SnapshotVerdict } from '../../backup/snapshot-store.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import { readDatabaseState } from '../session/database-state.js';
-import { baseResult, finishRun, withRunSession } from '../session/outcome.js';
+import { finishRun, withRunSession } from '../session/outcome.js';
 import { assertPreflight } from '../steps/preflight.js';
 import type { RunResult } from '../result/results.js';
-import { restoreRun, type RunProgress } from '../recovery/safety-net.js';
-import type { RestoreStrategy } from '../steps/restore-step.js';
+import { restoreThenVerify, type Recovery } from '../recovery/safety-net.js';
+import type { RestoreStrategy } from '../../events/run-events.js';
 import type { RunSetup } from '../session/setup.js';
-import { backupPreflight, fingerprintAndSnapshot } from '../steps/snapshot-step.js';
+import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot } from '../steps/snapshot-step.js';
 
 /** `belay backup`: a verified snapshot now, journaled like any run. */
 export async function runBackup(setup: RunSetup): Promise<RunResult> {
@@ -18,19 +18,22 @@ export async function runBackup(setup: RunSetup): Promise<RunResult> {
     await session.lock();
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, state.current);
-    const checks = await setup.events.step({ step: 'preflight' }, async () => {
-      const found = await backupPreflight(setup, session.control);
-      assertPreflight(found);
-      return found;
-    });
+    await setup.events.step(
+      { step: 'preflight' },
+      async () => {
+        const found = await backupPreflight(setup, session.control);
+        assertPreflight(found);
+        return found;
+      },
+      (found) => ({ checks: found }),
+    );
     await session.attachDatabaseJournal();
     const { snapshot: manifest, dumpError } = await fingerprintAndSnapshot(session, state.current, { perColumn: true, dump: true });
-    if (!manifest) throw dumpError;
+    if (!manifest) return await endAfterDumpFailure(session, dumpError);
     if (setup.config.backup.keep !== undefined) await pruneSnapshots(setup.config.backupsDir, setup.config.backup.keep);
     return await finishRun(session, {
-      ...baseResult(session, state.current, checks),
+      outcome: 'ok',
       message: `snapshot ${manifest.id} taken and verified readable (${manifest.tableCount} tables, at ${state.current ?? 'no revision'})`,
-      snapshot: { id: manifest.id, path: manifest.path, sha256: manifest.sha256, sizeBytes: manifest.sizeBytes },
     });
   });
 }
@@ -59,23 +62,18 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, manifest.revision);
     await session.attachDatabaseJournal();
-    const result: RunResult = {
-      ...baseResult(session, state.current),
-      snapshot: { id: manifest.id, path: manifest.path, sha256: manifest.sha256, sizeBytes: manifest.sizeBytes },
-    };
-    const progress: RunProgress = {
+    const recovery: Recovery = {
       session,
-      priorRevision: state.current,
-      fingerprint: (manifest.fingerprint as RunProgress['fingerprint']) ?? null,
+      goal: 'restore',
+      toRevert: [],
+      target: manifest.revision,
+      fingerprint: (manifest.fingerprint as Recovery['fingerprint']) ?? null,
       snapshot: manifest,
-      applied: [],
-      result,
+      compare: 'same-schema',
       healthTimeoutSeconds: setup.config.health.timeoutSeconds,
       tolerated: new Set(),
       restoreStrategy: strategy,
-      restoreIsGoal: true,
     };
-    return await restoreRun(progress, `restore of ${manifest.id} asked for`);
+    return await restoreThenVerify(recovery, `restore of ${manifest.id} asked for`);
   });
 }
-

@@ -1,8 +1,7 @@
-import { belaySchemaExists } from '../../db/belay-schema.js';
 import { usageError } from '../../errors.js';
 import { journalFile, listJournalFiles, readJournalFile, type JournalLine } from '../../journal/file-journal.js';
 import type { JournalRecord } from '../../journal/record.js';
-import { RUN_COLUMNS, readRuns, toRunSummary, type RunRow, type RunSummary } from './status.js';
+import { readRun, readRunSteps, readRuns, type RunSummary } from '../../journal/run-store.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
 
 export interface RunHistory {
@@ -65,37 +64,8 @@ export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunH
   const file = journalFile(setup.config.backupsDir, run.runId);
   const session = await openTargetSession(setup, 'belay history');
   try {
-    if (await belaySchemaExists(session.client)) {
-      const { rows } = await session.client.query<{
-        run_id: string;
-        seq: number;
-        at: Date;
-        step: string;
-        event: JournalRecord['event'];
-        revision: string | null;
-        subject: string | null;
-        outcome: string | null;
-        duration_ms: number | null;
-        detail: Record<string, unknown> | null;
-      }>('SELECT * FROM belay.steps WHERE run_id = $1 ORDER BY seq', [run.runId]);
-      const header = await session.client.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM belay.runs WHERE id = $1`, [run.runId]);
-      if (rows.length > 0) {
-        return {
-          run: header.rows[0] ? toRunSummary(header.rows[0]) : run,
-          source: 'database',
-          journalFile: file,
-          steps: rows.map((row) => {
-            const record: JournalRecord = { runId: row.run_id, seq: row.seq, at: row.at.toISOString(), step: row.step, event: row.event };
-            if (row.revision) record.revision = row.revision;
-            if (row.subject) record.subject = row.subject;
-            if (row.outcome) record.outcome = row.outcome;
-            if (row.duration_ms !== null) record.durationMs = row.duration_ms;
-            if (row.detail) record.detail = row.detail;
-            return record;
-          }),
-        };
-      }
-    }
+    const steps = await readRunSteps(session.client, run.runId);
+    if (steps.length > 0) return { run: (await readRun(session.client, run.runId)) ?? run, source: 'database', journalFile: file, steps };
   } finally {
     await session.close();
   }

@@ -6,13 +6,13 @@ import { EXIT } from '../../errors.js';
 import { readDatabaseState, revisionsToApply, type DatabaseState } from '../session/database-state.js';
 import { runHealthStep } from '../steps/health-step.js';
 import { runHookStep } from '../steps/hook-step.js';
-import { baseResult, finishRun, withRunSession } from '../session/outcome.js';
+import { finishRun, resultOf, withRunSession } from '../session/outcome.js';
 import { assertPreflight, checkDowns, checkDrift, checkMissing, checkOrder, checkScripts, checkSearchPath, type PreflightCheck } from '../steps/preflight.js';
 import type { RunResult } from '../result/results.js';
 import type { RunSession } from '../session/run-session.js';
-import { reasonFrom, rollBackRun, type RunProgress } from '../recovery/safety-net.js';
+import { reasonFrom, revertThenVerify, type FailureReason, type Recovery } from '../recovery/safety-net.js';
 import type { RunSetup } from '../session/setup.js';
-import { backupPreflight, fingerprintAndSnapshot } from '../steps/snapshot-step.js';
+import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot } from '../steps/snapshot-step.js';
 
 export interface MigrateUpOptions {
   to?: string;
@@ -76,9 +76,10 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
     const toApply = revisionsToApply(revisions, state, target);
     await session.startJournal(state.current, toApply[toApply.length - 1]?.name ?? state.current);
     const { events } = setup;
-    await events.step({ step: 'plan' }, async () => toApply, (list) => ({ from: state.current, apply: list.map((r) => r.name) }));
+    const planned = toApply[toApply.length - 1]?.name ?? state.current;
+    await events.step({ step: 'plan' }, async () => toApply, (list) => ({ from: state.current, to: planned, apply: list.map((r) => r.name) }));
     const tolerated = new Set<string>();
-    const checks = await events.step(
+    await events.step(
       { step: 'preflight' },
       async () => {
         const found = await preflightChecks(session, state, toApply, options);
@@ -89,76 +90,71 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
       },
       (found) => ({ checks: found }),
     );
-    const result = baseResult(session, state.current, checks);
     if (toApply.length === 0) {
-      return await finishRun(session, { ...result, outcome: 'up-to-date', message: `already at ${state.current ?? 'the start'}; nothing to apply` });
+      return await finishRun(session, { outcome: 'up-to-date', message: `already at ${state.current ?? 'the start'}; nothing to apply` });
     }
     await session.attachDatabaseJournal();
     const { fingerprint, snapshot, dumpError } = await fingerprintAndSnapshot(session, state.current, { perColumn: false, dump: options.withBackup === true });
-    const progress: RunProgress = {
+    const recovery: Recovery = {
       session,
-      priorRevision: state.current,
+      goal: 'reject',
+      toRevert: [],
+      target: state.current,
       fingerprint,
       snapshot,
-      applied: [],
-      result,
+      compare: 'same-schema',
       healthTimeoutSeconds: options.healthTimeout ?? setup.config.health.timeoutSeconds,
       tolerated,
       restoreStrategy: 'swap',
     };
     if (dumpError !== undefined) {
-      if (interrupted(session)) return await rollBackRun(progress, INTERRUPTED);
-      throw dumpError;
+      if (interrupted(session)) return await revertThenVerify(recovery, INTERRUPTED);
+      return await endAfterDumpFailure(session, dumpError);
     }
-    if (snapshot) result.snapshot = { id: snapshot.id, path: snapshot.path, sha256: snapshot.sha256, sizeBytes: snapshot.sizeBytes };
-    return await applyAndVerify(progress, toApply);
+    return await applyAndVerify(recovery, toApply);
   });
 }
 
 /** SIGINT/SIGTERM: the CLI aborts the signal; the run stops at its next safe point and rolls back. */
 const interrupted = (session: RunSession): boolean => session.setup.signal?.aborted === true;
-const INTERRUPTED = { message: 'interrupted by a signal', untrustworthy: false };
+const INTERRUPTED: FailureReason = { message: 'interrupted by a signal', untrustworthy: false };
 
-async function applyAndVerify(progress: RunProgress, toApply: Revision[]): Promise<RunResult> {
-  const { session, result } = progress;
+/** Apply each revision; on any failure, the one recovery path with the revisions this run committed. */
+async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<RunResult> {
+  const { session } = recovery;
   const { events } = session.setup;
-  const hookVars = (outcome: string) => ({ from: progress.priorRevision, to: toApply[toApply.length - 1]!.name, outcome });
-  result.revisions = toApply.map((revision) => ({ name: revision.name, status: 'pending' }));
-  if (!(await runHookStep(session, 'beforeApply', hookVars('applying')))) {
-    return rollBackRun(progress, { message: 'the beforeApply hook failed', untrustworthy: false });
-  }
+  const applied: Revision[] = [];
+  const rejected = (reason: FailureReason): Promise<RunResult> => revertThenVerify({ ...recovery, toRevert: [...applied].reverse() }, reason);
+  const hookVars = (outcome: string) => ({ from: recovery.target, to: toApply[toApply.length - 1]!.name, outcome });
+  if (!(await runHookStep(session, 'beforeApply', hookVars('applying')))) return rejected({ message: 'the beforeApply hook failed', untrustworthy: false });
   const engine = new MigrationEngine(toApply, session.work.client, session.runId, {
     log: (revision, message) => void events.emit({ type: 'note', step: 'apply', revision: revision.name, message }),
   });
-  for (const [index, revision] of toApply.entries()) {
-    if (interrupted(session)) return rollBackRun(progress, INTERRUPTED);
-    const entry = result.revisions[index]!;
-    const started = performance.now();
+  for (const revision of toApply) {
+    if (interrupted(session)) return rejected(INTERRUPTED);
     try {
-      await events.step({ step: 'apply', revision: revision.name }, () => engine.up(revision.name));
+      await events.step({ step: 'apply', revision: revision.name }, () => engine.up(revision.name), () => ({ now: revision.name }));
     } catch (error) {
-      entry.status = interrupted(session) ? 'not-run' : 'failed';
-      return rollBackRun(progress, interrupted(session) ? INTERRUPTED : reasonFrom(error));
+      return rejected(interrupted(session) ? INTERRUPTED : reasonFrom(error));
     }
-    entry.status = 'applied';
-    entry.durationMs = Math.round(performance.now() - started);
-    progress.applied.push(revision);
-    result.toRevision = revision.name;
+    applied.push(revision);
   }
-  if (interrupted(session)) return rollBackRun(progress, INTERRUPTED);
-  if (!(await runHookStep(session, 'afterApply', hookVars('applied')))) {
-    return rollBackRun(progress, { message: 'the afterApply hook failed', untrustworthy: false });
-  }
-  const health = await runHealthStep(session, 'after-apply', progress.healthTimeoutSeconds, progress.tolerated);
+  if (interrupted(session)) return rejected(INTERRUPTED);
+  if (!(await runHookStep(session, 'afterApply', hookVars('applied')))) return rejected({ message: 'the afterApply hook failed', untrustworthy: false });
+  const health = await runHealthStep(session, 'after-apply', recovery.healthTimeoutSeconds, recovery.tolerated);
   if (!health.healthy) {
-    const failing = health.results.filter((r) => !r.ok && !progress.tolerated.has(r.name));
-    return rollBackRun(progress, {
-      message: `health failed after the change: ${failing.map((r) => `${r.name}: ${r.evidence}`).join('; ')}`,
-      failure: { health: failing },
-      untrustworthy: false,
-    });
+    const failing = health.results.filter((r) => !r.ok && !recovery.tolerated.has(r.name));
+    return rejected({ message: `health failed after the change: ${failing.map((r) => `${r.name}: ${r.evidence}`).join('; ')}`, failure: { health: failing }, untrustworthy: false });
   }
-  return finishRun(session, { ...result, outcome: 'ok', message: `applied ${toApply.length} revision(s); now at ${result.toRevision}; healthy` });
+  const now = toApply[toApply.length - 1]!.name;
+  const stillFailing = health.results.filter((r) => !r.ok).map((r) => r.name);
+  return finishRun(session, {
+    outcome: 'ok',
+    message:
+      stillFailing.length === 0
+        ? `applied ${toApply.length} revision(s); now at ${now}; healthy`
+        : `applied ${toApply.length} revision(s); now at ${now}; not healthy: ${stillFailing.join(', ')} still fail${stillFailing.length === 1 ? 's' : ''} (failing before the change too, allowed by --allow-unhealthy)`,
+  });
 }
 
 async function dryRun(session: RunSession, revisions: Revision[], target: string | undefined, options: MigrateUpOptions): Promise<RunResult> {
@@ -166,14 +162,17 @@ async function dryRun(session: RunSession, revisions: Revision[], target: string
   const toApply = revisionsToApply(revisions, state, target);
   const checks = await preflightChecks(session, state, toApply, options);
   const failed = checks.filter((check) => !check.ok);
+  session.ledger.startAt(state.current);
   return {
-    ...baseResult(session, state.current, checks),
-    outcome: 'dry-run',
-    exitCode: failed.length > 0 ? EXIT.preflight : EXIT.ok,
-    message:
+    ...resultOf(session, {
+      outcome: 'dry-run',
+      exitCode: failed.length > 0 ? EXIT.preflight : EXIT.ok,
+      message:
       failed.length > 0
         ? `dry run: preflight would refuse: ${failed.map((c) => c.message).join('; ')}`
         : `dry run: would apply ${toApply.length} revision(s)${options.withBackup && toApply.length > 0 ? ' after a snapshot' : ''}; nothing was changed`,
+    }),
+    checks,
     toRevision: toApply[toApply.length - 1]?.name ?? state.current,
     revisions: toApply.map((revision) => ({ name: revision.name, status: 'pending' })),
   };

@@ -54,7 +54,14 @@ async function planned(revision: Revision, direction: 'up' | 'down'): Promise<Pl
 }
 
 /** The revisions above `to`, newest first: what `rollback --to` would revert. */
-export function revisionsToRevert(revisions: readonly Revision[], appliedNames: ReadonlySet<string>, to: string): Revision[] {
+/** `--to 0` (any run of zeros naming no revision): before the first revision. */
+export function resolveDownTarget(query: string, names: readonly string[]): string | null {
+  if (/^0+$/.test(query) && !names.some((name) => Number(name.split('_')[0]) === 0)) return null;
+  return resolveRevisionName(query, names);
+}
+
+/** Applied revisions above `to` (null: all of them), newest first. */
+export function revisionsToRevert(revisions: readonly Revision[], appliedNames: ReadonlySet<string>, to: string | null): Revision[] {
   const index = revisions.findIndex((revision) => revision.name === to);
   return revisions
     .slice(index + 1)
@@ -65,13 +72,13 @@ export function revisionsToRevert(revisions: readonly Revision[], appliedNames: 
 /** What `migrate up` (or `rollback --to`, when REV is below the current revision) would do. Changes nothing. */
 export async function runPlan(setup: RunSetup, to: string | undefined): Promise<Plan> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
-  const target = to === undefined ? undefined : resolveRevisionName(to, revisions.map((r) => r.name));
+  const target = to === undefined ? undefined : resolveDownTarget(to, revisions.map((r) => r.name));
   const session = await openTargetSession(setup, 'belay plan');
   try {
     const state = await readDatabaseState(session.client, revisions);
     const problems = [checkDrift(state), checkMissing(state), checkOrder(state)].filter((check) => !check.ok);
     const applied = new Set(state.applied.map((row) => row.name));
-    if (target !== undefined && applied.has(target) && target !== state.current) {
+    if (target !== undefined && (target === null ? state.current !== null : applied.has(target) && target !== state.current)) {
       const toRevert = revisionsToRevert(revisions, applied, target);
       return {
         direction: 'down',
@@ -82,7 +89,7 @@ export async function runPlan(setup: RunSetup, to: string | undefined): Promise<
         dataAtRisk: await dataAtRiskOf(session.client, toRevert),
       };
     }
-    const toApply = revisionsToApply(revisions, state, target);
+    const toApply = revisionsToApply(revisions, state, target ?? undefined);
     return {
       direction: toApply.length > 0 ? 'up' : 'none',
       from: state.current,

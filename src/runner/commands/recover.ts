@@ -1,15 +1,16 @@
 import type { Manifest } from '../../backup/manifest.js';
 import { findSnapshot } from '../../backup/snapshot-store.js';
+import { markRunsSettled } from '../../journal/run-store.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
-import { readDatabaseState } from '../session/database-state.js';
-import { baseResult, finishRun, withRunSession } from '../session/outcome.js';
-import { planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
+import { findUnsettled, planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
+import { restoreThenVerify, revertThenVerify, type Recovery } from '../recovery/safety-net.js';
 import type { RunResult } from '../result/results.js';
+import { readDatabaseState } from '../session/database-state.js';
+import { finishRun, withRunSession } from '../session/outcome.js';
 import type { RunSession } from '../session/run-session.js';
-import { restoreRun, rollBackRun, type RunProgress } from '../recovery/safety-net.js';
 import type { RunSetup } from '../session/setup.js';
-import { findUnfinishedRuns } from '../session/unfinished-runs.js';
+import { dropLeftoverCopies } from '../steps/restore-step.js';
 
 async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest | null> {
   if (!plan.snapshotId) return null;
@@ -20,53 +21,56 @@ async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest
   }
 }
 
+/** Outcomes after which the interrupted run's database is verified: only then is it settled. */
+const VERIFIED = new Set<RunResult['outcome']>(['ok', 'rolled-back', 'restored']);
+
 /**
  * `belay recover`: settle a run that was killed or lost its connection. It
  * finishes the safety net's decision for that run (down to its prior
  * revision, finish a rollback, or restore its snapshot when the state cannot
- * be trusted), verifies, and records the outcome on both runs.
+ * be trusted), verifies, and marks it settled. A recover that is itself
+ * stopped leaves the run unsettled: the next recover plans it again, from
+ * where the database is now.
  */
 export async function runRecover(setup: RunSetup): Promise<RunResult> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
   return withRunSession(setup, 'recover', async (session) => {
     await session.lock();
-    const [run, ...older] = await findUnfinishedRuns(session.control.client, session.runId);
+    const { run, others } = await findUnsettled(session.control.client, session.runId);
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, run?.fromRevision ?? state.current);
-    const result = baseResult(session, state.current);
-    if (!run) return await finishRun(session, { ...result, message: 'no interrupted run: nothing to recover' });
+    if (!run) return await finishRun(session, { outcome: 'ok', message: 'no interrupted run: nothing to recover' });
     await session.attachDatabaseJournal();
-    const plan = await setup.events.step({ step: 'plan' }, () => planRecovery(session.control.client, setup.config.backupsDir, run, revisions), (p) => ({ ...p, fingerprint: undefined }));
+    const plan = await setup.events.step(
+      { step: 'plan' },
+      () => planRecovery(session.control.client, setup.config.backupsDir, run, others, revisions),
+      ({ fingerprint: _fingerprint, ...p }) => ({ ...p, from: state.current, to: p.target }),
+    );
+    const dropped = await dropLeftoverCopies(setup, plan.leftovers);
+    if (dropped.length > 0) await setup.events.emit({ type: 'note', step: 'restore', message: `dropped what a stopped restore left: ${dropped.join(', ')}`, detail: { dropped } });
     const snapshot = await snapshotOf(setup, plan);
-    const toRevert = plan.revert.map((name) => revisions.find((r) => r.name === name)).filter((r): r is Revision => r !== undefined);
-    result.revisions = toRevert.map((r) => ({ name: r.name, status: 'pending' }));
-    const progress: RunProgress = {
+    const recovery: Recovery = {
       session,
-      priorRevision: plan.target,
-      fingerprint: plan.fingerprint ?? ((snapshot?.fingerprint as RunProgress['fingerprint']) ?? null),
+      goal: 'settle',
+      toRevert: plan.revert.map((name) => revisions.find((r) => r.name === name)).filter((r): r is Revision => r !== undefined),
+      target: plan.target,
+      fingerprint: plan.fingerprint ?? ((snapshot?.fingerprint as Recovery['fingerprint']) ?? null),
       snapshot,
-      applied: [...toRevert].reverse(),
-      result,
+      compare: plan.action === 'finish-rollback' || run.command === 'rollback' ? 'common-columns' : 'same-schema',
       healthTimeoutSeconds: setup.config.health.timeoutSeconds,
       tolerated: new Set(),
       restoreStrategy: 'swap',
     };
+    const why = `settling run ${run.runId}: ${plan.why}`;
     let outcome: RunResult;
-    if (plan.action === 'nothing') outcome = await finishRun(session, { ...result, message: `run ${run.runId}: ${plan.why}` });
-    else if (plan.action === 'restore') outcome = await restoreRun(progress, `settling run ${run.runId}: ${plan.why}`);
-    else outcome = await rollBackRun(progress, { message: `settling run ${run.runId}: ${plan.why}`, untrustworthy: false, compare: plan.action === 'finish-rollback' ? 'common-columns' : 'same-schema' });
-    await markSettled(session, [run.runId, ...older.map((r) => r.runId)], outcome);
+    if (plan.action === 'nothing') outcome = await finishRun(session, { outcome: 'ok', message: `run ${run.runId}: ${plan.why}` });
+    else if (plan.action === 'restore') outcome = await restoreThenVerify(recovery, why);
+    else outcome = await revertThenVerify(recovery, { message: why, untrustworthy: false });
+    if (VERIFIED.has(outcome.outcome)) await settle(session, [run.runId, ...others.map((r) => r.runId)], outcome);
     return outcome;
   });
 }
 
-async function markSettled(session: RunSession, runIds: string[], outcome: RunResult): Promise<void> {
-  for (const id of runIds) {
-    await session.control.client.query(
-      `UPDATE belay.runs SET status = 'interrupted', finished_at = coalesce(finished_at, now()),
-              summary = coalesce(summary, '{}'::jsonb) || jsonb_build_object('settledBy', $2::text, 'settledOutcome', $3::text)
-        WHERE id = $1 AND status = 'running'`,
-      [id, session.runId, outcome.outcome],
-    );
-  }
+async function settle(session: RunSession, runIds: string[], outcome: RunResult): Promise<void> {
+  await markRunsSettled(session.control.client, runIds, session.runId, outcome.outcome);
 }

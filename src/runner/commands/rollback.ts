@@ -2,24 +2,19 @@ import type { Manifest } from '../../backup/manifest.js';
 import { findSnapshot, listSnapshots } from '../../backup/snapshot-store.js';
 import { verifySnapshot } from '../../backup/snapshot-store.js';
 import { resolveBackupTools } from '../../backup/pg-tools.js';
-import { BelayError, EXIT, usageError } from '../../errors.js';
+import { BelayError, usageError } from '../../errors.js';
 import { discoverRevisions } from '../../migrations/discover.js';
-import { MigrationEngine } from '../../migrations/engine.js';
-import { resolveRevisionName } from '../../migrations/resolve-name.js';
 import type { Revision } from '../../migrations/revision.js';
 import { isReversible } from '../../migrations/run-revision.js';
 import { readDatabaseState } from '../session/database-state.js';
-import { runHealthStep } from '../steps/health-step.js';
-import { runHookStep } from '../steps/hook-step.js';
-import { runIntegrityStep } from '../steps/integrity-step.js';
-import { baseResult, finishRun, withRunSession } from '../session/outcome.js';
+import { withRunSession } from '../session/outcome.js';
 import { describeDataAtRisk } from '../../integrity/data-at-risk.js';
-import { dataAtRiskOf, revisionsToRevert } from './plan.js';
+import { dataAtRiskOf, resolveDownTarget, revisionsToRevert } from './plan.js';
 import { assertPreflight, checkDrift, checkMissing, checkScripts, checkSearchPath, type PreflightCheck } from '../steps/preflight.js';
 import type { RunResult } from '../result/results.js';
-import type { RestoreStrategy } from '../steps/restore-step.js';
+import type { RestoreStrategy } from '../../events/run-events.js';
 import type { RunSession } from '../session/run-session.js';
-import { restoreRun, type RunProgress } from '../recovery/safety-net.js';
+import { restoreThenVerify, revertThenVerify, type Recovery } from '../recovery/safety-net.js';
 import type { RunSetup } from '../session/setup.js';
 import { backupPreflight, fingerprintAndSnapshot } from '../steps/snapshot-step.js';
 
@@ -35,9 +30,9 @@ export interface RollbackOptions {
 }
 
 /** The newest snapshot of this database taken at or below `revision`, for the irreversible case. */
-async function snapshotAtOrBelow(setup: RunSetup, revisions: Revision[], revision: string): Promise<Manifest | undefined> {
+async function snapshotAtOrBelow(setup: RunSetup, revisions: Revision[], revision: string | null): Promise<Manifest | undefined> {
   const order = new Map(revisions.map((r, index) => [r.name, index]));
-  const limit = order.get(revision) ?? -1;
+  const limit = revision === null ? -1 : (order.get(revision) ?? -1);
   const { snapshots } = await listSnapshots(setup.config.backupsDir);
   return snapshots.find((m) => !m.quarantine && m.database === setup.target.database && (m.revision === null || (order.get(m.revision) ?? Infinity) <= limit));
 }
@@ -49,12 +44,15 @@ async function snapshotAtOrBelow(setup: RunSetup, revisions: Revision[], revisio
  */
 export async function runRollback(setup: RunSetup, options: RollbackOptions): Promise<RunResult> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
-  const target = resolveRevisionName(options.to, revisions.map((r) => r.name));
+  const target = resolveDownTarget(options.to, revisions.map((r) => r.name));
   return withRunSession(setup, 'rollback', async (session) => {
     await session.lock();
     const state = await readDatabaseState(session.work.client, revisions);
     const applied = new Set(state.applied.map((row) => row.name));
-    if (!applied.has(target)) {
+    if (target === null && state.current === null) {
+      throw usageError('--to 0: no revision is applied; nothing to roll back', { hint: '`belay status` lists the revisions.' });
+    }
+    if (target !== null && !applied.has(target)) {
       throw usageError(`--to ${target} is not applied (the database is at ${state.current ?? 'the start'})`, {
         hint: 'Roll back to an applied revision below the current one; `belay status` lists them.',
       });
@@ -70,9 +68,10 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
       () => dataAtRiskOf(session.work.client, toRevert),
       (risk) => ({ from: state.current, to: target, revert: toRevert.map((r) => r.name), dataAtRisk: risk }),
     );
+    const where = target ?? 'the start';
 
     let restoreFrom: Manifest | undefined;
-    const checks = await events.step(
+    await events.step(
       { step: 'preflight' },
       async () => {
         const found: PreflightCheck[] = [checkDrift(state), checkMissing(state)];
@@ -87,7 +86,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
             found.push({
               name: 'downs',
               ok: false,
-              message: `revisions without a down stand between ${state.current} and ${target}: ${irreversible.join(', ')}`,
+              message: `revisions without a down stand between ${state.current} and ${where}: ${irreversible.join(', ')}`,
               hint: offer
                 ? `Restore a snapshot instead: belay rollback --to ${options.to} --restore-from ${offer.id} (taken ${offer.createdAt} at ${offer.revision ?? 'the start'}).`
                 : 'No snapshot at or below that revision exists; restore one of your own backups.',
@@ -110,31 +109,22 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
       }
     }
     await session.attachDatabaseJournal();
-    const result: RunResult = { ...baseResult(session, state.current, checks), revisions: toRevert.map((r) => ({ name: r.name, status: 'pending' })) };
     const taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { perColumn: true, dump: !options.noBackup });
     if (taken?.dumpError !== undefined) throw taken.dumpError;
-    const fingerprint = restoreFrom ? ((restoreFrom.fingerprint as RunProgress['fingerprint']) ?? null) : (taken?.fingerprint ?? null);
-    const progress: RunProgress = {
+    const recovery: Recovery = {
       session,
-      priorRevision: state.current,
-      fingerprint,
-      snapshot: restoreFrom ?? null,
-      applied: [],
-      result,
+      goal: restoreFrom ? 'restore' : 'rollback',
+      toRevert,
+      target,
+      fingerprint: restoreFrom ? ((restoreFrom.fingerprint as Recovery['fingerprint']) ?? null) : (taken?.fingerprint ?? null),
+      snapshot: restoreFrom ?? taken?.snapshot ?? null,
+      compare: 'common-columns',
       healthTimeoutSeconds: options.healthTimeout ?? setup.config.health.timeoutSeconds,
       tolerated: new Set(),
       restoreStrategy: options.strategy ?? 'swap',
     };
-    if (restoreFrom) {
-      progress.restoreIsGoal = true;
-      return await restoreRun(progress, `restoring ${restoreFrom.id} as asked (--restore-from)`);
-    }
-    const snapshot = taken?.snapshot;
-    if (snapshot) {
-      progress.snapshot = snapshot;
-      result.snapshot = { id: snapshot.id, path: snapshot.path, sha256: snapshot.sha256, sizeBytes: snapshot.sizeBytes };
-    }
-    return await revertAll(progress, toRevert, target);
+    if (restoreFrom) return await restoreThenVerify(recovery, `restoring ${restoreFrom.id} as asked (--restore-from)`);
+    return await revertThenVerify(recovery, { message: `rollback to ${where}`, untrustworthy: false });
   });
 }
 
@@ -148,40 +138,3 @@ async function checkRestoreSource(setup: RunSetup, session: RunSession, manifest
     ? { name: 'restore-from', ok: true, message: `snapshot ${manifest.id} verified (sha256 and pg_restore --list)` }
     : { name: 'restore-from', ok: false, message: `snapshot ${manifest.id} failed verification: ${verdict.problems.join('; ')}`, hint: 'It may be damaged or tampered with; pick another (`belay backups list`).' };
 }
-
-async function revertAll(progress: RunProgress, toRevert: Revision[], target: string): Promise<RunResult> {
-  const { session, result } = progress;
-  const { events } = session.setup;
-  await runHookStep(session, 'onRollback', { from: progress.priorRevision, to: target, outcome: 'rolling-back' });
-  const engine = new MigrationEngine(toRevert, session.work.client, session.runId, {
-    log: (revision, message) => void events.emit({ type: 'note', step: 'down', revision: revision.name, message }),
-  });
-  for (const [index, revision] of toRevert.entries()) {
-    try {
-      await events.step({ step: 'down', revision: revision.name }, () => engine.down(revision.name));
-    } catch (error) {
-      result.revisions[index]!.status = 'failed';
-      return restoreRun(progress, `the down of ${revision.name} failed: ${(error as Error).message}`);
-    }
-    result.revisions[index]!.status = 'reverted';
-    result.toRevision = toRevert[index + 1]?.name ?? target;
-  }
-  result.toRevision = target;
-  const hookOk = await runHookStep(session, 'afterRollback', { from: progress.priorRevision, to: target, outcome: 'rolled-back' });
-  const health = await runHealthStep(session, 'after-rollback', progress.healthTimeoutSeconds);
-  const integrity = await runIntegrityStep(session, progress.fingerprint, 'common-columns');
-  if (!integrity.intact) {
-    return restoreRun(progress, `the downs changed data they must keep: ${integrity.differences.map((d) => d.message).join('; ')}`);
-  }
-  if (!health.healthy || !hookOk) {
-    return finishRun(session, {
-      ...result,
-      outcome: 'manual-action-needed',
-      exitCode: EXIT.manual,
-      message: `rolled back to ${target} with data verified, but ${hookOk ? 'health checks fail' : 'the afterRollback hook failed'}`,
-      hint: 'Check the application; `belay verify` runs the checks again.',
-    });
-  }
-  return finishRun(session, { ...result, outcome: 'ok', message: `rolled back to ${target}; healthy, data verified` });
-}
-

@@ -1,10 +1,11 @@
 import type { ClientBase } from 'pg';
-import { readJournalFile, journalFile } from '../../journal/file-journal.js';
-import type { JournalRecord } from '../../journal/record.js';
+import { stepLabel } from '../../events/run-events.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
+import { journalFile, readJournalFile } from '../../journal/file-journal.js';
+import type { JournalRecord } from '../../journal/record.js';
+import { appliedRevisionNames, findUnfinishedRuns, readRunSteps, revisionsAppliedBy, type RunSummary } from '../../journal/run-store.js';
 import type { Revision } from '../../migrations/revision.js';
 import { prepareStep } from '../../migrations/run-revision.js';
-import type { RunSummary } from '../commands/status.js';
 
 export type RecoveryAction = 'down' | 'finish-rollback' | 'restore' | 'nothing';
 
@@ -19,11 +20,15 @@ export interface RecoveryPlan {
   target: string | null;
   snapshotId: string | null;
   fingerprint: Fingerprint | null;
-  /** The step the run was in when it stopped. */
+  /** The step the run (or the recover that was settling it) was in when it stopped. */
   interruptedAt: string | null;
+  /** Interrupted `recover` runs that were settling it: settled with it. */
+  recoveries: string[];
+  /** Databases a stopped restore created and left behind (`<db>_belay_restore_*`): dropped by recover. */
+  leftovers: string[];
 }
 
-/** The interrupted run's steps: the journal file is written first, so it is the fuller copy. */
+/** A run's steps: the journal file is written first, so it is the fuller copy; else the database's. */
 async function stepsOf(client: ClientBase, backupsDir: string, runId: string): Promise<JournalRecord[]> {
   try {
     const lines = await readJournalFile(journalFile(backupsDir, runId));
@@ -32,18 +37,7 @@ async function stepsOf(client: ClientBase, backupsDir: string, runId: string): P
   } catch {
     // no file here (another machine ran it): the database copy
   }
-  const { rows } = await client.query<{ seq: number; at: Date; step: string; event: JournalRecord['event']; revision: string | null; subject: string | null; outcome: string | null; detail: Record<string, unknown> | null }>(
-    'SELECT seq, at, step, event, revision, subject, outcome, detail FROM belay.steps WHERE run_id = $1 ORDER BY seq',
-    [runId],
-  );
-  return rows.map((row) => {
-    const record: JournalRecord = { runId, seq: row.seq, at: row.at.toISOString(), step: row.step, event: row.event };
-    if (row.revision) record.revision = row.revision;
-    if (row.subject) record.subject = row.subject;
-    if (row.outcome) record.outcome = row.outcome;
-    if (row.detail) record.detail = row.detail;
-    return record;
-  });
+  return readRunSteps(client, runId);
 }
 
 /** The last step that started and never ended. */
@@ -59,31 +53,61 @@ function openStep(steps: JournalRecord[]): JournalRecord | undefined {
   return open[open.length - 1];
 }
 
-const label = (step: JournalRecord): string => [step.step, step.revision ?? step.subject].filter(Boolean).join(' ');
+/**
+ * The runs left "running": the newest one that is not a `recover` is the one
+ * to settle. A `recover` that was itself stopped settles nothing: the run it
+ * was settling stays unsettled until a later recover verifies its database.
+ */
+export async function findUnsettled(client: ClientBase, except?: string): Promise<{ run: RunSummary | undefined; others: RunSummary[] }> {
+  const runs = await findUnfinishedRuns(client, except);
+  const run = runs.find((r) => r.command !== 'recover') ?? runs[0];
+  return { run, others: runs.filter((r) => r !== run) };
+}
 
-export async function planRecovery(client: ClientBase, backupsDir: string, run: RunSummary, revisions: readonly Revision[]): Promise<RecoveryPlan> {
+export async function planRecovery(client: ClientBase, backupsDir: string, run: RunSummary, others: RunSummary[], revisions: readonly Revision[]): Promise<RecoveryPlan> {
   const steps = await stepsOf(client, backupsDir, run.runId);
+  const recoveries = others.filter((r) => r.command === 'recover');
+  const recoverySteps = await Promise.all(recoveries.map((r) => stepsOf(client, backupsDir, r.runId)));
   const ended = (name: string): JournalRecord | undefined => steps.find((s) => s.step === name && s.event === 'end' && s.outcome === 'ok');
   const fingerprint = (ended('fingerprint')?.detail?.fingerprint as Fingerprint | undefined) ?? null;
-  const snapshotId = (ended('backup')?.detail?.id as string | undefined) ?? null;
-  const interrupted = openStep(steps);
-  const { rows } = await client.query<{ name: string }>('SELECT name FROM belay.migrations WHERE run_id = $1', [run.runId]);
-  const byRun = new Set(rows.map((row) => row.name));
-  const base = { run, snapshotId, fingerprint, interruptedAt: interrupted ? label(interrupted) : run.lastStep };
+  // a backup it took, else the snapshot it was restoring (`belay restore`, --restore-from)
+  const restoring = steps.find((s) => s.step === 'restore' && s.event === 'start' && s.subject);
+  const snapshotId = (ended('backup')?.detail?.id as string | undefined) ?? restoring?.subject ?? null;
+  // where the newest interrupted recover of this run stopped, else where the run itself stopped
+  const interrupted = recoverySteps.map(openStep).find((step) => step !== undefined) ?? openStep(steps);
+  const leftovers = [...steps, ...recoverySteps.flat()].flatMap((s) => (s.event === 'note' && typeof s.detail?.restoreCopy === 'string' ? [s.detail.restoreCopy] : []));
+  const base = {
+    run,
+    snapshotId,
+    fingerprint,
+    interruptedAt: interrupted ? stepLabel(interrupted) : run.lastStep,
+    recoveries: recoveries.map((r) => r.runId),
+    leftovers: [...new Set(leftovers)],
+  };
+  const inRecovery = recoveries.length > 0 ? ` (and ${recoveries.length} recover run(s) stopped while settling it)` : '';
 
-  if (run.command === 'rollback') {
-    const { rows: applied } = await client.query<{ name: string }>('SELECT name FROM belay.migrations');
-    const appliedNames = new Set(applied.map((row) => row.name));
+  if (run.command === 'recover') {
+    return { ...base, action: 'nothing', why: `a recover run was stopped with no other run left to settle${inRecovery}`, revert: [], target: run.fromRevision };
+  }
+  if (run.command === 'rollback' && !restoring) {
+    const appliedNames = await appliedRevisionNames(client);
     const targetIndex = revisions.findIndex((r) => r.name === run.toRevision);
     const revert = revisions.slice(targetIndex + 1).filter((r) => appliedNames.has(r.name)).map((r) => r.name).reverse();
-    return { ...base, action: revert.length > 0 ? 'finish-rollback' : 'nothing', why: `the rollback to ${run.toRevision} stopped at "${base.interruptedAt}": finish its downs`, revert, target: run.toRevision };
+    return {
+      ...base,
+      action: revert.length > 0 ? 'finish-rollback' : 'down',
+      why: `the rollback to ${run.toRevision ?? 'the start'} stopped at "${base.interruptedAt}"${inRecovery}: ${revert.length > 0 ? 'finish its downs' : 'its downs are done: verify the data'}`,
+      revert,
+      target: run.toRevision,
+    };
   }
-  if (run.command === 'restore' || interrupted?.step === 'restore') {
-    return { ...base, action: 'restore', why: `it stopped while restoring a snapshot: restore it again`, revert: [], target: run.fromRevision };
+  if (run.command === 'restore' || run.command === 'rollback' || interrupted?.step === 'restore') {
+    return { ...base, action: 'restore', why: `it stopped while restoring snapshot ${snapshotId ?? '(unknown)'}${inRecovery}: restore it again`, revert: [], target: run.fromRevision };
   }
   if (run.command !== 'migrate-up') {
     return { ...base, action: 'nothing', why: `a ${run.command} run changes no revision; only its record needs settling`, revert: [], target: run.fromRevision };
   }
+  const byRun = await revisionsAppliedBy(client, run.runId);
   const inFlight = interrupted && (interrupted.step === 'apply' || interrupted.step === 'down') && interrupted.revision ? revisions.find((r) => r.name === interrupted.revision) : undefined;
   if (inFlight && !byRun.has(inFlight.name) && interrupted?.step === 'apply' && !(await prepareStep(inFlight, 'up')).transactional) {
     return {
@@ -95,7 +119,7 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
     };
   }
   if (inFlight && interrupted?.step === 'down' && !(await prepareStep(inFlight, 'down')).transactional) {
-    return { ...base, action: 'restore', why: `it stopped inside the down of ${inFlight.name}, which runs outside a transaction`, revert: [], target: run.fromRevision };
+    return { ...base, action: 'restore', why: `it stopped inside the down of ${inFlight.name}, which runs outside a transaction${inRecovery}`, revert: [], target: run.fromRevision };
   }
   const revert = revisions.filter((r) => byRun.has(r.name)).map((r) => r.name).reverse();
   return {
@@ -103,8 +127,8 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
     action: 'down',
     why:
       revert.length > 0
-        ? `it stopped at "${base.interruptedAt}" with ${revert.length} revision(s) of its own applied: revert them to ${run.fromRevision ?? 'the start'} and verify`
-        : `it stopped at "${base.interruptedAt}" before any revision committed: verify the data against its fingerprint`,
+        ? `it stopped at "${base.interruptedAt}" with ${revert.length} revision(s) of its own applied${inRecovery}: revert them to ${run.fromRevision ?? 'the start'} and verify`
+        : `it stopped at "${base.interruptedAt}" with no revision of its own left applied${inRecovery}: verify the data against its fingerprint`,
     revert,
     target: run.fromRevision,
   };

@@ -1,42 +1,58 @@
 import type { Manifest } from '../../backup/manifest.js';
-import { EXIT, errorMessage } from '../../errors.js';
+import { errorMessage } from '../../errors.js';
+import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
+import type { IntegrityReport } from '../../integrity/check-integrity.js';
 import { MigrationEngine } from '../../migrations/engine.js';
 import { RevisionFailedError } from '../../migrations/revision-error.js';
 import type { Revision } from '../../migrations/revision.js';
+import type { RunResult } from '../result/results.js';
+import { finishRun } from '../session/outcome.js';
+import type { RunSession } from '../session/run-session.js';
 import { runHealthStep } from '../steps/health-step.js';
 import { runHookStep } from '../steps/hook-step.js';
 import { runIntegrityStep } from '../steps/integrity-step.js';
-import { finishRun } from '../session/outcome.js';
-import { restoreDatabase, type RestoreStrategy } from '../steps/restore-step.js';
-import type { RunResult } from '../result/results.js';
-import type { RunSession } from '../session/run-session.js';
+import { restoreDatabase } from '../steps/restore-step.js';
 
-/** What a changing run knows when something goes wrong. */
-export interface RunProgress {
+/**
+ * The one recovery path: down → verify → restore. `migrate up` takes it when
+ * its change is rejected, `rollback --to` to do its work, `recover` to settle
+ * an interrupted run, `restore` (and `--restore-from`) for the restore alone.
+ * What success means depends on why it was taken.
+ */
+export type RecoveryGoal =
+  /** migrate up's change was rejected: back at the prior revision is exit 10 */
+  | 'reject'
+  /** rollback --to: the downs are what was asked, exit 0 */
+  | 'rollback'
+  /** recover: an interrupted run settled, exit 10 (or 11 when restored) */
+  | 'settle'
+  /** restore / --restore-from: the restore is what was asked, exit 0 */
+  | 'restore';
+
+export interface Recovery {
   session: RunSession;
-  /** The revision before the run: where a rollback returns to. */
-  priorRevision: string | null;
+  goal: RecoveryGoal;
+  /** Revisions to revert, newest first. */
+  toRevert: Revision[];
+  /** Where the downs lead. */
+  target: string | null;
+  /** The pre-run fingerprint integrity is checked against (and a restore verified by). */
   fingerprint: Fingerprint | null;
   snapshot: Manifest | null;
-  /** Revisions this run committed, in the order it applied them. */
-  applied: Revision[];
-  result: RunResult;
+  /** Whole rows (a forward run undone), or the columns that survive (rollback --to). */
+  compare: 'same-schema' | 'common-columns';
   healthTimeoutSeconds: number;
-  /** Checks that already failed at the baseline (--allow-unhealthy): not held against the change or the rollback. */
+  /** Checks that already failed at the baseline (--allow-unhealthy): not held against the rollback. */
   tolerated: ReadonlySet<string>;
   restoreStrategy: RestoreStrategy;
-  /** The restore is what was asked for (`belay restore`, `rollback --restore-from`): success ends 0, not 11. */
-  restoreIsGoal?: boolean;
 }
 
 export interface FailureReason {
   message: string;
   failure?: Record<string, unknown>;
-  /** A non-transactional revision failed halfway: its downs cannot be trusted; restore instead. */
+  /** A non-transactional revision failed halfway: its down cannot be trusted; restore instead. */
   untrustworthy: boolean;
-  /** How integrity compares after the downs: whole rows (default), or the columns that survive (finishing a rollback). */
-  compare?: 'same-schema' | 'common-columns';
 }
 
 export function reasonFrom(error: unknown): FailureReason {
@@ -46,91 +62,97 @@ export function reasonFrom(error: unknown): FailureReason {
   return { message: errorMessage(error), untrustworthy: false };
 }
 
-function markReverted(result: RunResult, name: string): void {
-  const entry = result.revisions.find((r) => r.name === name);
-  if (entry) entry.status = 'reverted';
-}
+const at = (revision: string | null): string => revision ?? 'the start';
+
+const damage = (report: IntegrityReport): string =>
+  [...report.differences.map((d) => d.message), ...report.violations.map((v) => `invariant ${v.name} violated`), ...report.structural].join('; ');
 
 /**
- * The safety net: onRollback hook, the down of every revision this run
- * committed (newest first), afterRollback hook, health, then integrity
- * against the pre-run fingerprint. Corruption, or a down that fails, sends
- * the run to its snapshot.
+ * onRollback hook, the down of each revision (newest first), afterRollback
+ * hook, health, then integrity against the pre-run fingerprint. Corruption,
+ * or a down that fails, sends the run to its snapshot.
  */
-export async function rollBackRun(progress: RunProgress, reason: FailureReason): Promise<RunResult> {
-  const { session, result } = progress;
+export async function revertThenVerify(recovery: Recovery, reason: FailureReason): Promise<RunResult> {
+  const { session, toRevert, target } = recovery;
   const { events } = session.setup;
-  result.message = reason.message;
-  if (reason.failure) result.failure = reason.failure;
-  const current = progress.applied[progress.applied.length - 1]?.name ?? progress.priorRevision;
-  await events.emit({ type: 'note', step: 'down', message: `rolling back to ${progress.priorRevision ?? 'the start'}: ${reason.message}` });
-  await runHookStep(session, 'onRollback', { from: current, to: progress.priorRevision, outcome: 'rolling-back' });
-
+  const current = session.ledger.facts.toRevision;
+  await events.emit({ type: 'note', step: 'down', message: `rolling back to ${at(target)}: ${reason.message}` });
+  await runHookStep(session, 'onRollback', { from: current, to: target, outcome: 'rolling-back' });
   if (reason.untrustworthy) {
-    return restoreRun(progress, `a revision that runs outside a transaction failed halfway; its effects cannot be undone by its down`);
+    return restoreThenVerify(recovery, `${reason.message}; a revision that runs outside a transaction failed halfway: its effects cannot be undone by its down`, reason.failure);
   }
-  const engine = new MigrationEngine(progress.applied, session.work.client, session.runId, {
+  const engine = new MigrationEngine(toRevert, session.work.client, session.runId, {
     log: (revision, message) => void events.emit({ type: 'note', step: 'down', revision: revision.name, message }),
   });
-  for (const revision of [...progress.applied].reverse()) {
+  for (const [index, revision] of toRevert.entries()) {
+    const now = toRevert[index + 1]?.name ?? target;
     try {
-      await events.step({ step: 'down', revision: revision.name }, () => engine.down(revision.name));
-      markReverted(result, revision.name);
-      result.toRevision = progress.applied[progress.applied.indexOf(revision) - 1]?.name ?? progress.priorRevision;
+      await events.step({ step: 'down', revision: revision.name }, () => engine.down(revision.name), () => ({ now }));
     } catch (error) {
-      return restoreRun(progress, `the down of ${revision.name} failed: ${errorMessage(error)}`);
+      return restoreThenVerify(recovery, `${reason.message}; the down of ${revision.name} failed: ${errorMessage(error)}`, reason.failure);
     }
   }
-  result.toRevision = progress.priorRevision;
-  const hookOk = await runHookStep(session, 'afterRollback', { from: current, to: progress.priorRevision, outcome: 'rolled-back' });
-  const health = await runHealthStep(session, 'after-rollback', progress.healthTimeoutSeconds, progress.tolerated);
-  const integrity = await runIntegrityStep(session, progress.fingerprint, reason.compare ?? 'same-schema');
+  const hookOk = await runHookStep(session, 'afterRollback', { from: current, to: target, outcome: 'rolled-back' });
+  const health = await runHealthStep(session, 'after-rollback', recovery.healthTimeoutSeconds, recovery.tolerated);
+  const integrity = await runIntegrityStep(session, recovery.fingerprint, recovery.compare);
   if (!integrity.intact) {
-    return restoreRun(progress, `data changed after the rollback: ${integrity.differences.map((d) => d.message).concat(integrity.violations.map((v) => `invariant ${v.name} violated`), integrity.structural).join('; ')}`);
+    return restoreThenVerify(recovery, `${reason.message}; data changed after the rollback: ${damage(integrity)}`, reason.failure);
   }
+  const failure = reason.failure ? { failure: reason.failure } : {};
   if (!health.healthy || !hookOk) {
     return finishRun(session, {
-      ...result,
       outcome: 'manual-action-needed',
-      exitCode: EXIT.manual,
-      hint: `The database is back at ${progress.priorRevision ?? 'the start'} with its data verified, but ${hookOk ? 'health checks still fail' : 'the afterRollback hook failed'}: check the application (\`belay verify\` runs the checks again).`,
+      message: `${reason.message}; rolled back to ${at(target)} with data verified, but ${hookOk ? 'health checks still fail' : 'the afterRollback hook failed'}`,
+      hint: `The database is back at ${at(target)} with its data verified: check the application (\`belay verify\` runs the checks again).`,
+      ...failure,
     });
   }
-  return finishRun(session, {
-    ...result,
-    outcome: 'rolled-back',
-    exitCode: EXIT.rolledBack,
-    message: `change rejected (${reason.message}); rolled back to ${progress.priorRevision ?? 'the start'}, data verified intact`,
-  });
+  if (recovery.goal === 'rollback') return finishRun(session, { outcome: 'ok', message: `rolled back to ${at(target)}; healthy, data verified`, ...failure });
+  if (recovery.goal === 'settle' && toRevert.length === 0) return finishRun(session, { outcome: 'ok', message: `${reason.message}; nothing to revert, data verified intact at ${at(target)}`, ...failure });
+  const why = recovery.goal === 'reject' ? `change rejected (${reason.message})` : reason.message;
+  return finishRun(session, { outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, data verified intact`, ...failure });
 }
 
-/** Restore the run's snapshot and verify it against the pre-run fingerprint. */
-export async function restoreRun(progress: RunProgress, why: string): Promise<RunResult> {
-  const { session, result } = progress;
+/** What a restore that threw (rather than reporting) leaves: the run still ends with what to run. */
+function thrownRestore(recovery: Recovery, manifest: Manifest, error: unknown): RestoreReport {
+  const database = recovery.session.setup.target.database;
+  return {
+    ok: false,
+    strategy: recovery.restoreStrategy,
+    quarantine: null,
+    quarantineSnapshot: null,
+    message: `restoring ${manifest.id} stopped: ${errorMessage(error)}; ${database} may be as before the restore or partly restored`,
+    manualSteps: [`belay backups verify ${manifest.id}`, `belay restore ${manifest.id}${recovery.restoreStrategy === 'in-place' ? ' --strategy in-place' : ''}`],
+  };
+}
+
+/** Restore the snapshot and verify it against the fingerprint; never throws for a restore that did not work. */
+export async function restoreThenVerify(recovery: Recovery, why: string, failure?: Record<string, unknown>): Promise<RunResult> {
+  const { session, snapshot } = recovery;
   const { events } = session.setup;
-  const snapshot = progress.snapshot;
+  const failed = failure ? { failure } : {};
   if (!snapshot) {
     return finishRun(session, {
-      ...result,
       outcome: 'manual-action-needed',
-      exitCode: EXIT.manual,
       message: `${why}; this run took no snapshot to restore`,
-      hint: `The database is at ${result.toRevision ?? 'the start'} and may be damaged. Restore your own backup, or an earlier belay snapshot (\`belay backups list\`, \`belay restore ID\`). Next time run with --with-backup.`,
+      hint: `The database is at ${at(session.ledger.facts.toRevision)} and may be damaged. Restore your own backup, or an earlier belay snapshot (\`belay backups list\`, \`belay restore ID\`). Next time run with --with-backup.`,
+      ...failed,
     });
   }
   await events.emit({ type: 'note', step: 'restore', message: why });
   let tablesDone = 0;
-  const outcome = await events.step(
+  const ref = { id: snapshot.id, path: snapshot.path, sha256: snapshot.sha256, sizeBytes: snapshot.sizeBytes };
+  const report = await events.judged(
     { step: 'restore', subject: snapshot.id },
     () =>
       restoreDatabase({
         setup: session.setup,
         runId: session.runId,
         manifest: snapshot,
-        baseline: progress.fingerprint,
-        strategy: progress.restoreStrategy,
+        baseline: recovery.fingerprint,
+        strategy: recovery.restoreStrategy,
         closeTargetSessions: () => session.disconnect(),
-        progress: (message) => void events.emit({ type: 'note', step: 'restore', message }),
+        progress: (message, detail) => events.emit({ type: 'note', step: 'restore', message, ...(detail ? { detail } : {}) }),
         onTable: (table) => {
           tablesDone++;
           void events.emit({
@@ -140,33 +162,34 @@ export async function restoreRun(progress: RunProgress, why: string): Promise<Ru
             detail: { table, tablesDone, tablesTotal: snapshot.tableCount },
           });
         },
-      }),
-    (o) => ({ ...o }),
+      }).catch((error: unknown) => thrownRestore(recovery, snapshot, error)),
+    (o) => ({ ok: o.ok, detail: { ...o, snapshot: ref, revision: snapshot.revision } }),
+    { snapshot: ref, strategy: recovery.restoreStrategy },
   );
-  result.restore = outcome;
+  let reconnectFailed = '';
   try {
     await session.reconnect();
   } catch (error) {
-    outcome.manualSteps.push(`reconnect failed after the restore: ${errorMessage(error)}`);
+    reconnectFailed = `; could not connect again after it: ${errorMessage(error)}`;
   }
-  if (!outcome.ok) {
+  if (!report.ok) {
     return finishRun(session, {
-      ...result,
       outcome: 'manual-action-needed',
-      exitCode: EXIT.manual,
-      message: `${why}; ${outcome.message}`,
-      hint: outcome.manualSteps.join('\n        '),
+      message: `${why}; ${report.message}${reconnectFailed}`,
+      hint: report.manualSteps.join('\n        '),
+      ...failed,
     });
   }
-  result.toRevision = snapshot.revision;
-  await runHookStep(session, 'afterRestore', { from: progress.priorRevision, to: snapshot.revision, outcome: 'restored' });
+  await runHookStep(session, 'afterRestore', { from: recovery.target, to: snapshot.revision, outcome: 'restored' });
+  const kept = report.quarantine
+    ? `The damaged database is kept as ${report.quarantine} (connect to it by that name); drop it yourself when done.`
+    : report.quarantineSnapshot
+      ? `The damaged state is kept as snapshot ${report.quarantineSnapshot}; \`belay backups prune\` removes it with the other old snapshots.`
+      : undefined;
   return finishRun(session, {
-    ...result,
-    ...(progress.restoreIsGoal ? { outcome: 'ok', exitCode: EXIT.ok } : { outcome: 'restored', exitCode: EXIT.restored }),
-    message: `${why}; ${outcome.message}`,
-    ...(outcome.quarantine ? { hint: `The damaged database is kept as ${outcome.quarantine} (connect to it by that name); drop it yourself when done.` } : {}),
-    ...(outcome.quarantineSnapshot
-      ? { hint: `The damaged state is kept as snapshot ${outcome.quarantineSnapshot}; \`belay backups prune\` removes it with the other old snapshots.` }
-      : {}),
+    outcome: recovery.goal === 'restore' ? 'ok' : 'restored',
+    message: `${why}; ${report.message}${reconnectFailed}`,
+    ...(kept ? { hint: kept } : {}),
+    ...failed,
   });
 }

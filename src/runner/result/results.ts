@@ -1,6 +1,9 @@
-import type { PreflightCheck } from '../steps/preflight.js';
+import type { PreflightCheck, RestoreReport, SnapshotRef } from '../../events/run-events.js';
 
-export type RevisionStatus = 'applied' | 'failed' | 'pending' | 'reverted' | 'not-run';
+export type { SnapshotRef };
+
+/** pending only in a dry run's plan; a run that ends leaves none: what it never reached is not-run. */
+export type RevisionStatus = 'pending' | 'applied' | 'failed' | 'reverted' | 'restored' | 'not-run';
 
 export interface RevisionResult {
   name: string;
@@ -8,19 +11,13 @@ export interface RevisionResult {
   durationMs?: number;
 }
 
-export interface SnapshotRef {
-  id: string;
-  path: string;
-  sha256: string;
-  sizeBytes: number;
-}
+export type RunStatus = 'ok' | 'up-to-date' | 'dry-run' | 'rolled-back' | 'restored' | 'manual-action-needed';
 
-/** What a changing run did, step by step; returned instead of thrown once the run has started. */
+/** What a changing run did, derived from its step events; returned instead of thrown once the run has started. */
 export interface RunResult {
   runId: string;
   command: string;
-  /** ok | up-to-date | dry-run | rolled-back | restored | manual-action-needed */
-  outcome: string;
+  outcome: RunStatus;
   exitCode: number;
   message: string;
   hint?: string;
@@ -30,7 +27,9 @@ export interface RunResult {
   snapshot: SnapshotRef | null;
   journalFile: string | null;
   checks: PreflightCheck[];
+  /** Health checks failing when the run ended (tolerated by --allow-unhealthy, or failing after a rollback). */
+  unhealthy: string[];
   failure?: Record<string, unknown>;
-  /** When the run restored its snapshot (or tried to). */
-  restore?: { ok: boolean; strategy: string; quarantine: string | null; quarantineSnapshot: string | null; message: string; manualSteps: string[] };
+  /** When the run restored a snapshot (or tried to). */
+  restore?: RestoreReport;
 }

@@ -1,7 +1,6 @@
 import { BelayError, EXIT } from '../../errors.js';
 import { errorDetail } from '../../events/run-events.js';
-import type { PreflightCheck } from '../steps/preflight.js';
-import type { RunResult } from '../result/results.js';
+import type { RunResult, RunStatus } from '../result/results.js';
 import { RunSession } from './run-session.js';
 import type { RunSetup } from './setup.js';
 
@@ -9,7 +8,7 @@ import type { RunSetup } from './setup.js';
  * Open a run's session, do the work, close it (releasing the lock). A usage,
  * lock or preflight refusal after the journal started is journaled as refused.
  */
-export async function withRunSession<T>(setup: RunSetup, command: string, work: (session: RunSession) => Promise<T>): Promise<T> {
+export async function withRunSession(setup: RunSetup, command: string, work: (session: RunSession) => Promise<RunResult>): Promise<RunResult> {
   const session = await RunSession.open(setup, command);
   try {
     return await work(session);
@@ -17,7 +16,7 @@ export async function withRunSession<T>(setup: RunSetup, command: string, work: 
     if (session.journal && error instanceof BelayError) {
       await setup.events.emit({
         type: 'run-end',
-        outcome: { status: 'refused', exitCode: error.exitCode, finishedAt: new Date().toISOString(), snapshotId: null, toRevision: null, summary: errorDetail(error) },
+        outcome: { status: 'refused', exitCode: error.exitCode, finishedAt: new Date().toISOString(), snapshotId: null, toRevision: null, summary: { ...errorDetail(error) } },
       });
     }
     throw error;
@@ -26,25 +25,60 @@ export async function withRunSession<T>(setup: RunSetup, command: string, work: 
   }
 }
 
-/** A run's result before it has done anything: at `revision`, exit 0. */
-export function baseResult(session: RunSession, revision: string | null, checks: PreflightCheck[] = []): RunResult {
+const OUTCOME_EXIT: Record<Exclude<RunStatus, 'dry-run'>, number> = {
+  ok: EXIT.ok,
+  'up-to-date': EXIT.ok,
+  'rolled-back': EXIT.rolledBack,
+  restored: EXIT.restored,
+  'manual-action-needed': EXIT.manual,
+};
+
+/** How the run ends, in the runner's words; everything else in the result comes from its step events. */
+export interface Verdict {
+  outcome: Exclude<RunStatus, 'dry-run'>;
+  message: string;
+  hint?: string;
+  failure?: Record<string, unknown>;
+}
+
+/** The result as the run's events so far make it. */
+export function resultOf(session: RunSession, verdict: Omit<Verdict, 'outcome'> & { exitCode?: number; outcome: RunStatus }): RunResult {
+  const { facts } = session.ledger;
   return {
     runId: session.runId,
     command: session.command,
-    outcome: 'ok',
-    exitCode: EXIT.ok,
-    message: '',
-    fromRevision: revision,
-    toRevision: revision,
-    revisions: [],
-    snapshot: null,
+    outcome: verdict.outcome,
+    exitCode: verdict.exitCode ?? OUTCOME_EXIT[verdict.outcome as Exclude<RunStatus, 'dry-run'>],
+    message: verdict.message,
+    ...(verdict.hint ? { hint: verdict.hint } : {}),
+    fromRevision: facts.fromRevision,
+    toRevision: facts.toRevision,
+    revisions: session.ledger.finalRevisions(),
+    snapshot: facts.snapshot,
     journalFile: session.journal?.path ?? null,
-    checks,
+    checks: facts.checks,
+    unhealthy: facts.failingChecks,
+    ...(verdict.failure ? { failure: verdict.failure } : {}),
+    ...(facts.restore ? { restore: facts.restore } : {}),
   };
 }
 
-/** Record how the run ended (journal file and database) and hand the result back. */
-export async function finishRun(session: RunSession, result: RunResult): Promise<RunResult> {
+/**
+ * Record how the run ended (journal file and database) and hand the result
+ * back. When the database no longer answers, its copy of the journal still
+ * says "running": the run ends 12, for `belay recover` to settle.
+ */
+export async function finishRun(session: RunSession, verdict: Verdict): Promise<RunResult> {
+  let final = verdict;
+  if (session.journal && !(await session.journal.databaseUpToDate())) {
+    final = {
+      outcome: 'manual-action-needed',
+      message: `${verdict.message}; but the database stopped answering before this run's record in it was finished`,
+      hint: 'When the server answers again, run `belay recover`: it settles this run and verifies the data (`belay status` says what it will do).',
+      failure: { ...verdict.failure, unrecordedOutcome: verdict.outcome },
+    };
+  }
+  const result = resultOf(session, final);
   await session.setup.events.emit({
     type: 'run-end',
     outcome: {
@@ -57,6 +91,7 @@ export async function finishRun(session: RunSession, result: RunResult): Promise
         message: result.message,
         ...(result.hint ? { next: result.hint } : {}),
         revisions: result.revisions,
+        ...(result.unhealthy.length > 0 ? { unhealthy: result.unhealthy } : {}),
         ...(result.failure ? { failure: result.failure } : {}),
         ...(result.restore ? { restore: result.restore } : {}),
       },
@@ -64,11 +99,3 @@ export async function finishRun(session: RunSession, result: RunResult): Promise
   });
   return result;
 }
-
-export const OUTCOME_EXIT: Record<string, number> = {
-  ok: EXIT.ok,
-  'up-to-date': EXIT.ok,
-  'rolled-back': EXIT.rolledBack,
-  restored: EXIT.restored,
-  'manual-action-needed': EXIT.manual,
-};

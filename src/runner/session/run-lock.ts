@@ -1,9 +1,9 @@
 import type { ClientBase } from 'pg';
 import { findLockHolder, tryAdvisoryLock, type LockHolder } from '../../db/advisory-lock.js';
-import { belaySchemaExists } from '../../db/belay-schema.js';
-import { BelayError } from '../../errors.js';
+import { BelayError, preflightError } from '../../errors.js';
+import { findRunningBySuffix, findUnfinishedRuns } from '../../journal/run-store.js';
 
-export interface HolderRun {
+interface HolderRun {
   runId: string;
   command: string;
   startedAt: string;
@@ -18,14 +18,8 @@ export interface LockHolderInfo extends LockHolder {
 /** The run the lock holder is doing, found by the run id at the end of its application_name. */
 async function holderRun(client: ClientBase, holder: LockHolder): Promise<HolderRun | undefined> {
   const suffix = /([0-9a-f]{12})$/.exec(holder.applicationName)?.[1];
-  if (!suffix || !(await belaySchemaExists(client))) return undefined;
-  const { rows } = await client.query<{ id: string; command: string; started_at: Date; run_by: string; last_step: string | null }>(
-    `SELECT id, command, started_at, run_by, last_step FROM belay.runs
-      WHERE status = 'running' AND right(id::text, 12) = $1 ORDER BY started_at DESC LIMIT 1`,
-    [suffix],
-  );
-  const row = rows[0];
-  return row && { runId: row.id, command: row.command, startedAt: row.started_at.toISOString(), runBy: row.run_by, lastStep: row.last_step };
+  const run = suffix ? await findRunningBySuffix(client, suffix) : undefined;
+  return run && { runId: run.runId, command: run.command, startedAt: run.startedAt, runBy: run.runBy, lastStep: run.lastStep };
 }
 
 export async function describeLockHolder(client: ClientBase): Promise<LockHolderInfo | undefined> {
@@ -56,4 +50,14 @@ export async function acquireRunLock(client: ClientBase): Promise<void> {
     hint: 'Wait for it to finish (`belay status` shows it). Nothing was changed.',
     details: { holder: holder ?? null },
   });
+}
+
+/** New work waits until an interrupted run is settled: its state is not known to be sound. */
+export async function refuseWhileUnfinished(client: ClientBase, runId: string): Promise<void> {
+  const [run] = await findUnfinishedRuns(client, runId);
+  if (!run) return;
+  throw preflightError(
+    `run ${run.runId} (${run.command} by ${run.runBy}, started ${run.startedAt}) was interrupted at step "${run.lastStep ?? 'start'}" and has not been settled`,
+    { hint: '`belay status` says what `belay recover` will do; run `belay recover` first. Nothing was changed.', details: { run } },
+  );
 }

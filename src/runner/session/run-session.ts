@@ -1,12 +1,13 @@
 import { ensureBelaySchema } from '../../db/belay-schema.js';
 import type { Session } from '../../db/session.js';
+import { quoteIdent } from '../../db/ident.js';
+import { errorMessage, preflightError } from '../../errors.js';
 import { Journal } from '../../journal/journal.js';
 import type { RunHeader } from '../../journal/record.js';
 import { newRunId } from '../../journal/run-id.js';
-import { acquireRunLock } from './run-lock.js';
-import { refuseWhileUnfinished } from './unfinished-runs.js';
+import { RunLedger } from '../result/ledger.js';
+import { acquireRunLock, refuseWhileUnfinished } from './run-lock.js';
 import { openTargetSession, type RunSetup } from './setup.js';
-
 
 /**
  * A changing run: its id, the control connection that holds the advisory
@@ -15,6 +16,8 @@ import { openTargetSession, type RunSetup } from './setup.js';
  */
 export class RunSession {
   journal: Journal | undefined;
+  /** The run's facts, reduced from its step events. */
+  readonly ledger = new RunLedger();
   private lockStarted = 0;
 
   private constructor(
@@ -43,6 +46,7 @@ export class RunSession {
 
   static async open(setup: RunSetup, command: string): Promise<RunSession> {
     const session = new RunSession(newRunId(), setup, command, undefined, undefined);
+    setup.events.on(session.ledger.listener);
     await session.connect();
     return session;
   }
@@ -109,7 +113,8 @@ export class RunSession {
       fromRevision,
       toRevision,
     };
-    const journal = await Journal.open(this.setup.config.backupsDir, header, this.setup.secrets);
+    this.ledger.startAt(fromRevision);
+    const journal = await this.openJournal(header);
     this.journal = journal;
     const { events } = this.setup;
     events.on(journal.listener);
@@ -125,10 +130,32 @@ export class RunSession {
     return journal;
   }
 
+  /** The journal lives under the backups folder: a folder belay cannot write there refuses the run before anything changes. */
+  private async openJournal(header: RunHeader): Promise<Journal> {
+    const dir = this.setup.config.backupsDir;
+    try {
+      return await Journal.open(dir, header, this.setup.secrets);
+    } catch (error) {
+      throw preflightError(`cannot write the run's journal under the backups folder ${dir}: ${errorMessage(error)}`, {
+        hint: `Make ${dir} a folder this user can write (it holds the journal and the snapshots), or choose another with --backups DIR. Nothing was changed.`,
+      });
+    }
+  }
+
   /** From here the run changes the database: create belay's schema and journal into it too. */
   async attachDatabaseJournal(): Promise<void> {
-    await ensureBelaySchema(this.control.client);
-    await this.journal?.attachDatabase(this.control.client);
+    const client = this.control.client;
+    try {
+      await ensureBelaySchema(client);
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== '42501') throw error;
+      const { rows } = await client.query<{ role: string }>('SELECT current_user AS role');
+      const role = rows[0]?.role ?? 'the role';
+      throw preflightError(`${role} may not create belay's bookkeeping schema "belay" in ${this.setup.target.database}: ${errorMessage(error)}`, {
+        hint: `As the database owner or a superuser: GRANT CREATE ON DATABASE ${quoteIdent(this.setup.target.database)} TO ${quoteIdent(role)}; (or create the schema once: CREATE SCHEMA belay AUTHORIZATION ${quoteIdent(role)};). Nothing was changed.`,
+      });
+    }
+    await this.journal?.attachDatabase(client);
   }
 
   async close(): Promise<void> {

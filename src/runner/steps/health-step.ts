@@ -13,32 +13,30 @@ export async function runHealthStep(
 ): Promise<HealthReport> {
   const { setup } = session;
   const checks = healthChecksFromConfig(setup.config.health, setup.secrets);
-  const started = performance.now();
-  await setup.events.emit({ type: 'step-start', step: 'health', subject: phase, detail: { checks: checks.map((c) => `${c.kind}:${c.name}`) } });
-  const report = await runHealthChecks(
-    checks,
-    { client: session.work.client, env: setup.env, signal: undefined },
-    {
-      timeoutSeconds,
-      intervalSeconds: setup.config.health.intervalSeconds,
-      tolerate,
-      onAttempt: (attempt, results) =>
-        setup.events.emit({
-          type: 'note',
-          step: 'health',
-          subject: phase,
-          message: `attempt ${attempt}: ${results.filter((r) => !r.ok).length === 0 ? 'healthy' : `failing ${results.filter((r) => !r.ok).map((r) => r.name).join(', ')}`}`,
-          detail: { attempt, results },
-        }),
-    },
+  return setup.events.judged(
+    { step: 'health', subject: phase },
+    () =>
+      runHealthChecks(
+        checks,
+        { client: session.work.client, env: setup.env, signal: undefined },
+        {
+          timeoutSeconds,
+          intervalSeconds: setup.config.health.intervalSeconds,
+          tolerate,
+          onAttempt: (attempt, results) =>
+            setup.events.emit({
+              type: 'note',
+              step: 'health',
+              subject: phase,
+              message: `attempt ${attempt}: ${results.filter((r) => !r.ok).length === 0 ? 'healthy' : `failing ${results.filter((r) => !r.ok).map((r) => r.name).join(', ')}`}`,
+              detail: { attempt, results },
+            }),
+        },
+      ),
+    (report) => ({
+      ok: report.healthy,
+      detail: { attempts: report.attempts, failing: report.results.filter((r) => !r.ok), ...(tolerate.size > 0 ? { tolerated: [...tolerate] } : {}) },
+    }),
+    { checks: checks.map((c) => `${c.kind}:${c.name}`) },
   );
-  await setup.events.emit({
-    type: 'step-end',
-    step: 'health',
-    subject: phase,
-    outcome: report.healthy ? 'ok' : 'failed',
-    durationMs: Math.round(performance.now() - started),
-    detail: { attempts: report.attempts, failing: report.results.filter((r) => !r.ok), ...(tolerate.size > 0 ? { tolerated: [...tolerate] } : {}) },
-  });
-  return report;
 }

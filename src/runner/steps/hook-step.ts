@@ -15,29 +15,25 @@ export interface HookVars {
 export async function runHookStep(session: RunSession, name: HookName, vars: HookVars): Promise<boolean> {
   const hook = session.setup.config.hooks[name];
   if (!hook) return true;
-  const { events } = session.setup;
-  const started = performance.now();
-  await events.emit({ type: 'step-start', step: 'hook', subject: name, detail: { run: hook.run } });
-  const result = await runHook(name, hook, {
-    env: session.setup.env,
-    vars: {
-      BELAY_RUN_ID: session.runId,
-      BELAY_DATABASE: session.setup.target.database,
-      BELAY_FROM: vars.from ?? '',
-      BELAY_TO: vars.to ?? '',
-      BELAY_STEP: name,
-      BELAY_OUTCOME: vars.outcome,
-    },
-    secrets: session.setup.secrets,
-    signal: undefined,
-  });
-  await events.emit({
-    type: 'step-end',
-    step: 'hook',
-    subject: name,
-    outcome: result.ok ? 'ok' : 'failed',
-    durationMs: Math.round(performance.now() - started),
-    detail: { exitCode: result.exitCode, timedOut: result.timedOut, outputTail: result.outputTail },
-  });
+  const { setup } = session;
+  const result = await setup.events.judged(
+    { step: 'hook', subject: name },
+    () =>
+      runHook(name, hook, {
+        env: setup.env,
+        vars: {
+          BELAY_RUN_ID: session.runId,
+          BELAY_DATABASE: setup.target.database,
+          BELAY_FROM: vars.from ?? '',
+          BELAY_TO: vars.to ?? '',
+          BELAY_STEP: name,
+          BELAY_OUTCOME: vars.outcome,
+        },
+        secrets: setup.secrets,
+        signal: undefined,
+      }),
+    (r) => ({ ok: r.ok, detail: { exitCode: r.exitCode, timedOut: r.timedOut, outputTail: r.outputTail } }),
+    { run: hook.run },
+  );
   return result.ok;
 }

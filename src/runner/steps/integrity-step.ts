@@ -46,15 +46,10 @@ export async function runIntegrityStep(
   client: ClientBase = session.work.client,
 ): Promise<IntegrityReport> {
   const { events, config } = session.setup;
-  const started = performance.now();
-  await events.emit({ type: 'step-start', step: 'integrity', detail: { mode: config.integrity.mode, compare } });
-  const report = await checkIntegrity(client, config.integrity, baseline, compare);
-  await events.emit({
-    type: 'step-end',
-    step: 'integrity',
-    outcome: report.intact ? 'ok' : 'failed',
-    durationMs: Math.round(performance.now() - started),
-    detail: { ...report },
-  });
-  return report;
+  return events.judged(
+    { step: 'integrity' },
+    () => checkIntegrity(client, config.integrity, baseline, compare),
+    (report) => ({ ok: report.intact, detail: report }),
+    { mode: config.integrity.mode, compare },
+  );
 }

@@ -1,3 +1,4 @@
+import type { PreflightCheck } from '../../events/run-events.js';
 import type { ClientBase } from 'pg';
 import { BELAY_SCHEMA } from '../../db/belay-schema.js';
 import { quoteIdent } from '../../db/ident.js';
@@ -7,13 +8,7 @@ import type { Revision } from '../../migrations/revision.js';
 import { isReversible, scriptProblems, type Direction } from '../../migrations/run-revision.js';
 import type { DatabaseState } from '../session/database-state.js';
 
-export interface PreflightCheck {
-  name: string;
-  ok: boolean;
-  message: string;
-  /** What to do about it, when it failed. */
-  hint?: string;
-}
+export type { PreflightCheck };
 
 export function checkDrift(state: DatabaseState): PreflightCheck {
   if (state.drift.length === 0) return { name: 'drift', ok: true, message: 'applied revisions match their files' };

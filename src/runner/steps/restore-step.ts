@@ -6,6 +6,7 @@ import { restoreSnapshotInto } from '../../backup/restore-snapshot.js';
 import { withDatabase, type ConnectionParams } from '../../db/connection.js';
 import {
   createDatabase,
+  databaseExists,
   databaseOwner,
   derivedName,
   dropDatabase,
@@ -20,23 +21,12 @@ import { watchLockWaits } from '../../db/lock-watchdog.js';
 import { settleRunsCaughtBySnapshot } from '../../journal/settle-snapshot-runs.js';
 import { openSession, type Session } from '../../db/session.js';
 import { errorMessage } from '../../errors.js';
+import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
 import { checkIntegrity } from '../../integrity/check-integrity.js';
 import { sessionOptions, type RunSetup } from '../session/setup.js';
 
-export type RestoreStrategy = 'swap' | 'in-place';
-
-export interface RestoreOutcome {
-  ok: boolean;
-  strategy: RestoreStrategy;
-  /** The damaged database, renamed aside by a swap; never dropped by belay. */
-  quarantine: string | null;
-  /** The damaged state dumped before an in-place restore overwrote it. */
-  quarantineSnapshot: string | null;
-  message: string;
-  /** Where things stand when it did not work, and what to run. */
-  manualSteps: string[];
-}
+type RestoreOutcome = RestoreReport;
 
 export interface RestoreRequest {
   setup: RunSetup;
@@ -47,7 +37,8 @@ export interface RestoreRequest {
   strategy: RestoreStrategy;
   /** Sessions on the target to close before the swap (they would block the rename). */
   closeTargetSessions: () => Promise<void>;
-  progress: (message: string) => void;
+  /** Journaled notes; `detail.restoreCopy` names a database belay created and must drop if the run stops. */
+  progress: (message: string, detail?: Record<string, unknown>) => void | Promise<void>;
   /** Each table pg_restore starts loading, for progress output. */
   onTable?: (table: string) => void;
 }
@@ -153,6 +144,29 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
 }
 
 /**
+ * Drop the databases a stopped restore created (`<db>_belay_restore_*`,
+ * named in its journal) that still exist; answers the ones dropped. Run
+ * under the lock, so no restore of belay's is using them.
+ */
+export async function dropLeftoverCopies(setup: RunSetup, names: string[]): Promise<string[]> {
+  const mine = names.filter((name) => name !== setup.target.database && name.includes('_belay_restore_'));
+  if (mine.length === 0) return [];
+  const admin = await openMaintenance(setup);
+  try {
+    const dropped: string[] = [];
+    for (const name of mine) {
+      if (!(await databaseExists(admin.client, name))) continue;
+      await terminateSessions(admin.client, name);
+      await dropDatabase(admin.client, name);
+      dropped.push(name);
+    }
+    return dropped;
+  } finally {
+    await admin.close();
+  }
+}
+
+/**
  * Put the snapshot back. `swap`: restore into a new database, verify it,
  * rename the damaged one aside as a quarantine and the restored one into its
  * place. `in-place`: pg_restore --clean in one transaction into the same
@@ -178,6 +192,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     }
     if (strategy === 'in-place') return await restoreInPlace(request, admin.client, tools, onProgress);
     const restoring = derivedName(target, `belay_restore_${stamp()}`);
+    await request.progress(`restoring into a new database ${restoring}`, { restoreCopy: restoring });
     await createDatabase(admin.client, restoring);
     try {
       await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, signal: setup.signal, onProgress });

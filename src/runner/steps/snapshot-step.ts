@@ -3,7 +3,9 @@ import { resolveBackupTools, type BackupTools } from '../../backup/pg-tools.js';
 import { ensureBackupsDir } from '../../backup/snapshot-store.js';
 import { takeSnapshot } from '../../backup/take-snapshot.js';
 import type { Session } from '../../db/session.js';
-import { BelayError, errorMessage } from '../../errors.js';
+import { BelayError, errorMessage, preflightError } from '../../errors.js';
+import type { RunResult } from '../result/results.js';
+import { finishRun } from '../session/outcome.js';
 import type { PreflightCheck } from './preflight.js';
 import type { Manifest } from '../../backup/manifest.js';
 import type { RunSession } from '../session/run-session.js';
@@ -121,7 +123,7 @@ export async function fingerprintAndSnapshot(session: RunSession, revision: stri
     const dumping = session.setup.events.step(
       { step: 'backup' },
       () => takeRunSnapshot(session, revision, fingerprinting, rows[0]!.id, signal),
-      (m) => ({ id: m.id, file: m.file, sha256: m.sha256, sizeBytes: m.sizeBytes }),
+      (m) => ({ id: m.id, file: m.file, path: m.path, sha256: m.sha256, sizeBytes: m.sizeBytes, revision: m.revision }),
     );
     const [fingerprint, snapshot] = await Promise.allSettled([fingerprinting, dumping]);
     if (fingerprint.status === 'rejected') throw fingerprint.reason;
@@ -131,4 +133,17 @@ export async function fingerprintAndSnapshot(session: RunSession, revision: stri
     // read only: nothing to commit; ending it releases the exported snapshot
     await client.query('ROLLBACK').catch(() => {});
   }
+}
+
+/**
+ * The dump failed before anything changed. When the database still answers,
+ * the run is refused (exit 4) and recorded so. When it does not (the server
+ * stopped), its record there says "running" and only `belay recover` can
+ * settle it: finishRun makes that exit 12 and says so.
+ */
+export async function endAfterDumpFailure(session: RunSession, error: unknown): Promise<RunResult> {
+  if (session.journal && !(await session.journal.databaseUpToDate())) {
+    return finishRun(session, { outcome: 'manual-action-needed', message: `the backup failed before anything was changed: ${errorMessage(error)}` });
+  }
+  throw error instanceof BelayError ? error : preflightError(`the backup failed: ${errorMessage(error)}`, { hint: 'Nothing was changed. Fix what the message says (space, permissions, pg_dump) and run again.' });
 }

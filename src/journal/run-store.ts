@@ -1,0 +1,169 @@
+import type { ClientBase } from 'pg';
+import { belaySchemaExists } from '../db/belay-schema.js';
+import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
+
+/**
+ * belay's own bookkeeping SQL about runs, in one place: belay.runs,
+ * belay.steps, and what belay.migrations says about a run. The engine's
+ * record of applied revisions (written with each revision) stays with it.
+ */
+
+export interface RunSummary {
+  runId: string;
+  command: string;
+  status: string;
+  startedAt: string;
+  finishedAt: string | null;
+  fromRevision: string | null;
+  toRevision: string | null;
+  exitCode: number | null;
+  snapshotId: string | null;
+  lastStep: string | null;
+  runBy: string;
+}
+
+interface RunRow {
+  id: string;
+  command: string;
+  status: string;
+  started_at: Date;
+  finished_at: Date | null;
+  from_revision: string | null;
+  to_revision: string | null;
+  exit_code: number | null;
+  snapshot_id: string | null;
+  last_step: string | null;
+  run_by: string;
+}
+
+const RUN_COLUMNS = 'id, command, status, started_at, finished_at, from_revision, to_revision, exit_code, snapshot_id, last_step, run_by';
+
+function toRunSummary(row: RunRow): RunSummary {
+  return {
+    runId: row.id,
+    command: row.command,
+    status: row.status,
+    startedAt: row.started_at.toISOString(),
+    finishedAt: row.finished_at?.toISOString() ?? null,
+    fromRevision: row.from_revision,
+    toRevision: row.to_revision,
+    exitCode: row.exit_code,
+    snapshotId: row.snapshot_id,
+    lastStep: row.last_step,
+    runBy: row.run_by,
+  };
+}
+
+/** The newest runs first. */
+export async function readRuns(client: ClientBase, limit: number): Promise<RunSummary[]> {
+  if (!(await belaySchemaExists(client))) return [];
+  const { rows } = await client.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM belay.runs ORDER BY started_at DESC LIMIT $1`, [limit]);
+  return rows.map(toRunSummary);
+}
+
+export async function readRun(client: ClientBase, runId: string): Promise<RunSummary | undefined> {
+  const { rows } = await client.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM belay.runs WHERE id = $1`, [runId]);
+  return rows[0] && toRunSummary(rows[0]);
+}
+
+/** Runs marked running, newest first, but `except` (the caller's own). */
+export async function findUnfinishedRuns(client: ClientBase, except?: string): Promise<RunSummary[]> {
+  if (!(await belaySchemaExists(client))) return [];
+  const { rows } = await client.query<RunRow>(
+    `SELECT ${RUN_COLUMNS} FROM belay.runs WHERE status = 'running' AND id::text <> coalesce($1, '') ORDER BY started_at DESC`,
+    [except ?? null],
+  );
+  return rows.map(toRunSummary);
+}
+
+/** The running run whose id ends with `suffix` (a lock holder's application_name carries it). */
+export async function findRunningBySuffix(client: ClientBase, suffix: string): Promise<RunSummary | undefined> {
+  if (!(await belaySchemaExists(client))) return undefined;
+  const { rows } = await client.query<RunRow>(
+    `SELECT ${RUN_COLUMNS} FROM belay.runs WHERE status = 'running' AND right(id::text, 12) = $1 ORDER BY started_at DESC LIMIT 1`,
+    [suffix],
+  );
+  return rows[0] && toRunSummary(rows[0]);
+}
+
+/** A run's steps in the database copy of its journal. */
+export async function readRunSteps(client: ClientBase, runId: string): Promise<JournalRecord[]> {
+  if (!(await belaySchemaExists(client))) return [];
+  const { rows } = await client.query<{
+    seq: number;
+    at: Date;
+    step: string;
+    event: JournalRecord['event'];
+    revision: string | null;
+    subject: string | null;
+    outcome: string | null;
+    duration_ms: number | null;
+    detail: Record<string, unknown> | null;
+  }>('SELECT seq, at, step, event, revision, subject, outcome, duration_ms, detail FROM belay.steps WHERE run_id = $1 ORDER BY seq', [runId]);
+  return rows.map((row) => {
+    const record: JournalRecord = { runId, seq: row.seq, at: row.at.toISOString(), step: row.step, event: row.event };
+    if (row.revision) record.revision = row.revision;
+    if (row.subject) record.subject = row.subject;
+    if (row.outcome) record.outcome = row.outcome;
+    if (row.duration_ms !== null) record.durationMs = row.duration_ms;
+    if (row.detail) record.detail = row.detail;
+    return record;
+  });
+}
+
+/** The revisions a run applied that are still applied. */
+export async function revisionsAppliedBy(client: ClientBase, runId: string): Promise<Set<string>> {
+  const { rows } = await client.query<{ name: string }>('SELECT name FROM belay.migrations WHERE run_id = $1', [runId]);
+  return new Set(rows.map((row) => row.name));
+}
+
+export async function appliedRevisionNames(client: ClientBase): Promise<Set<string>> {
+  const { rows } = await client.query<{ name: string }>('SELECT name FROM belay.migrations');
+  return new Set(rows.map((row) => row.name));
+}
+
+/** Interrupted runs, settled by the run that verified their database. */
+export async function markRunsSettled(client: ClientBase, runIds: string[], settledBy: string, outcome: string): Promise<void> {
+  for (const id of runIds) {
+    await client.query(
+      `UPDATE belay.runs SET status = 'interrupted', finished_at = coalesce(finished_at, now()),
+              summary = coalesce(summary, '{}'::jsonb) || jsonb_build_object('settledBy', $2::text, 'settledOutcome', $3::text)
+        WHERE id = $1 AND status = 'running'`,
+      [id, settledBy, outcome],
+    );
+  }
+}
+
+/** A run a snapshot caught mid-way whose outcome this copy cannot know. */
+export async function markInSnapshot(client: ClientBase, runId: string, note: string): Promise<void> {
+  await client.query(
+    `UPDATE belay.runs SET status = 'in-snapshot', summary = coalesce(summary, '{}'::jsonb) || jsonb_build_object('note', $2::text) WHERE id = $1`,
+    [runId, note],
+  );
+}
+
+export async function insertRunHeader(client: ClientBase, header: RunHeader): Promise<void> {
+  await client.query(
+    `INSERT INTO belay.runs (id, command, status, started_at, from_revision, to_revision, run_by)
+     VALUES ($1, $2, 'running', $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+    [header.runId, header.command, header.startedAt, header.fromRevision, header.toRevision, header.runBy],
+  );
+}
+
+const INSERT_STEP = `INSERT INTO belay.steps (run_id, seq, at, step, event, revision, subject, outcome, duration_ms, detail)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (run_id, seq) DO NOTHING`;
+
+/** One journal record; with `lastStep`, the run's last step too, in the same statement. */
+export async function insertStep(client: ClientBase, r: JournalRecord, lastStep?: string): Promise<void> {
+  const values = [r.runId, r.seq, r.at, r.step, r.event, r.revision ?? null, r.subject ?? null, r.outcome ?? null, r.durationMs ?? null, r.detail ?? null];
+  if (lastStep === undefined) await client.query(INSERT_STEP, values);
+  else await client.query(`WITH step AS (${INSERT_STEP}) UPDATE belay.runs SET last_step = $11 WHERE id = $1`, [...values, lastStep]);
+}
+
+export async function writeRunOutcome(client: ClientBase, runId: string, o: RunOutcome): Promise<void> {
+  await client.query(
+    `UPDATE belay.runs SET status = $2, exit_code = $3, finished_at = $4, snapshot_id = $5,
+            to_revision = coalesce($6, to_revision), summary = $7 WHERE id = $1`,
+    [runId, o.status, o.exitCode, o.finishedAt, o.snapshotId, o.toRevision, o.summary],
+  );
+}
