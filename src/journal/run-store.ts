@@ -128,7 +128,7 @@ export async function markRunsSettled(client: ClientBase, runIds: string[], sett
     await client.query(
       `UPDATE belay.runs SET status = 'interrupted', finished_at = coalesce(finished_at, now()),
               summary = coalesce(summary, '{}'::jsonb) || jsonb_build_object('settledBy', $2::text, 'settledOutcome', $3::text)
-        WHERE id = $1 AND status = 'running'`,
+        WHERE id = $1 AND status IN ('running', 'in-snapshot')`,
       [id, settledBy, outcome],
     );
   }

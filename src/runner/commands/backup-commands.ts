@@ -28,8 +28,14 @@ export async function runBackup(setup: RunSetup): Promise<RunResult> {
       (found) => ({ checks: found }),
     );
     await session.attachDatabaseJournal();
-    const { snapshot: manifest, dumpError } = await fingerprintAndSnapshot(session, state.current, { perColumn: true, dump: true });
-    if (!manifest) return await endAfterDumpFailure(session, dumpError);
+    let manifest;
+    try {
+      const taken = await fingerprintAndSnapshot(session, state.current, { perColumn: true, dump: true });
+      if (!taken.snapshot) throw taken.dumpError;
+      manifest = taken.snapshot;
+    } catch (error) {
+      return await endAfterDumpFailure(session, error);
+    }
     if (setup.config.backup.keep !== undefined) await pruneSnapshots(setup.config.backupsDir, setup.config.backup.keep);
     return await finishRun(session, {
       outcome: 'ok',

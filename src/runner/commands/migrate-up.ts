@@ -12,7 +12,7 @@ import type { RunResult } from '../result/results.js';
 import type { RunSession } from '../session/run-session.js';
 import { reasonFrom, revertThenVerify, type FailureReason, type Recovery } from '../recovery/safety-net.js';
 import type { RunSetup } from '../session/setup.js';
-import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot } from '../steps/snapshot-step.js';
+import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot, type FingerprintAndSnapshot } from '../steps/snapshot-step.js';
 
 export interface MigrateUpOptions {
   to?: string;
@@ -94,7 +94,13 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
       return await finishRun(session, { outcome: 'up-to-date', message: `already at ${state.current ?? 'the start'}; nothing to apply` });
     }
     await session.attachDatabaseJournal();
-    const { fingerprint, snapshot, dumpError } = await fingerprintAndSnapshot(session, state.current, { perColumn: false, dump: options.withBackup === true });
+    let taken: FingerprintAndSnapshot;
+    try {
+      taken = await fingerprintAndSnapshot(session, state.current, { perColumn: false, dump: options.withBackup === true });
+    } catch (error) {
+      return await endAfterDumpFailure(session, error);
+    }
+    const { fingerprint, snapshot, dumpError } = taken;
     const recovery: Recovery = {
       session,
       goal: 'reject',

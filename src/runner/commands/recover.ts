@@ -1,6 +1,7 @@
 import type { Manifest } from '../../backup/manifest.js';
 import { findSnapshot } from '../../backup/snapshot-store.js';
 import { markRunsSettled } from '../../journal/run-store.js';
+import { recordRunFromFile } from '../../journal/settle-snapshot-runs.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
 import { findUnsettled, planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
@@ -71,6 +72,9 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
   });
 }
 
+/** A restore may have put back a copy that has not heard of these runs: their journals first, then settled. */
 async function settle(session: RunSession, runIds: string[], outcome: RunResult): Promise<void> {
-  await markRunsSettled(session.control.client, runIds, session.runId, outcome.outcome);
+  const client = session.control.client;
+  for (const id of runIds) await recordRunFromFile(client, session.setup.config.backupsDir, id);
+  await markRunsSettled(client, runIds, session.runId, outcome.outcome);
 }

@@ -16,7 +16,7 @@ import type { RestoreStrategy } from '../../events/run-events.js';
 import type { RunSession } from '../session/run-session.js';
 import { restoreThenVerify, revertThenVerify, type Recovery } from '../recovery/safety-net.js';
 import type { RunSetup } from '../session/setup.js';
-import { backupPreflight, fingerprintAndSnapshot } from '../steps/snapshot-step.js';
+import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot, type FingerprintAndSnapshot } from '../steps/snapshot-step.js';
 
 export interface RollbackOptions {
   to: string;
@@ -109,8 +109,13 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
       }
     }
     await session.attachDatabaseJournal();
-    const taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { perColumn: true, dump: !options.noBackup });
-    if (taken?.dumpError !== undefined) throw taken.dumpError;
+    let taken: FingerprintAndSnapshot | undefined;
+    try {
+      taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { perColumn: true, dump: !options.noBackup });
+      if (taken?.dumpError !== undefined) throw taken.dumpError;
+    } catch (error) {
+      return await endAfterDumpFailure(session, error);
+    }
     const recovery: Recovery = {
       session,
       goal: restoreFrom ? 'restore' : 'rollback',

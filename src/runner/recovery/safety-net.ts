@@ -73,6 +73,19 @@ const damage = (report: IntegrityReport): string =>
  * or a down that fails, sends the run to its snapshot.
  */
 export async function revertThenVerify(recovery: Recovery, reason: FailureReason): Promise<RunResult> {
+  try {
+    return await revertThenVerifyOrThrow(recovery, reason);
+  } catch (error) {
+    return finishRun(recovery.session, {
+      outcome: 'manual-action-needed',
+      message: `${reason.message}; the rollback could not finish: ${errorMessage(error)}`,
+      hint: 'The journal (`belay history RUN`) says which steps ended; `belay status` and `belay verify` show where the database stands now.',
+      ...(reason.failure ? { failure: reason.failure } : {}),
+    });
+  }
+}
+
+async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason): Promise<RunResult> {
   const { session, toRevert, target } = recovery;
   const { events } = session.setup;
   const current = session.ledger.facts.toRevision;

@@ -1,4 +1,4 @@
-import { BelayError, EXIT } from '../../errors.js';
+import { BelayError, EXIT, errorMessage } from '../../errors.js';
 import { errorDetail } from '../../events/run-events.js';
 import type { RunResult, RunStatus } from '../result/results.js';
 import { RunSession } from './run-session.js';
@@ -13,6 +13,10 @@ export async function withRunSession(setup: RunSetup, command: string, work: (se
   try {
     return await work(session);
   } catch (error) {
+    if (!(error instanceof BelayError) && session.journal && !(await session.journal.databaseUpToDate())) {
+      // the server stopped (or the connection broke) after the run began: not a bug, and not "nothing touched"
+      return await finishRun(session, { outcome: 'manual-action-needed', message: `the run stopped: the database stopped answering (${errorMessage(error)})` });
+    }
     if (session.journal && error instanceof BelayError) {
       await setup.events.emit({
         type: 'run-end',

@@ -1,0 +1,376 @@
+import { chmod, chown, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prepareLogFile, startCluster, stopCluster } from '../src/cluster/local-cluster.js';
+import { serverUser } from '../src/cluster/os-user.js';
+import { startTempCluster, type TempCluster } from '../src/cluster/temp-cluster.js';
+import { quoteIdent } from '../src/db/ident.js';
+import { belay, startBelay, type CliRun } from './support/cli.js';
+import { adminQuery, freshDatabase, type TestDatabase } from './support/pg.js';
+import { baseArgs, makeProject, type TestProject } from './support/project.js';
+
+/**
+ * One row per fault: each provokes it for real (a kill -9 at a point found by
+ * polling real state, a stopped server, a file where a folder should be, a
+ * role without a privilege) and asserts the exit code, the database, the
+ * journal, `status` and `history`.
+ */
+
+type Row = Record<string, unknown>;
+
+/** The payload of a --json document, whether the command's fields are at the top or under `result`. */
+function payload(stdout: string): Row {
+  const doc = JSON.parse(stdout) as Row;
+  return doc.result && typeof doc.result === 'object' && !Array.isArray(doc.result) ? { ...doc, ...(doc.result as Row) } : doc;
+}
+
+function list(stdout: string): Row[] {
+  const doc = JSON.parse(stdout) as Row | Row[];
+  return Array.isArray(doc) ? doc : (doc.result as Row[]);
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, done?: Promise<unknown>): Promise<T> {
+  let finished = false;
+  void done?.then(() => (finished = true));
+  for (let i = 0; i < 6000 && !finished; i++) {
+    const value = await probe().catch(() => undefined);
+    if (value) return value;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`never saw ${what}`);
+}
+
+async function journals(project: TestProject): Promise<Map<string, Row[]>> {
+  const dir = join(project.backups, 'journal');
+  const out = new Map<string, Row[]>();
+  for (const file of (await readdir(dir).catch(() => [] as string[])).sort()) {
+    const text = await readFile(join(dir, file), 'utf8');
+    out.set(file.replace(/\.jsonl$/, ''), text.split('\n').filter(Boolean).flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Row];
+      } catch {
+        return [];
+      }
+    }));
+  }
+  return out;
+}
+
+/** The journal's outcome line of the newest run whose command is `command`. */
+async function lastOutcome(project: TestProject, command: string): Promise<Row | undefined> {
+  const runs = [...(await journals(project)).values()].filter((lines) => lines.some((l) => l.type === 'run' && l.command === command));
+  return runs[runs.length - 1]?.find((l) => l.type === 'outcome');
+}
+
+const label = (line: Row): string => [line.step, line.revision ?? line.subject].filter(Boolean).join(' ');
+
+/** Start belay; SIGKILL it once `reached` sees the state; wait for it to die. */
+async function killWhen(project: TestProject, args: string[], what: string, reached: () => Promise<boolean>): Promise<CliRun> {
+  const run = startBelay(args, { cwd: project.dir });
+  await until(what, async () => (await reached()) || undefined, run.done);
+  run.child.kill('SIGKILL');
+  return run.done;
+}
+
+const journalShows = (project: TestProject, command: string, point: string) => async (): Promise<boolean> =>
+  [...(await journals(project)).values()].some(
+    (lines) => lines.some((l) => l.type === 'run' && l.command === command) && lines.some((l) => l.type === 'step' && l.event === 'start' && label(l) === point),
+  );
+
+const restoreCopyExists = (database: string) => async (): Promise<boolean> =>
+  (await adminQuery('postgres', "SELECT 1 FROM pg_database WHERE datname LIKE $1 || '_belay_restore_%'", [database])).length > 0;
+
+async function digest(query: (sql: string) => Promise<Row[]>): Promise<Row[]> {
+  return query("SELECT count(*)::int AS n, md5(string_agg(id || ':' || v, ',' ORDER BY id)) AS h FROM base");
+}
+
+const BASE: Record<string, string> = {
+  '0001_base.up.sql': "CREATE TABLE base (id int PRIMARY KEY, v text);\nINSERT INTO base SELECT g, md5(g::text) FROM generate_series(1, 20000) g;",
+  '0001_base.down.sql': 'DROP TABLE base;',
+};
+
+const BIG_BASE: Record<string, string> = {
+  '0001_base.up.sql': "CREATE TABLE base (id int PRIMARY KEY, v text);\nINSERT INTO base SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 400000) g;",
+  '0001_base.down.sql': 'DROP TABLE base;',
+};
+
+interface Context {
+  db: TestDatabase;
+  project: TestProject;
+  args: string[];
+}
+
+async function cli(ctx: Context, ...rest: string[]): Promise<CliRun> {
+  return belay([...ctx.args, ...rest], { cwd: ctx.project.dir });
+}
+
+async function status(ctx: Context): Promise<Row> {
+  const run = await cli(ctx, '--json', 'status');
+  expect(run.code, run.stderr).toBe(0);
+  return payload(run.stdout);
+}
+
+async function history(ctx: Context): Promise<Row[]> {
+  const run = await cli(ctx, '--json', 'history');
+  expect(run.code, run.stderr).toBe(0);
+  return list(run.stdout);
+}
+
+async function settledEverything(ctx: Context): Promise<void> {
+  const report = await status(ctx);
+  expect(report.interrupted).toBeNull();
+  expect(report.lock).toBeNull();
+  expect((await history(ctx)).filter((r) => r.status === 'running' || r.status === 'unfinished')).toEqual([]);
+  const again = await cli(ctx, '--json', 'recover');
+  expect(again.code, again.stderr).toBe(0);
+  expect(payload(again.stdout).message).toBe('no interrupted run: nothing to recover');
+}
+
+async function setUp(files: Record<string, string>, config?: object): Promise<Context> {
+  const db = await freshDatabase();
+  const project = await makeProject(files, config);
+  return { db, project, args: baseArgs(project, db.url) };
+}
+
+interface FaultCase {
+  name: string;
+  run: () => Promise<void>;
+}
+
+const NON_TRANSACTIONAL: Record<string, string> = {
+  ...BASE,
+  '0002_nt.up.sql': '-- belay:no-transaction\nCREATE TABLE nt (id int);\nSELECT pg_sleep(1);',
+  '0002_nt.down.sql': 'DROP TABLE nt;',
+};
+
+const CASES: FaultCase[] = [
+  {
+    name: 'recover killed -9 while it restores: the next recover restores again, drops the copy it left, and settles both runs',
+    run: async () => {
+      const ctx = await setUp(NON_TRANSACTIONAL);
+      expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
+      const before = await digest(ctx.db.query);
+      // the run is killed inside a revision that runs outside a transaction: only its snapshot can be trusted
+      await killWhen(ctx.project, [...ctx.args, 'migrate', 'up', '--with-backup'], 'apply 0002_nt', journalShows(ctx.project, 'migrate-up', 'apply 0002_nt'));
+      expect((await status(ctx)).interrupted).toMatchObject({ action: 'restore' });
+      await killWhen(ctx.project, [...ctx.args, 'recover'], 'a restore copy', restoreCopyExists(ctx.db.name));
+      const pending = (await status(ctx)).interrupted as Row;
+      expect(pending).toMatchObject({ action: 'restore', run: { command: 'migrate-up' } });
+      expect((pending.leftovers as string[]).length).toBe(1);
+      const recover = await cli(ctx, '--json', 'recover');
+      expect(recover.code, recover.stderr).toBe(11);
+      expect(await digest(ctx.db.query)).toEqual(before);
+      expect(await ctx.db.query("SELECT to_regclass('nt') AS nt")).toEqual([{ nt: null }]);
+      expect(await adminQuery('postgres', "SELECT datname FROM pg_database WHERE datname LIKE $1 || '_belay_restore_%'", [ctx.db.name])).toEqual([]);
+      expect(await lastOutcome(ctx.project, 'recover')).toMatchObject({ status: 'restored', exitCode: 11 });
+      const runs = await history(ctx);
+      expect(runs.filter((r) => r.command === 'migrate-up').map((r) => r.status)).toEqual(['interrupted', 'ok']);
+      expect(runs.filter((r) => r.command === 'recover').map((r) => r.status).sort()).toEqual(['interrupted', 'restored']);
+      await settledEverything(ctx);
+    },
+  },
+  {
+    name: 'restore killed -9 while it restores: recover drops its copy, restores the snapshot again and settles it',
+    run: async () => {
+      const ctx = await setUp(BASE);
+      expect((await cli(ctx, 'migrate', 'up')).code).toBe(0);
+      const backup = await cli(ctx, '--json', 'backup');
+      expect(backup.code, backup.stderr).toBe(0);
+      const snapshot = (payload(backup.stdout).snapshot as Row).id as string;
+      const before = await digest(ctx.db.query);
+      await ctx.db.appQuery('DELETE FROM base WHERE id > 100');
+      await killWhen(ctx.project, [...ctx.args, 'restore', snapshot], 'a restore copy', restoreCopyExists(ctx.db.name));
+      const blocked = await cli(ctx, 'migrate', 'up');
+      expect(blocked.code).toBe(4);
+      expect(blocked.stderr).toMatch(/next: .*belay recover/);
+      expect((await status(ctx)).interrupted).toMatchObject({ action: 'restore', snapshotId: snapshot, run: { command: 'restore' } });
+      const recover = await cli(ctx, '--json', 'recover');
+      expect(recover.code, recover.stderr).toBe(11);
+      expect(await digest(ctx.db.query)).toEqual(before);
+      expect(await adminQuery('postgres', "SELECT datname FROM pg_database WHERE datname LIKE $1 || '_belay_restore_%'", [ctx.db.name])).toEqual([]);
+      expect(await lastOutcome(ctx.project, 'recover')).toMatchObject({ exitCode: 11 });
+      expect((await history(ctx)).find((r) => r.command === 'restore')).toMatchObject({ status: 'interrupted' });
+      await settledEverything(ctx);
+    },
+  },
+  {
+    name: 'a backups folder that is a file: exit 4 with next:, nothing changed',
+    run: async () => {
+      const ctx = await setUp(BASE);
+      await writeFile(ctx.project.backups, 'not a folder');
+      const run = await cli(ctx, 'migrate', 'up', '--with-backup');
+      expect(run.code, run.stderr).toBe(4);
+      expect(run.stderr).toMatch(/backups folder/);
+      expect(run.stderr).toMatch(/next: /);
+      expect(run.stderr).not.toMatch(/bug in belay/);
+      expect(await ctx.db.query("SELECT to_regclass('base') AS b, to_regclass('belay.runs') AS r")).toEqual([{ b: null, r: null }]);
+    },
+  },
+  {
+    name: 'a backups folder the user cannot write: exit 4 with next:, nothing changed',
+    run: async () => {
+      const user = serverUser();
+      if (!user) return; // not root: the folder below is the user's own
+      const ctx = await setUp(BASE);
+      await mkdir(ctx.project.backups, { mode: 0o755 });
+      await chmod(ctx.project.backups, 0o755); // root's, not writable by the unprivileged user
+      const run = await belay([...ctx.args, 'migrate', 'up'], { cwd: ctx.project.dir, uid: user.uid, gid: user.gid });
+      expect(run.code, run.stderr).toBe(4);
+      expect(run.stderr).toMatch(/next: .*--backups DIR/);
+      expect(await ctx.db.query("SELECT to_regclass('base') AS b")).toEqual([{ b: null }]);
+    },
+  },
+  {
+    name: 'a role without CREATE on the database: exit 4 with the GRANT to run',
+    run: async () => {
+      const ctx = await setUp(BASE);
+      const role = `nocreate_${ctx.db.name.slice(2)}`;
+      await adminQuery('postgres', `CREATE ROLE ${quoteIdent(role)} LOGIN PASSWORD 'pw-nocreate'`);
+      const url = new URL(ctx.db.url);
+      url.username = role;
+      url.password = 'pw-nocreate';
+      const args = ['--database-url', url.toString(), '--migrations', ctx.project.migrations, '--backups', ctx.project.backups];
+      const run = await belay([...args, 'migrate', 'up'], { cwd: ctx.project.dir });
+      expect(run.code, run.stderr).toBe(4);
+      expect(run.stderr).toContain(`GRANT CREATE ON DATABASE ${quoteIdent(ctx.db.name)} TO ${quoteIdent(role)}`);
+      expect(await ctx.db.query("SELECT to_regclass('base') AS b, to_regclass('belay.runs') AS r")).toEqual([{ b: null, r: null }]);
+      expect(await lastOutcome(ctx.project, 'migrate-up')).toMatchObject({ status: 'refused', exitCode: 4 });
+    },
+  },
+  {
+    name: '--allow-unhealthy: the final line and --json name the checks that still fail, never "healthy"',
+    run: async () => {
+      const ctx = await setUp(
+        { ...BASE, '0002_x.up.sql': 'CREATE TABLE x (id int);', '0002_x.down.sql': 'DROP TABLE x;' },
+        { health: { sql: [{ name: 'always broken', query: 'SELECT 1', expect: 'no-rows' }], timeoutSeconds: 0.2, intervalSeconds: 0.1 } },
+      );
+      const human = await cli(ctx, 'migrate', 'up', '--to', '0001', '--allow-unhealthy');
+      expect(human.code, human.stderr).toBe(0);
+      const said = `${human.stdout}${human.stderr}`;
+      expect(said).toMatch(/applied 1 revision\(s\); now at 0001_base; not healthy: always broken still fails/);
+      expect(said).not.toMatch(/; healthy/);
+      const json = await cli(ctx, '--json', 'migrate', 'up', '--allow-unhealthy');
+      expect(json.code, json.stderr).toBe(0);
+      const result = payload(json.stdout);
+      expect(result.message).toMatch(/not healthy: always broken/);
+      expect(result.unhealthy).toEqual(['always broken']);
+      expect(await lastOutcome(ctx.project, 'migrate-up')).toMatchObject({ exitCode: 0, summary: { unhealthy: ['always broken'] } });
+      expect((await history(ctx))[0]).toMatchObject({ status: 'ok', toRevision: '0002_x' });
+    },
+  },
+  {
+    name: 'rollback --to 0 reverts every revision',
+    run: async () => {
+      const ctx = await setUp({ ...BASE, '0002_x.up.sql': 'CREATE TABLE x (id int);', '0002_x.down.sql': 'DROP TABLE x;' });
+      expect((await cli(ctx, 'migrate', 'up')).code).toBe(0);
+      const plan = await cli(ctx, '--json', 'plan', '--to', '0');
+      expect(plan.code, plan.stderr).toBe(0);
+      expect(payload(plan.stdout)).toMatchObject({ direction: 'down', to: null });
+      const run = await cli(ctx, '--json', '--yes', 'rollback', '--to', '0');
+      expect(run.code, run.stderr).toBe(0);
+      expect((payload(run.stdout).revisions as Row[]).map((r) => `${r.name}:${r.status}`)).toEqual(['0002_x:reverted', '0001_base:reverted']);
+      expect(await ctx.db.query('SELECT count(*)::int AS n FROM belay.migrations')).toEqual([{ n: 0 }]);
+      expect(await ctx.db.query("SELECT to_regclass('base') AS b, to_regclass('x') AS x")).toEqual([{ b: null, x: null }]);
+      expect((await status(ctx)).current).toBeNull();
+      expect((await history(ctx))[0]).toMatchObject({ command: 'rollback', status: 'ok', exitCode: 0 });
+      expect(await lastOutcome(ctx.project, 'rollback')).toMatchObject({ status: 'ok', exitCode: 0 });
+    },
+  },
+];
+
+describe('faults, one row each', () => {
+  for (const row of CASES) it(row.name, row.run, 120_000);
+});
+
+/** Its own server, to stop it under a run. */
+describe('the server stops under a run', () => {
+  let server: TempCluster;
+  let db = '';
+  let n = 0;
+  const url = (): string => `postgresql://postgres@/${db}?host=${encodeURIComponent(server.spec.socketDir)}&port=${server.spec.port}`;
+  const query = async (sql: string): Promise<Row[]> => {
+    const client = new pg.Client({ connectionString: url() });
+    await client.connect();
+    try {
+      return (await client.query(sql)).rows as Row[];
+    } finally {
+      await client.end();
+    }
+  };
+  const restart = async (): Promise<void> => {
+    const log = join(server.root, 'server.log');
+    await prepareLogFile(log);
+    await startCluster(server.spec, log);
+  };
+  const activity = (pattern: string) => async (): Promise<boolean> => {
+    const client = new pg.Client({ host: server.spec.socketDir, port: server.spec.port, user: 'postgres', database: 'postgres' });
+    await client.connect();
+    try {
+      return (await client.query("SELECT 1 FROM pg_stat_activity WHERE (application_name = $1 OR query LIKE $1) AND pid <> pg_backend_pid()", [pattern])).rowCount! > 0;
+    } finally {
+      await client.end();
+    }
+  };
+
+  beforeAll(async () => {
+    server = await startTempCluster({ prefix: 'belay-faults-', superuser: 'postgres', tcp: false, pgBin: process.env.PG_BIN, path: process.env.PATH });
+    const user = serverUser();
+    if (user) await chown(server.root, user.uid, user.gid).catch(() => {});
+  }, 120_000);
+  afterAll(() => server?.remove());
+
+  async function fresh(files: Record<string, string>): Promise<Context & { query: typeof query }> {
+    db = `stop_${++n}`;
+    const admin = new pg.Client({ host: server.spec.socketDir, port: server.spec.port, user: 'postgres', database: 'postgres' });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${quoteIdent(db)}`);
+    await admin.end();
+    const project = await makeProject(files);
+    return { db: { name: db } as TestDatabase, project, args: ['--database-url', url(), '--migrations', project.migrations, '--backups', project.backups], query };
+  }
+
+  const STOP_CASES: Array<{ name: string; files: Record<string, string>; args: string[]; stopWhen: string }> = [
+    {
+      name: 'during pg_dump: exit 12, saying the run must be settled by recover',
+      files: { ...BIG_BASE, '0002_x.up.sql': 'CREATE TABLE x (id int);', '0002_x.down.sql': 'DROP TABLE x;' },
+      args: ['migrate', 'up', '--with-backup'],
+      // pg_dump copying the table's rows
+      stopWhen: 'COPY %',
+    },
+    {
+      name: 'mid-apply: exit 12, pointing to recover',
+      files: { ...BASE, '0002_slow.up.sql': 'CREATE TABLE slow (id int);\nSELECT pg_sleep(30);', '0002_slow.down.sql': 'DROP TABLE slow;' },
+      args: ['migrate', 'up'],
+      stopWhen: '%pg_sleep(30)%',
+    },
+  ];
+
+  for (const row of STOP_CASES) {
+    it(row.name, async () => {
+      const ctx = await fresh(row.files);
+      expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
+      const before = await digest(ctx.query);
+      const run = startBelay([...ctx.args, row.args[0]!, ...row.args.slice(1)], { cwd: ctx.project.dir });
+      await until(row.stopWhen, async () => (await activity(row.stopWhen)()) || undefined, run.done);
+      await stopCluster(server.spec, 'immediate');
+      const ended = await run.done;
+      await restart();
+      const said = `${ended.stdout}${ended.stderr}`;
+      expect(ended.code, said).toBe(12);
+      expect(said).toMatch(/next: .*belay recover/);
+      expect(said).not.toMatch(/Nothing was changed|bug in belay/);
+      expect(await lastOutcome(ctx.project, 'migrate-up')).toMatchObject({ status: 'manual-action-needed', exitCode: 12 });
+      const report = await status(ctx);
+      expect(report.interrupted).toMatchObject({ run: { command: 'migrate-up' } });
+      const blocked = await cli(ctx, 'migrate', 'up');
+      expect(blocked.code).toBe(4);
+      const recover = await cli(ctx, '--json', 'recover');
+      expect([0, 10], recover.stderr).toContain(recover.code);
+      expect(await digest(ctx.query)).toEqual(before);
+      expect(await ctx.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_base' }]);
+      expect((await history(ctx)).find((r) => r.command === 'migrate-up' && r.status === 'interrupted')).toBeDefined();
+      await settledEverything(ctx);
+    }, 120_000);
+  }
+});
