@@ -144,7 +144,47 @@ const NON_TRANSACTIONAL: Record<string, string> = {
   '0002_nt.down.sql': 'DROP TABLE nt;',
 };
 
+const ROLLING_BACK: Record<string, string> = {
+  ...BASE,
+  '0002_a.up.sql': 'CREATE TABLE a (id int);',
+  '0002_a.down.sql': 'DROP TABLE a;',
+  '0003_slow.up.sql': 'ALTER TABLE base ADD COLUMN c int;\nSELECT pg_sleep(1);',
+  '0003_slow.down.sql': 'ALTER TABLE base DROP COLUMN c;\nSELECT pg_sleep(1);',
+  '0004_b.up.sql': 'CREATE TABLE b (id int);',
+  '0004_b.down.sql': 'DROP TABLE b;',
+};
+// healthy before, unhealthy after 0004: the run walks the rollback path
+const UNHEALTHY_AFTER = { health: { sql: [{ name: 'no table b', query: "SELECT 1 FROM pg_tables WHERE tablename = 'b'", expect: 'no-rows' }], timeoutSeconds: 0.3, intervalSeconds: 0.1 } };
+
+/** A forward run killed in its rollback, then the recover settling it killed at `point`: the next recover settles both. */
+function recoverKilledAt(point: string): FaultCase {
+  return {
+    name: `recover killed -9 at "${point}" while settling a killed run: the next recover settles both, every row back`,
+    run: async () => {
+      const ctx = await setUp(ROLLING_BACK, UNHEALTHY_AFTER);
+      expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
+      const before = await digest(ctx.db.query);
+      await killWhen(ctx.project, [...ctx.args, 'migrate', 'up', '--with-backup'], 'down 0004_b', journalShows(ctx.project, 'migrate-up', 'down 0004_b'));
+      await killWhen(ctx.project, [...ctx.args, 'recover'], point, journalShows(ctx.project, 'recover', point));
+      const pending = (await status(ctx)).interrupted as Row;
+      expect(pending).toMatchObject({ run: { command: 'migrate-up' } });
+      expect((pending.recoveries as string[]).length).toBe(1);
+      const recover = await cli(ctx, '--json', 'recover');
+      expect([0, 10, 11], `${recover.stdout}${recover.stderr}`).toContain(recover.code);
+      expect(await digest(ctx.db.query)).toEqual(before);
+      expect(await ctx.db.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_base' }]);
+      expect(await ctx.db.query("SELECT to_regclass('a') AS a, to_regclass('b') AS b")).toEqual([{ a: null, b: null }]);
+      expect(await lastOutcome(ctx.project, 'recover')).toMatchObject({ exitCode: recover.code });
+      const runs = await history(ctx);
+      expect(runs.filter((r) => r.command === 'migrate-up').map((r) => r.status)).toEqual(['interrupted', 'ok']);
+      expect(runs.filter((r) => r.command === 'recover').map((r) => r.status)).toEqual([payload(recover.stdout).outcome, 'interrupted']);
+      await settledEverything(ctx);
+    },
+  };
+}
+
 const CASES: FaultCase[] = [
+  ...['plan', 'down 0003_slow', 'health after-rollback', 'integrity'].map(recoverKilledAt),
   {
     name: 'recover killed -9 while it restores: the next recover restores again, drops the copy it left, and settles both runs',
     run: async () => {
