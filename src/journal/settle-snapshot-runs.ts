@@ -1,6 +1,6 @@
 import type { ClientBase } from 'pg';
 import { DatabaseJournal } from './db-journal.js';
-import { journalFile, readJournalFile } from './file-journal.js';
+import { journalFile, listJournalFiles, readJournalFile } from './file-journal.js';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
 import { findUnfinishedRuns, markInSnapshot, readRun } from './run-store.js';
 
@@ -37,7 +37,22 @@ async function writeRunFromFile(client: ClientBase, backupsDir: string, runId: s
   return true;
 }
 
-/** A run this database has no record of (it began after the snapshot a restore put back): its journal, from its file. */
-export async function recordRunFromFile(client: ClientBase, backupsDir: string, runId: string): Promise<void> {
-  if (!(await readRun(client, runId))) await writeRunFromFile(client, backupsDir, runId, false);
+/**
+ * Runs of this database whose journal file has no outcome and which the
+ * database has no record of: killed before they wrote to it, or begun after
+ * the snapshot a restore put back. Their journals are written in (still
+ * "running"), so that they can be settled and `history` tells them as the
+ * database does. Call under the lock: no such run is alive.
+ */
+export async function recordStrayRuns(client: ClientBase, backupsDir: string, database: string, except: string): Promise<string[]> {
+  const recorded: string[] = [];
+  for (const file of await listJournalFiles(backupsDir)) {
+    const lines = await readJournalFile(file).catch(() => []);
+    const header = lines.find((line) => line.type === 'run') as ({ type: 'run' } & RunHeader) | undefined;
+    if (!header || header.runId === except || header.database !== database || lines.some((line) => line.type === 'outcome')) continue;
+    if (await readRun(client, header.runId)) continue;
+    await writeRunFromFile(client, backupsDir, header.runId, false);
+    recorded.push(header.runId);
+  }
+  return recorded;
 }

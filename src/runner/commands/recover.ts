@@ -1,7 +1,8 @@
 import type { Manifest } from '../../backup/manifest.js';
 import { findSnapshot } from '../../backup/snapshot-store.js';
+import { belaySchemaExists } from '../../db/belay-schema.js';
 import { markRunsSettled } from '../../journal/run-store.js';
-import { recordRunFromFile } from '../../journal/settle-snapshot-runs.js';
+import { recordStrayRuns } from '../../journal/settle-snapshot-runs.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
 import { findUnsettled, planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
@@ -40,7 +41,11 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     const { run, others } = await findUnsettled(session.control.client, session.runId);
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, run?.fromRevision ?? state.current);
-    if (!run) return await finishRun(session, { outcome: 'ok', message: 'no interrupted run: nothing to recover' });
+    if (!run) {
+      const result = await finishRun(session, { outcome: 'ok', message: 'no interrupted run: nothing to recover' });
+      await settle(session, [], result);
+      return result;
+    }
     await session.attachDatabaseJournal();
     const plan = await setup.events.step(
       { step: 'plan' },
@@ -72,9 +77,11 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
   });
 }
 
-/** A restore may have put back a copy that has not heard of these runs: their journals first, then settled. */
+/** The run, the recovers stopped while settling it, and the runs only journal files know of (see recordStrayRuns). */
 async function settle(session: RunSession, runIds: string[], outcome: RunResult): Promise<void> {
+  const { setup } = session;
   const client = session.control.client;
-  for (const id of runIds) await recordRunFromFile(client, session.setup.config.backupsDir, id);
-  await markRunsSettled(client, runIds, session.runId, outcome.outcome);
+  if (!(await belaySchemaExists(client))) return;
+  const strays = await recordStrayRuns(client, setup.config.backupsDir, setup.target.database, session.runId);
+  await markRunsSettled(client, [...new Set([...runIds, ...strays])], session.runId, outcome.outcome);
 }

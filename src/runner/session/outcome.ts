@@ -1,5 +1,6 @@
 import { BelayError, EXIT, errorMessage } from '../../errors.js';
 import { errorDetail } from '../../events/run-events.js';
+import type { RunFacts } from '../result/ledger.js';
 import type { RunResult, RunStatus } from '../result/results.js';
 import { RunSession } from './run-session.js';
 import type { RunSetup } from './setup.js';
@@ -67,6 +68,14 @@ export function resultOf(session: RunSession, verdict: Omit<Verdict, 'outcome'> 
   };
 }
 
+/** Where the runner's words and the step events disagree, the events win: never "rolled back" with a revision still applied. */
+function contradiction(verdict: Verdict, facts: RunFacts): string | undefined {
+  const applied = facts.revisions.filter((r) => r.status === 'applied').map((r) => r.name);
+  if (verdict.outcome === 'rolled-back' && applied.length > 0) return `the journal shows ${applied.join(', ')} still applied`;
+  if (verdict.outcome === 'restored' && facts.restore?.ok !== true) return 'the journal shows no restore that worked';
+  return undefined;
+}
+
 /**
  * Record how the run ended (journal file and database) and hand the result
  * back. When the database no longer answers, its copy of the journal still
@@ -74,6 +83,10 @@ export function resultOf(session: RunSession, verdict: Omit<Verdict, 'outcome'> 
  */
 export async function finishRun(session: RunSession, verdict: Verdict): Promise<RunResult> {
   let final = verdict;
+  const disagreement = contradiction(verdict, session.ledger.facts);
+  if (disagreement) {
+    final = { outcome: 'manual-action-needed', message: `${verdict.message}; but ${disagreement}`, hint: '`belay status` shows where the database stands; `belay history RUN` every step of this run.' };
+  }
   if (session.journal && !(await session.journal.databaseUpToDate())) {
     final = {
       outcome: 'manual-action-needed',
