@@ -235,6 +235,29 @@ const CASES: FaultCase[] = [
     },
   },
   {
+    name: 'an in-place restore pg_restore cannot finish (a table the role may not drop): exit 12 with what to run, the database as it was',
+    run: async () => {
+      const ctx = await setUp(BASE);
+      expect((await cli(ctx, 'migrate', 'up')).code).toBe(0);
+      const backup = await cli(ctx, '--json', 'backup');
+      expect(backup.code, backup.stderr).toBe(0);
+      const snapshot = (payload(backup.stdout).snapshot as Row).id as string;
+      await ctx.db.appQuery('DELETE FROM base WHERE id > 100');
+      // the role can still read base (so the damaged state can be kept first), but no longer drop it
+      await ctx.db.query('ALTER TABLE base OWNER TO postgres; GRANT SELECT ON base TO belay_app');
+      const damaged = await digest(ctx.db.query);
+      const run = await cli(ctx, 'restore', snapshot, '--strategy', 'in-place');
+      const said = `${run.stdout}${run.stderr}`;
+      expect(run.code, said).toBe(12);
+      expect(said).toMatch(/next: .*belay restore/);
+      expect(said).not.toMatch(/bug in belay|Nothing was changed/);
+      expect(await digest(ctx.db.query)).toEqual(damaged);
+      expect(await lastOutcome(ctx.project, 'restore')).toMatchObject({ status: 'manual-action-needed', exitCode: 12 });
+      expect((await history(ctx))[0]).toMatchObject({ command: 'restore', status: 'manual-action-needed', exitCode: 12 });
+      expect((await status(ctx)).interrupted).toBeNull();
+    },
+  },
+  {
     name: 'a backups folder that is a file: exit 4 with next:, nothing changed',
     run: async () => {
       const ctx = await setUp(BASE);
