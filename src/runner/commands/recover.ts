@@ -70,7 +70,13 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     const why = `settling run ${run.runId}: ${plan.why}`;
     let outcome: RunResult;
     if (plan.action === 'nothing') outcome = await finishRun(session, { outcome: 'ok', message: `run ${run.runId}: ${plan.why}` });
-    else if (plan.action === 'restore') outcome = await restoreThenVerify(recovery, why);
+    else if (plan.action === 'restore' && plan.snapshotId && !snapshot) {
+      outcome = await finishRun(session, {
+        outcome: 'manual-action-needed',
+        message: `${why}; but its snapshot ${plan.snapshotId} is not (or no longer readable) in ${setup.config.backupsDir}`,
+        hint: `Point --backups at the folder that holds snapshot ${plan.snapshotId} and run \`belay recover\` again, or restore another snapshot (\`belay backups list\`, \`belay restore ID\`).`,
+      });
+    } else if (plan.action === 'restore') outcome = await restoreThenVerify(recovery, why);
     else outcome = await revertThenVerify(recovery, { message: why, untrustworthy: false });
     if (VERIFIED.has(outcome.outcome)) await settle(session, [run.runId, ...others.map((r) => r.runId)], outcome);
     return outcome;
