@@ -268,6 +268,8 @@ const CASES: FaultCase[] = [
       expect(run.stderr).toMatch(/next: /);
       expect(run.stderr).not.toMatch(/bug in belay/);
       expect(await ctx.db.query("SELECT to_regclass('base') AS b, to_regclass('belay.runs') AS r")).toEqual([{ b: null, r: null }]);
+      expect(await status(ctx)).toMatchObject({ current: null, lastRun: null, interrupted: null });
+      expect(await history(ctx)).toEqual([]);
     },
   },
   {
@@ -281,7 +283,10 @@ const CASES: FaultCase[] = [
       const run = await belay([...ctx.args, 'migrate', 'up'], { cwd: ctx.project.dir, uid: user.uid, gid: user.gid });
       expect(run.code, run.stderr).toBe(4);
       expect(run.stderr).toMatch(/next: .*--backups DIR/);
-      expect(await ctx.db.query("SELECT to_regclass('base') AS b")).toEqual([{ b: null }]);
+      expect(await ctx.db.query("SELECT to_regclass('base') AS b, to_regclass('belay.runs') AS r")).toEqual([{ b: null, r: null }]);
+      expect(await readdir(ctx.project.backups)).toEqual([]);
+      expect(await status(ctx)).toMatchObject({ current: null, lastRun: null, interrupted: null });
+      expect(await history(ctx)).toEqual([]);
     },
   },
   {
@@ -299,6 +304,8 @@ const CASES: FaultCase[] = [
       expect(run.stderr).toContain(`GRANT CREATE ON DATABASE ${quoteIdent(ctx.db.name)} TO ${quoteIdent(role)}`);
       expect(await ctx.db.query("SELECT to_regclass('base') AS b, to_regclass('belay.runs') AS r")).toEqual([{ b: null, r: null }]);
       expect(await lastOutcome(ctx.project, 'migrate-up')).toMatchObject({ status: 'refused', exitCode: 4 });
+      expect(await status(ctx)).toMatchObject({ current: null, interrupted: null });
+      expect((await history(ctx)).map((r) => `${r.command}:${r.status}`)).toEqual(['migrate-up:refused']);
     },
   },
   {
