@@ -211,6 +211,33 @@ const CASES: FaultCase[] = [
     },
   },
   {
+    name: 'a killed run recover cannot settle (no snapshot of it) stays unsettled; a verified `belay restore` of an earlier snapshot settles it',
+    run: async () => {
+      const ctx = await setUp(NON_TRANSACTIONAL);
+      expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
+      const backup = await cli(ctx, '--json', 'backup');
+      expect(backup.code, backup.stderr).toBe(0);
+      const snapshot = (payload(backup.stdout).snapshot as Row).id as string;
+      const before = await digest(ctx.db.query);
+      await killWhen(ctx.project, [...ctx.args, 'migrate', 'up'], 'apply 0002_nt', journalShows(ctx.project, 'migrate-up', 'apply 0002_nt'));
+      const recover = await cli(ctx, 'recover');
+      expect(recover.code, recover.stderr).toBe(12);
+      expect(`${recover.stdout}${recover.stderr}`).toMatch(/no snapshot was taken[\s\S]*next: .*belay restore ID/);
+      expect(await lastOutcome(ctx.project, 'recover')).toMatchObject({ exitCode: 12 });
+      // still unsettled: new work is refused, status says so
+      expect((await cli(ctx, 'migrate', 'up')).code).toBe(4);
+      expect((await status(ctx)).interrupted).toMatchObject({ action: 'restore', run: { command: 'migrate-up' } });
+      const restore = await cli(ctx, '--json', 'restore', snapshot);
+      expect(restore.code, restore.stderr).toBe(0);
+      expect(await digest(ctx.db.query)).toEqual(before);
+      expect(await ctx.db.query("SELECT to_regclass('nt') AS nt")).toEqual([{ nt: null }]);
+      expect(await lastOutcome(ctx.project, 'restore')).toMatchObject({ status: 'ok', exitCode: 0 });
+      const runs = await history(ctx);
+      expect(runs.filter((r) => r.command === 'migrate-up').map((r) => r.status)).toEqual(['interrupted', 'ok']);
+      await settledEverything(ctx);
+    },
+  },
+  {
     name: 'restore killed -9 while it restores: recover drops its copy, restores the snapshot again and settles it',
     run: async () => {
       const ctx = await setUp(BASE);

@@ -6,7 +6,9 @@ import { readDatabaseState } from '../session/database-state.js';
 import { finishRun, withRunSession } from '../session/outcome.js';
 import { assertPreflight } from '../steps/preflight.js';
 import type { RunResult } from '../result/results.js';
+import { findUnsettled } from '../recovery/recovery-plan.js';
 import { restoreThenVerify, type Recovery } from '../recovery/safety-net.js';
+import { settleRuns, VERIFIED_OUTCOMES } from '../recovery/settle-runs.js';
 import type { RestoreStrategy } from '../../events/run-events.js';
 import type { RunSetup } from '../session/setup.js';
 import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot } from '../steps/snapshot-step.js';
@@ -66,8 +68,11 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
   return withRunSession(setup, 'restore', async (session) => {
     await session.lock();
     const state = await readDatabaseState(session.work.client, revisions);
+    const { run, others } = await findUnsettled(session.control.client, session.runId);
+    const unsettled = [...(run ? [run] : []), ...others].map((r) => r.runId);
     await session.startJournal(state.current, manifest.revision);
     await session.attachDatabaseJournal();
+    if (unsettled.length > 0) await setup.events.emit({ type: 'note', step: 'restore', message: `settles interrupted run(s) ${unsettled.join(', ')} once the snapshot is back and verified` });
     const recovery: Recovery = {
       session,
       goal: 'restore',
@@ -80,6 +85,8 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
       tolerated: new Set(),
       restoreStrategy: strategy,
     };
-    return await restoreThenVerify(recovery, `restore of ${manifest.id} asked for`);
+    const result = await restoreThenVerify(recovery, `restore of ${manifest.id} asked for`);
+    if (VERIFIED_OUTCOMES.has(result.outcome)) await settleRuns(session, unsettled, result.outcome);
+    return result;
   });
 }

@@ -1,16 +1,13 @@
 import type { Manifest } from '../../backup/manifest.js';
 import { findSnapshot } from '../../backup/snapshot-store.js';
-import { belaySchemaExists } from '../../db/belay-schema.js';
-import { markRunsSettled } from '../../journal/run-store.js';
-import { recordStrayRuns } from '../../journal/settle-snapshot-runs.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
 import { findUnsettled, planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
 import { restoreThenVerify, revertThenVerify, type Recovery } from '../recovery/safety-net.js';
+import { settleRuns, VERIFIED_OUTCOMES } from '../recovery/settle-runs.js';
 import type { RunResult } from '../result/results.js';
 import { readDatabaseState } from '../session/database-state.js';
 import { finishRun, withRunSession } from '../session/outcome.js';
-import type { RunSession } from '../session/run-session.js';
 import type { RunSetup } from '../session/setup.js';
 import { dropLeftoverCopies } from '../steps/restore-step.js';
 
@@ -22,9 +19,6 @@ async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest
     return null;
   }
 }
-
-/** Outcomes after which the interrupted run's database is verified: only then is it settled. */
-const VERIFIED = new Set<RunResult['outcome']>(['ok', 'rolled-back', 'restored']);
 
 /**
  * `belay recover`: settle a run that was killed or lost its connection. It
@@ -43,7 +37,7 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     await session.startJournal(state.current, run?.fromRevision ?? state.current);
     if (!run) {
       const result = await finishRun(session, { outcome: 'ok', message: 'no interrupted run: nothing to recover' });
-      await settle(session, [], result);
+      await settleRuns(session, [], result.outcome);
       return result;
     }
     await session.attachDatabaseJournal();
@@ -78,16 +72,7 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
       });
     } else if (plan.action === 'restore') outcome = await restoreThenVerify(recovery, why);
     else outcome = await revertThenVerify(recovery, { message: why, untrustworthy: false });
-    if (VERIFIED.has(outcome.outcome)) await settle(session, [run.runId, ...others.map((r) => r.runId)], outcome);
+    if (VERIFIED_OUTCOMES.has(outcome.outcome)) await settleRuns(session, [run.runId, ...others.map((r) => r.runId)], outcome.outcome);
     return outcome;
   });
-}
-
-/** The run, the recovers stopped while settling it, and the runs only journal files know of (see recordStrayRuns). */
-async function settle(session: RunSession, runIds: string[], outcome: RunResult): Promise<void> {
-  const { setup } = session;
-  const client = session.control.client;
-  if (!(await belaySchemaExists(client))) return;
-  const strays = await recordStrayRuns(client, setup.config.backupsDir, setup.target.database, session.runId);
-  await markRunsSettled(client, [...new Set([...runIds, ...strays])], session.runId, outcome.outcome);
 }

@@ -147,8 +147,8 @@ export async function restoreThenVerify(recovery: Recovery, why: string, failure
   if (!snapshot) {
     return finishRun(session, {
       outcome: 'manual-action-needed',
-      message: `${why}; this run took no snapshot to restore`,
-      hint: `The database is at ${at(session.ledger.facts.toRevision)} and may be damaged. Restore your own backup, or an earlier belay snapshot (\`belay backups list\`, \`belay restore ID\`). Next time run with --with-backup.`,
+      message: `${why}; but no snapshot was taken to restore (the run had no --with-backup, or rollback --no-backup)`,
+      hint: `The database is at ${at(session.ledger.facts.toRevision)} and may be damaged. Restore an earlier belay snapshot (\`belay backups list\`, then \`belay restore ID\`: once it is verified, the interrupted run is settled), or your own backup. Next time run with --with-backup.`,
       ...failed,
     });
   }

@@ -85,7 +85,8 @@ export class RunSession {
   async lock(): Promise<void> {
     this.lockStarted = performance.now();
     await acquireRunLock(this.control.client);
-    if (this.command !== 'recover') await refuseWhileUnfinished(this.control.client, this.runId);
+    // recover settles an interrupted run; so does a restore, once the snapshot it puts back is verified
+    if (this.command !== 'recover' && this.command !== 'restore') await refuseWhileUnfinished(this.control.client, this.runId);
     // only a forward run turns a signal into a rollback; downs and restores run to the end
     if (this.command === 'migrate-up') this.cancelWorkOnAbort();
   }
