@@ -15,6 +15,8 @@ export const VERIFIED_OUTCOMES: ReadonlySet<string> = new Set(['ok', 'rolled-bac
  */
 export async function settleRuns(session: RunSession, runIds: string[], outcome: string): Promise<void> {
   const { setup } = session;
+  // no connection after a restore: the runs stay unsettled for the next recover, which finds the database verified
+  if (!session.connected) return;
   const client = session.control.client;
   if (!(await belaySchemaExists(client))) return;
   const strays = await recordStrayRuns(client, setup.config.backupsDir, setup.target.database, session.runId);

@@ -40,6 +40,11 @@ export class RunSession {
     return this.workSession;
   }
 
+  /** False after a restore could not connect again: nothing more can be written to the database. */
+  get connected(): boolean {
+    return this.controlSession !== undefined;
+  }
+
   get applicationName(): string {
     return `belay ${this.command} ${this.runId.slice(-12)}`;
   }
