@@ -1,4 +1,5 @@
 import type { ClientBase } from 'pg';
+import { resetSession, resetSettings } from '../db/session.js';
 import { failureFromError, RevisionFailedError } from './revision-error.js';
 import type { Revision } from './revision.js';
 import { prepareStep, prepareVerify, type Direction } from './run-revision.js';
@@ -12,7 +13,8 @@ export interface EngineListener {
 /**
  * Applies and reverts revisions one at a time: each in its own transaction
  * (unless its file says no-transaction) that also holds its belay.migrations
- * record, with its verify inside that transaction. The order is the caller's:
+ * record, with its verify inside that transaction, and each on the session as
+ * belay opened it (see resetSession). The order is the caller's:
  * discovery sorts the revisions, the runner picks which to apply or revert.
  */
 export class MigrationEngine {
@@ -54,6 +56,7 @@ export class MigrationEngine {
     const { client } = this.context;
     const step = await prepareStep(revision, direction);
     const verify = direction === 'up' ? await prepareVerify(revision) : undefined;
+    await resetSession(client);
     this.context.startedAt = Date.now();
     const log = (message: string): void => this.listener.log(revision, message);
     if (step.transactional) {
@@ -62,6 +65,8 @@ export class MigrationEngine {
     }
     await step.run(client, log);
     if (verify) await verify.run(client, log);
+    // belay's record of it is written as the role belay connected as, whatever role the revision took on
+    await resetSettings(client);
   }
 
   private async guard(name: string, direction: Direction, work: (revision: Revision) => Promise<void>): Promise<void> {
@@ -85,6 +90,10 @@ export class MigrationEngine {
         }),
         { cause: error },
       );
+    } finally {
+      // what the revision did to the session must not reach the health checks and integrity that follow on it;
+      // its outcome is already decided, and a session that cannot be reset fails the reset before the next revision
+      await resetSession(this.context.client).catch(() => {});
     }
   }
 }

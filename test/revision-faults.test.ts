@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quoteIdent } from '../src/db/ident.js';
+import { belay } from './support/cli.js';
+import { adminQuery, freshDatabase, TEST_APP_ROLE, type TestDatabase } from './support/pg.js';
+import { baseArgs, makeProject } from './support/project.js';
+
+type JournalLine = Record<string, unknown>;
+
+async function journalOf(backups: string, runId: string): Promise<JournalLine[]> {
+  const text = await readFile(join(backups, 'journal', `${runId}.jsonl`), 'utf8');
+  return text.trim().split('\n').map((line) => JSON.parse(line) as JournalLine);
+}
+
+const endedSteps = (lines: JournalLine[]): string[] =>
+  lines.filter((l) => l.type === 'step' && l.event === 'end').map((l) => `${[l.step, l.revision].filter(Boolean).join(' ')} ${String(l.outcome)}`);
+
+const appliedNames = async (db: TestDatabase): Promise<string[]> =>
+  (await db.query<{ name: string }>('SELECT name FROM belay.migrations ORDER BY name')).map((row) => row.name);
+
+/** What a revision sees of its session, recorded in public.probes from inside it. */
+const PROBE = `INSERT INTO public.probes SELECT $$AT$$, current_setting('search_path'), current_user, session_user,
+  current_setting('lock_timeout'), current_setting('statement_timeout'), current_setting('application_name'),
+  current_setting('client_connection_check_interval'), current_setting('default_transaction_read_only'),
+  (SELECT count(*) FROM pg_prepared_statements)::int,
+  (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid())::int,
+  (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema())::int;`;
+const probe = (at: string): string => PROBE.replace('$$AT$$', `'${at}'`);
+
+const otherRole = `belay_fx_${randomBytes(4).toString('hex')}`;
+
+/** Revision 0003 does `change` to its session, in its up and in its down; 0002 and 0004 around it must not see it. */
+function sessionRevisions(change: string): Record<string, string> {
+  return {
+    '0001_probes.up.sql': `CREATE SCHEMA other;
+CREATE TABLE public.probes (at text, search_path text, current_role_name text, session_role text, lock_timeout text, statement_timeout text,
+  application_name text, check_interval text, read_only text, prepared int, advisory_locks int, temp_tables int);
+GRANT INSERT ON public.probes TO PUBLIC;
+GRANT CREATE, USAGE ON SCHEMA public TO PUBLIC;`,
+    '0001_probes.down.sql': 'DROP TABLE public.probes;\nDROP SCHEMA other;',
+    '0002_widgets.up.sql': `${probe('0002 up')}\nCREATE TABLE widgets (id int);\nINSERT INTO widgets VALUES (1);`,
+    '0002_widgets.down.sql': `${probe('0002 down')}\nDROP TABLE widgets;`,
+    '0003_session.up.sql': change,
+    '0003_session.down.sql': change,
+    '0004_gadgets.up.sql': `${probe('0004 up')}\nCREATE TABLE gadgets (id int);\nINSERT INTO gadgets VALUES (1);`,
+    '0004_gadgets.down.sql': `${probe('0004 down')}\nDROP TABLE gadgets;`,
+  };
+}
+
+const SESSION_CHANGES: Array<{ name: string; change: string; superuser?: boolean }> = [
+  { name: 'SET search_path', change: 'SET search_path = other;' },
+  { name: 'set_config(search_path, …, false)', change: "SELECT set_config('search_path', 'other', false);" },
+  { name: 'SET ROLE', change: `SET ROLE ${otherRole};` },
+  { name: 'SET SESSION AUTHORIZATION', change: `SET SESSION AUTHORIZATION ${TEST_APP_ROLE};`, superuser: true },
+  { name: 'a temporary table named like the next revision’s', change: 'CREATE TEMP TABLE gadgets (id int);\nCREATE TEMP TABLE widgets (id int);' },
+  { name: 'a prepared statement', change: 'PREPARE leftover AS SELECT 1;' },
+  { name: 'a session advisory lock', change: 'SELECT pg_advisory_lock(4242);' },
+  { name: 'SET lock_timeout and statement_timeout', change: 'SET lock_timeout = 0;\nSET statement_timeout = 0;' },
+  { name: 'SET application_name', change: "SET application_name = 'someone else';" },
+  { name: 'SET client_connection_check_interval', change: 'SET client_connection_check_interval = 0;' },
+  { name: 'SET default_transaction_read_only', change: 'SET default_transaction_read_only = on;' },
+];
+
+describe('each revision starts from the session belay opened', () => {
+  beforeAll(async () => {
+    await adminQuery('postgres', `CREATE ROLE ${quoteIdent(otherRole)} NOLOGIN`);
+    await adminQuery('postgres', `GRANT ${quoteIdent(otherRole)} TO ${quoteIdent(TEST_APP_ROLE)}`);
+  });
+  afterAll(async () => {
+    await adminQuery('postgres', `DROP ROLE IF EXISTS ${quoteIdent(otherRole)}`);
+  });
+
+  it.each(SESSION_CHANGES)('$name in one revision reaches neither the next revision nor the next down', async ({ change, superuser }) => {
+    const db = await freshDatabase();
+    // a statement_timeout that differs from the server's default, so that a revision changing it shows
+    const project = await makeProject(sessionRevisions(change), { database: { statementTimeoutSeconds: 600 }, integrity: { tables: { exclude: ['public.probes'] } } });
+    const args = [...baseArgs(project, superuser ? db.adminUrl : db.url), '--config', join(project.dir, 'belay.config.json')];
+
+    const up = await belay([...args, '--json', 'migrate', 'up']);
+    expect(up.code, up.stderr).toBe(0);
+    expect(await appliedNames(db)).toEqual(['0001_probes', '0002_widgets', '0003_session', '0004_gadgets']);
+    // the objects of the revision after the change are where and whose they would be without it
+    const placed = await db.query(
+      `SELECT c.relname, n.nspname, pg_get_userbyid(c.relowner) AS owner, c.relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relname IN ('widgets', 'gadgets') ORDER BY c.relname`,
+    );
+    const owner = superuser ? (await db.query<{ u: string }>('SELECT current_user AS u'))[0]!.u : TEST_APP_ROLE;
+    expect(placed).toEqual([
+      { relname: 'gadgets', nspname: 'public', owner, relpersistence: 'p' },
+      { relname: 'widgets', nspname: 'public', owner, relpersistence: 'p' },
+    ]);
+    expect(await db.query('SELECT (SELECT count(*) FROM public.widgets)::int AS w, (SELECT count(*) FROM public.gadgets)::int AS g')).toEqual([{ w: 1, g: 1 }]);
+    const upJournal = endedSteps(await journalOf(project.backups, (JSON.parse(up.stdout) as { runId: string }).runId));
+    expect(upJournal).toContain('apply 0004_gadgets ok');
+
+    // the downs run in one session too: 0003's down changes it, 0002's down must not see that
+    const down = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(down.code, down.stderr).toBe(0);
+    expect(await appliedNames(db)).toEqual(['0001_probes']);
+    expect(await db.query("SELECT relname FROM pg_class WHERE relname IN ('widgets', 'gadgets')")).toEqual([]);
+    const downJournal = endedSteps(await journalOf(project.backups, (JSON.parse(down.stdout) as { runId: string }).runId));
+    expect(downJournal).toEqual(expect.arrayContaining(['down 0004_gadgets ok', 'down 0003_session ok', 'down 0002_widgets ok']));
+
+    // every probe saw the same session, whether it came first in its run or right after the change
+    const probes = await db.query<Record<string, unknown>>('SELECT * FROM public.probes ORDER BY at');
+    expect(probes.map((p) => p.at)).toEqual(['0002 down', '0002 up', '0004 down', '0004 up']);
+    const first = probes.find((p) => p.at === '0002 up')!;
+    const { at: _at, application_name: _app, ...session } = first;
+    expect(session).toMatchObject({ search_path: '"$user", public', prepared: 0, advisory_locks: 0, temp_tables: 0, read_only: 'off' });
+    expect(session).toMatchObject({ lock_timeout: '10s', statement_timeout: '10min', check_interval: '2s' });
+    for (const p of probes) {
+      const { at, application_name, ...rest } = p;
+      expect(rest, String(at)).toEqual(session);
+      expect(application_name, String(at)).toMatch(/^belay (migrate-up|rollback) \S+ work$/);
+    }
+  });
+});
