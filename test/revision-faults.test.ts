@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quoteIdent } from '../src/db/ident.js';
@@ -16,6 +16,10 @@ async function journalOf(backups: string, runId: string): Promise<JournalLine[]>
 
 const endedSteps = (lines: JournalLine[]): string[] =>
   lines.filter((l) => l.type === 'step' && l.event === 'end').map((l) => `${[l.step, l.revision].filter(Boolean).join(' ')} ${String(l.outcome)}`);
+
+/** Every string in a JSON document, to read what it says whatever its shape. */
+const stringsIn = (value: unknown): string[] =>
+  typeof value === 'string' ? [value] : value !== null && typeof value === 'object' ? Object.values(value).flatMap(stringsIn) : [];
 
 const appliedNames = async (db: TestDatabase): Promise<string[]> =>
   (await db.query<{ name: string }>('SELECT name FROM belay.migrations ORDER BY name')).map((row) => row.name);
@@ -115,5 +119,104 @@ describe('each revision starts from the session belay opened', () => {
       expect(rest, String(at)).toEqual(session);
       expect(application_name, String(at)).toMatch(/^belay (migrate-up|rollback) \S+ work$/);
     }
+  });
+});
+
+const OK_0001 = { '0001_notes.up.sql': 'CREATE TABLE notes (id int, body text);', '0001_notes.down.sql': 'DROP TABLE notes;' };
+
+const UNREADABLE: Array<{ name: string; files: Record<string, string | Buffer>; where: string; says: RegExp; packageJson?: object }> = [
+  {
+    name: 'Latin-1 bytes in an .up.sql',
+    files: {
+      '0002_cafe.up.sql': Buffer.concat([Buffer.from("CREATE TABLE cafe (id int);\n-- the menu\nINSERT INTO notes VALUES (1, 'caf"), Buffer.from([0xe9]), Buffer.from("');\n")]),
+      '0002_cafe.down.sql': 'DROP TABLE cafe;\nDELETE FROM notes;',
+    },
+    where: '0002_cafe.up.sql:3',
+    says: /invalid byte sequence for encoding "UTF8": 0xe9/,
+  },
+  {
+    name: 'a NUL byte in a .down.sql',
+    files: { '0002_cafe.up.sql': 'CREATE TABLE cafe (id int);', '0002_cafe.down.sql': Buffer.from('DROP TABLE cafe;\n\0DROP TABLE notes;\n') },
+    where: '0002_cafe.down.sql:2',
+    says: /invalid byte sequence for encoding "UTF8": 0x00/,
+  },
+  {
+    name: 'an overlong UTF-8 form in a .verify.sql',
+    files: {
+      '0002_cafe.up.sql': 'CREATE TABLE cafe (id int);',
+      '0002_cafe.down.sql': 'DROP TABLE cafe;',
+      '0002_cafe.verify.sql': Buffer.concat([Buffer.from("SELECT '"), Buffer.from([0xc0, 0xaf]), Buffer.from("' IS NOT NULL;")]),
+    },
+    where: '0002_cafe.verify.sql:1',
+    says: /invalid byte sequence for encoding "UTF8": 0xc0 0xaf/,
+  },
+  {
+    name: 'a syntax error in an .mjs',
+    files: { '0002_cafe.mjs': "export async function up(ctx) {\n  await ctx.sql('CREATE TABLE cafe (id int)');\n  const x = = 1;\n}\nexport async function down(ctx) {}\n" },
+    where: '0002_cafe.mjs:3',
+    says: /a syntax error at 0002_cafe\.mjs:3: Unexpected token/,
+  },
+  {
+    name: 'a top-level throw in a .js',
+    files: { '0002_cafe.js': "const url = undefined;\nif (!url) throw new Error('CAFE_URL is not set');\nexport async function up(ctx) {}\nexport async function down(ctx) {}\n" },
+    packageJson: { type: 'module' },
+    where: '0002_cafe.js:2',
+    says: /an error thrown while loading it at 0002_cafe\.js:2: CAFE_URL is not set/,
+  },
+  {
+    name: 'a syntax error in a .ts',
+    files: { '0002_cafe.ts': "import type { RevisionContext } from 'pg-belay';\n\nexport async function up(ctx: RevisionContext) {\n  const x: number = = 1;\n}\nexport async function down() {}\n" },
+    where: '0002_cafe.ts:4',
+    says: /a syntax error at 0002_cafe\.ts:4: Unexpected "="/,
+  },
+  {
+    name: 'a top-level throw in a .ts of a CommonJS project',
+    files: { '0002_cafe.ts': "interface Menu { items: string[] }\nconst menu: Menu = { items: [] };\nif (menu.items.length === 0) throw new Error('empty menu');\nexport async function up() {}\nexport async function down() {}\n" },
+    where: '0002_cafe.ts:3',
+    says: /an error thrown while loading it at 0002_cafe\.ts:3: empty menu/,
+  },
+  {
+    name: 'a top-level throw in a .ts of an ES module project',
+    files: { '0002_cafe.ts': "interface Menu { items: string[] }\nconst menu: Menu = { items: [] };\nif (menu.items.length === 0) throw new Error('empty menu');\nexport async function up() {}\nexport async function down() {}\n" },
+    packageJson: { type: 'module' },
+    where: '0002_cafe.ts:3',
+    says: /an error thrown while loading it at 0002_cafe\.ts:3: empty menu/,
+  },
+];
+
+describe('a revision belay cannot read or load is refused before anything changes (exit 4, file:line)', () => {
+  it.each(UNREADABLE)('$name', async ({ files, where, says, packageJson }) => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...OK_0001 });
+    if (packageJson) await writeFile(join(project.dir, 'package.json'), JSON.stringify(packageJson));
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    for (const [name, content] of Object.entries(files)) await writeFile(join(project.migrations, name), content);
+
+    const plan = await belay([...args, 'plan']);
+    expect(plan.code, plan.stderr).toBe(4);
+    expect(plan.stderr).toContain(where);
+    expect(plan.stderr).toMatch(says);
+    expect(plan.stderr).toMatch(/next: /);
+
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup']);
+    expect(run.code, run.stderr).toBe(4);
+    // --json: one document naming the file and line, and what to do
+    const said = stringsIn(JSON.parse(run.stdout)).join('\n');
+    const [file, line] = where.split(':');
+    expect(said).toMatch(new RegExp(`${file!.replaceAll('.', '\\.')}(:| line )${line}\\b`));
+    expect(said).toMatch(says);
+    expect(said).toMatch(/Nothing was changed/);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    // nothing ran: no table, no record, no U+FFFD anywhere
+    expect(await appliedNames(db)).toEqual(['0001_notes']);
+    expect(await db.query("SELECT to_regclass('cafe') AS t, (SELECT count(*) FROM notes)::int AS n")).toEqual([{ t: null, n: 0 }]);
+    // the journal file of the refused run says where and why
+    const journals = (await readdir(join(project.backups, 'journal'))).sort();
+    const lines = await journalOf(project.backups, journals[journals.length - 1]!.replace(/\.jsonl$/, ''));
+    expect(lines[0]).toMatchObject({ type: 'run', command: 'migrate-up' });
+    expect(lines[lines.length - 1]).toMatchObject({ type: 'outcome', status: 'refused', exitCode: 4 });
+    expect(endedSteps(lines)).toEqual(['lock ok', 'plan ok', 'preflight failed']);
+    expect(stringsIn(lines).join('\n')).toMatch(says);
   });
 });
