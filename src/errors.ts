@@ -1,3 +1,5 @@
+import { DatabaseError } from 'pg';
+
 /**
  * One error type for everything belay reports to a user. Its `code` is the
  * family; the family decides the process exit code (see the contract's table).
@@ -51,7 +53,10 @@ export function exitCodeOf(error: unknown): number {
   return error instanceof BelayError ? error.exitCode : EXIT.internal;
 }
 
+/** An error's message; for PostgreSQL's own errors with its DETAIL and HINT, as psql shows them. */
 export function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
+  if (!(error instanceof Error)) return String(error);
+  if (!(error instanceof DatabaseError)) return error.message;
+  const extra = [error.detail ? `DETAIL: ${error.detail}` : '', error.hint ? `HINT: ${error.hint}` : ''].filter(Boolean);
+  return extra.length > 0 ? `${error.message} (${extra.join(' ')})` : error.message;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quoteIdent } from '../src/db/ident.js';
 import { belay } from './support/cli.js';
@@ -218,5 +219,73 @@ describe('a revision belay cannot read or load is refused before anything change
     expect(lines[lines.length - 1]).toMatchObject({ type: 'outcome', status: 'refused', exitCode: 4 });
     expect(endedSteps(lines)).toEqual(['lock ok', 'plan ok', 'preflight failed']);
     expect(stringsIn(lines).join('\n')).toMatch(says);
+  });
+});
+
+describe("a failing revision tells PostgreSQL's whole error", () => {
+  it('shows DETAIL and HINT, in the last line, --json and the journal (exit 10, nothing left applied)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      ...OK_0001,
+      '0002_seed.up.sql': "INSERT INTO notes VALUES (1, 'first');",
+      '0002_seed.down.sql': 'DELETE FROM notes;',
+      '0003_unique.up.sql': 'ALTER TABLE notes ADD PRIMARY KEY (id);\nINSERT INTO notes VALUES (1, \'again\');',
+      '0003_unique.down.sql': 'ALTER TABLE notes DROP CONSTRAINT notes_pkey;',
+    });
+    const args = baseArgs(project, db.url);
+    const human = await belay([...args, 'migrate', 'up']);
+    expect(human.code, human.stderr).toBe(10);
+    expect(human.stdout + human.stderr).toContain('DETAIL: Key (id)=(1) already exists.');
+    expect(await appliedNames(db)).toEqual([]);
+
+    await writeFile(
+      join(project.migrations, '0003_unique.up.sql'),
+      "DO $$ BEGIN RAISE EXCEPTION 'notes are not ready' USING DETAIL = '3 notes have no body', HINT = 'Run scripts/fill-bodies.sql first.'; END $$;",
+    );
+    const run = await belay([...args, '--json', 'migrate', 'up']);
+    expect(run.code, run.stderr).toBe(10);
+    const said = stringsIn(JSON.parse(run.stdout)).join('\n');
+    expect(said).toContain('DETAIL: 3 notes have no body');
+    expect(said).toContain('HINT: Run scripts/fill-bodies.sql first.');
+    const lines = await journalOf(project.backups, (JSON.parse(run.stdout) as { runId: string }).runId);
+    const failed = lines.find((l) => l.step === 'apply' && l.outcome === 'failed') as { detail: { failure: Record<string, unknown> } };
+    expect(failed.detail.failure).toMatchObject({ revision: '0003_unique', sqlstate: 'P0001', detail: '3 notes have no body', hint: 'Run scripts/fill-bodies.sql first.' });
+    expect(await appliedNames(db)).toEqual([]);
+    expect(await db.query('SELECT count(*)::int AS n FROM pg_tables WHERE tablename = $1', ['notes'])).toEqual([{ n: 0 }]);
+  });
+
+  it('a lock timeout names the session that holds the lock: pid, application_name, when its query started', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(
+      {
+        ...OK_0001,
+        '0002_notes_author.up.sql': 'ALTER TABLE notes ADD COLUMN author text;',
+        '0002_notes_author.down.sql': 'ALTER TABLE notes DROP COLUMN author;',
+      },
+      { database: { lockTimeoutSeconds: 1 } },
+    );
+    const args = [...baseArgs(project, db.url), '--config', join(project.dir, 'belay.config.json')];
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    // a report that reads notes in a transaction it leaves open
+    const holder = new pg.Client({ connectionString: db.url, application_name: 'nightly-report' });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT count(*) FROM notes');
+      const [{ pid }] = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows as [{ pid: number }];
+      const run = await belay([...args, '--json', 'migrate', 'up']);
+      expect(run.code, run.stderr).toBe(10);
+      const said = stringsIn(JSON.parse(run.stdout)).join('\n');
+      expect(said).toMatch(/canceling statement due to lock timeout/);
+      expect(said).toMatch(new RegExp(`lock held by: pid ${pid} \\(application_name "nightly-report", user ${TEST_APP_ROLE}, idle in transaction, transaction since \\S+, last query \\(started \\S+\\): SELECT pg_backend_pid`));
+      const lines = await journalOf(project.backups, (JSON.parse(run.stdout) as { runId: string }).runId);
+      const failed = lines.find((l) => l.step === 'apply' && l.outcome === 'failed') as { detail: { failure: { sqlstate: string; blockers: Array<Record<string, unknown>> } } };
+      expect(failed.detail.failure.sqlstate).toBe('55P03');
+      expect(failed.detail.failure.blockers).toEqual([expect.objectContaining({ pid, applicationName: 'nightly-report', state: 'idle in transaction' })]);
+      expect(await appliedNames(db)).toEqual(['0001_notes']);
+      expect(await db.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'notes' AND column_name = 'author'")).toEqual([{ n: 0 }]);
+    } finally {
+      await holder.end();
+    }
   });
 });

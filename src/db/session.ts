@@ -33,6 +33,7 @@ export async function openSession(params: ConnectionParams, options: SessionOpti
   const serverVersionNum = Number(rows[0]?.v);
   const backendPid = rows[0]!.pid;
   await applySessionSettings(client);
+  origins.set(client, { params, options, backendPid });
   return {
     client,
     serverVersionNum,
@@ -41,6 +42,28 @@ export async function openSession(params: ConnectionParams, options: SessionOpti
       await client.end().catch(() => {});
     },
   };
+}
+
+interface Origin {
+  params: ConnectionParams;
+  options: SessionOptions;
+  backendPid: number;
+}
+
+/** How each session was opened, so that a second connection can look at it from outside while it waits. */
+const origins = new WeakMap<ClientBase, Origin>();
+
+/** The server process and lock_timeout of a session belay opened; undefined for a client belay did not open. */
+export function sessionOrigin(client: ClientBase): { backendPid: number; lockTimeoutMs: number } | undefined {
+  const origin = origins.get(client);
+  return origin && { backendPid: origin.backendPid, lockTimeoutMs: origin.options.lockTimeoutMs };
+}
+
+/** A second connection like `client`'s (same target and role), named for `purpose`. */
+export async function openSibling(client: ClientBase, purpose: string): Promise<Session | undefined> {
+  const origin = origins.get(client);
+  if (!origin) return undefined;
+  return openSession(origin.params, { ...origin.options, applicationName: `${origin.options.applicationName} ${purpose}`.slice(0, 63) });
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { ClientBase } from 'pg';
-import { resetSession, resetSettings } from '../db/session.js';
-import { failureFromError, RevisionFailedError } from './revision-error.js';
+import { watchBlockers } from '../db/lock-watchdog.js';
+import { openSibling, resetSession, resetSettings, sessionOrigin } from '../db/session.js';
+import { failureFromError, RevisionFailedError, withBlockers } from './revision-error.js';
 import type { Revision } from './revision.js';
 import { prepareStep, prepareVerify, type Direction } from './run-revision.js';
 import { TableStorage, type EngineContext } from './storage.js';
@@ -63,8 +64,16 @@ export class MigrationEngine {
       await client.query('BEGIN');
       this.context.inTransaction = true;
     }
-    await step.run(client, log);
-    if (verify) await verify.run(client, log);
+    const origin = sessionOrigin(client);
+    const watch = origin && watchBlockers(() => openSibling(client, 'watch'), origin.backendPid, origin.lockTimeoutMs);
+    try {
+      await step.run(client, log);
+      if (verify) await verify.run(client, log);
+    } catch (error) {
+      throw withBlockers(error, watch?.seen() ?? []);
+    } finally {
+      await watch?.stop();
+    }
     // belay's record of it is written as the role belay connected as, whatever role the revision took on
     await resetSettings(client);
   }
