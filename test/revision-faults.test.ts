@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -287,5 +287,21 @@ describe("a failing revision tells PostgreSQL's whole error", () => {
     } finally {
       await holder.end();
     }
+  });
+});
+
+describe('a revision file belay cannot open', () => {
+  it('is named, exit 2, before anything is touched (a folder named like a revision file)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...OK_0001 });
+    await mkdir(join(project.migrations, '0002_cafe.up.sql'));
+    await writeFile(join(project.migrations, '0002_cafe.down.sql'), 'SELECT 1;');
+    for (const command of [['plan'], ['migrate', 'up']]) {
+      const run = await belay([...baseArgs(project, db.url), ...command]);
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(/cannot read the revision file \S+0002_cafe\.up\.sql: EISDIR/);
+      expect(run.stderr).toMatch(/next: /);
+    }
+    expect(await db.query("SELECT to_regclass('notes') AS t, to_regnamespace('belay') AS s")).toEqual([{ t: null, s: null }]);
   });
 });
