@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -31,6 +31,17 @@ describe('the embedded cluster from a folder the server account cannot enter', (
       expect((await readdir(join(cwd, 'backups', 'journal'))).filter((f) => f.endsWith('.jsonl'))).toHaveLength(1);
 
       expect((await belay(['cluster', 'stop'], options)).code).toBe(0);
+      // a server that will not start (an edited postgresql.conf) is named, with its log, as an environment fault
+      const conf = join(layout.dataDir, 'postgresql.conf');
+      const original = await readFile(conf, 'utf8');
+      await writeFile(conf, `${original}shared_buffers = 'plenty'\n`);
+      const refused = await belay(['status'], options);
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toMatch(/the PostgreSQL server did not start/);
+      expect(refused.stderr).toMatch(/shared_buffers/);
+      expect(refused.stderr).toMatch(/next: /);
+      expect(refused.stderr).not.toMatch(/a bug in belay/);
+      await writeFile(conf, original);
       // the next command starts the same cluster again, with the same data
       const status = await belay(['--json', 'status'], options);
       expect(status.code, status.stderr).toBe(0);

@@ -159,7 +159,14 @@ export async function startEmbeddedCluster(options: EmbeddedOptions): Promise<Co
   const spec = specFor(where, await findServerBinDir(options.pgBin, options.path));
   if (!(await isInitialised(where.dataDir))) await initCluster(spec);
   if (!(await isRunning(spec))) {
-    await prepareLogFile(where.logFile);
+    try {
+      await prepareLogFile(where.logFile);
+    } catch (error) {
+      throw usageError(`cannot prepare the embedded cluster's log file ${where.logFile}: ${errorMessage(error)}`, {
+        hint: 'Make that folder writable for the user running belay, or connect to a server with --database-url or DATABASE_URL.',
+        cause: error,
+      });
+    }
     await startCluster(spec, where.logFile);
   }
   await ensureDatabase(where);
