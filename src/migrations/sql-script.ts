@@ -69,6 +69,22 @@ export function parseSqlScript(text: string): SqlScript {
         `line ${statement.line}: \`${leadingComments(statement.text).split(/\s+/, 4).join(' ')}\` cannot run inside a transaction block (make the first line \`-- belay:no-transaction\`)`,
       );
     }
+  } else {
+    const open = unclosedTransaction(body);
+    if (open) {
+      problems.push(
+        `line ${open.line}: \`${leadingComments(open.text).split(/\s+/, 2).join(' ')}\` opens a transaction that the file never ends (add its COMMIT: belay would otherwise write its record of the revision inside it)`,
+      );
+    }
   }
   return { statements: body, transactional, problems };
+}
+
+/** In a no-transaction file, the BEGIN still open at its end, if any. */
+function unclosedTransaction(statements: SqlStatement[]): SqlStatement | undefined {
+  let open: SqlStatement | undefined;
+  for (const statement of statements.filter(controlsTransaction)) {
+    open = /^(BEGIN|START\s+TRANSACTION)\b/i.test(leadingComments(statement.text)) ? (open ?? statement) : undefined;
+  }
+  return open;
 }
