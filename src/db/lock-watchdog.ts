@@ -43,10 +43,9 @@ export interface LockBlocker {
   applicationName: string;
   user: string;
   state: string | null;
-  /** When its current (or last) query started, and its transaction. */
+  /** When its current (or last) query started, and its transaction. Not the query text: it may hold another user's secrets. */
   queryStart: string | null;
   transactionStart: string | null;
-  query: string;
 }
 
 export interface BlockerWatch {
@@ -84,9 +83,8 @@ export function watchBlockers(
       state: string | null;
       query_start: Date | null;
       xact_start: Date | null;
-      query: string;
     }>(
-      `SELECT pid, application_name, usename, state, query_start, xact_start, left(query, 200) AS query
+      `SELECT pid, application_name, usename, state, query_start, xact_start
          FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids($1)) ORDER BY pid`,
       [pid],
     );
@@ -98,7 +96,6 @@ export function watchBlockers(
         state: row.state,
         queryStart: row.query_start?.toISOString() ?? null,
         transactionStart: row.xact_start?.toISOString() ?? null,
-        query: row.query,
       }));
     }
   };

@@ -64,7 +64,8 @@ async function locate(file: string, error: unknown): Promise<number | undefined>
   }
   if (!(error instanceof SyntaxError)) return undefined;
   const stderr = await new Promise<string>((resolve) => {
-    const child = spawn(process.execPath, ['--check', file], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
+    // an empty environment: the check needs none, and the child must not see a password
+    const child = spawn(process.execPath, ['--check', file], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000, env: {} });
     let text = '';
     child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
     child.on('error', () => resolve(''));

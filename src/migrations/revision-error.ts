@@ -43,7 +43,7 @@ export function describeFailure(f: RevisionFailure): string {
 
 export function describeBlocker(b: LockBlocker): string {
   const since = b.transactionStart ? `, transaction since ${b.transactionStart}` : '';
-  const query = b.query ? `, ${b.state === 'active' ? 'running' : 'last query'}${b.queryStart ? ` (started ${b.queryStart})` : ''}: ${truncate(b.query, 120)}` : '';
+  const query = b.queryStart ? `, ${b.state === 'active' ? 'query' : 'last query'} started ${b.queryStart}` : '';
   return `pid ${b.pid} (application_name "${b.applicationName}", user ${b.user}, ${b.state ?? 'state unknown'}${since}${query})`;
 }
 
