@@ -47,7 +47,11 @@ export const usageError = (message: string, options?: BelayErrorOptions): BelayE
 export const preflightError = (message: string, options?: BelayErrorOptions): BelayError =>
   new BelayError('preflight', message, options);
 
+/** An error's message; for PostgreSQL's own errors with its DETAIL and HINT, as psql shows them. */
 export function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
+  if (!(error instanceof Error)) return String(error);
+  // node-postgres' DatabaseError, read by shape so that this module does not load pg
+  const { detail, hint } = error as { detail?: unknown; hint?: unknown };
+  const extra = [typeof detail === 'string' && detail ? `DETAIL: ${detail}` : '', typeof hint === 'string' && hint ? `HINT: ${hint}` : ''].filter(Boolean);
+  return extra.length > 0 ? `${error.message} (${extra.join(' ')})` : error.message;
 }

@@ -62,3 +62,14 @@ describe('revision scripts as belay runs them', () => {
     expect(script.statements).toHaveLength(4);
   });
 });
+
+describe('a no-transaction file that leaves a transaction open', () => {
+  it('is a problem naming the BEGIN that is never ended; balanced blocks are fine', () => {
+    const marker = '-- belay:no-transaction\n';
+    expect(parseSqlScript(`${marker}BEGIN;\nUPDATE t SET a = 1;\nCOMMIT;\nCREATE INDEX CONCURRENTLY i ON t (a);\n`).problems).toEqual([]);
+    expect(parseSqlScript(`${marker}BEGIN;\nSAVEPOINT s;\nROLLBACK TO s;\nEND;\n`).problems).toEqual([]);
+    expect(parseSqlScript(`${marker}CREATE INDEX CONCURRENTLY i ON t (a);\nBEGIN;\nUPDATE t SET a = 1;\n`).problems).toEqual([
+      'line 3: `BEGIN` opens a transaction that the file never ends (add its COMMIT: belay would otherwise write its record of the revision inside it)',
+    ]);
+  });
+});

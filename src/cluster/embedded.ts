@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import type { ConnectionParams } from '../db/connection.js';
 import { quoteIdent } from '../db/ident.js';
+import { errorMessage, usageError } from '../errors.js';
 import {
   findServerBinDir,
   initCluster,
@@ -16,7 +17,7 @@ import {
   stopCluster,
   type LocalClusterSpec,
 } from './local-cluster.js';
-import { serverUser } from './os-user.js';
+import { serverUser, type OsUser } from './os-user.js';
 
 // not "belay": with search_path "$user", public, a role named like belay's own schema would create its tables there
 const SUPERUSER = 'postgres';
@@ -56,25 +57,63 @@ function shortHash(text: string): string {
 }
 
 /**
+ * Where the server's own files go when it cannot reach the project: root runs
+ * the server as an unprivileged account, which cannot enter a 0700 folder such
+ * as root's home. belay never loosens the permissions of the user's folders;
+ * the cluster's data goes where such state lives (/var/lib), the socket dir
+ * beside it, and .belay/cluster.json records where. An ordinary user runs the
+ * server as itself and needs the temp dir only for a socket path too long.
+ */
+async function outsideFolder(home: string, user: OsUser | undefined): Promise<string> {
+  const name = `belay-${shortHash(home)}`;
+  const roots = user ? ['/var/lib/belay', tmpdir()] : [tmpdir()];
+  let lastError: unknown;
+  for (const root of roots) {
+    try {
+      await mkdir(root, { recursive: true, mode: 0o755 });
+      const dir = join(root, name);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      if (user) await chown(dir, user.uid, user.gid);
+      return dir;
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw usageError(`cannot create a folder for the embedded cluster in ${roots.join(' or ')}: ${errorMessage(lastError)}`, {
+    hint: 'Run belay from a folder the server account can reach, or connect to a server with --database-url or DATABASE_URL.',
+    cause: lastError,
+  });
+}
+
+/**
  * Where the cluster lives. Normally all under .belay/; when the server account
- * (root runs the server as "postgres") cannot reach the project folder, or the
- * socket path would be too long, that part moves to a per-project folder in
- * the temp dir, and .belay/cluster.json records where.
+ * cannot reach the project folder, or the socket path would be too long, that
+ * part moves outside (see outsideFolder). A layout is kept once a cluster was
+ * initialised in it; until then it is decided again.
  */
 async function layout(projectDir: string): Promise<Layout> {
   const home = join(resolve(projectDir), '.belay');
   const saved = join(home, 'cluster.json');
+  const kept = await readFile(saved, 'utf8')
+    .then((text) => JSON.parse(text) as Layout)
+    .catch(() => undefined);
+  if (kept && (await isInitialised(kept.dataDir))) return kept;
   try {
-    return JSON.parse(await readFile(saved, 'utf8')) as Layout;
-  } catch {
-    // first use: decide below
+    await mkdir(home, { recursive: true, mode: 0o755 });
+  } catch (error) {
+    throw usageError(`cannot create ${home} for the embedded cluster: ${errorMessage(error)}`, {
+      hint: 'Run belay where it may create .belay/, or connect to a server with --database-url or DATABASE_URL.',
+      cause: error,
+    });
   }
-  await mkdir(home, { recursive: true, mode: 0o755 });
   const user = serverUser();
-  const outside = join(tmpdir(), `belay-${shortHash(home)}`);
-  const dataDir = reachableBy(home, user) ? join(home, 'cluster') : join(outside, 'cluster');
-  const socketDir = join(home, 'run').length <= MAX_SOCKET_DIR && reachableBy(home, user) ? join(home, 'run') : join(outside, 'run');
-  const chosen: Layout = { home, dataDir, socketDir, logFile: join(home, 'postgresql.log') };
+  const reachable = reachableBy(home, user);
+  const chosen: Layout = { home, dataDir: join(home, 'cluster'), socketDir: join(home, 'run'), logFile: join(home, 'postgresql.log') };
+  if (!reachable || join(home, 'run').length > MAX_SOCKET_DIR) {
+    const outside = await outsideFolder(home, user);
+    chosen.socketDir = join(outside, 'run');
+    if (!reachable) Object.assign(chosen, { dataDir: join(outside, 'cluster'), logFile: join(outside, 'postgresql.log') });
+  }
   await writeFile(saved, `${JSON.stringify(chosen, null, 2)}\n`);
   return chosen;
 }
@@ -96,7 +135,16 @@ export function embeddedParams(where: Pick<Layout, 'socketDir'>): ConnectionPara
 
 async function ensureDatabase(where: Layout): Promise<void> {
   const client = new pg.Client({ host: where.socketDir, port: PORT, user: SUPERUSER, database: 'postgres', connectionTimeoutMillis: 10_000 });
-  await client.connect();
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw usageError(`the embedded cluster in ${where.dataDir} runs but does not answer on ${where.socketDir}: ${errorMessage(error)}`, {
+      hint: `Look at ${where.logFile}; \`belay cluster stop\` then \`belay cluster start\` restarts it.`,
+      cause: error,
+    });
+  }
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);
     if (rowCount === 0) await client.query(`CREATE DATABASE ${quoteIdent(DATABASE)}`);
@@ -111,7 +159,14 @@ export async function startEmbeddedCluster(options: EmbeddedOptions): Promise<Co
   const spec = specFor(where, await findServerBinDir(options.pgBin, options.path));
   if (!(await isInitialised(where.dataDir))) await initCluster(spec);
   if (!(await isRunning(spec))) {
-    await prepareLogFile(where.logFile);
+    try {
+      await prepareLogFile(where.logFile);
+    } catch (error) {
+      throw usageError(`cannot prepare the embedded cluster's log file ${where.logFile}: ${errorMessage(error)}`, {
+        hint: 'Make that folder writable for the user running belay, or connect to a server with --database-url or DATABASE_URL.',
+        cause: error,
+      });
+    }
     await startCluster(spec, where.logFile);
   }
   await ensureDatabase(where);

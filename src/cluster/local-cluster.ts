@@ -3,6 +3,7 @@ import { chown, mkdir, readFile, stat, writeFile, appendFile } from 'node:fs/pro
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { BelayError, errorMessage, usageError } from '../errors.js';
 import { findPgBinary } from './pg-bin.js';
 import { serverUser, type OsUser } from './os-user.js';
 
@@ -27,9 +28,9 @@ export interface LocalClusterSpec {
 export async function findServerBinDir(pgBin: string | undefined, path: string | undefined): Promise<string> {
   const initdb = await findPgBinary('initdb', { pgBin, path });
   if (!initdb) {
-    throw new Error(
-      'no PostgreSQL server binaries (initdb, pg_ctl) found. Install them (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) or set PG_BIN to their directory.',
-    );
+    throw usageError('no PostgreSQL server binaries (initdb, pg_ctl) found', {
+      hint: 'Install them (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) or set PG_BIN to their directory; or connect to a server with --database-url or DATABASE_URL.',
+    });
   }
   return join(initdb.path, '..');
 }
@@ -84,7 +85,26 @@ export async function isInitialised(dataDir: string): Promise<boolean> {
   }
 }
 
+/** A cluster belay could not set up or run: the environment's fault, named, with the server's own words. */
+function clusterError(what: string, spec: Pick<LocalClusterSpec, 'dataDir'>, error: unknown, logTail = ''): BelayError {
+  if (error instanceof BelayError) return error;
+  const stderr = (error as { stderr?: unknown }).stderr;
+  const said = typeof stderr === 'string' && stderr.trim() !== '' ? stderr.trim() : errorMessage(error);
+  return usageError(`${what} (${spec.dataDir}): ${said}${logTail ? `\n${logTail}` : ''}`, {
+    hint: `The server runs as ${serverUser()?.name ?? 'this user'}: it must be able to reach and write that folder. Fix that, or connect to a server with --database-url or DATABASE_URL.`,
+    cause: error,
+  });
+}
+
 export async function initCluster(spec: LocalClusterSpec): Promise<void> {
+  try {
+    await initClusterFiles(spec);
+  } catch (error) {
+    throw clusterError('cannot initialise the PostgreSQL cluster', spec, error);
+  }
+}
+
+async function initClusterFiles(spec: LocalClusterSpec): Promise<void> {
   const user = serverUser();
   await ownDir(spec.dataDir, user, 0o700);
   await ownDir(spec.socketDir, user, 0o700);
@@ -137,16 +157,20 @@ export async function startCluster(spec: LocalClusterSpec, logFile: string): Pro
     } catch {
       // no log yet
     }
-    throw new Error(`the PostgreSQL server in ${spec.dataDir} did not start: ${String(error)}\n${tail}`);
+    throw clusterError('the PostgreSQL server did not start', spec, error, tail);
   }
 }
 
 export async function stopCluster(spec: Pick<LocalClusterSpec, 'dataDir' | 'binDir'>, mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
   if (!(await isRunning(spec))) return;
-  await runAs(join(spec.binDir, 'pg_ctl'), ['stop', '-D', spec.dataDir, '-m', mode, '-w', '-t', '60', '-s'], {
-    user: serverUser(),
-    timeoutMs: 90_000,
-  });
+  try {
+    await runAs(join(spec.binDir, 'pg_ctl'), ['stop', '-D', spec.dataDir, '-m', mode, '-w', '-t', '60', '-s'], {
+      user: serverUser(),
+      timeoutMs: 90_000,
+    });
+  } catch (error) {
+    throw clusterError('the PostgreSQL server did not stop', spec, error);
+  }
 }
 
 /** Prepare a log file the server account may write to. */

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { usageError } from '../errors.js';
 
 export interface OsUser {
   name: string;
@@ -28,6 +29,10 @@ export function lookupUser(name: string): OsUser | undefined {
 export function serverUser(): OsUser | undefined {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
   const user = lookupUser('postgres') ?? lookupUser('nobody');
-  if (!user) throw new Error('running as root, and neither a "postgres" nor a "nobody" account exists to run the server');
+  if (!user) {
+    throw usageError('running as root, and neither a "postgres" nor a "nobody" account exists to run the PostgreSQL server as (initdb and postgres refuse root)', {
+      hint: 'Create one (useradd --system postgres), run belay as an ordinary user, or connect to a server with --database-url or DATABASE_URL.',
+    });
+  }
   return user;
 }

@@ -3,6 +3,7 @@ import { access, readdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
+import { usageError } from '../errors.js';
 
 const run = promisify(execFile);
 
@@ -74,7 +75,7 @@ export async function candidateBinDirs(search: PgBinSearch): Promise<string[]> {
 export async function binaryVersion(file: string): Promise<PgBinary> {
   const { stdout } = await run(file, ['--version'], { timeout: 10_000 });
   const match = /(\d+)(?:\.(\d+))?/.exec(stdout.replace(/^[^)]*\)/, ''));
-  if (!match) throw new Error(`cannot read the version of ${file}: ${stdout.trim()}`);
+  if (!match) throw usageError(`cannot read the version of ${file}: ${stdout.trim()}`, { hint: 'Point PG_BIN at the PostgreSQL binaries directory.' });
   return { path: file, major: Number(match[1]), version: match[2] === undefined ? match[1]! : `${match[1]}.${match[2]}` };
 }
 

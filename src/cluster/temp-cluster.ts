@@ -2,6 +2,7 @@ import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findServerBinDir, freePort, initCluster, prepareLogFile, startCluster, stopCluster, type LocalClusterSpec } from './local-cluster.js';
+import { errorMessage, usageError } from '../errors.js';
 import { serverUser } from './os-user.js';
 
 export interface TempClusterOptions {
@@ -26,10 +27,18 @@ export interface TempCluster {
  * durability off, owned by the unprivileged server account when run as root.
  */
 export async function startTempCluster(options: TempClusterOptions): Promise<TempCluster> {
-  const root = await mkdtemp(join(tmpdir(), options.prefix));
-  await chmod(root, 0o755);
   const user = serverUser();
-  if (user) await chown(root, user.uid, user.gid);
+  let root: string;
+  try {
+    root = await mkdtemp(join(tmpdir(), options.prefix));
+    await chmod(root, 0o755);
+    if (user) await chown(root, user.uid, user.gid);
+  } catch (error) {
+    throw usageError(`cannot create a folder for a throwaway PostgreSQL cluster in ${tmpdir()}: ${errorMessage(error)}`, {
+      hint: 'Free space in the temp dir or point TMPDIR at a writable folder; or give a server to use with --database-url.',
+      cause: error,
+    });
+  }
   const spec: LocalClusterSpec = {
     dataDir: join(root, 'data'),
     socketDir: join(root, 'run'),

@@ -1,7 +1,12 @@
+import { usageError } from '../errors.js';
+
 /** Quote an SQL identifier. Every identifier belay interpolates goes through here. */
 export function quoteIdent(name: string): string {
-  if (name.length === 0) throw new Error('empty SQL identifier');
-  if (name.includes('\u0000')) throw new Error('SQL identifier contains a NUL byte');
+  if (name.length === 0 || name.includes('\u0000')) {
+    throw usageError(`${name.length === 0 ? 'an empty' : 'a NUL byte in a'} name where PostgreSQL needs an identifier`, {
+      hint: 'Check the database, role, schema and table names in the connection settings and the config.',
+    });
+  }
   return `"${name.replaceAll('"', '""')}"`;
 }
 

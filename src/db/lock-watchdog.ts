@@ -36,3 +36,79 @@ export function watchLockWaits(client: ClientBase, database: string, application
     },
   };
 }
+
+/** A session that held a lock another one waited for. */
+export interface LockBlocker {
+  pid: number;
+  applicationName: string;
+  user: string;
+  state: string | null;
+  /** When its current (or last) query started, and its transaction. Not the query text: it may hold another user's secrets. */
+  queryStart: string | null;
+  transactionStart: string | null;
+}
+
+export interface BlockerWatch {
+  /** The sessions seen blocking the watched one, the last time it waited. */
+  seen(): LockBlocker[];
+  stop(): Promise<void>;
+}
+
+/**
+ * While `client` runs one long step, look from a second connection at who
+ * blocks it (pg_blocking_pids), so that a lock timeout can name the session
+ * holding the lock: once the waiting statement fails, the wait and what it
+ * waited for are gone. The second connection is opened only when the step
+ * lasts longer than a poll interval (a quarter of lock_timeout, 50 ms to 1 s).
+ */
+export function watchBlockers(
+  openObserver: () => Promise<{ client: ClientBase; close(): Promise<void> } | undefined>,
+  pid: number,
+  lockTimeoutMs: number,
+): BlockerWatch {
+  const intervalMs = lockTimeoutMs > 0 ? Math.min(1000, Math.max(50, lockTimeoutMs / 4)) : 1000;
+  let blockers: LockBlocker[] = [];
+  let stopped = false;
+  let observer: Promise<{ client: ClientBase; close(): Promise<void> } | undefined> | undefined;
+  let pending: Promise<unknown> = Promise.resolve();
+  const look = async (): Promise<void> => {
+    if (stopped) return;
+    observer ??= openObserver().catch(() => undefined);
+    const session = await observer;
+    if (!session || stopped) return;
+    const { rows } = await session.client.query<{
+      pid: number;
+      application_name: string;
+      usename: string;
+      state: string | null;
+      query_start: Date | null;
+      xact_start: Date | null;
+    }>(
+      `SELECT pid, application_name, usename, state, query_start, xact_start
+         FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids($1)) ORDER BY pid`,
+      [pid],
+    );
+    if (rows.length > 0) {
+      blockers = rows.map((row) => ({
+        pid: row.pid,
+        applicationName: row.application_name,
+        user: row.usename,
+        state: row.state,
+        queryStart: row.query_start?.toISOString() ?? null,
+        transactionStart: row.xact_start?.toISOString() ?? null,
+      }));
+    }
+  };
+  const timer = setInterval(() => {
+    pending = pending.then(look).catch(() => {});
+  }, intervalMs);
+  return {
+    seen: () => blockers,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await pending;
+      await (await observer)?.close();
+    },
+  };
+}

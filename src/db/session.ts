@@ -1,4 +1,4 @@
-import pg from 'pg';
+import pg, { type ClientBase } from 'pg';
 import { BelayError } from '../errors.js';
 import { describeTarget, toPgConfig, type ConnectionParams, type SessionOptions } from './connection.js';
 
@@ -32,9 +32,8 @@ export async function openSession(params: ConnectionParams, options: SessionOpti
   const { rows } = await client.query<{ v: string; pid: number }>("SELECT current_setting('server_version_num') AS v, pg_backend_pid() AS pid");
   const serverVersionNum = Number(rows[0]?.v);
   const backendPid = rows[0]!.pid;
-  if (serverVersionNum >= 140000) {
-    await client.query(`SET client_connection_check_interval = ${CONNECTION_CHECK_INTERVAL_MS}`);
-  }
+  await applySessionSettings(client);
+  origins.set(client, { params, options, backendPid });
   return {
     client,
     serverVersionNum,
@@ -43,6 +42,57 @@ export async function openSession(params: ConnectionParams, options: SessionOpti
       await client.end().catch(() => {});
     },
   };
+}
+
+interface Origin {
+  params: ConnectionParams;
+  options: SessionOptions;
+  backendPid: number;
+}
+
+/** How each session was opened, so that a second connection can look at it from outside while it waits. */
+const origins = new WeakMap<ClientBase, Origin>();
+
+/** The server process and lock_timeout of a session belay opened; undefined for a client belay did not open. */
+export function sessionOrigin(client: ClientBase): { backendPid: number; lockTimeoutMs: number } | undefined {
+  const origin = origins.get(client);
+  return origin && { backendPid: origin.backendPid, lockTimeoutMs: origin.options.lockTimeoutMs };
+}
+
+/** A second connection like `client`'s (same target and role), named for `purpose`. */
+export async function openSibling(client: ClientBase, purpose: string): Promise<Session | undefined> {
+  const origin = origins.get(client);
+  if (!origin) return undefined;
+  return openSession(origin.params, { ...origin.options, applicationName: `${origin.options.applicationName} ${purpose}`.slice(0, 63) });
+}
+
+/**
+ * The settings belay makes after connecting. The others (application_name,
+ * statement_timeout, lock_timeout) come in the startup packet, which is what
+ * RESET returns to.
+ */
+async function applySessionSettings(client: ClientBase): Promise<void> {
+  // through pg_settings: the parameter exists from PostgreSQL 14 on
+  await client.query("SELECT set_config(name, $1, false) FROM pg_settings WHERE name = 'client_connection_check_interval'", [
+    String(CONNECTION_CHECK_INTERVAL_MS),
+  ]);
+}
+
+/**
+ * Give the session back as belay opened it, so that what one revision did to
+ * its session (SET, SET ROLE, SET SESSION AUTHORIZATION, set_config(…, false),
+ * temporary tables, prepared statements, cursors, LISTEN, session advisory
+ * locks) does not carry into the next. Outside a transaction only.
+ */
+export async function resetSession(client: ClientBase): Promise<void> {
+  await client.query('DISCARD ALL');
+  await applySessionSettings(client);
+}
+
+/** Back to the role and the settings belay connected with; unlike resetSession, this works inside a transaction too. */
+export async function resetSettings(client: ClientBase): Promise<void> {
+  await client.query('SET SESSION AUTHORIZATION DEFAULT; RESET ALL');
+  await applySessionSettings(client);
 }
 
 function connectError(params: ConnectionParams, error: unknown): BelayError {

@@ -1,5 +1,7 @@
 import type { ClientBase } from 'pg';
-import { failureFromError, RevisionFailedError } from './revision-error.js';
+import { watchBlockers } from '../db/lock-watchdog.js';
+import { openSibling, resetSession, resetSettings, sessionOrigin } from '../db/session.js';
+import { failureFromError, RevisionFailedError, withBlockers } from './revision-error.js';
 import type { Revision } from './revision.js';
 import { prepareStep, prepareVerify, type Direction } from './run-revision.js';
 import { TableStorage, type EngineContext } from './storage.js';
@@ -12,7 +14,8 @@ export interface EngineListener {
 /**
  * Applies and reverts revisions one at a time: each in its own transaction
  * (unless its file says no-transaction) that also holds its belay.migrations
- * record, with its verify inside that transaction. The order is the caller's:
+ * record, with its verify inside that transaction, and each on the session as
+ * belay opened it (see resetSession). The order is the caller's:
  * discovery sorts the revisions, the runner picks which to apply or revert.
  */
 export class MigrationEngine {
@@ -54,14 +57,25 @@ export class MigrationEngine {
     const { client } = this.context;
     const step = await prepareStep(revision, direction);
     const verify = direction === 'up' ? await prepareVerify(revision) : undefined;
+    await resetSession(client);
     this.context.startedAt = Date.now();
     const log = (message: string): void => this.listener.log(revision, message);
     if (step.transactional) {
       await client.query('BEGIN');
       this.context.inTransaction = true;
     }
-    await step.run(client, log);
-    if (verify) await verify.run(client, log);
+    const origin = sessionOrigin(client);
+    const watch = origin && watchBlockers(() => openSibling(client, 'watch'), origin.backendPid, origin.lockTimeoutMs);
+    try {
+      await step.run(client, log);
+      if (verify) await verify.run(client, log);
+    } catch (error) {
+      throw withBlockers(error, watch?.seen() ?? []);
+    } finally {
+      await watch?.stop();
+    }
+    // belay's record of it is written as the role belay connected as, whatever role the revision took on
+    await resetSettings(client);
   }
 
   private async guard(name: string, direction: Direction, work: (revision: Revision) => Promise<void>): Promise<void> {
@@ -85,6 +99,10 @@ export class MigrationEngine {
         }),
         { cause: error },
       );
+    } finally {
+      // what the revision did to the session must not reach the health checks and integrity that follow on it;
+      // its outcome is already decided, and a session that cannot be reset fails the reset before the next revision
+      await resetSession(this.context.client).catch(() => {});
     }
   }
 }

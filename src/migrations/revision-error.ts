@@ -1,4 +1,5 @@
 import { DatabaseError } from 'pg';
+import type { LockBlocker } from '../db/lock-watchdog.js';
 
 /** Where in a revision something failed, for the journal and the user. */
 export interface RevisionFailure {
@@ -14,7 +15,12 @@ export interface RevisionFailure {
   hint?: string;
   /** Whether the failed step ran inside a transaction that was rolled back. */
   transactional: boolean;
+  /** On a lock timeout: the sessions that held the lock, as seen while the revision waited. */
+  blockers?: LockBlocker[];
 }
+
+/** SQLSTATE lock_not_available: lock_timeout, or NOWAIT. */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 export class RevisionFailedError extends Error {
   override readonly name = 'RevisionFailedError';
@@ -26,8 +32,25 @@ export class RevisionFailedError extends Error {
 export function describeFailure(f: RevisionFailure): string {
   const where = f.line === undefined ? f.file : `${f.file}:${f.line}`;
   const code = f.sqlstate ? ` [SQLSTATE ${f.sqlstate}]` : '';
-  const statement = f.statement ? `\n  statement: ${truncate(f.statement, 300)}` : '';
-  return `${f.revision} ${f.direction} failed at ${where}: ${f.message}${code}${statement}`;
+  const lines = [`${f.revision} ${f.direction} failed at ${where}: ${f.message}${code}`];
+  if (f.detail) lines.push(`  DETAIL: ${f.detail}`);
+  if (f.hint) lines.push(`  HINT: ${f.hint}`);
+  for (const b of f.blockers ?? []) lines.push(`  lock held by: ${describeBlocker(b)}`);
+  if (f.sqlstate === LOCK_NOT_AVAILABLE && !f.blockers?.length) lines.push('  lock held by: a session not seen in time (look at pg_locks and pg_stat_activity)');
+  if (f.statement) lines.push(`  statement: ${truncate(f.statement, 300)}`);
+  return lines.join('\n');
+}
+
+export function describeBlocker(b: LockBlocker): string {
+  const since = b.transactionStart ? `, transaction since ${b.transactionStart}` : '';
+  const query = b.queryStart ? `, ${b.state === 'active' ? 'query' : 'last query'} started ${b.queryStart}` : '';
+  return `pid ${b.pid} (application_name "${b.applicationName}", user ${b.user}, ${b.state ?? 'state unknown'}${since}${query})`;
+}
+
+/** A lock timeout, told with the sessions that held the lock. */
+export function withBlockers(error: unknown, blockers: LockBlocker[]): unknown {
+  if (!(error instanceof RevisionFailedError) || error.failure.sqlstate !== LOCK_NOT_AVAILABLE || blockers.length === 0) return error;
+  return new RevisionFailedError({ ...error.failure, blockers }, { cause: error.cause });
 }
 
 function truncate(text: string, max: number): string {

@@ -1,11 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { DatabaseError, type ClientBase } from 'pg';
-import { loadRevisionModule } from './load-module.js';
+import { preflightError } from '../errors.js';
+import { lineIn, loadRevisionModule } from './load-module.js';
 import type { Revision } from './revision.js';
 import type { RevisionContext, RevisionModule } from './revision-context.js';
 import { failureFromError, RevisionFailedError } from './revision-error.js';
-import { parseSqlScript, type SqlScript } from './sql-script.js';
+import { readSqlScript, type SqlScript } from './sql-script.js';
 import { NO_TRANSACTION_MARKER } from './split-sql.js';
 
 export type Direction = 'up' | 'down';
@@ -46,7 +47,7 @@ function scriptOf(revision: Revision, file: string): Promise<SqlScript> {
   const key = `${file}\0${revision.fileChecksums[basename(file)] ?? ''}`;
   let script = scripts.get(key);
   if (!script) {
-    script = readFile(file, 'utf8').then(parseSqlScript);
+    script = readFile(file).then(readSqlScript);
     scripts.set(key, script);
   }
   return script;
@@ -130,12 +131,26 @@ async function prepareModule(revision: Revision, direction: 'up' | 'down' | 'ver
         if (direction === 'verify' && result === false) throw new Error('verify(ctx) returned false');
       } catch (error) {
         throw new RevisionFailedError(
-          failureFromError(error, { revision: revision.name, direction, file: basename(revision.files.up), transactional }),
+          failureFromError(error, { revision: revision.name, direction, file: basename(revision.files.up), line: lineIn(error, revision.files.up), transactional }),
           { cause: error },
         );
       }
     },
   };
+}
+
+/** A revision with a file that is not text cannot be planned, let alone run: refused wherever it is first read. */
+async function assertText(revision: Revision): Promise<void> {
+  for (const file of [revision.files.up, revision.files.down, revision.files.verify]) {
+    if (file === undefined) continue;
+    const { notText } = await scriptOf(revision, file);
+    if (notText) {
+      throw preflightError(`revision ${revision.name}: ${basename(file)}:${notText.line}: invalid byte sequence for encoding "UTF8": ${notText.bytes}`, {
+        hint: `Save ${basename(file)} as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8), and remove any NUL byte. Nothing was changed.`,
+        details: { file, line: notText.line, bytes: notText.bytes },
+      });
+    }
+  }
 }
 
 /** The step that applies (`up`) or reverts (`down`) a revision. */
@@ -145,6 +160,7 @@ export async function prepareStep(revision: Revision, direction: Direction): Pro
     if (!step) throw new IrreversibleRevisionError(revision.name);
     return step;
   }
+  await assertText(revision);
   const file = direction === 'up' ? revision.files.up : revision.files.down;
   if (!file) throw new IrreversibleRevisionError(revision.name);
   return prepareSql(revision, file, direction);

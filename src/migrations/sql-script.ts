@@ -1,4 +1,5 @@
 import { NO_TRANSACTION_MARKER, splitSql, type SqlStatement } from './split-sql.js';
+import { findNotUtf8, type NotUtf8 } from './utf8.js';
 
 /** An SQL revision file as belay will run it. */
 export interface SqlScript {
@@ -7,6 +8,20 @@ export interface SqlScript {
   transactional: boolean;
   /** Why belay cannot run it as written, each naming its line; empty when it can. */
   problems: string[];
+  /** Set when the file is not UTF-8 text: then it is not split at all. */
+  notText?: NotUtf8;
+}
+
+/** A revision file's bytes as belay will run them: refused, as psql's server would, when they are not UTF-8. */
+export function readSqlScript(data: Buffer): SqlScript {
+  const notText = findNotUtf8(data);
+  if (!notText) return parseSqlScript(data.toString('utf8'));
+  return {
+    statements: [],
+    transactional: true,
+    problems: [`line ${notText.line}: invalid byte sequence for encoding "UTF8": ${notText.bytes} (belay reads revision files as UTF-8)`],
+    notText,
+  };
 }
 
 const PLAIN_BEGIN = /^(BEGIN|START\s+TRANSACTION)(\s+(WORK|TRANSACTION))?$/i;
@@ -54,6 +69,22 @@ export function parseSqlScript(text: string): SqlScript {
         `line ${statement.line}: \`${leadingComments(statement.text).split(/\s+/, 4).join(' ')}\` cannot run inside a transaction block (make the first line \`-- belay:no-transaction\`)`,
       );
     }
+  } else {
+    const open = unclosedTransaction(body);
+    if (open) {
+      problems.push(
+        `line ${open.line}: \`${leadingComments(open.text).split(/\s+/, 2).join(' ')}\` opens a transaction that the file never ends (add its COMMIT: belay would otherwise write its record of the revision inside it)`,
+      );
+    }
   }
   return { statements: body, transactional, problems };
+}
+
+/** In a no-transaction file, the BEGIN still open at its end, if any. */
+function unclosedTransaction(statements: SqlStatement[]): SqlStatement | undefined {
+  let open: SqlStatement | undefined;
+  for (const statement of statements.filter(controlsTransaction)) {
+    open = /^(BEGIN|START\s+TRANSACTION)\b/i.test(leadingComments(statement.text)) ? (open ?? statement) : undefined;
+  }
+  return open;
 }

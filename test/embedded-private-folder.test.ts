@@ -1,0 +1,55 @@
+import { cp, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { belay, cleanEnv } from './support/cli.js';
+import { SAMPLE_MIGRATIONS } from './support/sample.js';
+
+/**
+ * A newcomer clones into root's home (0700) and runs belay as root: the server
+ * runs as an unprivileged account, which cannot enter that folder.
+ */
+describe('the embedded cluster from a folder the server account cannot enter', () => {
+  it.runIf(process.getuid?.() === 0)('works as root in a 0700 folder, leaves its permissions alone, and keeps its data across restarts', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'belay-private-'));
+    expect((await stat(cwd)).mode & 0o777).toBe(0o700);
+    await cp(SAMPLE_MIGRATIONS, join(cwd, 'migrations'), { recursive: true });
+    const options = { cwd, env: cleanEnv({ HOME: cwd }) };
+    let outside: string | undefined;
+    try {
+      const up = await belay(['--json', 'migrate', 'up', '--to', '0005'], options);
+      expect(up.code, up.stderr).toBe(0);
+      expect(JSON.parse(up.stdout).toRevision).toBe('0005_sessions');
+      const layout = JSON.parse(await readFile(join(cwd, '.belay', 'cluster.json'), 'utf8')) as { dataDir: string; socketDir: string; logFile: string };
+      outside = dirname(layout.dataDir);
+      // the server's files are where it can reach them, recorded in .belay/, and the project folder stays private
+      expect(layout.dataDir.startsWith(cwd)).toBe(false);
+      expect((await stat(cwd)).mode & 0o777).toBe(0o700);
+      const info = await belay(['--json', 'cluster', 'status'], options);
+      expect(JSON.parse(info.stdout)).toMatchObject({ running: true, initialised: true, dataDir: layout.dataDir, socketDir: layout.socketDir });
+      // the journal is in the project, beside its backups
+      expect((await readdir(join(cwd, 'backups', 'journal'))).filter((f) => f.endsWith('.jsonl'))).toHaveLength(1);
+
+      expect((await belay(['cluster', 'stop'], options)).code).toBe(0);
+      // a server that will not start (an edited postgresql.conf) is named, with its log, as an environment fault
+      const conf = join(layout.dataDir, 'postgresql.conf');
+      const original = await readFile(conf, 'utf8');
+      await writeFile(conf, `${original}shared_buffers = 'plenty'\n`);
+      const refused = await belay(['status'], options);
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toMatch(/the PostgreSQL server did not start/);
+      expect(refused.stderr).toMatch(/shared_buffers/);
+      expect(refused.stderr).toMatch(/next: /);
+      expect(refused.stderr).not.toMatch(/a bug in belay/);
+      await writeFile(conf, original);
+      // the next command starts the same cluster again, with the same data
+      const status = await belay(['--json', 'status'], options);
+      expect(status.code, status.stderr).toBe(0);
+      expect(JSON.parse(status.stdout)).toMatchObject({ current: '0005_sessions', source: 'embedded cluster' });
+    } finally {
+      expect((await belay(['cluster', 'stop'], options)).code).toBe(0);
+      if (outside) await rm(outside, { recursive: true, force: true });
+      await rm(cwd, { recursive: true, force: true });
+    }
+  });
+});
