@@ -5,7 +5,7 @@ import type { ConnectionParams } from '../db/connection.js';
 import { describeTarget, toPgConfig } from '../db/connection.js';
 import { BelayError } from '../errors.js';
 import { digestSnapshot } from './digest.js';
-import { newSnapshotId, syncDir, writeManifest, type Manifest, type SnapshotFormat } from './manifest.js';
+import { MANIFEST_FORMAT_VERSION, newSnapshotId, snapshotFileName, syncDir, writeManifest, type Manifest, type SnapshotFormat } from './manifest.js';
 import { runLibpqChild, type BackupTools } from './pg-tools.js';
 import { listArchive } from './list-archive.js';
 
@@ -79,7 +79,7 @@ async function describeSource(params: ConnectionParams): Promise<{ tables: numbe
 export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> {
   const { params, backupsDir, format, tools } = options;
   const id = newSnapshotId(params.database);
-  const file = format === 'custom' ? `${id}.dump` : `${id}.dir`;
+  const file = snapshotFileName(id, format);
   const finalPath = join(backupsDir, file);
   const tempPath = join(backupsDir, `.${file}.partial`);
   const source = await describeSource(params);
@@ -130,6 +130,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
     await rename(tempPath, finalPath);
     await syncDir(backupsDir);
     const manifest: Manifest = {
+      formatVersion: MANIFEST_FORMAT_VERSION,
       id,
       format,
       file,

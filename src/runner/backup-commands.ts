@@ -1,14 +1,19 @@
+import type { ClientBase } from 'pg';
 import type { Manifest } from '../backup/manifest.js';
+import { snapshotsRunsNeed } from '../backup/needed-snapshots.js';
 import { resolveBackupTools } from '../backup/pg-tools.js';
-import { findSnapshot, listSnapshots, pruneSnapshots, verifySnapshot, type SnapshotVerdict } from '../backup/snapshot-store.js';
+import { applyPrune, planPrune } from '../backup/prune.js';
+import { findSnapshot, listSnapshots, verifySnapshot, type RefusedManifest, type SnapshotListing, type SnapshotVerdict } from '../backup/snapshot-store.js';
+import { BelayError } from '../errors.js';
 import { discoverRevisions } from '../migrations/discover.js';
 import { readDatabaseState } from './database-state.js';
 import { baseResult, finishRun, withRunSession } from './outcome.js';
 import { assertPreflight } from './preflight.js';
 import type { RunResult } from './results.js';
+import { acquireRunLock } from './run-lock.js';
 import { restoreRun, type RunProgress } from './safety-net.js';
 import type { RestoreStrategy } from './restore-step.js';
-import type { RunSetup } from './setup.js';
+import { openTargetSession, type RunSetup } from './setup.js';
 import { backupPreflight, fingerprintAndSnapshot } from './snapshot-step.js';
 
 /** `belay backup`: a verified snapshot now, journaled like any run. */
@@ -26,16 +31,25 @@ export async function runBackup(setup: RunSetup): Promise<RunResult> {
     await session.attachDatabaseJournal();
     const { snapshot: manifest, dumpError } = await fingerprintAndSnapshot(session, state.current, { perColumn: true, dump: true });
     if (!manifest) throw dumpError;
-    if (setup.config.backup.keep !== undefined) await pruneSnapshots(setup.config.backupsDir, setup.config.backup.keep);
+    const keep = setup.config.backup.keep;
+    let pruneNote = '';
+    if (keep !== undefined) {
+      try {
+        pruneNote = `; backup.keep ${keep}: ${describePrune(await pruneUnderLock(session.control.client, setup, keep))}`;
+      } catch (error) {
+        if (!(error instanceof BelayError)) throw error;
+        pruneNote = `; backup.keep: nothing pruned (${error.message})`;
+      }
+    }
     return await finishRun(session, {
       ...baseResult(session, state.current, checks),
-      message: `snapshot ${manifest.id} taken and verified readable (${manifest.tableCount} tables, at ${state.current ?? 'no revision'})`,
+      message: `snapshot ${manifest.id} taken and verified readable (${manifest.tableCount} tables, at ${state.current ?? 'no revision'})${pruneNote}`,
       snapshot: { id: manifest.id, path: manifest.path, sha256: manifest.sha256, sizeBytes: manifest.sizeBytes },
     });
   });
 }
 
-export async function runBackupsList(setup: RunSetup): Promise<{ snapshots: Manifest[]; unreadable: string[] }> {
+export async function runBackupsList(setup: RunSetup): Promise<SnapshotListing> {
   return listSnapshots(setup.config.backupsDir);
 }
 
@@ -46,13 +60,70 @@ export async function runBackupsVerify(setup: RunSetup, id: string): Promise<{ s
   return { snapshot: manifest, ...(await verifySnapshot(manifest, tools, setup.env)) };
 }
 
-export async function runBackupsPrune(setup: RunSetup, keep: number): Promise<{ removed: string[] }> {
-  return { removed: await pruneSnapshots(setup.config.backupsDir, keep) };
+export interface PruneResult {
+  removed: string[];
+  kept: Array<{ id: string; why: string }>;
+  /** Half-written dumps of killed runs, removed or kept. */
+  leftoversRemoved: string[];
+  leftoversKept: Array<{ file: string; why: string }>;
+  /** The operator answered no: nothing was deleted. */
+  declined: boolean;
+}
+
+export function describePrune(result: PruneResult): string {
+  const kept = result.kept.length > 0 ? `kept ${result.kept.length}` : 'kept none';
+  return `${result.declined ? 'declined, nothing deleted' : `removed ${result.removed.length}`}, ${kept}${result.leftoversRemoved.length > 0 ? `, removed ${result.leftoversRemoved.length} half-written dump(s)` : ''}`;
+}
+
+function refusePruneOver(refused: readonly RefusedManifest[], backupsDir: string): void {
+  if (refused.length === 0) return;
+  throw new BelayError('preflight', `${backupsDir} holds manifests belay refuses, so it prunes nothing: ${refused.map((r) => `${r.file} (${r.problem})`).join('; ')}`, {
+    hint: 'Nothing was deleted. Inspect those files and move them out of the backups folder, then prune again.',
+    details: { refused },
+  });
+}
+
+/**
+ * Prune while holding the run lock of the target database: no run of it can
+ * start a dump or need a snapshot meanwhile. Never a snapshot an unsettled or
+ * running run may need, nor the newest of each database.
+ */
+async function pruneUnderLock(client: ClientBase, setup: RunSetup, keep: number, confirm?: (summary: string) => Promise<boolean>): Promise<PruneResult> {
+  const { backupsDir } = setup.config;
+  const listing = await listSnapshots(backupsDir);
+  refusePruneOver(listing.refused, backupsDir);
+  const needed = await snapshotsRunsNeed(client, backupsDir, setup.target.database);
+  const plan = planPrune(listing.snapshots, keep, needed);
+  const ours = listing.partial.length;
+  const result: PruneResult = { removed: [], kept: plan.keep, leftoversRemoved: [], leftoversKept: [], declined: false };
+  if (confirm && (plan.remove.length > 0 || ours > 0)) {
+    const what = [...plan.remove.map((m) => `snapshot ${m.id}`), ...listing.partial.map((p) => `half-written ${p.file}`)];
+    if (!(await confirm(`delete ${what.join(', ')} from ${backupsDir}`))) return { ...result, declined: true };
+  }
+  const applied = await applyPrune(backupsDir, listing, plan, setup.target.database);
+  return { ...result, removed: applied.removed, leftoversRemoved: applied.leftovers.removed, leftoversKept: applied.leftovers.kept };
+}
+
+/** `belay backups prune --keep N`, under the run lock (exit 3 when a run holds it). */
+export async function runBackupsPrune(setup: RunSetup, keep: number, confirm?: (summary: string) => Promise<boolean>): Promise<PruneResult> {
+  const session = await openTargetSession(setup, 'belay backups prune');
+  try {
+    await acquireRunLock(session.client);
+    return await pruneUnderLock(session.client, setup, keep, confirm);
+  } finally {
+    await session.close();
+  }
 }
 
 /** `belay restore ID`: by hand, under the lock, verified against the snapshot's own fingerprint. */
-export async function runRestore(setup: RunSetup, id: string, strategy: RestoreStrategy): Promise<RunResult> {
+export async function runRestore(setup: RunSetup, id: string, strategy: RestoreStrategy, allowOtherDatabase = false): Promise<RunResult> {
   const manifest = await findSnapshot(setup.config.backupsDir, id);
+  if (manifest.database !== setup.target.database && !allowOtherDatabase) {
+    throw new BelayError('preflight', `snapshot ${manifest.id} was taken from database ${manifest.database}, not ${setup.target.database}: restoring it would replace ${setup.target.database} with another database's contents`, {
+      hint: 'Nothing was touched. Pick a snapshot of this database (`belay backups list`), or, if that is what you mean, run again with --allow-other-database.',
+      details: { snapshot: manifest.id, snapshotDatabase: manifest.database, target: setup.target.database },
+    });
+  }
   const revisions = await discoverRevisions(setup.config.migrationsDir).catch(() => []);
   return withRunSession(setup, 'restore', async (session) => {
     await session.lock();

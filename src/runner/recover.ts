@@ -1,4 +1,5 @@
 import type { Manifest } from '../backup/manifest.js';
+import { sweepAfterKilledRuns } from '../backup/leftovers.js';
 import { findSnapshot } from '../backup/snapshot-store.js';
 import { discoverRevisions } from '../migrations/discover.js';
 import type { Revision } from '../migrations/revision.js';
@@ -30,6 +31,7 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
   return withRunSession(setup, 'recover', async (session) => {
     await session.lock();
+    await sweepAfterKilledRuns(setup.config.backupsDir, setup.target.database);
     const [run, ...older] = await findUnfinishedRuns(session.control.client, session.runId);
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, run?.fromRevision ?? state.current);
