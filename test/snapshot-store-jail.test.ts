@@ -120,10 +120,13 @@ describe('the snapshot store is a jail', () => {
     const foreign = `.20260101T000000Z-${other.name}-abcdef.dump.partial`;
     await writeFile(join(project.backups, foreign), 'x');
     await chmod(join(project.backups, foreign), 0o600);
+    // a dump whose run was killed after it was renamed into place, before its manifest was written
+    const orphan = `20260101T000000Z-${db.name}-fedcba.dump`;
+    await writeFile(join(project.backups, orphan), 'dump without a manifest');
     const prune = await belay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '1']);
     expect(prune.code, prune.stderr).toBe(0);
     const result = JSON.parse(prune.stdout) as { leftoversRemoved: string[]; leftoversKept: Array<{ file: string; why: string }> };
-    expect(result.leftoversRemoved).toEqual([again]);
+    expect(result.leftoversRemoved.sort()).toEqual([again, orphan].sort());
     expect(result.leftoversKept).toEqual([{ file: foreign, why: expect.stringMatching(/whose lock this run does not hold/) as unknown as string }]);
     expect((await readdir(project.backups)).filter((f) => f.endsWith('.partial'))).toEqual([foreign]);
   });

@@ -99,8 +99,8 @@ export class ExactRestore {
 
   /** For the outcome message: what was dropped, and where it is kept. */
   note(keptSnapshot: string): string {
-    return this.dropped.length === 0
-      ? ''
-      : `; ${this.dropped.length} object(s) created after the snapshot were dropped (${listed(this.dropped)}), kept in snapshot ${keptSnapshot}`;
+    const dropped = this.dropped.length === 0 ? '' : `; ${this.dropped.length} object(s) created after the snapshot were dropped (${listed(this.dropped)}), kept in snapshot ${keptSnapshot}`;
+    const left = this.notDropped.length === 0 ? '' : `; could not drop ${listed(this.notDropped)}`;
+    return `${dropped}${left}`;
   }
 }

@@ -30,11 +30,20 @@ async function sizeOf(path: string): Promise<number> {
   return total;
 }
 
-/** The leftovers among a folder's names: only names belay itself gives half-written files. */
+const FINISHED_DUMP = /^(.+)\.(dump|dir)$/;
+
+/**
+ * The leftovers among a folder's names: only names belay itself gives
+ * half-written files, and a finished dump whose manifest was never written
+ * (the run was killed between the two).
+ */
 export async function findLeftovers(backupsDir: string, names: readonly string[]): Promise<Leftover[]> {
   const found: Leftover[] = [];
+  const present = new Set(names);
   for (const name of names) {
-    const id = leftoverId(name);
+    const finished = FINISHED_DUMP.exec(name)?.[1];
+    const orphan = isSnapshotId(finished) && !present.has(`${finished}${MANIFEST_SUFFIX}`) ? finished : undefined;
+    const id = leftoverId(name) ?? orphan;
     if (!id) continue;
     try {
       const path = join(backupsDir, name);

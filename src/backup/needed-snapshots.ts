@@ -49,7 +49,7 @@ export async function snapshotsRunsNeed(client: ClientBase, backupsDir: string, 
         continue;
       }
       for (const id of [row.snapshot_id, row.backup_id]) {
-        if (id) needed.set(id, `run ${row.id} (${row.command} on ${database}) is unsettled: \`belay recover\` may restore it`);
+        if (id) needed.set(id, `run ${row.id} (${row.command} on ${database}) is running or unsettled: \`belay recover\` may restore it`);
       }
     }
   }

@@ -145,6 +145,8 @@ export async function removeStalePassfiles(): Promise<void> {
     const path = join(dir, name);
     const info = await lstat(path).catch(() => undefined);
     if (!info?.isDirectory() || (uid !== undefined && info.uid !== uid)) continue;
-    await rm(path, { recursive: true, force: true }).catch(() => {});
+    // only what belay put there: the passfile, then the folder if that leaves it empty
+    await unlink(join(path, 'pgpass')).catch(() => {});
+    await rmdir(path).catch(() => {});
   }
 }
