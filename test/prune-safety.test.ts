@@ -1,6 +1,7 @@
+import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { belay, startBelay } from './support/cli.js';
+import { belay, cleanEnv, CLI, startBelay } from './support/cli.js';
 import { freshJournal, pollUntil } from './support/kill.js';
 import { freshDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
@@ -115,5 +116,34 @@ describe('a snapshot a run may still need is never pruned', () => {
     const newest = idOf(first.stdout);
     expect((JSON.parse(first.stdout) as { message: string }).message).toMatch(/backup.keep 1: removed 1, kept 2/);
     expect(await dumps(project.backups)).toEqual([`${ids.a![1]}.dump`, `${newest}.dump`].sort());
+  });
+});
+
+/** Run the CLI on a pseudo-terminal (util-linux `script`), typing `answer`. */
+function onTerminal(args: string[], answer: string): Promise<{ code: number | null; output: string }> {
+  const quote = (arg: string): string => `'${arg.replaceAll("'", "'\\''")}'`;
+  const child = spawn('script', ['-qec', [process.execPath, CLI, ...args].map(quote).join(' '), '/dev/null'], { env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdin.end(answer);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise((resolve) => child.on('close', (code) => (clearTimeout(timer), resolve({ code, output }))));
+}
+
+describe('prune on a terminal', () => {
+  it('asks before deleting, and deletes nothing when told no', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({});
+    const args = baseArgs(project, db.url);
+    const ids = [idOf((await belay([...args, '--json', 'backup'])).stdout), idOf((await belay([...args, '--json', 'backup'])).stdout)];
+    const no = await onTerminal([...args, 'backups', 'prune', '--keep', '1'], 'n\n');
+    expect(no.output).toMatch(new RegExp(`belay will delete snapshot ${ids[0]} from [^\\n]*\\n.*Proceed\\? \\[y/N\\]`));
+    expect(no.output).toMatch(/declined: nothing deleted/);
+    expect(no.code).toBe(0);
+    expect(await dumps(project.backups)).toEqual(ids.map((id) => `${id}.dump`).sort());
+    const yes = await onTerminal([...args, 'backups', 'prune', '--keep', '1'], 'y\n');
+    expect(yes.output).toMatch(new RegExp(`removed ${ids[0]}`));
+    expect(await dumps(project.backups)).toEqual([`${ids[1]}.dump`]);
   });
 });
