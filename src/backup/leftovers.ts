@@ -1,6 +1,6 @@
 import { lstat, readdir, readlink, rm, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { removeStalePassfiles } from '../db/connection.js';
+import { removeStalePassfiles } from '../db/pgpass.js';
 import { BelayError } from '../errors.js';
 import { idDatabase, isSnapshotId, MANIFEST_SUFFIX, safeDatabaseName } from './manifest.js';
 

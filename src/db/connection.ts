@@ -2,10 +2,8 @@ import { userInfo, homedir } from 'node:os';
 import { join } from 'node:path';
 import type { ClientConfig } from 'pg';
 import { usageError } from '../errors.js';
-import { findPgpassPassword, privatePassfile, removeStalePassfiles } from './pgpass.js';
+import { findPgpassPassword, privatePassfile } from './pgpass.js';
 import { carriesSecret } from './secret-forms.js';
-
-export { removeStalePassfiles };
 
 /** Where to connect. `password` never leaves this process except through a 0600 passfile. */
 export interface ConnectionParams {
@@ -174,7 +172,7 @@ const CHILD_ENV_KEPT = /^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPD
  * of `base` (see CHILD_ENV_KEPT), less any that carries a secret in any
  * spelling (plain, percent-encoded, inside a URL).
  */
-export function minimalChildEnv(base: NodeJS.ProcessEnv, secrets: readonly string[]): NodeJS.ProcessEnv {
+function minimalChildEnv(base: NodeJS.ProcessEnv, secrets: readonly string[]): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(base)) {
     if (value !== undefined && CHILD_ENV_KEPT.test(key) && !carriesSecret(value, secrets)) env[key] = value;

@@ -1,5 +1,5 @@
 import type { ClientBase } from 'pg';
-import type { Manifest } from '../backup/manifest.js';
+import { safeDatabaseName, type Manifest } from '../backup/manifest.js';
 import { snapshotsRunsNeed } from '../backup/needed-snapshots.js';
 import { resolveBackupTools } from '../backup/pg-tools.js';
 import { applyPrune, planPrune } from '../backup/prune.js';
@@ -94,10 +94,10 @@ async function pruneUnderLock(client: ClientBase, setup: RunSetup, keep: number,
   refusePruneOver(listing.refused, backupsDir);
   const needed = await snapshotsRunsNeed(client, backupsDir, setup.target.database);
   const plan = planPrune(listing.snapshots, keep, needed);
-  const ours = listing.partial.length;
+  const ours = listing.partial.filter((p) => p.database === safeDatabaseName(setup.target.database));
   const result: PruneResult = { removed: [], kept: plan.keep, leftoversRemoved: [], leftoversKept: [], declined: false };
-  if (confirm && (plan.remove.length > 0 || ours > 0)) {
-    const what = [...plan.remove.map((m) => `snapshot ${m.id}`), ...listing.partial.map((p) => `half-written ${p.file}`)];
+  if (confirm && (plan.remove.length > 0 || ours.length > 0)) {
+    const what = [...plan.remove.map((m) => `snapshot ${m.id}`), ...ours.map((p) => `half-written ${p.file}`)];
     if (!(await confirm(`delete ${what.join(', ')} from ${backupsDir}`))) return { ...result, declined: true };
   }
   const applied = await applyPrune(backupsDir, listing, plan, setup.target.database);
