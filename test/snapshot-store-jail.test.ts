@@ -130,4 +130,19 @@ describe('the snapshot store is a jail', () => {
     expect(result.leftoversKept).toEqual([{ file: foreign, why: expect.stringMatching(/whose lock this run does not hold/) as unknown as string }]);
     expect((await readdir(project.backups)).filter((f) => f.endsWith('.partial'))).toEqual([foreign]);
   });
+
+  it('a directory-format snapshot is a private folder, verified, and pruned as a whole', async () => {
+    const db = await freshDatabase();
+    await db.appQuery('CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000); CREATE TABLE u (id int)');
+    const project = await makeProject({}, { backup: { format: 'directory', jobs: 2 } });
+    const args = baseArgs(project, db.url);
+    const older = idOf((await belay([...args, '--json', 'backup'], { cwd: project.dir })).stdout);
+    const newer = idOf((await belay([...args, '--json', 'backup'], { cwd: project.dir })).stdout);
+    expect((await stat(join(project.backups, `${newer}.dir`))).mode & 0o777).toBe(0o700);
+    expect((await belay([...args, 'backups', 'verify', newer], { cwd: project.dir })).code).toBe(0);
+    const prune = await belay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '0'], { cwd: project.dir });
+    expect(prune.code, prune.stderr).toBe(0);
+    expect((JSON.parse(prune.stdout) as { removed: string[] }).removed).toEqual([older]);
+    expect((await readdir(project.backups)).filter((f) => !f.startsWith('journal')).sort()).toEqual([`${newer}.dir`, `${newer}.manifest.json`]);
+  });
 });

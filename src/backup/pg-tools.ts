@@ -49,9 +49,17 @@ const TAIL_LINES = 20;
  * child takes the umask when it is forked, inside spawn().
  */
 function spawnPrivate(path: string, args: string[], env: NodeJS.ProcessEnv, extraFds: number[]): ChildProcessByStdio<null, Readable, Readable> {
-  const previous = process.umask(0o077);
+  const start = (): ChildProcessByStdio<null, Readable, Readable> =>
+    spawn(path, args, { env, stdio: ['ignore', 'pipe', 'pipe', ...extraFds] }) as ChildProcessByStdio<null, Readable, Readable>;
+  let previous: number;
   try {
-    return spawn(path, args, { env, stdio: ['ignore', 'pipe', 'pipe', ...extraFds] }) as ChildProcessByStdio<null, Readable, Readable>;
+    previous = process.umask(0o077);
+  } catch {
+    // a worker thread may not set the umask; the dump's file or folder is created private beforehand anyway
+    return start();
+  }
+  try {
+    return start();
   } finally {
     process.umask(previous);
   }

@@ -1,4 +1,4 @@
-import { chmod, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { ConnectionParams } from '../db/connection.js';
@@ -83,6 +83,9 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
   const finalPath = join(backupsDir, file);
   const tempPath = join(backupsDir, `.${file}.partial`);
   const source = await describeSource(params);
+  // private before pg_dump writes a byte, whatever the umask: it writes into what is already there
+  if (format === 'custom') await writeFile(tempPath, '', { mode: 0o600, flag: 'wx' });
+  else await mkdir(tempPath, { mode: 0o700 });
   const args = [`--format=${format}`, `--file=${tempPath}`, '--verbose', '--no-password', `--lock-wait-timeout=${options.lockTimeoutMs}ms`];
   if (format === 'directory' && options.jobs > 1) args.push(`--jobs=${options.jobs}`);
   if (options.compress !== undefined) args.push(`--compress=${options.compress}`);
