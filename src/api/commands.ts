@@ -1,5 +1,7 @@
 import { resolve } from 'node:path';
 import type { Manifest } from '../backup/manifest.js';
+import type { SnapshotListing } from '../backup/snapshot-store.js';
+import type { PruneResult } from '../runner/commands/backup-commands.js';
 import { loadConfig } from '../config/load.js';
 import type { RehearsalReport } from '../rehearse/report.js';
 import type { MigrateUpOptions } from '../runner/commands/migrate-up.js';
@@ -73,7 +75,7 @@ export async function backup(options: BelayOptions = {}): Promise<RunResult> {
 }
 
 /** `belay backups list` */
-export async function listBackups(options: BelayOptions = {}): Promise<{ snapshots: Manifest[]; unreadable: string[] }> {
+export async function listBackups(options: BelayOptions = {}): Promise<SnapshotListing> {
   const { runBackupsList } = await import('../runner/commands/backup-commands.js');
   return runBackupsList(await prepareOffline(options));
 }
@@ -84,16 +86,16 @@ export async function verifyBackup(id: string, options: BelayOptions = {}): Prom
   return runBackupsVerify(await prepareOffline(options), id);
 }
 
-/** `belay backups prune --keep N` */
-export async function pruneBackups(keep: number, options: BelayOptions = {}): Promise<{ removed: string[] }> {
+/** `belay backups prune --keep N`: under the target's run lock; `confirm` is asked before anything is deleted. */
+export async function pruneBackups(keep: number, options: BelayOptions & { confirm?: (summary: string) => Promise<boolean> } = {}): Promise<PruneResult> {
   const { runBackupsPrune } = await import('../runner/commands/backup-commands.js');
-  return runBackupsPrune(await prepareOffline(options), keep);
+  return runBackupsPrune(await prepare(options), keep, options.confirm);
 }
 
-/** `belay restore ID [--strategy swap|in-place]` */
-export async function restore(id: string, options: BelayOptions & { strategy?: RestoreStrategy } = {}): Promise<RunResult> {
+/** `belay restore ID [--strategy swap|in-place] [--allow-other-database]` */
+export async function restore(id: string, options: BelayOptions & { strategy?: RestoreStrategy; allowOtherDatabase?: boolean } = {}): Promise<RunResult> {
   const { runRestore } = await import('../runner/commands/backup-commands.js');
-  return runRestore(await prepare(options), id, options.strategy ?? 'swap');
+  return runRestore(await prepare(options), id, options.strategy ?? 'swap', options.allowOtherDatabase === true);
 }
 
 /** `belay verify`: health and integrity checks now. */

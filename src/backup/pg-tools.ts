@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { findPgBinaries, findPgBinary, type PgBinary, type PgBinSearch } from '../cluster/pg-bin.js';
 import { libpqChildEnv, type ConnectionParams } from '../db/connection.js';
 import { preflightError } from '../errors.js';
@@ -43,15 +44,37 @@ export interface ChildOutcome {
 const TAIL_LINES = 20;
 
 /**
+ * Spawn with umask 077, so that whatever the child creates (a dump, the
+ * folder of a directory-format dump) is private from its first byte. The
+ * child takes the umask when it is forked, inside spawn().
+ */
+function spawnPrivate(path: string, args: string[], env: NodeJS.ProcessEnv, extraFds: number[]): ChildProcessByStdio<null, Readable, Readable> {
+  const start = (): ChildProcessByStdio<null, Readable, Readable> =>
+    spawn(path, args, { env, stdio: ['ignore', 'pipe', 'pipe', ...extraFds] }) as ChildProcessByStdio<null, Readable, Readable>;
+  let previous: number;
+  try {
+    previous = process.umask(0o077);
+  } catch {
+    // a worker thread may not set the umask; the dump's file or folder is created private beforehand anyway
+    return start();
+  }
+  try {
+    return start();
+  } finally {
+    process.umask(previous);
+  }
+}
+
+/**
  * Run a libpq program with an argv array. The connection goes through PG*
- * variables and the password through a private passfile, so no secret is
- * ever on a command line.
+ * variables and the password through a passfile with no name on disk, so no
+ * secret is ever on a command line, in the environment or left in a file.
  */
 export async function runLibpqChild(bin: PgBinary, args: string[], options: LibpqChildOptions): Promise<ChildOutcome> {
-  const { env, cleanup } = await libpqChildEnv(options.params, options.env, options.applicationName ?? 'belay');
+  const { env, extraFds, cleanup } = await libpqChildEnv(options.params, options.env, options.applicationName ?? 'belay');
   try {
     return await new Promise<ChildOutcome>((resolve, reject) => {
-      const child = spawn(bin.path, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawnPrivate(bin.path, args, env, extraFds);
       let stdout = '';
       const tail: string[] = [];
       let partial = '';

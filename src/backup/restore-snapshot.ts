@@ -21,6 +21,8 @@ export interface RestoreOptions {
   timeoutMs?: number;
   /** pg_restore's application_name, for a watchdog to find its session. */
   applicationName?: string;
+  /** Runs once the snapshot is known sound, right before pg_restore (an in-place restore clears what the snapshot lacks). */
+  beforeRestore?: () => Promise<void>;
 }
 
 /**
@@ -39,6 +41,7 @@ export async function restoreSnapshotInto(manifest: Manifest, target: Connection
       hint: 'Nothing was restored. Pick another snapshot: `belay backups list`.',
     });
   }
+  await options.beforeRestore?.();
   // objects belong to the restoring role; GRANTs made by the owners are then re-made by it
   const args = ['--no-owner', '--exit-on-error', '--verbose', `--dbname=${target.database}`];
   if (!options.privileges) args.push('--no-privileges');

@@ -1,59 +1,100 @@
-import { access, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { access, chmod, lstat, mkdir, readdir, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { BelayError, usageError } from '../errors.js';
 import { digestSnapshot } from './digest.js';
 import { listArchive } from './list-archive.js';
-import { manifestPath, readManifest, type Manifest } from './manifest.js';
+import { MANIFEST_SUFFIX, readManifest, refusedManifest, type Manifest } from './manifest.js';
+import { findLeftovers, type Leftover } from './leftovers.js';
 import type { BackupTools } from './pg-tools.js';
 
-const MANIFEST_SUFFIX = '.manifest.json';
-
-export async function ensureBackupsDir(dir: string): Promise<void> {
+/**
+ * Create the backups folder private, or make an existing one private: it
+ * holds whole copies of the database. Says what it found and did; `changed`
+ * when it tightened the folder (worth telling the operator).
+ */
+export async function ensureBackupsDir(dir: string): Promise<{ note: string; changed: boolean }> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  let note = `${dir} is writable`;
+  let changed = false;
+  const info = await stat(dir);
+  if ((info.mode & 0o077) !== 0) {
+    const was = (info.mode & 0o777).toString(8).padStart(4, '0');
+    try {
+      await chmod(dir, 0o700);
+      note = `${dir} is writable; it was open to other users (mode ${was}): tightened to 0700`;
+      changed = true;
+    } catch {
+      note = `${dir} is writable, but open to other users (mode ${was}) and this user cannot tighten it (each snapshot file is 0600)`;
+    }
+  }
   try {
     await access(dir, constants.W_OK);
   } catch {
     throw new BelayError('preflight', `the backups folder ${dir} is not writable`);
   }
+  return { note, changed };
 }
 
-/** Every snapshot with a readable manifest, newest first; unreadable manifests are named, not fatal. */
-export async function listSnapshots(backupsDir: string): Promise<{ snapshots: Manifest[]; unreadable: string[] }> {
+export interface RefusedManifest {
+  file: string;
+  problem: string;
+}
+
+export interface SnapshotListing {
+  /** Every snapshot whose manifest belay accepts, newest first. */
+  snapshots: Manifest[];
+  /** Names of the manifests that were refused (see `refused` for why). */
+  unreadable: string[];
+  refused: RefusedManifest[];
+  /** Dumps and manifests a killed run left half written. */
+  partial: Leftover[];
+}
+
+/** Every snapshot with an acceptable manifest, newest first; refused manifests and partial dumps are named, not fatal. */
+export async function listSnapshots(backupsDir: string): Promise<SnapshotListing> {
   let names: string[];
   try {
     names = await readdir(backupsDir);
   } catch {
-    return { snapshots: [], unreadable: [] };
+    return { snapshots: [], unreadable: [], refused: [], partial: [] };
   }
   const snapshots: Manifest[] = [];
-  const unreadable: string[] = [];
-  for (const name of names.filter((n) => n.endsWith(MANIFEST_SUFFIX))) {
+  const refused: RefusedManifest[] = [];
+  for (const name of names.filter((n) => n.endsWith(MANIFEST_SUFFIX)).sort()) {
+    const file = resolve(backupsDir, name);
     try {
-      snapshots.push(await readManifest(join(backupsDir, name), backupsDir));
-    } catch {
-      unreadable.push(name);
+      if (!(await lstat(file)).isFile()) throw refusedManifest(file, 'not a regular file');
+      snapshots.push(await readManifest(file, resolve(backupsDir)));
+    } catch (error) {
+      const problem = error instanceof BelayError ? String(error.details.problem ?? error.message) : 'cannot be read';
+      refused.push({ file: name, problem });
     }
   }
   snapshots.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id < b.id ? 1 : -1));
-  return { snapshots, unreadable };
+  return { snapshots, unreadable: refused.map((r) => r.file), refused, partial: await findLeftovers(backupsDir, names) };
 }
 
-/** A snapshot by id, unique id prefix, or the path of its manifest or dump. */
+/** A snapshot by id, unique id prefix, or the path of its manifest or dump. A refused manifest it names is exit 4. */
 export async function findSnapshot(backupsDir: string, query: string): Promise<Manifest> {
   if (query.endsWith(MANIFEST_SUFFIX)) {
     const file = resolve(query);
     return readManifest(file, dirname(file));
   }
-  const { snapshots } = await listSnapshots(backupsDir);
-  const byPath = snapshots.find((m) => m.path === resolve(query));
-  if (byPath) return byPath;
-  const matches = snapshots.filter((m) => m.id === query || m.id.startsWith(query) || m.file === basename(query));
-  if (matches.length === 1) return matches[0]!;
-  if (matches.length === 0) {
+  const { snapshots, refused } = await listSnapshots(backupsDir);
+  const exact = snapshots.find((m) => m.id === query || m.path === resolve(query) || m.file === basename(query));
+  if (exact) return exact;
+  const refusedHere = (r: RefusedManifest): BelayError => refusedManifest(resolve(backupsDir, r.file), r.problem);
+  const refusedExact = refused.find((r) => r.file === `${basename(query)}${MANIFEST_SUFFIX}`);
+  if (refusedExact) throw refusedHere(refusedExact);
+  const matches = snapshots.filter((m) => m.id.startsWith(query));
+  const refusedPrefix = refused.filter((r) => r.file.startsWith(query));
+  if (matches.length === 1 && refusedPrefix.length === 0) return matches[0]!;
+  if (matches.length === 0 && refusedPrefix.length === 1) throw refusedHere(refusedPrefix[0]!);
+  if (matches.length === 0 && refusedPrefix.length === 0) {
     throw usageError(`no snapshot ${query} in ${backupsDir}`, { hint: 'List them with `belay backups list` (or pass --backups DIR).' });
   }
-  throw usageError(`snapshot ${query} is ambiguous: ${matches.map((m) => m.id).join(', ')}`, { hint: 'Give more of the id.' });
+  throw usageError(`snapshot ${query} is ambiguous: ${[...matches.map((m) => m.id), ...refusedPrefix.map((r) => r.file)].join(', ')}`, { hint: 'Give more of the id.' });
 }
 
 export interface SnapshotVerdict {
@@ -75,16 +116,4 @@ export async function verifySnapshot(manifest: Manifest, tools: BackupTools, env
   const listing = await listArchive(tools, manifest.path, env);
   if (!listing.ok) problems.push(`pg_restore cannot read it: ${listing.error}`);
   return { ok: problems.length === 0, problems };
-}
-
-/** Delete all but the newest `keep` snapshots (dump and manifest). Returns the ids removed. */
-export async function pruneSnapshots(backupsDir: string, keep: number): Promise<string[]> {
-  const { snapshots } = await listSnapshots(backupsDir);
-  const removed: string[] = [];
-  for (const manifest of snapshots.slice(keep)) {
-    await rm(manifest.path, { recursive: true, force: true });
-    await rm(manifestPath(backupsDir, manifest.id), { force: true });
-    removed.push(manifest.id);
-  }
-  return removed;
 }

@@ -1,11 +1,11 @@
-import { chmod, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { ConnectionParams } from '../db/connection.js';
 import { describeTarget, toPgConfig } from '../db/connection.js';
 import { BelayError } from '../errors.js';
 import { digestSnapshot } from './digest.js';
-import { newSnapshotId, syncDir, writeManifest, type Manifest, type SnapshotFormat } from './manifest.js';
+import { MANIFEST_FORMAT_VERSION, newSnapshotId, snapshotFileName, syncDir, writeManifest, type Manifest, type SnapshotFormat } from './manifest.js';
 import { runLibpqChild, type BackupTools } from './pg-tools.js';
 import { listArchive } from './list-archive.js';
 
@@ -79,10 +79,13 @@ async function describeSource(params: ConnectionParams): Promise<{ tables: numbe
 export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> {
   const { params, backupsDir, format, tools } = options;
   const id = newSnapshotId(params.database);
-  const file = format === 'custom' ? `${id}.dump` : `${id}.dir`;
+  const file = snapshotFileName(id, format);
   const finalPath = join(backupsDir, file);
   const tempPath = join(backupsDir, `.${file}.partial`);
   const source = await describeSource(params);
+  // private before pg_dump writes a byte, whatever the umask: it writes into what is already there
+  if (format === 'custom') await writeFile(tempPath, '', { mode: 0o600, flag: 'wx' });
+  else await mkdir(tempPath, { mode: 0o700 });
   const args = [`--format=${format}`, `--file=${tempPath}`, '--verbose', '--no-password', `--lock-wait-timeout=${options.lockTimeoutMs}ms`];
   if (format === 'directory' && options.jobs > 1) args.push(`--jobs=${options.jobs}`);
   if (options.compress !== undefined) args.push(`--compress=${options.compress}`);
@@ -130,6 +133,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
     await rename(tempPath, finalPath);
     await syncDir(backupsDir);
     const manifest: Manifest = {
+      formatVersion: MANIFEST_FORMAT_VERSION,
       id,
       format,
       file,

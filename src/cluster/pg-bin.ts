@@ -31,9 +31,12 @@ async function isExecutable(file: string): Promise<boolean> {
   }
 }
 
-async function pgConfigBindir(): Promise<string | undefined> {
+/** These tools run with PATH alone: no DATABASE_URL, no password. */
+const toolEnv = (path: string | undefined): NodeJS.ProcessEnv => (path ? { PATH: path } : {});
+
+async function pgConfigBindir(path: string | undefined): Promise<string | undefined> {
   try {
-    const { stdout } = await run('pg_config', ['--bindir'], { timeout: 5000 });
+    const { stdout } = await run('pg_config', ['--bindir'], { timeout: 5000, env: toolEnv(path) });
     return stdout.trim() || undefined;
   } catch {
     return undefined;
@@ -64,7 +67,7 @@ async function versionedInstallDirs(): Promise<string[]> {
 export async function candidateBinDirs(search: PgBinSearch): Promise<string[]> {
   const dirs: string[] = [];
   if (search.pgBin) dirs.push(search.pgBin);
-  const fromPgConfig = await pgConfigBindir();
+  const fromPgConfig = await pgConfigBindir(search.path);
   if (fromPgConfig) dirs.push(fromPgConfig);
   dirs.push(...(await versionedInstallDirs()));
   dirs.push('/usr/local/pgsql/bin');
@@ -72,8 +75,8 @@ export async function candidateBinDirs(search: PgBinSearch): Promise<string[]> {
   return [...new Set(dirs)];
 }
 
-export async function binaryVersion(file: string): Promise<PgBinary> {
-  const { stdout } = await run(file, ['--version'], { timeout: 10_000 });
+export async function binaryVersion(file: string, path?: string): Promise<PgBinary> {
+  const { stdout } = await run(file, ['--version'], { timeout: 10_000, env: toolEnv(path) });
   const match = /(\d+)(?:\.(\d+))?/.exec(stdout.replace(/^[^)]*\)/, ''));
   if (!match) throw usageError(`cannot read the version of ${file}: ${stdout.trim()}`, { hint: 'Point PG_BIN at the PostgreSQL binaries directory.' });
   return { path: file, major: Number(match[1]), version: match[2] === undefined ? match[1]! : `${match[1]}.${match[2]}` };
@@ -87,7 +90,7 @@ async function* pgBinaries(name: string, search: PgBinSearch): AsyncGenerator<Pg
     if (seen.has(file) || !(await isExecutable(file))) continue;
     seen.add(file);
     try {
-      yield await binaryVersion(file);
+      yield await binaryVersion(file, search.path);
     } catch {
       // a broken wrapper script; keep looking
     }

@@ -1,9 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir, userInfo, homedir } from 'node:os';
+import { userInfo, homedir } from 'node:os';
 import { join } from 'node:path';
 import type { ClientConfig } from 'pg';
 import { usageError } from '../errors.js';
-import { findPgpassPassword } from './pgpass.js';
+import { findPgpassPassword, privatePassfile } from './pgpass.js';
+import { carriesSecret } from './secret-forms.js';
 
 /** Where to connect. `password` never leaves this process except through a 0600 passfile. */
 export interface ConnectionParams {
@@ -28,8 +28,9 @@ const LIBPQ_URI = /^(postgres(?:ql)?):\/\/(?:([^@/?#]*)@)?([^/?#]*)(?:\/([^?#]*)
  */
 export function parseDatabaseUrl(url: string, source: string): ConnectionParams {
   const match = LIBPQ_URI.exec(url.trim());
+  // never echoed: where it does not parse, nothing tells which part is the password
   const invalid = (why: string): never => {
-    throw usageError(`${source} is not a valid PostgreSQL URL (${why}): ${redactUrl(url)}`, {
+    throw usageError(`${source} is not a valid PostgreSQL URL (${why})`, {
       hint: 'Use the form postgresql://user:password@host:5432/database, or postgresql://user@/database?host=/socket/dir',
     });
   };
@@ -44,6 +45,8 @@ export function parseDatabaseUrl(url: string, source: string): ConnectionParams 
   };
   const query = new URLSearchParams(queryString);
   if (hostport.includes(',')) invalid('several hosts are not supported');
+  // an unencoded "@" in the password leaves part of it in the host
+  if (hostport.includes('@')) invalid('an "@" in the user name or password must be written %40');
   const hostMatch = /^(\[[^\]]*\]|[^:]*)(?::(\d*))?$/.exec(hostport);
   if (!hostMatch) return invalid('bad host:port');
   const hostText = decode(hostMatch[1]!.replace(/^\[|\]$/g, ''), 'host');
@@ -93,10 +96,6 @@ export async function withLibpqFallbacks(params: ConnectionParams, env: NodeJS.P
   if (env.PGPASSWORD) return { ...filled, password: env.PGPASSWORD };
   const password = await findPgpassPassword(env.PGPASSFILE || join(homedir(), '.pgpass'), filled);
   return password === undefined ? filled : { ...filled, password };
-}
-
-export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@').replace(/([?&]password=)[^&]*/i, '$1***');
 }
 
 /** user@host:port/database, never with a password. */
@@ -165,20 +164,38 @@ function escapePassfileField(value: string): string {
   return value.replaceAll('\\', '\\\\').replaceAll(':', '\\:');
 }
 
+/** What a libpq child may see of belay's environment: locale, home, paths, and the TLS settings; nothing else. */
+const CHILD_ENV_KEPT = /^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|SYSTEMROOT|PGSSLCERT|PGSSLKEY|PGSSLROOTCERT|PGSSLCRL|PGSSLCRLDIR|PGSSLSNI|PGGSSENCMODE|PGKRBSRVNAME)$/;
+
 /**
- * Environment for a libpq child (pg_dump, pg_restore, psql). The password goes
- * into a private passfile, never into argv or a PGPASSWORD variable; the
- * caller must call `cleanup()` when the child has exited.
+ * The smallest environment a child of belay runs with: the kept variables
+ * of `base` (see CHILD_ENV_KEPT), less any that carries a secret in any
+ * spelling (plain, percent-encoded, inside a URL).
  */
-export async function libpqChildEnv(
-  params: ConnectionParams,
-  base: NodeJS.ProcessEnv,
-  applicationName: string,
-): Promise<{ env: NodeJS.ProcessEnv; cleanup: () => Promise<void> }> {
+function minimalChildEnv(base: NodeJS.ProcessEnv, secrets: readonly string[]): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(base)) {
-    if (!key.startsWith('PG') && key !== 'DATABASE_URL') env[key] = value;
+    if (value !== undefined && CHILD_ENV_KEPT.test(key) && !carriesSecret(value, secrets)) env[key] = value;
   }
+  return env;
+}
+
+export interface LibpqChild {
+  env: NodeJS.ProcessEnv;
+  /** Open descriptors the child must get as fds 3, 4, … (the passfile); pass them in spawn's stdio. */
+  extraFds: number[];
+  /** Call when the child has exited. */
+  cleanup: () => Promise<void>;
+}
+
+/**
+ * Environment for a libpq child (pg_dump, pg_restore, psql): the target in
+ * PG* variables, the password in a passfile that has no name on disk (see
+ * privatePassfile), never in argv or a PGPASSWORD variable.
+ */
+export async function libpqChildEnv(params: ConnectionParams, base: NodeJS.ProcessEnv, applicationName: string): Promise<LibpqChild> {
+  const secrets = params.password === undefined ? [] : [params.password];
+  const env = minimalChildEnv(base, secrets);
   env.PGHOST = params.host;
   env.PGPORT = String(params.port);
   env.PGUSER = params.user;
@@ -188,11 +205,9 @@ export async function libpqChildEnv(
   if (params.sslmode) env.PGSSLMODE = params.sslmode;
   if (params.password === undefined) {
     env.PGPASSFILE = '/dev/null';
-    return { env, cleanup: async () => {} };
+    return { env, extraFds: [], cleanup: async () => {} };
   }
-  const dir = await mkdtemp(join(tmpdir(), 'belay-pass-'));
-  const file = join(dir, 'pgpass');
-  await writeFile(file, `*:*:*:*:${escapePassfileField(params.password)}\n`, { mode: 0o600 });
-  env.PGPASSFILE = file;
-  return { env, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  const passfile = await privatePassfile(`*:*:*:*:${escapePassfileField(params.password)}\n`);
+  env.PGPASSFILE = passfile.path;
+  return { env, extraFds: passfile.fd === undefined ? [] : [passfile.fd], cleanup: passfile.cleanup };
 }

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { carriesSecret } from '../db/secret-forms.js';
 
 export interface CommandOutcome {
   exitCode: number | null;
@@ -13,16 +14,16 @@ const TAIL_LINES = 20;
  * Run the user's own shell command (a hook or a command check) as
  * `/bin/sh -c RUN`, in its own process group so a timeout ends all of it.
  */
-export function runShellCommand(run: string, env: NodeJS.ProcessEnv, timeoutSeconds: number, signal?: AbortSignal): Promise<CommandOutcome> {
+export function runShellCommand(run: string, env: NodeJS.ProcessEnv, timeoutSeconds: number, signal?: AbortSignal, extraFds: readonly number[] = []): Promise<CommandOutcome> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', run], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn('/bin/sh', ['-c', run], { env, stdio: ['ignore', 'pipe', 'pipe', ...extraFds], detached: true });
     let output = '';
     const collect = (chunk: Buffer): void => {
       output = (output + chunk.toString()).split('\n').slice(-TAIL_LINES - 1).join('\n');
     };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
     let timedOut = false;
     const killGroup = (): void => {
       try {
@@ -46,12 +47,18 @@ export function runShellCommand(run: string, env: NodeJS.ProcessEnv, timeoutSeco
   });
 }
 
-/** The environment a user's command sees: ours, without anything that could carry the database password. */
+/** Variables that name or carry the database's credentials: a user's command never sees them. */
+const CREDENTIAL_VARS = new Set(['DATABASE_URL', 'PGPASSWORD']);
+
+/**
+ * The environment a user's command sees: ours (its application may need it),
+ * without DATABASE_URL, PGPASSWORD, and any variable that carries the
+ * password in any spelling (plain, percent-encoded, inside another URL).
+ */
 export function commandEnv(base: NodeJS.ProcessEnv, vars: Record<string, string>, secrets: readonly string[]): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(base)) {
-    if (key === 'PGPASSWORD' || key === 'DATABASE_URL' || value === undefined) continue;
-    if (secrets.some((secret) => secret.length > 0 && value.includes(secret))) continue;
+    if (CREDENTIAL_VARS.has(key) || value === undefined || carriesSecret(value, secrets)) continue;
     env[key] = value;
   }
   return { ...env, ...vars };

@@ -1,5 +1,6 @@
 import type { ClientBase } from 'pg';
 import type { RunEvent } from '../events/run-events.js';
+import { secretSpellings } from '../db/secret-forms.js';
 import { DatabaseJournal } from './db-journal.js';
 import { FileJournal } from './file-journal.js';
 import type { JournalRecord, RunHeader } from './record.js';
@@ -20,7 +21,7 @@ export class Journal {
   static async open(backupsDir: string, header: RunHeader, secrets: string[]): Promise<Journal> {
     const file = await FileJournal.open(backupsDir, header.runId);
     await file.append({ type: 'run', ...header });
-    return new Journal(file, header, secrets.filter((secret) => secret.length > 0));
+    return new Journal(file, header, secrets.filter((secret) => secret.length > 0).flatMap(secretSpellings));
   }
 
   /** Detail comes from errors and command output: make sure no secret rides along. */

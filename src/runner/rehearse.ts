@@ -75,9 +75,9 @@ async function loadSeed(ctx: Context, file: string): Promise<void> {
     return;
   }
   // a script: it reaches the throwaway database through PG* variables and a private passfile
-  const { env, cleanup } = await libpqChildEnv(ctx.params, ctx.setup.env, 'belay rehearse seed');
+  const { env, extraFds, cleanup } = await libpqChildEnv(ctx.params, ctx.setup.env, 'belay rehearse seed');
   try {
-    const outcome = await runShellCommand(file, env, 3600);
+    const outcome = await runShellCommand(file, env, 3600, undefined, extraFds);
     if (outcome.exitCode !== 0) throw new Error(`seed script ${file} failed (exit ${outcome.exitCode}): ${outcome.outputTail}`);
   } finally {
     await cleanup();

@@ -2,7 +2,8 @@ import { Option, type Command } from 'commander';
 import { runAction } from '../run-action.js';
 import { integerFlag } from '../parse.js';
 import { formatRunResult } from '../format.js';
-import { EXIT } from '../../errors.js';
+import { confirmer } from '../confirm.js';
+import { EXIT, usageError } from '../../errors.js';
 
 export function registerBackups(program: Command): void {
   program
@@ -24,14 +25,18 @@ export function registerBackups(program: Command): void {
     .action(async (_flags: object, command: Command) =>
       runAction(command, async (ctx) => {
         const { listBackups } = await import('../../api/commands.js');
-        const { snapshots, unreadable } = await listBackups(ctx.options);
-        ctx.print({ snapshots, unreadable }, () =>
+        const listing = await listBackups(ctx.options);
+        const { snapshots, refused, partial } = listing;
+        ctx.print(listing, () =>
           [
             ...(snapshots.length === 0 ? ['no snapshots'] : []),
             ...snapshots.map((m) => `${m.id}  ${m.createdAt}  ${m.database}@${m.revision ?? '∅'}  ${m.format}  ${m.sizeBytes} B  sha256 ${m.sha256.slice(0, 12)}…${m.quarantine ? '  (quarantine: a damaged state kept before an in-place restore)' : ''}`),
-            ...unreadable.map((name) => `unreadable manifest: ${name}`),
+            ...partial.map((p) => `${p.file}  ${p.modifiedAt}  partial: left half written by a run that was killed, or still being written (${p.sizeBytes} B); \`belay backups prune\` or \`belay recover\` removes it`),
+            ...refused.map((r) => `refused manifest ${r.file}: ${r.problem}`),
           ].join('\n'),
         );
+        // a manifest belay will not follow is reported as a refusal
+        return refused.length > 0 ? EXIT.preflight : EXIT.ok;
       }),
     );
   backups
@@ -47,13 +52,26 @@ export function registerBackups(program: Command): void {
     );
   backups
     .command('prune')
-    .description('delete all but the newest N snapshots')
-    .requiredOption('--keep <n>', 'how many to keep', integerFlag('--keep', 0))
+    .description('delete all but the newest N snapshots, under the lock; never one an unsettled run needs, nor the newest of a database')
+    .requiredOption('--keep <n>', 'how many to keep (0 needs --yes)', integerFlag('--keep', 0))
     .action(async (flags: { keep: number }, command: Command) =>
       runAction(command, async (ctx) => {
+        if (flags.keep === 0 && ctx.flags.yes !== true) {
+          throw usageError('--keep 0 deletes every snapshot belay may delete: say so with --yes', { hint: 'belay backups prune --keep 0 --yes' });
+        }
         const { pruneBackups } = await import('../../api/commands.js');
-        const result = await pruneBackups(flags.keep, ctx.options);
-        ctx.print(result, () => (result.removed.length === 0 ? 'nothing to prune' : result.removed.map((id) => `removed ${id}`).join('\n')));
+        const confirm = confirmer(ctx.flags.yes === true);
+        const result = await pruneBackups(flags.keep, { ...ctx.options, ...(confirm ? { confirm } : {}) });
+        ctx.print(result, () =>
+          [
+            ...(result.declined ? ['declined: nothing deleted'] : []),
+            ...result.removed.map((id) => `removed ${id}`),
+            ...result.leftoversRemoved.map((file) => `removed ${file} (half written by a killed run)`),
+            ...result.kept.map((k) => `kept ${k.id}: ${k.why}`),
+            ...result.leftoversKept.map((k) => `kept ${k.file}: ${k.why}`),
+            ...(result.removed.length === 0 && result.leftoversRemoved.length === 0 && !result.declined ? ['nothing to prune'] : []),
+          ].join('\n'),
+        );
       }),
     );
 
@@ -61,10 +79,11 @@ export function registerBackups(program: Command): void {
     .command('restore <id>')
     .description('restore a snapshot (swap: into a new database, verified, then renamed into place; the old one kept)')
     .addOption(new Option('--strategy <strategy>', 'swap (needs CREATEDB) or in-place (pg_restore --clean)').choices(['swap', 'in-place']).default('swap'))
-    .action(async (id: string, flags: { strategy: 'swap' | 'in-place' }, command: Command) =>
+    .option('--allow-other-database', 'restore a snapshot taken from another database')
+    .action(async (id: string, flags: { strategy: 'swap' | 'in-place'; allowOtherDatabase?: boolean }, command: Command) =>
       runAction(command, async (ctx) => {
         const { restore } = await import('../../api/commands.js');
-        const result = await restore(id, { ...ctx.options, strategy: flags.strategy });
+        const result = await restore(id, { ...ctx.options, strategy: flags.strategy, allowOtherDatabase: flags.allowOtherDatabase === true });
         ctx.print(result, () => formatRunResult(result));
         return result.exitCode;
       }),

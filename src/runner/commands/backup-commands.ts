@@ -1,16 +1,21 @@
-import type { Manifest } from '../../backup/manifest.js';
+import type { ClientBase } from 'pg';
+import { safeDatabaseName, type Manifest } from '../../backup/manifest.js';
+import { snapshotsRunsNeed } from '../../backup/needed-snapshots.js';
 import { resolveBackupTools } from '../../backup/pg-tools.js';
-import { findSnapshot, listSnapshots, pruneSnapshots, verifySnapshot, type SnapshotVerdict } from '../../backup/snapshot-store.js';
+import { applyPrune, planPrune } from '../../backup/prune.js';
+import { findSnapshot, listSnapshots, verifySnapshot, type RefusedManifest, type SnapshotListing, type SnapshotVerdict } from '../../backup/snapshot-store.js';
+import { BelayError } from '../../errors.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import { readDatabaseState } from '../session/database-state.js';
 import { finishRun, withRunSession } from '../session/outcome.js';
 import { assertPreflight } from '../steps/preflight.js';
 import type { RunResult } from '../result/results.js';
+import { acquireRunLock } from '../session/run-lock.js';
 import { findUnsettled } from '../recovery/recovery-plan.js';
 import { restoreThenVerify, type Recovery } from '../recovery/safety-net.js';
 import { settleRuns, VERIFIED_OUTCOMES } from '../recovery/settle-runs.js';
 import type { RestoreStrategy } from '../../events/run-events.js';
-import type { RunSetup } from '../session/setup.js';
+import { openTargetSession, type RunSetup } from '../session/setup.js';
 import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot } from '../steps/snapshot-step.js';
 
 /** `belay backup`: a verified snapshot now, journaled like any run. */
@@ -38,15 +43,24 @@ export async function runBackup(setup: RunSetup): Promise<RunResult> {
     } catch (error) {
       return await endAfterDumpFailure(session, error);
     }
-    if (setup.config.backup.keep !== undefined) await pruneSnapshots(setup.config.backupsDir, setup.config.backup.keep);
+    const keep = setup.config.backup.keep;
+    let pruneNote = '';
+    if (keep !== undefined) {
+      try {
+        pruneNote = `; backup.keep ${keep}: ${describePrune(await pruneUnderLock(session.control.client, setup, keep))}`;
+      } catch (error) {
+        if (!(error instanceof BelayError)) throw error;
+        pruneNote = `; backup.keep: nothing pruned (${error.message})`;
+      }
+    }
     return await finishRun(session, {
       outcome: 'ok',
-      message: `snapshot ${manifest.id} taken and verified readable (${manifest.tableCount} tables, at ${state.current ?? 'no revision'})`,
+      message: `snapshot ${manifest.id} taken and verified readable (${manifest.tableCount} tables, at ${state.current ?? 'no revision'})${pruneNote}`,
     });
   });
 }
 
-export async function runBackupsList(setup: RunSetup): Promise<{ snapshots: Manifest[]; unreadable: string[] }> {
+export async function runBackupsList(setup: RunSetup): Promise<SnapshotListing> {
   return listSnapshots(setup.config.backupsDir);
 }
 
@@ -57,13 +71,70 @@ export async function runBackupsVerify(setup: RunSetup, id: string): Promise<{ s
   return { snapshot: manifest, ...(await verifySnapshot(manifest, tools, setup.env)) };
 }
 
-export async function runBackupsPrune(setup: RunSetup, keep: number): Promise<{ removed: string[] }> {
-  return { removed: await pruneSnapshots(setup.config.backupsDir, keep) };
+export interface PruneResult {
+  removed: string[];
+  kept: Array<{ id: string; why: string }>;
+  /** Half-written dumps of killed runs, removed or kept. */
+  leftoversRemoved: string[];
+  leftoversKept: Array<{ file: string; why: string }>;
+  /** The operator answered no: nothing was deleted. */
+  declined: boolean;
+}
+
+export function describePrune(result: PruneResult): string {
+  const kept = result.kept.length > 0 ? `kept ${result.kept.length}` : 'kept none';
+  return `${result.declined ? 'declined, nothing deleted' : `removed ${result.removed.length}`}, ${kept}${result.leftoversRemoved.length > 0 ? `, removed ${result.leftoversRemoved.length} half-written dump(s)` : ''}`;
+}
+
+function refusePruneOver(refused: readonly RefusedManifest[], backupsDir: string): void {
+  if (refused.length === 0) return;
+  throw new BelayError('preflight', `${backupsDir} holds manifests belay refuses, so it prunes nothing: ${refused.map((r) => `${r.file} (${r.problem})`).join('; ')}`, {
+    hint: 'Nothing was deleted. Inspect those files and move them out of the backups folder, then prune again.',
+    details: { refused },
+  });
+}
+
+/**
+ * Prune while holding the run lock of the target database: no run of it can
+ * start a dump or need a snapshot meanwhile. Never a snapshot an unsettled or
+ * running run may need, nor the newest of each database.
+ */
+async function pruneUnderLock(client: ClientBase, setup: RunSetup, keep: number, confirm?: (summary: string) => Promise<boolean>): Promise<PruneResult> {
+  const { backupsDir } = setup.config;
+  const listing = await listSnapshots(backupsDir);
+  refusePruneOver(listing.refused, backupsDir);
+  const needed = await snapshotsRunsNeed(client, backupsDir, setup.target.database);
+  const plan = planPrune(listing.snapshots, keep, needed);
+  const ours = listing.partial.filter((p) => p.database === safeDatabaseName(setup.target.database));
+  const result: PruneResult = { removed: [], kept: plan.keep, leftoversRemoved: [], leftoversKept: [], declined: false };
+  if (confirm && (plan.remove.length > 0 || ours.length > 0)) {
+    const what = [...plan.remove.map((m) => `snapshot ${m.id}`), ...ours.map((p) => `half-written ${p.file}`)];
+    if (!(await confirm(`delete ${what.join(', ')} from ${backupsDir}`))) return { ...result, declined: true };
+  }
+  const applied = await applyPrune(backupsDir, listing, plan, setup.target.database);
+  return { ...result, removed: applied.removed, leftoversRemoved: applied.leftovers.removed, leftoversKept: applied.leftovers.kept };
+}
+
+/** `belay backups prune --keep N`, under the run lock (exit 3 when a run holds it). */
+export async function runBackupsPrune(setup: RunSetup, keep: number, confirm?: (summary: string) => Promise<boolean>): Promise<PruneResult> {
+  const session = await openTargetSession(setup, 'belay backups prune');
+  try {
+    await acquireRunLock(session.client);
+    return await pruneUnderLock(session.client, setup, keep, confirm);
+  } finally {
+    await session.close();
+  }
 }
 
 /** `belay restore ID`: by hand, under the lock, verified against the snapshot's own fingerprint. */
-export async function runRestore(setup: RunSetup, id: string, strategy: RestoreStrategy): Promise<RunResult> {
+export async function runRestore(setup: RunSetup, id: string, strategy: RestoreStrategy, allowOtherDatabase = false): Promise<RunResult> {
   const manifest = await findSnapshot(setup.config.backupsDir, id);
+  if (manifest.database !== setup.target.database && !allowOtherDatabase) {
+    throw new BelayError('preflight', `snapshot ${manifest.id} was taken from database ${manifest.database}, not ${setup.target.database}: restoring it would replace ${setup.target.database} with another database's contents`, {
+      hint: 'Nothing was touched. Pick a snapshot of this database (`belay backups list`), or, if that is what you mean, run again with --allow-other-database.',
+      details: { snapshot: manifest.id, snapshotDatabase: manifest.database, target: setup.target.database },
+    });
+  }
   const revisions = await discoverRevisions(setup.config.migrationsDir).catch(() => []);
   return withRunSession(setup, 'restore', async (session) => {
     await session.lock();

@@ -1,3 +1,4 @@
+import { sweepAfterKilledRuns } from '../../backup/leftovers.js';
 import type { Manifest } from '../../backup/manifest.js';
 import { findSnapshot } from '../../backup/snapshot-store.js';
 import { discoverRevisions } from '../../migrations/discover.js';
@@ -32,6 +33,7 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
   return withRunSession(setup, 'recover', async (session) => {
     await session.lock();
+    await sweepAfterKilledRuns(setup.config.backupsDir, setup.target.database);
     const { run, others } = await findUnsettled(session.control.client, session.runId);
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, run?.fromRevision ?? state.current);

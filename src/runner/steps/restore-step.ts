@@ -3,6 +3,7 @@ import type { Manifest } from '../../backup/manifest.js';
 import { resolveBackupTools, type BackupTools } from '../../backup/pg-tools.js';
 import { takeSnapshot } from '../../backup/take-snapshot.js';
 import { restoreSnapshotInto } from '../../backup/restore-snapshot.js';
+import { ExactRestore } from '../../backup/exact-restore.js';
 import { withDatabase, type ConnectionParams } from '../../db/connection.js';
 import {
   createDatabase,
@@ -117,8 +118,10 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
   const applicationName = `belay restore ${kept.id}`.slice(0, 63);
   const lockTimeoutSeconds = setup.config.database.lockTimeoutSeconds;
   const watchdog = lockTimeoutSeconds > 0 ? watchLockWaits(admin, target, applicationName, lockTimeoutSeconds * 1000) : undefined;
+  const exact = new ExactRestore(manifest, setup.target, { tools, env: setup.env, lockTimeoutMs: lockTimeoutSeconds * 1000 });
   try {
-    await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, privileges: true, signal: setup.signal, onProgress, applicationName });
+    const beforeRestore = (): Promise<void> => exact.dropNewerObjects();
+    await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, privileges: true, signal: setup.signal, onProgress, applicationName, beforeRestore });
   } catch (error) {
     if (!(await watchdog?.stop())) throw error;
     return {
@@ -130,15 +133,15 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
     };
   }
   await watchdog?.stop();
-  const problems = await verifyRestored(request, setup.target);
-  const keptNote = `the damaged state is kept as snapshot ${kept.id} (belay restore ${kept.id} --strategy in-place brings it back)`;
+  const problems = [...(await verifyRestored(request, setup.target)), ...(await exact.differences())];
+  const keptNote = `the damaged state is kept as snapshot ${kept.id} (belay restore ${kept.id} --strategy in-place brings it back)${exact.note(kept.id)}`;
   return problems.length === 0
     ? { ...base, ok: true, quarantineSnapshot: kept.id, message: `restored ${manifest.id} in place and verified it; ${keptNote}`, manualSteps: [] }
     : {
         ...base,
         ok: false,
         quarantineSnapshot: kept.id,
-        message: `restored ${manifest.id} in place, but it does not match the pre-run fingerprint: ${problems.join('; ')}; ${keptNote}`,
+        message: `restored ${manifest.id} in place, but it does not match the snapshot: ${problems.join('; ')}; ${keptNote}`,
         manualSteps: [`inspect database ${target}`, `belay restore ${manifest.id} --strategy in-place`],
       };
 }

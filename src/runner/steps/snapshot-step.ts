@@ -31,8 +31,9 @@ export async function backupPreflight(setup: RunSetup, control: Session): Promis
   }
   const dir = setup.config.backupsDir;
   try {
-    await ensureBackupsDir(dir);
-    checks.push({ name: 'backups-dir', ok: true, message: `${dir} is writable` });
+    const { note, changed } = await ensureBackupsDir(dir);
+    if (changed) await setup.events.emit({ type: 'note', step: 'preflight', message: note });
+    checks.push({ name: 'backups-dir', ok: true, message: note });
   } catch (error) {
     checks.push({ name: 'backups-dir', ok: false, message: errorMessage(error), hint: `Make ${dir} writable, or choose another folder with --backups DIR.` });
     return checks;

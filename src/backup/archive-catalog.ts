@@ -1,0 +1,162 @@
+import type { ClientBase } from 'pg';
+import { quoteIdent } from '../db/ident.js';
+import { runLibpqChild, type BackupTools } from './pg-tools.js';
+import { BelayError } from '../errors.js';
+
+/**
+ * The objects an in-place restore must leave exactly as the snapshot has
+ * them: schemas, relations (tables, views, materialized views, sequences,
+ * foreign tables), routines, types and extensions. Keys are shared by the
+ * archive's table of contents and the live catalog.
+ */
+export interface CatalogEntry {
+  key: string;
+  /** For messages: "table public.t". */
+  label: string;
+  /** The statement that removes it (live objects only). */
+  drop?: string;
+  /** Routines are matched by signature, and by count per name where the two spell a type differently. */
+  routineName?: string;
+}
+
+const TOC_KINDS: Array<[string, string]> = [
+  ['MATERIALIZED VIEW DATA', ''],
+  ['MATERIALIZED VIEW', 'rel'],
+  ['FOREIGN TABLE', 'rel'],
+  ['TABLE DATA', ''],
+  ['TABLE', 'rel'],
+  ['VIEW', 'rel'],
+  ['SEQUENCE SET', ''],
+  ['SEQUENCE OWNED BY', ''],
+  ['SEQUENCE', 'rel'],
+  ['FUNCTION', 'routine'],
+  ['PROCEDURE', 'routine'],
+  ['AGGREGATE', 'routine'],
+  ['TYPE', 'type'],
+  ['DOMAIN', 'type'],
+  ['SCHEMA', 'schema'],
+  ['EXTENSION', 'extension'],
+];
+
+/** Schemas belay leaves alone: the system's, and its own bookkeeping (restored by pg_restore with the rest). */
+const SKIPPED_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'belay']);
+const skippedSchema = (name: string): boolean => SKIPPED_SCHEMAS.has(name) || name.startsWith('pg_');
+
+/** One `pg_restore --list` line (`ID; CLASS OID DESC SCHEMA TAG OWNER`) as a catalog entry, or undefined. */
+function tocEntry(line: string): CatalogEntry | undefined {
+  const rest = /^\d+; \d+ \d+ (.*)$/.exec(line)?.[1];
+  if (!rest) return undefined;
+  const found = TOC_KINDS.find(([desc]) => rest.startsWith(`${desc} `));
+  if (!found || !found[1]) return undefined;
+  const [desc, kind] = found;
+  const tokens = rest.slice(desc.length + 1).split(' ');
+  const schema = tokens[0]!;
+  // the owner is the last word (empty for an extension); the tag is what stands between
+  const tag = kind === 'extension' ? tokens[1]! : tokens.slice(1, -1).join(' ');
+  if (kind === 'schema' || kind === 'extension') return skippedSchema(tag) || (kind === 'schema' && tag === 'public') ? undefined : { key: `${kind}:${tag}`, label: `${desc.toLowerCase()} ${tag}` };
+  if (skippedSchema(schema)) return undefined;
+  if (kind === 'routine') {
+    const routineName = `${schema}.${tag.slice(0, tag.indexOf('('))}`;
+    return { key: `routine:${schema}.${tag}`, label: `${desc.toLowerCase()} ${schema}.${tag}`, routineName };
+  }
+  return { key: `${kind}:${schema}.${tag}`, label: `${desc.toLowerCase()} ${schema}.${tag}` };
+}
+
+/** The snapshot's objects, from its table of contents (`pg_restore --list`; no connection). */
+export async function archiveCatalog(tools: BackupTools, path: string, env: NodeJS.ProcessEnv): Promise<CatalogEntry[]> {
+  const outcome = await runLibpqChild(tools.pgRestore, ['--list', path], {
+    params: { host: '/nonexistent', port: 5432, user: 'none', database: 'none', source: 'none' },
+    env,
+    timeoutMs: 10 * 60_000,
+    signal: undefined,
+  });
+  if (outcome.code !== 0) {
+    throw new BelayError('manual', `cannot read the table of contents of ${path}: ${outcome.stderrTail.trim()}`, { hint: 'Nothing was restored. Check it with `belay backups verify`.' });
+  }
+  return outcome.stdout.split('\n').flatMap((line) => tocEntry(line) ?? []);
+}
+
+const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'belay') AND n.nspname NOT LIKE 'pg\\_%'`;
+const notMember = (catalog: string, column: string): string =>
+  `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = '${catalog}'::pg_catalog.regclass AND d.objid = ${column} AND d.deptype = 'e')`;
+
+const RELATION_KIND: Record<string, string> = { r: 'TABLE', p: 'TABLE', v: 'VIEW', m: 'MATERIALIZED VIEW', S: 'SEQUENCE', f: 'FOREIGN TABLE' };
+
+/**
+ * The live database's objects, spelled as pg_dump spells them in a table of
+ * contents (types schema-qualified: the caller's search_path is set empty).
+ * Sequences owned by a column are left out: they go and come with their table.
+ */
+async function liveCatalog(client: ClientBase): Promise<CatalogEntry[]> {
+  const entries: CatalogEntry[] = [];
+  const schemas = await client.query<{ name: string }>(
+    `SELECT n.nspname AS name FROM pg_catalog.pg_namespace n WHERE ${USER_SCHEMA} AND n.nspname <> 'public' AND ${notMember('pg_namespace', 'n.oid')}`,
+  );
+  for (const { name } of schemas.rows) entries.push({ key: `schema:${name}`, label: `schema ${name}`, drop: `DROP SCHEMA IF EXISTS ${quoteIdent(name)} CASCADE` });
+  const relations = await client.query<{ schema: string; name: string; kind: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${USER_SCHEMA} AND ${notMember('pg_class', 'c.oid')}
+        AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::pg_catalog.regclass AND d.objid = c.oid
+                                             AND d.refclassid = 'pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i')))`,
+  );
+  for (const { schema, name, kind } of relations.rows) {
+    const what = RELATION_KIND[kind]!;
+    entries.push({ key: `rel:${schema}.${name}`, label: `${what.toLowerCase()} ${schema}.${name}`, drop: `DROP ${what} IF EXISTS ${quoteIdent(schema)}.${quoteIdent(name)} CASCADE` });
+  }
+  const routines = await client.query<{ schema: string; name: string; signature: string; kind: string; identity: string }>(
+    `SELECT n.nspname AS schema, p.proname AS name, p.prokind::text AS kind, p.oid::pg_catalog.regprocedure::text AS identity,
+            p.proname || '(' || coalesce((SELECT pg_catalog.string_agg(pg_catalog.format_type(a.t, NULL), ', ' ORDER BY a.i)
+                                            FROM pg_catalog.unnest(p.proargtypes::pg_catalog.oid[]) WITH ORDINALITY AS a(t, i)), '') || ')' AS signature
+       FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+      WHERE ${USER_SCHEMA} AND ${notMember('pg_proc', 'p.oid')}`,
+  );
+  for (const { schema, name, signature, kind, identity } of routines.rows) {
+    const what = kind === 'p' ? 'PROCEDURE' : kind === 'a' ? 'AGGREGATE' : 'FUNCTION';
+    // regprocedure's text is the server's own quoted, qualified spelling of the routine
+    entries.push({ key: `routine:${schema}.${signature}`, label: `${what.toLowerCase()} ${schema}.${signature}`, drop: `DROP ${what} IF EXISTS ${identity} CASCADE`, routineName: `${schema}.${name}` });
+  }
+  const types = await client.query<{ schema: string; name: string; domain: boolean }>(
+    `SELECT n.nspname AS schema, t.typname AS name, t.typtype = 'd' AS domain
+       FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+      WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r') AND ${USER_SCHEMA} AND ${notMember('pg_type', 't.oid')}
+        AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c')
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.typarray = t.oid)`,
+  );
+  for (const { schema, name, domain } of types.rows) {
+    const what = domain ? 'DOMAIN' : 'TYPE';
+    entries.push({ key: `type:${schema}.${name}`, label: `${what.toLowerCase()} ${schema}.${name}`, drop: `DROP ${what} IF EXISTS ${quoteIdent(schema)}.${quoteIdent(name)} CASCADE` });
+  }
+  const extensions = await client.query<{ name: string }>("SELECT extname AS name FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'");
+  for (const { name } of extensions.rows) entries.push({ key: `extension:${name}`, label: `extension ${name}`, drop: `DROP EXTENSION IF EXISTS ${quoteIdent(name)} CASCADE` });
+  return entries;
+}
+
+function countBy(entries: readonly CatalogEntry[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const entry of entries) if (entry.routineName) counts.set(entry.routineName, (counts.get(entry.routineName) ?? 0) + 1);
+  return counts;
+}
+
+export interface CatalogDifference {
+  /** Live objects the snapshot does not have: created after it. */
+  extra: CatalogEntry[];
+  /** Snapshot objects the live database lacks. */
+  missing: CatalogEntry[];
+}
+
+/** Compare the live database (search_path is set empty on `client` for the comparison) with the snapshot's objects. */
+export async function compareWithArchive(client: ClientBase, archive: readonly CatalogEntry[]): Promise<CatalogDifference> {
+  await client.query("SELECT pg_catalog.set_config('search_path', '', false)");
+  const live = await liveCatalog(client);
+  const archiveKeys = new Set(archive.map((entry) => entry.key));
+  const liveKeys = new Set(live.map((entry) => entry.key));
+  const archiveCounts = countBy(archive);
+  const liveCounts = countBy(live);
+  // a routine whose signature reads differently on the two sides still matches when its name is there as often
+  const sameCount = (name: string | undefined): boolean => name !== undefined && archiveCounts.get(name) === liveCounts.get(name);
+  return {
+    extra: live.filter((entry) => !archiveKeys.has(entry.key) && !sameCount(entry.routineName)),
+    missing: archive.filter((entry) => !liveKeys.has(entry.key) && !sameCount(entry.routineName)),
+  };
+}

@@ -1,0 +1,106 @@
+import pg from 'pg';
+import { toPgConfig, type ConnectionParams } from '../db/connection.js';
+import { BelayError, errorMessage } from '../errors.js';
+import { archiveCatalog, compareWithArchive, type CatalogEntry } from './archive-catalog.js';
+import type { Manifest } from './manifest.js';
+import type { BackupTools } from './pg-tools.js';
+
+export interface ExactRestoreOptions {
+  tools: BackupTools;
+  env: NodeJS.ProcessEnv;
+  lockTimeoutMs: number;
+}
+
+const LIST_LIMIT = 10;
+const listed = (labels: readonly string[]): string =>
+  `${labels.slice(0, LIST_LIMIT).join(', ')}${labels.length > LIST_LIMIT ? ` and ${labels.length - LIST_LIMIT} more` : ''}`;
+
+/**
+ * What makes an in-place restore put back exactly the snapshot.
+ * `pg_restore --clean` drops only what the archive holds: an object created
+ * after the snapshot (a table the failed revision made) would survive it, or
+ * stop it (a view on a restored table). So, once the damaged state is kept
+ * as a quarantine snapshot, the objects the snapshot's table of contents
+ * lacks are dropped before pg_restore; after it, the database's objects are
+ * compared with that table of contents.
+ */
+export class ExactRestore {
+  private archive: CatalogEntry[] | undefined;
+  /** Objects dropped because the snapshot does not have them. */
+  readonly dropped: string[] = [];
+  /** Objects the snapshot does not have that could not be dropped. */
+  readonly notDropped: string[] = [];
+
+  constructor(
+    private readonly manifest: Manifest,
+    private readonly target: ConnectionParams,
+    private readonly options: ExactRestoreOptions,
+  ) {}
+
+  private async connect(): Promise<pg.Client> {
+    const client = new pg.Client(
+      toPgConfig(this.target, { applicationName: 'belay restore exact', connectTimeoutMs: 10_000, statementTimeoutMs: 10 * 60_000, lockTimeoutMs: this.options.lockTimeoutMs }),
+    );
+    client.on('error', () => {});
+    await client.connect();
+    return client;
+  }
+
+  private async tableOfContents(): Promise<CatalogEntry[]> {
+    this.archive ??= await archiveCatalog(this.options.tools, this.manifest.path, this.options.env);
+    return this.archive;
+  }
+
+  /** Drop, in one transaction, the objects the snapshot does not have. Call after the quarantine snapshot, before pg_restore. */
+  async dropNewerObjects(): Promise<void> {
+    const archive = await this.tableOfContents();
+    const client = await this.connect();
+    try {
+      await client.query('BEGIN');
+      const { extra } = await compareWithArchive(client, archive);
+      for (const entry of extra) {
+        await client.query('SAVEPOINT belay_drop');
+        try {
+          await client.query(entry.drop!);
+          await client.query('RELEASE SAVEPOINT belay_drop');
+          this.dropped.push(entry.label);
+        } catch (error) {
+          await client.query('ROLLBACK TO SAVEPOINT belay_drop');
+          if ((error as { code?: string }).code === '55P03') throw error;
+          this.notDropped.push(`${entry.label} (${errorMessage(error)})`);
+        }
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      this.dropped.length = 0;
+      throw new BelayError('manual', `could not remove the objects created after snapshot ${this.manifest.id}, so nothing was restored: ${errorMessage(error)}`, {
+        hint: 'End the sessions that hold locks in the database (pg_locks, pg_stat_activity), then restore again.',
+      });
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  /** How the restored database's objects differ from the snapshot's table of contents; empty when they match. */
+  async differences(): Promise<string[]> {
+    const archive = await this.tableOfContents();
+    const client = await this.connect();
+    try {
+      const { extra, missing } = await compareWithArchive(client, archive);
+      return [
+        ...(extra.length > 0 ? [`objects the snapshot does not have are still there: ${listed(extra.map((e) => e.label))}`] : []),
+        ...(missing.length > 0 ? [`objects of the snapshot are missing: ${listed(missing.map((e) => e.label))}`] : []),
+      ];
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  /** For the outcome message: what was dropped, and where it is kept. */
+  note(keptSnapshot: string): string {
+    const dropped = this.dropped.length === 0 ? '' : `; ${this.dropped.length} object(s) created after the snapshot were dropped (${listed(this.dropped)}), kept in snapshot ${keptSnapshot}`;
+    const left = this.notDropped.length === 0 ? '' : `; could not drop ${listed(this.notDropped)}`;
+    return `${dropped}${left}`;
+  }
+}

@@ -1,0 +1,43 @@
+import type { Manifest } from './manifest.js';
+import { manifestFileName } from './manifest.js';
+import { removeFromStore, removeLeftovers, type LeftoverSweep } from './leftovers.js';
+import type { SnapshotListing } from './snapshot-store.js';
+import type { NeededSnapshots } from './needed-snapshots.js';
+
+export interface PrunePlan {
+  remove: Manifest[];
+  keep: Array<{ id: string; why: string }>;
+}
+
+/**
+ * Which snapshots go: all but the newest `keep`, except a snapshot a run may
+ * still need and the newest snapshot of each database (whatever `keep` says).
+ */
+export function planPrune(snapshots: readonly Manifest[], keep: number, needed: NeededSnapshots): PrunePlan {
+  const newestOf = new Map<string, string>();
+  for (const manifest of snapshots) {
+    const key = `${manifest.server}/${manifest.database}`;
+    if (!manifest.quarantine && !newestOf.has(key)) newestOf.set(key, manifest.id);
+  }
+  const newest = new Set(newestOf.values());
+  const plan: PrunePlan = { remove: [], keep: [] };
+  snapshots.forEach((manifest, index) => {
+    const why =
+      needed.get(manifest.id) ??
+      (newest.has(manifest.id) ? `the newest snapshot of ${manifest.database}` : index < keep ? `one of the newest ${keep}` : undefined);
+    if (why) plan.keep.push({ id: manifest.id, why });
+    else plan.remove.push(manifest);
+  });
+  return plan;
+}
+
+/** Delete what the plan says (the dump, then its manifest) and the leftovers of killed runs of `database`. */
+export async function applyPrune(backupsDir: string, listing: SnapshotListing, plan: PrunePlan, database: string): Promise<{ removed: string[]; leftovers: LeftoverSweep }> {
+  const removed: string[] = [];
+  for (const manifest of plan.remove) {
+    await removeFromStore(backupsDir, manifest.file);
+    await removeFromStore(backupsDir, manifestFileName(manifest.id));
+    removed.push(manifest.id);
+  }
+  return { removed, leftovers: await removeLeftovers(backupsDir, database, listing.partial) };
+}

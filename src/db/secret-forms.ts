@@ -1,0 +1,38 @@
+/** Decode every %XX run as UTF-8 bytes, leaving malformed escapes as they are. */
+function percentDecode(text: string): string {
+  return text.replace(/(?:%[0-9a-fA-F]{2})+/g, (run) => {
+    const bytes = Buffer.from(run.replaceAll('%', ''), 'hex');
+    return bytes.toString('utf8');
+  });
+}
+
+/** The readings of a text a password could hide in: as is, percent-decoded (up to twice), form-decoded. */
+function readings(text: string): string[] {
+  const once = percentDecode(text);
+  return [text, once, percentDecode(once), percentDecode(text.replaceAll('+', ' '))];
+}
+
+/** Whether `text` holds one of the secrets, plainly or percent-encoded (as in a URL). */
+export function carriesSecret(text: string, secrets: readonly string[]): boolean {
+  const real = secrets.filter((secret) => secret.length > 0);
+  if (real.length === 0) return false;
+  return readings(text).some((reading) => real.some((secret) => reading.includes(secret)));
+}
+
+/** The ways a secret is written out: plainly, percent-encoded (upper- or lower-case hex), form-encoded, JSON-escaped. */
+export function secretSpellings(secret: string): string[] {
+  const encoded = encodeURIComponent(secret);
+  const spellings = [secret, encoded, encoded.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()), encoded.replaceAll('%20', '+'), JSON.stringify(secret).slice(1, -1)];
+  return [...new Set(spellings.filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Mask whatever stands where a URL or a connection string keeps a password,
+ * known or not: `scheme://user:PW@`, `scheme:/user:PW@`, `user:PW@host`, `password=PW`.
+ */
+export function maskCredentials(text: string): string {
+  return text
+    .replace(/([A-Za-z][A-Za-z0-9+.-]*:\/{0,3}[^\s:/@'"<>]*:)[^\s'"<>/]+@/g, '$1***@')
+    .replace(/(^|[\s'"(=,])([^\s:/@'"<>()=,]+:)[^\s'"<>/]+@(?=[\w[.-])/g, '$1$2***@')
+    .replace(/(password\s*[=:]\s*)[^\s&'",;]+/gi, '$1***');
+}

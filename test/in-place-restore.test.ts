@@ -1,0 +1,103 @@
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { belay } from './support/cli.js';
+import { adminQuery, cluster, freshDatabase, type TestDatabase } from './support/pg.js';
+import { baseArgs, makeProject } from './support/project.js';
+
+/** A login role without CREATEDB that owns a fresh database: belay must restore in place. */
+async function databaseOwnedByRoleWithoutCreatedb(): Promise<{ db: TestDatabase; url: string }> {
+  const role = `nocreatedb_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  await adminQuery('postgres', `CREATE ROLE ${role} LOGIN NOCREATEDB PASSWORD 'pw-${role}'`);
+  const db = await freshDatabase();
+  await db.query(`ALTER DATABASE ${db.name} OWNER TO ${role}; GRANT CREATE ON DATABASE ${db.name} TO ${role}; ALTER SCHEMA public OWNER TO ${role}`);
+  return { db, url: `postgresql://${role}:pw-${role}@127.0.0.1:${cluster().port}/${db.name}` };
+}
+
+/** Every user object's name, by kind, outside the system schemas and belay's own. */
+async function userObjects(db: TestDatabase): Promise<string[]> {
+  const rows = await db.query<{ o: string }>(`
+    SELECT 'rel ' || n.nspname || '.' || c.relname AS o FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r','v','m','S','p','f') AND n.nspname NOT IN ('pg_catalog','information_schema','belay') AND n.nspname NOT LIKE 'pg\\_%'
+    UNION ALL SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog','information_schema','belay','public') AND nspname NOT LIKE 'pg\\_%'
+    UNION ALL SELECT 'routine ' || n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog','information_schema','belay')
+    UNION ALL SELECT 'type ' || n.nspname || '.' || t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype IN ('e','d') AND n.nspname NOT IN ('pg_catalog','information_schema','belay')
+    ORDER BY 1`);
+  return rows.map((r) => r.o);
+}
+
+function archiveList(file: string): string {
+  return execFileSync(join(cluster().binDir, 'pg_restore'), ['--list', file], { encoding: 'utf8' });
+}
+
+describe('an in-place restore puts back exactly the snapshot', () => {
+  it('objects a failed revision created are gone after the restore (kept in the quarantine snapshot), and the fixed revision then applies', async () => {
+    const { db, url } = await databaseOwnedByRoleWithoutCreatedb();
+    const project = await makeProject({
+      '0001_t.up.sql': "CREATE TABLE t (id int PRIMARY KEY, v text);\nINSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 200) g;",
+      '0001_t.down.sql': 'DROP TABLE t;',
+      // a revision that damages data and leaves behind what its sloppy down does not remove
+      '0002_audit.up.sql': [
+        "UPDATE t SET v = upper(v);",
+        'CREATE TABLE audit (id int PRIMARY KEY, t_id int REFERENCES t, note text);',
+        "INSERT INTO audit SELECT g, g, 'note ' || g FROM generate_series(1, 50) g;",
+        'CREATE VIEW t_upper AS SELECT id, v FROM t;',
+        "CREATE TYPE mood AS ENUM ('ok', 'sad');",
+        'CREATE FUNCTION t_count() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM t $$;',
+        'CREATE SCHEMA scratch;',
+        'CREATE TABLE scratch.leftover (id int);',
+      ].join('\n'),
+      '0002_audit.down.sql': 'SELECT 1;',
+      '0003_fails.up.sql': 'SELECT 1 / 0;',
+      '0003_fails.down.sql': 'SELECT 1;',
+    });
+    const args = baseArgs(project, url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const before = await userObjects(db);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup']);
+    expect(run.code, run.stdout + run.stderr).toBe(11);
+    const { restore } = JSON.parse(run.stdout) as { restore: { strategy: string; quarantineSnapshot: string; message: string } };
+    expect(restore.strategy).toBe('in-place');
+    expect(restore.message).toMatch(/object\(s\) created after the snapshot were dropped \(.*table public\.audit/);
+    // exactly the snapshot's objects, and its data
+    expect(await userObjects(db)).toEqual(before);
+    expect(await db.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE v = lower(v))::int AS ok FROM t")).toEqual([{ n: 200, ok: 200 }]);
+    // nothing lost: the dropped table and its rows are in the quarantine snapshot
+    const kept = join(project.backups, `${restore.quarantineSnapshot}.dump`);
+    expect(archiveList(kept)).toMatch(/TABLE DATA public audit /);
+    const copy = await freshDatabase('kept');
+    execFileSync(join(cluster().binDir, 'pg_restore'), ['-h', cluster().socketDir, '-p', String(cluster().port), '-U', cluster().superuser, '-d', copy.name, '--no-owner', kept]);
+    expect(await copy.query('SELECT count(*)::int AS n FROM audit')).toEqual([{ n: 50 }]);
+
+    // the fixed revision applies on the first try: no "relation already exists"
+    await writeFile(join(project.migrations, '0002_audit.down.sql'), 'DROP TABLE audit;');
+    await writeFile(join(project.migrations, '0002_audit.up.sql'), 'CREATE TABLE audit (id int PRIMARY KEY, t_id int REFERENCES t, note text);');
+    await writeFile(join(project.migrations, '0003_fails.up.sql'), 'SELECT 1;');
+    const fixed = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0);
+    expect((await db.query('SELECT max(name) AS m FROM belay.migrations'))[0]?.m).toBe('0003_fails');
+  });
+
+  it('a restore by hand gets past objects that depend on the restored tables (a foreign key, a view), and the outcome compares with the snapshot', async () => {
+    const { db, url } = await databaseOwnedByRoleWithoutCreatedb();
+    const project = await makeProject({});
+    const args = baseArgs(project, url);
+    await db.query(`SET ROLE ${new URL(url).username}; CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g`);
+    const backup = await belay([...args, '--json', 'backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = (JSON.parse(backup.stdout) as { snapshot: { id: string } }).snapshot.id;
+    await db.query(`SET ROLE ${new URL(url).username};
+      CREATE TABLE child (id int PRIMARY KEY, t_id int NOT NULL REFERENCES t);
+      INSERT INTO child SELECT g, g FROM generate_series(1, 10) g;
+      CREATE VIEW t_names AS SELECT v FROM t;
+      DELETE FROM t WHERE id > 50;`);
+    const run = await belay([...args, '--json', 'restore', id, '--strategy', 'in-place']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const { restore } = JSON.parse(run.stdout) as { restore: { quarantineSnapshot: string; message: string } };
+    expect(restore.message).toMatch(/restored .* in place and verified it/);
+    expect(await userObjects(db)).toEqual(['rel public.t']);
+    expect(await db.query('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 100 }]);
+    expect(archiveList(join(project.backups, `${restore.quarantineSnapshot}.dump`))).toMatch(/TABLE DATA public child /);
+  });
+});

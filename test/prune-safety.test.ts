@@ -1,0 +1,149 @@
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { belay, cleanEnv, CLI, startBelay } from './support/cli.js';
+import { freshJournal, pollUntil } from './support/kill.js';
+import { freshDatabase } from './support/pg.js';
+import { baseArgs, makeProject } from './support/project.js';
+
+const dumps = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.dump')).sort();
+const idOf = (stdout: string): string => (JSON.parse(stdout) as { snapshot: { id: string } }).snapshot.id;
+
+interface PruneJson {
+  removed: string[];
+  kept: Array<{ id: string; why: string }>;
+}
+
+describe('a snapshot a run may still need is never pruned', () => {
+  it('after a kill inside a no-transaction revision, prune --keep 0 keeps the snapshot recover restores, and recover brings every row back', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_t.up.sql': "CREATE TABLE t (id int PRIMARY KEY, v text);\nINSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;",
+      '0001_t.down.sql': 'DROP TABLE t;',
+      '0002_wipe.up.sql': "-- belay:no-transaction\nUPDATE t SET v = 'wiped';\nSELECT pg_sleep(30);",
+      '0002_wipe.down.sql': 'SELECT 1;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    // an older snapshot too: prune has something it may delete
+    const older = idOf((await belay([...args, '--json', 'backup'], { cwd: project.dir })).stdout);
+    const before = new Set(await readdir(`${project.backups}/journal`));
+    const run = startBelay([...args, 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    // killed once the revision's UPDATE has committed, outside any transaction
+    await pollUntil(async () => (await db.query("SELECT count(*)::int AS n FROM t WHERE v = 'wiped'"))[0]?.n === 1000, 'the no-transaction UPDATE committed');
+    run.child.kill('SIGKILL');
+    await run.done;
+    const journal = await freshJournal(project.backups, before);
+    const runSnapshot = journal.find((l) => l.step === 'backup' && l.event === 'end')?.detail as { id: string };
+    expect(runSnapshot.id).toBeTruthy();
+
+    const status = JSON.parse((await belay([...args, '--json', 'status'], { cwd: project.dir })).stdout) as { interrupted: { action: string; snapshotId: string } };
+    expect(status.interrupted).toMatchObject({ action: 'restore', snapshotId: runSnapshot.id });
+
+    const prune = await belay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '0'], { cwd: project.dir });
+    expect(prune.code, prune.stdout + prune.stderr).toBe(0);
+    const pruned = JSON.parse(prune.stdout) as PruneJson;
+    expect(pruned.removed).toEqual([older]);
+    expect(pruned.kept.find((k) => k.id === runSnapshot.id)?.why).toMatch(/unsettled.*recover/);
+    expect(await dumps(project.backups)).toEqual([`${runSnapshot.id}.dump`]);
+
+    const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stdout + recover.stderr).toBe(11);
+    expect(await db.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE v = 'wiped')::int AS wiped FROM t")).toEqual([{ n: 1000, wiped: 0 }]);
+
+    // settled now: the newest snapshot of the database is still kept, and says why
+    const after = JSON.parse((await belay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '0'], { cwd: project.dir })).stdout) as PruneJson;
+    expect(after.kept.map((k) => k.why).join('\n')).toMatch(/the newest snapshot of/);
+  });
+
+  it('prune during a live `migrate up --with-backup` exits 3 and deletes nothing; from another database sharing the folder it keeps that run\'s snapshot', async () => {
+    const db = await freshDatabase();
+    const other = await freshDatabase();
+    const project = await makeProject({
+      '0001_slow.up.sql': 'CREATE TABLE t (id int);\nSELECT pg_sleep(30);',
+      '0001_slow.down.sql': 'DROP TABLE t;',
+    });
+    const args = baseArgs(project, db.url);
+    const otherArgs = baseArgs(project, other.url);
+    const older = idOf((await belay([...args, '--json', 'backup'], { cwd: project.dir })).stdout);
+    const before = new Set(await readdir(`${project.backups}/journal`));
+    const run = startBelay([...args, 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    try {
+      await pollUntil(async () => (await freshJournal(project.backups, before)).some((l) => l.step === 'apply' && l.event === 'start'), 'the run applying 0001');
+      const runSnapshot = ((await freshJournal(project.backups, before)).find((l) => l.step === 'backup' && l.event === 'end')?.detail as { id: string }).id;
+      const locked = await belay([...args, '--yes', 'backups', 'prune', '--keep', '0'], { cwd: project.dir });
+      expect(locked.code, locked.stdout + locked.stderr).toBe(3);
+      expect(locked.stderr).toMatch(/another belay run holds the lock/);
+      expect(await dumps(project.backups)).toEqual([`${older}.dump`, `${runSnapshot}.dump`].sort());
+
+      // the other database's lock is free: its prune goes on, and keeps what the live run needs
+      const fromOther = await belay([...otherArgs, '--json', '--yes', 'backups', 'prune', '--keep', '0'], { cwd: project.dir });
+      expect(fromOther.code, fromOther.stdout + fromOther.stderr).toBe(0);
+      const result = JSON.parse(fromOther.stdout) as PruneJson;
+      expect(result.kept.find((k) => k.id === runSnapshot)?.why).toMatch(/no outcome in its journal/);
+      expect(result.removed).toEqual([older]);
+      expect(await dumps(project.backups)).toEqual([`${runSnapshot}.dump`]);
+    } finally {
+      run.child.kill('SIGKILL');
+      await run.done;
+    }
+  });
+
+  it('keeps the newest snapshot of each database; --keep 0 needs --yes; backup.keep prunes under the same rules', async () => {
+    const a = await freshDatabase();
+    const b = await freshDatabase();
+    const project = await makeProject({});
+    const ids: Record<string, string[]> = { a: [], b: [] };
+    for (let i = 0; i < 2; i++) {
+      ids.a!.push(idOf((await belay([...baseArgs(project, a.url), '--json', 'backup'])).stdout));
+      ids.b!.push(idOf((await belay([...baseArgs(project, b.url), '--json', 'backup'])).stdout));
+    }
+    const refused = await belay([...baseArgs(project, a.url), 'backups', 'prune', '--keep', '0']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--keep 0 .*--yes/);
+    expect(await dumps(project.backups)).toHaveLength(4);
+
+    const prune = await belay([...baseArgs(project, a.url), '--yes', 'backups', 'prune', '--keep', '0']);
+    expect(prune.code, prune.stderr).toBe(0);
+    expect(prune.stdout).toContain(`kept ${ids.a![1]}: the newest snapshot of ${a.name}`);
+    expect(prune.stdout).toContain(`kept ${ids.b![1]}: the newest snapshot of ${b.name}`);
+    expect(await dumps(project.backups)).toEqual([`${ids.a![1]}.dump`, `${ids.b![1]}.dump`].sort());
+
+    // backup.keep 1 in the config: the run's own snapshot and the other database's newest stay
+    const keepZero = await makeProject({}, { backup: { keep: 1 } });
+    const first = await belay([...baseArgs({ ...keepZero, backups: project.backups }, b.url), '--json', 'backup'], { cwd: keepZero.dir });
+    expect(first.code, first.stderr).toBe(0);
+    const newest = idOf(first.stdout);
+    expect((JSON.parse(first.stdout) as { message: string }).message).toMatch(/backup.keep 1: removed 1, kept 2/);
+    expect(await dumps(project.backups)).toEqual([`${ids.a![1]}.dump`, `${newest}.dump`].sort());
+  });
+});
+
+/** Run the CLI on a pseudo-terminal (util-linux `script`), typing `answer`. */
+function onTerminal(args: string[], answer: string): Promise<{ code: number | null; output: string }> {
+  const quote = (arg: string): string => `'${arg.replaceAll("'", "'\\''")}'`;
+  const child = spawn('script', ['-qec', [process.execPath, CLI, ...args].map(quote).join(' '), '/dev/null'], { env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdin.end(answer);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise((resolve) => child.on('close', (code) => (clearTimeout(timer), resolve({ code, output }))));
+}
+
+describe('prune on a terminal', () => {
+  it('asks before deleting, and deletes nothing when told no', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({});
+    const args = baseArgs(project, db.url);
+    const ids = [idOf((await belay([...args, '--json', 'backup'])).stdout), idOf((await belay([...args, '--json', 'backup'])).stdout)];
+    const no = await onTerminal([...args, 'backups', 'prune', '--keep', '1'], 'n\n');
+    expect(no.output).toMatch(new RegExp(`belay will delete snapshot ${ids[0]} from [^\\n]*\\n.*Proceed\\? \\[y/N\\]`));
+    expect(no.output).toMatch(/declined: nothing deleted/);
+    expect(no.code).toBe(0);
+    expect(await dumps(project.backups)).toEqual(ids.map((id) => `${id}.dump`).sort());
+    const yes = await onTerminal([...args, 'backups', 'prune', '--keep', '1'], 'y\n');
+    expect(yes.output).toMatch(new RegExp(`removed ${ids[0]}`));
+    expect(await dumps(project.backups)).toEqual([`${ids[1]}.dump`]);
+  });
+});

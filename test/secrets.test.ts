@@ -1,0 +1,125 @@
+import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { belay, cleanEnv, startBelay } from './support/cli.js';
+import { childrenOf, pollUntil, processGone } from './support/kill.js';
+import { adminQuery, cluster, freshDatabase, type TestDatabase } from './support/pg.js';
+import { makeProject } from './support/project.js';
+
+// every character a URL must encode, and the passfile's own separators
+const PASSWORD = 'p@ss:w/rd%20 x+y\\ü?#&=';
+
+/** Every way the password may be written out. */
+function spellings(secret: string): string[] {
+  const encoded = encodeURIComponent(secret);
+  return [secret, encoded, encoded.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()), encoded.replaceAll('%20', '+'), JSON.stringify(secret).slice(1, -1)];
+}
+
+function expectNoSecret(text: string, where: string): void {
+  for (const spelling of spellings(PASSWORD)) expect(text.includes(spelling), `${where} holds the password as ${spelling}`).toBe(false);
+}
+
+async function roleWithHardPassword(): Promise<{ db: TestDatabase; url: string }> {
+  const role = `secretive_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  await adminQuery('postgres', `CREATE ROLE ${role} LOGIN PASSWORD '${PASSWORD.replaceAll("'", "''")}'`);
+  const db = await freshDatabase();
+  await db.query(`ALTER DATABASE ${db.name} OWNER TO ${role}; ALTER SCHEMA public OWNER TO ${role}`);
+  return { db, url: `postgresql://${role}:${encodeURIComponent(PASSWORD)}@127.0.0.1:${cluster().port}/${db.name}` };
+}
+
+/** Variables that carry the password in other spellings, as an application's own settings might. */
+function leakyEnv(url: string): NodeJS.ProcessEnv {
+  return {
+    DATABASE_URL: url,
+    APP_DSN: url.replace('postgresql://', 'postgres://'),
+    APP_DSN_LOWER: url.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()),
+    APP_FORM: `password=${encodeURIComponent(PASSWORD).replaceAll('%20', '+')}`,
+    HARMLESS: 'stays',
+  };
+}
+
+describe('secrets never rest on disk and never outlive the process', () => {
+  it('pg_dump runs with a minimal environment and a passfile that has no name; after kill -9 nothing holds the password', async () => {
+    const { db, url } = await roleWithHardPassword();
+    await db.query(`SET ROLE ${new URL(url).username}; CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS payload FROM generate_series(1, 400000) g`);
+    const project = await makeProject({});
+    const tmp = join(project.dir, 'tmp');
+    await mkdir(tmp);
+    const run = startBelay(['--migrations', project.migrations, '--backups', project.backups, 'backup'], { env: cleanEnv({ ...leakyEnv(url), TMPDIR: tmp }) });
+    let pgDump: number | undefined;
+    await pollUntil(async () => {
+      for (const pid of await childrenOf(run.child.pid!)) if ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('pg_dump')) pgDump = pid;
+      const partial = (await readdir(project.backups).catch(() => [] as string[])).find((f) => f.endsWith('.partial'));
+      return pgDump !== undefined && partial !== undefined && (await stat(join(project.backups, partial)).catch(() => ({ size: 0 }))).size > 0;
+    }, 'pg_dump writing');
+    const environ = (await readFile(`/proc/${pgDump}/environ`, 'utf8')).split('\0');
+    expectNoSecret(environ.join('\n'), 'pg_dump environment');
+    expect(environ.filter((v) => /^(DATABASE_URL|APP_DSN|APP_FORM|HARMLESS|PGPASSWORD)=/.test(v))).toEqual([]);
+    expect(environ).toContain('PGPASSFILE=/proc/self/fd/3');
+    // libpq reads it through the descriptor; on disk it has no name
+    expect(await readFile(`/proc/${pgDump}/fd/3`, 'utf8')).toMatch(/^\*:\*:\*:\*:/);
+    expect((await stat(`/proc/${pgDump}/fd/3`)).mode & 0o777).toBe(0o600);
+    expect((await stat(`/proc/${pgDump}/fd/3`)).nlink).toBe(0);
+    run.child.kill('SIGKILL');
+    process.kill(pgDump!, 'SIGKILL');
+    await run.done;
+    await pollUntil(() => processGone(pgDump!), 'pg_dump gone');
+    expect(await readdir(tmp)).toEqual([]);
+    for (const file of await readdir(project.backups, { recursive: true })) {
+      const path = join(project.backups, String(file));
+      if (!(await stat(path)).isFile()) continue;
+      expect((await stat(path)).mode & 0o077, `${String(file)} is private`).toBe(0);
+      expectNoSecret(await readFile(path, 'latin1'), String(file));
+    }
+  });
+
+  it('hooks and command checks see no DATABASE_URL and no variable carrying the password in any spelling', async () => {
+    const { url } = await roleWithHardPassword();
+    const out = join((await makeProject({})).dir, 'env.txt');
+    const project = await makeProject({}, { health: { command: [{ name: 'env', run: `env > ${out}` }] } });
+    const run = await belay(['--migrations', project.migrations, '--backups', project.backups, 'verify'], { cwd: project.dir, env: cleanEnv(leakyEnv(url)) });
+    expect(run.code, run.stderr).toBe(0);
+    const env = await readFile(out, 'utf8');
+    expectNoSecret(env, 'the command check environment');
+    expect(env).not.toMatch(/^(DATABASE_URL|APP_DSN|APP_DSN_LOWER|APP_FORM)=/m);
+    expect(env).toMatch(/^HARMLESS=stays$/m);
+    expectNoSecret(run.stdout + run.stderr, 'output');
+  });
+
+  it('no malformed URL is ever echoed with its password, in text or --json', async () => {
+    const secret = 'Zq9-very-secret-Xy';
+    const urls = [
+      `postgresql:/user:${secret}@localhost/db`,
+      `user:${secret}@localhost/db`,
+      `postgresql://user:${secret}`,
+      `postgresql://user:p@${secret}@localhost/db`,
+      `postgresql://user:${secret}@localhost:notaport/db`,
+      `postgresql://user:${secret}@host1,host2/db`,
+      `postgresql://user:${secret}%zz@localhost/db`,
+      `mysql://user:${secret}@localhost/db`,
+      `postgresql://localhost/db?password=${secret}&port=x`,
+    ];
+    const project = await makeProject({});
+    for (const url of urls) {
+      for (const how of [['--database-url', url], []]) {
+        for (const json of [['--json'], []]) {
+          const run = await belay([...how, ...json, '--migrations', project.migrations, '--backups', project.backups, 'status'], { env: cleanEnv(how.length === 0 ? { DATABASE_URL: url } : {}) });
+          expect(run.code, `${url} ${how.length ? 'flag' : 'env'} ${json.join('')}: ${run.stdout}${run.stderr}`).toBe(2);
+          expect(run.stdout + run.stderr, url).not.toContain(secret);
+          expect(run.stdout + run.stderr, url).not.toContain(secret.slice(0, 8));
+        }
+      }
+    }
+  });
+
+  it('an existing backups folder open to others is tightened to 0700, and the output says so', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({});
+    await mkdir(project.backups);
+    await chmod(project.backups, 0o755);
+    const run = await belay(['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, 'backup']);
+    expect(run.code, run.stderr).toBe(0);
+    expect((await stat(project.backups)).mode & 0o777).toBe(0o700);
+    expect(run.stderr).toMatch(/open to other users \(mode 0755\): tightened to 0700/);
+  });
+});
