@@ -3,6 +3,7 @@ import { MigrationEngine } from '../migrations/engine.js';
 import type { Revision } from '../migrations/revision.js';
 import { resolveRevisionName } from '../migrations/resolve-name.js';
 import { EXIT } from '../errors.js';
+import { captureStructure, type StructureBaseline } from '../integrity/structural.js';
 import { readDatabaseState, revisionsToApply, type DatabaseState } from './database-state.js';
 import { runHealthStep } from './health-step.js';
 import { runHookStep } from './hook-step.js';
@@ -78,12 +79,16 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
     const { events } = setup;
     await events.step({ step: 'plan' }, async () => toApply, (list) => ({ from: state.current, apply: list.map((r) => r.name) }));
     const tolerated = new Set<string>();
+    let structure: StructureBaseline | undefined;
     const checks = await events.step(
       { step: 'preflight' },
       async () => {
         const found = await preflightChecks(session, state, toApply, options);
         assertPreflight(found);
-        if (toApply.length > 0) found.push(await healthBaseline(session, options, tolerated));
+        if (toApply.length > 0) {
+          structure = await captureStructure(session.work.client);
+          found.push(await healthBaseline(session, options, tolerated));
+        }
         assertPreflight(found);
         return found;
       },
@@ -104,6 +109,7 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
       result,
       healthTimeoutSeconds: options.healthTimeout ?? setup.config.health.timeoutSeconds,
       tolerated,
+      structure,
       restoreStrategy: 'swap',
     };
     if (dumpError !== undefined) {
@@ -149,7 +155,7 @@ async function applyAndVerify(progress: RunProgress, toApply: Revision[]): Promi
   if (!(await runHookStep(session, 'afterApply', hookVars('applied')))) {
     return rollBackRun(progress, { message: 'the afterApply hook failed', untrustworthy: false });
   }
-  const health = await runHealthStep(session, 'after-apply', progress.healthTimeoutSeconds, progress.tolerated);
+  const health = await runHealthStep(session, 'after-apply', progress.healthTimeoutSeconds, progress.tolerated, progress.structure);
   if (!health.healthy) {
     const failing = health.results.filter((r) => !r.ok && !progress.tolerated.has(r.name));
     return rollBackRun(progress, {

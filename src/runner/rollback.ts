@@ -14,6 +14,7 @@ import { runHookStep } from './hook-step.js';
 import { runIntegrityStep } from './integrity-step.js';
 import { baseResult, finishRun, withRunSession } from './outcome.js';
 import { describeDataAtRisk } from '../integrity/data-at-risk.js';
+import { captureStructure } from '../integrity/structural.js';
 import { dataAtRiskOf, revisionsToRevert } from './plan.js';
 import { assertPreflight, checkDrift, checkMissing, checkScripts, checkSearchPath, type PreflightCheck } from './preflight.js';
 import type { RunResult } from './results.js';
@@ -123,6 +124,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
       result,
       healthTimeoutSeconds: options.healthTimeout ?? setup.config.health.timeoutSeconds,
       tolerated: new Set(),
+      structure: await captureStructure(session.work.client),
       restoreStrategy: options.strategy ?? 'swap',
     };
     if (restoreFrom) {
@@ -168,8 +170,8 @@ async function revertAll(progress: RunProgress, toRevert: Revision[], target: st
   }
   result.toRevision = target;
   const hookOk = await runHookStep(session, 'afterRollback', { from: progress.priorRevision, to: target, outcome: 'rolled-back' });
-  const health = await runHealthStep(session, 'after-rollback', progress.healthTimeoutSeconds);
-  const integrity = await runIntegrityStep(session, progress.fingerprint, 'common-columns');
+  const health = await runHealthStep(session, 'after-rollback', progress.healthTimeoutSeconds, new Set(), progress.structure);
+  const integrity = await runIntegrityStep(session, progress.fingerprint, 'common-columns', session.work.client, progress.structure);
   if (!integrity.intact) {
     return restoreRun(progress, `the downs changed data they must keep: ${integrity.differences.map((d) => d.message).join('; ')}`);
   }

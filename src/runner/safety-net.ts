@@ -1,6 +1,7 @@
 import type { Manifest } from '../backup/manifest.js';
 import { EXIT, errorMessage } from '../errors.js';
 import type { Fingerprint } from '../integrity/fingerprint.js';
+import type { StructureBaseline } from '../integrity/structural.js';
 import { MigrationEngine } from '../migrations/engine.js';
 import { RevisionFailedError } from '../migrations/revision-error.js';
 import type { Revision } from '../migrations/revision.js';
@@ -25,6 +26,8 @@ export interface RunProgress {
   healthTimeoutSeconds: number;
   /** Checks that already failed at the baseline (--allow-unhealthy): not held against the change or the rollback. */
   tolerated: ReadonlySet<string>;
+  /** The structure before the run: what the change broke is judged against it, not what it made on purpose. */
+  structure?: StructureBaseline;
   restoreStrategy: RestoreStrategy;
   /** The restore is what was asked for (`belay restore`, `rollback --restore-from`): success ends 0, not 11. */
   restoreIsGoal?: boolean;
@@ -83,8 +86,8 @@ export async function rollBackRun(progress: RunProgress, reason: FailureReason):
   }
   result.toRevision = progress.priorRevision;
   const hookOk = await runHookStep(session, 'afterRollback', { from: current, to: progress.priorRevision, outcome: 'rolled-back' });
-  const health = await runHealthStep(session, 'after-rollback', progress.healthTimeoutSeconds, progress.tolerated);
-  const integrity = await runIntegrityStep(session, progress.fingerprint, reason.compare ?? 'same-schema');
+  const health = await runHealthStep(session, 'after-rollback', progress.healthTimeoutSeconds, progress.tolerated, progress.structure);
+  const integrity = await runIntegrityStep(session, progress.fingerprint, reason.compare ?? 'same-schema', session.work.client, progress.structure);
   if (!integrity.intact) {
     return restoreRun(progress, `data changed after the rollback: ${integrity.differences.map((d) => d.message).concat(integrity.violations.map((v) => `invariant ${v.name} violated`), integrity.structural).join('; ')}`);
   }
