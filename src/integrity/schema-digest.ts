@@ -88,7 +88,8 @@ async function querySchema(client: ClientBase, describe: boolean, keys: string[]
   if (options.inTransaction !== true) {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog');
     try {
-      const { rows } = await client.query<SchemaRow>(SCHEMA_QUERY, params);
+      // named: prepared once per connection, not planned again on every call
+      const { rows } = await client.query<SchemaRow>({ name: 'belay-describe-schema', text: SCHEMA_QUERY, values: params });
       await client.query('COMMIT');
       return rows;
     } catch (error) {

@@ -2,38 +2,32 @@ import type { ClientBase } from 'pg';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
 import { fingerprintTables, type Fingerprint, type TableFingerprint } from '../integrity/fingerprint.js';
 import { selectProtectedTables, tableKey } from '../integrity/table-selection.js';
+import type { OwnLock } from './lock-sampler.js';
 
-/**
- * The tables this transaction may have written: those it holds a lock on
- * that allows writing (DML takes RowExclusiveLock, DDL and TRUNCATE
- * stronger); and whether it is the revision's own transaction (it holds the
- * lock of its belay.migrations row): a revision that runs outside a
- * transaction has committed as it went, and its locks are gone.
- */
-const WRITTEN = `
-  SELECT n.nspname AS schema, c.relname AS table
-    FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted AND c.relkind = 'r'
-     AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`;
+/** Lock modes that allow writing rows: DML takes RowExclusiveLock, DDL and TRUNCATE stronger ones. */
+const WRITING = new Set(['RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock']);
 
 /**
  * The fingerprint of every table, kept up to date step after step without
  * scanning every table each time: a table is fingerprinted again only when
  * a step may have written it (seen from inside the step's transaction), or
- * when it is new. A step outside a transaction, or one that failed there,
- * makes every table suspect.
+ * when it is new. A step outside a transaction, or one that failed halfway
+ * there, makes every table suspect.
  */
 export class DataTracker {
   private readonly known = new Map<string, TableFingerprint>();
   private readonly suspect = new Set<string>();
   private allSuspect = true;
 
-  /** Inside a revision's transaction, right before it commits. */
-  async noteFromInside(client: ClientBase): Promise<void> {
-    const { rows } = await client.query<{ schema: string; table: string }>(WRITTEN);
-    const own = rows.some((row) => row.schema === BELAY_SCHEMA && row.table === 'migrations');
-    if (!own) this.allSuspect = true;
-    for (const row of rows) this.suspect.add(tableKey(row));
+  /**
+   * The locks a revision's transaction holds right before it commits: the
+   * tables it may have written. Without the lock of its belay.migrations row
+   * it ran outside a transaction, committed as it went, and its locks are gone.
+   */
+  noteLocks(locks: readonly OwnLock[]): void {
+    const written = locks.filter((lock) => lock.kind === 'r' && WRITING.has(lock.mode));
+    if (!written.some((lock) => lock.schema === BELAY_SCHEMA && lock.table === 'migrations')) this.allSuspect = true;
+    for (const lock of written) this.suspect.add(tableKey(lock));
   }
 
   /** Anything may have changed (a step outside a transaction, a failure halfway, another database). */

@@ -123,8 +123,8 @@ class Cycle {
 
   private newEngine(): MigrationEngine {
     return new MigrationEngine(this.pending, this.ctx.space.work.client, newRunId(), { log: () => {} }, async (client) => {
-      await this.sampler.current?.lookFromInside(client);
-      await this.data.noteFromInside(client);
+      const sampler = this.sampler.current;
+      if (sampler) this.data.noteLocks(await sampler.lookFromInside(client));
     });
   }
 
