@@ -137,6 +137,24 @@ describe('migrate up with the structural baseline', () => {
     expect(fk).toEqual({ convalidated: true });
   });
 
+  it('with --allow-unhealthy over an index already invalid, what the change breaks in the structure is still held against it', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      ...PARENT_CHILD,
+      '0002_fk.up.sql': 'ALTER TABLE child ADD CONSTRAINT child_parent_fk FOREIGN KEY (parent_id) REFERENCES parent (id);',
+      '0002_fk.down.sql': 'ALTER TABLE child DROP CONSTRAINT child_parent_fk;',
+      '0003_weaken.up.sql': 'ALTER TABLE child DROP CONSTRAINT child_parent_fk;\nALTER TABLE child ADD CONSTRAINT child_parent_fk FOREIGN KEY (parent_id) REFERENCES parent (id) NOT VALID;',
+      '0003_weaken.down.sql': 'ALTER TABLE child DROP CONSTRAINT child_parent_fk;\nALTER TABLE child ADD CONSTRAINT child_parent_fk FOREIGN KEY (parent_id) REFERENCES parent (id);',
+    });
+    expect((await belay([...baseArgs(project, db.url), 'migrate', 'up', '--to', '0002'])).code).toBe(0);
+    await db.appQuery('INSERT INTO parent VALUES (1000); CREATE TABLE dup (id int); INSERT INTO dup VALUES (1), (1)');
+    await expect(db.appQuery('CREATE UNIQUE INDEX CONCURRENTLY dup_id ON dup (id)')).rejects.toThrow();
+    expect((await belay([...baseArgs(project, db.url), 'migrate', 'up'])).code).toBe(4);
+    const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up', '--allow-unhealthy']);
+    expect(run.code, run.stdout + run.stderr).toBe(10);
+    expect(run.stdout).toContain('constraint child_parent_fk on public.child was valid before the change and is NOT VALID now');
+  });
+
   it('an index left invalid by a failed CREATE INDEX CONCURRENTLY is detected after the change, not retried, and rolled back', async () => {
     const db = await freshDatabase();
     const project = await makeProject({

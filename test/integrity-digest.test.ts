@@ -110,6 +110,7 @@ describe('schema digest', () => {
     await client.query('CREATE TABLE inside (id int)');
     const schema = await describeSchema(client, { inTransaction: true });
     expect([...schema.objects.keys()]).toContain('table public.inside');
+    expect((await new SchemaTracker().describe(client, { inTransaction: true })).digest).toBe(schema.digest);
     expect((await client.query<{ search_path: string }>('SHOW search_path')).rows[0]!.search_path).toBe('app, public');
     await client.query('ROLLBACK');
   });

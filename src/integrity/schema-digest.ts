@@ -82,16 +82,18 @@ interface SchemaRow {
   column_order: string[] | null;
 }
 
-/** Run SCHEMA_QUERY under search_path = pg_catalog, in the caller's transaction or a read-only one of its own. */
-async function querySchema(client: ClientBase, describe: boolean, keys: string[] | null, options: DescribeOptions): Promise<SchemaRow[]> {
-  const params = [BELAY_SCHEMA, describe, keys];
+/**
+ * Run `work` with search_path = pg_catalog (so that the descriptions name
+ * every user object with its schema), in the caller's transaction or in a
+ * read-only one of its own, so that its queries see one snapshot.
+ */
+async function withCatalogPath<T>(client: ClientBase, options: DescribeOptions, work: () => Promise<T>): Promise<T> {
   if (options.inTransaction !== true) {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog');
     try {
-      // named: prepared once per connection, not planned again on every call
-      const { rows } = await client.query<SchemaRow>({ name: 'belay-describe-schema', text: SCHEMA_QUERY, values: params });
+      const result = await work();
       await client.query('COMMIT');
-      return rows;
+      return result;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
       throw error;
@@ -100,10 +102,16 @@ async function querySchema(client: ClientBase, describe: boolean, keys: string[]
   const saved = (await client.query<{ was: string }>("SELECT current_setting('search_path') AS was")).rows[0]!.was;
   await client.query("SELECT set_config('search_path', 'pg_catalog', true)");
   try {
-    return (await client.query<SchemaRow>(SCHEMA_QUERY, params)).rows;
+    return await work();
   } finally {
     await client.query("SELECT set_config('search_path', $1, true)", [saved]);
   }
+}
+
+async function querySchema(client: ClientBase, describe: boolean, keys: string[] | null): Promise<SchemaRow[]> {
+  // named: prepared once per connection, not planned again on every call
+  const { rows } = await client.query<SchemaRow>({ name: 'belay-describe-schema', text: SCHEMA_QUERY, values: [BELAY_SCHEMA, describe, keys] });
+  return rows;
 }
 
 function assemble(rows: Array<Pick<SchemaRow, 'kind' | 'name'> & { description: string; columnOrder: string[] | null }>): SchemaDescription {
@@ -123,7 +131,7 @@ function assemble(rows: Array<Pick<SchemaRow, 'kind' | 'name'> & { description: 
  * descriptions do not depend on the caller's search_path.
  */
 export async function describeSchema(client: ClientBase, options: DescribeOptions = {}): Promise<SchemaDescription> {
-  const rows = await querySchema(client, true, null, options);
+  const rows = await withCatalogPath(client, options, () => querySchema(client, true, null));
   return assemble(rows.map((row) => ({ kind: row.kind, name: row.name, description: normalizeDescription(row.description ?? ''), columnOrder: row.column_order })));
 }
 
@@ -137,22 +145,19 @@ export async function describeSchema(client: ClientBase, options: DescribeOption
 export class SchemaTracker {
   private readonly made = new Map<string, { description: string; columnOrder: string[] | null }>();
 
-  async describe(client: ClientBase): Promise<SchemaDescription> {
-    const listed = await querySchema(client, false, null, {});
+  async describe(client: ClientBase, options: DescribeOptions = {}): Promise<SchemaDescription> {
     const cacheKey = (row: SchemaRow): string => `${row.key}:${row.sig}`;
-    const missing = listed.filter((row) => !this.made.has(cacheKey(row)));
-    if (missing.length > 0) {
-      for (const row of await querySchema(client, true, missing.map((r) => r.key), {})) {
-        this.made.set(cacheKey(row), { description: normalizeDescription(row.description ?? ''), columnOrder: row.column_order });
+    const listed = await withCatalogPath(client, options, async () => {
+      const rows = await querySchema(client, false, null);
+      const missing = rows.filter((row) => !this.made.has(cacheKey(row)));
+      if (missing.length > 0) {
+        for (const row of await querySchema(client, true, missing.map((r) => r.key))) {
+          this.made.set(cacheKey(row), { description: normalizeDescription(row.description ?? ''), columnOrder: row.column_order });
+        }
       }
-    }
-    return assemble(
-      listed.flatMap((row) => {
-        // made between the two queries by nobody but us: a rehearsal's database has no other writer
-        const made = this.made.get(cacheKey(row));
-        return made ? [{ kind: row.kind, name: row.name, ...made }] : [];
-      }),
-    );
+      return rows;
+    });
+    return assemble(listed.map((row) => ({ kind: row.kind, name: row.name, ...this.made.get(cacheKey(row))! })));
   }
 }
 
