@@ -45,7 +45,6 @@ export interface RehearseOptions {
 interface Context {
   setup: RunSetup;
   space: Workspace;
-  params: () => ConnectionParams;
 }
 
 /** Where the connected database stands: the default starting point. */
@@ -71,7 +70,7 @@ async function loadSeed(ctx: Context, file: string): Promise<void> {
     return;
   }
   // a script: it reaches the throwaway database through PG* variables and a private passfile
-  const { env, cleanup } = await libpqChildEnv(ctx.params(), ctx.setup.env, 'belay rehearse seed');
+  const { env, cleanup } = await libpqChildEnv(ctx.space.params, ctx.setup.env, 'belay rehearse seed');
   try {
     const outcome = await runShellCommand(file, env, 3600);
     if (outcome.exitCode !== 0) {
@@ -111,7 +110,8 @@ class Cycle {
   readonly cases: RehearsalCase[] = [];
   private readonly data = new DataTracker();
   private readonly schema = new SchemaTracker();
-  private readonly sampler: { current: LockSampler | undefined } = { current: undefined };
+  /** The sampler of the step running now. */
+  private sampler: LockSampler | undefined;
   private engine: MigrationEngine;
 
   constructor(
@@ -123,8 +123,7 @@ class Cycle {
 
   private newEngine(): MigrationEngine {
     return new MigrationEngine(this.pending, this.ctx.space.work.client, newRunId(), { log: () => {} }, async (client) => {
-      const sampler = this.sampler.current;
-      if (sampler) this.data.noteLocks(await sampler.lookFromInside(client));
+      if (this.sampler) this.data.noteLocks(await this.sampler.lookFromInside(client));
     });
   }
 
@@ -138,7 +137,7 @@ class Cycle {
       throw new BelayError('preflight', 'the rehearsal was interrupted by a signal; its throwaway database is removed', { hint: 'Nothing real was touched.' });
     }
     const lockSampler = new LockSampler(this.ctx.space.observer.client, this.ctx.space.work.backendPid);
-    this.sampler.current = lockSampler;
+    this.sampler = lockSampler;
     lockSampler.start();
     const started = performance.now();
     let error: string | undefined;
@@ -152,7 +151,7 @@ class Cycle {
     }
     const durationMs = Math.round(performance.now() - started);
     const locks = await lockSampler.stop();
-    this.sampler.current = undefined;
+    this.sampler = undefined;
     return error === undefined ? { durationMs, locks } : { durationMs, locks, error, halfway };
   }
 
@@ -281,7 +280,7 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
   let teardownMs = 0;
   try {
     await space.connect();
-    const ctx: Context = { setup, space, params: () => space.params };
+    const ctx: Context = { setup, space };
     const setupMs = Math.round(performance.now() - setupStarted);
     const seedStarted = performance.now();
     if (backup) {
