@@ -94,6 +94,8 @@ SELECT 'index', format('%I.%I', c.nspname, c.relname),
        CASE WHEN $2 THEN pg_get_indexdef(c.oid) || CASE WHEN NOT i.indisvalid THEN ' (invalid)' ELSE '' END END,
        NULL
   FROM pg_index i JOIN rel c ON c.oid = i.indexrelid
+  -- an index of an extension's table is the extension's
+  JOIN rel t ON t.oid = i.indrelid
  WHERE ($3::text[] IS NULL OR 'c' || c.oid = ANY($3))
 UNION ALL
 SELECT 'constraint', format('%I.%I.%I', c.nspname, c.relname, co.conname),
