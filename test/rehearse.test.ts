@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
@@ -19,16 +19,29 @@ async function leftovers(): Promise<{ dirs: string[]; databases: string[] }> {
   return { dirs, databases: rows.map((r) => String(r.datname)) };
 }
 
+interface Case {
+  revision: string;
+  direction: string;
+  status: 'passed' | 'failed' | 'skipped';
+  ok: boolean;
+  message?: string;
+  diff?: string;
+  warnings: string[];
+  durationMs: number;
+  wallMs: number;
+  locks: Array<{ table: string; mode: string; heldMs: number }>;
+}
+
 async function rehearse(files: Record<string, string>, extra: string[] = [], ephemeral = false) {
   const db = await freshDatabase();
   const project = await makeProject(files);
   const seed = join(project.dir, 'seed.sql');
-  await import('node:fs/promises').then((fs) => fs.writeFile(seed, SEED));
+  await writeFile(seed, SEED);
   const junit = join(project.dir, 'report.xml');
   const markdown = join(project.dir, 'report.md');
   const connection = ephemeral ? [] : ['--database-url', db.url];
   const run = await belay([...connection, '--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse', '--from', '0001', '--seed', seed, '--junit', junit, '--markdown', markdown, ...extra], { cwd: project.dir });
-  return { run, junit, markdown, report: run.stdout ? (JSON.parse(run.stdout) as { ok: boolean; cases: Array<{ revision: string; direction: string; ok: boolean; message?: string; diff?: string; warnings: string[]; locks: Array<{ table: string; mode: string; heldMs: number }> }> }) : undefined };
+  return { run, junit, markdown, report: run.stdout ? (JSON.parse(run.stdout) as { ok: boolean; cases: Case[]; checksNotRun: string[] }) : undefined };
 }
 
 describe('belay rehearse', () => {
@@ -46,7 +59,8 @@ describe('belay rehearse', () => {
       testsuites: { tests: string; failures: string; testsuite: { testcase: Array<{ name: string; time: string; failure?: unknown }> } };
     };
     expect(xml.testsuites.failures).toBe('0');
-    expect(xml.testsuites.testsuite.testcase.map((c) => c.name)).toEqual(['up 0002_email', 'up 0003_audit', 'down 0003_audit', 'down 0002_email', 'reapply 0002_email', 'reapply 0003_audit']);
+    // each revision judged alone: its up, its down right after it, its up again right after its down
+    expect(xml.testsuites.testsuite.testcase.map((c) => c.name)).toEqual(['up 0002_email', 'down 0002_email', 'reapply 0002_email', 'up 0003_audit', 'down 0003_audit', 'reapply 0003_audit']);
     expect(xml.testsuites.testsuite.testcase.every((c) => Number(c.time) >= 0 && c.failure === undefined)).toBe(true);
     expect(await readFile(markdown, 'utf8')).toMatch(/## belay rehearse: passed/);
     expect(await leftovers()).toEqual(before);
@@ -60,13 +74,13 @@ describe('belay rehearse', () => {
     });
     expect(run.code).toBe(10);
     const failed = report!.cases.find((c) => !c.ok)!;
-    expect(failed).toMatchObject({ revision: '0002_index', direction: 'down', message: 'the down does not give back the schema from before the up' });
-    expect(failed.diff).toMatch(/^\+ CREATE INDEX people_name ON public\.people USING btree \(name\);$/m);
+    expect(failed).toMatchObject({ revision: '0002_index', direction: 'down', message: 'the down does not give back the schema from before the up (1 object(s) left behind)' });
+    expect(failed.diff).toBe('+ index public.people_name: CREATE INDEX people_name ON public.people USING btree (name)');
     const xml = await readFile(junit, 'utf8');
     expect(xml).toMatch(/<testcase classname="belay.rehearse" name="down 0002_index"[^>]*>\s*<failure message="the down does not give back the schema/);
   });
 
-  it('what a bad down leaves behind is blamed on that revision only, not on the earlier downs that run after it', async () => {
+  it('what a bad down leaves behind is blamed on that revision only, not on the other revisions', async () => {
     const { run, report } = await rehearse({
       ...BASE,
       '0002_audit.up.sql': 'CREATE TABLE audit (id int);',
@@ -77,14 +91,11 @@ describe('belay rehearse', () => {
     expect(run.code).toBe(10);
     const downs = report!.cases.filter((c) => c.direction === 'down');
     expect(downs.map((c) => [c.revision, c.ok])).toEqual([
-      ['0003_index', false],
       ['0002_audit', true],
+      ['0003_index', false],
     ]);
-    expect(downs[0]!.message).toMatch(/schema .*; the round trip changed data: the content of public\.people changed/);
-    expect(downs[1]!.warnings).toEqual([
-      'the schema still carries what the down of a later revision left behind (reported there)',
-      'the data still carries what the round trip of a later revision changed (reported there)',
-    ]);
+    expect(downs[1]!.message).toMatch(/schema .*; the round trip changed data: the content of public\.people changed/);
+    expect(downs[0]!.warnings).toEqual([]);
   });
 
   it('a down that loses data fails and names the table; a column that only moved is a warning', async () => {
@@ -99,7 +110,7 @@ describe('belay rehearse', () => {
     const down = report!.cases.find((c) => c.direction === 'down')!;
     expect(down.ok).toBe(false);
     expect(down.message).toMatch(/the round trip changed data: the content of public\.people changed/);
-    expect(down.warnings).toEqual(['the schema differs only in column order (a re-added column goes last)']);
+    expect(down.warnings).toEqual(['the columns of public.people stand in another order (id, nickname, name → id, name, nickname): a re-added column goes last']);
   });
 
   it('reports a table rewritten under ACCESS EXCLUSIVE, with how long', async () => {
@@ -134,5 +145,180 @@ describe('belay rehearse', () => {
     const interrupted = await running.done;
     expect(interrupted.code).not.toBe(0);
     expect(await leftovers()).toEqual(before);
+  });
+});
+
+// The files below rehearse each class of revision set; in this file, so that they never run beside the leftovers checks above.
+interface VerdictCase {
+  revision: string;
+  direction: 'up' | 'down' | 'reapply';
+  status: 'passed' | 'failed' | 'skipped';
+  ok: boolean;
+  message?: string;
+  diff?: string;
+  warnings: string[];
+  durationMs: number;
+  wallMs: number;
+}
+
+interface VerdictReport {
+  ok: boolean;
+  cases: VerdictCase[];
+  checksNotRun: string[];
+  timings: { cycleMs: number };
+}
+
+const PEOPLE_ONLY = {
+  '0001_people.up.sql': 'CREATE TABLE people (id int PRIMARY KEY, name text NOT NULL, nickname text);',
+  '0001_people.down.sql': 'DROP TABLE people;',
+};
+const PEOPLE_SEED = "INSERT INTO people (id, name, nickname) SELECT g, 'person ' || g, 'nick ' || g FROM generate_series(1, 300) g;";
+
+/** Rehearse from 0001 with the people seed on a throwaway database of the test server. */
+async function rehearseFromPeople(files: Record<string, string>, config?: object): Promise<{ code: number | null; stderr: string; report: VerdictReport; junit: string }> {
+  const db = await freshDatabase();
+  const project = await makeProject({ ...PEOPLE_ONLY, ...files }, config);
+  const seed = join(project.dir, 'seed.sql');
+  await writeFile(seed, PEOPLE_SEED);
+  const junit = join(project.dir, 'report.xml');
+  const run = await belay(['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse', '--from', '0001', '--seed', seed, '--junit', junit], { cwd: project.dir });
+  if (!run.stdout) throw new Error(`rehearse printed nothing (exit ${run.code}): ${run.stderr}`);
+  return { code: run.code, stderr: run.stderr, report: JSON.parse(run.stdout) as VerdictReport, junit: await readFile(junit, 'utf8') };
+}
+
+const verdicts = (report: VerdictReport) => report.cases.map((c) => `${c.status} ${c.direction} ${c.revision}`);
+const find = (report: VerdictReport, direction: VerdictCase['direction'], revision: string): VerdictCase => report.cases.find((c) => c.direction === direction && c.revision === revision)!;
+
+describe('rehearse judges every revision alone', () => {
+  it('an up that fails after its own down: its down leaves the type behind, and its reapply fails', async () => {
+    const { code, report } = await rehearseFromPeople({
+      '0002_mood.up.sql': "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');\nALTER TABLE people ADD COLUMN mood mood NOT NULL DEFAULT 'ok';",
+      '0002_mood.down.sql': 'ALTER TABLE people DROP COLUMN mood;',
+      '0003_audit.up.sql': 'CREATE TABLE audit (id int);',
+      '0003_audit.down.sql': 'DROP TABLE audit;',
+    });
+    expect(code).toBe(10);
+    expect(verdicts(report)).toEqual(['passed up 0002_mood', 'failed down 0002_mood', 'failed reapply 0002_mood', 'passed up 0003_audit', 'passed down 0003_audit', 'passed reapply 0003_audit']);
+    expect(find(report, 'down', '0002_mood').diff).toBe("+ enum public.mood: labels 'sad', 'ok', 'happy'");
+    expect(find(report, 'reapply', '0002_mood').message).toMatch(/^the up fails after its own down: .*type "mood" already exists/);
+  });
+
+  it('what an earlier revision\'s down left behind (data) is not met by a later revision: it goes on from the state right after the earlier up', async () => {
+    const { code, report } = await rehearseFromPeople({
+      '0002_flags.up.sql': "CREATE TABLE flags (id int PRIMARY KEY, name text);\nINSERT INTO flags VALUES (1, 'beta');",
+      // a bad down: it empties the table instead of dropping it
+      '0002_flags.down.sql': 'DELETE FROM flags;',
+      '0003_flags_on.up.sql': 'ALTER TABLE flags ADD COLUMN enabled boolean NOT NULL DEFAULT true;',
+      '0003_flags_on.down.sql': 'ALTER TABLE flags DROP COLUMN enabled;',
+      // holds only on the state 0002's up leaves: one flag
+      '0003_flags_on.verify.sql': 'SELECT count(*) = 1 FROM flags;',
+    });
+    expect(code).toBe(10);
+    expect(verdicts(report)).toEqual(['passed up 0002_flags', 'failed down 0002_flags', 'failed reapply 0002_flags', 'passed up 0003_flags_on', 'passed down 0003_flags_on', 'passed reapply 0003_flags_on']);
+    expect(find(report, 'down', '0002_flags').message).toMatch(/left behind/);
+  });
+
+  it('a column order change alone is a warning, never a failure', async () => {
+    const { code, report } = await rehearseFromPeople({
+      '0002_tags.up.sql': 'CREATE TABLE tags (id int PRIMARY KEY, label text, note text);',
+      '0002_tags.down.sql': 'DROP TABLE tags;',
+      '0003_drop_label.up.sql': 'ALTER TABLE tags DROP COLUMN label;',
+      '0003_drop_label.down.sql': 'ALTER TABLE tags ADD COLUMN label text;',
+    });
+    expect(code).toBe(0);
+    const down = find(report, 'down', '0003_drop_label');
+    expect(down).toMatchObject({ status: 'passed', warnings: ['the columns of public.tags stand in another order (id, label, note → id, note, label): a re-added column goes last'] });
+  });
+
+  it("'now' frozen into a default or a view, and now() defaults, are not a schema difference", async () => {
+    const { code, report } = await rehearseFromPeople({
+      '0002_seen.up.sql': "ALTER TABLE people ADD COLUMN seen timestamptz DEFAULT 'now';\nALTER TABLE people ADD COLUMN created timestamptz NOT NULL DEFAULT now();\nCREATE VIEW people_now AS SELECT id, 'now'::timestamptz AS at FROM people;",
+      '0002_seen.down.sql': 'DROP VIEW people_now;\nALTER TABLE people DROP COLUMN created;\nALTER TABLE people DROP COLUMN seen;',
+      '0003_live.up.sql': 'CREATE OR REPLACE VIEW people_now AS SELECT id, now() AS at FROM people;\nALTER TABLE people ALTER COLUMN seen SET DEFAULT now();',
+      // puts back the frozen 'now', frozen at another moment than 0002's up did
+      '0003_live.down.sql': "SELECT pg_sleep(0.01);\nCREATE OR REPLACE VIEW people_now AS SELECT id, 'now'::timestamptz AS at FROM people;\nALTER TABLE people ALTER COLUMN seen SET DEFAULT 'now';",
+    });
+    expect(code, JSON.stringify(report.cases.filter((c) => !c.ok))).toBe(0);
+    expect(report.cases.every((c) => c.status === 'passed' && c.warnings.length === 0)).toBe(true);
+  });
+
+  it('a down that errors in the middle of a range is recorded and the rest still get verdicts; what cannot be tried is reported skipped, in JUnit too', async () => {
+    const { code, report, junit } = await rehearseFromPeople({
+      '0002_a.up.sql': 'CREATE TABLE a (id int);',
+      '0002_a.down.sql': 'DROP TABLE a;',
+      '0003_b.up.sql': 'CREATE TABLE b (id int);',
+      // errors: the transaction rolls back, the state stays right after the up
+      '0003_b.down.sql': 'DROP TABLE b;\nDROP TABLE no_such_table;',
+      '0004_c.up.sql': '-- belay:no-transaction\nCREATE TABLE c (id int);\nCREATE INDEX CONCURRENTLY c_id ON c (id);',
+      // errors halfway outside a transaction: c is gone, the index dropped; rebuilt before going on
+      '0004_c.down.sql': '-- belay:no-transaction\nDROP INDEX CONCURRENTLY c_id;\nDROP TABLE c;\nDROP TABLE no_such_table;',
+      '0005_c_more.up.sql': 'ALTER TABLE c ADD COLUMN note text;\nINSERT INTO b VALUES (1);',
+      '0005_c_more.down.sql': 'ALTER TABLE c DROP COLUMN note;\nDELETE FROM b;',
+      '0006_broken.up.sql': 'ALTER TABLE no_such_table ADD COLUMN x int;',
+      '0006_broken.down.sql': 'SELECT 1;',
+      '0007_after.up.sql': 'CREATE TABLE after_broken (id int);',
+      '0007_after.down.sql': 'DROP TABLE after_broken;',
+    });
+    expect(code).toBe(10);
+    expect(verdicts(report)).toEqual([
+      'passed up 0002_a', 'passed down 0002_a', 'passed reapply 0002_a',
+      'passed up 0003_b', 'failed down 0003_b', 'skipped reapply 0003_b',
+      'passed up 0004_c', 'failed down 0004_c', 'skipped reapply 0004_c',
+      'passed up 0005_c_more', 'passed down 0005_c_more', 'passed reapply 0005_c_more',
+      'failed up 0006_broken', 'skipped down 0006_broken', 'skipped reapply 0006_broken',
+      'skipped up 0007_after', 'skipped down 0007_after', 'skipped reapply 0007_after',
+    ]);
+    expect(find(report, 'down', '0003_b').message).toMatch(/no_such_table/);
+    expect(find(report, 'up', '0007_after').message).toBe('not tried: the up of 0006_broken failed, and every later revision builds on it');
+
+    const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(junit) as {
+      testsuites: { tests: string; failures: string; skipped: string; testsuite: { skipped: string; time: string; testcase: Array<{ name: string; time: string; failure?: { message: string }; skipped?: { message: string } }> } };
+    };
+    expect(xml.testsuites).toMatchObject({ tests: '18', failures: '3', skipped: '7' });
+    const byName = new Map(xml.testsuites.testsuite.testcase.map((c) => [c.name, c]));
+    expect(byName.get('reapply 0003_b')!.skipped!.message).toBe('its down failed, so its up cannot be tried again');
+    expect(byName.get('down 0007_after')!.skipped!.message).toMatch(/the up of 0006_broken failed/);
+    expect(byName.get('down 0004_c')!.failure!.message).toMatch(/no_such_table/);
+    // time is each case's wall time: the run and its checks, never less than the run alone
+    for (const c of report.cases) {
+      expect(c.wallMs).toBeGreaterThanOrEqual(c.durationMs);
+      expect(byName.get(`${c.direction} ${c.revision}`)!.time).toBe((c.wallMs / 1000).toFixed(3));
+    }
+  });
+});
+
+describe('rehearse runs the checks migrate up runs', () => {
+  it('a deliberate NOT VALID constraint passes; one made NOT VALID from valid, or a failing SQL check, fails the up; application checks are named as not run', async () => {
+    const { code, report } = await rehearseFromPeople(
+      {
+        '0002_groups.up.sql': 'CREATE TABLE groups (id int PRIMARY KEY);\nALTER TABLE people ADD COLUMN group_id int;',
+        '0002_groups.down.sql': 'ALTER TABLE people DROP COLUMN group_id;\nDROP TABLE groups;',
+        '0003_fk_not_valid.up.sql': 'ALTER TABLE people ADD CONSTRAINT people_group_fk FOREIGN KEY (group_id) REFERENCES groups (id) NOT VALID;',
+        '0003_fk_not_valid.down.sql': 'ALTER TABLE people DROP CONSTRAINT people_group_fk;',
+        '0004_validate.up.sql': 'ALTER TABLE people VALIDATE CONSTRAINT people_group_fk;',
+        '0004_validate.down.sql': 'SELECT 1;',
+        '0005_weaken.up.sql': 'ALTER TABLE people DROP CONSTRAINT people_group_fk;\nALTER TABLE people ADD CONSTRAINT people_group_fk FOREIGN KEY (group_id) REFERENCES groups (id) NOT VALID;',
+        '0005_weaken.down.sql': 'ALTER TABLE people DROP CONSTRAINT people_group_fk;\nALTER TABLE people ADD CONSTRAINT people_group_fk FOREIGN KEY (group_id) REFERENCES groups (id);',
+        '0006_hide_people.up.sql': 'ALTER TABLE people RENAME TO persons;',
+        '0006_hide_people.down.sql': 'ALTER TABLE persons RENAME TO people;',
+      },
+      {
+        health: {
+          sql: [{ name: 'people readable', query: 'SELECT 1 FROM people LIMIT 1', expect: 'some-rows' }],
+          http: [{ name: 'app', url: 'http://127.0.0.1:9/health', expectStatus: 200 }],
+        },
+      },
+    );
+    expect(code).toBe(10);
+    expect(report.checksNotRun).toEqual(['http:app']);
+    expect(find(report, 'up', '0003_fk_not_valid').status).toBe('passed');
+    expect(find(report, 'up', '0004_validate').status).toBe('passed');
+    expect(find(report, 'up', '0005_weaken')).toMatchObject({
+      status: 'failed',
+      message: 'health failed after the up: structure: constraint people_group_fk on public.people was valid before the change and is NOT VALID now',
+    });
+    expect(find(report, 'up', '0006_hide_people').message).toMatch(/^health failed after the up: people readable: query failed: relation "people" does not exist/);
+    // a rejected up is still taken down, as migrate up would
+    expect(find(report, 'down', '0006_hide_people').status).toBe('passed');
   });
 });

@@ -1,11 +1,30 @@
 import type { HealthConfig } from '../config/types.js';
+import type { StructureBaseline } from '../integrity/structural.js';
 import type { HealthCheck } from './check.js';
 import { commandCheck } from './command-check.js';
 import { httpCheck } from './http-check.js';
 import { sqlCheck } from './sql-check.js';
 import { structuralCheck } from './structural-check.js';
 
+export interface CheckSelection {
+  /** The structure before the change (captureStructure); without it the structural check counts invalid indexes only. */
+  structure?: StructureBaseline;
+  /**
+   * `database`: the structural and SQL checks only, for a database no
+   * application runs against (a rehearsal's throwaway): HTTP and command
+   * checks probe the application, which would answer for another database.
+   */
+  scope?: 'all' | 'database';
+}
+
 /** The built-in structural check first, then the configured SQL, HTTP and command checks. */
-export function healthChecksFromConfig(health: HealthConfig, secrets: readonly string[]): HealthCheck[] {
-  return [structuralCheck(), ...health.sql.map(sqlCheck), ...health.http.map(httpCheck), ...health.command.map((spec) => commandCheck(spec, secrets))];
+export function healthChecksFromConfig(health: HealthConfig, secrets: readonly string[], selection: CheckSelection = {}): HealthCheck[] {
+  const database = [structuralCheck(selection.structure), ...health.sql.map(sqlCheck)];
+  if (selection.scope === 'database') return database;
+  return [...database, ...health.http.map(httpCheck), ...health.command.map((spec) => commandCheck(spec, secrets))];
+}
+
+/** The configured checks a `database` selection leaves out, by kind and name. */
+export function applicationChecks(health: HealthConfig): string[] {
+  return [...health.http.map((c) => `http:${c.name}`), ...health.command.map((c) => `command:${c.name}`)];
 }

@@ -17,5 +17,7 @@ export interface CheckOutcome {
 export interface HealthCheck {
   kind: 'sql' | 'http' | 'command' | 'structural';
   name: string;
+  /** False for a check whose answer cannot change by waiting (structure): a failure is final, never retried. */
+  changesByWaiting?: boolean;
   run(ctx: CheckContext): Promise<CheckOutcome>;
 }

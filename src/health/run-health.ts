@@ -43,17 +43,24 @@ const sleep = (ms: number, signal: AbortSignal | undefined): Promise<void> =>
     }, { once: true });
   });
 
-/** Run every check; while any fails, retry every interval until the timeout is used up. */
+/**
+ * Run every check; while any fails, retry every interval until the timeout is
+ * used up; but not when a failing check cannot change by waiting (structure):
+ * the outcome is then settled, and waiting out the timeout would only delay it.
+ */
 export async function runHealthChecks(checks: HealthCheck[], ctx: CheckContext, retry: HealthRetry): Promise<HealthReport> {
   const deadline = performance.now() + retry.timeoutSeconds * 1000;
+  const final = new Set(checks.filter((check) => check.changesByWaiting === false).map((check) => check.name));
   let attempts = 0;
   for (;;) {
     attempts++;
     const results = await attempt(checks, ctx);
     await retry.onAttempt?.(attempts, results);
-    const healthy = results.every((r) => r.ok || retry.tolerate?.has(r.name) === true);
+    const held = results.filter((r) => !r.ok && retry.tolerate?.has(r.name) !== true);
+    const healthy = held.length === 0;
+    const settled = held.some((r) => final.has(r.name));
     const remaining = deadline - performance.now();
-    if (healthy || remaining <= 0 || ctx.signal?.aborted) return { healthy, attempts, results };
+    if (healthy || settled || remaining <= 0 || ctx.signal?.aborted) return { healthy, attempts, results };
     await sleep(Math.min(retry.intervalSeconds * 1000, remaining), ctx.signal);
   }
 }

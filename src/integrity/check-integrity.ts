@@ -3,7 +3,7 @@ import type { IntegrityConfig } from '../config/types.js';
 import { compareFingerprints, type IntegrityDifference } from './compare.js';
 import { fingerprintTables, type Fingerprint } from './fingerprint.js';
 import { checkInvariants, type InvariantViolation } from './invariants.js';
-import { findInvalidIndexes, findUnvalidatedConstraints } from './structural.js';
+import { judgeStructure, type StructureBaseline } from './structural.js';
 import type { TableRef } from './table-selection.js';
 
 export interface IntegrityReport {
@@ -33,17 +33,21 @@ async function existingTables(client: ClientBase, wanted: TableRef[]): Promise<T
 /**
  * Is the data as it was? `strict`: fingerprint comparison + invariants +
  * structure; `invariants`: invariants + structure; `off`: nothing (said so).
+ * Structure is judged against `structure` when given: an index left invalid,
+ * a constraint valid before and not now; without it, invalid indexes only.
  */
 export async function checkIntegrity(
   client: ClientBase,
   config: IntegrityConfig,
   baseline: Fingerprint | null,
   compare: 'same-schema' | 'common-columns',
+  /** The structure before the change: what it deliberately made (NOT VALID constraints) is not damage. */
+  structure?: StructureBaseline,
 ): Promise<IntegrityReport> {
   if (config.mode === 'off') {
     return { intact: true, mode: 'off', checked: 'nothing (integrity.mode is off)', differences: [], violations: [], structural: [] };
   }
-  const structural = [...(await findInvalidIndexes(client)), ...(await findUnvalidatedConstraints(client))];
+  const structural = (await judgeStructure(client, structure)).problems;
   const violations = await checkInvariants(client, config.invariants);
   let differences: IntegrityDifference[] = [];
   let checked = `${config.invariants.length} invariant(s) and structure`;

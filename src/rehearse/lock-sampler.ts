@@ -26,7 +26,21 @@ const locksOf = (pid: string): string => `
    WHERE l.pid = ${pid} AND l.locktype = 'relation' AND l.granted AND c.relkind IN ('r', 'p', 'm')
      AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'belay')`;
 const LOCKS_OF_PID = locksOf('$1');
-const LOCKS_OF_SELF = locksOf('pg_backend_pid()');
+
+/** A lock the revision's own transaction holds, belay's tables included (they tell a transaction of its own). */
+export interface OwnLock {
+  rel: string;
+  schema: string;
+  table: string;
+  kind: string;
+  mode: string;
+}
+
+const OWN_LOCKS = `
+  SELECT c.oid::regclass::text AS rel, n.nspname AS schema, c.relname AS table, c.relkind AS kind, l.mode
+    FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted AND c.relkind IN ('r', 'p', 'm')
+     AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
 
 /**
  * Watches the locks one backend holds while a revision runs: sampled from a
@@ -39,6 +53,7 @@ export class LockSampler {
   private running = false;
   private loop: Promise<void> = Promise.resolve();
   private started = 0;
+  private wake: (() => void) | undefined;
 
   constructor(private readonly observer: ClientBase, private readonly pid: number, private readonly intervalMs = 10) {}
 
@@ -59,20 +74,29 @@ export class LockSampler {
         } catch {
           // a sample lost is a sample lost; the pre-commit look still sees every lock
         }
-        await new Promise((resolve) => setTimeout(resolve, this.intervalMs));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.intervalMs);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
       }
     })();
   }
 
-  /** Called on the revision's own connection just before COMMIT. */
-  async lookFromInside(client: ClientBase): Promise<void> {
+  /** Called on the revision's own connection just before COMMIT; answers every lock it holds. */
+  async lookFromInside(client: ClientBase): Promise<OwnLock[]> {
+    const { rows } = await client.query<OwnLock>(OWN_LOCKS);
     // seen only now: held at most since the revision began
-    this.record((await client.query<{ rel: string; mode: string }>(LOCKS_OF_SELF)).rows, this.started);
+    this.record(rows.filter((row) => row.schema !== 'belay'), this.started);
+    return rows;
   }
 
   async stop(): Promise<TableLock[]> {
     const ended = performance.now();
     this.running = false;
+    this.wake?.();
     await this.loop;
     return [...this.seen]
       .map(([table, { mode, since }]) => ({ table, mode, heldMs: Math.max(0, Math.round(ended - Math.max(since, this.started))) }))

@@ -2,11 +2,18 @@ import type { TableLock } from './lock-sampler.js';
 
 export interface RehearsalCase {
   revision: string;
+  /** up: applied on the state its predecessors left; down: judged against the state right before its up; reapply: its up again, right after its own down. */
   direction: 'up' | 'down' | 'reapply';
+  /** skipped: could not be tried (the message says why); never a failure, never a pass. */
+  status: 'passed' | 'failed' | 'skipped';
+  /** Not failed. */
   ok: boolean;
+  /** The revision's own run. */
   durationMs: number;
+  /** The whole case: the run and its checks (schema, data, health), as JUnit's time. */
+  wallMs: number;
   message?: string;
-  /** The schema diff when a down did not give back the schema its up started from. */
+  /** The schema diff, object by object, when a down did not give back the schema its up started from. */
   diff?: string;
   warnings: string[];
   locks: TableLock[];
@@ -20,6 +27,8 @@ export interface RehearsalReport {
   data: string;
   revisions: string[];
   cases: RehearsalCase[];
+  /** Configured checks a rehearsal does not run (HTTP and command checks probe the application, which does not use the throwaway). */
+  checksNotRun: string[];
   timings: {
     /** Start the throwaway (cluster or database) and open the sessions. */
     setupMs: number;
@@ -40,20 +49,28 @@ const escapeXml = (text: string): string =>
 
 const describeLocks = (locks: TableLock[]): string => locks.map((l) => `${l.table}: ${l.mode} ${l.heldMs} ms`).join('; ');
 
-/** JUnit XML: one test case per revision per direction. */
+/** JUnit XML: one test case per revision per direction; `time` is each case's wall time, skipped cases say why. */
 export function toJunit(report: RehearsalReport): string {
-  const failures = report.cases.filter((c) => !c.ok).length;
+  const failures = report.cases.filter((c) => c.status === 'failed').length;
+  const skipped = report.cases.filter((c) => c.status === 'skipped').length;
   const seconds = (ms: number): string => (ms / 1000).toFixed(3);
   const cases = report.cases.map((c) => {
     const name = `${c.direction} ${c.revision}`;
     const out = [c.locks.length > 0 ? `locks: ${describeLocks(c.locks)}` : '', ...c.warnings.map((w) => `warning: ${w}`)].filter(Boolean).join('\n');
-    const failure = c.ok ? '' : `\n    <failure message="${escapeXml(c.message ?? 'failed')}">${escapeXml([c.message, c.diff].filter(Boolean).join('\n'))}</failure>`;
+    const verdict =
+      c.status === 'failed'
+        ? `\n    <failure message="${escapeXml(c.message ?? 'failed')}">${escapeXml([c.message, c.diff].filter(Boolean).join('\n'))}</failure>`
+        : c.status === 'skipped'
+          ? `\n    <skipped message="${escapeXml(c.message ?? 'not tried')}"/>`
+          : '';
     const systemOut = out ? `\n    <system-out>${escapeXml(out)}</system-out>` : '';
-    return `  <testcase classname="belay.rehearse" name="${escapeXml(name)}" time="${seconds(c.durationMs)}">${failure}${systemOut}\n  </testcase>`;
+    return `  <testcase classname="belay.rehearse" name="${escapeXml(name)}" time="${seconds(c.wallMs)}">${verdict}${systemOut}\n  </testcase>`;
   });
-  const total = report.cases.reduce((sum, c) => sum + c.durationMs, 0);
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites tests="${report.cases.length}" failures="${failures}" time="${seconds(total)}">\n<testsuite name="belay rehearse" tests="${report.cases.length}" failures="${failures}" errors="0" skipped="0" time="${seconds(total)}">\n${cases.join('\n')}\n</testsuite>\n</testsuites>\n`;
+  const total = report.cases.reduce((sum, c) => sum + c.wallMs, 0);
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites tests="${report.cases.length}" failures="${failures}" skipped="${skipped}" time="${seconds(total)}">\n<testsuite name="belay rehearse" tests="${report.cases.length}" failures="${failures}" errors="0" skipped="${skipped}" time="${seconds(total)}">\n${cases.join('\n')}\n</testsuite>\n</testsuites>\n`;
 }
+
+const RESULT = { passed: 'ok', failed: '**failed**', skipped: 'skipped' } as const;
 
 /** A Markdown summary for a CI job page. */
 export function toMarkdown(report: RehearsalReport): string {
@@ -61,12 +78,13 @@ export function toMarkdown(report: RehearsalReport): string {
     `## belay rehearse: ${report.ok ? 'passed' : 'FAILED'}`,
     '',
     `On ${report.where}, from ${report.from ?? 'scratch'}, with ${report.data}. Setup ${report.timings.setupMs} ms, data ${report.timings.seedMs} ms, cycle ${report.timings.cycleMs} ms, teardown ${report.timings.teardownMs} ms.`,
+    ...(report.checksNotRun.length > 0 ? ['', `Not run here (they probe the application, which does not use the throwaway): ${report.checksNotRun.join(', ')}.`] : []),
     '',
     '| revision | direction | result | time | strongest locks |',
     '| --- | --- | --- | --- | --- |',
-    ...report.cases.map((c) => `| ${c.revision} | ${c.direction} | ${c.ok ? (c.warnings.length > 0 ? 'ok (warning)' : 'ok') : '**failed**'} | ${c.durationMs} ms | ${describeLocks(c.locks.slice(0, 3)) || '—'} |`),
+    ...report.cases.map((c) => `| ${c.revision} | ${c.direction} | ${RESULT[c.status]}${c.status === 'passed' && c.warnings.length > 0 ? ' (warning)' : ''} | ${c.wallMs} ms | ${describeLocks(c.locks.slice(0, 3)) || '—'} |`),
   ];
-  for (const c of report.cases.filter((x) => !x.ok || x.warnings.length > 0)) {
+  for (const c of report.cases.filter((x) => x.status === 'failed' || x.warnings.length > 0)) {
     lines.push('', `### ${c.direction} ${c.revision}`, '', ...(c.message ? [c.message] : []), ...c.warnings.map((w) => `- warning: ${w}`));
     if (c.diff) lines.push('', '```diff', c.diff, '```');
   }
@@ -76,11 +94,12 @@ export function toMarkdown(report: RehearsalReport): string {
 export function toText(report: RehearsalReport): string {
   const lines = [`rehearsal on ${report.where}, from ${report.from ?? 'scratch'}, with ${report.data}: ${report.ok ? 'passed' : 'FAILED'}`];
   for (const c of report.cases) {
-    lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.direction.padEnd(7)} ${c.revision} (${c.durationMs} ms)${c.locks[0] ? `  strongest lock: ${c.locks[0].table} ${c.locks[0].mode} ${c.locks[0].heldMs} ms` : ''}`);
+    lines.push(`  ${{ passed: 'ok  ', failed: 'FAIL', skipped: 'skip' }[c.status]} ${c.direction.padEnd(7)} ${c.revision} (${c.wallMs} ms)${c.locks[0] ? `  strongest lock: ${c.locks[0].table} ${c.locks[0].mode} ${c.locks[0].heldMs} ms` : ''}`);
     if (c.message) lines.push(`       ${c.message}`);
     for (const w of c.warnings) lines.push(`       warning: ${w}`);
     if (c.diff) lines.push(c.diff.split('\n').map((l) => `       ${l}`).join('\n'));
   }
+  if (report.checksNotRun.length > 0) lines.push(`  not run here (they probe the application, which does not use the throwaway): ${report.checksNotRun.join(', ')}`);
   lines.push(`  setup ${report.timings.setupMs} ms, data ${report.timings.seedMs} ms, cycle ${report.timings.cycleMs} ms, teardown ${report.timings.teardownMs} ms`);
   return lines.join('\n');
 }

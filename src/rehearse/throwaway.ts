@@ -8,54 +8,85 @@ export interface Throwaway {
   params: ConnectionParams;
   /** "ephemeral cluster in /tmp/…" or "database X on server Y". */
   where: string;
-  /** Remove it: the cluster (stopped and deleted) or the database (dropped). Idempotent. */
+  /**
+   * Another database on the same server, a copy of `template` (CREATE
+   * DATABASE … TEMPLATE: nobody may be connected to it meanwhile), removed
+   * with the rest by dispose.
+   */
+  copyDatabase(template: string): Promise<ConnectionParams>;
+  /** Drop one of the databases this throwaway made. */
+  dropDatabase(name: string): Promise<void>;
+  /** Remove it: the cluster (stopped and deleted) or every database it made (dropped). Idempotent. */
   dispose(): Promise<void>;
 }
 
 const sessionOptions = { applicationName: 'belay rehearse', connectTimeoutMs: 10_000, statementTimeoutMs: 0, lockTimeoutMs: 10_000 };
 
+/** Run `work` on a connection to the server's maintenance database. */
+async function onMaintenance(server: ConnectionParams, work: (client: pg.Client) => Promise<void>): Promise<void> {
+  const client = new pg.Client(toPgConfig(withDatabase(server, 'postgres'), sessionOptions));
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Copies named after the first database: `<name>_c1`, `<name>_c2`, … */
+function copier(server: ConnectionParams, first: string, made: Set<string>): Pick<Throwaway, 'copyDatabase' | 'dropDatabase'> {
+  let copies = 0;
+  return {
+    copyDatabase: async (template) => {
+      const name = `${first}_c${++copies}`;
+      made.add(name);
+      await onMaintenance(server, (client) => createDatabase(client, name, { template }));
+      return withDatabase(server, name);
+    },
+    dropDatabase: async (name) => {
+      if (!made.has(name)) return;
+      await onMaintenance(server, (client) => dropDatabase(client, name));
+      made.delete(name);
+    },
+  };
+}
+
 /** A fresh cluster in a temp dir (initdb, socket only), removed afterwards. */
 export async function ephemeralCluster(pgBin: string | undefined, path: string | undefined): Promise<Throwaway> {
   const cluster = await startTempCluster({ prefix: 'belay-rehearse-', superuser: 'postgres', tcp: false, pgBin, path });
   const { spec } = cluster;
+  const params: ConnectionParams = { host: spec.socketDir, port: spec.port, user: spec.superuser, database: 'rehearsal', source: 'ephemeral cluster' };
   try {
-    const admin = new pg.Client({ host: spec.socketDir, port: spec.port, user: spec.superuser, database: 'postgres' });
-    await admin.connect();
-    await admin.query('CREATE DATABASE rehearsal');
-    await admin.end();
+    await onMaintenance(params, (client) => createDatabase(client, 'rehearsal'));
   } catch (error) {
     await cluster.remove();
     throw error;
   }
   return {
-    params: { host: spec.socketDir, port: spec.port, user: spec.superuser, database: 'rehearsal', source: 'ephemeral cluster' },
+    params,
     where: `an ephemeral cluster in ${cluster.root}`,
+    ...copier(params, 'rehearsal', new Set(['rehearsal'])),
     dispose: cluster.remove,
   };
 }
 
-/** A new database on the given server (from a template when named), dropped afterwards. */
+/** A new database on the given server (from a template when named), dropped afterwards with every copy of it. */
 export async function throwawayDatabase(server: ConnectionParams, template: string | undefined): Promise<Throwaway> {
   const name = `belay_rehearse_${randomBytes(5).toString('hex')}`;
-  const maintenance = async (work: (client: pg.Client) => Promise<void>): Promise<void> => {
-    const client = new pg.Client(toPgConfig(withDatabase(server, 'postgres'), sessionOptions));
-    client.on('error', () => {});
-    await client.connect();
-    try {
-      await work(client);
-    } finally {
-      await client.end();
-    }
-  };
-  await maintenance((client) => createDatabase(client, name, template ? { template } : {}));
+  await onMaintenance(server, (client) => createDatabase(client, name, template ? { template } : {}));
+  const made = new Set([name]);
   let disposed = false;
   return {
     params: { ...withDatabase(server, name), source: `throwaway database on ${server.host}` },
     where: `database ${name}${template ? ` (from template ${template})` : ''} on the connected server`,
+    ...copier(server, name, made),
     dispose: async () => {
       if (disposed) return;
       disposed = true;
-      await maintenance((client) => dropDatabase(client, name));
+      await onMaintenance(server, async (client) => {
+        for (const database of made) await dropDatabase(client, database);
+      });
     },
   };
 }

@@ -1,29 +1,32 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type { ClientBase } from 'pg';
 import { findSnapshot } from '../backup/snapshot-store.js';
-import { resolveBackupTools, type BackupTools } from '../backup/pg-tools.js';
+import { resolveBackupTools } from '../backup/pg-tools.js';
 import { restoreSnapshotInto } from '../backup/restore-snapshot.js';
 import { libpqChildEnv, type ConnectionParams } from '../db/connection.js';
 import { ensureBelaySchema } from '../db/belay-schema.js';
-import { openSession, type Session } from '../db/session.js';
+import { openSession } from '../db/session.js';
 import { BelayError, EXIT, errorMessage, usageError } from '../errors.js';
+import { applicationChecks, healthChecksFromConfig } from '../health/build-checks.js';
+import { runHealthChecks } from '../health/run-health.js';
 import { runShellCommand } from '../health/shell-command.js';
-import { sqlCheck } from '../health/sql-check.js';
-import { compareFingerprints } from '../integrity/compare.js';
-import { fingerprintTables, type Fingerprint } from '../integrity/fingerprint.js';
-import { selectProtectedTables } from '../integrity/table-selection.js';
+import { SchemaTracker } from '../integrity/schema-digest.js';
+import { captureStructure, type StructureBaseline } from '../integrity/structural.js';
 import { discoverRevisions } from '../migrations/discover.js';
 import { MigrationEngine } from '../migrations/engine.js';
 import { resolveRevisionName } from '../migrations/resolve-name.js';
+import { RevisionFailedError } from '../migrations/revision-error.js';
 import { isReversible } from '../migrations/run-revision.js';
 import type { Revision } from '../migrations/revision.js';
 import { splitSql } from '../migrations/split-sql.js';
 import { newRunId } from '../journal/run-id.js';
+import { DataTracker } from '../rehearse/data-tracker.js';
+import { judgeDown, type StateSeen } from '../rehearse/judge-down.js';
 import { LockSampler, type TableLock } from '../rehearse/lock-sampler.js';
 import type { RehearsalCase, RehearsalReport } from '../rehearse/report.js';
 import { toJunit, toMarkdown } from '../rehearse/report.js';
-import { diffLines, normalisedSchema, sameButColumnOrder } from '../rehearse/schema-dump.js';
 import { ephemeralCluster, throwawayDatabase, type Throwaway } from '../rehearse/throwaway.js';
+import { Workspace } from '../rehearse/workspace.js';
 import { readDatabaseState } from './session/database-state.js';
 import { sessionOptions, type RunSetup } from './session/setup.js';
 
@@ -41,15 +44,7 @@ export interface RehearseOptions {
 
 interface Context {
   setup: RunSetup;
-  work: Session;
-  observer: Session;
-  tools: BackupTools;
-  params: ConnectionParams;
-  revisions: Revision[];
-}
-
-async function allTables(client: ClientBase): Promise<Fingerprint> {
-  return fingerprintTables(client, await selectProtectedTables(client, { include: ['*.*'], exclude: [] }), { perColumn: true });
+  space: Workspace;
 }
 
 /** Where the connected database stands: the default starting point. */
@@ -71,148 +66,201 @@ async function loadSeed(ctx: Context, file: string): Promise<void> {
         hint: 'Make the seed a script that runs psql (it gets the throwaway database in PG* variables), or use --from-backup with a pg_dump snapshot.',
       });
     }
-    for (const statement of statements) await ctx.work.client.query(statement.text);
+    for (const statement of statements) await ctx.space.work.client.query(statement.text);
     return;
   }
   // a script: it reaches the throwaway database through PG* variables and a private passfile
-  const { env, extraFds, cleanup } = await libpqChildEnv(ctx.params, ctx.setup.env, 'belay rehearse seed');
+  const { env, extraFds, cleanup } = await libpqChildEnv(ctx.space.params, ctx.setup.env, 'belay rehearse seed');
   try {
     const outcome = await runShellCommand(file, env, 3600, undefined, extraFds);
-    if (outcome.exitCode !== 0) throw new Error(`seed script ${file} failed (exit ${outcome.exitCode}): ${outcome.outputTail}`);
+    if (outcome.exitCode !== 0) {
+      throw usageError(`seed script ${file} failed (exit ${outcome.exitCode}): ${outcome.outputTail}`, { hint: 'Run the seed script by hand against a scratch database and fix it; nothing real was touched.' });
+    }
   } finally {
     await cleanup();
   }
 }
 
-/** Run one revision in one direction, sampling its locks; the error, if any, is returned. */
-async function step(ctx: Context, engine: MigrationEngine, sampler: { current: LockSampler | undefined }, revision: Revision, direction: 'up' | 'down'): Promise<{ durationMs: number; locks: TableLock[]; error?: string }> {
-  if (ctx.setup.signal?.aborted) {
-    throw new BelayError('preflight', 'the rehearsal was interrupted by a signal; its throwaway database is removed', { hint: 'Nothing real was touched.' });
-  }
-  const lockSampler = new LockSampler(ctx.observer.client, ctx.work.backendPid);
-  sampler.current = lockSampler;
-  lockSampler.start();
-  const started = performance.now();
-  let error: string | undefined;
-  try {
-    await (direction === 'up' ? engine.up(revision.name) : engine.down(revision.name));
-  } catch (caught) {
-    error = errorMessage(caught);
-  }
-  const durationMs = Math.round(performance.now() - started);
-  const locks = await lockSampler.stop();
-  sampler.current = undefined;
-  return error === undefined ? { durationMs, locks } : { durationMs, locks, error };
-}
-
-async function healthAfter(ctx: Context): Promise<string | undefined> {
-  for (const spec of ctx.setup.config.health.sql) {
-    const outcome = await sqlCheck(spec).run({ client: ctx.work.client, env: ctx.setup.env, signal: undefined });
-    if (!outcome.ok) return `health check ${spec.name} failed: ${outcome.evidence}`;
-  }
-  return undefined;
-}
-
-/** The state around one down: the schema and data from before its up, and after its down. */
-interface AfterDown {
-  revision: string;
-  schemaBefore: string;
-  schema: string;
-  dataBefore: Fingerprint;
-  data: Fingerprint;
-}
-
-const lineSet = (text: string): Set<string> => new Set(text.split('\n'));
-const linesOnlyIn = (a: string, b: string): string[] => {
-  const other = lineSet(b);
-  return a.split('\n').filter((line) => !other.has(line));
-};
-const within = (lines: string[], allowed: string[]): boolean => {
-  const set = new Set(allowed);
-  return lines.every((line) => set.has(line));
-};
-
-/**
- * Whether a down gave back the schema and data from before its up. What the
- * down of a later revision left behind (`later`) is still there when this
- * down runs: it is reported once, on the revision that caused it, and here
- * only as a warning when this revision neither made nor touched it.
- */
-function judgeDown(verdict: RehearsalCase, now: AfterDown, later: AfterDown | undefined): void {
-  const failures: string[] = [];
-  if (now.schema !== now.schemaBefore) {
-    const inherited =
-      later !== undefined &&
-      within(linesOnlyIn(now.schema, now.schemaBefore), linesOnlyIn(later.schema, later.schemaBefore)) &&
-      within(linesOnlyIn(now.schemaBefore, now.schema), linesOnlyIn(later.schemaBefore, later.schema));
-    if (sameButColumnOrder(now.schema, now.schemaBefore)) verdict.warnings.push('the schema differs only in column order (a re-added column goes last)');
-    else if (inherited) verdict.warnings.push('the schema still carries what the down of a later revision left behind (reported there)');
-    else {
-      failures.push('the down does not give back the schema from before the up');
-      verdict.diff = diffLines(now.schemaBefore, now.schema);
-    }
-  }
-  const sameTable = (a: Fingerprint, b: Fingerprint, table: string): boolean => JSON.stringify(a.tables[table]) === JSON.stringify(b.tables[table]);
-  const changed = compareFingerprints(now.dataBefore, now.data, 'same-schema');
-  const own = changed.filter(
-    (d) => !(later && sameTable(now.dataBefore, later.dataBefore, d.table) && sameTable(now.data, later.data, d.table)),
-  );
-  if (own.length > 0) failures.push(`the round trip changed data: ${own.map((d) => d.message).join('; ')}`);
-  if (own.length < changed.length && later) verdict.warnings.push('the data still carries what the round trip of a later revision changed (reported there)');
-  if (failures.length > 0) Object.assign(verdict, { ok: false, message: failures.join('; ') });
+interface StepRun {
+  durationMs: number;
+  locks: TableLock[];
+  error?: string;
+  /** The failure happened outside a transaction: what it did before failing stays. */
+  halfway?: boolean;
 }
 
 /**
- * The cycle on the throwaway: every pending revision up (with its verify and
- * the SQL health checks), then each down checked against the schema and the
- * data from before its up, then up again.
+ * The cycle, one revision at a time, each judged alone:
+ *
+ *   up       on the state its predecessors left, then the same checks
+ *            `migrate up` runs after a change (structure against the state
+ *            right before the up, and the configured SQL checks);
+ *   down     right after its own up, judged against the schema and data
+ *            from right before the up;
+ *   reapply  the up again right after its own down (a down that does not
+ *            undo what its up needs makes it fail).
+ *
+ * A bad down (or a failed reapply) leaves the database dirty: it is then
+ * rebuilt to the state right after the revision's up, so that nothing it
+ * left behind is met, or blamed, by a later revision. A down that errors is
+ * recorded and the cycle goes on. Only a failed up stops it: every later
+ * revision builds on it, and is reported skipped.
  */
-async function cycle(ctx: Context, pending: Revision[]): Promise<RehearsalCase[]> {
-  const cases: RehearsalCase[] = [];
-  const sampler: { current: LockSampler | undefined } = { current: undefined };
-  const engine = new MigrationEngine(pending, ctx.work.client, newRunId(), { log: () => {} }, async (client) => sampler.current?.lookFromInside(client));
-  const schemaBefore: string[] = [];
-  const dataBefore: Fingerprint[] = [];
-  let applied = 0;
-  for (const revision of pending) {
-    schemaBefore.push(await normalisedSchema(ctx.tools.pgDump, ctx.params, ctx.setup.env));
-    dataBefore.push(await allTables(ctx.work.client));
-    const run = await step(ctx, engine, sampler, revision, 'up');
-    const message = run.error ?? (await healthAfter(ctx));
-    cases.push({ revision: revision.name, direction: 'up', ok: message === undefined, durationMs: run.durationMs, warnings: [], locks: run.locks, ...(message ? { message } : {}) });
-    if (message !== undefined) return cases;
-    applied++;
+class Cycle {
+  readonly cases: RehearsalCase[] = [];
+  private readonly data = new DataTracker();
+  private readonly schema = new SchemaTracker();
+  /** The sampler of the step running now. */
+  private sampler: LockSampler | undefined;
+  private engine: MigrationEngine;
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly pending: Revision[],
+  ) {
+    this.engine = this.newEngine();
   }
-  let later: AfterDown | undefined;
-  for (let index = applied - 1; index >= 0; index--) {
-    const revision = pending[index]!;
-    if (!(await isReversible(revision))) {
-      cases.push({ revision: revision.name, direction: 'down', ok: false, durationMs: 0, warnings: [], locks: [], message: 'it has no down: it cannot be rolled back' });
-      return cases;
+
+  private newEngine(): MigrationEngine {
+    return new MigrationEngine(this.pending, this.ctx.space.work.client, newRunId(), { log: () => {} }, async (client) => {
+      if (this.sampler) this.data.noteLocks(await this.sampler.lookFromInside(client));
+    });
+  }
+
+  private get client(): ClientBase {
+    return this.ctx.space.work.client;
+  }
+
+  /** Run one revision in one direction, sampling its locks; the error, if any, is returned. */
+  private async step(revision: Revision, direction: 'up' | 'down'): Promise<StepRun> {
+    if (this.ctx.setup.signal?.aborted) {
+      throw new BelayError('preflight', 'the rehearsal was interrupted by a signal; its throwaway database is removed', { hint: 'Nothing real was touched.' });
     }
-    const run = await step(ctx, engine, sampler, revision, 'down');
-    const verdict: RehearsalCase = { revision: revision.name, direction: 'down', ok: true, durationMs: run.durationMs, warnings: [], locks: run.locks };
-    cases.push(verdict);
-    if (run.error) {
-      Object.assign(verdict, { ok: false, message: run.error });
-      return cases;
+    const lockSampler = new LockSampler(this.ctx.space.observer.client, this.ctx.space.work.backendPid);
+    this.sampler = lockSampler;
+    lockSampler.start();
+    const started = performance.now();
+    let error: string | undefined;
+    let halfway = false;
+    try {
+      await (direction === 'up' ? this.engine.up(revision.name) : this.engine.down(revision.name));
+    } catch (caught) {
+      error = errorMessage(caught);
+      halfway = caught instanceof RevisionFailedError && !caught.failure.transactional;
+      if (halfway) this.data.forgetAll();
     }
-    const now: AfterDown = {
+    const durationMs = Math.round(performance.now() - started);
+    const locks = await lockSampler.stop();
+    this.sampler = undefined;
+    return error === undefined ? { durationMs, locks } : { durationMs, locks, error, halfway };
+  }
+
+  private async seen(): Promise<StateSeen> {
+    return { schema: await this.schema.describe(this.client), data: await this.data.fingerprint(this.client) };
+  }
+
+  /** The checks `migrate up` runs after a change, those that look at the database, once (nothing here changes by waiting). */
+  private async health(structure: StructureBaseline): Promise<string | undefined> {
+    const { health } = this.ctx.setup.config;
+    const checks = healthChecksFromConfig(health, this.ctx.setup.secrets, { structure, scope: 'database' });
+    const report = await runHealthChecks(checks, { client: this.client, env: this.ctx.setup.env, signal: this.ctx.setup.signal }, { timeoutSeconds: 0, intervalSeconds: health.intervalSeconds });
+    if (report.healthy) return undefined;
+    return `health failed after the up: ${report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.evidence}`).join('; ')}`;
+  }
+
+  private record(revision: Revision, direction: RehearsalCase['direction'], started: number, run: StepRun | undefined, outcome: { failure?: string; skipped?: string; warnings?: string[]; diff?: string }): RehearsalCase {
+    const status = outcome.failure !== undefined ? 'failed' : outcome.skipped !== undefined ? 'skipped' : 'passed';
+    const message = outcome.failure ?? outcome.skipped;
+    const entry: RehearsalCase = {
       revision: revision.name,
-      schemaBefore: schemaBefore[index]!,
-      schema: await normalisedSchema(ctx.tools.pgDump, ctx.params, ctx.setup.env),
-      dataBefore: dataBefore[index]!,
-      data: await allTables(ctx.work.client),
+      direction,
+      status,
+      ok: status !== 'failed',
+      durationMs: run?.durationMs ?? 0,
+      wallMs: Math.round(performance.now() - started),
+      warnings: outcome.warnings ?? [],
+      locks: run?.locks ?? [],
+      ...(message !== undefined ? { message } : {}),
+      ...(outcome.diff !== undefined ? { diff: outcome.diff } : {}),
     };
-    judgeDown(verdict, now, later);
-    later = now;
+    this.cases.push(entry);
+    return entry;
   }
-  for (const revision of pending.slice(0, applied)) {
-    const run = await step(ctx, engine, sampler, revision, 'up');
-    cases.push({ revision: revision.name, direction: 'reapply', ok: run.error === undefined, durationMs: run.durationMs, warnings: [], locks: run.locks, ...(run.error ? { message: run.error } : {}) });
-    if (run.error) break;
+
+  private skip(revision: Revision, directions: RehearsalCase['direction'][], why: string): void {
+    for (const direction of directions) this.record(revision, direction, performance.now(), undefined, { skipped: why });
   }
-  return cases;
+
+  /** Back to the state right after `index`'s up, on a fresh copy. */
+  private async rebuildAfter(index: number): Promise<void> {
+    await this.ctx.space.rebuildAfter(this.pending, index);
+    this.engine = this.newEngine();
+    this.data.forgetAll();
+  }
+
+  async run(): Promise<void> {
+    let stop: string | undefined;
+    for (const [index, revision] of this.pending.entries()) {
+      if (stop !== undefined) {
+        this.skip(revision, ['up', 'down', 'reapply'], stop);
+        continue;
+      }
+      stop = await this.revision(index, revision);
+    }
+  }
+
+  /** One revision's up, down and reapply; answers why the rest cannot be tried, when it cannot. */
+  private async revision(index: number, revision: Revision): Promise<string | undefined> {
+    const upStarted = performance.now();
+    const before = await this.seen();
+    const structure = await captureStructure(this.client);
+    const up = await this.step(revision, 'up');
+    if (up.error !== undefined) {
+      this.record(revision, 'up', upStarted, up, { failure: up.error });
+      this.skip(revision, ['down', 'reapply'], 'its up failed');
+      return `not tried: the up of ${revision.name} failed, and every later revision builds on it`;
+    }
+    const unhealthy = await this.health(structure);
+    this.record(revision, 'up', upStarted, up, unhealthy === undefined ? {} : { failure: unhealthy });
+
+    const downStarted = performance.now();
+    if (!(await isReversible(revision))) {
+      this.record(revision, 'down', downStarted, undefined, { failure: 'it has no down: it cannot be rolled back' });
+      this.skip(revision, ['reapply'], 'it has no down');
+      return undefined;
+    }
+    const down = await this.step(revision, 'down');
+    if (down.error !== undefined) {
+      this.record(revision, 'down', downStarted, down, { failure: down.error });
+      this.skip(revision, ['reapply'], 'its down failed, so its up cannot be tried again');
+      // a transaction rolled back leaves the state right after the up; a failure halfway does not
+      if (down.halfway) return await this.rebuildOrStop(index, revision);
+      return undefined;
+    }
+    const verdict = judgeDown(before, await this.seen());
+    this.record(revision, 'down', downStarted, down, {
+      ...(verdict.failures.length > 0 ? { failure: verdict.failures.join('; ') } : {}),
+      warnings: verdict.warnings,
+      ...(verdict.diff !== undefined ? { diff: verdict.diff } : {}),
+    });
+
+    const reapplyStarted = performance.now();
+    const reapply = await this.step(revision, 'up');
+    const reapplied = this.record(revision, 'reapply', reapplyStarted, reapply, reapply.error === undefined ? {} : { failure: `the up fails after its own down: ${reapply.error}` });
+    if (verdict.failures.length === 0 && reapply.error === undefined) return undefined;
+    const rebuilt = await this.rebuildOrStop(index, revision);
+    reapplied.wallMs = Math.round(performance.now() - reapplyStarted);
+    return rebuilt;
+  }
+
+  private async rebuildOrStop(index: number, revision: Revision): Promise<string | undefined> {
+    try {
+      await this.rebuildAfter(index);
+      return undefined;
+    } catch (error) {
+      return `not tried: the state right after ${revision.name} could not be rebuilt to go on (${errorMessage(error)})`;
+    }
+  }
 }
 
 /** `belay rehearse`: the whole cycle on a throwaway database, never the real one. */
@@ -227,46 +275,47 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
   else from = options.server ? await connectedRevision(setup, options.server, revisions) : null;
   const setupStarted = performance.now();
   const throwaway: Throwaway = options.server ? await throwawayDatabase(options.server, options.template) : await ephemeralCluster(setup.pgSearch.pgBin, setup.pgSearch.path);
-  let work: Session | undefined;
-  let observer: Session | undefined;
+  const space = new Workspace(throwaway, throwaway.params, (params, name) => openSession(params, sessionOptions(setup, name)));
   let report: RehearsalReport;
   let teardownMs = 0;
   try {
-    work = await openSession(throwaway.params, sessionOptions(setup, 'belay rehearse'));
-    observer = await openSession(throwaway.params, sessionOptions(setup, 'belay rehearse locks'));
-    const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: Math.floor(work.serverVersionNum / 10000) });
-    const ctx: Context = { setup, work, observer, tools, params: throwaway.params, revisions };
+    await space.connect();
+    const ctx: Context = { setup, space };
     const setupMs = Math.round(performance.now() - setupStarted);
     const seedStarted = performance.now();
     if (backup) {
+      const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: Math.floor(space.work.serverVersionNum / 10000) });
       await restoreSnapshotInto(backup, throwaway.params, { tools, env: setup.env, jobs: 1, clean: false, privileges: false, signal: setup.signal });
     }
-    await ensureBelaySchema(work.client);
+    await ensureBelaySchema(space.work.client);
     const fromIndex = from === null ? -1 : names.indexOf(from);
     const buildStarted = performance.now();
     if (!backup && fromIndex >= 0) {
-      const build = new MigrationEngine(revisions.slice(0, fromIndex + 1), work.client, newRunId(), { log: () => {} });
+      const build = new MigrationEngine(revisions.slice(0, fromIndex + 1), space.work.client, newRunId(), { log: () => {} });
       for (const revision of revisions.slice(0, fromIndex + 1)) await build.up(revision.name);
     }
     const buildMs = backup ? 0 : Math.round(performance.now() - buildStarted);
     if (options.seed) await loadSeed(ctx, options.seed);
     const seedMs = Math.round(performance.now() - seedStarted);
     const cycleStarted = performance.now();
-    const cases = await cycle(ctx, revisions.slice(fromIndex + 1));
-    const ok = cases.every((c) => c.ok);
+    const pending = revisions.slice(fromIndex + 1);
+    if (pending.length > 0) await space.keepStart();
+    const cycle = new Cycle(ctx, pending);
+    await cycle.run();
+    const ok = cycle.cases.every((c) => c.ok);
     report = {
       ok,
       exitCode: ok ? EXIT.ok : EXIT.rolledBack,
       where: throwaway.where,
       from,
       data: backup ? `snapshot ${backup.id}` : options.seed ? `seed ${options.seed}` : 'no data',
-      revisions: revisions.slice(fromIndex + 1).map((r) => r.name),
-      cases,
+      revisions: pending.map((r) => r.name),
+      cases: cycle.cases,
+      checksNotRun: applicationChecks(setup.config.health),
       timings: { setupMs, seedMs, buildMs, dataMs: seedMs - buildMs, cycleMs: Math.round(performance.now() - cycleStarted), teardownMs: 0 },
     };
   } finally {
-    await work?.close();
-    await observer?.close();
+    await space.close();
     const teardownStarted = performance.now();
     await throwaway.dispose();
     teardownMs = Math.round(performance.now() - teardownStarted);

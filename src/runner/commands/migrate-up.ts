@@ -3,6 +3,7 @@ import { MigrationEngine } from '../../migrations/engine.js';
 import type { Revision } from '../../migrations/revision.js';
 import { resolveRevisionName } from '../../migrations/resolve-name.js';
 import { EXIT } from '../../errors.js';
+import { captureStructure, type StructureBaseline } from '../../integrity/structural.js';
 import { readDatabaseState, revisionsToApply, type DatabaseState } from '../session/database-state.js';
 import { runHealthStep } from '../steps/health-step.js';
 import { runHookStep } from '../steps/hook-step.js';
@@ -49,7 +50,8 @@ async function healthBaseline(session: RunSession, options: MigrateUpOptions, to
   if (report.healthy) return { name: 'health-baseline', ok: true, message: 'health checks pass before the change' };
   const failing = report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.evidence}`).join('; ');
   if (options.allowUnhealthy) {
-    for (const result of report.results) if (!result.ok) tolerated.add(result.name);
+    // structure is judged against the baseline itself: what was already broken is not held against the change, what breaks is
+    for (const result of report.results) if (!result.ok && result.kind !== 'structural') tolerated.add(result.name);
     return { name: 'health-baseline', ok: true, message: `unhealthy before the change, allowed by --allow-unhealthy (${failing})` };
   }
   return {
@@ -79,12 +81,16 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
     const planned = toApply[toApply.length - 1]?.name ?? state.current;
     await events.step({ step: 'plan' }, async () => toApply, (list) => ({ from: state.current, to: planned, apply: list.map((r) => r.name) }));
     const tolerated = new Set<string>();
+    let structure: StructureBaseline | undefined;
     await events.step(
       { step: 'preflight' },
       async () => {
         const found = await preflightChecks(session, state, toApply, options);
         assertPreflight(found);
-        if (toApply.length > 0) found.push(await healthBaseline(session, options, tolerated));
+        if (toApply.length > 0) {
+          structure = await captureStructure(session.work.client);
+          found.push(await healthBaseline(session, options, tolerated));
+        }
         assertPreflight(found);
         return found;
       },
@@ -111,6 +117,7 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
       compare: 'same-schema',
       healthTimeoutSeconds: options.healthTimeout ?? setup.config.health.timeoutSeconds,
       tolerated,
+      structure,
       restoreStrategy: 'swap',
     };
     if (dumpError !== undefined) {
@@ -147,7 +154,7 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   }
   if (interrupted(session)) return rejected(INTERRUPTED);
   if (!(await runHookStep(session, 'afterApply', hookVars('applied')))) return rejected({ message: 'the afterApply hook failed', untrustworthy: false });
-  const health = await runHealthStep(session, 'after-apply', recovery.healthTimeoutSeconds, recovery.tolerated);
+  const health = await runHealthStep(session, 'after-apply', recovery.healthTimeoutSeconds, recovery.tolerated, recovery.structure);
   if (!health.healthy) {
     const failing = health.results.filter((r) => !r.ok && !recovery.tolerated.has(r.name));
     return rejected({ message: `health failed after the change: ${failing.map((r) => `${r.name}: ${r.evidence}`).join('; ')}`, failure: { health: failing }, untrustworthy: false });

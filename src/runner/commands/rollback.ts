@@ -9,6 +9,7 @@ import { isReversible } from '../../migrations/run-revision.js';
 import { readDatabaseState } from '../session/database-state.js';
 import { withRunSession } from '../session/outcome.js';
 import { describeDataAtRisk } from '../../integrity/data-at-risk.js';
+import { captureStructure } from '../../integrity/structural.js';
 import { dataAtRiskOf, resolveDownTarget, revisionsToRevert } from './plan.js';
 import { assertPreflight, checkDrift, checkMissing, checkScripts, checkSearchPath, type PreflightCheck } from '../steps/preflight.js';
 import type { RunResult } from '../result/results.js';
@@ -126,6 +127,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
       compare: 'common-columns',
       healthTimeoutSeconds: options.healthTimeout ?? setup.config.health.timeoutSeconds,
       tolerated: new Set(),
+      structure: await captureStructure(session.work.client),
       restoreStrategy: options.strategy ?? 'swap',
     };
     if (restoreFrom) return await restoreThenVerify(recovery, `restoring ${restoreFrom.id} as asked (--restore-from)`);

@@ -3,6 +3,7 @@ import { errorMessage } from '../../errors.js';
 import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
 import type { IntegrityReport } from '../../integrity/check-integrity.js';
+import type { StructureBaseline } from '../../integrity/structural.js';
 import { MigrationEngine } from '../../migrations/engine.js';
 import { RevisionFailedError } from '../../migrations/revision-error.js';
 import type { Revision } from '../../migrations/revision.js';
@@ -45,6 +46,8 @@ export interface Recovery {
   healthTimeoutSeconds: number;
   /** Checks that already failed at the baseline (--allow-unhealthy): not held against the rollback. */
   tolerated: ReadonlySet<string>;
+  /** The structure before the run: what the change broke is judged against it, not what it made on purpose. */
+  structure?: StructureBaseline;
   restoreStrategy: RestoreStrategy;
 }
 
@@ -106,8 +109,8 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
     }
   }
   const hookOk = await runHookStep(session, 'afterRollback', { from: current, to: target, outcome: 'rolled-back' });
-  const health = await runHealthStep(session, 'after-rollback', recovery.healthTimeoutSeconds, recovery.tolerated);
-  const integrity = await runIntegrityStep(session, recovery.fingerprint, recovery.compare);
+  const health = await runHealthStep(session, 'after-rollback', recovery.healthTimeoutSeconds, recovery.tolerated, recovery.structure);
+  const integrity = await runIntegrityStep(session, recovery.fingerprint, recovery.compare, session.work.client, recovery.structure);
   if (!integrity.intact) {
     return restoreThenVerify(recovery, `${reason.message}; data changed after the rollback: ${damage(integrity)}`, reason.failure);
   }

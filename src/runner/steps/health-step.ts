@@ -1,5 +1,6 @@
 import { healthChecksFromConfig } from '../../health/build-checks.js';
 import { runHealthChecks, type HealthReport } from '../../health/run-health.js';
+import type { StructureBaseline } from '../../integrity/structural.js';
 import type { RunSession } from '../session/run-session.js';
 
 export type HealthPhase = 'baseline' | 'after-apply' | 'after-rollback' | 'after-restore';
@@ -10,9 +11,10 @@ export async function runHealthStep(
   phase: HealthPhase,
   timeoutSeconds: number,
   tolerate: ReadonlySet<string> = new Set(),
+  structure?: StructureBaseline,
 ): Promise<HealthReport> {
   const { setup } = session;
-  const checks = healthChecksFromConfig(setup.config.health, setup.secrets);
+  const checks = healthChecksFromConfig(setup.config.health, setup.secrets, { structure });
   return setup.events.judged(
     { step: 'health', subject: phase },
     () =>

@@ -2,6 +2,7 @@ import type { ClientBase } from 'pg';
 import { errorMessage, preflightError } from '../../errors.js';
 import { checkIntegrity, type IntegrityReport } from '../../integrity/check-integrity.js';
 import { fingerprintTables, type Fingerprint } from '../../integrity/fingerprint.js';
+import type { StructureBaseline } from '../../integrity/structural.js';
 import { selectProtectedTables } from '../../integrity/table-selection.js';
 import type { RunSession } from '../session/run-session.js';
 
@@ -44,11 +45,12 @@ export async function runIntegrityStep(
   baseline: Fingerprint | null,
   compare: 'same-schema' | 'common-columns',
   client: ClientBase = session.work.client,
+  structure?: StructureBaseline,
 ): Promise<IntegrityReport> {
   const { events, config } = session.setup;
   return events.judged(
     { step: 'integrity' },
-    () => checkIntegrity(client, config.integrity, baseline, compare),
+    () => checkIntegrity(client, config.integrity, baseline, compare, structure),
     (report) => ({ ok: report.intact, detail: report }),
     { mode: config.integrity.mode, compare },
   );

@@ -1,0 +1,244 @@
+import { createHash } from 'node:crypto';
+import type { ClientBase } from 'pg';
+import { BELAY_SCHEMA } from '../db/belay-schema.js';
+import { SCHEMA_QUERY } from './schema-query.js';
+
+export interface SchemaObject {
+  kind: string;
+  /** Qualified name, e.g. `public.people`, `public.people.people_pkey`, `public.f(integer)`. */
+  name: string;
+  /** Normalized, order-independent description: equal when the object is the same. */
+  description: string;
+}
+
+/** The schema of a database at one moment, described object by object (see SCHEMA_QUERY). */
+export interface SchemaDescription {
+  /** sha256 of every object's kind, name and description, in a fixed order; column order is not part of it. */
+  digest: string;
+  /** Keyed by `kind name`. */
+  objects: Map<string, SchemaObject>;
+  /** Per table (`public.people`), its columns in their physical order. */
+  columnOrder: Record<string, string[]>;
+}
+
+/**
+ * The compact form to keep (e.g. one per applied revision in
+ * belay.migrations): the digest, a sha256 per object, and the column order.
+ * Enough to say which objects were added, removed or changed, by name.
+ */
+export interface SchemaRecord {
+  digest: string;
+  objects: Record<string, string>;
+  columnOrder: Record<string, string[]>;
+}
+
+export interface SchemaChange {
+  key: string;
+  /** Both descriptions, when both sides carry them (a SchemaRecord carries only hashes). */
+  before?: string;
+  after?: string;
+}
+
+export interface SchemaDiff {
+  added: string[];
+  removed: string[];
+  changed: SchemaChange[];
+  /** Tables whose common columns stand in another order: a warning, never a difference (PostgreSQL cannot reorder columns). */
+  columnOrder: Array<{ table: string; before: string[]; after: string[] }>;
+}
+
+/**
+ * 'now' in a default or a view is evaluated once, when the object is made,
+ * and frozen as a literal ('2026-12-01 22:33:44.123456+00'::timestamp with
+ * time zone): the same object made at another moment freezes another one. A
+ * time literal with fractional seconds is that signature; written by hand it
+ * rarely has them.
+ */
+const FROZEN_TIME = /'(\d{4}-\d{2}-\d{2} )?\d{2}:\d{2}:\d{2}\.\d+([+-]\d{2}(:\d{2})?)?'::(timestamp|time)( with(out)? time zone)?/g;
+
+export function normalizeDescription(text: string): string {
+  return text.replace(FROZEN_TIME, "'(time of creation)'::$4$5");
+}
+
+const keyOf = (object: SchemaObject): string => `${object.kind} ${object.name}`;
+
+function digestOf(objects: Map<string, SchemaObject>): string {
+  const hash = createHash('sha256');
+  for (const key of [...objects.keys()].sort()) hash.update(`${key}\n${objects.get(key)!.description}\n\0`);
+  return hash.digest('hex');
+}
+
+export interface DescribeOptions {
+  /** The caller holds a transaction open (e.g. a revision's, before it commits): run inside it. */
+  inTransaction?: boolean;
+}
+
+interface SchemaRow {
+  kind: string;
+  name: string;
+  key: string;
+  sig: string;
+  description: string | null;
+  column_order: string[] | null;
+}
+
+/**
+ * Run `work` with search_path = pg_catalog (so that the descriptions name
+ * every user object with its schema), in the caller's transaction or in a
+ * read-only one of its own, so that its queries see one snapshot.
+ */
+async function withCatalogPath<T>(client: ClientBase, options: DescribeOptions, work: () => Promise<T>): Promise<T> {
+  if (options.inTransaction !== true) {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog');
+    try {
+      const result = await work();
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    }
+  }
+  const saved = (await client.query<{ was: string }>("SELECT current_setting('search_path') AS was")).rows[0]!.was;
+  await client.query("SELECT set_config('search_path', 'pg_catalog', true)");
+  try {
+    return await work();
+  } finally {
+    await client.query("SELECT set_config('search_path', $1, true)", [saved]);
+  }
+}
+
+async function querySchema(client: ClientBase, describe: boolean, keys: string[] | null): Promise<SchemaRow[]> {
+  // named: prepared once per connection, not planned again on every call
+  const { rows } = await client.query<SchemaRow>({ name: 'belay-describe-schema', text: SCHEMA_QUERY, values: [BELAY_SCHEMA, describe, keys] });
+  return rows;
+}
+
+function assemble(rows: Array<Pick<SchemaRow, 'kind' | 'name'> & { description: string; columnOrder: string[] | null }>): SchemaDescription {
+  const objects = new Map<string, SchemaObject>();
+  const columnOrder: Record<string, string[]> = {};
+  for (const row of rows) {
+    const object = { kind: row.kind, name: row.name, description: row.description };
+    objects.set(keyOf(object), object);
+    if (row.columnOrder) columnOrder[row.name] = row.columnOrder;
+  }
+  return { digest: digestOf(objects), objects, columnOrder };
+}
+
+/**
+ * Describe every object in the user's schemas (belay's own left out) with
+ * one catalog query, under search_path = pg_catalog so that the names in the
+ * descriptions do not depend on the caller's search_path.
+ */
+export async function describeSchema(client: ClientBase, options: DescribeOptions = {}): Promise<SchemaDescription> {
+  const rows = await withCatalogPath(client, options, () => querySchema(client, true, null));
+  return assemble(rows.map((row) => ({ kind: row.kind, name: row.name, description: normalizeDescription(row.description ?? ''), columnOrder: row.column_order })));
+}
+
+/**
+ * describeSchema for one database described again and again (a rehearsal
+ * describes it after every step): each time one cheap query lists every
+ * object with the signature of its catalog rows, and only the objects whose
+ * signature is new are described; the others reuse the description made
+ * for that signature before.
+ */
+export class SchemaTracker {
+  private readonly made = new Map<string, { description: string; columnOrder: string[] | null }>();
+
+  async describe(client: ClientBase, options: DescribeOptions = {}): Promise<SchemaDescription> {
+    const cacheKey = (row: SchemaRow): string => `${row.key}:${row.sig}`;
+    const listed = await withCatalogPath(client, options, async () => {
+      const rows = await querySchema(client, false, null);
+      const missing = rows.filter((row) => !this.made.has(cacheKey(row)));
+      if (missing.length > 0) {
+        for (const row of await querySchema(client, true, missing.map((r) => r.key))) {
+          this.made.set(cacheKey(row), { description: normalizeDescription(row.description ?? ''), columnOrder: row.column_order });
+        }
+      }
+      return rows;
+    });
+    return assemble(listed.map((row) => ({ kind: row.kind, name: row.name, ...this.made.get(cacheKey(row))! })));
+  }
+}
+
+/** The compact form of a description, to store. */
+export function toSchemaRecord(schema: SchemaDescription): SchemaRecord {
+  const objects: Record<string, string> = {};
+  for (const [key, object] of schema.objects) objects[key] = createHash('sha256').update(object.description).digest('hex').slice(0, 32);
+  return { digest: schema.digest, objects, columnOrder: schema.columnOrder };
+}
+
+type Side = SchemaDescription | SchemaRecord;
+
+function entries(side: Side): Map<string, { value: string; description?: string }> {
+  if (side.objects instanceof Map) {
+    return new Map([...side.objects].map(([key, object]) => [key, { value: object.description, description: object.description }]));
+  }
+  const record = side as SchemaRecord;
+  const full = new Map<string, { value: string }>();
+  for (const [key, hash] of Object.entries(record.objects)) full.set(key, { value: hash });
+  return full;
+}
+
+/** Per-object hashes of a description, so that it compares with a stored record. */
+function comparable(side: Side, other: Side): Side {
+  return side.objects instanceof Map && !(other.objects instanceof Map) ? toSchemaRecord(side as SchemaDescription) : side;
+}
+
+/** Common columns in another order, table by table. */
+function columnOrderChanges(before: Record<string, string[]>, after: Record<string, string[]>): SchemaDiff['columnOrder'] {
+  const changes: SchemaDiff['columnOrder'] = [];
+  for (const [table, then] of Object.entries(before)) {
+    const now = after[table];
+    if (!now) continue;
+    const common = new Set(then.filter((column) => now.includes(column)));
+    const a = then.filter((column) => common.has(column));
+    const b = now.filter((column) => common.has(column));
+    if (a.join('\0') !== b.join('\0')) changes.push({ table, before: then, after: now });
+  }
+  return changes;
+}
+
+/** What differs between two schemas, object by object (added, removed, changed), and column order apart. */
+export function diffSchemas(beforeSide: Side, afterSide: Side): SchemaDiff {
+  const before = entries(comparable(beforeSide, afterSide));
+  const after = entries(comparable(afterSide, beforeSide));
+  const diff: SchemaDiff = { added: [], removed: [], changed: [], columnOrder: columnOrderChanges(beforeSide.columnOrder, afterSide.columnOrder) };
+  if (beforeSide.digest === afterSide.digest) return diff;
+  for (const [key, then] of before) {
+    const now = after.get(key);
+    if (!now) diff.removed.push(key);
+    else if (now.value !== then.value) {
+      diff.changed.push({ key, ...(then.description !== undefined ? { before: then.description } : {}), ...(now.description !== undefined ? { after: now.description } : {}) });
+    }
+  }
+  for (const key of after.keys()) if (!before.has(key)) diff.added.push(key);
+  diff.added.sort();
+  diff.removed.sort();
+  diff.changed.sort((x, y) => x.key.localeCompare(y.key));
+  return diff;
+}
+
+export const schemasDiffer = (diff: SchemaDiff): boolean => diff.added.length + diff.removed.length + diff.changed.length > 0;
+
+/** One line per object: `+ index public.people_name: CREATE INDEX …`, `- …`, `~ …` with the lines that changed. */
+export function describeSchemaDiff(diff: SchemaDiff, after?: SchemaDescription, before?: SchemaDescription, limit = 80): string {
+  const lines: string[] = [];
+  const firstLine = (text: string | undefined): string => (text ? `: ${text.split('\n')[0]}` : '');
+  for (const key of diff.added) lines.push(`+ ${key}${firstLine(after?.objects.get(key)?.description)}`);
+  for (const key of diff.removed) lines.push(`- ${key}${firstLine(before?.objects.get(key)?.description)}`);
+  for (const change of diff.changed) {
+    lines.push(`~ ${change.key}`);
+    if (change.before === undefined || change.after === undefined) continue;
+    const was = new Set(change.before.split('\n'));
+    const is = new Set(change.after.split('\n'));
+    for (const line of change.before.split('\n')) if (!is.has(line)) lines.push(`  - ${line}`);
+    for (const line of change.after.split('\n')) if (!was.has(line)) lines.push(`  + ${line}`);
+  }
+  return (lines.length > limit ? [...lines.slice(0, limit), `… ${lines.length - limit} more line(s)`] : lines).join('\n');
+}
+
+/** The column-order warnings, in words. */
+export function describeColumnOrder(diff: SchemaDiff): string[] {
+  return diff.columnOrder.map((c) => `the columns of ${c.table} stand in another order (${c.before.join(', ')} → ${c.after.join(', ')}): a re-added column goes last`);
+}

@@ -1,0 +1,85 @@
+import type { ConnectionParams } from '../db/connection.js';
+import type { Session } from '../db/session.js';
+import { newRunId } from '../journal/run-id.js';
+import { MigrationEngine } from '../migrations/engine.js';
+import type { Revision } from '../migrations/revision.js';
+import type { Throwaway } from './throwaway.js';
+
+export type OpenSession = (params: ConnectionParams, applicationName: string) => Promise<Session>;
+
+/**
+ * The database a rehearsal runs on, its two sessions (the revisions' and the
+ * lock observer's), and a way back to a clean state: a copy kept of the
+ * start (after build and data), brought forward by the ups only when asked,
+ * and copied again to replace a database that a bad down left dirty.
+ */
+export class Workspace {
+  private sessions: { work: Session; observer: Session } | undefined;
+  private base: { params: ConnectionParams; at: number } | undefined;
+
+  constructor(
+    private readonly throwaway: Throwaway,
+    public params: ConnectionParams,
+    private readonly open: OpenSession,
+  ) {}
+
+  get work(): Session {
+    if (!this.sessions) throw new Error('the rehearsal has no session open');
+    return this.sessions.work;
+  }
+
+  get observer(): Session {
+    if (!this.sessions) throw new Error('the rehearsal has no session open');
+    return this.sessions.observer;
+  }
+
+  async connect(): Promise<void> {
+    const work = await this.open(this.params, 'belay rehearse');
+    try {
+      this.sessions = { work, observer: await this.open(this.params, 'belay rehearse locks') };
+    } catch (error) {
+      await work.close();
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.sessions?.work.close();
+    await this.sessions?.observer.close();
+    this.sessions = undefined;
+  }
+
+  /** Keep a copy of the state now, the start of the cycle: what every later rebuild starts from. */
+  async keepStart(): Promise<void> {
+    await this.close();
+    this.base = { params: await this.throwaway.copyDatabase(this.params.database), at: -1 };
+    await this.connect();
+  }
+
+  /**
+   * Replace the database with the state right after `pending[index]`'s up,
+   * as `migrate up` would leave it: the kept copy takes the ups it lacks
+   * (each up runs there once in the whole rehearsal), then is copied again.
+   */
+  async rebuildAfter(pending: readonly Revision[], index: number): Promise<void> {
+    const base = this.base;
+    if (!base) throw new Error('no start kept to rebuild from');
+    if (base.at < index) {
+      const session = await this.open(base.params, 'belay rehearse rebuild');
+      try {
+        const engine = new MigrationEngine(pending, session.client, newRunId(), { log: () => {} });
+        for (let k = base.at + 1; k <= index; k++) {
+          await engine.up(pending[k]!.name);
+          base.at = k;
+        }
+      } finally {
+        await session.close();
+      }
+    }
+    await this.close();
+    const dirty = this.params.database;
+    this.params = await this.throwaway.copyDatabase(base.params.database);
+    await this.throwaway.dropDatabase(dirty);
+    await this.connect();
+  }
+}
