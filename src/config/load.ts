@@ -3,7 +3,8 @@ import { extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { usageError } from '../errors.js';
 import type { BelayConfig } from './types.js';
-import { validateConfig } from './schema.js';
+import { DEFAULT_CONFIG } from './defaults.js';
+import type { ConfigFile } from './schema.js';
 
 export interface LoadConfigOptions {
   /** Project directory: where belay.config.* is looked for and relative paths start. */
@@ -64,16 +65,7 @@ async function readRaw(file: string): Promise<unknown> {
  */
 export async function loadConfig(options: LoadConfigOptions): Promise<BelayConfig> {
   const file = await findConfigFile(options);
-  const raw = file === undefined ? {} : await readRaw(file);
-  const checked = validateConfig(raw);
-  if (!checked.ok) {
-    const count = checked.problems.length;
-    throw usageError(`invalid config ${file ?? '(defaults)'}: ${count} problem${count === 1 ? '' : 's'}\n${checked.problems.map((p) => `  - ${p}`).join('\n')}`, {
-      hint: 'Fix those keys; belay.schema.json (for editors) and README.md "Config" list every key and its default.',
-      details: { problems: checked.problems },
-    });
-  }
-  const { databaseUrl, migrations, backups, database, health, integrity, backup, hooks } = checked.config;
+  const { databaseUrl, migrations, backups, database, health, integrity, backup, hooks } = file === undefined ? structuredClone(DEFAULT_CONFIG) : await readValid(file);
   return {
     file,
     databaseUrl: options.overrides.databaseUrl ?? databaseUrl,
@@ -85,4 +77,18 @@ export async function loadConfig(options: LoadConfigOptions): Promise<BelayConfi
     backup,
     hooks,
   };
+}
+
+async function readValid(file: string): Promise<ConfigFile> {
+  const raw = await readRaw(file);
+  const { validateConfig } = await import('./schema.js');
+  const checked = validateConfig(raw);
+  if (!checked.ok) {
+    const count = checked.problems.length;
+    throw usageError(`invalid config ${file}: ${count} problem${count === 1 ? '' : 's'}\n${checked.problems.map((p) => `  - ${p}`).join('\n')}`, {
+      hint: 'Fix those keys; belay.schema.json (for editors) and README.md "Config" list every key and its default.',
+      details: { problems: checked.problems },
+    });
+  }
+  return checked.config;
 }

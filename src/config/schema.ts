@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HOOK_NAMES } from './defaults.js';
 
 /**
  * The one definition of `belay.config.*`: validation, defaults, the TypeScript
@@ -38,8 +39,8 @@ const httpCheck = z.strictObject({
   headers: z.record(z.string(), text()).default({}),
   body: z
     .unknown()
+    .transform((body) => (typeof body === 'string' ? body : JSON.stringify(body)))
     .optional()
-    .transform((body) => (body === undefined || typeof body === 'string' ? body : JSON.stringify(body)))
     .describe('A string, or any JSON value (sent as JSON).'),
   expectStatus: numberFrom(100, 599, true).default(200),
   timeoutSeconds: seconds(0.1, 3600, 5, 'Per request.'),
@@ -57,8 +58,6 @@ const hook = z
     timeoutSeconds: seconds(0.1, 86_400, 60, 'A hook that runs longer is a failed step.'),
   })
   .optional();
-
-export const HOOK_NAMES = ['beforeApply', 'afterApply', 'onRollback', 'afterRollback', 'afterRestore'] as const;
 
 export const configSchema = z
   .strictObject({
@@ -110,7 +109,7 @@ export const configSchema = z
       })
       .default({ format: 'custom', jobs: 1 }),
     hooks: z
-      .strictObject({ beforeApply: hook, afterApply: hook, onRollback: hook, afterRollback: hook, afterRestore: hook })
+      .strictObject(Object.fromEntries(HOOK_NAMES.map((name) => [name, hook])) as Record<(typeof HOOK_NAMES)[number], typeof hook>)
       .default({}),
   })
   .describe('belay.config.json: health checks, integrity, backups and hooks for belay (npm package pg-belay).');

@@ -1,5 +1,5 @@
 import type { ConfigFile } from './schema.js';
-import { HOOK_NAMES } from './schema.js';
+import { HOOK_NAMES } from './defaults.js';
 
 /** The shape of `belay.config.*` after validation and defaults: inferred from the schema in schema.ts. */
 
