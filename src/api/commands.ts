@@ -13,14 +13,14 @@ import type { RunHistory } from '../runner/history.js';
 import type { RunSummary, StatusReport } from '../runner/status.js';
 import type { VerifyReport } from '../runner/verify-now.js';
 import type { BelayOptions } from './options.js';
-import { prepare, prepareOffline, prepareRehearsal } from './prepare.js';
+import { prepare, prepareChange, prepareOffline, prepareRehearsal } from './prepare.js';
 
 // Each command loads its runner when it runs: `belay status` need not load the engine, pg_dump code or tsx.
 
 /** `belay migrate up`: the orchestrated forward run. */
 export async function migrateUp(options: BelayOptions & MigrateUpOptions = {}): Promise<RunResult> {
   const { runMigrateUp } = await import('../runner/migrate-up.js');
-  return runMigrateUp(await prepare(options), options);
+  return runMigrateUp(await prepareChange(options), options);
 }
 
 /** `belay status` */
@@ -62,13 +62,13 @@ export async function newRevision(name: string, options: BelayOptions & { kind?:
 /** `belay rollback --to REV`: the orchestrated run pointed down. */
 export async function rollback(options: BelayOptions & RollbackOptions): Promise<RunResult> {
   const { runRollback } = await import('../runner/rollback.js');
-  return runRollback(await prepare(options), options);
+  return runRollback(await prepareChange(options), options);
 }
 
 /** `belay backup`: a verified snapshot now. */
 export async function backup(options: BelayOptions = {}): Promise<RunResult> {
   const { runBackup } = await import('../runner/backup-commands.js');
-  return runBackup(await prepare(options));
+  return runBackup(await prepareChange(options));
 }
 
 /** `belay backups list` */
@@ -92,7 +92,7 @@ export async function pruneBackups(keep: number, options: BelayOptions = {}): Pr
 /** `belay restore ID [--strategy swap|in-place]` */
 export async function restore(id: string, options: BelayOptions & { strategy?: RestoreStrategy } = {}): Promise<RunResult> {
   const { runRestore } = await import('../runner/backup-commands.js');
-  return runRestore(await prepare(options), id, options.strategy ?? 'swap');
+  return runRestore(await prepareChange(options), id, options.strategy ?? 'swap');
 }
 
 /** `belay verify`: health and integrity checks now. */
@@ -104,7 +104,7 @@ export async function verify(options: BelayOptions = {}): Promise<VerifyReport> 
 /** `belay recover`: settle a run that was interrupted (crash, kill, lost connection). */
 export async function recover(options: BelayOptions = {}): Promise<RunResult> {
   const { runRecover } = await import('../runner/recover.js');
-  return runRecover(await prepare(options));
+  return runRecover(await prepareChange(options));
 }
 
 /** `belay rehearse`: up, down and up again on a throwaway database, with every check. */

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { EXIT } from '../errors.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerMigrate } from './commands/migrate.js';
@@ -7,19 +7,17 @@ import { registerCluster } from './commands/cluster.js';
 import { registerRecover, registerRollback } from './commands/rollback.js';
 import { registerBackups } from './commands/backups.js';
 import { registerRehearse } from './commands/rehearse.js';
+import { commandPath } from './context.js';
+import { failureEnvelope } from './envelope.js';
+import { EVERYDAY, GLOBAL_OPTIONS } from './help.js';
+import { printJson } from './run-action.js';
 
 const program = new Command('belay')
   .description('PostgreSQL migrations that catch their own falls: backup → migrate → verify → roll back → restore')
   .version('0.1.0')
-  .option('--database-url <url>', 'target database (else DATABASE_URL, the PG* variables, or the embedded cluster)')
-  .option('--migrations <dir>', 'revisions folder (default ./migrations)')
-  .option('--backups <dir>', 'snapshots and journal folder (default ./backups)')
-  .option('--config <file>', 'config file (default belay.config.{ts,js,mjs,json} when present)')
-  .option('--json', 'print one JSON result document on stdout; logs go to stderr')
-  .addOption(new Option('--log-level <level>', 'log detail').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
-  .option('--yes', 'never prompt')
-  .showHelpAfterError('(run `belay --help` for usage)')
-  .exitOverride();
+  .showHelpAfterError('(add --help for usage)')
+  .addHelpText('after', EVERYDAY);
+for (const option of Object.values(GLOBAL_OPTIONS)) program.addOption(option);
 
 registerInspect(program);
 registerMigrate(program);
@@ -29,10 +27,22 @@ registerBackups(program);
 registerRehearse(program);
 registerCluster(program);
 
+/** The command commander was parsing when it refused the line, for the --json envelope. */
+let parsing = 'belay';
 program.commands.forEach(function exitOverrideAll(command: Command) {
-  command.exitOverride();
+  command.exitOverride((error) => {
+    parsing = commandPath(command);
+    throw error;
+  });
   command.commands.forEach(exitOverrideAll);
 });
+program.exitOverride();
+
+/** --json anywhere before `--`: a usage error is a JSON document too. */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+}
 
 try {
   await program.parseAsync(process.argv);
@@ -40,6 +50,11 @@ try {
   if (error instanceof CommanderError) {
     const ok = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';
     process.exitCode = ok ? EXIT.ok : EXIT.usage;
+    if (!ok && wantsJson(process.argv.slice(2))) {
+      const hint = `Run \`belay ${parsing === 'belay' ? '' : `${parsing} `}--help\` for its options and an example.`;
+      const message = error.message.replace(/^error: /, '');
+      printJson(failureEnvelope(parsing, { exitCode: EXIT.usage, code: error.code, message, hint, details: {} }, null), []);
+    }
   } else {
     process.stderr.write(`belay: ${String(error)}\n`);
     process.exitCode = EXIT.internal;
