@@ -137,9 +137,13 @@ export function progressPrinter(options: ProgressOptions): { listener: (event: R
         if (active.size === 0) stopTicking();
         break;
       }
-      case 'note':
-        if (all) println(`  ${stepLabel(event)}: ${event.message}`);
+      case 'note': {
+        if (!all) break;
+        let message = event.message;
+        for (const error of printedErrors) message = message.replace(error, '(the failure above)');
+        println(`  ${stepLabel(event)}: ${message}`);
         break;
+      }
       case 'progress': {
         const step = active.get(keyOf(event));
         if (step) step.detail = event.message;
