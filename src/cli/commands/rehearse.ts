@@ -26,16 +26,21 @@ export function registerRehearse(program: Command): void {
     CONNECTED,
     'belay rehearse --seed ci/seed.sql --junit rehearsal.xml',
   ).action(async (flags: RehearseFlags, command: Command) =>
-    runAction(command, async (ctx) => {
-      const { rehearse } = await import('../../api/commands.js');
-      const report = await rehearse({ ...ctx.options, ...flags });
-      const failed = report.cases.filter((c) => !c.ok).length;
-      return {
-        result: report,
-        outcome: report.ok ? 'ok' : 'rejected',
-        message: `rehearsal on ${report.where}: ${report.ok ? 'passed' : 'FAILED'}, ${report.cases.length - failed} of ${report.cases.length} checks ok`,
-        human: () => toText(report),
-      };
-    }),
+    runAction(
+      command,
+      async (ctx) => {
+        const { rehearse } = await import('../../api/commands.js');
+        const report = await rehearse({ ...ctx.options, ...flags });
+        const failed = report.cases.filter((c) => !c.ok).length;
+        return {
+          result: report,
+          outcome: report.ok ? 'ok' : 'rejected',
+          message: `rehearsal on ${report.where}: ${report.ok ? 'passed' : 'FAILED'}, ${report.cases.length - failed} of ${report.cases.length} checks ok`,
+          human: () => toText(report),
+        };
+      },
+      // it creates and drops its throwaway database on a connected server: named like a change
+      { changing: true },
+    ),
   );
 }
