@@ -70,5 +70,13 @@ describe('progress on stderr', () => {
     expect(run.stderr.match(/DETAIL: Key \(id\)=\(1\) already exists\./g)).toHaveLength(1);
     expect(run.stderr.match(/duplicate key value violates unique constraint/g)).toHaveLength(1);
     expect(run.stderr).toMatch(/down: rolling back to the start: \(the failure above\)/);
+ 
+    // a refusal too: under its step, then the outcome and what to do
+    const project2 = await makeProject({ '0001_oneway.up.sql': 'CREATE TABLE oneway (id int);' });
+    const refused = await belay(['migrate', 'up'], { cwd: project2.dir, env: cleanEnv({ DATABASE_URL: db.url }) });
+    expect(refused.code, refused.stderr).toBe(4);
+    expect(refused.stderr.match(/revisions without a down: 0001_oneway/g)).toHaveLength(1);
+    expect(refused.stderr).toMatch(/^belay: refused \(the failure above\)\n {2}next: Add the missing down files/m);
+    expect(refused.stderr.trim().split('\n').at(-1)).toMatch(/^target belay_app@\S+, from DATABASE_URL$/);
   });
 });

@@ -56,7 +56,14 @@ function failureLines(detail: Record<string, unknown> | undefined): string[] {
  * is a plain line. A failure's error is printed once, however many steps end
  * with it.
  */
-export function progressPrinter(options: ProgressOptions): { listener: (event: RunEvent) => void; close: () => void } {
+export interface ProgressPrinter {
+  listener: (event: RunEvent) => void;
+  close: () => void;
+  /** Whether this error text was already printed under a failed step. */
+  printed: (error: string) => boolean;
+}
+
+export function progressPrinter(options: ProgressOptions): ProgressPrinter {
   const now = options.now ?? (() => performance.now());
   const active = new Map<string, ActiveStep>();
   const printedErrors = new Set<string>();
@@ -170,5 +177,6 @@ export function progressPrinter(options: ProgressOptions): { listener: (event: R
       stopTicking();
       clearLive();
     },
+    printed: (error) => options.level !== 'none' && printedErrors.has(error),
   };
 }

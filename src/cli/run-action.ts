@@ -4,7 +4,7 @@ import { parseDatabaseUrl } from '../db/connection.js';
 import { BelayError, EXIT, errorMessage } from '../errors.js';
 import type { BelayOptions } from '../api/options.js';
 import { commandPath, globalFlags, type CliContext, type CommandReport } from './context.js';
-import { envelopeOf, failureEnvelope } from './envelope.js';
+import { envelopeOf, failureEnvelope, outcomeOf } from './envelope.js';
 import { createLogger, type LogLevel } from './logger.js';
 import { scrub } from './scrub.js';
 import { progressPrinter } from './progress.js';
@@ -90,7 +90,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     process.exitCode = envelope.exitCode;
   } catch (error) {
     progress.close();
-    process.exitCode = reportError(name, error, json, secrets, target, closing());
+    process.exitCode = reportError(name, error, { json, secrets, target, closing: closing(), shown: progress.printed(errorMessage(error)) });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -101,7 +101,17 @@ export function printJson(document: unknown, secrets: readonly string[]): void {
   process.stdout.write(`${JSON.stringify(scrub(document, secrets), null, 2)}\n`);
 }
 
-function reportError(command: string, error: unknown, json: boolean, secrets: string[], target: TargetInfo | null, closing: string[]): number {
+interface ErrorReport {
+  json: boolean;
+  secrets: string[];
+  target: TargetInfo | null;
+  /** The last lines (the target). */
+  closing: string[];
+  /** The progress output already printed this error under its step. */
+  shown: boolean;
+}
+
+function reportError(command: string, error: unknown, { json, secrets, target, closing, shown }: ErrorReport): number {
   const known = error instanceof BelayError;
   const exitCode = known ? error.exitCode : EXIT.internal;
   const message = scrub(errorMessage(error), secrets);
@@ -109,7 +119,7 @@ function reportError(command: string, error: unknown, json: boolean, secrets: st
   if (json) {
     printJson(failureEnvelope(command, { exitCode, code: known ? error.code : 'internal', message, hint, details: known ? error.details : undefined }, target), secrets);
   } else {
-    process.stderr.write(`belay: ${message}\n`);
+    process.stderr.write(`belay: ${shown ? `${outcomeOf(exitCode)} (the failure above)` : message}\n`);
     if (hint) process.stderr.write(`  next: ${hint}\n`);
     if (!known) {
       process.stderr.write(`  this is a bug in belay; please report it with this trace:\n${scrub(String((error as Error)?.stack ?? error), secrets)}\n`);
