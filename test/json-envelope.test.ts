@@ -58,6 +58,7 @@ describe('the --json envelope', () => {
     expect(envelopeOf(await run('backups', 'prune', '--keep', 'some'), 'backups prune', 2).message).toMatch(/--keep takes a whole number/);
     expect(envelopeOf(await run('restore', 'x', '--strategy', 'copy'), 'restore', 2).message).toMatch(/copy/);
     expect(envelopeOf(await run('nosuch'), 'belay', 2).outcome).toBe('usage-error');
+    expect(envelopeOf(await run('migrate'), 'migrate', 2).message).toBe('migrate needs a command (see --help)');
     const badTarget = envelopeOf(await run('migrate', 'up', '--to', '0099'), 'migrate up', 2);
     expect(badTarget).toMatchObject({ outcome: 'usage-error', result: { error: 'usage' } });
     expect(badTarget.target?.source).toBe('--database-url');

@@ -16,12 +16,14 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
-    const ok = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';
+    // commander.help with exit code 1: a command group was given without its subcommand (`belay`, `belay migrate`)
+    const ok = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || (error.code === 'commander.help' && error.exitCode === 0);
     process.exitCode = ok ? EXIT.ok : EXIT.usage;
     if (!ok && wantsJson(process.argv.slice(2))) {
       const command = parsing();
       const hint = `Run \`belay ${command === 'belay' ? '' : `${command} `}--help\` for its options and an example.`;
-      printJson(failureEnvelope(command, { exitCode: EXIT.usage, code: error.code, message: error.message.replace(/^error: /, ''), hint, details: {} }, null), []);
+      const message = error.code === 'commander.help' ? `${command} needs a command (see --help)` : error.message.replace(/^error: /, '');
+      printJson(failureEnvelope(command, { exitCode: EXIT.usage, code: error.code, message, hint, details: {} }, null), []);
     }
   } else {
     process.stderr.write(`belay: ${String(error)}\n`);
