@@ -24,8 +24,6 @@ export interface Envelope {
   journal: string | null;
 }
 
-export const ENVELOPE_KEYS = ['command', 'exitCode', 'outcome', 'message', 'next', 'target', 'result', 'journal'] as const;
-
 const OUTCOME_BY_EXIT: Record<number, string> = {
   [EXIT.ok]: 'ok',
   [EXIT.internal]: 'internal-error',
