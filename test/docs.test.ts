@@ -1,4 +1,4 @@
-import { cp, readFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
@@ -85,9 +85,13 @@ describe('the docs do not lie', () => {
     const db = await freshDatabase();
     const project = await makeProject({});
     await cp(join(ROOT, 'migrations'), project.migrations, { recursive: true });
+    const tmp = join(project.dir, 'tmp');
+    await mkdir(tmp);
+    await chmod(tmp, 0o1777);
     for (const { command, output } of shown) {
       // the README's project: DATABASE_URL names the database; rehearse, which never touches it, runs without one
-      const env = cleanEnv(command === 'rehearse' ? {} : { DATABASE_URL: db.url });
+      // (its ephemeral cluster under a TMPDIR of its own, out of the way of the rehearse tests' leftover check)
+      const env = cleanEnv(command === 'rehearse' ? { TMPDIR: tmp } : { DATABASE_URL: db.url });
       const run = await belay(['--yes', ...words(command)], { cwd: project.dir, env, timeoutMs: 300_000 });
       expect(run.code, run.stderr).toBe(0);
       expect(run.stdout.split('\n')[0]).toMatch(shape(output));

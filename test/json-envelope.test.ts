@@ -106,7 +106,7 @@ describe('the --json envelope', () => {
     await writeFile(join(project.migrations, '0005_irreversible.down.sql'), 'DROP TABLE irreversible;');
     expect(envelopeOf(await run('rehearse', '--from', '0003'), 'rehearse', 0).outcome).toBe('ok');
     expect(envelopeOf(await run('cluster', 'status'), 'cluster status', 0).target).toBeNull();
-  });
+  }, 300_000);
 
   it('an invalid config is one document naming every problem', async () => {
     const db = await freshDatabase();

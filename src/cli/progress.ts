@@ -134,13 +134,12 @@ export function progressPrinter(options: ProgressOptions): ProgressPrinter {
         const extra = failed && firstTime ? failureLines(event.detail) : [];
         if (!all && !failed) break;
         const line = `${step?.line ?? lineFor(event)} .. ${event.outcome} (${took(event.durationMs)})${event.step === 'fingerprint' && typeof event.detail?.tables === 'number' ? `, ${event.detail.tables} table(s)` : ''}`;
-        if (options.tty && live?.key === key) {
+        if (live?.key === key) {
+          // the live line becomes this end line; a step still running (the backup beside a fingerprint) takes its place
           clearLive();
           live = newestActive();
-          println([line, ...extra].join('\n'));
-        } else {
-          println([line, ...extra].join('\n'));
         }
+        println([line, ...extra].join('\n'));
         if (active.size === 0) stopTicking();
         break;
       }
