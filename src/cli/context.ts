@@ -19,6 +19,8 @@ export interface CliContext {
   flags: GlobalFlags;
   json: boolean;
   options: BelayOptions;
+  /** Show long work that reports no steps of its own as one ticking line on a terminal. */
+  task: <T>(label: string, work: () => Promise<T>) => Promise<T>;
 }
 
 /** What a command's work hands back: the envelope's facts and its text for a terminal. */

@@ -61,6 +61,8 @@ export interface ProgressPrinter {
   close: () => void;
   /** Whether this error text was already printed under a failed step. */
   printed: (error: string) => boolean;
+  /** A whole command's work as one step line, for work that reports no steps of its own (a rehearsal). */
+  task: <T>(label: string, work: () => Promise<T>) => Promise<T>;
 }
 
 export function progressPrinter(options: ProgressOptions): ProgressPrinter {
@@ -103,44 +105,47 @@ export function progressPrinter(options: ProgressOptions): ProgressPrinter {
     timer = undefined;
   };
 
+  const begin = (key: string, line: string): void => {
+    const step: ActiveStep = { key, line, started: now(), detail: undefined };
+    active.set(key, step);
+    if (!all) return;
+    if (options.tty) {
+      if (live && liveShown) options.write('\n');
+      liveShown = false;
+      live = step;
+      drawLive();
+      startTicking();
+    } else {
+      options.write(`${line} ..\n`);
+    }
+  };
+  const finish = (key: string, line: string, result: string, failed: boolean, detail: Record<string, unknown> | undefined): void => {
+    active.delete(key);
+    const errorText = typeof detail?.error === 'string' ? detail.error : undefined;
+    const firstTime = errorText === undefined || !printedErrors.has(errorText);
+    if (errorText) printedErrors.add(errorText);
+    const extra = failed && firstTime ? failureLines(detail) : [];
+    if (!all && !failed) return;
+    if (live?.key === key) {
+      // the live line becomes this end line; a step still running (the backup beside a fingerprint) takes its place
+      clearLive();
+      live = newestActive();
+    }
+    println([`${line} .. ${result}`, ...extra].join('\n'));
+    if (active.size === 0) stopTicking();
+  };
+
   const listener = (event: RunEvent): void => {
     switch (event.type) {
       case 'run-start':
         if (all) println(`  run ${event.header.runId}`);
         break;
-      case 'step-start': {
-        const step: ActiveStep = { key: keyOf(event), line: lineFor(event), started: now(), detail: undefined };
-        active.set(step.key, step);
-        if (!all) break;
-        if (options.tty) {
-          if (live && liveShown) options.write('\n');
-          liveShown = false;
-          live = step;
-          drawLive();
-          startTicking();
-        } else {
-          options.write(`${step.line} ..\n`);
-        }
+      case 'step-start':
+        begin(keyOf(event), lineFor(event));
         break;
-      }
       case 'step-end': {
-        const key = keyOf(event);
-        const step = active.get(key);
-        active.delete(key);
-        const failed = event.outcome === 'failed';
-        const errorText = typeof event.detail?.error === 'string' ? event.detail.error : undefined;
-        const firstTime = errorText === undefined || !printedErrors.has(errorText);
-        if (errorText) printedErrors.add(errorText);
-        const extra = failed && firstTime ? failureLines(event.detail) : [];
-        if (!all && !failed) break;
-        const line = `${step?.line ?? lineFor(event)} .. ${event.outcome} (${took(event.durationMs)})${event.step === 'fingerprint' && typeof event.detail?.tables === 'number' ? `, ${event.detail.tables} table(s)` : ''}`;
-        if (live?.key === key) {
-          // the live line becomes this end line; a step still running (the backup beside a fingerprint) takes its place
-          clearLive();
-          live = newestActive();
-        }
-        println([line, ...extra].join('\n'));
-        if (active.size === 0) stopTicking();
+        const tables = event.step === 'fingerprint' && typeof event.detail?.tables === 'number' ? `, ${event.detail.tables} table(s)` : '';
+        finish(keyOf(event), lineFor(event), `${event.outcome} (${took(event.durationMs)})${tables}`, event.outcome === 'failed', event.detail);
         break;
       }
       case 'note': {
@@ -177,5 +182,19 @@ export function progressPrinter(options: ProgressOptions): ProgressPrinter {
       clearLive();
     },
     printed: (error) => options.level !== 'none' && printedErrors.has(error),
+    task: async (label, work) => {
+      const key = `task\u0000${label}`;
+      const line = `· ${label}`;
+      const started = now();
+      begin(key, line);
+      try {
+        const result = await work();
+        finish(key, line, `done (${took(Math.round(now() - started))})`, false, undefined);
+        return result;
+      } catch (error) {
+        finish(key, line, `failed (${took(Math.round(now() - started))})`, false, undefined);
+        throw error;
+      }
+    },
   };
 }

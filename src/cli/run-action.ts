@@ -67,7 +67,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   if (flags.migrations !== undefined) options.migrations = flags.migrations;
   if (flags.backups !== undefined) options.backups = flags.backups;
   if (flags.config !== undefined) options.config = flags.config;
-  const ctx: CliContext = { flags, json, options };
+  const ctx: CliContext = { flags, json, options, task: progress.task };
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;

@@ -30,7 +30,8 @@ export function registerRehearse(program: Command): void {
       command,
       async (ctx) => {
         const { rehearse } = await import('../../api/commands.js');
-        const report = await rehearse({ ...ctx.options, ...flags });
+        // the rehearsal reports no steps: its whole run is the line that ticks
+        const report = await ctx.task('rehearse', () => rehearse({ ...ctx.options, ...flags }));
         const failed = report.cases.filter((c) => !c.ok).length;
         return {
           result: report,
