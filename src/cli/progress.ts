@@ -10,7 +10,6 @@ export interface ProgressOptions {
   tty: boolean;
   /** warn/error: failures only; silent: nothing. */
   level: 'all' | 'failures' | 'none';
-  now?: () => number;
 }
 
 interface ActiveStep {
@@ -48,14 +47,6 @@ function failureLines(detail: Record<string, unknown> | undefined): string[] {
   return lines;
 }
 
-/**
- * Step events as Sqitch-style lines on stderr: each revision and step as it
- * starts and ends (`+ 0023_slug .. ok (120 ms)`). On a terminal the running
- * step is one live line that ticks its elapsed time after 2 s, with the tables
- * and bytes done when the step reports them; off a terminal each start and end
- * is a plain line. A failure's error is printed once, however many steps end
- * with it.
- */
 export interface ProgressPrinter {
   listener: (event: RunEvent) => void;
   close: () => void;
@@ -65,14 +56,22 @@ export interface ProgressPrinter {
   task: <T>(label: string, work: () => Promise<T>) => Promise<T>;
 }
 
+/**
+ * Step events as Sqitch-style lines on stderr: each revision and step as it
+ * starts and ends (`+ 0023_slug .. ok (120 ms)`). On a terminal the running
+ * step is one live line that ticks its elapsed time after 2 s, with the tables
+ * and bytes done when the step reports them; off a terminal each start and end
+ * is a plain line. A failure's error is printed once, however many steps end
+ * with it.
+ */
 export function progressPrinter(options: ProgressOptions): ProgressPrinter {
-  const now = options.now ?? (() => performance.now());
+  const now = (): number => performance.now();
   const active = new Map<string, ActiveStep>();
   const printedErrors = new Set<string>();
   let live: ActiveStep | undefined;
   let liveShown = false;
   let timer: NodeJS.Timeout | undefined;
-  let lastProgressLine: string | undefined;
+  let lastProgressTable: string | undefined;
 
   const all = options.level === 'all';
   const clearLive = (): void => {
@@ -163,8 +162,8 @@ export function progressPrinter(options: ProgressOptions): ProgressPrinter {
           if (step && step === live && now() - step.started >= TICK_AFTER_MS) drawLive();
         } else {
           const table = typeof event.detail?.table === 'string' ? event.detail.table : event.message;
-          if (table !== lastProgressLine) println(`  ${stepLabel(event)}: ${event.message}`);
-          lastProgressLine = table;
+          if (table !== lastProgressTable) println(`  ${stepLabel(event)}: ${event.message}`);
+          lastProgressTable = table;
         }
         break;
       }
