@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { readdir, readFile, stat, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { belay, cleanEnv, startBelay } from './support/cli.js';
+import { belay, cleanEnv, jsonResult, startBelay } from './support/cli.js';
 import { adminQuery, cluster, freshDatabase, TEST_APP_PASSWORD } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 
@@ -71,9 +71,9 @@ describe('snapshots', () => {
     for (let i = 0; i < 3; i++) {
       const run = await belay([...args, '--json', 'backup']);
       expect(run.code, run.stderr).toBe(0);
-      ids.push((JSON.parse(run.stdout) as { snapshot: { id: string } }).snapshot.id);
+      ids.push((jsonResult(run) as { snapshot: { id: string } }).snapshot.id);
     }
-    const list = JSON.parse((await belay([...args, '--json', 'backups', 'list'])).stdout) as { snapshots: Array<{ id: string }> };
+    const list = jsonResult(await belay([...args, '--json', 'backups', 'list'])) as { snapshots: Array<{ id: string }> };
     expect(list.snapshots.map((s) => s.id)).toEqual([...ids].reverse());
     expect((await belay([...args, 'backups', 'verify', ids[0]!])).code).toBe(0);
     const handle = await open(join(project.backups, `${ids[0]}.dump`), 'r+');
@@ -88,7 +88,7 @@ describe('snapshots', () => {
     expect((await db.query('SELECT count(*)::int AS n FROM t'))[0]?.n).toBe(1000);
     const unknown = await belay([...args, 'backups', 'verify', 'nope']);
     expect(unknown.code).toBe(2);
-    const prune = JSON.parse((await belay([...args, '--json', 'backups', 'prune', '--keep', '1'])).stdout) as { removed: string[] };
+    const prune = jsonResult(await belay([...args, '--json', 'backups', 'prune', '--keep', '1'])) as { removed: string[] };
     expect(prune.removed.sort()).toEqual([ids[0], ids[1]].sort());
     expect((await readdir(project.backups)).filter((f) => f.endsWith('.dump'))).toEqual([`${ids[2]}.dump`]);
     expect((await belay([...args, 'backups', 'prune', '--keep', 'all'])).code).toBe(2);
@@ -102,11 +102,11 @@ describe('snapshots', () => {
     await db.appQuery(`GRANT SELECT ON t TO ${reader}`);
     const project = await makeProject({});
     const args = baseArgs(project, db.url);
-    const id = (JSON.parse((await belay([...args, '--json', 'backup'])).stdout) as { snapshot: { id: string } }).snapshot.id;
+    const id = (jsonResult(await belay([...args, '--json', 'backup'])) as { snapshot: { id: string } }).snapshot.id;
     await db.query("DELETE FROM t WHERE id > 100; UPDATE t SET v = 'damaged'");
     const run = await belay([...args, '--json', 'restore', id]);
     expect(run.code, run.stderr).toBe(0);
-    const result = JSON.parse(run.stdout) as { restore: { strategy: string; quarantine: string } };
+    const result = jsonResult(run) as { restore: { strategy: string; quarantine: string } };
     expect(result.restore.strategy).toBe('swap');
     expect(await db.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE v = 'damaged')::int AS d FROM t")).toEqual([{ n: 300, d: 0 }]);
     expect(await adminQuery(result.restore.quarantine, "SELECT count(*)::int AS n, count(*) FILTER (WHERE v = 'damaged')::int AS d FROM t")).toEqual([{ n: 100, d: 100 }]);
@@ -145,7 +145,7 @@ describe('snapshots', () => {
     }
     expect(backup.code, backup.stderr).toBe(0);
     expect(written).toBeGreaterThan(50);
-    const id = (JSON.parse(backup.stdout) as { snapshot: { id: string } }).snapshot.id;
+    const id = (jsonResult(backup) as { snapshot: { id: string } }).snapshot.id;
     const restore = await belay([...args, '--json', 'restore', id]);
     expect(restore.code, restore.stdout).toBe(0);
     const n = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM events'))[0]?.n ?? 0;
@@ -159,7 +159,7 @@ describe('snapshots', () => {
     const project = await makeProject({}, { database: { lockTimeoutSeconds: 1 } });
     const args = baseArgs(project, db.url);
     const backup = await belay([...args, '--json', 'backup'], { cwd: project.dir });
-    const id = (JSON.parse(backup.stdout) as { snapshot: { id: string } }).snapshot.id;
+    const id = (jsonResult(backup) as { snapshot: { id: string } }).snapshot.id;
     await db.query("UPDATE t SET v = 'damaged'");
     // a superuser's session on the database, holding a lock: the application role can end neither
     const superuser = new pg.Client({ host: cluster().socketDir, port: cluster().port, user: cluster().superuser, database: db.name });
@@ -168,7 +168,7 @@ describe('snapshots', () => {
       await superuser.query('BEGIN; LOCK TABLE t IN ACCESS SHARE MODE');
       const blocked = await belay([...args, '--json', 'restore', id], { cwd: project.dir });
       expect(blocked.code, blocked.stderr).toBe(12);
-      const outcome = JSON.parse(blocked.stdout) as { restore: { strategy: string; message: string } };
+      const outcome = jsonResult(blocked) as { restore: { strategy: string; message: string } };
       expect(outcome.restore.strategy).toBe('in-place');
       expect(blocked.stderr).toMatch(/restoring in place instead of swapping: sessions of postgres are connected and this role cannot end them/);
       expect(outcome.restore.message).toMatch(/pg_restore waited longer than database\.lockTimeoutSeconds \(1 s\) for a lock another session holds/);
@@ -176,7 +176,7 @@ describe('snapshots', () => {
       await superuser.query('COMMIT');
       const restored = await belay([...args, '--json', 'restore', id], { cwd: project.dir });
       expect(restored.code, restored.stderr).toBe(0);
-      expect((JSON.parse(restored.stdout) as { restore: { strategy: string } }).restore.strategy).toBe('in-place');
+      expect((jsonResult(restored) as { restore: { strategy: string } }).restore.strategy).toBe('in-place');
       expect(await db.query("SELECT count(*) FILTER (WHERE v = 'damaged')::int AS d FROM t")).toEqual([{ d: 0 }]);
     } finally {
       await superuser.end();
@@ -225,7 +225,7 @@ describe('snapshots', () => {
     expect((await belay([...baseArgs(project, url), 'migrate', 'up', '--to', '0001'])).code).toBe(0);
     const run = await belay([...baseArgs(project, url), '--json', 'migrate', 'up', '--with-backup']);
     expect(run.code, run.stderr).toBe(11);
-    const { restore } = JSON.parse(run.stdout) as { restore: { strategy: string; quarantineSnapshot: string } };
+    const { restore } = jsonResult(run) as { restore: { strategy: string; quarantineSnapshot: string } };
     expect(restore.strategy).toBe('in-place');
     expect(await db.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE v = lower(v))::int AS ok FROM t")).toEqual([{ n: 200, ok: 200 }]);
     expect((await db.query('SELECT max(name) AS m FROM belay.migrations'))[0]?.m).toBe('0001_t');

@@ -33,7 +33,7 @@ describe('config', () => {
     [{ health: { timeoutSeconds: 'soon' } }, /health\.timeoutSeconds must be a number/],
     [{ integrity: { mode: 'paranoid' } }, /integrity\.mode must be one of "strict", "invariants", "off"/],
     [{ backup: { format: 'tar' } }, /backup\.format must be one of "custom", "directory"/],
-    [{ backup: { jobs: 0 } }, /backup\.jobs must be a number from 1 to 64/],
+    [{ backup: { jobs: 0 } }, /backup\.jobs must be a whole number from 1 to 64 \(got 0\)/],
     [{ hooks: { afterDeploy: { run: 'true' } } }, /unknown key hooks\.afterDeploy/],
     [{ hooks: { afterApply: { run: '' } } }, /hooks\.afterApply\.run must be a non-empty string/],
     [{ integrity: { invariants: [{ name: 'x' }] } }, /integrity\.invariants\[0\]\.query must be a non-empty string/],
@@ -41,6 +41,21 @@ describe('config', () => {
     const error = await configError(config);
     expect(error.exitCode).toBe(2);
     expect(error.message).toMatch(message);
+  });
+
+  it('reports every problem at once, not the first', async () => {
+    const error = await configError({ helth: {}, integrity: { mode: 'paranoid' }, backup: { jobs: 'two', keep: 0 }, health: { http: [{ name: 'x', url: 'ftp://x' }] } });
+    expect(error.exitCode).toBe(2);
+    expect(error.message).toMatch(/5 problems/);
+    for (const key of [/unknown key helth/, /integrity\.mode must be one of/, /backup\.jobs must be a whole number from 1 to 64 \(got "two"\)/, /backup\.keep must be/, /health\.http\[0\]\.url must be an http:\/\/ or https:\/\/ URL/]) {
+      expect(error.message).toMatch(key);
+    }
+    expect(error.details.problems).toHaveLength(5);
+  });
+
+  it('accepts a $schema key, so editors complete belay.config.json', async () => {
+    const config = await loadConfig({ cwd: await dirWith('belay.config.json', JSON.stringify({ $schema: './node_modules/pg-belay/belay.schema.json' })), overrides: {} });
+    expect(config.integrity.mode).toBe('strict');
   });
 
   it('fills defaults and reads .json, .mjs and .ts files', async () => {

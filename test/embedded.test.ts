@@ -1,9 +1,9 @@
-import { chown, mkdtemp, chmod, cp } from 'node:fs/promises';
+import { access, chown, mkdtemp, chmod, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lookupUser } from '../src/cluster/os-user.js';
-import { belay, cleanEnv, type CliOptions } from './support/cli.js';
+import { belay, cleanEnv, jsonResult, type CliOptions } from './support/cli.js';
 import { SAMPLE_MIGRATIONS } from './support/sample.js';
 
 async function projectFor(owner?: { uid: number; gid: number }): Promise<string> {
@@ -19,29 +19,56 @@ async function projectFor(owner?: { uid: number; gid: number }): Promise<string>
 
 async function migrateOnEmbedded(options: CliOptions & { cwd: string }): Promise<void> {
   try {
-    const up = await belay(['--json', 'migrate', 'up', '--to', '0005'], options);
+    const up = await belay(['migrate', 'up', '--to', '0005'], options);
     expect(up.code, up.stderr).toBe(0);
-    expect(JSON.parse(up.stdout).toRevision).toBe('0005_sessions');
+    // the first and the last line say it was the embedded cluster, and why
+    expect(up.stderr.split('\n')[0]).toMatch(/^belay migrate up on postgres@\[.*\.belay.*\]:\d+\/belay \(embedded cluster: no connection settings given\)$/);
+    expect(up.stdout.trim().split('\n').at(-1)).toMatch(/^target postgres@.*, the project-local embedded cluster under \.belay\/, because no connection settings were given/);
     // the next command reuses the running cluster and sees the same database
     const status = await belay(['--json', 'status'], options);
     expect(status.code, status.stderr).toBe(0);
-    expect(JSON.parse(status.stdout)).toMatchObject({ current: '0005_sessions', source: 'embedded cluster' });
+    expect(jsonResult(status)).toMatchObject({ current: '0005_sessions', source: 'embedded cluster' });
     const url = await belay(['cluster', 'url'], options);
     expect(url.stdout.trim()).toMatch(/^postgresql:\/\/postgres@\/belay\?host=.*\.belay/);
     const clusterStatus = await belay(['--json', 'cluster', 'status'], options);
-    expect(JSON.parse(clusterStatus.stdout)).toMatchObject({ running: true, initialised: true });
+    expect(jsonResult(clusterStatus)).toMatchObject({ running: true, initialised: true });
   } finally {
     const stop = await belay(['cluster', 'stop'], options);
     expect(stop.code, stop.stderr).toBe(0);
   }
   const after = await belay(['--json', 'cluster', 'status'], options);
-  expect(JSON.parse(after.stdout)).toMatchObject({ running: false, initialised: true });
+  expect(jsonResult(after)).toMatchObject({ running: false, initialised: true });
 }
 
 describe('the embedded cluster (no connection settings at all)', () => {
   it('works for the user running the tests (root runs the server as an unprivileged account)', async () => {
     const cwd = await projectFor();
     await migrateOnEmbedded({ cwd, env: cleanEnv({ HOME: cwd }) });
+  });
+
+  it('under CI=true a changing command refuses it (exit 2, nothing started) unless --embedded asks for it', async () => {
+    const cwd = await projectFor();
+    const options = { cwd, env: cleanEnv({ HOME: cwd, CI: 'true' }) };
+    for (const words of [['migrate', 'up'], ['--yes', 'rollback', '--to', '0001'], ['backup'], ['restore', 'any'], ['recover']]) {
+      const refused = await belay(words, options);
+      expect(refused.code, `${words.join(' ')}: ${refused.stderr}`).toBe(2);
+      expect(refused.stderr).toMatch(/no database given, and under CI belay does not change the project-local embedded cluster/);
+      expect(refused.stderr).toMatch(/next: Point at the server with DATABASE_URL .* or pass --embedded/);
+    }
+    const json = await belay(['--json', 'migrate', 'up'], options);
+    expect(JSON.parse(json.stdout)).toMatchObject({ command: 'migrate up', exitCode: 2, outcome: 'usage-error', target: null, result: { error: 'usage', details: { ci: true } } });
+    await expect(access(join(cwd, '.belay'))).rejects.toThrow();
+    try {
+      const up = await belay(['--embedded', '--json', 'migrate', 'up', '--to', '0001'], options);
+      expect(up.code, up.stderr).toBe(0);
+      expect(JSON.parse(up.stdout)).toMatchObject({ exitCode: 0, target: { source: '--embedded', embedded: true } });
+      expect(up.stderr.split('\n')[0]).toMatch(/^belay migrate up on postgres@.* \(embedded cluster, --embedded\)$/);
+      const clash = await belay(['--embedded', '--database-url', 'postgresql://x@localhost/y', 'status'], options);
+      expect(clash.code).toBe(2);
+      expect(clash.stderr).toContain('--embedded and --database-url name two different databases');
+    } finally {
+      await belay(['cluster', 'stop'], options);
+    }
   });
 
   const nobody = lookupUser('nobody');

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile, readdir, rm, stat, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { belay, startBelay } from './support/cli.js';
+import { belay, jsonResult, startBelay } from './support/cli.js';
 import { cluster, freshDatabase, TEST_APP_PASSWORD } from './support/pg.js';
 import { baseArgs, GOOD_REVISIONS, makeProject } from './support/project.js';
 import { execFileSync } from 'node:child_process';
@@ -26,7 +26,7 @@ describe('migrate up, the forward path', () => {
     const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up', '--with-backup']);
     expect(run.stderr).not.toContain(TEST_APP_PASSWORD);
     expect(run.code, run.stderr).toBe(0);
-    const result = JSON.parse(run.stdout) as { exitCode: number; snapshot: { id: string; path: string; sha256: string }; toRevision: string };
+    const result = jsonResult(run) as { exitCode: number; snapshot: { id: string; path: string; sha256: string }; toRevision: string };
     expect(result.toRevision).toBe('0003_accounts_name');
     expect(await appliedNames(db)).toEqual(['0001_accounts', '0002_profiles', '0003_accounts_name']);
 
@@ -79,7 +79,7 @@ describe('migrate up, the forward path', () => {
     await db.query("INSERT INTO profiles SELECT id, 'bio ' || id FROM accounts WHERE id % 3 = 0");
     const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up', '--with-backup']);
     expect(run.code, run.stderr).toBe(0);
-    const { snapshot } = JSON.parse(run.stdout) as { snapshot: { path: string } };
+    const { snapshot } = jsonResult(run) as { snapshot: { path: string } };
     const restored = await freshDatabase('restored');
     const c = cluster();
     execFileSync(join(c.binDir, 'pg_restore'), ['-h', c.socketDir, '-p', String(c.port), '-U', c.superuser, '-d', restored.name, '--no-owner', snapshot.path]);
@@ -195,11 +195,11 @@ describe('migrate up, the forward path', () => {
     const project = await makeProject(GOOD_REVISIONS);
     const plan = await belay([...baseArgs(project, db.url), '--json', 'plan']);
     expect(plan.code, plan.stderr).toBe(0);
-    expect(JSON.parse(plan.stdout)).toMatchObject({ direction: 'up', from: null, to: '0003_accounts_name' });
+    expect(jsonResult(plan)).toMatchObject({ direction: 'up', from: null, to: '0003_accounts_name' });
     expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
     expect((await belay([...baseArgs(project, db.url), 'migrate', 'up', '--to', '0001_acc'])).code).toBe(0);
     const status = await belay([...baseArgs(project, db.url), '--json', 'status']);
-    const report = JSON.parse(status.stdout) as { current: string; pending: string[]; lastRun: { status: string } };
+    const report = jsonResult(status) as { current: string; pending: string[]; lastRun: { status: string } };
     expect(report.current).toBe('0001_accounts');
     expect(report.pending).toEqual(['0002_profiles', '0003_accounts_name']);
     expect(report.lastRun.status).toBe('ok');

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { belay, startBelay } from './support/cli.js';
+import { belay, jsonResult, startBelay } from './support/cli.js';
 import { freshDatabase, type TestDatabase } from './support/pg.js';
 import { baseArgs, makeProject, type TestProject } from './support/project.js';
 
@@ -67,7 +67,7 @@ async function recoverAndCheck(project: TestProject, db: TestDatabase): Promise<
   const args = baseArgs(project, db.url);
   const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
   expect([0, 10, 11], `${recover.stdout}\n${recover.stderr}`).toContain(recover.code);
-  const status = JSON.parse((await belay([...args, '--json', 'status'], { cwd: project.dir })).stdout) as { interrupted: unknown; lock: unknown };
+  const status = jsonResult(await belay([...args, '--json', 'status'], { cwd: project.dir })) as { interrupted: unknown; lock: unknown };
   expect(status.interrupted).toBeNull();
   expect(status.lock).toBeNull();
   return recover.code!;
@@ -167,9 +167,9 @@ describe('interrupted runs and `belay recover`', () => {
     run.child.kill('SIGINT');
     const result = await run.done;
     expect(result.code, result.stderr).toBe(10);
-    expect(JSON.parse(result.stdout).message).toMatch(/interrupted by a signal/);
+    expect(jsonResult(result).message).toMatch(/interrupted by a signal/);
     expect(await appliedNames(db)).toEqual(['0001_base']);
-    const status = JSON.parse((await belay([...args, '--json', 'status'], { cwd: project.dir })).stdout) as { interrupted: unknown };
+    const status = jsonResult(await belay([...args, '--json', 'status'], { cwd: project.dir })) as { interrupted: unknown };
     expect(status.interrupted).toBeNull();
   });
 
@@ -188,6 +188,6 @@ describe('interrupted runs and `belay recover`', () => {
     expect((await live.done).code).toBe(0);
     const nothing = await belay([...args, '--json', 'recover'], { cwd: project.dir });
     expect(nothing.code).toBe(0);
-    expect(JSON.parse(nothing.stdout).message).toBe('no interrupted run: nothing to recover');
+    expect(jsonResult(nothing).message).toBe('no interrupted run: nothing to recover');
   });
 });

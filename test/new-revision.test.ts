@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { belay } from './support/cli.js';
+import { belay, jsonResult } from './support/cli.js';
 import { freshDatabase } from './support/pg.js';
 import { baseArgs, GOOD_REVISIONS, makeProject } from './support/project.js';
 
@@ -11,7 +11,7 @@ describe('belay new', () => {
     expect(sql.code, sql.stderr).toBe(0);
     expect(sql.stdout).toContain('created 0004_add_user_email');
     const ts = await belay(['--migrations', project.migrations, '--json', 'new', 'backfill', '--ts']);
-    expect(JSON.parse(ts.stdout).name).toBe('0005_backfill');
+    expect(jsonResult(ts).name).toBe('0005_backfill');
     expect((await readdir(project.migrations)).filter((f) => f.startsWith('0004') || f.startsWith('0005')).sort()).toEqual([
       '0004_add_user_email.down.sql',
       '0004_add_user_email.up.sql',
@@ -20,7 +20,7 @@ describe('belay new', () => {
     const db = await freshDatabase();
     const up = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up']);
     expect(up.code, up.stderr).toBe(0);
-    expect(JSON.parse(up.stdout).toRevision).toBe('0005_backfill');
+    expect(jsonResult(up).toRevision).toBe('0005_backfill');
     expect((await belay(['--migrations', project.migrations, 'new', '!!!'])).code).toBe(2);
   });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
-import { belay, cleanEnv, startBelay } from './support/cli.js';
+import { belay, cleanEnv, jsonResult, startBelay } from './support/cli.js';
 import { adminQuery, freshDatabase } from './support/pg.js';
 import { makeProject } from './support/project.js';
 
@@ -41,7 +41,7 @@ async function rehearse(files: Record<string, string>, extra: string[] = [], eph
   const markdown = join(project.dir, 'report.md');
   const connection = ephemeral ? [] : ['--database-url', db.url];
   const run = await belay([...connection, '--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse', '--from', '0001', '--seed', seed, '--junit', junit, '--markdown', markdown, ...extra], { cwd: project.dir });
-  return { run, junit, markdown, report: run.stdout ? (JSON.parse(run.stdout) as { ok: boolean; cases: Case[]; checksNotRun: string[] }) : undefined };
+  return { run, junit, markdown, report: run.stdout ? (jsonResult(run) as { ok: boolean; cases: Case[]; checksNotRun: string[] }) : undefined };
 }
 
 describe('belay rehearse', () => {

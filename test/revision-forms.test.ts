@@ -3,7 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { belay } from './support/cli.js';
+import { belay, jsonResult } from './support/cli.js';
 import { freshDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 
@@ -56,7 +56,7 @@ describe('revision forms and their failure paths', () => {
     expect(plan.stdout).toContain('rows deleted from tables that stay (public.fx_people: 10 row(s) now, by 0003_archive_flag): integrity counts lost rows as corruption');
     const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
     expect(run.code, run.stderr).toBe(11);
-    expect(JSON.parse(run.stdout).message).toMatch(/fx_people had 10 rows, now 5/);
+    expect(jsonResult(run).message).toMatch(/fx_people had 10 rows, now 5/);
     expect(await db.query('SELECT count(*)::int AS n FROM fx_people')).toEqual([{ n: 10 }]);
     expect((await db.query('SELECT max(name) AS m FROM belay.migrations'))[0]?.m).toBe('0003_archive_flag');
   });
@@ -77,7 +77,7 @@ describe('revision forms and their failure paths', () => {
     const args = await argsFor('fails-midway', db.url);
     const run = await belay([...args, '--json', 'migrate', 'up']);
     expect(run.code, run.stderr).toBe(10);
-    const result = JSON.parse(run.stdout) as { failure: { file: string; line: number; statement: string } };
+    const result = jsonResult(run) as { failure: { file: string; line: number; statement: string } };
     expect(result.failure.file).toBe('0003_broken.up.sql');
     expect(result.failure.statement).toContain('weight');
     expect(await db.query("SELECT count(*)::int AS n FROM belay.migrations")).toEqual([{ n: 0 }]);
@@ -93,7 +93,7 @@ describe('revision forms and their failure paths', () => {
     });
     const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up']);
     expect(run.code, run.stderr).toBe(10);
-    expect(JSON.parse(run.stdout)).toMatchObject({ failure: { revision: '0002_t2', line: 3, sqlstate: '22012' } });
+    expect(jsonResult(run)).toMatchObject({ failure: { revision: '0002_t2', line: 3, sqlstate: '22012' } });
     expect(await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).toEqual([]);
     expect(await db.query('SELECT name FROM belay.migrations')).toEqual([]);
   });

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { belay } from './support/cli.js';
+import { belay, jsonResult } from './support/cli.js';
 import { freshDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 import { schemaDump } from './support/schema.js';
@@ -32,7 +32,7 @@ describe('rollback --to', () => {
     const ordersBefore = await db.query("SELECT count(*)::int AS n, md5(string_agg(id || ':' || total, ',' ORDER BY id)) AS h FROM orders");
     const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
     expect(run.code, run.stderr).toBe(0);
-    const result = JSON.parse(run.stdout) as { revisions: Array<{ name: string; status: string }>; snapshot: { id: string } };
+    const result = jsonResult(run) as { revisions: Array<{ name: string; status: string }>; snapshot: { id: string } };
     expect(result.revisions.map((r) => `${r.name}:${r.status}`)).toEqual(['0004_notes:reverted', '0003_orders_index:reverted', '0002_customers:reverted']);
     expect(result.snapshot.id).toBeTruthy();
     expect(schemaDump(db.name)).toBe(schemaWithUntouched);
@@ -46,7 +46,7 @@ describe('rollback --to', () => {
     const project = await makeProject(REVISIONS);
     const args = baseArgs(project, db.url);
     expect((await belay([...args, 'migrate', 'up', '--to', '0002'])).code).toBe(0);
-    const snapshot = (JSON.parse((await belay([...args, '--json', 'backup'])).stdout) as { snapshot: { id: string } }).snapshot.id;
+    const snapshot = (jsonResult(await belay([...args, '--json', 'backup'])) as { snapshot: { id: string } }).snapshot.id;
     expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
     const file = join(project.backups, `${snapshot}.dump`);
     const original = Buffer.alloc(6);
@@ -70,7 +70,7 @@ describe('rollback --to', () => {
     const project = await makeProject({ ...REVISIONS, '0005_irreversible.up.sql': 'DELETE FROM orders WHERE id > 990;' });
     const args = baseArgs(project, db.url);
     expect((await belay([...args, 'migrate', 'up', '--to', '0002'])).code).toBe(0);
-    const snapshot = (JSON.parse((await belay([...args, '--json', 'backup'])).stdout) as { snapshot: { id: string } }).snapshot.id;
+    const snapshot = (jsonResult(await belay([...args, '--json', 'backup'])) as { snapshot: { id: string } }).snapshot.id;
     expect((await belay([...args, 'migrate', 'up', '--allow-irreversible'])).code).toBe(0);
     const run = await belay([...args, '--yes', 'rollback', '--to', '0002']);
     expect(run.code).toBe(4);

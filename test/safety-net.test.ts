@@ -2,7 +2,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startDemoApp } from './support/app.js';
-import { belay } from './support/cli.js';
+import { belay, jsonResult } from './support/cli.js';
 import { adminQuery, freshDatabase } from './support/pg.js';
 import { dataDigest, DEMO_DIR, sampleAt0022 } from './support/sample.js';
 import { schemaDump } from './support/schema.js';
@@ -78,7 +78,7 @@ describe('the safety net, on the seed story', () => {
       const schemaBefore = schemaDump(db.name);
       const run = await belay([...project.args, '--json', 'migrate', 'up', '--with-backup'], { cwd: project.dir });
       expect(run.code, run.stderr).toBe(10);
-      const result = JSON.parse(run.stdout) as { runId: string; message: string; toRevision: string };
+      const result = jsonResult(run) as { runId: string; message: string; toRevision: string };
       expect(result.message).toMatch(/registration: POST .* → 500/);
       expect(result.toRevision).toBe('0022_active_users_view');
       expect(await applied(db)).toBe('0022_active_users_view');
@@ -110,7 +110,7 @@ describe('the safety net, on the seed story', () => {
       const before = await dataDigest(db);
       const run = await belay([...project.args, '--json', 'migrate', 'up', '--with-backup'], { cwd: project.dir });
       expect(run.code, run.stderr).toBe(11);
-      const result = JSON.parse(run.stdout) as { runId: string; restore: { quarantine: string } };
+      const result = jsonResult(run) as { runId: string; restore: { quarantine: string } };
       expect(await applied(db)).toBe('0022_active_users_view');
       expect(await dataDigest(db)).toEqual(before);
       // the quarantine holds the damaged rows: upper-cased emails
@@ -172,7 +172,7 @@ describe('the safety net, on failing revisions', () => {
     const schemaBefore = schemaDump(db.name);
     const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up']);
     expect(run.code, run.stderr).toBe(10);
-    expect(JSON.parse(run.stdout).revisions.map((r: { name: string; status: string }) => `${r.name}:${r.status}`)).toEqual([
+    expect(jsonResult(run).revisions.map((r: { name: string; status: string }) => `${r.name}:${r.status}`)).toEqual([
       '0002_a:reverted',
       '0003_b:reverted',
       '0004_bad:failed',
@@ -203,7 +203,7 @@ describe('the safety net, on failing revisions', () => {
     expect((await belay([...baseArgs(project, db.url), 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
     const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up', '--with-backup'], { cwd: project.dir });
     expect(run.code, run.stderr).toBe(12);
-    const result = JSON.parse(run.stdout) as { runId: string; message: string; hint: string };
+    const result = jsonResult(run) as { runId: string; message: string; hint: string };
     expect(result.message).toMatch(/does not match its manifest/);
     expect(result.hint).toMatch(/belay backups verify|belay restore/);
     // untouched: still at 0002 (its down failed), data there

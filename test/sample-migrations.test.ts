@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { belay } from './support/cli.js';
+import { belay, jsonResult } from './support/cli.js';
 import { freshDatabase } from './support/pg.js';
 import { schemaDump } from './support/schema.js';
 import { sampleAt0022 } from './support/sample.js';
@@ -20,7 +20,7 @@ describe('the sample app (migrations/)', () => {
     const atFirst = schemaDump(db.name);
     const up = await belay([...args, '--json', 'migrate', 'up', '--with-backup']);
     expect(up.code, up.stderr).toBe(0);
-    expect(JSON.parse(up.stdout).toRevision).toBe('0023_v2_mobile_schema_updates');
+    expect(jsonResult(up).toRevision).toBe('0023_v2_mobile_schema_updates');
     const columns = await db.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = 'account' AND table_name = 'users' AND column_name IN ('passcode_hash', 'pin_hash', 'auth_version')");
     expect(columns[0]?.n).toBe(3);
     const down = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
@@ -39,7 +39,7 @@ describe('plan --to, pointed down', () => {
     await db.query("UPDATE account.users SET pin_hash = 'x' WHERE id <= 10");
     const plan = await belay([...project.args, '--json', 'plan', '--to', '0022'], { cwd: project.dir });
     expect(plan.code, plan.stderr).toBe(0);
-    const result = JSON.parse(plan.stdout) as { direction: string; dataAtRisk: Array<{ table: string; column?: string; rows: number; values: number }> };
+    const result = jsonResult(plan) as { direction: string; dataAtRisk: Array<{ table: string; column?: string; rows: number; values: number }> };
     expect(result.direction).toBe('down');
     expect(result.dataAtRisk).toContainEqual({ revision: '0023_v2_mobile_schema_updates', table: 'account.users', column: 'pin_hash', rows: 2000, values: 10 });
     expect(result.dataAtRisk).toContainEqual({ revision: '0023_v2_mobile_schema_updates', table: 'account.users', column: 'auth_version', rows: 2000, values: 2000 });

@@ -90,7 +90,7 @@ try {
     const up = await statementsDuring(cluster, async () => {
       run = await belay(database, ['--migrations', set.paired, '--json', 'migrate', 'up']);
     });
-    const { journalFile } = JSON.parse(run.stdout);
+    const { journalFile } = JSON.parse(run.stdout).result;
     const journalLines = (await readFile(journalFile, 'utf8')).split('\n').filter(Boolean).length;
     const down = await statementsDuring(cluster, () => belay(database, ['--migrations', set.paired, '--yes', 'rollback', '--to', set.names[0], '--no-backup']));
     console.log(`  ${n} revisions up: ${formatMs(run.ms)}, ${up.statements} statements (${(up.statements / n).toFixed(1)} per revision) on ${up.connections} connections, ${journalLines} journal lines (${(journalLines / n).toFixed(1)} per revision)`);
@@ -134,7 +134,7 @@ try {
     taken = await belay(db.name, ['--migrations', emptyMigrations, '--json', 'backup']);
   });
   console.log(`  belay backup: ${formatMs(taken.ms)}, ${backup.statements} statements (pg_dump's included) on ${backup.connections} connections`);
-  const id = JSON.parse(taken.stdout).snapshot.id;
+  const id = JSON.parse(taken.stdout).result.snapshot.id;
   let restored;
   const restore = await statementsDuring(cluster, async () => {
     restored = await belay(db.name, ['--migrations', emptyMigrations, '--json', '--yes', 'restore', id, '--strategy', 'swap']);

@@ -16,14 +16,14 @@ import type { RunSummary } from '../journal/run-store.js';
 import type { StatusReport } from '../runner/commands/status.js';
 import type { VerifyReport } from '../runner/commands/verify-now.js';
 import type { BelayOptions } from './options.js';
-import { prepare, prepareOffline, prepareRehearsal } from './prepare.js';
+import { prepare, prepareChange, prepareOffline, prepareRehearsal } from './prepare.js';
 
 // Each command loads its runner when it runs: `belay status` need not load the engine, pg_dump code or tsx.
 
 /** `belay migrate up`: the orchestrated forward run. */
 export async function migrateUp(options: BelayOptions & MigrateUpOptions = {}): Promise<RunResult> {
   const { runMigrateUp } = await import('../runner/commands/migrate-up.js');
-  return runMigrateUp(await prepare(options), options);
+  return runMigrateUp(await prepareChange(options), options);
 }
 
 /** `belay status` */
@@ -65,13 +65,13 @@ export async function newRevision(name: string, options: BelayOptions & { kind?:
 /** `belay rollback --to REV`: the orchestrated run pointed down. */
 export async function rollback(options: BelayOptions & RollbackOptions): Promise<RunResult> {
   const { runRollback } = await import('../runner/commands/rollback.js');
-  return runRollback(await prepare(options), options);
+  return runRollback(await prepareChange(options), options);
 }
 
 /** `belay backup`: a verified snapshot now. */
 export async function backup(options: BelayOptions = {}): Promise<RunResult> {
   const { runBackup } = await import('../runner/commands/backup-commands.js');
-  return runBackup(await prepare(options));
+  return runBackup(await prepareChange(options));
 }
 
 /** `belay backups list` */
@@ -89,13 +89,13 @@ export async function verifyBackup(id: string, options: BelayOptions = {}): Prom
 /** `belay backups prune --keep N`: under the target's run lock; `confirm` is asked before anything is deleted. */
 export async function pruneBackups(keep: number, options: BelayOptions & { confirm?: (summary: string) => Promise<boolean> } = {}): Promise<PruneResult> {
   const { runBackupsPrune } = await import('../runner/commands/backup-commands.js');
-  return runBackupsPrune(await prepare(options), keep, options.confirm);
+  return runBackupsPrune(await prepareChange(options), keep, options.confirm);
 }
 
 /** `belay restore ID [--strategy swap|in-place] [--allow-other-database]` */
 export async function restore(id: string, options: BelayOptions & { strategy?: RestoreStrategy; allowOtherDatabase?: boolean } = {}): Promise<RunResult> {
   const { runRestore } = await import('../runner/commands/backup-commands.js');
-  return runRestore(await prepare(options), id, options.strategy ?? 'swap', options.allowOtherDatabase === true);
+  return runRestore(await prepareChange(options), id, options.strategy ?? 'swap', options.allowOtherDatabase === true);
 }
 
 /** `belay verify`: health and integrity checks now. */
@@ -107,7 +107,7 @@ export async function verify(options: BelayOptions = {}): Promise<VerifyReport> 
 /** `belay recover`: settle a run that was interrupted (crash, kill, lost connection). */
 export async function recover(options: BelayOptions = {}): Promise<RunResult> {
   const { runRecover } = await import('../runner/commands/recover.js');
-  return runRecover(await prepare(options));
+  return runRecover(await prepareChange(options));
 }
 
 /** `belay rehearse`: up, down and up again on a throwaway database, with every check. */

@@ -1,52 +1,199 @@
-import type { Log } from './logger.js';
-import { stepLabel as label, type RunEvent } from '../events/run-events.js';
+import { stepLabel, type RunEvent, type StepRef } from '../events/run-events.js';
+
+/** Steps that run longer than this show a ticking elapsed time on a terminal. */
+const TICK_AFTER_MS = 2000;
+const TICK_EVERY_MS = 500;
+
+export interface ProgressOptions {
+  write: (text: string) => void;
+  /** A terminal: one live line, redrawn; else plain lines, no control characters. */
+  tty: boolean;
+  /** warn/error: failures only; silent: nothing. */
+  level: 'all' | 'failures' | 'none';
+}
+
+interface ActiveStep {
+  key: string;
+  line: string;
+  started: number;
+  /** The latest progress event's text: tables and bytes done. */
+  detail: string | undefined;
+}
+
+/** `+` a revision going up, `-` one coming down (as Sqitch prints them), `·` any other step. */
+function lineFor(ref: StepRef): string {
+  if (ref.step === 'apply' && ref.revision) return `+ ${ref.revision}`;
+  if (ref.step === 'down' && ref.revision) return `- ${ref.revision}`;
+  return `· ${stepLabel(ref)}`;
+}
+
+const keyOf = (ref: StepRef): string => `${ref.step}\u0000${ref.revision ?? ''}\u0000${ref.subject ?? ''}`;
+
+function took(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** The error of a failed step, with PostgreSQL's DETAIL and HINT when it carried them. */
+function failureLines(detail: Record<string, unknown> | undefined): string[] {
+  if (!detail) return [];
+  const failure = (detail.failure ?? {}) as Record<string, unknown>;
+  const lines: string[] = [];
+  const message = typeof detail.error === 'string' ? detail.error : undefined;
+  if (message) lines.push(...message.split('\n').map((line, i) => (i === 0 ? `  error: ${line}` : `  ${line}`)));
+  for (const [key, label] of [['detail', 'DETAIL'], ['hint', 'HINT']] as const) {
+    const value = failure[key] ?? detail[key];
+    if (typeof value === 'string' && value) lines.push(`  ${label}: ${value}`);
+  }
+  return lines;
+}
+
+export interface ProgressPrinter {
+  listener: (event: RunEvent) => void;
+  close: () => void;
+  /** Whether this error text was already printed under a failed step. */
+  printed: (error: string) => boolean;
+  /** A whole command's work as one step line, for work that reports no steps of its own (a rehearsal). */
+  task: <T>(label: string, work: () => Promise<T>) => Promise<T>;
+}
 
 /**
- * Turns step events into log lines. Dump progress redraws one line on a
- * terminal after a few seconds; without a terminal each table gets a line.
+ * Step events as Sqitch-style lines on stderr: each revision and step as it
+ * starts and ends (`+ 0023_slug .. ok (120 ms)`). On a terminal the running
+ * step is one live line that ticks its elapsed time after 2 s, with the tables
+ * and bytes done when the step reports them; off a terminal each start and end
+ * is a plain line. A failure's error is printed once, however many steps end
+ * with it.
  */
-export function progressListener(logger: Log, tty: boolean): (event: RunEvent) => void {
-  let progressShown = false;
-  let stepStarted = 0;
-  let lastTable: unknown;
-  const clearProgress = (): void => {
-    if (progressShown) process.stderr.write('\r\x1b[K');
-    progressShown = false;
+export function progressPrinter(options: ProgressOptions): ProgressPrinter {
+  const now = (): number => performance.now();
+  const active = new Map<string, ActiveStep>();
+  const printedErrors = new Set<string>();
+  let live: ActiveStep | undefined;
+  let liveShown = false;
+  let timer: NodeJS.Timeout | undefined;
+  let lastProgressTable: string | undefined;
+
+  const all = options.level === 'all';
+  const clearLive = (): void => {
+    if (liveShown) options.write('\r\x1b[K');
+    liveShown = false;
   };
-  return (event) => {
+  const drawLive = (): void => {
+    if (!options.tty || !live) return;
+    const elapsed = now() - live.started;
+    const ticking = elapsed >= TICK_AFTER_MS ? ` ${took(Math.round(elapsed))}${live.detail ? ` (${live.detail})` : ''}` : '';
+    options.write(`\r\x1b[K${live.line} ..${ticking}`);
+    liveShown = true;
+  };
+  /** Print a whole line above the live one. */
+  const println = (line: string): void => {
+    clearLive();
+    options.write(`${line}\n`);
+    drawLive();
+  };
+  const newestActive = (): ActiveStep | undefined => [...active.values()].at(-1);
+  const startTicking = (): void => {
+    if (timer || !options.tty) return;
+    timer = setInterval(() => {
+      if (live && now() - live.started >= TICK_AFTER_MS) drawLive();
+    }, TICK_EVERY_MS);
+    timer.unref();
+  };
+  const stopTicking = (): void => {
+    if (timer) clearInterval(timer);
+    timer = undefined;
+  };
+
+  const begin = (key: string, line: string): void => {
+    const step: ActiveStep = { key, line, started: now(), detail: undefined };
+    active.set(key, step);
+    if (!all) return;
+    if (options.tty) {
+      if (live && liveShown) options.write('\n');
+      liveShown = false;
+      live = step;
+      drawLive();
+      startTicking();
+    } else {
+      options.write(`${line} ..\n`);
+    }
+  };
+  const finish = (key: string, line: string, result: string, failed: boolean, detail: Record<string, unknown> | undefined): void => {
+    active.delete(key);
+    const errorText = typeof detail?.error === 'string' ? detail.error : undefined;
+    const firstTime = errorText === undefined || !printedErrors.has(errorText);
+    if (errorText) printedErrors.add(errorText);
+    const extra = failed && firstTime ? failureLines(detail) : [];
+    if (!all && !failed) return;
+    if (live?.key === key) {
+      // the live line becomes this end line; a step still running (the backup beside a fingerprint) takes its place
+      clearLive();
+      live = newestActive();
+    }
+    println([`${line} .. ${result}`, ...extra].join('\n'));
+    if (active.size === 0) stopTicking();
+  };
+
+  const listener = (event: RunEvent): void => {
     switch (event.type) {
       case 'run-start':
-        logger.info({ runId: event.header.runId }, `run ${event.header.runId} (${event.header.command}) on ${event.header.database}`);
+        if (all) println(`  run ${event.header.runId}`);
         break;
       case 'step-start':
-        stepStarted = Date.now();
-        logger.debug(`${label(event)} …`);
+        begin(keyOf(event), lineFor(event));
         break;
       case 'step-end': {
-        clearProgress();
-        const line = `${label(event)}: ${event.outcome} (${event.durationMs} ms)`;
-        if (event.outcome === 'failed') logger.error(event.detail ?? {}, line);
-        else if (event.step === 'fingerprint') logger.info(`${line}: ${String(event.detail?.tables ?? 0)} table(s)`);
-        else logger.info(line);
+        const tables = event.step === 'fingerprint' && typeof event.detail?.tables === 'number' ? `, ${event.detail.tables} table(s)` : '';
+        finish(keyOf(event), lineFor(event), `${event.outcome} (${took(event.durationMs)})${tables}`, event.outcome === 'failed', event.detail);
         break;
       }
-      case 'note':
-        logger.info(event.detail ?? {}, `${label(event)}: ${event.message}`);
+      case 'note': {
+        if (!all) break;
+        let message = event.message;
+        for (const error of printedErrors) message = message.replace(error, '(the failure above)');
+        println(`  ${stepLabel(event)}: ${message}`);
         break;
-      case 'progress':
-        if (tty) {
-          if (Date.now() - stepStarted < 2000) break;
-          process.stderr.write(`\r\x1b[K${label(event)}: ${event.message}`);
-          progressShown = true;
-        } else if (event.detail?.table !== lastTable) {
-          lastTable = event.detail?.table;
-          logger.info(`${label(event)}: ${event.message}`);
+      }
+      case 'progress': {
+        const step = active.get(keyOf(event));
+        if (step) step.detail = event.message;
+        if (!all) break;
+        if (options.tty) {
+          if (step && step === live && now() - step.started >= TICK_AFTER_MS) drawLive();
+        } else {
+          const table = typeof event.detail?.table === 'string' ? event.detail.table : event.message;
+          if (table !== lastProgressTable) println(`  ${stepLabel(event)}: ${event.message}`);
+          lastProgressTable = table;
         }
         break;
+      }
       case 'run-end':
-        clearProgress();
-        logger.info(`run ended: ${event.outcome.status} (exit ${event.outcome.exitCode})`);
+        clearLive();
+        live = undefined;
+        stopTicking();
         break;
     }
+  };
+  return {
+    listener,
+    close: () => {
+      stopTicking();
+      clearLive();
+    },
+    printed: (error) => options.level !== 'none' && printedErrors.has(error),
+    task: async (label, work) => {
+      const key = `task\u0000${label}`;
+      const line = `· ${label}`;
+      const started = now();
+      begin(key, line);
+      try {
+        const result = await work();
+        finish(key, line, `done (${took(Math.round(now() - started))})`, false, undefined);
+        return result;
+      } catch (error) {
+        finish(key, line, `failed (${took(Math.round(now() - started))})`, false, undefined);
+        throw error;
+      }
+    },
   };
 }

@@ -2,17 +2,9 @@ import { access, readFile } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { usageError } from '../errors.js';
-import {
-  HOOK_NAMES,
-  type BelayConfig,
-  type CommandHealthCheck,
-  type Hook,
-  type HookName,
-  type HttpHealthCheck,
-  type SqlExpectation,
-  type SqlHealthCheck,
-} from './types.js';
-import { ConfigReader } from './validate.js';
+import type { BelayConfig } from './types.js';
+import { DEFAULT_CONFIG } from './defaults.js';
+import type { ConfigFile } from './schema.js';
 
 export interface LoadConfigOptions {
   /** Project directory: where belay.config.* is looked for and relative paths start. */
@@ -68,94 +60,35 @@ async function readRaw(file: string): Promise<unknown> {
 /**
  * Load and validate `belay.config.*` (none: all defaults). Besides the
  * contract's sections it accepts `databaseUrl`, `migrations`, `backups` and
- * `database` (timeouts). Any problem is a usage error (exit 2) naming the key.
+ * `database` (timeouts). Any problem is a usage error (exit 2) listing every
+ * key that is wrong and what was expected, not only the first.
  */
 export async function loadConfig(options: LoadConfigOptions): Promise<BelayConfig> {
   const file = await findConfigFile(options);
-  const raw = file === undefined ? {} : await readRaw(file);
-  const r = new ConfigReader(file ?? '(defaults)');
-  const top = r.object(raw, '', ['databaseUrl', 'migrations', 'backups', 'database', 'health', 'integrity', 'backup', 'hooks']);
-  const base = options.cwd;
-
-  const db = r.optionalObject(top.database, 'database', ['statementTimeoutSeconds', 'lockTimeoutSeconds', 'connectTimeoutSeconds']);
-  const health = r.optionalObject(top.health, 'health', ['sql', 'http', 'command', 'timeoutSeconds', 'intervalSeconds']);
-  const integrity = r.optionalObject(top.integrity, 'integrity', ['mode', 'tables', 'invariants']);
-  const tables = r.optionalObject(integrity.tables, 'integrity.tables', ['include', 'exclude']);
-  const backup = r.optionalObject(top.backup, 'backup', ['format', 'jobs', 'compress', 'keep']);
-  const hooks = r.optionalObject(top.hooks, 'hooks', HOOK_NAMES);
-
-  const sql = r.array(health.sql, 'health.sql').map((item, i): SqlHealthCheck => {
-    const path = `health.sql[${i}]`;
-    const check = r.object(item, path, ['name', 'query', 'expect']);
-    return { name: r.string(check.name, `${path}.name`), query: r.string(check.query, `${path}.query`), expect: expectation(r, check.expect, `${path}.expect`) };
-  });
-  const http = r.array(health.http, 'health.http').map((item, i): HttpHealthCheck => {
-    const path = `health.http[${i}]`;
-    const check = r.object(item, path, ['name', 'url', 'method', 'headers', 'body', 'expectStatus', 'timeoutSeconds']);
-    const url = r.string(check.url, `${path}.url`);
-    if (!/^https?:\/\//.test(url)) r.fail(`${path}.url`, 'an http:// or https:// URL', url);
-    const spec: HttpHealthCheck = {
-      name: r.string(check.name, `${path}.name`),
-      url,
-      method: r.oneOf(check.method, `${path}.method`, ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], 'GET'),
-      headers: r.stringMap(check.headers, `${path}.headers`),
-      expectStatus: r.integer(check.expectStatus, `${path}.expectStatus`, 200, 100, 599),
-      timeoutSeconds: r.number(check.timeoutSeconds, `${path}.timeoutSeconds`, 5, 0.1, 3600),
-    };
-    if (check.body !== undefined) spec.body = typeof check.body === 'string' ? check.body : JSON.stringify(check.body);
-    return spec;
-  });
-  const command = r.array(health.command, 'health.command').map((item, i): CommandHealthCheck => {
-    const path = `health.command[${i}]`;
-    const check = r.object(item, path, ['name', 'run', 'timeoutSeconds']);
-    return { name: r.string(check.name, `${path}.name`), run: r.string(check.run, `${path}.run`), timeoutSeconds: r.number(check.timeoutSeconds, `${path}.timeoutSeconds`, 30, 0.1, 86_400) };
-  });
-  const hookMap: Partial<Record<HookName, Hook>> = {};
-  for (const name of HOOK_NAMES) {
-    if (hooks[name] === undefined) continue;
-    const hook = r.object(hooks[name], `hooks.${name}`, ['run', 'timeoutSeconds']);
-    hookMap[name] = { run: r.string(hook.run, `hooks.${name}.run`), timeoutSeconds: r.number(hook.timeoutSeconds, `hooks.${name}.timeoutSeconds`, 60, 0.1, 86_400) };
-  }
-  const configuredUrl = r.optionalString(top.databaseUrl, 'databaseUrl');
+  const { databaseUrl, migrations, backups, database, health, integrity, backup, hooks } = file === undefined ? structuredClone(DEFAULT_CONFIG) : await readValid(file);
   return {
     file,
-    databaseUrl: options.overrides.databaseUrl ?? configuredUrl,
-    migrationsDir: options.overrides.migrationsDir ?? resolve(base, r.optionalString(top.migrations, 'migrations') ?? 'migrations'),
-    backupsDir: options.overrides.backupsDir ?? resolve(base, r.optionalString(top.backups, 'backups') ?? 'backups'),
-    database: {
-      statementTimeoutSeconds: r.number(db.statementTimeoutSeconds, 'database.statementTimeoutSeconds', 0, 0, 86_400),
-      lockTimeoutSeconds: r.number(db.lockTimeoutSeconds, 'database.lockTimeoutSeconds', 10, 0, 86_400),
-      connectTimeoutSeconds: r.number(db.connectTimeoutSeconds, 'database.connectTimeoutSeconds', 10, 1, 3600),
-    },
-    health: {
-      sql,
-      http,
-      command,
-      timeoutSeconds: r.number(health.timeoutSeconds, 'health.timeoutSeconds', 30, 0, 86_400),
-      intervalSeconds: r.number(health.intervalSeconds, 'health.intervalSeconds', 2, 0.1, 3600),
-    },
-    integrity: {
-      mode: r.oneOf(integrity.mode, 'integrity.mode', ['strict', 'invariants', 'off'], 'strict'),
-      tables: { include: r.strings(tables.include, 'integrity.tables.include', ['*.*']), exclude: r.strings(tables.exclude, 'integrity.tables.exclude', []) },
-      invariants: r.array(integrity.invariants, 'integrity.invariants').map((item, i) => {
-        const inv = r.object(item, `integrity.invariants[${i}]`, ['name', 'query']);
-        return { name: r.string(inv.name, `integrity.invariants[${i}].name`), query: r.string(inv.query, `integrity.invariants[${i}].query`) };
-      }),
-    },
-    backup: {
-      format: r.oneOf(backup.format, 'backup.format', ['custom', 'directory'], 'custom'),
-      jobs: r.integer(backup.jobs, 'backup.jobs', 1, 1, 64),
-      compress: backup.compress === undefined ? undefined : r.integer(backup.compress, 'backup.compress', 0, 0, 9),
-      keep: backup.keep === undefined ? undefined : r.integer(backup.keep, 'backup.keep', 0, 1, 100_000),
-    },
-    hooks: hookMap,
+    databaseUrl: options.overrides.databaseUrl ?? databaseUrl,
+    migrationsDir: options.overrides.migrationsDir ?? resolve(options.cwd, migrations),
+    backupsDir: options.overrides.backupsDir ?? resolve(options.cwd, backups),
+    database,
+    health,
+    integrity,
+    backup,
+    hooks,
   };
 }
 
-function expectation(r: ConfigReader, value: unknown, path: string): SqlExpectation {
-  if (value === 'no-rows' || value === 'some-rows') return value;
-  if (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 1 && 'equals' in value) {
-    return { equals: (value as { equals: unknown }).equals };
+async function readValid(file: string): Promise<ConfigFile> {
+  const raw = await readRaw(file);
+  const { validateConfig } = await import('./schema.js');
+  const checked = validateConfig(raw);
+  if (!checked.ok) {
+    const count = checked.problems.length;
+    throw usageError(`invalid config ${file}: ${count} problem${count === 1 ? '' : 's'}\n${checked.problems.map((p) => `  - ${p}`).join('\n')}`, {
+      hint: 'Fix those keys; belay.schema.json (for editors) and README.md "Config" list every key and its default.',
+      details: { problems: checked.problems },
+    });
   }
-  return r.fail(path, '"no-rows", "some-rows" or { equals: VALUE }', value);
+  return checked.config;
 }

@@ -1,74 +1,27 @@
-/** The shape of `belay.config.*`, after validation and defaults. */
+import type { ConfigFile } from './schema.js';
+import { HOOK_NAMES } from './defaults.js';
 
-export type SqlExpectation = 'no-rows' | 'some-rows' | { equals: unknown };
+/** The shape of `belay.config.*` after validation and defaults: inferred from the schema in schema.ts. */
 
-export interface SqlHealthCheck {
-  name: string;
-  query: string;
-  expect: SqlExpectation;
-}
-
-export interface HttpHealthCheck {
-  name: string;
-  url: string;
-  method: string;
-  headers: Record<string, string>;
-  body?: string;
-  expectStatus: number;
-  timeoutSeconds: number;
-}
-
-export interface CommandHealthCheck {
-  name: string;
-  run: string;
-  timeoutSeconds: number;
-}
-
-export interface HealthConfig {
-  sql: SqlHealthCheck[];
-  http: HttpHealthCheck[];
-  command: CommandHealthCheck[];
-  timeoutSeconds: number;
-  intervalSeconds: number;
-}
-
-export type IntegrityMode = 'strict' | 'invariants' | 'off';
-
-export interface Invariant {
-  name: string;
-  query: string;
-}
-
-export interface IntegrityConfig {
-  mode: IntegrityMode;
-  tables: { include: string[]; exclude: string[] };
-  invariants: Invariant[];
-}
-
-export type BackupFormat = 'custom' | 'directory';
-
-export interface BackupConfig {
-  format: BackupFormat;
-  jobs: number;
-  compress: number | undefined;
-  keep: number | undefined;
-}
-
-export interface Hook {
-  run: string;
-  timeoutSeconds: number;
-}
-
-export const HOOK_NAMES = ['beforeApply', 'afterApply', 'onRollback', 'afterRollback', 'afterRestore'] as const;
+export { HOOK_NAMES };
 export type HookName = (typeof HOOK_NAMES)[number];
 
-export interface DatabaseSessionConfig {
-  /** Per statement, for belay's own queries and migrations; 0 disables. */
-  statementTimeoutSeconds: number;
-  /** How long any statement may wait for a lock. */
-  lockTimeoutSeconds: number;
-  connectTimeoutSeconds: number;
-}
+export type HealthConfig = ConfigFile['health'];
+export type SqlHealthCheck = HealthConfig['sql'][number];
+export type SqlExpectation = SqlHealthCheck['expect'];
+export type HttpHealthCheck = HealthConfig['http'][number];
+export type CommandHealthCheck = HealthConfig['command'][number];
+
+export type IntegrityConfig = ConfigFile['integrity'];
+export type IntegrityMode = IntegrityConfig['mode'];
+export type Invariant = IntegrityConfig['invariants'][number];
+
+export type BackupConfig = ConfigFile['backup'];
+export type BackupFormat = BackupConfig['format'];
+
+export type Hook = NonNullable<ConfigFile['hooks'][HookName]>;
+
+export type DatabaseSessionConfig = ConfigFile['database'];
 
 export interface BelayConfig {
   /** The file it was read from, or undefined when defaults only. */

@@ -19,11 +19,15 @@ export interface CliOptions {
   timeoutMs?: number;
 }
 
-/** A clean environment: no PG* or DATABASE_URL from the machine running the tests. */
+/**
+ * A clean environment: no PG* or DATABASE_URL from the machine running the
+ * tests, and no CI (which changes what belay does with no connection settings;
+ * the tests of that set it themselves).
+ */
 export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('PG') && key !== 'DATABASE_URL' && !key.startsWith('VITEST') && key !== 'NODE_OPTIONS') env[key] = value;
+    if (!key.startsWith('PG') && key !== 'DATABASE_URL' && key !== 'CI' && !key.startsWith('VITEST') && key !== 'NODE_OPTIONS') env[key] = value;
   }
   return { ...env, ...extra };
 }
@@ -54,4 +58,9 @@ export function startBelay(args: string[], options: CliOptions = {}): { child: C
 /** Run the built CLI to completion. */
 export function belay(args: string[], options: CliOptions = {}): Promise<CliRun> {
   return startBelay(args, options).done;
+}
+
+/** The `result` of a --json run's envelope (docs/json.md); untyped like JSON.parse unless T is given. */
+export function jsonResult<T = ReturnType<typeof JSON.parse>>(run: { stdout: string }): T {
+  return (JSON.parse(run.stdout) as { result: T }).result;
 }

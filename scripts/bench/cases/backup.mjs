@@ -48,7 +48,7 @@ export default {
         const args = ['--database-url', cluster.url(source.name), '--migrations', emptyMigrations, '--backups', out(name, round), '--log-level', 'silent', '--json'];
         if (config) args.push('--config', config);
         const result = await ctx.belay([...args, 'backup'], { timeoutMs: 3600_000 });
-        const { snapshot, journalFile } = JSON.parse(result.stdout);
+        const { snapshot, journalFile } = JSON.parse(result.stdout).result;
         const { steps, coveredMs } = await journalSteps(journalFile);
         const list = await execTimed(cluster.bin('pg_restore'), ['--list', snapshot.path], { timeoutMs: 600_000 });
         return { ms: result.ms, steps: stepTotals(steps), outsideMs: result.ms - coveredMs, inside: { sha256: Math.round(await sha256Ms(snapshot.path)), 'pg_restore --list': Math.round(list.ms) }, bytes: snapshot.sizeBytes };

@@ -33,7 +33,7 @@ export default {
       run: async () => {
         const args = ['--migrations', migrations, ...common.slice(2)];
         const result = await ctx.belay([...args, ...extra], { env, cwd: project, timeoutMs: 600_000 });
-        const report = JSON.parse(result.stdout);
+        const report = JSON.parse(result.stdout).result;
         if (!report.ok || !report.where.startsWith('an ephemeral cluster')) throw new Error(`rehearse did not pass on an ephemeral cluster: ${report.where}, ok=${report.ok}`);
         const { setupMs, seedMs, buildMs, dataMs, cycleMs, teardownMs } = report.timings;
         const revisionsMs = report.cases.reduce((sum, c) => sum + c.durationMs, 0);

@@ -27,7 +27,7 @@ export default {
     const config = path.join(dir, 'jobs-2.json');
     await writeFile(config, JSON.stringify({ backup: { jobs: 2 } }));
     const belayArgs = ['--database-url', cluster.url(source.name), '--migrations', emptyMigrations, '--backups', backups, '--config', config, '--log-level', 'silent', '--json', '--yes'];
-    const taken = JSON.parse((await ctx.belay([...belayArgs, 'backup'], { timeoutMs: 3600_000 })).stdout);
+    const taken = JSON.parse((await ctx.belay([...belayArgs, 'backup'], { timeoutMs: 3600_000 })).stdout).result;
     const snapshot = taken.snapshot;
     ctx.log(`  snapshot ${snapshot.id}: ${Math.round(snapshot.sizeBytes / 2 ** 20)} MiB`);
     const target = 'restore_raw';
@@ -48,7 +48,7 @@ export default {
         does: 'belay restore ID --strategy swap --yes, config backup.jobs 2 (pg_restore --jobs=2)',
         run: async () => {
           const result = await ctx.belay([...belayArgs, 'restore', snapshot.id, '--strategy', 'swap'], { timeoutMs: 3600_000 });
-          const outcome = JSON.parse(result.stdout);
+          const outcome = JSON.parse(result.stdout).result;
           const { steps, coveredMs } = await journalSteps(outcome.journalFile);
           return { ms: result.ms, steps: stepTotals(steps), outsideMs: result.ms - coveredMs, quarantine: outcome.restore?.quarantine ?? null };
         },

@@ -85,7 +85,7 @@ export default {
         run: async (round) => {
           const args = ['--database-url', cluster.url(DATABASE), '--migrations', migrations, '--backups', backups(round), '--config', config, '--log-level', 'silent', '--json'];
           const result = await ctx.belay([...args, 'migrate', 'up', '--with-backup', '--health-timeout', String(HEALTH_TIMEOUT_SECONDS)], { expect: 10, timeoutMs: 300_000 });
-          const outcome = JSON.parse(result.stdout);
+          const outcome = JSON.parse(result.stdout).result;
           const { steps, lines, coveredMs } = await journalSteps(outcome.journalFile);
           return { ms: result.ms, outcome: outcome.outcome, steps: stepTotals(steps), outsideMs: result.ms - coveredMs, journalLines: lines };
         },

@@ -4,108 +4,140 @@ import { integerFlag } from '../parse.js';
 import { formatRunResult } from '../format.js';
 import { confirmer } from '../confirm.js';
 import { EXIT, usageError } from '../../errors.js';
+import { CONNECTED, FILES_ONLY, teach } from '../help.js';
 
 export function registerBackups(program: Command): void {
-  program
-    .command('backup')
-    .description('take a verified snapshot now')
-    .action(async (_flags: object, command: Command) =>
-      runAction(command, async (ctx) => {
+  teach(program.command('backup').description('take a verified snapshot now'), CONNECTED, 'belay backup').action(async (_flags: object, command: Command) =>
+    runAction(
+      command,
+      async (ctx) => {
         const { backup } = await import('../../api/commands.js');
         const result = await backup(ctx.options);
-        ctx.print(result, () => formatRunResult(result));
-        return result.exitCode;
-      }),
-    );
+        return { result, human: () => formatRunResult(result) };
+      },
+      { changing: true },
+    ),
+  );
 
   const backups = program.command('backups').description('manage snapshots');
-  backups
-    .command('list')
-    .description('snapshots in the backups folder, newest first')
-    .action(async (_flags: object, command: Command) =>
+  teach(backups.command('list').description('snapshots in the backups folder, newest first'), FILES_ONLY, 'belay backups list').action(
+    async (_flags: object, command: Command) =>
       runAction(command, async (ctx) => {
         const { listBackups } = await import('../../api/commands.js');
         const listing = await listBackups(ctx.options);
         const { snapshots, refused, partial } = listing;
-        ctx.print(listing, () =>
-          [
-            ...(snapshots.length === 0 ? ['no snapshots'] : []),
-            ...snapshots.map((m) => `${m.id}  ${m.createdAt}  ${m.database}@${m.revision ?? '∅'}  ${m.format}  ${m.sizeBytes} B  sha256 ${m.sha256.slice(0, 12)}…${m.quarantine ? '  (quarantine: a damaged state kept before an in-place restore)' : ''}`),
-            ...partial.map((p) => `${p.file}  ${p.modifiedAt}  partial: left half written by a run that was killed, or still being written (${p.sizeBytes} B); \`belay backups prune\` or \`belay recover\` removes it`),
-            ...refused.map((r) => `refused manifest ${r.file}: ${r.problem}`),
-          ].join('\n'),
-        );
-        // a manifest belay will not follow is reported as a refusal
-        return refused.length > 0 ? EXIT.preflight : EXIT.ok;
+        return {
+          result: listing,
+          // a manifest belay will not follow is reported as a refusal
+          exitCode: refused.length > 0 ? EXIT.preflight : EXIT.ok,
+          ...(refused.length > 0 ? { outcome: 'refused' } : {}),
+          message: `${snapshots.length} snapshot(s)${partial.length > 0 ? `, ${partial.length} half-written dump(s)` : ''}${refused.length > 0 ? `, ${refused.length} refused manifest(s)` : ''}`,
+          human: () =>
+            [
+              ...(snapshots.length === 0 ? ['no snapshots'] : []),
+              ...snapshots.map(
+                (m) =>
+                  `${m.id}  ${m.createdAt}  ${m.database}@${m.revision ?? '∅'}  ${m.format}  ${m.sizeBytes} B  sha256 ${m.sha256.slice(0, 12)}…${m.quarantine ? '  (quarantine: a damaged state kept before an in-place restore)' : ''}`,
+              ),
+              ...partial.map((p) => `${p.file}  ${p.modifiedAt}  partial: left half written by a run that was killed, or still being written (${p.sizeBytes} B); \`belay backups prune\` or \`belay recover\` removes it`),
+              ...refused.map((r) => `refused manifest ${r.file}: ${r.problem}`),
+            ].join('\n'),
+        };
       }),
-    );
-  backups
-    .command('verify <id>')
-    .description('check a snapshot: file present, size and sha256 as in its manifest, readable by pg_restore')
-    .action(async (id: string, _flags: object, command: Command) =>
-      runAction(command, async (ctx) => {
-        const { verifyBackup } = await import('../../api/commands.js');
-        const verdict = await verifyBackup(id, ctx.options);
-        ctx.print(verdict, () => (verdict.ok ? `${verdict.snapshot.id}: ok` : `${verdict.snapshot.id}: FAILED\n${verdict.problems.map((p) => `  ${p}`).join('\n')}`));
-        return verdict.ok ? EXIT.ok : EXIT.preflight;
-      }),
-    );
-  backups
-    .command('prune')
-    .description('delete all but the newest N snapshots, under the lock; never one an unsettled run needs, nor the newest of a database')
-    .requiredOption('--keep <n>', 'how many to keep (0 needs --yes)', integerFlag('--keep', 0))
-    .action(async (flags: { keep: number }, command: Command) =>
-      runAction(command, async (ctx) => {
+  );
+  teach(
+    backups.command('verify <id>').description('check a snapshot: file present, size and sha256 as in its manifest, readable by pg_restore'),
+    FILES_ONLY,
+    'belay backups verify 20261124T1337',
+  ).action(async (id: string, _flags: object, command: Command) =>
+    runAction(command, async (ctx) => {
+      const { verifyBackup } = await import('../../api/commands.js');
+      const verdict = await verifyBackup(id, ctx.options);
+      const message = verdict.ok ? `${verdict.snapshot.id}: ok` : `${verdict.snapshot.id}: FAILED: ${verdict.problems.join('; ')}`;
+      return {
+        result: verdict,
+        exitCode: verdict.ok ? EXIT.ok : EXIT.preflight,
+        outcome: verdict.ok ? 'ok' : 'damaged',
+        message,
+        human: () => (verdict.ok ? message : `${verdict.snapshot.id}: FAILED\n${verdict.problems.map((p) => `  ${p}`).join('\n')}`),
+      };
+    }),
+  );
+  teach(
+    backups
+      .command('prune')
+      .description('delete all but the newest N snapshots, under the lock; never one an unsettled run needs, nor the newest of a database')
+      .requiredOption('--keep <n>', 'how many to keep (0 needs --yes)', integerFlag('--keep', 0)),
+    FILES_ONLY,
+    'belay backups prune --keep 10',
+  ).action(async (flags: { keep: number }, command: Command) =>
+    runAction(
+      command,
+      async (ctx) => {
         if (flags.keep === 0 && ctx.flags.yes !== true) {
           throw usageError('--keep 0 deletes every snapshot belay may delete: say so with --yes', { hint: 'belay backups prune --keep 0 --yes' });
         }
         const { pruneBackups } = await import('../../api/commands.js');
         const confirm = confirmer(ctx.flags.yes === true);
         const result = await pruneBackups(flags.keep, { ...ctx.options, ...(confirm ? { confirm } : {}) });
-        ctx.print(result, () =>
-          [
-            ...(result.declined ? ['declined: nothing deleted'] : []),
-            ...result.removed.map((id) => `removed ${id}`),
-            ...result.leftoversRemoved.map((file) => `removed ${file} (half written by a killed run)`),
-            ...result.kept.map((k) => `kept ${k.id}: ${k.why}`),
-            ...result.leftoversKept.map((k) => `kept ${k.file}: ${k.why}`),
-            ...(result.removed.length === 0 && result.leftoversRemoved.length === 0 && !result.declined ? ['nothing to prune'] : []),
-          ].join('\n'),
-        );
-      }),
-    );
+        const nothing = result.removed.length === 0 && result.leftoversRemoved.length === 0;
+        const message = result.declined ? 'declined: nothing deleted' : nothing ? 'nothing to prune' : `removed ${result.removed.length} snapshot(s), kept ${result.kept.length}`;
+        return {
+          result,
+          message,
+          human: () =>
+            [
+              ...(result.declined ? ['declined: nothing deleted'] : []),
+              ...result.removed.map((id) => `removed ${id}`),
+              ...result.leftoversRemoved.map((file) => `removed ${file} (half written by a killed run)`),
+              ...result.kept.map((k) => `kept ${k.id}: ${k.why}`),
+              ...result.leftoversKept.map((k) => `kept ${k.file}: ${k.why}`),
+              ...(nothing && !result.declined ? ['nothing to prune'] : []),
+            ].join('\n'),
+        };
+      },
+      { changing: true },
+    ),
+  );
 
-  program
-    .command('restore <id>')
-    .description('restore a snapshot (swap: into a new database, verified, then renamed into place; the old one kept)')
-    .addOption(new Option('--strategy <strategy>', 'swap (needs CREATEDB) or in-place (pg_restore --clean)').choices(['swap', 'in-place']).default('swap'))
-    .option('--allow-other-database', 'restore a snapshot taken from another database')
-    .action(async (id: string, flags: { strategy: 'swap' | 'in-place'; allowOtherDatabase?: boolean }, command: Command) =>
-      runAction(command, async (ctx) => {
+  teach(
+    program
+      .command('restore <id>')
+      .description('restore a snapshot (swap: into a new database, verified, then renamed into place; the old one kept)')
+      .addOption(new Option('--strategy <strategy>', 'swap (needs CREATEDB) or in-place (pg_restore --clean)').choices(['swap', 'in-place']).default('swap'))
+      .option('--allow-other-database', 'restore a snapshot taken from another database'),
+    CONNECTED,
+    'belay restore 20261124T1337 --strategy swap',
+  ).action(async (id: string, flags: { strategy: 'swap' | 'in-place'; allowOtherDatabase?: boolean }, command: Command) =>
+    runAction(
+      command,
+      async (ctx) => {
         const { restore } = await import('../../api/commands.js');
         const result = await restore(id, { ...ctx.options, strategy: flags.strategy, allowOtherDatabase: flags.allowOtherDatabase === true });
-        ctx.print(result, () => formatRunResult(result));
-        return result.exitCode;
-      }),
-    );
+        return { result, human: () => formatRunResult(result) };
+      },
+      { changing: true },
+    ),
+  );
 
-  program
-    .command('verify')
-    .description('run the health checks and integrity checks now')
-    .action(async (_flags: object, command: Command) =>
+  teach(program.command('verify').description('run the health checks and integrity checks now'), CONNECTED, 'belay verify').action(
+    async (_flags: object, command: Command) =>
       runAction(command, async (ctx) => {
         const { verify } = await import('../../api/commands.js');
         const report = await verify(ctx.options);
-        ctx.print(report, () =>
-          [
-            `${report.healthy ? 'healthy' : 'UNHEALTHY'}`,
-            ...report.health.results.map((r) => `  ${r.ok ? 'ok  ' : 'FAIL'} ${r.kind} ${r.name}: ${r.evidence}`),
-            `  integrity (${report.integrity.checked}): ${report.integrity.intact ? 'ok' : 'FAIL'}`,
-            ...report.integrity.violations.map((v) => `    invariant ${v.name}: ${v.rows} row(s) ${v.sample}`),
-            ...report.integrity.structural.map((s) => `    ${s}`),
-          ].join('\n'),
-        );
-        return report.exitCode;
+        return {
+          result: report,
+          outcome: report.healthy ? 'ok' : 'unhealthy',
+          message: `${report.healthy ? 'healthy' : 'UNHEALTHY'}: ${report.health.results.filter((r) => !r.ok).length} failing check(s), integrity ${report.integrity.intact ? 'ok' : 'FAIL'}`,
+          human: () =>
+            [
+              `${report.healthy ? 'healthy' : 'UNHEALTHY'}`,
+              ...report.health.results.map((r) => `  ${r.ok ? 'ok  ' : 'FAIL'} ${r.kind} ${r.name}: ${r.evidence}`),
+              `  integrity (${report.integrity.checked}): ${report.integrity.intact ? 'ok' : 'FAIL'}`,
+              ...report.integrity.violations.map((v) => `    invariant ${v.name}: ${v.rows} row(s) ${v.sample}`),
+              ...report.integrity.structural.map((s) => `    ${s}`),
+            ].join('\n'),
+        };
       }),
-    );
+  );
 }

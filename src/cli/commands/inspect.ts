@@ -1,44 +1,58 @@
 import type { Command } from 'commander';
 import { runAction } from '../run-action.js';
 import { formatRunHistory, formatRuns, formatStatus } from '../format.js';
+import { CONNECTED, teach } from '../help.js';
 
 export function registerInspect(program: Command): void {
-  program
-    .command('status')
-    .description('current revision, applied and pending, drift, lock holder, last run')
-    .action(async (_flags: object, command: Command) =>
-      runAction(command, async (ctx) => {
-        const { status } = await import('../../api/commands.js');
-        const report = await status(ctx.options);
-        ctx.print(report, () => formatStatus(report));
-      }),
-    );
+  teach(
+    program.command('status').description('current revision, applied and pending, drift, lock holder, last run'),
+    CONNECTED,
+    'belay status',
+  ).action(async (_flags: object, command: Command) =>
+    runAction(command, async (ctx) => {
+      const { status } = await import('../../api/commands.js');
+      const report = await status(ctx.options);
+      const problems = report.drift.length + report.missing.length + report.outOfOrder.length;
+      return {
+        result: report,
+        message: `at ${report.current ?? '(none applied)'}, ${report.pending.length} pending${problems > 0 ? `, ${problems} problem(s): see result` : ''}${report.interrupted ? ', an interrupted run to recover' : ''}`,
+        human: () => formatStatus(report),
+      };
+    }),
+  );
 
-  program
-    .command('history [run]')
-    .description('past runs, or every step of one run (id or unique prefix)')
-    .action(async (run: string | undefined, _flags: object, command: Command) =>
-      runAction(command, async (ctx) => {
-        const api = await import('../../api/commands.js');
-        if (run === undefined) {
-          const runs = await api.history(ctx.options);
-          ctx.print(runs, () => formatRuns(runs));
-        } else {
-          const one = await api.runHistory(run, ctx.options);
-          ctx.print(one, () => formatRunHistory(one));
-        }
-      }),
-    );
+  teach(
+    program.command('history [run]').description('past runs, or every step of one run (id or unique prefix)'),
+    CONNECTED,
+    'belay history 01a20dc6',
+  ).action(async (run: string | undefined, _flags: object, command: Command) =>
+    runAction(command, async (ctx) => {
+      const api = await import('../../api/commands.js');
+      if (run === undefined) {
+        const runs = await api.history(ctx.options);
+        return { result: runs, message: `${runs.length} run(s)`, human: () => formatRuns(runs) };
+      }
+      const one = await api.runHistory(run, ctx.options);
+      return {
+        result: one,
+        message: `run ${one.run.runId}: ${one.run.command} ${one.run.status}${one.run.exitCode === null ? '' : ` (exit ${one.run.exitCode})`}`,
+        human: () => formatRunHistory(one),
+      };
+    }),
+  );
 
-  program
-    .command('new <name>')
-    .description('scaffold the next numbered revision')
-    .option('--ts', 'a TypeScript module instead of .up.sql/.down.sql files')
-    .action(async (name: string, flags: { ts?: boolean }, command: Command) =>
-      runAction(command, async (ctx) => {
-        const { newRevision } = await import('../../api/commands.js');
-        const created = await newRevision(name, { ...ctx.options, kind: flags.ts ? 'ts' : 'sql' });
-        ctx.print(created, () => [`created ${created.name}`, ...created.files.map((file) => `  ${file}`)].join('\n'));
-      }),
-    );
+  teach(
+    program
+      .command('new <name>')
+      .description('scaffold the next numbered revision')
+      .option('--ts', 'a TypeScript module instead of .up.sql/.down.sql files'),
+    ['migrations', 'config', 'json'],
+    'belay new add_user_email',
+  ).action(async (name: string, flags: { ts?: boolean }, command: Command) =>
+    runAction(command, async (ctx) => {
+      const { newRevision } = await import('../../api/commands.js');
+      const created = await newRevision(name, { ...ctx.options, kind: flags.ts ? 'ts' : 'sql' });
+      return { result: created, message: `created ${created.name}`, human: () => [`created ${created.name}`, ...created.files.map((file) => `  ${file}`)].join('\n') };
+    }),
+  );
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { runAction } from '../run-action.js';
 import { toText } from '../../rehearse/report.js';
+import { CONNECTED, teach } from '../help.js';
 
 interface RehearseFlags {
   from?: string;
@@ -12,21 +13,35 @@ interface RehearseFlags {
 }
 
 export function registerRehearse(program: Command): void {
-  program
-    .command('rehearse')
-    .description('for CI: on a throwaway database, build to --from, load data, then up / down / up every later revision, checking schema, data and locks')
-    .option('--from <rev>', 'start here (default: the connected database\'s revision; none: from scratch)')
-    .option('--seed <file>', 'data to load at the start: an .sql file, or a script (it gets PG* variables)')
-    .option('--from-backup <id>', 'start from a snapshot (id or manifest path); its revision is the start')
-    .option('--template <name>', 'on a connected server, create the throwaway database from this template')
-    .option('--junit <file>', 'write a JUnit XML report (one test case per revision per direction)')
-    .option('--markdown <file>', 'write a Markdown summary (for a CI job page)')
-    .action(async (flags: RehearseFlags, command: Command) =>
-      runAction(command, async (ctx) => {
+  teach(
+    program
+      .command('rehearse')
+      .description('for CI: on a throwaway database, build to --from, load data, then up / down / up every later revision, checking schema, data and locks')
+      .option('--from <rev>', "start here (default: the connected database's revision; none: from scratch)")
+      .option('--seed <file>', 'data to load at the start: an .sql file, or a script (it gets PG* variables)')
+      .option('--from-backup <id>', 'start from a snapshot (id or manifest path); its revision is the start')
+      .option('--template <name>', 'on a connected server, create the throwaway database from this template')
+      .option('--junit <file>', 'write a JUnit XML report (one test case per revision per direction)')
+      .option('--markdown <file>', 'write a Markdown summary (for a CI job page)'),
+    CONNECTED,
+    'belay rehearse --seed ci/seed.sql --junit rehearsal.xml',
+  ).action(async (flags: RehearseFlags, command: Command) =>
+    runAction(
+      command,
+      async (ctx) => {
         const { rehearse } = await import('../../api/commands.js');
-        const report = await rehearse({ ...ctx.options, ...flags });
-        ctx.print(report, () => toText(report));
-        return report.exitCode;
-      }),
-    );
+        // the rehearsal reports no steps: its whole run is the line that ticks
+        const report = await ctx.task('rehearse', () => rehearse({ ...ctx.options, ...flags }));
+        const failed = report.cases.filter((c) => !c.ok).length;
+        return {
+          result: report,
+          outcome: report.ok ? 'ok' : 'rejected',
+          message: `rehearsal on ${report.where}: ${report.ok ? 'passed' : 'FAILED'}, ${report.cases.length - failed} of ${report.cases.length} checks ok`,
+          human: () => toText(report),
+        };
+      },
+      // it creates and drops its throwaway database on a connected server: named like a change
+      { changing: true },
+    ),
+  );
 }

@@ -3,6 +3,7 @@ import { runAction } from '../run-action.js';
 import { integerFlag } from '../parse.js';
 import { formatRunResult } from '../format.js';
 import { confirmer } from '../confirm.js';
+import { CONNECTED, teach } from '../help.js';
 
 interface RollbackFlags {
   to: string;
@@ -13,16 +14,21 @@ interface RollbackFlags {
 }
 
 export function registerRollback(program: Command): void {
-  program
-    .command('rollback')
-    .description('down-migrate to REV, orchestrated: snapshot, downs, health, integrity, restore on corruption')
-    .requiredOption('--to <rev>', 'the revision to return to (number, name or unique prefix)')
-    .option('--no-backup', 'skip the snapshot before the downs')
-    .option('--restore-from <backup>', 'skip the downs and restore this snapshot (id or manifest path)')
-    .addOption(new Option('--strategy <strategy>', 'how a restore replaces the database').choices(['swap', 'in-place']))
-    .option('--health-timeout <seconds>', 'how long health checks may retry after the downs', integerFlag('--health-timeout', 0, 86_400))
-    .action(async (flags: RollbackFlags, command: Command) =>
-      runAction(command, async (ctx) => {
+  teach(
+    program
+      .command('rollback')
+      .description('down-migrate to REV, orchestrated: snapshot, downs, health, integrity, restore on corruption')
+      .requiredOption('--to <rev>', 'the revision to return to (number, name or unique prefix; 0 reverts every revision)')
+      .option('--no-backup', 'skip the snapshot before the downs')
+      .option('--restore-from <backup>', 'skip the downs and restore this snapshot (id or manifest path)')
+      .addOption(new Option('--strategy <strategy>', 'how a restore replaces the database').choices(['swap', 'in-place']))
+      .option('--health-timeout <seconds>', 'how long health checks may retry after the downs', integerFlag('--health-timeout', 0, 86_400)),
+    [...CONNECTED, 'yes'],
+    'belay rollback --to 0022',
+  ).action(async (flags: RollbackFlags, command: Command) =>
+    runAction(
+      command,
+      async (ctx) => {
         const { rollback } = await import('../../api/commands.js');
         const confirm = confirmer(ctx.flags.yes === true);
         const result = await rollback({
@@ -34,22 +40,29 @@ export function registerRollback(program: Command): void {
           ...(flags.healthTimeout === undefined ? {} : { healthTimeout: flags.healthTimeout }),
           ...(confirm ? { confirm } : {}),
         });
-        ctx.print(result, () => formatRunResult(result));
-        return result.exitCode;
-      }),
-    );
+        return { result, human: () => formatRunResult(result) };
+      },
+      { changing: true },
+    ),
+  );
 }
 
 export function registerRecover(program: Command): void {
-  program
-    .command('recover')
-    .description('settle a run that was interrupted (crash, kill, lost connection): down to its prior revision or restore its snapshot, then verify')
-    .action(async (_flags: object, command: Command) =>
-      runAction(command, async (ctx) => {
+  teach(
+    program
+      .command('recover')
+      .description('settle a run that was interrupted (crash, kill, lost connection): down to its prior revision or restore its snapshot, then verify'),
+    CONNECTED,
+    'belay recover',
+  ).action(async (_flags: object, command: Command) =>
+    runAction(
+      command,
+      async (ctx) => {
         const { recover } = await import('../../api/commands.js');
         const result = await recover(ctx.options);
-        ctx.print(result, () => formatRunResult(result));
-        return result.exitCode;
-      }),
-    );
+        return { result, human: () => formatRunResult(result) };
+      },
+      { changing: true },
+    ),
+  );
 }

@@ -1,0 +1,34 @@
+import { Option, type Command } from 'commander';
+
+/** The global options, defined once: main.ts adds them, every command's help lists the ones it honours. */
+export const GLOBAL_OPTIONS = {
+  'database-url': new Option('--database-url <url>', 'target database (else DATABASE_URL, databaseUrl in the config, the PG* variables, or the embedded cluster)'),
+  embedded: new Option('--embedded', 'use the project-local cluster under .belay/ explicitly (needed under CI=true for a changing command)'),
+  migrations: new Option('--migrations <dir>', 'revisions folder (default ./migrations)'),
+  backups: new Option('--backups <dir>', 'snapshots and journal folder (default ./backups)'),
+  config: new Option('--config <file>', 'config file (default belay.config.{ts,js,mjs,json} when present)'),
+  json: new Option('--json', 'print one JSON document on stdout (docs/json.md); progress and logs go to stderr'),
+  'log-level': new Option('--log-level <level>', 'progress and log detail on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  yes: new Option('--yes', 'never prompt (prompts never block without a terminal anyway)'),
+} as const;
+
+export type GlobalOptionName = keyof typeof GLOBAL_OPTIONS;
+
+/** What a command that opens the target database honours. */
+export const CONNECTED: GlobalOptionName[] = ['database-url', 'embedded', 'migrations', 'backups', 'config', 'json', 'log-level'];
+export const FILES_ONLY: GlobalOptionName[] = ['backups', 'config', 'json', 'log-level'];
+
+/** Every command's --help ends with the global options it honours and one example. */
+export function teach(command: Command, honours: readonly GlobalOptionName[], example: string): Command {
+  const options = honours.map((name) => GLOBAL_OPTIONS[name]);
+  const width = Math.max(...options.map((o) => o.flags.length));
+  const lines = options.map((o) => `  ${o.flags.padEnd(width)}  ${o.description}`);
+  return command.addHelpText('after', `\nGlobal options it honours (before or after the command):\n${lines.join('\n')}\n\nExample:\n  $ ${example}\n`);
+}
+
+export const EVERYDAY = `
+Everyday:
+  $ belay migrate up --with-backup   snapshot, apply, verify; rolled back or restored on failure
+  $ belay rollback --to 0022         down to 0022, checked against what the downs must not change
+  $ belay rehearse                   up / down / up every pending revision on a throwaway database (CI)
+`;

@@ -1,0 +1,30 @@
+import type { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { buildProgram } from '../src/cli/program.js';
+import { belay } from './support/cli.js';
+
+function leaves(command: Command, path: string[] = []): string[][] {
+  if (command.commands.length === 0) return [path];
+  return command.commands.flatMap((sub) => leaves(sub, [...path, sub.name()]));
+}
+
+describe('help that teaches', () => {
+  it('belay --help ends with the three everyday commands', async () => {
+    const run = await belay(['--help']);
+    expect(run.code).toBe(0);
+    const tail = run.stdout.trim().split('\n').slice(-4);
+    expect(tail[0]).toBe('Everyday:');
+    expect(tail.slice(1).map((line) => line.trim().split(/\s{2,}/)[0])).toEqual(['$ belay migrate up --with-backup', '$ belay rollback --to 0022', '$ belay rehearse']);
+  });
+
+  it('every command shows the global options it honours and one example', async () => {
+    const commands = leaves(buildProgram().program);
+    expect(commands.length).toBeGreaterThan(15);
+    for (const words of commands) {
+      const run = await belay([...words, '--help']);
+      expect(run.code, words.join(' ')).toBe(0);
+      expect(run.stdout, words.join(' ')).toMatch(/\nGlobal options it honours \(before or after the command\):\n(  --[a-z-]+.*\n)+\nExample:\n  \$ .*belay /);
+      expect(run.stdout).toContain('--json');
+    }
+  });
+});
