@@ -145,8 +145,8 @@ try {
   const perRevision = (field) => formatMs(median(runs.map((r) => r[field])) / N);
   console.log(`  one psql session (BEGIN, \\i file, tracking row, COMMIT per revision): ${formatMs(session)}, ${formatMs(session / N)} per revision`);
   console.log(`  belay migrate up: ${formatMs(belayUp)}, ${formatMs(belayUp / N)} per revision (${(belayUp / session).toFixed(2)}× the session); from its journal, per revision:`);
-  console.log(`    ${perRevision('inSteps')} inside the apply step (the revision's transaction: BEGIN, its statements, its belay.migrations row, COMMIT)`);
-  console.log(`    ${perRevision('between')} between one apply step's end and the next one's start (the journal's end and start lines and rows, engine bookkeeping)`);
+  console.log(`    ${perRevision('inSteps')} inside the apply step (its journal start line, fsynced, and row; then the revision's transaction: BEGIN, its statements, its belay.migrations row, COMMIT)`);
+  console.log(`    ${perRevision('between')} between one apply step's end and the next one's start (its journal end line, fsynced, and row; the engine's bookkeeping)`);
   console.log(`    ${perRevision('outside')} before the first and after the last apply step (node start, connections, lock, preflight, health, exit), spread over ${N}`);
   console.log(`    ${(median(runs.map((r) => r.lines)) / N).toFixed(1)} journal lines (one fdatasync each)`);
   const profileDir = await mkdtemp(path.join(cluster.work, 'cpu-profile-'));
