@@ -2,9 +2,10 @@
 // npm run build: the library with tsc (dist/**/*.js and .d.ts, src/cli left
 // out), then the CLI bundled by esbuild into dist/cli/main.js and lazy chunks
 // under dist/cli/chunks/. The bundle is what makes a cold `belay` start fast:
-// the entry holds commander, the command table and the CLI's own helpers
-// (what `--help` loads, in one file instead of some 30 modules); the API and
-// each command's runner, pg included, are chunks loaded when a command runs.
+// the entry holds commander, the command table and the CLI's own helpers (what
+// `--help` loads: the entry and a few small shared chunks, where it loaded some
+// 30 modules); the API and each command's runner, pg included, are chunks
+// loaded when a command runs.
 // Type errors in src/cli are `npm run typecheck`'s to find (esbuild does not check types).
 import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
