@@ -143,8 +143,9 @@ export function progressPrinter(options: ProgressOptions): ProgressPrinter {
         begin(keyOf(event), lineFor(event));
         break;
       case 'step-end': {
-        const tables = event.step === 'fingerprint' && typeof event.detail?.tables === 'number' ? `, ${event.detail.tables} table(s)` : '';
-        finish(keyOf(event), lineFor(event), `${event.outcome} (${took(event.durationMs)})${tables}`, event.outcome === 'failed', event.detail);
+        const detail = event.detail as Record<string, unknown> | undefined;
+        const tables = event.step === 'fingerprint' && typeof detail?.tables === 'number' ? `, ${detail.tables} table(s)` : '';
+        finish(keyOf(event), lineFor(event), `${event.outcome} (${took(event.durationMs)})${tables}`, event.outcome === 'failed', detail);
         break;
       }
       case 'note': {

@@ -1,22 +1,27 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { errorMessage, usageError } from '../errors.js';
 
-/** Per-file checksums and one combined checksum over them. */
-export async function checksumFiles(files: string[]): Promise<{ fileChecksums: Record<string, string>; checksum: string }> {
+/**
+ * Per-file checksums and one combined checksum over them. Revision files are
+ * read whole and synchronously: for the few hundred small files of a
+ * revisions folder that is several times faster than fs/promises, which pays
+ * an open, a stat, a read and a close through the thread pool for each (the
+ * run reads a file whole anyway to split it into statements).
+ */
+export function checksumFiles(files: string[]): { fileChecksums: Record<string, string>; checksum: string } {
   const fileChecksums: Record<string, string> = {};
-  // revision files are small: read whole (a 1 MiB stream buffer per file would only feed the GC)
-  for (const file of [...files].sort()) fileChecksums[basename(file)] = createHash('sha256').update(await readRevisionFile(file)).digest('hex');
+  for (const file of [...files].sort()) fileChecksums[basename(file)] = createHash('sha256').update(readRevisionFile(file)).digest('hex');
   return { fileChecksums, checksum: combineChecksums(fileChecksums) };
 }
 
-async function readRevisionFile(file: string): Promise<Buffer> {
+function readRevisionFile(file: string): Buffer {
   try {
-    return await readFile(file);
+    return readFileSync(file);
   } catch (error) {
     throw usageError(`cannot read the revision file ${file}: ${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}`, {
-      hint: 'Make it a readable file for the user running belay, or move it out of the migrations folder.',
+      hint: 'Make it a readable file for the user running belay (a folder or a broken link named like a revision is not one), or move it out of the migrations folder.',
       cause: error,
     });
   }

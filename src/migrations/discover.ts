@@ -50,13 +50,13 @@ export async function discoverRevisions(dir: string): Promise<Revision[]> {
     });
   }
   const revisions: Revision[] = [];
-  for (const [name, parts] of byName) revisions.push(await toRevision(name, parts));
+  for (const [name, parts] of byName) revisions.push(toRevision(name, parts));
   revisions.sort(compareRevisions);
   assertUniqueNumbers(revisions);
   return revisions;
 }
 
-async function toRevision(name: string, parts: Parts): Promise<Revision> {
+function toRevision(name: string, parts: Parts): Revision {
   const number = REVISION_NAME.exec(name)![1]!;
   let kind: Revision['kind'];
   let files: RevisionFiles;
@@ -72,7 +72,7 @@ async function toRevision(name: string, parts: Parts): Promise<Revision> {
     files = { up: parts.up, down: parts.down, verify: parts.verify };
   }
   const paths = [files.up, files.down, files.verify].filter((file): file is string => file !== undefined);
-  return { name, number, kind, files, ...(await checksumFiles(paths)) };
+  return { name, number, kind, files, ...checksumFiles(paths) };
 }
 
 function compareRevisions(a: Revision, b: Revision): number {
