@@ -233,5 +233,16 @@ END $$;
     expect(fallback.why).toMatch(/cannot create the throwaway copy .*permission denied/);
     await expect(decideScope('touched', transactional, 'up', learn)).rejects.toMatchObject({ exitCode: 4 });
     expect(await throwawayCopies()).toEqual([]);
+
+    // a revision that fails on the empty copy (its foreign key needs a row): scope unknown, copy dropped all the same
+    const seededDb = await seeded();
+    const needsRows = await revisionsIn({ '0002_note.up.sql': "INSERT INTO notes VALUES (999, 1, 'needs user 1');\n", '0002_note.down.sql': 'DELETE FROM notes WHERE id = 999;\n' });
+    const learnNeedsRows = () =>
+      learnScope({ params: seededDb.params, session: SESSION, tools, env: { PATH: process.env.PATH ?? '' }, signal: undefined, revisions: needsRows, direction: 'up', lockTimeoutMs: 10_000 });
+    const unknown = await decideScope('auto', needsRows, 'up', learnNeedsRows);
+    expect(unknown.kind).toBe('full');
+    expect(unknown.why).toMatch(/0002_note up fails on a schema-only copy.*foreign key/);
+    expect(await throwawayCopies()).toEqual([]);
+    expect(await seededDb.db.query('SELECT count(*)::int AS n FROM notes')).toEqual([{ n: 50 }]);
   });
 });

@@ -10,18 +10,13 @@ export interface ScopeSizes {
 
 /** Sizes, measured on the target, of the relations the scope touches and of the whole database. */
 export async function measureScope(client: ClientBase, scope: LearnedScope): Promise<ScopeSizes> {
-  const labels = [...new Set(scope.revisions.flatMap((r) => r.touches.map(objectLabel)))];
-  const touched = scope.revisions.flatMap((r) => r.touches);
-  const unique = labels.map((label) => touched.find((t) => objectLabel(t) === label)!);
-  const { rows } = await client.query<{ bytes: string | null; total: string }>(
-    `SELECT pg_total_relation_size(to_regclass(q))::text AS bytes, pg_database_size(current_database())::text AS total
-       FROM unnest($1::text[]) WITH ORDINALITY AS u(q, i) ORDER BY i`,
-    [unique.map((t) => quoteQualified(t.schema, t.name))],
+  const touched = new Map(scope.revisions.flatMap((r) => r.touches.map((t) => [objectLabel(t), quoteQualified(t.schema, t.name)] as const)));
+  const { rows } = await client.query<{ label: string; bytes: string | null }>(
+    'SELECT u.label, pg_total_relation_size(to_regclass(u.name))::text AS bytes FROM unnest($1::text[], $2::text[]) AS u(label, name)',
+    [[...touched.keys()], [...touched.values()]],
   );
-  const relations = new Map<string, number>();
-  rows.forEach((row, i) => relations.set(labels[i]!, Number(row.bytes ?? 0)));
-  const databaseBytes = rows.length > 0 ? Number(rows[0]!.total) : Number((await client.query<{ total: string }>('SELECT pg_database_size(current_database())::text AS total')).rows[0]?.total ?? 0);
-  return { relations, databaseBytes };
+  const { rows: total } = await client.query<{ bytes: string }>('SELECT pg_database_size(current_database())::text AS bytes');
+  return { relations: new Map(rows.map((row) => [row.label, Number(row.bytes ?? 0)])), databaseBytes: Number(total[0]?.bytes ?? 0) };
 }
 
 /** Decimal units, as disk sizes are sold and as the plan reads: "120 MB of 412 GB". */

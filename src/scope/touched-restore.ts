@@ -85,24 +85,33 @@ async function loadData(options: TouchedRestoreOptions, listFile: string): Promi
   const exited = once(child, 'close') as Promise<[number | null]>;
   const timer = setTimeout(() => child.kill('SIGTERM'), options.timeoutMs ?? 6 * 3600_000);
   try {
-    let copy: ReturnType<typeof copyFrom> | undefined;
+    let copy: { stream: ReturnType<typeof copyFrom>; done: Promise<void> } | undefined;
     for await (const line of createInterface({ input: child.stdout, crlfDelay: Infinity })) {
       if (copy) {
         if (line === '\\.') {
-          copy.end();
-          await finished(copy);
+          copy.stream.end();
+          await copy.done;
           copy = undefined;
-        } else if (!copy.write(`${line}\n`)) {
-          await once(copy, 'drain');
+        } else if (!copy.stream.write(`${line}\n`)) {
+          await Promise.race([once(copy.stream, 'drain'), copy.done]);
         }
       } else if (/^COPY .* FROM stdin;$/.test(line)) {
-        copy = options.client.query(copyFrom(line.slice(0, -1)));
+        const stream = options.client.query(copyFrom(line.slice(0, -1)));
+        // listening from the start: a COPY the server refuses must reject here, not crash the process
+        const done = finished(stream);
+        done.catch(() => {});
+        copy = { stream, done };
       } else if (/^SELECT pg_catalog\.setval\(/.test(line)) {
         await options.client.query(line);
       }
     }
     const [code] = await exited;
-    if (code !== 0) throw new Error(`pg_restore --data-only failed: ${stderr.trim()}`);
+    if (copy) {
+      // pg_restore stopped inside a table's rows: fail the COPY (the transaction then rolls back)
+      copy.stream.destroy(new Error('pg_restore stopped in the middle of a table'));
+      await copy.done.catch(() => {});
+    }
+    if (code !== 0 || copy) throw new Error(`pg_restore --data-only failed: ${stderr.trim() || `exit ${code}`}`);
   } finally {
     clearTimeout(timer);
     if (child.exitCode === null) child.kill('SIGTERM');
