@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveBackupTools, type BackupTools } from '../src/backup/pg-tools.js';
+import { restoreSnapshotInto } from '../src/backup/restore-snapshot.js';
 import { takeSnapshot } from '../src/backup/take-snapshot.js';
 import { ensureBelaySchema } from '../src/db/belay-schema.js';
 import { parseDatabaseUrl, toPgConfig, type ConnectionParams } from '../src/db/connection.js';
@@ -147,9 +148,34 @@ describe('touched snapshots', () => {
     await withClient(params, async (client) => {
       const engine = new MigrationEngine(revisions, client, '00000000-0000-4000-8000-000000000002', { log: () => {} }, (inside) => guard.check(inside));
       await engine.up('0002_nicknames');
-      await engine.down('0002_nicknames');
+    });
+    // what the down touches, learned the same way (for rollback --to): the copy is at 0002 now
+    const downs = await learnScope({ params, session: SESSION, tools, env: { PATH: process.env.PATH ?? '' }, signal: undefined, revisions, direction: 'down', lockTimeoutMs: 10_000 });
+    expect(downs.unknown).toBeNull();
+    expect(downs.dataTables.map(objectLabel)).toEqual(['public.small']);
+    expect(downs.revisions[0]!.touches.map(objectLabel)).toEqual(['public.small']);
+    await withClient(params, async (client) => {
+      await new MigrationEngine(revisions, client, '00000000-0000-4000-8000-000000000002', { log: () => {} }, (inside) => guard.check(inside)).down('0002_nicknames');
     });
     expect(await smallRows(db)).not.toEqual(before.small);
+
+    // a restore whose result does not match the fingerprint is rolled back whole: the damaged table stays, no quarantine schema
+    const damaged = await smallRows(db);
+    const wrongFingerprint = structuredClone(fingerprint);
+    wrongFingerprint.tables['public.small']!.rowHash = '12345';
+    const refused = await withClient(params, (client) =>
+      restoreTouched({ client, manifest: { ...manifest, fingerprint: wrongFingerprint }, tools, env: { PATH: process.env.PATH ?? '' } }).then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    );
+    expect(refused).toBeInstanceOf(BelayError);
+    expect((refused as BelayError).exitCode).toBe(12);
+    expect((refused as BelayError).message).toMatch(/rolled back.*public\.small: 200 rows/);
+    expect(await smallRows(db)).toEqual(damaged);
+    expect(await db.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'belay_quarantine%'")).toEqual([]);
+    // nor can it be restored as a whole database: every other table would come back empty
+    await expect(restoreSnapshotInto(manifest, params, { tools, env: {}, jobs: 1, clean: true, privileges: true, signal: undefined })).rejects.toMatchObject({ exitCode: 4 });
 
     const outcome = await withClient(params, (client) => restoreTouched({ client, manifest, tools, env: { PATH: process.env.PATH ?? '' } }));
     expect(await smallRows(db)).toEqual(before.small);
