@@ -43,7 +43,7 @@ function selectEntries(listing: string, scope: SnapshotScope): string[] {
   const ids = new Set(scope.objects.map(([classid, objid]) => `${classid} ${objid}`));
   const prefixes = scope.tables.flatMap(({ schema, name, kind }) =>
     kind === 'table'
-      ? [`ACL ${schema} TABLE ${name} `, `COMMENT ${schema} TABLE ${name} `, `COMMENT ${schema} COLUMN ${name}.`]
+      ? [`ACL ${schema} TABLE ${name} `, `ACL ${schema} COLUMN ${name}.`, `COMMENT ${schema} TABLE ${name} `, `COMMENT ${schema} COLUMN ${name}.`]
       : [`ACL ${schema} SEQUENCE ${name} `, `COMMENT ${schema} SEQUENCE ${name} `, `SEQUENCE OWNED BY ${schema} ${name} `, `SEQUENCE SET ${schema} ${name} `],
   );
   return listing.split('\n').filter((line) => {
