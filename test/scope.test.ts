@@ -115,6 +115,7 @@ describe('touched snapshots', () => {
 
     expect(learned.unknown).toBeNull();
     expect(learned.dataTables.map(objectLabel)).toEqual(['public.small']);
+    expect(learned.revisions.map((r) => `${r.revision} ${r.direction}`)).toEqual(['0002_nicknames up', '0002_nicknames down']);
     const [scope] = learned.revisions;
     expect(scope!.touches.find((t) => t.name === 'big')).toMatchObject({ need: 'definition', modes: ['AccessShareLock'] });
     expect(scope!.touches.find((t) => t.name === 'small')).toMatchObject({ need: 'data' });
@@ -270,5 +271,14 @@ END $$;
     expect(unknown.why).toMatch(/0002_note up fails on a schema-only copy.*foreign key/);
     expect(await throwawayCopies()).toEqual([]);
     expect(await seededDb.db.query('SELECT count(*)::int AS n FROM notes')).toEqual([{ n: 50 }]);
+
+    // the safety net runs the downs under the same snapshot: a down that writes elsewhere widens the scope
+    const downWrites = await revisionsIn({ '0002_names.up.sql': "UPDATE small SET name = name || '.';\n", '0002_names.down.sql': "UPDATE small SET name = rtrim(name, '.');\nUPDATE notes SET body = body;\n" });
+    const widened = await decideScope('auto', downWrites, 'up', () =>
+      learnScope({ params: seededDb.params, session: SESSION, tools, env: { PATH: process.env.PATH ?? '' }, signal: undefined, revisions: downWrites, direction: 'up', lockTimeoutMs: 10_000 }),
+    );
+    expect(widened.kind).toBe('touched');
+    expect(widened.learned!.revisions.map((r) => `${r.revision} ${r.direction}`)).toEqual(['0002_names up', '0002_names down']);
+    expect(widened.learned!.dataTables.map(objectLabel).sort()).toEqual(['public.notes', 'public.small']);
   });
 });

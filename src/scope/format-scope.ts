@@ -46,7 +46,7 @@ const list = (objects: CatalogObject[]): string =>
  * indexes is said as "reads" (its definition is in every snapshot).
  */
 export function formatRevisionScope(scope: RevisionScope, sizes: ScopeSizes): string {
-  const number = /^\d+/.exec(scope.revision)?.[0] ?? scope.revision;
+  const number = `${/^\d+/.exec(scope.revision)?.[0] ?? scope.revision}${scope.direction === 'down' ? ' down' : ''}`;
   if (!scope.transactional) return `${number} runs outside a transaction: what it touches is unknown; snapshot: full, ${formatSize(sizes.databaseBytes)}`;
   const writes = scope.touches.filter((t) => t.need === 'data');
   const reads = scope.touches.filter((t) => t.need === 'definition');

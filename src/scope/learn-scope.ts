@@ -11,7 +11,7 @@ import { openSession } from '../db/session.js';
 import { BelayError, errorMessage } from '../errors.js';
 import { MigrationEngine } from '../migrations/engine.js';
 import type { Revision } from '../migrations/revision.js';
-import { prepareStep } from '../migrations/run-revision.js';
+import { isReversible, prepareStep } from '../migrations/run-revision.js';
 import {
   isRelation,
   needOf,
@@ -63,6 +63,9 @@ function childFailure(what: string, outcome: ChildOutcome): BelayError {
  * transaction just before it commits, at the relation locks its backend holds
  * and at the catalog. The copy is dropped afterwards, whatever happened.
  *
+ * For an up, the downs are run after the ups, newest first, as a failed run's
+ * safety net would: what they write must be in the snapshot too.
+ *
  * A revision that runs outside a transaction, or that fails on the empty copy,
  * leaves the scope unknown (`unknown` says why). Throws BelayError (preflight)
  * when the copy cannot be made or dropped.
@@ -103,7 +106,7 @@ export async function learnScope(options: LearnScopeOptions): Promise<LearnedSco
       }
       const first = options.revisions[0]?.name ?? 'nothing';
       const last = options.revisions[options.revisions.length - 1]?.name ?? first;
-      const learnedFrom = `${options.direction} of ${first === last ? first : `${first} … ${last}`} on a schema-only copy of ${options.params.database} (database ${copyName}, dropped)`;
+      const learnedFrom = `${options.direction === 'up' ? 'up (then down)' : 'down'} of ${first === last ? first : `${first} … ${last}`} on a schema-only copy of ${options.params.database} (database ${copyName}, dropped)`;
       return await watchRevisions(session.client, options.revisions, options.direction, learnedFrom);
     } finally {
       await session.close();
@@ -153,25 +156,34 @@ async function watchRevisions(client: ClientBase, revisions: Revision[], directi
   });
   const scopes: RevisionScope[] = [];
   let unknown: string | null = null;
-  for (const revision of revisions) {
-    const { transactional } = await prepareStep(revision, direction);
-    const before = await readCatalog(client);
-    seen = undefined;
-    try {
-      await (direction === 'up' ? engine.up(revision.name) : engine.down(revision.name));
-    } catch (error) {
-      unknown = `${revision.name} ${direction} fails on a schema-only copy, so what it touches cannot be learned: ${errorMessage(error).split('\n')[0]}`;
-      break;
+  const pass = async (list: Revision[], way: 'up' | 'down'): Promise<void> => {
+    for (const revision of list) {
+      const { transactional } = await prepareStep(revision, way);
+      const before = await readCatalog(client);
+      seen = undefined;
+      try {
+        await (way === 'up' ? engine.up(revision.name) : engine.down(revision.name));
+      } catch (error) {
+        unknown = `${revision.name} ${way} fails on a schema-only copy, so what it touches cannot be learned: ${errorMessage(error).split('\n')[0]}`;
+        return;
+      }
+      if (!transactional || seen === undefined) {
+        scopes.push({ revision: revision.name, direction: way, transactional: false, touches: [], creates: [], alters: [], drops: [] });
+        unknown ??= `${revision.name} ${way} runs outside a transaction (-- belay:no-transaction): its locks end with each statement, so what it touches can be neither learned nor enforced`;
+        continue;
+      }
+      scopes.push(revisionScope(revision.name, way, before, seen, initialRelations));
     }
-    if (!transactional || seen === undefined) {
-      scopes.push({ revision: revision.name, transactional: false, touches: [], creates: [], alters: [], drops: [] });
-      unknown ??= `${revision.name} runs outside a transaction (-- belay:no-transaction): its locks end with each statement, so what it touches can be neither learned nor enforced`;
-      continue;
-    }
-    scopes.push(revisionScope(revision.name, before, seen, initialRelations));
+  };
+  await pass(revisions, direction);
+  const reached = await readCatalog(client);
+  const created = [...reached.values()].filter((entry) => !initial.has(entry.key)).map(toObject);
+  if (direction === 'up' && unknown === null) {
+    // a failed run's safety net reverts what it applied, newest first: those downs write under the same snapshot
+    const reversible: Revision[] = [];
+    for (const revision of revisions) if (await isReversible(revision)) reversible.push(revision);
+    await pass(reversible.reverse(), 'down');
   }
-  const final = await readCatalog(client);
-  const created = [...final.values()].filter((entry) => !initial.has(entry.key)).map(toObject);
   const dataTables = new Map<string, { schema: string; name: string; kind: TouchedRelation['kind'] }>();
   for (const scope of scopes) {
     for (const touched of scope.touches) {
@@ -204,7 +216,7 @@ async function viewsOver(client: ClientBase, oids: number[]): Promise<number[]> 
   return rows.map((row) => Number(row.oid));
 }
 
-function revisionScope(revision: string, before: Map<string, CatalogEntry>, seen: Seen, initialRelations: Map<number, CatalogEntry>): RevisionScope {
+function revisionScope(revision: string, direction: 'up' | 'down', before: Map<string, CatalogEntry>, seen: Seen, initialRelations: Map<number, CatalogEntry>): RevisionScope {
   const touches: TouchedRelation[] = [];
   for (const [oid, modes] of seen.locks) {
     // what the run itself created needs no rows in the snapshot; indexes and system relations are not listed
@@ -221,5 +233,5 @@ function revisionScope(revision: string, before: Map<string, CatalogEntry>, seen
     else if (previous.version !== entry.version) alters.push(toObject(entry));
   }
   const drops = [...before.values()].filter((entry) => !seen.after.has(entry.key)).map(toObject);
-  return { revision, transactional: true, touches, creates, alters, drops };
+  return { revision, direction, transactional: true, touches, creates, alters, drops };
 }

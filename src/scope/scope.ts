@@ -41,6 +41,8 @@ export interface TouchedRelation {
 /** What one revision touched, learned on the schema-only copy. */
 export interface RevisionScope {
   revision: string;
+  /** For an up run, its downs are learned too (the safety net runs them under the same snapshot). */
+  direction: 'up' | 'down';
   transactional: boolean;
   /** Relations that existed before the run and that the revision locked (under their names before the run). */
   touches: TouchedRelation[];
