@@ -7,6 +7,7 @@ import { runLibpqChild, type BackupTools, type ChildOutcome } from '../backup/pg
 import { ensureBelaySchema } from '../db/belay-schema.js';
 import { describeTarget, withDatabase, type ConnectionParams, type SessionOptions } from '../db/connection.js';
 import { createDatabase, derivedName, dropDatabase } from '../db/databases.js';
+import { quoteIdent } from '../db/ident.js';
 import { openSession } from '../db/session.js';
 import { BelayError, errorMessage } from '../errors.js';
 import { MigrationEngine } from '../migrations/engine.js';
@@ -119,13 +120,12 @@ export async function learnScope(options: LearnScopeOptions): Promise<LearnedSco
     try {
       if (made) await dropDatabase(admin.client, copyName);
     } catch (error) {
-      // the copy has no rows, but it is ours to remove; say so unless a first failure is already on its way
-      if (failure === undefined) {
-        throw new BelayError('preflight', `could not drop the throwaway copy ${copyName}: ${errorMessage(error)}`, {
-          hint: `Nothing on ${options.params.database} was changed. Drop the copy: DROP DATABASE "${copyName}" WITH (FORCE);`,
-          cause: error,
-        });
-      }
+      // the copy has no rows, but it is ours to remove: say so, with what went wrong before when something did
+      const earlier = failure === undefined ? '' : ` (after: ${errorMessage(failure)})`;
+      throw new BelayError('preflight', `could not drop the throwaway copy ${copyName}${earlier}: ${errorMessage(error)}`, {
+        hint: `Nothing on ${options.params.database} was changed. Drop the copy: DROP DATABASE ${quoteIdent(copyName)} WITH (FORCE);`,
+        cause: error,
+      });
     } finally {
       await admin.close();
     }
