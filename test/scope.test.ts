@@ -280,5 +280,13 @@ END $$;
     expect(widened.kind).toBe('touched');
     expect(widened.learned!.revisions.map((r) => `${r.revision} ${r.direction}`)).toEqual(['0002_names up', '0002_names down']);
     expect(widened.learned!.dataTables.map(objectLabel).sort()).toEqual(['public.notes', 'public.small']);
+
+    // a sequence that moves while its table does not: it cannot be restored alone, so a full snapshot
+    const sequenceOnly = await revisionsIn({ '0002_skip.up.sql': "SELECT nextval('small_id_seq');\n", '0002_skip.down.sql': 'SELECT 1;\n' });
+    const fullForSequence = await decideScope('auto', sequenceOnly, 'up', () =>
+      learnScope({ params: seededDb.params, session: SESSION, tools, env: { PATH: process.env.PATH ?? '' }, signal: undefined, revisions: sequenceOnly, direction: 'up', lockTimeoutMs: 10_000 }),
+    );
+    expect(fullForSequence.kind).toBe('full');
+    expect(fullForSequence.why).toMatch(/sequence public\.small_id_seq may change, and it belongs to public\.small/);
   });
 });

@@ -195,12 +195,30 @@ async function watchRevisions(client: ClientBase, revisions: Revision[], directi
     unknown = `${objectLabel(unrestorable)} is a ${unrestorable.kind} whose rows may change; a touched snapshot restores tables and sequences only`;
   }
   const dataOids = [...initialRelations.values()].filter((entry) => dataTables.has(objectLabel(entry))).map((entry) => entry.oid);
+  const strayed = (await sequenceOwners(client, dataOids)).filter((pair) => !dataOids.includes(pair.owner) && initialRelations.has(pair.owner));
+  if (unknown === null && strayed.length > 0) {
+    const [first] = strayed;
+    unknown = `sequence ${objectLabel(initialRelations.get(first!.sequence)!)} may change, and it belongs to ${objectLabel(initialRelations.get(first!.owner)!)}, whose rows stay out of a touched snapshot; a targeted restore cannot put the sequence back alone`;
+  }
   const views = (await viewsOver(client, dataOids)).filter((oid) => initialRelations.has(oid));
   if (unknown === null && views.length > 0) {
     const names = views.map((oid) => objectLabel(initialRelations.get(oid)!)).join(', ');
     unknown = `${names} ${views.length === 1 ? 'is a view' : 'are views'} over a table whose rows may change; a targeted restore re-creates that table, and the view would stay on the damaged one`;
   }
   return { direction, learnedFrom, revisions: scopes, unknown, dataTables: [...dataTables.values()], created };
+}
+
+/** The tables that own (serial, identity) those of the relations that are sequences. */
+async function sequenceOwners(client: ClientBase, oids: number[]): Promise<Array<{ sequence: number; owner: number }>> {
+  if (oids.length === 0) return [];
+  const { rows } = await client.query<{ sequence: string; owner: string }>(
+    `SELECT d.objid::int8::text AS sequence, d.refobjid::int8::text AS owner
+       FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
+      WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+        AND s.relkind = 'S' AND d.objid = ANY($1::oid[])`,
+    [oids],
+  );
+  return rows.map((row) => ({ sequence: Number(row.sequence), owner: Number(row.owner) }));
 }
 
 /** Views and materialized views that read any of the relations (their rewrite rules depend on them). */
