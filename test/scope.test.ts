@@ -1,8 +1,8 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveBackupTools, type BackupTools } from '../src/backup/pg-tools.js';
 import { restoreSnapshotInto } from '../src/backup/restore-snapshot.js';
 import { takeSnapshot } from '../src/backup/take-snapshot.js';
@@ -25,9 +25,16 @@ const SESSION = { applicationName: 'belay scope test', connectTimeoutMs: 10_000,
 const BIG_ROWS = 2_000_000;
 
 let tools: BackupTools;
+const scratch: string[] = [];
+
+async function scratchDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
 
 async function revisionsIn(files: Record<string, string>): Promise<Revision[]> {
-  const dir = await mkdtemp(join(tmpdir(), 'belay-scope-revisions-'));
+  const dir = await scratchDir('belay-scope-revisions-');
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
   return discoverRevisions(dir);
 }
@@ -63,7 +70,7 @@ async function seedTemplate(): Promise<string> {
 
 async function seeded(): Promise<{ db: TestDatabase; params: ConnectionParams; backups: string }> {
   const db = await freshDatabase('scope', seededTemplate);
-  return { db, params: parseDatabaseUrl(db.url, 'test'), backups: await mkdtemp(join(tmpdir(), 'belay-scope-backups-')) };
+  return { db, params: parseDatabaseUrl(db.url, 'test'), backups: await scratchDir('belay-scope-backups-') };
 }
 
 const bigState = async (db: TestDatabase): Promise<{ node: string; rows: string; hash: string }> =>
@@ -105,6 +112,10 @@ UPDATE small SET nickname = NULL WHERE id % 2 = 0;
 beforeAll(async () => {
   tools = await resolveBackupTools({ search: { pgBin: cluster().binDir, path: process.env.PATH }, serverMajor: 15 });
   seededTemplate = await seedTemplate();
+});
+
+afterAll(async () => {
+  for (const dir of scratch) await rm(dir, { recursive: true, force: true });
 });
 
 describe('touched snapshots', () => {
