@@ -20,10 +20,11 @@ import restore from './cases/restore.mjs';
 import coldStart from './cases/cold-start.mjs';
 import rehearse from './cases/rehearse.mjs';
 import seedStory from './cases/seed-story.mjs';
+import touchedBackup from './cases/touched-backup.mjs';
 
 const MARK_START = '<!-- bench:results:start -->';
 const MARK_END = '<!-- bench:results:end -->';
-const CASES = [runnerOverhead, backupStep, fingerprint, restore, coldStart, rehearse, seedStory];
+const CASES = [runnerOverhead, backupStep, touchedBackup, fingerprint, restore, coldStart, rehearse, seedStory];
 const quick = argv.quick === true;
 const only = argv.only ? String(argv.only).split(',') : null;
 const unknown = (only ?? []).filter((id) => !CASES.some((c) => c.id === id));

@@ -30,6 +30,21 @@ export interface Manifest {
   fingerprint: unknown;
   /** A damaged database's state, kept before an in-place restore overwrote it: never offered as a rollback target. */
   quarantine?: true;
+  /** Present on a touched snapshot: the whole schema, but rows of these relations only (src/scope, docs/snapshots.md). */
+  scope?: SnapshotScope;
+}
+
+/** What a touched snapshot holds, and what a targeted restore needs to put it back. */
+export interface SnapshotScope {
+  kind: 'touched';
+  /** The relations whose rows it holds: the tables the revisions may write, and their sequences. */
+  tables: Array<{ schema: string; name: string; kind: 'table' | 'sequence' }>;
+  /** How the scope was learned (which revisions, on which throwaway copy). */
+  learnedFrom: string;
+  /** Objects the revisions create: a targeted restore moves those still there into its quarantine schema. */
+  created: Array<{ kind: string; schema: string; name: string; args?: string }>;
+  /** Catalog ids [classid, objid] at snapshot time of the archive entries a targeted restore replays (the tables, their indexes, constraints, triggers, defaults, sequences, and the foreign keys that reference them). */
+  objects: Array<[number, number]>;
 }
 
 export const MANIFEST_FORMAT_VERSION = '1.0';

@@ -30,6 +30,12 @@ export interface RestoreOptions {
  * a tampered or damaged snapshot is refused before anything is touched.
  */
 export async function restoreSnapshotInto(manifest: Manifest, target: ConnectionParams, options: RestoreOptions): Promise<void> {
+  if (manifest.scope) {
+    // its archive has every table's definition but only some tables' rows: restored whole, the others would come back empty
+    throw new BelayError('preflight', `snapshot ${manifest.id} is a touched snapshot (the rows of ${manifest.scope.tables.length} relation(s) only): it cannot be restored as a whole database`, {
+      hint: 'Nothing was restored. A touched snapshot is restored table by table (src/scope/touched-restore.ts); for a whole database pick a full snapshot: `belay backups list`.',
+    });
+  }
   let digest: { sha256: string };
   try {
     digest = await digestSnapshot(manifest.path);

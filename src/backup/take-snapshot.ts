@@ -5,7 +5,7 @@ import type { ConnectionParams } from '../db/connection.js';
 import { describeTarget, toPgConfig } from '../db/connection.js';
 import { BelayError } from '../errors.js';
 import { digestSnapshot } from './digest.js';
-import { MANIFEST_FORMAT_VERSION, newSnapshotId, snapshotFileName, syncDir, writeManifest, type Manifest, type SnapshotFormat } from './manifest.js';
+import { MANIFEST_FORMAT_VERSION, newSnapshotId, snapshotFileName, syncDir, writeManifest, type Manifest, type SnapshotFormat, type SnapshotScope } from './manifest.js';
 import { runLibpqChild, type BackupTools } from './pg-tools.js';
 import { listArchive } from './list-archive.js';
 
@@ -38,6 +38,8 @@ export interface SnapshotOptions {
   lockTimeoutMs: number;
   /** An exported snapshot (pg_export_snapshot) to dump instead of a fresh one. */
   snapshotId?: string;
+  /** A touched snapshot: recorded in the manifest, with the data of every other table left out (--exclude-table-data). */
+  scope?: { manifest: SnapshotScope; excludeTableData: string[] };
 }
 
 const TABLE_LINE = /dumping contents of table "([^"]+)"/;
@@ -90,6 +92,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
   if (format === 'directory' && options.jobs > 1) args.push(`--jobs=${options.jobs}`);
   if (options.compress !== undefined) args.push(`--compress=${options.compress}`);
   if (options.snapshotId !== undefined) args.push(`--snapshot=${options.snapshotId}`);
+  for (const pattern of options.scope?.excludeTableData ?? []) args.push(`--exclude-table-data=${pattern}`);
   let tablesDone = 0;
   let table: string | undefined;
   const report = async (): Promise<void> => {
@@ -150,6 +153,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
       tableCount: listing.tableData,
       fingerprint: (await options.fingerprint) ?? null,
       ...(options.quarantine ? { quarantine: true as const } : {}),
+      ...(options.scope ? { scope: options.scope.manifest } : {}),
     };
     await writeManifest(backupsDir, manifest);
     options.onProgress?.({ tablesDone, tablesTotal: source.tables, bytesWritten: manifest.sizeBytes, table: undefined });

@@ -43,10 +43,10 @@ export function appUrl(database: string): string {
   return `postgresql://${TEST_APP_ROLE}:${encodeURIComponent(TEST_APP_PASSWORD)}@127.0.0.1:${c.port}/${encodeURIComponent(database)}`;
 }
 
-/** A new, empty database for one test, cloned from the template. */
-export async function freshDatabase(prefix = 't'): Promise<TestDatabase> {
+/** A new database for one test, cloned from the (empty) template, or from `template` when given. */
+export async function freshDatabase(prefix = 't', template = TEMPLATE_DB): Promise<TestDatabase> {
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
-  await adminQuery('postgres', `CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(TEMPLATE_DB)} OWNER ${quoteIdent(TEST_APP_ROLE)}`);
+  await adminQuery('postgres', `CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(template)} OWNER ${quoteIdent(TEST_APP_ROLE)}`);
   const c = cluster();
   return {
     name,
