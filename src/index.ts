@@ -24,6 +24,7 @@ export { clusterStart, clusterStatus, clusterStop, clusterUrl } from './api/clus
 export type { BelayOptions, TargetInfo } from './api/options.js';
 export { BelayError, EXIT, type ErrorCode } from './errors.js';
 export type { BelayConfig } from './config/types.js';
+export type { ConfigInput } from './config/schema.js';
 export type { RunEvent, RunListener, StepName } from './events/run-events.js';
 export type { RunResult, RevisionResult, SnapshotRef } from './runner/result/results.js';
 export type { StatusReport } from './runner/commands/status.js';

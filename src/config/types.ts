@@ -8,16 +8,13 @@ export type HookName = (typeof HOOK_NAMES)[number];
 
 export type HealthConfig = ConfigFile['health'];
 export type SqlHealthCheck = HealthConfig['sql'][number];
-export type SqlExpectation = SqlHealthCheck['expect'];
 export type HttpHealthCheck = HealthConfig['http'][number];
 export type CommandHealthCheck = HealthConfig['command'][number];
 
 export type IntegrityConfig = ConfigFile['integrity'];
-export type IntegrityMode = IntegrityConfig['mode'];
 export type Invariant = IntegrityConfig['invariants'][number];
 
 export type BackupConfig = ConfigFile['backup'];
-export type BackupFormat = BackupConfig['format'];
 
 export type Hook = NonNullable<ConfigFile['hooks'][HookName]>;
 
