@@ -50,8 +50,9 @@ export const preflightError = (message: string, options?: BelayErrorOptions): Be
 /** An error's message; for PostgreSQL's own errors with its DETAIL and HINT, as psql shows them. */
 export function errorMessage(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  // node-postgres' DatabaseError, read by shape so that this module does not load pg
-  const { detail, hint } = error as { detail?: unknown; hint?: unknown };
+  // node-postgres' DatabaseError (it has a severity), read by shape so that this module does not load pg
+  const { severity, detail, hint } = error as { severity?: unknown; detail?: unknown; hint?: unknown };
+  if (error instanceof BelayError || typeof severity !== 'string') return error.message;
   const extra = [typeof detail === 'string' && detail ? `DETAIL: ${detail}` : '', typeof hint === 'string' && hint ? `HINT: ${hint}` : ''].filter(Boolean);
   return extra.length > 0 ? `${error.message} (${extra.join(' ')})` : error.message;
 }

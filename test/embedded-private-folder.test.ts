@@ -19,14 +19,14 @@ describe('the embedded cluster from a folder the server account cannot enter', (
     try {
       const up = await belay(['--json', 'migrate', 'up', '--to', '0005'], options);
       expect(up.code, up.stderr).toBe(0);
-      expect(JSON.parse(up.stdout).toRevision).toBe('0005_sessions');
+      expect(JSON.parse(up.stdout).result.toRevision).toBe('0005_sessions');
       const layout = JSON.parse(await readFile(join(cwd, '.belay', 'cluster.json'), 'utf8')) as { dataDir: string; socketDir: string; logFile: string };
       outside = dirname(layout.dataDir);
       // the server's files are where it can reach them, recorded in .belay/, and the project folder stays private
       expect(layout.dataDir.startsWith(cwd)).toBe(false);
       expect((await stat(cwd)).mode & 0o777).toBe(0o700);
       const info = await belay(['--json', 'cluster', 'status'], options);
-      expect(JSON.parse(info.stdout)).toMatchObject({ running: true, initialised: true, dataDir: layout.dataDir, socketDir: layout.socketDir });
+      expect(JSON.parse(info.stdout).result).toMatchObject({ running: true, initialised: true, dataDir: layout.dataDir, socketDir: layout.socketDir });
       // the journal is in the project, beside its backups
       expect((await readdir(join(cwd, 'backups', 'journal'))).filter((f) => f.endsWith('.jsonl'))).toHaveLength(1);
 
@@ -45,7 +45,7 @@ describe('the embedded cluster from a folder the server account cannot enter', (
       // the next command starts the same cluster again, with the same data
       const status = await belay(['--json', 'status'], options);
       expect(status.code, status.stderr).toBe(0);
-      expect(JSON.parse(status.stdout)).toMatchObject({ current: '0005_sessions', source: 'embedded cluster' });
+      expect(JSON.parse(status.stdout).result).toMatchObject({ current: '0005_sessions', source: 'embedded cluster' });
     } finally {
       expect((await belay(['cluster', 'stop'], options)).code).toBe(0);
       if (outside) await rm(outside, { recursive: true, force: true });

@@ -57,7 +57,7 @@ describe('an in-place restore puts back exactly the snapshot', () => {
     const before = await userObjects(db);
     const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup']);
     expect(run.code, run.stdout + run.stderr).toBe(11);
-    const { restore } = JSON.parse(run.stdout) as { restore: { strategy: string; quarantineSnapshot: string; message: string } };
+    const { restore } = JSON.parse(run.stdout).result as { restore: { strategy: string; quarantineSnapshot: string; message: string } };
     expect(restore.strategy).toBe('in-place');
     expect(restore.message).toMatch(/object\(s\) created after the snapshot were dropped \(.*table public\.audit/);
     // exactly the snapshot's objects, and its data
@@ -86,7 +86,7 @@ describe('an in-place restore puts back exactly the snapshot', () => {
     await db.query(`SET ROLE ${new URL(url).username}; CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g`);
     const backup = await belay([...args, '--json', 'backup']);
     expect(backup.code, backup.stderr).toBe(0);
-    const id = (JSON.parse(backup.stdout) as { snapshot: { id: string } }).snapshot.id;
+    const id = (JSON.parse(backup.stdout).result as { snapshot: { id: string } }).snapshot.id;
     await db.query(`SET ROLE ${new URL(url).username};
       CREATE TABLE child (id int PRIMARY KEY, t_id int NOT NULL REFERENCES t);
       INSERT INTO child SELECT g, g FROM generate_series(1, 10) g;
@@ -94,7 +94,7 @@ describe('an in-place restore puts back exactly the snapshot', () => {
       DELETE FROM t WHERE id > 50;`);
     const run = await belay([...args, '--json', 'restore', id, '--strategy', 'in-place']);
     expect(run.code, run.stdout + run.stderr).toBe(0);
-    const { restore } = JSON.parse(run.stdout) as { restore: { quarantineSnapshot: string; message: string } };
+    const { restore } = JSON.parse(run.stdout).result as { restore: { quarantineSnapshot: string; message: string } };
     expect(restore.message).toMatch(/restored .* in place and verified it/);
     expect(await userObjects(db)).toEqual(['rel public.t']);
     expect(await db.query('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 100 }]);

@@ -7,7 +7,7 @@ import { freshDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 
 const dumps = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.dump')).sort();
-const idOf = (stdout: string): string => (JSON.parse(stdout) as { snapshot: { id: string } }).snapshot.id;
+const idOf = (stdout: string): string => (JSON.parse(stdout).result as { snapshot: { id: string } }).snapshot.id;
 
 interface PruneJson {
   removed: string[];
@@ -37,12 +37,12 @@ describe('a snapshot a run may still need is never pruned', () => {
     const runSnapshot = journal.find((l) => l.step === 'backup' && l.event === 'end')?.detail as { id: string };
     expect(runSnapshot.id).toBeTruthy();
 
-    const status = JSON.parse((await belay([...args, '--json', 'status'], { cwd: project.dir })).stdout) as { interrupted: { action: string; snapshotId: string } };
+    const status = JSON.parse((await belay([...args, '--json', 'status'], { cwd: project.dir })).stdout).result as { interrupted: { action: string; snapshotId: string } };
     expect(status.interrupted).toMatchObject({ action: 'restore', snapshotId: runSnapshot.id });
 
     const prune = await belay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '0'], { cwd: project.dir });
     expect(prune.code, prune.stdout + prune.stderr).toBe(0);
-    const pruned = JSON.parse(prune.stdout) as PruneJson;
+    const pruned = JSON.parse(prune.stdout).result as PruneJson;
     expect(pruned.removed).toEqual([older]);
     expect(pruned.kept.find((k) => k.id === runSnapshot.id)?.why).toMatch(/unsettled.*recover/);
     expect(await dumps(project.backups)).toEqual([`${runSnapshot.id}.dump`]);
@@ -52,7 +52,7 @@ describe('a snapshot a run may still need is never pruned', () => {
     expect(await db.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE v = 'wiped')::int AS wiped FROM t")).toEqual([{ n: 1000, wiped: 0 }]);
 
     // settled now: the newest snapshot of the database is still kept, and says why
-    const after = JSON.parse((await belay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '0'], { cwd: project.dir })).stdout) as PruneJson;
+    const after = JSON.parse((await belay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '0'], { cwd: project.dir })).stdout).result as PruneJson;
     expect(after.kept.map((k) => k.why).join('\n')).toMatch(/the newest snapshot of/);
   });
 
@@ -79,7 +79,7 @@ describe('a snapshot a run may still need is never pruned', () => {
       // the other database's lock is free: its prune goes on, and keeps what the live run needs
       const fromOther = await belay([...otherArgs, '--json', '--yes', 'backups', 'prune', '--keep', '0'], { cwd: project.dir });
       expect(fromOther.code, fromOther.stdout + fromOther.stderr).toBe(0);
-      const result = JSON.parse(fromOther.stdout) as PruneJson;
+      const result = JSON.parse(fromOther.stdout).result as PruneJson;
       expect(result.kept.find((k) => k.id === runSnapshot)?.why).toMatch(/no outcome in its journal/);
       expect(result.removed).toEqual([older]);
       expect(await dumps(project.backups)).toEqual([`${runSnapshot}.dump`]);
@@ -114,7 +114,7 @@ describe('a snapshot a run may still need is never pruned', () => {
     const first = await belay([...baseArgs({ ...keepZero, backups: project.backups }, b.url), '--json', 'backup'], { cwd: keepZero.dir });
     expect(first.code, first.stderr).toBe(0);
     const newest = idOf(first.stdout);
-    expect((JSON.parse(first.stdout) as { message: string }).message).toMatch(/backup.keep 1: removed 1, kept 2/);
+    expect((JSON.parse(first.stdout).result as { message: string }).message).toMatch(/backup.keep 1: removed 1, kept 2/);
     expect(await dumps(project.backups)).toEqual([`${ids.a![1]}.dump`, `${newest}.dump`].sort());
   });
 });

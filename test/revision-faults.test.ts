@@ -97,7 +97,7 @@ describe('each revision starts from the session belay opened', () => {
       { relname: 'widgets', nspname: 'public', owner, relpersistence: 'p' },
     ]);
     expect(await db.query('SELECT (SELECT count(*) FROM public.widgets)::int AS w, (SELECT count(*) FROM public.gadgets)::int AS g')).toEqual([{ w: 1, g: 1 }]);
-    const upJournal = endedSteps(await journalOf(project.backups, (JSON.parse(up.stdout) as { runId: string }).runId));
+    const upJournal = endedSteps(await journalOf(project.backups, (JSON.parse(up.stdout).result as { runId: string }).runId));
     expect(upJournal).toContain('apply 0004_gadgets ok');
 
     // the downs run in one session too: 0003's down changes it, 0002's down must not see that
@@ -105,7 +105,7 @@ describe('each revision starts from the session belay opened', () => {
     expect(down.code, down.stderr).toBe(0);
     expect(await appliedNames(db)).toEqual(['0001_probes']);
     expect(await db.query("SELECT relname FROM pg_class WHERE relname IN ('widgets', 'gadgets')")).toEqual([]);
-    const downJournal = endedSteps(await journalOf(project.backups, (JSON.parse(down.stdout) as { runId: string }).runId));
+    const downJournal = endedSteps(await journalOf(project.backups, (JSON.parse(down.stdout).result as { runId: string }).runId));
     expect(downJournal).toEqual(expect.arrayContaining(['down 0004_gadgets ok', 'down 0003_session ok', 'down 0002_widgets ok']));
 
     // every probe saw the same session, whether it came first in its run or right after the change
@@ -247,7 +247,7 @@ describe("a failing revision tells PostgreSQL's whole error", () => {
     const said = stringsIn(JSON.parse(run.stdout)).join('\n');
     expect(said).toContain('DETAIL: 3 notes have no body');
     expect(said).toContain('HINT: Run scripts/fill-bodies.sql first.');
-    const lines = await journalOf(project.backups, (JSON.parse(run.stdout) as { runId: string }).runId);
+    const lines = await journalOf(project.backups, (JSON.parse(run.stdout).result as { runId: string }).runId);
     const failed = lines.find((l) => l.step === 'apply' && l.outcome === 'failed') as { detail: { failure: Record<string, unknown> } };
     expect(failed.detail.failure).toMatchObject({ revision: '0003_unique', sqlstate: 'P0001', detail: '3 notes have no body', hint: 'Run scripts/fill-bodies.sql first.' });
     expect(await appliedNames(db)).toEqual([]);
@@ -278,7 +278,7 @@ describe("a failing revision tells PostgreSQL's whole error", () => {
       const said = stringsIn(JSON.parse(run.stdout)).join('\n');
       expect(said).toMatch(/canceling statement due to lock timeout/);
       expect(said).toMatch(new RegExp(`lock held by: pid ${pid} \\(application_name "nightly-report", user ${TEST_APP_ROLE}, idle in transaction, transaction since \\S+, last query started \\S+\\)`));
-      const lines = await journalOf(project.backups, (JSON.parse(run.stdout) as { runId: string }).runId);
+      const lines = await journalOf(project.backups, (JSON.parse(run.stdout).result as { runId: string }).runId);
       const failed = lines.find((l) => l.step === 'apply' && l.outcome === 'failed') as { detail: { failure: { sqlstate: string; blockers: Array<Record<string, unknown>> } } };
       expect(failed.detail.failure.sqlstate).toBe('55P03');
       expect(failed.detail.failure.blockers).toEqual([expect.objectContaining({ pid, applicationName: 'nightly-report', state: 'idle in transaction' })]);

@@ -6,7 +6,7 @@ import { childrenOf, pollUntil, processGone } from './support/kill.js';
 import { freshDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 
-const idOf = (stdout: string): string => (JSON.parse(stdout) as { snapshot: { id: string } }).snapshot.id;
+const idOf = (stdout: string): string => (JSON.parse(stdout).result as { snapshot: { id: string } }).snapshot.id;
 
 describe('the snapshot store is a jail', () => {
   it('a manifest that names another file, or disagrees with its own name, is refused (exit 4) and never followed', async () => {
@@ -32,7 +32,7 @@ describe('the snapshot store is a jail', () => {
       expect(restore.code).toBe(4);
       const list = await belay([...args, '--json', 'backups', 'list']);
       expect(list.code).toBe(4);
-      expect((JSON.parse(list.stdout) as { refused: Array<{ file: string }> }).refused.map((r) => r.file)).toEqual([`${victim}.manifest.json`]);
+      expect((JSON.parse(list.stdout).result as { refused: Array<{ file: string }> }).refused.map((r) => r.file)).toEqual([`${victim}.manifest.json`]);
     }
     expect(await readFile(outside, 'utf8')).toBe('precious');
 
@@ -58,7 +58,7 @@ describe('the snapshot store is a jail', () => {
     // sound again: prune goes on, under its rules
     const prune = await belay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '0']);
     expect(prune.code, prune.stderr).toBe(0);
-    expect((JSON.parse(prune.stdout) as { removed: string[] }).removed).toEqual([keep]);
+    expect((JSON.parse(prune.stdout).result as { removed: string[] }).removed).toEqual([keep]);
     expect(await readFile(outside, 'utf8')).toBe('precious');
   });
 
@@ -108,7 +108,7 @@ describe('the snapshot store is a jail', () => {
     const partial = await killDuringDump();
     const list = await belay([...args, '--json', 'backups', 'list']);
     expect(list.code).toBe(0);
-    expect((JSON.parse(list.stdout) as { partial: Array<{ file: string }> }).partial.map((p) => p.file)).toEqual([partial]);
+    expect((JSON.parse(list.stdout).result as { partial: Array<{ file: string }> }).partial.map((p) => p.file)).toEqual([partial]);
     expect((await belay([...args, 'backups', 'list'])).stdout).toMatch(new RegExp(`${partial.replaceAll('.', '\\.')} .*partial`));
     const recover = await belay([...args, 'recover']);
     expect(recover.code, recover.stderr).toBe(0);
@@ -125,7 +125,7 @@ describe('the snapshot store is a jail', () => {
     await writeFile(join(project.backups, orphan), 'dump without a manifest');
     const prune = await belay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '1']);
     expect(prune.code, prune.stderr).toBe(0);
-    const result = JSON.parse(prune.stdout) as { leftoversRemoved: string[]; leftoversKept: Array<{ file: string; why: string }> };
+    const result = JSON.parse(prune.stdout).result as { leftoversRemoved: string[]; leftoversKept: Array<{ file: string; why: string }> };
     expect(result.leftoversRemoved.sort()).toEqual([again, orphan].sort());
     expect(result.leftoversKept).toEqual([{ file: foreign, why: expect.stringMatching(/whose lock this run does not hold/) as unknown as string }]);
     expect((await readdir(project.backups)).filter((f) => f.endsWith('.partial'))).toEqual([foreign]);
@@ -142,7 +142,7 @@ describe('the snapshot store is a jail', () => {
     expect((await belay([...args, 'backups', 'verify', newer], { cwd: project.dir })).code).toBe(0);
     const prune = await belay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '0'], { cwd: project.dir });
     expect(prune.code, prune.stderr).toBe(0);
-    expect((JSON.parse(prune.stdout) as { removed: string[] }).removed).toEqual([older]);
+    expect((JSON.parse(prune.stdout).result as { removed: string[] }).removed).toEqual([older]);
     expect((await readdir(project.backups)).filter((f) => !f.startsWith('journal')).sort()).toEqual([`${newer}.dir`, `${newer}.manifest.json`]);
   });
 });

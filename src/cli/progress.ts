@@ -42,7 +42,8 @@ function failureLines(detail: Record<string, unknown> | undefined): string[] {
   if (message) lines.push(...message.split('\n').map((line, i) => (i === 0 ? `  error: ${line}` : `  ${line}`)));
   for (const [key, label] of [['detail', 'DETAIL'], ['hint', 'HINT']] as const) {
     const value = failure[key] ?? detail[key];
-    if (typeof value === 'string' && value) lines.push(`  ${label}: ${value}`);
+    // the error's own text may carry them already (PostgreSQL errors do)
+    if (typeof value === 'string' && value && !message?.includes(value)) lines.push(`  ${label}: ${value}`);
   }
   return lines;
 }

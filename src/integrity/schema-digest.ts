@@ -110,7 +110,7 @@ async function withCatalogPath<T>(client: ClientBase, options: DescribeOptions, 
 
 async function querySchema(client: ClientBase, describe: boolean, keys: string[] | null): Promise<SchemaRow[]> {
   // named: prepared once per connection, not planned again on every call
-  const { rows } = await client.query<SchemaRow>({ name: 'belay-describe-schema', text: SCHEMA_QUERY, values: [BELAY_SCHEMA, describe, keys] });
+  const { rows } = await client.query<SchemaRow>(SCHEMA_QUERY, [BELAY_SCHEMA, describe, keys]);
   return rows;
 }
 

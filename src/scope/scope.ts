@@ -14,9 +14,6 @@ export type Need = 'data' | 'definition';
 
 export const needOf = (modes: readonly string[]): Need => (modes.some((mode) => DATA_MODES.includes(mode)) ? 'data' : 'definition');
 
-/** Relation kinds that hold rows (pg_class.relkind): tables, partitioned tables, materialized views, sequences. */
-const DATA_RELKINDS = ['r', 'p', 'm', 'S'] as const;
-
 export type CatalogKind = 'schema' | 'table' | 'partitioned table' | 'view' | 'materialized view' | 'sequence' | 'foreign table' | 'type' | 'function';
 
 export interface CatalogObject {
