@@ -443,6 +443,44 @@ describe('the server stops under a run', () => {
     },
   ];
 
+  it('in preflight, before the run changed anything: exit 4, nothing was changed, nothing left to recover', async () => {
+    const ctx = await fresh({ ...BASE, '0002_x.up.sql': 'CREATE TABLE x (id int);', '0002_x.down.sql': 'DROP TABLE x;' });
+    expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
+    const before = await digest(ctx.query);
+    // the health baseline (preflight) holds the run until the server is stopped
+    const gate = join(ctx.project.dir, 'server-stopped');
+    const config = join(ctx.project.dir, 'belay.config.json');
+    await writeFile(config, JSON.stringify({ health: { command: [{ name: 'waits for the stop', run: `while [ ! -e '${gate}' ]; do sleep 0.05; done`, timeoutSeconds: 60 }] } }));
+    const journals = join(ctx.project.backups, 'journal');
+    const earlier = new Set(await readdir(journals));
+    const run = startBelay([...ctx.args, 'migrate', 'up'], { cwd: ctx.project.dir });
+    await until(
+      'the health baseline',
+      async () => {
+        for (const file of await readdir(journals)) {
+          if (!earlier.has(file) && (await readFile(join(journals, file), 'utf8')).includes('"subject":"baseline"')) return true;
+        }
+        return undefined;
+      },
+      run.done,
+    );
+    await stopCluster(server.spec, 'immediate');
+    await writeFile(gate, '');
+    const ended = await run.done;
+    await restart();
+    const said = `${ended.stdout}${ended.stderr}`;
+    expect(ended.code, said).toBe(4);
+    expect(said).toMatch(/stopped answering before this run changed anything/);
+    expect(said).toMatch(/next: Nothing was changed/);
+    expect(said).not.toMatch(/bug in belay/);
+    expect(await lastOutcome(ctx.project, 'migrate-up')).toMatchObject({ status: 'refused', exitCode: 4 });
+    expect(await digest(ctx.query)).toEqual(before);
+    expect(await ctx.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_base' }]);
+    expect((await status(ctx)).interrupted).toBeNull();
+    await writeFile(config, '{}');
+    expect((await cli(ctx, 'migrate', 'up')).code).toBe(0);
+  }, 120_000);
+
   for (const row of STOP_CASES) {
     it(row.name, async () => {
       const ctx = await fresh(row.files);

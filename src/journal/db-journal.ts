@@ -39,6 +39,10 @@ export class DatabaseJournal {
     await this.flush();
   }
 
+  get attachedOnce(): boolean {
+    return this.wanted;
+  }
+
   detach(): void {
     this.client = undefined;
   }

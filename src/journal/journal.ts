@@ -72,6 +72,11 @@ export class Journal {
    * False when it is attached and the server is gone: the run's row stays
    * "running" there, and only `belay recover` can settle it.
    */
+  /** Whether the run has begun writing its journal into the database (it changes the database from then on). */
+  get databaseAttached(): boolean {
+    return this.database.attachedOnce;
+  }
+
   async databaseUpToDate(): Promise<boolean> {
     return this.database.reachable();
   }

@@ -1,3 +1,4 @@
+import { isConnectionLost } from '../../db/connection-lost.js';
 import { BelayError, EXIT, errorMessage } from '../../errors.js';
 import { errorDetail } from '../../events/run-events.js';
 import type { RunFacts } from '../result/ledger.js';
@@ -13,7 +14,8 @@ export async function withRunSession(setup: RunSetup, command: string, work: (se
   const session = await RunSession.open(setup, command);
   try {
     return await work(session);
-  } catch (error) {
+  } catch (thrown) {
+    const error = unchangedAndUnreachable(session, thrown) ? serverGone(thrown) : thrown;
     if (!(error instanceof BelayError) && session.journal && !(await session.journal.databaseUpToDate())) {
       // the server stopped (or the connection broke) after the run began: not a bug, and not "nothing touched"
       return await finishRun(session, { outcome: 'manual-action-needed', message: `the run stopped: the database stopped answering (${errorMessage(error)})` });
@@ -28,6 +30,18 @@ export async function withRunSession(setup: RunSetup, command: string, work: (se
   } finally {
     await session.close();
   }
+}
+
+/** The server stopped answering before the run wrote to the database (lock, preflight): nothing was changed. */
+function unchangedAndUnreachable(session: RunSession, error: unknown): boolean {
+  return !(error instanceof BelayError) && isConnectionLost(error) && session.journal?.databaseAttached !== true;
+}
+
+function serverGone(error: unknown): BelayError {
+  return new BelayError('preflight', `the database stopped answering before this run changed anything: ${errorMessage(error)}`, {
+    hint: 'Nothing was changed. Check that the server is up and reachable (pg_isready), then run the command again.',
+    cause: error,
+  });
 }
 
 const OUTCOME_EXIT: Record<Exclude<RunStatus, 'dry-run'>, number> = {
