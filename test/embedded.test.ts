@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lookupUser } from '../src/cluster/os-user.js';
-import { belay, cleanEnv, jsonResult, type CliOptions } from './support/cli.js';
+import { belay, cleanEnv, cliRunnableBy, jsonResult, type CliOptions } from './support/cli.js';
 import { SAMPLE_MIGRATIONS } from './support/sample.js';
 
 async function projectFor(owner?: { uid: number; gid: number }): Promise<string> {
@@ -72,7 +72,7 @@ describe('the embedded cluster (no connection settings at all)', () => {
   });
 
   const nobody = lookupUser('nobody');
-  it.runIf(process.getuid?.() === 0 && nobody !== undefined)('works for an ordinary user', async () => {
+  it.runIf(process.getuid?.() === 0 && nobody !== undefined && cliRunnableBy(nobody))('works for an ordinary user', async () => {
     const cwd = await projectFor(nobody);
     await migrateOnEmbedded({ cwd, uid: nobody!.uid, gid: nobody!.gid, env: cleanEnv({ HOME: cwd, USER: 'nobody' }) });
   });

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -63,4 +63,10 @@ export function belay(args: string[], options: CliOptions = {}): Promise<CliRun>
 /** The `result` of a --json run's envelope (docs/json.md); untyped like JSON.parse unless T is given. */
 export function jsonResult<T = ReturnType<typeof JSON.parse>>(run: { stdout: string }): T {
   return (JSON.parse(run.stdout) as { result: T }).result;
+}
+
+/** Whether another account can run the built CLI where this checkout lies (not from a clone inside a 0700 folder). */
+export function cliRunnableBy(user: { uid: number; gid: number }): boolean {
+  const probe = spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(CLI)})`], { uid: user.uid, gid: user.gid, timeout: 10_000 });
+  return probe.status === 0;
 }
