@@ -9,6 +9,11 @@ import { TableStorage, type EngineContext } from './storage.js';
 export interface EngineListener {
   /** A message a module revision logs through ctx.log. */
   log(revision: Revision, message: string): void;
+  /**
+   * Called before a step that runs outside a transaction: the run's journal
+   * must be on disk first, since no commit will tell recover that it started.
+   */
+  durable?(): Promise<void>;
 }
 
 /**
@@ -63,6 +68,8 @@ export class MigrationEngine {
     if (step.transactional) {
       await client.query('BEGIN');
       this.context.inTransaction = true;
+    } else {
+      await this.listener.durable?.();
     }
     const origin = sessionOrigin(client);
     const watch = origin && watchBlockers(() => openSibling(client, 'watch'), origin.backendPid, origin.lockTimeoutMs);
