@@ -77,11 +77,13 @@ export class Journal {
   };
 
   /**
-   * Make every line so far durable: the engine calls it before a revision
-   * that runs outside a transaction, whose start line recover must find.
+   * Make every line so far durable, and write the queued rows: the engine
+   * calls it before a revision that runs outside a transaction, whose start
+   * recover must find, in the file or (from another machine) the database.
    */
-  sync(): Promise<void> {
-    return this.file.sync();
+  async sync(): Promise<void> {
+    await this.file.sync();
+    await this.database.flush();
   }
 
   /**

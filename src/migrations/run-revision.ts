@@ -6,6 +6,7 @@ import { lineIn, loadRevisionModule } from './load-module.js';
 import type { Revision } from './revision.js';
 import type { RevisionContext, RevisionModule } from './revision-context.js';
 import { failureFromError, RevisionFailedError } from './revision-error.js';
+import { takeHashedBytes } from './revision-bytes.js';
 import { readSqlScript, type SqlScript } from './sql-script.js';
 import { NO_TRANSACTION_MARKER } from './split-sql.js';
 
@@ -43,15 +44,18 @@ function moduleOf(revision: Revision): Promise<RevisionModule> {
 /**
  * Each SQL file read and parsed once: preflight checks it, then the engine
  * runs it. Keyed by content too (the sha256 discovery took), so a library
- * caller that edits a file between runs gets the new text.
+ * caller that edits a file between runs (and discovers again) gets the new text.
  */
 const scripts = new Map<string, Promise<SqlScript>>();
 
 function scriptOf(revision: Revision, file: string): Promise<SqlScript> {
-  const key = `${file}\0${revision.fileChecksums[basename(file)] ?? ''}`;
+  const sha256 = revision.fileChecksums[basename(file)];
+  const key = `${file}\0${sha256 ?? ''}`;
   let script = scripts.get(key);
   if (!script) {
-    script = readFile(file).then(readSqlScript);
+    // the bytes discovery hashed: read once, and run exactly what the checksum recorded says
+    const hashed = takeHashedBytes(file, sha256);
+    script = hashed ? Promise.resolve(hashed).then(readSqlScript) : readFile(file).then(readSqlScript);
     scripts.set(key, script);
   }
   return script;
