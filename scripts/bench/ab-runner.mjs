@@ -1,7 +1,8 @@
 #!/usr/bin/env zx
-// zx scripts/bench/ab-runner.mjs --before DIR [--n 200] [--rounds 5]: the
-// runner case for two builds of belay in one run, interleaved round by round
-// (psql session, belay before, belay after; up, then down to the first), so
+// zx scripts/bench/ab-runner.mjs --before DIR [--n 200] [--rounds 5] [--peers]:
+// the runner case for two builds of belay in one run, interleaved round by
+// round (psql session, belay before, belay after, with --peers node-pg-migrate
+// and dbmate as the runner case runs them; up, then down to the first), so
 // that the VM's load falls on both alike. DIR is a copy of an earlier build's
 // dist/ (e.g. `cp -r dist node_modules/.cache/belay-before/` before a change:
 // inside the repository, so that its imports resolve). Prints medians, per
@@ -13,7 +14,7 @@ import { execTimed, onlyMs } from './exec.mjs';
 import { formatMs } from './report.mjs';
 import { writeRevisionSets } from './revisions.mjs';
 import { median } from './stats.mjs';
-import { BELAY_CLI } from './tools.mjs';
+import { BELAY_CLI, findTools } from './tools.mjs';
 
 if (typeof argv.before !== 'string') {
   console.error('usage: zx scripts/bench/ab-runner.mjs --before DIST_DIR [--n 200] [--rounds 5]');
@@ -29,6 +30,7 @@ process.once('SIGINT', () => cluster.remove().finally(() => process.exit(130)));
 try {
   const set = await writeRevisionSets(path.join(cluster.work, `revisions-ab-${N}`), N);
   const first = set.names[0];
+  const tools = argv.peers ? await findTools() : {};
   const samples = {};
   const record = (label, ms) => (samples[label] ??= []).push(ms);
   const psql = (database, script) => execTimed(cluster.bin('psql'), [...PSQL_FLAGS, '-f', script], { env: cluster.env(database), timeoutMs: 600_000 }).then(onlyMs);
@@ -44,6 +46,24 @@ try {
       ['psql session', (db) => psql(db, set.psqlSessionUp), (db) => psql(db, set.psqlSessionDown)],
       ...Object.entries(builds).map(([label, cli]) => [`belay ${label}`, (db) => belay(cli, db, ['migrate', 'up']), (db) => belay(cli, db, ['rollback', '--to', first, '--no-backup'])]),
     ];
+    if (tools.nodePgMigrate?.path) {
+      const run = (db, args) => execTimed(process.execPath, [tools.nodePgMigrate.path, ...args, '--migrations-dir', set.nodePgMigrate, '--no-single-transaction'], { env: cluster.env(db), cwd: set.dir, timeoutMs: 600_000 }).then(onlyMs);
+      runs.push(['node-pg-migrate', (db) => run(db, ['up']), (db) => run(db, ['down', String(N - 1)])]);
+    }
+    if (tools.dbmate?.path) {
+      const run = (db, command) =>
+        execTimed(tools.dbmate.path, ['--no-dump-schema', '--migrations-dir', set.dbmate, command], { env: cluster.env(db, { DATABASE_URL: `${cluster.url(db)}?sslmode=disable` }), cwd: set.dir, timeoutMs: 600_000 });
+      runs.push([
+        'dbmate',
+        (db) => run(db, 'migrate').then(onlyMs),
+        async (db) => {
+          // one process per revision: dbmate has no "rollback to"
+          const started = performance.now();
+          for (let i = 1; i < N; i++) await run(db, 'rollback');
+          return { ms: performance.now() - started };
+        },
+      ]);
+    }
     for (const [label, up, down] of runs) {
       const database = `ab_${label.replace(/\W+/g, '_')}_${round}`;
       await cluster.createDatabase(database);
@@ -58,8 +78,9 @@ try {
   for (const direction of ['up', 'down']) {
     const count = direction === 'up' ? N : N - 1;
     const base = median(samples[`psql session ${direction}`]);
-    for (const label of ['psql session', ...Object.keys(builds).map((b) => `belay ${b}`)]) {
+    for (const label of ['psql session', ...Object.keys(builds).map((b) => `belay ${b}`), 'node-pg-migrate', 'dbmate']) {
       const values = samples[`${label} ${direction}`];
+      if (!values) continue;
       const m = median(values);
       console.log(
         `  ${`${label} ${direction}`.padEnd(20)} median ${formatMs(m).padStart(8)}  ${formatMs(m / count).padStart(8)}/rev  ${(m / base).toFixed(2)}× session  (min ${formatMs(Math.min(...values))}, max ${formatMs(Math.max(...values))})`,
