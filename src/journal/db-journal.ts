@@ -2,6 +2,9 @@ import type { ClientBase } from 'pg';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
 import { insertRunHeader, insertSteps, writeRunOutcome } from './run-store.js';
 
+/** A revision's rows wait for at most this many to go in one statement. */
+const BATCH_ROWS = 64;
+
 /**
  * The journal's copy in belay.runs / belay.steps. Written on the control
  * connection (never inside a revision's transaction). When the database is
@@ -49,12 +52,14 @@ export class DatabaseJournal {
   /**
    * Queue a step's row: it is a copy of the file journal's line, written
    * beside the run on the control connection instead of before it goes on.
-   * The outcome (finish) and reachable() wait for every queued row.
+   * A `batched` row (a revision's) waits for the next row that is not, a
+   * flush, or a full batch, and goes with them in one statement. The outcome
+   * (finish) and reachable() wait for every queued row.
    */
-  record(record: JournalRecord): void {
+  record(record: JournalRecord, { batched = false }: { batched?: boolean } = {}): void {
     this.records.push(record);
     if (record.event === 'start') this.lastStep = [record.step, record.revision ?? record.subject].filter(Boolean).join(' ');
-    void this.flush();
+    if (!batched || this.records.length - this.written >= BATCH_ROWS) void this.flush();
   }
 
   async finish(outcome: RunOutcome): Promise<void> {

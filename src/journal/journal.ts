@@ -7,7 +7,7 @@ import type { JournalRecord, RunHeader } from './record.js';
 
 /**
  * The lines of a revision's apply or down step (start, notes, end): not each
- * fdatasynced. What recover needs of them is in belay.migrations, committed
+ * fdatasynced, and their rows written in batches. What recover needs of them is in belay.migrations, committed
  * with the revision, except the start of a revision that runs outside a
  * transaction, which the engine makes durable (sync) before it runs; see
  * docs/performance.md, "One durable point per revision".
@@ -72,8 +72,9 @@ export class Journal {
     }
     const detail: object | undefined = event.type === 'note' ? { message: event.message, ...event.detail } : event.detail;
     if (detail) record.detail = this.scrub({ ...detail });
-    await this.file.append({ type: 'step', ...record }, { sync: !perRevision(record) });
-    this.database.record(record);
+    const batched = perRevision(record);
+    await this.file.append({ type: 'step', ...record }, { sync: !batched });
+    this.database.record(record, { batched });
   };
 
   /**
