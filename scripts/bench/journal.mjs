@@ -14,7 +14,7 @@ const labelOf = (record) => (record.step === 'health' && record.subject ? `healt
 /**
  * The steps in the order they started, as { label, key, ms, start, end, parents };
  * `coveredMs` is the time at least one step was running; `lines` the number of
- * journal lines (one fdatasync each).
+ * journal lines.
  */
 export async function journalSteps(file) {
   const lines = (await readFile(file, 'utf8'))

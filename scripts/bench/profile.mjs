@@ -9,7 +9,7 @@
 //   - the import cost of belay's heaviest dependencies and module graphs,
 //   - `belay status` warm (the library call in this process) against cold,
 //   - statements and connections per command, and per revision of migrate up,
-//   - journal lines (one fdatasync each) and what an fdatasync costs here,
+//   - journal lines (a revision's synced in the background) and what an fdatasync costs here,
 //   - the cost of finding pg_dump/pg_restore (resolveBackupTools).
 import { mkdir, mkdtemp, open, readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -145,10 +145,10 @@ try {
   const perRevision = (field) => formatMs(median(runs.map((r) => r[field])) / N);
   console.log(`  one psql session (BEGIN, \\i file, tracking row, COMMIT per revision): ${formatMs(session)}, ${formatMs(session / N)} per revision`);
   console.log(`  belay migrate up: ${formatMs(belayUp)}, ${formatMs(belayUp / N)} per revision (${(belayUp / session).toFixed(2)}× the session); from its journal, per revision:`);
-  console.log(`    ${perRevision('inSteps')} inside the apply step (its journal start line, fsynced, and row; then the revision's transaction: BEGIN, its statements, its belay.migrations row, COMMIT)`);
-  console.log(`    ${perRevision('between')} between one apply step's end and the next one's start (its journal end line, fsynced, and row; the engine's bookkeeping)`);
+  console.log(`    ${perRevision('inSteps')} inside the apply step (its journal start line, written, its row queued; then the revision's transaction: BEGIN with its first statement, its statements, its belay.migrations row, COMMIT)`);
+  console.log(`    ${perRevision('between')} between one apply step's end and the next one's start (its journal end line, written, its row queued; the engine's bookkeeping)`);
   console.log(`    ${perRevision('outside')} before the first and after the last apply step (node start, connections, lock, preflight, health, exit), spread over ${N}`);
-  console.log(`    ${(median(runs.map((r) => r.lines)) / N).toFixed(1)} journal lines (one fdatasync each)`);
+  console.log(`    ${(median(runs.map((r) => r.lines)) / N).toFixed(1)} journal lines (fdatasynced in the background, but before a no-transaction revision)`);
   const profileDir = await mkdtemp(path.join(cluster.work, 'cpu-profile-'));
   await onFreshDatabase(cluster, `profile_cpu_${N}`, (database) => belay(database, ['--migrations', set.paired, 'migrate', 'up'], { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] }));
   const [profileFile] = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile'));

@@ -1,6 +1,9 @@
 import type { ClientBase } from 'pg';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
-import { insertRunHeader, insertStep, writeRunOutcome } from './run-store.js';
+import { insertRunHeader, insertSteps, writeRunOutcome } from './run-store.js';
+
+/** A revision's rows wait for at most this many to go in one statement. */
+const BATCH_ROWS = 64;
 
 /**
  * The journal's copy in belay.runs / belay.steps. Written on the control
@@ -20,6 +23,8 @@ export class DatabaseJournal {
   private outcome: RunOutcome | undefined;
   /** Attached once: from then on the database must hold the run's journal. */
   private wanted = false;
+  /** The writes queued so far, one after another: a step's row is not waited for. */
+  private queue: Promise<boolean> = Promise.resolve(true);
 
   setHeader(header: RunHeader): void {
     this.header = header;
@@ -27,14 +32,15 @@ export class DatabaseJournal {
 
   /** Start writing to this connection (again, e.g. into a restored copy): writes the whole run so far. */
   async attach(client: ClientBase): Promise<void> {
+    await this.queue;
     this.client = client;
     this.wanted = true;
     this.headerWritten = false;
     this.written = 0;
     this.lastStepWritten = undefined;
-    // Journal rows need not wait for their own WAL flush: the file journal is
-    // fsynced already, and the next revision's (synchronous) commit flushes the
-    // WAL they precede. The outcome, written last, is committed synchronously.
+    // Journal rows need not wait for their own WAL flush: they copy the file
+    // journal, which recover reads first, and a later synchronous commit
+    // flushes them. The outcome, written last, is committed synchronously.
     await client.query('SET synchronous_commit = off').catch(() => {});
     await this.flush();
   }
@@ -47,10 +53,17 @@ export class DatabaseJournal {
     this.client = undefined;
   }
 
-  async record(record: JournalRecord): Promise<void> {
+  /**
+   * Queue a step's row: it is a copy of the file journal's line, written
+   * beside the run on the control connection instead of before it goes on.
+   * A `batched` row (a revision's) waits for the next row that is not, a
+   * flush, or a full batch, and goes with them in one statement. The outcome
+   * (finish) and reachable() wait for every queued row.
+   */
+  record(record: JournalRecord, { batched = false }: { batched?: boolean } = {}): void {
     this.records.push(record);
     if (record.event === 'start') this.lastStep = [record.step, record.revision ?? record.subject].filter(Boolean).join(' ');
-    await this.flush();
+    if (!batched || this.records.length - this.written >= BATCH_ROWS) void this.flush();
   }
 
   async finish(outcome: RunOutcome): Promise<void> {
@@ -70,8 +83,13 @@ export class DatabaseJournal {
     );
   }
 
-  /** Write everything not yet written; a failure leaves it pending and is not an error of the run. */
-  async flush(): Promise<boolean> {
+  /** Write everything not yet written, after the writes already queued; a failure leaves it pending and is not an error of the run. */
+  flush(): Promise<boolean> {
+    this.queue = this.queue.then(() => this.write());
+    return this.queue;
+  }
+
+  private async write(): Promise<boolean> {
     const client = this.client;
     const header = this.header;
     if (!client || !header) return false;
@@ -81,12 +99,12 @@ export class DatabaseJournal {
         this.headerWritten = true;
       }
       while (this.written < this.records.length) {
-        const r = this.records[this.written]!;
+        const batch = this.records.slice(this.written);
         // with the newest record, the run's last step too
-        const newLastStep = this.written === this.records.length - 1 && this.lastStep !== this.lastStepWritten ? this.lastStep : undefined;
-        await insertStep(client, r, newLastStep);
+        const newLastStep = this.lastStep !== this.lastStepWritten ? this.lastStep : undefined;
+        await insertSteps(client, batch, newLastStep);
         if (newLastStep !== undefined) this.lastStepWritten = newLastStep;
-        this.written++;
+        this.written += batch.length;
       }
       if (this.outcome) {
         await client.query('SET synchronous_commit = on');

@@ -6,11 +6,21 @@ export const journalDir = (backupsDir: string): string => join(backupsDir, 'jour
 export const journalFile = (backupsDir: string, runId: string): string => join(journalDir(backupsDir), `${runId}.jsonl`);
 
 /**
- * The durable journal: one JSON line per record, appended and fsynced before
- * the run moves on. It lives beside the backups so that it survives a restore
- * of the database.
+ * The durable journal: one JSON line per record, written before the run moves
+ * on. A line that `belay recover` needs before the run goes on is appended
+ * with `sync` and fdatasynced before append returns; any other line is written
+ * (a SIGKILL cannot lose it) and made durable by a fdatasync started in the
+ * background, and at the latest by the next synced line or close. It lives
+ * beside the backups so that it survives a restore of the database.
  */
 export class FileJournal {
+  /** The background fdatasync in flight, if any. */
+  private syncing: Promise<void> | undefined;
+  /** Lines were written since the last fdatasync started. */
+  private dirty = false;
+  /** A background fdatasync failed: the next synced append reports it. */
+  private failed: unknown;
+
   private constructor(private readonly handle: FileHandle, readonly path: string) {}
 
   static async open(backupsDir: string, runId: string): Promise<FileJournal> {
@@ -21,13 +31,46 @@ export class FileJournal {
     return new FileJournal(handle, path);
   }
 
-  async append(line: object): Promise<void> {
+  async append(line: object, { sync = true }: { sync?: boolean } = {}): Promise<void> {
     await this.handle.appendFile(`${JSON.stringify(line)}\n`);
+    this.dirty = true;
+    if (sync) await this.sync();
+    else this.syncing ??= this.syncInBackground();
+  }
+
+  /** Every line written so far is on disk when this returns. */
+  async sync(): Promise<void> {
+    await this.syncing;
+    if (this.failed !== undefined) {
+      const error = this.failed;
+      this.failed = undefined;
+      throw error;
+    }
+    if (!this.dirty) return;
+    this.dirty = false;
     await this.handle.datasync();
   }
 
+  private async syncInBackground(): Promise<void> {
+    try {
+      while (this.dirty) {
+        this.dirty = false;
+        await this.handle.datasync();
+      }
+    } catch (error) {
+      this.dirty = true;
+      this.failed = error;
+    } finally {
+      this.syncing = undefined;
+    }
+  }
+
   async close(): Promise<void> {
-    await this.handle.close();
+    try {
+      await this.sync();
+    } finally {
+      await this.handle.close();
+    }
   }
 }
 

@@ -5,6 +5,15 @@ import { DatabaseJournal } from './db-journal.js';
 import { FileJournal } from './file-journal.js';
 import type { JournalRecord, RunHeader } from './record.js';
 
+/**
+ * The lines of a revision's apply or down step (start, notes, end): not each
+ * fdatasynced, and their rows written in batches. What recover needs of them is in belay.migrations, committed
+ * with the revision, except the start of a revision that runs outside a
+ * transaction, which the engine makes durable (sync) before it runs; see
+ * docs/performance.md, "One durable point per revision".
+ */
+const perRevision = (record: JournalRecord): boolean => (record.step === 'apply' || record.step === 'down') && record.revision !== undefined;
+
 /** Listens to a run's events and records each step, in the file first, then the database. */
 export class Journal {
   private seq = 0;
@@ -63,9 +72,20 @@ export class Journal {
     }
     const detail: object | undefined = event.type === 'note' ? { message: event.message, ...event.detail } : event.detail;
     if (detail) record.detail = this.scrub({ ...detail });
-    await this.file.append({ type: 'step', ...record });
-    await this.database.record(record);
+    const batched = perRevision(record);
+    await this.file.append({ type: 'step', ...record }, { sync: !batched });
+    this.database.record(record, { batched });
   };
+
+  /**
+   * Make every line so far durable, and write the queued rows: the engine
+   * calls it before a revision that runs outside a transaction, whose start
+   * recover must find, in the file or (from another machine) the database.
+   */
+  async sync(): Promise<void> {
+    await this.file.sync();
+    await this.database.flush();
+  }
 
   /**
    * Whether the database copy has every record so far and still answers.

@@ -150,14 +150,18 @@ export async function insertRunHeader(client: ClientBase, header: RunHeader): Pr
   );
 }
 
-const INSERT_STEP = `INSERT INTO belay.steps (run_id, seq, at, step, event, revision, subject, outcome, duration_ms, detail)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (run_id, seq) DO NOTHING`;
+const INSERT_STEPS = `INSERT INTO belay.steps (run_id, seq, at, step, event, revision, subject, outcome, duration_ms, detail)
+  SELECT $1::uuid, r.seq, r.at, r.step, r.event, r.revision, r.subject, r.outcome, r."durationMs", r.detail
+    FROM jsonb_to_recordset($2::jsonb) AS r(seq integer, at timestamptz, step text, event text, revision text, subject text, outcome text, "durationMs" integer, detail jsonb)
+  ON CONFLICT (run_id, seq) DO NOTHING`;
 
-/** One journal record; with `lastStep`, the run's last step too, in the same statement. */
-export async function insertStep(client: ClientBase, r: JournalRecord, lastStep?: string): Promise<void> {
-  const values = [r.runId, r.seq, r.at, r.step, r.event, r.revision ?? null, r.subject ?? null, r.outcome ?? null, r.durationMs ?? null, r.detail ?? null];
-  if (lastStep === undefined) await client.query(INSERT_STEP, values);
-  else await client.query(`WITH step AS (${INSERT_STEP}) UPDATE belay.runs SET last_step = $11 WHERE id = $1`, [...values, lastStep]);
+/** Journal records of one run in one statement; with `lastStep`, the run's last step too. */
+export async function insertSteps(client: ClientBase, records: JournalRecord[], lastStep?: string): Promise<void> {
+  const runId = records[0]?.runId;
+  if (runId === undefined) return;
+  const values = [runId, JSON.stringify(records)];
+  if (lastStep === undefined) await client.query(INSERT_STEPS, values);
+  else await client.query(`WITH step AS (${INSERT_STEPS}) UPDATE belay.runs SET last_step = $3 WHERE id = $1`, [...values, lastStep]);
 }
 
 export async function writeRunOutcome(client: ClientBase, runId: string, o: RunOutcome): Promise<void> {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { errorMessage, usageError } from '../errors.js';
+import { keepHashedBytes } from './revision-bytes.js';
 
 /**
  * Per-file checksums and one combined checksum over them. Revision files are
@@ -12,7 +13,12 @@ import { errorMessage, usageError } from '../errors.js';
  */
 export function checksumFiles(files: string[]): { fileChecksums: Record<string, string>; checksum: string } {
   const fileChecksums: Record<string, string> = {};
-  for (const file of [...files].sort()) fileChecksums[basename(file)] = createHash('sha256').update(readRevisionFile(file)).digest('hex');
+  for (const file of [...files].sort()) {
+    const bytes = readRevisionFile(file);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    fileChecksums[basename(file)] = sha256;
+    if (file.endsWith('.sql')) keepHashedBytes(file, sha256, bytes);
+  }
   return { fileChecksums, checksum: combineChecksums(fileChecksums) };
 }
 

@@ -9,6 +9,11 @@ import { TableStorage, type EngineContext } from './storage.js';
 export interface EngineListener {
   /** A message a module revision logs through ctx.log. */
   log(revision: Revision, message: string): void;
+  /**
+   * Called before a step that runs outside a transaction: the run's journal
+   * must be on disk first, since no commit will tell recover that it started.
+   */
+  durable?(): Promise<void>;
 }
 
 /**
@@ -22,6 +27,13 @@ export class MigrationEngine {
   private readonly context: EngineContext;
   private readonly storage: TableStorage;
   private readonly byName: Map<string, Revision>;
+  /**
+   * The session was reset after the previous revision and nothing of the
+   * engine's ran on it since: the next revision need not reset it again. The
+   * caller owns the client between up/down calls and must not change its
+   * session state there (belay's runner runs nothing on it in between).
+   */
+  private sessionReset = false;
 
   constructor(
     revisions: readonly Revision[],
@@ -57,17 +69,17 @@ export class MigrationEngine {
     const { client } = this.context;
     const step = await prepareStep(revision, direction);
     const verify = direction === 'up' ? await prepareVerify(revision) : undefined;
-    await resetSession(client);
+    if (!this.sessionReset) await resetSession(client);
+    this.sessionReset = false;
     this.context.startedAt = Date.now();
     const log = (message: string): void => this.listener.log(revision, message);
-    if (step.transactional) {
-      await client.query('BEGIN');
-      this.context.inTransaction = true;
-    }
+    if (step.transactional) this.context.inTransaction = true;
+    else await this.listener.durable?.();
     const origin = sessionOrigin(client);
     const watch = origin && watchBlockers(() => openSibling(client, 'watch'), origin.backendPid, origin.lockTimeoutMs);
     try {
-      await step.run(client, log);
+      // BEGIN goes with the step's first statement: one round trip fewer
+      await step.run(client, log, step.transactional ? 'BEGIN' : undefined);
       if (verify) await verify.run(client, log);
     } catch (error) {
       throw withBlockers(error, watch?.seen() ?? []);
@@ -102,7 +114,10 @@ export class MigrationEngine {
     } finally {
       // what the revision did to the session must not reach the health checks and integrity that follow on it;
       // its outcome is already decided, and a session that cannot be reset fails the reset before the next revision
-      await resetSession(this.context.client).catch(() => {});
+      this.sessionReset = await resetSession(this.context.client).then(
+        () => true,
+        () => false,
+      );
     }
   }
 }

@@ -6,6 +6,7 @@ import { lineIn, loadRevisionModule } from './load-module.js';
 import type { Revision } from './revision.js';
 import type { RevisionContext, RevisionModule } from './revision-context.js';
 import { failureFromError, RevisionFailedError } from './revision-error.js';
+import { takeHashedBytes } from './revision-bytes.js';
 import { readSqlScript, type SqlScript } from './sql-script.js';
 import { NO_TRANSACTION_MARKER } from './split-sql.js';
 
@@ -15,7 +16,11 @@ export type Direction = 'up' | 'down';
 export interface PreparedStep {
   file: string;
   transactional: boolean;
-  run(client: ClientBase, log: (message: string) => void): Promise<void>;
+  /**
+   * `opening` (e.g. BEGIN) runs first: an SQL step sends it in one round trip
+   * with its first statement, a module step on its own.
+   */
+  run(client: ClientBase, log: (message: string) => void, opening?: string): Promise<void>;
 }
 
 export class IrreversibleRevisionError extends Error {
@@ -39,15 +44,18 @@ function moduleOf(revision: Revision): Promise<RevisionModule> {
 /**
  * Each SQL file read and parsed once: preflight checks it, then the engine
  * runs it. Keyed by content too (the sha256 discovery took), so a library
- * caller that edits a file between runs gets the new text.
+ * caller that edits a file between runs (and discovers again) gets the new text.
  */
 const scripts = new Map<string, Promise<SqlScript>>();
 
 function scriptOf(revision: Revision, file: string): Promise<SqlScript> {
-  const key = `${file}\0${revision.fileChecksums[basename(file)] ?? ''}`;
+  const sha256 = revision.fileChecksums[basename(file)];
+  const key = `${file}\0${sha256 ?? ''}`;
   let script = scripts.get(key);
   if (!script) {
-    script = readFile(file).then(readSqlScript);
+    // the bytes discovery hashed: read once, and run exactly what the checksum recorded says
+    const hashed = takeHashedBytes(file, sha256);
+    script = hashed ? Promise.resolve(hashed).then(readSqlScript) : readFile(file).then(readSqlScript);
     scripts.set(key, script);
   }
   return script;
@@ -59,14 +67,18 @@ async function prepareSql(revision: Revision, file: string, direction: 'up' | 'd
   return {
     file,
     transactional,
-    async run(client) {
+    async run(client, _log, opening) {
       if (problems.length > 0) throw new RevisionFailedError({ ...where, message: `cannot run as written: ${problems.join('; ')}` });
+      if (opening !== undefined && statements.length === 0) await client.query(opening);
       let lastResult: unknown;
-      for (const statement of statements) {
+      for (const [index, statement] of statements.entries()) {
+        // a simple query of several statements: no parameters, and the error position counts from the opening
+        const prefix = index === 0 && opening !== undefined ? `${opening}; ` : '';
         try {
-          lastResult = await client.query(statement.text);
+          const result: unknown = await client.query(prefix + statement.text);
+          lastResult = Array.isArray(result) ? result[result.length - 1] : result;
         } catch (error) {
-          const line = statement.line + lineWithin(statement.text, error);
+          const line = statement.line + lineWithin(statement.text, error, prefix.length);
           throw new RevisionFailedError(failureFromError(error, { ...where, line, statement: statement.text }), { cause: error });
         }
       }
@@ -102,10 +114,10 @@ function assertVerifyResult(revision: Revision, file: string, result: unknown): 
   }
 }
 
-/** The line of an error's character position inside the statement (0 when unknown). */
-function lineWithin(text: string, error: unknown): number {
+/** The line of an error's character position inside the statement (0 when unknown), sent after `offset` characters of opening. */
+function lineWithin(text: string, error: unknown, offset: number): number {
   if (!(error instanceof DatabaseError) || !error.position) return 0;
-  const position = Number(error.position);
+  const position = Number(error.position) - offset;
   return text.slice(0, Math.max(0, position - 1)).split('\n').length - 1;
 }
 
@@ -118,7 +130,8 @@ async function prepareModule(revision: Revision, direction: 'up' | 'down' | 'ver
   return {
     file: revision.files.up,
     transactional,
-    async run(client, log) {
+    async run(client, log, opening) {
+      if (opening !== undefined) await client.query(opening);
       const ctx: RevisionContext = {
         sql: (text, params) => client.query(text, params),
         client,

@@ -114,7 +114,7 @@ export default {
         ],
         summaryLines: [
           `median ${formatMs(total)}: ${topLevel.map(([label, ms]) => `${label} ${share(ms)}`).join(', ')}, outside any step ${share(outside)}.`,
-          `outcomes: ${[...new Set(timed.map((s) => s.detail.outcome))].join(', ')}; journal lines per run (one fdatasync each): ${[...new Set(timed.map((s) => s.detail.journalLines))].join(', ')}.`,
+          `outcomes: ${[...new Set(timed.map((s) => s.detail.outcome))].join(', ')}; journal lines per run: ${[...new Set(timed.map((s) => s.detail.journalLines))].join(', ')}.`,
         ],
         notes: [
           `The health check retries for --health-timeout ${HEALTH_TIMEOUT_SECONDS} s every 1 s, so about ${HEALTH_TIMEOUT_SECONDS} s of each run is the wait for a check that cannot pass.`,

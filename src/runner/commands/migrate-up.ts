@@ -142,6 +142,7 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   if (!(await runHookStep(session, 'beforeApply', hookVars('applying')))) return rejected({ message: 'the beforeApply hook failed', untrustworthy: false });
   const engine = new MigrationEngine(toApply, session.work.client, session.runId, {
     log: (revision, message) => void events.emit({ type: 'note', step: 'apply', revision: revision.name, message }),
+    durable: async () => session.journal?.sync(),
   });
   for (const revision of toApply) {
     if (interrupted(session)) return rejected(INTERRUPTED);

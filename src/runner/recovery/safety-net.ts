@@ -99,6 +99,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   }
   const engine = new MigrationEngine(toRevert, session.work.client, session.runId, {
     log: (revision, message) => void events.emit({ type: 'note', step: 'down', revision: revision.name, message }),
+    durable: async () => session.journal?.sync(),
   });
   for (const [index, revision] of toRevert.entries()) {
     const now = toRevert[index + 1]?.name ?? target;

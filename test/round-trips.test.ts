@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { belay, jsonResult } from './support/cli.js';
+import { freshDatabase } from './support/pg.js';
+import { baseArgs, makeProject } from './support/project.js';
+
+// BEGIN travels in one simple query with a revision's first statement, and the
+// journal's rows are queued on the control connection: neither may show.
+describe('fewer round trips, the same record', () => {
+  it('an error in the first statement names its line in the file, not one shifted by the BEGIN sent with it', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_t1.up.sql': 'CREATE TABLE t1 (id int);\n',
+      '0001_t1.down.sql': 'DROP TABLE t1;\n',
+      // the unknown column ends its line: a position off by the BEGIN's length lands on the next line
+      '0002_t2.up.sql': '-- a first statement that fails\nINSERT INTO t1 (id, nope\n)\n  VALUES (1, 2);\n',
+      '0002_t2.down.sql': 'SELECT 1;\n',
+    });
+    const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up']);
+    expect(run.code, run.stderr).toBe(10);
+    expect(jsonResult(run)).toMatchObject({ failure: { revision: '0002_t2', file: '0002_t2.up.sql', line: 2, sqlstate: '42703' } });
+    expect(await db.query('SELECT name FROM belay.migrations')).toEqual([]);
+    expect(await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).toEqual([]);
+  });
+
+  it('every journal line of a run is in belay.steps once it ends, in order, with the run settled', async () => {
+    const db = await freshDatabase();
+    const files: Record<string, string> = {};
+    for (let i = 1; i <= 12; i++) {
+      const n = String(i).padStart(4, '0');
+      files[`${n}_t${i}.up.sql`] = `CREATE TABLE t${i} (id int);\n`;
+      files[`${n}_t${i}.down.sql`] = `DROP TABLE t${i};\n`;
+    }
+    const project = await makeProject(files);
+    const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up']);
+    expect(run.code, run.stderr).toBe(0);
+    const { runId } = jsonResult(run) as { runId: string };
+    const steps = await db.query<{ seq: number; step: string; event: string; revision: string | null }>(
+      'SELECT seq, step, event, revision FROM belay.steps WHERE run_id = $1 ORDER BY seq',
+      [runId],
+    );
+    expect(steps.map((s) => s.seq)).toEqual(steps.map((_, i) => i + 1));
+    const applies = steps.filter((s) => s.step === 'apply');
+    expect(applies).toHaveLength(24);
+    expect(applies.filter((s) => s.event === 'end').map((s) => s.revision)).toEqual(Object.keys(files).filter((f) => f.endsWith('.up.sql')).map((f) => f.replace('.up.sql', '')));
+    expect(await db.query('SELECT status, last_step FROM belay.runs WHERE id = $1', [runId])).toEqual([{ status: 'ok', last_step: expect.any(String) }]);
+  });
+});
