@@ -59,9 +59,21 @@ export interface FailureReason {
   untrustworthy: boolean;
 }
 
+/**
+ * A revision's failure in one line, PostgreSQL's error and DETAIL included,
+ * for the run's final line (the statement and the rest stay in `failure`
+ * and the progress output): what follows it in that line is not glued to a
+ * statement.
+ */
+function headline(error: unknown): string {
+  if (!(error instanceof RevisionFailedError)) return errorMessage(error);
+  const detail = error.failure.detail ? ` (DETAIL: ${error.failure.detail})` : '';
+  return `${error.message.split('\n')[0]}${detail}`;
+}
+
 export function reasonFrom(error: unknown): FailureReason {
   if (error instanceof RevisionFailedError) {
-    return { message: error.message, failure: { ...error.failure }, untrustworthy: !error.failure.transactional };
+    return { message: headline(error), failure: { ...error.failure }, untrustworthy: !error.failure.transactional };
   }
   return { message: errorMessage(error), untrustworthy: false };
 }
@@ -109,7 +121,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
     try {
       await events.step({ step: 'down', revision: revision.name }, () => engine.down(revision.name), () => ({ now }));
     } catch (error) {
-      return restoreThenVerify(recovery, `${reason.message}; the down of ${revision.name} failed: ${errorMessage(error)}`, reason.failure);
+      return restoreThenVerify(recovery, `${reason.message}; the down of ${revision.name} failed: ${headline(error)}`, reason.failure);
     }
   }
   const hookOk = await runHookStep(session, 'afterRollback', { from: current, to: target, outcome: 'rolled-back' });
@@ -139,7 +151,11 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   if (recovery.goal === 'rollback') return finishRun(session, { outcome: 'ok', message: `rolled back to ${at(target)}; healthy, data verified${schemaNote}`, ...failure });
   if (recovery.goal === 'settle' && toRevert.length === 0) return finishRun(session, { outcome: 'ok', message: `${reason.message}; nothing to revert, data verified intact at ${at(target)}${schemaNote}`, ...failure });
   const why = recovery.goal === 'reject' ? `change rejected (${reason.message})` : reason.message;
-  return finishRun(session, { outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, data verified intact${schemaNote}`, ...failure });
+  const next =
+    recovery.goal === 'reject'
+      ? `Fix what was rejected (\`belay history ${session.runId}\` shows every step), then run \`belay migrate up\` again.`
+      : `The interrupted run is settled at ${at(target)}; run \`belay migrate up\` again when ready.`;
+  return finishRun(session, { outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, data verified intact${schemaNote}`, hint: next, ...failure });
 }
 
 /**
