@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import type { ClientBase } from 'pg';
 import {
   describeColumnOrder,
-  describeSchemaDiff,
   diffSchemas,
   SchemaTracker,
   type SchemaDescription,
@@ -18,7 +17,7 @@ export interface Landing {
   /** false: the target was applied before belay recorded schemas; nothing to compare with. */
   compared: boolean;
   differs: boolean;
-  /** `+ kind name` (left behind), `- kind name` (missing), `~ kind name` (changed), one per line. */
+  /** `+ kind name` (left behind), `- kind name` (missing), `~ kind name` (changed), `; `-separated: the run's message is one line. */
   differences: string;
   count: number;
   /** Column order alone: never a difference (a re-added column goes last). */
@@ -66,6 +65,14 @@ function restrict(diff: SchemaDiff, keys: Set<string> | undefined): SchemaDiff {
   return { ...diff, added: diff.added.filter((k) => keys.has(k)), removed: diff.removed.filter((k) => keys.has(k)), changed: diff.changed.filter((c) => keys.has(c.key)) };
 }
 
+/** At most this many objects in the message; the schema step in the journal lists them all. */
+const SHOWN = 20;
+
+function listDifferences(diff: SchemaDiff): string {
+  const all = [...diff.added.map((k) => `+ ${k}`), ...diff.removed.map((k) => `- ${k}`), ...diff.changed.map((c) => `~ ${c.key}`)];
+  return all.length > SHOWN ? `${all.slice(0, SHOWN).join('; ')}; … and ${all.length - SHOWN} more (the schema step of \`belay history RUN\`)` : all.join('; ');
+}
+
 const keysOf = (diff: SchemaDiff): { added: string[]; removed: string[]; changed: string[]; columnOrder: string[] } => ({
   added: diff.added,
   removed: diff.removed,
@@ -91,7 +98,7 @@ export async function checkLanding(session: RunSession, baseline: LandingBaselin
       const touched = baseline.changedByUps && new Set([...baseline.changedByUps, ...byDowns.added, ...byDowns.removed, ...byDowns.changed.map((c) => c.key)]);
       const diff = restrict(diffSchemas(recorded, live), touched);
       const count = diff.added.length + diff.removed.length + diff.changed.length;
-      return { landing: { compared: true, differs: count > 0, differences: count > 0 ? describeSchemaDiff(diff, live) : '', count, warnings: describeColumnOrder(diff) }, diff };
+      return { landing: { compared: true, differs: count > 0, differences: listDifferences(diff), count, warnings: describeColumnOrder(diff) }, diff };
     },
     ({ landing, diff }) => ({
       ok: !landing.differs,

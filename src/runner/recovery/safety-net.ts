@@ -174,7 +174,7 @@ function landedElsewhere(recovery: Recovery, reason: FailureReason, landing: Lan
     : '';
   return {
     outcome: 'manual-action-needed',
-    message: `${reason.message}; the downs ran and the data is verified${unhealthy ? ' (health checks fail)' : ''}, but the schema is not the one ${where} left: ${landing.count} object(s) differ (+ left behind, - missing, ~ changed):\n${landing.differences}`,
+    message: `${reason.message}; the downs ran and the data is verified${unhealthy ? ' (health checks fail)' : ''}, but the schema is not the one ${where} left: ${landing.count} object(s) differ (+ left behind, - missing, ~ changed): ${landing.differences}`,
     hint: `Bring these objects in line by hand (DROP what is left, re-create what is missing) and fix the downs that missed them${again}; \`belay history ${recovery.session.runId}\` shows the run.${back}`,
     ...(reason.failure ? { failure: reason.failure } : {}),
   };
