@@ -44,12 +44,16 @@ export class TableStorage {
   private readonly schema = new SchemaTracker();
   /** The schema right before the revision being applied. */
   private before: SchemaDescription | undefined;
+  /** The schema the last revision logged here left: the next up of the run starts from it, not described again. */
+  private last: SchemaDescription | undefined;
 
   constructor(private readonly revisions: ReadonlyMap<string, Revision>) {}
 
   /** Before an up: the schema it starts from, so that log() knows which objects the up changed. */
   async beforeUp(context: EngineContext): Promise<void> {
-    this.before = await this.schema.describe(context.client, { inTransaction: context.inTransaction });
+    this.before = this.last ?? (await this.schema.describe(context.client, { inTransaction: context.inTransaction }));
+    // a revision that fails (or a down) leaves another schema: only log() says where the next one starts
+    this.last = undefined;
   }
 
   /**
@@ -64,6 +68,7 @@ export class TableStorage {
     const after = await this.schema.describe(context.client, { inTransaction: context.inTransaction });
     const diff = this.before ? diffSchemas(this.before, after) : undefined;
     this.before = undefined;
+    this.last = after;
     const changed = diff ? [...diff.added, ...diff.removed, ...diff.changed.map((c) => c.key)] : Object.keys(toSchemaRecord(after).objects);
     const schema: RevisionSchema = { ...toSchemaRecord(after), changed };
     await context.client.query(
@@ -75,6 +80,7 @@ export class TableStorage {
   }
 
   async unlog(context: EngineContext, name: string): Promise<void> {
+    this.last = undefined;
     await context.client.query('DELETE FROM belay.migrations WHERE name = $1', [name]);
     await this.commit(context);
     this.applied?.delete(name);
