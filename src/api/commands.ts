@@ -39,9 +39,9 @@ export async function plan(options: BelayOptions & { to?: string } = {}): Promis
 }
 
 /** `belay history`: past runs, newest first. */
-export async function history(options: BelayOptions & { limit?: number } = {}): Promise<RunSummary[]> {
+export async function history(options: BelayOptions & { limit?: number; all?: boolean } = {}): Promise<RunSummary[]> {
   const { runHistoryList } = await import('../runner/commands/history.js');
-  return runHistoryList(await prepare(options), options.limit);
+  return runHistoryList(await prepare(options), options.limit, options.all);
 }
 
 /** `belay history RUN`: every step of one run. */

@@ -32,6 +32,10 @@ export function formatStatus(report: StatusReport): string {
   lines.push(
     `last run  ${run ? `${run.runId} ${run.command} → ${run.status}${run.exitCode === null ? '' : ` (exit ${run.exitCode})`} at ${run.finishedAt ?? run.startedAt}` : 'none'}`,
   );
+  for (const left of report.leftovers) {
+    const what = left.kind === 'quarantine' ? 'the damaged database a restore set aside' : 'a copy a stopped restore left half-made';
+    lines.push(`LEFT      ${left.name}: ${what}; once you have checked it: ${left.drop}`);
+  }
   const stuck = report.interrupted;
   if (stuck) {
     lines.push(
@@ -60,9 +64,10 @@ export function formatRuns(runs: RunSummary[]): string {
   return runs
     .map((run) => {
       const range = `${run.fromRevision ?? '∅'} → ${run.toRevision ?? '∅'}`;
+      const database = run.database ?? '(database unknown)';
       const took = run.finishedAt ? `${((Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000).toFixed(1)} s` : 'unfinished';
       const snapshot = run.snapshotId ? `  snapshot ${run.snapshotId}` : '';
-      return `${run.runId}  ${run.startedAt}  ${took.padStart(10)}  ${run.command.padEnd(12)} ${run.status.padEnd(11)} exit ${run.exitCode ?? '-'}  ${range}  ${run.runBy}${snapshot}`;
+      return `${run.runId}  ${run.startedAt}  ${took.padStart(10)}  ${run.command.padEnd(12)} ${run.status.padEnd(11)} exit ${run.exitCode ?? '-'}  ${range}  db ${database}  ${run.runBy}${snapshot}`;
     })
     .join('\n');
 }
@@ -70,7 +75,7 @@ export function formatRuns(runs: RunSummary[]): string {
 export function formatRunHistory(history: RunHistory): string {
   const run = history.run;
   const lines = [
-    `run ${run.runId}: ${run.command} by ${run.runBy}`,
+    `run ${run.runId}: ${run.command} of ${run.database ?? '(database unknown)'} by ${run.runBy}`,
     `  started ${run.startedAt}, ${run.finishedAt ? `finished ${run.finishedAt}` : 'not finished'}; ${run.status}${run.exitCode === null ? '' : ` (exit ${run.exitCode})`}`,
     `  ${run.fromRevision ?? '∅'} → ${run.toRevision ?? '∅'}${run.snapshotId ? `; snapshot ${run.snapshotId}` : ''}`,
     `  steps from the ${history.source}; journal file ${history.journalFile}`,

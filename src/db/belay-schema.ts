@@ -11,7 +11,8 @@ CREATE TABLE IF NOT EXISTS belay.migrations (
   files       jsonb NOT NULL,
   applied_at  timestamptz NOT NULL DEFAULT now(),
   duration_ms integer NOT NULL,
-  run_id      uuid
+  run_id      uuid,
+  schema      jsonb
 );
 CREATE TABLE IF NOT EXISTS belay.runs (
   id            uuid PRIMARY KEY,
@@ -42,12 +43,17 @@ CREATE TABLE IF NOT EXISTS belay.steps (
 );
 `;
 
+/** Columns added after the first release: an existing install gets them on its next changing command. */
+const UPGRADE = 'ALTER TABLE belay.migrations ADD COLUMN IF NOT EXISTS schema jsonb';
+
 /** Creates what is missing; when it all exists, needs no CREATE privilege (CREATE SCHEMA IF NOT EXISTS checks it even then). */
 export async function ensureBelaySchema(client: ClientBase): Promise<void> {
-  const { rows } = await client.query<{ ok: boolean }>(
-    "SELECT to_regclass('belay.migrations') IS NOT NULL AND to_regclass('belay.runs') IS NOT NULL AND to_regclass('belay.steps') IS NOT NULL AS ok",
+  const { rows } = await client.query<{ ok: boolean; upgraded: boolean }>(
+    `SELECT to_regclass('belay.migrations') IS NOT NULL AND to_regclass('belay.runs') IS NOT NULL AND to_regclass('belay.steps') IS NOT NULL AS ok,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass('belay.migrations') AND attname = 'schema' AND NOT attisdropped) AS upgraded`,
   );
   if (rows[0]?.ok !== true) await client.query(DDL);
+  else if (rows[0].upgraded !== true) await client.query(UPGRADE);
 }
 
 export async function belaySchemaExists(client: ClientBase): Promise<boolean> {

@@ -20,6 +20,7 @@ export type StepName =
   | 'health'
   | 'down'
   | 'integrity'
+  | 'schema'
   | 'restore'
   | 'journal';
 
@@ -77,6 +78,8 @@ export interface StepPayloads {
   hook: { exitCode: number | null; timedOut: boolean; outputTail: string };
   health: { attempts: number; failing: CheckResult[]; tolerated?: string[] };
   integrity: IntegrityReport;
+  /** After `rollback --to`: the live schema against the one recorded when the target revision was applied. */
+  schema: { target: string | null; compared: boolean; added: string[]; removed: string[]; changed: string[]; columnOrder: string[] };
   restore: RestoreReport & { snapshot: SnapshotRef; revision: string | null };
   journal: Record<string, unknown>;
 }

@@ -20,6 +20,8 @@ export interface RunSummary {
   snapshotId: string | null;
   lastStep: string | null;
   runBy: string;
+  /** The database the run changed: belay.runs holds only its own database's runs; a journal file names it. */
+  database: string | null;
 }
 
 interface RunRow {
@@ -34,9 +36,10 @@ interface RunRow {
   snapshot_id: string | null;
   last_step: string | null;
   run_by: string;
+  database: string;
 }
 
-const RUN_COLUMNS = 'id, command, status, started_at, finished_at, from_revision, to_revision, exit_code, snapshot_id, last_step, run_by';
+const RUN_COLUMNS = 'id, command, status, started_at, finished_at, from_revision, to_revision, exit_code, snapshot_id, last_step, run_by, current_database() AS database';
 
 function toRunSummary(row: RunRow): RunSummary {
   return {
@@ -51,6 +54,7 @@ function toRunSummary(row: RunRow): RunSummary {
     snapshotId: row.snapshot_id,
     lastStep: row.last_step,
     runBy: row.run_by,
+    database: row.database,
   };
 }
 
@@ -166,8 +170,9 @@ export async function insertSteps(client: ClientBase, records: JournalRecord[], 
 
 export async function writeRunOutcome(client: ClientBase, runId: string, o: RunOutcome): Promise<void> {
   await client.query(
+    // to_revision becomes where the run left the database (null: at the start, e.g. restored back to empty); a refused run left it where it was
     `UPDATE belay.runs SET status = $2, exit_code = $3, finished_at = $4, snapshot_id = $5,
-            to_revision = coalesce($6, to_revision), summary = $7 WHERE id = $1`,
+            to_revision = CASE WHEN $2 = 'refused' THEN from_revision ELSE $6 END, summary = $7 WHERE id = $1`,
     [runId, o.status, o.exitCode, o.finishedAt, o.snapshotId, o.toRevision, o.summary],
   );
 }

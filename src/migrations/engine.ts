@@ -51,6 +51,7 @@ export class MigrationEngine {
   async up(name: string): Promise<void> {
     await this.guard(name, 'up', async (revision) => {
       if (await this.storage.isApplied(this.context, name)) throw new Error(`${name} is already applied`);
+      await this.storage.beforeUp(this.context);
       await this.runRevision(revision, 'up');
       await this.storage.log(this.context, name);
     });

@@ -1,4 +1,5 @@
 import type { ClientBase } from 'pg';
+import { diffSchemas, SchemaTracker, toSchemaRecord, type SchemaDescription, type SchemaRecord } from '../integrity/schema-digest.js';
 import type { Revision } from './revision.js';
 
 /** Per-run state the storage shares with the revision steps. */
@@ -10,6 +11,11 @@ export interface EngineContext {
   startedAt: number;
   /** Runs inside the revision's transaction right before it commits (rehearse looks at its locks there). */
   beforeCommit: ((client: ClientBase) => Promise<void>) | undefined;
+}
+
+/** What belay.migrations.schema holds: the schema a revision left, and the objects its up changed (`kind name`). */
+export interface RevisionSchema extends SchemaRecord {
+  changed: string[];
 }
 
 export interface AppliedRevision {
@@ -34,21 +40,47 @@ export class TableStorage {
    * else changes them.
    */
   private applied: Set<string> | undefined;
+  /** Describes again only the objects a revision changed: one per engine, across its revisions. */
+  private readonly schema = new SchemaTracker();
+  /** The schema right before the revision being applied. */
+  private before: SchemaDescription | undefined;
+  /** The schema the last revision logged here left: the next up of the run starts from it, not described again. */
+  private last: SchemaDescription | undefined;
 
   constructor(private readonly revisions: ReadonlyMap<string, Revision>) {}
 
+  /** Before an up: the schema it starts from, so that log() knows which objects the up changed. */
+  async beforeUp(context: EngineContext): Promise<void> {
+    this.before = this.last ?? (await this.schema.describe(context.client, { inTransaction: context.inTransaction }));
+    // a revision that fails (or a down) leaves another schema: only log() says where the next one starts
+    this.last = undefined;
+  }
+
+  /**
+   * Record a revision as applied, with the schema it leaves and the objects
+   * it changed (what a later `rollback --to` is compared with), in its own
+   * transaction.
+   */
   async log(context: EngineContext, name: string): Promise<void> {
     const revision = this.revisions.get(name);
     if (!revision) throw new Error(`no revision named ${name}`);
+    const durationMs = Date.now() - context.startedAt;
+    const after = await this.schema.describe(context.client, { inTransaction: context.inTransaction });
+    const diff = this.before ? diffSchemas(this.before, after) : undefined;
+    this.before = undefined;
+    this.last = after;
+    const changed = diff ? [...diff.added, ...diff.removed, ...diff.changed.map((c) => c.key)] : Object.keys(toSchemaRecord(after).objects);
+    const schema: RevisionSchema = { ...toSchemaRecord(after), changed };
     await context.client.query(
-      `INSERT INTO belay.migrations (name, checksum, files, duration_ms, run_id) VALUES ($1, $2, $3, $4, $5)`,
-      [name, revision.checksum, JSON.stringify(revision.fileChecksums), Date.now() - context.startedAt, context.runId],
+      `INSERT INTO belay.migrations (name, checksum, files, duration_ms, run_id, schema) VALUES ($1, $2, $3, $4, $5, $6)`,
+      [name, revision.checksum, JSON.stringify(revision.fileChecksums), durationMs, context.runId, JSON.stringify(schema)],
     );
     await this.commit(context);
     this.applied?.add(name);
   }
 
   async unlog(context: EngineContext, name: string): Promise<void> {
+    this.last = undefined;
     await context.client.query('DELETE FROM belay.migrations WHERE name = $1', [name]);
     await this.commit(context);
     this.applied?.delete(name);
@@ -68,6 +100,15 @@ export class TableStorage {
     await context.client.query('COMMIT');
     context.inTransaction = false;
   }
+}
+
+/**
+ * The schema recorded when `name` was applied: null when it was applied
+ * before belay recorded schemas (or `name` is not applied).
+ */
+export async function readRecordedSchema(client: ClientBase, name: string): Promise<RevisionSchema | null> {
+  const { rows } = await client.query<{ schema: RevisionSchema | null }>('SELECT schema FROM belay.migrations WHERE name = $1', [name]);
+  return rows[0]?.schema ?? null;
 }
 
 export async function readApplied(client: ClientBase): Promise<AppliedRevision[]> {

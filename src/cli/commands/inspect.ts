@@ -15,21 +15,24 @@ export function registerInspect(program: Command): void {
       const problems = report.drift.length + report.missing.length + report.outOfOrder.length;
       return {
         result: report,
-        message: `at ${report.current ?? '(none applied)'}, ${report.pending.length} pending${problems > 0 ? `, ${problems} problem(s): see result` : ''}${report.interrupted ? ', an interrupted run to recover' : ''}`,
+        message: `at ${report.current ?? '(none applied)'}, ${report.pending.length} pending${problems > 0 ? `, ${problems} problem(s): see result` : ''}${report.interrupted ? ', an interrupted run to recover' : ''}${report.leftovers.length > 0 ? `, ${report.leftovers.length} database(s) left by restores` : ''}`,
         human: () => formatStatus(report),
       };
     }),
   );
 
   teach(
-    program.command('history [run]').description('past runs, or every step of one run (id or unique prefix)'),
+    program
+      .command('history [run]')
+      .description("past runs of this database, or every step of one run (id or unique prefix)")
+      .option('--all', 'every run in the backups folder, whatever database it changed'),
     CONNECTED,
     'belay history 01a20dc6',
-  ).action(async (run: string | undefined, _flags: object, command: Command) =>
+  ).action(async (run: string | undefined, flags: { all?: boolean }, command: Command) =>
     runAction(command, async (ctx) => {
       const api = await import('../../api/commands.js');
       if (run === undefined) {
-        const runs = await api.history(ctx.options);
+        const runs = await api.history({ ...ctx.options, all: flags.all === true });
         return { result: runs, message: `${runs.length} run(s)`, human: () => formatRuns(runs) };
       }
       const one = await api.runHistory(run, ctx.options);

@@ -30,7 +30,8 @@ export function registerRollback(program: Command): void {
       command,
       async (ctx) => {
         const { rollback } = await import('../../api/commands.js');
-        const confirm = confirmer(ctx.flags.yes === true);
+        // without a question (--yes, or no terminal) the operator still reads what the downs drop
+        const confirm = confirmer(ctx.flags.yes === true) ?? (async (summary: string) => (process.stderr.write(`belay will ${summary}.\n`), true));
         const result = await rollback({
           ...ctx.options,
           to: flags.to,
@@ -38,7 +39,7 @@ export function registerRollback(program: Command): void {
           ...(flags.restoreFrom === undefined ? {} : { restoreFrom: flags.restoreFrom }),
           ...(flags.strategy === undefined ? {} : { strategy: flags.strategy }),
           ...(flags.healthTimeout === undefined ? {} : { healthTimeout: flags.healthTimeout }),
-          ...(confirm ? { confirm } : {}),
+          confirm,
         });
         return { result, human: () => formatRunResult(result) };
       },

@@ -27,20 +27,27 @@ function summaryFromFile(lines: JournalLine[]): RunSummary | undefined {
     startedAt: String(head.startedAt),
     finishedAt: text(end?.finishedAt),
     fromRevision: text(head.fromRevision),
-    toRevision: text(end?.toRevision) ?? text(head.toRevision),
+    // once it ended, where it left the database (null: the start); a refused run left it where it was
+    toRevision: !end ? text(head.toRevision) : end.status === 'refused' ? text(head.fromRevision) : text(end.toRevision),
     exitCode: typeof end?.exitCode === 'number' ? end.exitCode : null,
     snapshotId: text(end?.snapshotId),
     lastStep: last ? (last.revision ? `${last.step} ${last.revision}` : last.step) : null,
     runBy: String(head.runBy),
+    database: text(head.database),
   };
 }
 
-/** Past runs, newest first: the database's record merged with the journal files beside the backups. */
-export async function runHistoryList(setup: RunSetup, limit = 50): Promise<RunSummary[]> {
+/**
+ * Past runs, newest first: the database's record merged with the journal
+ * files beside the backups. A backups folder shared by several databases
+ * holds their journal files side by side: only this database's runs unless
+ * `all`.
+ */
+export async function runHistoryList(setup: RunSetup, limit = 50, all = false): Promise<RunSummary[]> {
   const byId = new Map<string, RunSummary>();
   for (const file of await listJournalFiles(setup.config.backupsDir)) {
     const summary = summaryFromFile(await readJournalFile(file));
-    if (summary) byId.set(summary.runId, summary);
+    if (summary && (all || summary.database === setup.target.database)) byId.set(summary.runId, summary);
   }
   const session = await openTargetSession(setup, 'belay history');
   try {
@@ -53,7 +60,7 @@ export async function runHistoryList(setup: RunSetup, limit = 50): Promise<RunSu
 
 /** Every step of one run (id or unique prefix), from the database when it has them, else from the journal file. */
 export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunHistory> {
-  const runs = await runHistoryList(setup, 10_000);
+  const runs = await runHistoryList(setup, 10_000, true);
   const matches = runs.filter((run) => run.runId === query || run.runId.startsWith(query));
   if (matches.length !== 1) {
     throw usageError(matches.length === 0 ? `no run ${query}` : `run ${query} is ambiguous: ${matches.map((m) => m.runId).join(', ')}`, {

@@ -1,4 +1,7 @@
+import type { ClientBase } from 'pg';
 import { describeTarget } from '../../db/connection.js';
+import { derivedName } from '../../db/databases.js';
+import { quoteIdent } from '../../db/ident.js';
 import { readRuns, type RunSummary } from '../../journal/run-store.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import { readDatabaseState, type DriftedRevision } from '../session/database-state.js';
@@ -21,6 +24,36 @@ export interface StatusReport {
   lastRun: RunSummary | null;
   /** A run that was killed or lost its connection, and what `belay recover` will do about it. */
   interrupted: Omit<RecoveryPlan, 'fingerprint'> | null;
+  /** Databases belay's restores left beside this one: for the operator to check, then drop. */
+  leftovers: LeftoverDatabase[];
+}
+
+export interface LeftoverDatabase {
+  name: string;
+  /** quarantine: the damaged database a swap restore set aside; restore-copy: a stopped restore's half-made copy. */
+  kind: 'quarantine' | 'restore-copy';
+  /** What to run once it has been checked. */
+  drop: string;
+}
+
+/** Length of a restore's time stamp (20261201t235228282z), which ends every such name. */
+const STAMP_LENGTH = 19;
+
+/** `<db>_quarantine_<time>` and `<db>_belay_restore_<time>`, as restore-step names them (the base cut to fit 63 bytes). */
+async function findLeftovers(client: ClientBase, database: string): Promise<LeftoverDatabase[]> {
+  const prefix = (kind: string): string => derivedName(database, `${kind}_${'0'.repeat(STAMP_LENGTH)}`).slice(0, -STAMP_LENGTH);
+  const kinds = { quarantine: prefix('quarantine'), 'restore-copy': prefix('belay_restore') } as const;
+  const { rows } = await client.query<{ datname: string }>(
+    `SELECT datname FROM pg_catalog.pg_database
+      WHERE (starts_with(datname, $1) AND length(datname) = length($1) + $3) OR (starts_with(datname, $2) AND length(datname) = length($2) + $3)
+      ORDER BY datname`,
+    [kinds.quarantine, kinds['restore-copy'], STAMP_LENGTH],
+  );
+  return rows.map(({ datname }) => ({
+    name: datname,
+    kind: datname.startsWith(kinds.quarantine) ? 'quarantine' : 'restore-copy',
+    drop: `DROP DATABASE ${quoteIdent(datname)};`,
+  }));
 }
 
 /** Where the database stands; reads only, takes no lock. */
@@ -55,6 +88,7 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
       lock,
       lastRun: lastRun ?? null,
       interrupted,
+      leftovers: await findLeftovers(client, setup.target.database),
     };
   } finally {
     await session.close();

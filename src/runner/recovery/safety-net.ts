@@ -14,6 +14,7 @@ import { runHealthStep } from '../steps/health-step.js';
 import { runHookStep } from '../steps/hook-step.js';
 import { runIntegrityStep } from '../steps/integrity-step.js';
 import { restoreDatabase } from '../steps/restore-step.js';
+import { checkLanding, prepareLanding, type Landing } from './landing-check.js';
 
 /**
  * The one recovery path: down → verify → restore. `migrate up` takes it when
@@ -58,9 +59,21 @@ export interface FailureReason {
   untrustworthy: boolean;
 }
 
+/**
+ * A revision's failure in one line, PostgreSQL's error and DETAIL included,
+ * for the run's final line (the statement and the rest stay in `failure`
+ * and the progress output): what follows it in that line is not glued to a
+ * statement.
+ */
+function headline(error: unknown): string {
+  if (!(error instanceof RevisionFailedError)) return errorMessage(error);
+  const detail = error.failure.detail ? ` (DETAIL: ${error.failure.detail})` : '';
+  return `${error.message.split('\n')[0]}${detail}`;
+}
+
 export function reasonFrom(error: unknown): FailureReason {
   if (error instanceof RevisionFailedError) {
-    return { message: error.message, failure: { ...error.failure }, untrustworthy: !error.failure.transactional };
+    return { message: headline(error), failure: { ...error.failure }, untrustworthy: !error.failure.transactional };
   }
   return { message: errorMessage(error), untrustworthy: false };
 }
@@ -97,6 +110,9 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   if (reason.untrustworthy) {
     return restoreThenVerify(recovery, `${reason.message}; a revision that runs outside a transaction failed halfway: its effects cannot be undone by its down`, reason.failure);
   }
+  // a rollback --to (or the recover finishing one) must land on the schema its target left; undoing a rejected change is judged by integrity
+  const landsOnTarget = recovery.goal === 'rollback' || (recovery.goal === 'settle' && recovery.compare === 'common-columns');
+  const landingBaseline = landsOnTarget ? await prepareLanding(session.work.client, target, toRevert, recovery.goal === 'settle') : undefined;
   const engine = new MigrationEngine(toRevert, session.work.client, session.runId, {
     log: (revision, message) => void events.emit({ type: 'note', step: 'down', revision: revision.name, message }),
     durable: async () => session.journal?.sync(),
@@ -106,7 +122,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
     try {
       await events.step({ step: 'down', revision: revision.name }, () => engine.down(revision.name), () => ({ now }));
     } catch (error) {
-      return restoreThenVerify(recovery, `${reason.message}; the down of ${revision.name} failed: ${errorMessage(error)}`, reason.failure);
+      return restoreThenVerify(recovery, `${reason.message}; the down of ${revision.name} failed: ${headline(error)}`, reason.failure);
     }
   }
   const hookOk = await runHookStep(session, 'afterRollback', { from: current, to: target, outcome: 'rolled-back' });
@@ -115,7 +131,10 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   if (!integrity.intact) {
     return restoreThenVerify(recovery, `${reason.message}; data changed after the rollback: ${damage(integrity)}`, reason.failure);
   }
+  const landing = landingBaseline ? await checkLanding(session, landingBaseline) : undefined;
+  for (const warning of landing?.warnings ?? []) await events.emit({ type: 'note', step: 'schema', message: `warning: ${warning}` });
   const failure = reason.failure ? { failure: reason.failure } : {};
+  if (landing?.differs) return finishRun(session, landedElsewhere(recovery, reason, landing, !health.healthy || !hookOk));
   if (!health.healthy || !hookOk) {
     return finishRun(session, {
       outcome: 'manual-action-needed',
@@ -124,10 +143,42 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
       ...failure,
     });
   }
-  if (recovery.goal === 'rollback') return finishRun(session, { outcome: 'ok', message: `rolled back to ${at(target)}; healthy, data verified`, ...failure });
-  if (recovery.goal === 'settle' && toRevert.length === 0) return finishRun(session, { outcome: 'ok', message: `${reason.message}; nothing to revert, data verified intact at ${at(target)}`, ...failure });
+  const schemaNote =
+    landing === undefined
+      ? ''
+      : landing.compared
+        ? `; schema as recorded at ${at(target)}${landing.warnings.map((w) => `; warning: ${w}`).join('')}`
+        : `; schema not compared (${target} was applied before belay recorded each revision's schema)`;
+  if (recovery.goal === 'rollback') return finishRun(session, { outcome: 'ok', message: `rolled back to ${at(target)}; healthy, data verified${schemaNote}`, ...failure });
+  if (recovery.goal === 'settle' && toRevert.length === 0) return finishRun(session, { outcome: 'ok', message: `${reason.message}; nothing to revert, data verified intact at ${at(target)}${schemaNote}`, ...failure });
   const why = recovery.goal === 'reject' ? `change rejected (${reason.message})` : reason.message;
-  return finishRun(session, { outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, data verified intact`, ...failure });
+  const next =
+    recovery.goal === 'reject'
+      ? `Fix what was rejected (\`belay history ${session.runId}\` shows every step), then run \`belay migrate up\` again.`
+      : `The interrupted run is settled at ${at(target)}; run \`belay migrate up\` again when ready.`;
+  return finishRun(session, { outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, data verified intact${schemaNote}`, hint: next, ...failure });
+}
+
+/**
+ * The downs ran and the data is intact, but the schema is not the one the
+ * target left (a down forgot a function, a trigger, an extension). Not
+ * restored on purpose: the snapshot holds the state before the rollback, so
+ * restoring it undoes the whole rollback and throws away what the
+ * application wrote since, for objects that are named here and usually fixed
+ * with one DROP. The operator decides; the run does not claim success.
+ */
+function landedElsewhere(recovery: Recovery, reason: FailureReason, landing: Landing, unhealthy: boolean): Parameters<typeof finishRun>[1] {
+  const where = at(recovery.target);
+  const again = recovery.goal === 'settle' ? ', then run `belay recover` again: it compares once more and settles the run' : '';
+  const back = recovery.snapshot
+    ? `\nOr put back the state before the rollback (at ${recovery.session.ledger.facts.fromRevision ?? 'the start'}): belay restore ${recovery.snapshot.id}`
+    : '';
+  return {
+    outcome: 'manual-action-needed',
+    message: `${reason.message}; the downs ran and the data is verified${unhealthy ? ' (health checks fail)' : ''}, but the schema is not the one ${where} left: ${landing.count} object(s) differ (+ left behind, - missing, ~ changed): ${landing.differences}`,
+    hint: `Bring these objects in line by hand (DROP what is left, re-create what is missing) and fix the downs that missed them${again}; \`belay history ${recovery.session.runId}\` shows the run.${back}`,
+    ...(reason.failure ? { failure: reason.failure } : {}),
+  };
 }
 
 /** What a restore that threw (rather than reporting) leaves: the run still ends with what to run. */

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { belay, jsonResult } from './support/cli.js';
+import { adminQuery, freshDatabase } from './support/pg.js';
+import { quoteIdent } from '../src/db/ident.js';
+import { baseArgs, makeProject } from './support/project.js';
+
+interface Result {
+  outcome: string;
+  exitCode: number;
+  message: string;
+  hint?: string;
+}
+
+const ORDERS = {
+  '0001_t.up.sql': 'CREATE TABLE t (id int PRIMARY KEY);\nINSERT INTO t SELECT generate_series(1, 10);',
+  '0001_t.down.sql': 'DROP TABLE t;',
+};
+
+const HALFWAY = {
+  '0002_nt.up.sql': '-- belay:no-transaction\nCREATE TABLE nt (id int);\nCREATE INDEX CONCURRENTLY nt_missing ON nt (no_such_column);',
+  '0002_nt.down.sql': 'DROP TABLE nt;',
+};
+
+describe('results say what happened', () => {
+  it("a non-transactional revision that fails halfway: PostgreSQL's error is in the final line, on one line", async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...ORDERS, ...HALFWAY });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const run = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(run.code, run.stderr).toBe(11);
+    const final = run.stdout.split('\n').find((line) => line.startsWith('migrate-up: '))!;
+    expect(final).toContain('0002_nt up failed at 0002_nt.up.sql:3: column "no_such_column" does not exist [SQLSTATE 42703]');
+    expect(final).toContain('a revision that runs outside a transaction failed halfway');
+    expect(final).toMatch(/restored \S+ into/);
+    const noBackup = await belay([...args, '--json', 'migrate', 'up']);
+    expect(noBackup.code).toBe(12);
+    const result = jsonResult<Result & { failure: { statement: string } }>(noBackup);
+    expect(result.message).not.toContain('\n');
+    expect(result.message).toMatch(/^0002_nt up failed at 0002_nt\.up\.sql:3: column "no_such_column" does not exist \[SQLSTATE 42703\]; /);
+    expect(result.failure.statement).toContain('CREATE INDEX CONCURRENTLY nt_missing');
+  });
+
+  it('a run restored back to the start shows ∅ → ∅ in history, not the revision it aimed at', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...ORDERS, ...HALFWAY });
+    const args = baseArgs(project, db.url);
+    const run = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(run.code, run.stderr).toBe(11);
+    const history = await belay([...args, 'history']);
+    expect(history.stdout).toMatch(/migrate-up\s+restored\s+exit 11  ∅ → ∅  db /);
+    expect((await db.query<{ to_revision: string | null }>('SELECT to_revision FROM belay.runs'))).toEqual([{ to_revision: null }]);
+  });
+
+  it('every exit-10 result ends with next:', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...ORDERS, '0002_bad.up.sql': 'CREATE TABLE b (id int);\nSELECT 1/0;', '0002_bad.down.sql': 'DROP TABLE b;' });
+    const args = baseArgs(project, db.url);
+    const run = await belay([...args, 'migrate', 'up']);
+    expect(run.code, run.stderr).toBe(10);
+    const lines = run.stdout.trimEnd().split('\n').filter((line) => !line.startsWith('target '));
+    expect(lines.at(-1)).toMatch(/^ {2}next: Fix what was rejected \(`belay history [0-9a-f-]{36}` shows every step\), then run `belay migrate up` again\.$/);
+    expect(jsonResult<Result>(await belay([...args, '--json', 'migrate', 'up'])).hint).toMatch(/^Fix what was rejected/);
+  });
+
+  it('rollback --yes still prints the data its downs drop', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...ORDERS, '0002_notes.up.sql': 'CREATE TABLE notes (id int);\nINSERT INTO notes SELECT generate_series(1, 7);', '0002_notes.down.sql': 'DROP TABLE notes;' });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const run = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/belay will revert 0002_notes on \S+, dropping public\.notes: 7 row\(s\)/);
+  });
+
+  it('status lists the quarantine and restore databases left beside this one, with the command to drop each', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(ORDERS);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const quarantine = `${db.name}_quarantine_20261201t235228282z`;
+    const copy = `${db.name}_belay_restore_20261201t235227854z`;
+    const unrelated = `${db.name}_quarantine_mine`;
+    for (const name of [quarantine, copy, unrelated]) await adminQuery('postgres', `CREATE DATABASE ${quoteIdent(name)}`);
+    try {
+      const status = await belay([...args, '--json', 'status']);
+      expect(jsonResult<{ leftovers: unknown[] }>(status).leftovers).toEqual([
+        { name: copy, kind: 'restore-copy', drop: `DROP DATABASE "${copy}";` },
+        { name: quarantine, kind: 'quarantine', drop: `DROP DATABASE "${quarantine}";` },
+      ]);
+      const human = await belay([...args, 'status']);
+      expect(human.stdout).toContain(`LEFT      ${quarantine}: the damaged database a restore set aside; once you have checked it: DROP DATABASE "${quarantine}";`);
+      expect(human.stdout).not.toContain(unrelated);
+    } finally {
+      for (const name of [quarantine, copy, unrelated]) await adminQuery('postgres', `DROP DATABASE ${quoteIdent(name)}`);
+    }
+  });
+
+  it('history shows each run\'s database and only this database\'s runs unless --all (a shared backups folder)', async () => {
+    const a = await freshDatabase();
+    const b = await freshDatabase();
+    const project = await makeProject(ORDERS);
+    expect((await belay([...baseArgs(project, a.url), 'migrate', 'up'])).code).toBe(0);
+    expect((await belay([...baseArgs(project, b.url), 'migrate', 'up'])).code).toBe(0);
+    const ofA = await belay([...baseArgs(project, a.url), 'history']);
+    expect(ofA.stdout).toContain(`db ${a.name}`);
+    expect(ofA.stdout).not.toContain(b.name);
+    const all = jsonResult<Array<{ database: string }>>(await belay([...baseArgs(project, a.url), '--json', 'history', '--all']));
+    expect(all.map((run) => run.database).sort()).toEqual([a.name, b.name].sort());
+  });
+});
