@@ -1,3 +1,4 @@
+import type { ClientBase } from 'pg';
 import type { Manifest } from '../../backup/manifest.js';
 import { errorMessage } from '../../errors.js';
 import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js';
@@ -49,6 +50,8 @@ export interface Recovery {
   /** The structure before the run: what the change broke is judged against it, not what it made on purpose. */
   structure?: StructureBaseline;
   restoreStrategy: RestoreStrategy;
+  /** A touched snapshot's scope guard: each down is checked before it commits, as the ups were. */
+  beforeCommit?: (client: ClientBase) => Promise<void>;
 }
 
 export interface FailureReason {
@@ -56,6 +59,8 @@ export interface FailureReason {
   failure?: Record<string, unknown>;
   /** A non-transactional revision failed halfway: its down cannot be trusted; restore instead. */
   untrustworthy: boolean;
+  /** What to do next, when the reason itself says (a revision stopped outside a touched snapshot's scope). */
+  hint?: string;
 }
 
 export function reasonFrom(error: unknown): FailureReason {
@@ -97,9 +102,13 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   if (reason.untrustworthy) {
     return restoreThenVerify(recovery, `${reason.message}; a revision that runs outside a transaction failed halfway: its effects cannot be undone by its down`, reason.failure);
   }
-  const engine = new MigrationEngine(toRevert, session.work.client, session.runId, {
-    log: (revision, message) => void events.emit({ type: 'note', step: 'down', revision: revision.name, message }),
-  });
+  const engine = new MigrationEngine(
+    toRevert,
+    session.work.client,
+    session.runId,
+    { log: (revision, message) => void events.emit({ type: 'note', step: 'down', revision: revision.name, message }) },
+    recovery.beforeCommit,
+  );
   for (const [index, revision] of toRevert.entries()) {
     const now = toRevert[index + 1]?.name ?? target;
     try {
@@ -126,7 +135,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   if (recovery.goal === 'rollback') return finishRun(session, { outcome: 'ok', message: `rolled back to ${at(target)}; healthy, data verified`, ...failure });
   if (recovery.goal === 'settle' && toRevert.length === 0) return finishRun(session, { outcome: 'ok', message: `${reason.message}; nothing to revert, data verified intact at ${at(target)}`, ...failure });
   const why = recovery.goal === 'reject' ? `change rejected (${reason.message})` : reason.message;
-  return finishRun(session, { outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, data verified intact`, ...failure });
+  return finishRun(session, { outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, data verified intact`, ...(reason.hint ? { hint: reason.hint } : {}), ...failure });
 }
 
 /** What a restore that threw (rather than reporting) leaves: the run still ends with what to run. */
