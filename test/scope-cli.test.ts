@@ -30,7 +30,7 @@ beforeAll(async () => {
 async function seeded(revisions: Record<string, string>, config?: object): Promise<{ db: TestDatabase; project: TestProject; args: string[] }> {
   const db = await freshDatabase('scope_cli', template);
   const project = await makeProject({ ...SEED, ...revisions }, config);
-  return { db, project, args: baseArgs(project, db.url) };
+  return { db, project, args: [...baseArgs(project, db.url), ...(config ? ['--config', join(project.dir, 'belay.config.json')] : [])] };
 }
 
 const bigState = async (db: TestDatabase): Promise<{ node: string; rows: string; hash: string }> =>
@@ -42,7 +42,7 @@ const applied = async (db: TestDatabase): Promise<string[]> => (await db.query<{
 
 interface Manifest {
   id: string;
-  path: string;
+  file: string;
   sizeBytes: number;
   scope?: { kind: string; tables: Array<{ schema: string; name: string; kind: string }> };
 }
@@ -80,17 +80,17 @@ describe('touched snapshots through the CLI', () => {
     expect(manifest.scope?.tables.filter((t) => t.kind === 'table').map((t) => `${t.schema}.${t.name}`)).toEqual(['public.small']);
     const fullManifest = await manifestOf(project, fullSnapshot.id);
     expect(fullManifest.scope).toBeUndefined();
-    expect(manifest.sizeBytes).toBe((await stat(manifest.path)).size);
+    expect(manifest.sizeBytes).toBe((await stat(join(project.backups, manifest.file))).size);
     expect(manifest.sizeBytes * 20).toBeLessThan(fullManifest.sizeBytes);
     expect(await bigState(db)).toEqual(bigBefore);
     expect(await scopeCopies()).toEqual([]);
 
     // the decision and its why are journaled with the preflight step, and the backup step says which snapshot
     const lines = await journal(project);
-    const preflight = lines.find((l) => l.type === 'step-end' && l.step === 'preflight') as { detail: { scope: { mode: string; kind: string; why: string; tables: string[] } } };
+    const preflight = lines.find((l) => l.type === 'step' && l.event === 'end' && l.step === 'preflight') as { detail: { scope: { mode: string; kind: string; why: string; tables: string[] } } };
     expect(preflight.detail.scope).toMatchObject({ mode: 'auto', kind: 'touched', tables: ['public.small'] });
     expect(preflight.detail.scope.why).toMatch(/^touched snapshot: every revision runs in a transaction/);
-    const backup = lines.find((l) => l.type === 'step-end' && l.step === 'backup') as { detail: { scope: string } };
+    const backup = lines.find((l) => l.type === 'step' && l.event === 'end' && l.step === 'backup') as { detail: { scope: string } };
     expect(backup.detail.scope).toBe('touched');
 
     const listing = await belay([...args, 'backups', 'list']);
@@ -106,11 +106,11 @@ describe('touched snapshots through the CLI', () => {
         '0002_nicknames.up.sql': NICKNAMES_UP,
         '0002_nicknames.down.sql': 'ALTER TABLE small DROP COLUMN seen_at;\nUPDATE small SET nickname = NULL WHERE id % 2 = 0;\n',
       },
-      { health: { sql: [{ name: 'no seen_at yet', query: "SELECT 1 FROM information_schema.columns WHERE table_name = 'small' AND column_name = 'seen_at'", expect: 'no-rows' }] } },
+      { health: { sql: [{ name: 'nicknames kept', query: 'SELECT 1 FROM small WHERE nickname = upper(name)', expect: 'no-rows' }] } },
     );
     const smallBefore = await smallRows(db);
     const bigBefore = await bigState(db);
-    const run = await belay([...args, 'migrate', 'up', '--with-backup', '--backup-scope', 'touched']);
+    const run = await belay([...args, 'migrate', 'up', '--with-backup', '--backup-scope', 'touched', '--health-timeout', '0']);
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(11);
     expect(run.stdout).toMatch(/restored public\.small, public\.small_id_seq from touched snapshot \S+ in place and verified/);
     const quarantine = /kept in schema (belay_quarantine_\w+)/.exec(run.stdout)?.[1];
@@ -121,7 +121,7 @@ describe('touched snapshots through the CLI', () => {
     const damaged = (await smallRows(db, `${quarantine!}.small`)) as Array<{ id: number; nickname: string | null }>;
     expect(damaged.filter((r) => r.id % 2 === 0).every((r) => r.nickname === null)).toBe(true);
     expect(await applied(db)).toEqual(['0001_seed']);
-    const restore = (await journal(project)).find((l) => l.type === 'step-end' && l.step === 'restore') as { outcome: string; detail: { ok: boolean; quarantineSchema: string } };
+    const restore = (await journal(project)).find((l) => l.type === 'step' && l.event === 'end' && l.step === 'restore') as { outcome: string; detail: { ok: boolean; quarantineSchema: string } };
     expect(restore.outcome).toBe('ok');
     expect(restore.detail.quarantineSchema).toBe(quarantine);
   });
@@ -144,9 +144,9 @@ DO $$ BEGIN IF EXISTS (SELECT 1 FROM big) THEN UPDATE big SET n = n + 1 WHERE id
     expect(await bigState(db)).toEqual(bigBefore);
     expect(await smallRows(db)).toEqual(smallBefore);
     expect(await applied(db)).toEqual(['0001_seed']);
-    const end = (await journal(project)).find((l) => l.type === 'run-end') as { outcome: { exitCode: number; summary: { next: string } } };
-    expect(end.outcome.exitCode).toBe(10);
-    expect(end.outcome.summary.next).toContain('--backup-scope full');
+    const end = (await journal(project)).find((l) => l.type === 'outcome') as { exitCode: number; summary: { next: string } };
+    expect(end.exitCode).toBe(10);
+    expect(end.summary.next).toContain('--backup-scope full');
 
     // with a full snapshot it goes through
     const again = await belay([...args, 'migrate', 'up', '--with-backup', '--backup-scope', 'full']);
