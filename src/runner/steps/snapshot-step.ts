@@ -208,7 +208,7 @@ export async function chooseBackupScope(
   direction: 'up' | 'down',
 ): Promise<{ decision: ScopeDecision; choice: ScopeChoice }> {
   const { setup } = session;
-  const mode = flag ?? setup.config.backup.scope ?? 'auto';
+  const mode = flag ?? setup.config.backup.scope;
   const tools = await runTools(session);
   const decision = await decideScope(mode, revisions, direction, () =>
     learnScope({
