@@ -97,6 +97,25 @@ describe('touched snapshots through the CLI', () => {
     expect(listing.code, listing.stderr).toBe(0);
     expect(listing.stdout).toMatch(new RegExp(`${manifest.id}.*touched \\(public\\.small\\)`));
     expect(listing.stdout).toMatch(new RegExp(`${fullManifest.id}.*full`));
+
+    // belay restore of a touched snapshot: refused while the database is at another revision (its tables only come back, not the revision)
+    const refused = await belay([...args, 'restore', manifest.id, '--yes']);
+    expect(refused.code, refused.stderr).toBe(4);
+    expect(refused.stderr).toContain('is a touched snapshot');
+
+    // rollback learns the downs' scope: a touched snapshot of small again
+    const rollback = await belay([...args, '--json', 'rollback', '--to', '0001', '--yes']);
+    expect(rollback.code, rollback.stderr).toBe(0);
+    const rollbackSnapshot = await manifestOf(project, jsonResult<{ snapshot: { id: string } }>(rollback).snapshot.id);
+    expect(rollbackSnapshot.scope?.tables.filter((t) => t.kind === 'table').map((t) => t.name)).toEqual(['small']);
+
+    // back at 0001, the first touched snapshot puts small back in place; big is not rewritten
+    await db.query("UPDATE small SET name = 'damaged'");
+    const restore = await belay([...args, 'restore', manifest.id, '--yes']);
+    expect(restore.code, `${restore.stdout}\n${restore.stderr}`).toBe(0);
+    expect(restore.stdout).toMatch(/kept in schema belay_quarantine_\w+/);
+    expect(((await smallRows(db)) as Array<{ name: string }>).every((r) => r.name !== 'damaged')).toBe(true);
+    expect(await bigState(db)).toEqual(bigBefore);
   });
 
   it('a lossy down ends 11 with the small table restored exactly, the large one never rewritten', async () => {
