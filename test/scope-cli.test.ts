@@ -103,8 +103,8 @@ describe('touched snapshots through the CLI', () => {
     expect(refused.code, refused.stderr).toBe(4);
     expect(refused.stderr).toContain('is a touched snapshot');
 
-    // rollback learns the downs' scope: a touched snapshot of small again
-    const rollback = await belay([...args, '--json', 'rollback', '--to', '0001', '--yes']);
+    // rollback with --backup-scope touched learns the downs' scope: a touched snapshot of small again (auto takes a full one there)
+    const rollback = await belay([...args, '--json', 'rollback', '--to', '0001', '--yes', '--backup-scope', 'touched']);
     expect(rollback.code, rollback.stderr).toBe(0);
     const rollbackSnapshot = await manifestOf(project, jsonResult<{ snapshot: { id: string } }>(rollback).snapshot.id);
     expect(rollbackSnapshot.scope?.tables.filter((t) => t.kind === 'table').map((t) => t.name)).toEqual(['small']);
@@ -173,7 +173,7 @@ DO $$ BEGIN IF EXISTS (SELECT 1 FROM big) THEN UPDATE big SET n = n + 1 WHERE id
     expect((await bigState(db)).node).toBe(bigBefore.node);
   });
 
-  it('auto falls back to a full snapshot for a revision outside a transaction, and says so; touched refuses it (exit 4)', async () => {
+  it('auto falls back to a full snapshot for a revision outside a transaction and for a rollback, and says so; touched refuses the former (exit 4)', async () => {
     const revisions = {
       '0002_index.up.sql': '-- belay:no-transaction\nCREATE INDEX CONCURRENTLY small_name ON small (name);\n',
       '0002_index.down.sql': '-- belay:no-transaction\nDROP INDEX CONCURRENTLY small_name;\n',
@@ -191,6 +191,11 @@ DO $$ BEGIN IF EXISTS (SELECT 1 FROM big) THEN UPDATE big SET n = n + 1 WHERE id
     expect(snapshotId).toBeDefined();
     expect((await manifestOf(project, snapshotId!)).scope).toBeUndefined();
     expect(await scopeCopies()).toEqual([]);
+
+    // a rollback under auto takes a full snapshot: its restore must bring back the revision it started from
+    const rollback = await belay([...args, 'rollback', '--to', '0001', '--yes']);
+    expect(rollback.code, rollback.stderr).toBe(0);
+    expect(rollback.stderr).toMatch(/full snapshot: a rollback restores the revision it started from/);
   });
 
   it('plan --scope prints what each revision touches, with sizes', async () => {

@@ -9,17 +9,17 @@ import { finishRun } from '../session/outcome.js';
 import type { PreflightCheck } from './preflight.js';
 import type { Manifest } from '../../backup/manifest.js';
 import type { RunSession } from '../session/run-session.js';
-import type { RunSetup } from '../session/setup.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
 import { takeFingerprint } from './integrity-step.js';
 import { takeTouchedSnapshot } from '../../scope/touched-snapshot.js';
 import type { ScopeGuard } from '../../scope/lock-scope.js';
 import { decideScope, type BackupScopeMode, type ScopeDecision } from '../../scope/choose-scope.js';
 import { learnScope } from '../../scope/learn-scope.js';
-import { objectLabel } from '../../scope/scope.js';
+import { objectLabel, type LearnedScope } from '../../scope/scope.js';
+import { selectProtectedTables, tableKey } from '../../integrity/table-selection.js';
 import type { Revision } from '../../migrations/revision.js';
 import type { ScopeChoice } from '../../events/run-events.js';
-import { sessionOptions } from '../session/setup.js';
+import { sessionOptions, type RunSetup } from '../session/setup.js';
 
 const toolsBySetup = new WeakMap<RunSetup, BackupTools>();
 
@@ -127,15 +127,20 @@ export interface FingerprintAndSnapshot {
  * integrity baseline (only those tables can change under its guard), journaled
  * as the fingerprint step so that `belay recover` judges by it.
  */
-async function touchedSnapshot(session: RunSession, revision: string | null, decision: ScopeDecision & { learned: NonNullable<ScopeDecision['learned']> }, perColumn: boolean): Promise<FingerprintAndSnapshot> {
+async function touchedSnapshot(session: RunSession, revision: string | null, learned: LearnedScope, perColumn: boolean): Promise<FingerprintAndSnapshot> {
   const { events, config, signal } = session.setup;
-  const taking = runTools(session).then((tools) =>
-    takeTouchedSnapshot({ ...runSnapshotOptions(session, revision, tools, signal), client: session.work.client, scope: decision.learned, perColumn }),
-  );
-  const strict = config.integrity.mode === 'strict';
-  const fingerprinting = strict
-    ? events.step({ step: 'fingerprint' }, async () => (await taking).fingerprint, (fingerprint) => ({ tables: Object.keys(fingerprint.tables).length, fingerprint }))
-    : Promise.resolve(null);
+  const client = session.work.client;
+  const taking = runTools(session).then((tools) => takeTouchedSnapshot({ ...runSnapshotOptions(session, revision, tools, signal), client, scope: learned, perColumn }));
+  // the manifest keeps the fingerprint of every snapshot table (a restore is verified by it); integrity compares the protected ones
+  const baseline = async (): Promise<Fingerprint> => {
+    const { fingerprint } = await taking;
+    const protectedTables = new Set((await selectProtectedTables(client, config.integrity.tables)).map(tableKey));
+    return { ...fingerprint, tables: Object.fromEntries(Object.entries(fingerprint.tables).filter(([key]) => protectedTables.has(key))) };
+  };
+  const fingerprinting =
+    config.integrity.mode === 'strict'
+      ? events.step({ step: 'fingerprint' }, baseline, (fingerprint) => ({ tables: Object.keys(fingerprint.tables).length, fingerprint }))
+      : Promise.resolve(null);
   const dumping = events.step({ step: 'backup' }, async () => (await taking).manifest, backupPayload);
   const [fingerprint, snapshot] = await Promise.allSettled([fingerprinting, dumping]);
   if (snapshot.status === 'rejected') return { fingerprint: fingerprint.status === 'fulfilled' ? fingerprint.value : null, snapshot: null, dumpError: snapshot.reason };
@@ -157,7 +162,7 @@ export async function fingerprintAndSnapshot(
 ): Promise<FingerprintAndSnapshot> {
   if (!options.dump) return { fingerprint: await takeFingerprint(session, options.perColumn), snapshot: null };
   const decision = options.scope;
-  if (decision?.kind === 'touched' && decision.learned) return touchedSnapshot(session, revision, { ...decision, learned: decision.learned }, options.perColumn);
+  if (decision?.kind === 'touched' && decision.learned) return touchedSnapshot(session, revision, decision.learned, options.perColumn);
   const client = session.work.client;
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
