@@ -141,7 +141,16 @@ async function touchedSnapshot(session: RunSession, revision: string | null, lea
     config.integrity.mode === 'strict'
       ? events.step({ step: 'fingerprint' }, baseline, (fingerprint) => ({ tables: Object.keys(fingerprint.tables).length, fingerprint }))
       : Promise.resolve(null);
-  const dumping = events.step({ step: 'backup' }, async () => (await taking).manifest, backupPayload);
+  // the manifest holds the fingerprint: the backup step ends after the fingerprint step, as for a full snapshot
+  const dumping = events.step(
+    { step: 'backup' },
+    async () => {
+      const { manifest } = await taking;
+      await fingerprinting.catch(() => {});
+      return manifest;
+    },
+    backupPayload,
+  );
   const [fingerprint, snapshot] = await Promise.allSettled([fingerprinting, dumping]);
   if (snapshot.status === 'rejected') return { fingerprint: fingerprint.status === 'fulfilled' ? fingerprint.value : null, snapshot: null, dumpError: snapshot.reason };
   if (fingerprint.status === 'rejected') throw fingerprint.reason;
