@@ -32,10 +32,10 @@ export async function status(options: BelayOptions = {}): Promise<StatusReport> 
   return runStatus(await prepare(options));
 }
 
-/** `belay plan [--to REV]` */
-export async function plan(options: BelayOptions & { to?: string } = {}): Promise<Plan> {
+/** `belay plan [--to REV] [--scope]`; `scope` learns what each revision touches on a throwaway schema-only copy. */
+export async function plan(options: BelayOptions & { to?: string; scope?: boolean } = {}): Promise<Plan> {
   const { runPlan } = await import('../runner/commands/plan.js');
-  return runPlan(await prepare(options), options.to);
+  return runPlan(await prepare(options), options.to, options.scope === true);
 }
 
 /** `belay history`: past runs, newest first. */

@@ -55,6 +55,7 @@ export function formatPlan(plan: Plan): string {
     lines.push(`  ${r.direction === 'up' ? 'apply ' : 'revert'} ${r.name}${notes ? `  [${notes}]` : ''}`);
   }
   if (plan.direction === 'down') lines.push(`  data the downs drop (kept in the snapshot): ${describeDataAtRisk(plan.dataAtRisk)}`);
+  for (const line of plan.scope ?? []) lines.push(`  ${line}`);
   for (const problem of plan.problems) lines.push(`  problem: ${problem.message}`);
   return lines.join('\n');
 }

@@ -13,6 +13,6 @@ export const DEFAULT_CONFIG: ConfigFile = {
   database: { statementTimeoutSeconds: 0, lockTimeoutSeconds: 10, connectTimeoutSeconds: 10 },
   health: { sql: [], http: [], command: [], timeoutSeconds: 30, intervalSeconds: 2 },
   integrity: { mode: 'strict', tables: { include: ['*.*'], exclude: [] }, invariants: [] },
-  backup: { format: 'custom', jobs: 1 },
+  backup: { format: 'custom', jobs: 1, scope: 'auto' },
   hooks: {},
 };

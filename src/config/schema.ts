@@ -105,9 +105,13 @@ export const configSchema = z
         jobs: numberFrom(1, 64, true).default(1).describe('pg_dump --jobs (directory format).'),
         compress: numberFrom(0, 9, true).optional(),
         keep: numberFrom(1, 100_000, true).optional().describe('How many snapshots `backups prune` keeps by default.'),
-        scope: oneOf(['full', 'touched', 'auto']).optional(),
+        scope: oneOf(['full', 'touched', 'auto'])
+          .default('auto')
+          .describe(
+            'Which snapshot --with-backup takes (--backup-scope overrides): full, every table; touched, the schema plus the rows of the tables the pending revisions may change, learned on a schema-only copy and enforced before each commit; auto, touched when every revision runs in a transaction and its scope was learned, else full (docs/snapshots.md).',
+          ),
       })
-      .default({ format: 'custom', jobs: 1 }),
+      .default({ format: 'custom', jobs: 1, scope: 'auto' }),
     hooks: z
       .strictObject(Object.fromEntries(HOOK_NAMES.map((name) => [name, hook])) as Record<(typeof HOOK_NAMES)[number], typeof hook>)
       .default({}),

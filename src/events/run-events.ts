@@ -60,18 +60,30 @@ export interface RestoreReport {
   quarantine: string | null;
   /** The damaged state dumped before an in-place restore overwrote it. */
   quarantineSnapshot: string | null;
+  /** A touched snapshot's restore: the schema that keeps the damaged tables and what the run created. */
+  quarantineSchema?: string;
   message: string;
   /** Where things stand when it did not work, and what to run. */
   manualSteps: string[];
+}
+
+/** Which snapshot a run takes (backup.scope / --backup-scope) and why, decided in preflight. */
+export interface ScopeChoice {
+  mode: 'full' | 'touched' | 'auto';
+  kind: 'full' | 'touched';
+  why: string;
+  /** The relations whose rows a touched snapshot holds ("schema.name"). */
+  tables?: string[];
+  learnedFrom?: string;
 }
 
 /** What each step reports when it ends. */
 export interface StepPayloads {
   lock: { applicationName: string };
   plan: { from: string | null; to: string | null; apply?: string[]; revert?: string[]; [more: string]: unknown };
-  preflight: { checks: PreflightCheck[] };
+  preflight: { checks: PreflightCheck[]; scope?: ScopeChoice };
   fingerprint: { tables: number; fingerprint: Fingerprint };
-  backup: SnapshotRef & { file: string; revision: string | null };
+  backup: SnapshotRef & { file: string; revision: string | null; scope?: 'full' | 'touched' };
   /** `now`: the revision the database is at once the step has ended. */
   apply: { now: string | null };
   down: { now: string | null };

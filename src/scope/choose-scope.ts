@@ -16,7 +16,7 @@ export interface ScopeDecision {
  * Which snapshot a run takes. `full` always; `touched` only when the scope is
  * learned (else preflight refuses, exit 4); `auto` a touched one when every
  * revision runs in a transaction and its scope was learned, else a full one,
- * saying why.
+ * saying why; for a rollback (`down`), `auto` is full.
  */
 export async function decideScope(
   mode: BackupScopeMode,
@@ -25,6 +25,10 @@ export async function decideScope(
   learn: () => Promise<LearnedScope>,
 ): Promise<ScopeDecision> {
   if (mode === 'full') return { kind: 'full', why: 'backup scope is full', learned: null };
+  if (direction === 'down' && mode === 'auto') {
+    // a rollback's restore must bring back the revision it started from: belay.migrations and what the downs drop are outside a touched snapshot
+    return { kind: 'full', why: 'full snapshot: a rollback restores the revision it started from (belay.migrations, and what the downs drop), which a touched snapshot does not hold; --backup-scope touched takes one all the same', learned: null };
+  }
   const refuse = (why: string): never => {
     throw new BelayError('preflight', `--backup-scope touched: ${why}`, { hint: 'Nothing was changed. Run with --backup-scope full (or auto, which falls back to full by itself).' });
   };

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { runAction } from '../run-action.js';
 import { integerFlag } from '../parse.js';
 import { formatPlan, formatRunResult } from '../format.js';
@@ -11,7 +11,14 @@ interface MigrateFlags {
   allowUnhealthy?: boolean;
   allowIrreversible?: boolean;
   healthTimeout?: number;
+  backupScope?: 'full' | 'touched' | 'auto';
 }
+
+/** Shared by `migrate up` and `rollback` (docs/snapshots.md). */
+export const backupScopeOption = (): Option => new Option(
+  '--backup-scope <scope>',
+  'which snapshot: full (every table), touched (the schema plus the rows of the tables the revisions may change, learned on a schema-only copy and enforced), auto (touched when it can be, else full; default: backup.scope, else auto)',
+).choices(['full', 'touched', 'auto']);
 
 export function registerMigrate(program: Command): void {
   const migrate = program.command('migrate').description('apply revisions');
@@ -21,6 +28,7 @@ export function registerMigrate(program: Command): void {
       .description('the orchestrated forward run: lock, preflight, snapshot, apply, verify')
       .option('--to <rev>', 'stop at this revision (number, name or unique prefix)')
       .option('--with-backup', 'take a verified pg_dump snapshot before changing anything')
+      .addOption(backupScopeOption())
       .option('--dry-run', 'plan and run the preflight checks; change nothing')
       .option('--allow-unhealthy', 'proceed even when the health baseline fails before the change')
       .option('--allow-irreversible', 'accept revisions that have no down')
@@ -43,10 +51,11 @@ export function registerMigrate(program: Command): void {
     program
       .command('plan')
       .description('print exactly what `migrate up` (or `rollback --to`) would do; changes nothing')
-      .option('--to <rev>', 'target revision'),
+      .option('--to <rev>', 'target revision')
+      .option('--scope', 'learn what each revision touches, with sizes (creates and drops a schema-only copy of the database on the server)'),
     CONNECTED,
     'belay plan --to 0022',
-  ).action(async (flags: { to?: string }, command: Command) =>
+  ).action(async (flags: { to?: string; scope?: boolean }, command: Command) =>
     runAction(command, async (ctx) => {
       const { plan } = await import('../../api/commands.js');
       const result = await plan({ ...ctx.options, ...flags });

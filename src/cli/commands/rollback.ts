@@ -4,6 +4,7 @@ import { integerFlag } from '../parse.js';
 import { formatRunResult } from '../format.js';
 import { confirmer } from '../confirm.js';
 import { CONNECTED, teach } from '../help.js';
+import { backupScopeOption } from './migrate.js';
 
 interface RollbackFlags {
   to: string;
@@ -11,6 +12,7 @@ interface RollbackFlags {
   restoreFrom?: string;
   strategy?: 'swap' | 'in-place';
   healthTimeout?: number;
+  backupScope?: 'full' | 'touched' | 'auto';
 }
 
 export function registerRollback(program: Command): void {
@@ -20,6 +22,7 @@ export function registerRollback(program: Command): void {
       .description('down-migrate to REV, orchestrated: snapshot, downs, health, integrity, restore on corruption')
       .requiredOption('--to <rev>', 'the revision to return to (number, name or unique prefix; 0 reverts every revision)')
       .option('--no-backup', 'skip the snapshot before the downs')
+      .addOption(backupScopeOption())
       .option('--restore-from <backup>', 'skip the downs and restore this snapshot (id or manifest path)')
       .addOption(new Option('--strategy <strategy>', 'how a restore replaces the database').choices(['swap', 'in-place']))
       .option('--health-timeout <seconds>', 'how long health checks may retry after the downs', integerFlag('--health-timeout', 0, 86_400)),
@@ -39,6 +42,7 @@ export function registerRollback(program: Command): void {
           ...(flags.restoreFrom === undefined ? {} : { restoreFrom: flags.restoreFrom }),
           ...(flags.strategy === undefined ? {} : { strategy: flags.strategy }),
           ...(flags.healthTimeout === undefined ? {} : { healthTimeout: flags.healthTimeout }),
+          ...(flags.backupScope === undefined ? {} : { backupScope: flags.backupScope }),
           confirm,
         });
         return { result, human: () => formatRunResult(result) };

@@ -139,6 +139,12 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
   return withRunSession(setup, 'restore', async (session) => {
     await session.lock();
     const state = await readDatabaseState(session.work.client, revisions);
+    if (manifest.scope && state.current !== manifest.revision) {
+      // a touched snapshot puts back its tables in place (src/scope/touched-restore.ts), never the revision nor the other tables
+      throw new BelayError('preflight', `snapshot ${manifest.id} is a touched snapshot (the rows of ${manifest.scope.tables.map((t) => `${t.schema}.${t.name}`).join(', ')} only) taken at ${manifest.revision ?? 'the start'}, but ${setup.target.database} is at ${state.current ?? 'the start'}`, {
+        hint: `Nothing was changed. Bring the database to ${manifest.revision ?? 'the start'} first (\`belay rollback --to\`), or restore a full snapshot (\`belay backups list\`).`,
+      });
+    }
     const { run, others } = await findUnsettled(session.control.client, session.runId);
     const unsettled = [...(run ? [run] : []), ...others].map((r) => r.runId);
     await session.startJournal(state.current, manifest.revision);

@@ -2,7 +2,7 @@ import { discoverRevisions } from '../../migrations/discover.js';
 import { MigrationEngine } from '../../migrations/engine.js';
 import type { Revision } from '../../migrations/revision.js';
 import { resolveRevisionName } from '../../migrations/resolve-name.js';
-import { EXIT } from '../../errors.js';
+import { BelayError, EXIT } from '../../errors.js';
 import { captureStructure, type StructureBaseline } from '../../integrity/structural.js';
 import { readDatabaseState, revisionsToApply, type DatabaseState } from '../session/database-state.js';
 import { runHealthStep } from '../steps/health-step.js';
@@ -13,7 +13,9 @@ import type { RunResult } from '../result/results.js';
 import type { RunSession } from '../session/run-session.js';
 import { reasonFrom, revertThenVerify, type FailureReason, type Recovery } from '../recovery/safety-net.js';
 import type { RunSetup } from '../session/setup.js';
-import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot, type FingerprintAndSnapshot } from '../steps/snapshot-step.js';
+import { backupPreflight, chooseBackupScope, endAfterDumpFailure, fingerprintAndSnapshot, type FingerprintAndSnapshot } from '../steps/snapshot-step.js';
+import type { BackupScopeMode, ScopeDecision } from '../../scope/choose-scope.js';
+import type { ScopeChoice } from '../../events/run-events.js';
 
 export interface MigrateUpOptions {
   to?: string;
@@ -23,6 +25,8 @@ export interface MigrateUpOptions {
   allowUnhealthy?: boolean;
   /** Seconds health checks may retry after the change; default from the config. */
   healthTimeout?: number;
+  /** Which snapshot --with-backup takes; default backup.scope, else auto. */
+  backupScope?: BackupScopeMode;
 }
 
 
@@ -82,6 +86,7 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
     await events.step({ step: 'plan' }, async () => toApply, (list) => ({ from: state.current, to: planned, apply: list.map((r) => r.name) }));
     const tolerated = new Set<string>();
     let structure: StructureBaseline | undefined;
+    let scope: { decision: ScopeDecision; choice: ScopeChoice } | undefined;
     await events.step(
       { step: 'preflight' },
       async () => {
@@ -92,9 +97,10 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
           found.push(await healthBaseline(session, options, tolerated));
         }
         assertPreflight(found);
+        if (options.withBackup && toApply.length > 0) scope = await chooseBackupScope(session, options.backupScope, toApply, 'up');
         return found;
       },
-      (found) => ({ checks: found }),
+      (found) => ({ checks: found, ...(scope ? { scope: scope.choice } : {}) }),
     );
     if (toApply.length === 0) {
       return await finishRun(session, { outcome: 'up-to-date', message: `already at ${state.current ?? 'the start'}; nothing to apply` });
@@ -102,11 +108,11 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
     await session.attachDatabaseJournal();
     let taken: FingerprintAndSnapshot;
     try {
-      taken = await fingerprintAndSnapshot(session, state.current, { perColumn: false, dump: options.withBackup === true });
+      taken = await fingerprintAndSnapshot(session, state.current, { perColumn: false, dump: options.withBackup === true, scope: scope?.decision });
     } catch (error) {
       return await endAfterDumpFailure(session, error);
     }
-    const { fingerprint, snapshot, dumpError } = taken;
+    const { fingerprint, snapshot, dumpError, guard } = taken;
     const recovery: Recovery = {
       session,
       goal: 'reject',
@@ -119,6 +125,7 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
       tolerated,
       structure,
       restoreStrategy: 'swap',
+      ...(guard ? { beforeCommit: guard.check.bind(guard) } : {}),
     };
     if (dumpError !== undefined) {
       if (interrupted(session)) return await revertThenVerify(recovery, INTERRUPTED);
@@ -132,6 +139,12 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
 const interrupted = (session: RunSession): boolean => session.setup.signal?.aborted === true;
 const INTERRUPTED: FailureReason = { message: 'interrupted by a signal', untrustworthy: false };
 
+const RERUN_FULL = 'Nothing outside the touched snapshot changed. Rerun with `--backup-scope full`: a full snapshot covers every table.';
+
+/** The touched snapshot's guard refused a commit (src/scope/lock-scope.ts). */
+const outsideScope = (error: unknown): boolean =>
+  error instanceof Error && error.cause instanceof BelayError && Array.isArray(error.cause.details.outsideScope);
+
 /** Apply each revision; on any failure, the one recovery path with the revisions this run committed. */
 async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<RunResult> {
   const { session } = recovery;
@@ -140,16 +153,22 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   const rejected = (reason: FailureReason): Promise<RunResult> => revertThenVerify({ ...recovery, toRevert: [...applied].reverse() }, reason);
   const hookVars = (outcome: string) => ({ from: recovery.target, to: toApply[toApply.length - 1]!.name, outcome });
   if (!(await runHookStep(session, 'beforeApply', hookVars('applying')))) return rejected({ message: 'the beforeApply hook failed', untrustworthy: false });
-  const engine = new MigrationEngine(toApply, session.work.client, session.runId, {
-    log: (revision, message) => void events.emit({ type: 'note', step: 'apply', revision: revision.name, message }),
-    durable: async () => session.journal?.sync(),
-  });
+  const engine = new MigrationEngine(
+    toApply,
+    session.work.client,
+    session.runId,
+    {
+      log: (revision, message) => void events.emit({ type: 'note', step: 'apply', revision: revision.name, message }),
+      durable: async () => session.journal?.sync(),
+    },
+    recovery.beforeCommit,
+  );
   for (const revision of toApply) {
     if (interrupted(session)) return rejected(INTERRUPTED);
     try {
       await events.step({ step: 'apply', revision: revision.name }, () => engine.up(revision.name), () => ({ now: revision.name }));
     } catch (error) {
-      return rejected(interrupted(session) ? INTERRUPTED : reasonFrom(error));
+      return rejected(interrupted(session) ? INTERRUPTED : { ...reasonFrom(error), ...(outsideScope(error) ? { hint: RERUN_FULL } : {}) });
     }
     applied.push(revision);
   }

@@ -8,7 +8,11 @@ import { isReversible, prepareStep } from '../../migrations/run-revision.js';
 import { readDatabaseState } from '../session/database-state.js';
 import { revisionsToApply } from '../session/database-state.js';
 import { checkDrift, checkMissing, checkOrder, type PreflightCheck } from '../steps/preflight.js';
-import { openTargetSession, type RunSetup } from '../session/setup.js';
+import { openTargetSession, sessionOptions, type RunSetup } from '../session/setup.js';
+import type { Session } from '../../db/session.js';
+import { resolveBackupTools } from '../../backup/pg-tools.js';
+import { learnScope } from '../../scope/learn-scope.js';
+import { formatRevisionScope, formatScopeTotal, measureScope } from '../../scope/format-scope.js';
 
 export interface PlannedRevision {
   name: string;
@@ -25,6 +29,26 @@ export interface Plan {
   problems: PreflightCheck[];
   /** For a rollback: data in the tables and columns the downs drop (it stays in the snapshot), and rows they delete. */
   dataAtRisk: DataAtRisk[];
+  /** With --scope: what each revision touches, with sizes, then the snapshot it needs (docs/snapshots.md). */
+  scope?: string[];
+}
+
+/** Learned on a throwaway schema-only copy of the target (created and dropped on its server), measured on the target. */
+async function learnedScopeLines(setup: RunSetup, session: Session, revisions: Revision[], direction: 'up' | 'down'): Promise<string[]> {
+  if (revisions.length === 0) return [];
+  const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: Math.floor(session.serverVersionNum / 10000) });
+  const learned = await learnScope({
+    params: setup.target,
+    session: sessionOptions(setup, 'belay learn scope'),
+    tools,
+    env: setup.env,
+    signal: setup.signal,
+    revisions,
+    direction,
+    lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
+  });
+  const sizes = await measureScope(session.client, learned);
+  return [...learned.revisions.map((revision) => formatRevisionScope(revision, sizes)), formatScopeTotal(learned, sizes)];
 }
 
 /** What the downs of `revisions` would drop, measured now. SQL downs are read; modules are not. */
@@ -70,7 +94,7 @@ export function revisionsToRevert(revisions: readonly Revision[], appliedNames: 
 }
 
 /** What `migrate up` (or `rollback --to`, when REV is below the current revision) would do. Changes nothing. */
-export async function runPlan(setup: RunSetup, to: string | undefined): Promise<Plan> {
+export async function runPlan(setup: RunSetup, to: string | undefined, scope = false): Promise<Plan> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
   const target = to === undefined ? undefined : resolveDownTarget(to, revisions.map((r) => r.name));
   const session = await openTargetSession(setup, 'belay plan');
@@ -87,6 +111,7 @@ export async function runPlan(setup: RunSetup, to: string | undefined): Promise<
         revisions: await Promise.all(toRevert.map((r) => planned(r, 'down'))),
         problems,
         dataAtRisk: await dataAtRiskOf(session.client, toRevert),
+        ...(scope ? { scope: await learnedScopeLines(setup, session, toRevert, 'down') } : {}),
       };
     }
     const toApply = revisionsToApply(revisions, state, target ?? undefined);
@@ -97,6 +122,7 @@ export async function runPlan(setup: RunSetup, to: string | undefined): Promise<
       revisions: await Promise.all(toApply.map((r) => planned(r, 'up'))),
       problems,
       dataAtRisk: [],
+      ...(scope ? { scope: await learnedScopeLines(setup, session, toApply, 'up') } : {}),
     };
   } finally {
     await session.close();

@@ -17,7 +17,9 @@ import type { RestoreStrategy } from '../../events/run-events.js';
 import type { RunSession } from '../session/run-session.js';
 import { restoreThenVerify, revertThenVerify, type Recovery } from '../recovery/safety-net.js';
 import type { RunSetup } from '../session/setup.js';
-import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot, type FingerprintAndSnapshot } from '../steps/snapshot-step.js';
+import { backupPreflight, chooseBackupScope, endAfterDumpFailure, fingerprintAndSnapshot, type FingerprintAndSnapshot } from '../steps/snapshot-step.js';
+import type { BackupScopeMode, ScopeDecision } from '../../scope/choose-scope.js';
+import type { ScopeChoice } from '../../events/run-events.js';
 
 export interface RollbackOptions {
   to: string;
@@ -26,6 +28,8 @@ export interface RollbackOptions {
   restoreFrom?: string;
   strategy?: RestoreStrategy;
   healthTimeout?: number;
+  /** Which snapshot is taken before the downs; default backup.scope, else auto. */
+  backupScope?: BackupScopeMode;
   /** Asked once the plan is known; answer false to stop before anything changes. */
   confirm?: (summary: string) => Promise<boolean>;
 }
@@ -72,6 +76,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     const where = target ?? 'the start';
 
     let restoreFrom: Manifest | undefined;
+    let scope: { decision: ScopeDecision; choice: ScopeChoice } | undefined;
     await events.step(
       { step: 'preflight' },
       async () => {
@@ -97,9 +102,10 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
           if (!options.noBackup) found.push(...(await backupPreflight(setup, session.control)));
         }
         assertPreflight(found);
+        if (!restoreFrom && !options.noBackup) scope = await chooseBackupScope(session, options.backupScope, toRevert, 'down');
         return found;
       },
-      (found) => ({ checks: found }),
+      (found) => ({ checks: found, ...(scope ? { scope: scope.choice } : {}) }),
     );
     if (options.confirm) {
       const what = restoreFrom
@@ -112,7 +118,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     await session.attachDatabaseJournal();
     let taken: FingerprintAndSnapshot | undefined;
     try {
-      taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { perColumn: true, dump: !options.noBackup });
+      taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { perColumn: true, dump: !options.noBackup, scope: scope?.decision });
       if (taken?.dumpError !== undefined) throw taken.dumpError;
     } catch (error) {
       return await endAfterDumpFailure(session, error);
@@ -129,6 +135,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
       tolerated: new Set(),
       structure: await captureStructure(session.work.client),
       restoreStrategy: options.strategy ?? 'swap',
+      ...(taken?.guard ? { beforeCommit: taken.guard.check.bind(taken.guard) } : {}),
     };
     if (restoreFrom) return await restoreThenVerify(recovery, `restoring ${restoreFrom.id} as asked (--restore-from)`);
     return await revertThenVerify(recovery, { message: `rollback to ${where}`, untrustworthy: false });

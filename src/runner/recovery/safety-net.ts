@@ -1,3 +1,4 @@
+import type { ClientBase } from 'pg';
 import type { Manifest } from '../../backup/manifest.js';
 import { errorMessage } from '../../errors.js';
 import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js';
@@ -50,6 +51,8 @@ export interface Recovery {
   /** The structure before the run: what the change broke is judged against it, not what it made on purpose. */
   structure?: StructureBaseline;
   restoreStrategy: RestoreStrategy;
+  /** A touched snapshot's scope guard: each down is checked before it commits, as the ups were. */
+  beforeCommit?: (client: ClientBase) => Promise<void>;
 }
 
 export interface FailureReason {
@@ -57,6 +60,8 @@ export interface FailureReason {
   failure?: Record<string, unknown>;
   /** A non-transactional revision failed halfway: its down cannot be trusted; restore instead. */
   untrustworthy: boolean;
+  /** What to do next, when the reason itself says (a revision stopped outside a touched snapshot's scope). */
+  hint?: string;
 }
 
 /**
@@ -113,10 +118,16 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   // a rollback --to (or the recover finishing one) must land on the schema its target left; undoing a rejected change is judged by integrity
   const landsOnTarget = recovery.goal === 'rollback' || (recovery.goal === 'settle' && recovery.compare === 'common-columns');
   const landingBaseline = landsOnTarget ? await prepareLanding(session.work.client, target, toRevert, recovery.goal === 'settle') : undefined;
-  const engine = new MigrationEngine(toRevert, session.work.client, session.runId, {
-    log: (revision, message) => void events.emit({ type: 'note', step: 'down', revision: revision.name, message }),
-    durable: async () => session.journal?.sync(),
-  });
+  const engine = new MigrationEngine(
+    toRevert,
+    session.work.client,
+    session.runId,
+    {
+      log: (revision, message) => void events.emit({ type: 'note', step: 'down', revision: revision.name, message }),
+      durable: async () => session.journal?.sync(),
+    },
+    recovery.beforeCommit,
+  );
   for (const [index, revision] of toRevert.entries()) {
     const now = toRevert[index + 1]?.name ?? target;
     try {
@@ -156,7 +167,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
     recovery.goal === 'reject'
       ? `Fix what was rejected (\`belay history ${session.runId}\` shows every step), then run \`belay migrate up\` again.`
       : `The interrupted run is settled at ${at(target)}; run \`belay migrate up\` again when ready.`;
-  return finishRun(session, { outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, data verified intact${schemaNote}`, hint: next, ...failure });
+  return finishRun(session, { outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, data verified intact${schemaNote}`, hint: reason.hint ?? next, ...failure });
 }
 
 /**

@@ -26,6 +26,8 @@ import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js'
 import type { Fingerprint } from '../../integrity/fingerprint.js';
 import { checkIntegrity } from '../../integrity/check-integrity.js';
 import { sessionOptions, type RunSetup } from '../session/setup.js';
+import { restoreTouched } from '../../scope/touched-restore.js';
+import { readApplied } from '../../migrations/storage.js';
 
 type RestoreOutcome = RestoreReport;
 
@@ -170,6 +172,54 @@ export async function dropLeftoverCopies(setup: RunSetup, names: string[]): Prom
 }
 
 /**
+ * A touched snapshot holds the rows of some tables only: it is never swapped
+ * in nor restored over the database, only its tables are put back in place
+ * (src/scope/touched-restore.ts), the damaged ones kept in a quarantine schema.
+ */
+async function restoreTouchedTables(request: RestoreRequest): Promise<RestoreOutcome> {
+  const { setup, manifest } = request;
+  const session = await openSession(setup.target, sessionOptions(setup, 'belay restore touched'));
+  try {
+    // its tables only: belay.migrations is not in it, so the database must already be at the snapshot's revision
+    const applied = await readApplied(session.client);
+    const current = applied[applied.length - 1]?.name ?? null;
+    if (current !== manifest.revision) {
+      return {
+        ok: false,
+        strategy: 'in-place',
+        quarantine: null,
+        quarantineSnapshot: null,
+        message: `touched snapshot ${manifest.id} holds the rows of ${manifest.scope?.tables.map((t) => `${t.schema}.${t.name}`).join(', ')} at ${manifest.revision ?? 'the start'}, but ${setup.target.database} is at ${current ?? 'the start'}; nothing was restored (a touched snapshot puts back tables, not the revision)`,
+        manualSteps: [`bring ${setup.target.database} to ${manifest.revision ?? 'the start'} (belay status, belay rollback --to), then: belay restore ${manifest.id}`, 'or restore a full snapshot: belay backups list'],
+      };
+    }
+    const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: Math.floor(session.serverVersionNum / 10000) });
+    const outcome = await restoreTouched({ client: session.client, manifest, tools, env: setup.env });
+    await request.progress(`kept in schema ${outcome.quarantineSchema}: ${outcome.quarantined.join(', ') || 'nothing'}`, { quarantineSchema: outcome.quarantineSchema, quarantined: outcome.quarantined });
+    return {
+      ok: true,
+      strategy: 'in-place',
+      quarantine: null,
+      quarantineSnapshot: null,
+      quarantineSchema: outcome.quarantineSchema,
+      message: `restored ${outcome.restored.join(', ')} from touched snapshot ${manifest.id} in place and verified them against its fingerprint; no other table was rewritten; the damaged tables and what the run created are kept in schema ${outcome.quarantineSchema} (drop it yourself when done)`,
+      manualSteps: [],
+    };
+  } catch (error) {
+    return {
+      ok: false,
+      strategy: 'in-place',
+      quarantine: null,
+      quarantineSnapshot: null,
+      message: `restoring the tables of touched snapshot ${manifest.id} failed: ${errorMessage(error)}`,
+      manualSteps: [`belay backups verify ${manifest.id}`, `belay restore ${manifest.id}`],
+    };
+  } finally {
+    await session.close();
+  }
+}
+
+/**
  * Put the snapshot back. `swap`: restore into a new database, verify it,
  * rename the damaged one aside as a quarantine and the restored one into its
  * place. `in-place`: pg_restore --clean in one transaction into the same
@@ -178,6 +228,7 @@ export async function dropLeftoverCopies(setup: RunSetup, names: string[]): Prom
 export async function restoreDatabase(request: RestoreRequest): Promise<RestoreOutcome> {
   const { setup, manifest } = request;
   const target = setup.target.database;
+  if (manifest.scope) return await restoreTouchedTables(request);
   const admin = await openMaintenance(setup);
   try {
     const serverMajor = Math.floor(admin.serverVersionNum / 10000);

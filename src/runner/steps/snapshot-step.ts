@@ -1,7 +1,7 @@
 import { statfs } from 'node:fs/promises';
 import { resolveBackupTools, type BackupTools } from '../../backup/pg-tools.js';
 import { ensureBackupsDir } from '../../backup/snapshot-store.js';
-import { takeSnapshot } from '../../backup/take-snapshot.js';
+import { takeSnapshot, type DumpProgress } from '../../backup/take-snapshot.js';
 import type { Session } from '../../db/session.js';
 import { BelayError, errorMessage, preflightError } from '../../errors.js';
 import type { RunResult } from '../result/results.js';
@@ -9,9 +9,17 @@ import { finishRun } from '../session/outcome.js';
 import type { PreflightCheck } from './preflight.js';
 import type { Manifest } from '../../backup/manifest.js';
 import type { RunSession } from '../session/run-session.js';
-import type { RunSetup } from '../session/setup.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
 import { takeFingerprint } from './integrity-step.js';
+import { takeTouchedSnapshot } from '../../scope/touched-snapshot.js';
+import type { ScopeGuard } from '../../scope/lock-scope.js';
+import { decideScope, type BackupScopeMode, type ScopeDecision } from '../../scope/choose-scope.js';
+import { learnScope } from '../../scope/learn-scope.js';
+import { objectLabel, type LearnedScope } from '../../scope/scope.js';
+import { selectProtectedTables, tableKey } from '../../integrity/table-selection.js';
+import type { Revision } from '../../migrations/revision.js';
+import type { ScopeChoice } from '../../events/run-events.js';
+import { sessionOptions, type RunSetup } from '../session/setup.js';
 
 const toolsBySetup = new WeakMap<RunSetup, BackupTools>();
 
@@ -67,11 +75,15 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
-/** The run's snapshot, verified readable before the run goes on. */
-async function takeRunSnapshot(session: RunSession, revision: string | null, fingerprint: Promise<unknown>, snapshotId: string, signal: AbortSignal): Promise<Manifest> {
+async function runTools(session: RunSession): Promise<BackupTools> {
   const { setup } = session;
-  const tools = toolsBySetup.get(setup) ?? (await resolveBackupTools({ search: setup.pgSearch, serverMajor: serverMajor(session.control) }));
-  const manifest = await takeSnapshot({
+  return toolsBySetup.get(setup) ?? (await resolveBackupTools({ search: setup.pgSearch, serverMajor: serverMajor(session.control) }));
+}
+
+/** What every run snapshot, full or touched, is taken with. */
+function runSnapshotOptions(session: RunSession, revision: string | null, tools: BackupTools, signal: AbortSignal | undefined) {
+  const { setup } = session;
+  return {
     params: setup.target,
     backupsDir: setup.config.backupsDir,
     format: setup.config.backup.format,
@@ -79,28 +91,70 @@ async function takeRunSnapshot(session: RunSession, revision: string | null, fin
     compress: setup.config.backup.compress,
     revision,
     runId: session.runId,
-    fingerprint,
     tools,
     env: setup.env,
     signal,
     lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
-    snapshotId,
-    onProgress: (progress) =>
+    onProgress: (progress: DumpProgress) =>
       void setup.events.emit({
         type: 'progress',
         step: 'backup',
         message: `${progress.tablesDone}/${progress.tablesTotal} tables, ${formatBytes(progress.bytesWritten)}${progress.table ? ` (${progress.table})` : ''}`,
         detail: { ...progress },
       }),
-  });
-  return manifest;
+  };
 }
+
+/** The run's snapshot, verified readable before the run goes on. */
+async function takeRunSnapshot(session: RunSession, revision: string | null, fingerprint: Promise<unknown>, snapshotId: string, signal: AbortSignal): Promise<Manifest> {
+  return takeSnapshot({ ...runSnapshotOptions(session, revision, await runTools(session), signal), fingerprint, snapshotId });
+}
+
+const backupPayload = (m: Manifest) => ({ id: m.id, file: m.file, path: m.path, sha256: m.sha256, sizeBytes: m.sizeBytes, revision: m.revision, scope: m.scope ? 'touched' as const : 'full' as const });
 
 export interface FingerprintAndSnapshot {
   fingerprint: Fingerprint | null;
   snapshot: Manifest | null;
   /** The dump failed (or was interrupted) after the fingerprint was taken. */
   dumpError?: unknown;
+  /** A touched snapshot's scope, enforced before each revision commits (the engine's beforeCommit). */
+  guard?: ScopeGuard;
+}
+
+/**
+ * A touched snapshot (src/scope): the schema, the rows of the learned scope's
+ * tables and their fingerprint, of one moment. Its fingerprint is the run's
+ * integrity baseline (only those tables can change under its guard), journaled
+ * as the fingerprint step so that `belay recover` judges by it.
+ */
+async function touchedSnapshot(session: RunSession, revision: string | null, learned: LearnedScope, perColumn: boolean): Promise<FingerprintAndSnapshot> {
+  const { events, config, signal } = session.setup;
+  const client = session.work.client;
+  const taking = runTools(session).then((tools) => takeTouchedSnapshot({ ...runSnapshotOptions(session, revision, tools, signal), client, scope: learned, perColumn }));
+  // the manifest keeps the fingerprint of every snapshot table (a restore is verified by it); integrity compares the protected ones
+  const baseline = async (): Promise<Fingerprint> => {
+    const { fingerprint } = await taking;
+    const protectedTables = new Set((await selectProtectedTables(client, config.integrity.tables)).map(tableKey));
+    return { ...fingerprint, tables: Object.fromEntries(Object.entries(fingerprint.tables).filter(([key]) => protectedTables.has(key))) };
+  };
+  const fingerprinting =
+    config.integrity.mode === 'strict'
+      ? events.step({ step: 'fingerprint' }, baseline, (fingerprint) => ({ tables: Object.keys(fingerprint.tables).length, fingerprint }))
+      : Promise.resolve(null);
+  // the manifest holds the fingerprint: the backup step ends after the fingerprint step, as for a full snapshot
+  const dumping = events.step(
+    { step: 'backup' },
+    async () => {
+      const { manifest } = await taking;
+      await fingerprinting.catch(() => {});
+      return manifest;
+    },
+    backupPayload,
+  );
+  const [fingerprint, snapshot] = await Promise.allSettled([fingerprinting, dumping]);
+  if (snapshot.status === 'rejected') return { fingerprint: fingerprint.status === 'fulfilled' ? fingerprint.value : null, snapshot: null, dumpError: snapshot.reason };
+  if (fingerprint.status === 'rejected') throw fingerprint.reason;
+  return { fingerprint: fingerprint.value, snapshot: snapshot.value, guard: (await taking).guard };
 }
 
 /**
@@ -110,8 +164,14 @@ export interface FingerprintAndSnapshot {
  * So a restore verifies against the fingerprint even when the application
  * wrote in between, and the two overlap where there are cores to spare.
  */
-export async function fingerprintAndSnapshot(session: RunSession, revision: string | null, options: { perColumn: boolean; dump: boolean }): Promise<FingerprintAndSnapshot> {
+export async function fingerprintAndSnapshot(
+  session: RunSession,
+  revision: string | null,
+  options: { perColumn: boolean; dump: boolean; scope?: ScopeDecision | undefined },
+): Promise<FingerprintAndSnapshot> {
   if (!options.dump) return { fingerprint: await takeFingerprint(session, options.perColumn), snapshot: null };
+  const decision = options.scope;
+  if (decision?.kind === 'touched' && decision.learned) return touchedSnapshot(session, revision, decision.learned, options.perColumn);
   const client = session.work.client;
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
@@ -124,7 +184,7 @@ export async function fingerprintAndSnapshot(session: RunSession, revision: stri
     const dumping = session.setup.events.step(
       { step: 'backup' },
       () => takeRunSnapshot(session, revision, fingerprinting, rows[0]!.id, signal),
-      (m) => ({ id: m.id, file: m.file, path: m.path, sha256: m.sha256, sizeBytes: m.sizeBytes, revision: m.revision }),
+      backupPayload,
     );
     const [fingerprint, snapshot] = await Promise.allSettled([fingerprinting, dumping]);
     if (fingerprint.status === 'rejected') throw fingerprint.reason;
@@ -147,4 +207,41 @@ export async function endAfterDumpFailure(session: RunSession, error: unknown): 
     return finishRun(session, { outcome: 'manual-action-needed', message: `the backup failed before anything was changed: ${errorMessage(error)}` });
   }
   throw error instanceof BelayError ? error : preflightError(`the backup failed: ${errorMessage(error)}`, { hint: 'Nothing was changed. Fix what the message says (space, permissions, pg_dump) and run again.' });
+}
+
+/**
+ * Which snapshot the run takes (--backup-scope, else backup.scope, else auto):
+ * learned on a throwaway schema-only copy when it may be touched. Said as a
+ * note and journaled with the preflight step; `touched` that cannot be honoured
+ * throws (exit 4, nothing changed).
+ */
+export async function chooseBackupScope(
+  session: RunSession,
+  flag: BackupScopeMode | undefined,
+  revisions: Revision[],
+  direction: 'up' | 'down',
+): Promise<{ decision: ScopeDecision; choice: ScopeChoice }> {
+  const { setup } = session;
+  const mode = flag ?? setup.config.backup.scope;
+  const tools = await runTools(session);
+  const decision = await decideScope(mode, revisions, direction, () =>
+    learnScope({
+      params: setup.target,
+      session: sessionOptions(setup, 'belay learn scope'),
+      tools,
+      env: setup.env,
+      signal: setup.signal,
+      revisions,
+      direction,
+      lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
+    }),
+  );
+  const choice: ScopeChoice = {
+    mode,
+    kind: decision.kind,
+    why: decision.why,
+    ...(decision.kind === 'touched' && decision.learned ? { tables: decision.learned.dataTables.map(objectLabel), learnedFrom: decision.learned.learnedFrom } : {}),
+  };
+  await setup.events.emit({ type: 'note', step: 'preflight', message: decision.why, detail: { scope: choice } });
+  return { decision, choice };
 }
