@@ -64,21 +64,9 @@ export interface FailureReason {
   hint?: string;
 }
 
-/**
- * A revision's failure in one line, PostgreSQL's error and DETAIL included,
- * for the run's final line (the statement and the rest stay in `failure`
- * and the progress output): what follows it in that line is not glued to a
- * statement.
- */
-function headline(error: unknown): string {
-  if (!(error instanceof RevisionFailedError)) return errorMessage(error);
-  const detail = error.failure.detail ? ` (DETAIL: ${error.failure.detail})` : '';
-  return `${error.message.split('\n')[0]}${detail}`;
-}
-
 export function reasonFrom(error: unknown): FailureReason {
   if (error instanceof RevisionFailedError) {
-    return { message: headline(error), failure: { ...error.failure }, untrustworthy: !error.failure.transactional };
+    return { message: error.message, failure: { ...error.failure }, untrustworthy: !error.failure.transactional };
   }
   return { message: errorMessage(error), untrustworthy: false };
 }
@@ -133,7 +121,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
     try {
       await events.step({ step: 'down', revision: revision.name }, () => engine.down(revision.name), () => ({ now }));
     } catch (error) {
-      return restoreThenVerify(recovery, `${reason.message}; the down of ${revision.name} failed: ${headline(error)}`, reason.failure);
+      return restoreThenVerify(recovery, `${reason.message}; the down of ${revision.name} failed: ${errorMessage(error)}`, reason.failure);
     }
   }
   const hookOk = await runHookStep(session, 'afterRollback', { from: current, to: target, outcome: 'rolled-back' });
