@@ -67,7 +67,8 @@ describe('a snapshot a run may still need is never pruned', () => {
     const otherArgs = baseArgs(project, other.url);
     const older = idOf((await belay([...args, '--json', 'backup'], { cwd: project.dir })).stdout);
     const before = new Set(await readdir(`${project.backups}/journal`));
-    const run = startBelay([...args, 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    // full: under auto the revision (and its pg_sleep) would first run on a schema-only copy to learn its scope
+    const run = startBelay([...args, 'migrate', 'up', '--with-backup', '--backup-scope', 'full'], { cwd: project.dir });
     try {
       await pollUntil(async () => (await freshJournal(project.backups, before)).some((l) => l.step === 'apply' && l.event === 'start'), 'the run applying 0001');
       const runSnapshot = ((await freshJournal(project.backups, before)).find((l) => l.step === 'backup' && l.event === 'end')?.detail as { id: string }).id;
