@@ -73,6 +73,7 @@ describe('belay rehearse', () => {
       '0002_index.down.sql': 'SELECT 1;',
     });
     expect(run.code).toBe(10);
+    expect((JSON.parse(run.stdout) as { next: string }).next).toMatch(/^Fix 0002_index \(/);
     const failed = report!.cases.find((c) => !c.ok)!;
     expect(failed).toMatchObject({ revision: '0002_index', direction: 'down', message: 'the down does not give back the schema from before the up (1 object(s) left behind)' });
     expect(failed.diff).toBe('+ index public.people_name: CREATE INDEX people_name ON public.people USING btree (name)');

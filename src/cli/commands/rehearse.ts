@@ -37,6 +37,11 @@ export function registerRehearse(program: Command): void {
           result: report,
           outcome: report.ok ? 'ok' : 'rejected',
           message: `rehearsal on ${report.where}: ${report.ok ? 'passed' : 'FAILED'}, ${report.cases.length - failed} of ${report.cases.length} checks ok`,
+          ...(report.ok
+            ? {}
+            : {
+                next: `Fix ${[...new Set(report.cases.filter((c) => !c.ok).map((c) => c.revision))].join(', ')} (each failing case above says what went wrong), then run \`belay rehearse\` again; nothing real was touched.`,
+              }),
           human: () => toText(report),
         };
       },
