@@ -8,10 +8,10 @@ import { isReversible, prepareStep } from '../../migrations/run-revision.js';
 import { readDatabaseState } from '../session/database-state.js';
 import { revisionsToApply } from '../session/database-state.js';
 import { checkDrift, checkMissing, checkOrder, type PreflightCheck } from '../steps/preflight.js';
-import { openTargetSession, sessionOptions, type RunSetup } from '../session/setup.js';
+import { openTargetSession, type RunSetup } from '../session/setup.js';
 import type { Session } from '../../db/session.js';
 import { resolveBackupTools } from '../../backup/pg-tools.js';
-import { learnScope } from '../../scope/learn-scope.js';
+import { learnScopeOf } from '../steps/snapshot-step.js';
 import { formatRevisionScope, formatScopeTotal, measureScope } from '../../scope/format-scope.js';
 
 export interface PlannedRevision {
@@ -37,16 +37,7 @@ export interface Plan {
 async function learnedScopeLines(setup: RunSetup, session: Session, revisions: Revision[], direction: 'up' | 'down'): Promise<string[]> {
   if (revisions.length === 0) return [];
   const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: Math.floor(session.serverVersionNum / 10000) });
-  const learned = await learnScope({
-    params: setup.target,
-    session: sessionOptions(setup, 'belay learn scope'),
-    tools,
-    env: setup.env,
-    signal: setup.signal,
-    revisions,
-    direction,
-    lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
-  });
+  const learned = await learnScopeOf(setup, tools, revisions, direction);
   const sizes = await measureScope(session.client, learned);
   return [...learned.revisions.map((revision) => formatRevisionScope(revision, sizes)), formatScopeTotal(learned, sizes)];
 }

@@ -209,6 +209,20 @@ export async function endAfterDumpFailure(session: RunSession, error: unknown): 
   throw error instanceof BelayError ? error : preflightError(`the backup failed: ${errorMessage(error)}`, { hint: 'Nothing was changed. Fix what the message says (space, permissions, pg_dump) and run again.' });
 }
 
+/** What the revisions touch, learned on a throwaway schema-only copy of the target (created and dropped on its server). */
+export function learnScopeOf(setup: RunSetup, tools: BackupTools, revisions: Revision[], direction: 'up' | 'down'): Promise<LearnedScope> {
+  return learnScope({
+    params: setup.target,
+    session: sessionOptions(setup, 'belay learn scope'),
+    tools,
+    env: setup.env,
+    signal: setup.signal,
+    revisions,
+    direction,
+    lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
+  });
+}
+
 /**
  * Which snapshot the run takes (--backup-scope, else backup.scope, else auto):
  * learned on a throwaway schema-only copy when it may be touched. Said as a
@@ -224,18 +238,7 @@ export async function chooseBackupScope(
   const { setup } = session;
   const mode = flag ?? setup.config.backup.scope;
   const tools = await runTools(session);
-  const decision = await decideScope(mode, revisions, direction, () =>
-    learnScope({
-      params: setup.target,
-      session: sessionOptions(setup, 'belay learn scope'),
-      tools,
-      env: setup.env,
-      signal: setup.signal,
-      revisions,
-      direction,
-      lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
-    }),
-  );
+  const decision = await decideScope(mode, revisions, direction, () => learnScopeOf(setup, tools, revisions, direction));
   const choice: ScopeChoice = {
     mode,
     kind: decision.kind,
