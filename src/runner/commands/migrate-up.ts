@@ -1,5 +1,4 @@
 import { discoverRevisions } from '../../migrations/discover.js';
-import { MigrationEngine } from '../../migrations/engine.js';
 import type { Revision } from '../../migrations/revision.js';
 import { resolveRevisionName } from '../../migrations/resolve-name.js';
 import { BelayError, EXIT } from '../../errors.js';
@@ -7,6 +6,7 @@ import { captureStructure, type StructureBaseline } from '../../integrity/struct
 import { readDatabaseState, revisionsToApply, type DatabaseState } from '../session/database-state.js';
 import { runHealthStep } from '../steps/health-step.js';
 import { runHookStep } from '../steps/hook-step.js';
+import { runEngine } from '../steps/run-engine.js';
 import { finishRun, resultOf, withRunSession } from '../session/outcome.js';
 import { assertPreflight, checkDowns, checkDrift, checkMissing, checkOrder, checkScripts, checkSearchPath, type PreflightCheck } from '../steps/preflight.js';
 import type { RunResult } from '../result/results.js';
@@ -153,16 +153,7 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   const rejected = (reason: FailureReason): Promise<RunResult> => revertThenVerify({ ...recovery, toRevert: [...applied].reverse() }, reason);
   const hookVars = (outcome: string) => ({ from: recovery.target, to: toApply[toApply.length - 1]!.name, outcome });
   if (!(await runHookStep(session, 'beforeApply', hookVars('applying')))) return rejected({ message: 'the beforeApply hook failed', untrustworthy: false });
-  const engine = new MigrationEngine(
-    toApply,
-    session.work.client,
-    session.runId,
-    {
-      log: (revision, message) => void events.emit({ type: 'note', step: 'apply', revision: revision.name, message }),
-      durable: async () => session.journal?.sync(),
-    },
-    recovery.beforeCommit,
-  );
+  const engine = runEngine(session, toApply, 'apply', recovery.beforeCommit);
   for (const revision of toApply) {
     if (interrupted(session)) return rejected(INTERRUPTED);
     try {

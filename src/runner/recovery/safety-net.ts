@@ -5,7 +5,6 @@ import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js'
 import type { Fingerprint } from '../../integrity/fingerprint.js';
 import type { IntegrityReport } from '../../integrity/check-integrity.js';
 import type { StructureBaseline } from '../../integrity/structural.js';
-import { MigrationEngine } from '../../migrations/engine.js';
 import { RevisionFailedError } from '../../migrations/revision-error.js';
 import type { Revision } from '../../migrations/revision.js';
 import type { RunResult } from '../result/results.js';
@@ -13,6 +12,7 @@ import { finishRun } from '../session/outcome.js';
 import type { RunSession } from '../session/run-session.js';
 import { runHealthStep } from '../steps/health-step.js';
 import { runHookStep } from '../steps/hook-step.js';
+import { runEngine } from '../steps/run-engine.js';
 import { runIntegrityStep } from '../steps/integrity-step.js';
 import { restoreDatabase } from '../steps/restore-step.js';
 import { checkLanding, prepareLanding, type Landing } from './landing-check.js';
@@ -106,16 +106,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   // a rollback --to (or the recover finishing one) must land on the schema its target left; undoing a rejected change is judged by integrity
   const landsOnTarget = recovery.goal === 'rollback' || (recovery.goal === 'settle' && recovery.compare === 'common-columns');
   const landingBaseline = landsOnTarget ? await prepareLanding(session.work.client, target, toRevert, recovery.goal === 'settle') : undefined;
-  const engine = new MigrationEngine(
-    toRevert,
-    session.work.client,
-    session.runId,
-    {
-      log: (revision, message) => void events.emit({ type: 'note', step: 'down', revision: revision.name, message }),
-      durable: async () => session.journal?.sync(),
-    },
-    recovery.beforeCommit,
-  );
+  const engine = runEngine(session, toRevert, 'down', recovery.beforeCommit);
   for (const [index, revision] of toRevert.entries()) {
     const now = toRevert[index + 1]?.name ?? target;
     try {
