@@ -67,15 +67,16 @@ export async function openSibling(client: ClientBase, purpose: string): Promise<
 }
 
 /**
- * The settings belay makes after connecting. The others (application_name,
+ * The settings belay makes after connecting, as one statement without
+ * parameters (it shares round trips). The others (application_name,
  * statement_timeout, lock_timeout) come in the startup packet, which is what
- * RESET returns to.
+ * RESET returns to. Through pg_settings: the parameter exists from
+ * PostgreSQL 14 on.
  */
+const SESSION_SETTINGS = `SELECT set_config(name, '${CONNECTION_CHECK_INTERVAL_MS}', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`;
+
 async function applySessionSettings(client: ClientBase): Promise<void> {
-  // through pg_settings: the parameter exists from PostgreSQL 14 on
-  await client.query("SELECT set_config(name, $1, false) FROM pg_settings WHERE name = 'client_connection_check_interval'", [
-    String(CONNECTION_CHECK_INTERVAL_MS),
-  ]);
+  await client.query(SESSION_SETTINGS);
 }
 
 /**
@@ -89,11 +90,12 @@ export async function resetSession(client: ClientBase): Promise<void> {
   await applySessionSettings(client);
 }
 
-/** Back to the role and the settings belay connected with; unlike resetSession, this works inside a transaction too. */
-export async function resetSettings(client: ClientBase): Promise<void> {
-  await client.query('SET SESSION AUTHORIZATION DEFAULT; RESET ALL');
-  await applySessionSettings(client);
-}
+/**
+ * Back to the role and the settings belay connected with, as statements to
+ * send at the head of a simple query; unlike resetSession, this works inside
+ * a transaction too.
+ */
+export const RESET_SETTINGS = `SET SESSION AUTHORIZATION DEFAULT; RESET ALL; ${SESSION_SETTINGS}`;
 
 function connectError(params: ConnectionParams, error: unknown): BelayError {
   const raw = error instanceof Error ? error.message : String(error);

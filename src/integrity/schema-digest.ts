@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { ClientBase } from 'pg';
+import { escapeLiteral, type ClientBase, type QueryResult } from 'pg';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
-import { SCHEMA_QUERY } from './schema-query.js';
+import { changedObjectsQuery, goneKeysQuery, SCHEMA_QUERY, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
 
 export interface SchemaObject {
   kind: string;
@@ -77,7 +77,6 @@ interface SchemaRow {
   kind: string;
   name: string;
   key: string;
-  sig: string;
   description: string | null;
   column_order: string[] | null;
 }
@@ -108,19 +107,21 @@ async function withCatalogPath<T>(client: ClientBase, options: DescribeOptions, 
   }
 }
 
-async function querySchema(client: ClientBase, describe: boolean, keys: string[] | null): Promise<SchemaRow[]> {
-  // named: prepared once per connection, not planned again on every call
-  const { rows } = await client.query<SchemaRow>(SCHEMA_QUERY, [BELAY_SCHEMA, describe, keys]);
-  return rows;
+interface Described {
+  object: SchemaObject;
+  columnOrder: string[] | null;
 }
 
-function assemble(rows: Array<Pick<SchemaRow, 'kind' | 'name'> & { description: string; columnOrder: string[] | null }>): SchemaDescription {
+function described(row: SchemaRow): Described {
+  return { object: { kind: row.kind, name: row.name, description: normalizeDescription(row.description ?? '') }, columnOrder: row.column_order };
+}
+
+function assemble(byKey: ReadonlyMap<string, Described>): SchemaDescription {
   const objects = new Map<string, SchemaObject>();
   const columnOrder: Record<string, string[]> = {};
-  for (const row of rows) {
-    const object = { kind: row.kind, name: row.name, description: row.description };
+  for (const { object, columnOrder: order } of byKey.values()) {
     objects.set(keyOf(object), object);
-    if (row.columnOrder) columnOrder[row.name] = row.columnOrder;
+    if (order) columnOrder[object.name] = order;
   }
   return { digest: digestOf(objects), objects, columnOrder };
 }
@@ -131,40 +132,83 @@ function assemble(rows: Array<Pick<SchemaRow, 'kind' | 'name'> & { description: 
  * descriptions do not depend on the caller's search_path.
  */
 export async function describeSchema(client: ClientBase, options: DescribeOptions = {}): Promise<SchemaDescription> {
-  const rows = await withCatalogPath(client, options, () => querySchema(client, true, null));
-  return assemble(rows.map((row) => ({ kind: row.kind, name: row.name, description: normalizeDescription(row.description ?? ''), columnOrder: row.column_order })));
+  return new SchemaTracker().describe(client, options);
 }
 
 /**
- * describeSchema for one database described again and again (a rehearsal
- * describes it after every step): each time one cheap query lists every
- * object with the signature of its catalog rows, and only the objects whose
- * signature is new are described; the others reuse the description made
- * for that signature before.
+ * describeSchema for one database described again and again (a run records
+ * the schema each revision leaves, a rehearsal describes it after every
+ * step). The first time it describes every object; after that, only the
+ * objects whose catalog rows were written since (by any transaction,
+ * including the caller's open one) and the objects that name them, and it
+ * checks that the others still exist. Inside a revision's transaction,
+ * before it commits, that is what the revision changed.
  */
 export class SchemaTracker {
-  private readonly made = new Map<string, { description: string; columnOrder: string[] | null }>();
+  /** What the last description saw, by catalog key, and the oldest transaction whose writes it may not have seen. */
+  private seen: { byKey: Map<string, Described>; since: string } | undefined;
 
-  async describe(client: ClientBase, options: DescribeOptions = {}): Promise<SchemaDescription> {
-    const cacheKey = (row: SchemaRow): string => `${row.key}:${row.sig}`;
-    const listed = await withCatalogPath(client, options, async () => {
-      const rows = await querySchema(client, false, null);
-      const missing = rows.filter((row) => !this.made.has(cacheKey(row)));
-      if (missing.length > 0) {
-        for (const row of await querySchema(client, true, missing.map((r) => r.key))) {
-          this.made.set(cacheKey(row), { description: normalizeDescription(row.description ?? ''), columnOrder: row.column_order });
-        }
-      }
-      return rows;
-    });
-    return assemble(listed.map((row) => ({ kind: row.kind, name: row.name, ...this.made.get(cacheKey(row))! })));
+  /** `opening`: statements whose results are not read (e.g. a settings reset), sent first in the same round trip. */
+  async describe(client: ClientBase, { opening = '', ...options }: DescribeOptions & { opening?: string } = {}): Promise<SchemaDescription> {
+    if (!this.seen) {
+      if (opening) await client.query(opening);
+      return this.describeAll(client, options);
+    }
+    const since = `${escapeLiteral(this.seen.since)}::xid`;
+    const gone = goneKeysQuery([...this.seen.byKey.keys()]);
+    const results = (await client.query(
+      [
+        opening,
+        "SELECT set_config('belay.search_path', current_setting('search_path'), true)",
+        'SET LOCAL search_path = pg_catalog',
+        changedObjectsQuery(escapeLiteral(BELAY_SCHEMA), since),
+        `SELECT ${schemasWrittenQuery(since)} AS schemas_written, ${gone ? `ARRAY(${gone})` : 'ARRAY[]::text[]'} AS gone`,
+        "SELECT set_config('search_path', current_setting('belay.search_path'), true)",
+      ]
+        .filter((statement) => statement !== '')
+        .join(';\n'),
+    )) as unknown as QueryResult[];
+    // the row with a NULL kind carries the keys looked at and the next horizon
+    const rows = results[results.length - 3]!.rows as Array<Omit<SchemaRow, 'kind'> & { kind: string | null }>;
+    const facts = results[results.length - 2]!.rows[0] as { schemas_written: boolean; gone: string[] };
+    // a schema made or renamed: every name in it may have changed
+    if (facts.schemas_written) return this.describeAll(client, options);
+    const looked = rows.find((row) => row.kind === null)!;
+    const byKey = new Map(this.seen.byKey);
+    for (const key of facts.gone) byKey.delete(key);
+    // looked at and not described: no longer a user object (moved to belay's schema, taken into an extension)
+    for (const key of looked.column_order ?? []) byKey.delete(key);
+    for (const { kind, ...row } of rows) if (kind !== null) byKey.set(row.key, described({ kind, ...row }));
+    this.seen = { byKey, since: looked.name };
+    return assemble(byKey);
   }
+
+  private async describeAll(client: ClientBase, options: DescribeOptions): Promise<SchemaDescription> {
+    const { rows, since } = await withCatalogPath(client, options, async () => {
+      const since = (await client.query<{ since: string }>(`SELECT ${SNAPSHOT_HORIZON} AS since`)).rows[0]!.since;
+      return { rows: (await client.query<SchemaRow>(SCHEMA_QUERY, [BELAY_SCHEMA])).rows, since };
+    });
+    this.seen = { byKey: new Map(rows.map((row) => [row.key, described(row)])), since };
+    return assemble(this.seen.byKey);
+  }
+}
+
+/** Each object's hash, made once: a tracker hands out the same object until it changes. */
+const objectHashes = new WeakMap<SchemaObject, string>();
+
+function objectHash(object: SchemaObject): string {
+  let hash = objectHashes.get(object);
+  if (hash === undefined) {
+    hash = createHash('sha256').update(object.description).digest('hex').slice(0, 32);
+    objectHashes.set(object, hash);
+  }
+  return hash;
 }
 
 /** The compact form of a description, to store. */
 export function toSchemaRecord(schema: SchemaDescription): SchemaRecord {
   const objects: Record<string, string> = {};
-  for (const [key, object] of schema.objects) objects[key] = createHash('sha256').update(object.description).digest('hex').slice(0, 32);
+  for (const [key, object] of schema.objects) objects[key] = objectHash(object);
   return { digest: schema.digest, objects, columnOrder: schema.columnOrder };
 }
 

@@ -8,41 +8,46 @@
  * `column_order`). Objects that belong to an extension are described by the
  * extension alone.
  *
- * Each row also carries `key` (catalog and OID) and `sig`, an md5 of the raw
- * catalog rows the description is made from: cheap to compute, and equal for
- * the same key only when the object's own catalog rows are unchanged, so a
- * description already made for that key and sig can be reused.
+ * Each row also carries `key`: the object's catalog and OID.
  *
- * $1: the schema to leave out (belay's own); $2: whether to make the
- * descriptions (false: kind, name, key and sig only); $3: the keys to
- * describe, or NULL for all.
+ * $1: the schema to leave out (belay's own).
  *
  * Run with search_path = pg_catalog, so that every user name in the
  * descriptions is schema-qualified whatever the caller's search_path.
  */
-export const SCHEMA_QUERY = `
-WITH ns AS (
+interface SchemaQueryParts {
+  /** The schema left out (belay's own), as SQL. */
+  exclude: string;
+  /** The keys (text[]) to describe, as SQL; NULL for every object. */
+  keys: string;
+  /** Common table expressions the other parts may refer to, each followed by a comma. */
+  prelude?: string;
+}
+
+function schemaQuery({ exclude, keys, prelude = '' }: SchemaQueryParts): string {
+  return `
+WITH ${prelude}ns AS (
   SELECT oid, nspname FROM pg_namespace
-   WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' AND nspname <> $1
+   WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' AND nspname <> ${exclude}
      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = pg_namespace.oid AND d.deptype = 'e')
 ),
 rel AS (
   SELECT c.*, n.nspname FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
    WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 )
-SELECT 'schema' AS kind, format('%I', nspname) AS name, 'n' || oid AS key, md5(ns::text) AS sig, CASE WHEN $2 THEN '' END AS description, NULL::text[] AS column_order FROM ns
- WHERE ($3::text[] IS NULL OR 'n' || oid = ANY($3))
+SELECT 'schema' AS kind, format('%I', nspname) AS name, 'n' || oid AS key, '' AS description, NULL::text[] AS column_order FROM ns
+ WHERE (${keys} IS NULL OR 'n' || oid = ANY(${keys}))
 UNION ALL
 SELECT 'extension', format('%I', e.extname),
-       'x' || e.oid AS key, md5(e::text),
-       CASE WHEN $2 THEN format('version %s in schema %I', e.extversion, n.nspname) END,
+       'x' || e.oid AS key,
+       format('version %s in schema %I', e.extversion, n.nspname),
        NULL
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
- WHERE ($3::text[] IS NULL OR 'x' || e.oid = ANY($3))
+ WHERE (${keys} IS NULL OR 'x' || e.oid = ANY(${keys}))
 UNION ALL
 SELECT CASE c.relkind WHEN 'f' THEN 'foreign table' ELSE 'table' END, format('%I.%I', c.nspname, c.relname),
-       'c' || c.oid AS key, md5(concat_ws('|', c.relname, c.relnamespace, c.relkind, c.relpersistence, c.relispartition, c.relpartbound::text, c.reloptions::text, c.relrowsecurity, c.relforcerowsecurity, (SELECT pt::text FROM pg_partitioned_table pt WHERE pt.partrelid = c.oid), (SELECT string_agg(i.inhparent::text, ',' ORDER BY i.inhseqno) FROM pg_inherits i WHERE i.inhrelid = c.oid), (SELECT string_agg(concat_ws(':', a.attname, a.atttypid, a.atttypmod, a.attnum, a.attnotnull, a.attidentity, a.attgenerated, a.attcollation, ad.adbin::text), ',' ORDER BY a.attnum) FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))),
-       CASE WHEN $2 THEN concat_ws(E'\\n',
+       'c' || c.oid AS key,
+       concat_ws(E'\\n',
          CASE c.relpersistence WHEN 'u' THEN 'unlogged' END,
          CASE WHEN c.relkind = 'p' THEN 'partition by ' || pg_get_partkeydef(c.oid) END,
          (SELECT CASE WHEN c.relispartition THEN 'partition of ' ELSE 'inherits ' END
@@ -62,109 +67,222 @@ SELECT CASE c.relkind WHEN 'f' THEN 'foreign table' ELSE 'table' END, format('%I
                         WHEN ad.adbin IS NOT NULL THEN 'default ' || pg_get_expr(ad.adbin, ad.adrelid) END)), E'\\n' ORDER BY a.attname)
             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
             LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)) END,
-       CASE WHEN $2 THEN (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) END
+           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)),
+       (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
   FROM rel c WHERE c.relkind IN ('r', 'p', 'f')
-   AND ($3::text[] IS NULL OR 'c' || c.oid = ANY($3))
+   AND (${keys} IS NULL OR 'c' || c.oid = ANY(${keys}))
 UNION ALL
 SELECT CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, format('%I.%I', c.nspname, c.relname),
-       'c' || c.oid AS key, md5(concat_ws('|', c.relname, c.relnamespace, c.relkind, c.reloptions::text, c.relispopulated, (SELECT r.ev_action::text FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename = '_RETURN'))),
-       CASE WHEN $2 THEN concat_ws(E'\\n', pg_get_viewdef(c.oid),
+       'c' || c.oid AS key,
+       concat_ws(E'\\n', pg_get_viewdef(c.oid),
          CASE WHEN c.reloptions IS NOT NULL THEN 'with (' || array_to_string(c.reloptions, ', ') || ')' END,
-         CASE WHEN c.relkind = 'm' AND NOT c.relispopulated THEN 'with no data' END) END,
+         CASE WHEN c.relkind = 'm' AND NOT c.relispopulated THEN 'with no data' END),
        NULL
   FROM rel c WHERE c.relkind IN ('v', 'm')
-   AND ($3::text[] IS NULL OR 'c' || c.oid = ANY($3))
+   AND (${keys} IS NULL OR 'c' || c.oid = ANY(${keys}))
 UNION ALL
 SELECT 'sequence', format('%I.%I', c.nspname, c.relname),
-       'c' || c.oid AS key, md5(concat_ws('|', c.relname, c.relnamespace, s::text, (SELECT string_agg(d.refobjid || ':' || d.refobjsubid, ',') FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'a'))),
-       CASE WHEN $2 THEN concat_ws(' ', 'as ' || format_type(s.seqtypid, NULL), 'increment ' || s.seqincrement, 'minvalue ' || s.seqmin, 'maxvalue ' || s.seqmax,
+       'c' || c.oid AS key,
+       concat_ws(' ', 'as ' || format_type(s.seqtypid, NULL), 'increment ' || s.seqincrement, 'minvalue ' || s.seqmin, 'maxvalue ' || s.seqmax,
          'start ' || s.seqstart, 'cache ' || s.seqcache, CASE WHEN s.seqcycle THEN 'cycle' END,
          (SELECT format('owned by %I.%I.%I', tn.nspname, t.relname, a.attname)
             FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
             JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
-           WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' LIMIT 1)) END,
+           WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' LIMIT 1)),
        NULL
   FROM pg_sequence s JOIN rel c ON c.oid = s.seqrelid
  WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'i')
-   AND ($3::text[] IS NULL OR 'c' || c.oid = ANY($3))
+   AND (${keys} IS NULL OR 'c' || c.oid = ANY(${keys}))
 UNION ALL
 SELECT 'index', format('%I.%I', c.nspname, c.relname),
-       'c' || c.oid AS key, md5(concat_ws('|', c.relname, c.relnamespace, c.relam, c.reloptions::text, i::text)),
-       CASE WHEN $2 THEN pg_get_indexdef(c.oid) || CASE WHEN NOT i.indisvalid THEN ' (invalid)' ELSE '' END END,
+       'c' || c.oid AS key,
+       pg_get_indexdef(c.oid) || CASE WHEN NOT i.indisvalid THEN ' (invalid)' ELSE '' END,
        NULL
   FROM pg_index i JOIN rel c ON c.oid = i.indexrelid
   -- an index of an extension's table is the extension's
   JOIN rel t ON t.oid = i.indrelid
- WHERE ($3::text[] IS NULL OR 'c' || c.oid = ANY($3))
+ WHERE (${keys} IS NULL OR 'c' || c.oid = ANY(${keys}))
 UNION ALL
 SELECT 'constraint', format('%I.%I.%I', c.nspname, c.relname, co.conname),
-       'o' || co.oid AS key, md5(co::text),
-       CASE WHEN $2 THEN pg_get_constraintdef(co.oid) END,
+       'o' || co.oid AS key,
+       pg_get_constraintdef(co.oid),
        NULL
   FROM pg_constraint co JOIN rel c ON c.oid = co.conrelid
- WHERE ($3::text[] IS NULL OR 'o' || co.oid = ANY($3))
+ WHERE (${keys} IS NULL OR 'o' || co.oid = ANY(${keys}))
 UNION ALL
 SELECT 'domain constraint', format('%I.%I.%I', n.nspname, t.typname, co.conname),
-       'o' || co.oid AS key, md5(co::text),
-       CASE WHEN $2 THEN pg_get_constraintdef(co.oid) END,
+       'o' || co.oid AS key,
+       pg_get_constraintdef(co.oid),
        NULL
   FROM pg_constraint co JOIN pg_type t ON t.oid = co.contypid JOIN ns n ON n.oid = t.typnamespace
- WHERE ($3::text[] IS NULL OR 'o' || co.oid = ANY($3))
+ WHERE (${keys} IS NULL OR 'o' || co.oid = ANY(${keys}))
 UNION ALL
 SELECT 'trigger', format('%I.%I.%I', c.nspname, c.relname, tg.tgname),
-       't' || tg.oid AS key, md5(tg::text),
-       CASE WHEN $2 THEN pg_get_triggerdef(tg.oid) || CASE tg.tgenabled WHEN 'D' THEN ' (disabled)' WHEN 'R' THEN ' (enabled replica)' WHEN 'A' THEN ' (enabled always)' ELSE '' END END,
+       't' || tg.oid AS key,
+       pg_get_triggerdef(tg.oid) || CASE tg.tgenabled WHEN 'D' THEN ' (disabled)' WHEN 'R' THEN ' (enabled replica)' WHEN 'A' THEN ' (enabled always)' ELSE '' END,
        NULL
   FROM pg_trigger tg JOIN rel c ON c.oid = tg.tgrelid
  WHERE NOT tg.tgisinternal
-   AND ($3::text[] IS NULL OR 't' || tg.oid = ANY($3))
+   AND (${keys} IS NULL OR 't' || tg.oid = ANY(${keys}))
 UNION ALL
 SELECT 'rule', format('%I.%I.%I', c.nspname, c.relname, r.rulename),
-       'r' || r.oid AS key, md5(r::text),
-       CASE WHEN $2 THEN pg_get_ruledef(r.oid) END,
+       'r' || r.oid AS key,
+       pg_get_ruledef(r.oid),
        NULL
   FROM pg_rewrite r JOIN rel c ON c.oid = r.ev_class
  WHERE r.rulename <> '_RETURN'
-   AND ($3::text[] IS NULL OR 'r' || r.oid = ANY($3))
+   AND (${keys} IS NULL OR 'r' || r.oid = ANY(${keys}))
 UNION ALL
 SELECT 'policy', format('%I.%I.%I', c.nspname, c.relname, p.polname),
-       'p' || p.oid AS key, md5(p::text),
-       CASE WHEN $2 THEN concat_ws(' ', CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END, 'for ' || p.polcmd::text,
+       'p' || p.oid AS key,
+       concat_ws(' ', CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END, 'for ' || p.polcmd::text,
          'to ' || (SELECT string_agg(CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END, ', ' ORDER BY 1) FROM unnest(p.polroles) r),
-         'using (' || pg_get_expr(p.polqual, p.polrelid) || ')', 'with check (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')') END,
+         'using (' || pg_get_expr(p.polqual, p.polrelid) || ')', 'with check (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')'),
        NULL
   FROM pg_policy p JOIN rel c ON c.oid = p.polrelid
- WHERE ($3::text[] IS NULL OR 'p' || p.oid = ANY($3))
+ WHERE (${keys} IS NULL OR 'p' || p.oid = ANY(${keys}))
 UNION ALL
 SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
        format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
-       'f' || p.oid AS key, md5(concat_ws('|', p::text, (SELECT a::text FROM pg_aggregate a WHERE a.aggfnoid = p.oid))),
-       CASE WHEN $2 THEN CASE WHEN p.prokind = 'a'
+       'f' || p.oid AS key,
+       CASE WHEN p.prokind = 'a'
             THEN (SELECT format('returns %s sfunc %s stype %s finalfunc %s initcond %s', format_type(p.prorettype, NULL), a.aggtransfn::regproc, format_type(a.aggtranstype, NULL), a.aggfinalfn::regproc, a.agginitval)
                     FROM pg_aggregate a WHERE a.aggfnoid = p.oid)
-            ELSE pg_get_functiondef(p.oid) END END,
+            ELSE pg_get_functiondef(p.oid) END,
        NULL
   FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace
  -- a range type's constructors depend on it internally: the type describes them
  WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype IN ('e', 'i'))
-   AND ($3::text[] IS NULL OR 'f' || p.oid = ANY($3))
+   AND (${keys} IS NULL OR 'f' || p.oid = ANY(${keys}))
 UNION ALL
 SELECT CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'r' THEN 'range type' WHEN 'c' THEN 'composite type' ELSE 'type' END,
        format('%I.%I', n.nspname, t.typname),
-       'y' || t.oid AS key, md5(concat_ws('|', t::text, (SELECT string_agg(e.enumlabel || e.enumsortorder, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), (SELECT r::text FROM pg_range r WHERE r.rngtypid = t.oid), (SELECT string_agg(concat_ws(':', a.attname, a.atttypid, a.atttypmod, a.attnum), ',' ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped))),
-       CASE WHEN $2 THEN CASE t.typtype
+       'y' || t.oid AS key,
+       CASE t.typtype
          WHEN 'e' THEN (SELECT 'labels ' || string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
          WHEN 'd' THEN concat_ws(' ', 'over ' || format_type(t.typbasetype, t.typtypmod), CASE WHEN t.typnotnull THEN 'not null' END, 'default ' || t.typdefault)
          WHEN 'r' THEN (SELECT 'subtype ' || format_type(r.rngsubtype, NULL) FROM pg_range r WHERE r.rngtypid = t.oid)
          WHEN 'c' THEN (SELECT string_agg(format('attribute %I %s', a.attname, format_type(a.atttypid, a.atttypmod)), E'\\n' ORDER BY a.attnum)
                           FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
-         ELSE format('input %s output %s', t.typinput::regproc, t.typoutput::regproc) END END,
+         ELSE format('input %s output %s', t.typinput::regproc, t.typoutput::regproc) END,
        NULL
   FROM pg_type t JOIN ns n ON n.oid = t.typnamespace
  WHERE t.typtype IN ('b', 'e', 'd', 'r', 'c')
    AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
    AND NOT EXISTS (SELECT 1 FROM pg_type el WHERE el.typarray = t.oid)
    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
-   AND ($3::text[] IS NULL OR 'y' || t.oid = ANY($3))
+   AND (${keys} IS NULL OR 'y' || t.oid = ANY(${keys}))
 `;
+}
+
+export const SCHEMA_QUERY = schemaQuery({ exclude: '$1', keys: 'NULL::text[]' });
+
+/**
+ * Catalog rows written since `since` (an xid, as SQL): by every transaction
+ * whose xid is that one or newer, committed or still open, so by the open
+ * transaction and its subtransactions too (a PL/pgSQL block with EXCEPTION
+ * runs in one). With `since` the oldest transaction still running when the
+ * schema was last described, that is every row that description may not have
+ * seen; rows it did see may pass too, and are only described again. Deleted
+ * rows are invisible here: the caller checks that the objects it knew still
+ * exist.
+ */
+const written = (since: string): string => `
+written(cat, oid) AS (
+  SELECT 'pg_class'::regclass, oid FROM pg_class WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_class'::regclass, attrelid FROM pg_attribute WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_class'::regclass, adrelid FROM pg_attrdef WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_class'::regclass, indexrelid FROM pg_index WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_class'::regclass, inhrelid FROM pg_inherits WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_class'::regclass, partrelid FROM pg_partitioned_table WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_class'::regclass, seqrelid FROM pg_sequence WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_constraint'::regclass, oid FROM pg_constraint WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_trigger'::regclass, oid FROM pg_trigger WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_rewrite'::regclass, oid FROM pg_rewrite WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_policy'::regclass, oid FROM pg_policy WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_proc'::regclass, oid FROM pg_proc WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_proc'::regclass, aggfnoid FROM pg_aggregate WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_type'::regclass, oid FROM pg_type WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_type'::regclass, enumtypid FROM pg_enum WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_type'::regclass, rngtypid FROM pg_range WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_collation'::regclass, oid FROM pg_collation WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT 'pg_extension'::regclass, oid FROM pg_extension WHERE age(xmin) <= age(${since})
+  UNION ALL SELECT classid, objid FROM pg_depend WHERE age(xmin) <= age(${since})
+),
+-- a description names the objects it depends on (a view its tables' columns, a trigger its function,
+-- an index its table): when one of those was renamed, the dependent's description changed with it
+affected(cat, oid) AS (
+  SELECT cat, oid FROM written
+  UNION SELECT d.classid, d.objid FROM pg_depend d JOIN written w ON d.refclassid = w.cat AND d.refobjid = w.oid
+  UNION SELECT 'pg_type'::regclass, c.reltype FROM written w JOIN pg_class c ON w.cat = 'pg_class'::regclass AND c.oid = w.oid AND c.relkind = 'c'
+),
+changed AS (
+  SELECT array_agg(DISTINCT key) AS keys FROM (
+    SELECT CASE a.cat
+             WHEN 'pg_class'::regclass THEN 'c' || a.oid
+             WHEN 'pg_constraint'::regclass THEN 'o' || a.oid
+             WHEN 'pg_trigger'::regclass THEN 't' || a.oid
+             WHEN 'pg_rewrite'::regclass THEN (SELECT CASE WHEN r.rulename = '_RETURN' THEN 'c' || r.ev_class ELSE 'r' || r.oid END FROM pg_rewrite r WHERE r.oid = a.oid)
+             WHEN 'pg_policy'::regclass THEN 'p' || a.oid
+             WHEN 'pg_proc'::regclass THEN 'f' || a.oid
+             WHEN 'pg_type'::regclass THEN 'y' || a.oid
+             WHEN 'pg_attrdef'::regclass THEN (SELECT 'c' || ad.adrelid FROM pg_attrdef ad WHERE ad.oid = a.oid)
+             WHEN 'pg_extension'::regclass THEN 'x' || a.oid
+           END AS key
+      FROM affected a) k
+   WHERE key IS NOT NULL
+),
+`;
+
+/** The oldest transaction the current snapshot may not see the writes of (32 bits, as an xid's text). */
+export const SNAPSHOT_HORIZON = '(pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot()) % 4294967296)::text';
+
+/**
+ * The descriptions (as SCHEMA_QUERY's rows) of the objects whose catalog
+ * rows were written since `since`, and of the objects that name them, plus
+ * one row with a NULL kind: its column_order lists every key looked at (a
+ * key looked at and not described is no longer a user object), its name is
+ * SNAPSHOT_HORIZON for this statement's snapshot (the `since` of the next
+ * call). `exclude` is belay's schema, `since` an xid, both as SQL. A written
+ * schema is not followed (every name in it may have changed): see
+ * schemasWrittenQuery.
+ */
+export const changedObjectsQuery = (exclude: string, since: string): string =>
+  `${schemaQuery({ exclude, keys: '(SELECT keys FROM changed)::text[]', prelude: written(since) })}
+UNION ALL
+SELECT NULL, ${SNAPSHOT_HORIZON}, NULL, NULL, (SELECT keys FROM changed)`;
+
+/** Whether a pg_namespace row was written since `since` (a schema made, renamed or altered). */
+export const schemasWrittenQuery = (since: string): string => `EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE age(xmin) <= age(${since}))`;
+
+const KEY_CATALOGS: Record<string, string> = {
+  n: 'pg_namespace',
+  x: 'pg_extension',
+  c: 'pg_class',
+  o: 'pg_constraint',
+  t: 'pg_trigger',
+  r: 'pg_rewrite',
+  p: 'pg_policy',
+  f: 'pg_proc',
+  y: 'pg_type',
+};
+
+/**
+ * Of `keys` (SCHEMA_QUERY's keys, e.g. `c16384`), those whose catalog row is
+ * gone: one statement with a literal per catalog.
+ */
+export function goneKeysQuery(keys: readonly string[]): string | undefined {
+  const byLetter = new Map<string, string[]>();
+  for (const key of keys) {
+    const oid = key.slice(1);
+    if (!KEY_CATALOGS[key[0]!] || !/^\d+$/.test(oid)) continue;
+    const oids = byLetter.get(key[0]!) ?? [];
+    oids.push(oid);
+    byLetter.set(key[0]!, oids);
+  }
+  const parts = [...byLetter].map(
+    ([letter, oids]) =>
+      `SELECT '${letter}' || o AS key FROM unnest('{${oids.join(',')}}'::oid[]) o WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.${KEY_CATALOGS[letter]} WHERE oid = o)`,
+  );
+  return parts.length > 0 ? parts.join('\nUNION ALL ') : undefined;
+}

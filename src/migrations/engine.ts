@@ -1,6 +1,6 @@
 import type { ClientBase } from 'pg';
 import { watchBlockers } from '../db/lock-watchdog.js';
-import { openSibling, resetSession, resetSettings, sessionOrigin } from '../db/session.js';
+import { openSibling, resetSession, sessionOrigin } from '../db/session.js';
 import { failureFromError, RevisionFailedError, withBlockers } from './revision-error.js';
 import type { Revision } from './revision.js';
 import { prepareStep, prepareVerify, type Direction } from './run-revision.js';
@@ -87,8 +87,6 @@ export class MigrationEngine {
     } finally {
       await watch?.stop();
     }
-    // belay's record of it is written as the role belay connected as, whatever role the revision took on
-    await resetSettings(client);
   }
 
   private async guard(name: string, direction: Direction, work: (revision: Revision) => Promise<void>): Promise<void> {

@@ -1,4 +1,5 @@
-import type { ClientBase } from 'pg';
+import { escapeLiteral, type ClientBase } from 'pg';
+import { RESET_SETTINGS } from '../db/session.js';
 import { diffSchemas, SchemaTracker, toSchemaRecord, type SchemaDescription, type SchemaRecord } from '../integrity/schema-digest.js';
 import type { Revision } from './revision.js';
 
@@ -59,30 +60,29 @@ export class TableStorage {
   /**
    * Record a revision as applied, with the schema it leaves and the objects
    * it changed (what a later `rollback --to` is compared with), in its own
-   * transaction.
+   * transaction. The record is written as the role belay connected as,
+   * whatever role the revision took on: the settings are reset first, in the
+   * round trip that describes what the revision changed.
    */
   async log(context: EngineContext, name: string): Promise<void> {
     const revision = this.revisions.get(name);
     if (!revision) throw new Error(`no revision named ${name}`);
     const durationMs = Date.now() - context.startedAt;
-    const after = await this.schema.describe(context.client, { inTransaction: context.inTransaction });
+    const after = await this.schema.describe(context.client, { opening: RESET_SETTINGS, inTransaction: context.inTransaction });
     const diff = this.before ? diffSchemas(this.before, after) : undefined;
     this.before = undefined;
     this.last = after;
-    const changed = diff ? [...diff.added, ...diff.removed, ...diff.changed.map((c) => c.key)] : Object.keys(toSchemaRecord(after).objects);
-    const schema: RevisionSchema = { ...toSchemaRecord(after), changed };
-    await context.client.query(
-      `INSERT INTO belay.migrations (name, checksum, files, duration_ms, run_id, schema) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [name, revision.checksum, JSON.stringify(revision.fileChecksums), durationMs, context.runId, JSON.stringify(schema)],
-    );
-    await this.commit(context);
+    const record = toSchemaRecord(after);
+    const changed = diff ? [...diff.added, ...diff.removed, ...diff.changed.map((c) => c.key)] : Object.keys(record.objects);
+    const schema: RevisionSchema = { ...record, changed };
+    const values = [name, revision.checksum, JSON.stringify(revision.fileChecksums), String(durationMs), context.runId, JSON.stringify(schema)];
+    await this.commitWith(context, `INSERT INTO belay.migrations (name, checksum, files, duration_ms, run_id, schema) VALUES (${values.map(escapeLiteral).join(', ')})`);
     this.applied?.add(name);
   }
 
   async unlog(context: EngineContext, name: string): Promise<void> {
     this.last = undefined;
-    await context.client.query('DELETE FROM belay.migrations WHERE name = $1', [name]);
-    await this.commit(context);
+    await this.commitWith(context, `${RESET_SETTINGS}; DELETE FROM belay.migrations WHERE name = ${escapeLiteral(name)}`);
     this.applied?.delete(name);
   }
 
@@ -94,7 +94,18 @@ export class TableStorage {
     return this.applied.has(name);
   }
 
-  private async commit(context: EngineContext): Promise<void> {
+  /**
+   * Run `statements` (literals only: a simple query) and commit the
+   * revision's transaction, in one round trip unless a beforeCommit look
+   * must come between.
+   */
+  private async commitWith(context: EngineContext, statements: string): Promise<void> {
+    if (context.inTransaction && !context.beforeCommit) {
+      await context.client.query(`${statements}; COMMIT`);
+      context.inTransaction = false;
+      return;
+    }
+    await context.client.query(statements);
     await context.beforeCommit?.(context.client);
     if (!context.inTransaction) return;
     await context.client.query('COMMIT');

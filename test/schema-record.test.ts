@@ -1,0 +1,96 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBelaySchema } from '../src/db/belay-schema.js';
+import { describeSchema, toSchemaRecord, type SchemaRecord } from '../src/integrity/schema-digest.js';
+import { discoverRevisions } from '../src/migrations/discover.js';
+import { MigrationEngine } from '../src/migrations/engine.js';
+import { freshDatabase, type TestDatabase } from './support/pg.js';
+
+/**
+ * Each revision changes the schema in a way whose effect on other objects'
+ * descriptions is indirect (a rename that a view, an index, a trigger or a
+ * default names; a drop that cascades), or hides its writes in a
+ * subtransaction. The record the engine writes must be what a full
+ * description of the schema says at that moment.
+ */
+const REVISIONS: Array<[string, string]> = [
+  [
+    'base',
+    `CREATE TYPE mood AS ENUM ('sad', 'ok');
+     CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+     CREATE TABLE people (id serial PRIMARY KEY, name text NOT NULL, mood mood DEFAULT 'ok', n positive);
+     CREATE INDEX people_name ON people (lower(name));
+     CREATE TABLE pets (id int PRIMARY KEY, owner int REFERENCES people (id));
+     CREATE VIEW named AS SELECT id, name FROM people;
+     CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+     CREATE TRIGGER people_touch BEFORE UPDATE ON people FOR EACH ROW EXECUTE FUNCTION touch();`,
+  ],
+  ['rename_table', 'ALTER TABLE people RENAME TO persons'],
+  ['rename_column', 'ALTER TABLE persons RENAME COLUMN name TO full_name'],
+  ['rename_function', 'ALTER FUNCTION touch() RENAME TO touch_row'],
+  ['rename_sequence', 'ALTER SEQUENCE people_id_seq RENAME TO persons_id_seq'],
+  ['enum_value', "ALTER TYPE mood ADD VALUE 'happy'"],
+  ['rename_type', 'ALTER TYPE mood RENAME TO feeling'],
+  [
+    'subtransaction',
+    `DO $$ BEGIN CREATE TYPE status AS ENUM ('on', 'off'); EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+     DO $$ BEGIN ALTER TABLE pets ADD COLUMN status status; EXCEPTION WHEN duplicate_column THEN NULL; END $$;`,
+  ],
+  ['drop_cascade', 'DROP FUNCTION touch_row() CASCADE; DROP VIEW named; ALTER TABLE persons DROP COLUMN mood'],
+  ['composite', 'CREATE TYPE pair AS (a int, b int); ALTER TYPE pair ADD ATTRIBUTE c text'],
+  ['owned_by', 'CREATE SEQUENCE loose; ALTER SEQUENCE loose OWNED BY pets.id; ALTER INDEX people_name RENAME TO persons_name'],
+  ['constraint', 'ALTER TABLE pets ADD CONSTRAINT owner_set CHECK (owner IS NOT NULL) NOT VALID; ALTER DOMAIN positive RENAME CONSTRAINT positive_check TO above_zero'],
+  ['new_schema', 'CREATE SCHEMA app; ALTER TABLE pets SET SCHEMA app'],
+  ['rename_schema', 'ALTER SCHEMA app RENAME TO shop'],
+  ['drop_all', 'DROP SCHEMA shop CASCADE; DROP TABLE persons; DROP DOMAIN positive; DROP TYPE feeling; DROP TYPE status; DROP TYPE pair'],
+];
+
+let db: TestDatabase;
+let client: pg.Client;
+
+describe('the schema recorded per revision', () => {
+  beforeAll(async () => {
+    db = await freshDatabase();
+    client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    await ensureBelaySchema(client);
+  });
+  afterAll(async () => client?.end());
+
+  it('is, after every revision of a run, what a full description of the schema says', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'belay-record-'));
+    for (const [index, [name, sql]] of REVISIONS.entries()) {
+      const id = String(index + 1).padStart(4, '0');
+      await writeFile(path.join(dir, `${id}_${name}.up.sql`), sql);
+      await writeFile(path.join(dir, `${id}_${name}.down.sql`), 'SELECT 1');
+    }
+    const revisions = await discoverRevisions(dir);
+    const seen: Array<{ name: string; recorded: SchemaRecord; described: SchemaRecord }> = [];
+    // inside each revision's transaction, right after its record is written
+    const compare = async (on: pg.ClientBase): Promise<void> => {
+      const { rows } = await on.query<{ name: string; schema: SchemaRecord }>('SELECT name, schema FROM belay.migrations ORDER BY applied_at DESC, name DESC LIMIT 1');
+      const described = toSchemaRecord(await describeSchema(on, { inTransaction: true }));
+      seen.push({ name: rows[0]!.name, recorded: rows[0]!.schema, described });
+    };
+    const engine = new MigrationEngine(revisions, client, '00000000-0000-0000-0000-000000000000', { log: () => {} }, compare);
+    for (const revision of revisions) await engine.up(revision.name);
+
+    expect(seen.map((s) => s.name)).toEqual(revisions.map((r) => r.name));
+    for (const { name, recorded, described } of seen) {
+      expect({ name, objects: recorded.objects, columnOrder: recorded.columnOrder }).toEqual({ name, objects: described.objects, columnOrder: described.columnOrder });
+      expect({ name, digest: recorded.digest }).toEqual({ name, digest: described.digest });
+    }
+    // the cases did what they say: names the renames gave, and the end is empty
+    const after = (n: number): string[] => Object.keys(seen[n]!.recorded.objects);
+    expect(after(1)).toContain('table public.persons');
+    expect(after(1)).toContain('constraint public.persons.people_pkey');
+    expect(after(3)).toContain('trigger public.persons.people_touch');
+    expect(after(7)).toContain('enum public.status');
+    expect(after(12)).toContain('table app.pets');
+    expect(after(13)).toContain('table shop.pets');
+    expect(after(14).sort()).toEqual(['extension plpgsql', 'schema public']);
+  });
+});
