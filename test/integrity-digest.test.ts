@@ -108,9 +108,9 @@ describe('schema digest', () => {
     await client.query('BEGIN');
     await client.query('SET LOCAL search_path = app, public');
     await client.query('CREATE TABLE inside (id int)');
-    const schema = await describeSchema(client, { inTransaction: true });
+    const schema = await describeSchema(client);
     expect([...schema.objects.keys()]).toContain('table public.inside');
-    expect((await new SchemaTracker().describe(client, { inTransaction: true })).digest).toBe(schema.digest);
+    expect((await new SchemaTracker().describe(client)).digest).toBe(schema.digest);
     expect((await client.query<{ search_path: string }>('SHOW search_path')).rows[0]!.search_path).toBe('app, public');
     await client.query('ROLLBACK');
   });

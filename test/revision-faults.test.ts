@@ -290,6 +290,35 @@ describe("a failing revision tells PostgreSQL's whole error", () => {
   });
 });
 
+describe('a revision outside a transaction that opens one and never commits it', () => {
+  it('fails, its open transaction rolled back: no record of it, and the next revision does not run inside it', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      ...OK_0001,
+      '0002_forgets_commit.mjs': `// belay:no-transaction
+export async function up(ctx) {
+  await ctx.sql('BEGIN');
+  await ctx.sql('CREATE TABLE half_done (id int)');
+}
+export async function down(ctx) {
+  await ctx.sql('DROP TABLE IF EXISTS half_done');
+}
+`,
+      '0003_after.up.sql': 'CREATE TABLE after_it (id int);',
+      '0003_after.down.sql': 'DROP TABLE after_it;',
+    });
+    const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up']);
+    expect(run.code, run.stdout + run.stderr).not.toBe(0);
+    expect(run.code, run.stdout + run.stderr).not.toBe(1);
+    expect(run.stdout).toContain('it left a transaction open (a BEGIN without its COMMIT)');
+    expect(await appliedNames(db)).not.toContain('0002_forgets_commit');
+    expect(await appliedNames(db)).not.toContain('0003_after');
+    expect(await db.query("SELECT relname FROM pg_class WHERE relname IN ('half_done', 'after_it')")).toEqual([]);
+    const lines = await journalOf(project.backups, (JSON.parse(run.stdout).result as { runId: string }).runId);
+    expect(lines.find((l) => l.step === 'apply' && l.outcome === 'failed')).toMatchObject({ revision: '0002_forgets_commit' });
+  });
+});
+
 describe('a revision file belay cannot open', () => {
   it('is named, exit 2, before anything is touched (a folder named like a revision file)', async () => {
     const db = await freshDatabase();

@@ -72,7 +72,7 @@ describe('the schema recorded per revision', () => {
     // inside each revision's transaction, right after its record is written
     const compare = async (on: pg.ClientBase): Promise<void> => {
       const { rows } = await on.query<{ name: string; schema: SchemaRecord }>('SELECT name, schema FROM belay.migrations ORDER BY applied_at DESC, name DESC LIMIT 1');
-      const described = toSchemaRecord(await describeSchema(on, { inTransaction: true }));
+      const described = toSchemaRecord(await describeSchema(on));
       seen.push({ name: rows[0]!.name, recorded: rows[0]!.schema, described });
     };
     const engine = new MigrationEngine(revisions, client, '00000000-0000-0000-0000-000000000000', { log: () => {} }, compare);

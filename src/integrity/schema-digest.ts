@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { escapeLiteral, type ClientBase, type QueryResult } from 'pg';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
-import { changedObjectsQuery, goneKeysQuery, SCHEMA_QUERY, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
+import { changedKeysQuery, describeAllQuery, describeKeysQuery, goneKeysQuery, type Branch, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
 
 export interface SchemaObject {
   kind: string;
@@ -11,7 +11,7 @@ export interface SchemaObject {
   description: string;
 }
 
-/** The schema of a database at one moment, described object by object (see SCHEMA_QUERY). */
+/** The schema of a database at one moment, described object by object (see describeAllQuery). */
 export interface SchemaDescription {
   /** sha256 of every object's kind, name and description, in a fixed order; column order is not part of it. */
   digest: string;
@@ -68,11 +68,6 @@ function digestOf(objects: Map<string, SchemaObject>): string {
   return hash.digest('hex');
 }
 
-export interface DescribeOptions {
-  /** The caller holds a transaction open (e.g. a revision's, before it commits): run inside it. */
-  inTransaction?: boolean;
-}
-
 interface SchemaRow {
   kind: string;
   name: string;
@@ -82,29 +77,25 @@ interface SchemaRow {
 }
 
 /**
- * Run `work` with search_path = pg_catalog (so that the descriptions name
- * every user object with its schema), in the caller's transaction or in a
- * read-only one of its own, so that its queries see one snapshot.
+ * `statements` (literals only) in one round trip after `opening`, with
+ * search_path = pg_catalog and jit off for them, inside the caller's
+ * transaction or the implicit one of the round trip; the settings are given
+ * back after them. Their rows, statement by statement.
  */
-async function withCatalogPath<T>(client: ClientBase, options: DescribeOptions, work: () => Promise<T>): Promise<T> {
-  if (options.inTransaction !== true) {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog');
-    try {
-      const result = await work();
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw error;
-    }
-  }
-  const saved = (await client.query<{ was: string }>("SELECT current_setting('search_path') AS was")).rows[0]!.was;
-  await client.query("SELECT set_config('search_path', 'pg_catalog', true)");
-  try {
-    return await work();
-  } finally {
-    await client.query("SELECT set_config('search_path', $1, true)", [saved]);
-  }
+async function inCatalogSettings<T>(client: ClientBase, opening: string, statements: string[]): Promise<T[][]> {
+  const results = (await client.query(
+    [
+      opening,
+      "SELECT set_config('belay.search_path', current_setting('search_path'), true), set_config('belay.jit', current_setting('jit'), true)",
+      // a catalog query's estimates pass jit_above_cost on a large catalog: compiling it costs more than running it
+      'SET LOCAL search_path = pg_catalog; SET LOCAL jit = off',
+      ...statements,
+      "SELECT set_config('search_path', current_setting('belay.search_path'), true), set_config('jit', current_setting('belay.jit'), true)",
+    ]
+      .filter((statement) => statement !== '')
+      .join(';\n'),
+  )) as unknown as QueryResult[];
+  return results.slice(-1 - statements.length, -1).map((result) => result.rows as T[]);
 }
 
 interface Described {
@@ -131,8 +122,8 @@ function assemble(byKey: ReadonlyMap<string, Described>): SchemaDescription {
  * one catalog query, under search_path = pg_catalog so that the names in the
  * descriptions do not depend on the caller's search_path.
  */
-export async function describeSchema(client: ClientBase, options: DescribeOptions = {}): Promise<SchemaDescription> {
-  return new SchemaTracker().describe(client, options);
+export async function describeSchema(client: ClientBase): Promise<SchemaDescription> {
+  return new SchemaTracker().describe(client);
 }
 
 /**
@@ -148,49 +139,50 @@ export class SchemaTracker {
   /** What the last description saw, by catalog key, and the oldest transaction whose writes it may not have seen. */
   private seen: { byKey: Map<string, Described>; since: string } | undefined;
 
-  /** `opening`: statements whose results are not read (e.g. a settings reset), sent first in the same round trip. */
-  async describe(client: ClientBase, { opening = '', ...options }: DescribeOptions & { opening?: string } = {}): Promise<SchemaDescription> {
-    if (!this.seen) {
-      if (opening) await client.query(opening);
-      return this.describeAll(client, options);
-    }
+  /**
+   * In the caller's transaction, or in the implicit one of its round trip.
+   * `opening`: statements whose results are not read (e.g. a settings
+   * reset), sent first in the same round trip.
+   */
+  async describe(client: ClientBase, opening = ''): Promise<SchemaDescription> {
+    if (!this.seen) return this.describeAll(client, opening);
     const since = `${escapeLiteral(this.seen.since)}::xid`;
     const gone = goneKeysQuery([...this.seen.byKey.keys()]);
-    const results = (await client.query(
+    const [facts] = await inCatalogSettings<{ since: string; schemas_written: boolean; gone: string[]; changed: { keys: string[] | null; kinds: Array<Branch | null> | null } }>(
+      client,
+      opening,
       [
-        opening,
-        "SELECT set_config('belay.search_path', current_setting('search_path'), true)",
-        'SET LOCAL search_path = pg_catalog',
-        changedObjectsQuery(escapeLiteral(BELAY_SCHEMA), since),
-        `SELECT ${schemasWrittenQuery(since)} AS schemas_written, ${gone ? `ARRAY(${gone})` : 'ARRAY[]::text[]'} AS gone`,
-        "SELECT set_config('search_path', current_setting('belay.search_path'), true)",
-      ]
-        .filter((statement) => statement !== '')
-        .join(';\n'),
-    )) as unknown as QueryResult[];
-    // the row with a NULL kind carries the keys looked at and the next horizon
-    const rows = results[results.length - 3]!.rows as Array<Omit<SchemaRow, 'kind'> & { kind: string | null }>;
-    const facts = results[results.length - 2]!.rows[0] as { schemas_written: boolean; gone: string[] };
+        `SELECT ${SNAPSHOT_HORIZON} AS since, ${schemasWrittenQuery(since)} AS schemas_written,
+                ${gone ? `ARRAY(${gone})` : 'ARRAY[]::text[]'} AS gone, (SELECT to_jsonb(c) FROM (${changedKeysQuery(since)}) c) AS changed`,
+      ],
+    );
+    const { since: next, schemas_written: schemasWritten, gone: goneKeys, changed } = facts![0]!;
     // a schema made or renamed: every name in it may have changed
-    if (facts.schemas_written) return this.describeAll(client, options);
-    const looked = rows.find((row) => row.kind === null)!;
+    if (schemasWritten) return this.describeAll(client);
     const byKey = new Map(this.seen.byKey);
-    for (const key of facts.gone) byKey.delete(key);
-    // looked at and not described: no longer a user object (moved to belay's schema, taken into an extension)
-    for (const key of looked.column_order ?? []) byKey.delete(key);
-    for (const { kind, ...row } of rows) if (kind !== null) byKey.set(row.key, described({ kind, ...row }));
-    this.seen = { byKey, since: looked.name };
+    for (const key of goneKeys) byKey.delete(key);
+    const keys = changed.keys ?? [];
+    // looked at and not described (again): no longer a user object (moved to belay's schema, taken into an extension)
+    for (const key of keys) byKey.delete(key);
+    const kinds = new Set((changed.kinds ?? []).filter((kind): kind is Branch => kind !== null));
+    if (kinds.size > 0) {
+      const [rows] = await inCatalogSettings<SchemaRow>(client, '', [describeKeysQuery(escapeLiteral(BELAY_SCHEMA), keys, kinds)]);
+      for (const row of rows!) byKey.set(row.key, described(row));
+    }
+    this.seen = { byKey, since: next };
     return assemble(byKey);
   }
 
-  private async describeAll(client: ClientBase, options: DescribeOptions): Promise<SchemaDescription> {
-    const { rows, since } = await withCatalogPath(client, options, async () => {
-      const since = (await client.query<{ since: string }>(`SELECT ${SNAPSHOT_HORIZON} AS since`)).rows[0]!.since;
-      return { rows: (await client.query<SchemaRow>(SCHEMA_QUERY, [BELAY_SCHEMA])).rows, since };
-    });
-    this.seen = { byKey: new Map(rows.map((row) => [row.key, described(row)])), since };
+  private async describeAll(client: ClientBase, opening = ''): Promise<SchemaDescription> {
+    // the horizon first: the listing's snapshot is the same or later, so it misses no write from before it
+    const [horizon, rows] = await inCatalogSettings<{ since: string } & SchemaRow>(client, opening, [
+      `SELECT ${SNAPSHOT_HORIZON} AS since`,
+      describeAllQuery(escapeLiteral(BELAY_SCHEMA)),
+    ]);
+    this.seen = { byKey: new Map(rows!.map((row) => [row.key, described(row)])), since: horizon![0]!.since };
     return assemble(this.seen.byKey);
   }
+
 }
 
 /** Each object's hash, made once: a tracker hands out the same object until it changes. */

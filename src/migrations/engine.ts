@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import type { ClientBase } from 'pg';
 import { watchBlockers } from '../db/lock-watchdog.js';
 import { openSibling, resetSession, sessionOrigin } from '../db/session.js';
@@ -82,11 +83,31 @@ export class MigrationEngine {
       // BEGIN goes with the step's first statement: one round trip fewer
       await step.run(client, log, step.transactional ? 'BEGIN' : undefined);
       if (verify) await verify.run(client, log);
+      if (!step.transactional) await this.assertNoOpenTransaction(revision, direction, step.file);
     } catch (error) {
       throw withBlockers(error, watch?.seen() ?? []);
     } finally {
       await watch?.stop();
     }
+  }
+
+  /**
+   * A revision that runs outside a transaction may open one (a module's
+   * BEGIN) and forget its COMMIT: belay's record would go into it, and the
+   * session reset would run inside it. Rolled back and failed instead.
+   */
+  private async assertNoOpenTransaction(revision: Revision, direction: Direction, file: string): Promise<void> {
+    // outside a transaction block, this statement starts its own: its transaction began when it did
+    const { rows } = await this.context.client.query<{ open: boolean }>('SELECT now() <> statement_timestamp() AS open');
+    if (!rows[0]?.open) return;
+    this.context.inTransaction = true;
+    throw new RevisionFailedError({
+      revision: revision.name,
+      direction,
+      file: basename(file),
+      message: 'it left a transaction open (a BEGIN without its COMMIT); belay rolled that transaction back',
+      transactional: false,
+    });
   }
 
   private async guard(name: string, direction: Direction, work: (revision: Revision) => Promise<void>): Promise<void> {

@@ -52,7 +52,7 @@ export class TableStorage {
 
   /** Before an up: the schema it starts from, so that log() knows which objects the up changed. */
   async beforeUp(context: EngineContext): Promise<void> {
-    this.before = this.last ?? (await this.schema.describe(context.client, { inTransaction: context.inTransaction }));
+    this.before = this.last ?? (await this.schema.describe(context.client));
     // a revision that fails (or a down) leaves another schema: only log() says where the next one starts
     this.last = undefined;
   }
@@ -68,7 +68,7 @@ export class TableStorage {
     const revision = this.revisions.get(name);
     if (!revision) throw new Error(`no revision named ${name}`);
     const durationMs = Date.now() - context.startedAt;
-    const after = await this.schema.describe(context.client, { opening: RESET_SETTINGS, inTransaction: context.inTransaction });
+    const after = await this.schema.describe(context.client, RESET_SETTINGS);
     const diff = this.before ? diffSchemas(this.before, after) : undefined;
     this.before = undefined;
     this.last = after;
@@ -114,12 +114,13 @@ export class TableStorage {
 }
 
 /**
- * The schema recorded when `name` was applied: null when it was applied
- * before belay recorded schemas (or `name` is not applied).
+ * The schema recorded when each of `names` was applied: null when it was
+ * applied before belay recorded schemas (or is not applied).
  */
-export async function readRecordedSchema(client: ClientBase, name: string): Promise<RevisionSchema | null> {
-  const { rows } = await client.query<{ schema: RevisionSchema | null }>('SELECT schema FROM belay.migrations WHERE name = $1', [name]);
-  return rows[0]?.schema ?? null;
+export async function readRecordedSchemas(client: ClientBase, names: readonly string[]): Promise<Map<string, RevisionSchema | null>> {
+  const { rows } = await client.query<{ name: string; schema: RevisionSchema | null }>('SELECT name, schema FROM belay.migrations WHERE name = ANY($1::text[])', [names]);
+  const byName = new Map(rows.map((row) => [row.name, row.schema]));
+  return new Map(names.map((name) => [name, byName.get(name) ?? null]));
 }
 
 export async function readApplied(client: ClientBase): Promise<AppliedRevision[]> {

@@ -9,7 +9,7 @@ import {
   type SchemaRecord,
 } from '../../integrity/schema-digest.js';
 import type { Revision } from '../../migrations/revision.js';
-import { readRecordedSchema } from '../../migrations/storage.js';
+import { readRecordedSchemas } from '../../migrations/storage.js';
 import type { RunSession } from '../session/run-session.js';
 
 /** Where a rollback's downs left the schema, against the schema recorded when its target was applied. */
@@ -44,10 +44,11 @@ const EMPTY: SchemaRecord = { digest: createHash('sha256').digest('hex'), object
  * reverted took their records with them).
  */
 export async function prepareLanding(client: ClientBase, target: string | null, toRevert: readonly Revision[], wholeSchema: boolean): Promise<LandingBaseline> {
-  const recorded = target === null ? EMPTY : await readRecordedSchema(client, target);
+  const records = await readRecordedSchemas(client, [...(target === null ? [] : [target]), ...toRevert.map((revision) => revision.name)]);
+  const recorded = target === null ? EMPTY : (records.get(target) ?? null);
   let changedByUps: Set<string> | undefined = wholeSchema ? undefined : new Set<string>();
   for (const revision of toRevert) {
-    const own = await readRecordedSchema(client, revision.name);
+    const own = records.get(revision.name);
     if (!own) changedByUps = undefined;
     else for (const key of own.changed) changedByUps?.add(key);
   }
