@@ -29,10 +29,12 @@ export async function openSession(params: ConnectionParams, options: SessionOpti
     await client.end().catch(() => {});
     throw connectError(params, error);
   }
-  const { rows } = await client.query<{ v: string; pid: number }>("SELECT current_setting('server_version_num') AS v, pg_backend_pid() AS pid");
+  // belay's settings made in the same round trip
+  const { rows } = await client.query<{ v: string; pid: number }>(
+    `SELECT current_setting('server_version_num') AS v, pg_backend_pid() AS pid, (${SESSION_SETTINGS}) AS settings`,
+  );
   const serverVersionNum = Number(rows[0]?.v);
   const backendPid = rows[0]!.pid;
-  await applySessionSettings(client);
   origins.set(client, { params, options, backendPid });
   return {
     client,
@@ -74,10 +76,6 @@ export async function openSibling(client: ClientBase, purpose: string): Promise<
  * PostgreSQL 14 on.
  */
 const SESSION_SETTINGS = `SELECT set_config(name, '${CONNECTION_CHECK_INTERVAL_MS}', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`;
-
-async function applySessionSettings(client: ClientBase): Promise<void> {
-  await client.query(SESSION_SETTINGS);
-}
 
 /**
  * DISCARD ALL, spelled out as the statements the PostgreSQL documentation
