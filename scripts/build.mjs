@@ -56,6 +56,65 @@ const nodeOnlyPg = {
   },
 };
 
+/**
+ * pg computes SCRAM through WebCrypto (crypto.subtle): importKey, deriveBits,
+ * sign and digest, each a trip through the thread pool and a promise, and the
+ * first use loads node's WebCrypto layer. The bundle's copy of pg uses
+ * node:crypto instead: the same functions, the same bytes. The build fails if
+ * pg's module exports other functions than these.
+ */
+const PG_CRYPTO_UTILS = /[\\/]node_modules[\\/]pg[\\/]lib[\\/]crypto[\\/]utils\.js$/;
+const PG_CRYPTO_EXPORTS = ['postgresMd5PasswordHash', 'randomBytes', 'deriveKey', 'sha256', 'hashByName', 'hmacSha256', 'md5'];
+const PG_CRYPTO_NODE = `'use strict'
+const nodeCrypto = require('crypto')
+
+module.exports = { ${PG_CRYPTO_EXPORTS.join(', ')} }
+
+function randomBytes(length) {
+  return nodeCrypto.randomBytes(length)
+}
+
+async function md5(string) {
+  return nodeCrypto.createHash('md5').update(string, 'utf-8').digest('hex')
+}
+
+async function postgresMd5PasswordHash(user, password, salt) {
+  const inner = await md5(password + user)
+  const outer = await md5(Buffer.concat([Buffer.from(inner), salt]))
+  return 'md5' + outer
+}
+
+async function sha256(data) {
+  return nodeCrypto.createHash('sha256').update(Buffer.from(data)).digest()
+}
+
+/** WebCrypto's names (SHA-256, SHA-384, SHA-512) as node's (sha256 …). */
+async function hashByName(hashName, data) {
+  return nodeCrypto.createHash(hashName.replace('-', '').toLowerCase()).update(Buffer.from(data)).digest()
+}
+
+async function hmacSha256(key, msg) {
+  return nodeCrypto.createHmac('sha256', Buffer.from(key)).update(msg, 'utf8').digest()
+}
+
+function deriveKey(password, salt, iterations) {
+  return new Promise((resolve, reject) => {
+    nodeCrypto.pbkdf2(Buffer.from(password, 'utf8'), salt, iterations, 32, 'sha256', (error, key) => (error ? reject(error) : resolve(key)))
+  })
+}
+`;
+const nodeCryptoPg = {
+  name: 'pg-node-crypto',
+  setup(esbuild) {
+    esbuild.onLoad({ filter: PG_CRYPTO_UTILS }, async ({ path: file }) => {
+      const source = await readFile(file, 'utf8');
+      const exported = /module\.exports = \{([^}]*)\}/.exec(source)?.[1].split(',').map((name) => name.trim()).filter(Boolean);
+      if (exported?.join() !== PG_CRYPTO_EXPORTS.join()) throw new Error(`${file}: expected it to export ${PG_CRYPTO_EXPORTS.join(', ')}; pg changed, look at scripts/build.mjs`);
+      return { contents: PG_CRYPTO_NODE, loader: 'js' };
+    });
+  },
+};
+
 function run(file, args, { cwd = ROOT, env = process.env, capture = false } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [file, ...args], { cwd, env, stdio: ['ignore', capture ? 'pipe' : 'inherit', capture ? 'pipe' : 'inherit'] });
@@ -165,7 +224,7 @@ try {
     outfile: BUNDLE,
     format: 'cjs',
     external: EXTERNAL,
-    plugins: [nodeOnlyPg],
+    plugins: [nodeOnlyPg, nodeCryptoPg],
     // one function expression: main.js calls it with the bundle's own require, path and URL
     banner: { js: "(function (require, __filename, __dirname, __belayUrl, IMPORT) {\n'use strict';" },
     footer: { js: '})' },
