@@ -164,22 +164,17 @@ function withoutConnection() {
  * command table, config, target, revision discovery and hashing, pg). Then a
  * second process checks that V8 takes the cache.
  */
-async function makeCodeCache(loader) {
-  const work = await mkdtemp(path.join(tmpdir(), 'belay-build-'));
-  try {
-    const migrations = path.join(work, 'migrations');
-    await mkdir(migrations);
-    await writeFile(path.join(migrations, '0001_first.up.sql'), 'CREATE TABLE first (id int);\n');
-    await writeFile(path.join(migrations, '0001_first.down.sql'), 'DROP TABLE first;\n');
-    const args = ['--database-url', 'postgresql://belay@127.0.0.1:1/belay', '--migrations', migrations, '--backups', path.join(work, 'backups'), 'status'];
-    const options = { cwd: work, env: withoutConnection(), capture: true };
-    const trained = await bundleProcess(loader, [BUNDLE, '-', ...args], `process.once('exit', () => writeFileSync(cache === '-' ? ${JSON.stringify(CACHE)} : cache, cli.script.createCachedData())); cli.run();`, options);
-    if (trained.code !== 2) throw new Error(`the training run (belay ${args.join(' ')}) exited ${trained.code}, expected 2 (cannot connect):\n${trained.stderr}`);
-    const checked = await bundleProcess(loader, [BUNDLE, CACHE], 'process.stdout.write(String(cli.rejected));', options);
-    if (checked.stdout !== 'false') throw new Error(`V8 rejected the code cache it just made (${checked.stdout} ${checked.stderr})`);
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+async function makeCodeCache(loader, work) {
+  const migrations = path.join(work, 'migrations');
+  await mkdir(migrations);
+  await writeFile(path.join(migrations, '0001_first.up.sql'), 'CREATE TABLE first (id int);\n');
+  await writeFile(path.join(migrations, '0001_first.down.sql'), 'DROP TABLE first;\n');
+  const args = ['--database-url', 'postgresql://belay@127.0.0.1:1/belay', '--migrations', migrations, '--backups', path.join(work, 'backups'), 'status'];
+  const options = { cwd: work, env: withoutConnection(), capture: true };
+  const trained = await bundleProcess(loader, [BUNDLE, '-', ...args], `process.once('exit', () => writeFileSync(cache === '-' ? ${JSON.stringify(CACHE)} : cache, cli.script.createCachedData())); cli.run();`, options);
+  if (trained.code !== 2) throw new Error(`the training run (belay ${args.join(' ')}) exited ${trained.code}, expected 2 (cannot connect):\n${trained.stderr}`);
+  const checked = await bundleProcess(loader, [BUNDLE, CACHE], 'process.stdout.write(String(cli.rejected));', options);
+  if (checked.stdout !== 'false') throw new Error(`V8 rejected the code cache it just made (${checked.stdout} ${checked.stderr})`);
 }
 
 /** `belay --help` as the built CLI prints it to a pipe. */
@@ -232,11 +227,17 @@ try {
     sourcemap: true,
   });
   await routeDynamicImports(BUNDLE);
-  // cli-script.ts as a module of its own, for the build's runs of the bundle
-  const loader = path.join(ROOT, 'node_modules/.cache/belay-build/cli-script.mjs');
-  await build({ ...common, entryPoints: ['src/cli/cli-script.ts'], outfile: loader, format: 'esm' });
-  const help = await rootHelp(loader);
-  await makeCodeCache(loader);
+  // cli-script.ts as a module of its own (it imports only node's modules), for the build's runs of the bundle
+  const work = await mkdtemp(path.join(tmpdir(), 'belay-build-'));
+  let help;
+  try {
+    const loader = path.join(work, 'cli-script.mjs');
+    await build({ ...common, entryPoints: ['src/cli/cli-script.ts'], outfile: loader, format: 'esm' });
+    help = await rootHelp(loader);
+    await makeCodeCache(loader, work);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
   await build({
     ...common,
     entryPoints: ['src/cli/main.ts'],
