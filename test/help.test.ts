@@ -17,6 +17,18 @@ describe('help that teaches', () => {
     expect(tail.slice(1).map((line) => line.trim().split(/\s{2,}/)[0])).toEqual(['$ belay migrate up --with-backup', '$ belay rollback --to 0022', '$ belay rehearse']);
   });
 
+  it('belay --help to a pipe, printed from the text the build took, is what the CLI itself prints now', async () => {
+    const written = await belay(['--help']);
+    // `help` and `-h` after another flag are parsed by commander at run time
+    for (const args of [['help'], ['--yes', '-h']]) {
+      const live = await belay(args);
+      expect(live.code, args.join(' ')).toBe(0);
+      expect(written.stdout, args.join(' ')).toBe(live.stdout);
+    }
+    // and it is this source's program, not an older build's
+    expect(written.stdout.startsWith(buildProgram().program.helpInformation())).toBe(true);
+  });
+
   it('every command shows the global options it honours and one example', async () => {
     const commands = leaves(buildProgram().program);
     expect(commands.length).toBeGreaterThan(15);

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 
-/** The global options, defined once: main.ts adds them, every command's help lists the ones it honours. */
+/** The global options, defined once: program.ts adds them, every command's help lists the ones it honours. */
 export const GLOBAL_OPTIONS = {
   'database-url': new Option('--database-url <url>', 'target database (else DATABASE_URL, databaseUrl in the config, the PG* variables, or the embedded cluster)'),
   embedded: new Option('--embedded', 'use the project-local cluster under .belay/ explicitly (needed under CI=true for a changing command)'),

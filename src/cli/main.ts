@@ -1,32 +1,16 @@
 #!/usr/bin/env node
-import { CommanderError } from 'commander';
-import { EXIT } from '../errors.js';
-import { failureEnvelope } from './envelope.js';
-import { buildProgram } from './program.js';
-import { printJson } from './run-action.js';
+// The `belay` command. It prints the top-level help the build wrote down
+// (`belay --help` with output to a pipe or file) or runs the bundled CLI from
+// its code cache; see scripts/build.mjs.
+import { fileURLToPath } from 'node:url';
+import { loadCliScript } from './cli-script.js';
 
-/** --json anywhere before `--`: a usage error is a JSON document too. */
-function wantsJson(argv: readonly string[]): boolean {
-  const end = argv.indexOf('--');
-  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
-}
+/** `belay --help` as commander prints it to a non-terminal (80 columns), taken from the built CLI by the build. */
+declare const BELAY_ROOT_HELP: string;
 
-const { program, parsing } = buildProgram();
-try {
-  await program.parseAsync(process.argv);
-} catch (error) {
-  if (error instanceof CommanderError) {
-    // commander.help with exit code 1: a command group was given without its subcommand (`belay`, `belay migrate`)
-    const ok = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || (error.code === 'commander.help' && error.exitCode === 0);
-    process.exitCode = ok ? EXIT.ok : EXIT.usage;
-    if (!ok && wantsJson(process.argv.slice(2))) {
-      const command = parsing();
-      const hint = `Run \`belay ${command === 'belay' ? '' : `${command} `}--help\` for its options and an example.`;
-      const message = error.code === 'commander.help' ? `${command} needs a command (see --help)` : error.message.replace(/^error: /, '');
-      printJson(failureEnvelope(command, { exitCode: EXIT.usage, code: error.code, message, hint, details: {} }, null), []);
-    }
-  } else {
-    process.stderr.write(`belay: ${String(error)}\n`);
-    process.exitCode = EXIT.internal;
-  }
+const args = process.argv.slice(2);
+if (args.length === 1 && (args[0] === '--help' || args[0] === '-h') && process.stdout.isTTY !== true) {
+  process.stdout.write(BELAY_ROOT_HELP);
+} else {
+  loadCliScript(fileURLToPath(new URL('belay.js', import.meta.url)), fileURLToPath(new URL('belay.js.cache', import.meta.url))).run();
 }

@@ -54,7 +54,8 @@ export default {
       tables,
       notes: [
         'Each sample is a new process (spawn to exit), with the same environment; the databases were brought to their last revision before the timing.',
-        `belay runs as built by npm run build: the CLI bundled by esbuild (dist/cli/main.js and its chunks). The goals assume a bare node start of about 60 ms; this run's node -e 0 took ${seconds(node)}.`,
+        `belay runs as built by npm run build: dist/cli/main.js, which prints the help text the build took from the CLI for a bare --help to a pipe, and otherwise compiles the bundled CLI (dist/cli/belay.js) from the V8 code cache made at build time. The goals assume a bare node start of about 60 ms; this run's node -e 0 took ${seconds(node)}.`,
+        `belay --help here writes to a pipe: at a terminal commander formats it for the terminal's width, through the bundle (measured apart in docs/performance.md, "Cold start").`,
       ],
       targets: [
         { name: `belay status cold, ${MANY} revisions applied`, goal: `≤ ${STATUS_GOAL_MS / 1000} s`, value: seconds(status), met: status <= STATUS_GOAL_MS },
