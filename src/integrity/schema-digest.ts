@@ -22,19 +22,23 @@ export interface SchemaDescription {
 }
 
 /**
- * The compact form to keep (e.g. one per applied revision in
- * belay.migrations): the digest, a sha256 per object, and the column order.
- * Enough to say which objects were added, removed or changed, by name.
+ * What one revision's up changed, to keep with it (one per applied revision
+ * in belay.migrations): for each object it added, removed or changed, a hash
+ * of its description before and after (null: absent), and for each of those
+ * tables its columns in order before and after. What it did not change is not
+ * repeated: the record grows with the change, not with the schema.
  */
-export interface SchemaRecord {
-  digest: string;
-  objects: Record<string, string>;
-  columnOrder: Record<string, string[]>;
+export interface SchemaChanges {
+  format: 2;
+  /** Keyed by `kind name`: [before, after]. */
+  changes: Record<string, [string | null, string | null]>;
+  /** Keyed by table (`public.people`), among the changed tables: [before, after]. */
+  columnOrder: Record<string, [string[] | null, string[] | null]>;
 }
 
 export interface SchemaChange {
   key: string;
-  /** Both descriptions, when both sides carry them (a SchemaRecord carries only hashes). */
+  /** Both descriptions, when both sides carry them (a record of hashes does not). */
   before?: string;
   after?: string;
 }
@@ -114,7 +118,15 @@ function assemble(byKey: ReadonlyMap<string, Described>): SchemaDescription {
     objects.set(keyOf(object), object);
     if (order) columnOrder[object.name] = order;
   }
-  return { digest: digestOf(objects), objects, columnOrder };
+  let digest: string | undefined;
+  // made when asked: a run records each revision's changes without it
+  return {
+    get digest() {
+      return (digest ??= digestOf(objects));
+    },
+    objects,
+    columnOrder,
+  };
 }
 
 /**
@@ -197,28 +209,34 @@ function objectHash(object: SchemaObject): string {
   return hash;
 }
 
-/** The compact form of a description, to store. */
-export function toSchemaRecord(schema: SchemaDescription): SchemaRecord {
-  const objects: Record<string, string> = {};
-  for (const [key, object] of schema.objects) objects[key] = objectHash(object);
-  return { digest: schema.digest, objects, columnOrder: schema.columnOrder };
-}
+/** The hash of the object with this key, null when absent. */
+export const hashOf = (schema: SchemaDescription, key: string): string | null => {
+  const object = schema.objects.get(key);
+  return object ? objectHash(object) : null;
+};
 
-type Side = SchemaDescription | SchemaRecord;
-
-function entries(side: Side): Map<string, { value: string; description?: string }> {
-  if (side.objects instanceof Map) {
-    return new Map([...side.objects].map(([key, object]) => [key, { value: object.description, description: object.description }]));
+/**
+ * What changed from `before` to `after`, to keep. A tracker hands out the
+ * same object for what it did not describe again, so unchanged objects cost
+ * a comparison of references.
+ */
+export function schemaChanges(before: SchemaDescription, after: SchemaDescription): SchemaChanges {
+  const changes: SchemaChanges['changes'] = {};
+  for (const [key, object] of after.objects) {
+    const was = before.objects.get(key);
+    if (was === object) continue;
+    const then = was ? objectHash(was) : null;
+    const now = objectHash(object);
+    if (then !== now) changes[key] = [then, now];
   }
-  const record = side as SchemaRecord;
-  const full = new Map<string, { value: string }>();
-  for (const [key, hash] of Object.entries(record.objects)) full.set(key, { value: hash });
-  return full;
-}
-
-/** Per-object hashes of a description, so that it compares with a stored record. */
-function comparable(side: Side, other: Side): Side {
-  return side.objects instanceof Map && !(other.objects instanceof Map) ? toSchemaRecord(side as SchemaDescription) : side;
+  for (const [key, object] of before.objects) if (!after.objects.has(key)) changes[key] = [objectHash(object), null];
+  const columnOrder: SchemaChanges['columnOrder'] = {};
+  for (const key of Object.keys(changes)) {
+    const object = before.objects.get(key) ?? after.objects.get(key)!;
+    if (object.kind !== 'table' && object.kind !== 'foreign table') continue;
+    columnOrder[object.name] = [before.columnOrder[object.name] ?? null, after.columnOrder[object.name] ?? null];
+  }
+  return { format: 2, changes, columnOrder };
 }
 
 /** Common columns in another order, table by table. */
@@ -236,19 +254,14 @@ function columnOrderChanges(before: Record<string, string[]>, after: Record<stri
 }
 
 /** What differs between two schemas, object by object (added, removed, changed), and column order apart. */
-export function diffSchemas(beforeSide: Side, afterSide: Side): SchemaDiff {
-  const before = entries(comparable(beforeSide, afterSide));
-  const after = entries(comparable(afterSide, beforeSide));
-  const diff: SchemaDiff = { added: [], removed: [], changed: [], columnOrder: columnOrderChanges(beforeSide.columnOrder, afterSide.columnOrder) };
-  if (beforeSide.digest === afterSide.digest) return diff;
-  for (const [key, then] of before) {
-    const now = after.get(key);
+export function diffSchemas(before: SchemaDescription, after: SchemaDescription): SchemaDiff {
+  const diff: SchemaDiff = { added: [], removed: [], changed: [], columnOrder: columnOrderChanges(before.columnOrder, after.columnOrder) };
+  for (const [key, then] of before.objects) {
+    const now = after.objects.get(key);
     if (!now) diff.removed.push(key);
-    else if (now.value !== then.value) {
-      diff.changed.push({ key, ...(then.description !== undefined ? { before: then.description } : {}), ...(now.description !== undefined ? { after: now.description } : {}) });
-    }
+    else if (now !== then && now.description !== then.description) diff.changed.push({ key, before: then.description, after: now.description });
   }
-  for (const key of after.keys()) if (!before.has(key)) diff.added.push(key);
+  for (const key of after.objects.keys()) if (!before.objects.has(key)) diff.added.push(key);
   diff.added.sort();
   diff.removed.sort();
   diff.changed.sort((x, y) => x.key.localeCompare(y.key));
