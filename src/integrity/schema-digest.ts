@@ -81,6 +81,13 @@ interface SchemaRow {
 }
 
 /**
+ * Whether the open transaction deleted rows of the catalogs whose rows are
+ * described objects (a drop); without statistics, assume it did.
+ */
+const DELETED_IN_TRANSACTION = `(current_setting('track_counts') <> 'on' OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_xact_sys_tables
+  WHERE relname IN ('pg_namespace', 'pg_extension', 'pg_class', 'pg_constraint', 'pg_trigger', 'pg_rewrite', 'pg_policy', 'pg_proc', 'pg_type') AND schemaname = 'pg_catalog' AND n_tup_del > 0))`;
+
+/**
  * `statements` (literals only) in one round trip after `opening`, with
  * search_path = pg_catalog and jit off for them, inside the caller's
  * transaction or the implicit one of the round trip; the settings are given
@@ -154,9 +161,12 @@ export class SchemaTracker {
   /**
    * In the caller's transaction, or in the implicit one of its round trip.
    * `opening`: statements whose results are not read (e.g. a settings
-   * reset), sent first in the same round trip.
+   * reset), sent first in the same round trip. `inOneTransaction`: the caller
+   * holds the transaction that made every change since the last description
+   * (a revision's, before it commits): then the objects it knew are looked up
+   * only if that transaction deleted catalog rows.
    */
-  async describe(client: ClientBase, opening = ''): Promise<SchemaDescription> {
+  async describe(client: ClientBase, { opening = '', inOneTransaction = false }: { opening?: string; inOneTransaction?: boolean } = {}): Promise<SchemaDescription> {
     if (!this.seen) return this.describeAll(client, opening);
     const since = `${escapeLiteral(this.seen.since)}::xid`;
     const gone = goneKeysQuery([...this.seen.byKey.keys()]);
@@ -165,7 +175,8 @@ export class SchemaTracker {
       opening,
       [
         `SELECT ${SNAPSHOT_HORIZON} AS since, ${schemasWrittenQuery(since)} AS schemas_written,
-                ${gone ? `ARRAY(${gone})` : 'ARRAY[]::text[]'} AS gone, (SELECT to_jsonb(c) FROM (${changedKeysQuery(since)}) c) AS changed`,
+                ${gone ? `CASE WHEN ${inOneTransaction ? DELETED_IN_TRANSACTION : 'true'} THEN ARRAY(${gone}) ELSE ARRAY[]::text[] END` : 'ARRAY[]::text[]'} AS gone,
+                (SELECT to_jsonb(c) FROM (${changedKeysQuery(since)}) c) AS changed`,
       ],
     );
     const { since: next, schemas_written: schemasWritten, gone: goneKeys, changed } = facts![0]!;

@@ -64,7 +64,7 @@ export class TableStorage {
     const revision = this.revisions.get(name);
     if (!revision) throw new Error(`no revision named ${name}`);
     const durationMs = Date.now() - context.startedAt;
-    const after = await this.schema.describe(context.client, RESET_SETTINGS);
+    const after = await this.schema.describe(context.client, { opening: RESET_SETTINGS, inOneTransaction: context.inTransaction });
     if (!this.before) throw new Error(`log(${name}) without beforeUp`);
     const schema = schemaChanges(this.before, after);
     this.before = undefined;
