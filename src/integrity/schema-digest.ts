@@ -84,8 +84,9 @@ interface SchemaRow {
  * Whether the open transaction deleted rows of the catalogs whose rows are
  * described objects (a drop); without statistics, assume it did.
  */
-const DELETED_IN_TRANSACTION = `(current_setting('track_counts') <> 'on' OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_xact_sys_tables
-  WHERE relname IN ('pg_namespace', 'pg_extension', 'pg_class', 'pg_constraint', 'pg_trigger', 'pg_rewrite', 'pg_policy', 'pg_proc', 'pg_type') AND schemaname = 'pg_catalog' AND n_tup_del > 0))`;
+const DELETED_IN_TRANSACTION = `(current_setting('track_counts') <> 'on' OR ${['pg_namespace', 'pg_extension', 'pg_class', 'pg_constraint', 'pg_trigger', 'pg_rewrite', 'pg_policy', 'pg_proc', 'pg_type']
+  .map((catalog) => `pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.${catalog}'::regclass)`)
+  .join(' + ')} > 0)`;
 
 /**
  * `statements` (literals only) in one round trip after `opening`, with
@@ -176,7 +177,7 @@ export class SchemaTracker {
       [
         `SELECT ${SNAPSHOT_HORIZON} AS since, ${schemasWrittenQuery(since)} AS schemas_written,
                 ${gone ? `CASE WHEN ${inOneTransaction ? DELETED_IN_TRANSACTION : 'true'} THEN ARRAY(${gone}) ELSE ARRAY[]::text[] END` : 'ARRAY[]::text[]'} AS gone,
-                (SELECT to_jsonb(c) FROM (${changedKeysQuery(since)}) c) AS changed`,
+                (SELECT to_jsonb(c) FROM (${changedKeysQuery(since, inOneTransaction)}) c) AS changed`,
       ],
     );
     const { since: next, schemas_written: schemasWritten, gone: goneKeys, changed } = facts![0]!;

@@ -193,27 +193,33 @@ export const describeAllQuery = (exclude: string): string => schemaQuery({ exclu
  * rows are invisible here: the caller checks that the objects it knew still
  * exist.
  */
-export const changedKeysQuery = (since: string): string => `
+export function changedKeysQuery(since: string, inOneTransaction = false): string {
+  // one transaction made every change since: a catalog it wrote no row of is not scanned (a one-time filter)
+  const only = (catalog: string): string =>
+    inOneTransaction
+      ? ` AND (current_setting('track_counts') <> 'on' OR pg_stat_get_xact_tuples_inserted('${catalog}'::regclass) + pg_stat_get_xact_tuples_updated('${catalog}'::regclass) > 0)`
+      : '';
+  return `
 WITH written(cat, oid) AS (
-  SELECT 'pg_class'::regclass, oid FROM pg_class WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_class'::regclass, attrelid FROM pg_attribute WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_class'::regclass, adrelid FROM pg_attrdef WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_class'::regclass, indexrelid FROM pg_index WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_class'::regclass, inhrelid FROM pg_inherits WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_class'::regclass, partrelid FROM pg_partitioned_table WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_class'::regclass, seqrelid FROM pg_sequence WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_constraint'::regclass, oid FROM pg_constraint WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_trigger'::regclass, oid FROM pg_trigger WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_rewrite'::regclass, oid FROM pg_rewrite WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_policy'::regclass, oid FROM pg_policy WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_proc'::regclass, oid FROM pg_proc WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_proc'::regclass, aggfnoid FROM pg_aggregate WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_type'::regclass, oid FROM pg_type WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_type'::regclass, enumtypid FROM pg_enum WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_type'::regclass, rngtypid FROM pg_range WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_collation'::regclass, oid FROM pg_collation WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_extension'::regclass, oid FROM pg_extension WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT classid, objid FROM pg_depend WHERE age(xmin) <= age(${since})
+  SELECT 'pg_class'::regclass, oid FROM pg_class WHERE age(xmin) <= age(${since})${only('pg_class')}
+  UNION ALL SELECT 'pg_class'::regclass, attrelid FROM pg_attribute WHERE age(xmin) <= age(${since})${only('pg_attribute')}
+  UNION ALL SELECT 'pg_class'::regclass, adrelid FROM pg_attrdef WHERE age(xmin) <= age(${since})${only('pg_attrdef')}
+  UNION ALL SELECT 'pg_class'::regclass, indexrelid FROM pg_index WHERE age(xmin) <= age(${since})${only('pg_index')}
+  UNION ALL SELECT 'pg_class'::regclass, inhrelid FROM pg_inherits WHERE age(xmin) <= age(${since})${only('pg_inherits')}
+  UNION ALL SELECT 'pg_class'::regclass, partrelid FROM pg_partitioned_table WHERE age(xmin) <= age(${since})${only('pg_partitioned_table')}
+  UNION ALL SELECT 'pg_class'::regclass, seqrelid FROM pg_sequence WHERE age(xmin) <= age(${since})${only('pg_sequence')}
+  UNION ALL SELECT 'pg_constraint'::regclass, oid FROM pg_constraint WHERE age(xmin) <= age(${since})${only('pg_constraint')}
+  UNION ALL SELECT 'pg_trigger'::regclass, oid FROM pg_trigger WHERE age(xmin) <= age(${since})${only('pg_trigger')}
+  UNION ALL SELECT 'pg_rewrite'::regclass, oid FROM pg_rewrite WHERE age(xmin) <= age(${since})${only('pg_rewrite')}
+  UNION ALL SELECT 'pg_policy'::regclass, oid FROM pg_policy WHERE age(xmin) <= age(${since})${only('pg_policy')}
+  UNION ALL SELECT 'pg_proc'::regclass, oid FROM pg_proc WHERE age(xmin) <= age(${since})${only('pg_proc')}
+  UNION ALL SELECT 'pg_proc'::regclass, aggfnoid FROM pg_aggregate WHERE age(xmin) <= age(${since})${only('pg_aggregate')}
+  UNION ALL SELECT 'pg_type'::regclass, oid FROM pg_type WHERE age(xmin) <= age(${since})${only('pg_type')}
+  UNION ALL SELECT 'pg_type'::regclass, enumtypid FROM pg_enum WHERE age(xmin) <= age(${since})${only('pg_enum')}
+  UNION ALL SELECT 'pg_type'::regclass, rngtypid FROM pg_range WHERE age(xmin) <= age(${since})${only('pg_range')}
+  UNION ALL SELECT 'pg_collation'::regclass, oid FROM pg_collation WHERE age(xmin) <= age(${since})${only('pg_collation')}
+  UNION ALL SELECT 'pg_extension'::regclass, oid FROM pg_extension WHERE age(xmin) <= age(${since})${only('pg_extension')}
+  UNION ALL SELECT classid, objid FROM pg_depend WHERE age(xmin) <= age(${since})${only('pg_depend')}
 ),
 -- a description names the objects it depends on (a view its tables' columns, a trigger its function,
 -- an index its table): when one of those was renamed, the dependent's description changed with it
@@ -251,6 +257,7 @@ SELECT array_agg(key ORDER BY key) AS keys,
          WHEN 't' THEN 'trigger' WHEN 'r' THEN 'rule' WHEN 'p' THEN 'policy' WHEN 'f' THEN 'function' WHEN 'x' THEN 'extension'
        END ORDER BY key) AS kinds
   FROM keyed WHERE key IS NOT NULL`;
+}
 
 /** The oldest transaction the current snapshot may not see the writes of (32 bits, as an xid's text). */
 export const SNAPSHOT_HORIZON = '(pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot()) % 4294967296)::text';
