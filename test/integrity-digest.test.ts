@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeSchema, describeSchemaDiff, diffSchemas, schemasDiffer, SchemaTracker, toSchemaRecord } from '../src/integrity/schema-digest.js';
+import { describeSchema, describeSchemaDiff, diffSchemas, schemaChanges, schemasDiffer, SchemaTracker } from '../src/integrity/schema-digest.js';
 import { freshDatabase, type TestDatabase } from './support/pg.js';
 
 let db: TestDatabase;
@@ -82,13 +82,12 @@ describe('schema digest', () => {
     expect(diff.changed.map((c) => c.key)).toEqual(['enum public.mood']);
     expect(describeSchemaDiff(diff, changed, first)).toContain("~ enum public.mood\n  - labels 'sad', 'ok', 'happy'\n  + labels 'sad', 'ok', 'happy', 'great'");
 
-    // the compact record (what belay.migrations can keep per revision) compares the same way, by name
-    const recorded = JSON.parse(JSON.stringify(toSchemaRecord(first))) as ReturnType<typeof toSchemaRecord>;
-    const againstRecord = diffSchemas(recorded, changed);
-    expect(againstRecord.added).toEqual(diff.added);
-    expect(againstRecord.removed).toEqual(diff.removed);
-    expect(againstRecord.changed.map((c) => c.key)).toEqual(['enum public.mood']);
-    expect(diffSchemas(recorded, first)).toEqual({ added: [], removed: [], changed: [], columnOrder: [] });
+    // the record of changes (what belay.migrations keeps per revision) names the same objects, with hashes before and after
+    const recorded = JSON.parse(JSON.stringify(schemaChanges(first, changed))) as ReturnType<typeof schemaChanges>;
+    expect(Object.keys(recorded.changes).sort()).toEqual([...diff.added, ...diff.removed, 'enum public.mood'].sort());
+    expect(recorded.changes['function public.left_behind()']).toEqual([null, expect.stringMatching(/^[0-9a-f]{32}$/)]);
+    expect(recorded.changes['index public.people_name']).toEqual([expect.stringMatching(/^[0-9a-f]{32}$/), null]);
+    expect(schemaChanges(first, first)).toEqual({ format: 2, changes: {}, columnOrder: {} });
     await client.query('DROP FUNCTION left_behind()');
     await client.query(DROP);
   });

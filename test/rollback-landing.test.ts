@@ -101,15 +101,28 @@ describe('rollback --to lands on the schema its target left', () => {
     expect(jsonResult<Result>(run).message).toContain('warning: the columns of public.orders stand in another order');
   });
 
-  it('a target applied before belay recorded schemas is reported as not compared', async () => {
+  it('a reverted revision applied before belay recorded what each changes is reported as not compared', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(LEAKY);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    // no record, and the whole-schema record an earlier belay kept: neither says what was there before
+    await db.query("UPDATE belay.migrations SET schema = NULL WHERE name = '0002_audit'");
+    await db.query(`UPDATE belay.migrations SET schema = '{"digest": "x", "objects": {}, "columnOrder": {}, "changed": []}' WHERE name = '0003_notes'`);
+    const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(jsonResult<Result>(run).message).toContain('schema not compared (0002_audit was applied before belay recorded what each revision changes)');
+  });
+
+  it('a target applied before belay recorded anything is compared through what the reverted revisions recorded', async () => {
     const db = await freshDatabase();
     const project = await makeProject(LEAKY);
     const args = baseArgs(project, db.url);
     expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
     await db.query("UPDATE belay.migrations SET schema = NULL WHERE name = '0001_orders'");
     const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
-    expect(run.code, run.stderr).toBe(0);
-    expect(jsonResult<Result>(run).message).toContain("schema not compared (0001_orders was applied before belay recorded each revision's schema)");
+    expect(run.code, run.stderr).toBe(12);
+    expect(jsonResult<Result>(run).message).toContain(': + extension citext; + function public.audit_stamp(); + trigger public.orders.orders_audit');
   });
 
   it('an install from before the schema column gets it on its next changing command', async () => {
@@ -122,7 +135,7 @@ describe('rollback --to lands on the schema its target left', () => {
       CREATE TABLE belay.steps (run_id uuid NOT NULL, seq integer NOT NULL, at timestamptz NOT NULL, step text NOT NULL, event text NOT NULL, revision text, subject text, outcome text, duration_ms integer, detail jsonb, PRIMARY KEY (run_id, seq));`);
     const run = await belay([...args, 'migrate', 'up']);
     expect(run.code, run.stderr).toBe(0);
-    const rows = await db.query<{ objects: string[] }>("SELECT ARRAY(SELECT jsonb_object_keys(schema->'objects') ORDER BY 1) AS objects FROM belay.migrations");
-    expect(rows).toEqual([{ objects: ['constraint public.orders.orders_pkey', 'extension plpgsql', 'index public.orders_pkey', 'schema public', 'table public.orders'] }]);
+    const rows = await db.query<{ changes: string[] }>("SELECT ARRAY(SELECT jsonb_object_keys(schema->'changes') ORDER BY 1) AS changes FROM belay.migrations");
+    expect(rows).toEqual([{ changes: ['constraint public.orders.orders_pkey', 'index public.orders_pkey', 'table public.orders'] }]);
   });
 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBelaySchema } from '../src/db/belay-schema.js';
-import { describeSchema, toSchemaRecord, type SchemaRecord } from '../src/integrity/schema-digest.js';
+import { describeSchema, hashOf, type SchemaChanges, type SchemaDescription } from '../src/integrity/schema-digest.js';
 import { discoverRevisions } from '../src/migrations/discover.js';
 import { MigrationEngine } from '../src/migrations/engine.js';
 import { freshDatabase, type TestDatabase } from './support/pg.js';
@@ -13,8 +13,9 @@ import { freshDatabase, type TestDatabase } from './support/pg.js';
  * Each revision changes the schema in a way whose effect on other objects'
  * descriptions is indirect (a rename that a view, an index, a trigger or a
  * default names; a drop that cascades), or hides its writes in a
- * subtransaction. The record the engine writes must be what a full
- * description of the schema says at that moment.
+ * subtransaction. What the engine records for each revision, folded over
+ * the schema before the run, must be what a full description of the schema
+ * says at that moment.
  */
 const REVISIONS: Array<[string, string]> = [
   [
@@ -45,6 +46,7 @@ const REVISIONS: Array<[string, string]> = [
   ['constraint', 'ALTER TABLE pets ADD CONSTRAINT owner_set CHECK (owner IS NOT NULL) NOT VALID; ALTER DOMAIN positive RENAME CONSTRAINT positive_check TO above_zero'],
   ['new_schema', 'CREATE SCHEMA app; ALTER TABLE pets SET SCHEMA app'],
   ['rename_schema', 'ALTER SCHEMA app RENAME TO shop'],
+  ['data_only', "INSERT INTO persons (full_name) VALUES ('someone'); UPDATE persons SET n = 1"],
   ['drop_all', 'DROP SCHEMA shop CASCADE; DROP TABLE persons; DROP DOMAIN positive; DROP TYPE feeling; DROP TYPE status; DROP TYPE pair'],
 ];
 
@@ -68,29 +70,43 @@ describe('the schema recorded per revision', () => {
       await writeFile(path.join(dir, `${id}_${name}.down.sql`), 'SELECT 1');
     }
     const revisions = await discoverRevisions(dir);
-    const seen: Array<{ name: string; recorded: SchemaRecord; described: SchemaRecord }> = [];
+    const seen: Array<{ name: string; recorded: SchemaChanges; described: SchemaDescription }> = [];
     // inside each revision's transaction, right after its record is written
     const compare = async (on: pg.ClientBase): Promise<void> => {
-      const { rows } = await on.query<{ name: string; schema: SchemaRecord }>('SELECT name, schema FROM belay.migrations ORDER BY applied_at DESC, name DESC LIMIT 1');
-      const described = toSchemaRecord(await describeSchema(on));
-      seen.push({ name: rows[0]!.name, recorded: rows[0]!.schema, described });
+      const { rows } = await on.query<{ name: string; schema: SchemaChanges }>('SELECT name, schema FROM belay.migrations ORDER BY applied_at DESC, name DESC LIMIT 1');
+      seen.push({ name: rows[0]!.name, recorded: rows[0]!.schema, described: await describeSchema(on) });
     };
+    const start = await describeSchema(client);
     const engine = new MigrationEngine(revisions, client, '00000000-0000-0000-0000-000000000000', { log: () => {} }, compare);
     for (const revision of revisions) await engine.up(revision.name);
 
     expect(seen.map((s) => s.name)).toEqual(revisions.map((r) => r.name));
+    // the schema as the records say, revision by revision: each object's hash, each changed table's column order
+    const state = new Map([...start.objects.keys()].map((key) => [key, hashOf(start, key)]));
+    const order = new Map(Object.entries(start.columnOrder));
     for (const { name, recorded, described } of seen) {
-      expect({ name, objects: recorded.objects, columnOrder: recorded.columnOrder }).toEqual({ name, objects: described.objects, columnOrder: described.columnOrder });
-      expect({ name, digest: recorded.digest }).toEqual({ name, digest: described.digest });
+      for (const [key, [then, now]] of Object.entries(recorded.changes)) {
+        expect({ name, key, then }).toEqual({ name, key, then: state.get(key) ?? null });
+        if (now === null) state.delete(key);
+        else state.set(key, now);
+      }
+      for (const [table, [, now]] of Object.entries(recorded.columnOrder)) {
+        if (now === null) order.delete(table);
+        else order.set(table, now);
+      }
+      const full = new Map([...described.objects.keys()].map((key) => [key, hashOf(described, key)]));
+      expect({ name, objects: Object.fromEntries([...state].sort()) }).toEqual({ name, objects: Object.fromEntries([...full].sort()) });
+      for (const [table, columns] of Object.entries(described.columnOrder)) expect({ name, table, columns: order.get(table) }).toEqual({ name, table, columns });
     }
     // the cases did what they say: names the renames gave, and the end is empty
-    const after = (n: number): string[] => Object.keys(seen[n]!.recorded.objects);
+    const after = (n: number): string[] => [...seen[n]!.described.objects.keys()];
     expect(after(1)).toContain('table public.persons');
     expect(after(1)).toContain('constraint public.persons.people_pkey');
     expect(after(3)).toContain('trigger public.persons.people_touch');
     expect(after(7)).toContain('enum public.status');
     expect(after(12)).toContain('table app.pets');
     expect(after(13)).toContain('table shop.pets');
-    expect(after(14).sort()).toEqual(['extension plpgsql', 'schema public']);
+    expect(seen[14]!.recorded.changes).toEqual({});
+    expect(after(15).sort()).toEqual(['extension plpgsql', 'schema public']);
   });
 });

@@ -22,19 +22,23 @@ export interface SchemaDescription {
 }
 
 /**
- * The compact form to keep (e.g. one per applied revision in
- * belay.migrations): the digest, a sha256 per object, and the column order.
- * Enough to say which objects were added, removed or changed, by name.
+ * What one revision's up changed, to keep with it (one per applied revision
+ * in belay.migrations): for each object it added, removed or changed, a hash
+ * of its description before and after (null: absent), and for each of those
+ * tables its columns in order before and after. What it did not change is not
+ * repeated: the record grows with the change, not with the schema.
  */
-export interface SchemaRecord {
-  digest: string;
-  objects: Record<string, string>;
-  columnOrder: Record<string, string[]>;
+export interface SchemaChanges {
+  format: 2;
+  /** Keyed by `kind name`: [before, after]. */
+  changes: Record<string, [string | null, string | null]>;
+  /** Keyed by table (`public.people`), among the changed tables: [before, after]. */
+  columnOrder: Record<string, [string[] | null, string[] | null]>;
 }
 
 export interface SchemaChange {
   key: string;
-  /** Both descriptions, when both sides carry them (a SchemaRecord carries only hashes). */
+  /** Both descriptions, when both sides carry them (a record of hashes does not). */
   before?: string;
   after?: string;
 }
@@ -77,6 +81,14 @@ interface SchemaRow {
 }
 
 /**
+ * Whether the open transaction deleted rows of the catalogs whose rows are
+ * described objects (a drop); without statistics, assume it did.
+ */
+const DELETED_IN_TRANSACTION = `(current_setting('track_counts') <> 'on' OR ${['pg_namespace', 'pg_extension', 'pg_class', 'pg_constraint', 'pg_trigger', 'pg_rewrite', 'pg_policy', 'pg_proc', 'pg_type']
+  .map((catalog) => `pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.${catalog}'::regclass)`)
+  .join(' + ')} > 0)`;
+
+/**
  * `statements` (literals only) in one round trip after `opening`, with
  * search_path = pg_catalog and jit off for them, inside the caller's
  * transaction or the implicit one of the round trip; the settings are given
@@ -114,7 +126,15 @@ function assemble(byKey: ReadonlyMap<string, Described>): SchemaDescription {
     objects.set(keyOf(object), object);
     if (order) columnOrder[object.name] = order;
   }
-  return { digest: digestOf(objects), objects, columnOrder };
+  let digest: string | undefined;
+  // made when asked: a run records each revision's changes without it
+  return {
+    get digest() {
+      return (digest ??= digestOf(objects));
+    },
+    objects,
+    columnOrder,
+  };
 }
 
 /**
@@ -142,9 +162,12 @@ export class SchemaTracker {
   /**
    * In the caller's transaction, or in the implicit one of its round trip.
    * `opening`: statements whose results are not read (e.g. a settings
-   * reset), sent first in the same round trip.
+   * reset), sent first in the same round trip. `inOneTransaction`: the caller
+   * holds the transaction that made every change since the last description
+   * (a revision's, before it commits): then the objects it knew are looked up
+   * only if that transaction deleted catalog rows.
    */
-  async describe(client: ClientBase, opening = ''): Promise<SchemaDescription> {
+  async describe(client: ClientBase, { opening = '', inOneTransaction = false }: { opening?: string; inOneTransaction?: boolean } = {}): Promise<SchemaDescription> {
     if (!this.seen) return this.describeAll(client, opening);
     const since = `${escapeLiteral(this.seen.since)}::xid`;
     const gone = goneKeysQuery([...this.seen.byKey.keys()]);
@@ -153,7 +176,8 @@ export class SchemaTracker {
       opening,
       [
         `SELECT ${SNAPSHOT_HORIZON} AS since, ${schemasWrittenQuery(since)} AS schemas_written,
-                ${gone ? `ARRAY(${gone})` : 'ARRAY[]::text[]'} AS gone, (SELECT to_jsonb(c) FROM (${changedKeysQuery(since)}) c) AS changed`,
+                ${gone ? `CASE WHEN ${inOneTransaction ? DELETED_IN_TRANSACTION : 'true'} THEN ARRAY(${gone}) ELSE ARRAY[]::text[] END` : 'ARRAY[]::text[]'} AS gone,
+                (SELECT to_jsonb(c) FROM (${changedKeysQuery(since, inOneTransaction)}) c) AS changed`,
       ],
     );
     const { since: next, schemas_written: schemasWritten, gone: goneKeys, changed } = facts![0]!;
@@ -197,28 +221,34 @@ function objectHash(object: SchemaObject): string {
   return hash;
 }
 
-/** The compact form of a description, to store. */
-export function toSchemaRecord(schema: SchemaDescription): SchemaRecord {
-  const objects: Record<string, string> = {};
-  for (const [key, object] of schema.objects) objects[key] = objectHash(object);
-  return { digest: schema.digest, objects, columnOrder: schema.columnOrder };
-}
+/** The hash of the object with this key, null when absent. */
+export const hashOf = (schema: SchemaDescription, key: string): string | null => {
+  const object = schema.objects.get(key);
+  return object ? objectHash(object) : null;
+};
 
-type Side = SchemaDescription | SchemaRecord;
-
-function entries(side: Side): Map<string, { value: string; description?: string }> {
-  if (side.objects instanceof Map) {
-    return new Map([...side.objects].map(([key, object]) => [key, { value: object.description, description: object.description }]));
+/**
+ * What changed from `before` to `after`, to keep. A tracker hands out the
+ * same object for what it did not describe again, so unchanged objects cost
+ * a comparison of references.
+ */
+export function schemaChanges(before: SchemaDescription, after: SchemaDescription): SchemaChanges {
+  const changes: SchemaChanges['changes'] = {};
+  for (const [key, object] of after.objects) {
+    const was = before.objects.get(key);
+    if (was === object) continue;
+    const then = was ? objectHash(was) : null;
+    const now = objectHash(object);
+    if (then !== now) changes[key] = [then, now];
   }
-  const record = side as SchemaRecord;
-  const full = new Map<string, { value: string }>();
-  for (const [key, hash] of Object.entries(record.objects)) full.set(key, { value: hash });
-  return full;
-}
-
-/** Per-object hashes of a description, so that it compares with a stored record. */
-function comparable(side: Side, other: Side): Side {
-  return side.objects instanceof Map && !(other.objects instanceof Map) ? toSchemaRecord(side as SchemaDescription) : side;
+  for (const [key, object] of before.objects) if (!after.objects.has(key)) changes[key] = [objectHash(object), null];
+  const columnOrder: SchemaChanges['columnOrder'] = {};
+  for (const key of Object.keys(changes)) {
+    const object = before.objects.get(key) ?? after.objects.get(key)!;
+    if (object.kind !== 'table' && object.kind !== 'foreign table') continue;
+    columnOrder[object.name] = [before.columnOrder[object.name] ?? null, after.columnOrder[object.name] ?? null];
+  }
+  return { format: 2, changes, columnOrder };
 }
 
 /** Common columns in another order, table by table. */
@@ -236,19 +266,14 @@ function columnOrderChanges(before: Record<string, string[]>, after: Record<stri
 }
 
 /** What differs between two schemas, object by object (added, removed, changed), and column order apart. */
-export function diffSchemas(beforeSide: Side, afterSide: Side): SchemaDiff {
-  const before = entries(comparable(beforeSide, afterSide));
-  const after = entries(comparable(afterSide, beforeSide));
-  const diff: SchemaDiff = { added: [], removed: [], changed: [], columnOrder: columnOrderChanges(beforeSide.columnOrder, afterSide.columnOrder) };
-  if (beforeSide.digest === afterSide.digest) return diff;
-  for (const [key, then] of before) {
-    const now = after.get(key);
+export function diffSchemas(before: SchemaDescription, after: SchemaDescription): SchemaDiff {
+  const diff: SchemaDiff = { added: [], removed: [], changed: [], columnOrder: columnOrderChanges(before.columnOrder, after.columnOrder) };
+  for (const [key, then] of before.objects) {
+    const now = after.objects.get(key);
     if (!now) diff.removed.push(key);
-    else if (now.value !== then.value) {
-      diff.changed.push({ key, ...(then.description !== undefined ? { before: then.description } : {}), ...(now.description !== undefined ? { after: now.description } : {}) });
-    }
+    else if (now !== then && now.description !== then.description) diff.changed.push({ key, before: then.description, after: now.description });
   }
-  for (const key of after.keys()) if (!before.has(key)) diff.added.push(key);
+  for (const key of after.objects.keys()) if (!before.objects.has(key)) diff.added.push(key);
   diff.added.sort();
   diff.removed.sort();
   diff.changed.sort((x, y) => x.key.localeCompare(y.key));

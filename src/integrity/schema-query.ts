@@ -129,7 +129,7 @@ function branches(keys: string): Record<Branch, string> {
         FROM pg_type t JOIN ns n ON n.oid = t.typnamespace
        WHERE t.typtype IN ('b', 'e', 'd', 'r', 'c')
          AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
-         AND NOT EXISTS (SELECT 1 FROM pg_type el WHERE el.typarray = t.oid)
+         AND NOT EXISTS (SELECT 1 FROM pg_type el WHERE el.oid = t.typelem AND el.typarray = t.oid)
          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
          AND (${keys} IS NULL OR 'y' || t.oid = ANY(${keys}))`,
   };
@@ -142,9 +142,11 @@ interface SchemaQueryParts {
   keys: string;
   /** Only these kinds of objects (all when absent): a smaller query is faster to plan. */
   kinds?: ReadonlySet<Branch>;
+  /** Only these relations (an oid[] as SQL; all when absent): the relations the keys are or hang off. */
+  relations?: string;
 }
 
-function schemaQuery({ exclude, keys, kinds }: SchemaQueryParts): string {
+function schemaQuery({ exclude, keys, kinds, relations }: SchemaQueryParts): string {
   const all = branches(keys);
   // the first SELECT of a UNION names and types the columns, whichever kinds follow
   const columns = 'SELECT NULL::text AS kind, NULL::text AS name, NULL::text AS key, NULL::text AS description, NULL::text[] AS column_order WHERE false';
@@ -157,7 +159,8 @@ WITH ns AS (
 ),
 rel AS (
   SELECT c.*, n.nspname FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
-   WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+   WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')${relations ? `
+     AND c.oid = ANY(${relations})` : ''}
 )
 ${chosen.join('\nUNION ALL\n')}`;
 }
@@ -190,34 +193,43 @@ export const describeAllQuery = (exclude: string): string => schemaQuery({ exclu
  * rows are invisible here: the caller checks that the objects it knew still
  * exist.
  */
-export const changedKeysQuery = (since: string): string => `
+export function changedKeysQuery(since: string, inOneTransaction = false): string {
+  // one transaction made every change since: a catalog it wrote no row of is not scanned (a one-time filter)
+  const only = (catalog: string): string =>
+    inOneTransaction
+      ? ` AND (current_setting('track_counts') <> 'on' OR pg_stat_get_xact_tuples_inserted('${catalog}'::regclass) + pg_stat_get_xact_tuples_updated('${catalog}'::regclass) > 0)`
+      : '';
+  return `
 WITH written(cat, oid) AS (
-  SELECT 'pg_class'::regclass, oid FROM pg_class WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_class'::regclass, attrelid FROM pg_attribute WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_class'::regclass, adrelid FROM pg_attrdef WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_class'::regclass, indexrelid FROM pg_index WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_class'::regclass, inhrelid FROM pg_inherits WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_class'::regclass, partrelid FROM pg_partitioned_table WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_class'::regclass, seqrelid FROM pg_sequence WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_constraint'::regclass, oid FROM pg_constraint WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_trigger'::regclass, oid FROM pg_trigger WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_rewrite'::regclass, oid FROM pg_rewrite WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_policy'::regclass, oid FROM pg_policy WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_proc'::regclass, oid FROM pg_proc WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_proc'::regclass, aggfnoid FROM pg_aggregate WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_type'::regclass, oid FROM pg_type WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_type'::regclass, enumtypid FROM pg_enum WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_type'::regclass, rngtypid FROM pg_range WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_collation'::regclass, oid FROM pg_collation WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT 'pg_extension'::regclass, oid FROM pg_extension WHERE age(xmin) <= age(${since})
-  UNION ALL SELECT classid, objid FROM pg_depend WHERE age(xmin) <= age(${since})
+  SELECT 'pg_class'::regclass, oid FROM pg_class WHERE age(xmin) <= age(${since})${only('pg_class')}
+  UNION ALL SELECT 'pg_class'::regclass, attrelid FROM pg_attribute WHERE age(xmin) <= age(${since})${only('pg_attribute')}
+  UNION ALL SELECT 'pg_class'::regclass, adrelid FROM pg_attrdef WHERE age(xmin) <= age(${since})${only('pg_attrdef')}
+  UNION ALL SELECT 'pg_class'::regclass, indexrelid FROM pg_index WHERE age(xmin) <= age(${since})${only('pg_index')}
+  UNION ALL SELECT 'pg_class'::regclass, inhrelid FROM pg_inherits WHERE age(xmin) <= age(${since})${only('pg_inherits')}
+  UNION ALL SELECT 'pg_class'::regclass, partrelid FROM pg_partitioned_table WHERE age(xmin) <= age(${since})${only('pg_partitioned_table')}
+  UNION ALL SELECT 'pg_class'::regclass, seqrelid FROM pg_sequence WHERE age(xmin) <= age(${since})${only('pg_sequence')}
+  UNION ALL SELECT 'pg_constraint'::regclass, oid FROM pg_constraint WHERE age(xmin) <= age(${since})${only('pg_constraint')}
+  UNION ALL SELECT 'pg_trigger'::regclass, oid FROM pg_trigger WHERE age(xmin) <= age(${since})${only('pg_trigger')}
+  UNION ALL SELECT 'pg_rewrite'::regclass, oid FROM pg_rewrite WHERE age(xmin) <= age(${since})${only('pg_rewrite')}
+  UNION ALL SELECT 'pg_policy'::regclass, oid FROM pg_policy WHERE age(xmin) <= age(${since})${only('pg_policy')}
+  UNION ALL SELECT 'pg_proc'::regclass, oid FROM pg_proc WHERE age(xmin) <= age(${since})${only('pg_proc')}
+  UNION ALL SELECT 'pg_proc'::regclass, aggfnoid FROM pg_aggregate WHERE age(xmin) <= age(${since})${only('pg_aggregate')}
+  UNION ALL SELECT 'pg_type'::regclass, oid FROM pg_type WHERE age(xmin) <= age(${since})${only('pg_type')}
+  UNION ALL SELECT 'pg_type'::regclass, enumtypid FROM pg_enum WHERE age(xmin) <= age(${since})${only('pg_enum')}
+  UNION ALL SELECT 'pg_type'::regclass, rngtypid FROM pg_range WHERE age(xmin) <= age(${since})${only('pg_range')}
+  UNION ALL SELECT 'pg_collation'::regclass, oid FROM pg_collation WHERE age(xmin) <= age(${since})${only('pg_collation')}
+  UNION ALL SELECT 'pg_extension'::regclass, oid FROM pg_extension WHERE age(xmin) <= age(${since})${only('pg_extension')}
+  UNION ALL SELECT classid, objid FROM pg_depend WHERE age(xmin) <= age(${since})${only('pg_depend')}
 ),
 -- a description names the objects it depends on (a view its tables' columns, a trigger its function,
 -- an index its table): when one of those was renamed, the dependent's description changed with it
+-- (OFFSET 0 keeps each lookup a probe of its index: the estimate of the rows written is far too high for the planner to see that)
 affected(cat, oid) AS (
   SELECT cat, oid FROM written
-  UNION SELECT d.classid, d.objid FROM pg_depend d JOIN written w ON d.refclassid = w.cat AND d.refobjid = w.oid
-  UNION SELECT 'pg_type'::regclass, c.reltype FROM written w JOIN pg_class c ON w.cat = 'pg_class'::regclass AND c.oid = w.oid AND c.relkind = 'c'
+  UNION SELECT d.classid, d.objid FROM written w,
+    LATERAL (SELECT classid, objid FROM pg_depend WHERE refclassid = w.cat AND refobjid = w.oid OFFSET 0) d
+  UNION SELECT 'pg_type'::regclass, c.reltype FROM written w,
+    LATERAL (SELECT reltype FROM pg_class WHERE w.cat = 'pg_class'::regclass AND oid = w.oid AND relkind = 'c' OFFSET 0) c
 ),
 keyed AS (
   SELECT DISTINCT CASE a.cat
@@ -241,10 +253,11 @@ SELECT array_agg(key ORDER BY key) AS keys,
          WHEN 'o' THEN (SELECT CASE WHEN co.contypid <> 0 THEN 'domain constraint' WHEN co.conrelid <> 0 THEN 'constraint' END FROM pg_constraint co WHERE co.oid = substr(key, 2)::oid)
          WHEN 'y' THEN (SELECT 'type' FROM pg_type t WHERE t.oid = substr(key, 2)::oid AND t.typtype IN ('b', 'e', 'd', 'r', 'c')
                           AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
-                          AND NOT EXISTS (SELECT 1 FROM pg_type el WHERE el.typarray = t.oid))
+                          AND NOT EXISTS (SELECT 1 FROM pg_type el WHERE el.oid = t.typelem AND el.typarray = t.oid))
          WHEN 't' THEN 'trigger' WHEN 'r' THEN 'rule' WHEN 'p' THEN 'policy' WHEN 'f' THEN 'function' WHEN 'x' THEN 'extension'
        END ORDER BY key) AS kinds
   FROM keyed WHERE key IS NOT NULL`;
+}
 
 /** The oldest transaction the current snapshot may not see the writes of (32 bits, as an xid's text). */
 export const SNAPSHOT_HORIZON = '(pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot()) % 4294967296)::text';
@@ -254,7 +267,15 @@ export const SNAPSHOT_HORIZON = '(pg_catalog.txid_snapshot_xmin(pg_catalog.txid_
  * (what changedKeysQuery found). `exclude` is belay's schema as SQL.
  */
 export function describeKeysQuery(exclude: string, keys: readonly string[], kinds: ReadonlySet<Branch>): string {
-  return schemaQuery({ exclude, keys: `'{${keys.filter((key) => /^[a-z]\d+$/.test(key)).join(',')}}'::text[]`, kinds });
+  const list = `'{${keys.filter((key) => /^[a-z]\d+$/.test(key)).join(',')}}'::text[]`;
+  // the relations the keys are, and those their constraints, triggers, rules, policies and indexes hang off
+  const relations = `ARRAY(SELECT substr(k, 2)::oid FROM unnest(${list}) k WHERE left(k, 1) = 'c'
+    UNION SELECT indrelid FROM pg_index WHERE 'c' || indexrelid = ANY(${list})
+    UNION SELECT conrelid FROM pg_constraint WHERE 'o' || oid = ANY(${list})
+    UNION SELECT tgrelid FROM pg_trigger WHERE 't' || oid = ANY(${list})
+    UNION SELECT ev_class FROM pg_rewrite WHERE 'r' || oid = ANY(${list})
+    UNION SELECT polrelid FROM pg_policy WHERE 'p' || oid = ANY(${list}))`;
+  return schemaQuery({ exclude, keys: list, kinds, relations });
 }
 
 /** Whether a pg_namespace row was written since `since` (a schema made, renamed or altered). */

@@ -1,6 +1,6 @@
 import { escapeLiteral, type ClientBase } from 'pg';
 import { RESET_SETTINGS } from '../db/session.js';
-import { diffSchemas, SchemaTracker, toSchemaRecord, type SchemaDescription, type SchemaRecord } from '../integrity/schema-digest.js';
+import { SchemaTracker, schemaChanges, type SchemaChanges, type SchemaDescription } from '../integrity/schema-digest.js';
 import type { Revision } from './revision.js';
 
 /** Per-run state the storage shares with the revision steps. */
@@ -14,10 +14,6 @@ export interface EngineContext {
   beforeCommit: ((client: ClientBase) => Promise<void>) | undefined;
 }
 
-/** What belay.migrations.schema holds: the schema a revision left, and the objects its up changed (`kind name`). */
-export interface RevisionSchema extends SchemaRecord {
-  changed: string[];
-}
 
 export interface AppliedRevision {
   name: string;
@@ -58,8 +54,8 @@ export class TableStorage {
   }
 
   /**
-   * Record a revision as applied, with the schema it leaves and the objects
-   * it changed (what a later `rollback --to` is compared with), in its own
+   * Record a revision as applied, with what its up changed in the schema
+   * (what a later `rollback --to` is compared with), in its own
    * transaction. The record is written as the role belay connected as,
    * whatever role the revision took on: the settings are reset first, in the
    * round trip that describes what the revision changed.
@@ -68,13 +64,11 @@ export class TableStorage {
     const revision = this.revisions.get(name);
     if (!revision) throw new Error(`no revision named ${name}`);
     const durationMs = Date.now() - context.startedAt;
-    const after = await this.schema.describe(context.client, RESET_SETTINGS);
-    const diff = this.before ? diffSchemas(this.before, after) : undefined;
+    const after = await this.schema.describe(context.client, { opening: RESET_SETTINGS, inOneTransaction: context.inTransaction });
+    if (!this.before) throw new Error(`log(${name}) without beforeUp`);
+    const schema = schemaChanges(this.before, after);
     this.before = undefined;
     this.last = after;
-    const record = toSchemaRecord(after);
-    const changed = diff ? [...diff.added, ...diff.removed, ...diff.changed.map((c) => c.key)] : Object.keys(record.objects);
-    const schema: RevisionSchema = { ...record, changed };
     const values = [name, revision.checksum, JSON.stringify(revision.fileChecksums), String(durationMs), context.runId, JSON.stringify(schema)];
     await this.commitWith(context, `INSERT INTO belay.migrations (name, checksum, files, duration_ms, run_id, schema) VALUES (${values.map(escapeLiteral).join(', ')})`);
     this.applied?.add(name);
@@ -114,12 +108,13 @@ export class TableStorage {
 }
 
 /**
- * The schema recorded when each of `names` was applied: null when it was
- * applied before belay recorded schemas (or is not applied).
+ * What each of `names` changed in the schema when it was applied: null when
+ * it was applied before belay recorded that (or is not applied).
  */
-export async function readRecordedSchemas(client: ClientBase, names: readonly string[]): Promise<Map<string, RevisionSchema | null>> {
-  const { rows } = await client.query<{ name: string; schema: RevisionSchema | null }>('SELECT name, schema FROM belay.migrations WHERE name = ANY($1::text[])', [names]);
-  const byName = new Map(rows.map((row) => [row.name, row.schema]));
+export async function readRecordedChanges(client: ClientBase, names: readonly string[]): Promise<Map<string, SchemaChanges | null>> {
+  const { rows } = await client.query<{ name: string; schema: SchemaChanges | null }>('SELECT name, schema FROM belay.migrations WHERE name = ANY($1::text[])', [names]);
+  // an earlier belay kept the whole schema instead (no format): it does not say what was there before
+  const byName = new Map(rows.map((row) => [row.name, row.schema?.format === 2 ? row.schema : null]));
   return new Map(names.map((name) => [name, byName.get(name) ?? null]));
 }
 

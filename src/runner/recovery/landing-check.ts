@@ -1,20 +1,12 @@
-import { createHash } from 'node:crypto';
 import type { ClientBase } from 'pg';
-import {
-  describeColumnOrder,
-  diffSchemas,
-  SchemaTracker,
-  type SchemaDescription,
-  type SchemaDiff,
-  type SchemaRecord,
-} from '../../integrity/schema-digest.js';
+import { describeColumnOrder, diffSchemas, hashOf, SchemaTracker, type SchemaDescription, type SchemaDiff } from '../../integrity/schema-digest.js';
 import type { Revision } from '../../migrations/revision.js';
-import { readRecordedSchemas } from '../../migrations/storage.js';
+import { readRecordedChanges } from '../../migrations/storage.js';
 import type { RunSession } from '../session/run-session.js';
 
-/** Where a rollback's downs left the schema, against the schema recorded when its target was applied. */
+/** Where a rollback's downs left the schema, against the schema its target left. */
 export interface Landing {
-  /** false: the target was applied before belay recorded schemas; nothing to compare with. */
+  /** false: a reverted revision was applied before belay recorded what each changes; nothing to compare with. */
   compared: boolean;
   differs: boolean;
   /** `+ kind name` (left behind), `- kind name` (missing), `~ kind name` (changed), `; `-separated: the run's message is one line. */
@@ -22,48 +14,59 @@ export interface Landing {
   count: number;
   /** Column order alone: never a difference (a re-added column goes last). */
   warnings: string[];
+  /** When not compared, why, in words. */
+  notCompared?: string;
 }
 
 /** What must be read before the downs: they delete the reverted revisions' records. */
 export interface LandingBaseline {
   target: string | null;
-  recorded: SchemaRecord | null;
-  /** The objects the reverted revisions' ups changed; undefined when one of them has no record (compare every object). */
-  changedByUps: Set<string> | undefined;
+  /**
+   * Each object a reverted up changed, as the target left it: the hash its
+   * first reverted up found (null: absent); undefined when a reverted
+   * revision has no record.
+   */
+  expected: Map<string, string | null> | undefined;
+  /** The first reverted up's record of each changed table's column order. */
+  expectedOrder: Map<string, string[] | null>;
+  /** Why there is nothing to compare with, in words. */
+  notCompared: string | undefined;
   before: SchemaDescription;
   tracker: SchemaTracker;
 }
 
-/** The start: no user object at all. */
-const EMPTY: SchemaRecord = { digest: createHash('sha256').digest('hex'), objects: {}, columnOrder: {} };
-
 /**
- * Read, before the downs, the target's recorded schema, the objects each
- * reverted revision changed, and the live schema. `wholeSchema` compares
- * every object (recover: the revisions an interrupted rollback already
- * reverted took their records with them).
+ * Read, before the downs, what each reverted up changed, and the live schema.
+ * The target's schema, for the objects the ups changed, is what the first of
+ * them to change each object found. The revisions an interrupted rollback
+ * already reverted (recover) took their records with them: only the others
+ * are compared, with what the downs touch.
  */
-export async function prepareLanding(client: ClientBase, target: string | null, toRevert: readonly Revision[], wholeSchema: boolean): Promise<LandingBaseline> {
-  const records = await readRecordedSchemas(client, [...(target === null ? [] : [target]), ...toRevert.map((revision) => revision.name)]);
-  const recorded = target === null ? EMPTY : (records.get(target) ?? null);
-  let changedByUps: Set<string> | undefined = wholeSchema ? undefined : new Set<string>();
-  for (const revision of toRevert) {
-    const own = records.get(revision.name);
-    if (!own) changedByUps = undefined;
-    else for (const key of own.changed) changedByUps?.add(key);
-  }
+export async function prepareLanding(client: ClientBase, target: string | null, toRevert: readonly Revision[]): Promise<LandingBaseline> {
   const tracker = new SchemaTracker();
-  return { target, recorded, changedByUps, before: await tracker.describe(client), tracker };
-}
-
-/**
- * Only what belay's revisions made or the downs touched counts: an object
- * someone made by hand (a table, an extension the DBA added) is not a down's
- * residue.
- */
-function restrict(diff: SchemaDiff, keys: Set<string> | undefined): SchemaDiff {
-  if (!keys) return diff;
-  return { ...diff, added: diff.added.filter((k) => keys.has(k)), removed: diff.removed.filter((k) => keys.has(k)), changed: diff.changed.filter((c) => keys.has(c.key)) };
+  if (toRevert.length === 0) {
+    const notCompared = 'the revisions reverted before the interruption took their records of what they changed';
+    return { target, expected: undefined, expectedOrder: new Map(), notCompared, before: await tracker.describe(client), tracker };
+  }
+  const records = await readRecordedChanges(
+    client,
+    toRevert.map((revision) => revision.name),
+  );
+  const expected = new Map<string, string | null>();
+  const expectedOrder = new Map<string, string[] | null>();
+  let unrecorded: string | undefined;
+  // in the order they were applied: the first to change an object found it as the target left it
+  for (const revision of [...toRevert].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const record = records.get(revision.name);
+    if (!record) {
+      unrecorded ??= revision.name;
+      continue;
+    }
+    for (const [key, [then]] of Object.entries(record.changes)) if (!expected.has(key)) expected.set(key, then);
+    for (const [table, [then]] of Object.entries(record.columnOrder)) if (!expectedOrder.has(table)) expectedOrder.set(table, then);
+  }
+  const notCompared = unrecorded && `${unrecorded} was applied before belay recorded what each revision changes`;
+  return { target, expected: notCompared ? undefined : expected, expectedOrder, notCompared, before: await tracker.describe(client), tracker };
 }
 
 /** At most this many objects in the message; the schema step in the journal lists them all. */
@@ -83,21 +86,43 @@ const keysOf = (diff: SchemaDiff): { added: string[]; removed: string[]; changed
 
 /**
  * The schema step after `rollback --to`: the live schema against the
- * target's record (the empty schema for the start), object by object, among
- * the objects the reverted ups changed or the downs touched. A down that
- * leaves a function, a trigger or an extension behind shows here even
- * though the data is intact.
+ * target's, object by object, among the objects the reverted ups changed or
+ * the downs touched (an object the downs touched and no reverted up changed
+ * was as the downs found it). A down that leaves a function, a trigger or an
+ * extension behind shows here even though the data is intact. An object
+ * someone made by hand (a table, an extension the DBA added) is not a down's
+ * residue and is not counted.
  */
 export async function checkLanding(session: RunSession, baseline: LandingBaseline, client: ClientBase = session.work.client): Promise<Landing> {
-  const { target, recorded } = baseline;
+  const { target, expected } = baseline;
   const { landing } = await session.setup.events.judged(
     { step: 'schema', ...(target ? { subject: target } : {}) },
     async () => {
-      if (!recorded) return { landing: { compared: false, differs: false, differences: '', count: 0, warnings: [] }, diff: undefined };
+      if (!expected) {
+        return { landing: { compared: false, differs: false, differences: '', count: 0, warnings: [], ...(baseline.notCompared ? { notCompared: baseline.notCompared } : {}) }, diff: undefined };
+      }
       const live = await baseline.tracker.describe(client);
       const byDowns = diffSchemas(baseline.before, live);
-      const touched = baseline.changedByUps && new Set([...baseline.changedByUps, ...byDowns.added, ...byDowns.removed, ...byDowns.changed.map((c) => c.key)]);
-      const diff = restrict(diffSchemas(recorded, live), touched);
+      const wanted = new Map(expected);
+      for (const key of [...byDowns.added, ...byDowns.removed, ...byDowns.changed.map((c) => c.key)]) if (!wanted.has(key)) wanted.set(key, hashOf(baseline.before, key));
+      const diff: SchemaDiff = { added: [], removed: [], changed: [], columnOrder: [] };
+      for (const [key, then] of wanted) {
+        const now = hashOf(live, key);
+        if (now === then) continue;
+        if (then === null) diff.added.push(key);
+        else if (now === null) diff.removed.push(key);
+        else diff.changed.push({ key });
+      }
+      for (const [table, then] of baseline.expectedOrder) {
+        const now = live.columnOrder[table];
+        if (!then || !now) continue;
+        const common = then.filter((column) => now.includes(column));
+        const here = now.filter((column) => then.includes(column));
+        if (common.join('\0') !== here.join('\0')) diff.columnOrder.push({ table, before: then, after: now });
+      }
+      diff.added.sort();
+      diff.removed.sort();
+      diff.changed.sort((x, y) => x.key.localeCompare(y.key));
       const count = diff.added.length + diff.removed.length + diff.changed.length;
       return { landing: { compared: true, differs: count > 0, differences: listDifferences(diff), count, warnings: describeColumnOrder(diff) }, diff };
     },

@@ -105,7 +105,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   }
   // a rollback --to (or the recover finishing one) must land on the schema its target left; undoing a rejected change is judged by integrity
   const landsOnTarget = recovery.goal === 'rollback' || (recovery.goal === 'settle' && recovery.compare === 'common-columns');
-  const landingBaseline = landsOnTarget ? await prepareLanding(session.work.client, target, toRevert, recovery.goal === 'settle') : undefined;
+  const landingBaseline = landsOnTarget ? await prepareLanding(session.work.client, target, toRevert) : undefined;
   const engine = runEngine(session, toRevert, 'down', recovery.beforeCommit);
   for (const [index, revision] of toRevert.entries()) {
     const now = toRevert[index + 1]?.name ?? target;
@@ -137,8 +137,8 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
     landing === undefined
       ? ''
       : landing.compared
-        ? `; schema as recorded at ${at(target)}${landing.warnings.map((w) => `; warning: ${w}`).join('')}`
-        : `; schema not compared (${target} was applied before belay recorded each revision's schema)`;
+        ? `; schema as recorded at ${at(target)}${recovery.goal === 'settle' ? ' (for the revisions this run reverted: those reverted before the interruption took their records)' : ''}${landing.warnings.map((w) => `; warning: ${w}`).join('')}`
+        : `; schema not compared (${landing.notCompared ?? 'no record'})`;
   if (recovery.goal === 'rollback') return finishRun(session, { outcome: 'ok', message: `rolled back to ${at(target)}; healthy, data verified${schemaNote}`, ...failure });
   if (recovery.goal === 'settle' && toRevert.length === 0) return finishRun(session, { outcome: 'ok', message: `${reason.message}; nothing to revert, data verified intact at ${at(target)}${schemaNote}`, ...failure });
   const why = recovery.goal === 'reject' ? `change rejected (${reason.message})` : reason.message;
@@ -159,7 +159,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
  */
 function landedElsewhere(recovery: Recovery, reason: FailureReason, landing: Landing, unhealthy: boolean): Parameters<typeof finishRun>[1] {
   const where = at(recovery.target);
-  const again = recovery.goal === 'settle' ? ', then run `belay recover` again: it compares once more and settles the run' : '';
+  const again = recovery.goal === 'settle' ? ', then run `belay recover` again to settle the run' : '';
   const back = recovery.snapshot
     ? `\nOr put back the state before the rollback (at ${recovery.session.ledger.facts.fromRevision ?? 'the start'}): belay restore ${recovery.snapshot.id}`
     : '';
