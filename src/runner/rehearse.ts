@@ -362,7 +362,9 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
     const seedMs = Math.round(performance.now() - seedStarted);
     const cycleStarted = performance.now();
     const pending = revisions.slice(fromIndex + 1);
-    if (pending.length > 0) await space.keepStart();
+    // a start with nothing in it (no template, build or data) is made again if ever needed; any other is copied now
+    if (pending.length > 0 && !options.template && !backup && fromIndex < 0 && !options.seed) space.startsFresh();
+    else if (pending.length > 0) await space.keepStart();
     const cycle = new Cycle(ctx, pending);
     await cycle.run();
     const ok = cycle.cases.every((c) => c.ok);
