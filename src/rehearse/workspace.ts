@@ -36,14 +36,15 @@ export class Workspace {
     return this.sessions.observer;
   }
 
+  /** Both sessions, opened at once; neither is left open when the other cannot be. */
   async connect(): Promise<void> {
-    const work = await this.open(this.params, 'belay rehearse');
-    try {
-      this.sessions = { work, observer: await this.open(this.params, 'belay rehearse locks') };
-    } catch (error) {
-      await work.close();
-      throw error;
+    const [work, observer] = await Promise.allSettled([this.open(this.params, 'belay rehearse'), this.open(this.params, 'belay rehearse locks')]);
+    if (work.status === 'fulfilled' && observer.status === 'fulfilled') {
+      this.sessions = { work: work.value, observer: observer.value };
+      return;
     }
+    for (const opened of [work, observer]) if (opened.status === 'fulfilled') await opened.value.close();
+    throw work.status === 'rejected' ? work.reason : (observer as PromiseRejectedResult).reason;
   }
 
   async close(): Promise<void> {
