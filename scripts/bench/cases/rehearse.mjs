@@ -103,7 +103,7 @@ export default {
         : {}),
       notes: [
         'The seed (scripts/demo/seed.sql) fills the account schema as of 0022, so it applies with --from 0022 only; from scratch runs without data.',
-        'The split comes from the rehearse --json report (timings: setupMs, buildMs, dataMs, cycleMs, teardownMs); the revisions\' own durations are its cases[].durationMs, the rest of the cycle is its checks (catalog descriptions, fingerprints of the tables a step wrote, structural and SQL checks, lock sampling) and the schema descriptions the runner records with every up (two per up: before and after, inside its transaction).',
+        'The split comes from the rehearse --json report (timings: setupMs, buildMs, dataMs, cycleMs, teardownMs); the revisions\' own durations are its cases[].durationMs, which include the schema the runner describes and records inside every up\'s transaction (before and after it); the rest of the cycle is the rehearsal\'s checks (schema descriptions, fingerprints of the tables a step wrote, structural and SQL checks, lock sampling).',
       ],
       targets: [
         {
