@@ -219,6 +219,31 @@ describe('rehearse judges every revision alone', () => {
     expect(find(report, 'down', '0002_flags').message).toMatch(/left behind/);
   });
 
+  it.each([
+    ['an ephemeral cluster', false],
+    ['a throwaway database of the connected server', true],
+  ])('from scratch on %s, a bad down is followed by a rebuild from a database made new, and the next revision goes on from the state right after the earlier up', async (_where, connected) => {
+    const before = await leftovers();
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_flags.up.sql': "CREATE TABLE flags (id int PRIMARY KEY, name text);\nINSERT INTO flags VALUES (1, 'beta');",
+      // a bad down: it empties the table instead of dropping it
+      '0001_flags.down.sql': 'DELETE FROM flags;',
+      '0002_flags_on.up.sql': 'ALTER TABLE flags ADD COLUMN enabled boolean NOT NULL DEFAULT true;',
+      '0002_flags_on.down.sql': 'ALTER TABLE flags DROP COLUMN enabled;',
+      // holds only on the state 0001's up leaves: one flag
+      '0002_flags_on.verify.sql': 'SELECT count(*) = 1 FROM flags;',
+    });
+    const connection = connected ? ['--database-url', db.url] : [];
+    const run = await belay([...connection, '--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse'], { cwd: project.dir });
+    expect(run.code, run.stderr).toBe(10);
+    const report = JSON.parse(run.stdout).result as VerdictReport & { from: string | null; where: string };
+    expect(report.from).toBeNull();
+    expect(report.where).toMatch(connected ? /^database belay_rehearse_/ : /^an ephemeral cluster/);
+    expect(verdicts(report)).toEqual(['passed up 0001_flags', 'failed down 0001_flags', 'failed reapply 0001_flags', 'passed up 0002_flags_on', 'passed down 0002_flags_on', 'passed reapply 0002_flags_on']);
+    expect(await leftovers()).toEqual(before);
+  });
+
   it('a column order change alone is a warning, never a failure', async () => {
     const { code, report } = await rehearseFromPeople({
       '0002_tags.up.sql': 'CREATE TABLE tags (id int PRIMARY KEY, label text, note text);',

@@ -26,6 +26,8 @@ const locksOf = (pid: string): string => `
    WHERE l.pid = ${pid} AND l.locktype = 'relation' AND l.granted AND c.relkind IN ('r', 'p', 'm')
      AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'belay')`;
 const LOCKS_OF_PID = locksOf('$1');
+/** A named statement: the observer's session is never reset, so it is parsed and planned once, not every few milliseconds. */
+const SAMPLE = 'belay_rehearse_lock_sample';
 
 /** A lock the revision's own transaction holds, belay's tables included (they tell a transaction of its own). */
 export interface OwnLock {
@@ -70,7 +72,7 @@ export class LockSampler {
     this.loop = (async () => {
       while (this.running) {
         try {
-          this.record((await this.observer.query<{ rel: string; mode: string }>(LOCKS_OF_PID, [this.pid])).rows, performance.now());
+          this.record((await this.observer.query<{ rel: string; mode: string }>({ name: SAMPLE, text: LOCKS_OF_PID, values: [this.pid] })).rows, performance.now());
         } catch {
           // a sample lost is a sample lost; the pre-commit look still sees every lock
         }

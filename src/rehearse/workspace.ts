@@ -1,4 +1,5 @@
 import type { ConnectionParams } from '../db/connection.js';
+import { ensureBelaySchema } from '../db/belay-schema.js';
 import type { Session } from '../db/session.js';
 import { newRunId } from '../journal/run-id.js';
 import { MigrationEngine } from '../migrations/engine.js';
@@ -10,12 +11,14 @@ export type OpenSession = (params: ConnectionParams, applicationName: string) =>
 /**
  * The database a rehearsal runs on, its two sessions (the revisions' and the
  * lock observer's), and a way back to a clean state: a copy kept of the
- * start (after build and data), brought forward by the ups only when asked,
- * and copied again to replace a database that a bad down left dirty.
+ * start (after build and data), or made again when there was none,
+ * brought forward by the ups only when asked, and copied again to replace
+ * a database that a bad down left dirty.
  */
 export class Workspace {
   private sessions: { work: Session; observer: Session } | undefined;
-  private base: { params: ConnectionParams; at: number } | undefined;
+  /** Where rebuilds start from: a kept copy, or (`fresh`) a database made again as the first was, plus belay's schema. */
+  private base: { params: ConnectionParams; at: number } | 'fresh' | undefined;
 
   constructor(
     private readonly throwaway: Throwaway,
@@ -33,14 +36,15 @@ export class Workspace {
     return this.sessions.observer;
   }
 
+  /** Both sessions, opened at once; neither is left open when the other cannot be. */
   async connect(): Promise<void> {
-    const work = await this.open(this.params, 'belay rehearse');
-    try {
-      this.sessions = { work, observer: await this.open(this.params, 'belay rehearse locks') };
-    } catch (error) {
-      await work.close();
-      throw error;
+    const [work, observer] = await Promise.allSettled([this.open(this.params, 'belay rehearse'), this.open(this.params, 'belay rehearse locks')]);
+    if (work.status === 'fulfilled' && observer.status === 'fulfilled') {
+      this.sessions = { work: work.value, observer: observer.value };
+      return;
     }
+    for (const opened of [work, observer]) if (opened.status === 'fulfilled') await opened.value.close();
+    throw work.status === 'rejected' ? work.reason : (observer as PromiseRejectedResult).reason;
   }
 
   async close(): Promise<void> {
@@ -57,11 +61,32 @@ export class Workspace {
   }
 
   /**
+   * The cycle starts from the database as it was made plus belay's schema
+   * (nothing built, no data): nothing to keep, a rebuild makes that start
+   * again, and only when one is needed.
+   */
+  startsFresh(): void {
+    this.base = 'fresh';
+  }
+
+  private async makeStartAgain(): Promise<{ params: ConnectionParams; at: number }> {
+    const params = await this.throwaway.freshDatabase();
+    const session = await this.open(params, 'belay rehearse rebuild');
+    try {
+      await ensureBelaySchema(session.client);
+    } finally {
+      await session.close();
+    }
+    return { params, at: -1 };
+  }
+
+  /**
    * Replace the database with the state right after `pending[index]`'s up,
    * as `migrate up` would leave it: the kept copy takes the ups it lacks
    * (each up runs there once in the whole rehearsal), then is copied again.
    */
   async rebuildAfter(pending: readonly Revision[], index: number): Promise<void> {
+    if (this.base === 'fresh') this.base = await this.makeStartAgain();
     const base = this.base;
     if (!base) throw new Error('no start kept to rebuild from');
     if (base.at < index) {

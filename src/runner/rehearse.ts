@@ -27,6 +27,7 @@ import type { RehearsalCase, RehearsalReport } from '../rehearse/report.js';
 import { toJunit, toMarkdown } from '../rehearse/report.js';
 import { ephemeralCluster, throwawayDatabase, type Throwaway } from '../rehearse/throwaway.js';
 import { Workspace } from '../rehearse/workspace.js';
+import { prepareAhead } from '../rehearse/prepare-ahead.js';
 import { readDatabaseState } from './session/database-state.js';
 import { sessionOptions, type RunSetup } from './session/setup.js';
 
@@ -79,6 +80,14 @@ async function loadSeed(ctx: Context, file: string): Promise<void> {
   } finally {
     await cleanup();
   }
+}
+
+/** Both at once (each on its own connection); both settled before the first error is thrown, so neither still runs. */
+async function settled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [x, y] = await Promise.allSettled([a, b]);
+  if (x.status === 'rejected') throw x.reason;
+  if (y.status === 'rejected') throw y.reason;
+  return [x.value, y.value];
 }
 
 interface StepRun {
@@ -155,8 +164,23 @@ class Cycle {
     return error === undefined ? { durationMs, locks } : { durationMs, locks, error, halfway };
   }
 
+  /**
+   * The state now: the schema described on the observer's connection (idle
+   * between steps) while the work connection fingerprints the data. Nothing
+   * changes the database meanwhile: both see the last step's commit.
+   */
   private async seen(): Promise<StateSeen> {
-    return { schema: await this.schema.describe(this.client), data: await this.data.fingerprint(this.client) };
+    const [schema, data] = await settled(this.schema.describe(this.ctx.space.observer.client), this.data.fingerprint(this.client));
+    return { schema, data };
+  }
+
+  /** The state before an up, and its structure baseline (read on the work connection after the data), all at once as in seen(). */
+  private async seenBeforeUp(): Promise<{ before: StateSeen; structure: StructureBaseline }> {
+    const [schema, [data, structure]] = await settled(
+      this.schema.describe(this.ctx.space.observer.client),
+      (async () => [await this.data.fingerprint(this.client), await captureStructure(this.client)] as const)(),
+    );
+    return { before: { schema, data }, structure };
   }
 
   /** The checks `migrate up` runs after a change, those that look at the database, once (nothing here changes by waiting). */
@@ -212,8 +236,7 @@ class Cycle {
   /** One revision's up, down and reapply; answers why the rest cannot be tried, when it cannot. */
   private async revision(index: number, revision: Revision): Promise<string | undefined> {
     const upStarted = performance.now();
-    const before = await this.seen();
-    const structure = await captureStructure(this.client);
+    const { before, structure } = await this.seenBeforeUp();
     const up = await this.step(revision, 'up');
     if (up.error !== undefined) {
       this.record(revision, 'up', upStarted, up, { failure: up.error });
@@ -263,9 +286,15 @@ class Cycle {
   }
 }
 
-/** `belay rehearse`: the whole cycle on a throwaway database, never the real one. */
-export async function runRehearse(setup: RunSetup, options: RehearseOptions): Promise<RehearsalReport> {
-  if (options.seed && options.fromBackup) throw usageError('--seed and --from-backup exclude each other', { hint: 'Load either a seed or a snapshot.' });
+interface Plan {
+  revisions: Revision[];
+  backup: Awaited<ReturnType<typeof findSnapshot>> | undefined;
+  /** The revision the cycle starts after (null: from an empty database), and its index (-1). */
+  from: string | null;
+  fromIndex: number;
+}
+
+async function plan(setup: RunSetup, options: RehearseOptions): Promise<Plan> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
   const names = revisions.map((r) => r.name);
   const backup = options.fromBackup === undefined ? undefined : await findSnapshot(setup.config.backupsDir, options.fromBackup);
@@ -273,8 +302,43 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
   if (backup) from = backup.revision;
   else if (options.from !== undefined) from = resolveRevisionName(options.from, names, '--from');
   else from = options.server ? await connectedRevision(setup, options.server, revisions) : null;
+  const fromIndex = from === null ? -1 : names.indexOf(from);
+  // the files are read and the modules loaded beside what follows (starting the throwaway, the build)
+  void prepareAhead(backup ? [] : revisions.slice(0, fromIndex + 1), revisions.slice(fromIndex + 1));
+  return { revisions, backup, from, fromIndex };
+}
+
+/**
+ * The plan, and the throwaway to rehearse it on. An ephemeral cluster takes
+ * a second to start, most of it in initdb and pg_ctl: it starts first, and
+ * the revisions are read and loaded meanwhile; it is removed again when they
+ * cannot be. A throwaway database on the connected server is made once the
+ * plan stands (its starting revision may come from that server).
+ */
+async function planAndStart(setup: RunSetup, options: RehearseOptions): Promise<{ plan: Plan; throwaway: Throwaway; setupStarted: number }> {
+  if (options.server) {
+    const planned = await plan(setup, options);
+    const setupStarted = performance.now();
+    return { plan: planned, throwaway: await throwawayDatabase(options.server, options.template), setupStarted };
+  }
   const setupStarted = performance.now();
-  const throwaway: Throwaway = options.server ? await throwawayDatabase(options.server, options.template) : await ephemeralCluster(setup.pgSearch.pgBin, setup.pgSearch.path);
+  const starting = ephemeralCluster(setup.pgSearch.pgBin, setup.pgSearch.path);
+  // handled at once: it may fail while the plan is still being read
+  starting.catch(() => {});
+  let planned: Plan;
+  try {
+    planned = await plan(setup, options);
+  } catch (error) {
+    await starting.then((throwaway) => throwaway.dispose(), () => {});
+    throw error;
+  }
+  return { plan: planned, throwaway: await starting, setupStarted };
+}
+
+/** `belay rehearse`: the whole cycle on a throwaway database, never the real one. */
+export async function runRehearse(setup: RunSetup, options: RehearseOptions): Promise<RehearsalReport> {
+  if (options.seed && options.fromBackup) throw usageError('--seed and --from-backup exclude each other', { hint: 'Load either a seed or a snapshot.' });
+  const { plan: { revisions, backup, from, fromIndex }, throwaway, setupStarted } = await planAndStart(setup, options);
   const space = new Workspace(throwaway, throwaway.params, (params, name) => openSession(params, sessionOptions(setup, name)));
   let report: RehearsalReport;
   let teardownMs = 0;
@@ -288,7 +352,6 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
       await restoreSnapshotInto(backup, throwaway.params, { tools, env: setup.env, jobs: 1, clean: false, privileges: false, signal: setup.signal });
     }
     await ensureBelaySchema(space.work.client);
-    const fromIndex = from === null ? -1 : names.indexOf(from);
     const buildStarted = performance.now();
     if (!backup && fromIndex >= 0) {
       const build = new MigrationEngine(revisions.slice(0, fromIndex + 1), space.work.client, newRunId(), { log: () => {} });
@@ -299,7 +362,9 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
     const seedMs = Math.round(performance.now() - seedStarted);
     const cycleStarted = performance.now();
     const pending = revisions.slice(fromIndex + 1);
-    if (pending.length > 0) await space.keepStart();
+    // a start with nothing in it (no template, build or data) is made again if ever needed; any other is copied now
+    if (pending.length > 0 && !options.template && !backup && fromIndex < 0 && !options.seed) space.startsFresh();
+    else if (pending.length > 0) await space.keepStart();
     const cycle = new Cycle(ctx, pending);
     await cycle.run();
     const ok = cycle.cases.every((c) => c.ok);
