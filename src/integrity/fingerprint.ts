@@ -105,9 +105,10 @@ function planTable(table: TableRef, columns: ColumnInfo[], perColumn: boolean, r
     return { key, columns, perColumn, ...restricted, sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRow.map(columnHashExpr))}), 0)::text AS h ${from}` };
   }
   // Each column's hash feeds both the row hash and its column's sum: computed once per row in a subquery.
-  // The volatile (and parallel-safe) pg_jit_available() in its select list keeps the planner from
-  // flattening it into the aggregate, which would evaluate every column hash twice; OFFSET 0 would
-  // do the same but rules out a parallel scan.
+  // A volatile, parallel-safe and cheap call in its select list (pg_is_in_recovery(), a flag in shared
+  // memory) keeps the planner from flattening it into the aggregate, which would evaluate every column
+  // hash twice; OFFSET 0 would too, but rules out a parallel scan. (pg_jit_available() would load the
+  // JIT library into every backend and worker.)
   const hashed = columns.map((column, i) => `${columnHashExpr(column)} AS c${i}`);
   const inRowRefs = columns.flatMap((column, i) => (inRow.includes(column) ? [`c${i}`] : []));
   const sums = columns.map((_column, i) => `, sum(c${i})::text AS c${i}`).join('');
@@ -116,7 +117,7 @@ function planTable(table: TableRef, columns: ColumnInfo[], perColumn: boolean, r
     columns,
     perColumn,
     ...restricted,
-    sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRowRefs)}), 0)::text AS h${sums} FROM (SELECT ${[...hashed, 'pg_catalog.pg_jit_available() AS keep'].join(', ')} ${from}) AS r`,
+    sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRowRefs)}), 0)::text AS h${sums} FROM (SELECT ${[...hashed, 'pg_catalog.pg_is_in_recovery() AS keep'].join(', ')} ${from}) AS r`,
   };
 }
 
