@@ -143,6 +143,9 @@ describe('integrity fingerprints', () => {
     expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: "DO $$ BEGIN EXECUTE 'ALTER TABLE t DROP COLUMN a'; END $$;" }])).perColumn).toBe(true);
     expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: 'DROP TYPE mood CASCADE;' }])).perColumn).toBe(true);
     expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: 'DROP TABLE u CASCADE;' }])).perColumn).toEqual(new Set());
-    await client.query('DROP TABLE u');
+    // an ALTER TABLE of a partitioned table alters its partitions, which are what the fingerprint reads
+    await client.query('CREATE TABLE p (id int, x int) PARTITION BY RANGE (id); CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10)');
+    expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: 'ALTER TABLE p DROP COLUMN x;' }])).perColumn).toEqual(new Set(['public.p', 'public.p1']));
+    await client.query('DROP TABLE u, p');
   });
 });

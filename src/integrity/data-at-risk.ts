@@ -71,6 +71,8 @@ interface Resolved {
   schema: string;
   name: string;
   has_column: boolean;
+  /** `schema.table` of the relation and of its partitions and inheritance children, which an ALTER TABLE of it alters too. */
+  family: string[];
 }
 
 /**
@@ -98,7 +100,7 @@ export async function measureDownsAtRisk(client: ClientBase, downs: DownToMeasur
     values: counts[i]!.values,
   }));
   const hidden = downs.some((down) => down.sql === null || HIDDEN_COLUMN_CHANGES.test(down.sql.replace(/--[^\n]*/g, '')));
-  const alteredTables = resolved.slice(wanted.length).flatMap((at) => (at ? [`${at.schema}.${at.name}`] : []));
+  const alteredTables = resolved.slice(wanted.length).flatMap((at) => at?.family ?? []);
   return { items, perColumn: hidden ? true : new Set(alteredTables) };
 }
 
@@ -107,13 +109,15 @@ async function resolveNames(client: ClientBase, names: string[], columns: string
   if (names.length === 0) return [];
   const { rows } = await client.query<Resolved & { i: number }>(
     `SELECT w.i::int AS i, n.nspname AS schema, c.relname AS name,
-            EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = w.col AND NOT a.attisdropped) AS has_column
+            EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = w.col AND NOT a.attisdropped) AS has_column,
+            ARRAY(WITH RECURSIVE d(oid) AS (SELECT c.oid UNION SELECT i.inhrelid FROM pg_inherits i JOIN d ON i.inhparent = d.oid)
+                  SELECT dn.nspname || '.' || dc.relname FROM d JOIN pg_class dc ON dc.oid = d.oid JOIN pg_namespace dn ON dn.oid = dc.relnamespace) AS family
        FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(rel, col, i)
        JOIN pg_class c ON c.oid = to_regclass(w.rel) JOIN pg_namespace n ON n.oid = c.relnamespace`,
     [names, columns],
   );
   const out: Array<Resolved | undefined> = names.map(() => undefined);
-  for (const row of rows) out[row.i - 1] = { schema: row.schema, name: row.name, has_column: row.has_column };
+  for (const row of rows) out[row.i - 1] = { schema: row.schema, name: row.name, has_column: row.has_column, family: row.family };
   return out;
 }
 
