@@ -1,6 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkIntegrity } from '../src/integrity/check-integrity.js';
 import { compareFingerprints } from '../src/integrity/compare.js';
+import { measureDownsAtRisk } from '../src/integrity/data-at-risk.js';
 import { fingerprintTables, type Fingerprint } from '../src/integrity/fingerprint.js';
 import { selectProtectedTables } from '../src/integrity/table-selection.js';
 import { freshDatabase, type TestDatabase } from './support/pg.js';
@@ -8,7 +10,9 @@ import { freshDatabase, type TestDatabase } from './support/pg.js';
 let db: TestDatabase;
 let client: pg.Client;
 
-async function fingerprint(perColumn = true): Promise<Fingerprint> {
+const STRICT = { mode: 'strict' as const, tables: { include: ['t'], exclude: [] }, invariants: [] };
+
+async function fingerprint(perColumn: boolean | ReadonlySet<string> = true): Promise<Fingerprint> {
   return fingerprintTables(client, await selectProtectedTables(client, { include: ['t'], exclude: [] }), { perColumn });
 }
 
@@ -71,5 +75,77 @@ describe('integrity fingerprints', () => {
     await db.appQuery('CREATE SCHEMA app; CREATE TABLE app.a (id int); CREATE TABLE app.audit (id int); CREATE SCHEMA belay; CREATE TABLE belay.runs (id int)');
     const all = await selectProtectedTables(client, { include: ['*.*'], exclude: ['app.aud*'] });
     expect(all.map((t) => `${t.schema}.${t.table}`)).toEqual(['app.a', 'public.seed_t', 'public.t']);
+  });
+
+  it('hashes each column once per row whatever is asked: the row hash is the same with or without per-column sums, which only the tables asked for get', async () => {
+    await resetTable();
+    await client.query('DROP TABLE IF EXISTS t2; CREATE TABLE t2 AS SELECT * FROM seed_t');
+    const tables = await selectProtectedTables(client, { include: ['t', 't2'], exclude: [] });
+    const rowOnly = await fingerprintTables(client, tables, { perColumn: false });
+    const some = await fingerprintTables(client, tables, { perColumn: new Set(['public.t2']) });
+    expect(some.perColumn).toBe(true);
+    for (const key of ['public.t', 'public.t2']) {
+      expect(some.tables[key]!.rowHash).toBe(rowOnly.tables[key]!.rowHash);
+      expect(some.tables[key]!.rowCount).toBe('1000');
+    }
+    expect(Object.values(some.tables['public.t']!.columns).every((c) => c.hash === undefined)).toBe(true);
+    expect(Object.values(some.tables['public.t2']!.columns).every((c) => c.hash !== undefined)).toBe(true);
+    await client.query('DROP TABLE t2');
+  });
+
+  it('after a down re-adds a column, common-columns compares whole rows over the columns there before, so a swap between rows is seen', async () => {
+    await resetTable();
+    await client.query('ALTER TABLE t DROP COLUMN raw');
+    const before = await fingerprint(false);
+    await client.query('ALTER TABLE t ADD COLUMN raw bytea');
+    expect((await checkIntegrity(client, STRICT, before, 'common-columns')).differences).toEqual([]);
+    // two rows swap their notes: every column's sum stays, only whole rows tell
+    await client.query("UPDATE t SET note = CASE id WHEN 14 THEN 'ünïcødé 15' ELSE 'ünïcødé 14' END WHERE id IN (14, 15)");
+    const report = await checkIntegrity(client, STRICT, before, 'common-columns');
+    expect(report.intact).toBe(false);
+    expect(report.differences.map((d) => d.kind)).toEqual(['row-hash']);
+  });
+
+  it('says so, rather than passing, when a column is gone from a table that has no per-column hashes to compare the rest with', async () => {
+    await resetTable();
+    const before = await fingerprint(false);
+    await client.query('ALTER TABLE t DROP COLUMN doc');
+    const report = await checkIntegrity(client, STRICT, before, 'common-columns');
+    expect(report.intact).toBe(false);
+    expect(report.differences).toEqual([expect.objectContaining({ table: 'public.t', kind: 'unverified-columns' })]);
+    expect(report.differences[0]!.message).toContain('lost column(s) doc');
+  });
+
+  it('compares per column, in common-columns mode, the tables fingerprinted with per-column sums', async () => {
+    await resetTable();
+    const before = await fingerprint(new Set(['public.t']));
+    await client.query('ALTER TABLE t DROP COLUMN doc');
+    expect((await checkIntegrity(client, STRICT, before, 'common-columns')).differences).toEqual([]);
+    await client.query("UPDATE t SET note = 'x' WHERE id = 30");
+    expect((await checkIntegrity(client, STRICT, before, 'common-columns')).differences.map((d) => d.message)).toEqual(['values in public.t.note changed']);
+  });
+
+  it("measures every down's data at risk at once, and names the tables whose columns they may change", async () => {
+    await resetTable();
+    await client.query('DROP TABLE IF EXISTS u; CREATE TABLE u AS SELECT id, a FROM seed_t WHERE id <= 10');
+    const downs = [
+      { revision: '0003_c', sql: 'ALTER TABLE t DROP COLUMN note, DROP COLUMN missing; DELETE FROM u;' },
+      { revision: '0002_b', sql: 'DROP TABLE u; ALTER TABLE public.t RENAME COLUMN a TO a_old; DROP TABLE nowhere;' },
+    ];
+    const measured = await measureDownsAtRisk(client, downs);
+    expect(measured.items).toEqual([
+      { revision: '0003_c', table: 'public.t', column: 'note', rows: 1000, values: 750 },
+      { revision: '0003_c', table: 'public.u', rowsDeleted: true, rows: 10, values: 10 },
+      { revision: '0002_b', table: 'public.u', rows: 10, values: 10 },
+    ]);
+    expect(measured.perColumn).toEqual(new Set(['public.t']));
+    expect((await measureDownsAtRisk(client, [...downs, { revision: '0001_a', sql: null }])).perColumn).toBe(true);
+    expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: "DO $$ BEGIN EXECUTE 'ALTER TABLE t DROP COLUMN a'; END $$;" }])).perColumn).toBe(true);
+    expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: 'DROP TYPE mood CASCADE;' }])).perColumn).toBe(true);
+    expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: 'DROP TABLE u CASCADE;' }])).perColumn).toEqual(new Set());
+    // an ALTER TABLE of a partitioned table alters its partitions, which are what the fingerprint reads
+    await client.query('CREATE TABLE p (id int, x int) PARTITION BY RANGE (id); CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10)');
+    expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: 'ALTER TABLE p DROP COLUMN x;' }])).perColumn).toEqual(new Set(['public.p', 'public.p1']));
+    await client.query('DROP TABLE u, p');
   });
 });

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, jsonResult } from './support/cli.js';
@@ -77,5 +77,41 @@ describe('rollback --to', () => {
     expect(run.stderr).toContain('revisions without a down stand between 0005_irreversible and 0002_customers: 0005_irreversible');
     expect(run.stderr).toContain(`--restore-from ${snapshot}`);
     expect((await db.query('SELECT count(*)::int AS n FROM orders'))[0]?.n).toBe(990);
+  });
+
+  it('compares per column only the tables whose columns the downs change: a rename and a re-added column verify, a value a down changes is caught', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_tables.up.sql':
+        "CREATE TABLE orders (id int PRIMARY KEY, total numeric NOT NULL, note text);\nINSERT INTO orders SELECT g, g * 1.25, 'n' || g FROM generate_series(1, 500) g;\n" +
+        "CREATE TABLE customers (id int PRIMARY KEY, name text, legacy text);\nINSERT INTO customers SELECT g, 'c' || g, 'l' || g FROM generate_series(1, 200) g;\n" +
+        'CREATE TABLE other (id int PRIMARY KEY, v text);\nINSERT INTO other SELECT g, md5(g::text) FROM generate_series(1, 100) g;',
+      '0001_tables.down.sql': 'DROP TABLE orders, customers, other;',
+      '0002_reshape.up.sql': 'ALTER TABLE orders RENAME COLUMN note TO remark;\nALTER TABLE customers DROP COLUMN legacy;',
+      '0002_reshape.down.sql': 'ALTER TABLE orders RENAME COLUMN remark TO note;\nALTER TABLE customers ADD COLUMN legacy text;',
+      '0003_flag.up.sql': 'ALTER TABLE orders ADD COLUMN flag int;',
+      '0003_flag.down.sql': 'ALTER TABLE orders DROP COLUMN flag;\nUPDATE orders SET total = total + 1 WHERE id = 7;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0002'])).code).toBe(0);
+    const backup = jsonResult(await belay([...args, '--json', 'backup'])) as { snapshot: { id: string } };
+    // a backup with no down pending keeps the row hash alone: what a restore verifies
+    const manifest = JSON.parse(await readFile(join(project.backups, `${backup.snapshot.id}.manifest.json`), 'utf8')) as { fingerprint: { perColumn: boolean; tables: Record<string, { columns: Record<string, { hash?: string }> }> } };
+    expect(manifest.fingerprint.perColumn).toBe(false);
+    expect(Object.values(manifest.fingerprint.tables).flatMap((t) => Object.values(t.columns)).some((c) => c.hash !== undefined)).toBe(false);
+
+    const back = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toContain('data verified');
+    const journal = (await readFile((jsonResult(back) as { journalFile: string }).journalFile, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { step?: string; event?: string; detail?: { fingerprint?: { tables: Record<string, { columns: Record<string, { hash?: string }> }> } } });
+    const taken = journal.find((line) => line.step === 'fingerprint' && line.event === 'end')!.detail!.fingerprint!;
+    const hashed = Object.entries(taken.tables).filter(([, t]) => Object.values(t.columns).some((c) => c.hash !== undefined)).map(([key]) => key);
+    expect(hashed.sort()).toEqual(['public.customers', 'public.orders']);
+
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const caught = await belay([...args, '--json', '--yes', 'rollback', '--to', '0002']);
+    expect(caught.code, caught.stderr).toBe(11);
+    expect(caught.stdout).toContain('values in public.orders.total changed');
+    expect(await db.query('SELECT total::text AS t FROM orders WHERE id = 7')).toEqual([{ t: '8.75' }]);
   });
 });

@@ -84,7 +84,11 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
   const file = snapshotFileName(id, format);
   const finalPath = join(backupsDir, file);
   const tempPath = join(backupsDir, `.${file}.partial`);
-  const source = await describeSource(params);
+  // asked beside pg_dump, not before it: only the progress lines and the manifest need the answer
+  const describing = describeSource(params);
+  describing.catch(() => {});
+  let tablesTotal = 0;
+  void describing.then((source) => (tablesTotal = source.tables), () => {});
   // private before pg_dump writes a byte, whatever the umask: it writes into what is already there
   if (format === 'custom') await writeFile(tempPath, '', { mode: 0o600, flag: 'wx' });
   else await mkdir(tempPath, { mode: 0o700 });
@@ -96,7 +100,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
   let tablesDone = 0;
   let table: string | undefined;
   const report = async (): Promise<void> => {
-    options.onProgress?.({ tablesDone, tablesTotal: source.tables, bytesWritten: await sizeOf(tempPath), table });
+    options.onProgress?.({ tablesDone, tablesTotal: Math.max(tablesTotal, tablesDone), bytesWritten: await sizeOf(tempPath), table });
   };
   const ticker = setInterval(() => void report(), 500);
   ticker.unref();
@@ -133,6 +137,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
     if (!listing.ok) {
       throw new BelayError('preflight', `the new snapshot is not readable by pg_restore: ${listing.error}`, { hint: 'Nothing was changed. Check the disk and the pg_restore version.' });
     }
+    const source = await describing;
     await rename(tempPath, finalPath);
     await syncDir(backupsDir);
     const manifest: Manifest = {
@@ -156,7 +161,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
       ...(options.scope ? { scope: options.scope.manifest } : {}),
     };
     await writeManifest(backupsDir, manifest);
-    options.onProgress?.({ tablesDone, tablesTotal: source.tables, bytesWritten: manifest.sizeBytes, table: undefined });
+    options.onProgress?.({ tablesDone, tablesTotal, bytesWritten: manifest.sizeBytes, table: undefined });
     return manifest;
   } catch (error) {
     await rm(tempPath, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import type { IntegrityConfig } from '../config/types.js';
 import { compareFingerprints, type IntegrityDifference } from './compare.js';
-import { fingerprintTables, type Fingerprint } from './fingerprint.js';
+import { fingerprintTables, type Fingerprint, type FingerprintOptions } from './fingerprint.js';
 import { checkInvariants, type InvariantViolation } from './invariants.js';
 import { judgeStructure, type StructureBaseline } from './structural.js';
 import type { TableRef } from './table-selection.js';
@@ -31,6 +31,20 @@ async function existingTables(client: ClientBase, wanted: TableRef[]): Promise<T
 }
 
 /**
+ * What a common-columns comparison needs now: row hashes over the columns
+ * each table had before (whole rows, while they are all still there), and
+ * per-column sums of the tables that had them (those whose columns a down
+ * was seen to drop).
+ */
+function commonColumnsOptions(baseline: Fingerprint): FingerprintOptions {
+  const entries = Object.entries(baseline.tables);
+  return {
+    perColumn: new Set(entries.filter(([, table]) => Object.values(table.columns).some((column) => column.hash !== undefined)).map(([key]) => key)),
+    rowColumns: new Map(entries.map(([key, table]) => [key, new Set(Object.keys(table.columns))])),
+  };
+}
+
+/**
  * Is the data as it was? `strict`: fingerprint comparison + invariants +
  * structure; `invariants`: invariants + structure; `off`: nothing (said so).
  * Structure is judged against `structure` when given: an index left invalid,
@@ -52,9 +66,7 @@ export async function checkIntegrity(
   let differences: IntegrityDifference[] = [];
   let checked = `${config.invariants.length} invariant(s) and structure`;
   if (config.mode === 'strict' && baseline) {
-    // whole rows (same-schema) are compared by the row hash alone; per-column sums only serve common-columns
-    const perColumn = baseline.perColumn && compare === 'common-columns';
-    const now = await fingerprintTables(client, await existingTables(client, tablesOf(baseline)), { perColumn });
+    const now = await fingerprintTables(client, await existingTables(client, tablesOf(baseline)), compare === 'same-schema' ? { perColumn: false } : commonColumnsOptions(baseline));
     differences = compareFingerprints(baseline, now, compare);
     checked = `${Object.keys(baseline.tables).length} table fingerprint(s) (${compare}), ${checked}`;
   }

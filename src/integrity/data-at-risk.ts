@@ -42,30 +42,106 @@ export function droppedBy(sql: string): DroppedObject[] {
   return found;
 }
 
-/** How many rows and non-null values the dropped objects hold now; objects that do not exist are skipped. */
-export async function measureDataAtRisk(client: ClientBase, revision: string, dropped: DroppedObject[]): Promise<DataAtRisk[]> {
-  const out: DataAtRisk[] = [];
-  for (const item of dropped) {
-    const { rows } = await client.query<{ schema: string; name: string; has_column: boolean }>(
-      `SELECT n.nspname AS schema, c.relname AS name,
-              EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = $2 AND NOT a.attisdropped) AS has_column
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`,
-      [item.table, item.column ?? ''],
-    );
-    const found = rows[0];
-    if (!found || (item.column && !found.has_column)) continue;
-    const counted = item.column ? `count(${quoteIdent(item.column)})` : 'count(*)';
-    const { rows: counts } = await client.query<{ n: string; v: string }>(`SELECT count(*)::text AS n, ${counted}::text AS v FROM ${quoteQualified(found.schema, found.name)}`);
-    out.push({
-      revision,
-      table: `${found.schema}.${found.name}`,
-      ...(item.column ? { column: item.column } : {}),
-      ...(item.rowsDeleted ? { rowsDeleted: true } : {}),
-      rows: Number(counts[0]?.n ?? 0),
-      values: Number(counts[0]?.v ?? 0),
-    });
-  }
+/** A down to measure: its SQL, or null when it is a module (whose text is not read). */
+export interface DownToMeasure {
+  revision: string;
+  sql: string | null;
+}
+
+export interface DownsAtRisk {
+  /** What the downs drop and delete, revision by revision (newest first), in the order their SQL says it. */
+  items: DataAtRisk[];
+  /**
+   * The tables (`schema.table`) whose columns the downs may drop or rename,
+   * which a rollback's integrity check compares column by column: every table
+   * (true) when a down may change columns where its text does not show it.
+   */
+  perColumn: true | Set<string>;
+}
+
+/** Dynamic SQL and routines (DO, EXECUTE, CALL), and drops that cascade from a type, domain, function… to the columns using it. */
+const HIDDEN_COLUMN_CHANGES = /\b(?:DO|EXECUTE|CALL)\b|\bDROP\s+(?:TYPE|DOMAIN|EXTENSION|COLLATION|FUNCTION|PROCEDURE|OPERATOR|SCHEMA|SEQUENCE)\b[^;]*\bCASCADE\b/i;
+
+/** Tables a down's SQL alters (it may drop, rename or retype their columns). */
+function alteredBy(sql: string): string[] {
+  return [...sql.replace(/--[^\n]*/g, '').matchAll(ALTER_TABLE)].map((match) => match[1]!);
+}
+
+interface Resolved {
+  schema: string;
+  name: string;
+  has_column: boolean;
+  /** `schema.table` of the relation and of its partitions and inheritance children, which an ALTER TABLE of it alters too. */
+  family: string[];
+}
+
+/**
+ * What the downs drop, measured now, in two round trips whatever their
+ * number: one catalog query resolves every name, one multi-statement query
+ * counts each table's rows and non-null values once. Objects that do not
+ * exist are skipped.
+ */
+export async function measureDownsAtRisk(client: ClientBase, downs: DownToMeasure[]): Promise<DownsAtRisk> {
+  const wanted = downs.flatMap((down) => (down.sql === null ? [] : droppedBy(down.sql).map((item) => ({ revision: down.revision, item }))));
+  const altered = downs.flatMap((down) => (down.sql === null ? [] : alteredBy(down.sql)));
+  const names = [...wanted.map((w) => w.item.table), ...altered];
+  const resolved = await resolveNames(client, names, [...wanted.map((w) => w.item.column ?? ''), ...altered.map(() => '')]);
+  const found = wanted.flatMap((w, i) => {
+    const at = resolved[i];
+    return at && (!w.item.column || at.has_column) ? [{ ...w, at }] : [];
+  });
+  const counts = await countValues(client, found.map((f) => ({ schema: f.at.schema, name: f.at.name, column: f.item.column })));
+  const items = found.map((f, i): DataAtRisk => ({
+    revision: f.revision,
+    table: `${f.at.schema}.${f.at.name}`,
+    ...(f.item.column ? { column: f.item.column } : {}),
+    ...(f.item.rowsDeleted ? { rowsDeleted: true } : {}),
+    rows: counts[i]!.rows,
+    values: counts[i]!.values,
+  }));
+  const hidden = downs.some((down) => down.sql === null || HIDDEN_COLUMN_CHANGES.test(down.sql.replace(/--[^\n]*/g, '')));
+  const alteredTables = resolved.slice(wanted.length).flatMap((at) => at?.family ?? []);
+  return { items, perColumn: hidden ? true : new Set(alteredTables) };
+}
+
+/** Each name as to_regclass resolves it now (undefined: no such relation), and whether it has the column paired with it. */
+async function resolveNames(client: ClientBase, names: string[], columns: string[]): Promise<Array<Resolved | undefined>> {
+  if (names.length === 0) return [];
+  const { rows } = await client.query<Resolved & { i: number }>(
+    `SELECT w.i::int AS i, n.nspname AS schema, c.relname AS name,
+            EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = w.col AND NOT a.attisdropped) AS has_column,
+            ARRAY(WITH RECURSIVE d(oid) AS (SELECT c.oid UNION SELECT i.inhrelid FROM pg_inherits i JOIN d ON i.inhparent = d.oid)
+                  SELECT dn.nspname || '.' || dc.relname FROM d JOIN pg_class dc ON dc.oid = d.oid JOIN pg_namespace dn ON dn.oid = dc.relnamespace) AS family
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(rel, col, i)
+       JOIN pg_class c ON c.oid = to_regclass(w.rel) JOIN pg_namespace n ON n.oid = c.relnamespace`,
+    [names, columns],
+  );
+  const out: Array<Resolved | undefined> = names.map(() => undefined);
+  for (const row of rows) out[row.i - 1] = { schema: row.schema, name: row.name, has_column: row.has_column, family: row.family };
   return out;
+}
+
+/** Rows, and non-null values of the column (rows again without one), of each relation: one scan per table, all in one round trip. */
+async function countValues(client: ClientBase, wanted: Array<{ schema: string; name: string; column: string | undefined }>): Promise<Array<{ rows: number; values: number }>> {
+  const byTable = new Map<string, { schema: string; name: string; counted: string[] }>();
+  const slots = wanted.map((w) => {
+    const key = JSON.stringify([w.schema, w.name]);
+    const table = byTable.get(key) ?? { schema: w.schema, name: w.name, counted: [] };
+    byTable.set(key, table);
+    table.counted.push(w.column ? `count(${quoteIdent(w.column)})` : 'count(*)');
+    return { table, index: table.counted.length - 1 };
+  });
+  const tables = [...byTable.values()];
+  if (tables.length === 0) return [];
+  const sql = tables.map((t) => `SELECT count(*)::text AS n${t.counted.map((c, i) => `, ${c}::text AS v${i}`).join('')} FROM ${quoteQualified(t.schema, t.name)}`).join(';\n');
+  const answer: unknown = await client.query(sql);
+  // one statement gives one result, several an array of them
+  const results = (Array.isArray(answer) ? answer : [answer]) as Array<{ rows: Array<Record<string, string>> }>;
+  const rowsOf = new Map(tables.map((t, i) => [t, results[i]!.rows[0]!]));
+  return slots.map(({ table, index }) => {
+    const row = rowsOf.get(table)!;
+    return { rows: Number(row.n ?? 0), values: Number(row[`v${index}`] ?? 0) };
+  });
 }
 
 export function describeDataAtRisk(items: DataAtRisk[]): string {

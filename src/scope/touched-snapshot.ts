@@ -2,7 +2,7 @@ import type { ClientBase } from 'pg';
 import type { Manifest, SnapshotScope } from '../backup/manifest.js';
 import { takeSnapshot, type SnapshotOptions } from '../backup/take-snapshot.js';
 import { BelayError } from '../errors.js';
-import { fingerprintTables, type Fingerprint } from '../integrity/fingerprint.js';
+import { fingerprintTables, type Fingerprint, type FingerprintOptions } from '../integrity/fingerprint.js';
 import { ScopeGuard } from './lock-scope.js';
 import { objectLabel, type LearnedScope } from './scope.js';
 
@@ -11,7 +11,7 @@ export interface TouchedSnapshotOptions extends Omit<SnapshotOptions, 'fingerpri
   client: ClientBase;
   scope: LearnedScope;
   /** Per-column hashes in the fingerprint (integrity after a rollback compares columns). */
-  perColumn: boolean;
+  perColumn: FingerprintOptions['perColumn'];
 }
 
 export interface TouchedSnapshot {

@@ -37,7 +37,7 @@ export async function runBackup(setup: RunSetup): Promise<RunResult> {
     await session.attachDatabaseJournal();
     let manifest;
     try {
-      const taken = await fingerprintAndSnapshot(session, state.current, { perColumn: true, dump: true });
+      const taken = await fingerprintAndSnapshot(session, state.current, { perColumn: false, dump: true });
       if (!taken.snapshot) throw taken.dumpError;
       manifest = taken.snapshot;
     } catch (error) {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { ClientBase } from 'pg';
-import { droppedBy, measureDataAtRisk, type DataAtRisk } from '../../integrity/data-at-risk.js';
+import { measureDownsAtRisk, type DataAtRisk, type DownsAtRisk } from '../../integrity/data-at-risk.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import { resolveRevisionName } from '../../migrations/resolve-name.js';
 import type { Revision } from '../../migrations/revision.js';
@@ -42,23 +42,23 @@ async function learnedScopeLines(setup: RunSetup, session: Session, revisions: R
   return [...learned.revisions.map((revision) => formatRevisionScope(revision, sizes)), formatScopeTotal(learned, sizes)];
 }
 
-/** What the downs of `revisions` would drop, measured now. SQL downs are read; modules are not. */
-export async function dataAtRiskOf(client: ClientBase, revisions: Revision[]): Promise<DataAtRisk[]> {
-  const all: DataAtRisk[] = [];
-  for (const revision of revisions) {
-    if (revision.kind !== 'sql' || !revision.files.down) continue;
-    all.push(...(await measureDataAtRisk(client, revision.name, droppedBy(await readFile(revision.files.down, 'utf8')))));
-  }
+/** What the downs of `revisions` would drop, measured now, and which tables they may change columns of. SQL downs are read; modules are not. */
+export async function dataAtRiskOf(client: ClientBase, revisions: Revision[]): Promise<DownsAtRisk> {
+  const downs = await Promise.all(
+    revisions.map(async (revision) => ({ revision: revision.name, sql: revision.kind === 'sql' && revision.files.down ? await readFile(revision.files.down, 'utf8') : null })),
+  );
+  const { items: all, perColumn } = await measureDownsAtRisk(client, downs);
   // rows deleted from a table that a down then drops are not compared: the drop already says so
   const droppedTables = new Set(all.filter((i) => !i.rowsDeleted && i.column === undefined).map((i) => i.table));
   const seen = new Set<string>();
-  return all.filter((i) => {
+  const items = all.filter((i) => {
     if (!i.rowsDeleted) return true;
     const key = `${i.revision} ${i.table}`;
     if (droppedTables.has(i.table) || seen.has(key)) return false;
     seen.add(key);
     return true;
   });
+  return { items, perColumn };
 }
 
 
@@ -101,7 +101,7 @@ export async function runPlan(setup: RunSetup, to: string | undefined, scope = f
         to: target,
         revisions: await Promise.all(toRevert.map((r) => planned(r, 'down'))),
         problems,
-        dataAtRisk: await dataAtRiskOf(session.client, toRevert),
+        dataAtRisk: (await dataAtRiskOf(session.client, toRevert)).items,
         ...(scope ? { scope: await learnedScopeLines(setup, session, toRevert, 'down') } : {}),
       };
     }

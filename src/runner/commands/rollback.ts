@@ -71,7 +71,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     const atRisk = await events.step(
       { step: 'plan' },
       () => dataAtRiskOf(session.work.client, toRevert),
-      (risk) => ({ from: state.current, to: target, revert: toRevert.map((r) => r.name), dataAtRisk: risk }),
+      (risk) => ({ from: state.current, to: target, revert: toRevert.map((r) => r.name), dataAtRisk: risk.items }),
     );
     const where = target ?? 'the start';
 
@@ -110,7 +110,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     if (options.confirm) {
       const what = restoreFrom
         ? `restore snapshot ${restoreFrom.id} over ${setup.target.database} (now at ${state.current})`
-        : `revert ${toRevert.map((r) => r.name).join(', ')} on ${setup.target.database}, dropping ${describeDataAtRisk(atRisk)}`;
+        : `revert ${toRevert.map((r) => r.name).join(', ')} on ${setup.target.database}, dropping ${describeDataAtRisk(atRisk.items)}`;
       if (!(await options.confirm(what))) {
         throw new BelayError('usage', 'rollback not confirmed; nothing was changed', { hint: 'Pass --yes to skip the question.' });
       }
@@ -118,7 +118,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     await session.attachDatabaseJournal();
     let taken: FingerprintAndSnapshot | undefined;
     try {
-      taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { perColumn: true, dump: !options.noBackup, scope: scope?.decision });
+      taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { perColumn: atRisk.perColumn, dump: !options.noBackup, scope: scope?.decision });
       if (taken?.dumpError !== undefined) throw taken.dumpError;
     } catch (error) {
       return await endAfterDumpFailure(session, error);

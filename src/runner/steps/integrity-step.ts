@@ -1,19 +1,19 @@
 import type { ClientBase } from 'pg';
 import { errorMessage, preflightError } from '../../errors.js';
 import { checkIntegrity, type IntegrityReport } from '../../integrity/check-integrity.js';
-import { fingerprintTables, type Fingerprint } from '../../integrity/fingerprint.js';
+import { fingerprintTables, type Fingerprint, type FingerprintOptions } from '../../integrity/fingerprint.js';
 import type { StructureBaseline } from '../../integrity/structural.js';
 import { selectProtectedTables } from '../../integrity/table-selection.js';
 import type { RunSession } from '../session/run-session.js';
 
 /**
  * The pre-change fingerprint of every protected table; null when integrity.mode
- * is not strict. Per-column hashes only when the comparison will need them
- * (after `rollback --to`, whose downs may drop columns).
+ * is not strict. Per-column hashes only where the comparison will need them:
+ * the tables whose columns the downs of a `rollback --to` may drop.
  */
 export async function takeFingerprint(
   session: RunSession,
-  perColumn: boolean,
+  perColumn: FingerprintOptions['perColumn'],
   client: ClientBase = session.work.client,
   inTransaction = false,
 ): Promise<Fingerprint | null> {

@@ -9,7 +9,7 @@ import { finishRun } from '../session/outcome.js';
 import type { PreflightCheck } from './preflight.js';
 import type { Manifest } from '../../backup/manifest.js';
 import type { RunSession } from '../session/run-session.js';
-import type { Fingerprint } from '../../integrity/fingerprint.js';
+import type { Fingerprint, FingerprintOptions } from '../../integrity/fingerprint.js';
 import { takeFingerprint } from './integrity-step.js';
 import { takeTouchedSnapshot } from '../../scope/touched-snapshot.js';
 import type { ScopeGuard } from '../../scope/lock-scope.js';
@@ -127,7 +127,7 @@ export interface FingerprintAndSnapshot {
  * integrity baseline (only those tables can change under its guard), journaled
  * as the fingerprint step so that `belay recover` judges by it.
  */
-async function touchedSnapshot(session: RunSession, revision: string | null, learned: LearnedScope, perColumn: boolean): Promise<FingerprintAndSnapshot> {
+async function touchedSnapshot(session: RunSession, revision: string | null, learned: LearnedScope, perColumn: FingerprintOptions['perColumn']): Promise<FingerprintAndSnapshot> {
   const { events, config, signal } = session.setup;
   const client = session.work.client;
   const taking = runTools(session).then((tools) => takeTouchedSnapshot({ ...runSnapshotOptions(session, revision, tools, signal), client, scope: learned, perColumn }));
@@ -167,7 +167,7 @@ async function touchedSnapshot(session: RunSession, revision: string | null, lea
 export async function fingerprintAndSnapshot(
   session: RunSession,
   revision: string | null,
-  options: { perColumn: boolean; dump: boolean; scope?: ScopeDecision | undefined },
+  options: { perColumn: FingerprintOptions['perColumn']; dump: boolean; scope?: ScopeDecision | undefined },
 ): Promise<FingerprintAndSnapshot> {
   if (!options.dump) return { fingerprint: await takeFingerprint(session, options.perColumn), snapshot: null };
   const decision = options.scope;
