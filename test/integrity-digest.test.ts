@@ -87,7 +87,7 @@ describe('schema digest', () => {
     expect(Object.keys(recorded.changes).sort()).toEqual([...diff.added, ...diff.removed, 'enum public.mood'].sort());
     expect(recorded.changes['function public.left_behind()']).toEqual([null, expect.stringMatching(/^[0-9a-f]{32}$/)]);
     expect(recorded.changes['index public.people_name']).toEqual([expect.stringMatching(/^[0-9a-f]{32}$/), null]);
-    expect(schemaChanges(first, first)).toEqual({ format: 2, changes: {}, columnOrder: {} });
+    expect(schemaChanges(first, first)).toEqual({ format: 2, digest: first.digest, changes: {}, columnOrder: {} });
     await client.query('DROP FUNCTION left_behind()');
     await client.query(DROP);
   });

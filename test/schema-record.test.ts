@@ -94,6 +94,8 @@ describe('the schema recorded per revision', () => {
         if (now === null) order.delete(table);
         else order.set(table, now);
       }
+      // the digest of the whole schema, kept up to date change by change, is the one a full description makes
+      expect({ name, digest: recorded.digest }).toEqual({ name, digest: described.digest });
       const full = new Map([...described.objects.keys()].map((key) => [key, hashOf(described, key)]));
       expect({ name, objects: Object.fromEntries([...state].sort()) }).toEqual({ name, objects: Object.fromEntries([...full].sort()) });
       for (const [table, columns] of Object.entries(described.columnOrder)) expect({ name, table, columns: order.get(table) }).toEqual({ name, table, columns });

@@ -13,7 +13,11 @@ export interface SchemaObject {
 
 /** The schema of a database at one moment, described object by object (see describeAllQuery). */
 export interface SchemaDescription {
-  /** sha256 of every object's kind, name and description, in a fixed order; column order is not part of it. */
+  /**
+   * The sum (mod 2^256) of a sha256 of each object's kind, name and
+   * description: equal for equal schemas, and kept up to date object by
+   * object as a tracker follows changes. Column order is not part of it.
+   */
   digest: string;
   /** Keyed by `kind name`. */
   objects: Map<string, SchemaObject>;
@@ -30,6 +34,8 @@ export interface SchemaDescription {
  */
 export interface SchemaChanges {
   format: 2;
+  /** The digest of the whole schema the revision left. */
+  digest: string;
   /** Keyed by `kind name`: [before, after]. */
   changes: Record<string, [string | null, string | null]>;
   /** Keyed by table (`public.people`), among the changed tables: [before, after]. */
@@ -66,11 +72,24 @@ export function normalizeDescription(text: string): string {
 
 const keyOf = (object: SchemaObject): string => `${object.kind} ${object.name}`;
 
-function digestOf(objects: Map<string, SchemaObject>): string {
-  const hash = createHash('sha256');
-  for (const key of [...objects.keys()].sort()) hash.update(`${key}\n${objects.get(key)!.description}\n\0`);
-  return hash.digest('hex');
+const DIGEST_MODULUS = 1n << 256n;
+
+/** Each object's part of a digest, made once: a tracker hands out the same object until it changes. */
+const digestTerms = new WeakMap<SchemaObject, bigint>();
+
+function digestTerm(object: SchemaObject): bigint {
+  let term = digestTerms.get(object);
+  if (term === undefined) {
+    term = BigInt(`0x${createHash('sha256').update(`${keyOf(object)}\n${object.description}`).digest('hex')}`);
+    digestTerms.set(object, term);
+  }
+  return term;
 }
+
+const digestHex = (sum: bigint): string => sum.toString(16).padStart(64, '0');
+
+/** The digest of a schema without a single user object (what `rollback --to 0` lands on). */
+export const EMPTY_DIGEST = digestHex(0n);
 
 interface SchemaRow {
   kind: string;
@@ -119,22 +138,14 @@ function described(row: SchemaRow): Described {
   return { object: { kind: row.kind, name: row.name, description: normalizeDescription(row.description ?? '') }, columnOrder: row.column_order };
 }
 
-function assemble(byKey: ReadonlyMap<string, Described>): SchemaDescription {
+function assemble(byKey: ReadonlyMap<string, Described>, sum: bigint): SchemaDescription {
   const objects = new Map<string, SchemaObject>();
   const columnOrder: Record<string, string[]> = {};
   for (const { object, columnOrder: order } of byKey.values()) {
     objects.set(keyOf(object), object);
     if (order) columnOrder[object.name] = order;
   }
-  let digest: string | undefined;
-  // made when asked: a run records each revision's changes without it
-  return {
-    get digest() {
-      return (digest ??= digestOf(objects));
-    },
-    objects,
-    columnOrder,
-  };
+  return { digest: digestHex(sum), objects, columnOrder };
 }
 
 /**
@@ -157,7 +168,7 @@ export async function describeSchema(client: ClientBase): Promise<SchemaDescript
  */
 export class SchemaTracker {
   /** What the last description saw, by catalog key, and the oldest transaction whose writes it may not have seen. */
-  private seen: { byKey: Map<string, Described>; since: string } | undefined;
+  private seen: { byKey: Map<string, Described>; since: string; sum: bigint } | undefined;
 
   /**
    * In the caller's transaction, or in the implicit one of its round trip.
@@ -184,17 +195,28 @@ export class SchemaTracker {
     // a schema made or renamed: every name in it may have changed
     if (schemasWritten) return this.describeAll(client);
     const byKey = new Map(this.seen.byKey);
-    for (const key of goneKeys) byKey.delete(key);
+    let sum = this.seen.sum;
+    const forget = (key: string): void => {
+      const known = byKey.get(key);
+      if (known) sum -= digestTerm(known.object);
+      byKey.delete(key);
+    };
+    goneKeys.forEach(forget);
     const keys = changed.keys ?? [];
     // looked at and not described (again): no longer a user object (moved to belay's schema, taken into an extension)
-    for (const key of keys) byKey.delete(key);
+    keys.forEach(forget);
     const kinds = new Set((changed.kinds ?? []).filter((kind): kind is Branch => kind !== null));
     if (kinds.size > 0) {
       const [rows] = await inCatalogSettings<SchemaRow>(client, '', [describeKeysQuery(escapeLiteral(BELAY_SCHEMA), keys, kinds)]);
-      for (const row of rows!) byKey.set(row.key, described(row));
+      for (const row of rows!) {
+        const made = described(row);
+        sum += digestTerm(made.object);
+        byKey.set(row.key, made);
+      }
     }
-    this.seen = { byKey, since: next };
-    return assemble(byKey);
+    sum = ((sum % DIGEST_MODULUS) + DIGEST_MODULUS) % DIGEST_MODULUS;
+    this.seen = { byKey, since: next, sum };
+    return assemble(byKey, sum);
   }
 
   private async describeAll(client: ClientBase, opening = ''): Promise<SchemaDescription> {
@@ -203,8 +225,12 @@ export class SchemaTracker {
       `SELECT ${SNAPSHOT_HORIZON} AS since`,
       describeAllQuery(escapeLiteral(BELAY_SCHEMA)),
     ]);
-    this.seen = { byKey: new Map(rows!.map((row) => [row.key, described(row)])), since: horizon![0]!.since };
-    return assemble(this.seen.byKey);
+    const byKey = new Map(rows!.map((row) => [row.key, described(row)]));
+    let sum = 0n;
+    for (const { object } of byKey.values()) sum += digestTerm(object);
+    sum %= DIGEST_MODULUS;
+    this.seen = { byKey, since: horizon![0]!.since, sum };
+    return assemble(byKey, sum);
   }
 
 }
@@ -248,7 +274,7 @@ export function schemaChanges(before: SchemaDescription, after: SchemaDescriptio
     if (object.kind !== 'table' && object.kind !== 'foreign table') continue;
     columnOrder[object.name] = [before.columnOrder[object.name] ?? null, after.columnOrder[object.name] ?? null];
   }
-  return { format: 2, changes, columnOrder };
+  return { format: 2, digest: after.digest, changes, columnOrder };
 }
 
 /** Common columns in another order, table by table. */

@@ -1,5 +1,5 @@
 import type { ClientBase } from 'pg';
-import { describeColumnOrder, diffSchemas, hashOf, SchemaTracker, type SchemaDescription, type SchemaDiff } from '../../integrity/schema-digest.js';
+import { describeColumnOrder, diffSchemas, EMPTY_DIGEST, hashOf, SchemaTracker, type SchemaDescription, type SchemaDiff } from '../../integrity/schema-digest.js';
 import type { Revision } from '../../migrations/revision.js';
 import { readRecordedChanges } from '../../migrations/storage.js';
 import type { RunSession } from '../session/run-session.js';
@@ -31,6 +31,8 @@ export interface LandingBaseline {
   expectedOrder: Map<string, string[] | null>;
   /** Why there is nothing to compare with, in words. */
   notCompared: string | undefined;
+  /** The digest of the whole schema the target left, when recorded: a live schema with the same digest is the same. */
+  targetDigest: string | undefined;
   before: SchemaDescription;
   tracker: SchemaTracker;
 }
@@ -46,12 +48,10 @@ export async function prepareLanding(client: ClientBase, target: string | null, 
   const tracker = new SchemaTracker();
   if (toRevert.length === 0) {
     const notCompared = 'the revisions reverted before the interruption took their records of what they changed';
-    return { target, expected: undefined, expectedOrder: new Map(), notCompared, before: await tracker.describe(client), tracker };
+    return { target, expected: undefined, expectedOrder: new Map(), notCompared, targetDigest: undefined, before: await tracker.describe(client), tracker };
   }
-  const records = await readRecordedChanges(
-    client,
-    toRevert.map((revision) => revision.name),
-  );
+  const records = await readRecordedChanges(client, [...(target === null ? [] : [target]), ...toRevert.map((revision) => revision.name)]);
+  const targetDigest = target === null ? EMPTY_DIGEST : records.get(target)?.digest;
   const expected = new Map<string, string | null>();
   const expectedOrder = new Map<string, string[] | null>();
   let unrecorded: string | undefined;
@@ -66,7 +66,7 @@ export async function prepareLanding(client: ClientBase, target: string | null, 
     for (const [table, [then]] of Object.entries(record.columnOrder)) if (!expectedOrder.has(table)) expectedOrder.set(table, then);
   }
   const notCompared = unrecorded && `${unrecorded} was applied before belay recorded what each revision changes`;
-  return { target, expected: notCompared ? undefined : expected, expectedOrder, notCompared, before: await tracker.describe(client), tracker };
+  return { target, expected: notCompared ? undefined : expected, expectedOrder, notCompared, targetDigest, before: await tracker.describe(client), tracker };
 }
 
 /** At most this many objects in the message; the schema step in the journal lists them all. */
@@ -106,6 +106,8 @@ export async function checkLanding(session: RunSession, baseline: LandingBaselin
       const wanted = new Map(expected);
       for (const key of [...byDowns.added, ...byDowns.removed, ...byDowns.changed.map((c) => c.key)]) if (!wanted.has(key)) wanted.set(key, hashOf(baseline.before, key));
       const diff: SchemaDiff = { added: [], removed: [], changed: [], columnOrder: [] };
+      // the whole schema as the target left it: nothing to look at object by object
+      if (live.digest === baseline.targetDigest) wanted.clear();
       for (const [key, then] of wanted) {
         const now = hashOf(live, key);
         if (now === then) continue;
