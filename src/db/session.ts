@@ -78,12 +78,20 @@ export async function openSibling(client: ClientBase, purpose: string): Promise<
 const SESSION_SETTINGS = `SELECT set_config(name, '${CONNECTION_CHECK_INTERVAL_MS}', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`;
 
 /**
- * DISCARD ALL, spelled out as the statements the PostgreSQL documentation
- * says it stands for: unlike DISCARD ALL, they can share a round trip with
- * belay's settings. Unlike DISCARD ALL, they also run inside an open
- * transaction block: the engine checks that no revision leaves one open.
+ * Back to the role and the settings belay connected with, as statements to
+ * send at the head of a simple query; unlike resetSession, this works inside
+ * a transaction too.
  */
-const DISCARD_ALL = 'CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES';
+export const RESET_SETTINGS = `SET SESSION AUTHORIZATION DEFAULT; RESET ALL; ${SESSION_SETTINGS}`;
+
+/**
+ * The rest of DISCARD ALL, spelled out as the statements the PostgreSQL
+ * documentation says it stands for (with RESET_SETTINGS's first two): unlike
+ * DISCARD ALL, they can share a round trip with belay's settings. Unlike
+ * DISCARD ALL, they also run inside an open transaction block: the engine
+ * checks that no revision leaves one open. None of them depends on the role.
+ */
+const DISCARD_SESSION_STATE = 'CLOSE ALL; DEALLOCATE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES';
 
 /**
  * Give the session back as belay opened it, so that what one revision did to
@@ -92,15 +100,8 @@ const DISCARD_ALL = 'CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DE
  * locks) does not carry into the next. Outside a transaction only.
  */
 export async function resetSession(client: ClientBase): Promise<void> {
-  await client.query(`${DISCARD_ALL}; ${SESSION_SETTINGS}`);
+  await client.query(`${DISCARD_SESSION_STATE}; ${RESET_SETTINGS}`);
 }
-
-/**
- * Back to the role and the settings belay connected with, as statements to
- * send at the head of a simple query; unlike resetSession, this works inside
- * a transaction too.
- */
-export const RESET_SETTINGS = `SET SESSION AUTHORIZATION DEFAULT; RESET ALL; ${SESSION_SETTINGS}`;
 
 function connectError(params: ConnectionParams, error: unknown): BelayError {
   const raw = error instanceof Error ? error.message : String(error);

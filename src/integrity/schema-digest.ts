@@ -86,6 +86,9 @@ function digestTerm(object: SchemaObject): bigint {
   return term;
 }
 
+/** A sum of terms, some taken away, back into [0, 2^256). */
+const modDigest = (sum: bigint): bigint => ((sum % DIGEST_MODULUS) + DIGEST_MODULUS) % DIGEST_MODULUS;
+
 const digestHex = (sum: bigint): string => sum.toString(16).padStart(64, '0');
 
 /** The digest of a schema without a single user object (what `rollback --to 0` lands on). */
@@ -214,7 +217,7 @@ export class SchemaTracker {
         byKey.set(row.key, made);
       }
     }
-    sum = ((sum % DIGEST_MODULUS) + DIGEST_MODULUS) % DIGEST_MODULUS;
+    sum = modDigest(sum);
     this.seen = { byKey, since: next, sum };
     return assemble(byKey, sum);
   }
@@ -228,11 +231,10 @@ export class SchemaTracker {
     const byKey = new Map(rows!.map((row) => [row.key, described(row)]));
     let sum = 0n;
     for (const { object } of byKey.values()) sum += digestTerm(object);
-    sum %= DIGEST_MODULUS;
+    sum = modDigest(sum);
     this.seen = { byKey, since: horizon![0]!.since, sum };
     return assemble(byKey, sum);
   }
-
 }
 
 /** Each object's hash, made once: a tracker hands out the same object until it changes. */
@@ -278,7 +280,7 @@ export function schemaChanges(before: SchemaDescription, after: SchemaDescriptio
 }
 
 /** Common columns in another order, table by table. */
-function columnOrderChanges(before: Record<string, string[]>, after: Record<string, string[]>): SchemaDiff['columnOrder'] {
+export function columnOrderChanges(before: Record<string, string[]>, after: Record<string, string[]>): SchemaDiff['columnOrder'] {
   const changes: SchemaDiff['columnOrder'] = [];
   for (const [table, then] of Object.entries(before)) {
     const now = after[table];

@@ -1,5 +1,5 @@
 import type { ClientBase } from 'pg';
-import { describeColumnOrder, diffSchemas, EMPTY_DIGEST, hashOf, SchemaTracker, type SchemaDescription, type SchemaDiff } from '../../integrity/schema-digest.js';
+import { columnOrderChanges, describeColumnOrder, diffSchemas, EMPTY_DIGEST, hashOf, SchemaTracker, type SchemaDescription, type SchemaDiff } from '../../integrity/schema-digest.js';
 import type { Revision } from '../../migrations/revision.js';
 import { readRecordedChanges } from '../../migrations/storage.js';
 import type { RunSession } from '../session/run-session.js';
@@ -115,13 +115,8 @@ export async function checkLanding(session: RunSession, baseline: LandingBaselin
         else if (now === null) diff.removed.push(key);
         else diff.changed.push({ key });
       }
-      for (const [table, then] of baseline.expectedOrder) {
-        const now = live.columnOrder[table];
-        if (!then || !now) continue;
-        const common = then.filter((column) => now.includes(column));
-        const here = now.filter((column) => then.includes(column));
-        if (common.join('\0') !== here.join('\0')) diff.columnOrder.push({ table, before: then, after: now });
-      }
+      const orderThen = [...baseline.expectedOrder].filter((entry): entry is [string, string[]] => entry[1] !== null);
+      diff.columnOrder = columnOrderChanges(Object.fromEntries(orderThen), live.columnOrder);
       diff.added.sort();
       diff.removed.sort();
       diff.changed.sort((x, y) => x.key.localeCompare(y.key));
