@@ -47,7 +47,7 @@ export interface LandingBaseline {
 export async function prepareLanding(client: ClientBase, target: string | null, toRevert: readonly Revision[]): Promise<LandingBaseline> {
   const tracker = new SchemaTracker();
   if (toRevert.length === 0) {
-    const notCompared = 'the revisions reverted before the interruption took their records of what they changed';
+    const notCompared = 'no record left of what the reverted revisions changed';
     return { target, expected: undefined, expectedOrder: new Map(), notCompared, targetDigest: undefined, before: await tracker.describe(client), tracker };
   }
   const records = await readRecordedChanges(client, [...(target === null ? [] : [target]), ...toRevert.map((revision) => revision.name)]);

@@ -137,7 +137,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
     landing === undefined
       ? ''
       : landing.compared
-        ? `; schema as recorded at ${at(target)}${recovery.goal === 'settle' ? ' (for the revisions this run reverted: those reverted before the interruption took their records)' : ''}${landing.warnings.map((w) => `; warning: ${w}`).join('')}`
+        ? `; schema as recorded at ${at(target)}${recovery.goal === 'settle' ? ' (compared for the revisions this run reverted)' : ''}${landing.warnings.map((w) => `; warning: ${w}`).join('')}`
         : `; schema not compared (${landing.notCompared ?? 'no record'})`;
   if (recovery.goal === 'rollback') return finishRun(session, { outcome: 'ok', message: `rolled back to ${at(target)}; healthy, data verified${schemaNote}`, ...failure });
   if (recovery.goal === 'settle' && toRevert.length === 0) return finishRun(session, { outcome: 'ok', message: `${reason.message}; nothing to revert, data verified intact at ${at(target)}${schemaNote}`, ...failure });
