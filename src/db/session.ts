@@ -77,12 +77,8 @@ export async function openSibling(client: ClientBase, purpose: string): Promise<
  */
 const SESSION_SETTINGS = `SELECT set_config(name, '${CONNECTION_CHECK_INTERVAL_MS}', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`;
 
-/**
- * Back to the role and the settings belay connected with, as statements to
- * send at the head of a simple query; unlike resetSession, this works inside
- * a transaction too.
- */
-export const RESET_SETTINGS = `SET SESSION AUTHORIZATION DEFAULT; RESET ALL; ${SESSION_SETTINGS}`;
+/** Back to the role and the settings belay connected with. */
+const RESET_SETTINGS = `SET SESSION AUTHORIZATION DEFAULT; RESET ALL; ${SESSION_SETTINGS}`;
 
 /**
  * The rest of DISCARD ALL, spelled out as the statements the PostgreSQL
@@ -94,13 +90,18 @@ export const RESET_SETTINGS = `SET SESSION AUTHORIZATION DEFAULT; RESET ALL; ${S
 const DISCARD_SESSION_STATE = 'CLOSE ALL; DEALLOCATE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES';
 
 /**
- * Give the session back as belay opened it, so that what one revision did to
- * its session (SET, SET ROLE, SET SESSION AUTHORIZATION, set_config(…, false),
+ * The session as belay opened it, so that what one revision did to its
+ * session (SET, SET ROLE, SET SESSION AUTHORIZATION, set_config(…, false),
  * temporary tables, prepared statements, cursors, LISTEN, session advisory
- * locks) does not carry into the next. Outside a transaction only.
+ * locks) does not carry into the next: statements to send at the head of a
+ * simple query. Inside a transaction, it holds once the transaction commits
+ * (a revision's record sends it before its COMMIT).
  */
+export const SESSION_RESET = `${DISCARD_SESSION_STATE}; ${RESET_SETTINGS}`;
+
+/** SESSION_RESET in a round trip of its own. */
 export async function resetSession(client: ClientBase): Promise<void> {
-  await client.query(`${DISCARD_SESSION_STATE}; ${RESET_SETTINGS}`);
+  await client.query(SESSION_RESET);
 }
 
 function connectError(params: ConnectionParams, error: unknown): BelayError {

@@ -160,81 +160,167 @@ export async function describeSchema(client: ClientBase): Promise<SchemaDescript
   return new SchemaTracker().describe(client);
 }
 
+interface TrackOptions {
+  /** Statements whose results are not read (e.g. a settings reset), sent first in the same round trip. */
+  opening?: string;
+  /**
+   * The caller holds the transaction that made every change since the last
+   * description (a revision's, before it commits): then the objects it knew
+   * are looked up only if that transaction deleted catalog rows.
+   */
+  inOneTransaction?: boolean;
+}
+
 /**
  * describeSchema for one database described again and again (a run records
- * the schema each revision leaves, a rehearsal describes it after every
+ * what each revision changes, a rehearsal describes the schema after every
  * step). The first time it describes every object; after that, only the
  * objects whose catalog rows were written since (by any transaction,
  * including the caller's open one) and the objects that name them, and it
  * checks that the others still exist. Inside a revision's transaction,
- * before it commits, that is what the revision changed.
+ * before it commits, that is what the revision changed. Nothing per update
+ * is done for the objects that did not change, in node.
  */
 export class SchemaTracker {
   /** What the last description saw, by catalog key, and the oldest transaction whose writes it may not have seen. */
   private seen: { byKey: Map<string, Described>; since: string; sum: bigint } | undefined;
+  /** Each key changed since the last takeChanges(), as it was before its first change (undefined: absent). */
+  private readonly touched = new Map<string, Described | undefined>();
 
-  /**
-   * In the caller's transaction, or in the implicit one of its round trip.
-   * `opening`: statements whose results are not read (e.g. a settings
-   * reset), sent first in the same round trip. `inOneTransaction`: the caller
-   * holds the transaction that made every change since the last description
-   * (a revision's, before it commits): then the objects it knew are looked up
-   * only if that transaction deleted catalog rows.
-   */
-  async describe(client: ClientBase, { opening = '', inOneTransaction = false }: { opening?: string; inOneTransaction?: boolean } = {}): Promise<SchemaDescription> {
+  /** `recording`: keep what changed for takeChanges() (a tracker that only describes need not). */
+  constructor(private readonly recording = false) {}
+
+  /** Bring the description up to date and hand out a copy of it. In the caller's transaction, or in the implicit one of its round trip. */
+  async describe(client: ClientBase, options: TrackOptions = {}): Promise<SchemaDescription> {
+    await this.update(client, options);
+    return assemble(this.seen!.byKey, this.seen!.sum);
+  }
+
+  /** Bring the description up to date, recording what changed for takeChanges(). */
+  async update(client: ClientBase, { opening = '', inOneTransaction = false }: TrackOptions = {}): Promise<void> {
     if (!this.seen) return this.describeAll(client, opening);
     const since = `${escapeLiteral(this.seen.since)}::xid`;
-    const gone = goneKeysQuery([...this.seen.byKey.keys()]);
-    const [facts] = await inCatalogSettings<{ since: string; schemas_written: boolean; gone: string[]; changed: { keys: string[] | null; kinds: Array<Branch | null> | null } }>(
+    // the keys known, for the gone check: a literal as long as the schema, built only when needed
+    const gone = (): string | undefined => goneKeysQuery([...this.seen!.byKey.keys()]);
+    const looked = !inOneTransaction ? gone() : undefined;
+    const [facts] = await inCatalogSettings<{ since: string; schemas_written: boolean; deleted: boolean; gone: string[] | null; changed: { keys: string[] | null; kinds: Array<Branch | null> | null } }>(
       client,
       opening,
       [
         `SELECT ${SNAPSHOT_HORIZON} AS since, ${schemasWrittenQuery(since)} AS schemas_written,
-                ${gone ? `CASE WHEN ${inOneTransaction ? DELETED_IN_TRANSACTION : 'true'} THEN ARRAY(${gone}) ELSE ARRAY[]::text[] END` : 'ARRAY[]::text[]'} AS gone,
+                ${inOneTransaction ? DELETED_IN_TRANSACTION : 'false'} AS deleted,
+                ${looked ? `ARRAY(${looked})` : 'NULL::text[]'} AS gone,
                 (SELECT to_jsonb(c) FROM (${changedKeysQuery(since, inOneTransaction)}) c) AS changed`,
       ],
     );
-    const { since: next, schemas_written: schemasWritten, gone: goneKeys, changed } = facts![0]!;
+    const { since: next, schemas_written: schemasWritten, deleted, changed } = facts![0]!;
     // a schema made or renamed: every name in it may have changed
     if (schemasWritten) return this.describeAll(client);
-    const byKey = new Map(this.seen.byKey);
-    let sum = this.seen.sum;
-    const forget = (key: string): void => {
-      const known = byKey.get(key);
-      if (known) sum -= digestTerm(known.object);
-      byKey.delete(key);
-    };
-    goneKeys.forEach(forget);
     const keys = changed.keys ?? [];
+    const kinds = new Set((changed.kinds ?? []).filter((kind): kind is Branch => kind !== null));
+    const describing = kinds.size > 0 ? describeKeysQuery(escapeLiteral(BELAY_SCHEMA), keys, kinds) : undefined;
+    const checking = deleted ? gone() : undefined;
+    const statements = [describing, checking].filter((statement): statement is string => statement !== undefined);
+    const results = statements.length > 0 ? await inCatalogSettings<SchemaRow>(client, '', statements) : [];
+    const rows = describing ? results.shift()! : [];
+    const goneKeys = [...(facts![0]!.gone ?? []), ...(checking ? results.shift()!.map((row) => row.key) : [])];
+    const seen = this.seen;
+    const forget = (key: string): void => this.replace(seen, key, undefined);
+    goneKeys.forEach(forget);
     // looked at and not described (again): no longer a user object (moved to belay's schema, taken into an extension)
     keys.forEach(forget);
-    const kinds = new Set((changed.kinds ?? []).filter((kind): kind is Branch => kind !== null));
-    if (kinds.size > 0) {
-      const [rows] = await inCatalogSettings<SchemaRow>(client, '', [describeKeysQuery(escapeLiteral(BELAY_SCHEMA), keys, kinds)]);
-      for (const row of rows!) {
-        const made = described(row);
-        sum += digestTerm(made.object);
-        byKey.set(row.key, made);
-      }
-    }
-    sum = modDigest(sum);
-    this.seen = { byKey, since: next, sum };
-    return assemble(byKey, sum);
+    for (const row of rows) this.replace(seen, row.key, described(row));
+    seen.sum = modDigest(seen.sum);
+    seen.since = next;
   }
 
-  private async describeAll(client: ClientBase, opening = ''): Promise<SchemaDescription> {
+  /**
+   * What changed since the last call (or since the first description): a
+   * record of each object added, removed or changed, and the digest of the
+   * schema now. Costs what changed, not what the schema holds.
+   */
+  takeChanges(): SchemaChanges {
+    if (!this.seen || !this.recording) throw new Error('takeChanges() needs a recording tracker that has described the schema');
+    const { byKey, sum } = this.seen;
+    const entries = [...this.touched].map(([key, was]): ChangeEntry => [was, byKey.get(key)]);
+    this.touched.clear();
+    return changeRecord(entries, digestHex(sum));
+  }
+
+  /** Start again from a full description (what was described may have been rolled back). */
+  reset(): void {
+    this.seen = undefined;
+    this.touched.clear();
+  }
+
+  private replace(seen: NonNullable<SchemaTracker['seen']>, key: string, now: Described | undefined): void {
+    const known = seen.byKey.get(key);
+    this.touch(key, known);
+    if (known) seen.sum -= digestTerm(known.object);
+    if (now) {
+      seen.sum += digestTerm(now.object);
+      seen.byKey.set(key, now);
+    } else seen.byKey.delete(key);
+  }
+
+  private async describeAll(client: ClientBase, opening = ''): Promise<void> {
     // the horizon first: the listing's snapshot is the same or later, so it misses no write from before it
     const [horizon, rows] = await inCatalogSettings<{ since: string } & SchemaRow>(client, opening, [
       `SELECT ${SNAPSHOT_HORIZON} AS since`,
       describeAllQuery(escapeLiteral(BELAY_SCHEMA)),
     ]);
-    const byKey = new Map(rows!.map((row) => [row.key, described(row)]));
-    let sum = 0n;
-    for (const { object } of byKey.values()) sum += digestTerm(object);
-    sum = modDigest(sum);
-    this.seen = { byKey, since: horizon![0]!.since, sum };
-    return assemble(byKey, sum);
+    const previous = this.seen;
+    const seen = { byKey: new Map<string, Described>(), since: horizon![0]!.since, sum: 0n };
+    for (const row of rows!) {
+      const now = described(row);
+      seen.byKey.set(row.key, now);
+      seen.sum += digestTerm(now.object);
+    }
+    seen.sum = modDigest(seen.sum);
+    if (previous && this.recording) {
+      // described again from scratch (a schema was written): record what differs from the last description
+      for (const [key, was] of previous.byKey) if (was.object.description !== seen.byKey.get(key)?.object.description || was.object.name !== seen.byKey.get(key)?.object.name) this.touch(key, was);
+      for (const key of seen.byKey.keys()) if (!previous.byKey.has(key)) this.touch(key, undefined);
+    }
+    this.seen = seen;
   }
+
+  private touch(key: string, was: Described | undefined): void {
+    if (this.recording && !this.touched.has(key)) this.touched.set(key, was);
+  }
+}
+
+/** One object that may have changed: as it was and as it is (undefined: absent). */
+type ChangeEntry = [was: Described | undefined, now: Described | undefined];
+
+/**
+ * The record of `entries` to keep, by kind and name (a rename is the old
+ * name gone and the new one added): for each object whose description
+ * changed, its hash before and after, and each changed table's column order
+ * before and after. The entries must hold every object that had or has one
+ * of their names.
+ */
+function changeRecord(entries: readonly ChangeEntry[], digest: string): SchemaChanges {
+  const before = new Map<string, Described>();
+  const after = new Map<string, Described>();
+  for (const [was, now] of entries) {
+    if (was) before.set(keyOf(was.object), was);
+    if (now) after.set(keyOf(now.object), now);
+  }
+  const changes: SchemaChanges['changes'] = {};
+  const columnOrder: SchemaChanges['columnOrder'] = {};
+  for (const key of new Set([...before.keys(), ...after.keys()])) {
+    const was = before.get(key);
+    const now = after.get(key);
+    if (was?.object === now?.object) continue;
+    const then = was ? objectHash(was.object) : null;
+    const hash = now ? objectHash(now.object) : null;
+    if (then === hash) continue;
+    changes[key] = [then, hash];
+    const { kind, name } = (was ?? now)!.object;
+    if (kind === 'table' || kind === 'foreign table') columnOrder[name] = [was?.columnOrder ?? null, now?.columnOrder ?? null];
+  }
+  return { format: 2, digest, changes, columnOrder };
 }
 
 /** Each object's hash, made once: a tracker hands out the same object until it changes. */
@@ -255,28 +341,17 @@ export const hashOf = (schema: SchemaDescription, key: string): string | null =>
   return object ? objectHash(object) : null;
 };
 
-/**
- * What changed from `before` to `after`, to keep. A tracker hands out the
- * same object for what it did not describe again, so unchanged objects cost
- * a comparison of references.
- */
+/** What changed from `before` to `after`, to keep (what a tracker's takeChanges() gives for the same two moments). */
 export function schemaChanges(before: SchemaDescription, after: SchemaDescription): SchemaChanges {
-  const changes: SchemaChanges['changes'] = {};
+  const entries: ChangeEntry[] = [];
+  const withOrder = (schema: SchemaDescription, object: SchemaObject | undefined): Described | undefined =>
+    object && { object, columnOrder: object.kind === 'table' || object.kind === 'foreign table' ? (schema.columnOrder[object.name] ?? null) : null };
   for (const [key, object] of after.objects) {
     const was = before.objects.get(key);
-    if (was === object) continue;
-    const then = was ? objectHash(was) : null;
-    const now = objectHash(object);
-    if (then !== now) changes[key] = [then, now];
+    if (was !== object) entries.push([withOrder(before, was), withOrder(after, object)]);
   }
-  for (const [key, object] of before.objects) if (!after.objects.has(key)) changes[key] = [objectHash(object), null];
-  const columnOrder: SchemaChanges['columnOrder'] = {};
-  for (const key of Object.keys(changes)) {
-    const object = before.objects.get(key) ?? after.objects.get(key)!;
-    if (object.kind !== 'table' && object.kind !== 'foreign table') continue;
-    columnOrder[object.name] = [before.columnOrder[object.name] ?? null, after.columnOrder[object.name] ?? null];
-  }
-  return { format: 2, digest: after.digest, changes, columnOrder };
+  for (const [key, object] of before.objects) if (!after.objects.has(key)) entries.push([withOrder(before, object), undefined]);
+  return changeRecord(entries, after.digest);
 }
 
 /** Common columns in another order, table by table. */

@@ -194,10 +194,11 @@ export const describeAllQuery = (exclude: string): string => schemaQuery({ exclu
  * exist.
  */
 export function changedKeysQuery(since: string, inOneTransaction = false): string {
-  // one transaction made every change since: a catalog it wrote no row of is not scanned (a one-time filter)
+  // one transaction made every change since: a catalog it wrote no row of is not scanned (the statistics
+  // functions are volatile: as an uncorrelated subquery the test runs once, a one-time filter, not per row)
   const only = (catalog: string): string =>
     inOneTransaction
-      ? ` AND (current_setting('track_counts') <> 'on' OR pg_stat_get_xact_tuples_inserted('${catalog}'::regclass) + pg_stat_get_xact_tuples_updated('${catalog}'::regclass) > 0)`
+      ? ` AND (SELECT current_setting('track_counts') <> 'on' OR pg_stat_get_xact_tuples_inserted('${catalog}'::regclass) + pg_stat_get_xact_tuples_updated('${catalog}'::regclass) > 0)`
       : '';
   return `
 WITH written(cat, oid) AS (

@@ -112,9 +112,12 @@ export class MigrationEngine {
 
   private async guard(name: string, direction: Direction, work: (revision: Revision) => Promise<void>): Promise<void> {
     const revision = this.byName.get(name);
+    // the record (log/unlog) resets the session in the round trip that commits it
+    let recorded = false;
     try {
       if (!revision) throw new Error(`no revision named ${name}`);
       await work(revision);
+      recorded = true;
     } catch (error) {
       const transactional = this.context.inTransaction;
       if (this.context.inTransaction) {
@@ -134,10 +137,12 @@ export class MigrationEngine {
     } finally {
       // what the revision did to the session must not reach the health checks and integrity that follow on it;
       // its outcome is already decided, and a session that cannot be reset fails the reset before the next revision
-      this.sessionReset = await resetSession(this.context.client).then(
-        () => true,
-        () => false,
-      );
+      this.sessionReset =
+        recorded ||
+        (await resetSession(this.context.client).then(
+          () => true,
+          () => false,
+        ));
     }
   }
 }

@@ -1,6 +1,6 @@
 import { escapeLiteral, type ClientBase } from 'pg';
-import { RESET_SETTINGS } from '../db/session.js';
-import { SchemaTracker, schemaChanges, type SchemaChanges, type SchemaDescription } from '../integrity/schema-digest.js';
+import { SESSION_RESET } from '../db/session.js';
+import { SchemaTracker, type SchemaChanges } from '../integrity/schema-digest.js';
 import type { Revision } from './revision.js';
 
 /** Per-run state the storage shares with the revision steps. */
@@ -38,45 +38,53 @@ export class TableStorage {
    */
   private applied: Set<string> | undefined;
   /** Describes again only the objects a revision changed: one per engine, across its revisions. */
-  private readonly schema = new SchemaTracker();
-  /** The schema right before the revision being applied. */
-  private before: SchemaDescription | undefined;
-  /** The schema the last revision logged here left: the next up of the run starts from it, not described again. */
-  private last: SchemaDescription | undefined;
+  private readonly schema = new SchemaTracker(true);
+  /**
+   * The tracker may not know where the schema stands: nothing described yet,
+   * or a down ran, or a revision failed (one outside a transaction may leave
+   * part of its change). Only log() says where the next up starts.
+   */
+  private unknown = true;
 
   constructor(private readonly revisions: ReadonlyMap<string, Revision>) {}
 
   /** Before an up: the schema it starts from, so that log() knows which objects the up changed. */
   async beforeUp(context: EngineContext): Promise<void> {
-    this.before = this.last ?? (await this.schema.describe(context.client));
-    // a revision that fails (or a down) leaves another schema: only log() says where the next one starts
-    this.last = undefined;
+    if (this.unknown) await this.schema.update(context.client);
+    // what changed before this up is not its change
+    this.schema.takeChanges();
+    this.unknown = true;
   }
 
   /**
    * Record a revision as applied, with what its up changed in the schema
    * (what a later `rollback --to` is compared with), in its own
    * transaction. The record is written as the role belay connected as,
-   * whatever role the revision took on: the settings are reset first, in the
-   * round trip that describes what the revision changed.
+   * whatever role the revision took on: the session is reset first
+   * (SESSION_RESET), in the round trip that describes what the revision
+   * changed; once the record commits, the session is as belay opened it.
    */
   async log(context: EngineContext, name: string): Promise<void> {
     const revision = this.revisions.get(name);
     if (!revision) throw new Error(`no revision named ${name}`);
     const durationMs = Date.now() - context.startedAt;
-    const after = await this.schema.describe(context.client, { opening: RESET_SETTINGS, inOneTransaction: context.inTransaction });
-    if (!this.before) throw new Error(`log(${name}) without beforeUp`);
-    const schema = schemaChanges(this.before, after);
-    this.before = undefined;
-    this.last = after;
+    await this.schema.update(context.client, { opening: SESSION_RESET, inOneTransaction: context.inTransaction });
+    const schema = this.schema.takeChanges();
     const values = [name, revision.checksum, JSON.stringify(revision.fileChecksums), String(durationMs), context.runId, JSON.stringify(schema)];
-    await this.commitWith(context, `INSERT INTO belay.migrations (name, checksum, files, duration_ms, run_id, schema) VALUES (${values.map(escapeLiteral).join(', ')})`);
+    try {
+      await this.commitWith(context, `INSERT INTO belay.migrations (name, checksum, files, duration_ms, run_id, schema) VALUES (${values.map(escapeLiteral).join(', ')})`);
+    } catch (error) {
+      // what it described may have been rolled back with the revision
+      this.schema.reset();
+      throw error;
+    }
+    this.unknown = false;
     this.applied?.add(name);
   }
 
   async unlog(context: EngineContext, name: string): Promise<void> {
-    this.last = undefined;
-    await this.commitWith(context, `${RESET_SETTINGS}; DELETE FROM belay.migrations WHERE name = ${escapeLiteral(name)}`);
+    this.unknown = true;
+    await this.commitWith(context, `${SESSION_RESET}; DELETE FROM belay.migrations WHERE name = ${escapeLiteral(name)}`);
     this.applied?.delete(name);
   }
 
