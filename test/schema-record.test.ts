@@ -2,12 +2,13 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ensureBelaySchema } from '../src/db/belay-schema.js';
 import { describeSchema, hashOf, type SchemaChanges, type SchemaDescription } from '../src/integrity/schema-digest.js';
 import { discoverRevisions } from '../src/migrations/discover.js';
 import { MigrationEngine } from '../src/migrations/engine.js';
-import { freshDatabase, type TestDatabase } from './support/pg.js';
+import { quoteIdent } from '../src/db/ident.js';
+import { freshDatabase, TEST_APP_ROLE, type TestDatabase } from './support/pg.js';
 
 /**
  * Each revision changes the schema in a way whose effect on other objects'
@@ -50,65 +51,90 @@ const REVISIONS: Array<[string, string]> = [
   ['drop_all', 'DROP SCHEMA shop CASCADE; DROP TABLE persons; DROP DOMAIN positive; DROP TYPE feeling; DROP TYPE status; DROP TYPE pair'],
 ];
 
-let db: TestDatabase;
-let client: pg.Client;
+/** Every record of a run of REVISIONS on `client`, checked against a full description after each revision. */
+async function recordAndFold(client: pg.Client): Promise<SchemaChanges[]> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'belay-record-'));
+  for (const [index, [name, sql]] of REVISIONS.entries()) {
+    const id = String(index + 1).padStart(4, '0');
+    await writeFile(path.join(dir, `${id}_${name}.up.sql`), sql);
+    await writeFile(path.join(dir, `${id}_${name}.down.sql`), 'SELECT 1');
+  }
+  const revisions = await discoverRevisions(dir);
+  const seen: Array<{ name: string; recorded: SchemaChanges; described: SchemaDescription }> = [];
+  // inside each revision's transaction, right after its record is written
+  const compare = async (on: pg.ClientBase): Promise<void> => {
+    const { rows } = await on.query<{ name: string; schema: SchemaChanges }>('SELECT name, schema FROM belay.migrations ORDER BY applied_at DESC, name DESC LIMIT 1');
+    seen.push({ name: rows[0]!.name, recorded: rows[0]!.schema, described: await describeSchema(on) });
+  };
+  const start = await describeSchema(client);
+  const engine = new MigrationEngine(revisions, client, '00000000-0000-0000-0000-000000000000', { log: () => {} }, compare);
+  for (const revision of revisions) await engine.up(revision.name);
+
+  expect(seen.map((s) => s.name)).toEqual(revisions.map((r) => r.name));
+  // the schema as the records say, revision by revision: each object's hash, each changed table's column order
+  const state = new Map([...start.objects.keys()].map((key) => [key, hashOf(start, key)]));
+  const order = new Map(Object.entries(start.columnOrder));
+  for (const { name, recorded, described } of seen) {
+    for (const [key, [then, now]] of Object.entries(recorded.changes)) {
+      expect({ name, key, then }).toEqual({ name, key, then: state.get(key) ?? null });
+      if (now === null) state.delete(key);
+      else state.set(key, now);
+    }
+    for (const [table, [, now]] of Object.entries(recorded.columnOrder)) {
+      if (now === null) order.delete(table);
+      else order.set(table, now);
+    }
+    // the digest of the whole schema, kept up to date change by change, is the one a full description makes
+    expect({ name, digest: recorded.digest }).toEqual({ name, digest: described.digest });
+    const full = new Map([...described.objects.keys()].map((key) => [key, hashOf(described, key)]));
+    expect({ name, objects: Object.fromEntries([...state].sort()) }).toEqual({ name, objects: Object.fromEntries([...full].sort()) });
+    for (const [table, columns] of Object.entries(described.columnOrder)) expect({ name, table, columns: order.get(table) }).toEqual({ name, table, columns });
+  }
+  // the cases did what they say: names the renames gave, and the end is empty
+  const after = (n: number): string[] => [...seen[n]!.described.objects.keys()];
+  expect(after(1)).toContain('table public.persons');
+  expect(after(1)).toContain('constraint public.persons.people_pkey');
+  expect(after(3)).toContain('trigger public.persons.people_touch');
+  expect(after(7)).toContain('enum public.status');
+  expect(after(12)).toContain('table app.pets');
+  expect(after(13)).toContain('table shop.pets');
+  expect(seen[14]!.recorded.changes).toEqual({});
+  expect(after(15).sort()).toEqual(['extension plpgsql', 'schema public']);
+  return seen.map((s) => s.recorded);
+}
+
+const trackerFunctions = async (db: TestDatabase): Promise<string[]> =>
+  (await db.query<{ name: string }>("SELECT proname AS name FROM pg_proc WHERE pronamespace = 'belay'::regnamespace AND proname LIKE 'schema\\_changes\\_%' ORDER BY 1")).map((row) => row.name);
 
 describe('the schema recorded per revision', () => {
-  beforeAll(async () => {
-    db = await freshDatabase();
-    client = new pg.Client({ connectionString: db.url });
+  const clients: pg.Client[] = [];
+  const connect = async (url: string): Promise<pg.Client> => {
+    const client = new pg.Client({ connectionString: url });
     await client.connect();
+    clients.push(client);
+    return client;
+  };
+  afterAll(async () => Promise.all(clients.map((client) => client.end())));
+
+  it('is, after every revision of a run, what a full description of the schema says, whether belay may make its function or not', async () => {
+    // belay's role owns belay's schema: the changes are described by belay's function, which replaces an older one
+    const owned = await freshDatabase();
+    const client = await connect(owned.url);
     await ensureBelaySchema(client);
-  });
-  afterAll(async () => client?.end());
+    await client.query('CREATE FUNCTION belay.schema_changes_0000000000000000(p_since xid) RETURNS jsonb LANGUAGE sql AS $$ SELECT NULL::jsonb $$');
+    const viaFunction = await recordAndFold(client);
+    expect(await trackerFunctions(owned)).toEqual([expect.stringMatching(/^schema_changes_[0-9a-f]{16}$/)]);
+    expect((await trackerFunctions(owned))[0]).not.toBe('schema_changes_0000000000000000');
 
-  it('is, after every revision of a run, what a full description of the schema says', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'belay-record-'));
-    for (const [index, [name, sql]] of REVISIONS.entries()) {
-      const id = String(index + 1).padStart(4, '0');
-      await writeFile(path.join(dir, `${id}_${name}.up.sql`), sql);
-      await writeFile(path.join(dir, `${id}_${name}.down.sql`), 'SELECT 1');
-    }
-    const revisions = await discoverRevisions(dir);
-    const seen: Array<{ name: string; recorded: SchemaChanges; described: SchemaDescription }> = [];
-    // inside each revision's transaction, right after its record is written
-    const compare = async (on: pg.ClientBase): Promise<void> => {
-      const { rows } = await on.query<{ name: string; schema: SchemaChanges }>('SELECT name, schema FROM belay.migrations ORDER BY applied_at DESC, name DESC LIMIT 1');
-      seen.push({ name: rows[0]!.name, recorded: rows[0]!.schema, described: await describeSchema(on) });
-    };
-    const start = await describeSchema(client);
-    const engine = new MigrationEngine(revisions, client, '00000000-0000-0000-0000-000000000000', { log: () => {} }, compare);
-    for (const revision of revisions) await engine.up(revision.name);
+    // belay's schema made by another role, which lets belay's role use its tables but not create in it: the same queries, sent inline
+    const lent = await freshDatabase();
+    const admin = await connect(lent.adminUrl);
+    await ensureBelaySchema(admin);
+    await admin.query(`GRANT USAGE ON SCHEMA belay TO ${quoteIdent(TEST_APP_ROLE)}; GRANT ALL ON ALL TABLES IN SCHEMA belay TO ${quoteIdent(TEST_APP_ROLE)}`);
+    const inline = await recordAndFold(await connect(lent.url));
+    expect(await trackerFunctions(lent)).toEqual([]);
 
-    expect(seen.map((s) => s.name)).toEqual(revisions.map((r) => r.name));
-    // the schema as the records say, revision by revision: each object's hash, each changed table's column order
-    const state = new Map([...start.objects.keys()].map((key) => [key, hashOf(start, key)]));
-    const order = new Map(Object.entries(start.columnOrder));
-    for (const { name, recorded, described } of seen) {
-      for (const [key, [then, now]] of Object.entries(recorded.changes)) {
-        expect({ name, key, then }).toEqual({ name, key, then: state.get(key) ?? null });
-        if (now === null) state.delete(key);
-        else state.set(key, now);
-      }
-      for (const [table, [, now]] of Object.entries(recorded.columnOrder)) {
-        if (now === null) order.delete(table);
-        else order.set(table, now);
-      }
-      // the digest of the whole schema, kept up to date change by change, is the one a full description makes
-      expect({ name, digest: recorded.digest }).toEqual({ name, digest: described.digest });
-      const full = new Map([...described.objects.keys()].map((key) => [key, hashOf(described, key)]));
-      expect({ name, objects: Object.fromEntries([...state].sort()) }).toEqual({ name, objects: Object.fromEntries([...full].sort()) });
-      for (const [table, columns] of Object.entries(described.columnOrder)) expect({ name, table, columns: order.get(table) }).toEqual({ name, table, columns });
-    }
-    // the cases did what they say: names the renames gave, and the end is empty
-    const after = (n: number): string[] => [...seen[n]!.described.objects.keys()];
-    expect(after(1)).toContain('table public.persons');
-    expect(after(1)).toContain('constraint public.persons.people_pkey');
-    expect(after(3)).toContain('trigger public.persons.people_touch');
-    expect(after(7)).toContain('enum public.status');
-    expect(after(12)).toContain('table app.pets');
-    expect(after(13)).toContain('table shop.pets');
-    expect(seen[14]!.recorded.changes).toEqual({});
-    expect(after(15).sort()).toEqual(['extension plpgsql', 'schema public']);
+    // names, not OIDs: the same revisions record the same changes either way
+    expect(inline).toEqual(viaFunction);
   });
 });

@@ -72,10 +72,11 @@ export async function openSibling(client: ClientBase, purpose: string): Promise<
  * The settings belay makes after connecting, as one statement without
  * parameters (it shares round trips). The others (application_name,
  * statement_timeout, lock_timeout) come in the startup packet, which is what
- * RESET returns to. Through pg_settings: the parameter exists from
- * PostgreSQL 14 on.
+ * RESET returns to. The parameter exists from PostgreSQL 14 on: asked with
+ * current_setting(…, missing_ok), not through pg_settings, which lists every
+ * parameter each time (this runs once per revision).
  */
-const SESSION_SETTINGS = `SELECT set_config(name, '${CONNECTION_CHECK_INTERVAL_MS}', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`;
+const SESSION_SETTINGS = `SELECT set_config('client_connection_check_interval', '${CONNECTION_CHECK_INTERVAL_MS}', false) WHERE current_setting('client_connection_check_interval', true) IS NOT NULL`;
 
 /** Back to the role and the settings belay connected with. */
 const RESET_SETTINGS = `SET SESSION AUTHORIZATION DEFAULT; RESET ALL; ${SESSION_SETTINGS}`;
@@ -86,8 +87,13 @@ const RESET_SETTINGS = `SET SESSION AUTHORIZATION DEFAULT; RESET ALL; ${SESSION_
  * DISCARD ALL, they can share a round trip with belay's settings. Unlike
  * DISCARD ALL, they also run inside an open transaction block: the engine
  * checks that no revision leaves one open. None of them depends on the role.
+ * All but DISCARD PLANS: a cached plan is made again whenever what it
+ * depends on changes (a table, the search_path, the role under row
+ * security), so a revision's plans cannot change what the next one does,
+ * and discarding them would throw away the plans of belay's own function
+ * (ensureTrackerFunction) every revision.
  */
-const DISCARD_SESSION_STATE = 'CLOSE ALL; DEALLOCATE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES';
+const DISCARD_SESSION_STATE = 'CLOSE ALL; DEALLOCATE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES';
 
 /**
  * The session as belay opened it, so that what one revision did to its

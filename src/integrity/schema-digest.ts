@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { escapeLiteral, type ClientBase, type QueryResult } from 'pg';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
-import { changedKeysQuery, describeAllQuery, describeKeysQuery, goneKeysQuery, type Branch, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
+import { changedKeysQuery, DELETED_IN_TRANSACTION, describeAllQuery, describeKeysQuery, goneKeysQuery, keysLiteral, type Branch, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
 
 export interface SchemaObject {
   kind: string;
@@ -103,14 +103,6 @@ interface SchemaRow {
 }
 
 /**
- * Whether the open transaction deleted rows of the catalogs whose rows are
- * described objects (a drop); without statistics, assume it did.
- */
-const DELETED_IN_TRANSACTION = `(current_setting('track_counts') <> 'on' OR ${['pg_namespace', 'pg_extension', 'pg_class', 'pg_constraint', 'pg_trigger', 'pg_rewrite', 'pg_policy', 'pg_proc', 'pg_type']
-  .map((catalog) => `pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.${catalog}'::regclass)`)
-  .join(' + ')} > 0)`;
-
-/**
  * `statements` (literals only) in one round trip after `opening`, with
  * search_path = pg_catalog and jit off for them, inside the caller's
  * transaction or the implicit one of the round trip; the settings are given
@@ -169,6 +161,21 @@ interface TrackOptions {
    * are looked up only if that transaction deleted catalog rows.
    */
   inOneTransaction?: boolean;
+  /** With inOneTransaction: the function that answers in one call (ensureTrackerFunction), when there is one. */
+  via?: string;
+}
+
+/** What an update learns in its first round trip. */
+interface Facts {
+  since: string;
+  schemas_written: boolean;
+  deleted: boolean;
+  /** Known keys found gone (inline and not in one transaction: asked right away). */
+  gone?: string[] | null;
+  keys: string[] | null;
+  /** The changed objects described, when the function answered. */
+  rows?: SchemaRow[];
+  kinds?: Array<Branch | null> | null;
 }
 
 /**
@@ -197,33 +204,37 @@ export class SchemaTracker {
   }
 
   /** Bring the description up to date, recording what changed for takeChanges(). */
-  async update(client: ClientBase, { opening = '', inOneTransaction = false }: TrackOptions = {}): Promise<void> {
+  async update(client: ClientBase, { opening = '', inOneTransaction = false, via }: TrackOptions = {}): Promise<void> {
     if (!this.seen) return this.describeAll(client, opening);
     const since = `${escapeLiteral(this.seen.since)}::xid`;
     // the keys known, for the gone check: a literal as long as the schema, built only when needed
     const gone = (): string | undefined => goneKeysQuery([...this.seen!.byKey.keys()]);
-    const looked = !inOneTransaction ? gone() : undefined;
-    const [facts] = await inCatalogSettings<{ since: string; schemas_written: boolean; deleted: boolean; gone: string[] | null; changed: { keys: string[] | null; kinds: Array<Branch | null> | null } }>(
-      client,
-      opening,
-      [
+    let facts: Facts;
+    if (via && inOneTransaction) {
+      const answers = (await client.query(`${opening ? `${opening};\n` : ''}SELECT ${via}(${since}) AS facts`)) as unknown as QueryResult | QueryResult[];
+      const last = Array.isArray(answers) ? answers[answers.length - 1]! : answers;
+      facts = (last.rows[0] as { facts: Facts }).facts;
+    } else {
+      const looked = !inOneTransaction ? gone() : undefined;
+      const [found] = await inCatalogSettings<Omit<Facts, 'rows' | 'keys' | 'kinds'> & { changed: Pick<Facts, 'keys' | 'kinds'> }>(client, opening, [
         `SELECT ${SNAPSHOT_HORIZON} AS since, ${schemasWrittenQuery(since)} AS schemas_written,
                 ${inOneTransaction ? DELETED_IN_TRANSACTION : 'false'} AS deleted,
                 ${looked ? `ARRAY(${looked})` : 'NULL::text[]'} AS gone,
                 (SELECT to_jsonb(c) FROM (${changedKeysQuery(since, inOneTransaction)}) c) AS changed`,
-      ],
-    );
-    const { since: next, schemas_written: schemasWritten, deleted, changed } = facts![0]!;
+      ]);
+      const { changed, ...rest } = found![0]!;
+      facts = { ...rest, ...changed };
+    }
     // a schema made or renamed: every name in it may have changed
-    if (schemasWritten) return this.describeAll(client);
-    const keys = changed.keys ?? [];
-    const kinds = new Set((changed.kinds ?? []).filter((kind): kind is Branch => kind !== null));
-    const describing = kinds.size > 0 ? describeKeysQuery(escapeLiteral(BELAY_SCHEMA), keys, kinds) : undefined;
-    const checking = deleted ? gone() : undefined;
+    if (facts.schemas_written) return this.describeAll(client);
+    const keys = facts.keys ?? [];
+    const kinds = new Set((facts.kinds ?? []).filter((kind): kind is Branch => kind !== null));
+    const describing = !facts.rows && kinds.size > 0 ? describeKeysQuery(escapeLiteral(BELAY_SCHEMA), keysLiteral(keys), kinds) : undefined;
+    const checking = facts.deleted ? gone() : undefined;
     const statements = [describing, checking].filter((statement): statement is string => statement !== undefined);
     const results = statements.length > 0 ? await inCatalogSettings<SchemaRow>(client, '', statements) : [];
-    const rows = describing ? results.shift()! : [];
-    const goneKeys = [...(facts![0]!.gone ?? []), ...(checking ? results.shift()!.map((row) => row.key) : [])];
+    const rows = facts.rows ?? (describing ? results.shift()! : []);
+    const goneKeys = [...(facts.gone ?? []), ...(checking ? results.shift()!.map((row) => row.key) : [])];
     const seen = this.seen;
     const forget = (key: string): void => this.replace(seen, key, undefined);
     goneKeys.forEach(forget);
@@ -231,7 +242,7 @@ export class SchemaTracker {
     keys.forEach(forget);
     for (const row of rows) this.replace(seen, row.key, described(row));
     seen.sum = modDigest(seen.sum);
-    seen.since = next;
+    seen.since = facts.since;
   }
 
   /**

@@ -2,7 +2,8 @@
 type KeyLetter = 'n' | 'x' | 'c' | 'o' | 't' | 'r' | 'p' | 'f' | 'y';
 
 /** The SELECTs of the description, one per kind of object (a rule of pg_rewrite, a type of pg_type, …). */
-export type Branch = 'schema' | 'extension' | 'table' | 'view' | 'sequence' | 'index' | 'constraint' | 'domain constraint' | 'trigger' | 'rule' | 'policy' | 'function' | 'type';
+export const BRANCHES = ['schema', 'extension', 'table', 'view', 'sequence', 'index', 'constraint', 'domain constraint', 'trigger', 'rule', 'policy', 'function', 'type'] as const;
+export type Branch = (typeof BRANCHES)[number];
 
 /** One SELECT per kind of object; `keys` (text[], as SQL) filters them, NULL for all. */
 function branches(keys: string): Record<Branch, string> {
@@ -200,27 +201,29 @@ export function changedKeysQuery(since: string, inOneTransaction = false): strin
     inOneTransaction
       ? ` AND (SELECT current_setting('track_counts') <> 'on' OR pg_stat_get_xact_tuples_inserted('${catalog}'::regclass) + pg_stat_get_xact_tuples_updated('${catalog}'::regclass) > 0)`
       : '';
+  // the age of `since`, once (an initplan): the function is stable, so a plain age(since) runs per row
+  const oldest = `(SELECT age(${since}))`;
   return `
 WITH written(cat, oid) AS (
-  SELECT 'pg_class'::regclass, oid FROM pg_class WHERE age(xmin) <= age(${since})${only('pg_class')}
-  UNION ALL SELECT 'pg_class'::regclass, attrelid FROM pg_attribute WHERE age(xmin) <= age(${since})${only('pg_attribute')}
-  UNION ALL SELECT 'pg_class'::regclass, adrelid FROM pg_attrdef WHERE age(xmin) <= age(${since})${only('pg_attrdef')}
-  UNION ALL SELECT 'pg_class'::regclass, indexrelid FROM pg_index WHERE age(xmin) <= age(${since})${only('pg_index')}
-  UNION ALL SELECT 'pg_class'::regclass, inhrelid FROM pg_inherits WHERE age(xmin) <= age(${since})${only('pg_inherits')}
-  UNION ALL SELECT 'pg_class'::regclass, partrelid FROM pg_partitioned_table WHERE age(xmin) <= age(${since})${only('pg_partitioned_table')}
-  UNION ALL SELECT 'pg_class'::regclass, seqrelid FROM pg_sequence WHERE age(xmin) <= age(${since})${only('pg_sequence')}
-  UNION ALL SELECT 'pg_constraint'::regclass, oid FROM pg_constraint WHERE age(xmin) <= age(${since})${only('pg_constraint')}
-  UNION ALL SELECT 'pg_trigger'::regclass, oid FROM pg_trigger WHERE age(xmin) <= age(${since})${only('pg_trigger')}
-  UNION ALL SELECT 'pg_rewrite'::regclass, oid FROM pg_rewrite WHERE age(xmin) <= age(${since})${only('pg_rewrite')}
-  UNION ALL SELECT 'pg_policy'::regclass, oid FROM pg_policy WHERE age(xmin) <= age(${since})${only('pg_policy')}
-  UNION ALL SELECT 'pg_proc'::regclass, oid FROM pg_proc WHERE age(xmin) <= age(${since})${only('pg_proc')}
-  UNION ALL SELECT 'pg_proc'::regclass, aggfnoid FROM pg_aggregate WHERE age(xmin) <= age(${since})${only('pg_aggregate')}
-  UNION ALL SELECT 'pg_type'::regclass, oid FROM pg_type WHERE age(xmin) <= age(${since})${only('pg_type')}
-  UNION ALL SELECT 'pg_type'::regclass, enumtypid FROM pg_enum WHERE age(xmin) <= age(${since})${only('pg_enum')}
-  UNION ALL SELECT 'pg_type'::regclass, rngtypid FROM pg_range WHERE age(xmin) <= age(${since})${only('pg_range')}
-  UNION ALL SELECT 'pg_collation'::regclass, oid FROM pg_collation WHERE age(xmin) <= age(${since})${only('pg_collation')}
-  UNION ALL SELECT 'pg_extension'::regclass, oid FROM pg_extension WHERE age(xmin) <= age(${since})${only('pg_extension')}
-  UNION ALL SELECT classid, objid FROM pg_depend WHERE age(xmin) <= age(${since})${only('pg_depend')}
+  SELECT 'pg_class'::regclass, oid FROM pg_class WHERE age(xmin) <= ${oldest}${only('pg_class')}
+  UNION ALL SELECT 'pg_class'::regclass, attrelid FROM pg_attribute WHERE age(xmin) <= ${oldest}${only('pg_attribute')}
+  UNION ALL SELECT 'pg_class'::regclass, adrelid FROM pg_attrdef WHERE age(xmin) <= ${oldest}${only('pg_attrdef')}
+  UNION ALL SELECT 'pg_class'::regclass, indexrelid FROM pg_index WHERE age(xmin) <= ${oldest}${only('pg_index')}
+  UNION ALL SELECT 'pg_class'::regclass, inhrelid FROM pg_inherits WHERE age(xmin) <= ${oldest}${only('pg_inherits')}
+  UNION ALL SELECT 'pg_class'::regclass, partrelid FROM pg_partitioned_table WHERE age(xmin) <= ${oldest}${only('pg_partitioned_table')}
+  UNION ALL SELECT 'pg_class'::regclass, seqrelid FROM pg_sequence WHERE age(xmin) <= ${oldest}${only('pg_sequence')}
+  UNION ALL SELECT 'pg_constraint'::regclass, oid FROM pg_constraint WHERE age(xmin) <= ${oldest}${only('pg_constraint')}
+  UNION ALL SELECT 'pg_trigger'::regclass, oid FROM pg_trigger WHERE age(xmin) <= ${oldest}${only('pg_trigger')}
+  UNION ALL SELECT 'pg_rewrite'::regclass, oid FROM pg_rewrite WHERE age(xmin) <= ${oldest}${only('pg_rewrite')}
+  UNION ALL SELECT 'pg_policy'::regclass, oid FROM pg_policy WHERE age(xmin) <= ${oldest}${only('pg_policy')}
+  UNION ALL SELECT 'pg_proc'::regclass, oid FROM pg_proc WHERE age(xmin) <= ${oldest}${only('pg_proc')}
+  UNION ALL SELECT 'pg_proc'::regclass, aggfnoid FROM pg_aggregate WHERE age(xmin) <= ${oldest}${only('pg_aggregate')}
+  UNION ALL SELECT 'pg_type'::regclass, oid FROM pg_type WHERE age(xmin) <= ${oldest}${only('pg_type')}
+  UNION ALL SELECT 'pg_type'::regclass, enumtypid FROM pg_enum WHERE age(xmin) <= ${oldest}${only('pg_enum')}
+  UNION ALL SELECT 'pg_type'::regclass, rngtypid FROM pg_range WHERE age(xmin) <= ${oldest}${only('pg_range')}
+  UNION ALL SELECT 'pg_collation'::regclass, oid FROM pg_collation WHERE age(xmin) <= ${oldest}${only('pg_collation')}
+  UNION ALL SELECT 'pg_extension'::regclass, oid FROM pg_extension WHERE age(xmin) <= ${oldest}${only('pg_extension')}
+  UNION ALL SELECT classid, objid FROM pg_depend WHERE age(xmin) <= ${oldest}${only('pg_depend')}
 ),
 -- a description names the objects it depends on (a view its tables' columns, a trigger its function,
 -- an index its table): when one of those was renamed, the dependent's description changed with it
@@ -263,12 +266,15 @@ SELECT array_agg(key ORDER BY key) AS keys,
 /** The oldest transaction the current snapshot may not see the writes of (32 bits, as an xid's text). */
 export const SNAPSHOT_HORIZON = '(pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot()) % 4294967296)::text';
 
+/** Keys (e.g. `c16384`) as a text[] literal. */
+export const keysLiteral = (keys: readonly string[]): string => `'{${keys.filter((key) => /^[a-z]\d+$/.test(key)).join(',')}}'::text[]`;
+
 /**
- * describeAllQuery's rows for `keys` only, with only the SELECTs of `kinds`
- * (what changedKeysQuery found). `exclude` is belay's schema as SQL.
+ * describeAllQuery's rows for the keys in `list` (a text[] as SQL: a literal,
+ * or a variable of a function) only, with only the SELECTs of `kinds` (what
+ * changedKeysQuery found). `exclude` is belay's schema as SQL.
  */
-export function describeKeysQuery(exclude: string, keys: readonly string[], kinds: ReadonlySet<Branch>): string {
-  const list = `'{${keys.filter((key) => /^[a-z]\d+$/.test(key)).join(',')}}'::text[]`;
+export function describeKeysQuery(exclude: string, list: string, kinds: ReadonlySet<Branch>): string {
   // the relations the keys are, and those their constraints, triggers, rules, policies and indexes hang off
   const relations = `ARRAY(SELECT substr(k, 2)::oid FROM unnest(${list}) k WHERE left(k, 1) = 'c'
     UNION SELECT indrelid FROM pg_index WHERE 'c' || indexrelid = ANY(${list})
@@ -278,6 +284,14 @@ export function describeKeysQuery(exclude: string, keys: readonly string[], kind
     UNION SELECT polrelid FROM pg_policy WHERE 'p' || oid = ANY(${list}))`;
   return schemaQuery({ exclude, keys: list, kinds, relations });
 }
+
+/**
+ * Whether the open transaction deleted rows of the catalogs whose rows are
+ * described objects (a drop); without statistics, assume it did.
+ */
+export const DELETED_IN_TRANSACTION = `(current_setting('track_counts') <> 'on' OR ${['pg_namespace', 'pg_extension', 'pg_class', 'pg_constraint', 'pg_trigger', 'pg_rewrite', 'pg_policy', 'pg_proc', 'pg_type']
+  .map((catalog) => `pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.${catalog}'::regclass)`)
+  .join(' + ')} > 0)`;
 
 /** Whether a pg_namespace row was written since `since` (a schema made, renamed or altered). */
 export const schemasWrittenQuery = (since: string): string => `EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE age(xmin) <= age(${since}))`;

@@ -1,6 +1,7 @@
 import { escapeLiteral, type ClientBase } from 'pg';
 import { SESSION_RESET } from '../db/session.js';
 import { SchemaTracker, type SchemaChanges } from '../integrity/schema-digest.js';
+import { ensureTrackerFunction } from '../integrity/tracker-function.js';
 import type { Revision } from './revision.js';
 
 /** Per-run state the storage shares with the revision steps. */
@@ -45,12 +46,19 @@ export class TableStorage {
    * part of its change). Only log() says where the next up starts.
    */
   private unknown = true;
+  /** The function that describes a revision's change in one call, once made (undefined: the queries go inline). */
+  private via: Promise<string | undefined> | undefined;
 
   constructor(private readonly revisions: ReadonlyMap<string, Revision>) {}
 
   /** Before an up: the schema it starts from, so that log() knows which objects the up changed. */
   async beforeUp(context: EngineContext): Promise<void> {
-    if (this.unknown) await this.schema.update(context.client);
+    if (this.unknown) {
+      // made before the first description: its own catalog rows are then not a revision's change
+      this.via ??= ensureTrackerFunction(context.client);
+      await this.via;
+      await this.schema.update(context.client);
+    }
     // what changed before this up is not its change
     this.schema.takeChanges();
     this.unknown = true;
@@ -68,7 +76,7 @@ export class TableStorage {
     const revision = this.revisions.get(name);
     if (!revision) throw new Error(`no revision named ${name}`);
     const durationMs = Date.now() - context.startedAt;
-    await this.schema.update(context.client, { opening: SESSION_RESET, inOneTransaction: context.inTransaction });
+    await this.schema.update(context.client, { opening: SESSION_RESET, inOneTransaction: context.inTransaction, via: await this.via });
     const schema = this.schema.takeChanges();
     const values = [name, revision.checksum, JSON.stringify(revision.fileChecksums), String(durationMs), context.runId, JSON.stringify(schema)];
     try {

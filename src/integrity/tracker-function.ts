@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+import { escapeLiteral, type ClientBase } from 'pg';
+import { BELAY_SCHEMA } from '../db/belay-schema.js';
+import { quoteIdent } from '../db/ident.js';
+import { BRANCHES, changedKeysQuery, DELETED_IN_TRANSACTION, describeKeysQuery, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
+
+/**
+ * What a revision's transaction changed in the schema, in one call: the
+ * queries a tracker sends inline (changedKeysQuery, then describeKeysQuery
+ * for the kinds found), as a PL/pgSQL function in belay's schema, so that
+ * their plans are made once per session instead of once per revision
+ * (planning them cost about as much as running them). Its answer:
+ * { since, schemas_written, deleted, rows } (rows: the described objects).
+ */
+function functionBody(): string {
+  const exclude = escapeLiteral(BELAY_SCHEMA);
+  const describeEach = BRANCHES.map(
+    (kind) => `
+  IF ${escapeLiteral(kind)} = ANY(v_kinds) THEN
+    SELECT v_rows || coalesce(jsonb_agg(to_jsonb(d)), '[]'::jsonb) INTO v_rows FROM (${describeKeysQuery(exclude, 'v_keys', new Set([kind]))}) d;
+  END IF;`,
+  ).join('');
+  return `
+DECLARE
+  -- the horizon first: every statement after it sees at least what it saw
+  v_since text := ${SNAPSHOT_HORIZON};
+  v_keys text[];
+  v_kinds text[];
+  v_rows jsonb := '[]'::jsonb;
+BEGIN
+  IF ${schemasWrittenQuery('p_since')} THEN
+    RETURN jsonb_build_object('since', v_since, 'schemas_written', true);
+  END IF;
+  SELECT c.keys, c.kinds INTO v_keys, v_kinds FROM (${changedKeysQuery('p_since', true)}) c;${describeEach}
+  RETURN jsonb_build_object('since', v_since, 'schemas_written', false, 'deleted', ${DELETED_IN_TRANSACTION}, 'keys', coalesce(v_keys, '{}'), 'rows', v_rows);
+END`;
+}
+
+const PREFIX = 'schema_changes_';
+
+let made: { name: string; create: string } | undefined;
+
+/** Named after a hash of its text: a belay that changes the queries makes its own, and drops the others. */
+function trackerFunction(): { name: string; create: string } {
+  if (made) return made;
+  const body = functionBody();
+  const name = `${PREFIX}${createHash('sha256').update(body).digest('hex').slice(0, 16)}`;
+  const create = `CREATE FUNCTION ${quoteIdent(BELAY_SCHEMA)}.${quoteIdent(name)}(p_since xid) RETURNS jsonb LANGUAGE plpgsql
+  SET search_path = pg_catalog SET jit = off SET plan_cache_mode = force_generic_plan
+  AS ${dollarQuoted(body)}`;
+  made = { name, create };
+  return made;
+}
+
+function dollarQuoted(body: string): string {
+  let tag = '$belay$';
+  for (let i = 0; body.includes(tag); i++) tag = `$belay${i}$`;
+  return `${tag}${body}${tag}`;
+}
+
+/**
+ * Make sure the function exists and may be called, under the run's lock,
+ * outside a revision's transaction; drop the versions an earlier belay made.
+ * Its qualified name, or undefined when it cannot be had (no CREATE on
+ * belay's schema, no EXECUTE, no PL/pgSQL): the tracker then sends the
+ * queries inline, with the same answers.
+ */
+export async function ensureTrackerFunction(client: ClientBase): Promise<string | undefined> {
+  const { name, create } = trackerFunction();
+  const qualified = `${quoteIdent(BELAY_SCHEMA)}.${quoteIdent(name)}`;
+  const { rows } = await client.query<{ present: boolean; callable: boolean; creatable: boolean; others: string[] }>(
+    `SELECT to_regprocedure($1) IS NOT NULL AS present,
+            coalesce(has_function_privilege(to_regprocedure($1), 'EXECUTE'), false) AS callable,
+            has_schema_privilege($2, 'CREATE') AND EXISTS (SELECT 1 FROM pg_catalog.pg_language WHERE lanname = 'plpgsql') AS creatable,
+            ARRAY(SELECT p.proname::text FROM pg_catalog.pg_proc p WHERE p.pronamespace = to_regnamespace($2) AND starts_with(p.proname, $3) AND p.proname <> $4
+                    AND pg_has_role(p.proowner, 'USAGE')) AS others`,
+    [`${qualified}(xid)`, BELAY_SCHEMA, PREFIX, name],
+  );
+  const found = rows[0]!;
+  if (found.present) return found.callable ? qualified : undefined;
+  if (!found.creatable) return undefined;
+  const drops = found.others.map((other) => `DROP FUNCTION IF EXISTS ${quoteIdent(BELAY_SCHEMA)}.${quoteIdent(other)}(xid)`);
+  try {
+    await client.query([create, ...drops].join(';\n'));
+  } catch {
+    return undefined;
+  }
+  return qualified;
+}
