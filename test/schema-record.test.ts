@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -49,6 +49,11 @@ const REVISIONS: Array<[string, string]> = [
   ['rename_schema', 'ALTER SCHEMA app RENAME TO shop'],
   ['data_only', "INSERT INTO persons (full_name) VALUES ('someone'); UPDATE persons SET n = 1"],
   ['drop_all', 'DROP SCHEMA shop CASCADE; DROP TABLE persons; DROP DOMAIN positive; DROP TYPE feeling; DROP TYPE status; DROP TYPE pair'],
+  // columns changed in place: pg_attribute rows updated, pg_attrdef rows added and replaced, no new relation
+  ['again', 'CREATE TABLE things (id int, note text); CREATE INDEX things_note ON things (note)'],
+  ['defaults', "ALTER TABLE things ADD COLUMN born date DEFAULT '2020-01-01'; ALTER TABLE things ALTER COLUMN note SET DEFAULT 'x'"],
+  ['column_changes', "ALTER TABLE things ALTER COLUMN id SET NOT NULL; ALTER TABLE things ALTER COLUMN id TYPE bigint; ALTER TABLE things ALTER COLUMN born SET DEFAULT '2021-01-01'"],
+  ['index_only', 'CREATE UNIQUE INDEX things_id ON things (id)'],
 ];
 
 /** Every record of a run of REVISIONS on `client`, checked against a full description after each revision. */
@@ -100,6 +105,9 @@ async function recordAndFold(client: pg.Client): Promise<SchemaChanges[]> {
   expect(after(13)).toContain('table shop.pets');
   expect(seen[14]!.recorded.changes).toEqual({});
   expect(after(15).sort()).toEqual(['extension plpgsql', 'schema public']);
+  expect(seen[18]!.described.objects.get('table public.things')!.description).toContain("column born date default '2021-01-01'::date");
+  expect(Object.keys(seen[19]!.recorded.changes)).toEqual(['index public.things_id']);
+  await rm(dir, { recursive: true });
   return seen.map((s) => s.recorded);
 }
 
