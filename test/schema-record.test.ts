@@ -1,8 +1,13 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startCluster, stopCluster } from '../src/cluster/local-cluster.js';
+import { serverUser } from '../src/cluster/os-user.js';
+import { startTempCluster } from '../src/cluster/temp-cluster.js';
 import { ensureBelaySchema } from '../src/db/belay-schema.js';
 import { describeSchema, hashOf, type SchemaChanges, type SchemaDescription } from '../src/integrity/schema-digest.js';
 import { discoverRevisions } from '../src/migrations/discover.js';
@@ -54,6 +59,10 @@ const REVISIONS: Array<[string, string]> = [
   ['defaults', "ALTER TABLE things ADD COLUMN born date DEFAULT '2020-01-01'; ALTER TABLE things ALTER COLUMN note SET DEFAULT 'x'"],
   ['column_changes', "ALTER TABLE things ALTER COLUMN id SET NOT NULL; ALTER TABLE things ALTER COLUMN id TYPE bigint; ALTER TABLE things ALTER COLUMN born SET DEFAULT '2021-01-01'"],
   ['index_only', 'CREATE UNIQUE INDEX things_id ON things (id)'],
+  // a dependency alone, on objects from before: no new OID names it
+  ['sequence', 'CREATE SEQUENCE counter'],
+  ['owned', 'ALTER SEQUENCE counter OWNED BY things.id'],
+  ['owned_none', 'ALTER SEQUENCE counter OWNED BY NONE'],
 ];
 
 /** Every record of a run of REVISIONS on `client`, checked against a full description after each revision. */
@@ -107,6 +116,9 @@ async function recordAndFold(client: pg.Client): Promise<SchemaChanges[]> {
   expect(after(15).sort()).toEqual(['extension plpgsql', 'schema public']);
   expect(seen[18]!.described.objects.get('table public.things')!.description).toContain("column born date default '2021-01-01'::date");
   expect(Object.keys(seen[19]!.recorded.changes)).toEqual(['index public.things_id']);
+  expect(seen[21]!.described.objects.get('sequence public.counter')!.description).toContain('owned by public.things.id');
+  expect(Object.keys(seen[21]!.recorded.changes)).toEqual(['sequence public.counter']);
+  expect(Object.keys(seen[22]!.recorded.changes)).toEqual(['sequence public.counter']);
   await rm(dir, { recursive: true });
   return seen.map((s) => s.recorded);
 }
@@ -145,4 +157,36 @@ describe('the schema recorded per revision', () => {
     // names, not OIDs: the same revisions record the same changes either way
     expect(inline).toEqual(viaFunction);
   });
+
+  it('stays whole when new objects get OIDs from before the last description (the OID counter wrapped around)', async () => {
+    const server = await startTempCluster({ prefix: 'belay-oids-', superuser: 'postgres', tcp: false, pgBin: process.env.PG_BIN, path: process.env.PATH });
+    try {
+      const url = `postgresql://postgres@/postgres?host=${encodeURIComponent(server.spec.socketDir)}&port=${server.spec.port}`;
+      const before = new pg.Client({ connectionString: url });
+      await before.connect();
+      await ensureBelaySchema(before);
+      // high OIDs in belay's own schema (never described), then the counter set back below them, as after a wraparound
+      await before.query(`DO $$ BEGIN FOR i IN 1..40 LOOP EXECUTE format('CREATE TABLE belay.filler_%s (id int)', i); END LOOP; END $$`);
+      await before.end();
+      await stopCluster(server.spec);
+      const user = serverUser();
+      await promisify(execFile)(path.join(server.spec.binDir, 'pg_resetwal'), ['-o', '16384', '-D', server.spec.dataDir], { ...(user ? { uid: user.uid, gid: user.gid } : {}), timeout: 60_000 });
+      await startCluster(server.spec, path.join(server.root, 'server.log'));
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        const viaFunction = await recordAndFold(client);
+        expect(viaFunction).toHaveLength(REVISIONS.length);
+        // what was made after the reset (belay's function, during the run) has an OID below the fillers'
+        const { rows } = await client.query<{ below: boolean }>(
+          "SELECT (SELECT oid FROM pg_proc WHERE proname LIKE 'schema\\_changes\\_%') < (SELECT max(oid) FROM pg_class WHERE relname LIKE 'filler\\_%') AS below",
+        );
+        expect(rows[0]!.below).toBe(true);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await server.remove();
+    }
+  }, 120_000);
 });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { escapeLiteral, type ClientBase, type QueryResult } from 'pg';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
-import { changedKeysQuery, DELETED_IN_TRANSACTION, describeAllQuery, describeKeysQuery, goneKeysQuery, keysLiteral, type Branch, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
+import { changedKeysQuery, DELETED_IN_TRANSACTION, OID_FLOOR, describeAllQuery, describeKeysQuery, goneKeysQuery, keysLiteral, type Branch, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
 
 export interface SchemaObject {
   kind: string;
@@ -168,6 +168,8 @@ interface TrackOptions {
 /** What an update learns in its first round trip. */
 interface Facts {
   since: string;
+  /** The highest pg_class OID now (see changedKeysBlock). */
+  oid_floor: string;
   schemas_written: boolean;
   deleted: boolean;
   /** Known keys found gone (inline and not in one transaction: asked right away). */
@@ -190,7 +192,7 @@ interface Facts {
  */
 export class SchemaTracker {
   /** What the last description saw, by catalog key, and the oldest transaction whose writes it may not have seen. */
-  private seen: { byKey: Map<string, Described>; since: string; sum: bigint } | undefined;
+  private seen: { byKey: Map<string, Described>; since: string; oidFloor: string | null; sum: bigint } | undefined;
   /** Each key changed since the last takeChanges(), as it was before its first change (undefined: absent). */
   private readonly touched = new Map<string, Described | undefined>();
 
@@ -211,13 +213,14 @@ export class SchemaTracker {
     const gone = (): string | undefined => goneKeysQuery([...this.seen!.byKey.keys()]);
     let facts: Facts;
     if (via && inOneTransaction) {
-      const answers = (await client.query(`${opening ? `${opening};\n` : ''}SELECT ${via}(${since}) AS facts`)) as unknown as QueryResult | QueryResult[];
+      const floor = this.seen.oidFloor === null ? 'NULL' : escapeLiteral(this.seen.oidFloor);
+      const answers = (await client.query(`${opening ? `${opening};\n` : ''}SELECT ${via}(${since}, ${floor}::oid) AS facts`)) as unknown as QueryResult | QueryResult[];
       const last = Array.isArray(answers) ? answers[answers.length - 1]! : answers;
       facts = (last.rows[0] as { facts: Facts }).facts;
     } else {
       const looked = !inOneTransaction ? gone() : undefined;
       const [found] = await inCatalogSettings<Omit<Facts, 'rows' | 'keys' | 'kinds'> & { changed: Pick<Facts, 'keys' | 'kinds'> }>(client, opening, [
-        `SELECT ${SNAPSHOT_HORIZON} AS since, ${schemasWrittenQuery(since)} AS schemas_written,
+        `SELECT ${SNAPSHOT_HORIZON} AS since, ${OID_FLOOR} AS oid_floor, ${schemasWrittenQuery(since)} AS schemas_written,
                 ${inOneTransaction ? DELETED_IN_TRANSACTION : 'false'} AS deleted,
                 ${looked ? `ARRAY(${looked})` : 'NULL::text[]'} AS gone,
                 (SELECT to_jsonb(c) FROM (${changedKeysQuery(since, inOneTransaction)}) c) AS changed`,
@@ -243,6 +246,7 @@ export class SchemaTracker {
     for (const row of rows) this.replace(seen, row.key, described(row));
     seen.sum = modDigest(seen.sum);
     seen.since = facts.since;
+    seen.oidFloor = facts.oid_floor;
   }
 
   /**
@@ -276,12 +280,12 @@ export class SchemaTracker {
 
   private async describeAll(client: ClientBase, opening = ''): Promise<void> {
     // the horizon first: the listing's snapshot is the same or later, so it misses no write from before it
-    const [horizon, rows] = await inCatalogSettings<{ since: string } & SchemaRow>(client, opening, [
-      `SELECT ${SNAPSHOT_HORIZON} AS since`,
+    const [horizon, rows] = await inCatalogSettings<{ since: string; oid_floor: string } & SchemaRow>(client, opening, [
+      `SELECT ${SNAPSHOT_HORIZON} AS since, ${OID_FLOOR} AS oid_floor`,
       describeAllQuery(escapeLiteral(BELAY_SCHEMA)),
     ]);
     const previous = this.seen;
-    const seen = { byKey: new Map<string, Described>(), since: horizon![0]!.since, sum: 0n };
+    const seen = { byKey: new Map<string, Described>(), since: horizon![0]!.since, oidFloor: horizon![0]!.oid_floor, sum: 0n };
     for (const row of rows!) {
       const now = described(row);
       seen.byKey.set(row.key, now);

@@ -5,17 +5,19 @@ type KeyLetter = 'n' | 'x' | 'c' | 'o' | 't' | 'r' | 'p' | 'f' | 'y';
 export const BRANCHES = ['schema', 'extension', 'table', 'view', 'sequence', 'index', 'constraint', 'domain constraint', 'trigger', 'rule', 'policy', 'function', 'type'] as const;
 export type Branch = (typeof BRANCHES)[number];
 
-/** One SELECT per kind of object; `keys` (text[], as SQL) filters them, NULL for all. */
-function branches(keys: string): Record<Branch, string> {
+/** One SELECT per kind of object; `keys` (text[], as SQL) filters them, null for all. */
+function branches(keys: string | null): Record<Branch, string> {
+  // through each catalog's OID index: the keys of one letter as an oid[]
+  const match = (letter: KeyLetter, column: string): string => (keys === null ? 'true' : `${column} = ANY(${oidsOfKeys(keys, letter)})`);
   return {
     schema: `SELECT 'schema' AS kind, format('%I', nspname) AS name, 'n' || oid AS key, '' AS description, NULL::text[] AS column_order FROM ns
-       WHERE (${keys} IS NULL OR 'n' || oid = ANY(${keys}))`,
+       WHERE ${match('n', 'oid')}`,
     extension: `SELECT 'extension', format('%I', e.extname),
              'x' || e.oid AS key,
              format('version %s in schema %I', e.extversion, n.nspname),
              NULL
         FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-       WHERE (${keys} IS NULL OR 'x' || e.oid = ANY(${keys}))`,
+       WHERE ${match('x', 'e.oid')}`,
     table: `SELECT CASE c.relkind WHEN 'f' THEN 'foreign table' ELSE 'table' END, format('%I.%I', c.nspname, c.relname),
              'c' || c.oid AS key,
              concat_ws(E'\\n',
@@ -41,7 +43,7 @@ function branches(keys: string): Record<Branch, string> {
                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)),
              (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
         FROM rel c WHERE c.relkind IN ('r', 'p', 'f')
-         AND (${keys} IS NULL OR 'c' || c.oid = ANY(${keys}))`,
+         AND ${match('c', 'c.oid')}`,
     view: `SELECT CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, format('%I.%I', c.nspname, c.relname),
              'c' || c.oid AS key,
              concat_ws(E'\\n', pg_get_viewdef(c.oid),
@@ -49,7 +51,7 @@ function branches(keys: string): Record<Branch, string> {
                CASE WHEN c.relkind = 'm' AND NOT c.relispopulated THEN 'with no data' END),
              NULL
         FROM rel c WHERE c.relkind IN ('v', 'm')
-         AND (${keys} IS NULL OR 'c' || c.oid = ANY(${keys}))`,
+         AND ${match('c', 'c.oid')}`,
     sequence: `SELECT 'sequence', format('%I.%I', c.nspname, c.relname),
              'c' || c.oid AS key,
              concat_ws(' ', 'as ' || format_type(s.seqtypid, NULL), 'increment ' || s.seqincrement, 'minvalue ' || s.seqmin, 'maxvalue ' || s.seqmax,
@@ -61,7 +63,7 @@ function branches(keys: string): Record<Branch, string> {
              NULL
         FROM pg_sequence s JOIN rel c ON c.oid = s.seqrelid
        WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'i')
-         AND (${keys} IS NULL OR 'c' || c.oid = ANY(${keys}))`,
+         AND ${match('c', 'c.oid')}`,
     index: `SELECT 'index', format('%I.%I', c.nspname, c.relname),
              'c' || c.oid AS key,
              pg_get_indexdef(c.oid) || CASE WHEN NOT i.indisvalid THEN ' (invalid)' ELSE '' END,
@@ -69,33 +71,33 @@ function branches(keys: string): Record<Branch, string> {
         FROM pg_index i JOIN rel c ON c.oid = i.indexrelid
         -- an index of an extension's table is the extension's
         JOIN rel t ON t.oid = i.indrelid
-       WHERE (${keys} IS NULL OR 'c' || c.oid = ANY(${keys}))`,
+       WHERE ${match('c', 'c.oid')}`,
     constraint: `SELECT 'constraint', format('%I.%I.%I', c.nspname, c.relname, co.conname),
              'o' || co.oid AS key,
              pg_get_constraintdef(co.oid),
              NULL
         FROM pg_constraint co JOIN rel c ON c.oid = co.conrelid
-       WHERE (${keys} IS NULL OR 'o' || co.oid = ANY(${keys}))`,
+       WHERE ${match('o', 'co.oid')}`,
     'domain constraint': `SELECT 'domain constraint', format('%I.%I.%I', n.nspname, t.typname, co.conname),
              'o' || co.oid AS key,
              pg_get_constraintdef(co.oid),
              NULL
         FROM pg_constraint co JOIN pg_type t ON t.oid = co.contypid JOIN ns n ON n.oid = t.typnamespace
-       WHERE (${keys} IS NULL OR 'o' || co.oid = ANY(${keys}))`,
+       WHERE ${match('o', 'co.oid')}`,
     trigger: `SELECT 'trigger', format('%I.%I.%I', c.nspname, c.relname, tg.tgname),
              't' || tg.oid AS key,
              pg_get_triggerdef(tg.oid) || CASE tg.tgenabled WHEN 'D' THEN ' (disabled)' WHEN 'R' THEN ' (enabled replica)' WHEN 'A' THEN ' (enabled always)' ELSE '' END,
              NULL
         FROM pg_trigger tg JOIN rel c ON c.oid = tg.tgrelid
        WHERE NOT tg.tgisinternal
-         AND (${keys} IS NULL OR 't' || tg.oid = ANY(${keys}))`,
+         AND ${match('t', 'tg.oid')}`,
     rule: `SELECT 'rule', format('%I.%I.%I', c.nspname, c.relname, r.rulename),
              'r' || r.oid AS key,
              pg_get_ruledef(r.oid),
              NULL
         FROM pg_rewrite r JOIN rel c ON c.oid = r.ev_class
        WHERE r.rulename <> '_RETURN'
-         AND (${keys} IS NULL OR 'r' || r.oid = ANY(${keys}))`,
+         AND ${match('r', 'r.oid')}`,
     policy: `SELECT 'policy', format('%I.%I.%I', c.nspname, c.relname, p.polname),
              'p' || p.oid AS key,
              concat_ws(' ', CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END, 'for ' || p.polcmd::text,
@@ -103,7 +105,7 @@ function branches(keys: string): Record<Branch, string> {
                'using (' || pg_get_expr(p.polqual, p.polrelid) || ')', 'with check (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')'),
              NULL
         FROM pg_policy p JOIN rel c ON c.oid = p.polrelid
-       WHERE (${keys} IS NULL OR 'p' || p.oid = ANY(${keys}))`,
+       WHERE ${match('p', 'p.oid')}`,
     function: `SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
              format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
              'f' || p.oid AS key,
@@ -115,7 +117,7 @@ function branches(keys: string): Record<Branch, string> {
         FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace
        -- a range type's constructors depend on it internally: the type describes them
        WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype IN ('e', 'i'))
-         AND (${keys} IS NULL OR 'f' || p.oid = ANY(${keys}))`,
+         AND ${match('f', 'p.oid')}`,
     type: `SELECT CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'r' THEN 'range type' WHEN 'c' THEN 'composite type' ELSE 'type' END,
              format('%I.%I', n.nspname, t.typname),
              'y' || t.oid AS key,
@@ -132,15 +134,15 @@ function branches(keys: string): Record<Branch, string> {
          AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
          AND NOT EXISTS (SELECT 1 FROM pg_type el WHERE el.oid = t.typelem AND el.typarray = t.oid)
          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
-         AND (${keys} IS NULL OR 'y' || t.oid = ANY(${keys}))`,
+         AND ${match('y', 't.oid')}`,
   };
 }
 
 interface SchemaQueryParts {
   /** The schema left out (belay's own), as SQL. */
   exclude: string;
-  /** The keys (text[]) to describe, as SQL; NULL for every object. */
-  keys: string;
+  /** The keys (text[]) to describe, as SQL; null for every object. */
+  keys: string | null;
   /** Only these kinds of objects (all when absent): a smaller query is faster to plan. */
   kinds?: ReadonlySet<Branch>;
   /** Only these relations (an oid[] as SQL; all when absent): the relations the keys are or hang off. */
@@ -182,7 +184,7 @@ ${chosen.join('\nUNION ALL\n')}`;
  * descriptions is schema-qualified whatever the caller's search_path.
  * `exclude` is belay's schema as SQL.
  */
-export const describeAllQuery = (exclude: string): string => schemaQuery({ exclude, keys: 'NULL::text[]' });
+export const describeAllQuery = (exclude: string): string => schemaQuery({ exclude, keys: null });
 
 /**
  * Catalog rows written since `since` (an xid, as SQL): by every transaction
@@ -194,39 +196,142 @@ export const describeAllQuery = (exclude: string): string => schemaQuery({ exclu
  * rows are invisible here: the caller checks that the objects it knew still
  * exist.
  */
+/** A catalog whose written rows name an object: which catalog its key is from, and which column holds its OID. */
+interface WrittenSource {
+  catalog: string;
+  /** The key's catalog, as SQL (a column for pg_depend, whose rows name both sides). */
+  cat: string;
+  oid: string;
+  /** The writes that can be news (see pg_attribute). */
+  writes?: ReadonlyArray<'inserted' | 'updated'>;
+  /**
+   * An indexed column that holds, in a new row, an OID assigned when the row
+   * was made: higher than any OID there was when the schema was last
+   * described (until the OID counter wraps around).
+   */
+  fresh?: string;
+  /** A condition that lets the index be used for `fresh` (its leading columns). */
+  freshFirst?: string;
+}
+
+/** Catalogs whose objects have rows in pg_depend (PostgreSQL 10 on). */
+const DEPENDENT_CATALOGS = [
+  'pg_class', 'pg_type', 'pg_proc', 'pg_constraint', 'pg_attrdef', 'pg_rewrite', 'pg_trigger', 'pg_policy', 'pg_namespace', 'pg_extension',
+  'pg_collation', 'pg_cast', 'pg_operator', 'pg_opclass', 'pg_opfamily', 'pg_amop', 'pg_amproc', 'pg_conversion', 'pg_language',
+  'pg_statistic_ext', 'pg_ts_config', 'pg_ts_dict', 'pg_ts_parser', 'pg_ts_template', 'pg_foreign_data_wrapper', 'pg_foreign_server',
+  'pg_user_mapping', 'pg_default_acl', 'pg_event_trigger', 'pg_publication', 'pg_publication_rel', 'pg_transform', 'pg_am',
+];
+
+const WRITTEN_SOURCES: readonly WrittenSource[] = [
+  { catalog: 'pg_class', cat: "'pg_class'::regclass", oid: 'oid', fresh: 'oid' },
+  // a new pg_attribute row comes with a write of its relation's pg_class row (a new relation, or relnatts
+  // for an added column): only an update of one (a rename, a type, not null, a dropped column) is news,
+  // and the largest catalog is not scanned for the commonest revision, one that creates
+  { catalog: 'pg_attribute', cat: "'pg_class'::regclass", oid: 'attrelid', writes: ['updated'] },
+  { catalog: 'pg_attrdef', cat: "'pg_class'::regclass", oid: 'adrelid', fresh: 'oid' },
+  { catalog: 'pg_index', cat: "'pg_class'::regclass", oid: 'indexrelid', fresh: 'indexrelid' },
+  { catalog: 'pg_inherits', cat: "'pg_class'::regclass", oid: 'inhrelid' },
+  { catalog: 'pg_partitioned_table', cat: "'pg_class'::regclass", oid: 'partrelid', fresh: 'partrelid' },
+  { catalog: 'pg_sequence', cat: "'pg_class'::regclass", oid: 'seqrelid', fresh: 'seqrelid' },
+  { catalog: 'pg_constraint', cat: "'pg_constraint'::regclass", oid: 'oid', fresh: 'oid' },
+  { catalog: 'pg_trigger', cat: "'pg_trigger'::regclass", oid: 'oid', fresh: 'oid' },
+  { catalog: 'pg_rewrite', cat: "'pg_rewrite'::regclass", oid: 'oid', fresh: 'oid' },
+  { catalog: 'pg_policy', cat: "'pg_policy'::regclass", oid: 'oid', fresh: 'oid' },
+  { catalog: 'pg_proc', cat: "'pg_proc'::regclass", oid: 'oid', fresh: 'oid' },
+  { catalog: 'pg_aggregate', cat: "'pg_proc'::regclass", oid: 'aggfnoid', fresh: 'aggfnoid' },
+  { catalog: 'pg_type', cat: "'pg_type'::regclass", oid: 'oid', fresh: 'oid' },
+  { catalog: 'pg_enum', cat: "'pg_type'::regclass", oid: 'enumtypid', fresh: 'oid' },
+  { catalog: 'pg_range', cat: "'pg_type'::regclass", oid: 'rngtypid', fresh: 'rngtypid' },
+  { catalog: 'pg_collation', cat: "'pg_collation'::regclass", oid: 'oid', fresh: 'oid' },
+  { catalog: 'pg_extension', cat: "'pg_extension'::regclass", oid: 'oid', fresh: 'oid' },
+  // a new object's dependencies name it by its new OID; a dependency alone (OWNED BY, an extension's member) does not
+  {
+    catalog: 'pg_depend',
+    cat: 'classid',
+    oid: 'objid',
+    fresh: 'objid',
+    // the index leads with classid: each catalog of objects that have dependencies, probed for the OIDs above
+    // the floor (a new object of another catalog is not found this way, and makes the whole catalog read)
+    freshFirst: `classid = ANY(ARRAY[${DEPENDENT_CATALOGS.map((catalog) => `'pg_catalog.${catalog}'::regclass`).join(', ')}]::oid[]) AND `,
+  },
+];
+
+/**
+ * Whether the open transaction wrote rows of the source's catalog that can be
+ * news (without statistics, assume it did): one transaction made every
+ * change since, so a catalog it wrote no row of need not be scanned.
+ */
+const wroteIn = ({ catalog, writes = ['inserted', 'updated'] }: WrittenSource): string =>
+  `(current_setting('track_counts') <> 'on' OR ${writes.map((write) => `pg_stat_get_xact_tuples_${write}('${catalog}'::regclass)`).join(' + ')} > 0)`;
+
+/** The source's rows written since the transaction whose age is `oldest` (SQL), as (cat, oid). */
+const writtenRows = (source: WrittenSource, oldest: string): string =>
+  `SELECT ${source.cat}::oid AS cat, ${source.oid} AS oid FROM pg_catalog.${source.catalog} WHERE age(xmin) <= ${oldest}`;
+
+/**
+ * Catalog rows written since `since` (an xid, as SQL): by every transaction
+ * whose xid is that one or newer, committed or still open, so by the open
+ * transaction and its subtransactions too (a PL/pgSQL block with EXCEPTION
+ * runs in one). With `since` the oldest transaction still running when the
+ * schema was last described, that is every row that description may not have
+ * seen; rows it did see may pass too, and are only described again. Deleted
+ * rows are invisible here: the caller checks that the objects it knew still
+ * exist. `inOneTransaction`: see wroteIn.
+ */
 export function changedKeysQuery(since: string, inOneTransaction = false): string {
-  // one transaction made every change since: a catalog it wrote no row of is not scanned (the statistics
-  // functions are volatile: as an uncorrelated subquery the test runs once, a one-time filter, not per row)
-  const only = (catalog: string, writes: ReadonlyArray<'inserted' | 'updated'> = ['inserted', 'updated']): string =>
-    inOneTransaction
-      ? ` AND (SELECT current_setting('track_counts') <> 'on' OR ${writes.map((write) => `pg_stat_get_xact_tuples_${write}('${catalog}'::regclass)`).join(' + ')} > 0)`
-      : '';
-  // the age of `since`, once (an initplan): the function is stable, so a plain age(since) runs per row
+  // the age of `since`, once (an initplan): the function is stable, so a plain age(since) runs per row;
+  // and the statistics test as an uncorrelated subquery runs once, a one-time filter, not per row
   const oldest = `(SELECT age(${since}))`;
+  const written = WRITTEN_SOURCES.map((source) => `${writtenRows(source, oldest)}${inOneTransaction ? ` AND (SELECT ${wroteIn(source)})` : ''}`);
+  return keysOfWritten(written.join('\n  UNION ALL '));
+}
+
+/**
+ * changedKeysQuery inside a PL/pgSQL function, for one transaction: the
+ * (cat, oid) of written rows gathered into `v_cats` and `v_oids` (oid[]
+ * variables), one statement per catalog the transaction wrote, then the
+ * keys found from them into `into`. A statement not run costs nothing, where
+ * a branch of one large statement is still set up each time it runs.
+ *
+ * A catalog the transaction only inserted into is read through the index of
+ * its `fresh` column, above `floor` (an oid variable: the highest pg_class
+ * OID when the schema was last described, every OID assigned since is
+ * higher), instead of from end to end; if that finds fewer rows than the
+ * transaction inserted (an OID from before the floor: a dependency alone, a
+ * counter that wrapped around, rows a subtransaction rolled back), every row
+ * is looked at after all. `oldest`: the age of the horizon (an integer variable).
+ */
+export function changedKeysBlock(oldest: string, floor: string, into: string): string {
+  const add = (rows: string): string => `SELECT v_cats || coalesce(array_agg(w.cat), '{}'), v_oids || coalesce(array_agg(w.oid), '{}') INTO v_cats, v_oids FROM (${rows}) w;`;
+  const stat = (write: 'inserted' | 'updated', { catalog }: WrittenSource): string => `pg_stat_get_xact_tuples_${write}('${catalog}'::regclass)`;
+  const gather = WRITTEN_SOURCES.map((source) => {
+    const everyRow = add(writtenRows(source, oldest));
+    if (!source.fresh) return `\n  IF ${wroteIn(source)} THEN\n    ${everyRow}\n  END IF;`;
+    return `
+  IF ${floor} IS NOT NULL AND current_setting('track_counts') = 'on' AND ${stat('updated', source)} = 0 THEN
+    IF ${stat('inserted', source)} > 0 THEN
+      SELECT v_cats || coalesce(array_agg(w.cat), '{}'), v_oids || coalesce(array_agg(w.oid), '{}'), count(*) INTO v_cats, v_oids, v_found
+        FROM (${writtenRows(source, oldest)} AND ${source.freshFirst ?? ''}${source.fresh} > ${floor}) w;
+      IF v_found < ${stat('inserted', source)} THEN
+        ${everyRow}
+      END IF;
+    END IF;
+  ELSIF ${wroteIn(source)} THEN
+    ${everyRow}
+  END IF;`;
+  }).join('');
+  return `${gather}
+  SELECT c.keys, c.kinds INTO ${into} FROM (${keysOfWritten('SELECT * FROM unnest(v_cats, v_oids)')}) c;`;
+}
+
+/** The floor changedKeysBlock is given for the next description (as text). */
+export const OID_FLOOR = '(SELECT max(oid) FROM pg_catalog.pg_class)::text';
+
+/** From `written` (a query of (cat, oid) rows), the keys to describe again and the SELECT each needs. */
+function keysOfWritten(written: string): string {
   return `
 WITH written(cat, oid) AS (
-  SELECT 'pg_class'::regclass, oid FROM pg_class WHERE age(xmin) <= ${oldest}${only('pg_class')}
-  -- a new pg_attribute row comes with a write of its relation's pg_class row (a new relation, or relnatts
-  -- for an added column): only an update of one (a rename, a type, not null, a dropped column) is news,
-  -- and the largest catalog is not scanned for the commonest revision, one that creates
-  UNION ALL SELECT 'pg_class'::regclass, attrelid FROM pg_attribute WHERE age(xmin) <= ${oldest}${only('pg_attribute', ['updated'])}
-  UNION ALL SELECT 'pg_class'::regclass, adrelid FROM pg_attrdef WHERE age(xmin) <= ${oldest}${only('pg_attrdef')}
-  UNION ALL SELECT 'pg_class'::regclass, indexrelid FROM pg_index WHERE age(xmin) <= ${oldest}${only('pg_index')}
-  UNION ALL SELECT 'pg_class'::regclass, inhrelid FROM pg_inherits WHERE age(xmin) <= ${oldest}${only('pg_inherits')}
-  UNION ALL SELECT 'pg_class'::regclass, partrelid FROM pg_partitioned_table WHERE age(xmin) <= ${oldest}${only('pg_partitioned_table')}
-  UNION ALL SELECT 'pg_class'::regclass, seqrelid FROM pg_sequence WHERE age(xmin) <= ${oldest}${only('pg_sequence')}
-  UNION ALL SELECT 'pg_constraint'::regclass, oid FROM pg_constraint WHERE age(xmin) <= ${oldest}${only('pg_constraint')}
-  UNION ALL SELECT 'pg_trigger'::regclass, oid FROM pg_trigger WHERE age(xmin) <= ${oldest}${only('pg_trigger')}
-  UNION ALL SELECT 'pg_rewrite'::regclass, oid FROM pg_rewrite WHERE age(xmin) <= ${oldest}${only('pg_rewrite')}
-  UNION ALL SELECT 'pg_policy'::regclass, oid FROM pg_policy WHERE age(xmin) <= ${oldest}${only('pg_policy')}
-  UNION ALL SELECT 'pg_proc'::regclass, oid FROM pg_proc WHERE age(xmin) <= ${oldest}${only('pg_proc')}
-  UNION ALL SELECT 'pg_proc'::regclass, aggfnoid FROM pg_aggregate WHERE age(xmin) <= ${oldest}${only('pg_aggregate')}
-  UNION ALL SELECT 'pg_type'::regclass, oid FROM pg_type WHERE age(xmin) <= ${oldest}${only('pg_type')}
-  UNION ALL SELECT 'pg_type'::regclass, enumtypid FROM pg_enum WHERE age(xmin) <= ${oldest}${only('pg_enum')}
-  UNION ALL SELECT 'pg_type'::regclass, rngtypid FROM pg_range WHERE age(xmin) <= ${oldest}${only('pg_range')}
-  UNION ALL SELECT 'pg_collation'::regclass, oid FROM pg_collation WHERE age(xmin) <= ${oldest}${only('pg_collation')}
-  UNION ALL SELECT 'pg_extension'::regclass, oid FROM pg_extension WHERE age(xmin) <= ${oldest}${only('pg_extension')}
-  UNION ALL SELECT classid, objid FROM pg_depend WHERE age(xmin) <= ${oldest}${only('pg_depend')}
+  ${written}
 ),
 -- a description names the objects it depends on (a view its tables' columns, a trigger its function,
 -- an index its table): when one of those was renamed, the dependent's description changed with it
@@ -269,6 +374,9 @@ SELECT array_agg(key ORDER BY key) AS keys,
 /** The oldest transaction the current snapshot may not see the writes of (32 bits, as an xid's text). */
 export const SNAPSHOT_HORIZON = '(pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot()) % 4294967296)::text';
 
+/** The OIDs of the keys of one letter in `list` (a text[] as SQL), as an oid[]. */
+const oidsOfKeys = (list: string, letter: KeyLetter): string => `ARRAY(SELECT substr(k, 2)::oid FROM unnest(${list}) k WHERE left(k, 1) = '${letter}')`;
+
 /** Keys (e.g. `c16384`) as a text[] literal. */
 export const keysLiteral = (keys: readonly string[]): string => `'{${keys.filter((key) => /^[a-z]\d+$/.test(key)).join(',')}}'::text[]`;
 
@@ -277,15 +385,23 @@ export const keysLiteral = (keys: readonly string[]): string => `'{${keys.filter
  * or a variable of a function) only, with only the SELECTs of `kinds` (what
  * changedKeysQuery found). `exclude` is belay's schema as SQL.
  */
-export function describeKeysQuery(exclude: string, list: string, kinds: ReadonlySet<Branch>): string {
-  // the relations the keys are, and those their constraints, triggers, rules, policies and indexes hang off
-  const relations = `ARRAY(SELECT substr(k, 2)::oid FROM unnest(${list}) k WHERE left(k, 1) = 'c'
-    UNION SELECT indrelid FROM pg_index WHERE 'c' || indexrelid = ANY(${list})
-    UNION SELECT conrelid FROM pg_constraint WHERE 'o' || oid = ANY(${list})
-    UNION SELECT tgrelid FROM pg_trigger WHERE 't' || oid = ANY(${list})
-    UNION SELECT ev_class FROM pg_rewrite WHERE 'r' || oid = ANY(${list})
-    UNION SELECT polrelid FROM pg_policy WHERE 'p' || oid = ANY(${list}))`;
+export function describeKeysQuery(exclude: string, list: string, kinds: ReadonlySet<Branch>, relations = relationsOfKeys(list)): string {
   return schemaQuery({ exclude, keys: list, kinds, relations });
+}
+
+/**
+ * The relations the keys in `list` (a text[] as SQL) are, and those their
+ * constraints, triggers, rules, policies and indexes hang off: an oid[], found
+ * through each catalog's OID index.
+ */
+export function relationsOfKeys(list: string): string {
+  const oids = (letter: KeyLetter): string => oidsOfKeys(list, letter);
+  return `ARRAY(SELECT unnest(${oids('c')})
+    UNION SELECT indrelid FROM pg_index WHERE indexrelid = ANY(${oids('c')})
+    UNION SELECT conrelid FROM pg_constraint WHERE oid = ANY(${oids('o')})
+    UNION SELECT tgrelid FROM pg_trigger WHERE oid = ANY(${oids('t')})
+    UNION SELECT ev_class FROM pg_rewrite WHERE oid = ANY(${oids('r')})
+    UNION SELECT polrelid FROM pg_policy WHERE oid = ANY(${oids('p')}))`;
 }
 
 /**

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { escapeLiteral, type ClientBase } from 'pg';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
 import { quoteIdent } from '../db/ident.js';
-import { BRANCHES, changedKeysQuery, DELETED_IN_TRANSACTION, describeKeysQuery, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
+import { BRANCHES, changedKeysBlock, DELETED_IN_TRANSACTION, describeKeysQuery, OID_FLOOR, relationsOfKeys, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
 
 /**
  * What a revision's transaction changed in the schema, in one call: the
@@ -10,29 +10,38 @@ import { BRANCHES, changedKeysQuery, DELETED_IN_TRANSACTION, describeKeysQuery, 
  * for the kinds found), as a PL/pgSQL function in belay's schema, so that
  * their plans are made once per session instead of once per revision
  * (planning them cost about as much as running them). Its answer:
- * { since, schemas_written, deleted, rows } (rows: the described objects).
+ * { since, oid_floor, schemas_written, deleted, keys, rows } (rows: the
+ * described objects).
  */
 function functionBody(): string {
   const exclude = escapeLiteral(BELAY_SCHEMA);
   const describeEach = BRANCHES.map(
     (kind) => `
   IF ${escapeLiteral(kind)} = ANY(v_kinds) THEN
-    SELECT v_rows || coalesce(jsonb_agg(to_jsonb(d)), '[]'::jsonb) INTO v_rows FROM (${describeKeysQuery(exclude, 'v_keys', new Set([kind]))}) d;
+    SELECT v_rows || coalesce(jsonb_agg(to_jsonb(d)), '[]'::jsonb) INTO v_rows FROM (${describeKeysQuery(exclude, 'v_keys', new Set([kind]), 'v_relations')}) d;
   END IF;`,
   ).join('');
   return `
 DECLARE
   -- the horizon first: every statement after it sees at least what it saw
   v_since text := ${SNAPSHOT_HORIZON};
+  v_oldest integer := age(p_since);
+  v_floor text := ${OID_FLOOR};
+  v_cats oid[] := '{}';
+  v_oids oid[] := '{}';
+  v_found bigint;
   v_keys text[];
   v_kinds text[];
+  v_relations oid[];
   v_rows jsonb := '[]'::jsonb;
 BEGIN
   IF ${schemasWrittenQuery('p_since')} THEN
-    RETURN jsonb_build_object('since', v_since, 'schemas_written', true);
-  END IF;
-  SELECT c.keys, c.kinds INTO v_keys, v_kinds FROM (${changedKeysQuery('p_since', true)}) c;${describeEach}
-  RETURN jsonb_build_object('since', v_since, 'schemas_written', false, 'deleted', ${DELETED_IN_TRANSACTION}, 'keys', coalesce(v_keys, '{}'), 'rows', v_rows);
+    RETURN jsonb_build_object('since', v_since, 'oid_floor', v_floor, 'schemas_written', true);
+  END IF;${changedKeysBlock('v_oldest', 'p_oid_floor', 'v_keys, v_kinds')}
+  IF v_kinds IS NOT NULL THEN
+    v_relations := ${relationsOfKeys('v_keys')};
+  END IF;${describeEach}
+  RETURN jsonb_build_object('since', v_since, 'oid_floor', v_floor, 'schemas_written', false, 'deleted', ${DELETED_IN_TRANSACTION}, 'keys', coalesce(v_keys, '{}'), 'rows', v_rows);
 END`;
 }
 
@@ -45,7 +54,7 @@ function trackerFunction(): { name: string; create: string } {
   if (made) return made;
   const body = functionBody();
   const name = `${PREFIX}${createHash('sha256').update(body).digest('hex').slice(0, 16)}`;
-  const create = `CREATE FUNCTION ${quoteIdent(BELAY_SCHEMA)}.${quoteIdent(name)}(p_since xid) RETURNS jsonb LANGUAGE plpgsql
+  const create = `CREATE FUNCTION ${quoteIdent(BELAY_SCHEMA)}.${quoteIdent(name)}(p_since xid, p_oid_floor oid) RETURNS jsonb LANGUAGE plpgsql
   SET search_path = pg_catalog SET jit = off SET plan_cache_mode = force_generic_plan
   AS ${dollarQuoted(body)}`;
   made = { name, create };
@@ -68,18 +77,18 @@ function dollarQuoted(body: string): string {
 export async function ensureTrackerFunction(client: ClientBase): Promise<string | undefined> {
   const { name, create } = trackerFunction();
   const qualified = `${quoteIdent(BELAY_SCHEMA)}.${quoteIdent(name)}`;
-  const { rows } = await client.query<{ present: boolean; callable: boolean; creatable: boolean; others: string[] }>(
+  const { rows } = await client.query<{ present: boolean; callable: boolean; creatable: boolean; others: Array<{ name: string; args: string }> }>(
     `SELECT to_regprocedure($1) IS NOT NULL AS present,
             coalesce(has_function_privilege(to_regprocedure($1), 'EXECUTE'), false) AS callable,
             has_schema_privilege($2, 'CREATE') AND EXISTS (SELECT 1 FROM pg_catalog.pg_language WHERE lanname = 'plpgsql') AS creatable,
-            ARRAY(SELECT p.proname::text FROM pg_catalog.pg_proc p WHERE p.pronamespace = to_regnamespace($2) AND starts_with(p.proname, $3) AND p.proname <> $4
+            ARRAY(SELECT jsonb_build_object('name', p.proname, 'args', pg_catalog.oidvectortypes(p.proargtypes)) FROM pg_catalog.pg_proc p WHERE p.pronamespace = to_regnamespace($2) AND starts_with(p.proname, $3) AND p.proname <> $4
                     AND pg_has_role(p.proowner, 'USAGE')) AS others`,
-    [`${qualified}(xid)`, BELAY_SCHEMA, PREFIX, name],
+    [`${qualified}(xid,oid)`, BELAY_SCHEMA, PREFIX, name],
   );
   const found = rows[0]!;
   if (found.present) return found.callable ? qualified : undefined;
   if (!found.creatable) return undefined;
-  const drops = found.others.map((other) => `DROP FUNCTION IF EXISTS ${quoteIdent(BELAY_SCHEMA)}.${quoteIdent(other)}(xid)`);
+  const drops = found.others.map(({ name: other, args }) => `DROP FUNCTION IF EXISTS ${quoteIdent(BELAY_SCHEMA)}.${quoteIdent(other)}(${args})`);
   try {
     await client.query([create, ...drops].join(';\n'));
   } catch {
