@@ -35,7 +35,7 @@ type Envelope = z.infer<typeof envelope>;
 
 /** One document on stdout, matching the schema, whose exitCode is the process's. */
 function envelopeOf(run: CliRun, command: string, exitCode: number): Envelope {
-  expect(run.code, run.stderr).toBe(exitCode);
+  expect(run.code, `${run.stderr}\n${run.stdout}`).toBe(exitCode);
   const parsed = envelope.safeParse(JSON.parse(run.stdout));
   expect(parsed.success, `${command}: ${parsed.error?.message}\n${run.stdout}`).toBe(true);
   const doc = parsed.data!;

@@ -41,6 +41,11 @@ BEGIN
   IF v_kinds IS NOT NULL THEN
     v_relations := ${relationsOfKeys('v_keys')};
   END IF;${describeEach}
+  -- a backend's transaction statistics are pending counts, flushed at most once a second: without a flush
+  -- after this transaction, the next one's would hold this one's writes too (PostgreSQL 15 on can ask for it)
+  IF coalesce(has_function_privilege(to_regprocedure('pg_catalog.pg_stat_force_next_flush()'), 'EXECUTE'), false) THEN
+    EXECUTE 'SELECT pg_catalog.pg_stat_force_next_flush()';
+  END IF;
   RETURN jsonb_build_object('since', v_since, 'oid_floor', v_floor, 'schemas_written', false, 'deleted', ${DELETED_IN_TRANSACTION}, 'keys', coalesce(v_keys, '{}'), 'rows', v_rows);
 END`;
 }
