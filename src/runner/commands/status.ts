@@ -8,6 +8,8 @@ import { readDatabaseState, type DriftedRevision } from '../session/database-sta
 import { describeLockHolder, type LockHolderInfo } from '../session/run-lock.js';
 import { findUnsettled, planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
+import type { Session } from '../../db/session.js';
+import type { Revision } from '../../migrations/revision.js';
 
 export interface StatusReport {
   target: string;
@@ -56,10 +58,33 @@ async function findLeftovers(client: ClientBase, database: string): Promise<Left
   }));
 }
 
+/**
+ * The revisions on disk and a session, the connection (mostly waiting on the
+ * server) opened while the files are read and hashed. A revisions folder that
+ * cannot be read is the error reported, as when the two ran one after the other;
+ * the session opened beside it is closed first.
+ */
+async function discoverWhileConnecting(setup: RunSetup): Promise<{ revisions: Revision[]; session: Session }> {
+  const opening = openTargetSession(setup, 'belay status').then(
+    (session) => ({ session }),
+    (error: unknown) => ({ error }),
+  );
+  let revisions: Revision[];
+  try {
+    revisions = await discoverRevisions(setup.config.migrationsDir);
+  } catch (error) {
+    const opened = await opening;
+    if ('session' in opened) await opened.session.close();
+    throw error;
+  }
+  const opened = await opening;
+  if ('error' in opened) throw opened.error;
+  return { revisions, session: opened.session };
+}
+
 /** Where the database stands; reads only, takes no lock. */
 export async function runStatus(setup: RunSetup): Promise<StatusReport> {
-  const revisions = await discoverRevisions(setup.config.migrationsDir);
-  const session = await openTargetSession(setup, 'belay status');
+  const { revisions, session } = await discoverWhileConnecting(setup);
   try {
     const client = session.client;
     const state = await readDatabaseState(client, revisions);
