@@ -1,10 +1,11 @@
 #!/usr/bin/env zx
-// zx scripts/bench/ab-status.mjs --before DIR [--n 200] [--rounds 20]: a cold
+// zx scripts/bench/ab-status.mjs --before DIR [--after DIR] [--n 200] [--rounds 20]: a cold
 // `belay status` against a database with N revisions on disk, all applied,
 // for two builds of belay in one run, interleaved (node -e 0, before, after,
 // …) so that the VM's load falls on both alike. DIR is a copy of an earlier
 // build's dist/ inside the repository (e.g. `cp -r dist
-// node_modules/.cache/belay-before/`), so that its imports resolve. Checks
+// node_modules/.cache/belay-before/`), so that its imports resolve; --after
+// likewise (default: this dist/). Checks
 // first that both builds print the same JSON (but for the run's timing).
 import { argv } from 'zx';
 import { mkdir } from 'node:fs/promises';
@@ -22,7 +23,7 @@ if (typeof argv.before !== 'string') {
 }
 const N = Number(argv.n ?? 200);
 const ROUNDS = Number(argv.rounds ?? 20);
-const builds = { before: path.resolve(argv.before, 'cli/main.js'), after: BELAY_CLI };
+const builds = { before: path.resolve(argv.before, 'cli/main.js'), after: typeof argv.after === 'string' ? path.resolve(argv.after, 'cli/main.js') : BELAY_CLI };
 const DATABASE = 'ab_status';
 
 const cluster = await startBenchCluster();
