@@ -33,6 +33,8 @@ describe('status opens its connection beside reading the revisions', () => {
     // and with the folder sound again, the same process reads the database
     await rmdir(file);
     expect((await status(options)).pending).toEqual(['0001_accounts', '0002_profiles', '0003_accounts_name']);
+    // it lets its session go without waiting for the server to close it: the server ends it all the same
+    expect(await statusSessions(db)).toBe(0);
   });
 
   it('a revision file it cannot read is the error even when the server cannot be reached (exit 2, the file named)', async () => {

@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import pg, { type ClientBase } from 'pg';
 import { BelayError } from '../errors.js';
 import { describeTarget, toPgConfig, type ConnectionParams, type SessionOptions } from './connection.js';
@@ -8,6 +9,13 @@ export interface Session {
   /** The server process serving this session (pg_backend_pid()). */
   backendPid: number;
   close(): Promise<void>;
+  /**
+   * Ends the connection without waiting for the server to close its side,
+   * and lets the process exit before it has: for a command that has read
+   * all it needs (status). The server ends the session on the Terminate
+   * sent here, or on the closed socket.
+   */
+  release(): void;
 }
 
 /** How often the server checks that a belay client is still there (PostgreSQL ≥ 14). */
@@ -42,6 +50,11 @@ export async function openSession(params: ConnectionParams, options: SessionOpti
     backendPid,
     close: async () => {
       await client.end().catch(() => {});
+    },
+    release: () => {
+      void client.end().catch(() => {});
+      const socket = client.connection.stream;
+      if (socket instanceof Socket) socket.unref();
     },
   };
 }

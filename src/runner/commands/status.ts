@@ -152,6 +152,6 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
       leftovers: look.leftovers,
     };
   } finally {
-    await session.close();
+    session.release();
   }
 }
