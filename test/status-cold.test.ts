@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { BelayError, status } from '../src/index.js';
 import pg from 'pg';
 import { belay, jsonResult, startBelay } from './support/cli.js';
+import { TEST_APP_ROLE } from './support/constants.js';
 import { freshDatabase, type TestDatabase } from './support/pg.js';
 import { baseArgs, GOOD_REVISIONS, makeProject } from './support/project.js';
 
@@ -85,8 +86,15 @@ describe('status while a run holds the lock', () => {
       );
       const status = await belay([...args, '--json', 'status']);
       expect(status.code, status.stderr).toBe(0);
-      const report = jsonResult<{ lock: { pid: number; run: { runId: string; command: string } | undefined } | null; lastRun: { runId: string; status: string }; interrupted: unknown; current: string; pending: string[] }>(status);
-      expect(report.lock).toMatchObject({ pid: running!.pid, run: { runId: running!.id, command: 'migrate-up' } });
+      const report = jsonResult<{ lock: { pid: number; applicationName: string; user: string; run: { runId: string; command: string } | undefined } | null; lastRun: { runId: string; status: string }; interrupted: unknown; current: string; pending: string[] }>(status);
+      expect(report.lock).toMatchObject({
+        pid: running!.pid,
+        applicationName: `belay migrate-up ${running!.id.slice(-12)}`,
+        user: TEST_APP_ROLE,
+        clientAddress: '127.0.0.1/32',
+        backendStart: expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/),
+        run: { runId: running!.id, command: 'migrate-up' },
+      });
       expect(report.lastRun).toMatchObject({ runId: running!.id, status: 'running' });
       expect(report.interrupted).toBeNull();
       expect(report).toMatchObject({ current: '0001_first', pending: ['0002_gated'] });
