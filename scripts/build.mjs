@@ -8,7 +8,7 @@
 //                            CLI once (a `status` that cannot connect): Node 20
 //                            keeps no compile cache for ES modules, and compiling
 //                            the bundle was the largest part of a cold `status`
-//   dist/cli/main.js         the `belay` command: prints the top-level help
+//   dist/cli/main.js         the `belay` command (CommonJS): prints the top-level help
 //                            taken from the built CLI when that is all that is
 //                            asked, else compiles belay.js with the cache
 //                            (src/cli/main.ts, src/cli/cli-script.ts)
@@ -238,12 +238,15 @@ try {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+  // main.js is CommonJS (dist/cli/package.json says so): node starts an ES module entry through its ESM loader, about 5 ms more
+  await writeFile(path.join(OUT, 'package.json'), `${JSON.stringify({ type: 'commonjs' })}\n`);
   await build({
     ...common,
     entryPoints: ['src/cli/main.ts'],
     outfile: path.join(OUT, 'main.js'),
-    format: 'esm',
-    define: { BELAY_ROOT_HELP: JSON.stringify(help) },
+    format: 'cjs',
+    define: { BELAY_ROOT_HELP: JSON.stringify(help), 'import.meta.url': '__belayMainUrl' },
+    banner: { js: "'use strict';\nconst __belayMainUrl = require('node:url').pathToFileURL(__filename).href;" },
   });
 } catch (error) {
   console.error(`build failed: ${error.message}`);

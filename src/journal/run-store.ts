@@ -90,6 +90,21 @@ export async function findRunningBySuffix(client: ClientBase, suffix: string): P
   return rows[0] && toRunSummary(rows[0]);
 }
 
+/**
+ * The newest run and the runs marked running (newest first), in one
+ * statement, for a database where belay.runs exists: what status shows.
+ */
+export async function readNewestAndRunning(client: ClientBase): Promise<{ newest: RunSummary | undefined; running: RunSummary[] }> {
+  const { rows } = await client.query<RunRow & { newest: boolean }>(
+    `WITH newest AS (SELECT id FROM belay.runs ORDER BY started_at DESC LIMIT 1)
+     SELECT ${RUN_COLUMNS}, id IN (SELECT id FROM newest) AS newest FROM belay.runs
+      WHERE status = 'running' OR id IN (SELECT id FROM newest)
+      ORDER BY started_at DESC`,
+  );
+  const newest = rows.find((row) => row.newest);
+  return { newest: newest && toRunSummary(newest), running: rows.filter((row) => row.status === 'running').map(toRunSummary) };
+}
+
 /** A run's steps in the database copy of its journal. */
 export async function readRunSteps(client: ClientBase, runId: string): Promise<JournalRecord[]> {
   if (!(await belaySchemaExists(client))) return [];

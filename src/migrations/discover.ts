@@ -9,6 +9,9 @@ const MODULE_FILE = /^(.+)\.(ts|mts|js|mjs)$/;
 /** A numbered SQL or script file that is not a revision is a naming mistake, not something to skip silently. */
 const LOOKS_LIKE_A_REVISION = /^\d+.*\.(sql|ts|mts|js|mjs)$/;
 
+/** Revisions read and hashed between two turns of the event loop. */
+const YIELD_EVERY = 16;
+
 interface Parts {
   up?: string;
   down?: string;
@@ -50,7 +53,11 @@ export async function discoverRevisions(dir: string): Promise<Revision[]> {
     });
   }
   const revisions: Revision[] = [];
-  for (const [name, parts] of byName) revisions.push(toRevision(name, parts));
+  for (const [name, parts] of byName) {
+    revisions.push(toRevision(name, parts));
+    // reading and hashing is synchronous: let a connection opened beside it (status) make progress
+    if (revisions.length % YIELD_EVERY === 0) await new Promise(setImmediate);
+  }
   revisions.sort(compareRevisions);
   assertUniqueNumbers(revisions);
   return revisions;

@@ -1,12 +1,16 @@
 import type { ClientBase } from 'pg';
+import { LOCK_HOLDER_ROWS, LOCK_KEYS, toLockHolder, type LockHolder, type LockHolderRow } from '../../db/advisory-lock.js';
 import { describeTarget } from '../../db/connection.js';
 import { derivedName } from '../../db/databases.js';
 import { quoteIdent } from '../../db/ident.js';
-import { readRuns, type RunSummary } from '../../journal/run-store.js';
+import type { Session } from '../../db/session.js';
+import { readNewestAndRunning, type RunSummary } from '../../journal/run-store.js';
 import { discoverRevisions } from '../../migrations/discover.js';
-import { readDatabaseState, type DriftedRevision } from '../session/database-state.js';
-import { describeLockHolder, type LockHolderInfo } from '../session/run-lock.js';
-import { findUnsettled, planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
+import type { Revision } from '../../migrations/revision.js';
+import { readApplied } from '../../migrations/storage.js';
+import { compareWithDisk, type DriftedRevision } from '../session/database-state.js';
+import { lockHolderAmong, type LockHolderInfo } from '../session/run-lock.js';
+import { pickUnsettled, planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
 
 export interface StatusReport {
@@ -40,35 +44,92 @@ export interface LeftoverDatabase {
 const STAMP_LENGTH = 19;
 
 /** `<db>_quarantine_<time>` and `<db>_belay_restore_<time>`, as restore-step names them (the base cut to fit 63 bytes). */
-async function findLeftovers(client: ClientBase, database: string): Promise<LeftoverDatabase[]> {
+function leftoverPrefixes(database: string): { quarantine: string; 'restore-copy': string } {
   const prefix = (kind: string): string => derivedName(database, `${kind}_${'0'.repeat(STAMP_LENGTH)}`).slice(0, -STAMP_LENGTH);
-  const kinds = { quarantine: prefix('quarantine'), 'restore-copy': prefix('belay_restore') } as const;
-  const { rows } = await client.query<{ datname: string }>(
-    `SELECT datname FROM pg_catalog.pg_database
-      WHERE (starts_with(datname, $1) AND length(datname) = length($1) + $3) OR (starts_with(datname, $2) AND length(datname) = length($2) + $3)
-      ORDER BY datname`,
-    [kinds.quarantine, kinds['restore-copy'], STAMP_LENGTH],
+  return { quarantine: prefix('quarantine'), 'restore-copy': prefix('belay_restore') };
+}
+
+interface FirstLook {
+  server_version: string;
+  initialised: boolean;
+  leftovers: string[];
+  /** The lock holder's columns, all null when nobody holds the lock. */
+  pid: number | null;
+}
+
+/**
+ * What status reads that needs no belay table, in one statement: the server
+ * version, whether belay's tables exist, the leftover databases and the lock
+ * holder (the first, if several sessions held it).
+ */
+async function firstLook(client: ClientBase, database: string): Promise<{ serverVersion: string; initialised: boolean; leftovers: LeftoverDatabase[]; holder: LockHolder | undefined }> {
+  const kinds = leftoverPrefixes(database);
+  const { rows } = await client.query<FirstLook & Nullable<LockHolderRow>>(
+    `SELECT current_setting('server_version') AS server_version,
+            to_regclass('belay.migrations') IS NOT NULL AND to_regclass('belay.runs') IS NOT NULL AS initialised,
+            array(SELECT datname::text FROM pg_catalog.pg_database
+                   WHERE (starts_with(datname, $3) AND length(datname) = length($3) + $5) OR (starts_with(datname, $4) AND length(datname) = length($4) + $5)
+                   ORDER BY datname) AS leftovers,
+            holder.*
+       FROM (SELECT) one LEFT JOIN LATERAL (${LOCK_HOLDER_ROWS} LIMIT 1) holder ON true`,
+    [...LOCK_KEYS, kinds.quarantine, kinds['restore-copy'], STAMP_LENGTH],
   );
-  return rows.map(({ datname }) => ({
-    name: datname,
-    kind: datname.startsWith(kinds.quarantine) ? 'quarantine' : 'restore-copy',
-    drop: `DROP DATABASE ${quoteIdent(datname)};`,
-  }));
+  const row = rows[0]!;
+  return {
+    serverVersion: row.server_version,
+    initialised: row.initialised,
+    leftovers: row.leftovers.map((datname) => ({
+      name: datname,
+      kind: datname.startsWith(kinds.quarantine) ? 'quarantine' : 'restore-copy',
+      drop: `DROP DATABASE ${quoteIdent(datname)};`,
+    })),
+    holder: isHolder(row) ? toLockHolder(row) : undefined,
+  };
+}
+
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+
+function isHolder(row: Nullable<LockHolderRow>): row is LockHolderRow {
+  return row.pid !== null;
+}
+
+/**
+ * The revisions on disk and a session, the connection (mostly waiting on the
+ * server) opened while the files are read and hashed. A revisions folder that
+ * cannot be read is the error reported, as when the two ran one after the other;
+ * the session opened beside it is closed first.
+ */
+async function discoverWhileConnecting(setup: RunSetup): Promise<{ revisions: Revision[]; session: Session }> {
+  const opening = openTargetSession(setup, 'belay status').then(
+    (session) => ({ session }),
+    (error: unknown) => ({ error }),
+  );
+  let revisions: Revision[];
+  try {
+    revisions = await discoverRevisions(setup.config.migrationsDir);
+  } catch (error) {
+    const opened = await opening;
+    if ('session' in opened) await opened.session.close();
+    throw error;
+  }
+  const opened = await opening;
+  if ('error' in opened) throw opened.error;
+  return { revisions, session: opened.session };
 }
 
 /** Where the database stands; reads only, takes no lock. */
 export async function runStatus(setup: RunSetup): Promise<StatusReport> {
-  const revisions = await discoverRevisions(setup.config.migrationsDir);
-  const session = await openTargetSession(setup, 'belay status');
+  const { revisions, session } = await discoverWhileConnecting(setup);
   try {
     const client = session.client;
-    const state = await readDatabaseState(client, revisions);
+    const look = await firstLook(client, setup.target.database);
+    const applied = look.initialised ? await readApplied(client) : [];
+    const runs = look.initialised ? await readNewestAndRunning(client) : { newest: undefined, running: [] };
+    const state = compareWithDisk(look.initialised, applied, revisions);
     const drifted = new Set(state.drift.map((d) => d.name));
-    const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version') AS v");
-    const [lastRun] = await readRuns(client, 1);
-    const lock = (await describeLockHolder(client)) ?? null;
+    const lock = look.holder ? lockHolderAmong(look.holder, runs.running) : null;
     // a run marked running is interrupted unless it is the one holding the lock right now
-    const { run: interruptedRun, others } = await findUnsettled(client, lock?.run?.runId);
+    const { run: interruptedRun, others } = pickUnsettled(runs.running.filter((run) => run.runId !== lock?.run?.runId));
     let interrupted: StatusReport['interrupted'] = null;
     if (interruptedRun) {
       const { fingerprint: _fingerprint, ...plan } = await planRecovery(client, setup.config.backupsDir, interruptedRun, others, revisions);
@@ -77,7 +138,7 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
     return {
       target: describeTarget(setup.target),
       source: setup.target.source,
-      serverVersion: rows[0]?.v ?? 'unknown',
+      serverVersion: look.serverVersion,
       initialised: state.initialised,
       current: state.current,
       applied: state.applied.map((row) => ({ name: row.name, appliedAt: row.appliedAt, durationMs: row.durationMs, drifted: drifted.has(row.name) })),
@@ -86,11 +147,11 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
       missing: state.missing,
       outOfOrder: state.outOfOrder,
       lock,
-      lastRun: lastRun ?? null,
+      lastRun: runs.newest ?? null,
       interrupted,
-      leftovers: await findLeftovers(client, setup.target.database),
+      leftovers: look.leftovers,
     };
   } finally {
-    await session.close();
+    session.release();
   }
 }

@@ -59,7 +59,11 @@ function openStep(steps: JournalRecord[]): JournalRecord | undefined {
  * was settling stays unsettled until a later recover verifies its database.
  */
 export async function findUnsettled(client: ClientBase, except?: string): Promise<{ run: RunSummary | undefined; others: RunSummary[] }> {
-  const runs = await findUnfinishedRuns(client, except);
+  return pickUnsettled(await findUnfinishedRuns(client, except));
+}
+
+/** The same from rows already read: `runs` marked running, newest first. */
+export function pickUnsettled(runs: RunSummary[]): { run: RunSummary | undefined; others: RunSummary[] } {
   const run = runs.find((r) => r.command !== 'recover') ?? runs[0];
   return { run, others: runs.filter((r) => r !== run) };
 }

@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import { findLockHolder, tryAdvisoryLock, type LockHolder } from '../../db/advisory-lock.js';
 import { BelayError, preflightError } from '../../errors.js';
-import { findRunningBySuffix, findUnfinishedRuns } from '../../journal/run-store.js';
+import { findRunningBySuffix, findUnfinishedRuns, type RunSummary } from '../../journal/run-store.js';
 
 interface HolderRun {
   runId: string;
@@ -15,16 +15,26 @@ export interface LockHolderInfo extends LockHolder {
   run: HolderRun | undefined;
 }
 
-/** The run the lock holder is doing, found by the run id at the end of its application_name. */
-async function holderRun(client: ClientBase, holder: LockHolder): Promise<HolderRun | undefined> {
-  const suffix = /([0-9a-f]{12})$/.exec(holder.applicationName)?.[1];
-  const run = suffix ? await findRunningBySuffix(client, suffix) : undefined;
-  return run && { runId: run.runId, command: run.command, startedAt: run.startedAt, runBy: run.runBy, lastStep: run.lastStep };
+/** The end of the run id that a lock holder's application_name carries, if it is a belay run. */
+function runIdSuffix(holder: LockHolder): string | undefined {
+  return /([0-9a-f]{12})$/.exec(holder.applicationName)?.[1];
+}
+
+function withRun(holder: LockHolder, run: RunSummary | undefined): LockHolderInfo {
+  return { ...holder, run: run && { runId: run.runId, command: run.command, startedAt: run.startedAt, runBy: run.runBy, lastStep: run.lastStep } };
 }
 
 export async function describeLockHolder(client: ClientBase): Promise<LockHolderInfo | undefined> {
   const holder = await findLockHolder(client);
-  return holder && { ...holder, run: await holderRun(client, holder) };
+  if (!holder) return undefined;
+  const suffix = runIdSuffix(holder);
+  return withRun(holder, suffix ? await findRunningBySuffix(client, suffix) : undefined);
+}
+
+/** The same from rows already read: `running` is every run marked running, newest first. */
+export function lockHolderAmong(holder: LockHolder, running: readonly RunSummary[]): LockHolderInfo {
+  const suffix = runIdSuffix(holder);
+  return withRun(holder, suffix ? running.find((run) => run.runId.endsWith(suffix)) : undefined);
 }
 
 export function formatHolder(holder: LockHolderInfo): string {
