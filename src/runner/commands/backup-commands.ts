@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import { safeDatabaseName, type Manifest } from '../../backup/manifest.js';
 import { snapshotsRunsNeed } from '../../backup/needed-snapshots.js';
-import { resolveBackupTools } from '../../backup/pg-tools.js';
+import { resolveBackupTools, warmBackupTools } from '../../backup/pg-tools.js';
 import { applyPrune, planPrune } from '../../backup/prune.js';
 import { findSnapshot, listSnapshots, verifySnapshot, type RefusedManifest, type SnapshotListing, type SnapshotVerdict } from '../../backup/snapshot-store.js';
 import { BelayError } from '../../errors.js';
@@ -16,14 +16,17 @@ import { restoreThenVerify, type Recovery } from '../recovery/safety-net.js';
 import { settleRuns, VERIFIED_OUTCOMES } from '../recovery/settle-runs.js';
 import type { RestoreStrategy } from '../../events/run-events.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
-import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot } from '../steps/snapshot-step.js';
+import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot, runBackupTools } from '../steps/snapshot-step.js';
 
 /** `belay backup`: a verified snapshot now, journaled like any run. */
 export async function runBackup(setup: RunSetup): Promise<RunResult> {
-  const revisions = await discoverRevisions(setup.config.migrationsDir).catch(() => []);
+  // beside connecting and locking, not before: the revisions on disk and the first pg_dump/pg_restore found
+  const discovering = discoverRevisions(setup.config.migrationsDir).catch(() => []);
+  warmBackupTools(setup.pgSearch);
   return withRunSession(setup, 'backup', async (session) => {
+    void runBackupTools(setup, session.control);
     await session.lock();
-    const state = await readDatabaseState(session.work.client, revisions);
+    const state = await readDatabaseState(session.work.client, await discovering);
     await session.startJournal(state.current, state.current);
     await setup.events.step(
       { step: 'preflight' },

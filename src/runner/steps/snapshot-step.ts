@@ -21,37 +21,62 @@ import type { Revision } from '../../migrations/revision.js';
 import type { ScopeChoice } from '../../events/run-events.js';
 import { sessionOptions, type RunSetup } from '../session/setup.js';
 
-const toolsBySetup = new WeakMap<RunSetup, BackupTools>();
+const toolsBySetup = new WeakMap<RunSetup, Promise<BackupTools>>();
 
 function serverMajor(session: Session): number {
   return Math.floor(session.serverVersionNum / 10000);
 }
 
+/**
+ * The run's pg_dump and pg_restore, found once: started as soon as the
+ * server's version is known, so that the search runs beside the lock and the
+ * journal instead of in the preflight's path. A failure is answered by the
+ * preflight (exit 4 with its hint).
+ */
+export function runBackupTools(setup: RunSetup, control: Session): Promise<BackupTools> {
+  let resolving = toolsBySetup.get(setup);
+  if (!resolving) {
+    resolving = resolveBackupTools({ search: setup.pgSearch, serverMajor: serverMajor(control) });
+    resolving.catch(() => {});
+    toolsBySetup.set(setup, resolving);
+  }
+  return resolving;
+}
+
+async function toolsCheck(setup: RunSetup, control: Session): Promise<PreflightCheck> {
+  try {
+    const tools = await runBackupTools(setup, control);
+    return { name: 'pg_dump', ok: true, message: `pg_dump ${tools.pgDump.version} can dump server ${serverMajor(control)}` };
+  } catch (error) {
+    return { name: 'pg_dump', ok: false, message: errorMessage(error), ...(error instanceof BelayError && error.hint ? { hint: error.hint } : {}) };
+  }
+}
+
 /** pg_dump new enough for the server, a writable backups folder, and room for the dump. */
 export async function backupPreflight(setup: RunSetup, control: Session): Promise<PreflightCheck[]> {
-  const checks: PreflightCheck[] = [];
-  try {
-    const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: serverMajor(control) });
-    toolsBySetup.set(setup, tools);
-    checks.push({ name: 'pg_dump', ok: true, message: `pg_dump ${tools.pgDump.version} can dump server ${serverMajor(control)}` });
-  } catch (error) {
-    checks.push({ name: 'pg_dump', ok: false, message: errorMessage(error), ...(error instanceof BelayError && error.hint ? { hint: error.hint } : {}) });
-  }
+  // the tools are looked for beside the folder and disk checks
+  const tools = toolsCheck(setup, control);
+  const disk = await diskChecks(setup, control);
+  return [await tools, ...disk];
+}
+
+async function diskChecks(setup: RunSetup, control: Session): Promise<PreflightCheck[]> {
   const dir = setup.config.backupsDir;
+  let folder: PreflightCheck;
   try {
     const { note, changed } = await ensureBackupsDir(dir);
     if (changed) await setup.events.emit({ type: 'note', step: 'preflight', message: note });
-    checks.push({ name: 'backups-dir', ok: true, message: note });
+    folder = { name: 'backups-dir', ok: true, message: note };
   } catch (error) {
-    checks.push({ name: 'backups-dir', ok: false, message: errorMessage(error), hint: `Make ${dir} writable, or choose another folder with --backups DIR.` });
-    return checks;
+    return [{ name: 'backups-dir', ok: false, message: errorMessage(error), hint: `Make ${dir} writable, or choose another folder with --backups DIR.` }];
   }
   const { rows } = await control.client.query<{ size: string }>('SELECT pg_database_size(current_database())::text AS size');
   const needed = Number(rows[0]?.size ?? 0);
   const fs = await statfs(dir);
   const free = fs.bavail * fs.bsize;
   // A dump is rarely larger than the database it comes from (indexes are not dumped).
-  checks.push(
+  return [
+    folder,
     free >= needed
       ? { name: 'disk', ok: true, message: `${formatBytes(free)} free in ${dir}, database is ${formatBytes(needed)}` }
       : {
@@ -60,8 +85,7 @@ export async function backupPreflight(setup: RunSetup, control: Session): Promis
           message: `only ${formatBytes(free)} free in ${dir}, the database is ${formatBytes(needed)}`,
           hint: 'Free space, or put snapshots on a larger disk with --backups DIR.',
         },
-  );
-  return checks;
+  ];
 }
 
 export function formatBytes(bytes: number): string {
@@ -75,9 +99,8 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
-async function runTools(session: RunSession): Promise<BackupTools> {
-  const { setup } = session;
-  return toolsBySetup.get(setup) ?? (await resolveBackupTools({ search: setup.pgSearch, serverMajor: serverMajor(session.control) }));
+function runTools(session: RunSession): Promise<BackupTools> {
+  return runBackupTools(session.setup, session.control);
 }
 
 /** What every run snapshot, full or touched, is taken with. */
