@@ -1,4 +1,5 @@
 import { statfs } from 'node:fs/promises';
+import { sweepStalePassfiles } from '../../db/pgpass.js';
 import { resolveBackupTools, type BackupTools } from '../../backup/pg-tools.js';
 import { ensureBackupsDir } from '../../backup/snapshot-store.js';
 import { takeSnapshot, type DumpProgress } from '../../backup/take-snapshot.js';
@@ -36,6 +37,8 @@ function serverMajor(session: Session): number {
 export function runBackupTools(setup: RunSetup, control: Session): Promise<BackupTools> {
   let resolving = toolsBySetup.get(setup);
   if (!resolving) {
+    // pg_dump's passfile waits for this sweep of the temp folder: done now, not then
+    sweepStalePassfiles().catch(() => {});
     resolving = resolveBackupTools({ search: setup.pgSearch, serverMajor: serverMajor(control) });
     resolving.catch(() => {});
     toolsBySetup.set(setup, resolving);
@@ -130,7 +133,8 @@ function runSnapshotOptions(session: RunSession, revision: string | null, tools:
 
 /** The run's snapshot, verified readable before the run goes on. */
 async function takeRunSnapshot(session: RunSession, revision: string | null, fingerprint: Promise<unknown>, snapshotId: string, signal: AbortSignal): Promise<Manifest> {
-  return takeSnapshot({ ...runSnapshotOptions(session, revision, await runTools(session), signal), fingerprint, snapshotId });
+  // the control connection is idle during the dump but for journal rows: no connection of its own beside pg_dump
+  return takeSnapshot({ ...runSnapshotOptions(session, revision, await runTools(session), signal), fingerprint, snapshotId, source: session.control.client });
 }
 
 const backupPayload = (m: Manifest) => ({ id: m.id, file: m.file, path: m.path, sha256: m.sha256, sizeBytes: m.sizeBytes, revision: m.revision, scope: m.scope ? 'touched' as const : 'full' as const });
@@ -204,11 +208,11 @@ export async function fingerprintAndSnapshot(
     const stopDump = new AbortController();
     fingerprinting.catch(() => stopDump.abort());
     const signal = session.setup.signal ? AbortSignal.any([session.setup.signal, stopDump.signal]) : stopDump.signal;
-    const dumping = session.setup.events.step(
-      { step: 'backup' },
-      () => takeRunSnapshot(session, revision, fingerprinting, rows[0]!.id, signal),
-      backupPayload,
-    );
+    // pg_dump starts at once, while the steps' starts are journaled (two fsyncs): the dump changes
+    // nothing in the database, and a killed run's half-written file is found by its name (leftovers.ts)
+    const taking = takeRunSnapshot(session, revision, fingerprinting, rows[0]!.id, signal);
+    taking.catch(() => {});
+    const dumping = session.setup.events.step({ step: 'backup' }, () => taking, backupPayload);
     const [fingerprint, snapshot] = await Promise.allSettled([fingerprinting, dumping]);
     if (fingerprint.status === 'rejected') throw fingerprint.reason;
     if (snapshot.status === 'rejected') return { fingerprint: fingerprint.value, snapshot: null, dumpError: snapshot.reason };
