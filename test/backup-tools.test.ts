@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { prepareChange } from '../src/api/prepare.js';
-import { resolveBackupTools, warmBackupTools } from '../src/backup/pg-tools.js';
+import { resolveBackupTools } from '../src/backup/pg-tools.js';
 import { BelayError, EXIT } from '../src/errors.js';
 import { assertPreflight } from '../src/runner/steps/preflight.js';
 import { openTargetSession } from '../src/runner/session/setup.js';
@@ -21,7 +21,6 @@ describe('finding pg_dump and pg_restore beside the lock', () => {
       await chmod(join(bin, name), 0o755);
     }
     const search = { pgBin: bin, path: process.env.PATH };
-    warmBackupTools(search);
     const [first, second] = await Promise.all([resolveBackupTools({ search, serverMajor: 15 }), resolveBackupTools({ search, serverMajor: 99 })]);
     const third = await resolveBackupTools({ search, serverMajor: 15 });
     for (const tools of [first, second, third]) expect(tools.pgDump).toEqual({ path: join(bin, 'pg_dump'), major: 99, version: '99.1' });

@@ -13,7 +13,7 @@ export interface BackupTools {
 /**
  * The copies of pg_dump and pg_restore a search finds, asked once per process:
  * one `pg_config --bindir` for both tools, and each file's `--version` at most
- * once (a run asks several times: warm-up, preflight, restore, rehearsal).
+ * once (a run may ask again: a restore, a rehearsal, a quarantine snapshot).
  */
 class ToolSearch {
   private readonly dirs: Promise<string[]>;
@@ -58,17 +58,6 @@ function toolSearch(search: PgBinSearch): ToolSearch {
     searches.set(key, found);
   }
   return found;
-}
-
-/**
- * Start looking for pg_dump and pg_restore before the server's version is
- * known (while connecting): the first copies in search order are the ones a
- * run almost always takes. Never rejects; resolveBackupTools says what failed.
- */
-export function warmBackupTools(search: PgBinSearch): void {
-  const tools = toolSearch(search);
-  void tools.first('pg_dump', 0).catch(() => {});
-  void tools.first('pg_restore', 0).catch(() => {});
 }
 
 /** pg_dump and pg_restore at least as new as the server: an older pg_dump cannot dump a newer server. */

@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import { safeDatabaseName, type Manifest } from '../../backup/manifest.js';
 import { snapshotsRunsNeed } from '../../backup/needed-snapshots.js';
-import { resolveBackupTools, warmBackupTools } from '../../backup/pg-tools.js';
+import { resolveBackupTools } from '../../backup/pg-tools.js';
 import { applyPrune, planPrune } from '../../backup/prune.js';
 import { findSnapshot, listSnapshots, verifySnapshot, type RefusedManifest, type SnapshotListing, type SnapshotVerdict } from '../../backup/snapshot-store.js';
 import { BelayError } from '../../errors.js';
@@ -20,9 +20,8 @@ import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot, runBackup
 
 /** `belay backup`: a verified snapshot now, journaled like any run. */
 export async function runBackup(setup: RunSetup): Promise<RunResult> {
-  // beside connecting and locking, not before: the revisions on disk and the first pg_dump/pg_restore found
+  // read beside connecting, not before it
   const discovering = discoverRevisions(setup.config.migrationsDir).catch(() => []);
-  warmBackupTools(setup.pgSearch);
   return withRunSession(setup, 'backup', async (session) => {
     void runBackupTools(setup, session.control);
     await session.lock();
