@@ -1,6 +1,6 @@
 import { chmod, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import pg from 'pg';
+import pg, { type ClientBase } from 'pg';
 import type { ConnectionParams } from '../db/connection.js';
 import { describeTarget, toPgConfig } from '../db/connection.js';
 import { BelayError } from '../errors.js';
@@ -36,6 +36,8 @@ export interface SnapshotOptions {
   quarantine?: boolean;
   /** How long pg_dump may wait for its table locks (a pending ALTER TABLE would otherwise hold it up forever). */
   lockTimeoutMs: number;
+  /** An open connection to the same database to ask what the dump will hold on, instead of opening one beside pg_dump. */
+  source?: ClientBase;
   /** An exported snapshot (pg_export_snapshot) to dump instead of a fresh one. */
   snapshotId?: string;
   /** A touched snapshot: recorded in the manifest, with the data of every other table left out (--exclude-table-data). */
@@ -56,10 +58,10 @@ async function sizeOf(path: string): Promise<number> {
   }
 }
 
-/** Tables pg_dump will dump the contents of, and the server's version. */
-async function describeSource(params: ConnectionParams): Promise<{ tables: number; serverVersion: string }> {
-  const client = new pg.Client(toPgConfig(params, { applicationName: 'belay backup', connectTimeoutMs: 10_000, statementTimeoutMs: 60_000, lockTimeoutMs: 10_000 }));
-  await client.connect();
+/** Tables pg_dump will dump the contents of, and the server's version: asked on `source` when given, else on a connection of its own. */
+async function describeSource(params: ConnectionParams, source: ClientBase | undefined): Promise<{ tables: number; serverVersion: string }> {
+  const client = source ?? new pg.Client(toPgConfig(params, { applicationName: 'belay backup', connectTimeoutMs: 10_000, statementTimeoutMs: 60_000, lockTimeoutMs: 10_000 }));
+  if (!source) await client.connect();
   try {
     const { rows } = await client.query<{ tables: number; version: string }>(
       `SELECT count(*)::int AS tables, current_setting('server_version') AS version
@@ -69,7 +71,7 @@ async function describeSource(params: ConnectionParams): Promise<{ tables: numbe
     );
     return { tables: rows[0]?.tables ?? 0, serverVersion: rows[0]?.version ?? 'unknown' };
   } finally {
-    await client.end();
+    if (!source) await (client as pg.Client).end();
   }
 }
 
@@ -85,7 +87,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
   const finalPath = join(backupsDir, file);
   const tempPath = join(backupsDir, `.${file}.partial`);
   // asked beside pg_dump, not before it: only the progress lines and the manifest need the answer
-  const describing = describeSource(params);
+  const describing = describeSource(params, options.source);
   describing.catch(() => {});
   let tablesTotal = 0;
   void describing.then((source) => (tablesTotal = source.tables), () => {});

@@ -22,7 +22,7 @@ export interface PgBinSearch {
   path?: string | undefined;
 }
 
-async function isExecutable(file: string): Promise<boolean> {
+export async function isExecutable(file: string): Promise<boolean> {
   try {
     await access(file, constants.X_OK);
     return true;
@@ -95,13 +95,6 @@ async function* pgBinaries(name: string, search: PgBinSearch): AsyncGenerator<Pg
       // a broken wrapper script; keep looking
     }
   }
-}
-
-/** Every copy of `name` found, in search order, with its version. */
-export async function findPgBinaries(name: string, search: PgBinSearch): Promise<PgBinary[]> {
-  const found: PgBinary[] = [];
-  for await (const bin of pgBinaries(name, search)) found.push(bin);
-  return found;
 }
 
 /**

@@ -72,6 +72,16 @@ const CHILD_FD = '/proc/self/fd/3';
 
 let swept: Promise<void> | undefined;
 
+/**
+ * Remove killed runs' passfile folders, once per process: the first passfile
+ * waits for it. A run starts it early (it reads the whole temp folder), so
+ * that pg_dump's start does not wait for it.
+ */
+export function sweepStalePassfiles(): Promise<void> {
+  swept ??= removeStalePassfiles();
+  return swept;
+}
+
 async function haveProcFd(): Promise<boolean> {
   return process.platform === 'linux' && (await stat('/proc/self/fd').then(() => true, () => false));
 }
@@ -94,8 +104,7 @@ async function unnamedFile(content: string): Promise<FileHandle | undefined> {
  * private folder, removed after the child, and by the next belay if killed.
  */
 export async function privatePassfile(content: string): Promise<PrivatePassfile> {
-  swept ??= removeStalePassfiles();
-  await swept;
+  await sweepStalePassfiles();
   if (await haveProcFd()) {
     let handle = await unnamedFile(content);
     if (!handle) {

@@ -16,14 +16,16 @@ import { restoreThenVerify, type Recovery } from '../recovery/safety-net.js';
 import { settleRuns, VERIFIED_OUTCOMES } from '../recovery/settle-runs.js';
 import type { RestoreStrategy } from '../../events/run-events.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
-import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot } from '../steps/snapshot-step.js';
+import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot, runBackupTools } from '../steps/snapshot-step.js';
 
 /** `belay backup`: a verified snapshot now, journaled like any run. */
 export async function runBackup(setup: RunSetup): Promise<RunResult> {
-  const revisions = await discoverRevisions(setup.config.migrationsDir).catch(() => []);
+  // read beside connecting, not before it
+  const discovering = discoverRevisions(setup.config.migrationsDir).catch(() => []);
   return withRunSession(setup, 'backup', async (session) => {
+    void runBackupTools(setup, session.control);
     await session.lock();
-    const state = await readDatabaseState(session.work.client, revisions);
+    const state = await readDatabaseState(session.work.client, await discovering);
     await session.startJournal(state.current, state.current);
     await setup.events.step(
       { step: 'preflight' },

@@ -56,13 +56,15 @@ export class RunSession {
     return session;
   }
 
+  /** Both connections at once (a login each); when one fails, the other is closed and the control's error wins. */
   private async connect(): Promise<void> {
-    this.controlSession = await openTargetSession(this.setup, this.applicationName);
-    try {
-      this.workSession = await openTargetSession(this.setup, `${this.applicationName} work`);
-    } catch (error) {
+    const [control, work] = await Promise.allSettled([openTargetSession(this.setup, this.applicationName), openTargetSession(this.setup, `${this.applicationName} work`)]);
+    if (control.status === 'fulfilled') this.controlSession = control.value;
+    if (work.status === 'fulfilled') this.workSession = work.value;
+    const failed = control.status === 'rejected' ? control : work.status === 'rejected' ? work : undefined;
+    if (failed) {
       await this.disconnect();
-      throw error;
+      throw failed.reason;
     }
   }
 

@@ -1,4 +1,5 @@
 import { statfs } from 'node:fs/promises';
+import { sweepStalePassfiles } from '../../db/pgpass.js';
 import { resolveBackupTools, type BackupTools } from '../../backup/pg-tools.js';
 import { ensureBackupsDir } from '../../backup/snapshot-store.js';
 import { takeSnapshot, type DumpProgress } from '../../backup/take-snapshot.js';
@@ -21,37 +22,64 @@ import type { Revision } from '../../migrations/revision.js';
 import type { ScopeChoice } from '../../events/run-events.js';
 import { sessionOptions, type RunSetup } from '../session/setup.js';
 
-const toolsBySetup = new WeakMap<RunSetup, BackupTools>();
+const toolsBySetup = new WeakMap<RunSetup, Promise<BackupTools>>();
 
 function serverMajor(session: Session): number {
   return Math.floor(session.serverVersionNum / 10000);
 }
 
+/**
+ * The run's pg_dump and pg_restore, found once: started as soon as the
+ * server's version is known, so that the search runs beside the lock and the
+ * journal instead of in the preflight's path. A failure is answered by the
+ * preflight (exit 4 with its hint).
+ */
+export function runBackupTools(setup: RunSetup, control: Session): Promise<BackupTools> {
+  let resolving = toolsBySetup.get(setup);
+  if (!resolving) {
+    // pg_dump's passfile waits for this sweep of the temp folder: done now, not then
+    sweepStalePassfiles().catch(() => {});
+    resolving = resolveBackupTools({ search: setup.pgSearch, serverMajor: serverMajor(control) });
+    resolving.catch(() => {});
+    toolsBySetup.set(setup, resolving);
+  }
+  return resolving;
+}
+
+async function toolsCheck(setup: RunSetup, control: Session): Promise<PreflightCheck> {
+  try {
+    const tools = await runBackupTools(setup, control);
+    return { name: 'pg_dump', ok: true, message: `pg_dump ${tools.pgDump.version} can dump server ${serverMajor(control)}` };
+  } catch (error) {
+    return { name: 'pg_dump', ok: false, message: errorMessage(error), ...(error instanceof BelayError && error.hint ? { hint: error.hint } : {}) };
+  }
+}
+
 /** pg_dump new enough for the server, a writable backups folder, and room for the dump. */
 export async function backupPreflight(setup: RunSetup, control: Session): Promise<PreflightCheck[]> {
-  const checks: PreflightCheck[] = [];
-  try {
-    const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: serverMajor(control) });
-    toolsBySetup.set(setup, tools);
-    checks.push({ name: 'pg_dump', ok: true, message: `pg_dump ${tools.pgDump.version} can dump server ${serverMajor(control)}` });
-  } catch (error) {
-    checks.push({ name: 'pg_dump', ok: false, message: errorMessage(error), ...(error instanceof BelayError && error.hint ? { hint: error.hint } : {}) });
-  }
+  // the tools are looked for beside the folder and disk checks
+  const tools = toolsCheck(setup, control);
+  const disk = await diskChecks(setup, control);
+  return [await tools, ...disk];
+}
+
+async function diskChecks(setup: RunSetup, control: Session): Promise<PreflightCheck[]> {
   const dir = setup.config.backupsDir;
+  let folder: PreflightCheck;
   try {
     const { note, changed } = await ensureBackupsDir(dir);
     if (changed) await setup.events.emit({ type: 'note', step: 'preflight', message: note });
-    checks.push({ name: 'backups-dir', ok: true, message: note });
+    folder = { name: 'backups-dir', ok: true, message: note };
   } catch (error) {
-    checks.push({ name: 'backups-dir', ok: false, message: errorMessage(error), hint: `Make ${dir} writable, or choose another folder with --backups DIR.` });
-    return checks;
+    return [{ name: 'backups-dir', ok: false, message: errorMessage(error), hint: `Make ${dir} writable, or choose another folder with --backups DIR.` }];
   }
   const { rows } = await control.client.query<{ size: string }>('SELECT pg_database_size(current_database())::text AS size');
   const needed = Number(rows[0]?.size ?? 0);
   const fs = await statfs(dir);
   const free = fs.bavail * fs.bsize;
   // A dump is rarely larger than the database it comes from (indexes are not dumped).
-  checks.push(
+  return [
+    folder,
     free >= needed
       ? { name: 'disk', ok: true, message: `${formatBytes(free)} free in ${dir}, database is ${formatBytes(needed)}` }
       : {
@@ -60,8 +88,7 @@ export async function backupPreflight(setup: RunSetup, control: Session): Promis
           message: `only ${formatBytes(free)} free in ${dir}, the database is ${formatBytes(needed)}`,
           hint: 'Free space, or put snapshots on a larger disk with --backups DIR.',
         },
-  );
-  return checks;
+  ];
 }
 
 export function formatBytes(bytes: number): string {
@@ -75,9 +102,8 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
-async function runTools(session: RunSession): Promise<BackupTools> {
-  const { setup } = session;
-  return toolsBySetup.get(setup) ?? (await resolveBackupTools({ search: setup.pgSearch, serverMajor: serverMajor(session.control) }));
+function runTools(session: RunSession): Promise<BackupTools> {
+  return runBackupTools(session.setup, session.control);
 }
 
 /** What every run snapshot, full or touched, is taken with. */
@@ -107,7 +133,8 @@ function runSnapshotOptions(session: RunSession, revision: string | null, tools:
 
 /** The run's snapshot, verified readable before the run goes on. */
 async function takeRunSnapshot(session: RunSession, revision: string | null, fingerprint: Promise<unknown>, snapshotId: string, signal: AbortSignal): Promise<Manifest> {
-  return takeSnapshot({ ...runSnapshotOptions(session, revision, await runTools(session), signal), fingerprint, snapshotId });
+  // the control connection is idle during the dump but for journal rows: no connection of its own beside pg_dump
+  return takeSnapshot({ ...runSnapshotOptions(session, revision, await runTools(session), signal), fingerprint, snapshotId, source: session.control.client });
 }
 
 const backupPayload = (m: Manifest) => ({ id: m.id, file: m.file, path: m.path, sha256: m.sha256, sizeBytes: m.sizeBytes, revision: m.revision, scope: m.scope ? 'touched' as const : 'full' as const });
@@ -181,11 +208,11 @@ export async function fingerprintAndSnapshot(
     const stopDump = new AbortController();
     fingerprinting.catch(() => stopDump.abort());
     const signal = session.setup.signal ? AbortSignal.any([session.setup.signal, stopDump.signal]) : stopDump.signal;
-    const dumping = session.setup.events.step(
-      { step: 'backup' },
-      () => takeRunSnapshot(session, revision, fingerprinting, rows[0]!.id, signal),
-      backupPayload,
-    );
+    // pg_dump starts at once, while the steps' starts are journaled (two fsyncs): the dump changes
+    // nothing in the database, and a killed run's half-written file is found by its name (leftovers.ts)
+    const taking = takeRunSnapshot(session, revision, fingerprinting, rows[0]!.id, signal);
+    taking.catch(() => {});
+    const dumping = session.setup.events.step({ step: 'backup' }, () => taking, backupPayload);
     const [fingerprint, snapshot] = await Promise.allSettled([fingerprinting, dumping]);
     if (fingerprint.status === 'rejected') throw fingerprint.reason;
     if (snapshot.status === 'rejected') return { fingerprint: fingerprint.value, snapshot: null, dumpError: snapshot.reason };
