@@ -415,6 +415,13 @@ describe('the server stops under a run', () => {
     server = await startTempCluster({ prefix: 'belay-faults-', superuser: 'postgres', tcp: false, pgBin: process.env.PG_BIN, path: process.env.PATH });
     const user = serverUser();
     if (user) await chown(server.root, user.uid, user.gid).catch(() => {});
+    // an asynchronous commit reaches the disk up to 10 s later, as after a busy moment: a stop loses what only that would have flushed
+    const admin = new pg.Client({ host: server.spec.socketDir, port: server.spec.port, user: 'postgres', database: 'postgres' });
+    await admin.connect();
+    await admin.query("ALTER SYSTEM SET wal_writer_delay = '10s'");
+    await admin.end();
+    await stopCluster(server.spec);
+    await startCluster(server.spec, join(server.root, 'server.log'));
   }, 120_000);
   afterAll(() => server?.remove());
 

@@ -40,7 +40,7 @@ export class DatabaseJournal {
     this.lastStepWritten = undefined;
     // Journal rows need not wait for their own WAL flush: they copy the file
     // journal, which recover reads first, and a later synchronous commit
-    // flushes them. The outcome, written last, is committed synchronously.
+    // flushes them. The run's row and its outcome are committed synchronously.
     await client.query('SET synchronous_commit = off').catch(() => {});
     await this.flush();
   }
@@ -95,7 +95,11 @@ export class DatabaseJournal {
     if (!client || !header) return false;
     try {
       if (!this.headerWritten) {
+        // the mark that a run is in flight (status and a new run's refusal read it) is on disk before the run goes on:
+        // with its commit asynchronous, a crash before the next synchronous commit anywhere could lose it
+        await client.query('SET synchronous_commit = on');
         await insertRunHeader(client, header);
+        await client.query('SET synchronous_commit = off');
         this.headerWritten = true;
       }
       while (this.written < this.records.length) {
