@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { escapeLiteral, type ClientBase, type QueryResult } from 'pg';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
-import { changedKeysQuery, DELETED_IN_TRANSACTION, OID_FLOOR, describeAllQuery, describeKeysQuery, goneKeysQuery, keysLiteral, type Branch, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
+import { changedKeysQuery, DELETED_IN_TRANSACTION, describeAllQuery, describeKeysQuery, goneKeysQuery, keysLiteral, OID_FLOOR, type Branch, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
 
 export interface SchemaObject {
   kind: string;
