@@ -1,7 +1,6 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { binaryVersion, candidateBinDirs, isExecutable, type PgBinary, type PgBinSearch } from '../cluster/pg-bin.js';
+import { findPgBinaries, findPgBinary, type PgBinary, type PgBinSearch } from '../cluster/pg-bin.js';
 import { libpqChildEnv, type ConnectionParams } from '../db/connection.js';
 import { preflightError } from '../errors.js';
 
@@ -10,65 +9,15 @@ export interface BackupTools {
   pgRestore: PgBinary;
 }
 
-/**
- * The copies of pg_dump and pg_restore a search finds, asked once per process:
- * one `pg_config --bindir` for both tools, and each file's `--version` at most
- * once (a run may ask again: a restore, a rehearsal, a quarantine snapshot).
- */
-class ToolSearch {
-  private readonly dirs: Promise<string[]>;
-  private readonly versions = new Map<string, Promise<PgBinary | undefined>>();
-
-  constructor(private readonly search: PgBinSearch) {
-    this.dirs = candidateBinDirs(search);
-  }
-
-  private versionOf(file: string): Promise<PgBinary | undefined> {
-    let known = this.versions.get(file);
-    if (!known) {
-      // a missing file, or a broken wrapper script: not a copy; keep looking
-      known = isExecutable(file).then((ok) => (ok ? binaryVersion(file, this.search.path).catch(() => undefined) : undefined));
-      this.versions.set(file, known);
-    }
-    return known;
-  }
-
-  /** The first copy of `name` in search order at least `minMajor` new, else undefined. */
-  async first(name: string, minMajor: number): Promise<PgBinary | undefined> {
-    for (const dir of await this.dirs) {
-      const bin = await this.versionOf(join(dir, name));
-      if (bin && bin.major >= minMajor) return bin;
-    }
-    return undefined;
-  }
-
-  async all(name: string): Promise<PgBinary[]> {
-    const found = await Promise.all((await this.dirs).map((dir) => this.versionOf(join(dir, name))));
-    return found.filter((bin): bin is PgBinary => bin !== undefined);
-  }
-}
-
-const searches = new Map<string, ToolSearch>();
-
-function toolSearch(search: PgBinSearch): ToolSearch {
-  const key = `${search.pgBin ?? ''}\0${search.path ?? ''}`;
-  let found = searches.get(key);
-  if (!found) {
-    found = new ToolSearch(search);
-    searches.set(key, found);
-  }
-  return found;
-}
-
 /** pg_dump and pg_restore at least as new as the server: an older pg_dump cannot dump a newer server. */
 export async function resolveBackupTools(options: { search: PgBinSearch; serverMajor: number }): Promise<BackupTools> {
-  const tools = toolSearch(options.search);
-  const [pgDump, pgRestore] = await Promise.all([tools.first('pg_dump', options.serverMajor), tools.first('pg_restore', options.serverMajor)]);
+  const { search, serverMajor } = options;
+  const [pgDump, pgRestore] = await Promise.all([findPgBinary('pg_dump', search, serverMajor), findPgBinary('pg_restore', search, serverMajor)]);
   if (pgDump && pgRestore) return { pgDump, pgRestore };
-  const [dumps, restores] = await Promise.all([tools.all('pg_dump'), tools.all('pg_restore')]);
+  const [dumps, restores] = await Promise.all([findPgBinaries('pg_dump', search), findPgBinaries('pg_restore', search)]);
   const found = [...dumps, ...restores].map((bin) => `${bin.path} (${bin.version})`).join(', ') || 'none';
-  throw preflightError(`no pg_dump/pg_restore of version ${options.serverMajor} or newer for this PostgreSQL ${options.serverMajor} server (found: ${found})`, {
-    hint: `Install the client of that version (Debian/Ubuntu: apt-get install postgresql-client-${options.serverMajor}) or set PG_BIN to its bin folder.`,
+  throw preflightError(`no pg_dump/pg_restore of version ${serverMajor} or newer for this PostgreSQL ${serverMajor} server (found: ${found})`, {
+    hint: `Install the client of that version (Debian/Ubuntu: apt-get install postgresql-client-${serverMajor}) or set PG_BIN to its bin folder.`,
   });
 }
 

@@ -22,7 +22,7 @@ export interface PgBinSearch {
   path?: string | undefined;
 }
 
-export async function isExecutable(file: string): Promise<boolean> {
+async function isExecutable(file: string): Promise<boolean> {
   try {
     await access(file, constants.X_OK);
     return true;
@@ -64,7 +64,7 @@ async function versionedInstallDirs(): Promise<string[]> {
 }
 
 /** Candidate directories in the contract's order: PG_BIN, pg_config --bindir, usual install paths, PATH. */
-export async function candidateBinDirs(search: PgBinSearch): Promise<string[]> {
+async function candidateBinDirs(search: PgBinSearch): Promise<string[]> {
   const dirs: string[] = [];
   if (search.pgBin) dirs.push(search.pgBin);
   const fromPgConfig = await pgConfigBindir(search.path);
@@ -75,33 +75,73 @@ export async function candidateBinDirs(search: PgBinSearch): Promise<string[]> {
   return [...new Set(dirs)];
 }
 
-export async function binaryVersion(file: string, path?: string): Promise<PgBinary> {
+async function binaryVersion(file: string, path?: string): Promise<PgBinary> {
   const { stdout } = await run(file, ['--version'], { timeout: 10_000, env: toolEnv(path) });
   const match = /(\d+)(?:\.(\d+))?/.exec(stdout.replace(/^[^)]*\)/, ''));
   if (!match) throw usageError(`cannot read the version of ${file}: ${stdout.trim()}`, { hint: 'Point PG_BIN at the PostgreSQL binaries directory.' });
   return { path: file, major: Number(match[1]), version: match[2] === undefined ? match[1]! : `${match[1]}.${match[2]}` };
 }
 
-/** Every copy of `name`, in search order, with its version; asked one at a time (a wrapper script costs a process each). */
-async function* pgBinaries(name: string, search: PgBinSearch): AsyncGenerator<PgBinary> {
-  const seen = new Set<string>();
-  for (const dir of await candidateBinDirs(search)) {
-    const file = join(dir, name);
-    if (seen.has(file) || !(await isExecutable(file))) continue;
-    seen.add(file);
-    try {
-      yield await binaryVersion(file, search.path);
-    } catch {
-      // a broken wrapper script; keep looking
-    }
+/**
+ * The copies of the PostgreSQL programs a search finds, asked once per
+ * process: one `pg_config --bindir` for every program, and each file's
+ * `--version` at most once (a run may ask again: a restore, a rehearsal, a
+ * quarantine snapshot).
+ */
+class BinarySearch {
+  private readonly dirs: Promise<string[]>;
+  private readonly versions = new Map<string, Promise<PgBinary | undefined>>();
+
+  constructor(private readonly search: PgBinSearch) {
+    this.dirs = candidateBinDirs(search);
   }
+
+  private versionOf(file: string): Promise<PgBinary | undefined> {
+    let known = this.versions.get(file);
+    if (!known) {
+      // a missing file, or a broken wrapper script: not a copy; keep looking
+      known = isExecutable(file).then((ok) => (ok ? binaryVersion(file, this.search.path).catch(() => undefined) : undefined));
+      this.versions.set(file, known);
+    }
+    return known;
+  }
+
+  /** The first copy of `name` in search order at least `minMajor` new, asked one at a time (a wrapper script costs a process each). */
+  async first(name: string, minMajor: number): Promise<PgBinary | undefined> {
+    for (const dir of await this.dirs) {
+      const bin = await this.versionOf(join(dir, name));
+      if (bin && bin.major >= minMajor) return bin;
+    }
+    return undefined;
+  }
+
+  async all(name: string): Promise<PgBinary[]> {
+    const found = await Promise.all((await this.dirs).map((dir) => this.versionOf(join(dir, name))));
+    return found.filter((bin): bin is PgBinary => bin !== undefined);
+  }
+}
+
+const searches = new Map<string, BinarySearch>();
+
+function binarySearch(search: PgBinSearch): BinarySearch {
+  const key = `${search.pgBin ?? ''}\0${search.path ?? ''}`;
+  let found = searches.get(key);
+  if (!found) {
+    found = new BinarySearch(search);
+    searches.set(key, found);
+  }
+  return found;
 }
 
 /**
  * The first `name` in search order whose major version is at least `minMajor`
  * (pg_dump must be as new as the server it dumps), else undefined.
  */
-export async function findPgBinary(name: string, search: PgBinSearch, minMajor = 0): Promise<PgBinary | undefined> {
-  for await (const bin of pgBinaries(name, search)) if (bin.major >= minMajor) return bin;
-  return undefined;
+export function findPgBinary(name: string, search: PgBinSearch, minMajor = 0): Promise<PgBinary | undefined> {
+  return binarySearch(search).first(name, minMajor);
+}
+
+/** Every copy of `name` the search finds, in search order, with its version. */
+export function findPgBinaries(name: string, search: PgBinSearch): Promise<PgBinary[]> {
+  return binarySearch(search).all(name);
 }

@@ -102,10 +102,6 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
-function runTools(session: RunSession): Promise<BackupTools> {
-  return runBackupTools(session.setup, session.control);
-}
-
 /** What every run snapshot, full or touched, is taken with. */
 function runSnapshotOptions(session: RunSession, revision: string | null, tools: BackupTools, signal: AbortSignal | undefined) {
   const { setup } = session;
@@ -134,7 +130,7 @@ function runSnapshotOptions(session: RunSession, revision: string | null, tools:
 /** The run's snapshot, verified readable before the run goes on. */
 async function takeRunSnapshot(session: RunSession, revision: string | null, fingerprint: Promise<unknown>, snapshotId: string, signal: AbortSignal): Promise<Manifest> {
   // the control connection is idle during the dump but for journal rows: no connection of its own beside pg_dump
-  return takeSnapshot({ ...runSnapshotOptions(session, revision, await runTools(session), signal), fingerprint, snapshotId, source: session.control.client });
+  return takeSnapshot({ ...runSnapshotOptions(session, revision, await runBackupTools(session.setup, session.control), signal), fingerprint, snapshotId, source: session.control.client });
 }
 
 const backupPayload = (m: Manifest) => ({ id: m.id, file: m.file, path: m.path, sha256: m.sha256, sizeBytes: m.sizeBytes, revision: m.revision, scope: m.scope ? 'touched' as const : 'full' as const });
@@ -157,7 +153,7 @@ export interface FingerprintAndSnapshot {
 async function touchedSnapshot(session: RunSession, revision: string | null, learned: LearnedScope, perColumn: FingerprintOptions['perColumn']): Promise<FingerprintAndSnapshot> {
   const { events, config, signal } = session.setup;
   const client = session.work.client;
-  const taking = runTools(session).then((tools) => takeTouchedSnapshot({ ...runSnapshotOptions(session, revision, tools, signal), client, scope: learned, perColumn }));
+  const taking = runBackupTools(session.setup, session.control).then((tools) => takeTouchedSnapshot({ ...runSnapshotOptions(session, revision, tools, signal), client, scope: learned, perColumn }));
   // the manifest keeps the fingerprint of every snapshot table (a restore is verified by it); integrity compares the protected ones
   const baseline = async (): Promise<Fingerprint> => {
     const { fingerprint } = await taking;
@@ -264,7 +260,7 @@ export async function chooseBackupScope(
 ): Promise<{ decision: ScopeDecision; choice: ScopeChoice }> {
   const { setup } = session;
   const mode = flag ?? setup.config.backup.scope;
-  const tools = await runTools(session);
+  const tools = await runBackupTools(session.setup, session.control);
   const decision = await decideScope(mode, revisions, direction, () => learnScopeOf(setup, tools, revisions, direction));
   const choice: ScopeChoice = {
     mode,
