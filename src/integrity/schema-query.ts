@@ -186,16 +186,6 @@ ${chosen.join('\nUNION ALL\n')}`;
  */
 export const describeAllQuery = (exclude: string): string => schemaQuery({ exclude, keys: null });
 
-/**
- * Catalog rows written since `since` (an xid, as SQL): by every transaction
- * whose xid is that one or newer, committed or still open, so by the open
- * transaction and its subtransactions too (a PL/pgSQL block with EXCEPTION
- * runs in one). With `since` the oldest transaction still running when the
- * schema was last described, that is every row that description may not have
- * seen; rows it did see may pass too, and are only described again. Deleted
- * rows are invisible here: the caller checks that the objects it knew still
- * exist.
- */
 /** A catalog whose written rows name an object: which catalog its key is from, and which column holds its OID. */
 interface WrittenSource {
   catalog: string;
@@ -256,13 +246,19 @@ const WRITTEN_SOURCES: readonly WrittenSource[] = [
   },
 ];
 
+/** The rows of `catalog` the open transaction inserted, updated or deleted (as the session's statistics count them). */
+const tuplesWritten = (write: 'inserted' | 'updated' | 'deleted', catalog: string): string => `pg_catalog.pg_stat_get_xact_tuples_${write}('pg_catalog.${catalog}'::regclass)`;
+
+/** Whether the open transaction wrote (`writes`) rows of any of `catalogs`; without statistics, assume it did. */
+const wroteAny = (catalogs: readonly string[], writes: ReadonlyArray<'inserted' | 'updated' | 'deleted'>): string =>
+  `(current_setting('track_counts') <> 'on' OR ${catalogs.flatMap((catalog) => writes.map((write) => tuplesWritten(write, catalog))).join(' + ')} > 0)`;
+
 /**
  * Whether the open transaction wrote rows of the source's catalog that can be
- * news (without statistics, assume it did): one transaction made every
- * change since, so a catalog it wrote no row of need not be scanned.
+ * news: one transaction made every change since, so a catalog it wrote no
+ * row of need not be scanned.
  */
-const wroteIn = ({ catalog, writes = ['inserted', 'updated'] }: WrittenSource): string =>
-  `(current_setting('track_counts') <> 'on' OR ${writes.map((write) => `pg_stat_get_xact_tuples_${write}('${catalog}'::regclass)`).join(' + ')} > 0)`;
+const wroteIn = ({ catalog, writes = ['inserted', 'updated'] }: WrittenSource): string => wroteAny([catalog], writes);
 
 /** The source's rows written since the transaction whose age is `oldest` (SQL), as (cat, oid). */
 const writtenRows = (source: WrittenSource, oldest: string): string =>
@@ -302,17 +298,17 @@ export function changedKeysQuery(since: string, inOneTransaction = false): strin
  * is looked at after all. `oldest`: the age of the horizon (an integer variable).
  */
 export function changedKeysBlock(oldest: string, floor: string, into: string): string {
-  const add = (rows: string): string => `SELECT v_cats || coalesce(array_agg(w.cat), '{}'), v_oids || coalesce(array_agg(w.oid), '{}') INTO v_cats, v_oids FROM (${rows}) w;`;
-  const stat = (write: 'inserted' | 'updated', { catalog }: WrittenSource): string => `pg_stat_get_xact_tuples_${write}('${catalog}'::regclass)`;
+  // the (cat, oid) of `rows` added to v_cats and v_oids, and how many they were into v_found
+  const add = (rows: string): string =>
+    `SELECT v_cats || coalesce(array_agg(w.cat), '{}'), v_oids || coalesce(array_agg(w.oid), '{}'), count(*) INTO v_cats, v_oids, v_found FROM (${rows}) w;`;
   const gather = WRITTEN_SOURCES.map((source) => {
     const everyRow = add(writtenRows(source, oldest));
     if (!source.fresh) return `\n  IF ${wroteIn(source)} THEN\n    ${everyRow}\n  END IF;`;
     return `
-  IF ${floor} IS NOT NULL AND current_setting('track_counts') = 'on' AND ${stat('updated', source)} = 0 THEN
-    IF ${stat('inserted', source)} > 0 THEN
-      SELECT v_cats || coalesce(array_agg(w.cat), '{}'), v_oids || coalesce(array_agg(w.oid), '{}'), count(*) INTO v_cats, v_oids, v_found
-        FROM (${writtenRows(source, oldest)} AND ${source.freshFirst ?? ''}${source.fresh} > ${floor}) w;
-      IF v_found < ${stat('inserted', source)} THEN
+  IF ${floor} IS NOT NULL AND current_setting('track_counts') = 'on' AND ${tuplesWritten('updated', source.catalog)} = 0 THEN
+    IF ${tuplesWritten('inserted', source.catalog)} > 0 THEN
+      ${add(`${writtenRows(source, oldest)} AND ${source.freshFirst ?? ''}${source.fresh} > ${floor}`)}
+      IF v_found < ${tuplesWritten('inserted', source.catalog)} THEN
         ${everyRow}
       END IF;
     END IF;
@@ -404,17 +400,7 @@ export function relationsOfKeys(list: string): string {
     UNION SELECT polrelid FROM pg_policy WHERE oid = ANY(${oids('p')}))`;
 }
 
-/**
- * Whether the open transaction deleted rows of the catalogs whose rows are
- * described objects (a drop); without statistics, assume it did.
- */
-export const DELETED_IN_TRANSACTION = `(current_setting('track_counts') <> 'on' OR ${['pg_namespace', 'pg_extension', 'pg_class', 'pg_constraint', 'pg_trigger', 'pg_rewrite', 'pg_policy', 'pg_proc', 'pg_type']
-  .map((catalog) => `pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.${catalog}'::regclass)`)
-  .join(' + ')} > 0)`;
-
-/** Whether a pg_namespace row was written since `since` (a schema made, renamed or altered). */
-export const schemasWrittenQuery = (since: string): string => `EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE age(xmin) <= age(${since}))`;
-
+/** The catalog of each key letter: the catalogs whose rows are described objects. */
 const KEY_CATALOGS: Record<KeyLetter, string> = {
   n: 'pg_namespace',
   x: 'pg_extension',
@@ -426,6 +412,16 @@ const KEY_CATALOGS: Record<KeyLetter, string> = {
   f: 'pg_proc',
   y: 'pg_type',
 };
+
+/**
+ * Whether the open transaction deleted rows of the catalogs whose rows are
+ * described objects (a drop); without statistics, assume it did.
+ */
+export const DELETED_IN_TRANSACTION = wroteAny(Object.values(KEY_CATALOGS), ['deleted']);
+
+/** Whether a pg_namespace row was written since `since` (a schema made, renamed or altered). */
+export const schemasWrittenQuery = (since: string): string => `EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE age(xmin) <= age(${since}))`;
+
 
 /**
  * Of `keys` (the descriptions' keys, e.g. `c16384`), those whose catalog row is
