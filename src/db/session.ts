@@ -18,6 +18,17 @@ export interface Session {
   release(): void;
 }
 
+/**
+ * Two sessions opened at once (a login each). When either cannot be, the
+ * other is closed and the first failure, in argument order, is thrown.
+ */
+export async function openBoth(first: Promise<Session>, second: Promise<Session>): Promise<[Session, Session]> {
+  const [a, b] = await Promise.allSettled([first, second]);
+  if (a.status === 'fulfilled' && b.status === 'fulfilled') return [a.value, b.value];
+  for (const opened of [a, b]) if (opened.status === 'fulfilled') await opened.value.close();
+  throw a.status === 'rejected' ? a.reason : (b as PromiseRejectedResult).reason;
+}
+
 /** How often the server checks that a belay client is still there (PostgreSQL ≥ 14). */
 const CONNECTION_CHECK_INTERVAL_MS = 2000;
 

@@ -1,6 +1,6 @@
 import type { ConnectionParams } from '../db/connection.js';
 import { ensureBelaySchema } from '../db/belay-schema.js';
-import type { Session } from '../db/session.js';
+import { openBoth, type Session } from '../db/session.js';
 import { newRunId } from '../journal/run-id.js';
 import { MigrationEngine } from '../migrations/engine.js';
 import type { Revision } from '../migrations/revision.js';
@@ -38,13 +38,8 @@ export class Workspace {
 
   /** Both sessions, opened at once; neither is left open when the other cannot be. */
   async connect(): Promise<void> {
-    const [work, observer] = await Promise.allSettled([this.open(this.params, 'belay rehearse'), this.open(this.params, 'belay rehearse locks')]);
-    if (work.status === 'fulfilled' && observer.status === 'fulfilled') {
-      this.sessions = { work: work.value, observer: observer.value };
-      return;
-    }
-    for (const opened of [work, observer]) if (opened.status === 'fulfilled') await opened.value.close();
-    throw work.status === 'rejected' ? work.reason : (observer as PromiseRejectedResult).reason;
+    const [work, observer] = await openBoth(this.open(this.params, 'belay rehearse'), this.open(this.params, 'belay rehearse locks'));
+    this.sessions = { work, observer };
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import { ensureBelaySchema } from '../../db/belay-schema.js';
-import type { Session } from '../../db/session.js';
+import { openBoth, type Session } from '../../db/session.js';
 import { quoteIdent } from '../../db/ident.js';
 import { errorMessage, preflightError } from '../../errors.js';
 import { Journal } from '../../journal/journal.js';
@@ -56,16 +56,9 @@ export class RunSession {
     return session;
   }
 
-  /** Both connections at once (a login each); when one fails, the other is closed and the control's error wins. */
+  /** Both connections at once; when one fails, the other is closed and the control's error wins. */
   private async connect(): Promise<void> {
-    const [control, work] = await Promise.allSettled([openTargetSession(this.setup, this.applicationName), openTargetSession(this.setup, `${this.applicationName} work`)]);
-    if (control.status === 'fulfilled') this.controlSession = control.value;
-    if (work.status === 'fulfilled') this.workSession = work.value;
-    const failed = control.status === 'rejected' ? control : work.status === 'rejected' ? work : undefined;
-    if (failed) {
-      await this.disconnect();
-      throw failed.reason;
-    }
+    [this.controlSession, this.workSession] = await openBoth(openTargetSession(this.setup, this.applicationName), openTargetSession(this.setup, `${this.applicationName} work`));
   }
 
   /** Close both connections (releasing the lock), e.g. so a restore can rename the database. */
