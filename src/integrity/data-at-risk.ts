@@ -24,9 +24,11 @@ const DROP_COLUMN = new RegExp(String.raw`\bDROP\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\
 const DELETE_ROWS = new RegExp(String.raw`\b(?:TRUNCATE(?:\s+TABLE)?|DELETE\s+FROM)\s+((?:ONLY\s+)?(?:${NAME})(?:\s*,\s*(?:ONLY\s+)?${NAME})*)`, 'gi');
 const NOT_A_COLUMN = /^(constraint|default|not|identity|expression)$/i;
 
-/** Tables and columns a down's SQL drops (a reading of the text: modules and dynamic SQL are not seen). */
-export function droppedBy(sql: string): DroppedObject[] {
-  const text = sql.replace(/--[^\n]*/g, '');
+/** A down's SQL without its line comments, which the readings below must not take for statements. */
+const uncommented = (sql: string): string => sql.replace(/--[^\n]*/g, '');
+
+/** Tables and columns a down's SQL (uncommented) drops (a reading of the text: modules and dynamic SQL are not seen). */
+function droppedBy(text: string): DroppedObject[] {
   const found: DroppedObject[] = [];
   for (const match of text.matchAll(DROP_TABLE)) {
     for (const table of match[1]!.split(/\s*,\s*/)) found.push({ table: table.trim() });
@@ -62,9 +64,9 @@ export interface DownsAtRisk {
 /** Dynamic SQL and routines (DO, EXECUTE, CALL), and drops that cascade from a type, domain, function… to the columns using it. */
 const HIDDEN_COLUMN_CHANGES = /\b(?:DO|EXECUTE|CALL)\b|\bDROP\s+(?:TYPE|DOMAIN|EXTENSION|COLLATION|FUNCTION|PROCEDURE|OPERATOR|SCHEMA|SEQUENCE)\b[^;]*\bCASCADE\b/i;
 
-/** Tables a down's SQL alters (it may drop, rename or retype their columns). */
-function alteredBy(sql: string): string[] {
-  return [...sql.replace(/--[^\n]*/g, '').matchAll(ALTER_TABLE)].map((match) => match[1]!);
+/** Tables a down's SQL (uncommented) alters (it may drop, rename or retype their columns). */
+function alteredBy(text: string): string[] {
+  return [...text.matchAll(ALTER_TABLE)].map((match) => match[1]!);
 }
 
 interface Resolved {
@@ -81,7 +83,8 @@ interface Resolved {
  * counts each table's rows and non-null values once. Objects that do not
  * exist are skipped.
  */
-export async function measureDownsAtRisk(client: ClientBase, downs: DownToMeasure[]): Promise<DownsAtRisk> {
+export async function measureDownsAtRisk(client: ClientBase, measured: DownToMeasure[]): Promise<DownsAtRisk> {
+  const downs = measured.map((down) => ({ revision: down.revision, sql: down.sql === null ? null : uncommented(down.sql) }));
   const wanted = downs.flatMap((down) => (down.sql === null ? [] : droppedBy(down.sql).map((item) => ({ revision: down.revision, item }))));
   const altered = downs.flatMap((down) => (down.sql === null ? [] : alteredBy(down.sql)));
   const names = [...wanted.map((w) => w.item.table), ...altered];
@@ -99,7 +102,7 @@ export async function measureDownsAtRisk(client: ClientBase, downs: DownToMeasur
     rows: counts[i]!.rows,
     values: counts[i]!.values,
   }));
-  const hidden = downs.some((down) => down.sql === null || HIDDEN_COLUMN_CHANGES.test(down.sql.replace(/--[^\n]*/g, '')));
+  const hidden = downs.some((down) => down.sql === null || HIDDEN_COLUMN_CHANGES.test(down.sql));
   const alteredTables = resolved.slice(wanted.length).flatMap((at) => at?.family ?? []);
   return { items, perColumn: hidden ? true : new Set(alteredTables) };
 }
