@@ -59,8 +59,12 @@ function trackerFunction(): { name: string; create: string } {
   if (made) return made;
   const body = functionBody();
   const name = `${PREFIX}${createHash('sha256').update(body).digest('hex').slice(0, 16)}`;
+  // The plans are made at a session's first call and kept (generic), while every revision after it adds
+  // catalog rows: a catalog small enough at that call for a sequential scan to look cheapest is then read
+  // whole at every call for the rest of a run, a cost that grows with each revision. Every statement here
+  // probes an index but the whole-catalog reads, which have no other way and are planned the same.
   const create = `CREATE FUNCTION ${quoteIdent(BELAY_SCHEMA)}.${quoteIdent(name)}(p_since xid, p_oid_floor oid) RETURNS jsonb LANGUAGE plpgsql
-  SET search_path = pg_catalog SET jit = off SET plan_cache_mode = force_generic_plan
+  SET search_path = pg_catalog SET jit = off SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
   AS ${dollarQuoted(body)}`;
   made = { name, create };
   return made;
