@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -100,11 +100,18 @@ describe('the --json envelope', () => {
     expect(refused.message).toContain('0005_irreversible');
     expect(refused.next).not.toBeNull();
 
-    // rehearse (a throwaway database on the same server) and the embedded cluster's status (no target)
-    const rehearse = envelopeOf(await run('rehearse', '--from', '0003', '--allow-irreversible'), 'rehearse', 2);
+    // rehearse on an ephemeral cluster under a TMPDIR of its own: neither a database on the shared server nor
+    // a folder in the shared temp folder, out of the way of the rehearse tests' leftover checks (no target)
+    const tmp = join(project.dir, 'tmp');
+    await mkdir(tmp);
+    await chmod(tmp, 0o1777);
+    const rehearseRun = (...words: string[]) =>
+      belay(['--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse', ...words], { cwd: project.dir, env: cleanEnv({ TMPDIR: tmp }), timeoutMs: 120_000 });
+    const rehearse = envelopeOf(await rehearseRun('--from', '0003', '--allow-irreversible'), 'rehearse', 2);
     expect(rehearse.outcome).toBe('usage-error');
     await writeFile(join(project.migrations, '0005_irreversible.down.sql'), 'DROP TABLE irreversible;');
-    expect(envelopeOf(await run('rehearse', '--from', '0003'), 'rehearse', 0).outcome).toBe('ok');
+    expect(envelopeOf(await rehearseRun('--from', '0003'), 'rehearse', 0)).toMatchObject({ outcome: 'ok', target: null });
+    // and the embedded cluster's status (no target)
     expect(envelopeOf(await run('cluster', 'status'), 'cluster status', 0).target).toBeNull();
   }, 300_000);
 
