@@ -110,13 +110,21 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
 /** Each name as to_regclass resolves it now (undefined: no such relation), and whether it has the column paired with it. */
 async function resolveNames(client: ClientBase, names: string[], columns: string[]): Promise<Array<Resolved | undefined>> {
   if (names.length === 0) return [];
+  // the families in one recursion over every name: a recursion per name cost a fifth of a millisecond each
   const { rows } = await client.query<Resolved & { i: number }>(
-    `SELECT w.i::int AS i, n.nspname AS schema, c.relname AS name,
-            EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = w.col AND NOT a.attisdropped) AS has_column,
-            ARRAY(WITH RECURSIVE d(oid) AS (SELECT c.oid UNION SELECT i.inhrelid FROM pg_inherits i JOIN d ON i.inhparent = d.oid)
-                  SELECT dn.nspname || '.' || dc.relname FROM d JOIN pg_class dc ON dc.oid = d.oid JOIN pg_namespace dn ON dn.oid = dc.relnamespace) AS family
-       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(rel, col, i)
-       JOIN pg_class c ON c.oid = to_regclass(w.rel) JOIN pg_namespace n ON n.oid = c.relnamespace`,
+    `WITH RECURSIVE named AS (
+       SELECT w.i, w.col, c.oid, n.nspname, c.relname
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(rel, col, i)
+         JOIN pg_class c ON c.oid = to_regclass(w.rel) JOIN pg_namespace n ON n.oid = c.relnamespace
+     ),
+     family(i, oid) AS (SELECT i, oid FROM named UNION SELECT f.i, h.inhrelid FROM family f JOIN pg_inherits h ON h.inhparent = f.oid),
+     family_names(i, family) AS (
+       SELECT f.i, array_agg(fn.nspname || '.' || fc.relname) FROM family f JOIN pg_class fc ON fc.oid = f.oid JOIN pg_namespace fn ON fn.oid = fc.relnamespace GROUP BY f.i
+     )
+     SELECT named.i::int AS i, named.nspname AS schema, named.relname AS name,
+            EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = named.oid AND a.attname = named.col AND NOT a.attisdropped) AS has_column,
+            family_names.family
+       FROM named JOIN family_names USING (i)`,
     [names, columns],
   );
   const out: Array<Resolved | undefined> = names.map(() => undefined);
