@@ -93,6 +93,28 @@ describe('integrity fingerprints', () => {
     await client.query('DROP TABLE t2');
   });
 
+  it('an empty table has one fingerprint, read or not: never written (no pages, not read) and emptied (pages, read) agree, per column too', async () => {
+    await client.query('DROP TABLE IF EXISTS never, emptied; CREATE TABLE never (LIKE seed_t); CREATE TABLE emptied AS SELECT * FROM seed_t; DELETE FROM emptied');
+    const { rows } = await client.query<{ never: string; emptied: string }>(`SELECT pg_relation_size('never')::text AS never, pg_relation_size('emptied')::text AS emptied`);
+    expect(rows[0]).toMatchObject({ never: '0' });
+    expect(rows[0]!.emptied).not.toBe('0');
+    const tables = await selectProtectedTables(client, { include: ['never', 'emptied'], exclude: [] });
+    for (const perColumn of [true, false]) {
+      const both = await fingerprintTables(client, tables, { perColumn });
+      expect(both.tables['public.never']).toEqual(both.tables['public.emptied']);
+      expect(both.tables['public.never']).toMatchObject({ rowCount: '0', rowHash: '0' });
+    }
+    // a row the snapshot does not see gives the table a page, and is not counted
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await client.query('SELECT 1');
+    await db.appQuery('INSERT INTO never SELECT * FROM seed_t WHERE id = 1');
+    const seen = await fingerprintTables(client, tables, { perColumn: true, inTransaction: true });
+    await client.query('COMMIT');
+    expect(seen.tables['public.never']).toEqual(seen.tables['public.emptied']);
+    expect((await fingerprintTables(client, tables, { perColumn: false })).tables['public.never']!.rowCount).toBe('1');
+    await client.query('DROP TABLE never, emptied');
+  });
+
   it('after a down re-adds a column, common-columns compares whole rows over the columns there before, so a swap between rows is seen', async () => {
     await resetTable();
     await client.query('ALTER TABLE t DROP COLUMN raw');

@@ -33,16 +33,31 @@ interface ColumnInfo {
   hashName: string | null;
 }
 
+interface TableColumns {
+  columns: ColumnInfo[];
+  /** The table has no pages: no row in any snapshot, its fingerprint is known without reading it. */
+  empty: boolean;
+}
+
 /**
  * The columns of every table in one catalog query, each with the extended
- * hash function (amprocnum 2) of its type's default hash operator class.
+ * hash function (amprocnum 2) of its type's default hash operator class, and
+ * whether the table is empty for sure. A table with no pages holds no row
+ * any snapshot can see (a row the snapshot sees was committed, so written to
+ * a page, before it was taken); a partitioned table's own rows (FROM ONLY)
+ * are none either way. A foreign table's size says nothing of its rows, and
+ * reading a materialized view never populated is an error: both are read.
  */
-async function columnsOf(client: ClientBase, tables: TableRef[]): Promise<ColumnInfo[][]> {
-  const { rows } = await client.query<{ i: number; name: string; type: string; hash_schema: string | null; hash_name: string | null }>(
-    `SELECT t.i::int AS i, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+async function columnsOf(client: ClientBase, tables: TableRef[]): Promise<TableColumns[]> {
+  const { rows } = await client.query<{ i: number; empty: boolean; name: string; type: string; hash_schema: string | null; hash_name: string | null }>(
+    `WITH t AS MATERIALIZED (
+       SELECT t.i, c.oid, c.relkind IN ('r', 'p') AND pg_relation_size(c.oid) = 0 AS empty
+         FROM unnest($1::text[]) WITH ORDINALITY AS t(rel, i) JOIN pg_class c ON c.oid = t.rel::regclass
+     )
+     SELECT t.i::int AS i, t.empty, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
             pn.nspname AS hash_schema, p.proname AS hash_name
-       FROM unnest($1::text[]) WITH ORDINALITY AS t(rel, i)
-       JOIN pg_attribute a ON a.attrelid = t.rel::regclass
+       FROM t
+       JOIN pg_attribute a ON a.attrelid = t.oid
        LEFT JOIN pg_opclass oc ON oc.opcintype = a.atttypid AND oc.opcdefault
              AND oc.opcmethod = (SELECT oid FROM pg_am WHERE amname = 'hash')
        LEFT JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amprocnum = 2
@@ -53,8 +68,13 @@ async function columnsOf(client: ClientBase, tables: TableRef[]): Promise<Column
       ORDER BY t.i, a.attnum`,
     [tables.map((table) => quoteQualified(table.schema, table.table))],
   );
-  const byTable: ColumnInfo[][] = tables.map(() => []);
-  for (const r of rows) byTable[r.i - 1]!.push({ name: r.name, type: r.type, hashSchema: r.hash_schema, hashName: r.hash_name });
+  // a table without columns has no row here: it is read
+  const byTable: TableColumns[] = tables.map(() => ({ columns: [], empty: false }));
+  for (const r of rows) {
+    const table = byTable[r.i - 1]!;
+    table.empty = r.empty;
+    table.columns.push({ name: r.name, type: r.type, hashSchema: r.hash_schema, hashName: r.hash_name });
+  }
   return byTable;
 }
 
@@ -151,10 +171,15 @@ export async function fingerprintTables(client: ClientBase, tables: TableRef[], 
     const columns = tables.length === 0 ? [] : await columnsOf(client, tables);
     const plans = tables.map((table, i) => {
       const key = tableKey(table);
-      return planTable(table, columns[i]!, perColumn === true || (perColumn !== false && perColumn.has(key)), options.rowColumns?.get(key));
+      return planTable(table, columns[i]!.columns, perColumn === true || (perColumn !== false && perColumn.has(key)), options.rowColumns?.get(key));
     });
-    for (let start = 0; start < plans.length; start += BATCH) {
-      const batch = plans.slice(start, start + BATCH);
+    // what the query of an empty table answers: no rows counted, no hash summed
+    plans.forEach((plan, i) => {
+      if (columns[i]!.empty) result.tables[plan.key] = readTable(plan, { n: '0', h: '0' });
+    });
+    const toRead = plans.filter((_plan, i) => !columns[i]!.empty);
+    for (let start = 0; start < toRead.length; start += BATCH) {
+      const batch = toRead.slice(start, start + BATCH);
       const answer: unknown = await client.query(batch.map((plan) => plan.sql).join(';\n'));
       // one statement gives one result, several an array of them
       const results = (Array.isArray(answer) ? answer : [answer]) as Array<{ rows: Array<Record<string, string | null>> }>;
