@@ -170,4 +170,15 @@ describe('integrity fingerprints', () => {
     expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: 'ALTER TABLE p DROP COLUMN x;' }])).perColumn).toEqual(new Set(['public.p', 'public.p1']));
     await client.query('DROP TABLE u, p');
   });
+
+  it('counts what a drop takes whether or not a table has pages of its own: an empty table, a partitioned one, a parent whose rows are its child\'s', async () => {
+    await client.query(`CREATE TABLE e (id int, x int); CREATE TABLE f (id int, x int); INSERT INTO f VALUES (1, NULL); DELETE FROM f;
+      CREATE TABLE q (id int, x int) PARTITION BY RANGE (id); CREATE TABLE q1 PARTITION OF q FOR VALUES FROM (0) TO (10); INSERT INTO q VALUES (1, 1), (2, NULL);
+      CREATE TABLE parent (id int, x int); CREATE TABLE child () INHERITS (parent); INSERT INTO child VALUES (1, 1), (2, 2), (3, NULL)`);
+    const drops = 'DROP TABLE e; DROP TABLE f; ALTER TABLE q DROP COLUMN x; DROP TABLE q; ALTER TABLE parent DROP COLUMN x; DROP TABLE parent CASCADE;';
+    const { items } = await measureDownsAtRisk(client, [{ revision: '0009_z', sql: drops }]);
+    const counted = Object.fromEntries(items.map((i) => [`${i.table}${i.column ? `.${i.column}` : ''}`, [i.rows, i.values]]));
+    expect(counted).toEqual({ 'public.e': [0, 0], 'public.f': [0, 0], 'public.q.x': [2, 1], 'public.q': [2, 2], 'public.parent.x': [3, 2], 'public.parent': [3, 3] });
+    await client.query('DROP TABLE e, f, q, parent CASCADE');
+  });
 });

@@ -75,6 +75,8 @@ interface Resolved {
   has_column: boolean;
   /** `schema.table` of the relation and of its partitions and inheritance children, which an ALTER TABLE of it alters too. */
   family: string[];
+  /** No page in the relation or its family (no foreign table among them): it holds no row, counting is not needed. */
+  empty: boolean;
 }
 
 /**
@@ -93,7 +95,7 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
     const at = resolved[i];
     return at && (!w.item.column || at.has_column) ? [{ ...w, at }] : [];
   });
-  const counts = await countValues(client, found.map((f) => ({ schema: f.at.schema, name: f.at.name, column: f.item.column })));
+  const counts = await countValues(client, found.map((f) => ({ schema: f.at.schema, name: f.at.name, column: f.item.column, empty: f.at.empty })));
   const items = found.map((f, i): DataAtRisk => ({
     revision: f.revision,
     table: `${f.at.schema}.${f.at.name}`,
@@ -118,24 +120,30 @@ async function resolveNames(client: ClientBase, names: string[], columns: string
          JOIN pg_class c ON c.oid = to_regclass(w.rel) JOIN pg_namespace n ON n.oid = c.relnamespace
      ),
      family(i, oid) AS (SELECT i, oid FROM named UNION SELECT f.i, h.inhrelid FROM family f JOIN pg_inherits h ON h.inhparent = f.oid),
-     family_names(i, family) AS (
-       SELECT f.i, array_agg(fn.nspname || '.' || fc.relname) FROM family f JOIN pg_class fc ON fc.oid = f.oid JOIN pg_namespace fn ON fn.oid = fc.relnamespace GROUP BY f.i
+     family_names(i, family, empty) AS (
+       SELECT f.i, array_agg(fn.nspname || '.' || fc.relname), bool_and(fc.relkind IN ('r', 'p') AND pg_relation_size(fc.oid) = 0)
+         FROM family f JOIN pg_class fc ON fc.oid = f.oid JOIN pg_namespace fn ON fn.oid = fc.relnamespace GROUP BY f.i
      )
      SELECT named.i::int AS i, named.nspname AS schema, named.relname AS name,
             EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = named.oid AND a.attname = named.col AND NOT a.attisdropped) AS has_column,
-            family_names.family
+            family_names.family, family_names.empty
        FROM named JOIN family_names USING (i)`,
     [names, columns],
   );
   const out: Array<Resolved | undefined> = names.map(() => undefined);
-  for (const row of rows) out[row.i - 1] = { schema: row.schema, name: row.name, has_column: row.has_column, family: row.family };
+  for (const row of rows) out[row.i - 1] = { schema: row.schema, name: row.name, has_column: row.has_column, family: row.family, empty: row.empty };
   return out;
 }
 
-/** Rows, and non-null values of the column (rows again without one), of each relation: one scan per table, all in one round trip. */
-async function countValues(client: ClientBase, wanted: Array<{ schema: string; name: string; column: string | undefined }>): Promise<Array<{ rows: number; values: number }>> {
+/**
+ * Rows, and non-null values of the column (rows again without one), of each
+ * relation: one scan per table, all in one round trip; none for a table
+ * whose family has no page.
+ */
+async function countValues(client: ClientBase, wanted: Array<{ schema: string; name: string; column: string | undefined; empty: boolean }>): Promise<Array<{ rows: number; values: number }>> {
   const byTable = new Map<string, { schema: string; name: string; counted: string[] }>();
   const slots = wanted.map((w) => {
+    if (w.empty) return undefined;
     const key = JSON.stringify([w.schema, w.name]);
     const table = byTable.get(key) ?? { schema: w.schema, name: w.name, counted: [] };
     byTable.set(key, table);
@@ -143,15 +151,18 @@ async function countValues(client: ClientBase, wanted: Array<{ schema: string; n
     return { table, index: table.counted.length - 1 };
   });
   const tables = [...byTable.values()];
-  if (tables.length === 0) return [];
-  const sql = tables.map((t) => `SELECT count(*)::text AS n${t.counted.map((c, i) => `, ${c}::text AS v${i}`).join('')} FROM ${quoteQualified(t.schema, t.name)}`).join(';\n');
-  const answer: unknown = await client.query(sql);
-  // one statement gives one result, several an array of them
-  const results = (Array.isArray(answer) ? answer : [answer]) as Array<{ rows: Array<Record<string, string>> }>;
-  const rowsOf = new Map(tables.map((t, i) => [t, results[i]!.rows[0]!]));
-  return slots.map(({ table, index }) => {
-    const row = rowsOf.get(table)!;
-    return { rows: Number(row.n ?? 0), values: Number(row[`v${index}`] ?? 0) };
+  const rowsOf = new Map<(typeof tables)[number], Record<string, string>>();
+  if (tables.length > 0) {
+    const sql = tables.map((t) => `SELECT count(*)::text AS n${t.counted.map((c, i) => `, ${c}::text AS v${i}`).join('')} FROM ${quoteQualified(t.schema, t.name)}`).join(';\n');
+    const answer: unknown = await client.query(sql);
+    // one statement gives one result, several an array of them
+    const results = (Array.isArray(answer) ? answer : [answer]) as Array<{ rows: Array<Record<string, string>> }>;
+    tables.forEach((t, i) => rowsOf.set(t, results[i]!.rows[0]!));
+  }
+  return slots.map((slot) => {
+    if (!slot) return { rows: 0, values: 0 };
+    const row = rowsOf.get(slot.table)!;
+    return { rows: Number(row.n ?? 0), values: Number(row[`v${slot.index}`] ?? 0) };
   });
 }
 
