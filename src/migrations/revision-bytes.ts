@@ -16,3 +16,9 @@ export function takeHashedBytes(file: string, sha256: string | undefined): Buffe
   hashed.delete(file);
   return kept.bytes;
 }
+
+/** The bytes of `file` that hashed to `sha256`, left for the run to take; undefined when not kept. */
+export function peekHashedBytes(file: string, sha256: string | undefined): Buffer | undefined {
+  const kept = hashed.get(file);
+  return kept && kept.sha256 === sha256 ? kept.bytes : undefined;
+}
