@@ -98,7 +98,12 @@ describe('the snapshot store is a jail', () => {
       // from its first bytes
       expect((await stat(join(project.backups, partial!))).mode & 0o077).toBe(0);
       run.child.kill('SIGKILL');
-      process.kill(pgDump!, 'SIGKILL');
+      // pg_dump may already be gone: with belay dead, its next progress line to stderr meets a closed pipe
+      try {
+        process.kill(pgDump!, 'SIGKILL');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+      }
       await run.done;
       await pollUntil(() => processGone(pgDump!), 'pg_dump gone');
       expect(await readdir(tmp), 'no passfile left in the temp folder').toEqual([]);
