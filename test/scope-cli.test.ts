@@ -198,6 +198,28 @@ DO $$ BEGIN IF EXISTS (SELECT 1 FROM big) THEN UPDATE big SET n = n + 1 WHERE id
     expect(rollback.stderr).toMatch(/full snapshot: a rollback restores the revision it started from/);
   });
 
+  it('auto takes a full snapshot before a module revision, which learning would run twice: its effect outside the database happens once', async () => {
+    const { db, project, args } = await seeded({
+      '0002_effect.mjs': `import { appendFileSync } from 'node:fs';
+export async function up(ctx) {
+  appendFileSync(new URL('../effects.log', import.meta.url), 'up\\n');
+  await ctx.sql("UPDATE small SET nickname = 'n' WHERE id = 1");
+}
+export async function down(ctx) {
+  await ctx.sql('UPDATE small SET nickname = NULL WHERE id = 1');
+}
+`,
+    });
+    const run = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/full snapshot: 0002_effect is a module, which learning would run twice/);
+    expect(await readFile(join(project.dir, 'effects.log'), 'utf8')).toBe('up\n');
+    const snapshotId = /snapshot (\S+) {2}/.exec(run.stdout)?.[1];
+    expect((await manifestOf(project, snapshotId!)).scope).toBeUndefined();
+    expect(await applied(db)).toEqual(['0001_seed', '0002_effect']);
+    expect(await scopeCopies()).toEqual([]);
+  });
+
   it('plan --scope prints what each revision touches, with sizes', async () => {
     const { args } = await seeded({ '0002_nicknames.up.sql': NICKNAMES_UP, '0002_nicknames.down.sql': 'ALTER TABLE small DROP COLUMN seen_at;' });
     const plain = await belay([...args, 'plan']);

@@ -15,8 +15,8 @@ export interface ScopeDecision {
 /**
  * Which snapshot a run takes. `full` always; `touched` only when the scope is
  * learned (else preflight refuses, exit 4); `auto` a touched one when every
- * revision runs in a transaction and its scope was learned, else a full one,
- * saying why; for a rollback (`down`), `auto` is full.
+ * revision is SQL that runs in a transaction and its scope was learned, else
+ * a full one, saying why; for a rollback (`down`), `auto` is full.
  */
 export async function decideScope(
   mode: BackupScopeMode,
@@ -33,6 +33,10 @@ export async function decideScope(
     throw new BelayError('preflight', `--backup-scope touched: ${why}`, { hint: 'Nothing was changed. Run with --backup-scope full (or auto, which falls back to full by itself).' });
   };
   for (const revision of revisions) {
+    // learning runs each revision on a copy first: a module's effects outside the database would happen twice
+    if (mode === 'auto' && revision.kind === 'module') {
+      return { kind: 'full', why: `full snapshot: ${revision.name} is a module, which learning would run twice (on a copy, then for real), with any effect outside the database`, learned: null };
+    }
     if (!(await prepareStep(revision, direction)).transactional) {
       const why = `${revision.name} runs outside a transaction (-- belay:no-transaction), so what it touches can be neither learned nor enforced`;
       if (mode === 'touched') refuse(why);
