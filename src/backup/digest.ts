@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createReadStream } from 'node:fs';
+import { sha256Hex } from '../sha256.js';
 
 /** sha256 of a file of any size (a snapshot), streamed. */
 async function sha256File(file: string): Promise<string> {
@@ -26,5 +27,5 @@ export async function digestSnapshot(path: string): Promise<{ sha256: string; si
     sizeBytes += (await stat(file)).size;
     lines.push(`${name} ${await sha256File(file)}\n`);
   }
-  return { sha256: createHash('sha256').update(lines.join('')).digest('hex'), sizeBytes };
+  return { sha256: sha256Hex(lines.join('')), sizeBytes };
 }

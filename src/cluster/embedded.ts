@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -6,6 +5,7 @@ import pg from 'pg';
 import type { ConnectionParams } from '../db/connection.js';
 import { quoteIdent } from '../db/ident.js';
 import { errorMessage, usageError } from '../errors.js';
+import { sha256Hex } from '../sha256.js';
 import {
   findServerBinDir,
   initCluster,
@@ -53,7 +53,7 @@ interface Layout {
 }
 
 function shortHash(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+  return sha256Hex(text).slice(0, 12);
 }
 
 /**

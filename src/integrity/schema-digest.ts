@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../sha256.js';
 import { escapeLiteral, type ClientBase, type QueryResult } from 'pg';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
 import { changedKeysQuery, DELETED_IN_TRANSACTION, describeAllQuery, describeKeysQuery, goneKeysQuery, keysLiteral, OID_FLOOR, type Branch, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
@@ -80,7 +80,7 @@ const digestTerms = new WeakMap<SchemaObject, bigint>();
 function digestTerm(object: SchemaObject): bigint {
   let term = digestTerms.get(object);
   if (term === undefined) {
-    term = BigInt(`0x${createHash('sha256').update(`${keyOf(object)}\n${object.description}`).digest('hex')}`);
+    term = BigInt(`0x${sha256Hex(`${keyOf(object)}\n${object.description}`)}`);
     digestTerms.set(object, term);
   }
   return term;
@@ -344,7 +344,7 @@ const objectHashes = new WeakMap<SchemaObject, string>();
 function objectHash(object: SchemaObject): string {
   let hash = objectHashes.get(object);
   if (hash === undefined) {
-    hash = createHash('sha256').update(object.description).digest('hex').slice(0, 32);
+    hash = sha256Hex(object.description).slice(0, 32);
     objectHashes.set(object, hash);
   }
   return hash;

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { escapeLiteral, type ClientBase } from 'pg';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
 import { quoteIdent } from '../db/ident.js';
+import { sha256Hex } from '../sha256.js';
 import { BRANCHES, changedKeysBlock, DELETED_IN_TRANSACTION, describeKeysQuery, OID_FLOOR, relationsOfKeys, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
 
 /**
@@ -58,7 +58,7 @@ let made: { name: string; create: string } | undefined;
 function trackerFunction(): { name: string; create: string } {
   if (made) return made;
   const body = functionBody();
-  const name = `${PREFIX}${createHash('sha256').update(body).digest('hex').slice(0, 16)}`;
+  const name = `${PREFIX}${sha256Hex(body).slice(0, 16)}`;
   // The plans are made at a session's first call and kept (generic), while every revision after it adds
   // catalog rows: a catalog small enough at that call for a sequential scan to look cheapest is then read
   // whole at every call for the rest of a run, a cost that grows with each revision. Every statement here

@@ -1,7 +1,7 @@
-import * as crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { errorMessage, usageError } from '../errors.js';
+import { sha256Hex } from '../sha256.js';
 import { keepHashedBytes } from './revision-bytes.js';
 
 /**
@@ -11,13 +11,6 @@ import { keepHashedBytes } from './revision-bytes.js';
  * an open, a stat, a read and a close through the thread pool for each (the
  * run reads a file whole anyway to split it into statements).
  */
-/**
- * sha256 of `data` as hex. crypto.hash (Node ≥ 20.12) is one call; a Hash
- * object per file cost several times more than the hashing itself, over the
- * few hundred small files of a revisions folder.
- */
-const sha256Hex: (data: Buffer | string) => string =
-  typeof crypto.hash === 'function' ? (data) => crypto.hash('sha256', data, 'hex') : (data) => crypto.createHash('sha256').update(data).digest('hex');
 
 export function checksumFiles(files: string[]): { fileChecksums: Record<string, string>; checksum: string } {
   const fileChecksums: Record<string, string> = {};
