@@ -46,7 +46,7 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     const plan = await setup.events.step(
       { step: 'plan' },
       () => planRecovery(session.control.client, setup.config.backupsDir, run, others, revisions),
-      ({ fingerprint: _fingerprint, ...p }) => ({ ...p, from: state.current, to: p.target }),
+      ({ fingerprint: _fingerprint, landing: _landing, ...p }) => ({ ...p, from: state.current, to: p.target }),
     );
     const dropped = await dropLeftoverCopies(setup, plan.leftovers);
     if (dropped.length > 0) await setup.events.emit({ type: 'note', step: 'restore', message: `dropped what a stopped restore left: ${dropped.join(', ')}`, detail: { dropped } });
@@ -62,6 +62,8 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
       healthTimeoutSeconds: setup.config.health.timeoutSeconds,
       tolerated: new Set(),
       restoreStrategy: 'swap',
+      // the rollback's own baseline, when it journaled one for the target the downs lead to
+      ...(run.command === 'rollback' && plan.landing && plan.landing.target === plan.target ? { landing: plan.landing } : {}),
     };
     const why = `settling run ${run.runId}: ${plan.why}`;
     let outcome: RunResult;

@@ -27,7 +27,7 @@ export interface StatusReport {
   lock: LockHolderInfo | null;
   lastRun: RunSummary | null;
   /** A run that was killed or lost its connection, and what `belay recover` will do about it. */
-  interrupted: Omit<RecoveryPlan, 'fingerprint'> | null;
+  interrupted: Omit<RecoveryPlan, 'fingerprint' | 'landing'> | null;
   /** Databases belay's restores left beside this one: for the operator to check, then drop. */
   leftovers: LeftoverDatabase[];
 }
@@ -132,7 +132,7 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
     const { run: interruptedRun, others } = pickUnsettled(runs.running.filter((run) => run.runId !== lock?.run?.runId));
     let interrupted: StatusReport['interrupted'] = null;
     if (interruptedRun) {
-      const { fingerprint: _fingerprint, ...plan } = await planRecovery(client, setup.config.backupsDir, interruptedRun, others, revisions);
+      const { fingerprint: _fingerprint, landing: _landing, ...plan } = await planRecovery(client, setup.config.backupsDir, interruptedRun, others, revisions);
       interrupted = plan;
     }
     return {

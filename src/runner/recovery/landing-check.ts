@@ -1,5 +1,5 @@
 import type { ClientBase } from 'pg';
-import { columnOrderChanges, describeColumnOrder, diffSchemas, EMPTY_DIGEST, hashOf, SchemaTracker, type SchemaDescription, type SchemaDiff } from '../../integrity/schema-digest.js';
+import { columnOrderChanges, describeColumnOrder, EMPTY_DIGEST, hashOf, SchemaTracker, type SchemaDescription, type SchemaDiff } from '../../integrity/schema-digest.js';
 import type { Revision } from '../../migrations/revision.js';
 import { readRecordedChanges } from '../../migrations/storage.js';
 import type { RunSession } from '../session/run-session.js';
@@ -33,22 +33,59 @@ export interface LandingBaseline {
   notCompared: string | undefined;
   /** The digest of the whole schema the target left, when recorded: a live schema with the same digest is the same. */
   targetDigest: string | undefined;
-  before: SchemaDescription;
+  /** The hash of each object before the downs: an object a down changed that no reverted up changed must be as it was. */
+  before: Map<string, string>;
   tracker: SchemaTracker;
 }
+
+/**
+ * A rollback's baseline as its journal keeps it, read before its first down:
+ * a `recover` that finishes the rollback compares with it, since the downs
+ * that ran before the stop took their revisions' records with them.
+ */
+export interface RecordedLanding {
+  target: string | null;
+  expected: Array<[string, string | null]> | null;
+  expectedOrder: Array<[string, string[] | null]>;
+  notCompared: string | null;
+  targetDigest: string | null;
+  before: Array<[string, string]>;
+}
+
+export const recordLanding = (baseline: LandingBaseline): RecordedLanding => ({
+  target: baseline.target,
+  expected: baseline.expected ? [...baseline.expected] : null,
+  expectedOrder: [...baseline.expectedOrder],
+  notCompared: baseline.notCompared ?? null,
+  targetDigest: baseline.targetDigest ?? null,
+  before: [...baseline.before],
+});
+
+export const landingFromRecord = (recorded: RecordedLanding): LandingBaseline => ({
+  target: recorded.target,
+  expected: recorded.expected ? new Map(recorded.expected) : undefined,
+  expectedOrder: new Map(recorded.expectedOrder),
+  notCompared: recorded.notCompared ?? undefined,
+  targetDigest: recorded.targetDigest ?? undefined,
+  before: new Map(recorded.before),
+  tracker: new SchemaTracker(),
+});
+
+const hashesOf = (schema: SchemaDescription): Map<string, string> => new Map([...schema.objects.keys()].map((key) => [key, hashOf(schema, key)!]));
 
 /**
  * Read, before the downs, what each reverted up changed, and the live schema.
  * The target's schema, for the objects the ups changed, is what the first of
  * them to change each object found. The revisions an interrupted rollback
- * already reverted (recover) took their records with them: only the others
- * are compared, with what the downs touch.
+ * already reverted took their records with them: a recover finishing it
+ * compares with the baseline the rollback journaled (RecordedLanding), and
+ * only without one with what is left.
  */
 export async function prepareLanding(client: ClientBase, target: string | null, toRevert: readonly Revision[]): Promise<LandingBaseline> {
   const tracker = new SchemaTracker();
   if (toRevert.length === 0) {
     const notCompared = 'no record left of what the reverted revisions changed';
-    return { target, expected: undefined, expectedOrder: new Map(), notCompared, targetDigest: undefined, before: await tracker.describe(client), tracker };
+    return { target, expected: undefined, expectedOrder: new Map(), notCompared, targetDigest: undefined, before: hashesOf(await tracker.describe(client)), tracker };
   }
   const records = await readRecordedChanges(client, [...(target === null ? [] : [target]), ...toRevert.map((revision) => revision.name)]);
   const targetDigest = target === null ? EMPTY_DIGEST : records.get(target)?.digest;
@@ -66,7 +103,7 @@ export async function prepareLanding(client: ClientBase, target: string | null, 
     for (const [table, [then]] of Object.entries(record.columnOrder)) if (!expectedOrder.has(table)) expectedOrder.set(table, then);
   }
   const notCompared = unrecorded && `${unrecorded} was applied before belay recorded what each revision changes`;
-  return { target, expected: notCompared ? undefined : expected, expectedOrder, notCompared, targetDigest, before: await tracker.describe(client), tracker };
+  return { target, expected: notCompared ? undefined : expected, expectedOrder, notCompared, targetDigest, before: hashesOf(await tracker.describe(client)), tracker };
 }
 
 /** At most this many objects in the message; the schema step in the journal lists them all. */
@@ -102,9 +139,12 @@ export async function checkLanding(session: RunSession, baseline: LandingBaselin
         return { landing: { compared: false, differs: false, differences: '', count: 0, warnings: [], ...(baseline.notCompared ? { notCompared: baseline.notCompared } : {}) }, diff: undefined };
       }
       const live = await baseline.tracker.describe(client);
-      const byDowns = diffSchemas(baseline.before, live);
       const wanted = new Map(expected);
-      for (const key of [...byDowns.added, ...byDowns.removed, ...byDowns.changed.map((c) => c.key)]) if (!wanted.has(key)) wanted.set(key, hashOf(baseline.before, key));
+      // what the downs changed (added, removed or changed since before them), as it was before them
+      for (const key of new Set([...baseline.before.keys(), ...live.objects.keys()])) {
+        const then = baseline.before.get(key) ?? null;
+        if (!wanted.has(key) && then !== hashOf(live, key)) wanted.set(key, then);
+      }
       const diff: SchemaDiff = { added: [], removed: [], changed: [], columnOrder: [] };
       // the whole schema as the target left it: nothing to look at object by object
       if (live.digest === baseline.targetDigest) wanted.clear();

@@ -6,6 +6,7 @@ import type { JournalRecord } from '../../journal/record.js';
 import { appliedRevisionNames, findUnfinishedRuns, readRunSteps, revisionsAppliedBy, type RunSummary } from '../../journal/run-store.js';
 import type { Revision } from '../../migrations/revision.js';
 import { prepareStep } from '../../migrations/run-revision.js';
+import type { RecordedLanding } from './landing-check.js';
 
 export type RecoveryAction = 'down' | 'finish-rollback' | 'restore' | 'nothing';
 
@@ -26,6 +27,8 @@ export interface RecoveryPlan {
   recoveries: string[];
   /** Databases a stopped restore created and left behind (`<db>_belay_restore_*`): dropped by recover. */
   leftovers: string[];
+  /** A rollback's schema baseline, journaled before its first down. */
+  landing: RecordedLanding | null;
 }
 
 /** A run's steps: the journal file is written first, so it is the fuller copy; else the database's. */
@@ -87,6 +90,7 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
     interruptedAt: interrupted ? stepLabel(interrupted) : run.lastStep,
     recoveries: recoveries.map((r) => r.runId),
     leftovers: [...new Set(leftovers)],
+    landing: (steps.find((s) => s.step === 'schema' && s.event === 'note' && s.detail?.landing)?.detail?.landing as RecordedLanding | undefined) ?? null,
   };
   const inRecovery = recoveries.length > 0 ? ` (and ${recoveries.length} recover run(s) stopped while settling it)` : '';
 

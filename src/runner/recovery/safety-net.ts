@@ -15,7 +15,7 @@ import { runHookStep } from '../steps/hook-step.js';
 import { runEngine } from '../steps/run-engine.js';
 import { runIntegrityStep } from '../steps/integrity-step.js';
 import { restoreDatabase } from '../steps/restore-step.js';
-import { checkLanding, prepareLanding, type Landing } from './landing-check.js';
+import { checkLanding, landingFromRecord, prepareLanding, recordLanding, type Landing, type RecordedLanding } from './landing-check.js';
 
 /**
  * The one recovery path: down → verify → restore. `migrate up` takes it when
@@ -53,6 +53,8 @@ export interface Recovery {
   restoreStrategy: RestoreStrategy;
   /** A touched snapshot's scope guard: each down is checked before it commits, as the ups were. */
   beforeCommit?: (client: ClientBase) => Promise<void>;
+  /** recover finishing a rollback: the schema baseline the rollback journaled before its first down. */
+  landing?: RecordedLanding;
 }
 
 export interface FailureReason {
@@ -105,7 +107,16 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   }
   // a rollback --to (or the recover finishing one) must land on the schema its target left; undoing a rejected change is judged by integrity
   const landsOnTarget = recovery.goal === 'rollback' || (recovery.goal === 'settle' && recovery.compare === 'common-columns');
-  const landingBaseline = landsOnTarget ? await prepareLanding(session.work.client, target, toRevert) : undefined;
+  const landingBaseline = !landsOnTarget ? undefined : recovery.landing ? landingFromRecord(recovery.landing) : await prepareLanding(session.work.client, target, toRevert);
+  if (landingBaseline && recovery.goal === 'rollback') {
+    // on disk before the first down: a recover that finishes these downs compares with all of it
+    await events.emit({
+      type: 'note',
+      step: 'schema',
+      message: `${landingBaseline.before.size} object(s) as they stand before the downs, journaled for a recover that would finish them`,
+      detail: { landing: recordLanding(landingBaseline) },
+    });
+  }
   const engine = runEngine(session, toRevert, 'down', recovery.beforeCommit);
   for (const [index, revision] of toRevert.entries()) {
     const now = toRevert[index + 1]?.name ?? target;
@@ -137,7 +148,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
     landing === undefined
       ? ''
       : landing.compared
-        ? `; schema as recorded at ${at(target)}${recovery.goal === 'settle' ? ' (compared for the revisions this run reverted)' : ''}${landing.warnings.map((w) => `; warning: ${w}`).join('')}`
+        ? `; schema as recorded at ${at(target)}${recovery.goal === 'settle' && !recovery.landing ? ' (compared for the revisions this run reverted)' : ''}${landing.warnings.map((w) => `; warning: ${w}`).join('')}`
         : `; schema not compared (${landing.notCompared ?? 'no record'})`;
   if (recovery.goal === 'rollback') return finishRun(session, { outcome: 'ok', message: `rolled back to ${at(target)}; healthy, data verified${schemaNote}`, ...failure });
   if (recovery.goal === 'settle' && toRevert.length === 0) return finishRun(session, { outcome: 'ok', message: `${reason.message}; nothing to revert, data verified intact at ${at(target)}${schemaNote}`, ...failure });
