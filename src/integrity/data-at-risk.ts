@@ -1,5 +1,6 @@
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../db/ident.js';
+import { simpleQueryResults } from '../db/simple-query.js';
 
 /** What a down is about to drop, found by reading its SQL. */
 export interface DroppedObject {
@@ -154,9 +155,7 @@ async function countValues(client: ClientBase, wanted: Array<{ schema: string; n
   const rowsOf = new Map<(typeof tables)[number], Record<string, string>>();
   if (tables.length > 0) {
     const sql = tables.map((t) => `SELECT count(*)::text AS n${t.counted.map((c, i) => `, ${c}::text AS v${i}`).join('')} FROM ${quoteQualified(t.schema, t.name)}`).join(';\n');
-    const answer: unknown = await client.query(sql);
-    // one statement gives one result, several an array of them
-    const results = (Array.isArray(answer) ? answer : [answer]) as Array<{ rows: Array<Record<string, string>> }>;
+    const results = await simpleQueryResults<Record<string, string>>(client, sql);
     tables.forEach((t, i) => rowsOf.set(t, results[i]!.rows[0]!));
   }
   return slots.map((slot) => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../db/ident.js';
+import { simpleQueryResults } from '../db/simple-query.js';
 import { tableKey, type TableRef } from './table-selection.js';
 
 export interface ColumnFingerprint {
@@ -180,9 +181,7 @@ export async function fingerprintTables(client: ClientBase, tables: TableRef[], 
     const toRead = plans.filter((_plan, i) => !columns[i]!.empty);
     for (let start = 0; start < toRead.length; start += BATCH) {
       const batch = toRead.slice(start, start + BATCH);
-      const answer: unknown = await client.query(batch.map((plan) => plan.sql).join(';\n'));
-      // one statement gives one result, several an array of them
-      const results = (Array.isArray(answer) ? answer : [answer]) as Array<{ rows: Array<Record<string, string | null>> }>;
+      const results = await simpleQueryResults<Record<string, string | null>>(client, batch.map((plan) => plan.sql).join(';\n'));
       batch.forEach((plan, i) => {
         result.tables[plan.key] = readTable(plan, results[i]!.rows[0]!);
       });

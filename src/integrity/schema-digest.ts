@@ -1,6 +1,7 @@
 import { sha256Hex } from '../sha256.js';
-import { escapeLiteral, type ClientBase, type QueryResult } from 'pg';
+import { escapeLiteral, type ClientBase, type QueryResultRow } from 'pg';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
+import { simpleQueryResults } from '../db/simple-query.js';
 import { changedKeysQuery, DELETED_IN_TRANSACTION, describeAllQuery, describeKeysQuery, goneKeysQuery, keysLiteral, OID_FLOOR, type Branch, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
 
 export interface SchemaObject {
@@ -109,7 +110,8 @@ interface SchemaRow {
  * back after them. Their rows, statement by statement.
  */
 async function inCatalogSettings<T>(client: ClientBase, opening: string, statements: string[]): Promise<T[][]> {
-  const results = (await client.query(
+  const results = await simpleQueryResults<T & QueryResultRow>(
+    client,
     [
       opening,
       "SELECT set_config('belay.search_path', current_setting('search_path'), true), set_config('belay.jit', current_setting('jit'), true)",
@@ -120,8 +122,8 @@ async function inCatalogSettings<T>(client: ClientBase, opening: string, stateme
     ]
       .filter((statement) => statement !== '')
       .join(';\n'),
-  )) as unknown as QueryResult[];
-  return results.slice(-1 - statements.length, -1).map((result) => result.rows as T[]);
+  );
+  return results.slice(-1 - statements.length, -1).map((result) => result.rows);
 }
 
 interface Described {
@@ -214,9 +216,8 @@ export class SchemaTracker {
     let facts: Facts;
     if (via && inOneTransaction) {
       const floor = this.seen.oidFloor === null ? 'NULL' : escapeLiteral(this.seen.oidFloor);
-      const answers = (await client.query(`${opening ? `${opening};\n` : ''}SELECT ${via}(${since}, ${floor}::oid) AS facts`)) as unknown as QueryResult | QueryResult[];
-      const last = Array.isArray(answers) ? answers[answers.length - 1]! : answers;
-      facts = (last.rows[0] as { facts: Facts }).facts;
+      const answers = await simpleQueryResults<{ facts: Facts }>(client, `${opening ? `${opening};\n` : ''}SELECT ${via}(${since}, ${floor}::oid) AS facts`);
+      facts = answers[answers.length - 1]!.rows[0]!.facts;
     } else {
       const looked = !inOneTransaction ? gone() : undefined;
       const [found] = await inCatalogSettings<Omit<Facts, 'rows' | 'keys' | 'kinds'> & { changed: Pick<Facts, 'keys' | 'kinds'> }>(client, opening, [
