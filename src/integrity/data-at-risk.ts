@@ -1,6 +1,7 @@
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../db/ident.js';
 import { simpleQueryResults } from '../db/simple-query.js';
+import { holdsNoRow } from './table-selection.js';
 
 /** What a down is about to drop, found by reading its SQL. */
 export interface DroppedObject {
@@ -76,7 +77,7 @@ interface Resolved {
   has_column: boolean;
   /** `schema.table` of the relation and of its partitions and inheritance children, which an ALTER TABLE of it alters too. */
   family: string[];
-  /** No page in the relation or its family (no foreign table among them): it holds no row, counting is not needed. */
+  /** The relation and every member of its family hold no row (holdsNoRow): counting is not needed. */
   empty: boolean;
 }
 
@@ -122,7 +123,7 @@ async function resolveNames(client: ClientBase, names: string[], columns: string
      ),
      family(i, oid) AS (SELECT i, oid FROM named UNION SELECT f.i, h.inhrelid FROM family f JOIN pg_inherits h ON h.inhparent = f.oid),
      family_names(i, family, empty) AS (
-       SELECT f.i, array_agg(fn.nspname || '.' || fc.relname), bool_and(fc.relkind IN ('r', 'p') AND pg_relation_size(fc.oid) = 0)
+       SELECT f.i, array_agg(fn.nspname || '.' || fc.relname), bool_and(${holdsNoRow('fc')})
          FROM family f JOIN pg_class fc ON fc.oid = f.oid JOIN pg_namespace fn ON fn.oid = fc.relnamespace GROUP BY f.i
      )
      SELECT named.i::int AS i, named.nspname AS schema, named.relname AS name,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../db/ident.js';
 import { simpleQueryResults } from '../db/simple-query.js';
-import { tableKey, type TableRef } from './table-selection.js';
+import { holdsNoRow, tableKey, type TableRef } from './table-selection.js';
 
 export interface ColumnFingerprint {
   type: string;
@@ -43,16 +43,12 @@ interface TableColumns {
 /**
  * The columns of every table in one catalog query, each with the extended
  * hash function (amprocnum 2) of its type's default hash operator class, and
- * whether the table is empty for sure. A table with no pages holds no row
- * any snapshot can see (a row the snapshot sees was committed, so written to
- * a page, before it was taken); a partitioned table's own rows (FROM ONLY)
- * are none either way. A foreign table's size says nothing of its rows, and
- * reading a materialized view never populated is an error: both are read.
+ * whether the table is empty for sure (holdsNoRow).
  */
 async function columnsOf(client: ClientBase, tables: TableRef[]): Promise<TableColumns[]> {
   const { rows } = await client.query<{ i: number; empty: boolean; name: string; type: string; hash_schema: string | null; hash_name: string | null }>(
     `WITH t AS MATERIALIZED (
-       SELECT t.i, c.oid, c.relkind IN ('r', 'p') AND pg_relation_size(c.oid) = 0 AS empty
+       SELECT t.i, c.oid, ${holdsNoRow('c')} AS empty
          FROM unnest($1::text[]) WITH ORDINALITY AS t(rel, i) JOIN pg_class c ON c.oid = t.rel::regclass
      )
      SELECT t.i::int AS i, t.empty, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,

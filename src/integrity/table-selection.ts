@@ -7,6 +7,16 @@ export interface TableRef {
 
 export const tableKey = (t: TableRef): string => `${t.schema}.${t.table}`;
 
+/**
+ * SQL: the relation whose pg_class row is `alias` is a plain or partitioned
+ * table without a page, and so holds no row any snapshot can see (a row a
+ * snapshot sees was committed, so written to a page, before it was taken; a
+ * partitioned table's own rows are none). A foreign table's size says
+ * nothing of its rows, and reading a materialized view never populated must
+ * still raise its error: neither is ever taken for empty.
+ */
+export const holdsNoRow = (alias: string): string => `${alias}.relkind IN ('r', 'p') AND pg_relation_size(${alias}.oid) = 0`;
+
 function globToRegExp(pattern: string): RegExp {
   const qualified = pattern.includes('.') ? pattern : `public.${pattern}`;
   const body = qualified.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
