@@ -1,3 +1,7 @@
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { Revision } from './revision.js';
+
 /**
  * The bytes discovery hashed, kept until the run reads them: a revision runs
  * exactly what its checksum says (an edit after discovery is not half-seen),
@@ -9,16 +13,15 @@ export function keepHashedBytes(file: string, sha256: string, bytes: Buffer): vo
   hashed.set(file, { sha256, bytes });
 }
 
-/** The bytes of `file` that hashed to `sha256`, handed out once; undefined when not kept. */
-export function takeHashedBytes(file: string, sha256: string | undefined): Buffer | undefined {
+/**
+ * The bytes of one of `revision`'s files: those discovery hashed when it kept
+ * them (its recorded checksum says what they are), else read now. `take`:
+ * the run that executes them takes them, handed out once; anything else that
+ * reads them (the rollback plan's data at risk) leaves them for it.
+ */
+export async function revisionFileBytes(revision: Revision, file: string, { take }: { take: boolean }): Promise<Buffer> {
   const kept = hashed.get(file);
-  if (!kept || kept.sha256 !== sha256) return undefined;
-  hashed.delete(file);
+  if (!kept || kept.sha256 !== revision.fileChecksums[basename(file)]) return readFile(file);
+  if (take) hashed.delete(file);
   return kept.bytes;
-}
-
-/** The bytes of `file` that hashed to `sha256`, left for the run to take; undefined when not kept. */
-export function peekHashedBytes(file: string, sha256: string | undefined): Buffer | undefined {
-  const kept = hashed.get(file);
-  return kept && kept.sha256 === sha256 ? kept.bytes : undefined;
 }

@@ -6,7 +6,7 @@ import { lineIn, loadRevisionModule } from './load-module.js';
 import type { Revision } from './revision.js';
 import type { RevisionContext, RevisionModule } from './revision-context.js';
 import { failureFromError, RevisionFailedError } from './revision-error.js';
-import { takeHashedBytes } from './revision-bytes.js';
+import { revisionFileBytes } from './revision-bytes.js';
 import { readSqlScript, type SqlScript } from './sql-script.js';
 import { NO_TRANSACTION_MARKER } from './split-sql.js';
 
@@ -54,8 +54,7 @@ function scriptOf(revision: Revision, file: string): Promise<SqlScript> {
   let script = scripts.get(key);
   if (!script) {
     // the bytes discovery hashed: read once, and run exactly what the checksum recorded says
-    const hashed = takeHashedBytes(file, sha256);
-    script = hashed ? Promise.resolve(hashed).then(readSqlScript) : readFile(file).then(readSqlScript);
+    script = revisionFileBytes(revision, file, { take: true }).then(readSqlScript);
     scripts.set(key, script);
   }
   return script;

@@ -1,11 +1,9 @@
-import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
 import type { ClientBase } from 'pg';
 import { measureDownsAtRisk, type DataAtRisk, type DownsAtRisk } from '../../integrity/data-at-risk.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import { resolveRevisionName } from '../../migrations/resolve-name.js';
 import type { Revision } from '../../migrations/revision.js';
-import { peekHashedBytes } from '../../migrations/revision-bytes.js';
+import { revisionFileBytes } from '../../migrations/revision-bytes.js';
 import { isReversible, prepareStep } from '../../migrations/run-revision.js';
 import { readDatabaseState } from '../session/database-state.js';
 import { revisionsToApply } from '../session/database-state.js';
@@ -46,12 +44,11 @@ async function learnedScopeLines(setup: RunSetup, session: Session, revisions: R
 
 /** What the downs of `revisions` would drop, measured now, and which tables they may change columns of. SQL downs are read; modules are not. */
 export async function dataAtRiskOf(client: ClientBase, revisions: Revision[]): Promise<DownsAtRisk> {
-  // the bytes discovery hashed, which the downs will run, when it kept them
-  const textOf = async (file: string, sha256: string | undefined): Promise<string> => (peekHashedBytes(file, sha256) ?? (await readFile(file))).toString('utf8');
   const downs = await Promise.all(
     revisions.map(async (revision) => {
       const down = revision.kind === 'sql' ? revision.files.down : undefined;
-      return { revision: revision.name, sql: down ? await textOf(down, revision.fileChecksums[basename(down)]) : null };
+      // the bytes the downs will run, left for them
+      return { revision: revision.name, sql: down ? (await revisionFileBytes(revision, down, { take: false })).toString('utf8') : null };
     }),
   );
   const { items: all, perColumn } = await measureDownsAtRisk(client, downs);
