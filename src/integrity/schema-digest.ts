@@ -306,6 +306,9 @@ export class SchemaTracker {
   }
 }
 
+/** The kinds of object whose columns have an order of their own (SchemaDescription.columnOrder). */
+const hasColumnOrder = (kind: string): boolean => kind === 'table' || kind === 'foreign table';
+
 /** One object that may have changed: as it was and as it is (undefined: absent). */
 type ChangeEntry = [was: Described | undefined, now: Described | undefined];
 
@@ -334,7 +337,7 @@ function changeRecord(entries: readonly ChangeEntry[], digest: string): SchemaCh
     if (then === hash) continue;
     changes[key] = [then, hash];
     const { kind, name } = (was ?? now)!.object;
-    if (kind === 'table' || kind === 'foreign table') columnOrder[name] = [was?.columnOrder ?? null, now?.columnOrder ?? null];
+    if (hasColumnOrder(kind)) columnOrder[name] = [was?.columnOrder ?? null, now?.columnOrder ?? null];
   }
   return { format: 2, digest, changes, columnOrder };
 }
@@ -361,7 +364,7 @@ export const hashOf = (schema: SchemaDescription, key: string): string | null =>
 export function schemaChanges(before: SchemaDescription, after: SchemaDescription): SchemaChanges {
   const entries: ChangeEntry[] = [];
   const withOrder = (schema: SchemaDescription, object: SchemaObject | undefined): Described | undefined =>
-    object && { object, columnOrder: object.kind === 'table' || object.kind === 'foreign table' ? (schema.columnOrder[object.name] ?? null) : null };
+    object && { object, columnOrder: hasColumnOrder(object.kind) ? (schema.columnOrder[object.name] ?? null) : null };
   for (const [key, object] of after.objects) {
     const was = before.objects.get(key);
     if (was !== object) entries.push([withOrder(before, was), withOrder(after, object)]);
