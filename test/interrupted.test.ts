@@ -156,7 +156,9 @@ describe('interrupted runs and `belay recover`', () => {
       '0001_base.up.sql': REVISIONS['0001_base.up.sql']!,
       '0001_base.down.sql': REVISIONS['0001_base.down.sql']!,
       '0002_slow.up.sql': REVISIONS['0003_slow.up.sql']!,
-      '0002_slow.down.sql': REVISIONS['0003_slow.down.sql']!,
+      // killed in its last statement, its session goes on (no connection check to notice the kill) and would commit
+      // the down with its record under recover: recover ends it first
+      '0002_slow.down.sql': 'SET client_connection_check_interval = 0;\nALTER TABLE base DROP COLUMN c;\nSELECT pg_sleep(4);',
       // the first down to run, and done before the kill: it forgets the function
       '0003_stamp.up.sql': "CREATE FUNCTION stamp() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;\nCREATE TABLE stamped (id int);",
       '0003_stamp.down.sql': 'DROP TABLE stamped;',
@@ -169,6 +171,8 @@ describe('interrupted runs and `belay recover`', () => {
     expect(recover.code, `${recover.stdout}\n${recover.stderr}`).toBe(12);
     expect((jsonResult(recover) as { message: string }).message).toContain('but the schema is not the one 0001_base left: 1 object(s) differ (+ left behind, - missing, ~ changed): + function public.stamp()');
     expect(await appliedNames(db)).toEqual(['0001_base']);
+    const journal = await readFile(join(project.backups, 'journal', `${(jsonResult(recover) as { runId: string }).runId}.jsonl`), 'utf8');
+    expect(journal).toMatch(/"step":"lock","event":"note",.*"ended 1 session\(s\) the interrupted run left on the server/);
     // put right by hand, the next recover settles the run against the same record
     await db.appQuery('DROP FUNCTION stamp()');
     const settled = await belay([...args, '--json', 'recover'], { cwd: project.dir });

@@ -22,6 +22,45 @@ describe('fewer round trips, the same record', () => {
     expect(await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).toEqual([]);
   });
 
+  it('a last statement ending in a -- comment without a newline runs, and its record goes with it', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_t1.up.sql': 'CREATE TABLE t1 (id int);\n',
+      '0001_t1.down.sql': 'DROP TABLE t1;\n',
+      '0002_t2.up.sql': 'CREATE TABLE t2 (id int); -- the record travels after this statement',
+      '0002_t2.down.sql': 'DROP TABLE t2 -- and the down commits after this one',
+    });
+    const up = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up']);
+    expect(up.code, up.stderr).toBe(0);
+    const [record] = await db.query<{ changed: string[] }>("SELECT ARRAY(SELECT jsonb_object_keys(schema->'changes') ORDER BY 1) AS changed FROM belay.migrations WHERE name = '0002_t2'");
+    expect(record?.changed).toContain('table public.t2');
+    const down = await belay([...baseArgs(project, db.url), '--json', '--yes', 'rollback', '--no-backup', '--to', '0001_t1']);
+    expect(down.code, down.stderr).toBe(0);
+    expect(await db.query("SELECT to_regclass('public.t2')::text AS t2")).toEqual([{ t2: null }]);
+    expect(await db.query('SELECT name FROM belay.migrations')).toEqual([{ name: '0001_t1' }]);
+  });
+
+  it("a down whose COMMIT fails (a deferred foreign key) is told at its COMMIT, and its revision stays applied with its data", async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_base.up.sql':
+        'CREATE TABLE parent (id int PRIMARY KEY);\nCREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);\nINSERT INTO parent VALUES (1);\nINSERT INTO child VALUES (1, 1);',
+      '0001_base.down.sql': 'DROP TABLE child, parent;',
+      '0002_t2.up.sql': 'CREATE TABLE t2 (id int);',
+      // the orphaned child is found only when the transaction commits
+      '0002_t2.down.sql': 'DROP TABLE t2;\nDELETE FROM parent;',
+    });
+    expect((await belay([...baseArgs(project, db.url), 'migrate', 'up'])).code).toBe(0);
+    const run = await belay([...baseArgs(project, db.url), '--json', '--yes', 'rollback', '--no-backup', '--to', '0001_base']);
+    expect(run.code, run.stderr).toBe(12);
+    const result = jsonResult(run) as { message: string };
+    expect(result.message).toMatch(/the down of 0002_t2 failed: .*violates foreign key constraint/);
+    expect(result.message).toMatch(/statement: COMMIT/);
+    expect(result.message).not.toMatch(/0002_t2\.down\.sql:\d/);
+    expect(await db.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_base' }, { name: '0002_t2' }]);
+    expect(await db.query("SELECT to_regclass('public.t2')::text AS t2, (SELECT count(*)::int FROM parent) AS parents")).toEqual([{ t2: 't2', parents: 1 }]);
+  });
+
   it('every journal line of a run is in belay.steps once it ends, in order, with the run settled', async () => {
     const db = await freshDatabase();
     const files: Record<string, string> = {};

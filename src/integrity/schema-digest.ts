@@ -1,5 +1,5 @@
 import { sha256Hex } from '../sha256.js';
-import { escapeLiteral, type ClientBase, type QueryResultRow } from 'pg';
+import { escapeLiteral, type ClientBase, type QueryResult, type QueryResultRow } from 'pg';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
 import { simpleQueryResults } from '../db/simple-query.js';
 import { changedKeysQuery, DELETED_IN_TRANSACTION, describeAllQuery, describeKeysQuery, goneKeysQuery, keysLiteral, OID_FLOOR, type Branch, schemasWrittenQuery, SNAPSHOT_HORIZON } from './schema-query.js';
@@ -165,6 +165,8 @@ interface TrackOptions {
   inOneTransaction?: boolean;
   /** With inOneTransaction: the function that answers in one call (ensureTrackerFunction), when there is one. */
   via?: string;
+  /** What the caller got for callVia(via), sent in a round trip of its own (with `opening` and `via` as given here). */
+  answered?: QueryResult<QueryResultRow>;
 }
 
 /** What an update learns in its first round trip. */
@@ -207,17 +209,28 @@ export class SchemaTracker {
     return assemble(this.seen!.byKey, this.seen!.sum);
   }
 
+  /**
+   * The one statement (a call of `via`, the tracker function) that answers
+   * update() in the caller's transaction, for the caller to send in a round
+   * trip of its own and hand back as `answered`; undefined when update() must
+   * ask itself (nothing described yet).
+   */
+  callVia(via: string): string | undefined {
+    if (!this.seen) return undefined;
+    const floor = this.seen.oidFloor === null ? 'NULL' : escapeLiteral(this.seen.oidFloor);
+    return `SELECT ${via}(${escapeLiteral(this.seen.since)}::xid, ${floor}::oid) AS facts`;
+  }
+
   /** Bring the description up to date, recording what changed for takeChanges(). */
-  async update(client: ClientBase, { opening = '', inOneTransaction = false, via }: TrackOptions = {}): Promise<void> {
+  async update(client: ClientBase, { opening = '', inOneTransaction = false, via, answered }: TrackOptions = {}): Promise<void> {
     if (!this.seen) return this.describeAll(client, opening);
     const since = `${escapeLiteral(this.seen.since)}::xid`;
     // the keys known, for the gone check: a literal as long as the schema, built only when needed
     const gone = (): string | undefined => goneKeysQuery([...this.seen!.byKey.keys()]);
     let facts: Facts;
     if (via && inOneTransaction) {
-      const floor = this.seen.oidFloor === null ? 'NULL' : escapeLiteral(this.seen.oidFloor);
-      const answers = await simpleQueryResults<{ facts: Facts }>(client, `${opening ? `${opening};\n` : ''}SELECT ${via}(${since}, ${floor}::oid) AS facts`);
-      facts = answers[answers.length - 1]!.rows[0]!.facts;
+      const answer = answered ?? (await simpleQueryResults(client, `${opening ? `${opening};\n` : ''}${this.callVia(via)!}`)).at(-1)!;
+      facts = (answer.rows[0] as { facts: Facts }).facts;
     } else {
       const looked = !inOneTransaction ? gone() : undefined;
       const [found] = await inCatalogSettings<Omit<Facts, 'rows' | 'keys' | 'kinds'> & { changed: Pick<Facts, 'keys' | 'kinds'> }>(client, opening, [

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import type { ClientBase } from 'pg';
+import type { ClientBase, QueryResult, QueryResultRow } from 'pg';
 import { watchBlockers } from '../db/lock-watchdog.js';
 import { openSibling, resetSession, sessionOrigin } from '../db/session.js';
 import { failureFromError, RevisionFailedError, withBlockers } from './revision-error.js';
@@ -53,8 +53,7 @@ export class MigrationEngine {
     await this.guard(name, 'up', async (revision) => {
       if (await this.storage.isApplied(this.context, name)) throw new Error(`${name} is already applied`);
       await this.storage.beforeUp(this.context);
-      await this.runRevision(revision, 'up');
-      await this.storage.log(this.context, name);
+      await this.storage.log(this.context, name, await this.runRevision(revision, 'up'));
     });
   }
 
@@ -62,12 +61,12 @@ export class MigrationEngine {
   async down(name: string): Promise<void> {
     await this.guard(name, 'down', async (revision) => {
       if (!(await this.storage.isApplied(this.context, name))) throw new Error(`${name} is not applied`);
-      await this.runRevision(revision, 'down');
-      await this.storage.unlog(this.context, name);
+      await this.storage.unlog(this.context, name, await this.runRevision(revision, 'down'));
     });
   }
 
-  private async runRevision(revision: Revision, direction: Direction): Promise<void> {
+  /** Run the revision's step (and verify); the answer to the storage's closing, when the step's last round trip carried it. */
+  private async runRevision(revision: Revision, direction: Direction): Promise<QueryResult<QueryResultRow> | undefined> {
     const { client } = this.context;
     const step = await prepareStep(revision, direction);
     const verify = direction === 'up' ? await prepareVerify(revision) : undefined;
@@ -77,13 +76,18 @@ export class MigrationEngine {
     const log = (message: string): void => this.listener.log(revision, message);
     if (step.transactional) this.context.inTransaction = true;
     else await this.listener.durable?.();
+    // BEGIN goes with the step's first statement, and the storage's closing with its last unless a verify comes between
+    // (up: the session reset and the schema call; down: also the record's DELETE and the COMMIT): a round trip fewer each
+    const closing = verify ? undefined : await this.storage.closing(this.context, revision.name, direction);
     const origin = sessionOrigin(client);
     const watch = origin && watchBlockers(() => openSibling(client, 'watch'), origin.backendPid, origin.lockTimeoutMs);
     try {
-      // BEGIN goes with the step's first statement: one round trip fewer
-      await step.run(client, log, step.transactional ? 'BEGIN' : undefined);
+      const closed = await step.run(client, log, step.transactional ? 'BEGIN' : undefined, closing);
+      // a closing may end the transaction (a down's record commits with it)
+      if (closed && client.getTransactionStatus() === 'I') this.context.inTransaction = false;
       if (verify) await verify.run(client, log);
       if (!step.transactional) await this.assertNoOpenTransaction(revision, direction, step.file);
+      return closed;
     } catch (error) {
       throw withBlockers(error, watch?.seen() ?? []);
     } finally {

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { DatabaseError, type ClientBase } from 'pg';
+import { DatabaseError, type ClientBase, type QueryResult, type QueryResultRow } from 'pg';
+import { simpleQueryResults } from '../db/simple-query.js';
 import { preflightError } from '../errors.js';
 import { lineIn, loadRevisionModule } from './load-module.js';
 import type { Revision } from './revision.js';
@@ -18,9 +19,11 @@ export interface PreparedStep {
   transactional: boolean;
   /**
    * `opening` (e.g. BEGIN) runs first: an SQL step sends it in one round trip
-   * with its first statement, a module step on its own.
+   * with its first statement, a module step on its own. `closing` runs last,
+   * in the round trip of an SQL step's last statement: its last statement's
+   * result is the answer.
    */
-  run(client: ClientBase, log: (message: string) => void, opening?: string): Promise<void>;
+  run(client: ClientBase, log: (message: string) => void, opening?: string, closing?: string): Promise<QueryResult<QueryResultRow> | undefined>;
 }
 
 export class IrreversibleRevisionError extends Error {
@@ -66,24 +69,46 @@ async function prepareSql(revision: Revision, file: string, direction: 'up' | 'd
   return {
     file,
     transactional,
-    async run(client, _log, opening) {
+    async run(client, _log, opening, closing) {
       if (problems.length > 0) throw new RevisionFailedError({ ...where, message: `cannot run as written: ${problems.join('; ')}` });
-      if (opening !== undefined && statements.length === 0) await client.query(opening);
-      let lastResult: unknown;
+      if (statements.length === 0) {
+        const sent = [opening, closing].filter((part) => part !== undefined).join('; ');
+        const answer = sent === '' ? undefined : (await simpleQueryResults(client, sent)).at(-1);
+        return closing === undefined ? undefined : answer;
+      }
+      let lastResult: QueryResult<QueryResultRow> | undefined;
       for (const [index, statement] of statements.entries()) {
         // a simple query of several statements: no parameters, and the error position counts from the opening
         const prefix = index === 0 && opening !== undefined ? `${opening}; ` : '';
+        // a newline first: the statement may end in a -- comment
+        const suffix = index === statements.length - 1 && closing !== undefined ? `\n;\n${closing}` : '';
         try {
-          const result: unknown = await client.query(prefix + statement.text);
-          lastResult = Array.isArray(result) ? result[result.length - 1] : result;
+          lastResult = (await simpleQueryResults(client, prefix + statement.text + suffix)).at(-1);
         } catch (error) {
+          if (suffix !== '' && (await endedItsTransaction(client))) {
+            // the statement and its transaction block ran: the COMMIT failed (a deferred constraint, a serialization failure)
+            throw new RevisionFailedError(failureFromError(error, { ...where, statement: 'COMMIT' }), { cause: error });
+          }
           const line = statement.line + lineWithin(statement.text, error, prefix.length);
           throw new RevisionFailedError(failureFromError(error, { ...where, line, statement: statement.text }), { cause: error });
         }
       }
       if (direction === 'verify') assertVerifyResult(revision, file, lastResult);
+      return closing === undefined ? undefined : lastResult;
     },
   };
+}
+
+/**
+ * After a failed round trip that opened or continued a transaction block:
+ * whether that block is over (its COMMIT failed), rather than waiting for a
+ * ROLLBACK (a statement in it failed). Only an aborted block refuses a query.
+ */
+async function endedItsTransaction(client: ClientBase): Promise<boolean> {
+  return client.query('SELECT 1').then(
+    () => true,
+    () => false,
+  );
 }
 
 /** What keeps a revision's SQL files for `direction` from running as belay runs them (see parseSqlScript). */
@@ -99,8 +124,8 @@ export async function scriptProblems(revision: Revision, direction: Direction): 
 }
 
 /** A verify fails when it raises, or when its last statement answers a single false. */
-function assertVerifyResult(revision: Revision, file: string, result: unknown): void {
-  const rows = (result as { rows?: Record<string, unknown>[] } | undefined)?.rows;
+function assertVerifyResult(revision: Revision, file: string, result: QueryResult<QueryResultRow> | undefined): void {
+  const rows = result?.rows;
   const first = rows?.[0];
   if (rows?.length === 1 && first && Object.keys(first).length === 1 && Object.values(first)[0] === false) {
     throw new RevisionFailedError({
@@ -129,7 +154,7 @@ async function prepareModule(revision: Revision, direction: 'up' | 'down' | 'ver
   return {
     file: revision.files.up,
     transactional,
-    async run(client, log, opening) {
+    async run(client, log, opening, closing) {
       if (opening !== undefined) await client.query(opening);
       const ctx: RevisionContext = {
         sql: (text, params) => client.query(text, params),
@@ -147,6 +172,7 @@ async function prepareModule(revision: Revision, direction: 'up' | 'down' | 'ver
           { cause: error },
         );
       }
+      return closing === undefined ? undefined : (await simpleQueryResults(client, closing)).at(-1);
     },
   };
 }

@@ -1,4 +1,4 @@
-import { escapeLiteral, type ClientBase } from 'pg';
+import { escapeLiteral, type ClientBase, type QueryResult, type QueryResultRow } from 'pg';
 import { SESSION_RESET } from '../db/session.js';
 import { SchemaTracker, type SchemaChanges } from '../integrity/schema-digest.js';
 import { ensureTrackerFunction } from '../integrity/tracker-function.js';
@@ -65,18 +65,36 @@ export class TableStorage {
   }
 
   /**
+   * What the revision's transaction may send after its last statement, in
+   * that statement's round trip: the session reset and, up, the call that
+   * describes what it changed (its answer goes to log()); down, its record's
+   * DELETE and the COMMIT (unlog() then has nothing left to send). Undefined
+   * when they need round trips of their own: outside a transaction, with a
+   * look before the commit, or without belay's tracker function.
+   */
+  async closing(context: EngineContext, name: string, direction: 'up' | 'down'): Promise<string | undefined> {
+    if (!context.inTransaction) return undefined;
+    if (direction === 'down') return context.beforeCommit ? undefined : `${this.unlogStatements(name)}; COMMIT`;
+    const via = await this.via;
+    const call = via && this.schema.callVia(via);
+    return call ? `${SESSION_RESET}; ${call}` : undefined;
+  }
+
+  /**
    * Record a revision as applied, with what its up changed in the schema
    * (what a later `rollback --to` is compared with), in its own
    * transaction. The record is written as the role belay connected as,
    * whatever role the revision took on: the session is reset first
    * (SESSION_RESET), in the round trip that describes what the revision
    * changed; once the record commits, the session is as belay opened it.
+   * `closed`: the answer to closing(), which the revision's last round trip
+   * carried.
    */
-  async log(context: EngineContext, name: string): Promise<void> {
+  async log(context: EngineContext, name: string, closed?: QueryResult<QueryResultRow>): Promise<void> {
     const revision = this.revisions.get(name);
     if (!revision) throw new Error(`no revision named ${name}`);
     const durationMs = Date.now() - context.startedAt;
-    await this.schema.update(context.client, { opening: SESSION_RESET, inOneTransaction: context.inTransaction, via: await this.via });
+    await this.schema.update(context.client, { opening: SESSION_RESET, inOneTransaction: context.inTransaction, via: await this.via, answered: closed });
     const schema = this.schema.takeChanges();
     const values = [name, revision.checksum, JSON.stringify(revision.fileChecksums), String(durationMs), context.runId, JSON.stringify(schema)];
     try {
@@ -90,10 +108,15 @@ export class TableStorage {
     this.applied?.add(name);
   }
 
-  async unlog(context: EngineContext, name: string): Promise<void> {
+  /** Remove a revision's record, in its transaction. `closed`: closing() already did, and committed. */
+  async unlog(context: EngineContext, name: string, closed?: QueryResult<QueryResultRow>): Promise<void> {
     this.unknown = true;
-    await this.commitWith(context, `${SESSION_RESET}; DELETE FROM belay.migrations WHERE name = ${escapeLiteral(name)}`);
+    if (!closed) await this.commitWith(context, this.unlogStatements(name));
     this.applied?.delete(name);
+  }
+
+  private unlogStatements(name: string): string {
+    return `${SESSION_RESET}; DELETE FROM belay.migrations WHERE name = ${escapeLiteral(name)}`;
   }
 
   async isApplied(context: EngineContext, name: string): Promise<boolean> {

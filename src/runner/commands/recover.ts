@@ -8,6 +8,7 @@ import { restoreThenVerify, revertThenVerify, type Recovery } from '../recovery/
 import { settleRuns, VERIFIED_OUTCOMES } from '../recovery/settle-runs.js';
 import type { RunResult } from '../result/results.js';
 import { readDatabaseState } from '../session/database-state.js';
+import { endSessionsOf } from '../session/run-lock.js';
 import { finishRun, withRunSession } from '../session/outcome.js';
 import type { RunSetup } from '../session/setup.js';
 import { dropLeftoverCopies } from '../steps/restore-step.js';
@@ -35,6 +36,8 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     await session.lock();
     await sweepAfterKilledRuns(setup.config.backupsDir, setup.target.database);
     const { run, others } = await findUnsettled(session.control.client, session.runId);
+    // before reading where the database stands: nothing of those runs may still change it
+    const ended = run ? await endSessionsOf(session.control.client, [run, ...others].map((r) => r.runId)) : [];
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, run?.fromRevision ?? state.current);
     if (!run) {
@@ -43,6 +46,9 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
       return result;
     }
     await session.attachDatabaseJournal();
+    if (ended.length > 0) {
+      await setup.events.emit({ type: 'note', step: 'lock', message: `ended ${ended.length} session(s) the interrupted run left on the server (pid ${ended.join(', ')}); what they had not committed rolled back`, detail: { ended } });
+    }
     const plan = await setup.events.step(
       { step: 'plan' },
       () => planRecovery(session.control.client, setup.config.backupsDir, run, others, revisions),
