@@ -1,7 +1,7 @@
 #!/usr/bin/env zx
 // zx scripts/bench/ab-runner.mjs --before DIR [--n 200] [--rounds 5] [--peers]:
 // the runner case for two builds of belay in one run, interleaved round by
-// round (psql session, belay before, belay after, with --peers node-pg-migrate
+// round (psql session, the two builds of belay in turn, with --peers node-pg-migrate
 // and dbmate as the runner case runs them; up, then down to the first), so
 // that the VM's load falls on both alike. DIR is a copy of an earlier build's
 // dist/ (e.g. `cp -r dist node_modules/.cache/belay-before/` before a change:
@@ -42,9 +42,11 @@ try {
     }).then(onlyMs);
   console.log(`== ${N} trivial revisions up, then down to the first: ${ROUNDS} interleaved rounds ==`);
   for (let round = 0; round < ROUNDS; round++) {
+    // the two builds swap places every round: what ran just before a run changes what it costs
+    const ordered = round % 2 === 0 ? Object.entries(builds) : Object.entries(builds).reverse();
     const runs = [
       ['psql session', (db) => psql(db, set.psqlSessionUp), (db) => psql(db, set.psqlSessionDown)],
-      ...Object.entries(builds).map(([label, cli]) => [`belay ${label}`, (db) => belay(cli, db, ['migrate', 'up']), (db) => belay(cli, db, ['rollback', '--to', first, '--no-backup'])]),
+      ...ordered.map(([label, cli]) => [`belay ${label}`, (db) => belay(cli, db, ['migrate', 'up']), (db) => belay(cli, db, ['rollback', '--to', first, '--no-backup'])]),
     ];
     if (tools.nodePgMigrate?.path) {
       const run = (db, args) => execTimed(process.execPath, [tools.nodePgMigrate.path, ...args, '--migrations-dir', set.nodePgMigrate, '--no-single-transaction'], { env: cluster.env(db), cwd: set.dir, timeoutMs: 600_000 }).then(onlyMs);
