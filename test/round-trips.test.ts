@@ -1,3 +1,5 @@
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, jsonResult } from './support/cli.js';
 import { freshDatabase } from './support/pg.js';
@@ -59,6 +61,56 @@ describe('fewer round trips, the same record', () => {
     expect(result.message).not.toMatch(/0002_t2\.down\.sql:\d/);
     expect(await db.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_base' }, { name: '0002_t2' }]);
     expect(await db.query("SELECT to_regclass('public.t2')::text AS t2, (SELECT count(*)::int FROM parent) AS parents")).toEqual([{ t2: 't2', parents: 1 }]);
+  });
+
+  it('a file goes in one query, and a failure still names its statement and line: at run time, by position, by syntax', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_t1.up.sql': 'CREATE TABLE t1 (id int PRIMARY KEY, n int);\n',
+      '0001_t1.down.sql': 'DROP TABLE t1;\n',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const failures: Record<string, { file: string; line: number; statement: RegExp }> = {
+      // no position: the statements that completed before it say which one failed
+      'INSERT INTO t1 VALUES (1, 1);\nINSERT INTO t1 VALUES (2, 2);\n\n-- a comment between\nINSERT INTO t1 VALUES (1, 3);\nINSERT INTO t1 VALUES (4, 4);\n': { file: 'x', line: 5, statement: /VALUES \(1, 3\)/ },
+      // a position, at run time
+      'INSERT INTO t1 VALUES (1, 1);\nUPDATE t1\n   SET nope = 2;\nINSERT INTO t1 VALUES (4, 4);\n': { file: 'x', line: 3, statement: /SET nope/ },
+      // a syntax error: nothing of the query ran
+      'INSERT INTO t1 VALUES (1, 1);\nINSERT INTO t1 VALUES (2, 2);\nINSERT INTO t1 VALUES (3 3);\n': { file: 'x', line: 3, statement: /VALUES \(3 3\)/ },
+    };
+    let n = 2;
+    for (const [up, expected] of Object.entries(failures)) {
+      const name = `${String(n).padStart(4, '0')}_bad${n}`;
+      await writeFile(join(project.migrations, `${name}.up.sql`), up);
+      await writeFile(join(project.migrations, `${name}.down.sql`), 'SELECT 1;\n');
+      const run = await belay([...args, '--json', 'migrate', 'up']);
+      expect(run.code, run.stderr).toBe(10);
+      const failure = (jsonResult(run) as { failure: { file: string; line: number; statement: string } }).failure;
+      expect(failure).toMatchObject({ file: `${name}.up.sql`, line: expected.line });
+      expect(failure.statement).toMatch(expected.statement);
+      expect(await db.query('SELECT count(*)::int AS n FROM t1')).toEqual([{ n: 0 }]);
+      await rm(join(project.migrations, `${name}.up.sql`));
+      await rm(join(project.migrations, `${name}.down.sql`));
+      n += 1;
+    }
+  });
+
+  it('a file of more statements than one query takes runs whole, and a failure in a later query names its line', async () => {
+    const db = await freshDatabase();
+    const inserts = (count: number, bad?: number): string =>
+      `CREATE TABLE many (id int PRIMARY KEY);\n${Array.from({ length: count }, (_, i) => `INSERT INTO many VALUES (${i + 1 === bad ? 1 : i + 1});`).join('\n')}\n`;
+    const project = await makeProject({ '0001_many.up.sql': inserts(250), '0001_many.down.sql': 'DROP TABLE many;\n' });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    expect(await db.query('SELECT count(*)::int AS n FROM many')).toEqual([{ n: 250 }]);
+    await writeFile(join(project.migrations, '0002_bad.up.sql'), inserts(230, 181).replace('CREATE TABLE many', 'CREATE TABLE more').replaceAll('INTO many', 'INTO more'));
+    await writeFile(join(project.migrations, '0002_bad.down.sql'), 'DROP TABLE more;\n');
+    const run = await belay([...args, '--json', 'migrate', 'up']);
+    expect(run.code, run.stderr).toBe(10);
+    // the CREATE on line 1, INSERT i on line i + 1: the duplicate is the 181st
+    expect(jsonResult(run)).toMatchObject({ failure: { file: '0002_bad.up.sql', line: 182, sqlstate: '23505' } });
+    expect(await db.query("SELECT to_regclass('public.more')::text AS more")).toEqual([{ more: null }]);
   });
 
   it('every journal line of a run is in belay.steps once it ends, in order, with the run settled', async () => {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { DatabaseError, type ClientBase, type QueryResult, type QueryResultRow } from 'pg';
+import { DatabaseError, type Client, type ClientBase, type QueryResult, type QueryResultRow } from 'pg';
 import { simpleQueryResults } from '../db/simple-query.js';
 import { preflightError } from '../errors.js';
 import { lineIn, loadRevisionModule } from './load-module.js';
@@ -9,7 +9,7 @@ import type { RevisionContext, RevisionModule } from './revision-context.js';
 import { failureFromError, RevisionFailedError } from './revision-error.js';
 import { revisionFileBytes } from './revision-bytes.js';
 import { readSqlScript, type SqlScript } from './sql-script.js';
-import { NO_TRANSACTION_MARKER } from './split-sql.js';
+import { NO_TRANSACTION_MARKER, type SqlStatement } from './split-sql.js';
 
 export type Direction = 'up' | 'down';
 
@@ -19,8 +19,8 @@ export interface PreparedStep {
   transactional: boolean;
   /**
    * `opening` (e.g. BEGIN) runs first: an SQL step sends it in one round trip
-   * with its first statement, a module step on its own. `closing` runs last,
-   * in the round trip of an SQL step's last statement: its last statement's
+   * with its first statements, a module step on its own. `closing` runs last,
+   * in the round trip of an SQL step's last statements: its last statement's
    * result is the answer.
    */
   run(client: ClientBase, log: (message: string) => void, opening?: string, closing?: string): Promise<QueryResult<QueryResultRow> | undefined>;
@@ -77,26 +77,99 @@ async function prepareSql(revision: Revision, file: string, direction: 'up' | 'd
         return closing === undefined ? undefined : answer;
       }
       let lastResult: QueryResult<QueryResultRow> | undefined;
-      for (const [index, statement] of statements.entries()) {
-        // a simple query of several statements: no parameters, and the error position counts from the opening
-        const prefix = index === 0 && opening !== undefined ? `${opening}; ` : '';
-        // a newline first: the statement may end in a -- comment
-        const suffix = index === statements.length - 1 && closing !== undefined ? `\n;\n${closing}` : '';
+      const batches = batchesOf(statements, transactional);
+      for (const [b, batch] of batches.entries()) {
+        const head = b === 0 ? opening : undefined;
+        const tail = b === batches.length - 1 ? closing : undefined;
+        const { text, starts } = batchQuery(head, batch, tail);
+        // each statement that ran answers CommandComplete before an error: how far the query got
+        let completed = 0;
+        const count = (): void => {
+          completed += 1;
+        };
+        const { connection } = client as Client;
+        connection.on('commandComplete', count);
         try {
-          lastResult = (await simpleQueryResults(client, prefix + statement.text + suffix)).at(-1);
+          lastResult = (await simpleQueryResults(client, text)).at(-1);
         } catch (error) {
-          if (suffix !== '' && (await endedItsTransaction(client))) {
-            // the statement and its transaction block ran: the COMMIT failed (a deferred constraint, a serialization failure)
-            throw new RevisionFailedError(failureFromError(error, { ...where, statement: 'COMMIT' }), { cause: error });
+          let index = failedStatement(error, starts, completed - (head === undefined ? 0 : 1), batch.length);
+          if (index === undefined) {
+            if (await endedItsTransaction(client)) {
+              // every statement and the transaction block ran: the COMMIT failed (a deferred constraint, a serialization failure)
+              throw new RevisionFailedError(failureFromError(error, { ...where, statement: 'COMMIT' }), { cause: error });
+            }
+            // belay's own statements after the last one (the schema call, the record): the revision's failure, told at its last statement
+            index = batch.length - 1;
           }
-          const line = statement.line + lineWithin(statement.text, error, prefix.length);
+          const statement = batch[index]!;
+          const line = statement.line + lineWithin(statement.text, error, starts[index]!);
           throw new RevisionFailedError(failureFromError(error, { ...where, line, statement: statement.text }), { cause: error });
+        } finally {
+          connection.off('commandComplete', count);
         }
       }
       if (direction === 'verify') assertVerifyResult(revision, file, lastResult);
       return closing === undefined ? undefined : lastResult;
     },
   };
+}
+
+/** At most this many statements, and about this many characters, in one simple query: a file of many INSERTs is not answered whole into node. */
+const BATCH_STATEMENTS = 100;
+const BATCH_CHARS = 1 << 20;
+
+/**
+ * The statements as the simple queries that send them: a transactional
+ * file's in as few as fit (most files: one round trip), a no-transaction
+ * file's one each (the implicit transaction block of a query of several
+ * would refuse what such a file is for, e.g. CREATE INDEX CONCURRENTLY).
+ */
+function batchesOf(statements: readonly SqlStatement[], transactional: boolean): SqlStatement[][] {
+  if (!transactional) return statements.map((statement) => [statement]);
+  const batches: SqlStatement[][] = [];
+  let batch: SqlStatement[] = [];
+  let chars = 0;
+  for (const statement of statements) {
+    if (batch.length > 0 && (batch.length >= BATCH_STATEMENTS || chars + statement.text.length > BATCH_CHARS)) {
+      batches.push(batch);
+      batch = [];
+      chars = 0;
+    }
+    batch.push(statement);
+    chars += statement.text.length;
+  }
+  batches.push(batch);
+  return batches;
+}
+
+/** One simple query: `head`, the statements, `tail`; and where each statement starts in it (an error's position counts from the query's start). */
+function batchQuery(head: string | undefined, batch: readonly SqlStatement[], tail: string | undefined): { text: string; starts: number[] } {
+  let text = head === undefined ? '' : `${head}; `;
+  const starts: number[] = [];
+  for (const [i, statement] of batch.entries()) {
+    // a newline before each separator: a statement may end in a -- comment
+    if (i > 0) text += '\n;\n';
+    starts.push(text.length);
+    text += statement.text;
+  }
+  if (tail !== undefined) text += `\n;\n${tail}`;
+  return { text, starts };
+}
+
+/**
+ * Which statement of a batch failed: the one the error's position falls in (a
+ * syntax error stops the whole query before any of it runs), else the one
+ * after those that completed. Undefined: every statement completed, and what
+ * was sent after them failed.
+ */
+function failedStatement(error: unknown, starts: readonly number[], completed: number, count: number): number | undefined {
+  if (error instanceof DatabaseError && error.position) {
+    const at = Number(error.position) - 1;
+    let index = 0;
+    while (index + 1 < starts.length && starts[index + 1]! <= at) index += 1;
+    return index;
+  }
+  return completed < count ? Math.max(0, completed) : undefined;
 }
 
 /**

@@ -15,8 +15,9 @@ const WORD = /[A-Za-z_]/;
 /**
  * Split an SQL script into statements the way psql does: on semicolons outside
  * quotes, dollar quotes, comments, parentheses and `BEGIN ATOMIC … END`
- * function bodies. Statements are executed one by one so that a failure can be
- * reported with the statement and line it came from.
+ * function bodies. A failure is reported with the statement and line it came
+ * from, though a transactional file's statements go to the server together
+ * (see batchesOf in run-revision.ts).
  */
 export function splitSql(script: string): SplitSql {
   const statements: SqlStatement[] = [];
