@@ -165,7 +165,7 @@ interface TrackOptions {
   inOneTransaction?: boolean;
   /** With inOneTransaction: the function that answers in one call (ensureTrackerFunction), when there is one. */
   via?: string;
-  /** What the caller got for callVia(via), sent in a round trip of its own (with `opening` and `via` as given here). */
+  /** What the caller got for callVia(via, opening), sent in a round trip of its own (with `opening` and `via` as given here). */
   answered?: QueryResult<QueryResultRow>;
 }
 
@@ -210,15 +210,16 @@ export class SchemaTracker {
   }
 
   /**
-   * The one statement (a call of `via`, the tracker function) that answers
-   * update() in the caller's transaction, for the caller to send in a round
-   * trip of its own and hand back as `answered`; undefined when update() must
-   * ask itself (nothing described yet).
+   * `opening`, then the one statement (a call of `via`, the tracker function)
+   * that answers update() in the caller's transaction: what update() sends,
+   * for a caller to send in a round trip of its own and hand back as
+   * `answered`; undefined when update() must ask otherwise (nothing described
+   * yet).
    */
-  callVia(via: string): string | undefined {
+  callVia(via: string, opening = ''): string | undefined {
     if (!this.seen) return undefined;
     const floor = this.seen.oidFloor === null ? 'NULL' : escapeLiteral(this.seen.oidFloor);
-    return `SELECT ${via}(${escapeLiteral(this.seen.since)}::xid, ${floor}::oid) AS facts`;
+    return `${opening ? `${opening};\n` : ''}SELECT ${via}(${escapeLiteral(this.seen.since)}::xid, ${floor}::oid) AS facts`;
   }
 
   /** Bring the description up to date, recording what changed for takeChanges(). */
@@ -229,7 +230,7 @@ export class SchemaTracker {
     const gone = (): string | undefined => goneKeysQuery([...this.seen!.byKey.keys()]);
     let facts: Facts;
     if (via && inOneTransaction) {
-      const answer = answered ?? (await simpleQueryResults(client, `${opening ? `${opening};\n` : ''}${this.callVia(via)!}`)).at(-1)!;
+      const answer = answered ?? (await simpleQueryResults(client, this.callVia(via, opening)!)).at(-1)!;
       facts = (answer.rows[0] as { facts: Facts }).facts;
     } else {
       const looked = !inOneTransaction ? gone() : undefined;

@@ -76,8 +76,7 @@ export class TableStorage {
     if (!context.inTransaction) return undefined;
     if (direction === 'down') return context.beforeCommit ? undefined : `${this.unlogStatements(name)}; COMMIT`;
     const via = await this.via;
-    const call = via && this.schema.callVia(via);
-    return call ? `${SESSION_RESET}; ${call}` : undefined;
+    return via ? this.schema.callVia(via, SESSION_RESET) : undefined;
   }
 
   /**
