@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { belay, jsonResult, startBelay } from './support/cli.js';
 import { freshDatabase, type TestDatabase } from './support/pg.js';
@@ -179,6 +180,54 @@ describe('interrupted runs and `belay recover`', () => {
     expect(settled.code, settled.stderr).toBe(0);
     expect((jsonResult(settled) as { message: string }).message).toMatch(/schema as recorded at 0001_base(?! \(compared)/);
     expect((jsonResult(await belay([...args, '--json', 'status'], { cwd: project.dir })) as { interrupted: unknown }).interrupted).toBeNull();
+  }, 120_000);
+
+  it('a session of the interrupted run that recover may not end is waited for: exit 3 while it runs, settled once it ended', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_base.up.sql': REVISIONS['0001_base.up.sql']!,
+      '0001_base.down.sql': REVISIONS['0001_base.down.sql']!,
+      '0002_slow.up.sql': REVISIONS['0003_slow.up.sql']!,
+      // killed while its last statement waits for a lock this test holds: the session outlives the runner
+      '0002_slow.down.sql': 'SET client_connection_check_interval = 0;\nSET lock_timeout = 0;\nSET statement_timeout = 0;\nALTER TABLE base DROP COLUMN c;\nSELECT pg_advisory_xact_lock(4242);',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
+    const holder = new pg.Client({ connectionString: db.adminUrl });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(4242)');
+      // the rollback runs as the superuser, whose sessions the application role may not end
+      expect(await killAt(project, [...baseArgs(project, db.adminUrl), '--yes', 'rollback', '--to', '0001'], 'down 0002_slow', 300)).toBe(true);
+      const refused = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+      expect(refused.code, `${refused.stdout}\n${refused.stderr}`).toBe(3);
+      const envelope = JSON.parse(refused.stdout) as { message: string; next: string; result: { error: string; details: { pids: number[] } } };
+      expect(envelope.message).toMatch(/the interrupted run's session\(s\) \d+ still run on the server, and may still change the database/);
+      expect(envelope.next).toContain('Nothing was changed.');
+      expect(envelope.result).toEqual({ error: 'locked', details: { pids: [expect.any(Number)] } });
+      expect(await appliedNames(db)).toEqual(['0001_base', '0002_slow']);
+      expect((jsonResult(await belay([...args, '--json', 'status'], { cwd: project.dir })) as { interrupted: unknown }).interrupted).not.toBeNull();
+
+      const settling = startBelay([...args, '--json', 'recover'], { cwd: project.dir });
+      // let the session go once recover is waiting for it
+      for (let i = 0; ; i++) {
+        const waiting = await db.query("SELECT 1 FROM pg_stat_activity WHERE starts_with(application_name, 'belay recover') AND starts_with(query, 'SELECT pid FROM pg_catalog.pg_stat_activity WHERE pid = ANY')");
+        if (waiting.length > 0) break;
+        expect(i, 'recover waits for the session').toBeLessThan(2000);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await holder.query('SELECT pg_advisory_unlock(4242)');
+      const settled = await settling.done;
+      expect(settled.code, `${settled.stdout}\n${settled.stderr}`).toBe(0);
+      // the session committed the down it was killed in, which recover had waited for instead of reading past it
+      expect(await appliedNames(db)).toEqual(['0001_base']);
+      expect(await db.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'base' ORDER BY column_name")).toEqual([{ column_name: 'id' }, { column_name: 'v' }]);
+      const journal = await readFile(join(project.backups, 'journal', `${(jsonResult(settled) as { runId: string }).runId}.jsonl`), 'utf8');
+      expect(journal).toMatch(/"step":"lock","event":"note",.*"waited for 1 session\(s\) the interrupted run left on the server \(pid \d+\) to end \(this role may not end them\)"/);
+      expect(journal).not.toMatch(/"ended 1 session/);
+    } finally {
+      await holder.end();
+    }
   }, 120_000);
 
   it('SIGINT mid-run rolls back what the run did (exit 10)', async () => {

@@ -37,7 +37,7 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     await sweepAfterKilledRuns(setup.config.backupsDir, setup.target.database);
     const { run, others } = await findUnsettled(session.control.client, session.runId);
     // before reading where the database stands: nothing of those runs may still change it
-    const lingering = run ? await endSessionsOf(session.control.client, [run, ...others].map((r) => r.runId)) : { pids: [], ended: false };
+    const lingering = run ? await endSessionsOf(session.control.client, [run, ...others].map((r) => r.runId)) : { ended: [], waitedFor: [] };
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, run?.fromRevision ?? state.current);
     if (!run) {
@@ -46,15 +46,14 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
       return result;
     }
     await session.attachDatabaseJournal();
-    const { pids, ended } = lingering;
-    if (pids.length > 0) {
-      const what = `${pids.length} session(s) the interrupted run left on the server (pid ${pids.join(', ')})`;
-      await setup.events.emit({
-        type: 'note',
-        step: 'lock',
-        message: ended ? `ended ${what}; what they had not committed rolled back` : `waited for ${what} to end (this role may not end them)`,
-        detail: { pids, ended },
-      });
+    const { ended, waitedFor } = lingering;
+    if (ended.length + waitedFor.length > 0) {
+      const what = (pids: number[]): string => `${pids.length} session(s) the interrupted run left on the server (pid ${pids.join(', ')})`;
+      const told = [
+        ...(ended.length > 0 ? [`ended ${what(ended)}; what they had not committed rolled back`] : []),
+        ...(waitedFor.length > 0 ? [`waited for ${what(waitedFor)} to end (this role may not end them)`] : []),
+      ];
+      await setup.events.emit({ type: 'note', step: 'lock', message: told.join('; '), detail: { ended, waitedFor } });
     }
     const plan = await setup.events.step(
       { step: 'plan' },

@@ -28,31 +28,41 @@ const LINGERING_TIMEOUT_MS = 10_000;
 
 /**
  * End the sessions the runs `runIds` left on the server, and wait until they
- * are gone: their pids, and whether belay ended them (false: this role may
- * not, and they ended by themselves). A killed runner's work session may still be
+ * are gone: the pids of those belay ended, and of those this role may not end
+ * (not its own, not pg_signal_backend) that ended by themselves. A killed
+ * runner's work session may still be
  * running the statement it was killed in, and would then run what was sent
  * with it (a down's record and COMMIT) after recover had read where the
  * database stands. Ended, its transaction rolls back, as a killed runner's
  * does. Sessions this role may not end are waited for; one still there after
  * the wait keeps recover from starting (exit 3).
  */
-export async function endSessionsOf(client: ClientBase, runIds: readonly string[]): Promise<{ pids: number[]; ended: boolean }> {
+export async function endSessionsOf(client: ClientBase, runIds: readonly string[]): Promise<{ ended: number[]; waitedFor: number[] }> {
   const suffixes = new Set(runIds.map((runId) => runId.slice(-12)));
   const { rows } = await client.query<{ pid: number; application_name: string }>(
     `SELECT pid, application_name FROM pg_catalog.pg_stat_activity
       WHERE datname = current_database() AND pid <> pg_backend_pid() AND starts_with(application_name, 'belay ')`,
   );
   const pids = rows.filter((row) => suffixes.has(RUN_SESSION.exec(row.application_name)?.[1] ?? '')).map((row) => row.pid);
-  if (pids.length === 0) return { pids, ended: false };
-  // a role that may not signal them (not theirs, not pg_signal_backend) waits for them instead
-  const ended = await client.query('SELECT pg_catalog.pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [pids]).then(
-    () => true,
-    () => false,
-  );
+  const ended: number[] = [];
+  const waitedFor: number[] = [];
+  // one at a time: a session this role may not signal fails its own call only
+  for (const pid of pids) {
+    const signalled = await client.query('SELECT pg_catalog.pg_terminate_backend($1)', [pid]).then(
+      () => true,
+      (error: unknown) => {
+        // insufficient_privilege: not its own session, and not a member of pg_signal_backend
+        if ((error as { code?: unknown }).code !== '42501') throw error;
+        return false;
+      },
+    );
+    (signalled ? ended : waitedFor).push(pid);
+  }
   const deadline = Date.now() + LINGERING_TIMEOUT_MS;
   for (;;) {
+    if (pids.length === 0) return { ended, waitedFor };
     const { rows: left } = await client.query<{ pid: number }>('SELECT pid FROM pg_catalog.pg_stat_activity WHERE pid = ANY($1::int[])', [pids]);
-    if (left.length === 0) return { pids, ended };
+    if (left.length === 0) return { ended, waitedFor };
     if (Date.now() > deadline) {
       const named = left.map((row) => row.pid).join(', ');
       throw new BelayError('locked', `the interrupted run's session(s) ${named} still run on the server, and may still change the database`, {
