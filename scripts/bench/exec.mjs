@@ -13,10 +13,11 @@ export function stopChildren() {
 process.on('exit', stopChildren);
 
 /**
- * Run `file` with `args` to completion and time it from spawn to exit.
- * Rejects on an exit code other than `expect` (null: any code).
+ * Run `file` with `args` to completion and time it from spawn to exit, in
+ * `env` (default: cleanEnv()). Rejects on an exit code other than `expect`
+ * (null: any code).
  */
-export function execTimed(file, args, { env, cwd, timeoutMs = 600_000, expect = 0 } = {}) {
+export function execTimed(file, args, { env = cleanEnv(), cwd, timeoutMs = 600_000, expect = 0 } = {}) {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(file, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -52,11 +53,20 @@ export function execTimed(file, args, { env, cwd, timeoutMs = 600_000, expect = 
 /** What a sample keeps of a timed command: its time (its output is not part of the report). */
 export const onlyMs = ({ ms }) => ({ ms });
 
-/** The environment without any connection settings of the machine running the benchmark. */
+/**
+ * Settings of the machine running the benchmark that would change what is
+ * measured: its connection settings, node options, and extra CA certificates
+ * (node reads and parses NODE_EXTRA_CA_CERTS at every start, before any code
+ * runs: a system bundle added about 70 ms to each node process here, where
+ * no measured tool makes a TLS connection).
+ */
+const MACHINE_SETTINGS = new Set(['DATABASE_URL', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS']);
+
+/** The environment without the machine's settings above. */
 export function cleanEnv(extra = {}) {
   const env = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('PG') && key !== 'DATABASE_URL' && key !== 'NODE_OPTIONS') env[key] = value;
+    if (!key.startsWith('PG') && !MACHINE_SETTINGS.has(key)) env[key] = value;
   }
   return { ...env, ...extra };
 }
