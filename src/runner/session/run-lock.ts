@@ -29,9 +29,9 @@ const LINGERING_TIMEOUT_MS = 10_000;
 /**
  * End the sessions the runs `runIds` left on the server, and wait until they
  * are gone: the pids of those belay ended, and of those this role may not end
- * (not its own, not pg_signal_backend) that ended by themselves. A killed
- * runner's work session may still be
- * running the statement it was killed in, and would then run what was sent
+ * (a superuser's, or another role's without pg_signal_backend), which it
+ * waited for. A killed runner's work session may still be running the
+ * statement it was killed in, and would then run what was sent
  * with it (a down's record and COMMIT) after recover had read where the
  * database stands. Ended, its transaction rolls back, as a killed runner's
  * does. Sessions this role may not end are waited for; one still there after
@@ -46,21 +46,23 @@ export async function endSessionsOf(client: ClientBase, runIds: readonly string[
   const pids = rows.filter((row) => suffixes.has(RUN_SESSION.exec(row.application_name)?.[1] ?? '')).map((row) => row.pid);
   const ended: number[] = [];
   const waitedFor: number[] = [];
+  if (pids.length === 0) return { ended, waitedFor };
   // one at a time: a session this role may not signal fails its own call only
   for (const pid of pids) {
-    const signalled = await client.query('SELECT pg_catalog.pg_terminate_backend($1)', [pid]).then(
-      () => true,
+    const outcome = await client.query<{ ok: boolean }>('SELECT pg_catalog.pg_terminate_backend($1) AS ok', [pid]).then(
+      // false: it had ended by itself before the signal (named in neither list)
+      ({ rows: [row] }) => (row?.ok === true ? 'ended' : 'gone'),
       (error: unknown) => {
-        // insufficient_privilege: not its own session, and not a member of pg_signal_backend
+        // insufficient_privilege: a superuser's session, or another role's without pg_signal_backend
         if ((error as { code?: unknown }).code !== '42501') throw error;
-        return false;
+        return 'refused';
       },
     );
-    (signalled ? ended : waitedFor).push(pid);
+    if (outcome === 'ended') ended.push(pid);
+    else if (outcome === 'refused') waitedFor.push(pid);
   }
   const deadline = Date.now() + LINGERING_TIMEOUT_MS;
   for (;;) {
-    if (pids.length === 0) return { ended, waitedFor };
     const { rows: left } = await client.query<{ pid: number }>('SELECT pid FROM pg_catalog.pg_stat_activity WHERE pid = ANY($1::int[])', [pids]);
     if (left.length === 0) return { ended, waitedFor };
     if (Date.now() > deadline) {
