@@ -213,7 +213,7 @@ describe('interrupted runs and `belay recover`', () => {
       // let the session go once recover is waiting for it
       const deadline = Date.now() + 20_000;
       for (;;) {
-        const waiting = await db.query("SELECT 1 FROM pg_stat_activity WHERE starts_with(application_name, 'belay recover') AND starts_with(query, 'SELECT pid FROM pg_catalog.pg_stat_activity WHERE pid = ANY')");
+        const waiting = await db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND starts_with(application_name, 'belay recover') AND starts_with(query, 'SELECT pid FROM pg_catalog.pg_stat_activity WHERE pid = ANY')");
         if (waiting.length > 0) break;
         expect(Date.now(), 'recover waits for the session').toBeLessThan(deadline);
         await new Promise((r) => setTimeout(r, 5));

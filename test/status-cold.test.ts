@@ -77,7 +77,8 @@ describe('status while a run holds the lock', () => {
       const live = startBelay([...args, '--json', 'migrate', 'up']);
       let waiting = false;
       for (let i = 0; i < 2000 && !waiting; i++) {
-        waiting = (await db.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted")).length > 0;
+        // pg_locks is the cluster's: another test's waiter on the same key, in its own database, is not this run
+        waiting = (await db.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")).length > 0;
         if (!waiting) await new Promise((resolve) => setTimeout(resolve, 10));
       }
       expect(waiting).toBe(true);
