@@ -170,7 +170,7 @@ describe('the schema recorded per revision', () => {
     expect(inline).toEqual(viaFunction);
   });
 
-  it("stays whole when the session's statistics are flushed between two revisions, and when they are not", async () => {
+  it("stays whole across a revision that outlasts the statistics' one-second flush", async () => {
     const db = await freshDatabase();
     const client = await connect(db.url);
     await ensureBelaySchema(client);

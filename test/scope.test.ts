@@ -82,7 +82,7 @@ const bigState = async (db: TestDatabase): Promise<{ node: string; rows: string;
 
 const smallRows = (db: TestDatabase, table = 'public.small'): Promise<unknown[]> => db.query(`SELECT id, name, nickname FROM ${table} ORDER BY id`);
 
-/** The throwaway copies of this file's databases (scope_…, scope_nocreatedb_…): other test files learn scopes on the same cluster at the same time. */
+/** The throwaway copies of this file's databases (scope_…, scope_nocreatedb_…, scope_seed_…): other test files learn scopes on the same cluster at the same time. */
 const throwawayCopies = async (): Promise<string[]> =>
   (await adminQuery<{ datname: string }>('postgres', "SELECT datname FROM pg_database WHERE datname ~ '^scope_(nocreatedb_|seed_)?[0-9a-f]{12}_belay_scope'")).map((r) => r.datname);
 
