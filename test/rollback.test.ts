@@ -114,4 +114,27 @@ describe('rollback --to', () => {
     expect(caught.stdout).toContain('values in public.orders.total changed');
     expect(await db.query('SELECT total::text AS t FROM orders WHERE id = 7')).toEqual([{ t: '8.75' }]);
   });
+  it('a down that changes a column type back verifies by value (varchar widened, text to jsonb), and a snapshot of xml with a declaration restores verified', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_users.up.sql':
+        "CREATE TABLE users (id int PRIMARY KEY, username varchar(64) NOT NULL, props varchar, doc xml);\n" +
+        "INSERT INTO users SELECT g, 'user ' || g, '{\"theme\": \"dark\", \"n\": ' || g || '}', ('<?xml version=\"1.0\" encoding=\"UTF-8\"?><p>' || g || '</p>')::xml FROM generate_series(1, 200) g;",
+      '0001_users.down.sql': 'DROP TABLE users;',
+      '0002_widen.up.sql': 'ALTER TABLE users ALTER COLUMN username TYPE varchar(128);\nALTER TABLE users ALTER COLUMN props TYPE jsonb USING props::jsonb;',
+      '0002_widen.down.sql': 'ALTER TABLE users ALTER COLUMN props TYPE varchar USING props::text;\nALTER TABLE users ALTER COLUMN username TYPE varchar(64);',
+    });
+    const args = baseArgs(project, db.url);
+    const up = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+    const back = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(back.stdout).toContain('data verified');
+    expect(await db.query("SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname IN ('username', 'props') ORDER BY attnum")).toEqual([{ t: 'character varying(64)' }, { t: 'character varying' }]);
+
+    const backup = jsonResult(await belay([...args, '--json', 'backup'])) as { snapshot: { id: string } };
+    const restored = await belay([...args, '--json', '--yes', 'restore', backup.snapshot.id]);
+    expect(restored.code, restored.stdout + restored.stderr).toBe(0);
+    expect(await db.query('SELECT count(*)::int AS n FROM users')).toEqual([{ n: 200 }]);
+  });
 });

@@ -1,10 +1,10 @@
 import type { ClientBase } from 'pg';
 import type { IntegrityConfig } from '../config/types.js';
 import { compareFingerprints, type IntegrityDifference } from './compare.js';
-import { fingerprintTables, type Fingerprint, type FingerprintOptions } from './fingerprint.js';
+import { fingerprintTables, type Fingerprint, type FingerprintOptions, type FingerprintTarget } from './fingerprint.js';
 import { checkInvariants, type InvariantViolation } from './invariants.js';
 import { judgeStructure, type StructureBaseline } from './structural.js';
-import type { TableRef } from './table-selection.js';
+import { tableKey } from './table-selection.js';
 
 export interface IntegrityReport {
   intact: boolean;
@@ -16,31 +16,36 @@ export interface IntegrityReport {
   structural: string[];
 }
 
-const tablesOf = (fingerprint: Fingerprint): TableRef[] =>
-  Object.keys(fingerprint.tables).map((key) => {
-    const dot = key.indexOf('.');
-    return { schema: key.slice(0, dot), table: key.slice(dot + 1) };
-  });
-
-async function existingTables(client: ClientBase, wanted: TableRef[]): Promise<TableRef[]> {
-  const { rows } = await client.query<{ schema: string; table: string }>(
-    `SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'`,
+/**
+ * The tables of `baseline` as they are now, each under its key there. In the
+ * same database (`common-columns`, after `rollback --to`) a table is found by
+ * its OID, so that one a down renamed back is still compared; otherwise by
+ * name. Names are matched whole: a schema or table name may hold a dot.
+ */
+async function tablesNow(client: ClientBase, baseline: Fingerprint, compare: 'same-schema' | 'common-columns'): Promise<FingerprintTarget[]> {
+  const { rows } = await client.query<{ oid: string; schema: string; table: string }>(
+    `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'`,
   );
-  const present = new Set(rows.map((r) => `${r.schema}.${r.table}`));
-  return wanted.filter((t) => present.has(`${t.schema}.${t.table}`));
+  const byKey = new Map(rows.map((r) => [tableKey(r), r]));
+  const byOid = new Map(rows.map((r) => [r.oid, r]));
+  return Object.entries(baseline.tables).flatMap(([key, then]) => {
+    const now = (compare === 'common-columns' && then.oid !== undefined ? byOid.get(then.oid) : undefined) ?? byKey.get(key);
+    return now ? [{ schema: now.schema, table: now.table, as: key }] : [];
+  });
 }
 
 /**
  * What a common-columns comparison needs now: row hashes over the columns
- * each table had before (whole rows, while they are all still there), and
- * per-column sums of the tables that had them (those whose columns a down
- * was seen to drop).
+ * each table had before (whole rows, while they are all still there), values
+ * of a column whose type changed hashed as its earlier type, and per-column
+ * sums of the tables that had them (those whose columns a down was seen to
+ * drop).
  */
 function commonColumnsOptions(baseline: Fingerprint): FingerprintOptions {
   const entries = Object.entries(baseline.tables);
   return {
     perColumn: new Set(entries.filter(([, table]) => Object.values(table.columns).some((column) => column.hash !== undefined)).map(([key]) => key)),
-    rowColumns: new Map(entries.map(([key, table]) => [key, new Set(Object.keys(table.columns))])),
+    earlier: new Map(entries.map(([key, table]) => [key, table.columns])),
   };
 }
 
@@ -66,7 +71,7 @@ export async function checkIntegrity(
   let differences: IntegrityDifference[] = [];
   let checked = `${config.invariants.length} invariant(s) and structure`;
   if (config.mode === 'strict' && baseline) {
-    const now = await fingerprintTables(client, await existingTables(client, tablesOf(baseline)), compare === 'same-schema' ? { perColumn: false } : commonColumnsOptions(baseline));
+    const now = await fingerprintTables(client, await tablesNow(client, baseline, compare), compare === 'same-schema' ? { perColumn: false } : commonColumnsOptions(baseline));
     differences = compareFingerprints(baseline, now, compare);
     checked = `${Object.keys(baseline.tables).length} table fingerprint(s) (${compare}), ${checked}`;
   }

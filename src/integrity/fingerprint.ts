@@ -8,6 +8,8 @@ export interface ColumnFingerprint {
   type: string;
   /** Sum of the column's salted value hashes; present when per-column hashes were asked for this table. */
   hash?: string;
+  /** The column's type when this fingerprint was taken, when its values were hashed as the earlier fingerprint's `type` (cast to it) to compare with it. */
+  castFrom?: string;
 }
 
 export interface TableFingerprint {
@@ -17,6 +19,8 @@ export interface TableFingerprint {
   columns: Record<string, ColumnFingerprint>;
   /** Set when the row hash covers only these columns (a comparison with an earlier fingerprint asked for them); otherwise it covers every column. */
   rowHashColumns?: string[];
+  /** The table's OID: a comparison in the same database finds it under a later name. */
+  oid?: string;
 }
 
 export interface Fingerprint {
@@ -26,53 +30,106 @@ export interface Fingerprint {
   tables: Record<string, TableFingerprint>;
 }
 
-interface ColumnInfo {
-  name: string;
-  type: string;
-  /** The type's own extended hash function (schema, name), when its default hash opclass has one. */
+/** How the values of one type are hashed: by the type's own extended hash function, else by the text its output function writes. */
+interface TypeHashing {
+  /** The extended hash function (schema, name) of the type's default hash opclass, if it has one. */
   hashSchema: string | null;
   hashName: string | null;
+  /** The type's output function (schema, name): the text pg_dump writes. */
+  outputSchema: string;
+  outputName: string;
+}
+
+interface ColumnInfo extends TypeHashing {
+  name: string;
+  type: string;
+  /** Its values are hashed as this type (PostgreSQL's name for it, no modifier): cast to it. */
+  castTo?: string;
+  castFrom?: string;
+  /** The type an earlier fingerprint recorded, when it differs and still resolves: how to compare with it. */
+  earlier?: TypeHashing & { type: string; castTo: string };
+  /** Its collation is nondeterministic: hashed under "C", so that values equal only under the collation differ. */
+  nondeterministic: boolean;
 }
 
 interface TableColumns {
+  oid: string;
   columns: ColumnInfo[];
   /** The table has no pages: no row in any snapshot, its fingerprint is known without reading it. */
   empty: boolean;
 }
 
+/** Select-list items and joins naming the hashing of the type whose OID is `typeOid` (see TypeHashing). */
+const typeHashing = (typeOid: string): { select: string; joins: string } => ({
+  select: 'hp.nspname AS hash_schema, h.proname AS hash_name, op.nspname AS output_schema, o.proname AS output_name',
+  joins: `
+       JOIN pg_type ty ON ty.oid = ${typeOid}
+       JOIN pg_proc o ON o.oid = ty.typoutput
+       JOIN pg_namespace op ON op.oid = o.pronamespace
+       LEFT JOIN pg_opclass oc ON oc.opcintype = ty.oid AND oc.opcdefault
+             AND oc.opcmethod = (SELECT oid FROM pg_am WHERE amname = 'hash')
+       LEFT JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amprocnum = 2
+             AND ap.amproclefttype = ty.oid AND ap.amprocrighttype = ty.oid
+       LEFT JOIN pg_proc h ON h.oid = ap.amproc AND h.proargtypes[0] = ty.oid
+       LEFT JOIN pg_namespace hp ON hp.oid = h.pronamespace`,
+});
+
+interface HashingRow {
+  hash_schema: string | null;
+  hash_name: string | null;
+  output_schema: string;
+  output_name: string;
+}
+
+const hashingOf = (r: HashingRow): TypeHashing => ({ hashSchema: r.hash_schema, hashName: r.hash_name, outputSchema: r.output_schema, outputName: r.output_name });
+
 /**
- * The columns of every table in one catalog query, each with the extended
- * hash function (amprocnum 2) of its type's default hash operator class, and
- * whether the table is empty for sure (holdsNoRow).
+ * The columns of every table in one catalog query, each with its type's
+ * hashing (the extended hash function, amprocnum 2, of its default hash
+ * operator class, and its output function), and whether the table is empty
+ * for sure (holdsNoRow).
  */
 async function columnsOf(client: ClientBase, tables: TableRef[]): Promise<TableColumns[]> {
-  const { rows } = await client.query<{ i: number; empty: boolean; name: string; type: string; hash_schema: string | null; hash_name: string | null }>(
+  const hashing = typeHashing('a.atttypid');
+  const { rows } = await client.query<HashingRow & { i: number; oid: string; empty: boolean; name: string; type: string; nondeterministic: boolean }>(
     `WITH t AS MATERIALIZED (
        SELECT t.i, c.oid, ${holdsNoRow('c')} AS empty
          FROM unnest($1::text[]) WITH ORDINALITY AS t(rel, i) JOIN pg_class c ON c.oid = t.rel::regclass
      )
-     SELECT t.i::int AS i, t.empty, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
-            pn.nspname AS hash_schema, p.proname AS hash_name
+     SELECT t.i::int AS i, t.oid::text AS oid, t.empty, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+            coalesce((SELECT NOT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation), false) AS nondeterministic,
+            ${hashing.select}
        FROM t
-       JOIN pg_attribute a ON a.attrelid = t.oid
-       LEFT JOIN pg_opclass oc ON oc.opcintype = a.atttypid AND oc.opcdefault
-             AND oc.opcmethod = (SELECT oid FROM pg_am WHERE amname = 'hash')
-       LEFT JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amprocnum = 2
-             AND ap.amproclefttype = a.atttypid AND ap.amprocrighttype = a.atttypid
-       LEFT JOIN pg_proc p ON p.oid = ap.amproc AND p.proargtypes[0] = a.atttypid
-       LEFT JOIN pg_namespace pn ON pn.oid = p.pronamespace
+       JOIN pg_attribute a ON a.attrelid = t.oid${hashing.joins}
       WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
       ORDER BY t.i, a.attnum`,
     [tables.map((table) => quoteQualified(table.schema, table.table))],
   );
   // a table without columns has no row here: it is read
-  const byTable: TableColumns[] = tables.map(() => ({ columns: [], empty: false }));
+  const byTable: TableColumns[] = tables.map(() => ({ oid: '', columns: [], empty: false }));
   for (const r of rows) {
     const table = byTable[r.i - 1]!;
+    table.oid = r.oid;
     table.empty = r.empty;
-    table.columns.push({ name: r.name, type: r.type, hashSchema: r.hash_schema, hashName: r.hash_name });
+    table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...hashingOf(r) });
   }
   return byTable;
+}
+
+/**
+ * The hashing of the earlier types named, as PostgreSQL resolves them now:
+ * the name to cast to (without modifier: a value that fitted the earlier
+ * modifier is unchanged by it) and how that type hashes. A name that no
+ * longer resolves is left out.
+ */
+async function earlierTypes(client: ClientBase, names: string[]): Promise<Map<string, TypeHashing & { castTo: string }>> {
+  const hashing = typeHashing('to_regtype(w.name)');
+  const { rows } = await client.query<HashingRow & { name: string; cast_to: string }>(
+    `SELECT w.name, format_type(ty.oid, NULL) AS cast_to, ${hashing.select}
+       FROM unnest($1::text[]) AS w(name)${hashing.joins}`,
+    [names],
+  );
+  return new Map(rows.map((r) => [r.name, { castTo: r.cast_to, ...hashingOf(r) }]));
 }
 
 /** A seed per column name: stable when other columns come and go, different per column. */
@@ -83,16 +140,20 @@ function seedOf(name: string): number {
 /**
  * One column's hash, salted by its name so that values swapping columns
  * change the fingerprint. Types with a hash opclass use their own typed hash
- * (much cheaper than text); the rest (json, point, …) hash their text form.
- * A NULL gets a per-column constant no hash is likely to equal.
+ * (much cheaper than text); the rest (json, xml, point, …) hash the text
+ * their output function writes, which is what pg_dump writes (an xml value's
+ * cast to text keeps a declaration its output drops). A NULL gets a
+ * per-column constant no hash is likely to equal.
  */
 function columnHashExpr(column: ColumnInfo): string {
   const seed = seedOf(column.name);
-  const value = quoteIdent(column.name);
+  const name = quoteIdent(column.name);
+  const cast = column.castTo ? `CAST(${name} AS ${column.castTo})` : name;
+  const value = column.nondeterministic && !column.castTo ? `(${cast} COLLATE "C")` : cast;
   const hashed =
     column.hashSchema && column.hashName
       ? `${quoteQualified(column.hashSchema, column.hashName)}(${value}, ${seed})`
-      : `hashtextextended(${value}::text, ${seed})`;
+      : `hashtextextended(${quoteQualified(column.outputSchema, column.outputName)}(${value})::text, ${seed})`;
   return `coalesce(${hashed}, ${-seed - 1})`;
 }
 
@@ -113,11 +174,10 @@ interface TablePlan {
  * hash of each row's column hashes, and optionally per-column sums. Sums
  * rather than XOR, because XOR lets a duplicated pair cancel out.
  */
-function planTable(table: TableRef, columns: ColumnInfo[], perColumn: boolean, rowColumns: ReadonlySet<string> | undefined): TablePlan {
+function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColumn: boolean, rowColumns: ReadonlySet<string> | undefined): TablePlan {
   const from = `FROM ONLY ${quoteQualified(table.schema, table.table)}`;
   const inRow = rowColumns ? columns.filter((column) => rowColumns.has(column.name)) : columns;
   const restricted = rowColumns ? { rowColumns: inRow.map((column) => column.name) } : {};
-  const key = tableKey(table);
   if (!perColumn) {
     return { key, columns, perColumn, ...restricted, sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRow.map(columnHashExpr))}), 0)::text AS h ${from}` };
   }
@@ -138,49 +198,100 @@ function planTable(table: TableRef, columns: ColumnInfo[], perColumn: boolean, r
   };
 }
 
-function readTable(plan: TablePlan, row: Record<string, string | null>): TableFingerprint {
-  const fingerprint: TableFingerprint = { rowCount: row.n ?? '0', rowHash: row.h ?? '0', columns: {}, ...(plan.rowColumns ? { rowHashColumns: plan.rowColumns } : {}) };
+function readTable(plan: TablePlan, oid: string, row: Record<string, string | null>): TableFingerprint {
+  const fingerprint: TableFingerprint = { rowCount: row.n ?? '0', rowHash: row.h ?? '0', columns: {}, ...(plan.rowColumns ? { rowHashColumns: plan.rowColumns } : {}), oid };
   plan.columns.forEach((column, i) => {
-    fingerprint.columns[column.name] = plan.perColumn ? { type: column.type, hash: row[`c${i}`] ?? '0' } : { type: column.type };
+    fingerprint.columns[column.name] = {
+      type: column.type,
+      ...(plan.perColumn ? { hash: row[`c${i}`] ?? '0' } : {}),
+      ...(column.castFrom ? { castFrom: column.castFrom } : {}),
+    };
   });
   return fingerprint;
 }
 
+/** A table to fingerprint, and the key its fingerprint goes under when not its own name (an earlier fingerprint's, before a rename). */
+export type FingerprintTarget = TableRef & { as?: string };
+
 export interface FingerprintOptions {
-  /** Per-column hashes: for every table (true), for none (false), or for the tables named (`schema.table` keys). */
+  /** Per-column hashes: for every table (true), for none (false), or for the tables named (keys as in the result). */
   perColumn: boolean | ReadonlySet<string>;
   /** The caller holds a REPEATABLE READ transaction open (its snapshot is shared with pg_dump). */
   inTransaction?: boolean;
-  /** Per table (`schema.table`), the only columns its row hash covers (those of an earlier fingerprint it is compared with). */
-  rowColumns?: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * Per table (key as in the result), the columns of an earlier fingerprint
+   * it is compared with: the row hash covers only those, and a column whose
+   * type changed since is hashed as a value of its earlier type (cast to it),
+   * where PostgreSQL still knows that type and can cast to it.
+   */
+  earlier?: ReadonlyMap<string, Readonly<Record<string, ColumnFingerprint>>>;
 }
 
 /** Tables per round trip: their aggregate queries go as one multi-statement simple query. */
 const BATCH = 50;
 
+/** Cast each column whose type differs from its earlier one to that type, where it resolves. */
+async function castToEarlier(client: ClientBase, columns: TableColumns[], earlier: Array<Readonly<Record<string, ColumnFingerprint>> | undefined>): Promise<void> {
+  const changed = columns.flatMap((table, i) => table.columns.filter((column) => earlier[i]?.[column.name] && earlier[i]![column.name]!.type !== column.type).map((column) => ({ column, was: earlier[i]![column.name]!.type })));
+  if (changed.length === 0) return;
+  const resolved = await guarded(client, () => earlierTypes(client, [...new Set(changed.map((c) => c.was))]));
+  for (const { column, was } of changed) {
+    const type = resolved?.get(was);
+    if (!type) continue;
+    column.earlier = { ...type, type: was };
+  }
+}
+
+/** `work` inside a savepoint: undefined, and the transaction still usable, when it fails. */
+async function guarded<T>(client: ClientBase, work: () => Promise<T>): Promise<T | undefined> {
+  await client.query('SAVEPOINT belay_fingerprint');
+  try {
+    const result = await work();
+    await client.query('RELEASE SAVEPOINT belay_fingerprint');
+    return result;
+  } catch {
+    await client.query('ROLLBACK TO SAVEPOINT belay_fingerprint');
+    return undefined;
+  }
+}
+
 /** Fingerprint every table in one REPEATABLE READ snapshot, so they agree with each other. */
-export async function fingerprintTables(client: ClientBase, tables: TableRef[], options: FingerprintOptions = { perColumn: true }): Promise<Fingerprint> {
+export async function fingerprintTables(client: ClientBase, tables: FingerprintTarget[], options: FingerprintOptions = { perColumn: true }): Promise<Fingerprint> {
   const { perColumn } = options;
   const result: Fingerprint = { takenAt: new Date().toISOString(), perColumn: perColumn === true || (perColumn !== false && perColumn.size > 0), tables: {} };
   const own = options.inTransaction !== true;
   if (own) await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     const columns = tables.length === 0 ? [] : await columnsOf(client, tables);
-    const plans = tables.map((table, i) => {
-      const key = tableKey(table);
-      return planTable(table, columns[i]!.columns, perColumn === true || (perColumn !== false && perColumn.has(key)), options.rowColumns?.get(key));
+    const keys = tables.map((table) => table.as ?? tableKey(table));
+    const earlier = keys.map((key) => options.earlier?.get(key));
+    await castToEarlier(client, columns, earlier);
+    const planOf = (i: number, cast: boolean): TablePlan => {
+      const read = columns[i]!.columns.map((column) => (cast && column.earlier ? { ...column, ...column.earlier, castFrom: column.type, nondeterministic: false } : column));
+      const columnsThen = earlier[i];
+      return planTable(tables[i]!, keys[i]!, read, perColumn === true || (perColumn !== false && perColumn.has(keys[i]!)), columnsThen ? new Set(Object.keys(columnsThen)) : undefined);
+    };
+    const toRead: number[] = [];
+    const casting: number[] = [];
+    tables.forEach((_table, i) => {
+      // what the query of an empty table answers: no rows counted, no hash summed
+      if (columns[i]!.empty) result.tables[keys[i]!] = readTable(planOf(i, true), columns[i]!.oid, { n: '0', h: '0' });
+      else if (columns[i]!.columns.some((column) => column.earlier)) casting.push(i);
+      else toRead.push(i);
     });
-    // what the query of an empty table answers: no rows counted, no hash summed
-    plans.forEach((plan, i) => {
-      if (columns[i]!.empty) result.tables[plan.key] = readTable(plan, { n: '0', h: '0' });
-    });
-    const toRead = plans.filter((_plan, i) => !columns[i]!.empty);
     for (let start = 0; start < toRead.length; start += BATCH) {
-      const batch = toRead.slice(start, start + BATCH);
-      const results = await simpleQueryResults<Record<string, string | null>>(client, batch.map((plan) => plan.sql).join(';\n'));
-      batch.forEach((plan, i) => {
-        result.tables[plan.key] = readTable(plan, results[i]!.rows[0]!);
+      const batch = toRead.slice(start, start + BATCH).map((i) => ({ i, plan: planOf(i, false) }));
+      const results = await simpleQueryResults<Record<string, string | null>>(client, batch.map(({ plan }) => plan.sql).join(';\n'));
+      batch.forEach(({ i, plan }, n) => {
+        result.tables[plan.key] = readTable(plan, columns[i]!.oid, results[n]!.rows[0]!);
       });
+    }
+    // a value the earlier type cannot hold fails its cast: that table is then read as it is (its types differ)
+    for (const i of casting) {
+      const cast = planOf(i, true);
+      const row = await guarded(client, async () => (await client.query<Record<string, string | null>>(cast.sql)).rows[0]!);
+      const plan = row ? cast : planOf(i, false);
+      result.tables[plan.key] = readTable(plan, columns[i]!.oid, row ?? (await client.query<Record<string, string | null>>(plan.sql)).rows[0]!);
     }
     if (own) await client.query('COMMIT');
   } catch (error) {
