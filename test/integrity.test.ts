@@ -206,6 +206,15 @@ describe('integrity fingerprints', () => {
     await client.query('DROP TABLE x');
   });
 
+  it('refuses, rather than counting only the rows a row-level security policy shows, a table whose owner is subject to it', async () => {
+    await client.query(`DROP TABLE IF EXISTS secret; CREATE TABLE secret (id int); INSERT INTO secret SELECT generate_series(1, 5);
+      ALTER TABLE secret ENABLE ROW LEVEL SECURITY; ALTER TABLE secret FORCE ROW LEVEL SECURITY; CREATE POLICY none ON secret USING (false)`);
+    expect(await client.query('SELECT count(*)::int AS n FROM secret').then((r) => r.rows[0])).toEqual({ n: 0 });
+    const tables = await selectProtectedTables(client, { include: ['secret'], exclude: [] });
+    await expect(fingerprintTables(client, tables, { perColumn: false })).rejects.toThrow(/row-level security/);
+    await client.query('DROP TABLE secret');
+  });
+
   it("measures every down's data at risk at once, and names the tables whose columns they may change", async () => {
     await resetTable();
     await client.query('DROP TABLE IF EXISTS u; CREATE TABLE u AS SELECT id, a FROM seed_t WHERE id <= 10');
