@@ -300,6 +300,17 @@ const CASES: FaultCase[] = [
     },
   },
   {
+    name: 'a backups folder the kernel will not make (under /proc, where mkdir answers ENOENT and its parent EEXIST): exit 4 with next:, nothing changed',
+    run: async () => {
+      const ctx = await setUp(BASE);
+      const args = ctx.args.map((arg, i) => (ctx.args[i - 1] === '--backups' ? `/proc/belay-${process.pid}` : arg));
+      const run = await belay([...args, 'migrate', 'up', '--with-backup'], { cwd: ctx.project.dir, timeoutMs: 30_000 });
+      expect(run.code, run.stderr).toBe(4);
+      expect(run.stderr).toMatch(/next: .*--backups DIR/);
+      expect(await ctx.db.query("SELECT to_regclass('base') AS b, to_regclass('belay.runs') AS r")).toEqual([{ b: null, r: null }]);
+    },
+  },
+  {
     name: 'a backups folder the user cannot write: exit 4 with next:, nothing changed',
     run: async () => {
       const user = serverUser();

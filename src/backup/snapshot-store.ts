@@ -1,4 +1,4 @@
-import { access, chmod, lstat, mkdir, readdir, stat } from 'node:fs/promises';
+import { access, chmod, lstat, readdir, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { BelayError, usageError } from '../errors.js';
@@ -7,6 +7,7 @@ import { listArchive } from './list-archive.js';
 import { MANIFEST_SUFFIX, readManifest, refusedManifest, type Manifest } from './manifest.js';
 import { findLeftovers, type Leftover } from './leftovers.js';
 import type { BackupTools } from './pg-tools.js';
+import { makeDir } from '../make-dir.js';
 
 /**
  * Create the backups folder private, or make an existing one private: it
@@ -14,7 +15,7 @@ import type { BackupTools } from './pg-tools.js';
  * when it tightened the folder (worth telling the operator).
  */
 export async function ensureBackupsDir(dir: string): Promise<{ note: string; changed: boolean }> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await makeDir(dir, 0o700);
   let note = `${dir} is writable`;
   let changed = false;
   const info = await stat(dir);

@@ -1,4 +1,4 @@
-import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chown, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -18,6 +18,7 @@ import {
   type LocalClusterSpec,
 } from './local-cluster.js';
 import { serverUser, type OsUser } from './os-user.js';
+import { makeDir } from '../make-dir.js';
 
 // not "belay": with search_path "$user", public, a role named like belay's own schema would create its tables there
 const SUPERUSER = 'postgres';
@@ -70,9 +71,9 @@ async function outsideFolder(home: string, user: OsUser | undefined): Promise<st
   let lastError: unknown;
   for (const root of roots) {
     try {
-      await mkdir(root, { recursive: true, mode: 0o755 });
+      await makeDir(root, 0o755);
       const dir = join(root, name);
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await makeDir(dir, 0o700);
       if (user) await chown(dir, user.uid, user.gid);
       return dir;
     } catch (error) {
@@ -99,7 +100,7 @@ async function layout(projectDir: string): Promise<Layout> {
     .catch(() => undefined);
   if (kept && (await isInitialised(kept.dataDir))) return kept;
   try {
-    await mkdir(home, { recursive: true, mode: 0o755 });
+    await makeDir(home, 0o755);
   } catch (error) {
     throw usageError(`cannot create ${home} for the embedded cluster: ${errorMessage(error)}`, {
       hint: 'Run belay where it may create .belay/, or connect to a server with --database-url or DATABASE_URL.',

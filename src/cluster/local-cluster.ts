@@ -1,11 +1,12 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { chown, mkdir, readFile, stat, writeFile, appendFile } from 'node:fs/promises';
+import { chown, readFile, stat, writeFile, appendFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BelayError, errorMessage, usageError } from '../errors.js';
 import { findPgBinary } from './pg-bin.js';
 import { serverUser, type OsUser } from './os-user.js';
+import { makeDir } from '../make-dir.js';
 
 const run = promisify(execFile);
 
@@ -65,7 +66,7 @@ async function runAs(file: string, args: string[], options: RunOptions): Promise
 }
 
 async function ownDir(dir: string, user: OsUser | undefined, mode: number): Promise<void> {
-  await mkdir(dir, { recursive: true, mode });
+  await makeDir(dir, mode);
   if (user) await chown(dir, user.uid, user.gid);
 }
 

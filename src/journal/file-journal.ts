@@ -1,7 +1,8 @@
 import { appendFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JournalRecord } from './record.js';
+import { makeDir } from '../make-dir.js';
 
 export const journalDir = (backupsDir: string): string => join(backupsDir, 'journal');
 export const journalFile = (backupsDir: string, runId: string): string => join(journalDir(backupsDir), `${runId}.jsonl`);
@@ -25,7 +26,7 @@ export class FileJournal {
   private constructor(private readonly handle: FileHandle, readonly path: string) {}
 
   static async open(backupsDir: string, runId: string): Promise<FileJournal> {
-    await mkdir(journalDir(backupsDir), { recursive: true, mode: 0o700 });
+    await makeDir(journalDir(backupsDir), 0o700);
     const path = journalFile(backupsDir, runId);
     const handle = await open(path, 'a', 0o600);
     await handle.chmod(0o600);

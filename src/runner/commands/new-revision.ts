@@ -1,7 +1,8 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { usageError } from '../../errors.js';
 import { discoverRevisions } from '../../migrations/discover.js';
+import { makeDir } from '../../make-dir.js';
 
 export interface NewRevisionResult {
   name: string;
@@ -28,7 +29,7 @@ export async function down(ctx: Ctx): Promise<void> {
 export async function newRevision(migrationsDir: string, slug: string, kind: 'sql' | 'ts'): Promise<NewRevisionResult> {
   const clean = slug.trim().toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
   if (!clean) throw usageError(`"${slug}" makes no revision name`, { hint: 'Use letters and digits, e.g. `belay new add_user_email`.' });
-  await mkdir(migrationsDir, { recursive: true });
+  await makeDir(migrationsDir);
   const revisions = await discoverRevisions(migrationsDir);
   const last = revisions[revisions.length - 1];
   const width = last ? last.number.length : 4;
