@@ -129,6 +129,23 @@ describe('belay rehearse', () => {
     expect(run.stdout).toBeTruthy();
   });
 
+  it('a seed that is missing, or whose SQL fails, is refused with exit 2 and next:, naming the file (and the line), never exit 1', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(BASE);
+    const args = ['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--from', '0001', '--seed'];
+    const missing = await belay([...args, join(project.dir, 'nope.sql')], { cwd: project.dir });
+    expect(missing.code, missing.stderr).toBe(2);
+    expect(missing.stderr).toMatch(/cannot read the seed .*nope\.sql: ENOENT/);
+    expect(missing.stderr).toMatch(/next: /);
+    const seed = join(project.dir, 'bad-seed.sql');
+    await writeFile(seed, "INSERT INTO people (id, name) VALUES (1, 'a');\n\nINSERT INTO items VALUES (1);\n");
+    const failing = await belay(['--json', ...args, seed], { cwd: project.dir });
+    expect(failing.code, failing.stderr).toBe(2);
+    expect(jsonResult(failing)).toBeDefined();
+    expect(failing.stdout).toMatch(/bad-seed\.sql line 3: relation \\"items\\" does not exist/);
+    expect(failing.stdout).not.toMatch(/bug in belay/);
+  });
+
   it('leaves no cluster or database behind after success, failure or SIGINT', async () => {
     const before = await leftovers();
     const ok = await rehearse({ ...BASE, '0002_t.up.sql': 'CREATE TABLE t (id int);', '0002_t.down.sql': 'DROP TABLE t;' }, [], true);

@@ -60,14 +60,24 @@ async function connectedRevision(setup: RunSetup, server: ConnectionParams, revi
 
 async function loadSeed(ctx: Context, file: string): Promise<void> {
   if (file.endsWith('.sql')) {
-    const { statements, metaCommands } = splitSql(await readFile(file, 'utf8'));
+    const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      throw usageError(`cannot read the seed ${file}: ${error.code ?? error.message}`, { hint: 'Name a seed file this user can read (--seed FILE), or leave --seed out.', cause: error });
+    });
+    const { statements, metaCommands } = splitSql(text);
     const meta = metaCommands[0];
     if (meta) {
       throw usageError(`seed ${file} line ${meta.line}: psql command \`${meta.text.slice(0, 40)}\` is not SQL`, {
         hint: 'Make the seed a script that runs psql (it gets the throwaway database in PG* variables), or use --from-backup with a pg_dump snapshot.',
       });
     }
-    for (const statement of statements) await ctx.space.work.client.query(statement.text);
+    for (const statement of statements) {
+      await ctx.space.work.client.query(statement.text).catch((error: unknown) => {
+        throw usageError(`seed ${file} line ${statement.line}: ${errorMessage(error)}`, {
+          hint: 'Fix the seed (it runs after the revisions --from names are applied, against the throwaway database); nothing real was touched.',
+          cause: error,
+        });
+      });
+    }
     return;
   }
   // a script: it reaches the throwaway database through PG* variables and a private passfile
