@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import type { TargetInfo } from '../api/options.js';
+import type { RunHandle, TargetInfo } from '../api/options.js';
 import { parseDatabaseUrl } from '../db/connection.js';
 import { BelayError, EXIT, errorMessage } from '../errors.js';
 import type { BelayOptions } from '../api/options.js';
 import { commandPath, globalFlags, type CliContext, type CommandReport } from './context.js';
 import { envelopeOf, failureEnvelope, outcomeOf, type Envelope } from './envelope.js';
+import { formatRunResult } from './format.js';
 import { createLogger, type LogLevel } from './logger.js';
 import { output } from './output.js';
 import { scrub } from './scrub.js';
@@ -56,6 +57,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   const writeErr = (text: string): void => stderr.write(scrub(text, secrets));
   const progress = progressPrinter({ write: writeErr, tty: process.stderr.isTTY === true, level });
   let target: TargetInfo | null = null;
+  let run: RunHandle | undefined;
   const controller = new AbortController();
   const options: BelayOptions = {
     env: process.env,
@@ -65,6 +67,9 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       if (kind.changing && level === 'all') writeErr(`${firstLine(name, resolved)}\n`);
     },
     signal: controller.signal,
+    onRun: (handle) => {
+      run = handle;
+    },
   };
   if (flags.databaseUrl !== undefined) options.databaseUrl = flags.databaseUrl;
   if (flags.embedded) options.embedded = true;
@@ -77,12 +82,35 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   const resultText = (envelope: Envelope, report: CommandReport): string =>
     json ? jsonText(envelope, secrets) : `${scrub([report.human(), ...closing()].join('\n'), secrets)}\n`;
   let signals = 0;
+  /**
+   * A second signal: exit now, without waiting for the run (a down, a
+   * restore), and say so truthfully: the run is left for `belay recover`
+   * (exit 12), as its journal now says; before a run began, nothing changed (4).
+   */
+  const abandon = (signal: NodeJS.Signals): void => {
+    const abandoned = run?.abandon(`a second ${signal}`) ?? { state: 'not-begun' as const };
+    if (abandoned.state === 'ended') {
+      logger.warn(`${signal} again: the run has already recorded how it ended; its result follows`);
+      return;
+    }
+    progress.close();
+    let envelope: Envelope;
+    if (abandoned.state === 'abandoned') {
+      const { result } = abandoned;
+      envelope = envelopeOf(name, { result }, target);
+      stdout.write(resultText(envelope, { result, human: () => formatRunResult(result) }));
+    } else {
+      const message = `stopped at once by a second ${signal}, before it began a run`;
+      envelope = failureEnvelope(name, { exitCode: EXIT.preflight, code: 'interrupted', message, hint: 'Nothing was changed; `belay status` says where the database stands.', details: {} }, target);
+      if (json) stdout.write(jsonText(envelope, secrets));
+      else writeErr([`belay: ${message}`, `  next: ${envelope.next}`, ...closing(), ''].join('\n'));
+    }
+    // stdout and stderr are written synchronously here (files, pipes and terminals, on Linux and macOS)
+    process.exit(envelope.exitCode);
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
-    if (signals > 1) {
-      logger.error(`${signal} again: aborting at once; run \`belay recover\` to settle the database`);
-      process.exit(130);
-    }
+    if (signals > 1) return abandon(signal);
     logger.warn(`${signal}: stopping at the next safe point and rolling back what this run did; send it again to abort at once`);
     controller.abort();
   };
