@@ -21,7 +21,7 @@ export {
   verifyBackup,
 } from './api/commands.js';
 export { clusterStart, clusterStatus, clusterStop, clusterUrl } from './api/cluster.js';
-export type { BelayOptions, TargetInfo } from './api/options.js';
+export type { Abandoned, BelayOptions, RunHandle, TargetInfo } from './api/options.js';
 export { BelayError, EXIT, type ErrorCode } from './errors.js';
 export type { BelayConfig } from './config/types.js';
 export type { ConfigInput } from './config/schema.js';

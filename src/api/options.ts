@@ -1,4 +1,5 @@
 import type { RunListener } from '../events/run-events.js';
+import type { RunResult } from '../runner/result/results.js';
 
 /** Which database a command works on, and where that choice came from. */
 export interface TargetInfo {
@@ -28,4 +29,29 @@ export interface BelayOptions {
   /** Called once the target database is resolved, before anything is done on it. */
   onTarget?: (target: TargetInfo) => void;
   signal?: AbortSignal;
+  /**
+   * Called when a changing run (migrate up, rollback, backup, restore,
+   * recover) opens its connections, with a way to abandon it at once (the
+   * CLI's second signal, before it exits without waiting for the run).
+   */
+  onRun?: (run: RunHandle) => void;
+}
+
+/** What happened to a run abandoned at once: see RunHandle.abandon. */
+export type Abandoned =
+  /** The run had not begun its journal: it changed nothing. */
+  | { state: 'not-begun' }
+  /** The run has already recorded how it ended: its result is on its way. */
+  | { state: 'ended' }
+  /** The journal now says that the run was abandoned; `result` is what is known of it (exit 12: for `belay recover`). */
+  | { state: 'abandoned'; result: RunResult };
+
+export interface RunHandle {
+  /**
+   * Leave the run where it stands, for `belay recover`: synchronously, a
+   * durable line in its journal file says so (its row in the database stays
+   * "running", as for a killed run), and its result as far as known comes back.
+   * The caller is expected to exit at once: the run itself is not stopped.
+   */
+  abandon(reason: string): Abandoned;
 }

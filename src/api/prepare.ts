@@ -78,5 +78,6 @@ async function prepareWith(options: BelayOptions, mode: 'offline' | 'read' | 'ch
     signal: options.signal,
     runBy: runBy(),
     secrets: target.password ? [target.password] : [],
+    onRun: options.onRun,
   };
 }

@@ -1,6 +1,7 @@
 import { CommanderError } from 'commander';
 import { EXIT } from '../errors.js';
 import { failureEnvelope } from './envelope.js';
+import { output } from './output.js';
 import { buildProgram } from './program.js';
 import { printJson } from './run-action.js';
 
@@ -12,6 +13,8 @@ function wantsJson(argv: readonly string[]): boolean {
 
 /** Parse the command line and run the command; the exit code is left in process.exitCode. */
 async function runCli(): Promise<void> {
+  // before anything is written (commander's help and errors too): output that cannot be written never ends the process
+  const { stderr } = output();
   const { program, parsing } = buildProgram();
   try {
     await program.parseAsync(process.argv);
@@ -27,7 +30,7 @@ async function runCli(): Promise<void> {
         printJson(failureEnvelope(command, { exitCode: EXIT.usage, code: error.code, message, hint, details: {} }, null), []);
       }
     } else {
-      process.stderr.write(`belay: ${String(error)}\n`);
+      stderr.write(`belay: ${String(error)}\n`);
       process.exitCode = EXIT.internal;
     }
   }

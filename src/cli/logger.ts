@@ -1,5 +1,7 @@
 import { createRequire } from 'node:module';
+import { Writable } from 'node:stream';
 import type { DestinationStream, Logger, LoggerOptions } from 'pino';
+import { output } from './output.js';
 import { scrub } from './scrub.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -16,7 +18,11 @@ export interface Log {
 
 const require = createRequire(import.meta.url);
 
-/** Logs go to stderr: JSON lines when stderr is not a terminal, readable lines when it is. */
+/**
+ * Logs go to stderr: JSON lines when stderr is not a terminal, readable lines
+ * when it is; through the guarded stderr (./output.ts), so that a log line that
+ * cannot be written is dropped instead of throwing into the run.
+ */
 function pinoLogger(level: LogLevel, secrets: readonly string[]): Logger {
   const pino = require('pino') as typeof import('pino').pino;
   const options: LoggerOptions = {
@@ -32,9 +38,16 @@ function pinoLogger(level: LogLevel, secrets: readonly string[]): Logger {
   };
   if (process.stderr.isTTY) {
     const pretty = require('pino-pretty') as (opts: Record<string, unknown>) => DestinationStream;
-    return pino(options, pretty({ destination: 2, sync: true, ignore: 'runId', translateTime: 'HH:MM:ss' }));
+    const destination = new Writable({
+      write(chunk: Buffer | string, _encoding, done) {
+        output().stderr.write(chunk.toString());
+        done();
+      },
+    });
+    return pino(options, pretty({ destination, ignore: 'runId', translateTime: 'HH:MM:ss' }));
   }
-  return pino(options, pino.destination({ dest: 2, sync: true }));
+  const destination: DestinationStream = { write: (line) => output().stderr.write(line) };
+  return pino(options, destination);
 }
 
 /**

@@ -10,6 +10,12 @@ declare const BELAY_ROOT_HELP: string;
 
 const args = process.argv.slice(2);
 if (args.length === 1 && (args[0] === '--help' || args[0] === '-h') && process.stdout.isTTY !== true) {
+  // help that cannot be written (a full disk, a closed pipe): exit 4, as any command whose only job is its output
+  process.stdout.on('error', (error) => {
+    process.exitCode = 4;
+    process.stderr.on('error', () => {});
+    process.stderr.write(`belay: the help could not be written to stdout (${error.message})\n`);
+  });
   process.stdout.write(BELAY_ROOT_HELP);
 } else {
   loadCliScript(fileURLToPath(new URL('belay.js', import.meta.url)), fileURLToPath(new URL('belay.js.cache', import.meta.url))).run();

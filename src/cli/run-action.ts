@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
-import type { TargetInfo } from '../api/options.js';
+import type { RunHandle, TargetInfo } from '../api/options.js';
 import { parseDatabaseUrl } from '../db/connection.js';
 import { BelayError, EXIT, errorMessage } from '../errors.js';
 import type { BelayOptions } from '../api/options.js';
 import { commandPath, globalFlags, type CliContext, type CommandReport } from './context.js';
-import { envelopeOf, failureEnvelope, outcomeOf } from './envelope.js';
+import { envelopeOf, failureEnvelope, outcomeOf, type Envelope } from './envelope.js';
+import { formatRunResult } from './format.js';
 import { createLogger, type LogLevel } from './logger.js';
+import { output } from './output.js';
 import { scrub } from './scrub.js';
 import { progressPrinter } from './progress.js';
 import { firstLine, lastLine } from './target-line.js';
@@ -32,6 +34,8 @@ function progressLevel(level: LogLevel): 'all' | 'failures' | 'none' {
 export interface ActionKind {
   /** Changes the database: its first and last lines name the target. */
   changing?: boolean;
+  /** Only reads and reports (status, plan, history…): its output is its whole job, so output that cannot be written fails it (exit 4). */
+  reads?: boolean;
 }
 
 /**
@@ -49,9 +53,11 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     logger.warn('--database-url carries a password, which every user of this machine can read in the process list: prefer DATABASE_URL, PGPASSWORD or a PGPASSFILE');
   }
   const level = progressLevel(flags.logLevel);
-  const writeErr = (text: string): void => void process.stderr.write(scrub(text, secrets));
+  const { stdout, stderr } = output();
+  const writeErr = (text: string): void => stderr.write(scrub(text, secrets));
   const progress = progressPrinter({ write: writeErr, tty: process.stderr.isTTY === true, level });
   let target: TargetInfo | null = null;
+  let run: RunHandle | undefined;
   const controller = new AbortController();
   const options: BelayOptions = {
     env: process.env,
@@ -61,6 +67,9 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       if (kind.changing && level === 'all') writeErr(`${firstLine(name, resolved)}\n`);
     },
     signal: controller.signal,
+    onRun: (handle) => {
+      run = handle;
+    },
   };
   if (flags.databaseUrl !== undefined) options.databaseUrl = flags.databaseUrl;
   if (flags.embedded) options.embedded = true;
@@ -68,26 +77,56 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   if (flags.backups !== undefined) options.backups = flags.backups;
   if (flags.config !== undefined) options.config = flags.config;
   const ctx: CliContext = { flags, json, options, task: progress.task };
+  const closing = (): string[] => (kind.changing && target ? [lastLine(target)] : []);
+  /** The one result: the --json document on stdout, else the text (stdout) and the target line. */
+  const resultText = (envelope: Envelope, report: CommandReport): string =>
+    json ? jsonText(envelope, secrets) : `${scrub([report.human(), ...closing()].join('\n'), secrets)}\n`;
   let signals = 0;
+  /**
+   * A second signal: exit now, without waiting for the run (a down, a
+   * restore), and say so truthfully: the run is left for `belay recover`
+   * (exit 12), as its journal now says; before a run began, nothing changed (4).
+   */
+  const abandon = (signal: NodeJS.Signals): void => {
+    const abandoned = run?.abandon(`a second ${signal}`) ?? { state: 'not-begun' as const };
+    if (abandoned.state === 'ended') {
+      logger.warn(`${signal} again: the run has already recorded how it ended; its result follows`);
+      return;
+    }
+    progress.close();
+    let envelope: Envelope;
+    if (abandoned.state === 'abandoned') {
+      const { result } = abandoned;
+      envelope = envelopeOf(name, { result }, target);
+      stdout.write(resultText(envelope, { result, human: () => formatRunResult(result) }));
+    } else {
+      const message = `stopped at once by a second ${signal}, before it began a run`;
+      envelope = failureEnvelope(name, { exitCode: EXIT.preflight, code: 'interrupted', message, hint: 'Nothing was changed; `belay status` says where the database stands.', details: {} }, target);
+      if (json) stdout.write(jsonText(envelope, secrets));
+      else writeErr([`belay: ${message}`, `  next: ${envelope.next}`, ...closing(), ''].join('\n'));
+    }
+    // stdout and stderr are written synchronously here (files, pipes and terminals, on Linux and macOS)
+    process.exit(envelope.exitCode);
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
-    if (signals > 1) {
-      logger.error(`${signal} again: aborting at once; run \`belay recover\` to settle the database`);
-      process.exit(130);
-    }
+    if (signals > 1) return abandon(signal);
     logger.warn(`${signal}: stopping at the next safe point and rolling back what this run did; send it again to abort at once`);
     controller.abort();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const closing = (): string[] => (kind.changing && target ? [lastLine(target)] : []);
   try {
     const report = await work(ctx);
     progress.close();
     const envelope = envelopeOf(name, report, target);
-    if (json) printJson(envelope, secrets);
-    else process.stdout.write(`${scrub([report.human(), ...closing()].join('\n'), secrets)}\n`);
     process.exitCode = envelope.exitCode;
+    const written = await stdout.flush(resultText(envelope, report));
+    if (!written && kind.reads && envelope.exitCode === EXIT.ok) {
+      // its whole job was this output: not done, and nothing was changed (the run's own code stands for a changing command)
+      process.exitCode = EXIT.preflight;
+      writeErr(`belay: ${name}: its result could not be written to stdout (${stdout.failure?.message ?? 'write failed'}); nothing was changed\n`);
+    }
   } catch (error) {
     progress.close();
     process.exitCode = reportError(name, error, { json, secrets, target, closing: closing(), shown: progress.printed(errorMessage(error)) });
@@ -97,8 +136,10 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   }
 }
 
+const jsonText = (document: unknown, secrets: readonly string[]): string => `${JSON.stringify(scrub(document, secrets), null, 2)}\n`;
+
 export function printJson(document: unknown, secrets: readonly string[]): void {
-  process.stdout.write(`${JSON.stringify(scrub(document, secrets), null, 2)}\n`);
+  output().stdout.write(jsonText(document, secrets));
 }
 
 interface ErrorReport {
@@ -119,12 +160,12 @@ function reportError(command: string, error: unknown, { json, secrets, target, c
   if (json) {
     printJson(failureEnvelope(command, { exitCode, code: known ? error.code : 'internal', message, hint, details: known ? error.details : undefined }, target), secrets);
   } else {
-    process.stderr.write(`belay: ${shown ? `${outcomeOf(exitCode)} (the failure above)` : message}\n`);
-    if (hint) process.stderr.write(`  next: ${hint}\n`);
+    output().stderr.write(`belay: ${shown ? `${outcomeOf(exitCode)} (the failure above)` : message}\n`);
+    if (hint) output().stderr.write(`  next: ${hint}\n`);
     if (!known) {
-      process.stderr.write(`  this is a bug in belay; please report it with this trace:\n${scrub(String((error as Error)?.stack ?? error), secrets)}\n`);
+      output().stderr.write(`  this is a bug in belay; please report it with this trace:\n${scrub(String((error as Error)?.stack ?? error), secrets)}\n`);
     }
-    for (const line of closing) process.stderr.write(`${scrub(line, secrets)}\n`);
+    for (const line of closing) output().stderr.write(`${scrub(line, secrets)}\n`);
   }
   return exitCode;
 }

@@ -1,4 +1,4 @@
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, fdatasyncSync } from 'node:fs';
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JournalRecord } from './record.js';
@@ -40,6 +40,12 @@ export class FileJournal {
     this.dirty = true;
     if (sync) await this.sync();
     else this.syncing ??= this.syncInBackground();
+  }
+
+  /** Append a line and make the file durable before returning, without a turn of the event loop: for a process about to exit. */
+  appendNow(line: object): void {
+    appendFileSync(this.handle.fd, `${JSON.stringify(line)}\n`);
+    fdatasyncSync(this.handle.fd);
   }
 
   /** Every line written so far is on disk when this returns. */

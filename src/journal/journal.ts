@@ -17,6 +17,8 @@ const perRevision = (record: JournalRecord): boolean => (record.step === 'apply'
 /** Listens to a run's events and records each step, in the file first, then the database. */
 export class Journal {
   private seq = 0;
+  /** The run's outcome is written (or the file closed): nothing more is recorded. */
+  private ended = false;
   readonly database = new DatabaseJournal();
 
   private constructor(
@@ -52,6 +54,8 @@ export class Journal {
   readonly listener = async (event: RunEvent): Promise<void> => {
     if (event.type === 'progress' || event.type === 'run-start') return;
     if (event.type === 'run-end') {
+      // before the write, which happens in this same turn: a line noted now would follow the outcome
+      this.ended = true;
       const outcome = { ...event.outcome, summary: this.scrub(event.outcome.summary) };
       await this.file.append({ type: 'outcome', runId: this.header.runId, ...outcome });
       await this.database.finish(outcome);
@@ -78,6 +82,28 @@ export class Journal {
   };
 
   /**
+   * Record a note at once, durably, in the file only (the database's copy
+   * cannot be written without waiting): for a run abandoned by a process
+   * about to exit. False when the run has recorded its outcome already, or
+   * the line could not be written.
+   */
+  noteNow(step: JournalRecord['step'], message: string, detail: Record<string, unknown>): boolean {
+    if (this.ended) return false;
+    const record: JournalRecord = { runId: this.header.runId, seq: ++this.seq, at: new Date().toISOString(), step, event: 'note', detail: this.scrub({ message, ...detail }) };
+    try {
+      this.file.appendNow({ type: 'step', ...record });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Whether the run's outcome has been recorded. */
+  get hasEnded(): boolean {
+    return this.ended;
+  }
+
+  /**
    * Make every line so far durable, and write the queued rows: the engine
    * calls it before a revision that runs outside a transaction, whose start
    * recover must find, in the file or (from another machine) the database.
@@ -102,6 +128,7 @@ export class Journal {
   }
 
   async close(): Promise<void> {
+    this.ended = true;
     await this.file.close();
   }
 }

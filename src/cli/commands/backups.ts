@@ -43,7 +43,7 @@ export function registerBackups(program: Command): void {
               ...refused.map((r) => `refused manifest ${r.file}: ${r.problem}`),
             ].join('\n'),
         };
-      }),
+      }, { reads: true }),
   );
   teach(
     backups.command('verify <id>').description('check a snapshot: file present, size and sha256 as in its manifest, readable by pg_restore'),
@@ -61,7 +61,7 @@ export function registerBackups(program: Command): void {
         message,
         human: () => (verdict.ok ? message : `${verdict.snapshot.id}: FAILED\n${verdict.problems.map((p) => `  ${p}`).join('\n')}`),
       };
-    }),
+    }, { reads: true }),
   );
   teach(
     backups
@@ -138,6 +138,6 @@ export function registerBackups(program: Command): void {
               ...report.integrity.structural.map((s) => `    ${s}`),
             ].join('\n'),
         };
-      }),
+      }, { reads: true }),
   );
 }

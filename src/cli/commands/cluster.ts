@@ -31,7 +31,7 @@ export function registerCluster(program: Command): void {
           message: `cluster ${state}`,
           human: () => [`cluster   ${state}`, `data      ${info.dataDir}`, `socket    ${info.socketDir}`, `log       ${info.logFile}`, `url       ${info.url}`].join('\n'),
         };
-      }),
+      }, { reads: true }),
   );
   teach(cluster.command('url').description('print its connection URL (starts it if needed)'), ['json', 'log-level'], 'psql "$(belay cluster url)"').action(
     async (_flags: object, command: Command) =>

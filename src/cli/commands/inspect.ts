@@ -18,7 +18,7 @@ export function registerInspect(program: Command): void {
         message: `at ${report.current ?? '(none applied)'}, ${report.pending.length} pending${problems > 0 ? `, ${problems} problem(s): see result` : ''}${report.interrupted ? ', an interrupted run to recover' : ''}${report.leftovers.length > 0 ? `, ${report.leftovers.length} database(s) left by restores` : ''}`,
         human: () => formatStatus(report),
       };
-    }),
+    }, { reads: true }),
   );
 
   teach(
@@ -41,7 +41,7 @@ export function registerInspect(program: Command): void {
         message: `run ${one.run.runId}: ${one.run.command} ${one.run.status}${one.run.exitCode === null ? '' : ` (exit ${one.run.exitCode})`}`,
         human: () => formatRunHistory(one),
       };
-    }),
+    }, { reads: true }),
   );
 
   teach(

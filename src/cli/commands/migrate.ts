@@ -61,6 +61,6 @@ export function registerMigrate(program: Command): void {
       const result = await plan({ ...ctx.options, ...flags });
       const text = formatPlan(result);
       return { result, message: text.split('\n')[0]!.replace(/:$/, ''), human: () => text };
-    }),
+    }, { reads: true }),
   );
 }

@@ -1,3 +1,4 @@
+import type { Abandoned } from '../../api/options.js';
 import { isConnectionLost } from '../../db/connection-lost.js';
 import { BelayError, EXIT, errorMessage } from '../../errors.js';
 import { errorDetail } from '../../events/run-events.js';
@@ -12,6 +13,7 @@ import type { RunSetup } from './setup.js';
  */
 export async function withRunSession(setup: RunSetup, command: string, work: (session: RunSession) => Promise<RunResult>): Promise<RunResult> {
   const session = await RunSession.open(setup, command);
+  setup.onRun?.({ abandon: (reason) => abandonRun(session, reason) });
   try {
     return await work(session);
   } catch (thrown) {
@@ -30,6 +32,31 @@ export async function withRunSession(setup: RunSetup, command: string, work: (se
   } finally {
     await session.close();
   }
+}
+
+/**
+ * Leave the run where it stands (the process exits at once: nothing here
+ * waits). The database's record of it stays "running", as after a kill, so
+ * that `status` shows it interrupted and `recover` settles it; the journal
+ * file says why it stopped.
+ */
+function abandonRun(session: RunSession, reason: string): Abandoned {
+  const journal = session.journal;
+  if (!journal) return { state: 'not-begun' };
+  if (journal.hasEnded) return { state: 'ended' };
+  const { facts } = session.ledger;
+  const during = facts.openSteps.at(-1) ?? null;
+  const where = during ? ` during "${during}"` : '';
+  const message = `abandoned at once (${reason})${where}: the run is left where it stands, at ${facts.toRevision ?? 'the start'} as far as its journal knows`;
+  const recorded = journal.noteNow('journal', message, { abandoned: true, reason, openSteps: facts.openSteps });
+  const result = resultOf(session, {
+    outcome: 'manual-action-needed',
+    message: recorded ? message : `${message} (its journal file could not record this)`,
+    hint: 'Run `belay recover`: it settles this run, reverting what it left applied, and verifies the data (`belay status` says what it will do).',
+    failure: { abandoned: reason, during },
+  });
+  // not a run that ended: what it had not reached (or was in) is still pending
+  return { state: 'abandoned', result: { ...result, revisions: facts.revisions } };
 }
 
 /** The server stopped answering before the run wrote to the database (lock, preflight): nothing was changed. */

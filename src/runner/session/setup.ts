@@ -3,6 +3,7 @@ import type { BelayConfig } from '../../config/types.js';
 import type { ConnectionParams, SessionOptions } from '../../db/connection.js';
 import { openSession, type Session } from '../../db/session.js';
 import type { RunEvents } from '../../events/run-events.js';
+import type { RunHandle } from '../../api/options.js';
 
 /** Everything a runner needs, resolved by the API layer: no environment reads below this point. */
 export interface RunSetup {
@@ -17,6 +18,8 @@ export interface RunSetup {
   runBy: string;
   /** Values that must never be printed or recorded (the password). */
   secrets: string[];
+  /** Told of each changing run as it opens (BelayOptions.onRun). */
+  onRun?: ((run: RunHandle) => void) | undefined;
 }
 
 export function sessionOptions(setup: RunSetup, applicationName: string): SessionOptions {

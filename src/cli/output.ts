@@ -1,0 +1,57 @@
+/**
+ * stdout and stderr, for output that may not be writable: a reader that went
+ * away (`| head`: EPIPE), a full disk (ENOSPC), a terminal that closed (EIO).
+ * Such a failure must never end or change a run: a write that fails is
+ * dropped, and the stream is not written again. Node reports a failed write of
+ * process.stdout/stderr as an 'error' event, which unhandled ends the process
+ * with exit 1 in the middle of whatever it was doing; a write can also throw.
+ */
+export interface Output {
+  /** Write, unless an earlier write failed; never throws. */
+  write(text: string): void;
+  /** Write, and wait until the text is written (or its write failed): false when it could not be written. */
+  flush(text: string): Promise<boolean>;
+  /** The first write error, once one happened. */
+  readonly failure: NodeJS.ErrnoException | undefined;
+}
+
+function guarded(stream: NodeJS.WriteStream): Output {
+  let failure: NodeJS.ErrnoException | undefined;
+  const failed = (error: unknown): void => {
+    failure ??= error as NodeJS.ErrnoException;
+  };
+  // an error is also reported to the write's callback, and to later writes' callbacks
+  stream.on('error', failed);
+  const attempt = (text: string, done: (error: Error | null | undefined) => void): boolean => {
+    if (failure !== undefined) return false;
+    try {
+      stream.write(text, done);
+      return true;
+    } catch (error) {
+      failed(error);
+      return false;
+    }
+  };
+  return {
+    write: (text) => void attempt(text, (error) => error && failed(error)),
+    flush: (text) =>
+      new Promise<boolean>((resolve) => {
+        const written = attempt(text, (error) => {
+          if (error) failed(error);
+          resolve(!error && failure === undefined);
+        });
+        if (!written) resolve(false);
+      }),
+    get failure() {
+      return failure;
+    },
+  };
+}
+
+let streams: { stdout: Output; stderr: Output } | undefined;
+
+/** Guard process.stdout and process.stderr (once, before anything is written): every write of the CLI goes through these. */
+export function output(): { stdout: Output; stderr: Output } {
+  streams ??= { stdout: guarded(process.stdout), stderr: guarded(process.stderr) };
+  return streams;
+}
