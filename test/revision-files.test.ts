@@ -24,3 +24,26 @@ describe('revision files belay cannot read', () => {
     expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
   });
 });
+
+describe('revision text belay reads the way psql does', () => {
+  it('a plpgsql body dollar-quoted with a non-ASCII tag ($größe$) applies and reverts', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_size.up.sql': [
+        'CREATE FUNCTION size_label(n int) RETURNS text LANGUAGE plpgsql AS $größe$',
+        'BEGIN',
+        "  IF n > 10 THEN RETURN 'groß'; END IF;",
+        "  RETURN 'klein';",
+        'END',
+        '$größe$;',
+        '',
+      ].join('\n'),
+      '0001_size.down.sql': 'DROP FUNCTION size_label(int);\n',
+    });
+    const up = await belay([...baseArgs(project, db.url), 'migrate', 'up']);
+    expect(up.code, up.stderr).toBe(0);
+    expect(await db.query('SELECT size_label(11) AS a, size_label(1) AS b')).toEqual([{ a: 'groß', b: 'klein' }]);
+    const down = await belay([...baseArgs(project, db.url), 'rollback', '--to', '0', '--yes']);
+    expect(down.code, down.stderr).toBe(0);
+  });
+});

@@ -26,6 +26,28 @@ describe('splitting SQL the way psql does', () => {
     ]);
     expect(statements[0]?.text).toContain("'\\not a command'");
   });
+
+  it('takes any identifier-like tag for a dollar quote, non-ASCII letters too, as PostgreSQL does', () => {
+    const script = [
+      'CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $größe$',
+      'BEGIN',
+      '  RETURN 1;',
+      'END',
+      '$größe$;',
+      'DO $_ä1$ BEGIN PERFORM 1; END $_ä1$;',
+      'SELECT 1;',
+    ].join('\n');
+    expect(splitSql(script).statements.map((s) => s.line)).toEqual([1, 6, 7]);
+    expect(parseSqlScript(script).problems).toEqual([]);
+  });
+
+  it('never takes a parameter ($1) or a $ inside an identifier (a$b, ä$a$) for the start of a dollar quote', () => {
+    expect(texts('PREPARE p (int) AS SELECT a$b$ FROM t WHERE id = $1;\nSELECT 2;')).toHaveLength(2);
+    expect(texts('SELECT 1 AS ä$a$;\nSELECT 2 AS b$a$;')).toEqual(['SELECT 1 AS ä$a$', 'SELECT 2 AS b$a$']);
+    expect(texts("SELECT $1$x$ a;b $x$;\nSELECT 'c';")).toEqual(['SELECT $1$x$ a;b $x$', "SELECT 'c'"]);
+    // after a number, as after any token but a word, `$$` starts one
+    expect(texts('SELECT 1$$a;b$$;\nSELECT 2;')).toEqual(['SELECT 1$$a;b$$', 'SELECT 2']);
+  });
 });
 
 describe('revision scripts as belay runs them', () => {

@@ -10,7 +10,16 @@ export interface SplitSql {
   metaCommands: SqlStatement[];
 }
 
-const WORD = /[A-Za-z_]/;
+/**
+ * As PostgreSQL's scanner (scan.l, which psql's follows) reads them: an
+ * identifier starts with a letter (any non-ASCII character counts as one) or
+ * `_`, and goes on with those, digits and `$`; a dollar quote's tag is made
+ * like an identifier without `$`; `$` and digits is a parameter.
+ */
+const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
+const IDENT_CONT = /[A-Za-z_\u0080-\uffff0-9$]/;
+const DIGIT = /[0-9]/;
+const DOLLAR_QUOTE = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z_\u0080-\uffff0-9]*)?\$/y;
 
 /**
  * Split an SQL script into statements the way psql does: on semicolons outside
@@ -59,7 +68,7 @@ export function splitSql(script: string): SplitSql {
         } else i++;
       }
     } else if (ch === "'" || ch === '"') {
-      const backslashEscapes = ch === "'" && (script[i - 1] === 'E' || script[i - 1] === 'e') && !WORD.test(script[i - 2] ?? ' ');
+      const backslashEscapes = ch === "'" && (script[i - 1] === 'E' || script[i - 1] === 'e') && !IDENT_CONT.test(script[i - 2] ?? ' ');
       i++;
       while (i < script.length) {
         const c = script[i]!;
@@ -78,14 +87,19 @@ export function splitSql(script: string): SplitSql {
         i++;
       }
       i++;
-    } else if (ch === '$' && !WORD.test(script[i - 1] ?? ' ') && !/\d/.test(script[i - 1] ?? ' ')) {
-      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(script.slice(i));
+    } else if (ch === '$' && DIGIT.test(next ?? '')) {
+      // a parameter ($1), never a dollar quote
+      i++;
+      while (i < script.length && DIGIT.test(script[i]!)) i++;
+    } else if (ch === '$') {
+      DOLLAR_QUOTE.lastIndex = i;
+      const tag = DOLLAR_QUOTE.exec(script)?.[0];
       if (!tag) {
         i++;
         continue;
       }
-      const close = script.indexOf(tag[0], i + tag[0].length);
-      const end = close === -1 ? script.length : close + tag[0].length;
+      const close = script.indexOf(tag, i + tag.length);
+      const end = close === -1 ? script.length : close + tag.length;
       line += countNewlines(script.slice(i, end));
       i = end;
     } else if (ch === '\\') {
@@ -99,9 +113,13 @@ export function splitSql(script: string): SplitSql {
     } else if (ch === ')') {
       depth = Math.max(0, depth - 1);
       i++;
-    } else if (WORD.test(ch)) {
-      let j = i;
-      while (j < script.length && /[A-Za-z0-9_$]/.test(script[j]!)) j++;
+    } else if (DIGIT.test(ch)) {
+      // a number: a `$` right after it starts a dollar quote, as after any other token
+      while (i < script.length && DIGIT.test(script[i]!)) i++;
+    } else if (IDENT_START.test(ch)) {
+      // a word, read whole: a `$` inside it (`a$b`, `x1$`) is part of it
+      let j = i + 1;
+      while (j < script.length && IDENT_CONT.test(script[j]!)) j++;
       const word = script.slice(i, j).toUpperCase();
       if (word === 'ATOMIC' && previousWord === 'BEGIN') atomicDepth++;
       else if (atomicDepth > 0 && word === 'CASE') atomicDepth++;
