@@ -348,3 +348,16 @@ describe('rehearse runs the checks migrate up runs', () => {
     expect(find(report, 'down', '0006_hide_people').status).toBe('passed');
   });
 });
+
+describe('where rehearse starts, and what it loads there', () => {
+  it('a SQL seed with COPY … FROM stdin data is refused naming its line, whatever the data holds (exit 2)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(PEOPLE_ONLY);
+    const seed = join(project.dir, 'seed.sql');
+    await writeFile(seed, "-- people\nCOPY people (id, name, nickname) FROM stdin;\n1\tO'Brien\t\\N\n\\.\n");
+    const run = await belay(['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--from', '0001', '--seed', seed], { cwd: project.dir });
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toContain(`seed ${seed} line 2: \`COPY people (id, name, nickname) FROM stdin\` is followed by data that only psql can send`);
+    expect(run.stderr).toMatch(/next: Make the seed a script that runs psql/);
+  });
+});

@@ -46,4 +46,22 @@ describe('revision text belay reads the way psql does', () => {
     const down = await belay([...baseArgs(project, db.url), 'rollback', '--to', '0', '--yes']);
     expect(down.code, down.stderr).toBe(0);
   });
+
+  it.each([
+    ['a transactional file', ''],
+    ['a no-transaction file', '-- belay:no-transaction\n'],
+  ])("COPY … FROM stdin data in %s is refused in preflight (exit 4, next: …), quotes and all, nothing touched", async (_what, marker) => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_countries.up.sql': `${marker}CREATE TABLE countries (code text PRIMARY KEY, name text);\nCOPY countries (code, name) FROM stdin;\nCI\tCôte d'Ivoire\nXX\t$$; END; -- /* "\n\\.\n`,
+      '0001_countries.down.sql': 'DROP TABLE countries;\n',
+    });
+    const line = marker ? 3 : 2;
+    const run = await belay([...baseArgs(project, db.url), 'migrate', 'up']);
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stderr).toContain(`0001_countries.up.sql line ${line}: \`COPY countries (code, name) FROM stdin\` is followed by data (lines ${line + 1}–${line + 3}) that only psql can send`);
+    expect(run.stderr).toMatch(/next: Fix the named lines/);
+    expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
+    expect(await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).toEqual([]);
+  });
 });

@@ -18,7 +18,7 @@ import { resolveRevisionName } from '../migrations/resolve-name.js';
 import { RevisionFailedError } from '../migrations/revision-error.js';
 import { isReversible } from '../migrations/run-revision.js';
 import type { Revision } from '../migrations/revision.js';
-import { splitSql } from '../migrations/split-sql.js';
+import { copyHead, splitSql } from '../migrations/split-sql.js';
 import { newRunId } from '../journal/run-id.js';
 import { DataTracker } from '../rehearse/data-tracker.js';
 import { judgeDown, type StateSeen } from '../rehearse/judge-down.js';
@@ -60,10 +60,15 @@ async function connectedRevision(setup: RunSetup, server: ConnectionParams, revi
 
 async function loadSeed(ctx: Context, file: string): Promise<void> {
   if (file.endsWith('.sql')) {
-    const { statements, metaCommands } = splitSql(await readFile(file, 'utf8'));
+    const { statements, metaCommands, copyData } = splitSql(await readFile(file, 'utf8'));
     const meta = metaCommands[0];
-    if (meta) {
-      throw usageError(`seed ${file} line ${meta.line}: psql command \`${meta.text.slice(0, 40)}\` is not SQL`, {
+    const copy = copyData[0];
+    if (meta || copy) {
+      const what =
+        copy && (!meta || copy.line < meta.line)
+          ? `line ${copy.line}: \`${copyHead(copy)}\` is followed by data that only psql can send`
+          : `line ${meta!.line}: psql command \`${meta!.text.slice(0, 40)}\` is not SQL`;
+      throw usageError(`seed ${file} ${what}`, {
         hint: 'Make the seed a script that runs psql (it gets the throwaway database in PG* variables), or use --from-backup with a pg_dump snapshot.',
       });
     }
