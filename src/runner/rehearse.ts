@@ -14,7 +14,7 @@ import { SchemaTracker } from '../integrity/schema-digest.js';
 import { captureStructure, type StructureBaseline } from '../integrity/structural.js';
 import { discoverRevisions } from '../migrations/discover.js';
 import { MigrationEngine } from '../migrations/engine.js';
-import { resolveRevisionName } from '../migrations/resolve-name.js';
+import { resolveRevisionOrStart } from '../migrations/resolve-name.js';
 import { RevisionFailedError } from '../migrations/revision-error.js';
 import { isReversible } from '../migrations/run-revision.js';
 import type { Revision } from '../migrations/revision.js';
@@ -305,7 +305,7 @@ async function plan(setup: RunSetup, options: RehearseOptions): Promise<Plan> {
   const backup = options.fromBackup === undefined ? undefined : await findSnapshot(setup.config.backupsDir, options.fromBackup);
   let from: string | null;
   if (backup) from = backup.revision;
-  else if (options.from !== undefined) from = resolveRevisionName(options.from, names, '--from');
+  else if (options.from !== undefined) from = resolveRevisionOrStart(options.from, names, '--from');
   else from = options.server ? await connectedRevision(setup, options.server, revisions) : null;
   const fromIndex = from === null ? -1 : names.indexOf(from);
   // the files are read and the modules loaded beside what follows (starting the throwaway, the build)
