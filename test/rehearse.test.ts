@@ -365,3 +365,29 @@ describe('rehearse runs the checks migrate up runs', () => {
     expect(find(report, 'down', '0006_hide_people').status).toBe('passed');
   });
 });
+
+describe('where rehearse starts, and what it loads there', () => {
+  it('a SQL seed with COPY … FROM stdin data is refused naming its line, whatever the data holds (exit 2)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(PEOPLE_ONLY);
+    const seed = join(project.dir, 'seed.sql');
+    await writeFile(seed, "-- people\nCOPY people (id, name, nickname) FROM stdin;\n1\tO'Brien\t\\N\n\\.\n");
+    const run = await belay(['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--from', '0001', '--seed', seed], { cwd: project.dir });
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toContain(`seed ${seed} line 2: \`COPY people (id, name, nickname) FROM stdin\` is followed by data that only psql can send`);
+    expect(run.stderr).toMatch(/next: Make the seed a script that runs psql/);
+  });
+
+  it.each(['0', '0000'])('--from %s starts from scratch, as rollback --to 0 ends there, whatever revision the connected database is at', async (from) => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...PEOPLE_ONLY, '0002_audit.up.sql': 'CREATE TABLE audit (id int);', '0002_audit.down.sql': 'DROP TABLE audit;' });
+    const args = ['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, '--json'];
+    const up = await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir });
+    expect(up.code, up.stderr).toBe(0);
+    const run = await belay([...args, 'rehearse', '--from', from], { cwd: project.dir });
+    expect(run.code, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout).result as VerdictReport & { from: string | null };
+    expect(report.from).toBeNull();
+    expect(verdicts(report)).toEqual(['passed up 0001_people', 'passed down 0001_people', 'passed reapply 0001_people', 'passed up 0002_audit', 'passed down 0002_audit', 'passed reapply 0002_audit']);
+  });
+});

@@ -24,3 +24,44 @@ describe('revision files belay cannot read', () => {
     expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
   });
 });
+
+describe('revision text belay reads the way psql does', () => {
+  it('a plpgsql body dollar-quoted with a non-ASCII tag ($größe$) applies and reverts', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_size.up.sql': [
+        'CREATE FUNCTION size_label(n int) RETURNS text LANGUAGE plpgsql AS $größe$',
+        'BEGIN',
+        "  IF n > 10 THEN RETURN 'groß'; END IF;",
+        "  RETURN 'klein';",
+        'END',
+        '$größe$;',
+        '',
+      ].join('\n'),
+      '0001_size.down.sql': 'DROP FUNCTION size_label(int);\n',
+    });
+    const up = await belay([...baseArgs(project, db.url), 'migrate', 'up']);
+    expect(up.code, up.stderr).toBe(0);
+    expect(await db.query('SELECT size_label(11) AS a, size_label(1) AS b')).toEqual([{ a: 'groß', b: 'klein' }]);
+    const down = await belay([...baseArgs(project, db.url), 'rollback', '--to', '0', '--yes']);
+    expect(down.code, down.stderr).toBe(0);
+  });
+
+  it.each([
+    ['a transactional file', ''],
+    ['a no-transaction file', '-- belay:no-transaction\n'],
+  ])("COPY … FROM stdin data in %s is refused in preflight (exit 4, next: …), quotes and all, nothing touched", async (_what, marker) => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_countries.up.sql': `${marker}CREATE TABLE countries (code text PRIMARY KEY, name text);\nCOPY countries (code, name) FROM stdin;\nCI\tCôte d'Ivoire\nXX\t$$; END; -- /* "\n\\.\n`,
+      '0001_countries.down.sql': 'DROP TABLE countries;\n',
+    });
+    const line = marker ? 3 : 2;
+    const run = await belay([...baseArgs(project, db.url), 'migrate', 'up']);
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stderr).toContain(`0001_countries.up.sql line ${line}: \`COPY countries (code, name) FROM stdin\` is followed by data (lines ${line + 1}–${line + 3}) that only psql can send`);
+    expect(run.stderr).toMatch(/next: Fix the named lines/);
+    expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
+    expect(await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).toEqual([]);
+  });
+});

@@ -109,7 +109,7 @@ describe('revision forms and their failure paths', () => {
     const run = await belay([...baseArgs(project, db.url), 'migrate', 'up']);
     expect(run.code).toBe(4);
     expect(run.stderr).toContain('0001_t1.up.sql line 2: `COMMIT` inside a revision');
-    expect(run.stderr).toContain('0002_copy.up.sql line 4: psql command `\\.`');
+    expect(run.stderr).toContain('0002_copy.up.sql line 2: `COPY t2 FROM stdin` is followed by data (lines 3–4) that only psql can send');
     expect(await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).toEqual([]);
   });
 });

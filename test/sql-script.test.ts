@@ -19,12 +19,60 @@ describe('splitting SQL the way psql does', () => {
   });
 
   it('reports psql backslash commands with their lines instead of sending them', () => {
-    const { statements, metaCommands } = splitSql("\\set ON_ERROR_STOP on\nSELECT '\\not a command';\nCOPY t FROM stdin;\n1\n\\.\n");
+    const { statements, metaCommands, copyData } = splitSql("\\set ON_ERROR_STOP on\nSELECT '\\not a command';\nCOPY t FROM stdin;\n1\n\\.\n\\i more.sql\n");
     expect(metaCommands).toEqual([
       { text: '\\set ON_ERROR_STOP on', line: 1 },
-      { text: '\\.', line: 5 },
+      { text: '\\i more.sql', line: 6 },
     ]);
+    expect(copyData).toEqual([{ text: 'COPY t FROM stdin', line: 3, firstLine: 4, lastLine: 5 }]);
     expect(statements[0]?.text).toContain("'\\not a command'");
+  });
+
+  it('takes any identifier-like tag for a dollar quote, non-ASCII letters too, as PostgreSQL does', () => {
+    const script = [
+      'CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $größe$',
+      'BEGIN',
+      '  RETURN 1;',
+      'END',
+      '$größe$;',
+      'DO $_ä1$ BEGIN PERFORM 1; END $_ä1$;',
+      'SELECT 1;',
+    ].join('\n');
+    expect(splitSql(script).statements.map((s) => s.line)).toEqual([1, 6, 7]);
+    expect(parseSqlScript(script).problems).toEqual([]);
+  });
+
+  it('never takes a parameter ($1) or a $ inside an identifier (a$b, ä$a$) for the start of a dollar quote', () => {
+    expect(texts('PREPARE p (int) AS SELECT a$b$ FROM t WHERE id = $1;\nSELECT 2;')).toHaveLength(2);
+    expect(texts('SELECT 1 AS ä$a$;\nSELECT 2 AS b$a$;')).toEqual(['SELECT 1 AS ä$a$', 'SELECT 2 AS b$a$']);
+    expect(texts("SELECT $1$x$ a;b $x$;\nSELECT 'c';")).toEqual(['SELECT $1$x$ a;b $x$', "SELECT 'c'"]);
+    // after a number, as after any token but a word, `$$` starts one
+    expect(texts('SELECT 1$$a;b$$;\nSELECT 2;')).toEqual(['SELECT 1$$a;b$$', 'SELECT 2']);
+  });
+
+  it('skips COPY … FROM stdin data up to the \\. line whatever it holds, and reports the block', () => {
+    const script = [
+      'CREATE TABLE c (code text, name text);',
+      'COPY c (code, name) FROM stdin;',
+      "CI\tCôte d'Ivoire",
+      'US\t$$ ; -- /* "x',
+      '\\.',
+      'SELECT 1;',
+    ].join('\n');
+    const split = splitSql(script);
+    expect(split.statements).toEqual([
+      { text: 'CREATE TABLE c (code text, name text)', line: 1 },
+      { text: 'COPY c (code, name) FROM stdin', line: 2 },
+      { text: 'SELECT 1', line: 6 },
+    ]);
+    expect(split.metaCommands).toEqual([]);
+    expect(split.copyData).toEqual([{ text: 'COPY c (code, name) FROM stdin', line: 2, firstLine: 3, lastLine: 5 }]);
+    // data to the end of the file when no \. ends it; the rest of the COPY's line is still SQL
+    expect(splitSql("COPY c FROM STDIN WITH (FORMAT csv); SELECT 2;\nUS,'x\n").copyData).toEqual([{ text: 'COPY c FROM STDIN WITH (FORMAT csv)', line: 1, firstLine: 2, lastLine: 2 }]);
+    expect(texts("COPY c FROM STDIN WITH (FORMAT csv); SELECT 2;\nUS,'x\n")).toEqual(['COPY c FROM STDIN WITH (FORMAT csv)', 'SELECT 2']);
+    expect(splitSql("COPY c FROM stdin;\r\nCI\tCôte d'Ivoire\r\n\\.\r\nSELECT 3;\r\n").statements.map((s) => s.line)).toEqual([1, 4]);
+    // other COPY statements have no data lines
+    expect(splitSql("COPY c TO stdout;\nCOPY c FROM '/tmp/c.tsv';\nCOPY (SELECT 'FROM stdin') TO stdout;\nSELECT 4;").copyData).toEqual([]);
   });
 });
 
@@ -60,6 +108,20 @@ describe('revision scripts as belay runs them', () => {
     expect(script.transactional).toBe(false);
     expect(script.problems).toEqual([]);
     expect(script.statements).toHaveLength(4);
+  });
+});
+
+describe('COPY … FROM stdin in a revision', () => {
+  it.each([
+    ['a transactional file', ''],
+    ['a no-transaction file', '-- belay:no-transaction\n'],
+  ])('is refused in %s, naming its line and its data, whatever the data holds', (_what, marker) => {
+    const script = parseSqlScript(`${marker}CREATE TABLE c (code text, name text);\nCOPY c FROM stdin;\nCI\tCôte d'Ivoire\nXX\t$$; END; -- /*\n\\.\nCREATE INDEX c_code ON c (code);\n`);
+    const at = marker ? 3 : 2;
+    expect(script.problems).toEqual([
+      `line ${at}: \`COPY c FROM stdin\` is followed by data (lines ${at + 1}–${at + 3}) that only psql can send: belay sends each statement to the server alone (load the data with INSERT, or with COPY … FROM a file the server reads)`,
+    ]);
+    expect(script.statements.map((s) => s.line)).toEqual([at - 1, at, at + 4]);
   });
 });
 

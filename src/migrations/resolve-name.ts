@@ -23,3 +23,13 @@ export function resolveRevisionName(query: string, names: readonly string[], fla
     hint: 'Run `belay status` to list revisions.',
   });
 }
+
+/**
+ * A revision, or null for `0` (any run of zeros that names no revision):
+ * before the first revision, as in `rollback --to 0`, `plan --to 0` and
+ * `rehearse --from 0`.
+ */
+export function resolveRevisionOrStart(query: string, names: readonly string[], flag = '--to'): string | null {
+  if (/^0+$/.test(query) && !names.some((name) => Number(name.split('_')[0]) === 0)) return null;
+  return resolveRevisionName(query, names, flag);
+}

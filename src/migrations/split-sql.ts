@@ -4,38 +4,88 @@ export interface SqlStatement {
   line: number;
 }
 
-export interface SplitSql {
-  statements: SqlStatement[];
-  /** psql backslash commands (`\set`, `\i`, the `\.` ending COPY data): not SQL, the server cannot run them. */
-  metaCommands: SqlStatement[];
+/** A `COPY … FROM stdin` (its text and line) and the data lines psql sends it. */
+export interface CopyData extends SqlStatement {
+  /** The data's first line and its last (the `\.` line, or the file's last): firstLine > lastLine when there is none. */
+  firstLine: number;
+  lastLine: number;
 }
 
-const WORD = /[A-Za-z_]/;
+export interface SplitSql {
+  statements: SqlStatement[];
+  /** psql backslash commands (`\set`, `\i`, …): not SQL, the server cannot run them. */
+  metaCommands: SqlStatement[];
+  /** The data of each `COPY … FROM stdin`: never SQL, whatever its lines hold. */
+  copyData: CopyData[];
+}
+
+/**
+ * As PostgreSQL's scanner (scan.l, which psql's follows) reads them: an
+ * identifier starts with a letter (any non-ASCII character counts as one) or
+ * `_`, and goes on with those, digits and `$`; a dollar quote's tag is made
+ * like an identifier without `$`; `$` and digits is a parameter.
+ */
+const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
+const IDENT_CONT = /[A-Za-z_\u0080-\uffff0-9$]/;
+const DIGIT = /[0-9]/;
+const DOLLAR_QUOTE = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z_\u0080-\uffff0-9]*)?\$/y;
+/** The line that ends COPY data for psql. */
+const END_OF_COPY_DATA = /^\\\.\r?$/;
 
 /**
  * Split an SQL script into statements the way psql does: on semicolons outside
  * quotes, dollar quotes, comments, parentheses and `BEGIN ATOMIC … END`
- * function bodies. A failure is reported with the statement and line it came
- * from, though a transactional file's statements go to the server together
- * (see batchesOf in run-revision.ts).
+ * function bodies. The lines after the one a `COPY … FROM stdin` ends on, up
+ * to the line `\.`, are its data: psql sends them as they are, whatever they
+ * hold. A failure is reported with the statement and line it came from,
+ * though a transactional file's statements go to the server together (see
+ * batchesOf in run-revision.ts).
  */
 export function splitSql(script: string): SplitSql {
   const statements: SqlStatement[] = [];
   const metaCommands: SqlStatement[] = [];
+  const copyData: CopyData[] = [];
   let start = 0;
   let line = 1;
   let startLine = 1;
+  /** The start of a statement read before COPY data interrupted it (psql's query buffer). */
+  let carried = '';
   let depth = 0;
   let atomicDepth = 0;
   let previousWord = '';
+  let firstWord = '';
+  let fromStdin = false;
+  /** The `COPY … FROM stdin` statements ended on this line: their data follows it, in turn. */
+  let copies: SqlStatement[] = [];
   let i = 0;
 
-  const push = (end: number): void => {
-    const raw = script.slice(start, end);
+  const push = (end: number): SqlStatement | undefined => {
+    const raw = carried + script.slice(start, end);
+    carried = '';
     const lead = /^(\s|--[^\n]*)*/.exec(raw)?.[0] ?? '';
     const text = raw.slice(lead.length).trim();
-    if (text.length > 0 && !isOnlyComments(text)) statements.push({ text, line: startLine + countNewlines(lead) });
+    if (text.length === 0 || isOnlyComments(text)) return undefined;
+    const statement = { text, line: startLine + countNewlines(lead) };
+    statements.push(statement);
+    return statement;
   };
+
+  /** From the start of a line: past one COPY's data, the `\.` line included, as psql reads it. */
+  const skipCopyData = (copy: SqlStatement): void => {
+    const firstLine = line;
+    let lastLine = line - 1;
+    while (i < script.length) {
+      const end = script.indexOf('\n', i);
+      const text = script.slice(i, end === -1 ? script.length : end);
+      lastLine = line;
+      i = end === -1 ? script.length : end + 1;
+      if (end !== -1) line++;
+      if (END_OF_COPY_DATA.test(text)) break;
+    }
+    copyData.push({ ...copy, firstLine, lastLine });
+  };
+
+  const isCopyFromStdin = (): boolean => firstWord === 'COPY' && fromStdin;
 
   while (i < script.length) {
     const ch = script[i]!;
@@ -43,6 +93,15 @@ export function splitSql(script: string): SplitSql {
     if (ch === '\n') {
       line++;
       i++;
+      if (copies.length > 0) {
+        const before = carried + script.slice(start, i);
+        for (const copy of copies) skipCopyData(copy);
+        copies = [];
+        // the data is no part of the statement around it
+        carried = isOnlyComments(before) ? '' : before;
+        start = i;
+        if (!carried) startLine = line;
+      }
     } else if (ch === '-' && next === '-') {
       while (i < script.length && script[i] !== '\n') i++;
     } else if (ch === '/' && next === '*') {
@@ -59,7 +118,7 @@ export function splitSql(script: string): SplitSql {
         } else i++;
       }
     } else if (ch === "'" || ch === '"') {
-      const backslashEscapes = ch === "'" && (script[i - 1] === 'E' || script[i - 1] === 'e') && !WORD.test(script[i - 2] ?? ' ');
+      const backslashEscapes = ch === "'" && (script[i - 1] === 'E' || script[i - 1] === 'e') && !IDENT_CONT.test(script[i - 2] ?? ' ');
       i++;
       while (i < script.length) {
         const c = script[i]!;
@@ -78,14 +137,19 @@ export function splitSql(script: string): SplitSql {
         i++;
       }
       i++;
-    } else if (ch === '$' && !WORD.test(script[i - 1] ?? ' ') && !/\d/.test(script[i - 1] ?? ' ')) {
-      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(script.slice(i));
+    } else if (ch === '$' && DIGIT.test(next ?? '')) {
+      // a parameter ($1), never a dollar quote
+      i++;
+      while (i < script.length && DIGIT.test(script[i]!)) i++;
+    } else if (ch === '$') {
+      DOLLAR_QUOTE.lastIndex = i;
+      const tag = DOLLAR_QUOTE.exec(script)?.[0];
       if (!tag) {
         i++;
         continue;
       }
-      const close = script.indexOf(tag[0], i + tag[0].length);
-      const end = close === -1 ? script.length : close + tag[0].length;
+      const close = script.indexOf(tag, i + tag.length);
+      const end = close === -1 ? script.length : close + tag.length;
       line += countNewlines(script.slice(i, end));
       i = end;
     } else if (ch === '\\') {
@@ -99,27 +163,45 @@ export function splitSql(script: string): SplitSql {
     } else if (ch === ')') {
       depth = Math.max(0, depth - 1);
       i++;
-    } else if (WORD.test(ch)) {
-      let j = i;
-      while (j < script.length && /[A-Za-z0-9_$]/.test(script[j]!)) j++;
+    } else if (DIGIT.test(ch)) {
+      // a number: a `$` right after it starts a dollar quote, as after any other token
+      while (i < script.length && DIGIT.test(script[i]!)) i++;
+    } else if (IDENT_START.test(ch)) {
+      // a word, read whole: a `$` inside it (`a$b`, `x1$`) is part of it
+      let j = i + 1;
+      while (j < script.length && IDENT_CONT.test(script[j]!)) j++;
       const word = script.slice(i, j).toUpperCase();
       if (word === 'ATOMIC' && previousWord === 'BEGIN') atomicDepth++;
       else if (atomicDepth > 0 && word === 'CASE') atomicDepth++;
       else if (atomicDepth > 0 && word === 'END') atomicDepth--;
+      if (firstWord === '') firstWord = word;
+      if (depth === 0 && word === 'STDIN' && previousWord === 'FROM') fromStdin = true;
       previousWord = word;
       i = j;
     } else if (ch === ';' && depth === 0 && atomicDepth === 0) {
-      push(i);
+      const statement = push(i);
+      if (statement && isCopyFromStdin()) copies.push(statement);
       start = i + 1;
       startLine = line;
       previousWord = '';
+      firstWord = '';
+      fromStdin = false;
       i++;
     } else {
       i++;
     }
   }
-  push(script.length);
-  return { statements, metaCommands };
+  const last = push(script.length);
+  // a COPY … FROM stdin on the last line: psql reads its data to the end of the file, none
+  if (last && isCopyFromStdin()) copies.push(last);
+  for (const copy of copies) copyData.push({ ...copy, firstLine: line + 1, lastLine: line });
+  return { statements, metaCommands, copyData };
+}
+
+/** How a message names a `COPY … FROM stdin`: up to its `stdin`, on one line, shortened when long. */
+export function copyHead(copy: CopyData): string {
+  const head = (/^[\s\S]*?\bFROM\s+STDIN\b/i.exec(copy.text)?.[0] ?? copy.text).replace(/\s+/g, ' ');
+  return head.length <= 80 ? head : `${head.split(' ', 2).join(' ')} … ${head.split(' ').slice(-2).join(' ')}`;
 }
 
 function countNewlines(text: string): number {

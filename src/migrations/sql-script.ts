@@ -1,4 +1,4 @@
-import { NO_TRANSACTION_MARKER, splitSql, type SqlStatement } from './split-sql.js';
+import { copyHead, NO_TRANSACTION_MARKER, splitSql, type CopyData, type SqlStatement } from './split-sql.js';
 import { findNotUtf8, type NotUtf8 } from './utf8.js';
 
 /** An SQL revision file as belay will run it. */
@@ -47,11 +47,17 @@ function controlsTransaction(statement: SqlStatement): boolean {
  * transaction control would commit part of the revision behind belay's back.
  */
 export function parseSqlScript(text: string): SqlScript {
-  const { statements, metaCommands } = splitSql(text);
+  const { statements, metaCommands, copyData } = splitSql(text);
   const transactional = !NO_TRANSACTION_MARKER.test(text);
-  const problems = metaCommands.map(
-    (meta) => `line ${meta.line}: psql command \`${meta.text.slice(0, 40)}\` is not SQL (belay sends each statement to the server; load COPY data from a file or with INSERT)`,
-  );
+  const problems = [
+    ...copyData.map((copy) => ({ line: copy.line, problem: copyDataProblem(copy) })),
+    ...metaCommands.map((meta) => ({
+      line: meta.line,
+      problem: `line ${meta.line}: psql command \`${meta.text.slice(0, 40)}\` is not SQL (belay sends each statement to the server; load COPY data from a file or with INSERT)`,
+    })),
+  ]
+    .sort((a, b) => a.line - b.line)
+    .map((p) => p.problem);
   let body = statements;
   if (transactional) {
     const first = body[0];
@@ -78,6 +84,12 @@ export function parseSqlScript(text: string): SqlScript {
     }
   }
   return { statements: body, transactional, problems };
+}
+
+/** psql sends the lines after a `COPY … FROM stdin` as its data; belay, sending statements only, has none to give it. */
+function copyDataProblem(copy: CopyData): string {
+  const lines = copy.firstLine > copy.lastLine ? 'none: the file ends' : copy.firstLine === copy.lastLine ? `line ${copy.firstLine}` : `lines ${copy.firstLine}–${copy.lastLine}`;
+  return `line ${copy.line}: \`${copyHead(copy)}\` is followed by data (${lines}) that only psql can send: belay sends each statement to the server alone (load the data with INSERT, or with COPY … FROM a file the server reads)`;
 }
 
 /** In a no-transaction file, the BEGIN still open at its end, if any. */

@@ -14,11 +14,11 @@ import { SchemaTracker } from '../integrity/schema-digest.js';
 import { captureStructure, type StructureBaseline } from '../integrity/structural.js';
 import { discoverRevisions } from '../migrations/discover.js';
 import { MigrationEngine } from '../migrations/engine.js';
-import { resolveRevisionName } from '../migrations/resolve-name.js';
+import { resolveRevisionOrStart } from '../migrations/resolve-name.js';
 import { RevisionFailedError } from '../migrations/revision-error.js';
 import { isReversible } from '../migrations/run-revision.js';
 import type { Revision } from '../migrations/revision.js';
-import { splitSql } from '../migrations/split-sql.js';
+import { copyHead, splitSql } from '../migrations/split-sql.js';
 import { newRunId } from '../journal/run-id.js';
 import { DataTracker } from '../rehearse/data-tracker.js';
 import { judgeDown, type StateSeen } from '../rehearse/judge-down.js';
@@ -63,10 +63,15 @@ async function loadSeed(ctx: Context, file: string): Promise<void> {
     const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
       throw usageError(`cannot read the seed ${file}: ${error.code ?? error.message}`, { hint: 'Name a seed file this user can read (--seed FILE), or leave --seed out.', cause: error });
     });
-    const { statements, metaCommands } = splitSql(text);
+    const { statements, metaCommands, copyData } = splitSql(text);
     const meta = metaCommands[0];
-    if (meta) {
-      throw usageError(`seed ${file} line ${meta.line}: psql command \`${meta.text.slice(0, 40)}\` is not SQL`, {
+    const copy = copyData[0];
+    if (meta || copy) {
+      const what =
+        copy && (!meta || copy.line < meta.line)
+          ? `line ${copy.line}: \`${copyHead(copy)}\` is followed by data that only psql can send`
+          : `line ${meta!.line}: psql command \`${meta!.text.slice(0, 40)}\` is not SQL`;
+      throw usageError(`seed ${file} ${what}`, {
         hint: 'Make the seed a script that runs psql (it gets the throwaway database in PG* variables), or use --from-backup with a pg_dump snapshot.',
       });
     }
@@ -310,7 +315,7 @@ async function plan(setup: RunSetup, options: RehearseOptions): Promise<Plan> {
   const backup = options.fromBackup === undefined ? undefined : await findSnapshot(setup.config.backupsDir, options.fromBackup);
   let from: string | null;
   if (backup) from = backup.revision;
-  else if (options.from !== undefined) from = resolveRevisionName(options.from, names, '--from');
+  else if (options.from !== undefined) from = resolveRevisionOrStart(options.from, names, '--from');
   else from = options.server ? await connectedRevision(setup, options.server, revisions) : null;
   const fromIndex = from === null ? -1 : names.indexOf(from);
   // the files are read and the modules loaded beside what follows (starting the throwaway, the build)

@@ -17,7 +17,7 @@ export function registerRehearse(program: Command): void {
     program
       .command('rehearse')
       .description('for CI: on a throwaway database, build to --from, load data, then up / down / up every later revision, checking schema, data and locks')
-      .option('--from <rev>', "start here (default: the connected database's revision; none: from scratch)")
+      .option('--from <rev>', "start here (number, name or unique prefix; 0: from scratch; default: the connected database's revision, none: from scratch)")
       .option('--seed <file>', 'data to load at the start: an .sql file, or a script (it gets PG* variables)')
       .option('--from-backup <id>', 'start from a snapshot (id or manifest path); its revision is the start')
       .option('--template <name>', 'on a connected server, create the throwaway database from this template')

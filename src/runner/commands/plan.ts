@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import { measureDownsAtRisk, type DataAtRisk, type DownsAtRisk } from '../../integrity/data-at-risk.js';
 import { discoverRevisions } from '../../migrations/discover.js';
-import { resolveRevisionName } from '../../migrations/resolve-name.js';
+import { resolveRevisionOrStart } from '../../migrations/resolve-name.js';
 import type { Revision } from '../../migrations/revision.js';
 import { revisionFileBytes } from '../../migrations/revision-bytes.js';
 import { isReversible, prepareStep } from '../../migrations/run-revision.js';
@@ -72,13 +72,6 @@ async function planned(revision: Revision, direction: 'up' | 'down'): Promise<Pl
   return { name: revision.name, direction, reversible, transactional };
 }
 
-/** The revisions above `to`, newest first: what `rollback --to` would revert. */
-/** `--to 0` (any run of zeros naming no revision): before the first revision. */
-export function resolveDownTarget(query: string, names: readonly string[]): string | null {
-  if (/^0+$/.test(query) && !names.some((name) => Number(name.split('_')[0]) === 0)) return null;
-  return resolveRevisionName(query, names);
-}
-
 /** Applied revisions above `to` (null: all of them), newest first. */
 export function revisionsToRevert(revisions: readonly Revision[], appliedNames: ReadonlySet<string>, to: string | null): Revision[] {
   const index = revisions.findIndex((revision) => revision.name === to);
@@ -91,7 +84,7 @@ export function revisionsToRevert(revisions: readonly Revision[], appliedNames: 
 /** What `migrate up` (or `rollback --to`, when REV is below the current revision) would do. Changes nothing. */
 export async function runPlan(setup: RunSetup, to: string | undefined, scope = false): Promise<Plan> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
-  const target = to === undefined ? undefined : resolveDownTarget(to, revisions.map((r) => r.name));
+  const target = to === undefined ? undefined : resolveRevisionOrStart(to, revisions.map((r) => r.name));
   const session = await openTargetSession(setup, 'belay plan');
   try {
     const state = await readDatabaseState(session.client, revisions);

@@ -10,7 +10,8 @@ import { readDatabaseState } from '../session/database-state.js';
 import { withRunSession } from '../session/outcome.js';
 import { describeDataAtRisk } from '../../integrity/data-at-risk.js';
 import { captureStructure } from '../../integrity/structural.js';
-import { dataAtRiskOf, resolveDownTarget, revisionsToRevert } from './plan.js';
+import { dataAtRiskOf, revisionsToRevert } from './plan.js';
+import { resolveRevisionOrStart } from '../../migrations/resolve-name.js';
 import { assertPreflight, checkDrift, checkMissing, checkScripts, checkSearchPath, type PreflightCheck } from '../steps/preflight.js';
 import type { RunResult } from '../result/results.js';
 import type { RestoreStrategy } from '../../events/run-events.js';
@@ -49,7 +50,7 @@ async function snapshotAtOrBelow(setup: RunSetup, revisions: Revision[], revisio
  */
 export async function runRollback(setup: RunSetup, options: RollbackOptions): Promise<RunResult> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
-  const target = resolveDownTarget(options.to, revisions.map((r) => r.name));
+  const target = resolveRevisionOrStart(options.to, revisions.map((r) => r.name));
   return withRunSession(setup, 'rollback', async (session) => {
     await session.lock();
     const state = await readDatabaseState(session.work.client, revisions);
