@@ -1,4 +1,5 @@
 import type { ClientBase } from 'pg';
+import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 
 export const BELAY_SCHEMA = 'belay';
 
@@ -58,8 +59,8 @@ async function createSchemaWhenMissing(client: ClientBase): Promise<void> {
     await client.query(`CREATE SCHEMA ${BELAY_SCHEMA}`);
   } catch (error) {
     // another session made it between the look and the create: duplicate_schema, or the catalog's unique index
-    const code = (error as { code?: unknown }).code;
-    if (code !== '42P06' && code !== '23505') throw error;
+    const code = sqlstateOf(error);
+    if (code !== SQLSTATE.duplicateSchema && code !== SQLSTATE.uniqueViolation) throw error;
   }
 }
 

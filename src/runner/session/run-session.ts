@@ -1,6 +1,7 @@
 import { ensureBelaySchema } from '../../db/belay-schema.js';
 import { openBoth, type Session } from '../../db/session.js';
 import { quoteIdent } from '../../db/ident.js';
+import { SQLSTATE, sqlstateOf } from '../../db/sqlstate.js';
 import { errorMessage, preflightError } from '../../errors.js';
 import { Journal } from '../../journal/journal.js';
 import type { RunHeader } from '../../journal/record.js';
@@ -149,7 +150,7 @@ export class RunSession {
     try {
       await ensureBelaySchema(client);
     } catch (error) {
-      if ((error as { code?: unknown }).code !== '42501') throw error;
+      if (sqlstateOf(error) !== SQLSTATE.insufficientPrivilege) throw error;
       const { rows } = await client.query<{ role: string; owner: string | null }>(
         "SELECT current_user AS role, (SELECT pg_catalog.pg_get_userbyid(nspowner) FROM pg_catalog.pg_namespace WHERE nspname = 'belay') AS owner",
       );
