@@ -348,6 +348,31 @@ const CASES: FaultCase[] = [
     },
   },
   {
+    name: 'a role without CREATE on the database: following the advice (CREATE SCHEMA belay AUTHORIZATION it) lets the run go on',
+    run: async () => {
+      const ctx = await setUp(BASE);
+      const role = `nocreate_${ctx.db.name.slice(2)}`;
+      await adminQuery('postgres', `CREATE ROLE ${quoteIdent(role)} LOGIN PASSWORD 'pw-nocreate'`);
+      // it may make tables in public, not schemas: only belay's own schema stands in its way
+      await ctx.db.query(`GRANT CREATE ON SCHEMA public TO ${quoteIdent(role)}`);
+      const url = new URL(ctx.db.url);
+      url.username = role;
+      url.password = 'pw-nocreate';
+      const args = ['--database-url', url.toString(), '--migrations', ctx.project.migrations, '--backups', ctx.project.backups];
+      const refused = await belay([...args, 'migrate', 'up'], { cwd: ctx.project.dir });
+      expect(refused.code, refused.stderr).toBe(4);
+      const advice = /next: .*\(or create the schema once: (CREATE SCHEMA [^;]+;)\)/.exec(refused.stderr)?.[1];
+      expect(advice, refused.stderr).toBe(`CREATE SCHEMA belay AUTHORIZATION ${quoteIdent(role)};`);
+      await ctx.db.query(advice!);
+      const run = await belay([...args, 'migrate', 'up'], { cwd: ctx.project.dir });
+      expect(run.code, run.stderr).toBe(0);
+      expect(await ctx.db.query("SELECT to_regclass('base')::text AS b, (SELECT tableowner FROM pg_tables WHERE schemaname = 'belay' AND tablename = 'runs') AS owner")).toEqual([{ b: 'base', owner: role }]);
+      const runs = await belay([...args, '--json', 'history'], { cwd: ctx.project.dir });
+      expect(runs.code, runs.stderr).toBe(0);
+      expect(list(runs.stdout).map((r) => `${r.command}:${r.status}`)).toEqual(['migrate-up:ok', 'migrate-up:refused']);
+    },
+  },
+  {
     name: '--allow-unhealthy: the final line and --json name the checks that still fail, never "healthy"',
     run: async () => {
       const ctx = await setUp(

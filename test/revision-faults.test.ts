@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quoteIdent } from '../src/db/ident.js';
-import { belay } from './support/cli.js';
+import { stoppedReadAdvice } from '../src/db/sqlstate.js';
+import { belay, startBelay } from './support/cli.js';
 import { adminQuery, freshDatabase, TEST_APP_ROLE, type TestDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 
@@ -332,5 +333,88 @@ describe('a revision file belay cannot open', () => {
       expect(run.stderr).toMatch(/next: /);
     }
     expect(await db.query("SELECT to_regclass('notes') AS t, to_regnamespace('belay') AS s")).toEqual([{ t: null, s: null }]);
+  });
+});
+
+describe('a fingerprint stopped before anything changed: the advice matches why', () => {
+  const NOTES = {
+    '0001_notes.up.sql': "CREATE TABLE notes (id int PRIMARY KEY, body text);\nINSERT INTO notes SELECT g, 'n' || g FROM generate_series(1, 100) g;",
+    '0001_notes.down.sql': 'DROP TABLE notes;',
+    '0002_author.up.sql': 'ALTER TABLE notes ADD COLUMN author text;',
+    '0002_author.down.sql': 'ALTER TABLE notes DROP COLUMN author;',
+  };
+
+  /** A session that keeps notes locked in ACCESS EXCLUSIVE mode, named like an operator's maintenance job. */
+  async function lockNotes(db: TestDatabase): Promise<{ holder: pg.Client; pid: number }> {
+    const holder = new pg.Client({ connectionString: db.url, application_name: 'vacuum-full-job' });
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE notes IN ACCESS EXCLUSIVE MODE');
+    const [{ pid }] = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows as [{ pid: number }];
+    return { holder, pid };
+  }
+
+  it('a lock timeout names the session holding the lock and the table, and says to retry or raise database.lockTimeoutSeconds; no GRANT advice', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(NOTES, { database: { lockTimeoutSeconds: 1 } });
+    const args = [...baseArgs(project, db.url), '--config', join(project.dir, 'belay.config.json')];
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const { holder, pid } = await lockNotes(db);
+    try {
+      const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup', '--backup-scope', 'full']);
+      expect(run.code, run.stdout + run.stderr).toBe(4);
+      const out = JSON.parse(run.stdout) as { message: string; next: string | string[] };
+      const next = [out.next].flat().join('\n');
+      expect(out.message).toMatch(/cannot fingerprint the protected tables: canceling statement due to lock timeout/);
+      expect(next).toContain(`pid ${pid}`);
+      expect(next).toContain('"vacuum-full-job"');
+      expect(next).toContain('public.notes');
+      expect(next).toMatch(/database\.lockTimeoutSeconds/);
+      expect(next).toMatch(/run again|retry/i);
+      expect(next).not.toMatch(/grant/i);
+      expect(await appliedNames(db)).toEqual(['0001_notes']);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('a SIGINT while the fingerprint waits says it was interrupted and nothing changed; no GRANT advice', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(NOTES, { database: { lockTimeoutSeconds: 60 } });
+    const args = [...baseArgs(project, db.url), '--config', join(project.dir, 'belay.config.json')];
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const { holder } = await lockNotes(db);
+    try {
+      const run = startBelay([...args, '--json', 'migrate', 'up', '--with-backup', '--backup-scope', 'full']);
+      // until belay's work session waits for the lock on notes
+      for (let i = 0; i < 1000; i++) {
+        const waiting = await db.query("SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'belay%' AND wait_event_type = 'Lock' AND query NOT ILIKE '%pg_dump%' AND backend_type = 'client backend' AND query ILIKE '%notes%'");
+        if (waiting.length > 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      run.child.kill('SIGINT');
+      const result = await run.done;
+      expect(result.code, result.stdout + result.stderr).toBe(4);
+      const out = JSON.parse(result.stdout) as { message: string; next: string | string[] };
+      const next = [out.next].flat().join('\n');
+      expect(`${out.message}\n${next}`).toMatch(/interrupted/);
+      expect(next).toMatch(/nothing was changed/i);
+      expect(next).not.toMatch(/grant/i);
+      expect(await appliedNames(db)).toEqual(['0001_notes']);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('the advice goes by SQLSTATE: GRANT only for permission denied; a statement timeout or a cancel by another session is named as such', () => {
+    const failure = (code: string, message: string): pg.DatabaseError => Object.assign(new pg.DatabaseError(message, 0, 'error'), { code });
+    const context = { lockTimeoutSeconds: 10, statementTimeoutSeconds: 30, privilege: 'Grant the role SELECT.' };
+    expect(stoppedReadAdvice(failure('42501', 'permission denied for table notes'), context)).toBe('Grant the role SELECT. Nothing was changed.');
+    expect(stoppedReadAdvice(failure('57014', 'canceling statement due to statement timeout'), context)).toMatch(/database\.statementTimeoutSeconds \(30 s\) ran out, or another session canceled it/);
+    expect(stoppedReadAdvice(failure('55P03', 'canceling statement due to lock timeout'), context)).toMatch(/held by another session .*database\.lockTimeoutSeconds in the config \(now 10 s\)/);
+    const interrupted = new AbortController();
+    interrupted.abort();
+    expect(stoppedReadAdvice(failure('57014', 'canceling statement due to user request'), { ...context, signal: interrupted.signal })).toMatch(/^It was interrupted .*Nothing was changed/);
+    for (const code of ['55P03', '57014', 'XX000']) expect(stoppedReadAdvice(failure(code, 'x'), context)).not.toMatch(/grant/i);
   });
 });

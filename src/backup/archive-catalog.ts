@@ -7,23 +7,38 @@ import { BelayError } from '../errors.js';
  * The objects an in-place restore must leave exactly as the snapshot has
  * them: schemas, relations (tables, views, materialized views, sequences,
  * foreign tables), routines, types and extensions. Keys are shared by the
- * archive's table of contents and the live catalog.
+ * archive's table of contents and the live catalog: `kind:schema name` (a
+ * space between, as `pg_restore --list` prints them).
+ *
+ * What is not compared: what pg_dump lists as part of another object
+ * (constraints, indexes, triggers, defaults, rules, policies, comments,
+ * ACLs, partition attachments, default privileges). `pg_restore --clean`
+ * drops and makes them with their table, and a failure there fails the restore.
  */
 export interface CatalogEntry {
   key: string;
+  /**
+   * Archive entries: every key the line can be read as. A line is
+   * `SCHEMA TAG OWNER` with only spaces between, so a name or an owner
+   * with a space in it can be split more than one way; the entry matches
+   * when any reading does.
+   */
+  readings?: string[];
   /** For messages: "table public.t". */
   label: string;
-  /** The statement that removes it (live objects only). */
+  /** The statement that removes it (live objects that go on their own; a sequence owned by a column goes with its table). */
   drop?: string;
   /** Routines are matched by signature, and by count per name where the two spell a type differently. */
   routineName?: string;
 }
 
+/** Every `desc` pg_dump writes that starts like one of the kinds compared (the longest one that fits a line is its kind). */
 const TOC_KINDS: Array<[string, string]> = [
   ['MATERIALIZED VIEW DATA', ''],
   ['MATERIALIZED VIEW', 'rel'],
   ['FOREIGN TABLE', 'rel'],
   ['TABLE DATA', ''],
+  ['TABLE ATTACH', ''],
   ['TABLE', 'rel'],
   ['VIEW', 'rel'],
   ['SEQUENCE SET', ''],
@@ -46,20 +61,28 @@ const skippedSchema = (name: string): boolean => SKIPPED_SCHEMAS.has(name) || na
 function tocEntry(line: string): CatalogEntry | undefined {
   const rest = /^\d+; \d+ \d+ (.*)$/.exec(line)?.[1];
   if (!rest) return undefined;
-  const found = TOC_KINDS.find(([desc]) => rest.startsWith(`${desc} `));
+  const found = TOC_KINDS.filter(([desc]) => rest.startsWith(`${desc} `)).sort((a, b) => b[0].length - a[0].length)[0];
   if (!found || !found[1]) return undefined;
   const [desc, kind] = found;
+  const what = desc.toLowerCase();
   const tokens = rest.slice(desc.length + 1).split(' ');
-  const schema = tokens[0]!;
-  // the owner is the last word (empty for an extension); the tag is what stands between
-  const tag = kind === 'extension' ? tokens[1]! : tokens.slice(1, -1).join(' ');
-  if (kind === 'schema' || kind === 'extension') return skippedSchema(tag) || (kind === 'schema' && tag === 'public') ? undefined : { key: `${kind}:${tag}`, label: `${desc.toLowerCase()} ${tag}` };
-  if (skippedSchema(schema)) return undefined;
-  if (kind === 'routine') {
-    const routineName = `${schema}.${tag.slice(0, tag.indexOf('('))}`;
-    return { key: `routine:${schema}.${tag}`, label: `${desc.toLowerCase()} ${schema}.${tag}`, routineName };
+  // the owner is the last word or words (none for an extension); the namespace ("-" for a schema or an extension) and the tag are before it
+  const bodies: string[] = [];
+  for (let ownerWords = 1; tokens.length - ownerWords >= 2; ownerWords++) bodies.push(tokens.slice(0, tokens.length - ownerWords).join(' '));
+  if (bodies.length === 0) return undefined;
+  if (kind === 'schema' || kind === 'extension') {
+    const names = bodies.map((body) => body.slice(body.indexOf(' ') + 1));
+    if (skippedSchema(names[0]!) || (kind === 'schema' && names[0] === 'public')) return undefined;
+    return { key: `${kind}:${names[0]}`, readings: names.map((name) => `${kind}:${name}`), label: `${what} ${names[0]}` };
   }
-  return { key: `${kind}:${schema}.${tag}`, label: `${desc.toLowerCase()} ${schema}.${tag}` };
+  if (skippedSchema(tokens[0]!)) return undefined;
+  // a routine's tag ends with its arguments: the owner is what follows them
+  const readings = kind === 'routine' ? bodies.filter((body) => body.endsWith(')')) : bodies;
+  const body = readings[0];
+  if (body === undefined) return undefined;
+  const label = `${what} ${tokens[0]}.${body.slice(tokens[0]!.length + 1)}`;
+  const entry: CatalogEntry = { key: `${kind}:${body}`, readings: readings.map((reading) => `${kind}:${reading}`), label };
+  return kind === 'routine' ? { ...entry, routineName: body.slice(0, body.indexOf('(')) } : entry;
 }
 
 /** The snapshot's objects, from its table of contents (`pg_restore --list`; no connection). */
@@ -80,12 +103,15 @@ const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'bela
 const notMember = (catalog: string, column: string): string =>
   `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = '${catalog}'::pg_catalog.regclass AND d.objid = ${column} AND d.deptype = 'e')`;
 
+/** Not pg_dump's to list on its own: part of another object (a range type's constructors, an identity column's sequence). */
+const notInternal = (catalog: string, column: string): string =>
+  `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = '${catalog}'::pg_catalog.regclass AND d.objid = ${column} AND d.deptype = 'i')`;
+
 const RELATION_KIND: Record<string, string> = { r: 'TABLE', p: 'TABLE', v: 'VIEW', m: 'MATERIALIZED VIEW', S: 'SEQUENCE', f: 'FOREIGN TABLE' };
 
 /**
  * The live database's objects, spelled as pg_dump spells them in a table of
  * contents (types schema-qualified: the caller's search_path is set empty).
- * Sequences owned by a column are left out: they go and come with their table.
  */
 async function liveCatalog(client: ClientBase): Promise<CatalogEntry[]> {
   const entries: CatalogEntry[] = [];
@@ -93,39 +119,43 @@ async function liveCatalog(client: ClientBase): Promise<CatalogEntry[]> {
     `SELECT n.nspname AS name FROM pg_catalog.pg_namespace n WHERE ${USER_SCHEMA} AND n.nspname <> 'public' AND ${notMember('pg_namespace', 'n.oid')}`,
   );
   for (const { name } of schemas.rows) entries.push({ key: `schema:${name}`, label: `schema ${name}`, drop: `DROP SCHEMA IF EXISTS ${quoteIdent(name)} CASCADE` });
-  const relations = await client.query<{ schema: string; name: string; kind: string }>(
-    `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind
+  // a sequence owned by a column (serial, identity, OWNED BY) is listed by pg_dump, but goes and comes with its table
+  const relations = await client.query<{ schema: string; name: string; kind: string; owner: string | null }>(
+    `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
+            (SELECT d.refobjid::pg_catalog.regclass::text || '.' || pg_catalog.quote_ident(a.attname)
+               FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+              WHERE c.relkind = 'S' AND d.classid = 'pg_class'::pg_catalog.regclass AND d.objid = c.oid
+                AND d.refclassid = 'pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i') LIMIT 1) AS owner
        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${USER_SCHEMA} AND ${notMember('pg_class', 'c.oid')}
-        AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::pg_catalog.regclass AND d.objid = c.oid
-                                             AND d.refclassid = 'pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i')))`,
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${USER_SCHEMA} AND ${notMember('pg_class', 'c.oid')}`,
   );
-  for (const { schema, name, kind } of relations.rows) {
+  for (const { schema, name, kind, owner } of relations.rows) {
     const what = RELATION_KIND[kind]!;
-    entries.push({ key: `rel:${schema}.${name}`, label: `${what.toLowerCase()} ${schema}.${name}`, drop: `DROP ${what} IF EXISTS ${quoteIdent(schema)}.${quoteIdent(name)} CASCADE` });
+    const label = `${what.toLowerCase()} ${schema}.${name}${owner ? ` (owned by ${owner})` : ''}`;
+    entries.push({ key: `rel:${schema} ${name}`, label, ...(owner ? {} : { drop: `DROP ${what} IF EXISTS ${quoteIdent(schema)}.${quoteIdent(name)} CASCADE` }) });
   }
   const routines = await client.query<{ schema: string; name: string; signature: string; kind: string; identity: string }>(
     `SELECT n.nspname AS schema, p.proname AS name, p.prokind::text AS kind, p.oid::pg_catalog.regprocedure::text AS identity,
             p.proname || '(' || coalesce((SELECT pg_catalog.string_agg(pg_catalog.format_type(a.t, NULL), ', ' ORDER BY a.i)
                                             FROM pg_catalog.unnest(p.proargtypes::pg_catalog.oid[]) WITH ORDINALITY AS a(t, i)), '') || ')' AS signature
        FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-      WHERE ${USER_SCHEMA} AND ${notMember('pg_proc', 'p.oid')}`,
+      WHERE ${USER_SCHEMA} AND ${notMember('pg_proc', 'p.oid')} AND ${notInternal('pg_proc', 'p.oid')}`,
   );
   for (const { schema, name, signature, kind, identity } of routines.rows) {
     const what = kind === 'p' ? 'PROCEDURE' : kind === 'a' ? 'AGGREGATE' : 'FUNCTION';
     // regprocedure's text is the server's own quoted, qualified spelling of the routine
-    entries.push({ key: `routine:${schema}.${signature}`, label: `${what.toLowerCase()} ${schema}.${signature}`, drop: `DROP ${what} IF EXISTS ${identity} CASCADE`, routineName: `${schema}.${name}` });
+    entries.push({ key: `routine:${schema} ${signature}`, label: `${what.toLowerCase()} ${schema}.${signature}`, drop: `DROP ${what} IF EXISTS ${identity} CASCADE`, routineName: `${schema} ${name}` });
   }
   const types = await client.query<{ schema: string; name: string; domain: boolean }>(
     `SELECT n.nspname AS schema, t.typname AS name, t.typtype = 'd' AS domain
        FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-      WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r') AND ${USER_SCHEMA} AND ${notMember('pg_type', 't.oid')}
+      WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r') AND ${USER_SCHEMA} AND ${notMember('pg_type', 't.oid')} AND ${notInternal('pg_type', 't.oid')}
         AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c')
         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.typarray = t.oid)`,
   );
   for (const { schema, name, domain } of types.rows) {
     const what = domain ? 'DOMAIN' : 'TYPE';
-    entries.push({ key: `type:${schema}.${name}`, label: `${what.toLowerCase()} ${schema}.${name}`, drop: `DROP ${what} IF EXISTS ${quoteIdent(schema)}.${quoteIdent(name)} CASCADE` });
+    entries.push({ key: `type:${schema} ${name}`, label: `${what.toLowerCase()} ${schema}.${name}`, drop: `DROP ${what} IF EXISTS ${quoteIdent(schema)}.${quoteIdent(name)} CASCADE` });
   }
   const extensions = await client.query<{ name: string }>("SELECT extname AS name FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'");
   for (const { name } of extensions.rows) entries.push({ key: `extension:${name}`, label: `extension ${name}`, drop: `DROP EXTENSION IF EXISTS ${quoteIdent(name)} CASCADE` });
@@ -149,7 +179,7 @@ export interface CatalogDifference {
 export async function compareWithArchive(client: ClientBase, archive: readonly CatalogEntry[]): Promise<CatalogDifference> {
   await client.query("SELECT pg_catalog.set_config('search_path', '', false)");
   const live = await liveCatalog(client);
-  const archiveKeys = new Set(archive.map((entry) => entry.key));
+  const archiveKeys = new Set(archive.flatMap((entry) => entry.readings ?? [entry.key]));
   const liveKeys = new Set(live.map((entry) => entry.key));
   const archiveCounts = countBy(archive);
   const liveCounts = countBy(live);
@@ -157,6 +187,6 @@ export async function compareWithArchive(client: ClientBase, archive: readonly C
   const sameCount = (name: string | undefined): boolean => name !== undefined && archiveCounts.get(name) === liveCounts.get(name);
   return {
     extra: live.filter((entry) => !archiveKeys.has(entry.key) && !sameCount(entry.routineName)),
-    missing: archive.filter((entry) => !liveKeys.has(entry.key) && !sameCount(entry.routineName)),
+    missing: archive.filter((entry) => !(entry.readings ?? [entry.key]).some((key) => liveKeys.has(key)) && !sameCount(entry.routineName)),
   };
 }

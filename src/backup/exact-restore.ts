@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { toPgConfig, type ConnectionParams } from '../db/connection.js';
+import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { BelayError, errorMessage } from '../errors.js';
 import { archiveCatalog, compareWithArchive, type CatalogEntry } from './archive-catalog.js';
 import type { Manifest } from './manifest.js';
@@ -58,15 +59,17 @@ export class ExactRestore {
     try {
       await client.query('BEGIN');
       const { extra } = await compareWithArchive(client, archive);
+      // a sequence owned by a column has no statement of its own: dropping its table, or pg_restore --clean, takes it
       for (const entry of extra) {
+        if (entry.drop === undefined) continue;
         await client.query('SAVEPOINT belay_drop');
         try {
-          await client.query(entry.drop!);
+          await client.query(entry.drop);
           await client.query('RELEASE SAVEPOINT belay_drop');
           this.dropped.push(entry.label);
         } catch (error) {
           await client.query('ROLLBACK TO SAVEPOINT belay_drop');
-          if ((error as { code?: string }).code === '55P03') throw error;
+          if (sqlstateOf(error) === SQLSTATE.lockNotAvailable) throw error;
           this.notDropped.push(`${entry.label} (${errorMessage(error)})`);
         }
       }
@@ -74,8 +77,15 @@ export class ExactRestore {
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
       this.dropped.length = 0;
+      const code = sqlstateOf(error);
       throw new BelayError('manual', `could not remove the objects created after snapshot ${this.manifest.id}, so nothing was restored: ${errorMessage(error)}`, {
-        hint: 'End the sessions that hold locks in the database (pg_locks, pg_stat_activity), then restore again.',
+        hint:
+          code === SQLSTATE.lockNotAvailable
+            ? `Another session holds a lock on one of them longer than database.lockTimeoutSeconds (${this.options.lockTimeoutMs / 1000} s): end the sessions that hold locks in the database (pg_locks, pg_stat_activity), or raise database.lockTimeoutSeconds, then restore again.`
+            : code === SQLSTATE.queryCanceled
+              ? 'The statement was canceled (a signal, a statement timeout, or another session): restore again.'
+              : 'Fix what the message says, then restore again.',
+        details: { sqlstate: code ?? null },
       });
     } finally {
       await client.end().catch(() => {});

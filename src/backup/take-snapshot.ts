@@ -122,11 +122,17 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
     });
     if (outcome.code !== 0) {
       // pg_dump bounds its lock waits with statement_timeout while it takes its table locks
+      // a child's error has no SQLSTATE: its stderr is all there is (pg_dump's own words are English; the server's are lc_messages')
       const lockWait = /statement timeout/.test(outcome.stderrTail);
+      const denied = /permission denied/.test(outcome.stderrTail);
       throw new BelayError('preflight', `pg_dump of ${describeTarget(params)} failed${outcome.timedOut ? ' (timed out)' : ''}: ${lastError(outcome.stderrTail)}`, {
-        hint: lockWait
-          ? `Nothing was changed. A table lock was held longer than database.lockTimeoutSeconds (${options.lockTimeoutMs / 1000} s): find its holder in pg_locks and pg_stat_activity, then run again.`
-          : 'Nothing was changed. Check that the role may read every table (pg_dump needs SELECT on all of them) and that the disk has room.',
+        hint: options.signal?.aborted
+          ? 'Nothing was changed: it was interrupted (a signal) while the snapshot was taken. Run it again when you are ready.'
+          : lockWait
+            ? `Nothing was changed. A table lock was held longer than database.lockTimeoutSeconds (${options.lockTimeoutMs / 1000} s): find its holder in pg_locks and pg_stat_activity, then run again (or raise database.lockTimeoutSeconds).`
+            : denied
+              ? 'Nothing was changed. Grant the role SELECT on every table (pg_dump reads all of them), then run again.'
+              : 'Nothing was changed. Fix what the message says (the disk has room, pg_dump can reach the server), then run again.',
       });
     }
     if (format === 'directory') {

@@ -1,10 +1,10 @@
 import type { ClientBase } from 'pg';
+import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 
 export const BELAY_SCHEMA = 'belay';
 
 /** belay's own bookkeeping. Idempotent; run under the advisory lock before a changing command. */
 const DDL = `
-CREATE SCHEMA IF NOT EXISTS belay;
 CREATE TABLE IF NOT EXISTS belay.migrations (
   name        text PRIMARY KEY,
   checksum    text NOT NULL,
@@ -46,14 +46,34 @@ CREATE TABLE IF NOT EXISTS belay.steps (
 /** Columns added after the first release: an existing install gets them on its next changing command. */
 const UPGRADE = 'ALTER TABLE belay.migrations ADD COLUMN IF NOT EXISTS schema jsonb';
 
-/** Creates what is missing; when it all exists, needs no CREATE privilege (CREATE SCHEMA IF NOT EXISTS checks it even then). */
+/**
+ * The schema, made only when it is not there: CREATE SCHEMA IF NOT EXISTS
+ * needs CREATE on the database even when the schema exists, so a role that
+ * was given the schema (CREATE SCHEMA belay AUTHORIZATION it) and not that
+ * privilege could never use it.
+ */
+async function createSchemaWhenMissing(client: ClientBase): Promise<void> {
+  const { rows } = await client.query<{ present: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = '${BELAY_SCHEMA}') AS present`);
+  if (rows[0]?.present === true) return;
+  try {
+    await client.query(`CREATE SCHEMA ${BELAY_SCHEMA}`);
+  } catch (error) {
+    // another session made it between the look and the create: duplicate_schema, or the catalog's unique index
+    const code = sqlstateOf(error);
+    if (code !== SQLSTATE.duplicateSchema && code !== SQLSTATE.uniqueViolation) throw error;
+  }
+}
+
+/** Creates what is missing; when it all exists, needs no CREATE privilege. */
 export async function ensureBelaySchema(client: ClientBase): Promise<void> {
   const { rows } = await client.query<{ ok: boolean; upgraded: boolean }>(
     `SELECT to_regclass('belay.migrations') IS NOT NULL AND to_regclass('belay.runs') IS NOT NULL AND to_regclass('belay.steps') IS NOT NULL AS ok,
             EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass('belay.migrations') AND attname = 'schema' AND NOT attisdropped) AS upgraded`,
   );
-  if (rows[0]?.ok !== true) await client.query(DDL);
-  else if (rows[0].upgraded !== true) await client.query(UPGRADE);
+  if (rows[0]?.ok !== true) {
+    await createSchemaWhenMissing(client);
+    await client.query(DDL);
+  } else if (rows[0].upgraded !== true) await client.query(UPGRADE);
 }
 
 export async function belaySchemaExists(client: ClientBase): Promise<boolean> {

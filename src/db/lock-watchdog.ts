@@ -46,6 +46,16 @@ export interface LockBlocker {
   /** When its current (or last) query started, and its transaction. Not the query text: it may hold another user's secrets. */
   queryStart: string | null;
   transactionStart: string | null;
+  /** The relations the waiting session waited for while this one blocked it, when seen. */
+  relations?: string[];
+}
+
+/** For messages: `pid 123 (application_name "job", user app, idle in transaction, …) on public.t`. Not the query text: it may hold another user's secrets. */
+export function describeBlocker(b: LockBlocker): string {
+  const since = b.transactionStart ? `, transaction since ${b.transactionStart}` : '';
+  const query = b.queryStart ? `, ${b.state === 'active' ? 'query' : 'last query'} started ${b.queryStart}` : '';
+  const on = b.relations?.length ? ` on ${b.relations.join(', ')}` : '';
+  return `pid ${b.pid} (application_name "${b.applicationName}", user ${b.user}, ${b.state ?? 'state unknown'}${since}${query})${on}`;
 }
 
 export interface BlockerWatch {
@@ -83,8 +93,11 @@ export function watchBlockers(
       state: string | null;
       query_start: Date | null;
       xact_start: Date | null;
+      relations: string[] | null;
     }>(
-      `SELECT pid, application_name, usename, state, query_start, xact_start
+      `SELECT pid, application_name, usename, state, query_start, xact_start,
+              (SELECT pg_catalog.array_agg(DISTINCT (SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = w.relation)) FROM pg_catalog.pg_locks w
+                WHERE w.pid = $1 AND NOT w.granted AND w.relation IS NOT NULL) AS relations
          FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids($1)) ORDER BY pid`,
       [pid],
     );
@@ -96,6 +109,7 @@ export function watchBlockers(
         state: row.state,
         queryStart: row.query_start?.toISOString() ?? null,
         transactionStart: row.xact_start?.toISOString() ?? null,
+        ...(row.relations?.length ? { relations: row.relations } : {}),
       }));
     }
   };
@@ -111,4 +125,39 @@ export function watchBlockers(
       await (await observer)?.close();
     },
   };
+}
+
+/**
+ * After a lock wait failed (the wait, and what it waited for, are gone):
+ * the other sessions that hold an ACCESS EXCLUSIVE lock on a relation of
+ * this database now, the likeliest blockers of a reader. Best effort.
+ */
+export async function exclusiveLockHolders(client: ClientBase, except: number[] = []): Promise<LockBlocker[]> {
+  const { rows } = await client.query<{
+    pid: number;
+    application_name: string;
+    usename: string;
+    state: string | null;
+    query_start: Date | null;
+    xact_start: Date | null;
+    relations: string[];
+  }>(
+    `SELECT a.pid, a.application_name, a.usename, a.state, a.query_start, a.xact_start,
+            pg_catalog.array_agg(DISTINCT (SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = l.relation)) AS relations
+       FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'AccessExclusiveLock'
+        AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+        AND l.pid <> pg_catalog.pg_backend_pid() AND NOT (l.pid = ANY ($1::int[]))
+      GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1`,
+    [except],
+  );
+  return rows.map((row) => ({
+    pid: row.pid,
+    applicationName: row.application_name,
+    user: row.usename,
+    state: row.state,
+    queryStart: row.query_start?.toISOString() ?? null,
+    transactionStart: row.xact_start?.toISOString() ?? null,
+    relations: row.relations,
+  }));
 }

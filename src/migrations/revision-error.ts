@@ -1,5 +1,6 @@
 import { DatabaseError } from 'pg';
-import type { LockBlocker } from '../db/lock-watchdog.js';
+import { describeBlocker, type LockBlocker } from '../db/lock-watchdog.js';
+import { SQLSTATE } from '../db/sqlstate.js';
 
 /** Where in a revision something failed, for the journal and the user. */
 export interface RevisionFailure {
@@ -19,8 +20,7 @@ export interface RevisionFailure {
   blockers?: LockBlocker[];
 }
 
-/** SQLSTATE lock_not_available: lock_timeout, or NOWAIT. */
-const LOCK_NOT_AVAILABLE = '55P03';
+const LOCK_NOT_AVAILABLE = SQLSTATE.lockNotAvailable;
 
 export class RevisionFailedError extends Error {
   override readonly name = 'RevisionFailedError';
@@ -39,12 +39,6 @@ export function describeFailure(f: RevisionFailure): string {
   if (f.sqlstate === LOCK_NOT_AVAILABLE && !f.blockers?.length) lines.push('  lock held by: a session not seen in time (look at pg_locks and pg_stat_activity)');
   if (f.statement) lines.push(`  statement: ${truncate(f.statement, 300)}`);
   return lines.join('\n');
-}
-
-export function describeBlocker(b: LockBlocker): string {
-  const since = b.transactionStart ? `, transaction since ${b.transactionStart}` : '';
-  const query = b.queryStart ? `, ${b.state === 'active' ? 'query' : 'last query'} started ${b.queryStart}` : '';
-  return `pid ${b.pid} (application_name "${b.applicationName}", user ${b.user}, ${b.state ?? 'state unknown'}${since}${query})`;
 }
 
 /** A lock timeout, told with the sessions that held the lock. */

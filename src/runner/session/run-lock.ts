@@ -1,5 +1,6 @@
 import type { ClientBase } from 'pg';
 import { findLockHolder, tryAdvisoryLock, type LockHolder } from '../../db/advisory-lock.js';
+import { SQLSTATE, sqlstateOf } from '../../db/sqlstate.js';
 import { BelayError, preflightError } from '../../errors.js';
 import { findRunningBySuffix, findUnfinishedRuns, type RunSummary } from '../../journal/run-store.js';
 
@@ -54,7 +55,7 @@ export async function endSessionsOf(client: ClientBase, runIds: readonly string[
       ({ rows: [row] }) => (row?.ok === true ? 'ended' : 'gone'),
       (error: unknown) => {
         // insufficient_privilege: a superuser's session, or another role's without pg_signal_backend
-        if ((error as { code?: unknown }).code !== '42501') throw error;
+        if (sqlstateOf(error) !== SQLSTATE.insufficientPrivilege) throw error;
         return 'refused';
       },
     );

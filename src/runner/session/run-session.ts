@@ -1,6 +1,7 @@
 import { ensureBelaySchema } from '../../db/belay-schema.js';
 import { openBoth, type Session } from '../../db/session.js';
 import { quoteIdent } from '../../db/ident.js';
+import { SQLSTATE, sqlstateOf } from '../../db/sqlstate.js';
 import { errorMessage, preflightError } from '../../errors.js';
 import { Journal } from '../../journal/journal.js';
 import type { RunHeader } from '../../journal/record.js';
@@ -149,12 +150,21 @@ export class RunSession {
     try {
       await ensureBelaySchema(client);
     } catch (error) {
-      if ((error as { code?: unknown }).code !== '42501') throw error;
-      const { rows } = await client.query<{ role: string }>('SELECT current_user AS role');
+      if (sqlstateOf(error) !== SQLSTATE.insufficientPrivilege) throw error;
+      const { rows } = await client.query<{ role: string; owner: string | null }>(
+        "SELECT current_user AS role, (SELECT pg_catalog.pg_get_userbyid(nspowner) FROM pg_catalog.pg_namespace WHERE nspname = 'belay') AS owner",
+      );
       const role = rows[0]?.role ?? 'the role';
-      throw preflightError(`${role} may not create belay's bookkeeping schema "belay" in ${this.setup.target.database}: ${errorMessage(error)}`, {
-        hint: `As the database owner or a superuser: GRANT CREATE ON DATABASE ${quoteIdent(this.setup.target.database)} TO ${quoteIdent(role)}; (or create the schema once: CREATE SCHEMA belay AUTHORIZATION ${quoteIdent(role)};). Nothing was changed.`,
-      });
+      const owner = rows[0]?.owner ?? null;
+      const database = this.setup.target.database;
+      // the schema is there (someone made it for this role, or for another): it is its tables the role may not make
+      throw owner !== null
+        ? preflightError(`${role} may not create belay's bookkeeping tables in schema "belay" of ${database} (owned by ${owner}): ${errorMessage(error)}`, {
+            hint: `As ${quoteIdent(owner)} or a superuser: ALTER SCHEMA belay OWNER TO ${quoteIdent(role)}; (or GRANT USAGE, CREATE ON SCHEMA belay TO ${quoteIdent(role)};). Nothing was changed.`,
+          })
+        : preflightError(`${role} may not create belay's bookkeeping schema "belay" in ${database}: ${errorMessage(error)}`, {
+            hint: `As the database owner or a superuser: GRANT CREATE ON DATABASE ${quoteIdent(database)} TO ${quoteIdent(role)}; (or create the schema once: CREATE SCHEMA belay AUTHORIZATION ${quoteIdent(role)};). Nothing was changed.`,
+          });
     }
     await this.journal?.attachDatabase(client);
   }

@@ -1,4 +1,7 @@
 import type { ClientBase } from 'pg';
+import { exclusiveLockHolders, watchBlockers, type LockBlocker } from '../../db/lock-watchdog.js';
+import { openSibling, sessionOrigin } from '../../db/session.js';
+import { SQLSTATE, sqlstateOf, stoppedReadAdvice } from '../../db/sqlstate.js';
 import { errorMessage, preflightError } from '../../errors.js';
 import { checkIntegrity, type IntegrityReport } from '../../integrity/check-integrity.js';
 import { fingerprintTables, type Fingerprint, type FingerprintOptions } from '../../integrity/fingerprint.js';
@@ -22,17 +25,37 @@ export async function takeFingerprint(
   return session.setup.events.step(
     { step: 'fingerprint' },
     async () => {
+      // who holds a lock the fingerprint waits for is seen while it waits: after a lock timeout the wait is gone
+      const origin = sessionOrigin(client);
+      const watch = origin && watchBlockers(() => openSibling(client, 'watch'), origin.backendPid, origin.lockTimeoutMs);
       try {
         return await fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { perColumn, inTransaction });
       } catch (error) {
+        const { database } = session.setup.config;
+        const { signal } = session.setup;
         throw preflightError(`cannot fingerprint the protected tables: ${errorMessage(error)}`, {
-          hint: 'Grant the role SELECT on every protected table, or narrow integrity.tables (include/exclude) in the config. Nothing was changed.',
+          hint: stoppedReadAdvice(error, {
+            signal,
+            lockTimeoutSeconds: database.lockTimeoutSeconds,
+            statementTimeoutSeconds: database.statementTimeoutSeconds,
+            blockers: sqlstateOf(error) === SQLSTATE.lockNotAvailable ? await lockBlockers(session, watch?.seen() ?? [], origin?.backendPid) : [],
+            privilege: 'Grant the role SELECT on every protected table, or narrow integrity.tables (include/exclude) in the config.',
+          }),
+          details: { sqlstate: sqlstateOf(error) ?? null },
         });
+      } finally {
+        await watch?.stop();
       }
     },
     // journaled whole, so that `belay recover` can judge an interrupted run by it
     (fingerprint) => ({ tables: Object.keys(fingerprint.tables).length, fingerprint }),
   );
+}
+
+/** The sessions that held the lock: as seen while waiting, else those holding an exclusive lock now (from the control session: the work one may be in a failed transaction). */
+async function lockBlockers(session: RunSession, seen: LockBlocker[], ownPid: number | undefined): Promise<LockBlocker[]> {
+  if (seen.length > 0) return seen;
+  return exclusiveLockHolders(session.control.client, ownPid === undefined ? [] : [ownPid]).catch(() => []);
 }
 
 /**

@@ -144,7 +144,11 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
         ok: false,
         quarantineSnapshot: kept.id,
         message: `restored ${manifest.id} in place, but it does not match the snapshot: ${problems.join('; ')}; ${keptNote}`,
-        manualSteps: [`inspect database ${target}`, `belay restore ${manifest.id} --strategy in-place`],
+        // restoring the same snapshot in place again would end the same way: name what differs, and the ways that do not repeat it
+        manualSteps: [
+          `inspect database ${target}: what differs from the snapshot is listed above (its contents: pg_restore --list ${manifest.path})`,
+          `as a role that may create databases, restore it into a new database and swap it in: belay restore ${manifest.id} --strategy swap`,
+        ],
       };
 }
 
