@@ -141,16 +141,29 @@ export async function appliedRevisionNames(client: ClientBase): Promise<Set<stri
   return new Set(rows.map((row) => row.name));
 }
 
-/** Interrupted runs, settled by the run that verified their database. */
-export async function markRunsSettled(client: ClientBase, runIds: string[], settledBy: string, outcome: string): Promise<void> {
-  for (const id of runIds) {
+/**
+ * An interrupted run, settled by the run that verified its database. A run
+ * whose journal file holds the outcome it printed (its server stopped before
+ * the database copy took it) keeps that outcome; any other is "interrupted",
+ * at `leftAt`, where it left the database.
+ */
+export async function markRunSettled(client: ClientBase, runId: string, settledBy: string, outcome: string, recorded: RunOutcome | undefined, leftAt: string | null): Promise<void> {
+  const settled = { settledBy, settledOutcome: outcome };
+  if (recorded) {
     await client.query(
-      `UPDATE belay.runs SET status = 'interrupted', finished_at = coalesce(finished_at, now()),
-              summary = coalesce(summary, '{}'::jsonb) || jsonb_build_object('settledBy', $2::text, 'settledOutcome', $3::text)
+      `UPDATE belay.runs SET status = $2, exit_code = $3, finished_at = $4, snapshot_id = coalesce($5, snapshot_id),
+              to_revision = CASE WHEN $2 = 'refused' THEN from_revision ELSE $6 END, summary = $7::jsonb || $8::jsonb
         WHERE id = $1 AND status IN ('running', 'in-snapshot')`,
-      [id, settledBy, outcome],
+      [runId, recorded.status, recorded.exitCode, recorded.finishedAt, recorded.snapshotId, recorded.toRevision, recorded.summary, settled],
     );
+    return;
   }
+  await client.query(
+    `UPDATE belay.runs SET status = 'interrupted', finished_at = coalesce(finished_at, now()), to_revision = $2,
+            summary = coalesce(summary, '{}'::jsonb) || $3::jsonb
+      WHERE id = $1 AND status IN ('running', 'in-snapshot')`,
+    [runId, leftAt, settled],
+  );
 }
 
 /** A run a snapshot caught mid-way whose outcome this copy cannot know. */

@@ -1,64 +1,50 @@
 import { usageError } from '../../errors.js';
 import { journalFile, listJournalFiles, readJournalFile, type JournalLine } from '../../journal/file-journal.js';
 import type { JournalRecord } from '../../journal/record.js';
-import { readRun, readRunSteps, readRuns, type RunSummary } from '../../journal/run-store.js';
+import { readRunSteps, readRuns, type RunSummary } from '../../journal/run-store.js';
+import { mergeSteps, reconcileRun, stepsOfFile, summaryFromFile } from '../result/run-record.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
 
 export interface RunHistory {
   run: RunSummary;
   steps: JournalRecord[];
-  /** Where the steps were read from. */
-  source: 'database' | 'journal file';
+  /** Where the steps were read from: both when each copy held some the other did not have. */
+  source: 'database' | 'journal file' | 'database and journal file';
   journalFile: string;
-}
-
-/** A run as its journal file tells it, for runs the database does not hold (refused, or lost with a damaged copy). */
-function summaryFromFile(lines: JournalLine[]): RunSummary | undefined {
-  const head = lines.find((line) => line.type === 'run') as Record<string, unknown> | undefined;
-  if (!head) return undefined;
-  const end = lines.find((line) => line.type === 'outcome') as Record<string, unknown> | undefined;
-  const steps = lines.filter((line): line is { type: 'step' } & JournalRecord => line.type === 'step');
-  const last = [...steps].reverse().find((step) => step.event === 'start');
-  const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
-  return {
-    runId: String(head.runId),
-    command: String(head.command),
-    status: text(end?.status) ?? 'unfinished',
-    startedAt: String(head.startedAt),
-    finishedAt: text(end?.finishedAt),
-    fromRevision: text(head.fromRevision),
-    // once it ended, where it left the database (null: the start); a refused run left it where it was
-    toRevision: !end ? text(head.toRevision) : end.status === 'refused' ? text(head.fromRevision) : text(end.toRevision),
-    exitCode: typeof end?.exitCode === 'number' ? end.exitCode : null,
-    snapshotId: text(end?.snapshotId),
-    lastStep: last ? (last.revision ? `${last.step} ${last.revision}` : last.step) : null,
-    runBy: String(head.runBy),
-    database: text(head.database),
-  };
 }
 
 /**
  * Past runs, newest first: the database's record merged with the journal
- * files beside the backups. A backups folder shared by several databases
- * holds their journal files side by side: only this database's runs unless
- * `all`.
+ * files beside the backups (src/runner/result/run-record.ts). A backups
+ * folder shared by several databases holds their journal files side by
+ * side: only this database's runs unless `all`.
  */
 export async function runHistoryList(setup: RunSetup, limit = 50, all = false): Promise<RunSummary[]> {
-  const byId = new Map<string, RunSummary>();
+  const files = new Map<string, JournalLine[]>();
   for (const file of await listJournalFiles(setup.config.backupsDir)) {
-    const summary = summaryFromFile(await readJournalFile(file));
-    if (summary && (all || summary.database === setup.target.database)) byId.set(summary.runId, summary);
+    const lines = await readJournalFile(file).catch(() => []);
+    const summary = summaryFromFile(lines);
+    if (summary && (all || summary.database === setup.target.database)) files.set(summary.runId, lines);
   }
+  const byId = new Map<string, RunSummary>();
   const session = await openTargetSession(setup, 'belay history');
   try {
-    for (const run of await readRuns(session.client, limit)) byId.set(run.runId, run);
+    for (const row of await readRuns(session.client, limit)) {
+      const run = await reconcileRun(session.client, row, files.get(row.runId));
+      if (run) byId.set(run.runId, run);
+    }
+    for (const [runId, lines] of files) {
+      if (byId.has(runId)) continue;
+      const run = await reconcileRun(session.client, undefined, lines);
+      if (run) byId.set(runId, run);
+    }
   } finally {
     await session.close();
   }
   return [...byId.values()].sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1)).slice(0, limit);
 }
 
-/** Every step of one run (id or unique prefix), from the database when it has them, else from the journal file. */
+/** Every step of one run (id or unique prefix): the database's copy and the journal file's, merged. */
 export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunHistory> {
   const runs = await runHistoryList(setup, 10_000, true);
   const matches = runs.filter((run) => run.runId === query || run.runId.startsWith(query));
@@ -70,18 +56,15 @@ export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunH
   const run = matches[0]!;
   const file = journalFile(setup.config.backupsDir, run.runId);
   const session = await openTargetSession(setup, 'belay history');
+  let fromDatabase: JournalRecord[];
   try {
-    const steps = await readRunSteps(session.client, run.runId);
-    if (steps.length > 0) return { run: (await readRun(session.client, run.runId)) ?? run, source: 'database', journalFile: file, steps };
+    fromDatabase = await readRunSteps(session.client, run.runId);
   } finally {
     await session.close();
   }
-  let lines: JournalLine[] = [];
-  try {
-    lines = await readJournalFile(file);
-  } catch {
-    // neither copy has the steps
-  }
-  const steps = lines.filter((line) => line.type === 'step').map(({ type: _type, ...record }) => record as JournalRecord);
-  return { run, steps, source: 'journal file', journalFile: file };
+  // neither copy may have the steps
+  const fromFile = stepsOfFile(await readJournalFile(file).catch(() => []));
+  const steps = mergeSteps(fromDatabase, fromFile);
+  const source = steps.length === fromDatabase.length ? 'database' : steps.length === fromFile.length ? 'journal file' : 'database and journal file';
+  return { run, steps, source, journalFile: file };
 }

@@ -88,7 +88,9 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
       });
     } else if (plan.action === 'restore') outcome = await restoreThenVerify(recovery, why);
     else outcome = await revertThenVerify(recovery, { message: why, untrustworthy: false });
-    if (VERIFIED_OUTCOMES.has(outcome.outcome)) await settleRuns(session, [run.runId, ...others.map((r) => r.runId)], outcome.outcome);
+    // the newest of them was the last to change the database: it left it where this run found it
+    const newest = [run, ...others].reduce((a, b) => (b.startedAt > a.startedAt ? b : a));
+    if (VERIFIED_OUTCOMES.has(outcome.outcome)) await settleRuns(session, [run.runId, ...others.map((r) => r.runId)], outcome.outcome, new Map([[newest.runId, state.current]]));
     return outcome;
   });
 }

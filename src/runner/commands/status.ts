@@ -4,7 +4,9 @@ import { describeTarget } from '../../db/connection.js';
 import { derivedName } from '../../db/databases.js';
 import { quoteIdent } from '../../db/ident.js';
 import type { Session } from '../../db/session.js';
+import { journalFile, readJournalFile } from '../../journal/file-journal.js';
 import { readNewestAndRunning, type RunSummary } from '../../journal/run-store.js';
+import { reconcileRun } from '../result/run-record.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
 import { readApplied } from '../../migrations/storage.js';
@@ -147,7 +149,8 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
       missing: state.missing,
       outOfOrder: state.outOfOrder,
       lock,
-      lastRun: runs.newest ?? null,
+      // as history tells it: the database's row made whole from the run's journal file
+      lastRun: (runs.newest && (await reconcileRun(client, runs.newest, await readJournalFile(journalFile(setup.config.backupsDir, runs.newest.runId)).catch(() => undefined)))) ?? null,
       interrupted,
       leftovers: look.leftovers,
     };

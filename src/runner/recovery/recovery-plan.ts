@@ -7,6 +7,7 @@ import { appliedRevisionNames, findUnfinishedRuns, readRunSteps, revisionsApplie
 import type { Revision } from '../../migrations/revision.js';
 import { prepareStep } from '../../migrations/run-revision.js';
 import type { RecordedLanding } from './landing-check.js';
+import { mergeSteps, stepsOfFile } from '../result/run-record.js';
 
 export type RecoveryAction = 'down' | 'finish-rollback' | 'restore' | 'nothing';
 
@@ -31,16 +32,10 @@ export interface RecoveryPlan {
   landing: RecordedLanding | null;
 }
 
-/** A run's steps: the journal file is written first, so it is the fuller copy; else the database's. */
+/** A run's steps: the journal file is written first, so it is the fuller copy; merged with the database's (all there is when another machine ran it). */
 async function stepsOf(client: ClientBase, backupsDir: string, runId: string): Promise<JournalRecord[]> {
-  try {
-    const lines = await readJournalFile(journalFile(backupsDir, runId));
-    const steps = lines.filter((line) => line.type === 'step').map(({ type: _type, ...record }) => record as JournalRecord);
-    if (steps.length > 0) return steps;
-  } catch {
-    // no file here (another machine ran it): the database copy
-  }
-  return readRunSteps(client, runId);
+  const fromFile = stepsOfFile(await readJournalFile(journalFile(backupsDir, runId)).catch(() => []));
+  return mergeSteps(fromFile, await readRunSteps(client, runId));
 }
 
 /** The last step that started and never ended. */
@@ -71,6 +66,19 @@ export function pickUnsettled(runs: RunSummary[]): { run: RunSummary | undefined
   return { run, others: runs.filter((r) => r !== run) };
 }
 
+/** Where the newest interrupted recover of `run` stopped, else where the run itself stopped: what status, recover and a refused run name. */
+function interruptedStep(steps: JournalRecord[], recoverySteps: JournalRecord[][], run: RunSummary): string | null {
+  const interrupted = recoverySteps.map(openStep).find((step) => step !== undefined) ?? openStep(steps);
+  return interrupted ? stepLabel(interrupted) : run.lastStep;
+}
+
+/** The step an interrupted run (`pickUnsettled`'s) stopped at, read as `planRecovery` reads it. */
+export async function interruptedAt(client: ClientBase, backupsDir: string, run: RunSummary, others: RunSummary[]): Promise<string | null> {
+  const recoveries = others.filter((r) => r.command === 'recover');
+  const recoverySteps = await Promise.all(recoveries.map((r) => stepsOf(client, backupsDir, r.runId)));
+  return interruptedStep(await stepsOf(client, backupsDir, run.runId), recoverySteps, run);
+}
+
 export async function planRecovery(client: ClientBase, backupsDir: string, run: RunSummary, others: RunSummary[], revisions: readonly Revision[]): Promise<RecoveryPlan> {
   const steps = await stepsOf(client, backupsDir, run.runId);
   const recoveries = others.filter((r) => r.command === 'recover');
@@ -87,7 +95,7 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
     run,
     snapshotId,
     fingerprint,
-    interruptedAt: interrupted ? stepLabel(interrupted) : run.lastStep,
+    interruptedAt: interruptedStep(steps, recoverySteps, run),
     recoveries: recoveries.map((r) => r.runId),
     leftovers: [...new Set(leftovers)],
     landing: (steps.find((s) => s.step === 'schema' && s.event === 'note' && s.detail?.landing)?.detail?.landing as RecordedLanding | undefined) ?? null,
@@ -136,7 +144,7 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
     why:
       revert.length > 0
         ? `it stopped at "${base.interruptedAt}" with ${revert.length} revision(s) of its own applied${inRecovery}: revert them to ${run.fromRevision ?? 'the start'} and verify`
-        : `it stopped at "${base.interruptedAt}" with no revision of its own left applied${inRecovery}: verify the data against its fingerprint`,
+        : `it stopped at "${base.interruptedAt}" with no revision of its own left applied${inRecovery}: ${fingerprint ? 'verify the data against its fingerprint' : 'check the data (it took no fingerprint to compare it with)'}`,
     revert,
     target: run.fromRevision,
   };

@@ -150,14 +150,29 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
       : landing.compared
         ? `; schema as recorded at ${at(target)}${recovery.goal === 'settle' && !recovery.landing ? ' (compared for the revisions this run reverted)' : ''}${landing.warnings.map((w) => `; warning: ${w}`).join('')}`
         : `; schema not compared (${landing.notCompared ?? 'no record'})`;
-  if (recovery.goal === 'rollback') return finishRun(session, { outcome: 'ok', message: `rolled back to ${at(target)}; healthy, data verified${schemaNote}`, ...failure });
-  if (recovery.goal === 'settle' && toRevert.length === 0) return finishRun(session, { outcome: 'ok', message: `${reason.message}; nothing to revert, data verified intact at ${at(target)}${schemaNote}`, ...failure });
+  const uncompared = notCompared(recovery, integrity);
+  if (recovery.goal === 'rollback') return finishRun(session, { outcome: 'ok', message: `rolled back to ${at(target)}; healthy, ${uncompared ?? 'data verified'}${schemaNote}`, ...failure });
+  if (recovery.goal === 'settle' && toRevert.length === 0) {
+    const data = uncompared ? `at ${at(target)}; ${uncompared}` : `data verified intact at ${at(target)}`;
+    return finishRun(session, { outcome: 'ok', message: `${reason.message}; nothing to revert, ${data}${schemaNote}`, ...failure });
+  }
   const why = recovery.goal === 'reject' ? `change rejected (${reason.message})` : reason.message;
   const next =
     recovery.goal === 'reject'
       ? `Fix what was rejected (\`belay history ${session.runId}\` shows every step), then run \`belay migrate up\` again.`
       : `The interrupted run is settled at ${at(target)}; run \`belay migrate up\` again when ready.`;
-  return finishRun(session, { outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, data verified intact${schemaNote}`, hint: reason.hint ?? next, ...failure });
+  return finishRun(session, { outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, ${uncompared ?? 'data verified intact'}${schemaNote}`, hint: reason.hint ?? next, ...failure });
+}
+
+/**
+ * "verified" only when the data was compared with a fingerprint: under
+ * integrity.mode strict, a run with none (a killed run whose fingerprint
+ * never ended) had only its invariants and structure checked, and says so.
+ */
+function notCompared(recovery: Recovery, integrity: IntegrityReport): string | undefined {
+  if (integrity.mode !== 'strict' || recovery.fingerprint) return undefined;
+  const whose = recovery.goal === 'settle' ? "the run's fingerprint was never taken" : 'no fingerprint was taken';
+  return `data not compared: ${whose} (checked ${integrity.checked})`;
 }
 
 /**

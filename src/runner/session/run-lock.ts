@@ -3,6 +3,7 @@ import { findLockHolder, tryAdvisoryLock, type LockHolder } from '../../db/advis
 import { SQLSTATE, sqlstateOf } from '../../db/sqlstate.js';
 import { BelayError, preflightError } from '../../errors.js';
 import { findRunningBySuffix, findUnfinishedRuns, type RunSummary } from '../../journal/run-store.js';
+import { interruptedAt, pickUnsettled } from '../recovery/recovery-plan.js';
 
 interface HolderRun {
   runId: string;
@@ -119,12 +120,17 @@ export async function acquireRunLock(client: ClientBase): Promise<void> {
   });
 }
 
-/** New work waits until an interrupted run is settled: its state is not known to be sound. */
-export async function refuseWhileUnfinished(client: ClientBase, runId: string): Promise<void> {
-  const [run] = await findUnfinishedRuns(client, runId);
+/**
+ * New work waits until an interrupted run is settled: its state is not known
+ * to be sound. It names the run and the step `belay status` names, read from
+ * the same records (the journal file first: the database copy may lag it).
+ */
+export async function refuseWhileUnfinished(client: ClientBase, runId: string, backupsDir: string): Promise<void> {
+  const { run, others } = pickUnsettled(await findUnfinishedRuns(client, runId));
   if (!run) return;
+  const step = await interruptedAt(client, backupsDir, run, others);
   throw preflightError(
-    `run ${run.runId} (${run.command} by ${run.runBy}, started ${run.startedAt}) was interrupted at step "${run.lastStep ?? 'start'}" and has not been settled`,
-    { hint: '`belay status` says what `belay recover` will do; run `belay recover` first. Nothing was changed.', details: { run } },
+    `run ${run.runId} (${run.command} by ${run.runBy}, started ${run.startedAt}) was interrupted at step "${step ?? 'start'}" and has not been settled`,
+    { hint: '`belay status` says what `belay recover` will do; run `belay recover` first. Nothing was changed.', details: { run: { ...run, lastStep: step } } },
   );
 }

@@ -87,7 +87,7 @@ export class RunSession {
     this.lockStarted = performance.now();
     await acquireRunLock(this.control.client);
     // recover settles an interrupted run; so does a restore, once the snapshot it puts back is verified
-    if (this.command !== 'recover' && this.command !== 'restore') await refuseWhileUnfinished(this.control.client, this.runId);
+    if (this.command !== 'recover' && this.command !== 'restore') await refuseWhileUnfinished(this.control.client, this.runId, this.setup.config.backupsDir);
     // only a forward run turns a signal into a rollback; downs and restores run to the end
     if (this.command === 'migrate-up') this.cancelWorkOnAbort();
   }

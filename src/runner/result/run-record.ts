@@ -1,0 +1,91 @@
+import type { ClientBase } from 'pg';
+import { stepLabel, type RunEvent } from '../../events/run-events.js';
+import type { JournalLine } from '../../journal/file-journal.js';
+import type { JournalRecord, RunOutcome } from '../../journal/record.js';
+import { readRunSteps, type RunSummary } from '../../journal/run-store.js';
+import { noFacts, reduceRun } from './ledger.js';
+
+/**
+ * A run's record, made whole from its two copies: the journal file (written
+ * first, fdatasynced, beside the backups) and belay.runs / belay.steps (a
+ * copy that a stopped server or a kill can leave behind the file). Each
+ * record has one seq in both, so the copies merge without conflict.
+ */
+
+export function stepsOfFile(lines: JournalLine[]): JournalRecord[] {
+  return lines.filter((line) => line.type === 'step').map(({ type: _type, ...record }) => record as JournalRecord);
+}
+
+/** Both copies' records, one per seq, in order. */
+export function mergeSteps(first: JournalRecord[], second: JournalRecord[]): JournalRecord[] {
+  const bySeq = new Map<number, JournalRecord>();
+  for (const record of [...first, ...second]) if (!bySeq.has(record.seq)) bySeq.set(record.seq, record);
+  return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+}
+
+/** The label of the last step that started ("apply 0004_x"), as belay.runs.last_step names it. */
+export function lastStarted(steps: JournalRecord[]): string | null {
+  const last = steps.findLast((step) => step.event === 'start');
+  return last ? stepLabel(last) : null;
+}
+
+/**
+ * Where a run's journaled steps left the database: where it started, moved
+ * by each revision it committed or reverted and each snapshot it restored.
+ * The ledger's reducer, so that it says what a finished run's result says.
+ */
+export function leftBySteps(fromRevision: string | null, steps: JournalRecord[]): string | null {
+  let facts = noFacts(fromRevision);
+  for (const record of steps) {
+    if (record.event !== 'end') continue;
+    const { step, revision, subject, outcome, durationMs, detail } = record;
+    facts = reduceRun(facts, { type: 'step-end', step, revision, subject, outcome, durationMs: durationMs ?? 0, detail } as unknown as RunEvent);
+  }
+  return facts.toRevision;
+}
+
+const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+
+/** A run as its journal file tells it: once it ended, its outcome; until then, where its steps left the database. */
+export function summaryFromFile(lines: JournalLine[]): RunSummary | undefined {
+  const head = lines.find((line) => line.type === 'run') as Record<string, unknown> | undefined;
+  if (!head) return undefined;
+  const end = lines.find((line) => line.type === 'outcome') as (Partial<RunOutcome> & Record<string, unknown>) | undefined;
+  const steps = stepsOfFile(lines);
+  const from = text(head.fromRevision);
+  return {
+    runId: String(head.runId),
+    command: String(head.command),
+    status: text(end?.status) ?? 'unfinished',
+    startedAt: String(head.startedAt),
+    finishedAt: text(end?.finishedAt),
+    fromRevision: from,
+    // where it left the database (null: the start); a refused run left it where it was
+    toRevision: !end ? leftBySteps(from, steps) : end.status === 'refused' ? from : text(end.toRevision),
+    exitCode: typeof end?.exitCode === 'number' ? end.exitCode : null,
+    snapshotId: text(end?.snapshotId),
+    lastStep: lastStarted(steps),
+    runBy: String(head.runBy),
+    database: text(head.database),
+  };
+}
+
+/**
+ * One run from both copies. The database's row wins for what only it
+ * knows (that a recover settled it); the file for what the database copy
+ * could not take down: the outcome the run printed when its server had
+ * stopped, and the steps a kill left unwritten. A run with no outcome in
+ * either shows where its steps left the database, never its target.
+ */
+export async function reconcileRun(client: ClientBase, row: RunSummary | undefined, lines: JournalLine[] | undefined): Promise<RunSummary | undefined> {
+  const fromFile = lines ? summaryFromFile(lines) : undefined;
+  if (!row) return fromFile;
+  const unended = row.status === 'running' || row.status === 'in-snapshot';
+  if (!fromFile) return unended ? { ...row, toRevision: leftBySteps(row.fromRevision, await readRunSteps(client, row.runId)) } : row;
+  const merged: RunSummary = { ...row, lastStep: fromFile.lastStep ?? row.lastStep };
+  if (row.exitCode === null && fromFile.exitCode !== null) {
+    return { ...merged, status: fromFile.status, exitCode: fromFile.exitCode, finishedAt: fromFile.finishedAt, snapshotId: fromFile.snapshotId ?? row.snapshotId, toRevision: fromFile.toRevision };
+  }
+  if (unended) return { ...merged, toRevision: leftBySteps(row.fromRevision, mergeSteps(stepsOfFile(lines!), await readRunSteps(client, row.runId))) };
+  return merged;
+}
