@@ -86,6 +86,88 @@ describe('rollback --to lands on the schema its target left', () => {
     expect(jsonResult<Result>(run).message).toBe('rolled back to 0001_orders; healthy, data verified; schema as recorded at 0001_orders');
   });
 
+  // an index of a primary key or a unique constraint depends on its constraint, not on its table, yet names the
+  // table and its columns; the downs put every name back: the schema is the target's, and nothing differs
+  // (`recorded`: objects the last revision's record must name)
+  const landsClean = async (files: Record<string, string>, upRuns: string[][], recorded: string[] = []): Promise<void> => {
+    const db = await freshDatabase();
+    const project = await makeProject(files);
+    const args = baseArgs(project, db.url);
+    for (const up of upRuns) {
+      const run = await belay([...args, 'migrate', 'up', ...up]);
+      expect(run.code, run.stderr).toBe(0);
+    }
+    const [last] = await db.query<{ changes: string[] }>("SELECT ARRAY(SELECT jsonb_object_keys(schema->'changes') ORDER BY 1) AS changes FROM belay.migrations ORDER BY name DESC LIMIT 1");
+    expect(last!.changes).toEqual(expect.arrayContaining(recorded));
+    const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(run.code, run.stdout).toBe(0);
+    const result = jsonResult<Result>(run);
+    expect(result.outcome).toBe('ok');
+    expect(result.message).toMatch(/^rolled back to 0001_\w+; healthy, data verified; schema as recorded at 0001_\w+$/);
+    expect(await db.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: Object.keys(files)[0]!.replace(/\.up\.sql$/, '') }]);
+  };
+
+  it('a table with a primary key renamed and renamed back lands clean', async () => {
+    await landsClean(
+      {
+        '0001_invoices.up.sql': 'CREATE TABLE invoices (id int PRIMARY KEY, amount numeric NOT NULL);',
+        '0001_invoices.down.sql': 'DROP TABLE invoices;',
+        '0002_rename.up.sql': 'ALTER TABLE invoices RENAME TO bills;',
+        '0002_rename.down.sql': 'ALTER TABLE bills RENAME TO invoices;',
+      },
+      [['--with-backup']],
+    );
+  });
+
+  it('a column of a primary key, a unique constraint and a foreign key from another table, renamed and renamed back, lands clean', async () => {
+    // applied in two runs: the rename's record is made apart from the revision that made what it renames
+    await landsClean(
+      {
+        '0001_invoices.up.sql': `CREATE TABLE invoices (id int PRIMARY KEY, code text NOT NULL UNIQUE, amount numeric NOT NULL);
+CREATE TABLE lines (invoice int NOT NULL REFERENCES invoices (id), code text REFERENCES invoices (code), qty int);
+INSERT INTO invoices SELECT g, 'c' || g, g FROM generate_series(1, 50) g;
+INSERT INTO lines SELECT g, 'c' || g, 1 FROM generate_series(1, 50) g;`,
+        '0001_invoices.down.sql': 'DROP TABLE lines;\nDROP TABLE invoices;',
+        '0002_rename.up.sql': 'ALTER TABLE invoices RENAME COLUMN id TO invoice_id;\nALTER TABLE invoices RENAME COLUMN code TO ref;',
+        '0002_rename.down.sql': 'ALTER TABLE invoices RENAME COLUMN invoice_id TO id;\nALTER TABLE invoices RENAME COLUMN ref TO code;',
+      },
+      [['--to', '0001'], []],
+      ['index public.invoices_pkey', 'index public.invoices_code_key', 'constraint public.lines.lines_invoice_fkey', 'constraint public.lines.lines_code_fkey'],
+    );
+  });
+
+  it('a view over renamed columns (one of them the primary key), renamed back, lands clean', async () => {
+    await landsClean(
+      {
+        '0001_invoices.up.sql': `CREATE TABLE invoices (id int PRIMARY KEY, amount numeric NOT NULL);
+CREATE VIEW big_invoices AS SELECT id, amount FROM invoices WHERE amount > 100;`,
+        '0001_invoices.down.sql': 'DROP VIEW big_invoices;\nDROP TABLE invoices;',
+        '0002_rename.up.sql': 'ALTER TABLE invoices RENAME COLUMN amount TO total;\nALTER TABLE invoices RENAME COLUMN id TO invoice_id;',
+        '0002_rename.down.sql': 'ALTER TABLE invoices RENAME COLUMN total TO amount;\nALTER TABLE invoices RENAME COLUMN invoice_id TO id;',
+      },
+      [[]],
+      ['view public.big_invoices', 'index public.invoices_pkey'],
+    );
+  });
+
+  it('a rename put back with an index of the up left behind: that index alone differs', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_invoices.up.sql': 'CREATE TABLE invoices (id int PRIMARY KEY, code text UNIQUE);',
+      '0001_invoices.down.sql': 'DROP TABLE invoices;',
+      '0002_rename.up.sql': 'ALTER TABLE invoices RENAME TO bills;\nCREATE INDEX bills_code_lower ON bills (lower(code));',
+      '0002_rename.down.sql': 'ALTER TABLE bills RENAME TO invoices;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(run.code, run.stdout).toBe(12);
+    const result = jsonResult<Result>(run);
+    expect(result.outcome).toBe('manual-action-needed');
+    expect(result.message).toContain('the schema is not the one 0001_invoices left: 1 object(s) differ (+ left behind, - missing, ~ changed): + index public.bills_code_lower');
+  });
+
   it('a column put back in another order is a warning, not a difference', async () => {
     const db = await freshDatabase();
     const project = await makeProject({

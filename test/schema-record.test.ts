@@ -65,6 +65,55 @@ const REVISIONS: Array<[string, string]> = [
   ['owned_none', 'ALTER SEQUENCE counter OWNED BY NONE'],
 ];
 
+/**
+ * Renames that show in descriptions a step away in pg_depend from what was
+ * renamed: the index of a primary key, a unique or an exclusion constraint
+ * depends on its constraint, not on its table, yet its definition names the
+ * table and its columns; a stand-alone composite type is described as its
+ * pg_type, while its pg_class row is what depends on its attributes' types.
+ * Each rename comes a revision after what it renames was made (a revision
+ * describes again what the one before it wrote, which would hide a dependent
+ * left out), and the last puts every name back.
+ */
+const RENAMES: Array<[string, string]> = [
+  [
+    'base',
+    `CREATE TYPE mood AS ENUM ('sad', 'ok');
+     CREATE TYPE pair AS (m mood, n int);
+     CREATE FUNCTION widened(r int4range) RETURNS int4range LANGUAGE sql IMMUTABLE AS 'SELECT int4range(lower(r) - 1, upper(r) + 1)';
+     CREATE TABLE invoices (id int PRIMARY KEY, code text UNIQUE, during int4range, amount numeric NOT NULL CHECK (amount >= 0), EXCLUDE USING gist (during WITH &&),
+       CONSTRAINT apart EXCLUDE USING gist (widened(during) WITH &&));
+     CREATE INDEX invoices_amount ON invoices (amount);
+     CREATE INDEX invoices_code_lower ON invoices (lower(code));
+     CREATE SEQUENCE invoice_numbers OWNED BY invoices.id;
+     CREATE TABLE lines (invoice int REFERENCES invoices (id), code text REFERENCES invoices (code), n int DEFAULT nextval('invoice_numbers'));
+     CREATE VIEW totals AS SELECT id, code, amount FROM invoices;
+     ALTER TABLE invoices ENABLE ROW LEVEL SECURITY;
+     CREATE POLICY positive ON invoices USING (amount >= 0);
+     CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+     CREATE TRIGGER invoices_touch BEFORE UPDATE OF amount ON invoices FOR EACH ROW EXECUTE FUNCTION touch();
+     CREATE TABLE events (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+     CREATE TABLE events_2020 PARTITION OF events FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');`,
+  ],
+  ['after_base', 'SELECT 1'],
+  ['rename_table', 'ALTER TABLE invoices RENAME TO bills'],
+  ['after_table', 'SELECT 1'],
+  ['rename_columns', 'ALTER TABLE bills RENAME COLUMN id TO bill_id; ALTER TABLE bills RENAME COLUMN code TO ref; ALTER TABLE events RENAME COLUMN id TO event_id'],
+  ['after_columns', 'SELECT 1'],
+  ['rename_range_column', 'ALTER TABLE bills RENAME COLUMN during TO span'],
+  ['rename_type', 'ALTER TYPE mood RENAME TO feeling'],
+  ['rename_sequence', 'ALTER SEQUENCE invoice_numbers RENAME TO bill_numbers'],
+  ['after_sequence', 'SELECT 1'],
+  ['rename_function', 'ALTER FUNCTION widened(int4range) RENAME TO padded'],
+  ['after_function', 'SELECT 1'],
+  [
+    'rename_back',
+    `ALTER TABLE bills RENAME COLUMN bill_id TO id; ALTER TABLE bills RENAME COLUMN ref TO code; ALTER TABLE bills RENAME COLUMN span TO during;
+     ALTER TABLE bills RENAME TO invoices; ALTER TYPE feeling RENAME TO mood; ALTER SEQUENCE bill_numbers RENAME TO invoice_numbers;
+     ALTER FUNCTION padded(int4range) RENAME TO widened; ALTER TABLE events RENAME COLUMN event_id TO id`,
+  ],
+];
+
 interface Seen {
   name: string;
   recorded: SchemaChanges;
@@ -147,6 +196,14 @@ describe('the schema recorded per revision', () => {
     return client;
   };
   afterAll(async () => Promise.all(clients.map((client) => client.end())));
+  /** A database whose belay schema another role made: belay's role may use its tables, not create its function there. */
+  const lentDatabase = async (): Promise<TestDatabase> => {
+    const lent = await freshDatabase();
+    const admin = await connect(lent.adminUrl);
+    await ensureBelaySchema(admin);
+    await admin.query(`GRANT USAGE ON SCHEMA belay TO ${quoteIdent(TEST_APP_ROLE)}; GRANT ALL ON ALL TABLES IN SCHEMA belay TO ${quoteIdent(TEST_APP_ROLE)}`);
+    return lent;
+  };
 
   it('is, after every revision of a run, what a full description of the schema says, whether belay may make its function or not', async () => {
     // belay's role owns belay's schema: the changes are described by belay's function, which replaces an older one
@@ -159,15 +216,47 @@ describe('the schema recorded per revision', () => {
     expect((await trackerFunctions(owned))[0]).not.toBe('schema_changes_0000000000000000');
 
     // belay's schema made by another role, which lets belay's role use its tables but not create in it: the same queries, sent inline
-    const lent = await freshDatabase();
-    const admin = await connect(lent.adminUrl);
-    await ensureBelaySchema(admin);
-    await admin.query(`GRANT USAGE ON SCHEMA belay TO ${quoteIdent(TEST_APP_ROLE)}; GRANT ALL ON ALL TABLES IN SCHEMA belay TO ${quoteIdent(TEST_APP_ROLE)}`);
+    const lent = await lentDatabase();
     const inline = await recordAndFold(await connect(lent.url));
     expect(await trackerFunctions(lent)).toEqual([]);
 
     // names, not OIDs: the same revisions record the same changes either way
     expect(inline).toEqual(viaFunction);
+  });
+
+  it('follows a rename into every description that names it, the indexes of constraints and composite types too, the same with or without belay\'s function', async () => {
+    const owned = await freshDatabase();
+    const client = await connect(owned.url);
+    await ensureBelaySchema(client);
+    const viaFunction = await recordRun(client, RENAMES);
+    expect(await trackerFunctions(owned)).toHaveLength(1);
+    const lent = await lentDatabase();
+    const inline = await recordRun(await connect(lent.url), RENAMES);
+    expect(await trackerFunctions(lent)).toEqual([]);
+    expect(inline.map((s) => s.recorded)).toEqual(viaFunction.map((s) => s.recorded));
+
+    const at = (name: string): Seen => viaFunction.find((s) => s.name.endsWith(`_${name}`))!;
+    const description = (name: string, key: string): string | undefined => at(name).described.objects.get(key)?.description;
+    const changed = (name: string): string[] => Object.keys(at(name).recorded.changes);
+    // the constraints' indexes name the table and the columns: recorded with the rename
+    expect(description('rename_table', 'index public.invoices_pkey')).toBe('CREATE UNIQUE INDEX invoices_pkey ON public.bills USING btree (id)');
+    expect(changed('rename_table')).toEqual(expect.arrayContaining(['index public.invoices_pkey', 'index public.invoices_code_key', 'index public.invoices_during_excl', 'index public.invoices_amount', 'view public.totals']));
+    expect(description('rename_columns', 'index public.invoices_pkey')).toBe('CREATE UNIQUE INDEX invoices_pkey ON public.bills USING btree (bill_id)');
+    expect(description('rename_columns', 'index public.invoices_code_key')).toBe('CREATE UNIQUE INDEX invoices_code_key ON public.bills USING btree (ref)');
+    expect(changed('rename_columns')).toEqual(
+      expect.arrayContaining(['index public.invoices_pkey', 'index public.invoices_code_key', 'constraint public.lines.lines_invoice_fkey', 'constraint public.lines.lines_code_fkey', 'view public.totals']),
+    );
+    // a partition's key index too, renamed with its partitioned table's column
+    expect(description('rename_columns', 'index public.events_2020_pkey')).toBe('CREATE UNIQUE INDEX events_2020_pkey ON public.events_2020 USING btree (event_id, at)');
+    expect(changed('rename_range_column')).toEqual(expect.arrayContaining(['index public.invoices_during_excl', 'constraint public.bills.invoices_during_excl']));
+    expect(description('rename_type', 'composite type public.pair')).toBe('attribute m public.feeling\nattribute n integer');
+    expect(changed('rename_type')).toContain('composite type public.pair');
+    expect(changed('rename_sequence')).toEqual(expect.arrayContaining(['sequence public.bill_numbers', 'table public.lines']));
+    // the index depends on the function its expression calls; its constraint shows the expression too
+    expect(description('rename_function', 'constraint public.bills.apart')).toBe('EXCLUDE USING gist (public.padded(span) WITH &&)');
+    expect(changed('rename_function')).toEqual(expect.arrayContaining(['index public.apart', 'constraint public.bills.apart']));
+    // every name put back: the schema the first revision left
+    expect(at('rename_back').recorded.digest).toBe(at('base').recorded.digest);
   });
 
   it("stays whole across a revision that outlasts the statistics' one-second flush", async () => {

@@ -332,12 +332,25 @@ WITH written(cat, oid) AS (
 -- a description names the objects it depends on (a view its tables' columns, a trigger its function,
 -- an index its table): when one of those was renamed, the dependent's description changed with it
 -- (OFFSET 0 keeps each lookup a probe of its index: the estimate of the rows written is far too high for the planner to see that)
-affected(cat, oid) AS (
+named(cat, oid) AS (
   SELECT cat, oid FROM written
   UNION SELECT d.classid, d.objid FROM written w,
     LATERAL (SELECT classid, objid FROM pg_depend WHERE refclassid = w.cat AND refobjid = w.oid OFFSET 0) d
-  UNION SELECT 'pg_type'::regclass, c.reltype FROM written w,
-    LATERAL (SELECT reltype FROM pg_class WHERE w.cat = 'pg_class'::regclass AND oid = w.oid AND relkind = 'c' OFFSET 0) c
+),
+-- an object and its internal part (pg_depend 'i') each show what the other names, while only one of them
+-- depends on it: the index of a primary key, a unique or an exclusion constraint depends on its constraint,
+-- not on its table and columns, yet its definition names them (and the constraint's shows the index's
+-- expressions, which the index depends on); a stand-alone composite type is described as its pg_type, while
+-- its pg_class row is what depends on its attributes' types. So a constraint brings its internal parts, and
+-- a relation what it is an internal part of: one probe per constraint and per relation among those above
+-- (UNION ALL: keyed's DISTINCT removes the repeats, where a UNION would size one more hash table by the
+-- estimate of the rows written)
+affected(cat, oid) AS (
+  SELECT cat, oid FROM named
+  UNION ALL SELECT d.classid, d.objid FROM named n,
+    LATERAL (SELECT classid, objid FROM pg_depend WHERE n.cat = 'pg_constraint'::regclass AND refclassid = n.cat AND refobjid = n.oid AND deptype = 'i' OFFSET 0) d
+  UNION ALL SELECT d.refclassid, d.refobjid FROM named n,
+    LATERAL (SELECT refclassid, refobjid FROM pg_depend WHERE n.cat = 'pg_class'::regclass AND classid = n.cat AND objid = n.oid AND deptype = 'i' OFFSET 0) d
 ),
 keyed AS (
   SELECT DISTINCT CASE a.cat
