@@ -50,6 +50,27 @@ export interface LockBlocker {
   relations?: string[];
 }
 
+/** A blocker as both queries below read it from pg_stat_activity (and the relations from pg_locks). */
+interface BlockerRow {
+  pid: number;
+  application_name: string;
+  usename: string;
+  state: string | null;
+  query_start: Date | null;
+  xact_start: Date | null;
+  relations: string[] | null;
+}
+
+const blockerOf = (row: BlockerRow): LockBlocker => ({
+  pid: row.pid,
+  applicationName: row.application_name,
+  user: row.usename,
+  state: row.state,
+  queryStart: row.query_start?.toISOString() ?? null,
+  transactionStart: row.xact_start?.toISOString() ?? null,
+  ...(row.relations?.length ? { relations: row.relations } : {}),
+});
+
 /** For messages: `pid 123 (application_name "job", user app, idle in transaction, …) on public.t`. Not the query text: it may hold another user's secrets. */
 export function describeBlocker(b: LockBlocker): string {
   const since = b.transactionStart ? `, transaction since ${b.transactionStart}` : '';
@@ -86,32 +107,14 @@ export function watchBlockers(
     observer ??= openObserver().catch(() => undefined);
     const session = await observer;
     if (!session || stopped) return;
-    const { rows } = await session.client.query<{
-      pid: number;
-      application_name: string;
-      usename: string;
-      state: string | null;
-      query_start: Date | null;
-      xact_start: Date | null;
-      relations: string[] | null;
-    }>(
+    const { rows } = await session.client.query<BlockerRow>(
       `SELECT pid, application_name, usename, state, query_start, xact_start,
               (SELECT pg_catalog.array_agg(DISTINCT (SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = w.relation)) FROM pg_catalog.pg_locks w
                 WHERE w.pid = $1 AND NOT w.granted AND w.relation IS NOT NULL) AS relations
          FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids($1)) ORDER BY pid`,
       [pid],
     );
-    if (rows.length > 0) {
-      blockers = rows.map((row) => ({
-        pid: row.pid,
-        applicationName: row.application_name,
-        user: row.usename,
-        state: row.state,
-        queryStart: row.query_start?.toISOString() ?? null,
-        transactionStart: row.xact_start?.toISOString() ?? null,
-        ...(row.relations?.length ? { relations: row.relations } : {}),
-      }));
-    }
+    if (rows.length > 0) blockers = rows.map(blockerOf);
   };
   const timer = setInterval(() => {
     pending = pending.then(look).catch(() => {});
@@ -133,15 +136,7 @@ export function watchBlockers(
  * this database now, the likeliest blockers of a reader. Best effort.
  */
 export async function exclusiveLockHolders(client: ClientBase, except: number[] = []): Promise<LockBlocker[]> {
-  const { rows } = await client.query<{
-    pid: number;
-    application_name: string;
-    usename: string;
-    state: string | null;
-    query_start: Date | null;
-    xact_start: Date | null;
-    relations: string[];
-  }>(
+  const { rows } = await client.query<BlockerRow>(
     `SELECT a.pid, a.application_name, a.usename, a.state, a.query_start, a.xact_start,
             pg_catalog.array_agg(DISTINCT (SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = l.relation)) AS relations
        FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
@@ -151,13 +146,5 @@ export async function exclusiveLockHolders(client: ClientBase, except: number[] 
       GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1`,
     [except],
   );
-  return rows.map((row) => ({
-    pid: row.pid,
-    applicationName: row.application_name,
-    user: row.usename,
-    state: row.state,
-    queryStart: row.query_start?.toISOString() ?? null,
-    transactionStart: row.xact_start?.toISOString() ?? null,
-    relations: row.relations,
-  }));
+  return rows.map(blockerOf);
 }

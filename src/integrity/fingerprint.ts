@@ -232,7 +232,12 @@ const BATCH = 50;
 
 /** Cast each column whose type differs from its earlier one to that type, where it resolves. */
 async function castToEarlier(client: ClientBase, columns: TableColumns[], earlier: Array<Readonly<Record<string, ColumnFingerprint>> | undefined>): Promise<void> {
-  const changed = columns.flatMap((table, i) => table.columns.filter((column) => earlier[i]?.[column.name] && earlier[i]![column.name]!.type !== column.type).map((column) => ({ column, was: earlier[i]![column.name]!.type })));
+  const changed = columns.flatMap((table, i) =>
+    table.columns.flatMap((column) => {
+      const was = earlier[i]?.[column.name]?.type;
+      return was !== undefined && was !== column.type ? [{ column, was }] : [];
+    }),
+  );
   if (changed.length === 0) return;
   const resolved = await guarded(client, () => earlierTypes(client, [...new Set(changed.map((c) => c.was))]));
   for (const { column, was } of changed) {
