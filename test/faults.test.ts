@@ -1,13 +1,14 @@
-import { chmod, chown, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareLogFile, startCluster, stopCluster } from '../src/cluster/local-cluster.js';
 import { serverUser } from '../src/cluster/os-user.js';
-import { startTempCluster, type TempCluster } from '../src/cluster/temp-cluster.js';
+import type { TempCluster } from '../src/cluster/temp-cluster.js';
 import { quoteIdent } from '../src/db/ident.js';
 import { belay, cliRunnableBy, startBelay, type CliRun } from './support/cli.js';
 import { adminQuery, freshDatabase, type TestDatabase } from './support/pg.js';
+import { startStoppableCluster } from './support/stoppable-cluster.js';
 import { baseArgs, makeProject, type TestProject } from './support/project.js';
 
 /**
@@ -448,16 +449,7 @@ describe('the server stops under a run', () => {
   };
 
   beforeAll(async () => {
-    server = await startTempCluster({ prefix: 'belay-faults-', superuser: 'postgres', tcp: false, pgBin: process.env.PG_BIN, path: process.env.PATH });
-    const user = serverUser();
-    if (user) await chown(server.root, user.uid, user.gid).catch(() => {});
-    // an asynchronous commit reaches the disk up to 10 s later, as after a busy moment: a stop loses what only that would have flushed
-    const admin = new pg.Client({ host: server.spec.socketDir, port: server.spec.port, user: 'postgres', database: 'postgres' });
-    await admin.connect();
-    await admin.query("ALTER SYSTEM SET wal_writer_delay = '10s'");
-    await admin.end();
-    await stopCluster(server.spec);
-    await startCluster(server.spec, join(server.root, 'server.log'));
+    server = await startStoppableCluster('belay-faults-');
   }, 120_000);
   afterAll(() => server?.remove());
 

@@ -1,13 +1,13 @@
-import { chown, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareLogFile, startCluster, stopCluster } from '../src/cluster/local-cluster.js';
-import { serverUser } from '../src/cluster/os-user.js';
-import { startTempCluster, type TempCluster } from '../src/cluster/temp-cluster.js';
+import type { TempCluster } from '../src/cluster/temp-cluster.js';
 import { quoteIdent } from '../src/db/ident.js';
 import { belay, startBelay, type CliRun } from './support/cli.js';
 import { freshDatabase } from './support/pg.js';
+import { startStoppableCluster } from './support/stoppable-cluster.js';
 import { baseArgs, makeProject, type TestProject } from './support/project.js';
 
 /**
@@ -169,10 +169,16 @@ describe('a killed run, as history, status, a refusal and the journal tell it', 
     const args = baseArgs(project, db.url);
     const cli = (...rest: string[]): Promise<CliRun> => belay([...args, ...rest], { cwd: project.dir });
     expect((await cli('migrate', 'up', '--to', '0001')).code).toBe(0);
+    // another session holds base, so that neither the fingerprint nor pg_dump can end before the kill, however fast the machine
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    await holder.query('BEGIN; LOCK TABLE base IN ACCESS EXCLUSIVE MODE');
     const run = startBelay([...args, 'migrate', 'up', '--with-backup', '--backup-scope', 'full'], { cwd: project.dir });
-    await until('pg_dump connected', async () => (await db.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'belay' AND datname = current_database()")).length > 0, run.done);
+    await until('pg_dump waiting for base', async () => (await db.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'belay' AND datname = current_database() AND wait_event_type = 'Lock'")).length > 0, run.done);
     run.child.kill('SIGKILL');
     await run.done;
+    await holder.query('ROLLBACK');
+    await holder.end();
     const runId = (await runsOf(project, 'migrate-up')).at(-1)!;
     // the case: the fingerprint had not ended when the run was killed
     expect(stepLines(await journalOf(project, runId)).some((l) => l.step === 'fingerprint' && l.event === 'end')).toBe(false);
@@ -209,33 +215,14 @@ describe('the server stops under a run: history tells what the run journaled', (
     (await query(db, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE '%pg_sleep(30)%' AND query NOT LIKE '%pg_stat_activity%'")).length > 0;
 
   beforeAll(async () => {
-    server = await startTempCluster({ prefix: 'belay-history-', superuser: 'postgres', tcp: false, pgBin: process.env.PG_BIN, path: process.env.PATH });
-    const user = serverUser();
-    if (user) await chown(server.root, user.uid, user.gid).catch(() => {});
-    // an asynchronous commit reaches the disk up to 10 s later: a stop loses what only that would have flushed
-    const admin = client('postgres');
-    await admin.connect();
-    await admin.query("ALTER SYSTEM SET wal_writer_delay = '10s'");
-    await admin.end();
-    await stopCluster(server.spec);
-    await startCluster(server.spec, join(server.root, 'server.log'));
+    server = await startStoppableCluster('belay-history-');
   }, 120_000);
   afterAll(() => server?.remove());
 
   it('stopped inside a revision, then a recover stopped inside a down: each run shows its own exit 12, where it left the database and every step', async () => {
     const db = `hist_${++n}`;
     await query('postgres', `CREATE DATABASE ${quoteIdent(db)}`);
-    const project = await makeProject({
-      ...BASE,
-      '0002_a.up.sql': 'CREATE TABLE a (id int);',
-      '0002_a.down.sql': 'DROP TABLE a;\nSELECT pg_sleep(30);',
-      '0003_b.up.sql': 'CREATE TABLE b (id int);',
-      '0003_b.down.sql': 'DROP TABLE b;',
-      '0004_slow.up.sql': 'CREATE TABLE slow (id int);\nSELECT pg_sleep(30);',
-      '0004_slow.down.sql': 'DROP TABLE slow;',
-      '0005_c.up.sql': 'CREATE TABLE c (id int);',
-      '0005_c.down.sql': 'DROP TABLE c;',
-    });
+    const project = await makeProject({ ...FIVE, '0002_a.down.sql': 'DROP TABLE a;\nSELECT pg_sleep(30);' });
     const url = `postgresql://postgres@/${db}?host=${encodeURIComponent(server.spec.socketDir)}&port=${server.spec.port}`;
     const args = ['--database-url', url, '--migrations', project.migrations, '--backups', project.backups];
     const cli = (...rest: string[]): Promise<CliRun> => belay([...args, ...rest], { cwd: project.dir });
