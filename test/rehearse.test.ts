@@ -201,7 +201,10 @@ async function rehearseFromPeople(files: Record<string, string>, config?: object
   const junit = join(project.dir, 'report.xml');
   const run = await belay(['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse', '--from', '0001', '--seed', seed, '--junit', junit], { cwd: project.dir });
   if (!run.stdout) throw new Error(`rehearse printed nothing (exit ${run.code}): ${run.stderr}`);
-  return { code: run.code, stderr: run.stderr, report: JSON.parse(run.stdout).result as VerdictReport, junit: await readFile(junit, 'utf8') };
+  return { code: run.code, stderr: run.stderr, report: JSON.parse(run.stdout).result as VerdictReport, junit: await readFile(junit, 'utf8').catch((error: unknown) => {
+      throw new Error(`rehearse wrote no JUnit report (exit ${run.code}): ${run.stdout.slice(0, 3000)}`, { cause: error });
+    }),
+  };
 }
 
 const verdicts = (report: VerdictReport) => report.cases.map((c) => `${c.status} ${c.direction} ${c.revision}`);

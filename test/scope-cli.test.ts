@@ -76,7 +76,7 @@ describe('touched snapshots through the CLI', () => {
     const result = jsonResult<{ snapshot: { id: string }; toRevision: string }>(run);
     expect(result.toRevision).toBe('0002_nicknames');
     const manifest = await manifestOf(project, result.snapshot.id);
-    expect(manifest.scope?.kind).toBe('touched');
+    expect(manifest.scope?.kind, run.stderr).toBe('touched');
     expect(manifest.scope?.tables.filter((t) => t.kind === 'table').map((t) => `${t.schema}.${t.name}`)).toEqual(['public.small']);
     const fullManifest = await manifestOf(project, fullSnapshot.id);
     expect(fullManifest.scope).toBeUndefined();
