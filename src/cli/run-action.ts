@@ -3,8 +3,8 @@ import type { TargetInfo } from '../api/options.js';
 import { parseDatabaseUrl } from '../db/connection.js';
 import { BelayError, EXIT, errorMessage } from '../errors.js';
 import type { BelayOptions } from '../api/options.js';
-import { commandPath, globalFlags, type CliContext, type CommandReport } from './context.js';
-import { envelopeOf, failureEnvelope, outcomeOf } from './envelope.js';
+import { commandPath, givenFlags, globalFlags, type CliContext, type CommandReport } from './context.js';
+import { documentOf, envelopeOf, failureEnvelope, outcomeOf, type Said } from './envelope.js';
 import { createLogger, type LogLevel } from './logger.js';
 import { scrub } from './scrub.js';
 import { progressPrinter } from './progress.js';
@@ -43,7 +43,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   const flags = globalFlags(command);
   const name = commandPath(command);
   const json = flags.json === true;
-  const secrets = secretsFrom(flags);
+  const secrets = secretsFrom(givenFlags(command));
   const logger = createLogger(flags.logLevel, secrets);
   if (flags.databaseUrl && secrets.some((secret) => flags.databaseUrl?.includes(encodeURIComponent(secret)) || flags.databaseUrl?.includes(secret))) {
     logger.warn('--database-url carries a password, which every user of this machine can read in the process list: prefer DATABASE_URL, PGPASSWORD or a PGPASSFILE');
@@ -84,10 +84,10 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   try {
     const report = await work(ctx);
     progress.close();
-    const envelope = envelopeOf(name, report, target);
-    if (json) printJson(envelope, secrets);
-    else process.stdout.write(`${scrub([report.human(), ...closing()].join('\n'), secrets)}\n`);
-    process.exitCode = envelope.exitCode;
+    const said = envelopeOf(name, report, target);
+    if (json) printJson(documentOf(said), secrets);
+    else process.stdout.write(`${scrub([report.human(said), ...nextLines(said), ...closing()].join('\n'), secrets)}\n`);
+    process.exitCode = said.exitCode;
   } catch (error) {
     progress.close();
     process.exitCode = reportError(name, error, { json, secrets, target, closing: closing(), shown: progress.printed(errorMessage(error)) });
@@ -95,6 +95,11 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** The `next:` line, printed here for every command: what a result that ends 10, 11 or 12 always has. */
+function nextLines(said: Said): string[] {
+  return said.next ? [`  next: ${said.next}`] : [];
 }
 
 export function printJson(document: unknown, secrets: readonly string[]): void {
@@ -116,11 +121,13 @@ function reportError(command: string, error: unknown, { json, secrets, target, c
   const exitCode = known ? error.exitCode : EXIT.internal;
   const message = scrub(errorMessage(error), secrets);
   const hint = known && error.hint ? scrub(error.hint, secrets) : undefined;
+  const said = failureEnvelope(command, { exitCode, code: known ? error.code : 'internal', message, hint, details: known ? error.details : undefined }, target);
   if (json) {
-    printJson(failureEnvelope(command, { exitCode, code: known ? error.code : 'internal', message, hint, details: known ? error.details : undefined }, target), secrets);
+    printJson(documentOf(said), secrets);
   } else {
-    process.stderr.write(`belay: ${shown ? `${outcomeOf(exitCode)} (the failure above)` : message}\n`);
-    if (hint) process.stderr.write(`  next: ${hint}\n`);
+    process.stderr.write(`belay: ${shown ? `${outcomeOf(exitCode)} (the failure above)` : said.message}\n`);
+    if (!shown) for (const line of said.details) process.stderr.write(`  ${line}\n`);
+    for (const line of nextLines(said)) process.stderr.write(`${line}\n`);
     if (!known) {
       process.stderr.write(`  this is a bug in belay; please report it with this trace:\n${scrub(String((error as Error)?.stack ?? error), secrets)}\n`);
     }
