@@ -83,8 +83,10 @@ describe('snapshots', () => {
     expect(verify.code).toBe(4);
     expect(verify.stdout).toMatch(/sha256 is [0-9a-f]+, the manifest says/);
     const restore = await belay([...args, '--yes', 'restore', ids[0]!]);
-    expect(restore.code).toBe(12);
-    expect(restore.stdout).toMatch(/does not match its manifest/);
+    // found before anything is touched: a refusal, not "manual action needed"
+    expect(restore.code).toBe(4);
+    expect(restore.stderr).toMatch(/does not match its manifest/);
+    expect(restore.stderr).toMatch(/next: .*belay backups list/);
     expect((await db.query('SELECT count(*)::int AS n FROM t'))[0]?.n).toBe(1000);
     const unknown = await belay([...args, 'backups', 'verify', 'nope']);
     expect(unknown.code).toBe(2);

@@ -35,8 +35,11 @@ describe('results say what happened', () => {
     expect(run.stdout).toMatch(/restored \S+ into/);
     const noBackup = await belay([...args, '--json', 'migrate', 'up']);
     expect(noBackup.code).toBe(12);
-    const result = jsonResult<Result & { failure: { statement: string } }>(noBackup);
-    expect(result.message).toMatch(/^0002_nt up failed at 0002_nt\.up\.sql:3: column "no_such_column" does not exist \[SQLSTATE 42703\]\n/);
+    const result = jsonResult<Result & { failure: { statement: string }; messageDetails: string[] }>(noBackup);
+    // one line (docs/json.md); the statement beside it
+    expect(result.message).toMatch(/^0002_nt up failed at 0002_nt\.up\.sql:3: column "no_such_column" does not exist \[SQLSTATE 42703\]; /);
+    expect(result.message).not.toContain('\n');
+    expect(result.messageDetails).toEqual([expect.stringMatching(/^statement: CREATE INDEX CONCURRENTLY nt_missing/)]);
     expect(result.message).toContain('a revision that runs outside a transaction failed halfway');
     expect(result.failure.statement).toContain('CREATE INDEX CONCURRENTLY nt_missing');
   });

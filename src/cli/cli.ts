@@ -1,6 +1,6 @@
 import { CommanderError } from 'commander';
 import { EXIT } from '../errors.js';
-import { failureEnvelope } from './envelope.js';
+import { documentOf, failureEnvelope } from './envelope.js';
 import { output } from './output.js';
 import { buildProgram } from './program.js';
 import { printJson } from './run-action.js';
@@ -27,7 +27,7 @@ async function runCli(): Promise<void> {
         const command = parsing();
         const hint = `Run \`belay ${command === 'belay' ? '' : `${command} `}--help\` for its options and an example.`;
         const message = error.code === 'commander.help' ? `${command} needs a command (see --help)` : error.message.replace(/^error: /, '');
-        printJson(failureEnvelope(command, { exitCode: EXIT.usage, code: error.code, message, hint, details: {} }, null), []);
+        printJson(documentOf(failureEnvelope(command, { exitCode: EXIT.usage, code: error.code, message, hint, details: {} }, null)), []);
       }
     } else {
       stderr.write(`belay: ${String(error)}\n`);

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import type { BelayOptions } from '../api/options.js';
-import type { Report } from './envelope.js';
+import type { Report, Said } from './envelope.js';
 import type { LogLevel } from './logger.js';
+import { GLOBAL_OPTIONS, honoured, type GlobalOptionName } from './help.js';
 
 export interface GlobalFlags {
   databaseUrl?: string;
@@ -23,13 +24,28 @@ export interface CliContext {
   task: <T>(label: string, work: () => Promise<T>) => Promise<T>;
 }
 
-/** What a command's work hands back: the envelope's facts and its text for a terminal. */
+/**
+ * What a command's work hands back: the envelope's facts and its text for a
+ * terminal, made from what the envelope says (its one-line message, the
+ * lines beyond it); the `next:` line is added after it by runAction.
+ */
 export interface CommandReport extends Report {
-  human: () => string;
+  human: (said: Said) => string;
 }
 
+/** The global flags the command honours (its teach() declaration, which its --help lists); the others are left out. */
 export function globalFlags(command: Command): GlobalFlags {
-  return command.optsWithGlobals<GlobalFlags>();
+  const all = command.optsWithGlobals<GlobalFlags & Record<string, unknown>>();
+  const honours = honoured(command);
+  for (const [name, option] of Object.entries(GLOBAL_OPTIONS)) {
+    if (!honours.has(name as GlobalOptionName)) delete all[option.attributeName()];
+  }
+  return all;
+}
+
+/** Every global flag given, honoured or not: secrets in any of them are scrubbed from the output. */
+export function givenFlags(command: Command): { databaseUrl?: string } {
+  return command.optsWithGlobals<{ databaseUrl?: string }>();
 }
 
 /** "migrate up", "backups prune": the command's words without the program name. */

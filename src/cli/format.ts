@@ -1,3 +1,4 @@
+import type { Said } from './envelope.js';
 import { describeDataAtRisk } from '../integrity/data-at-risk.js';
 import type { Plan } from '../runner/commands/plan.js';
 import type { RunResult } from '../runner/result/results.js';
@@ -6,14 +7,14 @@ import type { RunSummary } from '../journal/run-store.js';
 import type { StatusReport } from '../runner/commands/status.js';
 import { formatHolder } from '../runner/session/run-lock.js';
 
-export function formatRunResult(result: RunResult): string {
-  const lines = [`${result.command}: ${result.message}`];
+/** A run's text: its one-line message and the lines beyond it (the envelope's), each revision, the snapshot, the journal. */
+export function formatRunResult(result: RunResult, said: Said): string {
+  const lines = [`${result.command}: ${said.message}`, ...said.details.map((line) => `    ${line}`)];
   for (const revision of result.revisions) {
     lines.push(`  ${revision.status.padEnd(8)} ${revision.name}${revision.durationMs === undefined ? '' : ` (${revision.durationMs} ms)`}`);
   }
   if (result.snapshot) lines.push(`  snapshot ${result.snapshot.id}  ${result.snapshot.path}  sha256 ${result.snapshot.sha256.slice(0, 16)}…`);
   if (result.journalFile) lines.push(`  journal  ${result.journalFile}`);
-  if (result.hint) lines.push(`  next: ${result.hint}`);
   return lines.join('\n');
 }
 

@@ -17,10 +17,26 @@ export type GlobalOptionName = keyof typeof GLOBAL_OPTIONS;
 /** What a command that opens the target database honours. */
 export const CONNECTED: GlobalOptionName[] = ['database-url', 'embedded', 'migrations', 'backups', 'config', 'json', 'log-level'];
 export const FILES_ONLY: GlobalOptionName[] = ['backups', 'config', 'json', 'log-level'];
+/** Every command prints through runAction, which reads these. */
+const EVERY_COMMAND: GlobalOptionName[] = ['json', 'log-level'];
+
+const HONOURS = new WeakMap<Command, ReadonlySet<GlobalOptionName>>();
+
+/**
+ * The global options a command honours, as its teach() call declared them:
+ * its --help lists exactly these, and its action reads only these
+ * (globalFlags() leaves the others out), so the two cannot disagree.
+ */
+export function honoured(command: Command): ReadonlySet<GlobalOptionName> {
+  return HONOURS.get(command) ?? new Set(Object.keys(GLOBAL_OPTIONS) as GlobalOptionName[]);
+}
 
 /** Every command's --help ends with the global options it honours and one example. */
 export function teach(command: Command, honours: readonly GlobalOptionName[], example: string): Command {
-  const options = honours.map((name) => GLOBAL_OPTIONS[name]);
+  const declared = new Set([...honours, ...EVERY_COMMAND]);
+  HONOURS.set(command, declared);
+  // in GLOBAL_OPTIONS' order
+  const options = (Object.keys(GLOBAL_OPTIONS) as GlobalOptionName[]).filter((name) => declared.has(name)).map((name) => GLOBAL_OPTIONS[name]);
   const width = Math.max(...options.map((o) => o.flags.length));
   const lines = options.map((o) => `  ${o.flags.padEnd(width)}  ${o.description}`);
   return command.addHelpText('after', `\nGlobal options it honours (before or after the command):\n${lines.join('\n')}\n\nExample:\n  $ ${example}\n`);

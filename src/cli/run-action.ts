@@ -3,8 +3,8 @@ import type { RunHandle, TargetInfo } from '../api/options.js';
 import { parseDatabaseUrl } from '../db/connection.js';
 import { BelayError, EXIT, errorMessage } from '../errors.js';
 import type { BelayOptions } from '../api/options.js';
-import { commandPath, globalFlags, type CliContext, type CommandReport } from './context.js';
-import { envelopeOf, failureEnvelope, outcomeOf, type Envelope } from './envelope.js';
+import { commandPath, givenFlags, globalFlags, type CliContext, type CommandReport } from './context.js';
+import { documentOf, envelopeOf, failureEnvelope, outcomeOf, type Said } from './envelope.js';
 import { formatRunResult } from './format.js';
 import { createLogger, type LogLevel } from './logger.js';
 import { output } from './output.js';
@@ -47,7 +47,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   const flags = globalFlags(command);
   const name = commandPath(command);
   const json = flags.json === true;
-  const secrets = secretsFrom(flags);
+  const secrets = secretsFrom(givenFlags(command));
   const logger = createLogger(flags.logLevel, secrets);
   if (flags.databaseUrl && secrets.some((secret) => flags.databaseUrl?.includes(encodeURIComponent(secret)) || flags.databaseUrl?.includes(secret))) {
     logger.warn('--database-url carries a password, which every user of this machine can read in the process list: prefer DATABASE_URL, PGPASSWORD or a PGPASSFILE');
@@ -79,8 +79,8 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   const ctx: CliContext = { flags, json, options, task: progress.task };
   const closing = (): string[] => (kind.changing && target ? [lastLine(target)] : []);
   /** The one result: the --json document on stdout, else the text (stdout) and the target line. */
-  const resultText = (envelope: Envelope, report: CommandReport): string =>
-    json ? jsonText(envelope, secrets) : `${scrub([report.human(), ...closing()].join('\n'), secrets)}\n`;
+  const resultText = (said: Said, report: CommandReport): string =>
+    json ? jsonText(documentOf(said), secrets) : `${scrub([report.human(said), ...nextLines(said), ...closing()].join('\n'), secrets)}\n`;
   let signals = 0;
   /**
    * A second signal: exit now, without waiting for the run (a down, a
@@ -94,19 +94,19 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       return;
     }
     progress.close();
-    let envelope: Envelope;
+    let said: Said;
     if (abandoned.state === 'abandoned') {
       const { result } = abandoned;
-      envelope = envelopeOf(name, { result }, target);
-      stdout.write(resultText(envelope, { result, human: () => formatRunResult(result) }));
+      said = envelopeOf(name, { result }, target);
+      stdout.write(resultText(said, { result, human: (s) => formatRunResult(result, s) }));
     } else {
       const message = `stopped at once by a second ${signal}, before it began a run`;
-      envelope = failureEnvelope(name, { exitCode: EXIT.preflight, code: 'interrupted', message, hint: 'Nothing was changed; `belay status` says where the database stands.', details: {} }, target);
-      if (json) stdout.write(jsonText(envelope, secrets));
-      else writeErr([`belay: ${message}`, `  next: ${envelope.next}`, ...closing(), ''].join('\n'));
+      said = failureEnvelope(name, { exitCode: EXIT.preflight, code: 'interrupted', message, hint: 'Nothing was changed; `belay status` says where the database stands.', details: {} }, target);
+      if (json) stdout.write(jsonText(documentOf(said), secrets));
+      else writeErr([`belay: ${message}`, `  next: ${said.next}`, ...closing(), ''].join('\n'));
     }
     // stdout and stderr are written synchronously here (files, pipes and terminals, on Linux and macOS)
-    process.exit(envelope.exitCode);
+    process.exit(said.exitCode);
   };
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
@@ -119,10 +119,10 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   try {
     const report = await work(ctx);
     progress.close();
-    const envelope = envelopeOf(name, report, target);
-    process.exitCode = envelope.exitCode;
-    const written = await stdout.flush(resultText(envelope, report));
-    if (!written && kind.reads && envelope.exitCode === EXIT.ok) {
+    const said = envelopeOf(name, report, target);
+    process.exitCode = said.exitCode;
+    const written = await stdout.flush(resultText(said, report));
+    if (!written && kind.reads && said.exitCode === EXIT.ok) {
       // its whole job was this output: not done, and nothing was changed (the run's own code stands for a changing command)
       process.exitCode = EXIT.preflight;
       writeErr(`belay: ${name}: its result could not be written to stdout (${stdout.failure?.message ?? 'write failed'}); nothing was changed\n`);
@@ -137,6 +137,11 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
 }
 
 const jsonText = (document: unknown, secrets: readonly string[]): string => `${JSON.stringify(scrub(document, secrets), null, 2)}\n`;
+
+/** The `next:` line, printed here for every command: what a result that ends 10, 11 or 12 always has. */
+function nextLines(said: Said): string[] {
+  return said.next ? [`  next: ${said.next}`] : [];
+}
 
 export function printJson(document: unknown, secrets: readonly string[]): void {
   output().stdout.write(jsonText(document, secrets));
@@ -157,11 +162,13 @@ function reportError(command: string, error: unknown, { json, secrets, target, c
   const exitCode = known ? error.exitCode : EXIT.internal;
   const message = scrub(errorMessage(error), secrets);
   const hint = known && error.hint ? scrub(error.hint, secrets) : undefined;
+  const said = failureEnvelope(command, { exitCode, code: known ? error.code : 'internal', message, hint, details: known ? error.details : undefined }, target);
   if (json) {
-    printJson(failureEnvelope(command, { exitCode, code: known ? error.code : 'internal', message, hint, details: known ? error.details : undefined }, target), secrets);
+    printJson(documentOf(said), secrets);
   } else {
-    output().stderr.write(`belay: ${shown ? `${outcomeOf(exitCode)} (the failure above)` : message}\n`);
-    if (hint) output().stderr.write(`  next: ${hint}\n`);
+    output().stderr.write(`belay: ${shown ? `${outcomeOf(exitCode)} (the failure above)` : said.message}\n`);
+    if (!shown) for (const line of said.details) output().stderr.write(`  ${line}\n`);
+    for (const line of nextLines(said)) output().stderr.write(`${line}\n`);
     if (!known) {
       output().stderr.write(`  this is a bug in belay; please report it with this trace:\n${scrub(String((error as Error)?.stack ?? error), secrets)}\n`);
     }

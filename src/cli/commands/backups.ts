@@ -13,7 +13,7 @@ export function registerBackups(program: Command): void {
       async (ctx) => {
         const { backup } = await import('../../api/commands.js');
         const result = await backup(ctx.options);
-        return { result, human: () => formatRunResult(result) };
+        return { result, human: (said) => formatRunResult(result, said) };
       },
       { changing: true },
     ),
@@ -68,7 +68,8 @@ export function registerBackups(program: Command): void {
       .command('prune')
       .description('delete all but the newest N snapshots, under the lock; never one an unsettled run needs, nor the newest of a database')
       .requiredOption('--keep <n>', 'how many to keep (0 needs --yes)', integerFlag('--keep', 0)),
-    FILES_ONLY,
+    // under the target's run lock: it connects
+    [...FILES_ONLY, 'database-url', 'embedded', 'yes'],
     'belay backups prune --keep 10',
   ).action(async (flags: { keep: number }, command: Command) =>
     runAction(
@@ -114,7 +115,7 @@ export function registerBackups(program: Command): void {
       async (ctx) => {
         const { restore } = await import('../../api/commands.js');
         const result = await restore(id, { ...ctx.options, strategy: flags.strategy, allowOtherDatabase: flags.allowOtherDatabase === true });
-        return { result, human: () => formatRunResult(result) };
+        return { result, human: (said) => formatRunResult(result, said) };
       },
       { changing: true },
     ),

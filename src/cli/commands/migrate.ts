@@ -41,7 +41,7 @@ export function registerMigrate(program: Command): void {
       async (ctx) => {
         const { migrateUp } = await import('../../api/commands.js');
         const result = await migrateUp({ ...ctx.options, ...flags });
-        return { result, human: () => formatRunResult(result) };
+        return { result, human: (said) => formatRunResult(result, said) };
       },
       { changing: true },
     ),

@@ -45,7 +45,7 @@ export function registerRollback(program: Command): void {
           ...(flags.backupScope === undefined ? {} : { backupScope: flags.backupScope }),
           confirm,
         });
-        return { result, human: () => formatRunResult(result) };
+        return { result, human: (said) => formatRunResult(result, said) };
       },
       { changing: true },
     ),
@@ -65,7 +65,7 @@ export function registerRecover(program: Command): void {
       async (ctx) => {
         const { recover } = await import('../../api/commands.js');
         const result = await recover(ctx.options);
-        return { result, human: () => formatRunResult(result) };
+        return { result, human: (said) => formatRunResult(result, said) };
       },
       { changing: true },
     ),

@@ -4,6 +4,7 @@ import { snapshotsRunsNeed } from '../../backup/needed-snapshots.js';
 import { resolveBackupTools } from '../../backup/pg-tools.js';
 import { applyPrune, planPrune } from '../../backup/prune.js';
 import { findSnapshot, listSnapshots, verifySnapshot, type RefusedManifest, type SnapshotListing, type SnapshotVerdict } from '../../backup/snapshot-store.js';
+import { digestSnapshot } from '../../backup/digest.js';
 import { BelayError } from '../../errors.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import { readDatabaseState } from '../session/database-state.js';
@@ -129,6 +130,18 @@ export async function runBackupsPrune(setup: RunSetup, keep: number, confirm?: (
 }
 
 /** `belay restore ID`: by hand, under the lock, verified against the snapshot's own fingerprint. */
+/** A snapshot missing or not as its manifest says is refused before anything is touched (exit 4), not found out halfway through a restore. */
+async function assertSnapshotSound(manifest: Manifest): Promise<void> {
+  const digest = await digestSnapshot(manifest.path).catch(() => undefined);
+  const problem = !digest ? `is missing: ${manifest.path}` : digest.sha256 !== manifest.sha256 ? `does not match its manifest (sha256 ${digest.sha256}, expected ${manifest.sha256}): it was changed or damaged` : undefined;
+  if (problem) {
+    throw new BelayError('preflight', `snapshot ${manifest.id} ${problem}`, {
+      hint: 'Nothing was touched. Pick another snapshot (`belay backups list`; `belay backups verify ID` checks one).',
+      details: { snapshot: manifest.id, path: manifest.path },
+    });
+  }
+}
+
 export async function runRestore(setup: RunSetup, id: string, strategy: RestoreStrategy, allowOtherDatabase = false): Promise<RunResult> {
   const manifest = await findSnapshot(setup.config.backupsDir, id);
   if (manifest.database !== setup.target.database && !allowOtherDatabase) {
@@ -137,6 +150,7 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
       details: { snapshot: manifest.id, snapshotDatabase: manifest.database, target: setup.target.database },
     });
   }
+  await assertSnapshotSound(manifest);
   const revisions = await discoverRevisions(setup.config.migrationsDir).catch(() => []);
   return withRunSession(setup, 'restore', async (session) => {
     await session.lock();

@@ -57,9 +57,10 @@ export function reduceRun(facts: RunFacts, event: RunEvent): RunFacts {
     case 'apply':
     case 'down': {
       if (!event.revision) return next;
-      if (!ok) return { ...next, revisions: withStatus(next, event.revision, 'failed') };
+      // durationMs: how long the step that gave the revision its status took (its up, its down, the one that failed)
+      if (!ok) return { ...next, revisions: withStatus(next, event.revision, 'failed', event.durationMs) };
       const moved = event.detail ? { toRevision: event.detail.now } : {};
-      return { ...next, ...moved, revisions: withStatus(next, event.revision, event.step === 'apply' ? 'applied' : 'reverted', event.step === 'apply' ? event.durationMs : undefined) };
+      return { ...next, ...moved, revisions: withStatus(next, event.revision, event.step === 'apply' ? 'applied' : 'reverted', event.durationMs) };
     }
     case 'health': {
       if (!event.detail || !('failing' in event.detail)) return next;

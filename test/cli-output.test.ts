@@ -1,0 +1,202 @@
+import { appendFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { envelopeOf as sealRun, failureEnvelope, tell } from '../src/cli/envelope.js';
+import { GLOBAL_OPTIONS, honoured } from '../src/cli/help.js';
+import { buildProgram } from '../src/cli/program.js';
+import { belay, cleanEnv, jsonResult, type CliRun } from './support/cli.js';
+import { freshDatabase } from './support/pg.js';
+import { baseArgs, GOOD_REVISIONS, makeProject } from './support/project.js';
+
+interface Doc {
+  exitCode: number;
+  outcome: string;
+  message: string;
+  next: string | null;
+  result: Record<string, unknown> & { messageDetails?: string[] };
+}
+
+const doc = (run: CliRun): Doc => JSON.parse(run.stdout) as Doc;
+
+/** The text output's lines, stdout then stderr's last lines (an error is told on stderr). */
+const lines = (text: string): string[] => text.trimEnd().split('\n');
+
+/** What docs/json.md and the README promise of every document and every text output. */
+function heldToPromises(json: CliRun, text: CliRun): Doc {
+  const d = doc(json);
+  expect(json.code).toBe(d.exitCode);
+  expect(d.message, json.stdout).not.toMatch(/[\r\n]/);
+  if (d.next !== null) expect(d.next).not.toMatch(/[\r\n]/);
+  if ([10, 11, 12].includes(d.exitCode)) {
+    expect(d.next, json.stdout).toEqual(expect.any(String));
+    // the text output ends with `next:` (then the target line of a changing command)
+    const out = lines(`${text.stdout}${text.stderr}`);
+    expect(out.some((line) => /^ {2}next: \S/.test(line)), `${text.stdout}\n${text.stderr}`).toBe(true);
+  }
+  return d;
+}
+
+describe('one line of message, and a next for every 10, 11, 12', () => {
+  it('tells a failing statement, its DETAIL and HINT beside the line, not in it', () => {
+    const failure = { revision: '0002_bad', direction: 'up', file: '0002_bad.up.sql', line: 2, message: 'division by zero', sqlstate: '22012', detail: 'the detail', hint: 'the hint', statement: 'select\n  1/0', transactional: true };
+    const inner = '0002_bad up failed at 0002_bad.up.sql:2: division by zero [SQLSTATE 22012]\n  DETAIL: the detail\n  HINT: the hint\n  statement: select 1/0';
+    const said = sealRun('migrate up', { result: { runId: 'r1', exitCode: 10, outcome: 'rolled-back', message: `change rejected (${inner}); rolled back to the start, data verified intact`, failure } }, null);
+    expect(said.message).toBe('change rejected (0002_bad up failed at 0002_bad.up.sql:2: division by zero [SQLSTATE 22012]); rolled back to the start, data verified intact');
+    expect(said.details).toEqual(['DETAIL: the detail', 'HINT: the hint', 'statement: select 1/0']);
+    expect(said.result).toMatchObject({ message: said.message, messageDetails: said.details });
+    // a second failure in the message (a down that failed), and what came of it after its statement: one line, all of it
+    const down = '0001_a down failed at 0001_a.down.sql:1: no table [SQLSTATE 42P01]\n  statement: drop table x';
+    const both = sealRun('migrate up', { result: { exitCode: 12, message: `${inner}; the down of 0001_a failed: ${down}; restoring S failed; it was not touched`, failure } }, null);
+    expect(both.message).toBe('0002_bad up failed at 0002_bad.up.sql:2: division by zero [SQLSTATE 22012]; the down of 0001_a failed: 0001_a down failed at 0001_a.down.sql:1: no table [SQLSTATE 42P01]; statement: drop table x; restoring S failed; it was not touched');
+    expect(both.details).toEqual(['DETAIL: the detail', 'HINT: the hint', 'statement: select 1/0']);
+  });
+
+  it('tells a list that ends the message as details, and joins any other line break', () => {
+    expect(tell('invalid config x.json: 2 problems\n  - integrity.mode: expected strict\n  - backup.jobs: expected ≥ 1')).toEqual({
+      line: 'invalid config x.json: 2 problems',
+      details: ['- integrity.mode: expected strict', '- backup.jobs: expected ≥ 1'],
+    });
+    expect(tell('pg_restore failed:\npg_restore: error: bad\r\nthen; it stopped')).toEqual({ line: 'pg_restore failed:; pg_restore: error: bad; then; it stopped', details: [] });
+    const usage = failureEnvelope('migrate up', { exitCode: 2, code: 'usage', message: 'invalid config x: 1 problem\n  - a: b', hint: undefined, details: { problems: ['a: b'] } }, null);
+    expect(usage).toMatchObject({ message: 'invalid config x: 1 problem', result: { error: 'usage', details: { problems: ['a: b'] }, messageDetails: ['- a: b'] } });
+    // a result with no room for details keeps them in the line
+    expect(sealRun('history', { result: [], message: 'a\n  b' }, null).message).toBe('a; b');
+  });
+
+  it('every outcome that ends 10, 11 or 12 has a next, whoever reported it; next is one line', () => {
+    for (const exitCode of [10, 11, 12]) {
+      const run = sealRun('restore', { result: { runId: 'r-1', exitCode, message: 'x' } }, null);
+      expect(run.next, String(exitCode)).toMatch(/belay history r-1/);
+      const failed = failureEnvelope('restore', { exitCode, code: 'manual', message: 'x', hint: undefined, details: {} }, null);
+      expect(failed.next, String(exitCode)).toEqual(expect.any(String));
+      expect(sealRun('rehearse', { result: {}, exitCode, message: 'x' }, null).next).toEqual(expect.any(String));
+    }
+    for (const exitCode of [0, 2, 3, 4]) expect(sealRun('status', { result: {}, exitCode, message: 'x' }, null).next, String(exitCode)).toBeNull();
+    const steps = sealRun('rollback', { result: { exitCode: 12, message: 'x', hint: 'Run this:\n        psql -c 1\n        psql -c 2' } }, null);
+    expect(steps.next).toBe('Run this: psql -c 1 psql -c 2');
+    expect(steps.result).toMatchObject({ hint: steps.next });
+  });
+
+  it('holds over the failures a run can meet: a failing statement, a down that fails, an invalid config', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      ...GOOD_REVISIONS,
+      '0004_bad.up.sql': "ALTER TABLE accounts ADD COLUMN n int;\nDO $$ BEGIN RAISE EXCEPTION 'no good' USING DETAIL = 'what it saw', HINT = 'what to do'; END $$;",
+      '0004_bad.down.sql': 'ALTER TABLE accounts DROP COLUMN n;',
+    });
+    const args = baseArgs(project, db.url);
+    const both = async (...words: string[]) => {
+      const json = await belay([...args, '--json', ...words], { cwd: project.dir, env: cleanEnv() });
+      const text = await belay([...args, ...words], { cwd: project.dir, env: cleanEnv() });
+      return { json, text, d: heldToPromises(json, text) };
+    };
+
+    // a statement that fails: rolled back (10)
+    const rejected = await both('migrate', 'up', '--with-backup');
+    expect(rejected.d).toMatchObject({ exitCode: 10, result: { failure: { statement: expect.stringContaining('RAISE') } } });
+    expect(rejected.d.message).toMatch(/^change rejected \(0004_bad up failed at 0004_bad\.up\.sql:2: no good \[SQLSTATE P0001\]\); rolled back to the start, data verified intact/);
+    expect(rejected.d.result.messageDetails).toEqual(['DETAIL: what it saw', 'HINT: what to do', expect.stringMatching(/^statement: DO \$\$ BEGIN RAISE/)]);
+    // the text: the one line, the details under it, next: and the target last
+    const out = lines(rejected.text.stdout);
+    expect(out[0]).toBe(`migrate-up: ${rejected.d.message}`);
+    expect(out.slice(1, 4)).toEqual(['    DETAIL: what it saw', '    HINT: what to do', expect.stringMatching(/^ {4}statement: DO/)]);
+    expect(out.at(-2)).toMatch(/^ {2}next: Fix what was rejected/);
+    expect(out.at(-1)).toMatch(/^target /);
+
+    // an up that fails after a down that fails: restored (11)
+    await writeFile(join(project.migrations, '0003_accounts_name.down.sql'), "DO $$ BEGIN RAISE EXCEPTION 'down broke' USING HINT = 'fix the down'; END $$;");
+    const restored = await both('migrate', 'up', '--with-backup');
+    expect(restored.d.exitCode).toBe(11);
+    expect(restored.d.message).toContain('down broke');
+
+    // an invalid config: a usage error told on stderr
+    await writeFile(join(project.dir, 'belay.config.json'), JSON.stringify({ integrity: { mode: 'paranoid' }, backup: { jobs: 0 } }));
+    const config = await both('status');
+    expect(config.d).toMatchObject({ exitCode: 2, message: expect.stringMatching(/^invalid config .*: 2 problems$/) });
+    expect(config.d.result.messageDetails).toEqual([expect.stringMatching(/^- integrity\.mode/), expect.stringMatching(/^- backup\.jobs/)]);
+    const err = lines(config.text.stderr);
+    const told = err.indexOf(`belay: ${config.d.message}`);
+    expect(told, config.text.stderr).toBeGreaterThanOrEqual(0);
+    expect(err[told + 1]).toMatch(/^ {2}- integrity\.mode/);
+    expect(err.at(-1)).toMatch(/^ {2}next: Fix those keys/);
+  }, 180_000);
+
+  it('rehearse: a down that loses data ends 10 with next: in the text too', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_people.up.sql': 'CREATE TABLE people (id int PRIMARY KEY, nickname text);\nINSERT INTO people SELECT g, g::text FROM generate_series(1, 20) g;',
+      '0001_people.down.sql': 'DROP TABLE people;',
+      '0002_nicknames.up.sql': 'UPDATE people SET nickname = upper(nickname);',
+      '0002_nicknames.down.sql': 'UPDATE people SET nickname = NULL;',
+    });
+    const words = [...baseArgs(project, db.url), 'rehearse', '--from', '0001'];
+    const json = await belay([...words, '--json'], { cwd: project.dir, env: cleanEnv() });
+    const text = await belay(words, { cwd: project.dir, env: cleanEnv() });
+    expect(heldToPromises(json, text).exitCode).toBe(10);
+    expect(text.code).toBe(10);
+  }, 120_000);
+});
+
+describe('what a run result says of its revisions', () => {
+  it('rollback and migrate up give each revision a step ran its durationMs', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS);
+    const run = (...words: string[]) => belay([...baseArgs(project, db.url), '--json', '--yes', ...words], { cwd: project.dir, env: cleanEnv() });
+    const up = jsonResult<{ revisions: Array<{ status: string; durationMs?: number }> }>(await run('migrate', 'up'));
+    expect(up.revisions.map((r) => [r.status, typeof r.durationMs])).toEqual([['applied', 'number'], ['applied', 'number'], ['applied', 'number']]);
+    const down = jsonResult<{ revisions: Array<{ status: string; durationMs?: number }> }>(await run('rollback', '--to', '0001'));
+    expect(down.revisions.map((r) => [r.status, typeof r.durationMs])).toEqual([['reverted', 'number'], ['reverted', 'number']]);
+  }, 120_000);
+});
+
+describe('a damaged snapshot is refused before anything is touched', () => {
+  it('restore and rollback --restore-from end 4 with a next', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS);
+    const run = (...words: string[]) => belay([...baseArgs(project, db.url), '--json', '--yes', ...words], { cwd: project.dir, env: cleanEnv() });
+    await run('migrate', 'up');
+    // a full snapshot at the database's revision: nothing but its bytes stands in a restore's way
+    const { snapshot } = jsonResult<{ snapshot: { id: string; path: string } }>(await run('backup'));
+    await appendFile(snapshot.path, 'x');
+    for (const words of [['restore', snapshot.id], ['rollback', '--to', '0001', '--restore-from', snapshot.id]]) {
+      const refused = await run(...words);
+      const d = doc(refused);
+      expect(refused.code, refused.stdout).toBe(4);
+      expect(d).toMatchObject({ exitCode: 4, outcome: 'refused' });
+      expect(d.message).toMatch(/does not match its manifest|failed verification/);
+      expect(d.next).toMatch(/belay backups/);
+    }
+    expect(jsonResult<{ current: string }>(await run('status')).current).toBe('0003_accounts_name');
+    // prune reads --yes (--keep 0 needs it) and the connection it locks
+    const prune = doc(await run('backups', 'prune', '--keep', '0')) as Doc & { target: { database: string } };
+    expect(prune.exitCode, JSON.stringify(prune)).toBe(0);
+    expect(prune.target.database).toContain(db.name);
+  }, 120_000);
+});
+
+function leaves(command: Command): Command[] {
+  return command.commands.length === 0 ? [command] : command.commands.flatMap(leaves);
+}
+
+describe('the global options a command honours', () => {
+  it('are what its --help lists, and what it reads; prune reads --yes and the connection', async () => {
+    const { program } = buildProgram();
+    for (const command of leaves(program)) {
+      const help = command.helpInformation() + '\n';
+      const listed = new Set<string>();
+      // the text is added after; read it from the command as commander prints it
+      let out = '';
+      command.configureOutput({ writeOut: (s) => (out += s) });
+      command.outputHelp();
+      const section = out.split('Global options it honours (before or after the command):\n')[1]!.split('\n\n')[0]!;
+      for (const line of section.split('\n')) listed.add(line.trim().split(' ')[0]!);
+      const declared = [...honoured(command)].map((name) => GLOBAL_OPTIONS[name].long!);
+      expect([...listed].sort(), `${command.name()}\n${help}`).toEqual(declared.sort());
+    }
+    const prune = await belay(['backups', 'prune', '--help']);
+    for (const flag of ['--yes', '--database-url', '--embedded', '--backups', '--config']) expect(prune.stdout).toMatch(new RegExp(`\\n  ${flag}\\b`));
+    const rollback = await belay(['rollback', '--help']);
+    expect(rollback.stdout).toMatch(/\n {2}--yes\b/);
+  });
+});
