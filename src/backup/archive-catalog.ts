@@ -85,7 +85,8 @@ const RELATION_KIND: Record<string, string> = { r: 'TABLE', p: 'TABLE', v: 'VIEW
 /**
  * The live database's objects, spelled as pg_dump spells them in a table of
  * contents (types schema-qualified: the caller's search_path is set empty).
- * Sequences owned by a column are left out: they go and come with their table.
+ * A sequence owned by a column (serial, identity) is listed, as the table of
+ * contents lists it, but has no drop of its own: it goes and comes with its table.
  */
 async function liveCatalog(client: ClientBase): Promise<CatalogEntry[]> {
   const entries: CatalogEntry[] = [];
@@ -93,16 +94,16 @@ async function liveCatalog(client: ClientBase): Promise<CatalogEntry[]> {
     `SELECT n.nspname AS name FROM pg_catalog.pg_namespace n WHERE ${USER_SCHEMA} AND n.nspname <> 'public' AND ${notMember('pg_namespace', 'n.oid')}`,
   );
   for (const { name } of schemas.rows) entries.push({ key: `schema:${name}`, label: `schema ${name}`, drop: `DROP SCHEMA IF EXISTS ${quoteIdent(name)} CASCADE` });
-  const relations = await client.query<{ schema: string; name: string; kind: string }>(
-    `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind
+  const relations = await client.query<{ schema: string; name: string; kind: string; owned: boolean }>(
+    `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
+            c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::pg_catalog.regclass AND d.objid = c.oid
+                                        AND d.refclassid = 'pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i')) AS owned
        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${USER_SCHEMA} AND ${notMember('pg_class', 'c.oid')}
-        AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::pg_catalog.regclass AND d.objid = c.oid
-                                             AND d.refclassid = 'pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i')))`,
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${USER_SCHEMA} AND ${notMember('pg_class', 'c.oid')}`,
   );
-  for (const { schema, name, kind } of relations.rows) {
+  for (const { schema, name, kind, owned } of relations.rows) {
     const what = RELATION_KIND[kind]!;
-    entries.push({ key: `rel:${schema}.${name}`, label: `${what.toLowerCase()} ${schema}.${name}`, drop: `DROP ${what} IF EXISTS ${quoteIdent(schema)}.${quoteIdent(name)} CASCADE` });
+    entries.push({ key: `rel:${schema}.${name}`, label: `${what.toLowerCase()} ${schema}.${name}`, ...(owned ? {} : { drop: `DROP ${what} IF EXISTS ${quoteIdent(schema)}.${quoteIdent(name)} CASCADE` }) });
   }
   const routines = await client.query<{ schema: string; name: string; signature: string; kind: string; identity: string }>(
     `SELECT n.nspname AS schema, p.proname AS name, p.prokind::text AS kind, p.oid::pg_catalog.regprocedure::text AS identity,

@@ -59,6 +59,8 @@ export class ExactRestore {
       await client.query('BEGIN');
       const { extra } = await compareWithArchive(client, archive);
       for (const entry of extra) {
+        // an owned sequence goes with its table (dropped here, or replaced by pg_restore --clean)
+        if (entry.drop === undefined) continue;
         await client.query('SAVEPOINT belay_drop');
         try {
           await client.query(entry.drop!);
