@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { quoteIdent } from '../src/db/ident.js';
 import { belay, jsonResult } from './support/cli.js';
@@ -45,6 +47,9 @@ describe('the quarantine schema of a touched restore', () => {
     const args = [...baseArgs(project, db.url), '--config', `${project.dir}/belay.config.json`];
     expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
     const ordersBefore = await db.query('SELECT * FROM orders ORDER BY id');
+    const before = await belay([...args, '--json', 'backup']);
+    expect(before.code, before.stdout + before.stderr).toBe(0);
+    const fullAt0001 = jsonResult<{ snapshot: { id: string } }>(before).snapshot.id;
 
     const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup', '--health-timeout', '0']);
     expect(run.code, run.stdout + run.stderr).toBe(11);
@@ -74,9 +79,25 @@ describe('the quarantine schema of a touched restore', () => {
     expect(jsonResult<{ leftovers: unknown[] }>(status).leftovers).toContainEqual({ name: q, kind: 'quarantine-schema', drop: `DROP SCHEMA ${quoteIdent(q)} CASCADE;` });
     expect((await belay([...args, 'status'])).stdout).toContain(`LEFT      ${q}: the schema a targeted restore kept the damaged tables in; once you have checked it: DROP SCHEMA ${quoteIdent(q)} CASCADE;`);
 
+    // an in-place restore of a full snapshot taken before the quarantine existed leaves it alone: not dropped, not counted against the restore
+    const inPlace = await belay([...args, '--json', '--yes', 'restore', fullAt0001, '--strategy', 'in-place']);
+    expect(inPlace.code, inPlace.stdout + inPlace.stderr).toBe(0);
+    expect(jsonResult<{ message: string }>(inPlace).message).not.toContain(q);
+    expect(await db.query(`SELECT count(*)::int AS n FROM ${quoteIdent(q)}.orders`)).toEqual([{ n: 90 }]);
+    expect(await db.query('SELECT * FROM orders ORDER BY id')).toEqual(ordersBefore);
+
     // the application deletes an item no live order needs: the quarantined copy does not stand in the way
     await db.appQuery('DELETE FROM shipments WHERE order_id IN (SELECT id FROM orders WHERE item_id = 2); DELETE FROM orders WHERE item_id = 2; DELETE FROM items WHERE id = 2');
     expect(await db.query('SELECT count(*)::int AS n FROM audit')).toEqual([{ n: 0 }]);
+
+    // the fixed revision goes in, and a rollback lands on 0001's recorded schema: the quarantine is not held against it
+    await writeFile(join(project.migrations, '0002_bad.up.sql'), 'CREATE TABLE good (id int);');
+    await writeFile(join(project.migrations, '0002_bad.down.sql'), 'DROP TABLE good;');
+    const fixed = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0);
+    const back = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(jsonResult<{ message: string }>(back).message).toMatch(/^rolled back to 0001_shop; healthy, data verified; schema as recorded at 0001_shop/);
 
     // a later rollback's downs drop the live tables and functions the quarantined ones used
     const rollback = await belay([...args, '--json', '--yes', 'rollback', '--to', '0']);
