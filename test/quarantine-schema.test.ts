@@ -109,4 +109,35 @@ describe('the quarantine schema of a touched restore', () => {
     expect(prune.code, prune.stdout + prune.stderr).toBe(0);
     expect(await db.query('SELECT nspname FROM pg_namespace WHERE nspname = $1', [q])).toEqual([{ nspname: q }]);
   });
+
+  it('a live default on a sequence that moved into the quarantine is pointed at the restored sequence', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(
+      {
+        '0001_tickets.up.sql': `CREATE SEQUENCE shared_seq;
+CREATE TABLE tickets (id bigint PRIMARY KEY DEFAULT nextval('shared_seq'), note text);
+CREATE TABLE orders (id bigint PRIMARY KEY DEFAULT nextval('shared_seq'), qty int NOT NULL);
+INSERT INTO tickets (note) SELECT 'ticket ' || g FROM generate_series(1, 5) g;
+INSERT INTO orders (qty) SELECT g FROM generate_series(1, 50) g;`,
+        '0001_tickets.down.sql': 'DROP TABLE orders; DROP TABLE tickets; DROP SEQUENCE shared_seq;',
+        '0002_bad.up.sql': 'CREATE TABLE bad (id int);\nINSERT INTO orders (qty) VALUES (1000);',
+        '0002_bad.down.sql': 'DROP TABLE bad;\nDELETE FROM orders WHERE qty >= 40;',
+      },
+      CONFIG,
+    );
+    const args = [...baseArgs(project, db.url), '--config', `${project.dir}/belay.config.json`];
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup', '--health-timeout', '0']);
+    expect(run.code, run.stdout + run.stderr).toBe(11);
+    const { restore } = jsonResult<{ restore: { quarantineSchema: string; severed: string[]; stillTied: string[] } }>(run);
+    const q = restore.quarantineSchema;
+    expect(restore.severed).toContainEqual(expect.stringMatching(new RegExp(`^default of public\\.tickets\\.id pointed from ${q}\\.shared_seq at the restored public\\.shared_seq`)));
+    expect(restore.stillTied).toEqual([]);
+    expect(await db.query(CROSSING, [q])).toEqual([]);
+    expect(await db.query("SELECT pg_get_expr(adbin, adrelid) AS expr FROM pg_attrdef WHERE adrelid = 'public.tickets'::regclass")).toEqual([{ expr: "nextval('shared_seq'::regclass)" }]);
+    // the live table goes on numbering from the restored sequence, past every id it was used for
+    const [ticket] = await db.appQuery<{ id: string }>("INSERT INTO tickets (note) VALUES ('new') RETURNING id");
+    expect(Number(ticket!.id)).toBeGreaterThan(55);
+    expect(await db.query(`SELECT count(*)::int AS n FROM ${quoteIdent(q)}.orders`)).toEqual([{ n: 39 }]);
+  });
 });
