@@ -247,6 +247,9 @@ SELECT DISTINCT d.classid::regclass::text AS classid, d.objid::text AS objid, a.
    AND a.nsp NOT IN (SELECT oid FROM sys) AND b.nsp NOT IN (SELECT oid FROM sys)
  ORDER BY 4, 5`;
 
+/** The kinds of dependent object severQuarantine can cut (the rest are named as still tied). */
+const CUT = new Set(['pg_constraint', 'pg_trigger', 'pg_rewrite', 'pg_policy', 'pg_attrdef']);
+
 /**
  * Cut the quarantine loose from the live objects, after the snapshot's
  * tables are back: a quarantined table must neither constrain nor be
@@ -265,7 +268,8 @@ async function severQuarantine(client: ClientBase, schema: string, origins: Map<
   const done = new Set<string>();
   const { rows } = await client.query<Crossing>(CROSSINGS, [schema]);
   for (const row of rows) {
-    const key = `${row.classid} ${row.objid}`;
+    // an object cut once is cut for all it depended on; a tie left in place is named for each object it holds
+    const key = CUT.has(row.classid) ? `${row.classid} ${row.objid}` : `${row.dependent} → ${row.referenced}`;
     if (done.has(key)) continue;
     done.add(key);
     if (row.classid === 'pg_constraint') {
