@@ -67,10 +67,13 @@ describe('the structural check judges what a change broke, against the baseline'
     expect(report.healthy).toBe(false);
     expect(attempts).toEqual([1]);
     expect(report.results[0]!.evidence).toContain('invalid index public.u_id_key');
-    // an index that was already invalid at the baseline is not held against a later change
+    // an index that was already invalid at the baseline is not held against a later change, but still reported as failing
     const later = await structuralCheck(await captureStructure(client)).run(ctx());
-    expect(later.ok).toBe(true);
+    expect(later).toMatchObject({ ok: false, alreadyFailing: true });
     expect(later.evidence).toContain('index public.u_id_key was already invalid before the change');
+    const held = await runHealthChecks([structuralCheck(await captureStructure(client))], ctx(), { timeoutSeconds: 0, intervalSeconds: 0.05 });
+    expect(held.healthy).toBe(true);
+    expect(held.results[0]).toMatchObject({ ok: false, alreadyFailing: true });
     await client.query('DROP TABLE u');
   });
 
@@ -153,6 +156,38 @@ describe('migrate up with the structural baseline', () => {
     const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up', '--allow-unhealthy']);
     expect(run.code, run.stdout + run.stderr).toBe(10);
     expect(run.stdout).toContain('constraint child_parent_fk on public.child was valid before the change and is NOT VALID now');
+  });
+
+  it('--allow-unhealthy over an index already invalid: the run names the structure as still failing, never "healthy", as verify does', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_reg.up.sql': "CREATE TABLE reg (id int, email text);\nINSERT INTO reg VALUES (1, 'a'), (1, 'b');",
+      '0001_reg.down.sql': 'DROP TABLE reg;',
+      '0002_note.up.sql': 'ALTER TABLE reg ADD COLUMN note text;',
+      '0002_note.down.sql': 'ALTER TABLE reg DROP COLUMN note;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    await expect(db.appQuery('CREATE UNIQUE INDEX CONCURRENTLY reg_id_key ON reg (id)')).rejects.toThrow(/could not create unique index/);
+    const refused = await belay([...args, 'migrate', 'up']);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(4);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--allow-unhealthy']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as { outcome: string; message: string; result: { unhealthy: string[] } };
+    expect(result.outcome).toBe('ok');
+    expect(result.message).toMatch(/now at 0002_note; not healthy: structure still fails/);
+    expect(result.message).not.toMatch(/; healthy/);
+    expect(result.result.unhealthy).toEqual(['structure']);
+    const afterApply = healthEnds(await journalLines(project.backups), 'after-apply')[0]!;
+    expect(afterApply.outcome).toBe('ok');
+    expect(afterApply.detail.failing).toEqual([expect.objectContaining({ name: 'structure', evidence: expect.stringContaining('index public.reg_id_key was already invalid before the change') as unknown })]);
+    // the change went in, the index is still invalid, and verify says so as the run did
+    expect(await db.query("SELECT name FROM belay.migrations ORDER BY name")).toEqual([{ name: '0001_reg' }, { name: '0002_note' }]);
+    expect(await db.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'reg_id_key'::regclass")).toEqual([{ indisvalid: false }]);
+    const verify = await belay([...args, 'verify']);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(4);
+    const status = JSON.parse((await belay([...args, '--json', 'status'])).stdout) as { result: { current: string; lastRun: { status: string; exitCode: number } } };
+    expect(status.result).toMatchObject({ current: '0002_note', lastRun: { status: 'ok', exitCode: 0 } });
   });
 
   it('an index left invalid by a failed CREATE INDEX CONCURRENTLY is detected after the change, not retried, and rolled back', async () => {

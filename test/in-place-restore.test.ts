@@ -185,4 +185,25 @@ describe('an in-place restore puts back exactly the snapshot', () => {
       await client.end();
     }
   });
+
+  it('serial and identity columns: their owned sequences are matched with the snapshot, not reported missing (exit 0, not 12)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_a.up.sql': 'CREATE TABLE a (id serial PRIMARY KEY, n int);\nCREATE TABLE b (id int GENERATED ALWAYS AS IDENTITY, n int);\nINSERT INTO a (n) VALUES (1), (2);',
+      '0001_a.down.sql': 'DROP TABLE b; DROP TABLE a;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const backup = await belay([...args, '--json', 'backup']);
+    const id = (JSON.parse(backup.stdout) as { result: { snapshot: { id: string } } }).result.snapshot.id;
+    // after the snapshot: a serial column on a table it has, a table of its own with one
+    await db.appQuery("ALTER TABLE a ADD COLUMN s serial; CREATE TABLE c (id serial); UPDATE a SET n = -n");
+    const run = await belay([...args, '--json', '--yes', 'restore', id, '--strategy', 'in-place']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const { message } = JSON.parse(run.stdout).result as { message: string };
+    expect(message).toMatch(/restored \S+ in place and verified it/);
+    expect(message).toContain('1 object(s) created after the snapshot were dropped (table public.c)');
+    expect(await userObjects(db)).toEqual(['rel public.a', 'rel public.a_id_seq', 'rel public.b', 'rel public.b_id_seq']);
+    expect(await db.query('SELECT id, n FROM a ORDER BY id')).toEqual([{ id: 1, n: 1 }, { id: 2, n: 2 }]);
+  });
 });

@@ -53,9 +53,15 @@ const TOC_KINDS: Array<[string, string]> = [
   ['EXTENSION', 'extension'],
 ];
 
-/** Schemas belay leaves alone: the system's, and its own bookkeeping (restored by pg_restore with the rest). */
+/**
+ * Schemas belay leaves alone: the system's, its own bookkeeping (restored by
+ * pg_restore with the rest), and the quarantine schemas its targeted restores
+ * keep damaged tables in (`belay_quarantine_<time>`, src/scope/touched-restore.ts):
+ * never dropped by belay, whichever snapshot is restored over them.
+ */
 const SKIPPED_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'belay']);
-const skippedSchema = (name: string): boolean => SKIPPED_SCHEMAS.has(name) || name.startsWith('pg_');
+const QUARANTINE_SCHEMA = /^belay_quarantine_[0-9]{8}t[0-9]{9}$/;
+const skippedSchema = (name: string): boolean => SKIPPED_SCHEMAS.has(name) || name.startsWith('pg_') || QUARANTINE_SCHEMA.test(name);
 
 /** One `pg_restore --list` line (`ID; CLASS OID DESC SCHEMA TAG OWNER`) as a catalog entry, or undefined. */
 function tocEntry(line: string): CatalogEntry | undefined {
@@ -99,7 +105,7 @@ export async function archiveCatalog(tools: BackupTools, path: string, env: Node
   return outcome.stdout.split('\n').flatMap((line) => tocEntry(line) ?? []);
 }
 
-const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'belay') AND n.nspname NOT LIKE 'pg\\_%'`;
+const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'belay') AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname !~ '${QUARANTINE_SCHEMA.source}'`;
 const notMember = (catalog: string, column: string): string =>
   `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = '${catalog}'::pg_catalog.regclass AND d.objid = ${column} AND d.deptype = 'e')`;
 

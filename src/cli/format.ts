@@ -34,7 +34,12 @@ export function formatStatus(report: StatusReport): string {
     `last run  ${run ? `${run.runId} ${run.command} → ${run.status}${run.exitCode === null ? '' : ` (exit ${run.exitCode})`} at ${run.finishedAt ?? run.startedAt}` : 'none'}`,
   );
   for (const left of report.leftovers) {
-    const what = left.kind === 'quarantine' ? 'the damaged database a restore set aside' : 'a copy a stopped restore left half-made';
+    const what =
+      left.kind === 'quarantine'
+        ? 'the damaged database a restore set aside'
+        : left.kind === 'quarantine-schema'
+          ? 'the schema a targeted restore kept the damaged tables in'
+          : 'a copy a stopped restore left half-made';
     lines.push(`LEFT      ${left.name}: ${what}; once you have checked it: ${left.drop}`);
   }
   const stuck = report.interrupted;

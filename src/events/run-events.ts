@@ -62,6 +62,10 @@ export interface RestoreReport {
   quarantineSnapshot: string | null;
   /** A touched snapshot's restore: the schema that keeps the damaged tables and what the run created. */
   quarantineSchema?: string;
+  /** What was cut between that schema and the live objects (foreign keys either way, triggers, defaults…), each with its definition. */
+  severed?: string[];
+  /** Ties between that schema and live objects that could not be cut (a column of a live type, a view on a live table). */
+  stillTied?: string[];
   message: string;
   /** Where things stand when it did not work, and what to run. */
   manualSteps: string[];

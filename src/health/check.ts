@@ -11,6 +11,11 @@ export interface CheckOutcome {
   ok: boolean;
   /** What was seen: status and body head, first rows, exit code and output tail. */
   evidence: string;
+  /**
+   * A failure that was there before the change (an index already invalid at
+   * the baseline): reported among the failing checks, never held against the change.
+   */
+  alreadyFailing?: boolean;
 }
 
 /** One health check; one implementation per file. */

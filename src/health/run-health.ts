@@ -5,6 +5,8 @@ export interface CheckResult {
   name: string;
   ok: boolean;
   evidence: string;
+  /** Failing before the change too (see CheckOutcome): reported, not held against it. */
+  alreadyFailing?: boolean;
   durationMs: number;
 }
 
@@ -56,7 +58,7 @@ export async function runHealthChecks(checks: HealthCheck[], ctx: CheckContext, 
     attempts++;
     const results = await attempt(checks, ctx);
     await retry.onAttempt?.(attempts, results);
-    const held = results.filter((r) => !r.ok && retry.tolerate?.has(r.name) !== true);
+    const held = results.filter((r) => !r.ok && r.alreadyFailing !== true && retry.tolerate?.has(r.name) !== true);
     const healthy = held.length === 0;
     const settled = held.some((r) => final.has(r.name));
     const remaining = deadline - performance.now();

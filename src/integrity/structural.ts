@@ -67,8 +67,10 @@ export async function captureStructure(client: ClientBase): Promise<StructureBas
 export interface StructureVerdict {
   /** What the change broke: an index left invalid, a constraint that was valid and is not now. */
   problems: string[];
-  /** What is there and is not held against the change (deliberate NOT VALID, pre-existing state). */
+  /** What is there and is not held against the change (deliberate NOT VALID, a partitioned index waiting for its partitions). */
   notes: string[];
+  /** Damage in itself that was already there at the baseline (an index already invalid): not the change's doing, but still broken. */
+  brokenBefore: string[];
 }
 
 /**
@@ -81,10 +83,11 @@ export interface StructureVerdict {
 export async function judgeStructure(client: ClientBase, baseline: StructureBaseline | undefined): Promise<StructureVerdict> {
   const problems: string[] = [];
   const notes: string[] = [];
+  const brokenBefore: string[] = [];
   const wasInvalid = new Set(baseline?.invalidIndexes ?? []);
   for (const index of await invalidIndexes(client)) {
     if (index.partitioned) notes.push(`partitioned index ${index.name} is not valid until every partition's index is attached`);
-    else if (wasInvalid.has(index.name)) notes.push(`index ${index.name} was already invalid before the change`);
+    else if (wasInvalid.has(index.name)) brokenBefore.push(`index ${index.name} was already invalid before the change (drop it and build it again)`);
     else problems.push(`invalid index ${index.name} (a failed CREATE INDEX CONCURRENTLY leaves one: drop it and build it again)`);
   }
   const wasValidated = new Set(baseline?.validatedConstraints ?? []);
@@ -92,5 +95,5 @@ export async function judgeStructure(client: ClientBase, baseline: StructureBase
     if (wasValidated.has(constraintKey(row))) problems.push(`constraint ${row.name} on ${row.tbl} was valid before the change and is NOT VALID now`);
     else notes.push(`constraint ${row.name} on ${row.tbl} is NOT VALID (not yet validated; not damage)`);
   }
-  return { problems, notes };
+  return { problems, notes, brokenBefore };
 }

@@ -30,17 +30,23 @@ export interface StatusReport {
   lastRun: RunSummary | null;
   /** A run that was killed or lost its connection, and what `belay recover` will do about it. */
   interrupted: Omit<RecoveryPlan, 'fingerprint' | 'landing'> | null;
-  /** Databases belay's restores left beside this one: for the operator to check, then drop. */
+  /** Databases belay's restores left beside this one, and the quarantine schemas its targeted restores left in it: for the operator to check, then drop. */
   leftovers: LeftoverDatabase[];
 }
 
 export interface LeftoverDatabase {
   name: string;
-  /** quarantine: the damaged database a swap restore set aside; restore-copy: a stopped restore's half-made copy. */
-  kind: 'quarantine' | 'restore-copy';
+  /**
+   * quarantine: the damaged database a swap restore set aside; restore-copy: a stopped restore's half-made copy;
+   * quarantine-schema: the schema in this database where a touched snapshot's restore kept the damaged tables.
+   */
+  kind: 'quarantine' | 'restore-copy' | 'quarantine-schema';
   /** What to run once it has been checked. */
   drop: string;
 }
+
+/** `belay_quarantine_<time>`, as src/scope/touched-restore.ts names the schema (time 20261201t235228282). */
+const QUARANTINE_SCHEMA = '^belay_quarantine_[0-9]{8}t[0-9]{9}$';
 
 /** Length of a restore's time stamp (20261201t235228282z), which ends every such name. */
 const STAMP_LENGTH = 19;
@@ -55,6 +61,7 @@ interface FirstLook {
   server_version: string;
   initialised: boolean;
   leftovers: string[];
+  schemas: string[];
   /** The lock holder's columns, all null when nobody holds the lock. */
   pid: number | null;
 }
@@ -72,19 +79,23 @@ async function firstLook(client: ClientBase, database: string): Promise<{ server
             array(SELECT datname::text FROM pg_catalog.pg_database
                    WHERE (starts_with(datname, $3) AND length(datname) = length($3) + $5) OR (starts_with(datname, $4) AND length(datname) = length($4) + $5)
                    ORDER BY datname) AS leftovers,
+            array(SELECT nspname::text FROM pg_catalog.pg_namespace WHERE nspname ~ $6 ORDER BY nspname) AS schemas,
             holder.*
        FROM (SELECT) one LEFT JOIN LATERAL (${LOCK_HOLDER_ROWS} LIMIT 1) holder ON true`,
-    [...LOCK_KEYS, kinds.quarantine, kinds['restore-copy'], STAMP_LENGTH],
+    [...LOCK_KEYS, kinds.quarantine, kinds['restore-copy'], STAMP_LENGTH, QUARANTINE_SCHEMA],
   );
   const row = rows[0]!;
   return {
     serverVersion: row.server_version,
     initialised: row.initialised,
-    leftovers: row.leftovers.map((datname) => ({
-      name: datname,
-      kind: datname.startsWith(kinds.quarantine) ? 'quarantine' : 'restore-copy',
-      drop: `DROP DATABASE ${quoteIdent(datname)};`,
-    })),
+    leftovers: [
+      ...row.leftovers.map((datname): LeftoverDatabase => ({
+        name: datname,
+        kind: datname.startsWith(kinds.quarantine) ? 'quarantine' : 'restore-copy',
+        drop: `DROP DATABASE ${quoteIdent(datname)};`,
+      })),
+      ...row.schemas.map((nspname): LeftoverDatabase => ({ name: nspname, kind: 'quarantine-schema', drop: `DROP SCHEMA ${quoteIdent(nspname)} CASCADE;` })),
+    ],
     holder: isHolder(row) ? toLockHolder(row) : undefined,
   };
 }

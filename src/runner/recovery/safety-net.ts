@@ -151,7 +151,10 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
         ? `; schema as recorded at ${at(target)}${recovery.goal === 'settle' && !recovery.landing ? ' (compared for the revisions this run reverted)' : ''}${landing.warnings.map((w) => `; warning: ${w}`).join('')}`
         : `; schema not compared (${landing.notCompared ?? 'no record'})`;
   const uncompared = notCompared(recovery, integrity);
-  if (recovery.goal === 'rollback') return finishRun(session, { outcome: 'ok', message: `rolled back to ${at(target)}; healthy, ${uncompared ?? 'data verified'}${schemaNote}`, ...failure });
+  // healthy here can still leave checks failing that failed before the run too (an index already invalid): named, never called healthy
+  const stillFailing = health.results.filter((r) => !r.ok).map((r) => r.name);
+  const healthNote = stillFailing.length === 0 ? 'healthy' : `not healthy: ${stillFailing.join(', ')} still fail${stillFailing.length === 1 ? 's' : ''} (failing before the rollback too)`;
+  if (recovery.goal === 'rollback') return finishRun(session, { outcome: 'ok', message: `rolled back to ${at(target)}; ${healthNote}, ${uncompared ?? 'data verified'}${schemaNote}`, ...failure });
   if (recovery.goal === 'settle' && toRevert.length === 0) {
     const data = uncompared ? `at ${at(target)}; ${uncompared}` : `data verified intact at ${at(target)}`;
     return finishRun(session, { outcome: 'ok', message: `${reason.message}; nothing to revert, ${data}${schemaNote}`, ...failure });

@@ -199,14 +199,23 @@ async function restoreTouchedTables(request: RestoreRequest): Promise<RestoreOut
     }
     const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: Math.floor(session.serverVersionNum / 10000) });
     const outcome = await restoreTouched({ client: session.client, manifest, tools, env: setup.env });
-    await request.progress(`kept in schema ${outcome.quarantineSchema}: ${outcome.quarantined.join(', ') || 'nothing'}`, { quarantineSchema: outcome.quarantineSchema, quarantined: outcome.quarantined });
+    await request.progress(`kept in schema ${outcome.quarantineSchema}: ${outcome.quarantined.join(', ') || 'nothing'}`, {
+      quarantineSchema: outcome.quarantineSchema,
+      quarantined: outcome.quarantined,
+      severed: outcome.severed,
+      stillTied: outcome.stillTied,
+    });
+    const cut = outcome.severed.length === 0 ? '' : `; so that it neither constrains nor is constrained by the live tables, cut from them (the kept rows untouched): ${outcome.severed.join('; ')}`;
+    const tied = outcome.stillTied.length === 0 ? '' : `; still tied to live objects (not cut, as that would change the kept tables): ${outcome.stillTied.join('; ')}`;
     return {
       ok: true,
       strategy: 'in-place',
       quarantine: null,
       quarantineSnapshot: null,
       quarantineSchema: outcome.quarantineSchema,
-      message: `restored ${outcome.restored.join(', ')} from touched snapshot ${manifest.id} in place and verified them against its fingerprint; no other table was rewritten; the damaged tables and what the run created are kept in schema ${outcome.quarantineSchema} (drop it yourself when done)`,
+      severed: outcome.severed,
+      stillTied: outcome.stillTied,
+      message: `restored ${outcome.restored.join(', ')} from touched snapshot ${manifest.id} in place and verified them against its fingerprint; no other table was rewritten; the damaged tables and what the run created are kept in schema ${outcome.quarantineSchema} (\`belay status\` lists it; drop it yourself when done: DROP SCHEMA ${quoteIdent(outcome.quarantineSchema)} CASCADE)${cut}${tied}`,
       manualSteps: [],
     };
   } catch (error) {
