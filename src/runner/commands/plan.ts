@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import { measureDownsAtRisk, type DataAtRisk, type DownsAtRisk } from '../../integrity/data-at-risk.js';
 import { discoverRevisions } from '../../migrations/discover.js';
-import { resolveRevisionName } from '../../migrations/resolve-name.js';
+import { resolveRevisionTarget } from '../../migrations/resolve-name.js';
 import type { Revision } from '../../migrations/revision.js';
 import { revisionFileBytes } from '../../migrations/revision-bytes.js';
 import { isReversible, prepareStep } from '../../migrations/run-revision.js';
@@ -73,10 +73,9 @@ async function planned(revision: Revision, direction: 'up' | 'down'): Promise<Pl
 }
 
 /** The revisions above `to`, newest first: what `rollback --to` would revert. */
-/** `--to 0` (any run of zeros naming no revision): before the first revision. */
+/** `--to 0` (exactly `0`, when no revision is numbered 0): before the first revision; `00` is a prefix like any other. */
 export function resolveDownTarget(query: string, names: readonly string[]): string | null {
-  if (/^0+$/.test(query) && !names.some((name) => Number(name.split('_')[0]) === 0)) return null;
-  return resolveRevisionName(query, names);
+  return resolveRevisionTarget(query, names);
 }
 
 /** Applied revisions above `to` (null: all of them), newest first. */
