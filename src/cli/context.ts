@@ -26,6 +26,8 @@ export interface CliContext {
 /** What a command's work hands back: the envelope's facts and its text for a terminal. */
 export interface CommandReport extends Report {
   human: () => string;
+  /** Printed on stderr after the text (not under --json, whose envelope has the message and next): a failure that still showed a result. */
+  failure?: { message: string; next: string | undefined };
 }
 
 export function globalFlags(command: Command): GlobalFlags {

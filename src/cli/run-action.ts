@@ -86,7 +86,12 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     progress.close();
     const envelope = envelopeOf(name, report, target);
     if (json) printJson(envelope, secrets);
-    else process.stdout.write(`${scrub([report.human(), ...closing()].join('\n'), secrets)}\n`);
+    else {
+      process.stdout.write(`${scrub(report.human(), secrets)}\n`);
+      if (report.failure) writeErr(`belay: ${report.failure.message}\n${report.failure.next ? `  next: ${report.failure.next}\n` : ''}`);
+      const last = closing();
+      if (last.length > 0) process.stdout.write(`${scrub(last.join('\n'), secrets)}\n`);
+    }
     process.exitCode = envelope.exitCode;
   } catch (error) {
     progress.close();

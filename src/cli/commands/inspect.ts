@@ -2,6 +2,9 @@ import type { Command } from 'commander';
 import { runAction } from '../run-action.js';
 import { formatRunHistory, formatRuns, formatStatus } from '../format.js';
 import { CONNECTED, teach } from '../help.js';
+import { BelayError } from '../../errors.js';
+import type { RunSummary } from '../../journal/run-store.js';
+import type { RunHistory } from '../../runner/commands/history.js';
 
 export function registerInspect(program: Command): void {
   teach(
@@ -31,16 +34,25 @@ export function registerInspect(program: Command): void {
   ).action(async (run: string | undefined, flags: { all?: boolean }, command: Command) =>
     runAction(command, async (ctx) => {
       const api = await import('../../api/commands.js');
-      if (run === undefined) {
-        const runs = await api.history({ ...ctx.options, all: flags.all === true });
-        return { result: runs, message: `${runs.length} run(s)`, human: () => formatRuns(runs) };
+      try {
+        if (run === undefined) {
+          const runs = await api.history({ ...ctx.options, all: flags.all === true });
+          return { result: runs, message: `${runs.length} run(s)`, human: () => formatRuns(runs) };
+        }
+        const one = await api.runHistory(run, ctx.options);
+        return {
+          result: one,
+          message: `run ${one.run.runId}: ${one.run.command} ${one.run.status}${one.run.exitCode === null ? '' : ` (exit ${one.run.exitCode})`}`,
+          human: () => formatRunHistory(one),
+        };
+      } catch (error) {
+        // the database out of reach: what the journal files hold, then the connection error and its exit code
+        const local = error instanceof BelayError ? error.details.fromJournalFiles : undefined;
+        if (local === undefined || !(error instanceof BelayError)) throw error;
+        const failure = { message: error.message, next: error.hint };
+        const human = (): string => (Array.isArray(local) ? formatRuns(local as RunSummary[]) : formatRunHistory(local as RunHistory));
+        return { result: local, exitCode: error.exitCode, message: error.message, ...(error.hint ? { next: error.hint } : {}), failure, human };
       }
-      const one = await api.runHistory(run, ctx.options);
-      return {
-        result: one,
-        message: `run ${one.run.runId}: ${one.run.command} ${one.run.status}${one.run.exitCode === null ? '' : ` (exit ${one.run.exitCode})`}`,
-        human: () => formatRunHistory(one),
-      };
     }),
   );
 

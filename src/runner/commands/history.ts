@@ -1,5 +1,7 @@
-import { usageError } from '../../errors.js';
-import { journalFile, listJournalFiles, readJournalFile, type JournalLine } from '../../journal/file-journal.js';
+import { isConnectFailure } from '../../db/session.js';
+import { BelayError, errorMessage, usageError } from '../../errors.js';
+import { journalDir, journalFile, listJournalFiles, readJournalFile, type JournalLine } from '../../journal/file-journal.js';
+import { readProblem } from '../../unreadable.js';
 import type { JournalRecord } from '../../journal/record.js';
 import { readRun, readRunSteps, readRuns, type RunSummary } from '../../journal/run-store.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
@@ -38,43 +40,93 @@ function summaryFromFile(lines: JournalLine[]): RunSummary | undefined {
 }
 
 /**
+ * The database could not be reached: the error names it and carries what
+ * the journal files hold (`details.fromJournalFiles`), so that a history is
+ * shown all the same, with the exit code of the connection failure.
+ */
+function unreachable(error: BelayError, backupsDir: string, what: string, local: RunSummary[] | RunHistory): BelayError {
+  return usageError(`${error.message}; ${what} from the journal files in ${journalDir(backupsDir)} only`, {
+    hint: `${error.hint ?? ''} The database's own record (runs whose journal file is gone, steps a restore kept there) is shown once it can be reached.`.trim(),
+    details: { fromJournalFiles: local },
+    cause: error,
+  });
+}
+
+async function readJournalLines(file: string): Promise<JournalLine[]> {
+  try {
+    return await readJournalFile(file);
+  } catch (error) {
+    const problem = readProblem(error, `the journal file ${file}`);
+    throw usageError(`cannot read the journal file ${file}: ${problem ? `${problem.code}: ${problem.reason}` : errorMessage(error)}`, {
+      hint: problem?.hint ?? 'Make it a readable file for the user running belay.',
+      cause: error,
+    });
+  }
+}
+
+/** The runs the journal files beside the backups tell of (this database's only, unless `all`). */
+async function runsFromFiles(setup: RunSetup, all: boolean): Promise<Map<string, RunSummary>> {
+  const byId = new Map<string, RunSummary>();
+  for (const file of await listJournalFiles(setup.config.backupsDir)) {
+    const summary = summaryFromFile(await readJournalLines(file));
+    if (summary && (all || summary.database === setup.target.database)) byId.set(summary.runId, summary);
+  }
+  return byId;
+}
+
+const newestFirst = (runs: Iterable<RunSummary>, limit: number): RunSummary[] => [...runs].sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1)).slice(0, limit);
+
+/**
  * Past runs, newest first: the database's record merged with the journal
  * files beside the backups. A backups folder shared by several databases
  * holds their journal files side by side: only this database's runs unless
- * `all`.
+ * `all`. When the database cannot be reached, the connection error (exit 2)
+ * carries the journal files' runs.
  */
 export async function runHistoryList(setup: RunSetup, limit = 50, all = false): Promise<RunSummary[]> {
-  const byId = new Map<string, RunSummary>();
-  for (const file of await listJournalFiles(setup.config.backupsDir)) {
-    const summary = summaryFromFile(await readJournalFile(file));
-    if (summary && (all || summary.database === setup.target.database)) byId.set(summary.runId, summary);
+  const byId = await runsFromFiles(setup, all);
+  let session;
+  try {
+    session = await openTargetSession(setup, 'belay history');
+  } catch (error) {
+    if (isConnectFailure(error)) throw unreachable(error, setup.config.backupsDir, 'the runs shown are', newestFirst(byId.values(), limit));
+    throw error;
   }
-  const session = await openTargetSession(setup, 'belay history');
   try {
     for (const run of await readRuns(session.client, limit)) byId.set(run.runId, run);
   } finally {
     await session.close();
   }
-  return [...byId.values()].sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1)).slice(0, limit);
+  return newestFirst(byId.values(), limit);
 }
 
 /** Every step of one run (id or unique prefix), from the database when it has them, else from the journal file. */
 export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunHistory> {
-  const runs = await runHistoryList(setup, 10_000, true);
+  let runs: RunSummary[];
+  let lost: BelayError | undefined;
+  try {
+    runs = await runHistoryList(setup, 10_000, true);
+  } catch (error) {
+    if (!(error instanceof BelayError) || !Array.isArray(error.details.fromJournalFiles)) throw error;
+    // the database is out of reach: the journal file alone, and the connection error after it
+    runs = error.details.fromJournalFiles as RunSummary[];
+    lost = error.cause as BelayError;
+  }
   const matches = runs.filter((run) => run.runId === query || run.runId.startsWith(query));
   if (matches.length !== 1) {
-    throw usageError(matches.length === 0 ? `no run ${query}` : `run ${query} is ambiguous: ${matches.map((m) => m.runId).join(', ')}`, {
-      hint: 'List runs with `belay history`.',
-    });
+    const message = matches.length === 0 ? `no run ${query}` : `run ${query} is ambiguous: ${matches.map((m) => m.runId).join(', ')}`;
+    throw usageError(lost ? `${message} in the journal files (and ${lost.message})` : message, { hint: lost?.hint ?? 'List runs with `belay history`.' });
   }
   const run = matches[0]!;
   const file = journalFile(setup.config.backupsDir, run.runId);
-  const session = await openTargetSession(setup, 'belay history');
-  try {
-    const steps = await readRunSteps(session.client, run.runId);
-    if (steps.length > 0) return { run: (await readRun(session.client, run.runId)) ?? run, source: 'database', journalFile: file, steps };
-  } finally {
-    await session.close();
+  if (!lost) {
+    const session = await openTargetSession(setup, 'belay history');
+    try {
+      const steps = await readRunSteps(session.client, run.runId);
+      if (steps.length > 0) return { run: (await readRun(session.client, run.runId)) ?? run, source: 'database', journalFile: file, steps };
+    } finally {
+      await session.close();
+    }
   }
   let lines: JournalLine[] = [];
   try {
@@ -83,5 +135,7 @@ export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunH
     // neither copy has the steps
   }
   const steps = lines.filter((line) => line.type === 'step').map(({ type: _type, ...record }) => record as JournalRecord);
-  return { run, steps, source: 'journal file', journalFile: file };
+  const history: RunHistory = { run, steps, source: 'journal file', journalFile: file };
+  if (lost) throw unreachable(lost, setup.config.backupsDir, 'its steps are', history);
+  return history;
 }
