@@ -18,7 +18,7 @@ export function registerInspect(program: Command): void {
       const problems = report.drift.length + report.missing.length + report.outOfOrder.length;
       return {
         result: report,
-        message: `at ${report.current ?? '(none applied)'}, ${report.pending.length} pending${problems > 0 ? `, ${problems} problem(s): see result` : ''}${report.interrupted ? ', an interrupted run to recover' : ''}${report.leftovers.length > 0 ? `, ${report.leftovers.length} database(s) left by restores` : ''}`,
+        message: `at ${report.current ?? '(none applied)'}, ${report.pending.length} pending${problems > 0 ? `, ${problems} problem(s): see result` : ''}${report.interrupted ? ', an interrupted run to recover' : ''}${report.leftovers.length > 0 ? `, ${report.leftovers.length} database(s) left by restores or killed runs` : ''}`,
         human: () => formatStatus(report),
       };
     }),

@@ -12,6 +12,7 @@ import { compareWithDisk, type DriftedRevision } from '../session/database-state
 import { lockHolderAmong, type LockHolderInfo } from '../session/run-lock.js';
 import { pickUnsettled, planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
+import { findLeftScopeCopies } from '../../scope/scope-copies.js';
 
 export interface StatusReport {
   target: string;
@@ -34,8 +35,11 @@ export interface StatusReport {
 
 export interface LeftoverDatabase {
   name: string;
-  /** quarantine: the damaged database a swap restore set aside; restore-copy: a stopped restore's half-made copy. */
-  kind: 'quarantine' | 'restore-copy';
+  /**
+   * quarantine: the damaged database a swap restore set aside; restore-copy: a stopped restore's half-made copy;
+   * scope-copy: the schema-only copy (no rows) a run killed while learning the backup scope left, which `belay recover` drops.
+   */
+  kind: 'quarantine' | 'restore-copy' | 'scope-copy';
   /** What to run once it has been checked. */
   drop: string;
 }
@@ -123,6 +127,7 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
   try {
     const client = session.client;
     const look = await firstLook(client, setup.target.database);
+    const scopeCopies = await findLeftScopeCopies(client, setup.target.database);
     const applied = look.initialised ? await readApplied(client) : [];
     const runs = look.initialised ? await readNewestAndRunning(client) : { newest: undefined, running: [] };
     const state = compareWithDisk(look.initialised, applied, revisions);
@@ -149,7 +154,7 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
       lock,
       lastRun: runs.newest ?? null,
       interrupted,
-      leftovers: look.leftovers,
+      leftovers: [...look.leftovers, ...scopeCopies.map((copy): LeftoverDatabase => ({ name: copy.name, kind: 'scope-copy', drop: `DROP DATABASE ${quoteIdent(copy.name)};` }))],
     };
   } finally {
     session.release();
