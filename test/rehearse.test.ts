@@ -381,13 +381,16 @@ describe('where rehearse starts, and what it loads there', () => {
     expect(run.stderr).toMatch(/next: Make the seed a script that runs psql/);
   });
 
-  it.each(['0', '0000'])('--from %s starts from scratch, as rollback --to 0 ends there, whatever revision the connected database is at', async (from) => {
+  it('--from 0 starts from scratch, as rollback --to 0 ends there, whatever revision the connected database is at; --from 0000 is a revision prefix like any other', async () => {
     const db = await freshDatabase();
     const project = await makeProject({ ...PEOPLE_ONLY, '0002_audit.up.sql': 'CREATE TABLE audit (id int);', '0002_audit.down.sql': 'DROP TABLE audit;' });
     const args = ['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, '--json'];
     const up = await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir });
     expect(up.code, up.stderr).toBe(0);
-    const run = await belay([...args, 'rehearse', '--from', from], { cwd: project.dir });
+    const zeros = await belay([...args, 'rehearse', '--from', '0000'], { cwd: project.dir });
+    expect(zeros.code, zeros.stderr).toBe(2);
+    expect(JSON.parse(zeros.stdout).message).toMatch(/--from 0000 names no revision/);
+    const run = await belay([...args, 'rehearse', '--from', '0'], { cwd: project.dir });
     expect(run.code, run.stderr).toBe(0);
     const report = JSON.parse(run.stdout).result as VerdictReport & { from: string | null };
     expect(report.from).toBeNull();

@@ -7,9 +7,9 @@ import { baseArgs, GOOD_REVISIONS, makeProject } from './support/project.js';
 
 describe('revision files belay cannot read', () => {
   it.each([
-    { what: 'a broken link', code: 'ENOENT', make: (file: string) => symlink(`${file}.gone`, file) },
-    { what: 'a folder', code: 'EISDIR', make: (file: string) => mkdir(file) },
-  ])('$what named like a revision file: exit 2 naming the file, nothing touched', async ({ code, make }) => {
+    { what: 'a broken link', code: 'ENOENT', make: (file: string) => symlink(`${file}.gone`, file), next: /next: Create the revision file \S+, or fix the link/ },
+    { what: 'a folder', code: 'EISDIR', make: (file: string) => mkdir(file), next: /next: Replace the folder with the revision file \S+ itself/ },
+  ])('$what named like a revision file: exit 2 naming the file and what to do about that cause, nothing touched', async ({ code, make, next }) => {
     const db = await freshDatabase();
     const project = await makeProject(GOOD_REVISIONS);
     const file = join(project.migrations, '0004_tags.down.sql');
@@ -19,7 +19,8 @@ describe('revision files belay cannot read', () => {
       const run = await belay([...baseArgs(project, db.url), ...command]);
       expect(run.code, run.stderr).toBe(2);
       expect(run.stderr).toContain(`cannot read the revision file ${file}: ${code}`);
-      expect(run.stderr).toMatch(/next: .*readable file/);
+      expect(run.stderr).toMatch(next);
+      expect(run.stderr).toMatch(/Or move it out of the migrations folder/);
     }
     expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
   });

@@ -1,7 +1,8 @@
 import { open, readFile, rename } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { BelayError } from '../errors.js';
+import { BelayError, errorMessage } from '../errors.js';
+import { readProblem } from '../unreadable.js';
 
 export type SnapshotFormat = 'custom' | 'directory';
 
@@ -103,10 +104,10 @@ export async function writeManifest(backupsDir: string, manifest: Manifest): Pro
 }
 
 /** A manifest belay will not follow: named in `backups list`, exit 4 wherever it is asked for. */
-export function refusedManifest(file: string, problem: string): BelayError {
+export function refusedManifest(file: string, problem: string, hint?: string): BelayError {
   return new BelayError('preflight', `manifest ${file} is refused: ${problem}`, {
-    hint: 'Nothing was touched. Inspect the file; move it out of the backups folder once you know where it came from.',
-    details: { manifest: file, problem },
+    hint: `Nothing was touched. ${hint ?? 'Inspect the file; move it out of the backups folder once you know where it came from.'}`,
+    details: { manifest: file, problem, ...(hint === undefined ? {} : { next: hint }) },
   });
 }
 
@@ -132,7 +133,9 @@ export async function readManifest(file: string, backupsDir: string): Promise<Ma
     stored = parsed as Record<string, unknown>;
   } catch (error) {
     if (error instanceof BelayError) throw error;
-    throw refusedManifest(file, error instanceof SyntaxError ? 'not valid JSON' : 'cannot be read');
+    if (error instanceof SyntaxError) throw refusedManifest(file, 'not valid JSON');
+    const unreadable = readProblem(error, `the manifest ${file}`);
+    throw unreadable ? refusedManifest(file, `cannot be read: ${unreadable.code}: ${unreadable.reason}`, unreadable.hint) : refusedManifest(file, `cannot be read: ${errorMessage(error)}`);
   }
   const versionProblem = checkFormatVersion(stored.formatVersion);
   if (versionProblem) throw refusedManifest(file, versionProblem);

@@ -40,6 +40,8 @@ export async function ensureBackupsDir(dir: string): Promise<{ note: string; cha
 export interface RefusedManifest {
   file: string;
   problem: string;
+  /** What to do, when it differs from the usual "inspect it": a manifest belay may not read is made readable. */
+  next?: string;
 }
 
 export interface SnapshotListing {
@@ -69,7 +71,8 @@ export async function listSnapshots(backupsDir: string): Promise<SnapshotListing
       snapshots.push(await readManifest(file, resolve(backupsDir)));
     } catch (error) {
       const problem = error instanceof BelayError ? String(error.details.problem ?? error.message) : 'cannot be read';
-      refused.push({ file: name, problem });
+      const next = error instanceof BelayError && typeof error.details.next === 'string' ? error.details.next : undefined;
+      refused.push({ file: name, problem, ...(next === undefined ? {} : { next }) });
     }
   }
   snapshots.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id < b.id ? 1 : -1));
@@ -85,7 +88,7 @@ export async function findSnapshot(backupsDir: string, query: string): Promise<M
   const { snapshots, refused } = await listSnapshots(backupsDir);
   const exact = snapshots.find((m) => m.id === query || m.path === resolve(query) || m.file === basename(query));
   if (exact) return exact;
-  const refusedHere = (r: RefusedManifest): BelayError => refusedManifest(resolve(backupsDir, r.file), r.problem);
+  const refusedHere = (r: RefusedManifest): BelayError => refusedManifest(resolve(backupsDir, r.file), r.problem, r.next);
   const refusedExact = refused.find((r) => r.file === `${basename(query)}${MANIFEST_SUFFIX}`);
   if (refusedExact) throw refusedHere(refusedExact);
   const matches = snapshots.filter((m) => m.id.startsWith(query));

@@ -31,6 +31,8 @@ export interface CliContext {
  */
 export interface CommandReport extends Report {
   human: (said: Said) => string;
+  /** A failure that still showed a result (history with the database out of reach): its message and next go to stderr after the text. */
+  failed?: boolean;
 }
 
 /** The global flags the command honours (its teach() declaration, which its --help lists); the others are left out. */

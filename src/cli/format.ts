@@ -34,6 +34,10 @@ export function formatStatus(report: StatusReport): string {
     `last run  ${run ? `${run.runId} ${run.command} → ${run.status}${run.exitCode === null ? '' : ` (exit ${run.exitCode})`} at ${run.finishedAt ?? run.startedAt}` : 'none'}`,
   );
   for (const left of report.leftovers) {
+    if (left.kind === 'scope-copy') {
+      lines.push(`LEFT      ${left.name}: the schema-only copy (no rows) a run killed while learning the backup scope left; \`belay recover\` drops it`);
+      continue;
+    }
     const what =
       left.kind === 'quarantine'
         ? 'the damaged database a restore set aside'

@@ -80,7 +80,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   const closing = (): string[] => (kind.changing && target ? [lastLine(target)] : []);
   /** The one result: the --json document on stdout, else the text (stdout) and the target line. */
   const resultText = (said: Said, report: CommandReport): string =>
-    json ? jsonText(documentOf(said), secrets) : `${scrub([report.human(said), ...nextLines(said), ...closing()].join('\n'), secrets)}\n`;
+    json ? jsonText(documentOf(said), secrets) : `${scrub([report.human(said), ...(report.failed ? [] : nextLines(said)), ...closing()].join('\n'), secrets)}\n`;
   let signals = 0;
   /**
    * A second signal: exit now, without waiting for the run (a down, a
@@ -122,6 +122,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     const said = envelopeOf(name, report, target);
     process.exitCode = said.exitCode;
     const written = await stdout.flush(resultText(said, report));
+    if (!json && report.failed) writeErr([`belay: ${scrub(said.message, secrets)}`, ...nextLines(said).map((l) => scrub(l, secrets)), ''].join('\n'));
     if (!written && kind.reads && said.exitCode === EXIT.ok) {
       // its whole job was this output: not done, and nothing was changed (the run's own code stands for a changing command)
       process.exitCode = EXIT.preflight;

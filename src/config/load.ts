@@ -1,7 +1,8 @@
 import { access, readFile } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { usageError } from '../errors.js';
+import { errorMessage, usageError, type BelayError } from '../errors.js';
+import { readProblem } from '../unreadable.js';
 import type { BelayConfig } from './types.js';
 import { DEFAULT_CONFIG } from './defaults.js';
 import type { ConfigFile } from './schema.js';
@@ -53,8 +54,24 @@ async function readRaw(file: string): Promise<unknown> {
     const exported = (mod.default as { default?: unknown } | undefined)?.default ?? mod.default;
     return typeof exported === 'function' ? await (exported as () => unknown)() : exported;
   } catch (error) {
-    throw usageError(`cannot read the config ${file}: ${(error as Error).message}`, { hint: 'Fix its syntax; a JS/TS config must `export default` an object.' });
+    throw configReadError(file, error);
   }
+}
+
+/** The advice follows the cause: a file belay may not read is not fixed by editing its syntax. */
+function configReadError(file: string, error: unknown): BelayError {
+  // a module's own code may fail on a file it reads: only the config file's own errors are about the config
+  const problem = (error as { path?: unknown }).path === file || extname(file) === '.json' ? readProblem(error, `the config ${file}`) : undefined;
+  if (problem) {
+    return usageError(`cannot read the config ${file}: ${problem.code}: ${problem.reason}`, { hint: problem.hint, details: { file, code: problem.code }, cause: error });
+  }
+  const hint =
+    error instanceof SyntaxError
+      ? 'Fix its syntax; a JS/TS config must `export default` an object.'
+      : extname(file) === '.json'
+        ? 'Fix the file; it must hold one JSON object.'
+        : 'Fix the error it raises when loaded; a JS/TS config must `export default` an object (or a function returning one).';
+  return usageError(`cannot read the config ${file}: ${errorMessage(error)}`, { hint, cause: error });
 }
 
 /**

@@ -134,6 +134,11 @@ export async function resetSession(client: ClientBase): Promise<void> {
   await client.query(SESSION_RESET);
 }
 
+const CONNECT_FAILURES = new WeakSet<BelayError>();
+
+/** Whether the error is openSession's "cannot connect" (the server down, unreachable, or refusing the login). */
+export const isConnectFailure = (error: unknown): error is BelayError => error instanceof BelayError && CONNECT_FAILURES.has(error);
+
 function connectError(params: ConnectionParams, error: unknown): BelayError {
   const raw = error instanceof Error ? error.message : String(error);
   // node-postgres words a missing password as "client password must be a string"
@@ -145,5 +150,7 @@ function connectError(params: ConnectionParams, error: unknown): BelayError {
       : code === '3D000'
         ? `Create the database first, or point --database-url at an existing one. If a belay swap restore was interrupted between its two renames, the restored copy is named ${params.database}_belay_restore_<time> (and the damaged one ${params.database}_quarantine_<time>): rename the restored one to ${params.database} with ALTER DATABASE … RENAME TO ….`
         : 'Check that the server is running and the connection settings (--database-url, DATABASE_URL, PG* variables) are right.';
-  return new BelayError('usage', `cannot connect to ${describeTarget(params)}: ${message}`, { hint, cause: error });
+  const failure = new BelayError('usage', `cannot connect to ${describeTarget(params)}: ${message}`, { hint, cause: error });
+  CONNECT_FAILURES.add(failure);
+  return failure;
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { errorMessage, usageError } from '../errors.js';
 import { sha256Hex } from '../sha256.js';
+import { readProblem } from '../unreadable.js';
 import { keepHashedBytes } from './revision-bytes.js';
 
 /**
@@ -27,8 +28,9 @@ function readRevisionFile(file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (error) {
-    throw usageError(`cannot read the revision file ${file}: ${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}`, {
-      hint: 'Make it a readable file for the user running belay (a folder or a broken link named like a revision is not one), or move it out of the migrations folder.',
+    const problem = readProblem(error, `the revision file ${file}`);
+    throw usageError(`cannot read the revision file ${file}: ${problem ? `${problem.code}: ${problem.reason}` : errorMessage(error)}`, {
+      hint: `${problem?.hint ?? 'Make it a readable file for the user running belay.'} Or move it out of the migrations folder.`,
       cause: error,
     });
   }

@@ -1,5 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { readProblem } from '../unreadable.js';
 import { usageError } from '../errors.js';
 import { checksumFiles } from './checksum.js';
 import { REVISION_NAME, type Revision, type RevisionFiles } from './revision.js';
@@ -26,8 +27,9 @@ export async function discoverRevisions(dir: string): Promise<Revision[]> {
   try {
     names = await readdir(root);
   } catch (error) {
-    throw usageError(`cannot read the migrations folder ${root}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {
-      hint: 'Create it with `belay new NAME`, or point --migrations at your folder.',
+    const problem = readProblem(error, `the migrations folder ${root}`, { folder: true });
+    throw usageError(`cannot read the migrations folder ${root}: ${problem ? `${problem.code}: ${problem.reason}` : String(error)}`, {
+      hint: problem?.code === 'ENOENT' || problem === undefined ? 'Create it with `belay new NAME`, or point --migrations at your folder.' : problem.hint,
     });
   }
   const byName = new Map<string, Parts>();

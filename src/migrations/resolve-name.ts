@@ -2,9 +2,18 @@ import { usageError } from '../errors.js';
 
 /**
  * Find the revision a user means by its number ("0022" or "22"), its full
- * name, or a unique prefix of the name.
+ * name, or a unique prefix of the name. An empty argument names nothing.
+ * A run of zeros is read like any other argument: revision number 0 when one
+ * exists, else a prefix (`00` is ambiguous among 0001…0009); only `0` itself
+ * means "before the first revision", and only where that is accepted
+ * (resolveRevisionOrStart).
  */
 export function resolveRevisionName(query: string, names: readonly string[], flag = '--to'): string {
+  if (query.trim() === '') {
+    throw usageError(`${flag} was given an empty revision`, {
+      hint: `Name a revision by its number (0022), its full name or a unique prefix${flag === '--to' || flag === '--from' ? `; \`${flag} 0\` means before the first revision where the command accepts it` : ''}.`,
+    });
+  }
   const exact = names.find((name) => name === query);
   if (exact) return exact;
   if (/^\d+$/.test(query)) {
@@ -12,24 +21,28 @@ export function resolveRevisionName(query: string, names: readonly string[], fla
     if (byNumber.length === 1) return byNumber[0]!;
   }
   const byPrefix = names.filter((name) => name.startsWith(query));
+  // `00`, `000`: not the documented `0`, so never "every revision"; say which spelling that is
+  const zeros = /^0+$/.test(query) && query !== '0' ? ` (\`${flag} 0\`, exactly, means before the first revision where the command accepts it)` : '';
   if (byPrefix.length === 1) return byPrefix[0]!;
   if (byPrefix.length > 1) {
     throw usageError(`${flag} ${query} is ambiguous: it matches ${byPrefix.join(', ')}`, {
-      hint: 'Give more of the name.',
+      hint: `Give more of the name${zeros}.`,
     });
   }
   const known = names.length > 0 ? `known revisions: ${names[0]} … ${names[names.length - 1]}` : 'no revisions are known';
   throw usageError(`${flag} ${query} names no revision (${known})`, {
-    hint: 'Run `belay status` to list revisions.',
+    hint: `Run \`belay status\` to list revisions${zeros}.`,
   });
 }
 
 /**
- * A revision, or null for `0` (any run of zeros that names no revision):
+ * A revision, or null for `0` exactly (when no revision is numbered 0):
  * before the first revision, as in `rollback --to 0`, `plan --to 0` and
- * `rehearse --from 0`.
+ * `rehearse --from 0`. Any other spelling (`00`, `0000`, an empty one) is
+ * resolved as a revision, so reverting everything never comes from an
+ * argument that only looks like 0.
  */
 export function resolveRevisionOrStart(query: string, names: readonly string[], flag = '--to'): string | null {
-  if (/^0+$/.test(query) && !names.some((name) => Number(name.split('_')[0]) === 0)) return null;
+  if (query === '0' && !names.some((name) => Number(name.split('_')[0]) === 0)) return null;
   return resolveRevisionName(query, names, flag);
 }

@@ -6,7 +6,7 @@ import type { ClientBase } from 'pg';
 import { runLibpqChild, type BackupTools, type ChildOutcome } from '../backup/pg-tools.js';
 import { ensureBelaySchema } from '../db/belay-schema.js';
 import { describeTarget, withDatabase, type ConnectionParams, type SessionOptions } from '../db/connection.js';
-import { createDatabase, derivedName, dropDatabase } from '../db/databases.js';
+import { createDatabase, dropDatabase } from '../db/databases.js';
 import { quoteIdent } from '../db/ident.js';
 import { openSession } from '../db/session.js';
 import { BelayError, errorMessage } from '../errors.js';
@@ -25,6 +25,7 @@ import {
   type RevisionScope,
   type TouchedRelation,
 } from './scope.js';
+import { markScopeCopy, scopeCopyName } from './scope-copies.js';
 
 export interface LearnScopeOptions {
   /** The target: the copy is made on the same server, from its schema. */
@@ -72,7 +73,7 @@ function childFailure(what: string, outcome: ChildOutcome): BelayError {
  * when the copy cannot be made or dropped.
  */
 export async function learnScope(options: LearnScopeOptions): Promise<LearnedScope> {
-  const copyName = derivedName(options.params.database, `belay_scope_${randomBytes(4).toString('hex')}`);
+  const copyName = scopeCopyName(options.params.database, randomBytes(4).toString('hex'));
   const copy = withDatabase(options.params, copyName);
   const admin = await openSession(options.params, options.session);
   const dir = await mkdtemp(join(tmpdir(), 'belay-scope-'));
@@ -96,6 +97,8 @@ export async function learnScope(options: LearnScopeOptions): Promise<LearnedSco
       });
     }
     made = true;
+    // at once: a run killed from here on leaves a copy that `status` lists and `recover` drops, provably belay's
+    await markScopeCopy(admin.client, copyName, options.params.database);
     const restored = await runLibpqChild(options.tools.pgRestore, ['--no-owner', '--no-privileges', '--exit-on-error', `--dbname=${copyName}`, file], { ...child, params: copy });
     if (restored.code !== 0) throw childFailure(`restoring the schema into the throwaway copy ${copyName}`, restored);
     const applied = await appliedRows(admin.client);

@@ -2,6 +2,9 @@ import type { Command } from 'commander';
 import { runAction } from '../run-action.js';
 import { formatRunHistory, formatRuns, formatStatus } from '../format.js';
 import { CONNECTED, teach } from '../help.js';
+import { BelayError } from '../../errors.js';
+import type { RunSummary } from '../../journal/run-store.js';
+import type { RunHistory } from '../../runner/commands/history.js';
 
 export function registerInspect(program: Command): void {
   teach(
@@ -15,7 +18,7 @@ export function registerInspect(program: Command): void {
       const problems = report.drift.length + report.missing.length + report.outOfOrder.length;
       return {
         result: report,
-        message: `at ${report.current ?? '(none applied)'}, ${report.pending.length} pending${problems > 0 ? `, ${problems} problem(s): see result` : ''}${report.interrupted ? ', an interrupted run to recover' : ''}${report.leftovers.length > 0 ? `, ${report.leftovers.length} database(s) left by restores` : ''}`,
+        message: `at ${report.current ?? '(none applied)'}, ${report.pending.length} pending${problems > 0 ? `, ${problems} problem(s): see result` : ''}${report.interrupted ? ', an interrupted run to recover' : ''}${report.leftovers.length > 0 ? `, ${report.leftovers.length} database(s) left by restores or killed runs` : ''}`,
         human: () => formatStatus(report),
       };
     }, { reads: true }),
@@ -31,16 +34,24 @@ export function registerInspect(program: Command): void {
   ).action(async (run: string | undefined, flags: { all?: boolean }, command: Command) =>
     runAction(command, async (ctx) => {
       const api = await import('../../api/commands.js');
-      if (run === undefined) {
-        const runs = await api.history({ ...ctx.options, all: flags.all === true });
-        return { result: runs, message: `${runs.length} run(s)`, human: () => formatRuns(runs) };
+      try {
+        if (run === undefined) {
+          const runs = await api.history({ ...ctx.options, all: flags.all === true });
+          return { result: runs, message: `${runs.length} run(s)`, human: () => formatRuns(runs) };
+        }
+        const one = await api.runHistory(run, ctx.options);
+        return {
+          result: one,
+          message: `run ${one.run.runId}: ${one.run.command} ${one.run.status}${one.run.exitCode === null ? '' : ` (exit ${one.run.exitCode})`}`,
+          human: () => formatRunHistory(one),
+        };
+      } catch (error) {
+        // the database out of reach: what the journal files hold, then the connection error and its exit code
+        const local = error instanceof BelayError ? error.details.fromJournalFiles : undefined;
+        if (local === undefined || !(error instanceof BelayError)) throw error;
+        const human = (): string => (Array.isArray(local) ? formatRuns(local as RunSummary[]) : formatRunHistory(local as RunHistory));
+        return { result: local, exitCode: error.exitCode, message: error.message, ...(error.hint ? { next: error.hint } : {}), failed: true, human };
       }
-      const one = await api.runHistory(run, ctx.options);
-      return {
-        result: one,
-        message: `run ${one.run.runId}: ${one.run.command} ${one.run.status}${one.run.exitCode === null ? '' : ` (exit ${one.run.exitCode})`}`,
-        human: () => formatRunHistory(one),
-      };
     }, { reads: true }),
   );
 

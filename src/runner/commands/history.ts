@@ -1,5 +1,7 @@
-import { usageError } from '../../errors.js';
-import { journalFile, listJournalFiles, readJournalFile, type JournalLine } from '../../journal/file-journal.js';
+import { isConnectFailure } from '../../db/session.js';
+import { BelayError, errorMessage, usageError } from '../../errors.js';
+import { journalDir, journalFile, listJournalFiles, readJournalFile, type JournalLine } from '../../journal/file-journal.js';
+import { readProblem } from '../../unreadable.js';
 import type { JournalRecord } from '../../journal/record.js';
 import { readRunSteps, readRuns, type RunSummary } from '../../journal/run-store.js';
 import { mergeSteps, reconcileRun, stepsOfFile, summaryFromFile } from '../result/run-record.js';
@@ -14,20 +16,61 @@ export interface RunHistory {
 }
 
 /**
- * Past runs, newest first: the database's record merged with the journal
- * files beside the backups (src/runner/result/run-record.ts). A backups
- * folder shared by several databases holds their journal files side by
- * side: only this database's runs unless `all`.
+ * The database could not be reached: the error names it and carries what
+ * the journal files hold (`details.fromJournalFiles`), so that a history is
+ * shown all the same, with the exit code of the connection failure.
  */
-export async function runHistoryList(setup: RunSetup, limit = 50, all = false): Promise<RunSummary[]> {
+function unreachable(error: BelayError, backupsDir: string, what: string, local: RunSummary[] | RunHistory): BelayError {
+  return usageError(`${error.message}; ${what} from the journal files in ${journalDir(backupsDir)} only`, {
+    hint: `${error.hint ?? ''} The database's own record (runs whose journal file is gone, steps a restore kept there) is shown once it can be reached.`.trim(),
+    details: { fromJournalFiles: local },
+    cause: error,
+  });
+}
+
+async function readJournalLines(file: string): Promise<JournalLine[]> {
+  try {
+    return await readJournalFile(file);
+  } catch (error) {
+    const problem = readProblem(error, `the journal file ${file}`);
+    throw usageError(`cannot read the journal file ${file}: ${problem ? `${problem.code}: ${problem.reason}` : errorMessage(error)}`, {
+      hint: problem?.hint ?? 'Make it a readable file for the user running belay.',
+      cause: error,
+    });
+  }
+}
+
+/** The journal files beside the backups, each run's lines by its id (this database's runs only, unless `all`). */
+async function journalFilesOf(setup: RunSetup, all: boolean): Promise<Map<string, JournalLine[]>> {
   const files = new Map<string, JournalLine[]>();
   for (const file of await listJournalFiles(setup.config.backupsDir)) {
-    const lines = await readJournalFile(file).catch(() => []);
+    const lines = await readJournalLines(file);
     const summary = summaryFromFile(lines);
     if (summary && (all || summary.database === setup.target.database)) files.set(summary.runId, lines);
   }
+  return files;
+}
+
+const newestFirst = (runs: Iterable<RunSummary>, limit: number): RunSummary[] => [...runs].sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1)).slice(0, limit);
+
+/**
+ * Past runs, newest first: the database's record merged with the journal
+ * files beside the backups (src/runner/result/run-record.ts). A backups
+ * folder shared by several databases holds their journal files side by
+ * side: only this database's runs unless `all`. When the database cannot be
+ * reached, the connection error (exit 2) carries the journal files' runs.
+ */
+export async function runHistoryList(setup: RunSetup, limit = 50, all = false): Promise<RunSummary[]> {
+  const files = await journalFilesOf(setup, all);
+  let session;
+  try {
+    session = await openTargetSession(setup, 'belay history');
+  } catch (error) {
+    const local = [...files.values()].flatMap((lines) => summaryFromFile(lines) ?? []);
+    if (isConnectFailure(error)) throw unreachable(error, setup.config.backupsDir, 'the runs shown are', newestFirst(local, limit));
+    throw error;
+  }
   const byId = new Map<string, RunSummary>();
-  const session = await openTargetSession(setup, 'belay history');
   try {
     for (const row of await readRuns(session.client, limit)) {
       const run = await reconcileRun(session.client, row, files.get(row.runId));
@@ -41,20 +84,31 @@ export async function runHistoryList(setup: RunSetup, limit = 50, all = false): 
   } finally {
     await session.close();
   }
-  return [...byId.values()].sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1)).slice(0, limit);
+  return newestFirst(byId.values(), limit);
 }
 
 /** Every step of one run (id or unique prefix): the database's copy and the journal file's, merged. */
 export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunHistory> {
-  const runs = await runHistoryList(setup, 10_000, true);
+  let runs: RunSummary[];
+  let lost: BelayError | undefined;
+  try {
+    runs = await runHistoryList(setup, 10_000, true);
+  } catch (error) {
+    if (!(error instanceof BelayError) || !Array.isArray(error.details.fromJournalFiles)) throw error;
+    // the database is out of reach: the journal file alone, and the connection error after it
+    runs = error.details.fromJournalFiles as RunSummary[];
+    lost = error.cause as BelayError;
+  }
   const matches = runs.filter((run) => run.runId === query || run.runId.startsWith(query));
   if (matches.length !== 1) {
-    throw usageError(matches.length === 0 ? `no run ${query}` : `run ${query} is ambiguous: ${matches.map((m) => m.runId).join(', ')}`, {
-      hint: 'List runs with `belay history`.',
-    });
+    const message = matches.length === 0 ? `no run ${query}` : `run ${query} is ambiguous: ${matches.map((m) => m.runId).join(', ')}`;
+    throw usageError(lost ? `${message} in the journal files (and ${lost.message})` : message, { hint: lost?.hint ?? 'List runs with `belay history`.' });
   }
   const run = matches[0]!;
   const file = journalFile(setup.config.backupsDir, run.runId);
+  // neither copy may have the steps
+  const fromFile = stepsOfFile(await readJournalFile(file).catch(() => []));
+  if (lost) throw unreachable(lost, setup.config.backupsDir, 'its steps are', { run, steps: fromFile, source: 'journal file', journalFile: file });
   const session = await openTargetSession(setup, 'belay history');
   let fromDatabase: JournalRecord[];
   try {
@@ -62,8 +116,6 @@ export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunH
   } finally {
     await session.close();
   }
-  // neither copy may have the steps
-  const fromFile = stepsOfFile(await readJournalFile(file).catch(() => []));
   const steps = mergeSteps(fromDatabase, fromFile);
   const source = steps.length === fromDatabase.length ? 'database' : steps.length === fromFile.length ? 'journal file' : 'database and journal file';
   return { run, steps, source, journalFile: file };

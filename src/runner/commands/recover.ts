@@ -12,6 +12,8 @@ import { endSessionsOf } from '../session/run-lock.js';
 import { finishRun, withRunSession } from '../session/outcome.js';
 import type { RunSetup } from '../session/setup.js';
 import { dropLeftoverCopies } from '../steps/restore-step.js';
+import { dropLeftScopeCopies } from '../../scope/scope-copies.js';
+import { quoteIdent } from '../../db/ident.js';
 
 async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest | null> {
   if (!plan.snapshotId) return null;
@@ -35,13 +37,20 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
   return withRunSession(setup, 'recover', async (session) => {
     await session.lock();
     await sweepAfterKilledRuns(setup.config.backupsDir, setup.target.database);
+    // under the lock: the scope copies killed runs left (belay's by their marker, their session gone)
+    const scopeCopies = await dropLeftScopeCopies(session.control.client, setup.target.database);
+    const droppedNote = [
+      ...(scopeCopies.dropped.length > 0 ? [`dropped the schema-only scope cop${scopeCopies.dropped.length === 1 ? 'y' : 'ies'} a killed run left: ${scopeCopies.dropped.join(', ')}`] : []),
+      ...scopeCopies.kept.map((k) => `could not drop the scope copy ${k.name} a killed run left (${k.why}): drop it as its owner, DROP DATABASE ${quoteIdent(k.name)};`),
+    ].join('; ');
     const { run, others } = await findUnsettled(session.control.client, session.runId);
     // before reading where the database stands: nothing of those runs may still change it
     const lingering = run ? await endSessionsOf(session.control.client, [run, ...others].map((r) => r.runId)) : { ended: [], waitedFor: [] };
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, run?.fromRevision ?? state.current);
+    if (droppedNote) await setup.events.emit({ type: 'note', step: 'lock', message: droppedNote, detail: { droppedScopeCopies: scopeCopies.dropped, keptScopeCopies: scopeCopies.kept } });
     if (!run) {
-      const result = await finishRun(session, { outcome: 'ok', message: 'no interrupted run: nothing to recover' });
+      const result = await finishRun(session, { outcome: 'ok', message: `no interrupted run: nothing to recover${droppedNote ? `; ${droppedNote}` : ''}` });
       await settleRuns(session, [], result.outcome);
       return result;
     }

@@ -14,6 +14,7 @@ import { compareWithDisk, type DriftedRevision } from '../session/database-state
 import { lockHolderAmong, type LockHolderInfo } from '../session/run-lock.js';
 import { pickUnsettled, planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
+import { findLeftScopeCopies } from '../../scope/scope-copies.js';
 
 export interface StatusReport {
   target: string;
@@ -38,9 +39,10 @@ export interface LeftoverDatabase {
   name: string;
   /**
    * quarantine: the damaged database a swap restore set aside; restore-copy: a stopped restore's half-made copy;
-   * quarantine-schema: the schema in this database where a touched snapshot's restore kept the damaged tables.
+   * quarantine-schema: the schema in this database where a touched snapshot's restore kept the damaged tables;
+   * scope-copy: the schema-only copy (no rows) a run killed while learning the backup scope left, which `belay recover` drops.
    */
-  kind: 'quarantine' | 'restore-copy' | 'quarantine-schema';
+  kind: 'quarantine' | 'restore-copy' | 'quarantine-schema' | 'scope-copy';
   /** What to run once it has been checked. */
   drop: string;
 }
@@ -136,6 +138,7 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
   try {
     const client = session.client;
     const look = await firstLook(client, setup.target.database);
+    const scopeCopies = await findLeftScopeCopies(client, setup.target.database);
     const applied = look.initialised ? await readApplied(client) : [];
     const runs = look.initialised ? await readNewestAndRunning(client) : { newest: undefined, running: [] };
     const state = compareWithDisk(look.initialised, applied, revisions);
@@ -163,7 +166,7 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
       // as history tells it: the database's row made whole from the run's journal file
       lastRun: (runs.newest && (await reconcileRun(client, runs.newest, await readJournalFile(journalFile(setup.config.backupsDir, runs.newest.runId)).catch(() => undefined)))) ?? null,
       interrupted,
-      leftovers: look.leftovers,
+      leftovers: [...look.leftovers, ...scopeCopies.map((copy): LeftoverDatabase => ({ name: copy.name, kind: 'scope-copy', drop: `DROP DATABASE ${quoteIdent(copy.name)};` }))],
     };
   } finally {
     session.release();

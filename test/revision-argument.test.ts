@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { resolveRevisionName, resolveRevisionOrStart } from '../src/migrations/resolve-name.js';
+import { belay } from './support/cli.js';
+import { freshDatabase } from './support/pg.js';
+import { baseArgs, GOOD_REVISIONS, makeProject } from './support/project.js';
+
+// README "Migrations": a revision is named by its number, its full name or a unique prefix; `--to 0`, exactly, is before the first
+const NAMES = ['0001_accounts', '0002_profiles', '0003_accounts_name'];
+
+describe('a revision argument', () => {
+  it('`0` alone is before the first revision; `00`, `000`, `0000` and an empty one name no revision, never all of them', () => {
+    expect(resolveRevisionOrStart('0', NAMES)).toBeNull();
+    expect(() => resolveRevisionOrStart('00', NAMES)).toThrow(/--to 00 is ambiguous: it matches 0001_accounts, 0002_profiles, 0003_accounts_name/);
+    expect(() => resolveRevisionOrStart('000', NAMES)).toThrow(/--to 000 is ambiguous/);
+    expect(() => resolveRevisionOrStart('0000', NAMES)).toThrow(/--to 0000 names no revision/);
+    expect(() => resolveRevisionOrStart('', NAMES)).toThrow(/--to was given an empty revision/);
+    expect(() => resolveRevisionName(' ', NAMES, '--from')).toThrow(/--from was given an empty revision/);
+    // numbers and prefixes as before
+    expect(resolveRevisionOrStart('2', NAMES)).toBe('0002_profiles');
+    expect(resolveRevisionOrStart('0002', NAMES)).toBe('0002_profiles');
+    expect(resolveRevisionOrStart('0003_acc', NAMES)).toBe('0003_accounts_name');
+    // a revision numbered 0 is named by 0 and by its zeros alike
+    expect(resolveRevisionOrStart('0', ['0000_init', ...NAMES])).toBe('0000_init');
+    expect(resolveRevisionOrStart('0000', ['0000_init', ...NAMES])).toBe('0000_init');
+  });
+
+  it('rollback --to 00 (or 0000, or an empty one) reverts nothing and exits 2; plan and migrate up read it alike; --to 0 still reverts every revision', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const applied = async (): Promise<string[]> => (await db.query<{ name: string }>('SELECT name FROM belay.migrations ORDER BY name')).map((r) => r.name);
+    for (const to of ['00', '000', '0000', '']) {
+      const rollback = await belay([...args, '--yes', 'rollback', '--no-backup', '--to', to]);
+      expect(rollback.code, `--to '${to}': ${rollback.stderr}`).toBe(2);
+      expect(rollback.stderr).toMatch(to === '' ? /--to was given an empty revision/ : new RegExp(`--to ${to} (is ambiguous|names no revision)`));
+      if (to !== '') expect(rollback.stderr).toContain('`--to 0`, exactly, means before the first revision');
+      expect(await applied()).toEqual(NAMES);
+      const plan = await belay([...args, 'plan', '--to', to]);
+      expect(plan.code, plan.stderr).toBe(2);
+    }
+    const up = await belay([...args, 'migrate', 'up', '--to', '00']);
+    expect(up.code, up.stderr).toBe(2);
+    const plan = await belay([...args, 'plan', '--to', '0']);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain('rollback from 0003_accounts_name to (none)');
+    const all = await belay([...args, '--yes', 'rollback', '--no-backup', '--to', '0']);
+    expect(all.code, all.stderr).toBe(0);
+    expect(await applied()).toEqual([]);
+  });
+});
