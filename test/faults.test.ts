@@ -374,6 +374,44 @@ const CASES: FaultCase[] = [
     },
   },
   {
+    name: 'a role that may not read or write belay\'s record: every command refuses (exit 4) with the role to use or the GRANT, and the record is untouched',
+    run: async () => {
+      const ctx = await setUp({ ...BASE, '0002_x.up.sql': 'CREATE TABLE x (id int);', '0002_x.down.sql': 'DROP TABLE x;' });
+      expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
+      const role = `reader_${ctx.db.name.slice(2)}`;
+      await adminQuery('postgres', `CREATE ROLE ${quoteIdent(role)} LOGIN PASSWORD 'pw-reader'`);
+      await ctx.db.query(`GRANT SELECT ON base TO ${quoteIdent(role)}`);
+      const url = new URL(ctx.db.url);
+      url.username = role;
+      url.password = 'pw-reader';
+      const args = ['--database-url', url.toString(), '--migrations', ctx.project.migrations, '--backups', ctx.project.backups];
+      const as = (...more: string[]): Promise<CliRun> => belay([...args, ...more], { cwd: ctx.project.dir });
+      const before = await ctx.db.query('SELECT count(*)::int AS runs FROM belay.runs');
+      // no USAGE on schema belay: PostgreSQL's "permission denied for schema belay" was an exit 1 with a stack trace
+      for (const command of [['status'], ['history'], ['plan'], ['migrate', 'up'], ['backup'], ['rollback', '--to', '0', '--yes', '--no-backup'], ['recover']]) {
+        const run = await as(...command);
+        expect(run.code, `${command.join(' ')}: ${run.stderr}`).toBe(4);
+        expect(run.stderr).toContain(`role ${role} may not read belay's record`);
+        expect(run.stderr).toMatch(new RegExp(`next: Run belay as the role that runs this database's migrations .*GRANT USAGE ON SCHEMA belay TO ${quoteIdent(role)}`));
+        expect(run.stderr).not.toMatch(/this is a bug/);
+      }
+      // reading granted, writing not: the reads work, a changing run is refused before it changes anything (it ended 12, "the database stopped answering")
+      await ctx.db.query(`GRANT USAGE ON SCHEMA belay TO ${quoteIdent(role)}; GRANT SELECT ON ALL TABLES IN SCHEMA belay TO ${quoteIdent(role)}`);
+      expect((await as('status')).code).toBe(0);
+      expect((await as('history')).code).toBe(0);
+      for (const command of [['migrate', 'up'], ['backup'], ['rollback', '--to', '0', '--yes', '--no-backup']]) {
+        const run = await as(...command);
+        expect(run.code, `${command.join(' ')}: ${run.stderr}`).toBe(4);
+        expect(run.stderr).toContain(`role ${role} may not write belay's record of this run`);
+        expect(run.stderr).toContain(`GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA belay TO ${quoteIdent(role)}`);
+      }
+      expect(await ctx.db.query('SELECT count(*)::int AS runs FROM belay.runs')).toEqual(before);
+      expect(await ctx.db.query("SELECT to_regclass('x') AS x, (SELECT count(*)::int FROM base) AS n")).toEqual([{ x: null, n: 20000 }]);
+      expect(await status(ctx)).toMatchObject({ current: '0001_base', interrupted: null });
+      expect(await lastOutcome(ctx.project, 'rollback')).toMatchObject({ status: 'refused', exitCode: 4 });
+    },
+  },
+  {
     name: '--allow-unhealthy: the final line and --json name the checks that still fail, never "healthy"',
     run: async () => {
       const ctx = await setUp(

@@ -1,6 +1,7 @@
 import type { ClientBase } from 'pg';
 import { LOCK_HOLDER_ROWS, LOCK_KEYS, toLockHolder, type LockHolder, type LockHolderRow } from '../../db/advisory-lock.js';
 import { describeTarget } from '../../db/connection.js';
+import { BELAY_ACCESS_COLUMNS, BELAY_ACCESS_JOIN, belayRecordPresent, type BelayAccessRow } from '../../db/belay-schema.js';
 import { derivedName } from '../../db/databases.js';
 import { quoteIdent } from '../../db/ident.js';
 import type { Session } from '../../db/session.js';
@@ -59,9 +60,8 @@ function leftoverPrefixes(database: string): { quarantine: string; 'restore-copy
   return { quarantine: prefix('quarantine'), 'restore-copy': prefix('belay_restore') };
 }
 
-interface FirstLook {
+interface FirstLook extends BelayAccessRow {
   server_version: string;
-  initialised: boolean;
   leftovers: string[];
   schemas: string[];
   /** The lock holder's columns, all null when nobody holds the lock. */
@@ -77,19 +77,19 @@ async function firstLook(client: ClientBase, database: string): Promise<{ server
   const kinds = leftoverPrefixes(database);
   const { rows } = await client.query<FirstLook & Nullable<LockHolderRow>>(
     `SELECT current_setting('server_version') AS server_version,
-            to_regclass('belay.migrations') IS NOT NULL AND to_regclass('belay.runs') IS NOT NULL AS initialised,
+            ${BELAY_ACCESS_COLUMNS},
             array(SELECT datname::text FROM pg_catalog.pg_database
                    WHERE (starts_with(datname, $3) AND length(datname) = length($3) + $5) OR (starts_with(datname, $4) AND length(datname) = length($4) + $5)
                    ORDER BY datname) AS leftovers,
             array(SELECT nspname::text FROM pg_catalog.pg_namespace WHERE nspname ~ $6 ORDER BY nspname) AS schemas,
             holder.*
-       FROM (SELECT) one LEFT JOIN LATERAL (${LOCK_HOLDER_ROWS} LIMIT 1) holder ON true`,
+       FROM (SELECT) one ${BELAY_ACCESS_JOIN} LEFT JOIN LATERAL (${LOCK_HOLDER_ROWS} LIMIT 1) holder ON true`,
     [...LOCK_KEYS, kinds.quarantine, kinds['restore-copy'], STAMP_LENGTH, QUARANTINE_SCHEMA],
   );
   const row = rows[0]!;
   return {
     serverVersion: row.server_version,
-    initialised: row.initialised,
+    initialised: belayRecordPresent(row),
     leftovers: [
       ...row.leftovers.map((datname): LeftoverDatabase => ({
         name: datname,

@@ -1,4 +1,4 @@
-import { ensureBelaySchema } from '../../db/belay-schema.js';
+import { assertBelayWritable, ensureBelaySchema } from '../../db/belay-schema.js';
 import { openBoth, type Session } from '../../db/session.js';
 import { quoteIdent } from '../../db/ident.js';
 import { SQLSTATE, sqlstateOf } from '../../db/sqlstate.js';
@@ -166,6 +166,7 @@ export class RunSession {
             hint: `As the database owner or a superuser: GRANT CREATE ON DATABASE ${quoteIdent(database)} TO ${quoteIdent(role)}; (or create the schema once: CREATE SCHEMA belay AUTHORIZATION ${quoteIdent(role)};). Nothing was changed.`,
           });
     }
+    await assertBelayWritable(client);
     await this.journal?.attachDatabase(client);
   }
 
