@@ -1,3 +1,5 @@
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, jsonResult } from './support/cli.js';
 import { adminQuery, freshDatabase } from './support/pg.js';
@@ -22,6 +24,33 @@ const HALFWAY = {
 };
 
 describe('results say what happened', () => {
+  it("status's last run is the run history lists first, a run only its journal file tells of included (up to date, refused)", async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(ORDERS);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const lastRun = async (): Promise<{ status: { runId: string; status: string }; history: { runId: string; status: string } }> => {
+      const status = jsonResult<{ lastRun: { runId: string; status: string } }>(await belay([...args, '--json', 'status']));
+      const history = jsonResult<Array<{ runId: string; status: string }>>(await belay([...args, '--json', 'history']));
+      return { status: status.lastRun, history: history[0]! };
+    };
+    // nothing to apply: the run ends before it writes in the database
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const upToDate = await lastRun();
+    expect(upToDate.history.status).toBe('up-to-date');
+    expect(upToDate.status).toMatchObject({ runId: upToDate.history.runId, status: 'up-to-date' });
+    // refused in preflight: a missing revision file
+    await rm(join(project.migrations, '0001_t.down.sql'));
+    await rm(join(project.migrations, '0001_t.up.sql'));
+    await writeFile(join(project.migrations, '0002_u.up.sql'), 'CREATE TABLE u (id int);');
+    await writeFile(join(project.migrations, '0002_u.down.sql'), 'DROP TABLE u;');
+    const refusedRun = await belay([...args, 'migrate', 'up']);
+    expect(refusedRun.code, refusedRun.stderr).toBe(4);
+    const refused = await lastRun();
+    expect(refused.history.status).toBe('refused');
+    expect(refused.status).toMatchObject({ runId: refused.history.runId, status: 'refused' });
+  });
+
   it("a non-transactional revision that fails halfway: PostgreSQL's error is in the final line", async () => {
     const db = await freshDatabase();
     const project = await makeProject({ ...ORDERS, ...HALFWAY });

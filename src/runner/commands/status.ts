@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import type { ClientBase } from 'pg';
 import { LOCK_HOLDER_ROWS, LOCK_KEYS, toLockHolder, type LockHolder, type LockHolderRow } from '../../db/advisory-lock.js';
 import { describeTarget } from '../../db/connection.js';
@@ -5,9 +6,9 @@ import { BELAY_ACCESS_COLUMNS, BELAY_ACCESS_JOIN, belayRecordPresent, type Belay
 import { derivedName } from '../../db/databases.js';
 import { quoteIdent } from '../../db/ident.js';
 import type { Session } from '../../db/session.js';
-import { journalFile, readJournalFile } from '../../journal/file-journal.js';
+import { journalFile, listJournalFiles, readJournalFile } from '../../journal/file-journal.js';
 import { readNewestAndRunning, type RunSummary } from '../../journal/run-store.js';
-import { reconcileRun } from '../result/run-record.js';
+import { reconcileRun, summaryFromFile } from '../result/run-record.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
 import { readApplied } from '../../migrations/storage.js';
@@ -132,6 +133,23 @@ async function discoverWhileConnecting(setup: RunSetup): Promise<{ revisions: Re
   return { revisions, session: opened.session };
 }
 
+/**
+ * The run history lists first: a later run of this database that only its
+ * journal file tells of (one refused before it wrote in the database), else
+ * the database's newest row made whole from its journal file. Run ids are
+ * time-ordered (UUIDv7): only the files named after that row are read, newest first.
+ */
+async function lastRunOf(client: ClientBase, setup: RunSetup, newest: RunSummary | undefined): Promise<RunSummary | null> {
+  const files = await listJournalFiles(setup.config.backupsDir);
+  for (const file of files.reverse()) {
+    if (newest && basename(file, '.jsonl') <= newest.runId) break;
+    const lines = await readJournalFile(file).catch(() => undefined);
+    if (lines && summaryFromFile(lines)?.database === setup.target.database) return (await reconcileRun(client, undefined, lines)) ?? null;
+  }
+  if (!newest) return null;
+  return (await reconcileRun(client, newest, await readJournalFile(journalFile(setup.config.backupsDir, newest.runId)).catch(() => undefined))) ?? null;
+}
+
 /** Where the database stands; reads only, takes no lock. */
 export async function runStatus(setup: RunSetup): Promise<StatusReport> {
   const { revisions, session } = await discoverWhileConnecting(setup);
@@ -163,8 +181,7 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
       missing: state.missing,
       outOfOrder: state.outOfOrder,
       lock,
-      // as history tells it: the database's row made whole from the run's journal file
-      lastRun: (runs.newest && (await reconcileRun(client, runs.newest, await readJournalFile(journalFile(setup.config.backupsDir, runs.newest.runId)).catch(() => undefined)))) ?? null,
+      lastRun: await lastRunOf(client, setup, runs.newest),
       interrupted,
       leftovers: [...look.leftovers, ...scopeCopies.map((copy): LeftoverDatabase => ({ name: copy.name, kind: 'scope-copy', drop: `DROP DATABASE ${quoteIdent(copy.name)};` }))],
     };
