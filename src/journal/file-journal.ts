@@ -1,6 +1,8 @@
 import { appendFileSync, fdatasyncSync } from 'node:fs';
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { errorMessage, preflightError, type BelayError } from '../errors.js';
+import { errnoCode } from '../unreadable.js';
 import type { JournalRecord } from './record.js';
 import { makeDir } from '../make-dir.js';
 
@@ -20,8 +22,12 @@ export class FileJournal {
   private syncing: Promise<void> | undefined;
   /** Lines were written since the last fdatasync started. */
   private dirty = false;
-  /** A background fdatasync failed: the next synced append reports it. */
-  private failed: unknown;
+  /**
+   * The first write or fdatasync that failed (a full disk, an I/O error):
+   * nothing more is written to the file, and the run stops at its next safe
+   * point (src/runner/session/run-session.ts); the database's copy goes on.
+   */
+  private writeFailure: BelayError | undefined;
 
   private constructor(private readonly handle: FileHandle, readonly path: string) {}
 
@@ -33,10 +39,24 @@ export class FileJournal {
     return new FileJournal(handle, path);
   }
 
+  /** Why the file stopped being written, once it did. */
+  get failure(): BelayError | undefined {
+    return this.writeFailure;
+  }
+
+  private failed(error: unknown): void {
+    this.writeFailure ??= journalWriteError(this.path, error);
+  }
+
   async append(line: object, { sync = true }: { sync?: boolean } = {}): Promise<void> {
-    // written before this returns, on this thread: a few microseconds into the page cache, where a write
-    // through the thread pool costs a turn of the event loop (two per revision)
-    appendFileSync(this.handle.fd, `${JSON.stringify(line)}\n`);
+    if (this.writeFailure) return;
+    try {
+      // written before this returns, on this thread: a few microseconds into the page cache, where a write
+      // through the thread pool costs a turn of the event loop (two per revision)
+      appendFileSync(this.handle.fd, `${JSON.stringify(line)}\n`);
+    } catch (error) {
+      return this.failed(error);
+    }
     this.dirty = true;
     if (sync) await this.sync();
     else this.syncing ??= this.syncInBackground();
@@ -44,32 +64,31 @@ export class FileJournal {
 
   /** Append a line and make the file durable before returning, without a turn of the event loop: for a process about to exit. */
   appendNow(line: object): void {
+    if (this.writeFailure) throw this.writeFailure;
     appendFileSync(this.handle.fd, `${JSON.stringify(line)}\n`);
     fdatasyncSync(this.handle.fd);
   }
 
-  /** Every line written so far is on disk when this returns. */
+  /** Every line written so far is on disk when this returns (unless writing failed: see `failure`). */
   async sync(): Promise<void> {
     await this.syncing;
-    if (this.failed !== undefined) {
-      const error = this.failed;
-      this.failed = undefined;
-      throw error;
-    }
-    if (!this.dirty) return;
+    if (this.writeFailure || !this.dirty) return;
     this.dirty = false;
-    await this.handle.datasync();
+    try {
+      await this.handle.datasync();
+    } catch (error) {
+      this.failed(error);
+    }
   }
 
   private async syncInBackground(): Promise<void> {
     try {
-      while (this.dirty) {
+      while (this.dirty && !this.writeFailure) {
         this.dirty = false;
         await this.handle.datasync();
       }
     } catch (error) {
-      this.dirty = true;
-      this.failed = error;
+      this.failed(error);
     } finally {
       this.syncing = undefined;
     }
@@ -82,6 +101,17 @@ export class FileJournal {
       await this.handle.close();
     }
   }
+}
+
+/** A journal line that could not be written or made durable, told by its cause. */
+function journalWriteError(path: string, error: unknown): BelayError {
+  const code = errnoCode(error);
+  const why = code === 'ENOSPC' || code === 'EDQUOT' ? 'the disk is full' : code === 'EIO' ? 'an I/O error' : errorMessage(error);
+  return preflightError(`the run's journal file ${path} could not be written (${code ? `${code}: ` : ''}${why})`, {
+    hint: `Free space on the disk that holds ${dirname(path)} (or give belay another with --backups DIR), then run again.`,
+    details: { journalFile: path, ...(code ? { errno: code } : {}) },
+    cause: error,
+  });
 }
 
 export type JournalLine = ({ type: 'step' } & JournalRecord) | ({ type: 'run' } & Record<string, unknown>) | ({ type: 'outcome' } & Record<string, unknown>);

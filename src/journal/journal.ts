@@ -1,4 +1,5 @@
 import type { ClientBase } from 'pg';
+import type { BelayError } from '../errors.js';
 import type { RunEvent } from '../events/run-events.js';
 import { secretSpellings } from '../db/secret-forms.js';
 import { DatabaseJournal } from './db-journal.js';
@@ -32,6 +33,10 @@ export class Journal {
   static async open(backupsDir: string, header: RunHeader, secrets: string[]): Promise<Journal> {
     const file = await FileJournal.open(backupsDir, header.runId);
     await file.append({ type: 'run', ...header });
+    if (file.failure) {
+      await file.close().catch(() => {});
+      throw file.failure;
+    }
     return new Journal(file, header, secrets.filter((secret) => secret.length > 0).flatMap(secretSpellings));
   }
 
@@ -45,6 +50,11 @@ export class Journal {
 
   get path(): string {
     return this.file.path;
+  }
+
+  /** The journal file could no longer be written (a full disk): why. The database's copy goes on. */
+  get fileFailure(): BelayError | undefined {
+    return this.file.failure;
   }
 
   attachDatabase(client: ClientBase): Promise<void> {

@@ -128,16 +128,22 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
       ...(guard ? { beforeCommit: guard.check.bind(guard) } : {}),
     };
     if (dumpError !== undefined) {
-      if (interrupted(session)) return await revertThenVerify(recovery, INTERRUPTED);
+      if (session.setup.signal?.aborted) return await revertThenVerify(recovery, stopReason(session)!);
       return await endAfterDumpFailure(session, dumpError);
     }
     return await applyAndVerify(recovery, toApply);
   });
 }
 
-/** SIGINT/SIGTERM: the CLI aborts the signal; the run stops at its next safe point and rolls back. */
-const interrupted = (session: RunSession): boolean => session.setup.signal?.aborted === true;
-const INTERRUPTED: FailureReason = { message: 'interrupted by a signal', untrustworthy: false };
+/**
+ * Why the run stops at its next safe point and rolls back: SIGINT/SIGTERM
+ * (the CLI aborts the signal), or a journal file it can no longer write.
+ */
+function stopReason(session: RunSession): FailureReason | undefined {
+  if (session.setup.signal?.aborted) return { message: 'interrupted by a signal', untrustworthy: false };
+  const lost = session.journal?.fileFailure;
+  return lost ? { message: lost.message, untrustworthy: false, ...(lost.hint ? { hint: lost.hint } : {}) } : undefined;
+}
 
 const RERUN_FULL = 'Nothing outside the touched snapshot changed. Rerun with `--backup-scope full`: a full snapshot covers every table.';
 
@@ -155,15 +161,17 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   if (!(await runHookStep(session, 'beforeApply', hookVars('applying')))) return rejected({ message: 'the beforeApply hook failed', untrustworthy: false });
   const engine = runEngine(session, toApply, 'apply', recovery.beforeCommit);
   for (const revision of toApply) {
-    if (interrupted(session)) return rejected(INTERRUPTED);
+    const stop = stopReason(session);
+    if (stop) return rejected(stop);
     try {
       await events.step({ step: 'apply', revision: revision.name }, () => engine.up(revision.name), () => ({ now: revision.name }));
     } catch (error) {
-      return rejected(interrupted(session) ? INTERRUPTED : { ...reasonFrom(error), ...(outsideScope(error) ? { hint: RERUN_FULL } : {}) });
+      return rejected(stopReason(session) ?? { ...reasonFrom(error), ...(outsideScope(error) ? { hint: RERUN_FULL } : {}) });
     }
     applied.push(revision);
   }
-  if (interrupted(session)) return rejected(INTERRUPTED);
+  const stop = stopReason(session);
+  if (stop) return rejected(stop);
   if (!(await runHookStep(session, 'afterApply', hookVars('applied')))) return rejected({ message: 'the afterApply hook failed', untrustworthy: false });
   const health = await runHealthStep(session, 'after-apply', recovery.healthTimeoutSeconds, recovery.tolerated, recovery.structure);
   if (!health.healthy) {

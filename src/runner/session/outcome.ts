@@ -128,6 +128,10 @@ export async function finishRun(session: RunSession, verdict: Verdict): Promise<
   if (disagreement) {
     final = { outcome: 'manual-action-needed', message: `${verdict.message}; but ${disagreement}`, hint: '`belay status` shows where the database stands; `belay history RUN` every step of this run.' };
   }
+  const lost = session.journal?.fileFailure;
+  if (lost && !final.message.includes(lost.message)) {
+    final = { ...final, message: `${final.message}; ${lost.message} from then on: the database's copy of the journal (\`belay history\`) holds every step`, hint: final.hint ?? lost.hint };
+  }
   if (session.journal && !(await session.journal.databaseUpToDate())) {
     final = {
       outcome: 'manual-action-needed',

@@ -146,6 +146,9 @@ export class RunSession {
 
   /** From here the run changes the database: create belay's schema and journal into it too. */
   async attachDatabaseJournal(): Promise<void> {
+    // a run whose journal file cannot be written (a full disk) changes nothing
+    const lost = this.journal?.databaseAttached ? undefined : this.journal?.fileFailure;
+    if (lost) throw lost;
     const client = this.control.client;
     try {
       await ensureBelaySchema(client);
