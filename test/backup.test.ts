@@ -209,6 +209,33 @@ describe('snapshots', () => {
     }
   });
 
+  it('a role that may connect to no maintenance database (pg_hba rejects it on postgres and template1) restores in place, not "may be partly restored" (exit 12)', async () => {
+    const c = cluster();
+    const role = `nomaint_${Date.now()}`;
+    await adminQuery('postgres', `CREATE ROLE ${role} LOGIN CREATEDB PASSWORD 'pw-${role}'`);
+    const db = await freshDatabase();
+    await db.query(`ALTER DATABASE ${db.name} OWNER TO ${role}; GRANT CREATE ON DATABASE ${db.name} TO ${role}; ALTER SCHEMA public OWNER TO ${role}`);
+    // this role only: the other tests share the cluster
+    const hba = (await adminQuery<{ hba: string }>('postgres', "SELECT current_setting('hba_file') AS hba"))[0]!.hba;
+    await writeFile(hba, `host postgres,template1 ${role} all reject\n${await readFile(hba, 'utf8')}`);
+    await adminQuery('postgres', 'SELECT pg_reload_conf()');
+    const url = `postgresql://${role}:pw-${role}@127.0.0.1:${c.port}/${db.name}`;
+    const project = await makeProject({ '0001_t.up.sql': "CREATE TABLE t (id int PRIMARY KEY, v text);\nINSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 200) g;", '0001_t.down.sql': 'DROP TABLE t;' });
+    const args = baseArgs(project, url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const backup = await belay([...args, '--json', 'backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = (jsonResult(backup) as { snapshot: { id: string } }).snapshot.id;
+    await db.query('UPDATE t SET v = upper(v)');
+    const run = await belay([...args, '--json', 'restore', id, '--strategy', 'swap', '--yes']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const { restore } = jsonResult(run) as { restore: { strategy: string; message: string } };
+    expect(restore.strategy).toBe('in-place');
+    expect(restore.message).toMatch(/in place and verified it/);
+    expect(run.stderr).toMatch(/restoring in place instead of swapping: the role can connect to no other database \(postgres, template1\)/);
+    expect(await db.query('SELECT count(*) FILTER (WHERE v = lower(v))::int AS ok FROM t')).toEqual([{ ok: 200 }]);
+  });
+
   it('in-place restore works for a role without CREATEDB, and keeps the damaged state as a snapshot first', async () => {
     const c = cluster();
     const role = `nocreatedb_${Date.now()}`;

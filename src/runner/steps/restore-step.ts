@@ -51,16 +51,23 @@ const TABLE_LINE = /processing data for table "([^"]+)"/;
 // to the millisecond: two restores in one second must not pick the same names
 const stamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '$1z').toLowerCase();
 
-async function openMaintenance(setup: RunSetup): Promise<Session> {
-  let lastError: unknown;
+/**
+ * A session on the server's maintenance database (`postgres`, else
+ * `template1`), from which the target can be renamed. Where the role may
+ * connect to neither (CONNECT revoked from PUBLIC, a common hardening), a
+ * session on the target itself, and why a swap cannot be done from it.
+ */
+async function openAdmin(setup: RunSetup): Promise<{ admin: Session; noSwap?: string }> {
+  const refused: string[] = [];
   for (const database of ['postgres', 'template1']) {
     try {
-      return await openSession(withDatabase(setup.target, database), sessionOptions(setup, 'belay restore admin'));
+      return { admin: await openSession(withDatabase(setup.target, database), sessionOptions(setup, 'belay restore admin')) };
     } catch (error) {
-      lastError = error;
+      refused.push(errorMessage(error));
     }
   }
-  throw lastError;
+  const admin = await openSession(setup.target, sessionOptions(setup, 'belay restore admin'));
+  return { admin, noSwap: `the role can connect to no other database (postgres, template1) to rename ${setup.target.database} from: ${refused.join('; ')}` };
 }
 
 /**
@@ -160,7 +167,7 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
 export async function dropLeftoverCopies(setup: RunSetup, names: string[]): Promise<string[]> {
   const mine = names.filter((name) => name !== setup.target.database && name.includes('_belay_restore_'));
   if (mine.length === 0) return [];
-  const admin = await openMaintenance(setup);
+  const { admin } = await openAdmin(setup);
   try {
     const dropped: string[] = [];
     for (const name of mine) {
@@ -242,7 +249,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
   const { setup, manifest } = request;
   const target = setup.target.database;
   if (manifest.scope) return await restoreTouchedTables(request);
-  const admin = await openMaintenance(setup);
+  const { admin, noSwap } = await openAdmin(setup);
   try {
     const serverMajor = Math.floor(admin.serverVersionNum / 10000);
     const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor });
@@ -252,7 +259,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     };
     let strategy = request.strategy;
     // the run's own sessions on the target close before the swap; only others can stand in its way
-    const obstacles = strategy === 'swap' ? await swapObstacles(admin.client, target) : [];
+    const obstacles = strategy === 'swap' ? [...(noSwap ? [noSwap] : []), ...(await swapObstacles(admin.client, target))] : [];
     if (obstacles.length > 0) {
       request.progress(`restoring in place instead of swapping: ${obstacles.join('; ')}`);
       strategy = 'in-place';
