@@ -370,6 +370,25 @@ describe('rehearse runs the checks migrate up runs', () => {
 });
 
 describe('where rehearse starts, and what it loads there', () => {
+  it('a role pg_hba.conf rejects on postgres and template1 makes its throwaway from the connected database (it was exit 1, "permission denied for database")', async () => {
+    const db = await freshDatabase();
+    const role = `rehearser_${db.name.slice(2)}`;
+    await adminQuery('postgres', `CREATE ROLE ${role} LOGIN CREATEDB PASSWORD 'pw-${role}'`);
+    await db.query(`ALTER DATABASE ${db.name} OWNER TO ${role}; ALTER SCHEMA public OWNER TO ${role}`);
+    // this role only: the other tests share the cluster
+    const hba = (await adminQuery<{ hba: string }>('postgres', "SELECT current_setting('hba_file') AS hba"))[0]!.hba;
+    await writeFile(hba, `host postgres,template1 ${role} all reject\n${await readFile(hba, 'utf8')}`);
+    await adminQuery('postgres', 'SELECT pg_reload_conf()');
+    const url = new URL(db.url);
+    url.username = role;
+    url.password = `pw-${role}`;
+    const project = await makeProject(PEOPLE_ONLY);
+    const run = await belay(['--database-url', url.toString(), '--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse'], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(verdicts(jsonResult(run))).toEqual(['passed up 0001_people', 'passed down 0001_people', 'passed reapply 0001_people']);
+    expect(await adminQuery('postgres', "SELECT datname FROM pg_database WHERE datname LIKE 'belay_rehearse%' AND datdba = $1::regrole", [role])).toEqual([]);
+  });
+
   it('a SQL seed with COPY … FROM stdin data is refused naming its line, whatever the data holds (exit 2)', async () => {
     const db = await freshDatabase();
     const project = await makeProject(PEOPLE_ONLY);

@@ -27,8 +27,8 @@ const MAINTENANCE = 'template1';
 
 const sessionOptions = { applicationName: 'belay rehearse', connectTimeoutMs: 10_000, statementTimeoutMs: 0, lockTimeoutMs: 10_000 };
 
-/** Run `work` on a connection to the server's maintenance database (`postgres`, or the one named). */
-async function onMaintenance(server: ConnectionParams, work: (client: pg.Client) => Promise<void>, maintenance = 'postgres'): Promise<void> {
+/** Run `work` on a connection to the database named on the server (one the throwaways are made and dropped from). */
+async function onMaintenance(server: ConnectionParams, work: (client: pg.Client) => Promise<void>, maintenance: string): Promise<void> {
   const client = new pg.Client(toPgConfig(withDatabase(server, maintenance), sessionOptions));
   client.on('error', () => {});
   await client.connect();
@@ -84,22 +84,43 @@ export async function ephemeralCluster(pgBin: string | undefined, path: string |
   };
 }
 
+/**
+ * The database to create and drop the throwaways from: `postgres`, else
+ * `template1`, else the connected one itself, for a role that may connect to
+ * neither (CONNECT revoked from PUBLIC, pg_hba.conf). It is never a
+ * template: a CREATE DATABASE waits for no session on it.
+ */
+async function maintenanceFor(server: ConnectionParams, template: string | undefined): Promise<string> {
+  const candidates = ['postgres', 'template1', server.database].filter((name) => name !== template);
+  let refused: unknown;
+  for (const database of candidates) {
+    try {
+      await onMaintenance(server, async () => {}, database);
+      return database;
+    } catch (error) {
+      refused ??= error;
+    }
+  }
+  throw refused;
+}
+
 /** A new database on the given server (from a template when named), dropped afterwards with every copy of it. */
 export async function throwawayDatabase(server: ConnectionParams, template: string | undefined): Promise<Throwaway> {
   const name = `belay_rehearse_${randomBytes(5).toString('hex')}`;
-  await onMaintenance(server, (client) => createDatabase(client, name, template ? { template } : {}));
+  const maintenance = await maintenanceFor(server, template);
+  await onMaintenance(server, (client) => createDatabase(client, name, template ? { template } : {}), maintenance);
   const made = new Set([name]);
   let disposed = false;
   return {
     params: { ...withDatabase(server, name), source: `throwaway database on ${server.host}` },
     where: `database ${name}${template ? ` (from template ${template})` : ''} on the connected server`,
-    ...copier(server, name, made, 'postgres'),
+    ...copier(server, name, made, maintenance),
     dispose: async () => {
       if (disposed) return;
       disposed = true;
       await onMaintenance(server, async (client) => {
         for (const database of made) await dropDatabase(client, database);
-      });
+      }, maintenance);
     },
   };
 }
