@@ -4,7 +4,7 @@ import { readdir, readFile, stat, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, cleanEnv, jsonResult, startBelay } from './support/cli.js';
-import { adminQuery, cluster, freshDatabase, TEST_APP_PASSWORD } from './support/pg.js';
+import { adminQuery, cluster, freshDatabase, rejectOnMaintenanceDatabases, TEST_APP_PASSWORD } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 
 /**
@@ -215,10 +215,7 @@ describe('snapshots', () => {
     await adminQuery('postgres', `CREATE ROLE ${role} LOGIN CREATEDB PASSWORD 'pw-${role}'`);
     const db = await freshDatabase();
     await db.query(`ALTER DATABASE ${db.name} OWNER TO ${role}; GRANT CREATE ON DATABASE ${db.name} TO ${role}; ALTER SCHEMA public OWNER TO ${role}`);
-    // this role only: the other tests share the cluster
-    const hba = (await adminQuery<{ hba: string }>('postgres', "SELECT current_setting('hba_file') AS hba"))[0]!.hba;
-    await writeFile(hba, `host postgres,template1 ${role} all reject\n${await readFile(hba, 'utf8')}`);
-    await adminQuery('postgres', 'SELECT pg_reload_conf()');
+    await rejectOnMaintenanceDatabases(role);
     const url = `postgresql://${role}:pw-${role}@127.0.0.1:${c.port}/${db.name}`;
     const project = await makeProject({ '0001_t.up.sql': "CREATE TABLE t (id int PRIMARY KEY, v text);\nINSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 200) g;", '0001_t.down.sql': 'DROP TABLE t;' });
     const args = baseArgs(project, url);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 import { belay, cleanEnv, jsonResult, startBelay } from './support/cli.js';
-import { adminQuery, freshDatabase } from './support/pg.js';
+import { adminQuery, freshDatabase, rejectOnMaintenanceDatabases } from './support/pg.js';
 import { makeProject } from './support/project.js';
 
 const BASE = {
@@ -375,10 +375,7 @@ describe('where rehearse starts, and what it loads there', () => {
     const role = `rehearser_${db.name.slice(2)}`;
     await adminQuery('postgres', `CREATE ROLE ${role} LOGIN CREATEDB PASSWORD 'pw-${role}'`);
     await db.query(`ALTER DATABASE ${db.name} OWNER TO ${role}; ALTER SCHEMA public OWNER TO ${role}`);
-    // this role only: the other tests share the cluster
-    const hba = (await adminQuery<{ hba: string }>('postgres', "SELECT current_setting('hba_file') AS hba"))[0]!.hba;
-    await writeFile(hba, `host postgres,template1 ${role} all reject\n${await readFile(hba, 'utf8')}`);
-    await adminQuery('postgres', 'SELECT pg_reload_conf()');
+    await rejectOnMaintenanceDatabases(role);
     const url = new URL(db.url);
     url.username = role;
     url.password = `pw-${role}`;

@@ -1,3 +1,4 @@
+import { readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
@@ -66,3 +67,14 @@ export async function freshDatabase(prefix = 't', template = TEMPLATE_DB): Promi
 }
 
 export { TEST_APP_PASSWORD, TEST_APP_ROLE };
+
+/**
+ * Make pg_hba.conf reject `role` on the maintenance databases (postgres,
+ * template1), as a hardened server does: for this role only, since the other
+ * tests share the cluster.
+ */
+export async function rejectOnMaintenanceDatabases(role: string): Promise<void> {
+  const hba = (await adminQuery<{ hba: string }>('postgres', "SELECT current_setting('hba_file') AS hba"))[0]!.hba;
+  await writeFile(hba, `host postgres,template1 ${role} all reject\n${await readFile(hba, 'utf8')}`);
+  await adminQuery('postgres', 'SELECT pg_reload_conf()');
+}
