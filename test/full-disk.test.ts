@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -91,6 +91,21 @@ describe.runIf(root)('a full disk under the backups folder', () => {
     expect(steps.steps.some((s) => s.step === 'down' && s.revision === '0004_t4' && s.event === 'end')).toBe(true);
     const status = jsonResult<{ current: string; interrupted: unknown }>(await belay([...args, '--json', 'status'], { cwd: project.dir }));
     expect(status).toMatchObject({ current: '0001_base', interrupted: null });
+  });
+
+  it('the disk is full before the run: its journal file cannot take its first line, the run is refused (exit 4) and leaves no file', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(revisions());
+    const disk = await smallDisk(1);
+    const backups = join(disk, 'b');
+    await mkdir(join(backups, 'journal'), { recursive: true });
+    await fillUp(disk);
+    const run = await belay(['--database-url', db.url, '--migrations', project.migrations, '--backups', backups, 'migrate', 'up'], { cwd: project.dir });
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stderr).toMatch(/journal file .* could not be written \(ENOSPC: the disk is full\)/);
+    expect(run.stderr).toMatch(/next: Free space on the disk that holds /);
+    expect(await readdir(join(backups, 'journal'))).toEqual([]);
+    expect(await db.query("SELECT to_regclass('belay.runs') AS runs")).toEqual([{ runs: null }]);
   });
 
   it('the disk fills during the snapshot: pg_dump fails, the run is refused (exit 4) before it changes anything', async () => {

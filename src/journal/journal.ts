@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import type { ClientBase } from 'pg';
 import type { BelayError } from '../errors.js';
 import type { RunEvent } from '../events/run-events.js';
@@ -34,7 +35,9 @@ export class Journal {
     const file = await FileJournal.open(backupsDir, header.runId);
     await file.append({ type: 'run', ...header });
     if (file.failure) {
+      // the file is this run's, new and without a line: nothing is left behind
       await file.close().catch(() => {});
+      await rm(file.path, { force: true }).catch(() => {});
       throw file.failure;
     }
     return new Journal(file, header, secrets.filter((secret) => secret.length > 0).flatMap(secretSpellings));

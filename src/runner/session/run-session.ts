@@ -2,7 +2,7 @@ import { assertBelayWritable, ensureBelaySchema } from '../../db/belay-schema.js
 import { openBoth, type Session } from '../../db/session.js';
 import { quoteIdent } from '../../db/ident.js';
 import { SQLSTATE, sqlstateOf } from '../../db/sqlstate.js';
-import { errorMessage, preflightError } from '../../errors.js';
+import { BelayError, errorMessage, preflightError } from '../../errors.js';
 import { Journal } from '../../journal/journal.js';
 import type { RunHeader } from '../../journal/record.js';
 import { newRunId } from '../../journal/run-id.js';
@@ -138,6 +138,8 @@ export class RunSession {
     try {
       return await Journal.open(dir, header, this.setup.secrets);
     } catch (error) {
+      // its first line could not be written (a full disk): told by its cause
+      if (error instanceof BelayError) throw error;
       throw preflightError(`cannot write the run's journal under the backups folder ${dir}: ${errorMessage(error)}`, {
         hint: `Make ${dir} a folder this user can write (it holds the journal and the snapshots), or choose another with --backups DIR. Nothing was changed.`,
       });
