@@ -19,6 +19,7 @@ const mounts: string[] = [];
 
 afterEach(async () => {
   for (const dir of mounts.splice(0)) {
+    execFileSync('mount', ['-o', 'remount,rw', dir]);
     execFileSync('umount', [dir]);
     await rm(dir, { recursive: true, force: true });
   }
@@ -128,5 +129,29 @@ describe.runIf(root)('a full disk under the backups folder', () => {
     await rm(join(backups, '..', 'filler'));
     const status = jsonResult<{ current: string; interrupted: unknown }>(await belay([...args, '--json', 'status'], { cwd: project.dir }));
     expect(status).toMatchObject({ current: '0001_base', interrupted: null });
+  });
+});
+
+describe.runIf(root)('a backups folder on a file system remounted read-only', () => {
+  it('backups prune refuses before deleting anything (exit 4, next: make it writable); it was exit 1 with a stack trace', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(revisions());
+    const disk = await smallDisk(32);
+    const backups = join(disk, 'b');
+    const args = ['--database-url', db.url, '--migrations', project.migrations, '--backups', backups];
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    for (let i = 0; i < 3; i++) expect((await belay([...args, 'backup'], { cwd: project.dir })).code).toBe(0);
+    const before = (await readdir(backups)).sort();
+    execFileSync('mount', ['-o', 'remount,ro', disk]);
+    const run = await belay([...args, '--json', 'backups', 'prune', '--keep', '1', '--yes'], { cwd: project.dir });
+    expect(run.code, run.stderr).toBe(4);
+    const envelope = JSON.parse(run.stdout) as { message: string; next: string };
+    expect(envelope.message).toBe(`cannot delete in ${backups}: EROFS: the file system is read-only; nothing was deleted`);
+    expect(envelope.next).toMatch(/^Make .* writable by the user running belay/);
+    expect((await readdir(backups)).sort()).toEqual(before);
+    execFileSync('mount', ['-o', 'remount,rw', disk]);
+    const pruned = await belay([...args, '--json', 'backups', 'prune', '--keep', '1', '--yes'], { cwd: project.dir });
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(jsonResult<{ removed: string[] }>(pruned).removed).toHaveLength(2);
   });
 });

@@ -1,3 +1,6 @@
+import { access, constants } from 'node:fs/promises';
+import { BelayError, errorMessage, preflightError } from '../errors.js';
+import { errnoCode } from '../unreadable.js';
 import type { Manifest } from './manifest.js';
 import { manifestFileName } from './manifest.js';
 import { removeFromStore, removeLeftovers, type LeftoverSweep } from './leftovers.js';
@@ -31,13 +34,43 @@ export function planPrune(snapshots: readonly Manifest[], keep: number, needed: 
   return plan;
 }
 
-/** Delete what the plan says (the dump, then its manifest) and the leftovers of killed runs of `database`. */
+/**
+ * Delete what the plan says (the dump, then its manifest) and the leftovers of
+ * killed runs of `database`. A folder it may not delete in (read-only, no
+ * write permission) refuses before the first deletion (exit 4); a deletion
+ * that fails after others were made stops there and names what went (exit 12).
+ */
 export async function applyPrune(backupsDir: string, listing: SnapshotListing, plan: PrunePlan, database: string): Promise<{ removed: string[]; leftovers: LeftoverSweep }> {
-  const removed: string[] = [];
-  for (const manifest of plan.remove) {
-    await removeFromStore(backupsDir, manifest.file);
-    await removeFromStore(backupsDir, manifestFileName(manifest.id));
-    removed.push(manifest.id);
+  if (plan.remove.length > 0 || listing.partial.length > 0) {
+    try {
+      await access(backupsDir, constants.W_OK);
+    } catch (error) {
+      throw preflightError(`cannot delete in ${backupsDir}: ${deleteProblem(error)}; nothing was deleted`, { hint: deleteHint(backupsDir), cause: error });
+    }
   }
-  return { removed, leftovers: await removeLeftovers(backupsDir, database, listing.partial) };
+  const removed: string[] = [];
+  try {
+    for (const manifest of plan.remove) {
+      await removeFromStore(backupsDir, manifest.file);
+      await removeFromStore(backupsDir, manifestFileName(manifest.id));
+      removed.push(manifest.id);
+    }
+    return { removed, leftovers: await removeLeftovers(backupsDir, database, listing.partial) };
+  } catch (error) {
+    if (error instanceof BelayError) throw error;
+    const gone = removed.length > 0 ? `snapshot(s) ${removed.join(', ')} were deleted before it` : 'no snapshot was deleted before it';
+    throw new BelayError('manual', `a deletion in ${backupsDir} failed (${deleteProblem(error)}): ${gone}`, {
+      hint: `${deleteHint(backupsDir)} \`belay backups list\` shows what is left.`,
+      details: { removed },
+      cause: error,
+    });
+  }
 }
+
+function deleteProblem(error: unknown): string {
+  const code = errnoCode(error);
+  const why = code === 'EROFS' ? 'the file system is read-only' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : errorMessage(error);
+  return code ? `${code}: ${why}` : why;
+}
+
+const deleteHint = (dir: string): string => `Make ${dir} writable by the user running belay (or its file system read-write), then prune again.`;
