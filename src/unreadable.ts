@@ -64,3 +64,19 @@ export function readProblem(error: unknown, what: string, options: { folder?: bo
       return { code, reason: code, hint: `Check that ${what} is a readable ${kind} for ${whoRunsBelay()}.` };
   }
 }
+
+/** Why a file or folder could not be written, created or deleted, in a few words with its errno code: for a message. */
+export function writeProblem(error: unknown): string {
+  const code = errnoCode(error);
+  if (code === undefined) return error instanceof Error ? error.message : String(error);
+  const reasons: Record<string, string> = {
+    EROFS: 'the file system is read-only',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    ENOSPC: 'the disk is full',
+    EDQUOT: 'the disk quota is used up',
+    EIO: 'an I/O error',
+    EEXIST: 'a file of that name exists',
+  };
+  return `${code}: ${reasons[code] ?? (error as Error).message}`;
+}

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -132,7 +132,7 @@ describe.runIf(root)('a full disk under the backups folder', () => {
   });
 });
 
-describe.runIf(root)('a backups folder on a file system remounted read-only', () => {
+describe.runIf(root)('a file system remounted read-only', () => {
   it('backups prune refuses before deleting anything (exit 4, next: make it writable); it was exit 1 with a stack trace', async () => {
     const db = await freshDatabase();
     const project = await makeProject(revisions());
@@ -153,5 +153,20 @@ describe.runIf(root)('a backups folder on a file system remounted read-only', ()
     const pruned = await belay([...args, '--json', 'backups', 'prune', '--keep', '1', '--yes'], { cwd: project.dir });
     expect(pruned.code, pruned.stderr).toBe(0);
     expect(jsonResult<{ removed: string[] }>(pruned).removed).toHaveLength(2);
+  });
+
+  it('belay new in a migrations folder on it: exit 2 with the cause and next, and no half revision (it was exit 1)', async () => {
+    const disk = await smallDisk(1);
+    const migrations = join(disk, 'migrations');
+    await mkdir(migrations);
+    await writeFile(join(migrations, '0001_a.up.sql'), 'CREATE TABLE a (id int);');
+    await writeFile(join(migrations, '0001_a.down.sql'), 'DROP TABLE a;');
+    execFileSync('mount', ['-o', 'remount,ro', disk]);
+    const run = await belay(['--migrations', migrations, 'new', 'add_thing']);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toContain(`cannot create the revision in ${migrations}: EROFS: the file system is read-only; nothing was created`);
+    expect(run.stderr).toMatch(/next: Make .* a folder the user running belay can write/);
+    expect(run.stderr).not.toMatch(/this is a bug/);
+    expect((await readdir(migrations)).sort()).toEqual(['0001_a.down.sql', '0001_a.up.sql']);
   });
 });

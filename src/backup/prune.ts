@@ -1,6 +1,6 @@
 import { access, constants } from 'node:fs/promises';
-import { BelayError, errorMessage, preflightError } from '../errors.js';
-import { errnoCode } from '../unreadable.js';
+import { BelayError, preflightError } from '../errors.js';
+import { writeProblem } from '../unreadable.js';
 import type { Manifest } from './manifest.js';
 import { manifestFileName } from './manifest.js';
 import { removeFromStore, removeLeftovers, type LeftoverSweep } from './leftovers.js';
@@ -45,7 +45,7 @@ export async function applyPrune(backupsDir: string, listing: SnapshotListing, p
     try {
       await access(backupsDir, constants.W_OK);
     } catch (error) {
-      throw preflightError(`cannot delete in ${backupsDir}: ${deleteProblem(error)}; nothing was deleted`, { hint: deleteHint(backupsDir), cause: error });
+      throw preflightError(`cannot delete in ${backupsDir}: ${writeProblem(error)}; nothing was deleted`, { hint: deleteHint(backupsDir), cause: error });
     }
   }
   const removed: string[] = [];
@@ -59,18 +59,12 @@ export async function applyPrune(backupsDir: string, listing: SnapshotListing, p
   } catch (error) {
     if (error instanceof BelayError) throw error;
     const gone = removed.length > 0 ? `snapshot(s) ${removed.join(', ')} were deleted before it` : 'no snapshot was deleted before it';
-    throw new BelayError('manual', `a deletion in ${backupsDir} failed (${deleteProblem(error)}): ${gone}`, {
+    throw new BelayError('manual', `a deletion in ${backupsDir} failed (${writeProblem(error)}): ${gone}`, {
       hint: `${deleteHint(backupsDir)} \`belay backups list\` shows what is left.`,
       details: { removed },
       cause: error,
     });
   }
-}
-
-function deleteProblem(error: unknown): string {
-  const code = errnoCode(error);
-  const why = code === 'EROFS' ? 'the file system is read-only' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : errorMessage(error);
-  return code ? `${code}: ${why}` : why;
 }
 
 const deleteHint = (dir: string): string => `Make ${dir} writable by the user running belay (or its file system read-write), then prune again.`;

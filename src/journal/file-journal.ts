@@ -1,8 +1,8 @@
 import { appendFileSync, fdatasyncSync } from 'node:fs';
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { errorMessage, preflightError, type BelayError } from '../errors.js';
-import { errnoCode } from '../unreadable.js';
+import { preflightError, type BelayError } from '../errors.js';
+import { errnoCode, writeProblem } from '../unreadable.js';
 import type { JournalRecord } from './record.js';
 import { makeDir } from '../make-dir.js';
 
@@ -106,8 +106,7 @@ export class FileJournal {
 /** A journal line that could not be written or made durable, told by its cause. */
 function journalWriteError(path: string, error: unknown): BelayError {
   const code = errnoCode(error);
-  const why = code === 'ENOSPC' || code === 'EDQUOT' ? 'the disk is full' : code === 'EIO' ? 'an I/O error' : errorMessage(error);
-  return preflightError(`the run's journal file ${path} could not be written (${code ? `${code}: ` : ''}${why})`, {
+  return preflightError(`the run's journal file ${path} could not be written (${writeProblem(error)})`, {
     hint: `Free space on the disk that holds ${dirname(path)} (or give belay another with --backups DIR), then run again.`,
     details: { journalFile: path, ...(code ? { errno: code } : {}) },
     cause: error,

@@ -1,6 +1,7 @@
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { usageError } from '../../errors.js';
+import { usageError, type BelayError } from '../../errors.js';
+import { writeProblem } from '../../unreadable.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import { makeDir } from '../../make-dir.js';
 
@@ -25,11 +26,20 @@ export async function down(ctx: Ctx): Promise<void> {
 }
 `;
 
+function cannotWrite(dir: string, error: unknown): BelayError {
+  return usageError(`cannot create the revision in ${dir}: ${writeProblem(error)}; nothing was created`, {
+    hint: `Make ${dir} a folder the user running belay can write, or point --migrations at one.`,
+    cause: error,
+  });
+}
+
 /** Scaffold the next numbered revision, keeping the folder's number width (4 by default). */
 export async function newRevision(migrationsDir: string, slug: string, kind: 'sql' | 'ts'): Promise<NewRevisionResult> {
   const clean = slug.trim().toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
   if (!clean) throw usageError(`"${slug}" makes no revision name`, { hint: 'Use letters and digits, e.g. `belay new add_user_email`.' });
-  await makeDir(migrationsDir);
+  await makeDir(migrationsDir).catch((error: unknown) => {
+    throw cannotWrite(migrationsDir, error);
+  });
   const revisions = await discoverRevisions(migrationsDir);
   const last = revisions[revisions.length - 1];
   const width = last ? last.number.length : 4;
@@ -42,6 +52,16 @@ export async function newRevision(migrationsDir: string, slug: string, kind: 'sq
           [join(migrationsDir, `${name}.up.sql`), SQL_UP(name)],
           [join(migrationsDir, `${name}.down.sql`), SQL_DOWN(name)],
         ];
-  for (const [file, text] of files) await writeFile(file!, text!, { flag: 'wx' });
-  return { name, files: files.map(([file]) => file!) };
+  const written: string[] = [];
+  try {
+    for (const [file, text] of files) {
+      await writeFile(file!, text!, { flag: 'wx' });
+      written.push(file!);
+    }
+  } catch (error) {
+    // no half revision (an up without its down) is left behind
+    for (const file of written) await rm(file, { force: true }).catch(() => {});
+    throw cannotWrite(migrationsDir, error);
+  }
+  return { name, files: written };
 }
