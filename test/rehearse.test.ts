@@ -370,6 +370,18 @@ describe('rehearse runs the checks migrate up runs', () => {
 });
 
 describe('where rehearse starts, and what it loads there', () => {
+  it('a --junit report that cannot be written is found out before the rehearsal (exit 2), not after it (it was exit 1)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(PEOPLE_ONLY);
+    const report = join(project.dir, 'no-such-folder', 'r.xml');
+    const run = await belay(['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--junit', report], { cwd: project.dir });
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toContain(`cannot write the --junit report ${report}: ENOENT`);
+    expect(run.stderr).toMatch(/next: Point --junit at a file in a folder the user running belay can write/);
+    expect(run.stderr).toContain('nothing was rehearsed');
+    expect(run.stderr).not.toMatch(/this is a bug|ephemeral cluster|throwaway/);
+  });
+
   it('a role pg_hba.conf rejects on postgres and template1 makes its throwaway from the connected database (it was exit 1, "permission denied for database")', async () => {
     const db = await freshDatabase();
     const role = `rehearser_${db.name.slice(2)}`;

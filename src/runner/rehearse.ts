@@ -1,4 +1,5 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, constants, readFile, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { ClientBase } from 'pg';
 import { findSnapshot } from '../backup/snapshot-store.js';
 import { resolveBackupTools } from '../backup/pg-tools.js';
@@ -7,6 +8,7 @@ import { libpqChildEnv, type ConnectionParams } from '../db/connection.js';
 import { ensureBelaySchema } from '../db/belay-schema.js';
 import { openSession } from '../db/session.js';
 import { BelayError, EXIT, errorMessage, usageError } from '../errors.js';
+import { writeProblem } from '../unreadable.js';
 import { applicationChecks, healthChecksFromConfig } from '../health/build-checks.js';
 import { runHealthChecks } from '../health/run-health.js';
 import { runShellCommand } from '../health/shell-command.js';
@@ -351,8 +353,31 @@ async function planAndStart(setup: RunSetup, options: RehearseOptions): Promise<
 }
 
 /** `belay rehearse`: the whole cycle on a throwaway database, never the real one. */
+const reportHint = (flag: string): string => `Point ${flag} at a file in a folder the user running belay can write.`;
+
+/** A report that could not be written is found out before the rehearsal, not after it. */
+async function assertWritable(flag: string, file: string): Promise<void> {
+  try {
+    await access(dirname(resolve(file)), constants.W_OK);
+    await access(file, constants.W_OK).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    });
+  } catch (error) {
+    throw usageError(`cannot write the ${flag} report ${file}: ${writeProblem(error)}; nothing was rehearsed`, { hint: reportHint(flag), cause: error });
+  }
+}
+
+async function writeReport(flag: string, file: string, text: string): Promise<void> {
+  try {
+    await writeFile(file, text);
+  } catch (error) {
+    throw usageError(`the rehearsal ran, but its ${flag} report ${file} could not be written: ${writeProblem(error)}`, { hint: reportHint(flag), cause: error });
+  }
+}
+
 export async function runRehearse(setup: RunSetup, options: RehearseOptions): Promise<RehearsalReport> {
   if (options.seed && options.fromBackup) throw usageError('--seed and --from-backup exclude each other', { hint: 'Load either a seed or a snapshot.' });
+  for (const [flag, file] of [['--junit', options.junit], ['--markdown', options.markdown]] as const) if (file) await assertWritable(flag, file);
   const { plan: { revisions, backup, from, fromIndex }, throwaway, setupStarted } = await planAndStart(setup, options);
   const space = new Workspace(throwaway, throwaway.params, (params, name) => openSession(params, sessionOptions(setup, name)));
   let report: RehearsalReport;
@@ -401,7 +426,7 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
     teardownMs = Math.round(performance.now() - teardownStarted);
   }
   report.timings.teardownMs = teardownMs;
-  if (options.junit) await writeFile(options.junit, toJunit(report));
-  if (options.markdown) await writeFile(options.markdown, toMarkdown(report));
+  if (options.junit) await writeReport('--junit', options.junit, toJunit(report));
+  if (options.markdown) await writeReport('--markdown', options.markdown, toMarkdown(report));
   return report;
 }
