@@ -1,3 +1,5 @@
+import { errorMessage } from './errors.js';
+
 /**
  * Why a file or folder belay tried to read could not be read, and what to do
  * about it: keyed on the error's code (EACCES, ENOENT, …), never on its text,
@@ -68,7 +70,7 @@ export function readProblem(error: unknown, what: string, options: { folder?: bo
 /** Why a file or folder could not be written, created or deleted, in a few words with its errno code: for a message. */
 export function writeProblem(error: unknown): string {
   const code = errnoCode(error);
-  if (code === undefined) return error instanceof Error ? error.message : String(error);
+  if (code === undefined) return errorMessage(error);
   const reasons: Record<string, string> = {
     EROFS: 'the file system is read-only',
     EACCES: 'permission denied',
@@ -78,5 +80,5 @@ export function writeProblem(error: unknown): string {
     EIO: 'an I/O error',
     EEXIST: 'a file of that name exists',
   };
-  return `${code}: ${reasons[code] ?? (error as Error).message}`;
+  return `${code}: ${reasons[code] ?? errorMessage(error)}`;
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { startTempCluster } from '../cluster/temp-cluster.js';
 import { withDatabase, toPgConfig, type ConnectionParams } from '../db/connection.js';
-import { createDatabase, dropDatabase, renameDatabase } from '../db/databases.js';
+import { createDatabase, dropDatabase, MAINTENANCE_DATABASES, renameDatabase } from '../db/databases.js';
 
 export interface Throwaway {
   params: ConnectionParams;
@@ -27,16 +27,30 @@ const MAINTENANCE = 'template1';
 
 const sessionOptions = { applicationName: 'belay rehearse', connectTimeoutMs: 10_000, statementTimeoutMs: 0, lockTimeoutMs: 10_000 };
 
-/** Run `work` on a connection to the database named on the server (one the throwaways are made and dropped from). */
-async function onMaintenance(server: ConnectionParams, work: (client: pg.Client) => Promise<void>, maintenance: string): Promise<void> {
-  const client = new pg.Client(toPgConfig(withDatabase(server, maintenance), sessionOptions));
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    await work(client);
-  } finally {
-    await client.end();
+/**
+ * Run `work` on a connection to the first of `databases` that accepts the
+ * role (the ones the throwaways are made and dropped from); answers which one.
+ * Only a refused connection moves on to the next: a failure of `work` is the answer.
+ */
+async function onMaintenance(server: ConnectionParams, work: (client: pg.Client) => Promise<void>, databases: readonly string[]): Promise<string> {
+  let refused: unknown;
+  for (const database of databases) {
+    const client = new pg.Client(toPgConfig(withDatabase(server, database), sessionOptions));
+    client.on('error', () => {});
+    try {
+      await client.connect();
+    } catch (error) {
+      refused ??= error;
+      continue;
+    }
+    try {
+      await work(client);
+      return database;
+    } finally {
+      await client.end();
+    }
   }
+  throw refused;
 }
 
 /** More databases named after the first: `<name>_c1`, `<name>_c2`, … */
@@ -45,7 +59,7 @@ function copier(server: ConnectionParams, first: string, made: Set<string>, main
   const make = async (options: { template?: string }): Promise<ConnectionParams> => {
     const name = `${first}_c${++copies}`;
     made.add(name);
-    await onMaintenance(server, (client) => createDatabase(client, name, options), maintenance);
+    await onMaintenance(server, (client) => createDatabase(client, name, options), [maintenance]);
     return withDatabase(server, name);
   };
   return {
@@ -53,7 +67,7 @@ function copier(server: ConnectionParams, first: string, made: Set<string>, main
     freshDatabase: () => make({}),
     dropDatabase: async (name) => {
       if (!made.has(name)) return;
-      await onMaintenance(server, (client) => dropDatabase(client, name), maintenance);
+      await onMaintenance(server, (client) => dropDatabase(client, name), [maintenance]);
       made.delete(name);
     },
   };
@@ -71,7 +85,7 @@ export async function ephemeralCluster(pgBin: string | undefined, path: string |
   const { spec } = cluster;
   const params: ConnectionParams = { host: spec.socketDir, port: spec.port, user: spec.superuser, database: 'rehearsal', source: 'ephemeral cluster' };
   try {
-    await onMaintenance(params, (client) => renameDatabase(client, 'postgres', 'rehearsal'), MAINTENANCE);
+    await onMaintenance(params, (client) => renameDatabase(client, 'postgres', 'rehearsal'), [MAINTENANCE]);
   } catch (error) {
     await cluster.remove();
     throw error;
@@ -84,31 +98,13 @@ export async function ephemeralCluster(pgBin: string | undefined, path: string |
   };
 }
 
-/**
- * The database to create and drop the throwaways from: `postgres`, else
- * `template1`, else the connected one itself, for a role that may connect to
- * neither (CONNECT revoked from PUBLIC, pg_hba.conf). It is never a
- * template: a CREATE DATABASE waits for no session on it.
- */
-async function maintenanceFor(server: ConnectionParams, template: string | undefined): Promise<string> {
-  const candidates = ['postgres', 'template1', server.database].filter((name) => name !== template);
-  let refused: unknown;
-  for (const database of candidates) {
-    try {
-      await onMaintenance(server, async () => {}, database);
-      return database;
-    } catch (error) {
-      refused ??= error;
-    }
-  }
-  throw refused;
-}
-
 /** A new database on the given server (from a template when named), dropped afterwards with every copy of it. */
 export async function throwawayDatabase(server: ConnectionParams, template: string | undefined): Promise<Throwaway> {
   const name = `belay_rehearse_${randomBytes(5).toString('hex')}`;
-  const maintenance = await maintenanceFor(server, template);
-  await onMaintenance(server, (client) => createDatabase(client, name, template ? { template } : {}), maintenance);
+  // the maintenance databases, else the connected one itself, for a role that may connect to neither (CONNECT
+  // revoked from PUBLIC, pg_hba.conf); never the template: a CREATE DATABASE waits for no session on it
+  const candidates = [...MAINTENANCE_DATABASES, server.database].filter((database) => database !== template);
+  const maintenance = await onMaintenance(server, (client) => createDatabase(client, name, template ? { template } : {}), candidates);
   const made = new Set([name]);
   let disposed = false;
   return {
@@ -120,7 +116,7 @@ export async function throwawayDatabase(server: ConnectionParams, template: stri
       disposed = true;
       await onMaintenance(server, async (client) => {
         for (const database of made) await dropDatabase(client, database);
-      }, maintenance);
+      }, [maintenance]);
     },
   };
 }

@@ -11,6 +11,7 @@ import {
   databaseOwner,
   derivedName,
   dropDatabase,
+  MAINTENANCE_DATABASES,
   renameDatabase,
   setAllowConnections,
   setDatabaseOwner,
@@ -59,7 +60,7 @@ const stamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replac
  */
 async function openAdmin(setup: RunSetup): Promise<{ admin: Session; noSwap?: string }> {
   const refused: string[] = [];
-  for (const database of ['postgres', 'template1']) {
+  for (const database of MAINTENANCE_DATABASES) {
     try {
       return { admin: await openSession(withDatabase(setup.target, database), sessionOptions(setup, 'belay restore admin')) };
     } catch (error) {
@@ -67,7 +68,7 @@ async function openAdmin(setup: RunSetup): Promise<{ admin: Session; noSwap?: st
     }
   }
   const admin = await openSession(setup.target, sessionOptions(setup, 'belay restore admin'));
-  return { admin, noSwap: `the role can connect to no other database (postgres, template1) to rename ${setup.target.database} from: ${refused.join('; ')}` };
+  return { admin, noSwap: `the role can connect to no other database (${MAINTENANCE_DATABASES.join(', ')}) to rename ${setup.target.database} from: ${refused.join('; ')}` };
 }
 
 /**
