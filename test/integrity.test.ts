@@ -239,6 +239,28 @@ describe('integrity fingerprints', () => {
     await client.query('DROP TABLE u, p');
   });
 
+  it("reads a down's names through the search_path it sets (SET, set_config), and the session's again after RESET", async () => {
+    await client.query(`CREATE SCHEMA shop; CREATE TABLE shop.users (id int, nick text); INSERT INTO shop.users VALUES (1, 'a'), (2, NULL);
+      CREATE TABLE users (id int, nick text)`);
+    const read = (sql: string) => measureDownsAtRisk(client, [{ revision: '0002_b', sql }]);
+    const setPath = await read('SET search_path = shop, public;\nALTER TABLE users DROP COLUMN nick;');
+    expect(setPath.items).toEqual([{ revision: '0002_b', table: 'shop.users', column: 'nick', rows: 2, values: 1 }]);
+    expect(setPath.perColumn).toEqual(new Set(['shop.users']));
+    // a string constant of SET is one name as written; set_config's value is a list
+    expect((await read("SET LOCAL search_path TO 'shop'; DROP TABLE users;")).items).toEqual([{ revision: '0002_b', table: 'shop.users', rows: 2, values: 2 }]);
+    expect((await read("SELECT pg_catalog.set_config('search_path', 'SHOP', false); DELETE FROM users;")).items).toEqual([
+      { revision: '0002_b', table: 'shop.users', rowsDeleted: true, rows: 2, values: 2 },
+    ]);
+    // pg_dump's empty path: an unqualified name resolves to nothing
+    expect((await read("SELECT pg_catalog.set_config('search_path', '', false); DROP TABLE users;")).items).toEqual([]);
+    expect((await read('SET search_path = shop; RESET search_path; ALTER TABLE users DROP COLUMN nick;')).perColumn).toEqual(new Set(['public.users']));
+    // the statement that sets it is read with the path before it; a qualified name is itself
+    expect((await read('SET search_path = nowhere; ALTER TABLE public.users DROP COLUMN nick; DROP TABLE users;')).items).toEqual([
+      { revision: '0002_b', table: 'public.users', column: 'nick', rows: 0, values: 0 },
+    ]);
+    await client.query('DROP SCHEMA shop CASCADE; DROP TABLE users');
+  });
+
   it('counts what a drop takes whether or not a table has pages of its own: an empty table, a partitioned one, a parent whose rows are its child\'s', async () => {
     await client.query(`CREATE TABLE e (id int, x int); CREATE TABLE f (id int, x int); INSERT INTO f VALUES (1, NULL); DELETE FROM f;
       CREATE TABLE q (id int, x int) PARTITION BY RANGE (id); CREATE TABLE q1 PARTITION OF q FOR VALUES FROM (0) TO (10); INSERT INTO q VALUES (1, 1), (2, NULL);

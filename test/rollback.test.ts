@@ -114,6 +114,25 @@ describe('rollback --to', () => {
     expect(caught.stdout).toContain('values in public.orders.total changed');
     expect(await db.query('SELECT total::text AS t FROM orders WHERE id = 7')).toEqual([{ t: '8.75' }]);
   });
+  it('a down that names its tables through the search_path it sets drops a column as planned: exit 0, data verified, nothing restored', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_app.up.sql': "CREATE SCHEMA app;\nCREATE TABLE app.users (id int PRIMARY KEY, name text NOT NULL);\nINSERT INTO app.users SELECT g, 'user ' || g FROM generate_series(1, 100) g;",
+      '0001_app.down.sql': 'DROP SCHEMA app CASCADE;',
+      '0002_nick.up.sql': 'SET search_path = app;\nALTER TABLE users ADD COLUMN nick text;\nUPDATE users SET nick = lower(name);',
+      '0002_nick.down.sql': 'SET search_path = app;\nALTER TABLE users DROP COLUMN nick;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const plan = await belay([...args, 'plan', '--to', '0001']);
+    expect(plan.stdout).toContain('app.users.nick: 100 non-null value(s) in 100 row(s)');
+    const back = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout).toBe(0);
+    expect(back.stdout).toContain('data verified');
+    expect(await db.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = 'app' AND table_name = 'users'")).toEqual([{ n: 2 }]);
+    expect(await db.query('SELECT count(*)::int AS n FROM app.users')).toEqual([{ n: 100 }]);
+  });
+
   it('a down that changes a column type back verifies by value (varchar widened, text to jsonb), and a snapshot of xml with a declaration restores verified', async () => {
     const db = await freshDatabase();
     const project = await makeProject({

@@ -6,5 +6,7 @@ describe('search_path entries', () => {
     expect(searchPathEntries('"$user", public', 'belay')).toEqual(['belay', 'public']);
     expect(searchPathEntries(' "My ""odd"", schema" ,app', 'x')).toEqual(['My "odd", schema', 'app']);
     expect(searchPathEntries('', 'x')).toEqual([]);
+    // as PostgreSQL reads a setting: an unquoted name folded to lower case, a quoted one as it is
+    expect(searchPathEntries('App, "App"', 'x')).toEqual(['app', 'App']);
   });
 });

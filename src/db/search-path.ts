@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import { BELAY_SCHEMA } from './belay-schema.js';
 
-/** The entries of a search_path setting, unquoted, with "$user" replaced by the role. */
+/** The entries of a search_path setting, unquoted (an unquoted one folded to lower case, as PostgreSQL reads it), with "$user" replaced by the role. */
 export function searchPathEntries(setting: string, user: string): string[] {
   const entries: string[] = [];
   let current = '';
@@ -16,8 +16,10 @@ export function searchPathEntries(setting: string, user: string): string[] {
     } else if (ch === ',' && !quoted) {
       entries.push(current);
       current = '';
-    } else if (quoted || !/\s/.test(ch)) {
+    } else if (quoted) {
       current += ch;
+    } else if (!/\s/.test(ch)) {
+      current += ch.replace(/[A-Z]/, (upper) => upper.toLowerCase());
     }
   }
   entries.push(current);

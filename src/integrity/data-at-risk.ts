@@ -1,6 +1,8 @@
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../db/ident.js';
+import { searchPathEntries } from '../db/search-path.js';
 import { simpleQueryResults } from '../db/simple-query.js';
+import { splitSql } from '../migrations/split-sql.js';
 import { holdsNoRow } from './table-selection.js';
 
 /** What a down is about to drop, found by reading its SQL. */
@@ -28,6 +30,63 @@ const NOT_A_COLUMN = /^(constraint|default|not|identity|expression)$/i;
 
 /** A down's SQL without its line comments, which the readings below must not take for statements. */
 const uncommented = (sql: string): string => sql.replace(/--[^\n]*/g, '');
+
+const SET_SEARCH_PATH = /^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?search_path\s*(?:TO|=)\s*([^;]*?)\s*;?\s*$/i;
+const RESET_SEARCH_PATH = /^\s*RESET\s+(?:search_path|ALL)\b/i;
+/** pg_dump's way, and a function's: set_config('search_path', '…', …). */
+const SET_CONFIG_SEARCH_PATH = /\bset_config\s*\(\s*'search_path'\s*,\s*'((?:[^']|'')*)'/i;
+/** "$user", left as it is written: it names the role's own schema, which the reading below does not look for. */
+const USER_ENTRY = '$user';
+
+/**
+ * The search_path a statement sets for the statements after it: the schemas
+ * (in order), null for the session's own again, undefined when it sets none.
+ * A down that sets one (as a pg_dump-made or hand-written file often does)
+ * names its tables through it.
+ */
+function searchPathSetBy(statement: string): string[] | null | undefined {
+  if (RESET_SEARCH_PATH.test(statement)) return null;
+  const set = SET_SEARCH_PATH.exec(statement);
+  if (set) {
+    if (/^DEFAULT$/i.test(set[1]!)) return null;
+    // SET's list holds names and string constants (each one name, as written): the constants as quoted names
+    const asSetting = set[1]!.replace(/'((?:[^']|'')*)'/g, (_quoted, name: string) => `"${name.replaceAll("''", "'").replaceAll('"', '""')}"`);
+    return searchPathEntries(asSetting, USER_ENTRY);
+  }
+  const configured = SET_CONFIG_SEARCH_PATH.exec(statement);
+  if (configured) return searchPathEntries(configured[1]!.replaceAll("''", "'"), USER_ENTRY);
+  return undefined;
+}
+
+/** A name as the down wrote it, and the names to resolve in turn: itself when it is qualified or the session's path holds, else the down's search_path's schemas before it. */
+interface NameRead {
+  name: string;
+  candidates: string[];
+}
+
+const isQualified = (name: string): boolean => /^(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)\./.test(name);
+
+function readName(name: string, path: readonly string[] | null): NameRead {
+  if (path === null || isQualified(name)) return { name, candidates: [name] };
+  // "$user" and pg_temp name no schema of their own here; a table of pg_catalog is never the user's
+  const schemas = path.filter((schema) => schema !== USER_ENTRY && schema !== 'pg_temp' && schema !== 'pg_catalog');
+  return { name, candidates: schemas.map((schema) => `${quoteIdent(schema)}.${name}`) };
+}
+
+/**
+ * Each statement of a down (uncommented), with the search_path in effect
+ * for it: null for the session's own, which the names are resolved in.
+ */
+function statementsWithPath(sql: string): Array<{ text: string; path: string[] | null }> {
+  let path: string[] | null = null;
+  return splitSql(sql).statements.map((statement) => {
+    const text = uncommented(statement.text);
+    const at = { text, path };
+    const set = searchPathSetBy(text);
+    if (set !== undefined) path = set;
+    return at;
+  });
+}
 
 /** Tables and columns a down's SQL (uncommented) drops (a reading of the text: modules and dynamic SQL are not seen). */
 function droppedBy(text: string): DroppedObject[] {
@@ -88,10 +147,12 @@ interface Resolved {
  * exist are skipped.
  */
 export async function measureDownsAtRisk(client: ClientBase, measured: DownToMeasure[]): Promise<DownsAtRisk> {
-  const downs = measured.map((down) => ({ revision: down.revision, sql: down.sql === null ? null : uncommented(down.sql) }));
-  const wanted = downs.flatMap((down) => (down.sql === null ? [] : droppedBy(down.sql).map((item) => ({ revision: down.revision, item }))));
-  const altered = downs.flatMap((down) => (down.sql === null ? [] : alteredBy(down.sql)));
-  const names = [...wanted.map((w) => w.item.table), ...altered];
+  const downs = measured.map((down) => ({ revision: down.revision, sql: down.sql === null ? null : uncommented(down.sql), statements: down.sql === null ? [] : statementsWithPath(down.sql) }));
+  const wanted = downs.flatMap((down) =>
+    down.statements.flatMap(({ text, path }) => droppedBy(text).map((item) => ({ revision: down.revision, item, name: readName(item.table, path) }))),
+  );
+  const altered = downs.flatMap((down) => down.statements.flatMap(({ text, path }) => alteredBy(text).map((table) => readName(table, path))));
+  const names = [...wanted.map((w) => w.name), ...altered];
   const resolved = await resolveNames(client, names, [...wanted.map((w) => w.item.column ?? ''), ...altered.map(() => '')]);
   const found = wanted.flatMap((w, i) => {
     const at = resolved[i];
@@ -111,15 +172,21 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
   return { items, perColumn: hidden ? true : new Set(alteredTables) };
 }
 
-/** Each name as to_regclass resolves it now (undefined: no such relation), and whether it has the column paired with it. */
-async function resolveNames(client: ClientBase, names: string[], columns: string[]): Promise<Array<Resolved | undefined>> {
+/**
+ * Each name as to_regclass resolves it now (undefined: no such relation),
+ * the first of its candidates that does, and whether it has the column
+ * paired with it.
+ */
+async function resolveNames(client: ClientBase, names: NameRead[], columns: string[]): Promise<Array<Resolved | undefined>> {
   if (names.length === 0) return [];
+  const tried = names.flatMap((name, i) => name.candidates.map((candidate, rank) => ({ candidate, col: columns[i]!, i: i + 1, rank })));
   // the families in one recursion over every name: a recursion per name cost a fifth of a millisecond each
   const { rows } = await client.query<Resolved & { i: number }>(
     `WITH RECURSIVE named AS (
-       SELECT w.i, w.col, c.oid, n.nspname, c.relname
-         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(rel, col, i)
+       SELECT DISTINCT ON (w.i) w.i, w.col, c.oid, n.nspname, c.relname
+         FROM unnest($1::text[], $2::text[], $3::int[], $4::int[]) AS w(rel, col, i, rank)
          JOIN pg_class c ON c.oid = to_regclass(w.rel) JOIN pg_namespace n ON n.oid = c.relnamespace
+        ORDER BY w.i, w.rank
      ),
      family(i, oid) AS (SELECT i, oid FROM named UNION SELECT f.i, h.inhrelid FROM family f JOIN pg_inherits h ON h.inhparent = f.oid),
      family_names(i, family, empty) AS (
@@ -130,7 +197,7 @@ async function resolveNames(client: ClientBase, names: string[], columns: string
             EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = named.oid AND a.attname = named.col AND NOT a.attisdropped) AS has_column,
             family_names.family, family_names.empty
        FROM named JOIN family_names USING (i)`,
-    [names, columns],
+    [tried.map((t) => t.candidate), tried.map((t) => t.col), tried.map((t) => t.i), tried.map((t) => t.rank)],
   );
   const out: Array<Resolved | undefined> = names.map(() => undefined);
   for (const row of rows) out[row.i - 1] = { schema: row.schema, name: row.name, has_column: row.has_column, family: row.family, empty: row.empty };
