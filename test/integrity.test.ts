@@ -243,7 +243,7 @@ describe('integrity fingerprints', () => {
     await client.query(`CREATE SCHEMA shop; CREATE TABLE shop.users (id int, nick text); INSERT INTO shop.users VALUES (1, 'a'), (2, NULL);
       CREATE TABLE users (id int, nick text)`);
     const read = (sql: string) => measureDownsAtRisk(client, [{ revision: '0002_b', sql }]);
-    const setPath = await read('SET search_path = shop, public;\nALTER TABLE users DROP COLUMN nick;');
+    const setPath = await read('SET search_path = shop, public;\nALTER TABLE Users DROP COLUMN Nick;');
     expect(setPath.items).toEqual([{ revision: '0002_b', table: 'shop.users', column: 'nick', rows: 2, values: 1 }]);
     expect(setPath.perColumn).toEqual(new Set(['shop.users']));
     // a string constant of SET is one name as written; set_config's value is a list

@@ -88,6 +88,9 @@ function statementsWithPath(sql: string): Array<{ text: string; path: string[] |
   });
 }
 
+/** A column as PostgreSQL reads its name: quoted as written, else folded to lower case. */
+const columnName = (written: string): string => (written.startsWith('"') ? written.slice(1, -1).replaceAll('""', '"') : written.replace(/[A-Z]/g, (upper) => upper.toLowerCase()));
+
 /** Tables and columns a down's SQL (uncommented) drops (a reading of the text: modules and dynamic SQL are not seen). */
 function droppedBy(text: string): DroppedObject[] {
   const found: DroppedObject[] = [];
@@ -96,7 +99,7 @@ function droppedBy(text: string): DroppedObject[] {
   }
   for (const match of text.matchAll(ALTER_TABLE)) {
     for (const drop of match[2]!.matchAll(DROP_COLUMN)) {
-      if (!NOT_A_COLUMN.test(drop[1]!)) found.push({ table: match[1]!, column: drop[1]!.replace(/^"|"$/g, '').replaceAll('""', '"') });
+      if (!NOT_A_COLUMN.test(drop[1]!)) found.push({ table: match[1]!, column: columnName(drop[1]!) });
     }
   }
   for (const match of text.matchAll(DELETE_ROWS)) {
