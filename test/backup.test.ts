@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, cleanEnv, jsonResult, startBelay } from './support/cli.js';
 import { adminQuery, cluster, freshDatabase, rejectOnMaintenanceDatabases, TEST_APP_PASSWORD } from './support/pg.js';
+import { childrenOf, pollUntil } from './support/kill.js';
 import { baseArgs, makeProject } from './support/project.js';
 
 /**
@@ -60,6 +61,30 @@ describe('snapshots', () => {
       expect((await stat(path)).mode & 0o077, `${file} is private`).toBe(0);
       if (file.endsWith('.json') || file.endsWith('.jsonl')) expect(await readFile(path, 'utf8')).not.toContain(TEST_APP_PASSWORD);
     }
+  });
+
+  it('a pg_dump killed mid-dump (SIGKILL: no error of its own) is exit 4 saying so and how far it got, with no snapshot or partial file left', async () => {
+    const db = await freshDatabase();
+    await db.appQuery('CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS payload FROM generate_series(1, 600000) g');
+    const project = await makeProject({});
+    const run = startBelay([...baseArgs(project, db.url), '--json', 'backup']);
+    let killed: number | undefined;
+    // the kill point: pg_dump, a child of this belay, is copying the table's rows
+    await pollUntil(async () => {
+      const dumping = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY %big%'");
+      if (dumping[0]!.n === 0) return false;
+      for (const pid of await childrenOf(run.child.pid!)) {
+        if ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('pg_dump')) killed = pid;
+      }
+      return killed !== undefined;
+    }, 'pg_dump copying the rows of big');
+    process.kill(killed!, 'SIGKILL');
+    const result = await run.done;
+    expect(result.code, result.stdout).toBe(4);
+    const envelope = JSON.parse(result.stdout) as { message: string; next: string | null };
+    expect(envelope.message).toMatch(/pg_dump of .* failed: killed by SIGKILL; its last line: pg_dump: dumping contents of table "public.big"$/);
+    expect(envelope.next).toBeTruthy();
+    expect((await readdir(project.backups)).filter((file) => file !== 'journal')).toEqual([]);
   });
 
   it('lists, verifies, refuses a tampered snapshot (exit 4) and prunes to the newest N', async () => {

@@ -42,6 +42,20 @@ export interface ChildOutcome {
 const TAIL_LINES = 20;
 
 /**
+ * Why a child failed, in one line: its last error lines; else how it ended
+ * (a child killed by a signal says nothing of it) and the last line it wrote
+ * (a verbose pg_dump's progress: how far it got); and whether it ran out of
+ * time.
+ */
+export function childFailure(outcome: ChildOutcome): string {
+  const lines = outcome.stderrTail.split('\n').map((line) => line.trim()).filter((line) => line !== '');
+  const errors = lines.filter((line) => /error|fatal/i.test(line));
+  const ended = outcome.signal ? `killed by ${outcome.signal}` : `exit code ${outcome.code}`;
+  const how = errors.length > 0 ? errors.slice(-3).join(' | ') : lines.length > 0 ? `${ended}; its last line: ${lines.at(-1)!}` : `${ended}, nothing on stderr`;
+  return outcome.timedOut ? `timed out: ${how}` : how;
+}
+
+/**
  * Spawn with umask 077, so that whatever the child creates (a dump, the
  * folder of a directory-format dump) is private from its first byte. The
  * child takes the umask when it is forked, inside spawn().

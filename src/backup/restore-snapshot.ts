@@ -3,7 +3,7 @@ import { describeTarget } from '../db/connection.js';
 import { BelayError } from '../errors.js';
 import { digestSnapshot } from './digest.js';
 import type { Manifest } from './manifest.js';
-import { runLibpqChild, type BackupTools } from './pg-tools.js';
+import { childFailure, runLibpqChild, type BackupTools } from './pg-tools.js';
 
 export interface RestoreOptions {
   tools: BackupTools;
@@ -63,6 +63,6 @@ export async function restoreSnapshotInto(manifest: Manifest, target: Connection
     ...(options.applicationName ? { applicationName: options.applicationName } : {}),
   });
   if (outcome.code !== 0) {
-    throw new BelayError('manual', `pg_restore of ${manifest.id} into ${describeTarget(target)} failed${outcome.timedOut ? ' (timed out)' : ''}: ${outcome.stderrTail.split('\n').filter((l) => /error/i.test(l)).slice(-3).join(' | ')}`);
+    throw new BelayError('manual', `pg_restore of ${manifest.id} into ${describeTarget(target)} failed: ${childFailure(outcome)}`);
   }
 }

@@ -6,7 +6,7 @@ import { describeTarget, toPgConfig } from '../db/connection.js';
 import { BelayError } from '../errors.js';
 import { digestSnapshot } from './digest.js';
 import { MANIFEST_FORMAT_VERSION, newSnapshotId, snapshotFileName, syncDir, writeManifest, type Manifest, type SnapshotFormat, type SnapshotScope } from './manifest.js';
-import { runLibpqChild, type BackupTools } from './pg-tools.js';
+import { childFailure, runLibpqChild, type BackupTools } from './pg-tools.js';
 import { listArchive } from './list-archive.js';
 
 export interface DumpProgress {
@@ -125,7 +125,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
       // a child's error has no SQLSTATE: its stderr is all there is (pg_dump's own words are English; the server's are lc_messages')
       const lockWait = /statement timeout/.test(outcome.stderrTail);
       const denied = /permission denied/.test(outcome.stderrTail);
-      throw new BelayError('preflight', `pg_dump of ${describeTarget(params)} failed${outcome.timedOut ? ' (timed out)' : ''}: ${lastError(outcome.stderrTail)}`, {
+      throw new BelayError('preflight', `pg_dump of ${describeTarget(params)} failed: ${childFailure(outcome)}`, {
         hint: options.signal?.aborted
           ? 'Nothing was changed: it was interrupted (a signal) while the snapshot was taken. Run it again when you are ready.'
           : lockWait
@@ -179,7 +179,3 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
   }
 }
 
-function lastError(stderr: string): string {
-  const lines = stderr.split('\n').filter((line) => /error|fatal/i.test(line));
-  return (lines.length > 0 ? lines.slice(-3) : stderr.split('\n').slice(-3)).join(' | ').trim();
-}

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClientBase } from 'pg';
-import { runLibpqChild, type BackupTools, type ChildOutcome } from '../backup/pg-tools.js';
+import { childFailure, runLibpqChild, type BackupTools, type ChildOutcome } from '../backup/pg-tools.js';
 import { ensureBelaySchema } from '../db/belay-schema.js';
 import { describeTarget, withDatabase, type ConnectionParams, type SessionOptions } from '../db/connection.js';
 import { createDatabase, dropDatabase } from '../db/databases.js';
@@ -51,9 +51,8 @@ const toObject = (entry: CatalogEntry): CatalogObject => ({
   ...(entry.owned ? { owned: true as const } : {}),
 });
 
-function childFailure(what: string, outcome: ChildOutcome): BelayError {
-  const detail = outcome.stderrTail.split('\n').filter((line) => /error|fatal/i.test(line)).slice(-3).join(' | ') || outcome.stderrTail.trim();
-  return new BelayError('preflight', `cannot learn what the revisions touch: ${what} failed${outcome.timedOut ? ' (timed out)' : ''}: ${detail}`, {
+function learnFailure(what: string, outcome: ChildOutcome): BelayError {
+  return new BelayError('preflight', `cannot learn what the revisions touch: ${what} failed: ${childFailure(outcome)}`, {
     hint: 'Nothing was changed. Run with --backup-scope full, or fix what the message names.',
   });
 }
@@ -87,7 +86,7 @@ export async function learnScope(options: LearnScopeOptions): Promise<LearnedSco
       ['--schema-only', '--format=custom', `--file=${file}`, '--no-password', `--lock-wait-timeout=${options.lockTimeoutMs}ms`],
       { ...child, params: options.params },
     );
-    if (dumped.code !== 0) throw childFailure(`pg_dump --schema-only of ${describeTarget(options.params)}`, dumped);
+    if (dumped.code !== 0) throw learnFailure(`pg_dump --schema-only of ${describeTarget(options.params)}`, dumped);
     try {
       await createDatabase(admin.client, copyName, { template: 'template0' });
     } catch (error) {
@@ -100,7 +99,7 @@ export async function learnScope(options: LearnScopeOptions): Promise<LearnedSco
     // at once: a run killed from here on leaves a copy that `status` lists and `recover` drops, provably belay's
     await markScopeCopy(admin.client, copyName, options.params.database);
     const restored = await runLibpqChild(options.tools.pgRestore, ['--no-owner', '--no-privileges', '--exit-on-error', `--dbname=${copyName}`, file], { ...child, params: copy });
-    if (restored.code !== 0) throw childFailure(`restoring the schema into the throwaway copy ${copyName}`, restored);
+    if (restored.code !== 0) throw learnFailure(`restoring the schema into the throwaway copy ${copyName}`, restored);
     const applied = await appliedRows(admin.client);
     const session = await openSession(copy, options.session);
     try {

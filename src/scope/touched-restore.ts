@@ -9,7 +9,7 @@ import type { ClientBase } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { digestSnapshot } from '../backup/digest.js';
 import type { Manifest, SnapshotScope } from '../backup/manifest.js';
-import { runLibpqChild, type BackupTools } from '../backup/pg-tools.js';
+import { childFailure, runLibpqChild, type BackupTools } from '../backup/pg-tools.js';
 import { quoteIdent, quoteQualified } from '../db/ident.js';
 import { BelayError, errorMessage } from '../errors.js';
 import { fingerprintTables, type Fingerprint } from '../integrity/fingerprint.js';
@@ -72,7 +72,7 @@ async function sectionStatements(options: TouchedRestoreOptions, listFile: strin
     timeoutMs: options.timeoutMs ?? 30 * 60_000,
     signal: undefined,
   });
-  if (outcome.code !== 0) throw new Error(`pg_restore --section=${section} failed: ${outcome.stderrTail.trim()}`);
+  if (outcome.code !== 0) throw new Error(`pg_restore --section=${section} failed: ${childFailure(outcome)}`);
   // recent pg_restore brackets its script in \restrict/\unrestrict psql commands: not SQL
   const script = outcome.stdout.split('\n').filter((line) => !/^\\(un)?restrict /.test(line)).join('\n');
   return splitSql(script)
@@ -404,7 +404,7 @@ export async function restoreTouched(options: TouchedRestoreOptions): Promise<To
   const quarantineSchema = `belay_quarantine_${stamp()}`;
   try {
     const listing = await runLibpqChild(options.tools.pgRestore, ['--list', manifest.path], { params: NO_SERVER, env: options.env, timeoutMs: 10 * 60_000, signal: undefined });
-    if (listing.code !== 0) throw new Error(`pg_restore --list failed: ${listing.stderrTail.trim()}`);
+    if (listing.code !== 0) throw new Error(`pg_restore --list failed: ${childFailure(listing)}`);
     const listFile = join(dir, 'entries.list');
     await writeFile(listFile, `${selectEntries(listing.stdout, scope).join('\n')}\n`, { mode: 0o600 });
     const [pre, post] = [await sectionStatements(options, listFile, 'pre-data'), await sectionStatements(options, listFile, 'post-data')];
