@@ -259,6 +259,65 @@ describe('the schema recorded per revision', () => {
     expect(at('rename_back').recorded.digest).toBe(at('base').recorded.digest);
   });
 
+  it("a rehearsal's engine (trackDowns) knows the schema after every up, down and up again as a full description gives it, with or without belay's function", async () => {
+    const pairs: Array<[string, string, string]> = [
+      [
+        'base',
+        `CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+         CREATE TABLE people (id serial PRIMARY KEY, name text NOT NULL, mood mood DEFAULT 'ok', n positive);
+         CREATE INDEX people_name ON people (lower(name)); CREATE VIEW named AS SELECT id, name FROM people;
+         CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+         CREATE TRIGGER people_touch BEFORE UPDATE ON people FOR EACH ROW EXECUTE FUNCTION touch();`,
+        'DROP VIEW named; DROP TABLE people; DROP FUNCTION touch(); DROP DOMAIN positive; DROP TYPE mood;',
+      ],
+      ['rename_table', 'ALTER TABLE people RENAME TO persons', 'ALTER TABLE persons RENAME TO people'],
+      ['rename_column', 'ALTER TABLE persons RENAME COLUMN name TO full_name', 'ALTER TABLE persons RENAME COLUMN full_name TO name'],
+      ['add_column', "ALTER TABLE persons ADD COLUMN born date DEFAULT '2020-01-01'", 'ALTER TABLE persons DROP COLUMN born'],
+      ['enum_column', "CREATE TYPE status AS ENUM ('on', 'off'); ALTER TABLE persons ADD COLUMN status status", 'ALTER TABLE persons DROP COLUMN status; DROP TYPE status'],
+      ['drop_trigger', 'DROP TRIGGER people_touch ON persons', 'CREATE TRIGGER people_touch BEFORE UPDATE ON persons FOR EACH ROW EXECUTE FUNCTION touch()'],
+      ['nullable', 'ALTER TABLE persons ALTER COLUMN full_name DROP NOT NULL', 'ALTER TABLE persons ALTER COLUMN full_name SET NOT NULL'],
+      ['new_schema', 'CREATE SCHEMA app; CREATE TABLE app.t (id int PRIMARY KEY)', 'DROP SCHEMA app CASCADE'],
+      // a down outside a transaction is not described: the engine then says it does not know
+      ['concurrently', '-- belay:no-transaction\nCREATE INDEX CONCURRENTLY people_n ON persons (n)', '-- belay:no-transaction\nDROP INDEX CONCURRENTLY people_n'],
+    ];
+    const cycle = async (client: pg.Client): Promise<string[]> => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'belay-track-downs-'));
+      for (const [index, [name, up, down]] of pairs.entries()) {
+        const id = String(index + 1).padStart(4, '0');
+        await writeFile(path.join(dir, `${id}_${name}.up.sql`), up);
+        await writeFile(path.join(dir, `${id}_${name}.down.sql`), down);
+      }
+      const revisions = await discoverRevisions(dir);
+      const engine = new MigrationEngine(revisions, client, '00000000-0000-0000-0000-000000000000', { log: () => {} }, undefined, { trackDowns: true });
+      const digests: string[] = [];
+      const known = async (step: string): Promise<void> => {
+        const full = await describeSchema(client);
+        const tracked = engine.describedSchema();
+        expect({ step, known: tracked !== undefined }).toEqual({ step, known: step !== '0009_concurrently down' });
+        const sorted = (description: SchemaDescription): Array<[string, unknown]> => [...description.objects].sort(([a], [b]) => (a < b ? -1 : 1));
+        if (tracked) expect({ step, digest: tracked.digest, objects: sorted(tracked) }).toEqual({ step, digest: full.digest, objects: sorted(full) });
+        digests.push(full.digest);
+      };
+      for (const revision of revisions) {
+        await engine.up(revision.name);
+        await known(`${revision.name} up`);
+        await engine.down(revision.name);
+        await known(`${revision.name} down`);
+        await engine.up(revision.name);
+        await known(`${revision.name} up again`);
+      }
+      await rm(dir, { recursive: true });
+      return digests;
+    };
+    const owned = await freshDatabase();
+    const client = await connect(owned.url);
+    await ensureBelaySchema(client);
+    const viaFunction = await cycle(client);
+    expect(await trackerFunctions(owned)).toHaveLength(1);
+    const inline = await cycle(await connect((await lentDatabase()).url));
+    expect(inline).toEqual(viaFunction);
+  });
+
   it("stays whole across a revision that outlasts the statistics' one-second flush", async () => {
     const db = await freshDatabase();
     const client = await connect(db.url);

@@ -206,7 +206,13 @@ export class SchemaTracker {
   /** Bring the description up to date and hand out a copy of it. In the caller's transaction, or in the implicit one of its round trip. */
   async describe(client: ClientBase, options: TrackOptions = {}): Promise<SchemaDescription> {
     await this.update(client, options);
-    return assemble(this.seen!.byKey, this.seen!.sum);
+    return this.lastDescription();
+  }
+
+  /** A copy of the last description, asking nothing: for a caller that knows nothing changed since. */
+  lastDescription(): SchemaDescription {
+    if (!this.seen) throw new Error('lastDescription() needs a tracker that has described the schema');
+    return assemble(this.seen.byKey, this.seen.sum);
   }
 
   /**

@@ -5,6 +5,7 @@ import { openSibling, resetSession, sessionOrigin } from '../db/session.js';
 import { failureFromError, RevisionFailedError, withBlockers } from './revision-error.js';
 import type { Revision } from './revision.js';
 import { prepareStep, prepareVerify, type Direction } from './run-revision.js';
+import type { SchemaDescription } from '../integrity/schema-digest.js';
 import { TableStorage, type EngineContext } from './storage.js';
 
 export interface EngineListener {
@@ -42,10 +43,21 @@ export class MigrationEngine {
     runId: string,
     private readonly listener: EngineListener,
     beforeCommit?: (client: ClientBase) => Promise<void>,
+    options: { trackDowns?: boolean } = {},
   ) {
     this.byName = new Map(revisions.map((revision) => [revision.name, revision]));
     this.context = { client, runId, inTransaction: false, startedAt: 0, beforeCommit };
-    this.storage = new TableStorage(this.byName);
+    this.storage = new TableStorage(this.byName, options.trackDowns);
+  }
+
+  /** The schema as the last revision left it, when the engine knows it without asking (see TableStorage.describedSchema). */
+  describedSchema(): SchemaDescription | undefined {
+    return this.storage.describedSchema();
+  }
+
+  /** Something besides the revisions may have changed the schema (see TableStorage.forgetSchema). */
+  forgetSchema(): void {
+    this.storage.forgetSchema();
   }
 
   /** Apply one pending revision; throws RevisionFailedError with its transaction rolled back. */

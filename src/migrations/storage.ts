@@ -1,6 +1,6 @@
 import { escapeLiteral, type ClientBase, type QueryResult, type QueryResultRow } from 'pg';
 import { SESSION_RESET } from '../db/session.js';
-import { SchemaTracker, type SchemaChanges } from '../integrity/schema-digest.js';
+import { SchemaTracker, type SchemaChanges, type SchemaDescription } from '../integrity/schema-digest.js';
 import { ensureTrackerFunction } from '../integrity/tracker-function.js';
 import type { Revision } from './revision.js';
 
@@ -49,7 +49,31 @@ export class TableStorage {
   /** The function that describes a revision's change in one call, once made (undefined: the queries go inline). */
   private via: Promise<string | undefined> | undefined;
 
-  constructor(private readonly revisions: ReadonlyMap<string, Revision>) {}
+  /**
+   * `trackDowns`: a down describes what it changed too, in its transaction,
+   * when the schema it starts from is known (a rehearsal's up, down, up
+   * again): the next up then starts from a known schema, and describedSchema()
+   * has the state after the down, neither needing a description from outside.
+   */
+  constructor(
+    private readonly revisions: ReadonlyMap<string, Revision>,
+    private readonly trackDowns = false,
+  ) {}
+
+  /** The schema as the last revision left it, when the tracker knows it (undefined: it would have to be described again). */
+  describedSchema(): SchemaDescription | undefined {
+    return this.unknown ? undefined : this.schema.lastDescription();
+  }
+
+  /** Something besides the revisions may have changed the schema: describe it again before the next up. */
+  forgetSchema(): void {
+    this.unknown = true;
+  }
+
+  /** A down that describes what it changed: see trackDowns. */
+  private tracksDown(context: EngineContext): boolean {
+    return this.trackDowns && !this.unknown && context.inTransaction;
+  }
 
   /** Before an up: the schema it starts from, so that log() knows which objects the up changed. */
   async beforeUp(context: EngineContext): Promise<void> {
@@ -74,7 +98,7 @@ export class TableStorage {
    */
   async closing(context: EngineContext, name: string, direction: 'up' | 'down'): Promise<string | undefined> {
     if (!context.inTransaction) return undefined;
-    if (direction === 'down') return context.beforeCommit ? undefined : `${this.unlogStatements(name)}; COMMIT`;
+    if (direction === 'down' && !this.tracksDown(context)) return context.beforeCommit ? undefined : `${this.unlogStatements(name)}; COMMIT`;
     const via = await this.via;
     return via ? this.schema.callVia(via, SESSION_RESET) : undefined;
   }
@@ -107,15 +131,32 @@ export class TableStorage {
     this.applied?.add(name);
   }
 
-  /** Remove a revision's record, in its transaction. `closed`: closing() already did, and committed. */
+  /**
+   * Remove a revision's record, in its transaction. `closed`: closing() already
+   * did, and committed; or, for a down that describes what it changed (see
+   * trackDowns), the answer of that description, which reset the session.
+   */
   async unlog(context: EngineContext, name: string, closed?: QueryResult<QueryResultRow>): Promise<void> {
+    const tracking = this.tracksDown(context);
     this.unknown = true;
-    if (!closed) await this.commitWith(context, this.unlogStatements(name));
+    if (tracking) {
+      try {
+        await this.schema.update(context.client, { opening: SESSION_RESET, inOneTransaction: true, via: await this.via, answered: closed });
+        this.schema.takeChanges();
+        // the description reset the session (its opening)
+        await this.commitWith(context, this.unlogStatements(name, false));
+      } catch (error) {
+        this.schema.reset();
+        throw error;
+      }
+      this.unknown = false;
+    } else if (!closed) await this.commitWith(context, this.unlogStatements(name));
     this.applied?.delete(name);
   }
 
-  private unlogStatements(name: string): string {
-    return `${SESSION_RESET}; DELETE FROM belay.migrations WHERE name = ${escapeLiteral(name)}`;
+  private unlogStatements(name: string, reset = true): string {
+    const remove = `DELETE FROM belay.migrations WHERE name = ${escapeLiteral(name)}`;
+    return reset ? `${SESSION_RESET}; ${remove}` : remove;
   }
 
   async isApplied(context: EngineContext, name: string): Promise<boolean> {

@@ -12,7 +12,7 @@ import { writeProblem } from '../unreadable.js';
 import { applicationChecks, healthChecksFromConfig } from '../health/build-checks.js';
 import { runHealthChecks } from '../health/run-health.js';
 import { runShellCommand } from '../health/shell-command.js';
-import { SchemaTracker } from '../integrity/schema-digest.js';
+import { SchemaTracker, type SchemaDescription } from '../integrity/schema-digest.js';
 import { captureStructure, type StructureBaseline } from '../integrity/structural.js';
 import { discoverRevisions } from '../migrations/discover.js';
 import { MigrationEngine } from '../migrations/engine.js';
@@ -148,9 +148,25 @@ class Cycle {
   }
 
   private newEngine(): MigrationEngine {
-    return new MigrationEngine(this.pending, this.ctx.space.work.client, newRunId(), { log: () => {} }, async (client) => {
-      if (this.sampler) this.data.noteLocks(await this.sampler.lookFromInside(client));
-    });
+    return new MigrationEngine(
+      this.pending,
+      this.ctx.space.work.client,
+      newRunId(),
+      { log: () => {} },
+      async (client) => {
+        if (this.sampler) this.data.noteLocks(await this.sampler.lookFromInside(client));
+      },
+      { trackDowns: true },
+    );
+  }
+
+  /**
+   * The schema now: as the engine described it inside the last step's
+   * transaction (an up's or a down's, before it committed), else described
+   * from the observer's connection.
+   */
+  private async schemaNow(): Promise<SchemaDescription> {
+    return this.engine.describedSchema() ?? (await this.schema.describe(this.ctx.space.observer.client));
   }
 
   private get client(): ClientBase {
@@ -187,14 +203,14 @@ class Cycle {
    * changes the database meanwhile: both see the last step's commit.
    */
   private async seen(): Promise<StateSeen> {
-    const [schema, data] = await settled(this.schema.describe(this.ctx.space.observer.client), this.data.fingerprint(this.client));
+    const [schema, data] = await settled(this.schemaNow(), this.data.fingerprint(this.client));
     return { schema, data };
   }
 
   /** The state before an up, and its structure baseline (read on the work connection after the data), all at once as in seen(). */
   private async seenBeforeUp(): Promise<{ before: StateSeen; structure: StructureBaseline }> {
     const [schema, [data, structure]] = await settled(
-      this.schema.describe(this.ctx.space.observer.client),
+      this.schemaNow(),
       (async () => [await this.data.fingerprint(this.client), await captureStructure(this.client)] as const)(),
     );
     return { before: { schema, data }, structure };
@@ -205,6 +221,8 @@ class Cycle {
     const { health } = this.ctx.setup.config;
     const checks = healthChecksFromConfig(health, this.ctx.setup.secrets, { structure, scope: 'database' });
     const report = await runHealthChecks(checks, { client: this.client, env: this.ctx.setup.env, signal: this.ctx.setup.signal }, { timeoutSeconds: 0, intervalSeconds: health.intervalSeconds });
+    // a configured query is the user's SQL, which may change the schema where the next step's transaction cannot see it
+    if (checks.some((check) => check.kind === 'sql')) this.engine.forgetSchema();
     if (report.healthy) return undefined;
     return `health failed after the up: ${report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.evidence}`).join('; ')}`;
   }
