@@ -63,6 +63,9 @@ const REVISIONS: Array<[string, string]> = [
   ['sequence', 'CREATE SEQUENCE counter'],
   ['owned', 'ALTER SEQUENCE counter OWNED BY things.id'],
   ['owned_none', 'ALTER SEQUENCE counter OWNED BY NONE'],
+  // a table made (its pg_attribute rows inserted, two updated by its defaults) beside columns of a table from before
+  // changed: the updated rows of the older one are found through the lock the change holds on it
+  ['mixed', "CREATE TABLE extra (id int DEFAULT 1, note text DEFAULT ''); ALTER TABLE things RENAME COLUMN note TO remark; ALTER TABLE things ALTER COLUMN id DROP NOT NULL"],
 ];
 
 /**

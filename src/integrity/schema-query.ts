@@ -202,6 +202,15 @@ interface WrittenSource {
   fresh?: string;
   /** A condition that lets the index be used for `fresh` (its leading columns). */
   freshFirst?: string;
+  /**
+   * `oid` is a relation's OID, and a row of a relation from before is only
+   * updated by a command that holds a lock on that relation until the
+   * transaction ends (ALTER TABLE, ALTER INDEX, a rename, CREATE INDEX on
+   * it, a column dropped by a cascade): in one transaction, its rows updated
+   * are among those of the relations it holds locks on, read through the
+   * index on `oid` instead of from end to end.
+   */
+  lockedWhenUpdated?: boolean;
 }
 
 /** Catalogs whose objects have rows in pg_depend (PostgreSQL 10 on). */
@@ -213,11 +222,11 @@ const DEPENDENT_CATALOGS = [
 ];
 
 const WRITTEN_SOURCES: readonly WrittenSource[] = [
-  { catalog: 'pg_class', cat: "'pg_class'::regclass", oid: 'oid', fresh: 'oid' },
+  { catalog: 'pg_class', cat: "'pg_class'::regclass", oid: 'oid', fresh: 'oid', lockedWhenUpdated: true },
   // a new pg_attribute row comes with a write of its relation's pg_class row (a new relation, or relnatts
   // for an added column): only an update of one (a rename, a type, not null, a dropped column) is news,
   // and the largest catalog is not scanned for the commonest revision, one that creates
-  { catalog: 'pg_attribute', cat: "'pg_class'::regclass", oid: 'attrelid', writes: ['updated'] },
+  { catalog: 'pg_attribute', cat: "'pg_class'::regclass", oid: 'attrelid', writes: ['updated'], lockedWhenUpdated: true },
   { catalog: 'pg_attrdef', cat: "'pg_class'::regclass", oid: 'adrelid', fresh: 'oid' },
   { catalog: 'pg_index', cat: "'pg_class'::regclass", oid: 'indexrelid', fresh: 'indexrelid' },
   { catalog: 'pg_inherits', cat: "'pg_class'::regclass", oid: 'inhrelid' },
@@ -295,23 +304,45 @@ export function changedKeysQuery(since: string, inOneTransaction = false): strin
  * higher), instead of from end to end; if that finds fewer rows than the
  * transaction inserted (an OID from before the floor: a dependency alone, a
  * counter that wrapped around, rows a subtransaction rolled back), every row
- * is looked at after all. `oldest`: the age of the horizon (an integer variable).
+ * is looked at after all. A catalog whose rows a command updates only under a
+ * lock on their relation (lockedWhenUpdated) has its updated rows read from
+ * the relations in `locked` (an oid[] variable, filled at the first need).
+ * `oldest`: the age of the horizon (an integer variable).
  */
-export function changedKeysBlock(oldest: string, floor: string, into: string): string {
+export function changedKeysBlock(oldest: string, floor: string, locked: string, into: string): string {
   // the (cat, oid) of `rows` added to v_cats and v_oids, and how many they were into v_found
   const add = (rows: string): string =>
     `SELECT v_cats || coalesce(array_agg(w.cat), '{}'), v_oids || coalesce(array_agg(w.oid), '{}'), count(*) INTO v_cats, v_oids, v_found FROM (${rows}) w;`;
+  const updated = (source: WrittenSource): string => tuplesWritten('updated', source.catalog);
+  // the relations this transaction holds locks on, read once when a catalog needs them
+  const lockedRows = (source: WrittenSource): string => `
+      IF ${locked} IS NULL THEN
+        ${locked} := ${LOCKED_RELATIONS};
+      END IF;
+      ${add(`${writtenRows(source, oldest)} AND ${source.oid} = ANY(${locked})`)}`;
   const gather = WRITTEN_SOURCES.map((source) => {
     const everyRow = add(writtenRows(source, oldest));
-    if (!source.fresh) return `\n  IF ${wroteIn(source)} THEN\n    ${everyRow}\n  END IF;`;
+    const counted = `${floor} IS NOT NULL AND current_setting('track_counts') = 'on'`;
+    if (!source.fresh) {
+      if (!source.lockedWhenUpdated) return `\n  IF ${wroteIn(source)} THEN\n    ${everyRow}\n  END IF;`;
+      return `
+  IF ${counted} THEN
+    IF ${updated(source)} > 0 THEN${lockedRows(source)}
+    END IF;
+  ELSIF ${wroteIn(source)} THEN
+    ${everyRow}
+  END IF;`;
+    }
     return `
-  IF ${floor} IS NOT NULL AND current_setting('track_counts') = 'on' AND ${tuplesWritten('updated', source.catalog)} = 0 THEN
+  IF ${counted} AND ${source.lockedWhenUpdated ? 'true' : `${updated(source)} = 0`} THEN
     IF ${tuplesWritten('inserted', source.catalog)} > 0 THEN
       ${add(`${writtenRows(source, oldest)} AND ${source.freshFirst ?? ''}${source.fresh} > ${floor}`)}
       IF v_found < ${tuplesWritten('inserted', source.catalog)} THEN
         ${everyRow}
       END IF;
-    END IF;
+    END IF;${source.lockedWhenUpdated ? `
+    IF ${updated(source)} > 0 THEN${lockedRows(source)}
+    END IF;` : ''}
   ELSIF ${wroteIn(source)} THEN
     ${everyRow}
   END IF;`;
@@ -319,6 +350,11 @@ export function changedKeysBlock(oldest: string, floor: string, into: string): s
   return `${gather}
   SELECT c.keys, c.kinds INTO ${into} FROM (${keysOfWritten('SELECT * FROM unnest(v_cats, v_oids)')}) c;`;
 }
+
+/** The relations of this database the session holds locks on: its transaction's, fast-path ones included. */
+const LOCKED_RELATIONS = `ARRAY(SELECT l.relation FROM pg_catalog.pg_locks l
+     WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation'
+       AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()))`;
 
 /** The floor changedKeysBlock is given for the next description (as text). */
 export const OID_FLOOR = '(SELECT max(oid) FROM pg_catalog.pg_class)::text';

@@ -30,6 +30,7 @@ DECLARE
   v_cats oid[] := '{}';
   v_oids oid[] := '{}';
   v_found bigint;
+  v_locked oid[];
   v_keys text[];
   v_kinds text[];
   v_relations oid[];
@@ -37,7 +38,7 @@ DECLARE
 BEGIN
   IF ${schemasWrittenQuery('p_since')} THEN
     RETURN jsonb_build_object('since', v_since, 'oid_floor', v_floor, 'schemas_written', true);
-  END IF;${changedKeysBlock('v_oldest', 'p_oid_floor', 'v_keys, v_kinds')}
+  END IF;${changedKeysBlock('v_oldest', 'p_oid_floor', 'v_locked', 'v_keys, v_kinds')}
   IF v_kinds IS NOT NULL THEN
     v_relations := ${relationsOfKeys('v_keys')};
   END IF;${describeEach}
