@@ -321,6 +321,18 @@ describe('the schema recorded per revision', () => {
     expect(inline).toEqual(viaFunction);
   });
 
+  it('sees a column widened by a direct update of pg_attribute (a superuser revision; no lock on the table), beside a table made', async () => {
+    const db = await freshDatabase();
+    const client = await connect(db.adminUrl);
+    await ensureBelaySchema(client);
+    const seen = await recordRun(client, [
+      ['base', 'CREATE TABLE names (id int, name varchar(10))'],
+      ['widen', "CREATE TABLE extra (id int DEFAULT 1); UPDATE pg_catalog.pg_attribute SET atttypmod = 20 + 4 WHERE attrelid = 'public.names'::regclass AND attname = 'name'"],
+    ]);
+    expect(Object.keys(seen[1]!.recorded.changes).sort()).toEqual(['table public.extra', 'table public.names']);
+    expect(seen[1]!.described.objects.get('table public.names')!.description).toContain('column name character varying(20)');
+  });
+
   it("stays whole across a revision that outlasts the statistics' one-second flush", async () => {
     const db = await freshDatabase();
     const client = await connect(db.url);

@@ -203,12 +203,16 @@ interface WrittenSource {
   /** A condition that lets the index be used for `fresh` (its leading columns). */
   freshFirst?: string;
   /**
-   * `oid` is a relation's OID, and a row of a relation from before is only
-   * updated by a command that holds a lock on that relation until the
-   * transaction ends (ALTER TABLE, ALTER INDEX, a rename, CREATE INDEX on
-   * it, a column dropped by a cascade): in one transaction, its rows updated
-   * are among those of the relations it holds locks on, read through the
-   * index on `oid` instead of from end to end.
+   * `oid` is a relation's OID, and a command that updates a row of a
+   * relation from before holds a lock on that relation until the transaction
+   * ends (ALTER TABLE, ALTER INDEX, a rename, CREATE INDEX on it, a column
+   * dropped by a cascade): in one transaction, its rows updated are among
+   * those of the relations it holds locks on, read through the index on
+   * `oid` instead of from end to end. A statement that updates the catalog
+   * itself (`UPDATE pg_catalog.pg_attribute SET atttypmod = …`, which some
+   * migration sets use to widen a varchar) locks no such relation; it holds
+   * a lock on the catalog to the transaction's end, which a command's own
+   * catalog writes release at once: then every row is read.
    */
   lockedWhenUpdated?: boolean;
 }
@@ -306,7 +310,8 @@ export function changedKeysQuery(since: string, inOneTransaction = false): strin
  * counter that wrapped around, rows a subtransaction rolled back), every row
  * is looked at after all. A catalog whose rows a command updates only under a
  * lock on their relation (lockedWhenUpdated) has its updated rows read from
- * the relations in `locked` (an oid[] variable, filled at the first need).
+ * the relations in `locked` (an oid[] variable, filled at the first need, and
+ * `locked`_writing beside it).
  * `oldest`: the age of the horizon (an integer variable).
  */
 export function changedKeysBlock(oldest: string, floor: string, locked: string, into: string): string {
@@ -314,12 +319,16 @@ export function changedKeysBlock(oldest: string, floor: string, locked: string, 
   const add = (rows: string): string =>
     `SELECT v_cats || coalesce(array_agg(w.cat), '{}'), v_oids || coalesce(array_agg(w.oid), '{}'), count(*) INTO v_cats, v_oids, v_found FROM (${rows}) w;`;
   const updated = (source: WrittenSource): string => tuplesWritten('updated', source.catalog);
-  // the relations this transaction holds locks on, read once when a catalog needs them
+  // the relations this transaction holds locks on (and those it holds more than a read's on), read once when a catalog needs them
   const lockedRows = (source: WrittenSource): string => `
       IF ${locked} IS NULL THEN
-        ${locked} := ${LOCKED_RELATIONS};
+        ${LOCKED_RELATIONS(locked)}
       END IF;
-      ${add(`${writtenRows(source, oldest)} AND ${source.oid} = ANY(${locked})`)}`;
+      IF 'pg_catalog.${source.catalog}'::regclass = ANY(${locked}_writing) THEN
+        ${add(writtenRows(source, oldest))}
+      ELSE
+        ${add(`${writtenRows(source, oldest)} AND ${source.oid} = ANY(${locked})`)}
+      END IF;`;
   const gather = WRITTEN_SOURCES.map((source) => {
     const everyRow = add(writtenRows(source, oldest));
     const counted = `${floor} IS NOT NULL AND current_setting('track_counts') = 'on'`;
@@ -351,10 +360,16 @@ export function changedKeysBlock(oldest: string, floor: string, locked: string, 
   SELECT c.keys, c.kinds INTO ${into} FROM (${keysOfWritten('SELECT * FROM unnest(v_cats, v_oids)')}) c;`;
 }
 
-/** The relations of this database the session holds locks on: its transaction's, fast-path ones included. */
-const LOCKED_RELATIONS = `ARRAY(SELECT l.relation FROM pg_catalog.pg_locks l
-     WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation'
-       AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()))`;
+/**
+ * Into `locked` (an oid[] variable) the relations of this database the
+ * session holds locks on (its transaction's, fast-path ones included), and
+ * into `locked`_writing those it holds more than a read's lock on.
+ */
+const LOCKED_RELATIONS = (locked: string): string => `SELECT coalesce(array_agg(l.relation), '{}'), coalesce(array_agg(l.relation) FILTER (WHERE l.mode <> 'AccessShareLock'), '{}')
+          INTO ${locked}, ${locked}_writing
+          FROM pg_catalog.pg_locks l
+         WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation'
+           AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());`
 
 /** The floor changedKeysBlock is given for the next description (as text). */
 export const OID_FLOOR = '(SELECT max(oid) FROM pg_catalog.pg_class)::text';

@@ -31,6 +31,7 @@ DECLARE
   v_oids oid[] := '{}';
   v_found bigint;
   v_locked oid[];
+  v_locked_writing oid[];
   v_keys text[];
   v_kinds text[];
   v_relations oid[];
