@@ -91,7 +91,8 @@ describe('the snapshot store is a jail', () => {
       let pgDump: number | undefined;
       let partial: string | undefined;
       await pollUntil(async () => {
-        pgDump ??= (await Promise.all((await childrenOf(run.child.pid!)).map(async (pid) => ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('pg_dump') ? pid : undefined)))).find(Boolean);
+        // the pg_dump writing the dump (its command line names the partial file), not the `pg_dump --version` belay runs first to pick its tools
+        pgDump ??= (await Promise.all((await childrenOf(run.child.pid!)).map(async (pid) => (/pg_dump.*\.dump\.partial/.test((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ')) ? pid : undefined)))).find(Boolean);
         partial = (await readdir(project.backups).catch(() => [] as string[])).find((f) => f.endsWith('.dump.partial'));
         return pgDump !== undefined && partial !== undefined && (await stat(join(project.backups, partial)).catch(() => ({ size: 0 }))).size > 0;
       }, 'pg_dump writing its dump');
