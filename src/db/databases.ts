@@ -4,10 +4,10 @@ import { quoteIdent } from './ident.js';
 /** Longest database name PostgreSQL keeps (NAMEDATALEN - 1). */
 const MAX_NAME = 63;
 
-/** A database name made of a base and a suffix, cut so the suffix survives. */
 /** The databases a session that creates, drops or renames others connects to, in this order (createdb's). */
 export const MAINTENANCE_DATABASES = ['postgres', 'template1'] as const;
 
+/** A database name made of a base and a suffix, cut so the suffix survives. */
 export function derivedName(base: string, suffix: string): string {
   return `${base.slice(0, MAX_NAME - suffix.length - 1)}_${suffix}`;
 }

@@ -10,6 +10,9 @@ export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
+/** An unquoted identifier as PostgreSQL reads it: ASCII letters folded to lower case (its downcase_identifier), the rest as written. */
+export const foldUnquoted = (name: string): string => name.replace(/[A-Z]/g, (upper) => upper.toLowerCase());
+
 /** Quote a possibly schema-qualified name given as separate parts. */
 export function quoteQualified(...parts: string[]): string {
   return parts.map(quoteIdent).join('.');

@@ -1,5 +1,6 @@
 import type { ClientBase } from 'pg';
 import { BELAY_SCHEMA } from './belay-schema.js';
+import { foldUnquoted } from './ident.js';
 
 /** The entries of a search_path setting, unquoted (an unquoted one folded to lower case, as PostgreSQL reads it), with "$user" replaced by the role. */
 export function searchPathEntries(setting: string, user: string): string[] {
@@ -19,7 +20,7 @@ export function searchPathEntries(setting: string, user: string): string[] {
     } else if (quoted) {
       current += ch;
     } else if (!/\s/.test(ch)) {
-      current += ch.replace(/[A-Z]/, (upper) => upper.toLowerCase());
+      current += foldUnquoted(ch);
     }
   }
   entries.push(current);

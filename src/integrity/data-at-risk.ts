@@ -1,5 +1,5 @@
 import type { ClientBase } from 'pg';
-import { quoteIdent, quoteQualified } from '../db/ident.js';
+import { foldUnquoted, quoteIdent, quoteQualified } from '../db/ident.js';
 import { searchPathEntries } from '../db/search-path.js';
 import { simpleQueryResults } from '../db/simple-query.js';
 import { splitSql } from '../migrations/split-sql.js';
@@ -89,7 +89,7 @@ function statementsWithPath(sql: string): Array<{ text: string; path: string[] |
 }
 
 /** A column as PostgreSQL reads its name: quoted as written, else folded to lower case. */
-const columnName = (written: string): string => (written.startsWith('"') ? written.slice(1, -1).replaceAll('""', '"') : written.replace(/[A-Z]/g, (upper) => upper.toLowerCase()));
+const columnName = (written: string): string => (written.startsWith('"') ? written.slice(1, -1).replaceAll('""', '"') : foldUnquoted(written));
 
 /** Tables and columns a down's SQL (uncommented) drops (a reading of the text: modules and dynamic SQL are not seen). */
 function droppedBy(text: string): DroppedObject[] {

@@ -370,7 +370,6 @@ async function planAndStart(setup: RunSetup, options: RehearseOptions): Promise<
   return { plan: planned, throwaway: await starting, setupStarted };
 }
 
-/** `belay rehearse`: the whole cycle on a throwaway database, never the real one. */
 const reportHint = (flag: string): string => `Point ${flag} at a file in a folder the user running belay can write.`;
 
 /** A report that could not be written is found out before the rehearsal, not after it. */
@@ -393,6 +392,7 @@ async function writeReport(flag: string, file: string, text: string): Promise<vo
   }
 }
 
+/** `belay rehearse`: the whole cycle on a throwaway database, never the real one. */
 export async function runRehearse(setup: RunSetup, options: RehearseOptions): Promise<RehearsalReport> {
   if (options.seed && options.fromBackup) throw usageError('--seed and --from-backup exclude each other', { hint: 'Load either a seed or a snapshot.' });
   for (const [flag, file] of [['--junit', options.junit], ['--markdown', options.markdown]] as const) if (file) await assertWritable(flag, file);

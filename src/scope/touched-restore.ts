@@ -91,8 +91,12 @@ async function loadData(options: TouchedRestoreOptions, listFile: string): Promi
   });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
-  const exited = once(child, 'close') as Promise<[number | null]>;
-  const timer = setTimeout(() => child.kill('SIGTERM'), options.timeoutMs ?? 6 * 3600_000);
+  const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGTERM');
+  }, options.timeoutMs ?? 6 * 3600_000);
   try {
     let copy: { stream: ReturnType<typeof copyFrom>; done: Promise<void> } | undefined;
     for await (const line of createInterface({ input: child.stdout, crlfDelay: Infinity })) {
@@ -114,13 +118,13 @@ async function loadData(options: TouchedRestoreOptions, listFile: string): Promi
         await options.client.query(line);
       }
     }
-    const [code] = await exited;
+    const [code, signal] = await exited;
     if (copy) {
       // pg_restore stopped inside a table's rows: fail the COPY (the transaction then rolls back)
       copy.stream.destroy(new Error('pg_restore stopped in the middle of a table'));
       await copy.done.catch(() => {});
     }
-    if (code !== 0 || copy) throw new Error(`pg_restore --data-only failed: ${stderr.trim() || `exit ${code}`}`);
+    if (code !== 0 || copy) throw new Error(`pg_restore --data-only failed: ${childFailure({ code, signal, stdout: '', stderrTail: stderr, timedOut })}`);
   } finally {
     clearTimeout(timer);
     if (child.exitCode === null) child.kill('SIGTERM');
