@@ -251,6 +251,8 @@ describe('integrity fingerprints', () => {
     expect((await read("SELECT pg_catalog.set_config('search_path', 'SHOP', false); DELETE FROM users;")).items).toEqual([
       { revision: '0002_b', table: 'shop.users', rowsDeleted: true, rows: 2, values: 2 },
     ]);
+    // a block comment before the SET is not read as part of it; one inside a statement hides what it holds
+    expect((await read('/* the app\'s schema */ SET search_path = shop;\nDROP TABLE users /* , other */;')).items).toEqual([{ revision: '0002_b', table: 'shop.users', rows: 2, values: 2 }]);
     // pg_dump's empty path: an unqualified name resolves to nothing
     expect((await read("SELECT pg_catalog.set_config('search_path', '', false); DROP TABLE users;")).items).toEqual([]);
     expect((await read('SET search_path = shop; RESET search_path; ALTER TABLE users DROP COLUMN nick;')).perColumn).toEqual(new Set(['public.users']));
@@ -270,5 +272,26 @@ describe('integrity fingerprints', () => {
     const counted = Object.fromEntries(items.map((i) => [`${i.table}${i.column ? `.${i.column}` : ''}`, [i.rows, i.values]]));
     expect(counted).toEqual({ 'public.e': [0, 0], 'public.f': [0, 0], 'public.q.x': [2, 1], 'public.q': [2, 2], 'public.parent.x': [3, 2], 'public.parent': [3, 3] });
     await client.query('DROP TABLE e, f, q, parent CASCADE');
+  });
+
+  it('follows the names the downs give a table or a column before they drop it (RENAME TO, SET SCHEMA, RENAME COLUMN), in the order they run', async () => {
+    await client.query(`CREATE SCHEMA archive; CREATE TABLE people (id int, handle text, other int); INSERT INTO people VALUES (1, 'a', 1), (2, NULL, 2), (3, 'c', NULL);
+      CREATE TABLE users (id int); CREATE TABLE stays (id int); INSERT INTO stays VALUES (1)`);
+    const read = (...sqls: string[]) => measureDownsAtRisk(client, sqls.map((sql, i) => ({ revision: `000${9 - i}_r`, sql })));
+    // a down renames people back to users (after dropping the users there now), the next one drops users: that is people
+    expect((await read('DROP TABLE users; ALTER TABLE people RENAME TO users;', 'DROP TABLE users;')).items).toEqual([
+      { revision: '0009_r', table: 'public.users', rows: 0, values: 0 },
+      { revision: '0008_r', table: 'public.people', rows: 3, values: 3 },
+    ]);
+    // a column renamed back, then dropped under its old name; a table moved to another schema, then dropped there
+    const chained = await read('ALTER TABLE people RENAME COLUMN handle TO nick;', 'ALTER TABLE public.people DROP COLUMN nick, DROP COLUMN handle;', 'ALTER TABLE stays SET SCHEMA archive; DROP TABLE archive.stays;');
+    expect(chained.items).toEqual([
+      { revision: '0008_r', table: 'public.people', column: 'handle', rows: 3, values: 2 },
+      { revision: '0007_r', table: 'public.stays', rows: 1, values: 1 },
+    ]);
+    expect(chained.perColumn).toEqual(new Set(['public.people', 'public.stays']));
+    // a name the downs take from a table they drop again hides nothing: the table there now is the one dropped
+    expect((await read('ALTER TABLE people RENAME TO gone; DROP TABLE gone; DROP TABLE people;')).items).toEqual([{ revision: '0009_r', table: 'public.people', rows: 3, values: 3 }]);
+    await client.query('DROP SCHEMA archive CASCADE; DROP TABLE people, users, stays');
   });
 });

@@ -28,8 +28,8 @@ const DROP_COLUMN = new RegExp(String.raw`\bDROP\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\
 const DELETE_ROWS = new RegExp(String.raw`\b(?:TRUNCATE(?:\s+TABLE)?|DELETE\s+FROM)\s+((?:ONLY\s+)?(?:${NAME})(?:\s*,\s*(?:ONLY\s+)?${NAME})*)`, 'gi');
 const NOT_A_COLUMN = /^(constraint|default|not|identity|expression)$/i;
 
-/** A down's SQL without its line comments, which the readings below must not take for statements. */
-const uncommented = (sql: string): string => sql.replace(/--[^\n]*/g, '');
+/** A down's SQL without its comments (line and block, the latter not nested), which the readings below must not take for statements. */
+const uncommented = (sql: string): string => sql.replace(/--[^\n]*/g, '').replace(/\/\*[\s\S]*?\*\//g, ' ');
 
 const SET_SEARCH_PATH = /^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?search_path\s*(?:TO|=)\s*([^;]*?)\s*;?\s*$/i;
 const RESET_SEARCH_PATH = /^\s*RESET\s+(?:search_path|ALL)\b/i;
@@ -58,21 +58,6 @@ function searchPathSetBy(statement: string): string[] | null | undefined {
   return undefined;
 }
 
-/** A name as the down wrote it, and the names to resolve in turn: itself when it is qualified or the session's path holds, else the down's search_path's schemas before it. */
-interface NameRead {
-  name: string;
-  candidates: string[];
-}
-
-const isQualified = (name: string): boolean => /^(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)\./.test(name);
-
-function readName(name: string, path: readonly string[] | null): NameRead {
-  if (path === null || isQualified(name)) return { name, candidates: [name] };
-  // "$user" and pg_temp name no schema of their own here; a table of pg_catalog is never the user's
-  const schemas = path.filter((schema) => schema !== USER_ENTRY && schema !== 'pg_temp' && schema !== 'pg_catalog');
-  return { name, candidates: schemas.map((schema) => `${quoteIdent(schema)}.${name}`) };
-}
-
 /**
  * Each statement of a down (uncommented), with the search_path in effect
  * for it: null for the session's own, which the names are resolved in.
@@ -88,24 +73,69 @@ function statementsWithPath(sql: string): Array<{ text: string; path: string[] |
   });
 }
 
-/** A column as PostgreSQL reads its name: quoted as written, else folded to lower case. */
-const columnName = (written: string): string => (written.startsWith('"') ? written.slice(1, -1).replaceAll('""', '"') : foldUnquoted(written));
+/** A name as PostgreSQL reads it: quoted as written, else folded to lower case. */
+const identName = (written: string): string => (written.startsWith('"') ? written.slice(1, -1).replaceAll('""', '"') : foldUnquoted(written));
 
-/** Tables and columns a down's SQL (uncommented) drops (a reading of the text: modules and dynamic SQL are not seen). */
-function droppedBy(text: string): DroppedObject[] {
-  const found: DroppedObject[] = [];
+const NAME_PART = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)`;
+const RENAME_TABLE = new RegExp(String.raw`^\s*RENAME\s+TO\s+(${NAME_PART})`, 'i');
+const SET_SCHEMA = new RegExp(String.raw`^\s*SET\s+SCHEMA\s+(${NAME_PART})`, 'i');
+const RENAME_COLUMN = new RegExp(String.raw`^\s*RENAME\s+(?:COLUMN\s+)?(?!CONSTRAINT\s)(${NAME_PART})\s+TO\s+(${NAME_PART})`, 'i');
+
+/** What one statement of a down does to a table, in the order it says it; `table` as written. */
+type Mention =
+  | { kind: 'drop' | 'delete' | 'alter'; table: string }
+  | { kind: 'drop-column'; table: string; column: string }
+  | { kind: 'rename'; table: string; to: string }
+  | { kind: 'set-schema'; table: string; schema: string }
+  | { kind: 'rename-column'; table: string; column: string; to: string };
+
+/**
+ * The tables a statement (uncommented) drops, deletes rows from, alters,
+ * renames or moves, and the columns it drops or renames (a reading of the
+ * text: modules and dynamic SQL are not seen).
+ */
+function mentionsIn(text: string): Mention[] {
+  const found: Mention[] = [];
   for (const match of text.matchAll(DROP_TABLE)) {
-    for (const table of match[1]!.split(/\s*,\s*/)) found.push({ table: table.trim() });
+    for (const table of match[1]!.split(/\s*,\s*/)) found.push({ kind: 'drop', table: table.trim() });
   }
   for (const match of text.matchAll(ALTER_TABLE)) {
-    for (const drop of match[2]!.matchAll(DROP_COLUMN)) {
-      if (!NOT_A_COLUMN.test(drop[1]!)) found.push({ table: match[1]!, column: columnName(drop[1]!) });
+    const table = match[1]!;
+    const rest = match[2]!;
+    // any ALTER TABLE may drop, rename or retype columns: the table is compared column by column
+    found.push({ kind: 'alter', table });
+    const renamed = RENAME_TABLE.exec(rest);
+    const moved = SET_SCHEMA.exec(rest);
+    const renamedColumn = RENAME_COLUMN.exec(rest);
+    if (renamed) found.push({ kind: 'rename', table, to: identName(renamed[1]!) });
+    else if (moved) found.push({ kind: 'set-schema', table, schema: identName(moved[1]!) });
+    else if (renamedColumn) found.push({ kind: 'rename-column', table, column: identName(renamedColumn[1]!), to: identName(renamedColumn[2]!) });
+    else {
+      for (const drop of rest.matchAll(DROP_COLUMN)) {
+        if (!NOT_A_COLUMN.test(drop[1]!)) found.push({ kind: 'drop-column', table, column: identName(drop[1]!) });
+      }
     }
   }
   for (const match of text.matchAll(DELETE_ROWS)) {
-    for (const table of match[1]!.split(/\s*,\s*/)) found.push({ table: table.replace(/^ONLY\s+/i, '').trim(), rowsDeleted: true });
+    for (const table of match[1]!.split(/\s*,\s*/)) found.push({ kind: 'delete', table: table.replace(/^ONLY\s+/i, '').trim() });
   }
   return found;
+}
+
+/** A relation's schema and name. */
+type RelationKey = readonly [schema: string, name: string];
+const keyText = (key: RelationKey): string => JSON.stringify(key);
+
+/**
+ * The relations a name written in a down may be, in the order PostgreSQL
+ * tries them: itself when qualified, else in each schema of the search_path
+ * in effect ("$user" as the session's role; pg_temp and pg_catalog hold no
+ * table of the user's).
+ */
+function candidatesOf(written: string, path: readonly string[], role: string): RelationKey[] {
+  const parts = [...written.matchAll(new RegExp(NAME_PART, 'g'))].map((part) => identName(part[0]));
+  if (parts.length === 2) return [[parts[0]!, parts[1]!]];
+  return path.filter((schema) => schema !== 'pg_temp' && schema !== 'pg_catalog').map((schema) => [schema === USER_ENTRY ? role : schema, parts[0]!]);
 }
 
 /** A down to measure: its SQL, or null when it is a module (whose text is not read). */
@@ -128,68 +158,136 @@ export interface DownsAtRisk {
 /** Dynamic SQL and routines (DO, EXECUTE, CALL), and drops that cascade from a type, domain, function… to the columns using it. */
 const HIDDEN_COLUMN_CHANGES = /\b(?:DO|EXECUTE|CALL)\b|\bDROP\s+(?:TYPE|DOMAIN|EXTENSION|COLLATION|FUNCTION|PROCEDURE|OPERATOR|SCHEMA|SEQUENCE)\b[^;]*\bCASCADE\b/i;
 
-/** Tables a down's SQL (uncommented) alters (it may drop, rename or retype their columns). */
-function alteredBy(text: string): string[] {
-  return [...text.matchAll(ALTER_TABLE)].map((match) => match[1]!);
-}
-
-interface Resolved {
+/** A relation the downs name, as it is now. */
+interface Relation {
   schema: string;
   name: string;
-  has_column: boolean;
+  columns: ReadonlySet<string>;
   /** `schema.table` of the relation and of its partitions and inheritance children, which an ALTER TABLE of it alters too. */
   family: string[];
   /** The relation and every member of its family hold no row (holdsNoRow): counting is not needed. */
   empty: boolean;
+  /** Its columns the downs read so far renamed or dropped: a name then → the column's name now (null: none of the columns now). */
+  renamedColumns: Map<string, string | null>;
+}
+
+/** A name's column as it is now, through the renames and drops of the downs before. */
+function columnNow(relation: Relation, name: string): string | undefined {
+  const renamed = relation.renamedColumns.get(name);
+  if (renamed !== undefined) return renamed ?? undefined;
+  return relation.columns.has(name) ? name : undefined;
 }
 
 /**
- * What the downs drop, measured now, in two round trips whatever their
- * number: one catalog query resolves every name, one multi-statement query
- * counts each table's rows and non-null values once. Objects that do not
- * exist are skipped.
+ * The relations the downs see as they run, statement after statement: the
+ * database's as they are now, changed by the downs' renames, moves and
+ * drops. A name the downs gave a relation of theirs ('made') hides the
+ * schemas after it.
+ */
+class DownsCatalog {
+  private readonly changed = new Map<string, Relation | 'gone' | 'made'>();
+
+  constructor(private readonly now: ReadonlyMap<string, Relation>) {}
+
+  find(candidates: readonly RelationKey[]): { key: RelationKey; relation: Relation | 'made' } | undefined {
+    for (const key of candidates) {
+      const text = keyText(key);
+      const slot = this.changed.has(text) ? this.changed.get(text) : this.now.get(text);
+      if (slot !== undefined && slot !== 'gone') return { key, relation: slot };
+    }
+    return undefined;
+  }
+
+  remove(key: RelationKey): void {
+    this.changed.set(keyText(key), 'gone');
+  }
+
+  place(key: RelationKey, relation: Relation | 'made'): void {
+    this.changed.set(keyText(key), relation);
+  }
+}
+
+interface Found {
+  revision: string;
+  relation: Relation;
+  item: DroppedObject;
+}
+
+/**
+ * What the downs drop, measured now: the names they write are followed
+ * through the renames and moves before (ALTER TABLE … RENAME TO, SET SCHEMA,
+ * RENAME COLUMN), in the order the downs run, so that a table a later down
+ * drops under the name an earlier one gave it is the table it is now. Three
+ * round trips whatever their number: the session's search_path, one catalog
+ * query for every name, one multi-statement query that counts each table's
+ * rows and non-null values once. Objects that do not exist are skipped.
  */
 export async function measureDownsAtRisk(client: ClientBase, measured: DownToMeasure[]): Promise<DownsAtRisk> {
-  const downs = measured.map((down) => ({ revision: down.revision, sql: down.sql === null ? null : uncommented(down.sql), statements: down.sql === null ? [] : statementsWithPath(down.sql) }));
-  const wanted = downs.flatMap((down) =>
-    down.statements.flatMap(({ text, path }) => droppedBy(text).map((item) => ({ revision: down.revision, item, name: readName(item.table, path) }))),
-  );
-  const altered = downs.flatMap((down) => down.statements.flatMap(({ text, path }) => alteredBy(text).map((table) => readName(table, path))));
-  const names = [...wanted.map((w) => w.name), ...altered];
-  const resolved = await resolveNames(client, names, [...wanted.map((w) => w.item.column ?? ''), ...altered.map(() => '')]);
-  const found = wanted.flatMap((w, i) => {
-    const at = resolved[i];
-    return at && (!w.item.column || at.has_column) ? [{ ...w, at }] : [];
-  });
-  const counts = await countValues(client, found.map((f) => ({ schema: f.at.schema, name: f.at.name, column: f.item.column, empty: f.at.empty })));
-  const items = found.map((f, i): DataAtRisk => ({
-    revision: f.revision,
-    table: `${f.at.schema}.${f.at.name}`,
-    ...(f.item.column ? { column: f.item.column } : {}),
-    ...(f.item.rowsDeleted ? { rowsDeleted: true } : {}),
-    rows: counts[i]!.rows,
-    values: counts[i]!.values,
+  const statements = measured.flatMap((down) => (down.sql === null ? [] : statementsWithPath(down.sql).map((statement) => ({ revision: down.revision, path: statement.path, mentions: mentionsIn(statement.text) }))));
+  const hidden = measured.some((down) => down.sql === null || HIDDEN_COLUMN_CHANGES.test(uncommented(down.sql)));
+  if (!statements.some((statement) => statement.mentions.length > 0)) return { items: [], perColumn: hidden ? true : new Set() };
+  const session = await client.query<{ path: string[]; role: string }>('SELECT current_schemas(false)::text[] AS path, current_user::text AS role');
+  const { path: sessionPath, role } = session.rows[0]!;
+  const named = statements.map((statement) => ({
+    ...statement,
+    mentions: statement.mentions.map((mention) => ({ mention, candidates: candidatesOf(mention.table, statement.path ?? sessionPath, role) })),
   }));
-  const hidden = downs.some((down) => down.sql === null || HIDDEN_COLUMN_CHANGES.test(down.sql));
-  const alteredTables = resolved.slice(wanted.length).flatMap((at) => at?.family ?? []);
-  return { items, perColumn: hidden ? true : new Set(alteredTables) };
+  const keys = [...new Map(named.flatMap((s) => s.mentions.flatMap((m) => m.candidates)).map((key) => [keyText(key), key])).values()];
+  const catalog = new DownsCatalog(await relationsNow(client, keys));
+  const found: Found[] = [];
+  const altered = new Set<string>();
+  for (const { revision, mentions } of named) {
+    for (const { mention, candidates } of mentions) {
+      const at = catalog.find(candidates);
+      const relation = at?.relation === 'made' ? undefined : at?.relation;
+      switch (mention.kind) {
+        case 'alter':
+          for (const member of relation?.family ?? []) altered.add(member);
+          break;
+        case 'drop':
+          if (relation) found.push({ revision, relation, item: { table: `${relation.schema}.${relation.name}` } });
+          if (at) catalog.remove(at.key);
+          break;
+        case 'delete':
+          if (relation) found.push({ revision, relation, item: { table: `${relation.schema}.${relation.name}`, rowsDeleted: true } });
+          break;
+        case 'drop-column': {
+          const column = relation && columnNow(relation, mention.column);
+          if (relation && column) found.push({ revision, relation, item: { table: `${relation.schema}.${relation.name}`, column } });
+          relation?.renamedColumns.set(mention.column, null);
+          break;
+        }
+        case 'rename-column':
+          if (relation) {
+            const column = columnNow(relation, mention.column) ?? null;
+            relation.renamedColumns.set(mention.column, null);
+            relation.renamedColumns.set(mention.to, column);
+          }
+          break;
+        case 'rename':
+        case 'set-schema':
+          if (at) {
+            catalog.remove(at.key);
+            catalog.place(mention.kind === 'rename' ? [at.key[0], mention.to] : [mention.schema, at.key[1]], at.relation);
+          }
+          break;
+      }
+    }
+  }
+  const counts = await countValues(client, found.map((f) => ({ schema: f.relation.schema, name: f.relation.name, column: f.item.column, empty: f.relation.empty })));
+  const items = found.map((f, i): DataAtRisk => ({ revision: f.revision, ...f.item, rows: counts[i]!.rows, values: counts[i]!.values }));
+  return { items, perColumn: hidden ? true : altered };
 }
 
-/**
- * Each name as to_regclass resolves it now (undefined: no such relation),
- * the first of its candidates that does, and whether it has the column
- * paired with it.
- */
-async function resolveNames(client: ClientBase, names: NameRead[], columns: string[]): Promise<Array<Resolved | undefined>> {
-  if (names.length === 0) return [];
-  const tried = names.flatMap((name, i) => name.candidates.map((candidate, rank) => ({ candidate, col: columns[i]!, i: i + 1, rank })));
+/** The relations of `keys` that exist now (by exact schema and name), with their columns and families; keyed by keyText. */
+async function relationsNow(client: ClientBase, keys: readonly RelationKey[]): Promise<Map<string, Relation>> {
   // the families in one recursion over every name: a recursion per name cost a fifth of a millisecond each
-  const { rows } = await client.query<Resolved & { i: number }>(
+  const { rows } = await client.query<{ i: number; schema: string; name: string; columns: string[]; family: string[]; empty: boolean }>(
     `WITH RECURSIVE named AS (
-       SELECT DISTINCT ON (w.i) w.i, w.col, c.oid, n.nspname, c.relname
-         FROM unnest($1::text[], $2::text[], $3::int[], $4::int[]) AS w(rel, col, i, rank)
-         JOIN pg_class c ON c.oid = to_regclass(w.rel) JOIN pg_namespace n ON n.oid = c.relnamespace
-        ORDER BY w.i, w.rank
+       SELECT w.i, c.oid, n.nspname, c.relname
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(schema, name, i)
+         JOIN pg_namespace n ON n.nspname = w.schema
+         JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name
      ),
      family(i, oid) AS (SELECT i, oid FROM named UNION SELECT f.i, h.inhrelid FROM family f JOIN pg_inherits h ON h.inhparent = f.oid),
      family_names(i, family, empty) AS (
@@ -197,14 +295,14 @@ async function resolveNames(client: ClientBase, names: NameRead[], columns: stri
          FROM family f JOIN pg_class fc ON fc.oid = f.oid JOIN pg_namespace fn ON fn.oid = fc.relnamespace GROUP BY f.i
      )
      SELECT named.i::int AS i, named.nspname AS schema, named.relname AS name,
-            EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = named.oid AND a.attname = named.col AND NOT a.attisdropped) AS has_column,
+            ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = named.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             family_names.family, family_names.empty
        FROM named JOIN family_names USING (i)`,
-    [tried.map((t) => t.candidate), tried.map((t) => t.col), tried.map((t) => t.i), tried.map((t) => t.rank)],
+    [keys.map((key) => key[0]), keys.map((key) => key[1])],
   );
-  const out: Array<Resolved | undefined> = names.map(() => undefined);
-  for (const row of rows) out[row.i - 1] = { schema: row.schema, name: row.name, has_column: row.has_column, family: row.family, empty: row.empty };
-  return out;
+  return new Map(
+    rows.map((row) => [keyText(keys[row.i - 1]!), { schema: row.schema, name: row.name, columns: new Set(row.columns), family: row.family, empty: row.empty, renamedColumns: new Map() }]),
+  );
 }
 
 /**
