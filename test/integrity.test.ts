@@ -294,4 +294,20 @@ describe('integrity fingerprints', () => {
     expect((await read('ALTER TABLE people RENAME TO gone; DROP TABLE gone; DROP TABLE people;')).items).toEqual([{ revision: '0009_r', table: 'public.people', rows: 3, values: 3 }]);
     await client.query('DROP SCHEMA archive CASCADE; DROP TABLE people, users, stays');
   });
+
+  it('counts the tables a DROP SCHEMA … CASCADE takes with it, those the downs moved there before included, a partitioned table once', async () => {
+    await client.query(`CREATE SCHEMA doomed; CREATE TABLE doomed.a (id int); INSERT INTO doomed.a VALUES (1), (2); CREATE VIEW doomed.v AS SELECT * FROM doomed.a;
+      CREATE TABLE doomed.p (id int) PARTITION BY RANGE (id); CREATE TABLE doomed.p1 PARTITION OF doomed.p FOR VALUES FROM (0) TO (10); INSERT INTO doomed.p VALUES (1), (2), (3);
+      CREATE TABLE moved (id int); INSERT INTO moved VALUES (1)`);
+    const read = (...sqls: string[]) => measureDownsAtRisk(client, sqls.map((sql, i) => ({ revision: `000${9 - i}_r`, sql })));
+    const dropped = await read('ALTER TABLE moved SET SCHEMA doomed;', 'DROP TABLE doomed.a; DROP SCHEMA IF EXISTS doomed CASCADE;');
+    expect(dropped.items.map((i) => [i.revision, i.table, i.rows])).toEqual([
+      ['0008_r', 'doomed.a', 2],
+      ['0008_r', 'doomed.p', 3],
+      ['0008_r', 'public.moved', 1],
+    ]);
+    // without CASCADE a schema that holds tables is not dropped (the down fails): nothing is lost
+    expect((await read('DROP SCHEMA doomed;')).items).toEqual([]);
+    await client.query('DROP SCHEMA doomed CASCADE; DROP TABLE moved');
+  });
 });

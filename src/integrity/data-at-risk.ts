@@ -79,6 +79,7 @@ const identName = (written: string): string => (written.startsWith('"') ? writte
 const NAME_PART = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)`;
 const RENAME_TABLE = new RegExp(String.raw`^\s*RENAME\s+TO\s+(${NAME_PART})`, 'i');
 const SET_SCHEMA = new RegExp(String.raw`^\s*SET\s+SCHEMA\s+(${NAME_PART})`, 'i');
+const DROP_SCHEMA = new RegExp(String.raw`\bDROP\s+SCHEMA\s+(?:IF\s+EXISTS\s+)?(${NAME_PART}(?:\s*,\s*${NAME_PART})*)[^;]*\bCASCADE\b`, 'gi');
 const RENAME_COLUMN = new RegExp(String.raw`^\s*RENAME\s+(?:COLUMN\s+)?(?!CONSTRAINT\s)(${NAME_PART})\s+TO\s+(${NAME_PART})`, 'i');
 
 /** What one statement of a down does to a table, in the order it says it; `table` as written. */
@@ -87,12 +88,14 @@ type Mention =
   | { kind: 'drop-column'; table: string; column: string }
   | { kind: 'rename'; table: string; to: string }
   | { kind: 'set-schema'; table: string; schema: string }
+  | { kind: 'drop-schema'; schema: string }
   | { kind: 'rename-column'; table: string; column: string; to: string };
 
 /**
- * The tables a statement (uncommented) drops, deletes rows from, alters,
- * renames or moves, and the columns it drops or renames (a reading of the
- * text: modules and dynamic SQL are not seen).
+ * The tables a statement (uncommented) drops (by name, or with their schema's
+ * DROP SCHEMA … CASCADE), deletes rows from, alters, renames or moves, and
+ * the columns it drops or renames (a reading of the text: modules and
+ * dynamic SQL are not seen).
  */
 function mentionsIn(text: string): Mention[] {
   const found: Mention[] = [];
@@ -118,6 +121,9 @@ function mentionsIn(text: string): Mention[] {
   }
   for (const match of text.matchAll(DELETE_ROWS)) {
     for (const table of match[1]!.split(/\s*,\s*/)) found.push({ kind: 'delete', table: table.replace(/^ONLY\s+/i, '').trim() });
+  }
+  for (const match of text.matchAll(DROP_SCHEMA)) {
+    for (const schema of match[1]!.split(/\s*,\s*/)) found.push({ kind: 'drop-schema', schema: identName(schema.trim()) });
   }
   return found;
 }
@@ -167,6 +173,8 @@ interface Relation {
   family: string[];
   /** The relation and every member of its family hold no row (holdsNoRow): counting is not needed. */
   empty: boolean;
+  /** A table with rows of its own to lose (not a partition, whose rows its parent's count holds; not a view, index or sequence). */
+  isTable: boolean;
   /** Its columns the downs read so far renamed or dropped: a name then → the column's name now (null: none of the columns now). */
   renamedColumns: Map<string, string | null>;
 }
@@ -185,25 +193,35 @@ function columnNow(relation: Relation, name: string): string | undefined {
  * schemas after it.
  */
 class DownsCatalog {
-  private readonly changed = new Map<string, Relation | 'gone' | 'made'>();
+  private readonly changed = new Map<string, { key: RelationKey; slot: Relation | 'gone' | 'made' }>();
 
+  /** `now`: keyed by keyText of the relation's own schema and name. */
   constructor(private readonly now: ReadonlyMap<string, Relation>) {}
 
   find(candidates: readonly RelationKey[]): { key: RelationKey; relation: Relation | 'made' } | undefined {
     for (const key of candidates) {
       const text = keyText(key);
-      const slot = this.changed.has(text) ? this.changed.get(text) : this.now.get(text);
+      const slot = this.changed.has(text) ? this.changed.get(text)!.slot : this.now.get(text);
       if (slot !== undefined && slot !== 'gone') return { key, relation: slot };
     }
     return undefined;
   }
 
+  /** The tables in `schema` at this point of the downs. */
+  tablesIn(schema: string): Array<{ key: RelationKey; relation: Relation }> {
+    const here = [...this.now.values()]
+      .filter((relation) => relation.schema === schema && !this.changed.has(keyText([relation.schema, relation.name])))
+      .map((relation) => ({ key: [relation.schema, relation.name] as const, slot: relation }));
+    const moved = [...this.changed.values()].filter((entry) => entry.key[0] === schema);
+    return [...here, ...moved].flatMap(({ key, slot }) => (typeof slot === 'object' && slot.isTable ? [{ key, relation: slot }] : []));
+  }
+
   remove(key: RelationKey): void {
-    this.changed.set(keyText(key), 'gone');
+    this.changed.set(keyText(key), { key, slot: 'gone' });
   }
 
   place(key: RelationKey, relation: Relation | 'made'): void {
-    this.changed.set(keyText(key), relation);
+    this.changed.set(keyText(key), { key, slot: relation });
   }
 }
 
@@ -217,7 +235,8 @@ interface Found {
  * What the downs drop, measured now: the names they write are followed
  * through the renames and moves before (ALTER TABLE … RENAME TO, SET SCHEMA,
  * RENAME COLUMN), in the order the downs run, so that a table a later down
- * drops under the name an earlier one gave it is the table it is now. Three
+ * drops under the name an earlier one gave it is the table it is now; a
+ * DROP SCHEMA … CASCADE drops the tables the schema then holds. Three
  * round trips whatever their number: the session's search_path, one catalog
  * query for every name, one multi-statement query that counts each table's
  * rows and non-null values once. Objects that do not exist are skipped.
@@ -230,10 +249,11 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
   const { path: sessionPath, role } = session.rows[0]!;
   const named = statements.map((statement) => ({
     ...statement,
-    mentions: statement.mentions.map((mention) => ({ mention, candidates: candidatesOf(mention.table, statement.path ?? sessionPath, role) })),
+    mentions: statement.mentions.map((mention) => ({ mention, candidates: mention.kind === 'drop-schema' ? [] : candidatesOf(mention.table, statement.path ?? sessionPath, role) })),
   }));
   const keys = [...new Map(named.flatMap((s) => s.mentions.flatMap((m) => m.candidates)).map((key) => [keyText(key), key])).values()];
-  const catalog = new DownsCatalog(await relationsNow(client, keys));
+  const droppedSchemas = [...new Set(named.flatMap((s) => s.mentions.flatMap(({ mention }) => (mention.kind === 'drop-schema' ? [mention.schema] : []))))];
+  const catalog = new DownsCatalog(await relationsNow(client, keys, droppedSchemas));
   const found: Found[] = [];
   const altered = new Set<string>();
   for (const { revision, mentions } of named) {
@@ -264,6 +284,12 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
             relation.renamedColumns.set(mention.to, column);
           }
           break;
+        case 'drop-schema':
+          for (const table of catalog.tablesIn(mention.schema)) {
+            found.push({ revision, relation: table.relation, item: { table: `${table.relation.schema}.${table.relation.name}` } });
+            catalog.remove(table.key);
+          }
+          break;
         case 'rename':
         case 'set-schema':
           if (at) {
@@ -279,29 +305,38 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
   return { items, perColumn: hidden ? true : altered };
 }
 
-/** The relations of `keys` that exist now (by exact schema and name), with their columns and families; keyed by keyText. */
-async function relationsNow(client: ClientBase, keys: readonly RelationKey[]): Promise<Map<string, Relation>> {
+/**
+ * The relations of `keys` that exist now (by exact schema and name), and the
+ * tables of `schemas`, with their columns and families; keyed by keyText.
+ */
+async function relationsNow(client: ClientBase, keys: readonly RelationKey[], schemas: readonly string[]): Promise<Map<string, Relation>> {
   // the families in one recursion over every name: a recursion per name cost a fifth of a millisecond each
-  const { rows } = await client.query<{ i: number; schema: string; name: string; columns: string[]; family: string[]; empty: boolean }>(
+  const { rows } = await client.query<{ schema: string; name: string; is_table: boolean; columns: string[]; family: string[]; empty: boolean }>(
     `WITH RECURSIVE named AS (
-       SELECT w.i, c.oid, n.nspname, c.relname
-         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(schema, name, i)
+       SELECT c.oid FROM unnest($1::text[], $2::text[]) AS w(schema, name)
          JOIN pg_namespace n ON n.nspname = w.schema
          JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name
+       UNION
+       SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY($3::text[]) AND c.relkind IN ('r', 'p')
      ),
-     family(i, oid) AS (SELECT i, oid FROM named UNION SELECT f.i, h.inhrelid FROM family f JOIN pg_inherits h ON h.inhparent = f.oid),
-     family_names(i, family, empty) AS (
-       SELECT f.i, array_agg(fn.nspname || '.' || fc.relname), bool_and(${holdsNoRow('fc')})
-         FROM family f JOIN pg_class fc ON fc.oid = f.oid JOIN pg_namespace fn ON fn.oid = fc.relnamespace GROUP BY f.i
+     family(top, oid) AS (SELECT oid, oid FROM named UNION SELECT f.top, h.inhrelid FROM family f JOIN pg_inherits h ON h.inhparent = f.oid),
+     family_names(top, family, empty) AS (
+       SELECT f.top, array_agg(fn.nspname || '.' || fc.relname), bool_and(${holdsNoRow('fc')})
+         FROM family f JOIN pg_class fc ON fc.oid = f.oid JOIN pg_namespace fn ON fn.oid = fc.relnamespace GROUP BY f.top
      )
-     SELECT named.i::int AS i, named.nspname AS schema, named.relname AS name,
-            ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = named.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+     SELECT n.nspname AS schema, c.relname AS name, c.relkind IN ('r', 'p') AND NOT c.relispartition AS is_table,
+            ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             family_names.family, family_names.empty
-       FROM named JOIN family_names USING (i)`,
-    [keys.map((key) => key[0]), keys.map((key) => key[1])],
+       FROM named JOIN pg_class c ON c.oid = named.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+       JOIN family_names ON family_names.top = named.oid`,
+    [keys.map((key) => key[0]), keys.map((key) => key[1]), schemas],
   );
   return new Map(
-    rows.map((row) => [keyText(keys[row.i - 1]!), { schema: row.schema, name: row.name, columns: new Set(row.columns), family: row.family, empty: row.empty, renamedColumns: new Map() }]),
+    rows.map((row) => [
+      keyText([row.schema, row.name]),
+      { schema: row.schema, name: row.name, isTable: row.is_table, columns: new Set(row.columns), family: row.family, empty: row.empty, renamedColumns: new Map() },
+    ]),
   );
 }
 
