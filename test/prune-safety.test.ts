@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, cleanEnv, CLI, startBelay } from './support/cli.js';
 import { freshJournal, pollUntil } from './support/kill.js';
@@ -117,6 +118,42 @@ describe('a snapshot a run may still need is never pruned', () => {
     const newest = idOf(first.stdout);
     expect((JSON.parse(first.stdout).result as { message: string }).message).toMatch(/backup.keep 1: removed 1, kept 2/);
     expect(await dumps(project.backups)).toEqual([`${ids.a![1]}.dump`, `${newest}.dump`].sort());
+  });
+});
+
+/** Make a file immutable (chattr +i: even root cannot delete it) or mutable again; false where the file system or the user cannot. */
+const immutable = (file: string, on: boolean): boolean => spawnSync('chattr', [on ? '+i' : '-i', file], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+
+describe('a prune that cannot delete a snapshot', () => {
+  it('stops there with exit 12, names what it deleted before, leaves that snapshot whole, and a second prune finishes the job', async (context) => {
+    const db = await freshDatabase();
+    const project = await makeProject({});
+    const probe = path.join(project.dir, 'probe');
+    await writeFile(probe, '');
+    if (!immutable(probe, true)) context.skip('chattr +i is not available here (needs root and a file system with the immutable flag)');
+    immutable(probe, false);
+    const args = baseArgs(project, db.url);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push(idOf((await belay([...args, '--json', 'backup'])).stdout));
+    // ids[0] oldest; deleting ids[0..2] stops at ids[1]
+    const stuck = path.join(project.backups, `${ids[1]}.dump`);
+    expect(immutable(stuck, true)).toBe(true);
+    try {
+      const prune = await belay([...args, '--yes', 'backups', 'prune', '--keep', '1']);
+      expect(prune.code, prune.stderr).toBe(12);
+      expect(prune.stderr).toMatch(/a deletion in .* failed \(EPERM/);
+      expect(prune.stderr).toContain(`${ids[2]}`);
+      expect(prune.stderr).toMatch(/next: /);
+      const left = await readdir(project.backups);
+      // the snapshot it could not delete is whole: its dump and its manifest
+      expect(left).toEqual(expect.arrayContaining([`${ids[1]}.dump`, `${ids[1]}.manifest.json`, `${ids[3]}.dump`, `${ids[3]}.manifest.json`]));
+      expect(left.filter((f) => f.startsWith(ids[2]!))).toEqual([]);
+    } finally {
+      immutable(stuck, false);
+    }
+    const again = await belay([...args, '--yes', 'backups', 'prune', '--keep', '1']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(await dumps(project.backups)).toEqual([`${ids[3]}.dump`]);
   });
 });
 
