@@ -67,6 +67,23 @@ export function readProblem(error: unknown, what: string, options: { folder?: bo
   }
 }
 
+/** What to do about `error`, a write, creation or deletion in `dir` that failed: a clause to end with what to run then. */
+export function writeFix(dir: string, error: unknown): string {
+  switch (errnoCode(error)) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return `Free space on the disk that holds ${dir}`;
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return `Make ${dir} writable by ${whoRunsBelay()} (and its file system read-write; an immutable file, chattr +i, refuses root too)`;
+    case 'EIO':
+      return `Check the disk or the file system that holds ${dir}`;
+    default:
+      return `Check that ${dir} is a folder ${whoRunsBelay()} can write`;
+  }
+}
+
 /** Why a file or folder could not be written, created or deleted, in a few words with its errno code: for a message. */
 export function writeProblem(error: unknown): string {
   const code = errnoCode(error);

@@ -1,6 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 import { BelayError, preflightError } from '../errors.js';
-import { writeProblem } from '../unreadable.js';
+import { writeFix, writeProblem } from '../unreadable.js';
 import type { Manifest } from './manifest.js';
 import { manifestFileName } from './manifest.js';
 import { removeFromStore, removeLeftovers, type LeftoverSweep } from './leftovers.js';
@@ -45,7 +45,7 @@ export async function applyPrune(backupsDir: string, listing: SnapshotListing, p
     try {
       await access(backupsDir, constants.W_OK);
     } catch (error) {
-      throw preflightError(`cannot delete in ${backupsDir}: ${writeProblem(error)}; nothing was deleted`, { hint: deleteHint(backupsDir), cause: error });
+      throw preflightError(`cannot delete in ${backupsDir}: ${writeProblem(error)}; nothing was deleted`, { hint: `${writeFix(backupsDir, error)}, then prune again.`, cause: error });
     }
   }
   const removed: string[] = [];
@@ -60,11 +60,10 @@ export async function applyPrune(backupsDir: string, listing: SnapshotListing, p
     if (error instanceof BelayError) throw error;
     const gone = removed.length > 0 ? `snapshot(s) ${removed.join(', ')} were deleted before it` : 'no snapshot was deleted before it';
     throw new BelayError('manual', `a deletion in ${backupsDir} failed (${writeProblem(error)}): ${gone}`, {
-      hint: `${deleteHint(backupsDir)} \`belay backups list\` shows what is left.`,
+      hint: `${writeFix(backupsDir, error)}, then prune again. \`belay backups list\` shows what is left.`,
       details: { removed },
       cause: error,
     });
   }
 }
 
-const deleteHint = (dir: string): string => `Make ${dir} writable by the user running belay (or its file system read-write), then prune again.`;

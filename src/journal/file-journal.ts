@@ -2,7 +2,7 @@ import { appendFileSync, fdatasyncSync } from 'node:fs';
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { preflightError, type BelayError } from '../errors.js';
-import { errnoCode, writeProblem } from '../unreadable.js';
+import { errnoCode, writeFix, writeProblem } from '../unreadable.js';
 import type { JournalRecord } from './record.js';
 import { makeDir } from '../make-dir.js';
 
@@ -107,7 +107,7 @@ export class FileJournal {
 function journalWriteError(path: string, error: unknown): BelayError {
   const code = errnoCode(error);
   return preflightError(`the run's journal file ${path} could not be written (${writeProblem(error)})`, {
-    hint: `Free space on the disk that holds ${dirname(path)} (or give belay another with --backups DIR), then run again.`,
+    hint: `${writeFix(dirname(path), error)} (or give belay another folder with --backups DIR), then run again.`,
     details: { journalFile: path, ...(code ? { errno: code } : {}) },
     cause: error,
   });
