@@ -290,6 +290,10 @@ describe('integrity fingerprints', () => {
       { revision: '0007_r', table: 'public.stays', rows: 1, values: 1 },
     ]);
     expect(chained.perColumn).toEqual(new Set(['public.people', 'public.stays']));
+    // a name that is not ASCII, unquoted, is one word
+    await client.query('CREATE TABLE café (id int); INSERT INTO café VALUES (1)');
+    expect((await read('ALTER TABLE café RENAME TO bar; DROP TABLE bar;')).items).toEqual([{ revision: '0009_r', table: 'public.café', rows: 1, values: 1 }]);
+    await client.query('DROP TABLE café');
     // a name the downs take from a table they drop again hides nothing: the table there now is the one dropped
     expect((await read('ALTER TABLE people RENAME TO gone; DROP TABLE gone; DROP TABLE people;')).items).toEqual([{ revision: '0009_r', table: 'public.people', rows: 3, values: 3 }]);
     await client.query('DROP SCHEMA archive CASCADE; DROP TABLE people, users, stays');

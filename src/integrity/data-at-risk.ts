@@ -21,7 +21,9 @@ export interface DataAtRisk extends DroppedObject {
   values: number;
 }
 
-const NAME = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)(?:\.(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*))?`;
+/** One part of a name as written: quoted, or a word as PostgreSQL's scanner reads one (any non-ASCII character counts as a letter). */
+const NAME_PART = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*)`;
+const NAME = String.raw`${NAME_PART}(?:\.${NAME_PART})?`;
 const DROP_TABLE = new RegExp(String.raw`\bDROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?((?:${NAME})(?:\s*,\s*${NAME})*)`, 'gi');
 const ALTER_TABLE = new RegExp(String.raw`\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(${NAME})([^;]*)`, 'gi');
 const DROP_COLUMN = new RegExp(String.raw`\bDROP\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\s+)?(${NAME})`, 'gi');
@@ -76,7 +78,6 @@ function statementsWithPath(sql: string): Array<{ text: string; path: string[] |
 /** A name as PostgreSQL reads it: quoted as written, else folded to lower case. */
 const identName = (written: string): string => (written.startsWith('"') ? written.slice(1, -1).replaceAll('""', '"') : foldUnquoted(written));
 
-const NAME_PART = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)`;
 const RENAME_TABLE = new RegExp(String.raw`^\s*RENAME\s+TO\s+(${NAME_PART})`, 'i');
 const SET_SCHEMA = new RegExp(String.raw`^\s*SET\s+SCHEMA\s+(${NAME_PART})`, 'i');
 const DROP_SCHEMA = new RegExp(String.raw`\bDROP\s+SCHEMA\s+(?:IF\s+EXISTS\s+)?(${NAME_PART}(?:\s*,\s*${NAME_PART})*)[^;]*\bCASCADE\b`, 'gi');
