@@ -1,4 +1,4 @@
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -99,6 +99,11 @@ describe('the --json envelope', () => {
     expect(refused).toMatchObject({ outcome: 'refused', result: { error: 'preflight' } });
     expect(refused.message).toContain('0005_irreversible');
     expect(refused.next).not.toBeNull();
+    // refused after the run began: the run and its journal file, which ends with that refusal, are named
+    const refusedRun = (refused.result as { details: { runId: string } }).details.runId;
+    expect(refused.journal).toBe(join(project.backups, 'journal', `${refusedRun}.jsonl`));
+    const lastLine = JSON.parse((await readFile(refused.journal!, 'utf8')).trim().split('\n').at(-1)!) as { type: string; status: string; exitCode: number };
+    expect(lastLine).toMatchObject({ type: 'outcome', status: 'refused', exitCode: 4 });
 
     // rehearse on an ephemeral cluster under a TMPDIR of its own: neither a database on the shared server nor
     // a folder in the shared temp folder, out of the way of the rehearse tests' leftover checks (no target)

@@ -76,7 +76,7 @@ describe('progress on stderr', () => {
     const refused = await belay(['migrate', 'up'], { cwd: project2.dir, env: cleanEnv({ DATABASE_URL: db.url }) });
     expect(refused.code, refused.stderr).toBe(4);
     expect(refused.stderr.match(/revisions without a down: 0001_oneway/g)).toHaveLength(1);
-    expect(refused.stderr).toMatch(/^belay: refused \(the failure above\)\n {2}next: Add the missing down files/m);
+    expect(refused.stderr).toMatch(/^belay: refused \(the failure above\)\n {2}journal {2}\S+\/journal\/[\w-]+\.jsonl\n {2}next: Add the missing down files/m);
     expect(refused.stderr.trim().split('\n').at(-1)).toMatch(/^target belay_app@\S+, from DATABASE_URL$/);
   });
 });

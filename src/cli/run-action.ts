@@ -169,6 +169,7 @@ function reportError(command: string, error: unknown, { json, secrets, target, c
   } else {
     output().stderr.write(`belay: ${shown ? `${outcomeOf(exitCode)} (the failure above)` : said.message}\n`);
     if (!shown) for (const line of said.details) output().stderr.write(`  ${line}\n`);
+    if (said.journal) output().stderr.write(`  journal  ${scrub(said.journal, secrets)}\n`);
     for (const line of nextLines(said)) output().stderr.write(`${line}\n`);
     if (!known) {
       output().stderr.write(`  this is a bug in belay; please report it with this trace:\n${scrub(String((error as Error)?.stack ?? error), secrets)}\n`);

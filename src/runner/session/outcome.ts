@@ -27,6 +27,8 @@ export async function withRunSession(setup: RunSetup, command: string, work: (se
         type: 'run-end',
         outcome: { status: 'refused', exitCode: error.exitCode, finishedAt: new Date().toISOString(), snapshotId: null, toRevision: null, summary: { ...errorDetail(error) } },
       });
+      // the refusal is this run's outcome, journaled: the report names the run and its journal file
+      throw new BelayError(error.code, error.message, { hint: error.hint, details: { ...error.details, runId: session.runId, journalFile: session.journal.path }, cause: error.cause });
     }
     throw error;
   } finally {
