@@ -105,6 +105,24 @@ describe('results say what happened', () => {
     expect(run.stderr).toMatch(/belay will revert 0002_notes on \S+, dropping public\.notes: 7 row\(s\)/);
   });
 
+  it('a rollback says "data verified" only when integrity compared the data: integrity.mode off and invariants say what they did not do', async () => {
+    const revisions = { ...ORDERS, '0002_notes.up.sql': 'CREATE TABLE notes (id int);', '0002_notes.down.sql': 'DROP TABLE notes;' };
+    const said: Record<string, Result> = {};
+    for (const mode of ['off', 'invariants', 'strict'] as const) {
+      const db = await freshDatabase();
+      const project = await makeProject(revisions, { integrity: { mode } });
+      const args = baseArgs(project, db.url);
+      expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
+      const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001'], { cwd: project.dir });
+      expect(run.code, run.stderr).toBe(0);
+      said[mode] = jsonResult<Result>(run);
+    }
+    expect(said.off!.message).toMatch(/^rolled back to 0001_t; healthy, data not checked \(integrity\.mode is off\)/);
+    expect(said.invariants!.message).toMatch(/^rolled back to 0001_t; healthy, data not compared \(integrity\.mode is invariants: 0 invariant\(s\) and structure hold\)/);
+    expect(said.strict!.message).toMatch(/^rolled back to 0001_t; healthy, data verified/);
+    for (const mode of ['off', 'invariants'] as const) expect(said[mode]!.message).not.toMatch(/data verified/);
+  });
+
   it('status lists the quarantine and restore databases left beside this one, with the command to drop each', async () => {
     const db = await freshDatabase();
     const project = await makeProject(ORDERS);

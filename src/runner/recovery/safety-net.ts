@@ -135,12 +135,13 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   const landing = landingBaseline ? await checkLanding(session, landingBaseline) : undefined;
   for (const warning of landing?.warnings ?? []) await events.emit({ type: 'note', step: 'schema', message: `warning: ${warning}` });
   const failure = reason.failure ? { failure: reason.failure } : {};
-  if (landing?.differs) return finishRun(session, landedElsewhere(recovery, reason, landing, !health.healthy || !hookOk));
+  const uncompared = notCompared(recovery, integrity);
+  if (landing?.differs) return finishRun(session, landedElsewhere(recovery, reason, landing, !health.healthy || !hookOk, uncompared));
   if (!health.healthy || !hookOk) {
     return finishRun(session, {
       outcome: 'manual-action-needed',
-      message: `${reason.message}; rolled back to ${at(target)} with data verified, but ${hookOk ? 'health checks still fail' : 'the afterRollback hook failed'}`,
-      hint: `The database is back at ${at(target)} with its data verified: check the application (\`belay verify\` runs the checks again).`,
+      message: `${reason.message}; rolled back to ${at(target)} with ${uncompared ?? 'data verified'}, but ${hookOk ? 'health checks still fail' : 'the afterRollback hook failed'}`,
+      hint: `The database is back at ${at(target)}${uncompared ? '' : ' with its data verified'}: check the application (\`belay verify\` runs the checks again).`,
       ...failure,
     });
   }
@@ -150,7 +151,6 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
       : landing.compared
         ? `; schema as recorded at ${at(target)}${recovery.goal === 'settle' && !recovery.landing ? ' (compared for the revisions this run reverted)' : ''}${landing.warnings.map((w) => `; warning: ${w}`).join('')}`
         : `; schema not compared (${landing.notCompared ?? 'no record'})`;
-  const uncompared = notCompared(recovery, integrity);
   // healthy here can still leave checks failing that failed before the run too (an index already invalid): named, never called healthy
   const stillFailing = health.results.filter((r) => !r.ok).map((r) => r.name);
   const healthNote = stillFailing.length === 0 ? 'healthy' : `not healthy: ${stillFailing.join(', ')} still fail${stillFailing.length === 1 ? 's' : ''} (failing before the rollback too)`;
@@ -172,8 +172,11 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
  * integrity.mode strict, a run with none (a killed run whose fingerprint
  * never ended) had only its invariants and structure checked, and says so.
  */
+/** What the integrity step did not do, in words, when the data was not compared with a fingerprint; undefined when it was ("data verified"). */
 function notCompared(recovery: Recovery, integrity: IntegrityReport): string | undefined {
-  if (integrity.mode !== 'strict' || recovery.fingerprint) return undefined;
+  if (integrity.mode === 'off') return 'data not checked (integrity.mode is off)';
+  if (integrity.mode === 'invariants') return `data not compared (integrity.mode is invariants: ${integrity.checked} hold)`;
+  if (recovery.fingerprint) return undefined;
   const whose = recovery.goal === 'settle' ? "the run's fingerprint was never taken" : 'no fingerprint was taken';
   return `data not compared: ${whose} (checked ${integrity.checked})`;
 }
@@ -186,7 +189,7 @@ function notCompared(recovery: Recovery, integrity: IntegrityReport): string | u
  * application wrote since, for objects that are named here and usually fixed
  * with one DROP. The operator decides; the run does not claim success.
  */
-function landedElsewhere(recovery: Recovery, reason: FailureReason, landing: Landing, unhealthy: boolean): Parameters<typeof finishRun>[1] {
+function landedElsewhere(recovery: Recovery, reason: FailureReason, landing: Landing, unhealthy: boolean, uncompared: string | undefined): Parameters<typeof finishRun>[1] {
   const where = at(recovery.target);
   const again = recovery.goal === 'settle' ? ', then run `belay recover` again to settle the run' : '';
   const back = recovery.snapshot
@@ -194,7 +197,7 @@ function landedElsewhere(recovery: Recovery, reason: FailureReason, landing: Lan
     : '';
   return {
     outcome: 'manual-action-needed',
-    message: `${reason.message}; the downs ran and the data is verified${unhealthy ? ' (health checks fail)' : ''}, but the schema is not the one ${where} left: ${landing.count} object(s) differ (+ left behind, - missing, ~ changed): ${landing.differences}`,
+    message: `${reason.message}; the downs ran and ${uncompared ?? 'the data is verified'}${unhealthy ? ' (health checks fail)' : ''}, but the schema is not the one ${where} left: ${landing.count} object(s) differ (+ left behind, - missing, ~ changed): ${landing.differences}`,
     hint: `Bring these objects in line by hand (DROP what is left, re-create what is missing) and fix the downs that missed them${again}; \`belay history ${recovery.session.runId}\` shows the run.${back}`,
     ...(reason.failure ? { failure: reason.failure } : {}),
   };
