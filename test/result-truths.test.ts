@@ -123,6 +123,24 @@ describe('results say what happened', () => {
     for (const mode of ['off', 'invariants'] as const) expect(said[mode]!.message).not.toMatch(/data verified/);
   });
 
+  it('a restore says "verified" only when the restored data was compared with the snapshot\'s fingerprint', async () => {
+    const db = await freshDatabase();
+    const off = await makeProject(ORDERS, { integrity: { mode: 'off' } });
+    const args = baseArgs(off, db.url);
+    expect((await belay([...args, 'migrate', 'up'], { cwd: off.dir })).code).toBe(0);
+    const backup = await belay([...args, '--json', 'backup'], { cwd: off.dir });
+    const id = jsonResult<{ snapshot: { id: string } }>(backup).snapshot.id;
+    const unchecked = await belay([...args, '--json', '--yes', 'restore', id], { cwd: off.dir });
+    expect(unchecked.code, unchecked.stderr).toBe(0);
+    expect(jsonResult<Result>(unchecked).message).toMatch(new RegExp(`restored ${id} (in place|into \\S+) \\(its data not checked: integrity\\.mode is off\\)`));
+    // the same snapshot restored under strict: it has no fingerprint to compare with, and says so
+    const strict = await makeProject(ORDERS);
+    const uncompared = await belay([...baseArgs({ ...strict, backups: off.backups }, db.url), '--json', '--yes', 'restore', id], { cwd: strict.dir });
+    expect(uncompared.code, uncompared.stderr).toBe(0);
+    expect(jsonResult<Result>(uncompared).message).toMatch(new RegExp(`restored ${id} (in place|into \\S+) \\(its data not compared: snapshot ${id} has no fingerprint`));
+    for (const run of [unchecked, uncompared]) expect(jsonResult<Result>(run).message).not.toMatch(/verified/);
+  });
+
   it('status lists the quarantine and restore databases left beside this one, with the command to drop each', async () => {
     const db = await freshDatabase();
     const project = await makeProject(ORDERS);

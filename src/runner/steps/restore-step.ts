@@ -71,22 +71,34 @@ async function openAdmin(setup: RunSetup): Promise<{ admin: Session; noSwap?: st
   return { admin, noSwap: `the role can connect to no other database (${MAINTENANCE_DATABASES.join(', ')}) to rename ${setup.target.database} from: ${refused.join('; ')}` };
 }
 
+interface Verification {
+  problems: string[];
+  /** Set when the data was not compared with the snapshot's fingerprint: what was done instead, in words. */
+  unverified?: string;
+}
+
 /**
  * Whether the restored copy holds what the snapshot promised: the fingerprint
  * taken before the run. Then the runs the snapshot caught mid-way get their
  * journal, so that the copy does not take them for interrupted runs.
  */
-async function verifyRestored(request: RestoreRequest, params: ConnectionParams): Promise<string[]> {
+async function verifyRestored(request: RestoreRequest, params: ConnectionParams): Promise<Verification> {
   const { setup, baseline, manifest } = request;
   const session = await openSession(params, sessionOptions(setup, 'belay restore verify'));
   try {
     await settleRunsCaughtBySnapshot(session.client, setup.config.backupsDir, request.runId, manifest.id);
     const report = await checkIntegrity(session.client, setup.config.integrity, baseline, 'same-schema');
-    return report.intact ? [] : [...report.differences.map((d) => d.message), ...report.violations.map((v) => `invariant ${v.name} violated`), ...report.structural];
+    const problems = report.intact ? [] : [...report.differences.map((d) => d.message), ...report.violations.map((v) => `invariant ${v.name} violated`), ...report.structural];
+    if (report.mode === 'off') return { problems, unverified: 'its data not checked: integrity.mode is off' };
+    if (report.mode === 'invariants') return { problems, unverified: `its data not compared with the snapshot's fingerprint: integrity.mode is invariants (${report.checked} hold)` };
+    return baseline ? { problems } : { problems, unverified: `its data not compared: snapshot ${manifest.id} has no fingerprint (${report.checked} hold)` };
   } finally {
     await session.close();
   }
 }
+
+/** "and verified it", or what was done instead. */
+const verifiedWords = (verification: Verification): string => (verification.unverified ? `(${verification.unverified})` : 'and verified it');
 
 /**
  * pg_restore --clean into the damaged database itself. What it holds now is
@@ -143,10 +155,11 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
     };
   }
   await watchdog?.stop();
-  const problems = [...(await verifyRestored(request, setup.target)), ...(await exact.differences())];
+  const verification = await verifyRestored(request, setup.target);
+  const problems = [...verification.problems, ...(await exact.differences())];
   const keptNote = `the damaged state is kept as snapshot ${kept.id} (belay restore ${kept.id} --strategy in-place brings it back)${exact.note(kept.id)}`;
   return problems.length === 0
-    ? { ...base, ok: true, quarantineSnapshot: kept.id, message: `restored ${manifest.id} in place and verified it; ${keptNote}`, manualSteps: [] }
+    ? { ...base, ok: true, quarantineSnapshot: kept.id, message: `restored ${manifest.id} in place ${verifiedWords(verification)}; ${keptNote}`, manualSteps: [] }
     : {
         ...base,
         ok: false,
@@ -269,10 +282,11 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     const restoring = derivedName(target, `belay_restore_${stamp()}`);
     await request.progress(`restoring into a new database ${restoring}`, { restoreCopy: restoring });
     await createDatabase(admin.client, restoring);
+    let verification: Verification;
     try {
       await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, signal: setup.signal, onProgress });
-      const problems = await verifyRestored(request, withDatabase(setup.target, restoring));
-      if (problems.length > 0) throw new Error(`the restored copy does not match the pre-run fingerprint: ${problems.join('; ')}`);
+      verification = await verifyRestored(request, withDatabase(setup.target, restoring));
+      if (verification.problems.length > 0) throw new Error(`the restored copy does not match the pre-run fingerprint: ${verification.problems.join('; ')}`);
     } catch (error) {
       await dropDatabase(admin.client, restoring).catch(() => {});
       return {
@@ -326,7 +340,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       strategy,
       quarantine,
       quarantineSnapshot: null,
-      message: `restored ${manifest.id} into ${target} and verified it; the damaged copy is kept as database ${quarantine}`,
+      message: `restored ${manifest.id} into ${target} ${verifiedWords(verification)}; the damaged copy is kept as database ${quarantine}`,
       manualSteps: [],
     };
   } finally {
