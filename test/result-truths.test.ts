@@ -121,6 +121,12 @@ describe('results say what happened', () => {
     expect(said.invariants!.message).toMatch(/^rolled back to 0001_t; healthy, data not compared \(integrity\.mode is invariants: 0 invariant\(s\) and structure hold\)/);
     expect(said.strict!.message).toMatch(/^rolled back to 0001_t; healthy, data verified/);
     for (const mode of ['off', 'invariants'] as const) expect(said[mode]!.message).not.toMatch(/data verified/);
+    // and verify does not call an integrity it did not check "ok"
+    const db = await freshDatabase();
+    const off = await makeProject(revisions, { integrity: { mode: 'off' } });
+    const verify = await belay([...baseArgs(off, db.url), '--json', 'verify'], { cwd: off.dir });
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(JSON.parse(verify.stdout).message).toBe('healthy: 0 failing check(s), integrity not checked (integrity.mode is off)');
   });
 
   it('a restore says "verified" only when the restored data was compared with the snapshot\'s fingerprint', async () => {
