@@ -291,10 +291,12 @@ describe('integrity fingerprints', () => {
     ]);
     expect(chained.perColumn).toEqual(new Set(['public.people', 'public.stays']));
     // quoted names keep their case, a quoted part may hold a dot; SET SCHEMA to a quoted schema
-    await client.query(`CREATE SCHEMA "Mixed"; CREATE TABLE "Mixed"."Case.T" (id int); INSERT INTO "Mixed"."Case.T" VALUES (1), (2)`);
-    expect((await read('ALTER TABLE "Mixed"."Case.T" RENAME TO "Other"; ALTER TABLE "Mixed"."Other" SET SCHEMA archive; DROP TABLE IF EXISTS archive."Other", nowhere CASCADE;')).items).toEqual([
+    await client.query(`CREATE SCHEMA "Mixed"; CREATE TABLE "Mixed"."Case.T" (id int); INSERT INTO "Mixed"."Case.T" VALUES (1), (2); CREATE TABLE "a,b" (id int)`);
+    expect((await read('ALTER TABLE "Mixed"."Case.T" RENAME TO "Other"; ALTER TABLE "Mixed"."Other" SET SCHEMA archive; DROP TABLE IF EXISTS archive."Other", nowhere, "a,b" CASCADE;')).items).toEqual([
       { revision: '0009_r', table: 'Mixed.Case.T', rows: 2, values: 2 },
+      { revision: '0009_r', table: 'public.a,b', rows: 0, values: 0 },
     ]);
+    await client.query('DROP TABLE "a,b"');
     await client.query('DROP SCHEMA "Mixed" CASCADE');
     // a name that is not ASCII, unquoted, is one word
     await client.query('CREATE TABLE café (id int); INSERT INTO café VALUES (1)');

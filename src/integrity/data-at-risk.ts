@@ -83,6 +83,9 @@ const SET_SCHEMA = new RegExp(String.raw`^\s*SET\s+SCHEMA\s+(${NAME_PART})`, 'i'
 const DROP_SCHEMA = new RegExp(String.raw`\bDROP\s+SCHEMA\s+(?:IF\s+EXISTS\s+)?(${NAME_PART}(?:\s*,\s*${NAME_PART})*)[^;]*\bCASCADE\b`, 'gi');
 const RENAME_COLUMN = new RegExp(String.raw`^\s*RENAME\s+(?:COLUMN\s+)?(?!CONSTRAINT\s)(${NAME_PART})\s+TO\s+(${NAME_PART})`, 'i');
 
+/** The names of a comma-separated list as written (a quoted name may hold a comma), each without DELETE's or TRUNCATE's ONLY. */
+const listed = (list: string, name: string): string[] => [...list.matchAll(new RegExp(String.raw`(?:\bONLY\s+)?(${name})`, 'gi'))].map((match) => match[1]!);
+
 /** What one statement of a down does to a table, in the order it says it; `table` as written. */
 type Mention =
   | { kind: 'drop' | 'delete' | 'alter'; table: string }
@@ -101,7 +104,7 @@ type Mention =
 function mentionsIn(text: string): Mention[] {
   const found: Mention[] = [];
   for (const match of text.matchAll(DROP_TABLE)) {
-    for (const table of match[1]!.split(/\s*,\s*/)) found.push({ kind: 'drop', table: table.trim() });
+    for (const table of listed(match[1]!, NAME)) found.push({ kind: 'drop', table });
   }
   for (const match of text.matchAll(ALTER_TABLE)) {
     const table = match[1]!;
@@ -121,10 +124,10 @@ function mentionsIn(text: string): Mention[] {
     }
   }
   for (const match of text.matchAll(DELETE_ROWS)) {
-    for (const table of match[1]!.split(/\s*,\s*/)) found.push({ kind: 'delete', table: table.replace(/^ONLY\s+/i, '').trim() });
+    for (const table of listed(match[1]!, NAME)) found.push({ kind: 'delete', table });
   }
   for (const match of text.matchAll(DROP_SCHEMA)) {
-    for (const schema of match[1]!.split(/\s*,\s*/)) found.push({ kind: 'drop-schema', schema: identName(schema.trim()) });
+    for (const schema of listed(match[1]!, NAME_PART)) found.push({ kind: 'drop-schema', schema: identName(schema) });
   }
   return found;
 }
