@@ -307,6 +307,27 @@ describe('integrity fingerprints', () => {
     await client.query('DROP SCHEMA archive CASCADE; DROP TABLE people, users, stays');
   });
 
+  it('counts the columns and tables a type\'s, a domain\'s or an extension\'s DROP … CASCADE takes with it (arrays, domains over it, typed tables)', async () => {
+    await client.query(`CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE DOMAIN feeling AS mood; CREATE TYPE shape AS (w int);
+      CREATE TABLE diary (id int, m mood, ms mood[], f feeling, note text); INSERT INTO diary VALUES (1, 'ok', '{sad}', NULL, 'a'), (2, NULL, NULL, 'sad', 'b');
+      CREATE TABLE boxes OF shape; INSERT INTO boxes VALUES (1), (2), (3);
+      CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE emails (id int, e citext); INSERT INTO emails VALUES (1, 'A@x')`);
+    const read = (sql: string) => measureDownsAtRisk(client, [{ revision: '0009_r', sql }]);
+    expect((await read('DROP TYPE IF EXISTS public.mood, shape CASCADE;')).items).toEqual([
+      { revision: '0009_r', table: 'public.diary', column: 'f', rows: 2, values: 1 },
+      { revision: '0009_r', table: 'public.diary', column: 'm', rows: 2, values: 1 },
+      { revision: '0009_r', table: 'public.diary', column: 'ms', rows: 2, values: 1 },
+      { revision: '0009_r', table: 'public.boxes', rows: 3, values: 3 },
+    ]);
+    // a column already dropped by name is not counted again; without CASCADE nothing more is dropped
+    expect((await read('ALTER TABLE diary DROP COLUMN m; DROP DOMAIN feeling CASCADE; DROP TYPE mood;')).items).toEqual([
+      { revision: '0009_r', table: 'public.diary', column: 'm', rows: 2, values: 1 },
+      { revision: '0009_r', table: 'public.diary', column: 'f', rows: 2, values: 1 },
+    ]);
+    expect((await read('DROP EXTENSION citext CASCADE;')).items).toEqual([{ revision: '0009_r', table: 'public.emails', column: 'e', rows: 1, values: 1 }]);
+    await client.query('DROP TABLE diary, boxes, emails; DROP DOMAIN feeling; DROP TYPE mood, shape');
+  });
+
   it('counts the tables a DROP SCHEMA … CASCADE takes with it, those the downs moved there before included, a partitioned table once', async () => {
     await client.query(`CREATE SCHEMA doomed; CREATE TABLE doomed.a (id int); INSERT INTO doomed.a VALUES (1), (2); CREATE VIEW doomed.v AS SELECT * FROM doomed.a;
       CREATE TABLE doomed.p (id int) PARTITION BY RANGE (id); CREATE TABLE doomed.p1 PARTITION OF doomed.p FOR VALUES FROM (0) TO (10); INSERT INTO doomed.p VALUES (1), (2), (3);

@@ -81,6 +81,7 @@ const identName = (written: string): string => (written.startsWith('"') ? writte
 const RENAME_TABLE = new RegExp(String.raw`^\s*RENAME\s+TO\s+(${NAME_PART})`, 'i');
 const SET_SCHEMA = new RegExp(String.raw`^\s*SET\s+SCHEMA\s+(${NAME_PART})`, 'i');
 const DROP_SCHEMA = new RegExp(String.raw`\bDROP\s+SCHEMA\s+(?:IF\s+EXISTS\s+)?(${NAME_PART}(?:\s*,\s*${NAME_PART})*)[^;]*\bCASCADE\b`, 'gi');
+const DROP_CASCADING = new RegExp(String.raw`\bDROP\s+(TYPE|DOMAIN|EXTENSION)\s+(?:IF\s+EXISTS\s+)?(${NAME}(?:\s*,\s*${NAME})*)[^;]*\bCASCADE\b`, 'gi');
 const RENAME_COLUMN = new RegExp(String.raw`^\s*RENAME\s+(?:COLUMN\s+)?(?!CONSTRAINT\s)(${NAME_PART})\s+TO\s+(${NAME_PART})`, 'i');
 
 /** The names of a comma-separated list as written (a quoted name may hold a comma), each without DELETE's or TRUNCATE's ONLY. */
@@ -93,11 +94,13 @@ type Mention =
   | { kind: 'rename'; table: string; to: string }
   | { kind: 'set-schema'; table: string; schema: string }
   | { kind: 'drop-schema'; schema: string }
+  | { kind: 'drop-cascading'; what: 'type' | 'extension'; name: string }
   | { kind: 'rename-column'; table: string; column: string; to: string };
 
 /**
  * The tables a statement (uncommented) drops (by name, or with their schema's
- * DROP SCHEMA … CASCADE), deletes rows from, alters, renames or moves, and
+ * DROP SCHEMA … CASCADE, or a type's, a domain's or an extension's DROP …
+ * CASCADE, which takes the columns of that type with it), deletes rows from, alters, renames or moves, and
  * the columns it drops or renames (a reading of the text: modules and
  * dynamic SQL are not seen).
  */
@@ -128,6 +131,10 @@ function mentionsIn(text: string): Mention[] {
   }
   for (const match of text.matchAll(DROP_SCHEMA)) {
     for (const schema of listed(match[1]!, NAME_PART)) found.push({ kind: 'drop-schema', schema: identName(schema) });
+  }
+  for (const match of text.matchAll(DROP_CASCADING)) {
+    const what = /^EXTENSION$/i.test(match[1]!) ? 'extension' : 'type';
+    for (const name of listed(match[2]!, NAME)) found.push({ kind: 'drop-cascading', what, name });
   }
   return found;
 }
@@ -231,7 +238,8 @@ class DownsCatalog {
 
 interface Found {
   revision: string;
-  relation: Relation;
+  /** The table whose rows or values are counted, as it is now. */
+  counted: { schema: string; name: string; empty: boolean };
   item: DroppedObject;
 }
 
@@ -240,10 +248,12 @@ interface Found {
  * through the renames and moves before (ALTER TABLE … RENAME TO, SET SCHEMA,
  * RENAME COLUMN), in the order the downs run, so that a table a later down
  * drops under the name an earlier one gave it is the table it is now; a
- * DROP SCHEMA … CASCADE drops the tables the schema then holds. Three
- * round trips whatever their number: the session's search_path, one catalog
- * query for every name, one multi-statement query that counts each table's
- * rows and non-null values once. Objects that do not exist are skipped.
+ * DROP SCHEMA … CASCADE drops the tables the schema then holds, and a type's,
+ * a domain's or an extension's the columns that depend on it. Three round
+ * trips whatever their number (four with a DROP TYPE, DOMAIN or EXTENSION …
+ * CASCADE): the session's search_path, one catalog query for every name, one
+ * multi-statement query that counts each table's rows and non-null values
+ * once. Objects that do not exist are skipped.
  */
 export async function measureDownsAtRisk(client: ClientBase, measured: DownToMeasure[]): Promise<DownsAtRisk> {
   const statements = measured.flatMap((down) => (down.sql === null ? [] : statementsWithPath(down.sql).map((statement) => ({ revision: down.revision, path: statement.path, mentions: mentionsIn(statement.text) }))));
@@ -253,13 +263,31 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
   const { path: sessionPath, role } = session.rows[0]!;
   const named = statements.map((statement) => ({
     ...statement,
-    mentions: statement.mentions.map((mention) => ({ mention, candidates: mention.kind === 'drop-schema' ? [] : candidatesOf(mention.table, statement.path ?? sessionPath, role) })),
+    mentions: statement.mentions.map((mention) => ({
+      mention,
+      candidates: mention.kind === 'drop-schema' || mention.kind === 'drop-cascading' ? [] : candidatesOf(mention.table, statement.path ?? sessionPath, role),
+      // a type's name resolves through the search_path as a table's does (pg_catalog's own types are no user's data)
+      typeCandidates: mention.kind === 'drop-cascading' && mention.what === 'type' ? candidatesOf(mention.name, statement.path ?? sessionPath, role) : [],
+    })),
   }));
+  const cascading = named.flatMap((s) => s.mentions.filter((m) => m.mention.kind === 'drop-cascading'));
+  const droppedWith = await columnsDroppedWith(
+    client,
+    cascading.map(({ mention, typeCandidates }) => (mention.kind === 'drop-cascading' && mention.what === 'extension' ? { extension: identName(mention.name) } : { type: typeCandidates })),
+  );
   const keys = [...new Map(named.flatMap((s) => s.mentions.flatMap((m) => m.candidates)).map((key) => [keyText(key), key])).values()];
   const droppedSchemas = [...new Set(named.flatMap((s) => s.mentions.flatMap(({ mention }) => (mention.kind === 'drop-schema' ? [mention.schema] : []))))];
   const catalog = new DownsCatalog(await relationsNow(client, keys, droppedSchemas));
   const found: Found[] = [];
   const altered = new Set<string>();
+  const reported = new Set<string>();
+  const report = (f: Found): void => {
+    const key = JSON.stringify([f.item.table, f.item.column ?? null, f.item.rowsDeleted ?? false]);
+    if (!f.item.rowsDeleted && (reported.has(key) || reported.has(JSON.stringify([f.item.table, null, false])))) return;
+    reported.add(key);
+    found.push(f);
+  };
+  let cascaded = 0;
   for (const { revision, mentions } of named) {
     for (const { mention, candidates } of mentions) {
       const at = catalog.find(candidates);
@@ -269,15 +297,15 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
           for (const member of relation?.family ?? []) altered.add(member);
           break;
         case 'drop':
-          if (relation) found.push({ revision, relation, item: { table: `${relation.schema}.${relation.name}` } });
+          if (relation) report({ revision, counted: relation, item: { table: `${relation.schema}.${relation.name}` } });
           if (at) catalog.remove(at.key);
           break;
         case 'delete':
-          if (relation) found.push({ revision, relation, item: { table: `${relation.schema}.${relation.name}`, rowsDeleted: true } });
+          if (relation) report({ revision, counted: relation, item: { table: `${relation.schema}.${relation.name}`, rowsDeleted: true } });
           break;
         case 'drop-column': {
           const column = relation && columnNow(relation, mention.column);
-          if (relation && column) found.push({ revision, relation, item: { table: `${relation.schema}.${relation.name}`, column } });
+          if (relation && column) report({ revision, counted: relation, item: { table: `${relation.schema}.${relation.name}`, column } });
           relation?.renamedColumns.set(mention.column, null);
           break;
         }
@@ -290,8 +318,13 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
           break;
         case 'drop-schema':
           for (const table of catalog.tablesIn(mention.schema)) {
-            found.push({ revision, relation: table.relation, item: { table: `${table.relation.schema}.${table.relation.name}` } });
+            report({ revision, counted: table.relation, item: { table: `${table.relation.schema}.${table.relation.name}` } });
             catalog.remove(table.key);
+          }
+          break;
+        case 'drop-cascading':
+          for (const dropped of droppedWith[cascaded++] ?? []) {
+            report({ revision, counted: { ...dropped, empty: false }, item: { table: `${dropped.schema}.${dropped.name}`, ...(dropped.column ? { column: dropped.column } : {}) } });
           }
           break;
         case 'rename':
@@ -304,9 +337,49 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
       }
     }
   }
-  const counts = await countValues(client, found.map((f) => ({ schema: f.relation.schema, name: f.relation.name, column: f.item.column, empty: f.relation.empty })));
+  const counts = await countValues(client, found.map((f) => ({ schema: f.counted.schema, name: f.counted.name, column: f.item.column, empty: f.counted.empty })));
   const items = found.map((f, i): DataAtRisk => ({ revision: f.revision, ...f.item, rows: counts[i]!.rows, values: counts[i]!.values }));
   return { items, perColumn: hidden ? true : altered };
+}
+
+/**
+ * What PostgreSQL drops with each type (the first of its candidates that
+ * exists) or extension when the drop cascades: the tables and columns that
+ * depend on it, following pg_depend as DROP … CASCADE does (a domain over
+ * the type, an array of it, the columns of those, an extension's member
+ * tables). A partition's rows are its parent's, counted there.
+ */
+async function columnsDroppedWith(
+  client: ClientBase,
+  objects: Array<{ type: readonly RelationKey[] } | { extension: string }>,
+): Promise<Array<Array<{ schema: string; name: string; column: string | null }>>> {
+  if (objects.length === 0) return [];
+  const types = objects.flatMap((object, i) => ('type' in object ? object.type.map((key, rank) => ({ i: i + 1, rank, key })) : []));
+  const extensions = objects.flatMap((object, i) => ('extension' in object ? [{ i: i + 1, name: object.extension }] : []));
+  const { rows } = await client.query<{ i: number; schema: string; name: string; column: string | null }>(
+    `WITH RECURSIVE wanted(i, classid, objid) AS (
+       (SELECT DISTINCT ON (w.i) w.i, 'pg_type'::regclass::oid, t.oid
+          FROM unnest($1::int[], $2::int[], $3::text[], $4::text[]) AS w(i, rank, schema, name)
+          JOIN pg_namespace n ON n.nspname = w.schema JOIN pg_type t ON t.typnamespace = n.oid AND t.typname = w.name
+         ORDER BY w.i, w.rank)
+       UNION ALL
+       SELECT w.i, 'pg_extension'::regclass::oid, e.oid FROM unnest($5::int[], $6::text[]) AS w(i, name) JOIN pg_extension e ON e.extname = w.name
+     ),
+     dropped(i, classid, objid, objsubid) AS (
+       SELECT i, classid, objid, 0 FROM wanted
+       UNION
+       SELECT x.i, d.classid, d.objid, d.objsubid FROM dropped x
+         JOIN pg_depend d ON d.refclassid = x.classid AND d.refobjid = x.objid AND (x.objsubid = 0 OR d.refobjsubid = x.objsubid)
+        WHERE d.deptype IN ('n', 'a', 'i', 'e')
+     )
+     SELECT DISTINCT x.i::int AS i, n.nspname AS schema, c.relname AS name, a.attname::text AS column
+       FROM dropped x JOIN pg_class c ON x.classid = 'pg_class'::regclass AND c.oid = x.objid JOIN pg_namespace n ON n.oid = c.relnamespace
+       LEFT JOIN pg_attribute a ON x.objsubid > 0 AND a.attrelid = c.oid AND a.attnum = x.objsubid
+      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+      ORDER BY 1, 2, 3, 4 NULLS FIRST`,
+    [types.map((t) => t.i), types.map((t) => t.rank), types.map((t) => t.key[0]), types.map((t) => t.key[1]), extensions.map((e) => e.i), extensions.map((e) => e.name)],
+  );
+  return objects.map((_object, i) => rows.filter((row) => row.i === i + 1).map(({ schema, name, column }) => ({ schema, name, column })));
 }
 
 /**
