@@ -100,9 +100,9 @@ type Mention =
 /**
  * The tables a statement (uncommented) drops (by name, or with their schema's
  * DROP SCHEMA … CASCADE, or a type's, a domain's or an extension's DROP …
- * CASCADE, which takes the columns of that type with it), deletes rows from, alters, renames or moves, and
- * the columns it drops or renames (a reading of the text: modules and
- * dynamic SQL are not seen).
+ * CASCADE, which takes the columns of that type with it), deletes rows from,
+ * alters, renames or moves, and the columns it drops or renames (a reading of
+ * the text: modules and dynamic SQL are not seen).
  */
 function mentionsIn(text: string): Mention[] {
   const found: Mention[] = [];
@@ -200,16 +200,15 @@ function columnNow(relation: Relation, name: string): string | undefined {
 /**
  * The relations the downs see as they run, statement after statement: the
  * database's as they are now, changed by the downs' renames, moves and
- * drops. A name the downs gave a relation of theirs ('made') hides the
- * schemas after it.
+ * drops (a table a down creates is not followed: it holds no data now).
  */
 class DownsCatalog {
-  private readonly changed = new Map<string, { key: RelationKey; slot: Relation | 'gone' | 'made' }>();
+  private readonly changed = new Map<string, { key: RelationKey; slot: Relation | 'gone' }>();
 
   /** `now`: keyed by keyText of the relation's own schema and name. */
   constructor(private readonly now: ReadonlyMap<string, Relation>) {}
 
-  find(candidates: readonly RelationKey[]): { key: RelationKey; relation: Relation | 'made' } | undefined {
+  find(candidates: readonly RelationKey[]): { key: RelationKey; relation: Relation } | undefined {
     for (const key of candidates) {
       const text = keyText(key);
       const slot = this.changed.has(text) ? this.changed.get(text)!.slot : this.now.get(text);
@@ -224,14 +223,14 @@ class DownsCatalog {
       .filter((relation) => relation.schema === schema && !this.changed.has(keyText([relation.schema, relation.name])))
       .map((relation) => ({ key: [relation.schema, relation.name] as const, slot: relation }));
     const moved = [...this.changed.values()].filter((entry) => entry.key[0] === schema);
-    return [...here, ...moved].flatMap(({ key, slot }) => (typeof slot === 'object' && slot.isTable ? [{ key, relation: slot }] : []));
+    return [...here, ...moved].flatMap(({ key, slot }) => (slot !== 'gone' && slot.isTable ? [{ key, relation: slot }] : []));
   }
 
   remove(key: RelationKey): void {
     this.changed.set(keyText(key), { key, slot: 'gone' });
   }
 
-  place(key: RelationKey, relation: Relation | 'made'): void {
+  place(key: RelationKey, relation: Relation): void {
     this.changed.set(keyText(key), { key, slot: relation });
   }
 }
@@ -291,7 +290,7 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
   for (const { revision, mentions } of named) {
     for (const { mention, candidates } of mentions) {
       const at = catalog.find(candidates);
-      const relation = at?.relation === 'made' ? undefined : at?.relation;
+      const relation = at?.relation;
       switch (mention.kind) {
         case 'alter':
           for (const member of relation?.family ?? []) altered.add(member);
