@@ -105,6 +105,8 @@ describe.runIf(root)('a full disk under the backups folder', () => {
     expect(run.code, run.stderr).toBe(4);
     expect(run.stderr).toMatch(/journal file .* could not be written \(ENOSPC: the disk is full\)/);
     expect(run.stderr).toMatch(/next: Free space on the disk that holds /);
+    // no journal named: there is none
+    expect(run.stderr).not.toMatch(/^ {2}journal /m);
     expect(await readdir(join(backups, 'journal'))).toEqual([]);
     expect(await db.query("SELECT to_regclass('belay.runs') AS runs")).toEqual([{ runs: null }]);
   });

@@ -108,7 +108,8 @@ function journalWriteError(path: string, error: unknown): BelayError {
   const code = errnoCode(error);
   return preflightError(`the run's journal file ${path} could not be written (${writeProblem(error)})`, {
     hint: `${writeFix(dirname(path), error)} (or give belay another folder with --backups DIR), then run again.`,
-    details: { journalFile: path, ...(code ? { errno: code } : {}) },
+    // not `journalFile`, which names the run's journal in a report: a file that failed at its first line is removed
+    details: { failedFile: path, ...(code ? { errno: code } : {}) },
     cause: error,
   });
 }
