@@ -1,5 +1,6 @@
 import type { ClientBase } from 'pg';
 import { quoteIdent } from './ident.js';
+import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 
 /** Longest database name PostgreSQL keeps (NAMEDATALEN - 1). */
 const MAX_NAME = 63;
@@ -24,7 +25,15 @@ export async function createDatabase(client: ClientBase, name: string, options: 
 }
 
 export async function dropDatabase(client: ClientBase, name: string): Promise<void> {
-  await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+  } catch (error) {
+    // FORCE checks the right to end every session there, an autovacuum worker's too, which only a superuser
+    // may end; a plain DROP DATABASE cancels autovacuum itself once the other sessions are gone
+    if (sqlstateOf(error) !== SQLSTATE.insufficientPrivilege) throw error;
+    await terminateSessions(client, name);
+    await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`);
+  }
 }
 
 export async function renameDatabase(client: ClientBase, from: string, to: string): Promise<void> {
