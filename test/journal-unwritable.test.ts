@@ -1,14 +1,12 @@
-import { spawnSync } from 'node:child_process';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, jsonResult, startBelay } from './support/cli.js';
+import { canMakeImmutable, immutable } from './support/immutable.js';
 import { freshJournal, pollUntil } from './support/kill.js';
 import { freshDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 
-/** chattr +i (even root cannot write or delete the file) or -i; false where the file system or the user cannot. */
-const immutable = (file: string, on: boolean): boolean => spawnSync('chattr', [on ? '+i' : '-i', file], { stdio: 'ignore', timeout: 10_000 }).status === 0;
 
 describe('a journal file that stops taking lines during a rollback', () => {
   it('the rollback goes on to its outcome and says the file stopped (EPERM, and what to do about that); `history` holds every step from the database', async (context) => {
@@ -20,10 +18,7 @@ describe('a journal file that stops taking lines during a rollback', () => {
       // slow enough for the test to see its start in the journal and make the file immutable while it runs
       '0002_t.down.sql': 'SELECT pg_sleep(1.5);\nDROP TABLE t;',
     });
-    const probe = path.join(project.dir, 'probe');
-    await writeFile(probe, '');
-    if (!immutable(probe, true)) context.skip('chattr +i is not available here (needs root and a file system with the immutable flag)');
-    immutable(probe, false);
+    if (!(await canMakeImmutable(project.dir))) context.skip('chattr +i is not available here (needs root and a file system with the immutable flag)');
     const args = baseArgs(project, db.url);
     expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
     const journalDir = path.join(project.backups, 'journal');

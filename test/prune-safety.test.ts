@@ -1,8 +1,9 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { readdir, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, cleanEnv, CLI, startBelay } from './support/cli.js';
+import { canMakeImmutable, immutable } from './support/immutable.js';
 import { freshJournal, pollUntil } from './support/kill.js';
 import { freshDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
@@ -121,17 +122,12 @@ describe('a snapshot a run may still need is never pruned', () => {
   });
 });
 
-/** Make a file immutable (chattr +i: even root cannot delete it) or mutable again; false where the file system or the user cannot. */
-const immutable = (file: string, on: boolean): boolean => spawnSync('chattr', [on ? '+i' : '-i', file], { stdio: 'ignore', timeout: 10_000 }).status === 0;
 
 describe('a prune that cannot delete a snapshot', () => {
   it('stops there with exit 12, names what it deleted before, leaves that snapshot whole, and a second prune finishes the job', async (context) => {
     const db = await freshDatabase();
     const project = await makeProject({});
-    const probe = path.join(project.dir, 'probe');
-    await writeFile(probe, '');
-    if (!immutable(probe, true)) context.skip('chattr +i is not available here (needs root and a file system with the immutable flag)');
-    immutable(probe, false);
+    if (!(await canMakeImmutable(project.dir))) context.skip('chattr +i is not available here (needs root and a file system with the immutable flag)');
     const args = baseArgs(project, db.url);
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) ids.push(idOf((await belay([...args, '--json', 'backup'])).stdout));
