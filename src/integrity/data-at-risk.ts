@@ -37,7 +37,7 @@ const SET_SEARCH_PATH = /^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?search_path\s*(?:TO|=
 const RESET_SEARCH_PATH = /^\s*RESET\s+(?:search_path|ALL)\b/i;
 /** pg_dump's way, and a function's: set_config('search_path', '…', …). */
 const SET_CONFIG_SEARCH_PATH = /\bset_config\s*\(\s*'search_path'\s*,\s*'((?:[^']|'')*)'/i;
-/** "$user", left as it is written: it names the role's own schema, which the reading below does not look for. */
+/** "$user", left as it is written in a down's search_path: candidatesOf reads it as the session's role. */
 const USER_ENTRY = '$user';
 
 /**
@@ -270,10 +270,11 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
     })),
   }));
   const cascading = named.flatMap((s) => s.mentions.filter((m) => m.mention.kind === 'drop-cascading'));
-  const droppedWith = await columnsDroppedWith(
+  const dropped = await columnsDroppedWith(
     client,
     cascading.map(({ mention, typeCandidates }) => (mention.kind === 'drop-cascading' && mention.what === 'extension' ? { extension: identName(mention.name) } : { type: typeCandidates })),
   );
+  const droppedWith = new Map(cascading.map((entry, i) => [entry, dropped[i] ?? []]));
   const keys = [...new Map(named.flatMap((s) => s.mentions.flatMap((m) => m.candidates)).map((key) => [keyText(key), key])).values()];
   const droppedSchemas = [...new Set(named.flatMap((s) => s.mentions.flatMap(({ mention }) => (mention.kind === 'drop-schema' ? [mention.schema] : []))))];
   const catalog = new DownsCatalog(await relationsNow(client, keys, droppedSchemas));
@@ -286,18 +287,20 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
     reported.add(key);
     found.push(f);
   };
-  let cascaded = 0;
   for (const { revision, mentions } of named) {
-    for (const { mention, candidates } of mentions) {
-      const at = catalog.find(candidates);
+    for (const entry of mentions) {
+      const { mention } = entry;
+      const at = catalog.find(entry.candidates);
       const relation = at?.relation;
       switch (mention.kind) {
         case 'alter':
           for (const member of relation?.family ?? []) altered.add(member);
           break;
         case 'drop':
-          if (relation) report({ revision, counted: relation, item: { table: `${relation.schema}.${relation.name}` } });
-          if (at) catalog.remove(at.key);
+          if (at) {
+            report({ revision, counted: at.relation, item: { table: `${at.relation.schema}.${at.relation.name}` } });
+            catalog.remove(at.key);
+          }
           break;
         case 'delete':
           if (relation) report({ revision, counted: relation, item: { table: `${relation.schema}.${relation.name}`, rowsDeleted: true } });
@@ -322,8 +325,8 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
           }
           break;
         case 'drop-cascading':
-          for (const dropped of droppedWith[cascaded++] ?? []) {
-            report({ revision, counted: { ...dropped, empty: false }, item: { table: `${dropped.schema}.${dropped.name}`, ...(dropped.column ? { column: dropped.column } : {}) } });
+          for (const column of droppedWith.get(entry) ?? []) {
+            report({ revision, counted: { ...column, empty: false }, item: { table: `${column.schema}.${column.name}`, ...(column.column ? { column: column.column } : {}) } });
           }
           break;
         case 'rename':

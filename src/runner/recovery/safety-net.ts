@@ -168,11 +168,12 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
 }
 
 /**
- * "verified" only when the data was compared with a fingerprint: under
- * integrity.mode strict, a run with none (a killed run whose fingerprint
- * never ended) had only its invariants and structure checked, and says so.
+ * What the integrity step did not do, in words, when the data was not
+ * compared with a fingerprint; undefined when it was ("data verified").
+ * Under integrity.mode off nothing was checked, under invariants only the
+ * invariants and the structure were, and under strict a run with no
+ * fingerprint (a killed run whose fingerprint never ended) says so.
  */
-/** What the integrity step did not do, in words, when the data was not compared with a fingerprint; undefined when it was ("data verified"). */
 function notCompared(recovery: Recovery, integrity: IntegrityReport): string | undefined {
   if (integrity.mode === 'off') return 'data not checked (integrity.mode is off)';
   if (integrity.mode === 'invariants') return `data not compared (integrity.mode is invariants: ${integrity.checked} hold)`;
