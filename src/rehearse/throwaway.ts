@@ -2,6 +2,9 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { startTempCluster } from '../cluster/temp-cluster.js';
 import { withDatabase, toPgConfig, type ConnectionParams } from '../db/connection.js';
+import { errorMessage, preflightError } from '../errors.js';
+import { quoteIdent } from '../db/ident.js';
+import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { createDatabase, dropDatabase, MAINTENANCE_DATABASES, renameDatabase } from '../db/databases.js';
 
 export interface Throwaway {
@@ -104,7 +107,13 @@ export async function throwawayDatabase(server: ConnectionParams, template: stri
   // the maintenance databases, else the connected one itself, for a role that may connect to neither (CONNECT
   // revoked from PUBLIC, pg_hba.conf); never the template: a CREATE DATABASE waits for no session on it
   const candidates = [...MAINTENANCE_DATABASES, server.database].filter((database) => database !== template);
-  const maintenance = await onMaintenance(server, (client) => createDatabase(client, name, template ? { template } : {}), candidates);
+  const maintenance = await onMaintenance(server, (client) => createDatabase(client, name, template ? { template } : {}), candidates).catch((error: unknown) => {
+    if (sqlstateOf(error) !== SQLSTATE.insufficientPrivilege) throw error;
+    throw preflightError(`${server.user} may not create the throwaway database a rehearsal on the connected server runs in: ${errorMessage(error)}`, {
+      hint: `As a superuser: ALTER ROLE ${quoteIdent(server.user)} CREATEDB; or rehearse on a cluster belay starts for the rehearsal alone (no --database-url, databaseUrl, DATABASE_URL or PG* variables set). Nothing was touched.`,
+      cause: error,
+    });
+  });
   const made = new Set([name]);
   let disposed = false;
   return {
@@ -114,9 +123,16 @@ export async function throwawayDatabase(server: ConnectionParams, template: stri
     dispose: async () => {
       if (disposed) return;
       disposed = true;
-      await onMaintenance(server, async (client) => {
-        for (const database of made) await dropDatabase(client, database);
-      }, [maintenance]);
+      try {
+        await onMaintenance(server, async (client) => {
+          for (const database of made) {
+            await dropDatabase(client, database);
+            made.delete(database);
+          }
+        }, [maintenance]);
+      } catch (error) {
+        throw new Error(`${[...made].join(', ')} not dropped: ${errorMessage(error)}`, { cause: error });
+      }
     },
   };
 }

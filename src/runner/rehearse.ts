@@ -27,6 +27,7 @@ import { judgeDown, type StateSeen } from '../rehearse/judge-down.js';
 import { LockSampler, type TableLock } from '../rehearse/lock-sampler.js';
 import type { RehearsalCase, RehearsalReport } from '../rehearse/report.js';
 import { toJunit, toMarkdown } from '../rehearse/report.js';
+import { lostDuringStep, notRemoved, rehearsalFault } from '../rehearse/fault.js';
 import { ephemeralCluster, throwawayDatabase, type Throwaway } from '../rehearse/throwaway.js';
 import { Workspace } from '../rehearse/workspace.js';
 import { prepareAhead } from '../rehearse/prepare-ahead.js';
@@ -187,6 +188,10 @@ class Cycle {
     try {
       await (direction === 'up' ? this.engine.up(revision.name) : this.engine.down(revision.name));
     } catch (caught) {
+      if (lostDuringStep(caught)) {
+        await lockSampler.stop().catch(() => {});
+        throw caught;
+      }
       error = errorMessage(caught);
       halfway = caught instanceof RevisionFailedError && !caught.failure.transactional;
       if (halfway) this.data.forgetAll();
@@ -392,57 +397,66 @@ async function writeReport(flag: string, file: string, text: string): Promise<vo
   }
 }
 
+/** The rehearsal itself, on a throwaway that was made: build, data, the cycle. */
+async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions, backup, from, fromIndex }: Plan, throwaway: Throwaway, space: Workspace, setupStarted: number): Promise<RehearsalReport> {
+  await space.connect();
+  const ctx: Context = { setup, space };
+  const setupMs = Math.round(performance.now() - setupStarted);
+  const seedStarted = performance.now();
+  if (backup) {
+    const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: Math.floor(space.work.serverVersionNum / 10000) });
+    await restoreSnapshotInto(backup, throwaway.params, { tools, env: setup.env, jobs: 1, clean: false, privileges: false, signal: setup.signal });
+  }
+  await ensureBelaySchema(space.work.client);
+  const buildStarted = performance.now();
+  if (!backup && fromIndex >= 0) {
+    const build = new MigrationEngine(revisions.slice(0, fromIndex + 1), space.work.client, newRunId(), { log: () => {} });
+    for (const revision of revisions.slice(0, fromIndex + 1)) await build.up(revision.name);
+  }
+  const buildMs = backup ? 0 : Math.round(performance.now() - buildStarted);
+  if (options.seed) await loadSeed(ctx, options.seed);
+  const seedMs = Math.round(performance.now() - seedStarted);
+  const cycleStarted = performance.now();
+  const pending = revisions.slice(fromIndex + 1);
+  // a start with nothing in it (no template, build or data) is made again if ever needed; any other is copied now
+  if (pending.length > 0 && !options.template && !backup && fromIndex < 0 && !options.seed) space.startsFresh();
+  else if (pending.length > 0) await space.keepStart();
+  const cycle = new Cycle(ctx, pending);
+  await cycle.run();
+  const ok = cycle.cases.every((c) => c.ok);
+  return {
+    ok,
+    exitCode: ok ? EXIT.ok : EXIT.rolledBack,
+    where: throwaway.where,
+    from,
+    data: backup ? `snapshot ${backup.id}` : options.seed ? `seed ${options.seed}` : 'no data',
+    revisions: pending.map((r) => r.name),
+    cases: cycle.cases,
+    checksNotRun: applicationChecks(setup.config.health),
+    timings: { setupMs, seedMs, buildMs, dataMs: seedMs - buildMs, cycleMs: Math.round(performance.now() - cycleStarted), teardownMs: 0 },
+  };
+}
+
 /** `belay rehearse`: the whole cycle on a throwaway database, never the real one. */
 export async function runRehearse(setup: RunSetup, options: RehearseOptions): Promise<RehearsalReport> {
   if (options.seed && options.fromBackup) throw usageError('--seed and --from-backup exclude each other', { hint: 'Load either a seed or a snapshot.' });
   for (const [flag, file] of [['--junit', options.junit], ['--markdown', options.markdown]] as const) if (file) await assertWritable(flag, file);
-  const { plan: { revisions, backup, from, fromIndex }, throwaway, setupStarted } = await planAndStart(setup, options);
+  const { plan: planned, throwaway, setupStarted } = await planAndStart(setup, options);
   const space = new Workspace(throwaway, throwaway.params, (params, name) => openSession(params, sessionOptions(setup, name)));
-  let report: RehearsalReport;
-  let teardownMs = 0;
-  try {
-    await space.connect();
-    const ctx: Context = { setup, space };
-    const setupMs = Math.round(performance.now() - setupStarted);
-    const seedStarted = performance.now();
-    if (backup) {
-      const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: Math.floor(space.work.serverVersionNum / 10000) });
-      await restoreSnapshotInto(backup, throwaway.params, { tools, env: setup.env, jobs: 1, clean: false, privileges: false, signal: setup.signal });
-    }
-    await ensureBelaySchema(space.work.client);
-    const buildStarted = performance.now();
-    if (!backup && fromIndex >= 0) {
-      const build = new MigrationEngine(revisions.slice(0, fromIndex + 1), space.work.client, newRunId(), { log: () => {} });
-      for (const revision of revisions.slice(0, fromIndex + 1)) await build.up(revision.name);
-    }
-    const buildMs = backup ? 0 : Math.round(performance.now() - buildStarted);
-    if (options.seed) await loadSeed(ctx, options.seed);
-    const seedMs = Math.round(performance.now() - seedStarted);
-    const cycleStarted = performance.now();
-    const pending = revisions.slice(fromIndex + 1);
-    // a start with nothing in it (no template, build or data) is made again if ever needed; any other is copied now
-    if (pending.length > 0 && !options.template && !backup && fromIndex < 0 && !options.seed) space.startsFresh();
-    else if (pending.length > 0) await space.keepStart();
-    const cycle = new Cycle(ctx, pending);
-    await cycle.run();
-    const ok = cycle.cases.every((c) => c.ok);
-    report = {
-      ok,
-      exitCode: ok ? EXIT.ok : EXIT.rolledBack,
-      where: throwaway.where,
-      from,
-      data: backup ? `snapshot ${backup.id}` : options.seed ? `seed ${options.seed}` : 'no data',
-      revisions: pending.map((r) => r.name),
-      cases: cycle.cases,
-      checksNotRun: applicationChecks(setup.config.health),
-      timings: { setupMs, seedMs, buildMs, dataMs: seedMs - buildMs, cycleMs: Math.round(performance.now() - cycleStarted), teardownMs: 0 },
-    };
-  } finally {
-    await space.close();
-    const teardownStarted = performance.now();
-    await throwaway.dispose();
-    teardownMs = Math.round(performance.now() - teardownStarted);
-  }
+  const rehearsed = await rehearseOn(setup, options, planned, throwaway, space, setupStarted).then(
+    (report) => ({ report }),
+    (error: unknown) => ({ error }),
+  );
+  await space.close().catch(() => {});
+  const teardownStarted = performance.now();
+  const leftBehind = await throwaway.dispose().then(
+    () => undefined,
+    (error: unknown) => ({ error }),
+  );
+  const teardownMs = Math.round(performance.now() - teardownStarted);
+  if ('error' in rehearsed) throw rehearsalFault(rehearsed.error, throwaway.where, leftBehind);
+  const { report } = rehearsed;
+  if (leftBehind) throw notRemoved(report, throwaway.where, leftBehind.error);
   report.timings.teardownMs = teardownMs;
   if (options.junit) await writeReport('--junit', options.junit, toJunit(report));
   if (options.markdown) await writeReport('--markdown', options.markdown, toMarkdown(report));

@@ -1,0 +1,55 @@
+import { isConnectionLost } from '../db/connection-lost.js';
+import { sqlstateOf, SQLSTATE } from '../db/sqlstate.js';
+import { BelayError, errorMessage } from '../errors.js';
+import type { RehearsalReport } from './report.js';
+
+/** Whether a revision's step failed because the throwaway stopped answering, which says nothing about the revision. */
+export const lostDuringStep = (error: unknown): boolean => isConnectionLost(error) || (error instanceof Error && isConnectionLost(error.cause));
+
+/**
+ * SQLSTATE classes of a server or machine in trouble (a connection lost, a
+ * role refused, resources exhausted, an object in use, an operator's
+ * intervention, a system error): not a verdict on a revision, not a bug.
+ */
+const ENVIRONMENT_CLASSES = new Set(['08', '28', '3D', '53', '54', '55', '57', '58', 'XX']);
+
+function isEnvironmentFault(error: unknown): boolean {
+  if (lostDuringStep(error)) return true;
+  const state = sqlstateOf(error);
+  if (state !== undefined) return state === SQLSTATE.insufficientPrivilege || ENVIRONMENT_CLASSES.has(state.slice(0, 2));
+  // a Node.js system error: an errno code from a system call (a full disk, a folder it may not write)
+  const { code, syscall } = (error ?? {}) as { code?: unknown; syscall?: unknown };
+  return typeof code === 'string' && typeof syscall === 'string';
+}
+
+const removeByHand = (where: string): string => `Remove what is left of ${where} (named above) by hand once its server answers: belay made it for this rehearsal only.`;
+
+/**
+ * What a rehearsal that could not finish ends with: a fault of its server or
+ * machine is exit 12 with what to do (nothing real was touched; the
+ * throwaway is named when it could not be removed either); anything else (a
+ * bug) is left as it is.
+ */
+export function rehearsalFault(error: unknown, where: string, leftBehind: { error: unknown } | undefined): unknown {
+  const removal = leftBehind ? `; ${where} could not be removed either (${errorMessage(leftBehind.error)})` : '';
+  if (error instanceof BelayError) {
+    if (!leftBehind) return error;
+    return new BelayError('manual', `${error.message}${removal}`, { hint: [error.hint, removeByHand(where)].filter(Boolean).join(' '), details: error.details, cause: error });
+  }
+  if (!isEnvironmentFault(error)) return error;
+  return new BelayError('manual', `the rehearsal on ${where} could not finish: ${errorMessage(error)}${removal}`, {
+    hint: [
+      'Nothing real was touched, and no verdict was reached. Check the server (its log, its disk, whoever ended the session), then run `belay rehearse` again.',
+      ...(leftBehind ? [removeByHand(where)] : []),
+    ].join(' '),
+    cause: error,
+  });
+}
+
+/** A rehearsal that reached its verdict but could not remove its throwaway: the verdict is told, and what is left. */
+export function notRemoved(report: RehearsalReport, where: string, error: unknown): BelayError {
+  return new BelayError('manual', `the rehearsal ${report.ok ? 'passed' : 'failed'}, but ${where} could not be removed: ${errorMessage(error)}`, {
+    hint: removeByHand(where),
+    cause: error,
+  });
+}

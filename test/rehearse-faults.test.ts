@@ -1,0 +1,100 @@
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCluster, stopCluster } from '../src/cluster/local-cluster.js';
+import { startTempCluster, type TempCluster } from '../src/cluster/temp-cluster.js';
+import { belay, startBelay } from './support/cli.js';
+import { pollUntil } from './support/kill.js';
+import { makeProject } from './support/project.js';
+
+// A server of its own: one test stops it in the middle of a rehearsal.
+let server: TempCluster;
+const urlOf = (user: string, database: string): string =>
+  `postgresql://${user}@/${database}?host=${encodeURIComponent(server.spec.socketDir)}&port=${server.spec.port}`;
+
+async function adminRows(sql: string): Promise<Array<Record<string, unknown>>> {
+  const client = new pg.Client({ connectionString: urlOf('postgres', 'postgres') });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+const throwaways = async (): Promise<string[]> =>
+  (await adminRows("SELECT datname FROM pg_database WHERE datname LIKE 'belay_rehearse%' ORDER BY 1")).map((r) => String(r.datname));
+
+const SLOW = {
+  '0001_people.up.sql': 'CREATE TABLE people (id int PRIMARY KEY);',
+  '0001_people.down.sql': 'DROP TABLE people;',
+  '0002_slow.up.sql': 'SELECT pg_sleep(30);\nCREATE TABLE slow (id int);',
+  '0002_slow.down.sql': 'DROP TABLE slow;',
+};
+const SLEEPING = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname LIKE 'belay_rehearse%' AND query LIKE '%pg_sleep(30)%'";
+
+/** Rehearse SLOW from 0001 on the test's server; `fault` runs once 0002's up sleeps on the throwaway. */
+async function rehearseUntil(fault: () => Promise<void>) {
+  const project = await makeProject(SLOW);
+  const running = startBelay(['--database-url', urlOf('owner', 'app'), '--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse', '--from', '0001'], { cwd: project.dir });
+  let ended: string | undefined;
+  void running.done.then((run) => (ended = `exit ${run.code}: ${run.stdout}${run.stderr}`));
+  await pollUntil(async () => {
+    if (ended !== undefined) throw new Error(`the rehearsal ended first, ${ended}`);
+    return Number((await adminRows(SLEEPING))[0]!.n) === 1;
+  }, "0002's up sleeping on the throwaway");
+  await fault();
+  return running.done;
+}
+
+beforeAll(async () => {
+  server = await startTempCluster({ prefix: 'belay-rehearse-faults-', superuser: 'postgres', tcp: false, pgBin: process.env.PG_BIN, path: process.env.PATH });
+  await adminRows('CREATE ROLE owner LOGIN CREATEDB');
+  await adminRows('CREATE DATABASE app OWNER owner');
+}, 120_000);
+
+afterAll(async () => {
+  await server?.remove();
+});
+
+describe('a rehearsal whose server fails under it', () => {
+  it('a session ended by an operator mid-revision is exit 12 with next:, not a verdict on the revision (it was exit 10, "Fix 0002_slow"); the throwaway is removed', async () => {
+    const run = await rehearseUntil(async () => {
+      await adminRows("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname LIKE 'belay_rehearse%'");
+    });
+    expect(run.code, run.stdout + run.stderr).toBe(12);
+    const said = JSON.parse(run.stdout) as { outcome: string; message: string; next: string };
+    expect(said.outcome).toBe('manual-action-needed');
+    expect(said.message).toMatch(/^the rehearsal on database belay_rehearse_\w+ on the connected server could not finish: 0002_slow up failed .*terminating connection due to administrator command/);
+    expect(said.next).toMatch(/^Nothing real was touched, and no verdict was reached\./);
+    expect(said.next).not.toMatch(/Fix 0002_slow|by hand/);
+    expect(run.stderr).not.toMatch(/this is a bug/);
+    expect(await throwaways()).toEqual([]);
+  }, 120_000);
+
+  it('a server stopped mid-revision is exit 12, naming every throwaway database it could not drop (it was exit 10); they are there once the server is back', async () => {
+    const run = await rehearseUntil(() => stopCluster(server.spec, 'immediate'));
+    await startCluster(server.spec, join(server.root, 'server.log'));
+    expect(run.code, run.stdout + run.stderr).toBe(12);
+    const said = JSON.parse(run.stdout) as { message: string; next: string };
+    const left = await throwaways();
+    // the start kept as a copy, and the database the cycle ran in
+    expect(left).toHaveLength(2);
+    expect(said.message).toContain(`could not be removed either (${left.join(', ')} not dropped: `);
+    expect(said.next).toMatch(/Nothing real was touched.*Remove what is left of database belay_rehearse_\w+ on the connected server \(named above\) by hand/);
+    for (const name of left.reverse()) await adminRows(`DROP DATABASE ${name}`);
+  }, 120_000);
+});
+
+describe('a rehearsal refused before it starts', () => {
+  it('a role without CREATEDB is refused with exit 4 and what to grant (it was exit 1, "permission denied to create database"), with nothing left behind', async () => {
+    await adminRows('CREATE ROLE plain LOGIN');
+    const project = await makeProject(SLOW);
+    const run = await belay(['--database-url', urlOf('plain', 'app'), '--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--from', '0001'], { cwd: project.dir });
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stderr).toContain('plain may not create the throwaway database a rehearsal on the connected server runs in: permission denied to create database');
+    expect(run.stderr).toMatch(/next: As a superuser: ALTER ROLE "plain" CREATEDB; or rehearse on a cluster belay starts/);
+    expect(run.stderr).not.toMatch(/this is a bug/);
+    expect(await throwaways()).toEqual([]);
+  }, 120_000);
+});
