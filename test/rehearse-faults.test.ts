@@ -97,4 +97,34 @@ describe('a rehearsal refused before it starts', () => {
     expect(run.stderr).not.toMatch(/this is a bug/);
     expect(await throwaways()).toEqual([]);
   }, 120_000);
+
+  it('a --template that does not exist is exit 2, one with a session on it exit 4 naming how to end it, a server that does not answer exit 2 (each was exit 1)', async () => {
+    const project = await makeProject(SLOW);
+    const rehearse = (url: string, ...extra: string[]) =>
+      belay(['--database-url', url, '--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--from', '0001', ...extra], { cwd: project.dir });
+    const missing = await rehearse(urlOf('owner', 'app'), '--template', 'nosuch');
+    expect(missing.code, missing.stderr).toBe(2);
+    expect(missing.stderr).toContain('belay: --template nosuch: template database "nosuch" does not exist');
+    expect(missing.stderr).toMatch(/next: Name a database of the connected server to copy/);
+
+    await adminRows('CREATE DATABASE busy OWNER owner');
+    const session = new pg.Client({ connectionString: urlOf('owner', 'busy') });
+    await session.connect();
+    try {
+      const busy = await rehearse(urlOf('owner', 'app'), '--template', 'busy');
+      expect(busy.code, busy.stderr).toBe(4);
+      expect(busy.stderr).toContain('belay: --template busy: source database "busy" is being accessed by other users');
+      expect(busy.stderr).toContain("next: CREATE DATABASE … TEMPLATE copies a database nobody is connected to: end the sessions on busy (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'busy')");
+    } finally {
+      await session.end();
+    }
+
+    const nobody = await rehearse(`postgresql://owner@/app?host=${encodeURIComponent(server.spec.socketDir)}&port=${server.spec.port + 1}`);
+    expect(nobody.code, nobody.stderr).toBe(2);
+    expect(nobody.stderr).toMatch(/belay: cannot connect to owner@.*\/postgres: connect ENOENT/);
+    expect(nobody.stderr).toMatch(/next: Check that the server is running/);
+    expect(`${missing.stderr}${nobody.stderr}`).not.toMatch(/this is a bug/);
+    expect(await throwaways()).toEqual([]);
+  }, 120_000);
 });
+

@@ -139,7 +139,8 @@ const CONNECT_FAILURES = new WeakSet<BelayError>();
 /** Whether the error is openSession's "cannot connect" (the server down, unreachable, or refusing the login). */
 export const isConnectFailure = (error: unknown): error is BelayError => error instanceof BelayError && CONNECT_FAILURES.has(error);
 
-function connectError(params: ConnectionParams, error: unknown): BelayError {
+/** A connection the server refused, told with what to check (exit 2). */
+export function connectError(params: ConnectionParams, error: unknown): BelayError {
   const raw = error instanceof Error ? error.message : String(error);
   // node-postgres words a missing password as "client password must be a string"
   const message = params.password === undefined && /password/i.test(raw) ? 'the server asks for a password and none was given (URL, PGPASSWORD or the passfile)' : raw;

@@ -9,6 +9,10 @@ export const SQLSTATE = {
   duplicateSchema: '42P06',
   /** insufficient_privilege */
   insufficientPrivilege: '42501',
+  /** invalid_catalog_name: no database of that name */
+  invalidCatalogName: '3D000',
+  /** object_in_use: a database other sessions are connected to (as a template, or to drop) */
+  objectInUse: '55006',
   /** lock_not_available: lock_timeout, or NOWAIT */
   lockNotAvailable: '55P03',
   /** query_canceled: a cancel request (belay's own on a signal, or another session's pg_cancel_backend), or statement_timeout */

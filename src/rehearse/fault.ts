@@ -1,6 +1,6 @@
 import { isConnectionLost } from '../db/connection-lost.js';
 import { sqlstateOf, SQLSTATE } from '../db/sqlstate.js';
-import { BelayError, errorMessage } from '../errors.js';
+import { BelayError, errorMessage, preflightError } from '../errors.js';
 import type { RehearsalReport } from './report.js';
 
 /** Whether a revision's step failed because the throwaway stopped answering, which says nothing about the revision. */
@@ -42,6 +42,15 @@ export function rehearsalFault(error: unknown, where: string, leftBehind: { erro
       'Nothing real was touched, and no verdict was reached. Check the server (its log, its disk, whoever ended the session), then run `belay rehearse` again.',
       ...(leftBehind ? [removeByHand(where)] : []),
     ].join(' '),
+    cause: error,
+  });
+}
+
+/** What a rehearsal that could not make its throwaway ends with: a fault of the server or machine is exit 4 (nothing was touched); a bug is left as it is. */
+export function startFault(error: unknown): unknown {
+  if (error instanceof BelayError || !isEnvironmentFault(error)) return error;
+  return preflightError(`the rehearsal could not start: ${errorMessage(error)}`, {
+    hint: 'Nothing was touched. Check the server (its log, its disk, its connection limit) or, with no connection configured, the temp folder its ephemeral cluster is made in, then run `belay rehearse` again.',
     cause: error,
   });
 }

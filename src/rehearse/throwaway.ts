@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import pg, { escapeLiteral } from 'pg';
 import { startTempCluster } from '../cluster/temp-cluster.js';
 import { withDatabase, toPgConfig, type ConnectionParams } from '../db/connection.js';
-import { errorMessage, preflightError } from '../errors.js';
+import { errorMessage, preflightError, usageError } from '../errors.js';
 import { quoteIdent } from '../db/ident.js';
+import { connectError } from '../db/session.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { createDatabase, dropDatabase, MAINTENANCE_DATABASES, renameDatabase } from '../db/databases.js';
 
@@ -53,7 +54,7 @@ async function onMaintenance(server: ConnectionParams, work: (client: pg.Client)
       await client.end();
     }
   }
-  throw refused;
+  throw connectError(withDatabase(server, databases[0] ?? server.database), refused);
 }
 
 /** More databases named after the first: `<name>_c1`, `<name>_c2`, … */
@@ -108,7 +109,17 @@ export async function throwawayDatabase(server: ConnectionParams, template: stri
   // revoked from PUBLIC, pg_hba.conf); never the template: a CREATE DATABASE waits for no session on it
   const candidates = [...MAINTENANCE_DATABASES, server.database].filter((database) => database !== template);
   const maintenance = await onMaintenance(server, (client) => createDatabase(client, name, template ? { template } : {}), candidates).catch((error: unknown) => {
-    if (sqlstateOf(error) !== SQLSTATE.insufficientPrivilege) throw error;
+    const state = sqlstateOf(error);
+    if (template && state === SQLSTATE.invalidCatalogName) {
+      throw usageError(`--template ${template}: ${errorMessage(error)}`, { hint: 'Name a database of the connected server to copy (--template NAME), or leave --template out. Nothing was touched.', cause: error });
+    }
+    if (template && state === SQLSTATE.objectInUse) {
+      throw preflightError(`--template ${template}: ${errorMessage(error)}`, {
+        hint: `CREATE DATABASE … TEMPLATE copies a database nobody is connected to: end the sessions on ${template} (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${escapeLiteral(template)}), or name another template. Nothing was touched.`,
+        cause: error,
+      });
+    }
+    if (state !== SQLSTATE.insufficientPrivilege) throw error;
     throw preflightError(`${server.user} may not create the throwaway database a rehearsal on the connected server runs in: ${errorMessage(error)}`, {
       hint: `As a superuser: ALTER ROLE ${quoteIdent(server.user)} CREATEDB; or rehearse on a cluster belay starts for the rehearsal alone (no --database-url, databaseUrl, DATABASE_URL or PG* variables set). Nothing was touched.`,
       cause: error,

@@ -27,7 +27,7 @@ import { judgeDown, type StateSeen } from '../rehearse/judge-down.js';
 import { LockSampler, type TableLock } from '../rehearse/lock-sampler.js';
 import type { RehearsalCase, RehearsalReport } from '../rehearse/report.js';
 import { toJunit, toMarkdown } from '../rehearse/report.js';
-import { lostDuringStep, notRemoved, rehearsalFault } from '../rehearse/fault.js';
+import { lostDuringStep, notRemoved, rehearsalFault, startFault } from '../rehearse/fault.js';
 import { ephemeralCluster, throwawayDatabase, type Throwaway } from '../rehearse/throwaway.js';
 import { Workspace } from '../rehearse/workspace.js';
 import { prepareAhead } from '../rehearse/prepare-ahead.js';
@@ -441,7 +441,9 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
 export async function runRehearse(setup: RunSetup, options: RehearseOptions): Promise<RehearsalReport> {
   if (options.seed && options.fromBackup) throw usageError('--seed and --from-backup exclude each other', { hint: 'Load either a seed or a snapshot.' });
   for (const [flag, file] of [['--junit', options.junit], ['--markdown', options.markdown]] as const) if (file) await assertWritable(flag, file);
-  const { plan: planned, throwaway, setupStarted } = await planAndStart(setup, options);
+  const { plan: planned, throwaway, setupStarted } = await planAndStart(setup, options).catch((error: unknown) => {
+    throw startFault(error);
+  });
   const space = new Workspace(throwaway, throwaway.params, (params, name) => openSession(params, sessionOptions(setup, name)));
   const rehearsed = await rehearseOn(setup, options, planned, throwaway, space, setupStarted).then(
     (report) => ({ report }),
