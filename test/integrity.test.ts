@@ -206,6 +206,43 @@ describe('integrity fingerprints', () => {
     await client.query('DROP TABLE x');
   });
 
+  it('sees a change between values their type calls equal (float -0, interval form, citext case, a number inside jsonb) but not a numeric\'s display scale, whatever the session\'s output settings; compares with a fingerprint taken the old way, the old way', async () => {
+    await client.query(`CREATE EXTENSION IF NOT EXISTS citext; DROP TABLE IF EXISTS eq;
+      CREATE TABLE eq (id int, amount numeric, ratio float8, span interval, email citext, doc jsonb);
+      INSERT INTO eq VALUES (1, 1.5, 0, '1 day', 'Alice@Example.COM', '{"n": 1.0}'), (2, 2, 1, '2 hours', 'bob@example.com', '{"n": 2}')`);
+    const tables = await selectProtectedTables(client, { include: ['eq'], exclude: [] });
+    const mutations = [
+      "UPDATE eq SET ratio = '-0'::float8 WHERE id = 1",
+      "UPDATE eq SET span = '24 hours' WHERE id = 1",
+      'UPDATE eq SET email = lower(email)',
+      `UPDATE eq SET doc = '{"n": 1.00}' WHERE id = 1`,
+    ];
+    for (const mutation of mutations) {
+      await client.query('BEGIN');
+      try {
+        const before = await fingerprintTables(client, tables, { perColumn: true });
+        const oldWay = await fingerprintTables(client, tables, { perColumn: true, hashing: 1 });
+        await client.query(mutation);
+        expect(compareFingerprints(before, await fingerprintTables(client, tables, { perColumn: true }), 'same-schema').map((d) => d.kind), mutation).toEqual(['row-hash']);
+        expect(before.hashing).toBe(2);
+        expect(oldWay.hashing).toBeUndefined();
+        // a fingerprint from a belay before the hashing version is compared as it was taken: no false alarm after a restore
+        const report = await checkIntegrity(client, { ...STRICT, tables: { include: ['eq'], exclude: [] } }, oldWay, 'same-schema');
+        expect(report.intact, mutation).toBe(true);
+      } finally {
+        await client.query('ROLLBACK');
+      }
+    }
+    const before = await fingerprintTables(client, tables, { perColumn: true });
+    await client.query("UPDATE eq SET amount = 1.50 WHERE id = 1; SET DateStyle = 'SQL, DMY'; SET IntervalStyle = 'sql_standard'; SET TimeZone = 'Asia/Kolkata'; SET extra_float_digits = 3");
+    try {
+      expect(compareFingerprints(before, await fingerprintTables(client, tables, { perColumn: true }), 'same-schema')).toEqual([]);
+    } finally {
+      await client.query('RESET DateStyle; RESET IntervalStyle; RESET TimeZone; RESET extra_float_digits');
+    }
+    await client.query('DROP TABLE eq');
+  });
+
   it('refuses, rather than counting only the rows a row-level security policy shows, a table whose owner is subject to it', async () => {
     await client.query(`DROP TABLE IF EXISTS secret; CREATE TABLE secret (id int); INSERT INTO secret SELECT generate_series(1, 5);
       ALTER TABLE secret ENABLE ROW LEVEL SECURITY; ALTER TABLE secret FORCE ROW LEVEL SECURITY; CREATE POLICY none ON secret USING (false)`);

@@ -71,7 +71,8 @@ export async function checkIntegrity(
   let differences: IntegrityDifference[] = [];
   let checked = `${config.invariants.length} invariant(s) and structure`;
   if (config.mode === 'strict' && baseline) {
-    const now = await fingerprintTables(client, await tablesNow(client, baseline, compare), compare === 'same-schema' ? { perColumn: false } : commonColumnsOptions(baseline));
+    const hashing = baseline.hashing ?? 1;
+    const now = await fingerprintTables(client, await tablesNow(client, baseline, compare), compare === 'same-schema' ? { perColumn: false, hashing } : { ...commonColumnsOptions(baseline), hashing });
     differences = compareFingerprints(baseline, now, compare);
     checked = `${Object.keys(baseline.tables).length} table fingerprint(s) (${compare}), ${checked}`;
   }

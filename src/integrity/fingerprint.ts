@@ -25,10 +25,38 @@ export interface TableFingerprint {
 
 export interface Fingerprint {
   takenAt: string;
+  /** How values were hashed (see HASHING); absent: version 1, from a belay before the version was recorded. */
+  hashing?: HashingVersion;
   /** Per-column hashes were asked for: of every table (written before they were chosen per table), or of the tables whose columns then hold a `hash`. */
   perColumn: boolean;
   tables: Record<string, TableFingerprint>;
 }
+
+/**
+ * How values are hashed. 1: by its type's own extended hash function wherever
+ * the type has one. 2: only for the built-in types whose equality is identity
+ * (below); every other type by the text its output function writes, since a
+ * hash operator class may call distinct values equal (float 0 and -0,
+ * interval '1 day' and '24 hours', citext 'A' and 'a', 1.0 and 1.00 inside a
+ * jsonb): a change between such values passed unseen. The text is written
+ * under fixed settings (date, time, float and bytea output), whichever session
+ * reads it. A fingerprint compared with an earlier one is taken the earlier
+ * one's way.
+ */
+export type HashingVersion = 1 | 2;
+export const HASHING: HashingVersion = 2;
+
+/**
+ * Built-in types (their fixed OIDs) whose equal values are the same value: bool, bytea, "char", name, int8,
+ * int2, int4, text (a nondeterministic collation is hashed under "C"), oid, money, macaddr, inet, bpchar (a
+ * char(n) is always padded to n), varchar, date, time, timestamp, timestamptz, uuid; and numeric, whose equal
+ * values differ only in their display scale, which a column's type change alters (numeric(14,4) to (10,2) and
+ * back) without changing a number.
+ */
+const IDENTITY_HASHED_TYPES = [16, 17, 18, 19, 20, 21, 23, 25, 26, 790, 829, 869, 1042, 1043, 1082, 1083, 1114, 1184, 1700, 2950];
+
+/** What the text of a value depends on, fixed for a fingerprint of version 2 (version 1 read the session's). */
+const FIXED_OUTPUT = "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; SET LOCAL TimeZone = 'UTC'; SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'";
 
 /** How the values of one type are hashed: by the type's own extended hash function, else by the text its output function writes. */
 interface TypeHashing {
@@ -59,15 +87,16 @@ interface TableColumns {
   empty: boolean;
 }
 
-/** Select-list items and joins naming the hashing of the type whose OID is `typeOid` (see TypeHashing). */
-const typeHashing = (typeOid: string): { select: string; joins: string } => ({
+/** Select-list items and joins naming the hashing of the type whose OID is `typeOid` (see TypeHashing, HashingVersion). */
+const typeHashing = (typeOid: string, version: HashingVersion): { select: string; joins: string } => ({
   select: 'hp.nspname AS hash_schema, h.proname AS hash_name, op.nspname AS output_schema, o.proname AS output_name',
   joins: `
        JOIN pg_type ty ON ty.oid = ${typeOid}
        JOIN pg_proc o ON o.oid = ty.typoutput
        JOIN pg_namespace op ON op.oid = o.pronamespace
        LEFT JOIN pg_opclass oc ON oc.opcintype = ty.oid AND oc.opcdefault
-             AND oc.opcmethod = (SELECT oid FROM pg_am WHERE amname = 'hash')
+             AND oc.opcmethod = (SELECT oid FROM pg_am WHERE amname = 'hash')${version === 1 ? '' : `
+             AND ty.oid IN (${IDENTITY_HASHED_TYPES.join(', ')})`}
        LEFT JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amprocnum = 2
              AND ap.amproclefttype = ty.oid AND ap.amprocrighttype = ty.oid
        LEFT JOIN pg_proc h ON h.oid = ap.amproc AND h.proargtypes[0] = ty.oid
@@ -89,8 +118,8 @@ const hashingOf = (r: HashingRow): TypeHashing => ({ hashSchema: r.hash_schema, 
  * operator class, and its output function), and whether the table is empty
  * for sure (holdsNoRow).
  */
-async function columnsOf(client: ClientBase, tables: TableRef[]): Promise<TableColumns[]> {
-  const hashing = typeHashing('a.atttypid');
+async function columnsOf(client: ClientBase, tables: TableRef[], version: HashingVersion): Promise<TableColumns[]> {
+  const hashing = typeHashing('a.atttypid', version);
   const { rows } = await client.query<HashingRow & { i: number; oid: string; empty: boolean; name: string; type: string; nondeterministic: boolean }>(
     `WITH t AS MATERIALIZED (
        SELECT t.i, c.oid, ${holdsNoRow('c')} AS empty
@@ -122,8 +151,8 @@ async function columnsOf(client: ClientBase, tables: TableRef[]): Promise<TableC
  * modifier is unchanged by it) and how that type hashes. A name that no
  * longer resolves is left out.
  */
-async function earlierTypes(client: ClientBase, names: string[]): Promise<Map<string, TypeHashing & { castTo: string }>> {
-  const hashing = typeHashing('to_regtype(w.name)');
+async function earlierTypes(client: ClientBase, names: string[], version: HashingVersion): Promise<Map<string, TypeHashing & { castTo: string }>> {
+  const hashing = typeHashing('to_regtype(w.name)', version);
   const { rows } = await client.query<HashingRow & { name: string; cast_to: string }>(
     `SELECT w.name, format_type(ty.oid, NULL) AS cast_to, ${hashing.select}
        FROM unnest($1::text[]) AS w(name)${hashing.joins}`,
@@ -225,13 +254,15 @@ export interface FingerprintOptions {
    * where PostgreSQL still knows that type and can cast to it.
    */
   earlier?: ReadonlyMap<string, Readonly<Record<string, ColumnFingerprint>>>;
+  /** Hash as this version does: an earlier fingerprint's, to compare with it (default HASHING). */
+  hashing?: HashingVersion;
 }
 
 /** Tables per round trip: their aggregate queries go as one multi-statement simple query. */
 const BATCH = 50;
 
 /** Cast each column whose type differs from its earlier one to that type, where it resolves. */
-async function castToEarlier(client: ClientBase, columns: TableColumns[], earlier: Array<Readonly<Record<string, ColumnFingerprint>> | undefined>): Promise<void> {
+async function castToEarlier(client: ClientBase, columns: TableColumns[], earlier: Array<Readonly<Record<string, ColumnFingerprint>> | undefined>, version: HashingVersion): Promise<void> {
   const changed = columns.flatMap((table, i) =>
     table.columns.flatMap((column) => {
       const was = earlier[i]?.[column.name]?.type;
@@ -239,7 +270,7 @@ async function castToEarlier(client: ClientBase, columns: TableColumns[], earlie
     }),
   );
   if (changed.length === 0) return;
-  const resolved = await guarded(client, () => earlierTypes(client, [...new Set(changed.map((c) => c.was))]));
+  const resolved = await guarded(client, () => earlierTypes(client, [...new Set(changed.map((c) => c.was))], version));
   for (const { column, was } of changed) {
     const type = resolved?.get(was);
     if (!type) continue;
@@ -263,16 +294,22 @@ async function guarded<T>(client: ClientBase, work: () => Promise<T>): Promise<T
 /** Fingerprint every table in one REPEATABLE READ snapshot, so they agree with each other. */
 export async function fingerprintTables(client: ClientBase, tables: FingerprintTarget[], options: FingerprintOptions = { perColumn: true }): Promise<Fingerprint> {
   const { perColumn } = options;
-  const result: Fingerprint = { takenAt: new Date().toISOString(), perColumn: perColumn === true || (perColumn !== false && perColumn.size > 0), tables: {} };
+  const version = options.hashing ?? HASHING;
+  const result: Fingerprint = {
+    takenAt: new Date().toISOString(),
+    ...(version === 1 ? {} : { hashing: version }),
+    perColumn: perColumn === true || (perColumn !== false && perColumn.size > 0),
+    tables: {},
+  };
   const own = options.inTransaction !== true;
   if (own) await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     // every row or an error, as pg_dump asks: a row-level security policy would otherwise hide rows from the count
-    await client.query('SET LOCAL row_security = off');
-    const columns = tables.length === 0 ? [] : await columnsOf(client, tables);
+    await client.query(version === 1 ? 'SET LOCAL row_security = off' : `SET LOCAL row_security = off; ${FIXED_OUTPUT}`);
+    const columns = tables.length === 0 ? [] : await columnsOf(client, tables, version);
     const keys = tables.map((table) => table.as ?? tableKey(table));
     const earlier = keys.map((key) => options.earlier?.get(key));
-    await castToEarlier(client, columns, earlier);
+    await castToEarlier(client, columns, earlier, version);
     const planOf = (i: number, cast: boolean): TablePlan => {
       const read = columns[i]!.columns.map((column) => (cast && column.earlier ? { ...column, ...column.earlier, castFrom: column.type, nondeterministic: false } : column));
       const columnsThen = earlier[i];

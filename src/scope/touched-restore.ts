@@ -431,7 +431,7 @@ export async function restoreTouched(options: TouchedRestoreOptions): Promise<To
       const cut = await severQuarantine(client, quarantineSchema, origins);
       severed.push(...cut.severed);
       const tables = scope.tables.filter((t) => t.kind === 'table').map((t) => ({ schema: t.schema, table: t.name }));
-      const restored = await fingerprintTables(client, tables, { perColumn: false, inTransaction: true });
+      const restored = await fingerprintTables(client, tables, { perColumn: false, inTransaction: true, hashing: baseline.hashing ?? 1 });
       const differences = verify(restored, baseline);
       if (differences.length > 0) throw new Error(`the restored tables do not match the snapshot's fingerprint: ${differences.join('; ')}`);
       await client.query('COMMIT');
