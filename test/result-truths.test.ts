@@ -24,6 +24,29 @@ const HALFWAY = {
 };
 
 describe('results say what happened', () => {
+  it('a change between values their type calls equal is data damage: citext emails lowercased by an up its down cannot undo restore the snapshot (exit 11; it was exit 10, "data verified intact")', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(
+      {
+        '0001_users.up.sql': 'CREATE EXTENSION IF NOT EXISTS citext;\nCREATE TABLE users (id int PRIMARY KEY, email citext NOT NULL);',
+        '0001_users.down.sql': 'DROP TABLE users;',
+        '0002_normalise.up.sql': 'UPDATE users SET email = lower(email);\nCREATE TABLE audit (id int);',
+        '0002_normalise.down.sql': 'DROP TABLE audit;',
+      },
+      { health: { sql: [{ name: 'no audit table', query: "SELECT 1 FROM pg_tables WHERE tablename = 'audit'", expect: 'no-rows' }], timeoutSeconds: 0.3, intervalSeconds: 0.1 } },
+    );
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    await db.query("INSERT INTO users VALUES (1, 'Alice@Example.COM'), (2, 'Bob.Smith@example.com')");
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(11);
+    expect(jsonResult<Result>(run).message).toMatch(/restored/);
+    expect(await db.query('SELECT id, email::text AS email FROM users ORDER BY id')).toEqual([
+      { id: 1, email: 'Alice@Example.COM' },
+      { id: 2, email: 'Bob.Smith@example.com' },
+    ]);
+  });
+
   it("status's last run is the run history lists first, a run only its journal file tells of included (up to date, refused)", async () => {
     const db = await freshDatabase();
     const project = await makeProject(ORDERS);
