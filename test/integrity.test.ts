@@ -243,6 +243,20 @@ describe('integrity fingerprints', () => {
     await client.query('DROP TABLE eq');
   });
 
+  it('with oneProcess, scans without parallel workers (beside a pg_dump on the same machine) and answers the same', async () => {
+    await resetTable();
+    const tables = await selectProtectedTables(client, { include: ['t'], exclude: [] });
+    const parallel = await fingerprintTables(client, tables, { perColumn: true });
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    try {
+      const alone = await fingerprintTables(client, tables, { perColumn: true, inTransaction: true, oneProcess: true });
+      expect((await client.query<{ n: string }>("SELECT current_setting('max_parallel_workers_per_gather') AS n")).rows[0]!.n).toBe('0');
+      expect({ ...alone, takenAt: '' }).toEqual({ ...parallel, takenAt: '' });
+    } finally {
+      await client.query('ROLLBACK');
+    }
+  });
+
   it('refuses, rather than counting only the rows a row-level security policy shows, a table whose owner is subject to it', async () => {
     await client.query(`DROP TABLE IF EXISTS secret; CREATE TABLE secret (id int); INSERT INTO secret SELECT generate_series(1, 5);
       ALTER TABLE secret ENABLE ROW LEVEL SECURITY; ALTER TABLE secret FORCE ROW LEVEL SECURITY; CREATE POLICY none ON secret USING (false)`);

@@ -256,6 +256,12 @@ export interface FingerprintOptions {
   earlier?: ReadonlyMap<string, Readonly<Record<string, ColumnFingerprint>>>;
   /** Hash as this version does: an earlier fingerprint's, to compare with it (default HASHING). */
   hashing?: HashingVersion;
+  /**
+   * Scan without parallel workers: beside a whole-database pg_dump on the
+   * same machine, the longer of the two, whose compression they would take
+   * CPU from (a parallel scan finishes sooner, and pg_dump later).
+   */
+  oneProcess?: boolean;
 }
 
 /** Tables per round trip: their aggregate queries go as one multi-statement simple query. */
@@ -305,7 +311,8 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
   if (own) await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     // every row or an error, as pg_dump asks: a row-level security policy would otherwise hide rows from the count
-    await client.query(version === 1 ? 'SET LOCAL row_security = off' : `SET LOCAL row_security = off; ${FIXED_OUTPUT}`);
+    const settings = ['SET LOCAL row_security = off', ...(version === 1 ? [] : [FIXED_OUTPUT]), ...(options.oneProcess ? ['SET LOCAL max_parallel_workers_per_gather = 0'] : [])];
+    await client.query(settings.join('; '));
     const columns = tables.length === 0 ? [] : await columnsOf(client, tables, version);
     const keys = tables.map((table) => table.as ?? tableKey(table));
     const earlier = keys.map((key) => options.earlier?.get(key));
