@@ -556,6 +556,47 @@ describe('the server stops under a run', () => {
     expect((await cli(ctx, 'migrate', 'up')).code).toBe(0);
   }, 120_000);
 
+  it('after a restore, while its afterRestore hook runs: exit 12 pointing to recover, never exit 1; recover then settles it with the data as before', async () => {
+    const ctx = await fresh({
+      ...BASE,
+      // cut halfway outside a transaction: only the snapshot can be trusted, so the run restores it
+      '0002_nt.up.sql': '-- belay:no-transaction\nCREATE TABLE nt (id int);\nCREATE INDEX CONCURRENTLY nt_missing ON nt (no_such_column);',
+      '0002_nt.down.sql': 'DROP TABLE nt;',
+    });
+    expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
+    const before = await digest(ctx.query);
+    const gate = join(ctx.project.dir, 'server-stopped');
+    await writeFile(join(ctx.project.dir, 'belay.config.json'), JSON.stringify({ hooks: { afterRestore: { run: `while [ ! -e '${gate}' ]; do sleep 0.05; done`, timeoutSeconds: 60 } } }));
+    const journals = join(ctx.project.backups, 'journal');
+    const earlier = new Set(await readdir(journals));
+    const run = startBelay([...ctx.args, 'migrate', 'up', '--with-backup'], { cwd: ctx.project.dir });
+    await until(
+      'the afterRestore hook',
+      async () => {
+        for (const file of await readdir(journals)) {
+          if (!earlier.has(file) && (await readFile(join(journals, file), 'utf8')).includes('"subject":"afterRestore"')) return true;
+        }
+        return undefined;
+      },
+      run.done,
+    );
+    await stopCluster(server.spec, 'immediate');
+    await writeFile(gate, '');
+    const ended = await run.done;
+    await restart();
+    const said = `${ended.stdout}${ended.stderr}`;
+    expect(ended.code, said).toBe(12);
+    expect(said).toMatch(/next: .*belay recover/);
+    expect(said).not.toMatch(/bug in belay/);
+    expect(await lastOutcome(ctx.project, 'migrate-up')).toMatchObject({ status: 'manual-action-needed', exitCode: 12 });
+    const recover = await cli(ctx, '--json', 'recover');
+    expect([0, 10, 11], `${recover.stdout}${recover.stderr}`).toContain(recover.code);
+    expect(await digest(ctx.query)).toEqual(before);
+    expect(await ctx.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_base' }]);
+    expect(await ctx.query("SELECT to_regclass('nt') AS nt")).toEqual([{ nt: null }]);
+    await settledEverything(ctx);
+  }, 120_000);
+
   for (const row of STOP_CASES) {
     it(row.name, async () => {
       const ctx = await fresh(row.files);
