@@ -358,7 +358,7 @@ describe('integrity fingerprints', () => {
     await client.query('DROP SCHEMA archive CASCADE; DROP TABLE people, users, stays');
   });
 
-  it('counts the columns and tables a type\'s, a domain\'s or an extension\'s DROP … CASCADE takes with it (arrays, domains over it, typed tables)', async () => {
+  it('counts the columns and tables a type\'s, a domain\'s, a collation\'s or an extension\'s DROP … CASCADE takes with it (arrays, domains over it, typed tables)', async () => {
     await client.query(`CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE DOMAIN feeling AS mood; CREATE TYPE shape AS (w int);
       CREATE TABLE diary (id int, m mood, ms mood[], f feeling, note text); INSERT INTO diary VALUES (1, 'ok', '{sad}', NULL, 'a'), (2, NULL, NULL, 'sad', 'b');
       CREATE TABLE boxes OF shape; INSERT INTO boxes VALUES (1), (2), (3);
@@ -376,7 +376,13 @@ describe('integrity fingerprints', () => {
       { revision: '0009_r', table: 'public.diary', column: 'f', rows: 2, values: 1 },
     ]);
     expect((await read('DROP EXTENSION citext CASCADE;')).items).toEqual([{ revision: '0009_r', table: 'public.emails', column: 'e', rows: 1, values: 1 }]);
-    await client.query('DROP TABLE diary, boxes, emails; DROP DOMAIN feeling; DROP TYPE mood, shape');
+    // a collation's columns, its name read through the search_path (PostgreSQL drops them: "drop cascades to column n of table names")
+    await client.query(`CREATE SCHEMA lang; CREATE COLLATION lang.de (provider = icu, locale = 'de'); CREATE TABLE names (id int, n text COLLATE lang.de, plain text);
+      INSERT INTO names VALUES (1, 'Ä', 'a'), (2, NULL, 'b')`);
+    expect((await read('SET search_path = lang, public; DROP COLLATION IF EXISTS de CASCADE;')).items).toEqual([{ revision: '0009_r', table: 'public.names', column: 'n', rows: 2, values: 1 }]);
+    await client.query('DROP COLLATION lang.de CASCADE');
+    expect(await client.query("SELECT attname FROM pg_attribute WHERE attrelid = 'names'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum").then((r) => r.rows.map((row) => row.attname))).toEqual(['id', 'plain']);
+    await client.query('DROP TABLE diary, boxes, emails, names; DROP DOMAIN feeling; DROP TYPE mood, shape; DROP SCHEMA lang');
   });
 
   it('counts the tables a DROP SCHEMA … CASCADE takes with it, those the downs moved there before included, a partitioned table once', async () => {

@@ -81,7 +81,7 @@ const identName = (written: string): string => (written.startsWith('"') ? writte
 const RENAME_TABLE = new RegExp(String.raw`^\s*RENAME\s+TO\s+(${NAME_PART})`, 'i');
 const SET_SCHEMA = new RegExp(String.raw`^\s*SET\s+SCHEMA\s+(${NAME_PART})`, 'i');
 const DROP_SCHEMA = new RegExp(String.raw`\bDROP\s+SCHEMA\s+(?:IF\s+EXISTS\s+)?(${NAME_PART}(?:\s*,\s*${NAME_PART})*)[^;]*\bCASCADE\b`, 'gi');
-const DROP_CASCADING = new RegExp(String.raw`\bDROP\s+(TYPE|DOMAIN|EXTENSION)\s+(?:IF\s+EXISTS\s+)?(${NAME}(?:\s*,\s*${NAME})*)[^;]*\bCASCADE\b`, 'gi');
+const DROP_CASCADING = new RegExp(String.raw`\bDROP\s+(TYPE|DOMAIN|EXTENSION|COLLATION)\s+(?:IF\s+EXISTS\s+)?(${NAME}(?:\s*,\s*${NAME})*)[^;]*\bCASCADE\b`, 'gi');
 const RENAME_COLUMN = new RegExp(String.raw`^\s*RENAME\s+(?:COLUMN\s+)?(?!CONSTRAINT\s)(${NAME_PART})\s+TO\s+(${NAME_PART})`, 'i');
 
 /** The names of a comma-separated list as written (a quoted name may hold a comma), each without DELETE's or TRUNCATE's ONLY. */
@@ -94,13 +94,14 @@ type Mention =
   | { kind: 'rename'; table: string; to: string }
   | { kind: 'set-schema'; table: string; schema: string }
   | { kind: 'drop-schema'; schema: string }
-  | { kind: 'drop-cascading'; what: 'type' | 'extension'; name: string }
+  | { kind: 'drop-cascading'; what: 'type' | 'collation' | 'extension'; name: string }
   | { kind: 'rename-column'; table: string; column: string; to: string };
 
 /**
  * The tables a statement (uncommented) drops (by name, or with their schema's
- * DROP SCHEMA … CASCADE, or a type's, a domain's or an extension's DROP …
- * CASCADE, which takes the columns of that type with it), deletes rows from,
+ * DROP SCHEMA … CASCADE, or a type's, a domain's, a collation's or an
+ * extension's DROP … CASCADE, which takes the columns of that type or
+ * collation with it), deletes rows from,
  * alters, renames or moves, and the columns it drops or renames (a reading of
  * the text: modules and dynamic SQL are not seen).
  */
@@ -133,7 +134,7 @@ function mentionsIn(text: string): Mention[] {
     for (const schema of listed(match[1]!, NAME_PART)) found.push({ kind: 'drop-schema', schema: identName(schema) });
   }
   for (const match of text.matchAll(DROP_CASCADING)) {
-    const what = /^EXTENSION$/i.test(match[1]!) ? 'extension' : 'type';
+    const what = /^EXTENSION$/i.test(match[1]!) ? 'extension' : /^COLLATION$/i.test(match[1]!) ? 'collation' : 'type';
     for (const name of listed(match[2]!, NAME)) found.push({ kind: 'drop-cascading', what, name });
   }
   return found;
@@ -248,9 +249,9 @@ interface Found {
  * RENAME COLUMN), in the order the downs run, so that a table a later down
  * drops under the name an earlier one gave it is the table it is now; a
  * DROP SCHEMA … CASCADE drops the tables the schema then holds, and a type's,
- * a domain's or an extension's the columns that depend on it. Three round
- * trips whatever their number (four with a DROP TYPE, DOMAIN or EXTENSION …
- * CASCADE): the session's search_path, one catalog query for every name, one
+ * a domain's, a collation's or an extension's the columns that depend on it.
+ * Three round trips whatever their number (four with a DROP TYPE, DOMAIN,
+ * COLLATION or EXTENSION … CASCADE): the session's search_path, one catalog query for every name, one
  * multi-statement query that counts each table's rows and non-null values
  * once. Objects that do not exist are skipped.
  */
@@ -265,14 +266,17 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
     mentions: statement.mentions.map((mention) => ({
       mention,
       candidates: mention.kind === 'drop-schema' || mention.kind === 'drop-cascading' ? [] : candidatesOf(mention.table, statement.path ?? sessionPath, role),
-      // a type's name resolves through the search_path as a table's does (pg_catalog's own types are no user's data)
-      typeCandidates: mention.kind === 'drop-cascading' && mention.what === 'type' ? candidatesOf(mention.name, statement.path ?? sessionPath, role) : [],
+      // a type's or a collation's name resolves through the search_path as a table's does (pg_catalog's own are no user's data)
+      nameCandidates: mention.kind === 'drop-cascading' && mention.what !== 'extension' ? candidatesOf(mention.name, statement.path ?? sessionPath, role) : [],
     })),
   }));
   const cascading = named.flatMap((s) => s.mentions.filter((m) => m.mention.kind === 'drop-cascading'));
   const dropped = await columnsDroppedWith(
     client,
-    cascading.map(({ mention, typeCandidates }) => (mention.kind === 'drop-cascading' && mention.what === 'extension' ? { extension: identName(mention.name) } : { type: typeCandidates })),
+    cascading.map(({ mention, nameCandidates }) => {
+      if (mention.kind === 'drop-cascading' && mention.what === 'extension') return { extension: identName(mention.name) };
+      return mention.kind === 'drop-cascading' && mention.what === 'collation' ? { collation: nameCandidates } : { type: nameCandidates };
+    }),
   );
   const droppedWith = new Map(cascading.map((entry, i) => [entry, dropped[i] ?? []]));
   const keys = [...new Map(named.flatMap((s) => s.mentions.flatMap((m) => m.candidates)).map((key) => [keyText(key), key])).values()];
@@ -345,18 +349,20 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
 }
 
 /**
- * What PostgreSQL drops with each type (the first of its candidates that
- * exists) or extension when the drop cascades: the tables and columns that
- * depend on it, following pg_depend as DROP … CASCADE does (a domain over
- * the type, an array of it, the columns of those, an extension's member
- * tables). A partition's rows are its parent's, counted there.
+ * What PostgreSQL drops with each type or collation (the first of its
+ * candidates that exists) or extension when the drop cascades: the tables and
+ * columns that depend on it, following pg_depend as DROP … CASCADE does (a
+ * domain over the type, an array of it, the columns of those, the columns
+ * under the collation, an extension's member tables). A partition's rows are
+ * its parent's, counted there.
  */
 async function columnsDroppedWith(
   client: ClientBase,
-  objects: Array<{ type: readonly RelationKey[] } | { extension: string }>,
+  objects: Array<{ type: readonly RelationKey[] } | { collation: readonly RelationKey[] } | { extension: string }>,
 ): Promise<Array<Array<{ schema: string; name: string; column: string | null }>>> {
   if (objects.length === 0) return [];
   const types = objects.flatMap((object, i) => ('type' in object ? object.type.map((key, rank) => ({ i: i + 1, rank, key })) : []));
+  const collations = objects.flatMap((object, i) => ('collation' in object ? object.collation.map((key, rank) => ({ i: i + 1, rank, key })) : []));
   const extensions = objects.flatMap((object, i) => ('extension' in object ? [{ i: i + 1, name: object.extension }] : []));
   const { rows } = await client.query<{ i: number; schema: string; name: string; column: string | null }>(
     `WITH RECURSIVE wanted(i, classid, objid) AS (
@@ -366,6 +372,13 @@ async function columnsDroppedWith(
          ORDER BY w.i, w.rank)
        UNION ALL
        SELECT w.i, 'pg_extension'::regclass::oid, e.oid FROM unnest($5::int[], $6::text[]) AS w(i, name) JOIN pg_extension e ON e.extname = w.name
+       UNION ALL
+       -- a collation of this database's encoding, or of any
+       (SELECT DISTINCT ON (w.i) w.i, 'pg_collation'::regclass::oid, co.oid
+          FROM unnest($7::int[], $8::int[], $9::text[], $10::text[]) AS w(i, rank, schema, name)
+          JOIN pg_namespace n ON n.nspname = w.schema JOIN pg_collation co ON co.collnamespace = n.oid AND co.collname = w.name
+         WHERE co.collencoding IN (-1, pg_char_to_encoding(pg_catalog.getdatabaseencoding()))
+         ORDER BY w.i, w.rank)
      ),
      dropped(i, classid, objid, objsubid) AS (
        SELECT i, classid, objid, 0 FROM wanted
@@ -379,7 +392,11 @@ async function columnsDroppedWith(
        LEFT JOIN pg_attribute a ON x.objsubid > 0 AND a.attrelid = c.oid AND a.attnum = x.objsubid
       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
       ORDER BY 1, 2, 3, 4 NULLS FIRST`,
-    [types.map((t) => t.i), types.map((t) => t.rank), types.map((t) => t.key[0]), types.map((t) => t.key[1]), extensions.map((e) => e.i), extensions.map((e) => e.name)],
+    [
+      types.map((t) => t.i), types.map((t) => t.rank), types.map((t) => t.key[0]), types.map((t) => t.key[1]),
+      extensions.map((e) => e.i), extensions.map((e) => e.name),
+      collations.map((c) => c.i), collations.map((c) => c.rank), collations.map((c) => c.key[0]), collations.map((c) => c.key[1]),
+    ],
   );
   return objects.map((_object, i) => rows.filter((row) => row.i === i + 1).map(({ schema, name, column }) => ({ schema, name, column })));
 }
