@@ -501,6 +501,34 @@ describe('the server stops under a run', () => {
     return { db: { name: db } as TestDatabase, project, args: ['--database-url', url(), '--migrations', project.migrations, '--backups', project.backups], query };
   }
 
+  /** A shell command, for a health check or a hook, that holds the run until `gate` exists. */
+  const holdUntil = (gate: string): string => `while [ ! -e '${gate}' ]; do sleep 0.05; done`;
+
+  /**
+   * Run belay with `args` until its new journal names `subject` (a step held by holdUntil(gate)), stop the
+   * server there, let the run go on, and start the server again once the run ended.
+   */
+  async function stopServerAt(ctx: Context, args: string[], subject: string, gate: string): Promise<{ code: number | null; said: string }> {
+    const journals = join(ctx.project.backups, 'journal');
+    const earlier = new Set(await readdir(journals));
+    const run = startBelay([...ctx.args, ...args], { cwd: ctx.project.dir });
+    await until(
+      `the ${subject} step`,
+      async () => {
+        for (const file of await readdir(journals)) {
+          if (!earlier.has(file) && (await readFile(join(journals, file), 'utf8')).includes(`"subject":"${subject}"`)) return true;
+        }
+        return undefined;
+      },
+      run.done,
+    );
+    await stopCluster(server.spec, 'immediate');
+    await writeFile(gate, '');
+    const ended = await run.done;
+    await restart();
+    return { code: ended.code, said: `${ended.stdout}${ended.stderr}` };
+  }
+
   const STOP_CASES: Array<{ name: string; files: Record<string, string>; args: string[]; stopWhen: string }> = [
     {
       name: 'during pg_dump: exit 12, saying the run must be settled by recover',
@@ -525,26 +553,9 @@ describe('the server stops under a run', () => {
     // the health baseline (preflight) holds the run until the server is stopped
     const gate = join(ctx.project.dir, 'server-stopped');
     const config = join(ctx.project.dir, 'belay.config.json');
-    await writeFile(config, JSON.stringify({ health: { command: [{ name: 'waits for the stop', run: `while [ ! -e '${gate}' ]; do sleep 0.05; done`, timeoutSeconds: 60 }] } }));
-    const journals = join(ctx.project.backups, 'journal');
-    const earlier = new Set(await readdir(journals));
-    const run = startBelay([...ctx.args, 'migrate', 'up'], { cwd: ctx.project.dir });
-    await until(
-      'the health baseline',
-      async () => {
-        for (const file of await readdir(journals)) {
-          if (!earlier.has(file) && (await readFile(join(journals, file), 'utf8')).includes('"subject":"baseline"')) return true;
-        }
-        return undefined;
-      },
-      run.done,
-    );
-    await stopCluster(server.spec, 'immediate');
-    await writeFile(gate, '');
-    const ended = await run.done;
-    await restart();
-    const said = `${ended.stdout}${ended.stderr}`;
-    expect(ended.code, said).toBe(4);
+    await writeFile(config, JSON.stringify({ health: { command: [{ name: 'waits for the stop', run: holdUntil(gate), timeoutSeconds: 60 }] } }));
+    const { code, said } = await stopServerAt(ctx, ['migrate', 'up'], 'baseline', gate);
+    expect(code, said).toBe(4);
     expect(said).toMatch(/stopped answering before this run changed anything/);
     expect(said).toMatch(/next: Nothing was changed/);
     expect(said).not.toMatch(/bug in belay/);
@@ -566,26 +577,9 @@ describe('the server stops under a run', () => {
     expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
     const before = await digest(ctx.query);
     const gate = join(ctx.project.dir, 'server-stopped');
-    await writeFile(join(ctx.project.dir, 'belay.config.json'), JSON.stringify({ hooks: { afterRestore: { run: `while [ ! -e '${gate}' ]; do sleep 0.05; done`, timeoutSeconds: 60 } } }));
-    const journals = join(ctx.project.backups, 'journal');
-    const earlier = new Set(await readdir(journals));
-    const run = startBelay([...ctx.args, 'migrate', 'up', '--with-backup'], { cwd: ctx.project.dir });
-    await until(
-      'the afterRestore hook',
-      async () => {
-        for (const file of await readdir(journals)) {
-          if (!earlier.has(file) && (await readFile(join(journals, file), 'utf8')).includes('"subject":"afterRestore"')) return true;
-        }
-        return undefined;
-      },
-      run.done,
-    );
-    await stopCluster(server.spec, 'immediate');
-    await writeFile(gate, '');
-    const ended = await run.done;
-    await restart();
-    const said = `${ended.stdout}${ended.stderr}`;
-    expect(ended.code, said).toBe(12);
+    await writeFile(join(ctx.project.dir, 'belay.config.json'), JSON.stringify({ hooks: { afterRestore: { run: holdUntil(gate), timeoutSeconds: 60 } } }));
+    const { code, said } = await stopServerAt(ctx, ['migrate', 'up', '--with-backup'], 'afterRestore', gate);
+    expect(code, said).toBe(12);
     expect(said).toMatch(/next: .*belay recover/);
     expect(said).not.toMatch(/bug in belay/);
     expect(await lastOutcome(ctx.project, 'migrate-up')).toMatchObject({ status: 'manual-action-needed', exitCode: 12 });
