@@ -270,15 +270,14 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
       nameCandidates: mention.kind === 'drop-cascading' && mention.what !== 'extension' ? candidatesOf(mention.name, statement.path ?? sessionPath, role) : [],
     })),
   }));
-  const cascading = named.flatMap((s) => s.mentions.filter((m) => m.mention.kind === 'drop-cascading'));
+  const cascading = named.flatMap((s) => s.mentions.flatMap((entry) => (entry.mention.kind === 'drop-cascading' ? [{ entry, mention: entry.mention }] : [])));
   const dropped = await columnsDroppedWith(
     client,
-    cascading.map(({ mention, nameCandidates }) => {
-      if (mention.kind === 'drop-cascading' && mention.what === 'extension') return { extension: identName(mention.name) };
-      return mention.kind === 'drop-cascading' && mention.what === 'collation' ? { collation: nameCandidates } : { type: nameCandidates };
-    }),
+    cascading.map(({ entry, mention }) =>
+      mention.what === 'extension' ? { extension: identName(mention.name) } : { catalog: mention.what === 'collation' ? 'pg_collation' : 'pg_type', candidates: entry.nameCandidates },
+    ),
   );
-  const droppedWith = new Map(cascading.map((entry, i) => [entry, dropped[i] ?? []]));
+  const droppedWith = new Map(cascading.map(({ entry }, i) => [entry, dropped[i] ?? []]));
   const keys = [...new Map(named.flatMap((s) => s.mentions.flatMap((m) => m.candidates)).map((key) => [keyText(key), key])).values()];
   const droppedSchemas = [...new Set(named.flatMap((s) => s.mentions.flatMap(({ mention }) => (mention.kind === 'drop-schema' ? [mention.schema] : []))))];
   const catalog = new DownsCatalog(await relationsNow(client, keys, droppedSchemas));
@@ -358,27 +357,27 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
  */
 async function columnsDroppedWith(
   client: ClientBase,
-  objects: Array<{ type: readonly RelationKey[] } | { collation: readonly RelationKey[] } | { extension: string }>,
+  objects: Array<{ catalog: 'pg_type' | 'pg_collation'; candidates: readonly RelationKey[] } | { extension: string }>,
 ): Promise<Array<Array<{ schema: string; name: string; column: string | null }>>> {
   if (objects.length === 0) return [];
-  const types = objects.flatMap((object, i) => ('type' in object ? object.type.map((key, rank) => ({ i: i + 1, rank, key })) : []));
-  const collations = objects.flatMap((object, i) => ('collation' in object ? object.collation.map((key, rank) => ({ i: i + 1, rank, key })) : []));
+  const named = objects.flatMap((object, i) => ('catalog' in object ? object.candidates.map((key, rank) => ({ i: i + 1, rank, catalog: object.catalog, key })) : []));
   const extensions = objects.flatMap((object, i) => ('extension' in object ? [{ i: i + 1, name: object.extension }] : []));
   const { rows } = await client.query<{ i: number; schema: string; name: string; column: string | null }>(
     `WITH RECURSIVE wanted(i, classid, objid) AS (
-       (SELECT DISTINCT ON (w.i) w.i, 'pg_type'::regclass::oid, t.oid
-          FROM unnest($1::int[], $2::int[], $3::text[], $4::text[]) AS w(i, rank, schema, name)
-          JOIN pg_namespace n ON n.nspname = w.schema JOIN pg_type t ON t.typnamespace = n.oid AND t.typname = w.name
+       (SELECT DISTINCT ON (w.i) w.i, o.classid, o.objid
+          FROM unnest($1::int[], $2::int[], $3::text[], $4::text[], $5::text[]) AS w(i, rank, catalog, schema, name)
+          JOIN pg_namespace n ON n.nspname = w.schema
+          CROSS JOIN LATERAL (
+            SELECT 'pg_type'::regclass::oid, t.oid FROM pg_type t WHERE w.catalog = 'pg_type' AND t.typnamespace = n.oid AND t.typname = w.name
+            UNION ALL
+            -- a collation of this database's encoding, or of any
+            SELECT 'pg_collation'::regclass::oid, co.oid FROM pg_collation co
+             WHERE w.catalog = 'pg_collation' AND co.collnamespace = n.oid AND co.collname = w.name
+               AND co.collencoding IN (-1, pg_char_to_encoding(pg_catalog.getdatabaseencoding()))
+          ) AS o(classid, objid)
          ORDER BY w.i, w.rank)
        UNION ALL
-       SELECT w.i, 'pg_extension'::regclass::oid, e.oid FROM unnest($5::int[], $6::text[]) AS w(i, name) JOIN pg_extension e ON e.extname = w.name
-       UNION ALL
-       -- a collation of this database's encoding, or of any
-       (SELECT DISTINCT ON (w.i) w.i, 'pg_collation'::regclass::oid, co.oid
-          FROM unnest($7::int[], $8::int[], $9::text[], $10::text[]) AS w(i, rank, schema, name)
-          JOIN pg_namespace n ON n.nspname = w.schema JOIN pg_collation co ON co.collnamespace = n.oid AND co.collname = w.name
-         WHERE co.collencoding IN (-1, pg_char_to_encoding(pg_catalog.getdatabaseencoding()))
-         ORDER BY w.i, w.rank)
+       SELECT w.i, 'pg_extension'::regclass::oid, e.oid FROM unnest($6::int[], $7::text[]) AS w(i, name) JOIN pg_extension e ON e.extname = w.name
      ),
      dropped(i, classid, objid, objsubid) AS (
        SELECT i, classid, objid, 0 FROM wanted
@@ -392,11 +391,7 @@ async function columnsDroppedWith(
        LEFT JOIN pg_attribute a ON x.objsubid > 0 AND a.attrelid = c.oid AND a.attnum = x.objsubid
       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
       ORDER BY 1, 2, 3, 4 NULLS FIRST`,
-    [
-      types.map((t) => t.i), types.map((t) => t.rank), types.map((t) => t.key[0]), types.map((t) => t.key[1]),
-      extensions.map((e) => e.i), extensions.map((e) => e.name),
-      collations.map((c) => c.i), collations.map((c) => c.rank), collations.map((c) => c.key[0]), collations.map((c) => c.key[1]),
-    ],
+    [named.map((o) => o.i), named.map((o) => o.rank), named.map((o) => o.catalog), named.map((o) => o.key[0]), named.map((o) => o.key[1]), extensions.map((e) => e.i), extensions.map((e) => e.name)],
   );
   return objects.map((_object, i) => rows.filter((row) => row.i === i + 1).map(({ schema, name, column }) => ({ schema, name, column })));
 }
