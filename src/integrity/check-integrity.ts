@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import type { IntegrityConfig } from '../config/types.js';
 import { compareFingerprints, type IntegrityDifference } from './compare.js';
-import { fingerprintTables, type Fingerprint, type FingerprintOptions, type FingerprintTarget } from './fingerprint.js';
+import { fingerprintTables, hashingOf, type Fingerprint, type FingerprintOptions, type FingerprintTarget } from './fingerprint.js';
 import { checkInvariants, type InvariantViolation } from './invariants.js';
 import { judgeStructure, type StructureBaseline } from './structural.js';
 import { tableKey } from './table-selection.js';
@@ -71,7 +71,7 @@ export async function checkIntegrity(
   let differences: IntegrityDifference[] = [];
   let checked = `${config.invariants.length} invariant(s) and structure`;
   if (config.mode === 'strict' && baseline) {
-    const hashing = baseline.hashing ?? 1;
+    const hashing = hashingOf(baseline);
     const now = await fingerprintTables(client, await tablesNow(client, baseline, compare), compare === 'same-schema' ? { perColumn: false, hashing } : { ...commonColumnsOptions(baseline), hashing });
     differences = compareFingerprints(baseline, now, compare);
     checked = `${Object.keys(baseline.tables).length} table fingerprint(s) (${compare}), ${checked}`;

@@ -46,6 +46,9 @@ export interface Fingerprint {
 export type HashingVersion = 1 | 2;
 export const HASHING: HashingVersion = 2;
 
+/** How `fingerprint` hashed its values: to take one to compare with it the same way. */
+export const hashingOf = (fingerprint: Fingerprint): HashingVersion => fingerprint.hashing ?? 1;
+
 /**
  * Built-in types (their fixed OIDs) whose equal values are the same value: bool, bytea, "char", name, int8,
  * int2, int4, text (a nondeterministic collation is hashed under "C"), oid, money, macaddr, inet, bpchar (a
@@ -110,7 +113,7 @@ interface HashingRow {
   output_name: string;
 }
 
-const hashingOf = (r: HashingRow): TypeHashing => ({ hashSchema: r.hash_schema, hashName: r.hash_name, outputSchema: r.output_schema, outputName: r.output_name });
+const typeHashingOf = (r: HashingRow): TypeHashing => ({ hashSchema: r.hash_schema, hashName: r.hash_name, outputSchema: r.output_schema, outputName: r.output_name });
 
 /**
  * The columns of every table in one catalog query, each with its type's
@@ -140,7 +143,7 @@ async function columnsOf(client: ClientBase, tables: TableRef[], version: Hashin
     const table = byTable[r.i - 1]!;
     table.oid = r.oid;
     table.empty = r.empty;
-    table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...hashingOf(r) });
+    table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r) });
   }
   return byTable;
 }
@@ -158,7 +161,7 @@ async function earlierTypes(client: ClientBase, names: string[], version: Hashin
        FROM unnest($1::text[]) AS w(name)${hashing.joins}`,
     [names],
   );
-  return new Map(rows.map((r) => [r.name, { castTo: r.cast_to, ...hashingOf(r) }]));
+  return new Map(rows.map((r) => [r.name, { castTo: r.cast_to, ...typeHashingOf(r) }]));
 }
 
 /** A seed per column name: stable when other columns come and go, different per column. */

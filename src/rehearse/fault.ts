@@ -1,6 +1,7 @@
 import { isConnectionLost } from '../db/connection-lost.js';
 import { sqlstateOf, SQLSTATE } from '../db/sqlstate.js';
 import { BelayError, errorMessage, preflightError } from '../errors.js';
+import { errnoCode } from '../unreadable.js';
 import type { RehearsalReport } from './report.js';
 
 /** Whether a revision's step failed because the throwaway stopped answering, which says nothing about the revision. */
@@ -17,9 +18,8 @@ function isEnvironmentFault(error: unknown): boolean {
   if (lostDuringStep(error)) return true;
   const state = sqlstateOf(error);
   if (state !== undefined) return state === SQLSTATE.insufficientPrivilege || ENVIRONMENT_CLASSES.has(state.slice(0, 2));
-  // a Node.js system error: an errno code from a system call (a full disk, a folder it may not write)
-  const { code, syscall } = (error ?? {}) as { code?: unknown; syscall?: unknown };
-  return typeof code === 'string' && typeof syscall === 'string';
+  // a Node.js system error (a full disk, a folder it may not write)
+  return errnoCode(error) !== undefined;
 }
 
 const removeByHand = (where: string): string => `Remove what is left of ${where} (named above) by hand once its server answers: belay made it for this rehearsal only.`;

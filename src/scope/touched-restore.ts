@@ -12,7 +12,7 @@ import type { Manifest, SnapshotScope } from '../backup/manifest.js';
 import { childFailure, runLibpqChild, type BackupTools } from '../backup/pg-tools.js';
 import { quoteIdent, quoteQualified } from '../db/ident.js';
 import { BelayError, errorMessage } from '../errors.js';
-import { fingerprintTables, type Fingerprint } from '../integrity/fingerprint.js';
+import { fingerprintTables, hashingOf, type Fingerprint } from '../integrity/fingerprint.js';
 import { splitSql } from '../migrations/split-sql.js';
 
 export interface TouchedRestoreOptions {
@@ -431,7 +431,7 @@ export async function restoreTouched(options: TouchedRestoreOptions): Promise<To
       const cut = await severQuarantine(client, quarantineSchema, origins);
       severed.push(...cut.severed);
       const tables = scope.tables.filter((t) => t.kind === 'table').map((t) => ({ schema: t.schema, table: t.name }));
-      const restored = await fingerprintTables(client, tables, { perColumn: false, inTransaction: true, hashing: baseline.hashing ?? 1 });
+      const restored = await fingerprintTables(client, tables, { perColumn: false, inTransaction: true, hashing: hashingOf(baseline) });
       const differences = verify(restored, baseline);
       if (differences.length > 0) throw new Error(`the restored tables do not match the snapshot's fingerprint: ${differences.join('; ')}`);
       await client.query('COMMIT');
