@@ -206,6 +206,8 @@ describe('the safety net, on failing revisions', () => {
     const result = jsonResult(run) as { runId: string; message: string; hint: string };
     expect(result.message).toMatch(/does not match its manifest/);
     expect(result.hint).toMatch(/belay backups verify|belay restore/);
+    // the copy the swap restore made beside it is gone
+    expect(await db.query("SELECT datname FROM pg_database WHERE starts_with(datname, $1)", [`${db.name}_belay_restore_`])).toEqual([]);
     // untouched: still at 0002 (its down failed), data there
     expect(await applied(db)).toBe('0002_a');
     expect((await db.query('SELECT count(*)::int AS n FROM base'))[0]?.n).toBe(50);

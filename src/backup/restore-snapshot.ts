@@ -23,6 +23,23 @@ export interface RestoreOptions {
   applicationName?: string;
   /** Runs once the snapshot is known sound, right before pg_restore (an in-place restore clears what the snapshot lacks). */
   beforeRestore?: () => Promise<void>;
+  /** The sha256 check (`checkSnapshotDigest`), when the caller started it beside other work; started here otherwise. */
+  checking?: Promise<void>;
+}
+
+/** The snapshot is there and its sha256 is its manifest's, else a BelayError (exit 4) saying which. */
+export async function checkSnapshotDigest(manifest: Manifest): Promise<void> {
+  let digest: { sha256: string };
+  try {
+    digest = await digestSnapshot(manifest.path);
+  } catch {
+    throw new BelayError('preflight', `snapshot ${manifest.id} is missing: ${manifest.path}`, { hint: 'Nothing was restored. Pick another: `belay backups list`.' });
+  }
+  if (digest.sha256 !== manifest.sha256) {
+    throw new BelayError('preflight', `snapshot ${manifest.id} does not match its manifest (sha256 ${digest.sha256}, expected ${manifest.sha256}): it was changed or damaged`, {
+      hint: 'Nothing was restored. Pick another snapshot: `belay backups list`.',
+    });
+  }
 }
 
 /**
@@ -36,17 +53,7 @@ export async function restoreSnapshotInto(manifest: Manifest, target: Connection
       hint: 'Nothing was restored. A touched snapshot is restored table by table (src/scope/touched-restore.ts); for a whole database pick a full snapshot: `belay backups list`.',
     });
   }
-  let digest: { sha256: string };
-  try {
-    digest = await digestSnapshot(manifest.path);
-  } catch {
-    throw new BelayError('preflight', `snapshot ${manifest.id} is missing: ${manifest.path}`, { hint: 'Nothing was restored. Pick another: `belay backups list`.' });
-  }
-  if (digest.sha256 !== manifest.sha256) {
-    throw new BelayError('preflight', `snapshot ${manifest.id} does not match its manifest (sha256 ${digest.sha256}, expected ${manifest.sha256}): it was changed or damaged`, {
-      hint: 'Nothing was restored. Pick another snapshot: `belay backups list`.',
-    });
-  }
+  await (options.checking ?? checkSnapshotDigest(manifest));
   await options.beforeRestore?.();
   // objects belong to the restoring role; GRANTs made by the owners are then re-made by it
   const args = ['--no-owner', '--exit-on-error', '--verbose', `--dbname=${target.database}`];

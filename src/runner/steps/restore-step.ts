@@ -2,7 +2,7 @@ import type { ClientBase } from 'pg';
 import type { Manifest } from '../../backup/manifest.js';
 import { resolveBackupTools, type BackupTools } from '../../backup/pg-tools.js';
 import { takeSnapshot } from '../../backup/take-snapshot.js';
-import { restoreSnapshotInto } from '../../backup/restore-snapshot.js';
+import { checkSnapshotDigest, restoreSnapshotInto } from '../../backup/restore-snapshot.js';
 import { ExactRestore } from '../../backup/exact-restore.js';
 import { withDatabase, type ConnectionParams } from '../../db/connection.js';
 import {
@@ -281,10 +281,13 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     if (strategy === 'in-place') return await restoreInPlace(request, admin.client, tools, onProgress);
     const restoring = derivedName(target, `belay_restore_${stamp()}`);
     await request.progress(`restoring into a new database ${restoring}`, { restoreCopy: restoring });
+    // the snapshot's sha256 is read while the server creates the database: neither waits for the other
+    const checking = checkSnapshotDigest(manifest);
+    checking.catch(() => {}); // awaited by the restore below, which reports a mismatch
     await createDatabase(admin.client, restoring);
     let verification: Verification;
     try {
-      await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, signal: setup.signal, onProgress });
+      await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, signal: setup.signal, onProgress, checking });
       verification = await verifyRestored(request, withDatabase(setup.target, restoring));
       if (verification.problems.length > 0) throw new Error(`the restored copy does not match the pre-run fingerprint: ${verification.problems.join('; ')}`);
     } catch (error) {
