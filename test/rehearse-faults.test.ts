@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +84,41 @@ describe('a rehearsal whose server fails under it', () => {
     expect(said.message).toContain(`could not be removed either (${left.join(', ')} not dropped: `);
     expect(said.next).toMatch(/Nothing real was touched.*Remove what is left of database belay_rehearse_\w+ on the connected server \(named above\) by hand/);
     for (const name of left.reverse()) await adminRows(`DROP DATABASE ${name}`);
+  }, 120_000);
+});
+
+describe('a rehearsal that reached its verdict but could not remove its throwaway', () => {
+  it('is exit 12 naming what is left, and still writes its --junit and --markdown reports (they were not written)', async () => {
+    const project = await makeProject({
+      // in a schema of its own: public belongs to the database's owner, which the test changes
+      '0001_people.up.sql': 'CREATE SCHEMA app;\nCREATE TABLE app.people (id int PRIMARY KEY);',
+      '0001_people.down.sql': 'DROP SCHEMA app CASCADE;',
+      '0002_nap.up.sql': 'SELECT pg_sleep(2);\nCREATE TABLE app.nap (id int);',
+      '0002_nap.down.sql': 'DROP TABLE app.nap;',
+    });
+    const junit = join(project.dir, 'rehearsal.xml');
+    const markdown = join(project.dir, 'rehearsal.md');
+    const args = ['--database-url', urlOf('owner', 'app'), '--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse', '--from', '0001', '--junit', junit, '--markdown', markdown];
+    const running = startBelay(args, { cwd: project.dir });
+    let ended: string | undefined;
+    void running.done.then((run) => (ended = `exit ${run.code}: ${run.stdout}${run.stderr}`));
+    await pollUntil(async () => {
+      if (ended !== undefined) throw new Error(`the rehearsal ended first, ${ended}`);
+      return Number((await adminRows("SELECT count(*) AS n FROM pg_stat_activity WHERE datname LIKE 'belay_rehearse%' AND query LIKE '%pg_sleep(2)%'"))[0]!.n) === 1;
+    }, "0002's up sleeping on the throwaway");
+    // the throwaways now belong to another role: the rehearsal goes on in them, but its role may not drop them
+    const made = await throwaways();
+    for (const name of made) await adminRows(`ALTER DATABASE ${name} OWNER TO postgres`);
+    const run = await running.done;
+    expect(run.code, run.stdout + run.stderr).toBe(12);
+    const said = JSON.parse(run.stdout) as { message: string; next: string };
+    expect(said.message).toMatch(/^the rehearsal passed, but database belay_rehearse_\w+ on the connected server could not be removed: .*must be owner of database/);
+    expect(run.stderr).not.toMatch(/this is a bug/);
+    expect(await readFile(junit, 'utf8')).toMatch(/<testsuite[^>]* failures="0"/);
+    expect(await readFile(markdown, 'utf8')).toContain('0002_nap');
+    const left = await throwaways();
+    expect(left.length).toBeGreaterThan(0);
+    for (const name of left) await adminRows(`DROP DATABASE ${name}`);
   }, 120_000);
 });
 

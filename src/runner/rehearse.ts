@@ -458,9 +458,18 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
   const teardownMs = Math.round(performance.now() - teardownStarted);
   if ('error' in rehearsed) throw rehearsalFault(rehearsed.error, throwaway.where, leftBehind);
   const { report } = rehearsed;
-  if (leftBehind) throw notRemoved(report, throwaway.where, leftBehind.error);
   report.timings.teardownMs = teardownMs;
+  // a verdict was reached: CI gets its reports even when the throwaway stays behind (exit 12 then)
+  const unwritten = await writeReports(options, report).then(
+    () => undefined,
+    (error: unknown) => ({ error }),
+  );
+  if (leftBehind) throw notRemoved(report, throwaway.where, leftBehind.error);
+  if (unwritten) throw unwritten.error;
+  return report;
+}
+
+async function writeReports(options: RehearseOptions, report: RehearsalReport): Promise<void> {
   if (options.junit) await writeReport('--junit', options.junit, toJunit(report));
   if (options.markdown) await writeReport('--markdown', options.markdown, toMarkdown(report));
-  return report;
 }
