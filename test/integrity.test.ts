@@ -385,6 +385,33 @@ describe('integrity fingerprints', () => {
     await client.query('DROP TABLE diary, boxes, emails, names; DROP DOMAIN feeling; DROP TYPE mood, shape; DROP SCHEMA lang');
   });
 
+  it("counts the tables a role's DROP OWNED BY takes with it, and with CASCADE the columns of other tables that use its types", async () => {
+    const tenant = `${db.name}_tenant`;
+    const me = (await client.query<{ role: string }>('SELECT current_user AS role')).rows[0]!.role;
+    // the downs run as a member of the role whose objects they drop, as DROP OWNED requires
+    await db.query(`CREATE ROLE ${tenant}; GRANT ${tenant} TO ${me};
+      CREATE TABLE tenant_rows (id int); INSERT INTO tenant_rows VALUES (1), (2); ALTER TABLE tenant_rows OWNER TO ${tenant}`);
+    const read = (sql: string) => measureDownsAtRisk(client, [{ revision: '0009_r', sql }]);
+    const restrict = await read(`DROP OWNED BY ${tenant};`);
+    expect(restrict.items).toEqual([{ revision: '0009_r', table: 'public.tenant_rows', rows: 2, values: 2 }]);
+    expect(restrict.perColumn).toBe(true);
+    await db.query(`CREATE TYPE tenant_mood AS ENUM ('a', 'b'); ALTER TYPE tenant_mood OWNER TO ${tenant}`);
+    await client.query(`CREATE TABLE shared (id int, m tenant_mood); INSERT INTO shared VALUES (1, 'a'), (2, NULL)`);
+    expect((await read(`DROP OWNED BY "${tenant}" CASCADE;`)).items).toEqual([
+      { revision: '0009_r', table: 'public.shared', column: 'm', rows: 2, values: 1 },
+      { revision: '0009_r', table: 'public.tenant_rows', rows: 2, values: 2 },
+    ]);
+    // what PostgreSQL drops is that
+    await db.query(`DROP OWNED BY ${tenant} CASCADE`);
+    expect(await db.query("SELECT to_regclass('tenant_rows') AS t")).toEqual([{ t: null }]);
+    expect((await db.query("SELECT attname FROM pg_attribute WHERE attrelid = 'shared'::regclass AND attnum > 0 AND NOT attisdropped")).map((r) => r.attname)).toEqual(['id']);
+    // the session's own role, by the word for it
+    await client.query('CREATE TABLE mine (id int); INSERT INTO mine VALUES (1)');
+    expect((await read('DROP OWNED BY CURRENT_USER;')).items).toContainEqual({ revision: '0009_r', table: 'public.mine', rows: 1, values: 1 });
+    await client.query('DROP TABLE mine, shared');
+    await db.query(`DROP ROLE ${tenant}`);
+  });
+
   it('counts the tables a DROP SCHEMA … CASCADE takes with it, those the downs moved there before included, a partitioned table once', async () => {
     await client.query(`CREATE SCHEMA doomed; CREATE TABLE doomed.a (id int); INSERT INTO doomed.a VALUES (1), (2); CREATE VIEW doomed.v AS SELECT * FROM doomed.a;
       CREATE TABLE doomed.p (id int) PARTITION BY RANGE (id); CREATE TABLE doomed.p1 PARTITION OF doomed.p FOR VALUES FROM (0) TO (10); INSERT INTO doomed.p VALUES (1), (2), (3);

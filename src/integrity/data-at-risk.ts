@@ -82,6 +82,9 @@ const RENAME_TABLE = new RegExp(String.raw`^\s*RENAME\s+TO\s+(${NAME_PART})`, 'i
 const SET_SCHEMA = new RegExp(String.raw`^\s*SET\s+SCHEMA\s+(${NAME_PART})`, 'i');
 const DROP_SCHEMA = new RegExp(String.raw`\bDROP\s+SCHEMA\s+(?:IF\s+EXISTS\s+)?(${NAME_PART}(?:\s*,\s*${NAME_PART})*)[^;]*\bCASCADE\b`, 'gi');
 const DROP_CASCADING = new RegExp(String.raw`\bDROP\s+(TYPE|DOMAIN|EXTENSION|COLLATION)\s+(?:IF\s+EXISTS\s+)?(${NAME}(?:\s*,\s*${NAME})*)[^;]*\bCASCADE\b`, 'gi');
+/** DROP OWNED BY drops what the roles own in this database, with or without CASCADE; the words for the session's role are not names. */
+const DROP_OWNED = new RegExp(String.raw`\bDROP\s+OWNED\s+BY\s+(${NAME_PART}(?:\s*,\s*${NAME_PART})*)\s*(CASCADE)?`, 'gi');
+const SESSION_ROLE_WORD = /^(?:current_user|current_role|session_user)$/i;
 const RENAME_COLUMN = new RegExp(String.raw`^\s*RENAME\s+(?:COLUMN\s+)?(?!CONSTRAINT\s)(${NAME_PART})\s+TO\s+(${NAME_PART})`, 'i');
 
 /** The names of a comma-separated list as written (a quoted name may hold a comma), each without DELETE's or TRUNCATE's ONLY. */
@@ -95,13 +98,14 @@ type Mention =
   | { kind: 'set-schema'; table: string; schema: string }
   | { kind: 'drop-schema'; schema: string }
   | { kind: 'drop-cascading'; what: 'type' | 'collation' | 'extension'; name: string }
+  | { kind: 'drop-owned'; role: string | null; cascade: boolean }
   | { kind: 'rename-column'; table: string; column: string; to: string };
 
 /**
  * The tables a statement (uncommented) drops (by name, or with their schema's
  * DROP SCHEMA … CASCADE, or a type's, a domain's, a collation's or an
  * extension's DROP … CASCADE, which takes the columns of that type or
- * collation with it), deletes rows from,
+ * collation with it, or a role's DROP OWNED BY), deletes rows from,
  * alters, renames or moves, and the columns it drops or renames (a reading of
  * the text: modules and dynamic SQL are not seen).
  */
@@ -136,6 +140,10 @@ function mentionsIn(text: string): Mention[] {
   for (const match of text.matchAll(DROP_CASCADING)) {
     const what = /^EXTENSION$/i.test(match[1]!) ? 'extension' : /^COLLATION$/i.test(match[1]!) ? 'collation' : 'type';
     for (const name of listed(match[2]!, NAME)) found.push({ kind: 'drop-cascading', what, name });
+  }
+  for (const match of text.matchAll(DROP_OWNED)) {
+    // null: the session's role (CURRENT_USER and its kin, unquoted)
+    for (const role of listed(match[1]!, NAME_PART)) found.push({ kind: 'drop-owned', role: SESSION_ROLE_WORD.test(role) ? null : identName(role), cascade: match[2] !== undefined });
   }
   return found;
 }
@@ -174,7 +182,7 @@ export interface DownsAtRisk {
 }
 
 /** Dynamic SQL and routines (DO, EXECUTE, CALL), and drops that cascade from a type, domain, function… to the columns using it. */
-const HIDDEN_COLUMN_CHANGES = /\b(?:DO|EXECUTE|CALL)\b|\bDROP\s+(?:TYPE|DOMAIN|EXTENSION|COLLATION|FUNCTION|PROCEDURE|OPERATOR|SCHEMA|SEQUENCE)\b[^;]*\bCASCADE\b/i;
+const HIDDEN_COLUMN_CHANGES = /\b(?:DO|EXECUTE|CALL)\b|\bDROP\s+(?:TYPE|DOMAIN|EXTENSION|COLLATION|FUNCTION|PROCEDURE|OPERATOR|SCHEMA|SEQUENCE)\b[^;]*\bCASCADE\b|\bDROP\s+OWNED\b/i;
 
 /** A relation the downs name, as it is now. */
 interface Relation {
@@ -251,7 +259,7 @@ interface Found {
  * DROP SCHEMA … CASCADE drops the tables the schema then holds, and a type's,
  * a domain's, a collation's or an extension's the columns that depend on it.
  * Three round trips whatever their number (four with a DROP TYPE, DOMAIN,
- * COLLATION or EXTENSION … CASCADE): the session's search_path, one catalog query for every name, one
+ * COLLATION or EXTENSION … CASCADE, or a DROP OWNED): the session's search_path, one catalog query for every name, one
  * multi-statement query that counts each table's rows and non-null values
  * once. Objects that do not exist are skipped.
  */
@@ -265,16 +273,20 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
     ...statement,
     mentions: statement.mentions.map((mention) => ({
       mention,
-      candidates: mention.kind === 'drop-schema' || mention.kind === 'drop-cascading' ? [] : candidatesOf(mention.table, statement.path ?? sessionPath, role),
+      candidates: mention.kind === 'drop-schema' || mention.kind === 'drop-cascading' || mention.kind === 'drop-owned' ? [] : candidatesOf(mention.table, statement.path ?? sessionPath, role),
       // a type's or a collation's name resolves through the search_path as a table's does (pg_catalog's own are no user's data)
       nameCandidates: mention.kind === 'drop-cascading' && mention.what !== 'extension' ? candidatesOf(mention.name, statement.path ?? sessionPath, role) : [],
     })),
   }));
-  const cascading = named.flatMap((s) => s.mentions.flatMap((entry) => (entry.mention.kind === 'drop-cascading' ? [{ entry, mention: entry.mention }] : [])));
+  const cascading = named.flatMap((s) => s.mentions.flatMap((entry) => (entry.mention.kind === 'drop-cascading' || entry.mention.kind === 'drop-owned' ? [{ entry, mention: entry.mention }] : [])));
   const dropped = await columnsDroppedWith(
     client,
     cascading.map(({ entry, mention }) =>
-      mention.what === 'extension' ? { extension: identName(mention.name) } : { catalog: mention.what === 'collation' ? 'pg_collation' : 'pg_type', candidates: entry.nameCandidates },
+      mention.kind === 'drop-owned'
+        ? { owner: mention.role ?? role, cascade: mention.cascade }
+        : mention.what === 'extension'
+          ? { extension: identName(mention.name) }
+          : { catalog: mention.what === 'collation' ? 'pg_collation' : 'pg_type', candidates: entry.nameCandidates },
     ),
   );
   const droppedWith = new Map(cascading.map(({ entry }, i) => [entry, dropped[i] ?? []]));
@@ -328,6 +340,7 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
           }
           break;
         case 'drop-cascading':
+        case 'drop-owned':
           for (const column of droppedWith.get(entry) ?? []) {
             report({ revision, counted: { ...column, empty: false }, item: { table: `${column.schema}.${column.name}`, ...(column.column ? { column: column.column } : {}) } });
           }
@@ -352,19 +365,22 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
  * candidates that exists) or extension when the drop cascades: the tables and
  * columns that depend on it, following pg_depend as DROP … CASCADE does (a
  * domain over the type, an array of it, the columns of those, the columns
- * under the collation, an extension's member tables). A partition's rows are
- * its parent's, counted there.
+ * under the collation, an extension's member tables). For a role's DROP OWNED
+ * BY, what it owns in this database (pg_shdepend, as DROP OWNED reads it),
+ * followed through pg_depend only with CASCADE (without, a dependent object
+ * makes the statement fail). A partition's rows are its parent's, counted there.
  */
 async function columnsDroppedWith(
   client: ClientBase,
-  objects: Array<{ catalog: 'pg_type' | 'pg_collation'; candidates: readonly RelationKey[] } | { extension: string }>,
+  objects: Array<{ catalog: 'pg_type' | 'pg_collation'; candidates: readonly RelationKey[] } | { extension: string } | { owner: string; cascade: boolean }>,
 ): Promise<Array<Array<{ schema: string; name: string; column: string | null }>>> {
   if (objects.length === 0) return [];
   const named = objects.flatMap((object, i) => ('catalog' in object ? object.candidates.map((key, rank) => ({ i: i + 1, rank, catalog: object.catalog, key })) : []));
   const extensions = objects.flatMap((object, i) => ('extension' in object ? [{ i: i + 1, name: object.extension }] : []));
+  const owners = objects.flatMap((object, i) => ('owner' in object ? [{ i: i + 1, role: object.owner, cascade: object.cascade }] : []));
   const { rows } = await client.query<{ i: number; schema: string; name: string; column: string | null }>(
-    `WITH RECURSIVE wanted(i, classid, objid) AS (
-       (SELECT DISTINCT ON (w.i) w.i, o.classid, o.objid
+    `WITH RECURSIVE wanted(i, classid, objid, cascade) AS (
+       (SELECT DISTINCT ON (w.i) w.i, o.classid, o.objid, true
           FROM unnest($1::int[], $2::int[], $3::text[], $4::text[], $5::text[]) AS w(i, rank, catalog, schema, name)
           JOIN pg_namespace n ON n.nspname = w.schema
           CROSS JOIN LATERAL (
@@ -377,21 +393,30 @@ async function columnsDroppedWith(
           ) AS o(classid, objid)
          ORDER BY w.i, w.rank)
        UNION ALL
-       SELECT w.i, 'pg_extension'::regclass::oid, e.oid FROM unnest($6::int[], $7::text[]) AS w(i, name) JOIN pg_extension e ON e.extname = w.name
+       SELECT w.i, 'pg_extension'::regclass::oid, e.oid, true FROM unnest($6::int[], $7::text[]) AS w(i, name) JOIN pg_extension e ON e.extname = w.name
+       UNION ALL
+       SELECT w.i, s.classid, s.objid, w.cascade FROM unnest($8::int[], $9::text[], $10::bool[]) AS w(i, role, cascade)
+         JOIN pg_roles r ON r.rolname = w.role
+         JOIN pg_shdepend s ON s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid AND s.deptype = 'o'
+          AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
      ),
-     dropped(i, classid, objid, objsubid) AS (
-       SELECT i, classid, objid, 0 FROM wanted
+     dropped(i, classid, objid, objsubid, cascade) AS (
+       SELECT i, classid, objid, 0, cascade FROM wanted
        UNION
-       SELECT x.i, d.classid, d.objid, d.objsubid FROM dropped x
+       SELECT x.i, d.classid, d.objid, d.objsubid, x.cascade FROM dropped x
          JOIN pg_depend d ON d.refclassid = x.classid AND d.refobjid = x.objid AND (x.objsubid = 0 OR d.refobjsubid = x.objsubid)
-        WHERE d.deptype IN ('n', 'a', 'i', 'e')
+        WHERE x.cascade AND d.deptype IN ('n', 'a', 'i', 'e')
      )
      SELECT DISTINCT x.i::int AS i, n.nspname AS schema, c.relname AS name, a.attname::text AS column
        FROM dropped x JOIN pg_class c ON x.classid = 'pg_class'::regclass AND c.oid = x.objid JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_attribute a ON x.objsubid > 0 AND a.attrelid = c.oid AND a.attnum = x.objsubid
       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
       ORDER BY 1, 2, 3, 4 NULLS FIRST`,
-    [named.map((o) => o.i), named.map((o) => o.rank), named.map((o) => o.catalog), named.map((o) => o.key[0]), named.map((o) => o.key[1]), extensions.map((e) => e.i), extensions.map((e) => e.name)],
+    [
+      ...[named.map((o) => o.i), named.map((o) => o.rank), named.map((o) => o.catalog), named.map((o) => o.key[0]), named.map((o) => o.key[1])],
+      ...[extensions.map((e) => e.i), extensions.map((e) => e.name)],
+      ...[owners.map((o) => o.i), owners.map((o) => o.role), owners.map((o) => o.cascade)],
+    ],
   );
   return objects.map((_object, i) => rows.filter((row) => row.i === i + 1).map(({ schema, name, column }) => ({ schema, name, column })));
 }
