@@ -385,6 +385,19 @@ describe('integrity fingerprints', () => {
     await client.query('DROP TABLE diary, boxes, emails, names; DROP DOMAIN feeling; DROP TYPE mood, shape; DROP SCHEMA lang');
   });
 
+  it('does not count what a routine, a rule or a comment the downs create only names (a DO block runs, and is counted)', async () => {
+    await client.query(`CREATE TABLE sessions (id int); INSERT INTO sessions VALUES (1), (2); CREATE TABLE people (id int); INSERT INTO people VALUES (1)`);
+    const read = (sql: string) => measureDownsAtRisk(client, [{ revision: '0009_r', sql }]);
+    const defining = await read(`CREATE OR REPLACE FUNCTION purge() RETURNS void LANGUAGE sql AS $$ DELETE FROM sessions; $$;
+      CREATE FUNCTION purge2() RETURNS void LANGUAGE sql BEGIN ATOMIC DELETE FROM sessions; END;
+      CREATE OR REPLACE PROCEDURE wipe() LANGUAGE sql AS 'TRUNCATE people';
+      CREATE RULE no_delete AS ON DELETE TO people DO INSTEAD DELETE FROM sessions;
+      COMMENT ON TABLE people IS 'replaces the table 0003 dropped (DROP TABLE people)';`);
+    expect(defining.items).toEqual([]);
+    expect((await read('DO $$ BEGIN DROP TABLE people; END $$;')).items).toEqual([{ revision: '0009_r', table: 'public.people', rows: 1, values: 1 }]);
+    await client.query('DROP TABLE sessions, people');
+  });
+
   it("counts the tables a role's DROP OWNED BY takes with it, and with CASCADE the columns of other tables that use its types", async () => {
     const tenant = `${db.name}_tenant`;
     const me = (await client.query<{ role: string }>('SELECT current_user AS role')).rows[0]!.role;

@@ -33,6 +33,14 @@ const NOT_A_COLUMN = /^(constraint|default|not|identity|expression)$/i;
 /** A down's SQL without its comments (line and block, the latter not nested), which the readings below must not take for statements. */
 const uncommented = (sql: string): string => sql.replace(/--[^\n]*/g, '').replace(/\/\*[\s\S]*?\*\//g, ' ');
 
+/**
+ * Statements that only define or describe: a routine's or a rule's body
+ * runs later, if ever, and a comment is text; what they hold is not what the
+ * down does (a down re-creating a function that deletes rows deletes none).
+ * A DO block does run, and is read.
+ */
+const DEFINES_ONLY = /^\s*(?:CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE|RULE)|COMMENT\s+ON)\b/i;
+
 const SET_SEARCH_PATH = /^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?search_path\s*(?:TO|=)\s*([^;]*?)\s*;?\s*$/i;
 const RESET_SEARCH_PATH = /^\s*RESET\s+(?:search_path|ALL)\b/i;
 /** pg_dump's way, and a function's: set_config('search_path', '…', …). */
@@ -264,7 +272,7 @@ interface Found {
  * once. Objects that do not exist are skipped.
  */
 export async function measureDownsAtRisk(client: ClientBase, measured: DownToMeasure[]): Promise<DownsAtRisk> {
-  const statements = measured.flatMap((down) => (down.sql === null ? [] : statementsWithPath(down.sql).map((statement) => ({ revision: down.revision, path: statement.path, mentions: mentionsIn(statement.text) }))));
+  const statements = measured.flatMap((down) => (down.sql === null ? [] : statementsWithPath(down.sql).map((statement) => ({ revision: down.revision, path: statement.path, mentions: DEFINES_ONLY.test(statement.text) ? [] : mentionsIn(statement.text) }))));
   const hidden = measured.some((down) => down.sql === null || HIDDEN_COLUMN_CHANGES.test(uncommented(down.sql)));
   if (!statements.some((statement) => statement.mentions.length > 0)) return { items: [], perColumn: hidden ? true : new Set() };
   const session = await client.query<{ path: string[]; role: string }>('SELECT current_schemas(false)::text[] AS path, current_user::text AS role');
