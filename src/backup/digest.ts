@@ -13,6 +13,18 @@ async function sha256File(file: string): Promise<string> {
 }
 
 /**
+ * What keeps a snapshot from being restored as its manifest describes it
+ * ("is missing: …", "does not match its manifest …"), or undefined when its
+ * file is there with the manifest's sha256.
+ */
+export async function snapshotProblem(manifest: { path: string; sha256: string }): Promise<string | undefined> {
+  const digest = await digestSnapshot(manifest.path).catch(() => undefined);
+  if (!digest) return `is missing: ${manifest.path}`;
+  if (digest.sha256 !== manifest.sha256) return `does not match its manifest (sha256 ${digest.sha256}, expected ${manifest.sha256}): it was changed or damaged`;
+  return undefined;
+}
+
+/**
  * sha256 and size of a snapshot, streamed. A directory-format snapshot is
  * hashed as the sorted list of "name sha256" lines of its files.
  */

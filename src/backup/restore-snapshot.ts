@@ -1,7 +1,7 @@
 import type { ConnectionParams } from '../db/connection.js';
 import { describeTarget } from '../db/connection.js';
 import { BelayError } from '../errors.js';
-import { digestSnapshot } from './digest.js';
+import { snapshotProblem } from './digest.js';
 import type { Manifest } from './manifest.js';
 import { childFailure, runLibpqChild, type BackupTools } from './pg-tools.js';
 
@@ -29,17 +29,8 @@ export interface RestoreOptions {
 
 /** The snapshot is there and its sha256 is its manifest's, else a BelayError (exit 4) saying which. */
 export async function checkSnapshotDigest(manifest: Manifest): Promise<void> {
-  let digest: { sha256: string };
-  try {
-    digest = await digestSnapshot(manifest.path);
-  } catch {
-    throw new BelayError('preflight', `snapshot ${manifest.id} is missing: ${manifest.path}`, { hint: 'Nothing was restored. Pick another: `belay backups list`.' });
-  }
-  if (digest.sha256 !== manifest.sha256) {
-    throw new BelayError('preflight', `snapshot ${manifest.id} does not match its manifest (sha256 ${digest.sha256}, expected ${manifest.sha256}): it was changed or damaged`, {
-      hint: 'Nothing was restored. Pick another snapshot: `belay backups list`.',
-    });
-  }
+  const problem = await snapshotProblem(manifest);
+  if (problem) throw new BelayError('preflight', `snapshot ${manifest.id} ${problem}`, { hint: 'Nothing was restored. Pick another snapshot: `belay backups list`.' });
 }
 
 /**

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
 import type { ClientBase } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { digestSnapshot } from '../backup/digest.js';
+import { snapshotProblem } from '../backup/digest.js';
 import type { Manifest, SnapshotScope } from '../backup/manifest.js';
 import { childFailure, runLibpqChild, type BackupTools } from '../backup/pg-tools.js';
 import { quoteIdent, quoteQualified } from '../db/ident.js';
@@ -393,17 +393,8 @@ export async function restoreTouched(options: TouchedRestoreOptions): Promise<To
   if (!scope) throw new BelayError('usage', `snapshot ${manifest.id} is a full snapshot, not a touched one`, { hint: 'Restore it with `belay restore ID`.' });
   const baseline = manifest.fingerprint as Fingerprint | null;
   if (!baseline) throw new BelayError('manual', `touched snapshot ${manifest.id} has no fingerprint to verify a restore against`, { hint: 'Restore a full snapshot instead: `belay backups list`.' });
-  let digest: { sha256: string };
-  try {
-    digest = await digestSnapshot(manifest.path);
-  } catch {
-    throw new BelayError('manual', `snapshot ${manifest.id} is missing: ${manifest.path}`, { hint: 'Nothing was restored. Restore a full snapshot instead: `belay backups list`.' });
-  }
-  if (digest.sha256 !== manifest.sha256) {
-    throw new BelayError('manual', `snapshot ${manifest.id} does not match its manifest (sha256 ${digest.sha256}): it was changed or damaged`, {
-      hint: 'Nothing was restored. Restore a full snapshot instead: `belay backups list`.',
-    });
-  }
+  const problem = await snapshotProblem(manifest);
+  if (problem) throw new BelayError('manual', `snapshot ${manifest.id} ${problem}`, { hint: 'Nothing was restored. Restore a full snapshot instead: `belay backups list`.' });
   const dir = await mkdtemp(join(tmpdir(), 'belay-touched-restore-'));
   const quarantineSchema = `belay_quarantine_${stamp()}`;
   try {

@@ -4,7 +4,7 @@ import { snapshotsRunsNeed } from '../../backup/needed-snapshots.js';
 import { resolveBackupTools } from '../../backup/pg-tools.js';
 import { applyPrune, planPrune } from '../../backup/prune.js';
 import { findSnapshot, listSnapshots, verifySnapshot, type RefusedManifest, type SnapshotListing, type SnapshotVerdict } from '../../backup/snapshot-store.js';
-import { digestSnapshot } from '../../backup/digest.js';
+import { snapshotProblem } from '../../backup/digest.js';
 import { BelayError } from '../../errors.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import { readDatabaseState } from '../session/database-state.js';
@@ -132,8 +132,7 @@ export async function runBackupsPrune(setup: RunSetup, keep: number, confirm?: (
 /** `belay restore ID`: by hand, under the lock, verified against the snapshot's own fingerprint. */
 /** A snapshot missing or not as its manifest says is refused before anything is touched (exit 4), not found out halfway through a restore. */
 async function assertSnapshotSound(manifest: Manifest): Promise<void> {
-  const digest = await digestSnapshot(manifest.path).catch(() => undefined);
-  const problem = !digest ? `is missing: ${manifest.path}` : digest.sha256 !== manifest.sha256 ? `does not match its manifest (sha256 ${digest.sha256}, expected ${manifest.sha256}): it was changed or damaged` : undefined;
+  const problem = await snapshotProblem(manifest);
   if (problem) {
     throw new BelayError('preflight', `snapshot ${manifest.id} ${problem}`, {
       hint: 'Nothing was touched. Pick another snapshot (`belay backups list`; `belay backups verify ID` checks one).',
