@@ -71,8 +71,8 @@ export async function checkIntegrity(
   let differences: IntegrityDifference[] = [];
   let checked = `${config.invariants.length} invariant(s) and structure`;
   if (config.mode === 'strict' && baseline) {
-    const hashing = hashingOf(baseline);
-    const now = await fingerprintTables(client, await tablesNow(client, baseline, compare), compare === 'same-schema' ? { perColumn: false, hashing } : { ...commonColumnsOptions(baseline), hashing });
+    const options = compare === 'same-schema' ? { perColumn: false } : commonColumnsOptions(baseline);
+    const now = await fingerprintTables(client, await tablesNow(client, baseline, compare), { ...options, hashing: hashingOf(baseline) });
     differences = compareFingerprints(baseline, now, compare);
     checked = `${Object.keys(baseline.tables).length} table fingerprint(s) (${compare}), ${checked}`;
   }

@@ -421,9 +421,16 @@ async function columnsDroppedWith(
       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
       ORDER BY 1, 2, 3, 4 NULLS FIRST`,
     [
-      ...[named.map((o) => o.i), named.map((o) => o.rank), named.map((o) => o.catalog), named.map((o) => o.key[0]), named.map((o) => o.key[1])],
-      ...[extensions.map((e) => e.i), extensions.map((e) => e.name)],
-      ...[owners.map((o) => o.i), owners.map((o) => o.role), owners.map((o) => o.cascade)],
+      named.map((o) => o.i),
+      named.map((o) => o.rank),
+      named.map((o) => o.catalog),
+      named.map((o) => o.key[0]),
+      named.map((o) => o.key[1]),
+      extensions.map((e) => e.i),
+      extensions.map((e) => e.name),
+      owners.map((o) => o.i),
+      owners.map((o) => o.role),
+      owners.map((o) => o.cascade),
     ],
   );
   return objects.map((_object, i) => rows.filter((row) => row.i === i + 1).map(({ schema, name, column }) => ({ schema, name, column })));
