@@ -398,6 +398,20 @@ describe('integrity fingerprints', () => {
     await client.query('DROP TABLE sessions, people');
   });
 
+  it('reads a down as the server does: a `--` inside a string is no comment, and what a string holds is not what the down does', async () => {
+    await client.query(`CREATE TABLE people (id int, email text, note text); INSERT INTO people VALUES (1, 'a@x', '--'); CREATE TABLE audit (line text)`);
+    const read = (sql: string) => measureDownsAtRisk(client, [{ revision: '0009_r', sql }]);
+    // one statement, one line: the column it drops comes after a string holding `--`
+    const dropping = await read(`ALTER TABLE people ADD CONSTRAINT note_set CHECK (note <> '--'), DROP COLUMN email; -- DROP TABLE audit`);
+    expect(dropping.items).toEqual([{ revision: '0009_r', table: 'public.people', column: 'email', rows: 1, values: 1 }]);
+    expect(dropping.perColumn).toEqual(new Set(['public.people']));
+    const storing = await read(`INSERT INTO audit VALUES ('0003 did DROP TABLE people; then DELETE FROM people'), (E'it\\'s -- TRUNCATE people');
+      /* a nested /* DROP TABLE people */ comment */ UPDATE audit SET line = 'x' WHERE line = '--DROP TABLE people';`);
+    expect(storing.items).toEqual([]);
+    expect((await read(`UPDATE audit SET line = 'CALL wipe()';`)).perColumn).toEqual(new Set());
+    await client.query('DROP TABLE people, audit');
+  });
+
   it("counts the tables a role's DROP OWNED BY takes with it, and with CASCADE the columns of other tables that use its types", async () => {
     const tenant = `${db.name}_tenant`;
     const me = (await client.query<{ role: string }>('SELECT current_user AS role')).rows[0]!.role;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseSqlScript } from '../src/migrations/sql-script.js';
-import { splitSql } from '../src/migrations/split-sql.js';
+import { splitSql, sqlCode } from '../src/migrations/split-sql.js';
 
 const texts = (script: string): string[] => splitSql(script).statements.map((s) => s.text);
 
@@ -133,5 +133,17 @@ describe('a no-transaction file that leaves a transaction open', () => {
     expect(parseSqlScript(`${marker}CREATE INDEX CONCURRENTLY i ON t (a);\nBEGIN;\nUPDATE t SET a = 1;\n`).problems).toEqual([
       'line 3: `BEGIN` opens a transaction that the file never ends (add its COMMIT: belay would otherwise write its record of the revision inside it)',
     ]);
+  });
+});
+
+describe("a statement's code, as the server reads it", () => {
+  it('drops comments (nested, and inside a dollar-quoted body) but not a `--` inside a string or an identifier; can empty the strings, but not a body\'s', () => {
+    const text = "ALTER TABLE t ADD CHECK (a <> '--x'), DROP COLUMN b /* c /* d */ e */ -- f\n, DROP \"--y\"";
+    expect(sqlCode(text)).toBe("ALTER TABLE t ADD CHECK (a <> '--x'), DROP COLUMN b    \n, DROP \"--y\"");
+    expect(sqlCode(text, { blankStrings: true })).toBe("ALTER TABLE t ADD CHECK (a <> ''), DROP COLUMN b    \n, DROP \"--y\"");
+    expect(sqlCode("SELECT E'it\\'s -- no', 'a''--b'", { blankStrings: true })).toBe("SELECT E'', ''");
+    expect(sqlCode("DO $do$ BEGIN -- note\n EXECUTE 'DROP TABLE x'; END $do$", { blankStrings: true })).toBe("DO $do$ BEGIN  \n EXECUTE 'DROP TABLE x'; END $do$");
+    // a `$` inside a word or after a parameter's digits is no dollar quote
+    expect(sqlCode('SELECT a$b$ FROM t WHERE x = $1 -- c')).toBe('SELECT a$b$ FROM t WHERE x = $1  ');
   });
 });

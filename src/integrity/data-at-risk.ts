@@ -2,7 +2,7 @@ import type { ClientBase } from 'pg';
 import { foldUnquoted, quoteIdent, quoteQualified } from '../db/ident.js';
 import { searchPathEntries } from '../db/search-path.js';
 import { simpleQueryResults } from '../db/simple-query.js';
-import { splitSql } from '../migrations/split-sql.js';
+import { splitSql, sqlCode } from '../migrations/split-sql.js';
 import { holdsNoRow } from './table-selection.js';
 
 /** What a down is about to drop, found by reading its SQL. */
@@ -29,9 +29,6 @@ const ALTER_TABLE = new RegExp(String.raw`\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(
 const DROP_COLUMN = new RegExp(String.raw`\bDROP\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\s+)?(${NAME})`, 'gi');
 const DELETE_ROWS = new RegExp(String.raw`\b(?:TRUNCATE(?:\s+TABLE)?|DELETE\s+FROM)\s+((?:ONLY\s+)?(?:${NAME})(?:\s*,\s*(?:ONLY\s+)?${NAME})*)`, 'gi');
 const NOT_A_COLUMN = /^(constraint|default|not|identity|expression)$/i;
-
-/** A down's SQL without its comments (line and block, the latter not nested), which the readings below must not take for statements. */
-const uncommented = (sql: string): string => sql.replace(/--[^\n]*/g, '').replace(/\/\*[\s\S]*?\*\//g, ' ');
 
 /**
  * Statements that only define or describe: a routine's or a rule's body
@@ -69,15 +66,17 @@ function searchPathSetBy(statement: string): string[] | null | undefined {
 }
 
 /**
- * Each statement of a down (uncommented), with the search_path in effect
- * for it: null for the session's own, which the names are resolved in.
+ * Each statement of a down, with the search_path in effect for it (null for
+ * the session's own, which the names are resolved in): `code`, its text
+ * without comments, and `reads`, that code with its string constants empty
+ * (what a statement stores or compares is not what it does).
  */
-function statementsWithPath(sql: string): Array<{ text: string; path: string[] | null }> {
+function statementsWithPath(sql: string): Array<{ code: string; reads: string; path: string[] | null }> {
   let path: string[] | null = null;
   return splitSql(sql).statements.map((statement) => {
-    const text = uncommented(statement.text);
-    const at = { text, path };
-    const set = searchPathSetBy(text);
+    const code = sqlCode(statement.text);
+    const at = { code, reads: sqlCode(statement.text, { blankStrings: true }), path };
+    const set = searchPathSetBy(code);
     if (set !== undefined) path = set;
     return at;
   });
@@ -110,7 +109,7 @@ type Mention =
   | { kind: 'rename-column'; table: string; column: string; to: string };
 
 /**
- * The tables a statement (uncommented) drops (by name, or with their schema's
+ * The tables a statement (its code, strings empty) drops (by name, or with their schema's
  * DROP SCHEMA … CASCADE, or a type's, a domain's, a collation's or an
  * extension's DROP … CASCADE, which takes the columns of that type or
  * collation with it, or a role's DROP OWNED BY), deletes rows from,
@@ -272,8 +271,9 @@ interface Found {
  * once. Objects that do not exist are skipped.
  */
 export async function measureDownsAtRisk(client: ClientBase, measured: DownToMeasure[]): Promise<DownsAtRisk> {
-  const statements = measured.flatMap((down) => (down.sql === null ? [] : statementsWithPath(down.sql).map((statement) => ({ revision: down.revision, path: statement.path, mentions: DEFINES_ONLY.test(statement.text) ? [] : mentionsIn(statement.text) }))));
-  const hidden = measured.some((down) => down.sql === null || HIDDEN_COLUMN_CHANGES.test(uncommented(down.sql)));
+  const read = measured.map((down) => ({ revision: down.revision, statements: down.sql === null ? null : statementsWithPath(down.sql) }));
+  const statements = read.flatMap((down) => (down.statements ?? []).map((statement) => ({ revision: down.revision, path: statement.path, mentions: DEFINES_ONLY.test(statement.code) ? [] : mentionsIn(statement.reads) })));
+  const hidden = read.some((down) => down.statements === null || down.statements.some((statement) => HIDDEN_COLUMN_CHANGES.test(statement.reads)));
   if (!statements.some((statement) => statement.mentions.length > 0)) return { items: [], perColumn: hidden ? true : new Set() };
   const session = await client.query<{ path: string[]; role: string }>('SELECT current_schemas(false)::text[] AS path, current_user::text AS role');
   const { path: sessionPath, role } = session.rows[0]!;

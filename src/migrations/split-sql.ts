@@ -103,53 +103,9 @@ export function splitSql(script: string): SplitSql {
         if (!carried) startLine = line;
       }
     } else if (ch === '-' && next === '-') {
-      while (i < script.length && script[i] !== '\n') i++;
-    } else if (ch === '/' && next === '*') {
-      let nesting = 1;
-      i += 2;
-      while (i < script.length && nesting > 0) {
-        if (script[i] === '\n') line++;
-        if (script[i] === '/' && script[i + 1] === '*') {
-          nesting++;
-          i += 2;
-        } else if (script[i] === '*' && script[i + 1] === '/') {
-          nesting--;
-          i += 2;
-        } else i++;
-      }
-    } else if (ch === "'" || ch === '"') {
-      const backslashEscapes = ch === "'" && (script[i - 1] === 'E' || script[i - 1] === 'e') && !IDENT_CONT.test(script[i - 2] ?? ' ');
-      i++;
-      while (i < script.length) {
-        const c = script[i]!;
-        if (c === '\n') line++;
-        if (backslashEscapes && c === '\\') {
-          i += 2;
-          continue;
-        }
-        if (c === ch) {
-          if (script[i + 1] === ch) {
-            i += 2;
-            continue;
-          }
-          break;
-        }
-        i++;
-      }
-      i++;
-    } else if (ch === '$' && DIGIT.test(next ?? '')) {
-      // a parameter ($1), never a dollar quote
-      i++;
-      while (i < script.length && DIGIT.test(script[i]!)) i++;
-    } else if (ch === '$') {
-      DOLLAR_QUOTE.lastIndex = i;
-      const tag = DOLLAR_QUOTE.exec(script)?.[0];
-      if (!tag) {
-        i++;
-        continue;
-      }
-      const close = script.indexOf(tag, i + tag.length);
-      const end = close === -1 ? script.length : close + tag.length;
+      i = lineCommentEnd(script, i);
+    } else if ((ch === '/' && next === '*') || ch === "'" || ch === '"' || ch === '$') {
+      const end = ch === '/' ? blockCommentEnd(script, i) : ch === '$' ? dollarEnd(script, i) : quotedEnd(script, i);
       line += countNewlines(script.slice(i, end));
       i = end;
     } else if (ch === '\\') {
@@ -198,6 +154,107 @@ export function splitSql(script: string): SplitSql {
   return { statements, metaCommands, copyData };
 }
 
+/** Past a `--` comment, to its line's end (the newline not included). */
+function lineCommentEnd(text: string, i: number): number {
+  const end = text.indexOf('\n', i);
+  return end === -1 ? text.length : end;
+}
+
+/** Past a block comment starting at `i`; block comments nest. */
+function blockCommentEnd(text: string, i: number): number {
+  let nesting = 1;
+  let j = i + 2;
+  while (j < text.length && nesting > 0) {
+    if (text[j] === '/' && text[j + 1] === '*') {
+      nesting++;
+      j += 2;
+    } else if (text[j] === '*' && text[j + 1] === '/') {
+      nesting--;
+      j += 2;
+    } else j++;
+  }
+  return j;
+}
+
+/** Past a string constant or a quoted identifier starting at `i` (its quote doubled inside; backslash escapes in an E'' string). */
+function quotedEnd(text: string, i: number): number {
+  const quote = text[i]!;
+  const backslashEscapes = quote === "'" && (text[i - 1] === 'E' || text[i - 1] === 'e') && !IDENT_CONT.test(text[i - 2] ?? ' ');
+  let j = i + 1;
+  while (j < text.length) {
+    const c = text[j]!;
+    if (backslashEscapes && c === '\\') {
+      j += 2;
+      continue;
+    }
+    if (c === quote) {
+      if (text[j + 1] !== quote) return j + 1;
+      j++;
+    }
+    j++;
+  }
+  return text.length + 1;
+}
+
+/** Past what starts with `$` at `i`: a parameter ($1), a dollar-quoted string, or the `$` alone. */
+function dollarEnd(text: string, i: number): number {
+  if (DIGIT.test(text[i + 1] ?? '')) {
+    let j = i + 1;
+    while (j < text.length && DIGIT.test(text[j]!)) j++;
+    return j;
+  }
+  const tag = dollarTagAt(text, i);
+  if (!tag) return i + 1;
+  const close = text.indexOf(tag, i + tag.length);
+  return close === -1 ? text.length : close + tag.length;
+}
+
+function dollarTagAt(text: string, i: number): string | undefined {
+  DOLLAR_QUOTE.lastIndex = i;
+  return DOLLAR_QUOTE.exec(text)?.[0];
+}
+
+/**
+ * A statement's code as the server reads it: every comment a space (the
+ * scanner's, so a `--` inside a string constant stays), and, with
+ * `blankStrings`, every string constant empty (`''`), so that what a
+ * statement stores or compares is not read as what it does. A dollar-quoted
+ * body (a DO block, a function) keeps its strings: what it EXECUTEs is its
+ * code; its comments go.
+ */
+export function sqlCode(text: string, options: { blankStrings?: boolean } = {}): string {
+  let code = '';
+  let i = 0;
+  while (i < text.length) {
+    const ch = text[i]!;
+    const next = text[i + 1];
+    let end: number;
+    if (ch === '-' && next === '-') {
+      end = lineCommentEnd(text, i);
+      code += ' ';
+    } else if (ch === '/' && next === '*') {
+      end = blockCommentEnd(text, i);
+      code += ' ';
+    } else if (ch === "'" || ch === '"') {
+      end = quotedEnd(text, i);
+      code += ch === "'" && options.blankStrings ? "''" : text.slice(i, end);
+    } else if (ch === '$' && !DIGIT.test(next ?? '') && dollarTagAt(text, i)) {
+      const tag = dollarTagAt(text, i)!;
+      end = dollarEnd(text, i);
+      const closed = text.endsWith(tag, end) && end - tag.length > i;
+      const body = text.slice(i + tag.length, closed ? end - tag.length : end);
+      code += `${tag}${sqlCode(body)}${closed ? tag : ''}`;
+    } else {
+      // a word whole: a `$` inside it (`a$b$`) is part of it, no dollar quote
+      end = i + 1;
+      if (IDENT_START.test(ch)) while (end < text.length && IDENT_CONT.test(text[end]!)) end++;
+      code += text.slice(i, end);
+    }
+    i = Math.min(end, text.length);
+  }
+  return code;
+}
+
 /** How a message names a `COPY … FROM stdin`: up to its `stdin`, on one line, shortened when long. */
 export function copyHead(copy: CopyData): string {
   const head = (/^[\s\S]*?\bFROM\s+STDIN\b/i.exec(copy.text)?.[0] ?? copy.text).replace(/\s+/g, ' ');
@@ -211,7 +268,7 @@ function countNewlines(text: string): number {
 }
 
 function isOnlyComments(text: string): boolean {
-  return text.replace(/--[^\n]*/g, '').replace(/\/\*[\s\S]*?\*\//g, '').trim() === '';
+  return sqlCode(text).trim() === '';
 }
 
 export const NO_TRANSACTION_MARKER = /^\s*(--|\/\/)\s*belay:no-transaction\b/;
