@@ -376,6 +376,11 @@ describe('integrity fingerprints', () => {
       { revision: '0009_r', table: 'public.diary', column: 'f', rows: 2, values: 1 },
     ]);
     expect((await read('DROP EXTENSION citext CASCADE;')).items).toEqual([{ revision: '0009_r', table: 'public.emails', column: 'e', rows: 1, values: 1 }]);
+    // a partitioned table's column counted once, on the parent, whose count holds its partitions'
+    await client.query(`CREATE TYPE tier AS ENUM ('a', 'b'); CREATE TABLE plans (id int, t tier) PARTITION BY RANGE (id);
+      CREATE TABLE plans_1 PARTITION OF plans FOR VALUES FROM (0) TO (10); INSERT INTO plans VALUES (1, 'a'), (2, NULL)`);
+    expect((await read('DROP TYPE tier CASCADE;')).items).toEqual([{ revision: '0009_r', table: 'public.plans', column: 't', rows: 2, values: 1 }]);
+    await client.query('DROP TABLE plans; DROP TYPE tier');
     // a collation's columns, its name read through the search_path (PostgreSQL drops them: "drop cascades to column n of table names")
     await client.query(`CREATE SCHEMA lang; CREATE COLLATION lang.de (provider = icu, locale = 'de'); CREATE TABLE names (id int, n text COLLATE lang.de, plain text);
       INSERT INTO names VALUES (1, 'Ä', 'a'), (2, NULL, 'b')`);
@@ -417,25 +422,39 @@ describe('integrity fingerprints', () => {
     const me = (await client.query<{ role: string }>('SELECT current_user AS role')).rows[0]!.role;
     // the downs run as a member of the role whose objects they drop, as DROP OWNED requires
     await db.query(`CREATE ROLE ${tenant}; GRANT ${tenant} TO ${me};
-      CREATE TABLE tenant_rows (id int); INSERT INTO tenant_rows VALUES (1), (2); ALTER TABLE tenant_rows OWNER TO ${tenant}`);
+      CREATE TABLE tenant_rows (id int); INSERT INTO tenant_rows VALUES (1), (2); ALTER TABLE tenant_rows OWNER TO ${tenant};
+      CREATE TABLE parts (id int) PARTITION BY RANGE (id); CREATE TABLE parts_low PARTITION OF parts FOR VALUES FROM (0) TO (10);
+      CREATE TABLE parts_high PARTITION OF parts FOR VALUES FROM (10) TO (20); INSERT INTO parts VALUES (1), (2), (3), (11);
+      ALTER TABLE parts_low OWNER TO ${tenant}`);
     const read = (sql: string) => measureDownsAtRisk(client, [{ revision: '0009_r', sql }]);
     const restrict = await read(`DROP OWNED BY ${tenant};`);
-    expect(restrict.items).toEqual([{ revision: '0009_r', table: 'public.tenant_rows', rows: 2, values: 2 }]);
+    // a partition the role owns goes with its rows, though the parent it belongs to stays
+    expect(restrict.items).toEqual([
+      { revision: '0009_r', table: 'public.parts_low', rows: 3, values: 3 },
+      { revision: '0009_r', table: 'public.tenant_rows', rows: 2, values: 2 },
+    ]);
     expect(restrict.perColumn).toBe(true);
     await db.query(`CREATE TYPE tenant_mood AS ENUM ('a', 'b'); ALTER TYPE tenant_mood OWNER TO ${tenant}`);
     await client.query(`CREATE TABLE shared (id int, m tenant_mood); INSERT INTO shared VALUES (1, 'a'), (2, NULL)`);
     expect((await read(`DROP OWNED BY "${tenant}" CASCADE;`)).items).toEqual([
+      { revision: '0009_r', table: 'public.parts_low', rows: 3, values: 3 },
       { revision: '0009_r', table: 'public.shared', column: 'm', rows: 2, values: 1 },
       { revision: '0009_r', table: 'public.tenant_rows', rows: 2, values: 2 },
     ]);
     // what PostgreSQL drops is that
     await db.query(`DROP OWNED BY ${tenant} CASCADE`);
-    expect(await db.query("SELECT to_regclass('tenant_rows') AS t")).toEqual([{ t: null }]);
+    expect(await db.query("SELECT to_regclass('tenant_rows') AS t, to_regclass('parts_low') AS low")).toEqual([{ t: null, low: null }]);
+    expect(await db.query('SELECT count(*)::int AS n FROM parts')).toEqual([{ n: 1 }]);
     expect((await db.query("SELECT attname FROM pg_attribute WHERE attrelid = 'shared'::regclass AND attnum > 0 AND NOT attisdropped")).map((r) => r.attname)).toEqual(['id']);
-    // the session's own role, by the word for it
+    // the session's own role, by the word for it; belay's own record is not the down's data (the down fails on it, and nothing is lost)
+    const hadBelay = (await client.query<{ had: boolean }>("SELECT to_regnamespace('belay') IS NOT NULL AS had")).rows[0]!.had;
+    await client.query('CREATE SCHEMA IF NOT EXISTS belay; CREATE TABLE belay.owned_probe (id int); INSERT INTO belay.owned_probe VALUES (1)');
     await client.query('CREATE TABLE mine (id int); INSERT INTO mine VALUES (1)');
-    expect((await read('DROP OWNED BY CURRENT_USER;')).items).toContainEqual({ revision: '0009_r', table: 'public.mine', rows: 1, values: 1 });
-    await client.query('DROP TABLE mine, shared');
+    const own = await read('DROP OWNED BY CURRENT_USER;');
+    expect(own.items).toContainEqual({ revision: '0009_r', table: 'public.mine', rows: 1, values: 1 });
+    expect(own.items.filter((item) => item.table.startsWith('belay.'))).toEqual([]);
+    await client.query(hadBelay ? 'DROP TABLE belay.owned_probe' : 'DROP SCHEMA belay CASCADE');
+    await client.query('DROP TABLE mine, shared, parts');
     await db.query(`DROP ROLE ${tenant}`);
   });
 

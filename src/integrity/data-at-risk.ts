@@ -2,6 +2,7 @@ import type { ClientBase } from 'pg';
 import { foldUnquoted, quoteIdent, quoteQualified } from '../db/ident.js';
 import { searchPathEntries } from '../db/search-path.js';
 import { simpleQueryResults } from '../db/simple-query.js';
+import { BELAY_SCHEMA } from '../db/belay-schema.js';
 import { splitSql, sqlCode } from '../migrations/split-sql.js';
 import { holdsNoRow } from './table-selection.js';
 
@@ -418,7 +419,11 @@ async function columnsDroppedWith(
      SELECT DISTINCT x.i::int AS i, n.nspname AS schema, c.relname AS name, a.attname::text AS column
        FROM dropped x JOIN pg_class c ON x.classid = 'pg_class'::regclass AND c.oid = x.objid JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_attribute a ON x.objsubid > 0 AND a.attrelid = c.oid AND a.attnum = x.objsubid
-      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+      WHERE c.relkind IN ('r', 'p') AND n.nspname <> $11
+        -- a partition's rows (or a column's values) are counted with its parent's, unless the parent stays (a partition owned by
+        -- the role, its parent not)
+        AND NOT EXISTS (SELECT 1 FROM pg_inherits ih JOIN dropped p ON p.i = x.i AND p.classid = 'pg_class'::regclass AND p.objid = ih.inhparent
+                         WHERE c.relispartition AND ih.inhrelid = c.oid AND (p.objsubid = 0 OR x.objsubid > 0))
       ORDER BY 1, 2, 3, 4 NULLS FIRST`,
     [
       named.map((o) => o.i),
@@ -431,6 +436,8 @@ async function columnsDroppedWith(
       owners.map((o) => o.i),
       owners.map((o) => o.role),
       owners.map((o) => o.cascade),
+      // belay's own record is no down's data: a down that drops it fails on it, and nothing is lost
+      BELAY_SCHEMA,
     ],
   );
   return objects.map((_object, i) => rows.filter((row) => row.i === i + 1).map(({ schema, name, column }) => ({ schema, name, column })));
