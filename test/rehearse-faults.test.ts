@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,7 +88,7 @@ describe('a rehearsal whose server fails under it', () => {
 });
 
 describe('a rehearsal that reached its verdict but could not remove its throwaway', () => {
-  it('is exit 12 naming what is left, and still writes its --junit and --markdown reports (they were not written)', async () => {
+  it('is exit 12 naming what is left, still writes its --junit report (it was not written), and names the --markdown report it then could not write', async () => {
     const project = await makeProject({
       // in a schema of its own: public belongs to the database's owner, which the test changes
       '0001_people.up.sql': 'CREATE SCHEMA app;\nCREATE TABLE app.people (id int PRIMARY KEY);',
@@ -97,7 +97,9 @@ describe('a rehearsal that reached its verdict but could not remove its throwawa
       '0002_nap.down.sql': 'DROP TABLE app.nap;',
     });
     const junit = join(project.dir, 'rehearsal.xml');
-    const markdown = join(project.dir, 'rehearsal.md');
+    const reports = join(project.dir, 'reports');
+    await mkdir(reports);
+    const markdown = join(reports, 'rehearsal.md');
     const args = ['--database-url', urlOf('owner', 'app'), '--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse', '--from', '0001', '--junit', junit, '--markdown', markdown];
     const running = startBelay(args, { cwd: project.dir });
     let ended: string | undefined;
@@ -109,13 +111,17 @@ describe('a rehearsal that reached its verdict but could not remove its throwawa
     // the throwaways now belong to another role: the rehearsal goes on in them, but its role may not drop them
     const made = await throwaways();
     for (const name of made) await adminRows(`ALTER DATABASE ${name} OWNER TO postgres`);
+    // and the --markdown report's folder is now a file: that report cannot be written (root ignores permissions, not this)
+    await rm(reports, { recursive: true });
+    await writeFile(reports, 'not a folder');
     const run = await running.done;
     expect(run.code, run.stdout + run.stderr).toBe(12);
     const said = JSON.parse(run.stdout) as { message: string; next: string };
     expect(said.message).toMatch(/^the rehearsal passed, but database belay_rehearse_\w+ on the connected server could not be removed: .*must be owner of database/);
+    expect(said.message).toContain(`; and the rehearsal ran, but its --markdown report ${markdown} could not be written`);
+    expect(said.next).toMatch(/by hand.*--markdown/s);
     expect(run.stderr).not.toMatch(/this is a bug/);
     expect(await readFile(junit, 'utf8')).toMatch(/<testsuite[^>]* failures="0"/);
-    expect(await readFile(markdown, 'utf8')).toContain('0002_nap');
     const left = await throwaways();
     expect(left.length).toBeGreaterThan(0);
     for (const name of left) await adminRows(`DROP DATABASE ${name}`);

@@ -56,9 +56,11 @@ export function startFault(error: unknown): unknown {
 }
 
 /** A rehearsal that reached its verdict but could not remove its throwaway: the verdict is told, and what is left. */
-export function notRemoved(report: RehearsalReport, where: string, error: unknown): BelayError {
-  return new BelayError('manual', `the rehearsal ${report.ok ? 'passed' : 'failed'}, but ${where} could not be removed: ${errorMessage(error)}`, {
-    hint: removeByHand(where),
+export function notRemoved(report: RehearsalReport, where: string, error: unknown, unwritten: readonly unknown[] = []): BelayError {
+  const reports = unwritten.map((failure) => `; and ${errorMessage(failure)}`).join('');
+  const hints = unwritten.flatMap((failure) => (failure instanceof BelayError && failure.hint ? [failure.hint] : []));
+  return new BelayError('manual', `the rehearsal ${report.ok ? 'passed' : 'failed'}, but ${where} could not be removed: ${errorMessage(error)}${reports}`, {
+    hint: [removeByHand(where), ...hints].join(' '),
     cause: error,
   });
 }

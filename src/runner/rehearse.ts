@@ -460,16 +460,21 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
   const { report } = rehearsed;
   report.timings.teardownMs = teardownMs;
   // a verdict was reached: CI gets its reports even when the throwaway stays behind (exit 12 then)
-  const unwritten = await writeReports(options, report).then(
-    () => undefined,
-    (error: unknown) => ({ error }),
-  );
-  if (leftBehind) throw notRemoved(report, throwaway.where, leftBehind.error);
-  if (unwritten) throw unwritten.error;
+  const unwritten = await writeReports(options, report);
+  if (leftBehind) throw notRemoved(report, throwaway.where, leftBehind.error, unwritten);
+  if (unwritten[0]) throw unwritten[0];
   return report;
 }
 
-async function writeReports(options: RehearseOptions, report: RehearsalReport): Promise<void> {
-  if (options.junit) await writeReport('--junit', options.junit, toJunit(report));
-  if (options.markdown) await writeReport('--markdown', options.markdown, toMarkdown(report));
+/** Each report asked for, the one that cannot be written not keeping the other from it: the failures. */
+async function writeReports(options: RehearseOptions, report: RehearsalReport): Promise<unknown[]> {
+  const reports = [
+    ['--junit', options.junit, toJunit],
+    ['--markdown', options.markdown, toMarkdown],
+  ] as const;
+  const failures: unknown[] = [];
+  for (const [flag, file, render] of reports) {
+    if (file) await writeReport(flag, file, render(report)).catch((error: unknown) => failures.push(error));
+  }
+  return failures;
 }
