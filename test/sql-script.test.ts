@@ -143,6 +143,10 @@ describe("a statement's code, as the server reads it", () => {
     expect(sqlCode(text, { blankStrings: true })).toBe("ALTER TABLE t ADD CHECK (a <> ''), DROP COLUMN b    \n, DROP \"--y\"");
     expect(sqlCode("SELECT E'it\\'s -- no', 'a''--b'", { blankStrings: true })).toBe("SELECT E'', ''");
     expect(sqlCode("DO $do$ BEGIN -- note\n EXECUTE 'DROP TABLE x'; END $do$", { blankStrings: true })).toBe("DO $do$ BEGIN  \n EXECUTE 'DROP TABLE x'; END $do$");
+    // a comment never closed stays (the server refuses the statement), so the statements after it are not dropped unseen
+    expect(splitSql('CREATE TABLE a (id int);\n/* never closed\nCREATE TABLE b (id int);').statements.map((s) => s.text)).toEqual(['CREATE TABLE a (id int)', '/* never closed\nCREATE TABLE b (id int);']);
+    // nested comments close where PostgreSQL closes them; a `--` inside one is nothing
+    expect(texts('SELECT 1;\n/* a /* b */ -- c */\n/* d -- */')).toEqual(['SELECT 1']);
     // a `$` inside a word or after a parameter's digits is no dollar quote
     expect(sqlCode('SELECT a$b$ FROM t WHERE x = $1 -- c')).toBe('SELECT a$b$ FROM t WHERE x = $1  ');
   });

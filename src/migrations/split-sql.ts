@@ -160,7 +160,7 @@ function lineCommentEnd(text: string, i: number): number {
   return end === -1 ? text.length : end;
 }
 
-/** Past a block comment starting at `i`; block comments nest. */
+/** Past a block comment starting at `i` (block comments nest); past the text's end when it is not closed. */
 function blockCommentEnd(text: string, i: number): number {
   let nesting = 1;
   let j = i + 2;
@@ -173,7 +173,7 @@ function blockCommentEnd(text: string, i: number): number {
       j += 2;
     } else j++;
   }
-  return j;
+  return nesting > 0 ? text.length + 1 : j;
 }
 
 /** Past a string constant or a quoted identifier starting at `i` (its quote doubled inside; backslash escapes in an E'' string). */
@@ -234,7 +234,8 @@ export function sqlCode(text: string, options: { blankStrings?: boolean } = {}):
       code += ' ';
     } else if (ch === '/' && next === '*') {
       end = blockCommentEnd(text, i);
-      code += ' ';
+      // a comment never closed is no comment to leave out: the server refuses it
+      code += end > text.length ? text.slice(i) : ' ';
     } else if (ch === "'" || ch === '"') {
       end = quotedEnd(text, i);
       code += ch === "'" && options.blankStrings ? "''" : text.slice(i, end);
