@@ -228,6 +228,7 @@ export function sqlCode(text: string, options: { blankStrings?: boolean } = {}):
   while (i < text.length) {
     const ch = text[i]!;
     const next = text[i + 1];
+    const tag = ch === '$' && !DIGIT.test(next ?? '') ? dollarTagAt(text, i) : undefined;
     let end: number;
     if (ch === '-' && next === '-') {
       end = lineCommentEnd(text, i);
@@ -239,8 +240,7 @@ export function sqlCode(text: string, options: { blankStrings?: boolean } = {}):
     } else if (ch === "'" || ch === '"') {
       end = quotedEnd(text, i);
       code += ch === "'" && options.blankStrings ? "''" : text.slice(i, end);
-    } else if (ch === '$' && !DIGIT.test(next ?? '') && dollarTagAt(text, i)) {
-      const tag = dollarTagAt(text, i)!;
+    } else if (tag) {
       end = dollarEnd(text, i);
       const closed = text.endsWith(tag, end) && end - tag.length > i;
       const body = text.slice(i + tag.length, closed ? end - tag.length : end);
