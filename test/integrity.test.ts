@@ -358,7 +358,7 @@ describe('integrity fingerprints', () => {
     await client.query('DROP SCHEMA archive CASCADE; DROP TABLE people, users, stays');
   });
 
-  it('counts the columns and tables a type\'s, a domain\'s, a collation\'s or an extension\'s DROP … CASCADE takes with it (arrays, domains over it, typed tables)', async () => {
+  it('counts the columns and tables a type\'s, a domain\'s, a collation\'s, a function\'s or an extension\'s DROP … CASCADE takes with it (arrays, domains over it, typed tables, generated columns)', async () => {
     await client.query(`CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE DOMAIN feeling AS mood; CREATE TYPE shape AS (w int);
       CREATE TABLE diary (id int, m mood, ms mood[], f feeling, note text); INSERT INTO diary VALUES (1, 'ok', '{sad}', NULL, 'a'), (2, NULL, NULL, 'sad', 'b');
       CREATE TABLE boxes OF shape; INSERT INTO boxes VALUES (1), (2), (3);
@@ -376,6 +376,18 @@ describe('integrity fingerprints', () => {
       { revision: '0009_r', table: 'public.diary', column: 'f', rows: 2, values: 1 },
     ]);
     expect((await read('DROP EXTENSION citext CASCADE;')).items).toEqual([{ revision: '0009_r', table: 'public.emails', column: 'e', rows: 1, values: 1 }]);
+    // a function's, for a stored generated column that calls it (its default only loses the default), whichever overload
+    await client.query(`CREATE FUNCTION dbl(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 * 2';
+      CREATE FUNCTION dbl(numeric) RETURNS numeric IMMUTABLE LANGUAGE sql AS 'SELECT $1 * 2';
+      CREATE TABLE calc (id int, g int GENERATED ALWAYS AS (dbl(id)) STORED, d int DEFAULT dbl(3), n numeric GENERATED ALWAYS AS (dbl(id::numeric)) STORED);
+      INSERT INTO calc (id) VALUES (1), (NULL)`);
+    expect((await read('DROP FUNCTION IF EXISTS public.dbl(numeric(10, 2)), dbl(integer) CASCADE;')).items).toEqual([
+      { revision: '0009_r', table: 'public.calc', column: 'g', rows: 2, values: 1 },
+      { revision: '0009_r', table: 'public.calc', column: 'n', rows: 2, values: 1 },
+    ]);
+    await client.query('DROP FUNCTION dbl(int) CASCADE');
+    expect(await client.query("SELECT attname FROM pg_attribute WHERE attrelid = 'calc'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum").then((r) => r.rows.map((row) => row.attname))).toEqual(['id', 'd', 'n']);
+    await client.query('DROP TABLE calc; DROP FUNCTION dbl(numeric)');
     // a partitioned table's column counted once, on the parent, whose count holds its partitions'
     await client.query(`CREATE TYPE tier AS ENUM ('a', 'b'); CREATE TABLE plans (id int, t tier) PARTITION BY RANGE (id);
       CREATE TABLE plans_1 PARTITION OF plans FOR VALUES FROM (0) TO (10); INSERT INTO plans VALUES (1, 'a'), (2, NULL)`);

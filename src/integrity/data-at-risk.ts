@@ -90,6 +90,10 @@ const RENAME_TABLE = new RegExp(String.raw`^\s*RENAME\s+TO\s+(${NAME_PART})`, 'i
 const SET_SCHEMA = new RegExp(String.raw`^\s*SET\s+SCHEMA\s+(${NAME_PART})`, 'i');
 const DROP_SCHEMA = new RegExp(String.raw`\bDROP\s+SCHEMA\s+(?:IF\s+EXISTS\s+)?(${NAME_PART}(?:\s*,\s*${NAME_PART})*)[^;]*\bCASCADE\b`, 'gi');
 const DROP_CASCADING = new RegExp(String.raw`\bDROP\s+(TYPE|DOMAIN|EXTENSION|COLLATION)\s+(?:IF\s+EXISTS\s+)?(${NAME}(?:\s*,\s*${NAME})*)[^;]*\bCASCADE\b`, 'gi');
+/** A routine's name and its argument types, which may hold parentheses of their own (`numeric(10, 2)`). */
+const ROUTINE = String.raw`${NAME}(?:\s*\((?:[^()]|\([^()]*\))*\))?`;
+/** DROP FUNCTION … CASCADE takes the generated columns computed with it (each overload of the name is taken for it). */
+const DROP_FUNCTION = new RegExp(String.raw`\bDROP\s+FUNCTION\s+(?:IF\s+EXISTS\s+)?(${ROUTINE}(?:\s*,\s*${ROUTINE})*)[^;]*\bCASCADE\b`, 'gi');
 /** DROP OWNED BY drops what the roles own in this database, with or without CASCADE; the words for the session's role are not names. */
 const DROP_OWNED = new RegExp(String.raw`\bDROP\s+OWNED\s+BY\s+(${NAME_PART}(?:\s*,\s*${NAME_PART})*)\s*(CASCADE)?`, 'gi');
 const SESSION_ROLE_WORD = /^(?:current_user|current_role|session_user)$/i;
@@ -105,7 +109,7 @@ type Mention =
   | { kind: 'rename'; table: string; to: string }
   | { kind: 'set-schema'; table: string; schema: string }
   | { kind: 'drop-schema'; schema: string }
-  | { kind: 'drop-cascading'; what: 'type' | 'collation' | 'extension'; name: string }
+  | { kind: 'drop-cascading'; what: 'type' | 'collation' | 'extension' | 'function'; name: string }
   | { kind: 'drop-owned'; role: string | null; cascade: boolean }
   | { kind: 'rename-column'; table: string; column: string; to: string };
 
@@ -149,11 +153,21 @@ function mentionsIn(text: string): Mention[] {
     const what = /^EXTENSION$/i.test(match[1]!) ? 'extension' : /^COLLATION$/i.test(match[1]!) ? 'collation' : 'type';
     for (const name of listed(match[2]!, NAME)) found.push({ kind: 'drop-cascading', what, name });
   }
+  for (const match of text.matchAll(DROP_FUNCTION)) {
+    for (const name of listed(withoutArguments(match[1]!), NAME)) found.push({ kind: 'drop-cascading', what: 'function', name });
+  }
   for (const match of text.matchAll(DROP_OWNED)) {
     // null: the session's role (CURRENT_USER and its kin, unquoted)
     for (const role of listed(match[1]!, NAME_PART)) found.push({ kind: 'drop-owned', role: SESSION_ROLE_WORD.test(role) ? null : identName(role), cascade: match[2] !== undefined });
   }
   return found;
+}
+
+/** A list of routines without their argument types: the names alone. */
+function withoutArguments(list: string): string {
+  let names = list;
+  for (let inner = names.replace(/\([^()]*\)/g, ''); inner !== names; inner = names.replace(/\([^()]*\)/g, '')) names = inner;
+  return names;
 }
 
 /** A relation's schema and name. */
@@ -295,7 +309,7 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
         ? { owner: mention.role ?? role, cascade: mention.cascade }
         : mention.what === 'extension'
           ? { extension: identName(mention.name) }
-          : { catalog: mention.what === 'collation' ? 'pg_collation' : 'pg_type', candidates: entry.nameCandidates },
+          : { catalog: CATALOG_OF[mention.what], candidates: entry.nameCandidates },
     ),
   );
   const droppedWith = new Map(cascading.map(({ entry }, i) => [entry, dropped[i] ?? []]));
@@ -369,19 +383,24 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
   return { items, perColumn: hidden ? true : altered };
 }
 
+/** The catalog a cascading drop's name is looked up in. */
+const CATALOG_OF = { type: 'pg_type', collation: 'pg_collation', function: 'pg_proc' } as const;
+
 /**
- * What PostgreSQL drops with each type or collation (the first of its
- * candidates that exists) or extension when the drop cascades: the tables and
- * columns that depend on it, following pg_depend as DROP … CASCADE does (a
- * domain over the type, an array of it, the columns of those, the columns
- * under the collation, an extension's member tables). For a role's DROP OWNED
+ * What PostgreSQL drops with each type, collation or function (the first of
+ * its candidates that exists; a function's every overload there) or extension
+ * when the drop cascades: the tables and columns that depend on it, following
+ * pg_depend as DROP … CASCADE does (a domain over the type, an array of it,
+ * the columns of those, the columns under the collation, an extension's
+ * member tables), and the object something dropped is an internal part of (a
+ * generated column, whose expression calls the function). For a role's DROP OWNED
  * BY, what it owns in this database (pg_shdepend, as DROP OWNED reads it),
  * followed through pg_depend only with CASCADE (without, a dependent object
  * makes the statement fail). A partition's rows are its parent's, counted there.
  */
 async function columnsDroppedWith(
   client: ClientBase,
-  objects: Array<{ catalog: 'pg_type' | 'pg_collation'; candidates: readonly RelationKey[] } | { extension: string } | { owner: string; cascade: boolean }>,
+  objects: Array<{ catalog: (typeof CATALOG_OF)[keyof typeof CATALOG_OF]; candidates: readonly RelationKey[] } | { extension: string } | { owner: string; cascade: boolean }>,
 ): Promise<Array<Array<{ schema: string; name: string; column: string | null }>>> {
   if (objects.length === 0) return [];
   const named = objects.flatMap((object, i) => ('catalog' in object ? object.candidates.map((key, rank) => ({ i: i + 1, rank, catalog: object.catalog, key })) : []));
@@ -389,18 +408,23 @@ async function columnsDroppedWith(
   const owners = objects.flatMap((object, i) => ('owner' in object ? [{ i: i + 1, role: object.owner, cascade: object.cascade }] : []));
   const { rows } = await client.query<{ i: number; schema: string; name: string; column: string | null }>(
     `WITH RECURSIVE wanted(i, classid, objid, cascade) AS (
-       (SELECT DISTINCT ON (w.i) w.i, o.classid, o.objid, true
-          FROM unnest($1::int[], $2::int[], $3::text[], $4::text[], $5::text[]) AS w(i, rank, catalog, schema, name)
-          JOIN pg_namespace n ON n.nspname = w.schema
-          CROSS JOIN LATERAL (
-            SELECT 'pg_type'::regclass::oid, t.oid FROM pg_type t WHERE w.catalog = 'pg_type' AND t.typnamespace = n.oid AND t.typname = w.name
-            UNION ALL
-            -- a collation of this database's encoding, or of any
-            SELECT 'pg_collation'::regclass::oid, co.oid FROM pg_collation co
-             WHERE w.catalog = 'pg_collation' AND co.collnamespace = n.oid AND co.collname = w.name
-               AND co.collencoding IN (-1, pg_char_to_encoding(pg_catalog.getdatabaseencoding()))
-          ) AS o(classid, objid)
-         ORDER BY w.i, w.rank)
+       -- what the first candidate that exists names (a function: each of its overloads there)
+       SELECT f.i, f.classid, f.objid, true FROM (
+         SELECT w.i, w.rank, o.classid, o.objid, min(w.rank) OVER (PARTITION BY w.i) AS first
+           FROM unnest($1::int[], $2::int[], $3::text[], $4::text[], $5::text[]) AS w(i, rank, catalog, schema, name)
+           JOIN pg_namespace n ON n.nspname = w.schema
+           CROSS JOIN LATERAL (
+             SELECT 'pg_type'::regclass::oid, t.oid FROM pg_type t WHERE w.catalog = 'pg_type' AND t.typnamespace = n.oid AND t.typname = w.name
+             UNION ALL
+             -- a collation of this database's encoding, or of any
+             (SELECT 'pg_collation'::regclass::oid, co.oid FROM pg_collation co
+               WHERE w.catalog = 'pg_collation' AND co.collnamespace = n.oid AND co.collname = w.name
+                 AND co.collencoding IN (-1, pg_char_to_encoding(pg_catalog.getdatabaseencoding()))
+               ORDER BY co.collencoding DESC LIMIT 1)
+             UNION ALL
+             SELECT 'pg_proc'::regclass::oid, p.oid FROM pg_proc p WHERE w.catalog = 'pg_proc' AND p.pronamespace = n.oid AND p.proname = w.name
+           ) AS o(classid, objid)) f
+        WHERE f.rank = f.first
        UNION ALL
        SELECT w.i, 'pg_extension'::regclass::oid, e.oid, true FROM unnest($6::int[], $7::text[]) AS w(i, name) JOIN pg_extension e ON e.extname = w.name
        UNION ALL
@@ -412,9 +436,16 @@ async function columnsDroppedWith(
      dropped(i, classid, objid, objsubid, cascade) AS (
        SELECT i, classid, objid, 0, cascade FROM wanted
        UNION
-       SELECT x.i, d.classid, d.objid, d.objsubid, x.cascade FROM dropped x
-         JOIN pg_depend d ON d.refclassid = x.classid AND d.refobjid = x.objid AND (x.objsubid = 0 OR d.refobjsubid = x.objsubid)
-        WHERE x.cascade AND d.deptype IN ('n', 'a', 'i', 'e')
+       SELECT x.i, o.classid, o.objid, o.objsubid, x.cascade FROM dropped x
+         CROSS JOIN LATERAL (
+           SELECT d.classid, d.objid, d.objsubid FROM pg_depend d
+            WHERE d.refclassid = x.classid AND d.refobjid = x.objid AND (x.objsubid = 0 OR d.refobjsubid = x.objsubid) AND d.deptype IN ('n', 'a', 'i', 'e')
+           UNION ALL
+           -- an internal part takes what it is part of with it (a generated column's expression, its column)
+           SELECT d.refclassid, d.refobjid, d.refobjsubid FROM pg_depend d
+            WHERE d.classid = x.classid AND d.objid = x.objid AND (x.objsubid = 0 OR d.objsubid = x.objsubid) AND d.deptype = 'i'
+         ) AS o(classid, objid, objsubid)
+        WHERE x.cascade
      )
      SELECT DISTINCT x.i::int AS i, n.nspname AS schema, c.relname AS name, a.attname::text AS column
        FROM dropped x JOIN pg_class c ON x.classid = 'pg_class'::regclass AND c.oid = x.objid JOIN pg_namespace n ON n.oid = c.relnamespace
