@@ -196,7 +196,7 @@ function quotedEnd(text: string, i: number): number {
   return text.length + 1;
 }
 
-/** Past what starts with `$` at `i`: a parameter ($1), a dollar-quoted string, or the `$` alone. */
+/** Past what starts with `$` at `i`: a parameter ($1), a dollar-quoted string (past the text's end when not closed), or the `$` alone. */
 function dollarEnd(text: string, i: number): number {
   if (DIGIT.test(text[i + 1] ?? '')) {
     let j = i + 1;
@@ -206,7 +206,7 @@ function dollarEnd(text: string, i: number): number {
   const tag = dollarTagAt(text, i);
   if (!tag) return i + 1;
   const close = text.indexOf(tag, i + tag.length);
-  return close === -1 ? text.length : close + tag.length;
+  return close === -1 ? text.length + 1 : close + tag.length;
 }
 
 function dollarTagAt(text: string, i: number): string | undefined {
@@ -242,8 +242,8 @@ export function sqlCode(text: string, options: { blankStrings?: boolean } = {}):
       code += ch === "'" && options.blankStrings ? "''" : text.slice(i, end);
     } else if (tag) {
       end = dollarEnd(text, i);
-      const closed = text.endsWith(tag, end) && end - tag.length > i;
-      const body = text.slice(i + tag.length, closed ? end - tag.length : end);
+      const closed = end <= text.length;
+      const body = text.slice(i + tag.length, closed ? end - tag.length : text.length);
       code += `${tag}${sqlCode(body)}${closed ? tag : ''}`;
     } else {
       // a word whole: a `$` inside it (`a$b$`) is part of it, no dollar quote
@@ -268,8 +268,17 @@ function countNewlines(text: string): number {
   return n;
 }
 
+/** Whether `text` holds nothing but comments and white space (a comment never closed is not one: the server refuses it). */
 function isOnlyComments(text: string): boolean {
-  return sqlCode(text).trim() === '';
+  for (let i = 0; i < text.length; ) {
+    if (text.startsWith('--', i)) i = lineCommentEnd(text, i);
+    else if (text.startsWith('/*', i)) {
+      i = blockCommentEnd(text, i);
+      if (i > text.length) return false;
+    } else if (/\s/.test(text[i]!)) i++;
+    else return false;
+  }
+  return true;
 }
 
 export const NO_TRANSACTION_MARKER = /^\s*(--|\/\/)\s*belay:no-transaction\b/;
