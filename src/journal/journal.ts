@@ -126,16 +126,16 @@ export class Journal {
     await this.database.flush();
   }
 
-  /**
-   * Whether the database copy has every record so far and still answers.
-   * False when it is attached and the server is gone: the run's row stays
-   * "running" there, and only `belay recover` can settle it.
-   */
   /** Whether the run has begun writing its journal into the database (it changes the database from then on). */
   get databaseAttached(): boolean {
     return this.database.attachedOnce;
   }
 
+  /**
+   * Whether the database copy has every record so far and still answers.
+   * False when it is attached and the server is gone: the run's row stays
+   * "running" there, and only `belay recover` can settle it.
+   */
   async databaseUpToDate(): Promise<boolean> {
     return this.database.reachable();
   }
