@@ -356,8 +356,15 @@ export function changedKeysBlock(oldest: string, floor: string, locked: string, 
     ${everyRow}
   END IF;`;
   }).join('');
-  return `${gather}
-  SELECT c.keys, c.kinds INTO ${into} FROM (${keysOfWritten('SELECT * FROM unnest(v_cats, v_oids)')}) c;`;
+  const catalogs = [...new Set(WRITTEN_SOURCES.map((source) => source.catalog))];
+  // a transaction that wrote no catalog row (a revision that only changes data) has nothing to find: one test
+  // instead of one per catalog, and the keys' statement, whose set-up costs even with nothing to read, not run
+  return `
+  IF ${wroteAny(catalogs, ['inserted', 'updated'])} THEN${gather}
+  IF cardinality(v_cats) > 0 THEN
+    SELECT c.keys, c.kinds INTO ${into} FROM (${keysOfWritten('SELECT * FROM unnest(v_cats, v_oids)')}) c;
+  END IF;
+  END IF;`;
 }
 
 /**
