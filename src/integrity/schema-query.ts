@@ -356,7 +356,7 @@ export function changedKeysBlock(oldest: string, floor: string, locked: string, 
     ${everyRow}
   END IF;`;
   }).join('');
-  const catalogs = [...new Set(WRITTEN_SOURCES.map((source) => source.catalog))];
+  const catalogs = WRITTEN_SOURCES.map((source) => source.catalog);
   // a transaction that wrote no catalog row (a revision that only changes data) has nothing to find: one test
   // instead of one per catalog, and the keys' statement, whose set-up costs even with nothing to read, not run
   return `
