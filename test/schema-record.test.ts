@@ -10,6 +10,8 @@ import { serverUser } from '../src/cluster/os-user.js';
 import { startTempCluster } from '../src/cluster/temp-cluster.js';
 import { ensureBelaySchema } from '../src/db/belay-schema.js';
 import { describeSchema, hashOf, type SchemaChanges, type SchemaDescription } from '../src/integrity/schema-digest.js';
+import { changedKeysQuery, OID_FLOOR } from '../src/integrity/schema-query.js';
+import { ensureTrackerFunction } from '../src/integrity/tracker-function.js';
 import { discoverRevisions } from '../src/migrations/discover.js';
 import { MigrationEngine } from '../src/migrations/engine.js';
 import { quoteIdent } from '../src/db/ident.js';
@@ -331,6 +333,60 @@ describe('the schema recorded per revision', () => {
     ]);
     expect(Object.keys(seen[1]!.recorded.changes).sort()).toEqual(['table public.extra', 'table public.names']);
     expect(seen[1]!.described.objects.get('table public.names')!.description).toContain('column name character varying(20)');
+  });
+
+  it('describes again, after a column added to a table that many objects name, that table alone; after a column renamed, what names that column, with or without the function', async () => {
+    const db = await freshDatabase();
+    const client = await connect(db.url);
+    await ensureBelaySchema(client);
+    const via = await ensureTrackerFunction(client);
+    expect(via).toBeDefined();
+    await client.query(`CREATE TABLE hub (id int PRIMARY KEY, code text UNIQUE, n int CHECK (n > 0));
+      CREATE INDEX hub_n ON hub (n);
+      CREATE TABLE spoke (hub int REFERENCES hub (id), code text REFERENCES hub (code));
+      CREATE VIEW hub_codes AS SELECT code FROM hub;
+      CREATE VIEW hub_ns AS SELECT id, n FROM hub`);
+    // the keys found for `change`, in a transaction rolled back after, by the function or by the inline query, as names
+    const keysFor = async (change: string, inline: boolean): Promise<string[]> => {
+      // every write before this one flushed to the shared statistics: the tests below read this transaction's alone
+      await client.query('SELECT pg_stat_force_next_flush()');
+      // since an xid of its own, not the horizon: a transaction of another test left open would take the horizon back
+      // before this test's CREATE TABLEs, whose rows would then be found too (described again, which is right, but not what is asked here)
+      const { rows } = await client.query<{ since: string; floor: string }>(`SELECT (txid_current() % 4294967296)::text AS since, ${OID_FLOOR} AS floor`);
+      const { since, floor } = rows[0]!;
+      await client.query('BEGIN');
+      try {
+        await client.query(change);
+        const found = inline
+          ? await client.query<{ keys: string[] }>(`SELECT keys FROM (${changedKeysQuery(pg.escapeLiteral(since) + '::xid', true)}) c`)
+          : await client.query<{ keys: string[] }>(`SELECT ${via}($1::xid, $2::oid) -> 'keys' AS keys`, [since, floor]);
+        const keys = found.rows[0]?.keys ?? [];
+        const named = await client.query<{ name: string }>(
+          `SELECT CASE left(k, 1) WHEN 'c' THEN substr(k, 2)::oid::regclass::text WHEN 'o' THEN (SELECT 'constraint ' || conname FROM pg_constraint WHERE oid = substr(k, 2)::oid)
+                  WHEN 't' THEN (SELECT 'trigger of ' || coalesce(co.conname, t.tgname) FROM pg_trigger t LEFT JOIN pg_constraint co ON co.oid = t.tgconstraint WHERE t.oid = substr(k, 2)::oid) ELSE k END AS name
+             FROM unnest($1::text[]) k`,
+          [keys],
+        );
+        return [...new Set(named.rows.map((row) => row.name))].sort();
+      } finally {
+        await client.query('ROLLBACK');
+      }
+    };
+    for (const inline of [false, true]) {
+      // the indexes, constraints (the foreign keys of spoke too) and views that name hub's columns are as they were
+      expect({ inline, keys: await keysFor('ALTER TABLE hub ADD COLUMN born date', inline) }).toEqual({ inline, keys: ['hub'] });
+      expect({ inline, keys: await keysFor("ALTER TABLE hub ADD COLUMN note text DEFAULT 'none'; ALTER TABLE hub ENABLE ROW LEVEL SECURITY", inline) }).toEqual({ inline, keys: ['hub'] });
+      expect({ inline, keys: await keysFor('ALTER TABLE hub RENAME COLUMN code TO ref', inline) }).toEqual({
+        inline,
+        // (a foreign key's triggers are its internal parts)
+        keys: ['constraint hub_code_key', 'constraint spoke_code_fkey', 'hub', 'hub_code_key', 'hub_codes', 'trigger of spoke_code_fkey'],
+      });
+      // a rename of the table is in every description that names it
+      expect({ inline, keys: await keysFor('ALTER TABLE hub RENAME TO centre', inline) }).toEqual({
+        inline,
+        keys: expect.arrayContaining(['centre', 'hub_pkey', 'constraint hub_pkey', 'constraint spoke_hub_fkey', 'constraint hub_n_check', 'hub_n', 'hub_codes', 'hub_ns']),
+      });
+    }
   });
 
   it("stays whole across a revision that outlasts the statistics' one-second flush", async () => {

@@ -192,6 +192,12 @@ interface WrittenSource {
   /** The key's catalog, as SQL (a column for pg_depend, whose rows name both sides). */
   cat: string;
   oid: string;
+  /**
+   * The column of the object a written row is about (pg_attribute's attnum),
+   * as SQL; 0 (the default) for the object as a whole. Its dependents are
+   * those of that column only (see keysOfWritten).
+   */
+  sub?: string;
   /** The writes that can be news (see pg_attribute). */
   writes?: ReadonlyArray<'inserted' | 'updated'>;
   /**
@@ -230,7 +236,7 @@ const WRITTEN_SOURCES: readonly WrittenSource[] = [
   // a new pg_attribute row comes with a write of its relation's pg_class row (a new relation, or relnatts
   // for an added column): only an update of one (a rename, a type, not null, a dropped column) is news,
   // and the largest catalog is not scanned for the commonest revision, one that creates
-  { catalog: 'pg_attribute', cat: "'pg_class'::regclass", oid: 'attrelid', writes: ['updated'], lockedWhenUpdated: true },
+  { catalog: 'pg_attribute', cat: "'pg_class'::regclass", oid: 'attrelid', sub: 'attnum', writes: ['updated'], lockedWhenUpdated: true },
   { catalog: 'pg_attrdef', cat: "'pg_class'::regclass", oid: 'adrelid', fresh: 'oid' },
   { catalog: 'pg_index', cat: "'pg_class'::regclass", oid: 'indexrelid', fresh: 'indexrelid' },
   { catalog: 'pg_inherits', cat: "'pg_class'::regclass", oid: 'inhrelid' },
@@ -273,9 +279,9 @@ const wroteAny = (catalogs: readonly string[], writes: ReadonlyArray<'inserted' 
  */
 const wroteIn = ({ catalog, writes = ['inserted', 'updated'] }: WrittenSource): string => wroteAny([catalog], writes);
 
-/** The source's rows written since the transaction whose age is `oldest` (SQL), as (cat, oid). */
+/** The source's rows written since the transaction whose age is `oldest` (SQL), as (cat, oid, sub). */
 const writtenRows = (source: WrittenSource, oldest: string): string =>
-  `SELECT ${source.cat}::oid AS cat, ${source.oid} AS oid FROM pg_catalog.${source.catalog} WHERE age(xmin) <= ${oldest}`;
+  `SELECT ${source.cat}::oid AS cat, ${source.oid} AS oid, ${source.sub ?? '0'}::integer AS sub FROM pg_catalog.${source.catalog} WHERE age(xmin) <= ${oldest}`;
 
 /**
  * Catalog rows written since `since` (an xid, as SQL): by every transaction
@@ -292,13 +298,13 @@ export function changedKeysQuery(since: string, inOneTransaction = false): strin
   // and the statistics test as an uncorrelated subquery runs once, a one-time filter, not per row
   const oldest = `(SELECT age(${since}))`;
   const written = WRITTEN_SOURCES.map((source) => `${writtenRows(source, oldest)}${inOneTransaction ? ` AND (SELECT ${wroteIn(source)})` : ''}`);
-  return keysOfWritten(written.join('\n  UNION ALL '));
+  return keysOfWritten(written.join('\n  UNION ALL '), oldest);
 }
 
 /**
  * changedKeysQuery inside a PL/pgSQL function, for one transaction: the
- * (cat, oid) of written rows gathered into `v_cats` and `v_oids` (oid[]
- * variables), one statement per catalog the transaction wrote, then the
+ * (cat, oid, sub) of written rows gathered into `v_cats`, `v_oids` (oid[]
+ * variables) and `v_subs` (integer[]), one statement per catalog the transaction wrote, then the
  * keys found from them into `into`. A statement not run costs nothing, where
  * a branch of one large statement is still set up each time it runs.
  *
@@ -315,9 +321,9 @@ export function changedKeysQuery(since: string, inOneTransaction = false): strin
  * `oldest`: the age of the horizon (an integer variable).
  */
 export function changedKeysBlock(oldest: string, floor: string, locked: string, into: string): string {
-  // the (cat, oid) of `rows` added to v_cats and v_oids, and how many they were into v_found
+  // the (cat, oid, sub) of `rows` added to v_cats, v_oids and v_subs, and how many they were into v_found
   const add = (rows: string): string =>
-    `SELECT v_cats || coalesce(array_agg(w.cat), '{}'), v_oids || coalesce(array_agg(w.oid), '{}'), count(*) INTO v_cats, v_oids, v_found FROM (${rows}) w;`;
+    `SELECT v_cats || coalesce(array_agg(w.cat), '{}'), v_oids || coalesce(array_agg(w.oid), '{}'), v_subs || coalesce(array_agg(w.sub), '{}'), count(*) INTO v_cats, v_oids, v_subs, v_found FROM (${rows}) w;`;
   const updated = (source: WrittenSource): string => tuplesWritten('updated', source.catalog);
   // the relations this transaction holds locks on (and those it holds more than a read's on), read once when a catalog needs them
   const lockedRows = (source: WrittenSource): string => `
@@ -362,7 +368,7 @@ export function changedKeysBlock(oldest: string, floor: string, locked: string, 
   return `
   IF ${wroteAny(catalogs, ['inserted', 'updated'])} THEN${gather}
   IF cardinality(v_cats) > 0 THEN
-    SELECT c.keys, c.kinds INTO ${into} FROM (${keysOfWritten('SELECT * FROM unnest(v_cats, v_oids)')}) c;
+    SELECT c.keys, c.kinds INTO ${into} FROM (${keysOfWritten('SELECT * FROM unnest(v_cats, v_oids, v_subs)', oldest)}) c;
   END IF;
   END IF;`;
 }
@@ -381,19 +387,32 @@ const LOCKED_RELATIONS = (locked: string): string => `SELECT coalesce(array_agg(
 /** The floor changedKeysBlock is given for the next description (as text). */
 export const OID_FLOOR = '(SELECT max(oid) FROM pg_catalog.pg_class)::text';
 
-/** From `written` (a query of (cat, oid) rows), the keys to describe again and the SELECT each needs. */
-function keysOfWritten(written: string): string {
+/**
+ * From `written` (a query of (cat, oid, sub) rows), the keys to describe
+ * again and the SELECT each needs. `oldest`: the age of the horizon the rows
+ * were written since (SQL).
+ */
+function keysOfWritten(written: string, oldest: string): string {
   return `
-WITH written(cat, oid) AS (
+WITH written(cat, oid, sub) AS (
   ${written}
 ),
 -- a description names the objects it depends on (a view its tables' columns, a trigger its function,
--- an index its table): when one of those was renamed, the dependent's description changed with it
+-- an index its table): when one of those was renamed, the dependent's description changed with it.
+-- A column's row written (renamed, retyped, dropped, given a default): the dependents of that column, which
+-- PostgreSQL records for every expression, index, constraint, trigger and policy that names it. A relation's
+-- own row written: its name is in its dependents' descriptions only when the write renamed it or moved it to
+-- another schema, which writes its row type's pg_type row too; a write that leaves the row type alone (a
+-- column added, row security turned on, a new index counted) changes only the relation's description, so
+-- the indexes, constraints and views of a table every revision adds a column to are not described again.
+-- A relation without a row type (an index, a sequence) brings its dependents on every write.
 -- (OFFSET 0 keeps each lookup a probe of its index: the estimate of the rows written is far too high for the planner to see that)
 named(cat, oid) AS (
   SELECT cat, oid FROM written
   UNION SELECT d.classid, d.objid FROM written w,
-    LATERAL (SELECT classid, objid FROM pg_depend WHERE refclassid = w.cat AND refobjid = w.oid OFFSET 0) d
+    LATERAL (SELECT classid, objid FROM pg_depend WHERE refclassid = w.cat AND refobjid = w.oid AND (w.sub = 0 OR refobjsubid = w.sub) OFFSET 0) d
+   WHERE w.sub <> 0 OR w.cat <> 'pg_class'::regclass
+      OR NOT EXISTS (SELECT FROM pg_class c JOIN pg_type t ON t.oid = c.reltype WHERE c.oid = w.oid AND age(t.xmin) > ${oldest})
 ),
 -- an object and its internal part (pg_depend 'i') each show what the other names, while only one of them
 -- depends on it: the index of a primary key, a unique or an exclusion constraint depends on its constraint,

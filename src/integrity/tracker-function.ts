@@ -29,6 +29,7 @@ DECLARE
   v_floor text := ${OID_FLOOR};
   v_cats oid[] := '{}';
   v_oids oid[] := '{}';
+  v_subs integer[] := '{}';
   v_found bigint;
   v_locked oid[];
   v_locked_writing oid[];
