@@ -1,5 +1,5 @@
 #!/usr/bin/env zx
-// zx scripts/bench/ab-runner.mjs --before DIR [--n 200] [--rounds 5] [--peers]:
+// zx scripts/bench/ab-runner.mjs --before DIR [--n 200] [--rounds 5] [--peers] [--shape columns]:
 // the runner case for two builds of belay in one run, interleaved round by
 // round (psql session, the two builds of belay in turn, with --peers node-pg-migrate
 // and dbmate as the runner case runs them; up, then down to the first), so
@@ -17,18 +17,20 @@ import { median } from './stats.mjs';
 import { BELAY_CLI, findTools } from './tools.mjs';
 
 if (typeof argv.before !== 'string') {
-  console.error('usage: zx scripts/bench/ab-runner.mjs --before DIST_DIR [--n 200] [--rounds 5]');
+  console.error('usage: zx scripts/bench/ab-runner.mjs --before DIST_DIR [--n 200] [--rounds 5] [--peers] [--shape tables|columns]');
   process.exit(2);
 }
 const N = Number(argv.n ?? 200);
 const ROUNDS = Number(argv.rounds ?? 5);
+// the revisions (scripts/bench/revisions.mjs): trivial tables, or columns added to a table many objects name
+const SHAPE = argv.shape ?? 'tables';
 const builds = { before: path.resolve(argv.before, 'cli/main.js'), after: BELAY_CLI };
 const PSQL_FLAGS = ['-X', '-q', '-v', 'ON_ERROR_STOP=1'];
 
 const cluster = await startBenchCluster();
 process.once('SIGINT', () => cluster.remove().finally(() => process.exit(130)));
 try {
-  const set = await writeRevisionSets(path.join(cluster.work, `revisions-ab-${N}`), N);
+  const set = await writeRevisionSets(path.join(cluster.work, `revisions-ab-${N}`), N, SHAPE);
   const first = set.names[0];
   const tools = argv.peers ? await findTools() : {};
   const samples = {};
@@ -40,7 +42,7 @@ try {
       cwd: cluster.work,
       timeoutMs: 600_000,
     }).then(onlyMs);
-  console.log(`== ${N} trivial revisions up, then down to the first: ${ROUNDS} interleaved rounds ==`);
+  console.log(`== ${N} revisions (${SHAPE}) up, then down to the first: ${ROUNDS} interleaved rounds ==`);
   for (let round = 0; round < ROUNDS; round++) {
     // the two builds swap places every round: what ran just before a run changes what it costs
     const ordered = round % 2 === 0 ? Object.entries(builds) : Object.entries(builds).reverse();

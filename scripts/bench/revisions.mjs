@@ -1,4 +1,8 @@
-// N trivial revisions (one small CREATE TABLE each, a down that drops it), in
+// N trivial revisions (one small CREATE TABLE each, a down that drops it), or,
+// in the `columns` shape, a first revision that makes a table many objects name
+// (indexes, constraints, foreign keys of 20 other tables, views) and N-1 that
+// each add a column to it (every other one with a default; a down that drops
+// it), the commonest change of a real migration set, in
 // each tool's own format: belay's NNNN_name.up.sql / .down.sql pairs (psql
 // runs the same files), node-pg-migrate's one .sql with "-- Up Migration" /
 // "-- Down Migration" (the file `node-pg-migrate create -j sql` makes) and
@@ -8,9 +12,28 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-const name = (i) => `${String(i).padStart(4, '0')}_t${i}`;
-const up = (i) => `CREATE TABLE t${i} (id bigint PRIMARY KEY, note text NOT NULL DEFAULT '', created_at timestamptz NOT NULL DEFAULT now());\n`;
-const down = (i) => `DROP TABLE t${i};\n`;
+const SPOKES = Array.from({ length: 20 }, (_, i) => i + 1);
+const VIEWS = [1, 2, 3, 4, 5];
+const SHAPES = {
+  tables: {
+    name: (i) => `${String(i).padStart(4, '0')}_t${i}`,
+    up: (i) => `CREATE TABLE t${i} (id bigint PRIMARY KEY, note text NOT NULL DEFAULT '', created_at timestamptz NOT NULL DEFAULT now());\n`,
+    down: (i) => `DROP TABLE t${i};\n`,
+  },
+  columns: {
+    name: (i) => `${String(i).padStart(4, '0')}_${i === 1 ? 'hub' : `c${i}`}`,
+    up: (i) =>
+      i === 1
+        ? [
+            'CREATE TABLE hub (id bigint PRIMARY KEY, code text UNIQUE, name text NOT NULL, at timestamptz DEFAULT now(), n integer CHECK (n >= 0));',
+            ...[1, 2, 3, 4].map((k) => `CREATE INDEX hub_n${k} ON hub (name, id) WHERE n > ${k};`),
+            ...SPOKES.map((k) => `CREATE TABLE spoke${k} (id bigint PRIMARY KEY, hub_id bigint REFERENCES hub (id), code text REFERENCES hub (code));`),
+            ...VIEWS.map((k) => `CREATE VIEW hub_v${k} AS SELECT id, code, name FROM hub WHERE n > ${k};`),
+          ].join('\n') + '\n'
+        : `ALTER TABLE hub ADD COLUMN c${i} ${i % 2 === 0 ? 'integer DEFAULT 0' : 'text'};\n`,
+    down: (i) => (i === 1 ? `DROP VIEW ${VIEWS.map((k) => `hub_v${k}`).join(', ')};\nDROP TABLE ${SPOKES.map((k) => `spoke${k}`).join(', ')}, hub;\n` : `ALTER TABLE hub DROP COLUMN c${i};\n`),
+  },
+};
 
 /** A psql meta-command argument in single quotes: a quote doubled, a backslash escaped. */
 const psqlQuoted = (text) => `'${text.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
@@ -23,8 +46,9 @@ function sessionScript(steps) {
   return steps.map(({ file, tracking }) => `BEGIN;\n\\i ${psqlQuoted(file)}\n${tracking}\nCOMMIT;\n`).join('');
 }
 
-/** Write the set under `dir`; returns the folders, the ordered file lists and the psql session scripts. */
-export async function writeRevisionSets(dir, count) {
+/** Write the set under `dir` (`shape`: tables or columns); returns the folders, the ordered file lists and the psql session scripts. */
+export async function writeRevisionSets(dir, count, shape = 'tables') {
+  const { name, up, down } = SHAPES[shape];
   const paired = path.join(dir, 'paired');
   const nodePgMigrate = path.join(dir, 'node-pg-migrate');
   const dbmate = path.join(dir, 'dbmate');
