@@ -119,6 +119,78 @@ const RENAMES: Array<[string, string]> = [
   ],
 ];
 
+/**
+ * Writes to the rows of a table, a view, a type or their columns that others
+ * name, each in its own revision with a revision of nothing after it (so that
+ * no revision's record can lean on the one before describing again what that
+ * wrote): the changes that rename or move something must reach every
+ * description that names it, the others only the object written.
+ */
+const NAMED: Array<[string, string]> = [
+  [
+    'base',
+    `CREATE SCHEMA app;
+     CREATE TYPE mood AS ENUM ('sad', 'ok');
+     CREATE TYPE pair AS (a int, b int);
+     CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+     CREATE SEQUENCE hub_seq;
+     CREATE TABLE hub (id int PRIMARY KEY DEFAULT nextval('hub_seq'), code text UNIQUE, n int CHECK (n > 0), m mood, p pair, d positive,
+       g int GENERATED ALWAYS AS (n * 2) STORED);
+     CREATE INDEX hub_lower ON hub (lower(code)) WHERE n > 1;
+     CREATE TABLE spoke (id int PRIMARY KEY, hub int REFERENCES hub (id) ON DELETE CASCADE, code text REFERENCES hub (code));
+     CREATE VIEW hub_codes AS SELECT id, code, (p).a AS pa FROM hub;
+     CREATE VIEW hub_all AS SELECT * FROM hub;
+     CREATE VIEW nested AS SELECT code FROM hub_codes;
+     CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+     CREATE TRIGGER hub_touch BEFORE UPDATE OF n ON hub FOR EACH ROW WHEN (OLD.n IS DISTINCT FROM NEW.n) EXECUTE FUNCTION touch();
+     ALTER TABLE hub ENABLE ROW LEVEL SECURITY;
+     CREATE POLICY hub_pos ON hub USING (n > 0);
+     CREATE FUNCTION hub_count() RETURNS bigint LANGUAGE sql STABLE BEGIN ATOMIC SELECT count(code) FROM hub; END;
+     CREATE TABLE parted (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+     CREATE TABLE parted_2020 PARTITION OF parted FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
+     CREATE TABLE parent (id int, note text);
+     CREATE TABLE child () INHERITS (parent);
+     CREATE TABLE loose (id int PRIMARY KEY)`,
+  ],
+  ['add_column', 'ALTER TABLE hub ADD COLUMN extra text'],
+  ['add_column_default', 'ALTER TABLE hub ADD COLUMN extra2 int NOT NULL DEFAULT 5'],
+  ['set_default', "ALTER TABLE hub ALTER COLUMN code SET DEFAULT 'x'"],
+  ['drop_default', 'ALTER TABLE hub ALTER COLUMN code DROP DEFAULT'],
+  ['not_null', 'ALTER TABLE hub ALTER COLUMN code SET NOT NULL'],
+  ['statistics', 'ALTER TABLE hub ALTER COLUMN n SET STATISTICS 500; ALTER TABLE hub ALTER COLUMN code SET STORAGE EXTERNAL'],
+  ['table_options', 'ALTER TABLE hub FORCE ROW LEVEL SECURITY; ALTER TABLE hub SET (fillfactor = 80); ALTER TABLE hub REPLICA IDENTITY FULL'],
+  ['new_index', 'CREATE INDEX hub_n ON hub (n)'],
+  ['new_foreign_key', 'ALTER TABLE spoke ADD CONSTRAINT spoke_same FOREIGN KEY (id) REFERENCES hub (id) NOT VALID'],
+  ['validate', 'ALTER TABLE spoke VALIDATE CONSTRAINT spoke_same'],
+  ['clustered', 'ALTER TABLE hub CLUSTER ON hub_pkey'],
+  ['rename_column', 'ALTER TABLE hub RENAME COLUMN code TO ref'],
+  ['rename_constraint', 'ALTER TABLE hub RENAME CONSTRAINT hub_n_check TO hub_positive'],
+  ['rename_index', 'ALTER INDEX hub_lower RENAME TO hub_ref_lower'],
+  ['rename_table', 'ALTER TABLE hub RENAME TO centre'],
+  ['set_schema', 'ALTER TABLE centre SET SCHEMA app'],
+  ['rename_view_column', 'ALTER VIEW hub_codes RENAME COLUMN pa TO first'],
+  ['replace_view', 'CREATE OR REPLACE VIEW hub_codes AS SELECT id, ref AS code, (p).a AS first, n FROM app.centre'],
+  ['rename_attribute', 'ALTER TYPE pair RENAME ATTRIBUTE a TO left_side'],
+  ['rename_enum_value', "ALTER TYPE mood RENAME VALUE 'ok' TO 'fine'"],
+  ['rename_domain', 'ALTER DOMAIN positive RENAME TO pos'],
+  ['rename_sequence', 'ALTER SEQUENCE hub_seq RENAME TO centre_seq'],
+  ['rename_trigger', 'ALTER TRIGGER hub_touch ON app.centre RENAME TO centre_touch'],
+  ['disable_trigger', 'ALTER TABLE app.centre DISABLE TRIGGER centre_touch'],
+  ['rename_policy', 'ALTER POLICY hub_pos ON app.centre RENAME TO centre_pos'],
+  ['alter_policy', 'ALTER POLICY centre_pos ON app.centre USING (n > 1)'],
+  ['rename_function', 'ALTER FUNCTION touch() RENAME TO touch_row'],
+  ['detach', 'ALTER TABLE parted DETACH PARTITION parted_2020'],
+  ['attach', "ALTER TABLE parted ATTACH PARTITION parted_2020 FOR VALUES FROM ('2020-01-01') TO ('2021-01-01')"],
+  ['rename_partition_key', 'ALTER TABLE parted RENAME COLUMN at TO day'],
+  ['no_inherit', 'ALTER TABLE child NO INHERIT parent'],
+  ['inherit', 'ALTER TABLE child INHERIT parent'],
+  ['rename_parent_column', 'ALTER TABLE parent RENAME COLUMN note TO remark'],
+  ['retype_referencing', 'ALTER TABLE spoke ALTER COLUMN code TYPE varchar(50)'],
+  ['drop_column', 'ALTER TABLE app.centre DROP COLUMN extra'],
+  ['grant_comment', "GRANT SELECT ON app.centre TO PUBLIC; COMMENT ON TABLE app.centre IS 'the centre'"],
+  ['unlogged_identity', 'ALTER TABLE loose SET UNLOGGED; ALTER TABLE loose ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY'],
+].flatMap(([name, sql]) => [[name, sql] as [string, string], [`after_${name}`, 'SELECT 1'] as [string, string]]);
+
 interface Seen {
   name: string;
   recorded: SchemaChanges;
@@ -262,6 +334,27 @@ describe('the schema recorded per revision', () => {
     expect(changed('rename_function')).toEqual(expect.arrayContaining(['index public.apart', 'constraint public.bills.apart']));
     // every name put back: the schema the first revision left
     expect(at('rename_back').recorded.digest).toBe(at('base').recorded.digest);
+  });
+
+  it('describes again what a write to a much-named table, view, type or column changes, and the record stays whole, with or without the function', async () => {
+    const owned = await freshDatabase();
+    const client = await connect(owned.url);
+    await ensureBelaySchema(client);
+    const viaFunction = await recordRun(client, NAMED);
+    expect(await trackerFunctions(owned)).toHaveLength(1);
+    const lent = await lentDatabase();
+    const inline = await recordRun(await connect(lent.url), NAMED);
+    expect(inline.map((s) => s.recorded)).toEqual(viaFunction.map((s) => s.recorded));
+
+    const at = (name: string): Seen => viaFunction.find((s) => s.name.endsWith(`_${name}`))!;
+    const changed = (name: string): string[] => Object.keys(at(name).recorded.changes).sort();
+    // what names the renamed column: its index, its constraints (the foreign key of spoke too), the views, the trigger's WHEN, the SQL function's body
+    expect(changed('rename_column')).toEqual(expect.arrayContaining(['index public.hub_code_key', 'index public.hub_lower', 'constraint public.spoke.spoke_code_fkey', 'view public.hub_codes', 'function public.hub_count()']));
+    expect(changed('rename_table')).toEqual(expect.arrayContaining(['table public.centre', 'view public.hub_all', 'constraint public.spoke.spoke_hub_fkey', 'policy public.centre.hub_pos']));
+    expect(changed('rename_attribute')).toEqual(expect.arrayContaining(['composite type public.pair', 'view public.hub_codes']));
+    // a column added, options set: the table alone
+    expect(changed('add_column')).toEqual(['table public.hub']);
+    expect(changed('table_options')).toEqual(['table public.hub']);
   });
 
   it("a rehearsal's engine (trackDowns) knows the schema after every up, down and up again as a full description gives it, with or without belay's function", async () => {
