@@ -2,7 +2,8 @@
 // zx scripts/bench/profile.mjs: where belay's time goes, for the targets the
 // benchmark reports missed. On a throwaway cluster of its own that logs every
 // statement of the bench role, it prints
-//   - migrate up at 200 revisions against one psql session, and where belay's
+//   - migrate up at 200 revisions (trivial ones, then columns added to a table
+//     many objects name) against one psql session, and where belay's
 //     time per revision goes: a CPU profile by source area (idle = waiting on
 //     the server or an fsync), the round trips a revision costs and what
 //     sending a revision's statements in one round trip would save,
@@ -131,33 +132,41 @@ try {
   const belay = (database, args, options = {}) =>
     execTimed(process.execPath, [...(options.nodeArgs ?? []), BELAY_CLI, '--database-url', cluster.url(database), '--backups', backups, '--log-level', 'silent', ...args], { env: cluster.env(database), cwd: cluster.work, timeoutMs: 600_000, ...options });
 
-  const N = 200;
-  console.log(`== migrate up, ${N} trivial revisions: where belay's time per revision goes (medians of 3, fresh databases) ==`);
-  const set = await writeRevisionSets(path.join(cluster.work, `revisions-profile-${N}`), N);
-  const session = await medianOf(3, async () => (await onFreshDatabase(cluster, `profile_session_${N}`, (database) => execTimed(cluster.bin('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', set.psqlSessionUp], { env: cluster.env(database), timeoutMs: 600_000 }))).ms);
-  const runs = [];
-  for (let i = 0; i < 3; i++) {
-    const { ms, result } = await onFreshDatabase(cluster, `profile_belay_${N}`, (database) => belay(database, ['--migrations', set.paired, '--json', 'migrate', 'up']));
-    const split = applySplit(await journalSteps(JSON.parse(result.stdout).journal));
-    runs.push({ ms, ...split, outside: ms - (split.last - split.first) });
+  /** migrate up of N revisions of `shape` against one psql session, and where belay's time per revision goes; the set. */
+  async function wherePerRevisionGoes(shape, what) {
+    console.log(`${shape === 'tables' ? '' : '\n'}== migrate up, ${N} ${what}: where belay's time per revision goes (medians of 3, fresh databases) ==`);
+    const set = await writeRevisionSets(path.join(cluster.work, `revisions-profile-${shape}-${N}`), N, shape);
+    const session = await medianOf(3, async () => (await onFreshDatabase(cluster, `profile_session_${N}`, (database) => execTimed(cluster.bin('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', set.psqlSessionUp], { env: cluster.env(database), timeoutMs: 600_000 }))).ms);
+    const runs = [];
+    for (let i = 0; i < 3; i++) {
+      const { ms, result } = await onFreshDatabase(cluster, `profile_belay_${N}`, (database) => belay(database, ['--migrations', set.paired, '--json', 'migrate', 'up']));
+      const split = applySplit(await journalSteps(JSON.parse(result.stdout).journal));
+      runs.push({ ms, ...split, outside: ms - (split.last - split.first) });
+    }
+    const belayUp = median(runs.map((r) => r.ms));
+    const perRevision = (field) => formatMs(median(runs.map((r) => r[field])) / N);
+    console.log(`  one psql session (BEGIN, \\i file, tracking row, COMMIT per revision): ${formatMs(session)}, ${formatMs(session / N)} per revision`);
+    console.log(`  belay migrate up: ${formatMs(belayUp)}, ${formatMs(belayUp / N)} per revision (${(belayUp / session).toFixed(2)}× the session); from its journal, per revision:`);
+    console.log(`    ${perRevision('inSteps')} inside the apply step (its journal start line, written, its row queued; then the revision's transaction: BEGIN with its first statement, its statements, its belay.migrations row, COMMIT)`);
+    console.log(`    ${perRevision('between')} between one apply step's end and the next one's start (its journal end line, written, its row queued; the engine's bookkeeping)`);
+    console.log(`    ${perRevision('outside')} before the first and after the last apply step (node start, connections, lock, preflight, health, exit), spread over ${N}`);
+    console.log(`    ${(median(runs.map((r) => r.lines)) / N).toFixed(1)} journal lines (fdatasynced in the background, but before a no-transaction revision)`);
+    const profileDir = await mkdtemp(path.join(cluster.work, 'cpu-profile-'));
+    await onFreshDatabase(cluster, `profile_cpu_${N}`, (database) => belay(database, ['--migrations', set.paired, 'migrate', 'up'], { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] }));
+    const [profileFile] = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile'));
+    const byArea = await timeByArea(path.join(profileDir, profileFile));
+    console.log(`  one profiled run (node --cpu-prof, which slows it), ${formatMs(byArea.totalMs)} sampled; by what was on the CPU:`);
+    for (const { area, ms } of byArea.areas.filter((a) => a.ms >= 1)) console.log(`    ${formatMs(ms).padStart(9)}  ${(ms / N).toFixed(2).padStart(6)} ms/rev  ${area}`);
+    const rt = await roundTripsAgainstOne(cluster, set, N);
+    console.log(`  a round trip (SELECT 1) costs ${formatMs(rt.rtt)} here; the same ${N} revisions from one client in this process, no journal:`);
+    for (const [label, ms] of Object.entries(rt.ways)) console.log(`    ${label}: ${formatMs(ms)}, ${formatMs(ms / N)} per revision`);
+    return set;
   }
-  const belayUp = median(runs.map((r) => r.ms));
-  const perRevision = (field) => formatMs(median(runs.map((r) => r[field])) / N);
-  console.log(`  one psql session (BEGIN, \\i file, tracking row, COMMIT per revision): ${formatMs(session)}, ${formatMs(session / N)} per revision`);
-  console.log(`  belay migrate up: ${formatMs(belayUp)}, ${formatMs(belayUp / N)} per revision (${(belayUp / session).toFixed(2)}× the session); from its journal, per revision:`);
-  console.log(`    ${perRevision('inSteps')} inside the apply step (its journal start line, written, its row queued; then the revision's transaction: BEGIN with its first statement, its statements, its belay.migrations row, COMMIT)`);
-  console.log(`    ${perRevision('between')} between one apply step's end and the next one's start (its journal end line, written, its row queued; the engine's bookkeeping)`);
-  console.log(`    ${perRevision('outside')} before the first and after the last apply step (node start, connections, lock, preflight, health, exit), spread over ${N}`);
-  console.log(`    ${(median(runs.map((r) => r.lines)) / N).toFixed(1)} journal lines (fdatasynced in the background, but before a no-transaction revision)`);
-  const profileDir = await mkdtemp(path.join(cluster.work, 'cpu-profile-'));
-  await onFreshDatabase(cluster, `profile_cpu_${N}`, (database) => belay(database, ['--migrations', set.paired, 'migrate', 'up'], { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] }));
-  const [profileFile] = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile'));
-  const byArea = await timeByArea(path.join(profileDir, profileFile));
-  console.log(`  one profiled run (node --cpu-prof, which slows it), ${formatMs(byArea.totalMs)} sampled; by what was on the CPU:`);
-  for (const { area, ms } of byArea.areas.filter((a) => a.ms >= 1)) console.log(`    ${formatMs(ms).padStart(9)}  ${(ms / N).toFixed(2).padStart(6)} ms/rev  ${area}`);
-  const rt = await roundTripsAgainstOne(cluster, set, N);
-  console.log(`  a round trip (SELECT 1) costs ${formatMs(rt.rtt)} here; the same ${N} revisions from one client in this process, no journal:`);
-  for (const [label, ms] of Object.entries(rt.ways)) console.log(`    ${label}: ${formatMs(ms)}, ${formatMs(ms / N)} per revision`);
+
+  const N = 200;
+  // the runner case's two shapes: trivial revisions (a CREATE TABLE each), then columns added to a table many objects name
+  const set = await wherePerRevisionGoes('tables', 'trivial revisions');
+  await wherePerRevisionGoes('columns', 'revisions that add a column to a table 20 foreign keys, 5 indexes and 5 views name');
 
   await cluster.admin.query(`ALTER ROLE ${ROLE} SET log_statement = 'all'`);
 
