@@ -428,6 +428,18 @@ describe('the schema recorded per revision', () => {
     expect(seen[1]!.described.objects.get('table public.names')!.description).toContain('column name character varying(20)');
   });
 
+  it('sees a table renamed by a direct update of pg_class (its row type keeps the old name) in every description that names it', async () => {
+    const db = await freshDatabase();
+    const client = await connect(db.adminUrl);
+    await ensureBelaySchema(client);
+    const seen = await recordRun(client, [
+      ['base', 'CREATE TABLE names (id int PRIMARY KEY); CREATE VIEW ids AS SELECT id FROM names'],
+      ['after_base', 'SELECT 1'],
+      ['rename', "UPDATE pg_catalog.pg_class SET relname = 'labels' WHERE oid = 'public.names'::regclass"],
+    ]);
+    expect(Object.keys(seen[2]!.recorded.changes).sort()).toEqual(expect.arrayContaining(['table public.labels', 'view public.ids', 'index public.names_pkey']));
+  });
+
   it('describes again, after a column added to a table that many objects name, that table alone; after a column renamed, what names that column, with or without the function', async () => {
     const db = await freshDatabase();
     const client = await connect(db.url);

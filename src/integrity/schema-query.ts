@@ -407,14 +407,17 @@ WITH written(cat, oid, sub) AS (
 -- another schema, which writes its row type's pg_type row too; a write that leaves the row type alone (a
 -- column added, row security turned on, a new index counted) changes only the relation's description, so
 -- the indexes, constraints and views of a table every revision adds a column to are not described again.
--- A relation without a row type (an index, a sequence) brings its dependents on every write.
+-- A relation without a row type (an index, a sequence), or whose name is no longer its row type's (a
+-- superuser's UPDATE of pg_class), brings its dependents on every write.
 -- (OFFSET 0 keeps each lookup a probe of its index: the estimate of the rows written is far too high for the planner to see that)
 named(cat, oid) AS (
   SELECT cat, oid FROM written
   UNION SELECT d.classid, d.objid FROM written w,
     LATERAL (SELECT classid, objid FROM pg_depend WHERE refclassid = w.cat AND refobjid = w.oid AND (w.sub = 0 OR refobjsubid = w.sub) OFFSET 0) d
    WHERE w.sub <> 0 OR w.cat <> 'pg_class'::regclass
-      OR NOT EXISTS (SELECT FROM pg_class c JOIN pg_type t ON t.oid = c.reltype WHERE c.oid = w.oid AND age(t.xmin) > ${oldest})
+      -- (null: no row type)
+      OR (SELECT age(t.xmin) <= ${oldest} OR t.typname <> c.relname OR t.typnamespace <> c.relnamespace
+            FROM pg_class c JOIN pg_type t ON t.oid = c.reltype WHERE c.oid = w.oid) IS NOT FALSE
 ),
 -- an object and its internal part (pg_depend 'i') each show what the other names, while only one of them
 -- depends on it: the index of a primary key, a unique or an exclusion constraint depends on its constraint,
