@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareLogFile, startCluster, stopCluster } from '../src/cluster/local-cluster.js';
 import { serverUser } from '../src/cluster/os-user.js';
 import type { TempCluster } from '../src/cluster/temp-cluster.js';
+import { renameDatabase } from '../src/db/databases.js';
 import { quoteIdent } from '../src/db/ident.js';
 import { belay, cliRunnableBy, startBelay, type CliRun } from './support/cli.js';
 import { adminQuery, freshDatabase, type TestDatabase } from './support/pg.js';
@@ -566,6 +567,23 @@ describe('the server stops under a run', () => {
     await writeFile(config, '{}');
     expect((await cli(ctx, 'migrate', 'up')).code).toBe(0);
   }, 120_000);
+
+  it("a database rename (a swap restore's) is on disk when it returns, on a server whose commits are asynchronous: a stop right after keeps it", async () => {
+    const from = `renamed_${++n}`;
+    const to = `${from}_now`;
+    const admin = new pg.Client({ host: server.spec.socketDir, port: server.spec.port, user: 'postgres', database: 'postgres' });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${quoteIdent(from)}`);
+      await renameDatabase(admin, from, to);
+    } finally {
+      await admin.end();
+    }
+    await stopCluster(server.spec, 'immediate');
+    await restart();
+    db = 'postgres';
+    expect(await query(`SELECT datname FROM pg_database WHERE datname IN (${[from, to].map((name) => pg.escapeLiteral(name)).join(', ')})`)).toEqual([{ datname: to }]);
+  }, 60_000);
 
   it('after a restore, while its afterRestore hook runs: exit 12 pointing to recover, never exit 1; recover then settles it with the data as before', async () => {
     const ctx = await fresh({

@@ -36,8 +36,18 @@ export async function dropDatabase(client: ClientBase, name: string): Promise<vo
   }
 }
 
+/**
+ * Rename a database, on disk when this returns: a swap restore goes on (its
+ * hook, its report) as if the restored copy were the database, so a server
+ * whose commits are asynchronous (synchronous_commit = off) must not lose the
+ * rename in a crash right after. Its commit also flushes what came before it,
+ * the restored copy's rows among it.
+ */
 export async function renameDatabase(client: ClientBase, from: string, to: string): Promise<void> {
-  await client.query(`ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}`);
+  await client.query(`BEGIN; SET LOCAL synchronous_commit = on; ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}; COMMIT`).catch(async (error: unknown) => {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  });
 }
 
 export async function setAllowConnections(client: ClientBase, name: string, allow: boolean): Promise<void> {
