@@ -585,6 +585,21 @@ describe('the server stops under a run', () => {
     expect(await query(`SELECT datname FROM pg_database WHERE datname IN (${[from, to].map((name) => pg.escapeLiteral(name)).join(', ')})`)).toEqual([{ datname: to }]);
   }, 60_000);
 
+  it('an in-place restore is on disk before its afterRestore hook runs, on a server whose commits are asynchronous: a stop there keeps what it restored', async () => {
+    const ctx = await fresh({ '0001_base.up.sql': "CREATE TABLE base (id int PRIMARY KEY, v text);\nINSERT INTO base VALUES (1, 'a'), (2, 'b');", '0001_base.down.sql': 'DROP TABLE base;' });
+    expect((await cli(ctx, 'migrate', 'up')).code).toBe(0);
+    const backup = await cli(ctx, '--json', 'backup');
+    expect(backup.code, backup.stderr).toBe(0);
+    const snapshot = (payload(backup.stdout).snapshot as Row).id as string;
+    const before = await digest(ctx.query);
+    await ctx.query('DELETE FROM base WHERE id = 2');
+    const gate = join(ctx.project.dir, 'server-stopped');
+    await writeFile(join(ctx.project.dir, 'belay.config.json'), JSON.stringify({ hooks: { afterRestore: { run: holdUntil(gate), timeoutSeconds: 60 } } }));
+    const { said } = await stopServerAt(ctx, ['restore', snapshot, '--strategy', 'in-place'], 'afterRestore', gate);
+    expect(said).not.toMatch(/bug in belay/);
+    expect(await digest(ctx.query)).toEqual(before);
+  }, 120_000);
+
   it('after a restore, while its afterRestore hook runs: exit 12 pointing to recover, never exit 1; recover then settles it with the data as before', async () => {
     const ctx = await fresh({
       ...BASE,
