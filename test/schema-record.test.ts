@@ -281,6 +281,19 @@ describe('the schema recorded per revision', () => {
     await admin.query(`GRANT USAGE ON SCHEMA belay TO ${quoteIdent(TEST_APP_ROLE)}; GRANT ALL ON ALL TABLES IN SCHEMA belay TO ${quoteIdent(TEST_APP_ROLE)}`);
     return lent;
   };
+  /** recordRun of `cases` described by belay's function and, where belay may not make it, inline: the same records either way; the first run's. */
+  const recordBothWays = async (cases: ReadonlyArray<[string, string]>): Promise<Seen[]> => {
+    const owned = await freshDatabase();
+    const client = await connect(owned.url);
+    await ensureBelaySchema(client);
+    const viaFunction = await recordRun(client, cases);
+    expect(await trackerFunctions(owned)).toHaveLength(1);
+    const lent = await lentDatabase();
+    const inline = await recordRun(await connect(lent.url), cases);
+    expect(await trackerFunctions(lent)).toEqual([]);
+    expect(inline.map((s) => s.recorded)).toEqual(viaFunction.map((s) => s.recorded));
+    return viaFunction;
+  };
 
   it('is, after every revision of a run, what a full description of the schema says, whether belay may make its function or not', async () => {
     // belay's role owns belay's schema: the changes are described by belay's function, which replaces an older one
@@ -302,15 +315,7 @@ describe('the schema recorded per revision', () => {
   });
 
   it('follows a rename into every description that names it, the indexes of constraints and composite types too, the same with or without belay\'s function', async () => {
-    const owned = await freshDatabase();
-    const client = await connect(owned.url);
-    await ensureBelaySchema(client);
-    const viaFunction = await recordRun(client, RENAMES);
-    expect(await trackerFunctions(owned)).toHaveLength(1);
-    const lent = await lentDatabase();
-    const inline = await recordRun(await connect(lent.url), RENAMES);
-    expect(await trackerFunctions(lent)).toEqual([]);
-    expect(inline.map((s) => s.recorded)).toEqual(viaFunction.map((s) => s.recorded));
+    const viaFunction = await recordBothWays(RENAMES);
 
     const at = (name: string): Seen => viaFunction.find((s) => s.name.endsWith(`_${name}`))!;
     const description = (name: string, key: string): string | undefined => at(name).described.objects.get(key)?.description;
@@ -337,14 +342,7 @@ describe('the schema recorded per revision', () => {
   });
 
   it('describes again what a write to a much-named table, view, type or column changes, and the record stays whole, with or without the function', async () => {
-    const owned = await freshDatabase();
-    const client = await connect(owned.url);
-    await ensureBelaySchema(client);
-    const viaFunction = await recordRun(client, NAMED);
-    expect(await trackerFunctions(owned)).toHaveLength(1);
-    const lent = await lentDatabase();
-    const inline = await recordRun(await connect(lent.url), NAMED);
-    expect(inline.map((s) => s.recorded)).toEqual(viaFunction.map((s) => s.recorded));
+    const viaFunction = await recordBothWays(NAMED);
 
     const at = (name: string): Seen => viaFunction.find((s) => s.name.endsWith(`_${name}`))!;
     const changed = (name: string): string[] => Object.keys(at(name).recorded.changes).sort();
