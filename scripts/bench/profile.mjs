@@ -18,7 +18,7 @@ import { pgbenchDatabase } from './pgbench.mjs';
 import { ROLE, startBenchCluster } from './cluster.mjs';
 import { execTimed } from './exec.mjs';
 import { formatMs } from './report.mjs';
-import { writeRevisionSets } from './revisions.mjs';
+import { shapeTitle, writeRevisionSets } from './revisions.mjs';
 import { median } from './stats.mjs';
 import { BELAY_CLI, ROOT } from './tools.mjs';
 import { timeByArea } from './cpu-profile.mjs';
@@ -132,6 +132,7 @@ try {
   const belay = (database, args, options = {}) =>
     execTimed(process.execPath, [...(options.nodeArgs ?? []), BELAY_CLI, '--database-url', cluster.url(database), '--backups', backups, '--log-level', 'silent', ...args], { env: cluster.env(database), cwd: cluster.work, timeoutMs: 600_000, ...options });
 
+  const N = 200;
   /** migrate up of N revisions of `shape` against one psql session, and where belay's time per revision goes; the set. */
   async function wherePerRevisionGoes(shape, what) {
     console.log(`${shape === 'tables' ? '' : '\n'}== migrate up, ${N} ${what}: where belay's time per revision goes (medians of 3, fresh databases) ==`);
@@ -163,10 +164,9 @@ try {
     return set;
   }
 
-  const N = 200;
   // the runner case's two shapes: trivial revisions (a CREATE TABLE each), then columns added to a table many objects name
   const set = await wherePerRevisionGoes('tables', 'trivial revisions');
-  await wherePerRevisionGoes('columns', 'revisions that add a column to a table 20 foreign keys, 5 indexes and 5 views name');
+  await wherePerRevisionGoes('columns', `revisions, ${shapeTitle('columns')}`);
 
   await cluster.admin.query(`ALTER ROLE ${ROLE} SET log_statement = 'all'`);
 

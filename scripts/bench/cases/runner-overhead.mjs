@@ -5,7 +5,7 @@
 // BEGIN, the file, a tracking row, COMMIT; the least a runner has to do.
 import path from 'node:path';
 import { execTimed, onlyMs } from '../exec.mjs';
-import { writeRevisionSets } from '../revisions.mjs';
+import { shapeTitle, writeRevisionSets } from '../revisions.mjs';
 import { formatMs } from '../report.mjs';
 import { fitLine, interleaved, tableOf } from '../stats.mjs';
 
@@ -16,7 +16,6 @@ const DBMATE_ROLLBACK_MAX = 200;
 const SESSION = 'psql session';
 const PER_FILE = 'psql per file';
 const PEERS = ['node-pg-migrate', 'dbmate'];
-const SHAPE_TITLES = { columns: 'a column added to a table that 20 foreign keys, 5 indexes and 5 views name (the first makes it)' };
 
 /** One psql process for the whole generated script. */
 function psqlSession(ctx, database, script) {
@@ -97,7 +96,7 @@ async function measureSize(ctx, n, { reps, warmup }, shape = 'tables') {
   ctx.log(`  ${n} revisions (${shape}): ${commands.map((c) => c.name).join(', ')}`);
   const measured = await interleaved({ commands, reps, warmup, signal: ctx.signal, onSample: ctx.onSample });
   // the tables of the trivial revisions keep their names (the targets find them by it)
-  const of = shape === 'tables' ? '' : `, ${SHAPE_TITLES[shape]}`;
+  const of = shape === 'tables' ? '' : `, ${shapeTitle(shape)}`;
   const ups = commands.filter((c) => c.name.endsWith(' up'));
   const downs = commands.filter((c) => c.name.endsWith(' down'));
   const skippedDowns = tools.filter((t) => !t.down).map((t) => `${t.tool} down: not measured at ${n} (one dbmate process per revision; see the smaller sizes)`);
@@ -167,7 +166,7 @@ export default {
       'belay rollback runs with --no-backup: the default also takes a pg_dump snapshot first, which no peer does. It still fingerprints every table before the downs (integrity mode strict).',
       'node-pg-migrate runs with --no-single-transaction, so that like belay and the psql baseline each revision is its own transaction (its default wraps the whole run in one).',
       'dbmate runs as its Go binary (not the npm shim that starts node first); it rolls back one revision per process, since it has no "rollback to".',
-      ...(ctx.quick ? [] : [`The last two tables, at 200 revisions, are ${SHAPE_TITLES.columns}: every revision changes a table that many objects name, where belay's record of what it changed is the most work; no target of their own.`]),
+      ...(ctx.quick ? [] : [`The last two tables, at 200 revisions, are ${shapeTitle('columns')}: every revision changes a table that many objects name, where belay's record of what it changed is the most work; no target of their own.`]),
     ];
     const skipped = [];
     if (ctx.tools.sqitch.missing) skipped.push({ name: 'sqitch', reason: `skipped: ${ctx.tools.sqitch.missing}` });
