@@ -14,6 +14,7 @@ import { changedKeysQuery, OID_FLOOR } from '../src/integrity/schema-query.js';
 import { ensureTrackerFunction } from '../src/integrity/tracker-function.js';
 import { discoverRevisions } from '../src/migrations/discover.js';
 import { MigrationEngine } from '../src/migrations/engine.js';
+import type { Revision } from '../src/migrations/revision.js';
 import { quoteIdent } from '../src/db/ident.js';
 import { freshDatabase, TEST_APP_ROLE, type TestDatabase } from './support/pg.js';
 
@@ -197,15 +198,37 @@ interface Seen {
   described: SchemaDescription;
 }
 
-/** Every record of a run of `cases` on `client`, checked against a full description after each revision. */
-async function recordRun(client: pg.Client, cases: ReadonlyArray<[string, string]>): Promise<Seen[]> {
+/** `cases` as revision files in a new folder (the caller removes it), discovered. */
+async function revisionsOf(cases: ReadonlyArray<[string, string]>): Promise<{ dir: string; revisions: Revision[] }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'belay-record-'));
   for (const [index, [name, sql]] of cases.entries()) {
     const id = String(index + 1).padStart(4, '0');
     await writeFile(path.join(dir, `${id}_${name}.up.sql`), sql);
     await writeFile(path.join(dir, `${id}_${name}.down.sql`), 'SELECT 1');
   }
-  const revisions = await discoverRevisions(dir);
+  return { dir, revisions: await discoverRevisions(dir) };
+}
+
+/**
+ * The records of a run of `cases` on `client` as a migrate up makes them:
+ * each revision sent behind the commit of the one before (nothing looks
+ * inside a transaction before it commits, which would keep it from that).
+ */
+async function recordAhead(client: pg.Client, cases: ReadonlyArray<[string, string]>): Promise<SchemaChanges[]> {
+  const { dir, revisions } = await revisionsOf(cases);
+  const engine = new MigrationEngine(revisions, client, '00000000-0000-0000-0000-000000000000', { log: () => {} });
+  for (const [index, revision] of revisions.entries()) {
+    const next = revisions[index + 1];
+    await engine.up(revision.name, next && { next: next.name });
+  }
+  await rm(dir, { recursive: true });
+  const { rows } = await client.query<{ schema: SchemaChanges }>('SELECT schema FROM belay.migrations ORDER BY name');
+  return rows.map((row) => row.schema);
+}
+
+/** Every record of a run of `cases` on `client`, checked against a full description after each revision. */
+async function recordRun(client: pg.Client, cases: ReadonlyArray<[string, string]>): Promise<Seen[]> {
+  const { dir, revisions } = await revisionsOf(cases);
   const seen: Seen[] = [];
   // inside each revision's transaction, right after its record is written
   const compare = async (on: pg.ClientBase): Promise<void> => {
@@ -281,7 +304,7 @@ describe('the schema recorded per revision', () => {
     await admin.query(`GRANT USAGE ON SCHEMA belay TO ${quoteIdent(TEST_APP_ROLE)}; GRANT ALL ON ALL TABLES IN SCHEMA belay TO ${quoteIdent(TEST_APP_ROLE)}`);
     return lent;
   };
-  /** recordRun of `cases` described by belay's function and, where belay may not make it, inline: the same records either way; the first run's. */
+  /** recordRun of `cases` described by belay's function and, where belay may not make it, inline, and as a migrate up sends them (recordAhead): the same records every way; the first run's. */
   const recordBothWays = async (cases: ReadonlyArray<[string, string]>): Promise<Seen[]> => {
     const owned = await freshDatabase();
     const client = await connect(owned.url);
@@ -292,6 +315,11 @@ describe('the schema recorded per revision', () => {
     const inline = await recordRun(await connect(lent.url), cases);
     expect(await trackerFunctions(lent)).toEqual([]);
     expect(inline.map((s) => s.recorded)).toEqual(viaFunction.map((s) => s.recorded));
+    // and as a migrate up runs them, each sent behind the previous one's commit
+    const ahead = await freshDatabase();
+    const aheadClient = await connect(ahead.url);
+    await ensureBelaySchema(aheadClient);
+    expect(await recordAhead(aheadClient, cases)).toEqual(viaFunction.map((s) => s.recorded));
     return viaFunction;
   };
 

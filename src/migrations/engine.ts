@@ -1,10 +1,10 @@
 import { basename } from 'node:path';
 import type { ClientBase, QueryResult, QueryResultRow } from 'pg';
-import { watchBlockers } from '../db/lock-watchdog.js';
+import { watchBlockers, type BlockerWatch } from '../db/lock-watchdog.js';
 import { openSibling, resetSession, sessionOrigin } from '../db/session.js';
 import { failureFromError, RevisionFailedError, withBlockers } from './revision-error.js';
 import type { Revision } from './revision.js';
-import { prepareStep, prepareVerify, type Direction } from './run-revision.js';
+import { prepareStep, prepareVerify, type Direction, type PreparedStep } from './run-revision.js';
 import type { SchemaDescription } from '../integrity/schema-digest.js';
 import { TableStorage, type EngineContext } from './storage.js';
 
@@ -16,6 +16,22 @@ export interface EngineListener {
    * must be on disk first, since no commit will tell recover that it started.
    */
   durable?(): Promise<void>;
+}
+
+/** What a revision's up may send right behind its record (see MigrationEngine.up). */
+export interface UpNext {
+  /** The revision the caller applies next, unless it stops first. */
+  next: string;
+  /** Asked when the record has committed, before the next revision is sent: true when the caller is about to stop. */
+  stopping?: () => boolean;
+}
+
+/** A revision's first round trip, sent: its answer (never a rejection), and the lock watch beside it. */
+interface Running {
+  revision: Revision;
+  step: PreparedStep;
+  watch: BlockerWatch | undefined;
+  answer: Promise<{ closed: QueryResult<QueryResultRow> | undefined } | { error: unknown }>;
 }
 
 /**
@@ -36,6 +52,8 @@ export class MigrationEngine {
    * session state there (belay's runner runs nothing on it in between).
    */
   private sessionReset = false;
+  /** The next revision's up, sent when the previous one's record committed (see up), until the caller asks for it. */
+  private ahead: Running | undefined;
 
   constructor(
     revisions: readonly Revision[],
@@ -60,17 +78,83 @@ export class MigrationEngine {
     this.storage.forgetSchema();
   }
 
-  /** Apply one pending revision; throws RevisionFailedError with its transaction rolled back. */
-  async up(name: string): Promise<void> {
+  /**
+   * Apply one pending revision; throws RevisionFailedError with its
+   * transaction rolled back. With `then`, once this revision's record has
+   * committed, the next revision's first round trip (BEGIN, its statements,
+   * the call that describes what it changed) is sent at once, before this
+   * call returns: the server runs it while the caller journals this step,
+   * and the next up() takes its answer. Nothing of it commits before the
+   * caller asks for it: a caller that stops instead calls settle(), which
+   * rolls it back. Only a revision that runs as one SQL transaction with
+   * nothing to look at before it commits (no verify, no beforeCommit) is
+   * sent ahead.
+   */
+  async up(name: string, then?: UpNext): Promise<void> {
+    if (this.ahead && this.ahead.revision.name !== name) await this.settle();
+    const ahead = this.ahead;
+    this.ahead = undefined;
     await this.guard(name, 'up', async (revision) => {
-      if (await this.storage.isApplied(this.context, name)) throw new Error(`${name} is already applied`);
-      await this.storage.beforeUp(this.context);
-      await this.storage.log(this.context, name, await this.runRevision(revision, 'up'));
+      let closed: QueryResult<QueryResultRow> | undefined;
+      if (ahead) {
+        // its pending check and its start were done when it was sent
+        await this.storage.beforeUp(this.context);
+        closed = await this.finish(ahead, 'up');
+      } else {
+        if (await this.storage.isApplied(this.context, name)) throw new Error(`${name} is already applied`);
+        await this.storage.beforeUp(this.context);
+        closed = await this.runRevision(revision, 'up');
+      }
+      const record = await this.storage.recordOf(this.context, name, closed);
+      const next = then && (await this.sendable(then.next));
+      await this.storage.commitRecord(this.context, name, record, () => {
+        if (next && !then?.stopping?.()) this.ahead = this.start(next.revision, next.step, next.closing);
+      });
     });
+  }
+
+  /**
+   * A revision sent ahead and not asked for (the caller stopped before it):
+   * its transaction rolled back, its session reset. Never throws: a
+   * connection that failed here fails the caller's next use of it.
+   */
+  async settle(): Promise<void> {
+    const ahead = this.ahead;
+    if (!ahead) return;
+    this.ahead = undefined;
+    await ahead.answer;
+    await ahead.watch?.stop();
+    const { client } = this.context;
+    this.context.inTransaction = false;
+    // its round trip opened a transaction (BEGIN came first); not told by getTransactionStatus(), which a failed
+    // query's answer leaves as it was before it (node-postgres rejects at the error, before the server's ReadyForQuery)
+    this.sessionReset = await (async () => {
+      await client.query('ROLLBACK');
+      await resetSession(client);
+      return true;
+    })().catch(() => false);
+  }
+
+  /** The next revision's step, its closing (the tracker's call), when it can be sent behind a record; undefined otherwise. */
+  private async sendable(name: string): Promise<{ revision: Revision; step: PreparedStep; closing: string } | undefined> {
+    const revision = this.byName.get(name);
+    if (!revision || revision.kind !== 'sql' || this.context.beforeCommit) return undefined;
+    try {
+      if (await this.storage.isApplied(this.context, name)) return undefined;
+      const step = await prepareStep(revision, 'up');
+      if (!step.transactional || (await prepareVerify(revision))) return undefined;
+      // the record's transaction is open: the tracker's call as it will stand once the record commits
+      const closing = await this.storage.closing(this.context, name, 'up');
+      return closing === undefined ? undefined : { revision, step, closing };
+    } catch {
+      // what keeps it from running is told when the caller asks for it
+      return undefined;
+    }
   }
 
   /** Revert one applied revision. */
   async down(name: string): Promise<void> {
+    await this.settle();
     await this.guard(name, 'down', async (revision) => {
       if (!(await this.storage.isApplied(this.context, name))) throw new Error(`${name} is not applied`);
       await this.storage.unlog(this.context, name, await this.runRevision(revision, 'down'));
@@ -83,27 +167,48 @@ export class MigrationEngine {
     const step = await prepareStep(revision, direction);
     const verify = direction === 'up' ? await prepareVerify(revision) : undefined;
     if (!this.sessionReset) await resetSession(client);
-    this.sessionReset = false;
-    this.context.startedAt = Date.now();
-    const log = (message: string): void => this.listener.log(revision, message);
     if (step.transactional) this.context.inTransaction = true;
     else await this.listener.durable?.();
     // BEGIN goes with the step's first statement, and the storage's closing with its last unless a verify comes between
     // (up: the session reset and the schema call; down: also the record's DELETE and the COMMIT): a round trip fewer each
     const closing = verify ? undefined : await this.storage.closing(this.context, revision.name, direction);
+    return this.finish(this.start(revision, step, closing), direction, verify);
+  }
+
+  private logOf(revision: Revision): (message: string) => void {
+    return (message) => this.listener.log(revision, message);
+  }
+
+  /** Send the step's first round trip, on the session as belay opened it: nothing is awaited before it goes. */
+  private start(revision: Revision, step: PreparedStep, closing: string | undefined): Running {
+    const { client } = this.context;
+    this.sessionReset = false;
+    this.context.startedAt = Date.now();
+    if (step.transactional) this.context.inTransaction = true;
     const origin = sessionOrigin(client);
-    const watch = origin && watchBlockers(() => openSibling(client, 'watch'), origin.backendPid, origin.lockTimeoutMs);
+    const watch = origin ? watchBlockers(() => openSibling(client, 'watch'), origin.backendPid, origin.lockTimeoutMs) : undefined;
+    const answer = step.run(client, this.logOf(revision), step.transactional ? 'BEGIN' : undefined, closing).then(
+      (closed) => ({ closed }),
+      (error: unknown) => ({ error }),
+    );
+    return { revision, step, watch, answer };
+  }
+
+  /** The step's answer, once its round trips are done; its failure with the sessions that blocked it. */
+  private async finish(running: Running, direction: Direction, verify?: PreparedStep): Promise<QueryResult<QueryResultRow> | undefined> {
+    const { client } = this.context;
     try {
-      const closed = await step.run(client, log, step.transactional ? 'BEGIN' : undefined, closing);
+      const answer = await running.answer;
+      if ('error' in answer) throw answer.error;
       // a closing may end the transaction (a down's record commits with it)
-      if (closed && client.getTransactionStatus() === 'I') this.context.inTransaction = false;
-      if (verify) await verify.run(client, log);
-      if (!step.transactional) await this.assertNoOpenTransaction(revision, direction, step.file);
-      return closed;
+      if (answer.closed && client.getTransactionStatus() === 'I') this.context.inTransaction = false;
+      if (verify) await verify.run(client, this.logOf(running.revision));
+      if (!running.step.transactional) await this.assertNoOpenTransaction(running.revision, direction, running.step.file);
+      return answer.closed;
     } catch (error) {
-      throw withBlockers(error, watch?.seen() ?? []);
+      throw withBlockers(error, running.watch?.seen() ?? []);
     } finally {
-      await watch?.stop();
+      await running.watch?.stop();
     }
   }
 
@@ -153,12 +258,14 @@ export class MigrationEngine {
     } finally {
       // what the revision did to the session must not reach the health checks and integrity that follow on it;
       // its outcome is already decided, and a session that cannot be reset fails the reset before the next revision
-      this.sessionReset =
-        recorded ||
-        (await resetSession(this.context.client).then(
-          () => true,
-          () => false,
-        ));
+      // (a revision sent ahead runs on the session the record reset: settle() resets it if it is not asked for)
+      this.sessionReset = this.ahead
+        ? false
+        : recorded ||
+          (await resetSession(this.context.client).then(
+            () => true,
+            () => false,
+          ));
     }
   }
 }

@@ -43,7 +43,7 @@ export class TableStorage {
   /**
    * The tracker may not know where the schema stands: nothing described yet,
    * or a down ran, or a revision failed (one outside a transaction may leave
-   * part of its change). Only log() says where the next up starts.
+   * part of its change). Only commitRecord() says where the next up starts.
    */
   private unknown = true;
   /** The function that describes a revision's change in one call, once made (undefined: the queries go inline). */
@@ -75,7 +75,7 @@ export class TableStorage {
     return this.trackDowns && !this.unknown && context.inTransaction;
   }
 
-  /** Before an up: the schema it starts from, so that log() knows which objects the up changed. */
+  /** Before an up: the schema it starts from, so that recordOf() knows which objects the up changed. */
   async beforeUp(context: EngineContext): Promise<void> {
     if (this.unknown) {
       // made before the first description: its own catalog rows are then not a revision's change
@@ -91,7 +91,7 @@ export class TableStorage {
   /**
    * What the revision's transaction may send after its last statement, in
    * that statement's round trip: the session reset and, up, the call that
-   * describes what it changed (its answer goes to log()); down, its record's
+   * describes what it changed (its answer goes to recordOf()); down, its record's
    * DELETE and the COMMIT (unlog() then has nothing left to send). Undefined
    * when they need round trips of their own: outside a transaction, with a
    * look before the commit, or without belay's tracker function.
@@ -104,24 +104,38 @@ export class TableStorage {
   }
 
   /**
-   * Record a revision as applied, with what its up changed in the schema
-   * (what a later `rollback --to` is compared with), in its own
-   * transaction. The record is written as the role belay connected as,
-   * whatever role the revision took on: the session is reset first
-   * (SESSION_RESET), in the round trip that describes what the revision
-   * changed; once the record commits, the session is as belay opened it.
-   * `closed`: the answer to closing(), which the revision's last round trip
-   * carried.
+   * The statement that records a revision as applied, with what its up
+   * changed in the schema (what a later `rollback --to` is compared with);
+   * commitRecord sends it, in the revision's transaction. The record is
+   * written as the role belay connected as, whatever role the revision took
+   * on: the session is reset first (SESSION_RESET), in the round trip that
+   * describes what the revision changed; once the record commits, the
+   * session is as belay opened it. `closed`: the answer to closing(), which
+   * the revision's last round trip carried.
    */
-  async log(context: EngineContext, name: string, closed?: QueryResult<QueryResultRow>): Promise<void> {
+  async recordOf(context: EngineContext, name: string, closed?: QueryResult<QueryResultRow>): Promise<string> {
     const revision = this.revisions.get(name);
     if (!revision) throw new Error(`no revision named ${name}`);
     const durationMs = Date.now() - context.startedAt;
-    await this.schema.update(context.client, { opening: SESSION_RESET, inOneTransaction: context.inTransaction, via: await this.via, answered: closed });
+    try {
+      await this.schema.update(context.client, { opening: SESSION_RESET, inOneTransaction: context.inTransaction, via: await this.via, answered: closed });
+    } catch (error) {
+      this.schema.reset();
+      throw error;
+    }
     const schema = this.schema.takeChanges();
     const values = [name, revision.checksum, JSON.stringify(revision.fileChecksums), String(durationMs), context.runId, JSON.stringify(schema)];
+    return `INSERT INTO belay.migrations (name, checksum, files, duration_ms, run_id, schema) VALUES (${values.map(escapeLiteral).join(', ')})`;
+  }
+
+  /**
+   * Send the record (recordOf) and commit the revision's transaction.
+   * `committed` is called as soon as the commit is answered, before anything
+   * else runs: what it sends goes right behind the commit.
+   */
+  async commitRecord(context: EngineContext, name: string, record: string, committed?: () => void): Promise<void> {
     try {
-      await this.commitWith(context, `INSERT INTO belay.migrations (name, checksum, files, duration_ms, run_id, schema) VALUES (${values.map(escapeLiteral).join(', ')})`);
+      await this.commitWith(context, record, committed);
     } catch (error) {
       // what it described may have been rolled back with the revision
       this.schema.reset();
@@ -170,19 +184,22 @@ export class TableStorage {
   /**
    * Run `statements` (literals only: a simple query) and commit the
    * revision's transaction, in one round trip unless a beforeCommit look
-   * must come between.
+   * must come between; then `committed`.
    */
-  private async commitWith(context: EngineContext, statements: string): Promise<void> {
-    if (context.inTransaction && !context.beforeCommit) {
-      await context.client.query(`${statements}; COMMIT`);
+  private async commitWith(context: EngineContext, statements: string, committed?: () => void): Promise<void> {
+    const ended = (): void => {
       context.inTransaction = false;
+      committed?.();
+    };
+    if (context.inTransaction && !context.beforeCommit) {
+      // a callback on the query itself: it runs before any await that follows could let other work in
+      await context.client.query(`${statements}; COMMIT`).then(ended);
       return;
     }
     await context.client.query(statements);
     await context.beforeCommit?.(context.client);
-    if (!context.inTransaction) return;
-    await context.client.query('COMMIT');
-    context.inTransaction = false;
+    if (context.inTransaction) await context.client.query('COMMIT');
+    ended();
   }
 }
 

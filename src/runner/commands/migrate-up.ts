@@ -160,18 +160,24 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   const hookVars = (outcome: string) => ({ from: recovery.target, to: toApply[toApply.length - 1]!.name, outcome });
   if (!(await runHookStep(session, 'beforeApply', hookVars('applying')))) return rejected({ message: 'the beforeApply hook failed', untrustworthy: false });
   const engine = runEngine(session, toApply, 'apply', recovery.beforeCommit);
-  for (const revision of toApply) {
-    const stop = stopReason(session);
-    if (stop) return rejected(stop);
+  // each revision's up sends the next one behind its commit; a run that stops first rolls that one back (settle)
+  const stopping = (): boolean => stopReason(session) !== undefined;
+  let failed: FailureReason | undefined;
+  for (const [index, revision] of toApply.entries()) {
+    failed = stopReason(session);
+    if (failed) break;
+    const next = toApply[index + 1];
     try {
-      await events.step({ step: 'apply', revision: revision.name }, () => engine.up(revision.name), () => ({ now: revision.name }));
+      await events.step({ step: 'apply', revision: revision.name }, () => engine.up(revision.name, next && { next: next.name, stopping }), () => ({ now: revision.name }));
     } catch (error) {
-      return rejected(stopReason(session) ?? { ...reasonFrom(error), ...(outsideScope(error) ? { hint: RERUN_FULL } : {}) });
+      failed = stopReason(session) ?? { ...reasonFrom(error), ...(outsideScope(error) ? { hint: RERUN_FULL } : {}) };
+      break;
     }
     applied.push(revision);
   }
-  const stop = stopReason(session);
-  if (stop) return rejected(stop);
+  await engine.settle();
+  failed ??= stopReason(session);
+  if (failed) return rejected(failed);
   if (!(await runHookStep(session, 'afterApply', hookVars('applied')))) return rejected({ message: 'the afterApply hook failed', untrustworthy: false });
   const health = await runHealthStep(session, 'after-apply', recovery.healthTimeoutSeconds, recovery.tolerated, recovery.structure);
   if (!health.healthy) {
