@@ -255,13 +255,18 @@ describe("a failing revision tells PostgreSQL's whole error", () => {
     expect(await db.query('SELECT count(*)::int AS n FROM pg_tables WHERE tablename = $1', ['notes'])).toEqual([{ n: 0 }]);
   });
 
-  it('a lock timeout names the session that holds the lock: pid, application_name, when its query started', async () => {
+  // the second: sent behind the commit of a revision before it in the same run (src/migrations/engine.ts up), its lock wait watched from then on
+  it.each([
+    ['the first revision of the run', {}],
+    ['a revision sent behind the commit of the one before', { '0002_other.up.sql': 'CREATE TABLE other (id int);', '0002_other.down.sql': 'DROP TABLE other;' }],
+  ])('a lock timeout names the session that holds the lock: pid, application_name, when its query started (%s)', async (_layout, before) => {
     const db = await freshDatabase();
     const project = await makeProject(
       {
         ...OK_0001,
-        '0002_notes_author.up.sql': 'ALTER TABLE notes ADD COLUMN author text;',
-        '0002_notes_author.down.sql': 'ALTER TABLE notes DROP COLUMN author;',
+        ...before,
+        '0003_notes_author.up.sql': 'ALTER TABLE notes ADD COLUMN author text;',
+        '0003_notes_author.down.sql': 'ALTER TABLE notes DROP COLUMN author;',
       },
       { database: { lockTimeoutSeconds: 1 } },
     );
@@ -281,10 +286,12 @@ describe("a failing revision tells PostgreSQL's whole error", () => {
       expect(said).toMatch(new RegExp(`lock held by: pid ${pid} \\(application_name "nightly-report", user ${TEST_APP_ROLE}, idle in transaction, transaction since \\S+, last query started \\S+\\)`));
       const lines = await journalOf(project.backups, (JSON.parse(run.stdout).result as { runId: string }).runId);
       const failed = lines.find((l) => l.step === 'apply' && l.outcome === 'failed') as { detail: { failure: { sqlstate: string; blockers: Array<Record<string, unknown>> } } };
+      expect(failed).toMatchObject({ revision: '0003_notes_author' });
       expect(failed.detail.failure.sqlstate).toBe('55P03');
       expect(failed.detail.failure.blockers).toEqual([expect.objectContaining({ pid, applicationName: 'nightly-report', state: 'idle in transaction' })]);
       expect(await appliedNames(db)).toEqual(['0001_notes']);
       expect(await db.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'notes' AND column_name = 'author'")).toEqual([{ n: 0 }]);
+      expect(await db.query("SELECT to_regclass('public.other')::text AS other")).toEqual([{ other: null }]);
     } finally {
       await holder.end();
     }
