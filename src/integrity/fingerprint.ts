@@ -164,9 +164,17 @@ async function earlierTypes(client: ClientBase, names: string[], version: Hashin
   return new Map(rows.map((r) => [r.name, { castTo: r.cast_to, ...typeHashingOf(r) }]));
 }
 
+/** Seeds made so far: most column names (id, created_at, …) recur from table to table. */
+const seeds = new Map<string, number>();
+
 /** A seed per column name: stable when other columns come and go, different per column. */
 function seedOf(name: string): number {
-  return createHash('sha256').update(name).digest().readUIntBE(0, 6);
+  let seed = seeds.get(name);
+  if (seed === undefined) {
+    seed = createHash('sha256').update(name).digest().readUIntBE(0, 6);
+    seeds.set(name, seed);
+  }
+  return seed;
 }
 
 /**
