@@ -148,8 +148,8 @@ try {
     const perRevision = (field) => formatMs(median(runs.map((r) => r[field])) / N);
     console.log(`  one psql session (BEGIN, \\i file, tracking row, COMMIT per revision): ${formatMs(session)}, ${formatMs(session / N)} per revision`);
     console.log(`  belay migrate up: ${formatMs(belayUp)}, ${formatMs(belayUp / N)} per revision (${(belayUp / session).toFixed(2)}× the session); from its journal, per revision:`);
-    console.log(`    ${perRevision('inSteps')} inside the apply step (its journal start line, written, its row queued; then the revision's transaction: BEGIN with its first statement, its statements, its belay.migrations row, COMMIT)`);
-    console.log(`    ${perRevision('between')} between one apply step's end and the next one's start (its journal end line, written, its row queued; the engine's bookkeeping)`);
+    console.log(`    ${perRevision('inSteps')} inside the apply step (its journal start line, written, its row queued; then the revision's transaction: BEGIN with its first statement, its statements, its belay.migrations row, COMMIT; all but the first revision's BEGIN and statements were sent at the previous one's COMMIT, so part of that work ran on the server before the step began)`);
+    console.log(`    ${perRevision('between')} between one apply step's end and the next one's start (its journal end line, written, its row queued; the engine's bookkeeping; the server meanwhile runs the next revision's statements)`);
     console.log(`    ${perRevision('outside')} before the first and after the last apply step (node start, connections, lock, preflight, health, exit), spread over ${N}`);
     console.log(`    ${(median(runs.map((r) => r.lines)) / N).toFixed(1)} journal lines (fdatasynced in the background, but before a no-transaction revision)`);
     const profileDir = await mkdtemp(path.join(cluster.work, 'cpu-profile-'));
