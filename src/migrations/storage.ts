@@ -117,12 +117,7 @@ export class TableStorage {
     const revision = this.revisions.get(name);
     if (!revision) throw new Error(`no revision named ${name}`);
     const durationMs = Date.now() - context.startedAt;
-    try {
-      await this.schema.update(context.client, { opening: SESSION_RESET, inOneTransaction: context.inTransaction, via: await this.via, answered: closed });
-    } catch (error) {
-      this.schema.reset();
-      throw error;
-    }
+    await this.schema.update(context.client, { opening: SESSION_RESET, inOneTransaction: context.inTransaction, via: await this.via, answered: closed });
     const schema = this.schema.takeChanges();
     const values = [name, revision.checksum, JSON.stringify(revision.fileChecksums), String(durationMs), context.runId, JSON.stringify(schema)];
     return `INSERT INTO belay.migrations (name, checksum, files, duration_ms, run_id, schema) VALUES (${values.map(escapeLiteral).join(', ')})`;
