@@ -296,19 +296,23 @@ describe('the schema recorded per revision', () => {
     return client;
   };
   afterAll(async () => Promise.all(clients.map((client) => client.end())));
+  /** A connection to `url` with belay's schema made, as the connected role. */
+  const connectWithBelay = async (url: string): Promise<pg.Client> => {
+    const client = await connect(url);
+    await ensureBelaySchema(client);
+    return client;
+  };
   /** A database whose belay schema another role made: belay's role may use its tables, not create its function there. */
   const lentDatabase = async (): Promise<TestDatabase> => {
     const lent = await freshDatabase();
-    const admin = await connect(lent.adminUrl);
-    await ensureBelaySchema(admin);
+    const admin = await connectWithBelay(lent.adminUrl);
     await admin.query(`GRANT USAGE ON SCHEMA belay TO ${quoteIdent(TEST_APP_ROLE)}; GRANT ALL ON ALL TABLES IN SCHEMA belay TO ${quoteIdent(TEST_APP_ROLE)}`);
     return lent;
   };
   /** recordRun of `cases` described by belay's function and, where belay may not make it, inline, and as a migrate up sends them (recordAhead): the same records every way; the first run's. */
   const recordBothWays = async (cases: ReadonlyArray<[string, string]>): Promise<Seen[]> => {
     const owned = await freshDatabase();
-    const client = await connect(owned.url);
-    await ensureBelaySchema(client);
+    const client = await connectWithBelay(owned.url);
     const viaFunction = await recordRun(client, cases);
     expect(await trackerFunctions(owned)).toHaveLength(1);
     const lent = await lentDatabase();
@@ -317,8 +321,7 @@ describe('the schema recorded per revision', () => {
     expect(inline.map((s) => s.recorded)).toEqual(viaFunction.map((s) => s.recorded));
     // and as a migrate up runs them, each sent behind the previous one's commit
     const ahead = await freshDatabase();
-    const aheadClient = await connect(ahead.url);
-    await ensureBelaySchema(aheadClient);
+    const aheadClient = await connectWithBelay(ahead.url);
     expect(await recordAhead(aheadClient, cases)).toEqual(viaFunction.map((s) => s.recorded));
     return viaFunction;
   };
@@ -326,8 +329,7 @@ describe('the schema recorded per revision', () => {
   it('is, after every revision of a run, what a full description of the schema says, whether belay may make its function or not', async () => {
     // belay's role owns belay's schema: the changes are described by belay's function, which replaces an older one
     const owned = await freshDatabase();
-    const client = await connect(owned.url);
-    await ensureBelaySchema(client);
+    const client = await connectWithBelay(owned.url);
     await client.query('CREATE FUNCTION belay.schema_changes_0000000000000000(p_since xid) RETURNS jsonb LANGUAGE sql AS $$ SELECT NULL::jsonb $$');
     const viaFunction = await recordAndFold(client);
     expect(await trackerFunctions(owned)).toEqual([expect.stringMatching(/^schema_changes_[0-9a-f]{16}$/)]);
@@ -434,8 +436,7 @@ describe('the schema recorded per revision', () => {
       return digests;
     };
     const owned = await freshDatabase();
-    const client = await connect(owned.url);
-    await ensureBelaySchema(client);
+    const client = await connectWithBelay(owned.url);
     const viaFunction = await cycle(client);
     expect(await trackerFunctions(owned)).toHaveLength(1);
     const inline = await cycle(await connect((await lentDatabase()).url));
@@ -444,8 +445,7 @@ describe('the schema recorded per revision', () => {
 
   it('sees a column widened by a direct update of pg_attribute (a superuser revision; no lock on the table), beside a table made', async () => {
     const db = await freshDatabase();
-    const client = await connect(db.adminUrl);
-    await ensureBelaySchema(client);
+    const client = await connectWithBelay(db.adminUrl);
     const seen = await recordRun(client, [
       ['base', 'CREATE TABLE names (id int, name varchar(10))'],
       ['widen', "CREATE TABLE extra (id int DEFAULT 1); UPDATE pg_catalog.pg_attribute SET atttypmod = 20 + 4 WHERE attrelid = 'public.names'::regclass AND attname = 'name'"],
@@ -456,8 +456,7 @@ describe('the schema recorded per revision', () => {
 
   it('sees a table renamed by a direct update of pg_class (its row type keeps the old name) in every description that names it', async () => {
     const db = await freshDatabase();
-    const client = await connect(db.adminUrl);
-    await ensureBelaySchema(client);
+    const client = await connectWithBelay(db.adminUrl);
     const seen = await recordRun(client, [
       ['base', 'CREATE TABLE names (id int PRIMARY KEY); CREATE VIEW ids AS SELECT id FROM names'],
       ['after_base', 'SELECT 1'],
@@ -468,8 +467,7 @@ describe('the schema recorded per revision', () => {
 
   it('describes again, after a column added to a table that many objects name, that table alone; after a column renamed, what names that column, with or without the function', async () => {
     const db = await freshDatabase();
-    const client = await connect(db.url);
-    await ensureBelaySchema(client);
+    const client = await connectWithBelay(db.url);
     const via = await ensureTrackerFunction(client);
     expect(via).toBeDefined();
     await client.query(`CREATE TABLE hub (id int PRIMARY KEY, code text UNIQUE, n int CHECK (n > 0));
@@ -522,8 +520,7 @@ describe('the schema recorded per revision', () => {
 
   it("stays whole across a revision that outlasts the statistics' one-second flush", async () => {
     const db = await freshDatabase();
-    const client = await connect(db.url);
-    await ensureBelaySchema(client);
+    const client = await connectWithBelay(db.url);
     const seen = await recordRun(client, [
       ['base', "CREATE TABLE a (id int DEFAULT 0, note text DEFAULT ''); CREATE TABLE b (x int, y int)"],
       // over a second: the session's statistics are flushed when it next goes idle (at most once a second),
