@@ -206,4 +206,26 @@ describe('an in-place restore puts back exactly the snapshot', () => {
     expect(await userObjects(db)).toEqual(['rel public.a', 'rel public.a_id_seq', 'rel public.b', 'rel public.b_id_seq']);
     expect(await db.query('SELECT id, n FROM a ORDER BY id')).toEqual([{ id: 1, n: 1 }, { id: 2, n: 2 }]);
   });
+
+  it("pg_restore's one commit is synchronous on a server whose commits are not: the restore is on disk before belay says it is", async () => {
+    // the test cluster runs with synchronous_commit = off, as a server tuned for throughput may. A generated
+    // column is computed as pg_restore loads the rows: it keeps the setting pg_restore's own session had
+    const db = await freshDatabase();
+    const project = await makeProject({});
+    const args = baseArgs(project, db.url);
+    await db.appQuery(`SET synchronous_commit = on;
+      CREATE FUNCTION commit_mode() RETURNS text IMMUTABLE LANGUAGE plpgsql AS $$ BEGIN RETURN current_setting('synchronous_commit'); END $$;
+      CREATE TABLE t (id int PRIMARY KEY, mode text GENERATED ALWAYS AS (commit_mode()) STORED);
+      INSERT INTO t (id) VALUES (1), (2)`);
+    expect(await db.appQuery('SELECT current_setting($1) AS mode', ['synchronous_commit'])).toEqual([{ mode: 'off' }]);
+    expect(await db.query('SELECT id, mode FROM t ORDER BY id')).toEqual([{ id: 1, mode: 'on' }, { id: 2, mode: 'on' }]);
+    const backup = await belay([...args, '--json', 'backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = (JSON.parse(backup.stdout) as { result: { snapshot: { id: string } } }).result.snapshot.id;
+    await db.appQuery('DELETE FROM t WHERE id = 2');
+    const run = await belay([...args, '--json', '--yes', 'restore', id, '--strategy', 'in-place']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect((JSON.parse(run.stdout).result as { message: string }).message).toMatch(/restored \S+ in place and verified it/);
+    expect(await db.query('SELECT id, mode FROM t ORDER BY id')).toEqual([{ id: 1, mode: 'on' }, { id: 2, mode: 'on' }]);
+  });
 });

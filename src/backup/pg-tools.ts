@@ -29,6 +29,8 @@ export interface LibpqChildOptions {
   onStderrLine?: (line: string) => void;
   /** The child's application_name (default "belay"), to find its session in pg_stat_activity. */
   applicationName?: string;
+  /** Settings for the child's session (PGOPTIONS), which override the server's, the database's and the role's. */
+  settings?: Readonly<Record<string, string>>;
 }
 
 export interface ChildOutcome {
@@ -84,6 +86,7 @@ function spawnPrivate(path: string, args: string[], env: NodeJS.ProcessEnv, extr
  */
 export async function runLibpqChild(bin: PgBinary, args: string[], options: LibpqChildOptions): Promise<ChildOutcome> {
   const { env, extraFds, cleanup } = await libpqChildEnv(options.params, options.env, options.applicationName ?? 'belay');
+  if (options.settings) env.PGOPTIONS = Object.entries(options.settings).map(([name, value]) => `-c ${name}=${value.replace(/[\\\s]/g, '\\$&')}`).join(' ');
   try {
     return await new Promise<ChildOutcome>((resolve, reject) => {
       const child = spawnPrivate(bin.path, args, env, extraFds);

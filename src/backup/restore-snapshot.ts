@@ -59,6 +59,9 @@ export async function restoreSnapshotInto(manifest: Manifest, target: Connection
     signal: options.signal,
     ...(options.onProgress ? { onStderrLine: options.onProgress } : {}),
     ...(options.applicationName ? { applicationName: options.applicationName } : {}),
+    // in place, the restore is one transaction: its commit waits for the WAL to be flushed even on a server whose
+    // commits do not (synchronous_commit = off), or a crash after belay journaled the restore could undo it
+    ...(options.clean ? { settings: { synchronous_commit: 'on' } } : {}),
   });
   if (outcome.code !== 0) {
     throw new BelayError('manual', `pg_restore of ${manifest.id} into ${describeTarget(target)} failed: ${childFailure(outcome)}`);
