@@ -282,6 +282,10 @@ describe('integrity fingerprints', () => {
     expect(measured.perColumn).toEqual(new Set(['public.t']));
     expect((await measureDownsAtRisk(client, [...downs, { revision: '0001_a', sql: null }])).perColumn).toBe(true);
     expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: "DO $$ BEGIN EXECUTE 'ALTER TABLE t DROP COLUMN a'; END $$;" }])).perColumn).toBe(true);
+    // a routine the down makes may be called in it (a SELECT of it): what its body runs is dynamic SQL too
+    const routine = "CREATE FUNCTION undo_a() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN EXECUTE 'ALTER TABLE t DROP COLUMN a'; END $f$; SELECT undo_a(); DROP FUNCTION undo_a();";
+    expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: routine }])).perColumn).toBe(true);
+    expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: "INSERT INTO u SELECT 1 WHERE $$EXECUTE$$ <> '';" }])).perColumn).toEqual(new Set());
     expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: 'DROP TYPE mood CASCADE;' }])).perColumn).toBe(true);
     expect((await measureDownsAtRisk(client, [{ revision: '0001_a', sql: 'DROP TABLE u CASCADE;' }])).perColumn).toEqual(new Set());
     // an ALTER TABLE of a partitioned table alters its partitions, which are what the fingerprint reads
@@ -426,6 +430,11 @@ describe('integrity fingerprints', () => {
       /* a nested /* DROP TABLE people */ comment */ UPDATE audit SET line = 'x' WHERE line = '--DROP TABLE people';`);
     expect(storing.items).toEqual([]);
     expect((await read(`UPDATE audit SET line = 'CALL wipe()';`)).perColumn).toEqual(new Set());
+    // a dollar-quoted constant is a string too; a DO block's body is code, whichever way it names its language
+    expect((await read(`INSERT INTO audit VALUES ($$0003 did DROP TABLE people; then$$), ($note$ALTER TABLE people DROP COLUMN email, then$note$);`)).items).toEqual([]);
+    for (const block of [`DO LANGUAGE plpgsql $$ BEGIN DROP TABLE people; END $$;`, `/* undo */ DO $d$ BEGIN EXECUTE 'DROP TABLE people'; END $d$ LANGUAGE plpgsql;`]) {
+      expect((await read(block)).items, block).toEqual([{ revision: '0009_r', table: 'public.people', rows: 1, values: 1 }]);
+    }
     await client.query('DROP TABLE people, audit');
   });
 

@@ -38,6 +38,8 @@ const NOT_A_COLUMN = /^(constraint|default|not|identity|expression)$/i;
  * A DO block does run, and is read.
  */
 const DEFINES_ONLY = /^\s*(?:CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE|RULE)|COMMENT\s+ON)\b/i;
+/** A routine the down makes may be called later in it (a SELECT of it): its body, dynamic SQL it may EXECUTE, is read for HIDDEN_COLUMN_CHANGES. */
+const DEFINES_ROUTINE = /^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE)\b/i;
 
 const SET_SEARCH_PATH = /^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?search_path\s*(?:TO|=)\s*([^;]*?)\s*;?\s*$/i;
 const RESET_SEARCH_PATH = /^\s*RESET\s+(?:search_path|ALL)\b/i;
@@ -288,7 +290,7 @@ interface Found {
 export async function measureDownsAtRisk(client: ClientBase, measured: DownToMeasure[]): Promise<DownsAtRisk> {
   const read = measured.map((down) => ({ revision: down.revision, statements: down.sql === null ? null : statementsWithPath(down.sql) }));
   const statements = read.flatMap((down) => (down.statements ?? []).map((statement) => ({ revision: down.revision, path: statement.path, mentions: DEFINES_ONLY.test(statement.code) ? [] : mentionsIn(statement.reads) })));
-  const hidden = read.some((down) => down.statements === null || down.statements.some((statement) => HIDDEN_COLUMN_CHANGES.test(statement.reads)));
+  const hidden = read.some((down) => down.statements === null || down.statements.some((statement) => HIDDEN_COLUMN_CHANGES.test(DEFINES_ROUTINE.test(statement.code) ? statement.code : statement.reads)));
   if (!statements.some((statement) => statement.mentions.length > 0)) return { items: [], perColumn: hidden ? true : new Set() };
   const session = await client.query<{ path: string[]; role: string }>('SELECT current_schemas(false)::text[] AS path, current_user::text AS role');
   const { path: sessionPath, role } = session.rows[0]!;

@@ -204,7 +204,11 @@ function dollarEnd(text: string, i: number): number {
     return j;
   }
   const tag = dollarTagAt(text, i);
-  if (!tag) return i + 1;
+  return tag ? dollarQuoteEnd(text, i, tag) : i + 1;
+}
+
+/** Past the end of the dollar quote opened by `tag` at `i`; text.length + 1 when it is never closed. */
+function dollarQuoteEnd(text: string, i: number, tag: string): number {
   const close = text.indexOf(tag, i + tag.length);
   return close === -1 ? text.length + 1 : close + tag.length;
 }
@@ -214,13 +218,17 @@ function dollarTagAt(text: string, i: number): string | undefined {
   return DOLLAR_QUOTE.exec(text)?.[0];
 }
 
+/** A statement's text before the body of a DO block: `DO`, and its LANGUAGE when that comes first. */
+const DO_HEAD = /^\s*DO(?:\s+LANGUAGE\s+(?:"(?:[^"]|"")+"|[A-Za-z_]\w*))?\s*$/i;
+
 /**
  * A statement's code as the server reads it: every comment a space (the
  * scanner's, so a `--` inside a string constant stays), and, with
- * `blankStrings`, every string constant empty (`''`), so that what a
- * statement stores or compares is not read as what it does. A dollar-quoted
- * body (a DO block, a function) keeps its strings: what it EXECUTEs is its
- * code; its comments go.
+ * `blankStrings`, every string constant empty (`''`), dollar-quoted ones
+ * too, so that what a statement stores or compares is not read as what it
+ * does. A DO block's body runs: it is code, and keeps its strings (what it
+ * EXECUTEs is its code); its comments go, as do those of any dollar-quoted
+ * text kept (without `blankStrings`, a function's body).
  */
 export function sqlCode(text: string, options: { blankStrings?: boolean } = {}): string {
   let code = '';
@@ -241,10 +249,10 @@ export function sqlCode(text: string, options: { blankStrings?: boolean } = {}):
       end = quotedEnd(text, i);
       code += ch === "'" && options.blankStrings ? "''" : text.slice(i, end);
     } else if (tag) {
-      end = dollarEnd(text, i);
+      end = dollarQuoteEnd(text, i, tag);
       const closed = end <= text.length;
       const body = text.slice(i + tag.length, closed ? end - tag.length : text.length);
-      code += `${tag}${sqlCode(body)}${closed ? tag : ''}`;
+      code += options.blankStrings && !DO_HEAD.test(code) ? "''" : `${tag}${sqlCode(body)}${closed ? tag : ''}`;
     } else {
       // a word whole: a `$` inside it (`a$b$`) is part of it, no dollar quote
       end = i + 1;
