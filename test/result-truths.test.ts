@@ -128,6 +128,24 @@ describe('results say what happened', () => {
     expect(run.stderr).toMatch(/belay will revert 0002_notes on \S+, dropping public\.notes: 7 row\(s\)/);
   });
 
+  it('a long rollback is said in one readable line: how many revisions, the data first (the most first, ten at most), the empty tables counted', async () => {
+    const db = await freshDatabase();
+    const files: Record<string, string> = { ...ORDERS };
+    for (let n = 2; n <= 14; n++) {
+      const name = `${String(n).padStart(4, '0')}_t${n}`;
+      // t3 … t13 hold n rows; t2 and t14 are empty
+      files[`${name}.up.sql`] = `CREATE TABLE t${n} (id int);${n > 2 && n < 14 ? `\nINSERT INTO t${n} SELECT generate_series(1, ${n});` : ''}`;
+      files[`${name}.down.sql`] = `DROP TABLE t${n};`;
+    }
+    const args = baseArgs(await makeProject(files), db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const run = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(run.code, run.stderr).toBe(0);
+    const said = run.stderr.split('\n').find((line) => line.startsWith('belay will '));
+    const named = Array.from({ length: 10 }, (_, i) => `public.t${13 - i}: ${13 - i} row(s)`).join('; ');
+    expect(said).toBe(`belay will revert 13 revisions, 0014_t14 down to 0002_t2 on ${db.name}, dropping ${named}; 1 more table(s) or column(s) holding data (\`belay plan --json\` lists every one); 2 empty table(s) or column(s).`);
+  });
+
   it('a rollback says "data verified" only when integrity compared the data: integrity.mode off and invariants say what they did not do', async () => {
     const revisions = { ...ORDERS, '0002_notes.up.sql': 'CREATE TABLE notes (id int);', '0002_notes.down.sql': 'DROP TABLE notes;' };
     const said: Record<string, Result> = {};

@@ -540,14 +540,18 @@ async function countValues(client: ClientBase, wanted: Array<{ schema: string; n
   });
 }
 
-export function describeDataAtRisk(items: DataAtRisk[]): string {
+/** What the downs drop, for a person to read before saying yes: at most `limit` tables or columns named. */
+export function describeDataAtRisk(items: DataAtRisk[], limit = 10): string {
   const dropped = items.filter((i) => !i.rowsDeleted);
   const deleted = items.filter((i) => i.rowsDeleted);
-  const parts = [
-    dropped.length === 0
-      ? 'no data in dropped tables or columns'
-      : dropped.map((i) => (i.column ? `${i.table}.${i.column}: ${i.values} non-null value(s) in ${i.rows} row(s)` : `${i.table}: ${i.rows} row(s)`)).join('; '),
-  ];
+  // what holds data first, the most first; an empty table or column is counted, not named one by one
+  const holding = dropped.filter((i) => (i.column ? i.values : i.rows) > 0).sort((a, b) => (b.column ? b.values : b.rows) - (a.column ? a.values : a.rows));
+  const empty = dropped.length - holding.length;
+  const named = holding.slice(0, limit).map((i) => (i.column ? `${i.table}.${i.column}: ${i.values} non-null value(s) in ${i.rows} row(s)` : `${i.table}: ${i.rows} row(s)`));
+  const unnamed = holding.slice(limit);
+  if (unnamed.length > 0) named.push(`${unnamed.length} more table(s) or column(s) holding data (\`belay plan --json\` lists every one)`);
+  if (empty > 0) named.push(`${empty} empty table(s) or column(s)`);
+  const parts = [holding.length === 0 ? `no data in dropped tables or columns${empty > 0 ? ` (${empty} empty)` : ''}` : named.join('; ')];
   if (deleted.length > 0) {
     parts.push(
       `and rows deleted from tables that stay (${deleted.map((i) => `${i.table}: ${i.rows} row(s) now, by ${i.revision}`).join('; ')}): integrity counts lost rows as corruption and restores the snapshot, unless those tables are in integrity.tables.exclude`,

@@ -48,6 +48,12 @@ async function snapshotAtOrBelow(setup: RunSetup, revisions: Revision[], revisio
  * preflight → fingerprint → backup → onRollback → downs → afterRollback →
  * health → integrity (common columns) → restore on corruption.
  */
+/** The revisions a question names: every one, or for a long rollback how many and the first and last (the plan lists them all). */
+function revisionList(revisions: readonly Revision[]): string {
+  if (revisions.length <= 10) return revisions.map((r) => r.name).join(', ');
+  return `${revisions.length} revisions, ${revisions[0]!.name} down to ${revisions.at(-1)!.name}`;
+}
+
 export async function runRollback(setup: RunSetup, options: RollbackOptions): Promise<RunResult> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
   const target = resolveRevisionOrStart(options.to, revisions.map((r) => r.name));
@@ -111,7 +117,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     if (options.confirm) {
       const what = restoreFrom
         ? `restore snapshot ${restoreFrom.id} over ${setup.target.database} (now at ${state.current})`
-        : `revert ${toRevert.map((r) => r.name).join(', ')} on ${setup.target.database}, dropping ${describeDataAtRisk(atRisk.items)}`;
+        : `revert ${revisionList(toRevert)} on ${setup.target.database}, dropping ${describeDataAtRisk(atRisk.items)}`;
       if (!(await options.confirm(what))) {
         throw new BelayError('usage', 'rollback not confirmed; nothing was changed', { hint: 'Pass --yes to skip the question.' });
       }
