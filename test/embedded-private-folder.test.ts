@@ -1,6 +1,7 @@
-import { cp, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { access, cp, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { belay, cleanEnv } from './support/cli.js';
 import { SAMPLE_MIGRATIONS } from './support/sample.js';
@@ -48,6 +49,51 @@ describe('the embedded cluster from a folder the server account cannot enter', (
       expect(JSON.parse(status.stdout).result).toMatchObject({ current: '0005_sessions', source: 'embedded cluster' });
     } finally {
       expect((await belay(['cluster', 'stop'], options)).code).toBe(0);
+      if (outside) await rm(outside, { recursive: true, force: true });
+      await rm(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it.runIf(process.getuid?.() === 0)('cluster remove: refused while a session uses it, asks for --yes off a terminal, then deletes what belay made for it and nothing else', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'belay-private-'));
+    await cp(SAMPLE_MIGRATIONS, join(cwd, 'migrations'), { recursive: true });
+    const options = { cwd, env: cleanEnv({ HOME: cwd }) };
+    let outside: string | undefined;
+    try {
+      const up = await belay(['--json', 'migrate', 'up', '--to', '0002'], options);
+      expect(up.code, up.stderr).toBe(0);
+      const layout = JSON.parse(await readFile(join(cwd, '.belay', 'cluster.json'), 'utf8')) as { dataDir: string; socketDir: string; logFile: string };
+      outside = dirname(layout.dataDir);
+      await writeFile(join(cwd, '.belay', 'notes.txt'), 'mine\n');
+      const session = new pg.Client({ host: layout.socketDir, port: 5432, user: 'postgres', database: 'belay', application_name: 'someone-else' });
+      await session.connect();
+      try {
+        const inUse = await belay(['--yes', 'cluster', 'remove'], options);
+        expect(inUse.code, inUse.stderr).toBe(4);
+        expect(inUse.stderr).toMatch(/the embedded cluster is in use: someone-else on belay \(pid \d+\); nothing was removed/);
+        expect(inUse.stderr).toMatch(/next: /);
+        expect((await session.query('SELECT count(*)::int AS n FROM belay.migrations')).rows).toEqual([{ n: 2 }]);
+      } finally {
+        await session.end();
+      }
+      const unasked = await belay(['cluster', 'remove'], options);
+      expect(unasked.code, unasked.stderr).toBe(2);
+      expect(unasked.stderr).toMatch(/pass --yes/);
+      await access(join(layout.dataDir, 'PG_VERSION'));
+
+      const removed = await belay(['--json', '--yes', 'cluster', 'remove'], options);
+      expect(removed.code, removed.stderr).toBe(0);
+      expect(JSON.parse(removed.stdout).result).toEqual({ removed: [layout.dataDir] });
+      // what belay made is gone (the folder outside the project too); the project's own files stay
+      await expect(access(outside)).rejects.toThrow();
+      await expect(access(join(cwd, '.belay', 'cluster.json'))).rejects.toThrow();
+      expect(await readFile(join(cwd, '.belay', 'notes.txt'), 'utf8')).toBe('mine\n');
+      expect((await readdir(join(cwd, 'backups', 'journal'))).filter((f) => f.endsWith('.jsonl')).length).toBeGreaterThan(0);
+      const again = await belay(['--json', '--yes', 'cluster', 'remove'], options);
+      expect(again.code, again.stderr).toBe(0);
+      expect(JSON.parse(again.stdout).result).toEqual({ removed: [] });
+    } finally {
+      await belay(['cluster', 'stop'], options);
       if (outside) await rm(outside, { recursive: true, force: true });
       await rm(cwd, { recursive: true, force: true });
     }

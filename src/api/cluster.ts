@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { embeddedClusterStatus, startEmbeddedCluster, stopEmbeddedCluster, type EmbeddedClusterInfo } from '../cluster/embedded.js';
+import { embeddedClusterStatus, removeEmbeddedCluster, startEmbeddedCluster, stopEmbeddedCluster, type EmbeddedClusterInfo } from '../cluster/embedded.js';
 import { toDisplayUrl } from '../db/connection.js';
 import type { BelayOptions } from './options.js';
 
@@ -16,6 +16,11 @@ export async function clusterStart(options: BelayOptions = {}): Promise<{ url: s
 /** `belay cluster stop` */
 export async function clusterStop(options: BelayOptions = {}): Promise<{ stopped: boolean }> {
   return { stopped: await stopEmbeddedCluster(embeddedOptions(options)) };
+}
+
+/** `belay cluster remove`: stop it and delete its data (every database in it), its log and its socket folder. */
+export async function clusterRemove(options: BelayOptions = {}): Promise<{ removed: string[] }> {
+  return removeEmbeddedCluster(embeddedOptions(options));
 }
 
 /** `belay cluster status` */

@@ -1,10 +1,10 @@
-import { chown, readFile, writeFile } from 'node:fs/promises';
+import { chown, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import type { ConnectionParams } from '../db/connection.js';
 import { quoteIdent } from '../db/ident.js';
-import { errorMessage, usageError } from '../errors.js';
+import { errorMessage, preflightError, usageError } from '../errors.js';
 import { sha256Hex } from '../sha256.js';
 import {
   findServerBinDir,
@@ -181,6 +181,62 @@ export async function stopEmbeddedCluster(options: EmbeddedOptions): Promise<boo
   const wasRunning = await isRunning(spec);
   await stopCluster(spec);
   return wasRunning;
+}
+
+/** The sessions on the running cluster other than the asking one: belay runs, psql, an application. */
+async function otherSessions(where: Layout): Promise<string[]> {
+  const client = new pg.Client({ host: where.socketDir, port: PORT, user: SUPERUSER, database: 'postgres', connectionTimeoutMillis: 10_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ who: string }>(
+      `SELECT format('%s on %s (pid %s)', coalesce(nullif(application_name, ''), 'a client'), datname, pid) AS who
+         FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid() ORDER BY pid`,
+    );
+    return rows.map((row) => row.who);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Remove `path` when it is an empty folder; a folder holding anything else stays. */
+async function removeIfEmpty(path: string): Promise<void> {
+  await rmdir(path).catch(() => {});
+}
+
+/**
+ * Stop the project's cluster and delete what belay made for it: its data
+ * folder, its log, its socket folder and the folder outside the project that
+ * held them, and .belay/cluster.json. Nothing else under .belay/ (snapshots,
+ * journals) is touched. Refused while another session is connected: a run
+ * or an application is using it.
+ */
+export async function removeEmbeddedCluster(options: EmbeddedOptions): Promise<{ removed: string[] }> {
+  const where = await layout(options.projectDir);
+  const removed: string[] = [];
+  if (await isInitialised(where.dataDir)) {
+    const spec = specFor(where, await findServerBinDir(options.pgBin, options.path));
+    if (await isRunning(spec)) {
+      const others = await otherSessions(where);
+      if (others.length > 0) {
+        throw preflightError(`the embedded cluster is in use: ${others.join(', ')}; nothing was removed`, {
+          hint: 'Let them finish (a belay run ends by itself), or end them with `belay cluster stop`, then remove it.',
+        });
+      }
+      await stopCluster(spec);
+    }
+    await rm(where.dataDir, { recursive: true, force: true });
+    removed.push(where.dataDir);
+  }
+  await rm(where.logFile, { force: true });
+  await removeIfEmpty(where.socketDir);
+  // the folder outside the project that held the server's files (see outsideFolder), once it holds nothing
+  for (const folder of new Set([dirname(where.dataDir), dirname(where.socketDir)])) {
+    if (folder !== where.home && basename(folder).startsWith('belay-')) await removeIfEmpty(folder);
+  }
+  await rm(join(where.home, 'cluster.json'), { force: true });
+  await removeIfEmpty(where.home);
+  return { removed };
 }
 
 export async function embeddedClusterStatus(options: EmbeddedOptions): Promise<EmbeddedClusterInfo> {

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { runAction } from '../run-action.js';
 import { teach } from '../help.js';
+import { confirmer } from '../confirm.js';
+import { usageError } from '../../errors.js';
 
 export function registerCluster(program: Command): void {
   const cluster = program.command('cluster').description('manage the embedded project-local PostgreSQL cluster under .belay/');
@@ -19,6 +21,22 @@ export function registerCluster(program: Command): void {
       const text = result.stopped ? 'stopped' : 'was not running';
       return { result, message: text, human: () => text };
     }),
+  );
+  teach(cluster.command('remove').description('stop it and delete its data, log and socket folder (every database in it)'), ['json', 'log-level', 'yes'], 'belay cluster remove --yes').action(
+    async (_flags: object, command: Command) =>
+      runAction(command, async (ctx) => {
+        const yes = ctx.flags.yes === true;
+        const confirm = confirmer(yes);
+        // deleting every database in it is never done unasked: off a terminal, --yes is the answer
+        if (!yes && !confirm) throw usageError('belay cluster remove deletes every database in the embedded cluster: pass --yes to say so', { hint: 'Run `belay cluster remove --yes`.' });
+        if (confirm && !(await confirm('stop the embedded cluster and delete its data (every database in it)'))) {
+          throw usageError('cluster remove not confirmed; nothing was removed', { hint: 'Pass --yes to skip the question.' });
+        }
+        const { clusterRemove } = await import('../../api/cluster.js');
+        const result = await clusterRemove(ctx.options);
+        const text = result.removed.length > 0 ? `removed ${result.removed.join(', ')}` : 'there was no embedded cluster to remove';
+        return { result, message: text, human: () => text };
+      }),
   );
   teach(cluster.command('status').description('whether it exists and runs, and where'), ['json', 'log-level'], 'belay cluster status').action(
     async (_flags: object, command: Command) =>
