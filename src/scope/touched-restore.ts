@@ -405,8 +405,9 @@ export async function restoreTouched(options: TouchedRestoreOptions): Promise<To
     const [pre, post] = [await sectionStatements(options, listFile, 'pre-data'), await sectionStatements(options, listFile, 'post-data')];
     await client.query('BEGIN');
     try {
-      // the archive's statements qualify every name, as pg_restore runs them
-      await client.query("SET LOCAL search_path = ''");
+      // the archive's statements qualify every name, as pg_restore runs them; the commit waits for the WAL to be
+      // flushed even on a server whose commits do not, as a whole database's restore does
+      await client.query("SET LOCAL search_path = ''; SET LOCAL synchronous_commit = on");
       await client.query('SET LOCAL check_function_bodies = false');
       await client.query(`CREATE SCHEMA ${quoteIdent(quarantineSchema)}`);
       const { moved: quarantined, origins, droppedForeignKeys } = await clearTheWay(client, scope, quarantineSchema);
