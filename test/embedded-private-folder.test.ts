@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { access, cp, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -81,6 +82,19 @@ describe('the embedded cluster from a folder the server account cannot enter', (
       expect(unasked.stderr).toMatch(/pass --yes/);
       await access(join(layout.dataDir, 'PG_VERSION'));
 
+      // a file that cannot be deleted (immutable): the server is stopped, the file named, exit 12 with what to do
+      const stuck = join(layout.dataDir, 'pg_stat', 'stuck');
+      await writeFile(stuck, 'x');
+      execFileSync('chattr', ['+i', stuck]);
+      try {
+        const blocked = await belay(['--yes', 'cluster', 'remove'], options);
+        expect(blocked.code, blocked.stderr).toBe(12);
+        expect(blocked.stderr).toMatch(/the embedded cluster is stopped, but \S+ could not be deleted: /);
+        expect(blocked.stderr).toMatch(/next: Delete \S+ as a user who may, then run `belay cluster remove --yes` again/);
+        expect(JSON.parse((await belay(['--json', 'cluster', 'status'], options)).stdout).result).toMatchObject({ running: false });
+      } finally {
+        execFileSync('chattr', ['-i', stuck]);
+      }
       const removed = await belay(['--json', '--yes', 'cluster', 'remove'], options);
       expect(removed.code, removed.stderr).toBe(0);
       expect(JSON.parse(removed.stdout).result).toEqual({ removed: [layout.dataDir] });

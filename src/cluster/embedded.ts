@@ -1,10 +1,10 @@
-import { chown, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chown, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import type { ConnectionParams } from '../db/connection.js';
 import { quoteIdent } from '../db/ident.js';
-import { errorMessage, preflightError, usageError } from '../errors.js';
+import { BelayError, errorMessage, preflightError, usageError } from '../errors.js';
 import { sha256Hex } from '../sha256.js';
 import {
   findServerBinDir,
@@ -188,7 +188,12 @@ async function otherSessions(where: Layout): Promise<string[]> {
   const client = new pg.Client({ host: where.socketDir, port: PORT, user: SUPERUSER, database: 'postgres', connectionTimeoutMillis: 10_000 });
   client.on('error', () => {});
   try {
-    await client.connect();
+    await client.connect().catch((error: unknown) => {
+      throw preflightError(`the embedded cluster in ${where.dataDir} runs but does not answer on ${where.socketDir}: ${errorMessage(error)}; nothing was removed`, {
+        hint: `Look at ${where.logFile}; \`belay cluster stop\` stops it, then remove it.`,
+        cause: error,
+      });
+    });
     const { rows } = await client.query<{ who: string }>(
       `SELECT format('%s on %s (pid %s)', coalesce(nullif(application_name, ''), 'a client'), datname, pid) AS who
          FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid() ORDER BY pid`,
@@ -197,6 +202,16 @@ async function otherSessions(where: Layout): Promise<string[]> {
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/** Delete a file or folder the embedded cluster is made of; one that cannot be deleted is left to the operator, named. */
+async function deleteMade(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true }).catch((error: unknown) => {
+    throw new BelayError('manual', `the embedded cluster is stopped, but ${path} could not be deleted: ${errorMessage(error)}`, {
+      hint: `Delete ${path} as a user who may, then run \`belay cluster remove --yes\` again for the rest.`,
+      cause: error,
+    });
+  });
 }
 
 /** Remove `path` when it is an empty folder; a folder holding anything else stays. */
@@ -214,7 +229,8 @@ async function removeIfEmpty(path: string): Promise<void> {
 export async function removeEmbeddedCluster(options: EmbeddedOptions): Promise<{ removed: string[] }> {
   const where = await layout(options.projectDir);
   const removed: string[] = [];
-  if (await isInitialised(where.dataDir)) {
+  const initialised = await isInitialised(where.dataDir);
+  if (initialised) {
     const spec = specFor(where, await findServerBinDir(options.pgBin, options.path));
     if (await isRunning(spec)) {
       const others = await otherSessions(where);
@@ -225,16 +241,19 @@ export async function removeEmbeddedCluster(options: EmbeddedOptions): Promise<{
       }
       await stopCluster(spec);
     }
-    await rm(where.dataDir, { recursive: true, force: true });
+  }
+  // what an earlier removal could not delete whole is no cluster any more, and goes too
+  if (initialised || (await stat(where.dataDir).then(() => true, () => false))) {
+    await deleteMade(where.dataDir);
     removed.push(where.dataDir);
   }
-  await rm(where.logFile, { force: true });
+  await deleteMade(where.logFile);
   await removeIfEmpty(where.socketDir);
   // the folder outside the project that held the server's files (see outsideFolder), once it holds nothing
   for (const folder of new Set([dirname(where.dataDir), dirname(where.socketDir)])) {
     if (folder !== where.home && basename(folder).startsWith('belay-')) await removeIfEmpty(folder);
   }
-  await rm(join(where.home, 'cluster.json'), { force: true });
+  await deleteMade(join(where.home, 'cluster.json'));
   await removeIfEmpty(where.home);
   return { removed };
 }
