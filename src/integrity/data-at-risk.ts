@@ -540,15 +540,18 @@ async function countValues(client: ClientBase, wanted: Array<{ schema: string; n
   });
 }
 
-/** What the downs drop, for a person to read before saying yes: at most `limit` tables or columns named. */
-export function describeDataAtRisk(items: DataAtRisk[], limit = 10): string {
+/** How many tables or columns holding data a description of the data at risk names; the rest are counted. */
+const NAMED_AT_MOST = 10;
+
+/** What the downs drop, for a person to read before saying yes. */
+export function describeDataAtRisk(items: DataAtRisk[]): string {
   const dropped = items.filter((i) => !i.rowsDeleted);
   const deleted = items.filter((i) => i.rowsDeleted);
   // what holds data first, the most first; an empty table or column is counted, not named one by one
   const holding = dropped.filter((i) => (i.column ? i.values : i.rows) > 0).sort((a, b) => (b.column ? b.values : b.rows) - (a.column ? a.values : a.rows));
   const empty = dropped.length - holding.length;
-  const named = holding.slice(0, limit).map((i) => (i.column ? `${i.table}.${i.column}: ${i.values} non-null value(s) in ${i.rows} row(s)` : `${i.table}: ${i.rows} row(s)`));
-  const unnamed = holding.slice(limit);
+  const named = holding.slice(0, NAMED_AT_MOST).map((i) => (i.column ? `${i.table}.${i.column}: ${i.values} non-null value(s) in ${i.rows} row(s)` : `${i.table}: ${i.rows} row(s)`));
+  const unnamed = holding.slice(NAMED_AT_MOST);
   if (unnamed.length > 0) named.push(`${unnamed.length} more table(s) or column(s) holding data (\`belay plan --json\` lists every one)`);
   if (empty > 0) named.push(`${empty} empty table(s) or column(s)`);
   const parts = [holding.length === 0 ? `no data in dropped tables or columns${empty > 0 ? ` (${empty} empty)` : ''}` : named.join('; ')];

@@ -43,17 +43,17 @@ async function snapshotAtOrBelow(setup: RunSetup, revisions: Revision[], revisio
   return snapshots.find((m) => !m.quarantine && m.database === setup.target.database && (m.revision === null || (order.get(m.revision) ?? Infinity) <= limit));
 }
 
-/**
- * `rollback --to REV`: the forward machine pointed down. lock → plan →
- * preflight → fingerprint → backup → onRollback → downs → afterRollback →
- * health → integrity (common columns) → restore on corruption.
- */
 /** The revisions a question names: every one, or for a long rollback how many and the first and last (the plan lists them all). */
 function revisionList(revisions: readonly Revision[]): string {
   if (revisions.length <= 10) return revisions.map((r) => r.name).join(', ');
   return `${revisions.length} revisions, ${revisions[0]!.name} down to ${revisions.at(-1)!.name}`;
 }
 
+/**
+ * `rollback --to REV`: the forward machine pointed down. lock → plan →
+ * preflight → fingerprint → backup → onRollback → downs → afterRollback →
+ * health → integrity (common columns) → restore on corruption.
+ */
 export async function runRollback(setup: RunSetup, options: RollbackOptions): Promise<RunResult> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
   const target = resolveRevisionOrStart(options.to, revisions.map((r) => r.name));
