@@ -7,22 +7,31 @@ import { describe, expect, it } from 'vitest';
 import { belay, cleanEnv } from './support/cli.js';
 import { SAMPLE_MIGRATIONS } from './support/sample.js';
 
+/** The sample project in a new folder of mode 0700 (mkdtemp's), and how to run belay there with no connection settings. */
+async function privateProject(): Promise<{ cwd: string; options: { cwd: string; env: NodeJS.ProcessEnv } }> {
+  const cwd = await mkdtemp(join(tmpdir(), 'belay-private-'));
+  await cp(SAMPLE_MIGRATIONS, join(cwd, 'migrations'), { recursive: true });
+  return { cwd, options: { cwd, env: cleanEnv({ HOME: cwd }) } };
+}
+
+/** Where .belay/cluster.json says the embedded cluster's files are. */
+const layoutOf = async (cwd: string): Promise<{ dataDir: string; socketDir: string; logFile: string }> =>
+  JSON.parse(await readFile(join(cwd, '.belay', 'cluster.json'), 'utf8')) as { dataDir: string; socketDir: string; logFile: string };
+
 /**
  * A newcomer clones into root's home (0700) and runs belay as root: the server
  * runs as an unprivileged account, which cannot enter that folder.
  */
 describe('the embedded cluster from a folder the server account cannot enter', () => {
   it.runIf(process.getuid?.() === 0)('works as root in a 0700 folder, leaves its permissions alone, and keeps its data across restarts', async () => {
-    const cwd = await mkdtemp(join(tmpdir(), 'belay-private-'));
+    const { cwd, options } = await privateProject();
     expect((await stat(cwd)).mode & 0o777).toBe(0o700);
-    await cp(SAMPLE_MIGRATIONS, join(cwd, 'migrations'), { recursive: true });
-    const options = { cwd, env: cleanEnv({ HOME: cwd }) };
     let outside: string | undefined;
     try {
       const up = await belay(['--json', 'migrate', 'up', '--to', '0005'], options);
       expect(up.code, up.stderr).toBe(0);
       expect(JSON.parse(up.stdout).result.toRevision).toBe('0005_sessions');
-      const layout = JSON.parse(await readFile(join(cwd, '.belay', 'cluster.json'), 'utf8')) as { dataDir: string; socketDir: string; logFile: string };
+      const layout = await layoutOf(cwd);
       outside = dirname(layout.dataDir);
       // the server's files are where it can reach them, recorded in .belay/, and the project folder stays private
       expect(layout.dataDir.startsWith(cwd)).toBe(false);
@@ -56,14 +65,12 @@ describe('the embedded cluster from a folder the server account cannot enter', (
   });
 
   it.runIf(process.getuid?.() === 0)('cluster remove: refused while a session uses it, asks for --yes off a terminal, then deletes what belay made for it and nothing else', async () => {
-    const cwd = await mkdtemp(join(tmpdir(), 'belay-private-'));
-    await cp(SAMPLE_MIGRATIONS, join(cwd, 'migrations'), { recursive: true });
-    const options = { cwd, env: cleanEnv({ HOME: cwd }) };
+    const { cwd, options } = await privateProject();
     let outside: string | undefined;
     try {
       const up = await belay(['--json', 'migrate', 'up', '--to', '0002'], options);
       expect(up.code, up.stderr).toBe(0);
-      const layout = JSON.parse(await readFile(join(cwd, '.belay', 'cluster.json'), 'utf8')) as { dataDir: string; socketDir: string; logFile: string };
+      const layout = await layoutOf(cwd);
       outside = dirname(layout.dataDir);
       await writeFile(join(cwd, '.belay', 'notes.txt'), 'mine\n');
       const session = new pg.Client({ host: layout.socketDir, port: 5432, user: 'postgres', database: 'belay', application_name: 'someone-else' });
