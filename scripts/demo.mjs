@@ -153,4 +153,4 @@ await timeline(common, result.runId);
 await app.stop();
 await restored.end();
 console.log(bold('\nall four outcomes as expected (4, 10, 11, 0). Journal files: ') + path.join(backups, 'journal'));
-console.log(`stop the embedded cluster with: node ${path.relative(process.cwd(), cli)} cluster stop`);
+console.log(`stop the embedded cluster with: node ${path.relative(process.cwd(), cli)} cluster stop (or delete it, and every database in it: cluster remove --yes)`);
