@@ -86,7 +86,7 @@ describe('the embedded cluster from a folder the server account cannot enter', (
       }
       const unasked = await belay(['cluster', 'remove'], options);
       expect(unasked.code, unasked.stderr).toBe(2);
-      expect(unasked.stderr).toMatch(/pass --yes/);
+      expect(unasked.stderr).toMatch(/^belay: cluster remove deletes every database in the embedded cluster: pass --yes to say so$/m);
       await access(join(layout.dataDir, 'PG_VERSION'));
 
       // a file that cannot be deleted (immutable): the server is stopped, the file named, exit 12 with what to do

@@ -28,7 +28,7 @@ export function registerCluster(program: Command): void {
         const yes = ctx.flags.yes === true;
         const confirm = confirmer(yes);
         // deleting every database in it is never done unasked: off a terminal, --yes is the answer
-        if (!yes && !confirm) throw usageError('belay cluster remove deletes every database in the embedded cluster: pass --yes to say so', { hint: 'Run `belay cluster remove --yes`.' });
+        if (!yes && !confirm) throw usageError('cluster remove deletes every database in the embedded cluster: pass --yes to say so', { hint: 'Run `belay cluster remove --yes`.' });
         if (confirm && !(await confirm('stop the embedded cluster and delete its data (every database in it)'))) {
           throw usageError('cluster remove not confirmed; nothing was removed', { hint: 'Pass --yes to skip the question.' });
         }
