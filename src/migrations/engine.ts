@@ -128,11 +128,13 @@ export class MigrationEngine {
     this.context.inTransaction = false;
     // its round trip opened a transaction (BEGIN came first); not told by getTransactionStatus(), which a failed
     // query's answer leaves as it was before it (node-postgres rejects at the error, before the server's ReadyForQuery)
-    this.sessionReset = await (async () => {
-      await client.query('ROLLBACK');
-      await resetSession(client);
-      return true;
-    })().catch(() => false);
+    this.sessionReset = await client
+      .query('ROLLBACK')
+      .then(() => resetSession(client))
+      .then(
+        () => true,
+        () => false,
+      );
   }
 
   /** The next revision's step, its closing (the tracker's call), when it can be sent behind a record; undefined otherwise. */
