@@ -38,10 +38,12 @@ export interface SnapshotOptions {
   lockTimeoutMs: number;
   /** An open connection to the same database to ask what the dump will hold on, instead of opening one beside pg_dump. */
   source?: ClientBase;
+  /** What the dump will hold, when the caller already read it (nothing is asked then). */
+  described?: SourceFacts;
   /** An exported snapshot (pg_export_snapshot) to dump instead of a fresh one. */
   snapshotId?: string;
   /** A touched snapshot: recorded in the manifest, with the data of every other table left out (--exclude-table-data). */
-  scope?: { manifest: SnapshotScope; excludeTableData: string[] };
+  scope?: { manifest: SnapshotScope | Promise<SnapshotScope>; excludeTableData: string[] };
 }
 
 const TABLE_LINE = /dumping contents of table "([^"]+)"/;
@@ -58,8 +60,14 @@ async function sizeOf(path: string): Promise<number> {
   }
 }
 
-/** Tables pg_dump will dump the contents of, and the server's version: asked on `source` when given, else on a connection of its own. */
-async function describeSource(params: ConnectionParams, source: ClientBase | undefined): Promise<{ tables: number; serverVersion: string }> {
+/** Tables pg_dump will dump the contents of, and the server's version. */
+export interface SourceFacts {
+  tables: number;
+  serverVersion: string;
+}
+
+/** SourceFacts, asked on `source` when given, else on a connection of its own. */
+async function describeSource(params: ConnectionParams, source: ClientBase | undefined): Promise<SourceFacts> {
   const client = source ?? new pg.Client(toPgConfig(params, { applicationName: 'belay backup', connectTimeoutMs: 10_000, statementTimeoutMs: 60_000, lockTimeoutMs: 10_000 }));
   if (!source) await client.connect();
   try {
@@ -87,7 +95,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
   const finalPath = join(backupsDir, file);
   const tempPath = join(backupsDir, `.${file}.partial`);
   // asked beside pg_dump, not before it: only the progress lines and the manifest need the answer
-  const describing = describeSource(params, options.source);
+  const describing = options.described ? Promise.resolve(options.described) : describeSource(params, options.source);
   describing.catch(() => {});
   let tablesTotal = 0;
   void describing.then((source) => (tablesTotal = source.tables), () => {});
@@ -166,7 +174,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
       tableCount: listing.tableData,
       fingerprint: (await options.fingerprint) ?? null,
       ...(options.quarantine ? { quarantine: true as const } : {}),
-      ...(options.scope ? { scope: options.scope.manifest } : {}),
+      ...(options.scope ? { scope: await options.scope.manifest } : {}),
     };
     await writeManifest(backupsDir, manifest);
     options.onProgress?.({ tablesDone, tablesTotal, bytesWritten: manifest.sizeBytes, table: undefined });

@@ -24,18 +24,6 @@ export class ScopeGuard {
     private readonly covered: ReadonlySet<number>,
   ) {}
 
-  /** Read the relations of the connected database, in the caller's transaction (the snapshot's). */
-  static async capture(client: ClientBase, covered: readonly number[]): Promise<ScopeGuard> {
-    const { rows } = await client.query<{ oid: string; schema: string; name: string }>(
-      `SELECT c.oid::int8::text AS oid, n.nspname AS schema, c.relname AS name
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'm', 'S')
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'belay')
-          AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`,
-    );
-    return new ScopeGuard(new Map(rows.map((row) => [Number(row.oid), { oid: Number(row.oid), schema: row.schema, name: row.name }])), new Set(covered));
-  }
-
   /** Throws BelayError (rolledBack) naming each relation outside the scope that the open transaction may have changed. */
   async check(client: ClientBase): Promise<void> {
     // outside a transaction block (a no-transaction revision) nothing is held to look at: such revisions are never run under a touched snapshot

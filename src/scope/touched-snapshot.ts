@@ -4,6 +4,8 @@ import { takeSnapshot, type SnapshotOptions } from '../backup/take-snapshot.js';
 import { BelayError } from '../errors.js';
 import { fingerprintTables, type Fingerprint, type FingerprintOptions } from '../integrity/fingerprint.js';
 import { ScopeGuard } from './lock-scope.js';
+import { simpleQueryResults } from '../db/simple-query.js';
+import { BELAY_SCHEMA } from '../db/belay-schema.js';
 import { objectLabel, type LearnedScope } from './scope.js';
 
 export interface TouchedSnapshotOptions extends Omit<SnapshotOptions, 'fingerprint' | 'snapshotId' | 'scope' | 'quarantine'> {
@@ -32,21 +34,38 @@ interface Relation {
 /** A pg_dump table pattern that matches exactly this relation (quoted parts lose their pattern meaning). */
 const exactPattern = (schema: string, name: string): string => `"${schema.replaceAll('"', '""')}"."${name.replaceAll('"', '""')}"`;
 
-/** The scope's relations in the target, with the sequences their columns own. */
-async function resolveRelations(client: ClientBase, scope: LearnedScope): Promise<Relation[]> {
-  const { rows } = await client.query<{ oid: string; schema: string; name: string; relkind: string }>(
+/** The system schemas: no relation of theirs is a user's table. */
+const USER_SCHEMA = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
+
+interface Relations {
+  /** The scope's relations in the target, with the sequences their columns own. */
+  kept: Relation[];
+  /** Every other row-holding relation: its data is left out. */
+  excludeTableData: string[];
+  guard: ScopeGuard;
+  /** Tables whose contents pg_dump will dump, for its progress lines. */
+  tableCount: number;
+}
+
+/** In one catalog query: the scope's relations, the patterns of every other one's data, and the guard's list. */
+async function readRelations(client: ClientBase, scope: LearnedScope): Promise<Relations> {
+  const { rows } = await client.query<{ oid: string; schema: string; name: string; relkind: string; kept: boolean; listed: boolean}>(
     `WITH wanted AS (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                      JOIN unnest($1::text[], $2::text[]) AS w(schema, name) ON w.schema = n.nspname AND w.name = c.relname)
-     SELECT c.oid::int8::text AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind
+                      JOIN unnest($1::text[], $2::text[]) AS w(schema, name) ON w.schema = n.nspname AND w.name = c.relname),
+          kept AS (SELECT oid FROM wanted
+                   UNION SELECT d.objid FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+                    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                      AND d.refobjid IN (SELECT oid FROM wanted) AND d.deptype IN ('a', 'i'))
+     SELECT c.oid::int8::text AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
+            c.oid IN (SELECT oid FROM kept) AS kept,
+            c.relkind IN ('r', 'p', 'm', 'S', 'f') AND ${USER_SCHEMA} AS listed
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.oid IN (SELECT oid FROM wanted)
-         OR c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_depend d
-                       WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-                         AND d.refobjid IN (SELECT oid FROM wanted) AND d.deptype IN ('a', 'i'))
+      WHERE c.oid IN (SELECT oid FROM kept) OR c.relkind IN ('r', 'p', 'm', 'S', 'f') AND ${USER_SCHEMA}
       ORDER BY 2, 3`,
     [scope.dataTables.map((t) => t.schema), scope.dataTables.map((t) => t.name)],
   );
-  const found = new Set(rows.map((row) => `${row.schema}.${row.name}`));
+  const keptRows = rows.filter((row) => row.kept);
+  const found = new Set(keptRows.map((row) => `${row.schema}.${row.name}`));
   const missing = scope.dataTables.filter((t) => !found.has(objectLabel(t)));
   if (missing.length > 0) {
     throw new BelayError('preflight', `the learned scope names ${missing.map(objectLabel).join(', ')}, which the database does not have (its schema changed while belay learned)`, {
@@ -54,22 +73,20 @@ async function resolveRelations(client: ClientBase, scope: LearnedScope): Promis
     });
   }
   const kinds: Record<string, Relation['kind']> = { r: 'table', S: 'sequence' };
-  return rows.flatMap((row) => {
+  const kept = keptRows.map((row) => {
     const kind = kinds[row.relkind];
     if (!kind) throw new BelayError('preflight', `${row.schema}.${row.name} (relkind ${row.relkind}) cannot be in a touched snapshot`, { hint: 'Nothing was changed. Run with --backup-scope full.' });
-    return [{ oid: Number(row.oid), schema: row.schema, name: row.name, kind }];
+    return { oid: Number(row.oid), schema: row.schema, name: row.name, kind };
   });
-}
-
-/** Every other row-holding relation: its data is left out. */
-async function excludedPatterns(client: ClientBase, kept: ReadonlySet<number>): Promise<string[]> {
-  const { rows } = await client.query<{ oid: string; schema: string; name: string }>(
-    `SELECT c.oid::int8::text AS oid, n.nspname AS schema, c.relname AS name
-       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p', 'm', 'S', 'f')
-        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`,
-  );
-  return rows.filter((row) => !kept.has(Number(row.oid))).map((row) => exactPattern(row.schema, row.name));
+  const listed = rows.filter((row) => row.listed);
+  // the guard watches what existed outside belay's own schema; a foreign table's rows are not the database's
+  const existing = listed.filter((row) => row.relkind !== 'f' && row.schema !== BELAY_SCHEMA).map((row) => ({ oid: Number(row.oid), schema: row.schema, name: row.name }));
+  return {
+    kept,
+    excludeTableData: listed.filter((row) => !row.kept).map((row) => exactPattern(row.schema, row.name)),
+    guard: new ScopeGuard(new Map(existing.map((relation) => [relation.oid, relation])), new Set(kept.map((relation) => relation.oid))),
+    tableCount: listed.filter((row) => ['r', 'p', 'm'].includes(row.relkind)).length,
+  };
 }
 
 /**
@@ -109,30 +126,33 @@ async function restoreObjects(client: ClientBase, relations: Relation[]): Promis
 export async function takeTouchedSnapshot(options: TouchedSnapshotOptions): Promise<TouchedSnapshot> {
   const { client, scope } = options;
   if (scope.unknown !== null) throw new BelayError('preflight', `no touched snapshot: ${scope.unknown}`, { hint: 'Nothing was changed. Run with --backup-scope full.' });
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
-    const { rows } = await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
-    const relations = await resolveRelations(client, scope);
-    const kept = new Set(relations.map((r) => r.oid));
-    const excludeTableData = await excludedPatterns(client, kept);
-    const objects = await restoreObjects(client, relations);
-    const guard = await ScopeGuard.capture(client, [...kept]);
-    const manifestScope: SnapshotScope = {
+    const opened = await simpleQueryResults<{ id: string; version: string }>(
+      client,
+      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot() AS id, current_setting('server_version') AS version",
+    );
+    const { id: snapshotId, version: serverVersion } = opened.at(-1)!.rows[0]!;
+    const { kept: relations, excludeTableData, guard, tableCount } = await readRelations(client, scope);
+    const tables = relations.filter((r) => r.kind === 'table').map((r) => ({ schema: r.schema, table: r.name }));
+    // pg_dump starts now: what only the manifest needs is read beside it, in the same snapshot
+    const stopDump = new AbortController();
+    const manifestScope: Promise<SnapshotScope> = restoreObjects(client, relations).then((objects) => ({
       kind: 'touched',
       tables: relations.map(({ schema, name, kind }) => ({ schema, name, kind })),
       learnedFrom: scope.learnedFrom,
       created: scope.created.map((o) => ({ kind: o.kind, schema: o.schema, name: o.name, ...(o.args === undefined ? {} : { args: o.args }) })),
       objects,
-    };
-    const tables = relations.filter((r) => r.kind === 'table').map((r) => ({ schema: r.schema, table: r.name }));
-    const fingerprinting = fingerprintTables(client, tables, { perColumn: options.perColumn, inTransaction: true });
-    const stopDump = new AbortController();
-    fingerprinting.catch(() => stopDump.abort());
+    }));
+    // one query at a time on the client
+    const fingerprinting = manifestScope.then(() => fingerprintTables(client, tables, { perColumn: options.perColumn, inTransaction: true }));
+    for (const reading of [manifestScope, fingerprinting]) reading.catch(() => stopDump.abort());
     const signal = options.signal ? AbortSignal.any([options.signal, stopDump.signal]) : stopDump.signal;
-    const [fingerprint, manifest] = await Promise.allSettled([
+    const [readScope, fingerprint, manifest] = await Promise.allSettled([
+      manifestScope,
       fingerprinting,
-      takeSnapshot({ ...options, signal, snapshotId: rows[0]!.id, fingerprint: fingerprinting, scope: { manifest: manifestScope, excludeTableData } }),
+      takeSnapshot({ ...options, signal, snapshotId, described: { tables: tableCount, serverVersion }, fingerprint: fingerprinting, scope: { manifest: manifestScope, excludeTableData } }),
     ]);
+    if (readScope.status === 'rejected') throw readScope.reason;
     if (fingerprint.status === 'rejected') throw fingerprint.reason;
     if (manifest.status === 'rejected') throw manifest.reason;
     return { manifest: manifest.value, fingerprint: fingerprint.value, guard };
