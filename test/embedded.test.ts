@@ -1,4 +1,5 @@
-import { access, chown, mkdtemp, chmod, cp } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { access, chown, mkdtemp, chmod, cp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -69,6 +70,37 @@ describe('the embedded cluster (no connection settings at all)', () => {
     } finally {
       await belay(['cluster', 'stop'], options);
     }
+  });
+
+  it('cluster status, stop and remove on a project without a cluster create nothing, inside it or outside', async () => {
+    // 0700, as mktemp makes it: the server account could not reach it, so a start would put the cluster outside
+    const cwd = await mkdtemp(join(tmpdir(), 'belay-embedded-none-'));
+    const options = { cwd, env: cleanEnv({ HOME: cwd }) };
+    // the folder a start would make outside it (other tests' clusters come and go there meanwhile)
+    const name = `belay-${createHash('sha256').update(join(cwd, '.belay')).digest('hex').slice(0, 12)}`;
+    const outside = async (): Promise<string[]> => {
+      const found: string[] = [];
+      for (const root of ['/var/lib/belay', tmpdir()]) if ((await readdir(root).catch((): string[] => [])).includes(name)) found.push(join(root, name));
+      return found;
+    };
+    const status = await belay(['--json', 'cluster', 'status'], options);
+    expect(status.code, status.stderr).toBe(0);
+    expect(jsonResult(status)).toMatchObject({ initialised: false, running: false });
+    // where a start would put it: outside the project, which the server account cannot enter
+    const { dataDir } = jsonResult(status) as { dataDir: string };
+    expect(dataDir.startsWith(cwd)).toBe(process.getuid?.() !== 0);
+    const nothingMade = async (): Promise<void> => {
+      expect(await readdir(cwd)).toEqual([]);
+      expect(await outside()).toEqual([]);
+    };
+    await nothingMade();
+    const stop = await belay(['cluster', 'stop'], options);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(stop.stdout).toContain('was not running');
+    await nothingMade();
+    const remove = await belay(['cluster', 'remove', '--yes'], options);
+    expect(remove.code, remove.stderr).toBe(0);
+    await nothingMade();
   });
 
   const nobody = lookupUser('nobody');

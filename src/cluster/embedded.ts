@@ -1,4 +1,5 @@
 import { chown, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import pg from 'pg';
@@ -57,6 +58,11 @@ function shortHash(text: string): string {
   return sha256Hex(text).slice(0, 12);
 }
 
+const outsideName = (home: string): string => `belay-${shortHash(home)}`;
+
+/** Where outsideFolder tries, in order. */
+const outsideRoots = (user: OsUser | undefined): string[] => (user ? ['/var/lib/belay', tmpdir()] : [tmpdir()]);
+
 /**
  * Where the server's own files go when it cannot reach the project: root runs
  * the server as an unprivileged account, which cannot enter a 0700 folder such
@@ -66,8 +72,8 @@ function shortHash(text: string): string {
  * server as itself and needs the temp dir only for a socket path too long.
  */
 async function outsideFolder(home: string, user: OsUser | undefined): Promise<string> {
-  const name = `belay-${shortHash(home)}`;
-  const roots = user ? ['/var/lib/belay', tmpdir()] : [tmpdir()];
+  const name = outsideName(home);
+  const roots = outsideRoots(user);
   let lastError: unknown;
   for (const root of roots) {
     try {
@@ -86,36 +92,44 @@ async function outsideFolder(home: string, user: OsUser | undefined): Promise<st
   });
 }
 
+/** Everything under .belay/, where the server account can reach it. */
+const inHome = (home: string): Layout => ({ home, dataDir: join(home, 'cluster'), socketDir: join(home, 'run'), logFile: join(home, 'postgresql.log') });
+
 /**
  * Where the cluster lives. Normally all under .belay/; when the server account
  * cannot reach the project folder, or the socket path would be too long, that
  * part moves outside (see outsideFolder). A layout is kept once a cluster was
- * initialised in it; until then it is decided again.
+ * initialised in it; until then it is decided again. `create: false` (the
+ * commands that only look or take away: status, stop, remove) returns the
+ * layout kept, else where a start would put the cluster, and creates nothing.
  */
-async function layout(projectDir: string): Promise<Layout> {
+async function layout(projectDir: string, { create }: { create: boolean }): Promise<Layout> {
   const home = join(resolve(projectDir), '.belay');
   const saved = join(home, 'cluster.json');
   const kept = await readFile(saved, 'utf8')
     .then((text) => JSON.parse(text) as Layout)
     .catch(() => undefined);
-  if (kept && (await isInitialised(kept.dataDir))) return kept;
-  try {
-    await makeDir(home, 0o755);
-  } catch (error) {
-    throw usageError(`cannot create ${home} for the embedded cluster: ${errorMessage(error)}`, {
-      hint: 'Run belay where it may create .belay/, or connect to a server with --database-url or DATABASE_URL.',
-      cause: error,
-    });
+  if (kept && (!create || (await isInitialised(kept.dataDir)))) return kept;
+  if (create) {
+    try {
+      await makeDir(home, 0o755);
+    } catch (error) {
+      throw usageError(`cannot create ${home} for the embedded cluster: ${errorMessage(error)}`, {
+        hint: 'Run belay where it may create .belay/, or connect to a server with --database-url or DATABASE_URL.',
+        cause: error,
+      });
+    }
   }
   const user = serverUser();
-  const reachable = reachableBy(home, user);
-  const chosen: Layout = { home, dataDir: join(home, 'cluster'), socketDir: join(home, 'run'), logFile: join(home, 'postgresql.log') };
+  // .belay/ is made 0755: before it exists, the project folder decides
+  const reachable = reachableBy(create || existsSync(home) ? home : dirname(home), user);
+  const chosen = inHome(home);
   if (!reachable || join(home, 'run').length > MAX_SOCKET_DIR) {
-    const outside = await outsideFolder(home, user);
+    const outside = create ? await outsideFolder(home, user) : join(outsideRoots(user)[0]!, outsideName(home));
     chosen.socketDir = join(outside, 'run');
     if (!reachable) Object.assign(chosen, { dataDir: join(outside, 'cluster'), logFile: join(outside, 'postgresql.log') });
   }
-  await writeFile(saved, `${JSON.stringify(chosen, null, 2)}\n`);
+  if (create) await writeFile(saved, `${JSON.stringify(chosen, null, 2)}\n`);
   return chosen;
 }
 
@@ -156,7 +170,7 @@ async function ensureDatabase(where: Layout): Promise<void> {
 
 /** Initialise (first time) and start the project's cluster; returns how to connect to it. */
 export async function startEmbeddedCluster(options: EmbeddedOptions): Promise<ConnectionParams> {
-  const where = await layout(options.projectDir);
+  const where = await layout(options.projectDir, { create: true });
   const spec = specFor(where, await findServerBinDir(options.pgBin, options.path));
   if (!(await isInitialised(where.dataDir))) await initCluster(spec);
   if (!(await isRunning(spec))) {
@@ -175,7 +189,7 @@ export async function startEmbeddedCluster(options: EmbeddedOptions): Promise<Co
 }
 
 export async function stopEmbeddedCluster(options: EmbeddedOptions): Promise<boolean> {
-  const where = await layout(options.projectDir);
+  const where = await layout(options.projectDir, { create: false });
   if (!(await isInitialised(where.dataDir))) return false;
   const spec = specFor(where, await findServerBinDir(options.pgBin, options.path));
   const wasRunning = await isRunning(spec);
@@ -227,7 +241,7 @@ async function removeIfEmpty(path: string): Promise<void> {
  * or an application is using it.
  */
 export async function removeEmbeddedCluster(options: EmbeddedOptions): Promise<{ removed: string[] }> {
-  const where = await layout(options.projectDir);
+  const where = await layout(options.projectDir, { create: false });
   const removed: string[] = [];
   const initialised = await isInitialised(where.dataDir);
   if (initialised) {
@@ -259,7 +273,7 @@ export async function removeEmbeddedCluster(options: EmbeddedOptions): Promise<{
 }
 
 export async function embeddedClusterStatus(options: EmbeddedOptions): Promise<EmbeddedClusterInfo> {
-  const where = await layout(options.projectDir);
+  const where = await layout(options.projectDir, { create: false });
   const initialised = await isInitialised(where.dataDir);
   const running = initialised && (await isRunning(specFor(where, await findServerBinDir(options.pgBin, options.path))));
   return { ...where, port: PORT, running, initialised, params: embeddedParams(where) };
