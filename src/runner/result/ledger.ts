@@ -9,6 +9,8 @@ export interface RunFacts {
   /** The revision the database is at, as the last step that changed it left it. */
   toRevision: string | null;
   revisions: RevisionResult[];
+  /** Where each of `revisions` is, by name: a step's end finds its revision without a scan (a run of 800 revisions ends 1600 steps). */
+  revisionAt: ReadonlyMap<string, number>;
   snapshot: SnapshotRef | null;
   restore: RestoreReport | null;
   checks: PreflightCheck[];
@@ -22,6 +24,7 @@ export const noFacts = (revision: string | null): RunFacts => ({
   fromRevision: revision,
   toRevision: revision,
   revisions: [],
+  revisionAt: new Map(),
   snapshot: null,
   restore: null,
   checks: [],
@@ -29,10 +32,13 @@ export const noFacts = (revision: string | null): RunFacts => ({
   openSteps: [],
 });
 
-function withStatus(facts: RunFacts, name: string, status: RevisionResult['status'], durationMs?: number): RevisionResult[] {
-  const found = facts.revisions.some((r) => r.name === name);
+function withStatus(facts: RunFacts, name: string, status: RevisionResult['status'], durationMs?: number): Pick<RunFacts, 'revisions' | 'revisionAt'> {
   const entry = (r: RevisionResult): RevisionResult => ({ ...r, status, ...(durationMs === undefined ? {} : { durationMs }) });
-  return found ? facts.revisions.map((r) => (r.name === name ? entry(r) : r)) : [...facts.revisions, entry({ name, status })];
+  const at = facts.revisionAt.get(name);
+  if (at === undefined) return { revisions: [...facts.revisions, entry({ name, status })], revisionAt: new Map(facts.revisionAt).set(name, facts.revisions.length) };
+  const revisions = facts.revisions.slice();
+  revisions[at] = entry(revisions[at]!);
+  return { revisions, revisionAt: facts.revisionAt };
 }
 
 const label = (ref: StepRef): string => stepLabel(ref);
@@ -48,7 +54,13 @@ export function reduceRun(facts: RunFacts, event: RunEvent): RunFacts {
     case 'plan': {
       if (!ok || !event.detail) return next;
       const names = event.detail.apply ?? event.detail.revert ?? [];
-      return { ...next, fromRevision: event.detail.from, toRevision: event.detail.from, revisions: names.map((name) => ({ name, status: 'pending' })) };
+      return {
+        ...next,
+        fromRevision: event.detail.from,
+        toRevision: event.detail.from,
+        revisions: names.map((name) => ({ name, status: 'pending' })),
+        revisionAt: new Map(names.map((name, i) => [name, i])),
+      };
     }
     case 'preflight':
       return event.detail && 'checks' in event.detail ? { ...next, checks: event.detail.checks } : next;
@@ -58,9 +70,9 @@ export function reduceRun(facts: RunFacts, event: RunEvent): RunFacts {
     case 'down': {
       if (!event.revision) return next;
       // durationMs: how long the step that gave the revision its status took (its up, its down, the one that failed)
-      if (!ok) return { ...next, revisions: withStatus(next, event.revision, 'failed', event.durationMs) };
+      if (!ok) return { ...next, ...withStatus(next, event.revision, 'failed', event.durationMs) };
       const moved = event.detail ? { toRevision: event.detail.now } : {};
-      return { ...next, ...moved, revisions: withStatus(next, event.revision, event.step === 'apply' ? 'applied' : 'reverted', event.durationMs) };
+      return { ...next, ...moved, ...withStatus(next, event.revision, event.step === 'apply' ? 'applied' : 'reverted', event.durationMs) };
     }
     case 'health': {
       if (!event.detail || !('failing' in event.detail)) return next;
