@@ -1,5 +1,4 @@
 import { chown, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import pg from 'pg';
@@ -122,7 +121,8 @@ async function layout(projectDir: string, { create }: { create: boolean }): Prom
   }
   const user = serverUser();
   // .belay/ is made 0755: before it exists, the project folder decides
-  const reachable = reachableBy(create || existsSync(home) ? home : dirname(home), user);
+  const made = create || (await stat(home).then(() => true, () => false));
+  const reachable = reachableBy(made ? home : dirname(home), user);
   const chosen = inHome(home);
   if (!reachable || join(home, 'run').length > MAX_SOCKET_DIR) {
     const outside = create ? await outsideFolder(home, user) : join(outsideRoots(user)[0]!, outsideName(home));

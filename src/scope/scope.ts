@@ -65,7 +65,10 @@ export interface LearnedScope {
 export const objectLabel = (o: { schema: string; name: string; args?: string }): string =>
   `${o.schema === '' ? '' : `${o.schema}.`}${o.name}${o.args === undefined ? '' : `(${o.args})`}`;
 
-const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'belay') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+/** `n` (a pg_namespace) is not a system schema: no relation of one is a user's table. */
+export const NOT_SYSTEM_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+
+const USER_SCHEMA = `${NOT_SYSTEM_SCHEMA} AND n.nspname <> 'belay'`;
 
 const RELKIND_NAMES: Record<string, CatalogKind> = {
   r: 'table',

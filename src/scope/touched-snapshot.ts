@@ -6,7 +6,7 @@ import { fingerprintTables, type Fingerprint, type FingerprintOptions } from '..
 import { ScopeGuard } from './lock-scope.js';
 import { simpleQueryResults } from '../db/simple-query.js';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
-import { objectLabel, type LearnedScope } from './scope.js';
+import { NOT_SYSTEM_SCHEMA, objectLabel, type LearnedScope } from './scope.js';
 
 export interface TouchedSnapshotOptions extends Omit<SnapshotOptions, 'fingerprint' | 'snapshotId' | 'scope' | 'quarantine'> {
   /** A session on the target, outside any transaction: the snapshot is read in a REPEATABLE READ transaction on it. */
@@ -34,9 +34,6 @@ interface Relation {
 /** A pg_dump table pattern that matches exactly this relation (quoted parts lose their pattern meaning). */
 const exactPattern = (schema: string, name: string): string => `"${schema.replaceAll('"', '""')}"."${name.replaceAll('"', '""')}"`;
 
-/** The system schemas: no relation of theirs is a user's table. */
-const USER_SCHEMA = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
-
 interface Relations {
   /** The scope's relations in the target, with the sequences their columns own. */
   kept: Relation[];
@@ -49,7 +46,7 @@ interface Relations {
 
 /** In one catalog query: the scope's relations, the patterns of every other one's data, and the guard's list. */
 async function readRelations(client: ClientBase, scope: LearnedScope): Promise<Relations> {
-  const { rows } = await client.query<{ oid: string; schema: string; name: string; relkind: string; kept: boolean; listed: boolean}>(
+  const { rows } = await client.query<{ oid: string; schema: string; name: string; relkind: string; kept: boolean; listed: boolean }>(
     `WITH wanted AS (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                       JOIN unnest($1::text[], $2::text[]) AS w(schema, name) ON w.schema = n.nspname AND w.name = c.relname),
           kept AS (SELECT oid FROM wanted
@@ -58,9 +55,9 @@ async function readRelations(client: ClientBase, scope: LearnedScope): Promise<R
                       AND d.refobjid IN (SELECT oid FROM wanted) AND d.deptype IN ('a', 'i'))
      SELECT c.oid::int8::text AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
             c.oid IN (SELECT oid FROM kept) AS kept,
-            c.relkind IN ('r', 'p', 'm', 'S', 'f') AND ${USER_SCHEMA} AS listed
+            c.relkind IN ('r', 'p', 'm', 'S', 'f') AND ${NOT_SYSTEM_SCHEMA} AS listed
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.oid IN (SELECT oid FROM kept) OR c.relkind IN ('r', 'p', 'm', 'S', 'f') AND ${USER_SCHEMA}
+      WHERE c.oid IN (SELECT oid FROM kept) OR c.relkind IN ('r', 'p', 'm', 'S', 'f') AND ${NOT_SYSTEM_SCHEMA}
       ORDER BY 2, 3`,
     [scope.dataTables.map((t) => t.schema), scope.dataTables.map((t) => t.name)],
   );
