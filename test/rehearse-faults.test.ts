@@ -1,12 +1,16 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, stopCluster } from '../src/cluster/local-cluster.js';
 import { startTempCluster, type TempCluster } from '../src/cluster/temp-cluster.js';
-import { belay, startBelay } from './support/cli.js';
+import { belay, cleanEnv, startBelay } from './support/cli.js';
 import { pollUntil } from './support/kill.js';
 import { makeProject } from './support/project.js';
+
+const execFileAsync = promisify(execFile);
 
 // A server of its own: one test stops it in the middle of a rehearsal.
 let server: TempCluster;
@@ -129,6 +133,33 @@ describe('a rehearsal that reached its verdict but could not remove its throwawa
 });
 
 describe('a rehearsal refused before it starts', () => {
+  it.runIf(process.getuid?.() === 0)('a --from that names no revision stays exit 2 with its own words when the ephemeral cluster started beside the plan cannot be removed; then exit 12 names what is left (it was exit 4, "could not start", the --from error lost)', async () => {
+    const project = await makeProject(SLOW);
+    // the server account must reach it; append-only, so that entries are made in it but cannot be removed (root too)
+    const tmp = join(project.dir, 'tmp');
+    await mkdir(tmp);
+    await chmod(tmp, 0o1777);
+    await chmod(project.dir, 0o755);
+    const rehearse = () => belay(['--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--from', '0099'], { cwd: project.dir, env: cleanEnv({ TMPDIR: tmp }) });
+    const plain = await rehearse();
+    expect(plain.code, plain.stderr).toBe(2);
+    expect(plain.stderr).toMatch(/belay: --from 0099/);
+    expect(await readdir(tmp)).toEqual([]);
+    await execFileAsync('chattr', ['+a', tmp]);
+    try {
+      const stuck = await rehearse();
+      expect(stuck.code, stuck.stderr).toBe(12);
+      const left = await readdir(tmp);
+      expect(left).toHaveLength(1);
+      expect(stuck.stderr).toMatch(/belay: --from 0099.*; an ephemeral cluster in .*belay-rehearse-\w+ could not be removed either \(EPERM/);
+      expect(stuck.stderr).toMatch(/next: .*Remove what is left of an ephemeral cluster in /s);
+      expect(stuck.stderr).not.toMatch(/this is a bug|could not start|Nothing was touched/);
+    } finally {
+      await execFileAsync('chattr', ['-a', tmp]);
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('a role without CREATEDB is refused with exit 4 and what to grant (it was exit 1, "permission denied to create database"), with nothing left behind', async () => {
     await adminRows('CREATE ROLE plain LOGIN');
     const project = await makeProject(SLOW);

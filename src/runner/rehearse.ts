@@ -369,8 +369,13 @@ async function planAndStart(setup: RunSetup, options: RehearseOptions): Promise<
   try {
     planned = await plan(setup, options);
   } catch (error) {
-    await starting.then((throwaway) => throwaway.dispose(), () => {});
-    throw error;
+    // the plan's own error is what the user needs; a cluster that could not be removed as well is named with it
+    const throwaway = await starting.catch(() => undefined);
+    const leftBehind = await throwaway?.dispose().then(
+      () => undefined,
+      (removal: unknown) => ({ error: removal }),
+    );
+    throw throwaway && leftBehind ? rehearsalFault(error, throwaway.where, leftBehind) : error;
   }
   return { plan: planned, throwaway: await starting, setupStarted };
 }
