@@ -152,7 +152,8 @@ describe('a rehearsal refused before it starts', () => {
       const left = await readdir(tmp);
       expect(left).toHaveLength(1);
       expect(stuck.stderr).toMatch(/belay: --from 0099.*; an ephemeral cluster in .*belay-rehearse-\w+ could not be removed either \(EPERM/);
-      expect(stuck.stderr).toMatch(/next: .*Remove what is left of an ephemeral cluster in /s);
+      expect(stuck.stderr).toMatch(new RegExp(`next: .*Delete ${join(tmp, left[0]!)} by hand once no server runs from it \\(its data folder is ${join(tmp, left[0]!, 'data')}\\)`, 's'));
+      expect(stuck.stderr).not.toMatch(/once its server answers/);
       expect(stuck.stderr).not.toMatch(/this is a bug|could not start|Nothing was touched/);
     } finally {
       await execFileAsync('chattr', ['-a', tmp]);

@@ -3,6 +3,10 @@ import { sqlstateOf, SQLSTATE } from '../db/sqlstate.js';
 import { BelayError, errorMessage, preflightError } from '../errors.js';
 import { errnoCode } from '../unreadable.js';
 import type { RehearsalReport } from './report.js';
+import type { Throwaway } from './throwaway.js';
+
+/** A throwaway as a fault names it: where it is, and how to remove it by hand. */
+type Named = Pick<Throwaway, 'where' | 'removeByHand'>;
 
 /** Whether a revision's step failed because the throwaway stopped answering, which says nothing about the revision. */
 export const lostDuringStep = (error: unknown): boolean => isConnectionLost(error) || (error instanceof Error && isConnectionLost(error.cause));
@@ -22,25 +26,24 @@ function isEnvironmentFault(error: unknown): boolean {
   return errnoCode(error) !== undefined;
 }
 
-const removeByHand = (where: string): string => `Remove what is left of ${where} (named above) by hand once its server answers: belay made it for this rehearsal only.`;
-
 /**
  * What a rehearsal that could not finish ends with: a fault of its server or
  * machine is exit 12 with what to do (nothing real was touched; the
  * throwaway is named when it could not be removed either); anything else (a
  * bug) is left as it is.
  */
-export function rehearsalFault(error: unknown, where: string, leftBehind: { error: unknown } | undefined): unknown {
+export function rehearsalFault(error: unknown, throwaway: Named, leftBehind: { error: unknown } | undefined): unknown {
+  const { where } = throwaway;
   const removal = leftBehind ? `; ${where} could not be removed either (${errorMessage(leftBehind.error)})` : '';
   if (error instanceof BelayError) {
     if (!leftBehind) return error;
-    return new BelayError('manual', `${error.message}${removal}`, { hint: [error.hint, removeByHand(where)].filter(Boolean).join(' '), details: error.details, cause: error });
+    return new BelayError('manual', `${error.message}${removal}`, { hint: [error.hint, throwaway.removeByHand].filter(Boolean).join(' '), details: error.details, cause: error });
   }
   if (!isEnvironmentFault(error)) return error;
   return new BelayError('manual', `the rehearsal on ${where} could not finish: ${errorMessage(error)}${removal}`, {
     hint: [
       'Nothing real was touched, and no verdict was reached. Check the server (its log, its disk, whoever ended the session), then run `belay rehearse` again.',
-      ...(leftBehind ? [removeByHand(where)] : []),
+      ...(leftBehind ? [throwaway.removeByHand] : []),
     ].join(' '),
     cause: error,
   });
@@ -56,11 +59,11 @@ export function startFault(error: unknown): unknown {
 }
 
 /** A rehearsal that reached its verdict but could not remove its throwaway: the verdict is told, and what is left. */
-export function notRemoved(report: RehearsalReport, where: string, error: unknown, unwritten: readonly unknown[] = []): BelayError {
+export function notRemoved(report: RehearsalReport, throwaway: Named, error: unknown, unwritten: readonly unknown[] = []): BelayError {
   const reports = unwritten.map((failure) => `; and ${errorMessage(failure)}`).join('');
   const hints = unwritten.flatMap((failure) => (failure instanceof BelayError && failure.hint ? [failure.hint] : []));
-  return new BelayError('manual', `the rehearsal ${report.ok ? 'passed' : 'failed'}, but ${where} could not be removed: ${errorMessage(error)}${reports}`, {
-    hint: [removeByHand(where), ...hints].join(' '),
+  return new BelayError('manual', `the rehearsal ${report.ok ? 'passed' : 'failed'}, but ${throwaway.where} could not be removed: ${errorMessage(error)}${reports}`, {
+    hint: [throwaway.removeByHand, ...hints].join(' '),
     cause: error,
   });
 }

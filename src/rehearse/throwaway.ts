@@ -12,6 +12,8 @@ export interface Throwaway {
   params: ConnectionParams;
   /** "ephemeral cluster in /tmp/…" or "database X on server Y". */
   where: string;
+  /** What to do by hand when dispose failed and it is left behind. */
+  removeByHand: string;
   /**
    * Another database on the same server, a copy of `template` (CREATE
    * DATABASE … TEMPLATE: nobody may be connected to it meanwhile), removed
@@ -97,6 +99,7 @@ export async function ephemeralCluster(pgBin: string | undefined, path: string |
   return {
     params,
     where: `an ephemeral cluster in ${cluster.root}`,
+    removeByHand: `Delete ${cluster.root} by hand once no server runs from it (its data folder is ${spec.dataDir}): belay made it for this rehearsal only.`,
     ...copier(params, 'rehearsal', new Set(['rehearsal']), MAINTENANCE),
     dispose: cluster.remove,
   };
@@ -125,11 +128,13 @@ export async function throwawayDatabase(server: ConnectionParams, template: stri
       cause: error,
     });
   });
+  const where = `database ${name}${template ? ` (from template ${template})` : ''} on the connected server`;
   const made = new Set([name]);
   let disposed = false;
   return {
     params: { ...withDatabase(server, name), source: `throwaway database on ${server.host}` },
-    where: `database ${name}${template ? ` (from template ${template})` : ''} on the connected server`,
+    where,
+    removeByHand: `Remove what is left of ${where} (named above) by hand once its server answers: belay made it for this rehearsal only.`,
     ...copier(server, name, made, maintenance),
     dispose: async () => {
       if (disposed) return;

@@ -375,7 +375,7 @@ async function planAndStart(setup: RunSetup, options: RehearseOptions): Promise<
       () => undefined,
       (removal: unknown) => ({ error: removal }),
     );
-    throw throwaway && leftBehind ? rehearsalFault(error, throwaway.where, leftBehind) : error;
+    throw throwaway && leftBehind ? rehearsalFault(error, throwaway, leftBehind) : error;
   }
   return { plan: planned, throwaway: await starting, setupStarted };
 }
@@ -461,12 +461,12 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
     (error: unknown) => ({ error }),
   );
   const teardownMs = Math.round(performance.now() - teardownStarted);
-  if ('error' in rehearsed) throw rehearsalFault(rehearsed.error, throwaway.where, leftBehind);
+  if ('error' in rehearsed) throw rehearsalFault(rehearsed.error, throwaway, leftBehind);
   const { report } = rehearsed;
   report.timings.teardownMs = teardownMs;
   // a verdict was reached: CI gets its reports even when the throwaway stays behind (exit 12 then)
   const unwritten = await writeReports(options, report);
-  if (leftBehind) throw notRemoved(report, throwaway.where, leftBehind.error, unwritten);
+  if (leftBehind) throw notRemoved(report, throwaway, leftBehind.error, unwritten);
   if (unwritten[0]) throw unwritten[0];
   return report;
 }
