@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -175,7 +175,7 @@ describe('an in-place restore puts back exactly the snapshot', () => {
     const file = join(await mkdtemp(join(tmpdir(), 'belay-toc-')), 'self.dump');
     execFileSync(join(cluster().binDir, 'pg_dump'), ['-h', cluster().socketDir, '-p', String(cluster().port), '-U', cluster().superuser, '-Fc', '-f', file, db.name]);
     const binary = { path: join(cluster().binDir, 'pg_restore'), major: 0, version: '' };
-    const archive = await archiveCatalog({ pgDump: binary, pgRestore: binary }, file, process.env);
+    const { entries: archive } = await archiveCatalog({ pgDump: binary, pgRestore: binary }, file, process.env);
     const client = new pg.Client({ connectionString: db.adminUrl });
     await client.connect();
     try {
@@ -227,5 +227,60 @@ describe('an in-place restore puts back exactly the snapshot', () => {
     expect(run.code, run.stdout + run.stderr).toBe(0);
     expect((JSON.parse(run.stdout).result as { message: string }).message).toMatch(/restored \S+ in place and verified it/);
     expect(await db.query('SELECT id, mode FROM t ORDER BY id')).toEqual([{ id: 1, mode: 'on' }, { id: 2, mode: 'on' }]);
+  });
+
+  it("a snapshot from before belay's schema function existed restores in place: belay's schema is not dropped with the rest (it was exit 12, the live tables dropped, belay.migrations left saying 0001)", async () => {
+    const { db, url } = await databaseOwnedByRoleWithoutCreatedb();
+    const project = await makeProject({
+      '0001_accounts.up.sql': "CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);\nINSERT INTO accounts SELECT g, 'acct ' || g FROM generate_series(1, 100) g;",
+      '0001_accounts.down.sql': 'DROP TABLE accounts;',
+    });
+    const args = baseArgs(project, url);
+    // the first run's snapshot is taken before its first revision makes belay's schema function
+    const up = await belay([...args, '--json', 'migrate', 'up', '--with-backup', '--backup-scope', 'full']);
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+    const first = (JSON.parse(up.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    expect(archiveList(join(project.backups, `${first}.dump`))).not.toMatch(/FUNCTION belay schema_changes_/);
+    expect(await db.query("SELECT count(*)::int AS n FROM pg_proc WHERE pronamespace = 'belay'::regnamespace AND proname LIKE 'schema\\_changes\\_%'")).toEqual([{ n: 1 }]);
+    const run = await belay([...args, '--json', 'restore', first, '--strategy', 'in-place', '--yes']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(await userObjects(db)).toEqual([]);
+    expect(await db.query('SELECT name FROM belay.migrations')).toEqual([]);
+    expect(await readdir(tmpdir()).then((names) => names.filter((name) => name.startsWith('belay-restore-')))).toEqual([]);
+  });
+
+  it('an in-place restore whose pg_restore fails after the newer objects were dropped names the snapshot that keeps them and how to put them back (it was exit 12 naming only the snapshot it could not restore)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_t.up.sql': "CREATE TABLE t (id int PRIMARY KEY);\nINSERT INTO t SELECT generate_series(1, 10);\nCREATE FUNCTION refuse() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'not today'; END $$;",
+      '0001_t.down.sql': 'DROP FUNCTION refuse(); DROP TABLE t;',
+      '0002_extra.up.sql': 'CREATE TABLE extra (id int PRIMARY KEY);\nINSERT INTO extra SELECT generate_series(1, 25);',
+      '0002_extra.down.sql': 'DROP TABLE extra;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const backup = await belay([...args, '--json', 'backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const snapshot = (JSON.parse(backup.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    // an event trigger made since on a function the snapshot has: pg_restore --clean cannot drop that function, after
+    // belay dropped what the snapshot lacks (an event trigger is not among the objects it compares)
+    await db.query("CREATE EVENT TRIGGER refuse ON ddl_command_start WHEN TAG IN ('CREATE TYPE') EXECUTE FUNCTION refuse()");
+    const run = await belay([...args, '--json', 'restore', snapshot, '--strategy', 'in-place', '--yes']);
+    expect(run.code, run.stdout + run.stderr).toBe(12);
+    const said = JSON.parse(run.stdout) as { message: string; next: string; result: { restore: { strategy: string; quarantineSnapshot: string | null } } };
+    const kept = said.result.restore.quarantineSnapshot;
+    expect(kept).toMatch(/^\d{8}T\d{6}Z-/);
+    expect(said.result.restore.strategy).toBe('in-place');
+    expect(said.message).toMatch(/in place failed: .*cannot drop function public\.refuse\(\) because other objects depend on it.*nothing of it was restored \(pg_restore runs as one transaction\)/);
+    expect(said.message).toContain(`1 object(s) created after the snapshot were dropped (table public.extra), kept in snapshot ${kept}`);
+    expect(said.next).toContain(`belay restore ${kept} --strategy in-place`);
+    expect(await db.query("SELECT to_regclass('extra') IS NULL AS gone, (SELECT count(*)::int FROM t) AS t")).toEqual([{ gone: true, t: 10 }]);
+    // the kept snapshot puts back what was dropped
+    await db.query('DROP EVENT TRIGGER refuse');
+    // (as a superuser: the kept state has the event trigger, which only a superuser may make)
+    const back = await belay([...baseArgs(project, db.adminUrl), 'restore', kept!, '--strategy', 'in-place', '--yes']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(await db.query('SELECT count(*)::int AS n FROM extra')).toEqual([{ n: 25 }]);
   });
 });

@@ -1,4 +1,5 @@
 import type { ClientBase } from 'pg';
+import { BELAY_SCHEMA } from '../db/belay-schema.js';
 import { quoteIdent } from '../db/ident.js';
 import { runLibpqChild, type BackupTools } from './pg-tools.js';
 import { BelayError } from '../errors.js';
@@ -91,8 +92,14 @@ function tocEntry(line: string): CatalogEntry | undefined {
   return kind === 'routine' ? { ...entry, routineName: body.slice(0, body.indexOf('(')) } : entry;
 }
 
+/** A snapshot's table of contents: its objects, and the listing they were read from (what `pg_restore --use-list` takes). */
+export interface ArchiveContents {
+  entries: CatalogEntry[];
+  listing: string;
+}
+
 /** The snapshot's objects, from its table of contents (`pg_restore --list`; no connection). */
-export async function archiveCatalog(tools: BackupTools, path: string, env: NodeJS.ProcessEnv): Promise<CatalogEntry[]> {
+export async function archiveCatalog(tools: BackupTools, path: string, env: NodeJS.ProcessEnv): Promise<ArchiveContents> {
   const outcome = await runLibpqChild(tools.pgRestore, ['--list', path], {
     params: { host: '/nonexistent', port: 5432, user: 'none', database: 'none', source: 'none' },
     env,
@@ -102,7 +109,22 @@ export async function archiveCatalog(tools: BackupTools, path: string, env: Node
   if (outcome.code !== 0) {
     throw new BelayError('manual', `cannot read the table of contents of ${path}: ${outcome.stderrTail.trim()}`, { hint: 'Nothing was restored. Check it with `belay backups verify`.' });
   }
-  return outcome.stdout.split('\n').flatMap((line) => tocEntry(line) ?? []);
+  return { entries: outcome.stdout.split('\n').flatMap((line) => tocEntry(line) ?? []), listing: outcome.stdout };
+}
+
+/**
+ * The listing with belay's own schema entry commented out: `pg_restore
+ * --clean` would drop that schema, which fails while it holds anything the
+ * snapshot does not (the schema function a later run made, a table a later
+ * belay added). Left out, the schema stays as it is, and the tables of it
+ * the snapshot has are dropped and restored like any other.
+ */
+export function withoutOwnSchema(listing: string): string {
+  const own = new RegExp(`^\\d+; \\d+ \\d+ SCHEMA - ${BELAY_SCHEMA} `);
+  return listing
+    .split('\n')
+    .map((line) => (own.test(line) ? `;${line}` : line))
+    .join('\n');
 }
 
 const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'belay') AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname !~ '${QUARANTINE_SCHEMA.source}'`;

@@ -2,7 +2,8 @@ import pg from 'pg';
 import { toPgConfig, type ConnectionParams } from '../db/connection.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { BelayError, errorMessage } from '../errors.js';
-import { archiveCatalog, compareWithArchive, type CatalogEntry } from './archive-catalog.js';
+import { BELAY_SCHEMA } from '../db/belay-schema.js';
+import { archiveCatalog, compareWithArchive, withoutOwnSchema, type ArchiveContents } from './archive-catalog.js';
 import type { Manifest } from './manifest.js';
 import type { BackupTools } from './pg-tools.js';
 
@@ -26,7 +27,7 @@ const listed = (labels: readonly string[]): string =>
  * compared with that table of contents.
  */
 export class ExactRestore {
-  private archive: CatalogEntry[] | undefined;
+  private archive: ArchiveContents | undefined;
   /** Objects dropped because the snapshot does not have them. */
   readonly dropped: string[] = [];
   /** Objects the snapshot does not have that could not be dropped. */
@@ -47,18 +48,23 @@ export class ExactRestore {
     return client;
   }
 
-  private async tableOfContents(): Promise<CatalogEntry[]> {
+  private async tableOfContents(): Promise<ArchiveContents> {
     this.archive ??= await archiveCatalog(this.options.tools, this.manifest.path, this.options.env);
     return this.archive;
   }
 
-  /** Drop, in one transaction, the objects the snapshot does not have. Call after the quarantine snapshot, before pg_restore. */
-  async dropNewerObjects(): Promise<void> {
-    const archive = await this.tableOfContents();
+  /**
+   * Drop, in one transaction, the objects the snapshot does not have. Call
+   * after the quarantine snapshot, before pg_restore; answers the list
+   * pg_restore is to follow (`--use-list`): the snapshot's, without belay's
+   * schema entry where the database has that schema (see withoutOwnSchema).
+   */
+  async dropNewerObjects(): Promise<string | undefined> {
+    const { entries, listing } = await this.tableOfContents();
     const client = await this.connect();
     try {
       await client.query('BEGIN');
-      const { extra } = await compareWithArchive(client, archive);
+      const { extra } = await compareWithArchive(client, entries);
       // a sequence owned by a column has no statement of its own: dropping its table, or pg_restore --clean, takes it
       for (const entry of extra) {
         if (entry.drop === undefined) continue;
@@ -73,7 +79,9 @@ export class ExactRestore {
           this.notDropped.push(`${entry.label} (${errorMessage(error)})`);
         }
       }
+      const { rows } = await client.query<{ present: boolean }>('SELECT to_regnamespace($1) IS NOT NULL AS present', [BELAY_SCHEMA]);
       await client.query('COMMIT');
+      return rows[0]?.present ? withoutOwnSchema(listing) : undefined;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
       this.dropped.length = 0;
@@ -94,10 +102,10 @@ export class ExactRestore {
 
   /** How the restored database's objects differ from the snapshot's table of contents; empty when they match. */
   async differences(): Promise<string[]> {
-    const archive = await this.tableOfContents();
+    const { entries } = await this.tableOfContents();
     const client = await this.connect();
     try {
-      const { extra, missing } = await compareWithArchive(client, archive);
+      const { extra, missing } = await compareWithArchive(client, entries);
       return [
         ...(extra.length > 0 ? [`objects the snapshot does not have are still there: ${listed(extra.map((e) => e.label))}`] : []),
         ...(missing.length > 0 ? [`objects of the snapshot are missing: ${listed(missing.map((e) => e.label))}`] : []),

@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ConnectionParams } from '../db/connection.js';
 import { describeTarget } from '../db/connection.js';
 import { BelayError } from '../errors.js';
@@ -21,8 +24,12 @@ export interface RestoreOptions {
   timeoutMs?: number;
   /** pg_restore's application_name, for a watchdog to find its session. */
   applicationName?: string;
-  /** Runs once the snapshot is known sound, right before pg_restore (an in-place restore clears what the snapshot lacks). */
-  beforeRestore?: () => Promise<void>;
+  /**
+   * Runs once the snapshot is known sound, right before pg_restore (an
+   * in-place restore clears what the snapshot lacks); may answer the table
+   * of contents pg_restore is to follow (`--use-list`) instead of the whole.
+   */
+  beforeRestore?: () => Promise<string | undefined>;
   /** The sha256 check (`checkSnapshotDigest`), when the caller started it beside other work; started here otherwise. */
   checking?: Promise<void>;
 }
@@ -45,25 +52,39 @@ export async function restoreSnapshotInto(manifest: Manifest, target: Connection
     });
   }
   await (options.checking ?? checkSnapshotDigest(manifest));
-  await options.beforeRestore?.();
+  const listing = await options.beforeRestore?.();
   // objects belong to the restoring role; GRANTs made by the owners are then re-made by it
   const args = ['--no-owner', '--exit-on-error', '--verbose', `--dbname=${target.database}`];
   if (!options.privileges) args.push('--no-privileges');
   if (options.clean) args.push('--clean', '--if-exists', '--single-transaction');
   else if (options.jobs > 1) args.push(`--jobs=${options.jobs}`);
-  args.push(manifest.path);
-  const outcome = await runLibpqChild(options.tools.pgRestore, args, {
-    params: target,
-    env: options.env,
-    timeoutMs: options.timeoutMs ?? 6 * 3600_000,
-    signal: options.signal,
-    ...(options.onProgress ? { onStderrLine: options.onProgress } : {}),
-    ...(options.applicationName ? { applicationName: options.applicationName } : {}),
-    // in place, the restore is one transaction: its commit waits for the WAL to be flushed even on a server whose
-    // commits do not (synchronous_commit = off), or a crash after belay journaled the restore could undo it
-    ...(options.clean ? { settings: { synchronous_commit: 'on' } } : {}),
-  });
+  const outcome = await withListFile(listing, (listFile) =>
+    runLibpqChild(options.tools.pgRestore, [...args, ...(listFile === undefined ? [] : [`--use-list=${listFile}`]), manifest.path], {
+      params: target,
+      env: options.env,
+      timeoutMs: options.timeoutMs ?? 6 * 3600_000,
+      signal: options.signal,
+      ...(options.onProgress ? { onStderrLine: options.onProgress } : {}),
+      ...(options.applicationName ? { applicationName: options.applicationName } : {}),
+      // in place, the restore is one transaction: its commit waits for the WAL to be flushed even on a server whose
+      // commits do not (synchronous_commit = off), or a crash after belay journaled the restore could undo it
+      ...(options.clean ? { settings: { synchronous_commit: 'on' } } : {}),
+    }),
+  );
   if (outcome.code !== 0) {
     throw new BelayError('manual', `pg_restore of ${manifest.id} into ${describeTarget(target)} failed: ${childFailure(outcome)}`);
+  }
+}
+
+/** `work` given a file (0600, removed after it) holding `listing` for pg_restore --use-list; given nothing without a listing. */
+async function withListFile<T>(listing: string | undefined, work: (file: string | undefined) => Promise<T>): Promise<T> {
+  if (listing === undefined) return work(undefined);
+  const dir = await mkdtemp(join(tmpdir(), 'belay-restore-'));
+  try {
+    const file = join(dir, 'entries.list');
+    await writeFile(file, listing, { mode: 0o600 });
+    return await work(file);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }

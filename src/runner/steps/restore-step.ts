@@ -22,7 +22,7 @@ import { quoteIdent } from '../../db/ident.js';
 import { watchLockWaits } from '../../db/lock-watchdog.js';
 import { settleRunsCaughtBySnapshot } from '../../journal/settle-snapshot-runs.js';
 import { openSession, type Session } from '../../db/session.js';
-import { errorMessage } from '../../errors.js';
+import { BelayError, errorMessage } from '../../errors.js';
 import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
 import { checkIntegrity } from '../../integrity/check-integrity.js';
@@ -141,17 +141,40 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
   const lockTimeoutSeconds = setup.config.database.lockTimeoutSeconds;
   const watchdog = lockTimeoutSeconds > 0 ? watchLockWaits(admin, target, applicationName, lockTimeoutSeconds * 1000) : undefined;
   const exact = new ExactRestore(manifest, setup.target, { tools, env: setup.env, lockTimeoutMs: lockTimeoutSeconds * 1000 });
+  // pg_restore ran: its transaction is rolled back when it fails, while the drops before it were committed
+  let restoring = false;
   try {
-    const beforeRestore = (): Promise<void> => exact.dropNewerObjects();
+    const beforeRestore = async (): Promise<string | undefined> => {
+      const listing = await exact.dropNewerObjects();
+      restoring = true;
+      return listing;
+    };
     await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, privileges: true, signal: setup.signal, onProgress, applicationName, beforeRestore });
   } catch (error) {
-    if (!(await watchdog?.stop())) throw error;
+    const lockWait = await watchdog?.stop();
+    const dropped = exact.dropped.length === 0 ? '' : `, but the objects created after the snapshot had been dropped before it${exact.note(kept.id)}`;
+    const state = `${target} is as it was before the restore${dropped}; its state then is kept as snapshot ${kept.id}`;
+    const putBack = exact.dropped.length === 0 ? [] : [`to put back what ${target} held before the restore: belay restore ${kept.id} --strategy in-place`];
+    if (lockWait) {
+      return {
+        ...base,
+        ok: false,
+        quarantineSnapshot: kept.id,
+        message: `pg_restore waited longer than database.lockTimeoutSeconds (${lockTimeoutSeconds} s) for a lock another session holds in ${target}; nothing was restored (it runs as one transaction), ${state}`,
+        manualSteps: [`end the sessions that hold locks in ${target} (pg_locks, pg_stat_activity), then: belay restore ${manifest.id} --strategy in-place`, ...putBack],
+      };
+    }
+    const hint = error instanceof BelayError && error.hint ? error.hint.replace(/\.$/, '') : 'Fix what the message says, then restore again';
     return {
       ...base,
       ok: false,
       quarantineSnapshot: kept.id,
-      message: `pg_restore waited longer than database.lockTimeoutSeconds (${lockTimeoutSeconds} s) for a lock another session holds in ${target}; nothing was restored (it runs as one transaction)`,
-      manualSteps: [`end the sessions that hold locks in ${target} (pg_locks, pg_stat_activity), then: belay restore ${manifest.id} --strategy in-place`],
+      message: `restoring ${manifest.id} in place failed: ${errorMessage(error)}; ${restoring ? 'nothing of it was restored (pg_restore runs as one transaction), ' : ''}${state}`,
+      manualSteps: [
+        `${hint}: belay restore ${manifest.id} --strategy in-place`,
+        `or, as a role that may create databases, restore it into a new database and swap it in: belay restore ${manifest.id} --strategy swap`,
+        ...putBack,
+      ],
     };
   }
   await watchdog?.stop();
