@@ -65,6 +65,25 @@ describe('rollback --to', () => {
     expect(await db.query("SELECT to_regclass('notes') AS t")).toEqual([{ t: null }]);
   });
 
+  it('--restore-from a snapshot taken at another revision than --to is refused (exit 4) and changes nothing, below or above it (it restored it and said ok, landing elsewhere)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(REVISIONS);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0002'])).code).toBe(0);
+    const atSecond = (jsonResult(await belay([...args, '--json', 'backup'])) as { snapshot: { id: string } }).snapshot.id;
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const atFourth = (jsonResult(await belay([...args, '--json', 'backup'])) as { snapshot: { id: string } }).snapshot.id;
+    const below = await belay([...args, '--yes', 'rollback', '--to', '0003', '--restore-from', atSecond]);
+    expect(below.code, below.stderr).toBe(4);
+    expect(below.stderr).toContain(`snapshot ${atSecond} was taken at 0002_customers, not at 0003_orders_index (--to)`);
+    expect((await db.query('SELECT max(name) AS m FROM belay.migrations'))[0]?.m).toBe('0004_notes');
+    expect((await belay([...args, '--yes', 'rollback', '--to', '0002'])).code).toBe(0);
+    const above = await belay([...args, '--yes', 'rollback', '--to', '0001', '--restore-from', atFourth]);
+    expect(above.code, above.stderr).toBe(4);
+    expect(above.stderr).toContain(`snapshot ${atFourth} was taken at 0004_notes, not at 0001_orders (--to)`);
+    expect((await db.query('SELECT max(name) AS m FROM belay.migrations'))[0]?.m).toBe('0002_customers');
+  });
+
   it('irreversible revisions stop the rollback before anything changes and name the snapshot to restore instead', async () => {
     const db = await freshDatabase();
     const project = await makeProject({ ...REVISIONS, '0005_irreversible.up.sql': 'DELETE FROM orders WHERE id > 990;' });

@@ -90,7 +90,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
         const found: PreflightCheck[] = [checkDrift(state), checkMissing(state)];
         if (options.restoreFrom !== undefined) {
           restoreFrom = await findSnapshot(setup.config.backupsDir, options.restoreFrom);
-          found.push(await checkRestoreSource(setup, session, restoreFrom));
+          found.push(landingOf(restoreFrom, target), await checkRestoreSource(setup, session, restoreFrom));
         } else {
           const irreversible: string[] = [];
           for (const revision of toRevert) if (!(await isReversible(revision))) irreversible.push(revision.name);
@@ -100,9 +100,11 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
               name: 'downs',
               ok: false,
               message: `revisions without a down stand between ${state.current} and ${where}: ${irreversible.join(', ')}`,
-              hint: offer
-                ? `Restore a snapshot instead: belay rollback --to ${options.to} --restore-from ${offer.id} (taken ${offer.createdAt} at ${offer.revision ?? 'the start'}).`
-                : 'No snapshot at or below that revision exists; restore one of your own backups.',
+              hint: !offer
+                ? 'No snapshot at or below that revision exists; restore one of your own backups.'
+                : offer.revision === target
+                  ? `Restore a snapshot instead: belay rollback --to ${options.to} --restore-from ${offer.id} (taken ${offer.createdAt} at ${where}).`
+                  : `Restore a snapshot instead: belay rollback --to ${offer.revision ?? '0'} --restore-from ${offer.id} (taken ${offer.createdAt} at ${offer.revision ?? 'the start'}, below ${where}), then belay migrate up --to ${options.to}.`,
             });
           }
           found.push(await checkScripts(toRevert, 'down'), await checkSearchPath(session.work.client));
@@ -147,6 +149,18 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     if (restoreFrom) return await restoreThenVerify(recovery, `restoring ${restoreFrom.id} as asked (--restore-from)`);
     return await revertThenVerify(recovery, { message: `rollback to ${where}`, untrustworthy: false });
   });
+}
+
+/** A rollback lands on the revision it names: a snapshot taken at another would land elsewhere, even above it. */
+function landingOf(manifest: Manifest, target: string | null): PreflightCheck {
+  const at = manifest.revision ?? 'the start';
+  if (manifest.revision === target) return { name: 'restore-from-revision', ok: true, message: `snapshot ${manifest.id} was taken at ${at}` };
+  return {
+    name: 'restore-from-revision',
+    ok: false,
+    message: `snapshot ${manifest.id} was taken at ${at}, not at ${target ?? 'the start'} (--to)`,
+    hint: `Pick a snapshot taken at ${target ?? 'the start'} (\`belay backups list\` shows each one's revision), or restore this one where it lands: belay restore ${manifest.id}.`,
+  };
 }
 
 async function checkRestoreSource(setup: RunSetup, session: RunSession, manifest: Manifest): Promise<PreflightCheck> {
