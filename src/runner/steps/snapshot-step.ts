@@ -71,7 +71,8 @@ async function diskChecks(setup: RunSetup, control: Session): Promise<PreflightC
     if (changed) await setup.events.emit({ type: 'note', step: 'preflight', message: note });
     folder = { name: 'backups-dir', ok: true, message: note };
   } catch (error) {
-    return [{ name: 'backups-dir', ok: false, message: errorMessage(error), hint: `Make ${dir} writable, or choose another folder with --backups DIR.` }];
+    const hint = error instanceof BelayError && error.hint ? error.hint : `Make ${dir} writable, or choose another folder with --backups DIR.`;
+    return [{ name: 'backups-dir', ok: false, message: errorMessage(error), hint }];
   }
   const { rows } = await control.client.query<{ size: string }>('SELECT pg_database_size(current_database())::text AS size');
   const needed = Number(rows[0]?.size ?? 0);
