@@ -140,18 +140,19 @@ describe('secrets never rest on disk and never outlive the process', () => {
     expect(run.stderr).toMatch(/open to other users \(mode 0555\): tightened to 0500/);
   });
 
-  it.runIf(asNobody)('a backups folder its user may not write: backup and migrate up --with-backup refuse (exit 4), the folder as it was, nothing touched', async () => {
+  it.runIf(asNobody)('a backups folder its user may not write: backup, migrate up --with-backup and restore --strategy in-place refuse (exit 4), the folder as it was, nothing touched', async () => {
     const db = await freshDatabase();
     const project = await makeProject({ '0001_t.up.sql': "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);", '0001_t.down.sql': 'DROP TABLE t;' });
     const args = ['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups];
-    const taken = await belay([...args, 'backup']);
+    const taken = await belay([...args, '--json', 'backup']);
     expect(taken.code, taken.stderr).toBe(0);
+    const id = (JSON.parse(taken.stdout).result as { snapshot: { id: string } }).snapshot.id;
     // the user's own folder (its journal folder writable, as a folder belay used before leaves it), made read-only
     for (const name of ['', ...(await readdir(project.backups, { recursive: true }))]) await chown(join(project.backups, name), nobody!.uid, nobody!.gid);
     await chmod(project.backups, 0o555);
     const files = (await readdir(project.backups)).sort();
     const as = { uid: nobody!.uid, gid: nobody!.gid, env: cleanEnv({ HOME: project.dir }) };
-    for (const command of [['backup'], ['migrate', 'up', '--with-backup']]) {
+    for (const command of [['backup'], ['migrate', 'up', '--with-backup'], ['restore', id, '--strategy', 'in-place']]) {
       const run = await belay([...args, ...command], as);
       expect(run.code, `${command.join(' ')}: ${run.stderr}`).toBe(4);
       expect(run.stderr).toContain(`the backups folder ${project.backups} is not writable (EACCES: permission denied)`);
@@ -162,6 +163,6 @@ describe('secrets never rest on disk and never outlive the process', () => {
     }
     expect(await db.query("SELECT to_regclass('t') AS t")).toEqual([{ t: null }]);
     const history = JSON.parse((await belay([...args, '--json', 'history'])).stdout).result as Array<{ command: string; status: string }>;
-    expect(history.slice(0, 2).map((r) => `${r.command}:${r.status}`)).toEqual(['migrate-up:refused', 'backup:refused']);
+    expect(history.slice(0, 3).map((r) => `${r.command}:${r.status}`)).toEqual(['restore:refused', 'migrate-up:refused', 'backup:refused']);
   });
 });
