@@ -1,4 +1,6 @@
-import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { chmod, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -8,8 +10,33 @@ import { BelayError, EXIT } from '../src/errors.js';
 import { assertPreflight } from '../src/runner/steps/preflight.js';
 import { openTargetSession } from '../src/runner/session/setup.js';
 import { backupPreflight, runBackupTools } from '../src/runner/steps/snapshot-step.js';
-import { freshDatabase } from './support/pg.js';
-import { makeProject } from './support/project.js';
+import { belay, CLI, cleanEnv, type CliRun } from './support/cli.js';
+import { adminQuery, cluster, freshDatabase } from './support/pg.js';
+import { baseArgs, makeProject } from './support/project.js';
+
+// a private mount namespace (root, util-linux) hides the PostgreSQL programs from one process and no other
+const canHide = spawnSync('unshare', ['--mount', '--propagation', 'private', 'true'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+
+/** Every folder a search for pg_dump finds the server's own copy in: the test cluster's and Debian's versioned ones. */
+function clientBinDirs(): string[] {
+  const versioned = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').map((version) => join('/usr/lib/postgresql', version, 'bin')) : [];
+  return [...new Set([cluster().binDir, ...versioned])].filter((dir) => existsSync(dir));
+}
+
+/** The built CLI in a mount namespace of its own where `hidden` are empty folders. */
+async function belayHiding(hidden: string[], args: string[], env: NodeJS.ProcessEnv): Promise<CliRun> {
+  const empty = await mkdtemp(join(tmpdir(), 'belay-empty-'));
+  const script = 'empty=$1; shift; while [ "$1" != -- ]; do mount --bind "$empty" "$1" || exit 97; shift; done; shift; exec "$@"';
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', empty, ...hidden, '--', process.execPath, CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
 
 describe('finding pg_dump and pg_restore beside the lock', () => {
   it('asks each copy its version once per process, however often the tools are asked for', async () => {
@@ -57,5 +84,43 @@ describe('finding pg_dump and pg_restore beside the lock', () => {
     } finally {
       await session.close();
     }
+  });
+
+  it.runIf(canHide)('belay restore ID with no pg_restore as new as the server refuses before anything is touched (exit 4, what to install), journaled as refused', async () => {
+    const db = await freshDatabase('tools');
+    const project = await makeProject({ '0001_t.up.sql': 'CREATE TABLE t (id int PRIMARY KEY, v text);\nINSERT INTO t VALUES (1, \'kept\');', '0001_t.down.sql': 'DROP TABLE t;' });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const taken = await belay([...args, '--json', 'backup']);
+    const id = (JSON.parse(taken.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    await db.query("UPDATE t SET v = 'changed since'");
+    const major = Math.floor(Number((await db.query<{ n: string }>('SELECT current_setting($1) AS n', ['server_version_num']))[0]!.n) / 10000);
+    // the only copies left are older than the server, as on a machine with an old client installed
+    const old = await mkdtemp(join(tmpdir(), 'belay-old-bin-'));
+    for (const name of ['pg_dump', 'pg_restore']) {
+      await writeFile(join(old, name), `#!/bin/sh\necho "${name} (PostgreSQL) 14.9"\n`);
+      await chmod(join(old, name), 0o755);
+    }
+    const journals = new Set(await readdir(join(project.backups, 'journal')));
+    for (const strategy of ['swap', 'in-place']) {
+      const refused = await belayHiding(clientBinDirs(), [...args, 'restore', id, '--strategy', strategy], cleanEnv({ PG_BIN: old }));
+      expect(refused.code, refused.stderr).toBe(4);
+      expect(refused.stderr).toContain(`no pg_dump/pg_restore of version ${major} or newer for this PostgreSQL ${major} server (found: ${join(old, 'pg_dump')} (14.9), ${join(old, 'pg_restore')} (14.9)`);
+      expect(refused.stderr).toContain(`next: Install the client of that version (Debian/Ubuntu: apt-get install postgresql-client-${major}) or set PG_BIN to its bin folder. Nothing was changed.`);
+      expect(refused.stderr).not.toMatch(/manual-action-needed|partly restored/);
+    }
+    expect(await db.query('SELECT v FROM t')).toEqual([{ v: 'changed since' }]);
+    expect(await adminQuery('postgres', "SELECT datname FROM pg_database WHERE datname LIKE $1", [`${db.name}%belay%`])).toEqual([]);
+    expect((await readdir(project.backups)).filter((file) => file.endsWith('.dump'))).toEqual([`${id}.dump`]);
+    // each run's journal has its preflight and no restore step
+    const fresh = (await readdir(join(project.backups, 'journal'))).filter((file) => !journals.has(file));
+    expect(fresh).toHaveLength(2);
+    for (const file of fresh) {
+      const steps = (await readFile(join(project.backups, 'journal', file), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { step?: string });
+      expect(steps.some((line) => line.step === 'preflight')).toBe(true);
+      expect(steps.some((line) => line.step === 'restore')).toBe(false);
+    }
+    const history = JSON.parse((await belay([...args, '--json', 'history'])).stdout).result as Array<{ command: string; status: string; exitCode: number }>;
+    expect(history.slice(0, 2).map((r) => `${r.command}:${r.status}:${r.exitCode}`)).toEqual(['restore:refused:4', 'restore:refused:4']);
   });
 });

@@ -1,10 +1,15 @@
-import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { belay, cleanEnv, startBelay } from './support/cli.js';
+import { lookupUser } from '../src/cluster/os-user.js';
+import { belay, cleanEnv, cliRunnableBy, startBelay } from './support/cli.js';
 import { childrenOf, pollUntil, processGone } from './support/kill.js';
 import { adminQuery, cluster, freshDatabase, type TestDatabase } from './support/pg.js';
 import { makeProject } from './support/project.js';
+
+const asRoot = process.getuid?.() === 0;
+const nobody = lookupUser('nobody');
+const asNobody = asRoot && nobody !== undefined && cliRunnableBy(nobody);
 
 // every character a URL must encode, and the passfile's own separators
 const PASSWORD = 'p@ss:w/rd%20 x+y\\ü?#&=';
@@ -121,5 +126,43 @@ describe('secrets never rest on disk and never outlive the process', () => {
     expect(run.code, run.stderr).toBe(0);
     expect((await stat(project.backups)).mode & 0o777).toBe(0o700);
     expect(run.stderr).toMatch(/open to other users \(mode 0755\): tightened to 0700/);
+  });
+
+  it.runIf(asRoot)('a read-only backups folder is tightened by taking bits away only: 0555 becomes 0500, never writable by its owner', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({});
+    await mkdir(project.backups);
+    await chmod(project.backups, 0o555);
+    // root may write in it whatever its mode: the snapshot is taken, the operator's missing write bit stays missing
+    const run = await belay(['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, 'backup']);
+    expect(run.code, run.stderr).toBe(0);
+    expect((await stat(project.backups)).mode & 0o777).toBe(0o500);
+    expect(run.stderr).toMatch(/open to other users \(mode 0555\): tightened to 0500/);
+  });
+
+  it.runIf(asNobody)('a backups folder its user may not write: backup, migrate up --with-backup and restore --strategy in-place refuse (exit 4), the folder as it was, nothing touched', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ '0001_t.up.sql': "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);", '0001_t.down.sql': 'DROP TABLE t;' });
+    const args = ['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups];
+    const taken = await belay([...args, '--json', 'backup']);
+    expect(taken.code, taken.stderr).toBe(0);
+    const id = (JSON.parse(taken.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    // the user's own folder (its journal folder writable, as a folder belay used before leaves it), made read-only
+    for (const name of ['', ...(await readdir(project.backups, { recursive: true }))]) await chown(join(project.backups, name), nobody!.uid, nobody!.gid);
+    await chmod(project.backups, 0o555);
+    const files = (await readdir(project.backups)).sort();
+    const as = { uid: nobody!.uid, gid: nobody!.gid, env: cleanEnv({ HOME: project.dir }) };
+    for (const command of [['backup'], ['migrate', 'up', '--with-backup'], ['restore', id, '--strategy', 'in-place']]) {
+      const run = await belay([...args, ...command], as);
+      expect(run.code, `${command.join(' ')}: ${run.stderr}`).toBe(4);
+      expect(run.stderr).toContain(`the backups folder ${project.backups} is not writable (EACCES: permission denied)`);
+      expect(run.stderr).toMatch(/next: Make \S+ writable by the user running belay .*, or choose another folder with --backups DIR\. Nothing was changed\./);
+      expect(run.stderr).not.toContain('is writable');
+      expect((await stat(project.backups)).mode & 0o777).toBe(0o555);
+      expect((await readdir(project.backups)).sort()).toEqual(files);
+    }
+    expect(await db.query("SELECT to_regclass('t') AS t")).toEqual([{ t: null }]);
+    const history = JSON.parse((await belay([...args, '--json', 'history'])).stdout).result as Array<{ command: string; status: string }>;
+    expect(history.slice(0, 3).map((r) => `${r.command}:${r.status}`)).toEqual(['restore:refused', 'migrate-up:refused', 'backup:refused']);
   });
 });

@@ -1,7 +1,8 @@
 import { access, chmod, lstat, readdir, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { BelayError, usageError } from '../errors.js';
+import { BelayError, preflightError, usageError } from '../errors.js';
+import { writeFix, writeProblem } from '../unreadable.js';
 import { digestSnapshot } from './digest.js';
 import { listArchive } from './list-archive.js';
 import { MANIFEST_SUFFIX, readManifest, refusedManifest, type Manifest } from './manifest.js';
@@ -11,30 +12,30 @@ import { makeDir } from '../make-dir.js';
 
 /**
  * Create the backups folder private, or make an existing one private: it
- * holds whole copies of the database. Says what it found and did; `changed`
+ * holds whole copies of the database. A folder this user may not write is
+ * refused before anything is changed. Tightening only takes the group's and
+ * others' bits away (0755 becomes 0700, 0555 0500): it never gives a
+ * permission the operator did not. Says what it found and did; `changed`
  * when it tightened the folder (worth telling the operator).
  */
 export async function ensureBackupsDir(dir: string): Promise<{ note: string; changed: boolean }> {
   await makeDir(dir, 0o700);
-  let note = `${dir} is writable`;
-  let changed = false;
-  const info = await stat(dir);
-  if ((info.mode & 0o077) !== 0) {
-    const was = (info.mode & 0o777).toString(8).padStart(4, '0');
-    try {
-      await chmod(dir, 0o700);
-      note = `${dir} is writable; it was open to other users (mode ${was}): tightened to 0700`;
-      changed = true;
-    } catch {
-      note = `${dir} is writable, but open to other users (mode ${was}) and this user cannot tighten it (each snapshot file is 0600)`;
-    }
-  }
   try {
     await access(dir, constants.W_OK);
-  } catch {
-    throw new BelayError('preflight', `the backups folder ${dir} is not writable`);
+  } catch (error) {
+    throw preflightError(`the backups folder ${dir} is not writable (${writeProblem(error)})`, { hint: `${writeFix(dir, error)}, or choose another folder with --backups DIR.`, cause: error });
   }
-  return { note, changed };
+  const info = await stat(dir);
+  if ((info.mode & 0o077) === 0) return { note: `${dir} is writable`, changed: false };
+  const modeOf = (mode: number): string => (mode & 0o777).toString(8).padStart(4, '0');
+  const was = modeOf(info.mode);
+  const tightened = info.mode & ~0o077 & 0o7777;
+  try {
+    await chmod(dir, tightened);
+    return { note: `${dir} is writable; it was open to other users (mode ${was}): tightened to ${modeOf(tightened)}`, changed: true };
+  } catch {
+    return { note: `${dir} is writable, but open to other users (mode ${was}) and this user cannot tighten it (each snapshot file is 0600)`, changed: false };
+  }
 }
 
 export interface RefusedManifest {

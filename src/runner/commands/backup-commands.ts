@@ -17,7 +17,7 @@ import { restoreThenVerify, type Recovery } from '../recovery/safety-net.js';
 import { settleRuns, VERIFIED_OUTCOMES } from '../recovery/settle-runs.js';
 import type { RestoreStrategy } from '../../events/run-events.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
-import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot, runBackupTools } from '../steps/snapshot-step.js';
+import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot, restorePreflight, runBackupTools } from '../steps/snapshot-step.js';
 
 /** `belay backup`: a verified snapshot now, journaled like any run. */
 export async function runBackup(setup: RunSetup): Promise<RunResult> {
@@ -152,6 +152,7 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
   await assertSnapshotSound(manifest);
   const revisions = await discoverRevisions(setup.config.migrationsDir).catch(() => []);
   return withRunSession(setup, 'restore', async (session) => {
+    void runBackupTools(setup, session.control);
     await session.lock();
     const state = await readDatabaseState(session.work.client, revisions);
     if (manifest.scope && state.current !== manifest.revision) {
@@ -163,6 +164,16 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
     const { run, others } = await findUnsettled(session.control.client, session.runId);
     const unsettled = [...(run ? [run] : []), ...others].map((r) => r.runId);
     await session.startJournal(state.current, manifest.revision);
+    await setup.events.step(
+      { step: 'preflight' },
+      async () => {
+        // an in-place restore of a full snapshot first keeps what the database holds as a snapshot of its own
+        const found = await restorePreflight(setup, session.control, strategy === 'in-place' && !manifest.scope);
+        assertPreflight(found);
+        return found;
+      },
+      (found) => ({ checks: found }),
+    );
     await session.attachDatabaseJournal();
     if (unsettled.length > 0) await setup.events.emit({ type: 'note', step: 'restore', message: `settles interrupted run(s) ${unsettled.join(', ')} once the snapshot is back and verified` });
     const recovery: Recovery = {

@@ -46,20 +46,32 @@ export function runBackupTools(setup: RunSetup, control: Session): Promise<Backu
   return resolving;
 }
 
-async function toolsCheck(setup: RunSetup, control: Session): Promise<PreflightCheck> {
+async function toolsCheck(setup: RunSetup, control: Session, tool: 'pg_dump' | 'pg_restore'): Promise<PreflightCheck> {
   try {
     const tools = await runBackupTools(setup, control);
-    return { name: 'pg_dump', ok: true, message: `pg_dump ${tools.pgDump.version} can dump server ${serverMajor(control)}` };
+    const { version } = tool === 'pg_dump' ? tools.pgDump : tools.pgRestore;
+    return { name: tool, ok: true, message: `${tool} ${version} can ${tool === 'pg_dump' ? 'dump' : 'restore into'} server ${serverMajor(control)}` };
   } catch (error) {
-    return { name: 'pg_dump', ok: false, message: errorMessage(error), ...(error instanceof BelayError && error.hint ? { hint: error.hint } : {}) };
+    return { name: tool, ok: false, message: errorMessage(error), ...(error instanceof BelayError && error.hint ? { hint: error.hint } : {}) };
   }
 }
 
 /** pg_dump new enough for the server, a writable backups folder, and room for the dump. */
 export async function backupPreflight(setup: RunSetup, control: Session): Promise<PreflightCheck[]> {
   // the tools are looked for beside the folder and disk checks
-  const tools = toolsCheck(setup, control);
+  const tools = toolsCheck(setup, control, 'pg_dump');
   const disk = await diskChecks(setup, control);
+  return [await tools, ...disk];
+}
+
+/**
+ * A restore's tools (pg_dump too, which keeps the damaged state of an in-place
+ * restore) new enough for the server and, when it keeps that copy, a writable
+ * backups folder with room for it: found wanting before anything is touched.
+ */
+export async function restorePreflight(setup: RunSetup, control: Session, keepsCopy: boolean): Promise<PreflightCheck[]> {
+  const tools = toolsCheck(setup, control, 'pg_restore');
+  const disk = keepsCopy ? await diskChecks(setup, control) : [];
   return [await tools, ...disk];
 }
 
@@ -71,7 +83,8 @@ async function diskChecks(setup: RunSetup, control: Session): Promise<PreflightC
     if (changed) await setup.events.emit({ type: 'note', step: 'preflight', message: note });
     folder = { name: 'backups-dir', ok: true, message: note };
   } catch (error) {
-    return [{ name: 'backups-dir', ok: false, message: errorMessage(error), hint: `Make ${dir} writable, or choose another folder with --backups DIR.` }];
+    const hint = error instanceof BelayError && error.hint ? error.hint : `Make ${dir} writable, or choose another folder with --backups DIR.`;
+    return [{ name: 'backups-dir', ok: false, message: errorMessage(error), hint }];
   }
   const { rows } = await control.client.query<{ size: string }>('SELECT pg_database_size(current_database())::text AS size');
   const needed = Number(rows[0]?.size ?? 0);
