@@ -84,6 +84,19 @@ describe('rollback --to', () => {
     expect((await db.query('SELECT max(name) AS m FROM belay.migrations'))[0]?.m).toBe('0002_customers');
   });
 
+  it('a lossy down under --no-backup ends 12 telling to leave out --no-backup next time (it said to run with --with-backup, which rollback refuses, and called the run interrupted)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...REVISIONS, '0004_notes.down.sql': 'DROP TABLE notes;\nDELETE FROM orders WHERE id > 990;' });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0003', '--no-backup']);
+    expect(run.code, run.stderr).toBe(12);
+    const { next } = JSON.parse(run.stdout) as { next: string };
+    expect(next).toContain('Next time leave out --no-backup.');
+    expect(next).not.toMatch(/--with-backup|interrupted run/);
+    expect((await belay([...args, '--yes', 'rollback', '--to', '0003', '--with-backup'])).code).toBe(2);
+  });
+
   it('irreversible revisions stop the rollback before anything changes and name the snapshot to restore instead', async () => {
     const db = await freshDatabase();
     const project = await makeProject({ ...REVISIONS, '0005_irreversible.up.sql': 'DELETE FROM orders WHERE id > 990;' });

@@ -204,6 +204,14 @@ function landedElsewhere(recovery: Recovery, reason: FailureReason, landing: Lan
   };
 }
 
+/** How the next run of a command that had no snapshot to restore takes one. */
+const NEXT_TIME: Record<RecoveryGoal, string> = {
+  reject: 'Next time run migrate up with --with-backup.',
+  rollback: 'Next time leave out --no-backup.',
+  settle: 'Next time run migrate up with --with-backup, and rollback without --no-backup.',
+  restore: '',
+};
+
 /** What a restore that threw (rather than reporting) leaves: the run still ends with what to run. */
 function thrownRestore(recovery: Recovery, manifest: Manifest, error: unknown): RestoreReport {
   const database = recovery.session.setup.target.database;
@@ -226,7 +234,7 @@ export async function restoreThenVerify(recovery: Recovery, why: string, failure
     return finishRun(session, {
       outcome: 'manual-action-needed',
       message: `${why}; but no snapshot was taken to restore (the run had no --with-backup, or rollback --no-backup)`,
-      hint: `The database is at ${at(session.ledger.facts.toRevision)} and may be damaged. Restore an earlier belay snapshot (\`belay backups list\`, then \`belay restore ID\`: once it is verified, the interrupted run is settled), or your own backup. Next time run with --with-backup.`,
+      hint: `The database is at ${at(session.ledger.facts.toRevision)} and may be damaged. Restore an earlier belay snapshot (\`belay backups list\`, then \`belay restore ID\`${recovery.goal === 'settle' ? ': once it is verified, the interrupted run is settled' : ''}), or your own backup.${NEXT_TIME[recovery.goal] ? ` ${NEXT_TIME[recovery.goal]}` : ''}`,
       ...failed,
     });
   }
