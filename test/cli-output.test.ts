@@ -74,7 +74,9 @@ describe('one line of message, and a next for every 10, 11, 12', () => {
     }
     for (const exitCode of [0, 2, 3, 4]) expect(sealRun('status', { result: {}, exitCode, message: 'x' }, null).next, String(exitCode)).toBeNull();
     const steps = sealRun('rollback', { result: { exitCode: 12, message: 'x', hint: 'Run this:\n        psql -c 1\n        psql -c 2' } }, null);
-    expect(steps.next).toBe('Run this: psql -c 1 psql -c 2');
+    expect(steps.next).toBe('Run this: psql -c 1; psql -c 2');
+    const sql = sealRun('restore', { result: { exitCode: 12, message: 'x', hint: 'ALTER DATABASE "a" RENAME TO "b";\n-- or: ALTER DATABASE "c" RENAME TO "b";' } }, null);
+    expect(sql.next).toBe('ALTER DATABASE "a" RENAME TO "b"; -- or: ALTER DATABASE "c" RENAME TO "b";');
     expect(steps.result).toMatchObject({ hint: steps.next });
   });
 

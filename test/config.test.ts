@@ -37,6 +37,11 @@ describe('config', () => {
     [{ hooks: { afterDeploy: { run: 'true' } } }, /unknown key hooks\.afterDeploy/],
     [{ hooks: { afterApply: { run: '' } } }, /hooks\.afterApply\.run must be a non-empty string/],
     [{ integrity: { invariants: [{ name: 'x' }] } }, /integrity\.invariants\[0\]\.query must be a non-empty string/],
+    [[], /- the config must be an object \(got \[\]\)$/],
+    [null, /- the config must be an object \(got null\)$/],
+    [{ hooks: { afterApply: 'restart' } }, /- hooks\.afterApply must be an object \{ run, timeoutSeconds \} \(got "restart"\)$/],
+    [{ integrity: { tables: ['public.*'] } }, /- integrity\.tables must be an object \{ include, exclude \} \(got \["public\.\*"\]\)$/],
+    [{ health: { http: [{ name: 'x', url: 'http://x', headers: 'x-a: 1' }] } }, /- health\.http\[0\]\.headers must be an object of header names and values \(got "x-a: 1"\)$/],
   ])('refuses %j naming the key', async (config, message) => {
     const error = await configError(config);
     expect(error.exitCode).toBe(2);
@@ -53,7 +58,14 @@ describe('config', () => {
     expect(error.details.problems).toHaveLength(5);
   });
 
-  it('accepts a $schema key, so editors complete belay.config.json', async () => {
+  it('a module with no default export is told it must export an object', async () => {
+    const error = await loadConfig({ cwd: await dirWith('belay.config.mjs', 'export const backup = {};'), overrides: {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BelayError);
+    expect((error as BelayError).exitCode).toBe(2);
+    expect((error as BelayError).message).toMatch(/: 1 problem\n {2}- the config must be an object \(got nothing\)$/);
+  });
+
+    it('accepts a $schema key, so editors complete belay.config.json', async () => {
     const config = await loadConfig({ cwd: await dirWith('belay.config.json', JSON.stringify({ $schema: './node_modules/pg-belay/belay.schema.json' })), overrides: {} });
     expect(config.integrity.mode).toBe('strict');
   });

@@ -58,6 +58,13 @@ describe('the --json envelope', () => {
     expect(envelopeOf(await run('backups', 'prune', '--keep', 'some'), 'backups prune', 2).message).toMatch(/--keep takes a whole number/);
     expect(envelopeOf(await run('restore', 'x', '--strategy', 'copy'), 'restore', 2).message).toMatch(/copy/);
     expect(envelopeOf(await run('nosuch'), 'belay', 2).outcome).toBe('usage-error');
+    // a global option's bad value is refused by the program before the command is reached: still that command's document
+    const badLevel = envelopeOf(await run('status', '--log-level', 'loud'), 'status', 2);
+    expect(badLevel.message).toContain('loud');
+    expect(badLevel.next).toContain('belay status --help');
+    expect(envelopeOf(await run('rollback', '--to', '0001', '--log-level', 'loud'), 'rollback', 2).next).toContain('belay rollback --help');
+    expect(envelopeOf(await run('--log-level', 'loud', 'backups', 'prune'), 'backups prune', 2).outcome).toBe('usage-error');
+    expect(envelopeOf(await run('--log-level', 'loud'), 'belay', 2).outcome).toBe('usage-error');
     expect(envelopeOf(await run('migrate'), 'migrate', 2).message).toBe('migrate needs a command (see --help)');
     const badTarget = envelopeOf(await run('migrate', 'up', '--to', '0099'), 'migrate up', 2);
     expect(badTarget).toMatchObject({ outcome: 'usage-error', result: { error: 'usage' } });

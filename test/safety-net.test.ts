@@ -203,9 +203,12 @@ describe('the safety net, on failing revisions', () => {
     expect((await belay([...baseArgs(project, db.url), 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
     const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up', '--with-backup'], { cwd: project.dir });
     expect(run.code, run.stderr).toBe(12);
-    const result = jsonResult(run) as { runId: string; message: string; hint: string };
+    const result = jsonResult(run) as { runId: string; message: string; hint: string; snapshot: { id: string } };
     expect(result.message).toMatch(/does not match its manifest/);
-    expect(result.hint).toMatch(/belay backups verify|belay restore/);
+    // its two steps, one after the other in the one line (docs/json.md), never run together
+    const next = `belay backups verify ${result.snapshot.id}; belay restore <another snapshot id>   (list them: belay backups list)`;
+    expect((JSON.parse(run.stdout) as { next: string }).next).toBe(next);
+    expect(result.hint).toBe(next);
     // the copy the swap restore made beside it is gone
     expect(await db.query("SELECT datname FROM pg_database WHERE starts_with(datname, $1)", [`${db.name}_belay_restore_`])).toEqual([]);
     // untouched: still at 0002 (its down failed), data there
@@ -214,6 +217,12 @@ describe('the safety net, on failing revisions', () => {
     const lines = await journalOf(project.backups, result.runId);
     const outcome = lines[lines.length - 1] as { status: string; exitCode: number; summary: { next: string } };
     expect(outcome).toMatchObject({ status: 'manual-action-needed', exitCode: 12 });
-    expect(outcome.summary.next).toMatch(/belay/);
+    expect(outcome.summary.next).toBe(`belay backups verify ${result.snapshot.id}\nbelay restore <another snapshot id>   (list them: belay backups list)`);
+    // the text output's next: line is the same line
+    const textDb = await freshDatabase();
+    expect((await belay([...baseArgs(project, textDb.url), 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    const text = await belay([...baseArgs(project, textDb.url), 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    expect(text.code, text.stderr).toBe(12);
+    expect(text.stdout).toMatch(/\n {2}next: belay backups verify \S+; belay restore <another snapshot id> {3}\(list them: belay backups list\)\n/);
   });
 });

@@ -108,3 +108,52 @@ describe('status while a run holds the lock', () => {
     expect(after).toMatchObject({ lock: null, lastRun: { status: 'ok' }, interrupted: null, current: '0002_gated' });
   });
 });
+
+// a revision's journal rows are written in batches; one that runs long must not leave the holder named at an earlier step
+describe('the step a run holding the lock is in', () => {
+  it('status and a second run name the revision running, a module after an SQL one and an SQL one sent behind it', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_first.up.sql': 'CREATE TABLE first (id int);',
+      '0001_first.down.sql': 'DROP TABLE first;',
+      '0002_quick.up.sql': 'ALTER TABLE first ADD COLUMN y int;',
+      '0002_quick.down.sql': 'ALTER TABLE first DROP COLUMN y;',
+      // each waits for a session advisory lock this test holds
+      '0003_module.mjs':
+        "export async function up(ctx) {\n  await ctx.sql('SELECT pg_advisory_xact_lock(4243)');\n  await ctx.sql('CREATE TABLE module_made (id int)');\n}\nexport async function down(ctx) {\n  await ctx.sql('DROP TABLE module_made');\n}\n",
+      '0004_gated.up.sql': 'SELECT pg_advisory_xact_lock(4244);\nCREATE TABLE gated (id int);',
+      '0004_gated.down.sql': 'DROP TABLE gated;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const gate = new pg.Client({ connectionString: db.url });
+    await gate.connect();
+    type Holder = { run: { runId: string; lastStep: string | null } | undefined } | null;
+    const holderAt = async (step: string): Promise<Holder> => {
+      // within the revision's lock timeout (10 s), which would fail it
+      const deadline = Date.now() + 6_000;
+      for (;;) {
+        const status = await belay([...args, '--json', 'status']);
+        const { lock } = jsonResult<{ lock: Holder }>(status);
+        if (lock?.run?.lastStep === step || Date.now() > deadline) return lock;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    try {
+      await gate.query('SELECT pg_advisory_lock(4243), pg_advisory_lock(4244)');
+      const live = startBelay([...args, '--json', 'migrate', 'up']);
+      expect(await holderAt('apply 0003_module')).toMatchObject({ run: { lastStep: 'apply 0003_module' } });
+      const second = await belay([...args, '--json', 'migrate', 'up']);
+      expect(second.code).toBe(3);
+      expect(JSON.parse(second.stdout)).toMatchObject({ message: expect.stringContaining('at step apply 0003_module)') });
+      expect(jsonResult<{ details: { holder: Holder } }>(second).details.holder).toMatchObject({ run: { lastStep: 'apply 0003_module' } });
+      await gate.query('SELECT pg_advisory_unlock(4243)');
+      // 0004 is sent as soon as 0003's record commits, and waits at the second gate
+      expect(await holderAt('apply 0004_gated')).toMatchObject({ run: { lastStep: 'apply 0004_gated' } });
+      await gate.query('SELECT pg_advisory_unlock(4244)');
+      expect((await live.done).code).toBe(0);
+    } finally {
+      await gate.end();
+    }
+  }, 90_000);
+});

@@ -23,8 +23,9 @@ async function runCli(): Promise<void> {
       // commander.help with exit code 1: a command group was given without its subcommand (`belay`, `belay migrate`)
       const ok = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || (error.code === 'commander.help' && error.exitCode === 0);
       process.exitCode = ok ? EXIT.ok : EXIT.usage;
-      if (!ok && wantsJson(process.argv.slice(2))) {
-        const command = parsing();
+      const args = process.argv.slice(2);
+      if (!ok && wantsJson(args)) {
+        const command = parsing(args);
         const hint = `Run \`belay ${command === 'belay' ? '' : `${command} `}--help\` for its options and an example.`;
         const message = error.code === 'commander.help' ? `${command} needs a command (see --help)` : error.message.replace(/^error: /, '');
         printJson(documentOf(failureEnvelope(command, { exitCode: EXIT.usage, code: error.code, message, hint, details: {} }, null)), []);

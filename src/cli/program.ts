@@ -10,8 +10,23 @@ import { EVERYDAY, GLOBAL_OPTIONS } from './help.js';
 
 export interface Program {
   program: Command;
-  /** The command commander was parsing when it refused the line ("belay" when none was recognised). */
-  parsing: () => string;
+  /**
+   * The command of a line commander refused: the one it was parsing, or the
+   * one the words of `args` name when the refusal came before it (a global
+   * option's bad value is refused by the program itself); "belay" when none
+   * was recognised.
+   */
+  parsing: (args: readonly string[]) => string;
+}
+
+/** The command the words of `args` name, as far as they name one. */
+function typedCommand(program: Command, args: readonly string[]): Command {
+  let command = program;
+  for (const arg of args) {
+    if (arg === '--') break;
+    command = command.commands.find((sub) => sub.name() === arg || sub.aliases().includes(arg)) ?? command;
+  }
+  return command;
 }
 
 /** Every command and flag; parse errors throw (exitOverride) instead of exiting. */
@@ -31,14 +46,14 @@ export function buildProgram(): Program {
   registerRehearse(program);
   registerCluster(program);
 
-  let parsing = 'belay';
+  let parsing: Command | undefined;
   program.commands.forEach(function exitOverrideAll(command: Command) {
     command.exitOverride((error) => {
-      parsing = commandPath(command);
+      parsing = command;
       throw error;
     });
     command.commands.forEach(exitOverrideAll);
   });
   program.exitOverride();
-  return { program, parsing: () => parsing };
+  return { program, parsing: (args) => commandPath(parsing ?? typedCommand(program, args)) };
 }

@@ -19,10 +19,13 @@ function numberFrom(min: number, max: number, whole = false) {
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: `one of ${values.map((v) => `"${v}"`).join(', ')}` });
 
+/** An object of these keys, reported as "an object { run, timeoutSeconds }" when the value is not one. */
+const object = <T extends z.core.$ZodLooseShape>(shape: T) => z.strictObject(shape, { error: `an object { ${Object.keys(shape).join(', ')} }` });
+
 const seconds = (min: number, max: number, fallback: number, description: string) =>
   numberFrom(min, max).default(fallback).describe(description);
 
-const sqlCheck = z.strictObject({
+const sqlCheck = object({
   name: text(),
   query: text().describe('A read-only query, run after the change (and as the baseline before it).'),
   expect: z
@@ -32,11 +35,11 @@ const sqlCheck = z.strictObject({
     .describe('"no-rows", "some-rows", or { equals: VALUE } for the first column of the first row.'),
 });
 
-const httpCheck = z.strictObject({
+const httpCheck = object({
   name: text(),
   url: text().regex(/^https?:\/\//, { error: 'an http:// or https:// URL' }),
   method: oneOf(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']).default('GET'),
-  headers: z.record(z.string(), text()).default({}),
+  headers: z.record(z.string(), text(), { error: 'an object of header names and values' }).default({}),
   body: z
     .unknown()
     .transform((body) => (typeof body === 'string' ? body : JSON.stringify(body)))
@@ -46,61 +49,51 @@ const httpCheck = z.strictObject({
   timeoutSeconds: seconds(0.1, 3600, 5, 'Per request.'),
 });
 
-const commandCheck = z.strictObject({
+const commandCheck = object({
   name: text(),
   run: text().describe('A shell command; exit 0 is healthy. Gets no password in its environment.'),
   timeoutSeconds: seconds(0.1, 86_400, 30, 'Per attempt.'),
 });
 
-const hook = z
-  .strictObject({
-    run: text().describe('A shell command; env BELAY_RUN_ID, BELAY_DATABASE, BELAY_FROM, BELAY_TO, BELAY_STEP, BELAY_OUTCOME.'),
-    timeoutSeconds: seconds(0.1, 86_400, 60, 'A hook that runs longer is a failed step.'),
-  })
-  .optional();
+const hook = object({
+  run: text().describe('A shell command; env BELAY_RUN_ID, BELAY_DATABASE, BELAY_FROM, BELAY_TO, BELAY_STEP, BELAY_OUTCOME.'),
+  timeoutSeconds: seconds(0.1, 86_400, 60, 'A hook that runs longer is a failed step.'),
+}).optional();
 
 export const configSchema = z
-  .strictObject({
-    $schema: z.string().optional().describe('Path or URL of this schema, for editors.'),
-    databaseUrl: text()
-      .optional()
-      .describe('Lower priority than --database-url and DATABASE_URL; prefer DATABASE_URL or a passfile to a password here.'),
-    migrations: text().default('migrations').describe('Revisions folder, relative to the project.'),
-    backups: text().default('backups').describe('Snapshots and journal folder, relative to the project.'),
-    database: z
-      .strictObject({
+  .strictObject(
+    {
+      $schema: z.string({ error: 'a string' }).optional().describe('Path or URL of this schema, for editors.'),
+      databaseUrl: text()
+        .optional()
+        .describe('Lower priority than --database-url and DATABASE_URL; prefer DATABASE_URL or a passfile to a password here.'),
+      migrations: text().default('migrations').describe('Revisions folder, relative to the project.'),
+      backups: text().default('backups').describe('Snapshots and journal folder, relative to the project.'),
+      database: object({
         statementTimeoutSeconds: seconds(0, 86_400, 0, "Per statement of belay's own queries and the revisions; 0 disables."),
         lockTimeoutSeconds: seconds(0, 86_400, 10, 'How long any statement may wait for a lock.'),
         connectTimeoutSeconds: seconds(1, 3600, 10, 'How long a connection may take.'),
-      })
-      .default({ statementTimeoutSeconds: 0, lockTimeoutSeconds: 10, connectTimeoutSeconds: 10 }),
-    health: z
-      .strictObject({
+      }).default({ statementTimeoutSeconds: 0, lockTimeoutSeconds: 10, connectTimeoutSeconds: 10 }),
+      health: object({
         sql: z.array(sqlCheck, { error: 'a list' }).default([]),
         http: z.array(httpCheck, { error: 'a list' }).default([]),
         command: z.array(commandCheck, { error: 'a list' }).default([]),
         timeoutSeconds: seconds(0, 86_400, 30, 'How long checks may retry after the change (--health-timeout).'),
         intervalSeconds: seconds(0.1, 3600, 2, 'Between attempts.'),
-      })
-      .default({ sql: [], http: [], command: [], timeoutSeconds: 30, intervalSeconds: 2 }),
-    integrity: z
-      .strictObject({
+      }).default({ sql: [], http: [], command: [], timeoutSeconds: 30, intervalSeconds: 2 }),
+      integrity: object({
         mode: oneOf(['strict', 'invariants', 'off'])
           .default('strict')
           .describe('strict: fingerprint every protected table; invariants: your queries and the structural checks; off: nothing.'),
-        tables: z
-          .strictObject({
-            include: z.array(text(), { error: 'a list' }).default(['*.*']).describe('schema.table globs; a bare name means public.name.'),
-            exclude: z.array(text(), { error: 'a list' }).default([]),
-          })
-          .default({ include: ['*.*'], exclude: [] }),
+        tables: object({
+          include: z.array(text(), { error: 'a list' }).default(['*.*']).describe('schema.table globs; a bare name means public.name.'),
+          exclude: z.array(text(), { error: 'a list' }).default([]),
+        }).default({ include: ['*.*'], exclude: [] }),
         invariants: z
-          .array(z.strictObject({ name: text(), query: text().describe('Rows it returns are violations.') }), { error: 'a list' })
+          .array(object({ name: text(), query: text().describe('Rows it returns are violations.') }), { error: 'a list' })
           .default([]),
-      })
-      .default({ mode: 'strict', tables: { include: ['*.*'], exclude: [] }, invariants: [] }),
-    backup: z
-      .strictObject({
+      }).default({ mode: 'strict', tables: { include: ['*.*'], exclude: [] }, invariants: [] }),
+      backup: object({
         format: oneOf(['custom', 'directory']).default('custom'),
         jobs: numberFrom(1, 64, true).default(1).describe('pg_dump --jobs (directory format).'),
         compress: numberFrom(0, 9, true).optional(),
@@ -110,12 +103,11 @@ export const configSchema = z
           .describe(
             'Which snapshot --with-backup takes (--backup-scope overrides): full, every table; touched, the schema plus the rows of the tables the pending revisions may change, learned on a schema-only copy and enforced before each commit; auto, touched when every revision runs in a transaction and its scope was learned, else full (docs/snapshots.md).',
           ),
-      })
-      .default({ format: 'custom', jobs: 1, scope: 'auto' }),
-    hooks: z
-      .strictObject(Object.fromEntries(HOOK_NAMES.map((name) => [name, hook])) as Record<(typeof HOOK_NAMES)[number], typeof hook>)
-      .default({}),
-  })
+      }).default({ format: 'custom', jobs: 1, scope: 'auto' }),
+      hooks: object(Object.fromEntries(HOOK_NAMES.map((name) => [name, hook])) as Record<(typeof HOOK_NAMES)[number], typeof hook>).default({}),
+    },
+    { error: 'an object' },
+  )
   .describe('belay.config.json: health checks, integrity, backups and hooks for belay (npm package pg-belay).');
 
 /** What a config file may contain (defaults optional). */

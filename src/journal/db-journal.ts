@@ -2,8 +2,10 @@ import type { ClientBase } from 'pg';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
 import { insertRunHeader, insertSteps, writeRunOutcome } from './run-store.js';
 
-/** A revision's rows wait for at most this many to go in one statement. */
+/** A revision's rows wait for at most this many to go in one statement, */
 const BATCH_ROWS = 64;
+/** or for this long: a revision that runs longer is named in belay.runs.last_step (status, a locked-out run) while it runs. */
+const BATCH_WAIT_MS = 200;
 
 /**
  * The journal's copy in belay.runs / belay.steps. Written on the control
@@ -25,6 +27,8 @@ export class DatabaseJournal {
   private wanted = false;
   /** The writes queued so far, one after another: a step's row is not waited for. */
   private queue: Promise<boolean> = Promise.resolve(true);
+  /** Flushes the batched rows once the oldest has waited BATCH_WAIT_MS. */
+  private batchTimer: NodeJS.Timeout | undefined;
 
   setHeader(header: RunHeader): void {
     this.header = header;
@@ -57,13 +61,14 @@ export class DatabaseJournal {
    * Queue a step's row: it is a copy of the file journal's line, written
    * beside the run on the control connection instead of before it goes on.
    * A `batched` row (a revision's) waits for the next row that is not, a
-   * flush, or a full batch, and goes with them in one statement. The outcome
+   * flush, a full batch or BATCH_WAIT_MS, and goes with them in one statement. The outcome
    * (finish) and reachable() wait for every queued row.
    */
   record(record: JournalRecord, { batched = false }: { batched?: boolean } = {}): void {
     this.records.push(record);
     if (record.event === 'start') this.lastStep = [record.step, record.revision ?? record.subject].filter(Boolean).join(' ');
     if (!batched || this.records.length - this.written >= BATCH_ROWS) void this.flush();
+    else this.batchTimer ??= setTimeout(() => void this.flush(), BATCH_WAIT_MS).unref();
   }
 
   async finish(outcome: RunOutcome): Promise<void> {
@@ -85,6 +90,8 @@ export class DatabaseJournal {
 
   /** Write everything not yet written, after the writes already queued; a failure leaves it pending and is not an error of the run. */
   flush(): Promise<boolean> {
+    clearTimeout(this.batchTimer);
+    this.batchTimer = undefined;
     this.queue = this.queue.then(() => this.write());
     return this.queue;
   }

@@ -275,7 +275,7 @@ export async function restoreThenVerify(recovery: Recovery, why: string, failure
     return finishRun(session, {
       outcome: 'manual-action-needed',
       message: `${why}; ${report.message}${reconnectFailed}`,
-      hint: report.manualSteps.join('\n        '),
+      hint: report.manualSteps.join('\n'),
       ...failed,
     });
   }
