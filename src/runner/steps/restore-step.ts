@@ -321,7 +321,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
         quarantine: null,
         quarantineSnapshot: null,
         message: `restoring ${manifest.id} failed; ${target} was not touched: ${errorMessage(error)}`,
-        manualSteps: [`belay backups verify ${manifest.id}`, `belay restore <another snapshot id>   (list them: belay backups list)`],
+        manualSteps: [`belay backups verify ${manifest.id}`, `belay restore <another snapshot id> (list them: belay backups list)`],
       };
     }
     const owner = await databaseOwner(admin.client, target);
