@@ -123,6 +123,75 @@ describe('a snapshot a run may still need is never pruned', () => {
 });
 
 
+/** Start belay and SIGKILL it once its journal says the restore step started: the run is left unsettled, restoring. */
+async function killAtRestoreStart(args: string[], cwd: string, backups: string): Promise<Array<Record<string, unknown>>> {
+  const before = new Set(await readdir(`${backups}/journal`));
+  const run = startBelay(args, { cwd });
+  await pollUntil(async () => (await freshJournal(backups, before)).some((l) => l.step === 'restore' && l.event === 'start'), 'the restore step starting');
+  run.child.kill('SIGKILL');
+  await run.done;
+  return freshJournal(backups, before);
+}
+
+describe('the snapshot an unsettled restore is putting back is never pruned', () => {
+  const REVISIONS = {
+    // enough rows that the restore is still going when it is killed
+    '0001_t.up.sql': "CREATE TABLE t (id int PRIMARY KEY, v text);\nINSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 200000) g;",
+    '0001_t.down.sql': 'DROP TABLE t;',
+    '0002_u.up.sql': 'CREATE TABLE u (id int);',
+    '0002_u.down.sql': 'DROP TABLE u;',
+  };
+
+  async function pruneKeepsThenRecoverRestores(project: Awaited<ReturnType<typeof makeProject>>, args: string[], runId: unknown, restoring: string, newest: string): Promise<void> {
+    const status = JSON.parse((await belay([...args, '--json', 'status'], { cwd: project.dir })).stdout).result as { interrupted: { action: string; snapshotId: string } };
+    expect(status.interrupted).toMatchObject({ action: 'restore', snapshotId: restoring, run: { runId } });
+
+    const prune = await belay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '0'], { cwd: project.dir });
+    expect(prune.code, prune.stdout + prune.stderr).toBe(0);
+    const pruned = JSON.parse(prune.stdout).result as PruneJson;
+    expect(pruned.removed).toEqual([]);
+    expect(pruned.kept.find((k) => k.id === restoring)?.why).toMatch(new RegExp(`run ${String(runId)} .*unsettled.*recover`));
+    expect(pruned.kept.find((k) => k.id === newest)?.why).toBeTruthy();
+
+    const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stdout + recover.stderr).toBe(11);
+    expect(JSON.parse(recover.stdout).result).toMatchObject({ snapshot: { id: restoring } });
+    expect(await dumps(project.backups)).toEqual([`${restoring}.dump`, `${newest}.dump`].sort());
+    const settled = JSON.parse((await belay([...args, '--json', 'status'], { cwd: project.dir })).stdout).result as { current: string; interrupted: unknown };
+    expect(settled).toMatchObject({ current: '0001_t', interrupted: null });
+  }
+
+  it('`belay restore S1` killed at its restore start: prune --keep 0 keeps S1, and recover restores it', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(REVISIONS);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    const s1 = idOf((await belay([...args, '--json', 'backup'], { cwd: project.dir })).stdout);
+    const s2 = idOf((await belay([...args, '--json', 'backup'], { cwd: project.dir })).stdout);
+    const journal = await killAtRestoreStart([...args, 'restore', s1, '--yes'], project.dir, project.backups);
+    const runId = journal.find((l) => l.type === 'run')?.runId;
+    expect(journal.some((l) => l.type === 'outcome')).toBe(false);
+    await pruneKeepsThenRecoverRestores(project, args, runId, s1, s2);
+    expect(await db.query('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 200000 }]);
+  });
+
+  it('`belay rollback --to 0001 --restore-from S1` killed at its restore start: prune --keep 0 keeps S1, and recover restores it', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(REVISIONS);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    const s1 = idOf((await belay([...args, '--json', 'backup'], { cwd: project.dir })).stdout);
+    expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
+    const s2 = idOf((await belay([...args, '--json', 'backup'], { cwd: project.dir })).stdout);
+    const journal = await killAtRestoreStart([...args, 'rollback', '--to', '0001', '--restore-from', s1, '--yes'], project.dir, project.backups);
+    const runId = journal.find((l) => l.type === 'run')?.runId;
+    expect(journal.some((l) => l.type === 'outcome')).toBe(false);
+    await pruneKeepsThenRecoverRestores(project, args, runId, s1, s2);
+    expect(await db.query("SELECT count(*)::int AS n FROM pg_tables WHERE tablename = 'u'")).toEqual([{ n: 0 }]);
+  });
+});
+
+
 describe('a prune that cannot delete a snapshot', () => {
   it('stops there with exit 12, names what it deleted before, leaves that snapshot whole, and a second prune finishes the job', async (context) => {
     const db = await freshDatabase();

@@ -1,17 +1,11 @@
 import type { ClientBase } from 'pg';
 import { belaySchemaExists } from '../db/belay-schema.js';
 import { listJournalFiles, readJournalFile, type JournalLine } from '../journal/file-journal.js';
+import type { JournalRecord } from '../journal/record.js';
+import { runSteps, snapshotsOfRun, stepsOfFile } from '../runner/result/run-record.js';
 
 /** Snapshot id → why a run may still need it. */
 export type NeededSnapshots = Map<string, string>;
-
-function backupIdOf(lines: readonly JournalLine[]): string | undefined {
-  for (const line of lines) {
-    const detail = (line as { detail?: Record<string, unknown> }).detail;
-    if (line.type === 'step' && line.step === 'backup' && line.event === 'end' && typeof detail?.id === 'string') return detail.id;
-  }
-  return undefined;
-}
 
 /** Runs that `belay recover` settled, by what the recover runs journaled (their plan step names the run). */
 function settledByRecover(files: ReadonlyArray<readonly JournalLine[]>): Set<string> {
@@ -32,25 +26,22 @@ function settledByRecover(files: ReadonlyArray<readonly JournalLine[]>): Set<str
  * and not yet settled, as the database says (belay.runs, belay.steps) and as
  * the journal files beside the backups say (they cover every database that
  * writes its journal into this folder). A run the database knows as finished
- * is settled; a run it does not know is taken as unsettled.
+ * is settled; a run it does not know is taken as unsettled. Each such run
+ * keeps the snapshot it took and the one it was restoring, whichever
+ * `belay recover` will put back (`snapshotsOfRun`, as recover reads it).
  */
 export async function snapshotsRunsNeed(client: ClientBase, backupsDir: string, database: string): Promise<NeededSnapshots> {
   const needed: NeededSnapshots = new Map();
+  const keep = (steps: readonly JournalRecord[], why: string): void => {
+    const { taken, restoring } = snapshotsOfRun(steps);
+    for (const id of [taken, restoring]) if (id && !needed.has(id)) needed.set(id, why);
+  };
   const finished = new Set<string>();
   if (await belaySchemaExists(client)) {
-    const { rows } = await client.query<{ id: string; command: string; status: string; snapshot_id: string | null; backup_id: string | null }>(
-      `SELECT r.id::text AS id, r.command, r.status, r.snapshot_id,
-              (SELECT s.detail->>'id' FROM belay.steps s WHERE s.run_id = r.id AND s.step = 'backup' AND s.event = 'end' ORDER BY s.seq DESC LIMIT 1) AS backup_id
-         FROM belay.runs r`,
-    );
+    const { rows } = await client.query<{ id: string; command: string; status: string }>('SELECT id::text AS id, command, status FROM belay.runs');
     for (const row of rows) {
-      if (row.status !== 'running') {
-        finished.add(row.id);
-        continue;
-      }
-      for (const id of [row.snapshot_id, row.backup_id]) {
-        if (id) needed.set(id, `run ${row.id} (${row.command} on ${database}) is running or unsettled: \`belay recover\` may restore it`);
-      }
+      if (row.status !== 'running') finished.add(row.id);
+      else keep(await runSteps(client, backupsDir, row.id), `run ${row.id} (${row.command} on ${database}) is running or unsettled: \`belay recover\` may restore it`);
     }
   }
   const files = await Promise.all((await listJournalFiles(backupsDir)).map((file) => readJournalFile(file).catch(() => [] as JournalLine[])));
@@ -60,10 +51,7 @@ export async function snapshotsRunsNeed(client: ClientBase, backupsDir: string, 
     const runId = typeof header?.runId === 'string' ? header.runId : undefined;
     if (!runId || lines.some((line) => line.type === 'outcome') || settled.has(runId)) continue;
     if (header?.database === database && finished.has(runId)) continue;
-    const id = backupIdOf(lines);
-    if (id && !needed.has(id)) {
-      needed.set(id, `run ${runId} (${String(header?.command)} on ${String(header?.database)}) has no outcome in its journal: it is running or was killed, and \`belay recover\` may restore it`);
-    }
+    keep(stepsOfFile(lines), `run ${runId} (${String(header?.command)} on ${String(header?.database)}) has no outcome in its journal: it is running or was killed, and \`belay recover\` may restore it`);
   }
   return needed;
 }

@@ -1,13 +1,12 @@
 import type { ClientBase } from 'pg';
 import { stepLabel } from '../../events/run-events.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
-import { journalFile, readJournalFile } from '../../journal/file-journal.js';
 import type { JournalRecord } from '../../journal/record.js';
-import { appliedRevisionNames, findUnfinishedRuns, readRunSteps, revisionsAppliedBy, type RunSummary } from '../../journal/run-store.js';
+import { appliedRevisionNames, findUnfinishedRuns, revisionsAppliedBy, type RunSummary } from '../../journal/run-store.js';
 import type { Revision } from '../../migrations/revision.js';
 import { prepareStep } from '../../migrations/run-revision.js';
 import type { RecordedLanding } from './landing-check.js';
-import { mergeSteps, stepsOfFile } from '../result/run-record.js';
+import { runSteps, snapshotsOfRun } from '../result/run-record.js';
 
 export type RecoveryAction = 'down' | 'finish-rollback' | 'restore' | 'nothing';
 
@@ -30,12 +29,6 @@ export interface RecoveryPlan {
   leftovers: string[];
   /** A rollback's schema baseline, journaled before its first down. */
   landing: RecordedLanding | null;
-}
-
-/** A run's steps: the journal file is written first, so it is the fuller copy; merged with the database's (all there is when another machine ran it). */
-async function stepsOf(client: ClientBase, backupsDir: string, runId: string): Promise<JournalRecord[]> {
-  const fromFile = stepsOfFile(await readJournalFile(journalFile(backupsDir, runId)).catch(() => []));
-  return mergeSteps(fromFile, await readRunSteps(client, runId));
 }
 
 /** The last step that started and never ended. */
@@ -75,19 +68,18 @@ function interruptedStep(steps: JournalRecord[], recoverySteps: JournalRecord[][
 /** The step an interrupted run (`pickUnsettled`'s) stopped at, read as `planRecovery` reads it. */
 export async function interruptedAt(client: ClientBase, backupsDir: string, run: RunSummary, others: RunSummary[]): Promise<string | null> {
   const recoveries = others.filter((r) => r.command === 'recover');
-  const recoverySteps = await Promise.all(recoveries.map((r) => stepsOf(client, backupsDir, r.runId)));
-  return interruptedStep(await stepsOf(client, backupsDir, run.runId), recoverySteps, run);
+  const recoverySteps = await Promise.all(recoveries.map((r) => runSteps(client, backupsDir, r.runId)));
+  return interruptedStep(await runSteps(client, backupsDir, run.runId), recoverySteps, run);
 }
 
 export async function planRecovery(client: ClientBase, backupsDir: string, run: RunSummary, others: RunSummary[], revisions: readonly Revision[]): Promise<RecoveryPlan> {
-  const steps = await stepsOf(client, backupsDir, run.runId);
+  const steps = await runSteps(client, backupsDir, run.runId);
   const recoveries = others.filter((r) => r.command === 'recover');
-  const recoverySteps = await Promise.all(recoveries.map((r) => stepsOf(client, backupsDir, r.runId)));
+  const recoverySteps = await Promise.all(recoveries.map((r) => runSteps(client, backupsDir, r.runId)));
   const ended = (name: string): JournalRecord | undefined => steps.find((s) => s.step === name && s.event === 'end' && s.outcome === 'ok');
   const fingerprint = (ended('fingerprint')?.detail?.fingerprint as Fingerprint | undefined) ?? null;
-  // a backup it took, else the snapshot it was restoring (`belay restore`, --restore-from)
-  const restoring = steps.find((s) => s.step === 'restore' && s.event === 'start' && s.subject);
-  const snapshotId = (ended('backup')?.detail?.id as string | undefined) ?? restoring?.subject ?? null;
+  const { taken, restoring } = snapshotsOfRun(steps);
+  const snapshotId = taken ?? restoring;
   // where the newest interrupted recover of this run stopped, else where the run itself stopped
   const interrupted = recoverySteps.map(openStep).find((step) => step !== undefined) ?? openStep(steps);
   const leftovers = [...steps, ...recoverySteps.flat()].flatMap((s) => (s.event === 'note' && typeof s.detail?.restoreCopy === 'string' ? [s.detail.restoreCopy] : []));

@@ -1,6 +1,6 @@
 import type { ClientBase } from 'pg';
 import { stepLabel, type RunEvent } from '../../events/run-events.js';
-import type { JournalLine } from '../../journal/file-journal.js';
+import { journalFile, readJournalFile, type JournalLine } from '../../journal/file-journal.js';
 import type { JournalRecord, RunOutcome } from '../../journal/record.js';
 import { readRunSteps, type RunSummary } from '../../journal/run-store.js';
 import { noFacts, reduceRun } from './ledger.js';
@@ -21,6 +21,24 @@ export function mergeSteps(first: JournalRecord[], second: JournalRecord[]): Jou
   const bySeq = new Map<number, JournalRecord>();
   for (const record of [...first, ...second]) if (!bySeq.has(record.seq)) bySeq.set(record.seq, record);
   return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+}
+
+/** A run's steps: the journal file is written first, so it is the fuller copy; merged with the database's (all there is when another machine ran it). */
+export async function runSteps(client: ClientBase, backupsDir: string, runId: string): Promise<JournalRecord[]> {
+  const fromFile = stepsOfFile(await readJournalFile(journalFile(backupsDir, runId)).catch(() => []));
+  return mergeSteps(fromFile, await readRunSteps(client, runId));
+}
+
+/**
+ * The snapshots a run's steps name: the one it took (its backup ended ok)
+ * and the one it began putting back (`belay restore ID`, --restore-from, or
+ * its own backup when the safety net restored it). `recover` restores the
+ * first of them for the run; prune keeps both while the run is unsettled.
+ */
+export function snapshotsOfRun(steps: readonly JournalRecord[]): { taken: string | null; restoring: string | null } {
+  const taken = steps.find((s) => s.step === 'backup' && s.event === 'end' && s.outcome === 'ok')?.detail?.id;
+  const restoring = steps.find((s) => s.step === 'restore' && s.event === 'start' && s.subject)?.subject;
+  return { taken: typeof taken === 'string' ? taken : null, restoring: restoring ?? null };
 }
 
 /** The label of the last step that started ("apply 0004_x"), as belay.runs.last_step names it. */
