@@ -29,6 +29,8 @@ function settledByRecover(files: ReadonlyArray<readonly JournalLine[]>): Set<str
  * is settled; a run it does not know is taken as unsettled. Each such run
  * keeps the snapshot it took and the one it was restoring, whichever
  * `belay recover` will put back (`snapshotsOfRun`, as recover reads it).
+ * So does the database's last finished run when it ended 12 (manual action
+ * needed), with the copy a failed in-place restore kept of what it dropped.
  */
 export async function snapshotsRunsNeed(client: ClientBase, backupsDir: string, database: string): Promise<NeededSnapshots> {
   const needed: NeededSnapshots = new Map();
@@ -38,10 +40,22 @@ export async function snapshotsRunsNeed(client: ClientBase, backupsDir: string, 
   };
   const finished = new Set<string>();
   if (await belaySchemaExists(client)) {
-    const { rows } = await client.query<{ id: string; command: string; status: string }>('SELECT id::text AS id, command, status FROM belay.runs');
+    const { rows } = await client.query<{ id: string; command: string; status: string; exit_code: number | null }>(
+      'SELECT id::text AS id, command, status, exit_code FROM belay.runs ORDER BY started_at DESC',
+    );
     for (const row of rows) {
       if (row.status !== 'running') finished.add(row.id);
       else keep(await runSteps(client, backupsDir, row.id), `run ${row.id} (${row.command} on ${database}) is running or unsettled: \`belay recover\` may restore it`);
+    }
+    // the last run that ended needing a hand names the snapshots that hand may use (the one it could not restore,
+    // the copy of what an in-place restore dropped before it failed) until a later run ends otherwise
+    const last = rows.find((row) => row.status !== 'running');
+    if (last?.exit_code === 12) {
+      const steps = await runSteps(client, backupsDir, last.id);
+      const why = `run ${last.id} (${last.command} on ${database}), the last one, ended needing manual action: its next steps may need it (\`belay history ${last.id}\`)`;
+      keep(steps, why);
+      const kept = steps.findLast((step) => step.step === 'restore' && step.event === 'end')?.detail?.quarantineSnapshot;
+      if (typeof kept === 'string' && !needed.has(kept)) needed.set(kept, why);
     }
   }
   const files = await Promise.all((await listJournalFiles(backupsDir)).map((file) => readJournalFile(file).catch(() => [] as JournalLine[])));
