@@ -43,7 +43,7 @@ export function formatStatus(report: StatusReport): string {
         ? 'the damaged database a restore set aside'
         : left.kind === 'quarantine-schema'
           ? 'the schema a targeted restore kept the damaged tables in'
-          : 'a copy a stopped restore left half-made';
+          : 'a copy a stopped restore left (complete or not)';
     lines.push(`LEFT      ${left.name}: ${what}; once you have checked it: ${left.drop}`);
   }
   const stuck = report.interrupted;

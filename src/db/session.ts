@@ -2,6 +2,8 @@ import { Socket } from 'node:net';
 import pg, { type ClientBase } from 'pg';
 import { BelayError } from '../errors.js';
 import { describeTarget, toPgConfig, type ConnectionParams, type SessionOptions } from './connection.js';
+import { quoteIdent } from './ident.js';
+import { SQLSTATE } from './sqlstate.js';
 
 export interface Session {
   client: pg.Client;
@@ -148,9 +150,11 @@ export function connectError(params: ConnectionParams, error: unknown): BelayErr
   const hint =
     code === '28P01' || /password/i.test(message)
       ? 'Check the password (URL, PGPASSWORD or PGPASSFILE) for this role.'
-      : code === '3D000'
-        ? `Create the database first, or point --database-url at an existing one. If a belay swap restore was interrupted between its two renames, the restored copy is named ${params.database}_belay_restore_<time> (and the damaged one ${params.database}_quarantine_<time>): rename the restored one to ${params.database} with ALTER DATABASE … RENAME TO ….`
-        : 'Check that the server is running and the connection settings (--database-url, DATABASE_URL, PG* variables) are right.';
+      : code === SQLSTATE.invalidCatalogName
+        ? `Create the database first, or point --database-url at an existing one. If a belay swap restore was interrupted between its two renames, the restored copy is named ${params.database}_belay_restore_<time> (and the damaged one ${params.database}_quarantine_<time>): rename the restored one to ${params.database} with ALTER DATABASE … RENAME TO …, then \`belay recover\`.`
+        : code === SQLSTATE.objectNotInPrerequisiteState
+          ? `belay may have turned connections off during a swap restore that did not finish: \`belay recover\` (with the same --backups) turns them back on and settles that run; if it cannot, as the owner of ${params.database} or a superuser, connected to another database: ALTER DATABASE ${quoteIdent(params.database)} WITH ALLOW_CONNECTIONS true; then \`belay recover\`.`
+          : 'Check that the server is running and the connection settings (--database-url, DATABASE_URL, PG* variables) are right.';
   const failure = new BelayError('usage', `cannot connect to ${describeTarget(params)}: ${message}`, { hint, cause: error });
   CONNECT_FAILURES.add(failure);
   return failure;

@@ -11,7 +11,7 @@ import { readDatabaseState } from '../session/database-state.js';
 import { endSessionsOf } from '../session/run-lock.js';
 import { finishRun, withRunSession } from '../session/outcome.js';
 import type { RunSetup } from '../session/setup.js';
-import { dropLeftoverCopies } from '../steps/restore-step.js';
+import { allowConnectionsAgain, dropLeftoverCopies } from '../steps/restore-step.js';
 import { dropLeftScopeCopies } from '../../scope/scope-copies.js';
 import { quoteIdent } from '../../db/ident.js';
 
@@ -34,6 +34,8 @@ async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest
  */
 export async function runRecover(setup: RunSetup): Promise<RunResult> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
+  // before connecting to the target: it may be the one refusing every session
+  const reopened = await allowConnectionsAgain(setup);
   return withRunSession(setup, 'recover', async (session) => {
     await session.lock();
     await sweepAfterKilledRuns(setup.config.backupsDir, setup.target.database);
@@ -48,6 +50,9 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     const lingering = run ? await endSessionsOf(session.control.client, [run, ...others].map((r) => r.runId)) : { ended: [], waitedFor: [] };
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, run?.fromRevision ?? state.current);
+    if (reopened.length > 0) {
+      await setup.events.emit({ type: 'note', step: 'lock', message: `turned connections to ${reopened.join(', ')} back on: a swap restore that did not finish had turned them off`, detail: { reopened } });
+    }
     if (droppedNote) await setup.events.emit({ type: 'note', step: 'lock', message: droppedNote, detail: { droppedScopeCopies: scopeCopies.dropped, keptScopeCopies: scopeCopies.kept } });
     if (!run) {
       const result = await finishRun(session, { outcome: 'ok', message: `no interrupted run: nothing to recover${droppedNote ? `; ${droppedNote}` : ''}` });

@@ -40,7 +40,7 @@ export interface StatusReport {
 export interface LeftoverDatabase {
   name: string;
   /**
-   * quarantine: the damaged database a swap restore set aside; restore-copy: a stopped restore's half-made copy;
+   * quarantine: the damaged database a swap restore set aside; restore-copy: the copy a stopped restore made (complete or not);
    * quarantine-schema: the schema in this database where a touched snapshot's restore kept the damaged tables;
    * scope-copy: the schema-only copy (no rows) a run killed while learning the backup scope left, which `belay recover` drops.
    */

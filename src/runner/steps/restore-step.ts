@@ -19,10 +19,12 @@ import {
   terminateSessions,
 } from '../../db/databases.js';
 import { quoteIdent } from '../../db/ident.js';
+import { listJournalFiles, readJournalFile } from '../../journal/file-journal.js';
+import type { RunHeader } from '../../journal/record.js';
 import { watchLockWaits } from '../../db/lock-watchdog.js';
 import { settleRunsCaughtBySnapshot } from '../../journal/settle-snapshot-runs.js';
 import { openSession, type Session } from '../../db/session.js';
-import { BelayError, errorMessage } from '../../errors.js';
+import { BelayError, errorMessage, usageError } from '../../errors.js';
 import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
 import { checkIntegrity } from '../../integrity/check-integrity.js';
@@ -220,6 +222,42 @@ export async function dropLeftoverCopies(setup: RunSetup, names: string[]): Prom
 }
 
 /**
+ * Turn connections back on where a swap restore that did not finish turned
+ * them off: the databases its `connectionsOff` note names (the target, or the
+ * quarantine it was renamed to) that still refuse them. Read from the journal
+ * files of this database's runs without an outcome, before connecting to the
+ * target, which may be one of them; answers the ones turned back on.
+ */
+export async function allowConnectionsAgain(setup: RunSetup): Promise<string[]> {
+  const names = new Set<string>();
+  for (const file of await listJournalFiles(setup.config.backupsDir)) {
+    const lines = await readJournalFile(file).catch(() => []);
+    const header = lines.find((line) => line.type === 'run') as ({ type: 'run' } & RunHeader) | undefined;
+    if (header?.database !== setup.target.database || lines.some((line) => line.type === 'outcome')) continue;
+    for (const line of lines) {
+      const off = line.type === 'step' && line.event === 'note' ? line.detail?.connectionsOff : undefined;
+      if (Array.isArray(off)) for (const name of off) if (typeof name === 'string') names.add(name);
+    }
+  }
+  if (names.size === 0) return [];
+  const { admin } = await openAdmin(setup);
+  try {
+    const { rows } = await admin.client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1) AND NOT datallowconn ORDER BY datname', [[...names]]);
+    for (const { datname } of rows) {
+      await setAllowConnections(admin.client, datname, true).catch((error: unknown) => {
+        throw usageError(`could not turn connections to ${datname} back on, which a swap restore that did not finish turned off: ${errorMessage(error)}`, {
+          hint: `As the owner of ${datname} or a superuser, connected to another database: ALTER DATABASE ${quoteIdent(datname)} WITH ALLOW_CONNECTIONS true; then \`belay recover\`.`,
+          cause: error,
+        });
+      });
+    }
+    return rows.map((row) => row.datname);
+  } finally {
+    await admin.close();
+  }
+}
+
+/**
  * A touched snapshot holds the rows of some tables only: it is never swapped
  * in nor restored over the database, only its tables are put back in place
  * (src/scope/touched-restore.ts), the damaged ones kept in a quarantine schema.
@@ -326,6 +364,8 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     }
     const owner = await databaseOwner(admin.client, target);
     const quarantine = derivedName(target, `quarantine_${stamp()}`);
+    // a kill from here to the end of the swap leaves the one it is done to refusing every session: recover turns them back on
+    await request.progress(`turning connections to ${target} off to rename it ${quarantine} and ${restoring} into its place`, { connectionsOff: [target, quarantine] });
     await request.closeTargetSessions();
     try {
       await setAllowConnections(admin.client, target, false);

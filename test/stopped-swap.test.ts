@@ -1,0 +1,145 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { quoteIdent } from '../src/db/ident.js';
+import { belay, jsonResult, startBelay } from './support/cli.js';
+import { freshJournal, pollUntil } from './support/kill.js';
+import { adminQuery, cluster, freshDatabase, type TestDatabase } from './support/pg.js';
+import { baseArgs, makeProject, type TestProject } from './support/project.js';
+
+const LOSSY = fileURLToPath(new URL('./fixtures/lossy', import.meta.url));
+
+/** The lossy set applied: its rollback to 0001 deletes rows, so integrity fails and belay swap-restores the snapshot. */
+async function lossyAt0003(): Promise<{ db: TestDatabase; project: TestProject; args: string[] }> {
+  const files: Record<string, string> = {};
+  for (const name of await readdir(LOSSY)) files[name] = await readFile(join(LOSSY, name), 'utf8');
+  const project = await makeProject(files);
+  const db = await freshDatabase('p');
+  const args = baseArgs(project, db.url);
+  const up = await belay([...args, 'migrate', 'up'], { cwd: project.dir });
+  expect(up.code, up.stderr).toBe(0);
+  return { db, project, args };
+}
+
+const allowsConnections = async (name: string): Promise<boolean | undefined> =>
+  (await adminQuery<{ datallowconn: boolean }>('postgres', 'SELECT datallowconn FROM pg_database WHERE datname = $1', [name]))[0]?.datallowconn;
+
+/**
+ * Run the rollback and SIGKILL it while the swap's rename of `held` waits:
+ * a session on `postgres` holds a lock on that database (as COMMENT ON
+ * DATABASE takes it) once `held` names one. Its session is gone before the
+ * lock is let go, so the rename never happens. Answers the run's journal.
+ */
+async function killAtRename(project: TestProject, args: string[], held: (journal: Array<Record<string, unknown>>) => string | undefined): Promise<Array<Record<string, unknown>>> {
+  const before = new Set(await readdir(join(project.backups, 'journal')).catch(() => []));
+  const run = startBelay([...args, '--json', '--yes', 'rollback', '--to', '0001'], { cwd: project.dir });
+  let exited = false;
+  void run.done.then(() => (exited = true));
+  const c = cluster();
+  const holder = new pg.Client({ host: c.socketDir, port: c.port, user: c.superuser, database: 'postgres' });
+  await holder.connect();
+  try {
+    let name: string | undefined;
+    await pollUntil(async () => {
+      if (exited) throw new Error(`belay ended before the rename: ${(await run.done).stderr}`);
+      name = held(await freshJournal(project.backups, before));
+      return name !== undefined && (await allowsConnections(name)) !== undefined;
+    }, 'the database to hold');
+    await holder.query('BEGIN');
+    await holder.query(`COMMENT ON DATABASE ${quoteIdent(name!)} IS 'hold'`);
+    const rename = `ALTER DATABASE ${quoteIdent(name!)} RENAME TO`;
+    const renaming = async (): Promise<boolean> =>
+      (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0", [rename])).length > 0;
+    await pollUntil(async () => {
+      if (exited) throw new Error(`belay ended before the rename: ${(await run.done).stderr}`);
+      return await renaming();
+    }, `${rename} waiting`);
+    run.child.kill('SIGKILL');
+    await run.done;
+    // the killed runner's session notices its closed socket (client_connection_check_interval) and ends without renaming
+    await pollUntil(async () => (await adminQuery('postgres', 'SELECT 1 FROM pg_stat_activity WHERE strpos(query, $1) > 0', [rename])).length === 0, 'the rename session gone');
+  } finally {
+    await holder.query('ROLLBACK').catch(() => {});
+    await holder.end();
+  }
+  return await freshJournal(project.backups, before);
+}
+
+const targetOf = (db: TestDatabase) => (journal: Array<Record<string, unknown>>): string | undefined =>
+  journal.some((l) => l.step === 'restore' && l.event === 'start') ? db.name : undefined;
+
+const noteDetail = (journal: Array<Record<string, unknown>>, key: string): unknown =>
+  journal.map((l) => (l.detail as Record<string, unknown> | undefined)?.[key]).find((value) => value !== undefined);
+
+describe('a swap restore killed between its steps', () => {
+  it('killed before the first rename: the target refuses connections; status says how to turn them on, recover does it and settles the run', async () => {
+    const { db, project, args } = await lossyAt0003();
+    const journal = await killAtRename(project, args, targetOf(db));
+    expect(await allowsConnections(db.name)).toBe(false);
+
+    for (const command of ['status', 'history']) {
+      const refused = await belay([...args, command], { cwd: project.dir });
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toContain('is not currently accepting connections');
+      expect(refused.stderr).toContain(`belay may have turned connections off during a swap restore that did not finish: \`belay recover\``);
+      expect(refused.stderr).toContain(`ALTER DATABASE ${quoteIdent(db.name)} WITH ALLOW_CONNECTIONS true; then \`belay recover\``);
+      expect(refused.stderr).not.toContain('Check that the server is running');
+    }
+    // journaled before connections were turned off: the name of the target, and the one it was to take
+    expect(noteDetail(journal, 'connectionsOff')).toEqual([db.name, expect.stringMatching(new RegExp(`^${db.name}_quarantine_`))]);
+
+    const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stderr).toBe(11);
+    expect(await allowsConnections(db.name)).toBe(true);
+    expect(await db.query('SELECT count(*)::int AS n FROM fx_people')).toEqual([{ n: 10 }]);
+    const copies = await adminQuery('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`${db.name}_belay_restore_`]);
+    expect(copies).toEqual([]);
+    const recoverJournal = await readFile(String(jsonResult(recover).journalFile), 'utf8');
+    expect(recoverJournal).toContain(`turned connections to ${db.name} back on: a swap restore that did not finish had turned them off`);
+    const status = await belay([...args, 'status'], { cwd: project.dir });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).not.toContain('INTERRUPTED');
+  });
+
+  it('connections turned on by hand, as the hint says: status names the restored copy without calling it half-made', async () => {
+    const { db, project, args } = await lossyAt0003();
+    const journal = await killAtRename(project, args, targetOf(db));
+    const copy = String(noteDetail(journal, 'restoreCopy'));
+    await adminQuery('postgres', `ALTER DATABASE ${quoteIdent(db.name)} WITH ALLOW_CONNECTIONS true`);
+    const status = await belay([...args, 'status'], { cwd: project.dir });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(`LEFT      ${copy}: a copy a stopped restore left (complete or not); once you have checked it: DROP DATABASE ${quoteIdent(copy)};`);
+    expect(status.stdout).not.toContain('half-made');
+    const recover = await belay([...args, 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stderr).toBe(11);
+    expect(await db.query('SELECT count(*)::int AS n FROM fx_people')).toEqual([{ n: 10 }]);
+  });
+
+  it('killed between the two renames: once the copy is renamed into place by hand, recover turns connections on in the quarantine', async () => {
+    const { db, project, args } = await lossyAt0003();
+    const journal = await killAtRename(project, args, (lines) => noteDetail(lines, 'restoreCopy') as string | undefined);
+    const copy = String(noteDetail(journal, 'restoreCopy'));
+    const quarantines = await adminQuery<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`${db.name}_quarantine_`]);
+    expect(quarantines).toHaveLength(1);
+    const quarantine = quarantines[0]!.datname;
+    expect(await allowsConnections(db.name)).toBeUndefined();
+    expect(await allowsConnections(quarantine)).toBe(false);
+
+    const missing = await belay([...args, 'status'], { cwd: project.dir });
+    expect(missing.code, missing.stderr).toBe(2);
+    expect(missing.stderr).toContain(`If a belay swap restore was interrupted between its two renames`);
+    await adminQuery('postgres', `ALTER DATABASE ${quoteIdent(copy)} RENAME TO ${quoteIdent(db.name)}`);
+
+    const recover = await belay([...args, 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stderr).toBe(11);
+    expect(await db.query('SELECT count(*)::int AS n FROM fx_people')).toEqual([{ n: 10 }]);
+    expect(await allowsConnections(quarantine)).toBe(true);
+    const status = await belay([...args, 'status'], { cwd: project.dir });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(`LEFT      ${quarantine}: the damaged database a restore set aside; once you have checked it: DROP DATABASE ${quoteIdent(quarantine)};`);
+    // it can be checked: its rows are the damaged ones (half of them deleted by the lossy down)
+    expect(await adminQuery(quarantine, 'SELECT count(*)::int AS n FROM fx_people')).toEqual([{ n: 5 }]);
+  });
+});
