@@ -90,6 +90,20 @@ describe('a swap restore killed between its steps', () => {
     // journaled before connections were turned off: the name of the target, and the one it was to take
     expect(noteDetail(journal, 'connectionsOff')).toEqual([db.name, expect.stringMatching(new RegExp(`^${db.name}_quarantine_`))]);
 
+    // while a session of that run is still there (a swap going on, or its rename still waiting), recover leaves it alone
+    const runId = String(journal.find((l) => l.type === 'run')?.runId);
+    const c = cluster();
+    const live = new pg.Client({ host: c.socketDir, port: c.port, user: c.superuser, database: 'postgres', application_name: `belay restore admin ${runId.slice(-12)}` });
+    await live.connect();
+    try {
+      const early = await belay([...args, 'recover'], { cwd: project.dir });
+      expect(early.code, early.stderr).toBe(3);
+      expect(early.stderr).toContain(`run ${runId} is swapping a restored copy into ${db.name}, which refuses connections meanwhile`);
+      expect(await allowsConnections(db.name)).toBe(false);
+    } finally {
+      await live.end();
+    }
+
     const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
     expect(recover.code, recover.stderr).toBe(11);
     expect(await allowsConnections(db.name)).toBe(true);

@@ -25,6 +25,12 @@ function runIdSuffix(holder: LockHolder): string | undefined {
 /** A run's sessions: `belay COMMAND SUFFIX` (RunSession.applicationName), its work session, and their watchers (openSibling). */
 const RUN_SESSION = /^belay .+ ([0-9a-f]{12})(?: work)?(?: watch)?$/;
 
+/** How a run's sessions are named after it (application_name ends with it). */
+export const runSuffix = (runId: string): string => runId.slice(-12);
+
+/** The run a session's application_name names, by its suffix; undefined for another program's. */
+export const runSuffixOf = (applicationName: string): string | undefined => RUN_SESSION.exec(applicationName)?.[1];
+
 /** How long the sessions of an interrupted run have to end once told to. */
 const LINGERING_TIMEOUT_MS = 10_000;
 
@@ -40,12 +46,12 @@ const LINGERING_TIMEOUT_MS = 10_000;
  * the wait keeps recover from starting (exit 3).
  */
 export async function endSessionsOf(client: ClientBase, runIds: readonly string[]): Promise<{ ended: number[]; waitedFor: number[] }> {
-  const suffixes = new Set(runIds.map((runId) => runId.slice(-12)));
+  const suffixes = new Set(runIds.map(runSuffix));
   const { rows } = await client.query<{ pid: number; application_name: string }>(
     `SELECT pid, application_name FROM pg_catalog.pg_stat_activity
       WHERE datname = current_database() AND pid <> pg_backend_pid() AND starts_with(application_name, 'belay ')`,
   );
-  const pids = rows.filter((row) => suffixes.has(RUN_SESSION.exec(row.application_name)?.[1] ?? '')).map((row) => row.pid);
+  const pids = rows.filter((row) => suffixes.has(runSuffixOf(row.application_name) ?? '')).map((row) => row.pid);
   const ended: number[] = [];
   const waitedFor: number[] = [];
   if (pids.length === 0) return { ended, waitedFor };

@@ -7,7 +7,7 @@ import { Journal } from '../../journal/journal.js';
 import type { RunHeader } from '../../journal/record.js';
 import { newRunId } from '../../journal/run-id.js';
 import { RunLedger } from '../result/ledger.js';
-import { acquireRunLock, refuseWhileUnfinished } from './run-lock.js';
+import { acquireRunLock, refuseWhileUnfinished, runSuffix } from './run-lock.js';
 import { openTargetSession, type RunSetup } from './setup.js';
 
 /**
@@ -47,7 +47,7 @@ export class RunSession {
   }
 
   get applicationName(): string {
-    return `belay ${this.command} ${this.runId.slice(-12)}`;
+    return `belay ${this.command} ${runSuffix(this.runId)}`;
   }
 
   static async open(setup: RunSetup, command: string): Promise<RunSession> {

@@ -24,6 +24,7 @@ import type { RunHeader } from '../../journal/record.js';
 import { watchLockWaits } from '../../db/lock-watchdog.js';
 import { settleRunsCaughtBySnapshot } from '../../journal/settle-snapshot-runs.js';
 import { openSession, type Session } from '../../db/session.js';
+import { runSuffix, runSuffixOf } from '../session/run-lock.js';
 import { BelayError, errorMessage, usageError } from '../../errors.js';
 import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
@@ -60,16 +61,18 @@ const stamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replac
  * connect to neither (CONNECT revoked from PUBLIC, a common hardening), a
  * session on the target itself, and why a swap cannot be done from it.
  */
-async function openAdmin(setup: RunSetup): Promise<{ admin: Session; noSwap?: string }> {
+async function openAdmin(setup: RunSetup, runId?: string): Promise<{ admin: Session; noSwap?: string }> {
   const refused: string[] = [];
+  // named after the run, as its other sessions are: a recover tells from it that the run is alive
+  const options = sessionOptions(setup, `belay restore admin${runId === undefined ? '' : ` ${runSuffix(runId)}`}`);
   for (const database of MAINTENANCE_DATABASES) {
     try {
-      return { admin: await openSession(withDatabase(setup.target, database), sessionOptions(setup, 'belay restore admin')) };
+      return { admin: await openSession(withDatabase(setup.target, database), options) };
     } catch (error) {
       refused.push(errorMessage(error));
     }
   }
-  const admin = await openSession(setup.target, sessionOptions(setup, 'belay restore admin'));
+  const admin = await openSession(setup.target, options);
   return { admin, noSwap: `the role can connect to no other database (${MAINTENANCE_DATABASES.join(', ')}) to rename ${setup.target.database} from: ${refused.join('; ')}` };
 }
 
@@ -229,20 +232,29 @@ export async function dropLeftoverCopies(setup: RunSetup, names: string[]): Prom
  * target, which may be one of them; answers the ones turned back on.
  */
 export async function allowConnectionsAgain(setup: RunSetup): Promise<string[]> {
-  const names = new Set<string>();
+  const byRun = new Map<string, string[]>();
   for (const file of await listJournalFiles(setup.config.backupsDir)) {
     const lines = await readJournalFile(file).catch(() => []);
     const header = lines.find((line) => line.type === 'run') as ({ type: 'run' } & RunHeader) | undefined;
     if (header?.database !== setup.target.database || lines.some((line) => line.type === 'outcome')) continue;
     for (const line of lines) {
       const off = line.type === 'step' && line.event === 'note' ? line.detail?.connectionsOff : undefined;
-      if (Array.isArray(off)) for (const name of off) if (typeof name === 'string') names.add(name);
+      if (Array.isArray(off)) byRun.set(header.runId, [...(byRun.get(header.runId) ?? []), ...off.filter((name): name is string => typeof name === 'string')]);
     }
   }
-  if (names.size === 0) return [];
+  if (byRun.size === 0) return [];
   const { admin } = await openAdmin(setup);
   try {
-    const { rows } = await admin.client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1) AND NOT datallowconn ORDER BY datname', [[...names]]);
+    // a swap still going on (its admin session is there) is left alone: its renames need connections off
+    const { rows: sessions } = await admin.client.query<{ name: string }>("SELECT application_name AS name FROM pg_catalog.pg_stat_activity WHERE starts_with(application_name, 'belay ')");
+    const alive = new Set(sessions.map(({ name }) => runSuffixOf(name)));
+    const { rows } = await admin.client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1) AND NOT datallowconn ORDER BY datname', [[...byRun.values()].flat()]);
+    const going = [...byRun].find(([runId, off]) => alive.has(runSuffix(runId)) && rows.some(({ datname }) => off.includes(datname)));
+    if (going) {
+      throw new BelayError('locked', `run ${going[0]} is swapping a restored copy into ${setup.target.database}, which refuses connections meanwhile (a session of that run is still there)`, {
+        hint: `Wait for it to end (\`belay history ${going[0]}\`), then run \`belay recover\` again if it did not finish.`,
+      });
+    }
     for (const { datname } of rows) {
       await setAllowConnections(admin.client, datname, true).catch((error: unknown) => {
         throw usageError(`could not turn connections to ${datname} back on, which a swap restore that did not finish turned off: ${errorMessage(error)}`, {
@@ -324,7 +336,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
   const { setup, manifest } = request;
   const target = setup.target.database;
   if (manifest.scope) return await restoreTouchedTables(request);
-  const { admin, noSwap } = await openAdmin(setup);
+  const { admin, noSwap } = await openAdmin(setup, request.runId);
   try {
     const serverMajor = Math.floor(admin.serverVersionNum / 10000);
     const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor });
