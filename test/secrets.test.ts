@@ -165,4 +165,22 @@ describe('secrets never rest on disk and never outlive the process', () => {
     const history = JSON.parse((await belay([...args, '--json', 'history'])).stdout).result as Array<{ command: string; status: string }>;
     expect(history.slice(0, 3).map((r) => `${r.command}:${r.status}`)).toEqual(['restore:refused', 'migrate-up:refused', 'backup:refused']);
   });
+
+  it.runIf(asNobody)('rollback --restore-from --strategy in-place on a backups folder its user may not write is refused (exit 4) before anything changes (it restored into a database it could not keep a copy of: exit 12)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ '0001_t.up.sql': "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);", '0001_t.down.sql': 'DROP TABLE t;' });
+    const args = ['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups];
+    const taken = await belay([...args, '--json', 'backup']);
+    expect(taken.code, taken.stderr).toBe(0);
+    const id = (JSON.parse(taken.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    for (const name of ['', ...(await readdir(project.backups, { recursive: true }))]) await chown(join(project.backups, name), nobody!.uid, nobody!.gid);
+    await chmod(project.backups, 0o555);
+    const files = (await readdir(project.backups)).sort();
+    const run = await belay([...args, '--yes', 'rollback', '--to', '0', '--restore-from', id, '--strategy', 'in-place'], { uid: nobody!.uid, gid: nobody!.gid, env: cleanEnv({ HOME: project.dir }) });
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stderr).toContain(`the backups folder ${project.backups} is not writable (EACCES: permission denied)`);
+    expect((await readdir(project.backups)).sort()).toEqual(files);
+    expect(await db.query('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 1 }]);
+  });
 });

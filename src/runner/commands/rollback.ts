@@ -1,7 +1,6 @@
 import type { Manifest } from '../../backup/manifest.js';
 import { findSnapshot, listSnapshots } from '../../backup/snapshot-store.js';
 import { verifySnapshot } from '../../backup/snapshot-store.js';
-import { resolveBackupTools } from '../../backup/pg-tools.js';
 import { BelayError, usageError } from '../../errors.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
@@ -18,7 +17,7 @@ import type { RestoreStrategy } from '../../events/run-events.js';
 import type { RunSession } from '../session/run-session.js';
 import { restoreThenVerify, revertThenVerify, type Recovery } from '../recovery/safety-net.js';
 import type { RunSetup } from '../session/setup.js';
-import { backupPreflight, chooseBackupScope, endAfterDumpFailure, fingerprintAndSnapshot, type FingerprintAndSnapshot } from '../steps/snapshot-step.js';
+import { backupPreflight, chooseBackupScope, endAfterDumpFailure, fingerprintAndSnapshot, restorePreflight, runBackupTools, type FingerprintAndSnapshot } from '../steps/snapshot-step.js';
 import type { BackupScopeMode, ScopeDecision } from '../../scope/choose-scope.js';
 import type { ScopeChoice } from '../../events/run-events.js';
 
@@ -90,7 +89,9 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
         const found: PreflightCheck[] = [checkDrift(state), checkMissing(state)];
         if (options.restoreFrom !== undefined) {
           restoreFrom = await findSnapshot(setup.config.backupsDir, options.restoreFrom);
-          found.push(landingOf(restoreFrom, target), await checkRestoreSource(setup, session, restoreFrom));
+          // an in-place restore of a full snapshot first keeps what the database holds as a snapshot of its own
+          const keepsCopy = options.strategy === 'in-place' && !restoreFrom.scope;
+          found.push(landingOf(restoreFrom, target), await checkRestoreSource(setup, session, restoreFrom), ...(await restorePreflight(setup, session.control, keepsCopy)));
         } else {
           const irreversible: string[] = [];
           for (const revision of toRevert) if (!(await isReversible(revision))) irreversible.push(revision.name);
@@ -167,7 +168,9 @@ async function checkRestoreSource(setup: RunSetup, session: RunSession, manifest
   if (manifest.database !== setup.target.database) {
     return { name: 'restore-from', ok: false, message: `snapshot ${manifest.id} is of database ${manifest.database}, not ${setup.target.database}`, hint: 'Pick a snapshot of this database: `belay backups list`.' };
   }
-  const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: Math.floor(session.control.serverVersionNum / 10000) });
+  const tools = await runBackupTools(setup, session.control).catch(() => undefined);
+  // the tools' own check (restorePreflight) says what is missing
+  if (!tools) return { name: 'restore-from', ok: false, message: `snapshot ${manifest.id} cannot be verified without a pg_restore for this server` };
   const verdict = await verifySnapshot(manifest, tools, setup.env);
   return verdict.ok
     ? { name: 'restore-from', ok: true, message: `snapshot ${manifest.id} verified (sha256 and pg_restore --list)` }

@@ -26,6 +26,7 @@ import { settleRunsCaughtBySnapshot } from '../../journal/settle-snapshot-runs.j
 import { openSession, type Session } from '../../db/session.js';
 import { runSuffix, runSuffixOf } from '../session/run-lock.js';
 import { BelayError, errorMessage, usageError } from '../../errors.js';
+import { errnoCode, writeFix } from '../../unreadable.js';
 import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
 import { checkIntegrity } from '../../integrity/check-integrity.js';
@@ -74,6 +75,12 @@ async function openAdmin(setup: RunSetup, runId?: string): Promise<{ admin: Sess
   }
   const admin = await openSession(setup.target, options);
   return { admin, noSwap: `the role can connect to no other database (${MAINTENANCE_DATABASES.join(', ')}) to rename ${setup.target.database} from: ${refused.join('; ')}` };
+}
+
+/** What lets the copy of the database an in-place restore keeps first be written. */
+function keepFix(dir: string, error: unknown): string {
+  if (error instanceof BelayError && error.hint) return error.hint.replace(/\.$/, '');
+  return `${errnoCode(error) === undefined ? `Free space in ${dir}` : writeFix(dir, error)} (or pass --backups DIR)`;
 }
 
 interface Verification {
@@ -137,7 +144,7 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
       ok: false,
       quarantineSnapshot: null,
       message: `could not keep a copy of ${target} before restoring over it, so ${target} was not touched: ${errorMessage(error)}`,
-      manualSteps: [`free space in ${setup.config.backupsDir} (or pass --backups DIR), then: belay restore ${manifest.id} --strategy in-place`],
+      manualSteps: [`${keepFix(setup.config.backupsDir, error)}, then: belay restore ${manifest.id} --strategy in-place`],
     };
   }
   request.progress(`kept the damaged state of ${target} as snapshot ${kept.id}`);
