@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { access, chown, mkdtemp, chmod, cp, readdir } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { access, chown, mkdir, mkdtemp, chmod, cp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -101,6 +102,78 @@ describe('the embedded cluster (no connection settings at all)', () => {
     const remove = await belay(['cluster', 'remove', '--yes'], options);
     expect(remove.code, remove.stderr).toBe(0);
     await nothingMade();
+  });
+
+  it('a .belay/cluster.json naming folders not this project\'s is refused (exit 2): remove deletes none of them', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'belay-embedded-foreign-'));
+    const victim = join(root, 'victim');
+    await mkdir(join(victim, 'sub'), { recursive: true });
+    await writeFile(join(victim, 'file.txt'), 'important\n');
+    const cwd = join(root, 'evil');
+    await mkdir(join(cwd, '.belay'), { recursive: true });
+    await writeFile(
+      join(cwd, '.belay', 'cluster.json'),
+      JSON.stringify({ home: join(cwd, '.belay'), dataDir: victim, socketDir: join(victim, 'sub'), logFile: join(victim, 'file.txt') }),
+    );
+    const options = { cwd, env: cleanEnv({ HOME: cwd }) };
+    for (const words of [['cluster', 'remove', '--yes'], ['cluster', 'stop'], ['cluster', 'status'], ['--embedded', 'status']]) {
+      const refused = await belay(words, options);
+      expect(refused.code, `${words.join(' ')}: ${refused.stderr}`).toBe(2);
+      expect(refused.stderr).toContain(`.belay/cluster.json names ${victim}`);
+      expect(refused.stderr).toMatch(/next: Delete \.belay\/cluster\.json/);
+    }
+    expect(await readFile(join(victim, 'file.txt'), 'utf8')).toBe('important\n');
+    expect((await readdir(victim)).sort()).toEqual(['file.txt', 'sub']);
+    expect(await readdir(join(cwd, '.belay'))).toEqual(['cluster.json']);
+  });
+
+  it('a copied project does not use, stop or remove the original\'s cluster; its copy of that cluster is refused, not adopted', async () => {
+    const original = await projectFor();
+    const copy = `${original}-copy`;
+    const options = { cwd: original, env: cleanEnv({ HOME: original }) };
+    const copyOptions = { cwd: copy, env: cleanEnv({ HOME: copy }) };
+    const current = async (): Promise<unknown> => {
+      const status = await belay(['--json', 'status'], options);
+      expect(status.code, status.stderr).toBe(0);
+      return (jsonResult(status) as { current: unknown }).current;
+    };
+    try {
+      const up = await belay(['migrate', 'up', '--to', '0001'], options);
+      expect(up.code, up.stderr).toBe(0);
+      // cp -a of a project whose cluster runs: its layout, its data (postmaster.pid names the original's server)
+      execFileSync('cp', ['-a', original, copy]);
+      const otherProject = `this .belay/ was copied from ${original}`;
+      for (const words of [['cluster', 'status'], ['--embedded', 'migrate', 'up'], ['cluster', 'stop'], ['cluster', 'remove', '--yes']]) {
+        const refused = await belay(words, copyOptions);
+        expect(refused.code, `${words.join(' ')}: ${refused.stderr}`).toBe(2);
+        expect(refused.stderr).toContain(otherProject);
+        expect(refused.stderr).toMatch(/next: Delete \.belay\/cluster\.json \(and \.belay\/cluster and \.belay\/run, if they are copies\)/);
+      }
+      expect(await current()).toBe('0001_create_account_schema');
+      // the layout file gone, the copied data is still the original's: its postgresql.conf names the original's socket folder
+      await rm(join(copy, '.belay', 'cluster.json'));
+      for (const words of [['cluster', 'status'], ['--embedded', 'migrate', 'up'], ['cluster', 'stop'], ['cluster', 'remove', '--yes']]) {
+        const refused = await belay(words, copyOptions);
+        expect(refused.code, `${words.join(' ')}: ${refused.stderr}`).toBe(2);
+        expect(refused.stderr).toContain(`${join(copy, '.belay', 'cluster')} is a copy of the cluster of ${original}`);
+        expect(refused.stderr).toContain(`next: Delete ${join(copy, '.belay', 'cluster')} and ${join(copy, '.belay', 'run')}`);
+      }
+      expect(await readdir(join(copy, '.belay'))).toContain('cluster');
+      expect(await current()).toBe('0001_create_account_schema');
+      // those gone (the copied socket folder holds the original server's lock file), the copy gets a cluster of its own
+      for (const copied of ['cluster', 'run']) await rm(join(copy, '.belay', copied), { recursive: true });
+      const own = await belay(['migrate', 'up', '--to', '0005'], copyOptions);
+      expect(own.code, own.stderr).toBe(0);
+      expect(own.stderr.split('\n')[0]).toContain(join(copy, '.belay'));
+      const removed = await belay(['cluster', 'remove', '--yes'], copyOptions);
+      expect(removed.code, removed.stderr).toBe(0);
+      expect(removed.stdout).toContain(`removed ${join(copy, '.belay', 'cluster')}`);
+      expect(await current()).toBe('0001_create_account_schema');
+    } finally {
+      await belay(['cluster', 'remove', '--yes'], copyOptions);
+      const remove = await belay(['cluster', 'remove', '--yes'], options);
+      expect(remove.code, remove.stderr).toBe(0);
+    }
   });
 
   const nobody = lookupUser('nobody');

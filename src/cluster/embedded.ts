@@ -1,4 +1,4 @@
-import { chown, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { access, chown, lstat, readdir, readFile, realpath, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import pg from 'pg';
@@ -59,8 +59,23 @@ function shortHash(text: string): string {
 
 const outsideName = (home: string): string => `belay-${shortHash(home)}`;
 
-/** Where outsideFolder tries, in order. */
-const outsideRoots = (user: OsUser | undefined): string[] => (user ? ['/var/lib/belay', tmpdir()] : [tmpdir()]);
+const everyOutsideRoot = (): string[] => ['/var/lib/belay', tmpdir()];
+
+/** Where outsideFolder tries, in order: /var/lib/belay only for a server account of its own. */
+const outsideRoots = (user: OsUser | undefined): string[] => (user ? everyOutsideRoot() : [tmpdir()]);
+
+/**
+ * Refuse a path of the layout that is a symbolic link: belay makes these
+ * folders and files itself, and chowning, starting or deleting through a link
+ * would reach whatever it points at.
+ */
+async function refuseLink(path: string): Promise<void> {
+  if (!(await lstat(path).then((info) => info.isSymbolicLink(), () => false))) return;
+  const target = await realpath(path).catch(() => 'a path that does not exist');
+  throw usageError(`${path} is a symbolic link to ${target}: belay keeps the embedded cluster's files in folders of its own; nothing was used or changed`, {
+    hint: `Delete the link ${path}, or connect to a server with --database-url or DATABASE_URL.`,
+  });
+}
 
 /**
  * Where the server's own files go when it cannot reach the project: root runs
@@ -79,9 +94,11 @@ async function outsideFolder(home: string, user: OsUser | undefined): Promise<st
       await makeDir(root, 0o755);
       const dir = join(root, name);
       await makeDir(dir, 0o700);
+      await refuseLink(dir);
       if (user) await chown(dir, user.uid, user.gid);
       return dir;
     } catch (error) {
+      if (error instanceof BelayError) throw error;
       lastError = error;
     }
   }
@@ -94,6 +111,52 @@ async function outsideFolder(home: string, user: OsUser | undefined): Promise<st
 /** Everything under .belay/, where the server account can reach it. */
 const inHome = (home: string): Layout => ({ home, dataDir: join(home, 'cluster'), socketDir: join(home, 'run'), logFile: join(home, 'postgresql.log') });
 
+/** The socket folder in `outside`, and the data and log too when the server account cannot reach .belay/. */
+const movedOut = (home: string, outside: string, reachable: boolean): Layout => ({
+  ...inHome(home),
+  socketDir: join(outside, 'run'),
+  ...(reachable ? {} : { dataDir: join(outside, 'cluster'), logFile: join(outside, 'postgresql.log') }),
+});
+
+const LAYOUT_FIELDS = ['home', 'dataDir', 'socketDir', 'logFile'] as const;
+
+/**
+ * The layout .belay/cluster.json keeps, when it is one this project's cluster
+ * can have (see layout). The file holds absolute paths: in a copy of the
+ * project it names the original's cluster, and edited by hand any folder;
+ * belay uses, stops and deletes only this project's own.
+ */
+async function checkKept(home: string, kept: Layout): Promise<Layout> {
+  const outside = everyOutsideRoot().map((root) => join(root, outsideName(home)));
+  const ours = [inHome(home), ...outside.flatMap((folder) => [movedOut(home, folder, true), movedOut(home, folder, false)])];
+  if (ours.some((where) => LAYOUT_FIELDS.every((field) => where[field] === kept[field]))) return kept;
+  if (kept.home !== home) {
+    const other = dirname(kept.home);
+    const moved = !(await access(kept.home).then(() => true, () => false));
+    throw usageError(
+      `.belay/cluster.json names the embedded cluster of another project: this .belay/ was ${moved ? 'moved' : 'copied'} from ${other} (data ${kept.dataDir}); nothing was used or changed`,
+      {
+        hint: moved
+          ? `Move the project back to ${other} to use that cluster, or delete .belay/cluster.json to get a cluster of this project's own.`
+          : `Delete .belay/cluster.json (and .belay/cluster and .belay/run, if they are copies) to get a cluster of this project's own; ${other}'s stays as it is.`,
+      },
+    );
+  }
+  throw usageError(
+    `.belay/cluster.json names ${kept.dataDir}, ${kept.socketDir} and ${kept.logFile}, which are not where belay keeps this project's cluster (${home} or ${outside.join(' or ')}); nothing was used or changed`,
+    { hint: "Delete .belay/cluster.json: belay writes it again with the paths of this project's own cluster." },
+  );
+}
+
+async function readKept(saved: string): Promise<Layout | undefined> {
+  const kept = await readFile(saved, 'utf8')
+    .then((text): unknown => JSON.parse(text))
+    .catch(() => undefined);
+  // one belay did not write names nothing to use, and is decided again as a missing one is
+  const valid = typeof kept === 'object' && kept !== null && LAYOUT_FIELDS.every((field) => typeof (kept as Record<string, unknown>)[field] === 'string');
+  return valid ? (kept as Layout) : undefined;
+}
+
 /**
  * Where the cluster lives. Normally all under .belay/; when the server account
  * cannot reach the project folder, or the socket path would be too long, that
@@ -105,10 +168,9 @@ const inHome = (home: string): Layout => ({ home, dataDir: join(home, 'cluster')
 async function layout(projectDir: string, { create }: { create: boolean }): Promise<Layout> {
   const home = join(resolve(projectDir), '.belay');
   const saved = join(home, 'cluster.json');
-  const kept = await readFile(saved, 'utf8')
-    .then((text) => JSON.parse(text) as Layout)
-    .catch(() => undefined);
-  if (kept && (!create || (await isInitialised(kept.dataDir)))) return kept;
+  const read = await readKept(saved);
+  const kept = read && (await checkKept(home, read));
+  if (kept && (!create || (await isInitialised(kept.dataDir)))) return withoutLinks(kept);
   if (create) {
     try {
       await makeDir(home, 0o755);
@@ -123,14 +185,53 @@ async function layout(projectDir: string, { create }: { create: boolean }): Prom
   // .belay/ is made 0755: before it exists, the project folder decides
   const made = create || (await stat(home).then(() => true, () => false));
   const reachable = reachableBy(made ? home : dirname(home), user);
-  const chosen = inHome(home);
+  let chosen = inHome(home);
   if (!reachable || join(home, 'run').length > MAX_SOCKET_DIR) {
     const outside = create ? await outsideFolder(home, user) : join(outsideRoots(user)[0]!, outsideName(home));
-    chosen.socketDir = join(outside, 'run');
-    if (!reachable) Object.assign(chosen, { dataDir: join(outside, 'cluster'), logFile: join(outside, 'postgresql.log') });
+    chosen = movedOut(home, outside, reachable);
   }
+  await withoutLinks(chosen);
   if (create) await writeFile(saved, `${JSON.stringify(chosen, null, 2)}\n`);
   return chosen;
+}
+
+async function withoutLinks(where: Layout): Promise<Layout> {
+  const folders = [where.dataDir, where.socketDir, where.logFile].map(dirname).filter((folder) => folder !== where.home);
+  for (const path of new Set([...folders, where.dataDir, where.socketDir, where.logFile])) await refuseLink(path);
+  return where;
+}
+
+/** The socket folder belay set in the postgresql.conf of the cluster in `dataDir` when it initialised it. */
+async function socketDirSet(dataDir: string): Promise<string | undefined> {
+  const conf = await readFile(join(dataDir, 'postgresql.conf'), 'utf8').catch(() => '');
+  const set = [...conf.matchAll(/^unix_socket_directories = '((?:[^']|'')*)'$/gm)].at(-1);
+  return set?.[1]?.replaceAll("''", "'");
+}
+
+/**
+ * Whether this layout's cluster exists. A data folder copied with its project
+ * (cp -a) still names the original's socket folder, and is refused, not
+ * adopted: its postmaster.pid may name the original's running server, which
+ * pg_ctl would then stop, and a copy of a running cluster's files is no
+ * consistent cluster; the original's databases are where to take its data from.
+ */
+async function initialisedHere(where: Layout): Promise<boolean> {
+  if (!(await isInitialised(where.dataDir))) return false;
+  const socketDir = await socketDirSet(where.dataDir);
+  if (socketDir === where.socketDir) return true;
+  const other = socketDir !== undefined && basename(dirname(socketDir)) === '.belay' ? dirname(dirname(socketDir)) : undefined;
+  if (other === undefined) {
+    throw usageError(`${where.dataDir} holds a PostgreSQL cluster belay did not make for this project (its socket folder is ${socketDir ?? 'not set by belay'}); nothing was used or changed`, {
+      hint: `Move ${where.dataDir} away (it may hold databases someone needs) to get a cluster of this project's own.`,
+    });
+  }
+  const moved = !(await access(other).then(() => true, () => false));
+  const what = moved ? `the cluster of ${other}, moved from there` : `a copy of the cluster of ${other}`;
+  throw usageError(`${where.dataDir} is ${what}; nothing was used or changed`, {
+    hint: moved
+      ? `Move the project back to ${other} to use that cluster, or delete ${where.dataDir} and ${where.socketDir} to get a new one (every database in it is lost).`
+      : `Delete ${where.dataDir} and ${where.socketDir} (copies of ${other}'s, its server's lock file in it) to get a cluster of this project's own; ${other}'s databases stay there.`,
+  });
 }
 
 function specFor(where: Layout, binDir: string): LocalClusterSpec {
@@ -172,7 +273,7 @@ async function ensureDatabase(where: Layout): Promise<void> {
 export async function startEmbeddedCluster(options: EmbeddedOptions): Promise<ConnectionParams> {
   const where = await layout(options.projectDir, { create: true });
   const spec = specFor(where, await findServerBinDir(options.pgBin, options.path));
-  if (!(await isInitialised(where.dataDir))) await initCluster(spec);
+  if (!(await initialisedHere(where))) await initCluster(spec);
   if (!(await isRunning(spec))) {
     try {
       await prepareLogFile(where.logFile);
@@ -190,7 +291,7 @@ export async function startEmbeddedCluster(options: EmbeddedOptions): Promise<Co
 
 export async function stopEmbeddedCluster(options: EmbeddedOptions): Promise<boolean> {
   const where = await layout(options.projectDir, { create: false });
-  if (!(await isInitialised(where.dataDir))) return false;
+  if (!(await initialisedHere(where))) return false;
   const spec = specFor(where, await findServerBinDir(options.pgBin, options.path));
   const wasRunning = await isRunning(spec);
   await stopCluster(spec);
@@ -228,6 +329,16 @@ async function deleteMade(path: string): Promise<void> {
   });
 }
 
+/** What marks a data folder as the cluster (see initialisedHere): deleted last. */
+const MARKERS = ['postgresql.conf', 'PG_VERSION'];
+
+/** Delete a cluster's data folder so that a deletion cut short leaves one still known as the cluster, which the next removal finishes. */
+async function deleteCluster(dataDir: string): Promise<void> {
+  for (const entry of await readdir(dataDir).catch((): string[] => [])) if (!MARKERS.includes(entry)) await deleteMade(join(dataDir, entry));
+  for (const marker of MARKERS) await deleteMade(join(dataDir, marker));
+  await deleteMade(dataDir);
+}
+
 /** Remove `path` when it is an empty folder; a folder holding anything else stays. */
 async function removeIfEmpty(path: string): Promise<void> {
   await rmdir(path).catch(() => {});
@@ -243,7 +354,14 @@ async function removeIfEmpty(path: string): Promise<void> {
 export async function removeEmbeddedCluster(options: EmbeddedOptions): Promise<{ removed: string[] }> {
   const where = await layout(options.projectDir, { create: false });
   const removed: string[] = [];
-  const initialised = await isInitialised(where.dataDir);
+  const initialised = await initialisedHere(where);
+  const present = await stat(where.dataDir).then(() => true, () => false);
+  // an empty one is what a failed initdb leaves; anything else in it belay did not put there
+  if (!initialised && present && (await readdir(where.dataDir).then((entries) => entries.length > 0, () => true))) {
+    throw usageError(`${where.dataDir} is not a PostgreSQL cluster belay made (no PG_VERSION) but holds files; nothing was removed`, {
+      hint: `Look at what it holds and move it away, then run \`belay cluster remove --yes\` again.`,
+    });
+  }
   if (initialised) {
     const spec = specFor(where, await findServerBinDir(options.pgBin, options.path));
     if (await isRunning(spec)) {
@@ -256,9 +374,8 @@ export async function removeEmbeddedCluster(options: EmbeddedOptions): Promise<{
       await stopCluster(spec);
     }
   }
-  // what an earlier removal could not delete whole is no cluster any more, and goes too
-  if (initialised || (await stat(where.dataDir).then(() => true, () => false))) {
-    await deleteMade(where.dataDir);
+  if (present) {
+    await deleteCluster(where.dataDir);
     removed.push(where.dataDir);
   }
   await deleteMade(where.logFile);
@@ -274,7 +391,7 @@ export async function removeEmbeddedCluster(options: EmbeddedOptions): Promise<{
 
 export async function embeddedClusterStatus(options: EmbeddedOptions): Promise<EmbeddedClusterInfo> {
   const where = await layout(options.projectDir, { create: false });
-  const initialised = await isInitialised(where.dataDir);
+  const initialised = await initialisedHere(where);
   const running = initialised && (await isRunning(specFor(where, await findServerBinDir(options.pgBin, options.path))));
   return { ...where, port: PORT, running, initialised, params: embeddedParams(where) };
 }
