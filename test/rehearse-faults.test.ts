@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -202,3 +203,112 @@ describe('a rehearsal refused before it starts', () => {
   }, 120_000);
 });
 
+
+describe('a rehearsal stopped by a signal', () => {
+  // the brief's set: 0002's up sleeps in a statement; SLOW_JS's waits in the revision's own code, which no cancel reaches
+  const SLEEPS = {
+    '0001_t.up.sql': 'CREATE TABLE t (id int);',
+    '0001_t.down.sql': 'DROP TABLE t;',
+    '0002_slow.up.sql': 'SELECT pg_sleep(15);\nALTER TABLE t ADD COLUMN x int;',
+    '0002_slow.down.sql': 'ALTER TABLE t DROP COLUMN x;',
+  };
+  const SLOW_JS = {
+    '0001_t.up.sql': 'CREATE TABLE t (id int);',
+    '0001_t.down.sql': 'DROP TABLE t;',
+    '0002_slow.mjs': "export async function up(ctx) {\n  await ctx.sql(\"SELECT 'belay-test slow js'\");\n  await new Promise((resolve) => setTimeout(resolve, 30000));\n  await ctx.sql('ALTER TABLE t ADD COLUMN x int');\n}\nexport async function down(ctx) {\n  await ctx.sql('ALTER TABLE t DROP COLUMN x');\n}\n",
+  };
+  const seen = async (query: (sql: string) => Promise<Array<Record<string, unknown>>>, marker: string, where: string): Promise<boolean> =>
+    Number((await query(`SELECT count(*) AS n FROM pg_stat_activity WHERE ${where} AND strpos(query, '${marker}') > 0 AND pid <> pg_backend_pid()`))[0]!.n) === 1;
+
+  /** Start a rehearsal (on the test's server, or with no connection), and wait until `ready` is true of real state. */
+  async function startUntil(files: Record<string, string>, connection: string[], ready: () => Promise<boolean>, env = cleanEnv()) {
+    const project = await makeProject(files);
+    const running = startBelay([...connection, '--migrations', project.migrations, '--backups', project.backups, 'rehearse'], { cwd: project.dir, env });
+    let ended: string | undefined;
+    void running.done.then((run) => (ended = `exit ${run.code}: ${run.stdout}${run.stderr}`));
+    let stderr = '';
+    running.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    await pollUntil(async () => {
+      if (ended !== undefined) throw new Error(`the rehearsal ended first, ${ended}`);
+      return ready();
+    }, 'the rehearsal at its slow revision');
+    /** Both signals: the second once the first is handled (it says so), while the revision still waits. */
+    const twice = async (): Promise<number> => {
+      running.child.kill('SIGINT');
+      await pollUntil(async () => /SIGINT: stopping at the next safe point/.test(stderr), 'the first signal handled');
+      running.child.kill('SIGINT');
+      return performance.now();
+    };
+    return { ...running, twice };
+  }
+
+  it("the first SIGINT cancels the throwaway's running statement: exit 4 at once, the throwaway removed (it waited out the pg_sleep)", async () => {
+    const running = await startUntil(SLEEPS, ['--database-url', urlOf('owner', 'app')], () => seen(adminRows, 'pg_sleep(15)', "datname LIKE 'belay_rehearse%'"));
+    const signalled = performance.now();
+    running.child.kill('SIGINT');
+    const run = await running.done;
+    const tookMs = performance.now() - signalled;
+    expect(run.code, run.stdout + run.stderr).toBe(4);
+    expect(run.stderr).toMatch(/belay: the rehearsal was stopped by a signal; database belay_rehearse_\w+ on the connected server is removed\n {2}next: Nothing real was touched, and no verdict was reached/);
+    expect(tookMs).toBeLessThan(5000);
+    expect(await throwaways()).toEqual([]);
+  }, 120_000);
+
+  it('a second SIGINT removes the throwaway database at once (its sessions ended) and says so, exit 4; it left it behind, saying nothing was changed', async () => {
+    const running = await startUntil(SLOW_JS, ['--database-url', urlOf('owner', 'app')], () => seen(adminRows, 'belay-test slow js', "datname LIKE 'belay_rehearse%'"));
+    expect(await throwaways()).not.toEqual([]);
+    const signalled = await running.twice();
+    const run = await running.done;
+    expect(performance.now() - signalled).toBeLessThan(5000);
+    expect(run.code, run.stdout + run.stderr).toBe(4);
+    expect(run.stderr).toMatch(/belay: the rehearsal was stopped by a second SIGINT; database belay_rehearse_\w+ on the connected server is removed\n {2}next: Nothing real was touched, and no verdict was reached/);
+    expect(run.stderr).not.toMatch(/Nothing was changed|this is a bug/);
+    expect(await throwaways()).toEqual([]);
+  }, 120_000);
+
+  it('a second SIGINT stops the ephemeral cluster and deletes its folder, exit 4; its postgres kept running and its folder stayed', async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'rehearse-signal-'));
+    // the server account makes the cluster's folder there when run as root
+    await chmod(tmp, 0o1777);
+    let cluster: { dir: string; pid: number } | undefined;
+    const running = await startUntil(
+      SLOW_JS,
+      [],
+      async () => {
+        const dir = (await readdir(tmp)).find((name) => name.startsWith('belay-rehearse-'));
+        if (!dir) return false;
+        const pidFile = await readFile(join(tmp, dir, 'data', 'postmaster.pid'), 'utf8').catch(() => '');
+        if (!pidFile) return false;
+        cluster = { dir: join(tmp, dir), pid: Number(pidFile.split('\n')[0]) };
+        const client = new pg.Client({ host: join(cluster.dir, 'run'), port: 5432, user: 'postgres', database: 'template1' });
+        client.on('error', () => {});
+        try {
+          await client.connect();
+          return await seen(async (sql) => (await client.query(sql)).rows, 'belay-test slow js', "datname = 'rehearsal'");
+        } catch {
+          return false;
+        } finally {
+          await client.end().catch(() => {});
+        }
+      },
+      cleanEnv({ TMPDIR: tmp }),
+    );
+    const signalled = await running.twice();
+    const run = await running.done;
+    expect(performance.now() - signalled).toBeLessThan(5000);
+    expect(run.code, run.stdout + run.stderr).toBe(4);
+    expect(run.stderr).toContain(`belay: the rehearsal was stopped by a second SIGINT; an ephemeral cluster in ${cluster!.dir} is removed`);
+    expect(await readdir(tmp)).toEqual([]);
+    // pg_ctl stop -w returns once the pid file is gone, a moment before the postmaster itself
+    const gone = (): boolean => {
+      try {
+        process.kill(cluster!.pid, 0);
+        return false;
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code === 'ESRCH';
+      }
+    };
+    await pollUntil(async () => gone(), `the ephemeral cluster's postmaster ${cluster!.pid} gone`, 400);
+    await rm(tmp, { recursive: true, force: true });
+  }, 120_000);
+});

@@ -1,11 +1,15 @@
+import { execFile } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { XMLParser } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 import { belay, cleanEnv, jsonResult, startBelay } from './support/cli.js';
 import { adminQuery, freshDatabase, rejectOnMaintenanceDatabases } from './support/pg.js';
 import { makeProject } from './support/project.js';
+
+const execFileAsync = promisify(execFile);
 
 const BASE = {
   '0001_people.up.sql': "CREATE TABLE people (id int PRIMARY KEY, name text NOT NULL, nickname text);",
@@ -423,5 +427,63 @@ describe('where rehearse starts, and what it loads there', () => {
     const report = JSON.parse(run.stdout).result as VerdictReport & { from: string | null };
     expect(report.from).toBeNull();
     expect(verdicts(report)).toEqual(['passed up 0001_people', 'passed down 0001_people', 'passed reapply 0001_people', 'passed up 0002_audit', 'passed down 0002_audit', 'passed reapply 0002_audit']);
+  });
+});
+
+describe('rehearse refuses what it would ignore, and prints what it was told as text', () => {
+  it('--from with --from-backup is exit 2 unless it names the snapshot\'s own revision (it was ignored: the rehearsal started at the snapshot)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      ...PEOPLE_ONLY,
+      '0002_audit.up.sql': 'CREATE TABLE audit (id int);',
+      '0002_audit.down.sql': 'DROP TABLE audit;',
+      '0003_notes.up.sql': 'CREATE TABLE notes (id int);',
+      '0003_notes.down.sql': 'DROP TABLE notes;',
+    });
+    const args = ['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, '--json'];
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    const id = (jsonResult(await belay([...args, 'backup'], { cwd: project.dir })) as { snapshot: { id: string } }).snapshot.id;
+    const other = await belay([...args, 'rehearse', '--from-backup', id, '--from', '0003'], { cwd: project.dir });
+    expect(other.code, other.stdout).toBe(2);
+    const said = JSON.parse(other.stdout) as { message: string; next: string };
+    expect(said.message).toBe(`--from 0003 is not where --from-backup ${id} starts: snapshot ${id} is at 0001_people`);
+    expect(said.next).toMatch(/^Leave --from out \(or name the snapshot's own revision\), or leave --from-backup out/);
+    const own = await belay([...args, 'rehearse', '--from-backup', id, '--from', '0001'], { cwd: project.dir });
+    expect(own.code, own.stdout + own.stderr).toBe(0);
+    expect(jsonResult(own)).toMatchObject({ from: '0001_people', revisions: ['0002_audit', '0003_notes'] });
+  });
+
+  it('a control character in an error is shown escaped off a terminal, and in the JUnit (well-formed XML) and Markdown reports; the XML was not well-formed and the output carried a raw ESC', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_names.up.sql': 'CREATE TABLE names (n text);',
+      '0001_names.down.sql': 'DROP TABLE names;',
+      '0002_uniq.up.sql': 'CREATE UNIQUE INDEX names_n ON names (n);',
+      '0002_uniq.down.sql': 'DROP INDEX names_n;',
+    });
+    const seed = join(project.dir, 'seed.sql');
+    await writeFile(seed, "INSERT INTO names VALUES (E'dup\\x1bname'), (E'dup\\x1bname');\n");
+    const junit = join(project.dir, 'r.xml');
+    const markdown = join(project.dir, 'r.md');
+    const run = await belay(['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--from', '0001', '--seed', seed, '--junit', junit, '--markdown', markdown], { cwd: project.dir });
+    expect(run.code, run.stderr).toBe(10);
+    const controls = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+    expect(run.stdout).toContain('DETAIL: Key (n)=(dup\\x1bname) is duplicated.');
+    expect(run.stdout + run.stderr).not.toMatch(controls);
+    // parsed for real, by another XML parser than the one the other tests use
+    const parsed = await execFileAsync('python3', ['-c', 'import xml.dom.minidom,sys; d=xml.dom.minidom.parse(sys.argv[1]); print(d.getElementsByTagName("failure")[0].getAttribute("message"))', junit]);
+    expect(parsed.stdout).toContain('Key (n)=(dup\\x1bname) is duplicated.');
+    const md = await readFile(markdown, 'utf8');
+    expect(md).toContain('dup\\x1bname');
+    expect(md).not.toMatch(controls);
+  });
+
+  it('a --seed that cannot be read is refused before anything is started (it started the ephemeral cluster first)', async () => {
+    const project = await makeProject(PEOPLE_ONLY);
+    // no folder to make an ephemeral cluster in: what the rehearsal would have failed on, had it started one
+    const run = await belay(['--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--seed', join(project.dir, 'nonexist.sql')], { cwd: project.dir, env: cleanEnv({ TMPDIR: join(project.dir, 'no-such-tmp') }) });
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toContain(`belay: cannot read the seed ${join(project.dir, 'nonexist.sql')}: ENOENT`);
+    expect(run.stderr).not.toMatch(/cluster|throwaway/);
   });
 });

@@ -1,4 +1,5 @@
 import type { RunListener } from '../events/run-events.js';
+import type { BelayError } from '../errors.js';
 import type { RunResult } from '../runner/result/results.js';
 
 /** Which database a command works on, and where that choice came from. */
@@ -31,8 +32,9 @@ export interface BelayOptions {
   signal?: AbortSignal;
   /**
    * Called when a changing run (migrate up, rollback, backup, restore,
-   * recover) opens its connections, with a way to abandon it at once (the
-   * CLI's second signal, before it exits without waiting for the run).
+   * recover) opens its connections, or a rehearsal starts, with a way to
+   * abandon it at once (the CLI's second signal, before it exits without
+   * waiting for the run).
    */
   onRun?: (run: RunHandle) => void;
 }
@@ -44,14 +46,17 @@ export type Abandoned =
   /** The run has already recorded how it ended: its result is on its way. */
   | { state: 'ended' }
   /** The journal now says that the run was abandoned; `result` is what is known of it (exit 12: for `belay recover`). */
-  | { state: 'abandoned'; result: RunResult };
+  | { state: 'abandoned'; result: RunResult }
+  /** A rehearsal: the throwaway it made is being removed at once; `outcome` is what to report (exit 4 once it is gone, 12 naming what is left). */
+  | { state: 'removing'; outcome: Promise<BelayError> };
 
 export interface RunHandle {
   /**
    * Leave the run where it stands, for `belay recover`: synchronously, a
    * durable line in its journal file says so (its row in the database stays
    * "running", as for a killed run), and its result as far as known comes back.
-   * The caller is expected to exit at once: the run itself is not stopped.
+   * The caller is expected to exit at once (a rehearsal's once `outcome`
+   * settles): the run itself is not stopped.
    */
   abandon(reason: string): Abandoned;
 }

@@ -1,3 +1,5 @@
+import { showControls } from '../control-chars.js';
+
 /**
  * stdout and stderr, for output that may not be writable: a reader that went
  * away (`| head`: EPIPE), a full disk (ENOSPC), a terminal that closed (EIO).
@@ -22,10 +24,12 @@ function guarded(stream: NodeJS.WriteStream): Output {
   };
   // an error is also reported to the write's callback, and to later writes' callbacks
   stream.on('error', failed);
+  // off a terminal (a CI log, a file) what a database or a file said is shown, never acted on
+  const shown = stream.isTTY === true ? (text: string): string => text : showControls;
   const attempt = (text: string, done: (error: Error | null | undefined) => void): boolean => {
     if (failure !== undefined) return false;
     try {
-      stream.write(text, done);
+      stream.write(shown(text), done);
       return true;
     } catch (error) {
       failed(error);

@@ -81,11 +81,23 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   /** The one result: the --json document on stdout, else the text (stdout) and the target line. */
   const resultText = (said: Said, report: CommandReport): string =>
     json ? jsonText(documentOf(said), secrets) : `${scrub([report.human(said), ...(report.failed ? [] : nextLines(said)), ...closing()].join('\n'), secrets)}\n`;
+  /** Stopped by a second signal, the run's own result aside: say so, and exit. */
+  const stopped = (exitCode: number, message: string, hint: string | undefined, details: Record<string, unknown>): never => {
+    progress.close();
+    const said = failureEnvelope(name, { exitCode, code: 'interrupted', message, hint, details }, target);
+    if (json) stdout.write(jsonText(documentOf(said), secrets));
+    else writeErr([`belay: ${message}`, ...nextLines(said), ...closing(), ''].join('\n'));
+    // stdout and stderr are written synchronously here (files, pipes and terminals, on Linux and macOS)
+    process.exit(exitCode);
+  };
   let signals = 0;
+  /** Set while a second signal removes a rehearsal's throwaway: that handler alone reports, then exits. */
+  let removing: Promise<never> | undefined;
   /**
    * A second signal: exit now, without waiting for the run (a down, a
    * restore), and say so truthfully: the run is left for `belay recover`
-   * (exit 12), as its journal now says; before a run began, nothing changed (4).
+   * (exit 12), as its journal now says; before a run began, nothing changed (4);
+   * a rehearsal's throwaway is removed first (4), else named (12).
    */
   const abandon = (signal: NodeJS.Signals): void => {
     const abandoned = run?.abandon(`a second ${signal}`) ?? { state: 'not-begun' as const };
@@ -93,23 +105,22 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       logger.warn(`${signal} again: the run has already recorded how it ended; its result follows`);
       return;
     }
-    progress.close();
-    let said: Said;
-    if (abandoned.state === 'abandoned') {
-      const { result } = abandoned;
-      said = envelopeOf(name, { result }, target);
-      stdout.write(resultText(said, { result, human: (s) => formatRunResult(result, s) }));
-    } else {
-      const message = `stopped at once by a second ${signal}, before it began a run`;
-      said = failureEnvelope(name, { exitCode: EXIT.preflight, code: 'interrupted', message, hint: 'Nothing was changed; `belay status` says where the database stands.', details: {} }, target);
-      if (json) stdout.write(jsonText(documentOf(said), secrets));
-      else writeErr([`belay: ${message}`, `  next: ${said.next}`, ...closing(), ''].join('\n'));
+    if (abandoned.state === 'removing') {
+      removing = abandoned.outcome.then((error) => stopped(error.exitCode, error.message, error.hint, error.details));
+      return;
     }
-    // stdout and stderr are written synchronously here (files, pipes and terminals, on Linux and macOS)
+    if (abandoned.state === 'not-begun') {
+      return stopped(EXIT.preflight, `stopped at once by a second ${signal}, before it began a run`, 'Nothing was changed; `belay status` says where the database stands.', {});
+    }
+    progress.close();
+    const { result } = abandoned;
+    const said = envelopeOf(name, { result }, target);
+    stdout.write(resultText(said, { result, human: (s) => formatRunResult(result, s) }));
     process.exit(said.exitCode);
   };
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
+    if (removing) return;
     if (signals > 1) return abandon(signal);
     logger.warn(`${signal}: stopping at the next safe point and rolling back what this run did; send it again to abort at once`);
     controller.abort();
@@ -118,6 +129,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   process.on('SIGTERM', onSignal);
   try {
     const report = await work(ctx);
+    if (removing) await removing;
     progress.close();
     const said = envelopeOf(name, report, target);
     process.exitCode = said.exitCode;
@@ -129,6 +141,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       writeErr(`belay: ${name}: its result could not be written to stdout (${stdout.failure?.message ?? 'write failed'}); nothing was changed\n`);
     }
   } catch (error) {
+    if (removing) await removing;
     progress.close();
     process.exitCode = reportError(name, error, { json, secrets, target, closing: closing(), shown: progress.printed(errorMessage(error)) });
   } finally {

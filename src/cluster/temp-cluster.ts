@@ -18,7 +18,7 @@ export interface TempClusterOptions {
 export interface TempCluster {
   spec: LocalClusterSpec;
   root: string;
-  /** Stop it (immediate) and delete it. Idempotent. */
+  /** Stop it (immediate) and delete it. Each call waits for the same removal. */
   remove(): Promise<void>;
 }
 
@@ -49,13 +49,12 @@ export async function startTempCluster(options: TempClusterOptions): Promise<Tem
     passwordAuthOnTcp: options.tcp,
     settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: 300 },
   };
-  let removed = false;
-  const remove = async (): Promise<void> => {
-    if (removed) return;
-    removed = true;
-    await stopCluster(spec, 'immediate').catch(() => {});
-    await rm(root, { recursive: true, force: true });
-  };
+  let removing: Promise<void> | undefined;
+  const remove = (): Promise<void> =>
+    (removing ??= (async () => {
+      await stopCluster(spec, 'immediate').catch(() => {});
+      await rm(root, { recursive: true, force: true });
+    })());
   try {
     await initCluster(spec);
     const logFile = join(root, 'server.log');

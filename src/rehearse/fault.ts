@@ -67,3 +67,17 @@ export function notRemoved(report: RehearsalReport, throwaway: Named, error: unk
     cause: error,
   });
 }
+
+/**
+ * A rehearsal stopped by a signal (`by`: "a signal", "a second SIGINT"): no
+ * verdict, nothing real touched; exit 4 when its throwaway is removed (or was
+ * not made), else 12 naming what is left and how to remove it.
+ */
+export function interrupted(by: string, throwaway: Named | undefined, leftBehind: { error: unknown } | undefined): BelayError {
+  if (!throwaway) return preflightError(`the rehearsal was stopped by ${by} before it had made its throwaway`, { hint: 'Nothing was made, and nothing real was touched.' });
+  if (!leftBehind) return preflightError(`the rehearsal was stopped by ${by}; ${throwaway.where} is removed`, { hint: 'Nothing real was touched, and no verdict was reached: run `belay rehearse` again to have one.' });
+  return new BelayError('manual', `the rehearsal was stopped by ${by}, and ${throwaway.where} could not be removed: ${errorMessage(leftBehind.error)}`, {
+    hint: `Nothing real was touched, and no verdict was reached. ${throwaway.removeByHand}`,
+    cause: leftBehind.error,
+  });
+}

@@ -1,3 +1,4 @@
+import { showControls } from '../control-chars.js';
 import type { TableLock } from './lock-sampler.js';
 
 export interface RehearsalCase {
@@ -44,8 +45,11 @@ export interface RehearsalReport {
   };
 }
 
+/** Text as XML 1.0 character data: control characters shown escaped (XML cannot carry them, not even as references), besides the markup. */
 const escapeXml = (text: string): string =>
-  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+  showControls(text)
+    .replace(/[\uFFFE\uFFFF]|\p{Cs}/gu, '\uFFFD')
+    .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 
 const describeLocks = (locks: TableLock[]): string => locks.map((l) => `${l.table}: ${l.mode} ${l.heldMs} ms`).join('; ');
 
@@ -88,7 +92,7 @@ export function toMarkdown(report: RehearsalReport): string {
     lines.push('', `### ${c.direction} ${c.revision}`, '', ...(c.message ? [c.message] : []), ...c.warnings.map((w) => `- warning: ${w}`));
     if (c.diff) lines.push('', '```diff', c.diff, '```');
   }
-  return `${lines.join('\n')}\n`;
+  return `${showControls(lines.join('\n'))}\n`;
 }
 
 export function toText(report: RehearsalReport): string {

@@ -24,7 +24,9 @@ export interface Throwaway {
   freshDatabase(): Promise<ConnectionParams>;
   /** Drop one of the databases this throwaway made. */
   dropDatabase(name: string): Promise<void>;
-  /** Remove it: the cluster (stopped and deleted) or every database it made (dropped). Idempotent. */
+  /** Cancel the statement each session in its databases is running (as pg_cancel_backend does): a signal stops the rehearsal now. */
+  cancel(): Promise<void>;
+  /** Remove it: the cluster (stopped and deleted) or every database it made (dropped, their sessions ended). Each call waits for the same removal. */
   dispose(): Promise<void>;
 }
 
@@ -60,7 +62,7 @@ async function onMaintenance(server: ConnectionParams, work: (client: pg.Client)
 }
 
 /** More databases named after the first: `<name>_c1`, `<name>_c2`, … */
-function copier(server: ConnectionParams, first: string, made: Set<string>, maintenance: string): Pick<Throwaway, 'copyDatabase' | 'freshDatabase' | 'dropDatabase'> {
+function copier(server: ConnectionParams, first: string, made: Set<string>, maintenance: string): Pick<Throwaway, 'copyDatabase' | 'freshDatabase' | 'dropDatabase' | 'cancel'> {
   let copies = 0;
   const make = async (options: { template?: string }): Promise<ConnectionParams> => {
     const name = `${first}_c${++copies}`;
@@ -75,6 +77,16 @@ function copier(server: ConnectionParams, first: string, made: Set<string>, main
       if (!made.has(name)) return;
       await onMaintenance(server, (client) => dropDatabase(client, name), [maintenance]);
       made.delete(name);
+    },
+    cancel: async () => {
+      await onMaintenance(
+        server,
+        async (client) => {
+          // the rehearsal's own sessions: another role's (autovacuum's) this role may not cancel, and the query would fail
+          await client.query('SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = ANY($1) AND usename = current_user AND pid <> pg_backend_pid()', [[...made]]);
+        },
+        [maintenance],
+      );
     },
   };
 }
@@ -130,25 +142,24 @@ export async function throwawayDatabase(server: ConnectionParams, template: stri
   });
   const where = `database ${name}${template ? ` (from template ${template})` : ''} on the connected server`;
   const made = new Set([name]);
-  let disposed = false;
+  let disposing: Promise<void> | undefined;
+  const drop = async (): Promise<void> => {
+    try {
+      await onMaintenance(server, async (client) => {
+        for (const database of made) {
+          await dropDatabase(client, database);
+          made.delete(database);
+        }
+      }, [maintenance]);
+    } catch (error) {
+      throw new Error(`${[...made].join(', ')} not dropped: ${errorMessage(error)}`, { cause: error });
+    }
+  };
   return {
     params: { ...withDatabase(server, name), source: `throwaway database on ${server.host}` },
     where,
     removeByHand: `Remove what is left of ${where} (named above) by hand once its server answers: belay made it for this rehearsal only.`,
     ...copier(server, name, made, maintenance),
-    dispose: async () => {
-      if (disposed) return;
-      disposed = true;
-      try {
-        await onMaintenance(server, async (client) => {
-          for (const database of made) {
-            await dropDatabase(client, database);
-            made.delete(database);
-          }
-        }, [maintenance]);
-      } catch (error) {
-        throw new Error(`${[...made].join(', ')} not dropped: ${errorMessage(error)}`, { cause: error });
-      }
-    },
+    dispose: () => (disposing ??= drop()),
   };
 }

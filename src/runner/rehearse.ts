@@ -27,7 +27,7 @@ import { judgeDown, type StateSeen } from '../rehearse/judge-down.js';
 import { LockSampler, type TableLock } from '../rehearse/lock-sampler.js';
 import type { RehearsalCase, RehearsalReport } from '../rehearse/report.js';
 import { toJunit, toMarkdown } from '../rehearse/report.js';
-import { lostDuringStep, notRemoved, rehearsalFault, startFault } from '../rehearse/fault.js';
+import { interrupted, lostDuringStep, notRemoved, rehearsalFault, startFault } from '../rehearse/fault.js';
 import { ephemeralCluster, throwawayDatabase, type Throwaway } from '../rehearse/throwaway.js';
 import { Workspace } from '../rehearse/workspace.js';
 import { prepareAhead } from '../rehearse/prepare-ahead.js';
@@ -61,23 +61,30 @@ async function connectedRevision(setup: RunSetup, server: ConnectionParams, revi
   }
 }
 
-async function loadSeed(ctx: Context, file: string): Promise<void> {
-  if (file.endsWith('.sql')) {
-    const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      throw usageError(`cannot read the seed ${file}: ${error.code ?? error.message}`, { hint: 'Name a seed file this user can read (--seed FILE), or leave --seed out.', cause: error });
+type SqlStatements = ReturnType<typeof splitSql>['statements'];
+
+/** An .sql seed's statements, read and checked before anything is started: a seed that cannot be loaded costs no throwaway. */
+async function readSqlSeed(file: string): Promise<SqlStatements> {
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw usageError(`cannot read the seed ${file}: ${error.code ?? error.message}`, { hint: 'Name a seed file this user can read (--seed FILE), or leave --seed out.', cause: error });
+  });
+  const { statements, metaCommands, copyData } = splitSql(text);
+  const meta = metaCommands[0];
+  const copy = copyData[0];
+  if (meta || copy) {
+    const what =
+      copy && (!meta || copy.line < meta.line)
+        ? `line ${copy.line}: \`${copyHead(copy)}\` is followed by data that only psql can send`
+        : `line ${meta!.line}: psql command \`${meta!.text.slice(0, 40)}\` is not SQL`;
+    throw usageError(`seed ${file} ${what}`, {
+      hint: 'Make the seed a script that runs psql (it gets the throwaway database in PG* variables), or use --from-backup with a pg_dump snapshot.',
     });
-    const { statements, metaCommands, copyData } = splitSql(text);
-    const meta = metaCommands[0];
-    const copy = copyData[0];
-    if (meta || copy) {
-      const what =
-        copy && (!meta || copy.line < meta.line)
-          ? `line ${copy.line}: \`${copyHead(copy)}\` is followed by data that only psql can send`
-          : `line ${meta!.line}: psql command \`${meta!.text.slice(0, 40)}\` is not SQL`;
-      throw usageError(`seed ${file} ${what}`, {
-        hint: 'Make the seed a script that runs psql (it gets the throwaway database in PG* variables), or use --from-backup with a pg_dump snapshot.',
-      });
-    }
+  }
+  return statements;
+}
+
+async function loadSeed(ctx: Context, file: string, statements: SqlStatements | undefined): Promise<void> {
+  if (statements) {
     for (const statement of statements) {
       await ctx.space.work.client.query(statement.text).catch((error: unknown) => {
         throw usageError(`seed ${file} line ${statement.line}: ${errorMessage(error)}`, {
@@ -91,7 +98,7 @@ async function loadSeed(ctx: Context, file: string): Promise<void> {
   // a script: it reaches the throwaway database through PG* variables and a private passfile
   const { env, extraFds, cleanup } = await libpqChildEnv(ctx.space.params, ctx.setup.env, 'belay rehearse seed');
   try {
-    const outcome = await runShellCommand(file, env, 3600, undefined, extraFds);
+    const outcome = await runShellCommand(file, env, 3600, ctx.setup.signal, extraFds);
     if (outcome.exitCode !== 0) {
       throw usageError(`seed script ${file} failed (exit ${outcome.exitCode}): ${outcome.outputTail}`, { hint: 'Run the seed script by hand against a scratch database and fix it; nothing real was touched.' });
     }
@@ -176,9 +183,8 @@ class Cycle {
 
   /** Run one revision in one direction, sampling its locks; the error, if any, is returned. */
   private async step(revision: Revision, direction: 'up' | 'down'): Promise<StepRun> {
-    if (this.ctx.setup.signal?.aborted) {
-      throw new BelayError('preflight', 'the rehearsal was interrupted by a signal; its throwaway database is removed', { hint: 'Nothing real was touched.' });
-    }
+    // runRehearse reports a signal, once the throwaway is removed
+    this.ctx.setup.signal?.throwIfAborted();
     const lockSampler = new LockSampler(this.ctx.space.observer.client, this.ctx.space.work.backendPid);
     this.sampler = lockSampler;
     lockSampler.start();
@@ -188,7 +194,8 @@ class Cycle {
     try {
       await (direction === 'up' ? this.engine.up(revision.name) : this.engine.down(revision.name));
     } catch (caught) {
-      if (lostDuringStep(caught)) {
+      // a statement cancelled by a signal is no verdict on the revision
+      if (lostDuringStep(caught) || this.ctx.setup.signal?.aborted) {
         await lockSampler.stop().catch(() => {});
         throw caught;
       }
@@ -339,8 +346,15 @@ async function plan(setup: RunSetup, options: RehearseOptions): Promise<Plan> {
   const names = revisions.map((r) => r.name);
   const backup = options.fromBackup === undefined ? undefined : await findSnapshot(setup.config.backupsDir, options.fromBackup);
   let from: string | null;
-  if (backup) from = backup.revision;
-  else if (options.from !== undefined) from = resolveRevisionOrStart(options.from, names, '--from');
+  if (backup) {
+    from = backup.revision;
+    // the snapshot brings its own revision: a --from that names another one would be silently ignored
+    if (options.from !== undefined && resolveRevisionOrStart(options.from, names, '--from') !== from) {
+      throw usageError(`--from ${options.from} is not where --from-backup ${options.fromBackup} starts: snapshot ${backup.id} is at ${from ?? 'no revision'}`, {
+        hint: 'Leave --from out (or name the snapshot\'s own revision), or leave --from-backup out to build to --from. Nothing was rehearsed.',
+      });
+    }
+  } else if (options.from !== undefined) from = resolveRevisionOrStart(options.from, names, '--from');
   else from = options.server ? await connectedRevision(setup, options.server, revisions) : null;
   const fromIndex = from === null ? -1 : names.indexOf(from);
   // the files are read and the modules loaded beside what follows (starting the throwaway, the build)
@@ -355,14 +369,15 @@ async function plan(setup: RunSetup, options: RehearseOptions): Promise<Plan> {
  * cannot be. A throwaway database on the connected server is made once the
  * plan stands (its starting revision may come from that server).
  */
-async function planAndStart(setup: RunSetup, options: RehearseOptions): Promise<{ plan: Plan; throwaway: Throwaway; setupStarted: number }> {
-  if (options.server) {
+async function planAndStart(setup: RunSetup, options: RehearseOptions, teardown: Teardown): Promise<{ plan: Plan; throwaway: Throwaway; setupStarted: number }> {
+  const { server } = options;
+  if (server) {
     const planned = await plan(setup, options);
     const setupStarted = performance.now();
-    return { plan: planned, throwaway: await throwawayDatabase(options.server, options.template), setupStarted };
+    return { plan: planned, throwaway: await teardown.make(() => throwawayDatabase(server, options.template)), setupStarted };
   }
   const setupStarted = performance.now();
-  const starting = ephemeralCluster(setup.pgSearch.pgBin, setup.pgSearch.path);
+  const starting = teardown.make(() => ephemeralCluster(setup.pgSearch.pgBin, setup.pgSearch.path));
   // handled at once: it may fail while the plan is still being read
   starting.catch(() => {});
   let planned: Plan;
@@ -403,7 +418,8 @@ async function writeReport(flag: string, file: string, text: string): Promise<vo
 }
 
 /** The rehearsal itself, on a throwaway that was made: build, data, the cycle. */
-async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions, backup, from, fromIndex }: Plan, throwaway: Throwaway, space: Workspace, setupStarted: number): Promise<RehearsalReport> {
+async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions, backup, from, fromIndex }: Plan, seedSql: SqlStatements | undefined, throwaway: Throwaway, space: Workspace, setupStarted: number): Promise<RehearsalReport> {
+  setup.signal?.throwIfAborted();
   await space.connect();
   const ctx: Context = { setup, space };
   const setupMs = Math.round(performance.now() - setupStarted);
@@ -419,7 +435,7 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
     for (const revision of revisions.slice(0, fromIndex + 1)) await build.up(revision.name);
   }
   const buildMs = backup ? 0 : Math.round(performance.now() - buildStarted);
-  if (options.seed) await loadSeed(ctx, options.seed);
+  if (options.seed) await loadSeed(ctx, options.seed, seedSql);
   const seedMs = Math.round(performance.now() - seedStarted);
   const cycleStarted = performance.now();
   const pending = revisions.slice(fromIndex + 1);
@@ -442,18 +458,52 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
   };
 }
 
+/** The throwaway from when it is being made: what a second signal removes at once, while the rehearsal still runs on it. */
+class Teardown {
+  private making: Promise<Throwaway | undefined> | undefined;
+  private stopping: Promise<BelayError> | undefined;
+
+  make(start: () => Promise<Throwaway>): Promise<Throwaway> {
+    if (this.stopping) return Promise.reject(new Error('the rehearsal is being stopped'));
+    const starting = start();
+    // one that could not be made removed itself
+    this.making = starting.catch(() => undefined);
+    return starting;
+  }
+
+  /** Remove the throwaway now (its sessions ended, or its cluster stopped), waiting for it to be made if it is being made: what to report. */
+  removeAtOnce(by: string): Promise<BelayError> {
+    this.stopping ??= (async () => {
+      const throwaway = await this.making;
+      const leftBehind = await throwaway?.dispose().then(
+        () => undefined,
+        (error: unknown) => ({ error }),
+      );
+      return interrupted(by, throwaway, leftBehind);
+    })();
+    return this.stopping;
+  }
+}
+
 /** `belay rehearse`: the whole cycle on a throwaway database, never the real one. */
 export async function runRehearse(setup: RunSetup, options: RehearseOptions): Promise<RehearsalReport> {
   if (options.seed && options.fromBackup) throw usageError('--seed and --from-backup exclude each other', { hint: 'Load either a seed or a snapshot.' });
   for (const [flag, file] of [['--junit', options.junit], ['--markdown', options.markdown]] as const) if (file) await assertWritable(flag, file);
-  const { plan: planned, throwaway, setupStarted } = await planAndStart(setup, options).catch((error: unknown) => {
+  const seedSql = options.seed?.endsWith('.sql') ? await readSqlSeed(options.seed) : undefined;
+  const teardown = new Teardown();
+  setup.onRun?.({ abandon: (reason) => ({ state: 'removing', outcome: teardown.removeAtOnce(reason) }) });
+  const { plan: planned, throwaway, setupStarted } = await planAndStart(setup, options, teardown).catch((error: unknown) => {
     throw startFault(error);
   });
   const space = new Workspace(throwaway, throwaway.params, (params, name) => openSession(params, sessionOptions(setup, name)));
-  const rehearsed = await rehearseOn(setup, options, planned, throwaway, space, setupStarted).then(
+  // nothing real runs there: a signal cancels what runs now instead of waiting for it
+  const cancel = (): void => void throwaway.cancel().catch(() => {});
+  setup.signal?.addEventListener('abort', cancel, { once: true });
+  const rehearsed = await rehearseOn(setup, options, planned, seedSql, throwaway, space, setupStarted).then(
     (report) => ({ report }),
     (error: unknown) => ({ error }),
   );
+  setup.signal?.removeEventListener('abort', cancel);
   await space.close().catch(() => {});
   const teardownStarted = performance.now();
   const leftBehind = await throwaway.dispose().then(
@@ -461,6 +511,8 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
     (error: unknown) => ({ error }),
   );
   const teardownMs = Math.round(performance.now() - teardownStarted);
+  // what a cancelled statement made fail is no verdict
+  if (setup.signal?.aborted) throw interrupted('a signal', throwaway, leftBehind);
   if ('error' in rehearsed) throw rehearsalFault(rehearsed.error, throwaway, leftBehind);
   const { report } = rehearsed;
   report.timings.teardownMs = teardownMs;
