@@ -18,7 +18,8 @@ const BASE = {
 const SEED = "INSERT INTO people (id, name, nickname) SELECT g, 'person ' || g, 'nick ' || g FROM generate_series(1, 500) g;";
 
 async function leftovers(): Promise<{ dirs: string[]; databases: string[] }> {
-  const dirs = (await readdir(tmpdir())).filter((name) => name.startsWith('belay-rehearse-'));
+  // an ephemeral cluster's folder (mkdtemp's six characters), not the folder of another test file's server
+  const dirs = (await readdir(tmpdir())).filter((name) => /^belay-rehearse-[A-Za-z0-9]{6}$/.test(name));
   const rows = await adminQuery('postgres', "SELECT datname FROM pg_database WHERE datname LIKE 'belay_rehearse_%'");
   return { dirs, databases: rows.map((r) => String(r.datname)) };
 }
