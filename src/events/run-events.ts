@@ -91,7 +91,7 @@ export interface StepPayloads {
   /** `now`: the revision the database is at once the step has ended. */
   apply: { now: string | null };
   down: { now: string | null };
-  hook: { exitCode: number | null; timedOut: boolean; outputTail: string };
+  hook: { exitCode: number | null; signal: NodeJS.Signals | null; timedOut: boolean; outputTail: string };
   health: { attempts: number; failing: CheckResult[]; tolerated?: string[] };
   integrity: IntegrityReport;
   /** After `rollback --to`: the live schema against the one recorded when the target revision was applied. */

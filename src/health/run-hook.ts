@@ -5,6 +5,7 @@ export interface HookResult {
   name: HookName;
   ok: boolean;
   exitCode: number | null;
+  signal: NodeJS.Signals | null;
   timedOut: boolean;
   durationMs: number;
   outputTail: string;

@@ -5,7 +5,7 @@ import { BelayError, EXIT } from '../../errors.js';
 import { captureStructure, type StructureBaseline } from '../../integrity/structural.js';
 import { readDatabaseState, revisionsToApply, type DatabaseState } from '../session/database-state.js';
 import { runHealthStep } from '../steps/health-step.js';
-import { runHookStep } from '../steps/hook-step.js';
+import { hookFailed, runHookStep } from '../steps/hook-step.js';
 import { runEngine } from '../steps/run-engine.js';
 import { finishRun, resultOf, withRunSession } from '../session/outcome.js';
 import { assertPreflight, checkDowns, checkDrift, checkMissing, checkOrder, checkScripts, checkSearchPath, type PreflightCheck } from '../steps/preflight.js';
@@ -158,7 +158,8 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   const applied: Revision[] = [];
   const rejected = (reason: FailureReason): Promise<RunResult> => revertThenVerify({ ...recovery, toRevert: [...applied].reverse() }, reason);
   const hookVars = (outcome: string) => ({ from: recovery.target, to: toApply[toApply.length - 1]!.name, outcome });
-  if (!(await runHookStep(session, 'beforeApply', hookVars('applying')))) return rejected({ message: 'the beforeApply hook failed', untrustworthy: false });
+  const beforeApply = await runHookStep(session, 'beforeApply', hookVars('applying'));
+  if (beforeApply) return rejected({ message: hookFailed(beforeApply), untrustworthy: false });
   const engine = runEngine(session, toApply, 'apply', recovery.beforeCommit);
   // each revision's up sends the next one behind its commit; a run that stops first rolls that one back (settle)
   const stopping = (): boolean => stopReason(session) !== undefined;
@@ -178,7 +179,8 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   await engine.settle();
   failed ??= stopReason(session);
   if (failed) return rejected(failed);
-  if (!(await runHookStep(session, 'afterApply', hookVars('applied')))) return rejected({ message: 'the afterApply hook failed', untrustworthy: false });
+  const afterApply = await runHookStep(session, 'afterApply', hookVars('applied'));
+  if (afterApply) return rejected({ message: hookFailed(afterApply), untrustworthy: false });
   const health = await runHealthStep(session, 'after-apply', recovery.healthTimeoutSeconds, recovery.tolerated, recovery.structure);
   if (!health.healthy) {
     const failing = health.results.filter((r) => !r.ok && !recovery.tolerated.has(r.name));

@@ -8,10 +8,10 @@ import type { StructureBaseline } from '../../integrity/structural.js';
 import { RevisionFailedError } from '../../migrations/revision-error.js';
 import type { Revision } from '../../migrations/revision.js';
 import type { RunResult } from '../result/results.js';
-import { finishRun } from '../session/outcome.js';
+import { finishRun, type Verdict } from '../session/outcome.js';
 import type { RunSession } from '../session/run-session.js';
 import { runHealthStep } from '../steps/health-step.js';
-import { runHookStep } from '../steps/hook-step.js';
+import { hookFailed, runHookStep, type FailedHook } from '../steps/hook-step.js';
 import { runEngine } from '../steps/run-engine.js';
 import { runIntegrityStep } from '../steps/integrity-step.js';
 import { restoreDatabase } from '../steps/restore-step.js';
@@ -75,6 +75,27 @@ export function reasonFrom(error: unknown): FailureReason {
 
 const at = (revision: string | null): string => revision ?? 'the start';
 
+/**
+ * The verdict with the hooks that failed on the way named in its message and
+ * next. A rollback or restore otherwise done (exit 0) ends 12: 0 says all it
+ * was configured to do was done, and a step was not (left for the operator to
+ * do by hand). A run sent down this path already ends 10 or 11 by the
+ * database's state, and keeps it.
+ */
+function withHooks(recovery: Recovery, verdict: Verdict, hooks: readonly FailedHook[]): Verdict {
+  const { session } = recovery;
+  if (hooks.length === 0) return verdict;
+  const todo = hooks
+    .map((h) => `The ${h.name} hook failed (${h.ended}); its output is in the journal (\`belay history ${session.runId}\`): do by hand what it was to do (\`${session.setup.config.hooks[h.name]?.run}\`).`)
+    .join('\n');
+  return {
+    ...verdict,
+    outcome: verdict.outcome === 'ok' && (recovery.goal === 'rollback' || recovery.goal === 'restore') ? 'manual-action-needed' : verdict.outcome,
+    message: `${verdict.message}; ${hooks.map(hookFailed).join('; ')}`,
+    hint: verdict.hint ? `${todo}\n${verdict.hint}` : todo,
+  };
+}
+
 const damage = (report: IntegrityReport): string =>
   [...report.differences.map((d) => d.message), ...report.violations.map((v) => `invariant ${v.name} violated`), ...report.structural].join('; ');
 
@@ -84,26 +105,30 @@ const damage = (report: IntegrityReport): string =>
  * or a down that fails, sends the run to its snapshot.
  */
 export async function revertThenVerify(recovery: Recovery, reason: FailureReason): Promise<RunResult> {
+  const hooks: FailedHook[] = [];
   try {
-    return await revertThenVerifyOrThrow(recovery, reason);
+    return await revertThenVerifyOrThrow(recovery, reason, hooks);
   } catch (error) {
-    return finishRun(recovery.session, {
+    const verdict: Verdict = {
       outcome: 'manual-action-needed',
       message: `${reason.message}; the rollback could not finish: ${errorMessage(error)}`,
       hint: 'The journal (`belay history RUN`) says which steps ended; `belay status` and `belay verify` show where the database stands now.',
       ...(reason.failure ? { failure: reason.failure } : {}),
-    });
+    };
+    return finishRun(recovery.session, withHooks(recovery, verdict, hooks));
   }
 }
 
-async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason): Promise<RunResult> {
+async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason, hooks: FailedHook[]): Promise<RunResult> {
   const { session, toRevert, target } = recovery;
   const { events } = session.setup;
+  const finish = (verdict: Verdict): Promise<RunResult> => finishRun(session, withHooks(recovery, verdict, hooks));
   const current = session.ledger.facts.toRevision;
   await events.emit({ type: 'note', step: 'down', message: `rolling back to ${at(target)}: ${reason.message}` });
-  await runHookStep(session, 'onRollback', { from: current, to: target, outcome: 'rolling-back' });
+  const onRollback = await runHookStep(session, 'onRollback', { from: current, to: target, outcome: 'rolling-back' });
+  if (onRollback) hooks.push(onRollback);
   if (reason.untrustworthy) {
-    return restoreThenVerify(recovery, `${reason.message}; a revision that runs outside a transaction failed halfway: its effects cannot be undone by its down`, reason.failure);
+    return restoreThenVerify(recovery, `${reason.message}; a revision that runs outside a transaction failed halfway: its effects cannot be undone by its down`, reason.failure, hooks);
   }
   // a rollback --to (or the recover finishing one) must land on the schema its target left; undoing a rejected change is judged by integrity
   const landsOnTarget = recovery.goal === 'rollback' || (recovery.goal === 'settle' && recovery.compare === 'common-columns');
@@ -123,24 +148,25 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
     try {
       await events.step({ step: 'down', revision: revision.name }, () => engine.down(revision.name), () => ({ now }));
     } catch (error) {
-      return restoreThenVerify(recovery, `${reason.message}; the down of ${revision.name} failed: ${errorMessage(error)}`, reason.failure);
+      return restoreThenVerify(recovery, `${reason.message}; the down of ${revision.name} failed: ${errorMessage(error)}`, reason.failure, hooks);
     }
   }
-  const hookOk = await runHookStep(session, 'afterRollback', { from: current, to: target, outcome: 'rolled-back' });
+  const afterRollback = await runHookStep(session, 'afterRollback', { from: current, to: target, outcome: 'rolled-back' });
+  if (afterRollback) hooks.push(afterRollback);
   const health = await runHealthStep(session, 'after-rollback', recovery.healthTimeoutSeconds, recovery.tolerated, recovery.structure);
   const integrity = await runIntegrityStep(session, recovery.fingerprint, recovery.compare, session.work.client, recovery.structure);
   if (!integrity.intact) {
-    return restoreThenVerify(recovery, `${reason.message}; data changed after the rollback: ${damage(integrity)}`, reason.failure);
+    return restoreThenVerify(recovery, `${reason.message}; data changed after the rollback: ${damage(integrity)}`, reason.failure, hooks);
   }
   const landing = landingBaseline ? await checkLanding(session, landingBaseline) : undefined;
   for (const warning of landing?.warnings ?? []) await events.emit({ type: 'note', step: 'schema', message: `warning: ${warning}` });
   const failure = reason.failure ? { failure: reason.failure } : {};
   const uncompared = notCompared(recovery, integrity);
-  if (landing?.differs) return finishRun(session, landedElsewhere(recovery, reason, landing, !health.healthy || !hookOk, uncompared));
-  if (!health.healthy || !hookOk) {
-    return finishRun(session, {
+  if (landing?.differs) return finish(landedElsewhere(recovery, reason, landing, !health.healthy, uncompared));
+  if (!health.healthy) {
+    return finish({
       outcome: 'manual-action-needed',
-      message: `${reason.message}; rolled back to ${at(target)} with ${uncompared ?? 'data verified'}, but ${hookOk ? 'health checks still fail' : 'the afterRollback hook failed'}`,
+      message: `${reason.message}; rolled back to ${at(target)} with ${uncompared ?? 'data verified'}, but health checks still fail`,
       hint: `The database is back at ${at(target)}${uncompared ? '' : ' with its data verified'}: check the application (\`belay verify\` runs the checks again).`,
       ...failure,
     });
@@ -154,17 +180,17 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   // healthy here can still leave checks failing that failed before the run too (an index already invalid): named, never called healthy
   const stillFailing = health.results.filter((r) => !r.ok).map((r) => r.name);
   const healthNote = stillFailing.length === 0 ? 'healthy' : `not healthy: ${stillFailing.join(', ')} still fail${stillFailing.length === 1 ? 's' : ''} (failing before the rollback too)`;
-  if (recovery.goal === 'rollback') return finishRun(session, { outcome: 'ok', message: `rolled back to ${at(target)}; ${healthNote}, ${uncompared ?? 'data verified'}${schemaNote}`, ...failure });
+  if (recovery.goal === 'rollback') return finish({ outcome: 'ok', message: `rolled back to ${at(target)}; ${healthNote}, ${uncompared ?? 'data verified'}${schemaNote}`, ...failure });
   if (recovery.goal === 'settle' && toRevert.length === 0) {
     const data = uncompared ? `at ${at(target)}; ${uncompared}` : `data verified intact at ${at(target)}`;
-    return finishRun(session, { outcome: 'ok', message: `${reason.message}; nothing to revert, ${data}${schemaNote}`, ...failure });
+    return finish({ outcome: 'ok', message: `${reason.message}; nothing to revert, ${data}${schemaNote}`, ...failure });
   }
   const why = recovery.goal === 'reject' ? `change rejected (${reason.message})` : reason.message;
   const next =
     recovery.goal === 'reject'
       ? `Fix what was rejected (\`belay history ${session.runId}\` shows every step), then run \`belay migrate up\` again.`
       : `The interrupted run is settled at ${at(target)}; run \`belay migrate up\` again when ready.`;
-  return finishRun(session, { outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, ${uncompared ?? 'data verified intact'}${schemaNote}`, hint: reason.hint ?? next, ...failure });
+  return finish({ outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, ${uncompared ?? 'data verified intact'}${schemaNote}`, hint: reason.hint ?? next, ...failure });
 }
 
 /**
@@ -190,7 +216,7 @@ function notCompared(recovery: Recovery, integrity: IntegrityReport): string | u
  * application wrote since, for objects that are named here and usually fixed
  * with one DROP. The operator decides; the run does not claim success.
  */
-function landedElsewhere(recovery: Recovery, reason: FailureReason, landing: Landing, unhealthy: boolean, uncompared: string | undefined): Parameters<typeof finishRun>[1] {
+function landedElsewhere(recovery: Recovery, reason: FailureReason, landing: Landing, unhealthy: boolean, uncompared: string | undefined): Verdict {
   const where = at(recovery.target);
   const again = recovery.goal === 'settle' ? ', then run `belay recover` again to settle the run' : '';
   const back = recovery.snapshot
@@ -226,12 +252,13 @@ function thrownRestore(recovery: Recovery, manifest: Manifest, error: unknown): 
 }
 
 /** Restore the snapshot and verify it against the fingerprint; never throws for a restore that did not work. */
-export async function restoreThenVerify(recovery: Recovery, why: string, failure?: Record<string, unknown>): Promise<RunResult> {
+export async function restoreThenVerify(recovery: Recovery, why: string, failure?: Record<string, unknown>, hooks: FailedHook[] = []): Promise<RunResult> {
   const { session, snapshot } = recovery;
   const { events } = session.setup;
+  const finish = (verdict: Verdict): Promise<RunResult> => finishRun(session, withHooks(recovery, verdict, hooks));
   const failed = failure ? { failure } : {};
   if (!snapshot) {
-    return finishRun(session, {
+    return finish({
       outcome: 'manual-action-needed',
       message: `${why}; but no snapshot was taken to restore (the run had no --with-backup, or rollback --no-backup)`,
       hint: `The database is at ${at(session.ledger.facts.toRevision)} and may be damaged. Restore an earlier belay snapshot (\`belay backups list\`, then \`belay restore ID\`${recovery.goal === 'settle' ? ': once it is verified, the interrupted run is settled' : ''}), or your own backup.${NEXT_TIME[recovery.goal] ? ` ${NEXT_TIME[recovery.goal]}` : ''}`,
@@ -272,20 +299,21 @@ export async function restoreThenVerify(recovery: Recovery, why: string, failure
     reconnectFailed = `; could not connect again after it: ${errorMessage(error)}`;
   }
   if (!report.ok) {
-    return finishRun(session, {
+    return finish({
       outcome: 'manual-action-needed',
       message: `${why}; ${report.message}${reconnectFailed}`,
       hint: report.manualSteps.join('\n'),
       ...failed,
     });
   }
-  await runHookStep(session, 'afterRestore', { from: recovery.target, to: snapshot.revision, outcome: 'restored' });
+  const afterRestore = await runHookStep(session, 'afterRestore', { from: recovery.target, to: snapshot.revision, outcome: 'restored' });
+  if (afterRestore) hooks.push(afterRestore);
   const kept = report.quarantine
     ? `The damaged database is kept as ${report.quarantine} (connect to it by that name); drop it yourself when done.`
     : report.quarantineSnapshot
       ? `The damaged state is kept as snapshot ${report.quarantineSnapshot}; \`belay backups prune\` removes it with the other old snapshots.`
       : undefined;
-  return finishRun(session, {
+  return finish({
     outcome: recovery.goal === 'restore' ? 'ok' : 'restored',
     message: `${why}; ${report.message}${reconnectFailed}`,
     ...(kept ? { hint: kept } : {}),

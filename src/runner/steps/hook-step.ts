@@ -8,13 +8,22 @@ export interface HookVars {
   outcome: string;
 }
 
+/** A hook that failed: which, and how it ended (exit 3, killed by SIGTERM, timed out after 5s). */
+export interface FailedHook {
+  name: HookName;
+  ended: string;
+}
+
+export const hookFailed = (hook: FailedHook): string => `the ${hook.name} hook failed (${hook.ended})`;
+
 /**
- * Run a configured lifecycle hook as a journaled step. Answers whether it
- * succeeded (true when none is configured); it never throws for a failing hook.
+ * Run a configured lifecycle hook as a journaled step. Answers how it failed,
+ * or undefined when it succeeded (or none is configured); it never throws for
+ * a failing hook.
  */
-export async function runHookStep(session: RunSession, name: HookName, vars: HookVars): Promise<boolean> {
+export async function runHookStep(session: RunSession, name: HookName, vars: HookVars): Promise<FailedHook | undefined> {
   const hook = session.setup.config.hooks[name];
-  if (!hook) return true;
+  if (!hook) return undefined;
   const { setup } = session;
   const result = await setup.events.judged(
     { step: 'hook', subject: name },
@@ -32,8 +41,10 @@ export async function runHookStep(session: RunSession, name: HookName, vars: Hoo
         secrets: setup.secrets,
         signal: undefined,
       }),
-    (r) => ({ ok: r.ok, detail: { exitCode: r.exitCode, timedOut: r.timedOut, outputTail: r.outputTail } }),
+    (r) => ({ ok: r.ok, detail: { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, outputTail: r.outputTail } }),
     { run: hook.run },
   );
-  return result.ok;
+  if (result.ok) return undefined;
+  const ended = result.timedOut ? `timed out after ${hook.timeoutSeconds}s` : result.signal ? `killed by ${result.signal}` : `exit ${result.exitCode}`;
+  return { name, ended };
 }
