@@ -37,6 +37,8 @@ export function runShellCommand(run: string, env: NodeJS.ProcessEnv, timeoutSeco
       killGroup();
     }, timeoutSeconds * 1000);
     signal?.addEventListener('abort', killGroup, { once: true });
+    // aborted between the caller's last look and the spawn: the listener would never fire
+    if (signal?.aborted) killGroup();
     const finish = (exitCode: number | null): void => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', killGroup);

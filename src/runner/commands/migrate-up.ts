@@ -158,7 +158,8 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   const applied: Revision[] = [];
   const rejected = (reason: FailureReason): Promise<RunResult> => revertThenVerify({ ...recovery, toRevert: [...applied].reverse() }, reason);
   const hookVars = (outcome: string) => ({ from: recovery.target, to: toApply[toApply.length - 1]!.name, outcome });
-  if (!(await runHookStep(session, 'beforeApply', hookVars('applying')))) return rejected({ message: 'the beforeApply hook failed', untrustworthy: false });
+  // a hook the signal ended failed because of the signal: the run says why it stopped
+  if (!(await runHookStep(session, 'beforeApply', hookVars('applying')))) return rejected(stopReason(session) ?? { message: 'the beforeApply hook failed', untrustworthy: false });
   const engine = runEngine(session, toApply, 'apply', recovery.beforeCommit);
   // each revision's up sends the next one behind its commit; a run that stops first rolls that one back (settle)
   const stopping = (): boolean => stopReason(session) !== undefined;
@@ -178,8 +179,13 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   await engine.settle();
   failed ??= stopReason(session);
   if (failed) return rejected(failed);
-  if (!(await runHookStep(session, 'afterApply', hookVars('applied')))) return rejected({ message: 'the afterApply hook failed', untrustworthy: false });
+  const afterApplyOk = await runHookStep(session, 'afterApply', hookVars('applied'));
+  failed = stopReason(session);
+  if (failed) return rejected(failed);
+  if (!afterApplyOk) return rejected({ message: 'the afterApply hook failed', untrustworthy: false });
   const health = await runHealthStep(session, 'after-apply', recovery.healthTimeoutSeconds, recovery.tolerated, recovery.structure);
+  failed = stopReason(session);
+  if (failed) return rejected(failed);
   if (!health.healthy) {
     const failing = health.results.filter((r) => !r.ok && !recovery.tolerated.has(r.name));
     return rejected({ message: `health failed after the change: ${failing.map((r) => `${r.name}: ${r.evidence}`).join('; ')}`, failure: { health: failing }, untrustworthy: false });
