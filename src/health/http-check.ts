@@ -1,17 +1,18 @@
 import type { HttpHealthCheck } from '../config/types.js';
-import type { CheckOutcome, HealthCheck } from './check.js';
+import type { CheckContext, CheckOutcome, HealthCheck } from './check.js';
 
 export function httpCheck(spec: HttpHealthCheck): HealthCheck {
   return {
     kind: 'http',
     name: spec.name,
-    async run(): Promise<CheckOutcome> {
+    async run(ctx: CheckContext): Promise<CheckOutcome> {
+      const timeout = AbortSignal.timeout(spec.timeoutSeconds * 1000);
       try {
         const response = await fetch(spec.url, {
           method: spec.method,
           headers: spec.headers,
           ...(spec.body === undefined ? {} : { body: spec.body }),
-          signal: AbortSignal.timeout(spec.timeoutSeconds * 1000),
+          signal: ctx.signal ? AbortSignal.any([timeout, ctx.signal]) : timeout,
           redirect: 'manual',
         });
         const body = (await response.text()).slice(0, 200);

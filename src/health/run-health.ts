@@ -29,6 +29,7 @@ export interface HealthRetry {
 async function attempt(checks: HealthCheck[], ctx: CheckContext): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   for (const check of checks) {
+    if (ctx.signal?.aborted) break;
     const started = performance.now();
     const outcome = await check.run(ctx);
     results.push({ kind: check.kind, name: check.name, ...outcome, durationMs: Math.round(performance.now() - started) });

@@ -76,6 +76,8 @@ export function runShellCommand(run: string, env: NodeJS.ProcessEnv, timeoutSeco
       finish(null, 'SIGKILL');
     }, timeoutSeconds * 1000);
     signal?.addEventListener('abort', killGroup, { once: true });
+    // aborted between the caller's last look and the spawn: the listener would never fire
+    if (signal?.aborted) killGroup();
     child.on('error', () => finish(null, null));
     child.on('exit', (code, ended) => {
       clearTimeout(timer);

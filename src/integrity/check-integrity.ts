@@ -4,7 +4,7 @@ import { compareFingerprints, type IntegrityDifference } from './compare.js';
 import { fingerprintTables, hashingOf, type Fingerprint, type FingerprintOptions, type FingerprintTarget } from './fingerprint.js';
 import { checkInvariants, type InvariantViolation } from './invariants.js';
 import { judgeStructure, type StructureBaseline } from './structural.js';
-import { tableKey } from './table-selection.js';
+import { selectProtectedTables, tableKey } from './table-selection.js';
 
 export interface IntegrityReport {
   intact: boolean;
@@ -14,6 +14,22 @@ export interface IntegrityReport {
   differences: IntegrityDifference[];
   violations: InvariantViolation[];
   structural: string[];
+  /** Why no table was compared though the database has tables: integrity.tables selects none of them. */
+  noTableSelected?: string;
+}
+
+/**
+ * A fingerprint of no table compares nothing. Said when integrity.tables
+ * selects none of the tables there are (a typo in include): not when the
+ * database has none, nor when a touched snapshot's scope holds none of the
+ * protected ones (its guard keeps the others as they were).
+ */
+async function noTableSelected(client: ClientBase, config: IntegrityConfig): Promise<string | undefined> {
+  if ((await selectProtectedTables(client, config.tables)).length > 0) return undefined;
+  const tables = await selectProtectedTables(client, { include: ['*.*'], exclude: [] });
+  if (tables.length === 0) return undefined;
+  const shown = tables.slice(0, 10).map(tableKey).join(', ');
+  return `integrity.tables (include ${JSON.stringify(config.tables.include)}, exclude ${JSON.stringify(config.tables.exclude)}) selects none of the ${tables.length} table(s) there are: ${shown}${tables.length > 10 ? ', …' : ''}`;
 }
 
 /**
@@ -76,5 +92,14 @@ export async function checkIntegrity(
     differences = compareFingerprints(baseline, now, compare);
     checked = `${Object.keys(baseline.tables).length} table fingerprint(s) (${compare}), ${checked}`;
   }
-  return { intact: differences.length === 0 && violations.length === 0 && structural.length === 0, mode: config.mode, checked, differences, violations, structural };
+  const unselected = config.mode === 'strict' && baseline && Object.keys(baseline.tables).length === 0 ? await noTableSelected(client, config) : undefined;
+  return {
+    intact: differences.length === 0 && violations.length === 0 && structural.length === 0,
+    mode: config.mode,
+    checked,
+    differences,
+    violations,
+    structural,
+    ...(unselected ? { noTableSelected: unselected } : {}),
+  };
 }

@@ -159,7 +159,8 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   const rejected = (reason: FailureReason): Promise<RunResult> => revertThenVerify({ ...recovery, toRevert: [...applied].reverse() }, reason);
   const hookVars = (outcome: string) => ({ from: recovery.target, to: toApply[toApply.length - 1]!.name, outcome });
   const beforeApply = await runHookStep(session, 'beforeApply', hookVars('applying'));
-  if (beforeApply) return rejected({ message: hookFailed(beforeApply), untrustworthy: false });
+  // a hook the signal ended failed because of the signal: the run says why it stopped
+  if (beforeApply) return rejected(stopReason(session) ?? { message: hookFailed(beforeApply), untrustworthy: false });
   const engine = runEngine(session, toApply, 'apply', recovery.beforeCommit);
   // each revision's up sends the next one behind its commit; a run that stops first rolls that one back (settle)
   const stopping = (): boolean => stopReason(session) !== undefined;
@@ -180,8 +181,12 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   failed ??= stopReason(session);
   if (failed) return rejected(failed);
   const afterApply = await runHookStep(session, 'afterApply', hookVars('applied'));
+  failed = stopReason(session);
+  if (failed) return rejected(failed);
   if (afterApply) return rejected({ message: hookFailed(afterApply), untrustworthy: false });
   const health = await runHealthStep(session, 'after-apply', recovery.healthTimeoutSeconds, recovery.tolerated, recovery.structure);
+  failed = stopReason(session);
+  if (failed) return rejected(failed);
   if (!health.healthy) {
     const failing = health.results.filter((r) => !r.ok && !recovery.tolerated.has(r.name));
     return rejected({ message: `health failed after the change: ${failing.map((r) => `${r.name}: ${r.evidence}`).join('; ')}`, failure: { health: failing }, untrustworthy: false });

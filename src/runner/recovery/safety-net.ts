@@ -203,6 +203,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
 function notCompared(recovery: Recovery, integrity: IntegrityReport): string | undefined {
   if (integrity.mode === 'off') return 'data not checked (integrity.mode is off)';
   if (integrity.mode === 'invariants') return `data not compared (integrity.mode is invariants: ${integrity.checked} hold)`;
+  if (integrity.noTableSelected) return `data not compared: ${integrity.noTableSelected}`;
   if (recovery.fingerprint) return undefined;
   const whose = recovery.goal === 'settle' ? "the run's fingerprint was never taken" : 'no fingerprint was taken';
   return `data not compared: ${whose} (checked ${integrity.checked})`;

@@ -20,7 +20,8 @@ export async function runHealthStep(
     () =>
       runHealthChecks(
         checks,
-        { client: session.work.client, env: setup.env, signal: undefined },
+        // a signal stops a forward run's checks (it rolls back next); the rollback's run to the end
+        { client: session.work.client, env: setup.env, signal: phase === 'after-apply' ? setup.signal : undefined },
         {
           timeoutSeconds,
           intervalSeconds: setup.config.health.intervalSeconds,

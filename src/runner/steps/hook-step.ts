@@ -39,7 +39,8 @@ export async function runHookStep(session: RunSession, name: HookName, vars: Hoo
           BELAY_OUTCOME: vars.outcome,
         },
         secrets: setup.secrets,
-        signal: undefined,
+        // a signal stops a forward run at its next safe point, not after its hook; the rollback's hooks run to the end
+        signal: name === 'beforeApply' || name === 'afterApply' ? setup.signal : undefined,
       }),
     (r) => ({ ok: r.ok, detail: { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, outputTail: r.outputTail } }),
     { run: hook.run },

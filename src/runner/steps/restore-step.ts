@@ -103,6 +103,7 @@ async function verifyRestored(request: RestoreRequest, params: ConnectionParams)
     const problems = report.intact ? [] : [...report.differences.map((d) => d.message), ...report.violations.map((v) => `invariant ${v.name} violated`), ...report.structural];
     if (report.mode === 'off') return { problems, unverified: 'its data not checked: integrity.mode is off' };
     if (report.mode === 'invariants') return { problems, unverified: `its data not compared with the snapshot's fingerprint: integrity.mode is invariants (${report.checked} hold)` };
+    if (report.noTableSelected) return { problems, unverified: `its data not compared: ${report.noTableSelected}` };
     return baseline ? { problems } : { problems, unverified: `its data not compared: snapshot ${manifest.id} has no fingerprint (${report.checked} hold)` };
   } finally {
     await session.close();
