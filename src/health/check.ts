@@ -20,7 +20,7 @@ export interface CheckOutcome {
 
 /** One health check; one implementation per file. */
 export interface HealthCheck {
-  kind: 'sql' | 'http' | 'command' | 'structural';
+  kind: 'sql' | 'http' | 'command' | 'structural' | 'invariant';
   name: string;
   /** False for a check whose answer cannot change by waiting (structure): a failure is final, never retried. */
   changesByWaiting?: boolean;

@@ -14,7 +14,10 @@ export async function runHealthStep(
   structure?: StructureBaseline,
 ): Promise<HealthReport> {
   const { setup } = session;
-  const checks = healthChecksFromConfig(setup.config.health, setup.secrets, { structure });
+  // a forward run checks the invariants with its health (the integrity step compares data only after a rollback)
+  const { integrity } = setup.config;
+  const invariants = (phase === 'baseline' || phase === 'after-apply') && integrity.mode !== 'off' ? integrity.invariants : [];
+  const checks = healthChecksFromConfig(setup.config.health, setup.secrets, { structure, invariants });
   return setup.events.judged(
     { step: 'health', subject: phase },
     () =>
