@@ -42,6 +42,8 @@ describe('config', () => {
     [{ hooks: { afterApply: 'restart' } }, /- hooks\.afterApply must be an object \{ run, timeoutSeconds \} \(got "restart"\)$/],
     [{ integrity: { tables: ['public.*'] } }, /- integrity\.tables must be an object \{ include, exclude \} \(got \["public\.\*"\]\)$/],
     [{ health: { http: [{ name: 'x', url: 'http://x', headers: 'x-a: 1' }] } }, /- health\.http\[0\]\.headers must be an object of header names and values \(got "x-a: 1"\)$/],
+    [{ health: { sql: [{ name: 'multi', query: 'select 1; select 2', expect: 'some-rows' }] } }, /- health\.sql\[0\]\.query must be one statement: "multi" holds 2 \(got "select 1; select 2"\)$/],
+    [{ health: { sql: [{ name: 'nothing', query: '-- to do', expect: 'no-rows' }] } }, /- health\.sql\[0\]\.query must be one statement: "nothing" holds 0/],
   ])('refuses %j naming the key', async (config, message) => {
     const error = await configError(config);
     expect(error.exitCode).toBe(2);
@@ -70,6 +72,12 @@ describe('config', () => {
     expect(config.integrity.mode).toBe('strict');
   });
 
+  it('accepts one statement with its semicolon, quoted semicolons, and a UTF-8 byte order mark before the JSON', async () => {
+    const query = "select ';' as x; -- one";
+    const config = await loadConfig({ cwd: await dirWith('belay.config.json', `\uFEFF${JSON.stringify({ health: { sql: [{ name: 'one', query, expect: 'some-rows' }] } })}`), overrides: {} });
+    expect(config.health.sql[0]!.query).toBe(query);
+  });
+
   it('fills defaults and reads .json, .mjs and .ts files', async () => {
     const json = await loadConfig({ cwd: await dirWith('belay.config.json', '{}'), overrides: {} });
     expect(json.integrity.mode).toBe('strict');
@@ -89,6 +97,14 @@ describe('config', () => {
     const run = await belay([...baseArgs(project, db.url), 'migrate', 'up'], { cwd: project.dir });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('health.sql[0].expect');
+    expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
+    // a check of two statements crashed (exit 1) in verify and in the baseline, leaving the run unfinished
+    await writeFile(join(project.dir, 'belay.config.json'), JSON.stringify({ health: { sql: [{ name: 'multi', query: 'select 1; select 2', expect: 'some-rows' }] } }));
+    for (const command of [['verify'], ['migrate', 'up', '--with-backup']]) {
+      const multi = await belay([...baseArgs(project, db.url), ...command], { cwd: project.dir });
+      expect(multi.code, multi.stderr).toBe(2);
+      expect(multi.stderr).toContain('health.sql[0].query must be one statement: "multi" holds 2');
+    }
     expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
     const missing = await belay([...baseArgs(project, db.url), '--config', 'nope.json', 'status'], { cwd: project.dir });
     expect(missing.code).toBe(2);

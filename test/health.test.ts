@@ -12,14 +12,14 @@ import { sqlCheck } from '../src/health/sql-check.js';
 import { structuralCheck } from '../src/health/structural-check.js';
 import { belay } from './support/cli.js';
 import { freshDatabase, type TestDatabase } from './support/pg.js';
-import { baseArgs, makeProject } from './support/project.js';
+import { baseArgs, GOOD_REVISIONS, makeProject } from './support/project.js';
 
 let db: TestDatabase;
 let client: pg.Client;
 let server: Server;
 let port: number;
 let failuresLeft = 0;
-const seen: Array<{ method?: string; body: string; header?: string }> = [];
+const seen: Array<{ method?: string; body: string; header?: string; type?: string }> = [];
 
 beforeAll(async () => {
   db = await freshDatabase();
@@ -30,7 +30,7 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (chunk) => (body += chunk));
     req.on('end', () => {
-      seen.push({ method: req.method, body, header: req.headers['x-probe'] as string | undefined });
+      seen.push({ method: req.method, body, header: req.headers['x-probe'] as string | undefined, type: req.headers['content-type'] });
       if (req.url === '/slow') return void setTimeout(() => res.end('late'), 3000);
       if (failuresLeft > 0) {
         failuresLeft--;
@@ -67,12 +67,52 @@ describe('health checks', () => {
   it('http: status, method, headers and body; refused and timed-out requests are unhealthy', async () => {
     seen.length = 0;
     expect((await http('/ok').run(ctx())).ok).toBe(true);
-    expect(seen[0]).toEqual({ method: 'POST', body: '{"a":1}', header: 'yes' });
+    expect(seen[0]).toEqual({ method: 'POST', body: '{"a":1}', header: 'yes', type: 'text/plain;charset=UTF-8' });
     failuresLeft = 1;
     expect(await http('/ok').run(ctx())).toMatchObject({ ok: false, evidence: expect.stringContaining('→ 500 (expected 201) boom') });
     expect((await http('/slow').run(ctx())).ok).toBe(false);
     const refused = httpCheck({ name: 'gone', url: `http://127.0.0.1:${await freePort()}/`, method: 'GET', headers: {}, expectStatus: 200, timeoutSeconds: 1 });
     expect(await refused.run(ctx())).toMatchObject({ ok: false, evidence: expect.stringContaining('ECONNREFUSED') });
+  });
+
+  it('http: a body that is not a string is sent as JSON, as application/json unless the headers name a type', async () => {
+    seen.length = 0;
+    expect((await http('/ok', { body: { a: 1 } }).run(ctx())).ok).toBe(true);
+    expect((await http('/ok', { body: [1], headers: { 'Content-Type': 'application/vnd.api+json' } }).run(ctx())).ok).toBe(true);
+    expect(seen).toEqual([
+      { method: 'POST', body: '{"a":1}', header: 'yes', type: 'application/json' },
+      { method: 'POST', body: '[1]', type: 'application/vnd.api+json' },
+    ]);
+  });
+
+  it('sql: a check runs read only and cannot change data', async () => {
+    const outcome = await sqlCheck({ name: 'd', query: 'DELETE FROM t WHERE id = 2 RETURNING id', expect: 'no-rows' }).run(ctx());
+    expect(outcome).toMatchObject({ ok: false, evidence: expect.stringContaining('read-only transaction') });
+    // several statements are one the server refuses too: a COMMIT could not end the read-only transaction
+    const escaped = await sqlCheck({ name: 'e', query: 'COMMIT; DELETE FROM t WHERE id = 2', expect: 'no-rows' }).run(ctx());
+    expect(escaped).toMatchObject({ ok: false, evidence: expect.stringContaining('cannot insert multiple commands') });
+    expect(await db.query('SELECT id FROM t ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
+    expect((await client.query('SELECT 1')).rows).toEqual([{ '?column?': 1 }]);
+  });
+
+  it('sql: a query still running when the health timeout runs out is cancelled and fails', async () => {
+    const slow = sqlCheck({ name: 'slow', query: 'SELECT pg_sleep(60)', expect: 'some-rows' });
+    let started = Date.now();
+    const retried = await runHealthChecks([slow], ctx(), { timeoutSeconds: 1.5, intervalSeconds: 0.5 });
+    expect(retried).toMatchObject({ healthy: false, attempts: 1, results: [{ ok: false, evidence: expect.stringContaining('statement timeout') }] });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // one attempt (a baseline, verify) has the configured health timeout
+    started = Date.now();
+    const once = await runHealthChecks([slow], ctx(), { timeoutSeconds: 0, intervalSeconds: 1, attemptSeconds: 1.5 });
+    expect(once.results[0]).toMatchObject({ ok: false, evidence: expect.stringContaining('statement timeout') });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // the session's own statement_timeout, when shorter, still holds; and is what it was after the check
+    await client.query("SET statement_timeout = '300ms'");
+    started = Date.now();
+    expect((await runHealthChecks([slow], ctx(), { timeoutSeconds: 0, intervalSeconds: 1, attemptSeconds: 30 })).healthy).toBe(false);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect((await client.query('SHOW statement_timeout')).rows).toEqual([{ statement_timeout: '300ms' }]);
+    await client.query('RESET statement_timeout');
   });
 
   it('command: exit 0 is healthy; a failure shows its output; a timeout kills it', async () => {
@@ -119,6 +159,47 @@ describe('health checks', () => {
       signal: undefined,
     });
     expect(result).toMatchObject({ ok: true, outputTail: '0022>0023 nopw nourl gone' });
+  });
+
+  it('migrate up: a check still running when the health timeout runs out fails the change, which is rolled back', async () => {
+    const fresh = await freshDatabase();
+    const slow = 'select pg_sleep(case when to_regclass($$orders$$) is null then 0 else 60 end)';
+    const project = await makeProject(
+      { '0001_orders.up.sql': 'CREATE TABLE orders (id int);', '0001_orders.down.sql': 'DROP TABLE orders;' },
+      { health: { sql: [{ name: 'slow', query: slow, expect: 'some-rows' }], timeoutSeconds: 3, intervalSeconds: 1 } },
+    );
+    const started = Date.now();
+    const run = await belay([...baseArgs(project, fresh.url), 'migrate', 'up'], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(10);
+    expect(run.stdout + run.stderr).toMatch(/health failed after the change: slow: query failed: canceling statement due to statement timeout/);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(await fresh.query("SELECT to_regclass('orders') AS orders")).toEqual([{ orders: null }]);
+  });
+
+  it('belay verify: a check that would change data fails, and changes nothing', async () => {
+    await client.query("CREATE TABLE users (id int); INSERT INTO users VALUES (100)");
+    const project = await makeProject({}, { health: { sql: [{ name: 'gone', query: 'delete from users where id = 100 returning id', expect: 'no-rows' }] } });
+    const run = await belay([...baseArgs(project, db.url), 'verify'], { cwd: project.dir });
+    expect(run.code).toBe(4);
+    expect(run.stdout).toMatch(/sql gone.*cannot execute DELETE in a read-only transaction/);
+    expect(await db.query('SELECT id FROM users')).toEqual([{ id: 100 }]);
+  });
+
+  it('migrate up --dry-run runs the health baseline as the run would, and refuses (exit 4) an unhealthy one', async () => {
+    const fresh = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS, { health: { sql: [{ name: 'nothing yet', query: 'select 1 where false', expect: 'some-rows' }] } });
+    const dry = await belay([...baseArgs(project, fresh.url), '--json', 'migrate', 'up', '--dry-run'], { cwd: project.dir });
+    expect(dry.code, dry.stdout).toBe(4);
+    const doc = JSON.parse(dry.stdout) as { outcome: string; message: string; next: string | null };
+    expect(doc.outcome).toBe('refused');
+    expect(doc.message).toBe('dry run: preflight would refuse: unhealthy before any change: nothing yet: no rows');
+    expect(doc.next).toMatch(/^Fix what fails first.*--allow-unhealthy\. Nothing was changed\.$/);
+    const allowed = await belay([...baseArgs(project, fresh.url), 'migrate', 'up', '--dry-run', '--allow-unhealthy'], { cwd: project.dir });
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(allowed.stdout).toMatch(/would apply 3 revision/);
+    expect(await fresh.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
+    const real = await belay([...baseArgs(project, fresh.url), 'migrate', 'up'], { cwd: project.dir });
+    expect(real.code).toBe(4);
   });
 
   it('belay verify runs them now: exit 0 when healthy, 4 with the failing check named', async () => {

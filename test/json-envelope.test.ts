@@ -127,6 +127,21 @@ describe('the --json envelope', () => {
     expect(envelopeOf(await run('cluster', 'status'), 'cluster status', 0).target).toBeNull();
   }, 300_000);
 
+  it('a dry run preflight would refuse is refused (exit 4) with its next step, as the run would be', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS);
+    const run = (...words: string[]) => belay([...baseArgs(project, db.url), '--json', 'migrate', 'up', ...words], { cwd: project.dir, env: cleanEnv() });
+    expect(envelopeOf(await run('--to', '0001'), 'migrate up', 0).outcome).toBe('ok');
+    expect(envelopeOf(await run('--dry-run'), 'migrate up', 0)).toMatchObject({ outcome: 'dry-run', next: null, message: 'dry run: would apply 2 revision(s); nothing was changed' });
+    await writeFile(join(project.migrations, '0001_accounts.up.sql'), 'CREATE TABLE accounts (id bigint PRIMARY KEY);');
+    const dry = envelopeOf(await run('--dry-run'), 'migrate up', 4);
+    expect(dry).toMatchObject({ outcome: 'refused', journal: null, result: { error: 'preflight' } });
+    expect(dry.message).toMatch(/^dry run: preflight would refuse: .*0001_accounts/);
+    const real = envelopeOf(await run(), 'migrate up', 4);
+    expect(dry.next).toBe(real.next);
+    expect(dry.next).toMatch(/Nothing was changed\.$/);
+  });
+
   it('an invalid config is one document naming every problem', async () => {
     const db = await freshDatabase();
     const project = await makeProject(GOOD_REVISIONS, { integrity: { mode: 'paranoid' }, backup: { jobs: 0 } });

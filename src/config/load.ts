@@ -43,7 +43,8 @@ async function findConfigFile(options: LoadConfigOptions): Promise<string | unde
 /** The file's export: JSON, or a module's default export (an object, or a function returning one). */
 async function readRaw(file: string): Promise<unknown> {
   try {
-    if (extname(file) === '.json') return JSON.parse(await readFile(file, 'utf8')) as unknown;
+    // an editor's UTF-8 byte order mark is not JSON, nor part of the config
+    if (extname(file) === '.json') return JSON.parse((await readFile(file, 'utf8')).replace(/^\uFEFF/, '')) as unknown;
     let mod: { default?: unknown };
     if (/\.m?ts$/.test(file)) {
       const { tsImport } = await import('tsx/esm/api');

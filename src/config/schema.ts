@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { splitSql } from '../migrations/split-sql.js';
 import { HOOK_NAMES } from './defaults.js';
 
 /**
@@ -25,26 +26,28 @@ const object = <T extends z.core.$ZodLooseShape>(shape: T) => z.strictObject(sha
 const seconds = (min: number, max: number, fallback: number, description: string) =>
   numberFrom(min, max).default(fallback).describe(description);
 
+/** A check's query is one statement, as psql would split it (the server refuses several too); the problem names the check. */
+function oneStatement(check: { name: string; query: string }, ctx: z.RefinementCtx): void {
+  const count = splitSql(check.query).statements.length;
+  if (count !== 1) ctx.addIssue({ code: 'custom', path: ['query'], input: check.query, message: `one statement: "${check.name}" holds ${count}` });
+}
+
 const sqlCheck = object({
   name: text(),
-  query: text().describe('A read-only query, run after the change (and as the baseline before it).'),
+  query: text().describe('A read-only query, run after the change (and as the baseline before it), in a READ ONLY transaction.'),
   expect: z
     .union([z.literal('no-rows'), z.literal('some-rows'), z.strictObject({ equals: z.unknown() })], {
       error: '"no-rows", "some-rows" or { equals: VALUE }',
     })
     .describe('"no-rows", "some-rows", or { equals: VALUE } for the first column of the first row.'),
-});
+}).superRefine(oneStatement);
 
 const httpCheck = object({
   name: text(),
   url: text().regex(/^https?:\/\//, { error: 'an http:// or https:// URL' }),
   method: oneOf(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']).default('GET'),
   headers: z.record(z.string(), text(), { error: 'an object of header names and values' }).default({}),
-  body: z
-    .unknown()
-    .transform((body) => (typeof body === 'string' ? body : JSON.stringify(body)))
-    .optional()
-    .describe('A string, or any JSON value (sent as JSON).'),
+  body: z.unknown().optional().describe('A string, or any JSON value (sent as JSON, with content-type application/json unless headers set one).'),
   expectStatus: numberFrom(100, 599, true).default(200),
   timeoutSeconds: seconds(0.1, 3600, 5, 'Per request.'),
 });

@@ -5,6 +5,8 @@ export interface CheckContext {
   /** Base environment for command checks. */
   env: NodeJS.ProcessEnv;
   signal: AbortSignal | undefined;
+  /** When (performance.now()) the health timeout runs out: a check still running then is cancelled. */
+  deadline?: number;
 }
 
 export interface CheckOutcome {

@@ -10,8 +10,7 @@ export function httpCheck(spec: HttpHealthCheck): HealthCheck {
       try {
         const response = await fetch(spec.url, {
           method: spec.method,
-          headers: spec.headers,
-          ...(spec.body === undefined ? {} : { body: spec.body }),
+          ...requestBody(spec),
           signal: ctx.signal ? AbortSignal.any([timeout, ctx.signal]) : timeout,
           redirect: 'manual',
         });
@@ -23,6 +22,14 @@ export function httpCheck(spec: HttpHealthCheck): HealthCheck {
       }
     },
   };
+}
+
+/** A string is sent as it is; any other JSON value as JSON, said so unless the headers name a content-type. */
+function requestBody(spec: HttpHealthCheck): { headers: Record<string, string>; body?: string } {
+  if (spec.body === undefined) return { headers: spec.headers };
+  if (typeof spec.body === 'string') return { headers: spec.headers, body: spec.body };
+  const typed = Object.keys(spec.headers).some((name) => name.toLowerCase() === 'content-type');
+  return { headers: typed ? spec.headers : { ...spec.headers, 'content-type': 'application/json' }, body: JSON.stringify(spec.body) };
 }
 
 /** fetch says only "fetch failed"; the reason (ECONNREFUSED, a timeout, a DNS error) is in its cause. */

@@ -21,6 +21,8 @@ export interface HealthRetry {
   /** Keep retrying failing checks until this many seconds have passed; 0 means one attempt. */
   timeoutSeconds: number;
   intervalSeconds: number;
+  /** How long a single attempt (timeoutSeconds 0) may take: the configured health timeout; 0 or none, no limit. */
+  attemptSeconds?: number;
   /** Checks already failing before the change (allowed by --allow-unhealthy): reported, not held against it. */
   tolerate?: ReadonlySet<string>;
   onAttempt?: (attempt: number, results: CheckResult[]) => void | Promise<void>;
@@ -50,14 +52,18 @@ const sleep = (ms: number, signal: AbortSignal | undefined): Promise<void> =>
  * Run every check; while any fails, retry every interval until the timeout is
  * used up; but not when a failing check cannot change by waiting (structure):
  * the outcome is then settled, and waiting out the timeout would only delay it.
+ * An SQL check still running when the timeout runs out is cancelled (fails).
  */
 export async function runHealthChecks(checks: HealthCheck[], ctx: CheckContext, retry: HealthRetry): Promise<HealthReport> {
-  const deadline = performance.now() + retry.timeoutSeconds * 1000;
+  const started = performance.now();
+  const deadline = started + retry.timeoutSeconds * 1000;
+  const limit = retry.timeoutSeconds > 0 ? retry.timeoutSeconds : (retry.attemptSeconds ?? 0);
+  const checking: CheckContext = limit > 0 ? { ...ctx, deadline: started + limit * 1000 } : ctx;
   const final = new Set(checks.filter((check) => check.changesByWaiting === false).map((check) => check.name));
   let attempts = 0;
   for (;;) {
     attempts++;
-    const results = await attempt(checks, ctx);
+    const results = await attempt(checks, checking);
     await retry.onAttempt?.(attempts, results);
     const held = results.filter((r) => !r.ok && r.alreadyFailing !== true && retry.tolerate?.has(r.name) !== true);
     const healthy = held.length === 0;

@@ -1,4 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
+import type { QueryConfig, QueryResult } from 'pg';
 import type { SqlHealthCheck } from '../config/types.js';
 import type { CheckContext, CheckOutcome, HealthCheck } from './check.js';
 
@@ -10,6 +11,33 @@ function matchesExpected(cell: unknown, expected: unknown): boolean {
   return isDeepStrictEqual(cell, expected);
 }
 
+/** The attempt the retry loop starts as the health timeout runs out still gets this long to answer. */
+const LEAST_STATEMENT_MS = 1000;
+
+/**
+ * The check's query in a READ ONLY transaction, rolled back, so that no check
+ * can change data; limited to the time its health timeout has left (or the
+ * session's statement_timeout, when that is shorter).
+ */
+async function readOnly(ctx: CheckContext, query: string): Promise<QueryResult> {
+  await ctx.client.query('BEGIN READ ONLY');
+  try {
+    if (ctx.deadline !== undefined) {
+      const ms = Math.max(LEAST_STATEMENT_MS, Math.ceil(ctx.deadline - performance.now()));
+      await ctx.client.query(
+        `SELECT pg_catalog.set_config('statement_timeout', CASE WHEN setting::bigint > 0 THEN least(setting::bigint, $1) ELSE $1 END::text, true)
+           FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'`,
+        [ms],
+      );
+    }
+    // the extended protocol: the server refuses several statements, so none can end the transaction (queryMode is pg's, not in its types)
+    const oneStatement: QueryConfig & { queryMode: 'extended' } = { text: query, queryMode: 'extended' };
+    return await ctx.client.query(oneStatement);
+  } finally {
+    await ctx.client.query('ROLLBACK');
+  }
+}
+
 export function sqlCheck(spec: SqlHealthCheck): HealthCheck {
   return {
     kind: 'sql',
@@ -17,7 +45,7 @@ export function sqlCheck(spec: SqlHealthCheck): HealthCheck {
     async run(ctx: CheckContext): Promise<CheckOutcome> {
       let rows: Record<string, unknown>[];
       try {
-        rows = (await ctx.client.query(spec.query)).rows;
+        rows = (await readOnly(ctx, spec.query)).rows;
       } catch (error) {
         return { ok: false, evidence: `query failed: ${(error as Error).message}` };
       }

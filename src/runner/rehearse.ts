@@ -232,7 +232,7 @@ class Cycle {
   private async health(structure: StructureBaseline): Promise<string | undefined> {
     const { health } = this.ctx.setup.config;
     const checks = healthChecksFromConfig(health, this.ctx.setup.secrets, { structure, scope: 'database' });
-    const report = await runHealthChecks(checks, { client: this.client, env: this.ctx.setup.env, signal: this.ctx.setup.signal }, { timeoutSeconds: 0, intervalSeconds: health.intervalSeconds });
+    const report = await runHealthChecks(checks, { client: this.client, env: this.ctx.setup.env, signal: this.ctx.setup.signal }, { timeoutSeconds: 0, intervalSeconds: health.intervalSeconds, attemptSeconds: health.timeoutSeconds });
     // a configured query is the user's SQL, which may change the schema where the next step's transaction cannot see it
     if (checks.some((check) => check.kind === 'sql')) this.engine.forgetSchema();
     if (report.healthy) return undefined;

@@ -202,20 +202,20 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   });
 }
 
+/** Plan and preflight, the health baseline included (its checks change nothing); refused as the run would be, exit 4. */
 async function dryRun(session: RunSession, revisions: Revision[], target: string | undefined, options: MigrateUpOptions): Promise<RunResult> {
   const state = await readDatabaseState(session.work.client, revisions);
   const toApply = revisionsToApply(revisions, state, target);
   const checks = await preflightChecks(session, state, toApply, options);
-  const failed = checks.filter((check) => !check.ok);
+  assertPreflight(checks, 'dry run: preflight would refuse');
+  if (toApply.length > 0) checks.push(await healthBaseline(session, options, new Set()));
+  assertPreflight(checks, 'dry run: preflight would refuse');
   session.ledger.startAt(state.current);
   return {
     ...resultOf(session, {
       outcome: 'dry-run',
-      exitCode: failed.length > 0 ? EXIT.preflight : EXIT.ok,
-      message:
-      failed.length > 0
-        ? `dry run: preflight would refuse: ${failed.map((c) => c.message).join('; ')}`
-        : `dry run: would apply ${toApply.length} revision(s)${options.withBackup && toApply.length > 0 ? ' after a snapshot' : ''}; nothing was changed`,
+      exitCode: EXIT.ok,
+      message: `dry run: would apply ${toApply.length} revision(s)${options.withBackup && toApply.length > 0 ? ' after a snapshot' : ''}; nothing was changed`,
     }),
     checks,
     toRevision: toApply[toApply.length - 1]?.name ?? state.current,

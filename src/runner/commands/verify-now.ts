@@ -22,6 +22,7 @@ export async function runVerify(setup: RunSetup): Promise<VerifyReport> {
     const health = await runHealthChecks(healthChecksFromConfig(setup.config.health, setup.secrets), { client: session.client, env: setup.env, signal: setup.signal }, {
       timeoutSeconds: 0,
       intervalSeconds: setup.config.health.intervalSeconds,
+      attemptSeconds: setup.config.health.timeoutSeconds,
     });
     const integrity = await checkIntegrity(session.client, setup.config.integrity, null, 'same-schema');
     const healthy = health.healthy && integrity.intact;

@@ -30,6 +30,13 @@ export async function withRunSession(setup: RunSetup, command: string, work: (se
       // the refusal is this run's outcome, journaled: the report names the run and its journal file
       throw new BelayError(error.code, error.message, { hint: error.hint, details: { ...error.details, runId: session.runId, journalFile: session.journal.path }, cause: error.cause });
     }
+    if (session.journal && !session.journal.databaseAttached) {
+      // a bug before the run changed anything: it ends (exit 1), not left "unfinished" for a recover that has nothing to settle
+      await setup.events.emit({
+        type: 'run-end',
+        outcome: { status: 'internal-error', exitCode: EXIT.internal, finishedAt: new Date().toISOString(), snapshotId: null, toRevision: session.ledger.facts.toRevision, summary: { message: errorMessage(error) } },
+      });
+    }
     throw error;
   } finally {
     await session.close();

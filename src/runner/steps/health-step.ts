@@ -28,6 +28,7 @@ export async function runHealthStep(
         {
           timeoutSeconds,
           intervalSeconds: setup.config.health.intervalSeconds,
+          attemptSeconds: setup.config.health.timeoutSeconds,
           tolerate,
           onAttempt: (attempt, results) =>
             setup.events.emit({

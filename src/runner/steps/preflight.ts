@@ -75,11 +75,11 @@ const HINTS: Record<string, string> = {
 };
 
 /** Refuse (exit 4) with every failed check listed, and the next step for the first. */
-export function assertPreflight(checks: PreflightCheck[]): void {
+export function assertPreflight(checks: PreflightCheck[], lead = 'preflight refused the run'): void {
   const failed = checks.filter((check) => !check.ok);
   if (failed.length === 0) return;
   const hints = [...new Set(failed.map((check) => check.hint ?? HINTS[check.name]).filter((hint): hint is string => hint !== undefined))];
-  throw preflightError(`preflight refused the run: ${failed.map((check) => check.message).join('; ')}`, {
+  throw preflightError(`${lead}: ${failed.map((check) => check.message).join('; ')}`, {
     hint: `${hints.join(' ')} Nothing was changed.`.trim(),
     details: { checks },
   });
