@@ -1,12 +1,14 @@
 import type { Invariant } from '../config/types.js';
-import { checkInvariants } from '../integrity/invariants.js';
+import { errorMessage } from '../errors.js';
+import { invariantQuery, violationOf } from '../integrity/invariants.js';
 import type { CheckContext, CheckOutcome, HealthCheck } from './check.js';
+import { readOnlyQuery } from './sql-check.js';
 
 /**
  * An integrity invariant (its rows are violations) as a check of the forward
- * run: violated before the change, the baseline is unhealthy; violated after
- * it, the change is not verified. Data does not mend by waiting: a violation
- * is final, never retried.
+ * run, read-only and within the health timeout as an SQL check: violated
+ * before the change, the baseline is unhealthy; violated after it, the change
+ * is not verified. Data does not mend by waiting: a violation is final.
  */
 export function invariantCheck(invariant: Invariant): HealthCheck {
   return {
@@ -14,9 +16,14 @@ export function invariantCheck(invariant: Invariant): HealthCheck {
     name: `invariant ${invariant.name}`,
     changesByWaiting: false,
     async run(ctx: CheckContext): Promise<CheckOutcome> {
-      const [violation] = await checkInvariants(ctx.client, [invariant]);
-      if (!violation) return { ok: true, evidence: 'no row' };
-      return { ok: false, evidence: violation.rows < 0 ? violation.sample : `${violation.rows} row(s): ${violation.sample}` };
+      let rows: unknown[];
+      try {
+        rows = (await readOnlyQuery(ctx, invariantQuery(invariant))).rows;
+      } catch (error) {
+        return { ok: false, evidence: `query failed: ${errorMessage(error)}` };
+      }
+      const violation = violationOf(invariant, rows);
+      return violation ? { ok: false, evidence: `${violation.rows} row(s): ${violation.sample}` } : { ok: true, evidence: 'no row' };
     },
   };
 }

@@ -19,7 +19,7 @@ const LEAST_STATEMENT_MS = 1000;
  * can change data; limited to the time its health timeout has left (or the
  * session's statement_timeout, when that is shorter).
  */
-async function readOnly(ctx: CheckContext, query: string): Promise<QueryResult> {
+export async function readOnlyQuery(ctx: CheckContext, query: string | QueryConfig): Promise<QueryResult> {
   await ctx.client.query('BEGIN READ ONLY');
   try {
     if (ctx.deadline !== undefined) {
@@ -31,7 +31,7 @@ async function readOnly(ctx: CheckContext, query: string): Promise<QueryResult> 
       );
     }
     // the extended protocol: the server refuses several statements, so none can end the transaction (queryMode is pg's, not in its types)
-    const oneStatement: QueryConfig & { queryMode: 'extended' } = { text: query, queryMode: 'extended' };
+    const oneStatement: QueryConfig & { queryMode: 'extended' } = { ...(typeof query === 'string' ? { text: query } : query), queryMode: 'extended' };
     return await ctx.client.query(oneStatement);
   } finally {
     await ctx.client.query('ROLLBACK');
@@ -45,7 +45,7 @@ export function sqlCheck(spec: SqlHealthCheck): HealthCheck {
     async run(ctx: CheckContext): Promise<CheckOutcome> {
       let rows: Record<string, unknown>[];
       try {
-        rows = (await readOnly(ctx, spec.query)).rows;
+        rows = (await readOnlyQuery(ctx, spec.query)).rows;
       } catch (error) {
         return { ok: false, evidence: `query failed: ${(error as Error).message}` };
       }

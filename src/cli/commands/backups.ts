@@ -5,6 +5,7 @@ import { formatRunResult } from '../format.js';
 import { confirmer } from '../confirm.js';
 import { EXIT, usageError } from '../../errors.js';
 import { CONNECTED, FILES_ONLY, teach } from '../help.js';
+import type { VerifyReport } from '../../runner/commands/verify-now.js';
 
 export function registerBackups(program: Command): void {
   teach(program.command('backup').description('take a verified snapshot now'), CONNECTED, 'belay backup').action(async (_flags: object, command: Command) =>
@@ -130,7 +131,8 @@ export function registerBackups(program: Command): void {
         return {
           result: report,
           outcome: report.healthy ? 'ok' : 'unhealthy',
-          message: `${report.healthy ? 'healthy' : 'UNHEALTHY'}: ${report.health.results.filter((r) => !r.ok).length} failing check(s), integrity ${integrity}`,
+          message: verifyMessage(report, integrity),
+          ...(report.healthy ? {} : { next: 'Fix what fails (above), then run `belay verify` again; a run started now is refused while its health checks fail (--allow-unhealthy lets it start).' }),
           human: () =>
             [
               `${report.healthy ? 'healthy' : 'UNHEALTHY'}`,
@@ -142,4 +144,13 @@ export function registerBackups(program: Command): void {
         };
       }, { reads: true }),
   );
+}
+
+/** `belay verify`'s one line: what fails, by name. */
+function verifyMessage(report: VerifyReport, integrity: string): string {
+  const failing = report.health.results.filter((r) => !r.ok).map((r) => r.name);
+  const broken = [...report.integrity.violations.map((v) => `invariant ${v.name}`), ...report.integrity.structural];
+  if (report.healthy) return `healthy: 0 failing check(s), integrity ${integrity}`;
+  const parts = [...(failing.length > 0 ? [`failing check(s): ${failing.join(', ')}`] : []), ...(broken.length > 0 ? [`integrity FAIL: ${broken.join('; ')}`] : [])];
+  return `UNHEALTHY: ${parts.join('; ')}`;
 }
