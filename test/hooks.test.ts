@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { belay, type CliRun } from './support/cli.js';
+import { belay, startBelay, type CliRun } from './support/cli.js';
+import { pollUntil } from './support/kill.js';
 import { freshDatabase } from './support/pg.js';
 import { baseArgs, makeProject, type TestProject } from './support/project.js';
 
@@ -173,5 +174,24 @@ describe('hooks failing on the rollback path', () => {
     expect(json.next).toMatch(/The afterRestore hook failed \(exit 4\); its output is in the journal/);
     expect((await hookEnd(json, 'afterRestore')).detail).toEqual({ exitCode: 4, signal: null, timedOut: false, outputTail: 'restart failed' });
     expect(await current()).toBeNull();
+  });
+
+  it('belay restore of a verified snapshot settles the run it interrupted even when its afterRestore hook fails (exit 12 for the hook; the run stayed unsettled)', { timeout: 120_000 }, async () => {
+    const revisions = { ...GOOD, '0003_slow.up.sql': 'SELECT pg_sleep(60);\nCREATE TABLE slow (id int);', '0003_slow.down.sql': 'DROP TABLE slow;' };
+    const db = await freshDatabase();
+    const project = await makeProject(revisions, { hooks: { afterRestore: { run: 'exit 4', timeoutSeconds: 5 } } });
+    const args = [...baseArgs(project, db.url), '--json'];
+    expect((await belay([...args, 'migrate', 'up', '--to', '0002'], { cwd: project.dir })).code).toBe(0);
+    const snapshot = (JSON.parse((await belay([...args, 'backup'], { cwd: project.dir })).stdout) as { result: { snapshot: { id: string } } }).result.snapshot.id;
+    const killed = startBelay([...args, 'migrate', 'up'], { cwd: project.dir });
+    await pollUntil(async () => (await db.query("SELECT 1 FROM pg_stat_activity WHERE strpos(query, 'pg_sleep(60)') > 0 AND pid <> pg_backend_pid()")).length > 0, 'the slow revision running');
+    killed.child.kill('SIGKILL');
+    await killed.done;
+    const status = async (): Promise<unknown> => (JSON.parse((await belay([...args, 'status'], { cwd: project.dir })).stdout) as { result: { interrupted: unknown } }).result.interrupted;
+    expect(await status()).not.toBeNull();
+    const json = envelope(await belay([...args, '--yes', 'restore', snapshot], { cwd: project.dir }));
+    expect(json.result.exitCode, json.result.message).toBe(12);
+    expect(json.result.message).toMatch(/the afterRestore hook failed \(exit 4\)$/);
+    expect(await status()).toBeNull();
   });
 });

@@ -189,7 +189,9 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
       restoreStrategy: strategy,
     };
     const result = await restoreThenVerify(recovery, `restore of ${manifest.id} asked for`);
+    // the snapshot back and verified settles them, even when a hook after it failed (the run ends 12 for the hook)
     if (VERIFIED_OUTCOMES.has(result.outcome)) await settleRuns(session, unsettled, result.outcome);
+    else if (session.ledger.facts.restore?.ok) await settleRuns(session, unsettled, 'restored');
     return result;
   });
 }
