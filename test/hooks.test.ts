@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, startBelay, type CliRun } from './support/cli.js';
@@ -193,5 +193,8 @@ describe('hooks failing on the rollback path', () => {
     expect(json.result.exitCode, json.result.message).toBe(12);
     expect(json.result.message).toMatch(/the afterRestore hook failed \(exit 4\)$/);
     expect(await status()).toBeNull();
+    // the killed run, begun after the snapshot, is recorded in the restored database as settled by this restore
+    const killedRun = JSON.parse((await readFile(join(project.backups, 'journal', (await readdir(join(project.backups, 'journal'))).sort().at(-2)!), 'utf8')).split('\n')[0]!) as { runId: string };
+    expect(await db.query('SELECT status FROM belay.runs WHERE id = $1', [killedRun.runId])).toEqual([{ status: 'interrupted' }]);
   });
 });
