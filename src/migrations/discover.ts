@@ -1,5 +1,5 @@
 import { readdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { readProblem } from '../unreadable.js';
 import { usageError } from '../errors.js';
 import { checksumFiles } from './checksum.js';
@@ -8,7 +8,8 @@ import { REVISION_NAME, type Revision, type RevisionFiles } from './revision.js'
 const SQL_FILE = /^(.+)\.(up|down|verify)\.sql$/;
 const MODULE_FILE = /^(.+)\.(ts|mts|js|mjs)$/;
 /** A numbered SQL or script file that is not a revision is a naming mistake, not something to skip silently. */
-const LOOKS_LIKE_A_REVISION = /^\d+.*\.(sql|ts|mts|js|mjs)$/;
+// any case: 0001_a.UP.SQL is refused by name rather than skipped without a word
+const LOOKS_LIKE_A_REVISION = /^\d+.*\.(sql|ts|mts|js|mjs)$/i;
 
 /** Revisions read and hashed between two turns of the event loop. */
 const YIELD_EVERY = 16;
@@ -45,7 +46,7 @@ export async function discoverRevisions(dir: string): Promise<Revision[]> {
     }
     const parts = byName.get(name) ?? {};
     if (sql) parts[sql[2] as 'up' | 'down' | 'verify'] = join(root, file);
-    else if (parts.module) throw usageError(`revision ${name} has two modules: ${parts.module} and ${join(root, file)}`);
+    else if (parts.module) throw usageError(`revision ${name} has two modules: ${parts.module} and ${join(root, file)}`, { hint: 'Keep one of them: a revision is one module, or its .sql files.' });
     else parts.module = join(root, file);
     byName.set(name, parts);
   }
@@ -71,7 +72,7 @@ function toRevision(name: string, parts: Parts): Revision {
   let files: RevisionFiles;
   if (parts.module) {
     if (parts.up || parts.down || parts.verify) {
-      throw usageError(`revision ${name} has both a module and .sql files; keep one form`);
+      throw usageError(`revision ${name} has both a module and .sql files; keep one form`, { hint: `Keep ${basename(parts.module)} or the ${name}.*.sql files, and move the others out of the folder.` });
     }
     kind = 'module';
     files = { up: parts.module, down: undefined, verify: undefined };

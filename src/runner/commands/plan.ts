@@ -7,7 +7,7 @@ import { revisionFileBytes } from '../../migrations/revision-bytes.js';
 import { isReversible, prepareStep } from '../../migrations/run-revision.js';
 import { readDatabaseState } from '../session/database-state.js';
 import { revisionsToApply } from '../session/database-state.js';
-import { checkDrift, checkMissing, checkOrder, type PreflightCheck } from '../steps/preflight.js';
+import { checkDrift, checkMissing, checkOrder, checkScripts, type PreflightCheck } from '../steps/preflight.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
 import type { Session } from '../../db/session.js';
 import { resolveBackupTools } from '../../backup/pg-tools.js';
@@ -92,17 +92,25 @@ export async function runPlan(setup: RunSetup, to: string | undefined, scope = f
     const applied = new Set(state.applied.map((row) => row.name));
     if (target !== undefined && (target === null ? state.current !== null : applied.has(target) && target !== state.current)) {
       const toRevert = revisionsToRevert(revisions, applied, target);
+      const plannedDowns = await Promise.all(toRevert.map((r) => planned(r, 'down')));
+      const irreversible = plannedDowns.filter((r) => !r.reversible).map((r) => r.name);
+      // what rollback --to refuses in its preflight, listed here as it would say it
+      if (irreversible.length > 0) {
+        problems.push({ name: 'downs', ok: false, message: `revisions without a down stand between ${state.current} and ${target ?? 'the start'}: ${irreversible.join(', ')}` });
+      }
+      problems.push(...[await checkScripts(toRevert, 'down')].filter((check) => !check.ok));
       return {
         direction: 'down',
         from: state.current,
         to: target,
-        revisions: await Promise.all(toRevert.map((r) => planned(r, 'down'))),
+        revisions: plannedDowns,
         problems,
         dataAtRisk: (await dataAtRiskOf(session.client, toRevert)).items,
         ...(scope ? { scope: await learnedScopeLines(setup, session, toRevert, 'down') } : {}),
       };
     }
     const toApply = revisionsToApply(revisions, state, target ?? undefined);
+    problems.push(...[await checkScripts(toApply, 'up')].filter((check) => !check.ok));
     return {
       direction: toApply.length > 0 ? 'up' : 'none',
       from: state.current,
