@@ -206,7 +206,7 @@ describe('the safety net, on failing revisions', () => {
     const result = jsonResult(run) as { runId: string; message: string; hint: string; snapshot: { id: string } };
     expect(result.message).toMatch(/does not match its manifest/);
     // its two steps, one after the other in the one line (docs/json.md), never run together
-    const next = `belay backups verify ${result.snapshot.id}; belay restore <another snapshot id> (list them: belay backups list)`;
+    const next = `belay backups verify ${result.snapshot.id}; if it is sound, fix what the message says and restore it again: belay restore ${result.snapshot.id}; if not, restore another: belay restore <another snapshot id> (list them: belay backups list)`;
     expect((JSON.parse(run.stdout) as { next: string }).next).toBe(next);
     expect(result.hint).toBe(next);
     // the copy the swap restore made beside it is gone
@@ -217,12 +217,12 @@ describe('the safety net, on failing revisions', () => {
     const lines = await journalOf(project.backups, result.runId);
     const outcome = lines[lines.length - 1] as { status: string; exitCode: number; summary: { next: string } };
     expect(outcome).toMatchObject({ status: 'manual-action-needed', exitCode: 12 });
-    expect(outcome.summary.next).toBe(`belay backups verify ${result.snapshot.id}\nbelay restore <another snapshot id> (list them: belay backups list)`);
+    expect(outcome.summary.next).toBe(`belay backups verify ${result.snapshot.id}\nif it is sound, fix what the message says and restore it again: belay restore ${result.snapshot.id}\nif not, restore another: belay restore <another snapshot id> (list them: belay backups list)`);
     // the text output's next: line is the same line
     const textDb = await freshDatabase();
     expect((await belay([...baseArgs(project, textDb.url), 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
     const text = await belay([...baseArgs(project, textDb.url), 'migrate', 'up', '--with-backup'], { cwd: project.dir });
     expect(text.code, text.stderr).toBe(12);
-    expect(text.stdout).toMatch(/\n {2}next: belay backups verify \S+; belay restore <another snapshot id> \(list them: belay backups list\)\n/);
+    expect(text.stdout).toMatch(/\n {2}next: belay backups verify (\S+); if it is sound, fix what the message says and restore it again: belay restore \1; if not, restore another: belay restore <another snapshot id> \(list them: belay backups list\)\n/);
   });
 });

@@ -29,8 +29,9 @@ function settledByRecover(files: ReadonlyArray<readonly JournalLine[]>): Set<str
  * is settled; a run it does not know is taken as unsettled. Each such run
  * keeps the snapshot it took and the one it was restoring, whichever
  * `belay recover` will put back (`snapshotsOfRun`, as recover reads it).
- * So does the database's last finished run when it ended 12 (manual action
- * needed), with the copy a failed in-place restore kept of what it dropped.
+ * So does every run that ended 12 (manual action needed) since a snapshot was
+ * last restored and verified, with the copy a failed in-place restore kept of
+ * what it dropped.
  */
 export async function snapshotsRunsNeed(client: ClientBase, backupsDir: string, database: string): Promise<NeededSnapshots> {
   const needed: NeededSnapshots = new Map();
@@ -47,12 +48,13 @@ export async function snapshotsRunsNeed(client: ClientBase, backupsDir: string, 
       if (row.status !== 'running') finished.add(row.id);
       else keep(await runSteps(client, backupsDir, row.id), `run ${row.id} (${row.command} on ${database}) is running or unsettled: \`belay recover\` may restore it`);
     }
-    // the last run that ended needing a hand names the snapshots that hand may use (the one it could not restore,
-    // the copy of what an in-place restore dropped before it failed) until a later run ends otherwise
-    const last = rows.find((row) => row.status !== 'running');
-    if (last?.exit_code === 12) {
-      const steps = await runSteps(client, backupsDir, last.id);
-      const why = `run ${last.id} (${last.command} on ${database}), the last one, ended needing manual action: its next steps may need it (\`belay history ${last.id}\`)`;
+    // a run that ended needing a hand names the snapshots that hand may use (the one it could not restore, the copy
+    // of what an in-place restore dropped before it failed): kept until a later run put a snapshot back and verified it
+    for (const row of rows) {
+      if (row.status === 'restored' || (row.command === 'restore' && row.exit_code === 0)) break;
+      if (row.exit_code !== 12) continue;
+      const steps = await runSteps(client, backupsDir, row.id);
+      const why = `run ${row.id} (${row.command} on ${database}) ended needing manual action, and no snapshot was restored since: its next steps may need it (\`belay history ${row.id}\`; delete the file yourself once they do not)`;
       keep(steps, why);
       const kept = steps.findLast((step) => step.step === 'restore' && step.event === 'end')?.detail?.quarantineSnapshot;
       if (typeof kept === 'string' && !needed.has(kept)) needed.set(kept, why);

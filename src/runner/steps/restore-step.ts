@@ -379,7 +379,8 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
         quarantine: null,
         quarantineSnapshot: null,
         message: `restoring ${manifest.id} failed; ${target} was not touched: ${errorMessage(error)}`,
-        manualSteps: [`belay backups verify ${manifest.id}`, `belay restore <another snapshot id> (list them: belay backups list)`],
+        // the snapshot, or the restore's own session (ended by someone, a full disk): the verify tells which
+        manualSteps: [`belay backups verify ${manifest.id}`, `if it is sound, fix what the message says and restore it again: belay restore ${manifest.id}`, `if not, restore another: belay restore <another snapshot id> (list them: belay backups list)`],
       };
     }
     const owner = await databaseOwner(admin.client, target);
