@@ -425,3 +425,96 @@ describe('a fingerprint stopped before anything changed: the advice matches why'
     for (const code of ['55P03', '57014', 'XX000']) expect(stoppedReadAdvice(failure(code, 'x'), context)).not.toMatch(/grant/i);
   });
 });
+
+describe('a transactional module that ends belay\'s transaction', () => {
+  const OWNTX_FAIL = {
+    ...OK_0001,
+    '0002_owntx_fail.mjs': `export async function up(ctx) {
+  await ctx.sql('COMMIT');
+  await ctx.sql('CREATE TABLE t5 (id int)');
+  throw new Error('after commit');
+}
+export async function down(ctx) {
+  await ctx.sql('DROP TABLE t5');
+}
+`,
+  };
+
+  it('a COMMIT then a throw: the run restores its snapshot (exit 11), says what the module did, and t5 is gone', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(OWNTX_FAIL);
+    const args = baseArgs(project, db.url);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--yes', '--with-backup']);
+    expect(run.code, run.stdout + run.stderr).toBe(11);
+    const doc = JSON.parse(run.stdout) as { message: string; next: string; result: { runId: string } };
+    expect(doc.message).toContain("0002_owntx_fail up failed at 0002_owntx_fail.mjs: it ended belay's transaction (a COMMIT or ROLLBACK of its own): what it did may be partly committed; then it failed: after commit");
+    expect(doc.message).not.toMatch(/rolled back to the start, data verified intact/);
+    expect(doc.next).toContain('make its first line `// belay:no-transaction`');
+    expect(await db.query("SELECT to_regclass('t5')::text AS t5, to_regclass('notes')::text AS notes")).toEqual([{ t5: null, notes: null }]);
+    const lines = await journalOf(project.backups, doc.result.runId);
+    expect(lines.find((l) => l.step === 'apply' && l.outcome === 'failed')).toMatchObject({ revision: '0002_owntx_fail' });
+    expect(endedSteps(lines)).toContain(`restore ok`);
+    expect(lines[lines.length - 1]).toMatchObject({ type: 'outcome', exitCode: 11 });
+    // nothing of the module is left to trip the next run
+    const again = await belay([...args, 'migrate', 'up', '--to', '0001']);
+    expect(again.code, again.stderr).toBe(0);
+  });
+
+  it('its own BEGIN … COMMIT: not applied, and without a snapshot the run says the truth (exit 12)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      ...OK_0001,
+      '0002_owntx.mjs': `export async function up(ctx) {
+  await ctx.sql('BEGIN');
+  await ctx.sql('CREATE TABLE t6 (id int)');
+  await ctx.sql('COMMIT');
+}
+export async function down(ctx) {
+  await ctx.sql('DROP TABLE t6');
+}
+`,
+    });
+    const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up', '--yes']);
+    expect(run.code, run.stdout + run.stderr).toBe(12);
+    const doc = JSON.parse(run.stdout) as { message: string; next: string; result: { runId: string } };
+    expect(doc.message).toContain("0002_owntx up failed at 0002_owntx.mjs: it ended belay's transaction (a COMMIT or ROLLBACK of its own)");
+    expect(doc.message).toContain('no snapshot was taken to restore');
+    expect(doc.next).toContain('make its first line `// belay:no-transaction`');
+    expect(doc.next).toContain('may be damaged');
+    expect(await appliedNames(db)).toEqual(['0001_notes']);
+    // the truth: what the module committed is there
+    expect(await db.query("SELECT to_regclass('t6')::text AS t6")).toEqual([{ t6: 't6' }]);
+    const lines = await journalOf(project.backups, doc.result.runId);
+    expect(lines.find((l) => l.step === 'apply' && l.outcome === 'failed')).toMatchObject({ revision: '0002_owntx' });
+    expect(lines[lines.length - 1]).toMatchObject({ type: 'outcome', exitCode: 12 });
+  });
+});
+
+describe('a module that throws an error with a cause', () => {
+  it('is told with its cause, in the output, --json and the journal', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      ...OK_0001,
+      '0002_caused.mjs': `export async function up(ctx) {
+  await ctx.sql('CREATE TABLE caused (id int)');
+  throw new Error('outer', { cause: new Error('inner cause detail') });
+}
+export async function down(ctx) {
+  await ctx.sql('DROP TABLE caused');
+}
+`,
+    });
+    const args = baseArgs(project, db.url);
+    const human = await belay([...args, 'migrate', 'up']);
+    expect(human.code, human.stdout + human.stderr).toBe(10);
+    expect(human.stdout + human.stderr).toContain('0002_caused up failed at 0002_caused.mjs:3: outer; caused by: inner cause detail');
+    const run = await belay([...args, '--json', 'migrate', 'up']);
+    expect(run.code, run.stdout + run.stderr).toBe(10);
+    const doc = JSON.parse(run.stdout) as { message: string; result: { runId: string } };
+    expect(doc.message).toContain('outer; caused by: inner cause detail');
+    const lines = await journalOf(project.backups, doc.result.runId);
+    const failed = lines.find((l) => l.step === 'apply' && l.outcome === 'failed') as { detail: { failure: { message: string } } };
+    expect(failed.detail.failure.message).toBe('outer; caused by: inner cause detail');
+    expect(await db.query("SELECT to_regclass('caused')::text AS caused")).toEqual([{ caused: null }]);
+  });
+});

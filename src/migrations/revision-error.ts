@@ -17,6 +17,8 @@ export interface RevisionFailure {
   hint?: string;
   /** Whether the failed step ran inside a transaction that was rolled back. */
   transactional: boolean;
+  /** What to do about it, when the failure itself says (belay's advice, unlike `hint`, which is PostgreSQL's). */
+  next?: string;
   /** On a lock timeout: the sessions that held the lock, as seen while the revision waited. */
   blockers?: LockBlocker[];
 }
@@ -36,12 +38,23 @@ export function withBlockers(error: unknown, blockers: LockBlocker[]): unknown {
   return new RevisionFailedError({ ...error.failure, blockers }, { cause: error.cause });
 }
 
-/** Fill message, SQLSTATE, detail and hint from a pg error. */
+/** An error's message with the causes it was thrown with (`new Error('…', { cause })`), outermost first. */
+export function messageWithCauses(error: unknown): string {
+  const parts = [error instanceof Error ? error.message : String(error)];
+  const seen = new Set<unknown>([error]);
+  for (let cause = error instanceof Error ? error.cause : undefined; cause !== undefined && !seen.has(cause); cause = cause instanceof Error ? cause.cause : undefined) {
+    seen.add(cause);
+    parts.push(`caused by: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+  return parts.join('; ');
+}
+
+/** Fill message (with its causes), SQLSTATE, detail and hint from a pg error. */
 export function failureFromError(
   error: unknown,
   base: Omit<RevisionFailure, 'message'>,
 ): RevisionFailure {
-  const failure: RevisionFailure = { ...base, message: error instanceof Error ? error.message : String(error) };
+  const failure: RevisionFailure = { ...base, message: messageWithCauses(error) };
   if (error instanceof DatabaseError) {
     if (error.code) failure.sqlstate = error.code;
     if (error.detail) failure.detail = error.detail;

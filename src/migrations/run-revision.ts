@@ -6,7 +6,7 @@ import { preflightError } from '../errors.js';
 import { lineIn, loadRevisionModule } from './load-module.js';
 import type { Revision } from './revision.js';
 import type { RevisionContext, RevisionModule } from './revision-context.js';
-import { failureFromError, RevisionFailedError } from './revision-error.js';
+import { failureFromError, messageWithCauses, RevisionFailedError } from './revision-error.js';
 import { revisionFileBytes } from './revision-bytes.js';
 import { readSqlScript, type SqlScript } from './sql-script.js';
 import { NO_TRANSACTION_MARKER, type SqlStatement } from './split-sql.js';
@@ -228,7 +228,11 @@ async function prepareModule(revision: Revision, direction: 'up' | 'down' | 'ver
     file: revision.files.up,
     transactional,
     async run(client, log, opening, closing) {
-      if (opening !== undefined) await client.query(opening);
+      const where = { revision: revision.name, direction, file: basename(revision.files.up) };
+      // the transaction belay runs it in, known by its id (assigned now, as its record would): still open after the module
+      const sent = [...(opening === undefined ? [] : [opening]), ...(transactional ? ['SELECT txid_current()::text AS xid'] : [])];
+      const began = sent.length === 0 ? undefined : (await simpleQueryResults<{ xid: string }>(client, sent.join('; '))).at(-1);
+      const xid = transactional ? began?.rows[0]?.xid : undefined;
       const ctx: RevisionContext = {
         sql: (text, params) => client.query(text, params),
         client,
@@ -236,18 +240,46 @@ async function prepareModule(revision: Revision, direction: 'up' | 'down' | 'ver
         direction,
         log,
       };
+      let failed: { error: unknown } | undefined;
       try {
         const result = await fn.call(mod, ctx);
         if (direction === 'verify' && result === false) throw new Error('verify(ctx) returned false');
       } catch (error) {
+        failed = { error };
+      }
+      if (xid !== undefined && (await endedTransaction(client, xid))) {
+        const then = failed ? `; then it failed: ${messageWithCauses(failed.error)}` : '';
         throw new RevisionFailedError(
-          failureFromError(error, { revision: revision.name, direction, file: basename(revision.files.up), line: lineIn(error, revision.files.up), transactional }),
-          { cause: error },
+          {
+            ...where,
+            message: `it ended belay's transaction (a COMMIT or ROLLBACK of its own): what it did may be partly committed${then}`,
+            transactional: false,
+            next: `If ${basename(revision.files.up)} manages its own transactions, make its first line \`// belay:no-transaction\`; otherwise take its COMMIT, ROLLBACK and BEGIN out.`,
+          },
+          failed ? { cause: failed.error } : undefined,
         );
+      }
+      if (failed) {
+        const { error } = failed;
+        throw new RevisionFailedError(failureFromError(error, { ...where, line: lineIn(error, revision.files.up), transactional }), { cause: error });
       }
       return closing === undefined ? undefined : (await simpleQueryResults(client, closing)).at(-1);
     },
   };
+}
+
+/**
+ * Whether the transaction `xid` that belay opened for a module is over: the
+ * module sent a COMMIT or ROLLBACK (BEGIN … COMMIT of its own among them),
+ * and what it ran after it ran outside belay's transaction. A block left
+ * aborted refuses the question and is taken as belay's (a COMMIT and BEGIN
+ * of its own before the statement that failed are not seen).
+ */
+async function endedTransaction(client: ClientBase, xid: string): Promise<boolean> {
+  return client.query<{ ended: boolean }>('SELECT txid_current_if_assigned() IS DISTINCT FROM $1::bigint AS ended', [xid]).then(
+    ({ rows }) => rows[0]?.ended === true,
+    () => false,
+  );
 }
 
 /** A revision with a file that is not text cannot be planned, let alone run: refused wherever it is first read. */

@@ -68,7 +68,8 @@ export interface FailureReason {
 
 export function reasonFrom(error: unknown): FailureReason {
   if (error instanceof RevisionFailedError) {
-    return { message: error.message, failure: { ...error.failure }, untrustworthy: !error.failure.transactional };
+    const { next } = error.failure;
+    return { message: error.message, failure: { ...error.failure }, untrustworthy: !error.failure.transactional, ...(next ? { hint: next } : {}) };
   }
   return { message: errorMessage(error), untrustworthy: false };
 }
@@ -128,7 +129,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   const onRollback = await runHookStep(session, 'onRollback', { from: current, to: target, outcome: 'rolling-back' });
   if (onRollback) hooks.push(onRollback);
   if (reason.untrustworthy) {
-    return restoreThenVerify(recovery, `${reason.message}; a revision that runs outside a transaction failed halfway: its effects cannot be undone by its down`, reason.failure, hooks);
+    return restoreThenVerify(recovery, `${reason.message}; a revision that runs outside a transaction failed halfway: its effects cannot be undone by its down`, reason.failure, hooks, reason.hint);
   }
   // a rollback --to (or the recover finishing one) must land on the schema its target left; undoing a rejected change is judged by integrity
   const landsOnTarget = recovery.goal === 'rollback' || (recovery.goal === 'settle' && recovery.compare === 'common-columns');
@@ -252,11 +253,12 @@ function thrownRestore(recovery: Recovery, manifest: Manifest, error: unknown): 
   };
 }
 
-/** Restore the snapshot and verify it against the fingerprint; never throws for a restore that did not work. */
-export async function restoreThenVerify(recovery: Recovery, why: string, failure?: Record<string, unknown>, hooks: FailedHook[] = []): Promise<RunResult> {
+/** Restore the snapshot and verify it against the fingerprint; never throws for a restore that did not work. `next`: what the failure itself says to do, told first. */
+export async function restoreThenVerify(recovery: Recovery, why: string, failure?: Record<string, unknown>, hooks: FailedHook[] = [], next?: string): Promise<RunResult> {
   const { session, snapshot } = recovery;
   const { events } = session.setup;
-  const finish = (verdict: Verdict): Promise<RunResult> => finishRun(session, withHooks(recovery, verdict, hooks));
+  const finish = (verdict: Verdict): Promise<RunResult> =>
+    finishRun(session, withHooks(recovery, next ? { ...verdict, hint: verdict.hint ? `${next}\n${verdict.hint}` : next } : verdict, hooks));
   const failed = failure ? { failure } : {};
   if (!snapshot) {
     return finish({
