@@ -4,7 +4,8 @@ import { watchBlockers, type BlockerWatch } from '../db/lock-watchdog.js';
 import { openSibling, resetSession, sessionOrigin } from '../db/session.js';
 import { failureFromError, RevisionFailedError, withBlockers } from './revision-error.js';
 import type { Revision } from './revision.js';
-import { prepareStep, prepareVerify, type Direction, type PreparedStep } from './run-revision.js';
+import { errorMessage } from '../errors.js';
+import { prepareStep, prepareVerify, type Direction, type PreparedStep, type StepHooks } from './run-revision.js';
 import type { SchemaDescription } from '../integrity/schema-digest.js';
 import { TableStorage, type EngineContext } from './storage.js';
 
@@ -16,6 +17,8 @@ export interface EngineListener {
    * must be on disk first, since no commit will tell recover that it started.
    */
   durable?(): Promise<void>;
+  /** A warning about a revision (without it, a process warning). */
+  warn?(revision: Revision, message: string): void;
 }
 
 /** What a revision's up may send right behind its record (see MigrationEngine.up). */
@@ -61,7 +64,7 @@ export class MigrationEngine {
     runId: string,
     private readonly listener: EngineListener,
     beforeCommit?: (client: ClientBase) => Promise<void>,
-    options: { trackDowns?: boolean } = {},
+    private readonly options: { trackDowns?: boolean; signal?: AbortSignal } = {},
   ) {
     this.byName = new Map(revisions.map((revision) => [revision.name, revision]));
     this.context = { client, runId, inTransaction: false, startedAt: 0, beforeCommit };
@@ -174,22 +177,31 @@ export class MigrationEngine {
     // BEGIN goes with the step's first statement, and the storage's closing with its last unless a verify comes between
     // (up: the session reset and the schema call; down: also the record's DELETE and the COMMIT): a round trip fewer each
     const closing = verify ? undefined : await this.storage.closing(this.context, revision.name, direction);
-    return this.finish(this.start(revision, step, closing), direction, verify);
+    return this.finish(this.start(revision, step, closing, direction), direction, verify);
   }
 
-  private logOf(revision: Revision): (message: string) => void {
-    return (message) => this.listener.log(revision, message);
+  /** What a module's step is given: its log, the run's stop, and where what it raises after its step ended is told. */
+  private hooksOf(revision: Revision, direction: Direction | 'verify'): StepHooks {
+    return {
+      log: (message) => this.listener.log(revision, message),
+      signal: this.options.signal,
+      late: (error) => {
+        const message = `an error thrown where nothing could catch it, after its ${direction} ended, most likely by revision ${revision.name}: ${errorMessage(error)}`;
+        if (this.listener.warn) this.listener.warn(revision, message);
+        else process.emitWarning(message);
+      },
+    };
   }
 
   /** Send the step's first round trip, on the session as belay opened it: nothing is awaited before it goes. */
-  private start(revision: Revision, step: PreparedStep, closing: string | undefined): Running {
+  private start(revision: Revision, step: PreparedStep, closing: string | undefined, direction: Direction = 'up'): Running {
     const { client } = this.context;
     this.sessionReset = false;
     this.context.startedAt = Date.now();
     if (step.transactional) this.context.inTransaction = true;
     const origin = sessionOrigin(client);
     const watch = origin ? watchBlockers(() => openSibling(client, 'watch'), origin.backendPid, origin.lockTimeoutMs) : undefined;
-    const answer = step.run(client, this.logOf(revision), step.transactional ? 'BEGIN' : undefined, closing).then(
+    const answer = step.run(client, this.hooksOf(revision, direction), step.transactional ? 'BEGIN' : undefined, closing).then(
       (closed) => ({ closed }),
       (error: unknown) => ({ error }),
     );
@@ -204,7 +216,7 @@ export class MigrationEngine {
       if ('error' in answer) throw answer.error;
       // a closing may end the transaction (a down's record commits with it)
       if (answer.closed && client.getTransactionStatus() === 'I') this.context.inTransaction = false;
-      if (verify) await verify.run(client, this.logOf(running.revision));
+      if (verify) await verify.run(client, this.hooksOf(running.revision, 'verify'));
       if (!running.step.transactional) await this.assertNoOpenTransaction(running.revision, direction, running.step.file);
       return answer.closed;
     } catch (error) {

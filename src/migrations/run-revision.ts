@@ -4,6 +4,7 @@ import { DatabaseError, type Client, type ClientBase, type QueryResult, type Que
 import { simpleQueryResults } from '../db/simple-query.js';
 import { preflightError } from '../errors.js';
 import { lineIn, loadRevisionModule } from './load-module.js';
+import { runModuleStep } from './module-step.js';
 import type { Revision } from './revision.js';
 import type { RevisionContext, RevisionModule } from './revision-context.js';
 import { failureFromError, messageWithCauses, RevisionFailedError } from './revision-error.js';
@@ -12,6 +13,15 @@ import { readSqlScript, type SqlScript } from './sql-script.js';
 import { NO_TRANSACTION_MARKER, type SqlStatement } from './split-sql.js';
 
 export type Direction = 'up' | 'down';
+
+/** What a module's step is given besides the client: the engine's, unused by an SQL step. */
+export interface StepHooks {
+  log(message: string): void;
+  /** The run's stop: a module's step pending when it fires is given up, failed. */
+  signal?: AbortSignal;
+  /** An error the module raised where nothing could catch it, after its step ended. */
+  late(error: unknown): void;
+}
 
 /** A step of a revision, loaded and ready: whether it wants a transaction, and how to run it. */
 export interface PreparedStep {
@@ -23,7 +33,7 @@ export interface PreparedStep {
    * in the round trip of an SQL step's last statements: its last statement's
    * result is the answer.
    */
-  run(client: ClientBase, log: (message: string) => void, opening?: string, closing?: string): Promise<QueryResult<QueryResultRow> | undefined>;
+  run(client: ClientBase, hooks: StepHooks, opening?: string, closing?: string): Promise<QueryResult<QueryResultRow> | undefined>;
 }
 
 export class IrreversibleRevisionError extends Error {
@@ -69,7 +79,7 @@ async function prepareSql(revision: Revision, file: string, direction: 'up' | 'd
   return {
     file,
     transactional,
-    async run(client, _log, opening, closing) {
+    async run(client, _hooks, opening, closing) {
       if (problems.length > 0) throw new RevisionFailedError({ ...where, message: `cannot run as written: ${problems.join('; ')}` });
       if (statements.length === 0) {
         const sent = [opening, closing].filter((part) => part !== undefined).join('; ');
@@ -227,25 +237,40 @@ async function prepareModule(revision: Revision, direction: 'up' | 'down' | 'ver
   return {
     file: revision.files.up,
     transactional,
-    async run(client, log, opening, closing) {
+    async run(client, { log, signal, late }, opening, closing) {
       const where = { revision: revision.name, direction, file: basename(revision.files.up) };
       // the transaction belay runs it in, known by its id (assigned now, as its record would): still open after the module
       const sent = [...(opening === undefined ? [] : [opening]), ...(transactional ? ['SELECT txid_current()::text AS xid'] : [])];
       const began = sent.length === 0 ? undefined : (await simpleQueryResults<{ xid: string }>(client, sent.join('; '))).at(-1);
       const xid = transactional ? began?.rows[0]?.xid : undefined;
+      // a step given up (or ended) no longer reaches belay's session: what the module sends after it is refused
+      let ended = false;
+      const query = (...args: unknown[]): unknown => {
+        if (ended) throw new Error(`revision ${revision.name}: its ${direction} has ended; it may no longer send statements on belay's session`);
+        return Reflect.apply(client.query, client, args) as unknown;
+      };
+      const stepClient = new Proxy(client, {
+        get: (target, property) => {
+          if (property === 'query') return query;
+          const value: unknown = Reflect.get(target, property, target);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
       const ctx: RevisionContext = {
-        sql: (text, params) => client.query(text, params),
-        client,
+        sql: async (text, params) => stepClient.query(text, params),
+        client: stepClient,
         revision: revision.name,
         direction,
         log,
       };
       let failed: { error: unknown } | undefined;
       try {
-        const result = await fn.call(mod, ctx);
+        const result = await runModuleStep(() => fn.call(mod, ctx), { revision: revision.name, signal, late });
         if (direction === 'verify' && result === false) throw new Error('verify(ctx) returned false');
       } catch (error) {
         failed = { error };
+      } finally {
+        ended = true;
       }
       if (xid !== undefined && (await endedTransaction(client, xid))) {
         const then = failed ? `; then it failed: ${messageWithCauses(failed.error)}` : '';

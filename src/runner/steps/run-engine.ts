@@ -17,7 +17,10 @@ export function runEngine(session: RunSession, revisions: readonly Revision[], s
     {
       log: (revision, message) => void events.emit({ type: 'note', step, revision: revision.name, message }),
       durable: async () => session.journal?.sync(),
+      warn: (revision, message) => void events.emit({ type: 'note', step, revision: revision.name, message: `warning: ${message}` }),
     },
     beforeCommit,
+    // only a forward run turns a signal into a rollback (see RunSession.lock): downs run to the end
+    { signal: step === 'apply' ? session.setup.signal : undefined },
   );
 }

@@ -1,0 +1,111 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { belay, jsonResult, startBelay } from './support/cli.js';
+import { freshDatabase, type TestDatabase } from './support/pg.js';
+import { baseArgs, makeProject, type TestProject } from './support/project.js';
+
+// A module revision's errors that nothing can catch (a throw in a timer, a promise it never awaited) and a module
+// that never settles: belay neither dies of them (exit 1, no --json document, the run left unsettled) nor hangs.
+
+const FIRST: Record<string, string> = {
+  '0001_accounts.up.sql': 'CREATE TABLE accounts (id int PRIMARY KEY);\nINSERT INTO accounts SELECT generate_series(1, 10);',
+  '0001_accounts.down.sql': 'DROP TABLE accounts;',
+};
+
+type Line = Record<string, unknown>;
+interface Envelope {
+  outcome: string;
+  exitCode: number;
+  message: string;
+  result: { runId: string };
+}
+
+async function journalLines(project: TestProject): Promise<Line[]> {
+  const dir = join(project.backups, 'journal');
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.jsonl'));
+  const texts = await Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')));
+  return texts.flatMap((text) => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line));
+}
+
+const tables = async (db: TestDatabase): Promise<unknown> =>
+  (await db.query("SELECT to_regclass('k4') IS NOT NULL AS k4, to_regclass('k5') IS NOT NULL AS k5, (SELECT array_agg(name ORDER BY name) FROM belay.migrations) AS applied"))[0];
+
+async function project(up: string, config: object = {}): Promise<{ db: TestDatabase; project: TestProject; args: string[] }> {
+  const db = await freshDatabase();
+  const made = await makeProject({ ...FIRST, '0002_mod.mjs': `${up}\nexport async function down(ctx) { await ctx.sql('DROP TABLE IF EXISTS k4'); }\n` }, config);
+  return { db, project: made, args: baseArgs(made, db.url) };
+}
+
+async function unsettled(args: string[], cwd: string): Promise<unknown> {
+  return (jsonResult(await belay([...args, '--json', 'status'], { cwd })) as { interrupted: unknown }).interrupted;
+}
+
+describe('errors a module revision throws where nothing can catch them', () => {
+  it('a timer that throws after its step ended (during health): a warning naming the revision, and the run goes on to its outcome (exit 0)', async () => {
+    const up = "export async function up(ctx) { await ctx.sql('CREATE TABLE k4 (id int)'); setTimeout(() => { throw new Error('uncaught in timer'); }, 50); }";
+    const { db, project: p, args } = await project(up, { health: { command: [{ name: 'slow', run: 'sleep 1' }] } });
+    const run = await belay([...args, '--json', 'migrate', 'up', '--yes'], { cwd: p.dir });
+
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+    const envelope = JSON.parse(run.stdout) as Envelope;
+    expect(envelope.outcome).toBe('ok');
+    expect(await tables(db)).toEqual({ k4: true, k5: false, applied: ['0001_accounts', '0002_mod'] });
+    const warning = (await journalLines(p)).find((l) => l.event === 'note' && String((l.detail as Line).message).includes('uncaught in timer'));
+    expect(warning).toMatchObject({ step: 'apply', revision: '0002_mod' });
+    expect(String((warning!.detail as Line).message)).toMatch(/^warning: .*after its up ended, most likely by revision 0002_mod: uncaught in timer/);
+    expect(await unsettled(args, p.dir)).toBeNull();
+  }, 60_000);
+
+  it('a promise it rejects and never awaits: its revision fails, the run rolls back (exit 10)', async () => {
+    const up = "export async function up(ctx) { await ctx.sql('CREATE TABLE k4 (id int)'); Promise.reject(new Error('floating rejection')); }";
+    const { db, project: p, args } = await project(up);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--yes'], { cwd: p.dir });
+
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(10);
+    const envelope = JSON.parse(run.stdout) as Envelope;
+    expect(envelope.outcome).toBe('rolled-back');
+    expect(envelope.message).toMatch(/floating rejection/);
+    expect(await tables(db)).toEqual({ k4: false, k5: false, applied: null });
+    expect((await journalLines(p)).find((l) => l.event === 'end' && l.step === 'apply' && l.revision === '0002_mod')).toMatchObject({ outcome: 'failed' });
+    expect(await unsettled(args, p.dir)).toBeNull();
+  }, 60_000);
+});
+
+describe('a module revision that never settles', () => {
+  it('the first SIGTERM gives its step up (rolled back, its later statements refused) and the run rolls back (exit 10)', async () => {
+    // it wakes after the signal and tries belay's session again, then never settles
+    const up = `export async function up(ctx) {
+  await ctx.sql('CREATE TABLE k4 (id int)');
+  await new Promise((resolve) => process.once('SIGTERM', () => setTimeout(resolve, 0)));
+  await ctx.client.query('COMMIT').catch(() => {});
+  await ctx.sql('CREATE TABLE k5 (id int)').catch(() => {});
+  return new Promise(() => {});
+}`;
+    const { db, project: p, args } = await project(up);
+    const run = startBelay([...args, '--json', 'migrate', 'up', '--yes'], { cwd: p.dir, timeoutMs: 30_000 });
+    for (let i = 0; ; i++) {
+      const rows = await db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'belay migrate-up % work' AND state = 'idle in transaction'");
+      if (rows.length > 0) break;
+      if (i > 2000) throw new Error('the module never held its transaction open');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // its transaction has created k4 and waits
+    await new Promise((r) => setTimeout(r, 200));
+    const signalled = performance.now();
+    run.child.kill('SIGTERM');
+    const result = await run.done;
+
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(10);
+    expect(performance.now() - signalled).toBeLessThan(15_000);
+    const envelope = JSON.parse(result.stdout) as Envelope;
+    expect(envelope.outcome).toBe('rolled-back');
+    expect(envelope.message).toMatch(/^change rejected \(interrupted by a signal\); rolled back to /);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await tables(db)).toEqual({ k4: false, k5: false, applied: null });
+    const ended = (await journalLines(p)).find((l) => l.event === 'end' && l.step === 'apply' && l.revision === '0002_mod');
+    expect(ended).toMatchObject({ outcome: 'failed' });
+    expect(JSON.stringify(ended)).toContain('interrupted by a signal while 0002_mod ran');
+    expect(await unsettled(args, p.dir)).toBeNull();
+  }, 60_000);
+});
