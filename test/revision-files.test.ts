@@ -66,3 +66,25 @@ describe('revision text belay reads the way psql does', () => {
     expect(await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).toEqual([]);
   });
 });
+
+describe('what plan says of revisions the run refuses', () => {
+  it('plan lists a script the run cannot run and, pointed down, a revision without a down; upper-case extensions are refused as misnamed (plan said "apply", exit 0, and 0001_a.UP.SQL was skipped without a word)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_a.up.sql': 'CREATE TABLE a (id int);',
+      '0002_b.up.sql': 'CREATE TABLE b (id int);',
+      '0003_c.up.sql': '\\i other.sql',
+      '0003_c.down.sql': 'SELECT 1;',
+    });
+    const args = [...baseArgs(project, db.url), '--json'];
+    const up = JSON.parse((await belay([...args, 'plan'])).stdout) as { result: { problems: Array<{ name: string; message: string }> } };
+    expect(up.result.problems).toEqual([expect.objectContaining({ name: 'scripts', message: expect.stringContaining('psql command `\\i other.sql` is not SQL') })]);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0002', '--allow-irreversible'])).code).toBe(0);
+    const down = JSON.parse((await belay([...args, 'plan', '--to', '0'])).stdout) as { result: { problems: Array<{ name: string; message: string }> } };
+    expect(down.result.problems).toEqual([{ name: 'downs', ok: false, message: 'revisions without a down stand between 0002_b and the start: 0002_b, 0001_a' }]);
+    await writeFile(join(project.migrations, '0004_d.UP.SQL'), 'SELECT 1;');
+    const misnamed = await belay([...args, 'plan']);
+    expect(misnamed.code).toBe(2);
+    expect(misnamed.stdout).toContain('look like revisions but are not named like one: 0004_d.UP.SQL');
+  });
+});
