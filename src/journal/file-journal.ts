@@ -3,7 +3,7 @@ import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { preflightError, type BelayError } from '../errors.js';
 import { errnoCode, writeFix, writeProblem } from '../unreadable.js';
-import type { JournalRecord } from './record.js';
+import type { JournalRecord, RunHeader } from './record.js';
 import { makeDir } from '../make-dir.js';
 
 export const journalDir = (backupsDir: string): string => join(backupsDir, 'journal');
@@ -139,4 +139,15 @@ export async function listJournalFiles(backupsDir: string): Promise<string[]> {
   } catch {
     return [];
   }
+}
+
+/** The journals of `database`'s runs whose file has no outcome (running, or stopped before it), oldest first. */
+export async function unfinishedJournals(backupsDir: string, database: string): Promise<Array<{ header: RunHeader; lines: JournalLine[] }>> {
+  const found: Array<{ header: RunHeader; lines: JournalLine[] }> = [];
+  for (const file of await listJournalFiles(backupsDir)) {
+    const lines = await readJournalFile(file).catch((): JournalLine[] => []);
+    const header = lines.find((line) => line.type === 'run') as ({ type: 'run' } & RunHeader) | undefined;
+    if (header?.database === database && !lines.some((line) => line.type === 'outcome')) found.push({ header, lines });
+  }
+  return found;
 }

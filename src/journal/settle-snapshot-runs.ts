@@ -1,6 +1,6 @@
 import type { ClientBase } from 'pg';
 import { DatabaseJournal } from './db-journal.js';
-import { journalFile, listJournalFiles, readJournalFile } from './file-journal.js';
+import { journalFile, readJournalFile, unfinishedJournals } from './file-journal.js';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
 import { findUnfinishedRuns, markInSnapshot, readRun } from './run-store.js';
 
@@ -46,11 +46,8 @@ async function writeRunFromFile(client: ClientBase, backupsDir: string, runId: s
  */
 export async function recordStrayRuns(client: ClientBase, backupsDir: string, database: string, except: string): Promise<string[]> {
   const recorded: string[] = [];
-  for (const file of await listJournalFiles(backupsDir)) {
-    const lines = await readJournalFile(file).catch(() => []);
-    const header = lines.find((line) => line.type === 'run') as ({ type: 'run' } & RunHeader) | undefined;
-    if (!header || header.runId === except || header.database !== database || lines.some((line) => line.type === 'outcome')) continue;
-    if (await readRun(client, header.runId)) continue;
+  for (const { header } of await unfinishedJournals(backupsDir, database)) {
+    if (header.runId === except || (await readRun(client, header.runId))) continue;
     await writeRunFromFile(client, backupsDir, header.runId, false);
     recorded.push(header.runId);
   }

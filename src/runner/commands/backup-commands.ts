@@ -167,8 +167,7 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
     await setup.events.step(
       { step: 'preflight' },
       async () => {
-        // an in-place restore of a full snapshot first keeps what the database holds as a snapshot of its own
-        const found = await restorePreflight(setup, session.control, strategy === 'in-place' && !manifest.scope);
+        const found = await restorePreflight(setup, session.control, manifest, strategy);
         assertPreflight(found);
         return found;
       },

@@ -7,7 +7,7 @@ import { revisionFileBytes } from '../../migrations/revision-bytes.js';
 import { isReversible, prepareStep } from '../../migrations/run-revision.js';
 import { readDatabaseState } from '../session/database-state.js';
 import { revisionsToApply } from '../session/database-state.js';
-import { checkDrift, checkMissing, checkOrder, checkScripts, type PreflightCheck } from '../steps/preflight.js';
+import { checkDrift, checkMissing, checkOrder, checkScripts, downsMissing, type PreflightCheck } from '../steps/preflight.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
 import type { Session } from '../../db/session.js';
 import { resolveBackupTools } from '../../backup/pg-tools.js';
@@ -95,10 +95,9 @@ export async function runPlan(setup: RunSetup, to: string | undefined, scope = f
       const plannedDowns = await Promise.all(toRevert.map((r) => planned(r, 'down')));
       const irreversible = plannedDowns.filter((r) => !r.reversible).map((r) => r.name);
       // what rollback --to refuses in its preflight, listed here as it would say it
-      if (irreversible.length > 0) {
-        problems.push({ name: 'downs', ok: false, message: `revisions without a down stand between ${state.current} and ${target ?? 'the start'}: ${irreversible.join(', ')}` });
-      }
-      problems.push(...[await checkScripts(toRevert, 'down')].filter((check) => !check.ok));
+      if (irreversible.length > 0) problems.push({ name: 'downs', ok: false, message: downsMissing(state.current, target, irreversible) });
+      const scripts = await checkScripts(toRevert, 'down');
+      if (!scripts.ok) problems.push(scripts);
       return {
         direction: 'down',
         from: state.current,
@@ -110,7 +109,8 @@ export async function runPlan(setup: RunSetup, to: string | undefined, scope = f
       };
     }
     const toApply = revisionsToApply(revisions, state, target ?? undefined);
-    problems.push(...[await checkScripts(toApply, 'up')].filter((check) => !check.ok));
+    const scripts = await checkScripts(toApply, 'up');
+    if (!scripts.ok) problems.push(scripts);
     return {
       direction: toApply.length > 0 ? 'up' : 'none',
       from: state.current,

@@ -11,7 +11,7 @@ import { describeDataAtRisk } from '../../integrity/data-at-risk.js';
 import { captureStructure } from '../../integrity/structural.js';
 import { dataAtRiskOf, revisionsToRevert } from './plan.js';
 import { resolveRevisionOrStart } from '../../migrations/resolve-name.js';
-import { assertPreflight, checkDrift, checkMissing, checkScripts, checkSearchPath, type PreflightCheck } from '../steps/preflight.js';
+import { assertPreflight, checkDrift, checkMissing, checkScripts, checkSearchPath, downsMissing, type PreflightCheck } from '../steps/preflight.js';
 import type { RunResult } from '../result/results.js';
 import type { RestoreStrategy } from '../../events/run-events.js';
 import type { RunSession } from '../session/run-session.js';
@@ -89,9 +89,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
         const found: PreflightCheck[] = [checkDrift(state), checkMissing(state)];
         if (options.restoreFrom !== undefined) {
           restoreFrom = await findSnapshot(setup.config.backupsDir, options.restoreFrom);
-          // an in-place restore of a full snapshot first keeps what the database holds as a snapshot of its own
-          const keepsCopy = options.strategy === 'in-place' && !restoreFrom.scope;
-          found.push(landingOf(restoreFrom, target), await checkRestoreSource(setup, session, restoreFrom), ...(await restorePreflight(setup, session.control, keepsCopy)));
+          found.push(landingOf(restoreFrom, target), await checkRestoreSource(setup, session, restoreFrom), ...(await restorePreflight(setup, session.control, restoreFrom, options.strategy ?? 'swap')));
         } else {
           const irreversible: string[] = [];
           for (const revision of toRevert) if (!(await isReversible(revision))) irreversible.push(revision.name);
@@ -100,7 +98,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
             found.push({
               name: 'downs',
               ok: false,
-              message: `revisions without a down stand between ${state.current} and ${where}: ${irreversible.join(', ')}`,
+              message: downsMissing(state.current, target, irreversible),
               hint: !offer
                 ? 'No snapshot at or below that revision exists; restore one of your own backups.'
                 : offer.revision === target

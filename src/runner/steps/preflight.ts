@@ -44,6 +44,10 @@ export async function checkDowns(revisions: readonly Revision[], allowIrreversib
   return { name: 'downs', ok: false, message: `revisions without a down: ${irreversible.join(', ')}` };
 }
 
+/** What a rollback to `to` refuses when revisions without a down stand in its way (plan says it the same way). */
+export const downsMissing = (from: string | null, to: string | null, names: readonly string[]): string =>
+  `revisions without a down stand between ${from ?? 'the start'} and ${to ?? 'the start'}: ${names.join(', ')}`;
+
 export async function checkScripts(revisions: readonly Revision[], direction: Direction): Promise<PreflightCheck> {
   const problems: string[] = [];
   for (const revision of revisions) problems.push(...(await scriptProblems(revision, direction)));

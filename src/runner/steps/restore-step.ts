@@ -19,8 +19,7 @@ import {
   terminateSessions,
 } from '../../db/databases.js';
 import { quoteIdent } from '../../db/ident.js';
-import { listJournalFiles, readJournalFile } from '../../journal/file-journal.js';
-import type { RunHeader } from '../../journal/record.js';
+import { unfinishedJournals } from '../../journal/file-journal.js';
 import { watchLockWaits } from '../../db/lock-watchdog.js';
 import { settleRunsCaughtBySnapshot } from '../../journal/settle-snapshot-runs.js';
 import { openSession, type Session } from '../../db/session.js';
@@ -77,11 +76,12 @@ async function openAdmin(setup: RunSetup, runId?: string): Promise<{ admin: Sess
   return { admin, noSwap: `the role can connect to no other database (${MAINTENANCE_DATABASES.join(', ')}) to rename ${setup.target.database} from: ${refused.join('; ')}` };
 }
 
+/** What the error itself says to do (without its full stop: a command follows it), else `otherwise`. */
+const hintOf = (error: unknown, otherwise: string): string => (error instanceof BelayError && error.hint ? error.hint.replace(/\.$/, '') : otherwise);
+
 /** What lets the copy of the database an in-place restore keeps first be written. */
-function keepFix(dir: string, error: unknown): string {
-  if (error instanceof BelayError && error.hint) return error.hint.replace(/\.$/, '');
-  return `${errnoCode(error) === undefined ? `Free space in ${dir}` : writeFix(dir, error)} (or pass --backups DIR)`;
-}
+const keepFix = (dir: string, error: unknown): string =>
+  hintOf(error, `${errnoCode(error) === undefined ? `Free space in ${dir}` : writeFix(dir, error)} (or pass --backups DIR)`);
 
 interface Verification {
   problems: string[];
@@ -177,7 +177,7 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
         manualSteps: [`end the sessions that hold locks in ${target} (pg_locks, pg_stat_activity), then: belay restore ${manifest.id} --strategy in-place`, ...putBack],
       };
     }
-    const hint = error instanceof BelayError && error.hint ? error.hint.replace(/\.$/, '') : 'Fix what the message says, then restore again';
+    const hint = hintOf(error, 'Fix what the message says, then restore again');
     return {
       ...base,
       ok: false,
@@ -241,10 +241,7 @@ export async function dropLeftoverCopies(setup: RunSetup, names: string[]): Prom
  */
 export async function allowConnectionsAgain(setup: RunSetup): Promise<string[]> {
   const byRun = new Map<string, string[]>();
-  for (const file of await listJournalFiles(setup.config.backupsDir)) {
-    const lines = await readJournalFile(file).catch(() => []);
-    const header = lines.find((line) => line.type === 'run') as ({ type: 'run' } & RunHeader) | undefined;
-    if (header?.database !== setup.target.database || lines.some((line) => line.type === 'outcome')) continue;
+  for (const { header, lines } of await unfinishedJournals(setup.config.backupsDir, setup.target.database)) {
     for (const line of lines) {
       const off = line.type === 'step' && line.event === 'note' ? line.detail?.connectionsOff : undefined;
       if (Array.isArray(off)) byRun.set(header.runId, [...(byRun.get(header.runId) ?? []), ...off.filter((name): name is string => typeof name === 'string')]);

@@ -9,6 +9,7 @@ import type { RunResult } from '../result/results.js';
 import { finishRun } from '../session/outcome.js';
 import type { PreflightCheck } from './preflight.js';
 import type { Manifest } from '../../backup/manifest.js';
+import type { RestoreStrategy } from '../../events/run-events.js';
 import type { RunSession } from '../session/run-session.js';
 import type { Fingerprint, FingerprintOptions } from '../../integrity/fingerprint.js';
 import { takeFingerprint } from './integrity-step.js';
@@ -66,12 +67,13 @@ export async function backupPreflight(setup: RunSetup, control: Session): Promis
 
 /**
  * A restore's tools (pg_dump too, which keeps the damaged state of an in-place
- * restore) new enough for the server and, when it keeps that copy, a writable
- * backups folder with room for it: found wanting before anything is touched.
+ * restore) new enough for the server and, when it keeps that copy (an in-place
+ * restore of a full snapshot), a writable backups folder with room for it:
+ * found wanting before anything is touched.
  */
-export async function restorePreflight(setup: RunSetup, control: Session, keepsCopy: boolean): Promise<PreflightCheck[]> {
+export async function restorePreflight(setup: RunSetup, control: Session, manifest: Manifest, strategy: RestoreStrategy): Promise<PreflightCheck[]> {
   const tools = toolsCheck(setup, control, 'pg_restore');
-  const disk = keepsCopy ? await diskChecks(setup, control) : [];
+  const disk = strategy === 'in-place' && !manifest.scope ? await diskChecks(setup, control) : [];
   return [await tools, ...disk];
 }
 
