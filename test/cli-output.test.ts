@@ -1,4 +1,4 @@
-import { appendFile, writeFile } from 'node:fs/promises';
+import { appendFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
@@ -149,6 +149,23 @@ describe('what a run result says of its revisions', () => {
     expect(up.revisions.map((r) => [r.status, typeof r.durationMs])).toEqual([['applied', 'number'], ['applied', 'number'], ['applied', 'number']]);
     const down = jsonResult<{ revisions: Array<{ status: string; durationMs?: number }> }>(await run('rollback', '--to', '0001'));
     expect(down.revisions.map((r) => [r.status, typeof r.durationMs])).toEqual([['reverted', 'number'], ['reverted', 'number']]);
+  }, 120_000);
+});
+
+describe('what status says of the revision', () => {
+  it('names the newest applied revision, and that it is missing from disk, when it is', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS);
+    const run = (...words: string[]) => belay([...baseArgs(project, db.url), ...words], { cwd: project.dir, env: cleanEnv() });
+    expect((await run('--yes', 'migrate', 'up')).code).toBe(0);
+    await rm(join(project.migrations, '0003_accounts_name.up.sql'));
+    await rm(join(project.migrations, '0003_accounts_name.down.sql'));
+    const text = await run('status');
+    expect(text.code, text.stderr).toBe(0);
+    expect(lines(text.stdout)).toContain('revision  0003_accounts_name (missing from disk; the newest applied one on disk is 0002_profiles)');
+    expect(lines(text.stdout)).toContain('MISSING   0003_accounts_name (applied, not on disk)');
+    expect(jsonResult(await run('--json', 'status'))).toMatchObject({ current: '0002_profiles', missing: ['0003_accounts_name'] });
+    expect(await db.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_accounts' }, { name: '0002_profiles' }, { name: '0003_accounts_name' }]);
   }, 120_000);
 });
 

@@ -18,10 +18,17 @@ export function formatRunResult(result: RunResult, said: Said): string {
   return lines.join('\n');
 }
 
+/** The database's revision: its newest applied one, which `current` (the newest applied on disk) is not when that one is missing from disk. */
+function revisionLine(report: StatusReport): string {
+  const newest = report.applied.at(-1)?.name;
+  if (newest === undefined || !report.missing.includes(newest)) return report.current ?? '(none applied)';
+  return report.current === newest ? `${newest} (missing from disk, as every applied revision is)` : `${newest} (missing from disk; the newest applied one on disk is ${report.current})`;
+}
+
 export function formatStatus(report: StatusReport): string {
   const lines = [
     `database  ${report.target} (${report.source}, PostgreSQL ${report.serverVersion})`,
-    `revision  ${report.current ?? '(none applied)'}`,
+    `revision  ${revisionLine(report)}`,
     `applied   ${report.applied.length}`,
     `pending   ${report.pending.length === 0 ? 'none' : report.pending.join(', ')}`,
   ];
