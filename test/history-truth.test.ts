@@ -272,4 +272,27 @@ describe('the server stops under a run: history tells what the run journaled', (
     const status = payload((await cli('--json', 'status')).stdout);
     expect(status.interrupted).toBeNull();
   }, 180_000);
+
+  it('stopped inside a revision: status names the last step the journal file began, which the database copy missed, as recover does', async () => {
+    const db = `hist_${++n}`;
+    await query('postgres', `CREATE DATABASE ${quoteIdent(db)}`);
+    const project = await makeProject(FIVE);
+    const url = `postgresql://postgres@/${db}?host=${encodeURIComponent(server.spec.socketDir)}&port=${server.spec.port}`;
+    const args = ['--database-url', url, '--migrations', project.migrations, '--backups', project.backups];
+    const cli = (...rest: string[]): Promise<CliRun> => belay([...args, ...rest], { cwd: project.dir });
+    expect((await cli('migrate', 'up', '--to', '0001')).code).toBe(0);
+    const run = startBelay([...args, 'migrate', 'up', '--with-backup', '--backup-scope', 'full'], { cwd: project.dir });
+    await until('pg_sleep(30)', sleeping(db), run.done);
+    await stopCluster(server.spec, 'immediate');
+    expect((await run.done).code).toBe(12);
+    await restart();
+    const runId = (await runsOf(project, 'migrate-up')).at(-1)!;
+    const last = label(stepLines(await journalOf(project, runId)).findLast((l) => l.event === 'start')!);
+    // the case: the database's copy of the journal did not see that step begin
+    expect(await query(db, `SELECT last_step FROM belay.runs WHERE id = '${runId}'`)).not.toEqual([{ last_step: last }]);
+    expect(payload((await cli('--json', 'status')).stdout).interrupted).toMatchObject({ interruptedAt: last, run: { runId, lastStep: last } });
+    expect((await cli('status')).stdout).toContain(`stopped at "${last}"`);
+    const recover = payload((await cli('--json', 'recover')).stdout);
+    expect(recover.message).toContain(`"${last}"`);
+  }, 180_000);
 });

@@ -6,7 +6,7 @@ import { appliedRevisionNames, findUnfinishedRuns, revisionsAppliedBy, type RunS
 import type { Revision } from '../../migrations/revision.js';
 import { prepareStep } from '../../migrations/run-revision.js';
 import type { RecordedLanding } from './landing-check.js';
-import { runSteps, snapshotsOfRun } from '../result/run-record.js';
+import { lastStarted, runSteps, snapshotsOfRun } from '../result/run-record.js';
 
 export type RecoveryAction = 'down' | 'finish-rollback' | 'restore' | 'nothing';
 
@@ -62,7 +62,7 @@ export function pickUnsettled(runs: RunSummary[]): { run: RunSummary | undefined
 /** Where the newest interrupted recover of `run` stopped, else where the run itself stopped: what status, recover and a refused run name. */
 function interruptedStep(steps: JournalRecord[], recoverySteps: JournalRecord[][], run: RunSummary): string | null {
   const interrupted = recoverySteps.map(openStep).find((step) => step !== undefined) ?? openStep(steps);
-  return interrupted ? stepLabel(interrupted) : run.lastStep;
+  return interrupted ? stepLabel(interrupted) : (lastStarted(steps) ?? run.lastStep);
 }
 
 /** The step an interrupted run (`pickUnsettled`'s) stopped at, read as `planRecovery` reads it. */
@@ -84,7 +84,8 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
   const interrupted = recoverySteps.map(openStep).find((step) => step !== undefined) ?? openStep(steps);
   const leftovers = [...steps, ...recoverySteps.flat()].flatMap((s) => (s.event === 'note' && typeof s.detail?.restoreCopy === 'string' ? [s.detail.restoreCopy] : []));
   const base = {
-    run,
+    // its row's last step is the database copy's, which a stopped server can leave behind the journal file
+    run: { ...run, lastStep: lastStarted(steps) ?? run.lastStep },
     snapshotId,
     fingerprint,
     interruptedAt: interruptedStep(steps, recoverySteps, run),
