@@ -118,6 +118,32 @@ describe('results say what happened', () => {
     expect(jsonResult<Result>(await belay([...args, '--json', 'migrate', 'up'])).hint).toMatch(/^Fix what was rejected/);
   });
 
+  it('a bug (exit 1) after the run changed the database says to run `belay recover`, and names the run it left', async () => {
+    const db = await freshDatabase();
+    // a module that breaks what belay itself uses once its up ended: a real exit 1 in the middle of a run
+    const breaks = "export async function up(ctx) { await ctx.sql('CREATE TABLE brk (id int)'); Date.prototype.toISOString = () => { throw new Error('Date broken by a module'); }; }\nexport async function down(ctx) { await ctx.sql('DROP TABLE brk'); }\n";
+    const project = await makeProject({ ...ORDERS, '0002_breaks.mjs': breaks });
+    const args = baseArgs(project, db.url);
+    const run = await belay([...args, '--json', 'migrate', 'up']);
+    expect(run.code, run.stderr).toBe(1);
+    const said = JSON.parse(run.stdout) as { outcome: string; next: string; journal: string; result: { details: { runId: string } } };
+    expect(said.outcome).toBe('internal-error');
+    const { runId } = said.result.details;
+    expect(said.next).toContain(`The run ${runId} changed the database and did not finish`);
+    expect(said.next).toContain('`belay recover`');
+    expect(said.journal).toContain(runId);
+    expect(await db.query('SELECT status FROM belay.runs WHERE id = $1', [runId])).toEqual([{ status: 'running' }]);
+
+    const recover = await belay([...args, 'recover']);
+    expect(recover.code, recover.stderr).toBe(10);
+    expect(await db.query("SELECT to_regclass('t') IS NULL AS t_gone, to_regclass('brk') IS NULL AS brk_gone")).toEqual([{ t_gone: true, brk_gone: true }]);
+
+    // the same in text, after the trace
+    const text = await belay([...args, 'migrate', 'up']);
+    expect(text.code).toBe(1);
+    expect(text.stderr).toMatch(/\n {2}next: The run [0-9a-f-]{36} changed the database and did not finish/);
+  });
+
   it('rollback --yes still prints the data its downs drop', async () => {
     const db = await freshDatabase();
     const project = await makeProject({ ...ORDERS, '0002_notes.up.sql': 'CREATE TABLE notes (id int);\nINSERT INTO notes SELECT generate_series(1, 7);', '0002_notes.down.sql': 'DROP TABLE notes;' });

@@ -59,4 +59,6 @@ export interface RunHandle {
    * settles): the run itself is not stopped.
    */
   abandon(reason: string): Abandoned;
+  /** Once the run has thrown a bug after it changed the database (its end unrecorded): the run `belay recover` settles. */
+  unsettled?(): { runId: string; journalFile: string } | undefined;
 }

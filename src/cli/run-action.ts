@@ -143,7 +143,8 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   } catch (error) {
     if (removing) await removing;
     progress.close();
-    process.exitCode = reportError(name, error, { json, secrets, target, closing: closing(), shown: progress.printed(errorMessage(error)) });
+    const unsettled = run?.unsettled?.();
+    process.exitCode = reportError(name, error, { json, secrets, target, closing: closing(), shown: progress.printed(errorMessage(error)), unsettled });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -169,14 +170,24 @@ interface ErrorReport {
   closing: string[];
   /** The progress output already printed this error under its step. */
   shown: boolean;
+  /** The run a bug stopped after it changed the database. */
+  unsettled: { runId: string; journalFile: string } | undefined;
 }
 
-function reportError(command: string, error: unknown, { json, secrets, target, closing, shown }: ErrorReport): number {
+/** What to do after a bug: settle the run it left, if it left one, then report it. */
+function bugHint(unsettled: ErrorReport['unsettled']): string {
+  const report = 'report the bug';
+  if (!unsettled) return `Nothing shows that the environment is at fault: ${report}; \`belay status\` says where the database stands.`;
+  return `The run ${unsettled.runId} changed the database and did not finish: \`belay status\` says what \`belay recover\` will do to settle it (revert what it left applied, or restore its snapshot, then verify the data); run it, then ${report}.`;
+}
+
+function reportError(command: string, error: unknown, { json, secrets, target, closing, shown, unsettled }: ErrorReport): number {
   const known = error instanceof BelayError;
   const exitCode = known ? error.exitCode : EXIT.internal;
   const message = scrub(errorMessage(error), secrets);
-  const hint = known && error.hint ? scrub(error.hint, secrets) : undefined;
-  const said = failureEnvelope(command, { exitCode, code: known ? error.code : 'internal', message, hint, details: known ? error.details : undefined }, target);
+  const hint = known ? (error.hint ? scrub(error.hint, secrets) : undefined) : bugHint(unsettled);
+  const details = known ? error.details : unsettled;
+  const said = failureEnvelope(command, { exitCode, code: known ? error.code : 'internal', message, hint, details }, target);
   if (json) {
     printJson(documentOf(said), secrets);
   } else {

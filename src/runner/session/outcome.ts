@@ -13,7 +13,8 @@ import type { RunSetup } from './setup.js';
  */
 export async function withRunSession(setup: RunSetup, command: string, work: (session: RunSession) => Promise<RunResult>): Promise<RunResult> {
   const session = await RunSession.open(setup, command);
-  setup.onRun?.({ abandon: (reason) => abandonRun(session, reason) });
+  let unsettled: { runId: string; journalFile: string } | undefined;
+  setup.onRun?.({ abandon: (reason) => abandonRun(session, reason), unsettled: () => unsettled });
   try {
     return await work(session);
   } catch (thrown) {
@@ -36,6 +37,8 @@ export async function withRunSession(setup: RunSetup, command: string, work: (se
         type: 'run-end',
         outcome: { status: 'internal-error', exitCode: EXIT.internal, finishedAt: new Date().toISOString(), snapshotId: null, toRevision: session.ledger.facts.toRevision, summary: { message: errorMessage(error) } },
       });
+    } else if (session.journal && !session.journal.hasEnded) {
+      unsettled = { runId: session.runId, journalFile: session.journal.path };
     }
     throw error;
   } finally {
