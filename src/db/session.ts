@@ -18,6 +18,12 @@ export interface Session {
    * sent here, or on the closed socket.
    */
   release(): void;
+  /**
+   * Ends the connection at once, failing every statement waiting on it with
+   * `reason` (a connection lost): for a server that does not answer, where
+   * an orderly close would wait until TCP gives up.
+   */
+  sever(reason: string): void;
 }
 
 /**
@@ -62,12 +68,18 @@ export async function openSession(params: ConnectionParams, options: SessionOpti
     serverVersionNum,
     backendPid,
     close: async () => {
+      // a server that never answers the Terminate (a network path that stopped passing data) would hold the close until TCP gives up
+      const timer = setTimeout(() => client.connection.stream.destroy(), options.connectTimeoutMs);
       await client.end().catch(() => {});
+      clearTimeout(timer);
     },
     release: () => {
       void client.end().catch(() => {});
       const socket = client.connection.stream;
       if (socket instanceof Socket) socket.unref();
+    },
+    sever: (reason) => {
+      client.connection.stream.destroy(Object.assign(new Error(reason), { code: 'ETIMEDOUT' }));
     },
   };
 }

@@ -92,13 +92,28 @@ export class RunSession {
     if (this.command === 'migrate-up') this.cancelWorkOnAbort();
   }
 
-  /** On the first signal, cancel the statement the work connection is running, so the run reaches its safe point. */
+  /**
+   * On the first signal, cancel the statement the work connection is running,
+   * so the run reaches its safe point. A server that does not answer the
+   * cancel within the connect timeout is given up: both connections are
+   * ended, so that the run stops waiting on them and ends for `belay recover`.
+   */
   private cancelWorkOnAbort(): void {
     this.setup.signal?.addEventListener(
       'abort',
       () => {
-        const pid = this.workSession?.backendPid;
-        if (pid !== undefined && this.controlSession) void this.controlSession.client.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => {});
+        const { workSession: work, controlSession: control } = this;
+        if (!work || !control) return;
+        const { connectTimeoutSeconds } = this.setup.config.database;
+        const giveUp = setTimeout(() => {
+          const reason = `the server did not answer belay's cancel request within ${connectTimeoutSeconds} s (database.connectTimeoutSeconds): the connection was given up`;
+          work.sever(reason);
+          control.sever(reason);
+        }, connectTimeoutSeconds * 1000);
+        void control.client
+          .query('SELECT pg_cancel_backend($1)', [work.backendPid])
+          .catch(() => {})
+          .finally(() => clearTimeout(giveUp));
       },
       { once: true },
     );
