@@ -86,6 +86,31 @@ describe('finding pg_dump and pg_restore beside the lock', () => {
     }
   });
 
+  it('a PG_BIN without pg_dump is refused before anything is touched, not passed over for the pg_dump found elsewhere', async () => {
+    const db = await freshDatabase('tools');
+    const project = await makeProject({ '0001_t.up.sql': 'CREATE TABLE t (id int PRIMARY KEY);', '0001_t.down.sql': 'DROP TABLE t;' });
+    const args = baseArgs(project, db.url);
+    const taken = await belay([...args, '--json', 'backup']);
+    expect(taken.code, taken.stderr).toBe(0);
+    const id = (JSON.parse(taken.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    const dumps = (await readdir(project.backups)).filter((file) => file.endsWith('.dump'));
+    const empty = await mkdtemp(join(tmpdir(), 'belay-empty-bin-'));
+    for (const pgBin of [empty, join(empty, 'missing')]) {
+      const env = cleanEnv({ PG_BIN: pgBin });
+      // pg_dump and pg_restore are looked for together: either may be the one named
+      const said = (program: string): string => `PG_BIN is ${pgBin}, which ${pgBin === empty ? `holds no ${program} that runs and says its version` : 'does not exist'}`;
+      // runs: the preflight refuses (exit 4) with the lock taken and the journal open; a lone look is a usage error (exit 2)
+      for (const [words, code] of [[['migrate', 'up', '--with-backup'], 4], [['backup'], 4], [['backups', 'verify', id], 2]] as const) {
+        const refused = await belay([...args, ...words], { env });
+        expect(refused.code, `${words.join(' ')}: ${refused.stderr}`).toBe(code);
+        expect(['pg_dump', 'pg_restore'].some((program) => refused.stderr.includes(said(program))), refused.stderr).toBe(true);
+        expect(refused.stderr).toContain('next: Point PG_BIN at the bin folder of a PostgreSQL installation');
+      }
+      expect(await db.query("SELECT to_regclass('t') AS t")).toEqual([{ t: null }]);
+      expect((await readdir(project.backups)).filter((file) => file.endsWith('.dump'))).toEqual(dumps);
+    }
+  });
+
   it.runIf(canHide)('belay restore ID with no pg_restore as new as the server refuses before anything is touched (exit 4, what to install), journaled as refused', async () => {
     const db = await freshDatabase('tools');
     const project = await makeProject({ '0001_t.up.sql': 'CREATE TABLE t (id int PRIMARY KEY, v text);\nINSERT INTO t VALUES (1, \'kept\');', '0001_t.down.sql': 'DROP TABLE t;' });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { access, chown, mkdir, mkdtemp, chmod, cp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, chown, mkdir, mkdtemp, chmod, cp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -157,6 +157,8 @@ describe('the embedded cluster (no connection settings at all)', () => {
         expect(refused.code, `${words.join(' ')}: ${refused.stderr}`).toBe(2);
         expect(refused.stderr).toContain(`${join(copy, '.belay', 'cluster')} is a copy of the cluster of ${original}`);
         expect(refused.stderr).toContain(`next: Delete ${join(copy, '.belay', 'cluster')} and ${join(copy, '.belay', 'run')}`);
+        // refused before the layout file is written again
+        expect(await readdir(join(copy, '.belay')), words.join(' ')).not.toContain('cluster.json');
       }
       expect(await readdir(join(copy, '.belay'))).toContain('cluster');
       expect(await current()).toBe('0001_create_account_schema');
@@ -173,6 +175,41 @@ describe('the embedded cluster (no connection settings at all)', () => {
       await belay(['cluster', 'remove', '--yes'], copyOptions);
       const remove = await belay(['cluster', 'remove', '--yes'], options);
       expect(remove.code, remove.stderr).toBe(0);
+    }
+  });
+
+  it('a PG_BIN without initdb is refused (exit 2) before anything is made, not passed over for other binaries', async () => {
+    const cwd = await projectFor();
+    const empty = await mkdtemp(join(tmpdir(), 'belay-empty-bin-'));
+    for (const pgBin of [empty, join(empty, 'missing')]) {
+      const options = { cwd, env: cleanEnv({ HOME: cwd, PG_BIN: pgBin }) };
+      for (const words of [['cluster', 'start'], ['--embedded', 'migrate', 'up'], ['migrate', 'up']]) {
+        const refused = await belay(words, options);
+        expect(refused.code, `${words.join(' ')}: ${refused.stderr}`).toBe(2);
+        expect(refused.stderr).toContain(`PG_BIN is ${pgBin}, which ${pgBin === empty ? 'holds no initdb that runs and says its version' : 'does not exist'}`);
+        expect(refused.stderr).toContain('next: Point PG_BIN at the bin folder of a PostgreSQL installation');
+        expect(await readdir(cwd)).toEqual(['migrations']);
+      }
+    }
+  });
+
+  it.runIf(process.getuid?.() === 0)('a symbolic link planted where the cluster\'s folder outside the project goes is refused (exit 2) before anything is made', async () => {
+    // 0700: the server account cannot enter it, so the cluster goes to /var/lib/belay
+    const cwd = await mkdtemp(join(tmpdir(), 'belay-embedded-link-'));
+    const planted = join('/var/lib/belay', `belay-${createHash('sha256').update(join(cwd, '.belay')).digest('hex').slice(0, 12)}`);
+    const victim = await mkdtemp(join(tmpdir(), 'belay-link-victim-'));
+    await mkdir('/var/lib/belay', { recursive: true });
+    await symlink(victim, planted);
+    try {
+      const refused = await belay(['cluster', 'start'], { cwd, env: cleanEnv({ HOME: cwd }) });
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toContain(`${planted} is a symbolic link to ${victim}`);
+      expect(refused.stderr).toContain(`next: Delete the link ${planted}`);
+      expect(await readdir(cwd)).toEqual([]);
+      expect(await readdir(victim)).toEqual([]);
+      expect((await stat(victim)).uid).toBe(0);
+    } finally {
+      await rm(planted);
     }
   });
 

@@ -85,18 +85,19 @@ async function refuseLink(path: string): Promise<void> {
  * beside it, and .belay/cluster.json records where. An ordinary user runs the
  * server as itself and needs the temp dir only for a socket path too long.
  */
-async function outsideFolder(home: string, user: OsUser | undefined): Promise<string> {
+async function outsideFolder(home: string, user: OsUser | undefined, reachable: boolean): Promise<Layout> {
   const name = outsideName(home);
   const roots = outsideRoots(user);
   let lastError: unknown;
   for (const root of roots) {
     try {
-      await makeDir(root, 0o755);
       const dir = join(root, name);
+      // refused before anything is made: a refusal leaves nothing behind
+      const where = await withoutLinks(movedOut(home, dir, reachable));
+      await makeDir(root, 0o755);
       await makeDir(dir, 0o700);
-      await refuseLink(dir);
       if (user) await chown(dir, user.uid, user.gid);
-      return dir;
+      return where;
     } catch (error) {
       if (error instanceof BelayError) throw error;
       lastError = error;
@@ -171,7 +172,18 @@ async function layout(projectDir: string, { create }: { create: boolean }): Prom
   const read = await readKept(saved);
   const kept = read && (await checkKept(home, read));
   if (kept && (!create || (await isInitialised(kept.dataDir)))) return withoutLinks(kept);
+  const user = serverUser();
+  // .belay/ is made 0755: before it exists, the project folder decides
+  const made = await stat(home).then(() => true, () => false);
+  const reachable = reachableBy(made ? home : dirname(home), user);
+  let chosen = inHome(home);
+  if (!reachable || join(home, 'run').length > MAX_SOCKET_DIR) {
+    chosen = create ? await outsideFolder(home, user, reachable) : movedOut(home, join(outsideRoots(user)[0]!, outsideName(home)), reachable);
+  }
+  await withoutLinks(chosen);
   if (create) {
+    // a cluster that is not this project's is refused before .belay/ and cluster.json are made
+    await initialisedHere(chosen);
     try {
       await makeDir(home, 0o755);
     } catch (error) {
@@ -180,18 +192,8 @@ async function layout(projectDir: string, { create }: { create: boolean }): Prom
         cause: error,
       });
     }
+    await writeFile(saved, `${JSON.stringify(chosen, null, 2)}\n`);
   }
-  const user = serverUser();
-  // .belay/ is made 0755: before it exists, the project folder decides
-  const made = create || (await stat(home).then(() => true, () => false));
-  const reachable = reachableBy(made ? home : dirname(home), user);
-  let chosen = inHome(home);
-  if (!reachable || join(home, 'run').length > MAX_SOCKET_DIR) {
-    const outside = create ? await outsideFolder(home, user) : join(outsideRoots(user)[0]!, outsideName(home));
-    chosen = movedOut(home, outside, reachable);
-  }
-  await withoutLinks(chosen);
-  if (create) await writeFile(saved, `${JSON.stringify(chosen, null, 2)}\n`);
   return chosen;
 }
 
@@ -271,8 +273,10 @@ async function ensureDatabase(where: Layout): Promise<void> {
 
 /** Initialise (first time) and start the project's cluster; returns how to connect to it. */
 export async function startEmbeddedCluster(options: EmbeddedOptions): Promise<ConnectionParams> {
+  // the binaries first: a machine without them (or a PG_BIN without them) gets no .belay/
+  const binDir = await findServerBinDir(options.pgBin, options.path);
   const where = await layout(options.projectDir, { create: true });
-  const spec = specFor(where, await findServerBinDir(options.pgBin, options.path));
+  const spec = specFor(where, binDir);
   if (!(await initialisedHere(where))) await initCluster(spec);
   if (!(await isRunning(spec))) {
     try {

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { access, readdir } from 'node:fs/promises';
+import { access, readdir, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
-import { usageError } from '../errors.js';
+import { BelayError, usageError } from '../errors.js';
 
 const run = promisify(execFile);
 
@@ -16,7 +16,7 @@ export interface PgBinary {
 }
 
 export interface PgBinSearch {
-  /** The PG_BIN setting, when given: searched first. */
+  /** The PG_BIN setting, when given: searched first, and it must hold each program asked for. */
   pgBin?: string | undefined;
   /** PATH, for the last resort. */
   path?: string | undefined;
@@ -106,8 +106,13 @@ class BinarySearch {
     return known;
   }
 
-  /** The first copy of `name` in search order at least `minMajor` new, asked one at a time (a wrapper script costs a process each). */
+  /**
+   * The first copy of `name` in search order at least `minMajor` new, asked one at a time (a wrapper script costs a process each).
+   * A PG_BIN that lacks it is refused, not passed over: the operator named that folder.
+   */
   async first(name: string, minMajor: number): Promise<PgBinary | undefined> {
+    const { pgBin } = this.search;
+    if (pgBin && !(await this.versionOf(join(pgBin, name)))) throw await notInPgBin(pgBin, name);
     for (const dir of await this.dirs) {
       const bin = await this.versionOf(join(dir, name));
       if (bin && bin.major >= minMajor) return bin;
@@ -119,6 +124,16 @@ class BinarySearch {
     const found = await Promise.all((await this.dirs).map((dir) => this.versionOf(join(dir, name))));
     return found.filter((bin): bin is PgBinary => bin !== undefined);
   }
+}
+
+async function notInPgBin(pgBin: string, name: string): Promise<BelayError> {
+  const what = await stat(pgBin).then(
+    (info) => (info.isDirectory() ? `holds no ${name} that runs and says its version` : 'is not a folder'),
+    () => 'does not exist',
+  );
+  return usageError(`PG_BIN is ${pgBin}, which ${what}; nothing was used or changed`, {
+    hint: `Point PG_BIN at the bin folder of a PostgreSQL installation (the one \`pg_config --bindir\` names), or unset it to let belay look in the usual places.`,
+  });
 }
 
 const searches = new Map<string, BinarySearch>();
@@ -135,7 +150,8 @@ function binarySearch(search: PgBinSearch): BinarySearch {
 
 /**
  * The first `name` in search order whose major version is at least `minMajor`
- * (pg_dump must be as new as the server it dumps), else undefined.
+ * (pg_dump must be as new as the server it dumps), else undefined; refused
+ * when PG_BIN is set and does not hold it.
  */
 export function findPgBinary(name: string, search: PgBinSearch, minMajor = 0): Promise<PgBinary | undefined> {
   return binarySearch(search).first(name, minMajor);
