@@ -98,7 +98,7 @@ const terminateSessions = (db: TestDatabase) => () => db.query('SELECT pg_termin
 describe('a network path that freezes during `migrate up`', () => {
   it('SIGTERM while a revision runs: belay gives up its waits on the frozen path and ends 12, leaving the run to `belay recover`', async () => {
     const db = await freshDatabase();
-    const project = await makeProject(REVISIONS);
+    const project = await makeProject(REVISIONS, { database: { connectTimeoutSeconds: 2 } });
     expect((await belay([...baseArgs(project, db.url), 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
     const proxy = await freezableProxy();
     cleanup.push(terminateSessions(db), () => proxy.close());
@@ -124,7 +124,7 @@ describe('a network path that freezes during `migrate up`', () => {
     expect(envelope.outcome).toBe('manual-action-needed');
     expect(envelope.next).toMatch(/When the server answers again, run `belay recover`/);
     expect(result.stderr).toContain('SIGTERM: stopping at the next safe point');
-    const givenUp = "the server did not answer belay's cancel request within 10 s (database.connectTimeoutSeconds): the connection was given up";
+    const givenUp = "the server did not answer belay's cancel request within 2 s (database.connectTimeoutSeconds): the connection was given up";
     expect(result.stderr).toContain(givenUp);
 
     // the journal file (the database's copy was out of reach) says why the revision stopped and how the run ended
