@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { toPgConfig, type ConnectionParams } from '../db/connection.js';
+import { endClient } from '../db/session.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { BelayError, errorMessage } from '../errors.js';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
@@ -14,6 +15,8 @@ export interface ExactRestoreOptions {
 }
 
 const LIST_LIMIT = 10;
+/** How long its connections may take to open and to close. */
+const CONNECT_TIMEOUT_MS = 10_000;
 const listed = (labels: readonly string[]): string =>
   `${labels.slice(0, LIST_LIMIT).join(', ')}${labels.length > LIST_LIMIT ? ` and ${labels.length - LIST_LIMIT} more` : ''}`;
 
@@ -41,7 +44,7 @@ export class ExactRestore {
 
   private async connect(): Promise<pg.Client> {
     const client = new pg.Client(
-      toPgConfig(this.target, { applicationName: 'belay restore exact', connectTimeoutMs: 10_000, statementTimeoutMs: 10 * 60_000, lockTimeoutMs: this.options.lockTimeoutMs }),
+      toPgConfig(this.target, { applicationName: 'belay restore exact', connectTimeoutMs: CONNECT_TIMEOUT_MS, statementTimeoutMs: 10 * 60_000, lockTimeoutMs: this.options.lockTimeoutMs }),
     );
     client.on('error', () => {});
     await client.connect();
@@ -96,7 +99,7 @@ export class ExactRestore {
         details: { sqlstate: code ?? null },
       });
     } finally {
-      await client.end().catch(() => {});
+      await endClient(client, CONNECT_TIMEOUT_MS);
     }
   }
 
@@ -111,7 +114,7 @@ export class ExactRestore {
         ...(missing.length > 0 ? [`objects of the snapshot are missing: ${listed(missing.map((e) => e.label))}`] : []),
       ];
     } finally {
-      await client.end().catch(() => {});
+      await endClient(client, CONNECT_TIMEOUT_MS);
     }
   }
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import pg, { type ClientBase } from 'pg';
 import type { ConnectionParams } from '../db/connection.js';
 import { describeTarget, toPgConfig } from '../db/connection.js';
+import { endClient } from '../db/session.js';
 import { BelayError } from '../errors.js';
 import { digestSnapshot } from './digest.js';
 import { MANIFEST_FORMAT_VERSION, newSnapshotId, snapshotFileName, syncDir, writeManifest, type Manifest, type SnapshotFormat, type SnapshotScope } from './manifest.js';
@@ -46,6 +47,9 @@ export interface SnapshotOptions {
   scope?: { manifest: SnapshotScope | Promise<SnapshotScope>; excludeTableData: string[] };
 }
 
+/** How long its own connection may take to open and to close. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 const TABLE_LINE = /dumping contents of table "([^"]+)"/;
 
 async function sizeOf(path: string): Promise<number> {
@@ -68,7 +72,7 @@ export interface SourceFacts {
 
 /** SourceFacts, asked on `source` when given, else on a connection of its own. */
 async function describeSource(params: ConnectionParams, source: ClientBase | undefined): Promise<SourceFacts> {
-  const client = source ?? new pg.Client(toPgConfig(params, { applicationName: 'belay backup', connectTimeoutMs: 10_000, statementTimeoutMs: 60_000, lockTimeoutMs: 10_000 }));
+  const client = source ?? new pg.Client(toPgConfig(params, { applicationName: 'belay backup', connectTimeoutMs: CONNECT_TIMEOUT_MS, statementTimeoutMs: 60_000, lockTimeoutMs: 10_000 }));
   if (!source) await client.connect();
   try {
     const { rows } = await client.query<{ tables: number; version: string }>(
@@ -79,7 +83,7 @@ async function describeSource(params: ConnectionParams, source: ClientBase | und
     );
     return { tables: rows[0]?.tables ?? 0, serverVersion: rows[0]?.version ?? 'unknown' };
   } finally {
-    if (!source) await (client as pg.Client).end();
+    if (!source) await endClient(client as pg.Client, CONNECT_TIMEOUT_MS);
   }
 }
 

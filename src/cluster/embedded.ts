@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import type { ConnectionParams } from '../db/connection.js';
 import { quoteIdent } from '../db/ident.js';
+import { endClient } from '../db/session.js';
 import { BelayError, errorMessage, preflightError, usageError } from '../errors.js';
 import { sha256Hex } from '../sha256.js';
 import {
@@ -24,6 +25,8 @@ import { makeDir } from '../make-dir.js';
 const SUPERUSER = 'postgres';
 const DATABASE = 'belay';
 const PORT = 5432;
+/** How long a connection to it may take to open and to close. */
+const CONNECT_TIMEOUT_MS = 10_000;
 /** sun_path holds 108 bytes; leave room for "/.s.PGSQL.5432". */
 const MAX_SOCKET_DIR = 90;
 
@@ -252,12 +255,12 @@ export function embeddedParams(where: Pick<Layout, 'socketDir'>): ConnectionPara
 }
 
 async function ensureDatabase(where: Layout): Promise<void> {
-  const client = new pg.Client({ host: where.socketDir, port: PORT, user: SUPERUSER, database: 'postgres', connectionTimeoutMillis: 10_000 });
+  const client = new pg.Client({ host: where.socketDir, port: PORT, user: SUPERUSER, database: 'postgres', connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   client.on('error', () => {});
   try {
     await client.connect();
   } catch (error) {
-    await client.end().catch(() => {});
+    await endClient(client, CONNECT_TIMEOUT_MS);
     throw usageError(`the embedded cluster in ${where.dataDir} runs but does not answer on ${where.socketDir}: ${errorMessage(error)}`, {
       hint: `Look at ${where.logFile}; \`belay cluster stop\` then \`belay cluster start\` restarts it.`,
       cause: error,
@@ -267,7 +270,7 @@ async function ensureDatabase(where: Layout): Promise<void> {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);
     if (rowCount === 0) await client.query(`CREATE DATABASE ${quoteIdent(DATABASE)}`);
   } finally {
-    await client.end();
+    await endClient(client, CONNECT_TIMEOUT_MS);
   }
 }
 
@@ -304,7 +307,7 @@ export async function stopEmbeddedCluster(options: EmbeddedOptions): Promise<boo
 
 /** The sessions on the running cluster other than the asking one: belay runs, psql, an application. */
 async function otherSessions(where: Layout): Promise<string[]> {
-  const client = new pg.Client({ host: where.socketDir, port: PORT, user: SUPERUSER, database: 'postgres', connectionTimeoutMillis: 10_000 });
+  const client = new pg.Client({ host: where.socketDir, port: PORT, user: SUPERUSER, database: 'postgres', connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   client.on('error', () => {});
   try {
     await client.connect().catch((error: unknown) => {
@@ -319,7 +322,7 @@ async function otherSessions(where: Layout): Promise<string[]> {
     );
     return rows.map((row) => row.who);
   } finally {
-    await client.end().catch(() => {});
+    await endClient(client, CONNECT_TIMEOUT_MS);
   }
 }
 

@@ -27,6 +27,17 @@ export interface Session {
 }
 
 /**
+ * End a connection, never waiting on the server longer than `timeoutMs`: one
+ * that never answers the Terminate (a network path that stopped passing data)
+ * would hold an orderly close until TCP gives up. Never throws.
+ */
+export async function endClient(client: pg.Client, timeoutMs: number): Promise<void> {
+  const timer = setTimeout(() => client.connection.stream.destroy(), timeoutMs);
+  await client.end().catch(() => {});
+  clearTimeout(timer);
+}
+
+/**
  * Two sessions opened at once (a login each). When either cannot be, the
  * other is closed and the first failure, in argument order, is thrown.
  */
@@ -53,7 +64,7 @@ export async function openSession(params: ConnectionParams, options: SessionOpti
     await client.connect();
   } catch (error) {
     // a failed handshake (e.g. SCRAM without a password) can leave the socket open and the process alive
-    await client.end().catch(() => {});
+    await endClient(client, options.connectTimeoutMs);
     throw connectError(params, error);
   }
   // belay's settings made in the same round trip
@@ -67,12 +78,7 @@ export async function openSession(params: ConnectionParams, options: SessionOpti
     client,
     serverVersionNum,
     backendPid,
-    close: async () => {
-      // a server that never answers the Terminate (a network path that stopped passing data) would hold the close until TCP gives up
-      const timer = setTimeout(() => client.connection.stream.destroy(), options.connectTimeoutMs);
-      await client.end().catch(() => {});
-      clearTimeout(timer);
-    },
+    close: () => endClient(client, options.connectTimeoutMs),
     release: () => {
       void client.end().catch(() => {});
       const socket = client.connection.stream;

@@ -4,7 +4,7 @@ import { startTempCluster } from '../cluster/temp-cluster.js';
 import { withDatabase, toPgConfig, type ConnectionParams } from '../db/connection.js';
 import { errorMessage, preflightError, usageError } from '../errors.js';
 import { quoteIdent } from '../db/ident.js';
-import { connectError } from '../db/session.js';
+import { connectError, endClient } from '../db/session.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { createDatabase, dropDatabase, MAINTENANCE_DATABASES, renameDatabase } from '../db/databases.js';
 
@@ -55,7 +55,7 @@ async function onMaintenance(server: ConnectionParams, work: (client: pg.Client)
       await work(client);
       return database;
     } finally {
-      await client.end();
+      await endClient(client, sessionOptions.connectTimeoutMs);
     }
   }
   throw connectError(withDatabase(server, databases[0] ?? server.database), refused);
