@@ -235,7 +235,7 @@ describe('a rehearsal stopped by a signal', () => {
     /** Both signals: the second once the first is handled (it says so), while the revision still waits. */
     const twice = async (): Promise<number> => {
       running.child.kill('SIGINT');
-      await pollUntil(async () => /SIGINT: stopping at the next safe point/.test(stderr), 'the first signal handled');
+      await pollUntil(async () => /SIGINT: stopping the rehearsal/.test(stderr), 'the first signal handled');
       running.child.kill('SIGINT');
       return performance.now();
     };
@@ -249,6 +249,9 @@ describe('a rehearsal stopped by a signal', () => {
     const run = await running.done;
     const tookMs = performance.now() - signalled;
     expect(run.code, run.stdout + run.stderr).toBe(4);
+    // it said it was rolling back what the run did: a rehearsal has nothing real to roll back
+    expect(run.stderr).toContain('SIGINT: stopping the rehearsal: the statements running on its throwaway are cancelled, and the throwaway is removed once they end (nothing real was touched); send it again to remove it at once');
+    expect(run.stderr).not.toMatch(/rolling back/);
     expect(run.stderr).toMatch(/belay: the rehearsal was stopped by a signal; database belay_rehearse_\w+ on the connected server is removed\n {2}next: Nothing real was touched, and no verdict was reached/);
     expect(tookMs).toBeLessThan(5000);
     expect(await throwaways()).toEqual([]);

@@ -36,6 +36,8 @@ export interface ActionKind {
   changing?: boolean;
   /** Only reads and reports (status, plan, history…): its output is its whole job, so output that cannot be written fails it (exit 4). */
   reads?: boolean;
+  /** What a first SIGINT/SIGTERM makes it do, when it is not what it makes a run do (stop at a safe point, roll back). */
+  firstSignal?: string;
 }
 
 /**
@@ -55,7 +57,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   const level = progressLevel(flags.logLevel);
   const { stdout, stderr } = output();
   const writeErr = (text: string): void => stderr.write(scrub(text, secrets));
-  const progress = progressPrinter({ write: writeErr, tty: process.stderr.isTTY === true, level });
+  const progress = progressPrinter({ write: writeErr, clearLine: () => stderr.raw('\r\x1b[K'), tty: process.stderr.isTTY === true, level });
   let target: TargetInfo | null = null;
   let run: RunHandle | undefined;
   const controller = new AbortController();
@@ -91,7 +93,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     process.exit(exitCode);
   };
   let signals = 0;
-  /** Set while a second signal removes a rehearsal's throwaway: that handler alone reports, then exits. */
+  /** Set while a second signal removes a rehearsal's throwaway: that handler alone reports, then exits, unless a third signal comes first. */
   let removing: Promise<never> | undefined;
   /**
    * A second signal: exit now, without waiting for the run (a down, a
@@ -122,7 +124,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     signals++;
     if (removing) return;
     if (signals > 1) return abandon(signal);
-    logger.warn(`${signal}: stopping at the next safe point and rolling back what this run did; send it again to abort at once`);
+    logger.warn(`${signal}: ${kind.firstSignal ?? 'stopping at the next safe point and rolling back what this run did; send it again to abort at once'}`);
     controller.abort();
   };
   process.on('SIGINT', onSignal);
