@@ -94,7 +94,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   };
   let signals = 0;
   /** Set while a second signal removes a rehearsal's throwaway: that handler alone reports, then exits, unless a third signal comes first. */
-  let removing: Promise<never> | undefined;
+  let removing: { done: Promise<never>; leftAsIs: (by: string) => BelayError } | undefined;
   /**
    * A second signal: exit now, without waiting for the run (a down, a
    * restore), and say so truthfully: the run is left for `belay recover`
@@ -108,7 +108,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       return;
     }
     if (abandoned.state === 'removing') {
-      removing = abandoned.outcome.then((error) => stopped(error.exitCode, error.message, error.hint, error.details));
+      removing = { done: abandoned.outcome.then((error) => stopped(error.exitCode, error.message, error.hint, error.details)), leftAsIs: abandoned.leftAsIs };
       return;
     }
     if (abandoned.state === 'not-begun') {
@@ -122,7 +122,11 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   };
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
-    if (removing) return;
+    if (removing) {
+      // a third: exit now, naming what the removal may leave
+      const left = removing.leftAsIs(`a third ${signal}`);
+      return stopped(left.exitCode, left.message, left.hint, left.details);
+    }
     if (signals > 1) return abandon(signal);
     logger.warn(`${signal}: ${kind.firstSignal ?? 'stopping at the next safe point and rolling back what this run did; send it again to abort at once'}`);
     controller.abort();
@@ -131,7 +135,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   process.on('SIGTERM', onSignal);
   try {
     const report = await work(ctx);
-    if (removing) await removing;
+    if (removing) await removing.done;
     progress.close();
     const said = envelopeOf(name, report, target);
     process.exitCode = said.exitCode;
@@ -143,7 +147,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       writeErr(`belay: ${name}: its result could not be written to stdout (${stdout.failure?.message ?? 'write failed'}); nothing was changed\n`);
     }
   } catch (error) {
-    if (removing) await removing;
+    if (removing) await removing.done;
     progress.close();
     process.exitCode = reportError(name, error, { json, secrets, target, closing: closing(), shown: progress.printed(errorMessage(error)) });
   } finally {
