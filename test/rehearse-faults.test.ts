@@ -235,7 +235,7 @@ describe('a rehearsal stopped by a signal', () => {
     /** Both signals: the second once the first is handled (it says so), while the revision still waits. */
     const twice = async (): Promise<number> => {
       running.child.kill('SIGINT');
-      await pollUntil(async () => /SIGINT: stopping at the next safe point/.test(stderr), 'the first signal handled');
+      await pollUntil(async () => /SIGINT: stopping the rehearsal/.test(stderr), 'the first signal handled');
       running.child.kill('SIGINT');
       return performance.now();
     };
@@ -249,6 +249,9 @@ describe('a rehearsal stopped by a signal', () => {
     const run = await running.done;
     const tookMs = performance.now() - signalled;
     expect(run.code, run.stdout + run.stderr).toBe(4);
+    // it said it was rolling back what the run did: a rehearsal has nothing real to roll back
+    expect(run.stderr).toContain('SIGINT: stopping the rehearsal: the statements running on its throwaway are cancelled, and the throwaway is removed once they end (nothing real was touched); send it again to remove it at once');
+    expect(run.stderr).not.toMatch(/rolling back/);
     expect(run.stderr).toMatch(/belay: the rehearsal was stopped by a signal; database belay_rehearse_\w+ on the connected server is removed\n {2}next: Nothing real was touched, and no verdict was reached/);
     expect(tookMs).toBeLessThan(5000);
     expect(await throwaways()).toEqual([]);
@@ -264,6 +267,65 @@ describe('a rehearsal stopped by a signal', () => {
     expect(run.stderr).toMatch(/belay: the rehearsal was stopped by a second SIGINT; database belay_rehearse_\w+ on the connected server is removed\n {2}next: Nothing real was touched, and no verdict was reached/);
     expect(run.stderr).not.toMatch(/Nothing was changed|this is a bug/);
     expect(await throwaways()).toEqual([]);
+  }, 120_000);
+
+  it('a third SIGINT while the second one waits to drop the throwaway exits at once, exit 12 naming it (it was ignored: belay waited out the drop)', async () => {
+    const running = await startUntil(SLOW_JS, ['--database-url', urlOf('owner', 'app')], () => seen(adminRows, 'belay-test slow js', "datname LIKE 'belay_rehearse%'"));
+    const [name] = await throwaways();
+    // an operator's open transaction holds a lock on the database: its DROP DATABASE waits (up to belay's lock_timeout, 10 s)
+    const holder = new pg.Client({ connectionString: urlOf('postgres', 'postgres') });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`COMMENT ON DATABASE ${name} IS 'held'`);
+      await running.twice();
+      await pollUntil(async () => Number((await adminRows(`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DROP DATABASE%${name}%'`))[0]!.n) === 1, 'the DROP DATABASE waiting');
+      const signalled = performance.now();
+      running.child.kill('SIGINT');
+      const run = await running.done;
+      expect(performance.now() - signalled).toBeLessThan(3000);
+      expect(run.code, run.stdout + run.stderr).toBe(12);
+      expect(run.stderr).toContain(`belay: the rehearsal was stopped by a third SIGINT while database ${name} on the connected server was being removed: it may be left behind\n  next: Nothing real was touched, and no verdict was reached. Remove what is left of database ${name} on the connected server (named above) by hand`);
+      expect(await throwaways()).toEqual([name]);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    // the DROP the server was left running ends once the lock is free
+    await pollUntil(async () => (await throwaways()).length === 0, 'the throwaway dropped');
+  }, 120_000);
+
+  it('a third SIGINT while the throwaway is still being made exits at once, exit 12 saying what it may leave (it was ignored)', async () => {
+    // CREATE DATABASE copies template1: an operator's open transaction holding a lock on it makes it wait
+    const holder = new pg.Client({ connectionString: urlOf('postgres', 'postgres') });
+    await holder.connect();
+    const project = await makeProject(SLOW_JS);
+    let stderr = '';
+    let run: Awaited<ReturnType<typeof belay>>;
+    try {
+      await holder.query('BEGIN');
+      await holder.query("COMMENT ON DATABASE template1 IS 'held'");
+      const running = startBelay(['--database-url', urlOf('owner', 'app'), '--migrations', project.migrations, '--backups', project.backups, 'rehearse'], { cwd: project.dir });
+      running.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      await pollUntil(async () => Number((await adminRows("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'CREATE DATABASE%belay_rehearse%'"))[0]!.n) === 1, 'the CREATE DATABASE waiting');
+      running.child.kill('SIGINT');
+      await pollUntil(async () => /SIGINT: stopping the rehearsal/.test(stderr), 'the first signal handled');
+      running.child.kill('SIGINT');
+      // nothing shows the second handled (it waits for the throwaway to be made); a signal sent before it is may merge into it
+      await new Promise((r) => setTimeout(r, 200));
+      const signalled = performance.now();
+      running.child.kill('SIGINT');
+      run = await running.done;
+      expect(performance.now() - signalled).toBeLessThan(3000);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    expect(run.code, run.stdout + run.stderr).toBe(12);
+    expect(run.stderr).toContain('belay: the rehearsal was stopped by a third SIGINT while it was making a database belay_rehearse_<random> on the connected server: it may be left behind\n  next: Nothing real was touched, and no verdict was reached. Drop that database by hand, if it was made');
+    // the CREATE the server was left running ends once the lock is free: what the message warned of
+    await pollUntil(async () => (await throwaways()).length === 1, 'the throwaway made after belay exited');
+    for (const name of await throwaways()) await adminRows(`DROP DATABASE ${name}`);
   }, 120_000);
 
   it('a second SIGINT stops the ephemeral cluster and deletes its folder, exit 4; its postgres kept running and its folder stayed', async () => {

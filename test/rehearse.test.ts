@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { XMLParser } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
-import { belay, cleanEnv, jsonResult, startBelay } from './support/cli.js';
+import { belay, CLI, cleanEnv, jsonResult, startBelay } from './support/cli.js';
 import { adminQuery, freshDatabase, rejectOnMaintenanceDatabases } from './support/pg.js';
 import { makeProject } from './support/project.js';
 
@@ -477,6 +477,40 @@ describe('rehearse refuses what it would ignore, and prints what it was told as 
     const md = await readFile(markdown, 'utf8');
     expect(md).toContain('dup\\x1bname');
     expect(md).not.toMatch(controls);
+  });
+
+  it('on a terminal too, a control character the database said is shown escaped, in the report on stdout and an error on stderr (it was written raw: the terminal acted on it)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_names.up.sql': 'CREATE TABLE names (n text);',
+      '0001_names.down.sql': 'DROP TABLE names;',
+      '0002_uniq.up.sql': 'CREATE UNIQUE INDEX names_n ON names (n);',
+      '0002_uniq.down.sql': 'DROP INDEX names_n;',
+    });
+    const dups = join(project.dir, 'dups.sql');
+    await writeFile(dups, "INSERT INTO names VALUES (E'dup\\x1bname'), (E'dup\\x1bname');\n");
+    // an error that sets the terminal's title, then rings its bell
+    const failing = join(project.dir, 'failing.sql');
+    await writeFile(failing, "DO $$ BEGIN RAISE EXCEPTION E'bad\\x1b]0;owned\\x07seed'; END $$;\n");
+    // stdout and stderr on a pseudo-terminal: python3's pty copies what is written there to its own stdout
+    const pty = 'import os, pty, sys; sys.exit(os.waitstatus_to_exitcode(pty.spawn(sys.argv[1:])))';
+    const onTerminal = (seed: string) =>
+      execFileAsync('python3', ['-c', pty, process.execPath, CLI, '--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--from', '0001', '--seed', seed], { cwd: project.dir, env: cleanEnv({ DATABASE_URL: db.url }) }).then(
+        (done) => ({ code: 0, out: done.stdout }),
+        (error: { code: number; stdout: string }) => ({ code: error.code, out: error.stdout }),
+      );
+    // what the terminal may act on: belay's own clearing of its live progress line, and line ends (\r\n on a terminal), nothing else
+    const controls = (out: string): string[] => [...out.replaceAll('\x1b[K', '').replaceAll('\r', '').matchAll(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g)].map((m) => JSON.stringify(m[0]));
+
+    const report = await onTerminal(dups);
+    expect(report.code, report.out).toBe(10);
+    expect(report.out).toContain('DETAIL: Key (n)=(dup\\x1bname) is duplicated.');
+    expect(controls(report.out), report.out).toEqual([]);
+
+    const error = await onTerminal(failing);
+    expect(error.code, error.out).toBe(2);
+    expect(error.out).toContain(`belay: seed ${failing} line 1: bad\\x1b]0;owned\\x07seed`);
+    expect(controls(error.out), error.out).toEqual([]);
   });
 
   it('a --seed that cannot be read is refused before anything is started (it started the ephemeral cluster first)', async () => {

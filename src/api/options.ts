@@ -47,8 +47,11 @@ export type Abandoned =
   | { state: 'ended' }
   /** The journal now says that the run was abandoned; `result` is what is known of it (exit 12: for `belay recover`). */
   | { state: 'abandoned'; result: RunResult }
-  /** A rehearsal: the throwaway it made is being removed at once; `outcome` is what to report (exit 4 once it is gone, 12 naming what is left). */
-  | { state: 'removing'; outcome: Promise<BelayError> };
+  /**
+   * A rehearsal: the throwaway it made is being removed at once; `outcome` is what to report (exit 4 once it is gone,
+   * 12 naming what is left); `leftAsIs`, what to report on exiting without waiting for it (12 naming what may be left).
+   */
+  | { state: 'removing'; outcome: Promise<BelayError>; leftAsIs: (by: string) => BelayError };
 
 export interface RunHandle {
   /**

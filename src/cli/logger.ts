@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
 import type { DestinationStream, Logger, LoggerOptions } from 'pino';
+import { showControls } from '../control-chars.js';
 import { output } from './output.js';
 import { scrub } from './scrub.js';
 
@@ -31,7 +32,8 @@ function pinoLogger(level: LogLevel, secrets: readonly string[]): Logger {
     redact: { paths: ['password', '*.password', 'databaseUrl', '*.databaseUrl'], censor: '***' },
     hooks: {
       logMethod(args, method) {
-        const scrubbed = args.map((arg) => scrub(arg, secrets));
+        // its control characters escaped here: on a terminal the log line is written as it is, for its colours
+        const scrubbed = args.map((arg) => (typeof arg === 'string' ? showControls(scrub(arg, secrets)) : scrub(arg, secrets)));
         return method.apply(this, scrubbed as Parameters<typeof method>);
       },
     },
@@ -40,7 +42,7 @@ function pinoLogger(level: LogLevel, secrets: readonly string[]): Logger {
     const pretty = require('pino-pretty') as (opts: Record<string, unknown>) => DestinationStream;
     const destination = new Writable({
       write(chunk: Buffer | string, _encoding, done) {
-        output().stderr.write(chunk.toString());
+        output().stderr.raw(chunk.toString());
         done();
       },
     });

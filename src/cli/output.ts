@@ -9,8 +9,10 @@ import { showControls } from '../control-chars.js';
  * with exit 1 in the middle of whatever it was doing; a write can also throw.
  */
 export interface Output {
-  /** Write, unless an earlier write failed; never throws. */
+  /** Write, unless an earlier write failed; never throws. A control character in it is written as its escape (`\x1b`). */
   write(text: string): void;
+  /** Write belay's own terminal output as it is (a live line redrawn, a log line's colours), never text a database or a file said. */
+  raw(text: string): void;
   /** Write, and wait until the text is written (or its write failed): false when it could not be written. */
   flush(text: string): Promise<boolean>;
   /** The first write error, once one happened. */
@@ -24,12 +26,10 @@ function guarded(stream: NodeJS.WriteStream): Output {
   };
   // an error is also reported to the write's callback, and to later writes' callbacks
   stream.on('error', failed);
-  // off a terminal (a CI log, a file) what a database or a file said is shown, never acted on
-  const shown = stream.isTTY === true ? (text: string): string => text : showControls;
   const attempt = (text: string, done: (error: Error | null | undefined) => void): boolean => {
     if (failure !== undefined) return false;
     try {
-      stream.write(shown(text), done);
+      stream.write(text, done);
       return true;
     } catch (error) {
       failed(error);
@@ -37,10 +37,12 @@ function guarded(stream: NodeJS.WriteStream): Output {
     }
   };
   return {
-    write: (text) => void attempt(text, (error) => error && failed(error)),
+    // what a database or a file said is shown, never acted on: by a terminal, or by whatever reads a CI log or a file
+    write: (text) => void attempt(showControls(text), (error) => error && failed(error)),
+    raw: (text) => void attempt(text, (error) => error && failed(error)),
     flush: (text) =>
       new Promise<boolean>((resolve) => {
-        const written = attempt(text, (error) => {
+        const written = attempt(showControls(text), (error) => {
           if (error) failed(error);
           resolve(!error && failure === undefined);
         });

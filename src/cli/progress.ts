@@ -6,6 +6,8 @@ const TICK_EVERY_MS = 500;
 
 export interface ProgressOptions {
   write: (text: string) => void;
+  /** Clear the terminal's line, for the live line to be redrawn. */
+  clearLine: () => void;
   /** A terminal: one live line, redrawn; else plain lines, no control characters. */
   tty: boolean;
   /** warn/error: failures only; silent: nothing. */
@@ -76,14 +78,15 @@ export function progressPrinter(options: ProgressOptions): ProgressPrinter {
 
   const all = options.level === 'all';
   const clearLive = (): void => {
-    if (liveShown) options.write('\r\x1b[K');
+    if (liveShown) options.clearLine();
     liveShown = false;
   };
   const drawLive = (): void => {
     if (!options.tty || !live) return;
     const elapsed = now() - live.started;
     const ticking = elapsed >= TICK_AFTER_MS ? ` ${took(Math.round(elapsed))}${live.detail ? ` (${live.detail})` : ''}` : '';
-    options.write(`\r\x1b[K${live.line} ..${ticking}`);
+    options.clearLine();
+    options.write(`${live.line} ..${ticking}`);
     liveShown = true;
   };
   /** Print a whole line above the live one. */

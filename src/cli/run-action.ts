@@ -36,6 +36,8 @@ export interface ActionKind {
   changing?: boolean;
   /** Only reads and reports (status, plan, history…): its output is its whole job, so output that cannot be written fails it (exit 4). */
   reads?: boolean;
+  /** What a first SIGINT/SIGTERM makes it do, when it is not what it makes a run do (stop at a safe point, roll back). */
+  firstSignal?: string;
 }
 
 /**
@@ -55,7 +57,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   const level = progressLevel(flags.logLevel);
   const { stdout, stderr } = output();
   const writeErr = (text: string): void => stderr.write(scrub(text, secrets));
-  const progress = progressPrinter({ write: writeErr, tty: process.stderr.isTTY === true, level });
+  const progress = progressPrinter({ write: writeErr, clearLine: () => stderr.raw('\r\x1b[K'), tty: process.stderr.isTTY === true, level });
   let target: TargetInfo | null = null;
   let run: RunHandle | undefined;
   const controller = new AbortController();
@@ -91,8 +93,8 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     process.exit(exitCode);
   };
   let signals = 0;
-  /** Set while a second signal removes a rehearsal's throwaway: that handler alone reports, then exits. */
-  let removing: Promise<never> | undefined;
+  /** Set while a second signal removes a rehearsal's throwaway: that handler alone reports, then exits, unless a third signal comes first. */
+  let removing: { done: Promise<never>; leftAsIs: (by: string) => BelayError } | undefined;
   /**
    * A second signal: exit now, without waiting for the run (a down, a
    * restore), and say so truthfully: the run is left for `belay recover`
@@ -106,7 +108,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       return;
     }
     if (abandoned.state === 'removing') {
-      removing = abandoned.outcome.then((error) => stopped(error.exitCode, error.message, error.hint, error.details));
+      removing = { done: abandoned.outcome.then((error) => stopped(error.exitCode, error.message, error.hint, error.details)), leftAsIs: abandoned.leftAsIs };
       return;
     }
     if (abandoned.state === 'not-begun') {
@@ -120,16 +122,20 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   };
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
-    if (removing) return;
+    if (removing) {
+      // a third: exit now, naming what the removal may leave
+      const left = removing.leftAsIs(`a third ${signal}`);
+      return stopped(left.exitCode, left.message, left.hint, left.details);
+    }
     if (signals > 1) return abandon(signal);
-    logger.warn(`${signal}: stopping at the next safe point and rolling back what this run did; send it again to abort at once`);
+    logger.warn(`${signal}: ${kind.firstSignal ?? 'stopping at the next safe point and rolling back what this run did; send it again to abort at once'}`);
     controller.abort();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
     const report = await work(ctx);
-    if (removing) await removing;
+    if (removing) await removing.done;
     progress.close();
     const said = envelopeOf(name, report, target);
     process.exitCode = said.exitCode;
@@ -141,7 +147,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       writeErr(`belay: ${name}: its result could not be written to stdout (${stdout.failure?.message ?? 'write failed'}); nothing was changed\n`);
     }
   } catch (error) {
-    if (removing) await removing;
+    if (removing) await removing.done;
     progress.close();
     const unsettled = run?.unsettled?.();
     process.exitCode = reportError(name, error, { json, secrets, target, closing: closing(), shown: progress.printed(errorMessage(error)), unsettled });

@@ -81,3 +81,14 @@ export function interrupted(by: string, throwaway: Named | undefined, leftBehind
     cause: leftBehind.error,
   });
 }
+
+/**
+ * A rehearsal whose throwaway was being removed (or still made: `named`
+ * false) when belay was told by `by` to exit without waiting: exit 12,
+ * naming what may be left and how to remove it.
+ */
+export function removalCut(by: string, throwaway: Named, named: boolean): BelayError {
+  return new BelayError('manual', `the rehearsal was stopped by ${by} while ${named ? `${throwaway.where} was being removed` : `it was making ${throwaway.where}`}: it may be left behind`, {
+    hint: `Nothing real was touched, and no verdict was reached. ${throwaway.removeByHand}`,
+  });
+}

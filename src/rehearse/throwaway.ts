@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg, { escapeLiteral } from 'pg';
 import { startTempCluster } from '../cluster/temp-cluster.js';
 import { withDatabase, toPgConfig, type ConnectionParams } from '../db/connection.js';
@@ -114,6 +116,20 @@ export async function ephemeralCluster(pgBin: string | undefined, path: string |
     removeByHand: `Delete ${cluster.root} by hand once no server runs from it (its data folder is ${spec.dataDir}): belay made it for this rehearsal only.`,
     ...copier(params, 'rehearsal', new Set(['rehearsal']), MAINTENANCE),
     dispose: cluster.remove,
+  };
+}
+
+/** The throwaway a rehearsal on `server` makes, as a fault names it before it is made (its random name unknown). */
+export function unnamedThrowaway(server: ConnectionParams | undefined): Pick<Throwaway, 'where' | 'removeByHand'> {
+  if (server) {
+    return {
+      where: 'a database belay_rehearse_<random> on the connected server',
+      removeByHand: 'Drop that database by hand, if it was made, once its server answers (the newest belay_rehearse_ one no rehearsal still runs on): belay made it for this rehearsal only.',
+    };
+  }
+  return {
+    where: `an ephemeral cluster in ${join(tmpdir(), 'belay-rehearse-<random>')}`,
+    removeByHand: 'Delete that folder by hand, if it was made, once no server runs from it: belay made it for this rehearsal only.',
   };
 }
 

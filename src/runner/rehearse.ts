@@ -27,8 +27,8 @@ import { judgeDown, type StateSeen } from '../rehearse/judge-down.js';
 import { LockSampler, type TableLock } from '../rehearse/lock-sampler.js';
 import type { RehearsalCase, RehearsalReport } from '../rehearse/report.js';
 import { toJunit, toMarkdown } from '../rehearse/report.js';
-import { interrupted, lostDuringStep, notRemoved, rehearsalFault, startFault } from '../rehearse/fault.js';
-import { ephemeralCluster, throwawayDatabase, type Throwaway } from '../rehearse/throwaway.js';
+import { interrupted, lostDuringStep, notRemoved, rehearsalFault, removalCut, startFault } from '../rehearse/fault.js';
+import { ephemeralCluster, throwawayDatabase, unnamedThrowaway, type Throwaway } from '../rehearse/throwaway.js';
 import { Workspace } from '../rehearse/workspace.js';
 import { prepareAhead } from '../rehearse/prepare-ahead.js';
 import { readDatabaseState } from './session/database-state.js';
@@ -461,13 +461,22 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
 /** The throwaway from when it is being made: what a second signal removes at once, while the rehearsal still runs on it. */
 class Teardown {
   private making: Promise<Throwaway | undefined> | undefined;
+  private made: Throwaway | undefined;
   private stopping: Promise<BelayError> | undefined;
+  /** What the removal at once reported, once it ended. */
+  private stopped: BelayError | undefined;
+
+  /** `unnamed`: the throwaway as a fault names it before it is made. */
+  constructor(private readonly unnamed: Pick<Throwaway, 'where' | 'removeByHand'>) {}
 
   make(start: () => Promise<Throwaway>): Promise<Throwaway> {
     if (this.stopping) return Promise.reject(new Error('the rehearsal is being stopped'));
     const starting = start();
     // one that could not be made removed itself
-    this.making = starting.catch(() => undefined);
+    this.making = starting.then(
+      (throwaway) => (this.made = throwaway),
+      () => undefined,
+    );
     return starting;
   }
 
@@ -479,9 +488,14 @@ class Teardown {
         () => undefined,
         (error: unknown) => ({ error }),
       );
-      return interrupted(by, throwaway, leftBehind);
+      return (this.stopped = interrupted(by, throwaway, leftBehind));
     })();
     return this.stopping;
+  }
+
+  /** What to report when the removal at once is not waited for: what it reported, once it ended, else what it may leave. */
+  leftAsIs(by: string): BelayError {
+    return this.stopped ?? removalCut(by, this.made ?? this.unnamed, this.made !== undefined);
   }
 }
 
@@ -490,8 +504,8 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
   if (options.seed && options.fromBackup) throw usageError('--seed and --from-backup exclude each other', { hint: 'Load either a seed or a snapshot.' });
   for (const [flag, file] of [['--junit', options.junit], ['--markdown', options.markdown]] as const) if (file) await assertWritable(flag, file);
   const seedSql = options.seed?.endsWith('.sql') ? await readSqlSeed(options.seed) : undefined;
-  const teardown = new Teardown();
-  setup.onRun?.({ abandon: (reason) => ({ state: 'removing', outcome: teardown.removeAtOnce(reason) }) });
+  const teardown = new Teardown(unnamedThrowaway(options.server));
+  setup.onRun?.({ abandon: (reason) => ({ state: 'removing', outcome: teardown.removeAtOnce(reason), leftAsIs: (by) => teardown.leftAsIs(by) }) });
   const { plan: planned, throwaway, setupStarted } = await planAndStart(setup, options, teardown).catch((error: unknown) => {
     throw startFault(error);
   });

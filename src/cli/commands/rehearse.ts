@@ -46,7 +46,10 @@ export function registerRehearse(program: Command): void {
         };
       },
       // it creates and drops its throwaway database on a connected server: named like a change
-      { changing: true },
+      {
+        changing: true,
+        firstSignal: 'stopping the rehearsal: the statements running on its throwaway are cancelled, and the throwaway is removed once they end (nothing real was touched); send it again to remove it at once',
+      },
     ),
   );
 }
