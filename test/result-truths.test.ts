@@ -144,6 +144,23 @@ describe('results say what happened', () => {
     expect(text.stderr).toMatch(/\n {2}next: The run [0-9a-f-]{36} changed the database and did not finish/);
   });
 
+  it('migrate up --to a revision the database is past says so and names the command that goes down; an empty run or snapshot argument is refused', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...ORDERS, '0002_b.up.sql': 'CREATE TABLE b (id int);', '0002_b.down.sql': 'DROP TABLE b;' });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const past = jsonResult<Result>(await belay([...args, '--json', 'migrate', 'up', '--to', '0001']));
+    expect(past).toMatchObject({ outcome: 'up-to-date', exitCode: 0, message: 'already at 0002_b, past --to 0001_t; nothing to apply' });
+    expect(past.hint).toContain('`belay rollback --to 0001_t`');
+    expect(await db.query("SELECT to_regclass('b') IS NOT NULL AS b")).toEqual([{ b: true }]);
+
+    for (const command of [['history', ''], ['restore', '', '--yes'], ['backups', 'verify', '']]) {
+      const run = await belay([...args, ...command]);
+      expect(run.code, `${command.join(' ')}: ${run.stderr}`).toBe(2);
+      expect(run.stderr).toMatch(/no (run|snapshot) was named: the argument is empty\n {2}next: Name a/);
+    }
+  });
+
   it('rollback --yes still prints the data its downs drop', async () => {
     const db = await freshDatabase();
     const project = await makeProject({ ...ORDERS, '0002_notes.up.sql': 'CREATE TABLE notes (id int);\nINSERT INTO notes SELECT generate_series(1, 7);', '0002_notes.down.sql': 'DROP TABLE notes;' });

@@ -82,6 +82,7 @@ export async function listSnapshots(backupsDir: string): Promise<SnapshotListing
 
 /** A snapshot by id, unique id prefix, or the path of its manifest or dump. A refused manifest it names is exit 4. */
 export async function findSnapshot(backupsDir: string, query: string): Promise<Manifest> {
+  if (query.trim() === '') throw usageError('no snapshot was named: the argument is empty', { hint: 'Name a snapshot by its id or a unique prefix of it (`belay backups list` lists them).' });
   if (query.endsWith(MANIFEST_SUFFIX)) {
     const file = resolve(query);
     return readManifest(file, dirname(file));

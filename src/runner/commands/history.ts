@@ -99,6 +99,7 @@ export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunH
     runs = error.details.fromJournalFiles as RunSummary[];
     lost = error.cause as BelayError;
   }
+  if (query.trim() === '') throw usageError('no run was named: the argument is empty', { hint: 'Name a run by its id or a unique prefix of it (`belay history` lists them).' });
   const matches = runs.filter((run) => run.runId === query || run.runId.startsWith(query));
   if (matches.length !== 1) {
     const message = matches.length === 0 ? `no run ${query}` : `run ${query} is ambiguous: ${matches.map((m) => m.runId).join(', ')}`;

@@ -7,7 +7,7 @@ import { readDatabaseState, revisionsToApply, type DatabaseState } from '../sess
 import { runHealthStep } from '../steps/health-step.js';
 import { hookFailed, runHookStep } from '../steps/hook-step.js';
 import { runEngine } from '../steps/run-engine.js';
-import { finishRun, resultOf, withRunSession } from '../session/outcome.js';
+import { finishRun, resultOf, withRunSession, type Verdict } from '../session/outcome.js';
 import { assertPreflight, checkDowns, checkDrift, checkMissing, checkOrder, checkScripts, checkSearchPath, type PreflightCheck } from '../steps/preflight.js';
 import type { RunResult } from '../result/results.js';
 import type { RunSession } from '../session/run-session.js';
@@ -66,6 +66,18 @@ async function healthBaseline(session: RunSession, options: MigrateUpOptions, to
   };
 }
 
+/** Nothing to apply; a --to the database is already past is said, with the command that goes down to it. */
+function upToDate(current: string | null, target: string | undefined, revisions: readonly Revision[]): Verdict {
+  const message = `already at ${current ?? 'the start'}; nothing to apply`;
+  const order = (name: string | null | undefined): number => revisions.findIndex((r) => r.name === name);
+  if (target === undefined || current === null || order(target) >= order(current)) return { outcome: 'up-to-date', message };
+  return {
+    outcome: 'up-to-date',
+    message: `already at ${current}, past --to ${target}; nothing to apply`,
+    hint: `migrate up never goes down: \`belay plan --to ${target}\` shows what reverting to it does, \`belay rollback --to ${target}\` does it.`,
+  };
+}
+
 /**
  * The orchestrated forward run: lock → plan → preflight (with the health
  * baseline) → fingerprint → backup → beforeApply → apply → afterApply →
@@ -103,7 +115,7 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
       (found) => ({ checks: found, ...(scope ? { scope: scope.choice } : {}) }),
     );
     if (toApply.length === 0) {
-      return await finishRun(session, { outcome: 'up-to-date', message: `already at ${state.current ?? 'the start'}; nothing to apply` });
+      return await finishRun(session, upToDate(state.current, target, revisions));
     }
     await session.attachDatabaseJournal();
     let taken: FingerprintAndSnapshot;
