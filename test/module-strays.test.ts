@@ -109,3 +109,43 @@ describe('a module revision that never settles', () => {
     expect(await unsettled(args, p.dir)).toBeNull();
   }, 60_000);
 });
+
+describe('a module that ends its transaction and then fails in one of its own', () => {
+  // its COMMIT landed k4; the block its BEGIN opened is aborted and refuses belay's question whether its transaction is still open
+  const up = `export async function up(ctx) {
+  await ctx.sql('CREATE TABLE k4 (id int)');
+  await ctx.sql('COMMIT');
+  await ctx.sql('BEGIN');
+  await ctx.sql('CREATE TABLE k5 (id int)');
+  await ctx.sql('SELECT 1/0');
+}`;
+
+  it('a transactional one: cut halfway, the snapshot restored (exit 11)', async () => {
+    const { db, project: p, args } = await project(up);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--yes', '--with-backup'], { cwd: p.dir });
+
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(11);
+    const envelope = JSON.parse(run.stdout) as Envelope;
+    expect(envelope.message).toContain("0002_mod up failed at 0002_mod.mjs: it ended belay's transaction (a COMMIT or ROLLBACK of its own): what it did may be partly committed; then it failed: division by zero");
+    expect(await tables(db)).toEqual({ k4: false, k5: false, applied: null });
+    expect(await unsettled(args, p.dir)).toBeNull();
+  }, 60_000);
+
+  for (const [how, body] of [
+    ['its COMMIT, BEGIN and a failed statement', up],
+    // k4 lands outside any transaction, between its ROLLBACK of belay's and its own
+    ['its ROLLBACK, BEGIN and a failed statement', "export async function up(ctx) {\n  await ctx.sql('ROLLBACK');\n  await ctx.sql('CREATE TABLE k4 (id int)');\n  await ctx.sql('BEGIN; CREATE TABLE k5 (id int)');\n  await ctx.sql('SELECT 1/0');\n}"],
+    ['COMMIT; BEGIN; and what fails, in one query', "export async function up(ctx) {\n  await ctx.sql('CREATE TABLE k4 (id int)');\n  await ctx.sql('COMMIT; BEGIN; CREATE TABLE k5 (id int); SELECT 1/0');\n}"],
+  ] as const) {
+    it(`a transactional one without a snapshot (${how}): says what landed (exit 12)`, async () => {
+      const { db, project: p, args } = await project(body);
+      const run = await belay([...args, '--json', 'migrate', 'up', '--yes'], { cwd: p.dir });
+
+      expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(12);
+      const envelope = JSON.parse(run.stdout) as Envelope;
+      expect(envelope.message).toContain("it ended belay's transaction (a COMMIT or ROLLBACK of its own): what it did may be partly committed; then it failed: division by zero");
+      expect(envelope.message).toContain('no snapshot was taken to restore');
+      expect(await tables(db)).toEqual({ k4: true, k5: false, applied: ['0001_accounts'] });
+    }, 60_000);
+  }
+});
