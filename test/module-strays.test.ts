@@ -149,3 +149,33 @@ describe('a module that ends its transaction and then fails in one of its own', 
     }, 60_000);
   }
 });
+
+describe('a no-transaction module that ends with a transaction of its own open', () => {
+  for (const [how, fail] of [
+    ['a statement fails it', "await ctx.sql('SELECT 1/0');"],
+    ['a throw fails it', "throw new Error('gave up');"],
+    // it returns, its transaction left aborted
+    ['a statement it catches', "await ctx.sql('SELECT 1/0').catch(() => {});"],
+  ] as const) {
+    it(`${how}: belay rolls its transaction back, and says so (exit 12 without a snapshot)`, async () => {
+      const up = `// belay:no-transaction
+export async function up(ctx) {
+  await ctx.sql('CREATE TABLE k4 (id int)');
+  await ctx.sql('BEGIN');
+  await ctx.sql('CREATE TABLE k5 (id int)');
+  ${fail}
+}`;
+      const { db, project: p, args } = await project(up);
+      const run = await belay([...args, '--json', 'migrate', 'up', '--yes'], { cwd: p.dir });
+
+      expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(12);
+      const envelope = JSON.parse(run.stdout) as Envelope;
+      expect(envelope.message).toContain('it left a transaction open (a BEGIN without its COMMIT); belay rolled that transaction back: what it ran after its BEGIN did not land');
+      expect(envelope.message).toContain('no snapshot was taken to restore');
+      // what it ran before its BEGIN landed, what it ran after did not
+      expect(await tables(db)).toEqual({ k4: true, k5: false, applied: ['0001_accounts'] });
+      expect(await db.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'")).toEqual([{ n: 0 }]);
+      expect(await unsettled(args, p.dir)).toBeNull();
+    }, 60_000);
+  }
+});
