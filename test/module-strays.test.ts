@@ -179,3 +179,22 @@ export async function up(ctx) {
     }, 60_000);
   }
 });
+
+describe('a no-transaction SQL file that fails inside a transaction of its own', () => {
+  it('belay rolls its transaction back, and says so (exit 12 without a snapshot)', async () => {
+    const db = await freshDatabase();
+    const p = await makeProject({
+      ...FIRST,
+      '0002_mod.up.sql': '-- belay:no-transaction\nCREATE TABLE k4 (id int);\nBEGIN;\nCREATE TABLE k5 (id int);\nSELECT 1/0;\nCOMMIT;\n',
+      '0002_mod.down.sql': 'DROP TABLE IF EXISTS k4;',
+    });
+    const args = baseArgs(p, db.url);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--yes'], { cwd: p.dir });
+
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(12);
+    const envelope = JSON.parse(run.stdout) as Envelope;
+    expect(envelope.message).toContain('0002_mod up failed at 0002_mod.up.sql:5: it left a transaction open (a BEGIN without its COMMIT); belay rolled that transaction back: what it ran after its BEGIN did not land; it failed: division by zero');
+    expect(await tables(db)).toEqual({ k4: true, k5: false, applied: ['0001_accounts'] });
+    expect(await unsettled(args, p.dir)).toBeNull();
+  }, 60_000);
+});
