@@ -53,7 +53,7 @@ describe('errors a module revision throws where nothing can catch them', () => {
     expect(await tables(db)).toEqual({ k4: true, k5: false, applied: ['0001_accounts', '0002_mod'] });
     const warning = (await journalLines(p)).find((l) => l.event === 'note' && String((l.detail as Line).message).includes('uncaught in timer'));
     expect(warning).toMatchObject({ step: 'apply', revision: '0002_mod' });
-    expect(String((warning!.detail as Line).message)).toMatch(/^warning: .*after its up ended, most likely by revision 0002_mod: uncaught in timer/);
+    expect(String((warning!.detail as Line).message)).toMatch(/^warning: .*after its up ended, by revision 0002_mod: uncaught in timer/);
     expect(await unsettled(args, p.dir)).toBeNull();
   }, 60_000);
 

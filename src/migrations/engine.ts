@@ -188,8 +188,8 @@ export class MigrationEngine {
     return {
       log: (message) => this.listener.log(revision, message),
       signal: this.options.signal,
-      late: (error) => {
-        const message = `an error thrown where nothing could catch it, after its ${direction} ended, most likely by revision ${revision.name}: ${errorMessage(error)}`;
+      late: (error, known) => {
+        const message = `an error thrown where nothing could catch it, after its ${direction} ended, ${known ? 'by' : 'most likely by'} revision ${revision.name}: ${errorMessage(error)}`;
         if (this.listener.warn) this.listener.warn(revision, message);
         else process.emitWarning(message);
       },

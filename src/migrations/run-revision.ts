@@ -19,8 +19,8 @@ export interface StepHooks {
   log(message: string): void;
   /** The run's stop: a module's step pending when it fires is given up, failed. */
   signal?: AbortSignal;
-  /** An error the module raised where nothing could catch it, after its step ended. */
-  late(error: unknown): void;
+  /** An error the module raised where nothing could catch it, after its step ended: known to be its, or most likely. */
+  late(error: unknown, known: boolean): void;
 }
 
 /** A step of a revision, loaded and ready: whether it wants a transaction, and how to run it. */
