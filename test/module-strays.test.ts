@@ -53,7 +53,7 @@ describe('errors a module revision throws where nothing can catch them', () => {
     expect(await tables(db)).toEqual({ k4: true, k5: false, applied: ['0001_accounts', '0002_mod'] });
     const warning = (await journalLines(p)).find((l) => l.event === 'note' && String((l.detail as Line).message).includes('uncaught in timer'));
     expect(warning).toMatchObject({ step: 'apply', revision: '0002_mod' });
-    expect(String((warning!.detail as Line).message)).toMatch(/^warning: .*after its up ended, most likely by revision 0002_mod: uncaught in timer/);
+    expect(String((warning!.detail as Line).message)).toMatch(/^warning: .*after its up ended, by revision 0002_mod: uncaught in timer/);
     expect(await unsettled(args, p.dir)).toBeNull();
   }, 60_000);
 
@@ -106,6 +106,95 @@ describe('a module revision that never settles', () => {
     const ended = (await journalLines(p)).find((l) => l.event === 'end' && l.step === 'apply' && l.revision === '0002_mod');
     expect(ended).toMatchObject({ outcome: 'failed' });
     expect(JSON.stringify(ended)).toContain('interrupted by a signal while 0002_mod ran');
+    expect(await unsettled(args, p.dir)).toBeNull();
+  }, 60_000);
+});
+
+describe('a module that ends its transaction and then fails in one of its own', () => {
+  // its COMMIT landed k4; the block its BEGIN opened is aborted and refuses belay's question whether its transaction is still open
+  const up = `export async function up(ctx) {
+  await ctx.sql('CREATE TABLE k4 (id int)');
+  await ctx.sql('COMMIT');
+  await ctx.sql('BEGIN');
+  await ctx.sql('CREATE TABLE k5 (id int)');
+  await ctx.sql('SELECT 1/0');
+}`;
+
+  it('a transactional one: cut halfway, the snapshot restored (exit 11)', async () => {
+    const { db, project: p, args } = await project(up);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--yes', '--with-backup'], { cwd: p.dir });
+
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(11);
+    const envelope = JSON.parse(run.stdout) as Envelope;
+    expect(envelope.message).toContain("0002_mod up failed at 0002_mod.mjs: it ended belay's transaction (a COMMIT or ROLLBACK of its own): what it did may be partly committed; then it failed: division by zero");
+    expect(await tables(db)).toEqual({ k4: false, k5: false, applied: null });
+    expect(await unsettled(args, p.dir)).toBeNull();
+  }, 60_000);
+
+  for (const [how, body] of [
+    ['its COMMIT, BEGIN and a failed statement', up],
+    // k4 lands outside any transaction, between its ROLLBACK of belay's and its own
+    ['its ROLLBACK, BEGIN and a failed statement', "export async function up(ctx) {\n  await ctx.sql('ROLLBACK');\n  await ctx.sql('CREATE TABLE k4 (id int)');\n  await ctx.sql('BEGIN; CREATE TABLE k5 (id int)');\n  await ctx.sql('SELECT 1/0');\n}"],
+    ['COMMIT; BEGIN; and what fails, in one query', "export async function up(ctx) {\n  await ctx.sql('CREATE TABLE k4 (id int)');\n  await ctx.sql('COMMIT; BEGIN; CREATE TABLE k5 (id int); SELECT 1/0');\n}"],
+  ] as const) {
+    it(`a transactional one without a snapshot (${how}): says what landed (exit 12)`, async () => {
+      const { db, project: p, args } = await project(body);
+      const run = await belay([...args, '--json', 'migrate', 'up', '--yes'], { cwd: p.dir });
+
+      expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(12);
+      const envelope = JSON.parse(run.stdout) as Envelope;
+      expect(envelope.message).toContain("it ended belay's transaction (a COMMIT or ROLLBACK of its own): what it did may be partly committed; then it failed: division by zero");
+      expect(envelope.message).toContain('no snapshot was taken to restore');
+      expect(await tables(db)).toEqual({ k4: true, k5: false, applied: ['0001_accounts'] });
+    }, 60_000);
+  }
+});
+
+describe('a no-transaction module that ends with a transaction of its own open', () => {
+  for (const [how, fail] of [
+    ['a statement fails it', "await ctx.sql('SELECT 1/0');"],
+    ['a throw fails it', "throw new Error('gave up');"],
+    // it returns, its transaction left aborted
+    ['a statement it catches', "await ctx.sql('SELECT 1/0').catch(() => {});"],
+  ] as const) {
+    it(`${how}: belay rolls its transaction back, and says so (exit 12 without a snapshot)`, async () => {
+      const up = `// belay:no-transaction
+export async function up(ctx) {
+  await ctx.sql('CREATE TABLE k4 (id int)');
+  await ctx.sql('BEGIN');
+  await ctx.sql('CREATE TABLE k5 (id int)');
+  ${fail}
+}`;
+      const { db, project: p, args } = await project(up);
+      const run = await belay([...args, '--json', 'migrate', 'up', '--yes'], { cwd: p.dir });
+
+      expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(12);
+      const envelope = JSON.parse(run.stdout) as Envelope;
+      expect(envelope.message).toContain('it left a transaction open (a BEGIN without its COMMIT); belay rolled that transaction back: what it ran after its BEGIN did not land');
+      expect(envelope.message).toContain('no snapshot was taken to restore');
+      // what it ran before its BEGIN landed, what it ran after did not
+      expect(await tables(db)).toEqual({ k4: true, k5: false, applied: ['0001_accounts'] });
+      expect(await db.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'")).toEqual([{ n: 0 }]);
+      expect(await unsettled(args, p.dir)).toBeNull();
+    }, 60_000);
+  }
+});
+
+describe('a no-transaction SQL file that fails inside a transaction of its own', () => {
+  it('belay rolls its transaction back, and says so (exit 12 without a snapshot)', async () => {
+    const db = await freshDatabase();
+    const p = await makeProject({
+      ...FIRST,
+      '0002_mod.up.sql': '-- belay:no-transaction\nCREATE TABLE k4 (id int);\nBEGIN;\nCREATE TABLE k5 (id int);\nSELECT 1/0;\nCOMMIT;\n',
+      '0002_mod.down.sql': 'DROP TABLE IF EXISTS k4;',
+    });
+    const args = baseArgs(p, db.url);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--yes'], { cwd: p.dir });
+
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(12);
+    const envelope = JSON.parse(run.stdout) as Envelope;
+    expect(envelope.message).toContain('0002_mod up failed at 0002_mod.up.sql:5: it left a transaction open (a BEGIN without its COMMIT); belay rolled that transaction back: what it ran after its BEGIN did not land; it failed: division by zero');
+    expect(await tables(db)).toEqual({ k4: true, k5: false, applied: ['0001_accounts'] });
     expect(await unsettled(args, p.dir)).toBeNull();
   }, 60_000);
 });

@@ -11,6 +11,8 @@ export const SQLSTATE = {
   insufficientPrivilege: '42501',
   /** invalid_catalog_name: no database of that name */
   invalidCatalogName: '3D000',
+  /** in_failed_sql_transaction: a statement sent in a transaction block after one failed in it */
+  inFailedSqlTransaction: '25P02',
   /** object_not_in_prerequisite_state: among others, a login to a database that does not allow connections (ALLOW_CONNECTIONS false) */
   objectNotInPrerequisiteState: '55000',
   /** object_in_use: a database other sessions are connected to (as a template, or to drop) */

@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import type { ClientBase, QueryResult, QueryResultRow } from 'pg';
 import { watchBlockers, type BlockerWatch } from '../db/lock-watchdog.js';
+import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { openSibling, resetSession, sessionOrigin } from '../db/session.js';
 import { failureFromError, RevisionFailedError, withBlockers } from './revision-error.js';
 import type { Revision } from './revision.js';
@@ -28,6 +29,8 @@ export interface UpNext {
   /** Asked when the record has committed, before the next revision is sent: true when the caller is about to stop. */
   stopping?: () => boolean;
 }
+
+const LEFT_OPEN = 'it left a transaction open (a BEGIN without its COMMIT); belay rolled that transaction back: what it ran after its BEGIN did not land';
 
 /** A revision's first round trip, sent: its answer (never a rejection), and the lock watch beside it. */
 interface Running {
@@ -185,8 +188,8 @@ export class MigrationEngine {
     return {
       log: (message) => this.listener.log(revision, message),
       signal: this.options.signal,
-      late: (error) => {
-        const message = `an error thrown where nothing could catch it, after its ${direction} ended, most likely by revision ${revision.name}: ${errorMessage(error)}`;
+      late: (error, known) => {
+        const message = `an error thrown where nothing could catch it, after its ${direction} ended, ${known ? 'by' : 'most likely by'} revision ${revision.name}: ${errorMessage(error)}`;
         if (this.listener.warn) this.listener.warn(revision, message);
         else process.emitWarning(message);
       },
@@ -220,7 +223,17 @@ export class MigrationEngine {
       if (!running.step.transactional) await this.assertNoOpenTransaction(running.revision, direction, running.step.file);
       return answer.closed;
     } catch (error) {
-      throw withBlockers(error, running.watch?.seen() ?? []);
+      const failed = withBlockers(error, running.watch?.seen() ?? []);
+      if (!running.step.transactional && failed instanceof RevisionFailedError && (await this.leftTransactionOpen())) {
+        // the guard rolls it back
+        this.context.inTransaction = true;
+        const { failure } = failed;
+        throw new RevisionFailedError(
+          { ...failure, message: `${LEFT_OPEN}; it failed: ${failure.message}` },
+          { cause: failed.cause },
+        );
+      }
+      throw failed;
     } finally {
       await running.watch?.stop();
     }
@@ -232,17 +245,18 @@ export class MigrationEngine {
    * session reset would run inside it. Rolled back and failed instead.
    */
   private async assertNoOpenTransaction(revision: Revision, direction: Direction, file: string): Promise<void> {
-    // outside a transaction block, this statement starts its own: its transaction began when it did
-    const { rows } = await this.context.client.query<{ open: boolean }>('SELECT now() <> statement_timestamp() AS open');
-    if (!rows[0]?.open) return;
+    if (!(await this.leftTransactionOpen())) return;
     this.context.inTransaction = true;
-    throw new RevisionFailedError({
-      revision: revision.name,
-      direction,
-      file: basename(file),
-      message: 'it left a transaction open (a BEGIN without its COMMIT); belay rolled that transaction back',
-      transactional: false,
-    });
+    throw new RevisionFailedError({ revision: revision.name, direction, file: basename(file), message: LEFT_OPEN, transactional: false });
+  }
+
+  /** Whether a revision outside a transaction left one of its own open: a block a statement failed in refuses the question. */
+  private async leftTransactionOpen(): Promise<boolean> {
+    // outside a transaction block, this statement starts its own: its transaction began when it did
+    return this.context.client.query<{ open: boolean }>('SELECT now() <> statement_timestamp() AS open').then(
+      ({ rows }) => rows[0]?.open === true,
+      (error: unknown) => sqlstateOf(error) === SQLSTATE.inFailedSqlTransaction,
+    );
   }
 
   private async guard(name: string, direction: Direction, work: (revision: Revision) => Promise<void>): Promise<void> {

@@ -1,18 +1,41 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
 /**
  * A module revision's step runs user code in belay's process: an error it
  * raises where nothing can catch it (a throw in a timer, a promise it never
- * awaited) must not end the process, nor leave the run unsettled. While a step
- * runs, such an error fails it; after, it is reported as a warning against
- * the revision whose step ran last, the one it most likely came from. The
- * handlers, once installed, stay: the revision's timers may outlive the run.
+ * awaited) must not end the process, nor leave the run unsettled. It is told
+ * to the step whose code made the timer or the promise, known from the async
+ * context they carry (in a library caller's later run too): while that step
+ * runs, it fails it; after, it is reported as a warning against its revision,
+ * in its run. One without that context (a callback the revision left on
+ * ctx.client, called from belay's socket) fails the step running, else is
+ * told against the revision whose step ran last, the one it most likely came
+ * from. The handlers, once installed, stay: the revision's timers may outlive the run.
  */
 type Stray = (error: unknown) => void;
+
+/** Told an error raised where nothing could catch it, after the step ended: known (from its context) to be the step's, or most likely its. */
+type Late = (error: unknown, known: boolean) => void;
+
+interface StepStrays {
+  /** Set while the step runs. */
+  fail: Stray | undefined;
+  late: Late;
+}
+
+const origin = new AsyncLocalStorage<StepStrays>();
 
 let failRunning: Stray | undefined;
 let reportLate: Stray | undefined;
 
 // installed by the first step, which sets one of them
-const onStray = (error: unknown): void => (failRunning ?? reportLate)?.(error);
+const onStray = (error: unknown): void => {
+  const step = origin.getStore();
+  if (step) {
+    if (step.fail) step.fail(error);
+    else step.late(error, true);
+  } else (failRunning ?? reportLate)?.(error);
+};
 
 let installed = false;
 
@@ -28,7 +51,7 @@ export interface ModuleStepOptions {
   /** The run's stop: the step is given up, failed, when it fires before the step settles. */
   signal?: AbortSignal;
   /** Told an error raised where nothing could catch it, after this step ended. */
-  late: Stray;
+  late: Late;
 }
 
 /**
@@ -45,16 +68,18 @@ export async function runModuleStep<T>(work: () => T | Promise<T>, { revision, s
   const stopped = (): Error => new Error(`interrupted by a signal while ${revision} ran`);
   const interrupted = (): void => fail(stopped());
   failRunning = fail;
+  const strays: StepStrays = { fail, late };
   signal?.addEventListener('abort', interrupted, { once: true });
   try {
     if (signal?.aborted) throw stopped();
-    const result = await Promise.race([Promise.resolve().then(work), failed]);
+    const result = await Promise.race([origin.run(strays, () => Promise.resolve().then(work)), failed]);
     // a promise the step left rejected with no handler is reported once the microtasks run out: before the next turn
     await Promise.race([new Promise((resolve) => setImmediate(resolve)), failed]);
     return result;
   } finally {
     signal?.removeEventListener('abort', interrupted);
     failRunning = undefined;
-    reportLate = late;
+    strays.fail = undefined;
+    reportLate = (error) => late(error, false);
   }
 }

@@ -19,8 +19,8 @@ export interface StepHooks {
   log(message: string): void;
   /** The run's stop: a module's step pending when it fires is given up, failed. */
   signal?: AbortSignal;
-  /** An error the module raised where nothing could catch it, after its step ended. */
-  late(error: unknown): void;
+  /** An error the module raised where nothing could catch it, after its step ended: known to be its, or most likely. */
+  late(error: unknown, known: boolean): void;
 }
 
 /** A step of a revision, loaded and ready: whether it wants a transaction, and how to run it. */
@@ -263,6 +263,13 @@ async function prepareModule(revision: Revision, direction: 'up' | 'down' | 'ver
         direction,
         log,
       };
+      // the session idle between two of its statements: belay's transaction ended, whatever the module opened after
+      let idle = false;
+      const sawIdle = ({ status }: { status?: string }): void => {
+        if (status === 'I') idle = true;
+      };
+      const { connection } = client as Client;
+      connection.on('readyForQuery', sawIdle);
       let failed: { error: unknown } | undefined;
       try {
         const result = await runModuleStep(() => fn.call(mod, ctx), { revision: revision.name, signal, late });
@@ -271,8 +278,9 @@ async function prepareModule(revision: Revision, direction: 'up' | 'down' | 'ver
         failed = { error };
       } finally {
         ended = true;
+        connection.off('readyForQuery', sawIdle);
       }
-      if (xid !== undefined && (await endedTransaction(client, xid))) {
+      if (xid !== undefined && (idle || (await endedTransaction(client, xid)))) {
         const then = failed ? `; then it failed: ${messageWithCauses(failed.error)}` : '';
         throw new RevisionFailedError(
           {
@@ -297,14 +305,20 @@ async function prepareModule(revision: Revision, direction: 'up' | 'down' | 'ver
  * Whether the transaction `xid` that belay opened for a module is over: the
  * module sent a COMMIT or ROLLBACK (BEGIN … COMMIT of its own among them),
  * and what it ran after it ran outside belay's transaction. A block left
- * aborted refuses the question and is taken as belay's (a COMMIT and BEGIN
- * of its own before the statement that failed are not seen).
+ * aborted refuses the question: rolled back first, it is asked whether `xid`
+ * committed (a COMMIT and BEGIN of the module's own before the statement that
+ * failed). Not seen: its ROLLBACK and BEGIN sent in one query with what failed.
  */
 async function endedTransaction(client: ClientBase, xid: string): Promise<boolean> {
-  return client.query<{ ended: boolean }>('SELECT txid_current_if_assigned() IS DISTINCT FROM $1::bigint AS ended', [xid]).then(
-    ({ rows }) => rows[0]?.ended === true,
-    () => false,
-  );
+  const ended = async (question: string): Promise<boolean> => (await client.query<{ ended: boolean }>(question, [xid])).rows[0]?.ended === true;
+  try {
+    return await ended('SELECT txid_current_if_assigned() IS DISTINCT FROM $1::bigint AS ended');
+  } catch {
+    return client
+      .query('ROLLBACK')
+      .then(() => ended("SELECT txid_status($1::bigint) = 'committed' AS ended"))
+      .catch(() => false);
+  }
 }
 
 /** A revision with a file that is not text cannot be planned, let alone run: refused wherever it is first read. */
