@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -289,5 +289,72 @@ describe('an in-place restore puts back exactly the snapshot', () => {
     const back = await belay([...baseArgs(project, db.adminUrl), 'restore', kept!, '--strategy', 'in-place', '--yes']);
     expect(back.code, back.stdout + back.stderr).toBe(0);
     expect(await db.query('SELECT count(*)::int AS n FROM extra')).toEqual([{ n: 25 }]);
+  });
+
+  it("a database with partitioned tables (keys, unique constraints, indexes, foreign keys, a default partition, sub-partitions) restores in place (it was exit 12: cannot drop inherited constraint)", async () => {
+    const { db, url } = await databaseOwnedByRoleWithoutCreatedb();
+    const project = await makeProject({});
+    const args = baseArgs(project, url);
+    const role = `SET ROLE ${new URL(url).username};`;
+    await db.query(`${role}
+      CREATE TABLE ev (id int, at date, v text, PRIMARY KEY (id, at), UNIQUE (v, at, id)) PARTITION BY RANGE (at);
+      CREATE TABLE ev_d PARTITION OF ev DEFAULT;
+      CREATE TABLE ev_2020 PARTITION OF ev FOR VALUES FROM ('2020-01-01') TO ('2021-01-01') PARTITION BY LIST (id);
+      CREATE TABLE ev_2020_low PARTITION OF ev_2020 FOR VALUES IN (1, 2);
+      CREATE TABLE ev_2020_rest PARTITION OF ev_2020 DEFAULT;
+      CREATE INDEX ev_v ON ev (v);
+      CREATE TABLE ref (id int PRIMARY KEY, ev_id int, ev_at date, FOREIGN KEY (ev_id, ev_at) REFERENCES ev);
+      CREATE TABLE pref (id int, ref_id int REFERENCES ref, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+      CREATE TABLE pref_d PARTITION OF pref DEFAULT;
+      INSERT INTO ev VALUES (1, '2020-05-01', 'a'), (3, '2020-06-01', 'b'), (5, '2022-01-01', 'c');
+      INSERT INTO ref VALUES (1, 1, '2020-05-01');
+      INSERT INTO pref VALUES (1, 1, '2020-01-01');`);
+    const shape = (): Promise<unknown[]> =>
+      db.query(`SELECT c.relname AS rel, (SELECT p.relname FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent WHERE h.inhrelid = c.oid) AS parent,
+                       (SELECT string_agg(i.relname || CASE WHEN x.indisvalid THEN '' ELSE ' INVALID' END, ', ' ORDER BY i.relname) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = c.oid) AS indexes,
+                       (SELECT string_agg(conname, ', ' ORDER BY conname) FROM pg_constraint WHERE conrelid = c.oid) AS constraints
+                  FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY 1`);
+    const before = await shape();
+    const backup = await belay([...args, '--json', 'backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = (JSON.parse(backup.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    await db.query(`${role} DELETE FROM pref; DELETE FROM ref; UPDATE ev SET v = 'x'; INSERT INTO ev VALUES (2, '2020-02-01', 'new');
+      CREATE TABLE ev_2030 PARTITION OF ev FOR VALUES FROM ('2030-01-01') TO ('2031-01-01')`);
+    const run = await belay([...args, '--json', 'restore', id, '--strategy', 'in-place', '--yes']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout).result as { journalFile: string; restore: { message: string } };
+    expect(result.restore.message).toMatch(/restored \S+ in place and verified it; .*1 object\(s\) created after the snapshot were dropped \(table public\.ev_2030\)/);
+    expect(await shape()).toEqual(before);
+    expect(await db.query("SELECT id, at::text, v FROM ev ORDER BY id")).toEqual([
+      { id: 1, at: '2020-05-01', v: 'a' },
+      { id: 3, at: '2020-06-01', v: 'b' },
+      { id: 5, at: '2022-01-01', v: 'c' },
+    ]);
+    expect(await db.query('SELECT (SELECT count(*)::int FROM ref) AS ref, (SELECT count(*)::int FROM pref_d) AS pref')).toEqual([{ ref: 1, pref: 1 }]);
+    const journal = (await readFile(result.journalFile, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(journal.find((line) => line.step === 'restore' && line.event === 'end')).toMatchObject({ outcome: 'ok' });
+    expect(journal.at(-1)).toMatchObject({ type: 'outcome', status: 'ok', exitCode: 0 });
+  });
+
+  it('an in-place restore that could not keep a copy of the database first touched nothing: exit 4 with what to do (it was exit 12)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({});
+    const args = baseArgs(project, db.url);
+    await db.appQuery("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')");
+    const backup = await belay([...args, '--json', 'backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = (JSON.parse(backup.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    // a table made since that the role may not read: its dump of the database fails
+    await db.appQuery("UPDATE t SET v = 'changed'; CREATE TABLE later (id int)");
+    await db.query('CREATE TABLE hidden (id int); INSERT INTO hidden VALUES (7)');
+    const run = await belay([...args, '--json', 'restore', id, '--strategy', 'in-place', '--yes']);
+    expect(run.code, run.stdout + run.stderr).toBe(4);
+    const said = JSON.parse(run.stdout) as { message: string; next: string; journal: string };
+    expect(said.message).toMatch(/could not keep a copy of \S+ before restoring over it, so \S+ was not touched: .*permission denied/);
+    expect(said.next).toContain(`belay restore ${id} --strategy in-place`);
+    expect(await db.query("SELECT v, to_regclass('later') IS NOT NULL AS later, (SELECT count(*)::int FROM hidden) AS hidden FROM t")).toEqual([{ v: 'changed', later: true, hidden: 1 }]);
+    const journal = (await readFile(said.journal, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(journal.find((line) => line.step === 'restore' && line.event === 'end')).toMatchObject({ outcome: 'failed' });
+    expect(journal.at(-1)).toMatchObject({ type: 'outcome', status: 'refused', exitCode: 4 });
   });
 });

@@ -127,6 +127,44 @@ export function withoutOwnSchema(listing: string): string {
     .join('\n');
 }
 
+/**
+ * The listing with the constraints and indexes of partitions moved ahead of
+ * their parents' (deepest partition first, the order otherwise kept).
+ * `pg_restore --clean` drops in the reverse of the listing: a partition's
+ * primary key, unique constraint or index dropped before its parent's fails
+ * (`cannot drop inherited constraint`), while the parent's takes the
+ * partitions' with it. Made in that order, the partitions' come first and the
+ * parent's then take them (INDEX ATTACH stays after both).
+ */
+export async function partitionsFirst(client: ClientBase, listing: string): Promise<string> {
+  const { rows } = await client.query<{ schema: string; name: string; depth: number }>(
+    `SELECT n.nspname AS schema, i.relname AS name, (SELECT count(*) FROM pg_catalog.pg_partition_ancestors(x.indrelid))::int - 1 AS depth
+       FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
+       JOIN pg_catalog.pg_namespace n ON n.oid = i.relnamespace
+      WHERE t.relispartition`,
+  );
+  if (rows.length === 0) return listing;
+  const depths = new Map(rows.map(({ schema, name, depth }) => [`${schema} ${name}`, depth]));
+  // `CONSTRAINT schema table name owner`, `INDEX schema name owner`: a constraint made with an index shares its name
+  const depthOf = (line: string): number | undefined => {
+    const rest = /^\d+; \d+ \d+ (?:CONSTRAINT|INDEX) (?!ATTACH )(.*)$/.exec(line)?.[1];
+    if (rest === undefined) return undefined;
+    const tokens = rest.split(' ');
+    for (let end = tokens.length - 1; end > 1; end--) {
+      for (let start = 1; start < end; start++) {
+        const depth = depths.get(`${tokens[0]} ${tokens.slice(start, end).join(' ')}`);
+        if (depth !== undefined) return depth;
+      }
+    }
+    return 0;
+  };
+  const lines = listing.split('\n');
+  const at = lines.flatMap((line, index) => (depthOf(line) === undefined ? [] : [index]));
+  const moved = at.map((index) => lines[index]!).sort((a, b) => depthOf(b)! - depthOf(a)!);
+  at.forEach((index, k) => (lines[index] = moved[k]!));
+  return lines.join('\n');
+}
+
 const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'belay') AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname !~ '${QUARANTINE_SCHEMA.source}'`;
 const notMember = (catalog: string, column: string): string =>
   `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = '${catalog}'::pg_catalog.regclass AND d.objid = ${column} AND d.deptype = 'e')`;

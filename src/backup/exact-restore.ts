@@ -4,7 +4,7 @@ import { endClient } from '../db/session.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { BelayError, errorMessage } from '../errors.js';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
-import { archiveCatalog, compareWithArchive, withoutOwnSchema, type ArchiveContents } from './archive-catalog.js';
+import { archiveCatalog, compareWithArchive, partitionsFirst, withoutOwnSchema, type ArchiveContents } from './archive-catalog.js';
 import type { Manifest } from './manifest.js';
 import type { BackupTools } from './pg-tools.js';
 
@@ -60,9 +60,10 @@ export class ExactRestore {
    * Drop, in one transaction, the objects the snapshot does not have. Call
    * after the quarantine snapshot, before pg_restore; answers the list
    * pg_restore is to follow (`--use-list`): the snapshot's, without belay's
-   * schema entry where the database has that schema (see withoutOwnSchema).
+   * schema entry where the database has that schema (see withoutOwnSchema),
+   * the partitions' constraints and indexes first (see partitionsFirst).
    */
-  async dropNewerObjects(): Promise<string | undefined> {
+  async dropNewerObjects(): Promise<string> {
     const { entries, listing } = await this.tableOfContents();
     const client = await this.connect();
     try {
@@ -83,8 +84,9 @@ export class ExactRestore {
         }
       }
       const { rows } = await client.query<{ present: boolean }>('SELECT to_regnamespace($1) IS NOT NULL AS present', [BELAY_SCHEMA]);
+      const ordered = await partitionsFirst(client, listing);
       await client.query('COMMIT');
-      return rows[0]?.present ? withoutOwnSchema(listing) : undefined;
+      return rows[0]?.present ? withoutOwnSchema(ordered) : ordered;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
       this.dropped.length = 0;

@@ -69,6 +69,8 @@ export interface RestoreReport {
   message: string;
   /** Where things stand when it did not work, and what to run. */
   manualSteps: string[];
+  /** It did not work and left the database as it was: nothing dropped, nothing restored. */
+  untouched?: true;
 }
 
 /** Which snapshot a run takes (backup.scope / --backup-scope) and why, decided in preflight. */

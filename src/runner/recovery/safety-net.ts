@@ -1,6 +1,6 @@
 import type { ClientBase } from 'pg';
 import type { Manifest } from '../../backup/manifest.js';
-import { errorMessage } from '../../errors.js';
+import { BelayError, errorMessage } from '../../errors.js';
 import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
 import type { IntegrityReport } from '../../integrity/check-integrity.js';
@@ -300,6 +300,10 @@ export async function restoreThenVerify(recovery: Recovery, why: string, failure
     await session.reconnect();
   } catch (error) {
     reconnectFailed = `; could not connect again after it: ${errorMessage(error)}`;
+  }
+  if (!report.ok && report.untouched && recovery.goal === 'restore') {
+    // a restore asked for that changed nothing is refused, not a database left needing manual action
+    throw new BelayError('preflight', `${why}; ${report.message}${reconnectFailed}`, { hint: report.manualSteps.join('\n') });
   }
   if (!report.ok) {
     return finish({

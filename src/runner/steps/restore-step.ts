@@ -143,6 +143,7 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
     return {
       ...base,
       ok: false,
+      untouched: true,
       quarantineSnapshot: null,
       message: `could not keep a copy of ${target} before restoring over it, so ${target} was not touched: ${errorMessage(error)}`,
       manualSteps: [`${keepFix(setup.config.backupsDir, error)}, then: belay restore ${manifest.id} --strategy in-place`],
