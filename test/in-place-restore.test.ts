@@ -122,6 +122,34 @@ describe('an in-place restore puts back exactly the snapshot', () => {
     expect(await db.query("SELECT v FROM t UNION ALL SELECT v FROM s ORDER BY 1")).toEqual([{ v: 'a' }, { v: 'b' }]);
   });
 
+  it('collations, text search objects, conversions, statistics and large objects made after the snapshot are dropped, a large object changed since is put back (it was exit 12: cannot drop schema s1; and "verified" with the new large object left)', async () => {
+    const { db, url } = await databaseOwnedByRoleWithoutCreatedb();
+    const project = await makeProject({});
+    const args = baseArgs(project, url);
+    const role = new URL(url).username;
+    await db.query(`SET ROLE ${role}; CREATE SCHEMA s1; CREATE TABLE s1.t (a int, b int); INSERT INTO s1.t VALUES (1, 2);
+      SELECT lo_from_bytea(0, 'kept'::bytea) AS oid; CREATE TABLE s1.lobs (o oid); INSERT INTO s1.lobs SELECT max(oid) FROM pg_largeobject_metadata`);
+    const kept = (await db.query<{ kept: number }>("SELECT o::int AS kept FROM s1.lobs"))[0]!.kept;
+    const backup = await belay([...args, '--json', 'backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = (JSON.parse(backup.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    await db.query(`SET ROLE ${role}; CREATE COLLATION s1.coll_after FROM "C"; CREATE TEXT SEARCH CONFIGURATION s1.ts_after (COPY = simple);
+      CREATE TEXT SEARCH DICTIONARY s1.dict_after (TEMPLATE = simple); CREATE STATISTICS s1.st_after ON a, b FROM s1.t;
+      CREATE CONVERSION s1.conv_after FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8;
+      SELECT lo_put(${kept}, 0, 'XXXX'::bytea); SELECT lo_from_bytea(0, 'newer'::bytea)`);
+    const run = await belay([...args, '--json', 'restore', id, '--strategy', 'in-place', '--yes']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const { message } = (JSON.parse(run.stdout).result as { restore: { message: string } }).restore;
+    expect(message).toMatch(/restored .* in place and verified it/);
+    for (const gone of ['collation s1.coll_after', 'text search configuration s1.ts_after', 'text search dictionary s1.dict_after', 'statistics s1.st_after', 'conversion s1.conv_after', 'large object']) expect(message).toContain(gone);
+    expect(
+      await db.query(`SELECT (SELECT count(*)::int FROM pg_collation WHERE collname = 'coll_after') + (SELECT count(*)::int FROM pg_ts_config WHERE cfgname = 'ts_after')
+                           + (SELECT count(*)::int FROM pg_ts_dict WHERE dictname = 'dict_after') + (SELECT count(*)::int FROM pg_statistic_ext WHERE stxname = 'st_after')
+                           + (SELECT count(*)::int FROM pg_conversion WHERE conname = 'conv_after') AS left_behind,
+                      (SELECT array_agg(oid::int) FROM pg_largeobject_metadata) AS large_objects, convert_from(lo_get(${kept}), 'UTF8') AS content`),
+    ).toEqual([{ left_behind: 0, large_objects: [kept], content: 'kept' }]);
+  });
+
   it('a run whose down fails, for a role without CREATEDB, restores in place around identity columns and ends 11', async () => {
     const { db, url } = await databaseOwnedByRoleWithoutCreatedb();
     const project = await makeProject({

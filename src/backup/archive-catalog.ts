@@ -50,6 +50,11 @@ const TOC_KINDS: Array<[string, string]> = [
   ['AGGREGATE', 'routine'],
   ['TYPE', 'type'],
   ['DOMAIN', 'type'],
+  ['COLLATION', 'collation'],
+  ['CONVERSION', 'conversion'],
+  ['TEXT SEARCH CONFIGURATION', 'tsconfig'],
+  ['TEXT SEARCH DICTIONARY', 'tsdict'],
+  ['STATISTICS', 'statistics'],
   ['SCHEMA', 'schema'],
   ['EXTENSION', 'extension'],
 ];
@@ -64,8 +69,15 @@ const SKIPPED_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'belay']);
 const QUARANTINE_SCHEMA = /^belay_quarantine_[0-9]{8}t[0-9]{9}$/;
 const skippedSchema = (name: string): boolean => SKIPPED_SCHEMAS.has(name) || name.startsWith('pg_') || QUARANTINE_SCHEMA.test(name);
 
+/** The archive lists its large objects in groups: the live ones are then left out of the comparison. */
+const GROUPED_BLOBS = 'blobs:grouped';
+
 /** One `pg_restore --list` line (`ID; CLASS OID DESC SCHEMA TAG OWNER`) as a catalog entry, or undefined. */
 function tocEntry(line: string): CatalogEntry | undefined {
+  // a large object: `BLOB - OID OWNER` before pg_dump 17, which lists them in groups (BLOB METADATA), not read one by one here
+  const blob = /^\d+; \d+ \d+ BLOB - (\d+) /.exec(line);
+  if (blob) return { key: `blob:${blob[1]}`, label: `large object ${blob[1]}` };
+  if (/^\d+; \d+ \d+ BLOB METADATA /.test(line)) return { key: GROUPED_BLOBS, label: 'large objects' };
   const rest = /^\d+; \d+ \d+ (.*)$/.exec(line)?.[1];
   if (!rest) return undefined;
   const found = TOC_KINDS.filter(([desc]) => rest.startsWith(`${desc} `)).sort((a, b) => b[0].length - a[0].length)[0];
@@ -179,7 +191,7 @@ const RELATION_KIND: Record<string, string> = { r: 'TABLE', p: 'TABLE', v: 'VIEW
  * The live database's objects, spelled as pg_dump spells them in a table of
  * contents (types schema-qualified: the caller's search_path is set empty).
  */
-async function liveCatalog(client: ClientBase): Promise<CatalogEntry[]> {
+async function liveCatalog(client: ClientBase, withLargeObjects: boolean): Promise<CatalogEntry[]> {
   const entries: CatalogEntry[] = [];
   const schemas = await client.query<{ name: string }>(
     `SELECT n.nspname AS name FROM pg_catalog.pg_namespace n WHERE ${USER_SCHEMA} AND n.nspname <> 'public' AND ${notMember('pg_namespace', 'n.oid')}`,
@@ -223,6 +235,26 @@ async function liveCatalog(client: ClientBase): Promise<CatalogEntry[]> {
     const what = domain ? 'DOMAIN' : 'TYPE';
     entries.push({ key: `type:${schema} ${name}`, label: `${what.toLowerCase()} ${schema}.${name}`, drop: `DROP ${what} IF EXISTS ${quoteIdent(schema)}.${quoteIdent(name)} CASCADE` });
   }
+  // objects of a schema that go with it alone: left, one made after the snapshot keeps pg_restore --clean from dropping its schema
+  const schemaObjects = await client.query<{ kind: string; what: string; schema: string; name: string }>(
+    `SELECT x.kind, x.what, n.nspname AS schema, x.name
+       FROM (SELECT 'collation', 'COLLATION', collnamespace, collname, oid, 'pg_collation' FROM pg_catalog.pg_collation
+             UNION ALL SELECT 'conversion', 'CONVERSION', connamespace, conname, oid, 'pg_conversion' FROM pg_catalog.pg_conversion
+             UNION ALL SELECT 'tsconfig', 'TEXT SEARCH CONFIGURATION', cfgnamespace, cfgname, oid, 'pg_ts_config' FROM pg_catalog.pg_ts_config
+             UNION ALL SELECT 'tsdict', 'TEXT SEARCH DICTIONARY', dictnamespace, dictname, oid, 'pg_ts_dict' FROM pg_catalog.pg_ts_dict
+             UNION ALL SELECT 'statistics', 'STATISTICS', stxnamespace, stxname, oid, 'pg_statistic_ext' FROM pg_catalog.pg_statistic_ext)
+            AS x(kind, what, namespace, name, oid, catalog)
+       JOIN pg_catalog.pg_namespace n ON n.oid = x.namespace
+      WHERE ${USER_SCHEMA}
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = x.catalog::pg_catalog.regclass AND d.objid = x.oid AND d.deptype = 'e')`,
+  );
+  for (const { kind, what, schema, name } of schemaObjects.rows) {
+    entries.push({ key: `${kind}:${schema} ${name}`, label: `${what.toLowerCase()} ${schema}.${name}`, drop: `DROP ${what} IF EXISTS ${quoteIdent(schema)}.${quoteIdent(name)} CASCADE` });
+  }
+  if (withLargeObjects) {
+    const largeObjects = await client.query<{ oid: string }>('SELECT oid::text AS oid FROM pg_catalog.pg_largeobject_metadata');
+    for (const { oid } of largeObjects.rows) entries.push({ key: `blob:${oid}`, label: `large object ${oid}`, drop: `SELECT pg_catalog.lo_unlink(${Number(oid)})` });
+  }
   const extensions = await client.query<{ name: string }>("SELECT extname AS name FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'");
   for (const { name } of extensions.rows) entries.push({ key: `extension:${name}`, label: `extension ${name}`, drop: `DROP EXTENSION IF EXISTS ${quoteIdent(name)} CASCADE` });
   return entries;
@@ -244,7 +276,8 @@ export interface CatalogDifference {
 /** Compare the live database (search_path is set empty on `client` for the comparison) with the snapshot's objects. */
 export async function compareWithArchive(client: ClientBase, archive: readonly CatalogEntry[]): Promise<CatalogDifference> {
   await client.query("SELECT pg_catalog.set_config('search_path', '', false)");
-  const live = await liveCatalog(client);
+  const grouped = archive.some((entry) => entry.key === GROUPED_BLOBS);
+  const live = await liveCatalog(client, !grouped);
   const archiveKeys = new Set(archive.flatMap((entry) => entry.readings ?? [entry.key]));
   const liveKeys = new Set(live.map((entry) => entry.key));
   const archiveCounts = countBy(archive);
@@ -253,6 +286,6 @@ export async function compareWithArchive(client: ClientBase, archive: readonly C
   const sameCount = (name: string | undefined): boolean => name !== undefined && archiveCounts.get(name) === liveCounts.get(name);
   return {
     extra: live.filter((entry) => !archiveKeys.has(entry.key) && !sameCount(entry.routineName)),
-    missing: archive.filter((entry) => !(entry.readings ?? [entry.key]).some((key) => liveKeys.has(key)) && !sameCount(entry.routineName)),
+    missing: archive.filter((entry) => entry.key !== GROUPED_BLOBS && !(entry.readings ?? [entry.key]).some((key) => liveKeys.has(key)) && !sameCount(entry.routineName)),
   };
 }
