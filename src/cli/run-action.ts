@@ -5,6 +5,7 @@ import { BelayError, EXIT, errorMessage } from '../errors.js';
 import type { BelayOptions } from '../api/options.js';
 import { commandPath, givenFlags, globalFlags, type CliContext, type CommandReport } from './context.js';
 import { documentOf, envelopeOf, failureEnvelope, outcomeOf, type Said } from './envelope.js';
+import { confirmer, type Question } from './confirm.js';
 import { formatRunResult } from './format.js';
 import { createLogger, type LogLevel } from './logger.js';
 import { output } from './output.js';
@@ -78,7 +79,8 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   if (flags.migrations !== undefined) options.migrations = flags.migrations;
   if (flags.backups !== undefined) options.backups = flags.backups;
   if (flags.config !== undefined) options.config = flags.config;
-  const ctx: CliContext = { flags, json, options, task: progress.task };
+  const question: Question = { open: false };
+  const ctx: CliContext = { flags, json, options, task: progress.task, confirm: confirmer(flags.yes === true, controller.signal, question) };
   const closing = (): string[] => (kind.changing && target ? [lastLine(target)] : []);
   /** The one result: the --json document on stdout, else the text (stdout) and the target line. */
   const resultText = (said: Said, report: CommandReport): string =>
@@ -128,6 +130,10 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       return stopped(left.exitCode, left.message, left.hint, left.details);
     }
     if (signals > 1) return abandon(signal);
+    if (question.open) {
+      logger.warn(`${signal} at the question: taken as no; nothing was changed`);
+      return controller.abort();
+    }
     logger.warn(`${signal}: ${kind.firstSignal ?? 'stopping at the next safe point and rolling back what this run did; send it again to abort at once'}`);
     controller.abort();
   };

@@ -1,6 +1,7 @@
 import type { ClientBase } from 'pg';
 import { DatabaseJournal } from './db-journal.js';
-import { journalFile, readJournalFile, unfinishedJournals } from './file-journal.js';
+import { belaySchemaExists } from '../db/belay-schema.js';
+import { journalFile, readJournalFile, unfinishedJournals, type JournalLine } from './file-journal.js';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
 import { findUnfinishedRuns, markInSnapshot, readRun } from './run-store.js';
 
@@ -39,17 +40,27 @@ async function writeRunFromFile(client: ClientBase, backupsDir: string, runId: s
 
 /**
  * Runs of this database whose journal file has no outcome and which the
- * database has no record of: killed before they wrote to it, or begun after
- * the snapshot a restore put back. Their journals are written in (still
- * "running"), so that they can be settled and `history` tells them as the
- * database does. Call under the lock: no such run is alive.
+ * database has no record of: killed before they wrote to it (a run writes
+ * its record there before it changes anything), or begun after the snapshot
+ * a restore put back. Oldest first; but `except` (the caller's own).
+ */
+export async function findStrayRuns(client: ClientBase, backupsDir: string, database: string, except?: string): Promise<Array<{ header: RunHeader; lines: JournalLine[] }>> {
+  const recorded = await belaySchemaExists(client);
+  const found: Array<{ header: RunHeader; lines: JournalLine[] }> = [];
+  for (const journal of await unfinishedJournals(backupsDir, database)) {
+    if (journal.header.runId === except || (recorded && (await readRun(client, journal.header.runId)))) continue;
+    found.push(journal);
+  }
+  return found;
+}
+
+/**
+ * The stray runs' journals written in (still "running"), so that they can
+ * be settled and `history` tells them as the database does. Call under the
+ * lock, where belay's schema exists: no such run is alive.
  */
 export async function recordStrayRuns(client: ClientBase, backupsDir: string, database: string, except: string): Promise<string[]> {
-  const recorded: string[] = [];
-  for (const { header } of await unfinishedJournals(backupsDir, database)) {
-    if (header.runId === except || (await readRun(client, header.runId))) continue;
-    await writeRunFromFile(client, backupsDir, header.runId, false);
-    recorded.push(header.runId);
-  }
-  return recorded;
+  const strays = await findStrayRuns(client, backupsDir, database, except);
+  for (const { header } of strays) await writeRunFromFile(client, backupsDir, header.runId, false);
+  return strays.map(({ header }) => header.runId);
 }

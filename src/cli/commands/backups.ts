@@ -2,7 +2,6 @@ import { Option, type Command } from 'commander';
 import { runAction } from '../run-action.js';
 import { integerFlag } from '../parse.js';
 import { formatRunResult } from '../format.js';
-import { confirmer } from '../confirm.js';
 import { EXIT, usageError } from '../../errors.js';
 import { CONNECTED, FILES_ONLY, teach } from '../help.js';
 import type { VerifyReport } from '../../runner/commands/verify-now.js';
@@ -80,7 +79,7 @@ export function registerBackups(program: Command): void {
           throw usageError('--keep 0 deletes every snapshot belay may delete: say so with --yes', { hint: 'belay backups prune --keep 0 --yes' });
         }
         const { pruneBackups } = await import('../../api/commands.js');
-        const confirm = confirmer(ctx.flags.yes === true);
+        const { confirm } = ctx;
         const result = await pruneBackups(flags.keep, { ...ctx.options, ...(confirm ? { confirm } : {}) });
         const nothing = result.removed.length === 0 && result.leftoversRemoved.length === 0;
         const message = result.declined ? 'declined: nothing deleted' : nothing ? 'nothing to prune' : `removed ${result.removed.length} snapshot(s), kept ${result.kept.length}`;

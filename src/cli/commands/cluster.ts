@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { runAction } from '../run-action.js';
 import { teach } from '../help.js';
-import { confirmer } from '../confirm.js';
 import { usageError } from '../../errors.js';
 
 export function registerCluster(program: Command): void {
@@ -26,7 +25,7 @@ export function registerCluster(program: Command): void {
     async (_flags: object, command: Command) =>
       runAction(command, async (ctx) => {
         const yes = ctx.flags.yes === true;
-        const confirm = confirmer(yes);
+        const { confirm } = ctx;
         // deleting every database in it is never done unasked: off a terminal, --yes is the answer
         if (!yes && !confirm) throw usageError('cluster remove deletes every database in the embedded cluster: pass --yes to say so', { hint: 'Run `belay cluster remove --yes`.' });
         if (confirm && !(await confirm('stop the embedded cluster and delete its data (every database in it)'))) {

@@ -2,7 +2,6 @@ import { Option, type Command } from 'commander';
 import { runAction } from '../run-action.js';
 import { integerFlag } from '../parse.js';
 import { formatRunResult } from '../format.js';
-import { confirmer } from '../confirm.js';
 import { CONNECTED, teach } from '../help.js';
 import { backupScopeOption } from './migrate.js';
 
@@ -34,7 +33,7 @@ export function registerRollback(program: Command): void {
       async (ctx) => {
         const { rollback } = await import('../../api/commands.js');
         // without a question (--yes, or no terminal) the operator still reads what the downs drop
-        const confirm = confirmer(ctx.flags.yes === true) ?? (async (summary: string) => (process.stderr.write(`belay will ${summary}.\n`), true));
+        const confirm = ctx.confirm ?? (async (summary: string) => (process.stderr.write(`belay will ${summary}.\n`), true));
         const result = await rollback({
           ...ctx.options,
           to: flags.to,

@@ -14,6 +14,7 @@ import type { RunSetup } from '../session/setup.js';
 import { allowConnectionsAgain, dropLeftoverCopies } from '../steps/restore-step.js';
 import { dropLeftScopeCopies } from '../../scope/scope-copies.js';
 import { quoteIdent } from '../../db/ident.js';
+import { findStrayRuns } from '../../journal/settle-snapshot-runs.js';
 
 async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest | null> {
   if (!plan.snapshotId) return null;
@@ -55,7 +56,14 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     }
     if (droppedNote) await setup.events.emit({ type: 'note', step: 'lock', message: droppedNote, detail: { droppedScopeCopies: scopeCopies.dropped, keptScopeCopies: scopeCopies.kept } });
     if (!run) {
-      const result = await finishRun(session, { outcome: 'ok', message: `no interrupted run: nothing to recover${droppedNote ? `; ${droppedNote}` : ''}` });
+      const unrecorded = (await findStrayRuns(session.control.client, setup.config.backupsDir, setup.target.database, session.runId)).map(({ header }) => header.runId);
+      // settleRuns records them in the database, which may not have belay's schema yet
+      if (unrecorded.length > 0) await session.attachDatabaseJournal();
+      const what =
+        unrecorded.length === 0
+          ? 'no interrupted run: nothing to recover'
+          : `${unrecorded.length === 1 ? `run ${unrecorded[0]} ended before it changed anything` : `runs ${unrecorded.join(', ')} ended before they changed anything`}: recorded as interrupted`;
+      const result = await finishRun(session, { outcome: 'ok', message: `${what}${droppedNote ? `; ${droppedNote}` : ''}` });
       await settleRuns(session, [], result.outcome);
       return result;
     }

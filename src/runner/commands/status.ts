@@ -8,13 +8,14 @@ import { quoteIdent } from '../../db/ident.js';
 import type { Session } from '../../db/session.js';
 import { journalFile, listJournalFiles, readJournalFile } from '../../journal/file-journal.js';
 import { readNewestAndRunning, type RunSummary } from '../../journal/run-store.js';
+import { findStrayRuns } from '../../journal/settle-snapshot-runs.js';
 import { reconcileRun, summaryFromFile } from '../result/run-record.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
 import { readApplied } from '../../migrations/storage.js';
 import { compareWithDisk, type DriftedRevision } from '../session/database-state.js';
 import { lockHolderAmong, type LockHolderInfo } from '../session/run-lock.js';
-import { pickUnsettled, planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
+import { pickUnsettled, planRecovery, planUnrecorded, type RecoveryPlan } from '../recovery/recovery-plan.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
 import { findLeftScopeCopies } from '../../scope/scope-copies.js';
 
@@ -161,14 +162,21 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
     const runs = look.initialised ? await readNewestAndRunning(client) : { newest: undefined, running: [] };
     const state = compareWithDisk(look.initialised, applied, revisions);
     const drifted = new Set(state.drift.map((d) => d.name));
-    const lock = look.holder ? lockHolderAmong(look.holder, runs.running) : null;
+    // runs only their journal file tells of: the one holding the lock is running, before it wrote to the database
+    const strays = (await findStrayRuns(client, setup.config.backupsDir, setup.target.database)).flatMap(({ lines }) => summaryFromFile(lines) ?? []).map((run) => ({ ...run, status: 'running' }));
+    const lock = look.holder ? lockHolderAmong(look.holder, [...runs.running, ...strays]) : null;
+    const live = (run: RunSummary): boolean => run.runId === lock?.run?.runId;
     // a run marked running is interrupted unless it is the one holding the lock right now
-    const { run: interruptedRun, others } = pickUnsettled(runs.running.filter((run) => run.runId !== lock?.run?.runId));
+    const { run: interruptedRun, others } = pickUnsettled(runs.running.filter((run) => !live(run)));
+    const unrecorded = strays.filter((run) => !live(run)).reverse();
     let interrupted: StatusReport['interrupted'] = null;
-    if (interruptedRun) {
-      const { fingerprint: _fingerprint, landing: _landing, ...plan } = await planRecovery(client, setup.config.backupsDir, interruptedRun, others, revisions);
+    if (interruptedRun || unrecorded[0]) {
+      const { fingerprint: _fingerprint, landing: _landing, ...plan } = interruptedRun
+        ? await planRecovery(client, setup.config.backupsDir, interruptedRun, others, revisions)
+        : planUnrecorded([unrecorded[0]!, ...unrecorded.slice(1)]);
       interrupted = plan;
     }
+    const lastRun = await lastRunOf(client, setup, runs.newest);
     return {
       target: describeTarget(setup.target),
       source: setup.target.source,
@@ -181,7 +189,7 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
       missing: state.missing,
       outOfOrder: state.outOfOrder,
       lock,
-      lastRun: await lastRunOf(client, setup, runs.newest),
+      lastRun: lastRun && live(lastRun) ? { ...lastRun, status: 'running' } : lastRun,
       interrupted,
       leftovers: [...look.leftovers, ...scopeCopies.map((copy): LeftoverDatabase => ({ name: copy.name, kind: 'scope-copy', drop: `DROP DATABASE ${quoteIdent(copy.name)};` }))],
     };

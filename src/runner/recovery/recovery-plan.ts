@@ -72,6 +72,24 @@ export async function interruptedAt(client: ClientBase, backupsDir: string, run:
   return interruptedStep(await runSteps(client, backupsDir, run.runId), recoverySteps, run);
 }
 
+/** Dead runs the database has no record of (the newest first): they stopped before they changed anything, and only their record needs settling. */
+export function planUnrecorded([run, ...others]: [RunSummary, ...RunSummary[]]): RecoveryPlan {
+  const more = others.length > 0 ? ` (and ${others.length} more such run(s))` : '';
+  return {
+    run,
+    action: 'nothing',
+    why: `it ended before it changed anything (the database has no record of it)${more}: only its record needs settling, as interrupted`,
+    revert: [],
+    target: run.fromRevision,
+    snapshotId: null,
+    fingerprint: null,
+    interruptedAt: run.lastStep,
+    recoveries: [],
+    leftovers: [],
+    landing: null,
+  };
+}
+
 export async function planRecovery(client: ClientBase, backupsDir: string, run: RunSummary, others: RunSummary[], revisions: readonly Revision[]): Promise<RecoveryPlan> {
   const steps = await runSteps(client, backupsDir, run.runId);
   const recoveries = others.filter((r) => r.command === 'recover');
