@@ -173,6 +173,40 @@ describe('a rehearsal refused before it starts', () => {
     expect(await throwaways()).toEqual([]);
   }, 120_000);
 
+  it('a revision up to --from that fails on the throwaway (it needs a schema made by hand on the connected database) is exit 4 naming it, with next: (it was exit 1, next: null); the throwaway is removed', async () => {
+    await adminRows('CREATE DATABASE byhand OWNER owner');
+    const db = new pg.Client({ connectionString: urlOf('owner', 'byhand') });
+    await db.connect();
+    try {
+      await db.query('CREATE SCHEMA pre');
+    } finally {
+      await db.end();
+    }
+    const project = await makeProject({
+      '0001_a.up.sql': 'CREATE TABLE pre.a (id int);',
+      '0001_a.down.sql': 'DROP TABLE pre.a;',
+      '0002_b.up.sql': 'CREATE TABLE pre.b (id int);',
+      '0002_b.down.sql': 'DROP TABLE pre.b;',
+    });
+    const base = ['--database-url', urlOf('owner', 'byhand'), '--migrations', project.migrations, '--backups', project.backups];
+    const up = await belay([...base, 'migrate', 'up', '--to', '0001'], { cwd: project.dir });
+    expect(up.code, up.stderr).toBe(0);
+    const run = await belay([...base, '--json', 'rehearse'], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(4);
+    const said = JSON.parse(run.stdout) as { outcome: string; message: string; next: string | null };
+    expect(said.message).toMatch(/^the rehearsal could not build its throwaway up to 0001_a: 0001_a up failed at .*0001_a\.up\.sql:1: schema "pre" does not exist/);
+    expect(said.next).toMatch(/^Nothing real was touched, and nothing was rehearsed: the revisions up to 0001_a do not build .* --template NAME .* --from-backup ID\.$/);
+    expect(run.stderr).not.toMatch(/this is a bug/);
+    expect(await throwaways()).toEqual([]);
+    const applied = new pg.Client({ connectionString: urlOf('owner', 'byhand') });
+    await applied.connect();
+    try {
+      expect((await applied.query("SELECT to_regclass('pre.b') AS b")).rows[0].b).toBeNull();
+    } finally {
+      await applied.end();
+    }
+  }, 120_000);
+
   it('a --template that does not exist is exit 2, one with a session on it exit 4 naming how to end it, a server that does not answer exit 2 (each was exit 1)', async () => {
     const project = await makeProject(SLOW);
     const rehearse = (url: string, ...extra: string[]) =>

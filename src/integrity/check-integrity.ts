@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import type { IntegrityConfig } from '../config/types.js';
 import { compareFingerprints, type IntegrityDifference } from './compare.js';
-import { fingerprintTables, hashingOf, type Fingerprint, type FingerprintOptions, type FingerprintTarget } from './fingerprint.js';
+import { fingerprintTables, hashingOf, type Fingerprint, type FingerprintOptions, type FingerprintTarget, type LargeObjectsFingerprint } from './fingerprint.js';
 import { checkInvariants, type InvariantViolation } from './invariants.js';
 import { judgeStructure, type StructureBaseline } from './structural.js';
 import { selectProtectedTables, tableKey } from './table-selection.js';
@@ -16,6 +16,17 @@ export interface IntegrityReport {
   structural: string[];
   /** Why no table was compared though the database has tables: integrity.tables selects none of them. */
   noTableSelected?: string;
+  /** Why the large objects there are were not compared: never called intact then. */
+  largeObjectsNotCompared?: string;
+}
+
+/** Why large objects there were before are not compared, if they are not (compareFingerprints compares the rest). */
+function largeObjectsNotCompared(then: LargeObjectsFingerprint | undefined, now: LargeObjectsFingerprint | undefined, compare: 'same-schema' | 'common-columns'): string | undefined {
+  if (!then || !now || then.count === '0') return undefined;
+  if (compare === 'common-columns') return `large objects not compared (${then.count}: the downs may remove those the ups made)`;
+  if (then.oids !== now.oids || then.count !== now.count || (then.contents !== null && now.contents !== null)) return undefined;
+  const unreadable = then.contents === null ? then.unreadable : now.unreadable;
+  return `large objects not compared: the role may not read ${unreadable} of the ${then.count}`;
 }
 
 /**
@@ -86,11 +97,14 @@ export async function checkIntegrity(
   const violations = await checkInvariants(client, config.invariants);
   let differences: IntegrityDifference[] = [];
   let checked = `${config.invariants.length} invariant(s) and structure`;
+  let unreadObjects: string | undefined;
   if (config.mode === 'strict' && baseline) {
     const options = compare === 'same-schema' ? { perColumn: false } : commonColumnsOptions(baseline);
-    const now = await fingerprintTables(client, await tablesNow(client, baseline, compare), { ...options, hashing: hashingOf(baseline) });
+    const objects = baseline.sequences !== undefined || baseline.largeObjects !== undefined;
+    const now = await fingerprintTables(client, await tablesNow(client, baseline, compare), { ...options, hashing: hashingOf(baseline), objects });
     differences = compareFingerprints(baseline, now, compare);
-    checked = `${Object.keys(baseline.tables).length} table fingerprint(s) (${compare}), ${checked}`;
+    unreadObjects = largeObjectsNotCompared(baseline.largeObjects, now.largeObjects, compare);
+    checked = `${Object.keys(baseline.tables).length} table fingerprint(s) (${compare})${objects ? ', sequences and large objects' : ''}, ${checked}`;
   }
   const unselected = config.mode === 'strict' && baseline && Object.keys(baseline.tables).length === 0 ? await noTableSelected(client, config) : undefined;
   return {
@@ -101,5 +115,6 @@ export async function checkIntegrity(
     violations,
     structural,
     ...(unselected ? { noTableSelected: unselected } : {}),
+    ...(unreadObjects ? { largeObjectsNotCompared: unreadObjects } : {}),
   };
 }

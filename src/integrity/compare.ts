@@ -1,9 +1,10 @@
-import type { Fingerprint, TableFingerprint } from './fingerprint.js';
+import type { Fingerprint, LargeObjectsFingerprint, SequenceState, TableFingerprint } from './fingerprint.js';
 
 export interface IntegrityDifference {
+  /** The table, the sequence, or "large objects". */
   table: string;
   column?: string;
-  kind: 'missing-table' | 'row-count' | 'row-hash' | 'column-hash' | 'column-type' | 'unverified-columns';
+  kind: 'missing-table' | 'row-count' | 'row-hash' | 'column-hash' | 'column-type' | 'unverified-columns' | 'sequence' | 'large-objects';
   message: string;
 }
 
@@ -62,5 +63,30 @@ export function compareFingerprints(before: Fingerprint, after: Fingerprint, mod
       });
     }
   }
+  differences.push(...compareSequences(before.sequences, after.sequences, mode), ...compareLargeObjects(before.largeObjects, after.largeObjects, mode));
   return differences;
+}
+
+/**
+ * A sequence moved otherwise than nextval moves it: set back (setval), or
+ * gone. nextval is not undone by a rollback, so an advance is no damage;
+ * under `common-columns` a down may drop the sequence its up made.
+ */
+function compareSequences(before: Record<string, SequenceState> | undefined, after: Record<string, SequenceState> | undefined, mode: 'same-schema' | 'common-columns'): IntegrityDifference[] {
+  if (!before || !after) return [];
+  return Object.entries(before).flatMap(([sequence, then]): IntegrityDifference[] => {
+    const now = after[sequence];
+    if (!now) return mode === 'same-schema' ? [{ table: sequence, kind: 'sequence', message: `sequence ${sequence} is missing` }] : [];
+    const advanced = then.lastValue === null || (now.lastValue !== null && BigInt(now.increment) * (BigInt(now.lastValue) - BigInt(then.lastValue)) >= 0n);
+    if (advanced) return [];
+    return [{ table: sequence, kind: 'sequence', message: `sequence ${sequence} was set back: its last value was ${then.lastValue}, now ${now.lastValue ?? 'none (not yet read)'}` }];
+  });
+}
+
+/** Large objects gone, added or rewritten; contents the role may not read are not compared (checkIntegrity says so). */
+function compareLargeObjects(then: LargeObjectsFingerprint | undefined, now: LargeObjectsFingerprint | undefined, mode: 'same-schema' | 'common-columns'): IntegrityDifference[] {
+  if (!then || !now || mode === 'common-columns') return [];
+  if (then.count !== now.count || then.oids !== now.oids) return [{ table: 'large objects', kind: 'large-objects', message: `the large objects changed: ${then.count} before, ${now.count} now${then.count === now.count ? ', not the same ones' : ''}` }];
+  if (then.contents !== null && now.contents !== null && then.contents !== now.contents) return [{ table: 'large objects', kind: 'large-objects', message: `the content of large objects changed (${then.count}, the same ones)` }];
+  return [];
 }

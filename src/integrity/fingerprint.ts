@@ -30,6 +30,25 @@ export interface Fingerprint {
   /** Per-column hashes were asked for: of every table (written before they were chosen per table), or of the tables whose columns then hold a `hash`. */
   perColumn: boolean;
   tables: Record<string, TableFingerprint>;
+  /** The state of every sequence no column owns (absent: taken without them, or by a belay before they were). */
+  sequences?: Record<string, SequenceState>;
+  /** The large objects (absent: taken without them, or by a belay before they were). */
+  largeObjects?: LargeObjectsFingerprint;
+}
+
+export interface SequenceState {
+  /** As pg_sequences shows it: null until the sequence is first read. */
+  lastValue: string | null;
+  increment: string;
+}
+
+export interface LargeObjectsFingerprint {
+  count: string;
+  /** The set of their OIDs: the sum of a hash of each. */
+  oids: string;
+  /** The sum of a hash of each one's OID and content; null when the role may not read `unreadable` of them. */
+  contents: string | null;
+  unreadable: string;
 }
 
 /**
@@ -273,6 +292,50 @@ export interface FingerprintOptions {
    * CPU from (a parallel scan finishes sooner, and pg_dump later).
    */
   oneProcess?: boolean;
+  /** Also every sequence's state and the large objects (see fingerprintObjects). */
+  objects?: boolean;
+}
+
+/**
+ * SQL: the current role may read the large object whose pg_largeobject_metadata
+ * row is `m` (it has its owner's privileges, or SELECT on it), as lo_get checks.
+ */
+const readableLargeObject = (m: string): string =>
+  `(current_setting('lo_compat_privileges')::bool OR pg_has_role(${m}.lomowner, 'USAGE')
+    OR EXISTS (SELECT FROM aclexplode(${m}.lomacl) a WHERE a.privilege_type = 'SELECT' AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE'))))`;
+
+/**
+ * What lives outside the tables: the state of every sequence no column owns
+ * and the role may read (those of serial and identity columns are left out:
+ * each read opens the sequence, some 10 ms per fingerprint on a schema of
+ * 300 tables), and the large objects. A database without large objects pays
+ * one catalog query, which reads the sequences too; with some, their contents
+ * are hashed through lo_get, which checks the role's privileges
+ * (pg_largeobject itself is readable by superusers only).
+ */
+async function fingerprintObjects(client: ClientBase): Promise<Pick<Fingerprint, 'sequences' | 'largeObjects'>> {
+  // has_sequence_privilege raises on a relation that is not a sequence: asked only of those the materialized CTE holds
+  const { rows } = await client.query<{ sequences: Array<{ schema: string; name: string; last_value: string | null; increment: string }>; any_large_object: boolean }>(
+    `WITH q AS MATERIALIZED (
+       SELECT q.seqrelid, n.nspname, c.relname, q.seqincrement
+         FROM pg_sequence q JOIN pg_class c ON c.oid = q.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname <> 'belay' AND NOT pg_is_other_temp_schema(n.oid)
+          AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i'))
+     )
+     SELECT coalesce((SELECT json_agg(json_build_object('schema', nspname, 'name', relname, 'last_value', pg_sequence_last_value(seqrelid)::text, 'increment', seqincrement::text))
+                        FROM q WHERE has_sequence_privilege(seqrelid, 'SELECT, USAGE')), '[]') AS sequences,
+            EXISTS (SELECT FROM pg_largeobject_metadata) AS any_large_object`,
+  );
+  const { sequences, any_large_object: anyLargeObject } = rows[0]!;
+  const states = Object.fromEntries(sequences.map((q) => [tableKey({ schema: q.schema, table: q.name }), { lastValue: q.last_value, increment: q.increment }]));
+  if (!anyLargeObject) return { sequences: states, largeObjects: { count: '0', oids: '0', contents: '0', unreadable: '0' } };
+  const lo = await client.query<LargeObjectsFingerprint>(
+    `SELECT count(*)::text AS count, coalesce(sum(hashoidextended(m.oid, 0)), 0)::text AS oids,
+            count(*) FILTER (WHERE NOT m.readable)::text AS unreadable,
+            CASE WHEN bool_and(m.readable) THEN coalesce(sum(hashtextextended(m.oid::text || ':' || md5(lo_get(m.oid)), 0)) FILTER (WHERE m.readable), 0)::text END AS contents
+       FROM (SELECT l.oid, ${readableLargeObject('l')} AS readable FROM pg_largeobject_metadata l) AS m`,
+  );
+  return { sequences: states, largeObjects: lo.rows[0]! };
 }
 
 /** Tables per round trip: their aggregate queries go as one multi-statement simple query. */
@@ -355,6 +418,7 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
       const plan = row ? cast : planOf(i, false);
       result.tables[plan.key] = readTable(plan, columns[i]!.oid, row ?? (await client.query<Record<string, string | null>>(plan.sql)).rows[0]!);
     }
+    if (options.objects) Object.assign(result, await fingerprintObjects(client));
     if (own) await client.query('COMMIT');
   } catch (error) {
     if (own) await client.query('ROLLBACK').catch(() => {});

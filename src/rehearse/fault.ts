@@ -1,6 +1,7 @@
 import { isConnectionLost } from '../db/connection-lost.js';
 import { sqlstateOf, SQLSTATE } from '../db/sqlstate.js';
 import { BelayError, errorMessage, preflightError } from '../errors.js';
+import { RevisionFailedError } from '../migrations/revision-error.js';
 import { errnoCode } from '../unreadable.js';
 import type { RehearsalReport } from './report.js';
 import type { Throwaway } from './throwaway.js';
@@ -20,7 +21,7 @@ const ENVIRONMENT_CLASSES = new Set(['08', '28', '3D', '53', '54', '55', '57', '
 
 function isEnvironmentFault(error: unknown): boolean {
   if (lostDuringStep(error)) return true;
-  const state = sqlstateOf(error);
+  const state = error instanceof RevisionFailedError ? error.failure.sqlstate : sqlstateOf(error);
   if (state !== undefined) return state === SQLSTATE.insufficientPrivilege || ENVIRONMENT_CLASSES.has(state.slice(0, 2));
   // a Node.js system error (a full disk, a folder it may not write)
   return errnoCode(error) !== undefined;
@@ -54,6 +55,20 @@ export function startFault(error: unknown): unknown {
   if (error instanceof BelayError || !isEnvironmentFault(error)) return error;
   return preflightError(`the rehearsal could not start: ${errorMessage(error)}`, {
     hint: 'Nothing was touched. Check the server (its log, its disk, its connection limit) or, with no connection configured, the temp folder its ephemeral cluster is made in, then run `belay rehearse` again.',
+    cause: error,
+  });
+}
+
+/**
+ * A revision up to `from` that fails on the throwaway, which is built from
+ * the revisions alone: it needs what the connected database holds and no
+ * revision makes (a schema made by hand). No verdict, nothing real touched:
+ * exit 4. A fault of the server is left to rehearsalFault.
+ */
+export function buildFault(error: unknown, from: string): unknown {
+  if (!(error instanceof RevisionFailedError) || isEnvironmentFault(error)) return error;
+  return preflightError(`the rehearsal could not build its throwaway up to ${from}: ${error.message}`, {
+    hint: `Nothing real was touched, and nothing was rehearsed: the revisions up to ${from} do not build from an empty database what the connected one holds (an object made by hand?). Start from a copy that holds it: --template NAME (a database of the connected server) or --from-backup ID.`,
     cause: error,
   });
 }

@@ -27,7 +27,7 @@ import { judgeDown, type StateSeen } from '../rehearse/judge-down.js';
 import { LockSampler, type TableLock } from '../rehearse/lock-sampler.js';
 import type { RehearsalCase, RehearsalReport } from '../rehearse/report.js';
 import { toJunit, toMarkdown } from '../rehearse/report.js';
-import { interrupted, lostDuringStep, notRemoved, rehearsalFault, removalCut, startFault } from '../rehearse/fault.js';
+import { buildFault, interrupted, lostDuringStep, notRemoved, rehearsalFault, removalCut, startFault } from '../rehearse/fault.js';
 import { ephemeralCluster, throwawayDatabase, unnamedThrowaway, type Throwaway } from '../rehearse/throwaway.js';
 import { Workspace } from '../rehearse/workspace.js';
 import { prepareAhead } from '../rehearse/prepare-ahead.js';
@@ -432,7 +432,11 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
   const buildStarted = performance.now();
   if (!backup && fromIndex >= 0) {
     const build = new MigrationEngine(revisions.slice(0, fromIndex + 1), space.work.client, newRunId(), { log: () => {} });
-    for (const revision of revisions.slice(0, fromIndex + 1)) await build.up(revision.name);
+    for (const revision of revisions.slice(0, fromIndex + 1)) {
+      await build.up(revision.name).catch((error: unknown) => {
+        throw buildFault(error, revisions[fromIndex]!.name);
+      });
+    }
   }
   const buildMs = backup ? 0 : Math.round(performance.now() - buildStarted);
   if (options.seed) await loadSeed(ctx, options.seed, seedSql);

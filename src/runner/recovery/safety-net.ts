@@ -199,15 +199,19 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
  * compared with a fingerprint; undefined when it was ("data verified").
  * Under integrity.mode off nothing was checked, under invariants only the
  * invariants and the structure were, and under strict a run with no
- * fingerprint (a killed run whose fingerprint never ended) says so.
+ * fingerprint (a killed run whose fingerprint never ended) says so, as
+ * does one whose large objects the role may not read.
  */
 function notCompared(recovery: Recovery, integrity: IntegrityReport): string | undefined {
   if (integrity.mode === 'off') return 'data not checked (integrity.mode is off)';
   if (integrity.mode === 'invariants') return `data not compared (integrity.mode is invariants: ${integrity.checked} hold)`;
   if (integrity.noTableSelected) return `data not compared: ${integrity.noTableSelected}`;
-  if (recovery.fingerprint) return undefined;
-  const whose = recovery.goal === 'settle' ? "the run's fingerprint was never taken" : 'no fingerprint was taken';
-  return `data not compared: ${whose} (checked ${integrity.checked})`;
+  if (!recovery.fingerprint) {
+    const whose = recovery.goal === 'settle' ? "the run's fingerprint was never taken" : 'no fingerprint was taken';
+    return `data not compared: ${whose} (checked ${integrity.checked})`;
+  }
+  if (integrity.largeObjectsNotCompared) return `tables verified intact, ${integrity.largeObjectsNotCompared}`;
+  return undefined;
 }
 
 /**

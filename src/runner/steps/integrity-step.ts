@@ -28,7 +28,7 @@ export async function takeFingerprint(
       const origin = sessionOrigin(client);
       const watch = origin && watchBlockers(() => openSibling(client, 'watch'), origin.backendPid, origin.lockTimeoutMs);
       try {
-        return await fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { perColumn, inTransaction, oneProcess });
+        return await fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { perColumn, inTransaction, oneProcess, objects: true });
       } catch (error) {
         const { database } = session.setup.config;
         const { signal } = session.setup;

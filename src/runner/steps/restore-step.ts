@@ -104,6 +104,7 @@ async function verifyRestored(request: RestoreRequest, params: ConnectionParams)
     if (report.mode === 'off') return { problems, unverified: 'its data not checked: integrity.mode is off' };
     if (report.mode === 'invariants') return { problems, unverified: `its data not compared with the snapshot's fingerprint: integrity.mode is invariants (${report.checked} hold)` };
     if (report.noTableSelected) return { problems, unverified: `its data not compared: ${report.noTableSelected}` };
+    if (report.largeObjectsNotCompared) return { problems, unverified: `its tables verified, its ${report.largeObjectsNotCompared}` };
     return baseline ? { problems } : { problems, unverified: `its data not compared: snapshot ${manifest.id} has no fingerprint (${report.checked} hold)` };
   } finally {
     await session.close();
