@@ -6,14 +6,16 @@ import { checkSnapshotDigest, restoreSnapshotInto } from '../../backup/restore-s
 import { ExactRestore } from '../../backup/exact-restore.js';
 import { withDatabase, type ConnectionParams } from '../../db/connection.js';
 import {
-  createDatabase,
+  createDatabaseLike,
   databaseExists,
   databaseOwner,
+  databaseProperties,
   derivedName,
   dropDatabase,
   MAINTENANCE_DATABASES,
   renameDatabase,
   setAllowConnections,
+  setConnectionLimit,
   setDatabaseOwner,
   swapObstacles,
   terminateSessions,
@@ -362,7 +364,10 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     // the snapshot's sha256 is read while the server creates the database: neither waits for the other
     const checking = checkSnapshotDigest(manifest);
     checking.catch(() => {}); // awaited by the restore below, which reports a mismatch
-    await createDatabase(admin.client, restoring);
+    const properties = await databaseProperties(admin.client, target, admin.serverVersionNum);
+    if (!properties) throw new BelayError('manual', `database ${target} is gone: there is nothing to swap the restored copy in for`, { hint: `Nothing was restored. To restore the snapshot as a new database: pg_restore --create --dbname=postgres ${manifest.path}` });
+    // made as the database is (encoding, locales, tablespace, comment): the same bytes then sort, compare and verify as they did
+    await createDatabaseLike(admin.client, restoring, properties);
     let verification: Verification;
     try {
       await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, signal: setup.signal, onProgress, checking });
@@ -381,6 +386,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       };
     }
     const owner = await databaseOwner(admin.client, target);
+    if (properties.connectionLimit !== -1) await setConnectionLimit(admin.client, restoring, properties.connectionLimit);
     const quarantine = derivedName(target, `quarantine_${stamp()}`);
     // a kill from here to the end of the swap leaves the one it is done to refusing every session: recover turns them back on
     await request.progress(`turning connections to ${target} off to rename it ${quarantine} and ${restoring} into its place`, { connectionsOff: [target, quarantine] });
