@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { quoteIdent } from '../src/db/ident.js';
 import { belay, jsonResult } from './support/cli.js';
-import { adminQuery, appUrl, TEST_APP_ROLE } from './support/pg.js';
+import { adminQuery, appUrl, cluster, TEST_APP_ROLE } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 
 interface Restored {
-  restore: { strategy: string; message: string };
+  restore: { strategy: string; message: string; ownersReplaced?: string[] };
 }
 
 /** A database made by the superuser with `options`, owned by `owner`. */
@@ -62,5 +62,47 @@ describe('a swap restore makes the new database as the old one was made', () => 
     expect((await adminQuery<{ v: string; n: number }>(database, 'SELECT v, octet_length(v) AS n FROM t ORDER BY v'))).toEqual([
       { v: 'B', n: 1 }, { v: 'a', n: 1 }, { v: 'z', n: 1 }, { v: 'ä', n: 1 }, { v: 'é', n: 1 },
     ]);
+  });
+});
+
+describe('who owns the restored objects', () => {
+  /** A role that is not a superuser (CREATEDB, owns the database and some objects), member of another role that owns the rest. */
+  async function ownedByTwo(): Promise<{ database: string; url: string; role: string; other: string }> {
+    const suffix = randomBytes(4).toString('hex');
+    const role = `owner_${suffix}`;
+    const other = `auditor_${suffix}`;
+    await adminQuery('postgres', `CREATE ROLE ${role} LOGIN CREATEDB PASSWORD 'pw-${role}'; CREATE ROLE ${other} NOLOGIN; GRANT ${other} TO ${role}`);
+    const database = await databaseWith('', role);
+    await adminQuery(database, `ALTER SCHEMA public OWNER TO ${role}; CREATE SCHEMA audit AUTHORIZATION ${other}; CREATE TABLE audit.trail (id int, note text); ALTER TABLE audit.trail OWNER TO ${other}; INSERT INTO audit.trail VALUES (1, 'x')`);
+    return { database, url: `postgresql://${role}:pw-${role}@127.0.0.1:${cluster().port}/${database}`, role, other };
+  }
+
+  const owners = (database: string): Promise<unknown[]> =>
+    adminQuery(database, `SELECT c.oid::regclass::text AS rel, pg_get_userbyid(c.relowner) AS owner FROM pg_class c
+                           WHERE c.oid IN ('audit.trail'::regclass, 'public.t'::regclass)
+                          UNION ALL SELECT 'schema audit', pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'audit' ORDER BY 1`);
+
+  for (const strategy of ['swap', 'in-place'] as const) {
+    it(`${strategy}, as a role that is not a superuser: says that ownership was not restored and whose objects it took`, async () => {
+      const { database, url, role, other } = await ownedByTwo();
+      const { code, restore, output } = await backupThenRestore(url, database, strategy);
+      expect(code, output).toBe(0);
+      expect(restore.strategy).toBe(strategy);
+      expect(restore.message).toMatch(/verified it/);
+      expect(restore.ownersReplaced).toEqual([other]);
+      expect(restore.message).toContain(`ownership was not restored: what ${other} owned in the snapshot now belongs to ${role}`);
+      expect(await owners(database)).toEqual([{ rel: 'audit.trail', owner: role }, { rel: 'schema audit', owner: role }, { rel: 't', owner: role }]);
+      expect(await adminQuery(database, 'SELECT count(*)::int AS n FROM audit.trail')).toEqual([{ n: 1 }]);
+    });
+  }
+
+  it('swap, as a superuser: every object gets its snapshot owner back', async () => {
+    const { database, other } = await ownedByTwo();
+    const c = cluster();
+    const { code, restore, output } = await backupThenRestore(`postgresql://${c.superuser}@/${database}?host=${encodeURIComponent(c.socketDir)}&port=${c.port}`, database, 'swap');
+    expect(code, output).toBe(0);
+    expect(await owners(database)).toEqual([{ rel: 'audit.trail', owner: other }, { rel: 'schema audit', owner: other }, { rel: 't', owner: c.superuser }]);
+    expect(restore.ownersReplaced).toEqual([]);
+    expect(restore.message).not.toContain('ownership');
   });
 });
