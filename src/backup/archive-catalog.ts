@@ -124,6 +124,12 @@ export async function archiveCatalog(tools: BackupTools, path: string, env: Node
   return { entries: outcome.stdout.split('\n').flatMap((line) => tocEntry(line) ?? []), listing: outcome.stdout };
 }
 
+/** The roles that own something in a table of contents: each entry's last word (an extension's is empty). */
+export function archiveOwners(listing: string): string[] {
+  const owners = listing.split('\n').flatMap((line) => /^\d+; \d+ \d+ .* (\S+)$/.exec(line)?.[1] ?? []);
+  return [...new Set(owners)].sort();
+}
+
 /**
  * The listing with belay's own schema entry commented out: `pg_restore
  * --clean` would drop that schema, which fails while it holds anything the

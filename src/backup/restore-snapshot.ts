@@ -19,6 +19,12 @@ export interface RestoreOptions {
    * exist there); wrong for another cluster (a rehearsal), where they may not.
    */
   privileges: boolean;
+  /**
+   * Give each object its snapshot owner. Only a superuser can: another role
+   * may give an object away only to a role that can create in its schema,
+   * which the grants, restored last, may be what allows.
+   */
+  owners?: boolean;
   signal: AbortSignal | undefined;
   onProgress?: (line: string) => void;
   timeoutMs?: number;
@@ -53,8 +59,9 @@ export async function restoreSnapshotInto(manifest: Manifest, target: Connection
   }
   await (options.checking ?? checkSnapshotDigest(manifest));
   const listing = await options.beforeRestore?.();
+  const args = ['--exit-on-error', '--verbose', `--dbname=${target.database}`];
   // objects belong to the restoring role; GRANTs made by the owners are then re-made by it
-  const args = ['--no-owner', '--exit-on-error', '--verbose', `--dbname=${target.database}`];
+  if (!options.owners) args.push('--no-owner');
   if (!options.privileges) args.push('--no-privileges');
   if (options.clean) args.push('--clean', '--if-exists', '--single-transaction');
   else if (options.jobs > 1) args.push(`--jobs=${options.jobs}`);

@@ -1,4 +1,4 @@
-import type { ClientBase } from 'pg';
+import { escapeLiteral, type ClientBase } from 'pg';
 import { quoteIdent } from './ident.js';
 import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 
@@ -22,6 +22,60 @@ export async function createDatabase(client: ClientBase, name: string, options: 
   const template = options.template ? ` TEMPLATE ${quoteIdent(options.template)}` : '';
   const owner = options.owner ? ` OWNER ${quoteIdent(options.owner)}` : '';
   await client.query(`CREATE DATABASE ${quoteIdent(name)}${template}${owner}`);
+}
+
+/** What a database is made with that its dump does not carry; read from pg_database, by what the server has. */
+export interface DatabaseProperties {
+  encoding: string;
+  collate: string;
+  ctype: string;
+  /** `c` libc, `i` icu, `b` builtin (PostgreSQL 17); null before PostgreSQL 15. */
+  provider: string | null;
+  /** The ICU (or builtin) locale. */
+  locale: string | null;
+  icuRules: string | null;
+  connectionLimit: number;
+  /** null when it is template0's, which every role may create in. */
+  tablespace: string | null;
+  comment: string | null;
+}
+
+export async function databaseProperties(client: ClientBase, name: string, serverVersionNum: number): Promise<DatabaseProperties | undefined> {
+  const provider = serverVersionNum >= 150000 ? 'd.datlocprovider::text' : 'NULL';
+  const locale = serverVersionNum >= 170000 ? 'd.datlocale' : serverVersionNum >= 150000 ? 'd.daticulocale' : 'NULL';
+  const icuRules = serverVersionNum >= 160000 ? 'd.daticurules' : 'NULL';
+  const { rows } = await client.query<DatabaseProperties>(
+    `SELECT pg_encoding_to_char(d.encoding) AS encoding, d.datcollate AS collate, d.datctype AS ctype,
+            ${provider} AS provider, ${locale} AS locale, ${icuRules} AS "icuRules", d.datconnlimit AS "connectionLimit",
+            NULLIF(t.spcname, (SELECT s.spcname FROM pg_database z JOIN pg_tablespace s ON s.oid = z.dattablespace WHERE z.datname = 'template0')) AS tablespace,
+            shobj_description(d.oid, 'pg_database') AS comment
+       FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace
+      WHERE d.datname = $1`,
+    [name],
+  );
+  return rows[0];
+}
+
+const PROVIDERS: Record<string, { name: string; locale: string }> = { c: { name: 'libc', locale: '' }, i: { name: 'icu', locale: 'ICU_LOCALE' }, b: { name: 'builtin', locale: 'BUILTIN_LOCALE' } };
+
+/**
+ * A new, empty database (from template0) with what `like` was made with:
+ * encoding, locales and their provider, tablespace, comment. Its connection
+ * limit is set apart (`setConnectionLimit`): a restore into it needs sessions.
+ */
+export async function createDatabaseLike(client: ClientBase, name: string, like: DatabaseProperties): Promise<void> {
+  const options = [`TEMPLATE template0 ENCODING ${escapeLiteral(like.encoding)} LC_COLLATE ${escapeLiteral(like.collate)} LC_CTYPE ${escapeLiteral(like.ctype)}`];
+  const provider = like.provider === null ? undefined : PROVIDERS[like.provider];
+  if (provider) options.push(`LOCALE_PROVIDER ${provider.name}`);
+  if (provider?.locale && like.locale !== null) options.push(`${provider.locale} ${escapeLiteral(like.locale)}`);
+  if (like.icuRules !== null) options.push(`ICU_RULES ${escapeLiteral(like.icuRules)}`);
+  if (like.tablespace !== null) options.push(`TABLESPACE ${quoteIdent(like.tablespace)}`);
+  await client.query(`CREATE DATABASE ${quoteIdent(name)} ${options.join(' ')}`);
+  if (like.comment !== null) await client.query(`COMMENT ON DATABASE ${quoteIdent(name)} IS ${escapeLiteral(like.comment)}`);
+}
+
+export async function setConnectionLimit(client: ClientBase, name: string, limit: number): Promise<void> {
+  await client.query(`ALTER DATABASE ${quoteIdent(name)} WITH CONNECTION LIMIT ${Math.trunc(limit)}`);
 }
 
 export async function dropDatabase(client: ClientBase, name: string): Promise<void> {

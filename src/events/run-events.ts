@@ -66,6 +66,8 @@ export interface RestoreReport {
   severed?: string[];
   /** Ties between that schema and live objects that could not be cut (a column of a live type, a view on a live table). */
   stillTied?: string[];
+  /** The snapshot's owners whose objects now belong to the restoring role (a restore by a role that is not a superuser). */
+  ownersReplaced?: string[];
   message: string;
   /** Where things stand when it did not work, and what to run. */
   manualSteps: string[];

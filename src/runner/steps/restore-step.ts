@@ -4,16 +4,19 @@ import { resolveBackupTools, type BackupTools } from '../../backup/pg-tools.js';
 import { takeSnapshot } from '../../backup/take-snapshot.js';
 import { checkSnapshotDigest, restoreSnapshotInto } from '../../backup/restore-snapshot.js';
 import { ExactRestore } from '../../backup/exact-restore.js';
+import { archiveCatalog, archiveOwners } from '../../backup/archive-catalog.js';
 import { withDatabase, type ConnectionParams } from '../../db/connection.js';
 import {
-  createDatabase,
+  createDatabaseLike,
   databaseExists,
   databaseOwner,
+  databaseProperties,
   derivedName,
   dropDatabase,
   MAINTENANCE_DATABASES,
   renameDatabase,
   setAllowConnections,
+  setConnectionLimit,
   setDatabaseOwner,
   swapObstacles,
   terminateSessions,
@@ -156,15 +159,18 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
   const lockTimeoutSeconds = setup.config.database.lockTimeoutSeconds;
   const watchdog = lockTimeoutSeconds > 0 ? watchLockWaits(admin, target, applicationName, lockTimeoutSeconds * 1000) : undefined;
   const exact = new ExactRestore(manifest, setup.target, { tools, env: setup.env, lockTimeoutMs: lockTimeoutSeconds * 1000 });
+  const owners = await restoresOwners(admin);
+  let replaced = noneReplaced;
   // pg_restore ran: its transaction is rolled back when it fails, while the drops before it were committed
   let restoring = false;
   try {
     const beforeRestore = async (): Promise<string | undefined> => {
+      if (!owners) replaced = await ownersReplaced(admin, manifest, tools, setup.env);
       const listing = await exact.dropNewerObjects();
       restoring = true;
       return listing;
     };
-    await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, privileges: true, signal: setup.signal, onProgress, applicationName, beforeRestore });
+    await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, privileges: true, owners, signal: setup.signal, onProgress, applicationName, beforeRestore });
   } catch (error) {
     const lockWait = await watchdog?.stop();
     const dropped = exact.dropped.length === 0 ? '' : `, but the objects created after the snapshot had been dropped before it${exact.note(kept.id)}`;
@@ -197,7 +203,7 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
   const problems = [...verification.problems, ...(await exact.differences())];
   const keptNote = `the damaged state is kept as snapshot ${kept.id} (belay restore ${kept.id} --strategy in-place brings it back)${exact.note(kept.id)}`;
   return problems.length === 0
-    ? { ...base, ok: true, quarantineSnapshot: kept.id, message: `restored ${manifest.id} in place ${verifiedWords(verification)}; ${keptNote}`, manualSteps: [] }
+    ? { ...base, ok: true, quarantineSnapshot: kept.id, ownersReplaced: replaced.ownersReplaced, message: `restored ${manifest.id} in place ${verifiedWords(verification)}${replaced.note}; ${keptNote}`, manualSteps: [] }
     : {
         ...base,
         ok: false,
@@ -209,6 +215,33 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
           `as a role that may create databases, restore it into a new database and swap it in: belay restore ${manifest.id} --strategy swap`,
         ],
       };
+}
+
+/** Whether this role is a superuser, the one kind of role a restore can give every object its snapshot owner as. */
+async function restoresOwners(client: ClientBase): Promise<boolean> {
+  const { rows } = await client.query<{ rolsuper: boolean }>('SELECT rolsuper FROM pg_roles WHERE rolname = current_user');
+  return rows[0]?.rolsuper === true;
+}
+
+interface OwnersReplaced {
+  ownersReplaced: string[];
+  note: string;
+}
+const noneReplaced: OwnersReplaced = { ownersReplaced: [], note: '' };
+
+/**
+ * After a restore without owners: the snapshot's owners other than this
+ * role, whose objects it now owns, and the words that say so.
+ */
+async function ownersReplaced(client: ClientBase, manifest: Manifest, tools: BackupTools, env: NodeJS.ProcessEnv): Promise<OwnersReplaced> {
+  const { rows } = await client.query<{ me: string }>('SELECT current_user AS me');
+  const me = rows[0]?.me ?? '';
+  const replaced = archiveOwners((await archiveCatalog(tools, manifest.path, env)).listing).filter((owner) => owner !== me);
+  if (replaced.length === 0) return noneReplaced;
+  return {
+    ownersReplaced: replaced,
+    note: `; ownership was not restored: what ${replaced.join(', ')} owned in the snapshot now belongs to ${me} (only a superuser restores owners; to put them back: ALTER … OWNER TO, or restore again as a superuser)`,
+  };
 }
 
 /**
@@ -364,12 +397,18 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     // the snapshot's sha256 is read while the server creates the database: neither waits for the other
     const checking = checkSnapshotDigest(manifest);
     checking.catch(() => {}); // awaited by the restore below, which reports a mismatch
-    await createDatabase(admin.client, restoring);
+    const properties = await databaseProperties(admin.client, target, admin.serverVersionNum);
+    if (!properties) throw new BelayError('manual', `database ${target} is gone: there is nothing to swap the restored copy in for`, { hint: `Nothing was restored. To restore the snapshot as a new database: pg_restore --create --dbname=postgres ${manifest.path}` });
+    // made as the database is (encoding, locales, tablespace, comment): the same bytes then sort, compare and verify as they did
+    await createDatabaseLike(admin.client, restoring, properties);
+    const owners = await restoresOwners(admin.client);
+    let replaced = noneReplaced;
     let verification: Verification;
     try {
-      await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, signal: setup.signal, onProgress, checking });
+      await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, owners, signal: setup.signal, onProgress, checking });
       verification = await verifyRestored(request, withDatabase(setup.target, restoring));
       if (verification.problems.length > 0) throw new Error(`the restored copy does not match the pre-run fingerprint: ${verification.problems.join('; ')}`);
+      if (!owners) replaced = await ownersReplaced(admin.client, manifest, tools, setup.env);
     } catch (error) {
       await dropDatabase(admin.client, restoring).catch(() => {});
       return {
@@ -383,6 +422,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       };
     }
     const owner = await databaseOwner(admin.client, target);
+    if (properties.connectionLimit !== -1) await setConnectionLimit(admin.client, restoring, properties.connectionLimit);
     const quarantine = derivedName(target, `quarantine_${stamp()}`);
     // a kill from here to the end of the swap leaves the one it is done to refusing every session: recover turns them back on
     await request.progress(`turning connections to ${target} off to rename it ${quarantine} and ${restoring} into its place`, { connectionsOff: [target, quarantine] });
@@ -426,7 +466,8 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       strategy,
       quarantine,
       quarantineSnapshot: null,
-      message: `restored ${manifest.id} into ${target} ${verifiedWords(verification)}; the damaged copy is kept as database ${quarantine}`,
+      ownersReplaced: replaced.ownersReplaced,
+      message: `restored ${manifest.id} into ${target} ${verifiedWords(verification)}${replaced.note}; the damaged copy is kept as database ${quarantine}`,
       manualSteps: [],
     };
   } finally {
