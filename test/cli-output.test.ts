@@ -186,6 +186,14 @@ describe('a damaged snapshot is refused before anything is touched', () => {
       expect(d.message).toMatch(/does not match its manifest|failed verification/);
       expect(d.next).toMatch(/belay backups/);
     }
+    // backups verify says the same of it, with what to do: exit 4, text and --json
+    const verifyText = await belay([...baseArgs(project, db.url), 'backups', 'verify', snapshot.id], { cwd: project.dir, env: cleanEnv() });
+    expect(verifyText.code, verifyText.stdout).toBe(4);
+    expect(verifyText.stdout).toMatch(/: FAILED\n/);
+    expect(lines(verifyText.stdout).at(-1)).toMatch(/^ {2}next: This snapshot cannot be trusted for a restore: take a new one \(`belay backup`\), or use another \(`belay backups list`/);
+    const verifyJson = doc(await run('backups', 'verify', snapshot.id));
+    expect(verifyJson).toMatchObject({ exitCode: 4, outcome: 'damaged' });
+    expect(verifyJson.next).toMatch(/belay backups list/);
     expect(jsonResult<{ current: string }>(await run('status')).current).toBe('0003_accounts_name');
     // prune reads --yes (--keep 0 needs it) and the connection it locks
     const prune = doc(await run('backups', 'prune', '--keep', '0')) as Doc & { target: { database: string } };
