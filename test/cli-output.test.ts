@@ -227,3 +227,32 @@ describe('the global options a command honours', () => {
     expect(rollback.stdout).toMatch(/\n {2}--yes\b/);
   });
 });
+
+describe('--backup-scope where no snapshot is taken', () => {
+  it('is refused (exit 2) before anything is done: migrate up without --with-backup, rollback --no-backup, rollback --restore-from', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS);
+    const run = (...words: string[]) => belay([...baseArgs(project, db.url), ...words], { cwd: project.dir, env: cleanEnv() });
+    const up = await run('migrate', 'up', '--backup-scope', 'full');
+    expect(up.code, up.stderr).toBe(2);
+    expect(up.stderr).toContain('belay: --backup-scope chooses the snapshot --with-backup takes: without --with-backup no snapshot is taken');
+    expect(up.stderr).toMatch(/\n {2}next: Add --with-backup to take that snapshot \(`belay migrate up --with-backup --backup-scope full`\), or leave --backup-scope out\./);
+    expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
+    expect(await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).toEqual([]);
+
+    expect((await run('migrate', 'up')).code).toBe(0);
+    const { snapshot } = jsonResult<{ snapshot: { id: string } }>(await run('--json', 'backup'));
+    const runs = async () => (await db.query('SELECT count(*)::int AS n FROM belay.runs'))[0]?.n;
+    const before = await runs();
+    const noBackup = doc(await run('--json', '--yes', 'rollback', '--to', '0002', '--no-backup', '--backup-scope', 'full'));
+    expect(noBackup).toMatchObject({ exitCode: 2, outcome: 'usage-error', message: '--backup-scope chooses the snapshot taken before the downs: --no-backup takes none' });
+    expect(noBackup.next).toBe('Leave out --no-backup to take that snapshot, or leave out --backup-scope.');
+    const restoreFrom = await run('--yes', 'rollback', '--to', '0002', '--restore-from', snapshot.id, '--backup-scope', 'touched');
+    expect(restoreFrom.code, restoreFrom.stderr).toBe(2);
+    expect(restoreFrom.stderr).toContain('--backup-scope chooses the snapshot taken before the downs: --restore-from runs no downs and takes none');
+    expect(restoreFrom.stderr).toMatch(/\n {2}next: Leave out --backup-scope: --restore-from restores the snapshot it names\./);
+    expect(await runs()).toBe(before);
+    expect(jsonResult<{ current: string }>(await run('--json', 'status')).current).toBe('0003_accounts_name');
+    expect(await db.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'display_name'")).toEqual([{ n: 1 }]);
+  }, 120_000);
+});
