@@ -228,6 +228,35 @@ describe('the global options a command honours', () => {
   });
 });
 
+describe('what commander refuses', () => {
+  it('ends with next: in the text too, as under --json', async () => {
+    const project = await makeProject({});
+    const cases: Array<[string[], string]> = [
+      [['migrate', 'up', '--with-bakup'], 'Run `belay migrate up --help`'],
+      [['bogus'], 'Run `belay --help`'],
+      [['rollback'], 'Run `belay rollback --help`'],
+      [['backups', 'prune', '--keep', 'abc'], 'Run `belay backups prune --help`'],
+      [['restore'], 'Run `belay restore --help`'],
+      [['migrate', 'down'], 'Run `belay migrate --help`'],
+      [['--log-level', 'bogus', 'status'], 'Run `belay status --help`'],
+      [['restore', 'x', '--strategy', 'nope'], 'Run `belay restore --help`'],
+      // a command group given alone prints its help: then the commands it takes
+      [[], 'Name a command: `belay status` says where the database stands, `belay --help` lists every command.'],
+      [['migrate'], 'Name one of its commands (`belay migrate up`); `belay migrate --help` says what each does.'],
+      [['backups'], '(`belay backups list`, `belay backups verify`, `belay backups prune`)'],
+    ];
+    for (const [words, next] of cases) {
+      const run = await belay(words, { cwd: project.dir, env: cleanEnv() });
+      expect(run.code, words.join(' ')).toBe(2);
+      const last = lines(run.stderr).at(-1)!;
+      expect(last, `${words.join(' ')}\n${run.stderr}`).toMatch(/^ {2}next: /);
+      expect(last).toContain(next);
+      expect(run.stdout).toBe('');
+    }
+  });
+
+});
+
 describe('--backup-scope where no snapshot is taken', () => {
   it('is refused (exit 2) before anything is done: migrate up without --with-backup, rollback --no-backup, rollback --restore-from', async () => {
     const db = await freshDatabase();

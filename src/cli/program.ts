@@ -5,7 +5,6 @@ import { registerCluster } from './commands/cluster.js';
 import { registerRecover, registerRollback } from './commands/rollback.js';
 import { registerBackups } from './commands/backups.js';
 import { registerRehearse } from './commands/rehearse.js';
-import { commandPath } from './context.js';
 import { EVERYDAY, GLOBAL_OPTIONS } from './help.js';
 
 export interface Program {
@@ -13,10 +12,10 @@ export interface Program {
   /**
    * The command of a line commander refused: the one it was parsing, or the
    * one the words of `args` name when the refusal came before it (a global
-   * option's bad value is refused by the program itself); "belay" when none
-   * was recognised.
+   * option's bad value is refused by the program itself); the program when
+   * none was recognised.
    */
-  parsing: (args: readonly string[]) => string;
+  parsing: (args: readonly string[]) => Command;
 }
 
 /** The command the words of `args` name, as far as they name one. */
@@ -55,5 +54,5 @@ export function buildProgram(): Program {
     command.commands.forEach(exitOverrideAll);
   });
   program.exitOverride();
-  return { program, parsing: (args) => commandPath(parsing ?? typedCommand(program, args)) };
+  return { program, parsing: (args) => parsing ?? typedCommand(program, args) };
 }
