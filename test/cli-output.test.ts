@@ -1,4 +1,4 @@
-import { appendFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
@@ -255,6 +255,39 @@ describe('what commander refuses', () => {
     }
   });
 
+  it('an option given twice with two values: refused naming both, nothing done; the same value twice is one value', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS);
+    const run = (...words: string[]) => belay([...baseArgs(project, db.url), ...words], { cwd: project.dir, env: cleanEnv() });
+    expect((await run('migrate', 'up')).code).toBe(0);
+    const { snapshot } = jsonResult<{ snapshot: { id: string } }>(await run('--json', 'backup'));
+    const runs = async () => (await db.query('SELECT count(*)::int AS n FROM belay.runs'))[0]?.n;
+    const before = await runs();
+    const cases: Array<[string[], string]> = [
+      [['--yes', 'rollback', '--to', '0001', '--to', '0002'], '--to given twice, as "0001" and as "0002": give it once'],
+      [['--yes', 'restore', snapshot.id, '--strategy', 'swap', '--strategy', 'in-place'], '--strategy given twice, as "swap" and as "in-place"'],
+      [['--yes', 'backups', 'prune', '--keep', '0', '--keep', '1'], '--keep given twice, as "0" and as "1"'],
+      [['--yes', 'rollback', '--to', '0001', '--restore-from', snapshot.id, '--restore-from', 'other'], `--restore-from given twice, as "${snapshot.id}" and as "other"`],
+      [['migrate', 'up', '--with-backup', '--backup-scope', 'full', '--backup-scope', 'touched'], '--backup-scope given twice, as "full" and as "touched"'],
+      // a global option, before and after the command
+      [['--log-level', 'warn', 'plan', '--log-level', 'info'], '--log-level given twice, as "warn" and as "info"'],
+    ];
+    for (const [words, message] of cases) {
+      const text = await run(...words);
+      expect(text.code, `${words.join(' ')}\n${text.stderr}`).toBe(2);
+      expect(text.stderr).toContain(message);
+      expect(lines(text.stderr).at(-1)).toMatch(/^ {2}next: Run `belay .*--help`/);
+      const json = doc(await run('--json', ...words));
+      expect(json, words.join(' ')).toMatchObject({ exitCode: 2, outcome: 'usage-error', result: { error: 'commander.conflictingOption' } });
+      expect(json.message).toContain(message);
+    }
+    expect(await runs()).toBe(before);
+    expect(jsonResult<{ current: string }>(await run('--json', 'status')).current).toBe('0003_accounts_name');
+    expect((await readdir(project.backups)).filter((f) => f.endsWith('.dump'))).toEqual([`${snapshot.id}.dump`]);
+    const same = await run('--json', 'plan', '--to', '0002', '--to', '0002');
+    expect(same.code, same.stderr).toBe(0);
+    expect(jsonResult<{ to: string }>(same).to).toBe('0002_profiles');
+  }, 120_000);
 });
 
 describe('--backup-scope where no snapshot is taken', () => {

@@ -6,6 +6,7 @@ import { registerRecover, registerRollback } from './commands/rollback.js';
 import { registerBackups } from './commands/backups.js';
 import { registerRehearse } from './commands/rehearse.js';
 import { EVERYDAY, GLOBAL_OPTIONS } from './help.js';
+import { refuseRepeats } from './parse.js';
 
 export interface Program {
   program: Command;
@@ -28,7 +29,7 @@ function typedCommand(program: Command, args: readonly string[]): Command {
   return command;
 }
 
-/** Every command and flag; parse errors throw (exitOverride) instead of exiting. */
+/** Every command and flag; parse errors throw (exitOverride) instead of exiting, an option's repeat with another value among them. */
 export function buildProgram(): Program {
   const program = new Command('belay')
     .description('PostgreSQL migrations that catch their own falls: backup → migrate → verify → roll back → restore')
@@ -51,8 +52,10 @@ export function buildProgram(): Program {
       parsing = command;
       throw error;
     });
+    refuseRepeats(command);
     command.commands.forEach(exitOverrideAll);
   });
   program.exitOverride();
+  refuseRepeats(program);
   return { program, parsing: (args) => parsing ?? typedCommand(program, args) };
 }
