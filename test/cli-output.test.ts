@@ -1,4 +1,4 @@
-import { appendFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
@@ -186,6 +186,14 @@ describe('a damaged snapshot is refused before anything is touched', () => {
       expect(d.message).toMatch(/does not match its manifest|failed verification/);
       expect(d.next).toMatch(/belay backups/);
     }
+    // backups verify says the same of it, with what to do: exit 4, text and --json
+    const verifyText = await belay([...baseArgs(project, db.url), 'backups', 'verify', snapshot.id], { cwd: project.dir, env: cleanEnv() });
+    expect(verifyText.code, verifyText.stdout).toBe(4);
+    expect(verifyText.stdout).toMatch(/: FAILED\n/);
+    expect(lines(verifyText.stdout).at(-1)).toMatch(/^ {2}next: This snapshot cannot be trusted for a restore: take a new one \(`belay backup`\), or use another \(`belay backups list`/);
+    const verifyJson = doc(await run('backups', 'verify', snapshot.id));
+    expect(verifyJson).toMatchObject({ exitCode: 4, outcome: 'damaged' });
+    expect(verifyJson.next).toMatch(/belay backups list/);
     expect(jsonResult<{ current: string }>(await run('status')).current).toBe('0003_accounts_name');
     // prune reads --yes (--keep 0 needs it) and the connection it locks
     const prune = doc(await run('backups', 'prune', '--keep', '0')) as Doc & { target: { database: string } };
@@ -218,4 +226,95 @@ describe('the global options a command honours', () => {
     const rollback = await belay(['rollback', '--help']);
     expect(rollback.stdout).toMatch(/\n {2}--yes\b/);
   });
+});
+
+describe('what commander refuses', () => {
+  it('ends with next: in the text too, as under --json', async () => {
+    const project = await makeProject({});
+    const cases: Array<[string[], string]> = [
+      [['migrate', 'up', '--with-bakup'], 'Run `belay migrate up --help`'],
+      [['bogus'], 'Run `belay --help`'],
+      [['rollback'], 'Run `belay rollback --help`'],
+      [['backups', 'prune', '--keep', 'abc'], 'Run `belay backups prune --help`'],
+      [['restore'], 'Run `belay restore --help`'],
+      [['migrate', 'down'], 'Run `belay migrate --help`'],
+      [['--log-level', 'bogus', 'status'], 'Run `belay status --help`'],
+      [['restore', 'x', '--strategy', 'nope'], 'Run `belay restore --help`'],
+      // a command group given alone prints its help: then the commands it takes
+      [[], 'Name a command: `belay status` says where the database stands, `belay --help` lists every command.'],
+      [['migrate'], 'Name one of its commands (`belay migrate up`); `belay migrate --help` says what each does.'],
+      [['backups'], '(`belay backups list`, `belay backups verify`, `belay backups prune`)'],
+    ];
+    for (const [words, next] of cases) {
+      const run = await belay(words, { cwd: project.dir, env: cleanEnv() });
+      expect(run.code, words.join(' ')).toBe(2);
+      const last = lines(run.stderr).at(-1)!;
+      expect(last, `${words.join(' ')}\n${run.stderr}`).toMatch(/^ {2}next: /);
+      expect(last).toContain(next);
+      expect(run.stdout).toBe('');
+    }
+  });
+
+  it('an option given twice with two values: refused naming both, nothing done; the same value twice is one value', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS);
+    const run = (...words: string[]) => belay([...baseArgs(project, db.url), ...words], { cwd: project.dir, env: cleanEnv() });
+    expect((await run('migrate', 'up')).code).toBe(0);
+    const { snapshot } = jsonResult<{ snapshot: { id: string } }>(await run('--json', 'backup'));
+    const runs = async () => (await db.query('SELECT count(*)::int AS n FROM belay.runs'))[0]?.n;
+    const before = await runs();
+    const cases: Array<[string[], string]> = [
+      [['--yes', 'rollback', '--to', '0001', '--to', '0002'], '--to given twice, as "0001" and as "0002": give it once'],
+      [['--yes', 'restore', snapshot.id, '--strategy', 'swap', '--strategy', 'in-place'], '--strategy given twice, as "swap" and as "in-place"'],
+      [['--yes', 'backups', 'prune', '--keep', '0', '--keep', '1'], '--keep given twice, as "0" and as "1"'],
+      [['--yes', 'rollback', '--to', '0001', '--restore-from', snapshot.id, '--restore-from', 'other'], `--restore-from given twice, as "${snapshot.id}" and as "other"`],
+      [['migrate', 'up', '--with-backup', '--backup-scope', 'full', '--backup-scope', 'touched'], '--backup-scope given twice, as "full" and as "touched"'],
+      // a global option, before and after the command
+      [['--log-level', 'warn', 'plan', '--log-level', 'info'], '--log-level given twice, as "warn" and as "info"'],
+    ];
+    for (const [words, message] of cases) {
+      const text = await run(...words);
+      expect(text.code, `${words.join(' ')}\n${text.stderr}`).toBe(2);
+      expect(text.stderr).toContain(message);
+      expect(lines(text.stderr).at(-1)).toMatch(/^ {2}next: Run `belay .*--help`/);
+      const json = doc(await run('--json', ...words));
+      expect(json, words.join(' ')).toMatchObject({ exitCode: 2, outcome: 'usage-error', result: { error: 'commander.conflictingOption' } });
+      expect(json.message).toContain(message);
+    }
+    expect(await runs()).toBe(before);
+    expect(jsonResult<{ current: string }>(await run('--json', 'status')).current).toBe('0003_accounts_name');
+    expect((await readdir(project.backups)).filter((f) => f.endsWith('.dump'))).toEqual([`${snapshot.id}.dump`]);
+    const same = await run('--json', 'plan', '--to', '0002', '--to', '0002');
+    expect(same.code, same.stderr).toBe(0);
+    expect(jsonResult<{ to: string }>(same).to).toBe('0002_profiles');
+  }, 120_000);
+});
+
+describe('--backup-scope where no snapshot is taken', () => {
+  it('is refused (exit 2) before anything is done: migrate up without --with-backup, rollback --no-backup, rollback --restore-from', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS);
+    const run = (...words: string[]) => belay([...baseArgs(project, db.url), ...words], { cwd: project.dir, env: cleanEnv() });
+    const up = await run('migrate', 'up', '--backup-scope', 'full');
+    expect(up.code, up.stderr).toBe(2);
+    expect(up.stderr).toContain('belay: --backup-scope chooses the snapshot --with-backup takes: without --with-backup no snapshot is taken');
+    expect(up.stderr).toMatch(/\n {2}next: Add --with-backup to take that snapshot \(`belay migrate up --with-backup --backup-scope full`\), or leave --backup-scope out\./);
+    expect(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'belay'")).toHaveLength(0);
+    expect(await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).toEqual([]);
+
+    expect((await run('migrate', 'up')).code).toBe(0);
+    const { snapshot } = jsonResult<{ snapshot: { id: string } }>(await run('--json', 'backup'));
+    const runs = async () => (await db.query('SELECT count(*)::int AS n FROM belay.runs'))[0]?.n;
+    const before = await runs();
+    const noBackup = doc(await run('--json', '--yes', 'rollback', '--to', '0002', '--no-backup', '--backup-scope', 'full'));
+    expect(noBackup).toMatchObject({ exitCode: 2, outcome: 'usage-error', message: '--backup-scope chooses the snapshot taken before the downs: --no-backup takes none' });
+    expect(noBackup.next).toBe('Leave out --no-backup to take that snapshot, or leave out --backup-scope.');
+    const restoreFrom = await run('--yes', 'rollback', '--to', '0002', '--restore-from', snapshot.id, '--backup-scope', 'touched');
+    expect(restoreFrom.code, restoreFrom.stderr).toBe(2);
+    expect(restoreFrom.stderr).toContain('--backup-scope chooses the snapshot taken before the downs: --restore-from runs no downs and takes none');
+    expect(restoreFrom.stderr).toMatch(/\n {2}next: Leave out --backup-scope: --restore-from restores the snapshot it names\./);
+    expect(await runs()).toBe(before);
+    expect(jsonResult<{ current: string }>(await run('--json', 'status')).current).toBe('0003_accounts_name');
+    expect(await db.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'display_name'")).toEqual([{ n: 1 }]);
+  }, 120_000);
 });

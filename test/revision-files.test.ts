@@ -68,7 +68,7 @@ describe('revision text belay reads the way psql does', () => {
 });
 
 describe('what plan says of revisions the run refuses', () => {
-  it('plan lists a script the run cannot run and, pointed down, a revision without a down; upper-case extensions are refused as misnamed (plan said "apply", exit 0, and 0001_a.UP.SQL was skipped without a word)', async () => {
+  it('plan lists a script the run cannot run and a revision without a down (up: said nothing of it, while migrate up refused it) and, pointed down, a revision without a down; upper-case extensions are refused as misnamed (plan said "apply", exit 0, and 0001_a.UP.SQL was skipped without a word)', async () => {
     const db = await freshDatabase();
     const project = await makeProject({
       '0001_a.up.sql': 'CREATE TABLE a (id int);',
@@ -78,7 +78,17 @@ describe('what plan says of revisions the run refuses', () => {
     });
     const args = [...baseArgs(project, db.url), '--json'];
     const up = JSON.parse((await belay([...args, 'plan'])).stdout) as { result: { problems: Array<{ name: string; message: string }> } };
-    expect(up.result.problems).toEqual([expect.objectContaining({ name: 'scripts', message: expect.stringContaining('psql command `\\i other.sql` is not SQL') })]);
+    // what migrate up refuses, as it says it: the revisions without a down among them (plan said nothing of them)
+    expect(up.result.problems).toEqual([
+      { name: 'downs', ok: false, message: 'revisions without a down: 0001_a, 0002_b' },
+      expect.objectContaining({ name: 'scripts', message: expect.stringContaining('psql command `\\i other.sql` is not SQL') }),
+    ]);
+    const refused = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(refused.code).toBe(4);
+    expect(JSON.parse(refused.stdout).message).toContain('revisions without a down: 0001_a, 0002_b');
+    expect(await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).toEqual([]);
+    const text = await belay([...baseArgs(project, db.url), 'plan']);
+    expect(text.stdout).toContain('  problem: revisions without a down: 0001_a, 0002_b');
     expect((await belay([...args, 'migrate', 'up', '--to', '0002', '--allow-irreversible'])).code).toBe(0);
     const down = JSON.parse((await belay([...args, 'plan', '--to', '0'])).stdout) as { result: { problems: Array<{ name: string; message: string }> } };
     expect(down.result.problems).toEqual([{ name: 'downs', ok: false, message: 'revisions without a down stand between 0002_b and the start: 0002_b, 0001_a' }]);

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 
 /** A whole number within bounds, for flags like --keep and --health-timeout. */
 export function integerFlag(name: string, min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
@@ -8,4 +8,23 @@ export function integerFlag(name: string, min: number, max = Number.MAX_SAFE_INT
     if (parsed < min || parsed > max) throw new InvalidArgumentError(`${name} must be between ${min} and ${max}, got ${parsed}.`);
     return parsed;
   };
+}
+
+/**
+ * An option that takes one value, given twice with two values (`--to 1
+ * --to 2`), is refused naming both: commander would keep the last one
+ * without a word. The same value twice is one value.
+ */
+export function refuseRepeats(command: Command): void {
+  for (const option of command.options) {
+    if (!(option.required || option.optional) || option.variadic) continue;
+    let given: string | undefined;
+    command.on(`option:${option.name()}`, (value: string | undefined) => {
+      if (value === undefined) return;
+      if (given !== undefined && given !== value) {
+        command.error(`error: ${option.long ?? option.flags} given twice, as "${given}" and as "${value}": give it once`, { code: 'commander.conflictingOption' });
+      }
+      given = value;
+    });
+  }
 }

@@ -5,18 +5,18 @@ import { registerCluster } from './commands/cluster.js';
 import { registerRecover, registerRollback } from './commands/rollback.js';
 import { registerBackups } from './commands/backups.js';
 import { registerRehearse } from './commands/rehearse.js';
-import { commandPath } from './context.js';
 import { EVERYDAY, GLOBAL_OPTIONS } from './help.js';
+import { refuseRepeats } from './parse.js';
 
 export interface Program {
   program: Command;
   /**
    * The command of a line commander refused: the one it was parsing, or the
    * one the words of `args` name when the refusal came before it (a global
-   * option's bad value is refused by the program itself); "belay" when none
-   * was recognised.
+   * option's bad value is refused by the program itself); the program when
+   * none was recognised.
    */
-  parsing: (args: readonly string[]) => string;
+  parsing: (args: readonly string[]) => Command;
 }
 
 /** The command the words of `args` name, as far as they name one. */
@@ -29,7 +29,7 @@ function typedCommand(program: Command, args: readonly string[]): Command {
   return command;
 }
 
-/** Every command and flag; parse errors throw (exitOverride) instead of exiting. */
+/** Every command and flag; parse errors throw (exitOverride) instead of exiting, an option's repeat with another value among them. */
 export function buildProgram(): Program {
   const program = new Command('belay')
     .description('PostgreSQL migrations that catch their own falls: backup → migrate → verify → roll back → restore')
@@ -52,8 +52,10 @@ export function buildProgram(): Program {
       parsing = command;
       throw error;
     });
+    refuseRepeats(command);
     command.commands.forEach(exitOverrideAll);
   });
   program.exitOverride();
-  return { program, parsing: (args) => commandPath(parsing ?? typedCommand(program, args)) };
+  refuseRepeats(program);
+  return { program, parsing: (args) => parsing ?? typedCommand(program, args) };
 }

@@ -59,6 +59,9 @@ export function registerBackups(program: Command): void {
         exitCode: verdict.ok ? EXIT.ok : EXIT.preflight,
         outcome: verdict.ok ? 'ok' : 'damaged',
         message,
+        ...(verdict.ok
+          ? {}
+          : { next: 'This snapshot cannot be trusted for a restore: take a new one (`belay backup`), or use another (`belay backups list`, then `belay backups verify ID`).' }),
         human: () => (verdict.ok ? message : `${verdict.snapshot.id}: FAILED\n${verdict.problems.map((p) => `  ${p}`).join('\n')}`),
       };
     }, { reads: true }),

@@ -3,6 +3,7 @@ import { runAction } from '../run-action.js';
 import { integerFlag } from '../parse.js';
 import { formatPlan, formatRunResult } from '../format.js';
 import { CONNECTED, teach } from '../help.js';
+import { usageError } from '../../errors.js';
 
 interface MigrateFlags {
   to?: string;
@@ -39,6 +40,11 @@ export function registerMigrate(program: Command): void {
     runAction(
       command,
       async (ctx) => {
+        if (flags.backupScope !== undefined && flags.withBackup !== true) {
+          throw usageError('--backup-scope chooses the snapshot --with-backup takes: without --with-backup no snapshot is taken', {
+            hint: `Add --with-backup to take that snapshot (\`belay migrate up --with-backup --backup-scope ${flags.backupScope}\`), or leave --backup-scope out.`,
+          });
+        }
         const { migrateUp } = await import('../../api/commands.js');
         const result = await migrateUp({ ...ctx.options, ...flags });
         return { result, human: (said) => formatRunResult(result, said) };

@@ -3,6 +3,7 @@ import { runAction } from '../run-action.js';
 import { integerFlag } from '../parse.js';
 import { formatRunResult } from '../format.js';
 import { CONNECTED, teach } from '../help.js';
+import { usageError } from '../../errors.js';
 import { backupScopeOption } from './migrate.js';
 
 interface RollbackFlags {
@@ -31,6 +32,12 @@ export function registerRollback(program: Command): void {
     runAction(
       command,
       async (ctx) => {
+        if (flags.backupScope !== undefined && (flags.restoreFrom !== undefined || !flags.backup)) {
+          const why = flags.restoreFrom === undefined ? '--no-backup takes none' : '--restore-from runs no downs and takes none';
+          throw usageError(`--backup-scope chooses the snapshot taken before the downs: ${why}`, {
+            hint: flags.restoreFrom === undefined ? 'Leave out --no-backup to take that snapshot, or leave out --backup-scope.' : 'Leave out --backup-scope: --restore-from restores the snapshot it names.',
+          });
+        }
         const { rollback } = await import('../../api/commands.js');
         // without a question (--yes, or no terminal) the operator still reads what the downs drop
         const confirm = ctx.confirm ?? (async (summary: string) => (process.stderr.write(`belay will ${summary}.\n`), true));

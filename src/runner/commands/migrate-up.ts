@@ -8,7 +8,7 @@ import { runHealthStep } from '../steps/health-step.js';
 import { hookFailed, runHookStep } from '../steps/hook-step.js';
 import { runEngine } from '../steps/run-engine.js';
 import { finishRun, resultOf, withRunSession, type Verdict } from '../session/outcome.js';
-import { assertPreflight, checkDowns, checkDrift, checkMissing, checkOrder, checkScripts, checkSearchPath, type PreflightCheck } from '../steps/preflight.js';
+import { assertPreflight, checkDrift, checkMissing, checkOrder, checkRevisionsToApply, checkSearchPath, type PreflightCheck } from '../steps/preflight.js';
 import type { RunResult } from '../result/results.js';
 import type { RunSession } from '../session/run-session.js';
 import { reasonFrom, revertThenVerify, type FailureReason, type Recovery } from '../recovery/safety-net.js';
@@ -35,9 +35,7 @@ async function preflightChecks(session: RunSession, state: DatabaseState, toAppl
     checkDrift(state),
     checkMissing(state),
     checkOrder(state),
-    await checkDowns(toApply, options.allowIrreversible === true),
-    await checkScripts(toApply, 'up'),
-    await checkScripts(toApply, 'down'),
+    ...(await checkRevisionsToApply(toApply, options.allowIrreversible === true)),
     await checkSearchPath(session.work.client),
   ];
   if (options.withBackup && toApply.length > 0) checks.push(...(await backupPreflight(session.setup, session.control)));

@@ -7,7 +7,7 @@ import { revisionFileBytes } from '../../migrations/revision-bytes.js';
 import { isReversible, prepareStep } from '../../migrations/run-revision.js';
 import { readDatabaseState } from '../session/database-state.js';
 import { revisionsToApply } from '../session/database-state.js';
-import { checkDrift, checkMissing, checkOrder, checkScripts, downsMissing, type PreflightCheck } from '../steps/preflight.js';
+import { checkDrift, checkMissing, checkOrder, checkRevisionsToApply, checkScripts, downsMissing, type PreflightCheck } from '../steps/preflight.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
 import type { Session } from '../../db/session.js';
 import { resolveBackupTools } from '../../backup/pg-tools.js';
@@ -109,8 +109,8 @@ export async function runPlan(setup: RunSetup, to: string | undefined, scope = f
       };
     }
     const toApply = revisionsToApply(revisions, state, target ?? undefined);
-    const scripts = await checkScripts(toApply, 'up');
-    if (!scripts.ok) problems.push(scripts);
+    // what migrate up refuses in its preflight, as a run without --allow-irreversible meets it
+    problems.push(...(await checkRevisionsToApply(toApply, false)).filter((check) => !check.ok));
     return {
       direction: toApply.length > 0 ? 'up' : 'none',
       from: state.current,

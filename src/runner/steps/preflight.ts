@@ -34,7 +34,7 @@ export function checkOrder(state: DatabaseState): PreflightCheck {
   };
 }
 
-export async function checkDowns(revisions: readonly Revision[], allowIrreversible: boolean): Promise<PreflightCheck> {
+async function checkDowns(revisions: readonly Revision[], allowIrreversible: boolean): Promise<PreflightCheck> {
   const irreversible: string[] = [];
   for (const revision of revisions) if (!(await isReversible(revision))) irreversible.push(revision.name);
   if (irreversible.length === 0) return { name: 'downs', ok: true, message: 'every revision to apply has a down' };
@@ -53,6 +53,11 @@ export async function checkScripts(revisions: readonly Revision[], direction: Di
   for (const revision of revisions) problems.push(...(await scriptProblems(revision, direction)));
   if (problems.length === 0) return { name: 'scripts', ok: true, message: `every ${direction} script can run as written` };
   return { name: 'scripts', ok: false, message: `scripts belay cannot run as written: ${problems.join('; ')}` };
+}
+
+/** What migrate up refuses of the revisions it would apply; plan lists the same (as a run without --allow-irreversible meets them). */
+export async function checkRevisionsToApply(toApply: readonly Revision[], allowIrreversible: boolean): Promise<PreflightCheck[]> {
+  return [await checkDowns(toApply, allowIrreversible), await checkScripts(toApply, 'up'), await checkScripts(toApply, 'down')];
 }
 
 /**
