@@ -328,6 +328,20 @@ describe('a table a targeted restore cannot put back faithfully', () => {
       state: "SELECT c.relnamespace::regnamespace::text AS schema, s1.f() AS counted, (SELECT string_agg(id || v, ',' ORDER BY id) FROM s1.v) AS rows FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = d.refobjid WHERE r.ev_class = 's1.v'::regclass AND c.relname = 'pt'",
     },
     {
+      name: 'a table a policy of another table uses',
+      setup: 'CREATE POLICY only_known ON s1.plain USING (id IN (SELECT id FROM s1.pt));',
+      write: "UPDATE s1.pt SET v = 'zz' WHERE id = 1;",
+      tie: 'policy only_known on s1.plain uses s1.pt',
+      state: "SELECT policyname, qual, (SELECT string_agg(id || v, ',' ORDER BY id) FROM s1.pt) AS rows FROM pg_policies",
+    },
+    {
+      name: 'a table a rule of another table uses',
+      setup: 'CREATE RULE copy_plain AS ON INSERT TO s1.plain DO ALSO INSERT INTO s1.pt VALUES (NEW.id, NEW.v);',
+      write: "UPDATE s1.pt SET v = 'zz' WHERE id = 1;",
+      tie: 'rule copy_plain on s1.plain uses s1.pt',
+      state: "SELECT rulename, definition, (SELECT string_agg(id || v, ',' ORDER BY id) FROM s1.pt) AS rows FROM pg_rules WHERE schemaname = 's1'",
+    },
+    {
       name: 'a partition written directly',
       setup: "CREATE TABLE s1.ev (id int, at date) PARTITION BY RANGE (at); CREATE TABLE s1.ev_d PARTITION OF s1.ev DEFAULT; INSERT INTO s1.ev VALUES (1, '2024-01-01'), (2, '2024-01-02');",
       write: 'UPDATE s1.ev_d SET id = id + 100;',
@@ -359,6 +373,18 @@ describe('a table a targeted restore cannot put back faithfully', () => {
       expect(await quarantines(db)).toEqual([]);
     });
   }
+
+  it('what the run itself created on the table is no tie: it goes into the quarantine with the damaged table (exit 11)', async () => {
+    const { db, project, args } = await tiesDb(corrupting("UPDATE s1.pt SET v = 'zz' WHERE id = 1;\nCREATE VIEW s1.newv AS SELECT id, v FROM s1.pt;"), '');
+    const run = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(11);
+    expect(run.stdout).toMatch(/restored s1\.pt from touched snapshot \S+ in place and verified/);
+    const quarantine = /kept in schema (belay_quarantine_\w+)/.exec(run.stdout)?.[1];
+    expect(await db.query("SELECT string_agg(id || v, ',' ORDER BY id) AS rows FROM s1.pt")).toEqual([{ rows: '1a,2b' }]);
+    expect(await db.query('SELECT relnamespace::regnamespace::text AS schema FROM pg_class WHERE relname = $1', ['newv'])).toEqual([{ schema: quarantine }]);
+    const restore = (await journal(project)).find((l) => l.type === 'step' && l.event === 'end' && l.step === 'restore') as { detail: { ok: boolean } };
+    expect(restore.detail.ok).toBe(true);
+  });
 
   it('a tie gained after the touched snapshot: belay restore refuses it (exit 4, nothing changed) and names the full snapshot of that revision when there is one', async () => {
     const { db, project, args } = await tiesDb({ '0002_pt.up.sql': 'UPDATE s1.pt SET v = v WHERE id = 1;', '0002_pt.down.sql': 'SELECT 1;' }, '');
