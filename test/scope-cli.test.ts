@@ -238,3 +238,200 @@ export async function down(ctx) {
     expect(await scopeCopies()).toEqual([]);
   });
 });
+
+// a targeted restore moves a table aside and re-creates it: what ties the table to other live objects would stay with the moved copy
+const TIES_SEED: Record<string, string> = {
+  '0001_init.up.sql': `CREATE SCHEMA s1;
+CREATE TABLE s1.par (id int PRIMARY KEY, v text);
+CREATE TABLE s1.kid (extra int) INHERITS (s1.par);
+INSERT INTO s1.par VALUES (1, 'a'), (2, 'b');
+INSERT INTO s1.kid VALUES (3, 'c', 30), (4, 'd', 40);
+CREATE TABLE s1.pt (id int PRIMARY KEY, v text);
+INSERT INTO s1.pt VALUES (1, 'a'), (2, 'b');
+CREATE TABLE s1.plain (id int PRIMARY KEY, v text);
+INSERT INTO s1.plain VALUES (10, 'a'), (20, 'b');
+`,
+  '0001_init.down.sql': 'DROP SCHEMA s1 CASCADE;',
+};
+
+// the up commits, then the health check fails; the down drops breakme only, so integrity finds the up's write and a restore follows
+const BREAK_CONFIG = { health: { timeoutSeconds: 0, sql: [{ name: 'no breakme', query: "SELECT 1 WHERE to_regclass('s1.breakme') IS NOT NULL", expect: 'no-rows' }] } };
+const corrupting = (write: string): Record<string, string> => ({
+  '0002_corrupt.up.sql': `${write}\nCREATE TABLE s1.breakme (id int);\n`,
+  '0002_corrupt.down.sql': 'DROP TABLE s1.breakme;',
+});
+
+const TIES_REASON = 'a targeted restore moves a table aside into a quarantine schema and re-creates it, and cannot carry over what ties it to live objects (they would stay tied to the quarantined copy, or lose the table)';
+
+let tiesTemplate: string;
+
+async function tiesDb(revisions: Record<string, string>, setup: string): Promise<{ db: TestDatabase; project: TestProject; args: string[] }> {
+  const db = await freshDatabase('scope_ties', tiesTemplate);
+  if (setup !== '') await db.appQuery(setup);
+  const project = await makeProject({ ...TIES_SEED, ...revisions }, BREAK_CONFIG);
+  return { db, project, args: [...baseArgs(project, db.url), '--config', join(project.dir, 'belay.config.json')] };
+}
+
+const quarantines = async (db: TestDatabase): Promise<unknown[]> => db.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'belay_quarantine%'");
+
+describe('a table a targeted restore cannot put back faithfully', () => {
+  beforeAll(async () => {
+    const db = await freshDatabase('scope_ties_seed');
+    const project = await makeProject(TIES_SEED);
+    const run = await belay([...baseArgs(project, db.url), 'migrate', 'up']);
+    expect(run.code, run.stderr).toBe(0);
+    tiesTemplate = db.name;
+  });
+
+  const cases = [
+    {
+      name: 'an inheritance parent with a child',
+      setup: '',
+      write: "UPDATE ONLY s1.par SET v = 'zz' WHERE id = 1;",
+      tie: 's1.kid inherits from s1.par',
+      state: "SELECT i.inhrelid::regclass::text AS kid, i.inhparent::regclass::text AS parent, (SELECT string_agg(id || v, ',' ORDER BY id) FROM s1.par) AS rows FROM pg_inherits i",
+    },
+    {
+      name: 'an inheritance child',
+      setup: '',
+      write: "UPDATE s1.kid SET v = 'zz' WHERE id = 3;",
+      tie: 's1.kid inherits from s1.par',
+      state: "SELECT i.inhrelid::regclass::text AS kid, i.inhparent::regclass::text AS parent, (SELECT string_agg(id || v || extra, ',' ORDER BY id) FROM s1.kid) AS rows FROM pg_inherits i",
+    },
+    {
+      name: 'a table whose row type a live column uses',
+      setup: "CREATE TABLE s1.holder (id int, r s1.pt); INSERT INTO s1.holder VALUES (1, ROW(9, 'x'));",
+      write: "UPDATE s1.pt SET v = 'zz' WHERE id = 1;",
+      tie: 'column r of table s1.holder uses the row type of s1.pt',
+      state: "SELECT a.atttypid::regtype::text AS type, (SELECT string_agg((h.r).v, ',') FROM s1.holder h) AS held, (SELECT string_agg(id || v, ',' ORDER BY id) FROM s1.pt) AS rows FROM pg_attribute a WHERE a.attrelid = 's1.holder'::regclass AND a.attname = 'r'",
+    },
+    {
+      name: 'a table in a publication',
+      setup: 'CREATE PUBLICATION pub1 FOR TABLE s1.pt;',
+      write: "UPDATE s1.pt SET v = 'zz' WHERE id = 1;",
+      tie: 's1.pt is in publication pub1',
+      state: "SELECT p.schemaname, p.tablename, (SELECT string_agg(id || v, ',' ORDER BY id) FROM s1.pt) AS rows FROM pg_publication_tables p",
+    },
+    {
+      name: 'a table a partitioned table holds a foreign key onto',
+      setup: `CREATE TABLE s1.pref (id int, plain_id int REFERENCES s1.plain (id), at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+        CREATE TABLE s1.pref_d PARTITION OF s1.pref DEFAULT; INSERT INTO s1.pref VALUES (1, 20, '2024-01-01');`,
+      write: "UPDATE s1.plain SET v = 'q' WHERE id = 20;",
+      tie: 'foreign key pref_plain_id_fkey of partitioned table s1.pref references s1.plain',
+      state: "SELECT conrelid::regclass::text AS rel, conname, confrelid::regclass::text AS onto, (SELECT string_agg(id || v, ',' ORDER BY id) FROM s1.plain) AS rows FROM pg_constraint WHERE contype = 'f' ORDER BY 1, 2",
+    },
+    {
+      name: 'a table a view and a SQL-body function read',
+      setup: 'CREATE VIEW s1.v AS SELECT id, v FROM s1.pt; CREATE FUNCTION s1.f() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM s1.pt; END;',
+      write: "UPDATE s1.pt SET v = 'zz' WHERE id = 1;",
+      tie: 'function s1.f() reads s1.pt; view s1.v reads s1.pt',
+      state: "SELECT c.relnamespace::regnamespace::text AS schema, s1.f() AS counted, (SELECT string_agg(id || v, ',' ORDER BY id) FROM s1.v) AS rows FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = d.refobjid WHERE r.ev_class = 's1.v'::regclass AND c.relname = 'pt'",
+    },
+    {
+      name: 'a table a policy of another table uses',
+      setup: 'CREATE POLICY only_known ON s1.plain USING (id IN (SELECT id FROM s1.pt));',
+      write: "UPDATE s1.pt SET v = 'zz' WHERE id = 1;",
+      tie: 'policy only_known on s1.plain uses s1.pt',
+      state: "SELECT policyname, qual, (SELECT string_agg(id || v, ',' ORDER BY id) FROM s1.pt) AS rows FROM pg_policies",
+    },
+    {
+      name: 'a table a rule of another table uses',
+      setup: 'CREATE RULE copy_plain AS ON INSERT TO s1.plain DO ALSO INSERT INTO s1.pt VALUES (NEW.id, NEW.v);',
+      write: "UPDATE s1.pt SET v = 'zz' WHERE id = 1;",
+      tie: 'rule copy_plain on s1.plain uses s1.pt',
+      state: "SELECT rulename, definition, (SELECT string_agg(id || v, ',' ORDER BY id) FROM s1.pt) AS rows FROM pg_rules WHERE schemaname = 's1'",
+    },
+    {
+      name: 'a partition written directly',
+      setup: "CREATE TABLE s1.ev (id int, at date) PARTITION BY RANGE (at); CREATE TABLE s1.ev_d PARTITION OF s1.ev DEFAULT; INSERT INTO s1.ev VALUES (1, '2024-01-01'), (2, '2024-01-02');",
+      write: 'UPDATE s1.ev_d SET id = id + 100;',
+      tie: 's1.ev_d is a partition of s1.ev',
+      state: "SELECT i.inhrelid::regclass::text AS part, i.inhparent::regclass::text AS parent, (SELECT string_agg(id::text, ',' ORDER BY id) FROM s1.ev) AS rows FROM pg_inherits i ORDER BY 1",
+    },
+  ];
+
+  for (const c of cases) {
+    it(`${c.name}: touched refuses (exit 4), auto takes a full snapshot and restores it whole (exit 11, the tie and the rows intact)`, async () => {
+      const { db, project, args } = await tiesDb(corrupting(c.write), c.setup);
+      const before = await db.query(c.state);
+
+      const refused = await belay([...args, 'migrate', 'up', '--with-backup', '--backup-scope', 'touched']);
+      expect(refused.code, `${refused.stdout}\n${refused.stderr}`).toBe(4);
+      expect(refused.stderr).toContain(c.tie);
+      expect(refused.stderr).toMatch(/next: .*--backup-scope full/);
+      expect(await applied(db)).toEqual(['0001_init']);
+      expect(await db.query(c.state)).toEqual(before);
+
+      const run = await belay([...args, 'migrate', 'up', '--with-backup']);
+      expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(11);
+      expect(run.stderr).toContain(`full snapshot: ${TIES_REASON}: ${c.tie}`);
+      const preflight = (await journal(project)).find((l) => l.type === 'step' && l.event === 'end' && l.step === 'preflight') as { detail: { scope: { kind: string; why: string } } };
+      expect(preflight.detail.scope.kind).toBe('full');
+      expect(preflight.detail.scope.why).toContain(c.tie);
+      expect(await db.query(c.state)).toEqual(before);
+      expect(await applied(db)).toEqual(['0001_init']);
+      expect(await quarantines(db)).toEqual([]);
+    });
+  }
+
+  it('what the run itself created on the table is no tie: it goes into the quarantine with the damaged table (exit 11)', async () => {
+    const { db, project, args } = await tiesDb(corrupting("UPDATE s1.pt SET v = 'zz' WHERE id = 1;\nCREATE VIEW s1.newv AS SELECT id, v FROM s1.pt;"), '');
+    const run = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(11);
+    expect(run.stdout).toMatch(/restored s1\.pt from touched snapshot \S+ in place and verified/);
+    const quarantine = /kept in schema (belay_quarantine_\w+)/.exec(run.stdout)?.[1];
+    expect(await db.query("SELECT string_agg(id || v, ',' ORDER BY id) AS rows FROM s1.pt")).toEqual([{ rows: '1a,2b' }]);
+    expect(await db.query('SELECT relnamespace::regnamespace::text AS schema FROM pg_class WHERE relname = $1', ['newv'])).toEqual([{ schema: quarantine }]);
+    const restore = (await journal(project)).find((l) => l.type === 'step' && l.event === 'end' && l.step === 'restore') as { detail: { ok: boolean } };
+    expect(restore.detail.ok).toBe(true);
+  });
+
+  it('a tie gained after the touched snapshot: belay restore refuses it (exit 4, nothing changed) and names the full snapshot of that revision when there is one', async () => {
+    const { db, project, args } = await tiesDb({ '0002_pt.up.sql': 'UPDATE s1.pt SET v = v WHERE id = 1;', '0002_pt.down.sql': 'SELECT 1;' }, '');
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup']);
+    expect(run.code, run.stderr).toBe(0);
+    const touched = jsonResult<{ snapshot: { id: string } }>(run).snapshot.id;
+    expect((await manifestOf(project, touched)).scope?.kind).toBe('touched');
+    const back = await belay([...args, 'rollback', '--to', '0001', '--yes', '--no-backup']);
+    expect(back.code, back.stderr).toBe(0);
+    await db.appQuery("CREATE PUBLICATION pub1 FOR TABLE s1.pt; UPDATE s1.pt SET v = 'damaged'");
+    const state = "SELECT p.tablename, (SELECT string_agg(id || v, ',' ORDER BY id) FROM s1.pt) AS rows FROM pg_publication_tables p";
+    const before = await db.query(state);
+    expect(before).toEqual([{ tablename: 'pt', rows: '1damaged,2damaged' }]);
+
+    const refused = await belay([...args, 'restore', touched, '--yes']);
+    expect(refused.code, `${refused.stdout}\n${refused.stderr}`).toBe(4);
+    expect(refused.stderr).toContain(`the tables of touched snapshot ${touched} were not put back, nothing was changed: a targeted restore moves`);
+    expect(refused.stderr).toContain(`${TIES_REASON}: s1.pt is in publication pub1`);
+    expect(refused.stderr).toMatch(/there is no full snapshot of \S+ at 0001_init/);
+    expect(await db.query(state)).toEqual(before);
+    expect(await quarantines(db)).toEqual([]);
+
+    const full = await belay([...args, '--json', 'backup']);
+    expect(full.code, full.stderr).toBe(0);
+    const fullId = jsonResult<{ snapshot: { id: string } }>(full).snapshot.id;
+    const again = await belay([...args, 'restore', touched, '--yes']);
+    expect(again.code, `${again.stdout}\n${again.stderr}`).toBe(4);
+    expect(again.stderr).toContain(`restore the full snapshot ${fullId} of 0001_init`);
+    expect(again.stderr).toContain(`belay restore ${fullId}`);
+    expect(await db.query(state)).toEqual(before);
+    expect(await quarantines(db)).toEqual([]);
+  });
+
+  it('a tie the run itself made: the targeted restore inside the run is refused (exit 12, nothing restored, the publication kept), with what to do', async () => {
+    const { db, project, args } = await tiesDb(corrupting("UPDATE s1.pt SET v = 'zz' WHERE id = 1;\nALTER PUBLICATION pub1 ADD TABLE s1.pt;"), 'CREATE PUBLICATION pub1 FOR TABLE s1.plain;');
+    const run = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(12);
+    expect(run.stdout).toMatch(/the tables of touched snapshot \S+ were not put back, nothing was changed/);
+    expect(run.stdout).toContain('s1.pt is in publication pub1');
+    expect(run.stdout).toMatch(/next: there is no full snapshot of \S+ at 0001_init/);
+    expect(await db.query('SELECT tablename FROM pg_publication_tables ORDER BY 1')).toEqual([{ tablename: 'plain' }, { tablename: 'pt' }]);
+    expect(await quarantines(db)).toEqual([]);
+    const restore = (await journal(project)).find((l) => l.type === 'step' && l.event === 'end' && l.step === 'restore') as { detail: { ok: boolean; message: string; manualSteps: string[] } };
+    expect(restore.detail.ok).toBe(false);
+    expect(restore.detail.message).toContain('s1.pt is in publication pub1');
+    expect(restore.detail.manualSteps[1]).toMatch(/^or undo what ties them, run `belay restore \S+` again/);
+    const end = (await journal(project)).find((l) => l.type === 'outcome') as { exitCode: number };
+    expect(end.exitCode).toBe(12);
+  });
+});

@@ -25,6 +25,7 @@ import {
   type RevisionScope,
   type TouchedRelation,
 } from './scope.js';
+import { unrestorableTies, tiesReason } from './restore-ties.js';
 import { markScopeCopy, scopeCopyName } from './scope-copies.js';
 
 export interface LearnScopeOptions {
@@ -110,7 +111,10 @@ export async function learnScope(options: LearnScopeOptions): Promise<LearnedSco
       const first = options.revisions[0]?.name ?? 'nothing';
       const last = options.revisions[options.revisions.length - 1]?.name ?? first;
       const learnedFrom = `${options.direction === 'up' ? 'up (then down)' : 'down'} of ${first === last ? first : `${first} … ${last}`} on a schema-only copy of ${options.params.database} (database ${copyName}, dropped)`;
-      return await watchRevisions(session.client, options.revisions, options.direction, learnedFrom);
+      const learned = await watchRevisions(session.client, options.revisions, options.direction, learnedFrom);
+      // read on the target, whose catalog a targeted restore would meet, not on the copy
+      const ties = learned.unknown === null ? await unrestorableTies(admin.client, learned.dataTables.filter((t) => t.kind === 'table')) : [];
+      return ties.length === 0 ? learned : { ...learned, unknown: tiesReason(ties) };
     } finally {
       await session.close();
     }
@@ -202,11 +206,6 @@ async function watchRevisions(client: ClientBase, revisions: Revision[], directi
     const [first] = strayed;
     unknown = `sequence ${objectLabel(initialRelations.get(first!.sequence)!)} may change, and it belongs to ${objectLabel(initialRelations.get(first!.owner)!)}, whose rows stay out of a touched snapshot; a targeted restore cannot put the sequence back alone`;
   }
-  const views = (await viewsOver(client, dataOids)).filter((oid) => initialRelations.has(oid));
-  if (unknown === null && views.length > 0) {
-    const names = views.map((oid) => objectLabel(initialRelations.get(oid)!)).join(', ');
-    unknown = `${names} ${views.length === 1 ? 'is a view' : 'are views'} over a table whose rows may change; a targeted restore re-creates that table, and the view would stay on the damaged one`;
-  }
   return { direction, learnedFrom, revisions: scopes, unknown, dataTables: [...dataTables.values()], created };
 }
 
@@ -221,19 +220,6 @@ async function sequenceOwners(client: ClientBase, oids: number[]): Promise<Array
     [oids],
   );
   return rows.map((row) => ({ sequence: Number(row.sequence), owner: Number(row.owner) }));
-}
-
-/** Views and materialized views that read any of the relations (their rewrite rules depend on them). */
-async function viewsOver(client: ClientBase, oids: number[]): Promise<number[]> {
-  if (oids.length === 0) return [];
-  const { rows } = await client.query<{ oid: string }>(
-    `SELECT DISTINCT r.ev_class::int8::text AS oid
-       FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
-      WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-        AND d.refobjid = ANY($1::oid[]) AND r.ev_class <> d.refobjid`,
-    [oids],
-  );
-  return rows.map((row) => Number(row.oid));
 }
 
 function revisionScope(revision: string, direction: 'up' | 'down', before: Map<string, CatalogEntry>, seen: Seen, initialRelations: Map<number, CatalogEntry>): RevisionScope {

@@ -7,6 +7,7 @@ import { findSnapshot, listSnapshots, verifySnapshot, type RefusedManifest, type
 import { snapshotProblem } from '../../backup/digest.js';
 import { BelayError } from '../../errors.js';
 import { discoverRevisions } from '../../migrations/discover.js';
+import { tiedRefusal } from '../../scope/restore-ties.js';
 import { readDatabaseState } from '../session/database-state.js';
 import { finishRun, withRunSession } from '../session/outcome.js';
 import { assertPreflight } from '../steps/preflight.js';
@@ -161,6 +162,8 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
         hint: `Nothing was changed. Bring the database to ${manifest.revision ?? 'the start'} first (\`belay rollback --to\`), or restore a full snapshot (\`belay backups list\`).`,
       });
     }
+    const tied = await tiedRefusal(session.work.client, manifest, setup.config.backupsDir);
+    if (tied) throw new BelayError('preflight', tied.message, { hint: tied.next.join('\n') });
     const { run, others } = await findUnsettled(session.control.client, session.runId);
     const unsettled = [...(run ? [run] : []), ...others].map((r) => r.runId);
     await session.startJournal(state.current, manifest.revision);

@@ -33,6 +33,7 @@ import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js'
 import type { Fingerprint } from '../../integrity/fingerprint.js';
 import { checkIntegrity } from '../../integrity/check-integrity.js';
 import { sessionOptions, type RunSetup } from '../session/setup.js';
+import { tiedRefusal } from '../../scope/restore-ties.js';
 import { restoreTouched } from '../../scope/touched-restore.js';
 import { readApplied } from '../../migrations/storage.js';
 
@@ -331,6 +332,8 @@ async function restoreTouchedTables(request: RestoreRequest): Promise<RestoreOut
         manualSteps: [`bring ${setup.target.database} to ${manifest.revision ?? 'the start'} (belay status, belay rollback --to), then: belay restore ${manifest.id}`, 'or restore a full snapshot: belay backups list'],
       };
     }
+    const refusal = await tiedRefusal(session.client, manifest, setup.config.backupsDir);
+    if (refusal) return { ok: false, strategy: 'in-place', quarantine: null, quarantineSnapshot: null, message: refusal.message, manualSteps: refusal.next };
     const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: Math.floor(session.serverVersionNum / 10000) });
     const outcome = await restoreTouched({ client: session.client, manifest, tools, env: setup.env });
     await request.progress(`kept in schema ${outcome.quarantineSchema}: ${outcome.quarantined.join(', ') || 'nothing'}`, {
