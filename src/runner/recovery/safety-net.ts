@@ -138,7 +138,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
     : landsOnTarget || toRevert.length > 0
       ? await prepareLanding(session.work.client, target, toRevert)
       : undefined;
-  if (landingBaseline && recovery.goal === 'rollback') {
+  if (landingBaseline && recovery.goal !== 'settle') {
     // on disk before the first down: a recover that finishes these downs compares with all of it
     await events.emit({
       type: 'note',
