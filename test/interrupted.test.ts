@@ -182,6 +182,53 @@ describe('interrupted runs and `belay recover`', () => {
     expect((jsonResult(await belay([...args, '--json', 'status'], { cwd: project.dir })) as { interrupted: unknown }).interrupted).toBeNull();
   }, 120_000);
 
+  it('recover settling a killed `migrate up` names what a down left behind: exit 12, never "data verified intact"', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_base.up.sql': REVISIONS['0001_base.up.sql']!,
+      '0001_base.down.sql': REVISIONS['0001_base.down.sql']!,
+      // committed before the kill; its down forgets the function
+      '0002_stamp.up.sql': "CREATE FUNCTION stamp() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;\nCREATE TABLE stamped (id int);",
+      '0002_stamp.down.sql': 'DROP TABLE stamped;',
+      '0003_slow.up.sql': REVISIONS['0003_slow.up.sql']!,
+      '0003_slow.down.sql': REVISIONS['0003_slow.down.sql']!,
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    expect(await killAt(project, [...args, 'migrate', 'up'], 'apply 0003_slow', 600)).toBe(true);
+    expect(await appliedNames(db)).toEqual(['0001_base', '0002_stamp']);
+    const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(recover.code, `${recover.stdout}\n${recover.stderr}`).toBe(12);
+    const { message } = jsonResult(recover) as { message: string };
+    expect(message).toContain('but the schema is not the one 0001_base left: 1 object(s) differ (+ left behind, - missing, ~ changed): + function public.stamp()');
+    expect(message).not.toContain('intact');
+    expect(await appliedNames(db)).toEqual(['0001_base']);
+    expect(await db.query("SELECT to_regprocedure('public.stamp()') IS NOT NULL AS left")).toEqual([{ left: true }]);
+  }, 120_000);
+
+  it('a rejected `migrate up` killed during its downs: the recover that finishes them still names what an earlier down left behind', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_base.up.sql': REVISIONS['0001_base.up.sql']!,
+      '0001_base.down.sql': REVISIONS['0001_base.down.sql']!,
+      '0002_slow.up.sql': REVISIONS['0003_slow.up.sql']!,
+      '0002_slow.down.sql': 'SET client_connection_check_interval = 0;\nALTER TABLE base DROP COLUMN c;\nSELECT pg_sleep(4);',
+      // the first down to run, and done before the kill: it forgets the function
+      '0003_stamp.up.sql': "CREATE FUNCTION stamp() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;\nCREATE TABLE stamped (id int);",
+      '0003_stamp.down.sql': 'DROP TABLE stamped;',
+      '0004_bad.up.sql': 'SELECT 1/0;',
+      '0004_bad.down.sql': 'SELECT 1;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    expect(await killAt(project, [...args, 'migrate', 'up'], 'down 0002_slow', 600)).toBe(true);
+    expect(await appliedNames(db)).toEqual(['0001_base', '0002_slow']);
+    const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(recover.code, `${recover.stdout}\n${recover.stderr}`).toBe(12);
+    expect((jsonResult(recover) as { message: string }).message).toContain('but the schema is not the one 0001_base left: 1 object(s) differ (+ left behind, - missing, ~ changed): + function public.stamp()');
+    expect(await appliedNames(db)).toEqual(['0001_base']);
+  }, 120_000);
+
   it('a session of the interrupted run that recover may not end is waited for: exit 3 while it runs, settled once it ended', async () => {
     const db = await freshDatabase();
     const project = await makeProject({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { belay, jsonResult } from './support/cli.js';
-import { freshDatabase } from './support/pg.js';
+import { freshDatabase, type TestDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 
 interface Result {
@@ -219,5 +219,85 @@ CREATE VIEW big_invoices AS SELECT id, amount FROM invoices WHERE amount > 100;`
     expect(run.code, run.stderr).toBe(0);
     const rows = await db.query<{ changes: string[] }>("SELECT ARRAY(SELECT jsonb_object_keys(schema->'changes') ORDER BY 1) AS changes FROM belay.migrations");
     expect(rows).toEqual([{ changes: ['constraint public.orders.orders_pkey', 'index public.orders_pkey', 'table public.orders'] }]);
+  });
+});
+
+describe("migrate up's automatic rollback lands on the schema the run started from", () => {
+  const rejectedAfter = (up: string, down: string): Record<string, string> => ({
+    ...BASE,
+    '0002_more.up.sql': up,
+    '0002_more.down.sql': down,
+    '0003_bad.up.sql': 'SELECT 1/0;',
+    '0003_bad.down.sql': 'SELECT 1;',
+  });
+
+  const schemaStep = (db: TestDatabase) =>
+    db.query<{ outcome: string; detail: { target: string; added: string[]; changed: string[] } }>("SELECT outcome, detail FROM belay.steps WHERE step = 'schema' AND event = 'end'");
+
+  it('a down that forgets a table and a function its up made: exit 12, both named, never "data verified intact"; the downs ran, nothing restored', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(
+      rejectedAfter(
+        "CREATE TABLE leftover (id int);\nCREATE FUNCTION leftfn() RETURNS int LANGUAGE sql AS 'SELECT 1';\nCREATE TABLE kept (id int);",
+        'DROP TABLE kept;',
+      ),
+    );
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup']);
+    expect(run.code, run.stderr).toBe(12);
+    const result = jsonResult<Result>(run);
+    expect(result.outcome).toBe('manual-action-needed');
+    expect(result.message).toMatch(/^change rejected \(0003_bad up failed at .*division by zero.*\); the downs ran and the data is verified, but the schema is not the one 0001_orders left: 2 object\(s\) differ/);
+    expect(result.message).toContain('differ (+ left behind, - missing, ~ changed): + function public.leftfn(); + table public.leftover');
+    expect(result.message).not.toMatch(/rolled back|intact/);
+    expect(result.hint).toMatch(/DROP what is left.*then run `belay migrate up` again/);
+    expect(result.hint).toMatch(/Or put back the state the run started from \(at 0001_orders\): belay restore \S+$/);
+    expect(await db.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_orders' }]);
+    expect(await db.query("SELECT to_regclass('public.leftover') IS NOT NULL AS table, to_regprocedure('public.leftfn()') IS NOT NULL AS fn")).toEqual([{ table: true, fn: true }]);
+    const step = await schemaStep(db);
+    expect(step).toHaveLength(1);
+    expect(step[0]!.outcome).toBe('failed');
+    expect(step[0]!.detail.target).toBe('0001_orders');
+    expect(step[0]!.detail.added).toEqual(['function public.leftfn()', 'table public.leftover']);
+  });
+
+  it('an up that detaches a partition its down does not attach again: the partition named, exit 12, though each partition holds its rows', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_events.up.sql': `CREATE TABLE events (id int, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE events_2020 PARTITION OF events FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
+CREATE TABLE events_2021 PARTITION OF events FOR VALUES FROM ('2021-01-01') TO ('2022-01-01');
+INSERT INTO events SELECT g, date '2020-01-01' + g FROM generate_series(1, 700) g;`,
+      '0001_events.down.sql': 'DROP TABLE events;',
+      '0002_archive.up.sql': 'ALTER TABLE events DETACH PARTITION events_2020;',
+      '0002_archive.down.sql': 'SELECT 1;',
+      '0003_bad.up.sql': 'SELECT 1/0;',
+      '0003_bad.down.sql': 'SELECT 1;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const run = await belay([...args, '--json', 'migrate', 'up']);
+    expect(run.code, run.stderr).toBe(12);
+    const { message } = jsonResult<Result>(run);
+    expect(message).toContain('the data is verified, but the schema is not the one 0001_events left');
+    expect(message).toContain('~ table public.events_2020');
+    expect(message).not.toContain('intact');
+    expect(await db.query('SELECT count(*)::int AS n FROM events')).toEqual([{ n: 335 }]);
+    const step = await schemaStep(db);
+    expect(step[0]!.outcome).toBe('failed');
+    expect(step[0]!.detail.changed).toContain('table public.events_2020');
+  });
+
+  it('downs that put back everything their ups made: exit 10, "data verified intact" as before', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(rejectedAfter("CREATE TABLE kept (id int);\nCREATE FUNCTION leftfn() RETURNS int LANGUAGE sql AS 'SELECT 1';", 'DROP FUNCTION leftfn();\nDROP TABLE kept;'));
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const run = await belay([...args, '--json', 'migrate', 'up']);
+    expect(run.code, run.stderr).toBe(10);
+    expect(jsonResult<Result>(run).message).toMatch(/; rolled back to 0001_orders, data verified intact$/);
+    const step = await schemaStep(db);
+    expect(step.map((s) => s.outcome)).toEqual(['ok']);
   });
 });

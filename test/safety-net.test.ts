@@ -95,6 +95,7 @@ describe('the safety net, on the seed story', () => {
         'down 0023_v2_mobile_schema_updates',
         'health after-rollback',
         'integrity',
+        'schema 0022_active_users_view',
       ]);
     } finally {
       await app.stop();

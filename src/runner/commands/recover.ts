@@ -96,8 +96,8 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
       healthTimeoutSeconds: setup.config.health.timeoutSeconds,
       tolerated: new Set(),
       restoreStrategy: 'swap',
-      // the rollback's own baseline, when it journaled one for the target the downs lead to
-      ...(run.command === 'rollback' && plan.landing && plan.landing.target === plan.target ? { landing: plan.landing } : {}),
+      // the baseline the run's rollback journaled before its first down, when it leads where these downs do
+      ...(plan.landing && plan.landing.target === plan.target ? { landing: plan.landing } : {}),
     };
     const why = `settling run ${run.runId}: ${plan.why}`;
     let outcome: RunResult;

@@ -27,7 +27,7 @@ export interface RecoveryPlan {
   recoveries: string[];
   /** Databases a stopped restore created and left behind (`<db>_belay_restore_*`): dropped by recover. */
   leftovers: string[];
-  /** A rollback's schema baseline, journaled before its first down. */
+  /** A rollback's (rollback --to, or a rejected migrate up's) schema baseline, journaled before its first down. */
   landing: RecordedLanding | null;
 }
 

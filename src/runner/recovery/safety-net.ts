@@ -131,10 +131,14 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   if (reason.untrustworthy) {
     return restoreThenVerify(recovery, `${reason.message}; a revision that runs outside a transaction failed halfway: its effects cannot be undone by its down`, reason.failure, hooks, reason.hint);
   }
-  // a rollback --to (or the recover finishing one) must land on the schema its target left; undoing a rejected change is judged by integrity
+  // every rollback must land on the schema its target left: a down that forgets what its up made leaves the data intact
   const landsOnTarget = recovery.goal === 'rollback' || (recovery.goal === 'settle' && recovery.compare === 'common-columns');
-  const landingBaseline = !landsOnTarget ? undefined : recovery.landing ? landingFromRecord(recovery.landing) : await prepareLanding(session.work.client, target, toRevert);
-  if (landingBaseline && recovery.goal === 'rollback') {
+  const landingBaseline = recovery.landing
+    ? landingFromRecord(recovery.landing)
+    : landsOnTarget || toRevert.length > 0
+      ? await prepareLanding(session.work.client, target, toRevert)
+      : undefined;
+  if (landingBaseline && recovery.goal !== 'settle') {
     // on disk before the first down: a recover that finishes these downs compares with all of it
     await events.emit({
       type: 'note',
@@ -172,8 +176,9 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
       ...failure,
     });
   }
+  // a forward run undone says only a schema that differs or was not compared: "data verified intact" stays its word
   const schemaNote =
-    landing === undefined
+    landing === undefined || (!landsOnTarget && landing.compared)
       ? ''
       : landing.compared
         ? `; schema as recorded at ${at(target)}${recovery.goal === 'settle' && !recovery.landing ? ' (compared for the revisions this run reverted)' : ''}${landing.warnings.map((w) => `; warning: ${w}`).join('')}`
@@ -216,21 +221,23 @@ function notCompared(recovery: Recovery, integrity: IntegrityReport): string | u
 
 /**
  * The downs ran and the data is intact, but the schema is not the one the
- * target left (a down forgot a function, a trigger, an extension). Not
- * restored on purpose: the snapshot holds the state before the rollback, so
- * restoring it undoes the whole rollback and throws away what the
- * application wrote since, for objects that are named here and usually fixed
- * with one DROP. The operator decides; the run does not claim success.
+ * target left (a down forgot a function, a table, an extension; a detached
+ * partition not attached again). Not restored on purpose: the snapshot
+ * (taken before the downs of a rollback --to, before the ups of a forward
+ * run) throws away what the application wrote since, and a rollback --to's
+ * undoes the whole rollback, for objects that are named here and usually
+ * fixed with one statement. The operator decides; the run does not claim
+ * success.
  */
 function landedElsewhere(recovery: Recovery, reason: FailureReason, landing: Landing, unhealthy: boolean, uncompared: string | undefined): Verdict {
   const where = at(recovery.target);
-  const again = recovery.goal === 'settle' ? ', then run `belay recover` again to settle the run' : '';
-  const back = recovery.snapshot
-    ? `\nOr put back the state before the rollback (at ${recovery.session.ledger.facts.fromRevision ?? 'the start'}): belay restore ${recovery.snapshot.id}`
-    : '';
+  const again = recovery.goal === 'settle' ? ', then run `belay recover` again to settle the run' : recovery.goal === 'reject' ? ', then run `belay migrate up` again' : '';
+  const before = recovery.compare === 'same-schema' ? `the state the run started from (at ${where})` : `the state before the rollback (at ${recovery.session.ledger.facts.fromRevision ?? 'the start'})`;
+  const back = recovery.snapshot ? `\nOr put back ${before}: belay restore ${recovery.snapshot.id}` : '';
+  const why = recovery.goal === 'reject' ? `change rejected (${reason.message})` : reason.message;
   return {
     outcome: 'manual-action-needed',
-    message: `${reason.message}; the downs ran and ${uncompared ?? 'the data is verified'}${unhealthy ? ' (health checks fail)' : ''}, but the schema is not the one ${where} left: ${landing.count} object(s) differ (+ left behind, - missing, ~ changed): ${landing.differences}`,
+    message: `${why}; the downs ran and ${uncompared ?? 'the data is verified'}${unhealthy ? ' (health checks fail)' : ''}, but the schema is not the one ${where} left: ${landing.count} object(s) differ (+ left behind, - missing, ~ changed): ${landing.differences}`,
     hint: `Bring these objects in line by hand (DROP what is left, re-create what is missing) and fix the downs that missed them${again}; \`belay history ${recovery.session.runId}\` shows the run.${back}`,
     ...(reason.failure ? { failure: reason.failure } : {}),
   };
