@@ -97,6 +97,10 @@ describe('a killed run, as history, status, a refusal and the journal tell it', 
 
     const status = payload((await cli('--json', 'status')).stdout);
     expect(status.interrupted).toMatchObject({ interruptedAt: 'apply 0004_slow', run: { runId } });
+    // the snapshot the run took, named alike by both
+    const { snapshotId } = status.interrupted as Row;
+    expect(snapshotId).toMatch(/^\d{8}T/);
+    expect(history.snapshotId).toBe(snapshotId);
     const refused = await cli('migrate', 'up');
     expect(refused.code).toBe(4);
     expect(refused.stderr).toContain(`interrupted at step "apply 0004_slow"`);
@@ -104,7 +108,7 @@ describe('a killed run, as history, status, a refusal and the journal tell it', 
     const recover = await cli('--json', 'recover');
     expect(recover.code, recover.stderr).toBe(10);
     const settled = (JSON.parse((await cli('--json', 'history')).stdout) as { result: Row[] }).result.find((r) => r.runId === runId)!;
-    expect(settled).toMatchObject({ status: 'interrupted', fromRevision: '0001_base', toRevision: '0003_b', lastStep: 'apply 0004_slow' });
+    expect(settled).toMatchObject({ status: 'interrupted', fromRevision: '0001_base', toRevision: '0003_b', lastStep: 'apply 0004_slow', snapshotId });
     // the database's copy of the journal is whole once the run is settled
     const file = stepLines(await journalOf(project, runId!));
     expect(await db.query(`SELECT count(*)::int AS n FROM belay.steps WHERE run_id = '${runId}'`)).toEqual([{ n: file.length }]);

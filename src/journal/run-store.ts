@@ -145,9 +145,17 @@ export async function appliedRevisionNames(client: ClientBase): Promise<Set<stri
  * An interrupted run, settled by the run that verified its database. A run
  * whose journal file holds the outcome it printed (its server stopped before
  * the database copy took it) keeps that outcome; any other is "interrupted",
- * at `leftAt`, where it left the database.
+ * at `leftAt`, where it left the database, with `snapshotId`, the snapshot it took.
  */
-export async function markRunSettled(client: ClientBase, runId: string, settledBy: string, outcome: string, recorded: RunOutcome | undefined, leftAt: string | null): Promise<void> {
+export async function markRunSettled(
+  client: ClientBase,
+  runId: string,
+  settledBy: string,
+  outcome: string,
+  recorded: RunOutcome | undefined,
+  leftAt: string | null,
+  snapshotId: string | null,
+): Promise<void> {
   const settled = { settledBy, settledOutcome: outcome };
   if (recorded) {
     await client.query(
@@ -160,9 +168,9 @@ export async function markRunSettled(client: ClientBase, runId: string, settledB
   }
   await client.query(
     `UPDATE belay.runs SET status = 'interrupted', finished_at = coalesce(finished_at, now()), to_revision = $2,
-            summary = coalesce(summary, '{}'::jsonb) || $3::jsonb
+            summary = coalesce(summary, '{}'::jsonb) || $3::jsonb, snapshot_id = coalesce(snapshot_id, $4)
       WHERE id = $1 AND status IN ('running', 'in-snapshot')`,
-    [runId, leftAt, settled],
+    [runId, leftAt, settled, snapshotId],
   );
 }
 

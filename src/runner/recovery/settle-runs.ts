@@ -3,7 +3,7 @@ import { journalFile, readJournalFile, type JournalLine } from '../../journal/fi
 import type { RunOutcome } from '../../journal/record.js';
 import { insertSteps, markRunSettled, readRun, readRunSteps } from '../../journal/run-store.js';
 import { recordStrayRuns } from '../../journal/settle-snapshot-runs.js';
-import { lastStarted, leftBySteps, mergeSteps, stepsOfFile } from '../result/run-record.js';
+import { lastStarted, leftBySteps, mergeSteps, snapshotsOfRun, stepsOfFile } from '../result/run-record.js';
 import type { RunSession } from '../session/run-session.js';
 
 /** Outcomes after which the database is verified: only then are interrupted runs settled. */
@@ -34,7 +34,8 @@ export async function settleRuns(session: RunSession, runIds: string[], outcome:
     const fileSteps = stepsOfFile(lines);
     if (fileSteps.length > 0) await insertSteps(client, fileSteps, lastStarted(fileSteps) ?? undefined);
     const recorded = lines.find((line) => line.type === 'outcome') as (RunOutcome & { type: 'outcome' }) | undefined;
-    const left = leftAt.has(runId) ? leftAt.get(runId)! : leftBySteps(run.fromRevision, mergeSteps(fileSteps, await readRunSteps(client, runId)));
-    await markRunSettled(client, runId, session.runId, outcome, recorded, left);
+    const steps = mergeSteps(fileSteps, await readRunSteps(client, runId));
+    const left = leftAt.has(runId) ? leftAt.get(runId)! : leftBySteps(run.fromRevision, steps);
+    await markRunSettled(client, runId, session.runId, outcome, recorded, left, snapshotsOfRun(steps).taken);
   }
 }

@@ -81,7 +81,8 @@ export function summaryFromFile(lines: JournalLine[]): RunSummary | undefined {
     // where it left the database (null: the start); a refused run left it where it was
     toRevision: !end ? leftBySteps(from, steps) : end.status === 'refused' ? from : text(end.toRevision),
     exitCode: typeof end?.exitCode === 'number' ? end.exitCode : null,
-    snapshotId: text(end?.snapshotId),
+    // until it ended, the snapshot its backup step took
+    snapshotId: end ? text(end.snapshotId) : snapshotsOfRun(steps).taken,
     lastStep: lastStarted(steps),
     runBy: String(head.runBy),
     database: text(head.database),
@@ -99,11 +100,18 @@ export async function reconcileRun(client: ClientBase, row: RunSummary | undefin
   const fromFile = lines ? summaryFromFile(lines) : undefined;
   if (!row) return fromFile;
   const unended = row.status === 'running' || row.status === 'in-snapshot';
-  if (!fromFile) return unended ? { ...row, toRevision: leftBySteps(row.fromRevision, await readRunSteps(client, row.runId)) } : row;
+  if (!fromFile) {
+    if (!unended) return row;
+    const steps = await readRunSteps(client, row.runId);
+    return { ...row, toRevision: leftBySteps(row.fromRevision, steps), snapshotId: row.snapshotId ?? snapshotsOfRun(steps).taken };
+  }
   const merged: RunSummary = { ...row, lastStep: fromFile.lastStep ?? row.lastStep };
   if (row.exitCode === null && fromFile.exitCode !== null) {
     return { ...merged, status: fromFile.status, exitCode: fromFile.exitCode, finishedAt: fromFile.finishedAt, snapshotId: fromFile.snapshotId ?? row.snapshotId, toRevision: fromFile.toRevision };
   }
-  if (unended) return { ...merged, toRevision: leftBySteps(row.fromRevision, mergeSteps(stepsOfFile(lines!), await readRunSteps(client, row.runId))) };
+  if (unended) {
+    const steps = mergeSteps(stepsOfFile(lines!), await readRunSteps(client, row.runId));
+    return { ...merged, toRevision: leftBySteps(row.fromRevision, steps), snapshotId: row.snapshotId ?? snapshotsOfRun(steps).taken };
+  }
   return merged;
 }
