@@ -5,6 +5,7 @@ import { belay, jsonResult } from './support/cli.js';
 import { adminQuery, freshDatabase } from './support/pg.js';
 import { quoteIdent } from '../src/db/ident.js';
 import { baseArgs, makeProject } from './support/project.js';
+import { TEST_APP_ROLE } from './support/constants.js';
 
 interface Result {
   outcome: string;
@@ -159,6 +160,25 @@ describe('results say what happened', () => {
       expect(run.code, `${command.join(' ')}: ${run.stderr}`).toBe(2);
       expect(run.stderr).toMatch(/no (run|snapshot) was named: the argument is empty\n {2}next: Name a/);
     }
+  });
+
+  it('a CYCLE sequence that nextval wraps round during a rejected run is no damage: rolled back, data verified intact (it was a restore: "set back")', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(
+      {
+        ...ORDERS,
+        '0002_wrap.up.sql': "SELECT nextval('cyc') FROM generate_series(1, 4);\nCREATE TABLE breakme (id int);",
+        '0002_wrap.down.sql': 'DROP TABLE breakme;',
+      },
+      { health: { sql: [{ name: 'no breakme', query: "SELECT 1 FROM pg_tables WHERE tablename = 'breakme'", expect: 'no-rows' }], timeoutSeconds: 0 } },
+    );
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    await db.query(`CREATE SEQUENCE cyc MINVALUE 1 MAXVALUE 5 CYCLE; ALTER SEQUENCE cyc OWNER TO ${TEST_APP_ROLE}; SELECT nextval('cyc') FROM generate_series(1, 3)`);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup', '--backup-scope', 'full'], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(10);
+    expect(jsonResult<Result>(run).message).toMatch(/rolled back to 0001_t, data verified intact/);
+    expect(await db.query('SELECT last_value::int AS v FROM cyc')).toEqual([{ v: 2 }]);
   });
 
   it('rollback --yes still prints the data its downs drop', async () => {

@@ -69,8 +69,9 @@ export function compareFingerprints(before: Fingerprint, after: Fingerprint, mod
 
 /**
  * A sequence moved otherwise than nextval moves it: set back (setval), or
- * gone. nextval is not undone by a rollback, so an advance is no damage;
- * under `common-columns` a down may drop the sequence its up made.
+ * gone. nextval is not undone by a rollback, so an advance is no damage, nor
+ * is a CYCLE sequence found lower (nextval wraps it round: a setval back is
+ * not told from that); under `common-columns` a down may drop the sequence its up made.
  */
 function compareSequences(before: Record<string, SequenceState> | undefined, after: Record<string, SequenceState> | undefined, mode: 'same-schema' | 'common-columns'): IntegrityDifference[] {
   if (!before || !after) return [];
@@ -78,7 +79,7 @@ function compareSequences(before: Record<string, SequenceState> | undefined, aft
     const now = after[sequence];
     if (!now) return mode === 'same-schema' ? [{ table: sequence, kind: 'sequence', message: `sequence ${sequence} is missing` }] : [];
     const advanced = then.lastValue === null || (now.lastValue !== null && BigInt(now.increment) * (BigInt(now.lastValue) - BigInt(then.lastValue)) >= 0n);
-    if (advanced) return [];
+    if (advanced || now.cycle === true) return [];
     return [{ table: sequence, kind: 'sequence', message: `sequence ${sequence} was set back: its last value was ${then.lastValue}, now ${now.lastValue ?? 'none (not yet read)'}` }];
   });
 }

@@ -40,6 +40,8 @@ export interface SequenceState {
   /** As pg_sequences shows it: null until the sequence is first read. */
   lastValue: string | null;
   increment: string;
+  /** It wraps around at its end (CYCLE): nextval then moves it back. */
+  cycle?: boolean;
 }
 
 export interface LargeObjectsFingerprint {
@@ -315,19 +317,19 @@ const readableLargeObject = (m: string): string =>
  */
 async function fingerprintObjects(client: ClientBase): Promise<Pick<Fingerprint, 'sequences' | 'largeObjects'>> {
   // has_sequence_privilege raises on a relation that is not a sequence: asked only of those the materialized CTE holds
-  const { rows } = await client.query<{ sequences: Array<{ schema: string; name: string; last_value: string | null; increment: string }>; any_large_object: boolean }>(
+  const { rows } = await client.query<{ sequences: Array<{ schema: string; name: string; last_value: string | null; increment: string; cycle: boolean }>; any_large_object: boolean }>(
     `WITH q AS MATERIALIZED (
-       SELECT q.seqrelid, n.nspname, c.relname, q.seqincrement
+       SELECT q.seqrelid, n.nspname, c.relname, q.seqincrement, q.seqcycle
          FROM pg_sequence q JOIN pg_class c ON c.oid = q.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname <> 'belay' AND NOT pg_is_other_temp_schema(n.oid)
           AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i'))
      )
-     SELECT coalesce((SELECT json_agg(json_build_object('schema', nspname, 'name', relname, 'last_value', pg_sequence_last_value(seqrelid)::text, 'increment', seqincrement::text))
+     SELECT coalesce((SELECT json_agg(json_build_object('schema', nspname, 'name', relname, 'last_value', pg_sequence_last_value(seqrelid)::text, 'increment', seqincrement::text, 'cycle', seqcycle))
                         FROM q WHERE has_sequence_privilege(seqrelid, 'SELECT, USAGE')), '[]') AS sequences,
             EXISTS (SELECT FROM pg_largeobject_metadata) AS any_large_object`,
   );
   const { sequences, any_large_object: anyLargeObject } = rows[0]!;
-  const states = Object.fromEntries(sequences.map((q) => [tableKey({ schema: q.schema, table: q.name }), { lastValue: q.last_value, increment: q.increment }]));
+  const states = Object.fromEntries(sequences.map((q) => [tableKey({ schema: q.schema, table: q.name }), { lastValue: q.last_value, increment: q.increment, cycle: q.cycle }]));
   if (!anyLargeObject) return { sequences: states, largeObjects: { count: '0', oids: '0', contents: '0', unreadable: '0' } };
   const lo = await client.query<LargeObjectsFingerprint>(
     `SELECT count(*)::text AS count, coalesce(sum(hashoidextended(m.oid, 0)), 0)::text AS oids,
