@@ -181,6 +181,18 @@ describe('results say what happened', () => {
     expect(await db.query('SELECT last_value::int AS v FROM cyc')).toEqual([{ v: 2 }]);
   });
 
+  it('a backup refused for a large object the role may not read says which to grant, not "every table"', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(ORDERS);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    await db.query("SELECT lo_from_bytea(616161, 'not yours')");
+    const run = await belay([...args, 'backup']);
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stderr).toContain('large object 616161');
+    expect(run.stderr).toContain('next: Nothing was changed. pg_dump reads every large object: grant the role SELECT on large object 616161');
+  });
+
   it('rollback --yes still prints the data its downs drop', async () => {
     const db = await freshDatabase();
     const project = await makeProject({ ...ORDERS, '0002_notes.up.sql': 'CREATE TABLE notes (id int);\nINSERT INTO notes SELECT generate_series(1, 7);', '0002_notes.down.sql': 'DROP TABLE notes;' });

@@ -137,13 +137,16 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
       // a child's error has no SQLSTATE: its stderr is all there is (pg_dump's own words are English; the server's are lc_messages')
       const lockWait = /statement timeout/.test(outcome.stderrTail);
       const denied = /permission denied/.test(outcome.stderrTail);
+      const largeObject = /large object (\d+)/.exec(outcome.stderrTail)?.[1];
       throw new BelayError('preflight', `pg_dump of ${describeTarget(params)} failed: ${childFailure(outcome)}`, {
         hint: options.signal?.aborted
           ? 'Nothing was changed: it was interrupted (a signal) while the snapshot was taken. Run it again when you are ready.'
           : lockWait
             ? `Nothing was changed. A table lock was held longer than database.lockTimeoutSeconds (${options.lockTimeoutMs / 1000} s): find its holder in pg_locks and pg_stat_activity, then run again (or raise database.lockTimeoutSeconds).`
-            : denied
-              ? 'Nothing was changed. Grant the role SELECT on every table (pg_dump reads all of them), then run again.'
+            : denied && largeObject
+              ? `Nothing was changed. pg_dump reads every large object: grant the role SELECT on large object ${largeObject} (GRANT SELECT ON LARGE OBJECT ${largeObject} TO …), then run again.`
+              : denied
+              ? 'Nothing was changed. Grant the role SELECT on what the message names (pg_dump reads every table, sequence and large object), then run again.'
               : 'Nothing was changed. Fix what the message says (the disk has room, pg_dump can reach the server), then run again.',
       });
     }
