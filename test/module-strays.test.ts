@@ -198,3 +198,28 @@ describe('a no-transaction SQL file that fails inside a transaction of its own',
     expect(await unsettled(args, p.dir)).toBeNull();
   }, 60_000);
 });
+
+describe('a module revision that ends the process (process.exit)', () => {
+  const up = "export async function up(ctx) { await ctx.sql('CREATE TABLE k4 (id int)'); process.exit(0); }";
+
+  it('migrate up does not exit 0 with no word: the run is left for recover (exit 12, its result printed), which reverts it', async () => {
+    const { db, project: p, args } = await project(up);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--yes'], { cwd: p.dir });
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(12);
+    const envelope = JSON.parse(run.stdout) as Envelope & { next: string };
+    expect(envelope.outcome).toBe('manual-action-needed');
+    expect(envelope.message).toContain('abandoned at once (process.exit called by code belay loaded: a module revision or a config file) during "apply 0002_mod"');
+    expect(envelope.next).toMatch(/^Run `belay recover`/);
+    expect(await unsettled(args, p.dir)).toMatchObject({ interruptedAt: 'apply 0002_mod' });
+    const recover = await belay([...args, 'recover'], { cwd: p.dir });
+    expect(recover.code, recover.stderr).toBe(10);
+    expect(await tables(db)).toEqual({ k4: false, k5: false, applied: null });
+  }, 60_000);
+
+  it('rehearse does not pass: exit 12, naming the throwaway that may be left', async () => {
+    const { project: p, args } = await project(up);
+    const run = await belay([...args, '--json', 'rehearse'], { cwd: p.dir });
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(12);
+    expect((JSON.parse(run.stdout) as Envelope).message).toMatch(/process\.exit called by code belay loaded.*may be left behind/);
+  }, 60_000);
+});

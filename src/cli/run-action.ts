@@ -6,6 +6,7 @@ import type { BelayOptions } from '../api/options.js';
 import { commandPath, givenFlags, globalFlags, type CliContext, type CommandReport } from './context.js';
 import { documentOf, envelopeOf, failureEnvelope, outcomeOf, type Said } from './envelope.js';
 import { confirmer, type Question } from './confirm.js';
+import type { RunResult } from '../runner/result/results.js';
 import { formatRunResult } from './format.js';
 import { createLogger, type LogLevel } from './logger.js';
 import { output } from './output.js';
@@ -85,8 +86,11 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   /** The one result: the --json document on stdout, else the text (stdout) and the target line. */
   const resultText = (said: Said, report: CommandReport): string =>
     json ? jsonText(documentOf(said), secrets) : `${scrub([report.human(said), ...(report.failed ? [] : nextLines(said)), ...closing()].join('\n'), secrets)}\n`;
+  /** Set once belay itself exits at once (below): the exit listener then has nothing to say. */
+  let exiting = false;
   /** Stopped by a second signal, the run's own result aside: say so, and exit. */
   const stopped = (exitCode: number, message: string, hint: string | undefined, details: Record<string, unknown>): never => {
+    exiting = true;
     progress.close();
     const said = failureEnvelope(name, { exitCode, code: 'interrupted', message, hint, details }, target);
     if (json) stdout.write(jsonText(documentOf(said), secrets));
@@ -116,11 +120,36 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     if (abandoned.state === 'not-begun') {
       return stopped(EXIT.preflight, `stopped at once by a second ${signal}, before it began a run`, 'Nothing was changed; `belay status` says where the database stands.', {});
     }
+    exiting = true;
+    process.exit(leftAsItStands(abandoned.result));
+  };
+  /** A run abandoned at once: its result as far as known, printed (synchronously); its exit code. */
+  const leftAsItStands = (result: RunResult): number => {
     progress.close();
-    const { result } = abandoned;
     const said = envelopeOf(name, { result }, target);
     stdout.write(resultText(said, { result, human: (s) => formatRunResult(result, s) }));
-    process.exit(said.exitCode);
+    return said.exitCode;
+  };
+  /**
+   * Code the run loaded (a module revision, a config file) ending the process
+   * with process.exit before the command ended: the exit it asks for (0, or
+   * none) would leave a run cut off halfway, with no word. The run is left
+   * for `belay recover` as a second signal leaves it, and said so (12; 4
+   * before a run began, nothing changed); the listener may only work synchronously.
+   */
+  const onExit = (): void => {
+    if (exiting) return;
+    const by = 'process.exit called by code belay loaded: a module revision or a config file';
+    const abandoned = run?.abandon(by) ?? { state: 'not-begun' as const };
+    if (abandoned.state === 'ended') return;
+    if (abandoned.state === 'removing') {
+      const left = abandoned.leftAsIs(by);
+      return stopped(left.exitCode, left.message, left.hint, left.details);
+    }
+    if (abandoned.state === 'not-begun') {
+      return stopped(EXIT.preflight, `stopped by ${by}, before it began a run`, 'Nothing was changed; find what calls process.exit, then run the command again.', {});
+    }
+    process.exitCode = leftAsItStands(abandoned.result);
   };
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
@@ -139,6 +168,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('exit', onExit);
   try {
     const report = await work(ctx);
     if (removing) await removing.done;
@@ -160,6 +190,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('exit', onExit);
   }
 }
 
