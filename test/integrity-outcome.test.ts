@@ -157,3 +157,116 @@ describe('large objects and sequences', () => {
     expect(envelope.message).not.toContain('data verified intact');
   }, 120_000);
 });
+
+describe('large objects and sequences beside a touched snapshot', () => {
+  const OBJECTS: Record<string, string> = {
+    '0001_objects.up.sql': [
+      'CREATE SCHEMA s1;',
+      'CREATE TABLE lobs (id int PRIMARY KEY, lo oid);',
+      "INSERT INTO lobs VALUES (1, lo_from_bytea(0, 'first')), (2, lo_from_bytea(0, 'second'));",
+      'CREATE SEQUENCE s1.weird_seq;',
+      "SELECT nextval('s1.weird_seq') FROM generate_series(1, 5);",
+    ].join('\n'),
+    '0001_objects.down.sql': 'SELECT lo_unlink(lo) FROM lobs;\nDROP TABLE lobs;\nDROP SCHEMA s1 CASCADE;',
+    // the tester's revision: its down undoes neither the lo_unlink nor the setval, and the health check fails
+    '0002_break.up.sql': "SELECT lo_unlink(lo) FROM lobs WHERE id = 1;\nSELECT setval('s1.weird_seq', 99);\nCREATE TABLE breakme (id int);",
+    '0002_break.down.sql': 'DROP TABLE breakme;',
+  };
+  const HEALTH = { health: { sql: [{ name: 'no breakme', query: "SELECT 1 FROM pg_tables WHERE tablename = 'breakme'", expect: 'no-rows' }], timeoutSeconds: 0 } };
+  const objects = async (db: Awaited<ReturnType<typeof freshDatabase>>) => ({
+    oids: (await db.query<{ oid: string }>('SELECT oid::text FROM pg_largeobject_metadata ORDER BY oid')).map((r) => r.oid),
+    sequence: (await db.query('SELECT last_value::int AS last_value FROM s1.weird_seq'))[0],
+  });
+  const prepared = async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(OBJECTS);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    await writeFile(join(project.dir, 'belay.config.json'), JSON.stringify(HEALTH));
+    const before = await objects(db);
+    expect(before).toEqual({ oids: expect.arrayContaining([]) as unknown, sequence: { last_value: 5 } });
+    expect(before.oids).toHaveLength(2);
+    return { db, project, args, before };
+  };
+
+  it('auto takes a full snapshot when the database has large objects: the run ends 11 with them and the sequence back; it took a touched one and ended 10, "data verified intact"', async () => {
+    const { db, project, args, before } = await prepared();
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    const envelope = JSON.parse(run.stdout) as Envelope;
+    expect(run.code, run.stdout + run.stderr).toBe(11);
+    expect(run.stderr).toContain('preflight: full snapshot: the database has 2 large objects, which a touched snapshot does not hold (it restores tables and sequences only)');
+    expect(envelope.message).not.toContain('verified intact');
+    expect(await objects(db)).toEqual(before);
+    expect(await db.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_objects' }]);
+  }, 120_000);
+
+  it('--backup-scope touched: the touched fingerprint holds them too, and a difference it cannot put back ends 12 naming a full snapshot, never "data verified intact"', async () => {
+    const { db, project, args, before } = await prepared();
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup', '--backup-scope', 'touched'], { cwd: project.dir });
+    const envelope = JSON.parse(run.stdout) as Envelope;
+    expect(run.code, run.stdout + run.stderr).toBe(12);
+    expect(envelope.message).not.toContain('verified intact');
+    expect(envelope.message).toContain('the large objects changed: 2 before, 1 now');
+    expect(envelope.message).toContain('restored s1.weird_seq from touched snapshot');
+    expect(envelope.message).toContain('but it holds tables and sequences only, and what lies outside them is not back: the large objects changed: 2 before, 1 now');
+    expect(envelope.next).toMatch(/full snapshot/);
+    // the sequence was in the learned scope (setval locks it) and is back; the unlinked large object is not
+    expect(await objects(db)).toEqual({ oids: before.oids.slice(1), sequence: { last_value: 5 } });
+  }, 120_000);
+
+  it('a sequence no column owns set back, on a database without large objects: the touched snapshot holds it and compares it, the run ends 11 with it back (it ended 10, "data verified intact")', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_seq.up.sql': "CREATE SCHEMA s1;\nCREATE SEQUENCE s1.weird_seq;\nSELECT nextval('s1.weird_seq') FROM generate_series(1, 5);",
+      '0001_seq.down.sql': 'DROP SCHEMA s1 CASCADE;',
+      '0002_break.up.sql': "SELECT setval('s1.weird_seq', 2);\nCREATE TABLE breakme (id int);",
+      '0002_break.down.sql': 'DROP TABLE breakme;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    await writeFile(join(project.dir, 'belay.config.json'), JSON.stringify(HEALTH));
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    const envelope = JSON.parse(run.stdout) as Envelope;
+    expect(run.code, run.stdout + run.stderr).toBe(11);
+    expect(run.stderr).toContain('preflight: touched snapshot');
+    expect(envelope.message).toContain('sequence s1.weird_seq was set back: its last value was 5, now 2');
+    expect(envelope.message).toContain('restored s1.weird_seq from touched snapshot');
+    expect(await db.query('SELECT last_value::int AS last_value FROM s1.weird_seq')).toEqual([{ last_value: 5 }]);
+  }, 120_000);
+
+  it('an up that makes a large object and leaves it, on a database that had none: learning sees it on the copy, so auto takes a full snapshot and the run ends 11 without it (it ended 10)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      ...ACCOUNTS,
+      '0002_lob.up.sql': "SELECT lo_from_bytea(0, 'left behind');\nCREATE TABLE breakme (id int);",
+      '0002_lob.down.sql': 'DROP TABLE breakme;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    await writeFile(join(project.dir, 'belay.config.json'), JSON.stringify(HEALTH));
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(11);
+    expect(run.stderr).toContain('preflight: full snapshot: the revisions change the large objects on the copy (0 before, 1 after): a touched snapshot holds none');
+    expect((JSON.parse(run.stdout) as Envelope).message).toContain('the large objects changed: 0 before, 1 now');
+    expect(await db.query('SELECT oid FROM pg_largeobject_metadata')).toEqual([]);
+  }, 120_000);
+
+  it('an up that leaves a large object it made only where there are rows (not on the copy): the touched snapshot cannot take it away, the run ends 12, never "data verified intact" (it ended 10)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      ...ACCOUNTS,
+      '0002_lob.up.sql': "SELECT lo_from_bytea(0, 'left behind') FROM accounts WHERE id = 1;\nUPDATE accounts SET balance = balance + 1;\nCREATE TABLE breakme (id int);",
+      '0002_lob.down.sql': 'UPDATE accounts SET balance = balance - 1;\nDROP TABLE breakme;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    await writeFile(join(project.dir, 'belay.config.json'), JSON.stringify(HEALTH));
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    const envelope = JSON.parse(run.stdout) as Envelope;
+    expect(run.code, run.stdout + run.stderr).toBe(12);
+    expect(run.stderr).toContain('preflight: touched snapshot');
+    expect(envelope.message).toContain('what lies outside them is not back: the large objects changed: 0 before, 1 now');
+    expect(envelope.message).not.toContain('verified intact');
+    expect(envelope.next).toMatch(/full snapshot/);
+  }, 120_000);
+});

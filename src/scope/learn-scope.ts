@@ -138,6 +138,22 @@ export async function learnScope(options: LearnScopeOptions): Promise<LearnedSco
   }
 }
 
+/**
+ * Why a touched snapshot would not do on the target: it has large objects,
+ * which a revision may change outside any table and which a targeted restore
+ * does not put back. Null when it has none. (A sequence a revision may change
+ * is in the learned scope, restored with it.)
+ */
+export async function largeObjectsReason(client: ClientBase): Promise<string | null> {
+  const count = await largeObjectCount(client);
+  return count === 0 ? null : `the database has ${count} large ${count === 1 ? 'object' : 'objects'}, which a touched snapshot does not hold (it restores tables and sequences only)`;
+}
+
+async function largeObjectCount(client: ClientBase): Promise<number> {
+  const { rows } = await client.query<{ n: string }>('SELECT count(*)::text AS n FROM pg_largeobject_metadata');
+  return Number(rows[0]!.n);
+}
+
 /** belay.migrations of the target, so that the copy knows what is applied (the downs need it). */
 async function appliedRows(client: ClientBase): Promise<unknown[][]> {
   const { rows: exists } = await client.query<{ ok: boolean }>("SELECT to_regclass('belay.migrations') IS NOT NULL AS ok");
@@ -155,6 +171,7 @@ interface Seen {
 
 async function watchRevisions(client: ClientBase, revisions: Revision[], direction: 'up' | 'down', learnedFrom: string): Promise<LearnedScope> {
   const initial = await readCatalog(client);
+  const largeObjects = await largeObjectCount(client);
   const initialRelations = new Map([...initial.values()].filter((entry) => isRelation(entry.kind)).map((entry) => [entry.oid, entry]));
   let seen: Seen | undefined;
   const engine = new MigrationEngine(revisions, client, randomUUID(), { log: () => {} }, async (inside) => {
@@ -189,6 +206,10 @@ async function watchRevisions(client: ClientBase, revisions: Revision[], directi
     const reversible: Revision[] = [];
     for (const revision of revisions) if (await isReversible(revision)) reversible.push(revision);
     await pass(reversible.reverse(), 'down');
+  }
+  const leftObjects = await largeObjectCount(client);
+  if (unknown === null && leftObjects !== largeObjects) {
+    unknown = `the revisions change the large objects on the copy (${largeObjects} before, ${leftObjects} after): a touched snapshot holds none, so a restore could not put them back`;
   }
   const dataTables = new Map<string, { schema: string; name: string; kind: TouchedRelation['kind'] }>();
   for (const scope of scopes) {

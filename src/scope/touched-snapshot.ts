@@ -141,7 +141,7 @@ export async function takeTouchedSnapshot(options: TouchedSnapshotOptions): Prom
       objects,
     }));
     // one query at a time on the client
-    const fingerprinting = manifestScope.then(() => fingerprintTables(client, tables, { perColumn: options.perColumn, inTransaction: true }));
+    const fingerprinting = manifestScope.then(() => fingerprintTables(client, tables, { perColumn: options.perColumn, inTransaction: true, objects: true }));
     for (const reading of [manifestScope, fingerprinting]) reading.catch(() => stopDump.abort());
     const signal = options.signal ? AbortSignal.any([options.signal, stopDump.signal]) : stopDump.signal;
     const [readScope, fingerprint, manifest] = await Promise.allSettled([

@@ -30,7 +30,8 @@ import { runSuffix, runSuffixOf } from '../session/run-lock.js';
 import { BelayError, errorMessage, usageError } from '../../errors.js';
 import { errnoCode, writeFix } from '../../unreadable.js';
 import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js';
-import type { Fingerprint } from '../../integrity/fingerprint.js';
+import { fingerprintTables, type Fingerprint } from '../../integrity/fingerprint.js';
+import { compareFingerprints } from '../../integrity/compare.js';
 import { checkIntegrity } from '../../integrity/check-integrity.js';
 import { sessionOptions, type RunSetup } from '../session/setup.js';
 import { tiedRefusal } from '../../scope/restore-ties.js';
@@ -310,6 +311,12 @@ export async function allowConnectionsAgain(setup: RunSetup): Promise<string[]> 
   }
 }
 
+/** The differences from the run's fingerprint in what no touched snapshot holds: large objects, sequences out of its scope. */
+async function outsideTablesNotBack(client: ClientBase, baseline: Fingerprint): Promise<string[]> {
+  const now = await fingerprintTables(client, [], { perColumn: false, objects: true });
+  return compareFingerprints({ ...baseline, tables: {} }, now, 'same-schema').map((d) => d.message);
+}
+
 /**
  * A touched snapshot holds the rows of some tables only: it is never swapped
  * in nor restored over the database, only its tables are put back in place
@@ -344,6 +351,21 @@ async function restoreTouchedTables(request: RestoreRequest): Promise<RestoreOut
     });
     const cut = outcome.severed.length === 0 ? '' : `; so that it neither constrains nor is constrained by the live tables, cut from them (the kept rows untouched): ${outcome.severed.join('; ')}`;
     const tied = outcome.stillTied.length === 0 ? '' : `; still tied to live objects (not cut, as that would change the kept tables): ${outcome.stillTied.join('; ')}`;
+    const kept = `the damaged tables and what the run created are kept in schema ${outcome.quarantineSchema} (\`belay status\` lists it; drop it yourself when done: DROP SCHEMA ${quoteIdent(outcome.quarantineSchema)} CASCADE)${cut}${tied}`;
+    const notBack = request.baseline ? await outsideTablesNotBack(session.client, request.baseline) : [];
+    if (notBack.length > 0) {
+      return {
+        ok: false,
+        strategy: 'in-place',
+        quarantine: null,
+        quarantineSnapshot: null,
+        message: `restored ${outcome.restored.join(', ')} from touched snapshot ${manifest.id} in place, but it holds tables and sequences only, and what lies outside them is not back: ${notBack.join('; ')}; ${kept}`,
+        manualSteps: [
+          'bring them back from a full snapshot taken before the run, or your own backup (belay backups list, belay restore ID)',
+          'run the change again with --backup-scope full (auto takes a full snapshot of a database that has large objects)',
+        ],
+      };
+    }
     return {
       ok: true,
       strategy: 'in-place',
@@ -352,7 +374,7 @@ async function restoreTouchedTables(request: RestoreRequest): Promise<RestoreOut
       quarantineSchema: outcome.quarantineSchema,
       severed: outcome.severed,
       stillTied: outcome.stillTied,
-      message: `restored ${outcome.restored.join(', ')} from touched snapshot ${manifest.id} in place and verified them against its fingerprint; no other table was rewritten; the damaged tables and what the run created are kept in schema ${outcome.quarantineSchema} (\`belay status\` lists it; drop it yourself when done: DROP SCHEMA ${quoteIdent(outcome.quarantineSchema)} CASCADE)${cut}${tied}`,
+      message: `restored ${outcome.restored.join(', ')} from touched snapshot ${manifest.id} in place and verified them against its fingerprint; no other table was rewritten; ${kept}`,
       manualSteps: [],
     };
   } catch (error) {

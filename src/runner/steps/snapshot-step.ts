@@ -16,7 +16,7 @@ import { takeFingerprint } from './integrity-step.js';
 import { takeTouchedSnapshot } from '../../scope/touched-snapshot.js';
 import type { ScopeGuard } from '../../scope/lock-scope.js';
 import { decideScope, type BackupScopeMode, type ScopeDecision } from '../../scope/choose-scope.js';
-import { learnScope } from '../../scope/learn-scope.js';
+import { largeObjectsReason, learnScope } from '../../scope/learn-scope.js';
 import { objectLabel, type LearnedScope } from '../../scope/scope.js';
 import { selectProtectedTables, tableKey } from '../../integrity/table-selection.js';
 import type { Revision } from '../../migrations/revision.js';
@@ -283,7 +283,11 @@ export async function chooseBackupScope(
   const { setup } = session;
   const mode = flag ?? setup.config.backup.scope;
   const tools = await runBackupTools(session.setup, session.control);
-  const decision = await decideScope(mode, revisions, direction, () => learnScopeOf(setup, tools, revisions, direction));
+  // read before learning: a database with large objects needs a full snapshot whatever the revisions touch, and no copy is made
+  const outside = mode === 'auto' && direction === 'up' ? await largeObjectsReason(session.work.client) : null;
+  const decision: ScopeDecision = outside
+    ? { kind: 'full', why: `full snapshot: ${outside}`, learned: null }
+    : await decideScope(mode, revisions, direction, () => learnScopeOf(setup, tools, revisions, direction));
   const choice: ScopeChoice = {
     mode,
     kind: decision.kind,
