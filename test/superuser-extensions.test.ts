@@ -49,6 +49,27 @@ describe('extensions a superuser installed, restored by the database owner', () 
     expect(await extensionsOf(db)).toEqual([{ name: 'pgcrypto', owner: cluster().superuser }]);
   });
 
+  it('a swap makes trusted extensions as the restoring role, and says their owner was not restored', async () => {
+    const { db, url, role } = await databaseWithDbaExtensions(true, ['pgcrypto', 'citext']);
+    const project = await makeProject({});
+    const args = baseArgs(project, url);
+    const backup = await belay([...args, '--json', 'backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = (JSON.parse(backup.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    await db.query('UPDATE t SET id = 2');
+    const run = await belay([...args, '--json', 'restore', id, '--yes']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const { restore } = JSON.parse(run.stdout).result as { restore: { strategy: string; ownersReplaced: string[]; message: string } };
+    expect(restore.strategy).toBe('swap');
+    expect(restore.ownersReplaced).toContain(cluster().superuser);
+    expect(restore.message).toContain(`ownership was not restored: what ${restore.ownersReplaced.join(', ')} owned in the snapshot now belongs to ${role} (extension(s) citext, ${cluster().superuser}'s in the damaged database; pgcrypto, ${cluster().superuser}'s in the damaged database)`);
+    expect(await db.query('SELECT id FROM t')).toEqual([{ id: 1 }]);
+    expect(await extensionsOf(db)).toEqual([
+      { name: 'citext', owner: role },
+      { name: 'pgcrypto', owner: role },
+    ]);
+  });
+
   it('a swap that would have to create an untrusted extension is refused before anything is touched (exit 4, next: in place)', async () => {
     expect(await adminQuery('postgres', "SELECT 1 AS ok FROM pg_available_extensions WHERE name = 'pg_stat_statements'")).toEqual([{ ok: 1 }]);
     const { db, url } = await databaseWithDbaExtensions(true, ['pg_stat_statements']);

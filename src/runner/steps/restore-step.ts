@@ -255,17 +255,42 @@ const noneReplaced: OwnersReplaced = { ownersReplaced: [], note: '' };
 
 /**
  * After a restore without owners: the snapshot's owners other than this
- * role, whose objects it now owns, and the words that say so.
+ * role, whose objects it now owns, and the words that say so. An archive
+ * names no extension's owner: `extensions` are the ones another role owned
+ * in the damaged database, which the restored copy made as this role.
  */
-async function ownersReplaced(client: ClientBase, manifest: Manifest, tools: BackupTools, env: NodeJS.ProcessEnv): Promise<OwnersReplaced> {
+async function ownersReplaced(client: ClientBase, manifest: Manifest, tools: BackupTools, env: NodeJS.ProcessEnv, extensions: readonly ExtensionOwner[] = []): Promise<OwnersReplaced> {
   const { rows } = await client.query<{ me: string }>('SELECT current_user AS me');
   const me = rows[0]?.me ?? '';
-  const replaced = archiveOwners((await archiveCatalog(tools, manifest.path, env)).listing).filter((owner) => owner !== me);
+  const archived = archiveOwners((await archiveCatalog(tools, manifest.path, env)).listing).filter((owner) => owner !== me);
+  const replaced = [...new Set([...archived, ...extensions.map((extension) => extension.owner)])].sort();
   if (replaced.length === 0) return noneReplaced;
+  const taken = extensions.length === 0 ? '' : ` (extension(s) ${extensions.map((extension) => `${extension.name}, ${extension.owner}'s in the damaged database`).join('; ')})`;
   return {
     ownersReplaced: replaced,
-    note: `; ownership was not restored: what ${replaced.join(', ')} owned in the snapshot now belongs to ${me} (only a superuser restores owners; to put them back: ALTER … OWNER TO, or restore again as a superuser)`,
+    note: `; ownership was not restored: what ${replaced.join(', ')} owned in the snapshot now belongs to ${me}${taken} (only a superuser restores owners; to put them back: ALTER … OWNER TO, or restore again as a superuser)`,
   };
+}
+
+interface ExtensionOwner {
+  name: string;
+  owner: string;
+}
+
+/** The extensions of the snapshot that another role owns in the database: a restore without owners makes them as this role. */
+async function othersExtensions(setup: RunSetup, manifest: Manifest, tools: BackupTools): Promise<ExtensionOwner[]> {
+  const names = archiveExtensions((await archiveCatalog(tools, manifest.path, setup.env)).listing);
+  const session = await openSession(setup.target, sessionOptions(setup, 'belay restore extensions'));
+  try {
+    const { rows } = await session.client.query<ExtensionOwner>(
+      `SELECT extname AS name, pg_catalog.pg_get_userbyid(extowner) AS owner FROM pg_catalog.pg_extension
+        WHERE extname = ANY($1) AND extowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) ORDER BY extname`,
+      [names],
+    );
+    return rows;
+  } finally {
+    await session.close();
+  }
 }
 
 /**
@@ -442,7 +467,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, owners, signal: setup.signal, onProgress, checking });
       verification = await verifyRestored(request, withDatabase(setup.target, restoring));
       if (verification.problems.length > 0) throw new Error(`the restored copy does not match the pre-run fingerprint: ${verification.problems.join('; ')}`);
-      if (!owners) replaced = await ownersReplaced(admin.client, manifest, tools, setup.env);
+      if (!owners) replaced = await ownersReplaced(admin.client, manifest, tools, setup.env, await othersExtensions(setup, manifest, tools));
     } catch (error) {
       await dropDatabase(admin.client, restoring).catch(() => {});
       return {
