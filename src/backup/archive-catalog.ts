@@ -91,7 +91,8 @@ function tocEntry(line: string): CatalogEntry | undefined {
   if (bodies.length === 0) return undefined;
   if (kind === 'schema' || kind === 'extension') {
     const names = bodies.map((body) => body.slice(body.indexOf(' ') + 1));
-    if (skippedSchema(names[0]!) || (kind === 'schema' && names[0] === 'public')) return undefined;
+    // an extension's name is no schema's: pg_trgm and pg_stat_statements are compared like the others
+    if (kind === 'schema' && (skippedSchema(names[0]!) || names[0] === 'public')) return undefined;
     return { key: `${kind}:${names[0]}`, readings: names.map((name) => `${kind}:${name}`), label: `${what} ${names[0]}` };
   }
   if (skippedSchema(tokens[0]!)) return undefined;
@@ -142,6 +143,34 @@ export function withoutOwnSchema(listing: string): string {
   return listing
     .split('\n')
     .map((line) => (own.test(line) ? `;${line}` : line))
+    .join('\n');
+}
+
+const extensionOf = (line: string): string | undefined => /^\d+; \d+ \d+ EXTENSION - (.*) $/.exec(line)?.[1];
+
+/** The extensions a table of contents creates (named pg_* too, which the catalog comparison leaves out). */
+export const archiveExtensions = (listing: string): string[] => listing.split('\n').flatMap((line) => extensionOf(line) ?? []);
+
+/**
+ * The listing without the entries of the extensions the live database has
+ * (the extension and its comment): `pg_restore --clean` would drop and
+ * re-create them, which only their owner may, and an extension a superuser
+ * installed is not the restoring role's. Their member objects are not in the
+ * archive; pg_dump does not record an extension's version either, so a
+ * re-created one would be at its default version, not the snapshot's.
+ */
+export function withoutLiveExtensions(listing: string, live: readonly string[]): string {
+  const names = new Set(live);
+  const isLive = (line: string): boolean => {
+    const extension = extensionOf(line);
+    if (extension !== undefined) return names.has(extension);
+    const commented = /^\d+; \d+ \d+ COMMENT - EXTENSION (.*) \S*$/.exec(line)?.[1];
+    // the comment's tag names the extension as pg_dump quotes it: only where it must
+    return commented !== undefined && live.some((name) => name === commented || quoteIdent(name) === commented);
+  };
+  return listing
+    .split('\n')
+    .map((line) => (isLive(line) ? `;${line}` : line))
     .join('\n');
 }
 

@@ -4,7 +4,7 @@ import { endClient } from '../db/session.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { BelayError, errorMessage } from '../errors.js';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
-import { archiveCatalog, compareWithArchive, partitionsFirst, withoutOwnSchema, type ArchiveContents } from './archive-catalog.js';
+import { archiveCatalog, compareWithArchive, partitionsFirst, withoutLiveExtensions, withoutOwnSchema, type ArchiveContents } from './archive-catalog.js';
 import type { Manifest } from './manifest.js';
 import type { BackupTools } from './pg-tools.js';
 
@@ -60,8 +60,8 @@ export class ExactRestore {
    * Drop, in one transaction, the objects the snapshot does not have. Call
    * after the quarantine snapshot, before pg_restore; answers the list
    * pg_restore is to follow (`--use-list`): the snapshot's, without belay's
-   * schema entry where the database has that schema (see withoutOwnSchema),
-   * the partitions' constraints and indexes first (see partitionsFirst).
+   * schema entry where the database has that schema (see withoutOwnSchema)
+   * and the extensions it has (see withoutLiveExtensions), the partitions' constraints and indexes first (see partitionsFirst).
    */
   async dropNewerObjects(): Promise<string> {
     const { entries, listing } = await this.tableOfContents();
@@ -84,7 +84,8 @@ export class ExactRestore {
         }
       }
       const { rows } = await client.query<{ present: boolean }>('SELECT to_regnamespace($1) IS NOT NULL AS present', [BELAY_SCHEMA]);
-      const ordered = await partitionsFirst(client, listing);
+      const extensions = await client.query<{ name: string }>('SELECT extname AS name FROM pg_catalog.pg_extension');
+      const ordered = withoutLiveExtensions(await partitionsFirst(client, listing), extensions.rows.map((row) => row.name));
       await client.query('COMMIT');
       return rows[0]?.present ? withoutOwnSchema(ordered) : ordered;
     } catch (error) {

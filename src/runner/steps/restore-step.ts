@@ -4,7 +4,7 @@ import { resolveBackupTools, type BackupTools } from '../../backup/pg-tools.js';
 import { takeSnapshot } from '../../backup/take-snapshot.js';
 import { checkSnapshotDigest, restoreSnapshotInto } from '../../backup/restore-snapshot.js';
 import { ExactRestore } from '../../backup/exact-restore.js';
-import { archiveCatalog, archiveOwners } from '../../backup/archive-catalog.js';
+import { archiveCatalog, archiveExtensions, archiveOwners } from '../../backup/archive-catalog.js';
 import { withDatabase, type ConnectionParams } from '../../db/connection.js';
 import {
   createDatabaseLike,
@@ -79,6 +79,29 @@ async function openAdmin(setup: RunSetup, runId?: string): Promise<{ admin: Sess
   }
   const admin = await openSession(setup.target, options);
   return { admin, noSwap: `the role can connect to no other database (${MAINTENANCE_DATABASES.join(', ')}) to rename ${setup.target.database} from: ${refused.join('; ')}` };
+}
+
+/**
+ * What keeps a swap from restoring `manifest` as this role: the new database
+ * needs the snapshot's extensions created, and an untrusted one
+ * (postgres_fdw, pg_stat_statements) only a superuser may create. An
+ * in-place restore keeps the extensions the database has (see
+ * withoutLiveExtensions), so it can when every such one is there already.
+ */
+export async function swapExtensionObstacle(target: ClientBase, manifest: Manifest, tools: BackupTools, env: NodeJS.ProcessEnv): Promise<{ obstacle: string; inPlace: boolean } | undefined> {
+  const names = archiveExtensions((await archiveCatalog(tools, manifest.path, env)).listing);
+  const { rows } = await target.query<{ name: string; live: boolean }>(
+    `SELECT a.name, EXISTS (SELECT 1 FROM pg_catalog.pg_extension x WHERE x.extname = a.name) AS live
+       FROM pg_catalog.pg_available_extensions a JOIN pg_catalog.pg_available_extension_versions v ON v.name = a.name AND v.version = a.default_version
+      WHERE a.name = ANY($1) AND NOT v.trusted AND NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+      ORDER BY a.name`,
+    [names],
+  );
+  if (rows.length === 0) return undefined;
+  return {
+    obstacle: `snapshot ${manifest.id} has extension(s) ${rows.map((row) => row.name).join(', ')}, which only a superuser may create in the new database a swap restores into`,
+    inPlace: rows.every((row) => row.live),
+  };
 }
 
 /** What the error itself says to do (without its full stop: a command follows it), else `otherwise`. */
@@ -233,17 +256,42 @@ const noneReplaced: OwnersReplaced = { ownersReplaced: [], note: '' };
 
 /**
  * After a restore without owners: the snapshot's owners other than this
- * role, whose objects it now owns, and the words that say so.
+ * role, whose objects it now owns, and the words that say so. An archive
+ * names no extension's owner: `extensions` are the ones another role owned
+ * in the damaged database, which the restored copy made as this role.
  */
-async function ownersReplaced(client: ClientBase, manifest: Manifest, tools: BackupTools, env: NodeJS.ProcessEnv): Promise<OwnersReplaced> {
+async function ownersReplaced(client: ClientBase, manifest: Manifest, tools: BackupTools, env: NodeJS.ProcessEnv, extensions: readonly ExtensionOwner[] = []): Promise<OwnersReplaced> {
   const { rows } = await client.query<{ me: string }>('SELECT current_user AS me');
   const me = rows[0]?.me ?? '';
-  const replaced = archiveOwners((await archiveCatalog(tools, manifest.path, env)).listing).filter((owner) => owner !== me);
+  const archived = archiveOwners((await archiveCatalog(tools, manifest.path, env)).listing).filter((owner) => owner !== me);
+  const replaced = [...new Set([...archived, ...extensions.map((extension) => extension.owner)])].sort();
   if (replaced.length === 0) return noneReplaced;
+  const taken = extensions.length === 0 ? '' : ` (extension(s) ${extensions.map((extension) => `${extension.name}, ${extension.owner}'s in the damaged database`).join('; ')})`;
   return {
     ownersReplaced: replaced,
-    note: `; ownership was not restored: what ${replaced.join(', ')} owned in the snapshot now belongs to ${me} (only a superuser restores owners; to put them back: ALTER … OWNER TO, or restore again as a superuser)`,
+    note: `; ownership was not restored: what ${replaced.join(', ')} owned in the snapshot now belongs to ${me}${taken} (only a superuser restores owners; to put them back: ALTER … OWNER TO, or restore again as a superuser)`,
   };
+}
+
+interface ExtensionOwner {
+  name: string;
+  owner: string;
+}
+
+/** The extensions of the snapshot that another role owns in the database: a restore without owners makes them as this role. */
+async function othersExtensions(setup: RunSetup, manifest: Manifest, tools: BackupTools): Promise<ExtensionOwner[]> {
+  const names = archiveExtensions((await archiveCatalog(tools, manifest.path, setup.env)).listing);
+  const session = await openSession(setup.target, sessionOptions(setup, 'belay restore extensions'));
+  try {
+    const { rows } = await session.client.query<ExtensionOwner>(
+      `SELECT extname AS name, pg_catalog.pg_get_userbyid(extowner) AS owner FROM pg_catalog.pg_extension
+        WHERE extname = ANY($1) AND extowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) ORDER BY extname`,
+      [names],
+    );
+    return rows;
+  } finally {
+    await session.close();
+  }
 }
 
 /**
@@ -412,11 +460,19 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     let strategy = request.strategy;
     // the run's own sessions on the target close before the swap; only others can stand in its way
     const obstacles = strategy === 'swap' ? [...(noSwap ? [noSwap] : []), ...(await swapObstacles(admin.client, target))] : [];
+    if (strategy === 'swap' && obstacles.length === 0) {
+      const session = await openSession(setup.target, sessionOptions(setup, 'belay restore extensions'));
+      const extensions = await swapExtensionObstacle(session.client, manifest, tools, setup.env).finally(() => session.close());
+      if (extensions?.inPlace) obstacles.push(extensions.obstacle);
+    }
     if (obstacles.length > 0) {
       request.progress(`restoring in place instead of swapping: ${obstacles.join('; ')}`);
       strategy = 'in-place';
     }
-    if (strategy === 'in-place') return await restoreInPlace(request, admin.client, tools, onProgress);
+    if (strategy === 'in-place') {
+      const outcome = await restoreInPlace(request, admin.client, tools, onProgress);
+      return obstacles.length === 0 ? outcome : { ...outcome, message: `${outcome.message} (in place instead of swapping: ${obstacles.join('; ')})` };
+    }
     const restoring = derivedName(target, `belay_restore_${stamp()}`);
     await request.progress(`restoring into a new database ${restoring}`, { restoreCopy: restoring });
     // the snapshot's sha256 is read while the server creates the database: neither waits for the other
@@ -433,7 +489,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, owners, signal: setup.signal, onProgress, checking });
       verification = await verifyRestored(request, withDatabase(setup.target, restoring));
       if (verification.problems.length > 0) throw new Error(`the restored copy does not match the pre-run fingerprint: ${verification.problems.join('; ')}`);
-      if (!owners) replaced = await ownersReplaced(admin.client, manifest, tools, setup.env);
+      if (!owners) replaced = await ownersReplaced(admin.client, manifest, tools, setup.env, await othersExtensions(setup, manifest, tools));
     } catch (error) {
       await dropDatabase(admin.client, restoring).catch(() => {});
       return {

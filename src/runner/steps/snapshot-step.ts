@@ -22,6 +22,7 @@ import { selectProtectedTables, tableKey } from '../../integrity/table-selection
 import type { Revision } from '../../migrations/revision.js';
 import type { ScopeChoice } from '../../events/run-events.js';
 import { sessionOptions, type RunSetup } from '../session/setup.js';
+import { swapExtensionObstacle } from './restore-step.js';
 
 const toolsBySetup = new WeakMap<RunSetup, Promise<BackupTools>>();
 
@@ -75,6 +76,25 @@ export async function restorePreflight(setup: RunSetup, control: Session, manife
   const tools = toolsCheck(setup, control, 'pg_restore');
   const disk = strategy === 'in-place' && !manifest.scope ? await diskChecks(setup, control) : [];
   return [await tools, ...disk];
+}
+
+/** The extensions of the snapshot a swap would have to create as this role (see swapExtensionObstacle). */
+export async function swapExtensionsCheck(setup: RunSetup, control: Session, manifest: Manifest): Promise<PreflightCheck[]> {
+  const tools = await runBackupTools(setup, control).catch(() => undefined);
+  // without the tools the pg_restore check has failed already
+  if (!tools) return [];
+  const found = await swapExtensionObstacle(control.client, manifest, tools, setup.env);
+  if (!found) return [];
+  return [
+    {
+      name: 'extensions',
+      ok: false,
+      message: found.obstacle,
+      hint: found.inPlace
+        ? `Nothing was changed. Restore in place, which keeps the extensions ${setup.target.database} has: belay restore ${manifest.id} --strategy in-place; or restore as a superuser.`
+        : `Nothing was changed. Restore as a superuser, or have one create them in ${setup.target.database} first and restore with --strategy in-place.`,
+    },
+  ];
 }
 
 async function diskChecks(setup: RunSetup, control: Session): Promise<PreflightCheck[]> {
