@@ -89,7 +89,10 @@ async function openAdmin(setup: RunSetup, runId?: string): Promise<{ admin: Sess
  * withoutLiveExtensions), so it can when every such one is there already.
  */
 export async function swapExtensionObstacle(target: ClientBase, manifest: Manifest, tools: BackupTools, env: NodeJS.ProcessEnv): Promise<{ obstacle: string; inPlace: boolean } | undefined> {
-  const names = archiveExtensions((await archiveCatalog(tools, manifest.path, env)).listing);
+  // an archive pg_restore cannot list is the restore's to report, after its sha256 check says why
+  const catalog = await archiveCatalog(tools, manifest.path, env).catch(() => undefined);
+  if (!catalog) return undefined;
+  const names = archiveExtensions(catalog.listing);
   const { rows } = await target.query<{ name: string; live: boolean }>(
     `SELECT a.name, EXISTS (SELECT 1 FROM pg_catalog.pg_extension x WHERE x.extname = a.name) AS live
        FROM pg_catalog.pg_available_extensions a JOIN pg_catalog.pg_available_extension_versions v ON v.name = a.name AND v.version = a.default_version
