@@ -251,7 +251,13 @@ export async function endAfterDumpFailure(session: RunSession, error: unknown): 
   if (session.journal && !(await session.journal.databaseUpToDate())) {
     return finishRun(session, { outcome: 'manual-action-needed', message: `the backup failed before anything was changed: ${errorMessage(error)}` });
   }
+  stopIfSignalled(session.setup);
   throw error instanceof BelayError ? error : preflightError(`the backup failed: ${errorMessage(error)}`, { hint: 'Nothing was changed. Fix what the message says (space, permissions, pg_dump) and run again.' });
+}
+
+/** SIGINT/SIGTERM before the run changed anything: it stops there (exit 4), as `belay backup` does; nothing to roll back. */
+export function stopIfSignalled(setup: RunSetup): void {
+  if (setup.signal?.aborted) throw preflightError('interrupted by a signal before it changed anything; nothing was changed', { hint: 'Nothing was changed. Run it again when you are ready.' });
 }
 
 /** What the revisions touch, learned on a throwaway schema-only copy of the target (created and dropped on its server). */
@@ -283,7 +289,12 @@ export async function chooseBackupScope(
   const { setup } = session;
   const mode = flag ?? setup.config.backup.scope;
   const tools = await runBackupTools(session.setup, session.control);
-  const decision = await decideScope(mode, revisions, direction, () => learnScopeOf(setup, tools, revisions, direction));
+  // a learning the signal stopped (failed, or fell back to a full snapshot) is not what the run goes on with
+  const decision = await decideScope(mode, revisions, direction, () => learnScopeOf(setup, tools, revisions, direction)).catch((error: unknown) => {
+    stopIfSignalled(setup);
+    throw error;
+  });
+  stopIfSignalled(setup);
   const choice: ScopeChoice = {
     mode,
     kind: decision.kind,
