@@ -96,7 +96,7 @@ export interface StepPayloads {
   apply: { now: string | null };
   down: { now: string | null };
   hook: { exitCode: number | null; signal: NodeJS.Signals | null; timedOut: boolean; outputTail: string };
-  health: { attempts: number; failing: CheckResult[]; tolerated?: string[] };
+  health: { attempts: number; failing: CheckResult[]; tolerated?: string[]; interrupted?: true };
   integrity: IntegrityReport;
   /** After `rollback --to`: the live schema against the one recorded when the target revision was applied. */
   schema: { target: string | null; compared: boolean; added: string[]; removed: string[]; changed: string[]; columnOrder: string[] };

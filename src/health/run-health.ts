@@ -15,6 +15,8 @@ export interface HealthReport {
   attempts: number;
   /** The last attempt's results. */
   results: CheckResult[];
+  /** A signal stopped the checks before an attempt finished: never healthy, results are the last attempt that ran (none before the first). */
+  interrupted?: true;
 }
 
 export interface HealthRetry {
@@ -61,9 +63,13 @@ export async function runHealthChecks(checks: HealthCheck[], ctx: CheckContext, 
   const checking: CheckContext = limit > 0 ? { ...ctx, deadline: started + limit * 1000 } : ctx;
   const final = new Set(checks.filter((check) => check.changesByWaiting === false).map((check) => check.name));
   let attempts = 0;
+  let last: CheckResult[] = [];
   for (;;) {
-    attempts++;
     const results = await attempt(checks, checking);
+    // checks a signal kept from running did not pass: the report is the last attempt that ran
+    if (results.length < checks.length) return { healthy: false, attempts, results: last, interrupted: true };
+    attempts++;
+    last = results;
     await retry.onAttempt?.(attempts, results);
     const held = results.filter((r) => !r.ok && r.alreadyFailing !== true && retry.tolerate?.has(r.name) !== true);
     const healthy = held.length === 0;

@@ -103,7 +103,11 @@ export async function learnScope(options: LearnScopeOptions): Promise<LearnedSco
     if (restored.code !== 0) throw learnFailure(`restoring the schema into the throwaway copy ${copyName}`, restored);
     const applied = await appliedRows(admin.client);
     const session = await openSession(copy, options.session);
+    // a signal cancels the revision running on the copy: the run stops before it changed anything
+    const cancel = (): void => void admin.client.query('SELECT pg_cancel_backend($1)', [session.backendPid]).catch(() => {});
+    options.signal?.addEventListener('abort', cancel, { once: true });
     try {
+      options.signal?.throwIfAborted();
       await ensureBelaySchema(session.client);
       for (const row of applied) {
         await session.client.query('INSERT INTO belay.migrations (name, checksum, files, applied_at, duration_ms, run_id) VALUES ($1, $2, $3, $4, $5, $6)', row);
@@ -116,6 +120,7 @@ export async function learnScope(options: LearnScopeOptions): Promise<LearnedSco
       const ties = learned.unknown === null ? await unrestorableTies(admin.client, learned.dataTables.filter((t) => t.kind === 'table')) : [];
       return ties.length === 0 ? learned : { ...learned, unknown: tiesReason(ties) };
     } finally {
+      options.signal?.removeEventListener('abort', cancel);
       await session.close();
     }
   } catch (error) {

@@ -13,7 +13,7 @@ import type { RunResult } from '../result/results.js';
 import type { RunSession } from '../session/run-session.js';
 import { reasonFrom, revertThenVerify, type FailureReason, type Recovery } from '../recovery/safety-net.js';
 import type { RunSetup } from '../session/setup.js';
-import { backupPreflight, chooseBackupScope, endAfterDumpFailure, fingerprintAndSnapshot, type FingerprintAndSnapshot } from '../steps/snapshot-step.js';
+import { backupPreflight, chooseBackupScope, endAfterDumpFailure, fingerprintAndSnapshot, stopIfSignalled, type FingerprintAndSnapshot } from '../steps/snapshot-step.js';
 import type { BackupScopeMode, ScopeDecision } from '../../scope/choose-scope.js';
 import type { ScopeChoice } from '../../events/run-events.js';
 
@@ -100,15 +100,22 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
     await events.step(
       { step: 'preflight' },
       async () => {
-        const found = await preflightChecks(session, state, toApply, options);
-        assertPreflight(found);
-        if (toApply.length > 0) {
-          structure = await captureStructure(session.work.client);
-          found.push(await healthBaseline(session, options, tolerated));
+        try {
+          const found = await preflightChecks(session, state, toApply, options);
+          assertPreflight(found);
+          if (toApply.length > 0) {
+            structure = await captureStructure(session.work.client);
+            found.push(await healthBaseline(session, options, tolerated));
+          }
+          assertPreflight(found);
+          if (options.withBackup && toApply.length > 0) scope = await chooseBackupScope(session, options.backupScope, toApply, 'up');
+          stopIfSignalled(setup);
+          return found;
+        } catch (error) {
+          // a statement the signal cancelled failed because of the signal
+          stopIfSignalled(setup);
+          throw error;
         }
-        assertPreflight(found);
-        if (options.withBackup && toApply.length > 0) scope = await chooseBackupScope(session, options.backupScope, toApply, 'up');
-        return found;
       },
       (found) => ({ checks: found, ...(scope ? { scope: scope.choice } : {}) }),
     );
@@ -123,6 +130,8 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
       return await endAfterDumpFailure(session, error);
     }
     const { fingerprint, snapshot, dumpError, guard } = taken;
+    if (dumpError !== undefined) return await endAfterDumpFailure(session, dumpError);
+    stopIfSignalled(setup);
     const recovery: Recovery = {
       session,
       goal: 'reject',
@@ -137,10 +146,6 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
       restoreStrategy: 'swap',
       ...(guard ? { beforeCommit: guard.check.bind(guard) } : {}),
     };
-    if (dumpError !== undefined) {
-      if (session.setup.signal?.aborted) return await revertThenVerify(recovery, stopReason(session)!);
-      return await endAfterDumpFailure(session, dumpError);
-    }
     return await applyAndVerify(recovery, toApply);
   });
 }

@@ -125,6 +125,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   const { events } = session.setup;
   const finish = (verdict: Verdict): Promise<RunResult> => finishRun(session, withHooks(recovery, verdict, hooks));
   const current = session.ledger.facts.toRevision;
+  await session.cancelSettled();
   await events.emit({ type: 'note', step: 'down', message: `rolling back to ${at(target)}: ${reason.message}` });
   const onRollback = await runHookStep(session, 'onRollback', { from: current, to: target, outcome: 'rolling-back' });
   if (onRollback) hooks.push(onRollback);

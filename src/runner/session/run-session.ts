@@ -20,6 +20,8 @@ export class RunSession {
   /** The run's facts, reduced from its step events. */
   readonly ledger = new RunLedger();
   private lockStarted = 0;
+  /** The cancel a signal sent for the work connection's statement, until the server has answered it. */
+  private cancelling: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly runId: string,
@@ -110,13 +112,21 @@ export class RunSession {
           work.sever(reason);
           control.sever(reason);
         }, connectTimeoutSeconds * 1000);
-        void control.client
+        this.cancelling = control.client
           .query('SELECT pg_cancel_backend($1)', [work.backendPid])
-          .catch(() => {})
+          .then(() => {}, () => {})
           .finally(() => clearTimeout(giveUp));
       },
       { once: true },
     );
+  }
+
+  /**
+   * Once the signal's cancel has reached the server: a statement sent on the
+   * work connection before then (the rollback's) could be the one it cancels.
+   */
+  cancelSettled(): Promise<void> {
+    return this.cancelling;
   }
 
   /** Open the journal file and record the run and its lock step. */

@@ -42,7 +42,12 @@ export async function runHealthStep(
       ),
     (report) => ({
       ok: report.healthy,
-      detail: { attempts: report.attempts, failing: report.results.filter((r) => !r.ok), ...(tolerate.size > 0 ? { tolerated: [...tolerate] } : {}) },
+      detail: {
+        attempts: report.attempts,
+        failing: report.results.filter((r) => !r.ok),
+        ...(tolerate.size > 0 ? { tolerated: [...tolerate] } : {}),
+        ...(report.interrupted ? { interrupted: true as const } : {}),
+      },
     }),
     { checks: checks.map((c) => `${c.kind}:${c.name}`) },
   );

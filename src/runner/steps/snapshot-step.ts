@@ -271,7 +271,13 @@ export async function endAfterDumpFailure(session: RunSession, error: unknown): 
   if (session.journal && !(await session.journal.databaseUpToDate())) {
     return finishRun(session, { outcome: 'manual-action-needed', message: `the backup failed before anything was changed: ${errorMessage(error)}` });
   }
+  stopIfSignalled(session.setup);
   throw error instanceof BelayError ? error : preflightError(`the backup failed: ${errorMessage(error)}`, { hint: 'Nothing was changed. Fix what the message says (space, permissions, pg_dump) and run again.' });
+}
+
+/** SIGINT/SIGTERM before the run changed anything: it stops there (exit 4), as `belay backup` does; nothing to roll back. */
+export function stopIfSignalled(setup: RunSetup): void {
+  if (setup.signal?.aborted) throw preflightError('interrupted by a signal before it changed anything; nothing was changed', { hint: 'Nothing was changed. Run it again when you are ready.' });
 }
 
 /** What the revisions touch, learned on a throwaway schema-only copy of the target (created and dropped on its server). */
@@ -305,9 +311,14 @@ export async function chooseBackupScope(
   const tools = await runBackupTools(session.setup, session.control);
   // read before learning: a database with large objects needs a full snapshot whatever the revisions touch, and no copy is made
   const outside = mode === 'auto' && direction === 'up' ? await largeObjectsReason(session.work.client) : null;
+  // a learning the signal stopped (failed, or fell back to a full snapshot) is not what the run goes on with
   const decision: ScopeDecision = outside
     ? { kind: 'full', why: `full snapshot: ${outside}`, learned: null }
-    : await decideScope(mode, revisions, direction, () => learnScopeOf(setup, tools, revisions, direction));
+    : await decideScope(mode, revisions, direction, () => learnScopeOf(setup, tools, revisions, direction)).catch((error: unknown) => {
+        stopIfSignalled(setup);
+        throw error;
+      });
+  stopIfSignalled(setup);
   const choice: ScopeChoice = {
     mode,
     kind: decision.kind,
