@@ -297,6 +297,8 @@ describe('interrupted runs and `belay recover`', () => {
     const result = await run.done;
     expect(result.code, result.stderr).toBe(10);
     expect(jsonResult(result).message).toMatch(/interrupted by a signal/);
+    // the revision the signal cancelled failed where the text output says: --json carries it too
+    expect(jsonResult(result).failure).toMatchObject({ file: '0003_slow.up.sql', line: 2, sqlstate: '57014' });
     expect(await appliedNames(db)).toEqual(['0001_base']);
     const status = jsonResult(await belay([...args, '--json', 'status'], { cwd: project.dir })) as { interrupted: unknown };
     expect(status.interrupted).toBeNull();

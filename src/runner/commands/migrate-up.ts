@@ -187,7 +187,10 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
     try {
       await events.step({ step: 'apply', revision: revision.name }, () => engine.up(revision.name, next && { next: next.name, stopping }), () => ({ now: revision.name }));
     } catch (error) {
-      failed = stopReason(session) ?? { ...reasonFrom(error), ...(outsideScope(error) ? { hint: RERUN_FULL } : {}) };
+      const reason = reasonFrom(error);
+      const stop = stopReason(session);
+      // a revision the signal cancelled still failed where it says (file, line, SQLSTATE 57014)
+      failed = stop ? { ...stop, ...(reason.failure ? { failure: reason.failure } : {}) } : { ...reason, ...(outsideScope(error) ? { hint: RERUN_FULL } : {}) };
       break;
     }
     applied.push(revision);

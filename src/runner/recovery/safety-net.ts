@@ -313,9 +313,12 @@ export async function restoreThenVerify(recovery: Recovery, why: string, failure
   } catch (error) {
     reconnectFailed = `; could not connect again after it: ${errorMessage(error)}`;
   }
-  if (!report.ok && report.untouched && recovery.goal === 'restore') {
+  // recover's restore that a signal stopped before it (or anything before it) changed the database leaves the run to settle
+  const settleAgain = recovery.goal === 'settle' && session.setup.signal?.aborted === true && session.ledger.facts.revisions.every((r) => r.status === 'pending' || r.status === 'not-run');
+  if (!report.ok && report.untouched && (recovery.goal === 'restore' || settleAgain)) {
     // a restore asked for that changed nothing is refused, not a database left needing manual action
-    throw new BelayError('preflight', `${why}; ${report.message}${reconnectFailed}`, { hint: report.manualSteps.join('\n') });
+    const hint = settleAgain ? 'Run `belay recover` again when you are ready: the interrupted run is still to settle.' : report.manualSteps.join('\n');
+    throw new BelayError('preflight', `${why}; ${report.message}${reconnectFailed}`, { hint });
   }
   if (!report.ok) {
     return finish({

@@ -114,6 +114,23 @@ const hintOf = (error: unknown, otherwise: string): string => (error instanceof 
 const keepFix = (dir: string, error: unknown): string =>
   hintOf(error, `${errnoCode(error) === undefined ? `Free space in ${dir}` : writeFix(dir, error)} (or pass --backups DIR)`);
 
+/** Whether `signal` aborted since this was called: one that came before a restore does not stop its pg_dump and pg_restore. */
+function abortedFromNow(signal: AbortSignal | undefined): () => boolean {
+  const before = signal?.aborted ?? false;
+  return () => !before && (signal?.aborted ?? false);
+}
+
+/** A signal stopped the restore before it changed the database: it is to be run again. */
+function stoppedUntouched(request: RestoreRequest, strategy: RestoreStrategy): Pick<RestoreOutcome, 'ok' | 'untouched' | 'message' | 'manualSteps'> {
+  const { manifest } = request;
+  return {
+    ok: false,
+    untouched: true,
+    message: `the restore was interrupted by a signal; ${request.setup.target.database} was not changed by it`,
+    manualSteps: [`restore it again when you are ready: belay restore ${manifest.id}${strategy === 'in-place' ? ' --strategy in-place' : ''}`],
+  };
+}
+
 interface Verification {
   problems: string[];
   /** Set when the data was not compared with the snapshot's fingerprint: what was done instead, in words. */
@@ -150,7 +167,7 @@ const verifiedWords = (verification: Verification): string => (verification.unve
  * dumped first, so that nothing is lost silently; when that dump cannot be
  * taken, the database is left as it is.
  */
-async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools: BackupTools, onProgress: (line: string) => void): Promise<RestoreOutcome> {
+async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools: BackupTools, onProgress: (line: string) => void, interrupted: () => boolean): Promise<RestoreOutcome> {
   const { setup, manifest } = request;
   const target = setup.target.database;
   const base = { strategy: 'in-place' as const, quarantine: null };
@@ -172,6 +189,7 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
       lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
     });
   } catch (error) {
+    if (interrupted()) return { ...base, ...stoppedUntouched(request, 'in-place'), quarantineSnapshot: null };
     return {
       ...base,
       ok: false,
@@ -201,6 +219,17 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
     await restoreSnapshotInto(manifest, setup.target, { tools, env: setup.env, jobs: 1, clean: true, privileges: true, owners, signal: setup.signal, onProgress, applicationName, beforeRestore });
   } catch (error) {
     const lockWait = await watchdog?.stop();
+    if (interrupted()) {
+      // its drops roll back with it when they were what the signal stopped; once committed, the database changed
+      if (exact.dropped.length === 0) return { ...base, ...stoppedUntouched(request, 'in-place'), quarantineSnapshot: kept.id };
+      return {
+        ...base,
+        ok: false,
+        quarantineSnapshot: kept.id,
+        message: `the restore was interrupted by a signal: nothing of ${manifest.id} was restored (pg_restore runs as one transaction), but ${target} was changed${exact.note(kept.id)}`,
+        manualSteps: [`to finish the restore: belay restore ${manifest.id} --strategy in-place`, `or to put back what ${target} held before it: belay restore ${kept.id} --strategy in-place`],
+      };
+    }
     const dropped = exact.dropped.length === 0 ? '' : `, but the objects created after the snapshot had been dropped before it${exact.note(kept.id)}`;
     const state = `${target} is as it was before the restore${dropped}; its state then is kept as snapshot ${kept.id}`;
     const putBack = exact.dropped.length === 0 ? [] : [`to put back what ${target} held before the restore: belay restore ${kept.id} --strategy in-place`];
@@ -472,8 +501,9 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       request.progress(`restoring in place instead of swapping: ${obstacles.join('; ')}`);
       strategy = 'in-place';
     }
+    const interrupted = abortedFromNow(setup.signal);
     if (strategy === 'in-place') {
-      const outcome = await restoreInPlace(request, admin.client, tools, onProgress);
+      const outcome = await restoreInPlace(request, admin.client, tools, onProgress, interrupted);
       return obstacles.length === 0 ? outcome : { ...outcome, message: `${outcome.message} (in place instead of swapping: ${obstacles.join('; ')})` };
     }
     const restoring = derivedName(target, `belay_restore_${stamp()}`);
@@ -495,6 +525,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       if (!owners) replaced = await ownersReplaced(admin.client, manifest, tools, setup.env, await othersExtensions(setup, manifest, tools));
     } catch (error) {
       await dropDatabase(admin.client, restoring).catch(() => {});
+      if (interrupted()) return { strategy, quarantine: null, quarantineSnapshot: null, ...stoppedUntouched(request, strategy) };
       return {
         ok: false,
         strategy,

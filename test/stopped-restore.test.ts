@@ -1,0 +1,128 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { belay, jsonResult, startBelay, type CliRun } from './support/cli.js';
+import { freshJournal, pollUntil } from './support/kill.js';
+import { adminQuery, freshDatabase, type TestDatabase } from './support/pg.js';
+import { baseArgs, makeProject, type TestProject } from './support/project.js';
+
+/** A table big enough for pg_restore to be caught loading it, a snapshot of it, then 1000 of its rows deleted. */
+async function bigSnapshot(): Promise<{ db: TestDatabase; project: TestProject; args: string[]; id: string }> {
+  const db = await freshDatabase('sr');
+  await db.appQuery("CREATE TABLE big (id int PRIMARY KEY, pad text NOT NULL); INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 300000) g");
+  const project = await makeProject({});
+  const args = baseArgs(project, db.url);
+  const taken = await belay([...args, '--json', 'backup'], { cwd: project.dir });
+  expect(taken.code, taken.stderr).toBe(0);
+  await db.query('DELETE FROM big WHERE id <= 1000');
+  return { db, project, args, id: (jsonResult(taken) as { snapshot: { id: string } }).snapshot.id };
+}
+
+const rows = async (db: TestDatabase): Promise<number> => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM big'))[0]!.n;
+
+/** Run `words` and SIGINT it once pg_restore loads `big` into a database whose name starts with the target's. */
+async function interruptRestore(db: TestDatabase, project: TestProject, words: string[]): Promise<{ run: CliRun; journal: Array<Record<string, unknown>> }> {
+  const before = new Set(await readdir(join(project.backups, 'journal')).catch(() => []));
+  const running = startBelay(words, { cwd: project.dir });
+  let exited = false;
+  void running.done.then(() => (exited = true));
+  await pollUntil(async () => {
+    if (exited) throw new Error(`belay ended before pg_restore loaded the table: ${(await running.done).stderr}`);
+    const copying = await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE starts_with(datname, $1) AND query ~ '^COPY public\\.big .* FROM stdin'", [db.name]);
+    return copying.length > 0;
+  }, 'pg_restore loading big');
+  running.child.kill('SIGINT');
+  const run = await running.done;
+  return { run, journal: await freshJournal(project.backups, before) };
+}
+
+const copiesOf = async (db: TestDatabase): Promise<unknown[]> => adminQuery('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`${db.name}_belay_restore_`]);
+
+describe('a signal during a restore', () => {
+  it('swap: stopped before the rename, exit 4: the database not changed, restore it again', async () => {
+    const { db, project, args, id } = await bigSnapshot();
+    const { run, journal } = await interruptRestore(db, project, [...args, 'restore', id, '--yes']);
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stderr).toContain(`the restore was interrupted by a signal; ${db.name} was not changed by it`);
+    expect(run.stderr).toContain(`next: restore it again when you are ready: belay restore ${id}`);
+    expect(run.stderr).not.toContain('backups verify');
+    expect(await rows(db)).toBe(299000);
+    expect(await copiesOf(db)).toEqual([]);
+    expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 4 });
+  }, 120_000);
+
+  it('in place: its one transaction rolled back, exit 4: the database not changed, restore it again', async () => {
+    const { db, project, args, id } = await bigSnapshot();
+    const { run, journal } = await interruptRestore(db, project, [...args, 'restore', id, '--yes', '--strategy', 'in-place']);
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stderr).toContain(`the restore was interrupted by a signal; ${db.name} was not changed by it`);
+    expect(run.stderr).toContain(`next: restore it again when you are ready: belay restore ${id} --strategy in-place`);
+    expect(run.stderr).not.toContain('--strategy swap');
+    expect(await rows(db)).toBe(299000);
+    expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 4 });
+  }, 120_000);
+
+  it('in place after the objects the snapshot lacks were dropped (committed before pg_restore): exit 12, says so and names the copy kept', async () => {
+    const { db, project, args, id } = await bigSnapshot();
+    await db.appQuery('CREATE TABLE newer (id int)');
+    const { run, journal } = await interruptRestore(db, project, [...args, 'restore', id, '--yes', '--strategy', 'in-place']);
+    expect(run.code, run.stderr).toBe(12);
+    const said = `${run.stdout}\n${run.stderr}`;
+    const kept = /kept in snapshot (\S+)$/m.exec(said)?.[1];
+    expect(kept, said).toBeDefined();
+    expect(said).toContain(
+      `the restore was interrupted by a signal: nothing of ${id} was restored (pg_restore runs as one transaction), but ${db.name} was changed; 1 object(s) created after the snapshot were dropped (table public.newer), kept in snapshot ${kept}`,
+    );
+    expect(said).toContain(`next: to finish the restore: belay restore ${id} --strategy in-place; or to put back what ${db.name} held before it: belay restore ${kept} --strategy in-place`);
+    expect(await rows(db)).toBe(299000);
+    expect(await db.query("SELECT to_regclass('public.newer') AS t")).toEqual([{ t: null }]);
+    expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 12 });
+  }, 120_000);
+});
+
+describe('a signal during the restore of recover', () => {
+  it('settling a restore killed mid-way: stopped before its rename, exit 4, the run still to settle', async () => {
+    const { db, project, args, id } = await bigSnapshot();
+    const killed = startBelay([...args, 'restore', id, '--yes'], { cwd: project.dir });
+    await pollUntil(async () => (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE starts_with(datname, $1) AND query ~ '^COPY public\\.big '", [db.name])).length > 0, 'pg_restore loading big');
+    killed.child.kill('SIGKILL');
+    await killed.done;
+    // its pg_restore outlives it: the one whose COPY the signal below is sent at is recover's
+    await pollUntil(async () => (await adminQuery('postgres', 'SELECT 1 FROM pg_stat_activity WHERE starts_with(datname, $1)', [`${db.name}_belay_restore_`])).length === 0, 'the killed run\'s pg_restore gone');
+
+    const { run, journal } = await interruptRestore(db, project, [...args, 'recover']);
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stderr).toContain(`the restore was interrupted by a signal; ${db.name} was not changed by it`);
+    expect(run.stderr).toContain('next: Run `belay recover` again when you are ready: the interrupted run is still to settle.');
+    expect(await rows(db)).toBe(299000);
+    expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 4 });
+    const status = await belay([...args, 'status'], { cwd: project.dir });
+    expect(status.stdout).toContain('INTERRUPTED');
+  }, 120_000);
+});
+
+describe('a signal during the restore of a rollback that damaged data', () => {
+  it('the database stays damaged: exit 12, saying a signal stopped the restore and which snapshot to restore', async () => {
+    const lossy = fileURLToPath(new URL('./fixtures/lossy', import.meta.url));
+    const files: Record<string, string> = {};
+    for (const name of await readdir(lossy)) files[name] = await readFile(join(lossy, name), 'utf8');
+    const project = await makeProject(files);
+    const db = await freshDatabase('sr');
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
+    await db.appQuery("CREATE TABLE big (id int PRIMARY KEY, pad text NOT NULL); INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 300000) g");
+
+    const { run, journal } = await interruptRestore(db, project, [...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(run.code, run.stderr).toBe(12);
+    const envelope = JSON.parse(run.stdout) as { next: string; result: { message: string; snapshot: { id: string } } };
+    const snapshot = envelope.result.snapshot.id;
+    expect(envelope.result.message).toContain(`the restore was interrupted by a signal; ${db.name} was not changed by it`);
+    expect(envelope.next).toContain(`belay restore ${snapshot}`);
+    expect(envelope.next).not.toContain('backups verify');
+    // the lossy down's damage stays: the restore that would have undone it was stopped
+    expect(await db.query('SELECT count(*)::int AS n FROM fx_people')).toEqual([{ n: 5 }]);
+    expect(await copiesOf(db)).toEqual([]);
+    expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 12 });
+  }, 120_000);
+});
