@@ -164,7 +164,10 @@ describe('what status says of the revision', () => {
     expect(text.code, text.stderr).toBe(0);
     expect(lines(text.stdout)).toContain('revision  0003_accounts_name (missing from disk; the newest applied one on disk is 0002_profiles)');
     expect(lines(text.stdout)).toContain('MISSING   0003_accounts_name (applied, not on disk)');
-    expect(jsonResult(await run('--json', 'status'))).toMatchObject({ current: '0002_profiles', missing: ['0003_accounts_name'] });
+    // --json says what the text says
+    const json = await run('--json', 'status');
+    expect(jsonResult(json)).toMatchObject({ current: '0003_accounts_name', currentOnDisk: '0002_profiles', missing: ['0003_accounts_name'] });
+    expect(doc(json).message).toMatch(/^at 0003_accounts_name, /);
     expect(await db.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_accounts' }, { name: '0002_profiles' }, { name: '0003_accounts_name' }]);
   }, 120_000);
 });

@@ -123,7 +123,8 @@ async function settledEverything(ctx: Context): Promise<void> {
   const report = await status(ctx);
   expect(report.interrupted).toBeNull();
   expect(report.lock).toBeNull();
-  expect((await history(ctx)).filter((r) => r.status === 'running' || r.status === 'unfinished')).toEqual([]);
+  // a run with no outcome (running, or interrupted and not settled) has no end
+  expect((await history(ctx)).filter((r) => r.finishedAt === null)).toEqual([]);
   const again = await cli(ctx, '--json', 'recover');
   expect(again.code, again.stderr).toBe(0);
   expect(payload(again.stdout).message).toBe('no interrupted run: nothing to recover');

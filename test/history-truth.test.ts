@@ -105,6 +105,22 @@ describe('a killed run, as history, status, a refusal and the journal tell it', 
     expect(refused.code).toBe(4);
     expect(refused.stderr).toContain(`interrupted at step "apply 0004_slow"`);
 
+    // one word for the dead run, the lock free: status (text and --json) and history (text and --json)
+    expect(status.lock).toBeNull();
+    expect(status.lastRun).toMatchObject({ runId, status: 'interrupted' });
+    expect((status.interrupted as Row).run).toMatchObject({ runId, status: 'interrupted' });
+    expect(history.status).toBe('interrupted');
+    const text = (await cli('status')).stdout;
+    expect(text).toContain(`last run  ${runId} migrate-up → interrupted`);
+    expect((await cli('history')).stdout.split('\n').find((line) => line.startsWith(runId!))).toMatch(/ unfinished {2}migrate-up {3}interrupted /);
+    // plan and a dry run refuse it as the real run does, naming the same step
+    const plan = payload((await cli('--json', 'plan')).stdout);
+    expect(plan.problems).toEqual([expect.objectContaining({ name: 'unsettled', message: expect.stringContaining(`run ${runId} (migrate-up`) })]);
+    expect((plan.problems as Row[])[0]!.message).toContain('interrupted at step "apply 0004_slow"');
+    const dry = await cli('--json', 'migrate', 'up', '--dry-run');
+    expect(dry.code, dry.stdout).toBe(4);
+    expect(payload(dry.stdout)).toMatchObject({ outcome: 'refused', message: expect.stringContaining('interrupted at step "apply 0004_slow"'), next: expect.stringContaining('run `belay recover` first') });
+
     const recover = await cli('--json', 'recover');
     expect(recover.code, recover.stderr).toBe(10);
     const settled = (JSON.parse((await cli('--json', 'history')).stdout) as { result: Row[] }).result.find((r) => r.runId === runId)!;
@@ -156,7 +172,10 @@ describe('a killed run, as history, status, a refusal and the journal tell it', 
     await run.done;
     const runId = (await runsOf(project, 'migrate-up')).at(-1)!;
     const runs = (JSON.parse((await cli('--json', 'history')).stdout) as { result: Row[] }).result;
-    expect(runs.find((r) => r.runId === runId)).toMatchObject({ fromRevision: '0001_base', toRevision: '0001_base' });
+    expect(runs.find((r) => r.runId === runId)).toMatchObject({ status: 'interrupted', finishedAt: null, fromRevision: '0001_base', toRevision: '0001_base' });
+    const status = payload((await cli('--json', 'status')).stdout);
+    expect(status.lastRun).toMatchObject({ runId, status: 'interrupted' });
+    expect((status.interrupted as Row).run).toMatchObject({ runId, status: 'interrupted' });
     expect((await cli('--json', 'recover')).code).toBe(0);
     const after = (JSON.parse((await cli('--json', 'history')).stdout) as { result: Row[] }).result;
     expect(after.find((r) => r.runId === runId)).toMatchObject({ status: 'interrupted', fromRevision: '0001_base', toRevision: '0001_base' });

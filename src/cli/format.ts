@@ -18,11 +18,11 @@ export function formatRunResult(result: RunResult, said: Said): string {
   return lines.join('\n');
 }
 
-/** The database's revision: its newest applied one, which `current` (the newest applied on disk) is not when that one is missing from disk. */
-function revisionLine(report: StatusReport): string {
-  const newest = report.applied.at(-1)?.name;
-  if (newest === undefined || !report.missing.includes(newest)) return report.current ?? '(none applied)';
-  return report.current === newest ? `${newest} (missing from disk, as every applied revision is)` : `${newest} (missing from disk; the newest applied one on disk is ${report.current})`;
+/** The database's revision, and the newest applied one on disk when its files are missing. */
+function revisionLine({ current, currentOnDisk }: StatusReport): string {
+  if (current === null) return '(none applied)';
+  if (current === currentOnDisk) return current;
+  return currentOnDisk === null ? `${current} (missing from disk, as every applied revision is)` : `${current} (missing from disk; the newest applied one on disk is ${currentOnDisk})`;
 }
 
 export function formatStatus(report: StatusReport): string {

@@ -4,7 +4,9 @@ import { journalDir, journalFile, listJournalFiles, readJournalFile, type Journa
 import { readProblem } from '../../unreadable.js';
 import type { JournalRecord } from '../../journal/record.js';
 import { readRunSteps, readRuns, type RunSummary } from '../../journal/run-store.js';
-import { mergeSteps, reconcileRun, stepsOfFile, summaryFromFile } from '../result/run-record.js';
+import { findLockHolder } from '../../db/advisory-lock.js';
+import { mergeSteps, nameUnended, reconcileRun, stepsOfFile, summaryFromFile } from '../result/run-record.js';
+import { runSuffix, runSuffixOf } from '../session/run-lock.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
 
 export interface RunHistory {
@@ -72,14 +74,17 @@ export async function runHistoryList(setup: RunSetup, limit = 50, all = false): 
   }
   const byId = new Map<string, RunSummary>();
   try {
+    const holder = await findLockHolder(session.client);
+    const holderSuffix = holder && runSuffixOf(holder.applicationName);
+    const live = (runId: string): boolean => runSuffix(runId) === holderSuffix;
     for (const row of await readRuns(session.client, limit)) {
       const run = await reconcileRun(session.client, row, files.get(row.runId));
-      if (run) byId.set(run.runId, run);
+      if (run) byId.set(run.runId, nameUnended(run, live));
     }
     for (const [runId, lines] of files) {
       if (byId.has(runId)) continue;
       const run = await reconcileRun(session.client, undefined, lines);
-      if (run) byId.set(runId, run);
+      if (run) byId.set(runId, nameUnended(run, live));
     }
   } finally {
     await session.close();

@@ -11,6 +11,7 @@ import { finishRun, resultOf, withRunSession, type Verdict } from '../session/ou
 import { assertPreflight, checkDrift, checkMissing, checkOrder, checkRevisionsToApply, checkSearchPath, type PreflightCheck } from '../steps/preflight.js';
 import type { RunResult } from '../result/results.js';
 import type { RunSession } from '../session/run-session.js';
+import { checkUnsettledUnlocked } from '../session/run-lock.js';
 import { reasonFrom, revertThenVerify, type FailureReason, type Recovery } from '../recovery/safety-net.js';
 import type { RunSetup } from '../session/setup.js';
 import { backupPreflight, chooseBackupScope, endAfterDumpFailure, fingerprintAndSnapshot, stopIfSignalled, type FingerprintAndSnapshot } from '../steps/snapshot-step.js';
@@ -224,7 +225,8 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
 async function dryRun(session: RunSession, revisions: Revision[], target: string | undefined, options: MigrateUpOptions): Promise<RunResult> {
   const state = await readDatabaseState(session.work.client, revisions);
   const toApply = revisionsToApply(revisions, state, target);
-  const checks = await preflightChecks(session, state, toApply, options);
+  // what the real run refuses as soon as it holds the lock
+  const checks = [...(await checkUnsettledUnlocked(session.work.client, session.setup.config.backupsDir)), ...(await preflightChecks(session, state, toApply, options))];
   assertPreflight(checks, 'dry run: preflight would refuse');
   if (toApply.length > 0) checks.push(await healthBaseline(session, options, new Set()));
   assertPreflight(checks, 'dry run: preflight would refuse');

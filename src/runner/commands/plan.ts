@@ -9,6 +9,7 @@ import { readDatabaseState } from '../session/database-state.js';
 import { revisionsToApply } from '../session/database-state.js';
 import { checkDrift, checkMissing, checkOrder, checkRevisionsToApply, checkScripts, downsMissing, type PreflightCheck } from '../steps/preflight.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
+import { checkUnsettledUnlocked } from '../session/run-lock.js';
 import type { Session } from '../../db/session.js';
 import { resolveBackupTools } from '../../backup/pg-tools.js';
 import { learnScopeOf } from '../steps/snapshot-step.js';
@@ -88,7 +89,7 @@ export async function runPlan(setup: RunSetup, to: string | undefined, scope = f
   const session = await openTargetSession(setup, 'belay plan');
   try {
     const state = await readDatabaseState(session.client, revisions);
-    const problems = [checkDrift(state), checkMissing(state), checkOrder(state)].filter((check) => !check.ok);
+    const problems = [...(await checkUnsettledUnlocked(session.client, setup.config.backupsDir)), ...[checkDrift(state), checkMissing(state), checkOrder(state)].filter((check) => !check.ok)];
     const applied = new Set(state.applied.map((row) => row.name));
     if (target !== undefined && (target === null ? state.current !== null : applied.has(target) && target !== state.current)) {
       const toRevert = revisionsToRevert(revisions, applied, target);

@@ -9,7 +9,7 @@ import type { Session } from '../../db/session.js';
 import { journalFile, listJournalFiles, readJournalFile } from '../../journal/file-journal.js';
 import { readNewestAndRunning, type RunSummary } from '../../journal/run-store.js';
 import { findStrayRuns } from '../../journal/settle-snapshot-runs.js';
-import { reconcileRun, summaryFromFile } from '../result/run-record.js';
+import { nameUnended, reconcileRun, summaryFromFile } from '../result/run-record.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
 import { readApplied } from '../../migrations/storage.js';
@@ -24,7 +24,10 @@ export interface StatusReport {
   source: string;
   serverVersion: string;
   initialised: boolean;
+  /** The database's revision: its newest applied one, its files on disk or not. */
   current: string | null;
+  /** The newest applied revision whose files are on disk: `current` unless those are missing; null when none is. */
+  currentOnDisk: string | null;
   applied: Array<{ name: string; appliedAt: string; durationMs: number; drifted: boolean }>;
   pending: string[];
   drift: DriftedRevision[];
@@ -165,16 +168,16 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
     // runs only their journal file tells of: the one holding the lock is running, before it wrote to the database
     const strays = (await findStrayRuns(client, setup.config.backupsDir, setup.target.database)).flatMap(({ lines }) => summaryFromFile(lines) ?? []).map((run) => ({ ...run, status: 'running' }));
     const lock = look.holder ? lockHolderAmong(look.holder, [...runs.running, ...strays]) : null;
-    const live = (run: RunSummary): boolean => run.runId === lock?.run?.runId;
+    const live = (runId: string): boolean => runId === lock?.run?.runId;
     // a run marked running is interrupted unless it is the one holding the lock right now
-    const { run: interruptedRun, others } = pickUnsettled(runs.running.filter((run) => !live(run)));
-    const unrecorded = strays.filter((run) => !live(run)).reverse();
+    const { run: interruptedRun, others } = pickUnsettled(runs.running.filter((run) => !live(run.runId)));
+    const unrecorded = strays.filter((run) => !live(run.runId)).reverse();
     let interrupted: StatusReport['interrupted'] = null;
     if (interruptedRun || unrecorded[0]) {
       const { fingerprint: _fingerprint, landing: _landing, ...plan } = interruptedRun
         ? await planRecovery(client, setup.config.backupsDir, interruptedRun, others, revisions)
         : planUnrecorded([unrecorded[0]!, ...unrecorded.slice(1)]);
-      interrupted = plan;
+      interrupted = { ...plan, run: nameUnended(plan.run, live) };
     }
     const lastRun = await lastRunOf(client, setup, runs.newest);
     return {
@@ -182,14 +185,15 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
       source: setup.target.source,
       serverVersion: look.serverVersion,
       initialised: state.initialised,
-      current: state.current,
+      current: state.applied.at(-1)?.name ?? null,
+      currentOnDisk: state.current !== null && state.missing.includes(state.current) ? null : state.current,
       applied: state.applied.map((row) => ({ name: row.name, appliedAt: row.appliedAt, durationMs: row.durationMs, drifted: drifted.has(row.name) })),
       pending: state.pending.map((revision) => revision.name),
       drift: state.drift,
       missing: state.missing,
       outOfOrder: state.outOfOrder,
       lock,
-      lastRun: lastRun && live(lastRun) ? { ...lastRun, status: 'running' } : lastRun,
+      lastRun: lastRun && nameUnended(lastRun, live),
       interrupted,
       leftovers: [...look.leftovers, ...scopeCopies.map((copy): LeftoverDatabase => ({ name: copy.name, kind: 'scope-copy', drop: `DROP DATABASE ${quoteIdent(copy.name)};` }))],
     };

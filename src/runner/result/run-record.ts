@@ -90,6 +90,15 @@ export function summaryFromFile(lines: JournalLine[]): RunSummary | undefined {
 }
 
 /**
+ * The word for a run with no outcome: running while it holds the lock (`live`),
+ * else interrupted, the word `belay recover` records when it settles it.
+ */
+export function nameUnended(run: RunSummary, live: (runId: string) => boolean): RunSummary {
+  if (run.status !== 'running' && run.status !== 'unfinished') return run;
+  return { ...run, status: live(run.runId) ? 'running' : 'interrupted' };
+}
+
+/**
  * One run from both copies. The database's row wins for what only it
  * knows (that a recover settled it); the file for what the database copy
  * could not take down: the outcome the run printed when its server had

@@ -4,6 +4,7 @@ import { SQLSTATE, sqlstateOf } from '../../db/sqlstate.js';
 import { BelayError, preflightError } from '../../errors.js';
 import { findRunningBySuffix, findUnfinishedRuns, type RunSummary } from '../../journal/run-store.js';
 import { interruptedAt, pickUnsettled } from '../recovery/recovery-plan.js';
+import type { PreflightCheck } from '../../events/run-events.js';
 
 interface HolderRun {
   runId: string;
@@ -128,15 +129,35 @@ export async function acquireRunLock(client: ClientBase): Promise<void> {
 
 /**
  * New work waits until an interrupted run is settled: its state is not known
- * to be sound. It names the run and the step `belay status` names, read from
- * the same records (the journal file first: the database copy may lag it).
+ * to be sound. The failed check names the run and the step `belay status`
+ * names, read from the same records (the journal file first: the database
+ * copy may lag it). `live` is the run that holds the lock (the caller's own,
+ * or the one running now when the caller takes no lock): it is not interrupted.
  */
-export async function refuseWhileUnfinished(client: ClientBase, runId: string, backupsDir: string): Promise<void> {
-  const { run, others } = pickUnsettled(await findUnfinishedRuns(client, runId));
-  if (!run) return;
+async function checkUnsettled(client: ClientBase, live: string | undefined, backupsDir: string): Promise<(PreflightCheck & { run: RunSummary }) | undefined> {
+  const { run, others } = pickUnsettled(await findUnfinishedRuns(client, live));
+  if (!run) return undefined;
   const step = await interruptedAt(client, backupsDir, run, others);
-  throw preflightError(
-    `run ${run.runId} (${run.command} by ${run.runBy}, started ${run.startedAt}) was interrupted at step "${step ?? 'start'}" and has not been settled`,
-    { hint: '`belay status` says what `belay recover` will do; run `belay recover` first. Nothing was changed.', details: { run: { ...run, lastStep: step } } },
-  );
+  return {
+    name: 'unsettled',
+    ok: false,
+    message: `run ${run.runId} (${run.command} by ${run.runBy}, started ${run.startedAt}) was interrupted at step "${step ?? 'start'}" and has not been settled`,
+    hint: '`belay status` says what `belay recover` will do; run `belay recover` first.',
+    run: { ...run, lastStep: step },
+  };
+}
+
+/** The same for a command that takes no lock (plan, a dry run): the run holding it now is not interrupted. */
+export async function checkUnsettledUnlocked(client: ClientBase, backupsDir: string): Promise<PreflightCheck[]> {
+  const found = await checkUnsettled(client, (await describeLockHolder(client))?.run?.runId, backupsDir);
+  if (!found) return [];
+  const { run: _run, ...check } = found;
+  return [check];
+}
+
+/** Exit 4 when an earlier run was interrupted and not yet settled. */
+export async function refuseWhileUnfinished(client: ClientBase, runId: string, backupsDir: string): Promise<void> {
+  const found = await checkUnsettled(client, runId, backupsDir);
+  if (!found) return;
+  throw preflightError(found.message, { hint: `${found.hint} Nothing was changed.`, details: { run: found.run } });
 }
