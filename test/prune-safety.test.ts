@@ -243,7 +243,7 @@ describe('prune on a terminal', () => {
     const no = await onTerminal([...args, 'backups', 'prune', '--keep', '1'], 'n\n');
     expect(no.output).toMatch(new RegExp(`belay will delete snapshot ${ids[0]} from [^\\n]*\\n.*Proceed\\? \\[y/N\\]`));
     expect(no.output).toMatch(/declined: nothing deleted/);
-    expect(no.code).toBe(0);
+    expect(no.code).toBe(4);
     expect(await dumps(project.backups)).toEqual(ids.map((id) => `${id}.dump`).sort());
     const yes = await onTerminal([...args, 'backups', 'prune', '--keep', '1'], 'y\n');
     expect(yes.output).toMatch(new RegExp(`removed ${ids[0]}`));

@@ -87,7 +87,8 @@ describe('a rehearsal whose server fails under it', () => {
     // the start kept as a copy, and the database the cycle ran in
     expect(left).toHaveLength(2);
     expect(said.message).toContain(`could not be removed either (${left.join(', ')} not dropped: `);
-    expect(said.next).toMatch(/Nothing real was touched.*Remove what is left of database belay_rehearse_\w+ on the connected server \(named above\) by hand/);
+    expect(said.next).toMatch(/^Nothing real was touched, and no verdict was reached\./);
+    expect(said.next).toContain(`Drop what is left of it by hand once its server answers: ${left.map((name) => `DROP DATABASE IF EXISTS "${name}";`).join(' ')} (belay made it`);
     for (const name of left.reverse()) await adminRows(`DROP DATABASE ${name}`);
   }, 120_000);
 });
@@ -319,7 +320,9 @@ describe('a rehearsal stopped by a signal', () => {
       const run = await running.done;
       expect(performance.now() - signalled).toBeLessThan(3000);
       expect(run.code, run.stdout + run.stderr).toBe(12);
-      expect(run.stderr).toContain(`belay: the rehearsal was stopped by a third SIGINT while database ${name} on the connected server was being removed: it may be left behind\n  next: Nothing real was touched, and no verdict was reached. Remove what is left of database ${name} on the connected server (named above) by hand`);
+      expect(run.stderr).toContain(
+        `belay: the rehearsal was stopped by a third SIGINT while database ${name} on the connected server was being removed: database ${name} on the connected server may be left behind\n  next: Nothing real was touched, and no verdict was reached. Drop what is left of it by hand once its server answers: DROP DATABASE IF EXISTS "${name}";`,
+      );
       expect(await throwaways()).toEqual([name]);
     } finally {
       await holder.query('ROLLBACK');
@@ -327,6 +330,41 @@ describe('a rehearsal stopped by a signal', () => {
     }
     // the DROP the server was left running ends once the lock is free
     await pollUntil(async () => (await throwaways()).length === 0, 'the throwaway dropped');
+  }, 120_000);
+
+  it("a third SIGINT once the throwaway is dropped and its copy is not yet names the copy, and how to drop it (it named the throwaway, gone, and never the copy left)", async () => {
+    const project = await makeProject(SLOW_JS);
+    // --from 0001: the start of the cycle is kept as a copy, <throwaway>_c1
+    const running = startBelay(['--database-url', urlOf('owner', 'app'), '--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--from', '0001'], { cwd: project.dir });
+    let stderr = '';
+    running.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    await pollUntil(() => seen(adminRows, 'belay-test slow js', "datname LIKE 'belay_rehearse%'"), 'the rehearsal at its slow revision');
+    const [name, copy] = await throwaways();
+    expect(copy).toBe(`${name}_c1`);
+    // an operator's open transaction holds a lock on the copy: its DROP DATABASE waits, once the throwaway's own is done
+    const holder = new pg.Client({ connectionString: urlOf('postgres', 'postgres') });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`COMMENT ON DATABASE ${copy} IS 'held'`);
+      running.child.kill('SIGINT');
+      await pollUntil(async () => /SIGINT: stopping the rehearsal/.test(stderr), 'the first signal handled');
+      running.child.kill('SIGINT');
+      await pollUntil(async () => Number((await adminRows(`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DROP DATABASE%${copy}%'`))[0]!.n) === 1, 'the DROP DATABASE of the copy waiting');
+      expect(await throwaways()).toEqual([copy]);
+      running.child.kill('SIGINT');
+      const run = await running.done;
+      expect(run.code, run.stdout + run.stderr).toBe(12);
+      expect(run.stderr).toContain(
+        `belay: the rehearsal was stopped by a third SIGINT while database ${name} on the connected server was being removed: database ${copy} on the connected server may be left behind\n  next: Nothing real was touched, and no verdict was reached. Drop what is left of it by hand once its server answers: DROP DATABASE IF EXISTS "${copy}";`,
+      );
+      expect(run.stderr).not.toContain(`DROP DATABASE IF EXISTS "${name}"`);
+      expect(await throwaways()).toEqual([copy]);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    await pollUntil(async () => (await throwaways()).length === 0, 'the copy dropped');
   }, 120_000);
 
   it('a third SIGINT while the throwaway is still being made exits at once, exit 12 saying what it may leave (it was ignored)', async () => {

@@ -101,3 +101,23 @@ describe('a second signal', () => {
     }, 120_000);
   }
 });
+
+describe('a first signal during a rollback', () => {
+  it('says that the rollback goes on to its end, and it does: exit 0, every down run (it said it was "rolling back what this run did" and would stop)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(REVISIONS);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0003'], { cwd: project.dir })).code).toBe(0);
+
+    const run = startBelay([...args, 'rollback', '--to', '0001', '--yes', '--no-backup'], { cwd: project.dir });
+    await running(db, 'belay-test slow down');
+    run.child.kill('SIGINT');
+    const result = await run.done;
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+    expect(result.stderr).toContain(
+      'SIGINT: a rollback is not stopped halfway: its downs, hooks and checks go on to their end (a snapshot or a restore still running is stopped, and the result says where that leaves the database); send it again to abort at once and leave it for `belay recover`',
+    );
+    expect(result.stderr).not.toMatch(/rolling back what this run did|next safe point/);
+    expect(await applied(db)).toEqual(['0001_base']);
+  }, 120_000);
+});

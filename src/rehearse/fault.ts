@@ -7,7 +7,7 @@ import type { RehearsalReport } from './report.js';
 import type { Throwaway } from './throwaway.js';
 
 /** A throwaway as a fault names it: where it is, and how to remove it by hand. */
-type Named = Pick<Throwaway, 'where' | 'removeByHand'>;
+type Named = Pick<Throwaway, 'where' | 'left' | 'removeByHand'>;
 
 /** Whether a revision's step failed because the throwaway stopped answering, which says nothing about the revision. */
 export const lostDuringStep = (error: unknown): boolean => isConnectionLost(error) || (error instanceof Error && isConnectionLost(error.cause));
@@ -103,7 +103,7 @@ export function interrupted(by: string, throwaway: Named | undefined, leftBehind
  * naming what may be left and how to remove it.
  */
 export function removalCut(by: string, throwaway: Named, named: boolean): BelayError {
-  return new BelayError('manual', `the rehearsal was stopped by ${by} while ${named ? `${throwaway.where} was being removed` : `it was making ${throwaway.where}`}: it may be left behind`, {
+  return new BelayError('manual', `the rehearsal was stopped by ${by} while ${named ? `${throwaway.where} was being removed: ${throwaway.left} may be left behind` : `it was making ${throwaway.where}: it may be left behind`}`, {
     hint: `Nothing real was touched, and no verdict was reached. ${throwaway.removeByHand}`,
   });
 }

@@ -14,8 +14,10 @@ export interface Throwaway {
   params: ConnectionParams;
   /** "ephemeral cluster in /tmp/…" or "database X on server Y". */
   where: string;
+  /** What of it may be left now (the databases it made and has not dropped yet): what a removal cut short names. */
+  readonly left: string;
   /** What to do by hand when dispose failed and it is left behind. */
-  removeByHand: string;
+  readonly removeByHand: string;
   /**
    * Another database on the same server, a copy of `template` (CREATE
    * DATABASE … TEMPLATE: nobody may be connected to it meanwhile), removed
@@ -113,6 +115,7 @@ export async function ephemeralCluster(pgBin: string | undefined, path: string |
   return {
     params,
     where: `an ephemeral cluster in ${cluster.root}`,
+    left: `an ephemeral cluster in ${cluster.root}`,
     removeByHand: `Delete ${cluster.root} by hand once no server runs from it (its data folder is ${spec.dataDir}): belay made it for this rehearsal only.`,
     ...copier(params, 'rehearsal', new Set(['rehearsal']), MAINTENANCE),
     dispose: cluster.remove,
@@ -120,15 +123,18 @@ export async function ephemeralCluster(pgBin: string | undefined, path: string |
 }
 
 /** The throwaway a rehearsal on `server` makes, as a fault names it before it is made (its random name unknown). */
-export function unnamedThrowaway(server: ConnectionParams | undefined): Pick<Throwaway, 'where' | 'removeByHand'> {
+export function unnamedThrowaway(server: ConnectionParams | undefined): Pick<Throwaway, 'where' | 'left' | 'removeByHand'> {
   if (server) {
     return {
       where: 'a database belay_rehearse_<random> on the connected server',
+      left: 'a database belay_rehearse_<random> on the connected server',
       removeByHand: 'Drop that database by hand, if it was made, once its server answers (the newest belay_rehearse_ one no rehearsal still runs on): belay made it for this rehearsal only.',
     };
   }
+  const where = `an ephemeral cluster in ${join(tmpdir(), 'belay-rehearse-<random>')}`;
   return {
-    where: `an ephemeral cluster in ${join(tmpdir(), 'belay-rehearse-<random>')}`,
+    where,
+    left: where,
     removeByHand: 'Delete that folder by hand, if it was made, once no server runs from it: belay made it for this rehearsal only.',
   };
 }
@@ -174,7 +180,14 @@ export async function throwawayDatabase(server: ConnectionParams, template: stri
   return {
     params: { ...withDatabase(server, name), source: `throwaway database on ${server.host}` },
     where,
-    removeByHand: `Remove what is left of ${where} (named above) by hand once its server answers: belay made it for this rehearsal only.`,
+    // the copies (`_c1`, …) included: the first may be gone while they are not
+    get left() {
+      return made.size === 0 ? where : `${made.size === 1 ? 'database' : 'databases'} ${[...made].join(', ')} on the connected server`;
+    },
+    get removeByHand() {
+      const drops = [...made].map((database) => `DROP DATABASE IF EXISTS ${quoteIdent(database)};`).join(' ');
+      return `Drop what is left of it by hand once its server answers${drops ? `: ${drops}` : ''} (belay made it for this rehearsal only).`;
+    },
     ...copier(server, name, made, maintenance),
     dispose: () => (disposing ??= drop()),
   };

@@ -471,7 +471,7 @@ class Teardown {
   private stopped: BelayError | undefined;
 
   /** `unnamed`: the throwaway as a fault names it before it is made. */
-  constructor(private readonly unnamed: Pick<Throwaway, 'where' | 'removeByHand'>) {}
+  constructor(private readonly unnamed: Pick<Throwaway, 'where' | 'left' | 'removeByHand'>) {}
 
   make(start: () => Promise<Throwaway>): Promise<Throwaway> {
     if (this.stopping) return Promise.reject(new Error('the rehearsal is being stopped'));

@@ -15,7 +15,7 @@ export function registerBackups(program: Command): void {
         const result = await backup(ctx.options);
         return { result, human: (said) => formatRunResult(result, said) };
       },
-      { changing: true },
+      { changing: true, firstSignal: 'stopping the snapshot: a pg_dump still running is stopped and its file not kept (nothing is changed); send it again to abort at once' },
     ),
   );
 
@@ -89,6 +89,8 @@ export function registerBackups(program: Command): void {
         return {
           result,
           message,
+          // a question answered no is a refusal, as a declined rollback's: nothing done (exit 4)
+          ...(result.declined ? { exitCode: EXIT.preflight, next: ctx.options.signal?.aborted ? 'Run it again when you are ready.' : 'Pass --yes to skip the question.' } : {}),
           human: () =>
             [
               ...(result.declined ? ['declined: nothing deleted'] : []),
@@ -100,7 +102,7 @@ export function registerBackups(program: Command): void {
             ].join('\n'),
         };
       },
-      { changing: true },
+      { changing: true, firstSignal: 'pruning is not stopped halfway: its deletions go on to their end; send it again to exit at once' },
     ),
   );
 
@@ -120,7 +122,10 @@ export function registerBackups(program: Command): void {
         const result = await restore(id, { ...ctx.options, strategy: flags.strategy, allowOtherDatabase: flags.allowOtherDatabase === true });
         return { result, human: (said) => formatRunResult(result, said) };
       },
-      { changing: true },
+      {
+        changing: true,
+        firstSignal: 'a pg_dump or pg_restore still running is stopped (the result says where that leaves the database); what comes after them goes on to its end; send it again to abort at once and leave it for `belay recover`',
+      },
     ),
   );
 

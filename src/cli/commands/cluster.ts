@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { runAction } from '../run-action.js';
 import { teach } from '../help.js';
-import { usageError } from '../../errors.js';
+import { preflightError, usageError } from '../../errors.js';
 
 export function registerCluster(program: Command): void {
   const cluster = program.command('cluster').description('manage the embedded project-local PostgreSQL cluster under .belay/');
@@ -29,7 +29,7 @@ export function registerCluster(program: Command): void {
         // deleting every database in it is never done unasked: off a terminal, --yes is the answer
         if (!yes && !confirm) throw usageError('cluster remove deletes every database in the embedded cluster: pass --yes to say so', { hint: 'Run `belay cluster remove --yes`.' });
         if (confirm && !(await confirm('stop the embedded cluster and delete its data (every database in it)'))) {
-          throw usageError('cluster remove not confirmed; nothing was removed', { hint: 'Pass --yes to skip the question.' });
+          throw preflightError('cluster remove not confirmed; nothing was removed', { hint: ctx.options.signal?.aborted ? 'Run it again when you are ready.' : 'Pass --yes to skip the question.' });
         }
         const { clusterRemove } = await import('../../api/cluster.js');
         const result = await clusterRemove(ctx.options);

@@ -53,7 +53,11 @@ export function registerRollback(program: Command): void {
         });
         return { result, human: (said) => formatRunResult(result, said) };
       },
-      { changing: true },
+      {
+        changing: true,
+        firstSignal:
+          'a rollback is not stopped halfway: its downs, hooks and checks go on to their end (a snapshot or a restore still running is stopped, and the result says where that leaves the database); send it again to abort at once and leave it for `belay recover`',
+      },
     ),
   );
 }
@@ -73,7 +77,11 @@ export function registerRecover(program: Command): void {
         const result = await recover(ctx.options);
         return { result, human: (said) => formatRunResult(result, said) };
       },
-      { changing: true },
+      {
+        changing: true,
+        firstSignal:
+          'a recovery is not stopped halfway: its downs, hooks and checks go on to their end (a restore still running is stopped, and the result says where that leaves the database); send it again to abort at once and leave it for `belay recover`',
+      },
     ),
   );
 }

@@ -1,7 +1,7 @@
 import type { Manifest } from '../../backup/manifest.js';
 import { findSnapshot, listSnapshots } from '../../backup/snapshot-store.js';
 import { verifySnapshot } from '../../backup/snapshot-store.js';
-import { BelayError, usageError } from '../../errors.js';
+import { preflightError, usageError } from '../../errors.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
 import { isReversible } from '../../migrations/run-revision.js';
@@ -120,7 +120,9 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
         ? `restore snapshot ${restoreFrom.id} over ${setup.target.database} (now at ${state.current})`
         : `revert ${revisionList(toRevert)} on ${setup.target.database}, dropping ${describeDataAtRisk(atRisk.items)}`;
       if (!(await options.confirm(what))) {
-        throw new BelayError('usage', 'rollback not confirmed; nothing was changed', { hint: 'Pass --yes to skip the question.' });
+        throw preflightError('rollback not confirmed; nothing was changed', {
+          hint: setup.signal?.aborted ? 'Run it again when you are ready.' : 'Pass --yes to skip the question.',
+        });
       }
     }
     await session.attachDatabaseJournal();
