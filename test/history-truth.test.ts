@@ -87,6 +87,11 @@ describe('a killed run, as history, status, a refusal and the journal tell it', 
     expect((await cli('migrate', 'up', '--to', '0001')).code).toBe(0);
     const run = startBelay([...args, 'migrate', 'up', '--with-backup', '--backup-scope', 'full'], { cwd: project.dir });
     await until('0004 running', sleeping(db, 'slow'), run.done);
+    // and journaled as begun: the next revision is sent behind a commit, before its start line is written
+    await until('0004 begun in the journal', async () => {
+      const [id] = (await runsOf(project, 'migrate-up')).slice(-1);
+      return id !== undefined && (await journalOf(project, id)).some((l) => l.type === 'step' && l.event === 'start' && l.step === 'apply' && l.revision === '0004_slow');
+    }, run.done);
     run.child.kill('SIGKILL');
     await run.done;
     const [runId] = await runsOf(project, 'migrate-up').then((ids) => ids.slice(-1));
