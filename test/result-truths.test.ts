@@ -1,4 +1,4 @@
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, jsonResult } from './support/cli.js';
@@ -191,6 +191,22 @@ describe('results say what happened', () => {
     expect(run.code, run.stderr).toBe(4);
     expect(run.stderr).toContain('large object 616161');
     expect(run.stderr).toContain('next: Nothing was changed. pg_dump reads every large object: grant the role SELECT on large object 616161');
+  });
+
+  it('a run refused by a usage error after its journal began is a usage error in --json, its journal and history alike (it was "refused", exit 2)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...ORDERS, '0002_b.up.sql': 'CREATE TABLE b (id int);', '0002_b.down.sql': 'DROP TABLE b;' });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const run = await belay([...args, '--json', 'rollback', '--to', '0001', '--restore-from', 'nosuch', '--yes']);
+    expect(run.code, run.stderr).toBe(2);
+    const said = JSON.parse(run.stdout) as { outcome: string; journal: string; result: { details: { runId: string } } };
+    expect(said.outcome).toBe('usage-error');
+    const { runId } = said.result.details;
+    const lines = (await readFile(said.journal, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { type: string; status?: string; exitCode?: number });
+    expect(lines.at(-1)).toMatchObject({ type: 'outcome', status: 'usage-error', exitCode: 2 });
+    const history = jsonResult<Array<{ runId: string; status: string; exitCode: number }>>(await belay([...args, '--json', 'history']));
+    expect(history.find((r) => r.runId === runId)).toMatchObject({ status: 'usage-error', exitCode: 2 });
   });
 
   it('rollback --yes still prints the data its downs drop', async () => {

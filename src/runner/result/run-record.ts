@@ -79,7 +79,7 @@ export function summaryFromFile(lines: JournalLine[]): RunSummary | undefined {
     finishedAt: text(end?.finishedAt),
     fromRevision: from,
     // where it left the database (null: the start); a refused run left it where it was
-    toRevision: !end ? leftBySteps(from, steps) : end.status === 'refused' ? from : text(end.toRevision),
+    toRevision: !end ? leftBySteps(from, steps) : ['refused', 'usage-error', 'locked'].includes(String(end.status)) ? from : text(end.toRevision),
     exitCode: typeof end?.exitCode === 'number' ? end.exitCode : null,
     // until it ended, the snapshot its backup step took
     snapshotId: end ? text(end.snapshotId) : snapshotsOfRun(steps).taken,

@@ -7,6 +7,9 @@ import type { RunResult, RunStatus } from '../result/results.js';
 import { RunSession } from './run-session.js';
 import type { RunSetup } from './setup.js';
 
+/** A run refused after its journal began, in the words its --json outcome uses for that exit code. */
+const refusalStatus = (exitCode: number): string => (exitCode === EXIT.usage ? 'usage-error' : exitCode === EXIT.locked ? 'locked' : 'refused');
+
 /**
  * Open a run's session, do the work, close it (releasing the lock). A usage,
  * lock or preflight refusal after the journal started is journaled as refused.
@@ -26,7 +29,7 @@ export async function withRunSession(setup: RunSetup, command: string, work: (se
     if (session.journal && error instanceof BelayError) {
       await setup.events.emit({
         type: 'run-end',
-        outcome: { status: 'refused', exitCode: error.exitCode, finishedAt: new Date().toISOString(), snapshotId: null, toRevision: null, summary: { ...errorDetail(error) } },
+        outcome: { status: refusalStatus(error.exitCode), exitCode: error.exitCode, finishedAt: new Date().toISOString(), snapshotId: null, toRevision: null, summary: { ...errorDetail(error) } },
       });
       // the refusal is this run's outcome, journaled: the report names the run and its journal file
       throw new BelayError(error.code, error.message, { hint: error.hint, details: { ...error.details, runId: session.runId, journalFile: session.journal.path }, cause: error.cause });
