@@ -51,7 +51,8 @@ export class ExactRestore {
     return client;
   }
 
-  private async tableOfContents(): Promise<ArchiveContents> {
+  /** The snapshot's table of contents, read once. */
+  async tableOfContents(): Promise<ArchiveContents> {
     this.archive ??= await archiveCatalog(this.options.tools, this.manifest.path, this.options.env);
     return this.archive;
   }

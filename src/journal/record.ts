@@ -1,3 +1,5 @@
+import { EXIT } from '../errors.js';
+
 /** One line of the journal: a step starting or ending, or the run itself. */
 export interface JournalRecord {
   runId: string;
@@ -31,3 +33,9 @@ export interface RunOutcome {
   toRevision: string | null;
   summary: Record<string, unknown>;
 }
+
+/** The outcome words of a run refused after its journal began (exit 2, 3, 4): it left the database where it found it. */
+export const REFUSALS: readonly string[] = ['usage-error', 'locked', 'refused'];
+
+/** A refusal's word for its exit code, the one its --json outcome uses. */
+export const refusalStatus = (exitCode: number): string => (exitCode === EXIT.usage ? 'usage-error' : exitCode === EXIT.locked ? 'locked' : 'refused');

@@ -1,6 +1,6 @@
 import type { ClientBase } from 'pg';
 import { belaySchemaExists } from '../db/belay-schema.js';
-import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
+import { REFUSALS, type JournalRecord, type RunHeader, type RunOutcome } from './record.js';
 
 /**
  * belay's own bookkeeping SQL about runs, in one place: belay.runs,
@@ -160,9 +160,9 @@ export async function markRunSettled(
   if (recorded) {
     await client.query(
       `UPDATE belay.runs SET status = $2, exit_code = $3, finished_at = $4, snapshot_id = coalesce($5, snapshot_id),
-              to_revision = CASE WHEN $2 IN ('refused', 'usage-error', 'locked') THEN from_revision ELSE $6 END, summary = $7::jsonb || $8::jsonb
+              to_revision = CASE WHEN $2 = ANY($9::text[]) THEN from_revision ELSE $6 END, summary = $7::jsonb || $8::jsonb
         WHERE id = $1 AND status IN ('running', 'in-snapshot')`,
-      [runId, recorded.status, recorded.exitCode, recorded.finishedAt, recorded.snapshotId, recorded.toRevision, recorded.summary, settled],
+      [runId, recorded.status, recorded.exitCode, recorded.finishedAt, recorded.snapshotId, recorded.toRevision, recorded.summary, settled, REFUSALS],
     );
     return;
   }
@@ -208,7 +208,7 @@ export async function writeRunOutcome(client: ClientBase, runId: string, o: RunO
   await client.query(
     // to_revision becomes where the run left the database (null: at the start, e.g. restored back to empty); a refused run left it where it was
     `UPDATE belay.runs SET status = $2, exit_code = $3, finished_at = $4, snapshot_id = $5,
-            to_revision = CASE WHEN $2 IN ('refused', 'usage-error', 'locked') THEN from_revision ELSE $6 END, summary = $7 WHERE id = $1`,
-    [runId, o.status, o.exitCode, o.finishedAt, o.snapshotId, o.toRevision, o.summary],
+            to_revision = CASE WHEN $2 = ANY($8::text[]) THEN from_revision ELSE $6 END, summary = $7 WHERE id = $1`,
+    [runId, o.status, o.exitCode, o.finishedAt, o.snapshotId, o.toRevision, o.summary, REFUSALS],
   );
 }

@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import { stepLabel, type RunEvent } from '../../events/run-events.js';
 import { journalFile, readJournalFile, type JournalLine } from '../../journal/file-journal.js';
-import type { JournalRecord, RunOutcome } from '../../journal/record.js';
+import { REFUSALS, type JournalRecord, type RunOutcome } from '../../journal/record.js';
 import { readRunSteps, type RunSummary } from '../../journal/run-store.js';
 import { noFacts, reduceRun } from './ledger.js';
 
@@ -79,7 +79,7 @@ export function summaryFromFile(lines: JournalLine[]): RunSummary | undefined {
     finishedAt: text(end?.finishedAt),
     fromRevision: from,
     // where it left the database (null: the start); a refused run left it where it was
-    toRevision: !end ? leftBySteps(from, steps) : ['refused', 'usage-error', 'locked'].includes(String(end.status)) ? from : text(end.toRevision),
+    toRevision: !end ? leftBySteps(from, steps) : REFUSALS.includes(String(end.status)) ? from : text(end.toRevision),
     exitCode: typeof end?.exitCode === 'number' ? end.exitCode : null,
     // until it ended, the snapshot its backup step took
     snapshotId: end ? text(end.snapshotId) : snapshotsOfRun(steps).taken,

@@ -4,11 +4,9 @@ import { BelayError, EXIT, errorMessage } from '../../errors.js';
 import { errorDetail } from '../../events/run-events.js';
 import type { RunFacts } from '../result/ledger.js';
 import type { RunResult, RunStatus } from '../result/results.js';
+import { refusalStatus } from '../../journal/record.js';
 import { RunSession } from './run-session.js';
 import type { RunSetup } from './setup.js';
-
-/** A run refused after its journal began, in the words its --json outcome uses for that exit code. */
-const refusalStatus = (exitCode: number): string => (exitCode === EXIT.usage ? 'usage-error' : exitCode === EXIT.locked ? 'locked' : 'refused');
 
 /**
  * Open a run's session, do the work, close it (releasing the lock). A usage,

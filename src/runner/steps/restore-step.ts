@@ -4,7 +4,7 @@ import { resolveBackupTools, type BackupTools } from '../../backup/pg-tools.js';
 import { takeSnapshot } from '../../backup/take-snapshot.js';
 import { checkSnapshotDigest, restoreSnapshotInto } from '../../backup/restore-snapshot.js';
 import { ExactRestore } from '../../backup/exact-restore.js';
-import { archiveCatalog, archiveExtensions, archiveOwners } from '../../backup/archive-catalog.js';
+import { archiveCatalog, archiveExtensions, archiveOwners, type ArchiveContents } from '../../backup/archive-catalog.js';
 import { withDatabase, type ConnectionParams } from '../../db/connection.js';
 import {
   createDatabaseLike,
@@ -81,6 +81,15 @@ async function openAdmin(setup: RunSetup, runId?: string): Promise<{ admin: Sess
   return { admin, noSwap: `the role can connect to no other database (${MAINTENANCE_DATABASES.join(', ')}) to rename ${setup.target.database} from: ${refused.join('; ')}` };
 }
 
+/** A snapshot's table of contents, as the restore's steps ask for it. */
+type Contents = () => Promise<ArchiveContents>;
+
+/** `manifest`'s table of contents, read (pg_restore --list) at the first asking only. */
+export function contentsOf(manifest: Manifest, tools: BackupTools, env: NodeJS.ProcessEnv): Contents {
+  let read: Promise<ArchiveContents> | undefined;
+  return () => (read ??= archiveCatalog(tools, manifest.path, env));
+}
+
 /**
  * What keeps a swap from restoring `manifest` as this role: the new database
  * needs the snapshot's extensions created, and an untrusted one
@@ -88,9 +97,9 @@ async function openAdmin(setup: RunSetup, runId?: string): Promise<{ admin: Sess
  * in-place restore keeps the extensions the database has (see
  * withoutLiveExtensions), so it can when every such one is there already.
  */
-export async function swapExtensionObstacle(target: ClientBase, manifest: Manifest, tools: BackupTools, env: NodeJS.ProcessEnv): Promise<{ obstacle: string; inPlace: boolean } | undefined> {
+export async function swapExtensionObstacle(target: ClientBase, manifest: Manifest, contents: Contents): Promise<{ obstacle: string; inPlace: boolean } | undefined> {
   // an archive pg_restore cannot list is the restore's to report, after its sha256 check says why
-  const catalog = await archiveCatalog(tools, manifest.path, env).catch(() => undefined);
+  const catalog = await contents().catch(() => undefined);
   if (!catalog) return undefined;
   const names = archiveExtensions(catalog.listing);
   const { rows } = await target.query<{ name: string; live: boolean }>(
@@ -211,7 +220,7 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
   let restoring = false;
   try {
     const beforeRestore = async (): Promise<string | undefined> => {
-      if (!owners) replaced = await ownersReplaced(admin, manifest, tools, setup.env);
+      if (!owners) replaced = await ownersReplaced(admin, () => exact.tableOfContents());
       const listing = await exact.dropNewerObjects();
       restoring = true;
       return listing;
@@ -292,10 +301,10 @@ const noneReplaced: OwnersReplaced = { ownersReplaced: [], note: '' };
  * names no extension's owner: `extensions` are the ones another role owned
  * in the damaged database, which the restored copy made as this role.
  */
-async function ownersReplaced(client: ClientBase, manifest: Manifest, tools: BackupTools, env: NodeJS.ProcessEnv, extensions: readonly ExtensionOwner[] = []): Promise<OwnersReplaced> {
+async function ownersReplaced(client: ClientBase, contents: Contents, extensions: readonly ExtensionOwner[] = []): Promise<OwnersReplaced> {
   const { rows } = await client.query<{ me: string }>('SELECT current_user AS me');
   const me = rows[0]?.me ?? '';
-  const archived = archiveOwners((await archiveCatalog(tools, manifest.path, env)).listing).filter((owner) => owner !== me);
+  const archived = archiveOwners((await contents()).listing).filter((owner) => owner !== me);
   const replaced = [...new Set([...archived, ...extensions.map((extension) => extension.owner)])].sort();
   if (replaced.length === 0) return noneReplaced;
   const taken = extensions.length === 0 ? '' : ` (extension(s) ${extensions.map((extension) => `${extension.name}, ${extension.owner}'s in the damaged database`).join('; ')})`;
@@ -311,8 +320,8 @@ interface ExtensionOwner {
 }
 
 /** The extensions of the snapshot that another role owns in the database: a restore without owners makes them as this role. */
-async function othersExtensions(setup: RunSetup, manifest: Manifest, tools: BackupTools): Promise<ExtensionOwner[]> {
-  const names = archiveExtensions((await archiveCatalog(tools, manifest.path, setup.env)).listing);
+async function othersExtensions(setup: RunSetup, contents: Contents): Promise<ExtensionOwner[]> {
+  const names = archiveExtensions((await contents()).listing);
   const session = await openSession(setup.target, sessionOptions(setup, 'belay restore extensions'));
   try {
     const { rows } = await session.client.query<ExtensionOwner>(
@@ -489,12 +498,14 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       const table = TABLE_LINE.exec(line)?.[1];
       if (table) request.onTable?.(table);
     };
+    // read once, by whichever of the steps below asks first
+    const contents = contentsOf(manifest, tools, setup.env);
     let strategy = request.strategy;
     // the run's own sessions on the target close before the swap; only others can stand in its way
     const obstacles = strategy === 'swap' ? [...(noSwap ? [noSwap] : []), ...(await swapObstacles(admin.client, target))] : [];
     if (strategy === 'swap' && obstacles.length === 0) {
       const session = await openSession(setup.target, sessionOptions(setup, 'belay restore extensions'));
-      const extensions = await swapExtensionObstacle(session.client, manifest, tools, setup.env).finally(() => session.close());
+      const extensions = await swapExtensionObstacle(session.client, manifest, contents).finally(() => session.close());
       if (extensions?.inPlace) obstacles.push(extensions.obstacle);
     }
     if (obstacles.length > 0) {
@@ -522,7 +533,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, owners, signal: setup.signal, onProgress, checking });
       verification = await verifyRestored(request, withDatabase(setup.target, restoring));
       if (verification.problems.length > 0) throw new Error(`the restored copy does not match the pre-run fingerprint: ${verification.problems.join('; ')}`);
-      if (!owners) replaced = await ownersReplaced(admin.client, manifest, tools, setup.env, await othersExtensions(setup, manifest, tools));
+      if (!owners) replaced = await ownersReplaced(admin.client, contents, await othersExtensions(setup, contents));
     } catch (error) {
       await dropDatabase(admin.client, restoring).catch(() => {});
       if (interrupted()) return { strategy, quarantine: null, quarantineSnapshot: null, ...stoppedUntouched(request, strategy) };

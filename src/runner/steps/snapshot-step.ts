@@ -22,7 +22,7 @@ import { selectProtectedTables, tableKey } from '../../integrity/table-selection
 import type { Revision } from '../../migrations/revision.js';
 import type { ScopeChoice } from '../../events/run-events.js';
 import { sessionOptions, type RunSetup } from '../session/setup.js';
-import { swapExtensionObstacle } from './restore-step.js';
+import { contentsOf, swapExtensionObstacle } from './restore-step.js';
 
 const toolsBySetup = new WeakMap<RunSetup, Promise<BackupTools>>();
 
@@ -83,7 +83,7 @@ export async function swapExtensionsCheck(setup: RunSetup, control: Session, man
   const tools = await runBackupTools(setup, control).catch(() => undefined);
   // without the tools the pg_restore check has failed already
   if (!tools) return [];
-  const found = await swapExtensionObstacle(control.client, manifest, tools, setup.env);
+  const found = await swapExtensionObstacle(control.client, manifest, contentsOf(manifest, tools, setup.env));
   if (!found) return [];
   return [
     {
