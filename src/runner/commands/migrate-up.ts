@@ -190,8 +190,11 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
     } catch (error) {
       const reason = reasonFrom(error);
       const stop = stopReason(session);
-      // a revision the signal cancelled still failed where it says (file, line, SQLSTATE 57014)
-      failed = stop ? { ...stop, ...(reason.failure ? { failure: reason.failure } : {}) } : { ...reason, ...(outsideScope(error) ? { hint: RERUN_FULL } : {}) };
+      // a revision the signal cancelled still failed where it says (file, line, SQLSTATE 57014); one outside a
+      // transaction may have run part of its statements, as when it fails on its own: its down cannot be trusted
+      failed = stop
+        ? { ...stop, untrustworthy: reason.untrustworthy, ...(reason.failure ? { failure: reason.failure } : {}) }
+        : { ...reason, ...(outsideScope(error) ? { hint: RERUN_FULL } : {}) };
       break;
     }
     applied.push(revision);

@@ -130,7 +130,8 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
   const onRollback = await runHookStep(session, 'onRollback', { from: current, to: target, outcome: 'rolling-back' });
   if (onRollback) hooks.push(onRollback);
   if (reason.untrustworthy) {
-    return restoreThenVerify(recovery, `${reason.message}; a revision that runs outside a transaction failed halfway: its effects cannot be undone by its down`, reason.failure, hooks, reason.hint);
+    const revision = typeof reason.failure?.revision === 'string' ? reason.failure.revision : 'it';
+    return restoreThenVerify(recovery, `${reason.message}; a revision that runs outside a transaction failed halfway: ${revision} may be partly applied, which its down cannot undo`, reason.failure, hooks, reason.hint);
   }
   // every rollback must land on the schema its target left: a down that forgets what its up made leaves the data intact
   const landsOnTarget = recovery.goal === 'rollback' || (recovery.goal === 'settle' && recovery.compare === 'common-columns');
