@@ -1,8 +1,9 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { belay, startBelay } from './support/cli.js';
-import { adminQuery, freshDatabase, type TestDatabase } from './support/pg.js';
+import { adminQuery, cluster, freshDatabase, type TestDatabase } from './support/pg.js';
 import { baseArgs, makeProject, type TestProject } from './support/project.js';
 
 // The first SIGTERM of a `migrate up` that has changed nothing yet stops it there, as `belay backup` does: what runs
@@ -119,6 +120,53 @@ describe('the first SIGTERM of migrate up before it changed anything', () => {
       );
       return rows[0]?.dumping === true && rows[0].fingerprinted === true;
     });
+  }, 90_000);
+});
+
+describe('the first SIGTERM of rollback --to before its downs', () => {
+  it('while its fingerprint waits on a lock: the wait is cancelled at once, exit 4, no down, the lock released (ended only by the lock timeout)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...REVISIONS, '0002_orders.up.sql': 'CREATE TABLE orders (id int PRIMARY KEY);' }, { database: { lockTimeoutSeconds: 30 } });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
+    // another session holds accounts, which the fingerprint reads: it waits for the lock
+    const holder = new pg.Client({ host: cluster().socketDir, port: cluster().port, user: cluster().superuser, database: db.name });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE');
+      const earlier = new Set(await journalFiles(project));
+      const run = startBelay([...args, '--json', 'rollback', '--to', '0001', '--no-backup', '--yes'], { cwd: project.dir });
+      await until('the fingerprint waiting on the lock', async () => {
+        const fingerprinting = (await journalLines(project, earlier)).some((l) => l.type === 'step' && l.step === 'fingerprint' && l.event === 'start');
+        const rows = await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND application_name LIKE 'belay rollback % work'", [db.name]);
+        return fingerprinting && rows.length > 0;
+      });
+      const signalled = performance.now();
+      run.child.kill('SIGTERM');
+      const result = await run.done;
+      const took = performance.now() - signalled;
+
+      expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(4);
+      expect(took).toBeLessThan(8_000);
+      const envelope = JSON.parse(result.stdout) as { outcome: string; message: string; next: string };
+      expect(envelope).toMatchObject({ outcome: 'refused', exitCode: 4 });
+      expect(envelope.message).toMatch(/^interrupted by a signal before it changed anything; nothing was changed/);
+      expect(envelope.next).toBe('Nothing was changed. Run it again when you are ready.');
+      expect(await applied(db)).toEqual(['0001_accounts', '0002_orders']);
+      expect(await db.query("SELECT to_regclass('orders')::text AS orders")).toEqual([{ orders: 'orders' }]);
+      // belay's sessions are gone with its run lock
+      expect(await adminQuery('postgres', "SELECT application_name FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'belay%'", [db.name])).toEqual([]);
+      expect(await adminQuery('postgres', "SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = $1", [db.name])).toEqual([]);
+
+      const lines = await journalLines(project, earlier);
+      expect(lines.filter((l) => l.type === 'outcome')).toMatchObject([{ status: 'refused', exitCode: 4 }]);
+      expect(lines.some((l) => l.type === 'step' && l.step === 'down' && l.event === 'start')).toBe(false);
+      const history = await belay([...args, 'history'], { cwd: project.dir });
+      expect(history.stdout).toMatch(/rollback\s+refused\s+exit 4/);
+    } finally {
+      await holder.end();
+    }
   }, 90_000);
 });
 

@@ -17,7 +17,7 @@ import type { RestoreStrategy } from '../../events/run-events.js';
 import type { RunSession } from '../session/run-session.js';
 import { restoreThenVerify, revertThenVerify, type Recovery } from '../recovery/safety-net.js';
 import type { RunSetup } from '../session/setup.js';
-import { backupPreflight, chooseBackupScope, endAfterDumpFailure, fingerprintAndSnapshot, restorePreflight, runBackupTools, type FingerprintAndSnapshot } from '../steps/snapshot-step.js';
+import { backupPreflight, chooseBackupScope, endAfterDumpFailure, fingerprintAndSnapshot, restorePreflight, runBackupTools, stopIfSignalled, type FingerprintAndSnapshot } from '../steps/snapshot-step.js';
 import type { BackupScopeMode, ScopeDecision } from '../../scope/choose-scope.js';
 import type { ScopeChoice } from '../../events/run-events.js';
 
@@ -76,7 +76,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     const { events } = setup;
     const atRisk = await events.step(
       { step: 'plan' },
-      () => dataAtRiskOf(session.work.client, toRevert),
+      () => beforeChange(setup, () => dataAtRiskOf(session.work.client, toRevert)),
       (risk) => ({ from: state.current, to: target, revert: toRevert.map((r) => r.name), dataAtRisk: risk.items }),
     );
     const where = target ?? 'the start';
@@ -85,7 +85,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     let scope: { decision: ScopeDecision; choice: ScopeChoice } | undefined;
     await events.step(
       { step: 'preflight' },
-      async () => {
+      () => beforeChange(setup, async () => {
         const found: PreflightCheck[] = [checkDrift(state), checkMissing(state)];
         if (options.restoreFrom !== undefined) {
           restoreFrom = await findSnapshot(setup.config.backupsDir, options.restoreFrom);
@@ -111,8 +111,9 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
         }
         assertPreflight(found);
         if (!restoreFrom && !options.noBackup) scope = await chooseBackupScope(session, options.backupScope, toRevert, 'down');
+        stopIfSignalled(setup);
         return found;
-      },
+      }),
       (found) => ({ checks: found, ...(scope ? { scope: scope.choice } : {}) }),
     );
     if (options.confirm) {
@@ -133,6 +134,9 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     } catch (error) {
       return await endAfterDumpFailure(session, error);
     }
+    const structure = await beforeChange(setup, () => captureStructure(session.work.client));
+    stopIfSignalled(setup);
+    session.keepWorkOnAbort();
     const recovery: Recovery = {
       session,
       goal: restoreFrom ? 'restore' : 'rollback',
@@ -143,13 +147,24 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
       compare: 'common-columns',
       healthTimeoutSeconds: options.healthTimeout ?? setup.config.health.timeoutSeconds,
       tolerated: new Set(),
-      structure: await captureStructure(session.work.client),
+      structure,
       restoreStrategy: options.strategy ?? 'swap',
       ...(taken?.guard ? { beforeCommit: taken.guard.check.bind(taken.guard) } : {}),
     };
     if (restoreFrom) return await restoreThenVerify(recovery, `restoring ${restoreFrom.id} as asked (--restore-from)`);
     return await revertThenVerify(recovery, { message: `rollback to ${where}`, untrustworthy: false });
   });
+}
+
+/** Work before the downs: the first signal cancels its statement, and the run stops there (exit 4, nothing changed). */
+async function beforeChange<T>(setup: RunSetup, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    // a statement the signal cancelled failed because of the signal
+    stopIfSignalled(setup);
+    throw error;
+  }
 }
 
 /** A rollback lands on the revision it names: a snapshot taken at another would land elsewhere, even above it. */

@@ -22,6 +22,8 @@ export class RunSession {
   private lockStarted = 0;
   /** The cancel a signal sent for the work connection's statement, until the server has answered it. */
   private cancelling: Promise<void> = Promise.resolve();
+  /** Ends the first signal's cancel of the work connection's statement (see keepWorkOnAbort). */
+  private stopCancelling: (() => void) | undefined;
 
   private constructor(
     readonly runId: string,
@@ -90,8 +92,13 @@ export class RunSession {
     await acquireRunLock(this.control.client);
     // recover settles an interrupted run; so does a restore, once the snapshot it puts back is verified
     if (this.command !== 'recover' && this.command !== 'restore') await refuseWhileUnfinished(this.control.client, this.runId, this.setup.config.backupsDir);
-    // only a forward run turns a signal into a rollback; downs and restores run to the end
-    if (this.command === 'migrate-up') this.cancelWorkOnAbort();
+    // a forward run stops at a signal wherever it is; a rollback only before its downs or restore, which run to the end
+    if (this.command === 'migrate-up' || this.command === 'rollback') this.cancelWorkOnAbort();
+  }
+
+  /** From here a signal no longer cancels what the work connection runs: a rollback's downs and restore go on to their end. */
+  keepWorkOnAbort(): void {
+    this.stopCancelling?.();
   }
 
   /**
@@ -101,24 +108,23 @@ export class RunSession {
    * ended, so that the run stops waiting on them and ends for `belay recover`.
    */
   private cancelWorkOnAbort(): void {
-    this.setup.signal?.addEventListener(
-      'abort',
-      () => {
-        const { workSession: work, controlSession: control } = this;
-        if (!work || !control) return;
-        const { connectTimeoutSeconds } = this.setup.config.database;
-        const giveUp = setTimeout(() => {
-          const reason = `the server did not answer belay's cancel request within ${connectTimeoutSeconds} s (database.connectTimeoutSeconds): the connection was given up`;
-          work.sever(reason);
-          control.sever(reason);
-        }, connectTimeoutSeconds * 1000);
-        this.cancelling = control.client
-          .query('SELECT pg_cancel_backend($1)', [work.backendPid])
-          .then(() => {}, () => {})
-          .finally(() => clearTimeout(giveUp));
-      },
-      { once: true },
-    );
+    const { signal } = this.setup;
+    const cancel = (): void => {
+      const { workSession: work, controlSession: control } = this;
+      if (!work || !control) return;
+      const { connectTimeoutSeconds } = this.setup.config.database;
+      const giveUp = setTimeout(() => {
+        const reason = `the server did not answer belay's cancel request within ${connectTimeoutSeconds} s (database.connectTimeoutSeconds): the connection was given up`;
+        work.sever(reason);
+        control.sever(reason);
+      }, connectTimeoutSeconds * 1000);
+      this.cancelling = control.client
+        .query('SELECT pg_cancel_backend($1)', [work.backendPid])
+        .then(() => {}, () => {})
+        .finally(() => clearTimeout(giveUp));
+    };
+    signal?.addEventListener('abort', cancel, { once: true });
+    this.stopCancelling = () => signal?.removeEventListener('abort', cancel);
   }
 
   /**
