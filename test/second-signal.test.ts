@@ -115,7 +115,7 @@ describe('a first signal during a rollback', () => {
     const result = await run.done;
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
     expect(result.stderr).toContain(
-      'SIGINT: a rollback is not stopped halfway: its downs, hooks and checks go on to their end (a snapshot or a restore still running is stopped, and the result says where that leaves the database); send it again to abort at once and leave it for `belay recover`',
+      'SIGINT: a rollback stops here if its downs have not begun (nothing changed: exit 4); once they have, it is not stopped halfway: its downs, hooks and checks go on to their end (a snapshot or a restore still running is stopped, and the result says where that leaves the database); send it again to abort at once and leave it for `belay recover`',
     );
     expect(result.stderr).not.toMatch(/rolling back what this run did|next safe point/);
     expect(await applied(db)).toEqual(['0001_base']);

@@ -56,7 +56,7 @@ export function registerRollback(program: Command): void {
       {
         changing: true,
         firstSignal:
-          'a rollback is not stopped halfway: its downs, hooks and checks go on to their end (a snapshot or a restore still running is stopped, and the result says where that leaves the database); send it again to abort at once and leave it for `belay recover`',
+          'a rollback stops here if its downs have not begun (nothing changed: exit 4); once they have, it is not stopped halfway: its downs, hooks and checks go on to their end (a snapshot or a restore still running is stopped, and the result says where that leaves the database); send it again to abort at once and leave it for `belay recover`',
       },
     ),
   );
