@@ -181,6 +181,48 @@ describe('results say what happened', () => {
     expect(await db.query('SELECT last_value::int AS v FROM cyc')).toEqual([{ v: 2 }]);
   });
 
+  // the row hash covers the columns the table had before: a column the down forgot is the schema's difference, not the data's
+  const FORGOTTEN_COLUMN = {
+    '0001_users.up.sql': "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);\nINSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 20) g;",
+    '0001_users.down.sql': 'DROP TABLE users;',
+    '0002_nick.up.sql': "ALTER TABLE users ADD COLUMN nick text NOT NULL DEFAULT 'anon';\nCREATE TABLE breakme (id int);",
+    '0002_nick.down.sql': 'DROP TABLE breakme;',
+  };
+  const NO_BREAKME = { health: { sql: [{ name: 'no breakme', query: "SELECT 1 FROM pg_tables WHERE tablename = 'breakme'", expect: 'no-rows' }], timeoutSeconds: 0 } };
+
+  it('a column an up added and its down forgot, holding the default the up wrote: exit 12 naming it, data verified intact, nothing restored (it was exit 11, "data changed")', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(FORGOTTEN_COLUMN, NO_BREAKME);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    const [before] = await adminQuery<{ oid: string }>('postgres', 'SELECT oid::text FROM pg_database WHERE datname = $1', [db.name]);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(12);
+    const result = jsonResult<Result & { runId: string }>(run);
+    expect(result.outcome).toBe('manual-action-needed');
+    expect(result.message).toMatch(/^change rejected \(.*\); the downs ran and the data is verified, but the schema is not the one 0001_users left: 1 object\(s\) differ/);
+    expect(result.message).toContain('differ (+ left behind, - missing, ~ changed): ~ table public.users (+ column nick)');
+    expect(result.message).not.toMatch(/restored|data changed/);
+    // nothing restored: the same database, every row there with the column left behind, and no restore step in the journal
+    expect(await adminQuery('postgres', 'SELECT oid::text FROM pg_database WHERE datname = $1', [db.name])).toEqual([before]);
+    expect(await db.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE nick = 'anon')::int AS anon FROM users")).toEqual([{ n: 20, anon: 20 }]);
+    const steps = await db.query<{ step: string; outcome: string | null }>("SELECT step, outcome FROM belay.steps WHERE run_id = $1 AND step IN ('integrity', 'schema', 'restore') AND event = 'end' ORDER BY seq", [result.runId]);
+    expect(steps).toEqual([{ step: 'integrity', outcome: 'ok' }, { step: 'schema', outcome: 'failed' }]);
+    const history = jsonResult<Array<{ runId: string; status: string; exitCode: number }>>(await belay([...args, '--json', 'history']));
+    expect(history[0]).toMatchObject({ runId: result.runId, status: 'manual-action-needed', exitCode: 12 });
+  });
+
+  it('a forgotten column beside a changed value of a column there before is still damage: restored (exit 11)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...FORGOTTEN_COLUMN, '0002_nick.up.sql': `${FORGOTTEN_COLUMN['0002_nick.up.sql']}\nUPDATE users SET name = upper(name) WHERE id = 7;` }, NO_BREAKME);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(11);
+    expect(jsonResult<Result>(run).message).toContain('the content of public.users changed');
+    expect(await db.query('SELECT name FROM users WHERE id = 7')).toEqual([{ name: 'user 7' }]);
+  });
+
   it('a backup refused for a large object the role may not read says which to grant, not "every table"', async () => {
     const db = await freshDatabase();
     const project = await makeProject(ORDERS);

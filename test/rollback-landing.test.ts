@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { belay, jsonResult } from './support/cli.js';
-import { freshDatabase, type TestDatabase } from './support/pg.js';
+import { adminQuery, freshDatabase, type TestDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 
 interface Result {
@@ -62,6 +62,26 @@ describe('rollback --to lands on the schema its target left', () => {
     expect(step[0]!.detail.added).toEqual(['extension citext', 'function public.audit_stamp()', 'trigger public.orders.orders_audit']);
     const human = await belay([...args, 'history']);
     expect(human.stdout).toMatch(/rollback.*12/);
+  });
+
+  it('a down that forgets the column its up added, holding the default the up wrote: exit 12 naming it, data verified, nothing restored', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...BASE, '0002_note.up.sql': "ALTER TABLE orders ADD COLUMN note text NOT NULL DEFAULT 'none';", '0002_note.down.sql': 'SELECT 1;' });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const [before] = await adminQuery<{ oid: string }>('postgres', 'SELECT oid::text FROM pg_database WHERE datname = $1', [db.name]);
+    const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(run.code, run.stderr).toBe(12);
+    const result = jsonResult<Result>(run);
+    expect(result.outcome).toBe('manual-action-needed');
+    expect(result.message).toBe(
+      'rollback to 0001_orders; the downs ran and the data is verified, but the schema is not the one 0001_orders left: 1 object(s) differ (+ left behind, - missing, ~ changed): ~ table public.orders (+ column note)',
+    );
+    expect(result.message).not.toMatch(/restored|data changed/);
+    expect(await adminQuery('postgres', 'SELECT oid::text FROM pg_database WHERE datname = $1', [db.name])).toEqual([before]);
+    expect(await db.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE note = 'none')::int AS none FROM orders")).toEqual([{ n: 100, none: 100 }]);
+    const steps = await db.query<{ step: string; outcome: string }>("SELECT step, outcome FROM belay.steps WHERE step IN ('integrity', 'schema', 'restore') AND event = 'end' ORDER BY run_id, seq");
+    expect(steps).toEqual([{ step: 'integrity', outcome: 'ok' }, { step: 'schema', outcome: 'failed' }]);
   });
 
   it('rollback --to 0 compares with an empty schema', async () => {

@@ -62,16 +62,17 @@ async function tablesNow(client: ClientBase, baseline: Fingerprint, compare: 'sa
 }
 
 /**
- * What a common-columns comparison needs now: row hashes over the columns
- * each table had before (whole rows, while they are all still there), values
- * of a column whose type changed hashed as its earlier type, and per-column
- * sums of the tables that had them (those whose columns a down was seen to
- * drop).
+ * What the comparison needs now: row hashes over the columns each table had
+ * before (a column a down left behind is the schema check's to name, not
+ * damage to the data), values of a column whose type changed hashed as its
+ * earlier type, and, for common-columns, per-column sums of the tables that
+ * had them (those whose columns a down was seen to drop).
  */
-function commonColumnsOptions(baseline: Fingerprint): FingerprintOptions {
+function comparisonOptions(baseline: Fingerprint, compare: 'same-schema' | 'common-columns'): FingerprintOptions {
   const entries = Object.entries(baseline.tables);
   return {
-    perColumn: new Set(entries.filter(([, table]) => Object.values(table.columns).some((column) => column.hash !== undefined)).map(([key]) => key)),
+    perColumn:
+      compare === 'same-schema' ? false : new Set(entries.filter(([, table]) => Object.values(table.columns).some((column) => column.hash !== undefined)).map(([key]) => key)),
     earlier: new Map(entries.map(([key, table]) => [key, table.columns])),
   };
 }
@@ -99,7 +100,7 @@ export async function checkIntegrity(
   let checked = `${config.invariants.length} invariant(s) and structure`;
   let unreadObjects: string | undefined;
   if (config.mode === 'strict' && baseline) {
-    const options = compare === 'same-schema' ? { perColumn: false } : commonColumnsOptions(baseline);
+    const options = comparisonOptions(baseline, compare);
     const objects = baseline.sequences !== undefined || baseline.largeObjects !== undefined;
     const now = await fingerprintTables(client, await tablesNow(client, baseline, compare), { ...options, hashing: hashingOf(baseline), objects });
     differences = compareFingerprints(baseline, now, compare);

@@ -16,13 +16,13 @@ function sameRowColumns(then: TableFingerprint, now: TableFingerprint): boolean 
 }
 
 /**
- * What changed between two fingerprints. `same-schema` (after a forward run
- * was undone) compares whole rows; `common-columns` (after `rollback --to`)
+ * What changed between two fingerprints. The caller computes the later row
+ * hash over the earlier columns alone (see `rowColumns`): a column left
+ * behind is no change to the data. `same-schema` (after a forward run was
+ * undone) compares whole rows; `common-columns` (after `rollback --to`)
  * compares row counts and the columns present before and after, since data in
- * columns and tables the downs drop is expected to go: whole rows over the
- * earlier columns while all of them are still there (the caller computes the
- * later row hash over those columns alone, see `rowColumns`), per-column sums
- * when some are gone.
+ * columns and tables the downs drop is expected to go: whole rows while all
+ * the earlier columns are still there, per-column sums when some are gone.
  */
 export function compareFingerprints(before: Fingerprint, after: Fingerprint, mode: 'same-schema' | 'common-columns'): IntegrityDifference[] {
   const differences: IntegrityDifference[] = [];

@@ -109,8 +109,18 @@ export async function prepareLanding(client: ClientBase, target: string | null, 
 /** At most this many objects in the message; the schema step in the journal lists them all. */
 const SHOWN = 20;
 
-function listDifferences(diff: SchemaDiff): string {
-  const all = [...diff.added.map((k) => `+ ${k}`), ...diff.removed.map((k) => `- ${k}`), ...diff.changed.map((c) => `~ ${c.key}`)];
+/** The columns a changed table has beyond, or lacks of, those the target left it with (` (+ column nick)`), when a reverted up recorded them. */
+function columnsDiffering(baseline: LandingBaseline, live: SchemaDescription, key: string): string {
+  const object = live.objects.get(key);
+  const then = object && baseline.expectedOrder.get(object.name);
+  const now = object && live.columnOrder[object.name];
+  if (!then || !now) return '';
+  const columns = [...now.filter((column) => !then.includes(column)).map((column) => `+ column ${column}`), ...then.filter((column) => !now.includes(column)).map((column) => `- column ${column}`)];
+  return columns.length === 0 ? '' : ` (${columns.join(', ')})`;
+}
+
+function listDifferences(diff: SchemaDiff, columns: (key: string) => string): string {
+  const all = [...diff.added.map((k) => `+ ${k}`), ...diff.removed.map((k) => `- ${k}`), ...diff.changed.map((c) => `~ ${c.key}${columns(c.key)}`)];
   return all.length > SHOWN ? `${all.slice(0, SHOWN).join('; ')}; … and ${all.length - SHOWN} more (the schema step of \`belay history RUN\`)` : all.join('; ');
 }
 
@@ -161,7 +171,7 @@ export async function checkLanding(session: RunSession, baseline: LandingBaselin
       diff.removed.sort();
       diff.changed.sort((x, y) => x.key.localeCompare(y.key));
       const count = diff.added.length + diff.removed.length + diff.changed.length;
-      return { landing: { compared: true, differs: count > 0, differences: listDifferences(diff), count, warnings: describeColumnOrder(diff) }, diff };
+      return { landing: { compared: true, differs: count > 0, differences: listDifferences(diff, (key) => columnsDiffering(baseline, live, key)), count, warnings: describeColumnOrder(diff) }, diff };
     },
     ({ landing, diff }) => ({
       ok: !landing.differs,
