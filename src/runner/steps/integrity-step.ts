@@ -16,7 +16,7 @@ import type { RunSession } from '../session/run-session.js';
  */
 export async function takeFingerprint(
   session: RunSession,
-  perColumn: FingerprintOptions['perColumn'],
+  { perColumn, kept }: Pick<FingerprintOptions, 'perColumn' | 'kept'>,
   { client = session.work.client, inTransaction = false, oneProcess = false }: { client?: ClientBase; inTransaction?: boolean; oneProcess?: boolean } = {},
 ): Promise<Fingerprint | null> {
   const { integrity } = session.setup.config;
@@ -28,7 +28,7 @@ export async function takeFingerprint(
       const origin = sessionOrigin(client);
       const watch = origin && watchBlockers(() => openSibling(client, 'watch'), origin.backendPid, origin.lockTimeoutMs);
       try {
-        return await fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { perColumn, inTransaction, oneProcess, objects: true });
+        return await fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { perColumn, inTransaction, oneProcess, objects: true, ...(kept ? { kept } : {}) });
       } catch (error) {
         const { database } = session.setup.config;
         const { signal } = session.setup;
