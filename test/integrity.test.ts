@@ -329,6 +329,21 @@ describe('integrity fingerprints', () => {
     await client.query('DROP TABLE e, f, q, parent CASCADE');
   });
 
+  it('counts a partition a down drops (detached first or not) once, on its own, not again with the parent a later down drops; a sub-partition\'s rows too', async () => {
+    await client.query(`CREATE TABLE ev (id int, at int) PARTITION BY RANGE (at);
+      CREATE TABLE ev_old PARTITION OF ev FOR VALUES FROM (0) TO (10) PARTITION BY RANGE (at); CREATE TABLE ev_old_a PARTITION OF ev_old FOR VALUES FROM (0) TO (5);
+      CREATE TABLE ev_old_b PARTITION OF ev_old FOR VALUES FROM (5) TO (10); CREATE TABLE ev_new PARTITION OF ev FOR VALUES FROM (10) TO (20);
+      CREATE TABLE ev_mid PARTITION OF ev FOR VALUES FROM (20) TO (30);
+      INSERT INTO ev SELECT g, g % 30 FROM generate_series(1, 600) g`);
+    const { items } = await measureDownsAtRisk(client, [
+      { revision: '0027_archive', sql: 'ALTER TABLE ev DETACH PARTITION ev_old; DROP TABLE ev_old;' },
+      { revision: '0020_mid', sql: 'DROP TABLE ev_mid;' },
+      { revision: '0011_events', sql: 'DROP TABLE ev;' },
+    ]);
+    expect(Object.fromEntries(items.map((i) => [i.table, i.rows]))).toEqual({ 'public.ev_old': 200, 'public.ev_mid': 200, 'public.ev': 200 });
+    await client.query('DROP TABLE ev');
+  });
+
   it('follows the names the downs give a table or a column before they drop it (RENAME TO, SET SCHEMA, RENAME COLUMN), in the order they run', async () => {
     await client.query(`CREATE SCHEMA archive; CREATE TABLE people (id int, handle text, other int); INSERT INTO people VALUES (1, 'a', 1), (2, NULL, 2), (3, 'c', NULL);
       CREATE TABLE users (id int); CREATE TABLE stays (id int); INSERT INTO stays VALUES (1)`);

@@ -1,4 +1,4 @@
-import type { ClientBase } from 'pg';
+import { escapeLiteral, type ClientBase } from 'pg';
 import { foldUnquoted, quoteIdent, quoteQualified } from '../db/ident.js';
 import { searchPathEntries } from '../db/search-path.js';
 import { simpleQueryResults } from '../db/simple-query.js';
@@ -270,8 +270,8 @@ class DownsCatalog {
 
 interface Found {
   revision: string;
-  /** The table whose rows or values are counted, as it is now. */
-  counted: { schema: string; name: string; empty: boolean };
+  /** The table whose rows or values are counted, as it is now; `without` the members of its family a down before drops, counted there. */
+  counted: { schema: string; name: string; empty: boolean; without?: Array<{ schema: string; name: string }> };
   item: DroppedObject;
 }
 
@@ -320,6 +320,8 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
   const catalog = new DownsCatalog(await relationsNow(client, keys, droppedSchemas));
   const found: Found[] = [];
   const altered = new Set<string>();
+  // `schema.name` as a family lists them: a partition a down detaches and drops before another drops its parent
+  const droppedBefore = new Map<string, Relation>();
   const reported = new Set<string>();
   const report = (f: Found): void => {
     const key = JSON.stringify([f.item.table, f.item.column ?? null, f.item.rowsDeleted ?? false]);
@@ -338,7 +340,9 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
           break;
         case 'drop':
           if (at) {
-            report({ revision, counted: at.relation, item: { table: `${at.relation.schema}.${at.relation.name}` } });
+            const without = at.relation.family.flatMap((member) => droppedBefore.get(member) ?? []);
+            report({ revision, counted: { ...at.relation, without }, item: { table: `${at.relation.schema}.${at.relation.name}` } });
+            droppedBefore.set(`${at.relation.schema}.${at.relation.name}`, at.relation);
             catalog.remove(at.key);
           }
           break;
@@ -380,7 +384,7 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
       }
     }
   }
-  const counts = await countValues(client, found.map((f) => ({ schema: f.counted.schema, name: f.counted.name, column: f.item.column, empty: f.counted.empty })));
+  const counts = await countValues(client, found.map((f) => ({ ...f.counted, column: f.item.column })));
   const items = found.map((f, i): DataAtRisk => ({ revision: f.revision, ...f.item, rows: counts[i]!.rows, values: counts[i]!.values }));
   return { items, perColumn: hidden ? true : altered };
 }
@@ -516,20 +520,28 @@ async function relationsNow(client: ClientBase, keys: readonly RelationKey[], sc
  * relation: one scan per table, all in one round trip; none for a table
  * whose family has no page.
  */
-async function countValues(client: ClientBase, wanted: Array<{ schema: string; name: string; column: string | undefined; empty: boolean }>): Promise<Array<{ rows: number; values: number }>> {
-  const byTable = new Map<string, { schema: string; name: string; counted: string[] }>();
+async function countValues(
+  client: ClientBase,
+  wanted: Array<{ schema: string; name: string; column: string | undefined; empty: boolean; without?: Array<{ schema: string; name: string }> }>,
+): Promise<Array<{ rows: number; values: number }>> {
+  const byTable = new Map<string, { from: string; counted: string[] }>();
   const slots = wanted.map((w) => {
     if (w.empty) return undefined;
-    const key = JSON.stringify([w.schema, w.name]);
-    const table = byTable.get(key) ?? { schema: w.schema, name: w.name, counted: [] };
-    byTable.set(key, table);
+    // a member dropped before with its own partitions, at any depth
+    const without = (w.without ?? []).map((member) => {
+      const oid = `${escapeLiteral(quoteQualified(member.schema, member.name))}::regclass`;
+      return `SELECT ${oid} UNION ALL SELECT relid FROM pg_catalog.pg_partition_tree(${oid})`;
+    });
+    const from = `${quoteQualified(w.schema, w.name)}${without.length === 0 ? '' : ` WHERE tableoid <> ALL (ARRAY(${without.join(' UNION ALL ')}))`}`;
+    const table = byTable.get(from) ?? { from, counted: [] };
+    byTable.set(from, table);
     table.counted.push(w.column ? `count(${quoteIdent(w.column)})` : 'count(*)');
     return { table, index: table.counted.length - 1 };
   });
   const tables = [...byTable.values()];
   const rowsOf = new Map<(typeof tables)[number], Record<string, string>>();
   if (tables.length > 0) {
-    const sql = tables.map((t) => `SELECT count(*)::text AS n${t.counted.map((c, i) => `, ${c}::text AS v${i}`).join('')} FROM ${quoteQualified(t.schema, t.name)}`).join(';\n');
+    const sql = tables.map((t) => `SELECT count(*)::text AS n${t.counted.map((c, i) => `, ${c}::text AS v${i}`).join('')} FROM ${t.from}`).join(';\n');
     const results = await simpleQueryResults<Record<string, string>>(client, sql);
     tables.forEach((t, i) => rowsOf.set(t, results[i]!.rows[0]!));
   }
