@@ -13,6 +13,8 @@ export interface DroppedObject {
   column?: string;
   /** The down keeps the table but deletes rows (TRUNCATE, DELETE): integrity counts lost rows as corruption. */
   rowsDeleted?: boolean;
+  /** The down keeps the table but writes rows (INSERT, UPDATE, MERGE, COPY FROM): integrity counts any change as corruption. */
+  rowsWritten?: boolean;
 }
 
 export interface DataAtRisk extends DroppedObject {
@@ -27,6 +29,10 @@ const NAME_PART = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_\u0080-\uffff][\w$\u0080-
 const NAME = String.raw`${NAME_PART}(?:\.${NAME_PART})?`;
 const DROP_TABLE = new RegExp(String.raw`\bDROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?((?:${NAME})(?:\s*,\s*${NAME})*)`, 'gi');
 const ALTER_TABLE = new RegExp(String.raw`\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(${NAME})([^;]*)`, 'gi');
+const WRITE_ROWS = new RegExp(
+  String.raw`\b(?:INSERT\s+INTO|MERGE\s+INTO|COPY)\s+(${NAME})|\bUPDATE\s+(?:ONLY\s+)?(?!SET\b)(${NAME})(?:\s+(?:AS\s+)?${NAME_PART})?\s+SET\b`,
+  'gi',
+);
 const DROP_COLUMN = new RegExp(String.raw`\bDROP\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\s+)?(${NAME})`, 'gi');
 const DELETE_ROWS = new RegExp(String.raw`\b(?:TRUNCATE(?:\s+TABLE)?|DELETE\s+FROM)\s+((?:ONLY\s+)?(?:${NAME})(?:\s*,\s*(?:ONLY\s+)?${NAME})*)`, 'gi');
 const NOT_A_COLUMN = /^(constraint|default|not|identity|expression)$/i;
@@ -106,7 +112,7 @@ const listed = (list: string, name: string): string[] => [...list.matchAll(new R
 
 /** What one statement of a down does to a table, in the order it says it; `table` as written. */
 type Mention =
-  | { kind: 'drop' | 'delete' | 'alter'; table: string }
+  | { kind: 'drop' | 'delete' | 'write' | 'alter'; table: string }
   | { kind: 'drop-column'; table: string; column: string }
   | { kind: 'rename'; table: string; to: string }
   | { kind: 'set-schema'; table: string; schema: string }
@@ -147,6 +153,10 @@ function mentionsIn(text: string): Mention[] {
   }
   for (const match of text.matchAll(DELETE_ROWS)) {
     for (const table of listed(match[1]!, NAME)) found.push({ kind: 'delete', table });
+  }
+  for (const match of text.matchAll(WRITE_ROWS)) {
+    // COPY … TO reads the table
+    if (!/^COPY\b/i.test(match[0]) || /\bFROM\b/i.test(text.slice(match.index + match[0].length))) found.push({ kind: 'write', table: (match[1] ?? match[2])! });
   }
   for (const match of text.matchAll(DROP_SCHEMA)) {
     for (const schema of listed(match[1]!, NAME_PART)) found.push({ kind: 'drop-schema', schema: identName(schema) });
@@ -324,8 +334,8 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
   const droppedBefore = new Map<string, Relation>();
   const reported = new Set<string>();
   const report = (f: Found): void => {
-    const key = JSON.stringify([f.item.table, f.item.column ?? null, f.item.rowsDeleted ?? false]);
-    if (!f.item.rowsDeleted && (reported.has(key) || reported.has(JSON.stringify([f.item.table, null, false])))) return;
+    const key = JSON.stringify([f.item.table, f.item.column ?? null, f.item.rowsDeleted ?? false, f.item.rowsWritten ?? false]);
+    if (!f.item.rowsDeleted && !f.item.rowsWritten && (reported.has(key) || reported.has(JSON.stringify([f.item.table, null, false, false])))) return;
     reported.add(key);
     found.push(f);
   };
@@ -348,6 +358,9 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
           break;
         case 'delete':
           if (relation) report({ revision, counted: relation, item: { table: `${relation.schema}.${relation.name}`, rowsDeleted: true } });
+          break;
+        case 'write':
+          if (relation?.isTable) report({ revision, counted: relation, item: { table: `${relation.schema}.${relation.name}`, rowsWritten: true } });
           break;
         case 'drop-column': {
           const column = relation && columnNow(relation, mention.column);
@@ -557,8 +570,9 @@ const NAMED_AT_MOST = 10;
 
 /** What the downs drop, for a person to read before saying yes. */
 export function describeDataAtRisk(items: DataAtRisk[]): string {
-  const dropped = items.filter((i) => !i.rowsDeleted);
+  const dropped = items.filter((i) => !i.rowsDeleted && !i.rowsWritten);
   const deleted = items.filter((i) => i.rowsDeleted);
+  const written = items.filter((i) => i.rowsWritten);
   // what holds data first, the most first; an empty table or column is counted, not named one by one
   const holding = dropped.filter((i) => (i.column ? i.values : i.rows) > 0).sort((a, b) => (b.column ? b.values : b.rows) - (a.column ? a.values : a.rows));
   const empty = dropped.length - holding.length;
@@ -570,6 +584,11 @@ export function describeDataAtRisk(items: DataAtRisk[]): string {
   if (deleted.length > 0) {
     parts.push(
       `and rows deleted from tables that stay (${deleted.map((i) => `${i.table}: ${i.rows} row(s) now, by ${i.revision}`).join('; ')}): integrity counts lost rows as corruption and restores the snapshot, unless those tables are in integrity.tables.exclude`,
+    );
+  }
+  if (written.length > 0) {
+    parts.push(
+      `and rows written to tables that stay (${written.map((i) => `${i.table}: ${i.rows} row(s) now, by ${i.revision}`).join('; ')}): integrity counts a changed row count, or a changed value in a column there both before and after the downs, as corruption and restores the snapshot, unless those tables are in integrity.tables.exclude`,
     );
   }
   return parts.join(', ');

@@ -53,12 +53,12 @@ export async function dataAtRiskOf(client: ClientBase, revisions: Revision[]): P
     }),
   );
   const { items: all, perColumn } = await measureDownsAtRisk(client, downs);
-  // rows deleted from a table that a down then drops are not compared: the drop already says so
-  const droppedTables = new Set(all.filter((i) => !i.rowsDeleted && i.column === undefined).map((i) => i.table));
+  // rows deleted from or written to a table that a down then drops are not compared: the drop already says so
+  const droppedTables = new Set(all.filter((i) => !i.rowsDeleted && !i.rowsWritten && i.column === undefined).map((i) => i.table));
   const seen = new Set<string>();
   const items = all.filter((i) => {
-    if (!i.rowsDeleted) return true;
-    const key = `${i.revision} ${i.table}`;
+    if (!i.rowsDeleted && !i.rowsWritten) return true;
+    const key = `${i.revision} ${i.table} ${i.rowsWritten ? 'written' : 'deleted'}`;
     if (droppedTables.has(i.table) || seen.has(key)) return false;
     seen.add(key);
     return true;
