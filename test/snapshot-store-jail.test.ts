@@ -1,4 +1,4 @@
-import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, cleanEnv, startBelay } from './support/cli.js';
@@ -126,15 +126,52 @@ describe('the snapshot store is a jail', () => {
     const foreign = `.20260101T000000Z-${other.name}-abcdef.dump.partial`;
     await writeFile(join(project.backups, foreign), 'x');
     await chmod(join(project.backups, foreign), 0o600);
-    // a dump whose run was killed after it was renamed into place, before its manifest was written
+    // a run killed after its dump was renamed into place, before its manifest was: the manifest is still under its temp name
     const orphan = `20260101T000000Z-${db.name}-fedcba.dump`;
-    await writeFile(join(project.backups, orphan), 'dump without a manifest');
+    await writeFile(join(project.backups, orphan), 'dump whose manifest was not yet in place');
+    await writeFile(join(project.backups, `20260101T000000Z-${db.name}-fedcba.manifest.json.tmp-4242`), '{}');
     const prune = await belay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '1']);
     expect(prune.code, prune.stderr).toBe(0);
     const result = JSON.parse(prune.stdout).result as { leftoversRemoved: string[]; leftoversKept: Array<{ file: string; why: string }> };
-    expect(result.leftoversRemoved.sort()).toEqual([again, orphan].sort());
+    expect(result.leftoversRemoved.sort()).toEqual([again, orphan, `20260101T000000Z-${db.name}-fedcba.manifest.json.tmp-4242`].sort());
     expect(result.leftoversKept).toEqual([{ file: foreign, why: expect.stringMatching(/whose lock this run does not hold/) as unknown as string }]);
     expect((await readdir(project.backups)).filter((f) => f.endsWith('.partial'))).toEqual([foreign]);
+  });
+
+  it('a finished dump copied in without its manifest is listed as such and never removed, by prune or by recover', async () => {
+    const db = await freshDatabase();
+    await db.appQuery("CREATE TABLE t (id int, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g");
+    const project = await makeProject({});
+    const args = baseArgs(project, db.url);
+    const taken = idOf((await belay([...args, '--json', 'backup'])).stdout);
+    // a valid pg_dump archive brought back from an offsite copy, its manifest not copied (yet); and a directory-format one
+    const copied = `20240101T000000Z-${db.name}-0ff51e.dump`;
+    const folder = `20240101T000000Z-${db.name}-0ff51f.dir`;
+    await copyFile(join(project.backups, `${taken}.dump`), join(project.backups, copied));
+    await mkdir(join(project.backups, folder), { mode: 0o700 });
+    await copyFile(join(project.backups, `${taken}.dump`), join(project.backups, folder, 'toc.dat'));
+    const before = await readFile(join(project.backups, copied));
+
+    const list = await belay([...args, '--json', 'backups', 'list']);
+    expect(list.code, list.stderr).toBe(0);
+    const listing = JSON.parse(list.stdout).result as { partial: unknown[]; withoutManifest: Array<{ file: string; id: string }> };
+    expect(listing.partial).toEqual([]);
+    expect(listing.withoutManifest.map((d) => d.file).sort()).toEqual([copied, folder].sort());
+    const human = await belay([...args, 'backups', 'list']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(new RegExp(`${copied.replaceAll('.', '\\.')} .*no manifest: not made by belay or its manifest is missing; not removed .*next: put its manifest \\(${copied.replace('.dump', '')}\\.manifest\\.json\\) beside it`));
+    expect(human.stdout).not.toMatch(/half written|partial/);
+
+    const prune = await belay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '0']);
+    expect(prune.code, prune.stderr).toBe(0);
+    expect((JSON.parse(prune.stdout).result as { leftoversRemoved: string[] }).leftoversRemoved).toEqual([]);
+    const pruneText = await belay([...args, '--yes', 'backups', 'prune', '--keep', '0']);
+    expect(pruneText.code, pruneText.stderr).toBe(0);
+    expect(pruneText.stdout).not.toMatch(/half written/);
+    const recover = await belay([...args, 'recover']);
+    expect(recover.code, recover.stderr).toBe(0);
+    expect(await readFile(join(project.backups, copied))).toEqual(before);
+    expect(await readFile(join(project.backups, folder, 'toc.dat'))).toEqual(before);
   });
 
   it('a directory-format snapshot is a private folder, verified, and pruned as a whole', async () => {

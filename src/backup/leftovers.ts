@@ -2,10 +2,10 @@ import { lstat, readdir, readlink, rm, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { removeStalePassfiles } from '../db/pgpass.js';
 import { BelayError } from '../errors.js';
-import { idDatabase, isSnapshotId, MANIFEST_SUFFIX, safeDatabaseName } from './manifest.js';
+import { idDatabase, isSnapshotId, MANIFEST_SUFFIX, manifestFileName, safeDatabaseName } from './manifest.js';
 
-/** A dump or manifest a killed run left half written. */
-export interface Leftover {
+/** A file named after a snapshot that has no manifest. */
+export interface StrayFile {
   file: string;
   id: string;
   /** The database part of the id (the name made safe). */
@@ -32,23 +32,34 @@ async function sizeOf(path: string): Promise<number> {
 
 const FINISHED_DUMP = /^(.+)\.(dump|dir)$/;
 
+export interface StrayFiles {
+  /** Dumps and manifests a killed run left half written: belay's own, removed by prune and recover. */
+  partial: StrayFile[];
+  /** Finished dumps with no manifest that belay cannot tell for its own (copied in, or their manifest lost): never removed. */
+  withoutManifest: StrayFile[];
+}
+
 /**
- * The leftovers among a folder's names: only names belay itself gives
- * half-written files, and a finished dump whose manifest was never written
- * (the run was killed between the two).
+ * The files among a folder's names that are named after a snapshot with no
+ * manifest. Only what belay can tell it wrote is a leftover: the names it
+ * gives half-written files, and a finished dump beside its manifest's temp
+ * name (its run was killed between renaming the one and the other into
+ * place, see writeManifest). Any other dump without a manifest is not.
  */
-export async function findLeftovers(backupsDir: string, names: readonly string[]): Promise<Leftover[]> {
-  const found: Leftover[] = [];
+export async function findLeftovers(backupsDir: string, names: readonly string[]): Promise<StrayFiles> {
+  const found: StrayFiles = { partial: [], withoutManifest: [] };
   const present = new Set(names);
+  const manifestInTemp = new Set(names.map((name) => MANIFEST_TEMP.exec(name)?.[1]));
   for (const name of names) {
     const finished = FINISHED_DUMP.exec(name)?.[1];
-    const orphan = isSnapshotId(finished) && !present.has(`${finished}${MANIFEST_SUFFIX}`) ? finished : undefined;
-    const id = leftoverId(name) ?? orphan;
+    const unclaimed = isSnapshotId(finished) && !present.has(manifestFileName(finished)) ? finished : undefined;
+    const leftover = leftoverId(name) ?? (unclaimed !== undefined && manifestInTemp.has(unclaimed) ? unclaimed : undefined);
+    const id = leftover ?? unclaimed;
     if (!id) continue;
     try {
       const path = join(backupsDir, name);
       const info = await lstat(path);
-      found.push({ file: name, id, database: idDatabase(id)!, sizeBytes: await sizeOf(path), modifiedAt: info.mtime.toISOString() });
+      (leftover ? found.partial : found.withoutManifest).push({ file: name, id, database: idDatabase(id)!, sizeBytes: await sizeOf(path), modifiedAt: info.mtime.toISOString() });
     } catch {
       // gone meanwhile
     }
@@ -119,7 +130,7 @@ export interface LeftoverSweep {
  * folder. The caller holds the run lock of that database, so no run of it is
  * writing; a file some process still holds open is kept all the same.
  */
-export async function removeLeftovers(backupsDir: string, database: string, leftovers: readonly Leftover[]): Promise<LeftoverSweep> {
+export async function removeLeftovers(backupsDir: string, database: string, leftovers: readonly StrayFile[]): Promise<LeftoverSweep> {
   const sweep: LeftoverSweep = { removed: [], kept: [] };
   const ours = safeDatabaseName(database);
   for (const leftover of leftovers) {
@@ -151,5 +162,5 @@ export async function sweepAfterKilledRuns(backupsDir: string, database: string)
   } catch {
     return { removed: [], kept: [] };
   }
-  return removeLeftovers(backupsDir, database, await findLeftovers(backupsDir, names));
+  return removeLeftovers(backupsDir, database, (await findLeftovers(backupsDir, names)).partial);
 }

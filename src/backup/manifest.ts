@@ -1,4 +1,4 @@
-import { open, readFile, rename } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { BelayError, errorMessage } from '../errors.js';
@@ -74,17 +74,23 @@ export function newSnapshotId(database: string, now = new Date()): string {
   return `${stamp}-${safeDatabaseName(database)}-${randomBytes(3).toString('hex')}`;
 }
 
-/** Write a file durably: temp name, fsync, rename, fsync the folder. Mode 0600. */
-export async function writeFileDurably(file: string, text: string): Promise<void> {
+/** Write a file durably: temp name, fsync, then `beforePlacing`, rename, fsync the folder. Mode 0600. */
+async function writeFileDurably(file: string, text: string, beforePlacing: () => Promise<void>): Promise<void> {
   const temp = `${file}.tmp-${process.pid}`;
-  const handle = await open(temp, 'w', 0o600);
   try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(temp, 'w', 0o600);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await beforePlacing();
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
   }
-  await rename(temp, file);
   await syncDir(dirname(file));
 }
 
@@ -97,10 +103,17 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-export async function writeManifest(backupsDir: string, manifest: Manifest): Promise<void> {
+/**
+ * Write the manifest under its temp name (`<id>.manifest.json.tmp-<pid>`),
+ * then put the dump in place (`placeDump`), then the manifest: a run killed
+ * between the two leaves its dump beside that temp name, which is how
+ * `findLeftovers` knows the dump for belay's own. A dump without either is
+ * never taken for a leftover.
+ */
+export async function writeManifest(backupsDir: string, manifest: Manifest, placeDump: () => Promise<void>): Promise<void> {
   const { path: _path, ...rest } = manifest;
   const stored = { ...rest, formatVersion: MANIFEST_FORMAT_VERSION, file: snapshotFileName(manifest.id, manifest.format) };
-  await writeFileDurably(manifestPath(backupsDir, manifest.id), `${JSON.stringify(stored, null, 2)}\n`);
+  await writeFileDurably(manifestPath(backupsDir, manifest.id), `${JSON.stringify(stored, null, 2)}\n`, placeDump);
 }
 
 /** A manifest belay will not follow: named in `backups list`, exit 4 wherever it is asked for. */

@@ -6,7 +6,7 @@ import { writeFix, writeProblem } from '../unreadable.js';
 import { digestSnapshot } from './digest.js';
 import { listArchive } from './list-archive.js';
 import { MANIFEST_SUFFIX, readManifest, refusedManifest, type Manifest } from './manifest.js';
-import { findLeftovers, type Leftover } from './leftovers.js';
+import { findLeftovers, type StrayFile } from './leftovers.js';
 import type { BackupTools } from './pg-tools.js';
 import { makeDir } from '../make-dir.js';
 
@@ -52,7 +52,9 @@ export interface SnapshotListing {
   unreadable: string[];
   refused: RefusedManifest[];
   /** Dumps and manifests a killed run left half written. */
-  partial: Leftover[];
+  partial: StrayFile[];
+  /** Dumps with no manifest that belay cannot tell for its own: listed, never removed. */
+  withoutManifest: StrayFile[];
 }
 
 /** Every snapshot with an acceptable manifest, newest first; refused manifests and partial dumps are named, not fatal. */
@@ -61,7 +63,7 @@ export async function listSnapshots(backupsDir: string): Promise<SnapshotListing
   try {
     names = await readdir(backupsDir);
   } catch {
-    return { snapshots: [], unreadable: [], refused: [], partial: [] };
+    return { snapshots: [], unreadable: [], refused: [], partial: [], withoutManifest: [] };
   }
   const snapshots: Manifest[] = [];
   const refused: RefusedManifest[] = [];
@@ -77,7 +79,7 @@ export async function listSnapshots(backupsDir: string): Promise<SnapshotListing
     }
   }
   snapshots.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id < b.id ? 1 : -1));
-  return { snapshots, unreadable: refused.map((r) => r.file), refused, partial: await findLeftovers(backupsDir, names) };
+  return { snapshots, unreadable: refused.map((r) => r.file), refused, ...(await findLeftovers(backupsDir, names)) };
 }
 
 /** A snapshot by id, unique id prefix, or the path of its manifest or dump. A refused manifest it names is exit 4. */

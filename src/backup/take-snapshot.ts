@@ -6,7 +6,7 @@ import { describeTarget, toPgConfig } from '../db/connection.js';
 import { endClient } from '../db/session.js';
 import { BelayError } from '../errors.js';
 import { digestSnapshot } from './digest.js';
-import { MANIFEST_FORMAT_VERSION, newSnapshotId, snapshotFileName, syncDir, writeManifest, type Manifest, type SnapshotFormat, type SnapshotScope } from './manifest.js';
+import { MANIFEST_FORMAT_VERSION, manifestPath, newSnapshotId, snapshotFileName, syncDir, writeManifest, type Manifest, type SnapshotFormat, type SnapshotScope } from './manifest.js';
 import { childFailure, runLibpqChild, type BackupTools } from './pg-tools.js';
 import { listArchive } from './list-archive.js';
 
@@ -89,7 +89,8 @@ async function describeSource(params: ConnectionParams, source: ClientBase | und
 
 /**
  * pg_dump to a temp name, sha256, readability check with `pg_restore --list`,
- * then rename into place and write the manifest. Files are 0600. A failure
+ * then the manifest under its temp name, the dump renamed into place, the
+ * manifest renamed into place (writeManifest). Files are 0600. A failure
  * removes what was written and says why.
  */
 export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> {
@@ -118,6 +119,7 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
   };
   const ticker = setInterval(() => void report(), 500);
   ticker.unref();
+  let placed = false;
   try {
     const outcome = await runLibpqChild(tools.pgDump, args, {
       params,
@@ -161,8 +163,6 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
       throw new BelayError('preflight', `the new snapshot is not readable by pg_restore: ${listing.error}`, { hint: 'Nothing was changed. Check the disk and the pg_restore version.' });
     }
     const source = await describing;
-    await rename(tempPath, finalPath);
-    await syncDir(backupsDir);
     const manifest: Manifest = {
       formatVersion: MANIFEST_FORMAT_VERSION,
       id,
@@ -183,11 +183,17 @@ export async function takeSnapshot(options: SnapshotOptions): Promise<Manifest> 
       ...(options.quarantine ? { quarantine: true as const } : {}),
       ...(options.scope ? { scope: await options.scope.manifest } : {}),
     };
-    await writeManifest(backupsDir, manifest);
+    await writeManifest(backupsDir, manifest, async () => {
+      await rename(tempPath, finalPath);
+      placed = true;
+      await syncDir(backupsDir);
+    });
     options.onProgress?.({ tablesDone, tablesTotal, bytesWritten: manifest.sizeBytes, table: undefined });
     return manifest;
   } catch (error) {
-    await rm(tempPath, { recursive: true, force: true });
+    // a failure once the dump is in place (its folder's fsync): the manifest first, never left naming a dump that is gone
+    if (placed) await rm(manifestPath(backupsDir, id), { force: true });
+    await rm(placed ? finalPath : tempPath, { recursive: true, force: true });
     throw error;
   } finally {
     clearInterval(ticker);

@@ -25,13 +25,13 @@ export function registerBackups(program: Command): void {
       runAction(command, async (ctx) => {
         const { listBackups } = await import('../../api/commands.js');
         const listing = await listBackups(ctx.options);
-        const { snapshots, refused, partial } = listing;
+        const { snapshots, refused, partial, withoutManifest } = listing;
         return {
           result: listing,
           // a manifest belay will not follow is reported as a refusal
           exitCode: refused.length > 0 ? EXIT.preflight : EXIT.ok,
           ...(refused.length > 0 ? { outcome: 'refused' } : {}),
-          message: `${snapshots.length} snapshot(s)${partial.length > 0 ? `, ${partial.length} half-written dump(s)` : ''}${refused.length > 0 ? `, ${refused.length} refused manifest(s)` : ''}`,
+          message: `${snapshots.length} snapshot(s)${partial.length > 0 ? `, ${partial.length} half-written dump(s)` : ''}${withoutManifest.length > 0 ? `, ${withoutManifest.length} dump(s) without a manifest` : ''}${refused.length > 0 ? `, ${refused.length} refused manifest(s)` : ''}`,
           human: () =>
             [
               ...(snapshots.length === 0 ? ['no snapshots'] : []),
@@ -40,6 +40,10 @@ export function registerBackups(program: Command): void {
                   `${m.id}  ${m.createdAt}  ${m.database}@${m.revision ?? '∅'}  ${m.format}  ${m.scope ? `touched (${m.scope.tables.filter((t) => t.kind === 'table').map((t) => `${t.schema}.${t.name}`).join(', ')})` : 'full'}  ${m.sizeBytes} B  sha256 ${m.sha256.slice(0, 12)}…${m.quarantine ? '  (quarantine: a damaged state kept before an in-place restore)' : ''}`,
               ),
               ...partial.map((p) => `${p.file}  ${p.modifiedAt}  partial: left half written by a run that was killed, or still being written (${p.sizeBytes} B); \`belay backups prune\` or \`belay recover\` removes it`),
+              ...withoutManifest.map(
+                (d) =>
+                  `${d.file}  ${d.modifiedAt}  no manifest: not made by belay or its manifest is missing; not removed (${d.sizeBytes} B); next: put its manifest (${d.id}.manifest.json) beside it to use it, or move it out of the backups folder`,
+              ),
               ...refused.map((r) => `refused manifest ${r.file}: ${r.problem}${r.next ? `; next: ${r.next}` : ''}`),
             ].join('\n'),
         };
