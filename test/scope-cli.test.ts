@@ -179,6 +179,71 @@ DO $$ BEGIN IF EXISTS (SELECT 1 FROM big) THEN UPDATE big SET n = n + 1 WHERE id
     expect((await bigState(db)).node).toBe(bigBefore.node);
   });
 
+  it('an UPDATE of a table with an audit trigger: auto takes a full snapshot (the copy has no rows to fire it) and ends 0; touched is stopped naming the trigger (exit 10)', async () => {
+    const revisions = {
+      '0002_emails.up.sql': 'UPDATE users SET email = upper(email) WHERE id % 2 = 0;\n',
+      '0002_emails.down.sql': 'UPDATE users SET email = lower(email) WHERE id % 2 = 0;\n',
+    };
+    const setup = `CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL);
+      INSERT INTO users SELECT g, 'u' || g || '@example.com' FROM generate_series(1, 10) g;
+      CREATE TABLE audit_log (id bigserial PRIMARY KEY, user_id int NOT NULL, old_email text, new_email text);
+      CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO audit_log (user_id, old_email, new_email) VALUES (OLD.id, OLD.email, NEW.email); RETURN NEW; END $$;
+      CREATE TRIGGER audit_users AFTER UPDATE ON users FOR EACH ROW EXECUTE FUNCTION audit();`;
+    const state = async (db: TestDatabase): Promise<unknown[]> =>
+      db.query("SELECT (SELECT string_agg(email, ',' ORDER BY id) FROM users) AS emails, (SELECT count(*)::int FROM audit_log) AS audited");
+
+    const { db, project, args } = await seeded(revisions);
+    await db.appQuery(setup);
+    const run = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+    const why = 'full snapshot: the tables the revisions write set off what may write other tables once rows are there, which the schema-only copy has none of, so where it writes cannot be learned: trigger audit_users on public.users';
+    expect(run.stderr).toContain(why);
+    const snapshotId = /snapshot (\S+) {2}/.exec(run.stdout)?.[1];
+    expect((await manifestOf(project, snapshotId!)).scope).toBeUndefined();
+    const preflight = (await journal(project)).find((l) => l.type === 'step' && l.event === 'end' && l.step === 'preflight') as { detail: { scope: { mode: string; kind: string; why: string } } };
+    expect(preflight.detail.scope).toMatchObject({ mode: 'auto', kind: 'full' });
+    expect(preflight.detail.scope.why).toContain(why);
+    expect(await state(db)).toEqual([{ emails: Array.from({ length: 10 }, (_, i) => (i % 2 === 1 ? `U${i + 1}@EXAMPLE.COM` : `u${i + 1}@example.com`)).join(','), audited: 5 }]);
+    expect(await applied(db)).toEqual(['0001_seed', '0002_emails']);
+    expect(await scopeCopies()).toEqual([]);
+
+    const stopped = await seeded(revisions);
+    await stopped.db.appQuery(setup);
+    const before = await state(stopped.db);
+    const touched = await belay([...stopped.args, 'migrate', 'up', '--with-backup', '--backup-scope', 'touched']);
+    expect(touched.code, `${touched.stdout}\n${touched.stderr}`).toBe(10);
+    expect(touched.stdout).toContain('public.audit_log (RowExclusiveLock), outside the touched snapshot (whose scope was learned on a schema-only copy, without the rows that set off trigger audit_users on public.users, the likely writer)');
+    expect(touched.stdout).toMatch(/next: .*--backup-scope full/);
+    expect(await state(stopped.db)).toEqual(before);
+    expect(await applied(stopped.db)).toEqual(['0001_seed']);
+  });
+
+  it('a DELETE from a table a foreign key cascades from: auto takes a full snapshot and names the foreign key; one the scope holds anyway does not count', async () => {
+    const { db, project, args } = await seeded({
+      '0002_prune.up.sql': 'DELETE FROM small WHERE id > 190;\n',
+      '0002_prune.down.sql': 'SELECT 1;\n',
+    });
+    await db.appQuery('CREATE TABLE visits (id int PRIMARY KEY, small_id int REFERENCES small (id) ON DELETE CASCADE); INSERT INTO visits SELECT g, g FROM generate_series(1, 200) g;');
+    const run = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(run.stderr).toContain('cannot be learned: foreign key visits_small_id_fkey of public.visits onto public.small (ON DELETE CASCADE)');
+    const snapshotId = /snapshot (\S+) {2}/.exec(run.stdout)?.[1];
+    expect((await manifestOf(project, snapshotId!)).scope).toBeUndefined();
+    expect(await db.query('SELECT count(*)::int AS n FROM visits')).toEqual([{ n: 190 }]);
+
+    // the revision writes visits itself too: its rows are in the snapshot, so the cascade loses nothing
+    const both = await seeded({
+      '0002_prune.up.sql': 'UPDATE visits SET id = id WHERE id = 1;\nDELETE FROM small WHERE id > 190;\n',
+      '0002_prune.down.sql': 'SELECT 1;\n',
+    });
+    await both.db.appQuery('CREATE TABLE visits (id int PRIMARY KEY, small_id int REFERENCES small (id) ON DELETE CASCADE); INSERT INTO visits SELECT g, g FROM generate_series(1, 200) g;');
+    const scoped = await belay([...both.args, '--json', 'migrate', 'up', '--with-backup']);
+    expect(scoped.code, scoped.stderr).toBe(0);
+    const manifest = await manifestOf(both.project, jsonResult<{ snapshot: { id: string } }>(scoped).snapshot.id);
+    expect(manifest.scope?.tables.filter((t) => t.kind === 'table').map((t) => `${t.schema}.${t.name}`)).toEqual(['public.small', 'public.visits']);
+  });
+
   it('auto falls back to a full snapshot for a revision outside a transaction and for a rollback, and says so; touched refuses the former (exit 4)', async () => {
     const revisions = {
       '0002_index.up.sql': '-- belay:no-transaction\nCREATE INDEX CONCURRENTLY small_name ON small (name);\n',

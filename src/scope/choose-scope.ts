@@ -1,7 +1,7 @@
 import { BelayError, errorMessage } from '../errors.js';
 import type { Revision } from '../migrations/revision.js';
 import { prepareStep } from '../migrations/run-revision.js';
-import type { LearnedScope } from './scope.js';
+import { setOffReason, type LearnedScope } from './scope.js';
 
 export type BackupScopeMode = 'full' | 'touched' | 'auto';
 
@@ -15,8 +15,10 @@ export interface ScopeDecision {
 /**
  * Which snapshot a run takes. `full` always; `touched` only when the scope is
  * learned (else preflight refuses, exit 4); `auto` a touched one when every
- * revision is SQL that runs in a transaction and its scope was learned, else
- * a full one, saying why; for a rollback (`down`), `auto` is full.
+ * revision is SQL that runs in a transaction, its scope was learned and its
+ * writes set off nothing the empty copy could not show (a trigger, a rule, a
+ * cascading foreign key), else a full one, saying why; for a rollback
+ * (`down`), `auto` is full.
  */
 export async function decideScope(
   mode: BackupScopeMode,
@@ -53,6 +55,9 @@ export async function decideScope(
   if (learned.unknown !== null) {
     if (mode === 'touched') refuse(learned.unknown);
     return { kind: 'full', why: `full snapshot: ${learned.unknown}`, learned };
+  }
+  if (mode === 'auto' && learned.setOff.length > 0) {
+    return { kind: 'full', why: `full snapshot: ${setOffReason(learned.setOff)}; --backup-scope touched takes one all the same, and stops the run if one of them writes outside it`, learned };
   }
   const tables = learned.dataTables.filter((t) => t.kind === 'table').length;
   return { kind: 'touched', why: `touched snapshot: every revision runs in a transaction and its scope was learned (${tables} ${tables === 1 ? 'table' : 'tables'} whose rows may change)`, learned };

@@ -1,6 +1,6 @@
 import type { ClientBase } from 'pg';
 import { quoteQualified } from '../db/ident.js';
-import { objectLabel, type CatalogObject, type LearnedScope, type RevisionScope } from './scope.js';
+import { objectLabel, setOffReason, type CatalogObject, type LearnedScope, type RevisionScope } from './scope.js';
 
 export interface ScopeSizes {
   /** On-disk size (pg_total_relation_size: heap, indexes, TOAST) of each touched relation, by "schema.name". */
@@ -66,6 +66,7 @@ export function formatRevisionScope(scope: RevisionScope, sizes: ScopeSizes): st
 /** The whole run's snapshot, after the per-revision lines. */
 export function formatScopeTotal(scope: LearnedScope, sizes: ScopeSizes): string {
   if (scope.unknown !== null) return `snapshot: full, ${formatSize(sizes.databaseBytes)} (scope unknown: ${scope.unknown})`;
+  if (scope.setOff.length > 0) return `snapshot: full, ${formatSize(sizes.databaseBytes)} (${setOffReason(scope.setOff)})`;
   const tables = scope.dataTables.filter((t) => t.kind !== 'sequence');
   const bytes = scope.dataTables.reduce((sum, t) => sum + (sizes.relations.get(objectLabel(t)) ?? 0), 0);
   return `snapshot: touched, ${tables.length} ${tables.length === 1 ? 'table' : 'tables'}, ${formatSize(bytes)} of ${formatSize(sizes.databaseBytes)}`;

@@ -169,9 +169,48 @@ async function appliedRows(client: ClientBase): Promise<unknown[][]> {
   return rows.map((row) => [row.name, row.checksum, row.files, row.applied_at, row.duration_ms, row.run_id]);
 }
 
+/** Something writing a relation sets off, in words; `referencing`: the table a foreign key's action writes. */
+interface SetOff {
+  what: string;
+  referencing: number | null;
+}
+
 interface Seen {
   locks: Map<number, string[]>;
   after: Map<string, CatalogEntry>;
+}
+
+/**
+ * What writing the relations $1 sets off beyond the statements themselves:
+ * their user triggers (a partition's parents' too), their rules, and the
+ * foreign keys onto them whose action writes the referencing table. On the
+ * empty copy none of it runs for a row, so what it writes is not learned.
+ */
+const SET_OFF = `
+WITH RECURSIVE w AS (SELECT unnest($1::oid[]) AS oid),
+up(oid) AS (SELECT oid FROM w
+            UNION SELECT i.inhparent FROM up JOIN pg_inherits i ON i.inhrelid = up.oid JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relispartition)
+SELECT format('trigger %I on %I.%I', t.tgname, n.nspname, c.relname) AS what, NULL::int8 AS referencing
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE t.tgrelid IN (SELECT oid FROM up) AND NOT t.tgisinternal
+UNION ALL
+SELECT format('rule %I on %I.%I', r.rulename, n.nspname, c.relname), NULL
+  FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE r.ev_class IN (SELECT oid FROM w) AND r.rulename <> '_RETURN'
+UNION ALL
+SELECT format('foreign key %I of %I.%I onto %I.%I (%s)', con.conname, n.nspname, c.relname, fn.nspname, f.relname,
+              concat_ws(', ', 'ON DELETE ' || CASE con.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' END,
+                              'ON UPDATE ' || CASE con.confupdtype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' END)),
+       con.conrelid::int8
+  FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_class f ON f.oid = con.confrelid JOIN pg_namespace fn ON fn.oid = f.relnamespace
+ WHERE con.contype = 'f' AND con.confrelid IN (SELECT oid FROM w) AND (con.confdeltype IN ('c', 'n', 'd') OR con.confupdtype IN ('c', 'n', 'd'))
+ ORDER BY 1`;
+
+async function setOffBy(client: ClientBase, locks: Map<number, string[]>): Promise<SetOff[]> {
+  const written = [...locks].filter(([, modes]) => needOf(modes) === 'data').map(([oid]) => oid);
+  const { rows } = await client.query<{ what: string; referencing: string | null }>(SET_OFF, [written]);
+  return rows.map((row) => ({ what: row.what, referencing: row.referencing === null ? null : Number(row.referencing) }));
 }
 
 async function watchRevisions(client: ClientBase, revisions: Revision[], direction: 'up' | 'down', learnedFrom: string): Promise<LearnedScope> {
@@ -179,8 +218,11 @@ async function watchRevisions(client: ClientBase, revisions: Revision[], directi
   const largeObjects = await largeObjectCount(client);
   const initialRelations = new Map([...initial.values()].filter((entry) => isRelation(entry.kind)).map((entry) => [entry.oid, entry]));
   let seen: Seen | undefined;
+  const setOff: SetOff[] = [];
   const engine = new MigrationEngine(revisions, client, randomUUID(), { log: () => {} }, async (inside) => {
     seen = { locks: await ownRelationLocks(inside), after: await readCatalog(inside) };
+    // as the schema is when the revision commits: a trigger an earlier revision made fires in the real run too
+    setOff.push(...(await setOffBy(inside, seen.locks)));
   });
   const scopes: RevisionScope[] = [];
   let unknown: string | null = null;
@@ -232,7 +274,13 @@ async function watchRevisions(client: ClientBase, revisions: Revision[], directi
     const [first] = strayed;
     unknown = `sequence ${objectLabel(initialRelations.get(first!.sequence)!)} may change, and it belongs to ${objectLabel(initialRelations.get(first!.owner)!)}, whose rows stay out of a touched snapshot; a targeted restore cannot put the sequence back alone`;
   }
-  return { direction, learnedFrom, revisions: scopes, unknown, dataTables: [...dataTables.values()], created };
+  // a foreign key's action writing a table whose rows are in the snapshot anyway, or one the run made, writes nothing it could lose
+  const outside = (oid: number | null): boolean => {
+    const referencing = oid === null ? undefined : initialRelations.get(oid);
+    return oid === null || (referencing !== undefined && !dataTables.has(objectLabel(referencing)));
+  };
+  const setOffOutside = [...new Set(setOff.filter((s) => outside(s.referencing)).map((s) => s.what))];
+  return { direction, learnedFrom, revisions: scopes, unknown, dataTables: [...dataTables.values()], setOff: setOffOutside, created };
 }
 
 /** The tables that own (serial, identity) those of the relations that are sequences. */

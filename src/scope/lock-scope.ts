@@ -22,6 +22,8 @@ export class ScopeGuard {
     private readonly existing: ReadonlyMap<number, ScopedRelation>,
     /** The relations whose rows the snapshot holds. */
     private readonly covered: ReadonlySet<number>,
+    /** What the learned writes set off that the empty copy could not show (LearnedScope.setOff): the likely writer. */
+    private readonly setOff: readonly string[] = [],
   ) {}
 
   /** Throws BelayError (rolledBack) naming each relation outside the scope that the open transaction may have changed. */
@@ -37,9 +39,10 @@ export class ScopeGuard {
       if (writes.length > 0) outside.push(`${relation.schema}.${relation.name} (${writes.join(', ')})`);
     }
     if (outside.length === 0) return;
+    const where = this.setOff.length > 0 ? `without the rows that set off ${this.setOff.join('; ')}, the likely writer` : 'where this branch was not taken';
     throw new BelayError(
       'rolledBack',
-      `it may change ${outside.join(', ')}, outside the touched snapshot (whose scope was learned on a schema-only copy, where this branch was not taken); rolled back before commit, so it changed nothing. Rerun with --backup-scope full`,
+      `it may change ${outside.join(', ')}, outside the touched snapshot (whose scope was learned on a schema-only copy, ${where}); rolled back before commit, so it changed nothing. Rerun with --backup-scope full`,
       {
         hint: 'Rerun with `--backup-scope full`: a full snapshot covers every table.',
         details: { outsideScope: outside },

@@ -58,6 +58,12 @@ export interface LearnedScope {
   unknown: string | null;
   /** Relations that existed before the run whose rows some revision may change: what a touched snapshot holds. */
   dataTables: Array<{ schema: string; name: string; kind: CatalogKind }>;
+  /**
+   * What the revisions' writes set off that may write elsewhere when rows are
+   * there, which the empty copy has none of (a trigger, a rule, a foreign key
+   * that cascades from a table outside dataTables), each in words.
+   */
+  setOff: string[];
   /** What the revisions create and leave (not what one creates and a later one drops). */
   created: CatalogObject[];
 }
@@ -126,6 +132,10 @@ export async function readCatalog(client: ClientBase): Promise<Map<string, Catal
   }
   return catalog;
 }
+
+/** Why `auto` takes a full snapshot for what the revisions' writes set off. */
+export const setOffReason = (setOff: string[]): string =>
+  `the tables the revisions write set off what may write other tables once rows are there, which the schema-only copy has none of, so where it writes cannot be learned: ${setOff.join('; ')}`;
 
 export const isRelation = (kind: CatalogKind): boolean => kind !== 'schema' && kind !== 'type' && kind !== 'function';
 

@@ -83,7 +83,7 @@ async function readRelations(client: ClientBase, scope: LearnedScope): Promise<R
   return {
     kept,
     excludeTableData: listed.filter((row) => !row.kept).map((row) => exactPattern(row.schema, row.name)),
-    guard: new ScopeGuard(new Map(existing.map((relation) => [relation.oid, relation])), new Set(kept.map((relation) => relation.oid))),
+    guard: new ScopeGuard(new Map(existing.map((relation) => [relation.oid, relation])), new Set(kept.map((relation) => relation.oid)), scope.setOff),
     tableCount: listed.filter((row) => ['r', 'p', 'm'].includes(row.relkind)).length,
   };
 }
