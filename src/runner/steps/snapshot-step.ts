@@ -271,7 +271,16 @@ export async function fingerprintAndSnapshot(
     // nothing in the database, and a killed run's half-written file is found by its name (leftovers.ts)
     const taking = takeRunSnapshot(session, revision, fingerprinting, rows[0]!.id, signal);
     taking.catch(() => {});
-    const dumping = session.setup.events.step({ step: 'backup' }, () => taking, backupPayload);
+    const dumping = session.setup.events.step(
+      { step: 'backup' },
+      () =>
+        taking.catch((error: unknown) => {
+          // belay's own stop, not a failure of pg_dump's: the fingerprint's error is the run's
+          if (stopDump.signal.aborted && !session.setup.signal?.aborted) throw preflightError('not taken: belay stopped pg_dump when the fingerprint failed');
+          throw error;
+        }),
+      backupPayload,
+    );
     const [fingerprint, snapshot] = await Promise.allSettled([fingerprinting, dumping]);
     if (fingerprint.status === 'rejected') throw fingerprint.reason;
     if (snapshot.status === 'rejected') return { fingerprint: fingerprint.value, snapshot: null, dumpError: snapshot.reason };
