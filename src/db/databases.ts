@@ -1,4 +1,5 @@
 import { escapeLiteral, type ClientBase } from 'pg';
+import { errorMessage } from '../errors.js';
 import { quoteIdent } from './ident.js';
 import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 
@@ -158,4 +159,72 @@ export async function databaseOwner(client: ClientBase, name: string): Promise<s
 
 export async function setDatabaseOwner(client: ClientBase, name: string, owner: string): Promise<void> {
   await client.query(`ALTER DATABASE ${quoteIdent(name)} OWNER TO ${quoteIdent(owner)}`);
+}
+
+/** A setting of a database (`ALTER DATABASE … SET`), or of one role in it (`ALTER ROLE … IN DATABASE … SET`) when `role` names it. */
+export interface DatabaseSetting {
+  role: string | null;
+  name: string;
+  /** As pg_db_role_setting holds it: a list's elements quoted as identifiers where they must be, joined by ", ". */
+  value: string;
+}
+
+export async function databaseSettings(client: ClientBase, name: string): Promise<DatabaseSetting[]> {
+  const { rows } = await client.query<DatabaseSetting>(
+    `SELECT r.rolname AS role, o.name, o.value
+       FROM pg_catalog.pg_db_role_setting s
+       JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
+       LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
+      CROSS JOIN LATERAL pg_catalog.pg_options_to_table(s.setconfig) WITH ORDINALITY AS o (name, value, n)
+      WHERE d.datname = $1
+      ORDER BY r.rolname NULLS FIRST, o.n`,
+    [name],
+  );
+  return rows;
+}
+
+/**
+ * The settings whose elements the server quotes as identifiers (GUC_LIST_QUOTE), as pg_dump
+ * knows them (variable_is_guc_list_quote): given as one string, the list would be quoted whole.
+ */
+const QUOTED_LISTS = new Set(['local_preload_libraries', 'search_path', 'session_preload_libraries', 'shared_preload_libraries', 'temp_tablespaces', 'unix_socket_directories']);
+
+/** A setting's value as `SET name TO …` takes it back: each element of a quoted list a string of its own (pg_dump's SplitGUCList). */
+function settingValue({ name, value }: DatabaseSetting): string {
+  if (!QUOTED_LISTS.has(name.toLowerCase())) return escapeLiteral(value);
+  const elements = [...value.matchAll(/\s*(?:"((?:[^"]|"")*)"|([^\s,]+))\s*(?:,|$)/gy)].map((match) => match[1]?.replaceAll('""', '"') ?? match[2] ?? '');
+  return elements.length === 0 ? "''" : elements.map((element) => escapeLiteral(element)).join(', ');
+}
+
+const setStatement = (database: string, setting: DatabaseSetting): string =>
+  `ALTER ${setting.role === null ? '' : `ROLE ${quoteIdent(setting.role)} IN `}DATABASE ${quoteIdent(database)} SET ${quoteIdent(setting.name)} TO ${settingValue(setting)}`;
+
+/** Give database `name` `settings`: a swap restore's copy those of the database it takes the place of. */
+export async function setDatabaseSettings(client: ClientBase, name: string, settings: readonly DatabaseSetting[]): Promise<void> {
+  for (const setting of settings) await client.query(setStatement(name, setting));
+}
+
+/**
+ * The settings of `name` this role could not give a database it owns, each
+ * with the server's reason: a superuser-only one (log_min_duration_statement,
+ * a custom one such as app.tenant), another role's without the right to alter
+ * it. Asked of the server itself, which knows its own rules (GRANT SET ON
+ * PARAMETER, CREATEROLE with ADMIN): each is set again on `name` to the value
+ * it has, in a transaction rolled back.
+ */
+export async function settingsRefused(client: ClientBase, name: string, settings: readonly DatabaseSetting[]): Promise<string[]> {
+  const refused: string[] = [];
+  await client.query('BEGIN');
+  try {
+    for (const setting of settings) {
+      await client.query('SAVEPOINT setting');
+      await client.query(setStatement(name, setting)).catch(async (error: unknown) => {
+        refused.push(`${setting.name}${setting.role === null ? '' : ` of role ${setting.role}`} (${errorMessage(error)})`);
+        await client.query('ROLLBACK TO SAVEPOINT setting');
+      });
+    }
+  } finally {
+    await client.query('ROLLBACK');
+  }
+  return refused;
 }

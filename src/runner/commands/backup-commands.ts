@@ -18,7 +18,7 @@ import { restoreThenVerify, type Recovery } from '../recovery/safety-net.js';
 import { settleRuns, VERIFIED_OUTCOMES } from '../recovery/settle-runs.js';
 import type { RestoreStrategy } from '../../events/run-events.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
-import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot, restorePreflight, runBackupTools, swapExtensionsCheck } from '../steps/snapshot-step.js';
+import { backupPreflight, endAfterDumpFailure, fingerprintAndSnapshot, restorePreflight, runBackupTools, swapExtensionsCheck, swapSettingsCheck } from '../steps/snapshot-step.js';
 
 /** `belay backup`: a verified snapshot now, journaled like any run. */
 export async function runBackup(setup: RunSetup): Promise<RunResult> {
@@ -170,7 +170,12 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
     await setup.events.step(
       { step: 'preflight' },
       async () => {
-        const found = [...(await restorePreflight(setup, session.control, manifest, strategy)), ...(strategy === 'swap' && !manifest.scope ? await swapExtensionsCheck(setup, session.control, manifest) : [])];
+        const swap = strategy === 'swap' && !manifest.scope;
+        const found = [
+          ...(await restorePreflight(setup, session.control, manifest, strategy)),
+          ...(swap ? await swapExtensionsCheck(setup, session.control, manifest) : []),
+          ...(swap ? await swapSettingsCheck(setup, session.control, manifest) : []),
+        ];
         assertPreflight(found);
         return found;
       },

@@ -11,6 +11,7 @@ import {
   databaseExists,
   databaseOwner,
   databaseProperties,
+  databaseSettings,
   derivedName,
   dropDatabase,
   MAINTENANCE_DATABASES,
@@ -18,6 +19,8 @@ import {
   setAllowConnections,
   setConnectionLimit,
   setDatabaseOwner,
+  setDatabaseSettings,
+  settingsRefused,
   swapObstacles,
   terminateSessions,
 } from '../../db/databases.js';
@@ -114,6 +117,17 @@ export async function swapExtensionObstacle(target: ClientBase, manifest: Manife
     obstacle: `snapshot ${manifest.id} has extension(s) ${rows.map((row) => row.name).join(', ')}, which only a superuser may create in the new database a swap restores into`,
     inPlace: rows.every((row) => row.live),
   };
+}
+
+/**
+ * What keeps a swap from carrying the settings of `database` (ALTER DATABASE
+ * … SET, ALTER ROLE … IN DATABASE … SET) over to its copy: the ones this role
+ * may not set. An in-place restore keeps the database, and so its settings.
+ */
+export async function swapSettingsObstacle(client: ClientBase, database: string): Promise<string | undefined> {
+  const refused = await settingsRefused(client, database, await databaseSettings(client, database));
+  if (refused.length === 0) return undefined;
+  return `the role may not give the new database a swap restores into the settings ${database} has: ${refused.join('; ')}`;
 }
 
 /** What the error itself says to do (without its full stop: a command follows it), else `otherwise`. */
@@ -507,6 +521,8 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       const session = await openSession(setup.target, sessionOptions(setup, 'belay restore extensions'));
       const extensions = await swapExtensionObstacle(session.client, manifest, contents).finally(() => session.close());
       if (extensions?.inPlace) obstacles.push(extensions.obstacle);
+      const settings = await swapSettingsObstacle(admin.client, target);
+      if (settings) obstacles.push(settings);
     }
     if (obstacles.length > 0) {
       request.progress(`restoring in place instead of swapping: ${obstacles.join('; ')}`);
@@ -524,6 +540,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     checking.catch(() => {}); // awaited by the restore below, which reports a mismatch
     const properties = await databaseProperties(admin.client, target, admin.serverVersionNum);
     if (!properties) throw new BelayError('manual', `database ${target} is gone: there is nothing to swap the restored copy in for`, { hint: `Nothing was restored. To restore the snapshot as a new database: pg_restore --create --dbname=postgres ${manifest.path}` });
+    const settings = await databaseSettings(admin.client, target);
     // made as the database is (encoding, locales, tablespace, comment): the same bytes then sort, compare and verify as they did
     await createDatabaseLike(admin.client, restoring, properties);
     const owners = await restoresOwners(admin.client);
@@ -533,6 +550,8 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, owners, signal: setup.signal, onProgress, checking });
       verification = await verifyRestored(request, withDatabase(setup.target, restoring));
       if (verification.problems.length > 0) throw new Error(`the restored copy does not match the pre-run fingerprint: ${verification.problems.join('; ')}`);
+      // not before: pg_restore and the verification would run under them (default_transaction_read_only, a statement_timeout)
+      await setDatabaseSettings(admin.client, restoring, settings);
       if (!owners) replaced = await ownersReplaced(admin.client, contents, await othersExtensions(setup, contents));
     } catch (error) {
       await dropDatabase(admin.client, restoring).catch(() => {});

@@ -22,7 +22,8 @@ import { selectProtectedTables, tableKey } from '../../integrity/table-selection
 import type { Revision } from '../../migrations/revision.js';
 import type { ScopeChoice } from '../../events/run-events.js';
 import { sessionOptions, type RunSetup } from '../session/setup.js';
-import { contentsOf, swapExtensionObstacle } from './restore-step.js';
+import { contentsOf, swapExtensionObstacle, swapSettingsObstacle } from './restore-step.js';
+import { swapObstacles } from '../../db/databases.js';
 
 const toolsBySetup = new WeakMap<RunSetup, Promise<BackupTools>>();
 
@@ -91,8 +92,28 @@ export async function swapExtensionsCheck(setup: RunSetup, control: Session, man
       ok: false,
       message: found.obstacle,
       hint: found.inPlace
-        ? `Nothing was changed. Restore in place, which keeps the extensions ${setup.target.database} has: belay restore ${manifest.id} --strategy in-place; or restore as a superuser.`
-        : `Nothing was changed. Restore as a superuser, or have one create them in ${setup.target.database} first and restore with --strategy in-place.`,
+        ? `Restore in place, which keeps the extensions ${setup.target.database} has: belay restore ${manifest.id} --strategy in-place; or restore as a superuser.`
+        : `Restore as a superuser, or have one create them in ${setup.target.database} first and restore with --strategy in-place.`,
+    },
+  ];
+}
+
+/**
+ * The settings of the database a swap could not carry over to its copy as
+ * this role (see swapSettingsObstacle); none to check when it cannot swap at
+ * all, as the restore is then made in place, which keeps them.
+ */
+export async function swapSettingsCheck(setup: RunSetup, control: Session, manifest: Manifest): Promise<PreflightCheck[]> {
+  const database = setup.target.database;
+  if ((await swapObstacles(control.client, database)).length > 0) return [];
+  const obstacle = await swapSettingsObstacle(control.client, database);
+  if (!obstacle) return [];
+  return [
+    {
+      name: 'settings',
+      ok: false,
+      message: obstacle,
+      hint: `Restore in place, which keeps the settings ${database} has: belay restore ${manifest.id} --strategy in-place; or restore as a superuser.`,
     },
   ];
 }
@@ -250,7 +271,16 @@ export async function fingerprintAndSnapshot(
     // nothing in the database, and a killed run's half-written file is found by its name (leftovers.ts)
     const taking = takeRunSnapshot(session, revision, fingerprinting, rows[0]!.id, signal);
     taking.catch(() => {});
-    const dumping = session.setup.events.step({ step: 'backup' }, () => taking, backupPayload);
+    const dumping = session.setup.events.step(
+      { step: 'backup' },
+      () =>
+        taking.catch((error: unknown) => {
+          // belay's own stop, not a failure of pg_dump's: the fingerprint's error is the run's
+          if (stopDump.signal.aborted && !session.setup.signal?.aborted) throw preflightError('not taken: belay stopped pg_dump when the fingerprint failed');
+          throw error;
+        }),
+      backupPayload,
+    );
     const [fingerprint, snapshot] = await Promise.allSettled([fingerprinting, dumping]);
     if (fingerprint.status === 'rejected') throw fingerprint.reason;
     if (snapshot.status === 'rejected') return { fingerprint: fingerprint.value, snapshot: null, dumpError: snapshot.reason };

@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { belay } from './support/cli.js';
+import { adminQuery, freshDatabase, TEST_APP_ROLE, type TestDatabase } from './support/pg.js';
+import { baseArgs, makeProject } from './support/project.js';
+
+/** What pg_db_role_setting holds for the databases named `name` or `name_…` (a quarantine), by database and role. */
+const settingsOf = async (name: string): Promise<Array<{ datname: string; role: string | null; setconfig: string[] }>> =>
+  adminQuery(
+    'postgres',
+    `SELECT d.datname, r.rolname AS role, s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+       LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = $1 OR d.datname LIKE $1 || '\\_%' ORDER BY 1, 2 NULLS FIRST`,
+    [name],
+  );
+
+/** A database of the application role with a table, its own settings and one of the role in it, as its owner sets them. */
+async function databaseWithSettings(): Promise<TestDatabase> {
+  const db = await freshDatabase();
+  await db.appQuery(`CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);
+    ALTER DATABASE ${db.name} SET timezone = 'America/New_York';
+    ALTER DATABASE ${db.name} SET search_path = "$user", public, "odd ""name""";
+    ALTER ROLE ${TEST_APP_ROLE} IN DATABASE ${db.name} SET statement_timeout = '7s'`);
+  return db;
+}
+
+const OWN_SETTINGS = [
+  { role: null, setconfig: ['TimeZone=America/New_York', 'search_path="$user", public, "odd ""name"""'] },
+  { role: TEST_APP_ROLE, setconfig: ['statement_timeout=7s'] },
+];
+
+describe('the settings of the database (ALTER DATABASE/ROLE … IN DATABASE … SET) across a restore', () => {
+  it('a swap carries them over to the restored database; the quarantined one keeps its own', async () => {
+    const db = await databaseWithSettings();
+    const project = await makeProject({});
+    const args = baseArgs(project, db.url);
+    const backup = await belay([...args, '--json', 'backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = (JSON.parse(backup.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    await db.query('UPDATE t SET id = 2');
+    const run = await belay([...args, '--json', 'restore', id, '--yes']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const { restore } = JSON.parse(run.stdout).result as { restore: { strategy: string; quarantine: string } };
+    expect(restore.strategy).toBe('swap');
+    expect(await db.query('SELECT id FROM t')).toEqual([{ id: 1 }]);
+    expect(await settingsOf(db.name)).toEqual([
+      ...OWN_SETTINGS.map((setting) => ({ datname: db.name, ...setting })),
+      ...OWN_SETTINGS.map((setting) => ({ datname: restore.quarantine, ...setting })),
+    ]);
+    expect(await db.appQuery("SELECT current_setting('TimeZone') AS zone, current_setting('statement_timeout') AS timeout")).toEqual([{ zone: 'America/New_York', timeout: '7s' }]);
+  });
+
+  it('a swap that could not carry a superuser-only setting over is refused before anything is touched (exit 4, next: in place)', async () => {
+    const db = await databaseWithSettings();
+    await db.query(`ALTER DATABASE ${db.name} SET log_min_duration_statement = 250`);
+    const project = await makeProject({});
+    const args = baseArgs(project, db.url);
+    const backup = await belay([...args, '--json', 'backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = (JSON.parse(backup.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    await db.query('UPDATE t SET id = 2');
+    const run = await belay([...args, 'restore', id, '--yes']);
+    expect(run.code, run.stdout + run.stderr).toBe(4);
+    expect(run.stderr).toContain(`the role may not give the new database a swap restores into the settings ${db.name} has: log_min_duration_statement (permission denied to set parameter "log_min_duration_statement")`);
+    expect(run.stderr).toContain(`next: Restore in place, which keeps the settings ${db.name} has: belay restore ${id} --strategy in-place; or restore as a superuser. Nothing was changed.`);
+    expect(await db.query('SELECT id FROM t')).toEqual([{ id: 2 }]);
+    // no restore copy, no quarantine, the settings as they were
+    expect((await settingsOf(db.name)).map((row) => row.datname)).toEqual([db.name, db.name]);
+    expect(await adminQuery('postgres', "SELECT datname FROM pg_database WHERE datname LIKE $1 || '\\_%'", [db.name])).toEqual([]);
+  });
+
+  it('in a run, a swap that could not carry them over restores in place instead, which keeps them, and says so', async () => {
+    const db = await databaseWithSettings();
+    await db.query(`ALTER DATABASE ${db.name} SET log_min_duration_statement = 250`);
+    const project = await makeProject({
+      '0001_bump.up.sql': 'UPDATE t SET id = 2;',
+      '0001_bump.down.sql': 'SELECT 1;',
+      '0002_fails.up.sql': 'SELECT 1 / 0;',
+      '0002_fails.down.sql': 'SELECT 1;',
+    });
+    const run = await belay([...baseArgs(project, db.url), '--json', 'migrate', 'up', '--with-backup', '--backup-scope', 'full']);
+    expect(run.code, run.stdout + run.stderr).toBe(11);
+    const { restore } = JSON.parse(run.stdout).result as { restore: { strategy: string; message: string } };
+    expect(restore.strategy).toBe('in-place');
+    expect(restore.message).toContain(`(in place instead of swapping: the role may not give the new database a swap restores into the settings ${db.name} has: log_min_duration_statement`);
+    expect(await db.query('SELECT id FROM t')).toEqual([{ id: 1 }]);
+    expect(await settingsOf(db.name)).toEqual([
+      { datname: db.name, role: null, setconfig: [...OWN_SETTINGS[0]!.setconfig, 'log_min_duration_statement=250'] },
+      { datname: db.name, ...OWN_SETTINGS[1]! },
+    ]);
+  });
+});
