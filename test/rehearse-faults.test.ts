@@ -153,7 +153,7 @@ describe('a rehearsal refused before it starts', () => {
       expect(stuck.code, stuck.stderr).toBe(12);
       const left = await readdir(tmp);
       expect(left).toHaveLength(1);
-      expect(stuck.stderr).toMatch(/belay: --from 0099.*; an ephemeral cluster in .*belay-rehearse-\w+ could not be removed either \(EPERM/);
+      expect(stuck.stderr).toMatch(/belay: --from 0099.*; an ephemeral cluster in .*belay-rehearse-[\w-]+ could not be removed either \(EPERM/);
       expect(stuck.stderr).toMatch(new RegExp(`next: .*Delete ${join(tmp, left[0]!)} by hand once no server runs from it \\(its data folder is ${join(tmp, left[0]!, 'data')}\\)`, 's'));
       expect(stuck.stderr).not.toMatch(/once its server answers/);
       expect(stuck.stderr).not.toMatch(/this is a bug|could not start|Nothing was touched/);

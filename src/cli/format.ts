@@ -45,6 +45,10 @@ export function formatStatus(report: StatusReport): string {
       lines.push(`LEFT      ${left.name}: the schema-only copy (no rows) a run killed while learning the backup scope left; \`belay recover\` drops it`);
       continue;
     }
+    if (left.kind === 'rehearsal') {
+      lines.push(`LEFT      ${left.name}: a throwaway database a killed rehearse left (with the snapshot's rows when it rehearsed --from-backup); \`belay recover\` drops it`);
+      continue;
+    }
     const what =
       left.kind === 'quarantine'
         ? 'the damaged database a restore set aside'

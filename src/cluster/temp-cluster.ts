@@ -1,12 +1,13 @@
-import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findServerBinDir, freePort, initCluster, prepareLogFile, startCluster, stopCluster, type LocalClusterSpec } from './local-cluster.js';
 import { errorMessage, usageError } from '../errors.js';
 import { serverUser } from './os-user.js';
+import { orphanedTempDirs, ownTempDir } from '../temp-dirs.js';
 
 export interface TempClusterOptions {
-  /** Name prefix of the temp folder. */
+  /** Name prefix of the temp folder (`<prefix><pid>-XXXXXX`). */
   prefix: string;
   superuser: string;
   /** Listen on 127.0.0.1 (a free port, scram passwords) as well as the socket. */
@@ -18,6 +19,8 @@ export interface TempClusterOptions {
 export interface TempCluster {
   spec: LocalClusterSpec;
   root: string;
+  /** What killed processes had left under the same prefix, and starting this removed (removeOrphanedClusters), or could not. */
+  orphans: Awaited<ReturnType<typeof removeOrphanedClusters>>;
   /** Stop it (immediate) and delete it. Each call waits for the same removal. */
   remove(): Promise<void>;
 }
@@ -25,12 +28,15 @@ export interface TempCluster {
 /**
  * A throwaway cluster in a temp folder (tests, rehearsals, benchmarks):
  * durability off, owned by the unprivileged server account when run as root.
+ * Those of the same prefix that killed processes left are removed first.
  */
 export async function startTempCluster(options: TempClusterOptions): Promise<TempCluster> {
   const user = serverUser();
+  const binDir = await findServerBinDir(options.pgBin, options.path);
+  const orphans = await removeOrphanedClusters(options.prefix, binDir);
   let root: string;
   try {
-    root = await mkdtemp(join(tmpdir(), options.prefix));
+    root = await ownTempDir(options.prefix);
     await chmod(root, 0o755);
     if (user) await chown(root, user.uid, user.gid);
   } catch (error) {
@@ -45,7 +51,7 @@ export async function startTempCluster(options: TempClusterOptions): Promise<Tem
     port: options.tcp ? await freePort() : 5432,
     listenAddresses: options.tcp ? '127.0.0.1' : '',
     superuser: options.superuser,
-    binDir: await findServerBinDir(options.pgBin, options.path),
+    binDir,
     passwordAuthOnTcp: options.tcp,
     settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: 300 },
   };
@@ -64,5 +70,25 @@ export async function startTempCluster(options: TempClusterOptions): Promise<Tem
     await remove();
     throw error;
   }
-  return { spec, root, remove };
+  return { spec, root, orphans, remove };
+}
+
+/**
+ * Stop and delete the clusters startTempCluster(prefix) made for a belay
+ * process that is gone (killed outright: nothing removed them): answers the
+ * folders removed, and those kept with why (a server that would not stop).
+ */
+export async function removeOrphanedClusters(prefix: string, binDir: string): Promise<{ removed: string[]; kept: Array<{ root: string; why: string }> }> {
+  const removed: string[] = [];
+  const kept: Array<{ root: string; why: string }> = [];
+  for (const root of await orphanedTempDirs(prefix, serverUser()?.uid)) {
+    try {
+      await stopCluster({ dataDir: join(root, 'data'), binDir }, 'immediate');
+      await rm(root, { recursive: true, force: true });
+      removed.push(root);
+    } catch (error) {
+      kept.push({ root, why: errorMessage(error) });
+    }
+  }
+  return { removed, kept };
 }

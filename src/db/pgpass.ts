@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { lstat, mkdtemp, open, readdir, readFile, rm, rmdir, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isAlive } from '../temp-dirs.js';
 
 interface PgpassTarget {
   host: string;
@@ -122,15 +123,6 @@ export async function privatePassfile(content: string): Promise<PrivatePassfile>
   const file = join(dir, 'pgpass');
   await writeFile(file, content, { mode: 0o600 });
   return { path: file, fd: undefined, cleanup: () => rm(dir, { recursive: true, force: true }) };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

@@ -30,6 +30,8 @@ export interface RehearsalReport {
   cases: RehearsalCase[];
   /** Configured checks a rehearsal does not run (HTTP and command checks probe the application, which does not use the throwaway). */
   checksNotRun: string[];
+  /** What rehearsals killed outright had left (their ephemeral clusters), removed before this one ran, or named where that failed. */
+  orphans: string[];
   timings: {
     /** Start the throwaway (cluster or database) and open the sessions. */
     setupMs: number;
@@ -104,6 +106,7 @@ export function toText(report: RehearsalReport): string {
     if (c.diff) lines.push(c.diff.split('\n').map((l) => `       ${l}`).join('\n'));
   }
   if (report.checksNotRun.length > 0) lines.push(`  not run here (they probe the application, which does not use the throwaway): ${report.checksNotRun.join(', ')}`);
+  for (const orphan of report.orphans) lines.push(`  ${orphan}`);
   lines.push(`  setup ${report.timings.setupMs} ms, data ${report.timings.seedMs} ms, cycle ${report.timings.cycleMs} ms, teardown ${report.timings.teardownMs} ms`);
   return lines.join('\n');
 }

@@ -9,6 +9,7 @@ import { quoteIdent } from '../db/ident.js';
 import { connectError, endClient } from '../db/session.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
 import { createDatabase, dropDatabase, MAINTENANCE_DATABASES, renameDatabase } from '../db/databases.js';
+import { markDatabase, type MarkedKind } from '../db/marked-databases.js';
 
 export interface Throwaway {
   params: ConnectionParams;
@@ -18,6 +19,8 @@ export interface Throwaway {
   readonly left: string;
   /** What to do by hand when dispose failed and it is left behind. */
   readonly removeByHand: string;
+  /** What rehearsals killed outright had left (their ephemeral clusters), removed as this one was made, or named where that failed. */
+  orphans: string[];
   /**
    * Another database on the same server, a copy of `template` (CREATE
    * DATABASE … TEMPLATE: nobody may be connected to it meanwhile), removed
@@ -40,38 +43,50 @@ const MAINTENANCE = 'template1';
 const sessionOptions = { applicationName: 'belay rehearse', connectTimeoutMs: 10_000, statementTimeoutMs: 0, lockTimeoutMs: 10_000 };
 
 /**
- * Run `work` on a connection to the first of `databases` that accepts the
- * role (the ones the throwaways are made and dropped from); answers which one.
- * Only a refused connection moves on to the next: a failure of `work` is the answer.
+ * A connection to the first of `databases` that accepts the role (the ones the
+ * throwaways are made and dropped from); answers which one. Only a refused
+ * connection moves on to the next.
  */
-async function onMaintenance(server: ConnectionParams, work: (client: pg.Client) => Promise<void>, databases: readonly string[]): Promise<string> {
+async function openMaintenance(server: ConnectionParams, databases: readonly string[]): Promise<{ client: pg.Client; database: string }> {
   let refused: unknown;
   for (const database of databases) {
     const client = new pg.Client(toPgConfig(withDatabase(server, database), sessionOptions));
     client.on('error', () => {});
     try {
       await client.connect();
+      return { client, database };
     } catch (error) {
       refused ??= error;
-      continue;
-    }
-    try {
-      await work(client);
-      return database;
-    } finally {
-      await endClient(client, sessionOptions.connectTimeoutMs);
     }
   }
   throw connectError(withDatabase(server, databases[0] ?? server.database), refused);
 }
 
+/** Run `work` on a connection to the first of `databases` that accepts the role (openMaintenance); answers which one. */
+async function onMaintenance(server: ConnectionParams, work: (client: pg.Client) => Promise<void>, databases: readonly string[]): Promise<string> {
+  const { client, database } = await openMaintenance(server, databases);
+  try {
+    await work(client);
+    return database;
+  } finally {
+    await endClient(client, sessionOptions.connectTimeoutMs);
+  }
+}
+
 /** More databases named after the first: `<name>_c1`, `<name>_c2`, … */
-function copier(server: ConnectionParams, first: string, made: Set<string>, maintenance: string): Pick<Throwaway, 'copyDatabase' | 'freshDatabase' | 'dropDatabase' | 'cancel'> {
+function copier(
+  server: ConnectionParams,
+  first: string,
+  made: Set<string>,
+  maintenance: string,
+  mark: (name: string) => Promise<void> = async () => {},
+): Pick<Throwaway, 'copyDatabase' | 'freshDatabase' | 'dropDatabase' | 'cancel'> {
   let copies = 0;
   const make = async (options: { template?: string }): Promise<ConnectionParams> => {
     const name = `${first}_c${++copies}`;
     made.add(name);
     await onMaintenance(server, (client) => createDatabase(client, name, options), [maintenance]);
+    await mark(name);
     return withDatabase(server, name);
   };
   return {
@@ -112,9 +127,14 @@ export async function ephemeralCluster(pgBin: string | undefined, path: string |
     await cluster.remove();
     throw error;
   }
+  const { removed, kept } = cluster.orphans;
   return {
     params,
     where: `an ephemeral cluster in ${cluster.root}`,
+    orphans: [
+      ...removed.map((root) => `removed the ephemeral cluster a killed rehearse left in ${root} (its server stopped)`),
+      ...kept.map(({ root, why }) => `could not remove the ephemeral cluster a killed rehearse left in ${root}: ${why}`),
+    ],
     left: `an ephemeral cluster in ${cluster.root}`,
     removeByHand: `Delete ${cluster.root} by hand once no server runs from it (its data folder is ${spec.dataDir}): belay made it for this rehearsal only.`,
     ...copier(params, 'rehearsal', new Set(['rehearsal']), MAINTENANCE),
@@ -131,7 +151,7 @@ export function unnamedThrowaway(server: ConnectionParams | undefined): Pick<Thr
       removeByHand: 'Drop that database by hand, if it was made, once its server answers (the newest belay_rehearse_ one no rehearsal still runs on): belay made it for this rehearsal only.',
     };
   }
-  const where = `an ephemeral cluster in ${join(tmpdir(), 'belay-rehearse-<random>')}`;
+  const where = `an ephemeral cluster in ${join(tmpdir(), 'belay-rehearse-<pid>-<random>')}`;
   return {
     where,
     left: where,
@@ -139,13 +159,32 @@ export function unnamedThrowaway(server: ConnectionParams | undefined): Pick<Thr
   };
 }
 
-/** A new database on the given server (from a template when named), dropped afterwards with every copy of it. */
+/** The databases a rehearsal makes on a real server: `belay_rehearse_<10 hex>`, and its copies `…_c1`, `…_c2`. */
+export const REHEARSAL_DATABASES: MarkedKind = {
+  markerPrefix: 'belay rehearsal ',
+  namePrefix: () => 'belay_rehearse_',
+  nameRest: '^[0-9a-f]{10}(_c[0-9]+)?$',
+};
+
+/**
+ * A new database on the given server (from a template when named), dropped
+ * afterwards with every copy of it. Each is marked as belay's for the
+ * connected database (markDatabase) as soon as it is made.
+ */
 export async function throwawayDatabase(server: ConnectionParams, template: string | undefined): Promise<Throwaway> {
   const name = `belay_rehearse_${randomBytes(5).toString('hex')}`;
   // the maintenance databases, else the connected one itself, for a role that may connect to neither (CONNECT
   // revoked from PUBLIC, pg_hba.conf); never the template: a CREATE DATABASE waits for no session on it
   const candidates = [...MAINTENANCE_DATABASES, server.database].filter((database) => database !== template);
-  const maintenance = await onMaintenance(server, (client) => createDatabase(client, name, template ? { template } : {}), candidates).catch((error: unknown) => {
+  const keeper = await openMaintenance(server, candidates).then(async (opened) => {
+    try {
+      await createDatabase(opened.client, name, template ? { template } : {});
+    } catch (error) {
+      await endClient(opened.client, sessionOptions.connectTimeoutMs);
+      throw error;
+    }
+    return opened;
+  }).catch((error: unknown) => {
     const state = sqlstateOf(error);
     if (template && state === SQLSTATE.invalidCatalogName) {
       throw usageError(`--template ${template}: ${errorMessage(error)}`, { hint: 'Name a database of the connected server to copy (--template NAME), or leave --template out. Nothing was touched.', cause: error });
@@ -162,6 +201,15 @@ export async function throwawayDatabase(server: ConnectionParams, template: stri
       cause: error,
     });
   });
+  const maintenance = keeper.database;
+  // the keeper's session stays open until the databases are dropped: the marker names it, so a `status` or `recover`
+  // meanwhile sees them in use; a rehearse killed from the mark on leaves them to `recover`
+  const mark = (database: string): Promise<void> => markDatabase(keeper.client, REHEARSAL_DATABASES, database, server.database);
+  await mark(name).catch(async (error: unknown) => {
+    await dropDatabase(keeper.client, name).catch(() => {});
+    await endClient(keeper.client, sessionOptions.connectTimeoutMs);
+    throw error;
+  });
   const where = `database ${name}${template ? ` (from template ${template})` : ''} on the connected server`;
   const made = new Set([name]);
   let disposing: Promise<void> | undefined;
@@ -175,11 +223,14 @@ export async function throwawayDatabase(server: ConnectionParams, template: stri
       }, [maintenance]);
     } catch (error) {
       throw new Error(`${[...made].join(', ')} not dropped: ${errorMessage(error)}`, { cause: error });
+    } finally {
+      await endClient(keeper.client, sessionOptions.connectTimeoutMs);
     }
   };
   return {
     params: { ...withDatabase(server, name), source: `throwaway database on ${server.host}` },
     where,
+    orphans: [],
     // the copies (`_c1`, …) included: the first may be gone while they are not
     get left() {
       return made.size === 0 ? where : `${made.size === 1 ? 'database' : 'databases'} ${[...made].join(', ')} on the connected server`;
@@ -188,7 +239,7 @@ export async function throwawayDatabase(server: ConnectionParams, template: stri
       const drops = [...made].map((database) => `DROP DATABASE IF EXISTS ${quoteIdent(database)};`).join(' ');
       return `Drop what is left of it by hand once its server answers${drops ? `: ${drops}` : ''} (belay made it for this rehearsal only).`;
     },
-    ...copier(server, name, made, maintenance),
+    ...copier(server, name, made, maintenance, mark),
     dispose: () => (disposing ??= drop()),
   };
 }

@@ -458,6 +458,7 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
     revisions: pending.map((r) => r.name),
     cases: cycle.cases,
     checksNotRun: applicationChecks(setup.config.health),
+    orphans: throwaway.orphans,
     timings: { setupMs, seedMs, buildMs, dataMs: seedMs - buildMs, cycleMs: Math.round(performance.now() - cycleStarted), teardownMs: 0 },
   };
 }

@@ -1,6 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ClientBase } from 'pg';
 import { childFailure, runLibpqChild, type BackupTools, type ChildOutcome } from '../backup/pg-tools.js';
@@ -27,6 +26,7 @@ import {
 } from './scope.js';
 import { unrestorableTies, tiesReason } from './restore-ties.js';
 import { markScopeCopy, scopeCopyName } from './scope-copies.js';
+import { ownTempDir, WORK_DIRS } from '../temp-dirs.js';
 
 export interface LearnScopeOptions {
   /** The target: the copy is made on the same server, from its schema. */
@@ -76,7 +76,7 @@ export async function learnScope(options: LearnScopeOptions): Promise<LearnedSco
   const copyName = scopeCopyName(options.params.database, randomBytes(4).toString('hex'));
   const copy = withDatabase(options.params, copyName);
   const admin = await openSession(options.params, options.session);
-  const dir = await mkdtemp(join(tmpdir(), 'belay-scope-'));
+  const dir = await ownTempDir(WORK_DIRS.scope);
   let made = false;
   let failure: unknown;
   try {

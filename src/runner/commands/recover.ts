@@ -12,9 +12,12 @@ import { endSessionsOf } from '../session/run-lock.js';
 import { finishRun, withRunSession } from '../session/outcome.js';
 import type { RunSetup } from '../session/setup.js';
 import { allowConnectionsAgain, dropLeftoverCopies } from '../steps/restore-step.js';
-import { dropLeftScopeCopies } from '../../scope/scope-copies.js';
+import { SCOPE_COPIES } from '../../scope/scope-copies.js';
+import { dropLeftMarked } from '../../db/marked-databases.js';
+import { REHEARSAL_DATABASES } from '../../rehearse/throwaway.js';
 import { quoteIdent } from '../../db/ident.js';
 import { findStrayRuns } from '../../journal/settle-snapshot-runs.js';
+import { removeOrphanedWorkDirs } from '../../temp-dirs.js';
 
 async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest | null> {
   if (!plan.snapshotId) return null;
@@ -40,11 +43,15 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
   return withRunSession(setup, 'recover', async (session) => {
     await session.lock();
     await sweepAfterKilledRuns(setup.config.backupsDir, setup.target.database);
-    // under the lock: the scope copies killed runs left (belay's by their marker, their session gone)
-    const scopeCopies = await dropLeftScopeCopies(session.control.client, setup.target.database);
+    // under the lock: the scope copies and rehearsal databases killed runs left (belay's by their marker, their session gone)
+    const scopeCopies = await dropLeftMarked(session.control.client, SCOPE_COPIES, setup.target.database);
+    const rehearsals = await dropLeftMarked(session.control.client, REHEARSAL_DATABASES, setup.target.database);
+    const workDirs = await removeOrphanedWorkDirs();
     const droppedNote = [
       ...(scopeCopies.dropped.length > 0 ? [`dropped the schema-only scope cop${scopeCopies.dropped.length === 1 ? 'y' : 'ies'} a killed run left: ${scopeCopies.dropped.join(', ')}`] : []),
       ...scopeCopies.kept.map((k) => `could not drop the scope copy ${k.name} a killed run left (${k.why}): drop it as its owner, DROP DATABASE ${quoteIdent(k.name)};`),
+      ...(rehearsals.dropped.length > 0 ? [`dropped the throwaway database${rehearsals.dropped.length === 1 ? '' : 's'} a killed rehearse left: ${rehearsals.dropped.join(', ')}`] : []),
+      ...rehearsals.kept.map((k) => `could not drop the throwaway database ${k.name} a killed rehearse left (${k.why}): drop it as its owner, DROP DATABASE ${quoteIdent(k.name)};`),
     ].join('; ');
     const { run, others } = await findUnsettled(session.control.client, session.runId);
     // before reading where the database stands: nothing of those runs may still change it
@@ -54,7 +61,10 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     if (reopened.length > 0) {
       await setup.events.emit({ type: 'note', step: 'lock', message: `turned connections to ${reopened.join(', ')} back on: a swap restore that did not finish had turned them off`, detail: { reopened } });
     }
-    if (droppedNote) await setup.events.emit({ type: 'note', step: 'lock', message: droppedNote, detail: { droppedScopeCopies: scopeCopies.dropped, keptScopeCopies: scopeCopies.kept } });
+    if (workDirs.length > 0) {
+      await setup.events.emit({ type: 'note', step: 'lock', message: `removed the work folder${workDirs.length === 1 ? '' : 's'} killed runs left in the temp dir: ${workDirs.join(', ')}`, detail: { removedWorkDirs: workDirs } });
+    }
+    if (droppedNote) await setup.events.emit({ type: 'note', step: 'lock', message: droppedNote, detail: { droppedScopeCopies: scopeCopies.dropped, keptScopeCopies: scopeCopies.kept, droppedRehearsals: rehearsals.dropped, keptRehearsals: rehearsals.kept } });
     if (!run) {
       const unrecorded = (await findStrayRuns(session.control.client, setup.config.backupsDir, setup.target.database, session.runId)).map(({ header }) => header.runId);
       // settleRuns records them in the database, which may not have belay's schema yet

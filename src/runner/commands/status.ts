@@ -17,7 +17,9 @@ import { compareWithDisk, type DriftedRevision } from '../session/database-state
 import { lockHolderAmong, type LockHolderInfo } from '../session/run-lock.js';
 import { pickUnsettled, planRecovery, planUnrecorded, type RecoveryPlan } from '../recovery/recovery-plan.js';
 import { openTargetSession, type RunSetup } from '../session/setup.js';
-import { findLeftScopeCopies } from '../../scope/scope-copies.js';
+import { SCOPE_COPIES } from '../../scope/scope-copies.js';
+import { findLeftMarked } from '../../db/marked-databases.js';
+import { REHEARSAL_DATABASES } from '../../rehearse/throwaway.js';
 
 export interface StatusReport {
   target: string;
@@ -46,9 +48,10 @@ export interface LeftoverDatabase {
   /**
    * quarantine: the damaged database a swap restore set aside; restore-copy: the copy a stopped restore made (complete or not);
    * quarantine-schema: the schema in this database where a touched snapshot's restore kept the damaged tables;
-   * scope-copy: the schema-only copy (no rows) a run killed while learning the backup scope left, which `belay recover` drops.
+   * scope-copy: the schema-only copy (no rows) a run killed while learning the backup scope left, which `belay recover` drops;
+   * rehearsal: a throwaway database a killed rehearse of this database left on its server, which `belay recover` drops.
    */
-  kind: 'quarantine' | 'restore-copy' | 'quarantine-schema' | 'scope-copy';
+  kind: 'quarantine' | 'restore-copy' | 'quarantine-schema' | 'scope-copy' | 'rehearsal';
   /** What to run once it has been checked. */
   drop: string;
 }
@@ -160,7 +163,8 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
   try {
     const client = session.client;
     const look = await firstLook(client, setup.target.database);
-    const scopeCopies = await findLeftScopeCopies(client, setup.target.database);
+    const scopeCopies = await findLeftMarked(client, SCOPE_COPIES, setup.target.database);
+    const rehearsals = await findLeftMarked(client, REHEARSAL_DATABASES, setup.target.database);
     const applied = look.initialised ? await readApplied(client) : [];
     const runs = look.initialised ? await readNewestAndRunning(client) : { newest: undefined, running: [] };
     const state = compareWithDisk(look.initialised, applied, revisions);
@@ -195,7 +199,11 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
       lock,
       lastRun: lastRun && nameUnended(lastRun, live),
       interrupted,
-      leftovers: [...look.leftovers, ...scopeCopies.map((copy): LeftoverDatabase => ({ name: copy.name, kind: 'scope-copy', drop: `DROP DATABASE ${quoteIdent(copy.name)};` }))],
+      leftovers: [
+        ...look.leftovers,
+        ...scopeCopies.map((name): LeftoverDatabase => ({ name, kind: 'scope-copy', drop: `DROP DATABASE ${quoteIdent(name)};` })),
+        ...rehearsals.map((name): LeftoverDatabase => ({ name, kind: 'rehearsal', drop: `DROP DATABASE ${quoteIdent(name)};` })),
+      ],
     };
   } finally {
     session.release();
