@@ -4,7 +4,7 @@ import { findSnapshot } from '../../backup/snapshot-store.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
 import { findUnsettled, planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
-import { restoreThenVerify, revertThenVerify, type Recovery } from '../recovery/safety-net.js';
+import { checkRestored, restoreThenVerify, revertThenVerify, type Recovery } from '../recovery/safety-net.js';
 import { settleRuns, VERIFIED_OUTCOMES } from '../recovery/settle-runs.js';
 import type { RunResult } from '../result/results.js';
 import { readDatabaseState } from '../session/database-state.js';
@@ -14,7 +14,7 @@ import type { RunSetup } from '../session/setup.js';
 import { allowConnectionsAgain, dropLeftoverCopies } from '../steps/restore-step.js';
 import { dropLeftScopeCopies } from '../../scope/scope-copies.js';
 import { quoteIdent } from '../../db/ident.js';
-import { findStrayRuns } from '../../journal/settle-snapshot-runs.js';
+import { findStrayRuns, recordReplacingRestores } from '../../journal/settle-snapshot-runs.js';
 
 async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest | null> {
   if (!plan.snapshotId) return null;
@@ -46,6 +46,8 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
       ...(scopeCopies.dropped.length > 0 ? [`dropped the schema-only scope cop${scopeCopies.dropped.length === 1 ? 'y' : 'ies'} a killed run left: ${scopeCopies.dropped.join(', ')}`] : []),
       ...scopeCopies.kept.map((k) => `could not drop the scope copy ${k.name} a killed run left (${k.why}): drop it as its owner, DROP DATABASE ${quoteIdent(k.name)};`),
     ].join('; ');
+    // a restore killed once the snapshot was in place: the database's record of it went with what it held
+    await recordReplacingRestores(session.control.client, setup.config.backupsDir, setup.target.database, session.runId, session.runId);
     const { run, others } = await findUnsettled(session.control.client, session.runId);
     // before reading where the database stands: nothing of those runs may still change it
     const lingering = run ? await endSessionsOf(session.control.client, [run, ...others].map((r) => r.runId)) : { ended: [], waitedFor: [] };
@@ -108,7 +110,8 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
         message: `${why}; but its snapshot ${plan.snapshotId} is not (or no longer readable) in ${setup.config.backupsDir}`,
         hint: `Point --backups at the folder that holds snapshot ${plan.snapshotId} and run \`belay recover\` again, or restore another snapshot (\`belay backups list\`, \`belay restore ID\`).`,
       });
-    } else if (plan.action === 'restore') outcome = await restoreThenVerify(recovery, why);
+    } else if (plan.action === 'verify-restore') outcome = await checkRestored(recovery, why);
+    else if (plan.action === 'restore') outcome = await restoreThenVerify(recovery, why);
     else outcome = await revertThenVerify(recovery, { message: why, untrustworthy: false });
     // the newest of them was the last to change the database: it left it where this run found it
     const newest = [run, ...others].reduce((a, b) => (b.startedAt > a.startedAt ? b : a));
