@@ -146,9 +146,13 @@ describe('a swap restore killed between its steps', () => {
     expect(missing.stderr).toContain(`If a belay swap restore was interrupted between its two renames`);
     await adminQuery('postgres', `ALTER DATABASE ${quoteIdent(copy)} RENAME TO ${quoteIdent(db.name)}`);
 
+    // the copy in place is the snapshot, verified before the swap: recover verifies it again, never restores over it
     const recover = await belay([...args, 'recover'], { cwd: project.dir });
-    expect(recover.code, recover.stderr).toBe(11);
+    expect(recover.code, recover.stderr).toBe(0);
+    expect(recover.stdout + recover.stderr).toContain('after the snapshot had replaced the database');
+    expect(recover.stdout + recover.stderr).toContain('the restored data verified intact');
     expect(await db.query('SELECT count(*)::int AS n FROM fx_people')).toEqual([{ n: 10 }]);
+    expect(await adminQuery('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`${db.name}_quarantine_`])).toEqual([{ datname: quarantine }]);
     expect(await allowsConnections(quarantine)).toBe(true);
     const status = await belay([...args, 'status'], { cwd: project.dir });
     expect(status.code, status.stderr).toBe(0);

@@ -2,7 +2,7 @@ import type { ClientBase } from 'pg';
 import { belaySchemaExists } from '../db/belay-schema.js';
 import { listJournalFiles, readJournalFile, type JournalLine } from '../journal/file-journal.js';
 import type { JournalRecord } from '../journal/record.js';
-import { runSteps, snapshotsOfRun, stepsOfFile } from '../runner/result/run-record.js';
+import { keptByRun, runSteps, snapshotsOfRun, stepsOfFile } from '../runner/result/run-record.js';
 
 /** Snapshot id → why a run may still need it. */
 export type NeededSnapshots = Map<string, string>;
@@ -28,7 +28,8 @@ function settledByRecover(files: ReadonlyArray<readonly JournalLine[]>): Set<str
  * writes its journal into this folder). A run the database knows as finished
  * is settled; a run it does not know is taken as unsettled. Each such run
  * keeps the snapshot it took and the one it was restoring, whichever
- * `belay recover` will put back (`snapshotsOfRun`, as recover reads it).
+ * `belay recover` will put back (`snapshotsOfRun`, as recover reads it),
+ * and the copy its in-place restore kept of what it replaced.
  * So does every run that ended 12 (manual action needed) since a snapshot was
  * last restored and verified, with the copy a failed in-place restore kept of
  * what it dropped.
@@ -37,7 +38,8 @@ export async function snapshotsRunsNeed(client: ClientBase, backupsDir: string, 
   const needed: NeededSnapshots = new Map();
   const keep = (steps: readonly JournalRecord[], why: string): void => {
     const { taken, restoring } = snapshotsOfRun(steps);
-    for (const id of [taken, restoring]) if (id && !needed.has(id)) needed.set(id, why);
+    // with what its in-place restores kept of the database before them: after a kill, the only copy of rows written since
+    for (const id of [taken, restoring, ...keptByRun(steps).snapshots]) if (id && !needed.has(id)) needed.set(id, why);
   };
   const finished = new Set<string>();
   if (await belaySchemaExists(client)) {

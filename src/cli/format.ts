@@ -61,7 +61,7 @@ export function formatStatus(report: StatusReport): string {
   if (stuck) {
     lines.push(
       `INTERRUPTED run ${stuck.run.runId} (${stuck.run.command} by ${stuck.run.runBy}, started ${stuck.run.startedAt}), stopped at "${stuck.interruptedAt ?? 'start'}"`,
-      `          belay recover will ${stuck.action === 'restore' ? `restore snapshot ${stuck.snapshotId ?? '(none: manual action needed)'}` : stuck.action === 'nothing' ? 'settle its record' : `revert ${stuck.revert.join(', ') || 'nothing'} to ${stuck.target ?? 'the start'} and verify`}: ${stuck.why}`,
+      `          belay recover will ${stuck.action === 'restore' ? `restore snapshot ${stuck.snapshotId ?? '(none: manual action needed)'}` : stuck.action === 'verify-restore' ? `verify snapshot ${stuck.snapshotId ?? '(unknown)'} as restored` : stuck.action === 'nothing' ? 'settle its record' : `revert ${stuck.revert.join(', ') || 'nothing'} to ${stuck.target ?? 'the start'} and verify`}: ${stuck.why}`,
     );
   }
   return lines.join('\n');

@@ -1,9 +1,10 @@
 import type { ClientBase } from 'pg';
 import { DatabaseJournal } from './db-journal.js';
 import { belaySchemaExists } from '../db/belay-schema.js';
-import { journalFile, readJournalFile, unfinishedJournals, type JournalLine } from './file-journal.js';
+import { FileJournal, journalFile, readJournalFile, unfinishedJournals, type JournalLine } from './file-journal.js';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
 import { findUnfinishedRuns, markInSnapshot, readRun } from './run-store.js';
+import { openRestore, stepsOfFile } from '../runner/result/run-record.js';
 
 /**
  * A snapshot is dumped while the run that takes it is going on, so a copy
@@ -63,4 +64,45 @@ export async function recordStrayRuns(client: ClientBase, backupsDir: string, da
   const strays = await findStrayRuns(client, backupsDir, database, except);
   for (const { header } of strays) await writeRunFromFile(client, backupsDir, header.runId, false);
   return strays.map(({ header }) => header.runId);
+}
+
+/**
+ * Stray runs killed in a restore that had put the snapshot in place: the
+ * database lost their record with what it held (its copy of the journal is
+ * the snapshot's). Each gets a note in its journal file that the snapshot
+ * replaced the database, so that this stays known once it is recorded; the
+ * runs the snapshot caught mid-way are settled from their files, as the
+ * restore would have done; then its record is written in, still "running",
+ * for recover to settle. Call under the lock, where belay's schema exists.
+ */
+export async function recordReplacingRestores(client: ClientBase, backupsDir: string, database: string, except: string, noticedBy: string): Promise<string[]> {
+  if (!(await belaySchemaExists(client))) return [];
+  const recorded: string[] = [];
+  for (const { header, lines } of await findStrayRuns(client, backupsDir, database, except)) {
+    const steps = stepsOfFile(lines);
+    const restore = openRestore(steps, []);
+    if (!restore) continue;
+    if (!steps.some((step) => typeof step.detail?.replaced === 'string')) {
+      const file = await FileJournal.open(backupsDir, header.runId);
+      try {
+        const note: JournalRecord = {
+          runId: header.runId,
+          seq: Math.max(0, ...steps.map((step) => step.seq)) + 1,
+          at: new Date().toISOString(),
+          step: 'restore',
+          event: 'note',
+          subject: restore.snapshot,
+          detail: { message: `${database} holds no record of this run: snapshot ${restore.snapshot} had replaced it (noticed by run ${noticedBy})`, replaced: database },
+        };
+        await file.append({ type: 'step', ...note });
+        if (file.failure) throw file.failure;
+      } finally {
+        await file.close();
+      }
+    }
+    await settleRunsCaughtBySnapshot(client, backupsDir, header.runId, restore.snapshot);
+    await writeRunFromFile(client, backupsDir, header.runId, false);
+    recorded.push(header.runId);
+  }
+  return recorded;
 }

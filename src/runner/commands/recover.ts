@@ -4,7 +4,7 @@ import { findSnapshot } from '../../backup/snapshot-store.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
 import { findUnsettled, planRecovery, type RecoveryPlan } from '../recovery/recovery-plan.js';
-import { restoreThenVerify, revertThenVerify, type Recovery } from '../recovery/safety-net.js';
+import { checkRestored, restoreThenVerify, revertThenVerify, type Recovery } from '../recovery/safety-net.js';
 import { settleRuns, VERIFIED_OUTCOMES } from '../recovery/settle-runs.js';
 import type { RunResult } from '../result/results.js';
 import { readDatabaseState } from '../session/database-state.js';
@@ -16,7 +16,7 @@ import { SCOPE_COPIES } from '../../scope/scope-copies.js';
 import { dropLeftMarked } from '../../db/marked-databases.js';
 import { REHEARSAL_DATABASES } from '../../rehearse/throwaway.js';
 import { quoteIdent } from '../../db/ident.js';
-import { findStrayRuns } from '../../journal/settle-snapshot-runs.js';
+import { findStrayRuns, recordReplacingRestores } from '../../journal/settle-snapshot-runs.js';
 import { removeOrphanedWorkDirs } from '../../temp-dirs.js';
 
 async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest | null> {
@@ -53,6 +53,8 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
       ...(rehearsals.dropped.length > 0 ? [`dropped the throwaway database${rehearsals.dropped.length === 1 ? '' : 's'} a killed rehearse left: ${rehearsals.dropped.join(', ')}`] : []),
       ...rehearsals.kept.map((k) => `could not drop the throwaway database ${k.name} a killed rehearse left (${k.why}): drop it as its owner, DROP DATABASE ${quoteIdent(k.name)};`),
     ].join('; ');
+    // a restore killed once the snapshot was in place: the database's record of it went with what it held
+    await recordReplacingRestores(session.control.client, setup.config.backupsDir, setup.target.database, session.runId, session.runId);
     const { run, others } = await findUnsettled(session.control.client, session.runId);
     // before reading where the database stands: nothing of those runs may still change it
     const lingering = run ? await endSessionsOf(session.control.client, [run, ...others].map((r) => r.runId)) : { ended: [], waitedFor: [] };
@@ -118,7 +120,8 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
         message: `${why}; but its snapshot ${plan.snapshotId} is not (or no longer readable) in ${setup.config.backupsDir}`,
         hint: `Point --backups at the folder that holds snapshot ${plan.snapshotId} and run \`belay recover\` again, or restore another snapshot (\`belay backups list\`, \`belay restore ID\`).`,
       });
-    } else if (plan.action === 'restore') outcome = await restoreThenVerify(recovery, why);
+    } else if (plan.action === 'verify-restore') outcome = await checkRestored(recovery, why);
+    else if (plan.action === 'restore') outcome = await restoreThenVerify(recovery, why);
     else outcome = await revertThenVerify(recovery, { message: why, untrustworthy: false });
     // the newest of them was the last to change the database: it left it where this run found it
     const newest = [run, ...others].reduce((a, b) => (b.startedAt > a.startedAt ? b : a));

@@ -9,7 +9,7 @@ import type { Session } from '../../db/session.js';
 import { journalFile, listJournalFiles, readJournalFile } from '../../journal/file-journal.js';
 import { readNewestAndRunning, type RunSummary } from '../../journal/run-store.js';
 import { findStrayRuns } from '../../journal/settle-snapshot-runs.js';
-import { nameUnended, reconcileRun, summaryFromFile } from '../result/run-record.js';
+import { nameUnended, openRestore, reconcileRun, stepsOfFile, summaryFromFile } from '../result/run-record.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
 import { readApplied } from '../../migrations/storage.js';
@@ -170,17 +170,22 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
     const state = compareWithDisk(look.initialised, applied, revisions);
     const drifted = new Set(state.drift.map((d) => d.name));
     // runs only their journal file tells of: the one holding the lock is running, before it wrote to the database
-    const strays = (await findStrayRuns(client, setup.config.backupsDir, setup.target.database)).flatMap(({ lines }) => summaryFromFile(lines) ?? []).map((run) => ({ ...run, status: 'running' }));
+    const strayJournals = await findStrayRuns(client, setup.config.backupsDir, setup.target.database);
+    const strays = strayJournals.flatMap(({ lines }) => summaryFromFile(lines) ?? []).map((run) => ({ ...run, status: 'running' }));
     const lock = look.holder ? lockHolderAmong(look.holder, [...runs.running, ...strays]) : null;
     const live = (runId: string): boolean => runId === lock?.run?.runId;
     // a run marked running is interrupted unless it is the one holding the lock right now
     const { run: interruptedRun, others } = pickUnsettled(runs.running.filter((run) => !live(run.runId)));
     const unrecorded = strays.filter((run) => !live(run.runId)).reverse();
+    // one killed once its restore had put the snapshot in place: the runs the database shows running are the snapshot's
+    const replacing = unrecorded.find((run) => openRestore(stepsOfFile(strayJournals.find(({ header }) => header.runId === run.runId)?.lines ?? []), []));
     let interrupted: StatusReport['interrupted'] = null;
-    if (interruptedRun || unrecorded[0]) {
-      const { fingerprint: _fingerprint, landing: _landing, ...plan } = interruptedRun
-        ? await planRecovery(client, setup.config.backupsDir, interruptedRun, others, revisions)
-        : planUnrecorded([unrecorded[0]!, ...unrecorded.slice(1)]);
+    if (replacing || interruptedRun || unrecorded[0]) {
+      const { fingerprint: _fingerprint, landing: _landing, ...plan } = replacing
+        ? await planRecovery(client, setup.config.backupsDir, replacing, [], revisions)
+        : interruptedRun
+          ? await planRecovery(client, setup.config.backupsDir, interruptedRun, others, revisions)
+          : planUnrecorded([unrecorded[0]!, ...unrecorded.slice(1)]);
       interrupted = { ...plan, run: nameUnended(plan.run, live) };
     }
     const lastRun = await lastRunOf(client, setup, runs.newest);

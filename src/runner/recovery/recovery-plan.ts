@@ -2,13 +2,13 @@ import type { ClientBase } from 'pg';
 import { stepLabel } from '../../events/run-events.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
 import type { JournalRecord } from '../../journal/record.js';
-import { appliedRevisionNames, findUnfinishedRuns, revisionsAppliedBy, type RunSummary } from '../../journal/run-store.js';
+import { appliedRevisionNames, findUnfinishedRuns, readRunSteps, revisionsAppliedBy, type RunSummary } from '../../journal/run-store.js';
 import type { Revision } from '../../migrations/revision.js';
 import { prepareStep } from '../../migrations/run-revision.js';
 import type { RecordedLanding } from './landing-check.js';
-import { lastStarted, runSteps, snapshotsOfRun } from '../result/run-record.js';
+import { keptByRun, lastStarted, openRestore, runSteps, snapshotsOfRun } from '../result/run-record.js';
 
-export type RecoveryAction = 'down' | 'finish-rollback' | 'restore' | 'nothing';
+export type RecoveryAction = 'down' | 'finish-rollback' | 'restore' | 'verify-restore' | 'nothing';
 
 /** What `belay recover` will do about an interrupted run, and why. */
 export interface RecoveryPlan {
@@ -115,6 +115,20 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
 
   if (run.command === 'recover') {
     return { ...base, action: 'nothing', why: `a recover run was stopped with no other run left to settle${inRecovery}`, revert: [], target: run.fromRevision };
+  }
+  const restore = run.command === 'recover' ? undefined : openRestore(steps, await readRunSteps(client, run.runId));
+  if (restore?.replaced) {
+    const kept = keptByRun(steps);
+    const aside = [...kept.databases.map((name) => `the damaged database is kept as ${name}`), ...kept.snapshots.map((id) => `its state before the restore is kept as snapshot ${id}`)];
+    return {
+      ...base,
+      snapshotId: restore.snapshot,
+      action: 'verify-restore',
+      why: `it stopped while restoring snapshot ${restore.snapshot}, after the snapshot had replaced the database${aside.length > 0 ? ` (${aside.join('; ')})` : ''}${inRecovery}: verify the restored data against the snapshot's fingerprint, restoring it again only if it does not match`,
+      revert: [],
+      // a restore asked for leads to the snapshot's revision, a safety net's to where the run started
+      target: run.command === 'restore' ? run.toRevision : run.fromRevision,
+    };
   }
   if (run.command === 'rollback' && !restoring) {
     const appliedNames = await appliedRevisionNames(client);

@@ -266,6 +266,24 @@ function thrownRestore(recovery: Recovery, manifest: Manifest, error: unknown): 
   };
 }
 
+/**
+ * recover, for a run killed once its restore had put the snapshot in place:
+ * finish what that restore was doing, verifying the data against the
+ * fingerprint. Restored again only when it does not match.
+ */
+export async function checkRestored(recovery: Recovery, why: string): Promise<RunResult> {
+  const { session } = recovery;
+  const integrity = await runIntegrityStep(session, recovery.fingerprint, 'same-schema');
+  if (!integrity.intact) return restoreThenVerify(recovery, `${why}; but the data does not match it: ${damage(integrity)}`);
+  const uncompared = notCompared(recovery, integrity);
+  // this run restored nothing: the restore is the interrupted run's, and its "restored" is in its record
+  return finishRun(session, {
+    outcome: 'ok',
+    message: `${why}; ${uncompared ?? 'the restored data verified intact'} at ${at(recovery.target)}`,
+    hint: 'The interrupted run is settled. What its restore replaced is kept as named above: drop the database, or prune the snapshot, once you have checked it.',
+  });
+}
+
 /** Restore the snapshot and verify it against the fingerprint; never throws for a restore that did not work. `next`: what the failure itself says to do, told first. */
 export async function restoreThenVerify(recovery: Recovery, why: string, failure?: Record<string, unknown>, hooks: FailedHook[] = [], next?: string): Promise<RunResult> {
   const { session, snapshot } = recovery;

@@ -41,6 +41,26 @@ export function snapshotsOfRun(steps: readonly JournalRecord[]): { taken: string
   return { taken: typeof taken === 'string' ? taken : null, restoring: restoring ?? null };
 }
 
+/** The copies a run's restores kept of what they replaced: an in-place restore's snapshot, a swap's database. */
+export function keptByRun(steps: readonly JournalRecord[]): { snapshots: string[]; databases: string[] } {
+  const named = (key: string): string[] => [...new Set(steps.flatMap((s) => (typeof s.detail?.[key] === 'string' ? [s.detail[key]] : [])))];
+  return { snapshots: named('quarantineSnapshot'), databases: named('quarantine') };
+}
+
+/**
+ * A restore the run began and never ended, and whether it had already put the
+ * snapshot in place of the database: it journaled so (pg_restore committed,
+ * the swap's renames done), or the database's own copy of the run
+ * (`inDatabase`) lacks the restore's start, which a restore put back holds
+ * only when it was replaced from a snapshot taken before it.
+ */
+export function openRestore(steps: readonly JournalRecord[], inDatabase: readonly JournalRecord[]): { snapshot: string; replaced: boolean } | undefined {
+  const start = steps.findLast((s) => s.step === 'restore' && s.event === 'start' && s.subject);
+  if (!start?.subject || steps.some((s) => s.step === 'restore' && s.event === 'end' && s.seq > start.seq)) return undefined;
+  const journaled = steps.some((s) => s.seq > start.seq && s.step === 'restore' && typeof s.detail?.replaced === 'string');
+  return { snapshot: start.subject, replaced: journaled || !inDatabase.some((s) => s.seq === start.seq) };
+}
+
 /** The label of the last step that started ("apply 0004_x"), as belay.runs.last_step names it. */
 export function lastStarted(steps: JournalRecord[]): string | null {
   const last = steps.findLast((step) => step.event === 'start');

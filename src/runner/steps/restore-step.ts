@@ -222,7 +222,8 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
       manualSteps: [`${keepFix(setup.config.backupsDir, error)}, then: belay restore ${manifest.id} --strategy in-place`],
     };
   }
-  request.progress(`kept the damaged state of ${target} as snapshot ${kept.id}`);
+  // durable before anything is dropped: prune keeps it while the run is unsettled
+  await request.progress(`kept the damaged state of ${target} as snapshot ${kept.id}`, { quarantineSnapshot: kept.id });
   // the application's sessions may hold locks here: wait for them no longer than for any other lock
   const applicationName = `belay restore ${kept.id}`.slice(0, 63);
   const lockTimeoutSeconds = setup.config.database.lockTimeoutSeconds;
@@ -279,6 +280,8 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
     };
   }
   await watchdog?.stop();
+  // pg_restore committed: a kill from here leaves the snapshot in place, for recover to verify rather than restore again
+  await request.progress(`restored ${manifest.id} over ${target}; verifying it`, { replaced: target, quarantineSnapshot: kept.id });
   const verification = await verifyRestored(request, setup.target);
   const problems = [...verification.problems, ...(await exact.differences())];
   const keptNote = `the damaged state is kept as snapshot ${kept.id} (belay restore ${kept.id} --strategy in-place brings it back)${exact.note(kept.id)}`;
@@ -603,6 +606,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
         ],
       };
     }
+    await request.progress(`swapped the restored copy into ${target}; the damaged one is ${quarantine}`, { replaced: target, quarantine });
     await setAllowConnections(admin.client, quarantine, true).catch(() => {});
     // the restored copy belongs to whoever created it; give it back to the original owner when allowed
     if (owner) await setDatabaseOwner(admin.client, target, owner).catch(() => {});

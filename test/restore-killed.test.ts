@@ -1,0 +1,169 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { quoteIdent } from '../src/db/ident.js';
+import { belay, jsonResult, startBelay } from './support/cli.js';
+import { freshJournal, pollUntil } from './support/kill.js';
+import { adminQuery, cluster, freshDatabase, type TestDatabase } from './support/pg.js';
+import { baseArgs, makeProject, type TestProject } from './support/project.js';
+
+const ROWS = 20000;
+
+/**
+ * A database at 0001 with a snapshot of it, taken by `belay backup` (so the
+ * snapshot holds that backup run as running), and rows written after it:
+ * only the copy an in-place restore keeps first holds those.
+ */
+async function snapshotThenLaterRows(): Promise<{ db: TestDatabase; project: TestProject; args: string[]; snapshot: string }> {
+  const project = await makeProject({
+    '0001_t.up.sql': `CREATE TABLE t (id int PRIMARY KEY, v text);\nINSERT INTO t SELECT g, 'v' || g FROM generate_series(1, ${ROWS}) g;`,
+    '0001_t.down.sql': 'DROP TABLE t;',
+  });
+  const db = await freshDatabase('rk');
+  const args = baseArgs(project, db.url);
+  expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
+  const backup = await belay([...args, '--json', 'backup'], { cwd: project.dir });
+  expect(backup.code, backup.stderr).toBe(0);
+  const snapshot = String(jsonResult<{ snapshot: { id: string } }>(backup).snapshot.id);
+  await db.query(`INSERT INTO t SELECT g, 'later' FROM generate_series(${ROWS + 1}, ${ROWS + 5}) g`);
+  return { db, project, args, snapshot };
+}
+
+const journalNames = async (project: TestProject): Promise<Set<string>> => new Set(await readdir(join(project.backups, 'journal')).catch(() => []));
+
+const runIdOf = (journal: Array<Record<string, unknown>>): string | undefined => journal.find((l) => l.type === 'run')?.runId as string | undefined;
+
+/** The snapshots an in-place restore kept of what it replaced (their manifests say quarantine). */
+async function quarantineSnapshots(project: TestProject): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of await readdir(project.backups)) {
+    if (!name.endsWith('.manifest.json')) continue;
+    const manifest = JSON.parse(await readFile(join(project.backups, name), 'utf8')) as { id: string; quarantine?: boolean };
+    if (manifest.quarantine) found.push(manifest.id);
+  }
+  return found;
+}
+
+const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+
+/** After the restore run was killed, recover settles it: the second recover finds nothing, status nothing interrupted. */
+async function settledOnce(args: string[], project: TestProject, runId: string): Promise<void> {
+  const again = await belay([...args, 'recover'], { cwd: project.dir });
+  expect(again.code, again.stderr).toBe(0);
+  expect(again.stderr + again.stdout).toContain('nothing to recover');
+  const status = await belay([...args, '--json', 'status'], { cwd: project.dir });
+  expect(status.code, status.stderr).toBe(0);
+  expect(jsonResult<{ interrupted: unknown }>(status).interrupted).toBeNull();
+  const history = await belay([...args, '--json', 'history'], { cwd: project.dir });
+  const run = jsonResult<Array<{ runId: string; command: string; status: string }>>(history).find((r) => r.runId === runId);
+  expect(run).toMatchObject({ command: 'restore', status: 'interrupted' });
+}
+
+describe('a restore killed once the snapshot replaced the database', () => {
+  it('in place, after pg_restore committed: status names the restore run, prune keeps the copy of what it replaced, recover verifies without restoring again', async () => {
+    const { db, project, args, snapshot } = await snapshotThenLaterRows();
+    const before = await journalNames(project);
+    const run = startBelay([...args, '--yes', 'restore', snapshot, '--strategy', 'in-place'], { cwd: project.dir });
+    let exited = false;
+    void run.done.then(() => (exited = true));
+    let runId: string | undefined;
+    // the run's record is in the database from before the restore; pg_restore's one transaction replaces belay.runs with the snapshot's
+    await pollUntil(async () => {
+      if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
+      runId ??= runIdOf(await freshJournal(project.backups, before));
+      return runId !== undefined && (await db.query('SELECT 1 FROM belay.runs WHERE id = $1::uuid', [runId])).length > 0;
+    }, 'the restore run recorded');
+    await pollUntil(async () => {
+      if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
+      return (await db.query('SELECT 1 FROM belay.runs WHERE id = $1::uuid', [runId])).length === 0;
+    }, 'the snapshot in place');
+    run.child.kill('SIGKILL');
+    await run.done;
+    // killed before it wrote itself into the restored copy again
+    expect(await db.query('SELECT 1 FROM belay.runs WHERE id = $1::uuid', [runId])).toEqual([]);
+    expect(await db.query('SELECT count(*)::int AS n FROM t')).toEqual([{ n: ROWS }]);
+    const [kept] = await quarantineSnapshots(project);
+    expect(kept).toBeDefined();
+
+    const status = await belay([...args, '--json', 'status'], { cwd: project.dir });
+    expect(status.code, status.stderr).toBe(0);
+    const interrupted = jsonResult<{ interrupted: { run: { runId: string }; action: string; why: string } }>(status).interrupted;
+    expect(interrupted).toMatchObject({ run: { runId }, action: 'verify-restore' });
+    expect(interrupted.why).toContain(`its state before the restore is kept as snapshot ${kept}`);
+
+    const prune = await belay([...args, 'backups', 'prune', '--keep', '0', '--yes'], { cwd: project.dir });
+    expect(prune.code, prune.stderr).toBe(0);
+    expect(await exists(join(project.backups, `${kept}.manifest.json`))).toBe(true);
+    expect(await exists(join(project.backups, `${snapshot}.manifest.json`))).toBe(true);
+
+    const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stdout).toBe(0);
+    const said = JSON.parse(recover.stdout) as { message: string; result: { restore?: unknown } };
+    expect(said.message).toContain(`settling run ${runId}: it stopped while restoring snapshot ${snapshot}, after the snapshot had replaced the database`);
+    expect(said.message).toContain('the restored data verified intact');
+    // verified, not restored a second time
+    expect(said.result.restore).toBeUndefined();
+    expect(await quarantineSnapshots(project)).toEqual([kept]);
+    expect(await db.query('SELECT count(*)::int AS n FROM t')).toEqual([{ n: ROWS }]);
+    const journal = await readFile(join(project.backups, 'journal', `${runId}.jsonl`), 'utf8');
+    expect(journal).toContain(`snapshot ${snapshot} had replaced it`);
+    await settledOnce(args, project, runId!);
+  });
+
+  it('swapped in, killed after its renames: recover verifies the restored database and names the damaged one it set aside', async () => {
+    const { db, project, args, snapshot } = await snapshotThenLaterRows();
+    const before = await journalNames(project);
+    const run = startBelay([...args, '--yes', 'restore', snapshot], { cwd: project.dir });
+    let exited = false;
+    void run.done.then(() => (exited = true));
+    const c = cluster();
+    const holder = new pg.Client({ host: c.socketDir, port: c.port, user: c.superuser, database: 'postgres' });
+    await holder.connect();
+    let copy: string | undefined;
+    try {
+      // the restored copy's rename into place waits on a lock held on it; let it go, then kill at once
+      await pollUntil(async () => {
+        if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
+        const journal = await freshJournal(project.backups, before);
+        copy = journal.map((l) => (l.detail as Record<string, unknown> | undefined)?.restoreCopy).find((v): v is string => typeof v === 'string');
+        return copy !== undefined && journal.some((l) => Array.isArray((l.detail as Record<string, unknown> | undefined)?.connectionsOff));
+      }, 'the swap to begin');
+      await holder.query('BEGIN');
+      await holder.query(`COMMENT ON DATABASE ${quoteIdent(copy!)} IS 'hold'`);
+      const rename = `ALTER DATABASE ${quoteIdent(copy!)} RENAME TO`;
+      await pollUntil(async () => {
+        if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
+        return (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0", [rename])).length > 0;
+      }, `${rename} waiting`);
+      await holder.query('ROLLBACK');
+      await pollUntil(async () => (await adminQuery('postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [copy])).length === 0, 'the rename done');
+      run.child.kill('SIGKILL');
+      await run.done;
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      await holder.end();
+    }
+    const journal = await freshJournal(project.backups, before);
+    const runId = runIdOf(journal)!;
+    expect(journal.some((l) => l.type === 'outcome')).toBe(false);
+    const quarantines = await adminQuery<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`${db.name}_quarantine_`]);
+    expect(quarantines).toHaveLength(1);
+    const quarantine = quarantines[0]!.datname;
+
+    const status = await belay([...args, '--json', 'status'], { cwd: project.dir });
+    expect(status.code, status.stderr).toBe(0);
+    expect(jsonResult<{ interrupted: unknown }>(status).interrupted).toMatchObject({ run: { runId }, action: 'verify-restore' });
+
+    const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stdout).toBe(0);
+    const said = JSON.parse(recover.stdout) as { message: string; result: { restore?: unknown } };
+    expect(said.message).toContain(`the damaged database is kept as ${quarantine}`);
+    expect(said.message).toContain('the restored data verified intact');
+    expect(said.result.restore).toBeUndefined();
+    expect(await db.query('SELECT count(*)::int AS n FROM t')).toEqual([{ n: ROWS }]);
+    // the damaged one, with the rows written after the snapshot, is still there
+    expect(await adminQuery(quarantine, 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: ROWS + 5 }]);
+    await settledOnce(args, project, runId);
+  });
+});
