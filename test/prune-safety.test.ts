@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { belay, cleanEnv, CLI, startBelay } from './support/cli.js';
 import { canMakeImmutable, immutable } from './support/immutable.js';
 import { freshJournal, pollUntil } from './support/kill.js';
-import { freshDatabase } from './support/pg.js';
+import { freshDatabase, type TestDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 
 const dumps = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.dump')).sort();
@@ -124,10 +124,13 @@ describe('a snapshot a run may still need is never pruned', () => {
 
 
 /** Start belay and SIGKILL it once its journal says the restore step started: the run is left unsettled, restoring. */
-async function killAtRestoreStart(args: string[], cwd: string, backups: string): Promise<Array<Record<string, unknown>>> {
+async function killAtRestoreStart(db: TestDatabase, args: string[], cwd: string, backups: string): Promise<Array<Record<string, unknown>>> {
   const before = new Set(await readdir(`${backups}/journal`));
   const run = startBelay(args, { cwd });
-  await pollUntil(async () => (await freshJournal(backups, before)).some((l) => l.step === 'restore' && l.event === 'start'), 'the restore step starting');
+  // once the database's copy of the journal has the restore's start, as the restore waits for before it replaces anything
+  // (killed between the file's line and that row, recover would first compare the data with the snapshot's fingerprint)
+  const started = "SELECT 1 FROM belay.steps WHERE step = 'restore' AND event = 'start'";
+  await pollUntil(async () => (await freshJournal(backups, before)).some((l) => l.step === 'restore' && l.event === 'start') && (await db.query(started)).length > 0, 'the restore step starting');
   run.child.kill('SIGKILL');
   await run.done;
   return freshJournal(backups, before);
@@ -168,7 +171,7 @@ describe('the snapshot an unsettled restore is putting back is never pruned', ()
     expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
     const s1 = idOf((await belay([...args, '--json', 'backup'], { cwd: project.dir })).stdout);
     const s2 = idOf((await belay([...args, '--json', 'backup'], { cwd: project.dir })).stdout);
-    const journal = await killAtRestoreStart([...args, 'restore', s1, '--yes'], project.dir, project.backups);
+    const journal = await killAtRestoreStart(db, [...args, 'restore', s1, '--yes'], project.dir, project.backups);
     const runId = journal.find((l) => l.type === 'run')?.runId;
     expect(journal.some((l) => l.type === 'outcome')).toBe(false);
     await pruneKeepsThenRecoverRestores(project, args, runId, s1, s2);
@@ -183,7 +186,7 @@ describe('the snapshot an unsettled restore is putting back is never pruned', ()
     const s1 = idOf((await belay([...args, '--json', 'backup'], { cwd: project.dir })).stdout);
     expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
     const s2 = idOf((await belay([...args, '--json', 'backup'], { cwd: project.dir })).stdout);
-    const journal = await killAtRestoreStart([...args, 'rollback', '--to', '0001', '--restore-from', s1, '--yes'], project.dir, project.backups);
+    const journal = await killAtRestoreStart(db, [...args, 'rollback', '--to', '0001', '--restore-from', s1, '--yes'], project.dir, project.backups);
     const runId = journal.find((l) => l.type === 'run')?.runId;
     expect(journal.some((l) => l.type === 'outcome')).toBe(false);
     await pruneKeepsThenRecoverRestores(project, args, runId, s1, s2);

@@ -304,8 +304,11 @@ export async function restoreThenVerify(recovery: Recovery, why: string, failure
   const ref = { id: snapshot.id, path: snapshot.path, sha256: snapshot.sha256, sizeBytes: snapshot.sizeBytes };
   const report = await events.judged(
     { step: 'restore', subject: snapshot.id },
-    () =>
-      restoreDatabase({
+    async () => {
+      // the restore's start in the database's copy of the journal before anything is replaced: a copy that
+      // lacks it was put back from a snapshot (openRestore), not merely behind the file when belay was killed
+      await session.journal?.sync();
+      return restoreDatabase({
         setup: session.setup,
         runId: session.runId,
         manifest: snapshot,
@@ -322,7 +325,8 @@ export async function restoreThenVerify(recovery: Recovery, why: string, failure
             detail: { table, tablesDone, tablesTotal: snapshot.tableCount },
           });
         },
-      }).catch((error: unknown) => thrownRestore(recovery, snapshot, error)),
+      }).catch((error: unknown) => thrownRestore(recovery, snapshot, error));
+    },
     (o) => ({ ok: o.ok, detail: { ...o, snapshot: ref, revision: snapshot.revision } }),
     { snapshot: ref, strategy: recovery.restoreStrategy },
   );
