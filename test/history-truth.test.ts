@@ -186,6 +186,29 @@ describe('a killed run, as history, status, a refusal and the journal tell it', 
     expect(after.find((r) => r.runId === runId)).toMatchObject({ status: 'interrupted', fromRevision: '0001_base', toRevision: '0001_base' });
   }, 120_000);
 
+  it('while the backup scope is learned on its throwaway copy, status names that step, not the health baseline before it', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...BASE, '0002_slow.up.sql': 'CREATE TABLE slow (id int);\nSELECT pg_sleep(5);', '0002_slow.down.sql': 'DROP TABLE slow;' });
+    const args = baseArgs(project, db.url);
+    const cli = (...rest: string[]): Promise<CliRun> => belay([...args, ...rest], { cwd: project.dir });
+    expect((await cli('migrate', 'up', '--to', '0001')).code).toBe(0);
+    const run = startBelay([...args, 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    // the revision sleeping on the copy (another database), not on the target
+    await until('0002 running on the scope copy', async () =>
+      (await db.query("SELECT 1 FROM pg_stat_activity WHERE datname <> current_database() AND state = 'active' AND query LIKE '%pg_sleep(5)%' AND query NOT LIKE '%pg_stat_activity%'")).length > 0, run.done);
+    const status = payload((await cli('--json', 'status')).stdout);
+    expect(status.lock).toMatchObject({ run: { command: 'migrate-up', lastStep: 'scope' } });
+    expect((await cli('status')).stdout).toContain('at step scope)');
+    const done = await run.done;
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stderr).toMatch(/· scope \.+ ok/);
+    const runId = (await runsOf(project, 'migrate-up')).at(-1)!;
+    const steps = stepLines(await journalOf(project, runId));
+    expect(steps.find((l) => l.step === 'scope' && l.event === 'end')).toMatchObject({ outcome: 'ok', detail: { tables: [], unknown: null } });
+    const one = payload((await cli('--json', 'history', runId)).stdout);
+    expect((one.steps as Row[]).map(label)).toEqual(steps.map(label));
+  }, 120_000);
+
   it('recover after a kill during pg_dump, before the fingerprint ended: never "verified", it says the data was not compared', async () => {
     const db = await freshDatabase();
     const project = await makeProject({
