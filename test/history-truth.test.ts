@@ -130,6 +130,15 @@ describe('a killed run, as history, status, a refusal and the journal tell it', 
     expect(recover.code, recover.stderr).toBe(10);
     const settled = (JSON.parse((await cli('--json', 'history')).stdout) as { result: Row[] }).result.find((r) => r.runId === runId)!;
     expect(settled).toMatchObject({ status: 'interrupted', fromRevision: '0001_base', toRevision: '0003_b', lastStep: 'apply 0004_slow', snapshotId });
+    // its own time: from its start to the last step it journaled, not to when recover (a run of its own, later) settled it
+    const lastAt = String(stepLines(await journalOf(project, runId!)).at(-1)!.at);
+    const [recoverId] = (await runsOf(project, 'recover')).slice(-1);
+    const recoverRun = (JSON.parse((await cli('--json', 'history')).stdout) as { result: Row[] }).result.find((r) => r.runId === recoverId)!;
+    expect(settled.finishedAt).toBe(lastAt);
+    expect(Date.parse(lastAt)).toBeLessThan(Date.parse(String(recoverRun.startedAt)));
+    const took = ((Date.parse(lastAt) - Date.parse(String(settled.startedAt))) / 1000).toFixed(1);
+    expect((await cli('history')).stdout.split('\n').find((line) => line.startsWith(runId!))).toMatch(new RegExp(` ${took.replace('.', '\\.')} s {2}migrate-up {3}interrupted `));
+    expect((await cli('history', runId!)).stdout).toContain(`started ${String(settled.startedAt)}, last journaled ${lastAt}; interrupted`);
     // the database's copy of the journal is whole once the run is settled
     const file = stepLines(await journalOf(project, runId!));
     expect(await db.query(`SELECT count(*)::int AS n FROM belay.steps WHERE run_id = '${runId}'`)).toEqual([{ n: file.length }]);
