@@ -130,6 +130,15 @@ describe('a killed run, as history, status, a refusal and the journal tell it', 
     expect(recover.code, recover.stderr).toBe(10);
     const settled = (JSON.parse((await cli('--json', 'history')).stdout) as { result: Row[] }).result.find((r) => r.runId === runId)!;
     expect(settled).toMatchObject({ status: 'interrupted', fromRevision: '0001_base', toRevision: '0003_b', lastStep: 'apply 0004_slow', snapshotId });
+    // its own time: from its start to the last step it journaled, not to when recover (a run of its own, later) settled it
+    const lastAt = String(stepLines(await journalOf(project, runId!)).at(-1)!.at);
+    const [recoverId] = (await runsOf(project, 'recover')).slice(-1);
+    const recoverRun = (JSON.parse((await cli('--json', 'history')).stdout) as { result: Row[] }).result.find((r) => r.runId === recoverId)!;
+    expect(settled.finishedAt).toBe(lastAt);
+    expect(Date.parse(lastAt)).toBeLessThan(Date.parse(String(recoverRun.startedAt)));
+    const took = ((Date.parse(lastAt) - Date.parse(String(settled.startedAt))) / 1000).toFixed(1);
+    expect((await cli('history')).stdout.split('\n').find((line) => line.startsWith(runId!))).toMatch(new RegExp(` ${took.replace('.', '\\.')} s {2}migrate-up {3}interrupted `));
+    expect((await cli('history', runId!)).stdout).toContain(`started ${String(settled.startedAt)}, last journaled ${lastAt}; interrupted`);
     // the database's copy of the journal is whole once the run is settled
     const file = stepLines(await journalOf(project, runId!));
     expect(await db.query(`SELECT count(*)::int AS n FROM belay.steps WHERE run_id = '${runId}'`)).toEqual([{ n: file.length }]);
@@ -184,6 +193,29 @@ describe('a killed run, as history, status, a refusal and the journal tell it', 
     expect((await cli('--json', 'recover')).code).toBe(0);
     const after = (JSON.parse((await cli('--json', 'history')).stdout) as { result: Row[] }).result;
     expect(after.find((r) => r.runId === runId)).toMatchObject({ status: 'interrupted', fromRevision: '0001_base', toRevision: '0001_base' });
+  }, 120_000);
+
+  it('while the backup scope is learned on its throwaway copy, status names that step, not the health baseline before it', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...BASE, '0002_slow.up.sql': 'CREATE TABLE slow (id int);\nSELECT pg_sleep(5);', '0002_slow.down.sql': 'DROP TABLE slow;' });
+    const args = baseArgs(project, db.url);
+    const cli = (...rest: string[]): Promise<CliRun> => belay([...args, ...rest], { cwd: project.dir });
+    expect((await cli('migrate', 'up', '--to', '0001')).code).toBe(0);
+    const run = startBelay([...args, 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    // the revision sleeping on the copy (another database), not on the target
+    await until('0002 running on the scope copy', async () =>
+      (await db.query("SELECT 1 FROM pg_stat_activity WHERE datname <> current_database() AND state = 'active' AND query LIKE '%pg_sleep(5)%' AND query NOT LIKE '%pg_stat_activity%'")).length > 0, run.done);
+    const status = payload((await cli('--json', 'status')).stdout);
+    expect(status.lock).toMatchObject({ run: { command: 'migrate-up', lastStep: 'scope' } });
+    expect((await cli('status')).stdout).toContain('at step scope)');
+    const done = await run.done;
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stderr).toMatch(/· scope \.+ ok/);
+    const runId = (await runsOf(project, 'migrate-up')).at(-1)!;
+    const steps = stepLines(await journalOf(project, runId));
+    expect(steps.find((l) => l.step === 'scope' && l.event === 'end')).toMatchObject({ outcome: 'ok', detail: { tables: [], unknown: null } });
+    const one = payload((await cli('--json', 'history', runId)).stdout);
+    expect((one.steps as Row[]).map(label)).toEqual(steps.map(label));
   }, 120_000);
 
   it('recover after a kill during pg_dump, before the fingerprint ended: never "verified", it says the data was not compared', async () => {

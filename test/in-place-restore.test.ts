@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { archiveCatalog, compareWithArchive } from '../src/backup/archive-catalog.js';
-import { belay } from './support/cli.js';
+import { belay, startBelay } from './support/cli.js';
 import { adminQuery, cluster, freshDatabase, type TestDatabase } from './support/pg.js';
+import { pollUntil } from './support/kill.js';
 import { baseArgs, makeProject } from './support/project.js';
 
 /** A login role without CREATEDB that owns a fresh database: belay must restore in place. */
@@ -385,4 +386,34 @@ describe('an in-place restore puts back exactly the snapshot', () => {
     expect(journal.find((line) => line.step === 'restore' && line.event === 'end')).toMatchObject({ outcome: 'failed' });
     expect(journal.at(-1)).toMatchObject({ type: 'outcome', status: 'refused', exitCode: 4 });
   });
+  it('an in-place restore stopped by a signal inside pg_restore changed nothing: its text names the copy it kept first and what to do with it (it said only that nothing changed)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({});
+    const args = baseArgs(project, db.url);
+    // rows enough for pg_restore's COPY to run a while
+    await db.appQuery("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000000) g");
+    const backup = await belay([...args, '--json', 'backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = (JSON.parse(backup.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    await db.appQuery("UPDATE t SET v = 'changed' WHERE id = 1");
+    const before = new Set(await readdir(project.backups));
+    const run = startBelay([...args, 'restore', id, '--strategy', 'in-place', '--yes']);
+    await pollUntil(
+      async () => (await db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'belay restore %' AND query LIKE 'COPY %'")).length > 0,
+      "pg_restore's COPY",
+      20_000,
+    );
+    run.child.kill('SIGINT');
+    const done = await run.done;
+    const kept = (await readdir(project.backups)).filter((f) => !before.has(f) && f.endsWith('.manifest.json')).map((f) => f.replace(/\.manifest\.json$/, ''));
+    expect(kept).toHaveLength(1);
+    expect(await readdir(project.backups)).toContain(`${kept[0]}.dump`);
+    const text = done.stdout + done.stderr;
+    expect(done.code, text).toBe(4);
+    expect(text).toMatch(/the restore was interrupted by a signal; \S+ was not changed by it/);
+    expect(text).toContain(`kept as snapshot ${kept[0]}`);
+    expect(text).toMatch(new RegExp(`next: .*${kept[0]}`));
+    // not changed indeed
+    expect(await db.query("SELECT v FROM t WHERE id = 1")).toEqual([{ v: 'changed' }]);
+  }, 180_000);
 });

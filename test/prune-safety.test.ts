@@ -225,6 +225,65 @@ describe('a prune that cannot delete a snapshot', () => {
   });
 });
 
+describe('a prune stopped at once by a second signal', () => {
+  it('names the snapshots it deleted, the one it was cut off in, and those it did not reach (exit 12), as the folder shows them; a second prune finishes', async () => {
+    const db = await freshDatabase();
+    // directory snapshots of many tables: a file each, so that deleting one takes long enough for the signals to land inside the prune
+    const project = await makeProject(
+      {
+        '0001_many.up.sql': "DO $$ BEGIN FOR i IN 1..600 LOOP EXECUTE format('CREATE TABLE t%s (id int)', i); END LOOP; END $$;",
+        '0001_many.down.sql': "DO $$ BEGIN FOR i IN 1..600 LOOP EXECUTE format('DROP TABLE t%s', i); END LOOP; END $$;",
+      },
+      { backup: { format: 'directory' } },
+    );
+    const args = baseArgs(project, db.url);
+    const up = await belay([...args, 'migrate', 'up'], { cwd: project.dir });
+    expect(up.code, up.stderr).toBe(0);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const backup = await belay([...args, '--json', 'backup'], { cwd: project.dir });
+      expect(backup.code, backup.stdout).toBe(0);
+      ids.push(idOf(backup.stdout));
+    }
+    const whole = (await readdir(path.join(project.backups, `${ids[0]}.dir`))).length;
+    // --keep 1 deletes ids[3] to ids[0], newest first; the signals come once the first of ids[3]'s files is gone
+    const prune = startBelay([...args, '--json', '--yes', 'backups', 'prune', '--keep', '1'], { cwd: project.dir });
+    const first = path.join(project.backups, `${ids[3]}.dir`);
+    await pollUntil(async () => (await readdir(first).catch(() => [])).length < whole, `${ids[3]} being deleted`, 100_000);
+    // two signals sent at once would reach it as one: the second once the first is taken
+    const firstTaken = new Promise<void>((resolve) => prune.child.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes('pruning is not stopped halfway') && resolve()));
+    prune.child.kill('SIGINT');
+    await firstTaken;
+    prune.child.kill('SIGINT');
+    const done = await prune.done;
+    expect(done.code, done.stdout + done.stderr).toBe(12);
+    const doc = JSON.parse(done.stdout) as { message: string; next: string; result: { details: { removed: string[]; removing: string | null; notRemoved: string[] } } };
+    const { removed, removing, notRemoved } = doc.result.details;
+    expect([...removed, ...(removing ? [removing] : []), ...notRemoved]).toEqual([ids[3], ids[2], ids[1], ids[0]]);
+    // cut off inside the prune: something deleted, not everything
+    expect(removed.length + (removing ? 1 : 0)).toBeGreaterThan(0);
+    expect(notRemoved.length + (removing ? 1 : 0)).toBeGreaterThan(0);
+    const left = await readdir(project.backups);
+    const onDisk = async (id: string): Promise<'gone' | 'whole' | 'partial'> => {
+      const files = left.includes(`${id}.dir`) ? (await readdir(path.join(project.backups, `${id}.dir`))).length : 0;
+      const manifest = left.includes(`${id}.manifest.json`);
+      return !manifest && files === 0 ? 'gone' : manifest && files === whole ? 'whole' : 'partial';
+    };
+    for (const id of removed) expect(await onDisk(id), id).toBe('gone');
+    for (const id of notRemoved) expect(await onDisk(id), id).toBe('whole');
+    for (const id of ids.slice(0, 4)) if ((await onDisk(id)) === 'partial') expect(removing).toBe(id);
+    expect(doc.message).toMatch(/^stopped at once by a second SIGINT while pruning /);
+    if (removed.length > 0) expect(doc.message).toContain(`deleted: ${removed.join(', ')}`);
+    if (removing) expect(doc.message).toContain(`cut off while deleting ${removing}`);
+    if (notRemoved.length > 0) expect(doc.message).toContain(`not deleted: ${notRemoved.join(', ')}`);
+    expect(doc.next).toMatch(/belay backups list/);
+    // a second prune finishes the job
+    const again = await belay([...args, '--yes', 'backups', 'prune', '--keep', '1'], { cwd: project.dir });
+    expect(again.code, again.stderr).toBe(0);
+    expect((await readdir(project.backups)).filter((f) => !f.startsWith(ids[4]!) && f !== 'journal')).toEqual([]);
+  }, 300_000);
+});
+
 /** Run the CLI on a pseudo-terminal (util-linux `script`), typing `answer`. */
 function onTerminal(args: string[], answer: string): Promise<{ code: number | null; output: string }> {
   const quote = (arg: string): string => `'${arg.replaceAll("'", "'\\''")}'`;

@@ -32,7 +32,7 @@ export interface BelayOptions {
   signal?: AbortSignal;
   /**
    * Called when a changing run (migrate up, rollback, backup, restore,
-   * recover) opens its connections, or a rehearsal starts, with a way to
+   * recover) opens its connections, or a rehearsal or a prune starts, with a way to
    * abandon it at once (the CLI's second signal, before it exits without
    * waiting for the run).
    */
@@ -51,7 +51,9 @@ export type Abandoned =
    * A rehearsal: the throwaway it made is being removed at once; `outcome` is what to report (exit 4 once it is gone,
    * 12 naming what is left); `leftAsIs`, what to report on exiting without waiting for it (12 naming what may be left).
    */
-  | { state: 'removing'; outcome: Promise<BelayError>; leftAsIs: (by: string) => BelayError };
+  | { state: 'removing'; outcome: Promise<BelayError>; leftAsIs: (by: string) => BelayError }
+  /** Work with no journal (a prune): it is left where it stands; `error` says how far it got (12 once it deleted anything, else 4). */
+  | { state: 'cut'; error: BelayError };
 
 export interface RunHandle {
   /**

@@ -34,13 +34,29 @@ export function planPrune(snapshots: readonly Manifest[], keep: number, needed: 
   return plan;
 }
 
+/** How far a prune has got: what a second signal, exiting before it ends, reports. */
+export interface PruneProgress {
+  planned: string[];
+  removed: string[];
+  /** The snapshot whose files are being deleted right now. */
+  removing: string | undefined;
+}
+
+export const pruneNotBegun = (): PruneProgress => ({ planned: [], removed: [], removing: undefined });
+
 /**
  * Delete what the plan says (the dump, then its manifest) and the leftovers of
  * killed runs of `database`. A folder it may not delete in (read-only, no
  * write permission) refuses before the first deletion (exit 4); a deletion
  * that fails after others were made stops there and names what went (exit 12).
  */
-export async function applyPrune(backupsDir: string, listing: SnapshotListing, plan: PrunePlan, database: string): Promise<{ removed: string[]; leftovers: LeftoverSweep }> {
+export async function applyPrune(
+  backupsDir: string,
+  listing: SnapshotListing,
+  plan: PrunePlan,
+  database: string,
+  progress: PruneProgress = pruneNotBegun(),
+): Promise<{ removed: string[]; leftovers: LeftoverSweep }> {
   if (plan.remove.length > 0 || listing.partial.length > 0) {
     try {
       await access(backupsDir, constants.W_OK);
@@ -48,12 +64,15 @@ export async function applyPrune(backupsDir: string, listing: SnapshotListing, p
       throw preflightError(`cannot delete in ${backupsDir}: ${writeProblem(error)}; nothing was deleted`, { hint: `${writeFix(backupsDir, error)}, then prune again.`, cause: error });
     }
   }
-  const removed: string[] = [];
+  progress.planned = plan.remove.map((manifest) => manifest.id);
+  const { removed } = progress;
   try {
     for (const manifest of plan.remove) {
+      progress.removing = manifest.id;
       await removeFromStore(backupsDir, manifest.file);
       await removeFromStore(backupsDir, manifestFileName(manifest.id));
       removed.push(manifest.id);
+      progress.removing = undefined;
     }
     return { removed, leftovers: await removeLeftovers(backupsDir, database, listing.partial) };
   } catch (error) {
@@ -67,3 +86,21 @@ export async function applyPrune(backupsDir: string, listing: SnapshotListing, p
   }
 }
 
+/** A prune left at once (a second signal): what it deleted, what it was deleting, and what it did not reach. */
+export function prunedSoFar(backupsDir: string, progress: PruneProgress, by: string): BelayError {
+  const { planned, removed, removing } = progress;
+  const notRemoved = planned.filter((id) => !removed.includes(id) && id !== removing);
+  const kept = notRemoved.length > 0 ? `; not deleted: ${notRemoved.join(', ')}` : '';
+  if (removed.length === 0 && removing === undefined) {
+    return preflightError(`stopped at once by ${by}: no snapshot was deleted${kept}`, {
+      hint: 'Nothing was changed; prune again when you are ready.',
+      details: { removed, removing: null, notRemoved },
+    });
+  }
+  const gone = removed.length > 0 ? `deleted: ${removed.join(', ')}` : 'no snapshot was deleted whole';
+  const cut = removing === undefined ? '' : `; cut off while deleting ${removing} (its dump may be partly gone, its manifest is still there)`;
+  return new BelayError('manual', `stopped at once by ${by} while pruning ${backupsDir}: ${gone}${cut}${kept}`, {
+    hint: `\`belay backups list\` shows what is left; prune again to finish${removing === undefined ? '' : `, which deletes what is left of ${removing}`}.`,
+    details: { removed, removing: removing ?? null, notRemoved },
+  });
+}

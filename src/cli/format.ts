@@ -94,11 +94,17 @@ export function formatRuns(runs: RunSummary[]): string {
     .join('\n');
 }
 
+/** An interrupted run did not finish: the time history keeps for it is its last journaled step's (src/journal/run-store.ts, markRunSettled). */
+function finished(run: RunSummary): string {
+  if (!run.finishedAt) return 'not finished';
+  return run.status === 'interrupted' ? `last journaled ${run.finishedAt}` : `finished ${run.finishedAt}`;
+}
+
 export function formatRunHistory(history: RunHistory): string {
   const run = history.run;
   const lines = [
     `run ${run.runId}: ${run.command} of ${run.database ?? '(database unknown)'} by ${run.runBy}`,
-    `  started ${run.startedAt}, ${run.finishedAt ? `finished ${run.finishedAt}` : 'not finished'}; ${run.status}${run.exitCode === null ? '' : ` (exit ${run.exitCode})`}`,
+    `  started ${run.startedAt}, ${finished(run)}; ${run.status}${run.exitCode === null ? '' : ` (exit ${run.exitCode})`}`,
     `  ${run.fromRevision ?? '∅'} → ${run.toRevision ?? '∅'}${run.snapshotId ? `; snapshot ${run.snapshotId}` : ''}`,
     `  steps from the ${history.source}; journal file ${history.journalFile}`,
   ];

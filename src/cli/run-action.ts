@@ -117,6 +117,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       removing = { done: abandoned.outcome.then((error) => stopped(error.exitCode, error.message, error.hint, error.details)), leftAsIs: abandoned.leftAsIs };
       return;
     }
+    if (abandoned.state === 'cut') return stopped(abandoned.error.exitCode, abandoned.error.message, abandoned.error.hint, abandoned.error.details);
     if (abandoned.state === 'not-begun') {
       return stopped(EXIT.preflight, `stopped at once by a second ${signal}, before it began a run`, 'Nothing was changed; `belay status` says where the database stands.', {});
     }
@@ -146,6 +147,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       const left = abandoned.leftAsIs(by);
       return stopped(left.exitCode, left.message, left.hint, left.details);
     }
+    if (abandoned.state === 'cut') return stopped(abandoned.error.exitCode, abandoned.error.message, abandoned.error.hint, abandoned.error.details);
     if (abandoned.state === 'not-begun') {
       return stopped(EXIT.preflight, `stopped by ${by}, before it began a run`, 'Nothing was changed; find what calls process.exit, then run the command again.', {});
     }

@@ -13,6 +13,7 @@ export type StepName =
   | 'plan'
   | 'lock'
   | 'preflight'
+  | 'scope'
   | 'fingerprint'
   | 'backup'
   | 'hook'
@@ -90,6 +91,8 @@ export interface StepPayloads {
   lock: { applicationName: string };
   plan: { from: string | null; to: string | null; apply?: string[]; revert?: string[]; [more: string]: unknown };
   preflight: { checks: PreflightCheck[]; scope?: ScopeChoice };
+  /** Learning what the revisions touch, on a throwaway copy: `unknown` says why a touched snapshot cannot cover them. */
+  scope: { learnedFrom: string; tables: string[]; unknown: string | null };
   fingerprint: { tables: number; fingerprint: Fingerprint };
   backup: SnapshotRef & { file: string; revision: string | null; scope?: 'full' | 'touched' };
   /** `now`: the revision the database is at once the step has ended. */

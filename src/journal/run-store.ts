@@ -145,7 +145,8 @@ export async function appliedRevisionNames(client: ClientBase): Promise<Set<stri
  * An interrupted run, settled by the run that verified its database. A run
  * whose journal file holds the outcome it printed (its server stopped before
  * the database copy took it) keeps that outcome; any other is "interrupted",
- * at `leftAt`, where it left the database, with `snapshotId`, the snapshot it took.
+ * at `leftAt`, where it left the database, with `snapshotId`, the snapshot it took,
+ * finished at `lastAt`, when it last journaled anything: the settling is the settling run's time, not this one's.
  */
 export async function markRunSettled(
   client: ClientBase,
@@ -155,6 +156,7 @@ export async function markRunSettled(
   recorded: RunOutcome | undefined,
   leftAt: string | null,
   snapshotId: string | null,
+  lastAt: string,
 ): Promise<void> {
   const settled = { settledBy, settledOutcome: outcome };
   if (recorded) {
@@ -167,10 +169,10 @@ export async function markRunSettled(
     return;
   }
   await client.query(
-    `UPDATE belay.runs SET status = 'interrupted', finished_at = coalesce(finished_at, now()), to_revision = $2,
+    `UPDATE belay.runs SET status = 'interrupted', finished_at = coalesce(finished_at, $5), to_revision = $2,
             summary = coalesce(summary, '{}'::jsonb) || $3::jsonb, snapshot_id = coalesce(snapshot_id, $4)
       WHERE id = $1 AND status IN ('running', 'in-snapshot')`,
-    [runId, leftAt, settled, snapshotId],
+    [runId, leftAt, settled, snapshotId, lastAt],
   );
 }
 

@@ -2,7 +2,7 @@ import type { ClientBase } from 'pg';
 import { safeDatabaseName, type Manifest } from '../../backup/manifest.js';
 import { snapshotsRunsNeed } from '../../backup/needed-snapshots.js';
 import { resolveBackupTools } from '../../backup/pg-tools.js';
-import { applyPrune, planPrune } from '../../backup/prune.js';
+import { applyPrune, planPrune, pruneNotBegun, prunedSoFar, type PruneProgress } from '../../backup/prune.js';
 import { findSnapshot, listSnapshots, verifySnapshot, type RefusedManifest, type SnapshotListing, type SnapshotVerdict } from '../../backup/snapshot-store.js';
 import { snapshotProblem } from '../../backup/digest.js';
 import { BelayError } from '../../errors.js';
@@ -103,7 +103,13 @@ function refusePruneOver(refused: readonly RefusedManifest[], backupsDir: string
  * start a dump or need a snapshot meanwhile. Never a snapshot an unsettled or
  * running run may need, nor the newest of each database.
  */
-async function pruneUnderLock(client: ClientBase, setup: RunSetup, keep: number, confirm?: (summary: string) => Promise<boolean>): Promise<PruneResult> {
+async function pruneUnderLock(
+  client: ClientBase,
+  setup: RunSetup,
+  keep: number,
+  confirm?: (summary: string) => Promise<boolean>,
+  progress: PruneProgress = pruneNotBegun(),
+): Promise<PruneResult> {
   const { backupsDir } = setup.config;
   const listing = await listSnapshots(backupsDir);
   refusePruneOver(listing.refused, backupsDir);
@@ -115,16 +121,19 @@ async function pruneUnderLock(client: ClientBase, setup: RunSetup, keep: number,
     const what = [...plan.remove.map((m) => `snapshot ${m.id}`), ...ours.map((p) => `half-written ${p.file}`)];
     if (!(await confirm(`delete ${what.join(', ')} from ${backupsDir}`))) return { ...result, declined: true };
   }
-  const applied = await applyPrune(backupsDir, listing, plan, setup.target.database);
+  const applied = await applyPrune(backupsDir, listing, plan, setup.target.database, progress);
   return { ...result, removed: applied.removed, leftoversRemoved: applied.leftovers.removed, leftoversKept: applied.leftovers.kept };
 }
 
 /** `belay backups prune --keep N`, under the run lock (exit 3 when a run holds it). */
 export async function runBackupsPrune(setup: RunSetup, keep: number, confirm?: (summary: string) => Promise<boolean>): Promise<PruneResult> {
   const session = await openTargetSession(setup, 'belay backups prune');
+  const progress = pruneNotBegun();
+  // its deletions go on after a first signal; a second exits at once, naming how far they got
+  setup.onRun?.({ abandon: (reason) => ({ state: 'cut', error: prunedSoFar(setup.config.backupsDir, progress, reason) }) });
   try {
     await acquireRunLock(session.client);
-    return await pruneUnderLock(session.client, setup, keep, confirm);
+    return await pruneUnderLock(session.client, setup, keep, confirm, progress);
   } finally {
     await session.close();
   }

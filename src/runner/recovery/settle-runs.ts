@@ -36,6 +36,6 @@ export async function settleRuns(session: RunSession, runIds: string[], outcome:
     const recorded = lines.find((line) => line.type === 'outcome') as (RunOutcome & { type: 'outcome' }) | undefined;
     const steps = mergeSteps(fileSteps, await readRunSteps(client, runId));
     const left = leftAt.has(runId) ? leftAt.get(runId)! : leftBySteps(run.fromRevision, steps);
-    await markRunSettled(client, runId, session.runId, outcome, recorded, left, snapshotsOfRun(steps).taken);
+    await markRunSettled(client, runId, session.runId, outcome, recorded, left, snapshotsOfRun(steps).taken, steps.at(-1)?.at ?? run.startedAt);
   }
 }

@@ -144,13 +144,17 @@ function abortedFromNow(signal: AbortSignal | undefined): () => boolean {
 }
 
 /** A signal stopped the restore before it changed the database: it is to be run again. */
-function stoppedUntouched(request: RestoreRequest, strategy: RestoreStrategy): Pick<RestoreOutcome, 'ok' | 'untouched' | 'message' | 'manualSteps'> {
+function stoppedUntouched(request: RestoreRequest, strategy: RestoreStrategy, kept?: string): Pick<RestoreOutcome, 'ok' | 'untouched' | 'message' | 'manualSteps'> {
   const { manifest } = request;
+  const target = request.setup.target.database;
   return {
     ok: false,
     untouched: true,
-    message: `the restore was interrupted by a signal; ${request.setup.target.database} was not changed by it`,
-    manualSteps: [`restore it again when you are ready: belay restore ${manifest.id}${strategy === 'in-place' ? ' --strategy in-place' : ''}`],
+    message: `the restore was interrupted by a signal; ${target} was not changed by it${kept ? `; the copy of it taken first is kept as snapshot ${kept}` : ''}`,
+    manualSteps: [
+      `restore it again when you are ready: belay restore ${manifest.id}${strategy === 'in-place' ? ' --strategy in-place' : ''}`,
+      ...(kept ? [`snapshot ${kept} holds ${target} as it still is, so nothing needs it: \`belay backups prune --keep N\` deletes it once it is not among the newest N`] : []),
+    ],
   };
 }
 
@@ -245,7 +249,7 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
     const lockWait = await watchdog?.stop();
     if (interrupted()) {
       // its drops roll back with it when they were what the signal stopped; once committed, the database changed
-      if (exact.dropped.length === 0) return { ...base, ...stoppedUntouched(request, 'in-place'), quarantineSnapshot: kept.id };
+      if (exact.dropped.length === 0) return { ...base, ...stoppedUntouched(request, 'in-place', kept.id), quarantineSnapshot: kept.id };
       return {
         ...base,
         ok: false,

@@ -344,7 +344,13 @@ export async function chooseBackupScope(
   // a learning the signal stopped (failed, or fell back to a full snapshot) is not what the run goes on with
   const decision: ScopeDecision = outside
     ? { kind: 'full', why: `full snapshot: ${outside}`, learned: null }
-    : await decideScope(mode, revisions, direction, () => learnScopeOf(setup, tools, revisions, direction)).catch((error: unknown) => {
+    : await decideScope(mode, revisions, direction, () =>
+        setup.events.step({ step: 'scope' }, () => learnScopeOf(setup, tools, revisions, direction), (learned) => ({
+          learnedFrom: learned.learnedFrom,
+          tables: learned.dataTables.map(objectLabel),
+          unknown: learned.unknown,
+        })),
+      ).catch((error: unknown) => {
         stopIfSignalled(setup);
         throw error;
       });
