@@ -188,4 +188,33 @@ describe('rollback --to', () => {
     expect(restored.code, restored.stdout + restored.stderr).toBe(0);
     expect(await db.query('SELECT count(*)::int AS n FROM users')).toEqual([{ n: 200 }]);
   });
+
+  it('a down that turns a column back into text and drops its enum, domain or citext verifies by value (it failed to cast to the dropped type: exit 11, "changed type", restored); a value the down changed is still caught', async () => {
+    const revisions = (down: string): Record<string, string> => ({
+      '0001_t.up.sql': "CREATE TABLE t (id int PRIMARY KEY, st text, email text, nick text);\nINSERT INTO t SELECT g, (ARRAY['a','b'])[1 + g % 2], 'user' || g || '@example.com', 'Nick' || g FROM generate_series(1, 2000) g;",
+      '0001_t.down.sql': 'DROP TABLE t;',
+      '0002_types.up.sql':
+        "CREATE TYPE st_enum AS ENUM ('a', 'b');\nALTER TABLE t ALTER COLUMN st TYPE st_enum USING st::st_enum;\n" +
+        "CREATE DOMAIN d_email AS text CHECK (VALUE LIKE '%@%');\nALTER TABLE t ALTER COLUMN email TYPE d_email;\n" +
+        'CREATE EXTENSION citext;\nALTER TABLE t ALTER COLUMN nick TYPE citext;',
+      '0002_types.down.sql': `ALTER TABLE t ALTER COLUMN st TYPE text USING ${down};\nDROP TYPE st_enum;\nALTER TABLE t ALTER COLUMN email TYPE text;\nDROP DOMAIN d_email;\nALTER TABLE t ALTER COLUMN nick TYPE text;\nDROP EXTENSION citext;`,
+    });
+    const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || st || ':' || email || ':' || nick, ',' ORDER BY id)) AS h FROM t";
+    const db = await freshDatabase();
+    const args = baseArgs(await makeProject(revisions('st::text')), db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const before = await db.query(digest);
+    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(back.stdout).toContain('data verified');
+    expect(await db.query(digest)).toEqual(before);
+    expect(await db.query('SELECT count(*)::int AS n FROM pg_database WHERE starts_with(datname, $1)', [`${db.name}_quarantine`])).toEqual([{ n: 0 }]);
+
+    const damaged = await freshDatabase();
+    const damagedArgs = baseArgs(await makeProject(revisions('upper(st::text)')), damaged.url);
+    expect((await belay([...damagedArgs, 'migrate', 'up'])).code).toBe(0);
+    const caught = await belay([...damagedArgs, '--yes', 'rollback', '--to', '0001']);
+    expect(caught.code, caught.stdout + caught.stderr).toBe(11);
+    expect(caught.stderr).toContain('the content of public.t changed');
+  });
 });

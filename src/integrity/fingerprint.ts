@@ -127,8 +127,8 @@ interface ColumnInfo extends TypeHashing {
   /** Its values are hashed as this type (PostgreSQL's name for it, no modifier): cast to it. */
   castTo?: string;
   castFrom?: string;
-  /** The type an earlier fingerprint recorded, when it differs and still resolves: how to compare with it. */
-  earlier?: TypeHashing & { type: string; castTo: string };
+  /** The type an earlier fingerprint recorded, when it differs: how to compare with it (see castToEarlier). */
+  earlier?: TypeHashing & { type: string; castTo?: string };
   /** Its collation is nondeterministic: hashed under "C", so that values equal only under the collation differ. */
   nondeterministic: boolean;
 }
@@ -394,7 +394,13 @@ async function keptBy(client: ClientBase, reverted: readonly string[]): Promise<
 /** Tables per round trip: their aggregate queries go as one multi-statement simple query. */
 const BATCH = 50;
 
-/** Cast each column whose type differs from its earlier one to that type, where it resolves. */
+/**
+ * How to compare each column whose type differs from its earlier one: cast to
+ * that type, where it resolves. One that no longer does (a down dropped the
+ * enum, domain or extension type it turned the column back from) hashed, in
+ * version 2, by its output's text, as every type that is not built in: the
+ * column's own output's text is then compared with it.
+ */
 async function castToEarlier(client: ClientBase, columns: TableColumns[], earlier: Array<Readonly<Record<string, ColumnFingerprint>> | undefined>, version: HashingVersion): Promise<void> {
   const changed = columns.flatMap((table, i) =>
     table.columns.flatMap((column) => {
@@ -406,10 +412,13 @@ async function castToEarlier(client: ClientBase, columns: TableColumns[], earlie
   const resolved = await guarded(client, () => earlierTypes(client, [...new Set(changed.map((c) => c.was))], version));
   for (const { column, was } of changed) {
     const type = resolved?.get(was);
-    if (!type) continue;
-    column.earlier = { ...type, type: was };
+    if (type) column.earlier = { ...type, type: was };
+    else if (resolved && version !== 1) column.earlier = { ...byText(column), type: was };
   }
 }
+
+/** Hashing `column` by the text its own output function writes. */
+const byText = (column: ColumnInfo): TypeHashing => ({ hashSchema: null, hashName: null, outputSchema: column.outputSchema, outputName: column.outputName });
 
 /** `work` inside a savepoint: undefined, and the transaction still usable, when it fails. */
 async function guarded<T>(client: ClientBase, work: () => Promise<T>): Promise<T | undefined> {
@@ -444,8 +453,13 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
     const keys = tables.map((table) => table.as ?? tableKey(table));
     const earlier = keys.map((key) => options.earlier?.get(key));
     await castToEarlier(client, columns, earlier, version);
-    const planOf = (i: number, cast: boolean): TablePlan => {
-      const read = columns[i]!.columns.map((column) => (cast && column.earlier ? { ...column, ...column.earlier, castFrom: column.type, nondeterministic: false } : column));
+    // as: each column as it is, as its earlier type, or (that cast failed) by its text where the earlier type hashed by its text
+    const planOf = (i: number, as: 'own' | 'earlier' | 'earlier-text'): TablePlan => {
+      const read = columns[i]!.columns.map((column) => {
+        const { earlier } = column;
+        const then = as === 'earlier' ? earlier : as === 'earlier-text' && earlier && !earlier.hashName ? { ...byText(column), type: earlier.type } : undefined;
+        return then ? { ...column, ...then, castFrom: column.type, nondeterministic: false } : column;
+      });
       const columnsThen = earlier[i];
       return planTable(tables[i]!, keys[i]!, read, perColumn === true || (perColumn !== false && perColumn.has(keys[i]!)), columnsThen ? new Set(Object.keys(columnsThen)) : undefined);
     };
@@ -453,22 +467,22 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
     const casting: number[] = [];
     tables.forEach((_table, i) => {
       // what the query of an empty table answers: no rows counted, no hash summed
-      if (columns[i]!.empty) result.tables[keys[i]!] = readTable(planOf(i, true), columns[i]!.oid, { n: '0', h: '0' });
+      if (columns[i]!.empty) result.tables[keys[i]!] = readTable(planOf(i, 'earlier'), columns[i]!.oid, { n: '0', h: '0' });
       else if (columns[i]!.columns.some((column) => column.earlier)) casting.push(i);
       else toRead.push(i);
     });
     for (let start = 0; start < toRead.length; start += BATCH) {
-      const batch = toRead.slice(start, start + BATCH).map((i) => ({ i, plan: planOf(i, false) }));
+      const batch = toRead.slice(start, start + BATCH).map((i) => ({ i, plan: planOf(i, 'own') }));
       const results = await simpleQueryResults<Record<string, string | null>>(client, batch.map(({ plan }) => plan.sql).join(';\n'));
       batch.forEach(({ i, plan }, n) => {
         result.tables[plan.key] = readTable(plan, columns[i]!.oid, results[n]!.rows[0]!);
       });
     }
-    // a value the earlier type cannot hold fails its cast: that table is then read as it is (its types differ)
+    // a value the earlier type cannot hold fails its cast: that table is then read by text where it can, else as it is (its types differ)
     for (const i of casting) {
-      const cast = planOf(i, true);
+      const cast = planOf(i, 'earlier');
       const row = await guarded(client, async () => (await client.query<Record<string, string | null>>(cast.sql)).rows[0]!);
-      const plan = row ? cast : planOf(i, false);
+      const plan = row ? cast : planOf(i, 'earlier-text');
       result.tables[plan.key] = readTable(plan, columns[i]!.oid, row ?? (await client.query<Record<string, string | null>>(plan.sql)).rows[0]!);
     }
     if (options.objects) Object.assign(result, await fingerprintObjects(client, options.kept));
