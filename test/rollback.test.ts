@@ -217,4 +217,27 @@ describe('rollback --to', () => {
     expect(caught.code, caught.stdout + caught.stderr).toBe(11);
     expect(caught.stderr).toContain('the content of public.t changed');
   });
+
+  it('a down that turns timestamp back into timestamptz, or timestamptz back into timestamp, verifies by value on a database whose TimeZone is not UTC (the comparison cast in UTC: exit 11, restored)', async () => {
+    const db = await freshDatabase();
+    await db.query(`ALTER DATABASE ${db.name} SET timezone = 'America/New_York'`);
+    const args = baseArgs(
+      await makeProject({
+        '0001_t.up.sql': "CREATE TABLE t (id int PRIMARY KEY, at timestamptz NOT NULL, local timestamp NOT NULL);\nINSERT INTO t SELECT g, timestamptz '2026-03-01 00:00+00' + g * interval '37 minutes', timestamp '2026-01-01 00:00' + g * interval '37 minutes' FROM generate_series(1, 2000) g;",
+        '0001_t.down.sql': 'DROP TABLE t;',
+        '0002_zones.up.sql': 'ALTER TABLE t ALTER COLUMN at TYPE timestamp;\nALTER TABLE t ALTER COLUMN local TYPE timestamptz;',
+        '0002_zones.down.sql': 'ALTER TABLE t ALTER COLUMN at TYPE timestamptz;\nALTER TABLE t ALTER COLUMN local TYPE timestamp;',
+      }),
+      db.url,
+    );
+    // wall clock times before March's change of offset: each is an instant in New York and back
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || extract(epoch FROM at) || ':' || local, ',' ORDER BY id)) AS h FROM t";
+    const before = await db.query(digest);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0002'])).code).toBe(0);
+    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(back.stdout).toContain('data verified');
+    expect(await db.query(digest)).toEqual(before);
+  });
 });

@@ -108,11 +108,21 @@ export const hashingOf = (fingerprint: Fingerprint): HashingVersion => fingerpri
  */
 const IDENTITY_HASHED_TYPES = [16, 17, 18, 19, 20, 21, 23, 25, 26, 790, 829, 869, 1042, 1043, 1082, 1083, 1114, 1184, 1700, 2950];
 
+/**
+ * The session's TimeZone, kept before FIXED_OUTPUT sets UTC: the revisions ran
+ * in it, so a cast between timestamptz and a type without a zone, as they cast,
+ * takes it (see castExpr).
+ */
+const KEEP_TIME_ZONE = "SELECT pg_catalog.set_config('belay.time_zone', pg_catalog.current_setting('TimeZone'), true)";
+const SESSION_TIME_ZONE = "pg_catalog.current_setting('belay.time_zone')";
+
 /** What the text of a value depends on, fixed for a fingerprint of version 2 (version 1 read the session's). */
 const FIXED_OUTPUT = "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; SET LOCAL TimeZone = 'UTC'; SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'";
 
 /** How the values of one type are hashed: by the type's own extended hash function, else by the text its output function writes. */
 interface TypeHashing {
+  /** The type's OID. */
+  typeOid: string;
   /** The extended hash function (schema, name) of the type's default hash opclass, if it has one. */
   hashSchema: string | null;
   hashName: string | null;
@@ -127,6 +137,8 @@ interface ColumnInfo extends TypeHashing {
   /** Its values are hashed as this type (PostgreSQL's name for it, no modifier): cast to it. */
   castTo?: string;
   castFrom?: string;
+  /** The OID of castFrom. */
+  castFromOid?: string;
   /** The type an earlier fingerprint recorded, when it differs: how to compare with it (see castToEarlier). */
   earlier?: TypeHashing & { type: string; castTo?: string };
   /** Its collation is nondeterministic: hashed under "C", so that values equal only under the collation differ. */
@@ -142,7 +154,7 @@ interface TableColumns {
 
 /** Select-list items and joins naming the hashing of the type whose OID is `typeOid` (see TypeHashing, HashingVersion). */
 const typeHashing = (typeOid: string, version: HashingVersion): { select: string; joins: string } => ({
-  select: 'hp.nspname AS hash_schema, h.proname AS hash_name, op.nspname AS output_schema, o.proname AS output_name',
+  select: 'ty.oid::text AS type_oid, hp.nspname AS hash_schema, h.proname AS hash_name, op.nspname AS output_schema, o.proname AS output_name',
   joins: `
        JOIN pg_type ty ON ty.oid = ${typeOid}
        JOIN pg_proc o ON o.oid = ty.typoutput
@@ -157,13 +169,14 @@ const typeHashing = (typeOid: string, version: HashingVersion): { select: string
 });
 
 interface HashingRow {
+  type_oid: string;
   hash_schema: string | null;
   hash_name: string | null;
   output_schema: string;
   output_name: string;
 }
 
-const typeHashingOf = (r: HashingRow): TypeHashing => ({ hashSchema: r.hash_schema, hashName: r.hash_name, outputSchema: r.output_schema, outputName: r.output_name });
+const typeHashingOf = (r: HashingRow): TypeHashing => ({ typeOid: r.type_oid, hashSchema: r.hash_schema, hashName: r.hash_name, outputSchema: r.output_schema, outputName: r.output_name });
 
 /**
  * The columns of every table in one catalog query, each with its type's
@@ -238,13 +251,26 @@ function seedOf(name: string): number {
 function columnHashExpr(column: ColumnInfo): string {
   const seed = seedOf(column.name);
   const name = quoteIdent(column.name);
-  const cast = column.castTo ? `CAST(${name} AS ${column.castTo})` : name;
+  const cast = column.castTo ? castExpr(name, column.castFromOid, column.typeOid, column.castTo) : name;
   const value = column.nondeterministic && !column.castTo ? `(${cast} COLLATE "C")` : cast;
   const hashed =
     column.hashSchema && column.hashName
       ? `${quoteQualified(column.hashSchema, column.hashName)}(${value}, ${seed})`
       : `hashtextextended(${quoteQualified(column.outputSchema, column.outputName)}(${value})::text, ${seed})`;
   return `coalesce(${hashed}, ${-seed - 1})`;
+}
+
+const TIMESTAMPTZ = '1184';
+/** timestamp, date, time: a timestamptz cast to one is its wall clock in the session's TimeZone. */
+const WALL_CLOCK_OF = ['1114', '1082', '1083'];
+/** timestamp, date: one cast to timestamptz is read as a wall clock in the session's TimeZone. */
+const WALL_CLOCK_TO = ['1114', '1082'];
+
+/** `value`, of the type `fromOid`, cast to `castTo` (OID `toOid`) as a session in the session's TimeZone casts it. */
+function castExpr(value: string, fromOid: string | undefined, toOid: string, castTo: string): string {
+  if (fromOid === TIMESTAMPTZ && WALL_CLOCK_OF.includes(toOid)) return `CAST((${value} AT TIME ZONE ${SESSION_TIME_ZONE}) AS ${castTo})`;
+  if (toOid === TIMESTAMPTZ && fromOid !== undefined && WALL_CLOCK_TO.includes(fromOid)) return `(CAST(${value} AS timestamp) AT TIME ZONE ${SESSION_TIME_ZONE})`;
+  return `CAST(${value} AS ${castTo})`;
 }
 
 const rowHashOf = (hashes: string[]): string => (hashes.length === 0 ? '0' : `hashint8extended(${hashes.join(' # ')}, 0)`);
@@ -418,7 +444,7 @@ async function castToEarlier(client: ClientBase, columns: TableColumns[], earlie
 }
 
 /** Hashing `column` by the text its own output function writes. */
-const byText = (column: ColumnInfo): TypeHashing => ({ hashSchema: null, hashName: null, outputSchema: column.outputSchema, outputName: column.outputName });
+const byText = (column: ColumnInfo): TypeHashing => ({ typeOid: column.typeOid, hashSchema: null, hashName: null, outputSchema: column.outputSchema, outputName: column.outputName });
 
 /** `work` inside a savepoint: undefined, and the transaction still usable, when it fails. */
 async function guarded<T>(client: ClientBase, work: () => Promise<T>): Promise<T | undefined> {
@@ -447,7 +473,7 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
   if (own) await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     // every row or an error, as pg_dump asks: a row-level security policy would otherwise hide rows from the count
-    const settings = ['SET LOCAL row_security = off', ...(version === 1 ? [] : [FIXED_OUTPUT]), ...(options.oneProcess ? ['SET LOCAL max_parallel_workers_per_gather = 0'] : [])];
+    const settings = ['SET LOCAL row_security = off', KEEP_TIME_ZONE, ...(version === 1 ? [] : [FIXED_OUTPUT]), ...(options.oneProcess ? ['SET LOCAL max_parallel_workers_per_gather = 0'] : [])];
     await client.query(settings.join('; '));
     const columns = tables.length === 0 ? [] : await columnsOf(client, tables, version);
     const keys = tables.map((table) => table.as ?? tableKey(table));
@@ -458,7 +484,7 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
       const read = columns[i]!.columns.map((column) => {
         const { earlier } = column;
         const then = as === 'earlier' ? earlier : as === 'earlier-text' && earlier && !earlier.hashName ? { ...byText(column), type: earlier.type } : undefined;
-        return then ? { ...column, ...then, castFrom: column.type, nondeterministic: false } : column;
+        return then ? { ...column, ...then, castFrom: column.type, castFromOid: column.typeOid, nondeterministic: false } : column;
       });
       const columnsThen = earlier[i];
       return planTable(tables[i]!, keys[i]!, read, perColumn === true || (perColumn !== false && perColumn.has(keys[i]!)), columnsThen ? new Set(Object.keys(columnsThen)) : undefined);
