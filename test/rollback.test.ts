@@ -240,4 +240,30 @@ describe('rollback --to', () => {
     expect(back.stdout).toContain('data verified');
     expect(await db.query(digest)).toEqual(before);
   });
+
+  it("a down that renames an enum's label back verifies by value (the values are the same OIDs: it was 'the content changed', exit 11); a value the down changed is still caught", async () => {
+    const revisions = (down: string): Record<string, string> => ({
+      '0001_t.up.sql': "CREATE TYPE st_enum AS ENUM ('a', 'b');\nCREATE TABLE t (id int PRIMARY KEY, st st_enum);\nINSERT INTO t SELECT g, (ARRAY['a','b'])[1 + g % 2]::st_enum FROM generate_series(1, 2000) g;",
+      '0001_t.down.sql': 'DROP TABLE t;\nDROP TYPE st_enum;',
+      '0002_rename.up.sql': "ALTER TYPE st_enum RENAME VALUE 'b' TO 'bee';",
+      '0002_rename.down.sql': down,
+    });
+    const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || st, ',' ORDER BY id)) AS h FROM t";
+    const db = await freshDatabase();
+    const args = baseArgs(await makeProject(revisions("ALTER TYPE st_enum RENAME VALUE 'bee' TO 'b';")), db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const before = await db.query(digest);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(back.stdout).toContain('data verified');
+    expect(await db.query(digest)).toEqual(before);
+
+    const damaged = await freshDatabase();
+    const damagedArgs = baseArgs(await makeProject(revisions("ALTER TYPE st_enum RENAME VALUE 'bee' TO 'b';\nUPDATE t SET st = 'a' WHERE id = 3;")), damaged.url);
+    expect((await belay([...damagedArgs, 'migrate', 'up'])).code).toBe(0);
+    const caught = await belay([...damagedArgs, '--yes', 'rollback', '--to', '0001']);
+    expect(caught.code, caught.stdout + caught.stderr).toBe(11);
+    expect(caught.stderr).toContain('the content of public.t changed');
+  });
 });

@@ -12,6 +12,13 @@ export interface ColumnFingerprint {
   hash?: string;
   /** The column's type when this fingerprint was taken, when its values were hashed as the earlier fingerprint's `type` (cast to it) to compare with it. */
   castFrom?: string;
+  /** An enum's type OID and its labels by their OIDs: a later fingerprint of the same type reads its values as these labels (see castToEarlier). */
+  enum?: EnumLabels;
+}
+
+export interface EnumLabels {
+  typeOid: string;
+  labels: Record<string, string>;
 }
 
 export interface TableFingerprint {
@@ -143,6 +150,9 @@ interface ColumnInfo extends TypeHashing {
   earlier?: TypeHashing & { type: string; castTo?: string };
   /** Its collation is nondeterministic: hashed under "C", so that values equal only under the collation differ. */
   nondeterministic: boolean;
+  enum?: EnumLabels;
+  /** Labels of its enum an earlier fingerprint of the same type saw otherwise (renamed since): its values are hashed as the earlier labels. */
+  relabel?: { now: string[]; then: string[] };
 }
 
 interface TableColumns {
@@ -186,13 +196,14 @@ const typeHashingOf = (r: HashingRow): TypeHashing => ({ typeOid: r.type_oid, ha
  */
 async function columnsOf(client: ClientBase, tables: TableRef[], version: HashingVersion): Promise<TableColumns[]> {
   const hashing = typeHashing('a.atttypid', version);
-  const { rows } = await client.query<HashingRow & { i: number; oid: string; empty: boolean; name: string; type: string; nondeterministic: boolean }>(
+  const { rows } = await client.query<HashingRow & { i: number; oid: string; empty: boolean; name: string; type: string; nondeterministic: boolean; labels: Record<string, string> | null }>(
     `WITH t AS MATERIALIZED (
        SELECT t.i, c.oid, ${holdsNoRow('c')} AS empty
          FROM unnest($1::text[]) WITH ORDINALITY AS t(rel, i) JOIN pg_class c ON c.oid = t.rel::regclass
      )
      SELECT t.i::int AS i, t.oid::text AS oid, t.empty, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
             coalesce((SELECT NOT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation), false) AS nondeterministic,
+            CASE WHEN ty.typtype = 'e' THEN (SELECT json_object_agg(e.oid, e.enumlabel) FROM pg_enum e WHERE e.enumtypid = ty.oid) END AS labels,
             ${hashing.select}
        FROM t
        JOIN pg_attribute a ON a.attrelid = t.oid${hashing.joins}
@@ -206,7 +217,7 @@ async function columnsOf(client: ClientBase, tables: TableRef[], version: Hashin
     const table = byTable[r.i - 1]!;
     table.oid = r.oid;
     table.empty = r.empty;
-    table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r) });
+    table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r), ...(r.labels ? { enum: { typeOid: r.type_oid, labels: r.labels } } : {}) });
   }
   return byTable;
 }
@@ -248,16 +259,18 @@ function seedOf(name: string): number {
  * cast to text keeps a declaration its output drops). A NULL gets a
  * per-column constant no hash is likely to equal.
  */
-function columnHashExpr(column: ColumnInfo): string {
+function columnHashExpr(column: ColumnInfo, params: string[][]): string {
   const seed = seedOf(column.name);
   const name = quoteIdent(column.name);
   const cast = column.castTo ? castExpr(name, column.castFromOid, column.typeOid, column.castTo) : name;
   const value = column.nondeterministic && !column.castTo ? `(${cast} COLLATE "C")` : cast;
-  const hashed =
-    column.hashSchema && column.hashName
-      ? `${quoteQualified(column.hashSchema, column.hashName)}(${value}, ${seed})`
-      : `hashtextextended(${quoteQualified(column.outputSchema, column.outputName)}(${value})::text, ${seed})`;
-  return `coalesce(${hashed}, ${-seed - 1})`;
+  if (column.hashSchema && column.hashName) return `coalesce(${quoteQualified(column.hashSchema, column.hashName)}(${value}, ${seed}), ${-seed - 1})`;
+  let text = `${quoteQualified(column.outputSchema, column.outputName)}(${value})::text`;
+  if (column.relabel && !column.castTo) {
+    params.push(column.relabel.now, column.relabel.then);
+    text = `coalesce(($${params.length}::text[])[array_position($${params.length - 1}::text[], ${text})], ${text})`;
+  }
+  return `coalesce(hashtextextended(${text}, ${seed}), ${-seed - 1})`;
 }
 
 const TIMESTAMPTZ = '1184';
@@ -282,6 +295,8 @@ interface TablePlan {
   /** Names of the columns the row hash covers, when not all of them. */
   rowColumns?: string[];
   sql: string;
+  /** Its parameters: only a table read alone (see castToEarlier) has any. */
+  params: string[][];
 }
 
 /**
@@ -294,15 +309,16 @@ function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColum
   const from = `FROM ONLY ${quoteQualified(table.schema, table.table)}`;
   const inRow = rowColumns ? columns.filter((column) => rowColumns.has(column.name)) : columns;
   const restricted = rowColumns ? { rowColumns: inRow.map((column) => column.name) } : {};
+  const params: string[][] = [];
   if (!perColumn) {
-    return { key, columns, perColumn, ...restricted, sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRow.map(columnHashExpr))}), 0)::text AS h ${from}` };
+    return { key, columns, perColumn, ...restricted, params, sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRow.map((column) => columnHashExpr(column, params)))}), 0)::text AS h ${from}` };
   }
   // Each column's hash feeds both the row hash and its column's sum: computed once per row in a subquery.
   // A volatile, parallel-safe and cheap call in its select list (pg_is_in_recovery(), a flag in shared
   // memory) keeps the planner from flattening it into the aggregate, which would evaluate every column
   // hash twice; OFFSET 0 would too, but rules out a parallel scan. (pg_jit_available() would load the
   // JIT library into every backend and worker.)
-  const hashed = columns.map((column, i) => `${columnHashExpr(column)} AS c${i}`);
+  const hashed = columns.map((column, i) => `${columnHashExpr(column, params)} AS c${i}`);
   const inRowRefs = columns.flatMap((column, i) => (inRow.includes(column) ? [`c${i}`] : []));
   const sums = columns.map((_column, i) => `, sum(c${i})::text AS c${i}`).join('');
   return {
@@ -310,6 +326,7 @@ function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColum
     columns,
     perColumn,
     ...restricted,
+    params,
     sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRowRefs)}), 0)::text AS h${sums} FROM (SELECT ${[...hashed, 'pg_catalog.pg_is_in_recovery() AS keep'].join(', ')} ${from}) AS r`,
   };
 }
@@ -321,6 +338,7 @@ function readTable(plan: TablePlan, oid: string, row: Record<string, string | nu
       type: column.type,
       ...(plan.perColumn ? { hash: row[`c${i}`] ?? '0' } : {}),
       ...(column.castFrom ? { castFrom: column.castFrom } : {}),
+      ...(column.enum && !column.castFrom ? { enum: column.enum } : {}),
     };
   });
   return fingerprint;
@@ -428,6 +446,9 @@ const BATCH = 50;
  * column's own output's text is then compared with it.
  */
 async function castToEarlier(client: ClientBase, columns: TableColumns[], earlier: Array<Readonly<Record<string, ColumnFingerprint>> | undefined>, version: HashingVersion): Promise<void> {
+  columns.forEach((table, i) => {
+    for (const column of table.columns) relabel(column, earlier[i]?.[column.name]?.enum);
+  });
   const changed = columns.flatMap((table, i) =>
     table.columns.flatMap((column) => {
       const was = earlier[i]?.[column.name]?.type;
@@ -441,6 +462,19 @@ async function castToEarlier(client: ClientBase, columns: TableColumns[], earlie
     if (type) column.earlier = { ...type, type: was };
     else if (resolved && version !== 1) column.earlier = { ...byText(column), type: was };
   }
+}
+
+/**
+ * An enum column of the same type as an earlier fingerprint's (the same OID):
+ * its values are the same OIDs whatever their labels are called now, and a
+ * label renamed since (and back) is the schema's matter. Those hashed by their
+ * label (version 2) are then hashed as the label each OID had then. A type
+ * dropped and made again has other OIDs: its values compare by label.
+ */
+function relabel(column: ColumnInfo, then: EnumLabels | undefined): void {
+  if (!column.enum || column.enum.typeOid !== then?.typeOid) return;
+  const renamed = Object.entries(column.enum.labels).filter(([oid, label]) => then.labels[oid] !== undefined && then.labels[oid] !== label);
+  if (renamed.length > 0) column.relabel = { now: renamed.map(([, label]) => label), then: renamed.map(([oid]) => then.labels[oid]!) };
 }
 
 /** Hashing `column` by the text its own output function writes. */
@@ -494,7 +528,7 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
     tables.forEach((_table, i) => {
       // what the query of an empty table answers: no rows counted, no hash summed
       if (columns[i]!.empty) result.tables[keys[i]!] = readTable(planOf(i, 'earlier'), columns[i]!.oid, { n: '0', h: '0' });
-      else if (columns[i]!.columns.some((column) => column.earlier)) casting.push(i);
+      else if (columns[i]!.columns.some((column) => column.earlier || column.relabel)) casting.push(i);
       else toRead.push(i);
     });
     for (let start = 0; start < toRead.length; start += BATCH) {
@@ -507,9 +541,9 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
     // a value the earlier type cannot hold fails its cast: that table is then read by text where it can, else as it is (its types differ)
     for (const i of casting) {
       const cast = planOf(i, 'earlier');
-      const row = await guarded(client, async () => (await client.query<Record<string, string | null>>(cast.sql)).rows[0]!);
+      const row = await guarded(client, async () => (await client.query<Record<string, string | null>>(cast.sql, cast.params)).rows[0]!);
       const plan = row ? cast : planOf(i, 'earlier-text');
-      result.tables[plan.key] = readTable(plan, columns[i]!.oid, row ?? (await client.query<Record<string, string | null>>(plan.sql)).rows[0]!);
+      result.tables[plan.key] = readTable(plan, columns[i]!.oid, row ?? (await client.query<Record<string, string | null>>(plan.sql, plan.params)).rows[0]!);
     }
     if (options.objects) Object.assign(result, await fingerprintObjects(client, options.kept));
     if (own) await client.query('COMMIT');
