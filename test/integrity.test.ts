@@ -148,14 +148,18 @@ describe('integrity fingerprints', () => {
     expect((await checkIntegrity(client, STRICT, before, 'common-columns')).differences.map((d) => d.message)).toEqual(['values in public.t.note changed']);
   });
 
-  it('compares a column whose type a down changed back by value, as its earlier type; a value the down changed is still caught', async () => {
+  it('compares a column whose type a down changed back by value, as its earlier type (a timestamptz in the session\'s TimeZone); a value the down changed is still caught', async () => {
     const cases: Array<[string, string, string, string]> = [
       ['varchar(64)', 'varchar(128)', "'user ' || g", "UPDATE w SET v = v || 'x' WHERE id = 3"],
       ['int', 'bigint', 'g * 1000', 'UPDATE w SET v = v + 1 WHERE id = 3'],
       ['numeric(14,4)', 'numeric(10,2)', 'g * 1.25', 'UPDATE w SET v = v + 0.01 WHERE id = 3'],
       ['jsonb', 'varchar', "jsonb_build_object('k', g, 'list', jsonb_build_array(g, 'a'))", "UPDATE w SET v = '{}' WHERE id = 3"],
       ['timestamptz', 'timestamp', "timestamptz '2025-03-30 00:30:00+00' + g * interval '37 minutes'", "UPDATE w SET v = v + interval '1 second' WHERE id = 3"],
+      ['timestamp', 'timestamptz', "timestamp '2025-03-30 00:30:00' + g * interval '37 minutes'", "UPDATE w SET v = v + interval '1 second' WHERE id = 3"],
+      ['date', 'timestamptz', "date '2025-03-30' + g", "UPDATE w SET v = v + interval '1 day' WHERE id = 3"],
     ];
+    // the casts back, as the revisions', in the session's TimeZone (the fingerprint's own is UTC)
+    await client.query("SET TimeZone = 'America/New_York'");
     for (const [then, now, values, change] of cases) {
       for (const perColumn of [false, true]) {
         await client.query(`DROP TABLE IF EXISTS w; CREATE TABLE w (id int, v ${then}, other text); INSERT INTO w SELECT g, ${values}, 'o' || g FROM generate_series(1, 50) g`);
@@ -169,6 +173,7 @@ describe('integrity fingerprints', () => {
         expect(changed.intact, `${then} → ${now}, changed`).toBe(false);
       }
     }
+    await client.query('RESET TimeZone');
     // values the earlier type cannot hold: the type change itself is the difference, and the check still answers
     await client.query("DROP TABLE IF EXISTS w; CREATE TABLE w (id int, v int); INSERT INTO w VALUES (1, 1)");
     const before = await fingerprintTables(client, await selectProtectedTables(client, { include: ['w'], exclude: [] }), { perColumn: false });

@@ -188,4 +188,82 @@ describe('rollback --to', () => {
     expect(restored.code, restored.stdout + restored.stderr).toBe(0);
     expect(await db.query('SELECT count(*)::int AS n FROM users')).toEqual([{ n: 200 }]);
   });
+
+  it('a down that turns a column back into text and drops its enum, domain or citext verifies by value (it failed to cast to the dropped type: exit 11, "changed type", restored); a value the down changed is still caught', async () => {
+    const revisions = (down: string): Record<string, string> => ({
+      '0001_t.up.sql': "CREATE TABLE t (id int PRIMARY KEY, st text, email text, nick text);\nINSERT INTO t SELECT g, (ARRAY['a','b'])[1 + g % 2], 'user' || g || '@example.com', 'Nick' || g FROM generate_series(1, 2000) g;",
+      '0001_t.down.sql': 'DROP TABLE t;',
+      '0002_types.up.sql':
+        "CREATE TYPE st_enum AS ENUM ('a', 'b');\nALTER TABLE t ALTER COLUMN st TYPE st_enum USING st::st_enum;\n" +
+        "CREATE DOMAIN d_email AS text CHECK (VALUE LIKE '%@%');\nALTER TABLE t ALTER COLUMN email TYPE d_email;\n" +
+        'CREATE EXTENSION citext;\nALTER TABLE t ALTER COLUMN nick TYPE citext;',
+      '0002_types.down.sql': `ALTER TABLE t ALTER COLUMN st TYPE text USING ${down};\nDROP TYPE st_enum;\nALTER TABLE t ALTER COLUMN email TYPE text;\nDROP DOMAIN d_email;\nALTER TABLE t ALTER COLUMN nick TYPE text;\nDROP EXTENSION citext;`,
+    });
+    const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || st || ':' || email || ':' || nick, ',' ORDER BY id)) AS h FROM t";
+    const db = await freshDatabase();
+    const args = baseArgs(await makeProject(revisions('st::text')), db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const before = await db.query(digest);
+    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(back.stdout).toContain('data verified');
+    expect(await db.query(digest)).toEqual(before);
+    expect(await db.query('SELECT count(*)::int AS n FROM pg_database WHERE starts_with(datname, $1)', [`${db.name}_quarantine`])).toEqual([{ n: 0 }]);
+
+    const damaged = await freshDatabase();
+    const damagedArgs = baseArgs(await makeProject(revisions('upper(st::text)')), damaged.url);
+    expect((await belay([...damagedArgs, 'migrate', 'up'])).code).toBe(0);
+    const caught = await belay([...damagedArgs, '--yes', 'rollback', '--to', '0001']);
+    expect(caught.code, caught.stdout + caught.stderr).toBe(11);
+    expect(caught.stderr).toContain('the content of public.t changed');
+  });
+
+  it('a down that turns timestamp back into timestamptz, or timestamptz back into timestamp, verifies by value on a database whose TimeZone is not UTC (the comparison cast in UTC: exit 11, restored)', async () => {
+    const db = await freshDatabase();
+    await db.query(`ALTER DATABASE ${db.name} SET timezone = 'America/New_York'`);
+    const args = baseArgs(
+      await makeProject({
+        '0001_t.up.sql': "CREATE TABLE t (id int PRIMARY KEY, at timestamptz NOT NULL, local timestamp NOT NULL);\nINSERT INTO t SELECT g, timestamptz '2026-03-01 00:00+00' + g * interval '37 minutes', timestamp '2026-01-01 00:00' + g * interval '37 minutes' FROM generate_series(1, 2000) g;",
+        '0001_t.down.sql': 'DROP TABLE t;',
+        '0002_zones.up.sql': 'ALTER TABLE t ALTER COLUMN at TYPE timestamp;\nALTER TABLE t ALTER COLUMN local TYPE timestamptz;',
+        '0002_zones.down.sql': 'ALTER TABLE t ALTER COLUMN at TYPE timestamptz;\nALTER TABLE t ALTER COLUMN local TYPE timestamp;',
+      }),
+      db.url,
+    );
+    // wall clock times before March's change of offset: each is an instant in New York and back
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || extract(epoch FROM at) || ':' || local, ',' ORDER BY id)) AS h FROM t";
+    const before = await db.query(digest);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0002'])).code).toBe(0);
+    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(back.stdout).toContain('data verified');
+    expect(await db.query(digest)).toEqual(before);
+  });
+
+  it("a down that renames an enum's label back verifies by value (the values are the same OIDs: it was 'the content changed', exit 11); a value the down changed is still caught", async () => {
+    const revisions = (down: string): Record<string, string> => ({
+      '0001_t.up.sql': "CREATE TYPE st_enum AS ENUM ('a', 'b');\nCREATE TABLE t (id int PRIMARY KEY, st st_enum);\nINSERT INTO t SELECT g, (ARRAY['a','b'])[1 + g % 2]::st_enum FROM generate_series(1, 2000) g;",
+      '0001_t.down.sql': 'DROP TABLE t;\nDROP TYPE st_enum;',
+      '0002_rename.up.sql': "ALTER TYPE st_enum RENAME VALUE 'b' TO 'bee';",
+      '0002_rename.down.sql': down,
+    });
+    const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || st, ',' ORDER BY id)) AS h FROM t";
+    const db = await freshDatabase();
+    const args = baseArgs(await makeProject(revisions("ALTER TYPE st_enum RENAME VALUE 'bee' TO 'b';")), db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const before = await db.query(digest);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(back.stdout).toContain('data verified');
+    expect(await db.query(digest)).toEqual(before);
+
+    const damaged = await freshDatabase();
+    const damagedArgs = baseArgs(await makeProject(revisions("ALTER TYPE st_enum RENAME VALUE 'bee' TO 'b';\nUPDATE t SET st = 'a' WHERE id = 3;")), damaged.url);
+    expect((await belay([...damagedArgs, 'migrate', 'up'])).code).toBe(0);
+    const caught = await belay([...damagedArgs, '--yes', 'rollback', '--to', '0001']);
+    expect(caught.code, caught.stdout + caught.stderr).toBe(11);
+    expect(caught.stderr).toContain('the content of public.t changed');
+  });
 });

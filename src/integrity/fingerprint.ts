@@ -12,6 +12,13 @@ export interface ColumnFingerprint {
   hash?: string;
   /** The column's type when this fingerprint was taken, when its values were hashed as the earlier fingerprint's `type` (cast to it) to compare with it. */
   castFrom?: string;
+  /** An enum's type OID and its labels by their OIDs: a later fingerprint of the same type reads its values as these labels (see castToEarlier). */
+  enum?: EnumLabels;
+}
+
+export interface EnumLabels {
+  typeOid: string;
+  labels: Record<string, string>;
 }
 
 export interface TableFingerprint {
@@ -108,11 +115,21 @@ export const hashingOf = (fingerprint: Fingerprint): HashingVersion => fingerpri
  */
 const IDENTITY_HASHED_TYPES = [16, 17, 18, 19, 20, 21, 23, 25, 26, 790, 829, 869, 1042, 1043, 1082, 1083, 1114, 1184, 1700, 2950];
 
+/**
+ * The session's TimeZone, kept before FIXED_OUTPUT sets UTC: the revisions ran
+ * in it, so a cast between timestamptz and a type without a zone, as they cast,
+ * takes it (see castExpr).
+ */
+const KEEP_TIME_ZONE = "SELECT pg_catalog.set_config('belay.time_zone', pg_catalog.current_setting('TimeZone'), true)";
+const SESSION_TIME_ZONE = "pg_catalog.current_setting('belay.time_zone')";
+
 /** What the text of a value depends on, fixed for a fingerprint of version 2 (version 1 read the session's). */
 const FIXED_OUTPUT = "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; SET LOCAL TimeZone = 'UTC'; SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'";
 
 /** How the values of one type are hashed: by the type's own extended hash function, else by the text its output function writes. */
 interface TypeHashing {
+  /** The type's OID. */
+  typeOid: string;
   /** The extended hash function (schema, name) of the type's default hash opclass, if it has one. */
   hashSchema: string | null;
   hashName: string | null;
@@ -127,10 +144,15 @@ interface ColumnInfo extends TypeHashing {
   /** Its values are hashed as this type (PostgreSQL's name for it, no modifier): cast to it. */
   castTo?: string;
   castFrom?: string;
-  /** The type an earlier fingerprint recorded, when it differs and still resolves: how to compare with it. */
-  earlier?: TypeHashing & { type: string; castTo: string };
+  /** The OID of castFrom. */
+  castFromOid?: string;
+  /** The type an earlier fingerprint recorded, when it differs: how to compare with it (see castToEarlier). */
+  earlier?: TypeHashing & { type: string; castTo?: string };
   /** Its collation is nondeterministic: hashed under "C", so that values equal only under the collation differ. */
   nondeterministic: boolean;
+  enum?: EnumLabels;
+  /** Labels of its enum an earlier fingerprint of the same type saw otherwise (renamed since): its values are hashed as the earlier labels. */
+  relabel?: { now: string[]; then: string[] };
 }
 
 interface TableColumns {
@@ -142,7 +164,7 @@ interface TableColumns {
 
 /** Select-list items and joins naming the hashing of the type whose OID is `typeOid` (see TypeHashing, HashingVersion). */
 const typeHashing = (typeOid: string, version: HashingVersion): { select: string; joins: string } => ({
-  select: 'hp.nspname AS hash_schema, h.proname AS hash_name, op.nspname AS output_schema, o.proname AS output_name',
+  select: 'ty.oid::text AS type_oid, hp.nspname AS hash_schema, h.proname AS hash_name, op.nspname AS output_schema, o.proname AS output_name',
   joins: `
        JOIN pg_type ty ON ty.oid = ${typeOid}
        JOIN pg_proc o ON o.oid = ty.typoutput
@@ -157,13 +179,14 @@ const typeHashing = (typeOid: string, version: HashingVersion): { select: string
 });
 
 interface HashingRow {
+  type_oid: string;
   hash_schema: string | null;
   hash_name: string | null;
   output_schema: string;
   output_name: string;
 }
 
-const typeHashingOf = (r: HashingRow): TypeHashing => ({ hashSchema: r.hash_schema, hashName: r.hash_name, outputSchema: r.output_schema, outputName: r.output_name });
+const typeHashingOf = (r: HashingRow): TypeHashing => ({ typeOid: r.type_oid, hashSchema: r.hash_schema, hashName: r.hash_name, outputSchema: r.output_schema, outputName: r.output_name });
 
 /**
  * The columns of every table in one catalog query, each with its type's
@@ -173,13 +196,14 @@ const typeHashingOf = (r: HashingRow): TypeHashing => ({ hashSchema: r.hash_sche
  */
 async function columnsOf(client: ClientBase, tables: TableRef[], version: HashingVersion): Promise<TableColumns[]> {
   const hashing = typeHashing('a.atttypid', version);
-  const { rows } = await client.query<HashingRow & { i: number; oid: string; empty: boolean; name: string; type: string; nondeterministic: boolean }>(
+  const { rows } = await client.query<HashingRow & { i: number; oid: string; empty: boolean; name: string; type: string; nondeterministic: boolean; labels: Record<string, string> | null }>(
     `WITH t AS MATERIALIZED (
        SELECT t.i, c.oid, ${holdsNoRow('c')} AS empty
          FROM unnest($1::text[]) WITH ORDINALITY AS t(rel, i) JOIN pg_class c ON c.oid = t.rel::regclass
      )
      SELECT t.i::int AS i, t.oid::text AS oid, t.empty, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
             coalesce((SELECT NOT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation), false) AS nondeterministic,
+            CASE WHEN ty.typtype = 'e' THEN (SELECT json_object_agg(e.oid, e.enumlabel) FROM pg_enum e WHERE e.enumtypid = ty.oid) END AS labels,
             ${hashing.select}
        FROM t
        JOIN pg_attribute a ON a.attrelid = t.oid${hashing.joins}
@@ -193,7 +217,7 @@ async function columnsOf(client: ClientBase, tables: TableRef[], version: Hashin
     const table = byTable[r.i - 1]!;
     table.oid = r.oid;
     table.empty = r.empty;
-    table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r) });
+    table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r), ...(r.labels ? { enum: { typeOid: r.type_oid, labels: r.labels } } : {}) });
   }
   return byTable;
 }
@@ -235,16 +259,31 @@ function seedOf(name: string): number {
  * cast to text keeps a declaration its output drops). A NULL gets a
  * per-column constant no hash is likely to equal.
  */
-function columnHashExpr(column: ColumnInfo): string {
+function columnHashExpr(column: ColumnInfo, params: string[][]): string {
   const seed = seedOf(column.name);
   const name = quoteIdent(column.name);
-  const cast = column.castTo ? `CAST(${name} AS ${column.castTo})` : name;
+  const cast = column.castTo ? castExpr(name, column.castFromOid, column.typeOid, column.castTo) : name;
   const value = column.nondeterministic && !column.castTo ? `(${cast} COLLATE "C")` : cast;
-  const hashed =
-    column.hashSchema && column.hashName
-      ? `${quoteQualified(column.hashSchema, column.hashName)}(${value}, ${seed})`
-      : `hashtextextended(${quoteQualified(column.outputSchema, column.outputName)}(${value})::text, ${seed})`;
-  return `coalesce(${hashed}, ${-seed - 1})`;
+  if (column.hashSchema && column.hashName) return `coalesce(${quoteQualified(column.hashSchema, column.hashName)}(${value}, ${seed}), ${-seed - 1})`;
+  let text = `${quoteQualified(column.outputSchema, column.outputName)}(${value})::text`;
+  if (column.relabel && !column.castTo) {
+    params.push(column.relabel.now, column.relabel.then);
+    text = `coalesce(($${params.length}::text[])[array_position($${params.length - 1}::text[], ${text})], ${text})`;
+  }
+  return `coalesce(hashtextextended(${text}, ${seed}), ${-seed - 1})`;
+}
+
+const TIMESTAMPTZ = '1184';
+/** timestamp, date, time: a timestamptz cast to one is its wall clock in the session's TimeZone. */
+const WALL_CLOCK_OF = ['1114', '1082', '1083'];
+/** timestamp, date: one cast to timestamptz is read as a wall clock in the session's TimeZone. */
+const WALL_CLOCK_TO = ['1114', '1082'];
+
+/** `value`, of the type `fromOid`, cast to `castTo` (OID `toOid`) as a session in the session's TimeZone casts it. */
+function castExpr(value: string, fromOid: string | undefined, toOid: string, castTo: string): string {
+  if (fromOid === TIMESTAMPTZ && WALL_CLOCK_OF.includes(toOid)) return `CAST((${value} AT TIME ZONE ${SESSION_TIME_ZONE}) AS ${castTo})`;
+  if (toOid === TIMESTAMPTZ && fromOid !== undefined && WALL_CLOCK_TO.includes(fromOid)) return `(CAST(${value} AS timestamp) AT TIME ZONE ${SESSION_TIME_ZONE})`;
+  return `CAST(${value} AS ${castTo})`;
 }
 
 const rowHashOf = (hashes: string[]): string => (hashes.length === 0 ? '0' : `hashint8extended(${hashes.join(' # ')}, 0)`);
@@ -256,6 +295,8 @@ interface TablePlan {
   /** Names of the columns the row hash covers, when not all of them. */
   rowColumns?: string[];
   sql: string;
+  /** Its parameters: only a table read alone (see castToEarlier) has any. */
+  params: string[][];
 }
 
 /**
@@ -268,15 +309,16 @@ function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColum
   const from = `FROM ONLY ${quoteQualified(table.schema, table.table)}`;
   const inRow = rowColumns ? columns.filter((column) => rowColumns.has(column.name)) : columns;
   const restricted = rowColumns ? { rowColumns: inRow.map((column) => column.name) } : {};
+  const params: string[][] = [];
   if (!perColumn) {
-    return { key, columns, perColumn, ...restricted, sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRow.map(columnHashExpr))}), 0)::text AS h ${from}` };
+    return { key, columns, perColumn, ...restricted, params, sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRow.map((column) => columnHashExpr(column, params)))}), 0)::text AS h ${from}` };
   }
   // Each column's hash feeds both the row hash and its column's sum: computed once per row in a subquery.
   // A volatile, parallel-safe and cheap call in its select list (pg_is_in_recovery(), a flag in shared
   // memory) keeps the planner from flattening it into the aggregate, which would evaluate every column
   // hash twice; OFFSET 0 would too, but rules out a parallel scan. (pg_jit_available() would load the
   // JIT library into every backend and worker.)
-  const hashed = columns.map((column, i) => `${columnHashExpr(column)} AS c${i}`);
+  const hashed = columns.map((column, i) => `${columnHashExpr(column, params)} AS c${i}`);
   const inRowRefs = columns.flatMap((column, i) => (inRow.includes(column) ? [`c${i}`] : []));
   const sums = columns.map((_column, i) => `, sum(c${i})::text AS c${i}`).join('');
   return {
@@ -284,6 +326,7 @@ function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColum
     columns,
     perColumn,
     ...restricted,
+    params,
     sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRowRefs)}), 0)::text AS h${sums} FROM (SELECT ${[...hashed, 'pg_catalog.pg_is_in_recovery() AS keep'].join(', ')} ${from}) AS r`,
   };
 }
@@ -295,6 +338,7 @@ function readTable(plan: TablePlan, oid: string, row: Record<string, string | nu
       type: column.type,
       ...(plan.perColumn ? { hash: row[`c${i}`] ?? '0' } : {}),
       ...(column.castFrom ? { castFrom: column.castFrom } : {}),
+      ...(column.enum && !column.castFrom ? { enum: column.enum } : {}),
     };
   });
   return fingerprint;
@@ -394,8 +438,17 @@ async function keptBy(client: ClientBase, reverted: readonly string[]): Promise<
 /** Tables per round trip: their aggregate queries go as one multi-statement simple query. */
 const BATCH = 50;
 
-/** Cast each column whose type differs from its earlier one to that type, where it resolves. */
+/**
+ * How to compare each column whose type differs from its earlier one: cast to
+ * that type, where it resolves. One that no longer does (a down dropped the
+ * enum, domain or extension type it turned the column back from) hashed, in
+ * version 2, by its output's text, as every type that is not built in: the
+ * column's own output's text is then compared with it.
+ */
 async function castToEarlier(client: ClientBase, columns: TableColumns[], earlier: Array<Readonly<Record<string, ColumnFingerprint>> | undefined>, version: HashingVersion): Promise<void> {
+  columns.forEach((table, i) => {
+    for (const column of table.columns) relabel(column, earlier[i]?.[column.name]?.enum);
+  });
   const changed = columns.flatMap((table, i) =>
     table.columns.flatMap((column) => {
       const was = earlier[i]?.[column.name]?.type;
@@ -406,10 +459,26 @@ async function castToEarlier(client: ClientBase, columns: TableColumns[], earlie
   const resolved = await guarded(client, () => earlierTypes(client, [...new Set(changed.map((c) => c.was))], version));
   for (const { column, was } of changed) {
     const type = resolved?.get(was);
-    if (!type) continue;
-    column.earlier = { ...type, type: was };
+    if (type) column.earlier = { ...type, type: was };
+    else if (resolved && version !== 1) column.earlier = { ...byText(column), type: was };
   }
 }
+
+/**
+ * An enum column of the same type as an earlier fingerprint's (the same OID):
+ * its values are the same OIDs whatever their labels are called now, and a
+ * label renamed since (and back) is the schema's matter. Those hashed by their
+ * label (version 2) are then hashed as the label each OID had then. A type
+ * dropped and made again has other OIDs: its values compare by label.
+ */
+function relabel(column: ColumnInfo, then: EnumLabels | undefined): void {
+  if (!column.enum || column.enum.typeOid !== then?.typeOid) return;
+  const renamed = Object.entries(column.enum.labels).filter(([oid, label]) => then.labels[oid] !== undefined && then.labels[oid] !== label);
+  if (renamed.length > 0) column.relabel = { now: renamed.map(([, label]) => label), then: renamed.map(([oid]) => then.labels[oid]!) };
+}
+
+/** Hashing `column` by the text its own output function writes. */
+const byText = (column: ColumnInfo): TypeHashing => ({ typeOid: column.typeOid, hashSchema: null, hashName: null, outputSchema: column.outputSchema, outputName: column.outputName });
 
 /** `work` inside a savepoint: undefined, and the transaction still usable, when it fails. */
 async function guarded<T>(client: ClientBase, work: () => Promise<T>): Promise<T | undefined> {
@@ -438,14 +507,19 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
   if (own) await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     // every row or an error, as pg_dump asks: a row-level security policy would otherwise hide rows from the count
-    const settings = ['SET LOCAL row_security = off', ...(version === 1 ? [] : [FIXED_OUTPUT]), ...(options.oneProcess ? ['SET LOCAL max_parallel_workers_per_gather = 0'] : [])];
+    const settings = ['SET LOCAL row_security = off', KEEP_TIME_ZONE, ...(version === 1 ? [] : [FIXED_OUTPUT]), ...(options.oneProcess ? ['SET LOCAL max_parallel_workers_per_gather = 0'] : [])];
     await client.query(settings.join('; '));
     const columns = tables.length === 0 ? [] : await columnsOf(client, tables, version);
     const keys = tables.map((table) => table.as ?? tableKey(table));
     const earlier = keys.map((key) => options.earlier?.get(key));
     await castToEarlier(client, columns, earlier, version);
-    const planOf = (i: number, cast: boolean): TablePlan => {
-      const read = columns[i]!.columns.map((column) => (cast && column.earlier ? { ...column, ...column.earlier, castFrom: column.type, nondeterministic: false } : column));
+    // as: each column as it is, as its earlier type, or (that cast failed) by its text where the earlier type hashed by its text
+    const planOf = (i: number, as: 'own' | 'earlier' | 'earlier-text'): TablePlan => {
+      const read = columns[i]!.columns.map((column) => {
+        const { earlier } = column;
+        const then = as === 'earlier' ? earlier : as === 'earlier-text' && earlier && !earlier.hashName ? { ...byText(column), type: earlier.type } : undefined;
+        return then ? { ...column, ...then, castFrom: column.type, castFromOid: column.typeOid, nondeterministic: false } : column;
+      });
       const columnsThen = earlier[i];
       return planTable(tables[i]!, keys[i]!, read, perColumn === true || (perColumn !== false && perColumn.has(keys[i]!)), columnsThen ? new Set(Object.keys(columnsThen)) : undefined);
     };
@@ -453,23 +527,23 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
     const casting: number[] = [];
     tables.forEach((_table, i) => {
       // what the query of an empty table answers: no rows counted, no hash summed
-      if (columns[i]!.empty) result.tables[keys[i]!] = readTable(planOf(i, true), columns[i]!.oid, { n: '0', h: '0' });
-      else if (columns[i]!.columns.some((column) => column.earlier)) casting.push(i);
+      if (columns[i]!.empty) result.tables[keys[i]!] = readTable(planOf(i, 'earlier'), columns[i]!.oid, { n: '0', h: '0' });
+      else if (columns[i]!.columns.some((column) => column.earlier || column.relabel)) casting.push(i);
       else toRead.push(i);
     });
     for (let start = 0; start < toRead.length; start += BATCH) {
-      const batch = toRead.slice(start, start + BATCH).map((i) => ({ i, plan: planOf(i, false) }));
+      const batch = toRead.slice(start, start + BATCH).map((i) => ({ i, plan: planOf(i, 'own') }));
       const results = await simpleQueryResults<Record<string, string | null>>(client, batch.map(({ plan }) => plan.sql).join(';\n'));
       batch.forEach(({ i, plan }, n) => {
         result.tables[plan.key] = readTable(plan, columns[i]!.oid, results[n]!.rows[0]!);
       });
     }
-    // a value the earlier type cannot hold fails its cast: that table is then read as it is (its types differ)
+    // a value the earlier type cannot hold fails its cast: that table is then read by text where it can, else as it is (its types differ)
     for (const i of casting) {
-      const cast = planOf(i, true);
-      const row = await guarded(client, async () => (await client.query<Record<string, string | null>>(cast.sql)).rows[0]!);
-      const plan = row ? cast : planOf(i, false);
-      result.tables[plan.key] = readTable(plan, columns[i]!.oid, row ?? (await client.query<Record<string, string | null>>(plan.sql)).rows[0]!);
+      const cast = planOf(i, 'earlier');
+      const row = await guarded(client, async () => (await client.query<Record<string, string | null>>(cast.sql, cast.params)).rows[0]!);
+      const plan = row ? cast : planOf(i, 'earlier-text');
+      result.tables[plan.key] = readTable(plan, columns[i]!.oid, row ?? (await client.query<Record<string, string | null>>(plan.sql, plan.params)).rows[0]!);
     }
     if (options.objects) Object.assign(result, await fingerprintObjects(client, options.kept));
     if (own) await client.query('COMMIT');
