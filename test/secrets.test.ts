@@ -1,4 +1,4 @@
-import { chmod, chown, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lookupUser } from '../src/cluster/os-user.js';
@@ -30,6 +30,16 @@ async function roleWithHardPassword(): Promise<{ db: TestDatabase; url: string }
   const db = await freshDatabase();
   await db.query(`ALTER DATABASE ${db.name} OWNER TO ${role}; ALTER SCHEMA public OWNER TO ${role}`);
   return { db, url: `postgresql://${role}:${encodeURIComponent(PASSWORD)}@127.0.0.1:${cluster().port}/${db.name}` };
+}
+
+/** A role and its own database, the role's password `password`: its URL with the password, and without. */
+async function roleWithPassword(password: string): Promise<{ db: TestDatabase; url: string; bare: string; role: string }> {
+  const role = `secretive_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  await adminQuery('postgres', `CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+  const db = await freshDatabase();
+  await db.query(`ALTER DATABASE ${db.name} OWNER TO ${role}; ALTER SCHEMA public OWNER TO ${role}`);
+  const bare = `postgresql://${role}@127.0.0.1:${cluster().port}/${db.name}`;
+  return { db, role, bare, url: bare.replace(`${role}@`, `${role}:${password}@`) };
 }
 
 /** Variables that carry the password in other spellings, as an application's own settings might. */
@@ -89,6 +99,27 @@ describe('secrets never rest on disk and never outlive the process', () => {
     expect(env).not.toMatch(/^(DATABASE_URL|APP_DSN|APP_DSN_LOWER|APP_FORM)=/m);
     expect(env).toMatch(/^HARMLESS=stays$/m);
     expectNoSecret(run.stdout + run.stderr, 'output');
+  });
+
+  it('the password the connection resolved to (databaseUrl in the config, a passfile) is scrubbed from text and --json', async () => {
+    const password = 'Cfg-Secr3t-Pw';
+    const { url, bare, role } = await roleWithPassword(password);
+    const health = { timeoutSeconds: 1, command: [{ name: 'smoke', run: `echo "app config: DB_PASS=${password}"; exit 1` }] };
+    const passfile = join((await makeProject({})).dir, 'pgpass');
+    await writeFile(passfile, `127.0.0.1:${cluster().port}:*:${role}:${password}\n`, { mode: 0o600 });
+    const ways: Array<{ how: string; config: object; env: NodeJS.ProcessEnv }> = [
+      { how: 'databaseUrl in the config', config: { databaseUrl: url, health }, env: {} },
+      { how: 'a passfile', config: { health }, env: { DATABASE_URL: bare, PGPASSFILE: passfile } },
+    ];
+    for (const { how, config, env } of ways) {
+      const project = await makeProject({}, config);
+      for (const json of [['--json'], []]) {
+        const run = await belay([...json, '--migrations', project.migrations, '--backups', project.backups, 'verify'], { cwd: project.dir, env: cleanEnv(env) });
+        expect(run.code, `${how}: ${run.stdout}${run.stderr}`).toBe(4);
+        expect(run.stdout + run.stderr, how).toContain('DB_PASS=***');
+        expect(run.stdout + run.stderr, how).not.toContain(password);
+      }
+    }
   });
 
   it('no malformed URL is ever echoed with its password, in text or --json', async () => {

@@ -70,6 +70,9 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
       target = resolved;
       if (kind.changing && level === 'all') writeErr(`${firstLine(name, resolved)}\n`);
     },
+    onSecrets: (resolved) => {
+      secrets.push(...resolved);
+    },
     signal: controller.signal,
     onRun: (handle) => {
       run = handle;
