@@ -122,6 +122,31 @@ describe('secrets never rest on disk and never outlive the process', () => {
     }
   });
 
+  it('the journal file and belay.runs/belay.steps are scrubbed of any credentials in a URL, known or not, as the output is', async () => {
+    const db = await freshDatabase();
+    const tokens = ['Redis-Tok3n', 'Api-Tok3n', 'HttpTok3n'];
+    const health = {
+      timeoutSeconds: 1,
+      command: [{ name: 'smoke', run: 'echo "cache redis://:Redis-Tok3n@cache:6379 ci https://deploy:Api-Tok3n@ci.example"; exit 1' }],
+      http: [{ name: 'probe', url: 'http://probe:HttpTok3n@127.0.0.1:1/' }],
+    };
+    const project = await makeProject({ '0001_t.up.sql': 'CREATE TABLE t (id int);', '0001_t.down.sql': 'DROP TABLE t;' }, { health });
+    // unhealthy before and after: the run goes on, and belay.runs/belay.steps hold it
+    const run = await belay(['--migrations', project.migrations, '--backups', project.backups, 'migrate', 'up', '--allow-unhealthy'], { cwd: project.dir, env: cleanEnv({ DATABASE_URL: db.url }) });
+    expect(run.code, run.stderr).toBe(0);
+    const journal = join(project.backups, 'journal');
+    const [file] = (await readdir(journal)).filter((f) => f.endsWith('.jsonl'));
+    const text = await readFile(join(journal, file!), 'utf8');
+    const rows = JSON.stringify([...(await db.query('SELECT * FROM belay.runs')), ...(await db.query('SELECT * FROM belay.steps'))]);
+    for (const token of tokens) expect(run.stdout + run.stderr, token).not.toContain(token);
+    for (const [where, said] of [['the journal file', text], ['belay.runs and belay.steps', rows]] as const) {
+      for (const token of tokens) expect(said, `${where}: ${token}`).not.toContain(token);
+      expect(said, where).toContain('redis://:***@cache:6379');
+      expect(said, where).toContain('https://deploy:***@ci.example');
+      expect(said, where).toContain('GET http://probe:***@127.0.0.1:1/');
+    }
+  });
+
   it('no malformed URL is ever echoed with its password, in text or --json', async () => {
     const secret = 'Zq9-very-secret-Xy';
     const urls = [
