@@ -154,6 +154,7 @@ describe('secrets never rest on disk and never outlive the process', () => {
       `user:${secret}@localhost/db`,
       `postgresql://user:${secret}`,
       `postgresql://user:p@${secret}@localhost/db`,
+      `postgresql://user:8841/${secret}@localhost:5432/db`,
       `postgresql://user:${secret}@localhost:notaport/db`,
       `postgresql://user:${secret}@host1,host2/db`,
       `postgresql://user:${secret}%zz@localhost/db`,
@@ -168,6 +169,7 @@ describe('secrets never rest on disk and never outlive the process', () => {
           expect(run.code, `${url} ${how.length ? 'flag' : 'env'} ${json.join('')}: ${run.stdout}${run.stderr}`).toBe(2);
           expect(run.stdout + run.stderr, url).not.toContain(secret);
           expect(run.stdout + run.stderr, url).not.toContain(secret.slice(0, 8));
+          if (url.includes('8841/')) expect(run.stdout + run.stderr).toMatch(/a \\?"\/\\?" in the user name or password must be written %2F/);
         }
       }
     }

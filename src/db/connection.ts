@@ -47,6 +47,8 @@ export function parseDatabaseUrl(url: string, source: string): ConnectionParams 
   if (hostport.includes(',')) invalid('several hosts are not supported');
   // an unencoded "@" in the password leaves part of it in the host
   if (hostport.includes('@')) invalid('an "@" in the user name or password must be written %40');
+  // an unencoded "/" in the password ends the host there: the rest, up to its "@", looks like the database
+  if (match[2] === undefined && path.includes('@')) invalid('a "/" in the user name or password must be written %2F');
   const hostMatch = /^(\[[^\]]*\]|[^:]*)(?::(\d*))?$/.exec(hostport);
   if (!hostMatch) return invalid('bad host:port');
   const hostText = decode(hostMatch[1]!.replace(/^\[|\]$/g, ''), 'host');
