@@ -147,6 +147,23 @@ describe('secrets never rest on disk and never outlive the process', () => {
     }
   });
 
+  it('a config value that may hold a secret is never echoed in full, and JSON- or quote-style passwords are masked', async () => {
+    const objectUrl = await makeProject({}, { databaseUrl: { host: '127.0.0.1', user: 'app', password: 'ObjTok3n' } });
+    for (const json of [['--json'], []]) {
+      const run = await belay([...json, '--migrations', objectUrl.migrations, '--backups', objectUrl.backups, 'status'], { cwd: objectUrl.dir, env: cleanEnv() });
+      expect(run.code, run.stdout + run.stderr).toBe(2);
+      expect(run.stdout + run.stderr).toContain('databaseUrl must be a non-empty string (got {host, user, password})');
+      expect(run.stdout + run.stderr).not.toContain('ObjTok3n');
+    }
+    const db = await freshDatabase();
+    const said = `{"user":"app","password":"Json-Tok3n"} password: 'Quoted Tok3n'`;
+    const project = await makeProject({}, { health: { timeoutSeconds: 1, command: [{ name: 'smoke', run: `echo ${JSON.stringify(said)}; exit 1` }] } });
+    const run = await belay(['--json', '--migrations', project.migrations, '--backups', project.backups, 'verify'], { cwd: project.dir, env: cleanEnv({ DATABASE_URL: db.url }) });
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stdout).toContain(`{\\"user\\":\\"app\\",\\"password\\":\\"***\\"} password: '***'`);
+    expect(run.stdout + run.stderr).not.toContain('Tok3n');
+  });
+
   it('no malformed URL is ever echoed with its password, in text or --json', async () => {
     const secret = 'Zq9-very-secret-Xy';
     const urls = [

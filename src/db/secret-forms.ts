@@ -28,13 +28,17 @@ export function secretSpellings(secret: string): string[] {
 
 /**
  * Mask whatever stands where a URL or a connection string keeps a password,
- * known or not: `scheme://user:PW@`, `scheme:/user:PW@`, `user:PW@host`, `password=PW`.
+ * known or not: `scheme://user:PW@`, `scheme:/user:PW@`, `user:PW@host`, `password=PW`,
+ * `password='PW'`, `"password":"PW"`.
  */
 export function maskCredentials(text: string): string {
   return text
     .replace(/([A-Za-z][A-Za-z0-9+.-]*:\/{0,3}[^\s:/@'"<>]*:)[^\s'"<>/]+@/g, '$1***@')
     .replace(/(^|[\s'"(=,])([^\s:/@'"<>()=,]+:)[^\s'"<>/]+@(?=[\w[.-])/g, '$1$2***@')
-    .replace(/(password\s*[=:]\s*)[^\s&'",;]+/gi, '$1***');
+    .replace(/(password["']?\s*[=:]\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s&'",;]+)/gi, (_, key: string, value: string) => {
+      const quote = /^["']/.test(value) ? value.charAt(0) : '';
+      return `${key}${quote}***${quote}`;
+    });
 }
 
 /**
