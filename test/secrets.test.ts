@@ -164,6 +164,28 @@ describe('secrets never rest on disk and never outlive the process', () => {
     expect(run.stdout + run.stderr).not.toContain('Tok3n');
   });
 
+  it("a hook's or command check's output is scrubbed before its lines are cut: no part of a password straddling the cut is kept", async () => {
+    const { url } = await roleWithPassword('Cut-Secr3t-Pw');
+    // 600 characters, the password (written in two halves), 491 more: a line of 1104, its last 500 begin inside the password
+    const print = "printf '%0600d' 0 | tr 0 x; printf 'Cut-Se'; printf 'cr3t-Pw'; printf '%0491d' 0 | tr 0 y; echo";
+    const project = await makeProject(
+      { '0001_t.up.sql': 'CREATE TABLE t (id int);', '0001_t.down.sql': 'DROP TABLE t;' },
+      { health: { timeoutSeconds: 1, command: [{ name: 'smoke', run: `${print}; exit 1` }] }, hooks: { afterApply: { run: print } } },
+    );
+    const args = ['--migrations', project.migrations, '--backups', project.backups];
+    const checked = await belay(['--json', ...args, 'verify'], { cwd: project.dir, env: cleanEnv({ DATABASE_URL: url }) });
+    expect(checked.code, checked.stderr).toBe(4);
+    expect(checked.stdout).toContain('[…cut] xxxxxx***yyy');
+    expect(checked.stdout + checked.stderr).not.toContain('Secr3t');
+    const applied = await belay([...args, 'migrate', 'up', '--allow-unhealthy'], { cwd: project.dir, env: cleanEnv({ DATABASE_URL: url }) });
+    expect(applied.code, applied.stderr).toBe(0);
+    const journal = join(project.backups, 'journal');
+    const [file] = (await readdir(journal)).filter((f) => f.endsWith('.jsonl'));
+    const text = await readFile(join(journal, file!), 'utf8');
+    expect(text).toContain('[…cut] xxxxxx***yyy');
+    expect(/.{0,60}Secr3t.{0,20}/.exec(text)?.[0]).toBeUndefined();
+  });
+
   it('no malformed URL is ever echoed with its password, in text or --json', async () => {
     const secret = 'Zq9-very-secret-Xy';
     const urls = [
