@@ -1,4 +1,4 @@
-import { chmod, chown, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lookupUser } from '../src/cluster/os-user.js';
@@ -30,6 +30,16 @@ async function roleWithHardPassword(): Promise<{ db: TestDatabase; url: string }
   const db = await freshDatabase();
   await db.query(`ALTER DATABASE ${db.name} OWNER TO ${role}; ALTER SCHEMA public OWNER TO ${role}`);
   return { db, url: `postgresql://${role}:${encodeURIComponent(PASSWORD)}@127.0.0.1:${cluster().port}/${db.name}` };
+}
+
+/** A role and its own database, the role's password `password`: its URL with the password, and without. */
+async function roleWithPassword(password: string): Promise<{ db: TestDatabase; url: string; bare: string; role: string }> {
+  const role = `secretive_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  await adminQuery('postgres', `CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+  const db = await freshDatabase();
+  await db.query(`ALTER DATABASE ${db.name} OWNER TO ${role}; ALTER SCHEMA public OWNER TO ${role}`);
+  const bare = `postgresql://${role}@127.0.0.1:${cluster().port}/${db.name}`;
+  return { db, role, bare, url: bare.replace(`${role}@`, `${role}:${password}@`) };
 }
 
 /** Variables that carry the password in other spellings, as an application's own settings might. */
@@ -91,6 +101,91 @@ describe('secrets never rest on disk and never outlive the process', () => {
     expectNoSecret(run.stdout + run.stderr, 'output');
   });
 
+  it('the password the connection resolved to (databaseUrl in the config, a passfile) is scrubbed from text and --json', async () => {
+    const password = 'Cfg-Secr3t-Pw';
+    const { url, bare, role } = await roleWithPassword(password);
+    const health = { timeoutSeconds: 1, command: [{ name: 'smoke', run: `echo "app config: DB_PASS=${password}"; exit 1` }] };
+    const passfile = join((await makeProject({})).dir, 'pgpass');
+    await writeFile(passfile, `127.0.0.1:${cluster().port}:*:${role}:${password}\n`, { mode: 0o600 });
+    const ways: Array<{ how: string; config: object; env: NodeJS.ProcessEnv }> = [
+      { how: 'databaseUrl in the config', config: { databaseUrl: url, health }, env: {} },
+      { how: 'a passfile', config: { health }, env: { DATABASE_URL: bare, PGPASSFILE: passfile } },
+    ];
+    for (const { how, config, env } of ways) {
+      const project = await makeProject({}, config);
+      for (const json of [['--json'], []]) {
+        const run = await belay([...json, '--migrations', project.migrations, '--backups', project.backups, 'verify'], { cwd: project.dir, env: cleanEnv(env) });
+        expect(run.code, `${how}: ${run.stdout}${run.stderr}`).toBe(4);
+        expect(run.stdout + run.stderr, how).toContain('DB_PASS=***');
+        expect(run.stdout + run.stderr, how).not.toContain(password);
+      }
+    }
+  });
+
+  it('the journal file and belay.runs/belay.steps are scrubbed of any credentials in a URL, known or not, as the output is', async () => {
+    const db = await freshDatabase();
+    const tokens = ['Redis-Tok3n', 'Api-Tok3n', 'HttpTok3n'];
+    const health = {
+      timeoutSeconds: 1,
+      command: [{ name: 'smoke', run: 'echo "cache redis://:Redis-Tok3n@cache:6379 ci https://deploy:Api-Tok3n@ci.example"; exit 1' }],
+      http: [{ name: 'probe', url: 'http://probe:HttpTok3n@127.0.0.1:1/' }],
+    };
+    const project = await makeProject({ '0001_t.up.sql': 'CREATE TABLE t (id int);', '0001_t.down.sql': 'DROP TABLE t;' }, { health });
+    // unhealthy before and after: the run goes on, and belay.runs/belay.steps hold it
+    const run = await belay(['--migrations', project.migrations, '--backups', project.backups, 'migrate', 'up', '--allow-unhealthy'], { cwd: project.dir, env: cleanEnv({ DATABASE_URL: db.url }) });
+    expect(run.code, run.stderr).toBe(0);
+    const journal = join(project.backups, 'journal');
+    const [file] = (await readdir(journal)).filter((f) => f.endsWith('.jsonl'));
+    const text = await readFile(join(journal, file!), 'utf8');
+    const rows = JSON.stringify([...(await db.query('SELECT * FROM belay.runs')), ...(await db.query('SELECT * FROM belay.steps'))]);
+    for (const token of tokens) expect(run.stdout + run.stderr, token).not.toContain(token);
+    for (const [where, said] of [['the journal file', text], ['belay.runs and belay.steps', rows]] as const) {
+      for (const token of tokens) expect(said, `${where}: ${token}`).not.toContain(token);
+      expect(said, where).toContain('redis://:***@cache:6379');
+      expect(said, where).toContain('https://deploy:***@ci.example');
+      expect(said, where).toContain('GET http://probe:***@127.0.0.1:1/');
+    }
+  });
+
+  it('a config value that may hold a secret is never echoed in full, and JSON- or quote-style passwords are masked', async () => {
+    const objectUrl = await makeProject({}, { databaseUrl: { host: '127.0.0.1', user: 'app', password: 'ObjTok3n' } });
+    for (const json of [['--json'], []]) {
+      const run = await belay([...json, '--migrations', objectUrl.migrations, '--backups', objectUrl.backups, 'status'], { cwd: objectUrl.dir, env: cleanEnv() });
+      expect(run.code, run.stdout + run.stderr).toBe(2);
+      expect(run.stdout + run.stderr).toContain('databaseUrl must be a non-empty string (got {host, user, password})');
+      expect(run.stdout + run.stderr).not.toContain('ObjTok3n');
+    }
+    const db = await freshDatabase();
+    const said = `{"user":"app","password":"Json-Tok3n"} password: 'Quoted Tok3n'`;
+    const project = await makeProject({}, { health: { timeoutSeconds: 1, command: [{ name: 'smoke', run: `echo ${JSON.stringify(said)}; exit 1` }] } });
+    const run = await belay(['--json', '--migrations', project.migrations, '--backups', project.backups, 'verify'], { cwd: project.dir, env: cleanEnv({ DATABASE_URL: db.url }) });
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stdout).toContain(`{\\"user\\":\\"app\\",\\"password\\":\\"***\\"} password: '***'`);
+    expect(run.stdout + run.stderr).not.toContain('Tok3n');
+  });
+
+  it("a hook's or command check's output is scrubbed before its lines are cut: no part of a password straddling the cut is kept", async () => {
+    const { url } = await roleWithPassword('Cut-Secr3t-Pw');
+    // 600 characters, the password (written in two halves), 491 more: a line of 1104, its last 500 begin inside the password
+    const print = "printf '%0600d' 0 | tr 0 x; printf 'Cut-Se'; printf 'cr3t-Pw'; printf '%0491d' 0 | tr 0 y; echo";
+    const project = await makeProject(
+      { '0001_t.up.sql': 'CREATE TABLE t (id int);', '0001_t.down.sql': 'DROP TABLE t;' },
+      { health: { timeoutSeconds: 1, command: [{ name: 'smoke', run: `${print}; exit 1` }] }, hooks: { afterApply: { run: print } } },
+    );
+    const args = ['--migrations', project.migrations, '--backups', project.backups];
+    const checked = await belay(['--json', ...args, 'verify'], { cwd: project.dir, env: cleanEnv({ DATABASE_URL: url }) });
+    expect(checked.code, checked.stderr).toBe(4);
+    expect(checked.stdout).toContain('[…cut] xxxxxx***yyy');
+    expect(checked.stdout + checked.stderr).not.toContain('Secr3t');
+    const applied = await belay([...args, 'migrate', 'up', '--allow-unhealthy'], { cwd: project.dir, env: cleanEnv({ DATABASE_URL: url }) });
+    expect(applied.code, applied.stderr).toBe(0);
+    const journal = join(project.backups, 'journal');
+    const [file] = (await readdir(journal)).filter((f) => f.endsWith('.jsonl'));
+    const text = await readFile(join(journal, file!), 'utf8');
+    expect(text).toContain('[…cut] xxxxxx***yyy');
+    expect(/.{0,60}Secr3t.{0,20}/.exec(text)?.[0]).toBeUndefined();
+  });
+
   it('no malformed URL is ever echoed with its password, in text or --json', async () => {
     const secret = 'Zq9-very-secret-Xy';
     const urls = [
@@ -98,6 +193,7 @@ describe('secrets never rest on disk and never outlive the process', () => {
       `user:${secret}@localhost/db`,
       `postgresql://user:${secret}`,
       `postgresql://user:p@${secret}@localhost/db`,
+      `postgresql://user:8841/${secret}@localhost:5432/db`,
       `postgresql://user:${secret}@localhost:notaport/db`,
       `postgresql://user:${secret}@host1,host2/db`,
       `postgresql://user:${secret}%zz@localhost/db`,
@@ -112,6 +208,9 @@ describe('secrets never rest on disk and never outlive the process', () => {
           expect(run.code, `${url} ${how.length ? 'flag' : 'env'} ${json.join('')}: ${run.stdout}${run.stderr}`).toBe(2);
           expect(run.stdout + run.stderr, url).not.toContain(secret);
           expect(run.stdout + run.stderr, url).not.toContain(secret.slice(0, 8));
+          // belay's own example survives the scrubber
+          expect(run.stdout + run.stderr, url).toContain('Use the form postgresql://USER:PASSWORD@HOST:5432/DATABASE (a reserved character in the user name or password percent-encoded, @ as %40, / as %2F)');
+          if (url.includes('8841/')) expect(run.stdout + run.stderr).toMatch(/a \\?"\/\\?" in the user name or password must be written %2F/);
         }
       }
     }

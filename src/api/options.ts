@@ -29,6 +29,8 @@ export interface BelayOptions {
   onEvent?: RunListener;
   /** Called once the target database is resolved, before anything is done on it. */
   onTarget?: (target: TargetInfo) => void;
+  /** Called with the password the connection resolved to (from a URL, PGPASSWORD or a passfile), for a caller that scrubs its own output. */
+  onSecrets?: (secrets: readonly string[]) => void;
   signal?: AbortSignal;
   /**
    * Called when a changing run (migrate up, rollback, backup, restore,

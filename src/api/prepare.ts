@@ -35,6 +35,13 @@ export function targetInfo(params: ConnectionParams): TargetInfo {
   return { database: describeTarget(params), source: params.source, embedded: params.source === 'embedded cluster' || params.source === '--embedded' };
 }
 
+/** The password the connection resolved to, handed to the caller's scrubber too. */
+function secretsOf(target: ConnectionParams, options: BelayOptions): string[] {
+  const secrets = target.password ? [target.password] : [];
+  options.onSecrets?.(secrets);
+  return secrets;
+}
+
 /**
  * For `rehearse`: the connected server when one is configured, else none
  * (the rehearsal makes an ephemeral cluster; the embedded one is not started).
@@ -46,7 +53,7 @@ export async function prepareRehearsal(options: BelayOptions): Promise<{ setup: 
   if (usesEmbedded(sources)) return { setup, server: undefined };
   const server = await resolveTarget({ ...sources, projectDir: resolve(options.cwd ?? process.cwd()) });
   options.onTarget?.(targetInfo(server));
-  return { setup: { ...setup, target: server, secrets: server.password ? [server.password] : [] }, server };
+  return { setup: { ...setup, target: server, secrets: secretsOf(server, options) }, server };
 }
 
 /** The same, for commands that work on files only (backups list/verify/prune): no connection is opened or started. */
@@ -67,6 +74,7 @@ async function prepareWith(options: BelayOptions, mode: 'offline' | 'read' | 'ch
       ? { host: '', port: 0, user: '', database: '', source: 'none (offline)' }
       : await resolveTarget({ flag: options.databaseUrl, configured: config.databaseUrl, env, projectDir: cwd, embedded: options.embedded === true, changing: mode === 'change' });
   if (mode !== 'offline') options.onTarget?.(targetInfo(target));
+  const secrets = secretsOf(target, options);
   const events = new RunEvents();
   if (options.onEvent) events.on(options.onEvent);
   return {
@@ -77,7 +85,7 @@ async function prepareWith(options: BelayOptions, mode: 'offline' | 'read' | 'ch
     events,
     signal: options.signal,
     runBy: runBy(),
-    secrets: target.password ? [target.password] : [],
+    secrets,
     onRun: options.onRun,
   };
 }

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import type { DestinationStream, Logger, LoggerOptions } from 'pino';
 import { showControls } from '../control-chars.js';
 import { output } from './output.js';
-import { scrub } from './scrub.js';
+import { scrub } from '../db/secret-forms.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
 

@@ -10,7 +10,7 @@ import type { RunResult } from '../runner/result/results.js';
 import { formatRunResult } from './format.js';
 import { createLogger, type LogLevel } from './logger.js';
 import { output } from './output.js';
-import { scrub } from './scrub.js';
+import { scrub } from '../db/secret-forms.js';
 import { progressPrinter } from './progress.js';
 import { firstLine, lastLine } from './target-line.js';
 
@@ -69,6 +69,9 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     onTarget: (resolved) => {
       target = resolved;
       if (kind.changing && level === 'all') writeErr(`${firstLine(name, resolved)}\n`);
+    },
+    onSecrets: (resolved) => {
+      secrets.push(...resolved);
     },
     signal: controller.signal,
     onRun: (handle) => {

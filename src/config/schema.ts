@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { maskCredentials } from '../db/secret-forms.js';
 import { splitSql } from '../migrations/split-sql.js';
 import { HOOK_NAMES } from './defaults.js';
 
@@ -124,8 +125,15 @@ function keyPath(path: readonly PropertyKey[]): string {
 
 function shown(value: unknown): string {
   if (value === undefined) return 'nothing';
-  const json = JSON.stringify(value);
-  return json.length > 60 ? `${json.slice(0, 60)}…` : json;
+  const text = outline(value);
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
+/** A value as JSON, but an object as its keys alone (any of its values may be a secret), and URL passwords masked before any cut. */
+function outline(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(outline).join(',')}]`;
+  if (value !== null && typeof value === 'object') return `{${Object.keys(value).join(', ')}}`;
+  return maskCredentials(JSON.stringify(value) ?? typeof value);
 }
 
 /** Every problem in the file, one line each: "KEY must be EXPECTED (got VALUE)" or "unknown key KEY". */

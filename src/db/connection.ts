@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { ClientConfig } from 'pg';
 import { usageError } from '../errors.js';
 import { findPgpassPassword, privatePassfile } from './pgpass.js';
-import { carriesSecret } from './secret-forms.js';
+import { carriesSecret, EXAMPLE_URL } from './secret-forms.js';
 
 /** Where to connect. `password` never leaves this process except through a 0600 passfile. */
 export interface ConnectionParams {
@@ -31,7 +31,7 @@ export function parseDatabaseUrl(url: string, source: string): ConnectionParams 
   // never echoed: where it does not parse, nothing tells which part is the password
   const invalid = (why: string): never => {
     throw usageError(`${source} is not a valid PostgreSQL URL (${why})`, {
-      hint: 'Use the form postgresql://user:password@host:5432/database, or postgresql://user@/database?host=/socket/dir',
+      hint: `Use the form ${EXAMPLE_URL} (a reserved character in the user name or password percent-encoded, @ as %40, / as %2F), or postgresql://USER@/DATABASE?host=/socket/dir`,
     });
   };
   if (!match) return invalid('expected postgresql://…');
@@ -47,6 +47,8 @@ export function parseDatabaseUrl(url: string, source: string): ConnectionParams 
   if (hostport.includes(',')) invalid('several hosts are not supported');
   // an unencoded "@" in the password leaves part of it in the host
   if (hostport.includes('@')) invalid('an "@" in the user name or password must be written %40');
+  // an unencoded "/" in the password ends the host there: the rest, up to its "@", looks like the database
+  if (match[2] === undefined && path.includes('@')) invalid('a "/" in the user name or password must be written %2F');
   const hostMatch = /^(\[[^\]]*\]|[^:]*)(?::(\d*))?$/.exec(hostport);
   if (!hostMatch) return invalid('bad host:port');
   const hostText = decode(hostMatch[1]!.replace(/^\[|\]$/g, ''), 'host');

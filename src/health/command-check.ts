@@ -7,7 +7,7 @@ export function commandCheck(spec: CommandHealthCheck, secrets: readonly string[
     kind: 'command',
     name: spec.name,
     async run(ctx: CheckContext): Promise<CheckOutcome> {
-      const outcome = await runShellCommand(spec.run, commandEnv(ctx.env, {}, secrets), spec.timeoutSeconds, ctx.signal);
+      const outcome = await runShellCommand(spec.run, commandEnv(ctx.env, {}, secrets), secrets, spec.timeoutSeconds, ctx.signal);
       const status = outcome.timedOut ? `timed out after ${spec.timeoutSeconds}s` : outcome.signal ? `killed by ${outcome.signal}` : `exit ${outcome.exitCode}`;
       return { ok: outcome.exitCode === 0 && !outcome.timedOut, evidence: `${status}${outcome.outputTail ? `: ${outcome.outputTail}` : ''}` };
     },

@@ -21,6 +21,6 @@ export interface HookRunOptions {
 
 /** A lifecycle hook: the user's command with a timeout and the BELAY_* variables, and no secret. */
 export async function runHook(name: HookName, hook: Hook, options: HookRunOptions): Promise<HookResult> {
-  const outcome = await runShellCommand(hook.run, commandEnv(options.env, options.vars, options.secrets), hook.timeoutSeconds, options.signal);
+  const outcome = await runShellCommand(hook.run, commandEnv(options.env, options.vars, options.secrets), options.secrets, hook.timeoutSeconds, options.signal);
   return { name, ok: outcome.exitCode === 0 && !outcome.timedOut, ...outcome };
 }

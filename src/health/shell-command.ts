@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { carriesSecret } from '../db/secret-forms.js';
+import { carriesSecret, scrub } from '../db/secret-forms.js';
 
 export interface CommandOutcome {
   exitCode: number | null;
@@ -17,10 +17,14 @@ const TAIL_BYTES = TAIL_LINES * LINE_CHARS * 4;
 /** After the shell exits, how long what it wrote last may take to be read. */
 const DRAIN_MS = 200;
 
-/** The last TAIL_LINES lines of the output's last bytes, each cut to its last LINE_CHARS characters. */
-function tailOf(chunks: readonly Buffer[]): string {
+/**
+ * The last TAIL_LINES lines of the output's last bytes, scrubbed of secrets,
+ * then each cut to its last LINE_CHARS characters: a secret cut first would
+ * no longer be recognised, and its end would be kept.
+ */
+function tailOf(chunks: readonly Buffer[], secrets: readonly string[]): string {
   const bytes = Buffer.concat(chunks);
-  const lines = bytes.subarray(Math.max(0, bytes.length - TAIL_BYTES)).toString().trim().split('\n').slice(-TAIL_LINES);
+  const lines = scrub(bytes.subarray(Math.max(0, bytes.length - TAIL_BYTES)).toString(), secrets).trim().split('\n').slice(-TAIL_LINES);
   return lines.map((line) => (line.length > LINE_CHARS ? `[…cut] ${line.slice(-LINE_CHARS)}` : line)).join('\n');
 }
 
@@ -32,7 +36,7 @@ function tailOf(chunks: readonly Buffer[]): string {
  * holds the output pipes; past the timeout the group is killed and the
  * outcome decided, whatever still holds them.
  */
-export function runShellCommand(run: string, env: NodeJS.ProcessEnv, timeoutSeconds: number, signal?: AbortSignal, extraFds: readonly number[] = []): Promise<CommandOutcome> {
+export function runShellCommand(run: string, env: NodeJS.ProcessEnv, secrets: readonly string[], timeoutSeconds: number, signal?: AbortSignal, extraFds: readonly number[] = []): Promise<CommandOutcome> {
   const started = performance.now();
   const deadline = started + timeoutSeconds * 1000;
   return new Promise((resolve) => {
@@ -68,7 +72,7 @@ export function runShellCommand(run: string, env: NodeJS.ProcessEnv, timeoutSeco
       signal?.removeEventListener('abort', killGroup);
       child.stdout?.destroy();
       child.stderr?.destroy();
-      resolve({ exitCode, signal: ended, timedOut, outputTail: tailOf(chunks), durationMs: Math.round(performance.now() - started) });
+      resolve({ exitCode, signal: ended, timedOut, outputTail: tailOf(chunks, secrets), durationMs: Math.round(performance.now() - started) });
     };
     const timer = setTimeout(() => {
       timedOut = true;

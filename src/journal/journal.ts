@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import type { ClientBase } from 'pg';
 import type { BelayError } from '../errors.js';
 import type { RunEvent } from '../events/run-events.js';
-import { secretSpellings } from '../db/secret-forms.js';
+import { scrub } from '../db/secret-forms.js';
 import { DatabaseJournal } from './db-journal.js';
 import { FileJournal } from './file-journal.js';
 import type { JournalRecord, RunHeader } from './record.js';
@@ -40,15 +40,12 @@ export class Journal {
       await rm(file.path, { force: true }).catch(() => {});
       throw file.failure;
     }
-    return new Journal(file, header, secrets.filter((secret) => secret.length > 0).flatMap(secretSpellings));
+    return new Journal(file, header, secrets);
   }
 
-  /** Detail comes from errors and command output: make sure no secret rides along. */
+  /** Detail comes from errors and command output: make sure no secret rides along, as the terminal does. Taken as the file holds it (JSON). */
   private scrub(detail: Record<string, unknown>): Record<string, unknown> {
-    if (this.secrets.length === 0) return detail;
-    let text = JSON.stringify(detail);
-    for (const secret of this.secrets) text = text.replaceAll(JSON.stringify(secret).slice(1, -1), '***');
-    return JSON.parse(text) as Record<string, unknown>;
+    return scrub(JSON.parse(JSON.stringify(detail)) as Record<string, unknown>, this.secrets);
   }
 
   get path(): string {

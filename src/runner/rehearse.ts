@@ -98,7 +98,7 @@ async function loadSeed(ctx: Context, file: string, statements: SqlStatements | 
   // a script: it reaches the throwaway database through PG* variables and a private passfile
   const { env, extraFds, cleanup } = await libpqChildEnv(ctx.space.params, ctx.setup.env, 'belay rehearse seed');
   try {
-    const outcome = await runShellCommand(file, env, 3600, ctx.setup.signal, extraFds);
+    const outcome = await runShellCommand(file, env, ctx.setup.secrets, 3600, ctx.setup.signal, extraFds);
     if (outcome.exitCode !== 0) {
       throw usageError(`seed script ${file} failed (exit ${outcome.exitCode}): ${outcome.outputTail}`, { hint: 'Run the seed script by hand against a scratch database and fix it; nothing real was touched.' });
     }
