@@ -56,6 +56,8 @@ describe('migrate up, the forward path', () => {
       'lock',
       'plan',
       'health baseline',
+      // the default scope, auto, learns what the revisions touch on a copy: a step of its own
+      'scope',
       'preflight',
       'fingerprint',
       'backup',
