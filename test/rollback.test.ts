@@ -241,6 +241,34 @@ describe('rollback --to', () => {
     expect(await db.query(digest)).toEqual(before);
   });
 
+  it("the same round trip written AT TIME ZONE 'UTC' (Django's, Alembic's) verifies too on a New York database (the comparison cast in the session's zone: exit 11, restored); a down that shifts the values by an hour is still caught", async () => {
+    const revisions = (shift: string): Record<string, string> => ({
+      '0001_ev.up.sql': "CREATE TABLE ev (id int PRIMARY KEY, at timestamptz NOT NULL);\nINSERT INTO ev SELECT g, timestamptz '2024-01-01 00:00+00' + g * interval '7 minutes' FROM generate_series(1, 2000) g;",
+      '0001_ev.down.sql': 'DROP TABLE ev;',
+      '0002_naive.up.sql': "ALTER TABLE ev ALTER COLUMN at TYPE timestamp USING at AT TIME ZONE 'UTC';",
+      '0002_naive.down.sql': `ALTER TABLE ev ALTER COLUMN at TYPE timestamptz USING (at${shift}) AT TIME ZONE 'UTC';`,
+    });
+    const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || extract(epoch FROM at), ',' ORDER BY id)) AS h FROM ev";
+    const db = await freshDatabase();
+    await db.query(`ALTER DATABASE ${db.name} SET timezone = 'America/New_York'`);
+    const args = baseArgs(await makeProject(revisions('')), db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const before = await db.query(digest);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(back.stdout).toContain('data verified');
+    expect(await db.query(digest)).toEqual(before);
+
+    const shifted = await freshDatabase();
+    await shifted.query(`ALTER DATABASE ${shifted.name} SET timezone = 'America/New_York'`);
+    const shiftedArgs = baseArgs(await makeProject(revisions(" + interval '1 hour'")), shifted.url);
+    expect((await belay([...shiftedArgs, 'migrate', 'up'])).code).toBe(0);
+    const caught = await belay([...shiftedArgs, '--yes', 'rollback', '--to', '0001']);
+    expect(caught.code, caught.stdout + caught.stderr).toBe(11);
+    expect(caught.stderr + caught.stdout).toContain('the content of public.ev changed');
+  });
+
   it("a down that renames an enum's label back verifies by value (the values are the same OIDs: it was 'the content changed', exit 11); a value the down changed is still caught", async () => {
     const revisions = (down: string): Record<string, string> => ({
       '0001_t.up.sql': "CREATE TYPE st_enum AS ENUM ('a', 'b');\nCREATE TABLE t (id int PRIMARY KEY, st st_enum);\nINSERT INTO t SELECT g, (ARRAY['a','b'])[1 + g % 2]::st_enum FROM generate_series(1, 2000) g;",

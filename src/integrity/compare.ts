@@ -37,7 +37,7 @@ export function compareFingerprints(before: Fingerprint, after: Fingerprint, mod
       continue;
     }
     if (mode === 'same-schema' || sameRowColumns(then, now)) {
-      if (then.rowHash !== now.rowHash) differences.push({ table, kind: 'row-hash', message: `the content of ${table} changed (${then.rowCount} rows, same count, different hash)` });
+      if (then.rowHash !== now.rowHash && then.rowHash !== now.rowHashInUtc) differences.push({ table, kind: 'row-hash', message: `the content of ${table} changed (${then.rowCount} rows, same count, different hash)` });
       continue;
     }
     const unhashed: string[] = [];
@@ -50,7 +50,7 @@ export function compareFingerprints(before: Fingerprint, after: Fingerprint, mod
         differences.push({ table, column, kind: 'column-type', message: `${table}.${column} changed type from ${was.type} to ${is.type}` });
       } else if (was.hash === undefined || is.hash === undefined) {
         unhashed.push(column);
-      } else if (was.hash !== is.hash) {
+      } else if (was.hash !== is.hash && was.hash !== is.hashInUtc) {
         differences.push({ table, column, kind: 'column-hash', message: `values in ${table}.${column} changed` });
       }
     }

@@ -14,6 +14,8 @@ export interface ColumnFingerprint {
   castFrom?: string;
   /** An enum's type OID and its labels by their OIDs: a later fingerprint of the same type reads its values as these labels (see castToEarlier). */
   enum?: EnumLabels;
+  /** `hash` with a cast between timestamptz and a type without a zone made in UTC instead of the session's TimeZone (see castExpr). */
+  hashInUtc?: string;
 }
 
 export interface EnumLabels {
@@ -30,6 +32,8 @@ export interface TableFingerprint {
   rowHashColumns?: string[];
   /** The table's OID: a comparison in the same database finds it under a later name. */
   oid?: string;
+  /** `rowHash` with a cast between timestamptz and a type without a zone made in UTC instead of the session's TimeZone (see castExpr). */
+  rowHashInUtc?: string;
 }
 
 export interface Fingerprint {
@@ -259,10 +263,10 @@ function seedOf(name: string): number {
  * cast to text keeps a declaration its output drops). A NULL gets a
  * per-column constant no hash is likely to equal.
  */
-function columnHashExpr(column: ColumnInfo, params: string[][]): string {
+function columnHashExpr(column: ColumnInfo, params: string[][], zone = SESSION_TIME_ZONE): string {
   const seed = seedOf(column.name);
   const name = quoteIdent(column.name);
-  const cast = column.castTo ? castExpr(name, column.castFromOid, column.typeOid, column.castTo) : name;
+  const cast = column.castTo ? castExpr(name, column.castFromOid, column.typeOid, column.castTo, zone) : name;
   const value = column.nondeterministic && !column.castTo ? `(${cast} COLLATE "C")` : cast;
   if (column.hashSchema && column.hashName) return `coalesce(${quoteQualified(column.hashSchema, column.hashName)}(${value}, ${seed}), ${-seed - 1})`;
   let text = `${quoteQualified(column.outputSchema, column.outputName)}(${value})::text`;
@@ -279,12 +283,24 @@ const WALL_CLOCK_OF = ['1114', '1082', '1083'];
 /** timestamp, date: one cast to timestamptz is read as a wall clock in the session's TimeZone. */
 const WALL_CLOCK_TO = ['1114', '1082'];
 
-/** `value`, of the type `fromOid`, cast to `castTo` (OID `toOid`) as a session in the session's TimeZone casts it. */
-function castExpr(value: string, fromOid: string | undefined, toOid: string, castTo: string): string {
-  if (fromOid === TIMESTAMPTZ && WALL_CLOCK_OF.includes(toOid)) return `CAST((${value} AT TIME ZONE ${SESSION_TIME_ZONE}) AS ${castTo})`;
-  if (toOid === TIMESTAMPTZ && fromOid !== undefined && WALL_CLOCK_TO.includes(fromOid)) return `(CAST(${value} AS timestamp) AT TIME ZONE ${SESSION_TIME_ZONE})`;
+/** Whether casting the column to its earlier type reads or writes a wall clock, which takes a zone. */
+const castTakesZone = (column: ColumnInfo): boolean =>
+  column.castTo !== undefined &&
+  ((column.castFromOid === TIMESTAMPTZ && WALL_CLOCK_OF.includes(column.typeOid)) || (column.typeOid === TIMESTAMPTZ && column.castFromOid !== undefined && WALL_CLOCK_TO.includes(column.castFromOid)));
+
+/**
+ * `value`, of the type `fromOid`, cast to `castTo` (OID `toOid`) in `zone`
+ * (SQL): the session's TimeZone, as a cast without USING makes it, or UTC,
+ * as a migration that writes `AT TIME ZONE 'UTC'` makes it; a down is
+ * trusted when either reads its values back (planTable).
+ */
+function castExpr(value: string, fromOid: string | undefined, toOid: string, castTo: string, zone: string): string {
+  if (fromOid === TIMESTAMPTZ && WALL_CLOCK_OF.includes(toOid)) return `CAST((${value} AT TIME ZONE ${zone}) AS ${castTo})`;
+  if (toOid === TIMESTAMPTZ && fromOid !== undefined && WALL_CLOCK_TO.includes(fromOid)) return `(CAST(${value} AS timestamp) AT TIME ZONE ${zone})`;
   return `CAST(${value} AS ${castTo})`;
 }
+
+const UTC = "'UTC'";
 
 const rowHashOf = (hashes: string[]): string => (hashes.length === 0 ? '0' : `hashint8extended(${hashes.join(' # ')}, 0)`);
 
@@ -310,33 +326,45 @@ function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColum
   const inRow = rowColumns ? columns.filter((column) => rowColumns.has(column.name)) : columns;
   const restricted = rowColumns ? { rowColumns: inRow.map((column) => column.name) } : {};
   const params: string[][] = [];
+  const zoned = columns.some(castTakesZone);
   if (!perColumn) {
-    return { key, columns, perColumn, ...restricted, params, sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRow.map((column) => columnHashExpr(column, params)))}), 0)::text AS h ${from}` };
+    const inUtc = zoned ? `, coalesce(sum(${rowHashOf(inRow.map((column) => columnHashExpr(column, params, UTC)))}), 0)::text AS hu` : '';
+    return { key, columns, perColumn, ...restricted, params, sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRow.map((column) => columnHashExpr(column, params)))}), 0)::text AS h${inUtc} ${from}` };
   }
   // Each column's hash feeds both the row hash and its column's sum: computed once per row in a subquery.
   // A volatile, parallel-safe and cheap call in its select list (pg_is_in_recovery(), a flag in shared
   // memory) keeps the planner from flattening it into the aggregate, which would evaluate every column
   // hash twice; OFFSET 0 would too, but rules out a parallel scan. (pg_jit_available() would load the
   // JIT library into every backend and worker.)
-  const hashed = columns.map((column, i) => `${columnHashExpr(column, params)} AS c${i}`);
-  const inRowRefs = columns.flatMap((column, i) => (inRow.includes(column) ? [`c${i}`] : []));
-  const sums = columns.map((_column, i) => `, sum(c${i})::text AS c${i}`).join('');
+  const hashed = columns.flatMap((column, i) => [`${columnHashExpr(column, params)} AS c${i}`, ...(castTakesZone(column) ? [`${columnHashExpr(column, params, UTC)} AS u${i}`] : [])]);
+  const inRowRefs = (utc: boolean): string[] => columns.flatMap((column, i) => (inRow.includes(column) ? [utc && castTakesZone(column) ? `u${i}` : `c${i}`] : []));
+  const sums = columns.map((column, i) => `, sum(c${i})::text AS c${i}${castTakesZone(column) ? `, sum(u${i})::text AS u${i}` : ''}`).join('');
+  const inUtc = zoned ? `, coalesce(sum(${rowHashOf(inRowRefs(true))}), 0)::text AS hu` : '';
   return {
     key,
     columns,
     perColumn,
     ...restricted,
     params,
-    sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRowRefs)}), 0)::text AS h${sums} FROM (SELECT ${[...hashed, 'pg_catalog.pg_is_in_recovery() AS keep'].join(', ')} ${from}) AS r`,
+    sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRowRefs(false))}), 0)::text AS h${inUtc}${sums} FROM (SELECT ${[...hashed, 'pg_catalog.pg_is_in_recovery() AS keep'].join(', ')} ${from}) AS r`,
   };
 }
 
 function readTable(plan: TablePlan, oid: string, row: Record<string, string | null>): TableFingerprint {
-  const fingerprint: TableFingerprint = { rowCount: row.n ?? '0', rowHash: row.h ?? '0', columns: {}, ...(plan.rowColumns ? { rowHashColumns: plan.rowColumns } : {}), oid };
+  const fingerprint: TableFingerprint = {
+    rowCount: row.n ?? '0',
+    rowHash: row.h ?? '0',
+    columns: {},
+    ...(plan.rowColumns ? { rowHashColumns: plan.rowColumns } : {}),
+    oid,
+    ...(row.hu !== undefined && row.hu !== null ? { rowHashInUtc: row.hu } : {}),
+  };
   plan.columns.forEach((column, i) => {
+    const inUtc = row[`u${i}`];
     fingerprint.columns[column.name] = {
       type: column.type,
       ...(plan.perColumn ? { hash: row[`c${i}`] ?? '0' } : {}),
+      ...(plan.perColumn && inUtc !== undefined ? { hashInUtc: inUtc ?? '0' } : {}),
       ...(column.castFrom ? { castFrom: column.castFrom } : {}),
       ...(column.enum && !column.castFrom ? { enum: column.enum } : {}),
     };
