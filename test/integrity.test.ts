@@ -375,6 +375,19 @@ describe('integrity fingerprints', () => {
     await client.query('DROP TABLE users, users_purged, tags, audit');
   });
 
+  it("does not name a table whose columns a down's UPDATE sets are all columns the downs add (a split column merged back), and names it when one was there", async () => {
+    await client.query(`CREATE TABLE p (id int, name text); INSERT INTO p SELECT g, 'n' || g FROM generate_series(1, 50) g;
+      CREATE TABLE p_detail (id int, d text); INSERT INTO p_detail SELECT g, 'd' || g FROM generate_series(1, 50) g`);
+    const read = (sql: string) => measureDownsAtRisk(client, [{ revision: '0002_split', sql }]);
+    const merged = await read(`ALTER TABLE p ADD COLUMN d text NOT NULL DEFAULT '';
+      UPDATE p SET d = pd.d, "D2" = coalesce(pd.d, (SELECT max(d) FROM p_detail)) FROM p_detail pd WHERE pd.id = p.id; DROP TABLE p_detail;`);
+    expect(merged.items).toEqual([{ revision: '0002_split', table: 'public.p_detail', rows: 50, values: 50 }]);
+    for (const sql of ['UPDATE p SET (d, name) = (SELECT d, d FROM p_detail WHERE p_detail.id = p.id);', "UPDATE p SET name[1] = 'x';", 'UPDATE p SET d = 1, name = upper(name) WHERE id > 3;']) {
+      expect((await read(sql)).items, sql).toEqual([{ revision: '0002_split', table: 'public.p', rowsWritten: true, rows: 50, values: 50 }]);
+    }
+    await client.query('DROP TABLE p, p_detail');
+  });
+
   it('follows the names the downs give a table or a column before they drop it (RENAME TO, SET SCHEMA, RENAME COLUMN), in the order they run', async () => {
     await client.query(`CREATE SCHEMA archive; CREATE TABLE people (id int, handle text, other int); INSERT INTO people VALUES (1, 'a', 1), (2, NULL, 2), (3, 'c', NULL);
       CREATE TABLE users (id int); CREATE TABLE stays (id int); INSERT INTO stays VALUES (1)`);
