@@ -273,6 +273,8 @@ describe("migrate up's automatic rollback lands on the schema the run started fr
     expect(result.message).not.toMatch(/rolled back|intact/);
     expect(result.hint).toMatch(/DROP what is left.*then run `belay migrate up` again/);
     expect(result.hint).toMatch(/Or put back the state the run started from \(at 0001_orders\): belay restore \S+$/);
+    // one line of sentences, not ".; Or"
+    expect(JSON.parse(run.stdout).next).toMatch(/shows the run\. Or put back the state/);
     expect(await db.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_orders' }]);
     expect(await db.query("SELECT to_regclass('public.leftover') IS NOT NULL AS table, to_regprocedure('public.leftfn()') IS NOT NULL AS fn")).toEqual([{ table: true, fn: true }]);
     const step = await schemaStep(db);

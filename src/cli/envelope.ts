@@ -87,14 +87,14 @@ export function tell(message: string, failure?: unknown): Told {
   return { line: line.length > 0 ? line : message.trim() || '(no message)', details };
 }
 
-/** `next` is one line too: a list of steps is joined with "; " (a space after a line that ends in ":" or ";" already). */
+/** `next` is one line too: a list of steps is joined with "; " (a space after a line that ends in ":", ";" or "." already). */
 function nextLine(next: string | undefined): string | undefined {
   if (next === undefined) return undefined;
   const lines = next
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter(Boolean);
-  return lines.length > 0 ? lines.reduce((line, step) => `${line}${/[:;]$/.test(line) ? ' ' : '; '}${step}`) : undefined;
+  return lines.length > 0 ? lines.reduce((line, step) => `${line}${/[:;.]$/.test(line) ? ' ' : '; '}${step}`) : undefined;
 }
 
 /**
