@@ -85,13 +85,8 @@ export interface KeptLargeObjects {
   contents: string | null;
 }
 
-/**
- * Which large objects are kept (see KeptLargeObjects): those the ups of these
- * revisions did not make, or as a fingerprint before found them. `told` says
- * whether their transactions tell them apart (no up ran outside one); asked
- * only when there are large objects, since it reads every up.
- */
-export type KeptAsked = { reverted: readonly string[]; told: () => Promise<boolean> } | Pick<KeptLargeObjects, 'madeIn' | 'horizon'>;
+/** Which large objects are kept (see KeptLargeObjects): those the ups of these revisions did not make, or as a fingerprint before found them. */
+export type KeptAsked = { reverted: readonly string[] } | Pick<KeptLargeObjects, 'madeIn' | 'horizon'>;
 
 /**
  * How values are hashed. 1: by its type's own extended hash function wherever
@@ -434,7 +429,7 @@ async function fingerprintObjects(client: ClientBase, asked?: KeptAsked): Promis
   );
   const { sequences, any_large_object: anyLargeObject } = rows[0]!;
   const states = Object.fromEntries(sequences.map((q) => [tableKey({ schema: q.schema, table: q.name }), { lastValue: q.last_value, increment: q.increment, cycle: q.cycle }]));
-  const keeping = asked && 'reverted' in asked ? (!anyLargeObject || (await asked.told()) ? await keptBy(client, asked.reverted) : undefined) : asked;
+  const keeping = asked && 'reverted' in asked ? await keptBy(client, asked.reverted) : asked;
   if (!anyLargeObject) {
     const none = { count: '0', oids: '0', contents: '0' };
     return { sequences: states, largeObjects: { ...none, unreadable: '0', ...(keeping ? { kept: { ...keeping, ...none } } : {}) } };

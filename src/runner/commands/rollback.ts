@@ -130,7 +130,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     await session.attachDatabaseJournal();
     let taken: FingerprintAndSnapshot | undefined;
     try {
-      taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { perColumn: atRisk.perColumn, ...keptLargeObjects(toRevert), dump: !options.noBackup, scope: scope?.decision });
+      taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { perColumn: atRisk.perColumn, ...(await keptLargeObjects(toRevert)), dump: !options.noBackup, scope: scope?.decision });
       if (taken?.dumpError !== undefined) throw taken.dumpError;
     } catch (error) {
       return await endAfterDumpFailure(session, error);
@@ -169,9 +169,9 @@ async function beforeChange<T>(setup: RunSetup, work: () => Promise<T>): Promise
 }
 
 /** The large objects an up made are told by its transaction (KeptLargeObjects): after an up outside one, none is compared. */
-function keptLargeObjects(toRevert: readonly Revision[]): Pick<FingerprintOptions, 'kept'> {
-  const told = async (): Promise<boolean> => (await Promise.all(toRevert.map(async (revision) => (await prepareStep(revision, 'up')).transactional))).every(Boolean);
-  return { kept: { reverted: toRevert.map((revision) => revision.name), told } };
+async function keptLargeObjects(toRevert: readonly Revision[]): Promise<Pick<FingerprintOptions, 'kept'>> {
+  const transactional = await Promise.all(toRevert.map(async (revision) => (await prepareStep(revision, 'up')).transactional));
+  return transactional.every(Boolean) ? { kept: { reverted: toRevert.map((revision) => revision.name) } } : {};
 }
 
 /** A rollback lands on the revision it names: a snapshot taken at another would land elsewhere, even above it. */
