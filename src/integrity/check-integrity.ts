@@ -23,9 +23,8 @@ export interface IntegrityReport {
 /** Why large objects there were before are not compared, if they are not (compareFingerprints compares the rest). */
 function largeObjectsNotCompared(then: LargeObjectsFingerprint | undefined, now: LargeObjectsFingerprint | undefined, compare: 'same-schema' | 'common-columns'): string | undefined {
   if (!then || !now || then.count === '0') return undefined;
-  if (compare === 'common-columns' && !then.kept) return `large objects not compared (${then.count}: the downs may remove those the ups made)`;
-  const [was, is] = compare === 'common-columns' ? [then.kept, now.kept] : [then, now];
-  if (!was || !is || was.oids !== is.oids || was.count !== is.count || (was.contents !== null && is.contents !== null)) return undefined;
+  if (compare === 'common-columns') return `large objects not compared (${then.count}: the downs may remove those the ups made)`;
+  if (then.oids !== now.oids || then.count !== now.count || (then.contents !== null && now.contents !== null)) return undefined;
   const unreadable = then.contents === null ? then.unreadable : now.unreadable;
   return `large objects not compared: the role may not read ${unreadable} of the ${then.count}`;
 }
@@ -103,8 +102,7 @@ export async function checkIntegrity(
   if (config.mode === 'strict' && baseline) {
     const options = comparisonOptions(baseline, compare);
     const objects = baseline.sequences !== undefined || baseline.largeObjects !== undefined;
-    const kept = baseline.largeObjects?.kept;
-    const now = await fingerprintTables(client, await tablesNow(client, baseline, compare), { ...options, hashing: hashingOf(baseline), objects, ...(kept ? { kept } : {}) });
+    const now = await fingerprintTables(client, await tablesNow(client, baseline, compare), { ...options, hashing: hashingOf(baseline), objects });
     differences = compareFingerprints(baseline, now, compare);
     unreadObjects = largeObjectsNotCompared(baseline.largeObjects, now.largeObjects, compare);
     checked = `${Object.keys(baseline.tables).length} table fingerprint(s) (${compare})${objects ? ', sequences and large objects' : ''}, ${checked}`;

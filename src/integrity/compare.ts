@@ -84,16 +84,10 @@ function compareSequences(before: Record<string, SequenceState> | undefined, aft
   });
 }
 
-/**
- * Large objects gone, added or rewritten; contents the role may not read are
- * not compared (checkIntegrity says so). After a rollback --to, those it was
- * to keep: gone or rewritten (the ups it reverted made the others, which
- * their downs may unlink, and a down may make new ones).
- */
+/** Large objects gone, added or rewritten; contents the role may not read are not compared (checkIntegrity says so). */
 function compareLargeObjects(then: LargeObjectsFingerprint | undefined, now: LargeObjectsFingerprint | undefined, mode: 'same-schema' | 'common-columns'): IntegrityDifference[] {
-  const [was, is, which] = mode === 'same-schema' ? [then, now, 'the large objects'] : [then?.kept, now?.kept, 'the large objects the reverted ups did not make'];
-  if (!was || !is) return [];
-  if (was.count !== is.count || was.oids !== is.oids) return [{ table: 'large objects', kind: 'large-objects', message: `${which} changed: ${was.count} before, ${is.count} now${was.count === is.count ? ', not the same ones' : ''}` }];
-  if (was.contents !== null && is.contents !== null && was.contents !== is.contents) return [{ table: 'large objects', kind: 'large-objects', message: `the content of ${which.slice(4)} changed (${was.count}, the same ones)` }];
+  if (!then || !now || mode === 'common-columns') return [];
+  if (then.count !== now.count || then.oids !== now.oids) return [{ table: 'large objects', kind: 'large-objects', message: `the large objects changed: ${then.count} before, ${now.count} now${then.count === now.count ? ', not the same ones' : ''}` }];
+  if (then.contents !== null && now.contents !== null && then.contents !== now.contents) return [{ table: 'large objects', kind: 'large-objects', message: `the content of large objects changed (${then.count}, the same ones)` }];
   return [];
 }

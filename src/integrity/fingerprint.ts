@@ -2,8 +2,6 @@ import { createHash } from 'node:crypto';
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../db/ident.js';
 import { simpleQueryResults } from '../db/simple-query.js';
-import { BELAY_SCHEMA } from '../db/belay-schema.js';
-import { SNAPSHOT_HORIZON } from './schema-query.js';
 import { holdsNoRow, tableKey, type TableRef } from './table-selection.js';
 
 export interface ColumnFingerprint {
@@ -64,29 +62,7 @@ export interface LargeObjectsFingerprint {
   /** The sum of a hash of each one's OID and content; null when the role may not read `unreadable` of them. */
   contents: string | null;
   unreadable: string;
-  /** Taken before a rollback --to: the large objects the downs are to leave as they are. */
-  kept?: KeptLargeObjects;
 }
-
-/**
- * The large objects a rollback --to's downs must leave as they are: all but
- * those made in the transactions of the ups it reverts (the xmin of each
- * one's belay.migrations row: an up records itself in its own transaction),
- * which their downs may unlink, and those written from `horizon` on (the
- * downs' own, the application's meanwhile), which the fingerprint before did
- * not see whole. Their metadata rows' xmin tells them apart.
- */
-export interface KeptLargeObjects {
-  madeIn: string[];
-  /** The oldest transaction the fingerprint's snapshot did not see the end of. */
-  horizon: string;
-  count: string;
-  oids: string;
-  contents: string | null;
-}
-
-/** Which large objects are kept (see KeptLargeObjects): those the ups of these revisions did not make, or as a fingerprint before found them. */
-export type KeptAsked = { reverted: readonly string[] } | Pick<KeptLargeObjects, 'madeIn' | 'horizon'>;
 
 /**
  * How values are hashed. 1: by its type's own extended hash function wherever
@@ -392,8 +368,6 @@ export interface FingerprintOptions {
   oneProcess?: boolean;
   /** Also every sequence's state and the large objects (see fingerprintObjects). */
   objects?: boolean;
-  /** With `objects`: also the large objects a rollback --to is to keep. */
-  kept?: KeptAsked;
 }
 
 /**
@@ -409,12 +383,11 @@ const readableLargeObject = (m: string): string =>
  * and the role may read (those of serial and identity columns are left out:
  * each read opens the sequence, some 10 ms per fingerprint on a schema of
  * 300 tables), and the large objects. A database without large objects pays
- * one catalog query, which reads the sequences too (a rollback --to's one
- * more, to keep apart what its ups made); with some, their contents
+ * one catalog query, which reads the sequences too; with some, their contents
  * are hashed through lo_get, which checks the role's privileges
  * (pg_largeobject itself is readable by superusers only).
  */
-async function fingerprintObjects(client: ClientBase, asked?: KeptAsked): Promise<Pick<Fingerprint, 'sequences' | 'largeObjects'>> {
+async function fingerprintObjects(client: ClientBase): Promise<Pick<Fingerprint, 'sequences' | 'largeObjects'>> {
   // has_sequence_privilege raises on a relation that is not a sequence: asked only of those the materialized CTE holds
   const { rows } = await client.query<{ sequences: Array<{ schema: string; name: string; last_value: string | null; increment: string; cycle: boolean }>; any_large_object: boolean }>(
     `WITH q AS MATERIALIZED (
@@ -429,33 +402,14 @@ async function fingerprintObjects(client: ClientBase, asked?: KeptAsked): Promis
   );
   const { sequences, any_large_object: anyLargeObject } = rows[0]!;
   const states = Object.fromEntries(sequences.map((q) => [tableKey({ schema: q.schema, table: q.name }), { lastValue: q.last_value, increment: q.increment, cycle: q.cycle }]));
-  const keeping = asked && 'reverted' in asked ? await keptBy(client, asked.reverted) : asked;
-  if (!anyLargeObject) {
-    const none = { count: '0', oids: '0', contents: '0' };
-    return { sequences: states, largeObjects: { ...none, unreadable: '0', ...(keeping ? { kept: { ...keeping, ...none } } : {}) } };
-  }
-  const lo = await client.query<Omit<LargeObjectsFingerprint, 'kept'> & { kept_count: string; kept_oids: string; kept_contents: string | null }>(
+  if (!anyLargeObject) return { sequences: states, largeObjects: { count: '0', oids: '0', contents: '0', unreadable: '0' } };
+  const lo = await client.query<LargeObjectsFingerprint>(
     `SELECT count(*)::text AS count, coalesce(sum(hashoidextended(m.oid, 0)), 0)::text AS oids,
             count(*) FILTER (WHERE NOT m.readable)::text AS unreadable,
-            CASE WHEN bool_and(m.readable) THEN coalesce(sum(m.content) FILTER (WHERE m.readable), 0)::text END AS contents,
-            count(*) FILTER (WHERE m.kept)::text AS kept_count, coalesce(sum(hashoidextended(m.oid, 0)) FILTER (WHERE m.kept), 0)::text AS kept_oids,
-            CASE WHEN coalesce(bool_and(m.readable) FILTER (WHERE m.kept), true) THEN coalesce(sum(m.content) FILTER (WHERE m.readable AND m.kept), 0)::text END AS kept_contents
-       FROM (SELECT l.oid, r.readable, CASE WHEN r.readable THEN hashtextextended(l.oid::text || ':' || md5(lo_get(l.oid)), 0) END AS content,
-                    coalesce(NOT l.xmin = ANY($1::xid[]) AND age(l.xmin) > age($2::xid), false) AS kept
-               FROM pg_largeobject_metadata l, LATERAL (SELECT ${readableLargeObject('l')} AS readable) AS r) AS m`,
-    [keeping?.madeIn ?? null, keeping?.horizon ?? null],
+            CASE WHEN bool_and(m.readable) THEN coalesce(sum(hashtextextended(m.oid::text || ':' || md5(lo_get(m.oid)), 0)) FILTER (WHERE m.readable), 0)::text END AS contents
+       FROM (SELECT l.oid, ${readableLargeObject('l')} AS readable FROM pg_largeobject_metadata l) AS m`,
   );
-  const { kept_count: count, kept_oids: oids, kept_contents: contents, ...all } = lo.rows[0]!;
-  return { sequences: states, largeObjects: { ...all, ...(keeping ? { kept: { ...keeping, count, oids, contents } } : {}) } };
-}
-
-/** The transactions the ups of `reverted` ran in, and the horizon of the fingerprint's snapshot (see KeptLargeObjects). */
-async function keptBy(client: ClientBase, reverted: readonly string[]): Promise<Pick<KeptLargeObjects, 'madeIn' | 'horizon'>> {
-  const { rows } = await client.query<{ made_in: string[]; horizon: string }>(
-    `SELECT coalesce(array_agg(xmin::text), '{}') AS made_in, ${SNAPSHOT_HORIZON} AS horizon FROM ${quoteIdent(BELAY_SCHEMA)}.migrations WHERE name = ANY($1)`,
-    [reverted],
-  );
-  return { madeIn: rows[0]!.made_in, horizon: rows[0]!.horizon };
+  return { sequences: states, largeObjects: lo.rows[0]! };
 }
 
 /** Tables per round trip: their aggregate queries go as one multi-statement simple query. */
@@ -568,7 +522,7 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
       const plan = row ? cast : planOf(i, 'earlier-text');
       result.tables[plan.key] = readTable(plan, columns[i]!.oid, row ?? (await client.query<Record<string, string | null>>(plan.sql, plan.params)).rows[0]!);
     }
-    if (options.objects) Object.assign(result, await fingerprintObjects(client, options.kept));
+    if (options.objects) Object.assign(result, await fingerprintObjects(client));
     if (own) await client.query('COMMIT');
   } catch (error) {
     if (own) await client.query('ROLLBACK').catch(() => {});

@@ -14,8 +14,6 @@ export interface TouchedSnapshotOptions extends Omit<SnapshotOptions, 'fingerpri
   scope: LearnedScope;
   /** Per-column hashes in the fingerprint (integrity after a rollback compares columns). */
   perColumn: FingerprintOptions['perColumn'];
-  /** Before a rollback --to: the large objects its downs are to keep. */
-  kept?: FingerprintOptions['kept'];
 }
 
 export interface TouchedSnapshot {
@@ -143,7 +141,7 @@ export async function takeTouchedSnapshot(options: TouchedSnapshotOptions): Prom
       objects,
     }));
     // one query at a time on the client
-    const fingerprinting = manifestScope.then(() => fingerprintTables(client, tables, { perColumn: options.perColumn, inTransaction: true, objects: true, ...(options.kept ? { kept: options.kept } : {}) }));
+    const fingerprinting = manifestScope.then(() => fingerprintTables(client, tables, { perColumn: options.perColumn, inTransaction: true, objects: true }));
     for (const reading of [manifestScope, fingerprinting]) reading.catch(() => stopDump.abort());
     const signal = options.signal ? AbortSignal.any([options.signal, stopDump.signal]) : stopDump.signal;
     const [readScope, fingerprint, manifest] = await Promise.allSettled([

@@ -4,12 +4,11 @@ import { verifySnapshot } from '../../backup/snapshot-store.js';
 import { preflightError, usageError } from '../../errors.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
-import { isReversible, prepareStep } from '../../migrations/run-revision.js';
+import { isReversible } from '../../migrations/run-revision.js';
 import { readDatabaseState } from '../session/database-state.js';
 import { withRunSession } from '../session/outcome.js';
 import { describeDataAtRisk } from '../../integrity/data-at-risk.js';
 import { captureStructure } from '../../integrity/structural.js';
-import type { FingerprintOptions } from '../../integrity/fingerprint.js';
 import { dataAtRiskOf, revisionsToRevert } from './plan.js';
 import { resolveRevisionOrStart } from '../../migrations/resolve-name.js';
 import { assertPreflight, checkDrift, checkMissing, checkScripts, checkSearchPath, downsMissing, type PreflightCheck } from '../steps/preflight.js';
@@ -130,7 +129,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     await session.attachDatabaseJournal();
     let taken: FingerprintAndSnapshot | undefined;
     try {
-      taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { perColumn: atRisk.perColumn, ...(await keptLargeObjects(toRevert)), dump: !options.noBackup, scope: scope?.decision });
+      taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { perColumn: atRisk.perColumn, dump: !options.noBackup, scope: scope?.decision });
       if (taken?.dumpError !== undefined) throw taken.dumpError;
     } catch (error) {
       return await endAfterDumpFailure(session, error);
@@ -166,12 +165,6 @@ async function beforeChange<T>(setup: RunSetup, work: () => Promise<T>): Promise
     stopIfSignalled(setup);
     throw error;
   }
-}
-
-/** The large objects an up made are told by its transaction (KeptLargeObjects): after an up outside one, none is compared. */
-async function keptLargeObjects(toRevert: readonly Revision[]): Promise<Pick<FingerprintOptions, 'kept'>> {
-  const transactional = await Promise.all(toRevert.map(async (revision) => (await prepareStep(revision, 'up')).transactional));
-  return transactional.every(Boolean) ? { kept: { reverted: toRevert.map((revision) => revision.name) } } : {};
 }
 
 /** A rollback lands on the revision it names: a snapshot taken at another would land elsewhere, even above it. */

@@ -17,7 +17,7 @@ import type { RunSession } from '../session/run-session.js';
  */
 export async function takeFingerprint(
   session: RunSession,
-  { perColumn, kept }: Pick<FingerprintOptions, 'perColumn' | 'kept'>,
+  perColumn: FingerprintOptions['perColumn'],
   { client = session.work.client, inTransaction = false, oneProcess = false }: { client?: ClientBase; inTransaction?: boolean; oneProcess?: boolean } = {},
 ): Promise<Fingerprint | null> {
   const { integrity } = session.setup.config;
@@ -29,7 +29,7 @@ export async function takeFingerprint(
       const origin = sessionOrigin(client);
       const watch = origin && watchBlockers(() => openSibling(client, 'watch'), origin.backendPid, origin.lockTimeoutMs);
       try {
-        return await fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { perColumn, inTransaction, oneProcess, objects: true, ...(kept ? { kept } : {}) });
+        return await fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { perColumn, inTransaction, oneProcess, objects: true });
       } catch (error) {
         const { database } = session.setup.config;
         const { signal } = session.setup;

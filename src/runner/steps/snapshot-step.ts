@@ -206,10 +206,10 @@ export interface FingerprintAndSnapshot {
  * integrity baseline (only those tables can change under its guard), journaled
  * as the fingerprint step so that `belay recover` judges by it.
  */
-async function touchedSnapshot(session: RunSession, revision: string | null, learned: LearnedScope, asked: Pick<FingerprintOptions, 'perColumn' | 'kept'>): Promise<FingerprintAndSnapshot> {
+async function touchedSnapshot(session: RunSession, revision: string | null, learned: LearnedScope, perColumn: FingerprintOptions['perColumn']): Promise<FingerprintAndSnapshot> {
   const { events, config, signal } = session.setup;
   const client = session.work.client;
-  const taking = runBackupTools(session.setup, session.control).then((tools) => takeTouchedSnapshot({ ...runSnapshotOptions(session, revision, tools, signal), client, scope: learned, ...asked }));
+  const taking = runBackupTools(session.setup, session.control).then((tools) => takeTouchedSnapshot({ ...runSnapshotOptions(session, revision, tools, signal), client, scope: learned, perColumn }));
   // the manifest keeps the fingerprint of every snapshot table (a restore is verified by it); integrity compares the protected ones
   const baseline = async (): Promise<Fingerprint> => {
     const { fingerprint } = await taking;
@@ -246,11 +246,11 @@ async function touchedSnapshot(session: RunSession, revision: string | null, lea
 export async function fingerprintAndSnapshot(
   session: RunSession,
   revision: string | null,
-  options: Pick<FingerprintOptions, 'perColumn' | 'kept'> & { dump: boolean; scope?: ScopeDecision | undefined },
+  options: { perColumn: FingerprintOptions['perColumn']; dump: boolean; scope?: ScopeDecision | undefined },
 ): Promise<FingerprintAndSnapshot> {
-  const { dump, scope: decision, ...asked } = options;
-  if (!dump) return { fingerprint: await takeFingerprint(session, asked), snapshot: null };
-  if (decision?.kind === 'touched' && decision.learned) return touchedSnapshot(session, revision, decision.learned, asked);
+  if (!options.dump) return { fingerprint: await takeFingerprint(session, options.perColumn), snapshot: null };
+  const decision = options.scope;
+  if (decision?.kind === 'touched' && decision.learned) return touchedSnapshot(session, revision, decision.learned, options.perColumn);
   const client = session.work.client;
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
@@ -262,7 +262,7 @@ export async function fingerprintAndSnapshot(
     // the two beside a dump of one or two processes (custom format, or directory with up to two jobs)
     const { format, jobs } = session.setup.config.backup;
     const oneProcess = rows[0]!.local && (format === 'custom' || jobs <= 2);
-    const fingerprinting = takeFingerprint(session, asked, { client, inTransaction: true, oneProcess });
+    const fingerprinting = takeFingerprint(session, options.perColumn, { client, inTransaction: true, oneProcess });
     // a failed fingerprint stops the dump it would have gone into
     const stopDump = new AbortController();
     fingerprinting.catch(() => stopDump.abort());
