@@ -263,10 +263,13 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
     const dropped = exact.dropped.length === 0 ? '' : `, but the objects created after the snapshot had been dropped before it${exact.note(kept.id)}`;
     const state = `${target} is as it was before the restore${dropped}; its state then is kept as snapshot ${kept.id}`;
     const putBack = exact.dropped.length === 0 ? [] : [`to put back what ${target} held before the restore: belay restore ${kept.id} --strategy in-place`];
+    // pg_restore's transaction rolled back: with nothing dropped before it, the database is as it was
+    const untouched = exact.dropped.length === 0 ? { untouched: true as const } : {};
     if (lockWait) {
       return {
         ...base,
         ok: false,
+        ...untouched,
         quarantineSnapshot: kept.id,
         message: `pg_restore waited longer than database.lockTimeoutSeconds (${lockTimeoutSeconds} s) for a lock another session holds in ${target}; nothing was restored (it runs as one transaction), ${state}`,
         manualSteps: [`end the sessions that hold locks in ${target} (pg_locks, pg_stat_activity), then: belay restore ${manifest.id} --strategy in-place`, ...putBack],
@@ -276,6 +279,7 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
     return {
       ...base,
       ok: false,
+      ...untouched,
       quarantineSnapshot: kept.id,
       message: `restoring ${manifest.id} in place failed: ${errorMessage(error)}; ${restoring ? 'nothing of it was restored (pg_restore runs as one transaction), ' : ''}${state}`,
       manualSteps: [
