@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,6 +79,30 @@ describe('a signal during a restore', () => {
     expect(await rows(db)).toBe(299000);
     expect(await db.query("SELECT to_regclass('public.newer') AS t")).toEqual([{ t: null }]);
     expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 12 });
+  }, 120_000);
+
+  it('in place, its pg_restore killed (-9) before anything was dropped: exit 4, nothing changed, restore it again', async () => {
+    const { db, project, args, id } = await bigSnapshot();
+    const before = new Set(await readdir(join(project.backups, 'journal')).catch(() => []));
+    const running = startBelay([...args, 'restore', id, '--yes', '--strategy', 'in-place'], { cwd: project.dir });
+    let exited = false;
+    void running.done.then(() => (exited = true));
+    let pid: string | undefined;
+    await pollUntil(async () => {
+      if (exited) throw new Error(`belay ended before pg_restore loaded the table: ${(await running.done).stderr}`);
+      const copying = await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query ~ '^COPY public\\.big .* FROM stdin'", [db.name]);
+      pid = spawnSync('pgrep', ['-P', String(running.child.pid), '-x', 'pg_restore'], { encoding: 'utf8' }).stdout.trim() || undefined;
+      return copying.length > 0 && pid !== undefined;
+    }, 'pg_restore loading big');
+    process.kill(Number(pid), 'SIGKILL');
+    const run = await running.done;
+    const journal = await freshJournal(project.backups, before);
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stderr).toContain(`in place failed`);
+    expect(run.stderr).toContain(`nothing of it was restored (pg_restore runs as one transaction), ${db.name} is as it was before the restore; its state then is kept as snapshot`);
+    expect(run.stderr).toContain(`next: Fix what the message says, then restore again: belay restore ${id} --strategy in-place`);
+    expect(await rows(db)).toBe(299000);
+    expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 4 });
   }, 120_000);
 });
 

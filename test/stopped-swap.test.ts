@@ -131,6 +131,49 @@ describe('a swap restore killed between its steps', () => {
     expect(await db.query('SELECT count(*)::int AS n FROM fx_people')).toEqual([{ n: 10 }]);
   });
 
+  it('killed between the two renames: status tells the rename recover will do; recover renames the verified copy into place, verifies it and names the damaged one', async () => {
+    const { db, project, args } = await lossyAt0003();
+    const journal = await killAtRename(project, args, (lines) => noteDetail(lines, 'restoreCopy') as string | undefined);
+    const runId = String(journal.find((l) => l.type === 'run')?.runId);
+    const copy = String(noteDetail(journal, 'restoreCopy'));
+    const quarantine = (noteDetail(journal, 'connectionsOff') as string[])[1]!;
+    expect(await allowsConnections(db.name)).toBeUndefined();
+    expect(await allowsConnections(quarantine)).toBe(false);
+    expect(await allowsConnections(copy)).toBe(true);
+
+    const status = await belay([...args, '--json', 'status'], { cwd: project.dir });
+    expect(status.code, status.stderr).toBe(0);
+    const interrupted = jsonResult<{ interrupted: { run: { runId: string }; action: string; why: string } }>(status).interrupted;
+    expect(interrupted).toMatchObject({ run: { runId }, action: 'verify-restore' });
+    expect(interrupted.why).toContain(`recover renames ${copy} to ${db.name} first`);
+    // status only reads: nothing renamed
+    expect(await allowsConnections(db.name)).toBeUndefined();
+
+    const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stdout + recover.stderr).toBe(0);
+    const said = jsonResult(recover);
+    expect(recover.stdout).toContain(`settling run ${runId}: it stopped while restoring snapshot`);
+    expect(recover.stdout).toContain(`the damaged database is kept as ${quarantine}`);
+    expect(recover.stdout).toContain('the restored data verified intact');
+    expect(said.restore).toBeUndefined();
+    expect(await db.query('SELECT count(*)::int AS n FROM fx_people')).toEqual([{ n: 10 }]);
+    expect(await allowsConnections(copy)).toBeUndefined();
+    expect(await allowsConnections(quarantine)).toBe(true);
+    expect(await adminQuery(quarantine, 'SELECT count(*)::int AS n FROM fx_people')).toEqual([{ n: 5 }]);
+    const recoverJournal = await readFile(String(said.journalFile), 'utf8');
+    expect(recoverJournal).toContain(`renamed ${copy} to ${db.name}: run ${runId} was killed between the renames of its swap restore`);
+    const runJournal = await readFile(join(project.backups, 'journal', `${runId}.jsonl`), 'utf8');
+    expect(runJournal).toContain(`belay recover renamed ${copy}`);
+
+    const history = await belay([...args, '--json', 'history', runId], { cwd: project.dir });
+    expect(history.code, history.stderr).toBe(0);
+    expect(history.stdout).toContain(quarantine);
+    const after = await belay([...args, 'status'], { cwd: project.dir });
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.stdout).not.toContain('INTERRUPTED');
+    expect(after.stdout).toContain(`LEFT      ${quarantine}: the damaged database a restore set aside`);
+  });
+
   it('killed between the two renames: once the copy is renamed into place by hand, recover turns connections on in the quarantine', async () => {
     const { db, project, args } = await lossyAt0003();
     const journal = await killAtRename(project, args, (lines) => noteDetail(lines, 'restoreCopy') as string | undefined);
@@ -141,9 +184,6 @@ describe('a swap restore killed between its steps', () => {
     expect(await allowsConnections(db.name)).toBeUndefined();
     expect(await allowsConnections(quarantine)).toBe(false);
 
-    const missing = await belay([...args, 'status'], { cwd: project.dir });
-    expect(missing.code, missing.stderr).toBe(2);
-    expect(missing.stderr).toContain(`If a belay swap restore was interrupted between its two renames`);
     await adminQuery('postgres', `ALTER DATABASE ${quoteIdent(copy)} RENAME TO ${quoteIdent(db.name)}`);
 
     // the copy in place is the snapshot, verified before the swap: recover verifies it again, never restores over it

@@ -169,7 +169,7 @@ export function connectError(params: ConnectionParams, error: unknown): BelayErr
     code === '28P01' || /password/i.test(message)
       ? 'Check the password (URL, PGPASSWORD or PGPASSFILE) for this role.'
       : code === SQLSTATE.invalidCatalogName
-        ? `Create the database first, or point --database-url at an existing one. If a belay swap restore was interrupted between its two renames, the restored copy is named ${params.database}_belay_restore_<time> (and the damaged one ${params.database}_quarantine_<time>): rename the restored one to ${params.database} with ALTER DATABASE … RENAME TO …, then \`belay recover\`.`
+        ? `Create the database first, or point --database-url at an existing one. If a belay swap restore was interrupted between its two renames, \`belay recover\` with the --backups its journal is in renames the restored copy (${params.database}_belay_restore_<time>; the damaged one is ${params.database}_quarantine_<time>) into place; without that journal, rename it to ${params.database} with ALTER DATABASE … RENAME TO …, then \`belay recover\`.`
         : code === SQLSTATE.objectNotInPrerequisiteState
           ? `belay may have turned connections off during a swap restore that did not finish: \`belay recover\` (with the same --backups) turns them back on and settles that run; if it cannot, as the owner of ${params.database} or a superuser, connected to another database: ALTER DATABASE ${quoteIdent(params.database)} WITH ALLOW_CONNECTIONS true; then \`belay recover\`.`
           : 'Check that the server is running and the connection settings (--database-url, DATABASE_URL, PG* variables) are right.';

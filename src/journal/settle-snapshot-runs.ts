@@ -66,6 +66,18 @@ export async function recordStrayRuns(client: ClientBase, backupsDir: string, da
   return strays.map(({ header }) => header.runId);
 }
 
+/** A note, durably appended to the journal file of a run that ended without writing one, on its restore of `snapshot`. */
+export async function noteRestore(backupsDir: string, runId: string, steps: readonly JournalRecord[], snapshot: string, detail: Record<string, unknown>): Promise<void> {
+  const file = await FileJournal.open(backupsDir, runId);
+  try {
+    const note: JournalRecord = { runId, seq: Math.max(0, ...steps.map((step) => step.seq)) + 1, at: new Date().toISOString(), step: 'restore', event: 'note', subject: snapshot, detail };
+    await file.append({ type: 'step', ...note });
+    if (file.failure) throw file.failure;
+  } finally {
+    await file.close();
+  }
+}
+
 /**
  * Stray runs killed in a restore that had put the snapshot in place: the
  * database lost their record with what it held (its copy of the journal is
@@ -83,22 +95,10 @@ export async function recordReplacingRestores(client: ClientBase, backupsDir: st
     const restore = openRestore(steps, []);
     if (!restore) continue;
     if (!steps.some((step) => typeof step.detail?.replaced === 'string')) {
-      const file = await FileJournal.open(backupsDir, header.runId);
-      try {
-        const note: JournalRecord = {
-          runId: header.runId,
-          seq: Math.max(0, ...steps.map((step) => step.seq)) + 1,
-          at: new Date().toISOString(),
-          step: 'restore',
-          event: 'note',
-          subject: restore.snapshot,
-          detail: { message: `${database} holds no record of this run: snapshot ${restore.snapshot} had replaced it (noticed by run ${noticedBy})`, replaced: database },
-        };
-        await file.append({ type: 'step', ...note });
-        if (file.failure) throw file.failure;
-      } finally {
-        await file.close();
-      }
+      await noteRestore(backupsDir, header.runId, steps, restore.snapshot, {
+        message: `${database} holds no record of this run: snapshot ${restore.snapshot} had replaced it (noticed by run ${noticedBy})`,
+        replaced: database,
+      });
     }
     await settleRunsCaughtBySnapshot(client, backupsDir, header.runId, restore.snapshot);
     await writeRunFromFile(client, backupsDir, header.runId, false);

@@ -11,7 +11,7 @@ import { readDatabaseState } from '../session/database-state.js';
 import { endSessionsOf } from '../session/run-lock.js';
 import { finishRun, withRunSession } from '../session/outcome.js';
 import type { RunSetup } from '../session/setup.js';
-import { allowConnectionsAgain, dropLeftoverCopies } from '../steps/restore-step.js';
+import { allowConnectionsAgain, dropLeftoverCopies, finishHalfSwap } from '../steps/restore-step.js';
 import { SCOPE_COPIES } from '../../scope/scope-copies.js';
 import { dropLeftMarked } from '../../db/marked-databases.js';
 import { REHEARSAL_DATABASES } from '../../rehearse/throwaway.js';
@@ -38,7 +38,8 @@ async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest
  */
 export async function runRecover(setup: RunSetup): Promise<RunResult> {
   const revisions = await discoverRevisions(setup.config.migrationsDir);
-  // before connecting to the target: it may be the one refusing every session
+  // before connecting to the target: a swap killed between its renames left it missing, or refusing every session
+  const swapped = await finishHalfSwap(setup);
   const reopened = await allowConnectionsAgain(setup);
   return withRunSession(setup, 'recover', async (session) => {
     await session.lock();
@@ -60,6 +61,14 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     const lingering = run ? await endSessionsOf(session.control.client, [run, ...others].map((r) => r.runId)) : { ended: [], waitedFor: [] };
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, run?.fromRevision ?? state.current);
+    if (swapped) {
+      await setup.events.emit({
+        type: 'note',
+        step: 'lock',
+        message: `renamed ${swapped.copy} to ${setup.target.database}: run ${swapped.runId} was killed between the renames of its swap restore, after verifying that copy and renaming the damaged database ${swapped.quarantine}`,
+        detail: { renamed: swapped.copy, quarantine: swapped.quarantine },
+      });
+    }
     if (reopened.length > 0) {
       await setup.events.emit({ type: 'note', step: 'lock', message: `turned connections to ${reopened.join(', ')} back on: a swap restore that did not finish had turned them off`, detail: { reopened } });
     }

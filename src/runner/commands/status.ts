@@ -1,11 +1,12 @@
 import { basename } from 'node:path';
 import type { ClientBase } from 'pg';
 import { LOCK_HOLDER_ROWS, LOCK_KEYS, toLockHolder, type LockHolder, type LockHolderRow } from '../../db/advisory-lock.js';
-import { describeTarget } from '../../db/connection.js';
+import { describeTarget, withDatabase } from '../../db/connection.js';
 import { BELAY_ACCESS_COLUMNS, BELAY_ACCESS_JOIN, belayRecordPresent, type BelayAccessRow } from '../../db/belay-schema.js';
 import { derivedName } from '../../db/databases.js';
 import { quoteIdent } from '../../db/ident.js';
-import type { Session } from '../../db/session.js';
+import { isConnectFailure, openSession, type Session } from '../../db/session.js';
+import { SQLSTATE } from '../../db/sqlstate.js';
 import { journalFile, listJournalFiles, readJournalFile } from '../../journal/file-journal.js';
 import { readNewestAndRunning, type RunSummary } from '../../journal/run-store.js';
 import { findStrayRuns } from '../../journal/settle-snapshot-runs.js';
@@ -16,7 +17,8 @@ import { readApplied } from '../../migrations/storage.js';
 import { compareWithDisk, type DriftedRevision } from '../session/database-state.js';
 import { lockHolderAmong, type LockHolderInfo } from '../session/run-lock.js';
 import { pickUnsettled, planRecovery, planUnrecorded, type RecoveryPlan } from '../recovery/recovery-plan.js';
-import { openTargetSession, type RunSetup } from '../session/setup.js';
+import { openTargetSession, sessionOptions, type RunSetup } from '../session/setup.js';
+import { halfSwap, type HalfSwap } from '../steps/restore-step.js';
 import { SCOPE_COPIES } from '../../scope/scope-copies.js';
 import { findLeftMarked } from '../../db/marked-databases.js';
 import { REHEARSAL_DATABASES } from '../../rehearse/throwaway.js';
@@ -122,11 +124,16 @@ function isHolder(row: Nullable<LockHolderRow>): row is LockHolderRow {
  * cannot be read is the error reported, as when the two ran one after the other;
  * the session opened beside it is closed first.
  */
-async function discoverWhileConnecting(setup: RunSetup): Promise<{ revisions: Revision[]; session: Session }> {
+async function discoverWhileConnecting(setup: RunSetup): Promise<{ revisions: Revision[]; session: Session; swap?: HalfSwap }> {
   const opening = openTargetSession(setup, 'belay status').then(
     (session) => ({ session }),
     (error: unknown) => ({ error }),
-  );
+  ).then(async (opened) => {
+    if (!('error' in opened) || !isMissingDatabase(opened.error)) return opened;
+    // a swap killed between its renames: the copy recover puts in place tells where the database will stand
+    const swap = await halfSwap(setup);
+    return swap ? { session: await openSession(withDatabase(setup.target, swap.copy), sessionOptions(setup, 'belay status')), swap } : opened;
+  }).catch((error: unknown) => ({ error }));
   let revisions: Revision[];
   try {
     revisions = await discoverRevisions(setup.config.migrationsDir);
@@ -137,8 +144,10 @@ async function discoverWhileConnecting(setup: RunSetup): Promise<{ revisions: Re
   }
   const opened = await opening;
   if ('error' in opened) throw opened.error;
-  return { revisions, session: opened.session };
+  return { revisions, session: opened.session, ...('swap' in opened ? { swap: opened.swap } : {}) };
 }
+
+const isMissingDatabase = (error: unknown): boolean => isConnectFailure(error) && (error.cause as { code?: string } | undefined)?.code === SQLSTATE.invalidCatalogName;
 
 /**
  * The run history lists first: a later run of this database that only its
@@ -159,7 +168,7 @@ async function lastRunOf(client: ClientBase, setup: RunSetup, newest: RunSummary
 
 /** Where the database stands; reads only, takes no lock. */
 export async function runStatus(setup: RunSetup): Promise<StatusReport> {
-  const { revisions, session } = await discoverWhileConnecting(setup);
+  const { revisions, session, swap } = await discoverWhileConnecting(setup);
   try {
     const client = session.client;
     const look = await firstLook(client, setup.target.database);
@@ -186,7 +195,8 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
         : interruptedRun
           ? await planRecovery(client, setup.config.backupsDir, interruptedRun, others, revisions)
           : planUnrecorded([unrecorded[0]!, ...unrecorded.slice(1)]);
-      interrupted = { ...plan, run: nameUnended(plan.run, live) };
+      const renaming = swap && plan.run.runId === swap.runId ? `${setup.target.database} does not exist: the run was killed between the renames of its swap restore (${setup.target.database} to ${swap.quarantine}, its verified copy ${swap.copy} to ${setup.target.database}); recover renames ${swap.copy} to ${setup.target.database} first, as the run would have (this status is read from ${swap.copy}); then ` : '';
+      interrupted = { ...plan, why: `${renaming}${plan.why}`, run: nameUnended(plan.run, live) };
     }
     const lastRun = await lastRunOf(client, setup, runs.newest);
     return {
@@ -205,7 +215,7 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
       lastRun: lastRun && nameUnended(lastRun, live),
       interrupted,
       leftovers: [
-        ...look.leftovers,
+        ...look.leftovers.filter(({ name }) => name !== swap?.copy),
         ...scopeCopies.map((name): LeftoverDatabase => ({ name, kind: 'scope-copy', drop: `DROP DATABASE ${quoteIdent(name)};` })),
         ...rehearsals.map((name): LeftoverDatabase => ({ name, kind: 'rehearsal', drop: `DROP DATABASE ${quoteIdent(name)};` })),
       ],

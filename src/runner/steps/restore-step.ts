@@ -26,8 +26,10 @@ import {
 } from '../../db/databases.js';
 import { quoteIdent } from '../../db/ident.js';
 import { unfinishedJournals } from '../../journal/file-journal.js';
+import type { JournalRecord } from '../../journal/record.js';
 import { watchLockWaits } from '../../db/lock-watchdog.js';
-import { settleRunsCaughtBySnapshot } from '../../journal/settle-snapshot-runs.js';
+import { noteRestore, settleRunsCaughtBySnapshot } from '../../journal/settle-snapshot-runs.js';
+import { openRestore, stepsOfFile } from '../result/run-record.js';
 import { openSession, type Session } from '../../db/session.js';
 import { runSuffix, runSuffixOf } from '../session/run-lock.js';
 import { BelayError, errorMessage, usageError } from '../../errors.js';
@@ -261,10 +263,13 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
     const dropped = exact.dropped.length === 0 ? '' : `, but the objects created after the snapshot had been dropped before it${exact.note(kept.id)}`;
     const state = `${target} is as it was before the restore${dropped}; its state then is kept as snapshot ${kept.id}`;
     const putBack = exact.dropped.length === 0 ? [] : [`to put back what ${target} held before the restore: belay restore ${kept.id} --strategy in-place`];
+    // pg_restore's transaction rolled back: with nothing dropped before it, the database is as it was
+    const untouched = exact.dropped.length === 0 ? { untouched: true as const } : {};
     if (lockWait) {
       return {
         ...base,
         ok: false,
+        ...untouched,
         quarantineSnapshot: kept.id,
         message: `pg_restore waited longer than database.lockTimeoutSeconds (${lockTimeoutSeconds} s) for a lock another session holds in ${target}; nothing was restored (it runs as one transaction), ${state}`,
         manualSteps: [`end the sessions that hold locks in ${target} (pg_locks, pg_stat_activity), then: belay restore ${manifest.id} --strategy in-place`, ...putBack],
@@ -274,6 +279,7 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
     return {
       ...base,
       ok: false,
+      ...untouched,
       quarantineSnapshot: kept.id,
       message: `restoring ${manifest.id} in place failed: ${errorMessage(error)}; ${restoring ? 'nothing of it was restored (pg_restore runs as one transaction), ' : ''}${state}`,
       manualSteps: [
@@ -379,6 +385,129 @@ export async function dropLeftoverCopies(setup: RunSetup, names: string[]): Prom
   }
 }
 
+/** The runs whose sessions are still there: each session belay opens is named after its run. */
+async function aliveRuns(client: ClientBase): Promise<Set<string>> {
+  const { rows } = await client.query<{ name: string }>("SELECT application_name AS name FROM pg_catalog.pg_stat_activity WHERE starts_with(application_name, 'belay ')");
+  return new Set(rows.flatMap(({ name }) => runSuffixOf(name) ?? []));
+}
+
+/** A swap restore killed between its renames: the target renamed to `quarantine`, its verified `copy` not yet renamed to the target. */
+export interface HalfSwap {
+  runId: string;
+  snapshot: string;
+  copy: string;
+  quarantine: string;
+  steps: JournalRecord[];
+}
+
+/**
+ * The last swap restore of this database left open before its renames were
+ * done, read from the journal files of its runs without an outcome: the copy
+ * its last `restoreCopy` note names, and the quarantine its `connectionsOff`
+ * note names, journaled once that copy was verified (none before).
+ */
+async function lastOpenSwap(setup: RunSetup): Promise<(Omit<HalfSwap, 'quarantine'> & { quarantine?: string }) | undefined> {
+  const swaps = (await unfinishedJournals(setup.config.backupsDir, setup.target.database)).flatMap(({ header, lines }) => {
+    const steps = stepsOfFile(lines);
+    const restore = openRestore(steps, []);
+    let copy: string | undefined;
+    let quarantine: string | undefined;
+    for (const { detail } of steps) {
+      if (typeof detail?.restoreCopy === 'string') [copy, quarantine] = [detail.restoreCopy, undefined];
+      const off = detail?.connectionsOff;
+      if (copy && Array.isArray(off) && typeof off[1] === 'string') quarantine = off[1];
+      if (typeof detail?.replaced === 'string') copy = undefined;
+    }
+    return restore && copy ? [{ runId: header.runId, snapshot: restore.snapshot, copy, quarantine, steps }] : [];
+  });
+  return swaps.at(-1);
+}
+
+/**
+ * Where the target does not exist, the swap restore killed between its two
+ * renames (`lastOpenSwap`). Undefined when the target exists or no run was
+ * swapping; throws (manual) when the server does not hold what such a run
+ * left, or its copy was not verified: then nothing is guessed.
+ */
+async function findHalfSwap(setup: RunSetup, client: ClientBase): Promise<HalfSwap | undefined> {
+  const target = setup.target.database;
+  const swap = await lastOpenSwap(setup);
+  if (!swap || (await databaseExists(client, target))) return undefined;
+  const recoverAgain = 'then `belay recover` (with the same --backups)';
+  const { quarantine } = swap;
+  if (!quarantine) {
+    throw new BelayError('manual', `database ${target} does not exist, and run ${swap.runId} was restoring snapshot ${swap.snapshot} into the copy ${swap.copy}, which it had not verified yet: it renamed nothing, so where ${target} went is not known to belay`, {
+      hint: `Rename the database that holds ${target}'s data back: ALTER DATABASE <its name> RENAME TO ${quoteIdent(target)}; ${recoverAgain}.`,
+      details: { runId: swap.runId, restoreCopy: swap.copy },
+    });
+  }
+  const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [[swap.copy, quarantine]]);
+  const there = new Set(rows.map(({ datname }) => datname));
+  if (there.size < 2) {
+    const missing = [swap.copy, quarantine].filter((name) => !there.has(name));
+    const back = there.has(quarantine)
+      ? `Put the damaged database back: ALTER DATABASE ${quoteIdent(quarantine)} RENAME TO ${quoteIdent(target)}; ${recoverAgain}, which restores snapshot ${swap.snapshot} again.`
+      : there.has(swap.copy)
+        ? `Once you have found where ${quarantine} went, put the verified copy in place: ALTER DATABASE ${quoteIdent(swap.copy)} RENAME TO ${quoteIdent(target)}; ${recoverAgain}.`
+        : `Rename the database that holds ${target}'s data back: ALTER DATABASE <its name> RENAME TO ${quoteIdent(target)}; ${recoverAgain}.`;
+    throw new BelayError('manual', `database ${target} does not exist: run ${swap.runId} was killed between the renames of its swap restore (${target} to ${quarantine}, its verified copy ${swap.copy} to ${target}), but ${missing.join(' and ')} ${missing.length === 1 ? 'does' : 'do'} not exist either`, {
+      hint: back,
+      details: { runId: swap.runId, restoreCopy: swap.copy, quarantine },
+    });
+  }
+  return { ...swap, quarantine };
+}
+
+/** The half-done swap `belay recover` will finish (`finishHalfSwap`), for status to tell: read from a session on the maintenance database. */
+export async function halfSwap(setup: RunSetup): Promise<HalfSwap | undefined> {
+  const { admin } = await openAdmin(setup);
+  try {
+    return await findHalfSwap(setup, admin.client);
+  } finally {
+    await admin.close();
+  }
+}
+
+/**
+ * Finish a swap restore killed between its renames, before connecting to the
+ * target it left missing: rename its verified copy to the target, note that
+ * in the run's journal file (the swap done, as the run would have), and give
+ * the target back to the owner of the database it replaced. recover then
+ * verifies it against the snapshot's fingerprint, as after any swap killed
+ * once done. Answers the swap finished, if any.
+ */
+export async function finishHalfSwap(setup: RunSetup): Promise<HalfSwap | undefined> {
+  const target = setup.target.database;
+  if (!(await lastOpenSwap(setup))) return undefined;
+  const { admin } = await openAdmin(setup);
+  try {
+    const swap = await findHalfSwap(setup, admin.client);
+    if (!swap) return undefined;
+    if ((await aliveRuns(admin.client)).has(runSuffix(swap.runId))) {
+      throw new BelayError('locked', `run ${swap.runId} is swapping a restored copy into ${target}, which does not exist meanwhile (a session of that run is still there)`, {
+        hint: `Wait for it to end (\`belay history ${swap.runId}\`), then run \`belay recover\` again if it did not finish.`,
+      });
+    }
+    await renameDatabase(admin.client, swap.copy, target).catch((error: unknown) => {
+      throw new BelayError('manual', `run ${swap.runId} was killed between the renames of its swap restore, and its verified copy ${swap.copy} could not be renamed to ${target}: ${errorMessage(error)}`, {
+        hint: `Once nothing is connected to ${swap.copy}, as its owner or a superuser, connected to another database: ALTER DATABASE ${quoteIdent(swap.copy)} RENAME TO ${quoteIdent(target)}; then \`belay recover\`.`,
+        cause: error,
+      });
+    });
+    await noteRestore(setup.config.backupsDir, swap.runId, swap.steps, swap.snapshot, {
+      message: `swapped the restored copy into ${target}; the damaged one is ${swap.quarantine} (the run was killed between the renames: belay recover renamed ${swap.copy})`,
+      replaced: target,
+      quarantine: swap.quarantine,
+    });
+    // as the swap does: the restored copy belongs to whoever created it
+    const owner = await databaseOwner(admin.client, swap.quarantine);
+    if (owner) await setDatabaseOwner(admin.client, target, owner).catch(() => {});
+    return swap;
+  } finally {
+    await admin.close();
+  }
+}
+
 /**
  * Turn connections back on where a swap restore that did not finish turned
  * them off: the databases its `connectionsOff` note names (the target, or the
@@ -398,8 +527,7 @@ export async function allowConnectionsAgain(setup: RunSetup): Promise<string[]> 
   const { admin } = await openAdmin(setup);
   try {
     // a swap still going on (its admin session is there) is left alone: its renames need connections off
-    const { rows: sessions } = await admin.client.query<{ name: string }>("SELECT application_name AS name FROM pg_catalog.pg_stat_activity WHERE starts_with(application_name, 'belay ')");
-    const alive = new Set(sessions.map(({ name }) => runSuffixOf(name)));
+    const alive = await aliveRuns(admin.client);
     const { rows } = await admin.client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1) AND NOT datallowconn ORDER BY datname', [[...byRun.values()].flat()]);
     const going = [...byRun].find(([runId, off]) => alive.has(runSuffix(runId)) && rows.some(({ datname }) => off.includes(datname)));
     if (going) {
