@@ -111,6 +111,38 @@ describe('a restore killed once the snapshot replaced the database', () => {
     await settledOnce(args, project, runId!);
   });
 
+  it('in place, after pg_restore committed, then written to by the application: recover does not restore again over the new row (12, the difference named)', async () => {
+    const { db, project, args, snapshot } = await snapshotThenLaterRows();
+    const before = await journalNames(project);
+    const run = startBelay([...args, '--yes', 'restore', snapshot, '--strategy', 'in-place'], { cwd: project.dir });
+    let exited = false;
+    void run.done.then(() => (exited = true));
+    let runId: string | undefined;
+    await pollUntil(async () => {
+      if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
+      runId ??= runIdOf(await freshJournal(project.backups, before));
+      return runId !== undefined && (await db.query('SELECT 1 FROM belay.runs WHERE id = $1::uuid', [runId])).length > 0;
+    }, 'the restore run recorded');
+    await pollUntil(async () => {
+      if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
+      return (await db.query('SELECT 1 FROM belay.runs WHERE id = $1::uuid', [runId])).length === 0;
+    }, 'the snapshot in place');
+    run.child.kill('SIGKILL');
+    await run.done;
+    await db.query("INSERT INTO t VALUES (0, 'written after the restore')");
+    const [kept] = await quarantineSnapshots(project);
+
+    const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stdout).toBe(12);
+    const said = JSON.parse(recover.stdout) as { message: string; next: string; result: { restore?: unknown } };
+    expect(said.message).toContain(`public.t had ${ROWS} rows, now ${ROWS + 1}`);
+    expect(said.message).toContain('belay did not restore it again');
+    expect(said.next).toContain(`belay restore ${snapshot}`);
+    expect(said.result.restore).toBeUndefined();
+    expect(await quarantineSnapshots(project)).toEqual([kept]);
+    expect(await db.query("SELECT count(*)::int AS n FROM t WHERE v = 'written after the restore'")).toEqual([{ n: 1 }]);
+  });
+
   it('swapped in, killed after its renames: recover verifies the restored database and names the damaged one it set aside', async () => {
     const { db, project, args, snapshot } = await snapshotThenLaterRows();
     const before = await journalNames(project);

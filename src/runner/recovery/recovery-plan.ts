@@ -124,7 +124,7 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
       ...base,
       snapshotId: restore.snapshot,
       action: 'verify-restore',
-      why: `it stopped while restoring snapshot ${restore.snapshot}, after the snapshot had replaced the database${aside.length > 0 ? ` (${aside.join('; ')})` : ''}${inRecovery}: verify the restored data against the snapshot's fingerprint, restoring it again only if it does not match`,
+      why: `it stopped while restoring snapshot ${restore.snapshot}, after the snapshot had replaced the database${aside.length > 0 ? ` (${aside.join('; ')})` : ''}${inRecovery}: verify the restored data against the snapshot's fingerprint (a difference is named, not restored over: it was written since)`,
       revert: [],
       // a restore asked for leads to the snapshot's revision, a safety net's to where the run started
       target: run.command === 'restore' ? run.toRevision : run.fromRevision,

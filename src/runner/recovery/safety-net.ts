@@ -274,7 +274,15 @@ function thrownRestore(recovery: Recovery, manifest: Manifest, error: unknown): 
 export async function checkRestored(recovery: Recovery, why: string): Promise<RunResult> {
   const { session } = recovery;
   const integrity = await runIntegrityStep(session, recovery.fingerprint, 'same-schema');
-  if (!integrity.intact) return restoreThenVerify(recovery, `${why}; but the data does not match it: ${damage(integrity)}`);
+  if (!integrity.intact) {
+    // the snapshot was put in place whole (one pg_restore transaction, or a verified copy renamed in): what differs
+    // was written since, which a second restore would throw away
+    return finishRun(session, {
+      outcome: 'manual-action-needed',
+      message: `${why}; but the data does not match it now: ${damage(integrity)} (written since the restore, most likely: belay did not restore it again)`,
+      hint: `Check what changed since the restore${recovery.snapshot ? `; to put the snapshot back all the same: belay restore ${recovery.snapshot.id}` : ''}. What the restore replaced is kept as named above.`,
+    });
+  }
   const uncompared = notCompared(recovery, integrity);
   // this run restored nothing: the restore is the interrupted run's, and its "restored" is in its record
   return finishRun(session, {
