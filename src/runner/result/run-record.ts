@@ -41,10 +41,18 @@ export function snapshotsOfRun(steps: readonly JournalRecord[]): { taken: string
   return { taken: typeof taken === 'string' ? taken : null, restoring: restoring ?? null };
 }
 
-/** The copies a run's restores kept of what they replaced: an in-place restore's snapshot, a swap's database. */
+/**
+ * The copies a run's restores kept of what they replaced: an in-place
+ * restore's snapshot, a swap's database (named before its renames, in the
+ * `connectionsOff` note, for a swap stopped before it could say it was done).
+ */
 export function keptByRun(steps: readonly JournalRecord[]): { snapshots: string[]; databases: string[] } {
-  const named = (key: string): string[] => [...new Set(steps.flatMap((s) => (typeof s.detail?.[key] === 'string' ? [s.detail[key]] : [])))];
-  return { snapshots: named('quarantineSnapshot'), databases: named('quarantine') };
+  const named = (key: string): string[] => steps.flatMap((s) => (typeof s.detail?.[key] === 'string' ? [s.detail[key]] : []));
+  const aside = steps.flatMap((s) => {
+    const off = s.detail?.connectionsOff;
+    return Array.isArray(off) && typeof off[1] === 'string' ? [off[1]] : [];
+  });
+  return { snapshots: [...new Set(named('quarantineSnapshot'))], databases: [...new Set([...named('quarantine'), ...aside])] };
 }
 
 /**
