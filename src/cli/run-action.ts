@@ -38,7 +38,7 @@ export interface ActionKind {
   changing?: boolean;
   /** Only reads and reports (status, plan, history…): its output is its whole job, so output that cannot be written fails it (exit 4). */
   reads?: boolean;
-  /** What a first SIGINT/SIGTERM makes it do, when it is not what it makes a run do (stop at a safe point, roll back). */
+  /** What a first SIGINT/SIGTERM/SIGHUP makes it do, when it is not what it makes a run do (stop at a safe point, roll back). */
   firstSignal?: string;
 }
 
@@ -171,8 +171,10 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     logger.warn(`${signal}: ${kind.firstSignal ?? 'stopping at the next safe point and rolling back what this run did; send it again to abort at once'}`);
     controller.abort();
   };
+  // SIGHUP: the terminal closed (an SSH session dropped), taken as SIGTERM; the result still goes where stdout goes
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   process.on('exit', onExit);
   try {
     const report = await work(ctx);
@@ -195,6 +197,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
     process.off('exit', onExit);
   }
 }
