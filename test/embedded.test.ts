@@ -104,6 +104,22 @@ describe('the embedded cluster (no connection settings at all)', () => {
     await nothingMade();
   });
 
+  it('a .belay that is a regular file holds no cluster: remove says so (exit 0, as status), and leaves the file', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'belay-embedded-file-'));
+    await writeFile(join(cwd, '.belay'), 'not belay\'s\n');
+    const options = { cwd, env: cleanEnv({ HOME: cwd }) };
+    const status = await belay(['cluster', 'status'], options);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/^cluster {3}not created yet/);
+    const remove = await belay(['cluster', 'remove', '--yes'], options);
+    expect(remove.code, remove.stderr).toBe(0);
+    expect(remove.stdout.trim()).toBe('there was no embedded cluster to remove');
+    const json = await belay(['--json', 'cluster', 'remove', '--yes'], options);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ exitCode: 0, message: 'there was no embedded cluster to remove', result: { removed: [] } });
+    expect(await readFile(join(cwd, '.belay'), 'utf8')).toBe('not belay\'s\n');
+  });
+
   it('a .belay/cluster.json naming folders not this project\'s is refused (exit 2): remove deletes none of them', async () => {
     const root = await mkdtemp(join(tmpdir(), 'belay-embedded-foreign-'));
     const victim = join(root, 'victim');

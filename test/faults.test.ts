@@ -8,7 +8,7 @@ import type { TempCluster } from '../src/cluster/temp-cluster.js';
 import { renameDatabase } from '../src/db/databases.js';
 import { quoteIdent } from '../src/db/ident.js';
 import { belay, cliRunnableBy, startBelay, type CliRun } from './support/cli.js';
-import { adminQuery, freshDatabase, type TestDatabase } from './support/pg.js';
+import { adminQuery, cluster, freshDatabase, type TestDatabase } from './support/pg.js';
 import { startStoppableCluster } from './support/stoppable-cluster.js';
 import { baseArgs, makeProject, type TestProject } from './support/project.js';
 
@@ -654,4 +654,27 @@ describe('the server stops under a run', () => {
       await settledEverything(ctx);
     }, 120_000);
   }
+});
+
+describe('a connection lost after the downs', () => {
+  it("ends 12 naming the run by its id in next:, never by a placeholder ('belay history RUN')", async () => {
+    const db = await freshDatabase();
+    const c = cluster();
+    // the afterRollback hook cuts belay's working connection: the checks after the downs lose it
+    const cut = `${c.binDir}/psql -X -q -h ${c.socketDir} -p ${c.port} -U ${c.superuser} -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}' AND application_name LIKE 'belay % work'"`;
+    const project = await makeProject(
+      { ...BASE, '0002_a.up.sql': 'CREATE TABLE a (id int);', '0002_a.down.sql': 'DROP TABLE a;', '0003_bad.up.sql': 'SELECT 1/0;', '0003_bad.down.sql': 'SELECT 1;' },
+      { hooks: { afterRollback: { run: cut, timeoutSeconds: 30 } } },
+    );
+    const ctx: Context = { db, project, args: baseArgs(project, db.url) };
+    expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
+    const run = await cli(ctx, '--json', 'migrate', 'up');
+    expect(run.code, run.stderr).toBe(12);
+    const document = payload(run.stdout);
+    expect(document.message).toMatch(/the rollback could not finish: .*connection/);
+    expect(document.next).toBe(`The journal (\`belay history ${String(document.runId)}\`) says which steps ended; \`belay status\` and \`belay verify\` show where the database stands now.`);
+    const text = await cli(ctx, 'history', String(document.runId));
+    expect(text.code, text.stderr).toBe(0);
+    expect(await lastOutcome(ctx.project, 'migrate-up')).toMatchObject({ exitCode: 12 });
+  }, 120_000);
 });

@@ -223,6 +223,36 @@ describe('a revision belay cannot read or load is refused before anything change
   });
 });
 
+describe('a module revision without the functions it must export is refused with what to write (exit 2, nothing changed)', () => {
+  it.each([
+    { name: 'no up()', text: 'const x = 1;\n', says: 'revision 0002_cafe (FILE) does not export an up(ctx) function', next: /^Export an async function up\(ctx\) \(and down\(ctx\)\) from 0002_cafe\.mjs: `export async function up\(ctx\) \{ await ctx\.sql\('…'\); \}`/ },
+    { name: 'a down that is not a function', text: 'export async function up(ctx) {}\nexport const down = 1;\n', says: 'revision 0002_cafe exports down, but it is not a function', next: /^Make down in 0002_cafe\.mjs a function \(`export async function down\(ctx\) \{ … \}`\), or remove it/ },
+  ])('$name', async ({ text, says, next }) => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...OK_0001 });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const file = join(project.migrations, '0002_cafe.mjs');
+    await writeFile(file, text);
+    const message = says.replace('FILE', file);
+
+    const plan = await belay([...args, 'plan']);
+    expect(plan.code, plan.stderr).toBe(2);
+    expect(plan.stderr).toContain(`belay: ${message}`);
+    expect(plan.stderr).toMatch(/\n {2}next: \S/);
+    expect(plan.stderr.slice(plan.stderr.indexOf('  next: ') + '  next: '.length)).toMatch(next);
+
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup']);
+    expect(run.code, run.stderr).toBe(2);
+    const document = JSON.parse(run.stdout) as { exitCode: number; message: string; next: string | null };
+    expect(document).toMatchObject({ exitCode: 2, message });
+    expect(document.next).toMatch(next);
+    expect(document.next).toMatch(/Nothing was changed\.$/);
+    expect(await appliedNames(db)).toEqual(['0001_notes']);
+    expect(await db.query("SELECT to_regclass('cafe') AS t")).toEqual([{ t: null }]);
+  });
+});
+
 describe("a failing revision tells PostgreSQL's whole error", () => {
   it('shows DETAIL and HINT, in the last line, --json and the journal (exit 10, nothing left applied)', async () => {
     const db = await freshDatabase();

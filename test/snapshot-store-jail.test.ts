@@ -9,6 +9,36 @@ import { baseArgs, makeProject } from './support/project.js';
 const idOf = (stdout: string): string => (JSON.parse(stdout).result as { snapshot: { id: string } }).snapshot.id;
 
 describe('the snapshot store is a jail', () => {
+  it('a truncated manifest: `backups list` lists the sound snapshots and names it with what to do (exit 4, next:), as verify does', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({});
+    const args = baseArgs(project, db.url);
+    const sound = idOf((await belay([...args, '--json', 'backup'])).stdout);
+    const broken = '20261124T133700Z-app-abcdef.manifest.json';
+    await writeFile(join(project.backups, broken), '{"id":"X","trunc');
+    const before = (await readdir(project.backups)).sort();
+    const todo = 'Inspect the file; move it out of the backups folder once you know where it came from.';
+
+    const text = await belay([...args, 'backups', 'list']);
+    expect(text.code, text.stderr).toBe(4);
+    const lines = text.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^${sound}  `));
+    expect(lines).toContain(`refused manifest ${broken}: not valid JSON; next: ${todo}`);
+    expect(lines.at(-1)).toBe(`  next: Nothing was touched. ${broken}: ${todo}`);
+
+    const json = await belay([...args, '--json', 'backups', 'list']);
+    expect(json.code).toBe(4);
+    const document = JSON.parse(json.stdout) as { outcome: string; next: string | null; result: { snapshots: Array<{ id: string }>; refused: Array<{ file: string; problem: string }> } };
+    expect(document).toMatchObject({ outcome: 'refused', next: `Nothing was touched. ${broken}: ${todo}` });
+    expect(document.result.snapshots.map((m) => m.id)).toEqual([sound]);
+    expect(document.result.refused).toEqual([{ file: broken, problem: 'not valid JSON' }]);
+
+    const verify = await belay([...args, 'backups', 'verify', broken.replace('.manifest.json', '')]);
+    expect(verify.code).toBe(4);
+    expect(verify.stderr).toContain(`next: Nothing was touched. ${todo}`);
+    expect((await readdir(project.backups)).sort()).toEqual(before);
+  });
+
   it('a manifest that names another file, or disagrees with its own name, is refused (exit 4) and never followed', async () => {
     const db = await freshDatabase();
     await db.appQuery('CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100)');

@@ -110,9 +110,16 @@ describe('output that cannot be written', () => {
       for (const extra of [[], ['--json']]) {
         const result = await spawnBelay([...args, ...extra, 'status'], project.dir, ['ignore', full, 'pipe'], 'keep').run;
         expect(result.code, `${extra.join(' ')}: ${result.stderr}`).toBe(4);
-        expect(result.stderr).toMatch(/^belay: status: its result could not be written to stdout \(ENOSPC: no space left on device, write\); nothing was changed\n$/m);
+        expect(result.stderr).toMatch(/^belay: status: its result could not be written to stdout \(ENOSPC: no space left on device, write\); nothing was changed\n {2}next: Run it again with its output sent where it can be written\.\n$/m);
         expect(result.stderr).not.toMatch(/\n\s+at /);
       }
+      const list = await spawnBelay([...args, 'backups', 'list'], project.dir, ['ignore', full, 'pipe'], 'keep').run;
+      expect(list.code, list.stderr).toBe(4);
+      expect(list.stderr).toMatch(/^belay: backups list: its result could not be written to stdout \(ENOSPC: no space left on device, write\); nothing was changed\n {2}next: Run it again with its output sent where it can be written\.\n$/m);
+      // a failure's document is a result too: its own exit code, said on stderr
+      const usage = await spawnBelay([...args, '--json', 'plan', '--to', '0099'], project.dir, ['ignore', full, 'pipe'], 'keep').run;
+      expect(usage.code, usage.stderr).toBe(2);
+      expect(usage.stderr).toMatch(/^belay: plan: its result could not be written to stdout \(ENOSPC: no space left on device, write\); it ended usage-error \(exit 2\): .*0099.*\n {2}next: \S/m);
       const help = await spawnBelay(['--help'], project.dir, ['ignore', full, 'pipe'], 'keep').run;
       expect(help.code, help.stderr).toBe(4);
       expect(help.stderr).toBe('belay: the help could not be written to stdout (ENOSPC: no space left on device, write)\n');
@@ -132,5 +139,24 @@ describe('output that cannot be written', () => {
       closeSync(full);
     }
     await expectFinished(db, project, args);
+  });
+
+  it('a run whose result cannot be written says so on stderr, how it ended and where to read it (`rollback --to 0002 --yes > /dev/full`: exit 0, rolled back)', async () => {
+    const { db, project, args } = await at0002();
+    expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
+    const full = openSync('/dev/full', 'w');
+    try {
+      for (const [to, extra] of [['0004', []], ['0002', ['--json']]] as const) {
+        const result = await spawnBelay([...args, ...extra, 'rollback', '--to', to, '--yes'], project.dir, ['ignore', full, 'pipe'], 'keep').run;
+        expect(result.code, result.stderr).toBe(0);
+        const status = jsonResult(await belay([...args, '--json', 'status'], { cwd: project.dir })) as { current: string; lastRun: { runId: string; status: string } };
+        expect(status.current).toBe(to === '0004' ? '0004_c' : '0002_a');
+        expect(status.lastRun.status).toBe('ok');
+        expect(result.stderr).toMatch(new RegExp(`^belay: rollback: its result could not be written to stdout \\(ENOSPC: no space left on device, write\\); it ended ok \\(exit 0\\): .+\\n {2}next: \`belay history ${status.lastRun.runId}\` shows its result\\.\\ntarget belay_app@`, 'm'));
+      }
+    } finally {
+      closeSync(full);
+    }
+    expect((await db.query('SELECT name FROM belay.migrations ORDER BY name')).map((r) => r.name)).toEqual(['0001_base', '0002_a']);
   });
 });

@@ -116,10 +116,13 @@ export async function writeManifest(backupsDir: string, manifest: Manifest, plac
   await writeFileDurably(manifestPath(backupsDir, manifest.id), `${JSON.stringify(stored, null, 2)}\n`, placeDump);
 }
 
+/** What to do about a refused manifest, unless its refusal says otherwise. */
+export const INSPECT_REFUSED_MANIFEST = 'Inspect the file; move it out of the backups folder once you know where it came from.';
+
 /** A manifest belay will not follow: named in `backups list`, exit 4 wherever it is asked for. */
 export function refusedManifest(file: string, problem: string, hint?: string): BelayError {
   return new BelayError('preflight', `manifest ${file} is refused: ${problem}`, {
-    hint: `Nothing was touched. ${hint ?? 'Inspect the file; move it out of the backups folder once you know where it came from.'}`,
+    hint: `Nothing was touched. ${hint ?? INSPECT_REFUSED_MANIFEST}`,
     details: { manifest: file, problem, ...(hint === undefined ? {} : { next: hint }) },
   });
 }

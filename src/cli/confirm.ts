@@ -14,6 +14,8 @@ export function confirmer(yes: boolean, signal: AbortSignal, question: Question)
   if (yes || !process.stdin.isTTY || !process.stderr.isTTY) return undefined;
   return async (summary) => {
     const rl = createInterface({ input: process.stdin, output: process.stderr });
+    // a terminal that hung up fails readline's mode changes with EIO: the SIGHUP that came with it answers the question
+    rl.on('error', () => {});
     question.open = true;
     try {
       const answer = await rl.question(`belay will ${summary}.\nProceed? [y/N] `, { signal });

@@ -1,3 +1,5 @@
+import { closeSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import { showControls } from '../control-chars.js';
 
 /**
@@ -56,8 +58,22 @@ function guarded(stream: NodeJS.WriteStream): Output {
 
 let streams: { stdout: Output; stderr: Output } | undefined;
 
+/**
+ * A terminal that hung up (an SSH session dropped) answers EIO to everything,
+ * and Node, restoring a terminal's modes as it exits, aborts on that
+ * (nodejs/node#51519): the exit code would be lost to a SIGABRT. Such a
+ * descriptor is closed as belay exits, which Node then skips.
+ */
+function releaseHungUpTerminals(): void {
+  const terminals = [0, 1, 2].filter((fd) => isatty(fd));
+  process.on('exit', () => {
+    for (const fd of terminals) if (!isatty(fd)) closeSync(fd);
+  });
+}
+
 /** Guard process.stdout and process.stderr (once, before anything is written): every write of the CLI goes through these. */
 export function output(): { stdout: Output; stderr: Output } {
+  if (!streams) releaseHungUpTerminals();
   streams ??= { stdout: guarded(process.stdout), stderr: guarded(process.stderr) };
   return streams;
 }

@@ -38,7 +38,7 @@ export interface ActionKind {
   changing?: boolean;
   /** Only reads and reports (status, plan, history…): its output is its whole job, so output that cannot be written fails it (exit 4). */
   reads?: boolean;
-  /** What a first SIGINT/SIGTERM makes it do, when it is not what it makes a run do (stop at a safe point, roll back). */
+  /** What a first SIGINT/SIGTERM/SIGHUP makes it do, when it is not what it makes a run do (stop at a safe point, roll back). */
   firstSignal?: string;
 }
 
@@ -171,8 +171,10 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     logger.warn(`${signal}: ${kind.firstSignal ?? 'stopping at the next safe point and rolling back what this run did; send it again to abort at once'}`);
     controller.abort();
   };
+  // SIGHUP: the terminal closed (an SSH session dropped), taken as SIGTERM; the result still goes where stdout goes
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   process.on('exit', onExit);
   try {
     const report = await work(ctx);
@@ -182,24 +184,45 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     process.exitCode = said.exitCode;
     const written = await stdout.flush(resultText(said, report));
     if (!json && report.failed) writeErr([`belay: ${scrub(said.message, secrets)}`, ...nextLines(said).map((l) => scrub(l, secrets)), ''].join('\n'));
-    if (!written && kind.reads && said.exitCode === EXIT.ok) {
-      // its whole job was this output: not done, and nothing was changed (the run's own code stands for a changing command)
-      process.exitCode = EXIT.preflight;
-      writeErr(`belay: ${name}: its result could not be written to stdout (${stdout.failure?.message ?? 'write failed'}); nothing was changed\n`);
+    if (!written) {
+      // a command that only reads: its whole job was this output, not done (4); any other keeps its own exit code
+      const onlyOutput = kind.reads === true && said.exitCode === EXIT.ok;
+      if (onlyOutput) process.exitCode = EXIT.preflight;
+      writeErr([lostResult(name, said, stdout.failure, onlyOutput), ...closing().map((line) => `${line}\n`)].join(''));
     }
   } catch (error) {
     if (removing) await removing.done;
     progress.close();
     const unsettled = run?.unsettled?.();
-    process.exitCode = reportError(name, error, { json, secrets, target, closing: closing(), shown: progress.printed(errorMessage(error)), unsettled });
+    const said = reportError(name, error, { json, secrets, target, closing: closing(), shown: progress.printed(errorMessage(error)), unsettled });
+    process.exitCode = said.exitCode;
+    // the document goes to stdout: once what was written before it is written, whether it could be is known
+    if (json && !(await stdout.flush(''))) writeErr(lostResult(name, said, stdout.failure, false));
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
     process.off('exit', onExit);
   }
 }
 
 const jsonText = (document: unknown, secrets: readonly string[]): string => `${JSON.stringify(scrub(document, secrets), null, 2)}\n`;
+
+/**
+ * A result that could not be written to stdout, said on stderr: how the
+ * command ended (a run's outcome is true whether or not it was printed), and
+ * where its result can be read again.
+ */
+function lostResult(command: string, said: Said, failure: Error | undefined, onlyOutput: boolean): string {
+  const runId = said.result !== null && typeof said.result === 'object' && 'runId' in said.result && typeof said.result.runId === 'string' ? said.result.runId : undefined;
+  const ended = onlyOutput ? 'nothing was changed' : `it ended ${said.outcome} (exit ${said.exitCode}): ${said.message}`;
+  const next = runId
+    ? `\`belay history ${runId}\` shows its result.`
+    : onlyOutput
+      ? 'Run it again with its output sent where it can be written.'
+      : (said.next ?? 'Nothing needs running again: the line above says how it ended.');
+  return `belay: ${command}: its result could not be written to stdout (${failure?.message ?? 'write failed'}); ${ended}\n  next: ${next}\n`;
+}
 
 /** The `next:` line, printed here for every command: what a result that ends 10, 11 or 12 always has. */
 function nextLines(said: Said): string[] {
@@ -229,7 +252,7 @@ function bugHint(unsettled: ErrorReport['unsettled']): string {
   return `The run ${unsettled.runId} changed the database and did not finish: \`belay status\` says what \`belay recover\` will do to settle it (revert what it left applied, or restore its snapshot, then verify the data); run it, then ${report}.`;
 }
 
-function reportError(command: string, error: unknown, { json, secrets, target, closing, shown, unsettled }: ErrorReport): number {
+function reportError(command: string, error: unknown, { json, secrets, target, closing, shown, unsettled }: ErrorReport): Said {
   const known = error instanceof BelayError;
   const exitCode = known ? error.exitCode : EXIT.internal;
   const message = scrub(errorMessage(error), secrets);
@@ -248,5 +271,5 @@ function reportError(command: string, error: unknown, { json, secrets, target, c
     }
     for (const line of closing) output().stderr.write(`${scrub(line, secrets)}\n`);
   }
-  return exitCode;
+  return said;
 }

@@ -20,6 +20,7 @@ import {
 } from './local-cluster.js';
 import { serverUser, type OsUser } from './os-user.js';
 import { makeDir } from '../make-dir.js';
+import { errnoCode } from '../unreadable.js';
 
 // not "belay": with search_path "$user", public, a role named like belay's own schema would create its tables there
 const SUPERUSER = 'postgres';
@@ -329,6 +330,8 @@ async function otherSessions(where: Layout): Promise<string[]> {
 /** Delete a file or folder the embedded cluster is made of; one that cannot be deleted is left to the operator, named. */
 async function deleteMade(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true }).catch((error: unknown) => {
+    // a folder above it is a file (.belay not made by belay): there is nothing there to delete
+    if (errnoCode(error) === 'ENOTDIR') return;
     throw new BelayError('manual', `the embedded cluster is stopped, but ${path} could not be deleted: ${errorMessage(error)}`, {
       hint: `Delete ${path} as a user who may, then run \`belay cluster remove --yes\` again for the rest.`,
       cause: error,

@@ -26,11 +26,15 @@ export async function loadRevisionModule(file: string, name: string): Promise<Re
     ? loaded.default
     : loaded) as Record<string, unknown>;
   if (typeof candidate.up !== 'function') {
-    throw usageError(`revision ${name} (${file}) does not export an up(ctx) function`);
+    throw usageError(`revision ${name} (${file}) does not export an up(ctx) function`, {
+      hint: `Export an async function up(ctx) (and down(ctx)) from ${basename(file)}: \`export async function up(ctx) { await ctx.sql('…'); }\`; README, Migrations, shows a module revision. Nothing was changed.`,
+    });
   }
   for (const key of ['down', 'verify'] as const) {
     if (candidate[key] !== undefined && typeof candidate[key] !== 'function') {
-      throw usageError(`revision ${name} exports ${key}, but it is not a function`);
+      throw usageError(`revision ${name} exports ${key}, but it is not a function`, {
+        hint: `Make ${key} in ${basename(file)} a function (\`export async function ${key}(ctx) { … }\`), or remove it. Nothing was changed.`,
+      });
     }
   }
   return candidate as unknown as RevisionModule;

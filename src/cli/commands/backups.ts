@@ -5,6 +5,7 @@ import { formatRunResult } from '../format.js';
 import { EXIT, usageError } from '../../errors.js';
 import { CONNECTED, FILES_ONLY, teach } from '../help.js';
 import type { VerifyReport } from '../../runner/commands/verify-now.js';
+import { INSPECT_REFUSED_MANIFEST } from '../../backup/manifest.js';
 
 export function registerBackups(program: Command): void {
   teach(program.command('backup').description('take a verified snapshot now'), CONNECTED, 'belay backup').action(async (_flags: object, command: Command) =>
@@ -26,11 +27,12 @@ export function registerBackups(program: Command): void {
         const { listBackups } = await import('../../api/commands.js');
         const listing = await listBackups(ctx.options);
         const { snapshots, refused, partial, withoutManifest } = listing;
+        const todo = (r: (typeof refused)[number]): string => r.next ?? INSPECT_REFUSED_MANIFEST;
         return {
           result: listing,
-          // a manifest belay will not follow is reported as a refusal
+          // a manifest belay will not follow is reported as a refusal; the sound snapshots are listed all the same
           exitCode: refused.length > 0 ? EXIT.preflight : EXIT.ok,
-          ...(refused.length > 0 ? { outcome: 'refused' } : {}),
+          ...(refused.length > 0 ? { outcome: 'refused', next: `Nothing was touched. ${refused.map((r) => `${r.file}: ${todo(r)}`).join(' ')}` } : {}),
           message: `${snapshots.length} snapshot(s)${partial.length > 0 ? `, ${partial.length} half-written dump(s)` : ''}${withoutManifest.length > 0 ? `, ${withoutManifest.length} dump(s) without a manifest` : ''}${refused.length > 0 ? `, ${refused.length} refused manifest(s)` : ''}`,
           human: () =>
             [
@@ -44,7 +46,7 @@ export function registerBackups(program: Command): void {
                 (d) =>
                   `${d.file}  ${d.modifiedAt}  no manifest: not made by belay or its manifest is missing; not removed (${d.sizeBytes} B); next: put its manifest (${d.id}.manifest.json) beside it to use it, or move it out of the backups folder`,
               ),
-              ...refused.map((r) => `refused manifest ${r.file}: ${r.problem}${r.next ? `; next: ${r.next}` : ''}`),
+              ...refused.map((r) => `refused manifest ${r.file}: ${r.problem}; next: ${todo(r)}`),
             ].join('\n'),
         };
       }, { reads: true }),

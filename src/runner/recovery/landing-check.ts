@@ -119,9 +119,9 @@ function columnsDiffering(baseline: LandingBaseline, live: SchemaDescription, ke
   return columns.length === 0 ? '' : ` (${columns.join(', ')})`;
 }
 
-function listDifferences(diff: SchemaDiff, columns: (key: string) => string): string {
+function listDifferences(diff: SchemaDiff, columns: (key: string) => string, runId: string): string {
   const all = [...diff.added.map((k) => `+ ${k}`), ...diff.removed.map((k) => `- ${k}`), ...diff.changed.map((c) => `~ ${c.key}${columns(c.key)}`)];
-  return all.length > SHOWN ? `${all.slice(0, SHOWN).join('; ')}; … and ${all.length - SHOWN} more (the schema step of \`belay history RUN\`)` : all.join('; ');
+  return all.length > SHOWN ? `${all.slice(0, SHOWN).join('; ')}; … and ${all.length - SHOWN} more (the schema step of \`belay history ${runId}\`)` : all.join('; ');
 }
 
 const keysOf = (diff: SchemaDiff): { added: string[]; removed: string[]; changed: string[]; columnOrder: string[] } => ({
@@ -171,7 +171,7 @@ export async function checkLanding(session: RunSession, baseline: LandingBaselin
       diff.removed.sort();
       diff.changed.sort((x, y) => x.key.localeCompare(y.key));
       const count = diff.added.length + diff.removed.length + diff.changed.length;
-      return { landing: { compared: true, differs: count > 0, differences: listDifferences(diff, (key) => columnsDiffering(baseline, live, key)), count, warnings: describeColumnOrder(diff) }, diff };
+      return { landing: { compared: true, differs: count > 0, differences: listDifferences(diff, (key) => columnsDiffering(baseline, live, key), session.runId), count, warnings: describeColumnOrder(diff) }, diff };
     },
     ({ landing, diff }) => ({
       ok: !landing.differs,

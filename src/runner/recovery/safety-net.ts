@@ -113,7 +113,7 @@ export async function revertThenVerify(recovery: Recovery, reason: FailureReason
     const verdict: Verdict = {
       outcome: 'manual-action-needed',
       message: `${reason.message}; the rollback could not finish: ${errorMessage(error)}`,
-      hint: 'The journal (`belay history RUN`) says which steps ended; `belay status` and `belay verify` show where the database stands now.',
+      hint: `The journal (\`belay history ${recovery.session.runId}\`) says which steps ended; \`belay status\` and \`belay verify\` show where the database stands now.`,
       ...(reason.failure ? { failure: reason.failure } : {}),
     };
     return finishRun(recovery.session, withHooks(recovery, verdict, hooks));

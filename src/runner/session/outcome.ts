@@ -139,7 +139,7 @@ export async function finishRun(session: RunSession, verdict: Verdict): Promise<
   let final = verdict;
   const disagreement = contradiction(verdict, session.ledger.facts);
   if (disagreement) {
-    final = { outcome: 'manual-action-needed', message: `${verdict.message}; but ${disagreement}`, hint: '`belay status` shows where the database stands; `belay history RUN` every step of this run.' };
+    final = { outcome: 'manual-action-needed', message: `${verdict.message}; but ${disagreement}`, hint: `\`belay status\` shows where the database stands; \`belay history ${session.runId}\` every step of this run.` };
   }
   const lost = session.journal?.fileFailure;
   if (lost && !final.message.includes(lost.message)) {
