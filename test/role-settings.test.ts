@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { belay } from './support/cli.js';
-import { adminQuery, freshDatabase } from './support/pg.js';
+import { adminQuery, freshDatabase, TEST_APP_PASSWORD, TEST_APP_ROLE } from './support/pg.js';
 import { baseArgs, GOOD_REVISIONS, makeProject } from './support/project.js';
 
 /** The databases named `name_…`: what a swap restore would leave (a quarantine, a restored copy). */
@@ -30,5 +31,28 @@ describe('a database its role cannot write (default_transaction_read_only)', () 
     expect(await besides(db.name)).toEqual([]);
     expect(await db.query("SELECT name FROM belay.migrations ORDER BY name")).toEqual([{ name: '0001_accounts' }, { name: '0002_profiles' }]);
     expect(await db.query("SELECT to_regclass('profiles') IS NOT NULL AS there")).toEqual([{ there: true }]);
+  });
+});
+
+describe("a role's own timeouts (ALTER ROLE … SET statement_timeout) do not apply to belay's sessions", () => {
+  it('a restore by a role whose statement_timeout is 1 ms ends 0', async () => {
+    const role = `stmt_${randomBytes(4).toString('hex')}`;
+    await adminQuery('postgres', `CREATE ROLE ${role} LOGIN CREATEDB PASSWORD '${TEST_APP_PASSWORD}'`);
+    const db = await freshDatabase();
+    await db.query(`ALTER DATABASE ${db.name} OWNER TO ${role}`);
+    const url = db.url.replace(`${TEST_APP_ROLE}:`, `${role}:`);
+    const project = await makeProject(GOOD_REVISIONS);
+    const args = baseArgs(project, url);
+    const up = await belay([...args, 'migrate', 'up']);
+    expect(up.code, up.stderr).toBe(0);
+    const backup = await belay([...args, '--json', 'backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = (JSON.parse(backup.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    await db.query('DELETE FROM accounts WHERE id > 10');
+    await adminQuery('postgres', `ALTER ROLE ${role} SET statement_timeout = '1ms'; ALTER ROLE ${role} SET idle_in_transaction_session_timeout = '1ms'`);
+    const run = await belay([...args, 'restore', id, '--yes']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(await db.query('SELECT count(*)::int AS n FROM accounts')).toEqual([{ n: 500 }]);
+    expect(await besides(db.name)).toHaveLength(1);
   });
 });
