@@ -56,3 +56,18 @@ describe("a role's own timeouts (ALTER ROLE … SET statement_timeout) do not ap
     expect(await besides(db.name)).toHaveLength(1);
   });
 });
+
+describe('a role at its connection limit', () => {
+  it('is told to raise the limit or end sessions, not to check that the server runs (exit 2)', async () => {
+    const role = `limit_${randomBytes(4).toString('hex')}`;
+    await adminQuery('postgres', `CREATE ROLE ${role} LOGIN PASSWORD '${TEST_APP_PASSWORD}' CONNECTION LIMIT 0`);
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS);
+    const run = await belay([...baseArgs(project, db.url.replace(`${TEST_APP_ROLE}:`, `${role}:`)), 'migrate', 'up']);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toContain(`too many connections for role "${role}"`);
+    expect(run.stderr).toContain(`ALTER ROLE "${role}" CONNECTION LIMIT n`);
+    expect(run.stderr).toContain('End sessions that are not needed (pg_stat_activity)');
+    expect(run.stderr).not.toContain('Check that the server is running');
+  });
+});
