@@ -62,7 +62,7 @@ describe('a hot standby (pg_basebackup -R)', () => {
     await primary?.remove();
   });
 
-  it('every changing command refuses it before touching anything (exit 4), naming the standby', async () => {
+  it('every changing command, and rehearse on it, refuse it before touching anything (exit 4), naming the standby', async () => {
     expect(await query(standby, 'SELECT pg_is_in_recovery() AS recovery')).toEqual([{ recovery: true }]);
     const commands = [['migrate', 'up', '--with-backup'], ['backup'], ['rollback', '--to', '0001', '--yes'], ['restore', snapshot, '--yes']];
     for (const command of commands) {
@@ -71,6 +71,9 @@ describe('a hot standby (pg_basebackup -R)', () => {
       expect(result.stderr).toContain('app is a hot standby (in recovery)');
       expect(result.stderr).toContain('Run belay against the primary. Nothing was changed.');
     }
+    const rehearse = await belay([...args(standby), 'rehearse']);
+    expect(rehearse.code, rehearse.stderr).toBe(4);
+    expect(rehearse.stderr).toContain('postgres is a hot standby (in recovery)');
     const databases = await query<{ datname: string }>(primary.spec, "SELECT datname FROM pg_database WHERE datname LIKE 'app\\_%'");
     expect(databases).toEqual([]);
     expect(await query(standby, 'SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_accounts' }, { name: '0002_profiles' }]);
