@@ -155,8 +155,9 @@ export function toPgConfig(params: ConnectionParams, options: SessionOptions): C
     ssl: sslOption(params.sslmode),
     application_name: options.applicationName.slice(0, 63),
     connectionTimeoutMillis: options.connectTimeoutMs,
-    statement_timeout: options.statementTimeoutMs,
-    lock_timeout: options.lockTimeoutMs,
+    // in the startup packet, above what ALTER ROLE/DATABASE … SET gives the role, and what RESET returns to;
+    // as options, since node-postgres leaves out a timeout of 0, which would leave the role's in force
+    options: `-c statement_timeout=${Math.round(options.statementTimeoutMs)} -c lock_timeout=${Math.round(options.lockTimeoutMs)} -c idle_in_transaction_session_timeout=0`,
   };
   if (params.password !== undefined) config.password = params.password;
   return config;

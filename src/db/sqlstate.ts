@@ -19,6 +19,8 @@ export const SQLSTATE = {
   objectInUse: '55006',
   /** lock_not_available: lock_timeout, or NOWAIT */
   lockNotAvailable: '55P03',
+  /** too_many_connections: the role's, the database's CONNECTION LIMIT, or the server's max_connections, reached */
+  tooManyConnections: '53300',
   /** query_canceled: a cancel request (belay's own on a signal, or another session's pg_cancel_backend), or statement_timeout */
   queryCanceled: '57014',
 } as const;

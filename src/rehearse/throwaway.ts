@@ -8,6 +8,7 @@ import { errorMessage, preflightError, usageError } from '../errors.js';
 import { quoteIdent } from '../db/ident.js';
 import { connectError, endClient } from '../db/session.js';
 import { SQLSTATE, sqlstateOf } from '../db/sqlstate.js';
+import { assertWritable } from '../db/writable.js';
 import { createDatabase, dropDatabase, MAINTENANCE_DATABASES, renameDatabase } from '../db/databases.js';
 import { markDatabase, type MarkedKind } from '../db/marked-databases.js';
 
@@ -178,6 +179,7 @@ export async function throwawayDatabase(server: ConnectionParams, template: stri
   const candidates = [...MAINTENANCE_DATABASES, server.database].filter((database) => database !== template);
   const keeper = await openMaintenance(server, candidates).then(async (opened) => {
     try {
+      await assertWritable(opened.client, opened.database);
       await createDatabase(opened.client, name, template ? { template } : {});
     } catch (error) {
       await endClient(opened.client, sessionOptions.connectTimeoutMs);

@@ -1,5 +1,6 @@
 import { assertBelayWritable, ensureBelaySchema } from '../../db/belay-schema.js';
 import { openBoth, type Session } from '../../db/session.js';
+import { assertWritable } from '../../db/writable.js';
 import { quoteIdent } from '../../db/ident.js';
 import { SQLSTATE, sqlstateOf } from '../../db/sqlstate.js';
 import { BelayError, errorMessage, preflightError } from '../../errors.js';
@@ -84,12 +85,14 @@ export class RunSession {
   }
 
   /**
-   * Exit 3 at once when another run holds the lock; exit 4 when an earlier
+   * Exit 3 at once when another run holds the lock; exit 4 when the database
+   * cannot be written (a hot standby, read-only for the role) or an earlier
    * run was interrupted and not yet settled (unless this is `recover`).
    */
   async lock(): Promise<void> {
     this.lockStarted = performance.now();
     await acquireRunLock(this.control.client);
+    await assertWritable(this.control.client, this.setup.target.database);
     // recover settles an interrupted run; so does a restore, once the snapshot it puts back is verified
     if (this.command !== 'recover' && this.command !== 'restore') await refuseWhileUnfinished(this.control.client, this.runId, this.setup.config.backupsDir);
     // a forward run stops at a signal wherever it is; a rollback only before its downs or restore, which run to the end
