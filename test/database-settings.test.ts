@@ -88,3 +88,39 @@ describe('the settings of the database (ALTER DATABASE/ROLE … IN DATABASE … 
     ]);
   });
 });
+
+describe("a database whose DateStyle is not ISO (ALTER DATABASE … SET datestyle)", () => {
+  for (const dateStyle of ['German', 'SQL, DMY']) {
+    it(`${dateStyle}: every command reads belay's times right; the revisions keep the database's date order and output`, async () => {
+      const db = await freshDatabase();
+      await db.query(`ALTER DATABASE ${db.name} SET datestyle = '${dateStyle}'`);
+      const project = await makeProject({
+        '0001_days.up.sql': "CREATE TABLE days (d date); INSERT INTO days VALUES ('01.02.2024'::date);",
+        '0001_days.down.sql': 'DROP TABLE days;',
+        '0002_shown.up.sql': "CREATE TABLE shown AS SELECT '2024-02-01'::date::text AS d;",
+        '0002_shown.down.sql': 'DROP TABLE shown;',
+      });
+      const cli = async (...command: string[]): Promise<ReturnType<typeof JSON.parse>> => {
+        const run = await belay([...baseArgs(project, db.url), '--json', ...command]);
+        expect(run.code, `${command.join(' ')}: ${run.stdout}${run.stderr}`).toBe(0);
+        return JSON.parse(run.stdout).result;
+      };
+      const before = Date.now() - 1000;
+      await cli('migrate', 'up', '--to', '0001');
+      const recorded = async (): Promise<string[]> =>
+        (await db.query<{ at: string }>(`SELECT to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at FROM belay.migrations ORDER BY name`)).map((row) => row.at);
+      const status = JSON.stringify(await cli('status'));
+      for (const at of await recorded()) expect(status).toContain(at);
+      const history = JSON.stringify(await cli('history'));
+      const started = [...history.matchAll(/"startedAt":"([^"]+)"/g)].map((match) => Date.parse(match[1]!));
+      expect(started.length).toBeGreaterThan(0);
+      for (const at of started) expect(at).toBeGreaterThan(before);
+      await cli('migrate', 'up');
+      await cli('rollback', '--to', '0001');
+      await cli('migrate', 'up');
+      expect(JSON.stringify(await cli('status'))).toContain((await recorded())[1]!);
+      expect(await db.query("SELECT to_char(d, 'YYYY-MM-DD') AS d FROM days")).toEqual([{ d: '2024-02-01' }]);
+      expect(await db.query('SELECT d FROM shown')).toEqual([{ d: dateStyle === 'German' ? '01.02.2024' : '01/02/2024' }]);
+    });
+  }
+});

@@ -144,6 +144,12 @@ export interface SessionOptions {
   connectTimeoutMs: number;
   statementTimeoutMs: number;
   lockTimeoutMs: number;
+  /**
+   * The database's DateStyle, for the session that runs revisions: their
+   * date literals and `::text` read and write as the database says. Every
+   * other session has ISO, the only output node-postgres parses timestamps from.
+   */
+  keepDateStyle?: boolean;
 }
 
 export function toPgConfig(params: ConnectionParams, options: SessionOptions): ClientConfig {
@@ -157,7 +163,7 @@ export function toPgConfig(params: ConnectionParams, options: SessionOptions): C
     connectionTimeoutMillis: options.connectTimeoutMs,
     // in the startup packet, above what ALTER ROLE/DATABASE … SET gives the role, and what RESET returns to;
     // as options, since node-postgres leaves out a timeout of 0, which would leave the role's in force
-    options: `-c statement_timeout=${Math.round(options.statementTimeoutMs)} -c lock_timeout=${Math.round(options.lockTimeoutMs)} -c idle_in_transaction_session_timeout=0`,
+    options: `-c statement_timeout=${Math.round(options.statementTimeoutMs)} -c lock_timeout=${Math.round(options.lockTimeoutMs)} -c idle_in_transaction_session_timeout=0${options.keepDateStyle ? '' : ' -c DateStyle=ISO'}`,
   };
   if (params.password !== undefined) config.password = params.password;
   return config;

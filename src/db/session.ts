@@ -109,7 +109,9 @@ export function sessionOrigin(client: ClientBase): { backendPid: number; lockTim
 export async function openSibling(client: ClientBase, purpose: string): Promise<Session | undefined> {
   const origin = origins.get(client);
   if (!origin) return undefined;
-  return openSession(origin.params, { ...origin.options, applicationName: `${origin.options.applicationName} ${purpose}`.slice(0, 63) });
+  const { connectTimeoutMs, statementTimeoutMs, lockTimeoutMs } = origin.options;
+  // belay's own, with ISO dates even beside the session that runs revisions
+  return openSession(origin.params, { applicationName: `${origin.options.applicationName} ${purpose}`.slice(0, 63), connectTimeoutMs, statementTimeoutMs, lockTimeoutMs });
 }
 
 /**

@@ -214,15 +214,19 @@ export async function readApplied(client: ClientBase): Promise<AppliedRevision[]
     name: string;
     checksum: string;
     files: Record<string, string>;
-    applied_at: Date;
+    applied_at: string;
     duration_ms: number;
     run_id: string | null;
-  }>('SELECT name, checksum, files, applied_at, duration_ms, run_id FROM belay.migrations ORDER BY name');
+  }>(
+    // read on the session that runs revisions, which has the database's DateStyle: text that does not depend on it
+    `SELECT name, checksum, files, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS applied_at, duration_ms, run_id
+       FROM belay.migrations ORDER BY name`,
+  );
   return rows.map((row) => ({
     name: row.name,
     checksum: row.checksum,
     files: row.files,
-    appliedAt: row.applied_at.toISOString(),
+    appliedAt: row.applied_at,
     durationMs: row.duration_ms,
     runId: row.run_id,
   }));

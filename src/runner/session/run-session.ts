@@ -1,5 +1,5 @@
 import { assertBelayWritable, ensureBelaySchema } from '../../db/belay-schema.js';
-import { openBoth, type Session } from '../../db/session.js';
+import { openBoth, openSession, type Session } from '../../db/session.js';
 import { assertWritable } from '../../db/writable.js';
 import { quoteIdent } from '../../db/ident.js';
 import { SQLSTATE, sqlstateOf } from '../../db/sqlstate.js';
@@ -9,7 +9,7 @@ import type { RunHeader } from '../../journal/record.js';
 import { newRunId } from '../../journal/run-id.js';
 import { RunLedger } from '../result/ledger.js';
 import { acquireRunLock, refuseWhileUnfinished, runSuffix } from './run-lock.js';
-import { openTargetSession, type RunSetup } from './setup.js';
+import { openTargetSession, sessionOptions, type RunSetup } from './setup.js';
 
 /**
  * A changing run: its id, the control connection that holds the advisory
@@ -64,7 +64,7 @@ export class RunSession {
 
   /** Both connections at once; when one fails, the other is closed and the control's error wins. */
   private async connect(): Promise<void> {
-    [this.controlSession, this.workSession] = await openBoth(openTargetSession(this.setup, this.applicationName), openTargetSession(this.setup, `${this.applicationName} work`));
+    [this.controlSession, this.workSession] = await openBoth(openTargetSession(this.setup, this.applicationName), openSession(this.setup.target, { ...sessionOptions(this.setup, `${this.applicationName} work`), keepDateStyle: true }));
   }
 
   /** Close both connections (releasing the lock), e.g. so a restore can rename the database. */
