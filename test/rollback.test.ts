@@ -294,4 +294,37 @@ describe('rollback --to', () => {
     expect(caught.code, caught.stdout + caught.stderr).toBe(11);
     expect(caught.stderr).toContain('the content of public.t changed');
   });
+
+  it('columns whose type is a domain over an enum, over a domain of one, over an array, over a composite, over citext: migrate up --with-backup and rollback --to verify their data (it was exit 4, "function pg_catalog.enum_out(std) does not exist"); a value the down changed is still caught', async () => {
+    const revisions = (down: string): Record<string, string> => ({
+      '0001_t.up.sql':
+        "CREATE EXTENSION citext;\nCREATE TYPE st AS ENUM ('a', 'b');\nCREATE DOMAIN std AS st;\nCREATE DOMAIN std2 AS std NOT NULL;\nCREATE DOMAIN ints AS int[];\n" +
+        'CREATE TYPE pair AS (n int, label text);\nCREATE DOMAIN dpair AS pair;\nCREATE DOMAIN nick AS citext;\n' +
+        'CREATE TABLE t (id int PRIMARY KEY, s std, s2 std2, tags ints, p dpair, name nick);\n' +
+        "INSERT INTO t SELECT g, (ARRAY['a','b'])[1 + g % 2]::st, (ARRAY['b','a'])[1 + g % 2]::st, ARRAY[g, g + 1], ROW(g, 'L' || g)::pair, 'Nick' || g FROM generate_series(1, 2000) g;",
+      '0001_t.down.sql': 'DROP TABLE t;\nDROP DOMAIN nick, dpair, ints, std2, std;\nDROP TYPE pair, st;\nDROP EXTENSION citext;',
+      '0002_other.up.sql': 'CREATE TABLE other (id int);',
+      '0002_other.down.sql': `${down}DROP TABLE other;`,
+    });
+    const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || s || ':' || s2 || ':' || tags::text || ':' || p::text || ':' || name, ',' ORDER BY id)) AS h FROM t";
+    const db = await freshDatabase();
+    const args = baseArgs(await makeProject(revisions('')), db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    const before = await db.query(digest);
+    const up = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(back.stdout).toContain('data verified');
+    expect(await db.query(digest)).toEqual(before);
+
+    for (const change of ["UPDATE t SET s2 = 'b' WHERE id = 1;\n", "UPDATE t SET p = ROW(0, 'L1')::pair WHERE id = 1;\n", "UPDATE t SET name = 'nick1' WHERE id = 1;\n", 'UPDATE t SET tags = ARRAY[1] WHERE id = 1;\n']) {
+      const damaged = await freshDatabase();
+      const damagedArgs = baseArgs(await makeProject(revisions(change)), damaged.url);
+      expect((await belay([...damagedArgs, 'migrate', 'up'])).code).toBe(0);
+      const caught = await belay([...damagedArgs, '--yes', 'rollback', '--to', '0001']);
+      expect(caught.code, change + caught.stdout + caught.stderr).toBe(11);
+      expect(caught.stderr).toContain('the content of public.t changed');
+    }
+  });
 });

@@ -111,6 +111,8 @@ interface TypeHashing {
   /** The type's output function (schema, name): the text pg_dump writes. */
   outputSchema: string;
   outputName: string;
+  /** A domain's base type (through domains over domains), which its output function takes: the value is cast to it. */
+  outputAs: string | null;
 }
 
 interface ColumnInfo extends TypeHashing {
@@ -139,7 +141,11 @@ interface TableColumns {
 
 /** Select-list items and joins naming the hashing of the type whose OID is `typeOid` (see TypeHashing, HashingVersion). */
 const typeHashing = (typeOid: string, version: HashingVersion): { select: string; joins: string } => ({
-  select: 'ty.oid::text AS type_oid, hp.nspname AS hash_schema, h.proname AS hash_name, op.nspname AS output_schema, o.proname AS output_name',
+  select: `ty.oid::text AS type_oid, hp.nspname AS hash_schema, h.proname AS hash_name, op.nspname AS output_schema, o.proname AS output_name,
+            CASE WHEN ty.typtype = 'd' THEN (
+              WITH RECURSIVE base(oid) AS (SELECT ty.typbasetype UNION ALL SELECT b.typbasetype FROM base JOIN pg_type b ON b.oid = base.oid AND b.typtype = 'd')
+              SELECT format_type(base.oid, NULL) FROM base JOIN pg_type b ON b.oid = base.oid AND b.typtype <> 'd'
+            ) END AS output_as`,
   joins: `
        JOIN pg_type ty ON ty.oid = ${typeOid}
        JOIN pg_proc o ON o.oid = ty.typoutput
@@ -159,9 +165,10 @@ interface HashingRow {
   hash_name: string | null;
   output_schema: string;
   output_name: string;
+  output_as: string | null;
 }
 
-const typeHashingOf = (r: HashingRow): TypeHashing => ({ typeOid: r.type_oid, hashSchema: r.hash_schema, hashName: r.hash_name, outputSchema: r.output_schema, outputName: r.output_name });
+const typeHashingOf = (r: HashingRow): TypeHashing => ({ typeOid: r.type_oid, hashSchema: r.hash_schema, hashName: r.hash_name, outputSchema: r.output_schema, outputName: r.output_name, outputAs: r.output_as });
 
 /**
  * The columns of every table in one catalog query, each with its type's
@@ -240,7 +247,7 @@ function columnHashExpr(column: ColumnInfo, params: string[][], zone = SESSION_T
   const cast = column.castTo ? castExpr(name, column.castFromOid, column.typeOid, column.castTo, zone) : name;
   const value = column.nondeterministic && !column.castTo ? `(${cast} COLLATE "C")` : cast;
   if (column.hashSchema && column.hashName) return `coalesce(${quoteQualified(column.hashSchema, column.hashName)}(${value}, ${seed}), ${-seed - 1})`;
-  let text = `${quoteQualified(column.outputSchema, column.outputName)}(${value})::text`;
+  let text = `${quoteQualified(column.outputSchema, column.outputName)}(${column.outputAs ? `CAST(${value} AS ${column.outputAs})` : value})::text`;
   if (column.relabel && !column.castTo) {
     params.push(column.relabel.now, column.relabel.then);
     text = `coalesce(($${params.length}::text[])[array_position($${params.length - 1}::text[], ${text})], ${text})`;
@@ -455,7 +462,7 @@ function relabel(column: ColumnInfo, then: EnumLabels | undefined): void {
 }
 
 /** Hashing `column` by the text its own output function writes. */
-const byText = (column: ColumnInfo): TypeHashing => ({ typeOid: column.typeOid, hashSchema: null, hashName: null, outputSchema: column.outputSchema, outputName: column.outputName });
+const byText = (column: ColumnInfo): TypeHashing => ({ typeOid: column.typeOid, hashSchema: null, hashName: null, outputSchema: column.outputSchema, outputName: column.outputName, outputAs: column.outputAs });
 
 /** `work` inside a savepoint: undefined, and the transaction still usable, when it fails. */
 async function guarded<T>(client: ClientBase, work: () => Promise<T>): Promise<T | undefined> {
