@@ -329,9 +329,10 @@ async function otherSessions(where: Layout): Promise<string[]> {
 
 /** Delete a file or folder the embedded cluster is made of; one that cannot be deleted is left to the operator, named. */
 async function deleteMade(path: string): Promise<void> {
-  await rm(path, { recursive: true, force: true }).catch((error: unknown) => {
-    // a folder above it is a file (.belay not made by belay): there is nothing there to delete
-    if (errnoCode(error) === 'ENOTDIR') return;
+  await rm(path, { recursive: true, force: true }).catch(async (error: unknown) => {
+    // a folder above it is a file (.belay not made by belay): there is nothing there to delete (rm says ENOTDIR for
+    // a file inside it it could not delete, too)
+    if (errnoCode(error) === 'ENOTDIR' && !(await stat(dirname(path)).then((found) => found.isDirectory(), () => false))) return;
     throw new BelayError('manual', `the embedded cluster is stopped, but ${path} could not be deleted: ${errorMessage(error)}`, {
       hint: `Delete ${path} as a user who may, then run \`belay cluster remove --yes\` again for the rest.`,
       cause: error,
