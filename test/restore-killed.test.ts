@@ -60,26 +60,32 @@ async function settledOnce(args: string[], project: TestProject, runId: string):
   expect(run).toMatchObject({ command: 'restore', status: 'interrupted' });
 }
 
+/** `belay restore --strategy in-place` killed with -9 once pg_restore committed: the run's row gone with the database it replaced. */
+async function killedInPlaceAfterCommit(): Promise<{ db: TestDatabase; project: TestProject; args: string[]; snapshot: string; runId: string }> {
+  const { db, project, args, snapshot } = await snapshotThenLaterRows();
+  const before = await journalNames(project);
+  const run = startBelay([...args, '--yes', 'restore', snapshot, '--strategy', 'in-place'], { cwd: project.dir });
+  let exited = false;
+  void run.done.then(() => (exited = true));
+  let runId: string | undefined;
+  // the run's record is in the database from before the restore; pg_restore's one transaction replaces belay.runs with the snapshot's
+  await pollUntil(async () => {
+    if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
+    runId ??= runIdOf(await freshJournal(project.backups, before));
+    return runId !== undefined && (await db.query('SELECT 1 FROM belay.runs WHERE id = $1::uuid', [runId])).length > 0;
+  }, 'the restore run recorded');
+  await pollUntil(async () => {
+    if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
+    return (await db.query('SELECT 1 FROM belay.runs WHERE id = $1::uuid', [runId])).length === 0;
+  }, 'the snapshot in place');
+  run.child.kill('SIGKILL');
+  await run.done;
+  return { db, project, args, snapshot, runId: runId! };
+}
+
 describe('a restore killed once the snapshot replaced the database', () => {
   it('in place, after pg_restore committed: status names the restore run, prune keeps the copy of what it replaced, recover verifies without restoring again', async () => {
-    const { db, project, args, snapshot } = await snapshotThenLaterRows();
-    const before = await journalNames(project);
-    const run = startBelay([...args, '--yes', 'restore', snapshot, '--strategy', 'in-place'], { cwd: project.dir });
-    let exited = false;
-    void run.done.then(() => (exited = true));
-    let runId: string | undefined;
-    // the run's record is in the database from before the restore; pg_restore's one transaction replaces belay.runs with the snapshot's
-    await pollUntil(async () => {
-      if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
-      runId ??= runIdOf(await freshJournal(project.backups, before));
-      return runId !== undefined && (await db.query('SELECT 1 FROM belay.runs WHERE id = $1::uuid', [runId])).length > 0;
-    }, 'the restore run recorded');
-    await pollUntil(async () => {
-      if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
-      return (await db.query('SELECT 1 FROM belay.runs WHERE id = $1::uuid', [runId])).length === 0;
-    }, 'the snapshot in place');
-    run.child.kill('SIGKILL');
-    await run.done;
+    const { db, project, args, snapshot, runId } = await killedInPlaceAfterCommit();
     // killed before it wrote itself into the restored copy again
     expect(await db.query('SELECT 1 FROM belay.runs WHERE id = $1::uuid', [runId])).toEqual([]);
     expect(await db.query('SELECT count(*)::int AS n FROM t')).toEqual([{ n: ROWS }]);
@@ -109,27 +115,11 @@ describe('a restore killed once the snapshot replaced the database', () => {
     const journal = await readFile(join(project.backups, 'journal', `${runId}.jsonl`), 'utf8');
     // the run said so itself once pg_restore committed, or (killed before that line) the recover did
     expect(journal.includes(`snapshot ${snapshot} had replaced it`) || journal.includes(`"replaced":"${db.name}"`)).toBe(true);
-    await settledOnce(args, project, runId!);
+    await settledOnce(args, project, runId);
   });
 
   it('in place, after pg_restore committed, then written to by the application: recover does not restore again over the new row (12, the difference named)', async () => {
-    const { db, project, args, snapshot } = await snapshotThenLaterRows();
-    const before = await journalNames(project);
-    const run = startBelay([...args, '--yes', 'restore', snapshot, '--strategy', 'in-place'], { cwd: project.dir });
-    let exited = false;
-    void run.done.then(() => (exited = true));
-    let runId: string | undefined;
-    await pollUntil(async () => {
-      if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
-      runId ??= runIdOf(await freshJournal(project.backups, before));
-      return runId !== undefined && (await db.query('SELECT 1 FROM belay.runs WHERE id = $1::uuid', [runId])).length > 0;
-    }, 'the restore run recorded');
-    await pollUntil(async () => {
-      if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
-      return (await db.query('SELECT 1 FROM belay.runs WHERE id = $1::uuid', [runId])).length === 0;
-    }, 'the snapshot in place');
-    run.child.kill('SIGKILL');
-    await run.done;
+    const { db, project, args, snapshot } = await killedInPlaceAfterCommit();
     await db.query("INSERT INTO t VALUES (0, 'written after the restore')");
     const [kept] = await quarantineSnapshots(project);
 
