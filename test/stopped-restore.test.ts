@@ -81,27 +81,34 @@ describe('a signal during a restore', () => {
     expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 12 });
   }, 120_000);
 
-  it('in place, its pg_restore killed (-9) before anything was dropped: exit 4, nothing changed, restore it again', async () => {
+  it.each([
+    ['in place', ['--strategy', 'in-place'], 'in place failed', 'nothing of it was restored (pg_restore runs as one transaction), DB is as it was before the restore; its state then is kept as snapshot', 'Fix what the message says, then restore again: belay restore ID --strategy in-place'],
+    ['swap', [], 'restoring ID failed; DB was not touched', 'was not touched', 'belay backups verify ID'],
+  ])('%s, its pg_restore killed (-9) before anything was changed: exit 4, nothing changed, restore it again (the swap ended 12, "may be partly restored")', async (_how, strategy, failed, said, next) => {
     const { db, project, args, id } = await bigSnapshot();
     const before = new Set(await readdir(join(project.backups, 'journal')).catch(() => []));
-    const running = startBelay([...args, 'restore', id, '--yes', '--strategy', 'in-place'], { cwd: project.dir });
+    const running = startBelay([...args, 'restore', id, '--yes', ...strategy], { cwd: project.dir });
     let exited = false;
     void running.done.then(() => (exited = true));
     let pid: string | undefined;
     await pollUntil(async () => {
       if (exited) throw new Error(`belay ended before pg_restore loaded the table: ${(await running.done).stderr}`);
-      const copying = await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query ~ '^COPY public\\.big .* FROM stdin'", [db.name]);
+      // in place into the database itself, for a swap into its copy
+      const copying = await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE starts_with(datname, $1) AND query ~ '^COPY public\\.big .* FROM stdin'", [db.name]);
       pid = spawnSync('pgrep', ['-P', String(running.child.pid), '-x', 'pg_restore'], { encoding: 'utf8' }).stdout.trim() || undefined;
       return copying.length > 0 && pid !== undefined;
     }, 'pg_restore loading big');
     process.kill(Number(pid), 'SIGKILL');
     const run = await running.done;
     const journal = await freshJournal(project.backups, before);
+    const words = (text: string): string => text.replaceAll('ID', id).replaceAll('DB', db.name);
     expect(run.code, run.stderr).toBe(4);
-    expect(run.stderr).toContain(`in place failed`);
-    expect(run.stderr).toContain(`nothing of it was restored (pg_restore runs as one transaction), ${db.name} is as it was before the restore; its state then is kept as snapshot`);
-    expect(run.stderr).toContain(`next: Fix what the message says, then restore again: belay restore ${id} --strategy in-place`);
+    expect(run.stderr).toContain(words(failed));
+    expect(run.stderr).toContain(words(said));
+    expect(run.stderr).toContain(`next: ${words(next)}`);
+    expect(run.stderr).not.toContain('partly restored');
     expect(await rows(db)).toBe(299000);
+    expect(await copiesOf(db)).toEqual([]);
     expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 4 });
   }, 120_000);
 });

@@ -677,7 +677,19 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     if (!properties) throw new BelayError('manual', `database ${target} is gone: there is nothing to swap the restored copy in for`, { hint: `Nothing was restored. To restore the snapshot as a new database: pg_restore --create --dbname=postgres ${manifest.path}` });
     const settings = await databaseSettings(admin.client, target);
     // made as the database is (encoding, locales, tablespace, comment): the same bytes then sort, compare and verify as they did
-    await createDatabaseLike(admin.client, restoring, properties);
+    try {
+      await createDatabaseLike(admin.client, restoring, properties);
+    } catch (error) {
+      return {
+        ok: false,
+        untouched: true,
+        strategy,
+        quarantine: null,
+        quarantineSnapshot: null,
+        message: `could not create the database ${restoring} to restore ${manifest.id} into; ${target} was not touched: ${errorMessage(error)}`,
+        manualSteps: [`fix what the message says, then restore again: belay restore ${manifest.id}`, `or restore it in place: belay restore ${manifest.id} --strategy in-place`],
+      };
+    }
     const owners = await restoresOwners(admin.client);
     let replaced = noneReplaced;
     let verification: Verification;
@@ -693,6 +705,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       if (interrupted()) return { strategy, quarantine: null, quarantineSnapshot: null, ...stoppedUntouched(request, strategy) };
       return {
         ok: false,
+        untouched: true,
         strategy,
         quarantine: null,
         quarantineSnapshot: null,
