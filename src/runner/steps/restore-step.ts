@@ -676,19 +676,16 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     const properties = await databaseProperties(admin.client, target, admin.serverVersionNum);
     if (!properties) throw new BelayError('manual', `database ${target} is gone: there is nothing to swap the restored copy in for`, { hint: `Nothing was restored. To restore the snapshot as a new database: pg_restore --create --dbname=postgres ${manifest.path}` });
     const settings = await databaseSettings(admin.client, target);
-    // made as the database is (encoding, locales, tablespace, comment): the same bytes then sort, compare and verify as they did
+    // before the renames, a failure leaves the database as it was
+    const notTouched = (message: string, manualSteps: string[]): RestoreOutcome => ({ ok: false, untouched: true, strategy, quarantine: null, quarantineSnapshot: null, message, manualSteps });
     try {
+      // made as the database is (encoding, locales, tablespace, comment): the same bytes then sort, compare and verify as they did
       await createDatabaseLike(admin.client, restoring, properties);
     } catch (error) {
-      return {
-        ok: false,
-        untouched: true,
-        strategy,
-        quarantine: null,
-        quarantineSnapshot: null,
-        message: `could not create the database ${restoring} to restore ${manifest.id} into; ${target} was not touched: ${errorMessage(error)}`,
-        manualSteps: [`fix what the message says, then restore again: belay restore ${manifest.id}`, `or restore it in place: belay restore ${manifest.id} --strategy in-place`],
-      };
+      return notTouched(`could not create the database ${restoring} to restore ${manifest.id} into; ${target} was not touched: ${errorMessage(error)}`, [
+        `fix what the message says, then restore again: belay restore ${manifest.id}`,
+        `or restore it in place: belay restore ${manifest.id} --strategy in-place`,
+      ]);
     }
     const owners = await restoresOwners(admin.client);
     let replaced = noneReplaced;
@@ -703,16 +700,12 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     } catch (error) {
       await dropDatabase(admin.client, restoring).catch(() => {});
       if (interrupted()) return { strategy, quarantine: null, quarantineSnapshot: null, ...stoppedUntouched(request, strategy) };
-      return {
-        ok: false,
-        untouched: true,
-        strategy,
-        quarantine: null,
-        quarantineSnapshot: null,
-        message: `restoring ${manifest.id} failed; ${target} was not touched: ${errorMessage(error)}`,
-        // the snapshot, or the restore's own session (ended by someone, a full disk): the verify tells which
-        manualSteps: [`belay backups verify ${manifest.id}`, `if it is sound, fix what the message says and restore it again: belay restore ${manifest.id}`, `if not, restore another: belay restore <another snapshot id> (list them: belay backups list)`],
-      };
+      // the snapshot, or the restore's own session (ended by someone, a full disk): the verify tells which
+      return notTouched(`restoring ${manifest.id} failed; ${target} was not touched: ${errorMessage(error)}`, [
+        `belay backups verify ${manifest.id}`,
+        `if it is sound, fix what the message says and restore it again: belay restore ${manifest.id}`,
+        `if not, restore another: belay restore <another snapshot id> (list them: belay backups list)`,
+      ]);
     }
     const owner = await databaseOwner(admin.client, target);
     if (properties.connectionLimit !== -1) await setConnectionLimit(admin.client, restoring, properties.connectionLimit);
