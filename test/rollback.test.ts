@@ -2,9 +2,29 @@ import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, jsonResult } from './support/cli.js';
-import { freshDatabase } from './support/pg.js';
+import { freshDatabase, type TestDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 import { schemaDump } from './support/schema.js';
+
+/** Up to 0001, `up` (the rest), then rollback --to 0001: exit 0, "data verified", the rows `digest` reads as at 0001. */
+async function rollsBackVerified(args: string[], db: TestDatabase, digest: string, up: string[] = ['migrate', 'up']): Promise<void> {
+  expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+  const before = await db.query(digest);
+  const applied = await belay([...args, ...up]);
+  expect(applied.code, applied.stdout + applied.stderr).toBe(0);
+  const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+  expect(back.code, back.stdout + back.stderr).toBe(0);
+  expect(back.stdout).toContain('data verified');
+  expect(await db.query(digest)).toEqual(before);
+}
+
+/** Every revision up, then rollback --to 0001 with a down that changed `table`'s rows: exit 11, named. */
+async function rollbackCaught(args: string[], table: string, context = ''): Promise<void> {
+  expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+  const caught = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+  expect(caught.code, context + caught.stdout + caught.stderr).toBe(11);
+  expect(caught.stderr).toContain(`the content of ${table} changed`);
+}
 
 const REVISIONS = {
   '0001_orders.up.sql': "CREATE TABLE orders (id int PRIMARY KEY, total numeric NOT NULL);\nINSERT INTO orders SELECT g, g * 1.25 FROM generate_series(1, 1000) g;",
@@ -231,14 +251,8 @@ describe('rollback --to', () => {
       db.url,
     );
     // wall clock times before March's change of offset: each is an instant in New York and back
-    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
     const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || extract(epoch FROM at) || ':' || local, ',' ORDER BY id)) AS h FROM t";
-    const before = await db.query(digest);
-    expect((await belay([...args, 'migrate', 'up', '--to', '0002'])).code).toBe(0);
-    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
-    expect(back.code, back.stdout + back.stderr).toBe(0);
-    expect(back.stdout).toContain('data verified');
-    expect(await db.query(digest)).toEqual(before);
+    await rollsBackVerified(args, db, digest, ['migrate', 'up', '--to', '0002']);
   });
 
   it("the same round trip written AT TIME ZONE 'UTC' (Django's, Alembic's) verifies too on a New York database (the comparison cast in the session's zone: exit 11, restored); a down that shifts the values by an hour is still caught", async () => {
@@ -251,22 +265,11 @@ describe('rollback --to', () => {
     const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || extract(epoch FROM at), ',' ORDER BY id)) AS h FROM ev";
     const db = await freshDatabase();
     await db.query(`ALTER DATABASE ${db.name} SET timezone = 'America/New_York'`);
-    const args = baseArgs(await makeProject(revisions('')), db.url);
-    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
-    const before = await db.query(digest);
-    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
-    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
-    expect(back.code, back.stdout + back.stderr).toBe(0);
-    expect(back.stdout).toContain('data verified');
-    expect(await db.query(digest)).toEqual(before);
+    await rollsBackVerified(baseArgs(await makeProject(revisions('')), db.url), db, digest);
 
     const shifted = await freshDatabase();
     await shifted.query(`ALTER DATABASE ${shifted.name} SET timezone = 'America/New_York'`);
-    const shiftedArgs = baseArgs(await makeProject(revisions(" + interval '1 hour'")), shifted.url);
-    expect((await belay([...shiftedArgs, 'migrate', 'up'])).code).toBe(0);
-    const caught = await belay([...shiftedArgs, '--yes', 'rollback', '--to', '0001']);
-    expect(caught.code, caught.stdout + caught.stderr).toBe(11);
-    expect(caught.stderr + caught.stdout).toContain('the content of public.ev changed');
+    await rollbackCaught(baseArgs(await makeProject(revisions(" + interval '1 hour'")), shifted.url), 'public.ev');
   });
 
   it("a down that renames an enum's label back verifies by value (the values are the same OIDs: it was 'the content changed', exit 11); a value the down changed is still caught", async () => {
@@ -278,21 +281,10 @@ describe('rollback --to', () => {
     });
     const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || st, ',' ORDER BY id)) AS h FROM t";
     const db = await freshDatabase();
-    const args = baseArgs(await makeProject(revisions("ALTER TYPE st_enum RENAME VALUE 'bee' TO 'b';")), db.url);
-    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
-    const before = await db.query(digest);
-    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
-    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
-    expect(back.code, back.stdout + back.stderr).toBe(0);
-    expect(back.stdout).toContain('data verified');
-    expect(await db.query(digest)).toEqual(before);
+    await rollsBackVerified(baseArgs(await makeProject(revisions("ALTER TYPE st_enum RENAME VALUE 'bee' TO 'b';")), db.url), db, digest);
 
     const damaged = await freshDatabase();
-    const damagedArgs = baseArgs(await makeProject(revisions("ALTER TYPE st_enum RENAME VALUE 'bee' TO 'b';\nUPDATE t SET st = 'a' WHERE id = 3;")), damaged.url);
-    expect((await belay([...damagedArgs, 'migrate', 'up'])).code).toBe(0);
-    const caught = await belay([...damagedArgs, '--yes', 'rollback', '--to', '0001']);
-    expect(caught.code, caught.stdout + caught.stderr).toBe(11);
-    expect(caught.stderr).toContain('the content of public.t changed');
+    await rollbackCaught(baseArgs(await makeProject(revisions("ALTER TYPE st_enum RENAME VALUE 'bee' TO 'b';\nUPDATE t SET st = 'a' WHERE id = 3;")), damaged.url), 'public.t');
   });
 
   it('columns whose type is a domain over an enum, over a domain of one, over an array, over a composite, over citext: migrate up --with-backup and rollback --to verify their data (it was exit 4, "function pg_catalog.enum_out(std) does not exist"); a value the down changed is still caught', async () => {
@@ -308,23 +300,11 @@ describe('rollback --to', () => {
     });
     const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || s || ':' || s2 || ':' || tags::text || ':' || p::text || ':' || name, ',' ORDER BY id)) AS h FROM t";
     const db = await freshDatabase();
-    const args = baseArgs(await makeProject(revisions('')), db.url);
-    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
-    const before = await db.query(digest);
-    const up = await belay([...args, 'migrate', 'up', '--with-backup']);
-    expect(up.code, up.stdout + up.stderr).toBe(0);
-    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
-    expect(back.code, back.stdout + back.stderr).toBe(0);
-    expect(back.stdout).toContain('data verified');
-    expect(await db.query(digest)).toEqual(before);
+    await rollsBackVerified(baseArgs(await makeProject(revisions('')), db.url), db, digest, ['migrate', 'up', '--with-backup']);
 
     for (const change of ["UPDATE t SET s2 = 'b' WHERE id = 1;\n", "UPDATE t SET p = ROW(0, 'L1')::pair WHERE id = 1;\n", "UPDATE t SET name = 'nick1' WHERE id = 1;\n", 'UPDATE t SET tags = ARRAY[1] WHERE id = 1;\n']) {
       const damaged = await freshDatabase();
-      const damagedArgs = baseArgs(await makeProject(revisions(change)), damaged.url);
-      expect((await belay([...damagedArgs, 'migrate', 'up'])).code).toBe(0);
-      const caught = await belay([...damagedArgs, '--yes', 'rollback', '--to', '0001']);
-      expect(caught.code, change + caught.stdout + caught.stderr).toBe(11);
-      expect(caught.stderr).toContain('the content of public.t changed');
+      await rollbackCaught(baseArgs(await makeProject(revisions(change)), damaged.url), 'public.t', change);
     }
   });
 });
