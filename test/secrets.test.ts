@@ -147,6 +147,47 @@ describe('secrets never rest on disk and never outlive the process', () => {
     }
   });
 
+  it("a hook's output is scrubbed of the password in any URL spelling and of a token standing alone before a URL's @; the target line keeps its user", async () => {
+    const { url } = await roleWithHardPassword();
+    const role = new URL(url).username;
+    const encoded = encodeURIComponent(PASSWORD);
+    // as a hand or another library writes it: only what must be encoded (ü raw), every byte encoded, hex in mixed case
+    const byHand = PASSWORD.replace(/[@:/%#?&=+ \\]/g, (c) => encodeURIComponent(c));
+    const everyByte = [...Buffer.from(PASSWORD)].map((byte, i) => `%${byte.toString(16).padStart(2, '0')[i % 2 ? 'toUpperCase' : 'toLowerCase']()}`).join('');
+    const passwords = [encoded, encoded.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()), byHand, everyByte];
+    const tokens = ['ghp_Zx81kQ0pLm3nB7vC2xR5tY9uW4sA6dE1fG3h', 'glpat-Xq7Rk2mLp9Vt4Bw8Ns3z', '4f7c2a9e1b8d3c6f0a5e9b2d7c4f1a8e3b6d0c9f'];
+    const lines = [
+      ...passwords.map((p) => `app postgres://${role}:${p}@db.internal:5432/app?sslmode=require and ${p} alone`),
+      ...tokens.map((t) => `git clone https://${t}@github.com/acme/app.git`),
+      'mirror ssh://git@github.com/acme/app.git',
+    ];
+    const said = join((await makeProject({})).dir, 'said.txt');
+    await writeFile(said, `${lines.join('\n')}\n`);
+    const project = await makeProject(
+      { '0001_t.up.sql': 'CREATE TABLE t (id int);', '0001_t.down.sql': 'DROP TABLE t;' },
+      { health: { timeoutSeconds: 1, command: [{ name: 'smoke', run: `cat ${said}; exit 1` }] }, hooks: { afterApply: { run: `cat ${said}` } } },
+    );
+    const args = ['--migrations', project.migrations, '--backups', project.backups];
+    const expectScrubbed = (text: string, where: string): void => {
+      for (const secret of [...passwords, ...tokens]) expect(text, `${where}: ${secret}`).not.toContain(secret);
+      expectNoSecret(text, where);
+      expect(text, where).toContain(`postgres://${role}:***@db.internal:5432/app?sslmode=require and *** alone`);
+      expect(text, where).toContain('git clone https://***@github.com/acme/app.git');
+      expect(text, where).toContain('mirror ssh://git@github.com/acme/app.git');
+    };
+    for (const json of [['--json'], []]) {
+      const checked = await belay([...json, ...args, 'verify'], { cwd: project.dir, env: cleanEnv({ DATABASE_URL: url }) });
+      expect(checked.code, checked.stderr).toBe(4);
+      expectScrubbed(checked.stdout + checked.stderr, `verify ${json.join('')}`);
+    }
+    const applied = await belay([...args, 'migrate', 'up', '--allow-unhealthy'], { cwd: project.dir, env: cleanEnv({ DATABASE_URL: url }) });
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stdout + applied.stderr).toContain(`target ${role}@127.0.0.1:${cluster().port}/`);
+    const journal = join(project.backups, 'journal');
+    const [file] = (await readdir(journal)).filter((f) => f.endsWith('.jsonl'));
+    expectScrubbed(await readFile(join(journal, file!), 'utf8'), 'the journal file');
+  });
+
   it('a config value that may hold a secret is never echoed in full, and JSON- or quote-style passwords are masked', async () => {
     const objectUrl = await makeProject({}, { databaseUrl: { host: '127.0.0.1', user: 'app', password: 'ObjTok3n' } });
     for (const json of [['--json'], []]) {
