@@ -36,7 +36,17 @@ function characterForms(char: string): string[] {
  * encoded, as a URL written by hand, by encodeURIComponent or by another
  * library's encoder spells it; nothing that does not decode to a secret.
  */
+const patterns = new WeakMap<readonly string[], RegExp | undefined>();
+
 function secretsPattern(secrets: readonly string[]): RegExp | undefined {
+  // the journal scrubs every line with the same list: its pattern is made once
+  if (patterns.has(secrets)) return patterns.get(secrets);
+  const pattern = makeSecretsPattern(secrets);
+  patterns.set(secrets, pattern);
+  return pattern;
+}
+
+function makeSecretsPattern(secrets: readonly string[]): RegExp | undefined {
   const real = [...new Set(secrets.filter((secret) => secret.length > 0))].sort((a, b) => b.length - a.length);
   if (real.length === 0) return undefined;
   return new RegExp(real.map((secret) => [...secret].map((char) => `(?:${characterForms(char).join('|')})`).join('')).join('|'), 'g');
