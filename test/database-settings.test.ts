@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { belay } from './support/cli.js';
+import { belay, startBelay } from './support/cli.js';
 import { adminQuery, freshDatabase, TEST_APP_ROLE, type TestDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
 
@@ -123,4 +123,47 @@ describe("a database whose DateStyle is not ISO (ALTER DATABASE … SET datestyl
       expect(await db.query('SELECT d FROM shown')).toEqual([{ d: dateStyle === 'German' ? '01.02.2024' : '01/02/2024' }]);
     });
   }
+
+  for (const dateStyle of ['German', 'SQL, DMY', 'Postgres, DMY']) {
+    it(`${dateStyle}: a health check's timestamp is read as it is (healthy, exit 0; changed, exit 10), its literals in the database's date order`, async () => {
+      const db = await freshDatabase();
+      await db.query(`ALTER DATABASE ${db.name} SET datestyle = '${dateStyle}'`);
+      const revisions = { '0001_days.up.sql': 'CREATE TABLE days (d date);', '0001_days.down.sql': 'DROP TABLE days;' };
+      // 01.02.2024 is the 1st of February in the database's day-month order
+      const healthy = await makeProject(revisions, { health: { sql: [{ name: 'deployed at', query: "SELECT '01.02.2024 12:00:00+00'::timestamptz", expect: { equals: '2024-02-01T12:00:00.000Z' } }] } });
+      const run = await belay([...baseArgs(healthy, db.url), 'migrate', 'up'], { cwd: healthy.dir });
+      expect(run.code, run.stdout + run.stderr).toBe(0);
+      expect(await db.query('SELECT name FROM belay.migrations')).toEqual([{ name: '0001_days' }]);
+
+      await db.query('DROP TABLE days; DROP SCHEMA belay CASCADE');
+      const query = "SELECT CASE WHEN to_regclass('days') IS NULL THEN '01.02.2024 12:00:00+00'::timestamptz ELSE '02.03.2024 12:00:00+00'::timestamptz END";
+      const changed = await makeProject(revisions, { health: { sql: [{ name: 'deployed at', query, expect: { equals: '2024-02-01T12:00:00.000Z' } }] } });
+      const failed = await belay([...baseArgs(changed, db.url), 'migrate', 'up', '--health-timeout', '1'], { cwd: changed.dir });
+      expect(failed.code, failed.stdout + failed.stderr).toBe(10);
+      expect(failed.stderr).toContain('got "2024-03-02T12:00:00.000Z", expected "2024-02-01T12:00:00.000Z"');
+      expect(await db.query("SELECT to_regclass('days') AS t")).toEqual([{ t: null }]);
+    });
+  }
+
+  it('German: a dry run after a killed run names it and when it started (exit 4), read on a session that parses its time', async () => {
+    const db = await freshDatabase();
+    await db.query(`ALTER DATABASE ${db.name} SET datestyle = 'German'`);
+    const project = await makeProject({ '0001_slow.up.sql': 'SELECT pg_sleep(3);', '0001_slow.down.sql': 'SELECT 1;' });
+    const args = baseArgs(project, db.url);
+    const killed = startBelay([...args, 'migrate', 'up']);
+    // killed while its revision runs
+    for (let i = 0; i < 500; i++) {
+      if ((await db.query("SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()")).length > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    killed.child.kill('SIGKILL');
+    await killed.done;
+    const [run] = await db.query<{ id: string; started: string }>(`SELECT id::text, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS started FROM belay.runs WHERE status = 'running'`);
+    expect(run).toBeDefined();
+    const dry = await belay([...args, 'migrate', 'up', '--dry-run']);
+    expect(dry.code, dry.stdout + dry.stderr).toBe(4);
+    expect(dry.stderr).toContain(`run ${run!.id} (migrate-up by `);
+    expect(dry.stderr).toContain(`started ${run!.started}) was interrupted at step "apply 0001_slow" and has not been settled`);
+    expect(await db.query("SELECT status FROM belay.runs")).toEqual([{ status: 'running' }]);
+  });
 });

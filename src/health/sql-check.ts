@@ -20,7 +20,9 @@ const LEAST_STATEMENT_MS = 1000;
  * session's statement_timeout, when that is shorter).
  */
 export async function readOnlyQuery(ctx: CheckContext, query: string | QueryConfig): Promise<QueryResult> {
-  await ctx.client.query('BEGIN READ ONLY');
+  // the work session keeps the database's DateStyle, whose output node-postgres reads as null: ISO output for the
+  // check, the database's day/month order kept (a style alone leaves it), so its literals read as the application's do
+  await ctx.client.query("BEGIN READ ONLY; SET LOCAL DateStyle = 'ISO'");
   try {
     if (ctx.deadline !== undefined) {
       const ms = Math.max(LEAST_STATEMENT_MS, Math.ceil(ctx.deadline - performance.now()));

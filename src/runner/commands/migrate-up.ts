@@ -229,7 +229,7 @@ async function dryRun(session: RunSession, revisions: Revision[], target: string
   const state = await readDatabaseState(session.work.client, revisions);
   const toApply = revisionsToApply(revisions, state, target);
   // what the real run refuses as soon as it holds the lock
-  const checks = [...(await checkUnsettledUnlocked(session.work.client, session.setup.config.backupsDir)), ...(await preflightChecks(session, state, toApply, options))];
+  const checks = [...(await checkUnsettledUnlocked(session.control.client, session.setup.config.backupsDir)), ...(await preflightChecks(session, state, toApply, options))];
   assertPreflight(checks, 'dry run: preflight would refuse');
   if (toApply.length > 0) checks.push(await healthBaseline(session, options, new Set()));
   assertPreflight(checks, 'dry run: preflight would refuse');
