@@ -2,10 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { belay, jsonResult, startBelay, type CliRun } from './support/cli.js';
 import { freshJournal, pollUntil } from './support/kill.js';
-import { adminQuery, freshDatabase, type TestDatabase } from './support/pg.js';
+import { adminQuery, cluster, freshDatabase, type TestDatabase } from './support/pg.js';
 import { baseArgs, makeProject, type TestProject } from './support/project.js';
 
 /** A table big enough for pg_restore to be caught loading it, a snapshot of it, then 1000 of its rows deleted. */
@@ -156,5 +157,47 @@ describe('a signal during the restore of a rollback that damaged data', () => {
     expect(await db.query('SELECT count(*)::int AS n FROM fx_people')).toEqual([{ n: 5 }]);
     expect(await copiesOf(db)).toEqual([]);
     expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 12 });
+  }, 120_000);
+});
+
+describe('a swap restore that cannot move the database aside', () => {
+  it('a superuser session opened on it during the restore, which the role may not end: exit 4, the database unchanged, the copy dropped (ended 12)', async () => {
+    const { db, project, args, id } = await bigSnapshot();
+    const before = new Set(await readdir(join(project.backups, 'journal')).catch(() => []));
+    const running = startBelay([...args, '--json', 'restore', id, '--yes'], { cwd: project.dir });
+    let exited = false;
+    void running.done.then(() => (exited = true));
+    await pollUntil(async () => {
+      if (exited) throw new Error(`belay ended before pg_restore loaded the table: ${(await running.done).stderr}`);
+      return (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE starts_with(datname, $1) AND query ~ '^COPY public\\.big '", [`${db.name}_belay_restore_`])).length > 0;
+    }, 'pg_restore loading big into the copy');
+    // after swapObstacles looked: an operator's psql, say
+    const c = cluster();
+    const dba = new pg.Client({ host: c.socketDir, port: c.port, user: c.superuser, database: db.name });
+    await dba.connect();
+    let run: CliRun;
+    try {
+      run = await running.done;
+      expect(await dba.query('SELECT 1')).toMatchObject({ rowCount: 1 });
+    } finally {
+      await dba.end();
+    }
+    const journal = await freshJournal(project.backups, before);
+    const envelope = JSON.parse(run.stdout) as { exitCode: number; outcome: string; message: string; next: string };
+    const failed = `could not move ${db.name} aside (must be a superuser to terminate superuser process); it is unchanged and the restored copy was dropped`;
+    const next = `fix what the message says (sessions on it this role may not end, prepared transactions: SELECT * FROM pg_prepared_xacts), then restore again: belay restore ${id}`;
+    expect(run.code, run.stderr).toBe(4);
+    expect(envelope).toMatchObject({ exitCode: 4, outcome: 'refused' });
+    expect(envelope.message).toContain(failed);
+    expect(envelope.next).toContain(next);
+    expect(envelope.next).toContain(`or restore it in place: belay restore ${id} --strategy in-place`);
+    expect(await rows(db)).toBe(299000);
+    expect(await copiesOf(db)).toEqual([]);
+    expect(await adminQuery('postgres', 'SELECT datname, datallowconn FROM pg_database WHERE starts_with(datname, $1)', [db.name])).toEqual([{ datname: db.name, datallowconn: true }]);
+    expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 4 });
+    const runId = String(journal.find((l) => l.type === 'run')?.runId);
+    const history = await belay([...args, 'history', runId], { cwd: project.dir });
+    expect(history.code, history.stderr).toBe(0);
+    expect(history.stdout).toContain(failed);
   }, 120_000);
 });

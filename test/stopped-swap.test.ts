@@ -148,6 +148,20 @@ describe('a swap restore killed between its steps', () => {
     expect(interrupted.why).toContain(`recover renames ${copy} to ${db.name} first`);
     // status only reads: nothing renamed
     expect(await allowsConnections(db.name)).toBeUndefined();
+    // history reads the run from its journal file, as status does, and says what recover will do (it ended 2: cannot connect)
+    const swapped = `${db.name} does not exist: run ${runId} was killed between the renames of its swap restore (${db.name} to ${quarantine}, its verified copy ${copy} to ${db.name}); \`belay recover\` renames ${copy} to ${db.name} and settles the run`;
+    const shown = await belay([...args, 'history', runId], { cwd: project.dir });
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain(`run ${runId}: rollback of ${db.name}`);
+    expect(shown.stdout).toContain(`turning connections to ${db.name} off to rename it ${quarantine} and ${copy} into its place`);
+    expect(shown.stdout).toContain(`next: ${swapped}`);
+    const shownJson = JSON.parse((await belay([...args, '--json', 'history', runId], { cwd: project.dir })).stdout) as { exitCode: number; next: string; result: { run: { runId: string; status: string } } };
+    expect(shownJson).toMatchObject({ exitCode: 0, result: { run: { runId, status: 'interrupted' } } });
+    expect(shownJson.next).toContain(swapped);
+    const listed = await belay([...args, 'history'], { cwd: project.dir });
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(runId);
+    expect(await allowsConnections(db.name)).toBeUndefined();
 
     const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
     expect(recover.code, recover.stdout + recover.stderr).toBe(0);

@@ -161,6 +161,9 @@ const CONNECT_FAILURES = new WeakSet<BelayError>();
 /** Whether the error is openSession's "cannot connect" (the server down, unreachable, or refusing the login). */
 export const isConnectFailure = (error: unknown): error is BelayError => error instanceof BelayError && CONNECT_FAILURES.has(error);
 
+/** openSession's "cannot connect" because the database does not exist. */
+export const isMissingDatabase = (error: unknown): boolean => isConnectFailure(error) && (error.cause as { code?: string } | undefined)?.code === SQLSTATE.invalidCatalogName;
+
 /** A connection the server refused, told with what to check (exit 2). */
 export function connectError(params: ConnectionParams, error: unknown): BelayError {
   const raw = error instanceof Error ? error.message : String(error);

@@ -43,6 +43,7 @@ export function registerInspect(program: Command): void {
         return {
           result: one,
           message: `run ${one.run.runId}: ${one.run.command} ${one.run.status}${one.run.exitCode === null ? '' : ` (exit ${one.run.exitCode})`}`,
+          ...(one.next ? { next: one.next } : {}),
           human: () => formatRunHistory(one),
         };
       } catch (error) {

@@ -1,4 +1,5 @@
-import { isConnectFailure } from '../../db/session.js';
+import { withDatabase } from '../../db/connection.js';
+import { isConnectFailure, isMissingDatabase, openSession, type Session } from '../../db/session.js';
 import { BelayError, errorMessage, usageError } from '../../errors.js';
 import { journalDir, journalFile, listJournalFiles, readJournalFile, type JournalLine } from '../../journal/file-journal.js';
 import { readProblem } from '../../unreadable.js';
@@ -7,7 +8,8 @@ import { readRunSteps, readRuns, type RunSummary } from '../../journal/run-store
 import { findLockHolder } from '../../db/advisory-lock.js';
 import { mergeSteps, nameUnended, reconcileRun, stepsOfFile, summaryFromFile } from '../result/run-record.js';
 import { runSuffix, runSuffixOf } from '../session/run-lock.js';
-import { openTargetSession, type RunSetup } from '../session/setup.js';
+import { openTargetSession, sessionOptions, type RunSetup } from '../session/setup.js';
+import { halfSwap, type HalfSwap } from '../steps/restore-step.js';
 
 export interface RunHistory {
   run: RunSummary;
@@ -15,6 +17,8 @@ export interface RunHistory {
   /** Where the steps were read from: both when each copy held some the other did not have. */
   source: 'database' | 'journal file' | 'database and journal file';
   journalFile: string;
+  /** What to run: where a swap restore killed between its renames left the database missing, `belay recover`. */
+  next?: string;
 }
 
 /**
@@ -53,6 +57,22 @@ async function journalFilesOf(setup: RunSetup, all: boolean): Promise<Map<string
   return files;
 }
 
+/**
+ * A session on the target; where a swap restore killed between its renames
+ * left it missing, on the verified copy `belay recover` renames into its
+ * place, as status reads it. Where the databases are not as the journal says,
+ * the connection error stands (recover says what to run then).
+ */
+async function openHistorySession(setup: RunSetup): Promise<{ session: Session; swap?: HalfSwap }> {
+  try {
+    return { session: await openTargetSession(setup, 'belay history') };
+  } catch (error) {
+    const swap = isMissingDatabase(error) ? await halfSwap(setup).catch(() => undefined) : undefined;
+    if (!swap) throw error;
+    return { session: await openSession(withDatabase(setup.target, swap.copy), sessionOptions(setup, 'belay history')), swap };
+  }
+}
+
 const newestFirst = (runs: Iterable<RunSummary>, limit: number): RunSummary[] => [...runs].sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1)).slice(0, limit);
 
 /**
@@ -66,7 +86,7 @@ export async function runHistoryList(setup: RunSetup, limit = 50, all = false): 
   const files = await journalFilesOf(setup, all);
   let session;
   try {
-    session = await openTargetSession(setup, 'belay history');
+    ({ session } = await openHistorySession(setup));
   } catch (error) {
     const local = [...files.values()].flatMap((lines) => summaryFromFile(lines) ?? []);
     if (isConnectFailure(error)) throw unreachable(error, setup.config.backupsDir, 'the runs shown are', newestFirst(local, limit));
@@ -115,7 +135,7 @@ export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunH
   // neither copy may have the steps
   const fromFile = stepsOfFile(await readJournalFile(file).catch(() => []));
   if (lost) throw unreachable(lost, setup.config.backupsDir, 'its steps are', { run, steps: fromFile, source: 'journal file', journalFile: file });
-  const session = await openTargetSession(setup, 'belay history');
+  const { session, swap } = await openHistorySession(setup);
   let fromDatabase: JournalRecord[];
   try {
     fromDatabase = await readRunSteps(session.client, run.runId);
@@ -124,5 +144,13 @@ export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunH
   }
   const steps = mergeSteps(fromDatabase, fromFile);
   const source = steps.length === fromDatabase.length ? 'database' : steps.length === fromFile.length ? 'journal file' : 'database and journal file';
-  return { run, steps, source, journalFile: file };
+  if (!swap) return { run, steps, source, journalFile: file };
+  const target = setup.target.database;
+  return {
+    run,
+    steps,
+    source,
+    journalFile: file,
+    next: `${target} does not exist: run ${swap.runId} was killed between the renames of its swap restore (${target} to ${swap.quarantine}, its verified copy ${swap.copy} to ${target}); \`belay recover\` renames ${swap.copy} to ${target} and settles the run (this history is read from the journal files and ${swap.copy})`,
+  };
 }

@@ -5,8 +5,7 @@ import { describeTarget, withDatabase } from '../../db/connection.js';
 import { BELAY_ACCESS_COLUMNS, BELAY_ACCESS_JOIN, belayRecordPresent, type BelayAccessRow } from '../../db/belay-schema.js';
 import { derivedName } from '../../db/databases.js';
 import { quoteIdent } from '../../db/ident.js';
-import { isConnectFailure, openSession, type Session } from '../../db/session.js';
-import { SQLSTATE } from '../../db/sqlstate.js';
+import { isMissingDatabase, openSession, type Session } from '../../db/session.js';
 import { journalFile, listJournalFiles, readJournalFile } from '../../journal/file-journal.js';
 import { readNewestAndRunning, type RunSummary } from '../../journal/run-store.js';
 import { findStrayRuns } from '../../journal/settle-snapshot-runs.js';
@@ -146,8 +145,6 @@ async function discoverWhileConnecting(setup: RunSetup): Promise<{ revisions: Re
   if ('error' in opened) throw opened.error;
   return { revisions, session: opened.session, ...('swap' in opened ? { swap: opened.swap } : {}) };
 }
-
-const isMissingDatabase = (error: unknown): boolean => isConnectFailure(error) && (error.cause as { code?: string } | undefined)?.code === SQLSTATE.invalidCatalogName;
 
 /**
  * The run history lists first: a later run of this database that only its

@@ -718,15 +718,26 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       await terminateSessions(admin.client, target);
       await renameDatabase(admin.client, target, quarantine);
     } catch (error) {
-      await setAllowConnections(admin.client, target, true).catch(() => {});
-      await dropDatabase(admin.client, restoring).catch(() => {});
+      const reopened = await setAllowConnections(admin.client, target, true).then(() => true, () => false);
+      const dropped = await dropDatabase(admin.client, restoring).then(() => true, () => false);
+      const why = `could not move ${target} aside (${errorMessage(error)})`;
+      if (reopened && dropped) {
+        return notTouched(`${why}; it is unchanged and the restored copy was dropped`, [
+          `fix what the message says (sessions on it this role may not end, prepared transactions: SELECT * FROM pg_prepared_xacts), then restore again: belay restore ${manifest.id}`,
+          `or restore it in place: belay restore ${manifest.id} --strategy in-place`,
+        ]);
+      }
       return {
         ok: false,
         strategy,
         quarantine: null,
         quarantineSnapshot: null,
-        message: `could not move ${target} aside (${errorMessage(error)}); it is unchanged and the restored copy was dropped`,
-        manualSteps: [`belay restore ${manifest.id} --strategy in-place`],
+        message: `${why}; its data is unchanged, but ${[...(reopened ? [] : ['it still refuses connections']), ...(dropped ? [] : [`the restored copy ${restoring} is left`])].join(' and ')}`,
+        manualSteps: [
+          ...(reopened ? [] : [`ALTER DATABASE ${quoteIdent(target)} WITH ALLOW_CONNECTIONS true;`]),
+          ...(dropped ? [] : [`DROP DATABASE ${quoteIdent(restoring)};`]),
+          `then restore again: belay restore ${manifest.id}`,
+        ],
       };
     }
     try {
