@@ -283,15 +283,31 @@ function columnHashExpr(column: ColumnInfo, params: string[][], zone = SESSION_T
 }
 
 const TIMESTAMPTZ = '1184';
+const UTC = "'UTC'";
 /** timestamp, date, time: a timestamptz cast to one is its wall clock in the session's TimeZone. */
 const WALL_CLOCK_OF = ['1114', '1082', '1083'];
 /** timestamp, date: one cast to timestamptz is read as a wall clock in the session's TimeZone. */
 const WALL_CLOCK_TO = ['1114', '1082'];
+/** text, varchar: a timestamptz cast to one is written in the session's TimeZone. */
+const TEXT_OF = ['25', '1043'];
 
-/** Whether casting the column to its earlier type reads or writes a wall clock, which takes a zone. */
+/** Whether casting the column to its earlier type reads or writes a wall clock, or writes its text, which takes a zone. */
 const castTakesZone = (column: ColumnInfo): boolean =>
   column.castTo !== undefined &&
-  ((column.castFromOid === TIMESTAMPTZ && WALL_CLOCK_OF.includes(column.typeOid)) || (column.typeOid === TIMESTAMPTZ && column.castFromOid !== undefined && WALL_CLOCK_TO.includes(column.castFromOid)));
+  ((column.castFromOid === TIMESTAMPTZ && (WALL_CLOCK_OF.includes(column.typeOid) || TEXT_OF.includes(column.typeOid))) ||
+    (column.typeOid === TIMESTAMPTZ && column.castFromOid !== undefined && WALL_CLOCK_TO.includes(column.castFromOid)));
+
+/**
+ * The text a timestamptz `value` is written as in `zone` (SQL), as its output
+ * writes it in the ISO DateStyle (FIXED_OUTPUT) with that TimeZone, which
+ * this session's is not: the wall clock, then the zone's offset ("+01",
+ * "-03:30", or "+00:53:28" for a local mean time) before any " BC".
+ */
+const timestamptzText = (value: string, zone: string): string => {
+  const wall = `(${value} AT TIME ZONE ${zone})`;
+  const offset = `regexp_replace(regexp_replace((${wall} - (${value} AT TIME ZONE ${UTC}))::text, '(:00)?:00$', ''), '^(?!-)', '+')`;
+  return `CASE WHEN isfinite(${value}) THEN regexp_replace(${wall}::text, '( BC)?$', ${offset} || E'\\\\1') ELSE ${value}::text END`;
+};
 
 /**
  * `value`, of the type `fromOid`, cast to `castTo` (OID `toOid`) in `zone`
@@ -302,10 +318,9 @@ const castTakesZone = (column: ColumnInfo): boolean =>
 function castExpr(value: string, fromOid: string | undefined, toOid: string, castTo: string, zone: string): string {
   if (fromOid === TIMESTAMPTZ && WALL_CLOCK_OF.includes(toOid)) return `CAST((${value} AT TIME ZONE ${zone}) AS ${castTo})`;
   if (toOid === TIMESTAMPTZ && fromOid !== undefined && WALL_CLOCK_TO.includes(fromOid)) return `(CAST(${value} AS timestamp) AT TIME ZONE ${zone})`;
+  if (fromOid === TIMESTAMPTZ && TEXT_OF.includes(toOid)) return `CAST(${timestamptzText(value, zone)} AS ${castTo})`;
   return `CAST(${value} AS ${castTo})`;
 }
-
-const UTC = "'UTC'";
 
 const rowHashOf = (hashes: string[]): string => (hashes.length === 0 ? '0' : `hashint8extended(${hashes.join(' # ')}, 0)`);
 
