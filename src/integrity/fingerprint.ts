@@ -10,7 +10,7 @@ export interface ColumnFingerprint {
   hash?: string;
   /** The column's type when this fingerprint was taken, when its values were hashed as the earlier fingerprint's `type` (cast to it) to compare with it. */
   castFrom?: string;
-  /** An enum's type OID and its labels by their OIDs: a later fingerprint of the same type reads its values as these labels (see castToEarlier). */
+  /** An enum's (a domain's over one: that enum's) type OID and its labels by their OIDs: a later fingerprint of the same type reads its values as these labels (see castToEarlier). */
   enum?: EnumLabels;
   /** `hash` with a cast between timestamptz and a type without a zone made in UTC instead of the session's TimeZone (see castExpr). */
   hashInUtc?: string;
@@ -165,34 +165,42 @@ interface HashingRow {
   is_domain: boolean;
 }
 
+/** A domain's base type (format_type), and its labels when that is an enum (its values are the enum's). */
+interface DomainBase {
+  base: string;
+  enum?: EnumLabels;
+}
+
 /**
- * The base type (format_type) of each domain among `rows`, through domains
- * over domains: its output function takes the base type. Asked apart, and
- * only when there is one: a recursive CTE in the column query's select list
- * made it ten times slower, domains or not (25 against 550 ms at 800 tables).
+ * The base type of each domain among `rows`, through domains over domains:
+ * its output function takes the base type. Asked apart, and only when there
+ * is one: a recursive CTE in the column query's select list made it ten
+ * times slower, domains or not (25 against 550 ms at 800 tables).
  */
-async function domainBases(client: ClientBase, rows: readonly HashingRow[]): Promise<Map<string, string>> {
+async function domainBases(client: ClientBase, rows: readonly HashingRow[]): Promise<Map<string, DomainBase>> {
   const domains = [...new Set(rows.filter((r) => r.is_domain).map((r) => r.type_oid))];
   if (domains.length === 0) return new Map();
-  const { rows: bases } = await client.query<{ domain: string; base: string }>(
+  const { rows: bases } = await client.query<{ domain: string; base: string; base_oid: string; labels: Record<string, string> | null }>(
     `WITH RECURSIVE base(domain, oid) AS (
        SELECT t.oid, t.typbasetype FROM pg_type t WHERE t.oid = ANY($1::oid[])
        UNION ALL
        SELECT base.domain, b.typbasetype FROM base JOIN pg_type b ON b.oid = base.oid AND b.typtype = 'd'
      )
-     SELECT base.domain::text AS domain, format_type(base.oid, NULL) AS base FROM base JOIN pg_type b ON b.oid = base.oid AND b.typtype <> 'd'`,
+     SELECT base.domain::text AS domain, format_type(base.oid, NULL) AS base, b.oid::text AS base_oid,
+            CASE WHEN b.typtype = 'e' THEN (SELECT json_object_agg(e.oid, e.enumlabel) FROM pg_enum e WHERE e.enumtypid = b.oid) END AS labels
+       FROM base JOIN pg_type b ON b.oid = base.oid AND b.typtype <> 'd'`,
     [domains],
   );
-  return new Map(bases.map((r) => [r.domain, r.base]));
+  return new Map(bases.map((r) => [r.domain, { base: r.base, ...(r.labels ? { enum: { typeOid: r.base_oid, labels: r.labels } } : {}) }]));
 }
 
-const typeHashingOf = (r: HashingRow, bases: ReadonlyMap<string, string>): TypeHashing => ({
+const typeHashingOf = (r: HashingRow, bases: ReadonlyMap<string, DomainBase>): TypeHashing => ({
   typeOid: r.type_oid,
   hashSchema: r.hash_schema,
   hashName: r.hash_name,
   outputSchema: r.output_schema,
   outputName: r.output_name,
-  outputAs: bases.get(r.type_oid) ?? null,
+  outputAs: bases.get(r.type_oid)?.base ?? null,
 });
 
 /**
@@ -225,7 +233,8 @@ async function columnsOf(client: ClientBase, tables: TableRef[], version: Hashin
     const table = byTable[r.i - 1]!;
     table.oid = r.oid;
     table.empty = r.empty;
-    table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r, bases), ...(r.labels ? { enum: { typeOid: r.type_oid, labels: r.labels } } : {}) });
+    const labels = r.labels ? { typeOid: r.type_oid, labels: r.labels } : bases.get(r.type_oid)?.enum;
+    table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r, bases), ...(labels ? { enum: labels } : {}) });
   }
   return byTable;
 }
@@ -491,11 +500,12 @@ async function castToEarlier(client: ClientBase, columns: TableColumns[], earlie
 }
 
 /**
- * An enum column of the same type as an earlier fingerprint's (the same OID):
- * its values are the same OIDs whatever their labels are called now, and a
- * label renamed since (and back) is the schema's matter. Those hashed by their
- * label (version 2) are then hashed as the label each OID had then. A type
- * dropped and made again has other OIDs: its values compare by label.
+ * An enum column (or a domain's over one) of the same enum as an earlier
+ * fingerprint's (the same OID): its values are the same OIDs whatever their
+ * labels are called now, and a label renamed since (and back) is the
+ * schema's matter. Those hashed by their label (version 2) are then hashed
+ * as the label each OID had then. A type dropped and made again has other
+ * OIDs: its values compare by label.
  */
 function relabel(column: ColumnInfo, then: EnumLabels | undefined): void {
   if (!column.enum || column.enum.typeOid !== then?.typeOid) return;
