@@ -272,6 +272,25 @@ describe('rollback --to', () => {
     await rollbackCaught(baseArgs(await makeProject(revisions(" + interval '1 hour'")), shifted.url), 'public.ev');
   });
 
+  it('timestamptz turned into text and back verifies on a Berlin database (the comparison wrote its text in UTC, the up in Berlin: exit 11, restored); a down that shifts the values by an hour is still caught', async () => {
+    const revisions = (shift: string): Record<string, string> => ({
+      '0001_ev.up.sql':
+        "CREATE TABLE ev (id int PRIMARY KEY, at timestamptz);\nINSERT INTO ev SELECT g, timestamptz '2024-01-01 00:00:00.25+00' + g * interval '7 hours 3 minutes' FROM generate_series(1, 2000) g;\n" +
+        "INSERT INTO ev VALUES (0, NULL), (-1, 'infinity'), (-2, '-infinity'), (-3, '1890-06-01 12:00+00'), (-4, '0044-03-15 12:00+00 BC');",
+      '0001_ev.down.sql': 'DROP TABLE ev;',
+      '0002_text.up.sql': 'ALTER TABLE ev ALTER COLUMN at TYPE text;',
+      '0002_text.down.sql': `ALTER TABLE ev ALTER COLUMN at TYPE timestamptz USING at::timestamptz${shift};`,
+    });
+    const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || coalesce(extract(epoch FROM at)::text, 'null'), ',' ORDER BY id)) AS h FROM ev";
+    const db = await freshDatabase();
+    await db.query(`ALTER DATABASE ${db.name} SET timezone = 'Europe/Berlin'`);
+    await rollsBackVerified(baseArgs(await makeProject(revisions('')), db.url), db, digest);
+
+    const shifted = await freshDatabase();
+    await shifted.query(`ALTER DATABASE ${shifted.name} SET timezone = 'Europe/Berlin'`);
+    await rollbackCaught(baseArgs(await makeProject(revisions(" + interval '1 hour'")), shifted.url), 'public.ev');
+  });
+
   it("a down that renames an enum's label back verifies by value (the values are the same OIDs: it was 'the content changed', exit 11); a value the down changed is still caught", async () => {
     const revisions = (down: string): Record<string, string> => ({
       '0001_t.up.sql': "CREATE TYPE st_enum AS ENUM ('a', 'b');\nCREATE TABLE t (id int PRIMARY KEY, st st_enum);\nINSERT INTO t SELECT g, (ARRAY['a','b'])[1 + g % 2]::st_enum FROM generate_series(1, 2000) g;",
@@ -285,6 +304,25 @@ describe('rollback --to', () => {
 
     const damaged = await freshDatabase();
     await rollbackCaught(baseArgs(await makeProject(revisions("ALTER TYPE st_enum RENAME VALUE 'bee' TO 'b';\nUPDATE t SET st = 'a' WHERE id = 3;")), damaged.url), 'public.t');
+  });
+
+  it('the same for columns of a domain over the enum and of a domain over that one (they compared by label: exit 11); a value the down changed is still caught', async () => {
+    const revisions = (down: string): Record<string, string> => ({
+      '0001_t.up.sql':
+        "CREATE TYPE st_enum AS ENUM ('a', 'b');\nCREATE DOMAIN std AS st_enum;\nCREATE DOMAIN std2 AS std NOT NULL;\nCREATE TABLE t (id int PRIMARY KEY, s std, s2 std2);\n" +
+        "INSERT INTO t SELECT g, (ARRAY['a','b'])[1 + g % 2]::st_enum, (ARRAY['b','a'])[1 + g % 2]::st_enum FROM generate_series(1, 2000) g;",
+      '0001_t.down.sql': 'DROP TABLE t;\nDROP DOMAIN std2, std;\nDROP TYPE st_enum;',
+      '0002_rename.up.sql': "ALTER TYPE st_enum RENAME VALUE 'b' TO 'bee';",
+      '0002_rename.down.sql': down,
+    });
+    const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || s || ':' || s2, ',' ORDER BY id)) AS h FROM t";
+    const db = await freshDatabase();
+    await rollsBackVerified(baseArgs(await makeProject(revisions("ALTER TYPE st_enum RENAME VALUE 'bee' TO 'b';")), db.url), db, digest);
+
+    for (const change of ["UPDATE t SET s = 'a' WHERE id = 3;", "UPDATE t SET s2 = 'bee' WHERE id = 3;"]) {
+      const damaged = await freshDatabase();
+      await rollbackCaught(baseArgs(await makeProject(revisions(`${change}\nALTER TYPE st_enum RENAME VALUE 'bee' TO 'b';`)), damaged.url), 'public.t', change);
+    }
   });
 
   it('columns whose type is a domain over an enum, over a domain of one, over an array, over a composite, over citext: migrate up --with-backup and rollback --to verify their data (it was exit 4, "function pg_catalog.enum_out(std) does not exist"); a value the down changed is still caught', async () => {

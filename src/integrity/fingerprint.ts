@@ -10,7 +10,7 @@ export interface ColumnFingerprint {
   hash?: string;
   /** The column's type when this fingerprint was taken, when its values were hashed as the earlier fingerprint's `type` (cast to it) to compare with it. */
   castFrom?: string;
-  /** An enum's type OID and its labels by their OIDs: a later fingerprint of the same type reads its values as these labels (see castToEarlier). */
+  /** An enum's (a domain's over one: that enum's) type OID and its labels by their OIDs: a later fingerprint of the same type reads its values as these labels (see castToEarlier). */
   enum?: EnumLabels;
   /** `hash` with a cast between timestamptz and a type without a zone made in UTC instead of the session's TimeZone (see castExpr). */
   hashInUtc?: string;
@@ -165,34 +165,42 @@ interface HashingRow {
   is_domain: boolean;
 }
 
+/** A domain's base type (format_type), and its labels when that is an enum (its values are the enum's). */
+interface DomainBase {
+  base: string;
+  enum?: EnumLabels;
+}
+
 /**
- * The base type (format_type) of each domain among `rows`, through domains
- * over domains: its output function takes the base type. Asked apart, and
- * only when there is one: a recursive CTE in the column query's select list
- * made it ten times slower, domains or not (25 against 550 ms at 800 tables).
+ * The base type of each domain among `rows`, through domains over domains:
+ * its output function takes the base type. Asked apart, and only when there
+ * is one: a recursive CTE in the column query's select list made it ten
+ * times slower, domains or not (25 against 550 ms at 800 tables).
  */
-async function domainBases(client: ClientBase, rows: readonly HashingRow[]): Promise<Map<string, string>> {
+async function domainBases(client: ClientBase, rows: readonly HashingRow[]): Promise<Map<string, DomainBase>> {
   const domains = [...new Set(rows.filter((r) => r.is_domain).map((r) => r.type_oid))];
   if (domains.length === 0) return new Map();
-  const { rows: bases } = await client.query<{ domain: string; base: string }>(
+  const { rows: bases } = await client.query<{ domain: string; base: string; base_oid: string; labels: Record<string, string> | null }>(
     `WITH RECURSIVE base(domain, oid) AS (
        SELECT t.oid, t.typbasetype FROM pg_type t WHERE t.oid = ANY($1::oid[])
        UNION ALL
        SELECT base.domain, b.typbasetype FROM base JOIN pg_type b ON b.oid = base.oid AND b.typtype = 'd'
      )
-     SELECT base.domain::text AS domain, format_type(base.oid, NULL) AS base FROM base JOIN pg_type b ON b.oid = base.oid AND b.typtype <> 'd'`,
+     SELECT base.domain::text AS domain, format_type(base.oid, NULL) AS base, b.oid::text AS base_oid,
+            CASE WHEN b.typtype = 'e' THEN (SELECT json_object_agg(e.oid, e.enumlabel) FROM pg_enum e WHERE e.enumtypid = b.oid) END AS labels
+       FROM base JOIN pg_type b ON b.oid = base.oid AND b.typtype <> 'd'`,
     [domains],
   );
-  return new Map(bases.map((r) => [r.domain, r.base]));
+  return new Map(bases.map((r) => [r.domain, { base: r.base, ...(r.labels ? { enum: { typeOid: r.base_oid, labels: r.labels } } : {}) }]));
 }
 
-const typeHashingOf = (r: HashingRow, bases: ReadonlyMap<string, string>): TypeHashing => ({
+const typeHashingOf = (r: HashingRow, bases: ReadonlyMap<string, DomainBase>): TypeHashing => ({
   typeOid: r.type_oid,
   hashSchema: r.hash_schema,
   hashName: r.hash_name,
   outputSchema: r.output_schema,
   outputName: r.output_name,
-  outputAs: bases.get(r.type_oid) ?? null,
+  outputAs: bases.get(r.type_oid)?.base ?? null,
 });
 
 /**
@@ -225,7 +233,8 @@ async function columnsOf(client: ClientBase, tables: TableRef[], version: Hashin
     const table = byTable[r.i - 1]!;
     table.oid = r.oid;
     table.empty = r.empty;
-    table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r, bases), ...(r.labels ? { enum: { typeOid: r.type_oid, labels: r.labels } } : {}) });
+    const labels = r.labels ? { typeOid: r.type_oid, labels: r.labels } : bases.get(r.type_oid)?.enum;
+    table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r, bases), ...(labels ? { enum: labels } : {}) });
   }
   return byTable;
 }
@@ -283,15 +292,31 @@ function columnHashExpr(column: ColumnInfo, params: string[][], zone = SESSION_T
 }
 
 const TIMESTAMPTZ = '1184';
+const UTC = "'UTC'";
 /** timestamp, date, time: a timestamptz cast to one is its wall clock in the session's TimeZone. */
 const WALL_CLOCK_OF = ['1114', '1082', '1083'];
 /** timestamp, date: one cast to timestamptz is read as a wall clock in the session's TimeZone. */
 const WALL_CLOCK_TO = ['1114', '1082'];
+/** text, varchar: a timestamptz cast to one is written in the session's TimeZone. */
+const TEXT_OF = ['25', '1043'];
 
-/** Whether casting the column to its earlier type reads or writes a wall clock, which takes a zone. */
+/** Whether casting the column to its earlier type reads or writes a wall clock, or writes its text, which takes a zone. */
 const castTakesZone = (column: ColumnInfo): boolean =>
   column.castTo !== undefined &&
-  ((column.castFromOid === TIMESTAMPTZ && WALL_CLOCK_OF.includes(column.typeOid)) || (column.typeOid === TIMESTAMPTZ && column.castFromOid !== undefined && WALL_CLOCK_TO.includes(column.castFromOid)));
+  ((column.castFromOid === TIMESTAMPTZ && (WALL_CLOCK_OF.includes(column.typeOid) || TEXT_OF.includes(column.typeOid))) ||
+    (column.typeOid === TIMESTAMPTZ && column.castFromOid !== undefined && WALL_CLOCK_TO.includes(column.castFromOid)));
+
+/**
+ * The text a timestamptz `value` is written as in `zone` (SQL), as its output
+ * writes it in the ISO DateStyle (FIXED_OUTPUT) with that TimeZone, which
+ * this session's is not: the wall clock, then the zone's offset ("+01",
+ * "-03:30", or "+00:53:28" for a local mean time) before any " BC".
+ */
+const timestamptzText = (value: string, zone: string): string => {
+  const wall = `(${value} AT TIME ZONE ${zone})`;
+  const offset = `regexp_replace(regexp_replace((${wall} - (${value} AT TIME ZONE ${UTC}))::text, '(:00)?:00$', ''), '^(?!-)', '+')`;
+  return `CASE WHEN isfinite(${value}) THEN regexp_replace(${wall}::text, '( BC)?$', ${offset} || E'\\\\1') ELSE ${value}::text END`;
+};
 
 /**
  * `value`, of the type `fromOid`, cast to `castTo` (OID `toOid`) in `zone`
@@ -302,10 +327,9 @@ const castTakesZone = (column: ColumnInfo): boolean =>
 function castExpr(value: string, fromOid: string | undefined, toOid: string, castTo: string, zone: string): string {
   if (fromOid === TIMESTAMPTZ && WALL_CLOCK_OF.includes(toOid)) return `CAST((${value} AT TIME ZONE ${zone}) AS ${castTo})`;
   if (toOid === TIMESTAMPTZ && fromOid !== undefined && WALL_CLOCK_TO.includes(fromOid)) return `(CAST(${value} AS timestamp) AT TIME ZONE ${zone})`;
+  if (fromOid === TIMESTAMPTZ && TEXT_OF.includes(toOid)) return `CAST(${timestamptzText(value, zone)} AS ${castTo})`;
   return `CAST(${value} AS ${castTo})`;
 }
-
-const UTC = "'UTC'";
 
 const rowHashOf = (hashes: string[]): string => (hashes.length === 0 ? '0' : `hashint8extended(${hashes.join(' # ')}, 0)`);
 
@@ -476,11 +500,12 @@ async function castToEarlier(client: ClientBase, columns: TableColumns[], earlie
 }
 
 /**
- * An enum column of the same type as an earlier fingerprint's (the same OID):
- * its values are the same OIDs whatever their labels are called now, and a
- * label renamed since (and back) is the schema's matter. Those hashed by their
- * label (version 2) are then hashed as the label each OID had then. A type
- * dropped and made again has other OIDs: its values compare by label.
+ * An enum column (or a domain's over one) of the same enum as an earlier
+ * fingerprint's (the same OID): its values are the same OIDs whatever their
+ * labels are called now, and a label renamed since (and back) is the
+ * schema's matter. Those hashed by their label (version 2) are then hashed
+ * as the label each OID had then. A type dropped and made again has other
+ * OIDs: its values compare by label.
  */
 function relabel(column: ColumnInfo, then: EnumLabels | undefined): void {
   if (!column.enum || column.enum.typeOid !== then?.typeOid) return;
