@@ -84,6 +84,28 @@ describe('rollback --to lands on the schema its target left', () => {
     expect(steps).toEqual([{ step: 'integrity', outcome: 'ok' }, { step: 'schema', outcome: 'failed' }]);
   });
 
+  it('a down that turns char(n), bit(n) and char(n)[] columns into text, varbit and text[] where they were varchar(n), varbit(n) and varchar(n)[]: exit 12 naming them, data verified, nothing restored (the comparison cast to character and bit, char(1) and bit(1), cutting every value: exit 11, restored)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_codes.up.sql': "CREATE TABLE codes (id int PRIMARY KEY, code varchar(4), flags varbit(3), tags varchar(2)[]);\nINSERT INTO codes SELECT g, 'C' || lpad(g::text, 3, '0'), (g % 8)::bit(3), ARRAY['ab', 'cd'] FROM generate_series(1, 50) g;",
+      '0001_codes.down.sql': 'DROP TABLE codes;',
+      '0002_fixed.up.sql': 'ALTER TABLE codes ALTER COLUMN code TYPE char(4), ALTER COLUMN flags TYPE bit(3), ALTER COLUMN tags TYPE char(2)[];',
+      '0002_fixed.down.sql': 'ALTER TABLE codes ALTER COLUMN code TYPE text, ALTER COLUMN flags TYPE varbit, ALTER COLUMN tags TYPE text[];',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const before = await db.query('SELECT id, code::text, flags::text, tags::text FROM codes ORDER BY id');
+    const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(run.code, run.stderr).toBe(12);
+    const result = jsonResult<Result>(run);
+    expect(result.message).toContain('the downs ran and the data is verified, but the schema is not the one 0001_codes left');
+    expect(result.message).toContain('~ table public.codes');
+    expect(result.message).not.toMatch(/restored|data changed/);
+    // not restored: the columns keep the types the down gave them
+    expect(await db.query("SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'codes'::regclass AND attnum > 1 ORDER BY attnum")).toEqual([{ t: 'text' }, { t: 'bit varying' }, { t: 'text[]' }]);
+    expect(await db.query('SELECT id, code::text, flags::text, tags::text FROM codes ORDER BY id')).toEqual(before);
+  });
+
   it('rollback --to 0 compares with an empty schema', async () => {
     const db = await freshDatabase();
     const project = await makeProject({ ...LEAKY, '0001_orders.down.sql': 'DROP TABLE orders CASCADE;' });

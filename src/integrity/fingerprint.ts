@@ -241,19 +241,21 @@ async function columnsOf(client: ClientBase, tables: TableRef[], version: Hashin
 
 /**
  * The hashing of the earlier types named, as PostgreSQL resolves them now:
- * the name to cast to (without modifier: a value that fitted the earlier
- * modifier is unchanged by it) and how that type hashes. A name that no
- * longer resolves is left out.
+ * the type to cast to, without modifier (a value that fitted the earlier
+ * modifier is unchanged by it), and how that type hashes. Named by its own
+ * schema and name: the SQL spelling format_type gives reads with a
+ * modifier of its own for some (`character` is char(1), `bit` bit(1)), and
+ * a cast to it would cut the values. A name that no longer resolves is left out.
  */
 async function earlierTypes(client: ClientBase, names: string[], version: HashingVersion): Promise<Map<string, TypeHashing & { castTo: string }>> {
   const hashing = typeHashing('to_regtype(w.name)', version);
-  const { rows } = await client.query<HashingRow & { name: string; cast_to: string }>(
-    `SELECT w.name, format_type(ty.oid, NULL) AS cast_to, ${hashing.select}
+  const { rows } = await client.query<HashingRow & { name: string; type_schema: string; type_name: string }>(
+    `SELECT w.name, (SELECT nspname FROM pg_namespace WHERE oid = ty.typnamespace) AS type_schema, ty.typname AS type_name, ${hashing.select}
        FROM unnest($1::text[]) AS w(name)${hashing.joins}`,
     [names],
   );
   const bases = await domainBases(client, rows);
-  return new Map(rows.map((r) => [r.name, { castTo: r.cast_to, ...typeHashingOf(r, bases) }]));
+  return new Map(rows.map((r) => [r.name, { castTo: quoteQualified(r.type_schema, r.type_name), ...typeHashingOf(r, bases) }]));
 }
 
 /** Seeds made so far: most column names (id, created_at, …) recur from table to table. */
