@@ -1,8 +1,9 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { belay, startBelay } from './support/cli.js';
+import { belay, cleanEnv, ROOT, startBelay } from './support/cli.js';
 import { cluster, freshDatabase, type TestDatabase } from './support/pg.js';
 import { TEST_APP_PASSWORD, TEST_APP_ROLE } from './support/constants.js';
 import { baseArgs, makeProject, type TestProject } from './support/project.js';
@@ -140,3 +141,36 @@ describe('a network path that freezes during `migrate up`', () => {
     expect((await db.query('SELECT name FROM belay.migrations ORDER BY name')).map((r) => r.name)).toEqual(['0001_accounts']);
   }, 120_000);
 });
+
+describe('a network path that freezes while a revision waits for its answer', () => {
+  it('with no signal: TCP keepalive finds the path dead, belay ends 12 and leaves the run to `belay recover`', async (context) => {
+    if (spawnSync('unshare', ['-n', 'true']).status !== 0) context.skip('unshare -n is not permitted here (needs root): no private network namespace to freeze');
+    const project = await makeProject({ '0001_slow.up.sql': 'SELECT pg_sleep(120);', '0001_slow.down.sql': 'SELECT 1;' });
+    // the server and belay in a network namespace of their own, whose loopback goes down once the statement has run 12 s
+    const fixture = spawn('unshare', ['-n', process.execPath, '--import', 'tsx', join(ROOT, 'test/support/frozen-namespace.ts'), project.dir, project.migrations, project.backups, '12000', '30000'], {
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    cleanup.push(async () => fixture.kill('SIGKILL'));
+    let said = '';
+    fixture.stdout!.on('data', (chunk: Buffer) => (said += chunk.toString()));
+    const code = await new Promise((resolve) => fixture.on('close', resolve));
+    expect(code, said).toBe(0);
+    const result = JSON.parse(said) as { stillRunning: boolean; seconds: number; hung?: true; code: number; stdout: string; stderr: string };
+    console.log(`ended ${result.seconds.toFixed(1)} s after the path froze`);
+    // the control: keepalive probes the server's kernel answers do not end a statement that runs long
+    expect(result.stillRunning).toBe(true);
+    expect(result.hung, 'belay still waiting on the frozen path 30 s after it froze').toBeUndefined();
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(12);
+    const envelope = JSON.parse(result.stdout) as { outcome: string; message: string; next: string };
+    expect(envelope.outcome).toBe('manual-action-needed');
+    expect(envelope.message).toMatch(/^0001_slow up failed at 0001_slow\.up\.sql:1: read ETIMEDOUT; .*the database stopped answering/);
+    expect(envelope.next).toMatch(/^When the server answers again, run `belay recover`/);
+
+    const [file] = await journalFiles(project);
+    const lines = await journalLines(project, file!);
+    expect(lines.some((l) => l.step === 'apply' && l.event === 'end' && l.outcome === 'failed' && l.revision === '0001_slow')).toBe(true);
+    expect(lines.find((l) => l.type === 'outcome')).toMatchObject({ status: 'manual-action-needed', exitCode: 12 });
+  }, 60_000);
+});
+

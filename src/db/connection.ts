@@ -152,6 +152,8 @@ export interface SessionOptions {
   keepDateStyle?: boolean;
 }
 
+const KEEPALIVE_IDLE_MS = 10_000;
+
 export function toPgConfig(params: ConnectionParams, options: SessionOptions): ClientConfig {
   const config: ClientConfig = {
     host: params.host,
@@ -161,6 +163,11 @@ export function toPgConfig(params: ConnectionParams, options: SessionOptions): C
     ssl: sslOption(params.sslmode),
     application_name: options.applicationName.slice(0, 63),
     connectionTimeoutMillis: options.connectTimeoutMs,
+    // a network path that stops passing packets while belay waits for an answer, with nothing of its own unacknowledged,
+    // is noticed no other way. Node 20's libuv then probes every 1 s, 10 times (Linux's TCP_KEEPINTVL, TCP_KEEPCNT): such
+    // a wait fails ~20 s after the server's last packet. The server's kernel answers the probes however long a statement runs
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
     // in the startup packet, above what ALTER ROLE/DATABASE … SET gives the role, and what RESET returns to;
     // as options, since node-postgres leaves out a timeout of 0, which would leave the role's in force
     options: `-c statement_timeout=${Math.round(options.statementTimeoutMs)} -c lock_timeout=${Math.round(options.lockTimeoutMs)} -c idle_in_transaction_session_timeout=0${options.keepDateStyle ? '' : ' -c DateStyle=ISO'}`,

@@ -124,8 +124,10 @@ export function watchBlockers(
     async stop() {
       stopped = true;
       clearInterval(timer);
-      await pending;
+      // closed first, which fails a look still waiting (node-postgres drops a connection with a statement in flight):
+      // one sent as the path to the server froze is never answered, nor noticed by keepalive while unacknowledged
       await (await observer)?.close();
+      await pending;
     },
   };
 }
