@@ -144,7 +144,7 @@ describe('a network path that freezes during `migrate up`', () => {
 
 describe('a network path that freezes while a revision waits for its answer', () => {
   it('with no signal: TCP keepalive finds the path dead, belay ends 12 and leaves the run to `belay recover`', async (context) => {
-    if (spawnSync('unshare', ['-n', 'true']).status !== 0) context.skip('unshare -n is not permitted here (needs root): no private network namespace to freeze');
+    if (spawnSync('unshare', ['-n', 'ip', 'link', 'set', 'lo', 'up']).status !== 0) context.skip('unshare -n with `ip` is not at hand here (it needs root, and iproute2): no private network namespace to freeze');
     const project = await makeProject({ '0001_slow.up.sql': 'SELECT pg_sleep(120);', '0001_slow.down.sql': 'SELECT 1;' });
     // the server and belay in a network namespace of their own, whose loopback goes down once the statement has run 12 s
     const fixture = spawn('unshare', ['-n', process.execPath, '--import', 'tsx', join(ROOT, 'test/support/frozen-namespace.ts'), project.dir, project.migrations, project.backups, '12000', '30000'], {
