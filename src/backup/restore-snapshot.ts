@@ -1,7 +1,7 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ConnectionParams } from '../db/connection.js';
-import { describeTarget } from '../db/connection.js';
+import { dbnameArgument, describeTarget } from '../db/connection.js';
 import { BelayError } from '../errors.js';
 import { snapshotProblem } from './digest.js';
 import type { Manifest } from './manifest.js';
@@ -59,7 +59,7 @@ export async function restoreSnapshotInto(manifest: Manifest, target: Connection
   }
   await (options.checking ?? checkSnapshotDigest(manifest));
   const listing = await options.beforeRestore?.();
-  const args = ['--exit-on-error', '--verbose', `--dbname=${target.database}`];
+  const args = ['--exit-on-error', '--verbose', dbnameArgument(target.database)];
   // objects belong to the restoring role; GRANTs made by the owners are then re-made by it
   if (!options.owners) args.push('--no-owner');
   if (!options.privileges) args.push('--no-privileges');

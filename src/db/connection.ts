@@ -205,6 +205,13 @@ export interface LibpqChild {
 }
 
 /**
+ * pg_restore's `--dbname` for `database`, as a connection string: the name
+ * alone would be read as one when it holds `=` or starts like a URI. The
+ * rest of the target comes from the child's PG* variables (libpqChildEnv).
+ */
+export const dbnameArgument = (database: string): string => `--dbname=dbname='${database.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+
+/**
  * Environment for a libpq child (pg_dump, pg_restore, psql): the target in
  * PG* variables, the password in a passfile that has no name on disk (see
  * privatePassfile), never in argv or a PGPASSWORD variable.

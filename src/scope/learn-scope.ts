@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { ClientBase } from 'pg';
 import { childFailure, runLibpqChild, type BackupTools, type ChildOutcome } from '../backup/pg-tools.js';
 import { ensureBelaySchema } from '../db/belay-schema.js';
-import { describeTarget, withDatabase, type ConnectionParams, type SessionOptions } from '../db/connection.js';
+import { dbnameArgument, describeTarget, withDatabase, type ConnectionParams, type SessionOptions } from '../db/connection.js';
 import { createDatabase, dropDatabase } from '../db/databases.js';
 import { quoteIdent } from '../db/ident.js';
 import { openSession } from '../db/session.js';
@@ -99,7 +99,7 @@ export async function learnScope(options: LearnScopeOptions): Promise<LearnedSco
     made = true;
     // at once: a run killed from here on leaves a copy that `status` lists and `recover` drops, provably belay's
     await markScopeCopy(admin.client, copyName, options.params.database);
-    const restored = await runLibpqChild(options.tools.pgRestore, ['--no-owner', '--no-privileges', '--exit-on-error', `--dbname=${copyName}`, file], { ...child, params: copy });
+    const restored = await runLibpqChild(options.tools.pgRestore, ['--no-owner', '--no-privileges', '--exit-on-error', dbnameArgument(copyName), file], { ...child, params: copy });
     if (restored.code !== 0) throw learnFailure(`restoring the schema into the throwaway copy ${copyName}`, restored);
     const applied = await appliedRows(admin.client);
     const session = await openSession(copy, options.session);
