@@ -164,7 +164,7 @@ describe('a network path that freezes while a revision waits for its answer', ()
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(12);
     const envelope = JSON.parse(result.stdout) as { outcome: string; message: string; next: string };
     expect(envelope.outcome).toBe('manual-action-needed');
-    expect(envelope.message).toMatch(/^0001_slow up failed at 0001_slow\.up\.sql:1: read ETIMEDOUT; .*the database stopped answering/);
+    expect(envelope.message).toMatch(/^0001_slow up failed at 0001_slow\.up\.sql:1: the connection to the server was lost \(read ETIMEDOUT\); .*the database stopped answering/);
     expect(envelope.next).toMatch(/^When the server answers again, run `belay recover`/);
 
     const [file] = await journalFiles(project);

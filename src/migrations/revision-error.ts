@@ -1,4 +1,5 @@
 import { DatabaseError } from 'pg';
+import { isConnectionLost } from '../db/connection-lost.js';
 import type { LockBlocker } from '../db/lock-watchdog.js';
 import { SQLSTATE } from '../db/sqlstate.js';
 import { describeFailure } from './describe-failure.js';
@@ -54,7 +55,9 @@ export function failureFromError(
   error: unknown,
   base: Omit<RevisionFailure, 'message'>,
 ): RevisionFailure {
-  const failure: RevisionFailure = { ...base, message: messageWithCauses(error) };
+  // a socket error is not the statement's: said as what it is, so that "failed at FILE:LINE" is not read as the SQL refused
+  const lost = !(error instanceof DatabaseError) && isConnectionLost(error);
+  const failure: RevisionFailure = { ...base, message: lost ? `the connection to the server was lost (${messageWithCauses(error)})` : messageWithCauses(error) };
   if (error instanceof DatabaseError) {
     if (error.code) failure.sqlstate = error.code;
     if (error.detail) failure.detail = error.detail;
