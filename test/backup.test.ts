@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { execFileSync } from 'node:child_process';
-import { readdir, readFile, stat, open, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, cleanEnv, jsonResult, startBelay } from './support/cli.js';
@@ -119,6 +119,32 @@ describe('snapshots', () => {
     expect(prune.removed.sort()).toEqual([ids[0], ids[1]].sort());
     expect((await readdir(project.backups)).filter((f) => f.endsWith('.dump'))).toEqual([`${ids[2]}.dump`]);
     expect((await belay([...args, 'backups', 'prune', '--keep', 'all'])).code).toBe(2);
+  });
+
+  it('a snapshot whose dump was removed by hand is refused by name in the listing and by restore (exit 4; it was listed as sound, and offered as a source); a backups folder that is a file is exit 2, not "0 snapshot(s)"', async () => {
+    const db = await freshDatabase();
+    await db.appQuery('CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10)');
+    const project = await makeProject({});
+    const args = baseArgs(project, db.url);
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) ids.push((jsonResult(await belay([...args, '--json', 'backup'])) as { snapshot: { id: string } }).snapshot.id);
+    await rm(join(project.backups, `${ids[0]}.dump`));
+    const list = await belay([...args, '--json', 'backups', 'list']);
+    expect(list.code, list.stderr).toBe(4);
+    const listing = jsonResult(list) as { snapshots: Array<{ id: string }>; refused: Array<{ file: string; problem: string }> };
+    expect(listing.snapshots.map((s) => s.id)).toEqual([ids[1]]);
+    expect(listing.refused).toEqual([expect.objectContaining({ file: `${ids[0]}.manifest.json`, problem: `its dump ${ids[0]}.dump is missing` })]);
+    const restore = await belay([...args, '--yes', 'restore', ids[0]!]);
+    expect(restore.code, restore.stderr).toBe(4);
+    expect(restore.stderr).toContain(`its dump ${ids[0]}.dump is missing`);
+    expect(restore.stderr).toMatch(/next: .*Put .*\.dump back beside its manifest/);
+
+    const notFolder = join(project.dir, 'not-a-folder');
+    await writeFile(notFolder, 'x');
+    const listed = await belay(['--database-url', db.url, '--migrations', project.migrations, '--backups', notFolder, 'backups', 'list']);
+    expect(listed.code, listed.stdout + listed.stderr).toBe(2);
+    expect(listed.stderr).toMatch(/the backups folder .*not-a-folder cannot be listed \(it is not a folder\)/);
+    expect(listed.stderr).toMatch(/next: /);
   });
 
   it('swap restore puts the snapshot back and keeps the damaged database as a quarantine', async () => {

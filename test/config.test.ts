@@ -91,6 +91,18 @@ describe('config', () => {
     expect(ts.integrity.mode).toBe('invariants');
   });
 
+  it('two config files side by side are refused (exit 2) naming both, where the .ts was read and the .json silently not; --config picks one', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS, { integrity: { mode: 'invariants' } });
+    await writeFile(join(project.dir, 'belay.config.ts'), "export default { integrity: { mode: 'strict' } };");
+    const run = await belay([...baseArgs(project, db.url), 'status'], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(2);
+    expect(run.stderr).toContain('belay.config.ts and belay.config.json are both in');
+    expect(run.stderr).toMatch(/next: Keep one of them \(belay would read belay\.config\.ts\), or name it with --config FILE\./);
+    const picked = await belay([...baseArgs(project, db.url), '--config', 'belay.config.json', 'status'], { cwd: project.dir });
+    expect(picked.code, picked.stderr).toBe(0);
+  });
+
   it('a bad config exits 2 from the command line, naming the key, before touching the database', async () => {
     const db = await freshDatabase();
     const project = await makeProject(GOOD_REVISIONS, { health: { sql: [{ name: 'users', query: 'select 1', expect: { equal: 1 } }] } });

@@ -1,8 +1,8 @@
 import { access, chmod, lstat, readdir, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { BelayError, preflightError, usageError } from '../errors.js';
-import { writeFix, writeProblem } from '../unreadable.js';
+import { BelayError, errorMessage, preflightError, usageError } from '../errors.js';
+import { errnoCode, readProblem, writeFix, writeProblem } from '../unreadable.js';
 import { digestSnapshot } from './digest.js';
 import { listArchive } from './list-archive.js';
 import { MANIFEST_SUFFIX, readManifest, refusedManifest, type Manifest } from './manifest.js';
@@ -58,12 +58,25 @@ export interface SnapshotListing {
 }
 
 /** Every snapshot with an acceptable manifest, newest first; refused manifests and partial dumps are named, not fatal. */
+/** Whether nothing is at `path` (a dump file or folder); one there that cannot be looked at is not called missing. */
+async function isMissing(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => false,
+    (error: unknown) => errnoCode(error) === 'ENOENT',
+  );
+}
+
 export async function listSnapshots(backupsDir: string): Promise<SnapshotListing> {
   let names: string[];
   try {
     names = await readdir(backupsDir);
-  } catch {
-    return { snapshots: [], unreadable: [], refused: [], partial: [], withoutManifest: [] };
+  } catch (error) {
+    // no folder yet: no snapshot; any other failure would list none where there may be many
+    if (errnoCode(error) === 'ENOENT') return { snapshots: [], unreadable: [], refused: [], partial: [], withoutManifest: [] };
+    const problem = readProblem(error, `the backups folder ${backupsDir}`, { folder: true });
+    const said = `the backups folder ${backupsDir} cannot be listed (${problem?.reason ?? errorMessage(error)})`;
+    const hint = problem?.hint ?? 'Give belay a folder it may read with --backups DIR (or backupsDir in the config).';
+    throw errnoCode(error) === 'ENOTDIR' ? usageError(said, { hint, cause: error }) : preflightError(said, { hint: `Nothing was touched. ${hint}`, cause: error });
   }
   const snapshots: Manifest[] = [];
   const refused: RefusedManifest[] = [];
@@ -71,7 +84,10 @@ export async function listSnapshots(backupsDir: string): Promise<SnapshotListing
     const file = resolve(backupsDir, name);
     try {
       if (!(await lstat(file)).isFile()) throw refusedManifest(file, 'not a regular file');
-      snapshots.push(await readManifest(file, resolve(backupsDir)));
+      const manifest = await readManifest(file, resolve(backupsDir));
+      // its manifest is written last: a dump gone since was moved or deleted by hand, and nothing can be restored from it
+      if (await isMissing(manifest.path)) throw refusedManifest(file, `its dump ${manifest.file} is missing`, `Put ${manifest.file} back beside its manifest, or move ${name} out of the backups folder.`);
+      snapshots.push(manifest);
     } catch (error) {
       const problem = error instanceof BelayError ? String(error.details.problem ?? error.message) : 'cannot be read';
       const next = error instanceof BelayError && typeof error.details.next === 'string' ? error.details.next : undefined;

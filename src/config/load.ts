@@ -33,11 +33,11 @@ async function findConfigFile(options: LoadConfigOptions): Promise<string | unde
     if (!(await exists(file))) throw usageError(`--config ${options.file}: no such file`, { hint: `Looked for ${file}.` });
     return file;
   }
-  for (const name of CANDIDATES) {
-    const file = join(options.cwd, name);
-    if (await exists(file)) return file;
-  }
-  return undefined;
+  const found: string[] = [];
+  for (const name of CANDIDATES) if (await exists(join(options.cwd, name))) found.push(name);
+  // one would be read and the others silently not: an edit to one of those would change nothing
+  if (found.length > 1) throw usageError(`${found.join(' and ')} are both in ${options.cwd}: belay reads one config file`, { hint: `Keep one of them (belay would read ${found[0]}), or name it with --config FILE.` });
+  return found[0] === undefined ? undefined : join(options.cwd, found[0]);
 }
 
 /** The file's export: JSON, or a module's default export (an object, or a function returning one). */
