@@ -271,6 +271,8 @@ describe('what commander refuses', () => {
     const cases: Array<[string[], string]> = [
       [['migrate', 'up', '--with-bakup'], 'Run `belay migrate up --help`'],
       [['bogus'], 'Run `belay --help`'],
+      [['help', 'bogus'], 'Run `belay --help`'],
+      [['backups', 'help', 'bogus'], 'Run `belay backups --help`'],
       [['rollback'], 'Run `belay rollback --help`'],
       [['backups', 'prune', '--keep', 'abc'], 'Run `belay backups prune --help`'],
       [['restore'], 'Run `belay restore --help`'],
@@ -285,6 +287,7 @@ describe('what commander refuses', () => {
     for (const [words, next] of cases) {
       const run = await belay(words, { cwd: project.dir, env: cleanEnv() });
       expect(run.code, words.join(' ')).toBe(2);
+      if (words.at(-1) === 'bogus') expect(lines(run.stderr)[0], run.stderr).toBe("error: unknown command 'bogus'");
       const last = lines(run.stderr).at(-1)!;
       expect(last, `${words.join(' ')}\n${run.stderr}`).toMatch(/^ {2}next: /);
       expect(last).toContain(next);
