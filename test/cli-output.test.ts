@@ -152,6 +152,40 @@ describe('what a run result says of its revisions', () => {
   }, 120_000);
 });
 
+describe('--log-level', () => {
+  it('says a failure once at every level, and silent prints no progress: only the result, its next: and the target line', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      ...GOOD_REVISIONS,
+      '0004_bad.up.sql': "DO $$ BEGIN RAISE EXCEPTION 'no good'; END $$;",
+      '0004_bad.down.sql': 'SELECT 1;',
+    });
+    const run = (...words: string[]) => belay([...baseArgs(project, db.url), ...words], { cwd: project.dir, env: cleanEnv() });
+    expect((await run('migrate', 'up', '--to', '0002')).code).toBe(0);
+    await appendFile(join(project.migrations, '0001_accounts.up.sql'), '\n-- edited after it was applied\n');
+    const refusal = 'preflight refused the run: files of applied revisions changed since they were applied: 0001_accounts (0001_accounts.up.sql)';
+    for (const level of ['info', 'warn', 'error', 'silent']) {
+      const drift = await run('--log-level', level, 'migrate', 'up');
+      const said = `${level}\n${drift.stderr}`;
+      expect(drift.code, said).toBe(4);
+      expect(drift.stderr.split(refusal), said).toHaveLength(2);
+      const out = lines(drift.stderr);
+      expect(out.at(-2), said).toMatch(/^ {2}next: An applied revision must not be edited/);
+      expect(out.at(-1), said).toMatch(/^target belay_app@/);
+      if (level === 'silent') expect(out[0], said).toBe(`belay: ${refusal}`);
+    }
+    expect((await db.query('SELECT name FROM belay.migrations ORDER BY name')).map((row) => row.name)).toEqual(['0001_accounts', '0002_profiles']);
+    await writeFile(join(project.migrations, '0001_accounts.up.sql'), GOOD_REVISIONS['0001_accounts.up.sql']!);
+    // a rejected change: its result on stdout, nothing on stderr
+    const rejected = await run('--log-level', 'silent', 'migrate', 'up');
+    expect(rejected.code, rejected.stderr).toBe(10);
+    expect(rejected.stderr).toBe('');
+    expect(rejected.stdout).toMatch(/^migrate-up: change rejected \(0004_bad up failed at 0004_bad\.up\.sql:1: no good/);
+    expect(lines(rejected.stdout).at(-2)).toMatch(/^ {2}next: Fix what was rejected/);
+    expect((await db.query('SELECT name FROM belay.migrations ORDER BY name')).map((row) => row.name)).toEqual(['0001_accounts', '0002_profiles']);
+  }, 120_000);
+});
+
 describe('what status says of the revision', () => {
   it('names the newest applied revision, and that it is missing from disk, when it is', async () => {
     const db = await freshDatabase();
@@ -237,6 +271,8 @@ describe('what commander refuses', () => {
     const cases: Array<[string[], string]> = [
       [['migrate', 'up', '--with-bakup'], 'Run `belay migrate up --help`'],
       [['bogus'], 'Run `belay --help`'],
+      [['help', 'bogus'], 'Run `belay --help`'],
+      [['backups', 'help', 'bogus'], 'Run `belay backups --help`'],
       [['rollback'], 'Run `belay rollback --help`'],
       [['backups', 'prune', '--keep', 'abc'], 'Run `belay backups prune --help`'],
       [['restore'], 'Run `belay restore --help`'],
@@ -251,6 +287,7 @@ describe('what commander refuses', () => {
     for (const [words, next] of cases) {
       const run = await belay(words, { cwd: project.dir, env: cleanEnv() });
       expect(run.code, words.join(' ')).toBe(2);
+      if (words.at(-1) === 'bogus') expect(lines(run.stderr)[0], run.stderr).toBe("error: unknown command 'bogus'");
       const last = lines(run.stderr).at(-1)!;
       expect(last, `${words.join(' ')}\n${run.stderr}`).toMatch(/^ {2}next: /);
       expect(last).toContain(next);

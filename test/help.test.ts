@@ -8,6 +8,11 @@ function leaves(command: Command, path: string[] = []): string[][] {
   return command.commands.flatMap((sub) => leaves(sub, [...path, sub.name()]));
 }
 
+/** Every command of the program, command groups and the program itself included. */
+function everyCommand(command: Command, path: string[] = []): string[][] {
+  return [path, ...command.commands.flatMap((sub) => everyCommand(sub, [...path, sub.name()]))];
+}
+
 describe('help that teaches', () => {
   it('belay --help ends with the three everyday commands', async () => {
     const run = await belay(['--help']);
@@ -37,6 +42,16 @@ describe('help that teaches', () => {
       expect(run.code, words.join(' ')).toBe(0);
       expect(run.stdout, words.join(' ')).toMatch(/\nGlobal options it honours \(before or after the command\):\n(  --[a-z-]+.*\n)+\nExample:\n  \$ .*belay /);
       expect(run.stdout).toContain('--json');
+    }
+  });
+
+  it('every command and command group ends its --help with an example', async () => {
+    const commands = everyCommand(buildProgram().program);
+    expect(commands).toContainEqual(['cluster']);
+    for (const words of commands) {
+      const run = await belay([...words, '--help']);
+      expect(run.code, words.join(' ')).toBe(0);
+      expect(run.stdout, words.join(' ')).toMatch(/\n(Example|Everyday):\n {2}\$ .*\bbelay /);
     }
   });
 });

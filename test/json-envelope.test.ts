@@ -57,7 +57,11 @@ describe('the --json envelope', () => {
     expect(envelopeOf(await run('rollback'), 'rollback', 2).message).toMatch(/--to <rev>/);
     expect(envelopeOf(await run('backups', 'prune', '--keep', 'some'), 'backups prune', 2).message).toMatch(/--keep takes a whole number/);
     expect(envelopeOf(await run('restore', 'x', '--strategy', 'copy'), 'restore', 2).message).toMatch(/copy/);
-    expect(envelopeOf(await run('nosuch'), 'belay', 2).outcome).toBe('usage-error');
+    const unknownCommand = envelopeOf(await run('nosuch'), 'belay', 2);
+    expect(unknownCommand).toMatchObject({ outcome: 'usage-error', message: "unknown command 'nosuch'", next: 'Run `belay --help` for its options and an example.' });
+    // `help NAME` of no command says what `NAME` says, of a group as of the program
+    expect(envelopeOf(await run('help', 'nosuch'), 'belay', 2)).toEqual(unknownCommand);
+    expect(envelopeOf(await run('cluster', 'help', 'nosuch'), 'cluster', 2)).toEqual(envelopeOf(await run('cluster', 'nosuch'), 'cluster', 2));
     // a global option's bad value is refused by the program before the command is reached: still that command's document
     const badLevel = envelopeOf(await run('status', '--log-level', 'loud'), 'status', 2);
     expect(badLevel.message).toContain('loud');

@@ -39,8 +39,15 @@ export function teach(command: Command, honours: readonly GlobalOptionName[], ex
   const options = (Object.keys(GLOBAL_OPTIONS) as GlobalOptionName[]).filter((name) => declared.has(name)).map((name) => GLOBAL_OPTIONS[name]);
   const width = Math.max(...options.map((o) => o.flags.length));
   const lines = options.map((o) => `  ${o.flags.padEnd(width)}  ${o.description}`);
-  return command.addHelpText('after', `\nGlobal options it honours (before or after the command):\n${lines.join('\n')}\n\nExample:\n  $ ${example}\n`);
+  return command.addHelpText('after', `\nGlobal options it honours (before or after the command):\n${lines.join('\n')}\n${exampleText(example)}`);
 }
+
+/** A command group's --help (`belay migrate --help`) ends with one example of its commands. */
+export function teachGroup(group: Command, example: string): Command {
+  return group.addHelpText('after', exampleText(example));
+}
+
+const exampleText = (example: string): string => `\nExample:\n  $ ${example}\n`;
 
 export const EVERYDAY = `
 Everyday:

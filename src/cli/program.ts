@@ -5,7 +5,7 @@ import { registerCluster } from './commands/cluster.js';
 import { registerRecover, registerRollback } from './commands/rollback.js';
 import { registerBackups } from './commands/backups.js';
 import { registerRehearse } from './commands/rehearse.js';
-import { EVERYDAY, GLOBAL_OPTIONS } from './help.js';
+import { EVERYDAY, GLOBAL_OPTIONS, teach } from './help.js';
 import { refuseRepeats } from './parse.js';
 
 export interface Program {
@@ -47,6 +47,24 @@ export function buildProgram(): Program {
   registerCluster(program);
 
   let parsing: Command | undefined;
+  /**
+   * `help [command]` of the program and of each group, in place of
+   * commander's, which answered a name that is no command (`belay help
+   * nosuch`) with the group's help, as if no command had been named.
+   */
+  const addHelpCommand = (group: Command): void => {
+    group.commands.forEach(addHelpCommand);
+    if (group.commands.length === 0) return;
+    const help = group.command('help [command]').description('display help for command');
+    group.helpCommand(false);
+    teach(help, [], `belay ${group.parent ? `${group.name()} ` : ''}help ${group.commands[0]!.name()}`).action((name: string | undefined) => {
+      const named = name === undefined ? group : group.commands.find((sub) => sub.name() === name || sub.aliases().includes(name));
+      if (named) return named.help();
+      parsing = group;
+      group.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand' });
+    });
+  };
+  addHelpCommand(program);
   program.commands.forEach(function exitOverrideAll(command: Command) {
     command.exitOverride((error) => {
       parsing = command;

@@ -128,7 +128,7 @@ export function progressPrinter(options: ProgressOptions): ProgressPrinter {
     const firstTime = errorText === undefined || !printedErrors.has(errorText);
     if (errorText) printedErrors.add(errorText);
     const extra = failed && firstTime ? failureLines(detail) : [];
-    if (!all && !failed) return;
+    if (options.level === 'none' || (!all && !failed)) return;
     if (live?.key === key) {
       // the live line becomes this end line; a step still running (the backup beside a fingerprint) takes its place
       clearLive();

@@ -3,7 +3,7 @@ import { runAction } from '../run-action.js';
 import { integerFlag } from '../parse.js';
 import { formatRunResult } from '../format.js';
 import { EXIT, usageError } from '../../errors.js';
-import { CONNECTED, FILES_ONLY, teach } from '../help.js';
+import { CONNECTED, FILES_ONLY, teach, teachGroup } from '../help.js';
 import type { VerifyReport } from '../../runner/commands/verify-now.js';
 import { INSPECT_REFUSED_MANIFEST } from '../../backup/manifest.js';
 
@@ -20,7 +20,7 @@ export function registerBackups(program: Command): void {
     ),
   );
 
-  const backups = program.command('backups').description('manage snapshots');
+  const backups = teachGroup(program.command('backups').description('manage snapshots'), 'belay backups list');
   teach(backups.command('list').description('snapshots in the backups folder, newest first'), FILES_ONLY, 'belay backups list').action(
     async (_flags: object, command: Command) =>
       runAction(command, async (ctx) => {

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { runAction } from '../run-action.js';
-import { teach } from '../help.js';
+import { teach, teachGroup } from '../help.js';
 import { preflightError, usageError } from '../../errors.js';
 
 export function registerCluster(program: Command): void {
-  const cluster = program.command('cluster').description('manage the embedded project-local PostgreSQL cluster under .belay/');
+  const cluster = teachGroup(program.command('cluster').description('manage the embedded project-local PostgreSQL cluster under .belay/'), 'belay cluster start');
   teach(cluster.command('start').description('initialise (first time) and start it'), ['json', 'log-level'], 'belay cluster start').action(
     async (_flags: object, command: Command) =>
       runAction(command, async (ctx) => {

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { runAction } from '../run-action.js';
 import { integerFlag } from '../parse.js';
 import { formatPlan, formatRunResult } from '../format.js';
-import { CONNECTED, teach } from '../help.js';
+import { CONNECTED, teach, teachGroup } from '../help.js';
 import { usageError } from '../../errors.js';
 
 interface MigrateFlags {
@@ -22,7 +22,7 @@ export const backupScopeOption = (): Option => new Option(
 ).choices(['full', 'touched', 'auto']);
 
 export function registerMigrate(program: Command): void {
-  const migrate = program.command('migrate').description('apply revisions');
+  const migrate = teachGroup(program.command('migrate').description('apply revisions'), 'belay migrate up --with-backup');
   teach(
     migrate
       .command('up')
