@@ -25,6 +25,11 @@ export interface DatabaseState {
   outOfOrder: string[];
 }
 
+/** The database's revision as its own record says (belay.migrations), for what a snapshot of it records. */
+export async function readDatabaseRevision(client: ClientBase): Promise<string | null> {
+  return (await readDatabaseState(client, [])).current;
+}
+
 export async function readDatabaseState(client: ClientBase, revisions: readonly Revision[]): Promise<DatabaseState> {
   const initialised = await belaySchemaExists(client);
   const applied = initialised ? await readApplied(client) : [];
