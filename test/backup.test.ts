@@ -327,4 +327,33 @@ describe('snapshots', () => {
     execFileSync(join(c.binDir, 'pg_restore'), ['-h', c.socketDir, '-p', String(c.port), '-U', c.superuser, '-d', kept.name, '--no-owner', join(project.backups, `${restore.quarantineSnapshot}.dump`)]);
     expect(await kept.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE v = upper(v))::int AS damaged FROM t")).toEqual([{ n: 200, damaged: 200 }]);
   });
+  it("a snapshot records the revision the database is at, not the newest of the revision files it was taken with (it said 0001_base from an older checkout, for a database at 0002_w)", async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_base.up.sql': 'CREATE TABLE t (id int);',
+      '0001_base.down.sql': 'DROP TABLE t;',
+      '0002_w.up.sql': 'CREATE TABLE w (id int);',
+      '0002_w.down.sql': 'DROP TABLE w;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    // an older checkout: the files of 0001_base only
+    const older = await makeProject({ '0001_base.up.sql': 'CREATE TABLE t (id int);', '0001_base.down.sql': 'DROP TABLE t;' });
+    const olderArgs = ['--database-url', db.url, '--migrations', older.migrations, '--backups', project.backups];
+    const backup = await belay([...olderArgs, '--json', 'backup']);
+    expect(backup.code, backup.stdout + backup.stderr).toBe(0);
+    const envelope = JSON.parse(backup.stdout) as { message: string; result: { snapshot: { id: string } } };
+    const id = envelope.result.snapshot.id;
+    expect(envelope.message).toMatch(/, at 0002_w, missing from disk\)$/);
+    const manifest = JSON.parse(await readFile(join(project.backups, `${id}.manifest.json`), 'utf8')) as { revision: string | null };
+    expect(manifest.revision).toBe('0002_w');
+    expect((await belay([...olderArgs, 'backups', 'list'])).stdout).toMatch(new RegExp(`${id} .* ${db.name}@0002_w `));
+    const status = JSON.parse((await belay([...olderArgs, '--json', 'status'])).stdout) as { result: { current: string } };
+    expect(status.result.current).toBe('0002_w');
+    // a rollback to 0001_base refuses it: it would put back a database at 0002_w
+    const rollback = await belay([...args, '--yes', 'rollback', '--to', '0001_base', '--restore-from', id]);
+    expect(rollback.code, rollback.stdout + rollback.stderr).toBe(4);
+    expect(rollback.stderr).toContain(`snapshot ${id} was taken at 0002_w, not at 0001_base (--to)`);
+    expect(await db.query("SELECT to_regclass('w') IS NOT NULL AS w")).toEqual([{ w: true }]);
+  });
 });

@@ -416,4 +416,37 @@ describe('an in-place restore puts back exactly the snapshot', () => {
     // not changed indeed
     expect(await db.query("SELECT v FROM t WHERE id = 1")).toEqual([{ v: 'changed' }]);
   }, 180_000);
+  it('the copy an in-place restore keeps records the revision the database was at and the restore run that took it; restoring it lands there (it said revision null: db@∅, toRevision null)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_base.up.sql': 'CREATE TABLE t (id int);',
+      '0001_base.down.sql': 'DROP TABLE t;',
+      '0002_w.up.sql': 'CREATE TABLE w (id int);\nINSERT INTO w SELECT generate_series(1, 10);',
+      '0002_w.down.sql': 'DROP TABLE w;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001_base'])).code).toBe(0);
+    const atBase = (JSON.parse((await belay([...args, '--json', 'backup'])).stdout) as { result: { snapshot: { id: string } } }).result.snapshot.id;
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const back = await belay([...args, '--json', 'restore', atBase, '--strategy', 'in-place']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    const restored = JSON.parse(back.stdout).result as { runId: string; restore: { quarantineSnapshot: string } };
+    const kept = restored.restore.quarantineSnapshot;
+    const manifest = JSON.parse(await readFile(join(project.backups, `${kept}.manifest.json`), 'utf8')) as { revision: string | null; runId: string | null; quarantine?: boolean };
+    expect(manifest).toMatchObject({ revision: '0002_w', runId: restored.runId, quarantine: true });
+    expect((await belay([...args, 'backups', 'list'])).stdout).toMatch(new RegExp(`${kept} .* ${db.name}@0002_w .*\\(quarantine`));
+    expect((JSON.parse((await belay([...args, '--json', 'status'])).stdout) as { result: { current: string } }).result.current).toBe('0001_base');
+
+    // the kept copy put back: the database at 0002_w again, and every record says so
+    const again = await belay([...args, '--json', 'restore', kept, '--strategy', 'in-place']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    const result = JSON.parse(again.stdout) as { message: string; result: { runId: string; fromRevision: string | null; toRevision: string | null } };
+    expect(result.result).toMatchObject({ fromRevision: '0001_base', toRevision: '0002_w' });
+    // it has no fingerprint: its data is not said to be verified
+    expect(result.message).toMatch(new RegExp(`its data not compared: snapshot ${kept} has no fingerprint`));
+    expect(await db.query('SELECT count(*)::int AS n FROM w')).toEqual([{ n: 10 }]);
+    expect((await belay([...args, 'history'])).stdout).toMatch(new RegExp(`${result.result.runId} .* restore .* 0001_base → 0002_w `));
+    expect((await belay([...args, 'history', result.result.runId])).stdout).toContain('  0001_base → 0002_w');
+    expect((JSON.parse((await belay([...args, '--json', 'status'])).stdout) as { result: { current: string } }).result.current).toBe('0002_w');
+  });
 });

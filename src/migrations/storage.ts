@@ -218,9 +218,10 @@ export async function readApplied(client: ClientBase): Promise<AppliedRevision[]
     duration_ms: number;
     run_id: string | null;
   }>(
-    // read on the session that runs revisions, which has the database's DateStyle: text that does not depend on it
+    // read on the session that runs revisions, which has the database's DateStyle: text that does not depend on it;
+    // in the order of the files (discover.ts), 10_x after 9_y: the last is the database's revision
     `SELECT name, checksum, files, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS applied_at, duration_ms, run_id
-       FROM belay.migrations ORDER BY name`,
+       FROM belay.migrations ORDER BY substring(name FROM '^[0-9]+')::numeric, name COLLATE "C"`,
   );
   return rows.map((row) => ({
     name: row.name,

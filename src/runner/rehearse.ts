@@ -55,7 +55,7 @@ interface Context {
 async function connectedRevision(setup: RunSetup, server: ConnectionParams, revisions: Revision[]): Promise<string | null> {
   const session = await openSession(server, sessionOptions(setup, 'belay rehearse probe'));
   try {
-    return (await readDatabaseState(session.client, revisions)).current;
+    return (await readDatabaseState(session.client, revisions)).currentOnDisk;
   } finally {
     await session.close();
   }

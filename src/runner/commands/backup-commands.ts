@@ -59,7 +59,7 @@ export async function runBackup(setup: RunSetup): Promise<RunResult> {
     }
     return await finishRun(session, {
       outcome: 'ok',
-      message: `snapshot ${manifest.id} taken and verified readable (${manifest.tableCount} tables, at ${state.current ?? 'no revision'})${pruneNote}`,
+      message: `snapshot ${manifest.id} taken and verified readable (${manifest.tableCount} tables, at ${state.current ?? 'no revision'}${state.current !== null && state.current !== state.currentOnDisk ? ', missing from disk' : ''})${pruneNote}`,
     });
   });
 }

@@ -13,14 +13,21 @@ export interface DriftedRevision {
 export interface DatabaseState {
   initialised: boolean;
   applied: AppliedRevision[];
-  /** The newest applied revision, or null at the start. */
+  /** The database's revision: its newest applied one, its files on disk or not; null at the start. */
   current: string | null;
+  /** The newest applied revision whose files are on disk: `current` unless those are missing; null when none is. */
+  currentOnDisk: string | null;
   pending: Revision[];
   drift: DriftedRevision[];
   /** Applied in the database, but no longer on disk. */
   missing: string[];
   /** Pending revisions numbered below the newest applied one. */
   outOfOrder: string[];
+}
+
+/** The database's revision as its own record says (belay.migrations), for what a snapshot of it records. */
+export async function readDatabaseRevision(client: ClientBase): Promise<string | null> {
+  return (await readDatabaseState(client, [])).current;
 }
 
 export async function readDatabaseState(client: ClientBase, revisions: readonly Revision[]): Promise<DatabaseState> {
@@ -50,8 +57,7 @@ export function compareWithDisk(initialised: boolean, applied: AppliedRevision[]
   const pending = revisions.filter((revision) => !appliedNames.has(revision.name));
   const newestNumber = newest ? Number(newest.number) : -1;
   const outOfOrder = pending.filter((revision) => Number(revision.number) < newestNumber).map((revision) => revision.name);
-  const current = newest?.name ?? (applied.length > 0 ? applied[applied.length - 1]!.name : null);
-  return { initialised, applied, current, pending, drift, missing, outOfOrder };
+  return { initialised, applied, current: applied.at(-1)?.name ?? null, currentOnDisk: newest?.name ?? null, pending, drift, missing, outOfOrder };
 }
 
 /** The revisions `migrate up` would apply, in order, given the database state. */

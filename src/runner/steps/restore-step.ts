@@ -42,6 +42,7 @@ import { sessionOptions, type RunSetup } from '../session/setup.js';
 import { tiedRefusal } from '../../scope/restore-ties.js';
 import { restoreTouched } from '../../scope/touched-restore.js';
 import { readApplied } from '../../migrations/storage.js';
+import { readDatabaseRevision } from '../session/database-state.js';
 
 type RestoreOutcome = RestoreReport;
 
@@ -192,6 +193,36 @@ async function verifyRestored(request: RestoreRequest, params: ConnectionParams)
 const verifiedWords = (verification: Verification): string => (verification.unverified ? `(${verification.unverified})` : 'and verified it');
 
 /**
+ * The damaged database dumped before an in-place restore overwrites it, with
+ * the revision its own record says it is at and the run that kept it. No
+ * fingerprint: restoring it says its data was not compared.
+ */
+async function keepCopy(request: RestoreRequest, tools: BackupTools): Promise<Manifest> {
+  const { setup } = request;
+  const session = await openSession(setup.target, sessionOptions(setup, `belay restore keep ${runSuffix(request.runId)}`));
+  try {
+    return await takeSnapshot({
+      params: setup.target,
+      backupsDir: setup.config.backupsDir,
+      format: 'custom',
+      jobs: 1,
+      compress: setup.config.backup.compress,
+      revision: await readDatabaseRevision(session.client),
+      runId: request.runId,
+      fingerprint: null,
+      tools,
+      env: setup.env,
+      signal: setup.signal,
+      quarantine: true,
+      lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
+      source: session.client,
+    });
+  } finally {
+    await session.close();
+  }
+}
+
+/**
  * pg_restore --clean into the damaged database itself. What it holds now is
  * dumped first, so that nothing is lost silently; when that dump cannot be
  * taken, the database is left as it is.
@@ -202,21 +233,7 @@ async function restoreInPlace(request: RestoreRequest, admin: ClientBase, tools:
   const base = { strategy: 'in-place' as const, quarantine: null };
   let kept: Manifest;
   try {
-    kept = await takeSnapshot({
-      params: setup.target,
-      backupsDir: setup.config.backupsDir,
-      format: 'custom',
-      jobs: 1,
-      compress: setup.config.backup.compress,
-      revision: null,
-      runId: null,
-      fingerprint: null,
-      tools,
-      env: setup.env,
-      signal: setup.signal,
-      quarantine: true,
-      lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
-    });
+    kept = await keepCopy(request, tools);
   } catch (error) {
     if (interrupted()) return { ...base, ...stoppedUntouched(request, 'in-place'), quarantineSnapshot: null };
     return {
