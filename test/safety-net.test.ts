@@ -111,7 +111,7 @@ describe('the safety net, on the seed story', () => {
       const before = await dataDigest(db);
       const run = await belay([...project.args, '--json', 'migrate', 'up', '--with-backup'], { cwd: project.dir });
       expect(run.code, run.stderr).toBe(11);
-      const result = jsonResult(run) as { runId: string; restore: { quarantine: string } };
+      const result = jsonResult(run) as { runId: string; restore: { quarantine: string }; unhealthy: string[] };
       expect(await applied(db)).toBe('0022_active_users_view');
       expect(await dataDigest(db)).toEqual(before);
       // the quarantine holds the damaged rows: upper-cased emails
@@ -120,7 +120,9 @@ describe('the safety net, on the seed story', () => {
       // the journal file holds every step, and history shows them from the restored database too
       const steps = stepNames(await journalOf(project.backups, result.runId));
       expect(steps).toContain('integrity');
-      expect(steps[steps.length - 1]).toMatch(/^restore /);
+      // the checks run again on the database the snapshot put back: registration works there, nothing unhealthy
+      expect(steps.slice(-2)).toEqual([expect.stringMatching(/^restore /), 'health after-restore']);
+      expect(result.unhealthy).toEqual([]);
       const history = await belay([...project.args, 'history', result.runId], { cwd: project.dir });
       expect(history.stdout).toContain('steps from the database');
       expect(history.stdout).toMatch(/end\s+restore \S+ ok/);

@@ -366,9 +366,23 @@ export async function restoreThenVerify(recovery: Recovery, why: string, failure
     : report.quarantineSnapshot
       ? `The damaged state is kept as snapshot ${report.quarantineSnapshot}; \`belay backups prune\` removes it with the other old snapshots.`
       : undefined;
+  // what failed before the restore says nothing of the database it put back: the checks run again on it
+  // (a restore asked for puts back a state of the operator's choosing, judged by `belay verify`)
+  const health =
+    recovery.goal === 'restore' || reconnectFailed ? undefined : await runHealthStep(session, 'after-restore', recovery.healthTimeoutSeconds, recovery.tolerated, recovery.structure);
+  const stillFailing = health?.results.filter((r) => !r.ok).map((r) => r.name) ?? [];
+  if (health && !health.healthy) {
+    return finish({
+      outcome: 'manual-action-needed',
+      message: `${why}; ${report.message}; but health checks still fail on the restored database: ${stillFailing.join(', ')}`,
+      hint: `The snapshot is back in place (at ${at(snapshot.revision)}): check the application (\`belay verify\` runs the checks again).${kept ? `\n${kept}` : ''}`,
+      ...failed,
+    });
+  }
+  const healthNote = stillFailing.length === 0 ? '' : `; not healthy: ${stillFailing.join(', ')} still fail${stillFailing.length === 1 ? 's' : ''} (failing before the run too)`;
   return finish({
     outcome: recovery.goal === 'restore' ? 'ok' : 'restored',
-    message: `${why}; ${report.message}${reconnectFailed}`,
+    message: `${why}; ${report.message}${reconnectFailed}${healthNote}`,
     ...(kept ? { hint: kept } : {}),
     ...failed,
   });
