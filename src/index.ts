@@ -30,7 +30,7 @@ export type { RunResult, RevisionResult, SnapshotRef } from './runner/result/res
 export type { StatusReport } from './runner/commands/status.js';
 export type { RunSummary } from './journal/run-store.js';
 export type { Plan } from './runner/commands/plan.js';
-export type { RunHistory } from './runner/commands/history.js';
+export type { RunHistory, RunList } from './runner/commands/history.js';
 export type { VerifyReport } from './runner/commands/verify-now.js';
 export type { RehearsalReport } from './rehearse/report.js';
 export type { Manifest } from './backup/manifest.js';

@@ -106,6 +106,9 @@ describe('a killed run, as history, status, a refusal and the journal tell it', 
     const { snapshotId } = status.interrupted as Row;
     expect(snapshotId).toMatch(/^\d{8}T/);
     expect(history.snapshotId).toBe(snapshotId);
+    // the interrupted run as lastRun and history show it: where its steps left the database, not 0004 it never applied, and its snapshot
+    expect((status.interrupted as Row).run).toEqual(status.lastRun);
+    expect((status.interrupted as Row).run).toMatchObject({ toRevision: '0003_b', snapshotId });
     const refused = await cli('migrate', 'up');
     expect(refused.code).toBe(4);
     expect(refused.stderr).toContain(`interrupted at step "apply 0004_slow"`);

@@ -11,8 +11,7 @@ import type { RehearseOptions } from '../runner/rehearse.js';
 import type { RestoreStrategy } from '../events/run-events.js';
 import type { RunResult } from '../runner/result/results.js';
 import type { RollbackOptions } from '../runner/commands/rollback.js';
-import type { RunHistory } from '../runner/commands/history.js';
-import type { RunSummary } from '../journal/run-store.js';
+import type { RunHistory, RunList } from '../runner/commands/history.js';
 import type { StatusReport } from '../runner/commands/status.js';
 import type { VerifyReport } from '../runner/commands/verify-now.js';
 import type { BelayOptions } from './options.js';
@@ -38,8 +37,8 @@ export async function plan(options: BelayOptions & { to?: string; scope?: boolea
   return runPlan(await prepare(options), options.to, options.scope === true);
 }
 
-/** `belay history`: past runs, newest first. */
-export async function history(options: BelayOptions & { limit?: number; all?: boolean } = {}): Promise<RunSummary[]> {
+/** `belay history`: past runs, newest first: the newest `limit` (every one when not given) and how many there are. */
+export async function history(options: BelayOptions & { limit?: number; all?: boolean } = {}): Promise<RunList> {
   const { runHistoryList } = await import('../runner/commands/history.js');
   return runHistoryList(await prepare(options), options.limit, options.all);
 }

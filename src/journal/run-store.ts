@@ -58,10 +58,10 @@ function toRunSummary(row: RunRow): RunSummary {
   };
 }
 
-/** The newest runs first. */
-export async function readRuns(client: ClientBase, limit: number): Promise<RunSummary[]> {
+/** Every run, the newest first. */
+export async function readRuns(client: ClientBase): Promise<RunSummary[]> {
   if (!(await belaySchemaExists(client))) return [];
-  const { rows } = await client.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM belay.runs ORDER BY started_at DESC LIMIT $1`, [limit]);
+  const { rows } = await client.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM belay.runs ORDER BY started_at DESC`);
   return rows.map(toRunSummary);
 }
 

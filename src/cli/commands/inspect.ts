@@ -1,10 +1,14 @@
 import type { Command } from 'commander';
 import { runAction } from '../run-action.js';
+import { integerFlag } from '../parse.js';
 import { formatRunHistory, formatRuns, formatStatus } from '../format.js';
 import { CONNECTED, teach } from '../help.js';
 import { BelayError } from '../../errors.js';
 import type { RunSummary } from '../../journal/run-store.js';
 import type { RunHistory } from '../../runner/commands/history.js';
+
+/** How many runs `belay history` lists unless told. */
+const HISTORY_LIMIT = 50;
 
 export function registerInspect(program: Command): void {
   teach(
@@ -27,17 +31,20 @@ export function registerInspect(program: Command): void {
   teach(
     program
       .command('history [run]')
-      .description("past runs of this database, or every step of one run (id or unique prefix)")
-      .option('--all', 'every run in the backups folder, whatever database it changed'),
+      .description("past runs of this database, or every step of one run (id, or a unique prefix or suffix of it)")
+      .option('--all', 'every run in the backups folder, whatever database it changed')
+      .option('--limit <n>', 'the newest N runs (0: every run)', integerFlag('--limit', 0), HISTORY_LIMIT),
     CONNECTED,
     'belay history 01a20dc6',
-  ).action(async (run: string | undefined, flags: { all?: boolean }, command: Command) =>
+  ).action(async (run: string | undefined, flags: { all?: boolean; limit: number }, command: Command) =>
     runAction(command, async (ctx) => {
       const api = await import('../../api/commands.js');
       try {
         if (run === undefined) {
-          const runs = await api.history({ ...ctx.options, all: flags.all === true });
-          return { result: runs, message: `${runs.length} run(s)`, human: () => formatRuns(runs) };
+          const { runs, total } = await api.history({ ...ctx.options, all: flags.all === true, ...(flags.limit === 0 ? {} : { limit: flags.limit }) });
+          if (runs.length === total) return { result: runs, message: `${runs.length} run(s)`, human: () => formatRuns(runs) };
+          const cut = `the newest ${runs.length} of ${total} runs`;
+          return { result: runs, message: cut, next: `\`belay history --limit 0\` lists every run, \`--limit N\` the newest N.`, human: () => `${formatRuns(runs)}\n(${cut})` };
         }
         const one = await api.runHistory(run, ctx.options);
         return {

@@ -132,7 +132,7 @@ export async function runBackupsPrune(setup: RunSetup, keep: number, confirm?: (
   // its deletions go on after a first signal; a second exits at once, naming how far they got
   setup.onRun?.({ abandon: (reason) => ({ state: 'cut', error: prunedSoFar(setup.config.backupsDir, progress, reason) }) });
   try {
-    await acquireRunLock(session.client);
+    await acquireRunLock(session.client, setup.config.backupsDir);
     return await pruneUnderLock(session.client, setup, keep, confirm, progress);
   } finally {
     await session.close();

@@ -73,7 +73,16 @@ async function openHistorySession(setup: RunSetup): Promise<{ session: Session; 
   }
 }
 
-const newestFirst = (runs: Iterable<RunSummary>, limit: number): RunSummary[] => [...runs].sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1)).slice(0, limit);
+/** Runs newest first, and how many there are: the newest `limit` of them (every one when it is undefined). */
+export interface RunList {
+  runs: RunSummary[];
+  total: number;
+}
+
+const newestFirst = (runs: Iterable<RunSummary>, limit: number | undefined): RunList => {
+  const sorted = [...runs].sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1));
+  return { runs: sorted.slice(0, limit), total: sorted.length };
+};
 
 /**
  * Past runs, newest first: the database's record merged with the journal
@@ -81,51 +90,52 @@ const newestFirst = (runs: Iterable<RunSummary>, limit: number): RunSummary[] =>
  * folder shared by several databases holds their journal files side by
  * side: only this database's runs unless `all`. When the database cannot be
  * reached, the connection error (exit 2) carries the journal files' runs.
+ * Only the newest `limit` runs are made whole from both copies.
  */
-export async function runHistoryList(setup: RunSetup, limit = 50, all = false): Promise<RunSummary[]> {
+export async function runHistoryList(setup: RunSetup, limit?: number, all = false): Promise<RunList> {
   const files = await journalFilesOf(setup, all);
   let session;
   try {
     ({ session } = await openHistorySession(setup));
   } catch (error) {
-    const local = [...files.values()].flatMap((lines) => summaryFromFile(lines) ?? []);
-    if (isConnectFailure(error)) throw unreachable(error, setup.config.backupsDir, 'the runs shown are', newestFirst(local, limit));
+    const local = newestFirst([...files.values()].flatMap((lines) => summaryFromFile(lines) ?? []), limit);
+    const shown = local.runs.length < local.total ? `the newest ${local.runs.length} of ${local.total} runs shown are` : 'the runs shown are';
+    if (isConnectFailure(error)) throw unreachable(error, setup.config.backupsDir, shown, local.runs);
     throw error;
   }
-  const byId = new Map<string, RunSummary>();
   try {
     const holder = await findLockHolder(session.client);
     const holderSuffix = holder && runSuffixOf(holder.applicationName);
     const live = (runId: string): boolean => runSuffix(runId) === holderSuffix;
-    for (const row of await readRuns(session.client, limit)) {
-      const run = await reconcileRun(session.client, row, files.get(row.runId));
-      if (run) byId.set(run.runId, nameUnended(run, live));
+    const rows = new Map((await readRuns(session.client)).map((row) => [row.runId, row]));
+    const fileOnly = [...files].filter(([runId]) => !rows.has(runId)).flatMap(([, lines]) => summaryFromFile(lines) ?? []);
+    const list = newestFirst([...rows.values(), ...fileOnly], limit);
+    const runs: RunSummary[] = [];
+    for (const listed of list.runs) {
+      const run = await reconcileRun(session.client, rows.get(listed.runId), files.get(listed.runId));
+      if (run) runs.push(nameUnended(run, live));
     }
-    for (const [runId, lines] of files) {
-      if (byId.has(runId)) continue;
-      const run = await reconcileRun(session.client, undefined, lines);
-      if (run) byId.set(runId, nameUnended(run, live));
-    }
+    return { runs, total: list.total };
   } finally {
     await session.close();
   }
-  return newestFirst(byId.values(), limit);
 }
 
-/** Every step of one run (id or unique prefix): the database's copy and the journal file's, merged. */
+/** Every step of one run (id, or a unique prefix or suffix of it): the database's copy and the journal file's, merged. */
 export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunHistory> {
   let runs: RunSummary[];
   let lost: BelayError | undefined;
   try {
-    runs = await runHistoryList(setup, 10_000, true);
+    ({ runs } = await runHistoryList(setup, undefined, true));
   } catch (error) {
     if (!(error instanceof BelayError) || !Array.isArray(error.details.fromJournalFiles)) throw error;
     // the database is out of reach: the journal file alone, and the connection error after it
     runs = error.details.fromJournalFiles as RunSummary[];
     lost = error.cause as BelayError;
   }
-  if (query.trim() === '') throw usageError('no run was named: the argument is empty', { hint: 'Name a run by its id or a unique prefix of it (`belay history` lists them).' });
-  const matches = runs.filter((run) => run.runId === query || run.runId.startsWith(query));
+  if (query.trim() === '') throw usageError('no run was named: the argument is empty', { hint: 'Name a run by its id or a unique prefix or suffix of it (`belay history` lists them).' });
+  // a suffix too: a run's sessions (the lock holder belay names) carry the last 12 hex digits of its id
+  const matches = runs.filter((run) => run.runId.startsWith(query) || run.runId.endsWith(query));
   if (matches.length !== 1) {
     const message = matches.length === 0 ? `no run ${query}` : `run ${query} is ambiguous: ${matches.map((m) => m.runId).join(', ')}`;
     throw usageError(lost ? `${message} in the journal files (and ${lost.message})` : message, { hint: lost?.hint ?? 'List runs with `belay history`.' });

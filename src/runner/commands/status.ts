@@ -159,8 +159,12 @@ async function lastRunOf(client: ClientBase, setup: RunSetup, newest: RunSummary
     const lines = await readJournalFile(file).catch(() => undefined);
     if (lines && summaryFromFile(lines)?.database === setup.target.database) return (await reconcileRun(client, undefined, lines)) ?? null;
   }
-  if (!newest) return null;
-  return (await reconcileRun(client, newest, await readJournalFile(journalFile(setup.config.backupsDir, newest.runId)).catch(() => undefined))) ?? null;
+  return newest ? wholeRun(client, setup, newest) : null;
+}
+
+/** A run's row made whole from its journal file, as history shows it: a run with no outcome, where its steps left the database. */
+async function wholeRun(client: ClientBase, setup: RunSetup, row: RunSummary): Promise<RunSummary> {
+  return (await reconcileRun(client, row, await readJournalFile(journalFile(setup.config.backupsDir, row.runId)).catch(() => undefined))) ?? row;
 }
 
 /** Where the database stands; reads only, takes no lock. */
@@ -193,7 +197,9 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
           ? await planRecovery(client, setup.config.backupsDir, interruptedRun, others, revisions)
           : planUnrecorded([unrecorded[0]!, ...unrecorded.slice(1)]);
       const renaming = swap && plan.run.runId === swap.runId ? `${setup.target.database} does not exist: the run was killed between the renames of its swap restore (${setup.target.database} to ${swap.quarantine}, its verified copy ${swap.copy} to ${setup.target.database}); recover renames ${swap.copy} to ${setup.target.database} first, as the run would have (this status is read from ${swap.copy}); then ` : '';
-      interrupted = { ...plan, why: `${renaming}${plan.why}`, run: nameUnended(plan.run, live) };
+      // its row's to_revision is where it was headed, its snapshot_id unset until it ended: shown as lastRun and history show it
+      const run = !replacing && interruptedRun ? await wholeRun(client, setup, interruptedRun) : plan.run;
+      interrupted = { ...plan, why: `${renaming}${plan.why}`, run: nameUnended(run, live) };
     }
     const lastRun = await lastRunOf(client, setup, runs.newest);
     return {

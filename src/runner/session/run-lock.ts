@@ -1,9 +1,12 @@
+import { basename } from 'node:path';
 import type { ClientBase } from 'pg';
 import { findLockHolder, tryAdvisoryLock, type LockHolder } from '../../db/advisory-lock.js';
 import { SQLSTATE, sqlstateOf } from '../../db/sqlstate.js';
 import { BelayError, preflightError } from '../../errors.js';
+import { listJournalFiles, readJournalFile } from '../../journal/file-journal.js';
 import { findRunningBySuffix, findUnfinishedRuns, type RunSummary } from '../../journal/run-store.js';
 import { interruptedAt, pickUnsettled } from '../recovery/recovery-plan.js';
+import { summaryFromFile } from '../result/run-record.js';
 import type { PreflightCheck } from '../../events/run-events.js';
 
 interface HolderRun {
@@ -89,11 +92,18 @@ function withRun(holder: LockHolder, run: RunSummary | undefined): LockHolderInf
   return { ...holder, run: run && { runId: run.runId, command: run.command, startedAt: run.startedAt, runBy: run.runBy, lastStep: run.lastStep } };
 }
 
-export async function describeLockHolder(client: ClientBase): Promise<LockHolderInfo | undefined> {
+/** A run that has not written to the database yet (in its preflight) is told of by its journal file alone. */
+async function journaledRunBySuffix(backupsDir: string, suffix: string): Promise<RunSummary | undefined> {
+  const file = (await listJournalFiles(backupsDir)).find((path) => basename(path, '.jsonl').endsWith(suffix));
+  const lines = file === undefined ? undefined : await readJournalFile(file).catch(() => undefined);
+  return lines && summaryFromFile(lines);
+}
+
+export async function describeLockHolder(client: ClientBase, backupsDir: string): Promise<LockHolderInfo | undefined> {
   const holder = await findLockHolder(client);
   if (!holder) return undefined;
   const suffix = runIdSuffix(holder);
-  return withRun(holder, suffix ? await findRunningBySuffix(client, suffix) : undefined);
+  return withRun(holder, suffix ? ((await findRunningBySuffix(client, suffix)) ?? (await journaledRunBySuffix(backupsDir, suffix))) : undefined);
 }
 
 /** The same from rows already read: `running` is every run marked running, newest first. */
@@ -113,13 +123,13 @@ export function formatHolder(holder: LockHolderInfo): string {
 const DEAD_HOLDER_GRACE_MS = [50, 100, 200];
 
 /** Take belay's advisory lock or fail at once (exit 3) naming who holds it. */
-export async function acquireRunLock(client: ClientBase): Promise<void> {
+export async function acquireRunLock(client: ClientBase, backupsDir: string): Promise<void> {
   if (await tryAdvisoryLock(client)) return;
   for (const wait of DEAD_HOLDER_GRACE_MS) {
     await new Promise((resolve) => setTimeout(resolve, wait));
     if (!(await findLockHolder(client)) && (await tryAdvisoryLock(client))) return;
   }
-  const holder = await describeLockHolder(client);
+  const holder = await describeLockHolder(client, backupsDir);
   const who = holder ? formatHolder(holder) : 'a session that has since ended';
   throw new BelayError('locked', `another belay run holds the lock on this database: ${who}`, {
     hint: 'Wait for it to finish (`belay status` shows it). Nothing was changed.',
@@ -149,7 +159,7 @@ async function checkUnsettled(client: ClientBase, live: string | undefined, back
 
 /** The same for a command that takes no lock (plan, a dry run): the run holding it now is not interrupted. */
 export async function checkUnsettledUnlocked(client: ClientBase, backupsDir: string): Promise<PreflightCheck[]> {
-  const found = await checkUnsettled(client, (await describeLockHolder(client))?.run?.runId, backupsDir);
+  const found = await checkUnsettled(client, (await describeLockHolder(client, backupsDir))?.run?.runId, backupsDir);
   if (!found) return [];
   const { run: _run, ...check } = found;
   return [check];

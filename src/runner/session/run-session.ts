@@ -80,7 +80,7 @@ export class RunSession {
   async reconnect(): Promise<void> {
     await this.disconnect();
     await this.connect();
-    await acquireRunLock(this.control.client);
+    await acquireRunLock(this.control.client, this.setup.config.backupsDir);
     await this.attachDatabaseJournal();
   }
 
@@ -91,7 +91,7 @@ export class RunSession {
    */
   async lock(): Promise<void> {
     this.lockStarted = performance.now();
-    await acquireRunLock(this.control.client);
+    await acquireRunLock(this.control.client, this.setup.config.backupsDir);
     await assertWritable(this.control.client, this.setup.target.database);
     // recover settles an interrupted run; so does a restore, once the snapshot it puts back is verified
     if (this.command !== 'recover' && this.command !== 'restore') await refuseWhileUnfinished(this.control.client, this.runId, this.setup.config.backupsDir);
