@@ -654,6 +654,55 @@ describe('the server stops under a run', () => {
       await settledEverything(ctx);
     }, 120_000);
   }
+
+  /** migrate up of CUT_IN_0003 from 0001, the server stopped while 0003 sleeps (0002 committed), started again by `startAgain`. */
+  async function stopIn0003(connectTimeoutSeconds: number, startAgain: (run: Promise<CliRun>) => Promise<CliRun>): Promise<{ ctx: Context & { query: typeof query }; ended: CliRun; before: Row[] }> {
+    const ctx = await fresh(CUT_IN_0003);
+    await writeFile(join(ctx.project.dir, 'belay.config.json'), JSON.stringify({ database: { connectTimeoutSeconds } }));
+    expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
+    const before = await digest(ctx.query);
+    const run = startBelay([...ctx.args, '--json', 'migrate', 'up'], { cwd: ctx.project.dir });
+    await until('0003 sleeping', async () => (await activity('%pg_sleep(30)%')()) || undefined, run.done);
+    // fast: what committed is on disk (this server's commits are asynchronous), as with pg_ctl restart -m fast
+    await stopCluster(server.spec, 'fast');
+    return { ctx, ended: await startAgain(run.done), before };
+  }
+
+  const rolledBackTo0001 = async (ctx: Context & { query: typeof query }, before: Row[]): Promise<void> => {
+    expect(await ctx.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_base' }]);
+    expect(await ctx.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'base' AND column_name = 'x'")).toEqual([{ n: 0 }]);
+    expect(await ctx.query("SELECT to_regclass('s2') AS s2")).toEqual([{ s2: null }]);
+    expect(await digest(ctx.query)).toEqual(before);
+  };
+
+  it('mid-revision after an earlier revision of the run committed, started again at once: the run connects again, reverts that revision, exit 10', async () => {
+    const { ctx, ended, before } = await stopIn0003(15, async (done) => {
+      await restart();
+      return done;
+    });
+    const said = `${ended.stdout}${ended.stderr}`;
+    expect(ended.code, said).toBe(10);
+    expect(payload(ended.stdout).message).toMatch(/the connections to the server were lost: new ones carried on, the lock taken again.*rolled back to 0001_base, data verified intact/s);
+    await rolledBackTo0001(ctx, before);
+    expect(await lastOutcome(ctx.project, 'migrate-up')).toMatchObject({ status: 'rolled-back', exitCode: 10 });
+    await settledEverything(ctx);
+  }, 120_000);
+
+  it('mid-revision after an earlier revision of the run committed, down past the connect timeout: exit 12 pointing to recover, which reverts that revision', async () => {
+    const { ctx, ended, before } = await stopIn0003(2, async (done) => {
+      const run = await done;
+      await restart();
+      return run;
+    });
+    const said = `${ended.stdout}${ended.stderr}`;
+    expect(ended.code, said).toBe(12);
+    expect(said).toMatch(/belay recover/);
+    expect((await status(ctx)).interrupted).toMatchObject({ run: { command: 'migrate-up' } });
+    const recover = await cli(ctx, '--json', 'recover');
+    expect(recover.code, `${recover.stdout}${recover.stderr}`).toBe(10);
+    await rolledBackTo0001(ctx, before);
+    await settledEverything(ctx);
+  }, 120_000);
 });
 
 describe('a connection lost after the downs', () => {
@@ -676,5 +725,40 @@ describe('a connection lost after the downs', () => {
     const text = await cli(ctx, 'history', String(document.runId));
     expect(text.code, text.stderr).toBe(0);
     expect(await lastOutcome(ctx.project, 'migrate-up')).toMatchObject({ exitCode: 12 });
+  }, 120_000);
+});
+
+/** 0002 commits, then 0003 sleeps: long enough to cut the run's connections there. */
+const CUT_IN_0003: Record<string, string> = {
+  ...BASE,
+  '0002_x.up.sql': 'ALTER TABLE base ADD COLUMN x int;',
+  '0002_x.down.sql': 'ALTER TABLE base DROP COLUMN x;',
+  '0003_sleep.up.sql': 'SELECT pg_sleep(30);\nCREATE TABLE s2 (id int);',
+  '0003_sleep.down.sql': 'DROP TABLE s2;',
+};
+
+describe('the work connection is lost while a revision runs', () => {
+  it('ended by pg_terminate_backend after an earlier revision of the run committed, the server up: a new work session, the earlier revision\'s down runs, exit 10', async () => {
+    const ctx = await setUp(CUT_IN_0003, { database: { lockTimeoutSeconds: 3, connectTimeoutSeconds: 5 } });
+    expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
+    const before = await digest(ctx.db.query);
+    const run = startBelay([...ctx.args, '--json', 'migrate', 'up', '--with-backup', '--backup-scope', 'full'], { cwd: ctx.project.dir });
+    const sleeping = "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'belay % work' AND query LIKE '%pg_sleep(30)%'";
+    const work = await until('0003 sleeping on the work connection', async () => (await adminQuery<{ pid: number }>('postgres', sleeping, [ctx.db.name]))[0], run.done);
+    await adminQuery('postgres', 'SELECT pg_terminate_backend($1)', [work.pid]);
+    const ended = await run.done;
+    expect(ended.code, `${ended.stdout}${ended.stderr}`).toBe(10);
+    const document = payload(ended.stdout);
+    expect(document.message).toMatch(/0003_sleep up failed .*terminating connection due to administrator command.*; the work connection was lost: a new one carried on/s);
+    expect(document.message).toMatch(/rolled back to 0001_base, data verified intact/);
+    expect(await ctx.db.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_base' }]);
+    expect(await ctx.db.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'base' AND column_name = 'x'")).toEqual([{ n: 0 }]);
+    expect(await ctx.db.query("SELECT to_regclass('s2') AS s2")).toEqual([{ s2: null }]);
+    expect(await digest(ctx.db.query)).toEqual(before);
+    const lines = [...(await journals(ctx.project)).values()].find((l) => l.some((line) => line.type === 'run' && line.runId === document.runId))!;
+    expect(lines.some((l) => l.type === 'step' && l.event === 'end' && l.step === 'down' && l.revision === '0002_x' && l.outcome === 'ok')).toBe(true);
+    expect(lines.find((l) => l.type === 'outcome')).toMatchObject({ status: 'rolled-back', exitCode: 10 });
+    expect((await history(ctx)).find((r) => r.runId === document.runId)).toMatchObject({ status: 'rolled-back', exitCode: 10 });
+    await settledEverything(ctx);
   }, 120_000);
 });

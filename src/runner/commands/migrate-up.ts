@@ -172,7 +172,8 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
   const { session } = recovery;
   const { events } = session.setup;
   const applied: Revision[] = [];
-  const rejected = (reason: FailureReason): Promise<RunResult> => revertThenVerify({ ...recovery, toRevert: [...applied].reverse() }, reason);
+  let failing: Revision | undefined;
+  const rejected = (reason: FailureReason): Promise<RunResult> => revertThenVerify({ ...recovery, toRevert: [...applied].reverse(), ...(failing ? { failed: failing } : {}) }, reason);
   const hookVars = (outcome: string) => ({ from: recovery.target, to: toApply[toApply.length - 1]!.name, outcome });
   const beforeApply = await runHookStep(session, 'beforeApply', hookVars('applying'));
   // a hook the signal ended failed because of the signal: the run says why it stopped
@@ -188,6 +189,7 @@ async function applyAndVerify(recovery: Recovery, toApply: Revision[]): Promise<
     try {
       await events.step({ step: 'apply', revision: revision.name }, () => engine.up(revision.name, next && { next: next.name, stopping }), () => ({ now: revision.name }));
     } catch (error) {
+      failing = revision;
       const reason = reasonFrom(error);
       const stop = stopReason(session);
       // a revision the signal cancelled still failed where it says (file, line, SQLSTATE 57014); one outside a

@@ -55,6 +55,8 @@ export interface Recovery {
   beforeCommit?: (client: ClientBase) => Promise<void>;
   /** recover finishing a rollback: the schema baseline the rollback journaled before its first down. */
   landing?: RecordedLanding;
+  /** The revision that failed: when its connection was lost, its commit may have landed unanswered, and belay.migrations says. */
+  failed?: Revision;
 }
 
 export interface FailureReason {
@@ -120,12 +122,18 @@ export async function revertThenVerify(recovery: Recovery, reason: FailureReason
   }
 }
 
-async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason, hooks: FailedHook[]): Promise<RunResult> {
-  const { session, toRevert, target } = recovery;
+async function revertThenVerifyOrThrow(recovery: Recovery, given: FailureReason, hooks: FailedHook[]): Promise<RunResult> {
+  const { session, target } = recovery;
   const { events } = session.setup;
   const finish = (verdict: Verdict): Promise<RunResult> => finishRun(session, withHooks(recovery, verdict, hooks));
   const current = session.ledger.facts.toRevision;
   await session.cancelSettled();
+  // a server that ended the run's connections (a terminated backend, a restart) rolled back what they had not committed
+  const lost = await session.replaceLostConnections();
+  const reason = lost ? { ...given, message: `${given.message}; ${lost}` } : given;
+  const landed = lost !== undefined && !reason.untrustworthy && recovery.failed !== undefined && (await isRecorded(session, recovery.failed.name));
+  const toRevert = landed && recovery.failed ? [recovery.failed, ...recovery.toRevert] : recovery.toRevert;
+  if (landed) await events.emit({ type: 'note', step: 'down', message: `${recovery.failed?.name} committed before its connection was lost (belay.migrations records it): reverted too` });
   await events.emit({ type: 'note', step: 'down', message: `rolling back to ${at(target)}: ${reason.message}` });
   const onRollback = await runHookStep(session, 'onRollback', { from: current, to: target, outcome: 'rolling-back' });
   if (onRollback) hooks.push(onRollback);
@@ -199,6 +207,11 @@ async function revertThenVerifyOrThrow(recovery: Recovery, reason: FailureReason
       ? `Fix what was rejected (\`belay history ${session.runId}\` shows every step), then run \`belay migrate up\` again.`
       : `The interrupted run is settled at ${at(target)}; run \`belay migrate up\` again when ready.`;
   return finish({ outcome: 'rolled-back', message: `${why}; rolled back to ${at(target)}, ${uncompared ?? 'data verified intact'}${schemaNote}`, hint: reason.hint ?? next, ...failure });
+}
+
+async function isRecorded(session: RunSession, revision: string): Promise<boolean> {
+  const { rowCount } = await session.work.client.query('SELECT 1 FROM belay.migrations WHERE name = $1', [revision]);
+  return rowCount === 1;
 }
 
 /**

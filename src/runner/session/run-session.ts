@@ -1,5 +1,6 @@
 import { assertBelayWritable, ensureBelaySchema } from '../../db/belay-schema.js';
-import { openBoth, openSession, type Session } from '../../db/session.js';
+import { isConnectionLost } from '../../db/connection-lost.js';
+import { isConnectFailure, openBoth, openSession, type Session } from '../../db/session.js';
 import { assertWritable } from '../../db/writable.js';
 import { quoteIdent } from '../../db/ident.js';
 import { SQLSTATE, sqlstateOf } from '../../db/sqlstate.js';
@@ -10,6 +11,18 @@ import { newRunId } from '../../journal/run-id.js';
 import { RunLedger } from '../result/ledger.js';
 import { acquireRunLock, refuseWhileUnfinished, runSuffix } from './run-lock.js';
 import { openTargetSession, sessionOptions, type RunSetup } from './setup.js';
+
+/** Between attempts to connect again to a server that does not answer yet (a restart). */
+const RECONNECT_PAUSE_MS = 250;
+
+/** Whether the server ended this connection (a session that was never opened, or was closed, counts as lost). */
+async function lost(session: Session | undefined): Promise<boolean> {
+  if (!session) return true;
+  return session.client.query('SELECT 1').then(
+    () => false,
+    (error: unknown) => isConnectionLost(error),
+  );
+}
 
 /**
  * A changing run: its id, the control connection that holds the advisory
@@ -64,7 +77,11 @@ export class RunSession {
 
   /** Both connections at once; when one fails, the other is closed and the control's error wins. */
   private async connect(): Promise<void> {
-    [this.controlSession, this.workSession] = await openBoth(openTargetSession(this.setup, this.applicationName), openSession(this.setup.target, { ...sessionOptions(this.setup, `${this.applicationName} work`), keepDateStyle: true }));
+    [this.controlSession, this.workSession] = await openBoth(openTargetSession(this.setup, this.applicationName), this.openWork());
+  }
+
+  private openWork(): Promise<Session> {
+    return openSession(this.setup.target, { ...sessionOptions(this.setup, `${this.applicationName} work`), keepDateStyle: true });
   }
 
   /** Close both connections (releasing the lock), e.g. so a restore can rename the database. */
@@ -82,6 +99,37 @@ export class RunSession {
     await this.connect();
     await acquireRunLock(this.control.client, this.setup.config.backupsDir);
     await this.attachDatabaseJournal();
+  }
+
+  /**
+   * Connections the server ended under the run (its backend terminated, the
+   * server restarted) opened again, trying until the connect timeout has
+   * passed: only the work connection when the control connection, and with it
+   * the lock, is still there; else both, the lock retaken and the journal
+   * written in again (as after a restore). Answers what was lost, in words;
+   * undefined when both connections answer. Throws when the server does not
+   * answer in time: the run ends for `belay recover`.
+   */
+  async replaceLostConnections(): Promise<string | undefined> {
+    const workLost = await lost(this.workSession);
+    const controlLost = await lost(this.controlSession);
+    if (!workLost && !controlLost) return undefined;
+    const deadline = performance.now() + this.setup.config.database.connectTimeoutSeconds * 1000;
+    for (;;) {
+      try {
+        if (controlLost) {
+          await this.reconnect();
+          return 'the connections to the server were lost: new ones carried on, the lock taken again';
+        }
+        await this.workSession?.close();
+        this.workSession = undefined;
+        this.workSession = await this.openWork();
+        return 'the work connection was lost: a new one carried on';
+      } catch (error) {
+        if ((!isConnectFailure(error) && !isConnectionLost(error)) || performance.now() >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, RECONNECT_PAUSE_MS));
+      }
+    }
   }
 
   /**
