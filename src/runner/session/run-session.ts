@@ -102,25 +102,25 @@ export class RunSession {
   }
 
   /**
-   * Connections the server ended under the run (its backend terminated, the
-   * server restarted) opened again, trying until the connect timeout has
-   * passed: only the work connection when the control connection, and with it
-   * the lock, is still there; else both, the lock retaken and the journal
-   * written in again (as after a restore). Answers what was lost, in words;
-   * undefined when both connections answer. Throws when the server does not
-   * answer in time: the run ends for `belay recover`.
+   * The work connection, when the server ended it under the run (its backend
+   * terminated) while the control connection, and with it the run's lock,
+   * still answers: opened again, trying until the connect timeout has passed.
+   * Answers what was lost, in words; undefined when both connections answer.
+   * Throws when the control connection was lost too (a restart): the lock
+   * went with it, and another run (a restore, a recover) may have taken it
+   * since, so this run changes nothing more and ends for `belay recover`;
+   * and when the server does not answer in time.
    */
   async replaceLostConnections(): Promise<string | undefined> {
-    const workLost = await lost(this.workSession);
-    const controlLost = await lost(this.controlSession);
-    if (!workLost && !controlLost) return undefined;
+    if (await lost(this.controlSession)) {
+      throw new BelayError('manual', "the connection holding the run's lock was lost (the server restarted, or its session was ended): another run may hold the lock now, so this run changes nothing more", {
+        hint: 'Run `belay status` to see where the database stands, then `belay recover` to settle this run.',
+      });
+    }
+    if (!(await lost(this.workSession))) return undefined;
     const deadline = performance.now() + this.setup.config.database.connectTimeoutSeconds * 1000;
     for (;;) {
       try {
-        if (controlLost) {
-          await this.reconnect();
-          return 'the connections to the server were lost: new ones carried on, the lock taken again';
-        }
         await this.workSession?.close();
         this.workSession = undefined;
         this.workSession = await this.openWork();
