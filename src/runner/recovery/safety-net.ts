@@ -8,7 +8,7 @@ import type { StructureBaseline } from '../../integrity/structural.js';
 import { RevisionFailedError } from '../../migrations/revision-error.js';
 import type { Revision } from '../../migrations/revision.js';
 import type { RunResult } from '../result/results.js';
-import { finishRun, type Verdict } from '../session/outcome.js';
+import { finishRun, lockLostVerdict, type Verdict } from '../session/outcome.js';
 import type { RunSession } from '../session/run-session.js';
 import { runHealthStep } from '../steps/health-step.js';
 import { hookFailed, runHookStep, type FailedHook } from '../steps/hook-step.js';
@@ -106,6 +106,8 @@ const damage = (report: IntegrityReport): string =>
  * or a down that fails, sends the run to its snapshot.
  */
 export async function revertThenVerify(recovery: Recovery, reason: FailureReason): Promise<RunResult> {
+  // no downs nor restore without the lock: another run may hold it now
+  if (recovery.session.lockLost !== undefined) return finishRun(recovery.session, await lockLostVerdict(recovery.session));
   const hooks: FailedHook[] = [];
   try {
     return await revertThenVerifyOrThrow(recovery, reason, hooks);
