@@ -67,10 +67,10 @@ export class MigrationEngine {
     runId: string,
     private readonly listener: EngineListener,
     beforeCommit?: (client: ClientBase) => Promise<void>,
-    private readonly options: { trackDowns?: boolean; signal?: AbortSignal } = {},
+    private readonly options: { trackDowns?: boolean; signal?: AbortSignal; mayChange?: () => void } = {},
   ) {
     this.byName = new Map(revisions.map((revision) => [revision.name, revision]));
-    this.context = { client, runId, inTransaction: false, startedAt: 0, beforeCommit };
+    this.context = { client, runId, inTransaction: false, startedAt: 0, beforeCommit, mayChange: options.mayChange };
     this.storage = new TableStorage(this.byName, options.trackDowns);
   }
 
@@ -175,6 +175,8 @@ export class MigrationEngine {
     const step = await prepareStep(revision, direction);
     const verify = direction === 'up' ? await prepareVerify(revision) : undefined;
     if (!this.sessionReset) await resetSession(client);
+    // a down's first round trip may carry its COMMIT, and a step outside a transaction commits as it goes
+    this.context.mayChange?.();
     if (step.transactional) this.context.inTransaction = true;
     else await this.listener.durable?.();
     // BEGIN goes with the step's first statement, and the storage's closing with its last unless a verify comes between

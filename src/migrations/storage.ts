@@ -13,6 +13,8 @@ export interface EngineContext {
   startedAt: number;
   /** Runs inside the revision's transaction right before it commits (rehearse looks at its locks there). */
   beforeCommit: ((client: ClientBase) => Promise<void>) | undefined;
+  /** Throws when the caller may no longer change the database (its run lost its lock): asked before anything is sent that commits. */
+  mayChange?: (() => void) | undefined;
 }
 
 
@@ -186,6 +188,7 @@ export class TableStorage {
       context.inTransaction = false;
       committed?.();
     };
+    context.mayChange?.();
     if (context.inTransaction && !context.beforeCommit) {
       // a callback on the query itself: it runs before any await that follows could let other work in
       await context.client.query(`${statements}; COMMIT`).then(ended);
@@ -193,6 +196,7 @@ export class TableStorage {
     }
     await context.client.query(statements);
     await context.beforeCommit?.(context.client);
+    context.mayChange?.();
     if (context.inTransaction) await context.client.query('COMMIT');
     ended();
   }

@@ -153,9 +153,11 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
 
 /**
  * Why the run stops at its next safe point and rolls back: SIGINT/SIGTERM
- * (the CLI aborts the signal), or a journal file it can no longer write.
+ * (the CLI aborts the signal), or a journal file it can no longer write. Or
+ * why it stops without rolling back: its lock is gone (revertThenVerify).
  */
 function stopReason(session: RunSession): FailureReason | undefined {
+  if (session.lockLost !== undefined) return { message: session.lockLost, untrustworthy: false };
   if (session.setup.signal?.aborted) return { message: 'interrupted by a signal', untrustworthy: false };
   const lost = session.journal?.fileFailure;
   return lost ? { message: lost.message, untrustworthy: false, ...(lost.hint ? { hint: lost.hint } : {}) } : undefined;

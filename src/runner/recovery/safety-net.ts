@@ -8,7 +8,7 @@ import type { StructureBaseline } from '../../integrity/structural.js';
 import { RevisionFailedError } from '../../migrations/revision-error.js';
 import type { Revision } from '../../migrations/revision.js';
 import type { RunResult } from '../result/results.js';
-import { finishRun, type Verdict } from '../session/outcome.js';
+import { finishRun, lockLostVerdict, type Verdict } from '../session/outcome.js';
 import type { RunSession } from '../session/run-session.js';
 import { runHealthStep } from '../steps/health-step.js';
 import { hookFailed, runHookStep, type FailedHook } from '../steps/hook-step.js';
@@ -108,14 +108,21 @@ const damage = (report: IntegrityReport): string =>
  * or a down that fails, sends the run to its snapshot.
  */
 export async function revertThenVerify(recovery: Recovery, reason: FailureReason): Promise<RunResult> {
+  // no downs nor restore without the lock: another run may hold it now
+  if (recovery.session.lockLost !== undefined) return finishRun(recovery.session, await lockLostVerdict(recovery.session));
   const hooks: FailedHook[] = [];
   try {
     return await revertThenVerifyOrThrow(recovery, reason, hooks);
   } catch (error) {
+    const { lockLost } = recovery.session;
     const verdict: Verdict = {
       outcome: 'manual-action-needed',
-      message: `${reason.message}; the rollback could not finish: ${errorMessage(error)}`,
-      hint: `The journal (\`belay history ${recovery.session.runId}\`) says which steps ended; \`belay status\` and \`belay verify\` show where the database stands now.`,
+      message: `${reason.message}; the rollback could not finish: ${errorMessage(error)}${lockLost === undefined ? '' : `; ${lockLost}`}`,
+      // the lock gone with its session (a server stopped during the safety net): the run is recover's to settle
+      hint:
+        lockLost === undefined
+          ? `The journal (\`belay history ${recovery.session.runId}\`) says which steps ended; \`belay status\` and \`belay verify\` show where the database stands now.`
+          : 'When the server answers and the lock is free (`belay status` shows both), `belay recover` settles this run and verifies the data.',
       ...(reason.failure ? { failure: reason.failure } : {}),
     };
     return finishRun(recovery.session, withHooks(recovery, verdict, hooks));
@@ -130,6 +137,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, given: FailureReason,
   await session.cancelSettled();
   // a server that ended the run's connections (a terminated backend, a restart) rolled back what they had not committed
   const lost = await session.replaceLostConnections();
+  if (session.lockLost !== undefined) return finish(await lockLostVerdict(session));
   const reason = lost ? { ...given, message: `${given.message}; ${lost}` } : given;
   const landed = lost !== undefined && !reason.untrustworthy && recovery.failed !== undefined && (await isRecorded(session, recovery.failed.name));
   const toRevert = landed && recovery.failed ? [recovery.failed, ...recovery.toRevert] : recovery.toRevert;

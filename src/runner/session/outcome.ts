@@ -6,7 +6,7 @@ import type { RunFacts } from '../result/ledger.js';
 import type { RunResult, RunStatus } from '../result/results.js';
 import { refusalStatus } from '../../journal/record.js';
 import { RunSession } from './run-session.js';
-import type { RunSetup } from './setup.js';
+import { openTargetSession, type RunSetup } from './setup.js';
 
 /**
  * Open a run's session, do the work, close it (releasing the lock). A usage,
@@ -19,6 +19,8 @@ export async function withRunSession(setup: RunSetup, command: string, work: (se
   try {
     return await work(session);
   } catch (thrown) {
+    // a control query the lost session failed: the run stops as it does where it looks for the loss
+    if (session.lockLost !== undefined && session.journal?.databaseAttached) return await finishRun(session, await lockLostVerdict(session));
     const error = unchangedAndUnreachable(session, thrown) ? serverGone(thrown) : thrown;
     if (!(error instanceof BelayError) && session.journal && !(await session.journal.databaseUpToDate())) {
       // the server stopped (or the connection broke) after the run began: not a bug, and not "nothing touched"
@@ -84,6 +86,30 @@ function serverGone(error: unknown): BelayError {
   });
 }
 
+/**
+ * A run whose lock went with its control session: it stopped without
+ * committing more, and did not roll back (another run may hold the lock now).
+ * Its row in the database stays "running", for `belay recover`. Whether the
+ * server still answers is asked on a new connection: only a session of the
+ * run's may have ended.
+ */
+export async function lockLostVerdict(session: RunSession): Promise<Verdict> {
+  const { revisions } = session.ledger.facts;
+  const stopped = revisions.find((r) => r.status === 'failed' || r.status === 'pending');
+  const committed = revisions.filter((r) => r.status === 'applied' || r.status === 'reverted').map((r) => (r.status === 'reverted' ? `${r.name} (reverted)` : r.name));
+  const answers = await openTargetSession(session.setup, `${session.applicationName} probe`).then(
+    (probe) => probe.close().then(() => true),
+    () => false,
+  );
+  const next = '`belay status` shows who holds the lock; once it is free, `belay recover` settles this run and verifies the data (`belay status` says what it will do).';
+  return {
+    outcome: 'manual-action-needed',
+    message: `${session.lockLost}: stopped before committing ${stopped?.name ?? 'anything more'}; ${committed.length > 0 ? `what this run committed before stays: ${committed.join(', ')}` : 'this run had committed nothing'}${answers ? '' : '; the server does not answer a new connection either'}`,
+    hint: answers ? `Another run may hold the lock now: ${next}` : `When the server answers again: ${next}`,
+    failure: { lockLost: session.lockLost, ...(stopped ? { stoppedBefore: stopped.name } : {}), committed },
+  };
+}
+
 const OUTCOME_EXIT: Record<Exclude<RunStatus, 'dry-run'>, number> = {
   ok: EXIT.ok,
   'up-to-date': EXIT.ok,
@@ -145,7 +171,8 @@ export async function finishRun(session: RunSession, verdict: Verdict): Promise<
   if (lost && !final.message.includes(lost.message)) {
     final = { ...final, message: `${final.message}; ${lost.message} from then on: the database's copy of the journal (\`belay history\`) holds every step`, hint: final.hint ?? lost.hint };
   }
-  if (session.journal && !(await session.journal.databaseUpToDate())) {
+  // a run that lost its lock says so; its record in the database stays "running" for recover
+  if (session.journal && session.lockLost === undefined && !(await session.journal.databaseUpToDate())) {
     final = {
       outcome: 'manual-action-needed',
       message: `${verdict.message}; but the database stopped answering before this run's record in it was finished`,

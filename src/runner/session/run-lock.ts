@@ -26,8 +26,8 @@ function runIdSuffix(holder: LockHolder): string | undefined {
   return /([0-9a-f]{12})$/.exec(holder.applicationName)?.[1];
 }
 
-/** A run's sessions: `belay COMMAND SUFFIX` (RunSession.applicationName), its work session, and their watchers (openSibling). */
-const RUN_SESSION = /^belay .+ ([0-9a-f]{12})(?: work)?(?: watch)?$/;
+/** A run's sessions: `belay COMMAND SUFFIX` (RunSession.applicationName), its work session, and their watchers and cancels (openSibling). */
+const RUN_SESSION = /^belay .+ ([0-9a-f]{12})(?: work)?(?: watch| cancel)?$/;
 
 /** How a run's sessions are named after it (application_name ends with it). */
 export const runSuffix = (runId: string): string => runId.slice(-12);

@@ -1,6 +1,6 @@
 import { assertBelayWritable, ensureBelaySchema } from '../../db/belay-schema.js';
 import { isConnectionLost } from '../../db/connection-lost.js';
-import { isConnectFailure, openBoth, openSession, type Session } from '../../db/session.js';
+import { isConnectFailure, openBoth, openSession, openSibling, type Session } from '../../db/session.js';
 import { assertWritable } from '../../db/writable.js';
 import { quoteIdent } from '../../db/ident.js';
 import { SQLSTATE, sqlstateOf } from '../../db/sqlstate.js';
@@ -38,6 +38,10 @@ export class RunSession {
   private cancelling: Promise<void> = Promise.resolve();
   /** Ends the first signal's cancel of the work connection's statement (see keepWorkOnAbort). */
   private stopCancelling: (() => void) | undefined;
+  /** Why the control session ended while it held the lock: from then on the run changes nothing (see watchLock). */
+  private lockLoss: string | undefined;
+  /** Stops watching the control session (see watchLock), before belay closes it itself. */
+  private unwatchLock: (() => void) | undefined;
 
   private constructor(
     readonly runId: string,
@@ -86,6 +90,8 @@ export class RunSession {
 
   /** Close both connections (releasing the lock), e.g. so a restore can rename the database. */
   async disconnect(): Promise<void> {
+    this.unwatchLock?.();
+    this.unwatchLock = undefined;
     this.journal?.database.detach();
     await this.workSession?.close();
     await this.controlSession?.close();
@@ -98,6 +104,7 @@ export class RunSession {
     await this.disconnect();
     await this.connect();
     await acquireRunLock(this.control.client, this.setup.config.backupsDir);
+    this.watchLock();
     await this.attachDatabaseJournal();
   }
 
@@ -105,19 +112,14 @@ export class RunSession {
    * The work connection, when the server ended it under the run (its backend
    * terminated) while the control connection, and with it the run's lock,
    * still answers: opened again, trying until the connect timeout has passed.
-   * Answers what was lost, in words; undefined when both connections answer.
-   * Throws when the control connection was lost too (a restart): the lock
-   * went with it, and another run (a restore, a recover) may have taken it
-   * since, so this run changes nothing more and ends for `belay recover`;
-   * and when the server does not answer in time.
+   * Answers what was lost, in words; undefined when both connections answer,
+   * or when the control connection was lost too (a restart) before its end
+   * was seen: the lock went with it (lockLost), and another run may hold it
+   * now. Throws when the server does not answer in time.
    */
   async replaceLostConnections(): Promise<string | undefined> {
-    if (await lost(this.controlSession)) {
-      throw new BelayError('manual', "the connection holding the run's lock was lost (the server restarted, or its session was ended): another run may hold the lock now, so this run changes nothing more", {
-        hint: 'Run `belay status` to see where the database stands, then `belay recover` to settle this run.',
-      });
-    }
-    if (!(await lost(this.workSession))) return undefined;
+    if (this.lockLoss === undefined && (await lost(this.controlSession))) this.loseLock('connection lost');
+    if (this.lockLoss !== undefined || !(await lost(this.workSession))) return undefined;
     const deadline = performance.now() + this.setup.config.database.connectTimeoutSeconds * 1000;
     for (;;) {
       try {
@@ -140,11 +142,67 @@ export class RunSession {
   async lock(): Promise<void> {
     this.lockStarted = performance.now();
     await acquireRunLock(this.control.client, this.setup.config.backupsDir);
+    this.watchLock();
     await assertWritable(this.control.client, this.setup.target.database);
     // recover settles an interrupted run; so does a restore, once the snapshot it puts back is verified
     if (this.command !== 'recover' && this.command !== 'restore') await refuseWhileUnfinished(this.control.client, this.runId, this.setup.config.backupsDir);
     // a forward run stops at a signal wherever it is; a rollback only before its downs or restore, which run to the end
     if (this.command === 'migrate-up' || this.command === 'rollback') this.cancelWorkOnAbort();
+  }
+
+  /**
+   * The advisory lock lives as long as the control session: when that ends
+   * under the run (pg_terminate_backend, a connection lost), another run can
+   * take the lock at once. The statement the work connection runs is
+   * cancelled, from a connection of its own (the control one is gone), and
+   * nothing more commits (assertLocked).
+   */
+  private watchLock(): void {
+    const { client } = this.control;
+    let cause: string | undefined;
+    const onError = (error: Error): void => {
+      // an error the server sent (a FATAL) has a SQLSTATE; a socket's has an errno or none
+      cause ??= /^[0-9A-Z]{5}$/.test(String((error as { code?: unknown }).code)) ? `terminated by the server: ${error.message}` : `connection lost: ${error.message}`;
+    };
+    const onEnd = (): void => this.loseLock(cause ?? 'connection lost');
+    client.on('error', onError);
+    client.once('end', onEnd);
+    this.unwatchLock = () => {
+      client.off('error', onError);
+      client.off('end', onEnd);
+    };
+  }
+
+  private loseLock(cause: string): void {
+    this.unwatchLock?.();
+    this.unwatchLock = undefined;
+    this.lockLoss = `the session holding the run's lock ended (${cause})`;
+    // nothing more is written on the dead connection: the run's row stays "running" for `belay recover`
+    this.journal?.database.detach();
+    const work = this.workSession;
+    if (!work) return;
+    const reason = `${this.lockLoss}: the work connection was given up`;
+    this.cancelling = openSibling(work.client, 'cancel')
+      .then(async (sibling) => {
+        if (!sibling) return;
+        try {
+          await sibling.client.query('SELECT pg_cancel_backend($1)', [work.backendPid]);
+        } finally {
+          await sibling.close();
+        }
+      })
+      // a server that cannot be reached to cancel: the statement fails here at once, and there once it notices
+      .catch(() => work.sever(reason));
+  }
+
+  /** Why the run lost its lock, once it has. */
+  get lockLost(): string | undefined {
+    return this.lockLoss;
+  }
+
+  /** Throws once the run has lost its lock: asked before each commit. */
+  assertLocked(): void {
+    if (this.lockLoss) throw new Error(`${this.lockLoss}: nothing more is committed`);
   }
 
   /** From here a signal no longer cancels what the work connection runs: a rollback's downs and restore go on to their end. */
@@ -166,6 +224,8 @@ export class RunSession {
       const { connectTimeoutSeconds } = this.setup.config.database;
       const giveUp = setTimeout(() => {
         const reason = `the server did not answer belay's cancel request within ${connectTimeoutSeconds} s (database.connectTimeoutSeconds): the connection was given up`;
+        // given up by belay, for the reason the run already stops for
+        this.unwatchLock?.();
         work.sever(reason);
         control.sever(reason);
       }, connectTimeoutSeconds * 1000);
@@ -258,6 +318,7 @@ export class RunSession {
   }
 
   async close(): Promise<void> {
+    await this.cancelling;
     await this.journal?.close().catch(() => {});
     // ending the control session releases the advisory lock
     await this.disconnect();

@@ -21,6 +21,6 @@ export function runEngine(session: RunSession, revisions: readonly Revision[], s
     },
     beforeCommit,
     // only a forward run turns a signal into a rollback (see RunSession.lock): downs run to the end
-    { signal: step === 'apply' ? session.setup.signal : undefined },
+    { signal: step === 'apply' ? session.setup.signal : undefined, mayChange: () => session.assertLocked() },
   );
 }
