@@ -10,16 +10,27 @@ export const journalDir = (backupsDir: string): string => join(backupsDir, 'jour
 export const journalFile = (backupsDir: string, runId: string): string => join(journalDir(backupsDir), `${runId}.jsonl`);
 
 /**
+ * How long a line that need not be synced at once waits for the lines after
+ * it: one fdatasync then makes them all durable (a revision writes two, and
+ * each fdatasync is a trip through the thread pool), where one per line cost
+ * as many as the lines.
+ */
+const BACKGROUND_SYNC_DELAY_MS = 20;
+
+/**
  * The durable journal: one JSON line per record, written before the run moves
  * on. A line that `belay recover` needs before the run goes on is appended
  * with `sync` and fdatasynced before append returns; any other line is written
  * (a SIGKILL cannot lose it) and made durable by a fdatasync started in the
- * background, and at the latest by the next synced line or close. It lives
- * beside the backups so that it survives a restore of the database.
+ * background at most BACKGROUND_SYNC_DELAY_MS later, or by the next synced
+ * line or close if sooner. It lives beside the backups so that it survives a
+ * restore of the database.
  */
 export class FileJournal {
   /** The background fdatasync in flight, if any. */
   private syncing: Promise<void> | undefined;
+  /** The background fdatasync to come, if any. */
+  private waiting: NodeJS.Timeout | undefined;
   /** Lines were written since the last fdatasync started. */
   private dirty = false;
   /**
@@ -59,7 +70,7 @@ export class FileJournal {
     }
     this.dirty = true;
     if (sync) await this.sync();
-    else this.syncing ??= this.syncInBackground();
+    else this.syncSoon();
   }
 
   /** Append a line and make the file durable before returning, without a turn of the event loop: for a process about to exit. */
@@ -67,10 +78,15 @@ export class FileJournal {
     if (this.writeFailure) throw this.writeFailure;
     appendFileSync(this.handle.fd, `${JSON.stringify(line)}\n`);
     fdatasyncSync(this.handle.fd);
+    clearTimeout(this.waiting);
+    this.waiting = undefined;
+    this.dirty = false;
   }
 
   /** Every line written so far is on disk when this returns (unless writing failed: see `failure`). */
   async sync(): Promise<void> {
+    clearTimeout(this.waiting);
+    this.waiting = undefined;
     await this.syncing;
     if (this.writeFailure || !this.dirty) return;
     this.dirty = false;
@@ -81,17 +97,24 @@ export class FileJournal {
     }
   }
 
+  private syncSoon(): void {
+    this.waiting ??= setTimeout(() => {
+      this.waiting = undefined;
+      if (this.dirty) this.syncing ??= this.syncInBackground();
+    }, BACKGROUND_SYNC_DELAY_MS);
+  }
+
   private async syncInBackground(): Promise<void> {
     try {
-      while (this.dirty && !this.writeFailure) {
-        this.dirty = false;
-        await this.handle.datasync();
-      }
+      this.dirty = false;
+      await this.handle.datasync();
     } catch (error) {
       this.failed(error);
     } finally {
       this.syncing = undefined;
     }
+    // lines written while it ran: the next one
+    if (this.dirty && !this.writeFailure) this.syncSoon();
   }
 
   async close(): Promise<void> {
