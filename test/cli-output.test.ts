@@ -153,7 +153,7 @@ describe('what a run result says of its revisions', () => {
 });
 
 describe('--log-level', () => {
-  it('says a failure once at every level, and silent prints no progress: only the result, its next: and the target line', async () => {
+  it('says a failure once at every level, and silent prints no progress: only the target first, then the result, its next: and the target line', async () => {
     const db = await freshDatabase();
     const project = await makeProject({
       ...GOOD_REVISIONS,
@@ -172,14 +172,17 @@ describe('--log-level', () => {
       const out = lines(drift.stderr);
       expect(out.at(-2), said).toMatch(/^ {2}next: An applied revision must not be edited/);
       expect(out.at(-1), said).toMatch(/^target belay_app@/);
-      if (level === 'silent') expect(out[0], said).toBe(`belay: ${refusal}`);
+      // the first line names the target at every level (the contract's first and last lines), after a log line's warning of the URL's password
+      const first = out.findIndex((line) => !line.startsWith('{'));
+      expect(out[first], said).toMatch(/^belay migrate up on belay_app@/);
+      if (level === 'silent') expect(out.slice(0, 2), said).toEqual([expect.stringMatching(/^belay migrate up on belay_app@/), `belay: ${refusal}`]);
     }
     expect((await db.query('SELECT name FROM belay.migrations ORDER BY name')).map((row) => row.name)).toEqual(['0001_accounts', '0002_profiles']);
     await writeFile(join(project.migrations, '0001_accounts.up.sql'), GOOD_REVISIONS['0001_accounts.up.sql']!);
-    // a rejected change: its result on stdout, nothing on stderr
+    // a rejected change: its result on stdout, only the target's first line on stderr
     const rejected = await run('--log-level', 'silent', 'migrate', 'up');
     expect(rejected.code, rejected.stderr).toBe(10);
-    expect(rejected.stderr).toBe('');
+    expect(lines(rejected.stderr)).toEqual([expect.stringMatching(/^belay migrate up on belay_app@/)]);
     expect(rejected.stdout).toMatch(/^migrate-up: change rejected \(0004_bad up failed at 0004_bad\.up\.sql:1: no good/);
     expect(lines(rejected.stdout).at(-2)).toMatch(/^ {2}next: Fix what was rejected/);
     expect((await db.query('SELECT name FROM belay.migrations ORDER BY name')).map((row) => row.name)).toEqual(['0001_accounts', '0002_profiles']);

@@ -68,7 +68,8 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     onEvent: progress.listener,
     onTarget: (resolved) => {
       target = resolved;
-      if (kind.changing && level === 'all') writeErr(`${firstLine(name, resolved)}\n`);
+      // at every log level: the contract has every changing command name its target in its first line
+      if (kind.changing) writeErr(`${firstLine(name, resolved)}\n`);
     },
     onSecrets: (resolved) => {
       secrets.push(...resolved);
