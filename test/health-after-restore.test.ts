@@ -103,4 +103,30 @@ describe('health after a restore', () => {
     expect(await history(project, db.url, result.runId)).toMatch(/end\s+health after-restore ok/);
     expect(run.stderr).toMatch(/· health after-restore/);
   });
+
+  it('belay restore: health runs on the database it put back; a snapshot older than what the checks need ends 12 naming them (it ended 0, "done and healthy", unchecked), one that passes ends 0', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...T_WITH_100, '0002_u.up.sql': 'CREATE TABLE u (id int);', '0002_u.down.sql': 'DROP TABLE u;' });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001_t'], { cwd: project.dir })).code).toBe(0);
+    const old = (jsonResult(await belay([...args, '--json', 'backup'], { cwd: project.dir })) as { snapshot: { id: string } }).snapshot.id;
+    expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
+    // the application now needs table u, which the older snapshot does not have
+    await writeFile(join(project.dir, 'belay.config.json'), JSON.stringify({ health: { sql: [HAS_100, { name: 'u-exists', query: "select 1 where to_regclass('u') is not null", expect: 'some-rows' }], timeoutSeconds: 1, intervalSeconds: 1 } }));
+    const run = await belay([...args, '--json', '--yes', 'restore', old], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(12);
+    const result = jsonResult<Result>(run);
+    expect(result).toMatchObject({ outcome: 'manual-action-needed', unhealthy: ['u-exists'], restore: { ok: true } });
+    expect(result.message).toMatch(/; but health checks still fail on the restored database: u-exists$/);
+    expect(await db.query("SELECT to_regclass('u') IS NULL AS gone, (SELECT count(*)::int FROM t) AS n")).toEqual([{ gone: true, n: 100 }]);
+    expect(stepEnds(await journalOf(project, result.runId)).slice(-2)).toEqual([expect.stringMatching(/^restore \S+ ok$/), 'health after-restore failed']);
+
+    const now = (jsonResult(await belay([...args, '--json', 'backup'], { cwd: project.dir })) as { snapshot: { id: string } }).snapshot.id;
+    await writeFile(join(project.dir, 'belay.config.json'), JSON.stringify({ health: { sql: [HAS_100], timeoutSeconds: 1, intervalSeconds: 1 } }));
+    const healthy = await belay([...args, '--json', '--yes', 'restore', now], { cwd: project.dir });
+    expect(healthy.code, healthy.stdout + healthy.stderr).toBe(0);
+    const done = jsonResult<Result>(healthy);
+    expect(done).toMatchObject({ outcome: 'ok', unhealthy: [] });
+    expect(stepEnds(await journalOf(project, done.runId)).slice(-1)).toEqual(['health after-restore ok']);
+  });
 });

@@ -387,10 +387,9 @@ export async function restoreThenVerify(recovery: Recovery, why: string, failure
     : report.quarantineSnapshot
       ? `The damaged state is kept as snapshot ${report.quarantineSnapshot}; \`belay backups prune\` removes it with the other old snapshots.`
       : undefined;
-  // what failed before the restore says nothing of the database it put back: the checks run again on it
-  // (a restore asked for puts back a state of the operator's choosing, judged by `belay verify`)
-  const health =
-    recovery.goal === 'restore' || reconnectFailed ? undefined : await runHealthStep(session, 'after-restore', recovery.healthTimeoutSeconds, recovery.tolerated, recovery.structure);
+  // what failed before the restore says nothing of the database it put back: the checks run again on it, on a
+  // restore asked for too (exit 0 is "done and healthy": a snapshot older than what the application needs is told)
+  const health = reconnectFailed ? undefined : await runHealthStep(session, 'after-restore', recovery.healthTimeoutSeconds, recovery.tolerated, recovery.structure);
   const stillFailing = health?.results.filter((r) => !r.ok).map((r) => r.name) ?? [];
   if (health && !health.healthy) {
     return finish({
