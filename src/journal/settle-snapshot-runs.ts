@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import { DatabaseJournal } from './db-journal.js';
 import { belaySchemaExists } from '../db/belay-schema.js';
-import { FileJournal, journalFile, readJournalFile, unfinishedJournals, type JournalLine } from './file-journal.js';
+import { FileJournal, journalFile, readJournalFile, settledOutcome, unfinishedJournals, type JournalLine } from './file-journal.js';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
 import { findUnfinishedRuns, markInSnapshot, readRun } from './run-store.js';
 import { openRestore, stepsOfFile } from '../runner/result/run-record.js';
@@ -19,6 +19,32 @@ export async function settleRunsCaughtBySnapshot(client: ClientBase, backupsDir:
       await markInSnapshot(client, id, `running when snapshot ${snapshotId} was taken; its outcome is not in this copy (no journal file for it here)`);
     }
   }
+}
+
+/** A run whose record said running though its journal file holds its outcome, and the copies of the database its restore named. */
+export interface EndedRun {
+  runId: string;
+  outcome: RunOutcome;
+  restoreCopies: string[];
+}
+
+/**
+ * Runs marked running whose journal file holds the outcome they printed, one
+ * that leaves nothing to do (`settledOutcome`): the server stopped before it
+ * reached the database. Their record is written in
+ * from the file, as the run would have written it; nothing is done again.
+ * Call under the lock: no such run is alive. But `except` (the caller's own).
+ */
+export async function recordEndedRuns(client: ClientBase, backupsDir: string, except: string): Promise<EndedRun[]> {
+  const ended: EndedRun[] = [];
+  for (const { runId } of await findUnfinishedRuns(client, except)) {
+    const lines = await readJournalFile(journalFile(backupsDir, runId)).catch((): JournalLine[] => []);
+    const outcome = settledOutcome(lines);
+    if (!outcome || !(await writeRunFromFile(client, backupsDir, runId, true))) continue;
+    const restoreCopies = stepsOfFile(lines).flatMap((step) => (typeof step.detail?.restoreCopy === 'string' ? [step.detail.restoreCopy] : []));
+    ended.push({ runId, outcome, restoreCopies });
+  }
+  return ended;
 }
 
 /**

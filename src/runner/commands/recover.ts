@@ -16,7 +16,7 @@ import { SCOPE_COPIES } from '../../scope/scope-copies.js';
 import { dropLeftMarked } from '../../db/marked-databases.js';
 import { REHEARSAL_DATABASES } from '../../rehearse/throwaway.js';
 import { quoteIdent } from '../../db/ident.js';
-import { findStrayRuns, recordReplacingRestores } from '../../journal/settle-snapshot-runs.js';
+import { findStrayRuns, recordEndedRuns, recordReplacingRestores } from '../../journal/settle-snapshot-runs.js';
 import { removeOrphanedWorkDirs } from '../../temp-dirs.js';
 
 async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest | null> {
@@ -56,7 +56,9 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     ].join('; ');
     // a restore killed once the snapshot was in place: the database's record of it went with what it held
     await recordReplacingRestores(session.control.client, setup.config.backupsDir, setup.target.database, session.runId, session.runId);
-    const { run, others } = await findUnsettled(session.control.client, session.runId);
+    // a run whose journal file holds its outcome ended, though the server stopped before its row said so: brought in line, never done again
+    const endedRuns = await recordEndedRuns(session.control.client, setup.config.backupsDir, session.runId);
+    const { run, others } = await findUnsettled(session.control.client, setup.config.backupsDir, session.runId);
     // before reading where the database stands: nothing of those runs may still change it
     const lingering = run ? await endSessionsOf(session.control.client, [run, ...others].map((r) => r.runId)) : { ended: [], waitedFor: [] };
     const state = await readDatabaseState(session.work.client, revisions);
@@ -72,6 +74,13 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     if (reopened.length > 0) {
       await setup.events.emit({ type: 'note', step: 'lock', message: `turned connections to ${reopened.join(', ')} back on: a swap restore that did not finish had turned them off`, detail: { reopened } });
     }
+    const endedWords: string[] = [];
+    for (const { runId, outcome, restoreCopies } of endedRuns) {
+      const copies = await dropLeftoverCopies(setup, restoreCopies);
+      const words = `run ${runId} had ended ${outcome.status} (exit ${outcome.exitCode}), as its journal file says; its record in ${setup.target.database} said running, and now says so too${copies.length > 0 ? `; dropped the copy it left: ${copies.join(', ')}` : ''}`;
+      endedWords.push(words);
+      await setup.events.emit({ type: 'note', step: 'lock', message: words, detail: { recorded: runId, status: outcome.status, exitCode: outcome.exitCode, dropped: copies } });
+    }
     if (workDirs.length > 0) {
       await setup.events.emit({ type: 'note', step: 'lock', message: `removed the work folder${workDirs.length === 1 ? '' : 's'} killed runs left in the temp dir: ${workDirs.join(', ')}`, detail: { removedWorkDirs: workDirs } });
     }
@@ -84,7 +93,7 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
         unrecorded.length === 0
           ? 'no interrupted run: nothing to recover'
           : `${unrecorded.length === 1 ? `run ${unrecorded[0]} ended before it changed anything` : `runs ${unrecorded.join(', ')} ended before they changed anything`}: recorded as interrupted`;
-      const result = await finishRun(session, { outcome: 'ok', message: `${what}${droppedNote ? `; ${droppedNote}` : ''}` });
+      const result = await finishRun(session, { outcome: 'ok', message: [what, ...endedWords, ...(droppedNote ? [droppedNote] : [])].join('; ') });
       await settleRuns(session, [], result.outcome);
       return result;
     }
