@@ -201,3 +201,37 @@ describe('a swap restore that cannot move the database aside', () => {
     expect(history.stdout).toContain(failed);
   }, 120_000);
 });
+
+describe('a swap restore whose admin session is ended', () => {
+  const endAdmin = (): Promise<unknown[]> => adminQuery('postgres', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'belay restore admin%'");
+
+  it.each([
+    ['the application role', false],
+    ['a superuser (restoring owners: no admin statement before the swap but those after the verify)', true],
+  ])('while pg_restore loads the copy, as %s: exit 4, the database not touched, the copy dropped from a new session (the copy left; as a superuser ended 12, "may be partly restored")', async (_who, superuser) => {
+    const snapshot = await bigSnapshot();
+    const { db, project, id } = snapshot;
+    const c = cluster();
+    const args = superuser ? baseArgs(project, `postgresql://${c.superuser}@/${db.name}?host=${encodeURIComponent(c.socketDir)}&port=${c.port}`) : snapshot.args;
+    const before = new Set(await readdir(join(project.backups, 'journal')).catch(() => []));
+    const running = startBelay([...args, '--json', 'restore', id, '--yes'], { cwd: project.dir });
+    let exited = false;
+    void running.done.then(() => (exited = true));
+    await pollUntil(async () => {
+      if (exited) throw new Error(`belay ended before pg_restore loaded the table: ${(await running.done).stderr}`);
+      return (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE starts_with(datname, $1) AND query ~ '^COPY public\\.big '", [`${db.name}_belay_restore_`])).length > 0;
+    }, 'pg_restore loading big into the copy');
+    expect(await endAdmin()).toHaveLength(1);
+    const run = await running.done;
+    const journal = await freshJournal(project.backups, before);
+    const envelope = JSON.parse(run.stdout) as { exitCode: number; outcome: string; message: string; next: string };
+    expect(run.code, run.stderr).toBe(4);
+    expect(envelope).toMatchObject({ exitCode: 4, outcome: 'refused' });
+    expect(envelope.message).toContain(`restoring ${id} failed; ${db.name} was not touched: `);
+    expect(envelope.message).not.toContain('partly restored');
+    expect(envelope.next).toContain(`belay restore ${id}`);
+    expect(await rows(db)).toBe(299000);
+    expect(await copiesOf(db)).toEqual([]);
+    expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 4 });
+  }, 120_000);
+});

@@ -31,6 +31,7 @@ import { watchLockWaits } from '../../db/lock-watchdog.js';
 import { noteRestore, settleRunsCaughtBySnapshot } from '../../journal/settle-snapshot-runs.js';
 import { openRestore, stepsOfFile } from '../result/run-record.js';
 import { openSession, type Session } from '../../db/session.js';
+import { isConnectionLost } from '../../db/connection-lost.js';
 import { runSuffix, runSuffixOf } from '../session/run-lock.js';
 import { BelayError, errorMessage, usageError } from '../../errors.js';
 import { errnoCode, writeFix } from '../../unreadable.js';
@@ -639,7 +640,20 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
   const { setup, manifest } = request;
   const target = setup.target.database;
   if (manifest.scope) return await restoreTouchedTables(request);
-  const { admin, noSwap } = await openAdmin(setup, request.runId);
+  const opened = await openAdmin(setup, request.runId);
+  const { noSwap } = opened;
+  let admin = opened.admin;
+  /** `step` on the admin session, or where the server ended it (pg_terminate_backend), once more on a new one: what the swap began is undone from it. */
+  const onAdmin = async <T>(step: (client: ClientBase) => Promise<T>): Promise<T> => {
+    try {
+      return await step(admin.client);
+    } catch (error) {
+      if (!isConnectionLost(error)) throw error;
+      await admin.close();
+      admin = (await openAdmin(setup, request.runId)).admin;
+      return await step(admin.client);
+    }
+  };
   try {
     const serverMajor = Math.floor(admin.serverVersionNum / 10000);
     const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor });
@@ -690,6 +704,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     const owners = await restoresOwners(admin.client);
     let replaced = noneReplaced;
     let verification: Verification;
+    let owner: string | undefined;
     try {
       await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, owners, signal: setup.signal, onProgress, checking });
       verification = await verifyRestored(request, withDatabase(setup.target, restoring));
@@ -697,18 +712,25 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       // not before: pg_restore and the verification would run under them (default_transaction_read_only, a statement_timeout)
       await setDatabaseSettings(admin.client, restoring, settings);
       if (!owners) replaced = await ownersReplaced(admin.client, contents, await othersExtensions(setup, contents));
+      owner = await databaseOwner(admin.client, target);
+      if (properties.connectionLimit !== -1) await setConnectionLimit(admin.client, restoring, properties.connectionLimit);
     } catch (error) {
-      await dropDatabase(admin.client, restoring).catch(() => {});
-      if (interrupted()) return { strategy, quarantine: null, quarantineSnapshot: null, ...stoppedUntouched(request, strategy) };
+      // from a new session when the admin one was ended: a copy left behind is named, with how to drop it
+      const dropped = await onAdmin((client) => dropDatabase(client, restoring)).then(() => true, () => false);
+      const left = dropped ? [] : [`drop the copy it was restoring into: DROP DATABASE ${quoteIdent(restoring)};`];
+      const leftWords = dropped ? '' : `; the copy ${restoring} it was restoring into could not be dropped`;
+      if (interrupted()) {
+        const stopped = stoppedUntouched(request, strategy);
+        return { strategy, quarantine: null, quarantineSnapshot: null, ...stopped, message: `${stopped.message}${leftWords}`, manualSteps: [...left, ...stopped.manualSteps] };
+      }
       // the snapshot, or the restore's own session (ended by someone, a full disk): the verify tells which
-      return notTouched(`restoring ${manifest.id} failed; ${target} was not touched: ${errorMessage(error)}`, [
+      return notTouched(`restoring ${manifest.id} failed; ${target} was not touched${leftWords}: ${errorMessage(error)}`, [
+        ...left,
         `belay backups verify ${manifest.id}`,
         `if it is sound, fix what the message says and restore it again: belay restore ${manifest.id}`,
         `if not, restore another: belay restore <another snapshot id> (list them: belay backups list)`,
       ]);
     }
-    const owner = await databaseOwner(admin.client, target);
-    if (properties.connectionLimit !== -1) await setConnectionLimit(admin.client, restoring, properties.connectionLimit);
     const quarantine = derivedName(target, `quarantine_${stamp()}`);
     // a kill from here to the end of the swap leaves the one it is done to refusing every session: recover turns them back on
     await request.progress(`turning connections to ${target} off to rename it ${quarantine} and ${restoring} into its place`, { connectionsOff: [target, quarantine] });
@@ -718,8 +740,8 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       await terminateSessions(admin.client, target);
       await renameDatabase(admin.client, target, quarantine);
     } catch (error) {
-      const reopened = await setAllowConnections(admin.client, target, true).then(() => true, () => false);
-      const dropped = await dropDatabase(admin.client, restoring).then(() => true, () => false);
+      const reopened = await onAdmin((client) => setAllowConnections(client, target, true)).then(() => true, () => false);
+      const dropped = await onAdmin((client) => dropDatabase(client, restoring)).then(() => true, () => false);
       const why = `could not move ${target} aside (${errorMessage(error)})`;
       if (reopened && dropped) {
         return notTouched(`${why}; it is unchanged and the restored copy was dropped`, [
