@@ -152,13 +152,18 @@ export function settledOutcome(lines: JournalLine[]): RunOutcome | undefined {
   return outcome && outcome.exitCode !== EXIT.manual ? outcome : undefined;
 }
 
-/** The journals of `database`'s runs whose file has no outcome (running, or stopped before it), oldest first. */
-export async function unfinishedJournals(backupsDir: string, database: string): Promise<Array<{ header: RunHeader; lines: JournalLine[] }>> {
+/** The journals of `database`'s runs, oldest first. */
+export async function journalsOf(backupsDir: string, database: string): Promise<Array<{ header: RunHeader; lines: JournalLine[] }>> {
   const found: Array<{ header: RunHeader; lines: JournalLine[] }> = [];
   for (const file of await listJournalFiles(backupsDir)) {
     const lines = await readJournalFile(file).catch((): JournalLine[] => []);
     const header = lines.find((line) => line.type === 'run') as ({ type: 'run' } & RunHeader) | undefined;
-    if (header?.database === database && !lines.some((line) => line.type === 'outcome')) found.push({ header, lines });
+    if (header?.database === database) found.push({ header, lines });
   }
   return found;
+}
+
+/** The journals of `database`'s runs whose file has no outcome (running, or stopped before it), oldest first. */
+export async function unfinishedJournals(backupsDir: string, database: string): Promise<Array<{ header: RunHeader; lines: JournalLine[] }>> {
+  return (await journalsOf(backupsDir, database)).filter(({ lines }) => !lines.some((line) => line.type === 'outcome'));
 }

@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import { DatabaseJournal } from './db-journal.js';
 import { belaySchemaExists } from '../db/belay-schema.js';
-import { FileJournal, journalFile, readJournalFile, settledOutcome, unfinishedJournals, type JournalLine } from './file-journal.js';
+import { FileJournal, journalFile, journalsOf, readJournalFile, settledOutcome, unfinishedJournals, type JournalLine } from './file-journal.js';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
 import { findUnfinishedRuns, markInSnapshot, readRun } from './run-store.js';
 import { openRestore, stepsOfFile } from '../runner/result/run-record.js';
@@ -65,6 +65,11 @@ async function writeRunFromFile(client: ClientBase, backupsDir: string, runId: s
   return true;
 }
 
+/** A run that ended, its record written into this database from its journal file (one a swap it began took the place of lacks it). */
+export async function recordEndedRun(client: ClientBase, backupsDir: string, runId: string): Promise<void> {
+  await writeRunFromFile(client, backupsDir, runId, true);
+}
+
 /**
  * Runs of this database whose journal file has no outcome and which the
  * database has no record of: killed before they wrote to it (a run writes
@@ -115,8 +120,12 @@ export async function noteRestore(backupsDir: string, runId: string, steps: read
  */
 export async function recordReplacingRestores(client: ClientBase, backupsDir: string, database: string, except: string, noticedBy: string): Promise<string[]> {
   if (!(await belaySchemaExists(client))) return [];
+  // only the newest run that began a restore can have put what the database holds in place: an older one's open restore
+  // is one a later run went past (a recover restored again), its record lost with the database that run replaced
+  const newest = (await journalsOf(backupsDir, database)).findLast(({ lines }) => stepsOfFile(lines).some((step) => step.step === 'restore' && step.event === 'start'));
   const recorded: string[] = [];
   for (const { header, lines } of await findStrayRuns(client, backupsDir, database, except)) {
+    if (header.runId !== newest?.header.runId) continue;
     const steps = stepsOfFile(lines);
     const restore = openRestore(steps, []);
     if (!restore) continue;
