@@ -31,9 +31,9 @@ export interface EndedRun {
 /**
  * Runs marked running whose journal file holds the outcome they printed, one
  * that leaves nothing to do (`settledOutcome`): the server stopped before it
- * reached the database. Their record is written in
- * from the file, as the run would have written it; nothing is done again.
- * Call under the lock: no such run is alive. But `except` (the caller's own).
+ * reached the database. Their record is written in from the file, as the run
+ * would have written it; nothing is done again. Call under the lock: no such
+ * run is alive. But `except` (the caller's own).
  */
 export async function recordEndedRuns(client: ClientBase, backupsDir: string, except: string): Promise<EndedRun[]> {
   const ended: EndedRun[] = [];

@@ -65,10 +65,11 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     const lingering = run ? await endSessionsOf(session.control.client, [run, ...others].map((r) => r.runId)) : { ended: [], waitedFor: [] };
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, run?.fromRevision ?? state.current);
-    const swappedWords = swapped
-      ? `renamed ${swapped.copy} to ${setup.target.database}: ${swapStopped(swapped)} between the renames of its swap restore, after verifying that copy and renaming the damaged database ${swapped.quarantine}`
-      : undefined;
-    if (swapped && swappedWords) await setup.events.emit({ type: 'note', step: 'lock', message: swappedWords, detail: { renamed: swapped.copy, quarantine: swapped.quarantine } });
+    const swappedNote = swapped && {
+      message: `renamed ${swapped.copy} to ${setup.target.database}: ${swapStopped(swapped)} between the renames of its swap restore, after verifying that copy and renaming the damaged database ${swapped.quarantine}`,
+      detail: { renamed: swapped.copy, quarantine: swapped.quarantine },
+    };
+    if (swappedNote) await setup.events.emit({ type: 'note', step: 'lock', ...swappedNote });
     const reopenedWords = `turned connections to ${reopened.join(', ')} back on: a swap restore that did not finish had turned them off`;
     if (reopened.length > 0) await setup.events.emit({ type: 'note', step: 'lock', message: reopenedWords, detail: { reopened } });
     const endedWords: string[] = [];
@@ -90,7 +91,7 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
         unrecorded.length === 0
           ? 'no interrupted run: nothing to recover'
           : `${unrecorded.length === 1 ? `run ${unrecorded[0]} ended before it changed anything` : `runs ${unrecorded.join(', ')} ended before they changed anything`}: recorded as interrupted`;
-      const result = await finishRun(session, { outcome: 'ok', message: [what, ...(swappedWords ? [swappedWords] : []), ...(reopened.length > 0 ? [reopenedWords] : []), ...endedWords, ...(droppedNote ? [droppedNote] : [])].join('; ') });
+      const result = await finishRun(session, { outcome: 'ok', message: [what, ...(swappedNote ? [swappedNote.message] : []), ...(reopened.length > 0 ? [reopenedWords] : []), ...endedWords, ...(droppedNote ? [droppedNote] : [])].join('; ') });
       await settleRuns(session, [], result.outcome);
       return result;
     }
