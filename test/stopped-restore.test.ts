@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { quoteIdent } from '../src/db/ident.js';
 import { belay, jsonResult, startBelay, type CliRun } from './support/cli.js';
 import { freshJournal, pollUntil } from './support/kill.js';
 import { adminQuery, cluster, freshDatabase, type TestDatabase } from './support/pg.js';
@@ -38,6 +39,9 @@ async function interruptRestore(db: TestDatabase, project: TestProject, words: s
   const run = await running.done;
   return { run, journal: await freshJournal(project.backups, before) };
 }
+
+const noteOf = (journal: Array<Record<string, unknown>>, key: string): unknown =>
+  journal.map((l) => (l.detail as Record<string, unknown> | undefined)?.[key]).find((value) => value !== undefined);
 
 const copiesOf = async (db: TestDatabase): Promise<unknown[]> => adminQuery('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`${db.name}_belay_restore_`]);
 
@@ -200,4 +204,146 @@ describe('a swap restore that cannot move the database aside', () => {
     expect(history.code, history.stderr).toBe(0);
     expect(history.stdout).toContain(failed);
   }, 120_000);
+});
+
+describe('a swap restore whose admin session is ended', () => {
+  const endAdmin = (): Promise<unknown[]> => adminQuery('postgres', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'belay restore admin%'");
+
+  it.each([
+    ['the application role', false],
+    ['a superuser (restoring owners: no admin statement before the swap but those after the verify)', true],
+  ])('while pg_restore loads the copy, as %s: exit 4, the database not touched, the copy dropped from a new session (the copy left; as a superuser ended 12, "may be partly restored")', async (_who, superuser) => {
+    const snapshot = await bigSnapshot();
+    const { db, project, id } = snapshot;
+    const c = cluster();
+    const args = superuser ? baseArgs(project, `postgresql://${c.superuser}@/${db.name}?host=${encodeURIComponent(c.socketDir)}&port=${c.port}`) : snapshot.args;
+    const before = new Set(await readdir(join(project.backups, 'journal')).catch(() => []));
+    const running = startBelay([...args, '--json', 'restore', id, '--yes'], { cwd: project.dir });
+    let exited = false;
+    void running.done.then(() => (exited = true));
+    await pollUntil(async () => {
+      if (exited) throw new Error(`belay ended before pg_restore loaded the table: ${(await running.done).stderr}`);
+      return (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE starts_with(datname, $1) AND query ~ '^COPY public\\.big '", [`${db.name}_belay_restore_`])).length > 0;
+    }, 'pg_restore loading big into the copy');
+    expect(await endAdmin()).toHaveLength(1);
+    const run = await running.done;
+    const journal = await freshJournal(project.backups, before);
+    const envelope = JSON.parse(run.stdout) as { exitCode: number; outcome: string; message: string; next: string };
+    expect(run.code, run.stderr).toBe(4);
+    expect(envelope).toMatchObject({ exitCode: 4, outcome: 'refused' });
+    expect(envelope.message).toContain(`restoring ${id} failed; ${db.name} was not touched: `);
+    expect(envelope.message).not.toContain('partly restored');
+    expect(envelope.next).toContain(`belay restore ${id}`);
+    expect(await rows(db)).toBe(299000);
+    expect(await copiesOf(db)).toEqual([]);
+    expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 4 });
+  }, 120_000);
+
+  /**
+   * Run a swap restore of `id` and end its admin session `times` times while
+   * it renames its verified copy into place, the target already renamed
+   * aside: a session holds a lock on the copy (as COMMENT ON DATABASE takes
+   * it) from when the copy is made, so that each rename waits. Answers the
+   * run, its journal, and the copy and quarantine it journaled.
+   */
+  async function endAdminAtRename(project: TestProject, args: string[], db: TestDatabase, id: string, times: number): Promise<{ run: CliRun; journal: Array<Record<string, unknown>>; copy: string }> {
+    const before = new Set(await readdir(join(project.backups, 'journal')).catch(() => []));
+    const running = startBelay([...args, '--json', 'restore', id, '--yes'], { cwd: project.dir });
+    let exited = false;
+    void running.done.then(() => (exited = true));
+    const c = cluster();
+    const holder = new pg.Client({ host: c.socketDir, port: c.port, user: c.superuser, database: 'postgres' });
+    await holder.connect();
+    let copy = '';
+    try {
+      await pollUntil(async () => {
+        if (exited) throw new Error(`belay ended before it made its copy: ${(await running.done).stderr}`);
+        copy = String((await freshJournal(project.backups, before)).map((l) => (l.detail as Record<string, unknown> | undefined)?.restoreCopy).find((name) => name !== undefined) ?? '');
+        return copy !== '' && (await adminQuery('postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [copy])).length > 0;
+      }, 'the copy made');
+      await holder.query('BEGIN');
+      await holder.query(`COMMENT ON DATABASE ${quoteIdent(copy)} IS 'hold'`);
+      const ended = new Set<number>();
+      for (let i = 0; i < times; i++) {
+        let pid: number | undefined;
+        await pollUntil(async () => {
+          if (exited) throw new Error(`belay ended before its rename: ${(await running.done).stderr}`);
+          const waiting = await adminQuery<{ pid: number }>(
+            'postgres',
+            "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'belay restore admin%' AND wait_event_type = 'Lock' AND strpos(query, $1) > 0 AND NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = $2)",
+            [`ALTER DATABASE ${quoteIdent(copy)} RENAME TO`, db.name],
+          );
+          pid = waiting.find((row) => !ended.has(row.pid))?.pid;
+          return pid !== undefined;
+        }, 'the rename into place waiting');
+        ended.add(pid!);
+        await adminQuery('postgres', 'SELECT pg_terminate_backend($1)', [pid]);
+      }
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      await holder.end();
+    }
+    const run = await running.done;
+    return { run, journal: await freshJournal(project.backups, before), copy };
+  }
+
+  const databasesOf = async (db: TestDatabase): Promise<Array<{ datname: string; datallowconn: boolean }>> =>
+    adminQuery('postgres', 'SELECT datname, datallowconn FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname', [db.name]);
+
+  it('at the rename into place, the target renamed aside: it renames the copy in from a new session, exit 0, the quarantine open (ended 12, "the database stopped answering")', async () => {
+    const { db, project, args, id } = await bigSnapshot();
+    const { run, journal } = await endAdminAtRename(project, args, db, id, 1);
+    expect(run.code, run.stderr).toBe(0);
+    const quarantine = String((noteOf(journal, 'connectionsOff') as string[])[1]);
+    expect(JSON.parse(run.stdout)).toMatchObject({ exitCode: 0, outcome: 'ok' });
+    expect(await rows(db)).toBe(300000);
+    expect(await databasesOf(db)).toEqual([
+      { datname: db.name, datallowconn: true },
+      { datname: quarantine, datallowconn: true },
+    ]);
+    expect(journal.find((l) => l.type === 'outcome')).toMatchObject({ exitCode: 0 });
+  }, 120_000);
+
+  it('at the rename into place, ended on the new session too: exit 12 naming the renames; recover renames the verified copy in, turns the quarantine back on and records the run (exit 2 "does not exist", then naming an older run\'s databases)', async () => {
+    const { db, project, args, id } = await bigSnapshot();
+    // an older swap killed during its pg_restore and settled by recover, its journal file without an outcome
+    const killed = startBelay([...args, 'restore', id, '--yes'], { cwd: project.dir });
+    await pollUntil(async () => (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE starts_with(datname, $1) AND query ~ '^COPY public\\.big '", [`${db.name}_belay_restore_`])).length > 0, 'pg_restore loading big');
+    killed.child.kill('SIGKILL');
+    await killed.done;
+    await pollUntil(async () => (await adminQuery('postgres', 'SELECT 1 FROM pg_stat_activity WHERE starts_with(datname, $1)', [`${db.name}_belay_restore_`])).length === 0, "the killed run's pg_restore gone");
+    const settled = await belay([...args, 'recover'], { cwd: project.dir });
+    expect(settled.code, settled.stderr).toBe(11);
+    await db.query('DELETE FROM big WHERE id <= 1000');
+    // the quarantine that recover's own swap left
+    const older = new Set((await databasesOf(db)).map((d) => d.datname).filter((name) => name !== db.name));
+    const left = async (): Promise<Array<{ datname: string; datallowconn: boolean }>> => (await databasesOf(db)).filter((d) => !older.has(d.datname));
+
+    const { run, journal, copy } = await endAdminAtRename(project, args, db, id, 2);
+    const quarantine = String((noteOf(journal, 'connectionsOff') as string[])[1]);
+    expect(run.code, run.stderr).toBe(12);
+    expect(JSON.parse(run.stdout).message).toContain(`${db.name} was moved aside to ${quarantine}, but the restored copy ${copy} could not take its name`);
+    expect(await left()).toEqual([
+      { datname: copy, datallowconn: true },
+      { datname: quarantine, datallowconn: false },
+    ]);
+    const runId = String(journal.find((l) => l.type === 'run')?.runId);
+
+    const recover = await belay([...args, 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stderr).toBe(0);
+    expect(recover.stdout).toContain(`renamed ${copy} to ${db.name}: run ${runId} ended 12 between the renames of its swap restore, after verifying that copy and renaming the damaged database ${quarantine}`);
+    expect(recover.stdout).toContain(`turned connections to ${quarantine} back on`);
+    expect(await rows(db)).toBe(300000);
+    expect(await left()).toEqual([
+      { datname: db.name, datallowconn: true },
+      { datname: quarantine, datallowconn: true },
+    ]);
+    expect(await db.query('SELECT status, exit_code FROM belay.runs WHERE id = $1', [runId])).toEqual([{ status: 'manual-action-needed', exit_code: 12 }]);
+    const status = await belay([...args, 'status'], { cwd: project.dir });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).not.toContain('INTERRUPTED');
+    const again = await belay([...args, 'recover'], { cwd: project.dir });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('no interrupted run: nothing to recover');
+  }, 180_000);
 });

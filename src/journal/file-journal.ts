@@ -1,9 +1,9 @@
 import { appendFileSync, fdatasyncSync } from 'node:fs';
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { preflightError, type BelayError } from '../errors.js';
+import { EXIT, preflightError, type BelayError } from '../errors.js';
 import { errnoCode, writeFix, writeProblem } from '../unreadable.js';
-import type { JournalRecord, RunHeader } from './record.js';
+import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
 import { makeDir } from '../make-dir.js';
 
 export const journalDir = (backupsDir: string): string => join(backupsDir, 'journal');
@@ -164,13 +164,29 @@ export async function listJournalFiles(backupsDir: string): Promise<string[]> {
   }
 }
 
-/** The journals of `database`'s runs whose file has no outcome (running, or stopped before it), oldest first. */
-export async function unfinishedJournals(backupsDir: string, database: string): Promise<Array<{ header: RunHeader; lines: JournalLine[] }>> {
+/**
+ * The outcome a run's journal file holds, when it leaves nothing for `belay
+ * recover` to do: the file is the authority on how a run ended, its row in
+ * belay.runs can lag it (a server stopped before the outcome reached it). Not
+ * a 12: a run that lost its server ends so, for recover to settle.
+ */
+export function settledOutcome(lines: JournalLine[]): RunOutcome | undefined {
+  const outcome = lines.find((line) => line.type === 'outcome') as ({ type: 'outcome' } & RunOutcome) | undefined;
+  return outcome && outcome.exitCode !== EXIT.manual ? outcome : undefined;
+}
+
+/** The journals of `database`'s runs, oldest first. */
+export async function journalsOf(backupsDir: string, database: string): Promise<Array<{ header: RunHeader; lines: JournalLine[] }>> {
   const found: Array<{ header: RunHeader; lines: JournalLine[] }> = [];
   for (const file of await listJournalFiles(backupsDir)) {
     const lines = await readJournalFile(file).catch((): JournalLine[] => []);
     const header = lines.find((line) => line.type === 'run') as ({ type: 'run' } & RunHeader) | undefined;
-    if (header?.database === database && !lines.some((line) => line.type === 'outcome')) found.push({ header, lines });
+    if (header?.database === database) found.push({ header, lines });
   }
   return found;
+}
+
+/** The journals of `database`'s runs whose file has no outcome (running, or stopped before it), oldest first. */
+export async function unfinishedJournals(backupsDir: string, database: string): Promise<Array<{ header: RunHeader; lines: JournalLine[] }>> {
+  return (await journalsOf(backupsDir, database)).filter(({ lines }) => !lines.some((line) => line.type === 'outcome'));
 }

@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import { DatabaseJournal } from './db-journal.js';
 import { belaySchemaExists } from '../db/belay-schema.js';
-import { FileJournal, journalFile, readJournalFile, unfinishedJournals, type JournalLine } from './file-journal.js';
+import { FileJournal, journalFile, journalsOf, readJournalFile, settledOutcome, unfinishedJournals, type JournalLine } from './file-journal.js';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
 import { findUnfinishedRuns, markInSnapshot, readRun } from './run-store.js';
 import { openRestore, stepsOfFile } from '../runner/result/run-record.js';
@@ -21,6 +21,32 @@ export async function settleRunsCaughtBySnapshot(client: ClientBase, backupsDir:
   }
 }
 
+/** A run whose record said running though its journal file holds its outcome, and the copies of the database its restore named. */
+export interface EndedRun {
+  runId: string;
+  outcome: RunOutcome;
+  restoreCopies: string[];
+}
+
+/**
+ * Runs marked running whose journal file holds the outcome they printed, one
+ * that leaves nothing to do (`settledOutcome`): the server stopped before it
+ * reached the database. Their record is written in from the file, as the run
+ * would have written it; nothing is done again. Call under the lock: no such
+ * run is alive. But `except` (the caller's own).
+ */
+export async function recordEndedRuns(client: ClientBase, backupsDir: string, except: string): Promise<EndedRun[]> {
+  const ended: EndedRun[] = [];
+  for (const { runId } of await findUnfinishedRuns(client, except)) {
+    const lines = await readJournalFile(journalFile(backupsDir, runId)).catch((): JournalLine[] => []);
+    const outcome = settledOutcome(lines);
+    if (!outcome || !(await writeRunFromFile(client, backupsDir, runId, true))) continue;
+    const restoreCopies = stepsOfFile(lines).flatMap((step) => (typeof step.detail?.restoreCopy === 'string' ? [step.detail.restoreCopy] : []));
+    ended.push({ runId, outcome, restoreCopies });
+  }
+  return ended;
+}
+
 /**
  * Write a run's whole journal from its file into this database. With
  * `finishedOnly`, only a run whose file holds its outcome. Answers whether
@@ -37,6 +63,11 @@ async function writeRunFromFile(client: ClientBase, backupsDir: string, runId: s
   if (outcome) await journal.finish(outcome);
   await journal.attach(client);
   return true;
+}
+
+/** A run that ended, its record written into this database from its journal file (one a swap it began took the place of lacks it). */
+export async function recordEndedRun(client: ClientBase, backupsDir: string, runId: string): Promise<void> {
+  await writeRunFromFile(client, backupsDir, runId, true);
 }
 
 /**
@@ -89,8 +120,12 @@ export async function noteRestore(backupsDir: string, runId: string, steps: read
  */
 export async function recordReplacingRestores(client: ClientBase, backupsDir: string, database: string, except: string, noticedBy: string): Promise<string[]> {
   if (!(await belaySchemaExists(client))) return [];
+  // only the newest run that began a restore can have put what the database holds in place: an older one's open restore
+  // is one a later run went past (a recover restored again), its record lost with the database that run replaced
+  const newest = (await journalsOf(backupsDir, database)).findLast(({ lines }) => stepsOfFile(lines).some((step) => step.step === 'restore' && step.event === 'start'));
   const recorded: string[] = [];
   for (const { header, lines } of await findStrayRuns(client, backupsDir, database, except)) {
+    if (header.runId !== newest?.header.runId) continue;
     const steps = stepsOfFile(lines);
     const restore = openRestore(steps, []);
     if (!restore) continue;

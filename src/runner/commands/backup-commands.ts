@@ -173,7 +173,7 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
     }
     const tied = await tiedRefusal(session.work.client, manifest, setup.config.backupsDir);
     if (tied) throw new BelayError('preflight', tied.message, { hint: tied.next.join('\n') });
-    const { run, others } = await findUnsettled(session.control.client, session.runId);
+    const { run, others } = await findUnsettled(session.control.client, setup.config.backupsDir, session.runId);
     const unsettled = [...(run ? [run] : []), ...others].map((r) => r.runId);
     await session.startJournal(state.current, manifest.revision);
     await setup.events.step(

@@ -9,7 +9,7 @@ import { findLockHolder } from '../../db/advisory-lock.js';
 import { mergeSteps, nameUnended, reconcileRun, stepsOfFile, summaryFromFile } from '../result/run-record.js';
 import { runSuffix, runSuffixOf } from '../session/run-lock.js';
 import { openTargetSession, sessionOptions, type RunSetup } from '../session/setup.js';
-import { halfSwap, type HalfSwap } from '../steps/restore-step.js';
+import { halfSwap, swapStopped, type HalfSwap } from '../steps/restore-step.js';
 
 export interface RunHistory {
   run: RunSummary;
@@ -161,6 +161,6 @@ export async function runHistoryOf(setup: RunSetup, query: string): Promise<RunH
     steps,
     source,
     journalFile: file,
-    next: `${target} does not exist: run ${swap.runId} was killed between the renames of its swap restore (${target} to ${swap.quarantine}, its verified copy ${swap.copy} to ${target}); \`belay recover\` renames ${swap.copy} to ${target} and settles the run (this history is read from the journal files and ${swap.copy})`,
+    next: `${target} does not exist: ${swapStopped(swap)} between the renames of its swap restore (${target} to ${swap.quarantine}, its verified copy ${swap.copy} to ${target}); \`belay recover\` renames ${swap.copy} to ${target} and settles the run (this history is read from the journal files and ${swap.copy})`,
   };
 }

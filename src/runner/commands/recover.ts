@@ -11,12 +11,12 @@ import { readDatabaseState } from '../session/database-state.js';
 import { endSessionsOf } from '../session/run-lock.js';
 import { finishRun, withRunSession } from '../session/outcome.js';
 import type { RunSetup } from '../session/setup.js';
-import { allowConnectionsAgain, dropLeftoverCopies, finishHalfSwap } from '../steps/restore-step.js';
+import { allowConnectionsAgain, dropLeftoverCopies, finishHalfSwap, swapStopped } from '../steps/restore-step.js';
 import { SCOPE_COPIES } from '../../scope/scope-copies.js';
 import { dropLeftMarked } from '../../db/marked-databases.js';
 import { REHEARSAL_DATABASES } from '../../rehearse/throwaway.js';
 import { quoteIdent } from '../../db/ident.js';
-import { findStrayRuns, recordReplacingRestores } from '../../journal/settle-snapshot-runs.js';
+import { findStrayRuns, recordEndedRun, recordEndedRuns, recordReplacingRestores } from '../../journal/settle-snapshot-runs.js';
 import { removeOrphanedWorkDirs } from '../../temp-dirs.js';
 
 async function snapshotOf(setup: RunSetup, plan: RecoveryPlan): Promise<Manifest | null> {
@@ -56,21 +56,28 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     ].join('; ');
     // a restore killed once the snapshot was in place: the database's record of it went with what it held
     await recordReplacingRestores(session.control.client, setup.config.backupsDir, setup.target.database, session.runId, session.runId);
-    const { run, others } = await findUnsettled(session.control.client, session.runId);
+    // one that ended 12 between the renames keeps that outcome, recorded in the copy now in place, as the run would have
+    if (swapped?.ended) await recordEndedRun(session.control.client, setup.config.backupsDir, swapped.runId);
+    // a run whose journal file holds its outcome ended, though the server stopped before its row said so: brought in line, never done again
+    const endedRuns = await recordEndedRuns(session.control.client, setup.config.backupsDir, session.runId);
+    const { run, others } = await findUnsettled(session.control.client, setup.config.backupsDir, session.runId);
     // before reading where the database stands: nothing of those runs may still change it
     const lingering = run ? await endSessionsOf(session.control.client, [run, ...others].map((r) => r.runId)) : { ended: [], waitedFor: [] };
     const state = await readDatabaseState(session.work.client, revisions);
     await session.startJournal(state.current, run?.fromRevision ?? state.current);
-    if (swapped) {
-      await setup.events.emit({
-        type: 'note',
-        step: 'lock',
-        message: `renamed ${swapped.copy} to ${setup.target.database}: run ${swapped.runId} was killed between the renames of its swap restore, after verifying that copy and renaming the damaged database ${swapped.quarantine}`,
-        detail: { renamed: swapped.copy, quarantine: swapped.quarantine },
-      });
-    }
-    if (reopened.length > 0) {
-      await setup.events.emit({ type: 'note', step: 'lock', message: `turned connections to ${reopened.join(', ')} back on: a swap restore that did not finish had turned them off`, detail: { reopened } });
+    const swappedNote = swapped && {
+      message: `renamed ${swapped.copy} to ${setup.target.database}: ${swapStopped(swapped)} between the renames of its swap restore, after verifying that copy and renaming the damaged database ${swapped.quarantine}`,
+      detail: { renamed: swapped.copy, quarantine: swapped.quarantine },
+    };
+    if (swappedNote) await setup.events.emit({ type: 'note', step: 'lock', ...swappedNote });
+    const reopenedWords = `turned connections to ${reopened.join(', ')} back on: a swap restore that did not finish had turned them off`;
+    if (reopened.length > 0) await setup.events.emit({ type: 'note', step: 'lock', message: reopenedWords, detail: { reopened } });
+    const endedWords: string[] = [];
+    for (const { runId, outcome, restoreCopies } of endedRuns) {
+      const copies = await dropLeftoverCopies(setup, restoreCopies);
+      const words = `run ${runId} had ended ${outcome.status} (exit ${outcome.exitCode}), as its journal file says; its record in ${setup.target.database} said running, and now says so too${copies.length > 0 ? `; dropped the copy it left: ${copies.join(', ')}` : ''}`;
+      endedWords.push(words);
+      await setup.events.emit({ type: 'note', step: 'lock', message: words, detail: { recorded: runId, status: outcome.status, exitCode: outcome.exitCode, dropped: copies } });
     }
     if (workDirs.length > 0) {
       await setup.events.emit({ type: 'note', step: 'lock', message: `removed the work folder${workDirs.length === 1 ? '' : 's'} killed runs left in the temp dir: ${workDirs.join(', ')}`, detail: { removedWorkDirs: workDirs } });
@@ -84,7 +91,7 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
         unrecorded.length === 0
           ? 'no interrupted run: nothing to recover'
           : `${unrecorded.length === 1 ? `run ${unrecorded[0]} ended before it changed anything` : `runs ${unrecorded.join(', ')} ended before they changed anything`}: recorded as interrupted`;
-      const result = await finishRun(session, { outcome: 'ok', message: `${what}${droppedNote ? `; ${droppedNote}` : ''}` });
+      const result = await finishRun(session, { outcome: 'ok', message: [what, ...(swappedNote ? [swappedNote.message] : []), ...(reopened.length > 0 ? [reopenedWords] : []), ...endedWords, ...(droppedNote ? [droppedNote] : [])].join('; ') });
       await settleRuns(session, [], result.outcome);
       return result;
     }

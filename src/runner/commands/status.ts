@@ -15,7 +15,7 @@ import type { Revision } from '../../migrations/revision.js';
 import { readApplied } from '../../migrations/storage.js';
 import { compareWithDisk, type DriftedRevision } from '../session/database-state.js';
 import { lockHolderAmong, type LockHolderInfo } from '../session/run-lock.js';
-import { pickUnsettled, planRecovery, planUnrecorded, type RecoveryPlan } from '../recovery/recovery-plan.js';
+import { pickUnsettled, planRecovery, planUnrecorded, withoutEnded, type RecoveryPlan } from '../recovery/recovery-plan.js';
 import { openTargetSession, sessionOptions, type RunSetup } from '../session/setup.js';
 import { halfSwap, type HalfSwap } from '../steps/restore-step.js';
 import { SCOPE_COPIES } from '../../scope/scope-copies.js';
@@ -185,7 +185,7 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
     const lock = look.holder ? lockHolderAmong(look.holder, [...runs.running, ...strays]) : null;
     const live = (runId: string): boolean => runId === lock?.run?.runId;
     // a run marked running is interrupted unless it is the one holding the lock right now
-    const { run: interruptedRun, others } = pickUnsettled(runs.running.filter((run) => !live(run.runId)));
+    const { run: interruptedRun, others } = pickUnsettled(await withoutEnded(runs.running.filter((run) => !live(run.runId)), setup.config.backupsDir));
     const unrecorded = strays.filter((run) => !live(run.runId)).reverse();
     // one killed once its restore had put the snapshot in place: the runs the database shows running are the snapshot's
     const replacing = unrecorded.find((run) => openRestore(stepsOfFile(strayJournals.find(({ header }) => header.runId === run.runId)?.lines ?? []), []));

@@ -1,6 +1,7 @@
 import type { ClientBase } from 'pg';
 import { stepLabel } from '../../events/run-events.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
+import { journalFile, readJournalFile, settledOutcome, type JournalLine } from '../../journal/file-journal.js';
 import type { JournalRecord } from '../../journal/record.js';
 import { appliedRevisionNames, findUnfinishedRuns, readRunSteps, revisionsAppliedBy, type RunSummary } from '../../journal/run-store.js';
 import type { Revision } from '../../migrations/revision.js';
@@ -45,12 +46,24 @@ function openStep(steps: JournalRecord[]): JournalRecord | undefined {
 }
 
 /**
- * The runs left "running": the newest one that is not a `recover` is the one
- * to settle. A `recover` that was itself stopped settles nothing: the run it
- * was settling stays unsettled until a later recover verifies its database.
+ * The runs marked running that did not end: one whose journal file holds an
+ * outcome that leaves nothing to do (`settledOutcome`) ended, whatever its
+ * row says. Every reader of an interrupted run reads it so: status, recover,
+ * the refusal of new work.
  */
-export async function findUnsettled(client: ClientBase, except?: string): Promise<{ run: RunSummary | undefined; others: RunSummary[] }> {
-  return pickUnsettled(await findUnfinishedRuns(client, except));
+export async function withoutEnded(runs: RunSummary[], backupsDir: string): Promise<RunSummary[]> {
+  const ended = await Promise.all(runs.map(async (run) => settledOutcome(await readJournalFile(journalFile(backupsDir, run.runId)).catch((): JournalLine[] => [])) !== undefined));
+  return runs.filter((_run, index) => !ended[index]);
+}
+
+/**
+ * The runs left "running" that did not end (`withoutEnded`): the newest one
+ * that is not a `recover` is the one to settle. A `recover` that was itself
+ * stopped settles nothing: the run it was settling stays unsettled until a
+ * later recover verifies its database.
+ */
+export async function findUnsettled(client: ClientBase, backupsDir: string, except?: string): Promise<{ run: RunSummary | undefined; others: RunSummary[] }> {
+  return pickUnsettled(await withoutEnded(await findUnfinishedRuns(client, except), backupsDir));
 }
 
 /** The same from rows already read: `runs` marked running, newest first. */

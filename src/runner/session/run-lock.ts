@@ -4,8 +4,8 @@ import { findLockHolder, tryAdvisoryLock, type LockHolder } from '../../db/advis
 import { SQLSTATE, sqlstateOf } from '../../db/sqlstate.js';
 import { BelayError, preflightError } from '../../errors.js';
 import { listJournalFiles, readJournalFile } from '../../journal/file-journal.js';
-import { findRunningBySuffix, findUnfinishedRuns, type RunSummary } from '../../journal/run-store.js';
-import { interruptedAt, pickUnsettled } from '../recovery/recovery-plan.js';
+import { findRunningBySuffix, type RunSummary } from '../../journal/run-store.js';
+import { findUnsettled, interruptedAt } from '../recovery/recovery-plan.js';
 import { summaryFromFile } from '../result/run-record.js';
 import type { PreflightCheck } from '../../events/run-events.js';
 
@@ -145,7 +145,7 @@ export async function acquireRunLock(client: ClientBase, backupsDir: string): Pr
  * or the one running now when the caller takes no lock): it is not interrupted.
  */
 async function checkUnsettled(client: ClientBase, live: string | undefined, backupsDir: string): Promise<(PreflightCheck & { run: RunSummary }) | undefined> {
-  const { run, others } = pickUnsettled(await findUnfinishedRuns(client, live));
+  const { run, others } = await findUnsettled(client, backupsDir, live);
   if (!run) return undefined;
   const step = await interruptedAt(client, backupsDir, run, others);
   return {

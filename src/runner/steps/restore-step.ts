@@ -25,12 +25,13 @@ import {
   terminateSessions,
 } from '../../db/databases.js';
 import { quoteIdent } from '../../db/ident.js';
-import { unfinishedJournals } from '../../journal/file-journal.js';
-import type { JournalRecord } from '../../journal/record.js';
+import { journalsOf, settledOutcome, type JournalLine } from '../../journal/file-journal.js';
+import type { JournalRecord, RunHeader } from '../../journal/record.js';
 import { watchLockWaits } from '../../db/lock-watchdog.js';
 import { noteRestore, settleRunsCaughtBySnapshot } from '../../journal/settle-snapshot-runs.js';
-import { openRestore, stepsOfFile } from '../result/run-record.js';
+import { stepsOfFile } from '../result/run-record.js';
 import { openSession, type Session } from '../../db/session.js';
+import { isConnectionLost } from '../../db/connection-lost.js';
 import { runSuffix, runSuffixOf } from '../session/run-lock.js';
 import { BelayError, errorMessage, usageError } from '../../errors.js';
 import { errnoCode, writeFix } from '../../unreadable.js';
@@ -408,36 +409,51 @@ async function aliveRuns(client: ClientBase): Promise<Set<string>> {
   return new Set(rows.flatMap(({ name }) => runSuffixOf(name) ?? []));
 }
 
-/** A swap restore killed between its renames: the target renamed to `quarantine`, its verified `copy` not yet renamed to the target. */
+/**
+ * A swap restore killed between its renames, or ended 12 there (its admin
+ * session lost twice): the target renamed to `quarantine`, its verified
+ * `copy` not yet renamed to the target.
+ */
 export interface HalfSwap {
   runId: string;
   snapshot: string;
   copy: string;
   quarantine: string;
   steps: JournalRecord[];
+  /** It ended (12), rather than being killed. */
+  ended: boolean;
 }
 
+/** How a half-done swap's run stopped between its renames, in words: "run … was killed". */
+export const swapStopped = (swap: Pick<HalfSwap, 'runId' | 'ended'>): string => `run ${swap.runId} ${swap.ended ? 'ended 12' : 'was killed'}`;
+
+/** The runs a recover may have a swap of to finish: no outcome in their journal file, or one of 12. */
+const unsettledJournals = async (setup: RunSetup): Promise<Array<{ header: RunHeader; lines: JournalLine[] }>> =>
+  (await journalsOf(setup.config.backupsDir, setup.target.database)).filter(({ lines }) => !settledOutcome(lines));
+
 /**
- * The last swap restore of this database left open before its renames were
- * done, read from the journal files of its runs without an outcome: the copy
+ * The swap restore of this database left open before its renames were done:
+ * the newest run that began one (an older one's was dealt with before that
+ * run could begin), unless it settled; read from its journal file, the copy
  * its last `restoreCopy` note names, and the quarantine its `connectionsOff`
  * note names, journaled once that copy was verified (none before).
  */
 async function lastOpenSwap(setup: RunSetup): Promise<(Omit<HalfSwap, 'quarantine'> & { quarantine?: string }) | undefined> {
-  const swaps = (await unfinishedJournals(setup.config.backupsDir, setup.target.database)).flatMap(({ header, lines }) => {
-    const steps = stepsOfFile(lines);
-    const restore = openRestore(steps, []);
-    let copy: string | undefined;
-    let quarantine: string | undefined;
-    for (const { detail } of steps) {
-      if (typeof detail?.restoreCopy === 'string') [copy, quarantine] = [detail.restoreCopy, undefined];
-      const off = detail?.connectionsOff;
-      if (copy && Array.isArray(off) && typeof off[1] === 'string') quarantine = off[1];
-      if (typeof detail?.replaced === 'string') copy = undefined;
-    }
-    return restore && copy ? [{ runId: header.runId, snapshot: restore.snapshot, copy, quarantine, steps }] : [];
-  });
-  return swaps.at(-1);
+  const journals = await journalsOf(setup.config.backupsDir, setup.target.database);
+  const last = journals.findLast(({ lines }) => lines.some((line) => line.type === 'step' && typeof line.detail?.restoreCopy === 'string'));
+  if (!last || settledOutcome(last.lines)) return undefined;
+  const steps = stepsOfFile(last.lines);
+  const snapshot = steps.findLast((s) => s.step === 'restore' && s.event === 'start' && s.subject)?.subject;
+  let copy: string | undefined;
+  let quarantine: string | undefined;
+  for (const { detail } of steps) {
+    if (typeof detail?.restoreCopy === 'string') [copy, quarantine] = [detail.restoreCopy, undefined];
+    const off = detail?.connectionsOff;
+    if (copy && Array.isArray(off) && typeof off[1] === 'string') quarantine = off[1];
+    if (typeof detail?.replaced === 'string') copy = undefined;
+  }
+  const ended = last.lines.some((line) => line.type === 'outcome');
+  return snapshot && copy ? { runId: last.header.runId, snapshot, copy, quarantine, steps, ended } : undefined;
 }
 
 /**
@@ -467,7 +483,7 @@ async function findHalfSwap(setup: RunSetup, client: ClientBase): Promise<HalfSw
       : there.has(swap.copy)
         ? `Once you have found where ${quarantine} went, put the verified copy in place: ALTER DATABASE ${quoteIdent(swap.copy)} RENAME TO ${quoteIdent(target)}; ${recoverAgain}.`
         : `Rename the database that holds ${target}'s data back: ALTER DATABASE <its name> RENAME TO ${quoteIdent(target)}; ${recoverAgain}.`;
-    throw new BelayError('manual', `database ${target} does not exist: run ${swap.runId} was killed between the renames of its swap restore (${target} to ${quarantine}, its verified copy ${swap.copy} to ${target}), but ${missing.join(' and ')} ${missing.length === 1 ? 'does' : 'do'} not exist either`, {
+    throw new BelayError('manual', `database ${target} does not exist: ${swapStopped(swap)} between the renames of its swap restore (${target} to ${quarantine}, its verified copy ${swap.copy} to ${target}), but ${missing.join(' and ')} ${missing.length === 1 ? 'does' : 'do'} not exist either`, {
       hint: back,
       details: { runId: swap.runId, restoreCopy: swap.copy, quarantine },
     });
@@ -506,13 +522,13 @@ export async function finishHalfSwap(setup: RunSetup): Promise<HalfSwap | undefi
       });
     }
     await renameDatabase(admin.client, swap.copy, target).catch((error: unknown) => {
-      throw new BelayError('manual', `run ${swap.runId} was killed between the renames of its swap restore, and its verified copy ${swap.copy} could not be renamed to ${target}: ${errorMessage(error)}`, {
+      throw new BelayError('manual', `${swapStopped(swap)} between the renames of its swap restore, and its verified copy ${swap.copy} could not be renamed to ${target}: ${errorMessage(error)}`, {
         hint: `Once nothing is connected to ${swap.copy}, as its owner or a superuser, connected to another database: ALTER DATABASE ${quoteIdent(swap.copy)} RENAME TO ${quoteIdent(target)}; then \`belay recover\`.`,
         cause: error,
       });
     });
     await noteRestore(setup.config.backupsDir, swap.runId, swap.steps, swap.snapshot, {
-      message: `swapped the restored copy into ${target}; the damaged one is ${swap.quarantine} (the run was killed between the renames: belay recover renamed ${swap.copy})`,
+      message: `swapped the restored copy into ${target}; the damaged one is ${swap.quarantine} (the run ${swap.ended ? 'ended 12' : 'was killed'} between the renames: belay recover renamed ${swap.copy})`,
       replaced: target,
       quarantine: swap.quarantine,
     });
@@ -534,7 +550,7 @@ export async function finishHalfSwap(setup: RunSetup): Promise<HalfSwap | undefi
  */
 export async function allowConnectionsAgain(setup: RunSetup): Promise<string[]> {
   const byRun = new Map<string, string[]>();
-  for (const { header, lines } of await unfinishedJournals(setup.config.backupsDir, setup.target.database)) {
+  for (const { header, lines } of await unsettledJournals(setup)) {
     for (const line of lines) {
       const off = line.type === 'step' && line.event === 'note' ? line.detail?.connectionsOff : undefined;
       if (Array.isArray(off)) byRun.set(header.runId, [...(byRun.get(header.runId) ?? []), ...off.filter((name): name is string => typeof name === 'string')]);
@@ -656,7 +672,20 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
   const { setup, manifest } = request;
   const target = setup.target.database;
   if (manifest.scope) return await restoreTouchedTables(request);
-  const { admin, noSwap } = await openAdmin(setup, request.runId);
+  const opened = await openAdmin(setup, request.runId);
+  const { noSwap } = opened;
+  let admin = opened.admin;
+  /** `step` on the admin session, or where the server ended it (pg_terminate_backend), once more (`again`) on a new one: what the swap began is finished or undone from it. */
+  const onAdmin = async <T>(step: (client: ClientBase, again: boolean) => Promise<T>): Promise<T> => {
+    try {
+      return await step(admin.client, false);
+    } catch (error) {
+      if (!isConnectionLost(error)) throw error;
+      await admin.close();
+      admin = (await openAdmin(setup, request.runId)).admin;
+      return await step(admin.client, true);
+    }
+  };
   try {
     const serverMajor = Math.floor(admin.serverVersionNum / 10000);
     const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor });
@@ -707,6 +736,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     const owners = await restoresOwners(admin.client);
     let replaced = noneReplaced;
     let verification: Verification;
+    let owner: string | undefined;
     try {
       await restoreSnapshotInto(manifest, withDatabase(setup.target, restoring), { tools, env: setup.env, jobs: setup.config.backup.jobs, clean: false, privileges: true, owners, signal: setup.signal, onProgress, checking });
       verification = await verifyRestored(request, withDatabase(setup.target, restoring));
@@ -714,18 +744,25 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       // not before: pg_restore and the verification would run under them (default_transaction_read_only, a statement_timeout)
       await setDatabaseSettings(admin.client, restoring, settings);
       if (!owners) replaced = await ownersReplaced(admin.client, contents, await othersExtensions(setup, contents));
+      owner = await databaseOwner(admin.client, target);
+      if (properties.connectionLimit !== -1) await setConnectionLimit(admin.client, restoring, properties.connectionLimit);
     } catch (error) {
-      await dropDatabase(admin.client, restoring).catch(() => {});
-      if (interrupted()) return { strategy, quarantine: null, quarantineSnapshot: null, ...stoppedUntouched(request, strategy) };
+      // from a new session when the admin one was ended: a copy left behind is named, with how to drop it
+      const dropped = await onAdmin((client) => dropDatabase(client, restoring)).then(() => true, () => false);
+      const left = dropped ? [] : [`drop the copy it was restoring into: DROP DATABASE ${quoteIdent(restoring)};`];
+      const leftWords = dropped ? '' : `; the copy ${restoring} it was restoring into could not be dropped`;
+      if (interrupted()) {
+        const stopped = stoppedUntouched(request, strategy);
+        return { strategy, quarantine: null, quarantineSnapshot: null, ...stopped, message: `${stopped.message}${leftWords}`, manualSteps: [...left, ...stopped.manualSteps] };
+      }
       // the snapshot, or the restore's own session (ended by someone, a full disk): the verify tells which
-      return notTouched(`restoring ${manifest.id} failed; ${target} was not touched: ${errorMessage(error)}`, [
+      return notTouched(`restoring ${manifest.id} failed; ${target} was not touched${leftWords}: ${errorMessage(error)}`, [
+        ...left,
         `belay backups verify ${manifest.id}`,
         `if it is sound, fix what the message says and restore it again: belay restore ${manifest.id}`,
         `if not, restore another: belay restore <another snapshot id> (list them: belay backups list)`,
       ]);
     }
-    const owner = await databaseOwner(admin.client, target);
-    if (properties.connectionLimit !== -1) await setConnectionLimit(admin.client, restoring, properties.connectionLimit);
     const quarantine = derivedName(target, `quarantine_${stamp()}`);
     // a kill from here to the end of the swap leaves the one it is done to refusing every session: recover turns them back on
     await request.progress(`turning connections to ${target} off to rename it ${quarantine} and ${restoring} into its place`, { connectionsOff: [target, quarantine] });
@@ -735,8 +772,8 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       await terminateSessions(admin.client, target);
       await renameDatabase(admin.client, target, quarantine);
     } catch (error) {
-      const reopened = await setAllowConnections(admin.client, target, true).then(() => true, () => false);
-      const dropped = await dropDatabase(admin.client, restoring).then(() => true, () => false);
+      const reopened = await onAdmin((client) => setAllowConnections(client, target, true)).then(() => true, () => false);
+      const dropped = await onAdmin((client) => dropDatabase(client, restoring)).then(() => true, () => false);
       const why = `could not move ${target} aside (${errorMessage(error)})`;
       if (reopened && dropped) {
         return notTouched(`${why}; it is unchanged and the restored copy was dropped`, [
@@ -758,7 +795,11 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       };
     }
     try {
-      await renameDatabase(admin.client, restoring, target);
+      await onAdmin(async (client, again) => {
+        // the rename the ended session was sending may have committed: then the copy is the target already
+        const done = again && (await databaseExists(client, target)) && !(await databaseExists(client, restoring));
+        if (!done) await renameDatabase(client, restoring, target);
+      });
     } catch (error) {
       return {
         ok: false,
@@ -773,9 +814,9 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       };
     }
     await request.progress(`swapped the restored copy into ${target}; the damaged one is ${quarantine}`, { replaced: target, quarantine });
-    await setAllowConnections(admin.client, quarantine, true).catch(() => {});
+    await onAdmin((client) => setAllowConnections(client, quarantine, true)).catch(() => {});
     // the restored copy belongs to whoever created it; give it back to the original owner when allowed
-    if (owner) await setDatabaseOwner(admin.client, target, owner).catch(() => {});
+    if (owner) await onAdmin((client) => setDatabaseOwner(client, target, owner)).catch(() => {});
     return {
       ok: true,
       strategy,
