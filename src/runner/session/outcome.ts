@@ -19,8 +19,9 @@ export async function withRunSession(setup: RunSetup, command: string, work: (se
   try {
     return await work(session);
   } catch (thrown) {
-    // a control query the lost session failed: the run stops as it does where it looks for the loss
-    if (session.lockLost !== undefined && session.journal?.databaseAttached) return await finishRun(session, await lockLostVerdict(session));
+    // a control query the lost session failed: the run stops as it does where it looks for the loss (a refusal, which
+    // changed nothing, stays one: a restore the server's crash left untouched is settled, not one for recover to redo)
+    if (session.lockLost !== undefined && !(thrown instanceof BelayError) && session.journal?.databaseAttached) return await finishRun(session, await lockLostVerdict(session));
     const error = unchangedAndUnreachable(session, thrown) ? serverGone(thrown) : thrown;
     if (!(error instanceof BelayError) && session.journal && !(await session.journal.databaseUpToDate())) {
       // the server stopped (or the connection broke) after the run began: not a bug, and not "nothing touched"
