@@ -345,4 +345,65 @@ describe('rollback --to', () => {
       await rollbackCaught(baseArgs(await makeProject(revisions(change)), damaged.url), 'public.t', change);
     }
   });
+
+  it('a down that turns a partitioned table back into a plain one under its name compares its rows across the partitions: one that copies a single partition back ends 11 and is restored (it said "data verified", 268 of 1000 rows gone); one that copies them all verifies', async () => {
+    const revisions = (copyFrom: string): Record<string, string> => ({
+      '0001_events.up.sql': 'CREATE TABLE events (id bigint PRIMARY KEY, at date NOT NULL, body text);',
+      '0001_events.down.sql': 'DROP TABLE events;',
+      '0002_partition.up.sql':
+        'ALTER TABLE events RENAME TO events_old;\nCREATE TABLE events (id bigint NOT NULL, at date NOT NULL, body text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);\n' +
+        "CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\nCREATE TABLE events_default PARTITION OF events DEFAULT;\n" +
+        'INSERT INTO events SELECT * FROM events_old;\nDROP TABLE events_old;',
+      '0002_partition.down.sql':
+        `CREATE TABLE events_old (id bigint PRIMARY KEY, at date NOT NULL, body text);\nINSERT INTO events_old SELECT * FROM ${copyFrom};\n` +
+        'DROP TABLE events;\nALTER TABLE events_old RENAME TO events;\nALTER INDEX events_old_pkey RENAME TO events_pkey;',
+    });
+    const rows = "INSERT INTO events SELECT g, date '2024-01-01' + (g % 500), 'r' || g FROM generate_series(1, 1000) g";
+    const lossy = await freshDatabase();
+    const lossyArgs = baseArgs(await makeProject(revisions('events_2024')), lossy.url);
+    expect((await belay([...lossyArgs, 'migrate', 'up'])).code).toBe(0);
+    await lossy.appQuery(rows);
+    const caught = await belay([...lossyArgs, '--yes', 'rollback', '--to', '0001']);
+    expect(caught.code, caught.stdout + caught.stderr).toBe(11);
+    expect(caught.stdout + caught.stderr).toContain('public.events had 1000 rows, now 732');
+    expect(await lossy.query("SELECT count(*)::int AS n, (SELECT relkind::text FROM pg_class WHERE oid = 'events'::regclass) AS kind FROM events")).toEqual([{ n: 1000, kind: 'p' }]);
+
+    const whole = await freshDatabase();
+    const wholeArgs = baseArgs(await makeProject(revisions('events')), whole.url);
+    expect((await belay([...wholeArgs, 'migrate', 'up'])).code).toBe(0);
+    await whole.appQuery(rows);
+    const back = await belay([...wholeArgs, '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(back.stdout).toContain('data verified');
+    expect(await whole.query("SELECT count(*)::int AS n, (SELECT relkind::text FROM pg_class WHERE oid = 'events'::regclass) AS kind FROM events")).toEqual([{ n: 1000, kind: 'r' }]);
+  });
+
+  it('a down that folds a partition its up split off back into the default one verifies (the default partition "had 268 rows, now 1000": exit 11, restored); one that drops it without its rows ends 11 (it said "data verified")', async () => {
+    const revisions = (fold: string): Record<string, string> => ({
+      '0001_events.up.sql': 'CREATE TABLE events (id bigint NOT NULL, at date NOT NULL, body text) PARTITION BY RANGE (at);\nCREATE TABLE events_default PARTITION OF events DEFAULT;',
+      '0001_events.down.sql': 'DROP TABLE events;',
+      '0002_split.up.sql':
+        "CREATE TABLE events_2024 (LIKE events);\nINSERT INTO events_2024 SELECT * FROM events_default WHERE at < '2025-01-01';\nDELETE FROM events_default WHERE at < '2025-01-01';\n" +
+        "ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');",
+      '0002_split.down.sql': `ALTER TABLE events DETACH PARTITION events_2024;\n${fold}DROP TABLE events_2024;`,
+    });
+    const rows = "INSERT INTO events SELECT g, date '2024-01-01' + (g % 500), 'r' || g FROM generate_series(1, 1000) g";
+    const folded = await freshDatabase();
+    const foldedArgs = baseArgs(await makeProject(revisions('INSERT INTO events SELECT * FROM events_2024;\n')), folded.url);
+    expect((await belay([...foldedArgs, 'migrate', 'up'])).code).toBe(0);
+    await folded.appQuery(rows);
+    const back = await belay([...foldedArgs, '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(back.stdout).toContain('data verified');
+    expect(await folded.query('SELECT count(*)::int AS n FROM events_default')).toEqual([{ n: 1000 }]);
+
+    const dropped = await freshDatabase();
+    const droppedArgs = baseArgs(await makeProject(revisions('')), dropped.url);
+    expect((await belay([...droppedArgs, 'migrate', 'up'])).code).toBe(0);
+    await dropped.appQuery(rows);
+    const caught = await belay([...droppedArgs, '--yes', 'rollback', '--to', '0001']);
+    expect(caught.code, caught.stdout + caught.stderr).toBe(11);
+    expect(caught.stdout + caught.stderr).toContain('public.events had 1000 rows, now 268');
+    expect(await dropped.query('SELECT count(*)::int AS n FROM events')).toEqual([{ n: 1000 }]);
+  });
 });

@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import type { IntegrityConfig } from '../config/types.js';
 import { compareFingerprints, type IntegrityDifference } from './compare.js';
-import { fingerprintTables, hashingOf, type Fingerprint, type FingerprintOptions, type FingerprintTarget, type LargeObjectsFingerprint } from './fingerprint.js';
+import { fingerprintTables, hashingOf, sumFingerprints, type Fingerprint, type FingerprintOptions, type FingerprintTarget, type LargeObjectsFingerprint, type TableFingerprint } from './fingerprint.js';
 import { checkInvariants, type InvariantViolation } from './invariants.js';
 import { judgeStructure, type StructureBaseline } from './structural.js';
 import { selectProtectedTables, tableKey } from './table-selection.js';
@@ -43,22 +43,81 @@ async function noTableSelected(client: ClientBase, config: IntegrityConfig): Pro
   return `integrity.tables (include ${JSON.stringify(config.tables.include)}, exclude ${JSON.stringify(config.tables.exclude)}) selects none of the ${tables.length} table(s) there are: ${shown}${tables.length > 10 ? ', …' : ''}`;
 }
 
+/** A table read now, under `as`, to be compared with the baseline's `of` (a part of it, when that is a partitioned table compared whole). */
+type Target = FingerprintTarget & { as: string; of: string };
+
+interface Comparison {
+  /** The baseline as compared: a partitioned table compared whole in place of its leaves. */
+  baseline: Fingerprint;
+  targets: Target[];
+  /** The partitioned tables compared whole. */
+  wholes: string[];
+}
+
+interface RelationNow {
+  oid: string;
+  schema: string;
+  table: string;
+  kind: string;
+  /** The root of its partition tree, for a partition. */
+  root: string | null;
+}
+
 /**
  * The tables of `baseline` as they are now, each under its key there. In the
  * same database (`common-columns`, after `rollback --to`) a table is found by
  * its OID, so that one a down renamed back is still compared; otherwise by
  * name. Names are matched whole: a schema or table name may hold a dot.
+ *
+ * After `rollback --to`, a partitioned table whose leaves are no longer the
+ * ones fingerprinted before (a down made it a plain table again, or moved
+ * rows between partitions it made and dropped) is compared whole: the sum of
+ * its leaves then with that of its leaves now and of those it had, wherever
+ * they are now. Each alone may rightly have gained or lost rows.
  */
-async function tablesNow(client: ClientBase, baseline: Fingerprint, compare: 'same-schema' | 'common-columns'): Promise<FingerprintTarget[]> {
-  const { rows } = await client.query<{ oid: string; schema: string; table: string }>(
-    `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'`,
+async function tablesNow(client: ClientBase, baseline: Fingerprint, compare: 'same-schema' | 'common-columns'): Promise<Comparison> {
+  const { rows } = await client.query<{ oid: string; schema: string; table: string; kind: string; root_schema: string | null; root_table: string | null }>(
+    `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS table, c.relkind::text AS kind, rn.nspname AS root_schema, r.relname AS root_table
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       LEFT JOIN pg_class r ON c.relispartition AND r.oid = pg_partition_root(c.oid)
+       LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace
+      WHERE c.relkind IN ('r', 'p')`,
   );
-  const byKey = new Map(rows.map((r) => [tableKey(r), r]));
-  const byOid = new Map(rows.map((r) => [r.oid, r]));
-  return Object.entries(baseline.tables).flatMap(([key, then]) => {
-    const now = (compare === 'common-columns' && then.oid !== undefined ? byOid.get(then.oid) : undefined) ?? byKey.get(key);
-    return now ? [{ schema: now.schema, table: now.table, as: key }] : [];
-  });
+  const relations: RelationNow[] = rows.map((r) => ({ oid: r.oid, schema: r.schema, table: r.table, kind: r.kind, root: r.root_schema === null || r.root_table === null ? null : tableKey({ schema: r.root_schema, table: r.root_table }) }));
+  const tables = relations.filter((r) => r.kind === 'r');
+  const byKey = new Map(tables.map((r) => [tableKey(r), r]));
+  const byOid = new Map(tables.map((r) => [r.oid, r]));
+  const find = (key: string, then: TableFingerprint): RelationNow | undefined => (compare === 'common-columns' && then.oid !== undefined ? byOid.get(then.oid) : undefined) ?? byKey.get(key);
+  const compared: Fingerprint = { ...baseline, tables: { ...baseline.tables } };
+  const targets: Target[] = [];
+  const wholes: string[] = [];
+  if (compare === 'common-columns') {
+    const trees = new Map<string, string[]>();
+    for (const [key, then] of Object.entries(baseline.tables)) if (then.partitionOf !== undefined) trees.set(then.partitionOf, [...(trees.get(then.partitionOf) ?? []), key]);
+    const relationByKey = new Map(relations.map((r) => [tableKey(r), r]));
+    for (const [root, leavesThen] of trees) {
+      const now = relationByKey.get(root);
+      if (!now) continue;
+      const leavesNow = now.kind === 'r' ? [now] : tables.filter((r) => r.root === root);
+      const oidsThen = new Set(leavesThen.map((key) => baseline.tables[key]!.oid));
+      if (now.kind === 'p' && leavesNow.length === oidsThen.size && leavesNow.every((r) => oidsThen.has(r.oid))) continue;
+      const parts = new Map(leavesNow.map((r) => [r.oid, r]));
+      for (const key of leavesThen) {
+        const part = find(key, baseline.tables[key]!);
+        if (part) parts.set(part.oid, part);
+        delete compared.tables[key];
+      }
+      compared.tables[root] = sumFingerprints(leavesThen.map((key) => baseline.tables[key]!));
+      wholes.push(root);
+      // a name holds no NUL: no table's key is a part's
+      targets.push(...[...parts.values()].map((part) => ({ schema: part.schema, table: part.table, as: `${root}\0${part.oid}`, of: root })));
+    }
+  }
+  for (const [key, then] of Object.entries(compared.tables)) {
+    const now = wholes.includes(key) ? undefined : find(key, then);
+    if (now) targets.push({ schema: now.schema, table: now.table, as: key, of: key });
+  }
+  return { baseline: compared, targets, wholes };
 }
 
 /**
@@ -68,13 +127,23 @@ async function tablesNow(client: ClientBase, baseline: Fingerprint, compare: 'sa
  * earlier type, and, for common-columns, per-column sums of the tables that
  * had them (those whose columns a down was seen to drop).
  */
-function comparisonOptions(baseline: Fingerprint, compare: 'same-schema' | 'common-columns'): FingerprintOptions {
-  const entries = Object.entries(baseline.tables);
+function comparisonOptions({ baseline, targets }: Comparison, compare: 'same-schema' | 'common-columns'): FingerprintOptions {
+  const hashed = (target: Target): boolean => Object.values(baseline.tables[target.of]!.columns).some((column) => column.hash !== undefined);
   return {
-    perColumn:
-      compare === 'same-schema' ? false : new Set(entries.filter(([, table]) => Object.values(table.columns).some((column) => column.hash !== undefined)).map(([key]) => key)),
-    earlier: new Map(entries.map(([key, table]) => [key, table.columns])),
+    perColumn: compare === 'same-schema' ? false : new Set(targets.filter(hashed).map((target) => target.as)),
+    earlier: new Map(targets.map((target) => [target.as, baseline.tables[target.of]!.columns])),
   };
+}
+
+/** The fingerprint of each table compared, a partitioned table compared whole summed from its parts. */
+function asCompared(now: Fingerprint, { targets, wholes }: Comparison): Fingerprint {
+  const tables = { ...now.tables };
+  for (const whole of wholes) {
+    const parts = targets.filter((target) => target.of === whole);
+    tables[whole] = sumFingerprints(parts.map((part) => now.tables[part.as]!));
+    for (const part of parts) delete tables[part.as];
+  }
+  return { ...now, tables };
 }
 
 /**
@@ -100,10 +169,10 @@ export async function checkIntegrity(
   let checked = `${config.invariants.length} invariant(s) and structure`;
   let unreadObjects: string | undefined;
   if (config.mode === 'strict' && baseline) {
-    const options = comparisonOptions(baseline, compare);
+    const comparison = await tablesNow(client, baseline, compare);
     const objects = baseline.sequences !== undefined || baseline.largeObjects !== undefined;
-    const now = await fingerprintTables(client, await tablesNow(client, baseline, compare), { ...options, hashing: hashingOf(baseline), objects });
-    differences = compareFingerprints(baseline, now, compare);
+    const now = await fingerprintTables(client, comparison.targets, { ...comparisonOptions(comparison, compare), hashing: hashingOf(baseline), objects });
+    differences = compareFingerprints(comparison.baseline, asCompared(now, comparison), compare);
     unreadObjects = largeObjectsNotCompared(baseline.largeObjects, now.largeObjects, compare);
     checked = `${Object.keys(baseline.tables).length} table fingerprint(s) (${compare})${objects ? ', sequences and large objects' : ''}, ${checked}`;
   }

@@ -32,6 +32,8 @@ export interface TableFingerprint {
   oid?: string;
   /** `rowHash` with a cast between timestamptz and a type without a zone made in UTC instead of the session's TimeZone (see castExpr). */
   rowHashInUtc?: string;
+  /** The partitioned table at the root of its partition tree, when every leaf of that tree was fingerprinted with it: their sum (sumFingerprints) is that table's. */
+  partitionOf?: string;
 }
 
 export interface Fingerprint {
@@ -137,6 +139,7 @@ interface TableColumns {
   columns: ColumnInfo[];
   /** The table has no pages: no row in any snapshot, its fingerprint is known without reading it. */
   empty: boolean;
+  partition: boolean;
 }
 
 /** Select-list items and joins naming the hashing of the type whose OID is `typeOid` (see TypeHashing, HashingVersion). */
@@ -211,12 +214,12 @@ const typeHashingOf = (r: HashingRow, bases: ReadonlyMap<string, DomainBase>): T
  */
 async function columnsOf(client: ClientBase, tables: TableRef[], version: HashingVersion): Promise<TableColumns[]> {
   const hashing = typeHashing('a.atttypid', version);
-  const { rows } = await client.query<HashingRow & { i: number; oid: string; empty: boolean; name: string; type: string; nondeterministic: boolean; labels: Record<string, string> | null }>(
+  const { rows } = await client.query<HashingRow & { i: number; oid: string; empty: boolean; partition: boolean; name: string; type: string; nondeterministic: boolean; labels: Record<string, string> | null }>(
     `WITH t AS MATERIALIZED (
-       SELECT t.i, c.oid, ${holdsNoRow('c')} AS empty
+       SELECT t.i, c.oid, ${holdsNoRow('c')} AS empty, c.relispartition AS partition
          FROM unnest($1::text[]) WITH ORDINALITY AS t(rel, i) JOIN pg_class c ON c.oid = t.rel::regclass
      )
-     SELECT t.i::int AS i, t.oid::text AS oid, t.empty, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+     SELECT t.i::int AS i, t.oid::text AS oid, t.empty, t.partition, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
             coalesce((SELECT NOT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation), false) AS nondeterministic,
             CASE WHEN ty.typtype = 'e' THEN (SELECT json_object_agg(e.oid, e.enumlabel) FROM pg_enum e WHERE e.enumtypid = ty.oid) END AS labels,
             ${hashing.select}
@@ -227,12 +230,13 @@ async function columnsOf(client: ClientBase, tables: TableRef[], version: Hashin
     [tables.map((table) => quoteQualified(table.schema, table.table))],
   );
   // a table without columns has no row here: it is read
-  const byTable: TableColumns[] = tables.map(() => ({ oid: '', columns: [], empty: false }));
+  const byTable: TableColumns[] = tables.map(() => ({ oid: '', columns: [], empty: false, partition: false }));
   const bases = await domainBases(client, rows);
   for (const r of rows) {
     const table = byTable[r.i - 1]!;
     table.oid = r.oid;
     table.empty = r.empty;
+    table.partition = r.partition;
     const labels = r.labels ? { typeOid: r.type_oid, labels: r.labels } : bases.get(r.type_oid)?.enum;
     table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r, bases), ...(labels ? { enum: labels } : {}) });
   }
@@ -531,6 +535,52 @@ async function guarded<T>(client: ClientBase, work: () => Promise<T>): Promise<T
   }
 }
 
+/**
+ * The root of each partition among `tables` whose tree has no leaf outside
+ * them, by the partition's OID: those leaves' rows are all of that table's.
+ * Asked once per root, and only when some table is a partition.
+ */
+async function partitionRoots(client: ClientBase, tables: TableColumns[]): Promise<Map<string, string>> {
+  const partitions = tables.filter((table) => table.partition).map((table) => table.oid);
+  if (partitions.length === 0) return new Map();
+  const { rows } = await client.query<{ oid: string; schema: string; table: string }>(
+    `WITH p AS MATERIALIZED (SELECT p.oid, pg_partition_root(p.oid) AS root FROM unnest($1::oid[]) AS p(oid)),
+          whole AS (SELECT r.root FROM (SELECT DISTINCT root FROM p) AS r
+                     WHERE NOT EXISTS (SELECT FROM pg_partition_tree(r.root) l WHERE l.isleaf AND l.relid <> ALL($1::oid[])))
+     SELECT p.oid::text AS oid, n.nspname AS schema, c.relname AS table
+       FROM p JOIN whole USING (root) JOIN pg_class c ON c.oid = p.root JOIN pg_namespace n ON n.oid = c.relnamespace`,
+    [partitions],
+  );
+  return new Map(rows.map((r) => [r.oid, tableKey(r)]));
+}
+
+const sumOf = (values: readonly string[]): string => values.reduce((sum, value) => sum + BigInt(value), 0n).toString();
+
+/**
+ * The fingerprint of the rows of `parts` as one table's: that of a
+ * partitioned table from its leaves' (they have its columns, and a row hash
+ * does not depend on the columns' order). A column sum is known when every
+ * part has one.
+ */
+export function sumFingerprints(parts: readonly TableFingerprint[]): TableFingerprint {
+  const [first] = parts;
+  const utc = parts.some((part) => part.rowHashInUtc !== undefined);
+  const columns = Object.entries(first?.columns ?? {}).map(([name, column]): [string, ColumnFingerprint] => {
+    const { hash, hashInUtc, ...rest } = column;
+    const hashes = parts.map((part) => part.columns[name]);
+    if (hash === undefined || hashes.some((c) => c?.hash === undefined)) return [name, rest];
+    const inUtc = hashInUtc !== undefined ? { hashInUtc: sumOf(hashes.map((c) => c!.hashInUtc ?? c!.hash!)) } : {};
+    return [name, { ...rest, hash: sumOf(hashes.map((c) => c!.hash!)), ...inUtc }];
+  });
+  return {
+    rowCount: sumOf(parts.map((part) => part.rowCount)),
+    rowHash: sumOf(parts.map((part) => part.rowHash)),
+    columns: Object.fromEntries(columns),
+    ...(first?.rowHashColumns ? { rowHashColumns: first.rowHashColumns } : {}),
+    ...(utc ? { rowHashInUtc: sumOf(parts.map((part) => part.rowHashInUtc ?? part.rowHash)) } : {}),
+  };
+}
+
 /** Fingerprint every table in one REPEATABLE READ snapshot, so they agree with each other. */
 export async function fingerprintTables(client: ClientBase, tables: FingerprintTarget[], options: FingerprintOptions = { perColumn: true }): Promise<Fingerprint> {
   const { perColumn } = options;
@@ -583,6 +633,11 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
       const plan = row ? cast : planOf(i, 'earlier-text');
       result.tables[plan.key] = readTable(plan, columns[i]!.oid, row ?? (await client.query<Record<string, string | null>>(plan.sql, plan.params)).rows[0]!);
     }
+    const roots = await partitionRoots(client, columns);
+    columns.forEach((table, i) => {
+      const root = roots.get(table.oid);
+      if (root !== undefined) result.tables[keys[i]!]!.partitionOf = root;
+    });
     if (options.objects) Object.assign(result, await fingerprintObjects(client));
     if (own) await client.query('COMMIT');
   } catch (error) {
