@@ -1,6 +1,6 @@
 import type { ClientBase } from 'pg';
 import type { IntegrityConfig } from '../config/types.js';
-import { compareFingerprints, type IntegrityDifference } from './compare.js';
+import { columnsNotCompared, compareFingerprints, type IntegrityDifference } from './compare.js';
 import { fingerprintTables, hashingOf, sumFingerprints, type Fingerprint, type FingerprintOptions, type FingerprintTarget, type LargeObjectsFingerprint, type TableFingerprint } from './fingerprint.js';
 import { checkInvariants, type InvariantViolation } from './invariants.js';
 import { judgeStructure, type StructureBaseline } from './structural.js';
@@ -18,6 +18,8 @@ export interface IntegrityReport {
   noTableSelected?: string;
   /** Why the large objects there are were not compared: never called intact then. */
   largeObjectsNotCompared?: string;
+  /** The columns whose values do not cast back to the type they had (see columnsNotCompared), in words: never called intact then. */
+  columnsNotCompared?: string;
 }
 
 /** Why large objects there were before are not compared, if they are not (compareFingerprints compares the rest). */
@@ -168,12 +170,14 @@ export async function checkIntegrity(
   let differences: IntegrityDifference[] = [];
   let checked = `${config.invariants.length} invariant(s) and structure`;
   let unreadObjects: string | undefined;
+  let uncomparedColumns: string[] = [];
   if (config.mode === 'strict' && baseline) {
     const comparison = await tablesNow(client, baseline, compare);
     const objects = baseline.sequences !== undefined || baseline.largeObjects !== undefined;
     const now = await fingerprintTables(client, comparison.targets, { ...comparisonOptions(comparison, compare), hashing: hashingOf(baseline), objects });
     differences = compareFingerprints(comparison.baseline, asCompared(now, comparison), compare);
     unreadObjects = largeObjectsNotCompared(baseline.largeObjects, now.largeObjects, compare);
+    uncomparedColumns = columnsNotCompared(baseline, now);
     checked = `${Object.keys(baseline.tables).length} table fingerprint(s) (${compare})${objects ? ', sequences and large objects' : ''}, ${checked}`;
   }
   const unselected = config.mode === 'strict' && baseline && Object.keys(baseline.tables).length === 0 ? await noTableSelected(client, config) : undefined;
@@ -186,5 +190,6 @@ export async function checkIntegrity(
     structural,
     ...(unselected ? { noTableSelected: unselected } : {}),
     ...(unreadObjects ? { largeObjectsNotCompared: unreadObjects } : {}),
+    ...(uncomparedColumns.length > 0 ? { columnsNotCompared: uncomparedColumns.join('; ') } : {}),
   };
 }

@@ -126,13 +126,17 @@ interface ColumnInfo extends TypeHashing {
   /** The OID of castFrom. */
   castFromOid?: string;
   /** The type an earlier fingerprint recorded, when it differs: how to compare with it (see castToEarlier). */
-  earlier?: TypeHashing & { type: string; castTo?: string };
+  earlier?: EarlierType;
+  /** Its values are cast to castTo from their text (see readableAs). */
+  throughText?: boolean;
   /** Its collation is nondeterministic: hashed under "C", so that values equal only under the collation differ. */
   nondeterministic: boolean;
   enum?: EnumLabels;
   /** Labels of its enum an earlier fingerprint of the same type saw otherwise (renamed since): its values are hashed as the earlier labels. */
   relabel?: { now: string[]; then: string[] };
 }
+
+type EarlierType = TypeHashing & { type: string; castTo?: string; throughText?: boolean };
 
 interface TableColumns {
   oid: string;
@@ -286,7 +290,7 @@ function seedOf(name: string): number {
 function columnHashExpr(column: ColumnInfo, params: string[][], zone = SESSION_TIME_ZONE): string {
   const seed = seedOf(column.name);
   const name = quoteIdent(column.name);
-  const cast = column.castTo ? castExpr(name, column.castFromOid, column.typeOid, column.castTo, zone) : name;
+  const cast = column.castTo ? castExpr(column.throughText ? `CAST(${name} AS text)` : name, column.castFromOid, column.typeOid, column.castTo, zone) : name;
   const value = column.nondeterministic && !column.castTo ? `(${cast} COLLATE "C")` : cast;
   if (column.hashSchema && column.hashName) return `coalesce(${quoteQualified(column.hashSchema, column.hashName)}(${value}, ${seed}), ${-seed - 1})`;
   let text = `${quoteQualified(column.outputSchema, column.outputName)}(${column.outputAs ? `CAST(${value} AS ${column.outputAs})` : value})::text`;
@@ -297,6 +301,7 @@ function columnHashExpr(column: ColumnInfo, params: string[][], zone = SESSION_T
   return `coalesce(hashtextextended(${text}, ${seed}), ${-seed - 1})`;
 }
 
+const TEXT = '25';
 const TIMESTAMPTZ = '1184';
 const UTC = "'UTC'";
 /** timestamp, date, time: a timestamptz cast to one is its wall clock in the session's TimeZone. */
@@ -304,7 +309,7 @@ const WALL_CLOCK_OF = ['1114', '1082', '1083'];
 /** timestamp, date: one cast to timestamptz is read as a wall clock in the session's TimeZone. */
 const WALL_CLOCK_TO = ['1114', '1082'];
 /** text, varchar: a timestamptz cast to one is written in the session's TimeZone. */
-const TEXT_OF = ['25', '1043'];
+const TEXT_OF = [TEXT, '1043'];
 
 /** Whether casting the column to its earlier type reads or writes a wall clock, or writes its text, which takes a zone. */
 const castTakesZone = (column: ColumnInfo): boolean =>
@@ -418,8 +423,9 @@ export interface FingerprintOptions {
   /**
    * Per table (key as in the result), the columns of an earlier fingerprint
    * it is compared with: the row hash covers only those, and a column whose
-   * type changed since is hashed as a value of its earlier type (cast to it),
-   * where PostgreSQL still knows that type and can cast to it.
+   * type changed since is hashed as a value of its earlier type (cast to it,
+   * or from its text), where PostgreSQL still knows that type and its values
+   * read as one.
    */
   earlier?: ReadonlyMap<string, Readonly<Record<string, ColumnFingerprint>>>;
   /** Hash as this version does: an earlier fingerprint's, to compare with it (default HASHING). */
@@ -519,6 +525,29 @@ function relabel(column: ColumnInfo, then: EnumLabels | undefined): void {
   if (renamed.length > 0) column.relabel = { now: renamed.map(([, label]) => label), then: renamed.map(([oid]) => then.labels[oid]!) };
 }
 
+/** `column` read as its earlier type, when it has one (see castToEarlier). */
+const asEarlier = (column: ColumnInfo): ColumnInfo => {
+  const { earlier } = column;
+  return earlier ? { ...column, ...earlier, castFrom: column.type, castFromOid: earlier.throughText ? TEXT : column.typeOid, nondeterministic: false } : column;
+};
+
+/**
+ * How the values of `column` read as its earlier type: by a cast, else by a
+ * cast from their text, where PostgreSQL has none between the two types
+ * (smallint to boolean: '1' and '0' read as true and false). Either reads the
+ * earlier values back only from a down that kept them apart; a text the
+ * earlier type does not read fails the cast. Undefined when neither reads
+ * every value (no cast at all, epoch seconds turned back from a timestamptz):
+ * the column is then not compared (see columnsNotCompared).
+ */
+async function readableAs(client: ClientBase, table: TableRef, column: ColumnInfo, earlier: EarlierType): Promise<EarlierType | undefined> {
+  for (const way of [earlier, { ...earlier, throughText: true }]) {
+    const probe = planTable(table, '', [asEarlier({ ...column, earlier: way })], false, undefined);
+    if (await guarded(client, () => client.query(probe.sql, probe.params))) return way;
+  }
+  return undefined;
+}
+
 /** Hashing `column` by the text its own output function writes. */
 const byText = (column: ColumnInfo): TypeHashing => ({ typeOid: column.typeOid, hashSchema: null, hashName: null, outputSchema: column.outputSchema, outputName: column.outputName, outputAs: column.outputAs });
 
@@ -601,37 +630,36 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
     const keys = tables.map((table) => table.as ?? tableKey(table));
     const earlier = keys.map((key) => options.earlier?.get(key));
     await castToEarlier(client, columns, earlier, version);
-    // as: each column as it is, as its earlier type, or (that cast failed) by its text where the earlier type hashed by its text
-    const planOf = (i: number, as: 'own' | 'earlier' | 'earlier-text'): TablePlan => {
-      const read = columns[i]!.columns.map((column) => {
-        const { earlier } = column;
-        const then = as === 'earlier' ? earlier : as === 'earlier-text' && earlier && !earlier.hashName ? { ...byText(column), type: earlier.type } : undefined;
-        return then ? { ...column, ...then, castFrom: column.type, castFromOid: column.typeOid, nondeterministic: false } : column;
-      });
+    const planOf = (i: number): TablePlan => {
       const columnsThen = earlier[i];
-      return planTable(tables[i]!, keys[i]!, read, perColumn === true || (perColumn !== false && perColumn.has(keys[i]!)), columnsThen ? new Set(Object.keys(columnsThen)) : undefined);
+      return planTable(tables[i]!, keys[i]!, columns[i]!.columns.map(asEarlier), perColumn === true || (perColumn !== false && perColumn.has(keys[i]!)), columnsThen ? new Set(Object.keys(columnsThen)) : undefined);
     };
     const toRead: number[] = [];
     const casting: number[] = [];
     tables.forEach((_table, i) => {
       // what the query of an empty table answers: no rows counted, no hash summed
-      if (columns[i]!.empty) result.tables[keys[i]!] = readTable(planOf(i, 'earlier'), columns[i]!.oid, { n: '0', h: '0' });
+      if (columns[i]!.empty) result.tables[keys[i]!] = readTable(planOf(i), columns[i]!.oid, { n: '0', h: '0' });
       else if (columns[i]!.columns.some((column) => column.earlier || column.relabel)) casting.push(i);
       else toRead.push(i);
     });
     for (let start = 0; start < toRead.length; start += BATCH) {
-      const batch = toRead.slice(start, start + BATCH).map((i) => ({ i, plan: planOf(i, 'own') }));
+      const batch = toRead.slice(start, start + BATCH).map((i) => ({ i, plan: planOf(i) }));
       const results = await simpleQueryResults<Record<string, string | null>>(client, batch.map(({ plan }) => plan.sql).join(';\n'));
       batch.forEach(({ i, plan }, n) => {
         result.tables[plan.key] = readTable(plan, columns[i]!.oid, results[n]!.rows[0]!);
       });
     }
-    // a value the earlier type cannot hold fails its cast: that table is then read by text where it can, else as it is (its types differ)
+    const read = async (plan: TablePlan): Promise<Record<string, string | null>> => (await client.query<Record<string, string | null>>(plan.sql, plan.params)).rows[0]!;
     for (const i of casting) {
-      const cast = planOf(i, 'earlier');
-      const row = await guarded(client, async () => (await client.query<Record<string, string | null>>(cast.sql, cast.params)).rows[0]!);
-      const plan = row ? cast : planOf(i, 'earlier-text');
-      result.tables[plan.key] = readTable(plan, columns[i]!.oid, row ?? (await client.query<Record<string, string | null>>(plan.sql, plan.params)).rows[0]!);
+      let plan = planOf(i);
+      let row = await guarded(client, () => read(plan));
+      if (!row) {
+        // a cast failed: each column is then read the way its values cast (readableAs), the rest as they are (their types differ)
+        for (const column of columns[i]!.columns) if (column.earlier) column.earlier = await readableAs(client, tables[i]!, column, column.earlier);
+        plan = planOf(i);
+        row = await read(plan);
+      }
+      result.tables[plan.key] = readTable(plan, columns[i]!.oid, row);
     }
     const roots = await partitionRoots(client, columns);
     columns.forEach((table, i) => {

@@ -228,7 +228,8 @@ async function isRecorded(session: RunSession, revision: string): Promise<boolea
  * Under integrity.mode off nothing was checked, under invariants only the
  * invariants and the structure were, and under strict a run with no
  * fingerprint (a killed run whose fingerprint never ended) says so, as
- * does one whose large objects the role may not read.
+ * does one whose large objects the role may not read, or with columns whose
+ * values do not cast back to the type they had.
  */
 function notCompared(recovery: Recovery, integrity: IntegrityReport): string | undefined {
   if (integrity.mode === 'off') return 'data not checked (integrity.mode is off)';
@@ -238,7 +239,9 @@ function notCompared(recovery: Recovery, integrity: IntegrityReport): string | u
     const whose = recovery.goal === 'settle' ? "the run's fingerprint was never taken" : 'no fingerprint was taken';
     return `data not compared: ${whose} (checked ${integrity.checked})`;
   }
-  if (integrity.largeObjectsNotCompared) return `tables verified intact, ${integrity.largeObjectsNotCompared}`;
+  const { columnsNotCompared: columns, largeObjectsNotCompared: largeObjects } = integrity;
+  if (columns) return `tables verified intact but for ${columns}${largeObjects ? `; ${largeObjects}` : ''}`;
+  if (largeObjects) return `tables verified intact, ${largeObjects}`;
   return undefined;
 }
 
