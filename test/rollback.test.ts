@@ -407,3 +407,45 @@ describe('rollback --to', () => {
     expect(await dropped.query('SELECT count(*)::int AS n FROM events')).toEqual([{ n: 1000 }]);
   });
 });
+
+describe('rollback --to with a down of many statements', () => {
+  const keys = Array.from({ length: 1700 }, (_, i) => `k${i + 1}`);
+  const revisions = (down: (key: string) => string): Record<string, string> => ({
+    '0001_settings.up.sql': 'CREATE TABLE settings (key text PRIMARY KEY, value text);',
+    '0001_settings.down.sql': 'DROP TABLE settings;',
+    '0002_fill.up.sql': keys.map((key) => `INSERT INTO settings VALUES ('${key}', 'v-${key}');`).join('\n'),
+    '0002_fill.down.sql': keys.map(down).join('\n'),
+  });
+  const digest = "SELECT count(*)::int AS n, md5(string_agg(key || '=' || value, ',' ORDER BY key)) AS h FROM settings";
+
+  it('1,700 DELETEs of a table integrity leaves out: plan counts its rows once, rollback ends 0 with the rows gone (both ended 1, "target lists can have at most 1664 entries")', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(revisions((key) => `DELETE FROM settings WHERE key = '${key}';`), { integrity: { tables: { exclude: ['public.settings'] } } });
+    const args = [...baseArgs(project, db.url), '--config', join(project.dir, 'belay.config.json')];
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const plan = await belay([...args, '--json', 'plan', '--to', '0001']);
+    expect(plan.code, plan.stdout + plan.stderr).toBe(0);
+    expect((jsonResult(plan) as { dataAtRisk: unknown[] }).dataAtRisk).toEqual([{ revision: '0002_fill', table: 'public.settings', rowsDeleted: true, rows: 1700, values: 1700 }]);
+    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(back.stdout).toContain('rollback: rolled back to 0001_settings; healthy');
+    expect(await db.query('SELECT count(*)::int AS n FROM settings')).toEqual([{ n: 0 }]);
+    expect(await db.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_settings' }]);
+  }, 180_000);
+
+  it('1,700 UPDATEs: plan counts the rows once, rollback sees the values changed and restores the snapshot (exit 11, rows as before)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(revisions((key) => `UPDATE settings SET value = 'changed' WHERE key = '${key}';`));
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const before = await db.query(digest);
+    const plan = await belay([...args, '--json', 'plan', '--to', '0001']);
+    expect(plan.code, plan.stdout + plan.stderr).toBe(0);
+    expect((jsonResult(plan) as { dataAtRisk: unknown[] }).dataAtRisk).toEqual([{ revision: '0002_fill', table: 'public.settings', rowsWritten: true, rows: 1700, values: 1700 }]);
+    const back = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(back.code, back.stdout + back.stderr).toBe(11);
+    expect(back.stderr).toContain('the content of public.settings changed');
+    expect(await db.query(digest)).toEqual(before);
+    expect(await db.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_settings' }, { name: '0002_fill' }]);
+  }, 180_000);
+});

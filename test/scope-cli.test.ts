@@ -500,3 +500,48 @@ describe('a table a targeted restore cannot put back faithfully', () => {
     expect(end.exitCode).toBe(12);
   });
 });
+
+describe('a down that fails under a touched snapshot', () => {
+  it("ends 12 saying why the down fails and what brings the database back (it said `belay rollback --to` and `belay restore ID`, which runs the down again and is refused): following it puts the rows back as before the run", async () => {
+    const db = await freshDatabase('scope_cli_down');
+    const project = await makeProject({
+      '0001_shop.up.sql':
+        'CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);\n' +
+        'CREATE TABLE orders (id bigserial PRIMARY KEY, user_id bigint NOT NULL REFERENCES users, total_cents int NOT NULL, note varchar(20));',
+      '0001_shop.down.sql': 'DROP TABLE orders;\nDROP TABLE users;',
+      '0002_currency.up.sql':
+        "ALTER TABLE orders ADD COLUMN currency char(3);\nALTER TABLE orders ALTER COLUMN note TYPE varchar(500);\nUPDATE orders SET currency = 'EUR', note = note || ' (amount converted to EUR)' WHERE note IS NOT NULL;",
+      '0002_currency.down.sql': 'ALTER TABLE orders DROP COLUMN currency;\nALTER TABLE orders ALTER COLUMN note TYPE varchar(20);',
+      '0003_email_format.up.sql': "ALTER TABLE users ADD CONSTRAINT users_email_format CHECK (email LIKE '%@%');",
+      '0003_email_format.down.sql': 'ALTER TABLE users DROP CONSTRAINT users_email_format;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'])).code).toBe(0);
+    await db.appQuery(`INSERT INTO users (email) SELECT 'u' || g FROM generate_series(1, 1000) g;
+      INSERT INTO orders (user_id, total_cents, note) SELECT 1 + g % 1000, g, CASE WHEN g % 100 = 0 THEN 'gift' END FROM generate_series(1, 5000) g`);
+    const orders = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || user_id || ':' || total_cents || ':' || coalesce(note, '-'), ',' ORDER BY id)) AS h FROM orders";
+    const before = await db.query(orders);
+
+    const run = await belay([...args, 'migrate', 'up', '--with-backup']);
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(12);
+    const id = /touched snapshot (\S+) holds the rows of public\.orders, public\.orders_id_seq, public\.users, public\.users_id_seq at 0001_shop, but \S+ is at 0002_currency; nothing was restored/.exec(run.stdout)?.[1];
+    expect(id, run.stdout).toBeDefined();
+    expect(run.stdout).toContain(
+      'next: The down of 0002_currency fails on this data (0002_currency.down.sql:2: value too long for type character varying(20)): `belay rollback --to` would run it again. ' +
+        "Change the data so that it succeeds (not the down's file: an applied revision's files must not change), then run `belay rollback --to 0001_shop` (its own snapshot guards it), " +
+        `then \`belay restore ${id!}\` to put back the rows of public.orders, public.users as they were before this run.`,
+    );
+    expect(run.stdout).toContain('Or restore a full backup of your own.');
+    expect(run.stdout).not.toContain('bring ');
+    expect(await applied(db)).toEqual(['0001_shop', '0002_currency']);
+
+    // what it says works: the data changed so the down succeeds, the rollback verified, the touched snapshot's rows back
+    await db.appQuery('UPDATE orders SET note = left(note, 20) WHERE length(note) > 20');
+    const back = await belay([...args, '--yes', 'rollback', '--to', '0001_shop']);
+    expect(back.code, `${back.stdout}\n${back.stderr}`).toBe(0);
+    const restored = await belay([...args, '--yes', 'restore', id!]);
+    expect(restored.code, `${restored.stdout}\n${restored.stderr}`).toBe(0);
+    expect(await applied(db)).toEqual(['0001_shop']);
+    expect(await db.query(orders)).toEqual(before);
+  });
+});

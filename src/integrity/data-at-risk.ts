@@ -590,8 +590,10 @@ async function countValues(
     const from = `${quoteQualified(w.schema, w.name)}${without.length === 0 ? '' : ` WHERE tableoid <> ALL (ARRAY(${without.join(' UNION ALL ')}))`}`;
     const table = byTable.get(from) ?? { from, counted: [] };
     byTable.set(from, table);
-    table.counted.push(w.column ? `count(${quoteIdent(w.column)})` : 'count(*)');
-    return { table, index: table.counted.length - 1 };
+    // one expression per column, however many downs' statements name it: a SELECT lists at most 1664 (a table has at most 1600 columns)
+    const counted = w.column ? `count(${quoteIdent(w.column)})` : 'count(*)';
+    if (!table.counted.includes(counted)) table.counted.push(counted);
+    return { table, index: table.counted.indexOf(counted) };
   });
   const tables = [...byTable.values()];
   const rowsOf = new Map<(typeof tables)[number], Record<string, string>>();

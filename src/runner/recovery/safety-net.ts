@@ -147,7 +147,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, given: FailureReason,
   if (onRollback) hooks.push(onRollback);
   if (reason.untrustworthy) {
     const revision = typeof reason.failure?.revision === 'string' ? reason.failure.revision : 'it';
-    return restoreThenVerify(recovery, `${reason.message}; a revision that runs outside a transaction failed halfway: ${revision} may be partly applied, which its down cannot undo`, reason.failure, hooks, reason.hint);
+    return restoreThenVerify(recovery, `${reason.message}; a revision that runs outside a transaction failed halfway: ${revision} may be partly applied, which its down cannot undo`, reason.failure, hooks, { next: reason.hint });
   }
   // every rollback must land on the schema its target left: a down that forgets what its up made leaves the data intact
   const landsOnTarget = recovery.goal === 'rollback' || (recovery.goal === 'settle' && recovery.compare === 'common-columns');
@@ -171,7 +171,7 @@ async function revertThenVerifyOrThrow(recovery: Recovery, given: FailureReason,
     try {
       await events.step({ step: 'down', revision: revision.name }, () => engine.down(revision.name), () => ({ now }));
     } catch (error) {
-      return restoreThenVerify(recovery, `${reason.message}; the down of ${revision.name} failed: ${errorMessage(error)}`, reason.failure, hooks);
+      return restoreThenVerify(recovery, `${reason.message}; the down of ${revision.name} failed: ${errorMessage(error)}`, reason.failure, hooks, { failedDown: { revision: revision.name, error } });
     }
   }
   const afterRollback = await runHookStep(session, 'afterRollback', { from: current, to: target, outcome: 'rolled-back' });
@@ -316,8 +316,34 @@ export async function checkRestored(recovery: Recovery, why: string): Promise<Ru
   });
 }
 
-/** Restore the snapshot and verify it against the fingerprint; never throws for a restore that did not work. `next`: what the failure itself says to do, told first. */
-export async function restoreThenVerify(recovery: Recovery, why: string, failure?: Record<string, unknown>, hooks: FailedHook[] = [], next?: string): Promise<RunResult> {
+/**
+ * What to run when a down failed and the run's touched snapshot could not be put back: its tables go back only at
+ * its revision, which the failed down left the database above. `belay rollback --to` alone would run that down on
+ * the same data again (and put its own snapshot back), and an applied revision's down may not be edited (drift):
+ * the data must change so that the down succeeds. The touched snapshot is named when the rollback lands on its revision.
+ */
+function failedDownSteps(target: string | null, snapshot: Manifest, down: { revision: string; error: unknown }): string[] {
+  const failed = down.error instanceof RevisionFailedError ? down.error.failure : undefined;
+  const why = failed ? `${failed.file}${failed.line === undefined ? '' : `:${failed.line}`}: ${failed.message}` : errorMessage(down.error);
+  const tables = snapshot.scope?.tables.filter((t) => t.kind === 'table').map((t) => `${t.schema}.${t.name}`).join(', ');
+  const restore = snapshot.revision === target ? `, then \`belay restore ${snapshot.id}\` to put back the rows of ${tables} as they were before this run` : '';
+  return [
+    `The down of ${down.revision} fails on this data (${why}): \`belay rollback --to\` would run it again. Change the data so that it succeeds (not the down's file: an applied revision's files must not change), then run \`belay rollback --to ${target ?? '0'}\` (its own snapshot guards it)${restore}.`,
+    'Or restore a full backup of your own.',
+  ];
+}
+
+/**
+ * Restore the snapshot and verify it against the fingerprint; never throws for a restore that did not work. `next`:
+ * what the failure itself says to do, told first; `failedDown`: the down whose failure sent the run here.
+ */
+export async function restoreThenVerify(
+  recovery: Recovery,
+  why: string,
+  failure?: Record<string, unknown>,
+  hooks: FailedHook[] = [],
+  { next, failedDown }: { next?: string; failedDown?: { revision: string; error: unknown } } = {},
+): Promise<RunResult> {
   const { session, snapshot } = recovery;
   const { events } = session.setup;
   const finish = (verdict: Verdict): Promise<RunResult> =>
@@ -376,10 +402,11 @@ export async function restoreThenVerify(recovery: Recovery, why: string, failure
     throw new BelayError('preflight', `${why}; ${report.message}${reconnectFailed}`, { hint });
   }
   if (!report.ok) {
+    const aboveSnapshot = failedDown !== undefined && snapshot.scope !== undefined && snapshot.revision !== failedDown.revision;
     return finish({
       outcome: 'manual-action-needed',
       message: `${why}; ${report.message}${reconnectFailed}`,
-      hint: report.manualSteps.join('\n'),
+      hint: (aboveSnapshot ? failedDownSteps(recovery.target, snapshot, failedDown) : report.manualSteps).join('\n'),
       ...failed,
     });
   }
