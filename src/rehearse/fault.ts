@@ -84,6 +84,33 @@ export function notRemoved(report: RehearsalReport, throwaway: Named, error: unk
 }
 
 /**
+ * A rehearsal on a real server that reached its verdict but left something
+ * beside its throwaway (a role, a replication slot, a role's setting), which
+ * its downs, run again at the end, did not undo: exit 12, naming each and what
+ * to run. Only what appeared or changed during the rehearsal is named.
+ */
+export function leftOnServer(report: RehearsalReport, throwaway: Named, leftBehind: { error: unknown } | undefined, unwritten: readonly unknown[]): BelayError {
+  const changes = report.leftOnServer;
+  const fixes = changes.flatMap((change) => (change.fix ? [`${change.fix};`] : []));
+  const byHand = changes.filter((change) => !change.fix).map((change) => change.said);
+  const removal = leftBehind ? `; ${throwaway.where} could not be removed either (${errorMessage(leftBehind.error)})` : '';
+  const reports = unwritten.map((failure) => `; and ${errorMessage(failure)}`).join('');
+  const verdict = report.ok ? 'passed' : `failed (${report.cases.filter((c) => !c.ok).map((c) => `${c.direction} ${c.revision}: ${c.message ?? 'failed'}`).join('; ')})`;
+  return new BelayError('manual', `the rehearsal ${verdict}, but it left on the server what dropping its throwaway does not remove: ${changes.map((change) => change.said).join(', ')}${removal}${reports}`, {
+    hint: [
+      'The rehearsal made or changed these (they were not so before it began), and the downs of the revisions it applied, run again at its end, did not undo them: a `migrate up` of the same revisions would now meet them.',
+      ...(fixes.length > 0 ? [`Once checked, run ${fixes.join(' ')}`] : []),
+      ...(byHand.length > 0 ? [`Make again by hand: ${byHand.join(', ')}.`] : []),
+      'Then make each down undo what its up does on the whole server (see the failing cases), and run `belay rehearse` again.',
+      ...(leftBehind ? [throwaway.removeByHand] : []),
+      ...unwritten.flatMap((failure) => (failure instanceof BelayError && failure.hint ? [failure.hint] : [])),
+    ].join(' '),
+    details: { leftOnServer: changes, cases: report.cases },
+    cause: leftBehind?.error,
+  });
+}
+
+/**
  * A rehearsal stopped by a signal (`by`: "a signal", "a second SIGINT"): no
  * verdict, nothing real touched; exit 4 when its throwaway is removed (or was
  * not made), else 12 naming what is left and how to remove it.

@@ -1,4 +1,5 @@
 import { showControls } from '../control-chars.js';
+import type { ClusterChange } from './cluster-state.js';
 import type { TableLock } from './lock-sampler.js';
 
 export interface RehearsalCase {
@@ -32,6 +33,8 @@ export interface RehearsalReport {
   checksNotRun: string[];
   /** What rehearsals killed outright had left (their ephemeral clusters), removed before this one ran, or named where that failed. */
   orphans: string[];
+  /** On a real server: what the rehearsal made or changed beside its throwaway (roles, their settings, replication slots, tablespaces) and its downs did not undo, with what to run. */
+  leftOnServer: ClusterChange[];
   timings: {
     /** Start the throwaway (cluster or database) and open the sessions. */
     setupMs: number;
@@ -90,6 +93,7 @@ export function toMarkdown(report: RehearsalReport): string {
     '| --- | --- | --- | --- | --- |',
     ...report.cases.map((c) => `| ${c.revision} | ${c.direction} | ${RESULT[c.status]}${c.status === 'passed' && c.warnings.length > 0 ? ' (warning)' : ''} | ${c.wallMs} ms | ${describeLocks(c.locks.slice(0, 3)) || '—'} |`),
   ];
+  if (report.leftOnServer.length > 0) lines.push('', `**Left on the server** (dropping the throwaway does not remove it): ${report.leftOnServer.map((change) => change.said).join(', ')}.`);
   for (const c of report.cases.filter((x) => x.status === 'failed' || x.warnings.length > 0)) {
     lines.push('', `### ${c.direction} ${c.revision}`, '', ...(c.message ? [c.message] : []), ...c.warnings.map((w) => `- warning: ${w}`));
     if (c.diff) lines.push('', '```diff', c.diff, '```');
@@ -107,6 +111,7 @@ export function toText(report: RehearsalReport): string {
   }
   if (report.checksNotRun.length > 0) lines.push(`  not run here (they probe the application, which does not use the throwaway): ${report.checksNotRun.join(', ')}`);
   for (const orphan of report.orphans) lines.push(`  ${orphan}`);
+  for (const change of report.leftOnServer) lines.push(`  left on the server: ${change.said}${change.fix ? ` (${change.fix})` : ''}`);
   lines.push(`  setup ${report.timings.setupMs} ms, data ${report.timings.seedMs} ms, cycle ${report.timings.cycleMs} ms, teardown ${report.timings.teardownMs} ms`);
   return lines.join('\n');
 }

@@ -160,10 +160,12 @@ export function unnamedThrowaway(server: ConnectionParams | undefined): Pick<Thr
   };
 }
 
+export const REHEARSAL_PREFIX = 'belay_rehearse_';
+
 /** The databases a rehearsal makes on a real server: `belay_rehearse_<10 hex>`, and its copies `…_c1`, `…_c2`. */
 export const REHEARSAL_DATABASES: MarkedKind = {
   markerPrefix: 'belay rehearsal ',
-  namePrefix: () => 'belay_rehearse_',
+  namePrefix: () => REHEARSAL_PREFIX,
   nameRest: '^[0-9a-f]{10}(_c[0-9]+)?$',
 };
 
@@ -173,7 +175,7 @@ export const REHEARSAL_DATABASES: MarkedKind = {
  * connected database (markDatabase) as soon as it is made.
  */
 export async function throwawayDatabase(server: ConnectionParams, template: string | undefined): Promise<Throwaway> {
-  const name = `belay_rehearse_${randomBytes(5).toString('hex')}`;
+  const name = `${REHEARSAL_PREFIX}${randomBytes(5).toString('hex')}`;
   // the maintenance databases, else the connected one itself, for a role that may connect to neither (CONNECT
   // revoked from PUBLIC, pg_hba.conf); never the template: a CREATE DATABASE waits for no session on it
   const candidates = [...MAINTENANCE_DATABASES, server.database].filter((database) => database !== template);

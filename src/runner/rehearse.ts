@@ -18,16 +18,17 @@ import { discoverRevisions } from '../migrations/discover.js';
 import { MigrationEngine } from '../migrations/engine.js';
 import { resolveRevisionOrStart } from '../migrations/resolve-name.js';
 import { RevisionFailedError } from '../migrations/revision-error.js';
-import { isReversible } from '../migrations/run-revision.js';
+import { isReversible, prepareStep } from '../migrations/run-revision.js';
 import type { Revision } from '../migrations/revision.js';
 import { copyHead, splitSql } from '../migrations/split-sql.js';
 import { newRunId } from '../journal/run-id.js';
+import { ClusterWatch, clusterChanges, type ClusterChange, type ClusterState } from '../rehearse/cluster-state.js';
 import { DataTracker } from '../rehearse/data-tracker.js';
 import { judgeDown, type StateSeen } from '../rehearse/judge-down.js';
 import { LockSampler, type TableLock } from '../rehearse/lock-sampler.js';
 import type { RehearsalCase, RehearsalReport } from '../rehearse/report.js';
 import { toJunit, toMarkdown } from '../rehearse/report.js';
-import { buildFault, interrupted, lostDuringStep, notRemoved, rehearsalFault, removalCut, startFault } from '../rehearse/fault.js';
+import { buildFault, interrupted, leftOnServer, lostDuringStep, notRemoved, rehearsalFault, removalCut, startFault } from '../rehearse/fault.js';
 import { ephemeralCluster, throwawayDatabase, unnamedThrowaway, type Throwaway } from '../rehearse/throwaway.js';
 import { Workspace } from '../rehearse/workspace.js';
 import { prepareAhead } from '../rehearse/prepare-ahead.js';
@@ -49,6 +50,7 @@ export interface RehearseOptions {
 interface Context {
   setup: RunSetup;
   space: Workspace;
+  watch: ClusterWatch;
 }
 
 /** Where the connected database stands: the default starting point. */
@@ -60,6 +62,13 @@ async function connectedRevision(setup: RunSetup, server: ConnectionParams, revi
     await session.close();
   }
 }
+
+/** Whether the step runs in one transaction; one that cannot even be prepared fails in the engine, which says why. */
+const inTransaction = (revision: Revision, direction: 'up' | 'down'): Promise<boolean> =>
+  prepareStep(revision, direction).then(
+    (step) => step.transactional,
+    () => false,
+  );
 
 type SqlStatements = ReturnType<typeof splitSql>['statements'];
 
@@ -118,6 +127,8 @@ async function settled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
 interface StepRun {
   durationMs: number;
   locks: TableLock[];
+  /** The server's roles, slots, … before and after the step, and what the step changed of them. */
+  cluster: { before: ClusterState; after: ClusterState; changed: ReadonlySet<string> };
   error?: string;
   /** The failure happened outside a transaction: what it did before failing stays. */
   halfway?: boolean;
@@ -163,6 +174,7 @@ class Cycle {
       { log: () => {} },
       async (client) => {
         if (this.sampler) this.data.noteLocks(await this.sampler.lookFromInside(client));
+        await this.ctx.watch.lookInside(client);
       },
       { trackDowns: true },
     );
@@ -185,6 +197,11 @@ class Cycle {
   private async step(revision: Revision, direction: 'up' | 'down'): Promise<StepRun> {
     // runRehearse reports a signal, once the throwaway is removed
     this.ctx.setup.signal?.throwIfAborted();
+    const { result, ...cluster } = await this.ctx.watch.around(await inTransaction(revision, direction), () => this.sampledStep(revision, direction));
+    return { ...result, cluster };
+  }
+
+  private async sampledStep(revision: Revision, direction: 'up' | 'down'): Promise<Omit<StepRun, 'cluster'>> {
     const lockSampler = new LockSampler(this.ctx.space.observer.client, this.ctx.space.work.backendPid);
     this.sampler = lockSampler;
     lockSampler.start();
@@ -308,6 +325,9 @@ class Cycle {
       return undefined;
     }
     const verdict = judgeDown(before, await this.seen());
+    // what only a drop of the whole server would remove: the throwaway's removal leaves it on the real one
+    const left = clusterChanges(up.cluster.before, down.cluster.after, new Set([...up.cluster.changed, ...down.cluster.changed]));
+    if (left.length > 0) verdict.failures.push(`the down left ${left.map((change) => change.said).join(', ')} on the server`);
     this.record(revision, 'down', downStarted, down, {
       ...(verdict.failures.length > 0 ? { failure: verdict.failures.join('; ') } : {}),
       warnings: verdict.warnings,
@@ -417,11 +437,34 @@ async function writeReport(flag: string, file: string, text: string): Promise<vo
   }
 }
 
+/**
+ * What the rehearsal's steps left on the real server beside the throwaway
+ * (a role, a slot, a role's setting: its removal would not remove them), once
+ * the downs of the revisions applied there (`ranHere`: those whose ups it ran)
+ * are run, newest first, up to one that fails. Only what its own steps
+ * changed is counted: other clients of the server change it meanwhile.
+ */
+async function revertOnServer(ctx: Context, ranHere: Revision[], start: ClusterState): Promise<ClusterChange[]> {
+  const { watch } = ctx;
+  if (clusterChanges(start, await watch.read(), watch.touched).length === 0) return [];
+  const { client } = ctx.space.work;
+  const applied = new Set((await readDatabaseState(client, ranHere)).applied.map((row) => row.name));
+  const engine = new MigrationEngine(ranHere, client, newRunId(), { log: () => {} }, (session) => watch.lookInside(session));
+  for (const revision of ranHere.filter((r) => applied.has(r.name)).reverse()) {
+    ctx.setup.signal?.throwIfAborted();
+    if (!(await isReversible(revision))) break;
+    const { result: reverted, after } = await watch.around(await inTransaction(revision, 'down'), () => engine.down(revision.name).then(() => true, () => false));
+    if (!reverted || clusterChanges(start, after, watch.touched).length === 0) break;
+  }
+  return clusterChanges(start, await watch.read(), watch.touched);
+}
+
 /** The rehearsal itself, on a throwaway that was made: build, data, the cycle. */
 async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions, backup, from, fromIndex }: Plan, seedSql: SqlStatements | undefined, throwaway: Throwaway, space: Workspace, setupStarted: number): Promise<RehearsalReport> {
   setup.signal?.throwIfAborted();
   await space.connect();
-  const ctx: Context = { setup, space };
+  const ctx: Context = { setup, space, watch: new ClusterWatch(() => space.observer.client) };
+  const start = await ctx.watch.read();
   const setupMs = Math.round(performance.now() - setupStarted);
   const seedStarted = performance.now();
   if (backup) {
@@ -431,15 +474,16 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
   await ensureBelaySchema(space.work.client);
   const buildStarted = performance.now();
   if (!backup && fromIndex >= 0) {
-    const build = new MigrationEngine(revisions.slice(0, fromIndex + 1), space.work.client, newRunId(), { log: () => {} });
+    const build = new MigrationEngine(revisions.slice(0, fromIndex + 1), space.work.client, newRunId(), { log: () => {} }, (session) => ctx.watch.lookInside(session));
     for (const revision of revisions.slice(0, fromIndex + 1)) {
-      await build.up(revision.name).catch((error: unknown) => {
+      await ctx.watch.around(await inTransaction(revision, 'up'), () => build.up(revision.name)).catch((error: unknown) => {
         throw buildFault(error, revisions[fromIndex]!.name);
       });
     }
   }
   const buildMs = backup ? 0 : Math.round(performance.now() - buildStarted);
-  if (options.seed) await loadSeed(ctx, options.seed, seedSql);
+  const { seed } = options;
+  if (seed) await ctx.watch.around(false, () => loadSeed(ctx, seed, seedSql));
   const seedMs = Math.round(performance.now() - seedStarted);
   const cycleStarted = performance.now();
   const pending = revisions.slice(fromIndex + 1);
@@ -448,6 +492,8 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
   else if (pending.length > 0) await space.keepStart();
   const cycle = new Cycle(ctx, pending);
   await cycle.run();
+  // an ephemeral cluster goes with everything on it
+  const left = options.server ? await revertOnServer(ctx, backup ? pending : revisions, start) : [];
   const ok = cycle.cases.every((c) => c.ok);
   return {
     ok,
@@ -459,6 +505,7 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
     cases: cycle.cases,
     checksNotRun: applicationChecks(setup.config.health),
     orphans: throwaway.orphans,
+    leftOnServer: left,
     timings: { setupMs, seedMs, buildMs, dataMs: seedMs - buildMs, cycleMs: Math.round(performance.now() - cycleStarted), teardownMs: 0 },
   };
 }
@@ -537,6 +584,7 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
   report.timings.teardownMs = teardownMs;
   // a verdict was reached: CI gets its reports even when the throwaway stays behind (exit 12 then)
   const unwritten = await writeReports(options, report);
+  if (report.leftOnServer.length > 0) throw leftOnServer(report, throwaway, leftBehind, unwritten);
   if (leftBehind) throw notRemoved(report, throwaway, leftBehind.error, unwritten);
   if (unwritten[0]) throw unwritten[0];
   return report;
