@@ -31,7 +31,8 @@ import { buildFault, interrupted, lostDuringStep, notRemoved, rehearsalFault, re
 import { ephemeralCluster, throwawayDatabase, unnamedThrowaway, type Throwaway } from '../rehearse/throwaway.js';
 import { Workspace } from '../rehearse/workspace.js';
 import { prepareAhead } from '../rehearse/prepare-ahead.js';
-import { readDatabaseState } from './session/database-state.js';
+import { readDatabaseState, type DatabaseState } from './session/database-state.js';
+import { assertPreflight, checkDrift, checkMissing } from './steps/preflight.js';
 import { sessionOptions, type RunSetup } from './session/setup.js';
 
 export interface RehearseOptions {
@@ -51,11 +52,23 @@ interface Context {
   space: Workspace;
 }
 
+/**
+ * A start whose record of applied revisions does not match their files
+ * (drift, or files missing) is refused as `migrate up` refuses it: the
+ * throwaway would hold another schema than the database it stands for, and
+ * a pass there would say nothing of the run that database would refuse.
+ */
+function assertStartMatchesDisk(state: DatabaseState, start: string): void {
+  assertPreflight([checkDrift(state), checkMissing(state)], `${start} cannot be rehearsed from; nothing was rehearsed`);
+}
+
 /** Where the connected database stands: the default starting point. */
 async function connectedRevision(setup: RunSetup, server: ConnectionParams, revisions: Revision[]): Promise<string | null> {
   const session = await openSession(server, sessionOptions(setup, 'belay rehearse probe'));
   try {
-    return (await readDatabaseState(session.client, revisions)).currentOnDisk;
+    const state = await readDatabaseState(session.client, revisions);
+    assertStartMatchesDisk(state, 'the connected database');
+    return state.currentOnDisk;
   } finally {
     await session.close();
   }
@@ -445,6 +458,8 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
   const pending = revisions.slice(fromIndex + 1);
   // a start with nothing in it (no template, build or data) is made again if ever needed; any other is copied now
   if (pending.length > 0 && !options.template && !backup && fromIndex < 0 && !options.seed) space.startsFresh();
+  if (backup) assertStartMatchesDisk(await readDatabaseState(space.work.client, revisions), `snapshot ${backup.id}`);
+  else if (options.template !== undefined) assertStartMatchesDisk(await readDatabaseState(space.work.client, revisions), `template ${options.template}`);
   else if (pending.length > 0) await space.keepStart();
   const cycle = new Cycle(ctx, pending);
   await cycle.run();

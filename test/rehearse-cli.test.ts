@@ -1,0 +1,68 @@
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { belay, type CliRun } from './support/cli.js';
+import { adminQuery, freshDatabase } from './support/pg.js';
+import { makeProject, type TestProject } from './support/project.js';
+
+const TWO = {
+  '0001_people.up.sql': 'CREATE TABLE people (id int PRIMARY KEY);',
+  '0001_people.down.sql': 'DROP TABLE people;',
+  '0002_email.up.sql': 'ALTER TABLE people ADD COLUMN email text;',
+  '0002_email.down.sql': 'ALTER TABLE people DROP COLUMN email;',
+};
+
+const throwaways = async (): Promise<string[]> =>
+  (await adminQuery('postgres', "SELECT datname FROM pg_database WHERE datname LIKE 'belay_rehearse%' ORDER BY 1")).map((r) => String(r.datname));
+
+const said = (run: CliRun): { exitCode: number; message: string; next: string | null } => JSON.parse(run.stdout) as { exitCode: number; message: string; next: string | null };
+
+const args = (project: TestProject, url: string): string[] => ['--database-url', url, '--migrations', project.migrations, '--backups', project.backups];
+
+/** A database at 0001 applied by migrate up, then a third revision on disk to rehearse. */
+async function appliedProject() {
+  const db = await freshDatabase();
+  const project = await makeProject({ '0001_people.up.sql': TWO['0001_people.up.sql'], '0001_people.down.sql': TWO['0001_people.down.sql'] });
+  const up = await belay([...args(project, db.url), 'migrate', 'up'], { cwd: project.dir });
+  expect(up.code, up.stderr).toBe(0);
+  await writeFile(join(project.migrations, '0002_email.up.sql'), TWO['0002_email.up.sql']);
+  await writeFile(join(project.migrations, '0002_email.down.sql'), TWO['0002_email.down.sql']);
+  return { db, project };
+}
+
+describe('belay rehearse: the start it rehearses from', () => {
+  it('an applied revision edited since (drift) is refused as migrate up refuses it: exit 4, its next, no throwaway made', async () => {
+    const { db, project } = await appliedProject();
+    // the connected database has people without the column this edit adds: a throwaway built from the file would not be it
+    await writeFile(join(project.migrations, '0001_people.up.sql'), 'CREATE TABLE people (id int PRIMARY KEY, name text);');
+    const before = await throwaways();
+    const run = await belay([...args(project, db.url), '--json', 'rehearse'], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(4);
+    const rehearsal = said(run);
+    expect(rehearsal.message).toBe('the connected database cannot be rehearsed from; nothing was rehearsed: files of applied revisions changed since they were applied: 0001_people (0001_people.up.sql)');
+    const migrate = said(await belay([...args(project, db.url), '--json', 'migrate', 'up'], { cwd: project.dir }));
+    expect(migrate.exitCode).toBe(4);
+    expect(rehearsal.next).toBe(migrate.next);
+    expect(await throwaways()).toEqual(before);
+  }, 120_000);
+
+  it('an applied revision missing from disk is refused too (exit 4); so is a template whose record drifted', async () => {
+    const { db, project } = await appliedProject();
+    await rm(join(project.migrations, '0001_people.up.sql'));
+    await rm(join(project.migrations, '0001_people.down.sql'));
+    const missing = await belay([...args(project, db.url), 'rehearse'], { cwd: project.dir });
+    expect(missing.code, missing.stdout + missing.stderr).toBe(4);
+    expect(missing.stderr).toContain('belay: the connected database cannot be rehearsed from; nothing was rehearsed: applied revisions are missing from the migrations folder: 0001_people');
+    expect(missing.stderr).toContain('next: Restore the missing revision files, or point --migrations at the right folder. Nothing was changed.');
+
+    // the template holds 0001 as applied, with another file than the one on disk now
+    await writeFile(join(project.migrations, '0001_people.up.sql'), 'CREATE TABLE people (id int PRIMARY KEY, name text);');
+    await writeFile(join(project.migrations, '0001_people.down.sql'), TWO['0001_people.down.sql']);
+    const other = await freshDatabase();
+    const template = await belay([...args(project, other.url), 'rehearse', '--from', '0', '--template', db.name], { cwd: project.dir });
+    expect(template.code, template.stdout + template.stderr).toBe(4);
+    expect(template.stderr).toContain(`belay: template ${db.name} cannot be rehearsed from; nothing was rehearsed: files of applied revisions changed since they were applied: 0001_people (0001_people.up.sql)`);
+    expect(await throwaways()).toEqual([]);
+  }, 120_000);
+
+});
