@@ -65,4 +65,12 @@ describe('belay rehearse: the start it rehearses from', () => {
     expect(await throwaways()).toEqual([]);
   }, 120_000);
 
+  it('--template with no server to copy it on is a usage error (exit 2), nothing rehearsed', async () => {
+    const project = await makeProject(TWO);
+    const run = await belay(['--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse', '--template', 'app_template'], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(2);
+    const usage = said(run);
+    expect(usage.message).toBe('--template app_template copies a database of the connected server, and there is none: with no connection settings (or --embedded) the rehearsal makes an ephemeral cluster of its own, which holds no such database; nothing was rehearsed');
+    expect(usage.next).toBe('Point belay at the server that holds the template (--database-url, DATABASE_URL or the PG* variables), or leave --template out.');
+  }, 60_000);
 });

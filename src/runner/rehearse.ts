@@ -538,6 +538,11 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
     (error: unknown) => ({ error }),
   );
   setup.signal?.removeEventListener('abort', cancel);
+  if (options.template !== undefined && !options.server) {
+    throw usageError(`--template ${options.template} copies a database of the connected server, and there is none: with no connection settings (or --embedded) the rehearsal makes an ephemeral cluster of its own, which holds no such database; nothing was rehearsed`, {
+      hint: 'Point belay at the server that holds the template (--database-url, DATABASE_URL or the PG* variables), or leave --template out.',
+    });
+  }
   await space.close().catch(() => {});
   const teardownStarted = performance.now();
   const leftBehind = await throwaway.dispose().then(
