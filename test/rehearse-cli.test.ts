@@ -1,7 +1,8 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { belay, type CliRun } from './support/cli.js';
+import { belay, cleanEnv, startBelay, type CliRun } from './support/cli.js';
+import { pollUntil } from './support/kill.js';
 import { adminQuery, freshDatabase } from './support/pg.js';
 import { makeProject, type TestProject } from './support/project.js';
 
@@ -72,5 +73,45 @@ describe('belay rehearse: the start it rehearses from', () => {
     const usage = said(run);
     expect(usage.message).toBe('--template app_template copies a database of the connected server, and there is none: with no connection settings (or --embedded) the rehearsal makes an ephemeral cluster of its own, which holds no such database; nothing was rehearsed');
     expect(usage.next).toBe('Point belay at the server that holds the template (--database-url, DATABASE_URL or the PG* variables), or leave --template out.');
+  }, 60_000);
+});
+
+describe('belay rehearse: what it says while it runs', () => {
+  it('off a terminal, stderr has each revision as its up, down and reapply start and end, at the default log level', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(TWO);
+    const run = await belay([...args(project, db.url), 'rehearse', '--from', '0001'], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const steps = run.stderr.split('\n').filter((line) => /^[+-] /.test(line)).map((line) => line.replace(/\(\d+ ms\)/, '(N ms)'));
+    expect(steps).toEqual([
+      '+ 0001_people ..',
+      '+ 0001_people .. ok (N ms)',
+      '+ 0002_email ..',
+      '+ 0002_email .. ok (N ms)',
+      '- 0002_email ..',
+      '- 0002_email .. ok (N ms)',
+      '+ 0002_email ..',
+      '+ 0002_email .. ok (N ms)',
+    ]);
+  }, 60_000);
+
+  it('SIGTERM during a revision: a plain line (no JSON log record, no colour under CI=true) naming the revision running', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...TWO, '0002_email.up.sql': 'SELECT pg_sleep(15);\nALTER TABLE people ADD COLUMN email text;' });
+    // the URL in the environment: one on the command line is warned about (a log record, not this fix's)
+    const running = startBelay(['--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--from', '0001'], { cwd: project.dir, env: cleanEnv({ CI: 'true', DATABASE_URL: db.url }) });
+    let stderr = '';
+    running.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    await pollUntil(
+      async () => Number((await adminQuery('postgres', "SELECT count(*) AS n FROM pg_stat_activity WHERE datname LIKE 'belay_rehearse%' AND strpos(query, 'pg_sleep(15)') > 0"))[0]!.n) === 1,
+      'the rehearsal in 0002_email',
+    );
+    // what a CI timeout's kill leaves in the log: the revision that was running
+    expect(stderr).toMatch(/\n\+ 0002_email \.\.\n$/);
+    running.child.kill('SIGTERM');
+    const run = await running.done;
+    expect(run.code, run.stdout + run.stderr).toBe(4);
+    expect(run.stderr).toContain('\n  SIGTERM: stopping the rehearsal: the statements running on its throwaway are cancelled, and the throwaway is removed once they end (nothing real was touched); send it again to remove it at once (during + 0002_email)\n');
+    expect(run.stderr).not.toMatch(/"level"|\x1b/);
   }, 60_000);
 });

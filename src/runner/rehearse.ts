@@ -293,18 +293,24 @@ class Cycle {
     }
   }
 
+  /** A case as a step shown while it runs (`+ 0003_x .. ok`, `- 0003_x .. failed`): its verdict is the step's outcome. */
+  private shown<T extends { entry: RehearsalCase }>(step: 'apply' | 'down', revision: Revision, work: () => Promise<T>, subject?: string): Promise<T> {
+    return this.ctx.setup.events.judged({ step, revision: revision.name, ...(subject ? { subject } : {}) }, work, ({ entry }) => ({ ok: entry.ok }));
+  }
+
   /** One revision's up, down and reapply; answers why the rest cannot be tried, when it cannot. */
   private async revision(index: number, revision: Revision): Promise<string | undefined> {
     const upStarted = performance.now();
     const { before, structure } = await this.seenBeforeUp();
-    const up = await this.step(revision, 'up');
-    if (up.error !== undefined) {
-      this.record(revision, 'up', upStarted, up, { failure: up.error });
+    const up = await this.shown('apply', revision, async () => {
+      const run = await this.step(revision, 'up');
+      const failure = run.error ?? (await this.health(structure));
+      return { run, entry: this.record(revision, 'up', upStarted, run, failure === undefined ? {} : { failure }) };
+    });
+    if (up.run.error !== undefined) {
       this.skip(revision, ['down', 'reapply'], 'its up failed');
       return `not tried: the up of ${revision.name} failed, and every later revision builds on it`;
     }
-    const unhealthy = await this.health(structure);
-    this.record(revision, 'up', upStarted, up, unhealthy === undefined ? {} : { failure: unhealthy });
 
     const downStarted = performance.now();
     if (!(await isReversible(revision))) {
@@ -312,27 +318,37 @@ class Cycle {
       this.skip(revision, ['reapply'], 'it has no down');
       return undefined;
     }
-    const down = await this.step(revision, 'down');
-    if (down.error !== undefined) {
-      this.record(revision, 'down', downStarted, down, { failure: down.error });
+    const down = await this.shown('down', revision, async () => {
+      const run = await this.step(revision, 'down');
+      if (run.error !== undefined) return { run, entry: this.record(revision, 'down', downStarted, run, { failure: run.error }) };
+      const verdict = judgeDown(before, await this.seen());
+      const entry = this.record(revision, 'down', downStarted, run, {
+        ...(verdict.failures.length > 0 ? { failure: verdict.failures.join('; ') } : {}),
+        warnings: verdict.warnings,
+        ...(verdict.diff !== undefined ? { diff: verdict.diff } : {}),
+      });
+      return { run, entry };
+    });
+    if (down.run.error !== undefined) {
       this.skip(revision, ['reapply'], 'its down failed, so its up cannot be tried again');
       // a transaction rolled back leaves the state right after the up; a failure halfway does not
-      if (down.halfway) return await this.rebuildOrStop(index, revision);
+      if (down.run.halfway) return await this.rebuildOrStop(index, revision);
       return undefined;
     }
-    const verdict = judgeDown(before, await this.seen());
-    this.record(revision, 'down', downStarted, down, {
-      ...(verdict.failures.length > 0 ? { failure: verdict.failures.join('; ') } : {}),
-      warnings: verdict.warnings,
-      ...(verdict.diff !== undefined ? { diff: verdict.diff } : {}),
-    });
 
     const reapplyStarted = performance.now();
-    const reapply = await this.step(revision, 'up');
-    const reapplied = this.record(revision, 'reapply', reapplyStarted, reapply, reapply.error === undefined ? {} : { failure: `the up fails after its own down: ${reapply.error}` });
-    if (verdict.failures.length === 0 && reapply.error === undefined) return undefined;
+    const reapply = await this.shown(
+      'apply',
+      revision,
+      async () => {
+        const run = await this.step(revision, 'up');
+        return { run, entry: this.record(revision, 'reapply', reapplyStarted, run, run.error === undefined ? {} : { failure: `the up fails after its own down: ${run.error}` }) };
+      },
+      'reapply',
+    );
+    if (down.entry.ok && reapply.run.error === undefined) return undefined;
     const rebuilt = await this.rebuildOrStop(index, revision);
-    reapplied.wallMs = Math.round(performance.now() - reapplyStarted);
+    reapply.entry.wallMs = Math.round(performance.now() - reapplyStarted);
     return rebuilt;
   }
 
@@ -439,14 +455,16 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
   const seedStarted = performance.now();
   if (backup) {
     const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: Math.floor(space.work.serverVersionNum / 10000) });
-    await restoreSnapshotInto(backup, throwaway.params, { tools, env: setup.env, jobs: 1, clean: false, privileges: false, signal: setup.signal });
+    await setup.events.step({ step: 'restore', subject: backup.id }, () => restoreSnapshotInto(backup, throwaway.params, { tools, env: setup.env, jobs: 1, clean: false, privileges: false, signal: setup.signal }));
   }
   await ensureBelaySchema(space.work.client);
+  if (backup) assertStartMatchesDisk(await readDatabaseState(space.work.client, revisions), `snapshot ${backup.id}`);
+  else if (options.template !== undefined) assertStartMatchesDisk(await readDatabaseState(space.work.client, revisions), `template ${options.template}`);
   const buildStarted = performance.now();
   if (!backup && fromIndex >= 0) {
     const build = new MigrationEngine(revisions.slice(0, fromIndex + 1), space.work.client, newRunId(), { log: () => {} });
     for (const revision of revisions.slice(0, fromIndex + 1)) {
-      await build.up(revision.name).catch((error: unknown) => {
+      await setup.events.step({ step: 'apply', revision: revision.name, subject: 'build' }, () => build.up(revision.name)).catch((error: unknown) => {
         throw buildFault(error, revisions[fromIndex]!.name);
       });
     }
@@ -458,8 +476,6 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
   const pending = revisions.slice(fromIndex + 1);
   // a start with nothing in it (no template, build or data) is made again if ever needed; any other is copied now
   if (pending.length > 0 && !options.template && !backup && fromIndex < 0 && !options.seed) space.startsFresh();
-  if (backup) assertStartMatchesDisk(await readDatabaseState(space.work.client, revisions), `snapshot ${backup.id}`);
-  else if (options.template !== undefined) assertStartMatchesDisk(await readDatabaseState(space.work.client, revisions), `template ${options.template}`);
   else if (pending.length > 0) await space.keepStart();
   const cycle = new Cycle(ctx, pending);
   await cycle.run();
@@ -522,6 +538,11 @@ class Teardown {
 /** `belay rehearse`: the whole cycle on a throwaway database, never the real one. */
 export async function runRehearse(setup: RunSetup, options: RehearseOptions): Promise<RehearsalReport> {
   if (options.seed && options.fromBackup) throw usageError('--seed and --from-backup exclude each other', { hint: 'Load either a seed or a snapshot.' });
+  if (options.template !== undefined && !options.server) {
+    throw usageError(`--template ${options.template} copies a database of the connected server, and there is none: with no connection settings (or --embedded) the rehearsal makes an ephemeral cluster of its own, which holds no such database; nothing was rehearsed`, {
+      hint: 'Point belay at the server that holds the template (--database-url, DATABASE_URL or the PG* variables), or leave --template out.',
+    });
+  }
   for (const [flag, file] of [['--junit', options.junit], ['--markdown', options.markdown]] as const) if (file) await assertWritable(flag, file);
   const seedSql = options.seed?.endsWith('.sql') ? await readSqlSeed(options.seed) : undefined;
   const teardown = new Teardown(unnamedThrowaway(options.server));
@@ -538,11 +559,6 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
     (error: unknown) => ({ error }),
   );
   setup.signal?.removeEventListener('abort', cancel);
-  if (options.template !== undefined && !options.server) {
-    throw usageError(`--template ${options.template} copies a database of the connected server, and there is none: with no connection settings (or --embedded) the rehearsal makes an ephemeral cluster of its own, which holds no such database; nothing was rehearsed`, {
-      hint: 'Point belay at the server that holds the template (--database-url, DATABASE_URL or the PG* variables), or leave --template out.',
-    });
-  }
   await space.close().catch(() => {});
   const teardownStarted = performance.now();
   const leftBehind = await throwaway.dispose().then(
