@@ -1,4 +1,4 @@
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { belay, cleanEnv, startBelay, type CliRun } from './support/cli.js';
@@ -113,5 +113,21 @@ describe('belay rehearse: what it says while it runs', () => {
     expect(run.code, run.stdout + run.stderr).toBe(4);
     expect(run.stderr).toContain('\n  SIGTERM: stopping the rehearsal: the statements running on its throwaway are cancelled, and the throwaway is removed once they end (nothing real was touched); send it again to remove it at once (during + 0002_email)\n');
     expect(run.stderr).not.toMatch(/"level"|\x1b/);
+  }, 60_000);
+
+  it('the revisions skipped after an up that failed are one line of the text; the JUnit report keeps every case', async () => {
+    const db = await freshDatabase();
+    const files: Record<string, string> = { ...TWO, '0002_email.up.sql': 'ALTER TABLE nobody ADD COLUMN email text;' };
+    for (const n of ['0003', '0004', '0005', '0006']) {
+      files[`${n}_t.up.sql`] = `CREATE TABLE t${n} (id int);`;
+      files[`${n}_t.down.sql`] = `DROP TABLE t${n};`;
+    }
+    const project = await makeProject(files);
+    const junit = join(project.dir, 'report.xml');
+    const run = await belay([...args(project, db.url), 'rehearse', '--from', '0001', '--junit', junit], { cwd: project.dir });
+    expect(run.code, run.stdout + run.stderr).toBe(10);
+    expect(run.stdout).toContain('\n  skip 0003_t … 0006_t (4 revisions)\n       not tried: the up of 0002_email failed, and every later revision builds on it\n');
+    expect(run.stdout.match(/skip/g)).toHaveLength(3);
+    expect((await readFile(junit, 'utf8')).match(/<skipped /g)).toHaveLength(2 + 4 * 3);
   }, 60_000);
 });
