@@ -20,8 +20,6 @@ export interface CliContext {
   flags: GlobalFlags;
   json: boolean;
   options: BelayOptions;
-  /** Show long work that reports no steps of its own as one ticking line on a terminal. */
-  task: <T>(label: string, work: () => Promise<T>) => Promise<T>;
   /** Ask before changing, on a terminal without --yes (else undefined); a signal while it asks answers no. */
   confirm: ((summary: string) => Promise<boolean>) | undefined;
 }

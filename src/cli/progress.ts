@@ -55,8 +55,8 @@ export interface ProgressPrinter {
   close: () => void;
   /** Whether this error text was already printed under a failed step. */
   printed: (error: string) => boolean;
-  /** A whole command's work as one step line, for work that reports no steps of its own (a rehearsal). */
-  task: <T>(label: string, work: () => Promise<T>) => Promise<T>;
+  /** What a signal makes the command do, as a line like the others (not a log record), naming the step it came during. */
+  signalled: (text: string) => void;
 }
 
 /**
@@ -186,19 +186,10 @@ export function progressPrinter(options: ProgressOptions): ProgressPrinter {
       clearLive();
     },
     printed: (error) => options.level !== 'none' && printedErrors.has(error),
-    task: async (label, work) => {
-      const key = `task\u0000${label}`;
-      const line = `· ${label}`;
-      const started = now();
-      begin(key, line);
-      try {
-        const result = await work();
-        finish(key, line, `done (${took(Math.round(now() - started))})`, false, undefined);
-        return result;
-      } catch (error) {
-        finish(key, line, `failed (${took(Math.round(now() - started))})`, false, undefined);
-        throw error;
-      }
+    signalled: (text) => {
+      if (options.level === 'none') return;
+      const running = newestActive();
+      println(`  ${text}${running ? ` (during ${running.line})` : ''}`);
     },
   };
 }

@@ -85,7 +85,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   if (flags.backups !== undefined) options.backups = flags.backups;
   if (flags.config !== undefined) options.config = flags.config;
   const question: Question = { open: false };
-  const ctx: CliContext = { flags, json, options, task: progress.task, confirm: confirmer(flags.yes === true, controller.signal, question) };
+  const ctx: CliContext = { flags, json, options, confirm: confirmer(flags.yes === true, controller.signal, question) };
   const closing = (): string[] => (kind.changing && target ? [lastLine(target)] : []);
   /** The one result: the --json document on stdout, else the text (stdout) and the target line. */
   const resultText = (said: Said, report: CommandReport): string =>
@@ -114,7 +114,7 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
   const abandon = (signal: NodeJS.Signals): void => {
     const abandoned = run?.abandon(`a second ${signal}`) ?? { state: 'not-begun' as const };
     if (abandoned.state === 'ended') {
-      logger.warn(`${signal} again: the run has already recorded how it ended; its result follows`);
+      progress.signalled(`${signal} again: the run has already recorded how it ended; its result follows`);
       return;
     }
     if (abandoned.state === 'removing') {
@@ -166,10 +166,10 @@ export async function runAction(command: Command, work: (ctx: CliContext) => Pro
     }
     if (signals > 1) return abandon(signal);
     if (question.open) {
-      logger.warn(`${signal} at the question: taken as no; nothing was changed`);
+      progress.signalled(`${signal} at the question: taken as no; nothing was changed`);
       return controller.abort();
     }
-    logger.warn(`${signal}: ${kind.firstSignal ?? 'stopping at the next safe point and rolling back what this run did; send it again to abort at once'}`);
+    progress.signalled(`${signal}: ${kind.firstSignal ?? 'stopping at the next safe point and rolling back what this run did; send it again to abort at once'}`);
     controller.abort();
   };
   // SIGHUP: the terminal closed (an SSH session dropped), taken as SIGTERM; the result still goes where stdout goes

@@ -101,9 +101,26 @@ export function toMarkdown(report: RehearsalReport): string {
   return `${showControls(lines.join('\n'))}\n`;
 }
 
+/** How many cases from `start` on are skipped for the same reason as it. */
+function alikeSkips(cases: RehearsalCase[], start: number): number {
+  const { message } = cases[start]!;
+  let end = start;
+  while (cases[end + 1]?.status === 'skipped' && cases[end + 1]!.message === message) end++;
+  return end - start + 1;
+}
+
 export function toText(report: RehearsalReport): string {
   const lines = [`rehearsal on ${report.where}, from ${report.from ?? 'scratch'}, with ${report.data}: ${report.ok ? 'passed' : 'FAILED'}`];
-  for (const c of report.cases) {
+  for (let index = 0; index < report.cases.length; index++) {
+    const c = report.cases[index]!;
+    // every revision after an up that failed is skipped alike: one line for them all (the JSON and JUnit reports keep each case)
+    const alike = c.status === 'skipped' ? report.cases.slice(index, index + alikeSkips(report.cases, index)) : [c];
+    const last = alike.at(-1)!;
+    if (last.revision !== c.revision) {
+      lines.push(`  skip ${c.revision} … ${last.revision} (${new Set(alike.map((x) => x.revision)).size} revisions)`, `       ${c.message ?? 'not tried'}`);
+      index += alike.length - 1;
+      continue;
+    }
     lines.push(`  ${{ passed: 'ok  ', failed: 'FAIL', skipped: 'skip' }[c.status]} ${c.direction.padEnd(7)} ${c.revision} (${c.wallMs} ms)${c.locks[0] ? `  strongest lock: ${c.locks[0].table} ${c.locks[0].mode} ${c.locks[0].heldMs} ms` : ''}`);
     if (c.message) lines.push(`       ${c.message}`);
     for (const w of c.warnings) lines.push(`       warning: ${w}`);

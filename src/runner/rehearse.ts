@@ -32,7 +32,8 @@ import { buildFault, interrupted, leftOnServer, lostDuringStep, notRemoved, rehe
 import { ephemeralCluster, throwawayDatabase, unnamedThrowaway, type Throwaway } from '../rehearse/throwaway.js';
 import { Workspace } from '../rehearse/workspace.js';
 import { prepareAhead } from '../rehearse/prepare-ahead.js';
-import { readDatabaseState } from './session/database-state.js';
+import { readDatabaseState, type DatabaseState } from './session/database-state.js';
+import { assertPreflight, checkDrift, checkMissing } from './steps/preflight.js';
 import { sessionOptions, type RunSetup } from './session/setup.js';
 
 export interface RehearseOptions {
@@ -53,11 +54,23 @@ interface Context {
   watch: ClusterWatch;
 }
 
+/**
+ * A start whose record of applied revisions does not match their files
+ * (drift, or files missing) is refused as `migrate up` refuses it: the
+ * throwaway would hold another schema than the database it stands for, and
+ * a pass there would say nothing of the run that database would refuse.
+ */
+function assertStartMatchesDisk(state: DatabaseState, start: string): void {
+  assertPreflight([checkDrift(state), checkMissing(state)], `${start} cannot be rehearsed from; nothing was rehearsed`);
+}
+
 /** Where the connected database stands: the default starting point. */
 async function connectedRevision(setup: RunSetup, server: ConnectionParams, revisions: Revision[]): Promise<string | null> {
   const session = await openSession(server, sessionOptions(setup, 'belay rehearse probe'));
   try {
-    return (await readDatabaseState(session.client, revisions)).currentOnDisk;
+    const state = await readDatabaseState(session.client, revisions);
+    assertStartMatchesDisk(state, 'the connected database');
+    return state.currentOnDisk;
   } finally {
     await session.close();
   }
@@ -297,18 +310,24 @@ class Cycle {
     }
   }
 
+  /** A case as a step shown while it runs (`+ 0003_x .. ok`, `- 0003_x .. failed`): its verdict is the step's outcome. */
+  private shown<T extends { entry: RehearsalCase }>(step: 'apply' | 'down', revision: Revision, work: () => Promise<T>, subject?: string): Promise<T> {
+    return this.ctx.setup.events.judged({ step, revision: revision.name, ...(subject ? { subject } : {}) }, work, ({ entry }) => ({ ok: entry.ok }));
+  }
+
   /** One revision's up, down and reapply; answers why the rest cannot be tried, when it cannot. */
   private async revision(index: number, revision: Revision): Promise<string | undefined> {
     const upStarted = performance.now();
     const { before, structure } = await this.seenBeforeUp();
-    const up = await this.step(revision, 'up');
-    if (up.error !== undefined) {
-      this.record(revision, 'up', upStarted, up, { failure: up.error });
+    const up = await this.shown('apply', revision, async () => {
+      const run = await this.step(revision, 'up');
+      const failure = run.error ?? (await this.health(structure));
+      return { run, entry: this.record(revision, 'up', upStarted, run, failure === undefined ? {} : { failure }) };
+    });
+    if (up.run.error !== undefined) {
       this.skip(revision, ['down', 'reapply'], 'its up failed');
       return `not tried: the up of ${revision.name} failed, and every later revision builds on it`;
     }
-    const unhealthy = await this.health(structure);
-    this.record(revision, 'up', upStarted, up, unhealthy === undefined ? {} : { failure: unhealthy });
 
     const downStarted = performance.now();
     if (!(await isReversible(revision))) {
@@ -316,30 +335,40 @@ class Cycle {
       this.skip(revision, ['reapply'], 'it has no down');
       return undefined;
     }
-    const down = await this.step(revision, 'down');
-    if (down.error !== undefined) {
-      this.record(revision, 'down', downStarted, down, { failure: down.error });
+    const down = await this.shown('down', revision, async () => {
+      const run = await this.step(revision, 'down');
+      if (run.error !== undefined) return { run, entry: this.record(revision, 'down', downStarted, run, { failure: run.error }) };
+      const verdict = judgeDown(before, await this.seen());
+      // what only a drop of the whole server would remove: the throwaway's removal leaves it on the real one
+      const left = clusterChanges(up.run.cluster.before, run.cluster.after, new Set([...up.run.cluster.changed, ...run.cluster.changed]));
+      if (left.length > 0) verdict.failures.push(`the down left ${left.map((change) => change.said).join(', ')} on the server`);
+      const entry = this.record(revision, 'down', downStarted, run, {
+        ...(verdict.failures.length > 0 ? { failure: verdict.failures.join('; ') } : {}),
+        warnings: verdict.warnings,
+        ...(verdict.diff !== undefined ? { diff: verdict.diff } : {}),
+      });
+      return { run, entry };
+    });
+    if (down.run.error !== undefined) {
       this.skip(revision, ['reapply'], 'its down failed, so its up cannot be tried again');
       // a transaction rolled back leaves the state right after the up; a failure halfway does not
-      if (down.halfway) return await this.rebuildOrStop(index, revision);
+      if (down.run.halfway) return await this.rebuildOrStop(index, revision);
       return undefined;
     }
-    const verdict = judgeDown(before, await this.seen());
-    // what only a drop of the whole server would remove: the throwaway's removal leaves it on the real one
-    const left = clusterChanges(up.cluster.before, down.cluster.after, new Set([...up.cluster.changed, ...down.cluster.changed]));
-    if (left.length > 0) verdict.failures.push(`the down left ${left.map((change) => change.said).join(', ')} on the server`);
-    this.record(revision, 'down', downStarted, down, {
-      ...(verdict.failures.length > 0 ? { failure: verdict.failures.join('; ') } : {}),
-      warnings: verdict.warnings,
-      ...(verdict.diff !== undefined ? { diff: verdict.diff } : {}),
-    });
 
     const reapplyStarted = performance.now();
-    const reapply = await this.step(revision, 'up');
-    const reapplied = this.record(revision, 'reapply', reapplyStarted, reapply, reapply.error === undefined ? {} : { failure: `the up fails after its own down: ${reapply.error}` });
-    if (verdict.failures.length === 0 && reapply.error === undefined) return undefined;
+    const reapply = await this.shown(
+      'apply',
+      revision,
+      async () => {
+        const run = await this.step(revision, 'up');
+        return { run, entry: this.record(revision, 'reapply', reapplyStarted, run, run.error === undefined ? {} : { failure: `the up fails after its own down: ${run.error}` }) };
+      },
+      'reapply',
+    );
+    if (down.entry.ok && reapply.run.error === undefined) return undefined;
     const rebuilt = await this.rebuildOrStop(index, revision);
-    reapplied.wallMs = Math.round(performance.now() - reapplyStarted);
+    reapply.entry.wallMs = Math.round(performance.now() - reapplyStarted);
     return rebuilt;
   }
 
@@ -469,14 +498,17 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
   const seedStarted = performance.now();
   if (backup) {
     const tools = await resolveBackupTools({ search: setup.pgSearch, serverMajor: Math.floor(space.work.serverVersionNum / 10000) });
-    await restoreSnapshotInto(backup, throwaway.params, { tools, env: setup.env, jobs: 1, clean: false, privileges: false, signal: setup.signal });
+    await setup.events.step({ step: 'restore', subject: backup.id }, () => restoreSnapshotInto(backup, throwaway.params, { tools, env: setup.env, jobs: 1, clean: false, privileges: false, signal: setup.signal }));
   }
   await ensureBelaySchema(space.work.client);
+  if (backup) assertStartMatchesDisk(await readDatabaseState(space.work.client, revisions), `snapshot ${backup.id}`);
+  else if (options.template !== undefined) assertStartMatchesDisk(await readDatabaseState(space.work.client, revisions), `template ${options.template}`);
   const buildStarted = performance.now();
   if (!backup && fromIndex >= 0) {
     const build = new MigrationEngine(revisions.slice(0, fromIndex + 1), space.work.client, newRunId(), { log: () => {} }, (session) => ctx.watch.lookInside(session));
     for (const revision of revisions.slice(0, fromIndex + 1)) {
-      await ctx.watch.around(await inTransaction(revision, 'up'), () => build.up(revision.name)).catch((error: unknown) => {
+      const transactional = await inTransaction(revision, 'up');
+      await setup.events.step({ step: 'apply', revision: revision.name, subject: 'build' }, () => ctx.watch.around(transactional, () => build.up(revision.name))).catch((error: unknown) => {
         throw buildFault(error, revisions[fromIndex]!.name);
       });
     }
@@ -554,6 +586,11 @@ class Teardown {
 /** `belay rehearse`: the whole cycle on a throwaway database, never the real one. */
 export async function runRehearse(setup: RunSetup, options: RehearseOptions): Promise<RehearsalReport> {
   if (options.seed && options.fromBackup) throw usageError('--seed and --from-backup exclude each other', { hint: 'Load either a seed or a snapshot.' });
+  if (options.template !== undefined && !options.server) {
+    throw usageError(`--template ${options.template} copies a database of the connected server, and there is none: with no connection settings (or --embedded) the rehearsal makes an ephemeral cluster of its own, which holds no such database; nothing was rehearsed`, {
+      hint: 'Point belay at the server that holds the template (--database-url, DATABASE_URL or the PG* variables), or leave --template out.',
+    });
+  }
   for (const [flag, file] of [['--junit', options.junit], ['--markdown', options.markdown]] as const) if (file) await assertWritable(flag, file);
   const seedSql = options.seed?.endsWith('.sql') ? await readSqlSeed(options.seed) : undefined;
   const teardown = new Teardown(unnamedThrowaway(options.server));

@@ -30,8 +30,7 @@ export function registerRehearse(program: Command): void {
       command,
       async (ctx) => {
         const { rehearse } = await import('../../api/commands.js');
-        // the rehearsal reports no steps: its whole run is the line that ticks
-        const report = await ctx.task('rehearse', () => rehearse({ ...ctx.options, ...flags }));
+        const report = await rehearse({ ...ctx.options, ...flags });
         const failed = report.cases.filter((c) => !c.ok).length;
         return {
           result: report,
