@@ -27,7 +27,7 @@ import { judgeDown, type StateSeen } from '../rehearse/judge-down.js';
 import { LockSampler, type TableLock } from '../rehearse/lock-sampler.js';
 import type { RehearsalCase, RehearsalReport } from '../rehearse/report.js';
 import { toJunit, toMarkdown } from '../rehearse/report.js';
-import { buildFault, interrupted, lostDuringStep, notRemoved, rehearsalFault, removalCut, startFault } from '../rehearse/fault.js';
+import { buildFault, interrupted, noVerdictOnStep, notRemoved, rehearsalFault, removalCut, startFault } from '../rehearse/fault.js';
 import { ephemeralCluster, throwawayDatabase, unnamedThrowaway, type Throwaway } from '../rehearse/throwaway.js';
 import { Workspace } from '../rehearse/workspace.js';
 import { prepareAhead } from '../rehearse/prepare-ahead.js';
@@ -194,8 +194,8 @@ class Cycle {
     try {
       await (direction === 'up' ? this.engine.up(revision.name) : this.engine.down(revision.name));
     } catch (caught) {
-      // a statement cancelled by a signal is no verdict on the revision
-      if (lostDuringStep(caught) || this.ctx.setup.signal?.aborted) {
+      // a statement cancelled by a signal, or failed by its server, is no verdict on the revision
+      if (noVerdictOnStep(caught) || this.ctx.setup.signal?.aborted) {
         await lockSampler.stop().catch(() => {});
         throw caught;
       }
