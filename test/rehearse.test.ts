@@ -372,6 +372,21 @@ describe('rehearse runs the checks migrate up runs', () => {
     // a rejected up is still taken down, as migrate up would
     expect(find(report, 'down', '0006_hide_people').status).toBe('passed');
   });
+
+  it('an up that breaks an integrity invariant fails, as migrate up rejects it; one that keeps it passes (it passed unchecked)', async () => {
+    const { code, report } = await rehearseFromPeople(
+      {
+        '0002_nicknames.up.sql': "UPDATE people SET nickname = name WHERE id = 1;",
+        '0002_nicknames.down.sql': "UPDATE people SET nickname = 'nick 1' WHERE id = 1;",
+        '0003_blank.up.sql': "UPDATE people SET name = '' WHERE id = 7;",
+        '0003_blank.down.sql': "UPDATE people SET name = 'person 7' WHERE id = 7;",
+      },
+      { integrity: { invariants: [{ name: 'people named', query: "SELECT id FROM people WHERE name = ''" }] } },
+    );
+    expect(code).toBe(10);
+    expect(find(report, 'up', '0002_nicknames').status).toBe('passed');
+    expect(find(report, 'up', '0003_blank')).toMatchObject({ status: 'failed', message: expect.stringMatching(/^health failed after the up: invariant people named: 1 row\(s\)/) });
+  });
 });
 
 describe('where rehearse starts, and what it loads there', () => {

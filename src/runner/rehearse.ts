@@ -10,6 +10,7 @@ import { openSession } from '../db/session.js';
 import { BelayError, EXIT, errorMessage, usageError } from '../errors.js';
 import { writeProblem } from '../unreadable.js';
 import { applicationChecks, healthChecksFromConfig } from '../health/build-checks.js';
+import type { HealthCheck } from '../health/check.js';
 import { runHealthChecks } from '../health/run-health.js';
 import { runShellCommand } from '../health/shell-command.js';
 import { SchemaTracker, type SchemaDescription } from '../integrity/schema-digest.js';
@@ -113,6 +114,12 @@ async function settled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
   if (x.status === 'rejected') throw x.reason;
   if (y.status === 'rejected') throw y.reason;
   return [x.value, y.value];
+}
+
+/** The checks `migrate up` runs before and after a change that look at the database: the structure, the SQL checks, the invariants. */
+function databaseChecks(setup: RunSetup, structure?: StructureBaseline): HealthCheck[] {
+  const { health, integrity } = setup.config;
+  return healthChecksFromConfig(health, setup.secrets, { structure, scope: 'database', invariants: integrity.mode === 'off' ? [] : integrity.invariants });
 }
 
 interface StepRun {
@@ -231,7 +238,7 @@ class Cycle {
   /** The checks `migrate up` runs after a change, those that look at the database, once (nothing here changes by waiting). */
   private async health(structure: StructureBaseline): Promise<string | undefined> {
     const { health } = this.ctx.setup.config;
-    const checks = healthChecksFromConfig(health, this.ctx.setup.secrets, { structure, scope: 'database' });
+    const checks = databaseChecks(this.ctx.setup, structure);
     const report = await runHealthChecks(checks, { client: this.client, env: this.ctx.setup.env, signal: this.ctx.setup.signal }, { timeoutSeconds: 0, intervalSeconds: health.intervalSeconds, attemptSeconds: health.timeoutSeconds });
     // a configured query is the user's SQL, which may change the schema where the next step's transaction cannot see it
     if (checks.some((check) => check.kind === 'sql')) this.engine.forgetSchema();
