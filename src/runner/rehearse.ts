@@ -7,7 +7,7 @@ import { restoreSnapshotInto } from '../backup/restore-snapshot.js';
 import { libpqChildEnv, type ConnectionParams } from '../db/connection.js';
 import { ensureBelaySchema } from '../db/belay-schema.js';
 import { openSession } from '../db/session.js';
-import { BelayError, EXIT, errorMessage, usageError } from '../errors.js';
+import { BelayError, EXIT, errorMessage, preflightError, usageError } from '../errors.js';
 import { writeProblem } from '../unreadable.js';
 import { applicationChecks, healthChecksFromConfig } from '../health/build-checks.js';
 import type { HealthCheck } from '../health/check.js';
@@ -122,6 +122,20 @@ function databaseChecks(setup: RunSetup, structure?: StructureBaseline): HealthC
   return healthChecksFromConfig(health, setup.secrets, { structure, scope: 'database', invariants: integrity.mode === 'off' ? [] : integrity.invariants });
 }
 
+/**
+ * `migrate up` refuses a database unhealthy before any change, so that what
+ * fails after the change is the change's: so does a rehearsal, on the
+ * database its first up runs on (exit 4, no verdict).
+ */
+async function healthBaseline(setup: RunSetup, client: ClientBase): Promise<void> {
+  const { health } = setup.config;
+  const report = await runHealthChecks(databaseChecks(setup), { client, env: setup.env, signal: setup.signal }, { timeoutSeconds: 0, intervalSeconds: health.intervalSeconds, attemptSeconds: health.timeoutSeconds });
+  if (report.healthy) return;
+  throw preflightError(`unhealthy before any revision was rehearsed: ${report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.evidence}`).join('; ')}`, {
+    hint: 'Nothing real was touched, and nothing was rehearsed: `migrate up` refuses a database unhealthy before the change too. Fix what fails first (the check, or the data --seed or --from-backup loads), so that a failure after an up is that up\'s.',
+  });
+}
+
 interface StepRun {
   durationMs: number;
   locks: TableLock[];
@@ -135,7 +149,7 @@ interface StepRun {
  *
  *   up       on the state its predecessors left, then the same checks
  *            `migrate up` runs after a change (structure against the state
- *            right before the up, and the configured SQL checks);
+ *            right before the up, the configured SQL checks, the invariants);
  *   down     right after its own up, judged against the schema and data
  *            from right before the up;
  *   reapply  the up again right after its own down (a down that does not
@@ -144,8 +158,9 @@ interface StepRun {
  * A bad down (or a failed reapply) leaves the database dirty: it is then
  * rebuilt to the state right after the revision's up, so that nothing it
  * left behind is met, or blamed, by a later revision. A down that errors is
- * recorded and the cycle goes on. Only a failed up stops it: every later
- * revision builds on it, and is reported skipped.
+ * recorded and the cycle goes on. Only a failed up (or one its checks
+ * reject) stops it: every later revision builds on it, and is reported
+ * skipped.
  */
 class Cycle {
   readonly cases: RehearsalCase[] = [];
@@ -292,27 +307,30 @@ class Cycle {
     const upStarted = performance.now();
     const { before, structure } = await this.seenBeforeUp();
     const up = await this.step(revision, 'up');
+    const upFailed = `not tried: the up of ${revision.name} failed, and every later revision builds on it`;
     if (up.error !== undefined) {
       this.record(revision, 'up', upStarted, up, { failure: up.error });
       this.skip(revision, ['down', 'reapply'], 'its up failed');
-      return `not tried: the up of ${revision.name} failed, and every later revision builds on it`;
+      return upFailed;
     }
     const unhealthy = await this.health(structure);
     this.record(revision, 'up', upStarted, up, unhealthy === undefined ? {} : { failure: unhealthy });
+    // migrate up stops at an up its checks reject, taking it down: its down is judged, no later revision is
+    const stop = unhealthy === undefined ? undefined : upFailed;
 
     const downStarted = performance.now();
     if (!(await isReversible(revision))) {
       this.record(revision, 'down', downStarted, undefined, { failure: 'it has no down: it cannot be rolled back' });
       this.skip(revision, ['reapply'], 'it has no down');
-      return undefined;
+      return stop;
     }
     const down = await this.step(revision, 'down');
     if (down.error !== undefined) {
       this.record(revision, 'down', downStarted, down, { failure: down.error });
       this.skip(revision, ['reapply'], 'its down failed, so its up cannot be tried again');
       // a transaction rolled back leaves the state right after the up; a failure halfway does not
-      if (down.halfway) return await this.rebuildOrStop(index, revision);
-      return undefined;
+      if (down.halfway && stop === undefined) return await this.rebuildOrStop(index, revision);
+      return stop;
     }
     const verdict = judgeDown(before, await this.seen());
     this.record(revision, 'down', downStarted, down, {
@@ -324,7 +342,7 @@ class Cycle {
     const reapplyStarted = performance.now();
     const reapply = await this.step(revision, 'up');
     const reapplied = this.record(revision, 'reapply', reapplyStarted, reapply, reapply.error === undefined ? {} : { failure: `the up fails after its own down: ${reapply.error}` });
-    if (verdict.failures.length === 0 && reapply.error === undefined) return undefined;
+    if (stop !== undefined || (verdict.failures.length === 0 && reapply.error === undefined)) return stop;
     const rebuilt = await this.rebuildOrStop(index, revision);
     reapplied.wallMs = Math.round(performance.now() - reapplyStarted);
     return rebuilt;
@@ -450,6 +468,7 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
   const seedMs = Math.round(performance.now() - seedStarted);
   const cycleStarted = performance.now();
   const pending = revisions.slice(fromIndex + 1);
+  if (pending.length > 0) await healthBaseline(setup, space.work.client);
   // a start with nothing in it (no template, build or data) is made again if ever needed; any other is copied now
   if (pending.length > 0 && !options.template && !backup && fromIndex < 0 && !options.seed) space.startsFresh();
   else if (pending.length > 0) await space.keepStart();
