@@ -410,6 +410,13 @@ describe('rehearse runs the checks migrate up runs', () => {
     expect(said.next).toMatch(/^Nothing real was touched, and nothing was rehearsed: `migrate up` refuses a database unhealthy before the change too\./);
     expect(await readdir(project.dir)).not.toContain('report.xml');
     expect((await leftovers()).databases).toEqual([]);
+
+    // as migrate up --allow-unhealthy: the check failing before is held against no revision, and said
+    const allowed = await belay(['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse', '--from', '0001', '--seed', seed, '--allow-unhealthy'], { cwd: project.dir });
+    expect(allowed.code, allowed.stdout + allowed.stderr).toBe(0);
+    const report = jsonResult(allowed) as VerdictReport;
+    expect(verdicts(report)).toEqual(['passed up 0002_unrelated', 'passed down 0002_unrelated', 'passed reapply 0002_unrelated', 'passed up 0003_unrelated', 'passed down 0003_unrelated', 'passed reapply 0003_unrelated']);
+    expect(find(report, 'up', '0003_unrelated').warnings).toEqual(['nicknames set fails, as before the first revision (--allow-unhealthy): 1 row(s): [{"?column?":1}]']);
   });
 
   it('an up that breaks an integrity invariant fails, as migrate up rejects it; one that keeps it passes (it passed unchecked)', async () => {

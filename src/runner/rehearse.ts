@@ -39,6 +39,8 @@ export interface RehearseOptions {
   from?: string;
   seed?: string;
   fromBackup?: string;
+  /** Go on when the checks fail before the first revision, as migrate up --allow-unhealthy does. */
+  allowUnhealthy?: boolean;
   /** CREATE DATABASE … TEMPLATE this, on a connected server. */
   template?: string;
   junit?: string;
@@ -125,14 +127,18 @@ function databaseChecks(setup: RunSetup, structure?: StructureBaseline): HealthC
 /**
  * `migrate up` refuses a database unhealthy before any change, so that what
  * fails after the change is the change's: so does a rehearsal, on the
- * database its first up runs on (exit 4, no verdict).
+ * database its first up runs on (exit 4, no verdict). With --allow-unhealthy
+ * it goes on, as migrate up does: the checks failing now, which are answered,
+ * are not held against any revision (structure is judged against the state
+ * before each up anyway).
  */
-async function healthBaseline(setup: RunSetup, client: ClientBase): Promise<void> {
+async function healthBaseline(setup: RunSetup, client: ClientBase, allowUnhealthy: boolean): Promise<Set<string>> {
   const { health } = setup.config;
   const report = await runHealthChecks(databaseChecks(setup), { client, env: setup.env, signal: setup.signal }, { timeoutSeconds: 0, intervalSeconds: health.intervalSeconds, attemptSeconds: health.timeoutSeconds });
-  if (report.healthy) return;
-  throw preflightError(`unhealthy before any revision was rehearsed: ${report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.evidence}`).join('; ')}`, {
-    hint: 'Nothing real was touched, and nothing was rehearsed: `migrate up` refuses a database unhealthy before the change too. Fix what fails first (the check, or the data --seed or --from-backup loads), so that a failure after an up is that up\'s.',
+  const failing = report.results.filter((r) => !r.ok);
+  if (report.healthy || allowUnhealthy) return new Set(failing.filter((r) => r.kind !== 'structural').map((r) => r.name));
+  throw preflightError(`unhealthy before any revision was rehearsed: ${failing.map((r) => `${r.name}: ${r.evidence}`).join('; ')}`, {
+    hint: 'Nothing real was touched, and nothing was rehearsed: `migrate up` refuses a database unhealthy before the change too. Fix what fails first (the check, or the data --seed or --from-backup loads), so that a failure after an up is that up\'s; or pass --allow-unhealthy.',
   });
 }
 
@@ -173,6 +179,8 @@ class Cycle {
   constructor(
     private readonly ctx: Context,
     private readonly pending: Revision[],
+    /** The checks failing before the first revision, allowed by --allow-unhealthy: not held against any revision. */
+    private readonly tolerated: ReadonlySet<string>,
   ) {
     this.engine = this.newEngine();
   }
@@ -251,14 +259,17 @@ class Cycle {
   }
 
   /** The checks `migrate up` runs after a change, those that look at the database, once (nothing here changes by waiting). */
-  private async health(structure: StructureBaseline): Promise<string | undefined> {
+  private async health(structure: StructureBaseline): Promise<{ failure?: string; warnings: string[] }> {
     const { health } = this.ctx.setup.config;
     const checks = databaseChecks(this.ctx.setup, structure);
-    const report = await runHealthChecks(checks, { client: this.client, env: this.ctx.setup.env, signal: this.ctx.setup.signal }, { timeoutSeconds: 0, intervalSeconds: health.intervalSeconds, attemptSeconds: health.timeoutSeconds });
+    const report = await runHealthChecks(checks, { client: this.client, env: this.ctx.setup.env, signal: this.ctx.setup.signal }, { timeoutSeconds: 0, intervalSeconds: health.intervalSeconds, attemptSeconds: health.timeoutSeconds, tolerate: this.tolerated });
     // a configured query is the user's SQL, which may change the schema where the next step's transaction cannot see it
     if (checks.some((check) => check.kind === 'sql')) this.engine.forgetSchema();
-    if (report.healthy) return undefined;
-    return `health failed after the up: ${report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.evidence}`).join('; ')}`;
+    const failing = report.results.filter((r) => !r.ok);
+    const held = failing.filter((r) => !this.tolerated.has(r.name));
+    const warnings = failing.filter((r) => this.tolerated.has(r.name)).map((r) => `${r.name} fails, as before the first revision (--allow-unhealthy): ${r.evidence}`);
+    if (report.healthy) return { warnings };
+    return { failure: `health failed after the up: ${held.map((r) => `${r.name}: ${r.evidence}`).join('; ')}`, warnings };
   }
 
   private record(revision: Revision, direction: RehearsalCase['direction'], started: number, run: StepRun | undefined, outcome: { failure?: string; skipped?: string; warnings?: string[]; diff?: string }): RehearsalCase {
@@ -313,10 +324,10 @@ class Cycle {
       this.skip(revision, ['down', 'reapply'], 'its up failed');
       return upFailed;
     }
-    const unhealthy = await this.health(structure);
-    this.record(revision, 'up', upStarted, up, unhealthy === undefined ? {} : { failure: unhealthy });
+    const checked = await this.health(structure);
+    this.record(revision, 'up', upStarted, up, checked);
     // migrate up stops at an up its checks reject, taking it down: its down is judged, no later revision is
-    const stop = unhealthy === undefined ? undefined : upFailed;
+    const stop = checked.failure === undefined ? undefined : upFailed;
 
     const downStarted = performance.now();
     if (!(await isReversible(revision))) {
@@ -468,11 +479,11 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
   const seedMs = Math.round(performance.now() - seedStarted);
   const cycleStarted = performance.now();
   const pending = revisions.slice(fromIndex + 1);
-  if (pending.length > 0) await healthBaseline(setup, space.work.client);
+  const tolerated = pending.length > 0 ? await healthBaseline(setup, space.work.client, options.allowUnhealthy === true) : new Set<string>();
   // a start with nothing in it (no template, build or data) is made again if ever needed; any other is copied now
   if (pending.length > 0 && !options.template && !backup && fromIndex < 0 && !options.seed) space.startsFresh();
   else if (pending.length > 0) await space.keepStart();
-  const cycle = new Cycle(ctx, pending);
+  const cycle = new Cycle(ctx, pending, tolerated);
   await cycle.run();
   const ok = cycle.cases.every((c) => c.ok);
   return {

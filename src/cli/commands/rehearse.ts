@@ -10,6 +10,7 @@ interface RehearseFlags {
   template?: string;
   junit?: string;
   markdown?: string;
+  allowUnhealthy?: boolean;
 }
 
 export function registerRehearse(program: Command): void {
@@ -22,7 +23,8 @@ export function registerRehearse(program: Command): void {
       .option('--from-backup <id>', 'start from a snapshot (id or manifest path); its revision is the start')
       .option('--template <name>', 'on a connected server, create the throwaway database from this template')
       .option('--junit <file>', 'write a JUnit XML report (one test case per revision per direction)')
-      .option('--markdown <file>', 'write a Markdown summary (for a CI job page)'),
+      .option('--markdown <file>', 'write a Markdown summary (for a CI job page)')
+      .option('--allow-unhealthy', 'go on when the checks fail before the first revision (from scratch, a check on a table a revision makes); those are then held against none'),
     CONNECTED,
     'belay rehearse --seed ci/seed.sql --junit rehearsal.xml',
   ).action(async (flags: RehearseFlags, command: Command) =>
