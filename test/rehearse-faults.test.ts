@@ -91,6 +91,33 @@ describe('a rehearsal whose server fails under it', () => {
     expect(said.next).toContain(`Drop what is left of it by hand once its server answers: ${left.map((name) => `DROP DATABASE IF EXISTS "${name}";`).join(' ')} (belay made it`);
     for (const name of left.reverse()) await adminRows(`DROP DATABASE ${name}`);
   }, 120_000);
+
+  // a full disk of its own: a small tmpfs as TMPDIR, where the ephemeral cluster is made (mounting it needs root)
+  it.runIf(process.getuid?.() === 0)('a full disk under the ephemeral cluster mid-revision is exit 12 saying what to free, and writes no report (it was exit 10, "Fix 0001_base", both reports saying the revision failed)', async () => {
+    const project = await makeProject({
+      '0001_base.up.sql': "CREATE TABLE t (id int, pad text);\nINSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 200000) g;",
+      '0001_base.down.sql': 'DROP TABLE t;',
+    });
+    const small = join(project.dir, 'small');
+    await mkdir(small);
+    await execFileAsync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', small]);
+    try {
+      const junit = join(project.dir, 'j.xml');
+      const markdown = join(project.dir, 'm.md');
+      const run = await belay(['--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse', '--junit', junit, '--markdown', markdown], { cwd: project.dir, env: cleanEnv({ TMPDIR: small }) });
+      expect(run.code, run.stdout + run.stderr).toBe(12);
+      const said = JSON.parse(run.stdout) as { message: string; next: string };
+      expect(said.message).toMatch(/^the rehearsal on an ephemeral cluster in .* could not finish: 0001_base up failed .*No space left on device \[SQLSTATE 53100\]/);
+      expect(said.next).toMatch(/^Nothing real was touched, and no verdict was reached\. Its server ran out of disk, memory or connections: free some \(an ephemeral cluster lives in the temp folder, TMPDIR/);
+      expect(said.next).not.toMatch(/Fix 0001_base/);
+      const written = await readdir(project.dir);
+      expect(written).not.toContain('j.xml');
+      expect(written).not.toContain('m.md');
+      expect(await readdir(small)).toEqual([]);
+    } finally {
+      await execFileAsync('umount', [small]);
+    }
+  }, 120_000);
 });
 
 describe('a rehearsal that reached its verdict but could not remove its throwaway', () => {

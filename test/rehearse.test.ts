@@ -368,9 +368,60 @@ describe('rehearse runs the checks migrate up runs', () => {
       status: 'failed',
       message: 'health failed after the up: structure: constraint people_group_fk on public.people was valid before the change and is NOT VALID now',
     });
-    expect(find(report, 'up', '0006_hide_people').message).toMatch(/^health failed after the up: people readable: query failed: relation "people" does not exist/);
-    // a rejected up is still taken down, as migrate up would
-    expect(find(report, 'down', '0006_hide_people').status).toBe('passed');
+    // a rejected up is still taken down, as migrate up would; the revisions after it are not tried, as migrate up stops there
+    expect(find(report, 'down', '0005_weaken').status).toBe('passed');
+    expect(find(report, 'up', '0006_hide_people')).toMatchObject({ status: 'skipped', message: 'not tried: the up of 0005_weaken failed, and every later revision builds on it' });
+  });
+
+  it('a failing SQL check fails the up that broke it; the up is still taken down, and the later revisions are skipped, not blamed for it (they failed the same check)', async () => {
+    const { code, report } = await rehearseFromPeople(
+      {
+        '0002_hide_people.up.sql': 'ALTER TABLE people RENAME TO persons;',
+        '0002_hide_people.down.sql': 'ALTER TABLE persons RENAME TO people;',
+        '0003_audit.up.sql': 'CREATE TABLE audit (id int);',
+        '0003_audit.down.sql': 'DROP TABLE audit;',
+      },
+      { health: { sql: [{ name: 'people readable', query: 'SELECT 1 FROM people LIMIT 1', expect: 'some-rows' }] } },
+    );
+    expect(code).toBe(10);
+    expect(find(report, 'up', '0002_hide_people').message).toMatch(/^health failed after the up: people readable: query failed: relation "people" does not exist/);
+    expect(verdicts(report)).toEqual(['failed up 0002_hide_people', 'passed down 0002_hide_people', 'passed reapply 0002_hide_people', 'skipped up 0003_audit', 'skipped down 0003_audit', 'skipped reapply 0003_audit']);
+  });
+
+  it('a check failing before any revision (the seed) is held against none and named in the warnings of each up, not blamed on the first revision (it was exit 10, FAIL up 0002 and every later one)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(
+      {
+        ...PEOPLE_ONLY,
+        '0002_unrelated.up.sql': 'CREATE TABLE audit (id int);',
+        '0002_unrelated.down.sql': 'DROP TABLE audit;',
+        '0003_unrelated.up.sql': 'CREATE TABLE notes (id int);',
+        '0003_unrelated.down.sql': 'DROP TABLE notes;',
+      },
+      { health: { sql: [{ name: 'nicknames set', query: 'SELECT 1 FROM people WHERE nickname IS NULL', expect: 'no-rows' }] } },
+    );
+    const seed = join(project.dir, 'seed.sql');
+    await writeFile(seed, "INSERT INTO people (id, name) VALUES (1, 'no nickname');");
+    const allowed = await belay(['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, '--json', 'rehearse', '--from', '0001', '--seed', seed], { cwd: project.dir });
+    expect(allowed.code, allowed.stdout + allowed.stderr).toBe(0);
+    const report = jsonResult(allowed) as VerdictReport;
+    expect(verdicts(report)).toEqual(['passed up 0002_unrelated', 'passed down 0002_unrelated', 'passed reapply 0002_unrelated', 'passed up 0003_unrelated', 'passed down 0003_unrelated', 'passed reapply 0003_unrelated']);
+    expect(find(report, 'up', '0003_unrelated').warnings).toEqual(['nicknames set fails, as before the first revision: 1 row(s): [{"?column?":1}]']);
+  });
+
+  it('an up that breaks an integrity invariant fails, as migrate up rejects it; one that keeps it passes (it passed unchecked)', async () => {
+    const { code, report } = await rehearseFromPeople(
+      {
+        '0002_nicknames.up.sql': "UPDATE people SET nickname = name WHERE id = 1;",
+        '0002_nicknames.down.sql': "UPDATE people SET nickname = 'nick 1' WHERE id = 1;",
+        '0003_blank.up.sql': "UPDATE people SET name = '' WHERE id = 7;",
+        '0003_blank.down.sql': "UPDATE people SET name = 'person 7' WHERE id = 7;",
+      },
+      { integrity: { invariants: [{ name: 'people named', query: "SELECT id FROM people WHERE name = ''" }] } },
+    );
+    expect(code).toBe(10);
+    expect(find(report, 'up', '0002_nicknames').status).toBe('passed');
+    expect(find(report, 'up', '0003_blank')).toMatchObject({ status: 'failed', message: expect.stringMatching(/^health failed after the up: invariant people named: 1 row\(s\)/) });
   });
 });
 

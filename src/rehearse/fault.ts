@@ -9,8 +9,23 @@ import type { Throwaway } from './throwaway.js';
 /** A throwaway as a fault names it: where it is, and how to remove it by hand. */
 type Named = Pick<Throwaway, 'where' | 'left' | 'removeByHand'>;
 
-/** Whether a revision's step failed because the throwaway stopped answering, which says nothing about the revision. */
-export const lostDuringStep = (error: unknown): boolean => isConnectionLost(error) || (error instanceof Error && isConnectionLost(error.cause));
+const lostDuringStep = (error: unknown): boolean => isConnectionLost(error) || (error instanceof Error && isConnectionLost(error.cause));
+
+const stateOf = (error: unknown): string | undefined => (error instanceof RevisionFailedError ? error.failure.sqlstate : sqlstateOf(error));
+
+/**
+ * SQLSTATE classes a revision's statement fails with when the server runs
+ * out of what it needs (disk, memory: 53) or fails itself (58, XX). The
+ * other environment classes can be the revision's own doing (a statement
+ * timeout, a program limit, a lock it waits for), and stay its verdict.
+ */
+const SERVER_TROUBLE = new Set(['53', '58', 'XX']);
+
+/** Whether a revision's step failed for its server (it stopped answering, it ran out of disk), which says nothing about the revision. */
+export function noVerdictOnStep(error: unknown): boolean {
+  const state = stateOf(error);
+  return lostDuringStep(error) || (state !== undefined && SERVER_TROUBLE.has(state.slice(0, 2)));
+}
 
 /**
  * SQLSTATE classes of a server or machine in trouble (a connection lost, a
@@ -21,7 +36,7 @@ const ENVIRONMENT_CLASSES = new Set(['08', '28', '3D', '53', '54', '55', '57', '
 
 function isEnvironmentFault(error: unknown): boolean {
   if (lostDuringStep(error)) return true;
-  const state = error instanceof RevisionFailedError ? error.failure.sqlstate : sqlstateOf(error);
+  const state = stateOf(error);
   if (state !== undefined) return state === SQLSTATE.insufficientPrivilege || ENVIRONMENT_CLASSES.has(state.slice(0, 2));
   // a Node.js system error (a full disk, a folder it may not write)
   return errnoCode(error) !== undefined;
@@ -41,9 +56,12 @@ export function rehearsalFault(error: unknown, throwaway: Named, leftBehind: { e
     return new BelayError('manual', `${error.message}${removal}`, { hint: [error.hint, throwaway.removeByHand].filter(Boolean).join(' '), details: error.details, cause: error });
   }
   if (!isEnvironmentFault(error)) return error;
+  const outOfRoom = stateOf(error)?.startsWith('53') === true;
   return new BelayError('manual', `the rehearsal on ${where} could not finish: ${errorMessage(error)}${removal}`, {
     hint: [
-      'Nothing real was touched, and no verdict was reached. Check the server (its log, its disk, whoever ended the session), then run `belay rehearse` again.',
+      outOfRoom
+        ? 'Nothing real was touched, and no verdict was reached. Its server ran out of disk, memory or connections: free some (an ephemeral cluster lives in the temp folder, TMPDIR: point it at a bigger one), then run `belay rehearse` again.'
+        : 'Nothing real was touched, and no verdict was reached. Check the server (its log, its disk, whoever ended the session), then run `belay rehearse` again.',
       ...(leftBehind ? [throwaway.removeByHand] : []),
     ].join(' '),
     cause: error,

@@ -10,6 +10,7 @@ import { openSession } from '../db/session.js';
 import { BelayError, EXIT, errorMessage, usageError } from '../errors.js';
 import { writeProblem } from '../unreadable.js';
 import { applicationChecks, healthChecksFromConfig } from '../health/build-checks.js';
+import type { HealthCheck } from '../health/check.js';
 import { runHealthChecks } from '../health/run-health.js';
 import { runShellCommand } from '../health/shell-command.js';
 import { SchemaTracker, type SchemaDescription } from '../integrity/schema-digest.js';
@@ -28,7 +29,7 @@ import { judgeDown, type StateSeen } from '../rehearse/judge-down.js';
 import { LockSampler, type TableLock } from '../rehearse/lock-sampler.js';
 import type { RehearsalCase, RehearsalReport } from '../rehearse/report.js';
 import { toJunit, toMarkdown } from '../rehearse/report.js';
-import { buildFault, interrupted, leftOnServer, lostDuringStep, notRemoved, rehearsalFault, removalCut, startFault } from '../rehearse/fault.js';
+import { buildFault, interrupted, leftOnServer, noVerdictOnStep, notRemoved, rehearsalFault, removalCut, startFault } from '../rehearse/fault.js';
 import { ephemeralCluster, throwawayDatabase, unnamedThrowaway, type Throwaway } from '../rehearse/throwaway.js';
 import { Workspace } from '../rehearse/workspace.js';
 import { prepareAhead } from '../rehearse/prepare-ahead.js';
@@ -137,6 +138,27 @@ async function settled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
   return [x.value, y.value];
 }
 
+/** The checks `migrate up` runs before and after a change that look at the database: the structure, the SQL checks, the invariants. */
+function databaseChecks(setup: RunSetup, structure?: StructureBaseline): HealthCheck[] {
+  const { health, integrity } = setup.config;
+  return healthChecksFromConfig(health, setup.secrets, { structure, scope: 'database', invariants: integrity.mode === 'off' ? [] : integrity.invariants });
+}
+
+/**
+ * The checks that already fail on the database the first up runs on, before
+ * any revision: held against none (each up that still fails them names them
+ * in its warnings), so that a failure is blamed on the up that causes it. A
+ * rehearsal does not refuse there as `migrate up` does: from scratch, a check
+ * on a table a revision makes fails until that revision, and the seed is
+ * not what is rehearsed. Structure is judged against the state before each
+ * up anyway.
+ */
+async function healthBaseline(setup: RunSetup, client: ClientBase): Promise<Set<string>> {
+  const { health } = setup.config;
+  const report = await runHealthChecks(databaseChecks(setup), { client, env: setup.env, signal: setup.signal }, { timeoutSeconds: 0, intervalSeconds: health.intervalSeconds, attemptSeconds: health.timeoutSeconds });
+  return new Set(report.results.filter((r) => !r.ok && r.kind !== 'structural').map((r) => r.name));
+}
+
 interface StepRun {
   durationMs: number;
   locks: TableLock[];
@@ -152,7 +174,7 @@ interface StepRun {
  *
  *   up       on the state its predecessors left, then the same checks
  *            `migrate up` runs after a change (structure against the state
- *            right before the up, and the configured SQL checks);
+ *            right before the up, the configured SQL checks, the invariants);
  *   down     right after its own up, judged against the schema and data
  *            from right before the up;
  *   reapply  the up again right after its own down (a down that does not
@@ -161,8 +183,9 @@ interface StepRun {
  * A bad down (or a failed reapply) leaves the database dirty: it is then
  * rebuilt to the state right after the revision's up, so that nothing it
  * left behind is met, or blamed, by a later revision. A down that errors is
- * recorded and the cycle goes on. Only a failed up stops it: every later
- * revision builds on it, and is reported skipped.
+ * recorded and the cycle goes on. Only a failed up (or one its checks
+ * reject) stops it: every later revision builds on it, and is reported
+ * skipped.
  */
 class Cycle {
   readonly cases: RehearsalCase[] = [];
@@ -175,6 +198,8 @@ class Cycle {
   constructor(
     private readonly ctx: Context,
     private readonly pending: Revision[],
+    /** The checks failing before the first revision: not held against any revision. */
+    private readonly tolerated: ReadonlySet<string>,
   ) {
     this.engine = this.newEngine();
   }
@@ -224,8 +249,8 @@ class Cycle {
     try {
       await (direction === 'up' ? this.engine.up(revision.name) : this.engine.down(revision.name));
     } catch (caught) {
-      // a statement cancelled by a signal is no verdict on the revision
-      if (lostDuringStep(caught) || this.ctx.setup.signal?.aborted) {
+      // a statement cancelled by a signal, or failed by its server, is no verdict on the revision
+      if (noVerdictOnStep(caught) || this.ctx.setup.signal?.aborted) {
         await lockSampler.stop().catch(() => {});
         throw caught;
       }
@@ -259,14 +284,17 @@ class Cycle {
   }
 
   /** The checks `migrate up` runs after a change, those that look at the database, once (nothing here changes by waiting). */
-  private async health(structure: StructureBaseline): Promise<string | undefined> {
+  private async health(structure: StructureBaseline): Promise<{ failure?: string; warnings: string[] }> {
     const { health } = this.ctx.setup.config;
-    const checks = healthChecksFromConfig(health, this.ctx.setup.secrets, { structure, scope: 'database' });
-    const report = await runHealthChecks(checks, { client: this.client, env: this.ctx.setup.env, signal: this.ctx.setup.signal }, { timeoutSeconds: 0, intervalSeconds: health.intervalSeconds, attemptSeconds: health.timeoutSeconds });
+    const checks = databaseChecks(this.ctx.setup, structure);
+    const report = await runHealthChecks(checks, { client: this.client, env: this.ctx.setup.env, signal: this.ctx.setup.signal }, { timeoutSeconds: 0, intervalSeconds: health.intervalSeconds, attemptSeconds: health.timeoutSeconds, tolerate: this.tolerated });
     // a configured query is the user's SQL, which may change the schema where the next step's transaction cannot see it
     if (checks.some((check) => check.kind === 'sql')) this.engine.forgetSchema();
-    if (report.healthy) return undefined;
-    return `health failed after the up: ${report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.evidence}`).join('; ')}`;
+    const failing = report.results.filter((r) => !r.ok);
+    const held = failing.filter((r) => !this.tolerated.has(r.name));
+    const warnings = failing.filter((r) => this.tolerated.has(r.name)).map((r) => `${r.name} fails, as before the first revision: ${r.evidence}`);
+    if (report.healthy) return { warnings };
+    return { failure: `health failed after the up: ${held.map((r) => `${r.name}: ${r.evidence}`).join('; ')}`, warnings };
   }
 
   private record(revision: Revision, direction: RehearsalCase['direction'], started: number, run: StepRun | undefined, outcome: { failure?: string; skipped?: string; warnings?: string[]; diff?: string }): RehearsalCase {
@@ -319,21 +347,25 @@ class Cycle {
   private async revision(index: number, revision: Revision): Promise<string | undefined> {
     const upStarted = performance.now();
     const { before, structure } = await this.seenBeforeUp();
+    const upFailed = `not tried: the up of ${revision.name} failed, and every later revision builds on it`;
     const up = await this.shown('apply', revision, async () => {
       const run = await this.step(revision, 'up');
-      const failure = run.error ?? (await this.health(structure));
-      return { run, entry: this.record(revision, 'up', upStarted, run, failure === undefined ? {} : { failure }) };
+      if (run.error !== undefined) return { run, stops: true, entry: this.record(revision, 'up', upStarted, run, { failure: run.error }) };
+      const checked = await this.health(structure);
+      return { run, stops: checked.failure !== undefined, entry: this.record(revision, 'up', upStarted, run, checked) };
     });
     if (up.run.error !== undefined) {
       this.skip(revision, ['down', 'reapply'], 'its up failed');
-      return `not tried: the up of ${revision.name} failed, and every later revision builds on it`;
+      return upFailed;
     }
+    // migrate up stops at an up its checks reject, taking it down: its down is judged, no later revision is
+    const stop = up.stops ? upFailed : undefined;
 
     const downStarted = performance.now();
     if (!(await isReversible(revision))) {
       this.record(revision, 'down', downStarted, undefined, { failure: 'it has no down: it cannot be rolled back' });
       this.skip(revision, ['reapply'], 'it has no down');
-      return undefined;
+      return stop;
     }
     const down = await this.shown('down', revision, async () => {
       const run = await this.step(revision, 'down');
@@ -352,8 +384,8 @@ class Cycle {
     if (down.run.error !== undefined) {
       this.skip(revision, ['reapply'], 'its down failed, so its up cannot be tried again');
       // a transaction rolled back leaves the state right after the up; a failure halfway does not
-      if (down.run.halfway) return await this.rebuildOrStop(index, revision);
-      return undefined;
+      if (down.run.halfway && stop === undefined) return await this.rebuildOrStop(index, revision);
+      return stop;
     }
 
     const reapplyStarted = performance.now();
@@ -366,7 +398,7 @@ class Cycle {
       },
       'reapply',
     );
-    if (down.entry.ok && reapply.run.error === undefined) return undefined;
+    if (stop !== undefined || (down.entry.ok && reapply.run.error === undefined)) return stop;
     const rebuilt = await this.rebuildOrStop(index, revision);
     reapply.entry.wallMs = Math.round(performance.now() - reapplyStarted);
     return rebuilt;
@@ -519,10 +551,11 @@ async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions
   const seedMs = Math.round(performance.now() - seedStarted);
   const cycleStarted = performance.now();
   const pending = revisions.slice(fromIndex + 1);
+  const tolerated = pending.length > 0 ? await healthBaseline(setup, space.work.client) : new Set<string>();
   // a start with nothing in it (no template, build or data) is made again if ever needed; any other is copied now
   if (pending.length > 0 && !options.template && !backup && fromIndex < 0 && !options.seed) space.startsFresh();
   else if (pending.length > 0) await space.keepStart();
-  const cycle = new Cycle(ctx, pending);
+  const cycle = new Cycle(ctx, pending, tolerated);
   await cycle.run();
   // an ephemeral cluster goes with everything on it
   const left = options.server ? await revertOnServer(ctx, backup ? pending : revisions, start) : [];
