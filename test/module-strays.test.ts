@@ -85,7 +85,8 @@ describe('a module revision that never settles', () => {
     const { db, project: p, args } = await project(up);
     const run = startBelay([...args, '--json', 'migrate', 'up', '--yes'], { cwd: p.dir, timeoutMs: 30_000 });
     for (let i = 0; ; i++) {
-      const rows = await db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'belay migrate-up % work' AND state = 'idle in transaction'");
+      // its own statement the last one: not 0001's transaction, idle between its statements
+      const rows = await db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'belay migrate-up % work' AND state = 'idle in transaction' AND query = 'CREATE TABLE k4 (id int)'");
       if (rows.length > 0) break;
       if (i > 2000) throw new Error('the module never held its transaction open');
       await new Promise((r) => setTimeout(r, 10));

@@ -42,6 +42,8 @@ export class RunSession {
   private lockLoss: string | undefined;
   /** Stops watching the control session (see watchLock), before belay closes it itself. */
   private unwatchLock: (() => void) | undefined;
+  /** Why belay gave up its own connections (a signal's cancel unanswered): not a lock another run took. */
+  private gaveUp: string | undefined;
 
   private constructor(
     readonly runId: string,
@@ -118,6 +120,8 @@ export class RunSession {
    * now. Throws when the server does not answer in time.
    */
   async replaceLostConnections(): Promise<string | undefined> {
+    // connections belay gave up itself: nothing to open again on a path that did not answer
+    if (this.gaveUp !== undefined) throw new Error(this.gaveUp);
     if (this.lockLoss === undefined && (await lost(this.controlSession))) this.loseLock('connection lost');
     if (this.lockLoss !== undefined || !(await lost(this.workSession))) return undefined;
     const deadline = performance.now() + this.setup.config.database.connectTimeoutSeconds * 1000;
@@ -225,6 +229,7 @@ export class RunSession {
       const giveUp = setTimeout(() => {
         const reason = `the server did not answer belay's cancel request within ${connectTimeoutSeconds} s (database.connectTimeoutSeconds): the connection was given up`;
         // given up by belay, for the reason the run already stops for
+        this.gaveUp = reason;
         this.unwatchLock?.();
         work.sever(reason);
         control.sever(reason);
