@@ -300,6 +300,8 @@ interface WrittenSource {
    * again (a few, in a database).
    */
   partOf?: string;
+  /** Few revisions write it (objects other than relations, routines and types): tested together with the others that few write. */
+  seldom?: boolean;
 }
 
 /** Catalogs whose objects have rows in pg_depend (PostgreSQL 10 on). */
@@ -332,14 +334,14 @@ const WRITTEN_SOURCES: readonly WrittenSource[] = [
   { catalog: 'pg_range', cat: "'pg_type'::regclass", oid: 'rngtypid', fresh: 'rngtypid' },
   { catalog: 'pg_collation', cat: "'pg_collation'::regclass", oid: 'oid', fresh: 'oid' },
   { catalog: 'pg_extension', cat: "'pg_extension'::regclass", oid: 'oid', fresh: 'oid' },
-  { catalog: 'pg_statistic_ext', cat: "'pg_statistic_ext'::regclass", oid: 'oid', fresh: 'oid' },
-  { catalog: 'pg_ts_config', cat: "'pg_ts_config'::regclass", oid: 'oid', fresh: 'oid' },
-  { catalog: 'pg_ts_config_map', cat: "'pg_ts_config'::regclass", oid: 'mapcfg', partOf: 'pg_ts_config' },
-  { catalog: 'pg_publication', cat: "'pg_publication'::regclass", oid: 'oid', fresh: 'oid' },
-  { catalog: 'pg_publication_rel', cat: "'pg_publication'::regclass", oid: 'prpubid', fresh: 'oid', partOf: 'pg_publication' },
-  { catalog: 'pg_operator', cat: "'pg_operator'::regclass", oid: 'oid', fresh: 'oid' },
-  { catalog: 'pg_foreign_data_wrapper', cat: "'pg_foreign_data_wrapper'::regclass", oid: 'oid', fresh: 'oid' },
-  { catalog: 'pg_foreign_server', cat: "'pg_foreign_server'::regclass", oid: 'oid', fresh: 'oid' },
+  { catalog: 'pg_statistic_ext', cat: "'pg_statistic_ext'::regclass", oid: 'oid', fresh: 'oid', seldom: true },
+  { catalog: 'pg_ts_config', cat: "'pg_ts_config'::regclass", oid: 'oid', fresh: 'oid', seldom: true },
+  { catalog: 'pg_ts_config_map', cat: "'pg_ts_config'::regclass", oid: 'mapcfg', partOf: 'pg_ts_config', seldom: true },
+  { catalog: 'pg_publication', cat: "'pg_publication'::regclass", oid: 'oid', fresh: 'oid', seldom: true },
+  { catalog: 'pg_publication_rel', cat: "'pg_publication'::regclass", oid: 'prpubid', fresh: 'oid', partOf: 'pg_publication', seldom: true },
+  { catalog: 'pg_operator', cat: "'pg_operator'::regclass", oid: 'oid', fresh: 'oid', seldom: true },
+  { catalog: 'pg_foreign_data_wrapper', cat: "'pg_foreign_data_wrapper'::regclass", oid: 'oid', fresh: 'oid', seldom: true },
+  { catalog: 'pg_foreign_server', cat: "'pg_foreign_server'::regclass", oid: 'oid', fresh: 'oid', seldom: true },
   // a new object's dependencies name it by its new OID; a dependency alone (OWNED BY, an extension's member) does not
   {
     catalog: 'pg_depend',
@@ -432,7 +434,7 @@ export function changedKeysBlock(oldest: string, floor: string, locked: string, 
   // the part taken out of an object of partOf: every object of it (see WrittenSource)
   const taken = ({ catalog, partOf }: WrittenSource): string =>
     partOf ? `\n  IF ${wroteAny([catalog], ['deleted'])} THEN\n    ${add(wholeRows(partOf))}\n  END IF;` : '';
-  const gather = WRITTEN_SOURCES.map((source) => {
+  const gatherOf = (sources: readonly WrittenSource[]): string => sources.map((source) => {
     const everyRow = add(writtenRows(source, oldest));
     const counted = `${floor} IS NOT NULL AND current_setting('track_counts') = 'on'`;
     if (!source.fresh) {
@@ -459,6 +461,10 @@ export function changedKeysBlock(oldest: string, floor: string, locked: string, 
     ${everyRow}
   END IF;${taken(source)}`;
   }).join('');
+  const seldom = WRITTEN_SOURCES.filter((source) => source.seldom);
+  const gather = `${gatherOf(WRITTEN_SOURCES.filter((source) => !source.seldom))}
+  IF ${wroteAny(seldom.map((source) => source.catalog), ['inserted', 'updated', 'deleted'])} THEN${gatherOf(seldom)}
+  END IF;`;
   const catalogs = WRITTEN_SOURCES.map((source) => source.catalog);
   const parts = WRITTEN_SOURCES.filter((source) => source.partOf).map((source) => source.catalog);
   // a transaction that wrote no catalog row (a revision that only changes data) has nothing to find: one test
