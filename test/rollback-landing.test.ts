@@ -106,6 +106,55 @@ describe('rollback --to lands on the schema its target left', () => {
     expect(await db.query('SELECT id, code::text, flags::text, tags::text FROM codes ORDER BY id')).toEqual(before);
   });
 
+  it('a down that forgets a publication, a collation, a text search configuration, statistics, an operator, a foreign data wrapper and server, and the table and column settings its up made: exit 12 naming each; a down that undoes them all lands clean', async () => {
+    const users = {
+      '0001_users.up.sql': 'CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL, name text);',
+      '0001_users.down.sql': 'DROP TABLE users;',
+      '0002_replication.up.sql': `ALTER TABLE users REPLICA IDENTITY FULL;
+CREATE PUBLICATION debezium_pub FOR TABLE users;
+CREATE COLLATION case_insensitive (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TEXT SEARCH CONFIGURATION english_simple (COPY = pg_catalog.english);
+CREATE STATISTICS users_email_name (dependencies) ON email, name FROM users;
+CREATE FUNCTION same_id(bigint, bigint) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 = $2';
+CREATE OPERATOR === (FUNCTION = same_id, LEFTARG = bigint, RIGHTARG = bigint);
+CREATE FOREIGN DATA WRAPPER remote;
+CREATE SERVER elsewhere FOREIGN DATA WRAPPER remote;
+ALTER TABLE users ALTER COLUMN name SET STORAGE EXTERNAL, ALTER COLUMN name SET COMPRESSION pglz, ALTER COLUMN email SET STATISTICS 500;
+ALTER TABLE users CLUSTER ON users_pkey;`,
+      '0002_replication.down.sql': 'DROP OPERATOR === (bigint, bigint);\nDROP FUNCTION same_id(bigint, bigint);',
+    };
+    const db = await freshDatabase();
+    // a foreign data wrapper is a superuser's to make
+    const args = baseArgs(await makeProject(users), db.adminUrl);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(run.code, run.stderr).toBe(12);
+    expect(jsonResult<Result>(run).message).toContain(
+      'the schema is not the one 0001_users left: 8 object(s) differ (+ left behind, - missing, ~ changed): + collation public.case_insensitive; + foreign data wrapper remote; + publication debezium_pub; + server elsewhere; + statistics public.users_email_name; + text search configuration public.english_simple; ~ index public.users_pkey; ~ table public.users',
+    );
+    const step = await db.query<{ detail: { changed: string[] } }>("SELECT detail FROM belay.steps WHERE step = 'schema' AND event = 'end'");
+    expect(step[0]!.detail.changed).toEqual(['index public.users_pkey', 'table public.users']);
+    // the downs ran, nothing was restored: the leftovers are there
+    expect(await db.query("SELECT relreplident FROM pg_class WHERE oid = 'users'::regclass")).toEqual([{ relreplident: 'f' }]);
+
+    const clean = await freshDatabase();
+    const undone = baseArgs(
+      await makeProject({
+        ...users,
+        '0002_replication.down.sql': `ALTER TABLE users SET WITHOUT CLUSTER;
+ALTER TABLE users ALTER COLUMN name SET STORAGE EXTENDED, ALTER COLUMN name SET COMPRESSION DEFAULT, ALTER COLUMN email SET STATISTICS -1;
+DROP SERVER elsewhere; DROP FOREIGN DATA WRAPPER remote; DROP OPERATOR === (bigint, bigint); DROP FUNCTION same_id(bigint, bigint);
+DROP STATISTICS users_email_name; DROP TEXT SEARCH CONFIGURATION english_simple; DROP COLLATION case_insensitive; DROP PUBLICATION debezium_pub;
+ALTER TABLE users REPLICA IDENTITY DEFAULT;`,
+      }),
+      clean.adminUrl,
+    );
+    expect((await belay([...undone, 'migrate', 'up'])).code).toBe(0);
+    const landed = await belay([...undone, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(landed.code, landed.stderr).toBe(0);
+    expect(jsonResult<Result>(landed).message).toContain('schema as recorded at 0001_users');
+  });
+
   it('rollback --to 0 compares with an empty schema', async () => {
     const db = await freshDatabase();
     const project = await makeProject({ ...LEAKY, '0001_orders.down.sql': 'DROP TABLE orders CASCADE;' });

@@ -69,6 +69,21 @@ const REVISIONS: Array<[string, string]> = [
   // a table made (its pg_attribute rows inserted, two updated by its defaults) beside columns of a table from before
   // changed: the updated rows of the older one are found through the lock the change holds on it
   ['mixed', "CREATE TABLE extra (id int DEFAULT 1, note text DEFAULT ''); ALTER TABLE things RENAME COLUMN note TO remark; ALTER TABLE things ALTER COLUMN id DROP NOT NULL"],
+  // objects of catalogs of their own, renamed, given and taken parts (a member taken out is a row deleted), dropped
+  [
+    'objects',
+    `CREATE TABLE pub_t (id int PRIMARY KEY, a text, b text); CREATE PUBLICATION pub FOR TABLE pub_t;
+     CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false); CREATE TEXT SEARCH CONFIGURATION ts (COPY = pg_catalog.simple);
+     CREATE STATISTICS pub_ab ON a, b FROM pub_t; CREATE FUNCTION same(int, int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 = $2';
+     CREATE OPERATOR === (FUNCTION = same, LEFTARG = int, RIGHTARG = int)`,
+  ],
+  ['objects_renamed', 'ALTER TABLE pub_t RENAME TO pub_table; ALTER TABLE pub_table RENAME COLUMN a TO aa; ALTER FUNCTION same(int, int) RENAME TO same_int; ALTER TEXT SEARCH CONFIGURATION ts ALTER MAPPING FOR word WITH english_stem'],
+  [
+    'parts_taken',
+    `ALTER PUBLICATION pub DROP TABLE pub_table; ALTER TEXT SEARCH CONFIGURATION ts DROP MAPPING FOR asciiword; ALTER STATISTICS pub_ab RENAME TO pub_stats;
+     ALTER TABLE pub_table REPLICA IDENTITY USING INDEX pub_t_pkey; ALTER TABLE pub_table CLUSTER ON pub_t_pkey; ALTER TABLE pub_table ALTER COLUMN b SET STORAGE MAIN`,
+  ],
+  ['objects_dropped', 'DROP PUBLICATION pub; DROP COLLATION ci; DROP TEXT SEARCH CONFIGURATION ts; DROP OPERATOR === (int, int); DROP TABLE pub_table'],
 ];
 
 /**
@@ -281,6 +296,16 @@ async function recordAndFold(client: pg.Client): Promise<SchemaChanges[]> {
   expect(seen[21]!.described.objects.get('sequence public.counter')!.description).toContain('owned by public.things.id');
   expect(Object.keys(seen[21]!.recorded.changes)).toEqual(['sequence public.counter']);
   expect(Object.keys(seen[22]!.recorded.changes)).toEqual(['sequence public.counter']);
+  expect(Object.keys(seen[24]!.recorded.changes).sort()).toEqual([
+    'collation public.ci', 'constraint public.pub_t.pub_t_pkey', 'function public.same(integer, integer)', 'index public.pub_t_pkey', 'operator public.===(integer, integer)',
+    'publication pub', 'statistics public.pub_ab', 'table public.pub_t', 'text search configuration public.ts',
+  ]);
+  expect(seen[24]!.described.objects.get('publication pub')!.description).toContain('table public.pub_t');
+  expect(seen[25]!.described.objects.get('operator public.===(integer, integer)')!.description).toContain('function public.same_int(integer,integer)');
+  expect(seen[25]!.described.objects.get('statistics public.pub_ab')!.description).toContain('ON aa, b FROM public.pub_table');
+  expect(seen[26]!.described.objects.get('publication pub')!.description).not.toContain('table public');
+  expect(seen[26]!.described.objects.get('index public.pub_t_pkey')!.description).toContain('(clustered) (replica identity)');
+  expect(seen[26]!.described.objects.get('table public.pub_table')!.description).toContain('replica identity using index\ncolumn aa text\ncolumn b text storage main');
   return seen.map((s) => s.recorded);
 }
 
