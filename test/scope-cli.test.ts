@@ -81,7 +81,8 @@ describe('touched snapshots through the CLI', () => {
     const fullManifest = await manifestOf(project, fullSnapshot.id);
     expect(fullManifest.scope).toBeUndefined();
     expect(manifest.sizeBytes).toBe((await stat(join(project.backups, manifest.file))).size);
-    expect(manifest.sizeBytes * 20).toBeLessThan(fullManifest.sizeBytes);
+    // (every snapshot holds belay's schema, its change-tracking function's ~95 KB of DDL among it, stored uncompressed)
+    expect(manifest.sizeBytes * 10).toBeLessThan(fullManifest.sizeBytes);
     expect(await bigState(db)).toEqual(bigBefore);
     expect(await scopeCopies()).toEqual([]);
 

@@ -157,7 +157,7 @@ function branches(keys: string | null): Record<Branch, string> {
        WHERE ${match('s', 's.oid')}`,
     collation: `SELECT 'collation', format('%I.%I', n.nspname, co.collname),
              'l' || co.oid AS key,
-             -- its settings, whichever the server has (a provider, a locale, deterministic, …), but the library's version
+             -- its settings, whichever the server has (a provider, a locale, deterministic and the like), but the library's version
              (to_jsonb(co) - ARRAY['oid', 'collname', 'collnamespace', 'collowner', 'collversion'])::text,
              NULL
         FROM pg_collation co JOIN ns n ON n.oid = co.collnamespace
