@@ -131,28 +131,49 @@ export class ClusterWatch {
   readonly touched = new Set<string>();
   /** What the running step's own transaction changed, once looked at. */
   private inside: Set<string> | undefined;
+  /** On a server nobody else uses: the state the last step left, which the next one starts from. */
+  private last: ClusterState | undefined;
 
-  constructor(private readonly client: () => ClientBase) {}
+  /** `shared`: a connected server, which other clients change meanwhile (an ephemeral cluster has none). */
+  constructor(
+    private readonly client: () => ClientBase,
+    private readonly shared: boolean,
+  ) {}
 
   read(): Promise<ClusterState> {
     return readClusterState(this.client());
   }
 
-  /** From a step's session, in its transaction before it commits (the engine's beforeCommit). */
+  /** Something other than a step ran (a failed step, a rebuild): the next step's state before it is read again. */
+  forget(): void {
+    this.last = undefined;
+  }
+
+  /** From a step's session, in its transaction before it commits (the engine's beforeCommit); only on a shared server. */
   async lookInside(session: ClientBase): Promise<void> {
+    if (!this.shared) return;
     const [own, committed] = await Promise.all([readClusterState(session), this.read()]);
     for (const key of changedKeys(committed, own)) this.inside?.add(key);
   }
 
   /** Run `work` (one step, `transactional` or not) between two reads; the state before and after it, and what it changed. */
   async around<T>(transactional: boolean, work: () => Promise<T>): Promise<{ result: T; before: ClusterState; after: ClusterState; changed: ReadonlySet<string> }> {
-    const before = await this.read();
+    const before = (this.shared ? undefined : this.last) ?? (await this.read());
     const inside = new Set<string>();
     this.inside = inside;
-    const result = await work().finally(() => (this.inside = undefined));
+    let result: T;
+    try {
+      result = await work();
+    } catch (error) {
+      this.forget();
+      throw error;
+    } finally {
+      this.inside = undefined;
+    }
     const after = await this.read();
+    this.last = after;
     const window = changedKeys(before, after);
-    const changed = new Set(transactional ? [...inside, ...window.filter(atOnce)] : window);
+    const changed = new Set(transactional && this.shared ? [...inside, ...window.filter(atOnce)] : window);
     for (const key of changed) this.touched.add(key);
     return { result, before, after, changed };
   }

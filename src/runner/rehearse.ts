@@ -322,6 +322,7 @@ class Cycle {
 
   /** Back to the state right after `index`'s up, on a fresh copy. */
   private async rebuildAfter(index: number): Promise<void> {
+    this.ctx.watch.forget();
     await this.ctx.space.rebuildAfter(this.pending, index);
     this.engine = this.newEngine();
     this.data.forgetAll();
@@ -524,7 +525,7 @@ async function revertOnServer(ctx: Context, ranHere: Revision[], start: ClusterS
 async function rehearseOn(setup: RunSetup, options: RehearseOptions, { revisions, backup, from, fromIndex }: Plan, seedSql: SqlStatements | undefined, throwaway: Throwaway, space: Workspace, setupStarted: number): Promise<RehearsalReport> {
   setup.signal?.throwIfAborted();
   await space.connect();
-  const ctx: Context = { setup, space, watch: new ClusterWatch(() => space.observer.client) };
+  const ctx: Context = { setup, space, watch: new ClusterWatch(() => space.observer.client, options.server !== undefined) };
   const start = await ctx.watch.read();
   const setupMs = Math.round(performance.now() - setupStarted);
   const seedStarted = performance.now();
