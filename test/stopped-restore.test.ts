@@ -164,17 +164,23 @@ describe('a signal during the restore of a rollback that damaged data', () => {
   }, 120_000);
 });
 
+/** `belay restore ID` started, once its pg_restore loads table big into the copy it makes. */
+async function restoreLoadingCopy(args: string[], project: TestProject, id: string, db: TestDatabase): Promise<ReturnType<typeof startBelay>> {
+  const running = startBelay([...args, '--json', 'restore', id, '--yes'], { cwd: project.dir });
+  let exited = false;
+  void running.done.then(() => (exited = true));
+  await pollUntil(async () => {
+    if (exited) throw new Error(`belay ended before pg_restore loaded the table: ${(await running.done).stderr}`);
+    return (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE starts_with(datname, $1) AND query ~ '^COPY public\\.big '", [`${db.name}_belay_restore_`])).length > 0;
+  }, 'pg_restore loading big into the copy');
+  return running;
+}
+
 describe('a swap restore that cannot move the database aside', () => {
   it('a superuser session opened on it during the restore, which the role may not end: exit 4, the database unchanged, the copy dropped (ended 12)', async () => {
     const { db, project, args, id } = await bigSnapshot();
     const before = new Set(await readdir(join(project.backups, 'journal')).catch(() => []));
-    const running = startBelay([...args, '--json', 'restore', id, '--yes'], { cwd: project.dir });
-    let exited = false;
-    void running.done.then(() => (exited = true));
-    await pollUntil(async () => {
-      if (exited) throw new Error(`belay ended before pg_restore loaded the table: ${(await running.done).stderr}`);
-      return (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE starts_with(datname, $1) AND query ~ '^COPY public\\.big '", [`${db.name}_belay_restore_`])).length > 0;
-    }, 'pg_restore loading big into the copy');
+    const running = await restoreLoadingCopy(args, project, id, db);
     // after swapObstacles looked: an operator's psql, say
     const c = cluster();
     const dba = new pg.Client({ host: c.socketDir, port: c.port, user: c.superuser, database: db.name });
@@ -218,13 +224,7 @@ describe('a swap restore whose admin session is ended', () => {
     const c = cluster();
     const args = superuser ? baseArgs(project, `postgresql://${c.superuser}@/${db.name}?host=${encodeURIComponent(c.socketDir)}&port=${c.port}`) : snapshot.args;
     const before = new Set(await readdir(join(project.backups, 'journal')).catch(() => []));
-    const running = startBelay([...args, '--json', 'restore', id, '--yes'], { cwd: project.dir });
-    let exited = false;
-    void running.done.then(() => (exited = true));
-    await pollUntil(async () => {
-      if (exited) throw new Error(`belay ended before pg_restore loaded the table: ${(await running.done).stderr}`);
-      return (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE starts_with(datname, $1) AND query ~ '^COPY public\\.big '", [`${db.name}_belay_restore_`])).length > 0;
-    }, 'pg_restore loading big into the copy');
+    const running = await restoreLoadingCopy(args, project, id, db);
     expect(await endAdmin()).toHaveLength(1);
     const run = await running.done;
     const journal = await freshJournal(project.backups, before);
