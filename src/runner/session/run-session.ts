@@ -105,8 +105,7 @@ export class RunSession {
   async reconnect(): Promise<void> {
     await this.disconnect();
     await this.connect();
-    await acquireRunLock(this.control.client, this.setup.config.backupsDir);
-    this.watchLock();
+    await this.takeLock();
     await this.attachDatabaseJournal();
   }
 
@@ -145,13 +144,18 @@ export class RunSession {
    */
   async lock(): Promise<void> {
     this.lockStarted = performance.now();
-    await acquireRunLock(this.control.client, this.setup.config.backupsDir);
-    this.watchLock();
+    await this.takeLock();
     await assertWritable(this.control.client, this.setup.target.database);
     // recover settles an interrupted run; so does a restore, once the snapshot it puts back is verified
     if (this.command !== 'recover' && this.command !== 'restore') await refuseWhileUnfinished(this.control.client, this.runId, this.setup.config.backupsDir);
     // a forward run stops at a signal wherever it is; a rollback only before its downs or restore, which run to the end
     if (this.command === 'migrate-up' || this.command === 'rollback') this.cancelWorkOnAbort();
+  }
+
+  /** The run's lock on the control session, watched from then on (watchLock). */
+  private async takeLock(): Promise<void> {
+    await acquireRunLock(this.control.client, this.setup.config.backupsDir);
+    this.watchLock();
   }
 
   /**
@@ -166,7 +170,7 @@ export class RunSession {
     let cause: string | undefined;
     const onError = (error: Error): void => {
       // an error the server sent (a FATAL) has a SQLSTATE; a socket's has an errno or none
-      cause ??= /^[0-9A-Z]{5}$/.test(String((error as { code?: unknown }).code)) ? `terminated by the server: ${error.message}` : `connection lost: ${error.message}`;
+      cause ??= sqlstateOf(error) !== undefined ? `terminated by the server: ${error.message}` : `connection lost: ${error.message}`;
     };
     const onEnd = (): void => this.loseLock(cause ?? 'connection lost');
     client.on('error', onError);
