@@ -147,7 +147,7 @@ describe('a network path that freezes while a revision waits for its answer', ()
     if (spawnSync('unshare', ['-n', 'ip', 'link', 'set', 'lo', 'up']).status !== 0) context.skip('unshare -n with `ip` is not at hand here (it needs root, and iproute2): no private network namespace to freeze');
     const project = await makeProject({ '0001_slow.up.sql': 'SELECT pg_sleep(120);', '0001_slow.down.sql': 'SELECT 1;' });
     // the server and belay in a network namespace of their own, whose loopback goes down once the statement has run 12 s
-    const fixture = spawn('unshare', ['-n', process.execPath, '--import', 'tsx', join(ROOT, 'test/support/frozen-namespace.ts'), project.dir, project.migrations, project.backups, '12000', '30000'], {
+    const fixture = spawn('unshare', ['-n', process.execPath, '--import', 'tsx', join(ROOT, 'test/support/frozen-namespace.ts'), project.dir, project.migrations, project.backups, '12000', '50000'], {
       env: cleanEnv(),
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -160,7 +160,7 @@ describe('a network path that freezes while a revision waits for its answer', ()
     console.log(`ended ${result.seconds.toFixed(1)} s after the path froze`);
     // the control: keepalive probes the server's kernel answers do not end a statement that runs long
     expect(result.stillRunning).toBe(true);
-    expect(result.hung, 'belay still waiting on the frozen path 30 s after it froze').toBeUndefined();
+    expect(result.hung, 'belay still waiting on the frozen path 50 s after it froze (keepalive gives up in about 20 s, a new connection in the connect timeout)').toBeUndefined();
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(12);
     const envelope = JSON.parse(result.stdout) as { outcome: string; message: string; next: string };
     expect(envelope.outcome).toBe('manual-action-needed');
@@ -174,6 +174,6 @@ describe('a network path that freezes while a revision waits for its answer', ()
     const lines = await journalLines(project, file!);
     expect(lines.some((l) => l.step === 'apply' && l.event === 'end' && l.outcome === 'failed' && l.revision === '0001_slow')).toBe(true);
     expect(lines.find((l) => l.type === 'outcome')).toMatchObject({ status: 'manual-action-needed', exitCode: 12 });
-  }, 60_000);
+  }, 90_000);
 });
 

@@ -16,12 +16,19 @@ import { openTargetSession, sessionOptions, type RunSetup } from './setup.js';
 const RECONNECT_PAUSE_MS = 250;
 
 /** Whether the server ended this connection (a session that was never opened, or was closed, counts as lost). */
-async function lost(session: Session | undefined): Promise<boolean> {
-  if (!session) return true;
+/** Why a session no longer answers, in lossCause's words; undefined while it does. */
+async function lost(session: Session | undefined): Promise<string | undefined> {
+  if (!session) return 'connection lost';
   return session.client.query('SELECT 1').then(
-    () => false,
-    (error: unknown) => isConnectionLost(error),
+    () => undefined,
+    (error: unknown) => (isConnectionLost(error) ? lossCause(error) : undefined),
   );
+}
+
+/** A lost session's cause: an error the server sent (a FATAL) has a SQLSTATE; a socket's has an errno or none. */
+function lossCause(error: unknown): string {
+  const message = errorMessage(error);
+  return sqlstateOf(error) !== undefined ? `terminated by the server: ${message}` : `connection lost: ${message}`;
 }
 
 /**
@@ -40,6 +47,8 @@ export class RunSession {
   private stopCancelling: (() => void) | undefined;
   /** Why the control session ended while it held the lock: from then on the run changes nothing (see watchLock). */
   private lockLoss: string | undefined;
+  /** The first error the watched control session reported (see watchLock). */
+  private controlError: string | undefined;
   /** Stops watching the control session (see watchLock), before belay closes it itself. */
   private unwatchLock: (() => void) | undefined;
   /** Why belay gave up its own connections (a signal's cancel unanswered): not a lock another run took. */
@@ -121,8 +130,12 @@ export class RunSession {
   async replaceLostConnections(): Promise<string | undefined> {
     // connections belay gave up itself: nothing to open again on a path that did not answer
     if (this.gaveUp !== undefined) throw new Error(this.gaveUp);
-    if (this.lockLoss === undefined && (await lost(this.controlSession))) this.loseLock('connection lost');
-    if (this.lockLoss !== undefined || !(await lost(this.workSession))) return undefined;
+    if (this.lockLoss === undefined) {
+      const controlLoss = await lost(this.controlSession);
+      // the first error the control session reported, as its end would word it
+      if (controlLoss !== undefined && this.lockLoss === undefined) this.loseLock(this.controlError ?? controlLoss);
+    }
+    if (this.lockLoss !== undefined || (await lost(this.workSession)) === undefined) return undefined;
     const deadline = performance.now() + this.setup.config.database.connectTimeoutSeconds * 1000;
     for (;;) {
       try {
@@ -167,12 +180,11 @@ export class RunSession {
    */
   private watchLock(): void {
     const { client } = this.control;
-    let cause: string | undefined;
+    this.controlError = undefined;
     const onError = (error: Error): void => {
-      // an error the server sent (a FATAL) has a SQLSTATE; a socket's has an errno or none
-      cause ??= sqlstateOf(error) !== undefined ? `terminated by the server: ${error.message}` : `connection lost: ${error.message}`;
+      this.controlError ??= lossCause(error);
     };
-    const onEnd = (): void => this.loseLock(cause ?? 'connection lost');
+    const onEnd = (): void => this.loseLock(this.controlError ?? 'connection lost');
     client.on('error', onError);
     client.once('end', onEnd);
     this.unwatchLock = () => {
