@@ -50,7 +50,7 @@ describe('a hot standby (pg_basebackup -R)', () => {
     await mkdir(root);
     if (user) await chown(root, user.uid, user.gid);
     const asServer = user ? { uid: user.uid, gid: user.gid } : {};
-    await run(join(primary.spec.binDir, 'pg_basebackup'), ['-h', primary.spec.socketDir, '-p', String(primary.spec.port), '-U', 'postgres', '-D', standby.dataDir, '-R', '-X', 'stream', '--no-sync'], asServer);
+    await run(join(primary.spec.binDir, 'pg_basebackup'), ['-h', primary.spec.socketDir, '-p', String(primary.spec.port), '-U', 'postgres', '-D', standby.dataDir, '-R', '-X', 'stream', '--no-sync', '--checkpoint=fast'], asServer);
     await appendFile(join(standby.dataDir, 'postgresql.conf'), `port = ${standby.port}\nunix_socket_directories = '${standby.socketDir}'\n`);
     const log = join(root, 'server.log');
     await prepareLogFile(log);
