@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { XMLParser } from 'fast-xml-parser';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { LockSampler } from '../src/rehearse/lock-sampler.js';
 import { belay, CLI, cleanEnv, jsonResult, startBelay } from './support/cli.js';
 import { adminQuery, freshDatabase, rejectOnMaintenanceDatabases } from './support/pg.js';
 import { makeProject } from './support/project.js';
@@ -132,6 +134,28 @@ describe('belay rehearse', () => {
     expect(widen.locks[0]).toMatchObject({ table: 'big', mode: 'AccessExclusiveLock' });
     expect(widen.locks[0]!.heldMs).toBeGreaterThan(0);
     expect(run.stdout).toBeTruthy();
+  });
+
+  it('reports the ACCESS EXCLUSIVE lock of a table the revision drops, which its own catalogs no longer show before it commits', async () => {
+    const db = await freshDatabase();
+    await db.appQuery('CREATE TABLE tokens (token text PRIMARY KEY)');
+    const [work, observer] = [new pg.Client({ connectionString: db.url }), new pg.Client({ connectionString: db.url })];
+    await Promise.all([work.connect(), observer.connect()]);
+    try {
+      const pid = (await work.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      // one sample at the start, none while the revision runs: only the look before COMMIT can see the drop
+      const sampler = new LockSampler(observer, pid, 60_000);
+      sampler.start();
+      // queued behind the first sample on the observer's connection: that sample is taken before the drop
+      await observer.query('SELECT 1');
+      await work.query('BEGIN');
+      await work.query('DROP TABLE tokens');
+      await sampler.lookFromInside(work);
+      await work.query('COMMIT');
+      expect(await sampler.stop()).toEqual([expect.objectContaining({ table: 'tokens', mode: 'AccessExclusiveLock' })]);
+    } finally {
+      await Promise.all([work.end(), observer.end()]);
+    }
   });
 
   it('a seed that is missing, or whose SQL fails, is refused with exit 2 and next:, naming the file (and the line), never exit 1', async () => {

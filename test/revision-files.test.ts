@@ -93,8 +93,11 @@ describe('what plan says of revisions the run refuses', () => {
     const down = JSON.parse((await belay([...args, 'plan', '--to', '0'])).stdout) as { result: { problems: Array<{ name: string; message: string }> } };
     expect(down.result.problems).toEqual([{ name: 'downs', ok: false, message: 'revisions without a down stand between 0002_b and the start: 0002_b, 0001_a' }]);
     await writeFile(join(project.migrations, '0004_d.UP.SQL'), 'SELECT 1;');
+    await writeFile(join(project.migrations, '0005_upgrade_v6.0.up.sql'), 'SELECT 1;');
     const misnamed = await belay([...args, 'plan']);
     expect(misnamed.code).toBe(2);
-    expect(misnamed.stdout).toContain('look like revisions but are not named like one: 0004_d.UP.SQL');
+    expect(misnamed.stdout).toContain('look like revisions but are not named like one: 0004_d.UP.SQL, 0005_upgrade_v6.0.up.sql');
+    // a golang-migrate name whose slug holds a dot looks like NNNN_slug.up.sql: the next: line says what a slug may hold
+    expect(JSON.parse(misnamed.stdout).next).toContain('the slug of letters, digits, _ and - only');
   });
 });

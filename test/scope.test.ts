@@ -188,7 +188,10 @@ describe('touched snapshots', () => {
     expect(await smallRows(db)).toEqual(damaged);
     expect(await db.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'belay_quarantine%'")).toEqual([]);
     // nor can it be restored as a whole database: every other table would come back empty
-    await expect(restoreSnapshotInto(manifest, params, { tools, env: {}, jobs: 1, clean: true, privileges: true, signal: undefined })).rejects.toMatchObject({ exitCode: 4 });
+    await expect(restoreSnapshotInto(manifest, params, { tools, env: {}, jobs: 1, clean: true, privileges: true, signal: undefined })).rejects.toMatchObject({
+      exitCode: 4,
+      hint: `Nothing was restored. \`belay restore ${manifest.id}\` puts a touched snapshot's tables back in place; for a whole database pick a full snapshot: \`belay backups list\` says which are full.`,
+    });
 
     const outcome = await withClient(params, (client) => restoreTouched({ client, manifest, tools, env: { PATH: process.env.PATH ?? '' } }));
     expect(await smallRows(db)).toEqual(before.small);

@@ -28,6 +28,18 @@ describe('splitting SQL the way psql does', () => {
     expect(statements[0]?.text).toContain("'\\not a command'");
   });
 
+  it("passes over pg_dump's \\restrict and \\unrestrict lines: a schema dump runs as a revision, other backslash commands are still refused", () => {
+    const dump = ['--', '-- PostgreSQL database dump', '--', '', '\\restrict AbC12', '', "SELECT pg_catalog.set_config('search_path', '', false);", 'CREATE TABLE public.t (id int);', '', '\\unrestrict AbC12', ''].join('\n');
+    expect(parseSqlScript(dump).problems).toEqual([]);
+    expect(splitSql(dump).statements).toEqual([
+      { text: "SELECT pg_catalog.set_config('search_path', '', false)", line: 7 },
+      { text: 'CREATE TABLE public.t (id int)', line: 8 },
+    ]);
+    expect(parseSqlScript('\\restrict k\n\\set ON_ERROR_STOP on\nSELECT 1;\n').problems).toEqual([
+      'line 2: psql command `\\set ON_ERROR_STOP on` is not SQL (belay sends each statement to the server; load COPY data from a file or with INSERT)',
+    ]);
+  });
+
   it('takes any identifier-like tag for a dollar quote, non-ASCII letters too, as PostgreSQL does', () => {
     const script = [
       'CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $größe$',

@@ -54,7 +54,7 @@ export async function restoreSnapshotInto(manifest: Manifest, target: Connection
   if (manifest.scope) {
     // its archive has every table's definition but only some tables' rows: restored whole, the others would come back empty
     throw new BelayError('preflight', `snapshot ${manifest.id} is a touched snapshot (the rows of ${manifest.scope.tables.length} relation(s) only): it cannot be restored as a whole database`, {
-      hint: 'Nothing was restored. A touched snapshot is restored table by table (src/scope/touched-restore.ts); for a whole database pick a full snapshot: `belay backups list`.',
+      hint: `Nothing was restored. \`belay restore ${manifest.id}\` puts a touched snapshot's tables back in place; for a whole database pick a full snapshot: \`belay backups list\` says which are full.`,
     });
   }
   await (options.checking ?? checkSnapshotDigest(manifest));

@@ -52,7 +52,7 @@ export async function discoverRevisions(dir: string): Promise<Revision[]> {
   }
   if (misnamed.length > 0) {
     throw usageError(`files in ${root} look like revisions but are not named like one: ${misnamed.sort().join(', ')}`, {
-      hint: 'Name them NNNN_slug.up.sql with NNNN_slug.down.sql (optional NNNN_slug.verify.sql), or NNNN_slug.ts/.js/.mjs; move other files out of the folder.',
+      hint: 'Name them NNNN_slug.up.sql with NNNN_slug.down.sql (optional NNNN_slug.verify.sql), or NNNN_slug.ts/.js/.mjs, the slug of letters, digits, _ and - only (a dot or a space in it, as in 000056_upgrade_v6.0.up.sql, is not taken); move other files out of the folder.',
     });
   }
   const revisions: Revision[] = [];

@@ -29,6 +29,12 @@ const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
 const IDENT_CONT = /[A-Za-z_\u0080-\uffff0-9$]/;
 const DIGIT = /[0-9]/;
 const DOLLAR_QUOTE = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z_\u0080-\uffff0-9]*)?\$/y;
+/**
+ * pg_dump's `\restrict KEY` and `\unrestrict KEY` lines (15.14, 16.10, 17.6 and
+ * later write them around every dump): they forbid psql's other backslash
+ * commands in between, and belay runs none, so they are passed over.
+ */
+const DUMP_GUARD = /^\\(un)?restrict(\s|$)/;
 /** The line that ends COPY data for psql. */
 const END_OF_COPY_DATA = /^\\\.\r?$/;
 
@@ -111,7 +117,12 @@ export function splitSql(script: string): SplitSql {
     } else if (ch === '\\') {
       // outside quotes a backslash is never SQL: psql reads the rest of the line as a command
       const end = script.indexOf('\n', i);
-      metaCommands.push({ text: script.slice(i, end === -1 ? script.length : end).trim(), line });
+      const text = script.slice(i, end === -1 ? script.length : end).trim();
+      if (DUMP_GUARD.test(text)) {
+        // left out of the statement around it, its newline kept for the lines after it
+        carried += script.slice(start, i);
+        start = end === -1 ? script.length : end;
+      } else metaCommands.push({ text, line });
       i = end === -1 ? script.length : end;
     } else if (ch === '(') {
       depth++;

@@ -47,8 +47,8 @@ const OWN_LOCKS = `
 /**
  * Watches the locks one backend holds while a revision runs: sampled from a
  * second connection every few milliseconds, plus one look from inside the
- * revision's own transaction just before it commits (locks are held until
- * then, so nothing it took is missed).
+ * revision's own transaction and one from the second connection just before
+ * it commits (locks are held until then, so nothing it took is missed).
  */
 export class LockSampler {
   private readonly seen = new Map<string, { mode: string; since: number }>();
@@ -87,11 +87,18 @@ export class LockSampler {
     })();
   }
 
-  /** Called on the revision's own connection just before COMMIT; answers every lock it holds. */
+  /**
+   * Called on the revision's own connection just before COMMIT; answers every
+   * lock it holds. A table it dropped is gone from its own catalogs, so the
+   * observer, for which the drop is not committed yet, looks at the same time.
+   */
   async lookFromInside(client: ClientBase): Promise<OwnLock[]> {
-    const { rows } = await client.query<OwnLock>(OWN_LOCKS);
+    const [{ rows }, outside] = await Promise.all([
+      client.query<OwnLock>(OWN_LOCKS),
+      this.observer.query<{ rel: string; mode: string }>({ name: SAMPLE, text: LOCKS_OF_PID, values: [this.pid] }),
+    ]);
     // seen only now: held at most since the revision began
-    this.record(rows.filter((row) => row.schema !== 'belay'), this.started);
+    this.record([...rows.filter((row) => row.schema !== 'belay'), ...outside.rows], this.started);
     return rows;
   }
 

@@ -73,9 +73,8 @@ async function sectionStatements(options: TouchedRestoreOptions, listFile: strin
     signal: undefined,
   });
   if (outcome.code !== 0) throw new Error(`pg_restore --section=${section} failed: ${childFailure(outcome)}`);
-  // recent pg_restore brackets its script in \restrict/\unrestrict psql commands: not SQL
-  const script = outcome.stdout.split('\n').filter((line) => !/^\\(un)?restrict /.test(line)).join('\n');
-  return splitSql(script)
+  // recent pg_restore brackets its script in \restrict/\unrestrict, which splitSql passes over
+  return splitSql(outcome.stdout)
     .statements.map((statement) => statement.text)
     .filter((text) => !/^SET\s/i.test(text) && !/^SELECT pg_catalog\.set_config\(/i.test(text));
 }
