@@ -73,7 +73,7 @@ export async function dataAtRiskOf(client: ClientBase, revisions: Revision[]): P
       const down = revision.kind === 'sql' ? revision.files.down : undefined;
       // the bytes the downs will run, left for them
       if (down) return { revision: revision.name, sql: (await revisionFileBytes(revision, down, { take: false })).toString('utf8') };
-      return { revision: revision.name, sql: null, undoes: undoneBy(recorded.get(revision.name) ?? null) };
+      return { revision: revision.name, sql: null, undoes: (await isReversible(revision)) ? undoneBy(recorded.get(revision.name) ?? null) : undefined };
     }),
   );
   const { items: all, perColumn } = await measureDownsAtRisk(client, downs);
