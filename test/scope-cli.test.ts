@@ -315,6 +315,15 @@ export async function down(ctx) {
     expect(run.stdout).toMatch(/snapshot: touched, 1 table/);
     expect(await scopeCopies()).toEqual([]);
   });
+
+  it('plan --to --scope past a revision without a down says the scope is not learned, with the problem (it was exit 1, IrreversibleRevisionError)', async () => {
+    const { args } = await seeded({ '0002_nicknames.up.sql': NICKNAMES_UP });
+    expect((await belay([...args, 'migrate', 'up', '--allow-irreversible'])).code).toBe(0);
+    const run = await belay([...args, 'plan', '--to', '0001', '--scope']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('snapshot: not learned, 0002_nicknames has no down');
+    expect(run.stdout).toContain('problem: revisions without a down stand between 0002_nicknames and 0001_seed: 0002_nicknames');
+  });
 });
 
 // a targeted restore moves a table aside and re-creates it: what ties the table to other live objects would stay with the moved copy

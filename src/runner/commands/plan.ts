@@ -130,7 +130,8 @@ export async function runPlan(setup: RunSetup, to: string | undefined, scope = f
         revisions: plannedDowns,
         problems,
         dataAtRisk: (await dataAtRiskOf(session.client, toRevert)).items,
-        ...(scope ? { scope: await learnedScopeLines(setup, session, toRevert, 'down') } : {}),
+        // the downs that do not exist cannot be run on the copy: the rollback is refused before any learning (the problem above)
+        ...(scope ? { scope: irreversible.length > 0 ? [`snapshot: not learned, ${irreversible.join(', ')} ${irreversible.length === 1 ? 'has' : 'have'} no down`] : await learnedScopeLines(setup, session, toRevert, 'down') } : {}),
       };
     }
     const toApply = revisionsToApply(revisions, state, target ?? undefined);
