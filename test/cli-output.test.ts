@@ -344,6 +344,12 @@ describe('what commander refuses', () => {
       expect(doc(run)).toMatchObject({ outcome: 'usage-error', result: { error: 'commander.invalidArgument' } });
       expect(doc(run).message).toContain(`${flag} was given an empty value`);
     }
+    // rehearse's files and template: a run without the report CI asked for, or without its seed, was exit 0
+    for (const flag of ['--seed', '--junit', '--markdown', '--template']) {
+      const run = await belay(['--json', '--database-url', db.url, 'rehearse', flag, ''], { cwd: dir, env: cleanEnv({ PG_BIN: dir }) });
+      expect(run.code, `${flag}\n${run.stdout}`).toBe(2);
+      expect(doc(run).message).toContain(`${flag} was given an empty value`);
+    }
     expect(await readdir(dir)).toEqual([]);
   });
 });
