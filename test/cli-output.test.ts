@@ -1,4 +1,5 @@
-import { appendFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
@@ -331,6 +332,26 @@ describe('what commander refuses', () => {
     expect(same.code, same.stderr).toBe(0);
     expect(jsonResult<{ to: string }>(same).to).toBe('0002_profiles');
   }, 120_000);
+
+  it('an empty --database-url, --migrations, --backups or --config (an unset variable in a script) is refused, exit 2: it was read as not given, the embedded cluster or the working folder', async () => {
+    const db = await freshDatabase();
+    const dir = await mkdtemp(join(tmpdir(), 'belay-empty-flag-'));
+    for (const flag of ['--database-url', '--migrations', '--backups', '--config']) {
+      // PG_BIN without initdb: the old reading of an empty --database-url could not start an embedded cluster here
+      const connection = flag === '--database-url' ? [] : ['--database-url', db.url];
+      const run = await belay(['--json', ...connection, flag, '', 'migrate', 'up'], { cwd: dir, env: cleanEnv({ PG_BIN: dir }) });
+      expect(run.code, `${flag}\n${run.stdout}`).toBe(2);
+      expect(doc(run)).toMatchObject({ outcome: 'usage-error', result: { error: 'commander.invalidArgument' } });
+      expect(doc(run).message).toContain(`${flag} was given an empty value`);
+    }
+    // rehearse's files and template: a run without the report CI asked for, or without its seed, was exit 0
+    for (const flag of ['--seed', '--junit', '--markdown', '--template']) {
+      const run = await belay(['--json', '--database-url', db.url, 'rehearse', flag, ''], { cwd: dir, env: cleanEnv({ PG_BIN: dir }) });
+      expect(run.code, `${flag}\n${run.stdout}`).toBe(2);
+      expect(doc(run).message).toContain(`${flag} was given an empty value`);
+    }
+    expect(await readdir(dir)).toEqual([]);
+  });
 });
 
 describe('--backup-scope where no snapshot is taken', () => {

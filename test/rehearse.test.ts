@@ -175,6 +175,19 @@ describe('belay rehearse', () => {
     expect(failing.stdout).not.toMatch(/bug in belay/);
   });
 
+  it('a script seed is run as the file it names (a bare name in the working folder, a space in it); one that cannot be run is refused first (exit 2)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(BASE);
+    const args = ['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--from', '0001', '--seed'];
+    await writeFile(join(project.dir, 'my seed.sh'), '#!/bin/sh\necho "$PGDATABASE" > seeded\n', { mode: 0o755 });
+    const run = await belay([...args, 'my seed.sh'], { cwd: project.dir });
+    expect(run.code, run.stderr).toBe(0);
+    expect(await readFile(join(project.dir, 'seeded'), 'utf8')).toMatch(/^belay_rehearse_/);
+    const missing = await belay([...args, 'nope.sh'], { cwd: project.dir });
+    expect(missing.code, missing.stderr).toBe(2);
+    expect(missing.stderr).toMatch(/cannot run the seed script nope\.sh: ENOENT/);
+  });
+
   it('leaves no cluster or database behind after success, failure or SIGINT', async () => {
     const before = await leftovers();
     const ok = await rehearse({ ...BASE, '0002_t.up.sql': 'CREATE TABLE t (id int);', '0002_t.down.sql': 'DROP TABLE t;' }, [], true);

@@ -46,4 +46,16 @@ describe('plan --to, pointed down', () => {
     const human = await belay([...project.args, 'plan', '--to', '0022'], { cwd: project.dir });
     expect(human.stdout).toContain('account.users.pin_hash: 10 non-null value(s) in 2000 row(s)');
   });
+
+  it('counts what a module revision\'s down drops, from what its up was recorded to make', async () => {
+    const db = await freshDatabase();
+    const project = await sampleAt0022(db);
+    // 0018_devices_last_seen.ts adds account.devices.last_seen_at, which its down drops
+    const [{ n }] = (await db.query('SELECT count(last_seen_at)::int AS n FROM account.devices')) as [{ n: number }];
+    expect(n).toBeGreaterThan(0);
+    const plan = await belay([...project.args, '--json', 'plan', '--to', '0017'], { cwd: project.dir });
+    expect(plan.code, plan.stderr).toBe(0);
+    const result = jsonResult(plan) as { dataAtRisk: unknown[] };
+    expect(result.dataAtRisk).toContainEqual({ revision: '0018_devices_last_seen', table: 'account.devices', column: 'last_seen_at', rows: 1000, values: n });
+  });
 });

@@ -64,6 +64,18 @@ ALTER TABLE small ADD COLUMN seen_at timestamptz;
 `;
 
 describe('touched snapshots through the CLI', () => {
+  it("a snapshot before revisions that only create tables holds no table's rows, and says so (it said `touched ()` and `the rows of  only`)", async () => {
+    const { args } = await seeded({ '0002_fresh.up.sql': 'CREATE TABLE fresh (id int);', '0002_fresh.down.sql': 'DROP TABLE fresh;' });
+    const up = await belay([...args, 'migrate', 'up', '--with-backup', '--backup-scope', 'touched']);
+    expect(up.code, up.stderr).toBe(0);
+    const list = await belay([...args, 'backups', 'list']);
+    expect(list.stdout).toMatch(/@0001_seed {2}custom {2}touched \(no table\) /);
+    const id = /^(\S+)/.exec(list.stdout)![1]!;
+    const restore = await belay([...args, 'restore', id]);
+    expect(restore.code, restore.stderr).toBe(4);
+    expect(restore.stderr).toContain(`snapshot ${id} is a touched snapshot (the schema, and no table's rows) taken at 0001_seed, but`);
+  });
+
   it('a revision touching only the small table takes a snapshot of it alone, much smaller than a full one', async () => {
     const { db, project, args } = await seeded({ '0002_nicknames.up.sql': NICKNAMES_UP, '0002_nicknames.down.sql': 'ALTER TABLE small DROP COLUMN seen_at;' });
     const full = await belay([...args, '--json', 'backup']);
@@ -302,6 +314,15 @@ export async function down(ctx) {
     expect(run.stdout).toMatch(/0002 touches public\.small \([\d.]+ kB\); snapshot: 1 table, [\d.]+ kB of [\d.]+ MB/);
     expect(run.stdout).toMatch(/snapshot: touched, 1 table/);
     expect(await scopeCopies()).toEqual([]);
+  });
+
+  it('plan --to --scope past a revision without a down says the scope is not learned, with the problem (it was exit 1, IrreversibleRevisionError)', async () => {
+    const { args } = await seeded({ '0002_nicknames.up.sql': NICKNAMES_UP });
+    expect((await belay([...args, 'migrate', 'up', '--allow-irreversible'])).code).toBe(0);
+    const run = await belay([...args, 'plan', '--to', '0001', '--scope']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('snapshot: not learned, 0002_nicknames has no down');
+    expect(run.stdout).toContain('problem: revisions without a down stand between 0002_nicknames and 0001_seed: 0002_nicknames');
   });
 });
 

@@ -48,6 +48,10 @@ export interface SnapshotScope {
   objects: Array<[number, number]>;
 }
 
+/** A touched snapshot's rows, for a message: none when its revisions write no table that was there before them (they only create new ones). */
+export const rowsOf = (relations: ReadonlyArray<{ schema: string; name: string }>): string =>
+  relations.length > 0 ? `the rows of ${relations.map((r) => `${r.schema}.${r.name}`).join(', ')}` : "no table's rows";
+
 export const MANIFEST_FORMAT_VERSION = '1.0';
 const READABLE_MAJOR = 1;
 

@@ -1,12 +1,13 @@
 import { Option, type Command } from 'commander';
+import { nonEmptyFlag } from './parse.js';
 
 /** The global options, defined once: program.ts adds them, every command's help lists the ones it honours. */
 export const GLOBAL_OPTIONS = {
-  'database-url': new Option('--database-url <url>', 'target database (else DATABASE_URL, databaseUrl in the config, the PG* variables, or the embedded cluster)'),
+  'database-url': new Option('--database-url <url>', 'target database (else DATABASE_URL, databaseUrl in the config, the PG* variables, or the embedded cluster)').argParser(nonEmptyFlag('--database-url')),
   embedded: new Option('--embedded', 'use the project-local cluster under .belay/ explicitly (needed under CI=true for a changing command)'),
-  migrations: new Option('--migrations <dir>', 'revisions folder (default ./migrations)'),
-  backups: new Option('--backups <dir>', 'snapshots and journal folder (default ./backups)'),
-  config: new Option('--config <file>', 'config file (default belay.config.{ts,js,mjs,json} when present)'),
+  migrations: new Option('--migrations <dir>', 'revisions folder (default ./migrations)').argParser(nonEmptyFlag('--migrations')),
+  backups: new Option('--backups <dir>', 'snapshots and journal folder (default ./backups)').argParser(nonEmptyFlag('--backups')),
+  config: new Option('--config <file>', 'config file (default belay.config.{ts,js,mjs,json} when present)').argParser(nonEmptyFlag('--config')),
   json: new Option('--json', 'print one JSON document on stdout (docs/json.md); progress and logs go to stderr'),
   'log-level': new Option('--log-level <level>', 'progress and log detail on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
   yes: new Option('--yes', 'never prompt (prompts never block without a terminal anyway)'),

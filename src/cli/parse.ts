@@ -11,6 +11,18 @@ export function integerFlag(name: string, min: number, max = Number.MAX_SAFE_INT
 }
 
 /**
+ * A flag naming a database, folder or file: an empty value (a script's unset
+ * variable, `--database-url "$DATABASE_URL"`) names none, and is refused
+ * rather than read as not given (the embedded cluster) or as the working folder.
+ */
+export function nonEmptyFlag(name: string): (value: string) => string {
+  return (value) => {
+    if (value.trim() === '') throw new InvalidArgumentError(`${name} was given an empty value.`);
+    return value;
+  };
+}
+
+/**
  * An option that takes one value, given twice with two values (`--to 1
  * --to 2`), is refused naming both: commander would keep the last one
  * without a word. The same value twice is one value.

@@ -36,11 +36,20 @@ function tailOf(chunks: readonly Buffer[], secrets: readonly string[]): string {
  * holds the output pipes; past the timeout the group is killed and the
  * outcome decided, whatever still holds them.
  */
-export function runShellCommand(run: string, env: NodeJS.ProcessEnv, secrets: readonly string[], timeoutSeconds: number, signal?: AbortSignal, extraFds: readonly number[] = []): Promise<CommandOutcome> {
+export function runShellCommand(
+  run: string,
+  env: NodeJS.ProcessEnv,
+  secrets: readonly string[],
+  timeoutSeconds: number,
+  signal?: AbortSignal,
+  extraFds: readonly number[] = [],
+  /** The shell's `$0`, `$1`…: a path given to it as a word, never parsed as shell text. */
+  args: readonly string[] = [],
+): Promise<CommandOutcome> {
   const started = performance.now();
   const deadline = started + timeoutSeconds * 1000;
   return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', run], { env, stdio: ['ignore', 'pipe', 'pipe', ...extraFds], detached: true });
+    const child = spawn('/bin/sh', ['-c', run, ...args], { env, stdio: ['ignore', 'pipe', 'pipe', ...extraFds], detached: true });
     let chunks: Buffer[] = [];
     let kept = 0;
     const collect = (chunk: Buffer): void => {

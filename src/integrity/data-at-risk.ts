@@ -241,6 +241,8 @@ function candidatesOf(written: string, path: readonly string[], role: string): R
 export interface DownToMeasure {
   revision: string;
   sql: string | null;
+  /** For a module: statements dropping what its up was recorded to make, which its down must drop to land where the up started. */
+  undoes?: string;
 }
 
 export interface DownsAtRisk {
@@ -337,8 +339,8 @@ interface Found {
  * once. Objects that do not exist are skipped.
  */
 export async function measureDownsAtRisk(client: ClientBase, measured: DownToMeasure[]): Promise<DownsAtRisk> {
-  const read = measured.map((down) => ({ revision: down.revision, statements: down.sql === null ? null : statementsWithPath(down.sql) }));
-  const statements = read.flatMap((down) => (down.statements ?? []).map((statement) => ({ revision: down.revision, path: statement.path, mentions: DEFINES_ONLY.test(statement.code) ? [] : mentionsIn(statement.reads) })));
+  const read = measured.map((down) => ({ revision: down.revision, statements: down.sql === null ? null : statementsWithPath(down.sql), undoes: statementsWithPath(down.undoes ?? '') }));
+  const statements = read.flatMap((down) => (down.statements ?? down.undoes).map((statement) => ({ revision: down.revision, path: statement.path, mentions: DEFINES_ONLY.test(statement.code) ? [] : mentionsIn(statement.reads) })));
   const hidden = read.some((down) => down.statements === null || down.statements.some((statement) => HIDDEN_COLUMN_CHANGES.test(DEFINES_ROUTINE.test(statement.code) ? statement.code : statement.reads)));
   if (!statements.some((statement) => statement.mentions.length > 0)) return { items: [], perColumn: hidden ? true : new Set() };
   const session = await client.query<{ path: string[]; role: string }>('SELECT current_schemas(false)::text[] AS path, current_user::text AS role');

@@ -106,6 +106,16 @@ async function readSqlSeed(file: string): Promise<SqlStatements> {
   return statements;
 }
 
+/** A script seed, checked before anything is started: a seed that cannot be run costs no throwaway. */
+async function assertRunnableSeed(file: string): Promise<void> {
+  await access(file, constants.X_OK).catch((error: NodeJS.ErrnoException) => {
+    throw usageError(`cannot run the seed script ${file}: ${error.code ?? error.message}`, {
+      hint: 'Name a script this user can run (chmod +x, with a #! line), or an .sql file (--seed FILE), or leave --seed out.',
+      cause: error,
+    });
+  });
+}
+
 async function loadSeed(ctx: Context, file: string, statements: SqlStatements | undefined): Promise<void> {
   if (statements) {
     for (const statement of statements) {
@@ -121,7 +131,8 @@ async function loadSeed(ctx: Context, file: string, statements: SqlStatements | 
   // a script: it reaches the throwaway database through PG* variables and a private passfile
   const { env, extraFds, cleanup } = await libpqChildEnv(ctx.space.params, ctx.setup.env, 'belay rehearse seed');
   try {
-    const outcome = await runShellCommand(file, env, ctx.setup.secrets, 3600, ctx.setup.signal, extraFds);
+    // the file itself, run as a program: its path is one word, whatever it holds (a space), and found from the working folder
+    const outcome = await runShellCommand('exec "$0"', env, ctx.setup.secrets, 3600, ctx.setup.signal, extraFds, [resolve(file)]);
     if (outcome.exitCode !== 0) {
       throw usageError(`seed script ${file} failed (exit ${outcome.exitCode}): ${outcome.outputTail}`, { hint: 'Run the seed script by hand against a scratch database and fix it; nothing real was touched.' });
     }
@@ -627,6 +638,7 @@ export async function runRehearse(setup: RunSetup, options: RehearseOptions): Pr
   }
   for (const [flag, file] of [['--junit', options.junit], ['--markdown', options.markdown]] as const) if (file) await assertWritable(flag, file);
   const seedSql = options.seed?.endsWith('.sql') ? await readSqlSeed(options.seed) : undefined;
+  if (options.seed && !seedSql) await assertRunnableSeed(options.seed);
   const teardown = new Teardown(unnamedThrowaway(options.server));
   setup.onRun?.({ abandon: (reason) => ({ state: 'removing', outcome: teardown.removeAtOnce(reason), leftAsIs: (by) => teardown.leftAsIs(by) }) });
   const { plan: planned, throwaway, setupStarted } = await planAndStart(setup, options, teardown).catch((error: unknown) => {

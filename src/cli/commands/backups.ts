@@ -39,7 +39,7 @@ export function registerBackups(program: Command): void {
               ...(snapshots.length === 0 ? ['no snapshots'] : []),
               ...snapshots.map(
                 (m) =>
-                  `${m.id}  ${m.createdAt}  ${m.database}@${m.revision ?? '∅'}  ${m.format}  ${m.scope ? `touched (${m.scope.tables.filter((t) => t.kind === 'table').map((t) => `${t.schema}.${t.name}`).join(', ')})` : 'full'}  ${m.sizeBytes} B  sha256 ${m.sha256.slice(0, 12)}…${m.quarantine ? '  (quarantine: a damaged state kept before an in-place restore)' : ''}`,
+                  `${m.id}  ${m.createdAt}  ${m.database}@${m.revision ?? '∅'}  ${m.format}  ${m.scope ? `touched (${m.scope.tables.filter((t) => t.kind === 'table').map((t) => `${t.schema}.${t.name}`).join(', ') || 'no table'})` : 'full'}  ${m.sizeBytes} B  sha256 ${m.sha256.slice(0, 12)}…${m.quarantine ? '  (quarantine: a damaged state kept before an in-place restore)' : ''}`,
               ),
               ...partial.map((p) => `${p.file}  ${p.modifiedAt}  partial: left half written by a run that was killed, or still being written (${p.sizeBytes} B); \`belay backups prune\` or \`belay recover\` removes it`),
               ...withoutManifest.map(

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { runAction } from '../run-action.js';
 import { toText } from '../../rehearse/report.js';
 import { CONNECTED, teach } from '../help.js';
+import { nonEmptyFlag } from '../parse.js';
 
 interface RehearseFlags {
   from?: string;
@@ -18,11 +19,11 @@ export function registerRehearse(program: Command): void {
       .command('rehearse')
       .description('for CI: on a throwaway database, build to --from, load data, then up / down / up every later revision, checking schema, data and locks')
       .option('--from <rev>', "start here (number, name or unique prefix; 0: from scratch; default: the connected database's revision, none: from scratch)")
-      .option('--seed <file>', 'data to load at the start: an .sql file, or a script (it gets PG* variables)')
+      .option('--seed <file>', 'data to load at the start: an .sql file, or a script (it gets PG* variables)', nonEmptyFlag('--seed'))
       .option('--from-backup <id>', 'start from a snapshot (id or manifest path); its revision is the start')
-      .option('--template <name>', 'on a connected server, create the throwaway database from this template')
-      .option('--junit <file>', 'write a JUnit XML report (one test case per revision per direction)')
-      .option('--markdown <file>', 'write a Markdown summary (for a CI job page)'),
+      .option('--template <name>', 'on a connected server, create the throwaway database from this template', nonEmptyFlag('--template'))
+      .option('--junit <file>', 'write a JUnit XML report (one test case per revision per direction)', nonEmptyFlag('--junit'))
+      .option('--markdown <file>', 'write a Markdown summary (for a CI job page)', nonEmptyFlag('--markdown')),
     CONNECTED,
     'belay rehearse --seed ci/seed.sql --junit rehearsal.xml',
   ).action(async (flags: RehearseFlags, command: Command) =>

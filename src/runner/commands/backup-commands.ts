@@ -1,5 +1,5 @@
 import type { ClientBase } from 'pg';
-import { safeDatabaseName, type Manifest } from '../../backup/manifest.js';
+import { rowsOf, safeDatabaseName, type Manifest } from '../../backup/manifest.js';
 import { snapshotsRunsNeed } from '../../backup/needed-snapshots.js';
 import { resolveBackupTools } from '../../backup/pg-tools.js';
 import { applyPrune, planPrune, pruneNotBegun, prunedSoFar, type PruneProgress } from '../../backup/prune.js';
@@ -167,7 +167,7 @@ export async function runRestore(setup: RunSetup, id: string, strategy: RestoreS
     const state = await readDatabaseState(session.work.client, revisions);
     if (manifest.scope && state.current !== manifest.revision) {
       // a touched snapshot puts back its tables in place (src/scope/touched-restore.ts), never the revision nor the other tables
-      throw new BelayError('preflight', `snapshot ${manifest.id} is a touched snapshot (the rows of ${manifest.scope.tables.map((t) => `${t.schema}.${t.name}`).join(', ')} only) taken at ${manifest.revision ?? 'the start'}, but ${setup.target.database} is at ${state.current ?? 'the start'}`, {
+      throw new BelayError('preflight', `snapshot ${manifest.id} is a touched snapshot (the schema, and ${rowsOf(manifest.scope.tables)}) taken at ${manifest.revision ?? 'the start'}, but ${setup.target.database} is at ${state.current ?? 'the start'}`, {
         hint: `Nothing was changed. Bring the database to ${manifest.revision ?? 'the start'} first (\`belay rollback --to\`), or restore a full snapshot (\`belay backups list\`).`,
       });
     }

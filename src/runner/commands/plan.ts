@@ -1,4 +1,7 @@
 import type { ClientBase } from 'pg';
+import { quoteIdent } from '../../db/ident.js';
+import type { SchemaChanges } from '../../integrity/schema-digest.js';
+import { readRecordedChanges } from '../../migrations/storage.js';
 import { measureDownsAtRisk, type DataAtRisk, type DownsAtRisk } from '../../integrity/data-at-risk.js';
 import { discoverRevisions } from '../../migrations/discover.js';
 import { resolveRevisionOrStart } from '../../migrations/resolve-name.js';
@@ -43,13 +46,34 @@ async function learnedScopeLines(setup: RunSetup, session: Session, revisions: R
   return [...learned.revisions.map((revision) => formatRevisionScope(revision, sizes)), formatScopeTotal(learned, sizes)];
 }
 
-/** What the downs of `revisions` would drop, measured now, and which tables they may change columns of. SQL downs are read; modules are not. */
+/**
+ * What a module's down must drop to land on the schema its up started from,
+ * read from what the up was recorded to make: the tables it created and the
+ * columns it only added (a rename reads as one gone and one made, and its down
+ * renames back: nothing is counted for it).
+ */
+function undoneBy(changes: SchemaChanges | null): string | undefined {
+  if (!changes) return undefined;
+  const tables = Object.entries(changes.changes).filter(([key]) => key.startsWith('table '));
+  const renamed = tables.some(([, [before, after]]) => before !== null && after === null);
+  const statements = renamed ? [] : tables.filter(([, [before]]) => before === null).map(([key]) => `DROP TABLE ${key.slice('table '.length)};`);
+  for (const [table, [before, after]] of Object.entries(changes.columnOrder)) {
+    if (!before || !after || before.some((column) => !after.includes(column))) continue;
+    for (const column of after.filter((c) => !before.includes(c))) statements.push(`ALTER TABLE ${table} DROP COLUMN ${quoteIdent(column)};`);
+  }
+  return statements.join('\n');
+}
+
+/** What the downs of `revisions` would drop, measured now, and which tables they may change columns of. SQL downs are read; a module's, from what its up made. */
 export async function dataAtRiskOf(client: ClientBase, revisions: Revision[]): Promise<DownsAtRisk> {
+  const modules = revisions.filter((revision) => revision.kind !== 'sql').map((revision) => revision.name);
+  const recorded = modules.length > 0 ? await readRecordedChanges(client, modules) : new Map<string, SchemaChanges | null>();
   const downs = await Promise.all(
     revisions.map(async (revision) => {
       const down = revision.kind === 'sql' ? revision.files.down : undefined;
       // the bytes the downs will run, left for them
-      return { revision: revision.name, sql: down ? (await revisionFileBytes(revision, down, { take: false })).toString('utf8') : null };
+      if (down) return { revision: revision.name, sql: (await revisionFileBytes(revision, down, { take: false })).toString('utf8') };
+      return { revision: revision.name, sql: null, undoes: (await isReversible(revision)) ? undoneBy(recorded.get(revision.name) ?? null) : undefined };
     }),
   );
   const { items: all, perColumn } = await measureDownsAtRisk(client, downs);
@@ -106,7 +130,8 @@ export async function runPlan(setup: RunSetup, to: string | undefined, scope = f
         revisions: plannedDowns,
         problems,
         dataAtRisk: (await dataAtRiskOf(session.client, toRevert)).items,
-        ...(scope ? { scope: await learnedScopeLines(setup, session, toRevert, 'down') } : {}),
+        // the downs that do not exist cannot be run on the copy: the rollback is refused before any learning (the problem above)
+        ...(scope ? { scope: irreversible.length > 0 ? [`snapshot: not learned, ${irreversible.join(', ')} ${irreversible.length === 1 ? 'has' : 'have'} no down`] : await learnedScopeLines(setup, session, toRevert, 'down') } : {}),
       };
     }
     const toApply = revisionsToApply(revisions, state, target ?? undefined);

@@ -1,5 +1,5 @@
 import type { ClientBase } from 'pg';
-import type { Manifest } from '../../backup/manifest.js';
+import { rowsOf, type Manifest } from '../../backup/manifest.js';
 import { resolveBackupTools, type BackupTools } from '../../backup/pg-tools.js';
 import { takeSnapshot } from '../../backup/take-snapshot.js';
 import { checkSnapshotDigest, restoreSnapshotInto } from '../../backup/restore-snapshot.js';
@@ -606,7 +606,7 @@ async function restoreTouchedTables(request: RestoreRequest): Promise<RestoreOut
         strategy: 'in-place',
         quarantine: null,
         quarantineSnapshot: null,
-        message: `touched snapshot ${manifest.id} holds the rows of ${manifest.scope?.tables.map((t) => `${t.schema}.${t.name}`).join(', ')} at ${manifest.revision ?? 'the start'}, but ${setup.target.database} is at ${current ?? 'the start'}; nothing was restored (a touched snapshot puts back tables, not the revision)`,
+        message: `touched snapshot ${manifest.id} holds ${rowsOf(manifest.scope?.tables ?? [])} at ${manifest.revision ?? 'the start'}, but ${setup.target.database} is at ${current ?? 'the start'}; nothing was restored (a touched snapshot puts back tables, not the revision)`,
         manualSteps: [`bring ${setup.target.database} to ${manifest.revision ?? 'the start'} (belay status, belay rollback --to), then: belay restore ${manifest.id}`, 'or restore a full snapshot: belay backups list'],
       };
     }
