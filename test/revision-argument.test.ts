@@ -48,4 +48,28 @@ describe('a revision argument', () => {
     expect(all.code, all.stderr).toBe(0);
     expect(await applied()).toEqual([]);
   });
+
+  it('rollback --to the revision the database is at (a rerun) ends 0, already there, in --json and history alike; with --restore-from it points at belay restore (exit 2)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject(GOOD_REVISIONS);
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0002'])).code).toBe(0);
+    for (const to of ['0002', '2', '0002_profiles']) {
+      const again = await belay([...args, '--json', '--yes', 'rollback', '--to', to]);
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      expect(JSON.parse(again.stdout)).toMatchObject({ outcome: 'up-to-date', exitCode: 0, message: 'already at 0002_profiles; nothing to roll back' });
+    }
+    const history = JSON.parse((await belay([...args, '--json', 'history', '--limit', '1'])).stdout).result as Array<{ command: string; status: string; exitCode: number; toRevision: string }>;
+    expect(history[0]).toMatchObject({ command: 'rollback', status: 'up-to-date', exitCode: 0, toRevision: '0002_profiles' });
+    const restoring = await belay([...args, '--yes', 'rollback', '--to', '0002', '--restore-from', 'nosuch']);
+    expect(restoring.code, restoring.stderr).toBe(2);
+    expect(restoring.stderr).toContain('the database is already at 0002_profiles, so there is nothing to roll back');
+    expect(restoring.stderr).toContain('belay restore nosuch');
+    expect((await db.query<{ name: string }>('SELECT name FROM belay.migrations ORDER BY name')).map((r) => r.name)).toEqual(['0001_accounts', '0002_profiles']);
+    // with nothing applied, --to 0 is where it already is
+    const empty = await freshDatabase();
+    const none = await belay([...baseArgs(project, empty.url), '--yes', 'rollback', '--to', '0']);
+    expect(none.code, none.stderr).toBe(0);
+    expect(none.stdout).toContain('already at the start; nothing to roll back');
+  });
 });

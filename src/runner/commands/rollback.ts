@@ -6,7 +6,7 @@ import { discoverRevisions } from '../../migrations/discover.js';
 import type { Revision } from '../../migrations/revision.js';
 import { isReversible } from '../../migrations/run-revision.js';
 import { readDatabaseState } from '../session/database-state.js';
-import { withRunSession } from '../session/outcome.js';
+import { finishRun, withRunSession } from '../session/outcome.js';
 import { describeDataAtRisk } from '../../integrity/data-at-risk.js';
 import { captureStructure } from '../../integrity/structural.js';
 import { dataAtRiskOf, revisionsToRevert } from './plan.js';
@@ -60,16 +60,22 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     await session.lock();
     const state = await readDatabaseState(session.work.client, revisions);
     const applied = new Set(state.applied.map((row) => row.name));
-    if (target === null && state.current === null) {
-      throw usageError('--to 0: no revision is applied; nothing to roll back', { hint: '`belay status` lists the revisions.' });
-    }
     if (target !== null && !applied.has(target)) {
       throw usageError(`--to ${target} is not applied (the database is at ${state.current ?? 'the start'})`, {
         hint: 'Roll back to an applied revision below the current one; `belay status` lists them.',
       });
     }
     if (target === state.current) {
-      throw usageError(`--to ${target} is the current revision: nothing to roll back`, { hint: 'Name a revision below it.' });
+      const here = target ?? 'the start';
+      if (options.restoreFrom !== undefined) {
+        throw usageError(`--to ${options.to}: the database is already at ${here}, so there is nothing to roll back`, {
+          hint: `To put snapshot ${options.restoreFrom} back over it: belay restore ${options.restoreFrom}`,
+        });
+      }
+      // where the rollback would land: a rerun of it (an incident script) succeeds, as migrate up with nothing pending does
+      await session.startJournal(state.current, state.current);
+      await setup.events.step({ step: 'plan' }, async () => [], () => ({ from: state.current, to: state.current, revert: [], dataAtRisk: [] }));
+      return await finishRun(session, { outcome: 'up-to-date', message: `already at ${here}; nothing to roll back` });
     }
     const toRevert = revisionsToRevert(revisions, applied, target);
     await session.startJournal(state.current, target);
