@@ -97,5 +97,9 @@ export function writeProblem(error: unknown): string {
     EIO: 'an I/O error',
     EEXIST: 'a file of that name exists',
   };
-  return `${code}: ${reasons[code] ?? errorMessage(error)}`;
+  const reason = reasons[code];
+  if (reason !== undefined) return `${code}: ${reason}`;
+  // node's own message already starts with the code ("ENOENT: no such file or directory, open …")
+  const message = errorMessage(error);
+  return message.startsWith(`${code}:`) ? message : `${code}: ${message}`;
 }

@@ -473,6 +473,11 @@ describe('where rehearse starts, and what it loads there', () => {
     expect(run.stderr).toMatch(/next: Point --junit at a file in a folder the user running belay can write/);
     expect(run.stderr).toContain('nothing was rehearsed');
     expect(run.stderr).not.toMatch(/this is a bug|ephemeral cluster|throwaway/);
+    // a folder a permission check passes for root but where no file can be made (it ran the whole rehearsal, then said 'ENOENT: ENOENT: …')
+    const proc = await belay(['--database-url', db.url, '--migrations', project.migrations, '--backups', project.backups, 'rehearse', '--markdown', '/proc/belay-report.md'], { cwd: project.dir });
+    expect(proc.code, proc.stderr).toBe(2);
+    expect(proc.stderr).toMatch(/cannot write the --markdown report \/proc\/belay-report\.md: E[A-Z]+: [^E]/);
+    expect(proc.stderr).toContain('nothing was rehearsed');
   });
 
   it('a role pg_hba.conf rejects on postgres and template1 makes its throwaway from the connected database (it was exit 1, "permission denied for database")', async () => {

@@ -1,5 +1,5 @@
-import { access, constants, readFile, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { access, constants, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { ClientBase } from 'pg';
 import { findSnapshot } from '../backup/snapshot-store.js';
 import { resolveBackupTools } from '../backup/pg-tools.js';
@@ -493,10 +493,11 @@ const reportHint = (flag: string): string => `Point ${flag} at a file in a folde
 /** A report that could not be written is found out before the rehearsal, not after it. */
 async function assertWritable(flag: string, file: string): Promise<void> {
   try {
-    await access(dirname(resolve(file)), constants.W_OK);
-    await access(file, constants.W_OK).catch((error: unknown) => {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    });
+    // opened for appending, as the report will be (a permission check alone passes where root may not create the
+    // file: /proc, a read-only mount); one that was not there is removed again
+    const existed = await access(file).then(() => true, () => false);
+    await (await open(file, 'a')).close();
+    if (!existed) await rm(file, { force: true });
   } catch (error) {
     throw usageError(`cannot write the ${flag} report ${file}: ${writeProblem(error)}; nothing was rehearsed`, { hint: reportHint(flag), cause: error });
   }
