@@ -122,7 +122,8 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
     interruptedAt: interruptedStep(steps, recoverySteps, run),
     recoveries: recoveries.map((r) => r.runId),
     leftovers: [...new Set(leftovers)],
-    landing: (steps.find((s) => s.step === 'schema' && s.event === 'note' && s.detail?.landing)?.detail?.landing as RecordedLanding | undefined) ?? null,
+    // the run's own, else the one the oldest recover stopped while settling it journaled before its downs
+    landing: ([...steps, ...recoverySteps.toReversed().flat()].find((s) => s.step === 'schema' && s.event === 'note' && s.detail?.landing)?.detail?.landing as RecordedLanding | undefined) ?? null,
   };
   const inRecovery = recoveries.length > 0 ? ` (and ${recoveries.length} recover run(s) stopped while settling it)` : '';
 
