@@ -7,7 +7,7 @@ import { appliedRevisionNames, findUnfinishedRuns, readRunSteps, revisionsApplie
 import type { Revision } from '../../migrations/revision.js';
 import { prepareStep } from '../../migrations/run-revision.js';
 import type { RecordedLanding } from './landing-check.js';
-import { keptByRun, lastStarted, openRestore, runSteps, snapshotsOfRun } from '../result/run-record.js';
+import { keptByRun, lastStarted, openRestore, restoreDone, runSteps, snapshotsOfRun } from '../result/run-record.js';
 
 export type RecoveryAction = 'down' | 'finish-rollback' | 'restore' | 'verify-restore' | 'nothing';
 
@@ -131,17 +131,30 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
     return { ...base, action: 'nothing', why: `a recover run was stopped with no other run left to settle${inRecovery}`, revert: [], target: run.fromRevision };
   }
   const restore = run.command === 'recover' ? undefined : openRestore(steps, await readRunSteps(client, run.runId));
-  if (restore?.replaced) {
-    const kept = keptByRun(steps);
+  // a restore the run began that had replaced the database, else the newest one done (by the run, or by a recover stopped while settling it)
+  const done = [...recoverySteps, steps].flatMap((s) => {
+    const restored = restoreDone(s);
+    return restored ? [{ ...restored, steps: s }] : [];
+  })[0];
+  const replacing = restore?.replaced
+    ? {
+        snapshot: restore.snapshot,
+        steps,
+        when: `while restoring snapshot ${restore.snapshot}, after the snapshot had replaced the database`,
+        // a restore asked for leads to the snapshot's revision, a safety net's to where the run started
+        target: run.command === 'restore' ? run.toRevision : run.fromRevision,
+      }
+    : done && { snapshot: done.snapshot, steps: done.steps, when: `at "${base.interruptedAt}", after restoring snapshot ${done.snapshot} and verifying it`, target: done.revision };
+  if (replacing) {
+    const kept = keptByRun(replacing.steps);
     const aside = [...kept.databases.map((name) => `the damaged database is kept as ${name}`), ...kept.snapshots.map((id) => `its state before the restore is kept as snapshot ${id}`)];
     return {
       ...base,
-      snapshotId: restore.snapshot,
+      snapshotId: replacing.snapshot,
       action: 'verify-restore',
-      why: `it stopped while restoring snapshot ${restore.snapshot}, after the snapshot had replaced the database${aside.length > 0 ? ` (${aside.join('; ')})` : ''}${inRecovery}: verify the restored data against the snapshot's fingerprint (a difference is named, not restored over: it was written since)`,
+      why: `it stopped ${replacing.when}${aside.length > 0 ? ` (${aside.join('; ')})` : ''}${inRecovery}: verify the restored data against the snapshot's fingerprint (a difference is named, not restored over: it was written since)`,
       revert: [],
-      // a restore asked for leads to the snapshot's revision, a safety net's to where the run started
-      target: run.command === 'restore' ? run.toRevision : run.fromRevision,
+      target: replacing.target,
     };
   }
   if (run.command === 'rollback' && !restoring) {
