@@ -26,6 +26,8 @@ export interface RecoveryPlan {
   interruptedAt: string | null;
   /** Interrupted `recover` runs that were settling it: settled with it. */
   recoveries: string[];
+  /** When `run` is a recover stopped after its restore replaced the database: the run it was settling, settled with it. */
+  settling?: string;
   /** Databases a stopped restore created and left behind (`<db>_belay_restore_*`): dropped by recover. */
   leftovers: string[];
   /** A rollback's (rollback --to, or a rejected migrate up's) schema baseline, journaled before its first down. */
@@ -103,6 +105,12 @@ export function planUnrecorded([run, ...others]: [RunSummary, ...RunSummary[]]):
   };
 }
 
+/** The run a recover's plan step named: the restore that recover put in place marked it in-snapshot, no longer running. */
+function settlingOf(steps: JournalRecord[]): { settling?: string } {
+  const planned = steps.find((s) => s.step === 'plan' && s.event === 'end')?.detail?.run as { runId?: unknown } | undefined;
+  return typeof planned?.runId === 'string' ? { settling: planned.runId } : {};
+}
+
 export async function planRecovery(client: ClientBase, backupsDir: string, run: RunSummary, others: RunSummary[], revisions: readonly Revision[]): Promise<RecoveryPlan> {
   const steps = await runSteps(client, backupsDir, run.runId);
   const recoveries = others.filter((r) => r.command === 'recover');
@@ -127,10 +135,7 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
   };
   const inRecovery = recoveries.length > 0 ? ` (and ${recoveries.length} recover run(s) stopped while settling it)` : '';
 
-  if (run.command === 'recover') {
-    return { ...base, action: 'nothing', why: `a recover run was stopped with no other run left to settle${inRecovery}`, revert: [], target: run.fromRevision };
-  }
-  const restore = run.command === 'recover' ? undefined : openRestore(steps, await readRunSteps(client, run.runId));
+  const restore = openRestore(steps, await readRunSteps(client, run.runId));
   // a restore the run began that had replaced the database, else the newest one done (by the run, or by a recover stopped while settling it)
   const done = [...recoverySteps, steps].flatMap((s) => {
     const restored = restoreDone(s);
@@ -141,8 +146,8 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
         snapshot: restore.snapshot,
         steps,
         when: `while restoring snapshot ${restore.snapshot}, after the snapshot had replaced the database`,
-        // a restore asked for leads to the snapshot's revision, a safety net's to where the run started
-        target: run.command === 'restore' ? run.toRevision : run.fromRevision,
+        // a restore asked for (or a recover's) leads to the snapshot's revision, a safety net's to where the run started
+        target: run.command === 'restore' || run.command === 'recover' ? run.toRevision : run.fromRevision,
       }
     : done && { snapshot: done.snapshot, steps: done.steps, when: `at "${base.interruptedAt}", after restoring snapshot ${done.snapshot} and verifying it`, target: done.revision };
   if (replacing) {
@@ -155,7 +160,11 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
       why: `it stopped ${replacing.when}${aside.length > 0 ? ` (${aside.join('; ')})` : ''}${inRecovery}: verify the restored data against the snapshot's fingerprint (a difference is named, not restored over: it was written since)`,
       revert: [],
       target: replacing.target,
+      ...(run.command === 'recover' ? settlingOf(steps) : {}),
     };
+  }
+  if (run.command === 'recover') {
+    return { ...base, action: 'nothing', why: `a recover run was stopped with no other run left to settle${inRecovery}`, revert: [], target: run.fromRevision };
   }
   if (run.command === 'rollback' && !restoring) {
     const appliedNames = await appliedRevisionNames(client);
