@@ -146,8 +146,8 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
         snapshot: restore.snapshot,
         steps,
         when: `while restoring snapshot ${restore.snapshot}, after the snapshot had replaced the database`,
-        // a restore asked for (or a recover's) leads to the snapshot's revision, a safety net's to where the run started
-        target: run.command === 'restore' || run.command === 'recover' ? run.toRevision : run.fromRevision,
+        // the run's own snapshot leads to where it started; one asked for (restore, --restore-from, a recover's) to where the run was headed
+        target: restore.snapshot === taken ? run.fromRevision : run.toRevision,
       }
     : done && { snapshot: done.snapshot, steps: done.steps, when: `at "${base.interruptedAt}", after restoring snapshot ${done.snapshot} and verifying it`, target: done.revision };
   if (replacing) {
