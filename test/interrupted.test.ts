@@ -206,6 +206,28 @@ describe('interrupted runs and `belay recover`', () => {
     expect(await db.query("SELECT to_regprocedure('public.stamp()') IS NOT NULL AS left")).toEqual([{ left: true }]);
   }, 120_000);
 
+  it('a recover killed after the downs it ran: the next recover still names what one of them left behind (exit 12), never "data verified intact"', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_base.up.sql': REVISIONS['0001_base.up.sql']!,
+      '0001_base.down.sql': REVISIONS['0001_base.down.sql']!,
+      '0002_stamp.up.sql': "CREATE FUNCTION stamp() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;\nCREATE TABLE stamped (id int);",
+      '0002_stamp.down.sql': 'DROP TABLE stamped;',
+      '0003_slow.up.sql': REVISIONS['0003_slow.up.sql']!,
+      '0003_slow.down.sql': REVISIONS['0003_slow.down.sql']!,
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    expect(await killAt(project, [...args, 'migrate', 'up'], 'apply 0003_slow', 600)).toBe(true);
+    expect(await killAt(project, [...args, 'recover'], 'health after-rollback')).toBe(true);
+    expect(await appliedNames(db)).toEqual(['0001_base']);
+    const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(recover.code, `${recover.stdout}\n${recover.stderr}`).toBe(12);
+    const { message } = jsonResult(recover) as { message: string };
+    expect(message).toContain('+ function public.stamp()');
+    expect(message).not.toContain('intact');
+  }, 120_000);
+
   it('a rejected `migrate up` killed during its downs: the recover that finishes them still names what an earlier down left behind', async () => {
     const db = await freshDatabase();
     const project = await makeProject({

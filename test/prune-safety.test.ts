@@ -225,6 +225,38 @@ describe('a prune that cannot delete a snapshot', () => {
   });
 });
 
+describe('a prune killed with -9', () => {
+  it('`belay backup` with backup.keep killed while deleting an old snapshot: never listed as a snapshot again; recover settles the run and removes what is left', async () => {
+    const db = await freshDatabase();
+    // a directory snapshot of many tables: a file each, so that deleting it takes long enough for the kill to land inside it
+    const project = await makeProject(
+      {
+        '0001_many.up.sql': "DO $$ BEGIN FOR i IN 1..300 LOOP EXECUTE format('CREATE TABLE t%s (id int)', i); END LOOP; END $$;",
+        '0001_many.down.sql': "DO $$ BEGIN FOR i IN 1..300 LOOP EXECUTE format('DROP TABLE t%s', i); END LOOP; END $$;",
+      },
+      { backup: { format: 'directory', keep: 1 } },
+    );
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
+    const first = await belay([...args, '--json', 'backup'], { cwd: project.dir });
+    expect(first.code, first.stdout).toBe(0);
+    const old = idOf(first.stdout);
+    const dir = path.join(project.backups, `${old}.dir`);
+    const whole = (await readdir(dir)).length;
+    const backup = startBelay([...args, 'backup'], { cwd: project.dir });
+    await pollUntil(async () => (await readdir(dir).catch(() => [])).length < whole, `${old} being deleted`, 100_000);
+    backup.child.kill('SIGKILL');
+    await backup.done;
+    const list = await belay([...args, '--json', 'backups', 'list'], { cwd: project.dir });
+    expect(list.code, list.stdout).toBe(0);
+    expect((JSON.parse(list.stdout).result as { snapshots: Array<{ id: string }> }).snapshots.map((m) => m.id)).not.toContain(old);
+    expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(4);
+    const recover = await belay([...args, 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stderr).toBe(0);
+    expect((await readdir(project.backups)).filter((f) => f.startsWith(old))).toEqual([]);
+  });
+});
+
 describe('a prune stopped at once by a second signal', () => {
   it('names the snapshots it deleted, the one it was cut off in, and those it did not reach (exit 12), as the folder shows them; a second prune finishes', async () => {
     const db = await freshDatabase();

@@ -1,4 +1,4 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
@@ -61,10 +61,14 @@ async function settledOnce(args: string[], project: TestProject, runId: string):
 }
 
 /** `belay restore --strategy in-place` killed with -9 once pg_restore committed: the run's row gone with the database it replaced. */
-async function killedInPlaceAfterCommit(): Promise<{ db: TestDatabase; project: TestProject; args: string[]; snapshot: string; runId: string }> {
+async function killedInPlaceAfterCommit(
+  command = (snapshot: string): string[] => ['restore', snapshot, '--strategy', 'in-place'],
+  prepare: (args: string[], project: TestProject) => Promise<void> = async () => {},
+): Promise<{ db: TestDatabase; project: TestProject; args: string[]; snapshot: string; runId: string }> {
   const { db, project, args, snapshot } = await snapshotThenLaterRows();
+  await prepare(args, project);
   const before = await journalNames(project);
-  const run = startBelay([...args, '--yes', 'restore', snapshot, '--strategy', 'in-place'], { cwd: project.dir });
+  const run = startBelay([...args, '--yes', ...command(snapshot)], { cwd: project.dir });
   let exited = false;
   void run.done.then(() => (exited = true));
   let runId: string | undefined;
@@ -84,6 +88,43 @@ async function killedInPlaceAfterCommit(): Promise<{ db: TestDatabase; project: 
 }
 
 describe('a restore killed once the snapshot replaced the database', () => {
+  it('killed in its afterRestore hook, then written to: recover does not restore again over the new row (12, the difference named)', async () => {
+    const { db, project, args, snapshot } = await snapshotThenLaterRows();
+    await writeFile(join(project.dir, 'belay.config.json'), JSON.stringify({ hooks: { afterRestore: { run: 'sleep 5', timeoutSeconds: 30 } } }));
+    const before = await journalNames(project);
+    const run = startBelay([...args, '--yes', 'restore', snapshot], { cwd: project.dir });
+    let exited = false;
+    void run.done.then(() => (exited = true));
+    await pollUntil(async () => {
+      if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
+      return (await freshJournal(project.backups, before)).some((l) => l.step === 'hook' && l.event === 'start');
+    }, 'the afterRestore hook');
+    run.child.kill('SIGKILL');
+    await run.done;
+    await db.query("INSERT INTO t VALUES (0, 'after the restore')");
+    const status = await belay([...args, '--json', 'status'], { cwd: project.dir });
+    expect(jsonResult<{ interrupted: unknown }>(status).interrupted).toMatchObject({ action: 'verify-restore' });
+    const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stdout).toBe(12);
+    expect(jsonResult<{ message: string }>(recover).message).toContain('belay did not restore it again');
+    expect(await db.query('SELECT count(*)::int AS n FROM t')).toEqual([{ n: ROWS + 1 }]);
+  });
+
+  it('rollback --restore-from, in place, after pg_restore committed: recover verifies it at the revision the snapshot holds, not the one the rollback started from', async () => {
+    const { db, args, project } = await killedInPlaceAfterCommit(
+      (snapshot) => ['rollback', '--to', '0001', '--restore-from', snapshot, '--strategy', 'in-place'],
+      async (args, project) => {
+        await writeFile(join(project.migrations, '0002_u.up.sql'), 'CREATE TABLE u (id int);');
+        await writeFile(join(project.migrations, '0002_u.down.sql'), 'DROP TABLE u;');
+        expect((await belay([...args, 'migrate', 'up'], { cwd: project.dir })).code).toBe(0);
+      },
+    );
+    const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stdout).toBe(0);
+    expect(jsonResult<{ message: string }>(recover).message).toMatch(/the restored data verified intact at 0001_t$/);
+    expect(await db.query("SELECT name FROM belay.migrations")).toEqual([{ name: '0001_t' }]);
+  });
+
   it('in place, after pg_restore committed: status names the restore run, prune keeps the copy of what it replaced, recover verifies without restoring again', async () => {
     const { db, project, args, snapshot, runId } = await killedInPlaceAfterCommit();
     // killed before it wrote itself into the restored copy again

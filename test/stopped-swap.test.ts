@@ -32,9 +32,14 @@ const allowsConnections = async (name: string): Promise<boolean | undefined> =>
  * DATABASE takes it) once `held` names one. Its session is gone before the
  * lock is let go, so the rename never happens. Answers the run's journal.
  */
-async function killAtRename(project: TestProject, args: string[], held: (journal: Array<Record<string, unknown>>) => string | undefined): Promise<Array<Record<string, unknown>>> {
+async function killAtRename(
+  project: TestProject,
+  args: string[],
+  held: (journal: Array<Record<string, unknown>>) => string | undefined,
+  command = ['rollback', '--to', '0001'],
+): Promise<Array<Record<string, unknown>>> {
   const before = new Set(await readdir(join(project.backups, 'journal')).catch(() => []));
-  const run = startBelay([...args, '--json', '--yes', 'rollback', '--to', '0001'], { cwd: project.dir });
+  const run = startBelay([...args, '--json', '--yes', ...command], { cwd: project.dir });
   let exited = false;
   void run.done.then(() => (exited = true));
   const c = cluster();
@@ -213,5 +218,33 @@ describe('a swap restore killed between its steps', () => {
     expect(status.stdout).toContain(`LEFT      ${quarantine}: the damaged database a restore set aside; once you have checked it: DROP DATABASE ${quoteIdent(quarantine)};`);
     // it can be checked: its rows are the damaged ones (half of them deleted by the lossy down)
     expect(await adminQuery(quarantine, 'SELECT count(*)::int AS n FROM fx_people')).toEqual([{ n: 5 }]);
+  });
+
+  it('a recover killed between the two renames of its own restore: the next recover renames the copy in, verifies it and settles the run the first was settling', async () => {
+    const project = await makeProject({
+      '0001_t.up.sql': 'CREATE TABLE t (id int);\nINSERT INTO t SELECT generate_series(1, 100);',
+      '0001_t.down.sql': 'DROP TABLE t;',
+      '0002_nt.up.sql': '-- belay:no-transaction\nCREATE TABLE nt (id int);\nSELECT pg_sleep(2);',
+      '0002_nt.down.sql': 'DROP TABLE nt;',
+    });
+    const db = await freshDatabase('p');
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
+    // killed inside a revision outside a transaction: recover restores the snapshot
+    const before = new Set(await readdir(join(project.backups, 'journal')));
+    const run = startBelay([...args, 'migrate', 'up', '--with-backup'], { cwd: project.dir });
+    await pollUntil(async () => (await freshJournal(project.backups, before)).some((l) => l.step === 'apply' && l.event === 'start'), 'the apply of 0002_nt');
+    run.child.kill('SIGKILL');
+    await run.done;
+    const runId = String((await freshJournal(project.backups, before)).find((l) => l.type === 'run')?.runId);
+    await killAtRename(project, args, (lines) => noteDetail(lines, 'restoreCopy') as string | undefined, ['recover']);
+    expect(await allowsConnections(db.name)).toBeUndefined();
+
+    const recover = await belay([...args, '--json', 'recover'], { cwd: project.dir });
+    expect(recover.code, recover.stdout + recover.stderr).toBe(0);
+    expect(jsonResult<{ message: string }>(recover).message).toContain('the restored data verified intact');
+    expect(await db.query("SELECT count(*)::int AS n, to_regclass('nt') AS nt FROM t")).toEqual([{ n: 100, nt: null }]);
+    const history = jsonResult<Array<{ runId: string; status: string }>>(await belay([...args, '--json', 'history'], { cwd: project.dir }));
+    expect(history.find((r) => r.runId === runId)).toMatchObject({ status: 'interrupted' });
   });
 });

@@ -1,4 +1,5 @@
-import { access, constants } from 'node:fs/promises';
+import { access, constants, rename } from 'node:fs/promises';
+import { join } from 'node:path';
 import { BelayError, preflightError } from '../errors.js';
 import { writeFix, writeProblem } from '../unreadable.js';
 import type { Manifest } from './manifest.js';
@@ -69,8 +70,16 @@ export async function applyPrune(
   try {
     for (const manifest of plan.remove) {
       progress.removing = manifest.id;
-      await removeFromStore(backupsDir, manifest.file);
-      await removeFromStore(backupsDir, manifestFileName(manifest.id));
+      // the manifest goes aside first, to the temp name a backup writes it under: a prune killed from here on leaves
+      // a leftover that the next prune or recover removes, never a manifest whose dump is gone (refused, which stops every prune)
+      const aside = `${manifestFileName(manifest.id)}.tmp-${process.pid}`;
+      await rename(join(backupsDir, manifestFileName(manifest.id)), join(backupsDir, aside));
+      await removeFromStore(backupsDir, manifest.file).catch(async (error: unknown) => {
+        // not deleted: the snapshot stays as it was, its manifest in place
+        await rename(join(backupsDir, aside), join(backupsDir, manifestFileName(manifest.id)));
+        throw error;
+      });
+      await removeFromStore(backupsDir, aside);
       removed.push(manifest.id);
       progress.removing = undefined;
     }
@@ -98,7 +107,7 @@ export function prunedSoFar(backupsDir: string, progress: PruneProgress, by: str
     });
   }
   const gone = removed.length > 0 ? `deleted: ${removed.join(', ')}` : 'no snapshot was deleted whole';
-  const cut = removing === undefined ? '' : `; cut off while deleting ${removing} (its dump may be partly gone, its manifest is still there)`;
+  const cut = removing === undefined ? '' : `; cut off while deleting ${removing} (its manifest set aside, its dump may be partly gone: a leftover the next prune or belay recover removes)`;
   return new BelayError('manual', `stopped at once by ${by} while pruning ${backupsDir}: ${gone}${cut}${kept}`, {
     hint: `\`belay backups list\` shows what is left; prune again to finish${removing === undefined ? '' : `, which deletes what is left of ${removing}`}.`,
     details: { removed, removing: removing ?? null, notRemoved },

@@ -141,7 +141,8 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     else outcome = await revertThenVerify(recovery, { message: why, untrustworthy: false });
     // the newest of them was the last to change the database: it left it where this run found it
     const newest = [run, ...others].reduce((a, b) => (b.startedAt > a.startedAt ? b : a));
-    if (VERIFIED_OUTCOMES.has(outcome.outcome)) await settleRuns(session, [run.runId, ...others.map((r) => r.runId)], outcome.outcome, new Map([[newest.runId, state.current]]));
+    const settled = [run.runId, ...others.map((r) => r.runId), ...(plan.settling ? [plan.settling] : [])];
+    if (VERIFIED_OUTCOMES.has(outcome.outcome)) await settleRuns(session, settled, outcome.outcome, new Map([[newest.runId, state.current]]));
     return outcome;
   });
 }

@@ -7,7 +7,7 @@ import { appliedRevisionNames, findUnfinishedRuns, readRunSteps, revisionsApplie
 import type { Revision } from '../../migrations/revision.js';
 import { prepareStep } from '../../migrations/run-revision.js';
 import type { RecordedLanding } from './landing-check.js';
-import { keptByRun, lastStarted, openRestore, runSteps, snapshotsOfRun } from '../result/run-record.js';
+import { keptByRun, lastStarted, openRestore, restoreDone, runSteps, snapshotsOfRun } from '../result/run-record.js';
 
 export type RecoveryAction = 'down' | 'finish-rollback' | 'restore' | 'verify-restore' | 'nothing';
 
@@ -26,6 +26,8 @@ export interface RecoveryPlan {
   interruptedAt: string | null;
   /** Interrupted `recover` runs that were settling it: settled with it. */
   recoveries: string[];
+  /** When `run` is a recover stopped after its restore replaced the database: the run it was settling, settled with it. */
+  settling?: string;
   /** Databases a stopped restore created and left behind (`<db>_belay_restore_*`): dropped by recover. */
   leftovers: string[];
   /** A rollback's (rollback --to, or a rejected migrate up's) schema baseline, journaled before its first down. */
@@ -103,6 +105,12 @@ export function planUnrecorded([run, ...others]: [RunSummary, ...RunSummary[]]):
   };
 }
 
+/** The run a recover's plan step named: the restore that recover put in place marked it in-snapshot, no longer running. */
+function settlingOf(steps: JournalRecord[]): { settling?: string } {
+  const planned = steps.find((s) => s.step === 'plan' && s.event === 'end')?.detail?.run as { runId?: unknown } | undefined;
+  return typeof planned?.runId === 'string' ? { settling: planned.runId } : {};
+}
+
 export async function planRecovery(client: ClientBase, backupsDir: string, run: RunSummary, others: RunSummary[], revisions: readonly Revision[]): Promise<RecoveryPlan> {
   const steps = await runSteps(client, backupsDir, run.runId);
   const recoveries = others.filter((r) => r.command === 'recover');
@@ -122,26 +130,41 @@ export async function planRecovery(client: ClientBase, backupsDir: string, run: 
     interruptedAt: interruptedStep(steps, recoverySteps, run),
     recoveries: recoveries.map((r) => r.runId),
     leftovers: [...new Set(leftovers)],
-    landing: (steps.find((s) => s.step === 'schema' && s.event === 'note' && s.detail?.landing)?.detail?.landing as RecordedLanding | undefined) ?? null,
+    // the run's own, else the one the oldest recover stopped while settling it journaled before its downs
+    landing: ([...steps, ...recoverySteps.toReversed().flat()].find((s) => s.step === 'schema' && s.event === 'note' && s.detail?.landing)?.detail?.landing as RecordedLanding | undefined) ?? null,
   };
   const inRecovery = recoveries.length > 0 ? ` (and ${recoveries.length} recover run(s) stopped while settling it)` : '';
 
-  if (run.command === 'recover') {
-    return { ...base, action: 'nothing', why: `a recover run was stopped with no other run left to settle${inRecovery}`, revert: [], target: run.fromRevision };
-  }
-  const restore = run.command === 'recover' ? undefined : openRestore(steps, await readRunSteps(client, run.runId));
-  if (restore?.replaced) {
-    const kept = keptByRun(steps);
+  const restore = openRestore(steps, await readRunSteps(client, run.runId));
+  // a restore the run began that had replaced the database, else the newest one done (by the run, or by a recover stopped while settling it)
+  const done = [...recoverySteps, steps].flatMap((s) => {
+    const restored = restoreDone(s);
+    return restored ? [{ ...restored, steps: s }] : [];
+  })[0];
+  const replacing = restore?.replaced
+    ? {
+        snapshot: restore.snapshot,
+        steps,
+        when: `while restoring snapshot ${restore.snapshot}, after the snapshot had replaced the database`,
+        // the run's own snapshot leads to where it started; one asked for (restore, --restore-from, a recover's) to where the run was headed
+        target: restore.snapshot === taken ? run.fromRevision : run.toRevision,
+      }
+    : done && { snapshot: done.snapshot, steps: done.steps, when: `at "${base.interruptedAt}", after restoring snapshot ${done.snapshot} and verifying it`, target: done.revision };
+  if (replacing) {
+    const kept = keptByRun(replacing.steps);
     const aside = [...kept.databases.map((name) => `the damaged database is kept as ${name}`), ...kept.snapshots.map((id) => `its state before the restore is kept as snapshot ${id}`)];
     return {
       ...base,
-      snapshotId: restore.snapshot,
+      snapshotId: replacing.snapshot,
       action: 'verify-restore',
-      why: `it stopped while restoring snapshot ${restore.snapshot}, after the snapshot had replaced the database${aside.length > 0 ? ` (${aside.join('; ')})` : ''}${inRecovery}: verify the restored data against the snapshot's fingerprint (a difference is named, not restored over: it was written since)`,
+      why: `it stopped ${replacing.when}${aside.length > 0 ? ` (${aside.join('; ')})` : ''}${inRecovery}: verify the restored data against the snapshot's fingerprint (a difference is named, not restored over: it was written since)`,
       revert: [],
-      // a restore asked for leads to the snapshot's revision, a safety net's to where the run started
-      target: run.command === 'restore' ? run.toRevision : run.fromRevision,
+      target: replacing.target,
+      ...(run.command === 'recover' ? settlingOf(steps) : {}),
     };
+  }
+  if (run.command === 'recover') {
+    return { ...base, action: 'nothing', why: `a recover run was stopped with no other run left to settle${inRecovery}`, revert: [], target: run.fromRevision };
   }
   if (run.command === 'rollback' && !restoring) {
     const appliedNames = await appliedRevisionNames(client);

@@ -156,8 +156,8 @@ async function revertThenVerifyOrThrow(recovery: Recovery, given: FailureReason,
     : landsOnTarget || toRevert.length > 0
       ? await prepareLanding(session.work.client, target, toRevert)
       : undefined;
-  if (landingBaseline && recovery.goal !== 'settle') {
-    // on disk before the first down: a recover that finishes these downs compares with all of it
+  if (landingBaseline && !recovery.landing) {
+    // on disk before the first down: a recover that finishes these downs (this one's too, when it is stopped) compares with all of it
     await events.emit({
       type: 'note',
       step: 'schema',

@@ -69,6 +69,18 @@ export function openRestore(steps: readonly JournalRecord[], inDatabase: readonl
   return { snapshot: start.subject, replaced: journaled || !inDatabase.some((s) => s.seq === start.seq) };
 }
 
+/**
+ * The snapshot a run's newest restore put back and verified (its step ended
+ * ok): a run stopped after it (its afterRestore hook, its health checks) left
+ * the database as that restore made it, to be checked, never restored again.
+ */
+export function restoreDone(steps: readonly JournalRecord[]): { snapshot: string; revision: string | null } | undefined {
+  const start = steps.findLast((s) => s.step === 'restore' && s.event === 'start' && s.subject);
+  const end = start && steps.find((s) => s.step === 'restore' && s.event === 'end' && s.seq > start.seq);
+  if (!start?.subject || end?.outcome !== 'ok') return undefined;
+  return { snapshot: start.subject, revision: typeof end.detail?.revision === 'string' ? end.detail.revision : null };
+}
+
 /** The label of the last step that started ("apply 0004_x"), as belay.runs.last_step names it. */
 export function lastStarted(steps: JournalRecord[]): string | null {
   const last = steps.findLast((step) => step.event === 'start');
