@@ -45,8 +45,8 @@ async function noTableSelected(client: ClientBase, config: IntegrityConfig): Pro
   return `integrity.tables (include ${JSON.stringify(config.tables.include)}, exclude ${JSON.stringify(config.tables.exclude)}) selects none of the ${tables.length} table(s) there are: ${shown}${tables.length > 10 ? ', …' : ''}`;
 }
 
-/** A table read now, under `as`, to be compared with the baseline's `of` (a part of it, when that is a partitioned table compared whole). */
-type Target = FingerprintTarget & { as: string; of: string };
+/** A table read now, under `as`, to be compared with the baseline's `of` (a part of it, when that is a partitioned table compared whole); `same` when it is the very table `of` was (its OID). */
+type Target = FingerprintTarget & { as: string; of: string; same?: boolean };
 
 interface Comparison {
   /** The baseline as compared: a partitioned table compared whole in place of its leaves. */
@@ -117,7 +117,7 @@ async function tablesNow(client: ClientBase, baseline: Fingerprint, compare: 'sa
   }
   for (const [key, then] of Object.entries(compared.tables)) {
     const now = wholes.includes(key) ? undefined : find(key, then);
-    if (now) targets.push({ schema: now.schema, table: now.table, as: key, of: key });
+    if (now) targets.push({ schema: now.schema, table: now.table, as: key, of: key, ...(compare === 'common-columns' && now.oid === then.oid ? { same: true } : {}) });
   }
   return { baseline: compared, targets, wholes };
 }
@@ -134,6 +134,7 @@ function comparisonOptions({ baseline, targets }: Comparison, compare: 'same-sch
   return {
     perColumn: compare === 'same-schema' ? false : new Set(targets.filter(hashed).map((target) => target.as)),
     earlier: new Map(targets.map((target) => [target.as, baseline.tables[target.of]!.columns])),
+    sameTables: new Set(targets.filter((target) => target.same === true).map((target) => target.as)),
   };
 }
 

@@ -51,7 +51,7 @@ export function compareFingerprints(before: Fingerprint, after: Fingerprint, mod
       } else if (was.hash === undefined || is.hash === undefined) {
         unhashed.push(column);
       } else if (was.hash !== is.hash && was.hash !== is.hashInUtc) {
-        differences.push({ table, column, kind: 'column-hash', message: `values in ${table}.${column} changed` });
+        differences.push({ table, column, kind: 'column-hash', message: `values in ${table}.${column}${is.renamed === undefined ? '' : ` (${is.renamed} now)`} changed` });
       }
     }
     if (unhashed.length > 0 && !typeChanged) {

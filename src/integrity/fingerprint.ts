@@ -14,6 +14,10 @@ export interface ColumnFingerprint {
   enum?: EnumLabels;
   /** `hash` with a cast between timestamptz and a type without a zone made in UTC instead of the session's TimeZone (see castExpr). */
   hashInUtc?: string;
+  /** Its pg_attribute.attnum, kept with per-column hashes: a later fingerprint of the same table finds it under a name a down gave it (see followRenames). */
+  attnum?: number;
+  /** Its name now, when it is recorded under the earlier fingerprint's name (see followRenames). */
+  renamed?: string;
 }
 
 export interface EnumLabels {
@@ -119,6 +123,9 @@ interface TypeHashing {
 
 interface ColumnInfo extends TypeHashing {
   name: string;
+  attnum: number;
+  /** The name it is hashed and recorded under, when not its own: an earlier fingerprint's, before a down renamed it (see followRenames). */
+  as?: string;
   type: string;
   /** Its values are hashed as this type (PostgreSQL's name for it, no modifier): cast to it. */
   castTo?: string;
@@ -218,12 +225,12 @@ const typeHashingOf = (r: HashingRow, bases: ReadonlyMap<string, DomainBase>): T
  */
 async function columnsOf(client: ClientBase, tables: TableRef[], version: HashingVersion): Promise<TableColumns[]> {
   const hashing = typeHashing('a.atttypid', version);
-  const { rows } = await client.query<HashingRow & { i: number; oid: string; empty: boolean; partition: boolean; name: string; type: string; nondeterministic: boolean; labels: Record<string, string> | null }>(
+  const { rows } = await client.query<HashingRow & { i: number; oid: string; empty: boolean; partition: boolean; name: string; attnum: number; type: string; nondeterministic: boolean; labels: Record<string, string> | null }>(
     `WITH t AS MATERIALIZED (
        SELECT t.i, c.oid, ${holdsNoRow('c')} AS empty, c.relispartition AS partition
          FROM unnest($1::text[]) WITH ORDINALITY AS t(rel, i) JOIN pg_class c ON c.oid = t.rel::regclass
      )
-     SELECT t.i::int AS i, t.oid::text AS oid, t.empty, t.partition, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+     SELECT t.i::int AS i, t.oid::text AS oid, t.empty, t.partition, a.attname AS name, a.attnum::int AS attnum, format_type(a.atttypid, a.atttypmod) AS type,
             coalesce((SELECT NOT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation), false) AS nondeterministic,
             CASE WHEN ty.typtype = 'e' THEN (SELECT json_object_agg(e.oid, e.enumlabel) FROM pg_enum e WHERE e.enumtypid = ty.oid) END AS labels,
             ${hashing.select}
@@ -242,7 +249,7 @@ async function columnsOf(client: ClientBase, tables: TableRef[], version: Hashin
     table.empty = r.empty;
     table.partition = r.partition;
     const labels = r.labels ? { typeOid: r.type_oid, labels: r.labels } : bases.get(r.type_oid)?.enum;
-    table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r, bases), ...(labels ? { enum: labels } : {}) });
+    table.columns.push({ name: r.name, attnum: r.attnum, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r, bases), ...(labels ? { enum: labels } : {}) });
   }
   return byTable;
 }
@@ -266,6 +273,9 @@ async function earlierTypes(client: ClientBase, names: string[], version: Hashin
   return new Map(rows.map((r) => [r.name, { castTo: quoteQualified(r.type_schema, r.type_name), ...typeHashingOf(r, bases) }]));
 }
 
+/** The name `column` is hashed and recorded under. */
+const keyOf = (column: ColumnInfo): string => column.as ?? column.name;
+
 /** Seeds made so far: most column names (id, created_at, …) recur from table to table. */
 const seeds = new Map<string, number>();
 
@@ -288,7 +298,7 @@ function seedOf(name: string): number {
  * per-column constant no hash is likely to equal.
  */
 function columnHashExpr(column: ColumnInfo, params: string[][], zone = SESSION_TIME_ZONE): string {
-  const seed = seedOf(column.name);
+  const seed = seedOf(keyOf(column));
   const name = quoteIdent(column.name);
   const cast = column.castTo ? castExpr(column.throughText ? `CAST(${name} AS text)` : name, column.castFromOid, column.typeOid, column.castTo, zone) : name;
   const value = column.nondeterministic && !column.castTo ? `(${cast} COLLATE "C")` : cast;
@@ -363,8 +373,8 @@ interface TablePlan {
  */
 function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColumn: boolean, rowColumns: ReadonlySet<string> | undefined): TablePlan {
   const from = `FROM ONLY ${quoteQualified(table.schema, table.table)}`;
-  const inRow = rowColumns ? columns.filter((column) => rowColumns.has(column.name)) : columns;
-  const restricted = rowColumns ? { rowColumns: inRow.map((column) => column.name) } : {};
+  const inRow = rowColumns ? columns.filter((column) => rowColumns.has(keyOf(column))) : columns;
+  const restricted = rowColumns ? { rowColumns: inRow.map(keyOf) } : {};
   const params: string[][] = [];
   const zoned = columns.some(castTakesZone);
   if (!perColumn) {
@@ -401,11 +411,12 @@ function readTable(plan: TablePlan, oid: string, row: Record<string, string | nu
   };
   plan.columns.forEach((column, i) => {
     const inUtc = row[`u${i}`];
-    fingerprint.columns[column.name] = {
+    fingerprint.columns[keyOf(column)] = {
       type: column.type,
-      ...(plan.perColumn ? { hash: row[`c${i}`] ?? '0' } : {}),
+      ...(plan.perColumn ? { hash: row[`c${i}`] ?? '0', attnum: column.attnum } : {}),
       ...(plan.perColumn && inUtc !== undefined ? { hashInUtc: inUtc ?? '0' } : {}),
       ...(column.castFrom ? { castFrom: column.castFrom } : {}),
+      ...(keyOf(column) !== column.name ? { renamed: column.name } : {}),
       ...(column.enum && !column.castFrom ? { enum: column.enum } : {}),
     };
   });
@@ -428,6 +439,8 @@ export interface FingerprintOptions {
    * read as one.
    */
   earlier?: ReadonlyMap<string, Readonly<Record<string, ColumnFingerprint>>>;
+  /** The tables (keys as in the result) that are the very table their earlier fingerprint read (its OID): their columns are followed through renames (see followRenames). */
+  sameTables?: ReadonlySet<string>;
   /** Hash as this version does: an earlier fingerprint's, to compare with it (default HASHING). */
   hashing?: HashingVersion;
   /**
@@ -494,11 +507,11 @@ const BATCH = 50;
  */
 async function castToEarlier(client: ClientBase, columns: TableColumns[], earlier: Array<Readonly<Record<string, ColumnFingerprint>> | undefined>, version: HashingVersion): Promise<void> {
   columns.forEach((table, i) => {
-    for (const column of table.columns) relabel(column, earlier[i]?.[column.name]?.enum);
+    for (const column of table.columns) relabel(column, earlier[i]?.[keyOf(column)]?.enum);
   });
   const changed = columns.flatMap((table, i) =>
     table.columns.flatMap((column) => {
-      const was = earlier[i]?.[column.name]?.type;
+      const was = earlier[i]?.[keyOf(column)]?.type;
       return was !== undefined && was !== column.type ? [{ column, was }] : [];
     }),
   );
@@ -523,6 +536,25 @@ function relabel(column: ColumnInfo, then: EnumLabels | undefined): void {
   if (!column.enum || column.enum.typeOid !== then?.typeOid) return;
   const renamed = Object.entries(column.enum.labels).filter(([oid, label]) => then.labels[oid] !== undefined && then.labels[oid] !== label);
   if (renamed.length > 0) column.relabel = { now: renamed.map(([, label]) => label), then: renamed.map(([oid]) => then.labels[oid]!) };
+}
+
+/**
+ * The columns of the table an earlier fingerprint read, known by their attnum
+ * (kept with per-column hashes): one a down renamed, back or elsewhere, is
+ * hashed and compared under its name then, so that a down that renames a
+ * column back and changes its values is seen (it compared the columns whose
+ * names had not changed); one a down added under a name that another had
+ * then, renamed since, is not compared with that other's values.
+ */
+function followRenames(table: TableColumns, then: Readonly<Record<string, ColumnFingerprint>>): void {
+  const names = new Map(Object.entries(then).flatMap(([name, column]) => (column.attnum === undefined ? [] : [[column.attnum, name] as const])));
+  if (names.size === 0) return;
+  const claimed = new Set(table.columns.flatMap((column) => names.get(column.attnum) ?? []));
+  table.columns = table.columns.filter((column) => names.has(column.attnum) || !claimed.has(column.name));
+  for (const column of table.columns) {
+    const name = names.get(column.attnum);
+    if (name !== undefined) column.as = name;
+  }
 }
 
 /** `column` read as its earlier type, when it has one (see castToEarlier). */
@@ -629,6 +661,10 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
     const columns = tables.length === 0 ? [] : await columnsOf(client, tables, version);
     const keys = tables.map((table) => table.as ?? tableKey(table));
     const earlier = keys.map((key) => options.earlier?.get(key));
+    columns.forEach((table, i) => {
+      const then = earlier[i];
+      if (then && options.sameTables?.has(keys[i]!)) followRenames(table, then);
+    });
     await castToEarlier(client, columns, earlier, version);
     const planOf = (i: number): TablePlan => {
       const columnsThen = earlier[i];
