@@ -18,6 +18,8 @@ export interface ColumnFingerprint {
   attnum?: number;
   /** Its name now, when it is recorded under the earlier fingerprint's name (see followRenames). */
   renamed?: string;
+  /** The table's row hash over its other columns, for a column a down may drop (FingerprintOptions.rowsWithout): compared with the whole rows it leaves. */
+  rowHashWithout?: string;
 }
 
 export interface EnumLabels {
@@ -358,6 +360,8 @@ interface TablePlan {
   key: string;
   columns: ColumnInfo[];
   perColumn: boolean;
+  /** The columns (their index) whose rowHashWithout is computed, as `w<i>`. */
+  without: number[];
   /** Names of the columns the row hash covers, when not all of them. */
   rowColumns?: string[];
   sql: string;
@@ -371,7 +375,7 @@ interface TablePlan {
  * hash of each row's column hashes, and optionally per-column sums. Sums
  * rather than XOR, because XOR lets a duplicated pair cancel out.
  */
-function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColumn: boolean, rowColumns: ReadonlySet<string> | undefined): TablePlan {
+function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColumn: boolean, rowColumns: ReadonlySet<string> | undefined, rowsWithout?: true | ReadonlySet<string>): TablePlan {
   const from = `FROM ONLY ${quoteQualified(table.schema, table.table)}`;
   const inRow = rowColumns ? columns.filter((column) => rowColumns.has(keyOf(column))) : columns;
   const restricted = rowColumns ? { rowColumns: inRow.map(keyOf) } : {};
@@ -379,7 +383,7 @@ function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColum
   const zoned = columns.some(castTakesZone);
   if (!perColumn) {
     const inUtc = zoned ? `, coalesce(sum(${rowHashOf(inRow.map((column) => columnHashExpr(column, params, UTC)))}), 0)::text AS hu` : '';
-    return { key, columns, perColumn, ...restricted, params, sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRow.map((column) => columnHashExpr(column, params)))}), 0)::text AS h${inUtc} ${from}` };
+    return { key, columns, perColumn, without: [], ...restricted, params, sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRow.map((column) => columnHashExpr(column, params)))}), 0)::text AS h${inUtc} ${from}` };
   }
   // Each column's hash feeds both the row hash and its column's sum: computed once per row in a subquery.
   // A volatile, parallel-safe and cheap call in its select list (pg_is_in_recovery(), a flag in shared
@@ -390,13 +394,20 @@ function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColum
   const inRowRefs = (utc: boolean): string[] => columns.flatMap((column, i) => (inRow.includes(column) ? [utc && castTakesZone(column) ? `u${i}` : `c${i}`] : []));
   const sums = columns.map((column, i) => `, sum(c${i})::text AS c${i}${castTakesZone(column) ? `, sum(u${i})::text AS u${i}` : ''}`).join('');
   const inUtc = zoned ? `, coalesce(sum(${rowHashOf(inRowRefs(true))}), 0)::text AS hu` : '';
+  let source = `(SELECT ${[...hashed, 'pg_catalog.pg_is_in_recovery() AS keep'].join(', ')} ${from}) AS r`;
+  // The row hash without each column a down may drop: the rows it leaves are then compared whole, a swap
+  // between rows too, which per-column sums miss. The XOR of every column's hash is made once per row, one level up.
+  const without = rowsWithout === undefined || columns.length < 2 ? [] : columns.flatMap((column, i) => (rowsWithout === true || rowsWithout.has(column.name) ? [i] : []));
+  if (without.length > 0) source = `(SELECT r.*, ${columns.map((_column, i) => `c${i}`).join(' # ')} AS x, pg_catalog.pg_is_in_recovery() AS keep_x FROM ${source}) AS r`;
+  const withoutSums = without.map((i) => `, sum(hashint8extended(x # c${i}, 0))::text AS w${i}`).join('');
   return {
     key,
     columns,
     perColumn,
+    without,
     ...restricted,
     params,
-    sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRowRefs(false))}), 0)::text AS h${inUtc}${sums} FROM (SELECT ${[...hashed, 'pg_catalog.pg_is_in_recovery() AS keep'].join(', ')} ${from}) AS r`,
+    sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRowRefs(false))}), 0)::text AS h${inUtc}${sums}${withoutSums} FROM ${source}`,
   };
 }
 
@@ -415,6 +426,7 @@ function readTable(plan: TablePlan, oid: string, row: Record<string, string | nu
       type: column.type,
       ...(plan.perColumn ? { hash: row[`c${i}`] ?? '0', attnum: column.attnum } : {}),
       ...(plan.perColumn && inUtc !== undefined ? { hashInUtc: inUtc ?? '0' } : {}),
+      ...(plan.without.includes(i) ? { rowHashWithout: row[`w${i}`] ?? '0' } : {}),
       ...(column.castFrom ? { castFrom: column.castFrom } : {}),
       ...(keyOf(column) !== column.name ? { renamed: column.name } : {}),
       ...(column.enum && !column.castFrom ? { enum: column.enum } : {}),
@@ -439,6 +451,12 @@ export interface FingerprintOptions {
    * read as one.
    */
   earlier?: ReadonlyMap<string, Readonly<Record<string, ColumnFingerprint>>>;
+  /**
+   * Per table with per-column sums (key as in the result), the columns a down
+   * may drop, each given a row hash over the other columns (rowHashWithout);
+   * true: every column of those tables. Only for a fingerprint compared with none.
+   */
+  rowsWithout?: true | ReadonlyMap<string, ReadonlySet<string>>;
   /** The tables (keys as in the result) that are the very table their earlier fingerprint read (its OID): their columns are followed through renames (see followRenames). */
   sameTables?: ReadonlySet<string>;
   /** Hash as this version does: an earlier fingerprint's, to compare with it (default HASHING). */
@@ -452,6 +470,9 @@ export interface FingerprintOptions {
   /** Also every sequence's state and the large objects (see fingerprintObjects). */
   objects?: boolean;
 }
+
+/** The per-column sums a fingerprint keeps, and the row hashes without a column (a rollback's comparison needs them). */
+export type ColumnSums = Pick<FingerprintOptions, 'perColumn' | 'rowsWithout'>;
 
 /**
  * SQL: the current role may read the large object whose pg_largeobject_metadata
@@ -627,11 +648,12 @@ export function sumFingerprints(parts: readonly TableFingerprint[]): TableFinger
   const [first] = parts;
   const utc = parts.some((part) => part.rowHashInUtc !== undefined);
   const columns = Object.entries(first?.columns ?? {}).map(([name, column]): [string, ColumnFingerprint] => {
-    const { hash, hashInUtc, ...rest } = column;
+    const { hash, hashInUtc, rowHashWithout, ...rest } = column;
     const hashes = parts.map((part) => part.columns[name]);
     if (hash === undefined || hashes.some((c) => c?.hash === undefined)) return [name, rest];
     const inUtc = hashInUtc !== undefined ? { hashInUtc: sumOf(hashes.map((c) => c!.hashInUtc ?? c!.hash!)) } : {};
-    return [name, { ...rest, hash: sumOf(hashes.map((c) => c!.hash!)), ...inUtc }];
+    const without = rowHashWithout !== undefined && hashes.every((c) => c!.rowHashWithout !== undefined) ? { rowHashWithout: sumOf(hashes.map((c) => c!.rowHashWithout!)) } : {};
+    return [name, { ...rest, hash: sumOf(hashes.map((c) => c!.hash!)), ...inUtc, ...without }];
   });
   return {
     rowCount: sumOf(parts.map((part) => part.rowCount)),
@@ -668,7 +690,10 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
     await castToEarlier(client, columns, earlier, version);
     const planOf = (i: number): TablePlan => {
       const columnsThen = earlier[i];
-      return planTable(tables[i]!, keys[i]!, columns[i]!.columns.map(asEarlier), perColumn === true || (perColumn !== false && perColumn.has(keys[i]!)), columnsThen ? new Set(Object.keys(columnsThen)) : undefined);
+      const tablePerColumn = perColumn === true || (perColumn !== false && perColumn.has(keys[i]!));
+      const { rowsWithout } = options;
+      const without = !tablePerColumn || columnsThen ? undefined : rowsWithout === true ? true : rowsWithout?.get(keys[i]!);
+      return planTable(tables[i]!, keys[i]!, columns[i]!.columns.map(asEarlier), tablePerColumn, columnsThen ? new Set(Object.keys(columnsThen)) : undefined, without);
     };
     const toRead: number[] = [];
     const casting: number[] = [];
