@@ -560,21 +560,20 @@ function relabel(column: ColumnInfo, then: EnumLabels | undefined): void {
 }
 
 /**
- * The columns of the table an earlier fingerprint read, known by their attnum
- * (kept with per-column hashes): one a down renamed, back or elsewhere, is
- * hashed and compared under its name then, so that a down that renames a
- * column back and changes its values is seen (it compared the columns whose
- * names had not changed); one a down added under a name that another had
- * then, renamed since, is not compared with that other's values.
+ * The columns of the table an earlier fingerprint read whose names it did
+ * not see, known by their attnum (kept with per-column hashes): one a down
+ * renamed back, from a name no column has now, is hashed and compared under
+ * its name then, so that a down that renames a column back and changes its
+ * values is seen (it compared the columns whose names had not changed). A
+ * name there then and now is compared by name: a down that drops `x` and
+ * renames `y` to `x` leaves `x` other values than it had.
  */
 function followRenames(table: TableColumns, then: Readonly<Record<string, ColumnFingerprint>>): void {
   const names = new Map(Object.entries(then).flatMap(([name, column]) => (column.attnum === undefined ? [] : [[column.attnum, name] as const])));
-  if (names.size === 0) return;
-  const claimed = new Set(table.columns.flatMap((column) => names.get(column.attnum) ?? []));
-  table.columns = table.columns.filter((column) => names.has(column.attnum) || !claimed.has(column.name));
+  const present = new Set(table.columns.map((column) => column.name));
   for (const column of table.columns) {
     const name = names.get(column.attnum);
-    if (name !== undefined) column.as = name;
+    if (then[column.name] === undefined && name !== undefined && !present.has(name)) column.as = name;
   }
 }
 
