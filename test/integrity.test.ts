@@ -149,6 +149,16 @@ describe('integrity fingerprints', () => {
     expect((await checkIntegrity(client, STRICT, before, 'common-columns')).differences.map((d) => d.message)).toEqual(['values in public.t.b changed']);
   });
 
+  it('does not compare, under its name, a table a down dropped with the one renamed back into that name (a copy the up made and its original): the original is compared by its OID', async () => {
+    await resetTable();
+    await client.query("ALTER TABLE t RENAME TO t_old; CREATE TABLE t AS SELECT id, upper(note) AS note FROM t_old");
+    const before = await fingerprintTables(client, await selectProtectedTables(client, { include: ['t', 't_old'], exclude: [] }), { perColumn: false });
+    await client.query('DROP TABLE t; ALTER TABLE t_old RENAME TO t');
+    expect((await checkIntegrity(client, STRICT, before, 'common-columns')).differences).toEqual([]);
+    await client.query("UPDATE t SET note = 'x' WHERE id = 30");
+    expect((await checkIntegrity(client, STRICT, before, 'common-columns')).differences.map((d) => d.message)).toEqual(['the content of public.t_old changed (1000 rows, same count, different hash)']);
+  });
+
   it('says so, rather than passing, when a column is gone from a table that has no per-column hashes to compare the rest with', async () => {
     await resetTable();
     const before = await fingerprint(false);

@@ -89,7 +89,14 @@ async function tablesNow(client: ClientBase, baseline: Fingerprint, compare: 'sa
   const tables = relations.filter((r) => r.kind === 'r');
   const byKey = new Map(tables.map((r) => [tableKey(r), r]));
   const byOid = new Map(tables.map((r) => [r.oid, r]));
-  const find = (key: string, then: TableFingerprint): RelationNow | undefined => (compare === 'common-columns' && then.oid !== undefined ? byOid.get(then.oid) : undefined) ?? byKey.get(key);
+  // a table found by its OID is no other's under its name: a down that drops the copy its up made and renames the original back
+  const claimed = new Set(compare === 'common-columns' ? Object.values(baseline.tables).flatMap((then) => (then.oid !== undefined && byOid.has(then.oid) ? [then.oid] : [])) : []);
+  const find = (key: string, then: TableFingerprint): RelationNow | undefined => {
+    const same = compare === 'common-columns' && then.oid !== undefined ? byOid.get(then.oid) : undefined;
+    if (same) return same;
+    const named = byKey.get(key);
+    return named && (named.oid === then.oid || !claimed.has(named.oid)) ? named : undefined;
+  };
   const compared: Fingerprint = { ...baseline, tables: { ...baseline.tables } };
   const targets: Target[] = [];
   const wholes: string[] = [];
