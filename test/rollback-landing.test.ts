@@ -274,6 +274,22 @@ CREATE VIEW big_invoices AS SELECT id, amount FROM invoices WHERE amount > 100;`
     expect(jsonResult<Result>(run).message).toContain('warning: the columns of public.orders stand in another order');
   });
 
+  it('a down that renames two columns back across each other (values under the wrong names): exit 12 naming them (it was exit 0, "data verified", and a column-order warning)', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({
+      '0001_people.up.sql': "CREATE TABLE people (id int PRIMARY KEY, first text, last text);\nINSERT INTO people SELECT g, 'f' || g, 'l' || g FROM generate_series(1, 100) g;",
+      '0001_people.down.sql': 'DROP TABLE people;',
+      '0002_names.up.sql': 'ALTER TABLE people RENAME COLUMN first TO given;\nALTER TABLE people RENAME COLUMN last TO family;',
+      '0002_names.down.sql': 'ALTER TABLE people RENAME COLUMN given TO last;\nALTER TABLE people RENAME COLUMN family TO first;',
+    });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const run = await belay([...args, '--json', '--yes', 'rollback', '--to', '0001']);
+    expect(run.code, run.stderr).toBe(12);
+    expect(jsonResult<Result>(run).message).toContain('~ table public.people (columns first, last renamed across: each holds the values another had at the target)');
+    expect(jsonResult<Result>(run).message).not.toContain('warning');
+  });
+
   it('a reverted revision applied before belay recorded what each changes is reported as not compared', async () => {
     const db = await freshDatabase();
     const project = await makeProject(LEAKY);

@@ -306,6 +306,43 @@ describe('rollback --to', () => {
     await rollbackCaught(baseArgs(await makeProject(revisions("ALTER TYPE st_enum RENAME VALUE 'bee' TO 'b';\nUPDATE t SET st = 'a' WHERE id = 3;")), damaged.url), 'public.t');
   });
 
+  it('a down that renames a column back and changes its values is caught: exit 11, restored (it compared the columns whose names had not changed: exit 0, "data verified"); one that only renames it back verifies', async () => {
+    const revisions = (down: string): Record<string, string> => ({
+      '0001_t.up.sql': "CREATE TABLE t (id int PRIMARY KEY, x text, y text);\nINSERT INTO t SELECT g, 'x' || g, 'y' || g FROM generate_series(1, 100) g;",
+      '0001_t.down.sql': 'DROP TABLE t;',
+      '0002_rename.up.sql': 'ALTER TABLE t RENAME COLUMN x TO a;\nALTER TABLE t ADD COLUMN z int;',
+      '0002_rename.down.sql': `ALTER TABLE t DROP COLUMN z;\nALTER TABLE t RENAME COLUMN a TO x;\n${down}`,
+    });
+    const db = await freshDatabase();
+    await rollsBackVerified(baseArgs(await makeProject(revisions('')), db.url), db, 'SELECT * FROM t ORDER BY id');
+
+    const damaged = await freshDatabase();
+    const args = baseArgs(await makeProject(revisions('UPDATE t SET x = upper(x) WHERE id = 4;')), damaged.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const caught = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(caught.code, caught.stdout + caught.stderr).toBe(11);
+    expect(caught.stdout).toContain('data changed after the rollback: values in public.t.a (x now) changed; restored');
+    expect(await damaged.query('SELECT a FROM t WHERE id = 4')).toEqual([{ a: 'x4' }]);
+  });
+
+  it('a down that drops the column its up added and swaps values between rows is caught: exit 11, restored (every column\'s sum stayed: exit 0, "data verified")', async () => {
+    const db = await freshDatabase();
+    const args = baseArgs(
+      await makeProject({
+        '0001_t.up.sql': "CREATE TABLE t (id int PRIMARY KEY, x text);\nINSERT INTO t SELECT g, 'x' || g FROM generate_series(1, 100) g;",
+        '0001_t.down.sql': 'DROP TABLE t;',
+        '0002_z.up.sql': 'ALTER TABLE t ADD COLUMN z int;',
+        '0002_z.down.sql': "ALTER TABLE t DROP COLUMN z;\nUPDATE t SET x = CASE id WHEN 4 THEN 'x5' ELSE 'x4' END WHERE id IN (4, 5);",
+      }),
+      db.url,
+    );
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const caught = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(caught.code, caught.stdout + caught.stderr).toBe(11);
+    expect(caught.stdout).toContain('data changed after the rollback: the content of public.t changed (100 rows, same count, different hash over the columns that stay); restored');
+    expect(await db.query('SELECT x FROM t WHERE id IN (4, 5) ORDER BY id')).toEqual([{ x: 'x4' }, { x: 'x5' }]);
+  });
+
   it('the same for columns of a domain over the enum and of a domain over that one (they compared by label: exit 11); a value the down changed is still caught', async () => {
     const revisions = (down: string): Record<string, string> => ({
       '0001_t.up.sql':

@@ -142,7 +142,7 @@ describe('touched snapshots', () => {
 
     const before = { big: await bigState(db), small: await smallRows(db) };
     const { manifest, fingerprint, guard } = await withClient(params, (client) =>
-      takeTouchedSnapshot({ ...snapshotOptions(params, backups), client, scope: learned, perColumn: true }),
+      takeTouchedSnapshot({ ...snapshotOptions(params, backups), client, scope: learned, sums: { perColumn: true } }),
     );
     expect(manifest.scope).toMatchObject({
       kind: 'touched',
@@ -225,7 +225,7 @@ END $$;
     expect(learned.unknown).toBeNull();
     expect(learned.dataTables.map(objectLabel)).toEqual(['public.small']);
     const before = { big: await bigState(db), small: await smallRows(db) };
-    const { guard } = await withClient(params, (client) => takeTouchedSnapshot({ ...snapshotOptions(params, backups), client, scope: learned, perColumn: false }));
+    const { guard } = await withClient(params, (client) => takeTouchedSnapshot({ ...snapshotOptions(params, backups), client, scope: learned, sums: { perColumn: false } }));
 
     const failure = await withClient(params, async (client) => {
       const engine = new MigrationEngine(revisions, client, '00000000-0000-4000-8000-000000000003', { log: () => {} }, (inside) => guard.check(inside));

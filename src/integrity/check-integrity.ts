@@ -45,8 +45,8 @@ async function noTableSelected(client: ClientBase, config: IntegrityConfig): Pro
   return `integrity.tables (include ${JSON.stringify(config.tables.include)}, exclude ${JSON.stringify(config.tables.exclude)}) selects none of the ${tables.length} table(s) there are: ${shown}${tables.length > 10 ? ', …' : ''}`;
 }
 
-/** A table read now, under `as`, to be compared with the baseline's `of` (a part of it, when that is a partitioned table compared whole). */
-type Target = FingerprintTarget & { as: string; of: string };
+/** A table read now, under `as`, to be compared with the baseline's `of` (a part of it, when that is a partitioned table compared whole); `same` when it is the very table `of` was (its OID). */
+type Target = FingerprintTarget & { as: string; of: string; same?: boolean };
 
 interface Comparison {
   /** The baseline as compared: a partitioned table compared whole in place of its leaves. */
@@ -89,7 +89,14 @@ async function tablesNow(client: ClientBase, baseline: Fingerprint, compare: 'sa
   const tables = relations.filter((r) => r.kind === 'r');
   const byKey = new Map(tables.map((r) => [tableKey(r), r]));
   const byOid = new Map(tables.map((r) => [r.oid, r]));
-  const find = (key: string, then: TableFingerprint): RelationNow | undefined => (compare === 'common-columns' && then.oid !== undefined ? byOid.get(then.oid) : undefined) ?? byKey.get(key);
+  // a table found by its OID is no other's under its name: a down that drops the copy its up made and renames the original back
+  const claimed = new Set(compare === 'common-columns' ? Object.values(baseline.tables).flatMap((then) => (then.oid !== undefined && byOid.has(then.oid) ? [then.oid] : [])) : []);
+  const find = (key: string, then: TableFingerprint): RelationNow | undefined => {
+    const same = compare === 'common-columns' && then.oid !== undefined ? byOid.get(then.oid) : undefined;
+    if (same) return same;
+    const named = byKey.get(key);
+    return named && (named.oid === then.oid || !claimed.has(named.oid)) ? named : undefined;
+  };
   const compared: Fingerprint = { ...baseline, tables: { ...baseline.tables } };
   const targets: Target[] = [];
   const wholes: string[] = [];
@@ -117,7 +124,7 @@ async function tablesNow(client: ClientBase, baseline: Fingerprint, compare: 'sa
   }
   for (const [key, then] of Object.entries(compared.tables)) {
     const now = wholes.includes(key) ? undefined : find(key, then);
-    if (now) targets.push({ schema: now.schema, table: now.table, as: key, of: key });
+    if (now) targets.push({ schema: now.schema, table: now.table, as: key, of: key, ...(compare === 'common-columns' && now.oid === then.oid ? { same: true } : {}) });
   }
   return { baseline: compared, targets, wholes };
 }
@@ -134,6 +141,7 @@ function comparisonOptions({ baseline, targets }: Comparison, compare: 'same-sch
   return {
     perColumn: compare === 'same-schema' ? false : new Set(targets.filter(hashed).map((target) => target.as)),
     earlier: new Map(targets.map((target) => [target.as, baseline.tables[target.of]!.columns])),
+    sameTables: new Set(targets.filter((target) => target.same === true).map((target) => target.as)),
   };
 }
 

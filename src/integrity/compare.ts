@@ -16,13 +16,26 @@ function sameRowColumns(then: TableFingerprint, now: TableFingerprint): boolean 
 }
 
 /**
+ * The row hash `then` had over the columns `now` has, when a single one is
+ * gone and its rowHashWithout was taken: the rows that stay compare whole
+ * (a swap between rows keeps every column's sum).
+ */
+function rowHashWithoutGone(then: TableFingerprint, now: TableFingerprint): string | undefined {
+  const gone = Object.keys(then.columns).filter((column) => !now.columns[column]);
+  if (gone.length !== 1) return undefined;
+  const { [gone[0]!]: dropped, ...staying } = then.columns;
+  return dropped?.rowHashWithout !== undefined && sameRowColumns({ ...then, columns: staying }, now) ? dropped.rowHashWithout : undefined;
+}
+
+/**
  * What changed between two fingerprints. The caller computes the later row
  * hash over the earlier columns alone (see `rowColumns`): a column left
  * behind is no change to the data. `same-schema` (after a forward run was
  * undone) compares whole rows; `common-columns` (after `rollback --to`)
  * compares row counts and the columns present before and after, since data in
  * columns and tables the downs drop is expected to go: whole rows while all
- * the earlier columns are still there, per-column sums when some are gone.
+ * the earlier columns are still there, per-column sums when some are gone
+ * (and whole rows over the others when one is gone whose rowHashWithout was taken).
  */
 export function compareFingerprints(before: Fingerprint, after: Fingerprint, mode: 'same-schema' | 'common-columns'): IntegrityDifference[] {
   const differences: IntegrityDifference[] = [];
@@ -40,6 +53,7 @@ export function compareFingerprints(before: Fingerprint, after: Fingerprint, mod
       if (then.rowHash !== now.rowHash && then.rowHash !== now.rowHashInUtc) differences.push({ table, kind: 'row-hash', message: `the content of ${table} changed (${then.rowCount} rows, same count, different hash)` });
       continue;
     }
+    const before = differences.length;
     const unhashed: string[] = [];
     let typeChanged = false;
     for (const [column, was] of Object.entries(then.columns)) {
@@ -51,8 +65,12 @@ export function compareFingerprints(before: Fingerprint, after: Fingerprint, mod
       } else if (was.hash === undefined || is.hash === undefined) {
         unhashed.push(column);
       } else if (was.hash !== is.hash && was.hash !== is.hashInUtc) {
-        differences.push({ table, column, kind: 'column-hash', message: `values in ${table}.${column} changed` });
+        differences.push({ table, column, kind: 'column-hash', message: `values in ${table}.${column}${is.renamed === undefined ? '' : ` (${is.renamed} now)`} changed` });
       }
+    }
+    const without = rowHashWithoutGone(then, now);
+    if (differences.length === before && without !== undefined && without !== now.rowHash && without !== now.rowHashInUtc) {
+      differences.push({ table, kind: 'row-hash', message: `the content of ${table} changed (${then.rowCount} rows, same count, different hash over the columns that stay)` });
     }
     if (unhashed.length > 0 && !typeChanged) {
       const gone = Object.keys(then.columns).filter((column) => !now.columns[column]);

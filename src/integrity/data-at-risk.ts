@@ -254,6 +254,8 @@ export interface DownsAtRisk {
    * (true) when a down may change columns where its text does not show it.
    */
   perColumn: true | Set<string>;
+  /** Per table, the columns the downs may drop (FingerprintOptions.rowsWithout): every column of every table (true) when a down may change columns where its text does not show it. */
+  rowsWithout: true | Map<string, Set<string>>;
 }
 
 /** Dynamic SQL and routines (DO, EXECUTE, CALL), and drops that cascade from a type, domain, function… to the columns using it. */
@@ -342,7 +344,7 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
   const read = measured.map((down) => ({ revision: down.revision, statements: down.sql === null ? null : statementsWithPath(down.sql), undoes: statementsWithPath(down.undoes ?? '') }));
   const statements = read.flatMap((down) => (down.statements ?? down.undoes).map((statement) => ({ revision: down.revision, path: statement.path, mentions: DEFINES_ONLY.test(statement.code) ? [] : mentionsIn(statement.reads) })));
   const hidden = read.some((down) => down.statements === null || down.statements.some((statement) => HIDDEN_COLUMN_CHANGES.test(DEFINES_ROUTINE.test(statement.code) ? statement.code : statement.reads)));
-  if (!statements.some((statement) => statement.mentions.length > 0)) return { items: [], perColumn: hidden ? true : new Set() };
+  if (!statements.some((statement) => statement.mentions.length > 0)) return { items: [], perColumn: hidden ? true : new Set(), rowsWithout: hidden ? true : new Map() };
   const session = await client.query<{ path: string[]; role: string }>('SELECT current_schemas(false)::text[] AS path, current_user::text AS role');
   const { path: sessionPath, role } = session.rows[0]!;
   const named = statements.map((statement) => ({
@@ -371,6 +373,7 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
   const catalog = new DownsCatalog(await relationsNow(client, keys, droppedSchemas));
   const found: Found[] = [];
   const altered = new Set<string>();
+  const droppedColumns = new Map<string, Set<string>>();
   // `schema.name` as a family lists them: a partition a down detaches and drops before another drops its parent
   const droppedBefore = new Map<string, Relation>();
   const reported = new Set<string>();
@@ -408,7 +411,10 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
           break;
         case 'drop-column': {
           const column = relation && columnNow(relation, mention.column);
-          if (relation && column) report({ revision, counted: relation, item: { table: `${relation.schema}.${relation.name}`, column } });
+          if (relation && column) {
+            report({ revision, counted: relation, item: { table: `${relation.schema}.${relation.name}`, column } });
+            for (const member of relation.family) droppedColumns.set(member, (droppedColumns.get(member) ?? new Set()).add(column));
+          }
           relation?.renamedColumns.set(mention.column, null);
           break;
         }
@@ -443,7 +449,7 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
   }
   const counts = await countValues(client, found.map((f) => ({ ...f.counted, column: f.item.column })));
   const items = found.map((f, i): DataAtRisk => ({ revision: f.revision, ...f.item, rows: counts[i]!.rows, values: counts[i]!.values }));
-  return { items, perColumn: hidden ? true : altered };
+  return { items, perColumn: hidden ? true : altered, rowsWithout: hidden ? true : droppedColumns };
 }
 
 /** The catalog a cascading drop's name is looked up in. */

@@ -14,6 +14,12 @@ export interface ColumnFingerprint {
   enum?: EnumLabels;
   /** `hash` with a cast between timestamptz and a type without a zone made in UTC instead of the session's TimeZone (see castExpr). */
   hashInUtc?: string;
+  /** Its pg_attribute.attnum, kept with per-column hashes: a later fingerprint of the same table finds it under a name a down gave it (see followRenames). */
+  attnum?: number;
+  /** Its name now, when it is recorded under the earlier fingerprint's name (see followRenames). */
+  renamed?: string;
+  /** The table's row hash over its other columns, for a column a down may drop (FingerprintOptions.rowsWithout): compared with the whole rows it leaves. */
+  rowHashWithout?: string;
 }
 
 export interface EnumLabels {
@@ -119,6 +125,9 @@ interface TypeHashing {
 
 interface ColumnInfo extends TypeHashing {
   name: string;
+  attnum: number;
+  /** The name it is hashed and recorded under, when not its own: an earlier fingerprint's, before a down renamed it (see followRenames). */
+  as?: string;
   type: string;
   /** Its values are hashed as this type (PostgreSQL's name for it, no modifier): cast to it. */
   castTo?: string;
@@ -218,12 +227,12 @@ const typeHashingOf = (r: HashingRow, bases: ReadonlyMap<string, DomainBase>): T
  */
 async function columnsOf(client: ClientBase, tables: TableRef[], version: HashingVersion): Promise<TableColumns[]> {
   const hashing = typeHashing('a.atttypid', version);
-  const { rows } = await client.query<HashingRow & { i: number; oid: string; empty: boolean; partition: boolean; name: string; type: string; nondeterministic: boolean; labels: Record<string, string> | null }>(
+  const { rows } = await client.query<HashingRow & { i: number; oid: string; empty: boolean; partition: boolean; name: string; attnum: number; type: string; nondeterministic: boolean; labels: Record<string, string> | null }>(
     `WITH t AS MATERIALIZED (
        SELECT t.i, c.oid, ${holdsNoRow('c')} AS empty, c.relispartition AS partition
          FROM unnest($1::text[]) WITH ORDINALITY AS t(rel, i) JOIN pg_class c ON c.oid = t.rel::regclass
      )
-     SELECT t.i::int AS i, t.oid::text AS oid, t.empty, t.partition, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+     SELECT t.i::int AS i, t.oid::text AS oid, t.empty, t.partition, a.attname AS name, a.attnum::int AS attnum, format_type(a.atttypid, a.atttypmod) AS type,
             coalesce((SELECT NOT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation), false) AS nondeterministic,
             CASE WHEN ty.typtype = 'e' THEN (SELECT json_object_agg(e.oid, e.enumlabel) FROM pg_enum e WHERE e.enumtypid = ty.oid) END AS labels,
             ${hashing.select}
@@ -242,7 +251,7 @@ async function columnsOf(client: ClientBase, tables: TableRef[], version: Hashin
     table.empty = r.empty;
     table.partition = r.partition;
     const labels = r.labels ? { typeOid: r.type_oid, labels: r.labels } : bases.get(r.type_oid)?.enum;
-    table.columns.push({ name: r.name, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r, bases), ...(labels ? { enum: labels } : {}) });
+    table.columns.push({ name: r.name, attnum: r.attnum, type: r.type, nondeterministic: r.nondeterministic, ...typeHashingOf(r, bases), ...(labels ? { enum: labels } : {}) });
   }
   return byTable;
 }
@@ -266,6 +275,9 @@ async function earlierTypes(client: ClientBase, names: string[], version: Hashin
   return new Map(rows.map((r) => [r.name, { castTo: quoteQualified(r.type_schema, r.type_name), ...typeHashingOf(r, bases) }]));
 }
 
+/** The name `column` is hashed and recorded under. */
+const keyOf = (column: ColumnInfo): string => column.as ?? column.name;
+
 /** Seeds made so far: most column names (id, created_at, …) recur from table to table. */
 const seeds = new Map<string, number>();
 
@@ -288,7 +300,7 @@ function seedOf(name: string): number {
  * per-column constant no hash is likely to equal.
  */
 function columnHashExpr(column: ColumnInfo, params: string[][], zone = SESSION_TIME_ZONE): string {
-  const seed = seedOf(column.name);
+  const seed = seedOf(keyOf(column));
   const name = quoteIdent(column.name);
   const cast = column.castTo ? castExpr(column.throughText ? `CAST(${name} AS text)` : name, column.castFromOid, column.typeOid, column.castTo, zone) : name;
   const value = column.nondeterministic && !column.castTo ? `(${cast} COLLATE "C")` : cast;
@@ -348,6 +360,8 @@ interface TablePlan {
   key: string;
   columns: ColumnInfo[];
   perColumn: boolean;
+  /** The columns (their index) whose rowHashWithout is computed, as `w<i>`. */
+  without: number[];
   /** Names of the columns the row hash covers, when not all of them. */
   rowColumns?: string[];
   sql: string;
@@ -361,15 +375,15 @@ interface TablePlan {
  * hash of each row's column hashes, and optionally per-column sums. Sums
  * rather than XOR, because XOR lets a duplicated pair cancel out.
  */
-function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColumn: boolean, rowColumns: ReadonlySet<string> | undefined): TablePlan {
+function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColumn: boolean, rowColumns: ReadonlySet<string> | undefined, rowsWithout?: true | ReadonlySet<string>): TablePlan {
   const from = `FROM ONLY ${quoteQualified(table.schema, table.table)}`;
-  const inRow = rowColumns ? columns.filter((column) => rowColumns.has(column.name)) : columns;
-  const restricted = rowColumns ? { rowColumns: inRow.map((column) => column.name) } : {};
+  const inRow = rowColumns ? columns.filter((column) => rowColumns.has(keyOf(column))) : columns;
+  const restricted = rowColumns ? { rowColumns: inRow.map(keyOf) } : {};
   const params: string[][] = [];
   const zoned = columns.some(castTakesZone);
   if (!perColumn) {
     const inUtc = zoned ? `, coalesce(sum(${rowHashOf(inRow.map((column) => columnHashExpr(column, params, UTC)))}), 0)::text AS hu` : '';
-    return { key, columns, perColumn, ...restricted, params, sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRow.map((column) => columnHashExpr(column, params)))}), 0)::text AS h${inUtc} ${from}` };
+    return { key, columns, perColumn, without: [], ...restricted, params, sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRow.map((column) => columnHashExpr(column, params)))}), 0)::text AS h${inUtc} ${from}` };
   }
   // Each column's hash feeds both the row hash and its column's sum: computed once per row in a subquery.
   // A volatile, parallel-safe and cheap call in its select list (pg_is_in_recovery(), a flag in shared
@@ -380,13 +394,20 @@ function planTable(table: TableRef, key: string, columns: ColumnInfo[], perColum
   const inRowRefs = (utc: boolean): string[] => columns.flatMap((column, i) => (inRow.includes(column) ? [utc && castTakesZone(column) ? `u${i}` : `c${i}`] : []));
   const sums = columns.map((column, i) => `, sum(c${i})::text AS c${i}${castTakesZone(column) ? `, sum(u${i})::text AS u${i}` : ''}`).join('');
   const inUtc = zoned ? `, coalesce(sum(${rowHashOf(inRowRefs(true))}), 0)::text AS hu` : '';
+  let source = `(SELECT ${[...hashed, 'pg_catalog.pg_is_in_recovery() AS keep'].join(', ')} ${from}) AS r`;
+  // The row hash without each column a down may drop: the rows it leaves are then compared whole, a swap
+  // between rows too, which per-column sums miss. The XOR of every column's hash is made once per row, one level up.
+  const without = rowsWithout === undefined || columns.length < 2 ? [] : columns.flatMap((column, i) => (rowsWithout === true || rowsWithout.has(column.name) ? [i] : []));
+  if (without.length > 0) source = `(SELECT r.*, ${columns.map((_column, i) => `c${i}`).join(' # ')} AS x, pg_catalog.pg_is_in_recovery() AS keep_x FROM ${source}) AS r`;
+  const withoutSums = without.map((i) => `, sum(hashint8extended(x # c${i}, 0))::text AS w${i}`).join('');
   return {
     key,
     columns,
     perColumn,
+    without,
     ...restricted,
     params,
-    sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRowRefs(false))}), 0)::text AS h${inUtc}${sums} FROM (SELECT ${[...hashed, 'pg_catalog.pg_is_in_recovery() AS keep'].join(', ')} ${from}) AS r`,
+    sql: `SELECT count(*)::text AS n, coalesce(sum(${rowHashOf(inRowRefs(false))}), 0)::text AS h${inUtc}${sums}${withoutSums} FROM ${source}`,
   };
 }
 
@@ -401,11 +422,13 @@ function readTable(plan: TablePlan, oid: string, row: Record<string, string | nu
   };
   plan.columns.forEach((column, i) => {
     const inUtc = row[`u${i}`];
-    fingerprint.columns[column.name] = {
+    fingerprint.columns[keyOf(column)] = {
       type: column.type,
-      ...(plan.perColumn ? { hash: row[`c${i}`] ?? '0' } : {}),
+      ...(plan.perColumn ? { hash: row[`c${i}`] ?? '0', attnum: column.attnum } : {}),
       ...(plan.perColumn && inUtc !== undefined ? { hashInUtc: inUtc ?? '0' } : {}),
+      ...(plan.without.includes(i) ? { rowHashWithout: row[`w${i}`] ?? '0' } : {}),
       ...(column.castFrom ? { castFrom: column.castFrom } : {}),
+      ...(keyOf(column) !== column.name ? { renamed: column.name } : {}),
       ...(column.enum && !column.castFrom ? { enum: column.enum } : {}),
     };
   });
@@ -428,6 +451,14 @@ export interface FingerprintOptions {
    * read as one.
    */
   earlier?: ReadonlyMap<string, Readonly<Record<string, ColumnFingerprint>>>;
+  /**
+   * Per table with per-column sums (key as in the result), the columns a down
+   * may drop, each given a row hash over the other columns (rowHashWithout);
+   * true: every column of those tables. Only for a fingerprint compared with none.
+   */
+  rowsWithout?: true | ReadonlyMap<string, ReadonlySet<string>>;
+  /** The tables (keys as in the result) that are the very table their earlier fingerprint read (its OID): their columns are followed through renames (see followRenames). */
+  sameTables?: ReadonlySet<string>;
   /** Hash as this version does: an earlier fingerprint's, to compare with it (default HASHING). */
   hashing?: HashingVersion;
   /**
@@ -439,6 +470,9 @@ export interface FingerprintOptions {
   /** Also every sequence's state and the large objects (see fingerprintObjects). */
   objects?: boolean;
 }
+
+/** The per-column sums a fingerprint keeps, and the row hashes without a column (a rollback's comparison needs them). */
+export type ColumnSums = Pick<FingerprintOptions, 'perColumn' | 'rowsWithout'>;
 
 /**
  * SQL: the current role may read the large object whose pg_largeobject_metadata
@@ -494,11 +528,11 @@ const BATCH = 50;
  */
 async function castToEarlier(client: ClientBase, columns: TableColumns[], earlier: Array<Readonly<Record<string, ColumnFingerprint>> | undefined>, version: HashingVersion): Promise<void> {
   columns.forEach((table, i) => {
-    for (const column of table.columns) relabel(column, earlier[i]?.[column.name]?.enum);
+    for (const column of table.columns) relabel(column, earlier[i]?.[keyOf(column)]?.enum);
   });
   const changed = columns.flatMap((table, i) =>
     table.columns.flatMap((column) => {
-      const was = earlier[i]?.[column.name]?.type;
+      const was = earlier[i]?.[keyOf(column)]?.type;
       return was !== undefined && was !== column.type ? [{ column, was }] : [];
     }),
   );
@@ -523,6 +557,24 @@ function relabel(column: ColumnInfo, then: EnumLabels | undefined): void {
   if (!column.enum || column.enum.typeOid !== then?.typeOid) return;
   const renamed = Object.entries(column.enum.labels).filter(([oid, label]) => then.labels[oid] !== undefined && then.labels[oid] !== label);
   if (renamed.length > 0) column.relabel = { now: renamed.map(([, label]) => label), then: renamed.map(([oid]) => then.labels[oid]!) };
+}
+
+/**
+ * The columns of the table an earlier fingerprint read whose names it did
+ * not see, known by their attnum (kept with per-column hashes): one a down
+ * renamed back, from a name no column has now, is hashed and compared under
+ * its name then, so that a down that renames a column back and changes its
+ * values is seen (it compared the columns whose names had not changed). A
+ * name there then and now is compared by name: a down that drops `x` and
+ * renames `y` to `x` leaves `x` other values than it had.
+ */
+function followRenames(table: TableColumns, then: Readonly<Record<string, ColumnFingerprint>>): void {
+  const names = new Map(Object.entries(then).flatMap(([name, column]) => (column.attnum === undefined ? [] : [[column.attnum, name] as const])));
+  const present = new Set(table.columns.map((column) => column.name));
+  for (const column of table.columns) {
+    const name = names.get(column.attnum);
+    if (then[column.name] === undefined && name !== undefined && !present.has(name)) column.as = name;
+  }
 }
 
 /** `column` read as its earlier type, when it has one (see castToEarlier). */
@@ -595,11 +647,12 @@ export function sumFingerprints(parts: readonly TableFingerprint[]): TableFinger
   const [first] = parts;
   const utc = parts.some((part) => part.rowHashInUtc !== undefined);
   const columns = Object.entries(first?.columns ?? {}).map(([name, column]): [string, ColumnFingerprint] => {
-    const { hash, hashInUtc, ...rest } = column;
+    const { hash, hashInUtc, rowHashWithout, ...rest } = column;
     const hashes = parts.map((part) => part.columns[name]);
     if (hash === undefined || hashes.some((c) => c?.hash === undefined)) return [name, rest];
     const inUtc = hashInUtc !== undefined ? { hashInUtc: sumOf(hashes.map((c) => c!.hashInUtc ?? c!.hash!)) } : {};
-    return [name, { ...rest, hash: sumOf(hashes.map((c) => c!.hash!)), ...inUtc }];
+    const without = rowHashWithout !== undefined && hashes.every((c) => c!.rowHashWithout !== undefined) ? { rowHashWithout: sumOf(hashes.map((c) => c!.rowHashWithout!)) } : {};
+    return [name, { ...rest, hash: sumOf(hashes.map((c) => c!.hash!)), ...inUtc, ...without }];
   });
   return {
     rowCount: sumOf(parts.map((part) => part.rowCount)),
@@ -629,10 +682,17 @@ export async function fingerprintTables(client: ClientBase, tables: FingerprintT
     const columns = tables.length === 0 ? [] : await columnsOf(client, tables, version);
     const keys = tables.map((table) => table.as ?? tableKey(table));
     const earlier = keys.map((key) => options.earlier?.get(key));
+    columns.forEach((table, i) => {
+      const then = earlier[i];
+      if (then && options.sameTables?.has(keys[i]!)) followRenames(table, then);
+    });
     await castToEarlier(client, columns, earlier, version);
     const planOf = (i: number): TablePlan => {
       const columnsThen = earlier[i];
-      return planTable(tables[i]!, keys[i]!, columns[i]!.columns.map(asEarlier), perColumn === true || (perColumn !== false && perColumn.has(keys[i]!)), columnsThen ? new Set(Object.keys(columnsThen)) : undefined);
+      const tablePerColumn = perColumn === true || (perColumn !== false && perColumn.has(keys[i]!));
+      const { rowsWithout } = options;
+      const without = !tablePerColumn || columnsThen ? undefined : rowsWithout === true ? true : rowsWithout?.get(keys[i]!);
+      return planTable(tables[i]!, keys[i]!, columns[i]!.columns.map(asEarlier), tablePerColumn, columnsThen ? new Set(Object.keys(columnsThen)) : undefined, without);
     };
     const toRead: number[] = [];
     const casting: number[] = [];

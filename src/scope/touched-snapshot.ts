@@ -2,7 +2,7 @@ import type { ClientBase } from 'pg';
 import type { Manifest, SnapshotScope } from '../backup/manifest.js';
 import { takeSnapshot, type SnapshotOptions } from '../backup/take-snapshot.js';
 import { BelayError } from '../errors.js';
-import { fingerprintTables, type Fingerprint, type FingerprintOptions } from '../integrity/fingerprint.js';
+import { fingerprintTables, type ColumnSums, type Fingerprint } from '../integrity/fingerprint.js';
 import { ScopeGuard } from './lock-scope.js';
 import { simpleQueryResults } from '../db/simple-query.js';
 import { BELAY_SCHEMA } from '../db/belay-schema.js';
@@ -13,7 +13,7 @@ export interface TouchedSnapshotOptions extends Omit<SnapshotOptions, 'fingerpri
   client: ClientBase;
   scope: LearnedScope;
   /** Per-column hashes in the fingerprint (integrity after a rollback compares columns). */
-  perColumn: FingerprintOptions['perColumn'];
+  sums: ColumnSums;
 }
 
 export interface TouchedSnapshot {
@@ -141,7 +141,7 @@ export async function takeTouchedSnapshot(options: TouchedSnapshotOptions): Prom
       objects,
     }));
     // one query at a time on the client
-    const fingerprinting = manifestScope.then(() => fingerprintTables(client, tables, { perColumn: options.perColumn, inTransaction: true, objects: true }));
+    const fingerprinting = manifestScope.then(() => fingerprintTables(client, tables, { ...options.sums, inTransaction: true, objects: true }));
     for (const reading of [manifestScope, fingerprinting]) reading.catch(() => stopDump.abort());
     const signal = options.signal ? AbortSignal.any([options.signal, stopDump.signal]) : stopDump.signal;
     const [readScope, fingerprint, manifest] = await Promise.allSettled([

@@ -41,7 +41,7 @@ export async function runBackup(setup: RunSetup): Promise<RunResult> {
     await session.attachDatabaseJournal();
     let manifest;
     try {
-      const taken = await fingerprintAndSnapshot(session, state.current, { perColumn: false, dump: true });
+      const taken = await fingerprintAndSnapshot(session, state.current, { sums: { perColumn: false }, dump: true });
       if (!taken.snapshot) throw taken.dumpError;
       manifest = taken.snapshot;
     } catch (error) {

@@ -126,7 +126,7 @@ export async function runMigrateUp(setup: RunSetup, options: MigrateUpOptions): 
     await session.attachDatabaseJournal();
     let taken: FingerprintAndSnapshot;
     try {
-      taken = await fingerprintAndSnapshot(session, state.current, { perColumn: false, dump: options.withBackup === true, scope: scope?.decision });
+      taken = await fingerprintAndSnapshot(session, state.current, { sums: { perColumn: false }, dump: options.withBackup === true, scope: scope?.decision });
     } catch (error) {
       return await endAfterDumpFailure(session, error);
     }

@@ -76,7 +76,7 @@ export async function dataAtRiskOf(client: ClientBase, revisions: Revision[]): P
       return { revision: revision.name, sql: null, undoes: (await isReversible(revision)) ? undoneBy(recorded.get(revision.name) ?? null) : undefined };
     }),
   );
-  const { items: all, perColumn } = await measureDownsAtRisk(client, downs);
+  const { items: all, perColumn, rowsWithout } = await measureDownsAtRisk(client, downs);
   // rows deleted from or written to a table that a down then drops are not compared: the drop already says so
   const droppedTables = new Set(all.filter((i) => !i.rowsDeleted && !i.rowsWritten && i.column === undefined).map((i) => i.table));
   const seen = new Set<string>();
@@ -87,7 +87,7 @@ export async function dataAtRiskOf(client: ClientBase, revisions: Revision[]): P
     seen.add(key);
     return true;
   });
-  return { items, perColumn };
+  return { items, perColumn, rowsWithout };
 }
 
 

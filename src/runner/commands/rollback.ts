@@ -135,7 +135,7 @@ export async function runRollback(setup: RunSetup, options: RollbackOptions): Pr
     await session.attachDatabaseJournal();
     let taken: FingerprintAndSnapshot | undefined;
     try {
-      taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { perColumn: atRisk.perColumn, dump: !options.noBackup, scope: scope?.decision });
+      taken = restoreFrom ? undefined : await fingerprintAndSnapshot(session, state.current, { sums: { perColumn: atRisk.perColumn, rowsWithout: atRisk.rowsWithout }, dump: !options.noBackup, scope: scope?.decision });
       if (taken?.dumpError !== undefined) throw taken.dumpError;
     } catch (error) {
       return await endAfterDumpFailure(session, error);

@@ -12,7 +12,7 @@ export interface Landing {
   /** `+ kind name` (left behind), `- kind name` (missing), `~ kind name` (changed), `; `-separated: the run's message is one line. */
   differences: string;
   count: number;
-  /** Column order alone: never a difference (a re-added column goes last). */
+  /** Column order alone, where a re-added column may explain it (a re-added column goes last): not a difference. */
   warnings: string[];
   /** When not compared, why, in words. */
   notCompared?: string;
@@ -106,6 +106,36 @@ export async function prepareLanding(client: ClientBase, target: string | null, 
   return { target, expected: notCompared ? undefined : expected, expectedOrder, notCompared, targetDigest, before: hashesOf(await tracker.describe(client)), tracker };
 }
 
+/**
+ * Among `changes`, the tables where renames moved names across columns (a
+ * down that renames `a` to `y` and `b` to `x` where the target had `x`
+ * before `y`): each name now holds the other's values. A re-added column
+ * goes last, behind the slot of the column dropped: a column that now stands
+ * before one it followed, with no dropped column before it, was not re-added.
+ * The columns named, by table.
+ */
+async function namesMovedAcross(client: ClientBase, changes: SchemaDiff['columnOrder']): Promise<Map<string, string[]>> {
+  if (changes.length === 0) return new Map();
+  const { rows } = await client.query<{ table: string; column: string; attnum: number; dropped: boolean }>(
+    `SELECT w.name AS table, a.attname::text AS column, a.attnum::int AS attnum, a.attisdropped AS dropped
+       FROM unnest($1::text[]) AS w(name) JOIN pg_attribute a ON a.attrelid = to_regclass(w.name) AND a.attnum > 0`,
+    [changes.map((change) => change.table)],
+  );
+  const moved = new Map<string, string[]>();
+  for (const { table, before } of changes) {
+    const attributes = rows.filter((row) => row.table === table);
+    const firstDropped = Math.min(...attributes.filter((row) => row.dropped).map((row) => row.attnum));
+    const attnum = new Map(attributes.filter((row) => !row.dropped).map((row) => [row.column, row.attnum]));
+    const common = before.filter((column) => attnum.has(column));
+    const names = new Set<string>();
+    common.forEach((p, i) => {
+      for (const q of common.slice(i + 1)) if (attnum.get(q)! < attnum.get(p)! && !(firstDropped < attnum.get(q)!)) names.add(p).add(q);
+    });
+    if (names.size > 0) moved.set(table, common.filter((column) => names.has(column)));
+  }
+  return moved;
+}
+
 /** At most this many objects in the message; the schema step in the journal lists them all. */
 const SHOWN = 20;
 
@@ -118,6 +148,9 @@ function columnsDiffering(baseline: LandingBaseline, live: SchemaDescription, ke
   const columns = [...now.filter((column) => !then.includes(column)).map((column) => `+ column ${column}`), ...then.filter((column) => !now.includes(column)).map((column) => `- column ${column}`)];
   return columns.length === 0 ? '' : ` (${columns.join(', ')})`;
 }
+
+const namesMoved = (columns: string[] | undefined): string =>
+  columns === undefined ? '' : ` (columns ${columns.join(', ')} renamed across: each holds the values another had at the target)`;
 
 function listDifferences(diff: SchemaDiff, columns: (key: string) => string, runId: string): string {
   const all = [...diff.added.map((k) => `+ ${k}`), ...diff.removed.map((k) => `- ${k}`), ...diff.changed.map((c) => `~ ${c.key}${columns(c.key)}`)];
@@ -167,11 +200,21 @@ export async function checkLanding(session: RunSession, baseline: LandingBaselin
       }
       const orderThen = [...baseline.expectedOrder].filter((entry): entry is [string, string[]] => entry[1] !== null);
       diff.columnOrder = columnOrderChanges(Object.fromEntries(orderThen), live.columnOrder);
+      // names renamed across columns are a difference: the values stand under other names
+      const moved = await namesMovedAcross(client, diff.columnOrder);
+      const movedKeys = new Map<string, string[]>();
+      for (const [table, columns] of moved) {
+        const key = ['table', 'foreign table'].map((kind) => `${kind} ${table}`).find((candidate) => live.objects.has(candidate));
+        if (key === undefined) continue;
+        movedKeys.set(key, columns);
+        if (!diff.changed.some((change) => change.key === key)) diff.changed.push({ key });
+      }
+      diff.columnOrder = diff.columnOrder.filter((change) => !moved.has(change.table));
       diff.added.sort();
       diff.removed.sort();
       diff.changed.sort((x, y) => x.key.localeCompare(y.key));
       const count = diff.added.length + diff.removed.length + diff.changed.length;
-      return { landing: { compared: true, differs: count > 0, differences: listDifferences(diff, (key) => columnsDiffering(baseline, live, key), session.runId), count, warnings: describeColumnOrder(diff) }, diff };
+      return { landing: { compared: true, differs: count > 0, differences: listDifferences(diff, (key) => columnsDiffering(baseline, live, key) + namesMoved(movedKeys.get(key)), session.runId), count, warnings: describeColumnOrder(diff) }, diff };
     },
     ({ landing, diff }) => ({
       ok: !landing.differs,

@@ -4,7 +4,7 @@ import { openSibling, sessionOrigin } from '../../db/session.js';
 import { SQLSTATE, sqlstateOf, stoppedReadAdvice } from '../../db/sqlstate.js';
 import { errorMessage, preflightError } from '../../errors.js';
 import { checkIntegrity, type IntegrityReport } from '../../integrity/check-integrity.js';
-import { fingerprintTables, type Fingerprint, type FingerprintOptions } from '../../integrity/fingerprint.js';
+import { fingerprintTables, type ColumnSums, type Fingerprint } from '../../integrity/fingerprint.js';
 import type { StructureBaseline } from '../../integrity/structural.js';
 import { selectProtectedTables } from '../../integrity/table-selection.js';
 import { quoteIdent } from '../../db/ident.js';
@@ -17,7 +17,7 @@ import type { RunSession } from '../session/run-session.js';
  */
 export async function takeFingerprint(
   session: RunSession,
-  perColumn: FingerprintOptions['perColumn'],
+  sums: ColumnSums,
   { client = session.work.client, inTransaction = false, oneProcess = false }: { client?: ClientBase; inTransaction?: boolean; oneProcess?: boolean } = {},
 ): Promise<Fingerprint | null> {
   const { integrity } = session.setup.config;
@@ -29,7 +29,7 @@ export async function takeFingerprint(
       const origin = sessionOrigin(client);
       const watch = origin && watchBlockers(() => openSibling(client, 'watch'), origin.backendPid, origin.lockTimeoutMs);
       try {
-        return await fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { perColumn, inTransaction, oneProcess, objects: true });
+        return await fingerprintTables(client, await selectProtectedTables(client, integrity.tables), { ...sums, inTransaction, oneProcess, objects: true });
       } catch (error) {
         const { database } = session.setup.config;
         const { signal } = session.setup;

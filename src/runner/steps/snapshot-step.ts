@@ -11,7 +11,7 @@ import type { PreflightCheck } from './preflight.js';
 import type { Manifest } from '../../backup/manifest.js';
 import type { RestoreStrategy } from '../../events/run-events.js';
 import type { RunSession } from '../session/run-session.js';
-import type { Fingerprint, FingerprintOptions } from '../../integrity/fingerprint.js';
+import type { ColumnSums, Fingerprint } from '../../integrity/fingerprint.js';
 import { takeFingerprint } from './integrity-step.js';
 import { takeTouchedSnapshot } from '../../scope/touched-snapshot.js';
 import type { ScopeGuard } from '../../scope/lock-scope.js';
@@ -206,10 +206,10 @@ export interface FingerprintAndSnapshot {
  * integrity baseline (only those tables can change under its guard), journaled
  * as the fingerprint step so that `belay recover` judges by it.
  */
-async function touchedSnapshot(session: RunSession, revision: string | null, learned: LearnedScope, perColumn: FingerprintOptions['perColumn']): Promise<FingerprintAndSnapshot> {
+async function touchedSnapshot(session: RunSession, revision: string | null, learned: LearnedScope, sums: ColumnSums): Promise<FingerprintAndSnapshot> {
   const { events, config, signal } = session.setup;
   const client = session.work.client;
-  const taking = runBackupTools(session.setup, session.control).then((tools) => takeTouchedSnapshot({ ...runSnapshotOptions(session, revision, tools, signal), client, scope: learned, perColumn }));
+  const taking = runBackupTools(session.setup, session.control).then((tools) => takeTouchedSnapshot({ ...runSnapshotOptions(session, revision, tools, signal), client, scope: learned, sums }));
   // the manifest keeps the fingerprint of every snapshot table (a restore is verified by it); integrity compares the protected ones
   const baseline = async (): Promise<Fingerprint> => {
     const { fingerprint } = await taking;
@@ -246,11 +246,11 @@ async function touchedSnapshot(session: RunSession, revision: string | null, lea
 export async function fingerprintAndSnapshot(
   session: RunSession,
   revision: string | null,
-  options: { perColumn: FingerprintOptions['perColumn']; dump: boolean; scope?: ScopeDecision | undefined },
+  options: { sums: ColumnSums; dump: boolean; scope?: ScopeDecision | undefined },
 ): Promise<FingerprintAndSnapshot> {
-  if (!options.dump) return { fingerprint: await takeFingerprint(session, options.perColumn), snapshot: null };
+  if (!options.dump) return { fingerprint: await takeFingerprint(session, options.sums), snapshot: null };
   const decision = options.scope;
-  if (decision?.kind === 'touched' && decision.learned) return touchedSnapshot(session, revision, decision.learned, options.perColumn);
+  if (decision?.kind === 'touched' && decision.learned) return touchedSnapshot(session, revision, decision.learned, options.sums);
   const client = session.work.client;
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
@@ -262,7 +262,7 @@ export async function fingerprintAndSnapshot(
     // the two beside a dump of one or two processes (custom format, or directory with up to two jobs)
     const { format, jobs } = session.setup.config.backup;
     const oneProcess = rows[0]!.local && (format === 'custom' || jobs <= 2);
-    const fingerprinting = takeFingerprint(session, options.perColumn, { client, inTransaction: true, oneProcess });
+    const fingerprinting = takeFingerprint(session, options.sums, { client, inTransaction: true, oneProcess });
     // a failed fingerprint stops the dump it would have gone into
     const stopDump = new AbortController();
     fingerprinting.catch(() => stopDump.abort());
