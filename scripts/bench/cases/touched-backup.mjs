@@ -56,7 +56,7 @@ export default {
             const started = performance.now();
             const { manifest } = await takeTouchedSnapshot({
               params, backupsDir: out('touched', round), format: 'custom', jobs: 1, compress: undefined, revision: null, runId: null,
-              tools, env, signal: ctx.signal, lockTimeoutMs: 10_000, client, scope, perColumn: false,
+              tools, env, signal: ctx.signal, lockTimeoutMs: 10_000, client, scope, sums: { perColumn: false },
             });
             return { ms: performance.now() - started, bytes: manifest.sizeBytes };
           } finally {
