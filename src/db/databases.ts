@@ -161,6 +161,43 @@ export async function setDatabaseOwner(client: ClientBase, name: string, owner: 
   await client.query(`ALTER DATABASE ${quoteIdent(name)} OWNER TO ${quoteIdent(owner)}`);
 }
 
+/** A privilege on a database (GRANT … ON DATABASE) of a role other than its owner; `grantee` null for PUBLIC. */
+export interface DatabaseGrant {
+  grantee: string | null;
+  privilege: string;
+  grantable: boolean;
+}
+
+/**
+ * The privileges others hold on database `name`, or null when it has the
+ * defaults (CONNECT and TEMPORARY to PUBLIC), which a new database has too.
+ * The owner's own are not listed: they go with the ownership.
+ */
+export async function databaseGrants(client: ClientBase, name: string): Promise<DatabaseGrant[] | null> {
+  const { rows } = await client.query<{ defaults: boolean; grantee: string | null; privilege: string | null; grantable: boolean | null }>(
+    `SELECT d.datacl IS NULL AS defaults, CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END AS grantee,
+            a.privilege_type AS privilege, a.is_grantable AS grantable
+       FROM pg_catalog.pg_database d
+       LEFT JOIN LATERAL pg_catalog.aclexplode(d.datacl) a ON a.grantee <> d.datdba
+      WHERE d.datname = $1
+      ORDER BY 2 NULLS FIRST, 3`,
+    [name],
+  );
+  if (rows.length === 0 || rows[0]!.defaults) return null;
+  return rows.flatMap((row) => (row.privilege === null ? [] : [{ grantee: row.grantee, privilege: row.privilege, grantable: row.grantable === true }]));
+}
+
+/** Give database `name`, which has the default privileges, those of `grants` instead (databaseGrants); null leaves the defaults. */
+export async function setDatabaseGrants(client: ClientBase, name: string, grants: readonly DatabaseGrant[] | null): Promise<void> {
+  if (grants === null) return;
+  const database = quoteIdent(name);
+  await client.query(`REVOKE ALL ON DATABASE ${database} FROM PUBLIC`);
+  for (const grant of grants) {
+    // privilege_type is one of CREATE, CONNECT, TEMPORARY: a keyword, never user text
+    await client.query(`GRANT ${grant.privilege} ON DATABASE ${database} TO ${grant.grantee === null ? 'PUBLIC' : quoteIdent(grant.grantee)}${grant.grantable ? ' WITH GRANT OPTION' : ''}`);
+  }
+}
+
 /** A setting of a database (`ALTER DATABASE … SET`), or of one role in it (`ALTER ROLE … IN DATABASE … SET`) when `role` names it. */
 export interface DatabaseSetting {
   role: string | null;
