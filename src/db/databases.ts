@@ -3,15 +3,26 @@ import { errorMessage } from '../errors.js';
 import { quoteIdent } from './ident.js';
 import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 
-/** Longest database name PostgreSQL keeps (NAMEDATALEN - 1). */
+/** Longest database name PostgreSQL keeps, in bytes (NAMEDATALEN - 1); a longer one it cuts without an error. */
 const MAX_NAME = 63;
 
 /** The databases a session that creates, drops or renames others connects to, in this order (createdb's). */
 export const MAINTENANCE_DATABASES = ['postgres', 'template1'] as const;
 
-/** A database name made of a base and a suffix, cut so the suffix survives. */
+/**
+ * A database name made of a base and a suffix, the base cut so the suffix
+ * survives: to whole characters of at most 63 bytes in all (UTF-8), or the
+ * server would cut the suffix and the name belay reports would not exist.
+ */
 export function derivedName(base: string, suffix: string): string {
-  return `${base.slice(0, MAX_NAME - suffix.length - 1)}_${suffix}`;
+  let room = MAX_NAME - Buffer.byteLength(suffix) - 1;
+  let kept = '';
+  for (const char of base) {
+    room -= Buffer.byteLength(char);
+    if (room < 0) break;
+    kept += char;
+  }
+  return `${kept}_${suffix}`;
 }
 
 export async function databaseExists(client: ClientBase, name: string): Promise<boolean> {
