@@ -651,13 +651,16 @@ async function restoreTouchedTables(request: RestoreRequest): Promise<RestoreOut
       manualSteps: [],
     };
   } catch (error) {
+    // a preflight error (no pg_restore, no work folder in the temp dir) comes before the restore's transaction opens
+    const before = error instanceof BelayError && error.code === 'preflight';
     return {
       ok: false,
+      ...(before ? { untouched: true as const } : {}),
       strategy: 'in-place',
       quarantine: null,
       quarantineSnapshot: null,
-      message: `restoring the tables of touched snapshot ${manifest.id} failed: ${errorMessage(error)}`,
-      manualSteps: [`belay backups verify ${manifest.id}`, `belay restore ${manifest.id}`],
+      message: `restoring the tables of touched snapshot ${manifest.id} failed${before ? ' before it changed anything' : ''}: ${errorMessage(error)}`,
+      manualSteps: before && error.hint ? [error.hint, `belay restore ${manifest.id}`] : [`belay backups verify ${manifest.id}`, `belay restore ${manifest.id}`],
     };
   } finally {
     await session.close();
