@@ -1,6 +1,8 @@
 import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { preflightError } from './errors.js';
+import { writeFix, writeProblem } from './unreadable.js';
 
 /** Whether process `pid` exists (another user's answers EPERM). */
 export function isAlive(pid: number): boolean {
@@ -45,6 +47,18 @@ export async function orphanedTempDirs(prefix: string, alsoOwner?: number): Prom
 
 /** The prefixes of the folders runs work in (a schema dump, a pg_restore list): nothing in them outlives the run. */
 export const WORK_DIRS = { scope: 'belay-scope-', touchedRestore: 'belay-touched-restore-', restore: 'belay-restore-' } as const;
+
+/** ownTempDir for a run's work (WORK_DIRS): a temp dir it cannot make (TMPDIR gone, read-only or full) is told with what to do. */
+export async function ownWorkDir(prefix: string): Promise<string> {
+  try {
+    return await ownTempDir(prefix);
+  } catch (error) {
+    throw preflightError(`cannot make a work folder in the temp dir ${tmpdir()}: ${writeProblem(error)}`, {
+      hint: `${writeFix(tmpdir(), error)}, or point TMPDIR at a folder it can write, then run again.`,
+      cause: error,
+    });
+  }
+}
 
 /** Delete the work folders (WORK_DIRS) killed runs left; answers those deleted. */
 export async function removeOrphanedWorkDirs(): Promise<string[]> {

@@ -96,6 +96,8 @@ export function writeProblem(error: unknown): string {
     EDQUOT: 'the disk quota is used up',
     EIO: 'an I/O error',
     EEXIST: 'a file of that name exists',
+    ENOENT: 'a folder on its path does not exist',
+    ENOTDIR: 'a part of its path is not a folder',
   };
   const reason = reasons[code];
   if (reason !== undefined) return `${code}: ${reason}`;

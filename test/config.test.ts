@@ -67,6 +67,18 @@ describe('config', () => {
     expect((error as BelayError).message).toMatch(/: 1 problem\n {2}- the config must be an object \(got nothing\)$/);
   });
 
+  it.each([
+    ['a BigInt', 'export default { health: { sql: [{ name: "x", query: "select 1", expect: { equals: 1n } }] } };', /Do not know how to serialize a BigInt/],
+    ['an object that holds itself', 'const o = {}; o.self = o; export default { health: { sql: [{ name: "x", query: "select 1", expect: { equals: o } }] } };', /circular/],
+    ['a getter that throws', 'export default { get health() { throw new Error("no health here"); } };', /no health here/],
+  ])('a module whose config holds %s is refused (exit 2) as not plain data (a BigInt was exit 1 at the health baseline, a getter exit 1 before it)', async (_what, text, cause) => {
+    const error = await loadConfig({ cwd: await dirWith('belay.config.mjs', text), overrides: {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BelayError);
+    expect((error as BelayError).exitCode).toBe(2);
+    expect((error as BelayError).message).toMatch(/it holds a value that is not plain data: /);
+    expect((error as BelayError).message).toMatch(cause);
+  });
+
     it('accepts a $schema key, so editors complete belay.config.json', async () => {
     const config = await loadConfig({ cwd: await dirWith('belay.config.json', JSON.stringify({ $schema: './node_modules/pg-belay/belay.schema.json' })), overrides: {} });
     expect(config.integrity.mode).toBe('strict');

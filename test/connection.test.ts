@@ -2,6 +2,7 @@ import { chmod, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { quoteIdent } from '../src/db/ident.js';
 import { belay, cleanEnv } from './support/cli.js';
 import { cluster, freshDatabase, TEST_APP_PASSWORD, TEST_APP_ROLE } from './support/pg.js';
 import { makeProject } from './support/project.js';
@@ -57,6 +58,16 @@ describe('connection resolution, as libpq does it', () => {
     const run = await backupWith({ DATABASE_URL: bareUrl(db.name), PGPASSFILE: '/dev/null' });
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/next: .*password/i);
+    expect(run.snapshots).toEqual([]);
+  });
+
+  it('a role without CONNECT on the database: exit 2 with the GRANT that lets it, not "check that the server is running"', async () => {
+    const db = await freshDatabase();
+    await db.query(`REVOKE CONNECT ON DATABASE ${db.name} FROM PUBLIC, ${TEST_APP_ROLE}`);
+    const run = await backupWith({ DATABASE_URL: bareUrl(db.name), PGPASSWORD: TEST_APP_PASSWORD });
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toContain(`permission denied for database "${db.name}"`);
+    expect(run.stderr).toMatch(new RegExp(`next: Role ${TEST_APP_ROLE} may not connect to ${db.name}: .*GRANT CONNECT ON DATABASE ${quoteIdent(db.name)} TO ${quoteIdent(TEST_APP_ROLE)};`));
     expect(run.snapshots).toEqual([]);
   });
 });

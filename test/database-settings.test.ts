@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { quoteIdent } from '../src/db/ident.js';
 import { belay, startBelay } from './support/cli.js';
 import { adminQuery, freshDatabase, TEST_APP_ROLE, type TestDatabase } from './support/pg.js';
 import { baseArgs, makeProject } from './support/project.js';
@@ -165,5 +166,24 @@ describe("a database whose DateStyle is not ISO (ALTER DATABASE … SET datestyl
     expect(dry.stderr).toContain(`run ${run!.id} (migrate-up by `);
     expect(dry.stderr).toContain(`started ${run!.started}) was interrupted at step "apply 0001_slow" and has not been settled`);
     expect(await db.query("SELECT status FROM belay.runs")).toEqual([{ status: 'running' }]);
+  });
+});
+
+describe('the privileges on the database (GRANT/REVOKE … ON DATABASE) across a swap restore', () => {
+  it('are the restored database\'s too: CONNECT revoked from PUBLIC stays revoked, a grant to another role stays (the copy had the defaults: both were lost)', async () => {
+    const db = await freshDatabase();
+    const role = `granted_${db.name.slice(2)}`;
+    await adminQuery('postgres', `CREATE ROLE ${quoteIdent(role)}; REVOKE CONNECT, TEMPORARY ON DATABASE ${quoteIdent(db.name)} FROM PUBLIC;
+      GRANT CONNECT ON DATABASE ${quoteIdent(db.name)} TO ${quoteIdent(role)}; GRANT CREATE ON DATABASE ${quoteIdent(db.name)} TO ${quoteIdent(role)} WITH GRANT OPTION`);
+    const acl = (): Promise<unknown[]> => adminQuery('postgres', 'SELECT datdba::regrole::text AS owner, datacl::text AS acl FROM pg_database WHERE datname = $1', [db.name]);
+    const before = await acl();
+    const args = baseArgs(await makeProject({}), db.url);
+    const backup = await belay([...args, '--json', 'backup']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = (JSON.parse(backup.stdout).result as { snapshot: { id: string } }).snapshot.id;
+    const run = await belay([...args, '--json', 'restore', id, '--yes']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect((JSON.parse(run.stdout).result as { restore: { strategy: string } }).restore.strategy).toBe('swap');
+    expect(await acl()).toEqual(before);
   });
 });

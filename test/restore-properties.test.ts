@@ -65,6 +65,22 @@ describe('a swap restore makes the new database as the old one was made', () => 
   });
 });
 
+describe('a database whose name is long in bytes (non-ASCII)', () => {
+  it('a swap names its quarantine as the server keeps it (63 bytes, the time stamp whole): it exists, and status lists it (the name was cut by the server, and reported uncut)', async () => {
+    const database = `${'ä'.repeat(22)}_${randomBytes(6).toString('hex')}`;
+    await adminQuery('postgres', `CREATE DATABASE ${quoteIdent(database)} OWNER ${quoteIdent(TEST_APP_ROLE)} TEMPLATE template0`);
+    const { code, restore, output } = await backupThenRestore(appUrl(database), database, 'swap');
+    expect(code, output).toBe(0);
+    const quarantine = (restore as { quarantine?: string }).quarantine!;
+    expect(quarantine).toMatch(/^ä+_quarantine_\d{8}t\d{9}z$/);
+    expect(Buffer.byteLength(quarantine)).toBeLessThanOrEqual(63);
+    expect(await adminQuery('postgres', 'SELECT datname FROM pg_database WHERE datname = $1', [quarantine])).toEqual([{ datname: quarantine }]);
+    const status = await belay(['--database-url', appUrl(database), '--json', 'status']);
+    expect(status.code, status.stderr).toBe(0);
+    expect((jsonResult(status) as { leftovers: Array<{ name: string }> }).leftovers.map((l) => l.name)).toContain(quarantine);
+  });
+});
+
 describe('who owns the restored objects', () => {
   /** A role that is not a superuser (CREATEDB, owns the database and some objects), member of another role that owns the rest. */
   async function ownedByTwo(): Promise<{ database: string; url: string; role: string; other: string }> {

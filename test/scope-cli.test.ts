@@ -1,7 +1,7 @@
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { belay, jsonResult } from './support/cli.js';
+import { belay, cleanEnv, jsonResult } from './support/cli.js';
 import { adminQuery, freshDatabase, type TestDatabase } from './support/pg.js';
 import { baseArgs, makeProject, type TestProject } from './support/project.js';
 
@@ -280,6 +280,35 @@ DO $$ BEGIN IF EXISTS (SELECT 1 FROM big) THEN UPDATE big SET n = n + 1 WHERE id
     const rollback = await belay([...args, 'rollback', '--to', '0001', '--yes']);
     expect(rollback.code, rollback.stderr).toBe(0);
     expect(rollback.stderr).toMatch(/full snapshot: a rollback restores the revision it started from/);
+  });
+
+  it('a temp dir belay cannot write (TMPDIR a file): touched and auto are refused (exit 4, next: TMPDIR), nothing changed (it was exit 1 and a process that never ended); so is the restore of a touched snapshot (it was exit 12)', async () => {
+    const { db, project, args } = await seeded({ '0002_nicknames.up.sql': NICKNAMES_UP, '0002_nicknames.down.sql': 'ALTER TABLE small DROP COLUMN seen_at;' });
+    const notAFolder = join(project.dir, 'not-a-folder');
+    await writeFile(notAFolder, '');
+    for (const scope of ['touched', 'auto']) {
+      // auto falls back to a full snapshot, whose pg_dump gets the password through a file in the temp dir too
+      const run = await belay([...args, 'migrate', 'up', '--with-backup', '--backup-scope', scope], { env: cleanEnv({ TMPDIR: notAFolder }), timeoutMs: 30_000 });
+      expect(run.code, `${scope}: ${run.stderr}`).toBe(4);
+      expect(run.stderr).toContain(`cannot make a work folder in the temp dir ${notAFolder}: ENOTDIR`);
+      expect(run.stderr).toMatch(/next: .*point TMPDIR at a folder it can write/);
+    }
+    expect(await applied(db)).toEqual(['0001_seed']);
+    expect(await scopeCopies()).toEqual([]);
+
+    // a touched snapshot's restore needs a work folder there too, before its transaction: refused, not manual action (exit 12)
+    const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup']);
+    expect(run.code, run.stderr).toBe(0);
+    const { snapshot } = jsonResult<{ snapshot: { id: string } }>(run);
+    expect((await manifestOf(project, snapshot.id)).scope?.kind).toBe('touched');
+    // a touched snapshot puts back tables, not the revision: the database must be at the snapshot's
+    expect((await belay([...args, 'rollback', '--to', '0001', '--yes', '--no-backup'])).code).toBe(0);
+    const before = await smallRows(db);
+    const restore = await belay([...args, 'restore', snapshot.id, '--yes'], { env: cleanEnv({ TMPDIR: notAFolder }), timeoutMs: 30_000 });
+    expect(restore.code, restore.stderr).toBe(4);
+    expect(restore.stderr).toMatch(/failed before it changed anything: cannot make a work folder in the temp dir/);
+    expect(restore.stderr).toMatch(/next: .*point TMPDIR at a folder it can write/);
+    expect(await smallRows(db)).toEqual(before);
   });
 
   it('auto takes a full snapshot before a module revision, which learning would run twice: its effect outside the database happens once', async () => {

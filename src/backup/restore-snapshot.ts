@@ -6,7 +6,7 @@ import { BelayError } from '../errors.js';
 import { snapshotProblem } from './digest.js';
 import type { Manifest } from './manifest.js';
 import { childFailure, runLibpqChild, type BackupTools } from './pg-tools.js';
-import { ownTempDir, WORK_DIRS } from '../temp-dirs.js';
+import { ownWorkDir, WORK_DIRS } from '../temp-dirs.js';
 
 export interface RestoreOptions {
   tools: BackupTools;
@@ -86,7 +86,7 @@ export async function restoreSnapshotInto(manifest: Manifest, target: Connection
 /** `work` given a file (0600, removed after it) holding `listing` for pg_restore --use-list; given nothing without a listing. */
 async function withListFile<T>(listing: string | undefined, work: (file: string | undefined) => Promise<T>): Promise<T> {
   if (listing === undefined) return work(undefined);
-  const dir = await ownTempDir(WORK_DIRS.restore);
+  const dir = await ownWorkDir(WORK_DIRS.restore);
   try {
     const file = join(dir, 'entries.list');
     await writeFile(file, listing, { mode: 0o600 });

@@ -99,6 +99,15 @@ export async function loadConfig(options: LoadConfigOptions): Promise<BelayConfi
 
 async function readValid(file: string): Promise<ConfigFile> {
   const raw = await readRaw(file);
+  try {
+    // the config is journaled and compared as JSON: a module's BigInt, cycle or throwing getter is told here, not mid-run
+    JSON.stringify(raw);
+  } catch (error) {
+    throw usageError(`invalid config ${file}: it holds a value that is not plain data: ${errorMessage(error)}`, {
+      hint: 'Use plain values (strings, numbers, booleans, null, arrays and objects of them): no BigInt, no object that holds itself, no getter that throws.',
+      cause: error,
+    });
+  }
   const { validateConfig } = await import('./schema.js');
   const checked = validateConfig(raw);
   if (!checked.ok) {

@@ -3,15 +3,26 @@ import { errorMessage } from '../errors.js';
 import { quoteIdent } from './ident.js';
 import { SQLSTATE, sqlstateOf } from './sqlstate.js';
 
-/** Longest database name PostgreSQL keeps (NAMEDATALEN - 1). */
+/** Longest database name PostgreSQL keeps, in bytes (NAMEDATALEN - 1); a longer one it cuts without an error. */
 const MAX_NAME = 63;
 
 /** The databases a session that creates, drops or renames others connects to, in this order (createdb's). */
 export const MAINTENANCE_DATABASES = ['postgres', 'template1'] as const;
 
-/** A database name made of a base and a suffix, cut so the suffix survives. */
+/**
+ * A database name made of a base and a suffix, the base cut so the suffix
+ * survives: to whole characters of at most 63 bytes in all (UTF-8), or the
+ * server would cut the suffix and the name belay reports would not exist.
+ */
 export function derivedName(base: string, suffix: string): string {
-  return `${base.slice(0, MAX_NAME - suffix.length - 1)}_${suffix}`;
+  let room = MAX_NAME - Buffer.byteLength(suffix) - 1;
+  let kept = '';
+  for (const char of base) {
+    room -= Buffer.byteLength(char);
+    if (room < 0) break;
+    kept += char;
+  }
+  return `${kept}_${suffix}`;
 }
 
 export async function databaseExists(client: ClientBase, name: string): Promise<boolean> {
@@ -159,6 +170,43 @@ export async function databaseOwner(client: ClientBase, name: string): Promise<s
 
 export async function setDatabaseOwner(client: ClientBase, name: string, owner: string): Promise<void> {
   await client.query(`ALTER DATABASE ${quoteIdent(name)} OWNER TO ${quoteIdent(owner)}`);
+}
+
+/** A privilege on a database (GRANT … ON DATABASE) of a role other than its owner; `grantee` null for PUBLIC. */
+export interface DatabaseGrant {
+  grantee: string | null;
+  privilege: string;
+  grantable: boolean;
+}
+
+/**
+ * The privileges others hold on database `name`, or null when it has the
+ * defaults (CONNECT and TEMPORARY to PUBLIC), which a new database has too.
+ * The owner's own are not listed: they go with the ownership.
+ */
+export async function databaseGrants(client: ClientBase, name: string): Promise<DatabaseGrant[] | null> {
+  const { rows } = await client.query<{ defaults: boolean; grantee: string | null; privilege: string | null; grantable: boolean | null }>(
+    `SELECT d.datacl IS NULL AS defaults, CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END AS grantee,
+            a.privilege_type AS privilege, a.is_grantable AS grantable
+       FROM pg_catalog.pg_database d
+       LEFT JOIN LATERAL pg_catalog.aclexplode(d.datacl) a ON a.grantee <> d.datdba
+      WHERE d.datname = $1
+      ORDER BY 2 NULLS FIRST, 3`,
+    [name],
+  );
+  if (rows.length === 0 || rows[0]!.defaults) return null;
+  return rows.flatMap((row) => (row.privilege === null ? [] : [{ grantee: row.grantee, privilege: row.privilege, grantable: row.grantable === true }]));
+}
+
+/** Give database `name`, which has the default privileges, those of `grants` instead (databaseGrants); null leaves the defaults. */
+export async function setDatabaseGrants(client: ClientBase, name: string, grants: readonly DatabaseGrant[] | null): Promise<void> {
+  if (grants === null) return;
+  const database = quoteIdent(name);
+  await client.query(`REVOKE ALL ON DATABASE ${database} FROM PUBLIC`);
+  for (const grant of grants) {
+    // privilege_type is one of CREATE, CONNECT, TEMPORARY: a keyword, never user text
+    await client.query(`GRANT ${grant.privilege} ON DATABASE ${database} TO ${grant.grantee === null ? 'PUBLIC' : quoteIdent(grant.grantee)}${grant.grantable ? ' WITH GRANT OPTION' : ''}`);
+  }
 }
 
 /** A setting of a database (`ALTER DATABASE … SET`), or of one role in it (`ALTER ROLE … IN DATABASE … SET`) when `role` names it. */

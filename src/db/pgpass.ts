@@ -1,8 +1,8 @@
 import { constants } from 'node:fs';
-import { lstat, mkdtemp, open, readdir, readFile, rm, rmdir, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, rm, rmdir, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isAlive } from '../temp-dirs.js';
+import { isAlive, ownWorkDir } from '../temp-dirs.js';
 
 interface PgpassTarget {
   host: string;
@@ -109,7 +109,7 @@ export async function privatePassfile(content: string): Promise<PrivatePassfile>
   if (await haveProcFd()) {
     let handle = await unnamedFile(content);
     if (!handle) {
-      const dir = await mkdtemp(join(tmpdir(), `${PASS_DIR_PREFIX}${process.pid}-`));
+      const dir = await ownWorkDir(PASS_DIR_PREFIX);
       const file = join(dir, 'pgpass');
       await writeFile(file, content, { mode: 0o600 });
       handle = await open(file, 'r');
@@ -119,7 +119,7 @@ export async function privatePassfile(content: string): Promise<PrivatePassfile>
     const opened = handle;
     return { path: CHILD_FD, fd: opened.fd, cleanup: () => opened.close() };
   }
-  const dir = await mkdtemp(join(tmpdir(), `${PASS_DIR_PREFIX}${process.pid}-`));
+  const dir = await ownWorkDir(PASS_DIR_PREFIX);
   const file = join(dir, 'pgpass');
   await writeFile(file, content, { mode: 0o600 });
   return { path: file, fd: undefined, cleanup: () => rm(dir, { recursive: true, force: true }) };

@@ -179,7 +179,9 @@ export function connectError(params: ConnectionParams, error: unknown): BelayErr
           ? `belay may have turned connections off during a swap restore that did not finish: \`belay recover\` (with the same --backups) turns them back on and settles that run; if it cannot, as the owner of ${params.database} or a superuser, connected to another database: ALTER DATABASE ${quoteIdent(params.database)} WITH ALLOW_CONNECTIONS true; then \`belay recover\`.`
           : code === SQLSTATE.tooManyConnections
             ? `Its connection limit is reached: that of role ${params.user}, of database ${params.database}, or the server's max_connections (the message says which). End sessions that are not needed (pg_stat_activity), or raise the limit (ALTER ROLE ${quoteIdent(params.user)} CONNECTION LIMIT n, ALTER DATABASE ${quoteIdent(params.database)} CONNECTION LIMIT n, or max_connections); a changing run opens at least two.`
-            : 'Check that the server is running and the connection settings (--database-url, DATABASE_URL, PG* variables) are right.';
+            : code === SQLSTATE.insufficientPrivilege
+              ? `Role ${params.user} may not connect to ${params.database}: as its owner or a superuser, GRANT CONNECT ON DATABASE ${quoteIdent(params.database)} TO ${quoteIdent(params.user)}; or connect as a role that may.`
+              : 'Check that the server is running and the connection settings (--database-url, DATABASE_URL, PG* variables) are right.';
   const failure = new BelayError('usage', `cannot connect to ${describeTarget(params)}: ${message}`, { hint, cause: error });
   CONNECT_FAILURES.add(failure);
   return failure;

@@ -26,7 +26,7 @@ import {
 } from './scope.js';
 import { unrestorableTies, tiesReason } from './restore-ties.js';
 import { markScopeCopy, scopeCopyName } from './scope-copies.js';
-import { ownTempDir, WORK_DIRS } from '../temp-dirs.js';
+import { ownWorkDir, WORK_DIRS } from '../temp-dirs.js';
 
 export interface LearnScopeOptions {
   /** The target: the copy is made on the same server, from its schema. */
@@ -76,7 +76,10 @@ export async function learnScope(options: LearnScopeOptions): Promise<LearnedSco
   const copyName = scopeCopyName(options.params.database, randomBytes(4).toString('hex'));
   const copy = withDatabase(options.params, copyName);
   const admin = await openSession(options.params, options.session);
-  const dir = await ownTempDir(WORK_DIRS.scope);
+  const dir = await ownWorkDir(WORK_DIRS.scope).catch(async (error: unknown) => {
+    await admin.close();
+    throw error;
+  });
   let made = false;
   let failure: unknown;
   try {

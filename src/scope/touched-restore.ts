@@ -13,7 +13,7 @@ import { quoteIdent, quoteQualified } from '../db/ident.js';
 import { BelayError, errorMessage } from '../errors.js';
 import { fingerprintTables, hashingOf, type Fingerprint } from '../integrity/fingerprint.js';
 import { splitSql } from '../migrations/split-sql.js';
-import { ownTempDir, WORK_DIRS } from '../temp-dirs.js';
+import { ownWorkDir, WORK_DIRS } from '../temp-dirs.js';
 
 export interface TouchedRestoreOptions {
   /** A session on the target, outside any transaction: the restore is one transaction on it. */
@@ -394,7 +394,7 @@ export async function restoreTouched(options: TouchedRestoreOptions): Promise<To
   if (!baseline) throw new BelayError('manual', `touched snapshot ${manifest.id} has no fingerprint to verify a restore against`, { hint: 'Restore a full snapshot instead: `belay backups list`.' });
   const problem = await snapshotProblem(manifest);
   if (problem) throw new BelayError('manual', `snapshot ${manifest.id} ${problem}`, { hint: 'Nothing was restored. Restore a full snapshot instead: `belay backups list`.' });
-  const dir = await ownTempDir(WORK_DIRS.touchedRestore);
+  const dir = await ownWorkDir(WORK_DIRS.touchedRestore);
   const quarantineSchema = `belay_quarantine_${stamp()}`;
   try {
     const listing = await runLibpqChild(options.tools.pgRestore, ['--list', manifest.path], { params: NO_SERVER, env: options.env, timeoutMs: 10 * 60_000, signal: undefined });

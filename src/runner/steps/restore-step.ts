@@ -10,6 +10,7 @@ import {
   createDatabaseLike,
   databaseExists,
   databaseOwner,
+  databaseGrants,
   databaseProperties,
   databaseSettings,
   derivedName,
@@ -18,6 +19,7 @@ import {
   renameDatabase,
   setAllowConnections,
   setConnectionLimit,
+  setDatabaseGrants,
   setDatabaseOwner,
   setDatabaseSettings,
   settingsRefused,
@@ -649,13 +651,16 @@ async function restoreTouchedTables(request: RestoreRequest): Promise<RestoreOut
       manualSteps: [],
     };
   } catch (error) {
+    // a preflight error (no pg_restore, no work folder in the temp dir) comes before the restore's transaction opens
+    const before = error instanceof BelayError && error.code === 'preflight';
     return {
       ok: false,
+      ...(before ? { untouched: true as const } : {}),
       strategy: 'in-place',
       quarantine: null,
       quarantineSnapshot: null,
-      message: `restoring the tables of touched snapshot ${manifest.id} failed: ${errorMessage(error)}`,
-      manualSteps: [`belay backups verify ${manifest.id}`, `belay restore ${manifest.id}`],
+      message: `restoring the tables of touched snapshot ${manifest.id} failed${before ? ' before it changed anything' : ''}: ${errorMessage(error)}`,
+      manualSteps: before && error.hint ? [error.hint, `belay restore ${manifest.id}`] : [`belay backups verify ${manifest.id}`, `belay restore ${manifest.id}`],
     };
   } finally {
     await session.close();
@@ -722,6 +727,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
     const properties = await databaseProperties(admin.client, target, admin.serverVersionNum);
     if (!properties) throw new BelayError('manual', `database ${target} is gone: there is nothing to swap the restored copy in for`, { hint: `Nothing was restored. To restore the snapshot as a new database: pg_restore --create --dbname=postgres ${manifest.path}` });
     const settings = await databaseSettings(admin.client, target);
+    const grants = await databaseGrants(admin.client, target);
     // before the renames, a failure leaves the database as it was
     const notTouched = (message: string, manualSteps: string[]): RestoreOutcome => ({ ok: false, untouched: true, strategy, quarantine: null, quarantineSnapshot: null, message, manualSteps });
     try {
@@ -743,6 +749,8 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreO
       if (verification.problems.length > 0) throw new Error(`the restored copy does not match the pre-run fingerprint: ${verification.problems.join('; ')}`);
       // not before: pg_restore and the verification would run under them (default_transaction_read_only, a statement_timeout)
       await setDatabaseSettings(admin.client, restoring, settings);
+      // a REVOKE CONNECT … FROM PUBLIC, a GRANT to the application's role: kept, before the copy takes the name
+      await setDatabaseGrants(admin.client, restoring, grants);
       if (!owners) replaced = await ownersReplaced(admin.client, contents, await othersExtensions(setup, contents));
       owner = await databaseOwner(admin.client, target);
       if (properties.connectionLimit !== -1) await setConnectionLimit(admin.client, restoring, properties.connectionLimit);
