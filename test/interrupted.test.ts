@@ -104,6 +104,16 @@ const ROLLBACK_POINTS: Array<[string, number]> = [
   ['integrity', 0],
 ];
 
+/** 0002 is committed before a kill in 0003; its down forgets the function its up made. */
+const FORGETS_STAMP = {
+  '0001_base.up.sql': REVISIONS['0001_base.up.sql']!,
+  '0001_base.down.sql': REVISIONS['0001_base.down.sql']!,
+  '0002_stamp.up.sql': "CREATE FUNCTION stamp() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;\nCREATE TABLE stamped (id int);",
+  '0002_stamp.down.sql': 'DROP TABLE stamped;',
+  '0003_slow.up.sql': REVISIONS['0003_slow.up.sql']!,
+  '0003_slow.down.sql': REVISIONS['0003_slow.down.sql']!,
+};
+
 describe('interrupted runs and `belay recover`', () => {
   it('SIGKILL at every step boundary of `migrate up --with-backup`: recover brings the database back to 0001 with every row', async () => {
     let covered = 0;
@@ -184,15 +194,7 @@ describe('interrupted runs and `belay recover`', () => {
 
   it('recover settling a killed `migrate up` names what a down left behind: exit 12, never "data verified intact"', async () => {
     const db = await freshDatabase();
-    const project = await makeProject({
-      '0001_base.up.sql': REVISIONS['0001_base.up.sql']!,
-      '0001_base.down.sql': REVISIONS['0001_base.down.sql']!,
-      // committed before the kill; its down forgets the function
-      '0002_stamp.up.sql': "CREATE FUNCTION stamp() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;\nCREATE TABLE stamped (id int);",
-      '0002_stamp.down.sql': 'DROP TABLE stamped;',
-      '0003_slow.up.sql': REVISIONS['0003_slow.up.sql']!,
-      '0003_slow.down.sql': REVISIONS['0003_slow.down.sql']!,
-    });
+    const project = await makeProject(FORGETS_STAMP);
     const args = baseArgs(project, db.url);
     expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
     expect(await killAt(project, [...args, 'migrate', 'up'], 'apply 0003_slow', 600)).toBe(true);
@@ -208,14 +210,7 @@ describe('interrupted runs and `belay recover`', () => {
 
   it('a recover killed after the downs it ran: the next recover still names what one of them left behind (exit 12), never "data verified intact"', async () => {
     const db = await freshDatabase();
-    const project = await makeProject({
-      '0001_base.up.sql': REVISIONS['0001_base.up.sql']!,
-      '0001_base.down.sql': REVISIONS['0001_base.down.sql']!,
-      '0002_stamp.up.sql': "CREATE FUNCTION stamp() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;\nCREATE TABLE stamped (id int);",
-      '0002_stamp.down.sql': 'DROP TABLE stamped;',
-      '0003_slow.up.sql': REVISIONS['0003_slow.up.sql']!,
-      '0003_slow.down.sql': REVISIONS['0003_slow.down.sql']!,
-    });
+    const project = await makeProject(FORGETS_STAMP);
     const args = baseArgs(project, db.url);
     expect((await belay([...args, 'migrate', 'up', '--to', '0001'], { cwd: project.dir })).code).toBe(0);
     expect(await killAt(project, [...args, 'migrate', 'up'], 'apply 0003_slow', 600)).toBe(true);
