@@ -343,6 +343,29 @@ describe('rollback --to', () => {
     expect(await db.query('SELECT x FROM t WHERE id IN (4, 5) ORDER BY id')).toEqual([{ x: 'x4' }, { x: 'x5' }]);
   });
 
+  it('a down that re-creates the table without the column its up added, its rows copied over, is verified (it was exit 11, "lost column(s) c that no down was seen to drop"); a value changed in the copy is caught', async () => {
+    const revisions = (copy: string): Record<string, string> => ({
+      '0001_t.up.sql': "CREATE TABLE t (id int NOT NULL, a text);\nINSERT INTO t SELECT g, 'a' || g FROM generate_series(1, 100) g;",
+      '0001_t.down.sql': 'DROP TABLE t;',
+      '0002_c.up.sql': 'ALTER TABLE t ADD COLUMN c int DEFAULT 1;',
+      '0002_c.down.sql': copy,
+    });
+    const digest = "SELECT count(*)::int AS n, md5(string_agg(id || ':' || a, ',' ORDER BY id)) AS h FROM t";
+    const renamed = (a: string): string => `CREATE TABLE t2 (id int NOT NULL, a text);\nINSERT INTO t2 SELECT id, ${a} FROM t;\nDROP TABLE t;\nALTER TABLE t2 RENAME TO t;`;
+    const recreated = 'CREATE TABLE t_keep AS SELECT id, a FROM t;\nDROP TABLE t;\nCREATE TABLE t (id int NOT NULL, a text);\nINSERT INTO t SELECT id, a FROM t_keep;\nDROP TABLE t_keep;';
+    for (const down of [renamed('a'), recreated]) {
+      const db = await freshDatabase();
+      await rollsBackVerified(baseArgs(await makeProject(revisions(down)), db.url), db, digest);
+    }
+    const damaged = await freshDatabase();
+    const args = baseArgs(await makeProject(revisions(renamed("CASE id WHEN 7 THEN 'changed' ELSE a END"))), damaged.url);
+    expect((await belay([...args, 'migrate', 'up'])).code).toBe(0);
+    const caught = await belay([...args, '--yes', 'rollback', '--to', '0001']);
+    expect(caught.code, caught.stdout + caught.stderr).toBe(11);
+    expect(caught.stdout).toMatch(/data changed after the rollback: .*public\.t.*; restored/);
+    expect(await damaged.query('SELECT a FROM t WHERE id = 7')).toEqual([{ a: 'a7' }]);
+  });
+
   it('the same for columns of a domain over the enum and of a domain over that one (they compared by label: exit 11); a value the down changed is still caught', async () => {
     const revisions = (down: string): Record<string, string> => ({
       '0001_t.up.sql':

@@ -28,6 +28,8 @@ export interface DataAtRisk extends DroppedObject {
 const NAME_PART = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*)`;
 const NAME = String.raw`${NAME_PART}(?:\.${NAME_PART})?`;
 const DROP_TABLE = new RegExp(String.raw`\bDROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?((?:${NAME})(?:\s*,\s*${NAME})*)`, 'gi');
+/** A table a down makes (not a temporary one): under the name of one it dropped, it takes that one's place. */
+const CREATE_TABLE = new RegExp(String.raw`\bCREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(${NAME})`, 'gi');
 const ALTER_TABLE = new RegExp(String.raw`\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(${NAME})([^;]*)`, 'gi');
 const WRITE_ROWS = new RegExp(
   String.raw`\b(?:INSERT\s+INTO|MERGE\s+INTO|COPY)\s+(${NAME})|\bUPDATE\s+(?:ONLY\s+)?(?!SET\b)(${NAME})(?:\s+(?:AS\s+)?${NAME_PART})?\s+SET\b`,
@@ -117,6 +119,7 @@ type Mention =
   | { kind: 'write'; table: string; columns?: string[] }
   | { kind: 'drop-column'; table: string; column: string }
   | { kind: 'rename'; table: string; to: string }
+  | { kind: 'create'; table: string }
   | { kind: 'set-schema'; table: string; schema: string }
   | { kind: 'drop-schema'; schema: string }
   | { kind: 'drop-cascading'; what: 'type' | 'collation' | 'extension' | 'function'; name: string }
@@ -136,6 +139,7 @@ function mentionsIn(text: string): Mention[] {
   for (const match of text.matchAll(DROP_TABLE)) {
     for (const table of listed(match[1]!, NAME)) found.push({ kind: 'drop', table });
   }
+  for (const match of text.matchAll(CREATE_TABLE)) found.push({ kind: 'create', table: match[1]! });
   for (const match of text.matchAll(ALTER_TABLE)) {
     const table = match[1]!;
     const rest = match[2]!;
@@ -383,6 +387,17 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
     reported.add(key);
     found.push(f);
   };
+  /**
+   * A table the downs make under the name of one they dropped (re-created with fewer columns, its rows copied
+   * over): compared with the dropped one by name, column by column, and whole rows over the columns that stay.
+   */
+  const replacing = (names: string[]): void => {
+    const gone = names.map((name) => droppedBefore.get(name)).find((relation) => relation !== undefined);
+    if (!gone) return;
+    for (const member of gone.family) altered.add(member);
+    const name = `${gone.schema}.${gone.name}`;
+    droppedColumns.set(name, new Set([...(droppedColumns.get(name) ?? []), ...gone.columns]));
+  };
   for (const { revision, mentions } of named) {
     for (const entry of mentions) {
       const { mention } = entry;
@@ -437,8 +452,13 @@ export async function measureDownsAtRisk(client: ClientBase, measured: DownToMea
             report({ revision, counted: { ...column, empty: false }, item: { table: `${column.schema}.${column.name}`, ...(column.column ? { column: column.column } : {}) } });
           }
           break;
+        case 'create':
+          replacing(entry.candidates.map(([schema, name]) => `${schema}.${name}`));
+          break;
         case 'rename':
         case 'set-schema':
+          // a table the downs made, renamed to the name of one they dropped
+          if (!at && mention.kind === 'rename') replacing(entry.candidates.map(([schema]) => `${schema}.${mention.to}`));
           if (at) {
             catalog.remove(at.key);
             catalog.place(mention.kind === 'rename' ? [at.key[0], mention.to] : [mention.schema, at.key[1]], at.relation);
