@@ -78,9 +78,12 @@ export function newSnapshotId(database: string, now = new Date()): string {
   return `${stamp}-${safeDatabaseName(database)}-${randomBytes(3).toString('hex')}`;
 }
 
+/** The name a file is written under before it is put in place (findLeftovers knows a manifest's). */
+export const tempNameOf = (file: string): string => `${file}.tmp-${process.pid}`;
+
 /** Write a file durably: temp name, fsync, then `beforePlacing`, rename, fsync the folder. Mode 0600. */
 async function writeFileDurably(file: string, text: string, beforePlacing: () => Promise<void>): Promise<void> {
-  const temp = `${file}.tmp-${process.pid}`;
+  const temp = tempNameOf(file);
   try {
     const handle = await open(temp, 'w', 0o600);
     try {

@@ -2,8 +2,7 @@ import { access, constants, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BelayError, preflightError } from '../errors.js';
 import { writeFix, writeProblem } from '../unreadable.js';
-import type { Manifest } from './manifest.js';
-import { manifestFileName } from './manifest.js';
+import { manifestFileName, tempNameOf, type Manifest } from './manifest.js';
 import { removeFromStore, removeLeftovers, type LeftoverSweep } from './leftovers.js';
 import type { SnapshotListing } from './snapshot-store.js';
 import type { NeededSnapshots } from './needed-snapshots.js';
@@ -72,7 +71,7 @@ export async function applyPrune(
       progress.removing = manifest.id;
       // the manifest goes aside first, to the temp name a backup writes it under: a prune killed from here on leaves
       // a leftover that the next prune or recover removes, never a manifest whose dump is gone (refused, which stops every prune)
-      const aside = `${manifestFileName(manifest.id)}.tmp-${process.pid}`;
+      const aside = tempNameOf(manifestFileName(manifest.id));
       await rename(join(backupsDir, manifestFileName(manifest.id)), join(backupsDir, aside));
       await removeFromStore(backupsDir, manifest.file).catch(async (error: unknown) => {
         // not deleted: the snapshot stays as it was, its manifest in place
