@@ -58,6 +58,8 @@ export const EXAMPLE_URL = 'postgresql://USER:PASSWORD@HOST:5432/DATABASE';
 // a token, not a role name: a known token's prefix (GitHub, GitLab, Slack, OpenAI, AWS, npm, PyPI), or 32 or more letters and digits mixed (hex, base62, a UUID)
 const TOKEN_USER = /^(?:gh[oprsu]_|github_pat_|glpat-|xox[abeoprs]-|sk-|AKIA|ASIA|npm_|pypi-)|^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9-]{32,}$/;
 
+const PASSWORD_WORD = /password/i;
+
 /**
  * Mask whatever stands where a URL or a connection string keeps a password,
  * known or not: `scheme://user:PW@`, `scheme:/user:PW@`, `user:PW@host`, `password=PW`,
@@ -65,6 +67,8 @@ const TOKEN_USER = /^(?:gh[oprsu]_|github_pat_|glpat-|xox[abeoprs]-|sk-|AKIA|ASI
  * URL's user part alone (`scheme://TOKEN@`) is masked when it is a token.
  */
 export function maskCredentials(text: string): string {
+  // every pattern below needs an @ or the word password: most texts (names, SQL, hashes) have neither
+  if (!text.includes('@') && !PASSWORD_WORD.test(text)) return text;
   return text
     .replace(/([A-Za-z][A-Za-z0-9+.-]*:\/{0,3}[^\s:/@'"<>]*:)(?!PASSWORD@HOST:)[^\s'"<>/]+@/g, '$1***@')
     .replace(/([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^\s:/@'"<>]+)@/g, (url: string, scheme: string, user: string) => (TOKEN_USER.test(user) ? `${scheme}***@` : url))
