@@ -54,4 +54,16 @@ describe('help that teaches', () => {
       expect(run.stdout, words.join(' ')).toMatch(/\n(Example|Everyday):\n {2}\$ .*\bbelay /);
     }
   });
+
+  it('help names a command inside a group as --help does: help migrate up, migrate help up', async () => {
+    const flag = await belay(['migrate', 'up', '--help']);
+    for (const words of [['help', 'migrate', 'up'], ['migrate', 'help', 'up']]) {
+      const run = await belay(words);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toBe(flag.stdout);
+    }
+    const unknown = await belay(['help', 'migrate', 'nosuch']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toBe((await belay(['migrate', 'nosuch'])).stderr);
+  });
 });

@@ -55,13 +55,19 @@ export function buildProgram(): Program {
   const addHelpCommand = (group: Command): void => {
     group.commands.forEach(addHelpCommand);
     if (group.commands.length === 0) return;
-    const help = group.command('help [command]').description('display help for command');
+    const help = group.command('help [command...]').description('display help for command (a group\'s command too: help migrate up)');
     group.helpCommand(false);
-    teach(help, [], `belay ${group.parent ? `${group.name()} ` : ''}help ${group.commands[0]!.name()}`).action((name: string | undefined) => {
-      const named = name === undefined ? group : group.commands.find((sub) => sub.name() === name || sub.aliases().includes(name));
-      if (named) return named.help();
-      parsing = group;
-      group.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand' });
+    teach(help, [], `belay ${group.parent ? `${group.name()} ` : ''}help ${group.commands[0]!.name()}`).action((names: string[]) => {
+      let named = group;
+      for (const name of names) {
+        const sub = named.commands.find((command) => command.name() === name || command.aliases().includes(name));
+        if (!sub) {
+          parsing = named;
+          named.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand' });
+        }
+        named = sub!;
+      }
+      return named.help();
     });
   };
   addHelpCommand(program);
