@@ -123,6 +123,10 @@ describe('migrate up, the forward path', () => {
     expect(unknown.stderr).toMatch(/--to 0099 names no revision/);
     const badFlag = await belay([...baseArgs(project, db.url), 'migrate', 'up', '--health-timeout', 'soon']);
     expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr).toContain('--health-timeout takes a number of seconds (2, 0.5), got "soon"');
+    // seconds as the config takes them (health.timeoutSeconds: 0.5)
+    const decimal = await belay([...baseArgs(project, db.url), 'migrate', 'up', '--dry-run', '--health-timeout', '0.5']);
+    expect(decimal.code, decimal.stderr).toBe(0);
     const unknownFlag = await belay([...baseArgs(project, db.url), 'migrate', 'up', '--with-bakup']);
     expect(unknownFlag.code).toBe(2);
     await writeFile(join(project.migrations, '0004_add_column.sql'), 'ALTER TABLE accounts ADD COLUMN age int;');

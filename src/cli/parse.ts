@@ -10,6 +10,16 @@ export function integerFlag(name: string, min: number, max = Number.MAX_SAFE_INT
   };
 }
 
+/** Seconds, whole or decimal (2, 0.5, 1.25), as the config's timeoutSeconds takes them. */
+export function secondsFlag(name: string, min: number, max: number): (value: string) => number {
+  return (value) => {
+    if (!/^\d+(\.\d+)?$/.test(value.trim())) throw new InvalidArgumentError(`${name} takes a number of seconds (2, 0.5), got "${value}".`);
+    const parsed = Number(value);
+    if (parsed < min || parsed > max) throw new InvalidArgumentError(`${name} must be between ${min} and ${max} seconds, got ${parsed}.`);
+    return parsed;
+  };
+}
+
 /**
  * A flag naming a database, folder or file: an empty value (a script's unset
  * variable, `--database-url "$DATABASE_URL"`) names none, and is refused

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { runAction } from '../run-action.js';
-import { integerFlag } from '../parse.js';
+import { secondsFlag } from '../parse.js';
 import { formatPlan, formatRunResult } from '../format.js';
 import { CONNECTED, teach, teachGroup } from '../help.js';
 import { usageError } from '../../errors.js';
@@ -33,7 +33,7 @@ export function registerMigrate(program: Command): void {
       .option('--dry-run', 'plan and run the preflight checks; change nothing')
       .option('--allow-unhealthy', 'proceed even when the health baseline fails before the change')
       .option('--allow-irreversible', 'accept revisions that have no down')
-      .option('--health-timeout <seconds>', 'how long health checks may retry after the change', integerFlag('--health-timeout', 0, 86_400)),
+      .option('--health-timeout <seconds>', 'how long health checks may retry after the change', secondsFlag('--health-timeout', 0, 86_400)),
     CONNECTED,
     'belay migrate up --with-backup',
   ).action(async (flags: MigrateFlags, command: Command) =>

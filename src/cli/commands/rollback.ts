@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { runAction } from '../run-action.js';
-import { integerFlag } from '../parse.js';
+import { secondsFlag } from '../parse.js';
 import { formatRunResult } from '../format.js';
 import { CONNECTED, teach } from '../help.js';
 import { usageError } from '../../errors.js';
@@ -25,7 +25,7 @@ export function registerRollback(program: Command): void {
       .addOption(backupScopeOption())
       .option('--restore-from <backup>', 'skip the downs and restore this snapshot (id or manifest path)')
       .addOption(new Option('--strategy <strategy>', 'how a restore replaces the database').choices(['swap', 'in-place']))
-      .option('--health-timeout <seconds>', 'how long health checks may retry after the downs', integerFlag('--health-timeout', 0, 86_400)),
+      .option('--health-timeout <seconds>', 'how long health checks may retry after the downs', secondsFlag('--health-timeout', 0, 86_400)),
     [...CONNECTED, 'yes'],
     'belay rollback --to 0022',
   ).action(async (flags: RollbackFlags, command: Command) =>
