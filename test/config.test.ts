@@ -67,6 +67,13 @@ describe('config', () => {
     expect((error as BelayError).message).toMatch(/: 1 problem\n {2}- the config must be an object \(got nothing\)$/);
   });
 
+  it('a module config number JSON has no word for is told as it is, not as the null JSON writes (Infinity read "(got null)")', async () => {
+    const error = await loadConfig({ cwd: await dirWith('belay.config.mjs', 'export default { health: { timeoutSeconds: Infinity } };'), overrides: {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BelayError);
+    expect((error as BelayError).exitCode).toBe(2);
+    expect((error as BelayError).message).toMatch(/- health\.timeoutSeconds must be .* \(got Infinity\)$/);
+  });
+
   it.each([
     ['a BigInt', 'export default { health: { sql: [{ name: "x", query: "select 1", expect: { equals: 1n } }] } };', /Do not know how to serialize a BigInt/],
     ['an object that holds itself', 'const o = {}; o.self = o; export default { health: { sql: [{ name: "x", query: "select 1", expect: { equals: o } }] } };', /circular/],

@@ -133,6 +133,8 @@ function shown(value: unknown): string {
 function outline(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(outline).join(',')}]`;
   if (value !== null && typeof value === 'object') return `{${Object.keys(value).join(', ')}}`;
+  // JSON has no word for these: stringify writes null
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   return maskCredentials(JSON.stringify(value) ?? typeof value);
 }
 
