@@ -114,10 +114,8 @@ describe('a network path that freezes during `migrate up`', () => {
     proxy.freeze();
     const signalled = performance.now();
     run.child.kill('SIGTERM');
-    const bound = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 60_000).unref());
-    const result = await Promise.race([run.done, bound]);
-    expect(result, 'belay still waiting on the frozen path 60 s after SIGTERM').not.toBe('hung');
-    if (result === 'hung') return;
+    // a belay still waiting on the frozen path (minutes, until TCP gives up) fails the test by its timeout
+    const result = await run.done;
     console.log(`exited ${Math.round(performance.now() - signalled)} ms after SIGTERM`);
 
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(12);
@@ -160,8 +158,9 @@ describe('a network path that freezes while a revision waits for its answer', ()
     console.log(`ended ${result.seconds.toFixed(1)} s after the path froze`);
     // the control: keepalive probes the server's kernel answers do not end a statement that runs long
     expect(result.stillRunning).toBe(true);
-    expect(result.hung, 'belay still waiting on the frozen path 50 s after it froze (keepalive gives up in about 20 s, a new connection in the connect timeout)').toBeUndefined();
-    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(12);
+    // keepalive gives up in about 20 s, a new connection in the connect timeout: a belay still waiting when the
+    // fixture gives up on it (a kill, so that nothing outlives the test) has no exit code
+    expect(result.code, `${result.hung ? 'still waiting on the frozen path when the fixture killed it\n' : ''}${result.stdout}\n${result.stderr}`).toBe(12);
     const envelope = JSON.parse(result.stdout) as { outcome: string; message: string; next: string };
     expect(envelope.outcome).toBe('manual-action-needed');
     // the session holding the run's lock is gone for belay, and for the server once it notices: nothing more is committed

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { belay, jsonResult, startBelay } from './support/cli.js';
 import { freshDatabase, type TestDatabase } from './support/pg.js';
 import { baseArgs, makeProject, type TestProject } from './support/project.js';
+import { pollUntil } from './support/kill.js';
 
 const REVISIONS: Record<string, string> = {
   '0001_base.up.sql': "CREATE TABLE base (id int PRIMARY KEY, v text);\nINSERT INTO base SELECT g, md5(g::text) FROM generate_series(1, 2000) g;",
@@ -275,13 +276,10 @@ describe('interrupted runs and `belay recover`', () => {
 
       const settling = startBelay([...args, '--json', 'recover'], { cwd: project.dir });
       // let the session go once recover is waiting for it
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const waiting = await db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND starts_with(application_name, 'belay recover') AND starts_with(query, 'SELECT pid FROM pg_catalog.pg_stat_activity WHERE pid = ANY')");
-        if (waiting.length > 0) break;
-        expect(Date.now(), 'recover waits for the session').toBeLessThan(deadline);
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      await pollUntil(
+        async () => (await db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND starts_with(application_name, 'belay recover') AND starts_with(query, 'SELECT pid FROM pg_catalog.pg_stat_activity WHERE pid = ANY')")).length > 0,
+        'recover waiting for the session',
+      );
       await holder.query('SELECT pg_advisory_unlock(4242)');
       const settled = await settling.done;
       expect(settled.code, `${settled.stdout}\n${settled.stderr}`).toBe(0);

@@ -13,7 +13,7 @@ import { baseArgs, makeProject } from './support/project.js';
 const REVISIONS: Record<string, string> = {
   '0001_t.up.sql': 'CREATE TABLE t (id int);',
   '0001_t.down.sql': 'DROP TABLE t;',
-  '0002_slow.up.sql': 'SELECT pg_sleep(10);\nCREATE TABLE slow (id int);',
+  '0002_slow.up.sql': 'SELECT pg_sleep(600);\nCREATE TABLE slow (id int);',
   '0002_slow.down.sql': 'DROP TABLE slow;',
   '0003_u.up.sql': 'CREATE TABLE u (id int);',
   '0003_u.down.sql': 'DROP TABLE u;',
@@ -38,7 +38,6 @@ describe('the session holding the run lock is terminated while a revision runs',
     const control = work!.application_name.replace(/ work$/, '');
     const terminated = await db.query('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1', [control]);
     expect(terminated).toEqual([{ ok: true }]);
-    const lost = performance.now();
 
     // another run finds the lock free at once, and the run it held interrupted
     const other = await belay([...args, 'migrate', 'up'], { cwd: project.dir });
@@ -46,8 +45,7 @@ describe('the session holding the run lock is terminated while a revision runs',
     expect(other.stderr).toMatch(/run [0-9a-f-]+ \(migrate-up by .*\) was interrupted at step "apply 0002_slow"/);
 
     const result = await run.done;
-    // it did not wait out the 10 s sleep: the statement was cancelled
-    expect(performance.now() - lost).toBeLessThan(8000);
+    // it did not wait out the 10-minute sleep (the test would time out first): the statement was cancelled
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(12);
     expect(result.stdout).toContain(
       "migrate-up: the session holding the run's lock ended (terminated by the server: terminating connection due to administrator command): stopped before committing 0002_slow; what this run committed before stays: 0001_t",

@@ -93,12 +93,10 @@ describe('a module revision that never settles', () => {
     }
     // its transaction has created k4 and waits
     await new Promise((r) => setTimeout(r, 200));
-    const signalled = performance.now();
     run.child.kill('SIGTERM');
     const result = await run.done;
 
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(10);
-    expect(performance.now() - signalled).toBeLessThan(15_000);
     const envelope = JSON.parse(result.stdout) as Envelope;
     expect(envelope.outcome).toBe('rolled-back');
     expect(envelope.message).toMatch(/^change rejected \(interrupted by a signal\); rolled back to /);

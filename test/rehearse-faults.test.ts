@@ -267,17 +267,18 @@ describe('a rehearsal refused before it starts', () => {
 
 
 describe('a rehearsal stopped by a signal', () => {
-  // the brief's set: 0002's up sleeps in a statement; SLOW_JS's waits in the revision's own code, which no cancel reaches
+  // the brief's set: 0002's up sleeps in a statement; SLOW_JS's waits in the revision's own code, which no cancel reaches.
+  // Both wait 10 minutes: a stop that waited them out would outlast the test, which no timing of its own decides
   const SLEEPS = {
     '0001_t.up.sql': 'CREATE TABLE t (id int);',
     '0001_t.down.sql': 'DROP TABLE t;',
-    '0002_slow.up.sql': 'SELECT pg_sleep(15);\nALTER TABLE t ADD COLUMN x int;',
+    '0002_slow.up.sql': 'SELECT pg_sleep(600);\nALTER TABLE t ADD COLUMN x int;',
     '0002_slow.down.sql': 'ALTER TABLE t DROP COLUMN x;',
   };
   const SLOW_JS = {
     '0001_t.up.sql': 'CREATE TABLE t (id int);',
     '0001_t.down.sql': 'DROP TABLE t;',
-    '0002_slow.mjs': "export async function up(ctx) {\n  await ctx.sql(\"SELECT 'belay-test slow js'\");\n  await new Promise((resolve) => setTimeout(resolve, 30000));\n  await ctx.sql('ALTER TABLE t ADD COLUMN x int');\n}\nexport async function down(ctx) {\n  await ctx.sql('ALTER TABLE t DROP COLUMN x');\n}\n",
+    '0002_slow.mjs': "export async function up(ctx) {\n  await ctx.sql(\"SELECT 'belay-test slow js'\");\n  await new Promise((resolve) => setTimeout(resolve, 600000));\n  await ctx.sql('ALTER TABLE t ADD COLUMN x int');\n}\nexport async function down(ctx) {\n  await ctx.sql('ALTER TABLE t DROP COLUMN x');\n}\n",
   };
   const seen = async (query: (sql: string) => Promise<Array<Record<string, unknown>>>, marker: string, where: string): Promise<boolean> =>
     Number((await query(`SELECT count(*) AS n FROM pg_stat_activity WHERE ${where} AND strpos(query, '${marker}') > 0 AND pid <> pg_backend_pid()`))[0]!.n) === 1;
@@ -295,36 +296,31 @@ describe('a rehearsal stopped by a signal', () => {
       return ready();
     }, 'the rehearsal at its slow revision');
     /** Both signals: the second once the first is handled (it says so), while the revision still waits. */
-    const twice = async (): Promise<number> => {
+    const twice = async (): Promise<void> => {
       running.child.kill('SIGINT');
       await pollUntil(async () => /SIGINT: stopping the rehearsal/.test(stderr), 'the first signal handled');
       running.child.kill('SIGINT');
-      return performance.now();
     };
     return { ...running, twice };
   }
 
   it("the first SIGINT cancels the throwaway's running statement: exit 4 at once, the throwaway removed (it waited out the pg_sleep)", async () => {
-    const running = await startUntil(SLEEPS, ['--database-url', urlOf('owner', 'app')], () => seen(adminRows, 'pg_sleep(15)', "datname LIKE 'belay_rehearse%'"));
-    const signalled = performance.now();
+    const running = await startUntil(SLEEPS, ['--database-url', urlOf('owner', 'app')], () => seen(adminRows, 'pg_sleep(600)', "datname LIKE 'belay_rehearse%'"));
     running.child.kill('SIGINT');
     const run = await running.done;
-    const tookMs = performance.now() - signalled;
     expect(run.code, run.stdout + run.stderr).toBe(4);
     // it said it was rolling back what the run did: a rehearsal has nothing real to roll back
     expect(run.stderr).toContain('SIGINT: stopping the rehearsal: the statements running on its throwaway are cancelled, and the throwaway is removed once they end (nothing real was touched); send it again to remove it at once');
     expect(run.stderr).not.toMatch(/rolling back/);
     expect(run.stderr).toMatch(/belay: the rehearsal was stopped by a signal; database belay_rehearse_\w+ on the connected server is removed\n {2}next: Nothing real was touched, and no verdict was reached/);
-    expect(tookMs).toBeLessThan(5000);
     expect(await throwaways()).toEqual([]);
   }, 120_000);
 
   it('a second SIGINT removes the throwaway database at once (its sessions ended) and says so, exit 4; it left it behind, saying nothing was changed', async () => {
     const running = await startUntil(SLOW_JS, ['--database-url', urlOf('owner', 'app')], () => seen(adminRows, 'belay-test slow js', "datname LIKE 'belay_rehearse%'"));
     expect(await throwaways()).not.toEqual([]);
-    const signalled = await running.twice();
+    await running.twice();
     const run = await running.done;
-    expect(performance.now() - signalled).toBeLessThan(5000);
     expect(run.code, run.stdout + run.stderr).toBe(4);
     expect(run.stderr).toMatch(/belay: the rehearsal was stopped by a second SIGINT; database belay_rehearse_\w+ on the connected server is removed\n {2}next: Nothing real was touched, and no verdict was reached/);
     expect(run.stderr).not.toMatch(/Nothing was changed|this is a bug/);
@@ -342,10 +338,9 @@ describe('a rehearsal stopped by a signal', () => {
       await holder.query(`COMMENT ON DATABASE ${name} IS 'held'`);
       await running.twice();
       await pollUntil(async () => Number((await adminRows(`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DROP DATABASE%${name}%'`))[0]!.n) === 1, 'the DROP DATABASE waiting');
-      const signalled = performance.now();
+      // it does not wait for the DROP: that one ends only once the lock is free, after belay exited (below)
       running.child.kill('SIGINT');
       const run = await running.done;
-      expect(performance.now() - signalled).toBeLessThan(3000);
       expect(run.code, run.stdout + run.stderr).toBe(12);
       expect(run.stderr).toContain(
         `belay: the rehearsal was stopped by a third SIGINT while database ${name} on the connected server was being removed: database ${name} on the connected server may be left behind\n  next: Nothing real was touched, and no verdict was reached. Drop what is left of it by hand once its server answers: DROP DATABASE IF EXISTS "${name}";`,
@@ -412,10 +407,9 @@ describe('a rehearsal stopped by a signal', () => {
       running.child.kill('SIGINT');
       // nothing shows the second handled (it waits for the throwaway to be made); a signal sent before it is may merge into it
       await new Promise((r) => setTimeout(r, 200));
-      const signalled = performance.now();
+      // it does not wait for the CREATE: that one ends only once the lock is free, after belay exited (below)
       running.child.kill('SIGINT');
       run = await running.done;
-      expect(performance.now() - signalled).toBeLessThan(3000);
     } finally {
       await holder.query('ROLLBACK');
       await holder.end();
@@ -454,9 +448,8 @@ describe('a rehearsal stopped by a signal', () => {
       },
       cleanEnv({ TMPDIR: tmp }),
     );
-    const signalled = await running.twice();
+    await running.twice();
     const run = await running.done;
-    expect(performance.now() - signalled).toBeLessThan(5000);
     expect(run.code, run.stdout + run.stderr).toBe(4);
     expect(run.stderr).toContain(`belay: the rehearsal was stopped by a second SIGINT; an ephemeral cluster in ${cluster!.dir} is removed`);
     expect(await readdir(tmp)).toEqual([]);

@@ -70,18 +70,15 @@ async function interrupted(config: object, step: string, subject: string): Promi
   const run = startBelay([...args, '--json', 'migrate', 'up', '--with-backup'], { cwd: project.dir });
   await started(project, earlier, step, subject);
   await new Promise((r) => setTimeout(r, 1000));
-  const signalled = performance.now();
   run.child.kill('SIGINT');
   const result = await run.done;
-  const took = performance.now() - signalled;
 
   expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(10);
   expect(result.stderr).toContain('SIGINT: stopping at the next safe point and rolling back what this run did');
   const envelope = JSON.parse(result.stdout) as { outcome: string; message: string; result: { runId: string } };
   expect(envelope.outcome).toBe('rolled-back');
   expect(envelope.message).toMatch(/^change rejected \(interrupted by a signal\); rolled back to 0001_accounts, data verified intact/);
-  // it did not wait for the 25 s hook or the 15 s checks to end
-  expect(took).toBeLessThan(10_000);
+  // it did not wait for the 10-minute hook or checks to end: the test would time out first
   expect(await applied(db)).toEqual(['0001_accounts']);
   expect(await db.query("SELECT to_regclass('orders') AS orders, (SELECT sum(balance)::int FROM accounts) AS total")).toEqual([{ orders: null, total: 1000 }]);
 
@@ -105,13 +102,13 @@ async function interrupted(config: object, step: string, subject: string): Promi
 
 describe('the first SIGINT after the revisions are applied', () => {
   it('during the afterApply hook: the hook (its whole process group) is ended and the run rolls back (exit 10)', async () => {
-    const project = await interrupted({ hooks: { afterApply: { run: 'echo $$ > hook.pid; sleep 25; echo done', timeoutSeconds: 60 } } }, 'hook', 'afterApply');
+    const project = await interrupted({ hooks: { afterApply: { run: 'echo $$ > hook.pid; sleep 600; echo done', timeoutSeconds: 600 } } }, 'hook', 'afterApply');
     const group = Number(await readFile(join(project.dir, 'hook.pid'), 'utf8'));
     expect(await liveInGroup(group)).toEqual([]);
   }, 60_000);
 
   it('during the health checks: no further attempt, the run rolls back (exit 10)', async () => {
-    const slowOnceOrders = { name: 'slow once orders exist', query: 'SELECT pg_sleep(CASE WHEN to_regclass($$orders$$) IS NULL THEN 0 ELSE 15 END)', expect: 'some-rows' };
+    const slowOnceOrders = { name: 'slow once orders exist', query: 'SELECT pg_sleep(CASE WHEN to_regclass($$orders$$) IS NULL THEN 0 ELSE 600 END)', expect: 'some-rows' };
     await interrupted({ health: { sql: [slowOnceOrders], timeoutSeconds: 60, intervalSeconds: 0.2 } }, 'health', 'after-apply');
   }, 60_000);
 });

@@ -11,7 +11,7 @@ import { baseArgs, makeProject, type TestProject } from './support/project.js';
 const REVISIONS: Record<string, string> = {
   '0001_accounts.up.sql': 'CREATE TABLE accounts (id int PRIMARY KEY);',
   '0001_accounts.down.sql': 'DROP TABLE accounts;',
-  '0002_nt.up.sql': '-- belay:no-transaction\nCREATE TABLE a (id int);\nSELECT pg_sleep(30);\nCREATE TABLE b (id int);',
+  '0002_nt.up.sql': '-- belay:no-transaction\nCREATE TABLE a (id int);\nSELECT pg_sleep(600);\nCREATE TABLE b (id int);',
   '0002_nt.down.sql': '-- belay:no-transaction\nDROP TABLE b;\nDROP TABLE a;',
 };
 
@@ -51,15 +51,13 @@ describe('the first SIGTERM inside a no-transaction revision', () => {
     const earlier = new Set(await journalFiles(project));
     const run = startBelay([...args, '--json', 'migrate', 'up', '--yes'], { cwd: project.dir });
     await until('the sleep between CREATE TABLE a and b', async () => {
-      const rows = await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query LIKE '%pg_sleep(30)%' AND application_name LIKE 'belay migrate-up % work'", [db.name]);
+      const rows = await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query LIKE '%pg_sleep(600)%' AND application_name LIKE 'belay migrate-up % work'", [db.name]);
       return rows.length > 0;
     });
-    const signalled = performance.now();
     run.child.kill('SIGTERM');
     const result = await run.done;
 
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(12);
-    expect(performance.now() - signalled).toBeLessThan(8_000);
     const envelope = JSON.parse(result.stdout) as { outcome: string; message: string; next: string; result: Line };
     expect(envelope).toMatchObject({ outcome: 'manual-action-needed', exitCode: 12, result: { revisions: [{ name: '0002_nt', status: 'failed' }], failure: { revision: '0002_nt', line: 3, sqlstate: '57014', transactional: false } } });
     expect(envelope.message).toMatch(/^interrupted by a signal; a revision that runs outside a transaction failed halfway: 0002_nt may be partly applied, which its down cannot undo; but no snapshot was taken to restore/);
