@@ -707,6 +707,41 @@ describe('the server stops under a run', () => {
     await rolledBackTo0001(ctx, before);
     await settledEverything(ctx);
   }, 120_000);
+
+  it('inside a down of rollback --to, started again: no restore without the lock (it swap-restored the snapshot over the intact database); recover finishes the downs', async () => {
+    const ctx = await fresh({
+      ...BASE,
+      '0002_x.up.sql': 'ALTER TABLE base ADD COLUMN x int;',
+      // it sleeps until the test says the server was started again
+      '0002_x.down.sql': "SELECT pg_sleep(CASE WHEN current_setting('belay_test.restarted', true) IS NULL THEN 30 ELSE 0 END);\nALTER TABLE base DROP COLUMN x;",
+      '0003_t.up.sql': 'CREATE TABLE t3 (id int);',
+      '0003_t.down.sql': 'DROP TABLE t3;',
+    });
+    expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
+    const before = await digest(ctx.query);
+    expect((await cli(ctx, 'migrate', 'up')).code).toBe(0);
+    const run = startBelay([...ctx.args, '--json', 'rollback', '--to', '0001', '--yes'], { cwd: ctx.project.dir });
+    await until('the down of 0002 sleeping', async () => (await activity('%belay_test.restarted%')()) || undefined, run.done);
+    await stopCluster(server.spec, 'fast');
+    const ended = await run.done;
+    await restart();
+    const said = `${ended.stdout}${ended.stderr}`;
+    expect(ended.code, said).toBe(12);
+    expect(payload(ended.stdout).message).toMatch(/^the session holding the run's lock ended \(.*\): stopped before committing 0002_x; what this run committed before stays: 0003_t \(reverted\)/);
+    expect(said).toMatch(/belay recover/);
+    const lines = (await readFile(join(ctx.project.backups, 'journal', `${String(payload(ended.stdout).runId)}.jsonl`), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row);
+    expect(lines.filter((l) => l.step === 'restore')).toEqual([]);
+    await ctx.query(`ALTER DATABASE ${quoteIdent(ctx.db.name)} SET belay_test.restarted = 'yes'`);
+    // recover runs the down again: it restores nothing, and keeps no quarantined copy
+    const recover = await cli(ctx, '--json', 'recover');
+    expect(recover.code, `${recover.stdout}${recover.stderr}`).toBe(10);
+    expect(payload(recover.stdout).message).toMatch(/finish its downs; rolled back to 0001_base, data verified intact/);
+    expect(await ctx.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_base' }]);
+    expect(await ctx.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'base' AND column_name = 'x'")).toEqual([{ n: 0 }]);
+    expect(await digest(ctx.query)).toEqual(before);
+    expect(await ctx.query(`SELECT datname FROM pg_database WHERE starts_with(datname, '${ctx.db.name}_quarantine_')`)).toEqual([]);
+    await settledEverything(ctx);
+  }, 120_000);
 });
 
 describe('a connection lost after the downs', () => {

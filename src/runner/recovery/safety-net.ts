@@ -171,6 +171,11 @@ async function revertThenVerifyOrThrow(recovery: Recovery, given: FailureReason,
     try {
       await events.step({ step: 'down', revision: revision.name }, () => engine.down(revision.name), () => ({ now }));
     } catch (error) {
+      // the lock went with the control session (a server stopped or restarted under the down): no restore now,
+      // which could run beside another run; the down cut off committed nothing, or its COMMIT landed, and
+      // `belay recover` reads which from belay.migrations and finishes the downs
+      await session.replaceLostConnections().catch(() => undefined);
+      if (session.lockLost !== undefined) return finish(await lockLostVerdict(session));
       return restoreThenVerify(recovery, `${reason.message}; the down of ${revision.name} failed: ${errorMessage(error)}`, reason.failure, hooks, { failedDown: { revision: revision.name, error } });
     }
   }
