@@ -54,10 +54,13 @@ describe('the quarantine schema of a touched restore', () => {
     // touched: auto takes a full snapshot of a table with a trigger (the empty copy cannot show what it writes)
     const run = await belay([...args, '--json', 'migrate', 'up', '--with-backup', '--backup-scope', 'touched', '--health-timeout', '0']);
     expect(run.code, run.stdout + run.stderr).toBe(11);
-    const result = jsonResult<{ outcome: string; message: string; restore: { ok: boolean; quarantineSchema: string; message: string } }>(run);
+    const result = jsonResult<{ outcome: string; message: string; hint: string; restore: { ok: boolean; quarantineSchema: string; message: string } }>(run);
     expect(result.outcome).toBe('restored');
     const q = result.restore.quarantineSchema;
     expect(q).toMatch(/^belay_quarantine_\w+$/);
+    // what to do with what was kept, as a swap's 11 says it of the database it kept
+    expect(result.hint).toBe(`The damaged tables and what the run created are kept in schema ${q}; drop it yourself when done: DROP SCHEMA ${quoteIdent(q)} CASCADE;`);
+    expect((JSON.parse(run.stdout) as { next: string }).next).toBe(result.hint);
     // what was cut is said in the outcome, and the journal's restore step
     expect(result.message).toContain(`foreign key orders_item_id_fkey of ${q}.orders onto public.items`);
     expect(result.message).toContain('foreign key shipments_order_id_fkey of public.shipments onto public.orders (re-made onto the restored table)');

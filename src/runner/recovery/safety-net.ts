@@ -1,5 +1,6 @@
 import type { ClientBase } from 'pg';
 import type { Manifest } from '../../backup/manifest.js';
+import { quoteIdent } from '../../db/ident.js';
 import { BelayError, errorMessage } from '../../errors.js';
 import type { RestoreReport, RestoreStrategy } from '../../events/run-events.js';
 import type { Fingerprint } from '../../integrity/fingerprint.js';
@@ -421,7 +422,9 @@ export async function restoreThenVerify(
     ? `The damaged database is kept as ${report.quarantine} (connect to it by that name); drop it yourself when done.`
     : report.quarantineSnapshot
       ? `The damaged state is kept as snapshot ${report.quarantineSnapshot}; \`belay backups prune\` removes it with the other old snapshots.`
-      : undefined;
+      : report.quarantineSchema
+        ? `The damaged tables and what the run created are kept in schema ${report.quarantineSchema}; drop it yourself when done: DROP SCHEMA ${quoteIdent(report.quarantineSchema)} CASCADE;`
+        : undefined;
   // what failed before the restore says nothing of the database it put back: the checks run again on it, on a
   // restore asked for too (exit 0 is "done and healthy": a snapshot older than what the application needs is told)
   const health = reconnectFailed ? undefined : await runHealthStep(session, 'after-restore', recovery.healthTimeoutSeconds, recovery.tolerated, recovery.structure);
