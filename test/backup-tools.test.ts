@@ -86,6 +86,21 @@ describe('finding pg_dump and pg_restore beside the lock', () => {
     }
   });
 
+  it('a PG_BIN whose pg_dump is older than the server is passed over for a new enough one, and the run says so (it said nothing)', async () => {
+    const db = await freshDatabase('tools');
+    const project = await makeProject({ '0001_t.up.sql': 'CREATE TABLE t (id int PRIMARY KEY);', '0001_t.down.sql': 'DROP TABLE t;' });
+    const major = Math.floor(Number((await db.query<{ n: string }>('SELECT current_setting($1) AS n', ['server_version_num']))[0]!.n) / 10000);
+    const old = await mkdtemp(join(tmpdir(), 'belay-old-bin-'));
+    for (const name of ['pg_dump', 'pg_restore']) {
+      await writeFile(join(old, name), `#!/bin/sh\necho "${name} (PostgreSQL) 9.6.24"\n`);
+      await chmod(join(old, name), 0o755);
+    }
+    const run = await belay([...baseArgs(project, db.url), 'backup'], { env: cleanEnv({ PG_BIN: old }) });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain(`preflight: PG_BIN's pg_dump 9.6 (${join(old, 'pg_dump')}) is older than server ${major}: pg_dump ${major}.`);
+    expect(run.stderr).toMatch(/is older than server \d+: pg_dump [\d.]+ \(\/\S+\/pg_dump\) is used instead\n/);
+  });
+
   it('a PG_BIN without pg_dump is refused before anything is touched, not passed over for the pg_dump found elsewhere', async () => {
     const db = await freshDatabase('tools');
     const project = await makeProject({ '0001_t.up.sql': 'CREATE TABLE t (id int PRIMARY KEY);', '0001_t.down.sql': 'DROP TABLE t;' });

@@ -120,6 +120,12 @@ class BinarySearch {
     return undefined;
   }
 
+  /** PG_BIN's own copy of `name`, when PG_BIN is set and holds one. */
+  inPgBin(name: string): Promise<PgBinary | undefined> {
+    const { pgBin } = this.search;
+    return pgBin ? this.versionOf(join(pgBin, name)) : Promise.resolve(undefined);
+  }
+
   async all(name: string): Promise<PgBinary[]> {
     const found = await Promise.all((await this.dirs).map((dir) => this.versionOf(join(dir, name))));
     return found.filter((bin): bin is PgBinary => bin !== undefined);
@@ -155,6 +161,16 @@ function binarySearch(search: PgBinSearch): BinarySearch {
  */
 export function findPgBinary(name: string, search: PgBinSearch, minMajor = 0): Promise<PgBinary | undefined> {
   return binarySearch(search).first(name, minMajor);
+}
+
+/**
+ * PG_BIN's copy of `name` when the search used another one (`used`): PG_BIN's
+ * is older than the server asked for. Undefined when PG_BIN is not set or
+ * its copy is the one used.
+ */
+export async function passedOverInPgBin(name: string, search: PgBinSearch, used: PgBinary): Promise<PgBinary | undefined> {
+  const own = await binarySearch(search).inPgBin(name);
+  return own && own.path !== used.path ? own : undefined;
 }
 
 /** Every copy of `name` the search finds, in search order, with its version. */

@@ -1,6 +1,7 @@
 import { statfs } from 'node:fs/promises';
 import { sweepStalePassfiles } from '../../db/pgpass.js';
 import { resolveBackupTools, type BackupTools } from '../../backup/pg-tools.js';
+import { passedOverInPgBin } from '../../cluster/pg-bin.js';
 import { ensureBackupsDir } from '../../backup/snapshot-store.js';
 import { takeSnapshot, type DumpProgress } from '../../backup/take-snapshot.js';
 import type { Session } from '../../db/session.js';
@@ -52,8 +53,12 @@ export function runBackupTools(setup: RunSetup, control: Session): Promise<Backu
 async function toolsCheck(setup: RunSetup, control: Session, tool: 'pg_dump' | 'pg_restore'): Promise<PreflightCheck> {
   try {
     const tools = await runBackupTools(setup, control);
-    const { version } = tool === 'pg_dump' ? tools.pgDump : tools.pgRestore;
-    return { name: tool, ok: true, message: `${tool} ${version} can ${tool === 'pg_dump' ? 'dump' : 'restore into'} server ${serverMajor(control)}` };
+    const used = tool === 'pg_dump' ? tools.pgDump : tools.pgRestore;
+    const can = `${tool} ${used.version} (${used.path}) can ${tool === 'pg_dump' ? 'dump' : 'restore into'} server ${serverMajor(control)}`;
+    // the operator named PG_BIN: a copy of theirs too old for this server is not passed over in silence
+    const older = await passedOverInPgBin(tool, setup.pgSearch, used);
+    if (older) await setup.events.emit({ type: 'note', step: 'preflight', message: `PG_BIN's ${tool} ${older.version} (${older.path}) is older than server ${serverMajor(control)}: ${tool} ${used.version} (${used.path}) is used instead` });
+    return { name: tool, ok: true, message: older ? `${can}; PG_BIN's ${older.version} is older: passed over` : can };
   } catch (error) {
     return { name: tool, ok: false, message: errorMessage(error), ...(error instanceof BelayError && error.hint ? { hint: error.hint } : {}) };
   }
