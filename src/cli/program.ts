@@ -63,9 +63,9 @@ export function buildProgram(): Program {
         const sub = named.commands.find((command) => command.name() === name || command.aliases().includes(name));
         if (!sub) {
           parsing = named;
-          named.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand' });
+          return named.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand' });
         }
-        named = sub!;
+        named = sub;
       }
       return named.help();
     });
