@@ -777,6 +777,40 @@ const CUT_IN_0003: Record<string, string> = {
 };
 
 describe('the work connection is lost while a revision runs', () => {
+  it('ended by pg_terminate_backend inside a down of rollback --to, the lock held: the down runs again on a new work session, no restore, exit 0 (it restored the snapshot, exit 11)', async () => {
+    const ctx = await setUp({
+      ...BASE,
+      '0002_x.up.sql': 'ALTER TABLE base ADD COLUMN x int;',
+      // it sleeps on the session the test ends, not on the one belay opens after it
+      '0002_x.down.sql': "SELECT pg_sleep(CASE WHEN current_setting('belay_test.cut', true) IS NULL THEN 30 ELSE 0 END);\nALTER TABLE base DROP COLUMN x;",
+      '0003_t.up.sql': 'CREATE TABLE t3 (id int);',
+      '0003_t.down.sql': 'DROP TABLE t3;',
+    }, { database: { connectTimeoutSeconds: 5 } });
+    expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
+    const before = await digest(ctx.db.query);
+    expect((await cli(ctx, 'migrate', 'up')).code).toBe(0);
+    const run = startBelay([...ctx.args, '--json', 'rollback', '--to', '0001', '--yes'], { cwd: ctx.project.dir });
+    const sleeping = "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'belay % work' AND query LIKE '%belay_test.cut%'";
+    const work = await until('the down of 0002 sleeping', async () => (await adminQuery<{ pid: number }>('postgres', sleeping, [ctx.db.name]))[0], run.done);
+    await adminQuery('postgres', `ALTER DATABASE ${quoteIdent(ctx.db.name)} SET belay_test.cut = 'yes'`);
+    await adminQuery('postgres', 'SELECT pg_terminate_backend($1)', [work.pid]);
+    const ended = await run.done;
+    expect(ended.code, `${ended.stdout}${ended.stderr}`).toBe(0);
+    const document = payload(ended.stdout);
+    expect(document.message).toMatch(/^rolled back to 0001_base; healthy, data verified/);
+    expect(await ctx.db.query('SELECT name FROM belay.migrations ORDER BY name')).toEqual([{ name: '0001_base' }]);
+    expect(await ctx.db.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'base' AND column_name = 'x'")).toEqual([{ n: 0 }]);
+    expect(await digest(ctx.db.query)).toEqual(before);
+    const lines = [...(await journals(ctx.project)).values()].find((l) => l.some((line) => line.type === 'run' && line.runId === document.runId))!;
+    const downs = lines.filter((l) => l.type === 'step' && l.event === 'end' && l.step === 'down' && l.revision === '0002_x').map((l) => l.outcome);
+    expect(downs).toEqual(['failed', 'ok']);
+    expect(lines.some((l) => l.step === 'down' && l.event === 'note' && String((l.detail as Row).message).startsWith('the down of 0002_x was cut off with its connection (the work connection was lost: a new one carried on): it committed nothing, and runs again'))).toBe(true);
+    expect(lines.some((l) => l.step === 'restore')).toBe(false);
+    expect(await adminQuery('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`${ctx.db.name}_quarantine_`])).toEqual([]);
+    expect((JSON.parse(ended.stdout) as { result: { revisions: Array<{ name: string; status: string }> } }).result.revisions.map((r) => `${r.name}:${r.status}`)).toEqual(['0003_t:reverted', '0002_x:reverted']);
+    await settledEverything(ctx);
+  }, 120_000);
+
   it('ended by pg_terminate_backend after an earlier revision of the run committed, the server up: a new work session, the earlier revision\'s down runs, exit 10', async () => {
     const ctx = await setUp(CUT_IN_0003, { database: { lockTimeoutSeconds: 3, connectTimeoutSeconds: 5 } });
     expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);

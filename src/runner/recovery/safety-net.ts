@@ -166,8 +166,10 @@ async function revertThenVerifyOrThrow(recovery: Recovery, given: FailureReason,
       detail: { landing: recordLanding(landingBaseline) },
     });
   }
-  const engine = runEngine(session, toRevert, 'down', recovery.beforeCommit);
-  for (const [index, revision] of toRevert.entries()) {
+  let engine = runEngine(session, toRevert, 'down', recovery.beforeCommit);
+  const cutOff = new Set<string>();
+  for (let index = 0; index < toRevert.length; index++) {
+    const revision = toRevert[index]!;
     const now = toRevert[index + 1]?.name ?? target;
     try {
       await events.step({ step: 'down', revision: revision.name }, () => engine.down(revision.name), () => ({ now }));
@@ -175,8 +177,22 @@ async function revertThenVerifyOrThrow(recovery: Recovery, given: FailureReason,
       // the lock went with the control session (a server stopped or restarted under the down): no restore now,
       // which could run beside another run; the down cut off committed nothing, or its COMMIT landed, and
       // `belay recover` reads which from belay.migrations and finishes the downs
-      await session.replaceLostConnections().catch(() => undefined);
+      const lost = await session.replaceLostConnections().catch(() => undefined);
       if (session.lockLost !== undefined) return finish(await lockLostVerdict(session));
+      // the work connection alone was lost under a down in a transaction: the server rolled it back, or its
+      // COMMIT landed unanswered; on the new connection it runs again (once), or the downs go on past it
+      if (lost !== undefined && !cutOff.has(revision.name) && error instanceof RevisionFailedError && error.failure.transactional) {
+        cutOff.add(revision.name);
+        engine = runEngine(session, toRevert, 'down', recovery.beforeCommit);
+        if (await isRecorded(session, revision.name)) {
+          await events.emit({ type: 'note', step: 'down', revision: revision.name, message: `the down of ${revision.name} was cut off with its connection (${lost}): it committed nothing, and runs again` });
+          index -= 1;
+        } else {
+          await events.emit({ type: 'note', step: 'down', revision: revision.name, message: `the down of ${revision.name} committed before its connection was lost (belay.migrations no longer records it; ${lost})` });
+          await events.step({ step: 'down', revision: revision.name }, async () => undefined, () => ({ now }));
+        }
+        continue;
+      }
       return restoreThenVerify(recovery, `${reason.message}; the down of ${revision.name} failed: ${errorMessage(error)}`, reason.failure, hooks, { failedDown: { revision: revision.name, error } });
     }
   }
