@@ -709,14 +709,8 @@ describe('the server stops under a run', () => {
   }, 120_000);
 
   it('inside a down of rollback --to, started again: no restore without the lock (it swap-restored the snapshot over the intact database); recover finishes the downs', async () => {
-    const ctx = await fresh({
-      ...BASE,
-      '0002_x.up.sql': 'ALTER TABLE base ADD COLUMN x int;',
-      // it sleeps until the test says the server was started again
-      '0002_x.down.sql': "SELECT pg_sleep(CASE WHEN current_setting('belay_test.restarted', true) IS NULL THEN 30 ELSE 0 END);\nALTER TABLE base DROP COLUMN x;",
-      '0003_t.up.sql': 'CREATE TABLE t3 (id int);',
-      '0003_t.down.sql': 'DROP TABLE t3;',
-    });
+    // it sleeps until the test says the server was started again
+    const ctx = await fresh(downSleepsUntil('belay_test.restarted'));
     expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
     const before = await digest(ctx.query);
     expect((await cli(ctx, 'migrate', 'up')).code).toBe(0);
@@ -767,6 +761,15 @@ describe('a connection lost after the downs', () => {
   }, 120_000);
 });
 
+/** 0002 adds a column, 0003 a table; 0002's down sleeps 30 s on sessions opened before the test sets `setting` on the database. */
+const downSleepsUntil = (setting: string): Record<string, string> => ({
+  ...BASE,
+  '0002_x.up.sql': 'ALTER TABLE base ADD COLUMN x int;',
+  '0002_x.down.sql': `SELECT pg_sleep(CASE WHEN current_setting('${setting}', true) IS NULL THEN 30 ELSE 0 END);\nALTER TABLE base DROP COLUMN x;`,
+  '0003_t.up.sql': 'CREATE TABLE t3 (id int);',
+  '0003_t.down.sql': 'DROP TABLE t3;',
+});
+
 /** 0002 commits, then 0003 sleeps: long enough to cut the run's connections there. */
 const CUT_IN_0003: Record<string, string> = {
   ...BASE,
@@ -778,14 +781,8 @@ const CUT_IN_0003: Record<string, string> = {
 
 describe('the work connection is lost while a revision runs', () => {
   it('ended by pg_terminate_backend inside a down of rollback --to, the lock held: the down runs again on a new work session, no restore, exit 0 (it restored the snapshot, exit 11)', async () => {
-    const ctx = await setUp({
-      ...BASE,
-      '0002_x.up.sql': 'ALTER TABLE base ADD COLUMN x int;',
-      // it sleeps on the session the test ends, not on the one belay opens after it
-      '0002_x.down.sql': "SELECT pg_sleep(CASE WHEN current_setting('belay_test.cut', true) IS NULL THEN 30 ELSE 0 END);\nALTER TABLE base DROP COLUMN x;",
-      '0003_t.up.sql': 'CREATE TABLE t3 (id int);',
-      '0003_t.down.sql': 'DROP TABLE t3;',
-    }, { database: { connectTimeoutSeconds: 5 } });
+    // it sleeps on the session the test ends, not on the one belay opens after it
+    const ctx = await setUp(downSleepsUntil('belay_test.cut'), { database: { connectTimeoutSeconds: 5 } });
     expect((await cli(ctx, 'migrate', 'up', '--to', '0001')).code).toBe(0);
     const before = await digest(ctx.db.query);
     expect((await cli(ctx, 'migrate', 'up')).code).toBe(0);
