@@ -345,7 +345,8 @@ interface Found {
  * once. Objects that do not exist are skipped.
  */
 export async function measureDownsAtRisk(client: ClientBase, measured: DownToMeasure[]): Promise<DownsAtRisk> {
-  const read = measured.map((down) => ({ revision: down.revision, statements: down.sql === null ? null : statementsWithPath(down.sql), undoes: statementsWithPath(down.undoes ?? '') }));
+  // a module's down is not read: what its up was recorded to make stands in for it (undoes)
+  const read = measured.map((down) => ({ revision: down.revision, statements: down.sql === null ? null : statementsWithPath(down.sql), undoes: down.sql === null ? statementsWithPath(down.undoes ?? '') : [] }));
   const statements = read.flatMap((down) => (down.statements ?? down.undoes).map((statement) => ({ revision: down.revision, path: statement.path, mentions: DEFINES_ONLY.test(statement.code) ? [] : mentionsIn(statement.reads) })));
   const hidden = read.some((down) => down.statements === null || down.statements.some((statement) => HIDDEN_COLUMN_CHANGES.test(DEFINES_ROUTINE.test(statement.code) ? statement.code : statement.reads)));
   if (!statements.some((statement) => statement.mentions.length > 0)) return { items: [], perColumn: hidden ? true : new Set(), rowsWithout: hidden ? true : new Map() };
