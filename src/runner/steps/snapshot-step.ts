@@ -54,10 +54,11 @@ async function toolsCheck(setup: RunSetup, control: Session, tool: 'pg_dump' | '
   try {
     const tools = await runBackupTools(setup, control);
     const used = tool === 'pg_dump' ? tools.pgDump : tools.pgRestore;
-    const can = `${tool} ${used.version} (${used.path}) can ${tool === 'pg_dump' ? 'dump' : 'restore into'} server ${serverMajor(control)}`;
+    const server = serverMajor(control);
+    const can = `${tool} ${used.version} (${used.path}) can ${tool === 'pg_dump' ? 'dump' : 'restore into'} server ${server}`;
     // the operator named PG_BIN: a copy of theirs too old for this server is not passed over in silence
     const older = await passedOverInPgBin(tool, setup.pgSearch, used);
-    if (older) await setup.events.emit({ type: 'note', step: 'preflight', message: `PG_BIN's ${tool} ${older.version} (${older.path}) is older than server ${serverMajor(control)}: ${tool} ${used.version} (${used.path}) is used instead` });
+    if (older) await setup.events.emit({ type: 'note', step: 'preflight', message: `PG_BIN's ${tool} ${older.version} (${older.path}) is older than server ${server}: ${tool} ${used.version} (${used.path}) is used instead` });
     return { name: tool, ok: true, message: older ? `${can}; PG_BIN's ${older.version} is older: passed over` : can };
   } catch (error) {
     return { name: tool, ok: false, message: errorMessage(error), ...(error instanceof BelayError && error.hint ? { hint: error.hint } : {}) };
