@@ -280,9 +280,11 @@ export async function fingerprintAndSnapshot(
     const dumping = session.setup.events.step(
       { step: 'backup' },
       () =>
-        taking.catch((error: unknown) => {
-          // belay's own stop, not a failure of pg_dump's: the fingerprint's error is the run's
-          if (stopDump.signal.aborted && !session.setup.signal?.aborted) throw preflightError('not taken: belay stopped pg_dump when the fingerprint failed');
+        taking.catch(async (error: unknown) => {
+          // the fingerprint's error is the run's, not pg_dump's: belay stops pg_dump when it sees the fingerprint
+          // fail, and a pg_dump quicker than that finds the snapshot gone with the fingerprint's transaction
+          const fingerprintFailed = await fingerprinting.then(() => false, () => true);
+          if (fingerprintFailed && !session.setup.signal?.aborted) throw preflightError("not taken: the fingerprint failed, and the dump is of the fingerprint's snapshot");
           throw error;
         }),
       backupPayload,
