@@ -73,4 +73,43 @@ describe('the scope copies a killed run leaves', () => {
     expect(jsonResult<{ leftovers: unknown[] }>(after).leftovers).toEqual([]);
     for (const name of [userCopy, otherComment]) await adminQuery('postgres', `DROP DATABASE ${quoteIdent(name)}`);
   });
+
+  it('kill -9 during the CREATE DATABASE of the copy, which the server finishes unmarked: the journal names it, status lists it, recover drops it', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...GOOD_REVISIONS, '0004_bio.up.sql': "UPDATE profiles SET bio = 'x';", '0004_bio.down.sql': 'UPDATE profiles SET bio = NULL;' });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0003'])).code).toBe(0);
+
+    // the copy's CREATE DATABASE waits on a lock held here: killed there, belay never marks it; let go, the server makes it
+    const c = cluster();
+    const blocker = new pg.Client({ host: c.socketDir, port: c.port, user: c.superuser, database: 'postgres' });
+    await blocker.connect();
+    let copy = '';
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE pg_catalog.pg_database IN EXCLUSIVE MODE');
+      const { child, done } = startBelay([...args, 'migrate', 'up', '--with-backup', '--backup-scope', 'touched']);
+      await pollUntil(async () => {
+        const rows = await adminQuery<{ query: string }>('postgres', "SELECT query FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE %' AND query LIKE $1 AND wait_event_type = 'Lock'", [`%${db.name}_belay_scope_%`]);
+        copy = /"([^"]+)"/.exec(rows[0]?.query ?? '')?.[1] ?? '';
+        return copy !== '';
+      }, "the copy's CREATE DATABASE waits");
+      child.kill('SIGKILL');
+      await done;
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    }
+    await pollUntil(async () => (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE %' AND query LIKE $1", [`%${copy}%`])).length === 0, 'the CREATE DATABASE ended');
+    expect(await adminQuery('postgres', "SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1", [copy])).toEqual([{ comment: null }]);
+
+    const status = await belay([...args, '--json', 'status']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(jsonResult<{ leftovers: unknown[] }>(status).leftovers).toEqual([{ name: copy, kind: 'scope-copy', drop: `DROP DATABASE "${copy}";` }]);
+    const recover = await belay([...args, '--json', 'recover']);
+    expect(recover.code, recover.stderr).toBe(0);
+    expect(JSON.parse(recover.stdout).message).toMatch(new RegExp(`ended before it changed anything: recorded as interrupted; dropped the schema-only scope copy a killed run left: ${copy}$`));
+    expect(await databases(`${db.name}_belay_scope_%`)).toEqual([]);
+    expect(await db.query('SELECT max(name) AS at FROM belay.migrations')).toEqual([{ at: '0003_accounts_name' }]);
+  });
 });

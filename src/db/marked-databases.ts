@@ -46,8 +46,13 @@ function parseMarker(comment: string | null, kind: MarkedKind, database: string)
   }
 }
 
-/** The databases of `kind` made for `database` that a killed run left: belay's by name and marker, unused by any live session. */
-export async function findLeftMarked(client: ClientBase, kind: MarkedKind, database: string): Promise<string[]> {
+/**
+ * The databases of `kind` made for `database` that a killed run left:
+ * belay's by name and marker, or by name and a killed run's journal that
+ * named it before making it (`journaled`: killed during the CREATE DATABASE,
+ * it never marked it); unused by any live session.
+ */
+export async function findLeftMarked(client: ClientBase, kind: MarkedKind, database: string, journaled: ReadonlySet<string> = new Set()): Promise<string[]> {
   const { rows } = await client.query<{ name: string; comment: string | null }>(
     `SELECT d.datname::text AS name, shobj_description(d.oid, 'pg_database') AS comment
        FROM pg_catalog.pg_database d
@@ -58,12 +63,12 @@ export async function findLeftMarked(client: ClientBase, kind: MarkedKind, datab
   const left: string[] = [];
   for (const row of rows) {
     const marker = parseMarker(row.comment, kind, database);
-    if (!marker) continue;
+    if (!marker && !journaled.has(row.name)) continue;
     // the marking session alive (same pid and start: not a reused pid), or anyone on the database: a live run's
     const { rows: live } = await client.query<{ live: boolean }>(
       `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
                        WHERE (pid = $1 AND (backend_start IS NULL OR backend_start::text = $2)) OR datname = $3) AS live`,
-      [marker.pid, marker.backendStart, row.name],
+      [marker?.pid ?? null, marker?.backendStart ?? null, row.name],
     );
     if (live[0]?.live !== true) left.push(row.name);
   }
@@ -71,10 +76,15 @@ export async function findLeftMarked(client: ClientBase, kind: MarkedKind, datab
 }
 
 /** Drop those (run under the run lock); answers the ones dropped and the ones this role could not drop, with why. */
-export async function dropLeftMarked(client: ClientBase, kind: MarkedKind, database: string): Promise<{ dropped: string[]; kept: Array<{ name: string; why: string }> }> {
+export async function dropLeftMarked(
+  client: ClientBase,
+  kind: MarkedKind,
+  database: string,
+  journaled: ReadonlySet<string> = new Set(),
+): Promise<{ dropped: string[]; kept: Array<{ name: string; why: string }> }> {
   const dropped: string[] = [];
   const kept: Array<{ name: string; why: string }> = [];
-  for (const name of await findLeftMarked(client, kind, database)) {
+  for (const name of await findLeftMarked(client, kind, database, journaled)) {
     try {
       await dropDatabase(client, name);
       dropped.push(name);

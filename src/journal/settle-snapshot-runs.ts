@@ -76,10 +76,16 @@ export async function recordEndedRun(client: ClientBase, backupsDir: string, run
  * its record there before it changes anything), or begun after the snapshot
  * a restore put back. Oldest first; but `except` (the caller's own).
  */
-export async function findStrayRuns(client: ClientBase, backupsDir: string, database: string, except?: string): Promise<Array<{ header: RunHeader; lines: JournalLine[] }>> {
+export async function findStrayRuns(
+  client: ClientBase,
+  backupsDir: string,
+  database: string,
+  except?: string,
+  unfinished?: Array<{ header: RunHeader; lines: JournalLine[] }>,
+): Promise<Array<{ header: RunHeader; lines: JournalLine[] }>> {
   const recorded = await belaySchemaExists(client);
   const found: Array<{ header: RunHeader; lines: JournalLine[] }> = [];
-  for (const journal of await unfinishedJournals(backupsDir, database)) {
+  for (const journal of unfinished ?? (await unfinishedJournals(backupsDir, database))) {
     if (journal.header.runId === except || (recorded && (await readRun(client, journal.header.runId)))) continue;
     found.push(journal);
   }

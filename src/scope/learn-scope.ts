@@ -40,6 +40,12 @@ export interface LearnScopeOptions {
   direction: 'up' | 'down';
   /** How long pg_dump waits for its table locks. */
   lockTimeoutMs: number;
+  /**
+   * Told the copy's name before it is created. A run journals it: killed
+   * during the CREATE DATABASE, which the server finishes without it, it
+   * leaves a copy it never marked, and `recover` knows it by the journal.
+   */
+  beforeCopy?: (copy: string) => Promise<void>;
 }
 
 const CHILD_TIMEOUT_MS = 30 * 60_000;
@@ -91,6 +97,7 @@ export async function learnScope(options: LearnScopeOptions): Promise<LearnedSco
       { ...child, params: options.params },
     );
     if (dumped.code !== 0) throw learnFailure(`pg_dump --schema-only of ${describeTarget(options.params)}`, dumped);
+    await options.beforeCopy?.(copyName);
     try {
       await createDatabase(admin.client, copyName, { template: 'template0' });
     } catch (error) {

@@ -12,7 +12,8 @@ import { endSessionsOf } from '../session/run-lock.js';
 import { finishRun, withRunSession } from '../session/outcome.js';
 import type { RunSetup } from '../session/setup.js';
 import { allowConnectionsAgain, dropLeftoverCopies, finishHalfSwap, swapStopped } from '../steps/restore-step.js';
-import { SCOPE_COPIES } from '../../scope/scope-copies.js';
+import { SCOPE_COPIES, scopeCopiesNamedIn } from '../../scope/scope-copies.js';
+import { unfinishedJournals } from '../../journal/file-journal.js';
 import { dropLeftMarked } from '../../db/marked-databases.js';
 import { REHEARSAL_DATABASES } from '../../rehearse/throwaway.js';
 import { quoteIdent } from '../../db/ident.js';
@@ -44,8 +45,8 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
   return withRunSession(setup, 'recover', async (session) => {
     await session.lock();
     await sweepAfterKilledRuns(setup.config.backupsDir, setup.target.database);
-    // under the lock: the scope copies and rehearsal databases killed runs left (belay's by their marker, their session gone)
-    const scopeCopies = await dropLeftMarked(session.control.client, SCOPE_COPIES, setup.target.database);
+    // under the lock: the scope copies and rehearsal databases killed runs left (belay's by their marker or journal, their session gone)
+    const scopeCopies = await dropLeftMarked(session.control.client, SCOPE_COPIES, setup.target.database, scopeCopiesNamedIn(await unfinishedJournals(setup.config.backupsDir, setup.target.database)));
     const rehearsals = await dropLeftMarked(session.control.client, REHEARSAL_DATABASES, setup.target.database);
     const workDirs = await removeOrphanedWorkDirs();
     const droppedNote = [

@@ -6,7 +6,7 @@ import { BELAY_ACCESS_COLUMNS, BELAY_ACCESS_JOIN, belayRecordPresent, type Belay
 import { derivedName } from '../../db/databases.js';
 import { quoteIdent } from '../../db/ident.js';
 import { isMissingDatabase, openSession, type Session } from '../../db/session.js';
-import { journalFile, listJournalFiles, readJournalFile } from '../../journal/file-journal.js';
+import { journalFile, listJournalFiles, readJournalFile, unfinishedJournals } from '../../journal/file-journal.js';
 import { readNewestAndRunning, type RunSummary } from '../../journal/run-store.js';
 import { findStrayRuns } from '../../journal/settle-snapshot-runs.js';
 import { nameUnended, openRestore, reconcileRun, stepsOfFile, summaryFromFile } from '../result/run-record.js';
@@ -18,7 +18,7 @@ import { lockHolderAmong, type LockHolderInfo } from '../session/run-lock.js';
 import { pickUnsettled, planRecovery, planUnrecorded, withoutEnded, type RecoveryPlan } from '../recovery/recovery-plan.js';
 import { openTargetSession, sessionOptions, type RunSetup } from '../session/setup.js';
 import { halfSwap, type HalfSwap } from '../steps/restore-step.js';
-import { SCOPE_COPIES } from '../../scope/scope-copies.js';
+import { SCOPE_COPIES, scopeCopiesNamedIn } from '../../scope/scope-copies.js';
 import { findLeftMarked } from '../../db/marked-databases.js';
 import { REHEARSAL_DATABASES } from '../../rehearse/throwaway.js';
 
@@ -173,14 +173,16 @@ export async function runStatus(setup: RunSetup): Promise<StatusReport> {
   try {
     const client = session.client;
     const look = await firstLook(client, setup.target.database);
-    const scopeCopies = await findLeftMarked(client, SCOPE_COPIES, setup.target.database);
+    // the journals of runs that never wrote their outcome, read once: the copies they named, the runs the database lacks
+    const unfinished = await unfinishedJournals(setup.config.backupsDir, setup.target.database);
+    const scopeCopies = await findLeftMarked(client, SCOPE_COPIES, setup.target.database, scopeCopiesNamedIn(unfinished));
     const rehearsals = await findLeftMarked(client, REHEARSAL_DATABASES, setup.target.database);
     const applied = look.initialised ? await readApplied(client) : [];
     const runs = look.initialised ? await readNewestAndRunning(client) : { newest: undefined, running: [] };
     const state = compareWithDisk(look.initialised, applied, revisions);
     const drifted = new Set(state.drift.map((d) => d.name));
     // runs only their journal file tells of: the one holding the lock is running, before it wrote to the database
-    const strayJournals = await findStrayRuns(client, setup.config.backupsDir, setup.target.database);
+    const strayJournals = await findStrayRuns(client, setup.config.backupsDir, setup.target.database, undefined, unfinished);
     const strays = strayJournals.flatMap(({ lines }) => summaryFromFile(lines) ?? []).map((run) => ({ ...run, status: 'running' }));
     const lock = look.holder ? lockHolderAmong(look.holder, [...runs.running, ...strays]) : null;
     const live = (runId: string): boolean => runId === lock?.run?.runId;

@@ -18,6 +18,7 @@ import { takeTouchedSnapshot } from '../../scope/touched-snapshot.js';
 import type { ScopeGuard } from '../../scope/lock-scope.js';
 import { decideScope, type BackupScopeMode, type ScopeDecision } from '../../scope/choose-scope.js';
 import { largeObjectsReason, learnScope } from '../../scope/learn-scope.js';
+import { SCOPE_COPY_NOTE } from '../../scope/scope-copies.js';
 import { objectLabel, type LearnedScope } from '../../scope/scope.js';
 import { selectProtectedTables, tableKey } from '../../integrity/table-selection.js';
 import type { Revision } from '../../migrations/revision.js';
@@ -319,8 +320,15 @@ export function stopIfSignalled(setup: RunSetup): void {
 }
 
 /** What the revisions touch, learned on a throwaway schema-only copy of the target (created and dropped on its server). */
-export function learnScopeOf(setup: RunSetup, tools: BackupTools, revisions: Revision[], direction: 'up' | 'down'): Promise<LearnedScope> {
+export function learnScopeOf(
+  setup: RunSetup,
+  tools: BackupTools,
+  revisions: Revision[],
+  direction: 'up' | 'down',
+  beforeCopy?: (copy: string) => Promise<void>,
+): Promise<LearnedScope> {
   return learnScope({
+    ...(beforeCopy ? { beforeCopy } : {}),
     params: setup.target,
     session: sessionOptions(setup, 'belay learn scope'),
     tools,
@@ -331,6 +339,12 @@ export function learnScopeOf(setup: RunSetup, tools: BackupTools, revisions: Rev
     lockTimeoutMs: setup.config.database.lockTimeoutSeconds * 1000,
   });
 }
+
+/** The copy's name in the run's journal before the copy is made (SCOPE_COPY_NOTE): what `recover` drops if the run is killed with it. */
+const journalScopeCopy =
+  (setup: RunSetup) =>
+  (copy: string): Promise<void> =>
+    setup.events.emit({ type: 'note', step: 'scope', message: `creating the throwaway schema-only copy ${copy}`, detail: { [SCOPE_COPY_NOTE]: copy } });
 
 /**
  * Which snapshot the run takes (--backup-scope, else backup.scope, else auto):
@@ -353,7 +367,7 @@ export async function chooseBackupScope(
   const decision: ScopeDecision = outside
     ? { kind: 'full', why: `full snapshot: ${outside}`, learned: null }
     : await decideScope(mode, revisions, direction, () =>
-        setup.events.step({ step: 'scope' }, () => learnScopeOf(setup, tools, revisions, direction), (learned) => ({
+        setup.events.step({ step: 'scope' }, () => learnScopeOf(setup, tools, revisions, direction, journalScopeCopy(setup)), (learned) => ({
           learnedFrom: learned.learnedFrom,
           tables: learned.dataTables.map(objectLabel),
           unknown: learned.unknown,
