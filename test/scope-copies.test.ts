@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { quoteIdent } from '../src/db/ident.js';
@@ -74,33 +75,48 @@ describe('the scope copies a killed run leaves', () => {
     for (const name of [userCopy, otherComment]) await adminQuery('postgres', `DROP DATABASE ${quoteIdent(name)}`);
   });
 
-  it('kill -9 during the CREATE DATABASE of the copy, which the server finishes unmarked: the journal names it, status lists it, recover drops it', async () => {
-    const db = await freshDatabase();
-    const project = await makeProject({ ...GOOD_REVISIONS, '0004_bio.up.sql': "UPDATE profiles SET bio = 'x';", '0004_bio.down.sql': 'UPDATE profiles SET bio = NULL;' });
-    const args = baseArgs(project, db.url);
-    expect((await belay([...args, 'migrate', 'up', '--to', '0003'])).code).toBe(0);
-
-    // the copy's CREATE DATABASE waits on a lock held here: killed there, belay never marks it; let go, the server makes it
+  // the copy's CREATE DATABASE waits on a lock held here, so that belay can be stopped or killed during it
+  async function duringCreate(args: string[], database: string, then: (child: ChildProcess, copy: string, release: () => Promise<void>) => Promise<void>): Promise<string> {
     const c = cluster();
     const blocker = new pg.Client({ host: c.socketDir, port: c.port, user: c.superuser, database: 'postgres' });
     await blocker.connect();
+    let released = false;
+    const release = async (): Promise<void> => {
+      if (!released) await blocker.query('ROLLBACK');
+      released = true;
+    };
     let copy = '';
     try {
       await blocker.query('BEGIN');
       await blocker.query('LOCK TABLE pg_catalog.pg_database IN EXCLUSIVE MODE');
       const { child, done } = startBelay([...args, 'migrate', 'up', '--with-backup', '--backup-scope', 'touched']);
       await pollUntil(async () => {
-        const rows = await adminQuery<{ query: string }>('postgres', "SELECT query FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE %' AND query LIKE $1 AND wait_event_type = 'Lock'", [`%${db.name}_belay_scope_%`]);
+        const rows = await adminQuery<{ query: string }>('postgres', "SELECT query FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE %' AND query LIKE $1 AND wait_event_type = 'Lock'", [`%${database}_belay_scope_%`]);
         copy = /"([^"]+)"/.exec(rows[0]?.query ?? '')?.[1] ?? '';
         return copy !== '';
       }, "the copy's CREATE DATABASE waits");
-      child.kill('SIGKILL');
+      await then(child, copy, release);
       await done;
     } finally {
-      await blocker.query('ROLLBACK');
+      await release();
       await blocker.end();
     }
-    await pollUntil(async () => (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE %' AND query LIKE $1", [`%${copy}%`])).length === 0, 'the CREATE DATABASE ended');
+    await pollUntil(async () => (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE %' AND query LIKE $1 AND state = 'active'", [`%${copy}%`])).length === 0, 'the CREATE DATABASE ended');
+    return copy;
+  }
+
+  it('killed once the server made the copy and before belay marked it: the journal names it, status lists it, recover drops it', async () => {
+    const db = await freshDatabase();
+    const project = await makeProject({ ...GOOD_REVISIONS, '0004_bio.up.sql': "UPDATE profiles SET bio = 'x';", '0004_bio.down.sql': 'UPDATE profiles SET bio = NULL;' });
+    const args = baseArgs(project, db.url);
+    expect((await belay([...args, 'migrate', 'up', '--to', '0003'])).code).toBe(0);
+    // stopped (its connection open), the CREATE DATABASE let through and answered, then killed: the answer never read
+    const copy = await duringCreate(args, db.name, async (child, made, release) => {
+      child.kill('SIGSTOP');
+      await release();
+      await pollUntil(async () => (await adminQuery('postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [made])).length === 1, 'the copy made');
+      child.kill('SIGKILL');
+    });
     expect(await adminQuery('postgres', "SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1", [copy])).toEqual([{ comment: null }]);
 
     const status = await belay([...args, '--json', 'status']);
