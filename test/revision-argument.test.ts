@@ -19,6 +19,14 @@ describe('a revision argument', () => {
     expect(resolveRevisionOrStart('2', NAMES)).toBe('0002_profiles');
     expect(resolveRevisionOrStart('0002', NAMES)).toBe('0002_profiles');
     expect(resolveRevisionOrStart('0003_acc', NAMES)).toBe('0003_accounts_name');
+    // a number a digit short, that is also the start of other names, is neither reading
+    const many = ['0001_a', '0002_b', ...Array.from({ length: 10 }, (_, i) => `00${20 + i}_c${i}`)];
+    expect(() => resolveRevisionOrStart('002', many)).toThrow(/--to 002 is ambiguous: revision number 2 is 0002_b, and it begins 0020_c0, .*, 0029_c9/);
+    expect(resolveRevisionOrStart('0002', many)).toBe('0002_b');
+    expect(resolveRevisionOrStart('2', many)).toBe('0002_b');
+    expect(resolveRevisionOrStart('0022', many)).toBe('0022_c2');
+    expect(resolveRevisionOrStart('22', many)).toBe('0022_c2');
+    expect(resolveRevisionOrStart('1', ['1_a', '10_b', '11_c'])).toBe('1_a');
     // a revision numbered 0 is named by 0 and by its zeros alike
     expect(resolveRevisionOrStart('0', ['0000_init', ...NAMES])).toBe('0000_init');
     expect(resolveRevisionOrStart('0000', ['0000_init', ...NAMES])).toBe('0000_init');

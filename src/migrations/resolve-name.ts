@@ -16,11 +16,20 @@ export function resolveRevisionName(query: string, names: readonly string[], fla
   }
   const exact = names.find((name) => name === query);
   if (exact) return exact;
+  const byPrefix = names.filter((name) => name.startsWith(query));
   if (/^\d+$/.test(query)) {
     const byNumber = names.filter((name) => Number(name.split('_')[0]) === Number(query));
+    // `002` among 0002 and 0020…0029: zero-padded, but a digit short of either, so neither is taken for it (a rollback
+    // too deep, or not deep enough); `1` among 1, 10 and 11 is a number as written
+    const padded = byNumber.length === 1 && query.length > 1 && query.startsWith('0') && query.length < byNumber[0]!.split('_')[0]!.length;
+    const alsoPrefix = padded ? byPrefix.filter((name) => name !== byNumber[0]) : [];
+    if (alsoPrefix.length > 0) {
+      throw usageError(`${flag} ${query} is ambiguous: revision number ${Number(query)} is ${byNumber[0]}, and it begins ${alsoPrefix.join(', ')}`, {
+        hint: `Give the number in full (${byNumber[0]!.split('_')[0]}) or more of the name.`,
+      });
+    }
     if (byNumber.length === 1) return byNumber[0]!;
   }
-  const byPrefix = names.filter((name) => name.startsWith(query));
   // `00`, `000`: not the documented `0`, so never "every revision"; say which spelling that is
   const zeros = /^0+$/.test(query) && query !== '0' ? ` (\`${flag} 0\`, exactly, means before the first revision where the command accepts it)` : '';
   if (byPrefix.length === 1) return byPrefix[0]!;
