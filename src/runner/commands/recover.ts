@@ -46,7 +46,8 @@ export async function runRecover(setup: RunSetup): Promise<RunResult> {
     await session.lock();
     await sweepAfterKilledRuns(setup.config.backupsDir, setup.target.database);
     // under the lock: the scope copies and rehearsal databases killed runs left (belay's by their marker or journal, their session gone)
-    const scopeCopies = await dropLeftMarked(session.control.client, SCOPE_COPIES, setup.target.database, scopeCopiesNamedIn(await unfinishedJournals(setup.config.backupsDir, setup.target.database)));
+    const journaledCopies = scopeCopiesNamedIn(await unfinishedJournals(setup.config.backupsDir, setup.target.database));
+    const scopeCopies = await dropLeftMarked(session.control.client, SCOPE_COPIES, setup.target.database, journaledCopies);
     const rehearsals = await dropLeftMarked(session.control.client, REHEARSAL_DATABASES, setup.target.database);
     const workDirs = await removeOrphanedWorkDirs();
     const droppedNote = [
