@@ -200,12 +200,13 @@ describe('a restore killed once the snapshot replaced the database', () => {
         if (exited) throw new Error(`belay ended first: ${(await run.done).stderr}`);
         return (await adminQuery('postgres', "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0", [rename])).length > 0;
       }, `${rename} waiting`);
-      // killed while its rename waits: the server still runs the rename once the lock goes (as it does for a
-      // statement sent before its client died), and the run's journal never says so
-      run.child.kill('SIGKILL');
-      await run.done;
+      // stopped while its rename waits, the lock let go, killed once the server ran the rename: the run's journal
+      // never says so (killed outright instead, the server's 2 s check for a gone client may give the rename up)
+      run.child.kill('SIGSTOP');
       await holder.query('ROLLBACK');
       await pollUntil(async () => (await adminQuery('postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [copy])).length === 0, 'the rename done');
+      run.child.kill('SIGKILL');
+      await run.done;
     } finally {
       await holder.query('ROLLBACK').catch(() => {});
       await holder.end();
