@@ -139,14 +139,6 @@ function journalWriteError(path: string, error: unknown): BelayError {
 
 export type JournalLine = ({ type: 'step' } & JournalRecord) | ({ type: 'run' } & Record<string, unknown>) | ({ type: 'outcome' } & Record<string, unknown>);
 
-/** The strings a journal file's step lines hold under `detail[key]`: what its run named there (a database it made). */
-export function namedInJournal(lines: readonly JournalLine[], key: string): string[] {
-  return lines.flatMap((line) => {
-    const named = line.type === 'step' ? line.detail?.[key] : undefined;
-    return typeof named === 'string' ? [named] : [];
-  });
-}
-
 export async function readJournalFile(path: string): Promise<JournalLine[]> {
   const text = await readFile(path, 'utf8');
   const lines: JournalLine[] = [];

@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import { DatabaseJournal } from './db-journal.js';
 import { belaySchemaExists } from '../db/belay-schema.js';
-import { FileJournal, journalFile, journalsOf, namedInJournal, readJournalFile, settledOutcome, unfinishedJournals, type JournalLine } from './file-journal.js';
+import { FileJournal, journalFile, journalsOf, readJournalFile, settledOutcome, unfinishedJournals, type JournalLine } from './file-journal.js';
 import type { JournalRecord, RunHeader, RunOutcome } from './record.js';
 import { findUnfinishedRuns, markInSnapshot, readRun } from './run-store.js';
 import { openRestore, stepsOfFile } from '../runner/result/run-record.js';
@@ -41,7 +41,7 @@ export async function recordEndedRuns(client: ClientBase, backupsDir: string, ex
     const lines = await readJournalFile(journalFile(backupsDir, runId)).catch((): JournalLine[] => []);
     const outcome = settledOutcome(lines);
     if (!outcome || !(await writeRunFromFile(client, backupsDir, runId, true))) continue;
-    const restoreCopies = namedInJournal(lines, 'restoreCopy');
+    const restoreCopies = stepsOfFile(lines).flatMap((step) => (typeof step.detail?.restoreCopy === 'string' ? [step.detail.restoreCopy] : []));
     ended.push({ runId, outcome, restoreCopies });
   }
   return ended;

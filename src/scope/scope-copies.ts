@@ -1,7 +1,7 @@
 import type { ClientBase } from 'pg';
 import { derivedName } from '../db/databases.js';
 import { markDatabase, type MarkedKind } from '../db/marked-databases.js';
-import { namedInJournal, type JournalLine } from '../journal/file-journal.js';
+import type { JournalLine } from '../journal/file-journal.js';
 
 /** The throwaway schema-only copies learning the backup scope makes (`<db>_belay_scope_<8 hex>`, learn-scope.ts). */
 export const SCOPE_COPIES: MarkedKind = {
@@ -19,5 +19,13 @@ export const markScopeCopy = (admin: ClientBase, copy: string, of: string): Prom
 export const SCOPE_COPY_NOTE = 'scopeCopy';
 
 /** The copies killed runs named in their journals (unfinishedJournals) before making them: belay's, marked or not. */
-export const scopeCopiesNamedIn = (journals: ReadonlyArray<{ lines: readonly JournalLine[] }>): Set<string> =>
-  new Set(journals.flatMap(({ lines }) => namedInJournal(lines, SCOPE_COPY_NOTE)));
+export function scopeCopiesNamedIn(journals: ReadonlyArray<{ lines: readonly JournalLine[] }>): Set<string> {
+  const names = new Set<string>();
+  for (const { lines } of journals) {
+    for (const line of lines) {
+      const copy = line.type === 'step' ? line.detail?.[SCOPE_COPY_NOTE] : undefined;
+      if (typeof copy === 'string') names.add(copy);
+    }
+  }
+  return names;
+}
